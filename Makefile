@@ -1,0 +1,50 @@
+# leadx — the two commands that matter: `make run` and `make test`.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+.PHONY: install run test unit integration proto proto-check lint k8s-check bench clean
+
+install: $(STAMP)
+
+# The virtual environment is rebuilt whenever the lock file or the project metadata changes.
+$(STAMP): requirements.lock pyproject.toml
+	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "leadx needs Python 3.11+"'
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.lock
+	$(PY) -m pip install --quiet --no-deps -e .
+	@touch $(STAMP)
+
+## Start the whole exchange locally (broker, Redis, SQLite, all services, demo seller and buyers).
+run: install
+	$(VENV)/bin/leadx run
+
+## The whole suite: generated-code drift, lint, manifests, unit and integration tests.
+test: install proto-check lint k8s-check
+	$(PY) -m pytest
+
+unit: install
+	$(PY) -m pytest tests/unit
+
+integration: install
+	$(PY) -m pytest tests/integration
+
+proto: install
+	$(PY) -m leadx.tools.gen_proto
+
+proto-check: install
+	$(PY) -m leadx.tools.gen_proto --check
+
+lint: install
+	$(VENV)/bin/ruff check leadx services tests bench
+
+k8s-check: install
+	$(PY) -m leadx.tools.check_k8s
+
+bench: install
+	$(PY) bench/pipeline.py
+
+clean:
+	rm -rf $(VENV) .leadx .pytest_cache

@@ -1,0 +1,78 @@
+"""Seller and buyer accounts. API keys are shown once and stored only as a SHA-256 hash: they
+are 256-bit random tokens, so a fast unsalted hash is safe and allows an indexed lookup."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import string
+import time
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from leadx.db.models import Buyer, Seller
+
+_ID_ALPHABET = string.ascii_lowercase + string.digits
+
+
+def _new_account_id(prefix: str) -> str:
+    return prefix + "".join(secrets.choice(_ID_ALPHABET) for _ in range(10))
+
+
+def new_api_key() -> str:
+    return "lx_" + secrets.token_urlsafe(32)
+
+
+def hash_api_key(api_key: str) -> str:
+    return hashlib.sha256(api_key.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class Created:
+    id: str
+    api_key: str
+
+
+@dataclass(frozen=True)
+class BuyerEndpoint:
+    id: str
+    name: str
+    ping_url: str
+    post_url: str
+
+
+def create_seller(session: Session, name: str) -> Created:
+    api_key = new_api_key()
+    seller = Seller(id=_new_account_id("s_"), name=name, api_key_hash=hash_api_key(api_key),
+                    active=True, created_at_ms=int(time.time() * 1000))
+    session.add(seller)
+    session.commit()
+    return Created(seller.id, api_key)
+
+
+def create_buyer(session: Session, name: str, ping_url: str, post_url: str) -> Created:
+    api_key = new_api_key()
+    buyer = Buyer(id=_new_account_id("b_"), name=name, api_key_hash=hash_api_key(api_key),
+                  ping_url=ping_url, post_url=post_url, active=True,
+                  created_at_ms=int(time.time() * 1000))
+    session.add(buyer)
+    session.commit()
+    return Created(buyer.id, api_key)
+
+
+def seller_for_key(session: Session, api_key: str) -> str | None:
+    """The active seller's id for this key, or None."""
+    row = session.execute(
+        select(Seller.id).where(Seller.api_key_hash == hash_api_key(api_key), Seller.active.is_(True))
+    ).first()
+    return row[0] if row else None
+
+
+def active_buyers(session: Session) -> list[BuyerEndpoint]:
+    rows = session.execute(
+        select(Buyer.id, Buyer.name, Buyer.ping_url, Buyer.post_url)
+        .where(Buyer.active.is_(True)).order_by(Buyer.id)
+    ).all()
+    return [BuyerEndpoint(*row) for row in rows]

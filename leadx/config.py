@@ -1,0 +1,99 @@
+"""Configuration from the environment.
+
+Each service builds one frozen settings object at start. Connection settings have no defaults in
+services, so a misconfigured pod fails at once with the name of what is missing instead of
+silently talking to localhost.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+_REQUIRED = object()
+
+
+class ConfigError(RuntimeError):
+    """A required setting is missing or malformed."""
+
+
+def env_str(name: str, default: object = _REQUIRED) -> str:
+    value = os.environ.get(name)
+    if value is None or value == "":
+        if default is _REQUIRED:
+            raise ConfigError(f"environment variable {name} is required")
+        return str(default)
+    return value
+
+
+def env_int(name: str, default: object = _REQUIRED) -> int:
+    raw = env_str(name, default)
+    try:
+        return int(raw)
+    except ValueError:
+        raise ConfigError(f"environment variable {name} must be an integer, got {raw!r}") from None
+
+
+def env_float(name: str, default: object = _REQUIRED) -> float:
+    raw = env_str(name, default)
+    try:
+        return float(raw)
+    except ValueError:
+        raise ConfigError(f"environment variable {name} must be a number, got {raw!r}") from None
+
+
+def env_bool(name: str, default: bool) -> bool:
+    raw = env_str(name, "true" if default else "false").strip().lower()
+    if raw in {"1", "true", "yes", "on"}:
+        return True
+    if raw in {"0", "false", "no", "off"}:
+        return False
+    raise ConfigError(f"environment variable {name} must be true or false, got {raw!r}")
+
+
+@dataclass(frozen=True)
+class KafkaSettings:
+    bootstrap_servers: str
+    topic_prefix: str
+    partitions: int
+    replication_factor: int
+    # Off by default: the embedded tansu broker rejects InitProducerId v0. Turn on for real Kafka.
+    idempotence: bool
+
+    @classmethod
+    def from_env(cls) -> KafkaSettings:
+        return cls(
+            bootstrap_servers=env_str("KAFKA_BOOTSTRAP_SERVERS"),
+            topic_prefix=env_str("LEADX_TOPIC_PREFIX", ""),
+            partitions=env_int("KAFKA_PARTITIONS", 6),
+            replication_factor=env_int("KAFKA_REPLICATION_FACTOR", 1),
+            idempotence=env_bool("KAFKA_IDEMPOTENCE", False),
+        )
+
+
+@dataclass(frozen=True)
+class CommonSettings:
+    """What every service needs: where the broker, Redis and SQL are, and the PII key."""
+
+    service: str
+    kafka: KafkaSettings
+    redis_url: str
+    database_url: str
+    hmac_key: bytes
+    health_port: int
+    log_level: str
+
+    @classmethod
+    def from_env(cls, service: str) -> CommonSettings:
+        key = env_str("LEADX_HMAC_KEY")
+        if len(key) < 16:
+            raise ConfigError("LEADX_HMAC_KEY must be at least 16 characters")
+        return cls(
+            service=service,
+            kafka=KafkaSettings.from_env(),
+            redis_url=env_str("REDIS_URL"),
+            database_url=env_str("DATABASE_URL"),
+            hmac_key=key.encode(),
+            health_port=env_int("HEALTH_PORT", 8081),
+            log_level=env_str("LOG_LEVEL", "INFO"),
+        )

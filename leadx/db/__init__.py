@@ -1,0 +1,1 @@
+"""SQL storage (SQLAlchemy): SQLite file by default, PostgreSQL via DATABASE_URL."""

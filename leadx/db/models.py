@@ -1,0 +1,86 @@
+"""Tables. Money is integer cents; times are UTC Unix milliseconds (portable across SQLite and
+PostgreSQL, and the same unit as the events)."""
+
+from __future__ import annotations
+
+from sqlalchemy import JSON, BigInteger, Boolean, Float, Index, Integer, String, Text
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Seller(Base):
+    __tablename__ = "sellers"
+    id: Mapped[str] = mapped_column(String(16), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    api_key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at_ms: Mapped[int] = mapped_column(BigInteger)
+
+
+class Buyer(Base):
+    __tablename__ = "buyers"
+    id: Mapped[str] = mapped_column(String(16), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    api_key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    ping_url: Mapped[str] = mapped_column(String(2000))
+    post_url: Mapped[str] = mapped_column(String(2000))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at_ms: Mapped[int] = mapped_column(BigInteger)
+
+
+class Lead(Base):
+    """The lead store. `fields` holds raw PII, readable only by the seller and the buyer."""
+
+    __tablename__ = "leads"
+    id: Mapped[str] = mapped_column(String(10), primary_key=True)
+    seller_id: Mapped[str] = mapped_column(String(16), index=True)
+    vertical: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16))
+    status_rank: Mapped[int] = mapped_column(Integer)
+    fields: Mapped[dict | None] = mapped_column(JSON, nullable=True)
+    min_price_cents: Mapped[int] = mapped_column(BigInteger, default=0)
+    submitted_at_ms: Mapped[int] = mapped_column(BigInteger)
+    updated_at_ms: Mapped[int] = mapped_column(BigInteger)
+    rejection_detail: Mapped[str | None] = mapped_column(Text, nullable=True)  # internal only
+    probability: Mapped[float | None] = mapped_column(Float, nullable=True)
+    cluster: Mapped[str | None] = mapped_column(String(32), nullable=True)
+
+
+class Auction(Base):
+    __tablename__ = "auctions"
+    id: Mapped[str] = mapped_column(String(16), primary_key=True)
+    lead_id: Mapped[str] = mapped_column(String(10), index=True)
+    offered_buyers: Mapped[int] = mapped_column(Integer)
+    opened_at_ms: Mapped[int] = mapped_column(BigInteger)
+    closes_at_ms: Mapped[int] = mapped_column(BigInteger)
+
+
+class Sale(Base):
+    """One row per lead outcome (sold or unsold): the primary key makes recording idempotent."""
+
+    __tablename__ = "sales"
+    lead_id: Mapped[str] = mapped_column(String(10), primary_key=True)
+    auction_id: Mapped[str] = mapped_column(String(16))
+    sold: Mapped[bool] = mapped_column(Boolean)
+    buyer_id: Mapped[str | None] = mapped_column(String(16), nullable=True, index=True)
+    seller_id: Mapped[str] = mapped_column(String(16), index=True)
+    price_cents: Mapped[int] = mapped_column(BigInteger)
+    seller_fee_cents: Mapped[int] = mapped_column(BigInteger)
+    vertical: Mapped[str] = mapped_column(String(64))
+    state: Mapped[str] = mapped_column(String(2))
+    attempts: Mapped[int] = mapped_column(Integer)
+    closed_at_ms: Mapped[int] = mapped_column(BigInteger)
+
+    __table_args__ = (Index("ix_sales_closed_at", "closed_at_ms"),)
+
+
+class ProcessedEvent(Base):
+    """Event ids a consumer has already applied: a redelivered event changes nothing."""
+
+    __tablename__ = "processed_events"
+    event_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    consumer: Mapped[str] = mapped_column(String(64), primary_key=True)
+    processed_at_ms: Mapped[int] = mapped_column(BigInteger)

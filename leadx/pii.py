@@ -1,0 +1,40 @@
+"""PII identities: normalised, then keyed with HMAC-SHA256 under the platform secret.
+
+Only these keys reach Redis, Kafka keys, logs and metrics; the raw values stay in the lead store.
+The kind is part of the HMAC input, so the same digits as an SSN and as a phone never collide.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+
+_DIGITS = re.compile(r"\D")
+
+SSN, EMAIL, HOME_PHONE = "ssn", "email", "home_phone"
+IDENTITY_FIELDS = (SSN, EMAIL, HOME_PHONE)
+
+
+def normalise(kind: str, value: str) -> str:
+    value = value.strip()
+    if kind == SSN:
+        return _DIGITS.sub("", value)
+    if kind == EMAIL:
+        return value.lower()
+    if kind == HOME_PHONE:
+        digits = _DIGITS.sub("", value)
+        return digits[1:] if len(digits) == 11 and digits.startswith("1") else digits
+    raise ValueError(f"unknown identity kind {kind!r}")
+
+
+def identity_key(secret: bytes, kind: str, value: str) -> str:
+    normalised = normalise(kind, value)
+    digest = hmac.new(secret, f"{kind}:{normalised}".encode(), hashlib.sha256).digest()
+    return digest[:16].hex()  # 128 bits: collisions are out of reach at any realistic volume
+
+
+def identity_keys(secret: bytes, fields: dict[str, str]) -> dict[str, str]:
+    """Identity keys for the identity fields present and non-empty in `fields`."""
+    return {kind: identity_key(secret, kind, fields[kind])
+            for kind in IDENTITY_FIELDS if fields.get(kind, "").strip()}

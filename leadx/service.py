@@ -1,0 +1,27 @@
+"""Run a service until SIGTERM/SIGINT, then shut it down in order (graceful drain)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import Awaitable, Callable
+
+log = logging.getLogger(__name__)
+
+
+def install_stop_signals(stop: asyncio.Event) -> None:
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+
+
+def run(main: Callable[[asyncio.Event], Awaitable[None]]) -> None:
+    """`main(stop)` starts its parts, awaits `stop`, and stops its parts."""
+
+    async def _runner() -> None:
+        stop = asyncio.Event()
+        install_stop_signals(stop)
+        await main(stop)
+
+    asyncio.run(_runner())

@@ -1,0 +1,47 @@
+"""OpenTelemetry tracing, with the W3C trace context carried in Kafka headers so a lead's spans
+link from the seller's HTTP request through every service to the buyer's POST."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+
+from opentelemetry import context, propagate, trace
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter
+
+_configured = False
+
+
+def setup_tracing(service: str, extra_processor: SpanProcessor | None = None) -> None:
+    """Install the SDK tracer provider once per process.
+
+    `OTEL_TRACES_EXPORTER=console` prints spans; by default spans are created (so trace ids
+    reach logs and Kafka headers) but not exported. Production wires an OTLP collector here.
+    """
+    global _configured
+    if _configured:
+        return
+    provider = TracerProvider(resource=Resource.create({"service.name": service}))
+    if os.environ.get("OTEL_TRACES_EXPORTER", "none") == "console":
+        provider.add_span_processor(BatchSpanProcessor(ConsoleSpanExporter()))
+    if extra_processor is not None:
+        provider.add_span_processor(extra_processor)
+    trace.set_tracer_provider(provider)
+    _configured = True
+
+
+def tracer() -> trace.Tracer:
+    return trace.get_tracer("leadx")
+
+
+def inject_headers() -> list[tuple[str, bytes]]:
+    carrier: dict[str, str] = {}
+    propagate.inject(carrier)
+    return [(k, v.encode()) for k, v in carrier.items()]
+
+
+def extract_context(headers: Iterable[tuple[str, bytes]]) -> context.Context:
+    carrier = {k: v.decode(errors="replace") for k, v in headers if v is not None}
+    return propagate.extract(carrier)

@@ -1,0 +1,38 @@
+"""Topic names. The five names of the design card are fixed; the rest are what the flow needs.
+
+`LEADX_TOPIC_PREFIX` namespaces every topic and consumer group, so tests (and several
+environments sharing one cluster) never see each other's events.
+"""
+
+from __future__ import annotations
+
+LEAD_SUBMITTED = "lead.submitted"
+LEAD_VERIFIED = "lead.verified"
+LEAD_REJECTED = "lead.rejected"
+LEAD_SCORED = "lead.scored"
+AUCTION_OPENED = "auction.opened"
+BID_PLACED = "bid.placed"
+AUCTION_CLOSED = "auction.closed"
+# Internal to the auction workers: "close this auction now" requests fired from durable deadlines.
+AUCTION_DEADLINE = "auction.deadline"
+SALE_CLOSED = "sale.closed"
+
+ALL = (
+    LEAD_SUBMITTED,
+    LEAD_VERIFIED,
+    LEAD_REJECTED,
+    LEAD_SCORED,
+    AUCTION_OPENED,
+    BID_PLACED,
+    AUCTION_CLOSED,
+    AUCTION_DEADLINE,
+    SALE_CLOSED,
+)
+
+
+def name(prefix: str, base: str) -> str:
+    return f"{prefix}{base}"
+
+
+def group(prefix: str, base: str) -> str:
+    return f"{prefix}leadx-{base}"

@@ -1,0 +1,163 @@
+"""Vertical field schemas and field verification (pure: no I/O beyond reading the schema file).
+
+Verification follows the patent's Lead Verification Process: a missing required field stops at
+once with FIELD_MISSING; every other problem is collected so the seller sees all of them together.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import tomllib
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+import zipcodes
+
+SCHEMA_FILE = Path(__file__).with_name("verticals.toml")
+MAX_FIELD_LENGTH = 200
+
+_EMAIL = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$")
+_STATES = frozenset(
+    "AL AK AZ AR CA CO CT DE DC FL GA HI ID IL IN IA KS KY LA ME MD MA MI MN MS MO MT NE NV NH NJ "
+    "NM NY NC ND OH OK OR PA RI SC SD TN TX UT VT VA WA WV WI WY PR VI GU AS MP".split()
+)
+
+
+@dataclass(frozen=True)
+class FieldSpec:
+    name: str
+    type: str
+    required: bool
+    values: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Vertical:
+    name: str
+    fields: tuple[FieldSpec, ...]
+
+
+@dataclass(frozen=True)
+class FieldError:
+    code: str
+    field: str
+    message: str
+
+    def as_dict(self) -> dict[str, str]:
+        return {"code": self.code, "field": self.field, "message": self.message}
+
+
+@dataclass
+class Verification:
+    errors: list[FieldError] = field(default_factory=list)
+    fields: dict[str, str] = field(default_factory=dict)  # normalised values, known fields only
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+
+@lru_cache(maxsize=1)
+def load_verticals(path: Path = SCHEMA_FILE) -> dict[str, Vertical]:
+    raw = tomllib.loads(path.read_text())
+    return {
+        name: Vertical(name, tuple(FieldSpec(f["name"], f["type"], bool(f.get("required", False)),
+                                             tuple(f.get("values", ()))) for f in spec["fields"]))
+        for name, spec in raw.items()
+    }
+
+
+def _as_text(value: object) -> str | None:
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, (str, int)):
+        return str(value).strip()
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return None
+
+
+def _check(spec: FieldSpec, value: str) -> tuple[str | None, str]:
+    """Returns (error message or None, normalised value)."""
+    kind = spec.type
+    if len(value) > MAX_FIELD_LENGTH:
+        return f"must be at most {MAX_FIELD_LENGTH} characters", value
+    if kind == "text":
+        return None, value
+    if kind == "email":
+        return (None, value) if _EMAIL.match(value) else ("is not a valid email address", value)
+    if kind == "phone":
+        digits = re.sub(r"\D", "", value)
+        if len(digits) == 11 and digits[0] == "1":
+            digits = digits[1:]
+        if len(digits) != 10 or digits[0] in "01" or digits[3] in "01":
+            return "must be a 10-digit US phone number", value
+        return None, digits
+    if kind == "ssn":
+        digits = re.sub(r"[\s-]", "", value)
+        if not re.fullmatch(r"\d{9}", digits):
+            return "must be 9 digits", value
+        area, group, serial = digits[:3], digits[3:5], digits[5:]
+        if area in {"000", "666"} or area >= "900" or group == "00" or serial == "0000":
+            return "is not an issuable social security number", value
+        return None, digits
+    if kind == "zip":
+        return (None, value) if re.fullmatch(r"\d{5}", value) else ("must be a 5-digit ZIP code", value)
+    if kind == "state":
+        upper = value.upper()
+        return (None, upper) if upper in _STATES else ("is not a US state code", value)
+    if kind in {"money", "integer"}:
+        if not re.fullmatch(r"\d{1,12}", value):
+            unit = "cents" if kind == "money" else "a whole number"
+            return f"must be a non-negative whole number ({unit})", value
+        return None, str(int(value))
+    if kind == "date":
+        try:
+            parsed = dt.date.fromisoformat(value)
+        except ValueError:
+            return "must be a date as YYYY-MM-DD", value
+        if not dt.date(1900, 1, 1) <= parsed <= dt.date.today():
+            return "is not a plausible date", value
+        return None, parsed.isoformat()
+    if kind == "enum":
+        lower = value.lower()
+        return (None, lower) if lower in spec.values else (f"must be one of {', '.join(spec.values)}", value)
+    raise ValueError(f"unknown field type {kind!r} in vertical schema")
+
+
+def verify(vertical: Vertical, payload: dict[str, object]) -> Verification:
+    result = Verification()
+    for spec in vertical.fields:
+        raw = payload.get(spec.name)
+        text = _as_text(raw)
+        if raw is None or text == "":
+            if spec.required:
+                result.errors = [FieldError("FIELD_MISSING", spec.name, f"{spec.name} is required")]
+                return result
+            continue
+        if text is None:
+            result.errors.append(FieldError("FIELD_INVALID", spec.name, f"{spec.name} must be a string"))
+            continue
+        message, normalised = _check(spec, text)
+        if message:
+            result.errors.append(FieldError("FIELD_INVALID", spec.name, f"{spec.name} {message}"))
+        else:
+            result.fields[spec.name] = normalised
+    _check_zip_and_state(result)
+    return result
+
+
+def _check_zip_and_state(result: Verification) -> None:
+    zip_code = result.fields.get("zip")
+    if not zip_code:
+        return
+    matches = zipcodes.matching(zip_code)
+    if not matches:
+        result.errors.append(FieldError("ZIP_UNKNOWN", "zip", f"zip {zip_code} is not a US ZIP code"))
+        return
+    state = result.fields.get("state")
+    if state and state != matches[0]["state"]:
+        result.errors.append(FieldError(
+            "ZIP_STATE_MISMATCH", "state", f"zip {zip_code} is in {matches[0]['state']}, not {state}"))

@@ -1,0 +1,42 @@
+"""auction: lead.scored + bid.placed → auction.opened, auction.closed (faust-streaming worker)."""
+
+from __future__ import annotations
+
+import asyncio
+
+from faust import Worker
+
+from leadx.buyer_directory import BuyerDirectory
+from leadx.db.engine import create_schema, make_engine, session_factory
+from leadx.health import HealthServer, Readiness
+from leadx.kafka import ensure_topics
+from leadx.logs import setup_logging
+from leadx.telemetry import setup_tracing
+from services.auction.settings import AuctionSettings
+from services.auction.worker import build_worker
+
+
+def main() -> None:
+    settings = AuctionSettings.from_env()
+    setup_tracing("auction")
+    # faust only creates its own changelog topics; the event topics must exist before it subscribes.
+    asyncio.run(ensure_topics(settings.common.kafka))
+    engine = make_engine(settings.common.database_url)
+    create_schema(engine)
+    directory = BuyerDirectory(session_factory(engine))
+    directory.load()  # before the first lead, so no auction opens with an empty buyer list
+    readiness = Readiness()
+    app = build_worker(settings, directory, readiness)
+    health = HealthServer(readiness, settings.common.health_port)
+
+    @app.task
+    async def serve_health() -> None:
+        await health.start()
+
+    worker = Worker(app, loglevel=settings.common.log_level, quiet=True)
+    setup_logging("auction", settings.common.log_level)
+    worker.execute_from_commandline()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,208 @@
+"""The auction worker: a faust-streaming app that opens an auction per scored lead, collects
+bids in a table, and closes each auction once, when its durable deadline passes.
+
+Topics are co-partitioned: lead.scored and bid.placed are keyed by the auction id (a lead
+auction's id is its lead id) and have the same partition count as the table's changelog, so the
+worker that owns an auction's partition sees its lead, its bids and its close requests.
+
+Closing never runs from timer memory alone: a timer fires close requests for due deadlines into
+auction.deadline, and the agent owning the partition checks the table before closing, so
+restarts, rebalances and duplicate requests still close every auction exactly once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+import secrets
+import time
+from collections.abc import Iterable, Mapping
+
+import faust
+from opentelemetry import trace
+
+from leadx import topics
+from leadx.buyer_directory import BuyerDirectory
+from leadx.events.v1 import events_pb2 as ev
+from leadx.health import Readiness
+from leadx.ids import derived_event_id
+from leadx.kafka import HEADER_EVENT_ID, HEADER_EVENT_TYPE
+from leadx.logs import log_event
+from leadx.telemetry import extract_context, inject_headers, tracer
+from services.auction import rules
+from services.auction.deadlines import CLOSE, PURGE, DeadlineIndex
+from services.auction.settings import AuctionSettings
+
+log = logging.getLogger(__name__)
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def _headers(raw: Mapping[str, bytes] | Iterable[tuple[str, bytes]] | None) -> list[tuple[str, bytes]]:
+    if raw is None:
+        return []
+    return list(raw.items()) if isinstance(raw, Mapping) else list(raw)
+
+
+def build_worker(settings: AuctionSettings, directory: BuyerDirectory, readiness: Readiness) -> faust.App:
+    kafka = settings.common.kafka
+    prefix = kafka.topic_prefix
+    app = faust.App(
+        f"{prefix}leadx-auction",
+        broker=[f"kafka://{server.strip()}" for server in kafka.bootstrap_servers.split(",")],
+        store="memory://",
+        datadir=settings.data_dir,
+        topic_partitions=kafka.partitions,
+        topic_replication_factor=kafka.replication_factor,
+        table_standby_replicas=0,
+        consumer_auto_offset_reset="earliest",
+        producer_acks=-1,
+        broker_commit_interval=0.5,
+        # Short timeouts: a killed worker's partitions move within seconds, not minutes.
+        broker_session_timeout=10.0,
+        broker_heartbeat_interval=2.0,
+        broker_rebalance_timeout=10.0,
+        web_enabled=False,
+    )
+
+    def topic(base: str) -> faust.TopicT:
+        return app.topic(topics.name(prefix, base), key_type=bytes, value_type=bytes,
+                         key_serializer="raw", value_serializer="raw")
+
+    scored_topic, bids_topic = topic(topics.LEAD_SCORED), topic(topics.BID_PLACED)
+    deadline_topic = topic(topics.AUCTION_DEADLINE)
+    opened_topic, closed_topic = topic(topics.AUCTION_OPENED), topic(topics.AUCTION_CLOSED)
+    auctions = app.Table("auctions", default=None, partitions=kafka.partitions)
+    deadlines = DeadlineIndex()
+    state = {"rebalanced": False}
+    readiness.add("partitions assigned and recovered", lambda: state["rebalanced"])
+    readiness.add("buyers loaded", lambda: directory.loaded)
+
+    async def publish(target: faust.TopicT, key: str, message, event_id: str) -> None:
+        with tracer().start_as_current_span(f"{target.get_topic_name()} publish",
+                                            kind=trace.SpanKind.PRODUCER):
+            headers = [(HEADER_EVENT_ID, event_id.encode()),
+                       (HEADER_EVENT_TYPE, message.DESCRIPTOR.full_name.encode()), *inject_headers()]
+            # force=True sends now instead of at the next offset commit; awaiting the returned
+            # future waits for the broker's acknowledgement.
+            sent = await target.send(key=key.encode(), value=message.SerializeToString(),
+                                     headers=headers, force=True)
+            await sent
+
+    def span_for(event, name: str):
+        parent = extract_context(_headers(event.headers))
+        return tracer().start_as_current_span(name, context=parent, kind=trace.SpanKind.CONSUMER)
+
+    @app.agent(scored_topic)
+    async def open_auctions(stream):
+        async for event in stream.events():
+            with span_for(event, "lead.scored process"):
+                scored = ev.LeadScored.FromString(event.value)
+                lead = scored.verified.lead
+                auction_id = lead.lead_id
+                if auctions.get(auction_id) is not None:
+                    continue  # redelivered: this auction is already open or closed
+                excluded = set(scored.verified.duplicate_buyer_ids)
+                offered = [b for b in directory.ids() if b not in excluded]
+                opened_at = now_ms()
+                auction = rules.new_auction(offered, lead.min_price_cents, opened_at, settings.window_ms)
+                auction["scored"] = base64.b64encode(event.value).decode()
+                auctions[auction_id] = auction
+                deadlines.push(auction["closes_at_ms"], auction_id, CLOSE)
+                fields = lead.fields
+                income = fields.get("gross_monthly_income", "")
+                opened = ev.AuctionOpened(
+                    auction_id=auction_id, lead_id=lead.lead_id, offered_buyer_ids=auction["offered"],
+                    min_price_cents=lead.min_price_cents, opened_at_ms=opened_at,
+                    closes_at_ms=auction["closes_at_ms"],
+                    ping=ev.PingSubset(vertical=lead.vertical, zip=fields.get("zip", ""),
+                                       state=fields.get("state", ""),
+                                       gross_monthly_income_cents=int(income) if income.isdigit() else 0,
+                                       probability=scored.probability, cluster=scored.cluster),
+                )
+                await publish(opened_topic, auction_id, opened, derived_event_id(auction_id, "opened"))
+                log_event(log, "auction opened", auction_id=auction_id, offered=len(offered))
+
+    @app.agent(bids_topic)
+    async def collect_bids(stream):
+        async for event in stream.events():
+            with span_for(event, "bid.placed process"):
+                bid = ev.BidPlaced.FromString(event.value)
+                auction = auctions.get(bid.auction_id)
+                refusal = rules.bid_refusal(auction, bid.buyer_id, bid.amount_cents, now_ms())
+                if refusal:
+                    log_event(log, "bid refused", auction_id=bid.auction_id, buyer_id=bid.buyer_id,
+                              amount_cents=bid.amount_cents, reason=refusal)
+                    continue
+                auctions[bid.auction_id] = rules.with_bid(auction, bid.buyer_id, bid.amount_cents)
+
+    @app.agent(deadline_topic)
+    async def close_due(stream):
+        async for event in stream.events():
+            auction_id, action = event.key.decode(), event.value.decode()
+            auction = auctions.get(auction_id)
+            if auction is None:
+                continue
+            if action == PURGE:
+                if auction["status"] == rules.CLOSED:
+                    del auctions[auction_id]
+                continue
+            if auction["status"] != rules.OPEN:
+                continue  # a repeated close request: this auction has closed already
+            if now_ms() < auction["closes_at_ms"]:
+                deadlines.push(auction["closes_at_ms"], auction_id, CLOSE)
+                continue
+            with span_for(event, "auction close"):
+                await close(auction_id, auction)
+
+    async def close(auction_id: str, auction: dict) -> None:
+        scored = ev.LeadScored.FromString(base64.b64decode(auction["scored"]))
+        seed = secrets.randbits(63)
+        ranked = rules.rank_bids(auction["bids"], auction["min_price_cents"], seed)
+        closed_at = now_ms()
+        closed = ev.AuctionClosed(
+            auction_id=auction_id,
+            ranked_bids=[ev.RankedBid(buyer_id=r.buyer_id, amount_cents=r.amount_cents, rank=i + 1)
+                         for i, r in enumerate(ranked)],
+            closed_at_ms=closed_at, tie_break_seed=seed, lead=scored.verified.lead,
+            identity_keys=scored.verified.identity_keys, bids_received=len(auction["bids"]),
+            probability=scored.probability, cluster=scored.cluster,
+        )
+        # Publish first: if the worker dies before the table write, the auction is closed again
+        # with the same event id and delivery recognises the repeat.
+        await publish(closed_topic, auction_id, closed, derived_event_id(auction_id, "closed"))
+        auctions[auction_id] = {"status": rules.CLOSED, "closed_at_ms": closed_at,
+                                "closes_at_ms": auction["closes_at_ms"], "offered": [],
+                                "min_price_cents": auction["min_price_cents"], "bids": {}}
+        deadlines.push(closed_at + settings.closed_retention_ms, auction_id, PURGE)
+        lateness = closed_at - auction["closes_at_ms"]
+        log_event(log, "auction closed", auction_id=auction_id, bids=len(auction["bids"]),
+                  winner=ranked[0].buyer_id if ranked else None, late_ms=lateness)
+
+    @auctions.on_recover
+    async def rebuild_deadlines() -> None:
+        entries = []
+        for auction_id, auction in auctions.items():
+            if auction is None:
+                continue
+            if auction["status"] == rules.OPEN:
+                entries.append((auction["closes_at_ms"], auction_id, CLOSE))
+            else:
+                entries.append((auction["closed_at_ms"] + settings.closed_retention_ms, auction_id, PURGE))
+        deadlines.rebuild(entries)
+        state["rebalanced"] = True
+        log_event(log, "deadlines rebuilt", open_or_closed=len(entries))
+
+    @app.timer(interval=0.05)
+    async def fire_due_deadlines() -> None:
+        for auction_id, action in deadlines.pop_due(now_ms()):
+            await deadline_topic.send(key=auction_id.encode(), value=action.encode(), force=True)
+
+    @app.timer(interval=directory.refresh_s)
+    async def refresh_buyers() -> None:
+        await asyncio.to_thread(directory.load)
+
+    return app

@@ -1,0 +1,54 @@
+"""The duplication check for one submitted lead: turns a submission into lead.verified or
+lead.rejected. Idempotent by lead id: the platform record names the lead that made it, so a
+redelivered submission is never a duplicate of itself."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from leadx import pii, topics
+from leadx.dedup_store import DedupStore
+from leadx.events.v1 import events_pb2 as ev
+from leadx.ids import derived_event_id
+from leadx.kafka import Envelope, EventProducer
+
+
+@dataclass(frozen=True)
+class DedupPolicy:
+    platform_scope: bool = True
+
+
+class DuplicateChecker:
+    def __init__(self, store: DedupStore, producer: EventProducer, hmac_key: bytes,
+                 policy: DedupPolicy, clock: Callable[[], float] = time.time) -> None:
+        self.store = store
+        self.producer = producer
+        self.hmac_key = hmac_key
+        self.policy = policy
+        self.clock = clock
+
+    async def handle(self, envelope: Envelope) -> None:
+        lead = envelope.message.lead
+        identities = pii.identity_keys(self.hmac_key, dict(lead.fields))
+        now_ms = int(self.clock() * 1000)
+        check = await self.store.check_submission(lead.lead_id, identities, now_ms,
+                                                  self.policy.platform_scope)
+        if check.platform_duplicate_on:
+            rejected = ev.LeadRejected(
+                lead_id=lead.lead_id, seller_id=lead.seller_id,
+                reason=ev.REJECTION_REASON_DUPLICATE,
+                internal_detail=f"platform duplicate on {check.platform_duplicate_on}",
+                rejected_at_ms=now_ms,
+            )
+            await self.producer.publish(topics.LEAD_REJECTED, lead.lead_id, rejected,
+                                        derived_event_id(lead.lead_id, "rejected"))
+            return
+        verified = ev.LeadVerified(
+            lead=lead,
+            duplicate_buyer_ids=sorted(check.duplicate_buyer_ids),
+            identity_keys=list(identities.values()),
+        )
+        await self.producer.publish(topics.LEAD_VERIFIED, lead.lead_id, verified,
+                                    derived_event_id(lead.lead_id, "verified"))

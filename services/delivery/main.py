@@ -1,0 +1,52 @@
+"""delivery: auction.opened → pings → bid.placed; auction.closed → posts → sale.closed."""
+
+from __future__ import annotations
+
+import asyncio
+
+from redis.asyncio import from_url
+
+from leadx import service, topics
+from leadx.buyer_directory import BuyerDirectory
+from leadx.db.engine import create_schema, make_engine, session_factory
+from leadx.dedup_store import DAY_MS, DedupStore
+from leadx.events.v1 import events_pb2 as ev
+from leadx.runtime import ServiceRuntime
+from services.delivery.buyer_http import BuyerClient
+from services.delivery.pings import PingFanout
+from services.delivery.sale import SaleCompletion
+from services.delivery.settings import DeliverySettings
+
+
+async def main(stop: asyncio.Event) -> None:
+    settings = DeliverySettings.from_env()
+    common = settings.common
+    runtime = ServiceRuntime(common)
+    namespace = common.kafka.topic_prefix
+    redis = from_url(common.redis_url)
+    engine = make_engine(common.database_url)
+    await asyncio.to_thread(create_schema, engine)
+    directory = BuyerDirectory(session_factory(engine))
+    await asyncio.to_thread(directory.load)
+    refresher = asyncio.create_task(directory.refresh_forever())
+    client = BuyerClient(settings.max_concurrent_requests, settings.ping_timeout_s, settings.post_timeout_s)
+    store = DedupStore(redis, namespace=namespace, window_ms=settings.dedup_window_days * DAY_MS)
+
+    pings = PingFanout(runtime.producer, redis, directory, client, namespace)
+    sales = SaleCompletion(runtime.producer, redis, store, directory, client,
+                           settings.seller_fee_percent, namespace)
+    runtime.consume("delivery-pings", {topics.AUCTION_OPENED: ev.AuctionOpened}, pings.handle)
+    runtime.consume("delivery-sales", {topics.AUCTION_CLOSED: ev.AuctionClosed}, sales.handle)
+
+    async def close_resources() -> None:
+        refresher.cancel()
+        await client.close()
+        await redis.aclose()
+        engine.dispose()
+
+    runtime.on_stop(close_resources)
+    await runtime.run(stop)
+
+
+if __name__ == "__main__":
+    service.run(main)

@@ -1,0 +1,49 @@
+"""Wholesale PING: offer the minimal subset to every buyer offered an auction, concurrently,
+and turn each bid in a reply into bid.placed. Pings stop at the auction's close: a later bid
+could not count anyway."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from redis.asyncio import Redis
+
+from leadx import topics
+from leadx.buyer_directory import BuyerDirectory
+from leadx.events.v1 import events_pb2 as ev
+from leadx.ids import derived_event_id
+from leadx.kafka import Envelope, EventProducer
+from services.delivery.buyer_http import BuyerClient
+
+PINGED_TTL_S = 24 * 3600
+
+
+class PingFanout:
+    def __init__(self, producer: EventProducer, redis: Redis, directory: BuyerDirectory,
+                 client: BuyerClient, namespace: str) -> None:
+        self.producer, self.redis, self.directory, self.client = producer, redis, directory, client
+        self.namespace = namespace
+
+    async def handle(self, envelope: Envelope) -> None:
+        opened: ev.AuctionOpened = envelope.message
+        marker = f"pinged:{self.namespace}{opened.auction_id}"
+        if opened.direct or await self.redis.exists(marker):
+            return
+        remaining_s = opened.closes_at_ms / 1000 - time.time()
+        if remaining_s > 0:
+            await asyncio.gather(*(self._ping(buyer_id, opened, remaining_s)
+                                   for buyer_id in opened.offered_buyer_ids))
+        await self.redis.set(marker, "1", ex=PINGED_TTL_S)
+
+    async def _ping(self, buyer_id: str, opened: ev.AuctionOpened, remaining_s: float) -> None:
+        buyer = self.directory.get(buyer_id)
+        if buyer is None:
+            return
+        amount = await self.client.ping(buyer, opened, remaining_s)
+        if amount is None:
+            return
+        bid = ev.BidPlaced(auction_id=opened.auction_id, buyer_id=buyer_id, amount_cents=amount,
+                           placed_at_ms=int(time.time() * 1000), source="ping_reply")
+        await self.producer.publish(topics.BID_PLACED, opened.auction_id, bid,
+                                    derived_event_id(opened.auction_id, buyer_id, "ping"))

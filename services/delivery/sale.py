@@ -1,0 +1,107 @@
+"""Sale completion: offer a closed auction's lead to its ranked bidders in order.
+
+For each bidder: reserve the consumer for that buyer in the dedup store (atomic: a buyer that
+already has this consumer is passed over), POST the lead, and stop at the first acceptance. A
+rejecting buyer has still seen the lead, so its reservation stays (the patent).
+
+Progress is kept in a Redis hash per auction, `delivery:<auction>`: the buyers that rejected, the
+sale once accepted, and `done` once sale.closed is published. A redelivered auction.closed
+resumes from there: it never offers the lead to a buyer that rejected it, never to a second
+buyer after an acceptance, and re-posts to a buyer whose answer was lost with the same
+Idempotency-Key.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+
+from redis.asyncio import Redis
+
+from leadx import topics
+from leadx.buyer_directory import BuyerDirectory
+from leadx.dedup_store import DedupStore
+from leadx.events.v1 import events_pb2 as ev
+from leadx.ids import derived_event_id
+from leadx.kafka import Envelope, EventProducer
+from leadx.logs import log_event
+from services.delivery.buyer_http import BuyerClient
+
+log = logging.getLogger(__name__)
+PROGRESS_TTL_S = 7 * 24 * 3600
+
+
+def seller_fee(price_cents: int, percent: float) -> int:
+    """The platform's fee billed to the seller, rounded half up to a whole cent."""
+    return int(price_cents * percent / 100 + 0.5)
+
+
+def sale_event(closed: ev.AuctionClosed, buyer_id: str, price_cents: int, fee_cents: int,
+               attempts: int, now_ms: int) -> ev.SaleClosed:
+    lead = closed.lead
+    return ev.SaleClosed(
+        lead_id=lead.lead_id, auction_id=closed.auction_id,
+        outcome=ev.SALE_OUTCOME_SOLD if buyer_id else ev.SALE_OUTCOME_UNSOLD,
+        buyer_id=buyer_id, price_cents=price_cents, seller_fee_cents=fee_cents,
+        seller_id=lead.seller_id, vertical=lead.vertical, state=lead.fields.get("state", ""),
+        zip3=lead.fields.get("zip", "")[:3], probability=closed.probability, cluster=closed.cluster,
+        attempts=attempts, closed_at_ms=now_ms, submitted_at_ms=lead.submitted_at_ms,
+    )
+
+
+class SaleCompletion:
+    def __init__(self, producer: EventProducer, redis: Redis, store: DedupStore, directory: BuyerDirectory,
+                 client: BuyerClient, fee_percent: float, namespace: str,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.producer, self.redis, self.store = producer, redis, store
+        self.directory, self.client = directory, client
+        self.fee_percent = fee_percent
+        self.namespace = namespace
+        self.clock = clock
+
+    async def handle(self, envelope: Envelope) -> None:
+        closed: ev.AuctionClosed = envelope.message
+        key = f"delivery:{self.namespace}{closed.auction_id}"
+        progress = {k.decode(): v.decode() for k, v in (await self.redis.hgetall(key)).items()}
+        if "done" in progress:
+            return
+        if "sold" in progress:
+            buyer_id, price, attempts = progress["sold"].split("|")
+            await self._publish(key, closed, buyer_id, int(price), int(attempts))
+            return
+        attempts = 0
+        for bid in closed.ranked_bids:
+            if f"rejected:{bid.buyer_id}" in progress:
+                attempts += 1
+                continue
+            buyer = self.directory.get(bid.buyer_id)
+            if buyer is None:
+                continue  # deactivated since it bid
+            now_ms = int(self.clock() * 1000)
+            if not await self.store.reserve_for_buyer(buyer.id, closed.lead.lead_id,
+                                                      list(closed.identity_keys), now_ms):
+                log_event(log, "buyer passed over: already has this consumer",
+                          auction_id=closed.auction_id, buyer_id=buyer.id)
+                continue
+            attempts += 1
+            result = await self.client.post(buyer, closed, bid.amount_cents)
+            log_event(log, "lead posted", auction_id=closed.auction_id, buyer_id=buyer.id,
+                      accepted=result.accepted, detail=result.detail, latency_ms=result.latency_ms)
+            if result.accepted:
+                await self.redis.hset(key, "sold", f"{buyer.id}|{bid.amount_cents}|{attempts}")
+                await self.redis.expire(key, PROGRESS_TTL_S)
+                await self._publish(key, closed, buyer.id, bid.amount_cents, attempts)
+                return
+            await self.redis.hset(key, f"rejected:{buyer.id}", result.detail)
+            await self.redis.expire(key, PROGRESS_TTL_S)
+        await self._publish(key, closed, "", 0, attempts)
+
+    async def _publish(self, key: str, closed: ev.AuctionClosed, buyer_id: str, price_cents: int,
+                       attempts: int) -> None:
+        fee = seller_fee(price_cents, self.fee_percent) if buyer_id else 0
+        sale = sale_event(closed, buyer_id, price_cents, fee, attempts, int(self.clock() * 1000))
+        await self.producer.publish(topics.SALE_CLOSED, closed.lead.lead_id, sale,
+                                    derived_event_id(closed.auction_id, "sale"))
+        await self.redis.hset(key, "done", "1")
+        await self.redis.expire(key, PROGRESS_TTL_S)

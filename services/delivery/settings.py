@@ -1,0 +1,26 @@
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from leadx.config import CommonSettings, env_float, env_int
+
+
+@dataclass(frozen=True)
+class DeliverySettings:
+    common: CommonSettings
+    ping_timeout_s: float  # the patent: a ping connection is closed after five seconds
+    post_timeout_s: float
+    max_concurrent_requests: int
+    seller_fee_percent: float
+    dedup_window_days: int
+
+    @classmethod
+    def from_env(cls) -> DeliverySettings:
+        return cls(
+            common=CommonSettings.from_env("delivery"),
+            ping_timeout_s=env_float("DELIVERY_PING_TIMEOUT_SECONDS", 5.0),
+            post_timeout_s=env_float("DELIVERY_POST_TIMEOUT_SECONDS", 10.0),
+            max_concurrent_requests=env_int("DELIVERY_MAX_CONCURRENT_REQUESTS", 200),
+            seller_fee_percent=env_float("SELLER_FEE_PERCENT", 10.0),
+            dedup_window_days=env_int("DEDUP_WINDOW_DAYS", 30),
+        )

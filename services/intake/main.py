@@ -1,0 +1,61 @@
+"""intake: the sellers' HTTP gateway → lead.submitted, answered with the pipeline's verdict."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+import uvicorn
+from redis.asyncio import from_url
+
+from leadx.db.engine import create_schema, make_engine, session_factory
+from leadx.health import Readiness
+from leadx.kafka import EventProducer, ensure_topics
+from leadx.logs import setup_logging
+from leadx.telemetry import setup_tracing
+from services.intake.app import IntakeDeps, build_app
+from services.intake.settings import IntakeSettings
+from services.intake.verdicts import VerdictWaiter
+
+
+def create_app(settings: IntakeSettings):
+    common = settings.common
+    readiness = Readiness()
+    producer = EventProducer(common.kafka, client_id="leadx-intake")
+    verdicts = VerdictWaiter(common.kafka)
+    redis = from_url(common.redis_url)
+    engine = make_engine(common.database_url)
+    readiness.add("producer", lambda: producer.started)
+    readiness.add("verdicts", lambda: verdicts.positioned)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app):
+        await asyncio.to_thread(create_schema, engine)
+        await ensure_topics(common.kafka)
+        await producer.start()
+        await verdicts.start()
+        await redis.ping()
+        yield
+        # uvicorn has stopped accepting and finished in-flight requests by now.
+        await verdicts.stop()
+        await producer.stop()
+        await redis.aclose()
+        engine.dispose()
+
+    deps = IntakeDeps(producer=producer, verdicts=verdicts, redis=redis, sessions=session_factory(engine),
+                      readiness=readiness, verdict_timeout_s=settings.verdict_timeout_s,
+                      max_body_bytes=settings.max_body_bytes, public_url=settings.public_url,
+                      namespace=common.kafka.topic_prefix)
+    return build_app(deps, lifespan=lifespan)
+
+
+def main() -> None:
+    settings = IntakeSettings.from_env()
+    setup_logging("intake", settings.common.log_level)
+    setup_tracing("intake")
+    uvicorn.run(create_app(settings), host="0.0.0.0", port=settings.port, log_config=None,
+                access_log=False, timeout_graceful_shutdown=10)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,67 @@
+"""ledger: records the lead life cycle and sales in SQL; serves dashboard queries over gRPC."""
+
+from __future__ import annotations
+
+import asyncio
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from leadx import service
+from leadx.config import env_int
+from leadx.dashboard.v1 import dashboard_pb2, dashboard_pb2_grpc
+from leadx.db.engine import create_schema, make_engine, session_factory
+from leadx.config import CommonSettings
+from leadx.kafka import Envelope
+from leadx.runtime import ServiceRuntime
+from services.ledger.dashboard import DashboardService
+from services.ledger.recorder import MESSAGE_TYPES, Recorder
+
+SERVICE_NAME = dashboard_pb2.DESCRIPTOR.services_by_name["DashboardService"].full_name
+
+
+async def main(stop: asyncio.Event) -> None:
+    settings = CommonSettings.from_env("ledger")
+    runtime = ServiceRuntime(settings)
+    engine = make_engine(settings.database_url)
+    await asyncio.to_thread(create_schema, engine)
+    sessions = session_factory(engine)
+    recorder = Recorder(sessions)
+
+    async def record(envelope: Envelope) -> None:
+        await asyncio.to_thread(recorder.apply, envelope)
+
+    # Few in flight: SQL writes serialise anyway, and SQLite prefers one writer at a time.
+    runtime.consume("ledger", MESSAGE_TYPES, record, max_in_flight=4)
+
+    server = grpc.aio.server()
+    dashboard_pb2_grpc.add_DashboardServiceServicer_to_server(DashboardService(sessions), server)
+    health_servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    reflection.enable_server_reflection((SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
+    server.add_insecure_port(f"0.0.0.0:{env_int('GRPC_PORT', 50051)}")
+    await server.start()
+
+    async def report_health() -> None:
+        # gRPC health mirrors real readiness instead of always answering SERVING.
+        while True:
+            serving = health_pb2.HealthCheckResponse.SERVING if runtime.readiness.ready() \
+                else health_pb2.HealthCheckResponse.NOT_SERVING
+            for name in ("", SERVICE_NAME):
+                await health_servicer.set(name, serving)
+            await asyncio.sleep(1)
+
+    reporter = asyncio.create_task(report_health())
+
+    async def stop_grpc() -> None:
+        reporter.cancel()
+        await server.stop(grace=5)
+        engine.dispose()
+
+    runtime.on_stop(stop_grpc)
+    await runtime.run(stop)
+
+
+if __name__ == "__main__":
+    service.run(main)

@@ -1,0 +1,138 @@
+"""Records the lead life cycle and the sales in SQL.
+
+Each event is applied in one transaction together with its event id in processed_events, so a
+redelivered event changes nothing. Statuses only move forward (see leadx.lead_status), so events
+of one lead arriving out of order still leave the right final status.
+"""
+
+from __future__ import annotations
+
+import time
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from leadx import lead_status, topics
+from leadx.db.models import Auction, Lead, ProcessedEvent, Sale
+from leadx.events.v1 import events_pb2 as ev
+from leadx.kafka import Envelope
+
+CONSUMER = "ledger"
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class Recorder:
+    def __init__(self, sessions: sessionmaker[Session]) -> None:
+        self.sessions = sessions
+
+    def apply(self, envelope: Envelope) -> bool:
+        """Apply one event; False if it had been applied before."""
+        with self.sessions.begin() as session:
+            seen = session.get(ProcessedEvent, (envelope.event_id, CONSUMER))
+            if seen is not None:
+                return False
+            session.add(ProcessedEvent(event_id=envelope.event_id, consumer=CONSUMER,
+                                       processed_at_ms=_now_ms()))
+            _APPLY[envelope.topic](session, envelope.message)
+        return True
+
+
+def _lead(session: Session, lead_id: str) -> Lead:
+    lead = session.get(Lead, lead_id, with_for_update=True)
+    if lead is None:
+        now = _now_ms()
+        lead = Lead(id=lead_id, seller_id="", vertical="", status=None, status_rank=0,
+                    submitted_at_ms=now, updated_at_ms=now, min_price_cents=0)
+        session.add(lead)
+    return lead
+
+
+def _advance(lead: Lead, status: str) -> None:
+    if lead_status.advances(lead.status, status):
+        lead.status = status
+        lead.status_rank = lead_status.RANK[status]
+        lead.updated_at_ms = _now_ms()
+
+
+def _fill(lead: Lead, source: ev.Lead) -> None:
+    lead.seller_id = source.seller_id
+    lead.vertical = source.vertical
+    lead.fields = dict(source.fields)
+    lead.min_price_cents = source.min_price_cents
+    lead.submitted_at_ms = source.submitted_at_ms
+
+
+def _submitted(session: Session, message: ev.LeadSubmitted) -> None:
+    lead = _lead(session, message.lead.lead_id)
+    _fill(lead, message.lead)
+    _advance(lead, lead_status.SUBMITTED)
+
+
+def _verified(session: Session, message: ev.LeadVerified) -> None:
+    lead = _lead(session, message.lead.lead_id)
+    if not lead.seller_id:
+        _fill(lead, message.lead)
+    _advance(lead, lead_status.VERIFIED)
+
+
+def _rejected(session: Session, message: ev.LeadRejected) -> None:
+    lead = _lead(session, message.lead_id)
+    lead.seller_id = lead.seller_id or message.seller_id
+    lead.rejection_detail = message.internal_detail
+    duplicate = message.reason == ev.REJECTION_REASON_DUPLICATE
+    _advance(lead, lead_status.DUPLICATE if duplicate else lead_status.REJECTED)
+
+
+def _scored(session: Session, message: ev.LeadScored) -> None:
+    lead = _lead(session, message.verified.lead.lead_id)
+    if not lead.seller_id:
+        _fill(lead, message.verified.lead)
+    lead.probability = message.probability
+    lead.cluster = message.cluster
+    _advance(lead, lead_status.SCORED)
+
+
+def _auction_opened(session: Session, message: ev.AuctionOpened) -> None:
+    if session.get(Auction, message.auction_id) is None:
+        session.add(Auction(id=message.auction_id, lead_id=message.lead_id,
+                            offered_buyers=len(message.offered_buyer_ids),
+                            opened_at_ms=message.opened_at_ms, closes_at_ms=message.closes_at_ms))
+    _advance(_lead(session, message.lead_id), lead_status.IN_AUCTION)
+
+
+def _sale_closed(session: Session, message: ev.SaleClosed) -> None:
+    sold = message.outcome == ev.SALE_OUTCOME_SOLD
+    existing = session.execute(select(Sale.lead_id).where(Sale.lead_id == message.lead_id)).first()
+    if existing is None:  # one outcome per lead, whatever repeats the topic carries
+        session.add(Sale(
+            lead_id=message.lead_id, auction_id=message.auction_id, sold=sold,
+            buyer_id=message.buyer_id or None, seller_id=message.seller_id,
+            price_cents=message.price_cents, seller_fee_cents=message.seller_fee_cents,
+            vertical=message.vertical, state=message.state, attempts=message.attempts,
+            closed_at_ms=message.closed_at_ms,
+        ))
+    lead = _lead(session, message.lead_id)
+    lead.seller_id = lead.seller_id or message.seller_id
+    _advance(lead, lead_status.SOLD if sold else lead_status.UNSOLD)
+
+
+_APPLY = {
+    topics.LEAD_SUBMITTED: _submitted,
+    topics.LEAD_VERIFIED: _verified,
+    topics.LEAD_REJECTED: _rejected,
+    topics.LEAD_SCORED: _scored,
+    topics.AUCTION_OPENED: _auction_opened,
+    topics.SALE_CLOSED: _sale_closed,
+}
+
+MESSAGE_TYPES = {
+    topics.LEAD_SUBMITTED: ev.LeadSubmitted,
+    topics.LEAD_VERIFIED: ev.LeadVerified,
+    topics.LEAD_REJECTED: ev.LeadRejected,
+    topics.LEAD_SCORED: ev.LeadScored,
+    topics.AUCTION_OPENED: ev.AuctionOpened,
+    topics.SALE_CLOSED: ev.SaleClosed,
+}
