@@ -28,12 +28,18 @@ def new_auction(offered: list[str], min_price_cents: int, now_ms: int, window_ms
             "min_price_cents": min_price_cents, "offered": sorted(offered), "bids": {}}
 
 
-def bid_refusal(state: dict | None, buyer_id: str, amount_cents: int, now_ms: int) -> str | None:
-    """Why a bid is refused, or None if it counts."""
+def bid_refusal(state: dict | None, buyer_id: str, amount_cents: int, placed_at_ms: int) -> str | None:
+    """Why a bid is refused, or None if it counts.
+
+    A bid is judged by when it was placed, not when the auction worker got to it: a bid placed
+    in time still counts if the worker was catching up, as long as the auction has not closed.
+    """
     if state is None:
         return "no such auction"
-    if state["status"] != OPEN or now_ms > state["closes_at_ms"]:
+    if state["status"] != OPEN:
         return "the auction is closed"
+    if placed_at_ms > state["closes_at_ms"]:
+        return "the bid was placed after the auction closed"
     if buyer_id not in state["offered"]:
         return "this buyer was not offered the lead"
     if amount_cents < state["min_price_cents"]:

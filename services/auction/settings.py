@@ -12,6 +12,7 @@ class AuctionSettings:
     data_dir: str
     # Closed auctions are kept this long so that late bids and redelivered leads are recognised.
     closed_retention_ms: int
+    recovery_grace_ms: int
 
     @classmethod
     def from_env(cls) -> AuctionSettings:
@@ -20,4 +21,5 @@ class AuctionSettings:
             window_ms=int(env_float("AUCTION_WINDOW_SECONDS", 3.0) * 1000),
             data_dir=env_str("AUCTION_DATA_DIR", "/tmp/leadx-auction"),
             closed_retention_ms=int(env_float("AUCTION_CLOSED_RETENTION_SECONDS", 3600) * 1000),
+            recovery_grace_ms=int(env_float("AUCTION_RECOVERY_GRACE_SECONDS", 2.0) * 1000),
         )

@@ -132,7 +132,7 @@ def build_worker(settings: AuctionSettings, directory: BuyerDirectory, readiness
             with span_for(event, "bid.placed process"):
                 bid = ev.BidPlaced.FromString(event.value)
                 auction = auctions.get(bid.auction_id)
-                refusal = rules.bid_refusal(auction, bid.buyer_id, bid.amount_cents, now_ms())
+                refusal = rules.bid_refusal(auction, bid.buyer_id, bid.amount_cents, bid.placed_at_ms or now_ms())
                 if refusal:
                     log_event(log, "bid refused", auction_id=bid.auction_id, buyer_id=bid.buyer_id,
                               amount_cents=bid.amount_cents, reason=refusal)
@@ -184,12 +184,15 @@ def build_worker(settings: AuctionSettings, directory: BuyerDirectory, readiness
 
     @auctions.on_recover
     async def rebuild_deadlines() -> None:
+        # Auctions that fell due while no worker owned them wait a short grace, so the bids
+        # placed in time and queued meanwhile are read before they close.
+        earliest_close = now_ms() + settings.recovery_grace_ms
         entries = []
         for auction_id, auction in auctions.items():
             if auction is None:
                 continue
             if auction["status"] == rules.OPEN:
-                entries.append((auction["closes_at_ms"], auction_id, CLOSE))
+                entries.append((max(auction["closes_at_ms"], earliest_close), auction_id, CLOSE))
             else:
                 entries.append((auction["closed_at_ms"] + settings.closed_retention_ms, auction_id, PURGE))
         deadlines.rebuild(entries)

@@ -1,0 +1,116 @@
+"""The `leadx` command for operators and developers."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from pathlib import Path
+
+from leadx.config import ConfigError, env_str
+
+
+def _sessions():
+    from leadx.db.engine import create_schema, make_engine, session_factory
+
+    engine = make_engine(env_str("DATABASE_URL"))
+    create_schema(engine)
+    return session_factory(engine)
+
+
+def _print_created(args, kind: str, created) -> None:
+    if args.json:
+        print(json.dumps({"id": created.id, "api_key": created.api_key}))
+    else:
+        print(f"{kind} {created.id} created; API key (shown once): {created.api_key}")
+
+
+def cmd_run(args) -> int:
+    from leadx.demo.exchange import run_exchange
+
+    return run_exchange(args.leads, args.rate, args.window, args.seed, Path(args.run_dir))
+
+
+def cmd_seller_create(args) -> int:
+    from leadx import accounts
+
+    with _sessions()() as session:
+        _print_created(args, "seller", accounts.create_seller(session, args.name))
+    return 0
+
+
+def cmd_buyer_create(args) -> int:
+    from leadx import accounts
+
+    with _sessions()() as session:
+        _print_created(args, "buyer", accounts.create_buyer(session, args.name, args.ping_url, args.post_url))
+    return 0
+
+
+def cmd_db_init(_args) -> int:
+    _sessions()
+    print("schema ready")
+    return 0
+
+
+def cmd_tail(args) -> int:
+    from leadx.tail import tail
+
+    asyncio.run(tail(args.topic, args.from_beginning))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="leadx", description="leadx lead exchange")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    run = commands.add_parser("run", help="run the whole exchange locally with a demo seller and buyers")
+    run.add_argument("--leads", type=int, default=None, help="stop after this many leads (default: Ctrl-C)")
+    run.add_argument("--rate", type=float, default=1.0, help="demo leads per second")
+    run.add_argument("--window", type=float, default=3.0, help="auction window in seconds")
+    run.add_argument("--seed", type=int, default=None, help="seed for the simulated consumers")
+    run.add_argument("--run-dir", default=".leadx", help="where logs and the SQLite file go")
+    run.set_defaults(func=cmd_run)
+
+    seller = commands.add_parser("seller", help="seller accounts").add_subparsers(dest="action", required=True)
+    create = seller.add_parser("create", help="create a seller and print its API key")
+    create.add_argument("name")
+    create.add_argument("--json", action="store_true")
+    create.set_defaults(func=cmd_seller_create)
+
+    buyer = commands.add_parser("buyer", help="buyer accounts").add_subparsers(dest="action", required=True)
+    create = buyer.add_parser("create", help="create a buyer and print its API key")
+    create.add_argument("name")
+    create.add_argument("--ping-url", required=True)
+    create.add_argument("--post-url", required=True)
+    create.add_argument("--json", action="store_true")
+    create.set_defaults(func=cmd_buyer_create)
+
+    db = commands.add_parser("db", help="database").add_subparsers(dest="action", required=True)
+    db.add_parser("init", help="create the tables").set_defaults(func=cmd_db_init)
+
+    tail = commands.add_parser("tail", help="print a topic's events as JSON, live")
+    tail.add_argument("topic", help="e.g. sale.closed")
+    tail.add_argument("--from-beginning", action="store_true")
+    tail.set_defaults(func=cmd_tail)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if getattr(args, "seed", 0) is None:
+        import secrets
+
+        args.seed = secrets.randbits(32)
+    try:
+        return args.func(args)
+    except ConfigError as exc:
+        print(f"leadx: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

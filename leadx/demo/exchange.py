@@ -1,0 +1,156 @@
+"""`leadx run`: the whole exchange on this machine with a demo seller and demo buyers.
+
+Starts the broker and Redis unless KAFKA_BOOTSTRAP_SERVERS / a reachable REDIS_URL are given,
+uses SQLite unless DATABASE_URL is set, starts every service, then posts leads (some of them
+repeats, to show duplicates being caught) and prints each step until Ctrl-C or --leads N.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import signal
+import time
+from pathlib import Path
+
+import httpx
+from aiokafka import AIOKafkaConsumer
+
+from leadx import accounts, topics
+from leadx.db.engine import create_schema, make_engine, session_factory
+from leadx.demo.buyers import BuyerServer, random_behaviour
+from leadx.demo.consumers import make_consumer
+from leadx.demo.printer import EventPrinter
+from leadx.devstack import SERVICES, LocalStack, redis_reachable
+
+DEMO_BUYERS = [  # name, bid range in cents, share of posted leads accepted
+    ("Acme Auto Finance", 800, 2000, 0.85),
+    ("Budget Lenders", 500, 1200, 0.9),
+    ("Prime Motors Credit", 1000, 2500, 0.6),
+    ("Coastal Credit Union", 600, 1500, 0.8),
+]
+DEMO_MIN_PRICE_CENTS = 700
+
+
+def _stack(run_dir: Path, window_s: float) -> LocalStack:
+    redis_url = os.environ.get("REDIS_URL")
+    database_url = os.environ.get("DATABASE_URL")
+    if not database_url:
+        for leftover in run_dir.glob("leadx.db*"):
+            leftover.unlink()  # a fresh demo: no buyers from an earlier run with dead URLs
+    return LocalStack(
+        run_dir,
+        kafka_bootstrap=os.environ.get("KAFKA_BOOTSTRAP_SERVERS") or None,
+        redis_url=redis_url if redis_url and redis_reachable(redis_url) else None,
+        database_url=database_url or None,
+        auction_window_s=window_s,
+    )
+
+
+async def _print_events(stack: LocalStack, printer: EventPrinter, stop: asyncio.Event) -> None:
+    consumer = AIOKafkaConsumer(
+        *(topics.name(stack.topic_prefix, t) for t in printer.TOPICS),
+        bootstrap_servers=stack.kafka_bootstrap, group_id=None, auto_offset_reset="earliest",
+    )
+    await consumer.start()
+    try:
+        while not stop.is_set():
+            batch = await consumer.getmany(timeout_ms=200)
+            for records in batch.values():
+                for record in records:
+                    base = record.topic[len(stack.topic_prefix):]
+                    text = printer.line(base, printer.TOPICS[base].FromString(record.value))
+                    if text:
+                        print(text, flush=True)
+    finally:
+        await consumer.stop()
+
+
+async def _sell(intake_url: str, api_key: str, leads: int | None, rate: float, seed: int,
+                stop: asyncio.Event) -> int:
+    rng = random.Random(seed)
+    posted: list[dict] = []
+    count = 0
+    async with httpx.AsyncClient(headers={"Authorization": f"Bearer {api_key}"}, timeout=10) as http:
+        while not stop.is_set() and (leads is None or count < leads):
+            # Every fifth lead repeats an earlier consumer: the exchange must catch it.
+            repeat = bool(posted) and count % 5 == 4
+            lead = dict(rng.choice(posted)) if repeat else make_consumer(rng)
+            lead["min_price"] = DEMO_MIN_PRICE_CENTS
+            posted.append(lead)
+            response = await http.post(f"{intake_url}/v1/post", json=lead)
+            if response.status_code >= 500:
+                print(f"seller  intake answered {response.status_code}: {response.text}", flush=True)
+            count += 1
+            try:
+                await asyncio.wait_for(stop.wait(), 1 / rate)
+            except TimeoutError:
+                pass
+    return count
+
+
+async def _settled(printer: EventPrinter, stop: asyncio.Event, timeout_s: float) -> None:
+    """Wait until every lead that went in has an outcome (or a duplicate verdict)."""
+    deadline = time.monotonic() + timeout_s
+    while not stop.is_set() and time.monotonic() < deadline:
+        c = printer.counts
+        if c["submitted"] and c["sold"] + c["unsold"] + c["duplicates"] + c["rejected"] >= c["submitted"]:
+            return
+        await asyncio.sleep(0.2)
+
+
+def run_exchange(leads: int | None, rate: float, window_s: float, seed: int, run_dir: Path) -> int:
+    stack = _stack(run_dir, window_s)
+    buyers = BuyerServer()
+    print("leadx: starting the broker, Redis and SQL where none is configured ...", flush=True)
+    stack.start_infra()
+    try:
+        engine = make_engine(stack.database_url)
+        create_schema(engine)
+        sessions = session_factory(engine)
+        rng = random.Random(seed)
+        names: dict[str, str] = {}
+        with sessions() as session:
+            seller = accounts.create_seller(session, "Demo Lead Generator")
+            for name, low, high, accept in DEMO_BUYERS:
+                buyers.add(name, random_behaviour(rng, low, high, accept))
+                created = accounts.create_buyer(session, name, buyers.ping_url(name), buyers.post_url(name))
+                names[created.id] = name
+        engine.dispose()
+        buyers.start()
+        for name in SERVICES:
+            stack.add_service(name)
+        stack.start_services()
+        print(f"leadx: starting services {', '.join(SERVICES)} ...", flush=True)
+        stack.wait_ready(timeout_s=120)
+        intake_url = f"http://127.0.0.1:{stack.port_of('intake', 'INTAKE_PORT')}"
+        print(f"leadx: exchange ready. intake {intake_url}  gRPC 127.0.0.1:{stack.port_of('ledger', 'GRPC_PORT')}"
+              f"  broker {stack.kafka_bootstrap}  redis {stack.redis_url}  sql {stack.database_url}", flush=True)
+        print(f"leadx: {len(DEMO_BUYERS)} demo buyers bidding; the demo seller posts {rate:g} lead/s"
+              f" (min price {DEMO_MIN_PRICE_CENTS / 100:.2f}); auction window {window_s:g}s."
+              f" Logs in {run_dir / 'logs'}. Ctrl-C stops everything.", flush=True)
+        printer = EventPrinter(names)
+        asyncio.run(_demo(stack, printer, intake_url, seller.api_key, leads, rate, seed, window_s))
+        print(f"leadx: {printer.summary()}", flush=True)
+        return 0
+    finally:
+        print("leadx: stopping services, broker and Redis ...", flush=True)
+        stack.stop()
+        buyers.stop()
+
+
+async def _demo(stack: LocalStack, printer: EventPrinter, intake_url: str, api_key: str,
+                leads: int | None, rate: float, seed: int, window_s: float) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    printing = asyncio.create_task(_print_events(stack, printer, stop))
+    await _sell(intake_url, api_key, leads, rate, seed, stop)
+    if leads is not None:
+        await _settled(printer, stop, timeout_s=window_s + 60)
+        stop.set()
+    else:
+        await stop.wait()
+    await printing

@@ -1,0 +1,101 @@
+"""Real infrastructure for the tests: a private Kafka-protocol broker and a private Redis started
+as local processes (the same ones `make run` starts), SQLite files, and the PostgreSQL at
+LEADX_TEST_POSTGRES_URL when it is reachable. Nothing here is mocked."""
+
+from __future__ import annotations
+
+import os
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+
+from leadx.db.engine import create_schema, make_engine, session_factory
+from leadx.devstack import LocalStack
+
+DEFAULT_POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+
+
+def poll_until(condition: Callable[[], object], timeout_s: float = 30, interval_s: float = 0.05,
+               message: str = "condition") -> object:
+    """Wait for `condition()` to return something truthy (instead of sleeping a guessed time)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout_s}s waiting for {message}")
+        time.sleep(interval_s)
+
+
+@pytest.fixture(scope="session")
+def infra(tmp_path_factory) -> Iterator[LocalStack]:
+    """A broker and a Redis for the whole session; tests isolate themselves by topic prefix."""
+    stack = LocalStack(tmp_path_factory.mktemp("infra"))
+    stack.start_infra()
+    yield stack
+    stack.stop()
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap(infra: LocalStack) -> str:
+    return infra.kafka_bootstrap
+
+
+@pytest.fixture(scope="session")
+def redis_url(infra: LocalStack) -> str:
+    return infra.redis_url
+
+
+@pytest.fixture
+def unique_prefix() -> str:
+    return f"t{uuid.uuid4().hex[:8]}."
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'leadx.db'}"
+
+
+def _postgres_url() -> str | None:
+    url = os.environ.get("LEADX_TEST_POSTGRES_URL", DEFAULT_POSTGRES_URL)
+    try:
+        engine = make_engine(url)
+        with engine.connect() as connection:
+            connection.execute(text("select 1"))
+        engine.dispose()
+        return url
+    except Exception:
+        return None
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def database_url(request, tmp_path: Path) -> Iterator[str]:
+    """The SQL layer on SQLite and, where reachable, on PostgreSQL (in a schema of its own)."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'leadx.db'}"
+        return
+    base = _postgres_url()
+    if base is None:
+        pytest.skip("PostgreSQL not reachable at LEADX_TEST_POSTGRES_URL")
+    schema = f"t_{uuid.uuid4().hex[:10]}"
+    admin = make_engine(base)
+    with admin.begin() as connection:
+        connection.execute(text(f"create schema {schema}"))
+    separator = "&" if "?" in base else "?"
+    yield f"{base}{separator}options=-csearch_path%3D{schema}"
+    with admin.begin() as connection:
+        connection.execute(text(f"drop schema {schema} cascade"))
+    admin.dispose()
+
+
+@pytest.fixture
+def sessions(database_url: str):
+    engine = make_engine(database_url)
+    create_schema(engine)
+    yield session_factory(engine)
+    engine.dispose()

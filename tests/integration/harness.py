@@ -1,0 +1,134 @@
+"""Helpers for driving a running exchange from tests: an exchange with demo buyers and a seller,
+reading events back from the broker, and querying the ledger."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+from aiokafka import AIOKafkaConsumer
+from sqlalchemy import select
+
+from leadx import accounts, topics
+from leadx.db.engine import create_schema, make_engine, session_factory
+from leadx.db.models import Sale
+from leadx.demo.buyers import BuyerBehaviour, BuyerServer
+from leadx.demo.consumers import make_consumer
+from leadx.devstack import LocalStack
+from leadx.events.v1 import events_pb2 as ev
+
+
+@dataclass
+class Exchange:
+    stack: LocalStack
+    buyers: BuyerServer
+    seller_key: str
+    other_seller_key: str
+    buyer_ids: dict[str, str]  # name → id
+    rng: random.Random = field(default_factory=lambda: random.Random(7))
+
+    @property
+    def prefix(self) -> str:
+        return self.stack.topic_prefix
+
+    def intake_url(self, instance: str = "intake") -> str:
+        return f"http://127.0.0.1:{self.stack.port_of(instance, 'INTAKE_PORT')}"
+
+    def new_consumer(self) -> dict:
+        return make_consumer(self.rng)
+
+    def post(self, lead: dict, instance: str = "intake", api_key: str | None = None, **kwargs) -> httpx.Response:
+        headers = {"Authorization": f"Bearer {api_key or self.seller_key}"}
+        return httpx.post(f"{self.intake_url(instance)}/v1/post", json=lead, headers=headers, timeout=15, **kwargs)
+
+    def status(self, lead_id: str, api_key: str | None = None) -> httpx.Response:
+        headers = {"Authorization": f"Bearer {api_key or self.seller_key}"}
+        return httpx.get(f"{self.intake_url()}/v1/leads/{lead_id}", headers=headers, timeout=10)
+
+    def sales_events(self) -> list[tuple[str, ev.SaleClosed]]:
+        """Every sale.closed event so far, with its event id."""
+        return read_topic(self.stack.kafka_bootstrap, topics.name(self.prefix, topics.SALE_CLOSED), ev.SaleClosed)
+
+    def sale_for(self, lead_id: str) -> ev.SaleClosed | None:
+        for _, sale in self.sales_events():
+            if sale.lead_id == lead_id:
+                return sale
+        return None
+
+    def sale_rows(self) -> list[Sale]:
+        engine = make_engine(self.stack.database_url)
+        try:
+            with session_factory(engine)() as session:
+                return list(session.scalars(select(Sale)))
+        finally:
+            engine.dispose()
+
+    def reset_buyers(self) -> None:
+        for behaviour in self.buyers.buyers.values():
+            behaviour.bid, behaviour.accept = None, True
+            behaviour.pings.clear()
+            behaviour.posts.clear()
+
+
+def read_topic(bootstrap: str, topic: str, message_type) -> list[tuple[str, object]]:
+    """Read a topic from the beginning up to its current end."""
+
+    async def _read() -> list[tuple[str, object]]:
+        consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=None,
+                                    auto_offset_reset="earliest", enable_auto_commit=False)
+        await consumer.start()
+        try:
+            partitions = consumer.assignment()
+            while not partitions:
+                await asyncio.sleep(0.05)
+                partitions = consumer.assignment()
+            end = await consumer.end_offsets(list(partitions))
+            out: list[tuple[str, object]] = []
+            async def behind() -> bool:
+                return any([await consumer.position(tp) < end[tp] for tp in partitions])
+
+            while await behind():
+                batch = await consumer.getmany(timeout_ms=200)
+                for records in batch.values():
+                    for record in records:
+                        event_id = dict(record.headers or ()).get("event-id", b"").decode()
+                        out.append((event_id, message_type.FromString(record.value)))
+            return out
+        finally:
+            await consumer.stop()
+
+    return asyncio.run(_read())
+
+
+def start_exchange(run_dir: Path, kafka_bootstrap: str, redis_url: str, prefix: str,
+                   buyer_names: list[str], services: list[str], window_s: float = 1.0,
+                   **service_env: str) -> Exchange:
+    stack = LocalStack(run_dir, kafka_bootstrap=kafka_bootstrap, redis_url=redis_url, topic_prefix=prefix,
+                       auction_window_s=window_s, extra_env=service_env)
+    stack.start_infra()  # only the SQLite path: the broker and Redis are given
+    engine = make_engine(stack.database_url)
+    create_schema(engine)
+    buyers = BuyerServer()
+    buyer_ids = {}
+    with session_factory(engine)() as session:
+        seller = accounts.create_seller(session, "test seller")
+        other = accounts.create_seller(session, "another seller")
+        for name in buyer_names:
+            buyers.add(name, BuyerBehaviour(bid=None))
+            buyer_ids[name] = accounts.create_buyer(session, name, buyers.ping_url(name), buyers.post_url(name)).id
+    engine.dispose()
+    buyers.start()
+    for name in services:
+        service = name.split("-")[0]
+        stack.add_service(service, instance=name)
+    stack.start_services()
+    try:
+        stack.wait_ready(timeout_s=120)
+    except Exception:
+        stack.stop()
+        buyers.stop()
+        raise
+    return Exchange(stack, buyers, seller.api_key, other.api_key, buyer_ids)

@@ -1,0 +1,144 @@
+"""A lead's whole journey through the real services, broker, Redis and SQL."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from leadx.events.v1 import events_pb2 as ev
+from tests.conftest import poll_until
+from tests.integration.harness import Exchange
+
+pytestmark = pytest.mark.integration
+
+PII_FIELDS = {"ssn", "email", "home_phone", "work_phone", "first_name", "last_name", "address", "date_of_birth"}
+
+
+def accepted_lead_id(response: httpx.Response) -> str:
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["status"] == "accepted" and body["errors"] == []
+    return body["lead_id"]
+
+
+def wait_for_sale(market: Exchange, lead_id: str) -> ev.SaleClosed:
+    return poll_until(lambda: market.sale_for(lead_id), timeout_s=30, message=f"sale.closed for {lead_id}")
+
+
+def test_lead_is_sold_to_the_highest_bidder_above_the_minimum(market: Exchange):
+    market.buyers.buyers["alpha"].bid = 1500
+    market.buyers.buyers["beta"].bid = 1200
+    market.buyers.buyers["gamma"].bid = 900  # under the seller's minimum
+    lead = market.new_consumer() | {"min_price": 1000}
+
+    lead_id = accepted_lead_id(market.post(lead))
+    assert len(lead_id) == 10 and lead_id.isalnum()
+    sale = wait_for_sale(market, lead_id)
+
+    assert sale.outcome == ev.SALE_OUTCOME_SOLD
+    assert sale.buyer_id == market.buyer_ids["alpha"]
+    assert sale.price_cents == 1500
+    assert sale.seller_fee_cents == 150  # 10% by default
+    assert sale.attempts == 1
+    assert sale.state == lead["state"] and sale.zip3 == lead["zip"][:3]
+    posts = market.buyers.buyers["alpha"].posts
+    assert [p["lead_id"] for p in posts] == [lead_id]
+    assert posts[0]["email"] == lead["email"] and posts[0]["price"] == 1500
+    assert market.buyers.buyers["beta"].posts == [] and market.buyers.buyers["gamma"].posts == []
+    # Every buyer was pinged with the minimal subset only: no identity ever leaves in a ping.
+    for name in ("alpha", "beta", "gamma"):
+        pings = market.buyers.buyers[name].pings
+        assert [p["lead_id"] for p in pings] == [lead_id]
+        assert not PII_FIELDS & set(pings[0]), pings[0]
+        assert pings[0]["zip"] == lead["zip"]
+    # The ledger recorded it, and the seller sees it as sold.
+    row = poll_until(lambda: next((r for r in market.sale_rows() if r.lead_id == lead_id), None),
+                     message="the ledger's sale row")
+    assert row.sold and row.price_cents == 1500 and row.buyer_id == market.buyer_ids["alpha"]
+    poll_until(lambda: market.status(lead_id).json()["status"] == "sold", message="status sold")
+
+
+def test_same_consumer_is_never_sold_to_the_same_buyer_twice(market: Exchange):
+    market.buyers.buyers["alpha"].bid = 2000
+    market.buyers.buyers["beta"].bid = 1000
+    consumer = market.new_consumer()
+
+    first = accepted_lead_id(market.post(consumer))
+    assert wait_for_sale(market, first).buyer_id == market.buyer_ids["alpha"]
+    second = accepted_lead_id(market.post(consumer))
+    sale = wait_for_sale(market, second)
+
+    # alpha already has this consumer: it is not even offered the second lead.
+    assert sale.buyer_id == market.buyer_ids["beta"]
+    assert [p["lead_id"] for p in market.buyers.buyers["alpha"].posts] == [first]
+    assert [p["lead_id"] for p in market.buyers.buyers["alpha"].pings] == [first]
+    assert [p["lead_id"] for p in market.buyers.buyers["beta"].posts] == [second]
+
+
+def test_same_consumer_with_reformatted_identities_is_still_recognised(market: Exchange):
+    market.buyers.buyers["alpha"].bid = 2000
+    consumer = market.new_consumer()
+    first = accepted_lead_id(market.post(consumer))
+    wait_for_sale(market, first)
+    digits = consumer["home_phone"]
+    disguised = consumer | {"email": f"  {consumer['email'].upper()} ",
+                            "home_phone": f"+1 ({digits[:3]}) {digits[3:6]}-{digits[6:]}"}
+    second = accepted_lead_id(market.post(disguised))
+    sale = wait_for_sale(market, second)
+    assert sale.outcome == ev.SALE_OUTCOME_UNSOLD  # alpha is the only bidder and already has it
+    assert [p["lead_id"] for p in market.buyers.buyers["alpha"].posts] == [first]
+
+
+def test_a_rejected_lead_passes_to_the_next_bidder(market: Exchange):
+    market.buyers.buyers["alpha"].bid = 1800
+    market.buyers.buyers["alpha"].accept = False
+    market.buyers.buyers["beta"].bid = 1400
+    market.buyers.buyers["gamma"].bid = 1100
+
+    lead_id = accepted_lead_id(market.post(market.new_consumer() | {"min_price": 500}))
+    sale = wait_for_sale(market, lead_id)
+
+    assert sale.buyer_id == market.buyer_ids["beta"] and sale.price_cents == 1400
+    assert sale.attempts == 2
+    assert [p["lead_id"] for p in market.buyers.buyers["alpha"].posts] == [lead_id]
+    assert [p["lead_id"] for p in market.buyers.buyers["beta"].posts] == [lead_id]
+    assert market.buyers.buyers["gamma"].posts == []
+
+
+def test_no_bids_means_unsold(market: Exchange):
+    lead_id = accepted_lead_id(market.post(market.new_consumer()))
+    sale = wait_for_sale(market, lead_id)
+    assert sale.outcome == ev.SALE_OUTCOME_UNSOLD
+    assert sale.buyer_id == "" and sale.price_cents == 0 and sale.attempts == 0
+    assert all(b.posts == [] for b in market.buyers.buyers.values())
+    poll_until(lambda: market.status(lead_id).json()["status"] == "unsold", message="status unsold")
+
+
+def test_bids_under_the_minimum_leave_the_lead_unsold(market: Exchange):
+    for behaviour in market.buyers.buyers.values():
+        behaviour.bid = 400
+    lead_id = accepted_lead_id(market.post(market.new_consumer() | {"min_price": 500}))
+    assert wait_for_sale(market, lead_id).outcome == ev.SALE_OUTCOME_UNSOLD
+    assert all(b.posts == [] for b in market.buyers.buyers.values())
+
+
+def test_two_intake_replicas_each_answer_their_own_sellers(market: Exchange):
+    market.buyers.buyers["gamma"].bid = 800
+    lead_ids = []
+    for i in range(10):
+        instance = "intake" if i % 2 == 0 else "intake-2"
+        lead_ids.append(accepted_lead_id(market.post(market.new_consumer(), instance=instance)))
+    assert len(set(lead_ids)) == 10
+    for lead_id in lead_ids:
+        assert wait_for_sale(market, lead_id).buyer_id == market.buyer_ids["gamma"]
+
+
+def test_a_seller_sees_only_its_own_leads(market: Exchange):
+    lead_id = accepted_lead_id(market.post(market.new_consumer()))
+    own = market.status(lead_id)
+    assert own.status_code == 200 and own.json()["lead_id"] == lead_id
+    assert own.json()["status"] in {"pending", "accepted", "in_auction", "unsold"}
+    other = market.status(lead_id, api_key=market.other_seller_key)
+    assert other.status_code == 404 and other.json()["errors"][0]["code"] == "LEAD_NOT_FOUND"
+    unknown = market.status("ZZZZZZZZZZ")
+    assert unknown.status_code == 404
