@@ -105,9 +105,9 @@ def read_topic(bootstrap: str, topic: str, message_type) -> list[tuple[str, obje
 
 def start_exchange(run_dir: Path, kafka_bootstrap: str, redis_url: str, prefix: str,
                    buyer_names: list[str], services: list[str], window_s: float = 1.0,
-                   **service_env: str) -> Exchange:
+                   database_url: str | None = None, **service_env: str) -> Exchange:
     stack = LocalStack(run_dir, kafka_bootstrap=kafka_bootstrap, redis_url=redis_url, topic_prefix=prefix,
-                       auction_window_s=window_s, extra_env=service_env)
+                       database_url=database_url, auction_window_s=window_s, extra_env=service_env)
     stack.start_infra()  # only the SQLite path: the broker and Redis are given
     engine = make_engine(stack.database_url)
     create_schema(engine)

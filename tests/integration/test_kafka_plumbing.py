@@ -1,0 +1,115 @@
+"""The shared Kafka plumbing against the real broker: acks, headers, commit-after-work, retries."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from leadx import topics
+from leadx.config import KafkaSettings
+from leadx.events.v1 import events_pb2 as ev
+from leadx.kafka import Envelope, EventConsumer, EventProducer, ensure_topics
+
+pytestmark = pytest.mark.integration
+
+
+def settings(bootstrap: str, prefix: str) -> KafkaSettings:
+    return KafkaSettings(bootstrap_servers=bootstrap, topic_prefix=prefix, partitions=1,
+                         replication_factor=1, idempotence=False)
+
+
+async def committed(bootstrap: str, group: str, topic: str) -> int | None:
+    probe = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
+    await probe.start()
+    try:
+        return await probe.committed(TopicPartition(topic, 0))
+    finally:
+        await probe.stop()
+
+
+def test_offsets_are_committed_only_past_finished_work(kafka_bootstrap, unique_prefix):
+    async def scenario() -> None:
+        kafka = settings(kafka_bootstrap, unique_prefix)
+        await ensure_topics(kafka, (topics.LEAD_REJECTED,))
+        producer = EventProducer(kafka, "test")
+        await producer.start()
+        release = asyncio.Event()
+        handled: list[str] = []
+
+        async def handler(envelope: Envelope) -> None:
+            if envelope.message.lead_id == "L2":
+                await release.wait()  # a slow record: later ones finish first
+            handled.append(envelope.message.lead_id)
+
+        consumer = EventConsumer(kafka, "plumbing", {topics.LEAD_REJECTED: ev.LeadRejected}, handler)
+        await consumer.start()
+        for i in range(5):
+            await producer.publish(topics.LEAD_REJECTED, f"L{i}", ev.LeadRejected(lead_id=f"L{i}"))
+        topic = topics.name(unique_prefix, topics.LEAD_REJECTED)
+        group = consumer.group_id
+        while len(handled) < 4:
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(0.3)  # several commit rounds pass while L2 is still in hand
+        assert sorted(handled) == ["L0", "L1", "L3", "L4"]
+        assert await committed(kafka_bootstrap, group, topic) == 2  # not past the unfinished L2
+        release.set()
+        while len(handled) < 5:
+            await asyncio.sleep(0.05)
+        await consumer.stop()  # commits what is finished on the way out
+        assert await committed(kafka_bootstrap, group, topic) == 5
+        await producer.stop()
+
+    asyncio.run(scenario())
+
+
+def test_a_failing_handler_is_retried_not_skipped(kafka_bootstrap, unique_prefix):
+    async def scenario() -> None:
+        kafka = settings(kafka_bootstrap, unique_prefix)
+        await ensure_topics(kafka, (topics.LEAD_REJECTED,))
+        producer = EventProducer(kafka, "test")
+        await producer.start()
+        attempts: list[str] = []
+
+        async def flaky(envelope: Envelope) -> None:
+            attempts.append(envelope.event_id)
+            if len(attempts) < 3:
+                raise ConnectionError("Redis went away")
+
+        consumer = EventConsumer(kafka, "retry", {topics.LEAD_REJECTED: ev.LeadRejected}, flaky)
+        await consumer.start()
+        event_id = await producer.publish(topics.LEAD_REJECTED, "L1", ev.LeadRejected(lead_id="L1"), "fixed-id-1")
+        while len(attempts) < 3:
+            await asyncio.sleep(0.05)
+        assert attempts == [event_id] * 3 == ["fixed-id-1"] * 3
+        await consumer.stop()
+        await producer.stop()
+
+    asyncio.run(scenario())
+
+
+def test_an_undecodable_record_is_skipped_and_the_rest_still_handled(kafka_bootstrap, unique_prefix):
+    async def scenario() -> None:
+        kafka = settings(kafka_bootstrap, unique_prefix)
+        await ensure_topics(kafka, (topics.LEAD_REJECTED,))
+        topic = topics.name(unique_prefix, topics.LEAD_REJECTED)
+        producer = EventProducer(kafka, "test")
+        await producer.start()
+        await producer._producer.send_and_wait(topic, value=b"\xff\xff\xff not protobuf", key=b"bad")
+        await producer.publish(topics.LEAD_REJECTED, "L9", ev.LeadRejected(lead_id="L9"))
+        seen: list[str] = []
+
+        async def handler(envelope: Envelope) -> None:
+            seen.append(envelope.message.lead_id)
+
+        consumer = EventConsumer(kafka, "poison", {topics.LEAD_REJECTED: ev.LeadRejected}, handler)
+        await consumer.start()
+        while not seen:
+            await asyncio.sleep(0.05)
+        await consumer.stop()
+        assert seen == ["L9"]
+        assert await committed(kafka_bootstrap, consumer.group_id, topic) == 2
+        await producer.stop()
+
+    asyncio.run(scenario())
