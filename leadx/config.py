@@ -59,6 +59,9 @@ class KafkaSettings:
     replication_factor: int
     # Off by default: the embedded tansu broker rejects InitProducerId v0. Turn on for real Kafka.
     idempotence: bool
+    # How long the broker may hold a fetch that has no new data. Some brokers (tansu) wait it out
+    # even when data arrives, so it adds to every hop a lead makes; aiokafka's default is 500 ms.
+    fetch_max_wait_ms: int = 10
 
     @classmethod
     def from_env(cls) -> KafkaSettings:
@@ -68,6 +71,7 @@ class KafkaSettings:
             partitions=env_int("KAFKA_PARTITIONS", 6),
             replication_factor=env_int("KAFKA_REPLICATION_FACTOR", 1),
             idempotence=env_bool("KAFKA_IDEMPOTENCE", False),
+            fetch_max_wait_ms=env_int("KAFKA_FETCH_MAX_WAIT_MS", 10),
         )
 
 

@@ -168,6 +168,7 @@ class EventConsumer:
             session_timeout_ms=session_timeout_ms,
             heartbeat_interval_ms=max(1000, session_timeout_ms // 4),
             rebalance_timeout_ms=session_timeout_ms,
+            fetch_max_wait_ms=settings.fetch_max_wait_ms,
         )
         self._task: asyncio.Task | None = None
         self._stopping = False

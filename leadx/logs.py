@@ -10,6 +10,10 @@ import time
 from opentelemetry import trace
 
 
+# Chatty at INFO about every rebalance step or request.
+_NOISY = ("aiokafka", "faust", "mode", "uvicorn.access", "httpx", "httpcore")
+
+
 class JsonFormatter(logging.Formatter):
     def __init__(self, service: str) -> None:
         super().__init__()
@@ -41,9 +45,21 @@ def setup_logging(service: str, level: str = "INFO") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    # The Kafka clients are chatty at INFO about every rebalance step.
-    for noisy in ("aiokafka", "faust", "mode", "uvicorn.access", "httpx", "httpcore"):
+    for noisy in _NOISY:
         logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def logging_config(service: str, level: str = "INFO") -> dict:
+    """The same JSON logging as a logging.config dict, for frameworks that configure logging
+    themselves (faust's worker)."""
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {"json": {"()": JsonFormatter, "service": service}},
+        "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "json", "stream": "ext://sys.stderr"}},
+        "root": {"handlers": ["stderr"], "level": level.upper()},
+        "loggers": {name: {"level": "WARNING"} for name in _NOISY},
+    }
 
 
 def log_event(logger: logging.Logger, msg: str, **fields: object) -> None:

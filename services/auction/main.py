@@ -10,8 +10,9 @@ from leadx.buyer_directory import BuyerDirectory
 from leadx.db.engine import create_schema, make_engine, session_factory
 from leadx.health import HealthServer, Readiness
 from leadx.kafka import ensure_topics
-from leadx.logs import setup_logging
+from leadx.logs import logging_config
 from leadx.telemetry import setup_tracing
+from services.auction.fetch_wait import limit_faust_fetch_wait
 from services.auction.settings import AuctionSettings
 from services.auction.worker import build_worker
 
@@ -25,6 +26,7 @@ def main() -> None:
     create_schema(engine)
     directory = BuyerDirectory(session_factory(engine))
     directory.load()  # before the first lead, so no auction opens with an empty buyer list
+    limit_faust_fetch_wait(settings.common.kafka.fetch_max_wait_ms)
     readiness = Readiness()
     app = build_worker(settings, directory, readiness)
     health = HealthServer(readiness, settings.common.health_port)
@@ -33,8 +35,8 @@ def main() -> None:
     async def serve_health() -> None:
         await health.start()
 
-    worker = Worker(app, loglevel=settings.common.log_level, quiet=True)
-    setup_logging("auction", settings.common.log_level)
+    worker = Worker(app, loglevel=settings.common.log_level, quiet=True,
+                    logging_config=logging_config("auction", settings.common.log_level))
     worker.execute_from_commandline()
 
 

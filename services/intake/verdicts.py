@@ -40,7 +40,8 @@ class VerdictWaiter:
 
     async def start(self) -> None:
         self._consumer = AIOKafkaConsumer(bootstrap_servers=self.settings.bootstrap_servers,
-                                          group_id=None, enable_auto_commit=False)
+                                          group_id=None, enable_auto_commit=False,
+                                          fetch_max_wait_ms=self.settings.fetch_max_wait_ms)
         await self._consumer.start()
         await self._consumer.topics()  # fetches metadata, so partitions are known
         partitions = [
