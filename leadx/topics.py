@@ -6,6 +6,8 @@ environments sharing one cluster) never see each other's events.
 
 from __future__ import annotations
 
+from leadx.events.v1 import events_pb2 as ev
+
 LEAD_SUBMITTED = "lead.submitted"
 LEAD_VERIFIED = "lead.verified"
 LEAD_REJECTED = "lead.rejected"
@@ -28,6 +30,19 @@ ALL = (
     AUCTION_DEADLINE,
     SALE_CLOSED,
 )
+
+
+# The protobuf message each topic carries (auction.deadline carries a bare action, no message).
+MESSAGE_TYPES = {
+    LEAD_SUBMITTED: ev.LeadSubmitted,
+    LEAD_VERIFIED: ev.LeadVerified,
+    LEAD_REJECTED: ev.LeadRejected,
+    LEAD_SCORED: ev.LeadScored,
+    AUCTION_OPENED: ev.AuctionOpened,
+    BID_PLACED: ev.BidPlaced,
+    AUCTION_CLOSED: ev.AuctionClosed,
+    SALE_CLOSED: ev.SaleClosed,
+}
 
 
 def name(prefix: str, base: str) -> str:

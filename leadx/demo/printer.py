@@ -13,13 +13,8 @@ def dollars(cents: int) -> str:
 
 
 class EventPrinter:
-    TOPICS = {
-        topics.LEAD_SUBMITTED: ev.LeadSubmitted,
-        topics.LEAD_REJECTED: ev.LeadRejected,
-        topics.AUCTION_OPENED: ev.AuctionOpened,
-        topics.AUCTION_CLOSED: ev.AuctionClosed,
-        topics.SALE_CLOSED: ev.SaleClosed,
-    }
+    TOPICS = {t: topics.MESSAGE_TYPES[t] for t in (topics.LEAD_SUBMITTED, topics.LEAD_REJECTED,
+                                                   topics.AUCTION_OPENED, topics.AUCTION_CLOSED, topics.SALE_CLOSED)}
 
     def __init__(self, buyer_names: dict[str, str], out=print) -> None:
         self.buyer_names = buyer_names

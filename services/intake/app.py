@@ -77,6 +77,7 @@ class SellerAuth:
     """Bearer API key → seller id, cached briefly so the hot path does not hit SQL per request."""
 
     TTL_S = 30.0
+    MAX_CACHED = 10_000  # bounded, so a flood of made-up keys cannot grow it without limit
 
     def __init__(self, sessions: sessionmaker[Session]) -> None:
         self.sessions = sessions
@@ -93,6 +94,8 @@ class SellerAuth:
         if cached is None or cached[1] < now:
             seller = await asyncio.to_thread(self._lookup, key)
             cached = (seller, now + self.TTL_S)
+            if len(self._cache) >= self.MAX_CACHED:
+                self._cache.clear()
             self._cache[key] = cached
         if cached[0] is None:
             raise ApiError(401, "AUTH_INVALID", "the API key is not valid or has been revoked")

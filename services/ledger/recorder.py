@@ -128,11 +128,4 @@ _APPLY = {
     topics.SALE_CLOSED: _sale_closed,
 }
 
-MESSAGE_TYPES = {
-    topics.LEAD_SUBMITTED: ev.LeadSubmitted,
-    topics.LEAD_VERIFIED: ev.LeadVerified,
-    topics.LEAD_REJECTED: ev.LeadRejected,
-    topics.LEAD_SCORED: ev.LeadScored,
-    topics.AUCTION_OPENED: ev.AuctionOpened,
-    topics.SALE_CLOSED: ev.SaleClosed,
-}
+MESSAGE_TYPES = {topic: topics.MESSAGE_TYPES[topic] for topic in _APPLY}
