@@ -9,6 +9,8 @@ An auction's state is a plain dict (it lives in a faust table, serialised as JSO
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import random
 from dataclasses import dataclass
 
@@ -51,6 +53,14 @@ def with_bid(state: dict, buyer_id: str, amount_cents: int) -> dict:
     bids = dict(state["bids"])
     bids[buyer_id] = max(amount_cents, bids.get(buyer_id, 0))
     return {**state, "bids": bids}
+
+
+def tie_break_seed(secret: bytes, auction_id: str) -> int:
+    """The seed for an auction's random tie-break: unpredictable without the platform secret,
+    yet the same every time the auction is closed, so a close repeated after a crash ranks tied
+    bidders exactly as the first one did."""
+    digest = hmac.new(secret, f"tie-break:{auction_id}".encode(), hashlib.sha256).digest()
+    return int.from_bytes(digest[:8], "big") >> 1
 
 
 def rank_bids(bids: dict[str, int], min_price_cents: int, seed: int) -> list[Ranked]:

@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import logging
-import secrets
 import time
 from collections.abc import Iterable, Mapping
 
@@ -160,7 +159,7 @@ def build_worker(settings: AuctionSettings, directory: BuyerDirectory, readiness
 
     async def close(auction_id: str, auction: dict) -> None:
         scored = ev.LeadScored.FromString(base64.b64decode(auction["scored"]))
-        seed = secrets.randbits(63)
+        seed = rules.tie_break_seed(settings.common.hmac_key, auction_id)
         ranked = rules.rank_bids(auction["bids"], auction["min_price_cents"], seed)
         closed_at = now_ms()
         closed = ev.AuctionClosed(
