@@ -1,0 +1,13 @@
+# One image for every leadx service; the Deployment chooses the module to run.
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1
+WORKDIR /app
+COPY requirements.lock pyproject.toml ./
+RUN pip install -r requirements.lock
+COPY leadx ./leadx
+COPY services ./services
+RUN pip install --no-deps . && useradd --uid 10001 --no-create-home --shell /usr/sbin/nologin leadx
+USER 10001
+EXPOSE 8080 8081 50051
+CMD ["python", "-m", "services.intake.main"]

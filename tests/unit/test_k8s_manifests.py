@@ -1,0 +1,74 @@
+"""The Kubernetes manifests render and pass the schema and our policies; broken ones are caught."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from leadx.tools import check_k8s
+
+
+@pytest.fixture
+def manifests(tmp_path: Path) -> Path:
+    copy = tmp_path / "k8s"
+    shutil.copytree(check_k8s.K8S, copy)
+    return copy
+
+
+def edit(path: Path, old: str, new: str) -> None:
+    text = path.read_text()
+    assert old in text, f"{old!r} not in {path}"
+    path.write_text(text.replace(old, new, 1))
+
+
+def test_the_real_manifests_pass():
+    assert check_k8s.check() == []
+
+
+def test_every_service_is_deployed_with_probes_and_limits():
+    docs = check_k8s.render(check_k8s.K8S / "overlays" / "prod")
+    names = {d["metadata"]["name"] for d in docs if d["kind"] == "Deployment"}
+    assert names == {f"leadx-{s}" for s in ("intake", "dedup", "scoring", "auction", "delivery", "ledger")}
+    kinds = {d["kind"] for d in docs}
+    assert {"ConfigMap", "Service", "PodDisruptionBudget", "HorizontalPodAutoscaler"} <= kinds
+    config = next(d for d in docs if d["kind"] == "ConfigMap")["data"]
+    assert config["KAFKA_IDEMPOTENCE"] == "true" and config["KAFKA_REPLICATION_FACTOR"] == "3"
+    assert all(d["kind"] != "Secret" for d in docs)  # production secrets are never in the repo
+
+
+def test_a_container_without_a_readiness_probe_is_reported(manifests: Path):
+    edit(manifests / "base" / "dedup.yaml", "readinessProbe:", "startupProbeX:")
+    problems = check_k8s.check(manifests)
+    assert any("leadx-dedup: container dedup: has no readinessProbe" in p for p in problems)
+
+
+def test_running_as_root_or_with_a_writable_root_is_reported(manifests: Path):
+    edit(manifests / "base" / "scoring.yaml", "runAsNonRoot: true", "runAsNonRoot: false")
+    edit(manifests / "base" / "scoring.yaml", "readOnlyRootFilesystem: true", "readOnlyRootFilesystem: false")
+    problems = check_k8s.check(manifests)
+    assert any("leadx-scoring: pod securityContext.runAsNonRoot must be true" in p for p in problems)
+    assert any("leadx-scoring: container scoring: securityContext.readOnlyRootFilesystem" in p for p in problems)
+
+
+def test_missing_limits_and_latest_images_are_reported(manifests: Path):
+    edit(manifests / "base" / "delivery.yaml", 'limits: {cpu: "1", memory: 512Mi}', "limits: {memory: 512Mi}")
+    edit(manifests / "overlays" / "prod" / "kustomization.yaml", "newTag: 0.1.0", "newTag: latest")
+    problems = check_k8s.check(manifests)
+    assert any("container delivery: resources.limits.cpu is not set" in p for p in problems)
+    assert any("overlays/prod" in p and "must carry a pinned tag" in p for p in problems)
+
+
+def test_an_unknown_field_fails_the_schema(manifests: Path):
+    edit(manifests / "base" / "ledger.yaml", "terminationGracePeriodSeconds: 30",
+         "terminationGracePeriodSeconds: 30\n      restartPolicyy: Always")
+    problems = check_k8s.check(manifests)
+    assert any("Deployment/leadx-ledger" in p and "restartPolicyy" in p for p in problems)
+
+
+def test_a_service_dropped_from_an_overlay_is_reported(manifests: Path):
+    edit(manifests / "base" / "kustomization.yaml", "  - scoring.yaml\n", "")
+    problems = check_k8s.missing_services(check_k8s.render(check_k8s.K8S / "base"),
+                                          check_k8s.render(manifests / "base"), "overlays/x")
+    assert problems == ["overlays/x: Deployment/leadx-scoring of the base is missing"]
