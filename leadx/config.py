@@ -61,7 +61,7 @@ class KafkaSettings:
     idempotence: bool
     # How long the broker may hold a fetch that has no new data. Some brokers (tansu) wait it out
     # even when data arrives, so it adds to every hop a lead makes; aiokafka's default is 500 ms.
-    fetch_max_wait_ms: int = 10
+    fetch_max_wait_ms: int = 25
 
     @classmethod
     def from_env(cls) -> KafkaSettings:
@@ -71,7 +71,7 @@ class KafkaSettings:
             partitions=env_int("KAFKA_PARTITIONS", 6),
             replication_factor=env_int("KAFKA_REPLICATION_FACTOR", 1),
             idempotence=env_bool("KAFKA_IDEMPOTENCE", False),
-            fetch_max_wait_ms=env_int("KAFKA_FETCH_MAX_WAIT_MS", 10),
+            fetch_max_wait_ms=env_int("KAFKA_FETCH_MAX_WAIT_MS", 25),
         )
 
 

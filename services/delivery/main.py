@@ -30,6 +30,7 @@ async def main(stop: asyncio.Event) -> None:
     await asyncio.to_thread(directory.load)
     refresher = asyncio.create_task(directory.refresh_forever())
     client = BuyerClient(settings.max_concurrent_requests, settings.ping_timeout_s, settings.post_timeout_s)
+    await client.start()
     store = DedupStore(redis, namespace=namespace, window_ms=settings.dedup_window_days * DAY_MS)
 
     pings = PingFanout(runtime.producer, redis, directory, client, namespace)

@@ -11,11 +11,12 @@ from grpc_reflection.v1alpha import reflection
 from leadx import service
 from leadx.config import env_int
 from leadx.dashboard.v1 import dashboard_pb2, dashboard_pb2_grpc
-from leadx.db.engine import create_schema, make_engine, session_factory
 from leadx.config import CommonSettings
+from leadx.db.engine import create_schema, make_engine, session_factory
 from leadx.kafka import Envelope
 from leadx.runtime import ServiceRuntime
 from services.ledger.dashboard import DashboardService
+from services.ledger.batching import BatchWriter
 from services.ledger.recorder import MESSAGE_TYPES, Recorder
 
 SERVICE_NAME = dashboard_pb2.DESCRIPTOR.services_by_name["DashboardService"].full_name
@@ -27,13 +28,14 @@ async def main(stop: asyncio.Event) -> None:
     engine = make_engine(settings.database_url)
     await asyncio.to_thread(create_schema, engine)
     sessions = session_factory(engine)
-    recorder = Recorder(sessions)
+    writer = BatchWriter(Recorder(sessions))
+    writer.start()
 
     async def record(envelope: Envelope) -> None:
-        await asyncio.to_thread(recorder.apply, envelope)
+        await writer.apply(envelope)
 
-    # Few in flight: SQL writes serialise anyway, and SQLite prefers one writer at a time.
-    runtime.consume("ledger", MESSAGE_TYPES, record, max_in_flight=4)
+    # Many in flight, so that each flush commits a large batch in one transaction.
+    runtime.consume("ledger", MESSAGE_TYPES, record, max_in_flight=1000)
 
     server = grpc.aio.server()
     dashboard_pb2_grpc.add_DashboardServiceServicer_to_server(DashboardService(sessions), server)
@@ -56,6 +58,7 @@ async def main(stop: asyncio.Event) -> None:
 
     async def stop_grpc() -> None:
         reporter.cancel()
+        await writer.stop()
         await server.stop(grace=5)
         engine.dispose()
 

@@ -30,14 +30,22 @@ class Recorder:
 
     def apply(self, envelope: Envelope) -> bool:
         """Apply one event; False if it had been applied before."""
+        return self.apply_many([envelope])[0]
+
+    def apply_many(self, envelopes: list[Envelope]) -> list[bool]:
+        """Apply events in one transaction (all or none); for each, False if applied before."""
+        applied = []
         with self.sessions.begin() as session:
-            seen = session.get(ProcessedEvent, (envelope.event_id, CONSUMER))
-            if seen is not None:
-                return False
-            session.add(ProcessedEvent(event_id=envelope.event_id, consumer=CONSUMER,
-                                       processed_at_ms=_now_ms()))
-            _APPLY[envelope.topic](session, envelope.message)
-        return True
+            for envelope in envelopes:
+                if session.get(ProcessedEvent, (envelope.event_id, CONSUMER)) is not None:
+                    applied.append(False)
+                    continue
+                session.add(ProcessedEvent(event_id=envelope.event_id, consumer=CONSUMER,
+                                           processed_at_ms=_now_ms()))
+                session.flush()  # so a repeat of this event later in the same batch is seen
+                _APPLY[envelope.topic](session, envelope.message)
+                applied.append(True)
+        return applied
 
 
 def _lead(session: Session, lead_id: str) -> Lead:

@@ -1,0 +1,291 @@
+"""End-to-end benchmark of the exchange on this machine (`make bench`).
+
+Measures, in one run and on one machine:
+  * baselines: raw aiokafka produce to the same broker (awaiting each send, and pipelined), and a
+    bare Starlette JSON POST endpoint under the same load generator as the intake;
+  * intake: POSTs answered per second at a fixed concurrency (each answer waits for the dedup verdict);
+  * end to end: leads per second from the first POST to the last sale.closed, with a check that every
+    accepted lead ends in exactly one sale.closed;
+  * seller response time at a fixed offered rate (open loop): p50 / p99 / max, and the share of
+    answers given synchronously (the rest are 202 + status URL).
+Figures are printed beside their baselines and written to bench/results/pipeline.json.
+The load generator shares the machine's cores with the broker, Redis and all six services.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import random
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import aiohttp
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from leadx import accounts, topics  # noqa: E402
+from leadx.db.engine import create_schema, make_engine, session_factory  # noqa: E402
+from leadx.demo.buyers import BuyerBehaviour, BuyerServer  # noqa: E402
+from leadx.demo.consumers import make_consumer  # noqa: E402
+from leadx.devstack import SERVICES, LocalStack, free_port, wait_for_port  # noqa: E402
+from leadx.events.v1 import events_pb2 as ev  # noqa: E402
+
+RESULTS = ROOT / "bench" / "results" / "pipeline.json"
+
+
+def percentile(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
+
+
+# ---------------------------------------------------------------- baselines
+
+async def raw_produce(bootstrap: str, awaited: int, pipelined: int) -> dict:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=2)
+    await producer.start()
+    payload = os.urandom(400)  # about the size of a LeadSubmitted
+    try:
+        start = time.perf_counter()
+        for i in range(awaited):
+            await producer.send_and_wait("bench.raw", payload, key=str(i).encode())
+        awaited_rate = awaited / (time.perf_counter() - start)
+        start = time.perf_counter()
+        futures = [await producer.send("bench.raw", payload, key=str(i).encode()) for i in range(pipelined)]
+        await asyncio.gather(*futures)
+        pipelined_rate = pipelined / (time.perf_counter() - start)
+    finally:
+        await producer.stop()
+    return {"awaited_msgs_per_s": round(awaited_rate), "pipelined_msgs_per_s": round(pipelined_rate)}
+
+
+BARE_APP = '''
+from starlette.applications import Starlette
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+async def post(request):
+    body = await request.json()
+    return JSONResponse({"status": "accepted", "lead_id": "ABCDEFGHIJ", "errors": [], "n": len(body)})
+
+app = Starlette(routes=[Route("/v1/post", post, methods=["POST"])])
+'''
+
+
+def start_bare_starlette() -> tuple[subprocess.Popen, int, Path]:
+    folder = Path(tempfile.mkdtemp())
+    (folder / "bare_app.py").write_text(BARE_APP)
+    port = free_port()
+    process = subprocess.Popen([sys.executable, "-m", "uvicorn", "bare_app:app", "--port", str(port),
+                                "--log-level", "warning", "--no-access-log"], cwd=folder)
+    wait_for_port("127.0.0.1", port, 20, process)
+    return process, port, folder
+
+
+# ---------------------------------------------------------------- load generation
+
+def _session(headers: dict, connections: int) -> aiohttp.ClientSession:
+    # aiohttp rather than httpx: httpx's async pool fell to ~260 req/s at 32 connections here,
+    # which would have measured the load generator instead of the server.
+    return aiohttp.ClientSession(headers=headers, connector=aiohttp.TCPConnector(limit=connections),
+                                 timeout=aiohttp.ClientTimeout(total=30))
+
+
+async def closed_loop(url: str, headers: dict, bodies: list[dict], concurrency: int) -> dict:
+    """Post every body with `concurrency` requests in flight; returns rate and answers."""
+    queue = list(reversed(bodies))
+    answers: list[tuple[int, dict, float]] = []
+    async with _session(headers, concurrency) as client:
+        async def worker() -> None:
+            while queue:
+                body = queue.pop()
+                started = time.perf_counter()
+                async with client.post(url, json=body) as response:
+                    answer = await response.json()
+                answers.append((response.status, answer, time.perf_counter() - started))
+
+        start = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        elapsed = time.perf_counter() - start
+    return {"elapsed_s": elapsed, "rate": len(bodies) / elapsed, "answers": answers}
+
+
+async def open_loop(url: str, headers: dict, bodies: list[dict], rate: float) -> list[tuple[int, float]]:
+    """Offer requests at a fixed rate whatever the answers' latency (no coordinated omission)."""
+    results: list[tuple[int, float]] = []
+    async with _session(headers, 500) as client:
+        async def one(body: dict, due: float) -> None:
+            async with client.post(url, json=body) as response:
+                await response.read()
+            results.append((response.status, time.perf_counter() - due))
+
+        start = time.perf_counter()
+        tasks = []
+        for i, body in enumerate(bodies):
+            due = start + i / rate
+            await asyncio.sleep(max(0.0, due - time.perf_counter()))
+            tasks.append(asyncio.create_task(one(body, due)))
+        await asyncio.gather(*tasks)
+    return results
+
+
+async def wait_for_sales(bootstrap: str, topic: str, lead_ids: set[str], timeout_s: float) -> dict[str, list]:
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=None, auto_offset_reset="earliest",
+                                fetch_max_wait_ms=10)
+    await consumer.start()
+    seen: dict[str, list] = {}
+    deadline = time.perf_counter() + timeout_s
+    try:
+        while time.perf_counter() < deadline and not lead_ids <= seen.keys():
+            batch = await consumer.getmany(timeout_ms=200)
+            for records in batch.values():
+                for record in records:
+                    sale = ev.SaleClosed.FromString(record.value)
+                    headers = dict(record.headers)
+                    seen.setdefault(sale.lead_id, []).append((headers.get("event-id"), record.timestamp))
+    finally:
+        await consumer.stop()
+    return seen
+
+
+# ---------------------------------------------------------------- the exchange
+
+def start_exchange(run_dir: Path, window_s: float) -> tuple[LocalStack, BuyerServer, str]:
+    stack = LocalStack(run_dir, topic_prefix="bench.", partitions=6, auction_window_s=window_s)
+    stack.start_infra()
+    engine = make_engine(stack.database_url)
+    create_schema(engine)
+    buyers = BuyerServer()
+    with session_factory(engine)() as session:
+        seller = accounts.create_seller(session, "bench seller")
+        for name, bid in (("alpha", 1500), ("beta", 1200)):
+            buyers.add(name, BuyerBehaviour(bid=bid, accept=True))
+            accounts.create_buyer(session, name, buyers.ping_url(name), buyers.post_url(name))
+    engine.dispose()
+    buyers.start()
+    for name in SERVICES:
+        stack.add_service(name, LOG_LEVEL="WARNING")
+    return stack, buyers, seller.api_key
+
+
+def run(args) -> dict:
+    rng = random.Random(args.seed)
+    run_dir = Path(tempfile.mkdtemp(prefix="leadx-bench-"))
+    stack, buyers, api_key = start_exchange(run_dir, args.window)
+    bare, bare_port, _ = start_bare_starlette()
+    results: dict = {}
+    try:
+        print("baseline: raw aiokafka produce, acks=all ...", flush=True)
+        results["baseline_produce"] = asyncio.run(raw_produce(stack.kafka_bootstrap, 2000, 20000))
+        print("baseline: bare Starlette JSON POST ...", flush=True)
+        bodies = [make_consumer(rng) | {"vertical": "auto_loan"} for _ in range(args.leads)]
+        bare_run = asyncio.run(closed_loop(f"http://127.0.0.1:{bare_port}/v1/post", {}, bodies, args.concurrency))
+        results["baseline_starlette"] = {"requests_per_s": round(bare_run["rate"]), "concurrency": args.concurrency}
+        bare.terminate()
+        bare.wait(10)
+
+        stack.start_services()
+        stack.wait_ready(timeout_s=120)
+        url = f"http://127.0.0.1:{stack.port_of('intake', 'INTAKE_PORT')}/v1/post"
+        headers = {"Authorization": f"Bearer {api_key}"}
+
+        print(f"intake + end to end: {args.leads} distinct leads, concurrency {args.concurrency} ...", flush=True)
+        leads = [make_consumer(rng) | {"min_price": 500} for _ in range(args.leads)]
+        started_wall = time.time()
+        intake_run = asyncio.run(closed_loop(url, headers, leads, args.concurrency))
+        accepted = {body["lead_id"] for code, body, _ in intake_run["answers"] if code in (200, 202)}
+        codes: dict[int, int] = {}
+        for code, _, _ in intake_run["answers"]:
+            codes[code] = codes.get(code, 0) + 1
+        sales = asyncio.run(wait_for_sales(stack.kafka_bootstrap, topics.name("bench.", topics.SALE_CLOSED),
+                                           accepted, timeout_s=120))
+        missing = accepted - sales.keys()
+        repeated = {lead: ids for lead, ids in sales.items() if len({i for i, _ in ids}) != 1}
+        last_sale_ms = max(ts for ids in sales.values() for _, ts in ids)
+        e2e_s = last_sale_ms / 1000 - started_wall
+        latencies = [s * 1000 for _, _, s in intake_run["answers"]]
+        results["intake_closed_loop"] = {
+            "requests_per_s": round(intake_run["rate"]), "answers_by_status": codes,
+            "p50_ms": round(percentile(latencies, 50), 1), "p99_ms": round(percentile(latencies, 99), 1),
+        }
+        results["end_to_end"] = {
+            "leads": len(accepted), "sold_or_unsold": len(sales), "missing": len(missing),
+            "leads_with_two_outcomes": len(repeated),
+            "leads_per_s": round(len(accepted) / e2e_s, 1), "seconds_first_post_to_last_sale": round(e2e_s, 2),
+            "auction_window_s": args.window,
+        }
+
+        print(f"seller response at a fixed {args.rate:g} req/s for {args.seconds:g}s ...", flush=True)
+        offered = [make_consumer(rng) for _ in range(int(args.rate * args.seconds))]
+        answers = asyncio.run(open_loop(url, headers, offered, args.rate))
+        times = [s * 1000 for _, s in answers]
+        sync = sum(1 for code, _ in answers if code in (200, 409))
+        results["fixed_rate"] = {
+            "offered_per_s": args.rate, "requests": len(answers),
+            "p50_ms": round(percentile(times, 50), 1), "p99_ms": round(percentile(times, 99), 1),
+            "max_ms": round(max(times), 1), "synchronous_share": round(sync / len(answers), 4),
+            "errors_5xx": sum(1 for code, _ in answers if code >= 500),
+        }
+    finally:
+        if bare.poll() is None:
+            bare.terminate()
+        stack.stop()
+        buyers.stop()
+    return results
+
+
+def report(results: dict) -> None:
+    produce, bare = results["baseline_produce"], results["baseline_starlette"]
+    intake, e2e, fixed = results["intake_closed_loop"], results["end_to_end"], results["fixed_rate"]
+    print()
+    print(f"{'figure':52} {'leadx':>10} {'baseline':>10} {'ratio':>7}")
+    rows = [
+        ("intake POSTs answered /s (vs bare Starlette)", intake["requests_per_s"], bare["requests_per_s"]),
+        ("end-to-end leads /s (vs raw produce, awaited)", e2e["leads_per_s"], produce["awaited_msgs_per_s"]),
+        ("end-to-end leads /s (vs raw produce, pipelined)", e2e["leads_per_s"], produce["pipelined_msgs_per_s"]),
+    ]
+    for label, ours, base in rows:
+        print(f"{label:52} {ours:>10} {base:>10} {ours / base:>7.2f}")
+    print(f"intake answer latency at concurrency: p50 {intake['p50_ms']} ms, p99 {intake['p99_ms']} ms;"
+          f" answers {intake['answers_by_status']}")
+    print(f"fixed {fixed['offered_per_s']:g} req/s: p50 {fixed['p50_ms']} ms, p99 {fixed['p99_ms']} ms,"
+          f" max {fixed['max_ms']} ms, answered synchronously {fixed['synchronous_share']:.1%},"
+          f" 5xx {fixed['errors_5xx']}")
+    print(f"end to end: {e2e['leads']} leads, {e2e['sold_or_unsold']} with an outcome, {e2e['missing']} missing,"
+          f" {e2e['leads_with_two_outcomes']} with two outcomes; {e2e['seconds_first_post_to_last_sale']} s"
+          f" (auction window {e2e['auction_window_s']} s)")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--leads", type=int, default=2000)
+    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--rate", type=float, default=100.0, help="offered requests/s for the latency test")
+    parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--window", type=float, default=1.0, help="auction window, seconds")
+    parser.add_argument("--seed", type=int, default=42)
+    args = parser.parse_args()
+    results = run(args)
+    report(results)
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT)
+    results["machine"] = {"cpus": os.cpu_count(), "python": platform.python_version(),
+                          "platform": platform.platform(), "commit": commit.stdout.strip(),
+                          "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    results["parameters"] = vars(args)
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(results, indent=2) + "\n")
+    print(f"written to {RESULTS.relative_to(ROOT)}")
+    e2e = results["end_to_end"]
+    return 1 if e2e["missing"] or e2e["leads_with_two_outcomes"] or results["fixed_rate"]["errors_5xx"] else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,65 @@
+"""Groups the ledger's events into one SQL transaction per flush.
+
+One transaction per event made the ledger the busiest process on the machine (about half a core
+at 100 leads/s on SQLite). Handlers now hand their event to this writer and wait for the flush
+that commits it, so the consumer still commits offsets only after the event is in SQL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from leadx.kafka import Envelope
+from services.ledger.recorder import Recorder
+
+log = logging.getLogger(__name__)
+
+
+class BatchWriter:
+    def __init__(self, recorder: Recorder, max_batch: int = 500, linger_s: float = 0.02) -> None:
+        self.recorder = recorder
+        self.max_batch = max_batch
+        self.linger_s = linger_s
+        self._queue: list[tuple[Envelope, asyncio.Future]] = []
+        self._pending = asyncio.Event()
+        self._task: asyncio.Task | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="ledger-batches")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+
+    async def apply(self, envelope: Envelope) -> bool:
+        future = asyncio.get_running_loop().create_future()
+        self._queue.append((envelope, future))
+        self._pending.set()
+        return await future
+
+    async def _run(self) -> None:
+        while True:
+            await self._pending.wait()
+            await asyncio.sleep(self.linger_s)  # let a batch gather
+            while self._queue:
+                batch, self._queue = self._queue[: self.max_batch], self._queue[self.max_batch:]
+                await self._flush(batch)
+            self._pending.clear()
+
+    async def _flush(self, batch: list[tuple[Envelope, asyncio.Future]]) -> None:
+        try:
+            results = await asyncio.to_thread(self.recorder.apply_many, [envelope for envelope, _ in batch])
+        except Exception:
+            # One bad event must not hold back the others: retry them one transaction each, so
+            # only the failing event's handler sees the error (and retries it).
+            log.warning("ledger batch failed; applying its events one by one", exc_info=True)
+            for envelope, future in batch:
+                try:
+                    future.set_result(await asyncio.to_thread(self.recorder.apply, envelope))
+                except Exception as exc:
+                    future.set_exception(exc)
+            return
+        for (_, future), result in zip(batch, results, strict=True):
+            future.set_result(result)
