@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from redis.asyncio import from_url
+from leadx.redis_client import connect as connect_redis
 
 from leadx import service, topics
 from leadx.config import CommonSettings, env_bool, env_int
@@ -17,7 +17,7 @@ from services.dedup.checker import DedupPolicy, DuplicateChecker
 async def main(stop: asyncio.Event) -> None:
     settings = CommonSettings.from_env("dedup")
     runtime = ServiceRuntime(settings)
-    redis = from_url(settings.redis_url)
+    redis = connect_redis(settings.redis_url)
     store = DedupStore(redis, namespace=settings.kafka.topic_prefix,
                        window_ms=env_int("DEDUP_WINDOW_DAYS", 30) * DAY_MS)
     checker = DuplicateChecker(store, runtime.producer, settings.hmac_key,

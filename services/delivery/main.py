@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from redis.asyncio import from_url
+from leadx.redis_client import connect as connect_redis
 
 from leadx import service, topics
 from leadx.buyer_directory import BuyerDirectory
@@ -23,7 +23,7 @@ async def main(stop: asyncio.Event) -> None:
     common = settings.common
     runtime = ServiceRuntime(common)
     namespace = common.kafka.topic_prefix
-    redis = from_url(common.redis_url)
+    redis = connect_redis(common.redis_url)
     engine = make_engine(common.database_url)
     await asyncio.to_thread(create_schema, engine)
     directory = BuyerDirectory(session_factory(engine))

@@ -7,7 +7,7 @@ import contextlib
 import signal
 
 import uvicorn
-from redis.asyncio import from_url
+from leadx.redis_client import connect as connect_redis
 
 from leadx.db.engine import create_schema, make_engine, session_factory
 from leadx.health import Readiness
@@ -24,7 +24,7 @@ def create_app(settings: IntakeSettings):
     readiness = Readiness()
     producer = EventProducer(common.kafka, client_id="leadx-intake")
     verdicts = VerdictWaiter(common.kafka)
-    redis = from_url(common.redis_url)
+    redis = connect_redis(common.redis_url)
     engine = make_engine(common.database_url)
     readiness.add("producer", lambda: producer.started)
     readiness.add("verdicts", lambda: verdicts.positioned)

@@ -1,0 +1,55 @@
+import pytest
+
+from leadx import ids
+from leadx.config import CommonSettings, ConfigError, KafkaSettings
+
+
+def test_lead_ids_are_ten_random_letters_and_digits():
+    drawn = [ids.new_lead_id() for _ in range(10_000)]
+    assert all(ids.is_lead_id(i) for i in drawn)
+    assert len(set(drawn)) == len(drawn)
+    assert not ids.is_lead_id("abcdefghij") and not ids.is_lead_id("ABC")
+
+
+def test_derived_event_ids_are_deterministic():
+    assert ids.derived_event_id("L1", "sale") == ids.derived_event_id("L1", "sale")
+    assert ids.derived_event_id("L1", "sale") != ids.derived_event_id("L1", "closed")
+    assert ids.derived_event_id("a", "bc") != ids.derived_event_id("ab", "c")
+
+
+@pytest.fixture
+def env(monkeypatch):
+    for name in ("KAFKA_BOOTSTRAP_SERVERS", "REDIS_URL", "DATABASE_URL", "LEADX_HMAC_KEY", "KAFKA_PARTITIONS",
+                 "KAFKA_IDEMPOTENCE", "KAFKA_FETCH_MAX_WAIT_MS"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", "k:9092")
+    monkeypatch.setenv("REDIS_URL", "redis://r")
+    monkeypatch.setenv("DATABASE_URL", "sqlite://")
+    monkeypatch.setenv("LEADX_HMAC_KEY", "0123456789abcdef")
+    return monkeypatch
+
+
+def test_settings_with_defaults(env):
+    settings = CommonSettings.from_env("dedup")
+    assert settings.kafka.idempotence is False and settings.kafka.partitions == 6
+    assert settings.kafka.fetch_max_wait_ms == 25 and settings.hmac_key == b"0123456789abcdef"
+
+
+def test_missing_required_settings_fail_fast_with_their_name(env):
+    env.delenv("REDIS_URL")
+    with pytest.raises(ConfigError, match="REDIS_URL is required"):
+        CommonSettings.from_env("dedup")
+
+
+def test_malformed_settings_are_refused(env):
+    env.setenv("KAFKA_PARTITIONS", "six")
+    with pytest.raises(ConfigError, match="KAFKA_PARTITIONS must be an integer"):
+        KafkaSettings.from_env()
+    env.setenv("KAFKA_PARTITIONS", "6")
+    env.setenv("KAFKA_IDEMPOTENCE", "maybe")
+    with pytest.raises(ConfigError, match="KAFKA_IDEMPOTENCE must be true or false"):
+        KafkaSettings.from_env()
+    env.setenv("KAFKA_IDEMPOTENCE", "true")
+    env.setenv("LEADX_HMAC_KEY", "short")
+    with pytest.raises(ConfigError, match="at least 16"):
+        CommonSettings.from_env("dedup")

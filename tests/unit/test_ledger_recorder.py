@@ -1,0 +1,82 @@
+"""The ledger's recorder on SQLite and PostgreSQL: life cycle, idempotency, out-of-order events."""
+
+from __future__ import annotations
+
+from sqlalchemy import func, select
+
+from leadx import topics
+from leadx.db.models import Auction, Lead, Sale
+from leadx.events.v1 import events_pb2 as ev
+from leadx.kafka import Envelope
+from services.ledger.recorder import Recorder
+
+LEAD = ev.Lead(lead_id="LEAD000001", seller_id="s_1", vertical="auto_loan", min_price_cents=500,
+               submitted_at_ms=1_000, fields={"state": "NY", "zip": "10001", "email": "a@b.com"})
+
+
+def envelope(topic: str, message, event_id: str) -> Envelope:
+    return Envelope(topic=topic, key=LEAD.lead_id, event_id=event_id, message=message, partition=0, offset=0)
+
+
+def life_cycle() -> list[Envelope]:
+    verified = ev.LeadVerified(lead=LEAD)
+    return [
+        envelope(topics.LEAD_SUBMITTED, ev.LeadSubmitted(lead=LEAD), "e1"),
+        envelope(topics.LEAD_VERIFIED, verified, "e2"),
+        envelope(topics.LEAD_SCORED, ev.LeadScored(verified=verified, probability=0.3, cluster="renter-new"), "e3"),
+        envelope(topics.AUCTION_OPENED, ev.AuctionOpened(auction_id=LEAD.lead_id, lead_id=LEAD.lead_id,
+                                                         offered_buyer_ids=["b_1", "b_2"], opened_at_ms=2_000,
+                                                         closes_at_ms=5_000), "e4"),
+        envelope(topics.SALE_CLOSED, ev.SaleClosed(lead_id=LEAD.lead_id, auction_id=LEAD.lead_id,
+                                                   outcome=ev.SALE_OUTCOME_SOLD, buyer_id="b_2", price_cents=1500,
+                                                   seller_fee_cents=150, seller_id="s_1", vertical="auto_loan",
+                                                   state="NY", attempts=1, closed_at_ms=6_000), "e5"),
+    ]
+
+
+def test_a_full_life_cycle_ends_sold(sessions):
+    recorder = Recorder(sessions)
+    assert [recorder.apply(e) for e in life_cycle()] == [True] * 5
+    with sessions() as session:
+        lead = session.get(Lead, LEAD.lead_id)
+        assert (lead.status, lead.seller_id, lead.cluster) == ("sold", "s_1", "renter-new")
+        assert lead.fields["email"] == "a@b.com"
+        sale = session.get(Sale, LEAD.lead_id)
+        assert (sale.sold, sale.buyer_id, sale.price_cents, sale.seller_fee_cents) == (True, "b_2", 1500, 150)
+        assert session.get(Auction, LEAD.lead_id).offered_buyers == 2
+
+
+def test_a_redelivered_event_changes_nothing(sessions):
+    recorder = Recorder(sessions)
+    events = life_cycle()
+    recorder.apply_many(events)
+    assert recorder.apply(events[-1]) is False
+    assert recorder.apply_many(events) == [False] * 5
+    with sessions() as session:
+        assert session.scalar(select(func.count()).select_from(Sale)) == 1
+
+
+def test_a_repeat_inside_one_batch_is_applied_once(sessions):
+    events = life_cycle()
+    assert Recorder(sessions).apply_many([events[0], events[0], events[4], events[4]]) == [True, False, True, False]
+
+
+def test_events_out_of_order_still_end_in_the_right_state(sessions):
+    recorder = Recorder(sessions)
+    for event in reversed(life_cycle()):
+        recorder.apply(event)
+    with sessions() as session:
+        lead = session.get(Lead, LEAD.lead_id)
+        assert lead.status == "sold" and lead.seller_id == "s_1" and lead.vertical == "auto_loan"
+        assert lead.fields["zip"] == "10001"
+
+
+def test_a_duplicate_rejection_keeps_its_internal_reason(sessions):
+    recorder = Recorder(sessions)
+    recorder.apply(life_cycle()[0])
+    recorder.apply(envelope(topics.LEAD_REJECTED, ev.LeadRejected(
+        lead_id=LEAD.lead_id, seller_id="s_1", reason=ev.REJECTION_REASON_DUPLICATE,
+        internal_detail="platform duplicate on email"), "r1"))
+    with sessions() as session:
+        lead = session.get(Lead, LEAD.lead_id)
+        assert (lead.status, lead.rejection_detail) == ("duplicate", "platform duplicate on email")

@@ -1,0 +1,28 @@
+from leadx import pii
+
+SECRET = b"a-test-secret-of-some-length"
+
+
+def test_normalisation():
+    assert pii.normalise("ssn", " 123-45 6789 ") == "123456789"
+    assert pii.normalise("email", "  Ana.Diaz@Example.COM ") == "ana.diaz@example.com"
+    assert pii.normalise("home_phone", "+1 (212) 555-0142") == "2125550142"
+    assert pii.normalise("home_phone", "212.555.0142") == "2125550142"
+
+
+def test_the_same_identity_gets_the_same_key_however_it_is_written():
+    assert pii.identity_key(SECRET, "email", "ANA@example.com ") == pii.identity_key(SECRET, "email", "ana@example.com")
+    assert pii.identity_key(SECRET, "home_phone", "1-212-555-0142") == pii.identity_key(SECRET, "home_phone",
+                                                                                       "(212) 555 0142")
+
+
+def test_keys_depend_on_secret_and_kind_and_hide_the_value():
+    ssn_key = pii.identity_key(SECRET, "ssn", "212555014")
+    assert ssn_key != pii.identity_key(b"another-secret-entirely", "ssn", "212555014")
+    assert ssn_key != pii.identity_key(SECRET, "home_phone", "212555014")
+    assert "212555014" not in ssn_key and len(ssn_key) == 32
+
+
+def test_identity_keys_skip_absent_and_empty_fields():
+    keys = pii.identity_keys(SECRET, {"ssn": "123456789", "email": " ", "first_name": "Ana"})
+    assert set(keys) == {"ssn"}

@@ -1,0 +1,111 @@
+"""Field verification (the patent's Lead Verification Process)."""
+
+from __future__ import annotations
+
+import random
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from leadx.demo.consumers import make_consumer
+from leadx.verticals import load_verticals, verify
+
+AUTO_LOAN = load_verticals()["auto_loan"]
+
+
+def valid_lead(**changes) -> dict:
+    return make_consumer(random.Random(11)) | changes
+
+
+def codes(result) -> set[tuple[str, str]]:
+    return {(e.code, e.field) for e in result.errors}
+
+
+def test_a_valid_lead_passes_with_normalised_values():
+    result = verify(AUTO_LOAN, valid_lead(home_phone="+1 (212) 555-0142", ssn="123 45 6789", state="ny",
+                                          zip="10001", residence_type="RENT"))
+    assert result.ok, result.errors
+    assert result.fields["home_phone"] == "2125550142"
+    assert result.fields["ssn"] == "123456789"
+    assert result.fields["state"] == "NY" and result.fields["residence_type"] == "rent"
+
+
+def test_both_shipped_verticals_load():
+    verticals = load_verticals()
+    assert {"auto_loan", "auto_insurance"} <= set(verticals)
+    required = {f.name for f in verticals["auto_loan"].fields if f.required}
+    assert {"ssn", "email", "home_phone", "zip", "gross_monthly_income", "requested_amount"} <= required
+
+
+def test_a_missing_required_field_stops_at_once():
+    lead = valid_lead(email="not-an-email", ssn="000-12-3456")
+    del lead["first_name"]
+    result = verify(AUTO_LOAN, lead)
+    assert [(e.code, e.field) for e in result.errors] == [("FIELD_MISSING", "first_name")]
+
+
+def test_empty_strings_count_as_missing():
+    assert codes(verify(AUTO_LOAN, valid_lead(last_name="  "))) == {("FIELD_MISSING", "last_name")}
+
+
+def test_every_invalid_field_is_reported_together():
+    result = verify(AUTO_LOAN, valid_lead(email="a@b", home_phone="555-1234", ssn="123-45-678",
+                                          date_of_birth="02/01/1980", gross_monthly_income="5k",
+                                          residence_type="boat", months_employed=-3))
+    assert codes(result) == {("FIELD_INVALID", f) for f in
+                             ("email", "home_phone", "ssn", "date_of_birth", "gross_monthly_income",
+                              "residence_type", "months_employed")}
+    assert all(e.message.startswith(e.field) for e in result.errors)
+
+
+def test_impossible_social_security_numbers():
+    for ssn in ("000-12-3456", "666-12-3456", "900-12-3456", "999-12-3456", "123-00-4567", "123-45-0000"):
+        assert codes(verify(AUTO_LOAN, valid_lead(ssn=ssn))) == {("FIELD_INVALID", "ssn")}, ssn
+    assert verify(AUTO_LOAN, valid_lead(ssn="899-12-3456")).ok
+
+
+def test_phone_numbers_need_a_real_area_code_and_exchange():
+    for phone in ("012-555-0142", "112-555-0142", "212-055-0142", "212-155-0142", "2125550", "22125550142"):
+        assert codes(verify(AUTO_LOAN, valid_lead(home_phone=phone))) == {("FIELD_INVALID", "home_phone")}, phone
+
+
+def test_zip_must_exist_and_match_the_state():
+    assert codes(verify(AUTO_LOAN, valid_lead(zip="00000"))) == {("ZIP_UNKNOWN", "zip")}
+    assert codes(verify(AUTO_LOAN, valid_lead(zip="1001"))) == {("FIELD_INVALID", "zip")}
+    mismatch = verify(AUTO_LOAN, valid_lead(zip="10001", state="CA"))
+    assert codes(mismatch) == {("ZIP_STATE_MISMATCH", "state")}
+    assert "NY" in mismatch.errors[0].message
+
+
+def test_dates_money_and_enums():
+    assert codes(verify(AUTO_LOAN, valid_lead(date_of_birth="2999-01-01"))) == {("FIELD_INVALID", "date_of_birth")}
+    assert codes(verify(AUTO_LOAN, valid_lead(date_of_birth="1850-01-01"))) == {("FIELD_INVALID", "date_of_birth")}
+    assert codes(verify(AUTO_LOAN, valid_lead(requested_amount=12.5))) == {("FIELD_INVALID", "requested_amount")}
+    assert codes(verify(AUTO_LOAN, valid_lead(requested_amount=True))) == {("FIELD_INVALID", "requested_amount")}
+    assert verify(AUTO_LOAN, valid_lead(requested_amount=2_500_000.0)).fields["requested_amount"] == "2500000"
+    assert codes(verify(AUTO_LOAN, valid_lead(first_name="x" * 201))) == {("FIELD_INVALID", "first_name")}
+    assert codes(verify(AUTO_LOAN, valid_lead(first_name=["A"]))) == {("FIELD_INVALID", "first_name")}
+
+
+def test_unknown_fields_are_not_carried():
+    result = verify(AUTO_LOAN, valid_lead(favourite_colour="blue"))
+    assert result.ok and "favourite_colour" not in result.fields
+
+
+json_values = st.recursive(st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=30),
+                           lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner,
+                                                                                        max_size=3),
+                           max_leaves=8)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dictionaries(st.sampled_from([f.name for f in AUTO_LOAN.fields] + ["other"]), json_values))
+def test_verify_never_raises_on_arbitrary_json(payload):
+    result = verify(AUTO_LOAN, payload)
+    assert all(e.code in {"FIELD_MISSING", "FIELD_INVALID", "ZIP_UNKNOWN", "ZIP_STATE_MISMATCH"} for e in result.errors)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.dictionaries(st.sampled_from([f.name for f in AUTO_LOAN.fields]), st.text(max_size=40)))
+def test_overlaying_random_text_on_a_valid_lead_never_raises(changes):
+    verify(AUTO_LOAN, valid_lead(**changes))
