@@ -47,6 +47,10 @@ class Lead(Base):
     rejection_detail: Mapped[str | None] = mapped_column(Text, nullable=True)  # internal only
     probability: Mapped[float | None] = mapped_column(Float, nullable=True)
     cluster: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    # How often the ledger re-published this lead because it stalled on its way to an outcome.
+    redrives: Mapped[int] = mapped_column(Integer, default=0)
+
+    __table_args__ = (Index("ix_leads_open_by_age", "status_rank", "updated_at_ms"),)
 
 
 class Auction(Base):

@@ -9,7 +9,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from leadx import service
-from leadx.config import env_int
+from leadx.config import env_float, env_int
 from leadx.dashboard.v1 import dashboard_pb2, dashboard_pb2_grpc
 from leadx.config import CommonSettings
 from leadx.db.engine import create_schema, make_engine, session_factory
@@ -18,6 +18,7 @@ from leadx.runtime import ServiceRuntime
 from services.ledger.dashboard import DashboardService
 from services.ledger.batching import BatchWriter
 from services.ledger.recorder import MESSAGE_TYPES, Recorder
+from services.ledger.redrive import RedrivePolicy, StallRedriver
 
 SERVICE_NAME = dashboard_pb2.DESCRIPTOR.services_by_name["DashboardService"].full_name
 
@@ -55,9 +56,14 @@ async def main(stop: asyncio.Event) -> None:
             await asyncio.sleep(1)
 
     reporter = asyncio.create_task(report_health())
+    stall_after_s = env_float("LEDGER_REDRIVE_AFTER_SECONDS", 60)
+    policy = RedrivePolicy(stall_after_ms=int(stall_after_s * 1000), max_redrives=env_int("LEDGER_MAX_REDRIVES", 5))
+    redriver = StallRedriver(sessions, runtime.producer, policy, interval_s=max(0.5, min(5.0, stall_after_s / 4)))
+    redriving = asyncio.create_task(redriver.run_forever())
 
     async def stop_grpc() -> None:
         reporter.cancel()
+        redriving.cancel()
         await writer.stop()
         await server.stop(grace=5)
         engine.dispose()

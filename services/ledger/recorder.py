@@ -53,7 +53,7 @@ def _lead(session: Session, lead_id: str) -> Lead:
     if lead is None:
         now = _now_ms()
         lead = Lead(id=lead_id, seller_id="", vertical="", status=None, status_rank=0,
-                    submitted_at_ms=now, updated_at_ms=now, min_price_cents=0)
+                    submitted_at_ms=now, updated_at_ms=now, min_price_cents=0, redrives=0)
         session.add(lead)
     return lead
 

@@ -22,8 +22,10 @@ LEADS = 40
 
 @pytest.fixture
 def fragile(tmp_path, kafka_bootstrap, redis_url, unique_prefix):
+    # A short stall threshold, so the ledger's safety net re-drives any lead a restarted
+    # consumer lost within the test's patience (faust has been seen to drop events here).
     exchange = start_exchange(tmp_path, kafka_bootstrap, redis_url, unique_prefix,
-                              ["alpha", "beta"], SERVICES, window_s=1.0)
+                              ["alpha", "beta"], SERVICES, window_s=1.0, LEDGER_REDRIVE_AFTER_SECONDS="15")
     yield exchange
     exchange.stack.stop()
     exchange.buyers.stop()

@@ -80,3 +80,37 @@ def test_a_duplicate_rejection_keeps_its_internal_reason(sessions):
     with sessions() as session:
         lead = session.get(Lead, LEAD.lead_id)
         assert (lead.status, lead.rejection_detail) == ("duplicate", "platform duplicate on email")
+
+
+def test_stalled_leads_are_claimed_once_and_rebuilt_whole(sessions):
+    from services.ledger.redrive import RedrivePolicy, claim_stalled
+
+    recorder = Recorder(sessions)
+    events = life_cycle()
+    recorder.apply_many(events[:3])  # submitted, verified, scored: then nothing happens
+    policy = RedrivePolicy(stall_after_ms=10_000, max_redrives=2)
+    with sessions() as session:
+        scored_at = session.get(Lead, LEAD.lead_id).updated_at_ms
+
+    assert claim_stalled(sessions, policy, now_ms=scored_at + 5_000) == []  # not stalled yet
+    claimed = claim_stalled(sessions, policy, now_ms=scored_at + 20_000)
+    assert [lead.lead_id for lead in claimed] == [LEAD.lead_id]
+    assert claimed[0].seller_id == "s_1" and claimed[0].fields["email"] == "a@b.com"
+    assert claimed[0].min_price_cents == 500 and claimed[0].submitted_at_ms == 1_000
+    assert claim_stalled(sessions, policy, now_ms=scored_at + 21_000) == []  # claimed: waits a new stall
+    assert len(claim_stalled(sessions, policy, now_ms=scored_at + 40_000)) == 1
+    assert claim_stalled(sessions, policy, now_ms=scored_at + 90_000) == []  # max_redrives reached
+
+
+def test_a_lead_in_auction_is_stalled_only_after_its_close_and_a_sold_lead_never(sessions):
+    from services.ledger.redrive import RedrivePolicy, claim_stalled
+
+    recorder = Recorder(sessions)
+    events = life_cycle()
+    recorder.apply_many(events[:4])  # the auction closes at 5_000 (ms since the epoch, in the past)
+    policy = RedrivePolicy(stall_after_ms=10_000)
+    with sessions() as session:
+        opened_at = session.get(Lead, LEAD.lead_id).updated_at_ms
+    assert len(claim_stalled(sessions, policy, now_ms=opened_at + 11_000)) == 1
+    recorder.apply(events[4])  # sold
+    assert claim_stalled(sessions, policy, now_ms=opened_at + 10**9) == []

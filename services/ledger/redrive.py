@@ -1,0 +1,98 @@
+"""Re-drives leads that stalled on their way to an outcome, so nothing accepted is ever lost.
+
+Every step downstream of intake is idempotent by lead id (dedup's platform record names its lead,
+scoring is pure, the auction skips a lead it already has, delivery resumes from its progress
+record, and every derived event keeps its id), so publishing a lead's lead.submitted again can
+only move a stalled lead forward: it can never create a second auction or a second sale.
+
+Why it is needed: a consumer that loses an event, rather than failing on it, leaves nothing for
+at-least-once delivery to repeat. faust-streaming has had such bugs around rebalances (issues
+#216 and #221 upstream), and we saw one: a restarted auction worker never handed three
+lead.scored events to its agent. The ledger sees every lead's status, so it is where a stall shows.
+
+A lead is stalled when it has no final status and nothing has happened to it for
+`stall_after_ms` (after its auction's close, for a lead in auction). Each re-drive is claimed with
+a conditional UPDATE, so several ledger replicas never re-drive one lead twice for the same stall.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+
+from sqlalchemy import and_, or_, select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from leadx import lead_status, topics
+from leadx.db.models import Auction, Lead
+from leadx.events.v1 import events_pb2 as ev
+from leadx.ids import derived_event_id
+from leadx.kafka import EventProducer
+from leadx.logs import log_event
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RedrivePolicy:
+    stall_after_ms: int = 60_000
+    max_redrives: int = 5
+    batch: int = 200
+
+
+def claim_stalled(sessions: sessionmaker[Session], policy: RedrivePolicy, now_ms: int) -> list[ev.Lead]:
+    """Find stalled leads, claim each (bumping its re-drive count), and return them to publish."""
+    cutoff = now_ms - policy.stall_after_ms
+    query = (
+        select(Lead)
+        .outerjoin(Auction, Auction.lead_id == Lead.id)
+        .where(
+            Lead.status_rank < lead_status.RANK[lead_status.SOLD],
+            Lead.seller_id != "",  # lead.submitted itself was recorded, so the lead can be rebuilt
+            Lead.fields.is_not(None),
+            Lead.redrives < policy.max_redrives,
+            Lead.updated_at_ms < cutoff,
+            or_(Auction.id.is_(None), Auction.closes_at_ms < cutoff),
+        )
+        .order_by(Lead.updated_at_ms)
+        .limit(policy.batch)
+    )
+    claimed = []
+    with sessions.begin() as session:
+        for lead in session.scalars(query).all():
+            unchanged = and_(Lead.id == lead.id, Lead.redrives == lead.redrives,
+                             Lead.updated_at_ms == lead.updated_at_ms)
+            won = session.execute(
+                update(Lead).where(unchanged).values(redrives=lead.redrives + 1, updated_at_ms=now_ms)
+            ).rowcount
+            if won:
+                claimed.append(ev.Lead(
+                    lead_id=lead.id, seller_id=lead.seller_id, vertical=lead.vertical, fields=lead.fields,
+                    min_price_cents=lead.min_price_cents, submitted_at_ms=lead.submitted_at_ms,
+                ))
+    return claimed
+
+
+class StallRedriver:
+    def __init__(self, sessions: sessionmaker[Session], producer: EventProducer, policy: RedrivePolicy,
+                 interval_s: float = 5.0) -> None:
+        self.sessions, self.producer, self.policy, self.interval_s = sessions, producer, policy, interval_s
+
+    async def run_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self.interval_s)
+            try:
+                await self.sweep()
+            except Exception:  # the next sweep tries again; a stalled lead stays stalled until then
+                log.warning("stall sweep failed", exc_info=True)
+
+    async def sweep(self) -> int:
+        now_ms = int(time.time() * 1000)
+        leads = await asyncio.to_thread(claim_stalled, self.sessions, self.policy, now_ms)
+        for lead in leads:
+            log_event(log, "re-driving a stalled lead", lead_id=lead.lead_id)
+            await self.producer.publish(topics.LEAD_SUBMITTED, lead.lead_id, ev.LeadSubmitted(lead=lead),
+                                        derived_event_id(lead.lead_id, "redrive", str(now_ms)))
+        return len(leads)
