@@ -134,24 +134,23 @@ class LocalStack:
         if self.kafka_bootstrap is None:
             port = free_port()
             url = f"tcp://127.0.0.1:{port}"
-            broker = ManagedProcess("broker", [tansu_binary(), "broker", "--listener-url", url,
-                                               "--advertised-listener-url", url],
-                                    dict(os.environ), self.run_dir / "logs" / "broker.log")
-            broker.start()
-            self.infra.append(broker)
-            wait_for_port("127.0.0.1", port, 20, broker.process)
+            self._start_infra("broker", port, [tansu_binary(), "broker", "--listener-url", url,
+                                               "--advertised-listener-url", url])
             self.kafka_bootstrap = f"127.0.0.1:{port}"
         if self.redis_url is None:
             port = free_port()
-            redis = ManagedProcess("redis", [redis_binary(), "--port", str(port), "--bind", "127.0.0.1",
-                                             "--save", "", "--appendonly", "no"],
-                                   dict(os.environ), self.run_dir / "logs" / "redis.log")
-            redis.start()
-            self.infra.append(redis)
-            wait_for_port("127.0.0.1", port, 20, redis.process)
+            self._start_infra("redis", port, [redis_binary(), "--port", str(port), "--bind", "127.0.0.1",
+                                              "--save", "", "--appendonly", "no"])
             self.redis_url = f"redis://127.0.0.1:{port}/0"
         if self.database_url is None:
             self.database_url = f"sqlite:///{self.run_dir / 'leadx.db'}"
+
+    def _start_infra(self, name: str, port: int, argv: list[str]) -> None:
+        """Start one infrastructure process and wait until it listens on `port`."""
+        process = ManagedProcess(name, argv, dict(os.environ), self.run_dir / "logs" / f"{name}.log")
+        process.start()
+        self.infra.append(process)
+        wait_for_port("127.0.0.1", port, 20, process.process)
 
     def base_env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("KAFKA_", "LEADX_", "INTAKE_"))}
