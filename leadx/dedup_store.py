@@ -22,6 +22,7 @@ from redis.asyncio import Redis
 _CHECK_SUBMISSION = """
 local now, window, lead = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3]
 local platform = ARGV[4] == '1'
+local record = ARGV[5] == '1'
 local cutoff = now - window
 local matched = 0
 local buyers = {}
@@ -42,7 +43,7 @@ for i, key in ipairs(KEYS) do
     end
   end
 end
-if platform and matched == 0 then
+if record and platform and matched == 0 then
   for _, key in ipairs(KEYS) do
     redis.call('HSET', key, '*', now .. '|' .. lead)
     redis.call('PEXPIRE', key, window)
@@ -95,15 +96,16 @@ class DedupStore:
         return kinds, [f"dd:{self.namespace}{identities[kind]}" for kind in kinds]
 
     async def check_submission(
-        self, lead_id: str, identities: dict[str, str], now_ms: int, platform_scope: bool = True
+        self, lead_id: str, identities: dict[str, str], now_ms: int, platform_scope: bool = True,
+        record: bool = True,
     ) -> SubmissionCheck:
-        """Platform-wide duplicate check (recording this submission when it passes) and the list
-        of buyers that already received this consumer."""
+        """Platform-wide duplicate check (recording this submission when it passes, unless `record`
+        is off, as for a PING, which only asks) and the list of buyers that already received this consumer."""
         kinds, keys = self._keys(identities)
         if not keys:
             return SubmissionCheck(None, frozenset())
         result = await self._check(
-            keys=keys, args=[now_ms, self.window_ms, lead_id, "1" if platform_scope else "0"]
+            keys=keys, args=[now_ms, self.window_ms, lead_id, "1" if platform_scope else "0", "1" if record else "0"]
         )
         matched = int(result[0])
         buyers = frozenset(b.decode() if isinstance(b, bytes) else b for b in result[1:])

@@ -2,6 +2,8 @@
 
 Verification follows the patent's Lead Verification Process: a missing required field stops at
 once with FIELD_MISSING; every other problem is collected so the seller sees all of them together.
+Field types and bounds come from verticals.toml; the regular-expression constraint rules of each
+vertical (and each seller's overrides) come from leadx.lead_rules and are applied here too.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ from functools import lru_cache
 from pathlib import Path
 
 import zipcodes
+
+from leadx.phone_areas import state_of_area_code
 
 SCHEMA_FILE = Path(__file__).with_name("verticals.toml")
 MAX_FIELD_LENGTH = 200
@@ -31,6 +35,10 @@ class FieldSpec:
     type: str
     required: bool
     values: tuple[str, ...] = ()
+    minimum: int | None = None  # money and integer fields
+    maximum: int | None = None
+    min_age: int | None = None  # date fields holding a birth date: age in whole years, today
+    max_age: int | None = None
 
 
 @dataclass(frozen=True)
@@ -49,9 +57,20 @@ class FieldError:
         return {"code": self.code, "field": self.field, "message": self.message}
 
 
+@dataclass(frozen=True)
+class Rule:
+    """A constraint rule (the patent's Lead Verification Process): a field must match a pattern."""
+
+    name: str
+    field: str
+    pattern: re.Pattern[str]
+    message: str
+
+
 @dataclass
 class Verification:
     errors: list[FieldError] = field(default_factory=list)
+    warnings: list[FieldError] = field(default_factory=list)  # reported to the seller, not blocking
     fields: dict[str, str] = field(default_factory=dict)  # normalised values, known fields only
 
     @property
@@ -63,8 +82,10 @@ class Verification:
 def load_verticals(path: Path = SCHEMA_FILE) -> dict[str, Vertical]:
     raw = tomllib.loads(path.read_text())
     return {
-        name: Vertical(name, tuple(FieldSpec(f["name"], f["type"], bool(f.get("required", False)),
-                                             tuple(f.get("values", ()))) for f in spec["fields"]))
+        name: Vertical(name, tuple(
+            FieldSpec(f["name"], f["type"], bool(f.get("required", False)), tuple(f.get("values", ())),
+                      f.get("min"), f.get("max"), f.get("min_age"), f.get("max_age"))
+            for f in spec["fields"]))
         for name, spec in raw.items()
     }
 
@@ -94,6 +115,8 @@ def _check(spec: FieldSpec, value: str) -> tuple[str | None, str]:
             digits = digits[1:]
         if len(digits) != 10 or digits[0] in "01" or digits[3] in "01":
             return "must be a 10-digit US phone number", value
+        if state_of_area_code(digits[:3]) is None:
+            return f"has area code {digits[:3]}, which is not a geographic US area code", value
         return None, digits
     if kind == "ssn":
         digits = re.sub(r"[\s-]", "", value)
@@ -112,14 +135,25 @@ def _check(spec: FieldSpec, value: str) -> tuple[str | None, str]:
         if not re.fullmatch(r"\d{1,12}", value):
             unit = "cents" if kind == "money" else "a whole number"
             return f"must be a non-negative whole number ({unit})", value
-        return None, str(int(value))
+        number = int(value)
+        if spec.minimum is not None and number < spec.minimum:
+            return f"must be at least {spec.minimum}", value
+        if spec.maximum is not None and number > spec.maximum:
+            return f"must be at most {spec.maximum}", value
+        return None, str(number)
     if kind == "date":
         try:
             parsed = dt.date.fromisoformat(value)
         except ValueError:
             return "must be a date as YYYY-MM-DD", value
-        if not dt.date(1900, 1, 1) <= parsed <= dt.date.today():
+        today = dt.date.today()
+        if not dt.date(1900, 1, 1) <= parsed <= today:
             return "is not a plausible date", value
+        age = today.year - parsed.year - ((today.month, today.day) < (parsed.month, parsed.day))
+        if spec.min_age is not None and age < spec.min_age:
+            return f"makes the consumer {age}, under the minimum age of {spec.min_age}", value
+        if spec.max_age is not None and age > spec.max_age:
+            return f"makes the consumer {age}, over the maximum age of {spec.max_age}", value
         return None, parsed.isoformat()
     if kind == "enum":
         lower = value.lower()
@@ -127,13 +161,19 @@ def _check(spec: FieldSpec, value: str) -> tuple[str | None, str]:
     raise ValueError(f"unknown field type {kind!r} in vertical schema")
 
 
-def verify(vertical: Vertical, payload: dict[str, object]) -> Verification:
+def verify(vertical: Vertical, payload: dict[str, object], rules: tuple[Rule, ...] = (),
+           phone_area_must_match: bool = False, partial: bool = False) -> Verification:
+    """Check `payload` against the vertical's fields and `rules`.
+
+    `partial` checks only the fields present (a PING carries a subset: nothing is missing);
+    `phone_area_must_match` turns a phone area code outside the ZIP's state from a warning into an error.
+    """
     result = Verification()
     for spec in vertical.fields:
         raw = payload.get(spec.name)
         text = _as_text(raw)
         if raw is None or text == "":
-            if spec.required:
+            if spec.required and not partial:
                 result.errors = [FieldError("FIELD_MISSING", spec.name, f"{spec.name} is required")]
                 return result
             continue
@@ -145,8 +185,22 @@ def verify(vertical: Vertical, payload: dict[str, object]) -> Verification:
             result.errors.append(FieldError("FIELD_INVALID", spec.name, f"{spec.name} {message}"))
         else:
             result.fields[spec.name] = normalised
+    _apply_rules(result, payload, rules)
     _check_zip_and_state(result)
+    _check_phone_areas(result, phone_area_must_match)
     return result
+
+
+def _apply_rules(result: Verification, payload: dict[str, object], rules: tuple[Rule, ...]) -> None:
+    """Each rule whose field is present and well-typed must match; a field already in error is not
+    checked again, so the seller gets one clear message per field."""
+    failed = {e.field for e in result.errors}
+    for rule in rules:
+        if rule.field in failed or rule.field not in result.fields:
+            continue
+        if not rule.pattern.search(_as_text(payload.get(rule.field)) or ""):
+            result.errors.append(FieldError("FIELD_INVALID", rule.field, rule.message))
+            failed.add(rule.field)
 
 
 def _check_zip_and_state(result: Verification) -> None:
@@ -161,3 +215,23 @@ def _check_zip_and_state(result: Verification) -> None:
     if state and state != matches[0]["state"]:
         result.errors.append(FieldError(
             "ZIP_STATE_MISMATCH", "state", f"zip {zip_code} is in {matches[0]['state']}, not {state}"))
+
+
+def _check_phone_areas(result: Verification, must_match: bool) -> None:
+    zip_code = result.fields.get("zip")
+    matches = zipcodes.matching(zip_code) if zip_code else []
+    if not matches:
+        return
+    zip_state = matches[0]["state"]
+    for name in ("home_phone", "work_phone"):
+        phone = result.fields.get(name)
+        if not phone:
+            continue
+        phone_state = state_of_area_code(phone[:3])
+        if phone_state and phone_state != zip_state:
+            problem = FieldError("PHONE_AREA_MISMATCH", name,
+                                 f"{name} area code {phone[:3]} is in {phone_state}, the zip in {zip_state}")
+            if must_match:
+                result.errors.append(FieldError("FIELD_INVALID", name, problem.message))
+            else:
+                result.warnings.append(problem)

@@ -8,6 +8,8 @@ from functools import lru_cache
 
 import zipcodes
 
+from leadx.phone_areas import area_codes_of
+
 FIRST = ["James", "Mary", "Robert", "Patricia", "John", "Jennifer", "Michael", "Linda", "David",
          "Elizabeth", "William", "Barbara", "Richard", "Susan", "Joseph", "Jessica", "Maria", "Luis"]
 LAST = ["Smith", "Johnson", "Williams", "Brown", "Jones", "Garcia", "Miller", "Davis", "Rodriguez",
@@ -26,8 +28,9 @@ def make_consumer(rng: random.Random, vertical: str = "auto_loan") -> dict:
     first, last = rng.choice(FIRST), rng.choice(LAST)
     area = rng.randint(1, 665)
     ssn = f"{area:03d}-{rng.randint(1, 99):02d}-{rng.randint(1, 9999):04d}"
-    phone = f"{rng.randint(2, 9)}{rng.randint(0, 9)}{rng.randint(0, 9)}{rng.randint(2, 9)}" \
-            f"{rng.randint(0, 9)}{rng.randint(0, 9)}{rng.randint(0, 9999):04d}"
+    # An area code of the consumer's own state, so the lead passes the area-code plausibility check.
+    area_code = rng.choice(area_codes_of(place["state"]) or ("212",))
+    phone = f"{area_code}{rng.randint(2, 9)}{rng.randint(0, 9)}{rng.randint(0, 9)}{rng.randint(0, 9999):04d}"
     income = rng.randrange(150_000, 1_500_000, 500)
     return {
         "vertical": vertical,

@@ -1,15 +1,15 @@
-"""The seller-facing HTTP gateway (Starlette).
+"""The seller-facing HTTP gateway (Starlette): PING, POST and lead status.
 
-Every answer is JSON `{"status", "lead_id", "errors": [{"code", "field", "message"}]}`; bad input
-gets a specific 4xx, never a 500. A lead counts as accepted by the exchange only once the broker
-has acknowledged lead.submitted; the seller then gets the pipeline's verdict, or 202 with a status
-URL if the verdict takes longer than the configured wait.
+Leads come as JSON, XML or URL-encoded forms (services.intake.formats); every answer is
+`{"status", "lead_id", "errors": [{"code", "field", "message"}], ...}` in JSON or XML. Bad input gets
+a specific 4xx, never a 500. A lead counts as accepted by the exchange only once the broker has
+acknowledged lead.submitted; the seller then gets the pipeline's verdict, or 202 with a status URL
+if the verdict takes longer than the configured wait. docs/integration-spec.md is the contract.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -20,22 +20,33 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.applications import Starlette
 from starlette.requests import ClientDisconnect, Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from leadx import accounts, lead_status, topics
+from leadx import accounts, lead_status, pii, topics
+from leadx.buyer_directory import BuyerDirectory
 from leadx.db.models import Lead
+from leadx.dedup_store import DedupStore
 from leadx.events.v1 import events_pb2 as ev
 from leadx.health import Readiness
 from leadx.ids import is_lead_id, new_lead_id
 from leadx.kafka import EventProducer
+from leadx.lead_rules import RuleBook
 from leadx.telemetry import tracer
-from leadx.verticals import FieldError, load_verticals, verify
+from leadx.verticals import FieldError, Verification, Vertical, load_verticals, verify
+from services.intake.formats import (
+    MEDIA_TYPE, Answer, PayloadError, answer_format, parse_body, render, request_format,
+)
+from services.intake.guards import IdempotencyStore, RateLimiter
+from services.intake.openapi import openapi_document
+from services.intake.ping_tokens import HASHED_FIELDS, PING_FIELDS, PingClaims, PingTokens, TokenError
+from services.intake.ping_tokens import mismatches, ping_values
 from services.intake.verdicts import ACCEPTED, DUPLICATE, VerdictWaiter
 
-RESERVED_KEYS = {"vertical", "min_price", "reference"}
+# Fields of a PING or POST that are about the sale, not the consumer.
+RESERVED_KEYS = {"vertical", "min_price", "reference", "ping_token", "buyer"}
 OWNER_MARK_TTL_S = 7 * 24 * 3600
-_VERDICT_HTTP = {ACCEPTED: 200, DUPLICATE: 409}
+_DUPLICATE_ERROR = {"code": "DUPLICATE", "field": None, "message": "the lead is a duplicate and cannot be sold"}
 
 
 @dataclass
@@ -49,6 +60,15 @@ class IntakeDeps:
     max_body_bytes: int
     public_url: str
     namespace: str  # the topic prefix, reused to namespace Redis keys
+    secret: bytes  # the platform's HMAC secret (identity keys, ping tokens)
+    rulebook: RuleBook
+    buyers: BuyerDirectory
+    limiter: RateLimiter
+    idempotency: IdempotencyStore
+    ping_ttl_s: int
+    phone_area_must_match: bool
+    platform_dedup: bool
+    dedup_window_ms: int
 
 
 class ApiError(Exception):
@@ -56,25 +76,17 @@ class ApiError(Exception):
                  headers: dict[str, str] | None = None) -> None:
         super().__init__(message)
         self.http_status, self.code, self.message, self.field = http_status, code, message, field
-        self.headers = headers
+        self.headers = headers or {}
 
-
-def answer(status: str, http_status: int, lead_id: str | None = None,
-           errors: list[dict] | None = None, **extra: object) -> JSONResponse:
-    body = {"status": status, "lead_id": lead_id, "errors": errors or [], **extra}
-    return JSONResponse(body, status_code=http_status)
-
-
-def error_answer(exc: ApiError) -> JSONResponse:
-    response = answer("rejected", exc.http_status,
-                      errors=[{"code": exc.code, "field": exc.field, "message": exc.message}])
-    for name, value in (exc.headers or {}).items():
-        response.headers[name] = value
-    return response
+    def answer(self) -> Answer:
+        return Answer("rejected", self.http_status,
+                      errors=[{"code": self.code, "field": self.field, "message": self.message}],
+                      headers=self.headers)
 
 
 class SellerAuth:
-    """Bearer API key → seller id, cached briefly so the hot path does not hit SQL per request."""
+    """Bearer API key → seller id, cached briefly so the hot path does not hit SQL per request.
+    A revoked or rotated key stops working within TTL_S on every replica."""
 
     TTL_S = 30.0
     MAX_CACHED = 10_000  # bounded, so a flood of made-up keys cannot grow it without limit
@@ -106,11 +118,7 @@ class SellerAuth:
             return accounts.seller_for_key(session, key)
 
 
-async def read_json_object(request: Request, max_bytes: int) -> dict:
-    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if content_type != "application/json":
-        raise ApiError(415, "UNSUPPORTED_MEDIA_TYPE",
-                       f"content type {content_type or '(none)'} is not supported; send application/json")
+async def read_body(request: Request, max_bytes: int) -> bytes:
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > max_bytes:
         raise ApiError(413, "PAYLOAD_TOO_LARGE", f"the body must be at most {max_bytes} bytes")
@@ -122,61 +130,168 @@ async def read_json_object(request: Request, max_bytes: int) -> dict:
                 raise ApiError(413, "PAYLOAD_TOO_LARGE", f"the body must be at most {max_bytes} bytes")
     except ClientDisconnect:
         raise ApiError(400, "PAYLOAD_MALFORMED", "the client disconnected mid-body") from None
-    try:
-        payload = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
-        raise ApiError(400, "PAYLOAD_MALFORMED", f"the body is not valid JSON: {exc}") from None
-    if not isinstance(payload, dict):
-        raise ApiError(400, "PAYLOAD_MALFORMED", "the body must be a JSON object of lead fields")
-    return payload
+    return bytes(body)
 
 
-def parse_min_price(payload: dict) -> int:
-    value = payload.get("min_price", 0)
+def _cents(payload: dict, name: str) -> int | None:
+    """A money field of the request itself (JSON number or, from XML and forms, digits)."""
+    value = payload.get(name)
+    if value is None or value == "":
+        return None
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value.strip())
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ApiError(422, "FIELD_INVALID", "min_price must be a non-negative whole number of cents",
-                       field="min_price")
+        raise ApiError(422, "FIELD_INVALID", f"{name} must be a non-negative whole number of cents", field=name)
     return value
+
+
+def _text(payload: dict, name: str) -> str:
+    value = payload.get(name)
+    return value.strip() if isinstance(value, str) else ""
 
 
 def build_app(deps: IntakeDeps, lifespan=None) -> Starlette:
     auth = SellerAuth(deps.sessions)
     verticals = load_verticals()
+    tokens = PingTokens(deps.secret)
+    dedup = DedupStore(deps.redis, deps.namespace, deps.dedup_window_ms)
 
-    def api(handler: Callable[[Request], Awaitable[JSONResponse]]):
-        async def endpoint(request: Request) -> JSONResponse:
+    def api(handler: Callable[[Request], Awaitable[Answer]]):
+        async def endpoint(request: Request) -> Response:
             with tracer().start_as_current_span(
                 f"{request.method} {request.url.path}", kind=trace.SpanKind.SERVER
             ):
                 try:
-                    return await handler(request)
+                    result = await handler(request)
                 except ApiError as exc:
-                    return error_answer(exc)
+                    result = exc.answer()
+                except PayloadError as exc:
+                    status = 415 if exc.code == "UNSUPPORTED_MEDIA_TYPE" else 400
+                    result = ApiError(status, exc.code, exc.message).answer()
+            return respond(request, result)
         return endpoint
 
-    async def post_lead(request: Request) -> JSONResponse:
+    async def seller_request(request: Request, roots: tuple[str, ...]) -> tuple[str, dict]:
+        """Authenticate, rate-limit and parse a PING or POST: (seller id, fields)."""
         seller_id = await auth.seller_id(request)
-        payload = await read_json_object(request, deps.max_body_bytes)
-        vertical_name = payload.get("vertical")
-        if not vertical_name:
+        limited = await deps.limiter.take(seller_id)
+        if limited:
+            raise ApiError(429, "RATE_LIMITED", f"at most {deps.limiter.per_second} requests per second per seller",
+                           headers={"Retry-After": str(limited.retry_after_s)})
+        kind = request_format(request.headers.get("content-type", ""))
+        return seller_id, parse_body(kind, await read_body(request, deps.max_body_bytes), roots)
+
+    def vertical_of(payload: dict) -> Vertical:
+        name = payload.get("vertical")
+        if name is None or name == "":
             raise ApiError(422, "FIELD_MISSING", "vertical is required", field="vertical")
-        vertical = verticals.get(vertical_name) if isinstance(vertical_name, str) else None
+        vertical = verticals.get(name) if isinstance(name, str) else None
         if vertical is None:
-            raise ApiError(422, "FIELD_INVALID",
-                           f"vertical must be one of {', '.join(sorted(verticals))}", field="vertical")
-        min_price = parse_min_price(payload)
-        checked = verify(vertical, {k: v for k, v in payload.items() if k not in RESERVED_KEYS})
-        if not checked.ok:
-            return answer("rejected", 422, errors=[e.as_dict() for e in checked.errors])
+            raise ApiError(422, "FIELD_INVALID", f"vertical must be one of {', '.join(sorted(verticals))}",
+                           field="vertical")
+        return vertical
+
+    def direct_buyer(payload: dict) -> str:
+        buyer_id = _text(payload, "buyer")
+        if buyer_id and deps.buyers.get(buyer_id) is None:
+            raise ApiError(422, "FIELD_INVALID", f"buyer {buyer_id} is not an active buyer", field="buyer")
+        return buyer_id
+
+    def checked(vertical: Vertical, seller_id: str, fields: dict, partial: bool = False) -> Verification:
+        return verify(vertical, fields, deps.rulebook.rules_for(vertical.name, seller_id),
+                      phone_area_must_match=deps.phone_area_must_match, partial=partial)
+
+    def rejected(result: Verification) -> Answer:
+        return Answer("rejected", 422, errors=[e.as_dict() for e in result.errors], extra=warnings_of(result))
+
+    def warnings_of(result: Verification) -> dict:
+        return {"warnings": [w.as_dict() for w in result.warnings]} if result.warnings else {}
+
+    # ------------------------------------------------------------------ PING
+
+    async def ping(request: Request) -> Answer:
+        seller_id, payload = await seller_request(request, ("ping", "lead"))
+        vertical = vertical_of(payload)
+        buyer_id = direct_buyer(payload)
+        unknown = sorted(set(payload) - set(PING_FIELDS) - set(HASHED_FIELDS) - {"vertical", "buyer"})
+        if unknown:
+            raise ApiError(422, "FIELD_INVALID", f"a PING carries only the minimal subset; not {', '.join(unknown)}",
+                           field=unknown[0])
+        result = checked(vertical, seller_id, {k: payload[k] for k in PING_FIELDS if k in payload}, partial=True)
+        hashed = {}
+        for name in HASHED_FIELDS:
+            value = _text(payload, name).lower()
+            if value and (len(value) != 64 or any(c not in "0123456789abcdef" for c in value)):
+                result.errors.append(_field_error(name, f"{name} must be the 64-character hex SHA-256 of the value"))
+            elif value:
+                hashed[name] = value
+        if not result.ok:
+            return rejected(result)
+        # The patent: at PING only the SSN is checked for duplicates (the PING carries no other identity).
+        wanted_by = set(deps.buyers.ids()) if not buyer_id else {buyer_id}
+        if "ssn" in result.fields:
+            identities = {pii.SSN: pii.identity_key(deps.secret, pii.SSN, result.fields["ssn"])}
+            seen = await dedup.check_submission("", identities, int(time.time() * 1000),
+                                                platform_scope=deps.platform_dedup and not buyer_id, record=False)
+            if seen.platform_duplicate_on or (buyer_id and buyer_id in seen.duplicate_buyer_ids):
+                return Answer(DUPLICATE, 409, errors=[_DUPLICATE_ERROR])
+            wanted_by -= seen.duplicate_buyer_ids
+        now_ms = int(time.time() * 1000)
+        claims = PingClaims(seller_id, vertical.name, buyer_id, now_ms + deps.ping_ttl_s * 1000,
+                            ping_values(result.fields, hashed, deps.secret))
+        extra = {"ping_token": tokens.issue(claims), "expires_at_ms": claims.expires_at_ms,
+                 "wanted": bool(wanted_by), **warnings_of(result)}
+        return Answer(ACCEPTED, 200, extra=extra)
+
+    # ------------------------------------------------------------------ POST
+
+    async def post_lead(request: Request) -> Answer:
+        seller_id, payload = await seller_request(request, ("lead",))
+        vertical = vertical_of(payload)
+        buyer_id = direct_buyer(payload)
+        min_price = _cents(payload, "min_price") or 0
+        result = checked(vertical, seller_id, {k: v for k, v in payload.items() if k not in RESERVED_KEYS})
+        if not result.ok:
+            return rejected(result)
+        token = _text(payload, "ping_token")
+        if token:
+            try:
+                claims = tokens.read(token, seller_id, int(time.time() * 1000))
+            except TokenError as exc:
+                raise ApiError(422, "FIELD_INVALID", str(exc), field="ping_token") from None
+            different = mismatches(claims, vertical.name, buyer_id, result.fields, deps.secret)
+            if different:
+                return Answer("rejected", 422, errors=[
+                    {"code": "PING_MISMATCH", "field": name, "message": f"{name} differs from the PING's"}
+                    for name in different])
         reference = payload.get("reference")
         lead = ev.Lead(
-            lead_id=new_lead_id(), seller_id=seller_id, vertical=vertical.name, fields=checked.fields,
-            min_price_cents=min_price, submitted_at_ms=int(time.time() * 1000),
+            lead_id=new_lead_id(), seller_id=seller_id, vertical=vertical.name, fields=result.fields,
+            min_price_cents=min_price, submitted_at_ms=int(time.time() * 1000), direct_buyer_id=buyer_id,
             seller_reference=str(reference)[:100] if reference is not None else "",
         )
-        return await submit(lead)
+        idempotency_key = request.headers.get("idempotency-key", "").strip()[:200] or lead.seller_reference
+        if idempotency_key:
+            first = await deps.idempotency.claim(seller_id, idempotency_key, lead.lead_id)
+            if first is not None:
+                return first.answer or pending(first.lead_id)
+        try:
+            outcome = await submit(lead)
+        except ApiError:
+            if idempotency_key:
+                await deps.idempotency.release(seller_id, idempotency_key)
+            raise
+        if result.warnings:
+            outcome.extra = {**outcome.extra, **warnings_of(result)}
+        if idempotency_key:
+            await deps.idempotency.record(seller_id, idempotency_key, outcome)
+        return outcome
 
-    async def submit(lead: ev.Lead) -> JSONResponse:
+    def pending(lead_id: str) -> Answer:
+        status_url = f"{deps.public_url}/v1/leads/{lead_id}"
+        return Answer("pending", 202, lead_id, extra={"status_url": status_url}, headers={"Location": status_url})
+
+    async def submit(lead: ev.Lead) -> Answer:
         # The owner mark lets any replica answer the seller's status query before the ledger
         # has recorded the lead.
         await deps.redis.set(owner_key(lead.lead_id), lead.seller_id, ex=OWNER_MARK_TTL_S)
@@ -191,23 +306,21 @@ def build_app(deps: IntakeDeps, lifespan=None) -> Starlette:
             outcome = await asyncio.wait_for(verdict, deps.verdict_timeout_s)
         except TimeoutError:
             deps.verdicts.forget(lead.lead_id)
-            status_url = f"{deps.public_url}/v1/leads/{lead.lead_id}"
-            response = answer("pending", 202, lead.lead_id, status_url=status_url)
-            response.headers["Location"] = status_url
-            return response
+            return pending(lead.lead_id)
         if outcome.status == ACCEPTED:
-            return answer(ACCEPTED, 200, lead.lead_id)
+            return Answer(ACCEPTED, 200, lead.lead_id)
         if outcome.status == DUPLICATE:
             # The seller is told only DUPLICATE, never which identity matched (the patent).
-            error = FieldError("DUPLICATE", "", "the lead is a duplicate and cannot be sold")
-            return answer(DUPLICATE, 409, lead.lead_id, [{**error.as_dict(), "field": None}])
-        return answer("rejected", 422, lead.lead_id,
+            return Answer(DUPLICATE, 409, lead.lead_id, [_DUPLICATE_ERROR])
+        return Answer("rejected", 422, lead.lead_id,
                       [{"code": "FIELD_INVALID", "field": None, "message": "the lead failed verification"}])
 
     def owner_key(lead_id: str) -> str:
         return f"lead-owner:{deps.namespace}{lead_id}"
 
-    async def get_lead(request: Request) -> JSONResponse:
+    # ------------------------------------------------------------------ status
+
+    async def get_lead(request: Request) -> Answer:
         seller_id = await auth.seller_id(request)
         lead_id = request.path_params["lead_id"]
         not_found = ApiError(404, "LEAD_NOT_FOUND", f"no lead {lead_id} for this seller", field="lead_id")
@@ -217,10 +330,10 @@ def build_app(deps: IntakeDeps, lifespan=None) -> Starlette:
         if row is not None:
             if row.seller_id != seller_id:
                 raise not_found
-            return answer(lead_status.PUBLIC[row.status], 200, lead_id)
+            return Answer(lead_status.PUBLIC[row.status], 200, lead_id)
         owner = await deps.redis.get(owner_key(lead_id))
         if owner is not None and owner.decode() == seller_id:
-            return answer("pending", 200, lead_id)
+            return Answer("pending", 200, lead_id)
         raise not_found
 
     async def healthz(_request: Request) -> JSONResponse:
@@ -232,22 +345,38 @@ def build_app(deps: IntakeDeps, lifespan=None) -> Starlette:
             return JSONResponse({"status": "not ready", "failing": failing}, status_code=503)
         return JSONResponse({"status": "ready"})
 
-    async def not_found(request: Request, _exc: Exception) -> JSONResponse:
-        return error_answer(ApiError(404, "NOT_FOUND", f"no route {request.method} {request.url.path}"))
+    async def openapi(_request: Request) -> JSONResponse:
+        return JSONResponse(openapi_document())
 
-    async def method_not_allowed(request: Request, _exc: Exception) -> JSONResponse:
-        return error_answer(ApiError(405, "METHOD_NOT_ALLOWED", f"{request.method} is not allowed here"))
+    async def not_found(request: Request, _exc: Exception) -> Response:
+        return respond(request, ApiError(404, "NOT_FOUND", f"no route {request.method} {request.url.path}").answer())
+
+    async def method_not_allowed(request: Request, _exc: Exception) -> Response:
+        return respond(request, ApiError(405, "METHOD_NOT_ALLOWED", f"{request.method} is not allowed here").answer())
 
     return Starlette(
         routes=[
+            Route("/v1/ping", api(ping), methods=["POST"]),
             Route("/v1/post", api(post_lead), methods=["POST"]),
             Route("/v1/leads/{lead_id}", api(get_lead), methods=["GET"]),
+            Route("/openapi.json", openapi, methods=["GET"]),
             Route("/healthz", healthz, methods=["GET"]),
             Route("/readyz", readyz, methods=["GET"]),
         ],
         exception_handlers={404: not_found, 405: method_not_allowed},
         lifespan=lifespan,
     )
+
+
+def respond(request: Request, result: Answer) -> Response:
+    """Render in the format the request's Content-Type and Accept call for."""
+    kind = answer_format(request.headers.get("content-type", ""), request.headers.get("accept", ""))
+    return Response(render(result, kind), status_code=result.http_status, headers=result.headers,
+                    media_type=MEDIA_TYPE[kind])
+
+
+def _field_error(field: str, message: str) -> FieldError:
+    return FieldError("FIELD_INVALID", field, message)
 
 
 def _lead_row(sessions: sessionmaker[Session], lead_id: str):

@@ -6,15 +6,22 @@ import asyncio
 import contextlib
 import signal
 
-import uvicorn
-from leadx.redis_client import connect as connect_redis
+from pathlib import Path
 
+import uvicorn
+
+from leadx.buyer_directory import BuyerDirectory
 from leadx.db.engine import create_schema, make_engine, session_factory
 from leadx.health import Readiness
+from leadx.dedup_store import DAY_MS
 from leadx.kafka import EventProducer, ensure_topics
+from leadx.lead_rules import load_rulebook
 from leadx.logs import setup_logging
+from leadx.redis_client import connect as connect_redis
 from leadx.telemetry import setup_tracing
+from leadx.verticals import load_verticals
 from services.intake.app import IntakeDeps, build_app
+from services.intake.guards import IdempotencyStore, RateLimiter
 from services.intake.settings import IntakeSettings
 from services.intake.verdicts import VerdictWaiter
 
@@ -26,27 +33,40 @@ def create_app(settings: IntakeSettings):
     verdicts = VerdictWaiter(common.kafka)
     redis = connect_redis(common.redis_url)
     engine = make_engine(common.database_url)
+    sessions = session_factory(engine)
+    # Read and compiled now: a broken rules file stops the start with its file and rule named.
+    rulebook = load_rulebook(Path(settings.rules_dir), load_verticals())
+    buyers = BuyerDirectory(sessions)
+    namespace = common.kafka.topic_prefix
     readiness.add("producer", lambda: producer.started)
     readiness.add("verdicts", lambda: verdicts.positioned)
+    readiness.add("buyers", lambda: buyers.loaded)
 
     @contextlib.asynccontextmanager
     async def lifespan(_app):
         await asyncio.to_thread(create_schema, engine)
+        await asyncio.to_thread(buyers.load)
+        refresher = asyncio.create_task(buyers.refresh_forever())
         await ensure_topics(common.kafka)
         await producer.start()
         await verdicts.start()
         await redis.ping()
         yield
         # uvicorn has stopped accepting and finished in-flight requests by now.
+        refresher.cancel()
         await verdicts.stop()
         await producer.stop()
         await redis.aclose()
         engine.dispose()
 
-    deps = IntakeDeps(producer=producer, verdicts=verdicts, redis=redis, sessions=session_factory(engine),
+    deps = IntakeDeps(producer=producer, verdicts=verdicts, redis=redis, sessions=sessions,
                       readiness=readiness, verdict_timeout_s=settings.verdict_timeout_s,
                       max_body_bytes=settings.max_body_bytes, public_url=settings.public_url,
-                      namespace=common.kafka.topic_prefix)
+                      namespace=namespace, secret=common.hmac_key, rulebook=rulebook, buyers=buyers,
+                      limiter=RateLimiter(redis, namespace, settings.rate_limit_per_second),
+                      idempotency=IdempotencyStore(redis, namespace, settings.idempotency_ttl_s),
+                      ping_ttl_s=settings.ping_ttl_s, phone_area_must_match=settings.phone_area_must_match,
+                      platform_dedup=settings.platform_dedup, dedup_window_ms=settings.dedup_window_days * DAY_MS)
     return build_app(deps, lifespan=lifespan)
 
 

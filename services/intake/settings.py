@@ -2,7 +2,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from leadx.config import CommonSettings, env_float, env_int, env_str
+from leadx.lead_rules import PACKAGED_RULES
+from leadx.config import CommonSettings, env_bool, env_float, env_int, env_str
 
 
 @dataclass(frozen=True)
@@ -13,6 +14,13 @@ class IntakeSettings:
     verdict_timeout_s: float
     max_body_bytes: int
     public_url: str  # base of the status URLs handed to sellers
+    rules_dir: str  # the lead constraint rules (leadx/rules by default)
+    rate_limit_per_second: int  # per seller, across replicas; 0 switches it off
+    idempotency_ttl_s: int  # how long a retried POST gets the first answer back
+    ping_ttl_s: int  # how long a ping token is good for
+    phone_area_must_match: bool  # a phone area code outside the ZIP's state: error, not warning
+    platform_dedup: bool
+    dedup_window_days: int
 
     @classmethod
     def from_env(cls) -> IntakeSettings:
@@ -23,4 +31,11 @@ class IntakeSettings:
             verdict_timeout_s=env_float("INTAKE_VERDICT_TIMEOUT_SECONDS", 2.0),
             max_body_bytes=env_int("INTAKE_MAX_BODY_BYTES", 65_536),
             public_url=env_str("INTAKE_PUBLIC_URL", f"http://127.0.0.1:{port}").rstrip("/"),
+            rules_dir=env_str("INTAKE_RULES_DIR", str(PACKAGED_RULES)),
+            rate_limit_per_second=env_int("INTAKE_RATE_LIMIT_PER_SECOND", 500),
+            idempotency_ttl_s=env_int("INTAKE_IDEMPOTENCY_TTL_SECONDS", 86_400),
+            ping_ttl_s=env_int("INTAKE_PING_TOKEN_TTL_SECONDS", 900),
+            phone_area_must_match=env_bool("INTAKE_PHONE_AREA_MUST_MATCH", False),
+            platform_dedup=env_bool("DEDUP_PLATFORM_SCOPE", True),
+            dedup_window_days=env_int("DEDUP_WINDOW_DAYS", 30),
         )
