@@ -9,7 +9,7 @@ import string
 import time
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from leadx.db.models import Buyer, Seller
@@ -60,6 +60,31 @@ def create_buyer(session: Session, name: str, ping_url: str, post_url: str) -> C
     session.add(buyer)
     session.commit()
     return Created(buyer.id, api_key)
+
+
+class UnknownAccount(LookupError):
+    pass
+
+
+def rotate_seller_key(session: Session, seller_id: str) -> Created:
+    """A new API key for the seller; the old one stops working at once (within the gateways' 30 s
+    key cache). The new key is shown once, like the first."""
+    api_key = new_api_key()
+    _set_seller_key_hash(session, seller_id, hash_api_key(api_key))
+    return Created(seller_id, api_key)
+
+
+def revoke_seller_key(session: Session, seller_id: str) -> None:
+    """The seller's key stops working; the seller has none until it is rotated. The stored value
+    cannot equal any key's hash (a SHA-256 hex digest has no colon) and stays unique."""
+    _set_seller_key_hash(session, seller_id, "revoked:" + secrets.token_hex(28))
+
+
+def _set_seller_key_hash(session: Session, seller_id: str, key_hash: str) -> None:
+    changed = session.execute(update(Seller).where(Seller.id == seller_id).values(api_key_hash=key_hash)).rowcount
+    if not changed:
+        raise UnknownAccount(f"no seller {seller_id}")
+    session.commit()
 
 
 def seller_for_key(session: Session, api_key: str) -> str | None:

@@ -40,6 +40,35 @@ def cmd_seller_create(args) -> int:
     return 0
 
 
+def cmd_seller_rotate_key(args) -> int:
+    from leadx import accounts
+
+    with _sessions()() as session:
+        try:
+            created = accounts.rotate_seller_key(session, args.seller_id)
+        except accounts.UnknownAccount as exc:
+            print(f"leadx: {exc}", file=sys.stderr)
+            return 1
+    if args.json:
+        print(json.dumps({"id": created.id, "api_key": created.api_key}))
+    else:
+        print(f"seller {created.id}: new API key (shown once; the old one no longer works): {created.api_key}")
+    return 0
+
+
+def cmd_seller_revoke_key(args) -> int:
+    from leadx import accounts
+
+    with _sessions()() as session:
+        try:
+            accounts.revoke_seller_key(session, args.seller_id)
+        except accounts.UnknownAccount as exc:
+            print(f"leadx: {exc}", file=sys.stderr)
+            return 1
+    print(f"seller {args.seller_id}: API key revoked; `leadx seller rotate-key` issues a new one")
+    return 0
+
+
 def cmd_buyer_create(args) -> int:
     from leadx import accounts
 
@@ -78,6 +107,13 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("name")
     create.add_argument("--json", action="store_true")
     create.set_defaults(func=cmd_seller_create)
+    rotate = seller.add_parser("rotate-key", help="issue a new API key; the old one stops working")
+    rotate.add_argument("seller_id")
+    rotate.add_argument("--json", action="store_true")
+    rotate.set_defaults(func=cmd_seller_rotate_key)
+    revoke = seller.add_parser("revoke-key", help="revoke the seller's API key")
+    revoke.add_argument("seller_id")
+    revoke.set_defaults(func=cmd_seller_revoke_key)
 
     buyer = commands.add_parser("buyer", help="buyer accounts").add_subparsers(dest="action", required=True)
     create = buyer.add_parser("create", help="create a buyer and print its API key")

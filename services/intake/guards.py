@@ -45,11 +45,12 @@ class RateLimiter:
         self.namespace = namespace
         self._take = redis.register_script(_TAKE)
 
-    async def take(self, seller_id: str) -> Limited | None:
+    async def take(self, seller_id: str, now_ms: int | None = None) -> Limited | None:
         if self.per_second <= 0:  # 0 switches the limit off
             return None
+        now_ms = int(time.time() * 1000) if now_ms is None else now_ms
         wait_ms = int(await self._take(keys=[f"rl:{self.namespace}{seller_id}"],
-                                       args=[int(time.time() * 1000), self.per_second, self.WINDOW_MS]))
+                                       args=[now_ms, self.per_second, self.WINDOW_MS]))
         return Limited(max(1, math.ceil(wait_ms / 1000))) if wait_ms else None
 
 

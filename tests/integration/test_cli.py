@@ -10,7 +10,7 @@ import sys
 import pytest
 from sqlalchemy import select
 
-from leadx.accounts import hash_api_key
+from leadx.accounts import hash_api_key, seller_for_key
 from leadx.db.engine import make_engine, session_factory
 from leadx.db.models import Buyer, Seller
 
@@ -42,6 +42,28 @@ def test_seller_and_buyer_create_print_json_and_store_only_a_hash(database_url):
         stored_buyer = session.get(Buyer, buyer_created["id"])
         assert stored_buyer.ping_url == "https://b.example/ping"
     engine.dispose()
+
+
+def test_seller_keys_rotate_and_revoke(database_url):
+    env = {"DATABASE_URL": database_url}
+    created = json.loads(leadx("seller", "create", "Rotating Leads", "--json", env=env).stdout)
+    rotated = leadx("seller", "rotate-key", created["id"], "--json", env=env)
+    assert rotated.returncode == 0, rotated.stderr
+    new_key = json.loads(rotated.stdout)["api_key"]
+    assert new_key != created["api_key"]
+
+    engine = make_engine(database_url)
+    sessions = session_factory(engine)
+    with sessions() as session:
+        assert seller_for_key(session, created["api_key"]) is None
+        assert seller_for_key(session, new_key) == created["id"]
+    revoked = leadx("seller", "revoke-key", created["id"], env=env)
+    assert revoked.returncode == 0 and "revoked" in revoked.stdout
+    with sessions() as session:
+        assert seller_for_key(session, new_key) is None
+    engine.dispose()
+    unknown = leadx("seller", "rotate-key", "s_nosuchseller", env=env)
+    assert unknown.returncode == 1 and "no seller s_nosuchseller" in unknown.stderr
 
 
 def test_missing_configuration_fails_fast_with_its_name():

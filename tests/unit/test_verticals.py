@@ -109,3 +109,44 @@ def test_verify_never_raises_on_arbitrary_json(payload):
 @given(st.dictionaries(st.sampled_from([f.name for f in AUTO_LOAN.fields]), st.text(max_size=40)))
 def test_overlaying_random_text_on_a_valid_lead_never_raises(changes):
     verify(AUTO_LOAN, valid_lead(**changes))
+
+
+def test_a_phone_needs_a_real_geographic_area_code():
+    for fake in ("555-234-5678", "800-234-5678", "999-234-5678"):
+        result = verify(AUTO_LOAN, valid_lead(home_phone=fake))
+        assert codes(result) == {("FIELD_INVALID", "home_phone")}, fake
+        assert "not a geographic US area code" in result.errors[0].message
+
+
+def test_a_phone_from_another_state_is_a_warning_by_default_and_an_error_by_setting():
+    lead = valid_lead(zip="10001", state="NY", city="New York", home_phone="415-234-5678")  # San Francisco
+    lenient = verify(AUTO_LOAN, lead)
+    assert lenient.ok
+    assert [(w.code, w.field) for w in lenient.warnings] == [("PHONE_AREA_MISMATCH", "home_phone")]
+    assert "415 is in CA" in lenient.warnings[0].message
+    strict = verify(AUTO_LOAN, lead, phone_area_must_match=True)
+    assert codes(strict) == {("FIELD_INVALID", "home_phone")}
+    assert verify(AUTO_LOAN, lead | {"home_phone": "212-234-5678"}).warnings == []
+
+
+def test_money_and_ages_must_be_sane():
+    import datetime as dt
+
+    today = dt.date.today()
+    minor = today.replace(year=today.year - 17).isoformat()
+    result = verify(AUTO_LOAN, valid_lead(gross_monthly_income=100, requested_amount=99_000_000,
+                                          months_employed=2000, date_of_birth=minor))
+    messages = {e.field: e.message for e in result.errors}
+    assert set(messages) == {"gross_monthly_income", "requested_amount", "months_employed", "date_of_birth"}
+    assert "at least 50000" in messages["gross_monthly_income"]
+    assert "at most 25000000" in messages["requested_amount"]
+    assert "under the minimum age of 18" in messages["date_of_birth"]
+    eighteen_today = today.replace(year=today.year - 18).isoformat() if (today.month, today.day) != (2, 29) else None
+    if eighteen_today:
+        assert verify(AUTO_LOAN, valid_lead(date_of_birth=eighteen_today)).ok
+
+
+def test_a_partial_check_verifies_only_what_a_ping_carries():
+    result = verify(AUTO_LOAN, {"zip": "10001", "ssn": "123-45-6789", "gross_monthly_income": "450000"}, partial=True)
+    assert result.ok and result.fields == {"zip": "10001", "ssn": "123456789", "gross_monthly_income": "450000"}
+    assert codes(verify(AUTO_LOAN, {"zip": "00000"}, partial=True)) == {("ZIP_UNKNOWN", "zip")}
