@@ -40,9 +40,10 @@ class Exchange:
     def new_consumer(self) -> dict:
         return make_consumer(self.rng)
 
-    def post(self, lead: dict, instance: str = "intake", api_key: str | None = None, **kwargs) -> httpx.Response:
-        headers = {"Authorization": f"Bearer {api_key or self.seller_key}"}
-        return httpx.post(f"{self.intake_url(instance)}/v1/post", json=lead, headers=headers, timeout=15, **kwargs)
+    def post(self, lead: dict, instance: str = "intake", api_key: str | None = None,
+             headers: dict[str, str] | None = None) -> httpx.Response:
+        headers = {"Authorization": f"Bearer {api_key or self.seller_key}", **(headers or {})}
+        return httpx.post(f"{self.intake_url(instance)}/v1/post", json=lead, headers=headers, timeout=15)
 
     def status(self, lead_id: str, api_key: str | None = None) -> httpx.Response:
         headers = {"Authorization": f"Bearer {api_key or self.seller_key}"}

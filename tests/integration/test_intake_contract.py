@@ -1,0 +1,250 @@
+"""The sellers' integration contract through a running intake: the three formats, XML answers,
+PING then POST with its token, bait-and-switch, idempotent retries, revoked keys, the OpenAPI
+document against the served routes, and random bodies that never get a 5xx."""
+
+from __future__ import annotations
+
+import json
+import urllib.parse
+import xml.etree.ElementTree as ET
+
+import httpx
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from leadx import accounts, topics
+from leadx.db.engine import make_engine, session_factory
+from services.intake.ping_tokens import sha256_of
+from tests.conftest import poll_until
+from leadx.events.v1 import events_pb2 as ev
+from tests.integration.harness import Exchange, read_topic, start_exchange
+
+pytestmark = pytest.mark.integration
+
+CONTENT_TYPES = ["application/json", "application/xml", "text/xml", "application/x-www-form-urlencoded"]
+
+
+def as_xml(fields: dict, root: str = "lead") -> bytes:
+    element = ET.Element(root)
+    for name, value in fields.items():
+        ET.SubElement(element, name).text = str(value)
+    return ET.tostring(element)
+
+
+def send(market: Exchange, path: str, content: bytes, content_type: str, **headers: str) -> httpx.Response:
+    headers = {"Authorization": f"Bearer {market.seller_key}", "Content-Type": content_type, **headers}
+    return httpx.post(f"{market.intake_url()}{path}", content=content, headers=headers, timeout=15)
+
+
+def xml_answer(response: httpx.Response) -> ET.Element:
+    assert response.headers["content-type"].startswith("application/xml"), response.headers
+    return ET.fromstring(response.content)
+
+
+def test_an_xml_lead_is_accepted_and_answered_in_xml(market: Exchange):
+    response = send(market, "/v1/post", as_xml(market.new_consumer() | {"min_price": 500}), "text/xml")
+    assert response.status_code == 200, response.text
+    root = xml_answer(response)
+    assert root.findtext("status") == "accepted" and len(root.findtext("lead_id")) == 10
+    assert root.find("errors") is not None and not list(root.find("errors"))
+
+
+def test_a_url_encoded_lead_is_answered_in_xml_or_in_json_when_accept_asks(market: Exchange):
+    body = urllib.parse.urlencode(market.new_consumer()).encode()
+    root = xml_answer(send(market, "/v1/post", body, "application/x-www-form-urlencoded"))
+    assert root.findtext("status") == "accepted"
+    again = urllib.parse.urlencode(market.new_consumer()).encode()
+    response = send(market, "/v1/post", again, "application/x-www-form-urlencoded", Accept="application/json")
+    assert response.json()["status"] == "accepted"
+
+
+def test_xml_rejections_carry_every_error_with_code_and_field(market: Exchange):
+    lead = market.new_consumer() | {"zip": "10001", "state": "CA", "ssn": "900-12-3456"}
+    root = xml_answer(send(market, "/v1/post", as_xml(lead), "application/xml"))
+    assert root.findtext("status") == "rejected"
+    errors = {(e.get("code"), e.get("field")) for e in root.iter("error")}
+    assert errors == {("ZIP_STATE_MISMATCH", "state"), ("FIELD_INVALID", "ssn")}
+    assert all(e.text for e in root.iter("error"))
+
+
+def test_a_phone_from_another_state_is_accepted_with_a_warning(market: Exchange):
+    lead = market.new_consumer() | {"zip": "10001", "state": "NY", "city": "New York", "home_phone": "4152345678"}
+    body = market.post(lead).json()
+    assert body["status"] == "accepted"
+    assert [(w["code"], w["field"]) for w in body["warnings"]] == [("PHONE_AREA_MISMATCH", "home_phone")]
+
+
+def ping_of(lead: dict) -> dict:
+    return {"vertical": lead["vertical"], "zip": lead["zip"], "gross_monthly_income": lead["gross_monthly_income"],
+            "ssn": lead["ssn"], "email_sha256": sha256_of("email", lead["email"])}
+
+
+def test_ping_then_post_with_its_token(market: Exchange):
+    market.buyers.buyers["alpha"].bid = 1500
+    lead = market.new_consumer()
+    pinged = send(market, "/v1/ping", json.dumps(ping_of(lead)).encode(), "application/json")
+    assert pinged.status_code == 200, pinged.text
+    body = pinged.json()
+    assert body["status"] == "accepted" and body["wanted"] is True and body["lead_id"] is None
+    posted = market.post(lead | {"ping_token": body["ping_token"]})
+    assert posted.status_code == 200 and posted.json()["status"] == "accepted"
+    lead_id = posted.json()["lead_id"]
+    sale = poll_until(lambda: market.sale_for(lead_id), message="the pinged lead sold")
+    assert sale.buyer_id == market.buyer_ids["alpha"]
+
+
+def test_a_ping_in_xml_is_answered_in_xml_with_a_token(market: Exchange):
+    lead = market.new_consumer()
+    root = xml_answer(send(market, "/v1/ping", as_xml(ping_of(lead), root="ping"), "application/xml"))
+    assert root.findtext("status") == "accepted" and root.findtext("ping_token")
+    assert root.findtext("wanted") == "true"
+
+
+def test_a_post_that_contradicts_its_ping_is_rejected(market: Exchange):
+    lead = market.new_consumer()
+    token = send(market, "/v1/ping", json.dumps(ping_of(lead)).encode(), "application/json").json()["ping_token"]
+    switched = lead | {"gross_monthly_income": lead["gross_monthly_income"] + 100_000,
+                       "email": "someone.else@example.com", "ping_token": token}
+    response = market.post(switched)
+    assert response.status_code == 422
+    assert {(e["code"], e["field"]) for e in response.json()["errors"]} == {
+        ("PING_MISMATCH", "gross_monthly_income"), ("PING_MISMATCH", "email")}
+    forged = market.post(lead | {"ping_token": token[:-3] + "abc"})
+    assert forged.status_code == 422 and forged.json()["errors"][0]["field"] == "ping_token"
+    other_seller = market.post(lead | {"ping_token": token}, api_key=market.other_seller_key)
+    assert "another seller" in other_seller.json()["errors"][0]["message"]
+
+
+def test_a_ping_checks_only_the_minimal_subset(market: Exchange):
+    lead = market.new_consumer()
+    too_much = send(market, "/v1/ping", json.dumps(ping_of(lead) | {"email": lead["email"]}).encode(),
+                    "application/json")
+    assert too_much.status_code == 422 and too_much.json()["errors"][0]["field"] == "email"
+    bad = send(market, "/v1/ping", json.dumps({"vertical": "auto_loan", "zip": "99999", "ssn": "000-00-0000",
+                                               "email_sha256": "nope"}).encode(), "application/json")
+    assert bad.status_code == 422
+    assert {(e["code"], e["field"]) for e in bad.json()["errors"]} == {
+        ("ZIP_UNKNOWN", "zip"), ("FIELD_INVALID", "ssn"), ("FIELD_INVALID", "email_sha256")}
+
+
+def test_a_ping_for_a_consumer_every_buyer_has_is_not_wanted(market: Exchange):
+    for behaviour in market.buyers.buyers.values():
+        behaviour.bid = 1000
+    lead = market.new_consumer()
+    sold_to = set()
+    for _ in market.buyers.buyers:  # platform dedup is off here: sell the consumer to each buyer in turn
+        lead_id = market.post(lead).json()["lead_id"]
+        sold_to.add(poll_until(lambda lead_id=lead_id: market.sale_for(lead_id), message="sale").buyer_id)
+    assert sold_to == set(market.buyer_ids.values())
+    answer = send(market, "/v1/ping", json.dumps(ping_of(lead)).encode(), "application/json").json()
+    assert answer["status"] == "accepted" and answer["wanted"] is False
+
+
+def test_a_retried_post_gets_the_first_answer_and_makes_no_second_lead(market: Exchange):
+    market.buyers.buyers["alpha"].bid = 1500
+    lead = market.new_consumer()
+    first = market.post(lead, headers={"Idempotency-Key": "order-77"})
+    retry = market.post(lead, headers={"Idempotency-Key": "order-77"})
+    assert first.status_code == retry.status_code == 200
+    assert retry.json() == first.json()
+    by_reference = [market.post(lead | {"reference": "ref-9"}).json() for _ in range(2)]
+    assert by_reference[0] == by_reference[1]
+    assert by_reference[0]["lead_id"] != first.json()["lead_id"]
+    # Four POSTs of this consumer, two leads: one per key.
+    submitted = read_topic(market.stack.kafka_bootstrap, topics.name(market.prefix, topics.LEAD_SUBMITTED),
+                           ev.LeadSubmitted)
+    leads = {event.lead.lead_id for _, event in submitted if event.lead.fields["email"] == lead["email"]}
+    assert leads == {first.json()["lead_id"], by_reference[0]["lead_id"]}
+
+
+def test_a_revoked_key_is_refused(market: Exchange):
+    engine = make_engine(market.stack.database_url)
+    with session_factory(engine)() as session:
+        created = accounts.create_seller(session, "short-lived seller")
+        accounts.revoke_seller_key(session, created.id)
+    engine.dispose()
+    response = market.post(market.new_consumer(), api_key=created.api_key)
+    assert response.status_code == 401 and response.json()["errors"][0]["code"] == "AUTH_INVALID"
+
+
+def test_the_openapi_document_matches_the_served_routes(market: Exchange):
+    document = httpx.get(f"{market.intake_url()}/openapi.json", timeout=10).json()
+    assert document["openapi"].startswith("3.1")
+    for path, item in document["paths"].items():
+        url = market.intake_url() + path.replace("{lead_id}", "ABCDEFGHIJ")
+        for method in item:
+            response = httpx.request(method, url, headers={"Authorization": f"Bearer {market.seller_key}"},
+                                     timeout=10)
+            assert response.status_code not in (404, 405) or (
+                response.json()["errors"][0]["code"] == "LEAD_NOT_FOUND"), (method, path, response.text)
+        # A method the document does not list is not served either.
+        unlisted = "delete"
+        assert httpx.request(unlisted, url, timeout=10).status_code == 405
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
+@given(content_type=st.sampled_from(CONTENT_TYPES), path=st.sampled_from(["/v1/post", "/v1/ping"]),
+       body=st.one_of(
+           st.binary(max_size=3000),
+           st.dictionaries(st.text(max_size=20), st.one_of(st.text(max_size=40), st.integers(), st.none(),
+                                                          st.floats(allow_nan=True), st.booleans()),
+                           max_size=20).map(lambda d: json.dumps(d).encode()),
+           st.dictionaries(st.from_regex(r"[a-z_]{1,15}", fullmatch=True), st.text(max_size=30), max_size=20)
+           .map(lambda d: as_xml(d)),
+           st.dictionaries(st.text(max_size=15), st.text(max_size=30), max_size=20)
+           .map(lambda d: urllib.parse.urlencode(d).encode()),
+       ),
+       cut=st.integers(min_value=0, max_value=100))
+def test_random_truncated_and_malformed_bodies_never_get_a_5xx(exchange: Exchange, content_type, path, body, cut):
+    truncated = body[: max(0, len(body) - cut)] if cut % 3 == 0 else body
+    response = send(exchange, path, truncated, content_type)
+    assert response.status_code < 500, response.text
+    if response.status_code >= 400:
+        answer = response.json() if response.headers["content-type"].startswith("application/json") else None
+        if answer is not None:
+            assert answer["errors"][0]["code"]
+        else:
+            assert xml_answer(response).find("errors/error").get("code")
+
+
+def test_the_service_is_still_healthy_after_the_fuzzing(exchange: Exchange):
+    assert httpx.get(f"{exchange.intake_url()}/readyz", timeout=5).status_code == 200
+
+
+@pytest.fixture(scope="module")
+def strict(tmp_path_factory, kafka_bootstrap, redis_url) -> Exchange:
+    """Intake and dedup only, platform-wide dedup on, and a low rate limit."""
+    prefix = f"{tmp_path_factory.mktemp('s').name[-6:]}."
+    exchange = start_exchange(tmp_path_factory.mktemp("strict"), kafka_bootstrap, redis_url, prefix, ["alpha"],
+                              ["intake", "dedup"], INTAKE_RATE_LIMIT_PER_SECOND="5")
+    yield exchange
+    exchange.stack.stop()
+    exchange.buyers.stop()
+
+
+def test_a_seller_over_its_rate_gets_429_with_retry_after(strict: Exchange):
+    ping = json.dumps(ping_of(strict.new_consumer())).encode()
+    answers = [send(strict, "/v1/ping", ping, "application/json") for _ in range(8)]
+    assert [a.status_code for a in answers[:5]] == [200] * 5
+    limited = [a for a in answers if a.status_code == 429]
+    assert limited, [a.status_code for a in answers]
+    assert limited[0].json()["errors"][0]["code"] == "RATE_LIMITED"
+    assert int(limited[0].headers["Retry-After"]) >= 1
+    other = httpx.post(f"{strict.intake_url()}/v1/ping", content=ping, timeout=10, headers={
+        "Authorization": f"Bearer {strict.other_seller_key}", "Content-Type": "application/json"})
+    assert other.status_code == 200  # the limit is per seller
+
+
+def test_a_ping_with_a_recently_submitted_ssn_is_a_duplicate_without_saying_why(strict: Exchange):
+    lead = strict.new_consumer()
+    poll_until(lambda: strict.post(lead, api_key=strict.other_seller_key).status_code == 200, interval_s=0.5,
+               message="the first submission accepted")
+    answer = poll_until(lambda: (r := send(strict, "/v1/ping", json.dumps(ping_of(lead)).encode(),
+                                           "application/json")).status_code != 429 and r, interval_s=0.5,
+                        message="a PING under the rate limit")
+    assert answer.status_code == 409
+    body = answer.json()
+    assert body["status"] == "duplicate"
+    assert body["errors"] == [{"code": "DUPLICATE", "field": None,
+                               "message": "the lead is a duplicate and cannot be sold"}]
