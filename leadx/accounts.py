@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from leadx.db.models import Buyer, Seller
+from leadx.db.models import Buyer, Contract, Seller
 
 _ID_ALPHABET = string.ascii_lowercase + string.digits
 
@@ -101,3 +101,37 @@ def active_buyers(session: Session) -> list[BuyerEndpoint]:
         .where(Buyer.active.is_(True)).order_by(Buyer.id)
     ).all()
     return [BuyerEndpoint(*row) for row in rows]
+
+
+def add_contract(session: Session, seller_id: str, buyer_id: str, price_cents: int) -> None:
+    """Create or update the direct-sale contract between a seller and a buyer."""
+    if price_cents < 0:
+        raise ValueError("a contract price is a non-negative number of cents")
+    for model, account_id in ((Seller, seller_id), (Buyer, buyer_id)):
+        if session.get(model, account_id) is None:
+            raise UnknownAccount(f"no {model.__tablename__[:-1]} {account_id}")
+    contract = session.get(Contract, (seller_id, buyer_id))
+    if contract is None:
+        session.add(Contract(seller_id=seller_id, buyer_id=buyer_id, price_cents=price_cents, active=True,
+                             created_at_ms=int(time.time() * 1000)))
+    else:
+        contract.price_cents, contract.active = price_cents, True
+    session.commit()
+
+
+def end_contract(session: Session, seller_id: str, buyer_id: str) -> None:
+    changed = session.execute(update(Contract).where(Contract.seller_id == seller_id, Contract.buyer_id == buyer_id)
+                              .values(active=False)).rowcount
+    if not changed:
+        raise UnknownAccount(f"no contract between seller {seller_id} and buyer {buyer_id}")
+    session.commit()
+
+
+def contract_price(session: Session, seller_id: str, buyer_id: str) -> int | None:
+    """The price of the active contract between the seller and an active buyer, or None."""
+    row = session.execute(
+        select(Contract.price_cents).join(Buyer, Buyer.id == Contract.buyer_id)
+        .where(Contract.seller_id == seller_id, Contract.buyer_id == buyer_id, Contract.active.is_(True),
+               Buyer.active.is_(True))
+    ).first()
+    return row[0] if row else None

@@ -77,6 +77,32 @@ def cmd_buyer_create(args) -> int:
     return 0
 
 
+def cmd_contract_add(args) -> int:
+    from leadx import accounts
+
+    with _sessions()() as session:
+        try:
+            accounts.add_contract(session, args.seller, args.buyer, args.price)
+        except (accounts.UnknownAccount, ValueError) as exc:
+            print(f"leadx: {exc}", file=sys.stderr)
+            return 1
+    print(f"contract: seller {args.seller} sells directly to buyer {args.buyer} at {args.price} cents a lead")
+    return 0
+
+
+def cmd_contract_end(args) -> int:
+    from leadx import accounts
+
+    with _sessions()() as session:
+        try:
+            accounts.end_contract(session, args.seller, args.buyer)
+        except accounts.UnknownAccount as exc:
+            print(f"leadx: {exc}", file=sys.stderr)
+            return 1
+    print(f"contract between seller {args.seller} and buyer {args.buyer} ended")
+    return 0
+
+
 def cmd_db_init(_args) -> int:
     _sessions()
     print("schema ready")
@@ -122,6 +148,18 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--post-url", required=True)
     create.add_argument("--json", action="store_true")
     create.set_defaults(func=cmd_buyer_create)
+
+    contract = commands.add_parser("contract", help="direct-sale contracts").add_subparsers(dest="action",
+                                                                                         required=True)
+    add = contract.add_parser("add", help="let a seller sell directly to a buyer at a fixed price")
+    add.add_argument("--seller", required=True)
+    add.add_argument("--buyer", required=True)
+    add.add_argument("--price", type=int, required=True, help="cents per lead")
+    add.set_defaults(func=cmd_contract_add)
+    end = contract.add_parser("end", help="end a direct-sale contract")
+    end.add_argument("--seller", required=True)
+    end.add_argument("--buyer", required=True)
+    end.set_defaults(func=cmd_contract_end)
 
     db = commands.add_parser("db", help="database").add_subparsers(dest="action", required=True)
     db.add_parser("init", help="create the tables").set_defaults(func=cmd_db_init)

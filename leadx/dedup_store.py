@@ -43,7 +43,7 @@ for i, key in ipairs(KEYS) do
     end
   end
 end
-if record and platform and matched == 0 then
+if record and matched == 0 then
   for _, key in ipairs(KEYS) do
     redis.call('HSET', key, '*', now .. '|' .. lead)
     redis.call('PEXPIRE', key, window)
@@ -97,15 +97,19 @@ class DedupStore:
 
     async def check_submission(
         self, lead_id: str, identities: dict[str, str], now_ms: int, platform_scope: bool = True,
-        record: bool = True,
+        record: bool | None = None,
     ) -> SubmissionCheck:
-        """Platform-wide duplicate check (recording this submission when it passes, unless `record`
-        is off, as for a PING, which only asks) and the list of buyers that already received this consumer."""
+        """Platform-wide duplicate check when `platform_scope` is on, and the list of buyers that
+        already received this consumer. A submission that is not a platform duplicate is recorded
+        when `record` is on (by default: when the platform scope is); a PING only asks, and a
+        direct sale is recorded without being checked platform-wide."""
+        record = platform_scope if record is None else record
         kinds, keys = self._keys(identities)
         if not keys:
             return SubmissionCheck(None, frozenset())
         result = await self._check(
-            keys=keys, args=[now_ms, self.window_ms, lead_id, "1" if platform_scope else "0", "1" if record else "0"]
+            keys=keys, args=[now_ms, self.window_ms, lead_id, "1" if platform_scope else "0",
+                  "1" if record else "0"]
         )
         matched = int(result[0])
         buyers = frozenset(b.decode() if isinstance(b, bytes) else b for b in result[1:])

@@ -31,6 +31,18 @@ class Buyer(Base):
     created_at_ms: Mapped[int] = mapped_column(BigInteger)
 
 
+class Contract(Base):
+    """A direct-sale contract (the patent's Lite Dealer Account): the seller may name this buyer on a
+    POST, and the lead goes to it at this price with no auction."""
+
+    __tablename__ = "contracts"
+    seller_id: Mapped[str] = mapped_column(String(16), primary_key=True)
+    buyer_id: Mapped[str] = mapped_column(String(16), primary_key=True)
+    price_cents: Mapped[int] = mapped_column(BigInteger)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at_ms: Mapped[int] = mapped_column(BigInteger)
+
+
 class Lead(Base):
     """The lead store. `fields` holds raw PII, readable only by the seller and the buyer."""
 

@@ -105,9 +105,18 @@ def build_worker(settings: AuctionSettings, directory: BuyerDirectory, readiness
                 if auctions.get(auction_id) is not None:
                     continue  # redelivered: this auction is already open or closed
                 excluded = set(scored.verified.duplicate_buyer_ids)
-                offered = [b for b in directory.ids() if b not in excluded]
+                direct = lead.direct_buyer_id
                 opened_at = now_ms()
-                auction = rules.new_auction(offered, lead.min_price_cents, opened_at, settings.window_ms)
+                if direct:
+                    # A direct sale (the patent's Lite Dealer): no pings and no window; the contracted
+                    # buyer's "bid" is the contract price that intake put in min_price_cents.
+                    offered = [direct] if direct not in excluded else []
+                    auction = rules.new_auction(offered, lead.min_price_cents, opened_at, 0)
+                    if offered:
+                        auction = rules.with_bid(auction, direct, lead.min_price_cents)
+                else:
+                    offered = [b for b in directory.ids() if b not in excluded]
+                    auction = rules.new_auction(offered, lead.min_price_cents, opened_at, settings.window_ms)
                 auction["scored"] = base64.b64encode(event.value).decode()
                 auctions[auction_id] = auction
                 deadlines.push(auction["closes_at_ms"], auction_id, CLOSE)
@@ -116,14 +125,16 @@ def build_worker(settings: AuctionSettings, directory: BuyerDirectory, readiness
                 opened = ev.AuctionOpened(
                     auction_id=auction_id, lead_id=lead.lead_id, offered_buyer_ids=auction["offered"],
                     min_price_cents=lead.min_price_cents, opened_at_ms=opened_at,
-                    closes_at_ms=auction["closes_at_ms"],
+                    closes_at_ms=auction["closes_at_ms"], direct=bool(direct),
                     ping=ev.PingSubset(vertical=lead.vertical, zip=fields.get("zip", ""),
                                        state=fields.get("state", ""),
                                        gross_monthly_income_cents=int(income) if income.isdigit() else 0,
                                        probability=scored.probability, cluster=scored.cluster),
                 )
                 await publish(opened_topic, auction_id, opened, derived_event_id(auction_id, "opened"))
-                log_event(log, "auction opened", auction_id=auction_id, offered=len(offered))
+                log_event(log, "auction opened", auction_id=auction_id, offered=len(offered), direct=bool(direct))
+                if direct:
+                    await close(auction_id, auction)  # the deadline above closes it if this worker dies first
 
     @app.agent(bids_topic)
     async def collect_bids(stream):

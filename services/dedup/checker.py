@@ -33,14 +33,18 @@ class DuplicateChecker:
         lead = envelope.message.lead
         identities = pii.identity_keys(self.hmac_key, dict(lead.fields))
         now_ms = int(self.clock() * 1000)
-        check = await self.store.check_submission(lead.lead_id, identities, now_ms,
-                                                  self.policy.platform_scope)
-        if check.platform_duplicate_on:
+        direct = lead.direct_buyer_id
+        # A direct sale answers to its contracted buyer's duplicates only; it is still recorded
+        # platform-wide, so the consumer is then a duplicate for the auctions.
+        check = await self.store.check_submission(
+            lead.lead_id, identities, now_ms, platform_scope=self.policy.platform_scope and not direct,
+            record=self.policy.platform_scope)
+        if check.platform_duplicate_on or (direct and direct in check.duplicate_buyer_ids):
+            detail = (f"platform duplicate on {check.platform_duplicate_on}" if check.platform_duplicate_on
+                      else f"the contracted buyer {direct} already has this consumer")
             rejected = ev.LeadRejected(
                 lead_id=lead.lead_id, seller_id=lead.seller_id,
-                reason=ev.REJECTION_REASON_DUPLICATE,
-                internal_detail=f"platform duplicate on {check.platform_duplicate_on}",
-                rejected_at_ms=now_ms,
+                reason=ev.REJECTION_REASON_DUPLICATE, internal_detail=detail, rejected_at_ms=now_ms,
             )
             await self.producer.publish(topics.LEAD_REJECTED, lead.lead_id, rejected,
                                         derived_event_id(lead.lead_id, "rejected"))

@@ -191,11 +191,19 @@ def build_app(deps: IntakeDeps, lifespan=None) -> Starlette:
                            field="vertical")
         return vertical
 
-    def direct_buyer(payload: dict) -> str:
+    async def direct_sale(payload: dict, seller_id: str) -> tuple[str, int | None]:
+        """(buyer id, contract price) for a direct sale; ("", None) for an auction sale."""
         buyer_id = _text(payload, "buyer")
-        if buyer_id and deps.buyers.get(buyer_id) is None:
-            raise ApiError(422, "FIELD_INVALID", f"buyer {buyer_id} is not an active buyer", field="buyer")
-        return buyer_id
+        if not buyer_id:
+            return "", None
+        if _cents(payload, "min_price") is not None:
+            raise ApiError(422, "FIELD_INVALID", "give min_price for an auction sale or buyer for a direct sale, "
+                           "not both", field="min_price")
+        price = await asyncio.to_thread(_contract_price, deps.sessions, seller_id, buyer_id)
+        if price is None:
+            raise ApiError(422, "FIELD_INVALID", f"you have no direct-sale contract with buyer {buyer_id}",
+                           field="buyer")
+        return buyer_id, price
 
     def checked(vertical: Vertical, seller_id: str, fields: dict, partial: bool = False) -> Verification:
         return verify(vertical, fields, deps.rulebook.rules_for(vertical.name, seller_id),
@@ -212,7 +220,7 @@ def build_app(deps: IntakeDeps, lifespan=None) -> Starlette:
     async def ping(request: Request) -> Answer:
         seller_id, payload = await seller_request(request, ("ping", "lead"))
         vertical = vertical_of(payload)
-        buyer_id = direct_buyer(payload)
+        buyer_id, _ = await direct_sale(payload, seller_id)
         unknown = sorted(set(payload) - set(PING_FIELDS) - set(HASHED_FIELDS) - {"vertical", "buyer"})
         if unknown:
             raise ApiError(422, "FIELD_INVALID", f"a PING carries only the minimal subset; not {', '.join(unknown)}",
@@ -248,8 +256,9 @@ def build_app(deps: IntakeDeps, lifespan=None) -> Starlette:
     async def post_lead(request: Request) -> Answer:
         seller_id, payload = await seller_request(request, ("lead",))
         vertical = vertical_of(payload)
-        buyer_id = direct_buyer(payload)
-        min_price = _cents(payload, "min_price") or 0
+        buyer_id, contract_price = await direct_sale(payload, seller_id)
+        # A direct sale's price is its contract's; the auction uses it as the contracted buyer's bid.
+        min_price = contract_price if buyer_id else (_cents(payload, "min_price") or 0)
         result = checked(vertical, seller_id, {k: v for k, v in payload.items() if k not in RESERVED_KEYS})
         if not result.ok:
             return rejected(result)
@@ -377,6 +386,11 @@ def respond(request: Request, result: Answer) -> Response:
 
 def _field_error(field: str, message: str) -> FieldError:
     return FieldError("FIELD_INVALID", field, message)
+
+
+def _contract_price(sessions: sessionmaker[Session], seller_id: str, buyer_id: str) -> int | None:
+    with sessions() as session:
+        return accounts.contract_price(session, seller_id, buyer_id)
 
 
 def _lead_row(sessions: sessionmaker[Session], lead_id: str):

@@ -28,6 +28,7 @@ class Exchange:
     seller_key: str
     other_seller_key: str
     buyer_ids: dict[str, str]  # name → id
+    seller_id: str = ""
     rng: random.Random = field(default_factory=lambda: random.Random(7))
 
     @property
@@ -132,4 +133,4 @@ def start_exchange(run_dir: Path, kafka_bootstrap: str, redis_url: str, prefix: 
         stack.stop()
         buyers.stop()
         raise
-    return Exchange(stack, buyers, seller.api_key, other.api_key, buyer_ids)
+    return Exchange(stack, buyers, seller.api_key, other.api_key, buyer_ids, seller_id=seller.id)

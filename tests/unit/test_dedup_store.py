@@ -131,3 +131,18 @@ def test_no_raw_pii_reaches_redis(redis_url):
     assert dump
     for raw in ("123456789", "123-45-6789", "ana@example.com", "2125550142", "212-555-0142"):
         assert raw.encode() not in dump
+
+
+def test_a_ping_only_asks_and_a_direct_sale_is_recorded_without_the_platform_check(redis_url):
+    async def scenario(store, _redis):
+        ping = await store.check_submission("", identities(), NOW, platform_scope=True, record=False)
+        after_ping = await store.check_submission("LEAD000001", identities(), NOW + 1)
+        direct = await store.check_submission("LEAD000002", identities(), NOW + 2, platform_scope=False, record=True)
+        auction_after_direct = await store.check_submission("LEAD000003", identities(), NOW + 3)
+        return ping, after_ping, direct, auction_after_direct
+
+    ping, after_ping, direct, auction_after_direct = run(redis_url, scenario)
+    assert ping.platform_duplicate_on is None
+    assert after_ping.platform_duplicate_on is None  # the PING left no record behind
+    assert direct.platform_duplicate_on is None  # not checked platform-wide...
+    assert auction_after_direct.platform_duplicate_on == "ssn"  # ...but recorded, so later leads are caught
