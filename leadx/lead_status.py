@@ -11,13 +11,14 @@ SOLD = "sold"
 UNSOLD = "unsold"
 DUPLICATE = "duplicate"
 REJECTED = "rejected"
+RETURNED = "returned"  # a sold lead the buyer sent back (recorded by the returns of the ledger issue)
 
 RANK = {SUBMITTED: 1, VERIFIED: 2, SCORED: 3, IN_AUCTION: 4, SOLD: 9, UNSOLD: 9, DUPLICATE: 9,
-        REJECTED: 9}
+        REJECTED: 9, RETURNED: 10}
 
 # What a seller sees: the pipeline's internal steps collapse into pending / accepted.
 PUBLIC = {SUBMITTED: "pending", VERIFIED: "accepted", SCORED: "accepted", IN_AUCTION: "in_auction",
-          SOLD: "sold", UNSOLD: "unsold", DUPLICATE: "duplicate", REJECTED: "rejected"}
+          SOLD: "sold", UNSOLD: "unsold", DUPLICATE: "duplicate", REJECTED: "rejected", RETURNED: "returned"}
 
 
 def advances(current: str | None, new: str) -> bool:

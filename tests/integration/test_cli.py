@@ -66,6 +66,27 @@ def test_seller_keys_rotate_and_revoke(database_url):
     assert unknown.returncode == 1 and "no seller s_nosuchseller" in unknown.stderr
 
 
+def test_direct_sale_contracts_are_added_and_ended(database_url):
+    from leadx.accounts import contract_price
+
+    env = {"DATABASE_URL": database_url}
+    seller = json.loads(leadx("seller", "create", "Direct Leads", "--json", env=env).stdout)["id"]
+    buyer = json.loads(leadx("buyer", "create", "Dealer", "--ping-url", "https://d.example/ping",
+                             "--post-url", "https://d.example/post", "--json", env=env).stdout)["id"]
+    added = leadx("contract", "add", "--seller", seller, "--buyer", buyer, "--price", "2500", env=env)
+    assert added.returncode == 0, added.stderr
+    engine = make_engine(database_url)
+    sessions = session_factory(engine)
+    with sessions() as session:
+        assert contract_price(session, seller, buyer) == 2500
+    assert leadx("contract", "end", "--seller", seller, "--buyer", buyer, env=env).returncode == 0
+    with sessions() as session:
+        assert contract_price(session, seller, buyer) is None
+    engine.dispose()
+    unknown = leadx("contract", "add", "--seller", seller, "--buyer", "b_nosuchbuyer", "--price", "1", env=env)
+    assert unknown.returncode == 1 and "no buyer b_nosuchbuyer" in unknown.stderr
+
+
 def test_missing_configuration_fails_fast_with_its_name():
     result = leadx("seller", "create", "X", env={"DATABASE_URL": ""})
     assert result.returncode == 2
