@@ -7,7 +7,10 @@ def test_status_only_moves_forward():
     assert not s.advances(s.IN_AUCTION, s.VERIFIED)
     for final in (s.SOLD, s.UNSOLD, s.DUPLICATE, s.REJECTED):
         assert s.advances(s.IN_AUCTION, final)
-        assert not any(s.advances(final, other) for other in s.RANK)
+        assert not any(s.advances(final, other) for other in s.RANK if other != s.RETURNED)
+    # Only a sold lead can come back, and nothing follows a return.
+    assert s.advances(s.SOLD, s.RETURNED)
+    assert not any(s.advances(s.RETURNED, other) for other in s.RANK)
 
 
 def test_every_status_has_a_public_name():
