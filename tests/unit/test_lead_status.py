@@ -8,7 +8,7 @@ def test_status_only_moves_forward():
     for final in (s.SOLD, s.UNSOLD, s.DUPLICATE, s.REJECTED):
         assert s.advances(s.IN_AUCTION, final)
         assert not any(s.advances(final, other) for other in s.RANK if other != s.RETURNED)
-    # Only a sold lead can come back, and nothing follows a return.
+    # A return follows the sale (the ledger checks the lead was sold); nothing follows a return.
     assert s.advances(s.SOLD, s.RETURNED)
     assert not any(s.advances(s.RETURNED, other) for other in s.RANK)
 
