@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: install run test unit integration proto proto-check lint k8s-check bench clean
+.PHONY: install run test unit integration proto proto-check lint k8s-check bench bench-intake clean
 
 install: $(STAMP)
 
@@ -45,6 +45,10 @@ k8s-check: install
 
 bench: install
 	$(PY) bench/pipeline.py
+	$(PY) bench/intake.py
+
+bench-intake: install
+	$(PY) bench/intake.py
 
 clean:
 	rm -rf $(VENV) .leadx .pytest_cache

@@ -26,7 +26,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import aiohttp
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -36,15 +35,11 @@ from leadx import accounts, topics  # noqa: E402
 from leadx.db.engine import create_schema, make_engine, session_factory  # noqa: E402
 from leadx.demo.buyers import BuyerBehaviour, BuyerServer  # noqa: E402
 from leadx.demo.consumers import make_consumer  # noqa: E402
-from leadx.devstack import SERVICES, LocalStack, free_port, wait_for_port  # noqa: E402
+from leadx.devstack import SERVICES, LocalStack  # noqa: E402
 from leadx.events.v1 import events_pb2 as ev  # noqa: E402
+from loadgen import closed_loop, open_loop, percentile, start_bare_starlette  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "pipeline.json"
-
-
-def percentile(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
 
 
 # ---------------------------------------------------------------- baselines
@@ -65,77 +60,6 @@ async def raw_produce(bootstrap: str, awaited: int, pipelined: int) -> dict:
     finally:
         await producer.stop()
     return {"awaited_msgs_per_s": round(awaited_rate), "pipelined_msgs_per_s": round(pipelined_rate)}
-
-
-BARE_APP = '''
-from starlette.applications import Starlette
-from starlette.responses import JSONResponse
-from starlette.routing import Route
-
-async def post(request):
-    body = await request.json()
-    return JSONResponse({"status": "accepted", "lead_id": "ABCDEFGHIJ", "errors": [], "n": len(body)})
-
-app = Starlette(routes=[Route("/v1/post", post, methods=["POST"])])
-'''
-
-
-def start_bare_starlette() -> tuple[subprocess.Popen, int, Path]:
-    folder = Path(tempfile.mkdtemp())
-    (folder / "bare_app.py").write_text(BARE_APP)
-    port = free_port()
-    process = subprocess.Popen([sys.executable, "-m", "uvicorn", "bare_app:app", "--port", str(port),
-                                "--log-level", "warning", "--no-access-log"], cwd=folder)
-    wait_for_port("127.0.0.1", port, 20, process)
-    return process, port, folder
-
-
-# ---------------------------------------------------------------- load generation
-
-def _session(headers: dict, connections: int) -> aiohttp.ClientSession:
-    # aiohttp rather than httpx: httpx's async pool fell to ~260 req/s at 32 connections here,
-    # which would have measured the load generator instead of the server.
-    return aiohttp.ClientSession(headers=headers, connector=aiohttp.TCPConnector(limit=connections),
-                                 timeout=aiohttp.ClientTimeout(total=30))
-
-
-async def closed_loop(url: str, headers: dict, bodies: list[dict], concurrency: int) -> dict:
-    """Post every body with `concurrency` requests in flight; returns rate and answers."""
-    queue = list(reversed(bodies))
-    answers: list[tuple[int, dict, float]] = []
-    async with _session(headers, concurrency) as client:
-        async def worker() -> None:
-            while queue:
-                body = queue.pop()
-                started = time.perf_counter()
-                async with client.post(url, json=body) as response:
-                    answer = await response.json()
-                answers.append((response.status, answer, time.perf_counter() - started))
-
-        start = time.perf_counter()
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
-        elapsed = time.perf_counter() - start
-    return {"elapsed_s": elapsed, "rate": len(bodies) / elapsed, "answers": answers}
-
-
-async def open_loop(url: str, headers: dict, bodies: list[dict], rate: float) -> list[tuple[int, dict, float]]:
-    """Offer requests at a fixed rate whatever the answers' latency (no coordinated omission).
-    Returns (status, answer body, seconds from the request's due time to its answer) per request."""
-    results: list[tuple[int, dict, float]] = []
-    async with _session(headers, 500) as client:
-        async def one(body: dict, due: float) -> None:
-            async with client.post(url, json=body) as response:
-                answer = await response.json(content_type=None)
-            results.append((response.status, answer, time.perf_counter() - due))
-
-        start = time.perf_counter()
-        tasks = []
-        for i, body in enumerate(bodies):
-            due = start + i / rate
-            await asyncio.sleep(max(0.0, due - time.perf_counter()))
-            tasks.append(asyncio.create_task(one(body, due)))
-        await asyncio.gather(*tasks)
-    return results
 
 
 async def wait_for_sales(bootstrap: str, topic: str, lead_ids: set[str], timeout_s: float) -> dict[str, list]:

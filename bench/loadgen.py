@@ -1,0 +1,94 @@
+"""Load generation shared by the benchmarks: closed and open loops over aiohttp, the bare Starlette
+baseline, and percentiles. Requests spread round-robin over several URLs (several intake workers)."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import aiohttp
+
+from leadx.devstack import free_port, wait_for_port
+
+
+def percentile(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
+
+
+BARE_APP = '''
+from starlette.applications import Starlette
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+async def post(request):
+    body = await request.json()
+    return JSONResponse({"status": "accepted", "lead_id": "ABCDEFGHIJ", "errors": [], "n": len(body)})
+
+app = Starlette(routes=[Route("/v1/post", post, methods=["POST"])])
+'''
+
+
+def start_bare_starlette() -> tuple[subprocess.Popen, int, Path]:
+    folder = Path(tempfile.mkdtemp())
+    (folder / "bare_app.py").write_text(BARE_APP)
+    port = free_port()
+    process = subprocess.Popen([sys.executable, "-m", "uvicorn", "bare_app:app", "--port", str(port),
+                                "--log-level", "warning", "--no-access-log"], cwd=folder)
+    wait_for_port("127.0.0.1", port, 20, process)
+    return process, port, folder
+
+
+# ---------------------------------------------------------------- load generation
+
+def _session(headers: dict, connections: int) -> aiohttp.ClientSession:
+    # aiohttp rather than httpx: httpx's async pool fell to ~260 req/s at 32 connections here,
+    # which would have measured the load generator instead of the server.
+    return aiohttp.ClientSession(headers=headers, connector=aiohttp.TCPConnector(limit=connections),
+                                 timeout=aiohttp.ClientTimeout(total=30))
+
+
+async def closed_loop(url: str | list[str], headers: dict, bodies: list[dict], concurrency: int) -> dict:
+    """Post every body with `concurrency` requests in flight; returns rate and answers."""
+    urls = [url] if isinstance(url, str) else url
+    queue = list(reversed(bodies))
+    answers: list[tuple[int, dict, float]] = []
+    async with _session(headers, concurrency) as client:
+        async def worker(target: str) -> None:
+            while queue:
+                body = queue.pop()
+                started = time.perf_counter()
+                async with client.post(target, json=body) as response:
+                    answer = await response.json()
+                answers.append((response.status, answer, time.perf_counter() - started))
+
+        start = time.perf_counter()
+        await asyncio.gather(*(worker(urls[i % len(urls)]) for i in range(concurrency)))
+        elapsed = time.perf_counter() - start
+    return {"elapsed_s": elapsed, "rate": len(bodies) / elapsed, "answers": answers}
+
+
+async def open_loop(url: str | list[str], headers: dict, bodies: list[dict],
+                    rate: float) -> list[tuple[int, dict, float]]:
+    """Offer requests at a fixed rate whatever the answers' latency (no coordinated omission).
+    Returns (status, answer body, seconds from the request's due time to its answer) per request."""
+    urls = [url] if isinstance(url, str) else url
+    results: list[tuple[int, dict, float]] = []
+    async with _session(headers, 500) as client:
+        async def one(target: str, body: dict, due: float) -> None:
+            async with client.post(target, json=body) as response:
+                answer = await response.json(content_type=None)
+            results.append((response.status, answer, time.perf_counter() - due))
+
+        start = time.perf_counter()
+        tasks = []
+        for i, body in enumerate(bodies):
+            due = start + i / rate
+            await asyncio.sleep(max(0.0, due - time.perf_counter()))
+            tasks.append(asyncio.create_task(one(urls[i % len(urls)], body, due)))
+        await asyncio.gather(*tasks)
+    return results
