@@ -10,6 +10,7 @@ if the verdict takes longer than the configured wait. docs/integration-spec.md i
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -32,6 +33,7 @@ from leadx.health import Readiness
 from leadx.ids import is_lead_id, new_lead_id
 from leadx.kafka import EventProducer
 from leadx.lead_rules import RuleBook
+from leadx.logs import log_event
 from leadx.telemetry import tracer
 from leadx.verticals import FieldError, Verification, Vertical, load_verticals, verify
 from services.intake.formats import (
@@ -42,6 +44,8 @@ from services.intake.openapi import openapi_document
 from services.intake.ping_tokens import HASHED_FIELDS, PING_FIELDS, PingClaims, PingTokens, TokenError
 from services.intake.ping_tokens import mismatches, ping_values
 from services.intake.verdicts import ACCEPTED, DUPLICATE, VerdictWaiter
+
+log = logging.getLogger(__name__)
 
 # Fields of a PING or POST that are about the sale, not the consumer.
 RESERVED_KEYS = {"vertical", "min_price", "reference", "ping_token", "buyer"}
@@ -242,6 +246,10 @@ def build_app(deps: IntakeDeps, lifespan=None) -> Starlette:
             seen = await dedup.check_submission("", identities, int(time.time() * 1000),
                                                 platform_scope=deps.platform_dedup and not buyer_id, record=False)
             if seen.platform_duplicate_on or (buyer_id and buyer_id in seen.duplicate_buyer_ids):
+                # The seller hears only DUPLICATE; the reason is kept here (no identity is logged).
+                reason = ("platform duplicate on ssn" if seen.platform_duplicate_on
+                          else f"the contracted buyer {buyer_id} already has this consumer")
+                log_event(log, "ping duplicate", seller_id=seller_id, vertical=vertical.name, reason=reason)
                 return Answer(DUPLICATE, 409, errors=[_DUPLICATE_ERROR])
             wanted_by -= seen.duplicate_buyer_ids
         now_ms = int(time.time() * 1000)
