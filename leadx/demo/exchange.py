@@ -1,17 +1,22 @@
 """`leadx run`: the whole exchange on this machine with a demo seller and demo buyers.
 
 Starts the broker and Redis unless KAFKA_BOOTSTRAP_SERVERS / a reachable REDIS_URL are given,
-uses SQLite unless DATABASE_URL is set, starts every service, then posts leads (some of them
-repeats, to show duplicates being caught) and prints each step until Ctrl-C or --leads N.
+uses SQLite unless DATABASE_URL is set, starts every service, then posts leads in JSON, XML and
+URL-encoded form, PINGing some first (and some repeats, to show duplicates being caught), and prints
+each step until Ctrl-C or --leads N.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import json
 import os
 import random
 import signal
 import time
+import urllib.parse
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import httpx
@@ -67,27 +72,65 @@ async def _print_events(stack: LocalStack, printer: EventPrinter, stop: asyncio.
         await consumer.stop()
 
 
+FORMATS = ("application/json", "application/xml", "application/x-www-form-urlencoded")
+
+
+def encode(lead: dict, content_type: str, root: str = "lead") -> bytes:
+    """The lead in one of the three formats sellers use (the patent: JSON, XML, URL-encoded)."""
+    if content_type == "application/json":
+        return json.dumps(lead).encode()
+    if content_type == "application/xml":
+        element = ET.Element(root)
+        for name, value in lead.items():
+            ET.SubElement(element, name).text = str(value)
+        return ET.tostring(element)
+    return urllib.parse.urlencode(lead).encode()
+
+
 async def _sell(intake_url: str, api_key: str, leads: int | None, rate: float, seed: int,
                 stop: asyncio.Event) -> int:
+    """The demo seller: rotates through the three formats, PINGs every other lead first and sends
+    its token with the POST, and repeats every fifth consumer so the exchange has duplicates to catch."""
     rng = random.Random(seed)
     posted: list[dict] = []
     count = 0
-    async with httpx.AsyncClient(headers={"Authorization": f"Bearer {api_key}"}, timeout=10) as http:
+    async with httpx.AsyncClient(headers={"Authorization": f"Bearer {api_key}", "Accept": "application/json"},
+                                 timeout=10) as http:
         while not stop.is_set() and (leads is None or count < leads):
-            # Every fifth lead repeats an earlier consumer: the exchange must catch it.
             repeat = bool(posted) and count % 5 == 4
             lead = dict(rng.choice(posted)) if repeat else make_consumer(rng)
             lead["min_price"] = DEMO_MIN_PRICE_CENTS
-            posted.append(lead)
-            response = await http.post(f"{intake_url}/v1/post", json=lead)
+            posted.append({k: v for k, v in lead.items() if k != "ping_token"})
+            content_type = FORMATS[count % len(FORMATS)]
+            if count % 2 == 0 and not repeat:  # a repeat goes straight to POST, to show dedup catching it
+                ping = {"vertical": lead["vertical"], "zip": lead["zip"], "ssn": lead["ssn"],
+                        "gross_monthly_income": lead["gross_monthly_income"],
+                        "email_sha256": hashlib.sha256(lead["email"].strip().lower().encode()).hexdigest()}
+                answer = await http.post(f"{intake_url}/v1/ping", content=encode(ping, content_type, "ping"),
+                                         headers={"Content-Type": content_type})
+                body = answer.json()
+                wanted = "wanted" if body.get("wanted") else "not wanted"
+                print(f"seller  PING zip {lead['zip']} ({content_type.split('/')[1]}): {body['status']}"
+                      f"{', ' + wanted if body['status'] == 'accepted' else ''}", flush=True)
+                if body["status"] != "accepted":
+                    count += 1
+                    await _pause(stop, rate)
+                    continue
+                lead["ping_token"] = body["ping_token"]
+            response = await http.post(f"{intake_url}/v1/post", content=encode(lead, content_type),
+                                       headers={"Content-Type": content_type})
             if response.status_code >= 500:
                 print(f"seller  intake answered {response.status_code}: {response.text}", flush=True)
             count += 1
-            try:
-                await asyncio.wait_for(stop.wait(), 1 / rate)
-            except TimeoutError:
-                pass
+            await _pause(stop, rate)
     return count
+
+
+async def _pause(stop: asyncio.Event, rate: float) -> None:
+    try:
+        await asyncio.wait_for(stop.wait(), 1 / rate)
+    except TimeoutError:
+        pass
 
 
 async def _settled(printer: EventPrinter, stop: asyncio.Event, timeout_s: float) -> None:

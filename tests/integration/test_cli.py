@@ -105,6 +105,7 @@ def test_leadx_run_shows_the_exchange_working(tmp_path):
     assert out.count("auction ") >= 2 and "opened" in out and "closed" in out
     assert "SOLD" in out or "UNSOLD" in out
     assert "DUPLICATE" in out  # the fifth lead repeats an earlier consumer
+    assert "seller  PING" in out and ": accepted, wanted" in out  # the seller PINGs, in all three formats
     summary = [line for line in out.splitlines() if line.startswith("leadx: leads in")][0]
     assert "leads in 6" in summary and "duplicates caught 1" in summary
     assert "stopping services" in out
