@@ -9,6 +9,7 @@ PAYLOAD_MALFORMED with a message that says what is wrong, never an exception tha
 
 from __future__ import annotations
 
+import io
 import json
 import re
 import xml.etree.ElementTree as ET
@@ -99,27 +100,37 @@ def _parse_json(body: bytes) -> dict[str, object]:
 
 
 def _parse_xml(body: bytes, roots: tuple[str, ...]) -> dict[str, object]:
+    """Parsed incrementally, so a body nested deeper than a flat lead is refused at its first
+    nested element rather than after the whole tree is built."""
+    expected = " or ".join(f"<{r}>" for r in roots)
+    fields: dict[str, object] = {}
+    depth = 0
     try:
-        root = SafeET.fromstring(body, forbid_dtd=True, forbid_entities=True, forbid_external=True)
+        for event, element in SafeET.iterparse(io.BytesIO(body), events=("start", "end"), forbid_dtd=True,
+                                               forbid_entities=True, forbid_external=True):
+            if event == "start":
+                depth += 1
+                if depth == 1 and element.tag not in roots:
+                    raise PayloadError("PAYLOAD_MALFORMED",
+                                       f"the XML root element must be {expected}, not <{element.tag}>")
+                if depth > 2:
+                    raise PayloadError("PAYLOAD_MALFORMED", "a field must hold a value, not other elements: "
+                                       "one element per field, nothing nested")
+                continue
+            depth -= 1
+            if depth != 1:
+                continue
+            if element.tag in fields:
+                raise PayloadError("PAYLOAD_MALFORMED", f"<{element.tag}> appears more than once")
+            if len(fields) >= MAX_FIELDS:
+                raise PayloadError("PAYLOAD_MALFORMED", f"a lead has at most {MAX_FIELDS} fields")
+            fields[element.tag] = (element.text or "").strip()
+    except PayloadError:
+        raise
     except DefusedXmlException:
         raise PayloadError("PAYLOAD_MALFORMED", "XML with a DTD or entities is not accepted") from None
     except (ET.ParseError, ValueError, RecursionError) as exc:
         raise PayloadError("PAYLOAD_MALFORMED", f"the body is not well-formed XML: {exc}") from None
-    expected = " or ".join(f"<{r}>" for r in roots)
-    if root.tag not in roots:
-        raise PayloadError("PAYLOAD_MALFORMED", f"the XML root element must be {expected}, not <{root.tag}>")
-    fields: dict[str, object] = {}
-    for child in root:
-        if not isinstance(child.tag, str):  # comments and processing instructions
-            continue
-        if len(child):
-            raise PayloadError("PAYLOAD_MALFORMED",
-                               f"<{child.tag}> must hold a value, not other elements: one element per field")
-        if child.tag in fields:
-            raise PayloadError("PAYLOAD_MALFORMED", f"<{child.tag}> appears more than once")
-        if len(fields) >= MAX_FIELDS:
-            raise PayloadError("PAYLOAD_MALFORMED", f"a lead has at most {MAX_FIELDS} fields")
-        fields[child.tag] = (child.text or "").strip()
     return fields
 
 

@@ -55,11 +55,12 @@ def test_xml_entities_and_dtds_are_refused():
 
 def test_xml_must_be_one_flat_lead():
     assert "root element must be <lead>" in malformed(XML, b"<ping><zip>1</zip></ping>")
-    assert "one element per field" in malformed(XML, b"<lead><zip><a>1</a></zip></lead>")
+    assert "nothing nested" in malformed(XML, b"<lead><zip><a>1</a></zip></lead>")
     assert "more than once" in malformed(XML, b"<lead><zip>1</zip><zip>2</zip></lead>")
     assert "not well-formed" in malformed(XML, b"<lead><zip>1</zip>")
     deep = b"<lead>" + b"<a>" * 5000 + b"</a>" * 5000 + b"</lead>"
-    malformed(XML, deep)
+    assert "nothing nested" in malformed(XML, deep)
+    assert "nothing nested" in malformed(XML, b"<lead><a><b>" + b"x" * 10 + b"</lead>")  # refused before the end
 
 
 def test_forms_are_parsed_strictly():
