@@ -14,14 +14,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
-import os
-import platform
 import random
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -31,7 +26,9 @@ from leadx import accounts  # noqa: E402
 from leadx.db.engine import create_schema, make_engine, session_factory  # noqa: E402
 from leadx.demo.consumers import make_consumer  # noqa: E402
 from leadx.devstack import LocalStack  # noqa: E402
-from loadgen import closed_loop, open_loop, percentile, start_bare_starlette  # noqa: E402
+from loadgen import (  # noqa: E402
+    closed_loop, open_loop, percentile, rate_list, start_bare_starlette, write_results,
+)
 
 RESULTS = ROOT / "bench" / "results" / "intake.json"
 
@@ -129,21 +126,14 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--requests", type=int, default=3000, help="requests per closed-loop measurement")
     parser.add_argument("--concurrency", type=int, default=32)
-    parser.add_argument("--ping-rates", type=lambda text: [float(r) for r in text.split(",")], default=[500.0, 1000.0],
+    parser.add_argument("--ping-rates", type=rate_list, default=[500.0, 1000.0],
                         help="offered PINGs/s for the latency test, comma-separated (default 500,1000)")
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args()
     results = run(args)
     report(results)
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT)
-    results["machine"] = {"cpus": os.cpu_count(), "python": platform.python_version(),
-                          "platform": platform.platform(), "commit": commit.stdout.strip(),
-                          "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
-    results["parameters"] = vars(args)
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(results, indent=2) + "\n")
-    print(f"written to {RESULTS.relative_to(ROOT)}")
+    write_results(results, args, RESULTS, ROOT)
     return 0
 
 

@@ -4,6 +4,9 @@ baseline, and percentiles. Requests spread round-robin over several URLs (severa
 from __future__ import annotations
 
 import asyncio
+import json
+import os
+import platform
 import subprocess
 import sys
 import tempfile
@@ -92,3 +95,20 @@ async def open_loop(url: str | list[str], headers: dict, bodies: list[dict],
             tasks.append(asyncio.create_task(one(urls[i % len(urls)], body, due)))
         await asyncio.gather(*tasks)
     return results
+
+
+def rate_list(text: str) -> list[float]:
+    """argparse type for comma-separated rates: "25,50,100"."""
+    return [float(rate) for rate in text.split(",")]
+
+
+def write_results(results: dict, args, path: Path, root: Path) -> None:
+    """Add the machine, commit and parameters to `results` and write them as JSON to `path`."""
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=root)
+    results["machine"] = {"cpus": os.cpu_count(), "python": platform.python_version(),
+                          "platform": platform.platform(), "commit": commit.stdout.strip(),
+                          "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    results["parameters"] = vars(args)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(results, indent=2) + "\n")
+    print(f"written to {path.relative_to(root)}")

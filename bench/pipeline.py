@@ -16,11 +16,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
-import platform
 import random
-import subprocess
 import sys
 import tempfile
 import time
@@ -37,7 +34,9 @@ from leadx.demo.buyers import BuyerBehaviour, BuyerServer  # noqa: E402
 from leadx.demo.consumers import make_consumer  # noqa: E402
 from leadx.devstack import SERVICES, LocalStack  # noqa: E402
 from leadx.events.v1 import events_pb2 as ev  # noqa: E402
-from loadgen import closed_loop, open_loop, percentile, start_bare_starlette  # noqa: E402
+from loadgen import (  # noqa: E402
+    closed_loop, open_loop, percentile, rate_list, start_bare_starlette, write_results,
+)
 
 RESULTS = ROOT / "bench" / "results" / "pipeline.json"
 
@@ -209,7 +208,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--leads", type=int, default=2000)
     parser.add_argument("--concurrency", type=int, default=32)
-    parser.add_argument("--rates", type=lambda text: [float(r) for r in text.split(",")], default=[25.0, 50.0, 100.0],
+    parser.add_argument("--rates", type=rate_list, default=[25.0, 50.0, 100.0],
                         help="offered requests/s for the latency test, comma-separated (default 25,50,100)")
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--window", type=float, default=1.0, help="auction window, seconds")
@@ -217,14 +216,7 @@ def main() -> int:
     args = parser.parse_args()
     results = run(args)
     report(results)
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT)
-    results["machine"] = {"cpus": os.cpu_count(), "python": platform.python_version(),
-                          "platform": platform.platform(), "commit": commit.stdout.strip(),
-                          "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
-    results["parameters"] = vars(args)
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(results, indent=2) + "\n")
-    print(f"written to {RESULTS.relative_to(ROOT)}")
+    write_results(results, args, RESULTS, ROOT)
     phases = [results["end_to_end"], *results["fixed_rate"]]
     broken = any(phase["missing"] or phase["leads_with_two_outcomes"] for phase in phases)
     return 1 if broken or any(fixed["errors_5xx"] for fixed in results["fixed_rate"]) else 0

@@ -40,15 +40,22 @@ def cmd_seller_create(args) -> int:
     return 0
 
 
-def cmd_seller_rotate_key(args) -> int:
+def _change_accounts(change) -> object:
+    """Run `change(session)`; an unknown account or a bad value is reported, exit status 1."""
     from leadx import accounts
 
     with _sessions()() as session:
         try:
-            created = accounts.rotate_seller_key(session, args.seller_id)
-        except accounts.UnknownAccount as exc:
+            return change(session)
+        except (accounts.UnknownAccount, ValueError) as exc:
             print(f"leadx: {exc}", file=sys.stderr)
-            return 1
+            raise SystemExit(1) from None
+
+
+def cmd_seller_rotate_key(args) -> int:
+    from leadx import accounts
+
+    created = _change_accounts(lambda session: accounts.rotate_seller_key(session, args.seller_id))
     if args.json:
         print(json.dumps({"id": created.id, "api_key": created.api_key}))
     else:
@@ -59,12 +66,7 @@ def cmd_seller_rotate_key(args) -> int:
 def cmd_seller_revoke_key(args) -> int:
     from leadx import accounts
 
-    with _sessions()() as session:
-        try:
-            accounts.revoke_seller_key(session, args.seller_id)
-        except accounts.UnknownAccount as exc:
-            print(f"leadx: {exc}", file=sys.stderr)
-            return 1
+    _change_accounts(lambda session: accounts.revoke_seller_key(session, args.seller_id))
     print(f"seller {args.seller_id}: API key revoked; `leadx seller rotate-key` issues a new one")
     return 0
 
@@ -80,12 +82,7 @@ def cmd_buyer_create(args) -> int:
 def cmd_contract_add(args) -> int:
     from leadx import accounts
 
-    with _sessions()() as session:
-        try:
-            accounts.add_contract(session, args.seller, args.buyer, args.price)
-        except (accounts.UnknownAccount, ValueError) as exc:
-            print(f"leadx: {exc}", file=sys.stderr)
-            return 1
+    _change_accounts(lambda session: accounts.add_contract(session, args.seller, args.buyer, args.price))
     print(f"contract: seller {args.seller} sells directly to buyer {args.buyer} at {args.price} cents a lead")
     return 0
 
@@ -93,12 +90,7 @@ def cmd_contract_add(args) -> int:
 def cmd_contract_end(args) -> int:
     from leadx import accounts
 
-    with _sessions()() as session:
-        try:
-            accounts.end_contract(session, args.seller, args.buyer)
-        except accounts.UnknownAccount as exc:
-            print(f"leadx: {exc}", file=sys.stderr)
-            return 1
+    _change_accounts(lambda session: accounts.end_contract(session, args.seller, args.buyer))
     print(f"contract between seller {args.seller} and buyer {args.buyer} ended")
     return 0
 

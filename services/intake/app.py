@@ -17,7 +17,9 @@ from dataclasses import dataclass
 
 from opentelemetry import trace
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.applications import Starlette
 from starlette.requests import ClientDisconnect, Request
@@ -172,6 +174,12 @@ def build_app(deps: IntakeDeps, lifespan=None) -> Starlette:
                 except PayloadError as exc:
                     status = 415 if exc.code == "UNSUPPORTED_MEDIA_TYPE" else 400
                     result = ApiError(status, exc.code, exc.message).answer()
+                except (RedisError, SQLAlchemyError):
+                    # Our own dependency failed, not the seller's request: 503, retry (with the same Idempotency-Key).
+                    log.warning("intake dependency unavailable", exc_info=True)
+                    result = ApiError(503, "SERVICE_UNAVAILABLE",
+                                      "the exchange is briefly unavailable; retry with the same Idempotency-Key",
+                                      headers={"Retry-After": "1"}).answer()
             return respond(request, result)
         return endpoint
 
@@ -298,7 +306,8 @@ def build_app(deps: IntakeDeps, lifespan=None) -> Starlette:
             if idempotency_key:
                 await deps.idempotency.release(seller_id, idempotency_key)
             raise
-        if result.warnings:
+        if result.warnings and outcome.status != DUPLICATE:
+            # A duplicate is answered with DUPLICATE alone: nothing about the lead's identities.
             outcome.extra = {**outcome.extra, **warnings_of(result)}
         if idempotency_key:
             await deps.idempotency.record(seller_id, idempotency_key, outcome)
