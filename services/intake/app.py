@@ -302,7 +302,9 @@ def build_app(deps: IntakeDeps, lifespan=None) -> Starlette:
                 return first.answer or pending(first.lead_id)
         try:
             outcome = await submit(lead)
-        except ApiError:
+        except Exception:
+            # Not accepted (submit fails only before the broker's ack): a retry must be free to
+            # submit, not be told about a lead that was never queued.
             if idempotency_key:
                 await deps.idempotency.release(seller_id, idempotency_key)
             raise

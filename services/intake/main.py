@@ -19,7 +19,8 @@ from leadx.lead_rules import load_rulebook
 from leadx.logs import setup_logging
 from leadx.redis_client import connect as connect_redis
 from leadx.telemetry import setup_tracing
-from leadx.verticals import load_verticals
+from leadx.phone_areas import area_code_states
+from leadx.verticals import load_verticals, zip_states
 from services.intake.app import IntakeDeps, build_app
 from services.intake.guards import IdempotencyStore, RateLimiter
 from services.intake.settings import IntakeSettings
@@ -36,6 +37,8 @@ def create_app(settings: IntakeSettings):
     sessions = session_factory(engine)
     # Read and compiled now: a broken rules file stops the start with its file and rule named.
     rulebook = load_rulebook(Path(settings.rules_dir), load_verticals())
+    zip_states()  # the lookup tables are built now (~0.5 s), not during a seller's first request
+    area_code_states()
     buyers = BuyerDirectory(sessions)
     namespace = common.kafka.topic_prefix
     readiness.add("producer", lambda: producer.started)
