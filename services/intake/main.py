@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import signal
 
 from pathlib import Path
@@ -54,6 +55,10 @@ def create_app(settings: IntakeSettings):
         await producer.start()
         await verdicts.start()
         await redis.ping()
+        # Everything allocated so far lives as long as the process (the ZIP and area-code tables
+        # above all: ~185,000 objects). Frozen, the collector stops walking them: a full collection
+        # took 158 ms with them and is what stalled PINGs for a few hundred ms at 1,000/s.
+        gc.freeze()
         yield
         # uvicorn has stopped accepting and finished in-flight requests by now.
         refresher.cancel()
