@@ -54,6 +54,8 @@ class Lead(Base):
     status_rank: Mapped[int] = mapped_column(Integer)
     fields: Mapped[dict | None] = mapped_column(JSON, nullable=True)
     min_price_cents: Mapped[int] = mapped_column(BigInteger, default=0)
+    direct_buyer_id: Mapped[str] = mapped_column(String(16), default="")  # a direct sale's contracted buyer
+    seller_reference: Mapped[str] = mapped_column(String(100), default="")
     submitted_at_ms: Mapped[int] = mapped_column(BigInteger)
     updated_at_ms: Mapped[int] = mapped_column(BigInteger)
     rejection_detail: Mapped[str | None] = mapped_column(Text, nullable=True)  # internal only

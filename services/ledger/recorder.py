@@ -52,8 +52,8 @@ def _lead(session: Session, lead_id: str) -> Lead:
     lead = session.get(Lead, lead_id, with_for_update=True)
     if lead is None:
         now = _now_ms()
-        lead = Lead(id=lead_id, seller_id="", vertical="", status=None, status_rank=0,
-                    submitted_at_ms=now, updated_at_ms=now, min_price_cents=0, redrives=0)
+        lead = Lead(id=lead_id, seller_id="", vertical="", status=None, status_rank=0, submitted_at_ms=now,
+                    updated_at_ms=now, min_price_cents=0, direct_buyer_id="", seller_reference="", redrives=0)
         session.add(lead)
     return lead
 
@@ -66,11 +66,21 @@ def _advance(lead: Lead, status: str) -> None:
 
 
 def _fill(lead: Lead, source: ev.Lead) -> None:
+    """Store the submitted lead whole: lead_message() must be able to rebuild it."""
     lead.seller_id = source.seller_id
     lead.vertical = source.vertical
     lead.fields = dict(source.fields)
     lead.min_price_cents = source.min_price_cents
+    lead.direct_buyer_id = source.direct_buyer_id
+    lead.seller_reference = source.seller_reference
     lead.submitted_at_ms = source.submitted_at_ms
+
+
+def lead_message(lead: Lead) -> ev.Lead:
+    """The submitted lead as it came from intake (the inverse of _fill), for a re-drive."""
+    return ev.Lead(lead_id=lead.id, seller_id=lead.seller_id, vertical=lead.vertical, fields=lead.fields,
+                   min_price_cents=lead.min_price_cents, direct_buyer_id=lead.direct_buyer_id or "",
+                   seller_reference=lead.seller_reference or "", submitted_at_ms=lead.submitted_at_ms)
 
 
 def _submitted(session: Session, message: ev.LeadSubmitted) -> None:

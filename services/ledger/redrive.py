@@ -31,6 +31,7 @@ from leadx.events.v1 import events_pb2 as ev
 from leadx.ids import derived_event_id
 from leadx.kafka import EventProducer
 from leadx.logs import log_event
+from services.ledger.recorder import lead_message
 
 log = logging.getLogger(__name__)
 
@@ -68,10 +69,7 @@ def claim_stalled(sessions: sessionmaker[Session], policy: RedrivePolicy, now_ms
                 update(Lead).where(unchanged).values(redrives=lead.redrives + 1, updated_at_ms=now_ms)
             ).rowcount
             if won:
-                claimed.append(ev.Lead(
-                    lead_id=lead.id, seller_id=lead.seller_id, vertical=lead.vertical, fields=lead.fields,
-                    min_price_cents=lead.min_price_cents, submitted_at_ms=lead.submitted_at_ms,
-                ))
+                claimed.append(lead_message(lead))
     return claimed
 
 

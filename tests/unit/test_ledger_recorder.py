@@ -11,7 +11,8 @@ from leadx.kafka import Envelope
 from services.ledger.recorder import Recorder
 
 LEAD = ev.Lead(lead_id="LEAD000001", seller_id="s_1", vertical="auto_loan", min_price_cents=500,
-               submitted_at_ms=1_000, fields={"state": "NY", "zip": "10001", "email": "a@b.com"})
+               submitted_at_ms=1_000, fields={"state": "NY", "zip": "10001", "email": "a@b.com"},
+               seller_reference="order-17")
 
 
 def envelope(topic: str, message, event_id: str) -> Envelope:
@@ -97,6 +98,7 @@ def test_stalled_leads_are_claimed_once_and_rebuilt_whole(sessions):
     assert [lead.lead_id for lead in claimed] == [LEAD.lead_id]
     assert claimed[0].seller_id == "s_1" and claimed[0].fields["email"] == "a@b.com"
     assert claimed[0].min_price_cents == 500 and claimed[0].submitted_at_ms == 1_000
+    assert claimed[0] == LEAD  # rebuilt whole, the seller's reference included
     assert claim_stalled(sessions, policy, now_ms=scored_at + 21_000) == []  # claimed: waits a new stall
     assert len(claim_stalled(sessions, policy, now_ms=scored_at + 40_000)) == 1
     assert claim_stalled(sessions, policy, now_ms=scored_at + 90_000) == []  # max_redrives reached
@@ -114,3 +116,17 @@ def test_a_lead_in_auction_is_stalled_only_after_its_close_and_a_sold_lead_never
     assert len(claim_stalled(sessions, policy, now_ms=opened_at + 11_000)) == 1
     recorder.apply(events[4])  # sold
     assert claim_stalled(sessions, policy, now_ms=opened_at + 10**9) == []
+
+
+def test_a_re_driven_direct_sale_stays_a_direct_sale(sessions):
+    from services.ledger.redrive import RedrivePolicy, claim_stalled
+
+    direct = ev.Lead(lead_id="LEAD000009", seller_id="s_1", vertical="auto_loan", min_price_cents=2000,
+                     direct_buyer_id="b_contracted", submitted_at_ms=1_000, fields={"zip": "10001"})
+    Recorder(sessions).apply(Envelope(topic=topics.LEAD_SUBMITTED, key=direct.lead_id, event_id="d1",
+                                      message=ev.LeadSubmitted(lead=direct), partition=0, offset=0))
+    with sessions() as session:
+        submitted_at = session.get(Lead, direct.lead_id).updated_at_ms
+    claimed = claim_stalled(sessions, RedrivePolicy(stall_after_ms=10_000), now_ms=submitted_at + 11_000)
+    # Without its buyer it would be re-driven into an open auction at the contract price.
+    assert claimed == [direct]
