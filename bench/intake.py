@@ -24,18 +24,13 @@ sys.path.insert(0, str(ROOT))
 
 from leadx import accounts  # noqa: E402
 from leadx.db.engine import create_schema, make_engine, session_factory  # noqa: E402
-from leadx.demo.consumers import make_consumer  # noqa: E402
+from leadx.demo.consumers import make_consumer, ping_subset  # noqa: E402
 from leadx.devstack import LocalStack  # noqa: E402
 from loadgen import (  # noqa: E402
     closed_loop, open_loop, percentile, rate_list, start_bare_starlette, write_results,
 )
 
 RESULTS = ROOT / "bench" / "results" / "intake.json"
-
-
-def ping_of(lead: dict) -> dict:
-    return {"vertical": "auto_loan", "zip": lead["zip"], "gross_monthly_income": lead["gross_monthly_income"],
-            "ssn": lead["ssn"]}
 
 
 def summarise(run: dict) -> dict:
@@ -80,7 +75,7 @@ def run(args) -> dict:
         results["ping_fixed_rate"] = []
         for rate in args.ping_rates:
             print(f"PING latency at a fixed {rate:g} req/s for {args.seconds:g} s ...", flush=True)
-            offered = [ping_of(make_consumer(rng)) for _ in range(int(rate * args.seconds))]
+            offered = [ping_subset(make_consumer(rng)) for _ in range(int(rate * args.seconds))]
             answers = asyncio.run(open_loop([u + "/v1/ping" for u in one], headers, offered, rate))
             times = [seconds * 1000 for _, _, seconds in answers]
             results["ping_fixed_rate"].append({
@@ -100,7 +95,7 @@ def run(args) -> dict:
 def measure(bases: list[str], headers: dict, rng: random.Random, args) -> dict:
     label = f"{len(bases)} intake worker{'s' if len(bases) > 1 else ''}"
     print(f"{label}: PING closed loop ...", flush=True)
-    pings = [ping_of(make_consumer(rng)) for _ in range(args.requests)]
+    pings = [ping_subset(make_consumer(rng)) for _ in range(args.requests)]
     ping = summarise(asyncio.run(closed_loop([b + "/v1/ping" for b in bases], headers, pings, args.concurrency)))
     print(f"{label}: POST closed loop ...", flush=True)
     leads = [make_consumer(rng) for _ in range(args.requests)]

@@ -19,11 +19,12 @@ def _sessions():
     return session_factory(engine)
 
 
-def _print_created(args, kind: str, created) -> None:
+def _print_key(args, created, what: str) -> None:
+    """An account id and its new API key: JSON with --json, else a sentence saying what happened."""
     if args.json:
         print(json.dumps({"id": created.id, "api_key": created.api_key}))
     else:
-        print(f"{kind} {created.id} created; API key (shown once): {created.api_key}")
+        print(f"{what}; API key (shown once): {created.api_key}")
 
 
 def cmd_run(args) -> int:
@@ -36,7 +37,8 @@ def cmd_seller_create(args) -> int:
     from leadx import accounts
 
     with _sessions()() as session:
-        _print_created(args, "seller", accounts.create_seller(session, args.name))
+        created = accounts.create_seller(session, args.name)
+    _print_key(args, created, f"seller {created.id} created")
     return 0
 
 
@@ -56,10 +58,7 @@ def cmd_seller_rotate_key(args) -> int:
     from leadx import accounts
 
     created = _change_accounts(lambda session: accounts.rotate_seller_key(session, args.seller_id))
-    if args.json:
-        print(json.dumps({"id": created.id, "api_key": created.api_key}))
-    else:
-        print(f"seller {created.id}: new API key (shown once; the old one no longer works): {created.api_key}")
+    _print_key(args, created, f"seller {created.id} has a new key; the old one no longer works")
     return 0
 
 
@@ -75,7 +74,8 @@ def cmd_buyer_create(args) -> int:
     from leadx import accounts
 
     with _sessions()() as session:
-        _print_created(args, "buyer", accounts.create_buyer(session, args.name, args.ping_url, args.post_url))
+        created = accounts.create_buyer(session, args.name, args.ping_url, args.post_url)
+    _print_key(args, created, f"buyer {created.id} created")
     return 0
 
 

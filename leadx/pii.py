@@ -34,6 +34,13 @@ def identity_key(secret: bytes, kind: str, value: str) -> str:
     return digest[:16].hex()  # 128 bits: collisions are out of reach at any realistic volume
 
 
+def sha256_hex(kind: str, value: str) -> str:
+    """The unkeyed SHA-256 of a normalised identity: what a seller may send in a PING instead of the
+    email or phone itself (`email_sha256`, `home_phone_sha256`). Never stored or used as a dedup key:
+    unkeyed, it is guessable from a list of emails; the HMAC identity key above is what dedup uses."""
+    return hashlib.sha256(normalise(kind, value).encode()).hexdigest()
+
+
 def identity_keys(secret: bytes, fields: dict[str, str]) -> dict[str, str]:
     """Identity keys for the identity fields present and non-empty in `fields`."""
     return {kind: identity_key(secret, kind, fields[kind])

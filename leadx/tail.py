@@ -11,7 +11,6 @@ from leadx import topics
 from leadx.config import ConfigError, KafkaSettings
 
 
-
 async def tail(topic: str, from_beginning: bool) -> None:
     if topic not in topics.MESSAGE_TYPES:
         raise ConfigError(f"unknown topic {topic!r}; one of {', '.join(topics.MESSAGE_TYPES)}")

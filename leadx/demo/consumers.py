@@ -8,6 +8,7 @@ from functools import lru_cache
 
 import zipcodes
 
+from leadx import pii
 from leadx.phone_areas import area_codes_of
 
 FIRST = ["James", "Mary", "Robert", "Patricia", "John", "Jennifer", "Michael", "Linda", "David",
@@ -50,3 +51,9 @@ def make_consumer(rng: random.Random, vertical: str = "auto_loan") -> dict:
         "residence_type": rng.choice(["own", "rent", "rent", "other"]),
         "requested_amount": rng.randrange(500_000, 5_000_000, 10_000),
     }
+
+
+def ping_subset(lead: dict) -> dict:
+    """What a seller PINGs for a lead: the minimal subset, with the email as its SHA-256."""
+    return {"vertical": lead["vertical"], "zip": lead["zip"], "gross_monthly_income": lead["gross_monthly_income"],
+            "ssn": lead["ssn"], "email_sha256": pii.sha256_hex(pii.EMAIL, lead["email"])}

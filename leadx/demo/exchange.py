@@ -9,7 +9,6 @@ each step until Ctrl-C or --leads N.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import json
 import os
 import random
@@ -25,7 +24,7 @@ from aiokafka import AIOKafkaConsumer
 from leadx import accounts, topics
 from leadx.db.engine import create_schema, make_engine, session_factory
 from leadx.demo.buyers import BuyerServer, random_behaviour
-from leadx.demo.consumers import make_consumer
+from leadx.demo.consumers import make_consumer, ping_subset
 from leadx.demo.printer import EventPrinter
 from leadx.devstack import SERVICES, LocalStack, redis_reachable
 
@@ -103,10 +102,8 @@ async def _sell(intake_url: str, api_key: str, leads: int | None, rate: float, s
             posted.append({k: v for k, v in lead.items() if k != "ping_token"})
             content_type = FORMATS[count % len(FORMATS)]
             if count % 2 == 0 and not repeat:  # a repeat goes straight to POST, to show dedup catching it
-                ping = {"vertical": lead["vertical"], "zip": lead["zip"], "ssn": lead["ssn"],
-                        "gross_monthly_income": lead["gross_monthly_income"],
-                        "email_sha256": hashlib.sha256(lead["email"].strip().lower().encode()).hexdigest()}
-                answer = await http.post(f"{intake_url}/v1/ping", content=encode(ping, content_type, "ping"),
+                answer = await http.post(f"{intake_url}/v1/ping",
+                                         content=encode(ping_subset(lead), content_type, "ping"),
                                          headers={"Content-Type": content_type})
                 body = answer.json()
                 wanted = "wanted" if body.get("wanted") else "not wanted"

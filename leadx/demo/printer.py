@@ -34,8 +34,11 @@ class EventPrinter:
                     f"  income {dollars(int(lead.fields.get('gross_monthly_income', '0')))}/mo"
                     f"  min {dollars(lead.min_price_cents)}")
         if topic == topics.LEAD_REJECTED:
-            self.counts["duplicates" if message.reason == ev.REJECTION_REASON_DUPLICATE else "rejected"] += 1
-            return f"lead    {message.lead_id}  DUPLICATE ({message.internal_detail}; seller told only DUPLICATE)"
+            if message.reason == ev.REJECTION_REASON_DUPLICATE:
+                self.counts["duplicates"] += 1
+                return f"lead    {message.lead_id}  DUPLICATE ({message.internal_detail}; seller told only DUPLICATE)"
+            self.counts["rejected"] += 1
+            return f"lead    {message.lead_id}  REJECTED ({message.internal_detail})"
         if topic == topics.AUCTION_OPENED:
             self.counts["auctions"] += 1
             window = (message.closes_at_ms - message.opened_at_ms) / 1000

@@ -34,10 +34,6 @@ class PingClaims:
     values: dict[str, str]  # zip, gross_monthly_income, ssn identity key, hashed email / phone
 
 
-def sha256_of(kind: str, value: str) -> str:
-    return hashlib.sha256(pii.normalise(kind, value).encode()).hexdigest()
-
-
 class PingTokens:
     def __init__(self, platform_secret: bytes) -> None:
         # A key of its own, so a token's signature can never be confused with an identity key.
@@ -92,7 +88,7 @@ def mismatches(claims: PingClaims, vertical: str, buyer_id: str, fields: dict[st
         if name in HASHED_FIELDS:
             kind = HASHED_FIELDS[name]
             value = fields.get(kind)
-            if value is None or sha256_of(kind, value) != pinged:
+            if value is None or pii.sha256_hex(kind, value) != pinged:
                 different.append(kind)
         elif posted.get(name) != pinged:
             different.append(name)

@@ -16,8 +16,7 @@ def exchange(tmp_path_factory, kafka_bootstrap, redis_url) -> Exchange:
     exchange = start_exchange(tmp_path_factory.mktemp("exchange"), kafka_bootstrap, redis_url, prefix,
                               ["alpha", "beta", "gamma"], ALL_SERVICES, DEDUP_PLATFORM_SCOPE="false")
     yield exchange
-    exchange.stack.stop()
-    exchange.buyers.stop()
+    exchange.stop()
 
 
 @pytest.fixture

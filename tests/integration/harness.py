@@ -68,6 +68,10 @@ class Exchange:
         finally:
             engine.dispose()
 
+    def stop(self) -> None:
+        """Stop the services, the local infrastructure this exchange started, and its buyers."""
+        self.stop()
+
     def reset_buyers(self) -> None:
         for behaviour in self.buyers.buyers.values():
             behaviour.bid, behaviour.accept = None, True

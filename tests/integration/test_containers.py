@@ -50,5 +50,4 @@ def test_a_lead_is_sold_through_containerised_infrastructure(containers, tmp_pat
         sale = poll_until(lambda: exchange.sale_for(lead_id), timeout_s=60, message="the sale")
         assert sale.buyer_id == exchange.buyer_ids["alpha"] and sale.price_cents == 1200
     finally:
-        exchange.stack.stop()
-        exchange.buyers.stop()
+        exchange.stop()

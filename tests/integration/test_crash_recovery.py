@@ -27,8 +27,7 @@ def fragile(tmp_path, kafka_bootstrap, redis_url, unique_prefix):
     exchange = start_exchange(tmp_path, kafka_bootstrap, redis_url, unique_prefix,
                               ["alpha", "beta"], SERVICES, window_s=1.0, LEDGER_REDRIVE_AFTER_SECONDS="15")
     yield exchange
-    exchange.stack.stop()
-    exchange.buyers.stop()
+    exchange.stop()
 
 
 def test_sigkill_mid_stream_loses_no_lead_and_sells_none_twice(fragile):

@@ -15,7 +15,8 @@ from hypothesis import strategies as st
 
 from leadx import accounts, topics
 from leadx.db.engine import make_engine, session_factory
-from services.intake.ping_tokens import sha256_of
+from leadx.demo.consumers import ping_subset
+from leadx.demo.exchange import encode
 from tests.conftest import poll_until
 from leadx.events.v1 import events_pb2 as ev
 from tests.integration.harness import Exchange, read_topic, start_exchange
@@ -26,10 +27,7 @@ CONTENT_TYPES = ["application/json", "application/xml", "text/xml", "application
 
 
 def as_xml(fields: dict, root: str = "lead") -> bytes:
-    element = ET.Element(root)
-    for name, value in fields.items():
-        ET.SubElement(element, name).text = str(value)
-    return ET.tostring(element)
+    return encode(fields, "application/xml", root)
 
 
 def send(market: Exchange, path: str, content: bytes, content_type: str, **headers: str) -> httpx.Response:
@@ -75,15 +73,10 @@ def test_a_phone_from_another_state_is_accepted_with_a_warning(market: Exchange)
     assert [(w["code"], w["field"]) for w in body["warnings"]] == [("PHONE_AREA_MISMATCH", "home_phone")]
 
 
-def ping_of(lead: dict) -> dict:
-    return {"vertical": lead["vertical"], "zip": lead["zip"], "gross_monthly_income": lead["gross_monthly_income"],
-            "ssn": lead["ssn"], "email_sha256": sha256_of("email", lead["email"])}
-
-
 def test_ping_then_post_with_its_token(market: Exchange):
     market.buyers.buyers["alpha"].bid = 1500
     lead = market.new_consumer()
-    pinged = send(market, "/v1/ping", json.dumps(ping_of(lead)).encode(), "application/json")
+    pinged = send(market, "/v1/ping", json.dumps(ping_subset(lead)).encode(), "application/json")
     assert pinged.status_code == 200, pinged.text
     body = pinged.json()
     assert body["status"] == "accepted" and body["wanted"] is True and body["lead_id"] is None
@@ -96,14 +89,14 @@ def test_ping_then_post_with_its_token(market: Exchange):
 
 def test_a_ping_in_xml_is_answered_in_xml_with_a_token(market: Exchange):
     lead = market.new_consumer()
-    root = xml_answer(send(market, "/v1/ping", as_xml(ping_of(lead), root="ping"), "application/xml"))
+    root = xml_answer(send(market, "/v1/ping", as_xml(ping_subset(lead), root="ping"), "application/xml"))
     assert root.findtext("status") == "accepted" and root.findtext("ping_token")
     assert root.findtext("wanted") == "true"
 
 
 def test_a_post_that_contradicts_its_ping_is_rejected(market: Exchange):
     lead = market.new_consumer()
-    token = send(market, "/v1/ping", json.dumps(ping_of(lead)).encode(), "application/json").json()["ping_token"]
+    token = send(market, "/v1/ping", json.dumps(ping_subset(lead)).encode(), "application/json").json()["ping_token"]
     switched = lead | {"gross_monthly_income": lead["gross_monthly_income"] + 100_000,
                        "email": "someone.else@example.com", "ping_token": token}
     response = market.post(switched)
@@ -118,7 +111,7 @@ def test_a_post_that_contradicts_its_ping_is_rejected(market: Exchange):
 
 def test_a_ping_checks_only_the_minimal_subset(market: Exchange):
     lead = market.new_consumer()
-    too_much = send(market, "/v1/ping", json.dumps(ping_of(lead) | {"email": lead["email"]}).encode(),
+    too_much = send(market, "/v1/ping", json.dumps(ping_subset(lead) | {"email": lead["email"]}).encode(),
                     "application/json")
     assert too_much.status_code == 422 and too_much.json()["errors"][0]["field"] == "email"
     bad = send(market, "/v1/ping", json.dumps({"vertical": "auto_loan", "zip": "99999", "ssn": "000-00-0000",
@@ -137,7 +130,7 @@ def test_a_ping_for_a_consumer_every_buyer_has_is_not_wanted(market: Exchange):
         lead_id = market.post(lead).json()["lead_id"]
         sold_to.add(poll_until(lambda lead_id=lead_id: market.sale_for(lead_id), message="sale").buyer_id)
     assert sold_to == set(market.buyer_ids.values())
-    answer = send(market, "/v1/ping", json.dumps(ping_of(lead)).encode(), "application/json").json()
+    answer = send(market, "/v1/ping", json.dumps(ping_subset(lead)).encode(), "application/json").json()
     assert answer["status"] == "accepted" and answer["wanted"] is False
 
 
@@ -219,12 +212,11 @@ def strict(tmp_path_factory, kafka_bootstrap, redis_url) -> Exchange:
     exchange = start_exchange(tmp_path_factory.mktemp("strict"), kafka_bootstrap, redis_url, prefix, ["alpha"],
                               ["intake", "dedup"], INTAKE_RATE_LIMIT_PER_SECOND="5")
     yield exchange
-    exchange.stack.stop()
-    exchange.buyers.stop()
+    exchange.stop()
 
 
 def test_a_seller_over_its_rate_gets_429_with_retry_after(strict: Exchange):
-    ping = json.dumps(ping_of(strict.new_consumer())).encode()
+    ping = json.dumps(ping_subset(strict.new_consumer())).encode()
     answers = [send(strict, "/v1/ping", ping, "application/json") for _ in range(8)]
     assert [a.status_code for a in answers[:5]] == [200] * 5
     limited = [a for a in answers if a.status_code == 429]
@@ -240,7 +232,7 @@ def test_a_ping_with_a_recently_submitted_ssn_is_a_duplicate_without_saying_why(
     lead = strict.new_consumer()
     poll_until(lambda: strict.post(lead, api_key=strict.other_seller_key).status_code == 200, interval_s=0.5,
                message="the first submission accepted")
-    answer = poll_until(lambda: (r := send(strict, "/v1/ping", json.dumps(ping_of(lead)).encode(),
+    answer = poll_until(lambda: (r := send(strict, "/v1/ping", json.dumps(ping_subset(lead)).encode(),
                                            "application/json")).status_code != 429 and r, interval_s=0.5,
                         message="a PING under the rate limit")
     assert answer.status_code == 409

@@ -28,8 +28,7 @@ def patient(tmp_path, kafka_bootstrap, redis_url, unique_prefix):
     exchange = start_exchange(tmp_path, kafka_bootstrap, redis_url, unique_prefix, ["alpha", "beta"], SERVICES,
                               window_s=WINDOW_S)
     yield exchange
-    exchange.stack.stop()
-    exchange.buyers.stop()
+    exchange.stop()
 
 
 def test_a_120_second_auction_survives_a_worker_restart_and_closes_at_its_deadline(patient):

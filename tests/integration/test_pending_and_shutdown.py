@@ -21,8 +21,7 @@ def without_dedup(tmp_path, kafka_bootstrap, redis_url, unique_prefix):
     exchange = start_exchange(tmp_path, kafka_bootstrap, redis_url, unique_prefix, [], ["intake", "ledger"],
                               INTAKE_VERDICT_TIMEOUT_SECONDS="0.5", LEDGER_REDRIVE_AFTER_SECONDS="2")
     yield exchange
-    exchange.stack.stop()
-    exchange.buyers.stop()
+    exchange.stop()
 
 
 def test_a_slow_verdict_answers_202_and_the_lead_is_verified_later(without_dedup):

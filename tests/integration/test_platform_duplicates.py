@@ -19,8 +19,7 @@ def gateway(tmp_path_factory, kafka_bootstrap, redis_url):
     exchange = start_exchange(tmp_path_factory.mktemp("dup"), kafka_bootstrap, redis_url, "dup.",
                               [], ["intake", "dedup", "ledger"])
     yield exchange
-    exchange.stack.stop()
-    exchange.buyers.stop()
+    exchange.stop()
 
 
 def internal_reason(gateway, lead_id: str) -> str | None:

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from services.intake.ping_tokens import PingClaims, PingTokens, TokenError, mismatches, ping_values, sha256_of
+from leadx.pii import sha256_hex
+from services.intake.ping_tokens import PingClaims, PingTokens, TokenError, mismatches, ping_values
 
 SECRET = b"unit-test-secret-0123456789"
 PINGED = {"zip": "10001", "gross_monthly_income": "450000", "ssn": "123456789"}
-HASHES = {"email_sha256": sha256_of("email", "Ana@Example.com")}
+HASHES = {"email_sha256": sha256_hex("email", "Ana@Example.com")}
 
 
 def claims(**changes) -> PingClaims:
