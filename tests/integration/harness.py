@@ -70,7 +70,8 @@ class Exchange:
 
     def stop(self) -> None:
         """Stop the services, the local infrastructure this exchange started, and its buyers."""
-        self.stop()
+        self.stack.stop()
+        self.buyers.stop()
 
     def reset_buyers(self) -> None:
         for behaviour in self.buyers.buyers.values():

@@ -106,7 +106,9 @@ def test_xml_answer_has_the_contract_shape():
 @given(st.text())
 def test_any_text_a_seller_sends_back_still_renders_as_valid_xml(text):
     answer = Answer("rejected", 400, None, [{"code": "PAYLOAD_MALFORMED", "field": text, "message": text}])
-    ET.fromstring(render(answer, XML))
+    root = ET.fromstring(render(answer, XML))  # raises if the seller's bytes broke the document
+    assert root.findtext("status") == "rejected"
+    assert root.find("errors/error").get("code") == "PAYLOAD_MALFORMED"
 
 
 @given(st.sampled_from([JSON, XML, FORM]), st.binary(max_size=2000))
