@@ -86,6 +86,9 @@ class CommonSettings:
     hmac_key: bytes
     health_port: int
     log_level: str
+    # Gmail dots and `+tags` (leadx.pii.canonical_email) in email identities; change it only
+    # together with `leadx dedup rebuild`, as it changes the keys.
+    email_provider_rules: bool = True
 
     @classmethod
     def from_env(cls, service: str) -> CommonSettings:
@@ -100,4 +103,5 @@ class CommonSettings:
             hmac_key=key.encode(),
             health_port=env_int("HEALTH_PORT", 8081),
             log_level=env_str("LOG_LEVEL", "INFO"),
+            email_provider_rules=env_bool("DEDUP_EMAIL_PROVIDER_RULES", True),
         )

@@ -15,21 +15,42 @@ _DIGITS = re.compile(r"\D")
 SSN, EMAIL, HOME_PHONE = "ssn", "email", "home_phone"
 IDENTITY_FIELDS = (SSN, EMAIL, HOME_PHONE)
 
+# Providers that deliver `name+anything@` to `name@`, and those that also ignore dots in the name.
+_PLUS_TAG_DOMAINS = frozenset({"gmail.com", "googlemail.com", "outlook.com", "hotmail.com", "live.com",
+                               "icloud.com", "me.com", "mac.com", "protonmail.com", "proton.me",
+                               "fastmail.com"})
+_DOTLESS_DOMAINS = frozenset({"gmail.com", "googlemail.com"})
+_DOMAIN_ALIASES = {"googlemail.com": "gmail.com"}
 
-def normalise(kind: str, value: str) -> str:
+
+def canonical_email(address: str) -> str:
+    """One mailbox, one spelling: `Ana.Lee+cars@googlemail.com` is `analee@gmail.com`. Applied to
+    identity keys when the provider-rules setting is on (DEDUP_EMAIL_PROVIDER_RULES)."""
+    local, at, domain = address.rpartition("@")
+    if not at:
+        return address
+    if domain in _PLUS_TAG_DOMAINS:
+        local = local.split("+", 1)[0]
+    if domain in _DOTLESS_DOMAINS:
+        local = local.replace(".", "")
+    return f"{local}@{_DOMAIN_ALIASES.get(domain, domain)}"
+
+
+def normalise(kind: str, value: str, email_provider_rules: bool = False) -> str:
     value = value.strip()
     if kind == SSN:
         return _DIGITS.sub("", value)
     if kind == EMAIL:
-        return value.lower()
+        value = value.lower()
+        return canonical_email(value) if email_provider_rules else value
     if kind == HOME_PHONE:
         digits = _DIGITS.sub("", value)
         return digits[1:] if len(digits) == 11 and digits.startswith("1") else digits
     raise ValueError(f"unknown identity kind {kind!r}")
 
 
-def identity_key(secret: bytes, kind: str, value: str) -> str:
-    normalised = normalise(kind, value)
+def identity_key(secret: bytes, kind: str, value: str, email_provider_rules: bool = True) -> str:
+    normalised = normalise(kind, value, email_provider_rules)
     digest = hmac.new(secret, f"{kind}:{normalised}".encode(), hashlib.sha256).digest()
     return digest[:16].hex()  # 128 bits: collisions are out of reach at any realistic volume
 
@@ -41,7 +62,7 @@ def sha256_hex(kind: str, value: str) -> str:
     return hashlib.sha256(normalise(kind, value).encode()).hexdigest()
 
 
-def identity_keys(secret: bytes, fields: dict[str, str]) -> dict[str, str]:
+def identity_keys(secret: bytes, fields: dict[str, str], email_provider_rules: bool = True) -> dict[str, str]:
     """Identity keys for the identity fields present and non-empty in `fields`."""
-    return {kind: identity_key(secret, kind, fields[kind])
+    return {kind: identity_key(secret, kind, fields[kind], email_provider_rules)
             for kind in IDENTITY_FIELDS if fields.get(kind, "").strip()}

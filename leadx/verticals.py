@@ -17,6 +17,7 @@ from pathlib import Path
 
 import zipcodes
 
+from leadx.dedup_scopes import DedupScopes
 from leadx.phone_areas import state_of_area_code
 
 SCHEMA_FILE = Path(__file__).with_name("verticals.toml")
@@ -45,6 +46,7 @@ class FieldSpec:
 class Vertical:
     name: str
     fields: tuple[FieldSpec, ...]
+    dedup: DedupScopes = DedupScopes()
 
 
 @dataclass(frozen=True)
@@ -92,7 +94,8 @@ def load_verticals(path: Path = SCHEMA_FILE) -> dict[str, Vertical]:
         name: Vertical(name, tuple(
             FieldSpec(f["name"], f["type"], bool(f.get("required", False)), tuple(f.get("values", ())),
                       f.get("min"), f.get("max"), f.get("min_age"), f.get("max_age"))
-            for f in spec["fields"]))
+            for f in spec["fields"]),
+            DedupScopes.from_table(name, spec.get("dedup", {})))
         for name, spec in raw.items()
     }
 

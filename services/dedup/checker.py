@@ -6,24 +6,20 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-
 from leadx import pii, topics
+from leadx.dedup_scopes import DedupPolicy
 from leadx.dedup_store import DedupStore
 from leadx.events.v1 import events_pb2 as ev
 from leadx.ids import derived_event_id
 from leadx.kafka import Envelope, EventProducer
 
 
-@dataclass(frozen=True)
-class DedupPolicy:
-    platform_scope: bool = True
-
-
 class DuplicateChecker:
     def __init__(self, store: DedupStore, producer: EventProducer, hmac_key: bytes,
-                 policy: DedupPolicy, clock: Callable[[], float] = time.time) -> None:
+                 policy: DedupPolicy, clock: Callable[[], float] = time.time,
+                 email_provider_rules: bool = True) -> None:
         self.store = store
+        self.email_provider_rules = email_provider_rules
         self.producer = producer
         self.hmac_key = hmac_key
         self.policy = policy
@@ -31,14 +27,15 @@ class DuplicateChecker:
 
     async def handle(self, envelope: Envelope) -> None:
         lead = envelope.message.lead
-        identities = pii.identity_keys(self.hmac_key, dict(lead.fields))
+        identities = pii.identity_keys(self.hmac_key, dict(lead.fields), self.email_provider_rules)
         now_ms = int(self.clock() * 1000)
         direct = lead.direct_buyer_id
+        scopes = self.policy.scopes(lead.vertical)
         # A direct sale answers to its contracted buyer's duplicates only; it is still recorded
         # platform-wide, so the consumer is then a duplicate for the auctions.
         check = await self.store.check_submission(
-            lead.lead_id, identities, now_ms, platform_scope=self.policy.platform_scope and not direct,
-            record=self.policy.platform_scope)
+            lead.lead_id, lead.vertical, identities, now_ms, scopes.window_ms,
+            platform=scopes.platform and not direct, buyers=scopes.per_buyer, record=scopes.platform)
         if check.platform_duplicate_on or (direct and direct in check.duplicate_buyer_ids):
             detail = (f"platform duplicate on {check.platform_duplicate_on}" if check.platform_duplicate_on
                       else f"the contracted buyer {direct} already has this consumer")

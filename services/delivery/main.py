@@ -9,7 +9,8 @@ from leadx.redis_client import connect as connect_redis
 from leadx import service, topics
 from leadx.buyer_directory import BuyerDirectory
 from leadx.db.engine import create_schema, make_engine, session_factory
-from leadx.dedup_store import DAY_MS, DedupStore
+from leadx.dedup_scopes import DedupPolicy
+from leadx.dedup_store import DedupStore
 from leadx.events.v1 import events_pb2 as ev
 from leadx.runtime import ServiceRuntime
 from services.delivery.buyer_http import BuyerClient
@@ -31,10 +32,10 @@ async def main(stop: asyncio.Event) -> None:
     refresher = asyncio.create_task(directory.refresh_forever())
     client = BuyerClient(settings.max_concurrent_requests, settings.ping_timeout_s, settings.post_timeout_s)
     await client.start()
-    store = DedupStore(redis, namespace=namespace, window_ms=settings.dedup_window_days * DAY_MS)
+    store = DedupStore(redis, namespace=namespace, bucket_bits=settings.dedup_bucket_bits)
 
     pings = PingFanout(runtime.producer, redis, directory, client, namespace)
-    sales = SaleCompletion(runtime.producer, redis, store, directory, client,
+    sales = SaleCompletion(runtime.producer, redis, store, DedupPolicy.from_env(), directory, client,
                            settings.seller_fee_percent, namespace)
     runtime.consume("delivery-pings", {topics.AUCTION_OPENED: ev.AuctionOpened}, pings.handle)
     runtime.consume("delivery-sales", {topics.AUCTION_CLOSED: ev.AuctionClosed}, sales.handle)

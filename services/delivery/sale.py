@@ -21,6 +21,7 @@ from redis.asyncio import Redis
 
 from leadx import topics
 from leadx.buyer_directory import BuyerDirectory
+from leadx.dedup_scopes import DedupPolicy
 from leadx.dedup_store import DedupStore
 from leadx.events.v1 import events_pb2 as ev
 from leadx.ids import derived_event_id
@@ -51,10 +52,10 @@ def sale_event(closed: ev.AuctionClosed, buyer_id: str, price_cents: int, fee_ce
 
 
 class SaleCompletion:
-    def __init__(self, producer: EventProducer, redis: Redis, store: DedupStore, directory: BuyerDirectory,
-                 client: BuyerClient, fee_percent: float, namespace: str,
+    def __init__(self, producer: EventProducer, redis: Redis, store: DedupStore, policy: DedupPolicy,
+                 directory: BuyerDirectory, client: BuyerClient, fee_percent: float, namespace: str,
                  clock: Callable[[], float] = time.time) -> None:
-        self.producer, self.redis, self.store = producer, redis, store
+        self.producer, self.redis, self.store, self.policy = producer, redis, store, policy
         self.directory, self.client = directory, client
         self.fee_percent = fee_percent
         self.namespace = namespace
@@ -78,9 +79,7 @@ class SaleCompletion:
             buyer = self.directory.get(bid.buyer_id)
             if buyer is None:
                 continue  # deactivated since it bid
-            now_ms = int(self.clock() * 1000)
-            if not await self.store.reserve_for_buyer(buyer.id, closed.lead.lead_id,
-                                                      list(closed.identity_keys), now_ms):
+            if not await self._reserve(closed, buyer.id):
                 log_event(log, "buyer passed over: already has this consumer",
                           auction_id=closed.auction_id, buyer_id=buyer.id)
                 continue
@@ -96,6 +95,15 @@ class SaleCompletion:
             await self.redis.hset(key, f"rejected:{buyer.id}", result.detail)
             await self.redis.expire(key, PROGRESS_TTL_S)
         await self._publish(key, closed, "", 0, attempts)
+
+    async def _reserve(self, closed: ev.AuctionClosed, buyer_id: str) -> bool:
+        """Reserve the consumer for this buyer before posting: False if it already has it."""
+        scopes = self.policy.scopes(closed.lead.vertical)
+        if not scopes.per_buyer:
+            return True
+        return await self.store.reserve_for_buyer(
+            buyer_id, closed.lead.lead_id, closed.lead.vertical, list(closed.identity_keys),
+            int(self.clock() * 1000), scopes.window_ms)
 
     async def _publish(self, key: str, closed: ev.AuctionClosed, buyer_id: str, price_cents: int,
                        attempts: int) -> None:

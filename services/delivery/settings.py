@@ -3,6 +3,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from leadx.config import CommonSettings, env_float, env_int
+from leadx.dedup_store import DEFAULT_BUCKET_BITS
 
 
 @dataclass(frozen=True)
@@ -12,7 +13,7 @@ class DeliverySettings:
     post_timeout_s: float
     max_concurrent_requests: int
     seller_fee_percent: float
-    dedup_window_days: int
+    dedup_bucket_bits: int
 
     @classmethod
     def from_env(cls) -> DeliverySettings:
@@ -22,5 +23,5 @@ class DeliverySettings:
             post_timeout_s=env_float("DELIVERY_POST_TIMEOUT_SECONDS", 10.0),
             max_concurrent_requests=env_int("DELIVERY_MAX_CONCURRENT_REQUESTS", 200),
             seller_fee_percent=env_float("SELLER_FEE_PERCENT", 10.0),
-            dedup_window_days=env_int("DEDUP_WINDOW_DAYS", 30),
+            dedup_bucket_bits=env_int("DEDUP_BUCKET_BITS", DEFAULT_BUCKET_BITS),
         )

@@ -29,6 +29,7 @@ from starlette.routing import Route
 from leadx import accounts, lead_status, pii, topics
 from leadx.buyer_directory import BuyerDirectory
 from leadx.db.models import Lead
+from leadx.dedup_scopes import DedupPolicy
 from leadx.dedup_store import DedupStore
 from leadx.events.v1 import events_pb2 as ev
 from leadx.health import Readiness
@@ -73,8 +74,8 @@ class IntakeDeps:
     idempotency: IdempotencyStore
     ping_ttl_s: int
     phone_area_must_match: bool
-    platform_dedup: bool
-    dedup_window_ms: int
+    dedup: DedupStore
+    dedup_policy: DedupPolicy
 
 
 class ApiError(Exception):
@@ -160,7 +161,7 @@ def build_app(deps: IntakeDeps, lifespan=None) -> Starlette:
     auth = SellerAuth(deps.sessions)
     verticals = load_verticals()
     tokens = PingTokens(deps.secret)
-    dedup = DedupStore(deps.redis, deps.namespace, deps.dedup_window_ms)
+    dedup = deps.dedup
 
     def api(handler: Callable[[Request], Awaitable[Answer]]):
         async def endpoint(request: Request) -> Response:
@@ -251,8 +252,10 @@ def build_app(deps: IntakeDeps, lifespan=None) -> Starlette:
         wanted_by = set(deps.buyers.ids()) if not buyer_id else {buyer_id}
         if "ssn" in result.fields:
             identities = {pii.SSN: pii.identity_key(deps.secret, pii.SSN, result.fields["ssn"])}
-            seen = await dedup.check_submission("", identities, int(time.time() * 1000),
-                                                platform_scope=deps.platform_dedup and not buyer_id, record=False)
+            scopes = deps.dedup_policy.scopes(vertical.name)
+            seen = await dedup.check_submission(
+                "", vertical.name, identities, int(time.time() * 1000), scopes.window_ms,
+                platform=scopes.platform and not buyer_id, buyers=scopes.per_buyer, record=False)
             if seen.platform_duplicate_on or (buyer_id and buyer_id in seen.duplicate_buyer_ids):
                 # The seller hears only DUPLICATE; the reason is kept here (no identity is logged).
                 reason = ("platform duplicate on ssn" if seen.platform_duplicate_on

@@ -14,7 +14,8 @@ import uvicorn
 from leadx.buyer_directory import BuyerDirectory
 from leadx.db.engine import create_schema, make_engine, session_factory
 from leadx.health import Readiness
-from leadx.dedup_store import DAY_MS
+from leadx.dedup_scopes import DedupPolicy
+from leadx.dedup_store import DedupStore
 from leadx.kafka import EventProducer, ensure_topics
 from leadx.lead_rules import load_rulebook
 from leadx.logs import setup_logging
@@ -74,7 +75,8 @@ def create_app(settings: IntakeSettings):
                       limiter=RateLimiter(redis, namespace, settings.rate_limit_per_second),
                       idempotency=IdempotencyStore(redis, namespace, settings.idempotency_ttl_s),
                       ping_ttl_s=settings.ping_ttl_s, phone_area_must_match=settings.phone_area_must_match,
-                      platform_dedup=settings.platform_dedup, dedup_window_ms=settings.dedup_window_days * DAY_MS)
+                      dedup=DedupStore(redis, namespace, settings.dedup_bucket_bits),
+                      dedup_policy=DedupPolicy.from_env())
     return build_app(deps, lifespan=lifespan)
 
 

@@ -4,6 +4,7 @@ from dataclasses import dataclass
 
 from leadx.lead_rules import PACKAGED_RULES
 from leadx.config import CommonSettings, env_bool, env_float, env_int, env_str
+from leadx.dedup_store import DEFAULT_BUCKET_BITS
 
 
 @dataclass(frozen=True)
@@ -19,8 +20,7 @@ class IntakeSettings:
     idempotency_ttl_s: int  # how long a retried POST gets the first answer back
     ping_ttl_s: int  # how long a ping token is good for
     phone_area_must_match: bool  # a phone area code outside the ZIP's state: error, not warning
-    platform_dedup: bool
-    dedup_window_days: int
+    dedup_bucket_bits: int
 
     @classmethod
     def from_env(cls) -> IntakeSettings:
@@ -36,6 +36,5 @@ class IntakeSettings:
             idempotency_ttl_s=env_int("INTAKE_IDEMPOTENCY_TTL_SECONDS", 86_400),
             ping_ttl_s=env_int("INTAKE_PING_TOKEN_TTL_SECONDS", 900),
             phone_area_must_match=env_bool("INTAKE_PHONE_AREA_MUST_MATCH", False),
-            platform_dedup=env_bool("DEDUP_PLATFORM_SCOPE", True),
-            dedup_window_days=env_int("DEDUP_WINDOW_DAYS", 30),
+            dedup_bucket_bits=env_int("DEDUP_BUCKET_BITS", DEFAULT_BUCKET_BITS),
         )

@@ -1,4 +1,4 @@
-"""The Redis dedup store against a real Redis: scopes, window edges, idempotency, atomicity."""
+"""The Redis dedup store against a real Redis: scopes, window edges, idempotency, atomicity, layout."""
 
 from __future__ import annotations
 
@@ -8,35 +8,45 @@ import uuid
 import pytest
 
 from leadx import pii
-from leadx.dedup_store import DAY_MS, DedupStore
+from leadx.dedup_store import DAY_MS, DedupStore, lead_fingerprint
 from leadx.redis_client import connect
 
 SECRET = b"unit-test-secret-0123456789"
 NOW = 1_800_000_000_000
+WINDOW = 30 * DAY_MS
+V = "auto_loan"
 CONSUMER = {"ssn": "123-45-6789", "email": "Ana@Example.com", "home_phone": "212-555-0142"}
+OTHER = {"ssn": "987-65-4321", "email": "bob@example.com", "home_phone": "646-555-0199"}
 
 
 def identities(fields: dict | None = None) -> dict[str, str]:
     return pii.identity_keys(SECRET, fields or CONSUMER)
 
 
-def run(redis_url: str, scenario):
+def run(redis_url: str, scenario, **options):
     async def main():
         redis = connect(redis_url)  # the services' own pool: many calls share a bounded set
         try:
-            return await scenario(DedupStore(redis, namespace=f"u{uuid.uuid4().hex[:8]}:"), redis)
+            return await scenario(DedupStore(redis, namespace=f"u{uuid.uuid4().hex[:8]}:", **options), redis)
         finally:
             await redis.aclose()
 
     return asyncio.run(main())
 
 
+def submit(store, lead_id, fields=None, at=NOW, **flags):
+    return store.check_submission(lead_id, V, identities(fields), at, WINDOW, **flags)
+
+
+def reserve(store, buyer, lead_id, at=NOW, keys=None):
+    return store.reserve_for_buyer(buyer, lead_id, V, keys or list(identities().values()), at, WINDOW)
+
+
 @pytest.mark.parametrize("shared", ["ssn", "email", "home_phone"])
 def test_a_repeat_on_any_identity_is_a_platform_duplicate(redis_url, shared):
     async def scenario(store, _redis):
-        first = await store.check_submission("LEAD000001", identities(), NOW)
-        other = {"ssn": "987-65-4321", "email": "bob@example.com", "home_phone": "646-555-0199"}
-        second = await store.check_submission("LEAD000002", identities(other | {shared: CONSUMER[shared]}), NOW + 1)
+        first = await submit(store, "LEAD000001")
+        second = await submit(store, "LEAD000002", OTHER | {shared: CONSUMER[shared]}, NOW + 1000)
         return first, second
 
     first, second = run(redis_url, scenario)
@@ -46,81 +56,194 @@ def test_a_repeat_on_any_identity_is_a_platform_duplicate(redis_url, shared):
 
 def test_a_redelivered_lead_is_not_its_own_duplicate(redis_url):
     async def scenario(store, _redis):
-        await store.check_submission("LEAD000001", identities(), NOW)
-        return await store.check_submission("LEAD000001", identities(), NOW + 5)
+        await submit(store, "LEAD000001")
+        return await submit(store, "LEAD000001", at=NOW + 5000)
 
     assert run(redis_url, scenario).platform_duplicate_on is None
 
 
-def test_without_the_platform_scope_nothing_is_recorded(redis_url):
+def test_without_recording_nothing_is_kept(redis_url):
     async def scenario(store, _redis):
-        await store.check_submission("LEAD000001", identities(), NOW, platform_scope=False)
-        return await store.check_submission("LEAD000002", identities(), NOW + 1)
+        await submit(store, "LEAD000001", platform=False, record=False)
+        return await submit(store, "LEAD000002", at=NOW + 1000)
 
     assert run(redis_url, scenario).platform_duplicate_on is None
 
 
-def test_the_window_is_exact_per_entry(redis_url):
-    async def scenario(store, redis):
-        await store.check_submission("LEAD000001", identities(), NOW)
-        inside = await store.check_submission("LEAD000002", identities(), NOW + 30 * DAY_MS - 3_600_000)
-        outside = await store.check_submission("LEAD000003", identities(), NOW + 30 * DAY_MS + 1_000)
-        fields = await redis.hgetall(f"dd:{store.namespace}{identities()['ssn']}")
-        return inside, outside, fields
+@pytest.mark.parametrize(("later_ms", "duplicate"), [
+    (WINDOW - 3_600_000, True),   # 29 days 23 hours later: still a duplicate
+    (WINDOW - 1_000, True),       # 29 days 23:59:59
+    (WINDOW, False),              # exactly 30 days: the entry has run out
+    (WINDOW + 1_000, False),      # 30 days and 1 second
+])
+def test_the_platform_window_is_exact_per_entry(redis_url, later_ms, duplicate):
+    async def scenario(store, _redis):
+        await submit(store, "LEAD000001")
+        return await submit(store, "LEAD000002", at=NOW + later_ms)
 
-    inside, outside, fields = run(redis_url, scenario)
-    assert inside.platform_duplicate_on == "ssn"  # 29 days 23 hours later: still a duplicate
-    assert outside.platform_duplicate_on is None  # 30 days and 1 second later: no longer
-    assert list(fields.values()) == [f"{NOW + 30 * DAY_MS + 1_000}|LEAD000003".encode()]  # stale entry pruned
+    assert (run(redis_url, scenario).platform_duplicate_on == "ssn") is duplicate
+
+
+@pytest.mark.parametrize(("later_ms", "refused"), [(WINDOW - 3_600_000, True), (WINDOW + 1_000, False)])
+def test_the_buyer_window_is_exact_per_entry(redis_url, later_ms, refused):
+    async def scenario(store, _redis):
+        await reserve(store, "b1", "LEAD000001")
+        return await reserve(store, "b1", "LEAD000002", NOW + later_ms)
+
+    assert run(redis_url, scenario) is (not refused)
+
+
+def test_each_entry_keeps_its_own_time(redis_url):
+    """A later write for one buyer does not stretch another's entry: no whole-key TTL decides."""
+    async def scenario(store, _redis):
+        await reserve(store, "b1", "LEAD000001")
+        await reserve(store, "b2", "LEAD000002", NOW + 20 * DAY_MS)
+        return await submit(store, "LEAD000003", at=NOW + WINDOW + 1_000, platform=False, record=False)
+
+    assert run(redis_url, scenario).duplicate_buyer_ids == frozenset({"b2"})
 
 
 def test_reservation_per_buyer(redis_url):
     async def scenario(store, _redis):
-        keys = list(identities().values())
         results = [
-            await store.reserve_for_buyer("b1", "LEAD000001", keys, NOW),
-            await store.reserve_for_buyer("b1", "LEAD000001", keys, NOW + 1),  # the same lead again
-            await store.reserve_for_buyer("b1", "LEAD000002", keys, NOW + 2),  # same consumer, other lead
-            await store.reserve_for_buyer("b2", "LEAD000002", keys, NOW + 3),
+            await reserve(store, "b1", "LEAD000001"),
+            await reserve(store, "b1", "LEAD000001", NOW + 1000),  # the same lead again
+            await reserve(store, "b1", "LEAD000002", NOW + 2000),  # same consumer, other lead
+            await reserve(store, "b2", "LEAD000002", NOW + 3000),
         ]
-        later = await store.check_submission("LEAD000003", identities(), NOW + 4, platform_scope=False)
-        expired = await store.reserve_for_buyer("b1", "LEAD000004", keys, NOW + 30 * DAY_MS + 1)
-        return results, later, expired
+        later = await submit(store, "LEAD000003", at=NOW + 4000, platform=False)
+        return results, later
 
-    results, later, expired = run(redis_url, scenario)
+    results, later = run(redis_url, scenario)
     assert results == [True, True, False, True]
     assert later.duplicate_buyer_ids == frozenset({"b1", "b2"})
-    assert expired is True
+
+
+def test_the_buyer_scope_can_be_off(redis_url):
+    async def scenario(store, _redis):
+        await reserve(store, "b1", "LEAD000001")
+        return await submit(store, "LEAD000002", at=NOW + 1000, platform=False, buyers=False)
+
+    assert run(redis_url, scenario).duplicate_buyer_ids == frozenset()
 
 
 def test_a_reservation_on_any_one_identity_blocks_the_buyer(redis_url):
     async def scenario(store, _redis):
-        await store.reserve_for_buyer("b1", "LEAD000001", [identities()["email"]], NOW)
-        return await store.reserve_for_buyer("b1", "LEAD000002", list(identities().values()), NOW + 1)
+        await reserve(store, "b1", "LEAD000001", keys=[identities()["email"]])
+        return await reserve(store, "b1", "LEAD000002", NOW + 1000)
 
     assert run(redis_url, scenario) is False
 
 
+def test_verticals_are_separate(redis_url):
+    async def scenario(store, _redis):
+        await submit(store, "LEAD000001")
+        await reserve(store, "b1", "LEAD000001")
+        other = await store.check_submission("LEAD000002", "auto_insurance", identities(), NOW + 1000, WINDOW)
+        award = await store.reserve_for_buyer("b1", "LEAD000002", "auto_insurance",
+                                              list(identities().values()), NOW + 1000, WINDOW)
+        return other, award
+
+    other, award = run(redis_url, scenario)
+    assert other.platform_duplicate_on is None and other.duplicate_buyer_ids == frozenset()
+    assert award is True
+
+
 def test_simultaneous_awards_of_one_consumer_to_one_buyer_let_exactly_one_win(redis_url):
     async def scenario(store, _redis):
-        keys = list(identities().values())
-        return await asyncio.gather(*(store.reserve_for_buyer("b1", f"LEAD{i:06d}", keys, NOW) for i in range(200)))
+        return await asyncio.gather(*(reserve(store, "b1", f"LEAD{i:06d}") for i in range(200)))
 
     assert sum(run(redis_url, scenario)) == 1
 
 
 def test_simultaneous_submissions_of_one_consumer_let_exactly_one_through(redis_url):
     async def scenario(store, _redis):
-        return await asyncio.gather(*(store.check_submission(f"LEAD{i:06d}", identities(), NOW) for i in range(100)))
+        return await asyncio.gather(*(submit(store, f"LEAD{i:06d}") for i in range(100)))
 
     results = run(redis_url, scenario)
     assert sum(1 for r in results if r.platform_duplicate_on is None) == 1
 
 
+def test_two_stores_on_separate_connections_race_safely(redis_url):
+    """Two workers (two pools, two pipelines) awarding the same consumers to the same buyers."""
+    async def main():
+        namespace = f"u{uuid.uuid4().hex[:8]}:"
+        clients = [connect(redis_url), connect(redis_url)]
+        stores = [DedupStore(c, namespace) for c in clients]
+        consumers = [{"ssn": f"123-45-{i:04d}"} for i in range(1, 21)]
+        try:
+            awards = [
+                stores[n % 2].reserve_for_buyer(f"b{n % 3}", f"L{n:08d}X", V,
+                                                list(identities(consumers[n % 20]).values()), NOW, WINDOW)
+                for n in range(600)
+            ]
+            results = await asyncio.gather(*awards)
+        finally:
+            for client in clients:
+                await client.aclose()
+        won = {(n % 3, n % 20) for n, ok in enumerate(results) if ok}
+        return sum(results), won
+
+    wins, won = asyncio.run(main())
+    assert wins == 60 == len(won)  # every (buyer, consumer) pair exactly once
+
+
+def test_concurrent_calls_share_round_trips(redis_url):
+    async def scenario(store, redis):
+        for n in range(300):  # many buyers already hold consumers: the cost must not grow with them
+            await reserve(store, f"buyer{n}", "LEAD999999")
+        await redis.config_resetstat()
+        before = store.round_trips
+        results = await asyncio.gather(*(submit(store, f"LEAD{i:06d}", {"ssn": f"123-45-{i + 1:04d}"})
+                                         for i in range(500)))
+        calls = (await redis.info("commandstats"))["cmdstat_evalsha"]["calls"]
+        return results, calls, store.round_trips - before
+
+    results, calls, round_trips = run(redis_url, scenario)
+    assert all(r.platform_duplicate_on is None for r in results)
+    assert calls == 500  # one script call per lead, whatever the number of buyers
+    assert round_trips < 10  # sent together: the 500 concurrent checks shared a few pipelines
+
+
+def test_a_flushed_script_cache_is_reloaded(redis_url):
+    async def scenario(store, redis):
+        await submit(store, "LEAD000001")
+        await redis.script_flush()
+        return await submit(store, "LEAD000002", at=NOW + 1000)
+
+    assert run(redis_url, scenario).platform_duplicate_on == "ssn"
+
+
+def test_stale_records_are_swept_from_the_bucket(redis_url):
+    async def scenario(store, redis):
+        await submit(store, "LEAD000001", OTHER)
+        ssn_key, ssn_field = store.location(V, identities(OTHER)["ssn"])
+        # A month later a different consumer lands in the same bucket: its write sweeps the bucket.
+        neighbour = next(s for s in (f"{a:03d}-45-6789" for a in range(100, 900))
+                         if store.location(V, pii.identity_key(SECRET, "ssn", s))[0] == ssn_key)
+        await submit(store, "LEAD000002", {"ssn": neighbour}, NOW + WINDOW + 2 * DAY_MS)
+        return await redis.hexists(ssn_key, ssn_field)
+
+    assert run(redis_url, scenario, bucket_bits=8) is False
+
+
+def test_records_are_compact(redis_url):
+    async def scenario(store, redis):
+        await submit(store, "LEAD000001")
+        await reserve(store, "b1", "LEAD000001")
+        key, field = store.location(V, identities()["ssn"])
+        return await redis.hget(key, field), await redis.object("encoding", key)
+
+    value, encoding = run(redis_url, scenario)
+    assert len(value) == 22  # the platform record and one buyer's, 11 bytes each
+    assert value.endswith(lead_fingerprint("LEAD000001"))
+    assert encoding in (b"listpack", b"ziplist")
+
+
 def test_no_raw_pii_reaches_redis(redis_url):
     async def scenario(store, redis):
-        await store.check_submission("LEAD000001", identities(), NOW)
-        await store.reserve_for_buyer("b1", "LEAD000001", list(identities().values()), NOW)
+        await submit(store, "LEAD000001")
+        await reserve(store, "b1", "LEAD000001")
         dump = []
         async for key in redis.scan_iter(match=f"dd:{store.namespace}*"):
             dump.append(key)
@@ -135,10 +258,10 @@ def test_no_raw_pii_reaches_redis(redis_url):
 
 def test_a_ping_only_asks_and_a_direct_sale_is_recorded_without_the_platform_check(redis_url):
     async def scenario(store, _redis):
-        ping = await store.check_submission("", identities(), NOW, platform_scope=True, record=False)
-        after_ping = await store.check_submission("LEAD000001", identities(), NOW + 1)
-        direct = await store.check_submission("LEAD000002", identities(), NOW + 2, platform_scope=False, record=True)
-        auction_after_direct = await store.check_submission("LEAD000003", identities(), NOW + 3)
+        ping = await submit(store, "", record=False)
+        after_ping = await submit(store, "LEAD000001", at=NOW + 1000)
+        direct = await submit(store, "LEAD000002", at=NOW + 2000, platform=False, record=True)
+        auction_after_direct = await submit(store, "LEAD000003", at=NOW + 3000)
         return ping, after_ping, direct, auction_after_direct
 
     ping, after_ping, direct, auction_after_direct = run(redis_url, scenario)

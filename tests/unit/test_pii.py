@@ -1,3 +1,5 @@
+import pytest
+
 from leadx import pii
 
 SECRET = b"a-test-secret-of-some-length"
@@ -26,3 +28,23 @@ def test_keys_depend_on_secret_and_kind_and_hide_the_value():
 def test_identity_keys_skip_absent_and_empty_fields():
     keys = pii.identity_keys(SECRET, {"ssn": "123456789", "email": " ", "first_name": "Ana"})
     assert set(keys) == {"ssn"}
+
+
+@pytest.mark.parametrize(("address", "canonical"), [
+    ("ana.lee+cars@gmail.com", "analee@gmail.com"),
+    ("a.n.a.lee@googlemail.com", "analee@gmail.com"),
+    ("ana.lee+cars+more@outlook.com", "ana.lee@outlook.com"),  # outlook keeps dots, drops the tag
+    ("ana.lee+cars@example.com", "ana.lee+cars@example.com"),  # unknown provider: untouched
+    ("no-at-sign", "no-at-sign"),
+])
+def test_canonical_email(address, canonical):
+    assert pii.canonical_email(address) == canonical
+
+
+def test_email_provider_rules_are_a_setting():
+    tagged, plain = " Ana.Lee+Cars@Gmail.com", "analee@gmail.com"
+    assert pii.identity_key(SECRET, "email", tagged) == pii.identity_key(SECRET, "email", plain)
+    assert (pii.identity_key(SECRET, "email", tagged, email_provider_rules=False)
+            != pii.identity_key(SECRET, "email", plain, email_provider_rules=False))
+    # What a seller hashes for a PING stays the plain normalisation (documented in the spec).
+    assert pii.sha256_hex("email", tagged) == pii.sha256_hex("email", "ana.lee+cars@gmail.com")

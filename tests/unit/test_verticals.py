@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import random
 
+import pytest
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -150,3 +152,26 @@ def test_a_partial_check_verifies_only_what_a_ping_carries():
     result = verify(AUTO_LOAN, {"zip": "10001", "ssn": "123-45-6789", "gross_monthly_income": "450000"}, partial=True)
     assert result.ok and result.fields == {"zip": "10001", "ssn": "123456789", "gross_monthly_income": "450000"}
     assert codes(verify(AUTO_LOAN, {"zip": "00000"}, partial=True)) == {("ZIP_UNKNOWN", "zip")}
+
+
+def test_dedup_scopes_come_per_vertical_and_the_environment_overrides_them():
+    from leadx.dedup_scopes import DedupPolicy, DedupScopes, ScopeOverrides
+
+    verticals = load_verticals()
+    assert verticals["auto_loan"].dedup == DedupScopes(platform=True, per_buyer=True, window_days=30)
+    assert verticals["auto_insurance"].dedup.platform is False
+    policy = DedupPolicy({n: v.dedup for n, v in verticals.items()}, ScopeOverrides(platform=False, window_days=7))
+    assert policy.scopes("auto_loan") == DedupScopes(platform=False, per_buyer=True, window_days=7)
+    assert policy.scopes("unknown").window_ms == 7 * 24 * 3600 * 1000
+
+
+@pytest.mark.parametrize(("table", "message"), [
+    ({"window": 30}, "unknown setting"),
+    ({"window_days": 0}, "at least 1"),
+    ({"platform": "yes"}, "true or false"),
+])
+def test_bad_dedup_scopes_are_refused_with_the_reason(table, message):
+    from leadx.dedup_scopes import DedupScopes
+
+    with pytest.raises(ValueError, match=message):
+        DedupScopes.from_table("auto_loan", table)
