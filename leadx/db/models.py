@@ -59,6 +59,7 @@ class Lead(Base):
     submitted_at_ms: Mapped[int] = mapped_column(BigInteger)
     updated_at_ms: Mapped[int] = mapped_column(BigInteger)
     rejection_detail: Mapped[str | None] = mapped_column(Text, nullable=True)  # internal only
+    rejected_at_ms: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     probability: Mapped[float | None] = mapped_column(Float, nullable=True)
     cluster: Mapped[str | None] = mapped_column(String(32), nullable=True)
     # How often the ledger re-published this lead because it stalled on its way to an outcome.
@@ -102,3 +103,23 @@ class ProcessedEvent(Base):
     event_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     consumer: Mapped[str] = mapped_column(String(64), primary_key=True)
     processed_at_ms: Mapped[int] = mapped_column(BigInteger)
+
+
+class BuyerPosting(Base):
+    """A buyer was posted the full lead (accepted or not): it has seen this consumer. The record
+    `leadx dedup rebuild` restores per-buyer duplicate protection from."""
+
+    __tablename__ = "buyer_postings"
+    lead_id: Mapped[str] = mapped_column(String(10), primary_key=True)
+    buyer_id: Mapped[str] = mapped_column(String(16), primary_key=True)
+    posted_at_ms: Mapped[int] = mapped_column(BigInteger, index=True)
+
+
+class BuyerDuplicateDay(Base):
+    """How many leads were kept from a buyer on one day because it already had the consumer."""
+
+    __tablename__ = "buyer_duplicate_days"
+    buyer_id: Mapped[str] = mapped_column(String(16), primary_key=True)
+    day: Mapped[str] = mapped_column(String(10), primary_key=True)  # YYYY-MM-DD, UTC
+    duplicates: Mapped[int] = mapped_column(BigInteger)
+

@@ -4,8 +4,9 @@ For each bidder: reserve the consumer for that buyer in the dedup store (atomic:
 already has this consumer is passed over), POST the lead, and stop at the first acceptance. A
 rejecting buyer has still seen the lead, so its reservation stays (the patent).
 
-Progress is kept in a Redis hash per auction, `delivery:<auction>`: the buyers that rejected, the
-sale once accepted, and `done` once sale.closed is published. A redelivered auction.closed
+Progress is kept in a Redis hash per auction, `delivery:<auction>`: the buyers that rejected, those
+passed over as already having the consumer, the sale once accepted, and `done` once sale.closed is
+published (it names the buyers posted to and those passed over, for the ledger). A redelivered auction.closed
 resumes from there: it never offers the lead to a buyer that rejected it, never to a second
 buyer after an acceptance, and re-posts to a buyer whose answer was lost with the same
 Idempotency-Key.
@@ -82,6 +83,8 @@ class SaleCompletion:
             if not await self._reserve(closed, buyer.id):
                 log_event(log, "buyer passed over: already has this consumer",
                           auction_id=closed.auction_id, buyer_id=buyer.id)
+                await self.redis.hset(key, f"passed:{buyer.id}", "1")
+                await self.redis.expire(key, PROGRESS_TTL_S)
                 continue
             attempts += 1
             result = await self.client.post(buyer, closed, bid.amount_cents)
@@ -109,6 +112,11 @@ class SaleCompletion:
                        attempts: int) -> None:
         fee = seller_fee(price_cents, self.fee_percent) if buyer_id else 0
         sale = sale_event(closed, buyer_id, price_cents, fee, attempts, int(self.clock() * 1000))
+        progress = [k.decode() for k in await self.redis.hkeys(key)]
+        sale.posted_buyer_ids.extend(sorted(k.split(":", 1)[1] for k in progress if k.startswith("rejected:")))
+        if buyer_id:
+            sale.posted_buyer_ids.append(buyer_id)
+        sale.duplicate_buyer_ids.extend(sorted(k.split(":", 1)[1] for k in progress if k.startswith("passed:")))
         await self.producer.publish(topics.SALE_CLOSED, closed.lead.lead_id, sale,
                                     derived_event_id(closed.auction_id, "sale"))
         await self.redis.hset(key, "done", "1")

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
+import time
 
 import grpc
 from sqlalchemy import select
@@ -10,14 +12,34 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from leadx.dashboard.v1 import dashboard_pb2 as pb
 from leadx.dashboard.v1 import dashboard_pb2_grpc
-from leadx.db.models import Auction, Lead, Sale
+from leadx.db.models import Auction, BuyerDuplicateDay, Lead, Sale
 
 MAX_SALES = 500
+MAX_DUPLICATE_DAYS = 366
 
 
 class DashboardService(dashboard_pb2_grpc.DashboardServiceServicer):
-    def __init__(self, sessions: sessionmaker[Session]) -> None:
+    def __init__(self, sessions: sessionmaker[Session], clock=time.time) -> None:
         self.sessions = sessions
+        self.clock = clock
+
+    async def GetBuyerDuplicates(self, request, context):  # noqa: N802
+        if not request.buyer_id:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "buyer_id is required")
+        if not 0 <= request.days <= MAX_DUPLICATE_DAYS:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"days must be between 1 and {MAX_DUPLICATE_DAYS}")
+        today = dt.datetime.fromtimestamp(self.clock(), dt.UTC).date()
+        days = [(today - dt.timedelta(days=n)).isoformat() for n in reversed(range(request.days or 30))]
+        counts = await asyncio.to_thread(self._duplicate_counts, request.buyer_id, days[0])
+        return pb.GetBuyerDuplicatesResponse(
+            buyer_id=request.buyer_id,
+            days=[pb.DuplicateDay(day=day, duplicates=counts.get(day, 0)) for day in days])
+
+    def _duplicate_counts(self, buyer_id: str, since_day: str) -> dict[str, int]:
+        query = select(BuyerDuplicateDay.day, BuyerDuplicateDay.duplicates).where(
+            BuyerDuplicateDay.buyer_id == buyer_id, BuyerDuplicateDay.day >= since_day)
+        with self.sessions() as session:
+            return {row.day: row.duplicates for row in session.execute(query)}
 
     async def GetAuctionStatus(self, request, context):  # noqa: N802 (gRPC method name)
         if not request.auction_id:

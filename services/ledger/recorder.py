@@ -7,13 +7,15 @@ of one lead arriving out of order still leave the right final status.
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 
 from sqlalchemy import select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
 from leadx import lead_status, topics
-from leadx.db.models import Auction, Lead, ProcessedEvent, Sale
+from leadx.db.models import Auction, BuyerDuplicateDay, BuyerPosting, Lead, ProcessedEvent, Sale
 from leadx.events.v1 import events_pb2 as ev
 from leadx.kafka import Envelope
 
@@ -89,17 +91,37 @@ def _submitted(session: Session, message: ev.LeadSubmitted) -> None:
     _advance(lead, lead_status.SUBMITTED)
 
 
+def utc_day(ms: int) -> str:
+    return dt.datetime.fromtimestamp(ms / 1000, dt.UTC).date().isoformat()
+
+
+def _count_duplicates(session: Session, buyer_ids, at_ms: int) -> None:
+    """Add one to each buyer's duplicates of that day (an upsert: ledger replicas may race)."""
+    if not buyer_ids:
+        return
+    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    day = utc_day(at_ms)
+    for buyer_id in buyer_ids:
+        statement = insert(BuyerDuplicateDay).values(buyer_id=buyer_id, day=day, duplicates=1)
+        session.execute(statement.on_conflict_do_update(
+            index_elements=["buyer_id", "day"],
+            set_={"duplicates": BuyerDuplicateDay.duplicates + 1}))
+
+
 def _verified(session: Session, message: ev.LeadVerified) -> None:
     lead = _lead(session, message.lead.lead_id)
     if not lead.seller_id:
         _fill(lead, message.lead)
     _advance(lead, lead_status.VERIFIED)
+    # Buyers that already had this consumer are not offered the lead: a duplicate kept from them.
+    _count_duplicates(session, message.duplicate_buyer_ids, message.lead.submitted_at_ms or _now_ms())
 
 
 def _rejected(session: Session, message: ev.LeadRejected) -> None:
     lead = _lead(session, message.lead_id)
     lead.seller_id = lead.seller_id or message.seller_id
     lead.rejection_detail = message.internal_detail
+    lead.rejected_at_ms = message.rejected_at_ms or _now_ms()
     duplicate = message.reason == ev.REJECTION_REASON_DUPLICATE
     _advance(lead, lead_status.DUPLICATE if duplicate else lead_status.REJECTED)
 
@@ -132,6 +154,9 @@ def _sale_closed(session: Session, message: ev.SaleClosed) -> None:
             vertical=message.vertical, state=message.state, attempts=message.attempts,
             closed_at_ms=message.closed_at_ms,
         ))
+        for buyer_id in message.posted_buyer_ids:
+            session.add(BuyerPosting(lead_id=message.lead_id, buyer_id=buyer_id, posted_at_ms=message.closed_at_ms))
+        _count_duplicates(session, message.duplicate_buyer_ids, message.closed_at_ms)
     lead = _lead(session, message.lead_id)
     lead.seller_id = lead.seller_id or message.seller_id
     _advance(lead, lead_status.SOLD if sold else lead_status.UNSOLD)

@@ -65,3 +65,25 @@ def test_bad_requests_get_grpc_errors(channel):
     with pytest.raises(grpc.RpcError) as negative:
         stub.ListRecentSales(pb.ListRecentSalesRequest(limit=-1), timeout=5)
     assert negative.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+def test_buyers_see_the_duplicates_kept_from_them_per_day(market: Exchange, channel):
+    stub = dashboard_pb2_grpc.DashboardServiceStub(channel)
+    alpha = market.buyer_ids["alpha"]
+
+    def today_count() -> int:
+        days = stub.GetBuyerDuplicates(pb.GetBuyerDuplicatesRequest(buyer_id=alpha, days=7), timeout=5).days
+        assert len(days) == 7 and days[0].day < days[-1].day
+        return days[-1].duplicates
+
+    before = today_count()
+    market.buyers.buyers["alpha"].bid = 1200
+    consumer = market.new_consumer()
+    first = market.post(consumer).json()["lead_id"]
+    assert poll_until(lambda: market.sale_for(first), message="the first sale").buyer_id == alpha
+    market.post(consumer)  # platform-wide dedup is off here: alpha alone is kept from the repeat
+
+    assert poll_until(lambda: today_count() == before + 1 or None, message="alpha's duplicate counted")
+    with pytest.raises(grpc.RpcError) as bad:
+        stub.GetBuyerDuplicates(pb.GetBuyerDuplicatesRequest(buyer_id=alpha, days=400), timeout=5)
+    assert bad.value.code() == grpc.StatusCode.INVALID_ARGUMENT

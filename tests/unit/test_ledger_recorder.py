@@ -5,10 +5,10 @@ from __future__ import annotations
 from sqlalchemy import func, select
 
 from leadx import topics
-from leadx.db.models import Auction, Lead, Sale
+from leadx.db.models import Auction, BuyerDuplicateDay, BuyerPosting, Lead, Sale
 from leadx.events.v1 import events_pb2 as ev
 from leadx.kafka import Envelope
-from services.ledger.recorder import Recorder
+from services.ledger.recorder import Recorder, utc_day
 
 LEAD = ev.Lead(lead_id="LEAD000001", seller_id="s_1", vertical="auto_loan", min_price_cents=500,
                submitted_at_ms=1_000, fields={"state": "NY", "zip": "10001", "email": "a@b.com"},
@@ -130,3 +130,38 @@ def test_a_re_driven_direct_sale_stays_a_direct_sale(sessions):
     claimed = claim_stalled(sessions, RedrivePolicy(stall_after_ms=10_000), now_ms=submitted_at + 11_000)
     # Without its buyer it would be re-driven into an open auction at the contract price.
     assert claimed == [direct]
+
+
+DAY_MS = 24 * 3600 * 1000
+
+
+def test_buyers_posted_to_and_duplicates_kept_from_buyers_are_recorded(sessions):
+    recorder = Recorder(sessions)
+    late = 1_800_000_000_000  # 2027-01-15, UTC
+    verified = ev.LeadVerified(lead=LEAD, duplicate_buyer_ids=["b_3", "b_4"])
+    sale = ev.SaleClosed(lead_id=LEAD.lead_id, auction_id=LEAD.lead_id, outcome=ev.SALE_OUTCOME_SOLD,
+                         buyer_id="b_2", price_cents=900, seller_id="s_1", vertical="auto_loan", attempts=2,
+                         closed_at_ms=late, posted_buyer_ids=["b_1", "b_2"], duplicate_buyer_ids=["b_3"])
+    recorder.apply_many([envelope(topics.LEAD_VERIFIED, verified, "v1"),
+                         envelope(topics.SALE_CLOSED, sale, "s1")])
+    recorder.apply(envelope(topics.SALE_CLOSED, sale, "s1"))  # redelivered: counted once
+    other = ev.LeadVerified(lead=ev.Lead(lead_id="LEAD000002", submitted_at_ms=late + DAY_MS),
+                            duplicate_buyer_ids=["b_3"])
+    recorder.apply(envelope(topics.LEAD_VERIFIED, other, "v2"))
+    with sessions() as session:
+        postings = {(p.buyer_id, p.posted_at_ms) for p in session.scalars(select(BuyerPosting))}
+        counts = {(d.buyer_id, d.day): d.duplicates for d in session.scalars(select(BuyerDuplicateDay))}
+    assert postings == {("b_1", late), ("b_2", late)}
+    assert counts == {("b_3", utc_day(LEAD.submitted_at_ms)): 1, ("b_4", utc_day(LEAD.submitted_at_ms)): 1,
+                      ("b_3", "2027-01-15"): 1, ("b_3", "2027-01-16"): 1}
+
+
+def test_a_rejected_lead_keeps_its_internal_reason_seller_and_time(sessions):
+    recorder = Recorder(sessions)
+    rejected = ev.LeadRejected(lead_id=LEAD.lead_id, seller_id="s_1", reason=ev.REJECTION_REASON_DUPLICATE,
+                               internal_detail="platform duplicate on email", rejected_at_ms=4_242)
+    recorder.apply(envelope(topics.LEAD_REJECTED, rejected, "r1"))
+    with sessions() as session:
+        lead = session.get(Lead, LEAD.lead_id)
+        assert (lead.status, lead.seller_id, lead.rejection_detail, lead.rejected_at_ms) == (
+            "duplicate", "s_1", "platform duplicate on email", 4_242)

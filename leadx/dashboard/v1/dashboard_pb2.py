@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"leadx/dashboard/v1/dashboard.proto\x12\x12leadx.dashboard.v1\"-\n\x17GetAuctionStatusRequest\x12\x12\n\nauction_id\x18\x01 \x01(\t\"\xb4\x01\n\rAuctionStatus\x12\x12\n\nauction_id\x18\x01 \x01(\t\x12\x0f\n\x07lead_id\x18\x02 \x01(\t\x12\x13\n\x0blead_status\x18\x03 \x01(\t\x12\x16\n\x0eoffered_buyers\x18\x04 \x01(\x05\x12\x14\n\x0copened_at_ms\x18\x05 \x01(\x03\x12\x14\n\x0c\x63loses_at_ms\x18\x06 \x01(\x03\x12\x10\n\x08\x62uyer_id\x18\x07 \x01(\t\x12\x13\n\x0bprice_cents\x18\x08 \x01(\x03\"9\n\x16ListRecentSalesRequest\x12\r\n\x05limit\x18\x01 \x01(\x05\x12\x10\n\x08\x62uyer_id\x18\x02 \x01(\t\"\xa2\x01\n\x04Sale\x12\x0f\n\x07lead_id\x18\x01 \x01(\t\x12\x10\n\x08\x62uyer_id\x18\x02 \x01(\t\x12\x11\n\tseller_id\x18\x03 \x01(\t\x12\x13\n\x0bprice_cents\x18\x04 \x01(\x03\x12\x18\n\x10seller_fee_cents\x18\x05 \x01(\x03\x12\x10\n\x08vertical\x18\x06 \x01(\t\x12\r\n\x05state\x18\x07 \x01(\t\x12\x14\n\x0c\x63losed_at_ms\x18\x08 \x01(\x03\"B\n\x17ListRecentSalesResponse\x12\'\n\x05sales\x18\x01 \x03(\x0b\x32\x18.leadx.dashboard.v1.Sale2\xe2\x01\n\x10\x44\x61shboardService\x12\x62\n\x10GetAuctionStatus\x12+.leadx.dashboard.v1.GetAuctionStatusRequest\x1a!.leadx.dashboard.v1.AuctionStatus\x12j\n\x0fListRecentSales\x12*.leadx.dashboard.v1.ListRecentSalesRequest\x1a+.leadx.dashboard.v1.ListRecentSalesResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"leadx/dashboard/v1/dashboard.proto\x12\x12leadx.dashboard.v1\"-\n\x17GetAuctionStatusRequest\x12\x12\n\nauction_id\x18\x01 \x01(\t\"\xb4\x01\n\rAuctionStatus\x12\x12\n\nauction_id\x18\x01 \x01(\t\x12\x0f\n\x07lead_id\x18\x02 \x01(\t\x12\x13\n\x0blead_status\x18\x03 \x01(\t\x12\x16\n\x0eoffered_buyers\x18\x04 \x01(\x05\x12\x14\n\x0copened_at_ms\x18\x05 \x01(\x03\x12\x14\n\x0c\x63loses_at_ms\x18\x06 \x01(\x03\x12\x10\n\x08\x62uyer_id\x18\x07 \x01(\t\x12\x13\n\x0bprice_cents\x18\x08 \x01(\x03\"9\n\x16ListRecentSalesRequest\x12\r\n\x05limit\x18\x01 \x01(\x05\x12\x10\n\x08\x62uyer_id\x18\x02 \x01(\t\"\xa2\x01\n\x04Sale\x12\x0f\n\x07lead_id\x18\x01 \x01(\t\x12\x10\n\x08\x62uyer_id\x18\x02 \x01(\t\x12\x11\n\tseller_id\x18\x03 \x01(\t\x12\x13\n\x0bprice_cents\x18\x04 \x01(\x03\x12\x18\n\x10seller_fee_cents\x18\x05 \x01(\x03\x12\x10\n\x08vertical\x18\x06 \x01(\t\x12\r\n\x05state\x18\x07 \x01(\t\x12\x14\n\x0c\x63losed_at_ms\x18\x08 \x01(\x03\"B\n\x17ListRecentSalesResponse\x12\'\n\x05sales\x18\x01 \x03(\x0b\x32\x18.leadx.dashboard.v1.Sale\";\n\x19GetBuyerDuplicatesRequest\x12\x10\n\x08\x62uyer_id\x18\x01 \x01(\t\x12\x0c\n\x04\x64\x61ys\x18\x02 \x01(\x05\"/\n\x0c\x44uplicateDay\x12\x0b\n\x03\x64\x61y\x18\x01 \x01(\t\x12\x12\n\nduplicates\x18\x02 \x01(\x03\"^\n\x1aGetBuyerDuplicatesResponse\x12\x10\n\x08\x62uyer_id\x18\x01 \x01(\t\x12.\n\x04\x64\x61ys\x18\x02 \x03(\x0b\x32 .leadx.dashboard.v1.DuplicateDay2\xd7\x02\n\x10\x44\x61shboardService\x12s\n\x12GetBuyerDuplicates\x12-.leadx.dashboard.v1.GetBuyerDuplicatesRequest\x1a..leadx.dashboard.v1.GetBuyerDuplicatesResponse\x12\x62\n\x10GetAuctionStatus\x12+.leadx.dashboard.v1.GetAuctionStatusRequest\x1a!.leadx.dashboard.v1.AuctionStatus\x12j\n\x0fListRecentSales\x12*.leadx.dashboard.v1.ListRecentSalesRequest\x1a+.leadx.dashboard.v1.ListRecentSalesResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -41,6 +41,12 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_SALE']._serialized_end=510
   _globals['_LISTRECENTSALESRESPONSE']._serialized_start=512
   _globals['_LISTRECENTSALESRESPONSE']._serialized_end=578
-  _globals['_DASHBOARDSERVICE']._serialized_start=581
-  _globals['_DASHBOARDSERVICE']._serialized_end=807
+  _globals['_GETBUYERDUPLICATESREQUEST']._serialized_start=580
+  _globals['_GETBUYERDUPLICATESREQUEST']._serialized_end=639
+  _globals['_DUPLICATEDAY']._serialized_start=641
+  _globals['_DUPLICATEDAY']._serialized_end=688
+  _globals['_GETBUYERDUPLICATESRESPONSE']._serialized_start=690
+  _globals['_GETBUYERDUPLICATESRESPONSE']._serialized_end=784
+  _globals['_DASHBOARDSERVICE']._serialized_start=787
+  _globals['_DASHBOARDSERVICE']._serialized_end=1130
 # @@protoc_insertion_point(module_scope)

@@ -65,3 +65,27 @@ class ListRecentSalesResponse(_message.Message):
     SALES_FIELD_NUMBER: _ClassVar[int]
     sales: _containers.RepeatedCompositeFieldContainer[Sale]
     def __init__(self, sales: _Optional[_Iterable[_Union[Sale, _Mapping]]] = ...) -> None: ...
+
+class GetBuyerDuplicatesRequest(_message.Message):
+    __slots__ = ("buyer_id", "days")
+    BUYER_ID_FIELD_NUMBER: _ClassVar[int]
+    DAYS_FIELD_NUMBER: _ClassVar[int]
+    buyer_id: str
+    days: int
+    def __init__(self, buyer_id: _Optional[str] = ..., days: _Optional[int] = ...) -> None: ...
+
+class DuplicateDay(_message.Message):
+    __slots__ = ("day", "duplicates")
+    DAY_FIELD_NUMBER: _ClassVar[int]
+    DUPLICATES_FIELD_NUMBER: _ClassVar[int]
+    day: str
+    duplicates: int
+    def __init__(self, day: _Optional[str] = ..., duplicates: _Optional[int] = ...) -> None: ...
+
+class GetBuyerDuplicatesResponse(_message.Message):
+    __slots__ = ("buyer_id", "days")
+    BUYER_ID_FIELD_NUMBER: _ClassVar[int]
+    DAYS_FIELD_NUMBER: _ClassVar[int]
+    buyer_id: str
+    days: _containers.RepeatedCompositeFieldContainer[DuplicateDay]
+    def __init__(self, buyer_id: _Optional[str] = ..., days: _Optional[_Iterable[_Union[DuplicateDay, _Mapping]]] = ...) -> None: ...

@@ -34,6 +34,11 @@ class DashboardServiceStub:
         Args:
             channel: A grpc.Channel.
         """
+        self.GetBuyerDuplicates = channel.unary_unary(
+                '/leadx.dashboard.v1.DashboardService/GetBuyerDuplicates',
+                request_serializer=leadx_dot_dashboard_dot_v1_dot_dashboard__pb2.GetBuyerDuplicatesRequest.SerializeToString,
+                response_deserializer=leadx_dot_dashboard_dot_v1_dot_dashboard__pb2.GetBuyerDuplicatesResponse.FromString,
+                _registered_method=True)
         self.GetAuctionStatus = channel.unary_unary(
                 '/leadx.dashboard.v1.DashboardService/GetAuctionStatus',
                 request_serializer=leadx_dot_dashboard_dot_v1_dot_dashboard__pb2.GetAuctionStatusRequest.SerializeToString,
@@ -48,6 +53,12 @@ class DashboardServiceStub:
 
 class DashboardServiceServicer:
     """Missing associated documentation comment in .proto file."""
+
+    def GetBuyerDuplicates(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
 
     def GetAuctionStatus(self, request, context):
         """Missing associated documentation comment in .proto file."""
@@ -64,6 +75,11 @@ class DashboardServiceServicer:
 
 def add_DashboardServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
+            'GetBuyerDuplicates': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetBuyerDuplicates,
+                    request_deserializer=leadx_dot_dashboard_dot_v1_dot_dashboard__pb2.GetBuyerDuplicatesRequest.FromString,
+                    response_serializer=leadx_dot_dashboard_dot_v1_dot_dashboard__pb2.GetBuyerDuplicatesResponse.SerializeToString,
+            ),
             'GetAuctionStatus': grpc.unary_unary_rpc_method_handler(
                     servicer.GetAuctionStatus,
                     request_deserializer=leadx_dot_dashboard_dot_v1_dot_dashboard__pb2.GetAuctionStatusRequest.FromString,
@@ -84,6 +100,33 @@ def add_DashboardServiceServicer_to_server(servicer, server):
  # This class is part of an EXPERIMENTAL API.
 class DashboardService:
     """Missing associated documentation comment in .proto file."""
+
+    @staticmethod
+    def GetBuyerDuplicates(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/leadx.dashboard.v1.DashboardService/GetBuyerDuplicates',
+            leadx_dot_dashboard_dot_v1_dot_dashboard__pb2.GetBuyerDuplicatesRequest.SerializeToString,
+            leadx_dot_dashboard_dot_v1_dot_dashboard__pb2.GetBuyerDuplicatesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
 
     @staticmethod
     def GetAuctionStatus(request,

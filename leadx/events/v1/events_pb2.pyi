@@ -177,7 +177,7 @@ class AuctionClosed(_message.Message):
     def __init__(self, auction_id: _Optional[str] = ..., ranked_bids: _Optional[_Iterable[_Union[RankedBid, _Mapping]]] = ..., closed_at_ms: _Optional[int] = ..., tie_break_seed: _Optional[int] = ..., lead: _Optional[_Union[Lead, _Mapping]] = ..., identity_keys: _Optional[_Iterable[str]] = ..., bids_received: _Optional[int] = ..., probability: _Optional[float] = ..., cluster: _Optional[str] = ...) -> None: ...
 
 class SaleClosed(_message.Message):
-    __slots__ = ("lead_id", "auction_id", "outcome", "buyer_id", "price_cents", "seller_fee_cents", "seller_id", "vertical", "state", "zip3", "probability", "cluster", "attempts", "closed_at_ms", "submitted_at_ms")
+    __slots__ = ("lead_id", "auction_id", "outcome", "buyer_id", "price_cents", "seller_fee_cents", "seller_id", "vertical", "state", "zip3", "probability", "cluster", "attempts", "closed_at_ms", "submitted_at_ms", "posted_buyer_ids", "duplicate_buyer_ids")
     LEAD_ID_FIELD_NUMBER: _ClassVar[int]
     AUCTION_ID_FIELD_NUMBER: _ClassVar[int]
     OUTCOME_FIELD_NUMBER: _ClassVar[int]
@@ -193,6 +193,8 @@ class SaleClosed(_message.Message):
     ATTEMPTS_FIELD_NUMBER: _ClassVar[int]
     CLOSED_AT_MS_FIELD_NUMBER: _ClassVar[int]
     SUBMITTED_AT_MS_FIELD_NUMBER: _ClassVar[int]
+    POSTED_BUYER_IDS_FIELD_NUMBER: _ClassVar[int]
+    DUPLICATE_BUYER_IDS_FIELD_NUMBER: _ClassVar[int]
     lead_id: str
     auction_id: str
     outcome: SaleOutcome
@@ -208,4 +210,6 @@ class SaleClosed(_message.Message):
     attempts: int
     closed_at_ms: int
     submitted_at_ms: int
-    def __init__(self, lead_id: _Optional[str] = ..., auction_id: _Optional[str] = ..., outcome: _Optional[_Union[SaleOutcome, str]] = ..., buyer_id: _Optional[str] = ..., price_cents: _Optional[int] = ..., seller_fee_cents: _Optional[int] = ..., seller_id: _Optional[str] = ..., vertical: _Optional[str] = ..., state: _Optional[str] = ..., zip3: _Optional[str] = ..., probability: _Optional[float] = ..., cluster: _Optional[str] = ..., attempts: _Optional[int] = ..., closed_at_ms: _Optional[int] = ..., submitted_at_ms: _Optional[int] = ...) -> None: ...
+    posted_buyer_ids: _containers.RepeatedScalarFieldContainer[str]
+    duplicate_buyer_ids: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, lead_id: _Optional[str] = ..., auction_id: _Optional[str] = ..., outcome: _Optional[_Union[SaleOutcome, str]] = ..., buyer_id: _Optional[str] = ..., price_cents: _Optional[int] = ..., seller_fee_cents: _Optional[int] = ..., seller_id: _Optional[str] = ..., vertical: _Optional[str] = ..., state: _Optional[str] = ..., zip3: _Optional[str] = ..., probability: _Optional[float] = ..., cluster: _Optional[str] = ..., attempts: _Optional[int] = ..., closed_at_ms: _Optional[int] = ..., submitted_at_ms: _Optional[int] = ..., posted_buyer_ids: _Optional[_Iterable[str]] = ..., duplicate_buyer_ids: _Optional[_Iterable[str]] = ...) -> None: ...
