@@ -101,6 +101,38 @@ def cmd_db_init(_args) -> int:
     return 0
 
 
+def cmd_dedup_rebuild(args) -> int:
+    import time
+
+    from leadx.config import env_bool, env_int
+    from leadx.dedup_rebuild import flush, rebuild
+    from leadx.dedup_scopes import DedupPolicy
+    from leadx.dedup_store import DEFAULT_BUCKET_BITS, DedupStore
+    from leadx.redis_client import connect
+
+    # The same settings the services read (docs/configuration.md), the broker's excepted.
+    hmac_key = env_str("LEADX_HMAC_KEY").encode()
+    email_rules = env_bool("DEDUP_EMAIL_PROVIDER_RULES", True)
+    sessions = _sessions()
+
+    async def run() -> None:
+        redis = connect(env_str("REDIS_URL"))
+        try:
+            store = DedupStore(redis, env_str("LEADX_TOPIC_PREFIX", ""),
+                               env_int("DEDUP_BUCKET_BITS", DEFAULT_BUCKET_BITS))
+            if args.flush:
+                print(f"flushed {await flush(store)} dedup keys")
+            report = await rebuild(sessions, store, DedupPolicy.from_env(), hmac_key,
+                                   int(time.time() * 1000), email_rules)
+        finally:
+            await redis.aclose()
+        print(f"dedup rebuilt: {report.leads} platform records, {report.postings} buyer records "
+              f"({report.conflicts} refused as already held by another lead of the consumer)")
+
+    asyncio.run(run())
+    return 0
+
+
 def cmd_tail(args) -> int:
     from leadx.tail import tail
 
@@ -155,6 +187,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     db = commands.add_parser("db", help="database").add_subparsers(dest="action", required=True)
     db.add_parser("init", help="create the tables").set_defaults(func=cmd_db_init)
+
+    dedup = commands.add_parser("dedup", help="duplicate protection").add_subparsers(dest="action", required=True)
+    rebuild = dedup.add_parser("rebuild", help="restore the Redis dedup state from the SQL record")
+    rebuild.add_argument("--flush", action="store_true", help="delete the current dedup keys first")
+    rebuild.set_defaults(func=cmd_dedup_rebuild)
 
     tail = commands.add_parser("tail", help="print a topic's events as JSON, live")
     tail.add_argument("topic", help="e.g. sale.closed")

@@ -59,10 +59,14 @@ local function join(records)
   for i, r in ipairs(records) do parts[i] = r[4] end
   return table.concat(parts)
 end
--- Replace (or add) the record of `number`, keeping the others.
+-- Replace (or add) the record of `number`, keeping the others; a newer record of it stays (a
+-- rebuild replays the past, and a worker's clock may lag another's).
 local function put(records, number, now, owner)
   local out = {}
-  for _, r in ipairs(records) do if r[1] ~= number then out[#out + 1] = r end end
+  for _, r in ipairs(records) do
+    if r[1] == number and r[2] > now then return records end
+    if r[1] ~= number then out[#out + 1] = r end
+  end
   out[#out + 1] = {number, now, owner, bytes(number, 3) .. bytes(now, 4) .. owner}
   return out
 end
