@@ -33,7 +33,7 @@ def make_consumer(rng: random.Random, vertical: str = "auto_loan") -> dict:
     area_code = rng.choice(area_codes_of(place["state"]) or ("212",))
     phone = f"{area_code}{rng.randint(2, 9)}{rng.randint(0, 9)}{rng.randint(0, 9)}{rng.randint(0, 9999):04d}"
     income = rng.randrange(150_000, 1_500_000, 500)
-    return {
+    lead = {
         "vertical": vertical,
         "first_name": first,
         "last_name": last,
@@ -51,6 +51,9 @@ def make_consumer(rng: random.Random, vertical: str = "auto_loan") -> dict:
         "residence_type": rng.choice(["own", "rent", "rent", "other"]),
         "requested_amount": rng.randrange(500_000, 5_000_000, 10_000),
     }
+    if vertical == "auto_insurance":
+        lead |= {"vehicle_year": rng.randint(2005, 2026), "currently_insured": rng.choice(["yes", "no"])}
+    return lead
 
 
 def ping_subset(lead: dict) -> dict:
