@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: install run test unit integration proto proto-check lint k8s-check bench bench-intake clean
+.PHONY: install run test unit integration proto proto-check lint k8s-check bench bench-intake bench-dedup clean
 
 install: $(STAMP)
 
@@ -46,9 +46,13 @@ k8s-check: install
 bench: install
 	$(PY) bench/pipeline.py
 	$(PY) bench/intake.py
+	$(PY) bench/dedup.py
 
 bench-intake: install
 	$(PY) bench/intake.py
+
+bench-dedup: install
+	$(PY) bench/dedup.py
 
 clean:
 	rm -rf $(VENV) .leadx .pytest_cache

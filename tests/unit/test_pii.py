@@ -48,3 +48,11 @@ def test_email_provider_rules_are_a_setting():
             != pii.identity_key(SECRET, "email", plain, email_provider_rules=False))
     # What a seller hashes for a PING stays the plain normalisation (documented in the spec).
     assert pii.sha256_hex("email", tagged) == pii.sha256_hex("email", "ana.lee+cars@gmail.com")
+
+
+@pytest.mark.parametrize("secret", [b"short-secret-16b", b"k" * 64, b"a-secret-longer-than-the-block-" * 4])
+def test_the_precomputed_hmac_is_hmac_sha256(secret):
+    import hmac
+
+    for message in (b"", b"ssn:123456789", b"x" * 200):
+        assert pii.hmac_sha256(secret, message) == hmac.digest(secret, message, "sha256")
