@@ -28,13 +28,15 @@ import subprocess
 import sys
 import tempfile
 import time
+
+import uvloop
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from leadx import pii  # noqa: E402
-from leadx.dedup_store import DAY_MS, DedupStore, encode_record  # noqa: E402
+from leadx.dedup_store import DAY_MS, DEFAULT_BUCKET_BITS, DedupStore, encode_record  # noqa: E402
 from leadx.devstack import free_port, redis_binary, wait_for_port  # noqa: E402
 from leadx.redis_client import connect  # noqa: E402
 from loadgen import write_results  # noqa: E402
@@ -73,12 +75,14 @@ async def load(store: DedupStore, consumers: int, buyers: int, now_ms: int, rng:
             for identity in pii.identity_keys(SECRET, consumer_fields(n)).values():
                 key, field = store.location(VERTICAL, identity)
                 buckets.setdefault(key, {})[field] = value
-        pipe = redis.pipeline(transaction=False)
         swept = encode_record(0, now_ms // 1000, "")[3:7]  # the bucket's last-sweep marker: today
-        for key, fields in buckets.items():
-            pipe.hset(key, mapping={**fields, b"": swept})
-            pipe.expire(key, (WINDOW_MS // 1000) + 2 * 86_400)  # as a sweep sets it
-        await pipe.execute()
+        items = list(buckets.items())
+        for at in range(0, len(items), 50_000):  # pipelines of a bounded size
+            pipe = redis.pipeline(transaction=False)
+            for key, fields in items[at:at + 50_000]:
+                pipe.hset(key, mapping={b"": swept, **fields})  # first, where a sweep puts it
+                pipe.expire(key, (WINDOW_MS // 1000) + 2 * 86_400)  # as a sweep sets it
+            await pipe.execute()
         print(f"  loaded {min(start + LOAD_CHUNK, consumers):,} consumers", flush=True)
 
 
@@ -127,7 +131,7 @@ def redis_benchmark(port: int, requests: int) -> dict:
 async def measure(port: int, args) -> dict:
     rng = random.Random(args.seed)
     redis = connect(f"redis://127.0.0.1:{port}/0")
-    store = DedupStore(redis, namespace="bench:")
+    store = DedupStore(redis, namespace="bench:", bucket_bits=args.bucket_bits)
     now_ms = int(time.time() * 1000)
     consumers = args.identities // 3
     results: dict = {"stored_identities": consumers * 3, "consumers": consumers, "buyers": args.buyers}
@@ -172,6 +176,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--identities", type=int, default=10_000_000, help="stored identities to load")
     parser.add_argument("--buyers", type=int, default=1_000)
+    parser.add_argument("--bucket-bits", type=int, default=DEFAULT_BUCKET_BITS, help="as DEDUP_BUCKET_BITS")
     parser.add_argument("--checks", type=int, default=100_000, help="leads checked in the throughput run")
     parser.add_argument("--in-flight", type=int, default=256, help="leads checked at once (the worker's max)")
     parser.add_argument("--baseline-requests", type=int, default=500_000)
@@ -184,7 +189,7 @@ def main() -> None:
                                "--appendonly", "no", "--dir", str(data_dir)], stdout=subprocess.DEVNULL)
     try:
         wait_for_port("127.0.0.1", port, 10, server)
-        results = asyncio.run(measure(port, args))
+        results = uvloop.run(measure(port, args))  # the event loop the services run on
     finally:
         server.terminate()
         server.wait(10)
