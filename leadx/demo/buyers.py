@@ -6,16 +6,18 @@ and every ping and post it receives is recorded, so tests can assert what a buye
 
 from __future__ import annotations
 
+import json
 import random
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from urllib.parse import parse_qsl
 
 import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from leadx.devstack import free_port, wait_for_port
@@ -28,6 +30,7 @@ class BuyerBehaviour:
     accept: bool | Callable[[dict], bool] = True
     pings: list[dict] = field(default_factory=list)
     posts: list[dict] = field(default_factory=list)
+    replies_in_text: bool = False  # "ACCEPTED ref=..." / "REJECTED: ..." instead of JSON
 
     def bid_for(self, ping: dict) -> int | None:
         return self.bid(ping) if callable(self.bid) else self.bid
@@ -73,17 +76,27 @@ class BuyerServer:
             bid = buyer.bid_for(body)
             return JSONResponse({"bid": bid} if bid is not None else {"bid": None})
 
-        async def post(request: Request) -> JSONResponse:
+        async def post(request: Request) -> Response:
             buyer = self.buyers.get(request.path_params["name"])
             if buyer is None:
                 return JSONResponse({"error": "unknown buyer"}, status_code=404)
-            body = await request.json()
+            content_type = request.headers.get("content-type", "")
+            raw = await request.body()
+            if "json" in content_type:
+                body = json.loads(raw)
+            elif "x-www-form-urlencoded" in content_type:
+                body = dict(parse_qsl(raw.decode(), keep_blank_values=True))
+            else:  # XML and anything else: kept as it came, for the test to read
+                body = {}
+            body["_raw"], body["_content_type"] = raw.decode(), content_type
             body["_idempotency_key"] = request.headers.get("idempotency-key")
             with self._lock:
                 buyer.posts.append(body)
             accepted = buyer.accepts(body)
-            return JSONResponse({"accepted": accepted,
-                                 "confirmation": f"C-{body.get('lead_id')}" if accepted else None})
+            reference = f"C-{body.get('lead_id') or len(buyer.posts)}"
+            if buyer.replies_in_text:  # a buyer with its own reply format (read by POST rules)
+                return PlainTextResponse(f"ACCEPTED ref={reference}" if accepted else "REJECTED: not for us")
+            return JSONResponse({"accepted": accepted, "confirmation": reference if accepted else None})
 
         return Starlette(routes=[Route("/buyers/{name}/ping", ping, methods=["POST"]),
                                  Route("/buyers/{name}/post", post, methods=["POST"])])

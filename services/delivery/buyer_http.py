@@ -1,5 +1,6 @@
 """HTTP conversations with buyers: pings (minimal subset, a bid back) and posts (the full lead,
-accepted or rejected). JSON both ways for now; per-buyer formats and rules are POST Adaptation.
+accepted or rejected). Posts are adapted to each buyer's format by its POST rules, when it has a
+section (docs/post-rules.md); pings are JSON.
 
 aiohttp rather than httpx: measured here, httpx's async pool topped out near 260 requests/s at
 32 concurrent connections, and delivery makes several requests per lead.
@@ -17,6 +18,8 @@ import aiohttp
 
 from leadx.accounts import BuyerEndpoint
 from leadx.events.v1 import events_pb2 as ev
+from leadx.post_adaptation import PreparedPost
+from leadx.post_adaptation.replies import read_reply
 
 log = logging.getLogger(__name__)
 
@@ -87,18 +90,23 @@ class BuyerClient:
             log.info("ping failed", extra={"fields": {"buyer_id": buyer.id, "error": type(exc).__name__}})
             return None
 
-    async def post(self, buyer: BuyerEndpoint, closed: ev.AuctionClosed, price_cents: int) -> PostResult:
-        lead = closed.lead
-        body = {"lead_id": lead.lead_id, "vertical": lead.vertical, "price": price_cents, **lead.fields}
+    async def post(self, buyer: BuyerEndpoint, closed: ev.AuctionClosed, prepared: PreparedPost) -> PostResult:
         started = time.monotonic()
         try:
             # The auction id is the idempotency key: a repeat after a crash is recognisable.
-            async with self._http.post(buyer.post_url, json=body,
-                                       timeout=aiohttp.ClientTimeout(total=self.post_timeout_s),
-                                       headers={"Idempotency-Key": closed.auction_id}) as response:
-                accepted, detail = parse_post_reply(response.status, await response.read())
+            headers = {"Idempotency-Key": closed.auction_id, "Content-Type": prepared.content_type}
+            async with self._http.post(buyer.post_url, data=prepared.body, headers=headers,
+                                       timeout=aiohttp.ClientTimeout(total=self.post_timeout_s)) as response:
+                status, body = response.status, await response.read()
         except (aiohttp.ClientError, asyncio.TimeoutError) as exc:  # noqa: UP041
             return PostResult(False, f"transport error: {type(exc).__name__}", _ms_since(started))
+        if prepared.reply is None:
+            accepted, detail = parse_post_reply(status, body)
+        else:
+            reply = read_reply(prepared.reply, status, body)
+            accepted = reply.accepted
+            detail = (f"accepted, confirmation {reply.confirmation or '(none)'}" if accepted
+                      else f"rejected by buyer: {reply.error}")
         return PostResult(accepted, detail, _ms_since(started))
 
 

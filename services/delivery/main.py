@@ -14,6 +14,7 @@ from leadx.dedup_store import DedupStore
 from leadx.events.v1 import events_pb2 as ev
 from leadx.runtime import ServiceRuntime
 from services.delivery.buyer_http import BuyerClient
+from services.delivery.post_rules import load_post_rules
 from services.delivery.pings import PingFanout
 from services.delivery.sale import SaleCompletion
 from services.delivery.settings import DeliverySettings
@@ -34,9 +35,10 @@ async def main(stop: asyncio.Event) -> None:
     await client.start()
     store = DedupStore(redis, namespace=namespace, bucket_bits=settings.dedup_bucket_bits)
 
+    rules = load_post_rules(settings.rules_dir)
     pings = PingFanout(runtime.producer, redis, directory, client, namespace)
     sales = SaleCompletion(runtime.producer, redis, store, DedupPolicy.from_env(), directory, client,
-                           settings.seller_fee_percent, namespace)
+                           settings.seller_fee_percent, namespace, rules)
     runtime.consume("delivery-pings", {topics.AUCTION_OPENED: ev.AuctionOpened}, pings.handle)
     runtime.consume("delivery-sales", {topics.AUCTION_CLOSED: ev.AuctionClosed}, sales.handle)
 

@@ -21,6 +21,7 @@ from collections.abc import Callable
 from redis.asyncio import Redis
 
 from leadx import topics
+from leadx.accounts import BuyerEndpoint
 from leadx.buyer_directory import BuyerDirectory
 from leadx.dedup_scopes import DedupPolicy
 from leadx.dedup_store import DedupStore
@@ -28,6 +29,9 @@ from leadx.events.v1 import events_pb2 as ev
 from leadx.ids import derived_event_id
 from leadx.kafka import Envelope, EventProducer
 from leadx.logs import log_event
+from leadx.post_adaptation import PreparedPost, prepare_post
+from leadx.post_adaptation.rules import RuleError
+from leadx.post_adaptation.syntax import RuleBook
 from services.delivery.buyer_http import BuyerClient
 
 log = logging.getLogger(__name__)
@@ -55,8 +59,9 @@ def sale_event(closed: ev.AuctionClosed, buyer_id: str, price_cents: int, fee_ce
 class SaleCompletion:
     def __init__(self, producer: EventProducer, redis: Redis, store: DedupStore, policy: DedupPolicy,
                  directory: BuyerDirectory, client: BuyerClient, fee_percent: float, namespace: str,
-                 clock: Callable[[], float] = time.time) -> None:
+                 rules: RuleBook | None = None, clock: Callable[[], float] = time.time) -> None:
         self.producer, self.redis, self.store, self.policy = producer, redis, store, policy
+        self.rules = rules or RuleBook()
         self.directory, self.client = directory, client
         self.fee_percent = fee_percent
         self.namespace = namespace
@@ -80,6 +85,9 @@ class SaleCompletion:
             buyer = self.directory.get(bid.buyer_id)
             if buyer is None:
                 continue  # deactivated since it bid
+            prepared = self._prepare(closed, buyer, bid.amount_cents)
+            if prepared is None:
+                continue  # its POST rules cannot adapt this lead: it is never sent a malformed one
             if not await self._reserve(closed, buyer.id):
                 log_event(log, "buyer passed over: already has this consumer",
                           auction_id=closed.auction_id, buyer_id=buyer.id)
@@ -87,7 +95,7 @@ class SaleCompletion:
                 await self.redis.expire(key, PROGRESS_TTL_S)
                 continue
             attempts += 1
-            result = await self.client.post(buyer, closed, bid.amount_cents)
+            result = await self.client.post(buyer, closed, prepared)
             log_event(log, "lead posted", auction_id=closed.auction_id, buyer_id=buyer.id,
                       accepted=result.accepted, detail=result.detail, latency_ms=result.latency_ms)
             if result.accepted:
@@ -98,6 +106,18 @@ class SaleCompletion:
             await self.redis.hset(key, f"rejected:{buyer.id}", result.detail)
             await self.redis.expire(key, PROGRESS_TTL_S)
         await self._publish(key, closed, "", 0, attempts)
+
+    def _prepare(self, closed: ev.AuctionClosed, buyer: BuyerEndpoint, price_cents: int) -> PreparedPost | None:
+        if self.rules.is_broken(buyer.id, buyer.name):
+            log_event(log, "buyer passed over: its POST rules are broken", auction_id=closed.auction_id,
+                      buyer_id=buyer.id)
+            return None
+        try:
+            return prepare_post(closed.lead, price_cents, self.rules.for_buyer(buyer.id, buyer.name))
+        except RuleError as error:
+            log_event(log, "buyer passed over: its POST rules cannot adapt this lead",
+                      auction_id=closed.auction_id, buyer_id=buyer.id, error=str(error))
+            return None
 
     async def _reserve(self, closed: ev.AuctionClosed, buyer_id: str) -> bool:
         """Reserve the consumer for this buyer before posting: False if it already has it."""

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from leadx.config import CommonSettings, env_float, env_int
+from leadx.config import CommonSettings, env_float, env_int, env_str
 from leadx.dedup_store import DEFAULT_BUCKET_BITS
 
 
@@ -14,6 +14,7 @@ class DeliverySettings:
     max_concurrent_requests: int
     seller_fee_percent: float
     dedup_bucket_bits: int
+    rules_dir: str  # the POST rule files (docs/post-rules.md); empty: every buyer gets the JSON post
 
     @classmethod
     def from_env(cls) -> DeliverySettings:
@@ -24,4 +25,5 @@ class DeliverySettings:
             max_concurrent_requests=env_int("DELIVERY_MAX_CONCURRENT_REQUESTS", 200),
             seller_fee_percent=env_float("SELLER_FEE_PERCENT", 10.0),
             dedup_bucket_bits=env_int("DEDUP_BUCKET_BITS", DEFAULT_BUCKET_BITS),
+            rules_dir=env_str("DELIVERY_RULES_DIR", ""),
         )
