@@ -14,6 +14,9 @@ _DIGITS = re.compile(r"\D")
 
 SSN, EMAIL, HOME_PHONE = "ssn", "email", "home_phone"
 IDENTITY_FIELDS = (SSN, EMAIL, HOME_PHONE)
+# Lead fields that identify the consumer: never in a ping to buyers, whatever a buyer asks.
+IDENTIFYING_FIELDS = frozenset({SSN, EMAIL, HOME_PHONE, "work_phone", "first_name", "last_name", "address",
+                                "date_of_birth", "employer"})
 
 # Providers that deliver `name+anything@` to `name@`, and those that also ignore dots in the name.
 _PLUS_TAG_DOMAINS = frozenset({"gmail.com", "googlemail.com", "outlook.com", "hotmail.com", "live.com",

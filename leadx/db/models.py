@@ -123,3 +123,23 @@ class BuyerDuplicateDay(Base):
     day: Mapped[str] = mapped_column(String(10), primary_key=True)  # YYYY-MM-DD, UTC
     duplicates: Mapped[int] = mapped_column(BigInteger)
 
+
+class PostAttempt(Base):
+    """Every POST of a lead to a buyer, for disputes: what was sent, what came back, how long it
+    took, and what delivery made of it. Holds the lead's PII, like the lead store."""
+
+    __tablename__ = "post_attempts"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    auction_id: Mapped[str] = mapped_column(String(16), index=True)
+    lead_id: Mapped[str] = mapped_column(String(10), index=True)
+    buyer_id: Mapped[str] = mapped_column(String(16), index=True)
+    sent_at_ms: Mapped[int] = mapped_column(BigInteger)
+    content_type: Mapped[str] = mapped_column(String(100))
+    request_body: Mapped[str] = mapped_column(Text)
+    connects: Mapped[int] = mapped_column(Integer)  # connection attempts (retried only if never connected)
+    status: Mapped[int | None] = mapped_column(Integer, nullable=True)  # HTTP status, if answered
+    response_body: Mapped[str] = mapped_column(Text)  # the first 8 KB
+    latency_ms: Mapped[int] = mapped_column(Integer)
+    outcome: Mapped[str] = mapped_column(String(16))  # accepted | rejected | failed
+    detail: Mapped[str] = mapped_column(Text)
+

@@ -6,6 +6,7 @@ and every ping and post it receives is recorded, so tests can assert what a buye
 
 from __future__ import annotations
 
+import asyncio
 import json
 import random
 import threading
@@ -20,6 +21,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
+from leadx.buyer_auth import verify
 from leadx.devstack import free_port, wait_for_port
 
 
@@ -31,6 +33,19 @@ class BuyerBehaviour:
     pings: list[dict] = field(default_factory=list)
     posts: list[dict] = field(default_factory=list)
     replies_in_text: bool = False  # "ACCEPTED ref=..." / "REJECTED: ..." instead of JSON
+    refused: int = 0  # posts refused as unauthorised
+    failures_served: int = 0  # posts answered with post_status >= 500
+    authorization: str | None = None  # the Authorization header it demands (basic, bearer)
+    hmac_secret: str | None = None  # demands a valid X-Leadx-Signature made with this secret
+    post_delay_s: float = 0.0  # answers posts this late (timeouts)
+    post_status: int = 200  # answers posts with this status (500: a failing buyer)
+
+    def authorised(self, request: Request, body: bytes) -> bool:
+        if self.authorization is not None and request.headers.get("authorization") != self.authorization:
+            return False
+        if self.hmac_secret is not None:
+            return verify(self.hmac_secret, body, request.headers.get("x-leadx-signature", ""), time.time())
+        return True
 
     def bid_for(self, ping: dict) -> int | None:
         return self.bid(ping) if callable(self.bid) else self.bid
@@ -70,7 +85,10 @@ class BuyerServer:
             buyer = self.buyers.get(request.path_params["name"])
             if buyer is None:
                 return JSONResponse({"error": "unknown buyer"}, status_code=404)
-            body = await request.json()
+            raw = await request.body()
+            if not buyer.authorised(request, raw):
+                return JSONResponse({"error": "unauthorised"}, status_code=401)
+            body = json.loads(raw)
             with self._lock:
                 buyer.pings.append(body)
             bid = buyer.bid_for(body)
@@ -82,6 +100,16 @@ class BuyerServer:
                 return JSONResponse({"error": "unknown buyer"}, status_code=404)
             content_type = request.headers.get("content-type", "")
             raw = await request.body()
+            if buyer.post_delay_s:
+                await asyncio.sleep(buyer.post_delay_s)
+            if not buyer.authorised(request, raw):
+                with self._lock:
+                    buyer.refused += 1
+                return JSONResponse({"accepted": False, "error": "unauthorised"}, status_code=401)
+            if buyer.post_status >= 500:
+                with self._lock:
+                    buyer.failures_served += 1
+                return JSONResponse({"error": "internal error"}, status_code=buyer.post_status)
             if "json" in content_type:
                 body = json.loads(raw)
             elif "x-www-form-urlencoded" in content_type:

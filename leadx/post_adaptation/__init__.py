@@ -51,8 +51,8 @@ def lead_view(lead: ev.Lead, price_cents: int) -> dict[str, str]:
 def prepare_post(lead: ev.Lead, price_cents: int, rules: BuyerRules | None) -> PreparedPost:
     """The body for one buyer: adapted by its POST rules (docs/post-rules.md), or, without a
     section, the exchange's JSON. Raises RuleError when a rule cannot format this lead."""
-    if rules is None:
+    if rules is None or not rules.rules:
         body = {"lead_id": lead.lead_id, "vertical": lead.vertical, "price": price_cents, **lead.fields}
-        return PreparedPost("application/json", json.dumps(body).encode(), None)
+        return PreparedPost("application/json", json.dumps(body).encode(), rules.reply if rules else None)
     adapted = adapt_post(rules, lead_view(lead, price_cents))
     return PreparedPost(adapted.content_type, adapted.body, rules.reply)

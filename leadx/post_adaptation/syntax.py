@@ -4,10 +4,13 @@ problem is reported with its file, line and rule. A section with a problem is ke
 
 from __future__ import annotations
 
+import os
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from leadx.pii import IDENTIFYING_FIELDS
 from leadx.post_adaptation.render import FORMATS, OutputFormat
 from leadx.post_adaptation.replies import REPLY_KINDS, Probe, ReplyRules
 from leadx.post_adaptation.rules import (
@@ -42,13 +45,33 @@ class Problem:
         return f"{self.file}:{self.line}: {self.message}: {self.text}"
 
 
+AUTH_KINDS = ("none", "basic", "bearer", "hmac")
+
+
+@dataclass(frozen=True)
+class Auth:
+    """How a buyer's endpoints are called. Secrets never sit in rule files: a rule names the
+    environment variable holding it (`env:ACME_TOKEN`), read when the rules are loaded."""
+
+    kind: str = "none"  # none | basic | bearer | hmac
+    user: str = ""  # basic
+    secret: str = ""  # basic password, bearer token, hmac key
+    header: str = "X-Leadx-Signature"  # hmac
+
+    def __repr__(self) -> str:  # keep secrets out of logs and reprs
+        return f"Auth(kind={self.kind!r}, user={self.user!r}, header={self.header!r})"
+
+
 @dataclass(frozen=True)
 class BuyerRules:
     buyer: str  # the section's name: a buyer id or a buyer name
     output: OutputFormat
-    rules: tuple[Rule, ...]
+    rules: tuple[Rule, ...]  # empty: the exchange's own JSON body
     reply: ReplyRules | None  # None: the exchange's own JSON reply convention
     where: str  # file:line of the section
+    auth: Auth = Auth()
+    timeout_s: float | None = None  # for this buyer's pings and posts; None: delivery's defaults
+    ping_fields: tuple[str, ...] = ()  # non-identifying lead fields added to its pings
 
 
 @dataclass
@@ -64,16 +87,18 @@ class RuleBook:
         return buyer_id in self.broken or bool(name and name in self.broken)
 
 
-def load_rule_files(directory: Path, known_fields: frozenset[str]) -> RuleBook:
-    """Every `*.rules` file of a directory, in name order."""
+def load_rule_files(directory: Path, known_fields: frozenset[str], env: Mapping[str, str] | None = None) -> RuleBook:
+    """Every `*.rules` file of a directory, in name order; `env` holds the secrets rules name."""
     book = RuleBook()
     for path in sorted(directory.glob("*.rules")):
-        parse_rules(path.read_text(), str(path), known_fields, book)
+        parse_rules(path.read_text(), str(path), known_fields, book, env)
     return book
 
 
-def parse_rules(text: str, file: str, known_fields: frozenset[str], book: RuleBook | None = None) -> RuleBook:
+def parse_rules(text: str, file: str, known_fields: frozenset[str], book: RuleBook | None = None,
+                env: Mapping[str, str] | None = None) -> RuleBook:
     book = book if book is not None else RuleBook()
+    env = os.environ if env is None else env
     section: _Section | None = None
     for number, raw in enumerate(text.splitlines(), start=1):
         line = _strip_comment(raw).strip()
@@ -83,7 +108,7 @@ def parse_rules(text: str, file: str, known_fields: frozenset[str], book: RuleBo
         if header:
             if section:
                 section.finish(book)
-            section = _Section(header.group(1), file, number)
+            section = _Section(header.group(1), file, number, env)
             if header.group(1) in book.sections or header.group(1) in book.broken:
                 section.problem(number, line, f"a second section for buyer {header.group(1)}")
             continue
@@ -97,9 +122,14 @@ def parse_rules(text: str, file: str, known_fields: frozenset[str], book: RuleBo
 
 
 class _Section:
-    def __init__(self, buyer: str, file: str, line: int) -> None:
-        self.buyer, self.file, self.line = buyer, file, line
+    def __init__(self, buyer: str, file: str, line: int, env: Mapping[str, str]) -> None:
+        self.buyer, self.file, self.line, self.env = buyer, file, line, env
         self.output = OutputFormat()
+        self.format_line = 0
+        self.auth = Auth()
+        self.timeout_s: float | None = None
+        self.ping_fields: tuple[str, ...] = ()
+        self.directives = 0
         self.rules: list[Rule] = []
         self.reply_kind: str | None = None
         self.reply: dict[str, Probe] = {}
@@ -110,8 +140,15 @@ class _Section:
 
     def add(self, number: int, line: str, known: frozenset[str]) -> None:
         words = line.split()
+        self.directives += 1
         if words[0] == "format":
             self._format(number, line, words)
+        elif words[0] == "auth":
+            self._auth(number, line, words)
+        elif words[0] == "timeout":
+            self._timeout(number, line, words)
+        elif words[0] == "ping":
+            self._ping(number, line, words, known)
         elif words[0] == "reply":
             if len(words) != 2 or words[1] not in REPLY_KINDS:
                 self.problem(number, line, f"expected `reply {'|'.join(REPLY_KINDS)}`")
@@ -134,6 +171,61 @@ class _Section:
                 return
             root = value
         self.output = OutputFormat(words[1], root)
+        self.format_line = number
+
+    def _secret(self, number: int, line: str, reference: str) -> str | None:
+        if not reference.startswith("env:") or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", reference[4:]):
+            self.problem(number, line, "a secret is named, never written: env:VARIABLE_NAME")
+            return None
+        value = self.env.get(reference[4:], "")
+        if not value:
+            self.problem(number, line, f"environment variable {reference[4:]} is not set")
+            return None
+        return value
+
+    def _auth(self, number: int, line: str, words: list[str]) -> None:
+        usage = ("expected `auth none`, `auth basic USER env:VAR`, `auth bearer env:VAR` or "
+                 "`auth hmac env:VAR [header=NAME]`")
+        kind, rest = (words[1], words[2:]) if len(words) > 1 else ("", [])
+        if kind == "none" and not rest:
+            self.auth = Auth()
+        elif kind == "basic" and len(rest) == 2:
+            if (secret := self._secret(number, line, rest[1])) is not None:
+                self.auth = Auth("basic", user=rest[0], secret=secret)
+        elif kind == "bearer" and len(rest) == 1:
+            if (secret := self._secret(number, line, rest[0])) is not None:
+                self.auth = Auth("bearer", secret=secret)
+        elif kind == "hmac" and len(rest) in (1, 2):
+            header = Auth().header
+            if len(rest) == 2:
+                key, _, header = rest[1].partition("=")
+                if key != "header" or not re.fullmatch(r"[A-Za-z0-9-]+", header):
+                    self.problem(number, line, usage)
+                    return
+            if (secret := self._secret(number, line, rest[0])) is not None:
+                self.auth = Auth("hmac", secret=secret, header=header)
+        else:
+            self.problem(number, line, usage)
+
+    def _timeout(self, number: int, line: str, words: list[str]) -> None:
+        match = re.fullmatch(r"(\d+(?:\.\d+)?)s?", words[1]) if len(words) == 2 else None
+        if not match or not 0 < float(match.group(1)) <= 60:
+            self.problem(number, line, "expected `timeout SECONDS` (more than 0, at most 60), e.g. timeout 3s")
+            return
+        self.timeout_s = float(match.group(1))
+
+    def _ping(self, number: int, line: str, words: list[str], known: frozenset[str]) -> None:
+        if len(words) < 3 or words[1] != "fields":
+            self.problem(number, line, "expected `ping fields NAME ...`")
+            return
+        for name in words[2:]:
+            if name in IDENTIFYING_FIELDS:
+                self.problem(number, line, f"{name} identifies the consumer and is never sent in a ping")
+                return
+            if name not in known:
+                self.problem(number, line, f"unknown lead field {name!r}")
+                return
+        self.ping_fields = tuple(words[2:])
 
     def _rule(self, number: int, line: str, known: frozenset[str]) -> None:
         match = _RULE.match(line)
@@ -201,15 +293,19 @@ class _Section:
             else:
                 reply = ReplyRules(self.reply_kind, self.reply["accepted"], self.reply.get("confirmation"),
                                    self.reply.get("error"))
-        if not self.rules and not self.problems:
-            self.problem(self.line, f"[buyer {self.buyer}]", "the section has no rules")
+        if not self.directives and not self.problems:
+            self.problem(self.line, f"[buyer {self.buyer}]", "the section is empty")
+        if self.format_line and not self.rules:
+            self.problem(self.format_line, "format", "a format needs rules to fill it (without rules the "
+                                                     "buyer gets the exchange's JSON)")
         book.problems.extend(self.problems)
         if self.problems:
             book.broken.setdefault(self.buyer, []).extend(self.problems)
             book.sections.pop(self.buyer, None)
         elif self.buyer not in book.broken:
             book.sections[self.buyer] = BuyerRules(self.buyer, self.output, tuple(self.rules), reply,
-                                                   f"{self.file}:{self.line}")
+                                                   f"{self.file}:{self.line}", self.auth, self.timeout_s,
+                                                   self.ping_fields)
 
 
 def _source(expression: str, known: frozenset[str]) -> Source:

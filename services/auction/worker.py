@@ -28,6 +28,7 @@ from leadx.health import Readiness
 from leadx.ids import derived_event_id
 from leadx.kafka import HEADER_EVENT_ID, HEADER_EVENT_TYPE
 from leadx.logs import log_event
+from leadx.pii import IDENTIFYING_FIELDS
 from leadx.telemetry import extract_context, inject_headers, tracer
 from services.auction import rules
 from services.auction.deadlines import CLOSE, PURGE, DeadlineIndex
@@ -129,7 +130,8 @@ def build_worker(settings: AuctionSettings, directory: BuyerDirectory, readiness
                     ping=ev.PingSubset(vertical=lead.vertical, zip=fields.get("zip", ""),
                                        state=fields.get("state", ""),
                                        gross_monthly_income_cents=int(income) if income.isdigit() else 0,
-                                       probability=scored.probability, cluster=scored.cluster),
+                                       probability=scored.probability, cluster=scored.cluster,
+                                       fields={k: v for k, v in fields.items() if k not in IDENTIFYING_FIELDS}),
                 )
                 await publish(opened_topic, auction_id, opened, derived_event_id(auction_id, "opened"))
                 log_event(log, "auction opened", auction_id=auction_id, offered=len(offered), direct=bool(direct))

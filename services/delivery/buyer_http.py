@@ -20,6 +20,10 @@ from leadx.accounts import BuyerEndpoint
 from leadx.events.v1 import events_pb2 as ev
 from leadx.post_adaptation import PreparedPost
 from leadx.post_adaptation.replies import read_reply
+from leadx.post_adaptation.syntax import Auth, BuyerRules
+from leadx.buyer_auth import auth_headers
+
+NO_AUTH = Auth()
 
 log = logging.getLogger(__name__)
 
@@ -29,14 +33,30 @@ class PostResult:
     accepted: bool
     detail: str
     latency_ms: int
+    status: int | None = None  # the HTTP status, when the buyer answered
+    response: bytes = b""
+    failed: bool = False  # no usable answer (for the circuit breaker); a rejection is an answer
+    connects: int = 1  # connection attempts (more than one only when earlier ones never connected)
 
 
-def ping_body(opened: ev.AuctionOpened) -> dict:
+@dataclass(frozen=True)
+class PingResult:
+    bid_cents: int | None
+    answered: bool
+
+
+def ping_body(opened: ev.AuctionOpened, extra_fields: tuple[str, ...] = ()) -> dict:
+    """The minimal subset (the patent), plus the non-identifying fields this buyer asked for in its
+    rules (`ping fields ...`); the auction only carries non-identifying fields in a ping."""
     ping = opened.ping
-    return {"auction_id": opened.auction_id, "lead_id": opened.lead_id, "vertical": ping.vertical,
+    body = {"auction_id": opened.auction_id, "lead_id": opened.lead_id, "vertical": ping.vertical,
             "zip": ping.zip, "state": ping.state, "gross_monthly_income": ping.gross_monthly_income_cents,
             "probability": ping.probability, "cluster": ping.cluster,
             "min_price": opened.min_price_cents, "closes_at_ms": opened.closes_at_ms}
+    for name in extra_fields:
+        if name in ping.fields:
+            body.setdefault(name, ping.fields[name])
+    return body
 
 
 def _json_object(body: bytes) -> dict | None:
@@ -67,6 +87,9 @@ def parse_post_reply(status: int, body: bytes) -> tuple[bool, str]:
     return accepted, "accepted" if accepted else "rejected by buyer"
 
 
+CONNECT_RETRY_DELAYS_S = (0.2, 0.5)  # retries of a post whose connection was never made
+
+
 class BuyerClient:
     def __init__(self, max_concurrent: int, ping_timeout_s: float, post_timeout_s: float) -> None:
         self.max_concurrent = max_concurrent
@@ -81,25 +104,45 @@ class BuyerClient:
         if self._http is not None:
             await self._http.close()
 
-    async def ping(self, buyer: BuyerEndpoint, opened: ev.AuctionOpened, timeout_s: float) -> int | None:
-        timeout = aiohttp.ClientTimeout(total=min(timeout_s, self.ping_timeout_s))
+    async def ping(self, buyer: BuyerEndpoint, opened: ev.AuctionOpened, timeout_s: float,
+                   section: BuyerRules | None = None) -> PingResult:
+        """The bid in the buyer's reply, if any; `answered` is False when the buyer failed (no
+        answer in time, or an HTTP 5xx), which its circuit breaker counts."""
+        limit = section.timeout_s if section and section.timeout_s else self.ping_timeout_s
+        body = json.dumps(ping_body(opened, section.ping_fields if section else ())).encode()
+        headers = {"Content-Type": "application/json", **auth_headers(section.auth if section else NO_AUTH, body)}
         try:
-            async with self._http.post(buyer.ping_url, json=ping_body(opened), timeout=timeout) as response:
-                return parse_bid(response.status, await response.read())
+            async with self._http.post(buyer.ping_url, data=body, headers=headers,
+                                       timeout=aiohttp.ClientTimeout(total=min(timeout_s, limit))) as response:
+                return PingResult(parse_bid(response.status, await response.read()), response.status < 500)
         except (aiohttp.ClientError, asyncio.TimeoutError) as exc:  # noqa: UP041 (aiohttp raises both)
             log.info("ping failed", extra={"fields": {"buyer_id": buyer.id, "error": type(exc).__name__}})
-            return None
+            return PingResult(None, False)
 
-    async def post(self, buyer: BuyerEndpoint, closed: ev.AuctionClosed, prepared: PreparedPost) -> PostResult:
+    async def post(self, buyer: BuyerEndpoint, closed: ev.AuctionClosed, prepared: PreparedPost,
+                   section: BuyerRules | None = None) -> PostResult:
+        """One POST of the lead. Retried only when the connection was never made, so nothing was
+        sent; a post that may have reached the buyer (a timeout, a dropped connection) is never
+        sent again: it counts as not accepted and the lead moves on."""
+        limit = section.timeout_s if section and section.timeout_s else self.post_timeout_s
+        # The auction id is the idempotency key: a repeat after a crash is recognisable.
+        headers = {"Idempotency-Key": closed.auction_id, "Content-Type": prepared.content_type,
+                   **auth_headers(section.auth if section else NO_AUTH, prepared.body)}
         started = time.monotonic()
-        try:
-            # The auction id is the idempotency key: a repeat after a crash is recognisable.
-            headers = {"Idempotency-Key": closed.auction_id, "Content-Type": prepared.content_type}
-            async with self._http.post(buyer.post_url, data=prepared.body, headers=headers,
-                                       timeout=aiohttp.ClientTimeout(total=self.post_timeout_s)) as response:
-                status, body = response.status, await response.read()
-        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:  # noqa: UP041
-            return PostResult(False, f"transport error: {type(exc).__name__}", _ms_since(started))
+        for attempt, delay in enumerate((*CONNECT_RETRY_DELAYS_S, None), start=1):
+            try:
+                async with self._http.post(buyer.post_url, data=prepared.body, headers=headers,
+                                           timeout=aiohttp.ClientTimeout(total=limit)) as response:
+                    status, body = response.status, await response.read()
+                break
+            except aiohttp.ClientConnectorError as exc:  # refused, unresolvable: nothing was sent
+                if delay is None:
+                    return PostResult(False, f"not reached: {type(exc).__name__}", _ms_since(started),
+                                      failed=True, connects=attempt)
+                await asyncio.sleep(delay)
+            except (aiohttp.ClientError, asyncio.TimeoutError) as exc:  # noqa: UP041
+                return PostResult(False, f"no answer (may have reached the buyer): {type(exc).__name__}",
+                                  _ms_since(started), failed=True, connects=attempt)
         if prepared.reply is None:
             accepted, detail = parse_post_reply(status, body)
         else:
@@ -107,7 +150,8 @@ class BuyerClient:
             accepted = reply.accepted
             detail = (f"accepted, confirmation {reply.confirmation or '(none)'}" if accepted
                       else f"rejected by buyer: {reply.error}")
-        return PostResult(accepted, detail, _ms_since(started))
+        return PostResult(accepted, detail, _ms_since(started), status=status, response=body,
+                          failed=status >= 500, connects=attempt)
 
 
 def _ms_since(started: float) -> int:

@@ -13,6 +13,8 @@ from leadx.dedup_scopes import DedupPolicy
 from leadx.dedup_store import DedupStore
 from leadx.events.v1 import events_pb2 as ev
 from leadx.runtime import ServiceRuntime
+from services.delivery.attempts import AttemptLog
+from services.delivery.breaker import CircuitBreaker
 from services.delivery.buyer_http import BuyerClient
 from services.delivery.post_rules import load_post_rules
 from services.delivery.pings import PingFanout
@@ -36,9 +38,13 @@ async def main(stop: asyncio.Event) -> None:
     store = DedupStore(redis, namespace=namespace, bucket_bits=settings.dedup_bucket_bits)
 
     rules = load_post_rules(settings.rules_dir)
-    pings = PingFanout(runtime.producer, redis, directory, client, namespace)
+    # Pings and posts trip separate circuits: a buyer can bid well and still fail to take leads.
+    ping_breaker = CircuitBreaker(settings.breaker_failures, settings.breaker_cooldown_s)
+    post_breaker = CircuitBreaker(settings.breaker_failures, settings.breaker_cooldown_s)
+    pings = PingFanout(runtime.producer, redis, directory, client, namespace, rules, ping_breaker, post_breaker)
     sales = SaleCompletion(runtime.producer, redis, store, DedupPolicy.from_env(), directory, client,
-                           settings.seller_fee_percent, namespace, rules)
+                           settings.seller_fee_percent, namespace, rules, post_breaker,
+                           AttemptLog(session_factory(engine)))
     runtime.consume("delivery-pings", {topics.AUCTION_OPENED: ev.AuctionOpened}, pings.handle)
     runtime.consume("delivery-sales", {topics.AUCTION_CLOSED: ev.AuctionClosed}, sales.handle)
 

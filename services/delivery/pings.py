@@ -14,6 +14,8 @@ from leadx.buyer_directory import BuyerDirectory
 from leadx.events.v1 import events_pb2 as ev
 from leadx.ids import derived_event_id
 from leadx.kafka import Envelope, EventProducer
+from leadx.post_adaptation.syntax import RuleBook
+from services.delivery.breaker import CircuitBreaker
 from services.delivery.buyer_http import BuyerClient
 
 PINGED_TTL_S = 24 * 3600
@@ -21,9 +23,13 @@ PINGED_TTL_S = 24 * 3600
 
 class PingFanout:
     def __init__(self, producer: EventProducer, redis: Redis, directory: BuyerDirectory,
-                 client: BuyerClient, namespace: str) -> None:
+                 client: BuyerClient, namespace: str, rules: RuleBook | None = None,
+                 breaker: CircuitBreaker | None = None, post_breaker: CircuitBreaker | None = None) -> None:
         self.producer, self.redis, self.directory, self.client = producer, redis, directory, client
         self.namespace = namespace
+        self.rules = rules or RuleBook()
+        self.breaker = breaker or CircuitBreaker()
+        self.post_breaker = post_breaker or CircuitBreaker()
 
     async def handle(self, envelope: Envelope) -> None:
         opened: ev.AuctionOpened = envelope.message
@@ -38,9 +44,13 @@ class PingFanout:
 
     async def _ping(self, buyer_id: str, opened: ev.AuctionOpened, remaining_s: float) -> None:
         buyer = self.directory.get(buyer_id)
-        if buyer is None:
-            return
-        amount = await self.client.ping(buyer, opened, remaining_s)
+        if buyer is None or self.rules.is_broken(buyer.id, buyer.name):
+            return  # a buyer that could not be posted to is not asked for a bid
+        if self.post_breaker.is_open(buyer.id) or not self.breaker.allow(buyer.id):
+            return  # failing lately: skipped for its cool-down (its bids would be passed over anyway)
+        result = await self.client.ping(buyer, opened, remaining_s, self.rules.for_buyer(buyer.id, buyer.name))
+        self.breaker.record(buyer.id, ok=result.answered)
+        amount = result.bid_cents
         if amount is None:
             return
         bid = ev.BidPlaced(auction_id=opened.auction_id, buyer_id=buyer_id, amount_cents=amount,

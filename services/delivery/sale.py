@@ -1,8 +1,10 @@
 """Sale completion: offer a closed auction's lead to its ranked bidders in order.
 
-For each bidder: reserve the consumer for that buyer in the dedup store (atomic: a buyer that
-already has this consumer is passed over), POST the lead, and stop at the first acceptance. A
-rejecting buyer has still seen the lead, so its reservation stays (the patent).
+For each bidder: adapt the lead to the buyer's format (its POST rules; a buyer whose rules are
+broken or cannot adapt this lead is passed over), skip a buyer whose circuit is open, reserve the
+consumer for that buyer in the dedup store (atomic: a buyer that already has this consumer is
+passed over), POST the lead, record the attempt, and stop at the first acceptance. A rejecting
+buyer has still seen the lead, so its reservation stays (the patent).
 
 Progress is kept in a Redis hash per auction, `delivery:<auction>`: the buyers that rejected, those
 passed over as already having the consumer, the sale once accepted, and `done` once sale.closed is
@@ -32,6 +34,8 @@ from leadx.logs import log_event
 from leadx.post_adaptation import PreparedPost, prepare_post
 from leadx.post_adaptation.rules import RuleError
 from leadx.post_adaptation.syntax import RuleBook
+from services.delivery.attempts import AttemptLog
+from services.delivery.breaker import CircuitBreaker
 from services.delivery.buyer_http import BuyerClient
 
 log = logging.getLogger(__name__)
@@ -59,9 +63,12 @@ def sale_event(closed: ev.AuctionClosed, buyer_id: str, price_cents: int, fee_ce
 class SaleCompletion:
     def __init__(self, producer: EventProducer, redis: Redis, store: DedupStore, policy: DedupPolicy,
                  directory: BuyerDirectory, client: BuyerClient, fee_percent: float, namespace: str,
-                 rules: RuleBook | None = None, clock: Callable[[], float] = time.time) -> None:
+                 rules: RuleBook | None = None, breaker: CircuitBreaker | None = None,
+                 attempts: AttemptLog | None = None, clock: Callable[[], float] = time.time) -> None:
         self.producer, self.redis, self.store, self.policy = producer, redis, store, policy
         self.rules = rules or RuleBook()
+        self.breaker = breaker or CircuitBreaker()
+        self.attempts = attempts or AttemptLog(None)
         self.directory, self.client = directory, client
         self.fee_percent = fee_percent
         self.namespace = namespace
@@ -88,14 +95,22 @@ class SaleCompletion:
             prepared = self._prepare(closed, buyer, bid.amount_cents)
             if prepared is None:
                 continue  # its POST rules cannot adapt this lead: it is never sent a malformed one
+            if not self.breaker.allow(buyer.id):
+                log_event(log, "buyer passed over: its circuit is open after repeated failures",
+                          auction_id=closed.auction_id, buyer_id=buyer.id)
+                continue
             if not await self._reserve(closed, buyer.id):
+                self.breaker.release(buyer.id)
                 log_event(log, "buyer passed over: already has this consumer",
                           auction_id=closed.auction_id, buyer_id=buyer.id)
                 await self.redis.hset(key, f"passed:{buyer.id}", "1")
                 await self.redis.expire(key, PROGRESS_TTL_S)
                 continue
             attempts += 1
-            result = await self.client.post(buyer, closed, prepared)
+            section = self.rules.for_buyer(buyer.id, buyer.name)
+            result = await self.client.post(buyer, closed, prepared, section)
+            self.breaker.record(buyer.id, ok=not result.failed)
+            await self.attempts.record(closed, buyer, prepared, result)
             log_event(log, "lead posted", auction_id=closed.auction_id, buyer_id=buyer.id,
                       accepted=result.accepted, detail=result.detail, latency_ms=result.latency_ms)
             if result.accepted:

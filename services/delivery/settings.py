@@ -15,6 +15,8 @@ class DeliverySettings:
     seller_fee_percent: float
     dedup_bucket_bits: int
     rules_dir: str  # the POST rule files (docs/post-rules.md); empty: every buyer gets the JSON post
+    breaker_failures: int  # failed calls in a row that open a buyer's circuit
+    breaker_cooldown_s: float  # how long an open circuit skips the buyer
 
     @classmethod
     def from_env(cls) -> DeliverySettings:
@@ -26,4 +28,6 @@ class DeliverySettings:
             seller_fee_percent=env_float("SELLER_FEE_PERCENT", 10.0),
             dedup_bucket_bits=env_int("DEDUP_BUCKET_BITS", DEFAULT_BUCKET_BITS),
             rules_dir=env_str("DELIVERY_RULES_DIR", ""),
+            breaker_failures=env_int("DELIVERY_BREAKER_FAILURES", 5),
+            breaker_cooldown_s=env_float("DELIVERY_BREAKER_COOLDOWN_SECONDS", 30.0),
         )

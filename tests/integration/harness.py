@@ -74,10 +74,8 @@ class Exchange:
         self.buyers.stop()
 
     def reset_buyers(self) -> None:
-        for behaviour in self.buyers.buyers.values():
-            behaviour.bid, behaviour.accept = None, True
-            behaviour.pings.clear()
-            behaviour.posts.clear()
+        for name in list(self.buyers.buyers):
+            self.buyers.buyers[name] = BuyerBehaviour(bid=None)
 
 
 def read_topic(bootstrap: str, topic: str, message_type) -> list[tuple[str, object]]:

@@ -7,10 +7,14 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from urllib.parse import parse_qsl
 
 import pytest
+from sqlalchemy import select
 
+from leadx.db.engine import make_engine, session_factory
+from leadx.db.models import PostAttempt
 from leadx.events.v1 import events_pb2 as ev
 from tests.conftest import poll_until
 from tests.integration.harness import Exchange, start_exchange
@@ -35,20 +39,49 @@ error        <- /^REJECTED: (.*)$/
 [buyer beta]
 format json
 zip <- res_zip
+
+[buyer delta]
+auth bearer env:DELTA_TOKEN
+ping fields residence_type months_employed
+
+[buyer epsilon]
+auth hmac env:EPSILON_KEY
+timeout 1
 """
+BUYERS = ["alpha", "beta", "gamma", "delta", "epsilon", "zeta"]
 
 
 @pytest.fixture(scope="module")
 def adapted(tmp_path_factory, kafka_bootstrap, redis_url) -> Exchange:
     rules_dir = tmp_path_factory.mktemp("post-rules")
     (rules_dir / "buyers.rules").write_text(RULES)
-    exchange = start_exchange(tmp_path_factory.mktemp("adapt"), kafka_bootstrap, redis_url, "adapt.",
-                              ["alpha", "beta", "gamma"],
+    exchange = start_exchange(tmp_path_factory.mktemp("adapt"), kafka_bootstrap, redis_url, "adapt.", BUYERS,
                               ["intake", "dedup", "scoring", "auction", "delivery", "ledger"],
-                              DELIVERY_RULES_DIR=str(rules_dir))
+                              DELIVERY_RULES_DIR=str(rules_dir), DELTA_TOKEN="tok-delta", EPSILON_KEY="k-eps",
+                              DELIVERY_BREAKER_FAILURES="2", DELIVERY_BREAKER_COOLDOWN_SECONDS="600")
     exchange.rules_dir = rules_dir
     yield exchange
     exchange.stop()
+
+
+@pytest.fixture(autouse=True)
+def fresh_buyers(adapted: Exchange) -> None:
+    adapted.reset_buyers()
+
+
+def attempts_of(exchange: Exchange, lead_id: str) -> list[PostAttempt]:
+    engine = make_engine(exchange.stack.database_url)
+    try:
+        with session_factory(engine)() as session:
+            query = select(PostAttempt).where(PostAttempt.lead_id == lead_id).order_by(PostAttempt.id)
+            return list(session.scalars(query))
+    finally:
+        engine.dispose()
+
+
+def sold(exchange: Exchange) -> tuple[str, ev.SaleClosed]:
+    lead_id = exchange.post(exchange.new_consumer()).json()["lead_id"]
+    return lead_id, poll_until(lambda: exchange.sale_for(lead_id), message="the sale")
 
 
 def test_a_buyer_gets_its_own_format_and_its_reply_is_read(adapted: Exchange):
@@ -68,6 +101,10 @@ def test_a_buyer_gets_its_own_format_and_its_reply_is_read(adapted: Exchange):
         ("income", f"{lead['gross_monthly_income'] // 100}.{lead['gross_monthly_income'] % 100:02d}"),
         ("ref", lead_id),
     ]
+    [attempt] = attempts_of(adapted, lead_id)  # the dispute record: what was sent, what came back
+    assert (attempt.buyer_id, attempt.status, attempt.outcome) == (adapted.buyer_ids["alpha"], 200, "accepted")
+    assert attempt.request_body == posted["_raw"] and attempt.response_body.startswith("ACCEPTED ref=")
+    assert attempt.content_type == "application/x-www-form-urlencoded" and attempt.connects == 1
 
 
 def test_a_text_rejection_passes_the_lead_on(adapted: Exchange):
@@ -78,7 +115,8 @@ def test_a_text_rejection_passes_the_lead_on(adapted: Exchange):
     sale = poll_until(lambda: adapted.sale_for(lead_id), message="the sale")
     assert sale.buyer_id == adapted.buyer_ids["gamma"] and sale.attempts == 2
     assert set(sale.posted_buyer_ids) == {adapted.buyer_ids["alpha"], adapted.buyer_ids["gamma"]}
-    buyers["alpha"].accept = True
+    assert [(a.outcome, a.detail) for a in attempts_of(adapted, lead_id)] == [
+        ("rejected", "rejected by buyer: not for us"), ("accepted", "accepted")]
 
 
 def test_a_buyer_with_broken_rules_is_passed_over(adapted: Exchange):
@@ -114,3 +152,47 @@ def test_preview_prints_what_would_be_sent(adapted: Exchange, tmp_path):
     plain = preview("gamma")
     assert plain.returncode == 0 and "the exchange's own JSON" in plain.stdout
     assert json.loads(plain.stdout.split("\n\n", 1)[1])["price"] == 1999
+
+
+def test_buyers_get_their_authentication_and_the_ping_fields_they_ask_for(adapted: Exchange):
+    buyers = adapted.buyers.buyers
+    buyers["delta"].bid, buyers["delta"].authorization = 3000, "Bearer tok-delta"
+    lead_id, sale = sold(adapted)
+    assert sale.buyer_id == adapted.buyer_ids["delta"] and buyers["delta"].refused == 0
+    ping = buyers["delta"].pings[-1]
+    assert {"residence_type", "months_employed"} <= set(ping) and "ssn" not in ping and "email" not in ping
+    assert "residence_type" not in buyers["gamma"].pings[-1]  # only for the buyer that asked
+
+    adapted.reset_buyers()
+    buyers = adapted.buyers.buyers
+    buyers["epsilon"].bid, buyers["epsilon"].hmac_secret = 3000, "k-eps"  # checks every signature
+    lead_id, sale = sold(adapted)
+    assert sale.buyer_id == adapted.buyer_ids["epsilon"] and buyers["epsilon"].refused == 0
+
+
+def test_a_post_that_times_out_is_not_resent_and_the_lead_moves_on(adapted: Exchange):
+    buyers = adapted.buyers.buyers
+    buyers["epsilon"].bid, buyers["epsilon"].post_delay_s = 4000, 2.5  # its section: timeout 1
+    buyers["gamma"].bid = 900
+    lead_id, sale = sold(adapted)
+    assert sale.buyer_id == adapted.buyer_ids["gamma"]
+    time.sleep(2)  # the slow answer has come and gone
+    assert len(buyers["epsilon"].posts) == 1  # never sent twice
+    outcomes = [(a.buyer_id, a.outcome, a.status) for a in attempts_of(adapted, lead_id)]
+    assert outcomes == [(adapted.buyer_ids["epsilon"], "failed", None), (adapted.buyer_ids["gamma"], "accepted", 200)]
+
+
+def test_a_failing_buyer_is_skipped_once_its_circuit_opens(adapted: Exchange):
+    buyers = adapted.buyers.buyers
+    buyers["zeta"].bid, buyers["zeta"].post_status = 5000, 500
+    buyers["gamma"].bid = 900
+    for _ in range(2):  # two failures in a row open the circuit (DELIVERY_BREAKER_FAILURES=2)
+        _, sale = sold(adapted)
+        assert sale.buyer_id == adapted.buyer_ids["gamma"]
+    assert buyers["zeta"].failures_served == 2
+    pings_before = len(buyers["zeta"].pings)
+    lead_id, sale = sold(adapted)
+    assert sale.buyer_id == adapted.buyer_ids["gamma"] and sale.attempts == 1
+    assert buyers["zeta"].failures_served == 2  # passed over: not posted to
+    assert len(buyers["zeta"].pings) == pings_before  # and not pinged during its cool-down
+    assert [a.buyer_id for a in attempts_of(adapted, lead_id)] == [adapted.buyer_ids["gamma"]]

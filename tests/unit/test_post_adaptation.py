@@ -125,7 +125,7 @@ def test_whole_file_problems():
         (1, "a rule outside any [buyer ...] section"),
         (4, "zip is already defined"),
         (5, "a second section for buyer a"),
-        (7, "the section has no rules"),
+        (7, "the section is empty"),
         (10, "a/b and a cannot both be fields: one nests inside the other"),
     ]
     assert set(rules.broken) == {"a", "c", "d"} and rules.sections == {}

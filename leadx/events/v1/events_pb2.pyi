@@ -95,20 +95,29 @@ class LeadScored(_message.Message):
     def __init__(self, verified: _Optional[_Union[LeadVerified, _Mapping]] = ..., probability: _Optional[float] = ..., cluster: _Optional[str] = ..., model_version: _Optional[str] = ...) -> None: ...
 
 class PingSubset(_message.Message):
-    __slots__ = ("vertical", "zip", "state", "gross_monthly_income_cents", "probability", "cluster")
+    __slots__ = ("vertical", "zip", "state", "gross_monthly_income_cents", "probability", "cluster", "fields")
+    class FieldsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
     VERTICAL_FIELD_NUMBER: _ClassVar[int]
     ZIP_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
     GROSS_MONTHLY_INCOME_CENTS_FIELD_NUMBER: _ClassVar[int]
     PROBABILITY_FIELD_NUMBER: _ClassVar[int]
     CLUSTER_FIELD_NUMBER: _ClassVar[int]
+    FIELDS_FIELD_NUMBER: _ClassVar[int]
     vertical: str
     zip: str
     state: str
     gross_monthly_income_cents: int
     probability: float
     cluster: str
-    def __init__(self, vertical: _Optional[str] = ..., zip: _Optional[str] = ..., state: _Optional[str] = ..., gross_monthly_income_cents: _Optional[int] = ..., probability: _Optional[float] = ..., cluster: _Optional[str] = ...) -> None: ...
+    fields: _containers.ScalarMap[str, str]
+    def __init__(self, vertical: _Optional[str] = ..., zip: _Optional[str] = ..., state: _Optional[str] = ..., gross_monthly_income_cents: _Optional[int] = ..., probability: _Optional[float] = ..., cluster: _Optional[str] = ..., fields: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
 class AuctionOpened(_message.Message):
     __slots__ = ("auction_id", "lead_id", "offered_buyer_ids", "min_price_cents", "opened_at_ms", "closes_at_ms", "ping", "direct")

@@ -1,0 +1,56 @@
+"""A circuit breaker per buyer: after `failures` calls in a row that failed (no answer, a timeout,
+an HTTP 5xx; a rejection is an answer), the buyer is skipped for `cooldown_s`: not pinged, its bids
+passed over. Then one call is let through; its success closes the circuit, its failure opens it
+again. Per delivery worker, in memory: a restarted worker gives every buyer a fresh chance."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+
+@dataclass
+class _Circuit:
+    failures: int = 0
+    open_until: float = 0.0
+    trial_running: bool = False
+
+
+class CircuitBreaker:
+    def __init__(self, failures: int = 5, cooldown_s: float = 30.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.threshold = failures
+        self.cooldown_s = cooldown_s
+        self.clock = clock
+        self._circuits: dict[str, _Circuit] = {}
+
+    def allow(self, buyer_id: str) -> bool:
+        """Whether to call this buyer now. After a cool-down, one trial call is allowed."""
+        circuit = self._circuits.get(buyer_id)
+        if circuit is None or circuit.failures < self.threshold:
+            return True
+        if self.clock() < circuit.open_until or circuit.trial_running:
+            return False
+        circuit.trial_running = True
+        return True
+
+    def record(self, buyer_id: str, ok: bool) -> None:
+        circuit = self._circuits.setdefault(buyer_id, _Circuit())
+        circuit.trial_running = False
+        if ok:
+            circuit.failures = 0
+            return
+        circuit.failures += 1
+        if circuit.failures >= self.threshold:
+            circuit.open_until = self.clock() + self.cooldown_s
+
+    def release(self, buyer_id: str) -> None:
+        """The call allowed was not made after all: another may be the trial."""
+        circuit = self._circuits.get(buyer_id)
+        if circuit is not None:
+            circuit.trial_running = False
+
+    def is_open(self, buyer_id: str) -> bool:
+        circuit = self._circuits.get(buyer_id)
+        return bool(circuit and circuit.failures >= self.threshold and self.clock() < circuit.open_until)

@@ -1,0 +1,175 @@
+"""Delivery's reliability parts on their own: the circuit breaker, buyer authentication, and the
+rule that a post is resent only when it provably never reached the buyer (real local servers)."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+
+import pytest
+from aiohttp import web
+
+from leadx.accounts import BuyerEndpoint
+from leadx.buyer_auth import auth_headers, sign, verify
+from leadx.devstack import free_port
+from leadx.events.v1 import events_pb2 as ev
+from leadx.post_adaptation import prepare_post
+from leadx.post_adaptation.syntax import Auth, parse_rules
+from services.delivery.breaker import CircuitBreaker
+from services.delivery.buyer_http import BuyerClient
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_the_breaker_opens_after_failures_in_a_row_and_lets_one_trial_through_after_the_cooldown():
+    clock = Clock()
+    breaker = CircuitBreaker(failures=3, cooldown_s=30, clock=clock)
+    for ok in (False, False, True, False, False):  # a success in between resets the count
+        assert breaker.allow("b1")
+        breaker.record("b1", ok)
+    assert breaker.allow("b1")
+    breaker.record("b1", False)  # the third in a row
+    assert breaker.is_open("b1") and not breaker.allow("b1")
+    assert breaker.allow("b2")  # per buyer
+    clock.now += 29.9
+    assert not breaker.allow("b1")
+    clock.now += 0.2
+    assert breaker.allow("b1")  # the trial
+    assert not breaker.allow("b1")  # only one at a time
+    breaker.record("b1", False)  # failed: open again for a full cool-down
+    assert not breaker.allow("b1")
+    clock.now += 30.1
+    assert breaker.allow("b1")
+    breaker.release("b1")  # not made after all: the next call may be the trial
+    assert breaker.allow("b1")
+    breaker.record("b1", True)
+    assert not breaker.is_open("b1") and breaker.allow("b1") and breaker.allow("b1")
+
+
+def test_auth_headers():
+    assert auth_headers(Auth(), b"x") == {}
+    assert auth_headers(Auth("bearer", secret="tok"), b"x") == {"Authorization": "Bearer tok"}
+    basic = auth_headers(Auth("basic", user="acme", secret="pw:1"), b"x")["Authorization"]
+    assert base64.b64decode(basic.removeprefix("Basic ")) == b"acme:pw:1"
+    signed = auth_headers(Auth("hmac", secret="s3cret", header="X-Sig"), b'{"a":1}', now_s=1_800_000_000)
+    assert signed == {"X-Sig": sign("s3cret", b'{"a":1}', 1_800_000_000)}
+    assert verify("s3cret", b'{"a":1}', signed["X-Sig"], now_s=1_800_000_100)
+    assert not verify("s3cret", b'{"a":2}', signed["X-Sig"], now_s=1_800_000_100)  # another body
+    assert not verify("other", b'{"a":1}', signed["X-Sig"], now_s=1_800_000_100)  # another key
+    assert not verify("s3cret", b'{"a":1}', signed["X-Sig"], now_s=1_800_000_400)  # stale: a replay
+    assert not verify("s3cret", b'{"a":1}', "garbage", now_s=1_800_000_100)
+
+
+def test_auth_timeout_and_ping_fields_in_rule_sections():
+    env = {"ACME_TOKEN": "tok-1", "ACME_PW": "pw", "ACME_KEY": "k"}
+    text = """
+[buyer a]
+auth bearer env:ACME_TOKEN
+timeout 2.5s
+ping fields residence_type months_employed
+[buyer b]
+auth basic acme env:ACME_PW
+[buyer c]
+auth hmac env:ACME_KEY header=X-Sig
+[buyer d]
+auth bearer tok-written-in-the-file
+[buyer e]
+auth bearer env:NOT_SET
+[buyer f]
+ping fields ssn
+[buyer g]
+timeout 90
+[buyer h]
+format json
+"""
+    book = parse_rules(text, "x.rules", frozenset({"residence_type", "months_employed", "ssn", "zip"}), env=env)
+    a = book.sections["a"]
+    assert (a.auth.kind, a.auth.secret, a.timeout_s, a.ping_fields) == (
+        "bearer", "tok-1", 2.5, ("residence_type", "months_employed"))
+    assert "tok-1" not in repr(a.auth)  # secrets stay out of logs
+    assert (book.sections["b"].auth.user, book.sections["b"].auth.secret) == ("acme", "pw")
+    assert book.sections["c"].auth.header == "X-Sig"
+    problems = {p.line: p.message for p in book.problems}
+    assert problems == {
+        11: "a secret is named, never written: env:VARIABLE_NAME",
+        13: "environment variable NOT_SET is not set",
+        15: "ssn identifies the consumer and is never sent in a ping",
+        17: "expected `timeout SECONDS` (more than 0, at most 60), e.g. timeout 3s",
+        19: "a format needs rules to fill it (without rules the buyer gets the exchange's JSON)",
+    }
+    # A section with settings but no rules sends the exchange's JSON.
+    assert prepare_post(ev.Lead(lead_id="L1", fields={"zip": "10001"}), 5, a).content_type == "application/json"
+
+
+class Buyer:
+    """A real HTTP server counting what reaches it."""
+
+    def __init__(self, delay_s: float = 0.0, status: int = 200) -> None:
+        self.delay_s, self.status, self.received = delay_s, status, 0
+        self.port = free_port()
+
+    async def handle(self, request: web.Request) -> web.Response:
+        self.received += 1
+        await request.read()
+        await asyncio.sleep(self.delay_s)
+        return web.json_response({"accepted": True}, status=self.status)
+
+    async def __aenter__(self):
+        app = web.Application()
+        app.router.add_post("/post", self.handle)
+        self.runner = web.AppRunner(app)
+        await self.runner.setup()
+        await web.TCPSite(self.runner, "127.0.0.1", self.port).start()
+        return self
+
+    async def __aexit__(self, *exc):
+        await self.runner.cleanup()
+
+
+CLOSED = ev.AuctionClosed(auction_id="A1", lead=ev.Lead(lead_id="L1", vertical="auto_loan", fields={"zip": "10001"}))
+
+
+async def post_to(port: int, post_timeout_s: float = 5.0):
+    client = BuyerClient(10, 1.0, post_timeout_s)
+    await client.start()
+    try:
+        buyer = BuyerEndpoint("b1", "one", f"http://127.0.0.1:{port}/ping", f"http://127.0.0.1:{port}/post")
+        return await client.post(buyer, CLOSED, prepare_post(CLOSED.lead, 100, None))
+    finally:
+        await client.close()
+
+
+def test_a_post_that_never_connected_is_retried_and_then_fails():
+    result = asyncio.run(post_to(free_port()))  # nothing listens there
+    assert not result.accepted and result.failed and result.connects == 3
+    assert result.detail.startswith("not reached") and result.status is None
+
+
+def test_a_post_that_may_have_reached_the_buyer_is_never_resent():
+    async def scenario():
+        async with Buyer(delay_s=1.5) as buyer:
+            result = await post_to(buyer.port, post_timeout_s=0.5)
+            await asyncio.sleep(1.2)  # had it been resent, the buyer would have seen it by now
+            return result, buyer.received
+
+    result, received = asyncio.run(scenario())
+    assert received == 1
+    assert not result.accepted and result.failed and result.connects == 1
+    assert result.detail.startswith("no answer (may have reached the buyer)")
+
+
+@pytest.mark.parametrize(("status", "accepted", "failed"), [(200, True, False), (503, False, True)])
+def test_an_answer_is_read_and_a_5xx_counts_as_a_failure(status, accepted, failed):
+    async def scenario():
+        async with Buyer(status=status) as buyer:
+            return await post_to(buyer.port), buyer.received
+
+    result, received = asyncio.run(scenario())
+    assert received == 1 and result.status == status
+    assert (result.accepted, result.failed) == (accepted, failed)
