@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: install run test unit integration proto proto-check lint k8s-check bench bench-intake bench-dedup clean
+.PHONY: install run test unit integration proto proto-check lint k8s-check bench bench-intake bench-dedup bench-delivery clean
 
 install: $(STAMP)
 
@@ -47,12 +47,16 @@ bench: install
 	$(PY) bench/pipeline.py
 	$(PY) bench/intake.py
 	$(PY) bench/dedup.py
+	$(PY) bench/delivery.py
 
 bench-intake: install
 	$(PY) bench/intake.py
 
 bench-dedup: install
 	$(PY) bench/dedup.py
+
+bench-delivery: install
+	$(PY) bench/delivery.py
 
 clean:
 	rm -rf $(VENV) .leadx .pytest_cache
