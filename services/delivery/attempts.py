@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 
 from sqlalchemy.orm import Session, sessionmaker
@@ -14,6 +15,7 @@ from leadx.post_adaptation import PreparedPost
 from services.delivery.buyer_http import PostResult
 
 MAX_RESPONSE_CHARS = 8192
+log = logging.getLogger(__name__)
 
 
 def outcome_of(result: PostResult) -> str:
@@ -26,6 +28,7 @@ class AttemptLog:
 
     async def record(self, closed: ev.AuctionClosed, buyer: BuyerEndpoint, prepared: PreparedPost,
                      result: PostResult) -> None:
+        """Never raises: a failure here must not fail the sale, whose retry would post again."""
         if self.sessions is None:
             return
         row = PostAttempt(
@@ -35,7 +38,11 @@ class AttemptLog:
             status=result.status, response_body=result.response[:MAX_RESPONSE_CHARS].decode("utf-8", "replace"),
             latency_ms=result.latency_ms, outcome=outcome_of(result), detail=result.detail,
         )
-        await asyncio.to_thread(self._insert, row)
+        try:
+            await asyncio.to_thread(self._insert, row)
+        except Exception:  # noqa: BLE001 - logged; the sale goes on
+            log.exception("post attempt not recorded", extra={"fields": {
+                "auction_id": closed.auction_id, "buyer_id": buyer.id, "outcome": row.outcome}})
 
     def _insert(self, row: PostAttempt) -> None:
         with self.sessions.begin() as session:

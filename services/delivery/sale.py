@@ -8,8 +8,8 @@ buyer has still seen the lead, so its reservation stays (the patent).
 
 Progress is kept in a Redis hash per auction, `delivery:<auction>`: the buyers that rejected, those
 passed over as already having the consumer, the sale once accepted, and `done` once sale.closed is
-published (it names the buyers posted to and those passed over, for the ledger). A redelivered auction.closed
-resumes from there: it never offers the lead to a buyer that rejected it, never to a second
+published (naming the buyers posted to and those passed over, for the ledger). A redelivered
+auction.closed resumes from there: it never offers the lead to a buyer that rejected it, never to a second
 buyer after an acceptance, and re-posts to a buyer whose answer was lost with the same
 Idempotency-Key.
 """
