@@ -164,6 +164,26 @@ return 1
 """
 
 
+# KEYS: the buyer map, then one bucket per identity. ARGV[1]: now (s), window (s), sweep interval (s).
+# ARGV[2]: owner and fields. ARGV[3]: the buyer id. Drops that buyer's records made by this lead.
+_RELEASE_FOR_BUYER = _RECORDS + """
+local n = numbers(ARGV[1])
+local cutoff = n[1] - n[2]
+local number = tonumber(redis.call('HGET', KEYS[1], 'b:' .. ARGV[3]))
+if not number then return 0 end
+local released = 0
+for i = 2, #KEYS do
+  local value = redis.call('HGET', KEYS[i], field(i)) or ''
+  local kept = {}
+  for _, r in ipairs(fresh(value, cutoff)) do
+    if u24(r, 1) == number and sub(r, 8, 11) == owner then released = 1 else kept[#kept + 1] = r end
+  end
+  store(KEYS[i], field(i), kept, value)
+end
+return released
+"""
+
+
 @dataclass(frozen=True)
 class SubmissionCheck:
     platform_duplicate_on: str | None  # the identity kind that matched platform-wide, if any
@@ -194,6 +214,7 @@ class DedupStore:
         self._pipeliner = _Pipeliner(redis)
         self._check = self._pipeliner.script(_CHECK_SUBMISSION)
         self._reserve = self._pipeliner.script(_RESERVE_FOR_BUYER)
+        self._release = self._pipeliner.script(_RELEASE_FOR_BUYER)
 
     @property
     def round_trips(self) -> int:
@@ -241,6 +262,19 @@ class DedupStore:
             return True
         keys, fields = self._locate(vertical, identities)
         result = await self._reserve(keys, [
+            f"{now_ms // 1000} {window_ms // 1000} {self.sweep_interval_s}", lead_fingerprint(lead_id) + fields,
+            buyer_id])
+        return int(result) == 1
+
+
+    async def release_for_buyer(self, buyer_id: str, lead_id: str, vertical: str, identities: list[str],
+                                now_ms: int, window_ms: int) -> bool:
+        """Undo this lead's reservation for `buyer_id`: for a post that provably never reached the
+        buyer, which therefore has not seen the consumer. True if there was one to undo."""
+        if not identities:
+            return False
+        keys, fields = self._locate(vertical, identities)
+        result = await self._release(keys, [
             f"{now_ms // 1000} {window_ms // 1000} {self.sweep_interval_s}", lead_fingerprint(lead_id) + fields,
             buyer_id])
         return int(result) == 1

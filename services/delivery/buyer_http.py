@@ -37,6 +37,7 @@ class PostResult:
     response: bytes = b""
     failed: bool = False  # no usable answer (for the circuit breaker); a rejection is an answer
     connects: int = 1  # connection attempts (more than one only when earlier ones never connected)
+    reached: bool = True  # False only when no connection was ever made: the buyer has not seen the lead
 
 
 @dataclass(frozen=True)
@@ -138,7 +139,7 @@ class BuyerClient:
             except aiohttp.ClientConnectorError as exc:  # refused, unresolvable: nothing was sent
                 if delay is None:
                     return PostResult(False, f"not reached: {type(exc).__name__}", _ms_since(started),
-                                      failed=True, connects=attempt)
+                                      failed=True, connects=attempt, reached=False)
                 await asyncio.sleep(delay)
             except (aiohttp.ClientError, asyncio.TimeoutError) as exc:  # noqa: UP041
                 return PostResult(False, f"no answer (may have reached the buyer): {type(exc).__name__}",

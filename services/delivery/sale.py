@@ -89,6 +89,8 @@ class SaleCompletion:
             if f"rejected:{bid.buyer_id}" in progress:
                 attempts += 1
                 continue
+            if f"unreached:{bid.buyer_id}" in progress:
+                continue
             buyer = self.directory.get(bid.buyer_id)
             if buyer is None:
                 continue  # deactivated since it bid
@@ -113,6 +115,12 @@ class SaleCompletion:
             await self.attempts.record(closed, buyer, prepared, result)
             log_event(log, "lead posted", auction_id=closed.auction_id, buyer_id=buyer.id,
                       accepted=result.accepted, detail=result.detail, latency_ms=result.latency_ms)
+            if not result.reached:  # nothing was sent: the buyer has not seen the consumer after all
+                attempts -= 1
+                await self._release(closed, buyer.id)
+                await self.redis.hset(key, f"unreached:{buyer.id}", result.detail)
+                await self.redis.expire(key, PROGRESS_TTL_S)
+                continue
             if result.accepted:
                 await self.redis.hset(key, "sold", f"{buyer.id}|{bid.amount_cents}|{attempts}")
                 await self.redis.expire(key, PROGRESS_TTL_S)
@@ -142,6 +150,13 @@ class SaleCompletion:
         return await self.store.reserve_for_buyer(
             buyer_id, closed.lead.lead_id, closed.lead.vertical, list(closed.identity_keys),
             int(self.clock() * 1000), scopes.window_ms)
+
+    async def _release(self, closed: ev.AuctionClosed, buyer_id: str) -> None:
+        scopes = self.policy.scopes(closed.lead.vertical)
+        if scopes.per_buyer:
+            await self.store.release_for_buyer(
+                buyer_id, closed.lead.lead_id, closed.lead.vertical, list(closed.identity_keys),
+                int(self.clock() * 1000), scopes.window_ms)
 
     async def _publish(self, key: str, closed: ev.AuctionClosed, buyer_id: str, price_cents: int,
                        attempts: int) -> None:

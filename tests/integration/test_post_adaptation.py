@@ -4,6 +4,7 @@ goes to the next bidder; `leadx delivery preview` prints the same body."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 import sys
@@ -14,7 +15,11 @@ import pytest
 from sqlalchemy import select
 
 from leadx.db.engine import make_engine, session_factory
-from leadx.db.models import PostAttempt
+from leadx import pii
+from leadx.db.models import Buyer, PostAttempt
+from leadx.dedup_store import DAY_MS, DedupStore
+from leadx.devstack import free_port
+from leadx.redis_client import connect
 from leadx.events.v1 import events_pb2 as ev
 from tests.conftest import poll_until
 from tests.integration.harness import Exchange, start_exchange
@@ -48,7 +53,7 @@ ping fields residence_type months_employed
 auth hmac env:EPSILON_KEY
 timeout 1
 """
-BUYERS = ["alpha", "beta", "gamma", "delta", "epsilon", "zeta"]
+BUYERS = ["alpha", "beta", "gamma", "delta", "epsilon", "zeta", "ghost"]
 
 
 @pytest.fixture(scope="module")
@@ -60,6 +65,12 @@ def adapted(tmp_path_factory, kafka_bootstrap, redis_url) -> Exchange:
                               DELIVERY_RULES_DIR=str(rules_dir), DELTA_TOKEN="tok-delta", EPSILON_KEY="k-eps",
                               DELIVERY_BREAKER_FAILURES="2", DELIVERY_BREAKER_COOLDOWN_SECONDS="600")
     exchange.rules_dir = rules_dir
+    # ghost bids through the buyers' server, but its post URL has nothing listening.
+    engine = make_engine(exchange.stack.database_url)
+    with session_factory(engine).begin() as session:
+        session.get(Buyer, exchange.buyer_ids["ghost"]).post_url = f"http://127.0.0.1:{free_port()}/post"
+    engine.dispose()
+    time.sleep(6)  # the services' buyer directories refresh every 5 s
     yield exchange
     exchange.stop()
 
@@ -196,3 +207,31 @@ def test_a_failing_buyer_is_skipped_once_its_circuit_opens(adapted: Exchange):
     assert buyers["zeta"].failures_served == 2  # passed over: not posted to
     assert len(buyers["zeta"].pings) == pings_before  # and not pinged during its cool-down
     assert [a.buyer_id for a in attempts_of(adapted, lead_id)] == [adapted.buyer_ids["gamma"]]
+
+
+def test_a_post_that_never_connected_does_not_count_as_received(adapted: Exchange):
+    buyers = adapted.buyers.buyers
+    buyers["ghost"].bid, buyers["gamma"].bid = 6000, 900
+    lead = adapted.new_consumer()
+    lead_id = adapted.post(lead).json()["lead_id"]
+    sale = poll_until(lambda: adapted.sale_for(lead_id), message="the sale")
+    ghost = adapted.buyer_ids["ghost"]
+    assert sale.buyer_id == adapted.buyer_ids["gamma"] and sale.attempts == 1
+    assert ghost not in sale.posted_buyer_ids
+    [unreached, accepted] = attempts_of(adapted, lead_id)
+    assert (unreached.buyer_id, unreached.outcome, unreached.connects, unreached.status) == (ghost, "failed", 3, None)
+    assert accepted.outcome == "accepted"
+
+    async def buyers_holding_the_consumer() -> frozenset[str]:
+        redis = connect(adapted.stack.redis_url)
+        try:
+            store = DedupStore(redis, adapted.prefix)
+            keys = pii.identity_keys(adapted.stack.hmac_key.encode(), {k: str(v) for k, v in lead.items()})
+            check = await store.check_submission("PROBE00001", "auto_loan", keys, int(time.time() * 1000),
+                                                 30 * DAY_MS, platform=False, record=False)
+            return check.duplicate_buyer_ids
+        finally:
+            await redis.aclose()
+
+    # gamma has the consumer; ghost, which was never reached, is still free to buy it.
+    assert asyncio.run(buyers_holding_the_consumer()) == frozenset({adapted.buyer_ids["gamma"]})

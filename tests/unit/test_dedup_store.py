@@ -269,3 +269,19 @@ def test_a_ping_only_asks_and_a_direct_sale_is_recorded_without_the_platform_che
     assert after_ping.platform_duplicate_on is None  # the PING left no record behind
     assert direct.platform_duplicate_on is None  # not checked platform-wide...
     assert auction_after_direct.platform_duplicate_on == "ssn"  # ...but recorded, so later leads are caught
+
+
+def test_a_reservation_that_never_reached_the_buyer_is_released(redis_url):
+    async def scenario(store, _redis):
+        await reserve(store, "b1", "LEAD000001")
+        await reserve(store, "b2", "LEAD000001")
+        other_lead = await store.release_for_buyer("b1", "LEAD000009", V, list(identities().values()), NOW, WINDOW)
+        released = await store.release_for_buyer("b1", "LEAD000001", V, list(identities().values()), NOW, WINDOW)
+        unknown = await store.release_for_buyer("b7", "LEAD000001", V, list(identities().values()), NOW, WINDOW)
+        after = await submit(store, "LEAD000002", at=NOW + 1000, platform=False, record=False)
+        return other_lead, released, unknown, after, await reserve(store, "b1", "LEAD000003", NOW + 2000)
+
+    other_lead, released, unknown, after, again = run(redis_url, scenario)
+    assert (other_lead, released, unknown) == (False, True, False)  # only this lead's own reservation
+    assert after.duplicate_buyer_ids == frozenset({"b2"})
+    assert again is True
