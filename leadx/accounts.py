@@ -95,6 +95,29 @@ def seller_for_key(session: Session, api_key: str) -> str | None:
     return row[0] if row else None
 
 
+def set_seller_fee(session: Session, seller_id: str, percent: float | None) -> None:
+    """The seller's own platform fee in percent of the sale price; None returns it to the default."""
+    if percent is not None and not 0 <= percent <= 100:
+        raise ValueError("a seller fee is between 0 and 100 percent")
+    changed = session.execute(update(Seller).where(Seller.id == seller_id).values(fee_percent=percent)).rowcount
+    if not changed:
+        raise UnknownAccount(f"no seller {seller_id}")
+    session.commit()
+
+
+def seller_fee_overrides(session: Session) -> dict[str, float]:
+    rows = session.execute(select(Seller.id, Seller.fee_percent).where(Seller.fee_percent.is_not(None)))
+    return {seller_id: percent for seller_id, percent in rows}
+
+
+def buyer_for_key(session: Session, api_key: str) -> str | None:
+    """The active buyer's id for this key, or None."""
+    row = session.execute(
+        select(Buyer.id).where(Buyer.api_key_hash == hash_api_key(api_key), Buyer.active.is_(True))
+    ).first()
+    return row[0] if row else None
+
+
 def active_buyers(session: Session) -> list[BuyerEndpoint]:
     rows = session.execute(
         select(Buyer.id, Buyer.name, Buyer.ping_url, Buyer.post_url)

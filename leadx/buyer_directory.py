@@ -3,35 +3,19 @@ ids on every lead and delivery their URLs, neither can afford a query per lead."
 
 from __future__ import annotations
 
-import asyncio
-import logging
-
 from sqlalchemy.orm import Session, sessionmaker
 
 from leadx.accounts import BuyerEndpoint, active_buyers
+from leadx.refreshed import RefreshedFromSql
 
-log = logging.getLogger(__name__)
 
-
-class BuyerDirectory:
+class BuyerDirectory(RefreshedFromSql):
     def __init__(self, sessions: sessionmaker[Session], refresh_s: float = 5.0) -> None:
-        self.sessions = sessions
-        self.refresh_s = refresh_s
+        super().__init__(sessions, refresh_s)
         self._buyers: dict[str, BuyerEndpoint] = {}
-        self.loaded = False
 
-    def load(self) -> None:
-        with self.sessions() as session:
-            self._buyers = {b.id: b for b in active_buyers(session)}
-        self.loaded = True
-
-    async def refresh_forever(self) -> None:
-        while True:
-            await asyncio.sleep(self.refresh_s)
-            try:
-                await asyncio.to_thread(self.load)
-            except Exception:  # keep serving the last known list while SQL is unavailable
-                log.warning("buyer directory refresh failed", exc_info=True)
+    def read(self, session: Session) -> None:
+        self._buyers = {b.id: b for b in active_buyers(session)}
 
     def ids(self) -> list[str]:
         return list(self._buyers)

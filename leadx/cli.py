@@ -95,6 +95,49 @@ def cmd_contract_end(args) -> int:
     return 0
 
 
+def cmd_seller_set_fee(args) -> int:
+    from leadx import accounts
+
+    percent = None if args.percent == "default" else _percent(args.percent)
+    _change_accounts(lambda session: accounts.set_seller_fee(session, args.seller_id, percent))
+    print(f"seller {args.seller_id}: platform fee " + ("back to SELLER_FEE_PERCENT" if percent is None
+                                                        else f"{percent:g}% of each sale"))
+    return 0
+
+
+def _percent(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise SystemExit(f"leadx: the fee must be a percentage such as 12.5, or 'default'; not {text!r}") from None
+    if not 0 <= value <= 100:
+        raise SystemExit("leadx: the fee must be between 0 and 100 percent")
+    return value
+
+
+def cmd_ledger_balances(_args) -> int:
+    from leadx.ledger_reports import balances
+
+    with _sessions()() as session:
+        found = balances(session)
+    print(json.dumps({"balances_cents": found, "sum_cents": sum(found.values())}, indent=2))
+    return 0
+
+
+def cmd_returns_rates(args) -> int:
+    import time
+
+    from leadx.ledger_reports import return_rates
+    from leadx.returns import DAY_MS
+
+    since_ms = int(time.time() * 1000) - args.days * DAY_MS
+    with _sessions()() as session:
+        rates = return_rates(session, since_ms)
+    print(json.dumps({party: {account: {"sold": r.sold, "returned": r.returned, "percent": r.percent}
+                              for account, r in found.items()} for party, found in rates.items()}, indent=2))
+    return 0
+
+
 def cmd_db_init(_args) -> int:
     _sessions()
     print("schema ready")
@@ -230,6 +273,10 @@ def build_parser() -> argparse.ArgumentParser:
     revoke = seller.add_parser("revoke-key", help="revoke the seller's API key")
     revoke.add_argument("seller_id")
     revoke.set_defaults(func=cmd_seller_revoke_key)
+    set_fee = seller.add_parser("set-fee", help="the platform's fee on this seller's sales, in percent")
+    set_fee.add_argument("seller_id")
+    set_fee.add_argument("percent", help="e.g. 12.5, or 'default' for SELLER_FEE_PERCENT")
+    set_fee.set_defaults(func=cmd_seller_set_fee)
 
     buyer = commands.add_parser("buyer", help="buyer accounts").add_subparsers(dest="action", required=True)
     create = buyer.add_parser("create", help="create a buyer and print its API key")
@@ -253,6 +300,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     db = commands.add_parser("db", help="database").add_subparsers(dest="action", required=True)
     db.add_parser("init", help="create the tables").set_defaults(func=cmd_db_init)
+
+    ledger = commands.add_parser("ledger", help="the books").add_subparsers(dest="action", required=True)
+    ledger.add_parser("balances", help="every account's balance in cents, and their sum (always 0)") \
+        .set_defaults(func=cmd_ledger_balances)
+
+    returns = commands.add_parser("returns", help="lead returns").add_subparsers(dest="action", required=True)
+    rates = returns.add_parser("rates", help="return rates per buyer and per seller")
+    rates.add_argument("--days", type=int, default=30, help="sales of the last N days (default 30)")
+    rates.set_defaults(func=cmd_returns_rates)
 
     dedup = commands.add_parser("dedup", help="duplicate protection").add_subparsers(dest="action", required=True)
     rebuild = dedup.add_parser("rebuild", help="restore the Redis dedup state from the SQL record")

@@ -18,6 +18,7 @@ AUCTION_CLOSED = "auction.closed"
 # Internal to the auction workers: "close this auction now" requests fired from durable deadlines.
 AUCTION_DEADLINE = "auction.deadline"
 SALE_CLOSED = "sale.closed"
+LEAD_RETURNED = "lead.returned"
 
 ALL = (
     LEAD_SUBMITTED,
@@ -29,6 +30,7 @@ ALL = (
     AUCTION_CLOSED,
     AUCTION_DEADLINE,
     SALE_CLOSED,
+    LEAD_RETURNED,
 )
 
 
@@ -42,6 +44,7 @@ MESSAGE_TYPES = {
     BID_PLACED: ev.BidPlaced,
     AUCTION_CLOSED: ev.AuctionClosed,
     SALE_CLOSED: ev.SaleClosed,
+    LEAD_RETURNED: ev.LeadReturned,
 }
 
 

@@ -18,6 +18,8 @@ class Seller(Base):
     api_key_hash: Mapped[str] = mapped_column(String(64), unique=True)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at_ms: Mapped[int] = mapped_column(BigInteger)
+    # The platform's fee on this seller's sales, in percent; None: SELLER_FEE_PERCENT.
+    fee_percent: Mapped[float | None] = mapped_column(Float, nullable=True)
 
 
 class Buyer(Base):
@@ -143,3 +145,52 @@ class PostAttempt(Base):
     outcome: Mapped[str] = mapped_column(String(16))  # accepted | rejected | failed
     detail: Mapped[str] = mapped_column(Text)
 
+
+
+class LeadReturn(Base):
+    """A sold lead its buyer sent back. Written by intake when it accepts the return (the primary
+    key makes a second return of one lead impossible); the ledger books it from lead.returned."""
+
+    __tablename__ = "lead_returns"
+    lead_id: Mapped[str] = mapped_column(String(10), primary_key=True)
+    buyer_id: Mapped[str] = mapped_column(String(16), index=True)
+    seller_id: Mapped[str] = mapped_column(String(16), index=True)
+    reason: Mapped[str] = mapped_column(Text)
+    price_cents: Mapped[int] = mapped_column(BigInteger)
+    seller_fee_cents: Mapped[int] = mapped_column(BigInteger)
+    sold_at_ms: Mapped[int] = mapped_column(BigInteger)
+    returned_at_ms: Mapped[int] = mapped_column(BigInteger, index=True)
+
+
+class LedgerTransaction(Base):
+    """A sale or a return, as booked (leadx.billing). Its id (`sale:<lead>`, `return:<lead>`) makes
+    booking idempotent."""
+
+    __tablename__ = "ledger_transactions"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))  # sale | return
+    lead_id: Mapped[str] = mapped_column(String(10), index=True)
+    buyer_id: Mapped[str] = mapped_column(String(16), index=True)
+    seller_id: Mapped[str] = mapped_column(String(16), index=True)
+    amount_cents: Mapped[int] = mapped_column(BigInteger)  # the lead's price
+    fee_cents: Mapped[int] = mapped_column(BigInteger)  # the platform's fee on it
+    at_ms: Mapped[int] = mapped_column(BigInteger, index=True)
+
+
+class LedgerEntry(Base):
+    """One leg of a transaction; a transaction's entries sum to zero."""
+
+    __tablename__ = "ledger_entries"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    transaction_id: Mapped[str] = mapped_column(String(32), index=True)
+    account: Mapped[str] = mapped_column(String(40), index=True)  # buyer:<id>, seller:<id>, platform:fees
+    amount_cents: Mapped[int] = mapped_column(BigInteger)
+    at_ms: Mapped[int] = mapped_column(BigInteger)
+
+
+class AccountBalance(Base):
+    """Each account's balance: the sum of its entries, kept in the same transaction as they are."""
+
+    __tablename__ = "account_balances"
+    account: Mapped[str] = mapped_column(String(40), primary_key=True)
+    balance_cents: Mapped[int] = mapped_column(BigInteger)

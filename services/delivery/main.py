@@ -8,6 +8,7 @@ from leadx.redis_client import connect as connect_redis
 
 from leadx import service, topics
 from leadx.buyer_directory import BuyerDirectory
+from leadx.seller_fees import SellerFees
 from leadx.db.engine import create_schema, make_engine, session_factory
 from leadx.dedup_scopes import DedupPolicy
 from leadx.dedup_store import DedupStore
@@ -31,8 +32,10 @@ async def main(stop: asyncio.Event) -> None:
     engine = make_engine(common.database_url)
     await asyncio.to_thread(create_schema, engine)
     directory = BuyerDirectory(session_factory(engine))
-    await asyncio.to_thread(directory.load)
-    refresher = asyncio.create_task(directory.refresh_forever())
+    fees = SellerFees(session_factory(engine), settings.seller_fee_percent)
+    for table in (directory, fees):
+        await asyncio.to_thread(table.load)
+    refreshers = [asyncio.create_task(table.refresh_forever()) for table in (directory, fees)]
     client = BuyerClient(settings.max_concurrent_requests, settings.ping_timeout_s, settings.post_timeout_s)
     await client.start()
     store = DedupStore(redis, namespace=namespace, bucket_bits=settings.dedup_bucket_bits)
@@ -43,13 +46,14 @@ async def main(stop: asyncio.Event) -> None:
     post_breaker = CircuitBreaker(settings.breaker_failures, settings.breaker_cooldown_s)
     pings = PingFanout(runtime.producer, redis, directory, client, namespace, rules, ping_breaker, post_breaker)
     sales = SaleCompletion(runtime.producer, redis, store, DedupPolicy.from_env(), directory, client,
-                           settings.seller_fee_percent, namespace, rules, post_breaker,
+                           fees, namespace, rules, post_breaker,
                            AttemptLog(session_factory(engine)))
     runtime.consume("delivery-pings", {topics.AUCTION_OPENED: ev.AuctionOpened}, pings.handle)
     runtime.consume("delivery-sales", {topics.AUCTION_CLOSED: ev.AuctionClosed}, sales.handle)
 
     async def close_resources() -> None:
-        refresher.cancel()
+        for refresher in refreshers:
+            refresher.cancel()
         await client.close()
         await redis.aclose()
         engine.dispose()

@@ -24,6 +24,7 @@ from redis.asyncio import Redis
 
 from leadx import topics
 from leadx.accounts import BuyerEndpoint
+from leadx.billing import seller_fee
 from leadx.buyer_directory import BuyerDirectory
 from leadx.dedup_scopes import DedupPolicy
 from leadx.dedup_store import DedupStore
@@ -34,17 +35,13 @@ from leadx.logs import log_event
 from leadx.post_adaptation import PreparedPost, prepare_post
 from leadx.post_adaptation.rules import RuleError
 from leadx.post_adaptation.syntax import RuleBook
+from leadx.seller_fees import SellerFees
 from services.delivery.attempts import AttemptLog
 from services.delivery.breaker import CircuitBreaker
 from services.delivery.buyer_http import BuyerClient
 
 log = logging.getLogger(__name__)
 PROGRESS_TTL_S = 7 * 24 * 3600
-
-
-def seller_fee(price_cents: int, percent: float) -> int:
-    """The platform's fee billed to the seller, rounded half up to a whole cent."""
-    return int(price_cents * percent / 100 + 0.5)
 
 
 def sale_event(closed: ev.AuctionClosed, buyer_id: str, price_cents: int, fee_cents: int,
@@ -62,7 +59,7 @@ def sale_event(closed: ev.AuctionClosed, buyer_id: str, price_cents: int, fee_ce
 
 class SaleCompletion:
     def __init__(self, producer: EventProducer, redis: Redis, store: DedupStore, policy: DedupPolicy,
-                 directory: BuyerDirectory, client: BuyerClient, fee_percent: float, namespace: str,
+                 directory: BuyerDirectory, client: BuyerClient, fees: SellerFees, namespace: str,
                  rules: RuleBook | None = None, breaker: CircuitBreaker | None = None,
                  attempts: AttemptLog | None = None, clock: Callable[[], float] = time.time) -> None:
         self.producer, self.redis, self.store, self.policy = producer, redis, store, policy
@@ -70,7 +67,7 @@ class SaleCompletion:
         self.breaker = breaker or CircuitBreaker()
         self.attempts = attempts or AttemptLog(None)
         self.directory, self.client = directory, client
-        self.fee_percent = fee_percent
+        self.fees = fees
         self.namespace = namespace
         self.clock = clock
 
@@ -160,7 +157,7 @@ class SaleCompletion:
 
     async def _publish(self, key: str, closed: ev.AuctionClosed, buyer_id: str, price_cents: int,
                        attempts: int) -> None:
-        fee = seller_fee(price_cents, self.fee_percent) if buyer_id else 0
+        fee = seller_fee(price_cents, self.fees.percent_for(closed.lead.seller_id)) if buyer_id else 0
         sale = sale_event(closed, buyer_id, price_cents, fee, attempts, int(self.clock() * 1000))
         progress = [k.decode() for k in await self.redis.hkeys(key)]
         sale.posted_buyer_ids.extend(sorted(k.split(":", 1)[1] for k in progress if k.startswith("rejected:")))

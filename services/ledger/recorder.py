@@ -14,8 +14,11 @@ from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
-from leadx import lead_status, topics
-from leadx.db.models import Auction, BuyerDuplicateDay, BuyerPosting, Lead, ProcessedEvent, Sale
+from leadx import billing, lead_status, topics
+from leadx.db.models import (
+    AccountBalance, Auction, BuyerDuplicateDay, BuyerPosting, Lead, LedgerEntry, LedgerTransaction, ProcessedEvent,
+    Sale,
+)
 from leadx.events.v1 import events_pb2 as ev
 from leadx.kafka import Envelope
 
@@ -95,17 +98,36 @@ def utc_day(ms: int) -> str:
     return dt.datetime.fromtimestamp(ms / 1000, dt.UTC).date().isoformat()
 
 
-def _count_duplicates(session: Session, buyer_ids, at_ms: int) -> None:
-    """Add one to each buyer's duplicates of that day (an upsert: ledger replicas may race)."""
-    if not buyer_ids:
-        return
+def _add_to(session: Session, model, keys: dict, column: str, amount: int) -> None:
+    """Add `amount` to a counter row, creating it if absent: an upsert, since ledger replicas may
+    race on the same row."""
     insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    statement = insert(model).values(**keys, **{column: amount})
+    session.execute(statement.on_conflict_do_update(
+        index_elements=list(keys), set_={column: getattr(model, column) + amount}))
+
+
+def _count_duplicates(session: Session, buyer_ids, at_ms: int) -> None:
+    """Add one to each buyer's duplicates of that day."""
     day = utc_day(at_ms)
     for buyer_id in buyer_ids:
-        statement = insert(BuyerDuplicateDay).values(buyer_id=buyer_id, day=day, duplicates=1)
-        session.execute(statement.on_conflict_do_update(
-            index_elements=["buyer_id", "day"],
-            set_={"duplicates": BuyerDuplicateDay.duplicates + 1}))
+        _add_to(session, BuyerDuplicateDay, {"buyer_id": buyer_id, "day": day}, "duplicates", 1)
+
+
+def _book(session: Session, kind: str, lead_id: str, buyer_id: str, seller_id: str, price_cents: int,
+          fee_cents: int, at_ms: int) -> None:
+    """Book a sale or a return once: its entries and the balances they move, in this transaction."""
+    transaction_id = billing.transaction_id(kind, lead_id)
+    if session.get(LedgerTransaction, transaction_id) is not None:
+        return
+    make_entries = billing.sale_entries if kind == billing.SALE else billing.return_entries
+    entries = make_entries(buyer_id, seller_id, price_cents, fee_cents)
+    session.add(LedgerTransaction(id=transaction_id, kind=kind, lead_id=lead_id, buyer_id=buyer_id,
+                                  seller_id=seller_id, amount_cents=price_cents, fee_cents=fee_cents, at_ms=at_ms))
+    for entry in entries:
+        session.add(LedgerEntry(transaction_id=transaction_id, account=entry.account,
+                                amount_cents=entry.amount_cents, at_ms=at_ms))
+        _add_to(session, AccountBalance, {"account": entry.account}, "balance_cents", entry.amount_cents)
 
 
 def _verified(session: Session, message: ev.LeadVerified) -> None:
@@ -157,9 +179,20 @@ def _sale_closed(session: Session, message: ev.SaleClosed) -> None:
         for buyer_id in message.posted_buyer_ids:
             session.add(BuyerPosting(lead_id=message.lead_id, buyer_id=buyer_id, posted_at_ms=message.closed_at_ms))
         _count_duplicates(session, message.duplicate_buyer_ids, message.closed_at_ms)
+        if sold:
+            _book(session, billing.SALE, message.lead_id, message.buyer_id, message.seller_id,
+                  message.price_cents, message.seller_fee_cents, message.closed_at_ms)
     lead = _lead(session, message.lead_id)
     lead.seller_id = lead.seller_id or message.seller_id
     _advance(lead, lead_status.SOLD if sold else lead_status.UNSOLD)
+
+
+def _returned(session: Session, message: ev.LeadReturned) -> None:
+    _book(session, billing.RETURN, message.lead_id, message.buyer_id, message.seller_id,
+          message.price_cents, message.seller_fee_cents, message.returned_at_ms)
+    lead = _lead(session, message.lead_id)
+    lead.seller_id = lead.seller_id or message.seller_id
+    _advance(lead, lead_status.RETURNED)
 
 
 _APPLY = {
@@ -169,6 +202,7 @@ _APPLY = {
     topics.LEAD_SCORED: _scored,
     topics.AUCTION_OPENED: _auction_opened,
     topics.SALE_CLOSED: _sale_closed,
+    topics.LEAD_RETURNED: _returned,
 }
 
 MESSAGE_TYPES = {topic: topics.MESSAGE_TYPES[topic] for topic in _APPLY}

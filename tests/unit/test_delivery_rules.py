@@ -2,7 +2,8 @@ import json
 
 from leadx.events.v1 import events_pb2 as ev
 from services.delivery.buyer_http import parse_bid, parse_post_reply, ping_body
-from services.delivery.sale import sale_event, seller_fee
+from leadx.billing import seller_fee
+from services.delivery.sale import sale_event
 
 
 def test_seller_fee_rounds_half_up_to_whole_cents():

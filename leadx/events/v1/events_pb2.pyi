@@ -222,3 +222,35 @@ class SaleClosed(_message.Message):
     posted_buyer_ids: _containers.RepeatedScalarFieldContainer[str]
     duplicate_buyer_ids: _containers.RepeatedScalarFieldContainer[str]
     def __init__(self, lead_id: _Optional[str] = ..., auction_id: _Optional[str] = ..., outcome: _Optional[_Union[SaleOutcome, str]] = ..., buyer_id: _Optional[str] = ..., price_cents: _Optional[int] = ..., seller_fee_cents: _Optional[int] = ..., seller_id: _Optional[str] = ..., vertical: _Optional[str] = ..., state: _Optional[str] = ..., zip3: _Optional[str] = ..., probability: _Optional[float] = ..., cluster: _Optional[str] = ..., attempts: _Optional[int] = ..., closed_at_ms: _Optional[int] = ..., submitted_at_ms: _Optional[int] = ..., posted_buyer_ids: _Optional[_Iterable[str]] = ..., duplicate_buyer_ids: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class LeadReturned(_message.Message):
+    __slots__ = ("lead_id", "auction_id", "buyer_id", "seller_id", "price_cents", "seller_fee_cents", "reason", "vertical", "state", "zip3", "probability", "cluster", "sold_at_ms", "returned_at_ms")
+    LEAD_ID_FIELD_NUMBER: _ClassVar[int]
+    AUCTION_ID_FIELD_NUMBER: _ClassVar[int]
+    BUYER_ID_FIELD_NUMBER: _ClassVar[int]
+    SELLER_ID_FIELD_NUMBER: _ClassVar[int]
+    PRICE_CENTS_FIELD_NUMBER: _ClassVar[int]
+    SELLER_FEE_CENTS_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    VERTICAL_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    ZIP3_FIELD_NUMBER: _ClassVar[int]
+    PROBABILITY_FIELD_NUMBER: _ClassVar[int]
+    CLUSTER_FIELD_NUMBER: _ClassVar[int]
+    SOLD_AT_MS_FIELD_NUMBER: _ClassVar[int]
+    RETURNED_AT_MS_FIELD_NUMBER: _ClassVar[int]
+    lead_id: str
+    auction_id: str
+    buyer_id: str
+    seller_id: str
+    price_cents: int
+    seller_fee_cents: int
+    reason: str
+    vertical: str
+    state: str
+    zip3: str
+    probability: float
+    cluster: str
+    sold_at_ms: int
+    returned_at_ms: int
+    def __init__(self, lead_id: _Optional[str] = ..., auction_id: _Optional[str] = ..., buyer_id: _Optional[str] = ..., seller_id: _Optional[str] = ..., price_cents: _Optional[int] = ..., seller_fee_cents: _Optional[int] = ..., reason: _Optional[str] = ..., vertical: _Optional[str] = ..., state: _Optional[str] = ..., zip3: _Optional[str] = ..., probability: _Optional[float] = ..., cluster: _Optional[str] = ..., sold_at_ms: _Optional[int] = ..., returned_at_ms: _Optional[int] = ...) -> None: ...
