@@ -33,15 +33,17 @@ from leadx.dedup_scopes import DedupPolicy
 from leadx.dedup_store import DedupStore
 from leadx.events.v1 import events_pb2 as ev
 from leadx.health import Readiness
-from leadx.ids import is_lead_id, new_lead_id
+from leadx.ids import derived_event_id, is_lead_id, new_lead_id
 from leadx.kafka import EventProducer
 from leadx.lead_rules import RuleBook
 from leadx.logs import log_event
+from leadx.returns import Refusal, ReturnPolicy, reason_problem
 from leadx.telemetry import tracer
 from leadx.verticals import FieldError, Verification, Vertical, load_verticals, verify
 from services.intake.formats import (
     MEDIA_TYPE, Answer, PayloadError, answer_format, parse_body, render, request_format,
 )
+from services.intake import returns
 from services.intake.guards import IdempotencyStore, RateLimiter
 from services.intake.openapi import openapi_document
 from services.intake.ping_tokens import HASHED_FIELDS, PING_FIELDS, PingClaims, PingTokens, TokenError
@@ -76,6 +78,7 @@ class IntakeDeps:
     phone_area_must_match: bool
     dedup: DedupStore
     dedup_policy: DedupPolicy
+    return_policy: ReturnPolicy
 
 
 class ApiError(Exception):
@@ -91,18 +94,20 @@ class ApiError(Exception):
                       headers=self.headers)
 
 
-class SellerAuth:
-    """Bearer API key → seller id, cached briefly so the hot path does not hit SQL per request.
-    A revoked or rotated key stops working within TTL_S on every replica."""
+class ApiKeyAuth:
+    """Bearer API key → seller (or buyer) id, cached briefly so the hot path does not hit SQL per
+    request. A revoked or rotated key stops working within TTL_S on every replica."""
 
     TTL_S = 30.0
     MAX_CACHED = 10_000  # bounded, so a flood of made-up keys cannot grow it without limit
 
-    def __init__(self, sessions: sessionmaker[Session]) -> None:
+    def __init__(self, sessions: sessionmaker[Session],
+                 lookup: Callable[[Session, str], str | None] = accounts.seller_for_key) -> None:
         self.sessions = sessions
+        self.lookup = lookup
         self._cache: dict[str, tuple[str | None, float]] = {}
 
-    async def seller_id(self, request: Request) -> str:
+    async def account_id(self, request: Request) -> str:
         header = request.headers.get("authorization", "")
         scheme, _, key = header.partition(" ")
         if scheme.lower() != "bearer" or not key.strip():
@@ -122,7 +127,7 @@ class SellerAuth:
 
     def _lookup(self, key: str) -> str | None:
         with self.sessions() as session:
-            return accounts.seller_for_key(session, key)
+            return self.lookup(session, key)
 
 
 async def read_body(request: Request, max_bytes: int) -> bytes:
@@ -158,7 +163,8 @@ def _text(payload: dict, name: str) -> str:
 
 
 def build_app(deps: IntakeDeps, lifespan=None) -> Starlette:
-    auth = SellerAuth(deps.sessions)
+    auth = ApiKeyAuth(deps.sessions)
+    buyer_auth = ApiKeyAuth(deps.sessions, accounts.buyer_for_key)
     verticals = load_verticals()
     tokens = PingTokens(deps.secret)
     dedup = deps.dedup
@@ -186,7 +192,7 @@ def build_app(deps: IntakeDeps, lifespan=None) -> Starlette:
 
     async def seller_request(request: Request, roots: tuple[str, ...]) -> tuple[str, dict]:
         """Authenticate, rate-limit and parse a PING or POST: (seller id, fields)."""
-        seller_id = await auth.seller_id(request)
+        seller_id = await auth.account_id(request)
         limited = await deps.limiter.take(seller_id)
         if limited:
             raise ApiError(429, "RATE_LIMITED", f"at most {deps.limiter.per_second} requests per second per seller",
@@ -352,7 +358,7 @@ def build_app(deps: IntakeDeps, lifespan=None) -> Starlette:
     # ------------------------------------------------------------------ status
 
     async def get_lead(request: Request) -> Answer:
-        seller_id = await auth.seller_id(request)
+        seller_id = await auth.account_id(request)
         lead_id = request.path_params["lead_id"]
         not_found = ApiError(404, "LEAD_NOT_FOUND", f"no lead {lead_id} for this seller", field="lead_id")
         if not is_lead_id(lead_id):
@@ -366,6 +372,35 @@ def build_app(deps: IntakeDeps, lifespan=None) -> Starlette:
         if owner is not None and owner.decode() == seller_id:
             return Answer("pending", 200, lead_id)
         raise not_found
+
+    # ------------------------------------------------------------------ returns (buyers)
+
+    async def return_lead(request: Request) -> Answer:
+        buyer_id = await buyer_auth.account_id(request)
+        lead_id = request.path_params["lead_id"]
+        if not is_lead_id(lead_id):
+            raise ApiError(404, returns.NOT_FOUND, f"you bought no lead {lead_id}", field="lead_id")
+        kind = request_format(request.headers.get("content-type", ""))
+        payload = parse_body(kind, await read_body(request, deps.max_body_bytes), ("return",))
+        reason = payload.get("reason")
+        problem = reason_problem(reason if isinstance(reason, str) else "")
+        if problem:
+            code = "FIELD_INVALID" if isinstance(reason, str) and reason.strip() else "FIELD_MISSING"
+            raise ApiError(422, code, problem, field="reason")
+        now_ms = int(time.time() * 1000)
+        claimed = await asyncio.to_thread(returns.claim_return, deps.sessions, deps.return_policy, lead_id,
+                                          buyer_id, reason.strip(), now_ms)
+        if isinstance(claimed, Refusal):
+            raise ApiError(claimed.http_status, claimed.code, claimed.message, field="lead_id")
+        try:
+            await deps.producer.publish(topics.LEAD_RETURNED, lead_id, claimed, derived_event_id(lead_id, "return"))
+        except Exception:
+            await asyncio.to_thread(returns.unclaim, deps.sessions, lead_id, now_ms)
+            raise ApiError(503, "SERVICE_UNAVAILABLE", "the exchange could not record the return; retry",
+                           headers={"Retry-After": "1"}) from None
+        log_event(log, "lead returned", lead_id=lead_id, buyer_id=buyer_id, seller_id=claimed.seller_id)
+        return Answer("returned", 200, lead_id, extra={"credited_cents": claimed.price_cents,
+                                                        "returned_at_ms": claimed.returned_at_ms})
 
     async def healthz(_request: Request) -> JSONResponse:
         return JSONResponse({"status": "ok"})
@@ -390,6 +425,7 @@ def build_app(deps: IntakeDeps, lifespan=None) -> Starlette:
             Route("/v1/ping", api(ping), methods=["POST"]),
             Route("/v1/post", api(post_lead), methods=["POST"]),
             Route("/v1/leads/{lead_id}", api(get_lead), methods=["GET"]),
+            Route("/v1/leads/{lead_id}/return", api(return_lead), methods=["POST"]),
             Route("/openapi.json", openapi, methods=["GET"]),
             Route("/healthz", healthz, methods=["GET"]),
             Route("/readyz", readyz, methods=["GET"]),

@@ -20,6 +20,7 @@ from leadx.kafka import EventProducer, ensure_topics
 from leadx.lead_rules import load_rulebook
 from leadx.logs import setup_logging
 from leadx.redis_client import connect as connect_redis
+from leadx.returns import ReturnPolicy
 from leadx.telemetry import setup_tracing
 from leadx.phone_areas import area_code_states
 from leadx.verticals import load_verticals, zip_states
@@ -76,7 +77,7 @@ def create_app(settings: IntakeSettings):
                       idempotency=IdempotencyStore(redis, namespace, settings.idempotency_ttl_s),
                       ping_ttl_s=settings.ping_ttl_s, phone_area_must_match=settings.phone_area_must_match,
                       dedup=DedupStore(redis, namespace, settings.dedup_bucket_bits),
-                      dedup_policy=DedupPolicy.from_env())
+                      dedup_policy=DedupPolicy.from_env(), return_policy=ReturnPolicy.from_env())
     return build_app(deps, lifespan=lifespan)
 
 

@@ -12,6 +12,7 @@ ERROR_CODES = [
     "FIELD_MISSING", "FIELD_INVALID", "ZIP_UNKNOWN", "ZIP_STATE_MISMATCH", "DUPLICATE", "AUTH_INVALID",
     "PAYLOAD_MALFORMED", "PAYLOAD_TOO_LARGE", "UNSUPPORTED_MEDIA_TYPE", "RATE_LIMITED", "PING_MISMATCH",
     "LEAD_NOT_FOUND", "NOT_FOUND", "METHOD_NOT_ALLOWED", "SERVICE_UNAVAILABLE",
+    "RETURN_WINDOW_CLOSED", "RETURN_RATE_EXCEEDED",
 ]
 WARNING_CODES = ["PHONE_AREA_MISMATCH"]
 
@@ -67,7 +68,11 @@ def openapi_document() -> dict:
         "ping_token": {"type": "string", "description": "PING only: send it with the POST"},
         "expires_at_ms": {"type": "integer", "description": "PING only: when the token expires"},
         "wanted": {"type": "boolean", "description": "PING only: some eligible buyer can take the lead"},
+        "credited_cents": {"type": "integer", "description": "return only: the price credited back to the buyer"},
+        "returned_at_ms": {"type": "integer", "description": "return only: when the return was recorded"},
     }}
+    return_body = {"type": "object", "required": ["reason"], "properties": {
+        "reason": {"type": "string", "maxLength": 500, "description": "why the lead is returned"}}}
 
     def content(schema: dict) -> dict:
         return {media: {"schema": schema} for media in
@@ -111,6 +116,19 @@ def openapi_document() -> dict:
                 "parameters": [{"name": "lead_id", "in": "path", "required": True, "schema": {"type": "string"}}],
                 "responses": responses({"200": "the status", "401": "AUTH_INVALID",
                                         "404": "LEAD_NOT_FOUND: not yours, or no such lead"}),
+            }},
+            "/v1/leads/{lead_id}/return": {"post": {
+                "summary": "A buyer returns a lead it bought, within the return window (buyer API key)",
+                "description": "Credits the buyer the price and debits the seller the price less the platform "
+                               "fee. Repeating a return of the same lead answers as the first did.",
+                "parameters": [{"name": "lead_id", "in": "path", "required": True, "schema": {"type": "string"}}],
+                "requestBody": {"required": True, "content": content(return_body)},
+                "responses": responses({"200": "returned", "400": "PAYLOAD_MALFORMED", "401": "AUTH_INVALID",
+                                        "404": "LEAD_NOT_FOUND: you did not buy this lead",
+                                        "413": "PAYLOAD_TOO_LARGE", "415": "UNSUPPORTED_MEDIA_TYPE",
+                                        "422": "FIELD_MISSING or FIELD_INVALID (reason), RETURN_WINDOW_CLOSED, "
+                                               "RETURN_RATE_EXCEEDED",
+                                        "503": "SERVICE_UNAVAILABLE: retry"}),
             }},
             "/openapi.json": {"get": {"summary": "This document", "security": [],
                                       "responses": {"200": {"description": "OpenAPI 3.1"}}}},

@@ -16,8 +16,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from leadx import billing, lead_status, topics
 from leadx.db.models import (
-    AccountBalance, Auction, BuyerDuplicateDay, BuyerPosting, Lead, LedgerEntry, LedgerTransaction, ProcessedEvent,
-    Sale,
+    AccountBalance, Auction, BuyerDuplicateDay, BuyerPosting, Lead, LeadReturn, LedgerEntry, LedgerTransaction,
+    ProcessedEvent, Sale,
 )
 from leadx.events.v1 import events_pb2 as ev
 from leadx.kafka import Envelope
@@ -188,6 +188,11 @@ def _sale_closed(session: Session, message: ev.SaleClosed) -> None:
 
 
 def _returned(session: Session, message: ev.LeadReturned) -> None:
+    if session.get(LeadReturn, message.lead_id) is None:  # intake's claim; missing only on a replay
+        session.add(LeadReturn(lead_id=message.lead_id, buyer_id=message.buyer_id, seller_id=message.seller_id,
+                               reason=message.reason, price_cents=message.price_cents,
+                               seller_fee_cents=message.seller_fee_cents, sold_at_ms=message.sold_at_ms,
+                               returned_at_ms=message.returned_at_ms))
     _book(session, billing.RETURN, message.lead_id, message.buyer_id, message.seller_id,
           message.price_cents, message.seller_fee_cents, message.returned_at_ms)
     lead = _lead(session, message.lead_id)

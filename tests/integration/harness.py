@@ -29,6 +29,7 @@ class Exchange:
     other_seller_key: str
     buyer_ids: dict[str, str]  # name → id
     seller_id: str = ""
+    buyer_keys: dict[str, str] = field(default_factory=dict)  # name → API key
     rng: random.Random = field(default_factory=lambda: random.Random(7))
 
     @property
@@ -50,6 +51,16 @@ class Exchange:
         headers = {"Authorization": f"Bearer {api_key or self.seller_key}"}
         return httpx.get(f"{self.intake_url()}/v1/leads/{lead_id}", headers=headers, timeout=10)
 
+    def return_lead(self, lead_id: str, buyer: str, reason: str | None = "the consumer never applied",
+                    api_key: str | None = None) -> httpx.Response:
+        body = {} if reason is None else {"reason": reason}
+        return httpx.post(f"{self.intake_url()}/v1/leads/{lead_id}/return", json=body, timeout=10,
+                          headers={"Authorization": f"Bearer {api_key or self.buyer_keys[buyer]}"})
+
+    def sql(self):
+        """A session on the exchange's database (close it: `with market.sql() as session`)."""
+        return _Sql(self.stack.database_url)
+
     def sales_events(self) -> list[tuple[str, ev.SaleClosed]]:
         """Every sale.closed event so far, with its event id."""
         return read_topic(self.stack.kafka_bootstrap, topics.name(self.prefix, topics.SALE_CLOSED), ev.SaleClosed)
@@ -61,12 +72,8 @@ class Exchange:
         return None
 
     def sale_rows(self) -> list[Sale]:
-        engine = make_engine(self.stack.database_url)
-        try:
-            with session_factory(engine)() as session:
-                return list(session.scalars(select(Sale)))
-        finally:
-            engine.dispose()
+        with self.sql() as session:
+            return list(session.scalars(select(Sale)))
 
     def stop(self) -> None:
         """Stop the services, the local infrastructure this exchange started, and its buyers."""
@@ -117,13 +124,14 @@ def start_exchange(run_dir: Path, kafka_bootstrap: str, redis_url: str, prefix: 
     engine = make_engine(stack.database_url)
     create_schema(engine)
     buyers = BuyerServer()
-    buyer_ids = {}
+    buyer_ids, buyer_keys = {}, {}
     with session_factory(engine)() as session:
         seller = accounts.create_seller(session, "test seller")
         other = accounts.create_seller(session, "another seller")
         for name in buyer_names:
             buyers.add(name, BuyerBehaviour(bid=None))
-            buyer_ids[name] = accounts.create_buyer(session, name, buyers.ping_url(name), buyers.post_url(name)).id
+            created = accounts.create_buyer(session, name, buyers.ping_url(name), buyers.post_url(name))
+            buyer_ids[name], buyer_keys[name] = created.id, created.api_key
     engine.dispose()
     buyers.start()
     for name in services:
@@ -136,4 +144,18 @@ def start_exchange(run_dir: Path, kafka_bootstrap: str, redis_url: str, prefix: 
         stack.stop()
         buyers.stop()
         raise
-    return Exchange(stack, buyers, seller.api_key, other.api_key, buyer_ids, seller_id=seller.id)
+    return Exchange(stack, buyers, seller.api_key, other.api_key, buyer_ids, seller_id=seller.id,
+                    buyer_keys=buyer_keys)
+
+
+class _Sql:
+    def __init__(self, database_url: str) -> None:
+        self.engine = make_engine(database_url)
+
+    def __enter__(self):
+        self.session = session_factory(self.engine)()
+        return self.session
+
+    def __exit__(self, *_exc) -> None:
+        self.session.close()
+        self.engine.dispose()

@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 
 import pytest
 from sqlalchemy import select
@@ -109,3 +110,47 @@ def test_leadx_run_shows_the_exchange_working(tmp_path):
     summary = [line for line in out.splitlines() if line.startswith("leadx: leads in")][0]
     assert "leads in 6" in summary and "duplicates caught 1" in summary
     assert "stopping services" in out
+
+
+def test_seller_fee_override_and_the_books_from_the_command_line(database_url):
+    from leadx import topics
+    from leadx.events.v1 import events_pb2 as ev
+    from leadx.kafka import Envelope
+    from services.ledger.recorder import Recorder
+
+    env = {"DATABASE_URL": database_url}
+    seller_id = json.loads(leadx("seller", "create", "Fee Leads", "--json", env=env).stdout)["id"]
+    assert leadx("seller", "set-fee", seller_id, "12.5", env=env).returncode == 0
+    for bad in ("101", "lots"):
+        refused = leadx("seller", "set-fee", seller_id, bad, env=env)
+        assert refused.returncode != 0 and "percent" in refused.stderr
+    unknown = leadx("seller", "set-fee", "s_nobody", "5", env=env)
+    assert unknown.returncode == 1 and "no seller s_nobody" in unknown.stderr
+    engine = make_engine(database_url)
+    sessions = session_factory(engine)
+    with sessions() as session:
+        assert session.get(Seller, seller_id).fee_percent == 12.5
+
+    # Two sales to one buyer, one of them returned.
+    recorder = Recorder(sessions)
+    for n, price in enumerate((1000, 3000)):
+        lead_id = f"CLI000000{n}"
+        sale = ev.SaleClosed(lead_id=lead_id, auction_id=lead_id, outcome=ev.SALE_OUTCOME_SOLD, buyer_id="b_cli",
+                             seller_id=seller_id, price_cents=price, seller_fee_cents=price // 8, vertical="auto_loan",
+                             state="NY", attempts=1, closed_at_ms=int(time.time() * 1000))
+        recorder.apply(Envelope(topics.SALE_CLOSED, lead_id, f"s{n}", sale, 0, n))
+    recorder.apply(Envelope(topics.LEAD_RETURNED, "CLI0000001", "r1", ev.LeadReturned(
+        lead_id="CLI0000001", buyer_id="b_cli", seller_id=seller_id, price_cents=3000, seller_fee_cents=375,
+        reason="wrong number", sold_at_ms=1, returned_at_ms=int(time.time() * 1000)), 0, 9))
+    engine.dispose()
+
+    books = json.loads(leadx("ledger", "balances", env=env).stdout)
+    assert books == {"balances_cents": {"buyer:b_cli": -1000, "platform:fees": 125, f"seller:{seller_id}": 875},
+                     "sum_cents": 0}
+    assert leadx("seller", "set-fee", seller_id, "default", env=env).returncode == 0
+
+    rates = leadx("returns", "rates", "--days", "1", env=env)
+    assert rates.returncode == 0, rates.stderr
+    assert json.loads(rates.stdout) == {
+        "buyers": {"b_cli": {"sold": 2, "returned": 1, "percent": 50.0}},
+        "sellers": {seller_id: {"sold": 2, "returned": 1, "percent": 50.0}}}

@@ -1,0 +1,120 @@
+"""Returns through the real services: a buyer sends back a lead it bought, within the window and
+under its return-rate cap; the ledger books the exact reverse of the sale; the seller sees the lead
+as returned; a repeat changes nothing. Also a seller's own platform fee."""
+
+from __future__ import annotations
+
+import time
+
+import httpx
+import pytest
+from sqlalchemy import select, update
+
+from leadx import accounts, topics
+from leadx.db.models import LedgerEntry, LedgerTransaction, Sale
+from leadx.events.v1 import events_pb2 as ev
+from leadx.returns import DAY_MS
+from tests.conftest import poll_until
+from tests.integration.harness import Exchange, read_topic
+
+pytestmark = pytest.mark.integration
+
+
+def sold_to_alpha(market: Exchange, price: int = 3000) -> str:
+    """A lead sold to alpha, recorded by the ledger (a return is checked against the ledger)."""
+    market.buyers.buyers["alpha"].bid = price
+    response = market.post(market.new_consumer())
+    assert response.status_code == 200, response.text
+    lead_id = response.json()["lead_id"]
+
+    def recorded() -> Sale | None:
+        with market.sql() as session:
+            return session.get(Sale, lead_id)
+    sale = poll_until(recorded, message=f"the ledger's sale of {lead_id}")
+    assert sale.buyer_id == market.buyer_ids["alpha"] and sale.price_cents == price
+    return lead_id
+
+
+def entries_of(market: Exchange, lead_id: str) -> dict[str, dict[str, int]]:
+    with market.sql() as session:
+        rows = session.execute(select(LedgerEntry.transaction_id, LedgerEntry.account, LedgerEntry.amount_cents)
+                               .where(LedgerEntry.transaction_id.in_([f"sale:{lead_id}", f"return:{lead_id}"])))
+        out: dict[str, dict[str, int]] = {}
+        for transaction, account, amount in rows:
+            out.setdefault(transaction.split(":")[0], {})[account] = amount
+        return out
+
+
+def test_a_buyer_returns_a_lead_and_the_books_reverse_the_sale(market: Exchange):
+    # The default cap is 25% of the buyer's purchases: buy four, return one.
+    lead_ids = [sold_to_alpha(market) for _ in range(4)]
+    lead_id = lead_ids[0]
+    alpha, beta = market.buyer_ids["alpha"], market.buyer_ids["beta"]
+
+    # Only the buyer of the lead may return it; a seller's key is not a buyer's.
+    assert market.return_lead(lead_id, "beta").json()["errors"][0]["code"] == "LEAD_NOT_FOUND"
+    assert market.return_lead(lead_id, "alpha", api_key=market.seller_key).status_code == 401
+    missing = market.return_lead(lead_id, "alpha", reason=None)
+    assert missing.status_code == 422 and missing.json()["errors"][0] == {
+        "code": "FIELD_MISSING", "field": "reason", "message": "reason is required: say why the lead is returned"}
+
+    # In XML, like a seller's POST.
+    returned = httpx.post(f"{market.intake_url()}/v1/leads/{lead_id}/return", timeout=10,
+                          content=b"<return><reason>disconnected phone</reason></return>",
+                          headers={"Authorization": f"Bearer {market.buyer_keys['alpha']}",
+                                   "Content-Type": "application/xml", "Accept": "application/json"})
+    assert returned.status_code == 200, returned.text
+    body = returned.json()
+    assert body["status"] == "returned" and body["lead_id"] == lead_id and body["credited_cents"] == 3000
+
+    # A repeat answers as the first did and books nothing more.
+    again = market.return_lead(lead_id, "alpha")
+    assert again.status_code == 200 and again.json()["returned_at_ms"] == body["returned_at_ms"]
+
+    books = poll_until(lambda: entries_of(market, lead_id).get("return") and entries_of(market, lead_id),
+                       message="the return booked")
+    assert books["sale"] == {f"buyer:{alpha}": -3000, f"seller:{market.seller_id}": 2700, "platform:fees": 300}
+    assert books["return"] == {account: -amount for account, amount in books["sale"].items()}
+    with market.sql() as session:
+        assert session.get(LedgerTransaction, f"return:{lead_id}").amount_cents == 3000
+
+    # The seller hears of it: its status query and the lead.returned event, which carries no PII.
+    assert poll_until(lambda: market.status(lead_id).json()["status"] == "returned", message="status returned")
+    events = [m for _, m in read_topic(market.stack.kafka_bootstrap, topics.name(market.prefix, topics.LEAD_RETURNED),
+                                       ev.LeadReturned) if m.lead_id == lead_id]
+    assert len(events) == 2  # the repeat re-published under the same event id; the ledger booked one
+    event = events[0]
+    assert (event.buyer_id, event.seller_id, event.price_cents, event.seller_fee_cents) == (
+        alpha, market.seller_id, 3000, 300)
+    assert event.reason == "disconnected phone" and len(event.zip3) == 3 and event.vertical == "auto_loan"
+    assert beta not in {e.buyer_id for e in events}
+
+    # A second return of four purchases would make 50%: over the cap.
+    capped = market.return_lead(lead_ids[1], "alpha")
+    assert capped.status_code == 422 and capped.json()["errors"][0]["code"] == "RETURN_RATE_EXCEEDED"
+
+
+def test_a_lead_cannot_be_returned_after_the_window(market: Exchange):
+    lead_ids = [sold_to_alpha(market) for _ in range(4)]
+    with market.sql() as session:  # as if sold eight days ago (the default window is seven)
+        session.execute(update(Sale).where(Sale.lead_id == lead_ids[0])
+                        .values(closed_at_ms=int(time.time() * 1000) - 8 * DAY_MS))
+        session.commit()
+    late = market.return_lead(lead_ids[0], "alpha")
+    assert late.status_code == 422 and late.json()["errors"][0]["code"] == "RETURN_WINDOW_CLOSED"
+    assert market.status(lead_ids[0]).json()["status"] == "sold"
+
+
+def test_a_seller_s_own_fee_applies_to_its_next_sales(market: Exchange):
+    with market.sql() as session:
+        accounts.set_seller_fee(session, market.seller_id, 12.5)
+    try:
+        def a_sale_at_the_new_fee() -> ev.SaleClosed | None:
+            lead_id = sold_to_alpha(market, price=1001)  # delivery re-reads the fees every 5 s
+            sale = market.sale_for(lead_id)
+            return sale if sale.seller_fee_cents != 100 else None
+        sale = poll_until(a_sale_at_the_new_fee, timeout_s=30, interval_s=0.5, message="a sale at 12.5%")
+        assert sale.seller_fee_cents == 125  # 125.125 cents, rounded
+    finally:
+        with market.sql() as session:
+            accounts.set_seller_fee(session, market.seller_id, None)
