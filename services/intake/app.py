@@ -383,9 +383,11 @@ def build_app(deps: IntakeDeps, lifespan=None) -> Starlette:
         kind = request_format(request.headers.get("content-type", ""))
         payload = parse_body(kind, await read_body(request, deps.max_body_bytes), ("return",))
         reason = payload.get("reason")
-        problem = reason_problem(reason if isinstance(reason, str) else "")
+        if reason is not None and not isinstance(reason, str):
+            raise ApiError(422, "FIELD_INVALID", "reason must be text", field="reason")
+        problem = reason_problem(reason or "")
         if problem:
-            code = "FIELD_INVALID" if isinstance(reason, str) and reason.strip() else "FIELD_MISSING"
+            code = "FIELD_INVALID" if reason and reason.strip() else "FIELD_MISSING"
             raise ApiError(422, code, problem, field="reason")
         now_ms = int(time.time() * 1000)
         claimed = await asyncio.to_thread(returns.claim_return, deps.sessions, deps.return_policy, lead_id,
