@@ -194,3 +194,14 @@ class AccountBalance(Base):
     __tablename__ = "account_balances"
     account: Mapped[str] = mapped_column(String(40), primary_key=True)
     balance_cents: Mapped[int] = mapped_column(BigInteger)
+
+
+class Rating(Base):
+    """One party's stars for another it has traded with: buyers rate sellers, sellers may rate
+    buyers. A party's new rating of the same account replaces its old one."""
+
+    __tablename__ = "ratings"
+    rater_id: Mapped[str] = mapped_column(String(16), primary_key=True)
+    ratee_id: Mapped[str] = mapped_column(String(16), primary_key=True, index=True)
+    stars: Mapped[int] = mapped_column(Integer)  # 1 to 5
+    rated_at_ms: Mapped[int] = mapped_column(BigInteger)

@@ -26,9 +26,9 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from leadx import accounts, lead_status, pii, topics
+from leadx import accounts, lead_status, pii, ratings, topics
 from leadx.buyer_directory import BuyerDirectory
-from leadx.db.models import Lead
+from leadx.db.models import Buyer, Lead, Seller
 from leadx.dedup_scopes import DedupPolicy
 from leadx.dedup_store import DedupStore
 from leadx.events.v1 import events_pb2 as ev
@@ -404,6 +404,30 @@ def build_app(deps: IntakeDeps, lifespan=None) -> Starlette:
         return Answer("returned", 200, lead_id, extra={"credited_cents": claimed.price_cents,
                                                         "returned_at_ms": claimed.returned_at_ms})
 
+    # ------------------------------------------------------------------ ratings (the patent's Partnerships)
+
+    def rating_endpoint(rater_auth: ApiKeyAuth, ratee_model, party: str):
+        """GET: your stars for that account and the community's average. PUT {"stars": 1-5}: rate it,
+        once you have traded with it (a buyer bought from the seller, a seller sold to the buyer)."""
+        async def handler(request: Request) -> Answer:
+            rater_id = await rater_auth.account_id(request)
+            ratee_id = request.path_params["account_id"]
+            stars = None
+            if request.method == "PUT":
+                kind = request_format(request.headers.get("content-type", ""))
+                stars = parse_body(kind, await read_body(request, deps.max_body_bytes), ("rating",)).get("stars")
+                problem = ratings.stars_problem(stars)
+                if problem:
+                    raise ApiError(422, "FIELD_MISSING" if stars is None else "FIELD_INVALID", problem, field="stars")
+            found = await asyncio.to_thread(_rate_or_view, deps.sessions, ratee_model, party, rater_id, ratee_id,
+                                            None if stars is None else int(stars))
+            if isinstance(found, ApiError):
+                raise found
+            return Answer("rated" if stars is not None else "ok", 200, None, extra={
+                party: found.ratee_id, "your_stars": found.your_stars, "average_stars": found.average_stars,
+                "ratings": found.ratings})
+        return handler
+
     async def healthz(_request: Request) -> JSONResponse:
         return JSONResponse({"status": "ok"})
 
@@ -428,6 +452,10 @@ def build_app(deps: IntakeDeps, lifespan=None) -> Starlette:
             Route("/v1/post", api(post_lead), methods=["POST"]),
             Route("/v1/leads/{lead_id}", api(get_lead), methods=["GET"]),
             Route("/v1/leads/{lead_id}/return", api(return_lead), methods=["POST"]),
+            Route("/v1/sellers/{account_id}/rating", api(rating_endpoint(buyer_auth, Seller, "seller")),
+                  methods=["GET", "PUT"]),
+            Route("/v1/buyers/{account_id}/rating", api(rating_endpoint(auth, Buyer, "buyer")),
+                  methods=["GET", "PUT"]),
             Route("/openapi.json", openapi, methods=["GET"]),
             Route("/healthz", healthz, methods=["GET"]),
             Route("/readyz", readyz, methods=["GET"]),
@@ -456,3 +484,18 @@ def _contract_price(sessions: sessionmaker[Session], seller_id: str, buyer_id: s
 def _lead_row(sessions: sessionmaker[Session], lead_id: str):
     with sessions() as session:
         return session.execute(select(Lead.seller_id, Lead.status).where(Lead.id == lead_id)).first()
+
+
+def _rate_or_view(sessions: sessionmaker[Session], ratee_model, party: str, rater_id: str, ratee_id: str,
+                  stars: int | None) -> ratings.RatingView | ApiError:
+    with sessions.begin() as session:
+        if session.get(ratee_model, ratee_id) is None:
+            return ApiError(404, "ACCOUNT_NOT_FOUND", f"no {party} {ratee_id}", field=party)
+        if stars is not None:
+            buyer_id, seller_id = (rater_id, ratee_id) if party == "seller" else (ratee_id, rater_id)
+            if not ratings.have_traded(session, buyer_id, seller_id):
+                return ApiError(403, "NOT_A_TRADING_PARTNER",
+                                f"you can rate a {party} once you have traded with it", field=party)
+            ratings.rate(session, rater_id, ratee_id, stars, int(time.time() * 1000))
+            session.flush()
+        return ratings.view(session, rater_id, ratee_id)

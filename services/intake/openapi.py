@@ -12,7 +12,7 @@ ERROR_CODES = [
     "FIELD_MISSING", "FIELD_INVALID", "ZIP_UNKNOWN", "ZIP_STATE_MISMATCH", "DUPLICATE", "AUTH_INVALID",
     "PAYLOAD_MALFORMED", "PAYLOAD_TOO_LARGE", "UNSUPPORTED_MEDIA_TYPE", "RATE_LIMITED", "PING_MISMATCH",
     "LEAD_NOT_FOUND", "NOT_FOUND", "METHOD_NOT_ALLOWED", "SERVICE_UNAVAILABLE",
-    "RETURN_WINDOW_CLOSED", "RETURN_RATE_EXCEEDED",
+    "RETURN_WINDOW_CLOSED", "RETURN_RATE_EXCEEDED", "ACCOUNT_NOT_FOUND", "NOT_A_TRADING_PARTNER",
 ]
 WARNING_CODES = ["PHONE_AREA_MISMATCH"]
 
@@ -70,7 +70,24 @@ def openapi_document() -> dict:
         "wanted": {"type": "boolean", "description": "PING only: some eligible buyer can take the lead"},
         "credited_cents": {"type": "integer", "description": "return only: the price credited back to the buyer"},
         "returned_at_ms": {"type": "integer", "description": "return only: when the return was recorded"},
+        "your_stars": {"type": ["integer", "null"], "description": "ratings only: your rating of the account"},
+        "average_stars": {"type": ["number", "null"], "description": "ratings only: every rater's average"},
+        "ratings": {"type": "integer", "description": "ratings only: how many have rated the account"},
     }}
+    rating_body = {"type": "object", "required": ["stars"], "properties": {
+        "stars": {"type": ["integer", "string"], "minimum": 1, "maximum": 5}}}
+
+    def rating_path(rater: str, ratee: str) -> dict:
+        param = [{"name": "account_id", "in": "path", "required": True, "schema": {"type": "string"}}]
+        found = {"200": f"your stars for the {ratee} and the average", "401": f"AUTH_INVALID: a {rater}'s key",
+                 "404": f"ACCOUNT_NOT_FOUND: no such {ratee}"}
+        return {
+            "get": {"summary": f"A {rater} reads its rating of a {ratee} and the community average",
+                    "parameters": param, "responses": responses(found)},
+            "put": {"summary": f"A {rater} rates a {ratee} it has traded with, 1 to 5 stars (replaces its last)",
+                    "parameters": param, "requestBody": {"required": True, "content": content(rating_body)},
+                    "responses": responses({**found, "403": "NOT_A_TRADING_PARTNER",
+                                            "422": "FIELD_MISSING or FIELD_INVALID (stars)"})}}
     return_body = {"type": "object", "required": ["reason"], "properties": {
         "reason": {"type": "string", "maxLength": 500, "description": "why the lead is returned"}}}
 
@@ -130,6 +147,8 @@ def openapi_document() -> dict:
                                                "RETURN_RATE_EXCEEDED",
                                         "503": "SERVICE_UNAVAILABLE: retry"}),
             }},
+            "/v1/sellers/{account_id}/rating": rating_path("buyer", "seller"),
+            "/v1/buyers/{account_id}/rating": rating_path("seller", "buyer"),
             "/openapi.json": {"get": {"summary": "This document", "security": [],
                                       "responses": {"200": {"description": "OpenAPI 3.1"}}}},
             "/healthz": {"get": {"summary": "Liveness", "security": [], "responses": {"200": {"description": "ok"}}}},

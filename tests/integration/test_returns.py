@@ -118,3 +118,39 @@ def test_a_seller_s_own_fee_applies_to_its_next_sales(market: Exchange):
     finally:
         with market.sql() as session:
             accounts.set_seller_fee(session, market.seller_id, None)
+
+
+def rating(market: Exchange, path: str, key: str, stars=None) -> httpx.Response:
+    url = f"{market.intake_url()}{path}"
+    headers = {"Authorization": f"Bearer {key}"}
+    if stars is None:
+        return httpx.get(url, headers=headers, timeout=10)
+    return httpx.put(url, json={"stars": stars}, headers=headers, timeout=10)
+
+
+def test_buyers_rate_sellers_they_bought_from_and_see_the_community_average(market: Exchange):
+    sold_to_alpha(market)
+    seller_path = f"/v1/sellers/{market.seller_id}/rating"
+    assert rating(market, seller_path, market.buyer_keys["alpha"], 4).json()["your_stars"] == 4
+    assert rating(market, seller_path, market.buyer_keys["alpha"], 2).json()["your_stars"] == 2  # replaces
+    # gamma never bought from this seller: it may look, not rate.
+    refused = rating(market, seller_path, market.buyer_keys["gamma"], 5)
+    assert refused.status_code == 403 and refused.json()["errors"][0]["code"] == "NOT_A_TRADING_PARTNER"
+    market.buyers.buyers["alpha"].bid = None
+    market.buyers.buyers["gamma"].bid = 2000
+    response = market.post(market.new_consumer())
+    poll_until(lambda: (s := market.sale_for(response.json()["lead_id"])) and s.buyer_id, message="gamma's sale")
+    poll_until(lambda: rating(market, seller_path, market.buyer_keys["gamma"], 5).status_code == 200,
+               message="gamma's rating, once the ledger has its purchase")
+    seen = rating(market, seller_path, market.buyer_keys["gamma"]).json()
+    assert (seen["your_stars"], seen["average_stars"], seen["ratings"], seen["seller"]) == (5, 3.5, 2, market.seller_id)
+    assert rating(market, seller_path, market.buyer_keys["beta"]).json()["your_stars"] is None
+
+    # Sellers may rate the buyers they sold to; bad stars and unknown accounts are refused clearly.
+    buyer_path = f"/v1/buyers/{market.buyer_ids['alpha']}/rating"
+    assert rating(market, buyer_path, market.seller_key, "5").json()["average_stars"] == 5.0
+    for bad in (0, 6, 2.5, "many", True):
+        wrong = rating(market, buyer_path, market.seller_key, bad)
+        assert wrong.status_code == 422 and wrong.json()["errors"][0]["field"] == "stars", bad
+    assert rating(market, "/v1/buyers/b_nobody/rating", market.seller_key).status_code == 404
+    assert rating(market, buyer_path, market.buyer_keys["alpha"], 5).status_code == 401  # a buyer's key
