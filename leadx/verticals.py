@@ -88,6 +88,12 @@ def zip_states() -> dict[str, str]:
 
 
 @lru_cache(maxsize=1)
+def zip_counties() -> dict[str, str]:
+    """Every US ZIP code → its county (the metro area of the market data)."""
+    return {z["zip_code"]: z["county"] or "" for z in zipcodes.list_all()}
+
+
+@lru_cache(maxsize=1)
 def load_verticals(path: Path = SCHEMA_FILE) -> dict[str, Vertical]:
     raw = tomllib.loads(path.read_text())
     return {

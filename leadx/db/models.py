@@ -52,6 +52,7 @@ class Lead(Base):
     id: Mapped[str] = mapped_column(String(10), primary_key=True)
     seller_id: Mapped[str] = mapped_column(String(16), index=True)
     vertical: Mapped[str] = mapped_column(String(64))
+    state: Mapped[str] = mapped_column(String(2), default="")  # from the fields, for lead search
     status: Mapped[str] = mapped_column(String(16))
     status_rank: Mapped[int] = mapped_column(Integer)
     fields: Mapped[dict | None] = mapped_column(JSON, nullable=True)
@@ -67,7 +68,8 @@ class Lead(Base):
     # How often the ledger re-published this lead because it stalled on its way to an outcome.
     redrives: Mapped[int] = mapped_column(Integer, default=0)
 
-    __table_args__ = (Index("ix_leads_open_by_age", "status_rank", "updated_at_ms"),)
+    __table_args__ = (Index("ix_leads_open_by_age", "status_rank", "updated_at_ms"),
+                      Index("ix_leads_seller_submitted", "seller_id", "submitted_at_ms"))
 
 
 class Auction(Base):
@@ -92,10 +94,27 @@ class Sale(Base):
     seller_fee_cents: Mapped[int] = mapped_column(BigInteger)
     vertical: Mapped[str] = mapped_column(String(64))
     state: Mapped[str] = mapped_column(String(2))
+    county: Mapped[str] = mapped_column(String(64), default="")  # of the lead's ZIP: the metro area
     attempts: Mapped[int] = mapped_column(Integer)
     closed_at_ms: Mapped[int] = mapped_column(BigInteger)
 
-    __table_args__ = (Index("ix_sales_closed_at", "closed_at_ms"),)
+    # The dashboards read one party's sales over a trailing window.
+    __table_args__ = (Index("ix_sales_closed_at", "closed_at_ms"),
+                      Index("ix_sales_buyer_closed", "buyer_id", "closed_at_ms"),
+                      Index("ix_sales_seller_closed", "seller_id", "closed_at_ms"))
+
+
+class MarketDay(Base):
+    """Sales per UTC day, vertical, state and county, kept with each sale: market prices per day,
+    week or month read a few hundred rows instead of every sale."""
+
+    __tablename__ = "market_days"
+    day: Mapped[str] = mapped_column(String(10), primary_key=True)  # YYYY-MM-DD
+    vertical: Mapped[str] = mapped_column(String(64), primary_key=True)
+    state: Mapped[str] = mapped_column(String(2), primary_key=True)
+    county: Mapped[str] = mapped_column(String(64), primary_key=True)
+    sales: Mapped[int] = mapped_column(BigInteger)
+    total_cents: Mapped[int] = mapped_column(BigInteger)
 
 
 class ProcessedEvent(Base):
@@ -183,9 +202,11 @@ class LedgerEntry(Base):
     __tablename__ = "ledger_entries"
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     transaction_id: Mapped[str] = mapped_column(String(32), index=True)
-    account: Mapped[str] = mapped_column(String(40), index=True)  # buyer:<id>, seller:<id>, platform:fees
+    account: Mapped[str] = mapped_column(String(40))  # buyer:<id>, seller:<id>, platform:fees
     amount_cents: Mapped[int] = mapped_column(BigInteger)
     at_ms: Mapped[int] = mapped_column(BigInteger)
+
+    __table_args__ = (Index("ix_ledger_entries_account_at", "account", "at_ms"),)
 
 
 class AccountBalance(Base):

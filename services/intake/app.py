@@ -27,6 +27,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from leadx import accounts, lead_status, pii, ratings, topics
+from leadx.api_keys import KeyCache, bearer_key
 from leadx.buyer_directory import BuyerDirectory
 from leadx.db.models import Buyer, Lead, Seller
 from leadx.dedup_scopes import DedupPolicy
@@ -95,39 +96,20 @@ class ApiError(Exception):
 
 
 class ApiKeyAuth:
-    """Bearer API key → seller (or buyer) id, cached briefly so the hot path does not hit SQL per
-    request. A revoked or rotated key stops working within TTL_S on every replica."""
-
-    TTL_S = 30.0
-    MAX_CACHED = 10_000  # bounded, so a flood of made-up keys cannot grow it without limit
+    """The seller (or buyer) a request's `Authorization: Bearer <api key>` belongs to."""
 
     def __init__(self, sessions: sessionmaker[Session],
                  lookup: Callable[[Session, str], str | None] = accounts.seller_for_key) -> None:
-        self.sessions = sessions
-        self.lookup = lookup
-        self._cache: dict[str, tuple[str | None, float]] = {}
+        self.keys = KeyCache(sessions, lookup)
 
     async def account_id(self, request: Request) -> str:
-        header = request.headers.get("authorization", "")
-        scheme, _, key = header.partition(" ")
-        if scheme.lower() != "bearer" or not key.strip():
+        key = bearer_key(request.headers.get("authorization", ""))
+        if key is None:
             raise ApiError(401, "AUTH_INVALID", "send your API key as 'Authorization: Bearer <key>'")
-        key = key.strip()
-        cached = self._cache.get(key)
-        now = time.monotonic()
-        if cached is None or cached[1] < now:
-            seller = await asyncio.to_thread(self._lookup, key)
-            cached = (seller, now + self.TTL_S)
-            if len(self._cache) >= self.MAX_CACHED:
-                self._cache.clear()
-            self._cache[key] = cached
-        if cached[0] is None:
+        account_id = await self.keys.resolve(key)
+        if account_id is None:
             raise ApiError(401, "AUTH_INVALID", "the API key is not valid or has been revoked")
-        return cached[0]
-
-    def _lookup(self, key: str) -> str | None:
-        with self.sessions() as session:
-            return self.lookup(session, key)
+        return account_id
 
 
 async def read_body(request: Request, max_bytes: int) -> bytes:

@@ -1,4 +1,8 @@
-"""gRPC dashboard queries over the ledger's SQL (leadx.dashboard.v1.DashboardService)."""
+"""gRPC dashboard queries over the ledger's SQL (leadx.dashboard.v1.DashboardService).
+
+Each call: who is calling (services.ledger.dashboard_auth), whether it may read what it asks for,
+then the query (services.ledger.dashboard_queries) in a worker thread, given no longer than the
+client's deadline allows."""
 
 from __future__ import annotations
 
@@ -12,72 +16,200 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from leadx.dashboard.v1 import dashboard_pb2 as pb
 from leadx.dashboard.v1 import dashboard_pb2_grpc
-from leadx.db.models import Auction, BuyerDuplicateDay, Lead, Sale
+from leadx.db.models import Auction, Buyer, BuyerDuplicateDay, Lead, Sale, Seller
+from services.ledger import dashboard_queries as queries
+from services.ledger.dashboard_auth import Caller, DashboardAuth
 
 MAX_SALES = 500
 MAX_DUPLICATE_DAYS = 366
+QUERY_TIMEOUT_S = 30  # for a call without a deadline
+WINDOWS = {"day": pb.WINDOW_DAY, "week": pb.WINDOW_WEEK, "month": pb.WINDOW_MONTH, "year": pb.WINDOW_YEAR}
+WINDOW_NAMES = {value: name for name, value in WINDOWS.items()}
+PERIODS = {pb.PERIOD_DAY: "day", pb.PERIOD_WEEK: "week", pb.PERIOD_MONTH: "month"}
 
 
 class DashboardService(dashboard_pb2_grpc.DashboardServiceServicer):
-    def __init__(self, sessions: sessionmaker[Session], clock=time.time) -> None:
+    def __init__(self, sessions: sessionmaker[Session], auth: DashboardAuth | None = None, clock=time.time) -> None:
         self.sessions = sessions
+        self.auth = auth or DashboardAuth(sessions)
         self.clock = clock
 
+    def _now_ms(self) -> int:
+        return int(self.clock() * 1000)
+
+    async def _query(self, context, function, *args, **kwargs):
+        """Run `function(session, ...)` in a thread within the call's deadline; a bad request in it
+        becomes INVALID_ARGUMENT."""
+        remaining = context.time_remaining()
+        timeout = QUERY_TIMEOUT_S if remaining is None else min(remaining, QUERY_TIMEOUT_S)
+
+        def run():
+            with self.sessions() as session:
+                return function(session, *args, **kwargs)
+        try:
+            return await asyncio.wait_for(asyncio.to_thread(run), timeout)
+        except TimeoutError:
+            await context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, "the query did not finish within the deadline")
+        except queries.BadRequest as exc:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+
+    # ------------------------------------------------------------ summaries
+
+    async def GetBuyerSummary(self, request, context):  # noqa: N802 (gRPC method name)
+        await self._caller_for(context, "buyer", request.buyer_id)
+        windows, last = await self._query(context, queries.buyer_summary, request.buyer_id, self._now_ms())
+        return pb.BuyerSummary(
+            buyer_id=request.buyer_id,
+            windows=[pb.BuyerWindow(window=WINDOWS[w.window], leads_bought=w.leads_bought,
+                                    average_cost_cents=w.average_cost_cents, spent_cents=w.spent_cents,
+                                    returned=w.returned, duplicates_rejected=w.duplicates_rejected) for w in windows],
+            last_leads=[pb.BoughtLead(lead_id=b.lead_id, price_cents=b.price_cents, vertical=b.vertical, state=b.state,
+                                      bought_at_ms=b.bought_at_ms, returned=b.returned) for b in last])
+
+    async def GetSellerSummary(self, request, context):  # noqa: N802
+        await self._caller_for(context, "seller", request.seller_id)
+        windows = await self._query(context, queries.seller_summary, request.seller_id, self._now_ms())
+        return pb.SellerSummary(seller_id=request.seller_id, windows=[
+            pb.SellerWindow(window=WINDOWS[w.window], sold=w.sold, average_price_cents=w.average_price_cents,
+                            unsold=w.unsold, returned=w.returned, fees_cents=w.fees_cents) for w in windows])
+
+    async def _caller_for(self, context, kind: str, account_id: str) -> Caller:
+        if not account_id:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"{kind}_id is required")
+        caller = await self.auth.caller(context)
+        await self.auth.require(context, caller, kind, account_id)
+        return caller
+
+    # ------------------------------------------------------------ transactions and leads
+
+    async def ListTransactions(self, request, context):  # noqa: N802
+        caller = await self.auth.caller(context)
+        if request.window not in (pb.WINDOW_DAY, pb.WINDOW_WEEK, pb.WINDOW_MONTH):
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT,
+                                "window must be WINDOW_DAY, WINDOW_WEEK or WINDOW_MONTH")
+        account_id = request.account_id or ("" if caller.is_admin else caller.id)
+        account = None
+        if account_id:
+            kind = caller.kind if not caller.is_admin else await self._query(context, _kind_of, account_id)
+            if kind is None:
+                await context.abort(grpc.StatusCode.NOT_FOUND, f"no account {account_id}")
+            await self.auth.require(context, caller, kind, account_id)
+            account = queries.account_of(kind, account_id)
+        size = await self._page_size(context, request.page_size)
+        rows, token = await self._query(context, queries.transactions, account, WINDOW_NAMES[request.window],
+                                        size, request.page_token, self._now_ms())
+        return pb.ListTransactionsResponse(next_page_token=token, transactions=[
+            pb.Transaction(id=t.id, kind=t.kind, lead_id=t.lead_id, buyer_id=t.buyer_id, seller_id=t.seller_id,
+                           amount_cents=t.amount_cents, fee_cents=t.fee_cents, at_ms=t.at_ms,
+                           account_amount_cents=t.account_amount_cents) for t in rows])
+
+    async def SearchLeads(self, request, context):  # noqa: N802
+        caller = await self.auth.caller(context)
+        size = await self._page_size(context, request.page_size)
+        rows, token = await self._query(
+            context, queries.search_leads, seller_id=caller.id if caller.kind == "seller" else None,
+            buyer_id=caller.id if caller.kind == "buyer" else None, lead_id=request.lead_id, day=request.day,
+            state=request.state, status=request.status, size=size, token=request.page_token)
+        return pb.SearchLeadsResponse(next_page_token=token, leads=[
+            pb.LeadRow(lead_id=r.lead_id, seller_id=r.seller_id, buyer_id=r.buyer_id, vertical=r.vertical,
+                       state=r.state, status=r.status, submitted_at_ms=r.submitted_at_ms, price_cents=r.price_cents)
+            for r in rows])
+
+    @staticmethod
+    async def _page_size(context, requested: int) -> int:
+        if requested < 0:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "page_size must not be negative")
+        return min(requested or queries.DEFAULT_PAGE, queries.MAX_PAGE)
+
+    # ------------------------------------------------------------ market
+
+    async def GetMarketPrices(self, request, context):  # noqa: N802
+        await self.auth.caller(context)  # market data is open to every account
+        period = PERIODS.get(request.period)
+        if period is None:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT,
+                                "period must be PERIOD_DAY, PERIOD_WEEK or PERIOD_MONTH")
+        to_day = request.to_day or queries.utc_day(self._now_ms())
+        prices = await self._query(context, queries.market_prices, period, request.from_day, to_day,
+                                   vertical=request.vertical, state=request.state, county=request.county,
+                                   by_county=request.by_county)
+        return pb.GetMarketPricesResponse(prices=[
+            pb.MarketPrice(period_start=p.period_start, vertical=p.vertical, state=p.state, county=p.county,
+                           sales=p.sales, average_price_cents=p.average_price_cents, total_cents=p.total_cents)
+            for p in prices])
+
+    # ------------------------------------------------------------ earlier calls
+
     async def GetBuyerDuplicates(self, request, context):  # noqa: N802
-        if not request.buyer_id:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "buyer_id is required")
+        await self._caller_for(context, "buyer", request.buyer_id)
         if not 0 <= request.days <= MAX_DUPLICATE_DAYS:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"days must be between 1 and {MAX_DUPLICATE_DAYS}")
         today = dt.datetime.fromtimestamp(self.clock(), dt.UTC).date()
         days = [(today - dt.timedelta(days=n)).isoformat() for n in reversed(range(request.days or 30))]
-        counts = await asyncio.to_thread(self._duplicate_counts, request.buyer_id, days[0])
+        counts = await self._query(context, _duplicate_counts, request.buyer_id, days[0])
         return pb.GetBuyerDuplicatesResponse(
             buyer_id=request.buyer_id,
             days=[pb.DuplicateDay(day=day, duplicates=counts.get(day, 0)) for day in days])
 
-    def _duplicate_counts(self, buyer_id: str, since_day: str) -> dict[str, int]:
-        query = select(BuyerDuplicateDay.day, BuyerDuplicateDay.duplicates).where(
-            BuyerDuplicateDay.buyer_id == buyer_id, BuyerDuplicateDay.day >= since_day)
-        with self.sessions() as session:
-            return {row.day: row.duplicates for row in session.execute(query)}
-
-    async def GetAuctionStatus(self, request, context):  # noqa: N802 (gRPC method name)
+    async def GetAuctionStatus(self, request, context):  # noqa: N802
+        caller = await self.auth.caller(context)
         if not request.auction_id:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "auction_id is required")
-        status = await asyncio.to_thread(self._auction_status, request.auction_id)
-        if status is None:
+        found = await self._query(context, _auction_status, request.auction_id)
+        # Only the lead's seller, its buyer and the admin learn about an auction; to anyone else it
+        # does not exist.
+        if found is None or not (caller.is_admin or caller.id in found[1]):
             await context.abort(grpc.StatusCode.NOT_FOUND, f"no auction {request.auction_id}")
-        return status
+        return found[0]
 
     async def ListRecentSales(self, request, context):  # noqa: N802
+        caller = await self.auth.caller(context)
         if request.limit < 0:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "limit must not be negative")
+        if request.buyer_id and caller.kind != "seller":
+            await self.auth.require(context, caller, "buyer", request.buyer_id)
         limit = min(request.limit or 20, MAX_SALES)
-        sales = await asyncio.to_thread(self._recent_sales, limit, request.buyer_id)
+        buyer_id = request.buyer_id or (caller.id if caller.kind == "buyer" else "")
+        seller_id = caller.id if caller.kind == "seller" else ""
+        sales = await self._query(context, _recent_sales, limit, buyer_id, seller_id)
         return pb.ListRecentSalesResponse(sales=sales)
 
-    def _auction_status(self, auction_id: str) -> pb.AuctionStatus | None:
-        with self.sessions() as session:
-            auction = session.get(Auction, auction_id)
-            if auction is None:
-                return None
-            lead = session.get(Lead, auction.lead_id)
-            sale = session.get(Sale, auction.lead_id)
-            return pb.AuctionStatus(
-                auction_id=auction.id, lead_id=auction.lead_id,
-                lead_status=lead.status if lead else "", offered_buyers=auction.offered_buyers,
-                opened_at_ms=auction.opened_at_ms, closes_at_ms=auction.closes_at_ms,
-                buyer_id=(sale.buyer_id or "") if sale else "",
-                price_cents=sale.price_cents if sale else 0,
-            )
 
-    def _recent_sales(self, limit: int, buyer_id: str) -> list[pb.Sale]:
-        query = select(Sale).where(Sale.sold.is_(True))
-        if buyer_id:
-            query = query.where(Sale.buyer_id == buyer_id)
-        query = query.order_by(Sale.closed_at_ms.desc()).limit(limit)
-        with self.sessions() as session:
-            return [pb.Sale(lead_id=s.lead_id, buyer_id=s.buyer_id or "", seller_id=s.seller_id,
-                            price_cents=s.price_cents, seller_fee_cents=s.seller_fee_cents,
-                            vertical=s.vertical, state=s.state, closed_at_ms=s.closed_at_ms)
-                    for s in session.scalars(query)]
+def _kind_of(session: Session, account_id: str) -> str | None:
+    if session.get(Buyer, account_id) is not None:
+        return "buyer"
+    return "seller" if session.get(Seller, account_id) is not None else None
+
+
+def _duplicate_counts(session: Session, buyer_id: str, since_day: str) -> dict[str, int]:
+    query = select(BuyerDuplicateDay.day, BuyerDuplicateDay.duplicates).where(
+        BuyerDuplicateDay.buyer_id == buyer_id, BuyerDuplicateDay.day >= since_day)
+    return {row.day: row.duplicates for row in session.execute(query)}
+
+
+def _auction_status(session: Session, auction_id: str) -> tuple[pb.AuctionStatus, set[str]] | None:
+    """The status and the ids of the lead's parties (its seller and, once sold, its buyer)."""
+    auction = session.get(Auction, auction_id)
+    if auction is None:
+        return None
+    lead = session.get(Lead, auction.lead_id)
+    sale = session.get(Sale, auction.lead_id)
+    buyer_id = (sale.buyer_id or "") if sale else ""
+    status = pb.AuctionStatus(
+        auction_id=auction.id, lead_id=auction.lead_id, lead_status=lead.status if lead else "",
+        offered_buyers=auction.offered_buyers, opened_at_ms=auction.opened_at_ms, closes_at_ms=auction.closes_at_ms,
+        buyer_id=buyer_id, price_cents=sale.price_cents if sale else 0)
+    return status, {p for p in (lead.seller_id if lead else "", buyer_id) if p}
+
+
+def _recent_sales(session: Session, limit: int, buyer_id: str, seller_id: str) -> list[pb.Sale]:
+    query = select(Sale).where(Sale.sold.is_(True))
+    if buyer_id:
+        query = query.where(Sale.buyer_id == buyer_id)
+    if seller_id:
+        query = query.where(Sale.seller_id == seller_id)
+    query = query.order_by(Sale.closed_at_ms.desc()).limit(limit)
+    return [pb.Sale(lead_id=s.lead_id, buyer_id=s.buyer_id or "", seller_id=s.seller_id,
+                    price_cents=s.price_cents, seller_fee_cents=s.seller_fee_cents,
+                    vertical=s.vertical, state=s.state, closed_at_ms=s.closed_at_ms)
+            for s in session.scalars(query)]

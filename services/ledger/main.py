@@ -9,13 +9,15 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from leadx import service
-from leadx.config import env_float, env_int
+from leadx.config import env_float, env_int, env_str
 from leadx.dashboard.v1 import dashboard_pb2, dashboard_pb2_grpc
 from leadx.config import CommonSettings
 from leadx.db.engine import create_schema, make_engine, session_factory
 from leadx.kafka import Envelope
 from leadx.runtime import ServiceRuntime
+from leadx.verticals import zip_counties
 from services.ledger.dashboard import DashboardService
+from services.ledger.dashboard_auth import DashboardAuth
 from services.ledger.batching import BatchWriter
 from services.ledger.recorder import MESSAGE_TYPES, Recorder
 from services.ledger.redrive import RedrivePolicy, StallRedriver
@@ -28,6 +30,7 @@ async def main(stop: asyncio.Event) -> None:
     runtime = ServiceRuntime(settings)
     engine = make_engine(settings.database_url)
     await asyncio.to_thread(create_schema, engine)
+    await asyncio.to_thread(zip_counties)  # built now (~0.5 s), not while recording the first sale
     sessions = session_factory(engine)
     writer = BatchWriter(Recorder(sessions))
     writer.start()
@@ -39,7 +42,8 @@ async def main(stop: asyncio.Event) -> None:
     runtime.consume("ledger", MESSAGE_TYPES, record, max_in_flight=1000)
 
     server = grpc.aio.server()
-    dashboard_pb2_grpc.add_DashboardServiceServicer_to_server(DashboardService(sessions), server)
+    auth = DashboardAuth(sessions, env_str("DASHBOARD_ADMIN_API_KEY", ""))
+    dashboard_pb2_grpc.add_DashboardServiceServicer_to_server(DashboardService(sessions, auth), server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection((SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server)

@@ -17,8 +17,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from leadx import billing, lead_status, topics
 from leadx.db.models import (
     AccountBalance, Auction, BuyerDuplicateDay, BuyerPosting, Lead, LeadReturn, LedgerEntry, LedgerTransaction,
-    ProcessedEvent, Sale,
+    MarketDay, ProcessedEvent, Sale,
 )
+from leadx.verticals import zip_counties
 from leadx.events.v1 import events_pb2 as ev
 from leadx.kafka import Envelope
 
@@ -74,6 +75,7 @@ def _fill(lead: Lead, source: ev.Lead) -> None:
     """Store the submitted lead whole: lead_message() must be able to rebuild it."""
     lead.seller_id = source.seller_id
     lead.vertical = source.vertical
+    lead.state = source.fields.get("state", "")[:2]
     lead.fields = dict(source.fields)
     lead.min_price_cents = source.min_price_cents
     lead.direct_buyer_id = source.direct_buyer_id
@@ -98,20 +100,20 @@ def utc_day(ms: int) -> str:
     return dt.datetime.fromtimestamp(ms / 1000, dt.UTC).date().isoformat()
 
 
-def _add_to(session: Session, model, keys: dict, column: str, amount: int) -> None:
-    """Add `amount` to a counter row, creating it if absent: an upsert, since ledger replicas may
-    race on the same row."""
+def _add_to(session: Session, model, keys: dict, amounts: dict[str, int]) -> None:
+    """Add `amounts` to the counters of a row, creating it if absent: an upsert, since ledger
+    replicas may race on the same row."""
     insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
-    statement = insert(model).values(**keys, **{column: amount})
-    session.execute(statement.on_conflict_do_update(
-        index_elements=list(keys), set_={column: getattr(model, column) + amount}))
+    statement = insert(model).values(**keys, **amounts)
+    added = {column: getattr(model, column) + amount for column, amount in amounts.items()}
+    session.execute(statement.on_conflict_do_update(index_elements=list(keys), set_=added))
 
 
 def _count_duplicates(session: Session, buyer_ids, at_ms: int) -> None:
     """Add one to each buyer's duplicates of that day."""
     day = utc_day(at_ms)
     for buyer_id in buyer_ids:
-        _add_to(session, BuyerDuplicateDay, {"buyer_id": buyer_id, "day": day}, "duplicates", 1)
+        _add_to(session, BuyerDuplicateDay, {"buyer_id": buyer_id, "day": day}, {"duplicates": 1})
 
 
 def _book(session: Session, kind: str, lead_id: str, buyer_id: str, seller_id: str, price_cents: int,
@@ -127,7 +129,7 @@ def _book(session: Session, kind: str, lead_id: str, buyer_id: str, seller_id: s
     for entry in entries:
         session.add(LedgerEntry(transaction_id=transaction_id, account=entry.account,
                                 amount_cents=entry.amount_cents, at_ms=at_ms))
-        _add_to(session, AccountBalance, {"account": entry.account}, "balance_cents", entry.amount_cents)
+        _add_to(session, AccountBalance, {"account": entry.account}, {"balance_cents": entry.amount_cents})
 
 
 def _verified(session: Session, message: ev.LeadVerified) -> None:
@@ -169,22 +171,32 @@ def _sale_closed(session: Session, message: ev.SaleClosed) -> None:
     sold = message.outcome == ev.SALE_OUTCOME_SOLD
     existing = session.execute(select(Sale.lead_id).where(Sale.lead_id == message.lead_id)).first()
     if existing is None:  # one outcome per lead, whatever repeats the topic carries
+        county = _county(session, message.lead_id)
         session.add(Sale(
             lead_id=message.lead_id, auction_id=message.auction_id, sold=sold,
             buyer_id=message.buyer_id or None, seller_id=message.seller_id,
             price_cents=message.price_cents, seller_fee_cents=message.seller_fee_cents,
-            vertical=message.vertical, state=message.state, attempts=message.attempts,
+            vertical=message.vertical, state=message.state, county=county, attempts=message.attempts,
             closed_at_ms=message.closed_at_ms,
         ))
         for buyer_id in message.posted_buyer_ids:
             session.add(BuyerPosting(lead_id=message.lead_id, buyer_id=buyer_id, posted_at_ms=message.closed_at_ms))
         _count_duplicates(session, message.duplicate_buyer_ids, message.closed_at_ms)
         if sold:
+            market = {"day": utc_day(message.closed_at_ms), "vertical": message.vertical, "state": message.state,
+                      "county": county}
+            _add_to(session, MarketDay, market, {"sales": 1, "total_cents": message.price_cents})
             _book(session, billing.SALE, message.lead_id, message.buyer_id, message.seller_id,
                   message.price_cents, message.seller_fee_cents, message.closed_at_ms)
     lead = _lead(session, message.lead_id)
     lead.seller_id = lead.seller_id or message.seller_id
     _advance(lead, lead_status.SOLD if sold else lead_status.UNSOLD)
+
+
+def _county(session: Session, lead_id: str) -> str:
+    """The county of the lead's ZIP ("" if the lead's fields are not here: sale.closed came first)."""
+    lead = session.get(Lead, lead_id)
+    return zip_counties().get(str((lead.fields or {}).get("zip", "")), "") if lead is not None else ""
 
 
 def _returned(session: Session, message: ev.LeadReturned) -> None:

@@ -1,4 +1,5 @@
-"""The ledger's gRPC dashboard API: real queries, real health, reflection."""
+"""The ledger's gRPC dashboard API against the running exchange: real queries, health, reflection,
+and authorisation from call metadata (an account reads only its own data, the admin reads all)."""
 
 from __future__ import annotations
 
@@ -10,15 +11,47 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from leadx.dashboard.v1 import dashboard_pb2 as pb
 from leadx.dashboard.v1 import dashboard_pb2_grpc
 from tests.conftest import poll_until
+from tests.integration.conftest import ADMIN_KEY
 from tests.integration.harness import Exchange
 
 pytestmark = pytest.mark.integration
+
+
+class Dashboard:
+    """The stub, calling as the holder of `key` (None: no credentials), with a deadline."""
+
+    def __init__(self, channel, key: str | None) -> None:
+        self.stub = dashboard_pb2_grpc.DashboardServiceStub(channel)
+        self.metadata = [("authorization", f"Bearer {key}")] if key else []
+
+    def __getattr__(self, name: str):
+        method = getattr(self.stub, name)
+        return lambda request, timeout=5: method(request, timeout=timeout, metadata=self.metadata)
+
+
+def refused(call, request) -> grpc.StatusCode:
+    with pytest.raises(grpc.RpcError) as error:
+        call(request)
+    return error.value.code()
 
 
 @pytest.fixture
 def channel(market: Exchange):
     with grpc.insecure_channel(f"127.0.0.1:{market.stack.port_of('ledger', 'GRPC_PORT')}") as channel:
         yield channel
+
+
+@pytest.fixture
+def admin(channel) -> Dashboard:
+    return Dashboard(channel, ADMIN_KEY)
+
+
+def sell(market: Exchange, buyer: str, price: int) -> str:
+    market.reset_buyers()
+    market.buyers.buyers[buyer].bid = price
+    lead_id = market.post(market.new_consumer()).json()["lead_id"]
+    poll_until(lambda: market.sale_for(lead_id), message="the sale")
+    return lead_id
 
 
 def test_health_and_reflection(channel):
@@ -32,47 +65,113 @@ def test_health_and_reflection(channel):
     assert "leadx.dashboard.v1.DashboardService" in names and "grpc.health.v1.Health" in names
 
 
-def test_recent_sales_and_auction_status(market: Exchange, channel):
-    market.buyers.buyers["beta"].bid = 1750
-    response = market.post(market.new_consumer())
-    lead_id = response.json()["lead_id"]
-    poll_until(lambda: market.sale_for(lead_id), message="the sale")
-    stub = dashboard_pb2_grpc.DashboardServiceStub(channel)
+def test_recent_sales_and_auction_status(market: Exchange, channel, admin):
+    lead_id = sell(market, "beta", 1750)
+    beta = Dashboard(channel, market.buyer_keys["beta"])
 
     def recorded():
-        sales = stub.ListRecentSales(pb.ListRecentSalesRequest(buyer_id=market.buyer_ids["beta"]), timeout=5)
+        sales = beta.ListRecentSales(pb.ListRecentSalesRequest(buyer_id=market.buyer_ids["beta"]))
         return next((s for s in sales.sales if s.lead_id == lead_id), None)
 
     sale = poll_until(recorded, message="the sale in the dashboard")
     assert sale.price_cents == 1750 and sale.seller_fee_cents == 175
-    status = stub.GetAuctionStatus(pb.GetAuctionStatusRequest(auction_id=lead_id), timeout=5)
-    assert status.lead_id == lead_id and status.lead_status == "sold"
-    assert status.buyer_id == market.buyer_ids["beta"] and status.price_cents == 1750
-    assert status.offered_buyers == 3 and status.closes_at_ms > status.opened_at_ms
+    for caller in (beta, admin, Dashboard(channel, market.seller_key)):  # the lead's buyer, admin, its seller
+        status = caller.GetAuctionStatus(pb.GetAuctionStatusRequest(auction_id=lead_id))
+        assert status.lead_id == lead_id and status.lead_status == "sold"
+        assert status.buyer_id == market.buyer_ids["beta"] and status.price_cents == 1750
+        assert status.offered_buyers == 3 and status.closes_at_ms > status.opened_at_ms
+    # Anyone else is told there is no such auction, exactly as for one that does not exist.
+    gamma = Dashboard(channel, market.buyer_keys["gamma"])
+    assert refused(gamma.GetAuctionStatus, pb.GetAuctionStatusRequest(auction_id=lead_id)) == grpc.StatusCode.NOT_FOUND
+    assert list(admin.ListRecentSales(pb.ListRecentSalesRequest(buyer_id="b_nobody", limit=5)).sales) == []
 
-    other = stub.ListRecentSales(pb.ListRecentSalesRequest(buyer_id="b_nobody", limit=5), timeout=5)
-    assert list(other.sales) == []
+
+def test_bad_requests_and_missing_credentials_get_grpc_errors(channel, admin):
+    assert refused(admin.GetAuctionStatus, pb.GetAuctionStatusRequest(auction_id="NOSUCHAUCT")) == \
+        grpc.StatusCode.NOT_FOUND
+    assert refused(admin.GetAuctionStatus, pb.GetAuctionStatusRequest()) == grpc.StatusCode.INVALID_ARGUMENT
+    assert refused(admin.ListRecentSales, pb.ListRecentSalesRequest(limit=-1)) == grpc.StatusCode.INVALID_ARGUMENT
+    assert refused(admin.ListTransactions, pb.ListTransactionsRequest()) == grpc.StatusCode.INVALID_ARGUMENT
+    assert refused(admin.ListTransactions, pb.ListTransactionsRequest(window=pb.WINDOW_DAY, page_token="x!")) == \
+        grpc.StatusCode.INVALID_ARGUMENT
+    assert refused(admin.SearchLeads, pb.SearchLeadsRequest(day="soon")) == grpc.StatusCode.INVALID_ARGUMENT
+    assert refused(admin.GetMarketPrices, pb.GetMarketPricesRequest()) == grpc.StatusCode.INVALID_ARGUMENT
+    for key in (None, "lx_not_a_key"):
+        anonymous = Dashboard(channel, key)
+        assert refused(anonymous.GetMarketPrices, pb.GetMarketPricesRequest(period=pb.PERIOD_DAY)) == \
+            grpc.StatusCode.UNAUTHENTICATED
 
 
-def test_bad_requests_get_grpc_errors(channel):
-    stub = dashboard_pb2_grpc.DashboardServiceStub(channel)
-    with pytest.raises(grpc.RpcError) as missing:
-        stub.GetAuctionStatus(pb.GetAuctionStatusRequest(auction_id="NOSUCHAUCT"), timeout=5)
-    assert missing.value.code() == grpc.StatusCode.NOT_FOUND
-    with pytest.raises(grpc.RpcError) as empty:
-        stub.GetAuctionStatus(pb.GetAuctionStatusRequest(), timeout=5)
-    assert empty.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-    with pytest.raises(grpc.RpcError) as negative:
-        stub.ListRecentSales(pb.ListRecentSalesRequest(limit=-1), timeout=5)
-    assert negative.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+def test_accounts_read_only_their_own_data(market: Exchange, channel, admin):
+    alpha_id, beta_id = market.buyer_ids["alpha"], market.buyer_ids["beta"]
+    alpha = Dashboard(channel, market.buyer_keys["alpha"])
+    seller = Dashboard(channel, market.seller_key)
+    other_seller = Dashboard(channel, market.other_seller_key)
+    denied = grpc.StatusCode.PERMISSION_DENIED
+    assert refused(alpha.GetBuyerSummary, pb.GetBuyerSummaryRequest(buyer_id=beta_id)) == denied
+    assert refused(alpha.GetBuyerDuplicates, pb.GetBuyerDuplicatesRequest(buyer_id=beta_id)) == denied
+    assert refused(alpha.GetSellerSummary, pb.GetSellerSummaryRequest(seller_id=market.seller_id)) == denied
+    assert refused(alpha.ListRecentSales, pb.ListRecentSalesRequest(buyer_id=beta_id)) == denied
+    assert refused(alpha.ListTransactions, pb.ListTransactionsRequest(account_id=beta_id, window=pb.WINDOW_DAY)) == \
+        denied
+    assert refused(other_seller.GetSellerSummary, pb.GetSellerSummaryRequest(seller_id=market.seller_id)) == denied
+
+    lead_id = sell(market, "alpha", 2500)
+    mine = poll_until(lambda: [s for s in alpha.GetBuyerSummary(pb.GetBuyerSummaryRequest(buyer_id=alpha_id))
+                               .last_leads if s.lead_id == lead_id], message="the sale in alpha's summary")
+    assert mine[0].price_cents == 2500
+    summary = admin.GetBuyerSummary(pb.GetBuyerSummaryRequest(buyer_id=alpha_id))
+    assert [w.window for w in summary.windows] == [pb.WINDOW_DAY, pb.WINDOW_WEEK, pb.WINDOW_MONTH, pb.WINDOW_YEAR]
+    assert summary.windows[0].leads_bought >= 1 and summary.windows[0].spent_cents >= 2500
+
+    # Lead search: the seller sees its lead, its buyer sees it, another buyer and seller do not.
+    request = pb.SearchLeadsRequest(lead_id=lead_id)
+    assert [r.status for r in seller.SearchLeads(request).leads] == ["sold"]
+    assert [r.buyer_id for r in alpha.SearchLeads(request).leads] == [alpha_id]
+    assert list(Dashboard(channel, market.buyer_keys["beta"]).SearchLeads(request).leads) == []
+    assert list(other_seller.SearchLeads(request).leads) == []
+    assert len(admin.SearchLeads(request).leads) == 1
+
+    windows = seller.GetSellerSummary(pb.GetSellerSummaryRequest(seller_id=market.seller_id)).windows
+    assert windows[0].sold >= 1 and windows[0].fees_cents >= 250
+
+    # Transactions: the buyer's own, a page at a time; the admin's of any account.
+    page = alpha.ListTransactions(pb.ListTransactionsRequest(window=pb.WINDOW_DAY, page_size=1))
+    assert len(page.transactions) == 1 and page.transactions[0].account_amount_cents < 0
+    rows = []
+    token = ""
+    while True:
+        got = admin.ListTransactions(pb.ListTransactionsRequest(account_id=alpha_id, window=pb.WINDOW_MONTH,
+                                                                page_size=2, page_token=token))
+        rows += got.transactions
+        token = got.next_page_token
+        if not token:
+            break
+    assert f"sale:{lead_id}" in {t.id for t in rows} and len({t.id for t in rows}) == len(rows)
+    assert refused(admin.ListTransactions, pb.ListTransactionsRequest(account_id="b_nobody", window=pb.WINDOW_DAY)) == \
+        grpc.StatusCode.NOT_FOUND
+
+
+def test_market_prices_are_open_to_every_account(market: Exchange, channel):
+    lead_id = sell(market, "gamma", 4321)
+    sale = market.sale_for(lead_id)
+    gamma = Dashboard(channel, market.buyer_keys["gamma"])
+
+    def market_rows():
+        prices = gamma.GetMarketPrices(pb.GetMarketPricesRequest(period=pb.PERIOD_MONTH, state=sale.state,
+                                                                 by_county=True))
+        return [p for p in prices.prices if p.vertical == "auto_loan"] or None
+    rows = poll_until(market_rows, message="the sale in the market prices")
+    assert all(p.state == sale.state and p.county and p.sales >= 1 for p in rows)
+    assert sum(p.total_cents for p in rows) >= 4321
 
 
 def test_buyers_see_the_duplicates_kept_from_them_per_day(market: Exchange, channel):
-    stub = dashboard_pb2_grpc.DashboardServiceStub(channel)
-    alpha = market.buyer_ids["alpha"]
+    alpha_id = market.buyer_ids["alpha"]
+    alpha = Dashboard(channel, market.buyer_keys["alpha"])
 
     def today_count() -> int:
-        days = stub.GetBuyerDuplicates(pb.GetBuyerDuplicatesRequest(buyer_id=alpha, days=7), timeout=5).days
+        days = alpha.GetBuyerDuplicates(pb.GetBuyerDuplicatesRequest(buyer_id=alpha_id, days=7)).days
         assert len(days) == 7 and days[0].day < days[-1].day
         return days[-1].duplicates
 
@@ -80,10 +179,11 @@ def test_buyers_see_the_duplicates_kept_from_them_per_day(market: Exchange, chan
     market.buyers.buyers["alpha"].bid = 1200
     consumer = market.new_consumer()
     first = market.post(consumer).json()["lead_id"]
-    assert poll_until(lambda: market.sale_for(first), message="the first sale").buyer_id == alpha
+    assert poll_until(lambda: market.sale_for(first), message="the first sale").buyer_id == alpha_id
     market.post(consumer)  # platform-wide dedup is off here: alpha alone is kept from the repeat
 
     assert poll_until(lambda: today_count() == before + 1 or None, message="alpha's duplicate counted")
-    with pytest.raises(grpc.RpcError) as bad:
-        stub.GetBuyerDuplicates(pb.GetBuyerDuplicatesRequest(buyer_id=alpha, days=400), timeout=5)
-    assert bad.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    summary = alpha.GetBuyerSummary(pb.GetBuyerSummaryRequest(buyer_id=alpha_id))
+    assert summary.windows[0].duplicates_rejected >= 1
+    assert refused(alpha.GetBuyerDuplicates, pb.GetBuyerDuplicatesRequest(buyer_id=alpha_id, days=400)) == \
+        grpc.StatusCode.INVALID_ARGUMENT

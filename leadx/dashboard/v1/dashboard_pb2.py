@@ -24,13 +24,17 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"leadx/dashboard/v1/dashboard.proto\x12\x12leadx.dashboard.v1\"-\n\x17GetAuctionStatusRequest\x12\x12\n\nauction_id\x18\x01 \x01(\t\"\xb4\x01\n\rAuctionStatus\x12\x12\n\nauction_id\x18\x01 \x01(\t\x12\x0f\n\x07lead_id\x18\x02 \x01(\t\x12\x13\n\x0blead_status\x18\x03 \x01(\t\x12\x16\n\x0eoffered_buyers\x18\x04 \x01(\x05\x12\x14\n\x0copened_at_ms\x18\x05 \x01(\x03\x12\x14\n\x0c\x63loses_at_ms\x18\x06 \x01(\x03\x12\x10\n\x08\x62uyer_id\x18\x07 \x01(\t\x12\x13\n\x0bprice_cents\x18\x08 \x01(\x03\"9\n\x16ListRecentSalesRequest\x12\r\n\x05limit\x18\x01 \x01(\x05\x12\x10\n\x08\x62uyer_id\x18\x02 \x01(\t\"\xa2\x01\n\x04Sale\x12\x0f\n\x07lead_id\x18\x01 \x01(\t\x12\x10\n\x08\x62uyer_id\x18\x02 \x01(\t\x12\x11\n\tseller_id\x18\x03 \x01(\t\x12\x13\n\x0bprice_cents\x18\x04 \x01(\x03\x12\x18\n\x10seller_fee_cents\x18\x05 \x01(\x03\x12\x10\n\x08vertical\x18\x06 \x01(\t\x12\r\n\x05state\x18\x07 \x01(\t\x12\x14\n\x0c\x63losed_at_ms\x18\x08 \x01(\x03\"B\n\x17ListRecentSalesResponse\x12\'\n\x05sales\x18\x01 \x03(\x0b\x32\x18.leadx.dashboard.v1.Sale\";\n\x19GetBuyerDuplicatesRequest\x12\x10\n\x08\x62uyer_id\x18\x01 \x01(\t\x12\x0c\n\x04\x64\x61ys\x18\x02 \x01(\x05\"/\n\x0c\x44uplicateDay\x12\x0b\n\x03\x64\x61y\x18\x01 \x01(\t\x12\x12\n\nduplicates\x18\x02 \x01(\x03\"^\n\x1aGetBuyerDuplicatesResponse\x12\x10\n\x08\x62uyer_id\x18\x01 \x01(\t\x12.\n\x04\x64\x61ys\x18\x02 \x03(\x0b\x32 .leadx.dashboard.v1.DuplicateDay2\xd7\x02\n\x10\x44\x61shboardService\x12s\n\x12GetBuyerDuplicates\x12-.leadx.dashboard.v1.GetBuyerDuplicatesRequest\x1a..leadx.dashboard.v1.GetBuyerDuplicatesResponse\x12\x62\n\x10GetAuctionStatus\x12+.leadx.dashboard.v1.GetAuctionStatusRequest\x1a!.leadx.dashboard.v1.AuctionStatus\x12j\n\x0fListRecentSales\x12*.leadx.dashboard.v1.ListRecentSalesRequest\x1a+.leadx.dashboard.v1.ListRecentSalesResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"leadx/dashboard/v1/dashboard.proto\x12\x12leadx.dashboard.v1\"-\n\x17GetAuctionStatusRequest\x12\x12\n\nauction_id\x18\x01 \x01(\t\"\xb4\x01\n\rAuctionStatus\x12\x12\n\nauction_id\x18\x01 \x01(\t\x12\x0f\n\x07lead_id\x18\x02 \x01(\t\x12\x13\n\x0blead_status\x18\x03 \x01(\t\x12\x16\n\x0eoffered_buyers\x18\x04 \x01(\x05\x12\x14\n\x0copened_at_ms\x18\x05 \x01(\x03\x12\x14\n\x0c\x63loses_at_ms\x18\x06 \x01(\x03\x12\x10\n\x08\x62uyer_id\x18\x07 \x01(\t\x12\x13\n\x0bprice_cents\x18\x08 \x01(\x03\"9\n\x16ListRecentSalesRequest\x12\r\n\x05limit\x18\x01 \x01(\x05\x12\x10\n\x08\x62uyer_id\x18\x02 \x01(\t\"\xa2\x01\n\x04Sale\x12\x0f\n\x07lead_id\x18\x01 \x01(\t\x12\x10\n\x08\x62uyer_id\x18\x02 \x01(\t\x12\x11\n\tseller_id\x18\x03 \x01(\t\x12\x13\n\x0bprice_cents\x18\x04 \x01(\x03\x12\x18\n\x10seller_fee_cents\x18\x05 \x01(\x03\x12\x10\n\x08vertical\x18\x06 \x01(\t\x12\r\n\x05state\x18\x07 \x01(\t\x12\x14\n\x0c\x63losed_at_ms\x18\x08 \x01(\x03\"B\n\x17ListRecentSalesResponse\x12\'\n\x05sales\x18\x01 \x03(\x0b\x32\x18.leadx.dashboard.v1.Sale\";\n\x19GetBuyerDuplicatesRequest\x12\x10\n\x08\x62uyer_id\x18\x01 \x01(\t\x12\x0c\n\x04\x64\x61ys\x18\x02 \x01(\x05\"/\n\x0c\x44uplicateDay\x12\x0b\n\x03\x64\x61y\x18\x01 \x01(\t\x12\x12\n\nduplicates\x18\x02 \x01(\x03\"^\n\x1aGetBuyerDuplicatesResponse\x12\x10\n\x08\x62uyer_id\x18\x01 \x01(\t\x12.\n\x04\x64\x61ys\x18\x02 \x03(\x0b\x32 .leadx.dashboard.v1.DuplicateDay\"*\n\x16GetBuyerSummaryRequest\x12\x10\n\x08\x62uyer_id\x18\x01 \x01(\t\"\xaf\x01\n\x0b\x42uyerWindow\x12*\n\x06window\x18\x01 \x01(\x0e\x32\x1a.leadx.dashboard.v1.Window\x12\x14\n\x0cleads_bought\x18\x02 \x01(\x03\x12\x1a\n\x12\x61verage_cost_cents\x18\x03 \x01(\x03\x12\x13\n\x0bspent_cents\x18\x04 \x01(\x03\x12\x10\n\x08returned\x18\x05 \x01(\x03\x12\x1b\n\x13\x64uplicates_rejected\x18\x06 \x01(\x03\"{\n\nBoughtLead\x12\x0f\n\x07lead_id\x18\x01 \x01(\t\x12\x13\n\x0bprice_cents\x18\x02 \x01(\x03\x12\x10\n\x08vertical\x18\x03 \x01(\t\x12\r\n\x05state\x18\x04 \x01(\t\x12\x14\n\x0c\x62ought_at_ms\x18\x05 \x01(\x03\x12\x10\n\x08returned\x18\x06 \x01(\x08\"\x86\x01\n\x0c\x42uyerSummary\x12\x10\n\x08\x62uyer_id\x18\x01 \x01(\t\x12\x30\n\x07windows\x18\x02 \x03(\x0b\x32\x1f.leadx.dashboard.v1.BuyerWindow\x12\x32\n\nlast_leads\x18\x03 \x03(\x0b\x32\x1e.leadx.dashboard.v1.BoughtLead\",\n\x17GetSellerSummaryRequest\x12\x11\n\tseller_id\x18\x01 \x01(\t\"\x9b\x01\n\x0cSellerWindow\x12*\n\x06window\x18\x01 \x01(\x0e\x32\x1a.leadx.dashboard.v1.Window\x12\x0c\n\x04sold\x18\x02 \x01(\x03\x12\x1b\n\x13\x61verage_price_cents\x18\x03 \x01(\x03\x12\x0e\n\x06unsold\x18\x04 \x01(\x03\x12\x10\n\x08returned\x18\x05 \x01(\x03\x12\x12\n\nfees_cents\x18\x06 \x01(\x03\"U\n\rSellerSummary\x12\x11\n\tseller_id\x18\x01 \x01(\t\x12\x31\n\x07windows\x18\x02 \x03(\x0b\x32 .leadx.dashboard.v1.SellerWindow\"\x80\x01\n\x17ListTransactionsRequest\x12\x12\n\naccount_id\x18\x01 \x01(\t\x12*\n\x06window\x18\x02 \x01(\x0e\x32\x1a.leadx.dashboard.v1.Window\x12\x11\n\tpage_size\x18\x03 \x01(\x05\x12\x12\n\npage_token\x18\x04 \x01(\t\"\xb3\x01\n\x0bTransaction\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12\x0f\n\x07lead_id\x18\x03 \x01(\t\x12\x10\n\x08\x62uyer_id\x18\x04 \x01(\t\x12\x11\n\tseller_id\x18\x05 \x01(\t\x12\x14\n\x0c\x61mount_cents\x18\x06 \x01(\x03\x12\x11\n\tfee_cents\x18\x07 \x01(\x03\x12\r\n\x05\x61t_ms\x18\x08 \x01(\x03\x12\x1c\n\x14\x61\x63\x63ount_amount_cents\x18\t \x01(\x03\"j\n\x18ListTransactionsResponse\x12\x35\n\x0ctransactions\x18\x01 \x03(\x0b\x32\x1f.leadx.dashboard.v1.Transaction\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"x\n\x12SearchLeadsRequest\x12\x0f\n\x07lead_id\x18\x01 \x01(\t\x12\x0b\n\x03\x64\x61y\x18\x02 \x01(\t\x12\r\n\x05state\x18\x03 \x01(\t\x12\x0e\n\x06status\x18\x04 \x01(\t\x12\x11\n\tpage_size\x18\x05 \x01(\x05\x12\x12\n\npage_token\x18\x06 \x01(\t\"\x9e\x01\n\x07LeadRow\x12\x0f\n\x07lead_id\x18\x01 \x01(\t\x12\x11\n\tseller_id\x18\x02 \x01(\t\x12\x10\n\x08\x62uyer_id\x18\x03 \x01(\t\x12\x10\n\x08vertical\x18\x04 \x01(\t\x12\r\n\x05state\x18\x05 \x01(\t\x12\x0e\n\x06status\x18\x06 \x01(\t\x12\x17\n\x0fsubmitted_at_ms\x18\x07 \x01(\x03\x12\x13\n\x0bprice_cents\x18\x08 \x01(\x03\"Z\n\x13SearchLeadsResponse\x12*\n\x05leads\x18\x01 \x03(\x0b\x32\x1b.leadx.dashboard.v1.LeadRow\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\xaa\x01\n\x16GetMarketPricesRequest\x12*\n\x06period\x18\x01 \x01(\x0e\x32\x1a.leadx.dashboard.v1.Period\x12\x10\n\x08\x66rom_day\x18\x02 \x01(\t\x12\x0e\n\x06to_day\x18\x03 \x01(\t\x12\x10\n\x08vertical\x18\x04 \x01(\t\x12\r\n\x05state\x18\x05 \x01(\t\x12\x0e\n\x06\x63ounty\x18\x06 \x01(\t\x12\x11\n\tby_county\x18\x07 \x01(\x08\"\x95\x01\n\x0bMarketPrice\x12\x14\n\x0cperiod_start\x18\x01 \x01(\t\x12\x10\n\x08vertical\x18\x02 \x01(\t\x12\r\n\x05state\x18\x03 \x01(\t\x12\x0e\n\x06\x63ounty\x18\x04 \x01(\t\x12\r\n\x05sales\x18\x05 \x01(\x03\x12\x1b\n\x13\x61verage_price_cents\x18\x06 \x01(\x03\x12\x13\n\x0btotal_cents\x18\x07 \x01(\x03\"J\n\x17GetMarketPricesResponse\x12/\n\x06prices\x18\x01 \x03(\x0b\x32\x1f.leadx.dashboard.v1.MarketPrice*d\n\x06Window\x12\x16\n\x12WINDOW_UNSPECIFIED\x10\x00\x12\x0e\n\nWINDOW_DAY\x10\x01\x12\x0f\n\x0bWINDOW_WEEK\x10\x02\x12\x10\n\x0cWINDOW_MONTH\x10\x03\x12\x0f\n\x0bWINDOW_YEAR\x10\x04*S\n\x06Period\x12\x16\n\x12PERIOD_UNSPECIFIED\x10\x00\x12\x0e\n\nPERIOD_DAY\x10\x01\x12\x0f\n\x0bPERIOD_WEEK\x10\x02\x12\x10\n\x0cPERIOD_MONTH\x10\x03\x32\xd7\x06\n\x10\x44\x61shboardService\x12_\n\x0fGetBuyerSummary\x12*.leadx.dashboard.v1.GetBuyerSummaryRequest\x1a .leadx.dashboard.v1.BuyerSummary\x12\x62\n\x10GetSellerSummary\x12+.leadx.dashboard.v1.GetSellerSummaryRequest\x1a!.leadx.dashboard.v1.SellerSummary\x12m\n\x10ListTransactions\x12+.leadx.dashboard.v1.ListTransactionsRequest\x1a,.leadx.dashboard.v1.ListTransactionsResponse\x12^\n\x0bSearchLeads\x12&.leadx.dashboard.v1.SearchLeadsRequest\x1a\'.leadx.dashboard.v1.SearchLeadsResponse\x12j\n\x0fGetMarketPrices\x12*.leadx.dashboard.v1.GetMarketPricesRequest\x1a+.leadx.dashboard.v1.GetMarketPricesResponse\x12s\n\x12GetBuyerDuplicates\x12-.leadx.dashboard.v1.GetBuyerDuplicatesRequest\x1a..leadx.dashboard.v1.GetBuyerDuplicatesResponse\x12\x62\n\x10GetAuctionStatus\x12+.leadx.dashboard.v1.GetAuctionStatusRequest\x1a!.leadx.dashboard.v1.AuctionStatus\x12j\n\x0fListRecentSales\x12*.leadx.dashboard.v1.ListRecentSalesRequest\x1a+.leadx.dashboard.v1.ListRecentSalesResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'leadx.dashboard.v1.dashboard_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
+  _globals['_WINDOW']._serialized_start=2758
+  _globals['_WINDOW']._serialized_end=2858
+  _globals['_PERIOD']._serialized_start=2860
+  _globals['_PERIOD']._serialized_end=2943
   _globals['_GETAUCTIONSTATUSREQUEST']._serialized_start=58
   _globals['_GETAUCTIONSTATUSREQUEST']._serialized_end=103
   _globals['_AUCTIONSTATUS']._serialized_start=106
@@ -47,6 +51,38 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_DUPLICATEDAY']._serialized_end=688
   _globals['_GETBUYERDUPLICATESRESPONSE']._serialized_start=690
   _globals['_GETBUYERDUPLICATESRESPONSE']._serialized_end=784
-  _globals['_DASHBOARDSERVICE']._serialized_start=787
-  _globals['_DASHBOARDSERVICE']._serialized_end=1130
+  _globals['_GETBUYERSUMMARYREQUEST']._serialized_start=786
+  _globals['_GETBUYERSUMMARYREQUEST']._serialized_end=828
+  _globals['_BUYERWINDOW']._serialized_start=831
+  _globals['_BUYERWINDOW']._serialized_end=1006
+  _globals['_BOUGHTLEAD']._serialized_start=1008
+  _globals['_BOUGHTLEAD']._serialized_end=1131
+  _globals['_BUYERSUMMARY']._serialized_start=1134
+  _globals['_BUYERSUMMARY']._serialized_end=1268
+  _globals['_GETSELLERSUMMARYREQUEST']._serialized_start=1270
+  _globals['_GETSELLERSUMMARYREQUEST']._serialized_end=1314
+  _globals['_SELLERWINDOW']._serialized_start=1317
+  _globals['_SELLERWINDOW']._serialized_end=1472
+  _globals['_SELLERSUMMARY']._serialized_start=1474
+  _globals['_SELLERSUMMARY']._serialized_end=1559
+  _globals['_LISTTRANSACTIONSREQUEST']._serialized_start=1562
+  _globals['_LISTTRANSACTIONSREQUEST']._serialized_end=1690
+  _globals['_TRANSACTION']._serialized_start=1693
+  _globals['_TRANSACTION']._serialized_end=1872
+  _globals['_LISTTRANSACTIONSRESPONSE']._serialized_start=1874
+  _globals['_LISTTRANSACTIONSRESPONSE']._serialized_end=1980
+  _globals['_SEARCHLEADSREQUEST']._serialized_start=1982
+  _globals['_SEARCHLEADSREQUEST']._serialized_end=2102
+  _globals['_LEADROW']._serialized_start=2105
+  _globals['_LEADROW']._serialized_end=2263
+  _globals['_SEARCHLEADSRESPONSE']._serialized_start=2265
+  _globals['_SEARCHLEADSRESPONSE']._serialized_end=2355
+  _globals['_GETMARKETPRICESREQUEST']._serialized_start=2358
+  _globals['_GETMARKETPRICESREQUEST']._serialized_end=2528
+  _globals['_MARKETPRICE']._serialized_start=2531
+  _globals['_MARKETPRICE']._serialized_end=2680
+  _globals['_GETMARKETPRICESRESPONSE']._serialized_start=2682
+  _globals['_GETMARKETPRICESRESPONSE']._serialized_end=2756
+  _globals['_DASHBOARDSERVICE']._serialized_start=2946
+  _globals['_DASHBOARDSERVICE']._serialized_end=3801
 # @@protoc_insertion_point(module_scope)

@@ -1,10 +1,35 @@
 from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from collections.abc import Iterable as _Iterable, Mapping as _Mapping
 from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
+
+class Window(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    WINDOW_UNSPECIFIED: _ClassVar[Window]
+    WINDOW_DAY: _ClassVar[Window]
+    WINDOW_WEEK: _ClassVar[Window]
+    WINDOW_MONTH: _ClassVar[Window]
+    WINDOW_YEAR: _ClassVar[Window]
+
+class Period(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    PERIOD_UNSPECIFIED: _ClassVar[Period]
+    PERIOD_DAY: _ClassVar[Period]
+    PERIOD_WEEK: _ClassVar[Period]
+    PERIOD_MONTH: _ClassVar[Period]
+WINDOW_UNSPECIFIED: Window
+WINDOW_DAY: Window
+WINDOW_WEEK: Window
+WINDOW_MONTH: Window
+WINDOW_YEAR: Window
+PERIOD_UNSPECIFIED: Period
+PERIOD_DAY: Period
+PERIOD_WEEK: Period
+PERIOD_MONTH: Period
 
 class GetAuctionStatusRequest(_message.Message):
     __slots__ = ("auction_id",)
@@ -89,3 +114,209 @@ class GetBuyerDuplicatesResponse(_message.Message):
     buyer_id: str
     days: _containers.RepeatedCompositeFieldContainer[DuplicateDay]
     def __init__(self, buyer_id: _Optional[str] = ..., days: _Optional[_Iterable[_Union[DuplicateDay, _Mapping]]] = ...) -> None: ...
+
+class GetBuyerSummaryRequest(_message.Message):
+    __slots__ = ("buyer_id",)
+    BUYER_ID_FIELD_NUMBER: _ClassVar[int]
+    buyer_id: str
+    def __init__(self, buyer_id: _Optional[str] = ...) -> None: ...
+
+class BuyerWindow(_message.Message):
+    __slots__ = ("window", "leads_bought", "average_cost_cents", "spent_cents", "returned", "duplicates_rejected")
+    WINDOW_FIELD_NUMBER: _ClassVar[int]
+    LEADS_BOUGHT_FIELD_NUMBER: _ClassVar[int]
+    AVERAGE_COST_CENTS_FIELD_NUMBER: _ClassVar[int]
+    SPENT_CENTS_FIELD_NUMBER: _ClassVar[int]
+    RETURNED_FIELD_NUMBER: _ClassVar[int]
+    DUPLICATES_REJECTED_FIELD_NUMBER: _ClassVar[int]
+    window: Window
+    leads_bought: int
+    average_cost_cents: int
+    spent_cents: int
+    returned: int
+    duplicates_rejected: int
+    def __init__(self, window: _Optional[_Union[Window, str]] = ..., leads_bought: _Optional[int] = ..., average_cost_cents: _Optional[int] = ..., spent_cents: _Optional[int] = ..., returned: _Optional[int] = ..., duplicates_rejected: _Optional[int] = ...) -> None: ...
+
+class BoughtLead(_message.Message):
+    __slots__ = ("lead_id", "price_cents", "vertical", "state", "bought_at_ms", "returned")
+    LEAD_ID_FIELD_NUMBER: _ClassVar[int]
+    PRICE_CENTS_FIELD_NUMBER: _ClassVar[int]
+    VERTICAL_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    BOUGHT_AT_MS_FIELD_NUMBER: _ClassVar[int]
+    RETURNED_FIELD_NUMBER: _ClassVar[int]
+    lead_id: str
+    price_cents: int
+    vertical: str
+    state: str
+    bought_at_ms: int
+    returned: bool
+    def __init__(self, lead_id: _Optional[str] = ..., price_cents: _Optional[int] = ..., vertical: _Optional[str] = ..., state: _Optional[str] = ..., bought_at_ms: _Optional[int] = ..., returned: _Optional[bool] = ...) -> None: ...
+
+class BuyerSummary(_message.Message):
+    __slots__ = ("buyer_id", "windows", "last_leads")
+    BUYER_ID_FIELD_NUMBER: _ClassVar[int]
+    WINDOWS_FIELD_NUMBER: _ClassVar[int]
+    LAST_LEADS_FIELD_NUMBER: _ClassVar[int]
+    buyer_id: str
+    windows: _containers.RepeatedCompositeFieldContainer[BuyerWindow]
+    last_leads: _containers.RepeatedCompositeFieldContainer[BoughtLead]
+    def __init__(self, buyer_id: _Optional[str] = ..., windows: _Optional[_Iterable[_Union[BuyerWindow, _Mapping]]] = ..., last_leads: _Optional[_Iterable[_Union[BoughtLead, _Mapping]]] = ...) -> None: ...
+
+class GetSellerSummaryRequest(_message.Message):
+    __slots__ = ("seller_id",)
+    SELLER_ID_FIELD_NUMBER: _ClassVar[int]
+    seller_id: str
+    def __init__(self, seller_id: _Optional[str] = ...) -> None: ...
+
+class SellerWindow(_message.Message):
+    __slots__ = ("window", "sold", "average_price_cents", "unsold", "returned", "fees_cents")
+    WINDOW_FIELD_NUMBER: _ClassVar[int]
+    SOLD_FIELD_NUMBER: _ClassVar[int]
+    AVERAGE_PRICE_CENTS_FIELD_NUMBER: _ClassVar[int]
+    UNSOLD_FIELD_NUMBER: _ClassVar[int]
+    RETURNED_FIELD_NUMBER: _ClassVar[int]
+    FEES_CENTS_FIELD_NUMBER: _ClassVar[int]
+    window: Window
+    sold: int
+    average_price_cents: int
+    unsold: int
+    returned: int
+    fees_cents: int
+    def __init__(self, window: _Optional[_Union[Window, str]] = ..., sold: _Optional[int] = ..., average_price_cents: _Optional[int] = ..., unsold: _Optional[int] = ..., returned: _Optional[int] = ..., fees_cents: _Optional[int] = ...) -> None: ...
+
+class SellerSummary(_message.Message):
+    __slots__ = ("seller_id", "windows")
+    SELLER_ID_FIELD_NUMBER: _ClassVar[int]
+    WINDOWS_FIELD_NUMBER: _ClassVar[int]
+    seller_id: str
+    windows: _containers.RepeatedCompositeFieldContainer[SellerWindow]
+    def __init__(self, seller_id: _Optional[str] = ..., windows: _Optional[_Iterable[_Union[SellerWindow, _Mapping]]] = ...) -> None: ...
+
+class ListTransactionsRequest(_message.Message):
+    __slots__ = ("account_id", "window", "page_size", "page_token")
+    ACCOUNT_ID_FIELD_NUMBER: _ClassVar[int]
+    WINDOW_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    account_id: str
+    window: Window
+    page_size: int
+    page_token: str
+    def __init__(self, account_id: _Optional[str] = ..., window: _Optional[_Union[Window, str]] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+
+class Transaction(_message.Message):
+    __slots__ = ("id", "kind", "lead_id", "buyer_id", "seller_id", "amount_cents", "fee_cents", "at_ms", "account_amount_cents")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    LEAD_ID_FIELD_NUMBER: _ClassVar[int]
+    BUYER_ID_FIELD_NUMBER: _ClassVar[int]
+    SELLER_ID_FIELD_NUMBER: _ClassVar[int]
+    AMOUNT_CENTS_FIELD_NUMBER: _ClassVar[int]
+    FEE_CENTS_FIELD_NUMBER: _ClassVar[int]
+    AT_MS_FIELD_NUMBER: _ClassVar[int]
+    ACCOUNT_AMOUNT_CENTS_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    kind: str
+    lead_id: str
+    buyer_id: str
+    seller_id: str
+    amount_cents: int
+    fee_cents: int
+    at_ms: int
+    account_amount_cents: int
+    def __init__(self, id: _Optional[str] = ..., kind: _Optional[str] = ..., lead_id: _Optional[str] = ..., buyer_id: _Optional[str] = ..., seller_id: _Optional[str] = ..., amount_cents: _Optional[int] = ..., fee_cents: _Optional[int] = ..., at_ms: _Optional[int] = ..., account_amount_cents: _Optional[int] = ...) -> None: ...
+
+class ListTransactionsResponse(_message.Message):
+    __slots__ = ("transactions", "next_page_token")
+    TRANSACTIONS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    transactions: _containers.RepeatedCompositeFieldContainer[Transaction]
+    next_page_token: str
+    def __init__(self, transactions: _Optional[_Iterable[_Union[Transaction, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
+class SearchLeadsRequest(_message.Message):
+    __slots__ = ("lead_id", "day", "state", "status", "page_size", "page_token")
+    LEAD_ID_FIELD_NUMBER: _ClassVar[int]
+    DAY_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    lead_id: str
+    day: str
+    state: str
+    status: str
+    page_size: int
+    page_token: str
+    def __init__(self, lead_id: _Optional[str] = ..., day: _Optional[str] = ..., state: _Optional[str] = ..., status: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+
+class LeadRow(_message.Message):
+    __slots__ = ("lead_id", "seller_id", "buyer_id", "vertical", "state", "status", "submitted_at_ms", "price_cents")
+    LEAD_ID_FIELD_NUMBER: _ClassVar[int]
+    SELLER_ID_FIELD_NUMBER: _ClassVar[int]
+    BUYER_ID_FIELD_NUMBER: _ClassVar[int]
+    VERTICAL_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    SUBMITTED_AT_MS_FIELD_NUMBER: _ClassVar[int]
+    PRICE_CENTS_FIELD_NUMBER: _ClassVar[int]
+    lead_id: str
+    seller_id: str
+    buyer_id: str
+    vertical: str
+    state: str
+    status: str
+    submitted_at_ms: int
+    price_cents: int
+    def __init__(self, lead_id: _Optional[str] = ..., seller_id: _Optional[str] = ..., buyer_id: _Optional[str] = ..., vertical: _Optional[str] = ..., state: _Optional[str] = ..., status: _Optional[str] = ..., submitted_at_ms: _Optional[int] = ..., price_cents: _Optional[int] = ...) -> None: ...
+
+class SearchLeadsResponse(_message.Message):
+    __slots__ = ("leads", "next_page_token")
+    LEADS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    leads: _containers.RepeatedCompositeFieldContainer[LeadRow]
+    next_page_token: str
+    def __init__(self, leads: _Optional[_Iterable[_Union[LeadRow, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
+class GetMarketPricesRequest(_message.Message):
+    __slots__ = ("period", "from_day", "to_day", "vertical", "state", "county", "by_county")
+    PERIOD_FIELD_NUMBER: _ClassVar[int]
+    FROM_DAY_FIELD_NUMBER: _ClassVar[int]
+    TO_DAY_FIELD_NUMBER: _ClassVar[int]
+    VERTICAL_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    COUNTY_FIELD_NUMBER: _ClassVar[int]
+    BY_COUNTY_FIELD_NUMBER: _ClassVar[int]
+    period: Period
+    from_day: str
+    to_day: str
+    vertical: str
+    state: str
+    county: str
+    by_county: bool
+    def __init__(self, period: _Optional[_Union[Period, str]] = ..., from_day: _Optional[str] = ..., to_day: _Optional[str] = ..., vertical: _Optional[str] = ..., state: _Optional[str] = ..., county: _Optional[str] = ..., by_county: _Optional[bool] = ...) -> None: ...
+
+class MarketPrice(_message.Message):
+    __slots__ = ("period_start", "vertical", "state", "county", "sales", "average_price_cents", "total_cents")
+    PERIOD_START_FIELD_NUMBER: _ClassVar[int]
+    VERTICAL_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    COUNTY_FIELD_NUMBER: _ClassVar[int]
+    SALES_FIELD_NUMBER: _ClassVar[int]
+    AVERAGE_PRICE_CENTS_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_CENTS_FIELD_NUMBER: _ClassVar[int]
+    period_start: str
+    vertical: str
+    state: str
+    county: str
+    sales: int
+    average_price_cents: int
+    total_cents: int
+    def __init__(self, period_start: _Optional[str] = ..., vertical: _Optional[str] = ..., state: _Optional[str] = ..., county: _Optional[str] = ..., sales: _Optional[int] = ..., average_price_cents: _Optional[int] = ..., total_cents: _Optional[int] = ...) -> None: ...
+
+class GetMarketPricesResponse(_message.Message):
+    __slots__ = ("prices",)
+    PRICES_FIELD_NUMBER: _ClassVar[int]
+    prices: _containers.RepeatedCompositeFieldContainer[MarketPrice]
+    def __init__(self, prices: _Optional[_Iterable[_Union[MarketPrice, _Mapping]]] = ...) -> None: ...

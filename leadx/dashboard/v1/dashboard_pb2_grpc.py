@@ -34,6 +34,31 @@ class DashboardServiceStub:
         Args:
             channel: A grpc.Channel.
         """
+        self.GetBuyerSummary = channel.unary_unary(
+                '/leadx.dashboard.v1.DashboardService/GetBuyerSummary',
+                request_serializer=leadx_dot_dashboard_dot_v1_dot_dashboard__pb2.GetBuyerSummaryRequest.SerializeToString,
+                response_deserializer=leadx_dot_dashboard_dot_v1_dot_dashboard__pb2.BuyerSummary.FromString,
+                _registered_method=True)
+        self.GetSellerSummary = channel.unary_unary(
+                '/leadx.dashboard.v1.DashboardService/GetSellerSummary',
+                request_serializer=leadx_dot_dashboard_dot_v1_dot_dashboard__pb2.GetSellerSummaryRequest.SerializeToString,
+                response_deserializer=leadx_dot_dashboard_dot_v1_dot_dashboard__pb2.SellerSummary.FromString,
+                _registered_method=True)
+        self.ListTransactions = channel.unary_unary(
+                '/leadx.dashboard.v1.DashboardService/ListTransactions',
+                request_serializer=leadx_dot_dashboard_dot_v1_dot_dashboard__pb2.ListTransactionsRequest.SerializeToString,
+                response_deserializer=leadx_dot_dashboard_dot_v1_dot_dashboard__pb2.ListTransactionsResponse.FromString,
+                _registered_method=True)
+        self.SearchLeads = channel.unary_unary(
+                '/leadx.dashboard.v1.DashboardService/SearchLeads',
+                request_serializer=leadx_dot_dashboard_dot_v1_dot_dashboard__pb2.SearchLeadsRequest.SerializeToString,
+                response_deserializer=leadx_dot_dashboard_dot_v1_dot_dashboard__pb2.SearchLeadsResponse.FromString,
+                _registered_method=True)
+        self.GetMarketPrices = channel.unary_unary(
+                '/leadx.dashboard.v1.DashboardService/GetMarketPrices',
+                request_serializer=leadx_dot_dashboard_dot_v1_dot_dashboard__pb2.GetMarketPricesRequest.SerializeToString,
+                response_deserializer=leadx_dot_dashboard_dot_v1_dot_dashboard__pb2.GetMarketPricesResponse.FromString,
+                _registered_method=True)
         self.GetBuyerDuplicates = channel.unary_unary(
                 '/leadx.dashboard.v1.DashboardService/GetBuyerDuplicates',
                 request_serializer=leadx_dot_dashboard_dot_v1_dot_dashboard__pb2.GetBuyerDuplicatesRequest.SerializeToString,
@@ -53,6 +78,36 @@ class DashboardServiceStub:
 
 class DashboardServiceServicer:
     """Missing associated documentation comment in .proto file."""
+
+    def GetBuyerSummary(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetSellerSummary(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListTransactions(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SearchLeads(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetMarketPrices(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
 
     def GetBuyerDuplicates(self, request, context):
         """Missing associated documentation comment in .proto file."""
@@ -75,6 +130,31 @@ class DashboardServiceServicer:
 
 def add_DashboardServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
+            'GetBuyerSummary': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetBuyerSummary,
+                    request_deserializer=leadx_dot_dashboard_dot_v1_dot_dashboard__pb2.GetBuyerSummaryRequest.FromString,
+                    response_serializer=leadx_dot_dashboard_dot_v1_dot_dashboard__pb2.BuyerSummary.SerializeToString,
+            ),
+            'GetSellerSummary': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetSellerSummary,
+                    request_deserializer=leadx_dot_dashboard_dot_v1_dot_dashboard__pb2.GetSellerSummaryRequest.FromString,
+                    response_serializer=leadx_dot_dashboard_dot_v1_dot_dashboard__pb2.SellerSummary.SerializeToString,
+            ),
+            'ListTransactions': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListTransactions,
+                    request_deserializer=leadx_dot_dashboard_dot_v1_dot_dashboard__pb2.ListTransactionsRequest.FromString,
+                    response_serializer=leadx_dot_dashboard_dot_v1_dot_dashboard__pb2.ListTransactionsResponse.SerializeToString,
+            ),
+            'SearchLeads': grpc.unary_unary_rpc_method_handler(
+                    servicer.SearchLeads,
+                    request_deserializer=leadx_dot_dashboard_dot_v1_dot_dashboard__pb2.SearchLeadsRequest.FromString,
+                    response_serializer=leadx_dot_dashboard_dot_v1_dot_dashboard__pb2.SearchLeadsResponse.SerializeToString,
+            ),
+            'GetMarketPrices': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetMarketPrices,
+                    request_deserializer=leadx_dot_dashboard_dot_v1_dot_dashboard__pb2.GetMarketPricesRequest.FromString,
+                    response_serializer=leadx_dot_dashboard_dot_v1_dot_dashboard__pb2.GetMarketPricesResponse.SerializeToString,
+            ),
             'GetBuyerDuplicates': grpc.unary_unary_rpc_method_handler(
                     servicer.GetBuyerDuplicates,
                     request_deserializer=leadx_dot_dashboard_dot_v1_dot_dashboard__pb2.GetBuyerDuplicatesRequest.FromString,
@@ -100,6 +180,141 @@ def add_DashboardServiceServicer_to_server(servicer, server):
  # This class is part of an EXPERIMENTAL API.
 class DashboardService:
     """Missing associated documentation comment in .proto file."""
+
+    @staticmethod
+    def GetBuyerSummary(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/leadx.dashboard.v1.DashboardService/GetBuyerSummary',
+            leadx_dot_dashboard_dot_v1_dot_dashboard__pb2.GetBuyerSummaryRequest.SerializeToString,
+            leadx_dot_dashboard_dot_v1_dot_dashboard__pb2.BuyerSummary.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetSellerSummary(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/leadx.dashboard.v1.DashboardService/GetSellerSummary',
+            leadx_dot_dashboard_dot_v1_dot_dashboard__pb2.GetSellerSummaryRequest.SerializeToString,
+            leadx_dot_dashboard_dot_v1_dot_dashboard__pb2.SellerSummary.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListTransactions(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/leadx.dashboard.v1.DashboardService/ListTransactions',
+            leadx_dot_dashboard_dot_v1_dot_dashboard__pb2.ListTransactionsRequest.SerializeToString,
+            leadx_dot_dashboard_dot_v1_dot_dashboard__pb2.ListTransactionsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SearchLeads(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/leadx.dashboard.v1.DashboardService/SearchLeads',
+            leadx_dot_dashboard_dot_v1_dot_dashboard__pb2.SearchLeadsRequest.SerializeToString,
+            leadx_dot_dashboard_dot_v1_dot_dashboard__pb2.SearchLeadsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetMarketPrices(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/leadx.dashboard.v1.DashboardService/GetMarketPrices',
+            leadx_dot_dashboard_dot_v1_dot_dashboard__pb2.GetMarketPricesRequest.SerializeToString,
+            leadx_dot_dashboard_dot_v1_dot_dashboard__pb2.GetMarketPricesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
 
     @staticmethod
     def GetBuyerDuplicates(request,

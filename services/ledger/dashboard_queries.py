@@ -1,0 +1,285 @@
+"""The SQL behind the dashboard API: plain functions of a session, so they are tested directly on
+SQLite and PostgreSQL and timed by bench/dashboard.py. Each answers in one or two indexed queries."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+from collections import defaultdict
+from dataclasses import dataclass
+
+from sqlalchemy import and_, case, func, literal, or_, select
+from sqlalchemy.orm import Session
+
+from leadx import billing, lead_status
+from leadx.db.models import BuyerDuplicateDay, Lead, LeadReturn, LedgerEntry, LedgerTransaction, MarketDay, Sale
+
+DAY_MS = 24 * 3600 * 1000
+WINDOW_DAYS = {"day": 1, "week": 7, "month": 30, "year": 365}
+LAST_LEADS = 10
+DEFAULT_PAGE = 50
+MAX_PAGE = 500
+DEFAULT_MARKET_DAYS = 30
+
+
+class BadRequest(ValueError):
+    """A request the caller must change (an unreadable page token, a bad day)."""
+
+
+def average(total: int, count: int) -> int:
+    """total / count rounded half up to a whole cent; 0 for no items."""
+    return (2 * total + count) // (2 * count) if count else 0
+
+
+def utc_day(ms: int) -> str:
+    return dt.datetime.fromtimestamp(ms / 1000, dt.UTC).date().isoformat()
+
+
+def _per_window(column, now_ms: int, value, otherwise=0):
+    """One conditional aggregate per trailing window: {window: sum(value if column >= start)}."""
+    return {name: func.sum(case((column >= now_ms - days * DAY_MS, value), else_=otherwise))
+            for name, days in WINDOW_DAYS.items()}
+
+
+# ---------------------------------------------------------------- summaries
+
+@dataclass(frozen=True)
+class BuyerWindow:
+    window: str
+    leads_bought: int
+    average_cost_cents: int
+    spent_cents: int
+    returned: int
+    duplicates_rejected: int
+
+
+@dataclass(frozen=True)
+class BoughtLead:
+    lead_id: str
+    price_cents: int
+    vertical: str
+    state: str
+    bought_at_ms: int
+    returned: bool
+
+
+def buyer_summary(session: Session, buyer_id: str, now_ms: int) -> tuple[list[BuyerWindow], list[BoughtLead]]:
+    returned = case((LeadReturn.lead_id.is_not(None), 1), else_=0)
+    counts = _per_window(Sale.closed_at_ms, now_ms, 1)
+    spent = _per_window(Sale.closed_at_ms, now_ms, Sale.price_cents)
+    returns = _per_window(Sale.closed_at_ms, now_ms, returned)
+    names = list(WINDOW_DAYS)
+    row = session.execute(
+        select(*(counts[n] for n in names), *(spent[n] for n in names), *(returns[n] for n in names))
+        .select_from(Sale).outerjoin(LeadReturn, LeadReturn.lead_id == Sale.lead_id)
+        .where(Sale.buyer_id == buyer_id, Sale.sold.is_(True),
+               Sale.closed_at_ms >= now_ms - WINDOW_DAYS["year"] * DAY_MS)).one()
+    n = len(names)
+    duplicates = dict(session.execute(
+        select(BuyerDuplicateDay.day, BuyerDuplicateDay.duplicates).where(
+            BuyerDuplicateDay.buyer_id == buyer_id,
+            BuyerDuplicateDay.day >= utc_day(now_ms - WINDOW_DAYS["year"] * DAY_MS))).all())
+    windows = []
+    for i, name in enumerate(names):
+        bought, total, back = (int(row[i] or 0), int(row[n + i] or 0), int(row[2 * n + i] or 0))
+        # Duplicates are counted per UTC day: a window takes the days its start falls in or after.
+        first_day = utc_day(now_ms - WINDOW_DAYS[name] * DAY_MS)
+        kept = sum(count for day, count in duplicates.items() if day >= first_day)
+        windows.append(BuyerWindow(name, bought, average(total, bought), total, back, kept))
+    last = session.execute(
+        select(Sale.lead_id, Sale.price_cents, Sale.vertical, Sale.state, Sale.closed_at_ms, LeadReturn.lead_id)
+        .outerjoin(LeadReturn, LeadReturn.lead_id == Sale.lead_id)
+        .where(Sale.buyer_id == buyer_id, Sale.sold.is_(True))
+        .order_by(Sale.closed_at_ms.desc(), Sale.lead_id.desc()).limit(LAST_LEADS))
+    return windows, [BoughtLead(r[0], r[1], r[2], r[3], r[4], r[5] is not None) for r in last]
+
+
+@dataclass(frozen=True)
+class SellerWindow:
+    window: str
+    sold: int
+    average_price_cents: int
+    unsold: int
+    returned: int
+    fees_cents: int
+
+
+def seller_summary(session: Session, seller_id: str, now_ms: int) -> list[SellerWindow]:
+    sold = case((Sale.sold.is_(True), 1), else_=0)
+    measures = {
+        "sold": _per_window(Sale.closed_at_ms, now_ms, sold),
+        "unsold": _per_window(Sale.closed_at_ms, now_ms, 1 - sold),
+        "total": _per_window(Sale.closed_at_ms, now_ms, case((Sale.sold.is_(True), Sale.price_cents), else_=0)),
+        "fees": _per_window(Sale.closed_at_ms, now_ms, case((Sale.sold.is_(True), Sale.seller_fee_cents), else_=0)),
+        "returned": _per_window(Sale.closed_at_ms, now_ms, case((LeadReturn.lead_id.is_not(None), 1), else_=0)),
+    }
+    columns = [(measure, window) for measure in measures for window in WINDOW_DAYS]
+    row = session.execute(
+        select(*(measures[m][w] for m, w in columns)).select_from(Sale)
+        .outerjoin(LeadReturn, LeadReturn.lead_id == Sale.lead_id)
+        .where(Sale.seller_id == seller_id, Sale.closed_at_ms >= now_ms - WINDOW_DAYS["year"] * DAY_MS)).one()
+    got = {key: int(value or 0) for key, value in zip(columns, row, strict=True)}
+    return [SellerWindow(w, got["sold", w], average(got["total", w], got["sold", w]), got["unsold", w],
+                         got["returned", w], got["fees", w]) for w in WINDOW_DAYS]
+
+
+# ---------------------------------------------------------------- pages
+
+def _page_token(at_ms: int, key: str) -> str:
+    return base64.urlsafe_b64encode(f"{at_ms}:{key}".encode()).decode()
+
+
+def _read_token(token: str) -> tuple[int, str] | None:
+    if not token:
+        return None
+    try:
+        at_ms, key = base64.urlsafe_b64decode(token.encode()).decode().split(":", 1)
+        return int(at_ms), key
+    except (ValueError, UnicodeDecodeError):
+        raise BadRequest("page_token is not one this service gave out") from None
+
+
+def _after(token: tuple[int, str] | None, at_column, key_column):
+    """Rows after the page token in (time, key) descending order: keyset paging, stable under inserts."""
+    if token is None:
+        return True
+    at_ms, key = token
+    return or_(at_column < at_ms, and_(at_column == at_ms, key_column < key))
+
+
+@dataclass(frozen=True)
+class TransactionRow:
+    id: str
+    kind: str
+    lead_id: str
+    buyer_id: str
+    seller_id: str
+    amount_cents: int
+    fee_cents: int
+    at_ms: int
+    account_amount_cents: int
+
+
+def transactions(session: Session, account: str | None, window: str, size: int, token: str,
+                 now_ms: int) -> tuple[list[TransactionRow], str]:
+    """An account's transactions (`buyer:<id>`, `seller:<id>`; None: all) in a trailing window,
+    newest first, a page at a time."""
+    since = now_ms - WINDOW_DAYS[window] * DAY_MS
+    after = _read_token(token)
+    if account is None:
+        query = (select(LedgerTransaction, literal(0))
+                 .where(LedgerTransaction.at_ms >= since,
+                        _after(after, LedgerTransaction.at_ms, LedgerTransaction.id)))
+    else:
+        query = (select(LedgerTransaction, LedgerEntry.amount_cents)
+                 .join(LedgerEntry, LedgerEntry.transaction_id == LedgerTransaction.id)
+                 .where(LedgerEntry.account == account, LedgerEntry.at_ms >= since,
+                        _after(after, LedgerTransaction.at_ms, LedgerTransaction.id)))
+    rows = session.execute(query.order_by(LedgerTransaction.at_ms.desc(), LedgerTransaction.id.desc())
+                           .limit(size + 1)).all()
+    out = [TransactionRow(t.id, t.kind, t.lead_id, t.buyer_id, t.seller_id, t.amount_cents, t.fee_cents, t.at_ms,
+                          int(moved or 0)) for t, moved in rows[:size]]
+    return out, (_page_token(out[-1].at_ms, out[-1].id) if len(rows) > size else "")
+
+
+def account_of(kind: str, account_id: str) -> str:
+    return billing.buyer_account(account_id) if kind == "buyer" else billing.seller_account(account_id)
+
+
+@dataclass(frozen=True)
+class LeadRow:
+    lead_id: str
+    seller_id: str
+    buyer_id: str
+    vertical: str
+    state: str
+    status: str
+    submitted_at_ms: int
+    price_cents: int
+
+
+INTERNAL_STATUSES: dict[str, list[str]] = defaultdict(list)
+for _internal, _public in lead_status.PUBLIC.items():
+    INTERNAL_STATUSES[_public].append(_internal)
+
+
+def search_leads(session: Session, *, seller_id: str | None, buyer_id: str | None, lead_id: str, day: str,
+                 state: str, status: str, size: int, token: str) -> tuple[list[LeadRow], str]:
+    """Leads matching every given filter that the given seller sent or buyer bought (neither given:
+    any lead), newest first."""
+    query = select(Lead.id, Lead.seller_id, Sale.buyer_id, Lead.vertical, Lead.state, Lead.status,
+                   Lead.submitted_at_ms, Sale.price_cents, Sale.sold).outerjoin(Sale, Sale.lead_id == Lead.id)
+    if seller_id is not None:
+        query = query.where(Lead.seller_id == seller_id)
+    if buyer_id is not None:
+        query = query.where(Sale.buyer_id == buyer_id, Sale.sold.is_(True))
+    if lead_id:
+        query = query.where(Lead.id == lead_id)
+    if day:
+        try:
+            start = dt.datetime.fromisoformat(day).replace(tzinfo=dt.UTC)
+        except ValueError:
+            raise BadRequest("day must be YYYY-MM-DD") from None
+        start_ms = int(start.timestamp() * 1000)
+        query = query.where(Lead.submitted_at_ms >= start_ms, Lead.submitted_at_ms < start_ms + DAY_MS)
+    if state:
+        query = query.where(Lead.state == state.upper())
+    if status:
+        if status not in INTERNAL_STATUSES:
+            raise BadRequest(f"status must be one of {', '.join(sorted(INTERNAL_STATUSES))}")
+        query = query.where(Lead.status.in_(INTERNAL_STATUSES[status]))
+    rows = session.execute(query.where(_after(_read_token(token), Lead.submitted_at_ms, Lead.id))
+                           .order_by(Lead.submitted_at_ms.desc(), Lead.id.desc()).limit(size + 1)).all()
+    out = [LeadRow(r.id, r.seller_id, (r.buyer_id or "") if r.sold else "", r.vertical, r.state or "",
+                   lead_status.PUBLIC.get(r.status, r.status or ""), r.submitted_at_ms,
+                   r.price_cents if r.sold else 0) for r in rows[:size]]
+    return out, (_page_token(out[-1].submitted_at_ms, out[-1].lead_id) if len(rows) > size else "")
+
+
+# ---------------------------------------------------------------- market data
+
+@dataclass(frozen=True)
+class MarketPrice:
+    period_start: str
+    vertical: str
+    state: str
+    county: str
+    sales: int
+    average_price_cents: int
+    total_cents: int
+
+
+def period_start(day: str, period: str) -> str:
+    date = dt.date.fromisoformat(day)
+    if period == "week":
+        date -= dt.timedelta(days=date.weekday())  # ISO weeks start on Monday
+    elif period == "month":
+        date = date.replace(day=1)
+    return date.isoformat()
+
+
+def market_prices(session: Session, period: str, from_day: str, to_day: str, *, vertical: str = "",
+                  state: str = "", county: str = "", by_county: bool = False) -> list[MarketPrice]:
+    """Sales and average price per period and vertical and state (and county), from the per-day
+    totals the ledger keeps with each sale, over the days from `from_day` (default: 30 days before
+    `to_day`) to `to_day`, both included. A period the range cuts counts only its days in the range."""
+    try:
+        to_date = dt.date.fromisoformat(to_day)
+        from_date = dt.date.fromisoformat(from_day) if from_day else to_date - dt.timedelta(days=DEFAULT_MARKET_DAYS)
+    except ValueError:
+        raise BadRequest("from_day and to_day are YYYY-MM-DD") from None
+    from_day, to_day = from_date.isoformat(), to_date.isoformat()
+    group = [MarketDay.day, MarketDay.vertical, MarketDay.state] + ([MarketDay.county] if by_county else [])
+    query = (select(*group, func.sum(MarketDay.sales), func.sum(MarketDay.total_cents))
+             .where(MarketDay.day >= from_day, MarketDay.day <= to_day).group_by(*group))
+    for column, value in ((MarketDay.vertical, vertical), (MarketDay.state, state.upper()),
+                          (MarketDay.county, county)):
+        if value:
+            query = query.where(column == value)
+    totals: dict[tuple, list[int]] = defaultdict(lambda: [0, 0])
+    for row in session.execute(query):
+        key = (period_start(row[0], period), row[1], row[2], row[3] if by_county else "")
+        totals[key][0] += int(row[-2])
+        totals[key][1] += int(row[-1])
+    return [MarketPrice(*key, sales, average(total, sales), total)
+            for key, (sales, total) in sorted(totals.items())]
