@@ -4,7 +4,13 @@ as returned; a repeat changes nothing. Also a seller's own platform fee."""
 
 from __future__ import annotations
 
+import json
+import os
+import re
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import httpx
 import pytest
@@ -18,6 +24,7 @@ from tests.conftest import poll_until
 from tests.integration.harness import Exchange, read_topic
 
 pytestmark = pytest.mark.integration
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def sold_to_alpha(market: Exchange, price: int = 3000) -> str:
@@ -154,3 +161,42 @@ def test_buyers_rate_sellers_they_bought_from_and_see_the_community_average(mark
         assert wrong.status_code == 422 and wrong.json()["errors"][0]["field"] == "stars", bad
     assert rating(market, "/v1/buyers/b_nobody/rating", market.seller_key).status_code == 404
     assert rating(market, buyer_path, market.buyer_keys["alpha"], 5).status_code == 401  # a buyer's key
+
+
+PII_VALUES_OF = ("email", "home_phone", "ssn", "last_name", "address")
+
+
+def test_analysts_decode_sales_and_returns_with_the_documented_consumer_and_leadx_tail(market: Exchange, tmp_path):
+    lead_ids = [sold_to_alpha(market) for _ in range(8)]  # room under the 25% cap for one more return
+    assert market.return_lead(lead_ids[-1], "alpha").status_code == 200
+    consumer = market.new_consumer()  # whose identities must appear nowhere below
+    market.buyers.buyers["alpha"].bid = 1111
+    sold = market.post(consumer).json()["lead_id"]
+    poll_until(lambda: market.sale_for(sold), message="the last sale")
+    env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": market.stack.kafka_bootstrap,
+           "LEADX_TOPIC_PREFIX": market.prefix, "GROUP_ID": f"{market.prefix}analyst-test"}
+    expected = len(market.sales_events()) + len(read_topic(
+        market.stack.kafka_bootstrap, topics.name(market.prefix, topics.LEAD_RETURNED), ev.LeadReturned))
+
+    # The Python block of docs/analytics.md, as an analyst would run it.
+    script = re.search(r"```python\n(.*?)```", (ROOT / "docs" / "analytics.md").read_text(), re.S).group(1)
+    (tmp_path / "analyst.py").write_text(script)
+    ran = subprocess.run([sys.executable, str(tmp_path / "analyst.py")], env={**env, "LIMIT": str(expected)},
+                         capture_output=True, text=True, timeout=60)
+    assert ran.returncode == 0, ran.stderr
+    lines = ran.stdout.splitlines()
+    assert len(lines) == expected
+    assert any(line.startswith(f"return {lead_ids[-1]} 3000 300 auto_loan ") for line in lines)
+    assert any(line.startswith(f"sale {sold} sold 1111 111 auto_loan ") for line in lines)
+    assert not any(str(consumer[name]) in ran.stdout for name in PII_VALUES_OF)
+
+    # `leadx tail`, live from the beginning: JSON lines of decoded events.
+    tail = subprocess.Popen([sys.executable, "-m", "leadx.cli", "tail", "lead.returned", "--from-beginning"],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        line = json.loads(tail.stdout.readline())
+    finally:
+        tail.kill()
+        tail.wait(10)
+    assert line["topic"] == "lead.returned" and line["event"]["buyer_id"] == market.buyer_ids["alpha"]
+    assert set(line["event"]) <= {field.name for field in ev.LeadReturned.DESCRIPTOR.fields}
