@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: install run test unit integration proto proto-check lint k8s-check bench bench-intake bench-dedup bench-delivery clean
+.PHONY: install run test unit integration proto proto-check lint k8s-check bench bench-intake bench-dedup bench-delivery bench-dashboard clean
 
 install: $(STAMP)
 
@@ -48,6 +48,7 @@ bench: install
 	$(PY) bench/intake.py
 	$(PY) bench/dedup.py
 	$(PY) bench/delivery.py
+	$(PY) bench/dashboard.py
 
 bench-intake: install
 	$(PY) bench/intake.py
@@ -57,6 +58,9 @@ bench-dedup: install
 
 bench-delivery: install
 	$(PY) bench/delivery.py
+
+bench-dashboard: install
+	$(PY) bench/dashboard.py
 
 clean:
 	rm -rf $(VENV) .leadx .pytest_cache

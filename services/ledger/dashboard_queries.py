@@ -8,11 +8,12 @@ import datetime as dt
 from collections import defaultdict
 from dataclasses import dataclass
 
-from sqlalchemy import and_, case, func, literal, or_, select
+from sqlalchemy import BigInteger, String, and_, bindparam, case, func, literal, or_, select
 from sqlalchemy.orm import Session
 
 from leadx import billing, lead_status
-from leadx.db.models import BuyerDuplicateDay, Lead, LeadReturn, LedgerEntry, LedgerTransaction, MarketDay, Sale
+from leadx.utc_days import utc_day
+from leadx.db.models import BuyerDuplicateDay, Lead, LedgerEntry, LedgerTransaction, MarketDay, Sale
 
 DAY_MS = 24 * 3600 * 1000
 WINDOW_DAYS = {"day": 1, "week": 7, "month": 30, "year": 365}
@@ -31,14 +32,44 @@ def average(total: int, count: int) -> int:
     return (2 * total + count) // (2 * count) if count else 0
 
 
-def utc_day(ms: int) -> str:
-    return dt.datetime.fromtimestamp(ms / 1000, dt.UTC).date().isoformat()
+# The summaries' statements are built once, with the time and the account as parameters: building
+# a dozen conditional aggregates per call cost more than running them (bench/dashboard.py).
+NOW = bindparam("now", type_=BigInteger)
+ACCOUNT = bindparam("account", type_=String)
 
 
-def _per_window(column, now_ms: int, value, otherwise=0):
-    """One conditional aggregate per trailing window: {window: sum(value if column >= start)}."""
-    return {name: func.sum(case((column >= now_ms - days * DAY_MS, value), else_=otherwise))
-            for name, days in WINDOW_DAYS.items()}
+def _per_window(value, otherwise=0) -> list:
+    """One conditional aggregate per trailing window (day, week, month, year): the sum of `value`
+    over the sales closed at or after the window's start."""
+    return [func.sum(case((Sale.closed_at_ms >= NOW - days * DAY_MS, value), else_=otherwise))
+            for days in WINDOW_DAYS.values()]
+
+
+_YEAR_OF_SALES = Sale.closed_at_ms >= NOW - WINDOW_DAYS["year"] * DAY_MS
+_RETURNED = case((Sale.returned.is_(True), 1), else_=0)
+_SOLD = case((Sale.sold.is_(True), 1), else_=0)
+
+_BUYER_WINDOWS = (
+    select(*_per_window(1), *_per_window(Sale.price_cents), *_per_window(_RETURNED))
+    .where(Sale.buyer_id == ACCOUNT, Sale.sold.is_(True), _YEAR_OF_SALES))
+_BUYER_DUPLICATES = select(BuyerDuplicateDay.day, BuyerDuplicateDay.duplicates).where(
+    BuyerDuplicateDay.buyer_id == ACCOUNT, BuyerDuplicateDay.day >= bindparam("first_day", type_=String))
+_BUYER_LAST_LEADS = (
+    select(Sale.lead_id, Sale.price_cents, Sale.vertical, Sale.state, Sale.closed_at_ms, Sale.returned)
+    .where(Sale.buyer_id == ACCOUNT, Sale.sold.is_(True))
+    .order_by(Sale.closed_at_ms.desc(), Sale.lead_id.desc()).limit(LAST_LEADS))
+_SELLER_WINDOWS = (
+    select(*_per_window(_SOLD), *_per_window(1 - _SOLD),
+           *_per_window(case((Sale.sold.is_(True), Sale.price_cents), else_=0)),
+           *_per_window(case((Sale.sold.is_(True), Sale.seller_fee_cents), else_=0)), *_per_window(_RETURNED))
+    .where(Sale.seller_id == ACCOUNT, _YEAR_OF_SALES))
+
+
+def _by_window(row) -> list[list[int]]:
+    """A row of measures x windows, as one list of per-window figures per measure."""
+    n = len(WINDOW_DAYS)
+    values = [int(v or 0) for v in row]
+    return [values[i:i + n] for i in range(0, len(values), n)]
 
 
 # ---------------------------------------------------------------- summaries
@@ -63,35 +94,20 @@ class BoughtLead:
     returned: bool
 
 
+
 def buyer_summary(session: Session, buyer_id: str, now_ms: int) -> tuple[list[BuyerWindow], list[BoughtLead]]:
-    returned = case((LeadReturn.lead_id.is_not(None), 1), else_=0)
-    counts = _per_window(Sale.closed_at_ms, now_ms, 1)
-    spent = _per_window(Sale.closed_at_ms, now_ms, Sale.price_cents)
-    returns = _per_window(Sale.closed_at_ms, now_ms, returned)
-    names = list(WINDOW_DAYS)
-    row = session.execute(
-        select(*(counts[n] for n in names), *(spent[n] for n in names), *(returns[n] for n in names))
-        .select_from(Sale).outerjoin(LeadReturn, LeadReturn.lead_id == Sale.lead_id)
-        .where(Sale.buyer_id == buyer_id, Sale.sold.is_(True),
-               Sale.closed_at_ms >= now_ms - WINDOW_DAYS["year"] * DAY_MS)).one()
-    n = len(names)
-    duplicates = dict(session.execute(
-        select(BuyerDuplicateDay.day, BuyerDuplicateDay.duplicates).where(
-            BuyerDuplicateDay.buyer_id == buyer_id,
-            BuyerDuplicateDay.day >= utc_day(now_ms - WINDOW_DAYS["year"] * DAY_MS))).all())
+    params = {"account": buyer_id, "now": now_ms}
+    bought, spent, returned = _by_window(session.execute(_BUYER_WINDOWS, params).one())
+    duplicates = session.execute(_BUYER_DUPLICATES, params | {
+        "first_day": utc_day(now_ms - WINDOW_DAYS["year"] * DAY_MS)}).all()
     windows = []
-    for i, name in enumerate(names):
-        bought, total, back = (int(row[i] or 0), int(row[n + i] or 0), int(row[2 * n + i] or 0))
+    for i, (name, days) in enumerate(WINDOW_DAYS.items()):
         # Duplicates are counted per UTC day: a window takes the days its start falls in or after.
-        first_day = utc_day(now_ms - WINDOW_DAYS[name] * DAY_MS)
-        kept = sum(count for day, count in duplicates.items() if day >= first_day)
-        windows.append(BuyerWindow(name, bought, average(total, bought), total, back, kept))
-    last = session.execute(
-        select(Sale.lead_id, Sale.price_cents, Sale.vertical, Sale.state, Sale.closed_at_ms, LeadReturn.lead_id)
-        .outerjoin(LeadReturn, LeadReturn.lead_id == Sale.lead_id)
-        .where(Sale.buyer_id == buyer_id, Sale.sold.is_(True))
-        .order_by(Sale.closed_at_ms.desc(), Sale.lead_id.desc()).limit(LAST_LEADS))
-    return windows, [BoughtLead(r[0], r[1], r[2], r[3], r[4], r[5] is not None) for r in last]
+        first_day = utc_day(now_ms - days * DAY_MS)
+        kept = sum(count for day, count in duplicates if day >= first_day)
+        windows.append(BuyerWindow(name, bought[i], average(spent[i], bought[i]), spent[i], returned[i], kept))
+    last = session.execute(_BUYER_LAST_LEADS, params)
+    return windows, [BoughtLead(r[0], r[1], r[2], r[3], r[4], bool(r[5])) for r in last]
 
 
 @dataclass(frozen=True)
@@ -104,23 +120,12 @@ class SellerWindow:
     fees_cents: int
 
 
+
 def seller_summary(session: Session, seller_id: str, now_ms: int) -> list[SellerWindow]:
-    sold = case((Sale.sold.is_(True), 1), else_=0)
-    measures = {
-        "sold": _per_window(Sale.closed_at_ms, now_ms, sold),
-        "unsold": _per_window(Sale.closed_at_ms, now_ms, 1 - sold),
-        "total": _per_window(Sale.closed_at_ms, now_ms, case((Sale.sold.is_(True), Sale.price_cents), else_=0)),
-        "fees": _per_window(Sale.closed_at_ms, now_ms, case((Sale.sold.is_(True), Sale.seller_fee_cents), else_=0)),
-        "returned": _per_window(Sale.closed_at_ms, now_ms, case((LeadReturn.lead_id.is_not(None), 1), else_=0)),
-    }
-    columns = [(measure, window) for measure in measures for window in WINDOW_DAYS]
-    row = session.execute(
-        select(*(measures[m][w] for m, w in columns)).select_from(Sale)
-        .outerjoin(LeadReturn, LeadReturn.lead_id == Sale.lead_id)
-        .where(Sale.seller_id == seller_id, Sale.closed_at_ms >= now_ms - WINDOW_DAYS["year"] * DAY_MS)).one()
-    got = {key: int(value or 0) for key, value in zip(columns, row, strict=True)}
-    return [SellerWindow(w, got["sold", w], average(got["total", w], got["sold", w]), got["unsold", w],
-                         got["returned", w], got["fees", w]) for w in WINDOW_DAYS]
+    sold, unsold, total, fees, returned = _by_window(
+        session.execute(_SELLER_WINDOWS, {"account": seller_id, "now": now_ms}).one())
+    return [SellerWindow(name, sold[i], average(total[i], sold[i]), unsold[i], returned[i], fees[i])
+            for i, name in enumerate(WINDOW_DAYS)]
 
 
 # ---------------------------------------------------------------- pages
@@ -249,15 +254,6 @@ class MarketPrice:
     total_cents: int
 
 
-def period_start(day: str, period: str) -> str:
-    date = dt.date.fromisoformat(day)
-    if period == "week":
-        date -= dt.timedelta(days=date.weekday())  # ISO weeks start on Monday
-    elif period == "month":
-        date = date.replace(day=1)
-    return date.isoformat()
-
-
 def market_prices(session: Session, period: str, from_day: str, to_day: str, *, vertical: str = "",
                   state: str = "", county: str = "", by_county: bool = False) -> list[MarketPrice]:
     """Sales and average price per period and vertical and state (and county), from the per-day
@@ -269,17 +265,17 @@ def market_prices(session: Session, period: str, from_day: str, to_day: str, *, 
     except ValueError:
         raise BadRequest("from_day and to_day are YYYY-MM-DD") from None
     from_day, to_day = from_date.isoformat(), to_date.isoformat()
-    group = [MarketDay.day, MarketDay.vertical, MarketDay.state] + ([MarketDay.county] if by_county else [])
+    period_column = {"day": MarketDay.day, "week": MarketDay.week, "month": MarketDay.month}[period]
+    group = [period_column, MarketDay.vertical, MarketDay.state] + ([MarketDay.county] if by_county else [])
     query = (select(*group, func.sum(MarketDay.sales), func.sum(MarketDay.total_cents))
-             .where(MarketDay.day >= from_day, MarketDay.day <= to_day).group_by(*group))
+             .where(MarketDay.day >= from_day, MarketDay.day <= to_day).group_by(*group).order_by(*group))
     for column, value in ((MarketDay.vertical, vertical), (MarketDay.state, state.upper()),
                           (MarketDay.county, county)):
         if value:
             query = query.where(column == value)
-    totals: dict[tuple, list[int]] = defaultdict(lambda: [0, 0])
+    prices = []
     for row in session.execute(query):
-        key = (period_start(row[0], period), row[1], row[2], row[3] if by_county else "")
-        totals[key][0] += int(row[-2])
-        totals[key][1] += int(row[-1])
-    return [MarketPrice(*key, sales, average(total, sales), total)
-            for key, (sales, total) in sorted(totals.items())]
+        sales, total = int(row[-2]), int(row[-1])
+        prices.append(MarketPrice(row[0], row[1], row[2], row[3] if by_county else "", sales, average(total, sales),
+                                  total))
+    return prices

@@ -7,7 +7,6 @@ of one lead arriving out of order still leave the right final status.
 
 from __future__ import annotations
 
-import datetime as dt
 import time
 
 from sqlalchemy import select
@@ -19,6 +18,7 @@ from leadx.db.models import (
     AccountBalance, Auction, BuyerDuplicateDay, BuyerPosting, Lead, LeadReturn, LedgerEntry, LedgerTransaction,
     MarketDay, ProcessedEvent, Sale,
 )
+from leadx.utc_days import period_start, utc_day
 from leadx.verticals import zip_counties
 from leadx.events.v1 import events_pb2 as ev
 from leadx.kafka import Envelope
@@ -96,15 +96,11 @@ def _submitted(session: Session, message: ev.LeadSubmitted) -> None:
     _advance(lead, lead_status.SUBMITTED)
 
 
-def utc_day(ms: int) -> str:
-    return dt.datetime.fromtimestamp(ms / 1000, dt.UTC).date().isoformat()
-
-
-def _add_to(session: Session, model, keys: dict, amounts: dict[str, int]) -> None:
-    """Add `amounts` to the counters of a row, creating it if absent: an upsert, since ledger
-    replicas may race on the same row."""
+def _add_to(session: Session, model, keys: dict, amounts: dict[str, int], also_on_insert: dict | None = None) -> None:
+    """Add `amounts` to the counters of a row, creating it (with `also_on_insert`) if absent: an
+    upsert, since ledger replicas may race on the same row."""
     insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
-    statement = insert(model).values(**keys, **amounts)
+    statement = insert(model).values(**keys, **amounts, **(also_on_insert or {}))
     added = {column: getattr(model, column) + amount for column, amount in amounts.items()}
     session.execute(statement.on_conflict_do_update(index_elements=list(keys), set_=added))
 
@@ -177,15 +173,16 @@ def _sale_closed(session: Session, message: ev.SaleClosed) -> None:
             buyer_id=message.buyer_id or None, seller_id=message.seller_id,
             price_cents=message.price_cents, seller_fee_cents=message.seller_fee_cents,
             vertical=message.vertical, state=message.state, county=county, attempts=message.attempts,
-            closed_at_ms=message.closed_at_ms,
+            closed_at_ms=message.closed_at_ms, returned=False,
         ))
         for buyer_id in message.posted_buyer_ids:
             session.add(BuyerPosting(lead_id=message.lead_id, buyer_id=buyer_id, posted_at_ms=message.closed_at_ms))
         _count_duplicates(session, message.duplicate_buyer_ids, message.closed_at_ms)
         if sold:
-            market = {"day": utc_day(message.closed_at_ms), "vertical": message.vertical, "state": message.state,
-                      "county": county}
-            _add_to(session, MarketDay, market, {"sales": 1, "total_cents": message.price_cents})
+            day = utc_day(message.closed_at_ms)
+            market = {"day": day, "vertical": message.vertical, "state": message.state, "county": county}
+            _add_to(session, MarketDay, market, {"sales": 1, "total_cents": message.price_cents},
+                    also_on_insert={"week": period_start(day, "week"), "month": period_start(day, "month")})
             _book(session, billing.SALE, message.lead_id, message.buyer_id, message.seller_id,
                   message.price_cents, message.seller_fee_cents, message.closed_at_ms)
     lead = _lead(session, message.lead_id)
@@ -205,6 +202,9 @@ def _returned(session: Session, message: ev.LeadReturned) -> None:
                                reason=message.reason, price_cents=message.price_cents,
                                seller_fee_cents=message.seller_fee_cents, sold_at_ms=message.sold_at_ms,
                                returned_at_ms=message.returned_at_ms))
+    sale = session.get(Sale, message.lead_id)
+    if sale is not None:
+        sale.returned = True
     _book(session, billing.RETURN, message.lead_id, message.buyer_id, message.seller_id,
           message.price_cents, message.seller_fee_cents, message.returned_at_ms)
     lead = _lead(session, message.lead_id)

@@ -14,6 +14,7 @@ from leadx import topics
 from leadx.db.models import Lead, LeadReturn, LedgerEntry, LedgerTransaction, MarketDay, ProcessedEvent, Sale
 from leadx.events.v1 import events_pb2 as ev
 from leadx.kafka import Envelope
+from leadx.utc_days import period_start, utc_day
 from services.ledger import dashboard_queries as q
 from services.ledger.recorder import Recorder
 
@@ -142,7 +143,7 @@ def test_lead_search_shows_a_party_only_its_own_leads(sessions):
     ("2027-01-15", "day", "2027-01-15"), ("2027-01-17", "week", "2027-01-11"), ("2027-01-11", "week", "2027-01-11"),
     ("2027-01-10", "week", "2027-01-04"), ("2027-01-31", "month", "2027-01-01"), ("2027-02-01", "month", "2027-02-01")])
 def test_periods_start_on_the_day_the_monday_and_the_first(day, period, start):
-    assert q.period_start(day, period) == start
+    assert period_start(day, period) == start
 
 
 sales_strategy = st.lists(st.tuples(st.sampled_from(sorted(ZIPS)), st.sampled_from(["auto_loan", "auto_insurance"]),
@@ -163,14 +164,14 @@ def test_market_prices_equal_a_recomputation_from_the_raw_sales(sessions, sales,
         events += lead_events(lead_id, "s_1", zip_code, NOW - days_ago * DAY)
         events.append(sale_event(lead_id, "b_1", "s_1", price, NOW - days_ago * DAY - i, zip_code, vertical))
     record(sessions, events)
-    from_day, to_day = q.utc_day(NOW - 60 * DAY), q.utc_day(NOW)
+    from_day, to_day = utc_day(NOW - 60 * DAY), utc_day(NOW)
     with sessions() as session:
         got = q.market_prices(session, period, from_day, to_day, by_county=by_county)
         expected: dict[tuple, list[int]] = defaultdict(lambda: [0, 0])
         for sale in session.scalars(select(Sale)):
-            day = q.utc_day(sale.closed_at_ms)
+            day = utc_day(sale.closed_at_ms)
             if from_day <= day <= to_day:
-                key = (q.period_start(day, period), sale.vertical, sale.state, sale.county if by_county else "")
+                key = (period_start(day, period), sale.vertical, sale.state, sale.county if by_county else "")
                 expected[key][0] += 1
                 expected[key][1] += sale.price_cents
     assert [(p.period_start, p.vertical, p.state, p.county, p.sales, p.total_cents) for p in got] == [
@@ -186,9 +187,9 @@ def test_market_filters_and_default_range(sessions):
            lead_events("L00000002", "s_1", "10001", NOW), sale_event("L00000002", "b_1", "s_1", 2000, NOW, "10001"),
            sale_event("L00000003", "b_1", "s_1", 5000, NOW - 40 * DAY, "10001"))
     with sessions() as session:
-        county = q.market_prices(session, "month", "", q.utc_day(NOW), county="Bronx County", by_county=True)
+        county = q.market_prices(session, "month", "", utc_day(NOW), county="Bronx County", by_county=True)
         assert [(p.county, p.sales, p.average_price_cents) for p in county] == [("Bronx County", 1, 1001)]
-        state = q.market_prices(session, "day", "", q.utc_day(NOW), state="ny")
+        state = q.market_prices(session, "day", "", utc_day(NOW), state="ny")
         assert [(p.sales, p.average_price_cents) for p in state] == [(2, 1501)]  # 1500.5 rounds up; 40 days ago is out
         with pytest.raises(q.BadRequest):
-            q.market_prices(session, "day", "2027-13-01", q.utc_day(NOW))
+            q.market_prices(session, "day", "2027-13-01", utc_day(NOW))
