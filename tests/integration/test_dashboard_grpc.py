@@ -57,8 +57,9 @@ def sell(market: Exchange, buyer: str, price: int) -> str:
 def test_health_and_reflection(channel):
     health = health_pb2_grpc.HealthStub(channel)
     for service in ("", "leadx.dashboard.v1.DashboardService"):
-        response = health.Check(health_pb2.HealthCheckRequest(service=service), timeout=5)
-        assert response.status == health_pb2.HealthCheckResponse.SERVING
+        # The health service mirrors readiness once a second, so it may trail /readyz by that much.
+        poll_until(lambda service=service: health.Check(health_pb2.HealthCheckRequest(service=service), timeout=5)
+                   .status == health_pb2.HealthCheckResponse.SERVING, timeout_s=10, message=f"{service!r} SERVING")
     reflection = reflection_pb2_grpc.ServerReflectionStub(channel)
     answers = reflection.ServerReflectionInfo(iter([reflection_pb2.ServerReflectionRequest(list_services="")]))
     names = {s.name for answer in answers for s in answer.list_services_response.service}
