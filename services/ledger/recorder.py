@@ -18,12 +18,13 @@ from leadx.db.models import (
     AccountBalance, Auction, BuyerDuplicateDay, BuyerPosting, Lead, LeadReturn, LedgerEntry, LedgerTransaction,
     MarketDay, ProcessedEvent, Sale,
 )
-from leadx.utc_days import period_start, utc_day
-from leadx.verticals import zip_counties
 from leadx.events.v1 import events_pb2 as ev
 from leadx.kafka import Envelope
+from leadx.utc_days import period_start, utc_day
+from leadx.verticals import zip_counties
 
 CONSUMER = "ledger"
+_COUNTERS = "leadx.counters"  # session.info key of the counter additions awaiting _write_counters
 
 
 def _now_ms() -> int:
@@ -51,6 +52,7 @@ class Recorder:
                 session.flush()  # so a repeat of this event later in the same batch is seen
                 _APPLY[envelope.topic](session, envelope.message)
                 applied.append(True)
+            _write_counters(session)
         return applied
 
 
@@ -97,12 +99,29 @@ def _submitted(session: Session, message: ev.LeadSubmitted) -> None:
 
 
 def _add_to(session: Session, model, keys: dict, amounts: dict[str, int], also_on_insert: dict | None = None) -> None:
-    """Add `amounts` to the counters of a row, creating it (with `also_on_insert`) if absent: an
-    upsert, since ledger replicas may race on the same row."""
+    """Add `amounts` to the counters of a row (a balance, a day's totals), creating it with
+    `also_on_insert` if absent. The additions of a transaction are gathered and written at its end
+    by _write_counters."""
+    pending = session.info.setdefault(_COUNTERS, {})
+    key = (model.__tablename__, *keys.values())
+    if key not in pending:
+        pending[key] = (model, dict(keys), dict.fromkeys(amounts, 0), dict(also_on_insert or {}))
+    added = pending[key][2]
+    for column, amount in amounts.items():
+        added[column] += amount
+
+
+def _write_counters(session: Session) -> None:
+    """Upsert every counter row the transaction added to, once each and in one fixed order: ledger
+    replicas then take the row locks of shared rows (platform:fees, a busy market day) in the same
+    order and cannot deadlock, and a batch of a thousand sales writes each balance once."""
     insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
-    statement = insert(model).values(**keys, **amounts, **(also_on_insert or {}))
-    added = {column: getattr(model, column) + amount for column, amount in amounts.items()}
-    session.execute(statement.on_conflict_do_update(index_elements=list(keys), set_=added))
+    pending = session.info.pop(_COUNTERS, {})
+    for key in sorted(pending):
+        model, keys, amounts, also_on_insert = pending[key]
+        statement = insert(model).values(**keys, **amounts, **also_on_insert)
+        added = {column: getattr(model, column) + amount for column, amount in amounts.items()}
+        session.execute(statement.on_conflict_do_update(index_elements=list(keys), set_=added))
 
 
 def _count_duplicates(session: Session, buyer_ids, at_ms: int) -> None:

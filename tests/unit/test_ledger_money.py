@@ -5,6 +5,8 @@ entries, and each account holds exactly what its unreturned sales say it should.
 from __future__ import annotations
 
 from collections import Counter
+import threading
+from concurrent.futures import ThreadPoolExecutor
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -15,6 +17,7 @@ from leadx.db.models import AccountBalance, LedgerEntry, LedgerTransaction
 from leadx.events.v1 import events_pb2 as ev
 from leadx.kafka import Envelope
 from leadx.ledger_reports import balances
+from services.ledger import recorder as recorder_module
 from services.ledger.recorder import Recorder
 
 BUYERS = ["b_1", "b_2", "b_3"]
@@ -86,3 +89,35 @@ def _assert_books_balance(sessions) -> None:
                                                             func.sum(LedgerEntry.amount_cents))
                                                      .group_by(LedgerEntry.transaction_id)):
             assert total == 0, transaction_id
+
+
+def test_two_ledger_replicas_booking_at_once_do_not_deadlock(sessions, monkeypatch):
+    """Two replicas' batches touch shared balances (the platform's, two sellers') in opposite
+    orders. The balances are written in one fixed order at the end of each transaction, so they
+    lock the rows alike and neither waits on the other for ever: on PostgreSQL, written in the
+    order first touched, one of the two is aborted as a deadlock."""
+    def batch(name: str, sellers: list[str], state: str) -> list[Envelope]:
+        return [Envelope(topics.SALE_CLOSED, f"{name}{i:05d}", f"{name}-{i}", ev.SaleClosed(
+            lead_id=f"{name}{i:05d}", auction_id=f"{name}{i:05d}", outcome=ev.SALE_OUTCOME_SOLD,
+            buyer_id=f"b_{name}", seller_id=sellers[i % 2], price_cents=1000, seller_fee_cents=100,
+            vertical="auto_loan", state=state, attempts=1, closed_at_ms=1_000), 0, i) for i in range(200)]
+
+    if sessions.kw["bind"].dialect.name == "postgresql":
+        # Both transactions reach their balance writes together (SQLite has one writer at a time,
+        # so there the second simply waits for the first).
+        together = threading.Barrier(2, timeout=20)
+        write_counters = recorder_module._write_counters
+
+        def write_together(session) -> None:
+            together.wait()
+            write_counters(session)
+        monkeypatch.setattr(recorder_module, "_write_counters", write_together)
+    recorder = Recorder(sessions)
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        runs = [pool.submit(recorder.apply_many, batch(name, sellers, state))
+                for name, sellers, state in (("DA", ["s_1", "s_2"], "NY"), ("DB", ["s_2", "s_1"], "CA"))]
+        assert [sum(run.result(timeout=60)) for run in runs] == [200, 200]
+    with sessions() as session:
+        found = balances(session)
+    assert found["platform:fees"] == 400 * 100 and found["seller:s_1"] == found["seller:s_2"] == 200 * 900
+    assert sum(found.values()) == 0
