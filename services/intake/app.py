@@ -172,13 +172,19 @@ def build_app(deps: IntakeDeps, lifespan=None) -> Starlette:
             return respond(request, result)
         return endpoint
 
+    async def limited_account(request: Request, key_auth: ApiKeyAuth) -> str:
+        """Authenticate and rate-limit a request: the account id. Every account, seller or buyer,
+        gets the same per-second allowance, shared by all intake replicas."""
+        account_id = await key_auth.account_id(request)
+        limited = await deps.limiter.take(account_id)
+        if limited:
+            raise ApiError(429, "RATE_LIMITED", f"at most {deps.limiter.per_second} requests per second per account",
+                           headers={"Retry-After": str(limited.retry_after_s)})
+        return account_id
+
     async def seller_request(request: Request, roots: tuple[str, ...]) -> tuple[str, dict]:
         """Authenticate, rate-limit and parse a PING or POST: (seller id, fields)."""
-        seller_id = await auth.account_id(request)
-        limited = await deps.limiter.take(seller_id)
-        if limited:
-            raise ApiError(429, "RATE_LIMITED", f"at most {deps.limiter.per_second} requests per second per seller",
-                           headers={"Retry-After": str(limited.retry_after_s)})
+        seller_id = await limited_account(request, auth)
         kind = request_format(request.headers.get("content-type", ""))
         return seller_id, parse_body(kind, await read_body(request, deps.max_body_bytes), roots)
 
@@ -358,7 +364,7 @@ def build_app(deps: IntakeDeps, lifespan=None) -> Starlette:
     # ------------------------------------------------------------------ returns (buyers)
 
     async def return_lead(request: Request) -> Answer:
-        buyer_id = await buyer_auth.account_id(request)
+        buyer_id = await limited_account(request, buyer_auth)
         lead_id = request.path_params["lead_id"]
         if not is_lead_id(lead_id):
             raise ApiError(404, returns.NOT_FOUND, f"you bought no lead {lead_id}", field="lead_id")
@@ -392,7 +398,7 @@ def build_app(deps: IntakeDeps, lifespan=None) -> Starlette:
         """GET: your stars for that account and the community's average. PUT {"stars": 1-5}: rate it,
         once you have traded with it (a buyer bought from the seller, a seller sold to the buyer)."""
         async def handler(request: Request) -> Answer:
-            rater_id = await rater_auth.account_id(request)
+            rater_id = await limited_account(request, rater_auth)
             ratee_id = request.path_params["account_id"]
             stars = None
             if request.method == "PUT":
