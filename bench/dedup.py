@@ -12,7 +12,10 @@ In one run, on one machine, against a private Redis (valkey) that holds nothing 
   * Redis round trips per lead (pipelines sent over leads checked), at that concurrency and one at
     a time, and the script calls per lead counted by Redis itself;
   * beside redis-benchmark's GET rate against the same Redis (50 clients, and pipelined 16 deep).
-Figures are printed and written to bench/results/dedup.json.
+The Redis is the machine's `redis-server` when it has one (a standard build, with jemalloc, as a
+deployment runs), else the embedded valkey `make run` uses (built with libc malloc: about half as
+fast at 10 million identities, see bench/README.md); `--redis-server` picks another. Its version and
+allocator are recorded with the figures, which are printed and written to bench/results/dedup.json.
 """
 
 from __future__ import annotations
@@ -116,6 +119,19 @@ async def check_leads(store: DedupStore, leads: list[tuple[str, dict]], in_fligh
             "round_trips_per_lead": round((store.round_trips - trips_before) / len(leads), 4)}
 
 
+def server_binary(chosen: str | None) -> str:
+    """The Redis to measure: `--redis-server`, else a redis-server on PATH, else the embedded valkey."""
+    return chosen or shutil.which("redis-server") or redis_binary()
+
+
+def server_build(binary: str) -> dict:
+    """Version and allocator, from `--version` (e.g. `Redis server v=7.0.15 ... malloc=jemalloc-5.3.0`)."""
+    out = subprocess.run([binary, "--version"], capture_output=True, text=True, check=True).stdout
+    fields = dict(re.findall(r"(\w+)=(\S+)", out))
+    return {"binary": Path(binary).name, "server": out.split(" v=")[0].strip(), "version": fields.get("v", "?"),
+            "malloc": fields.get("malloc", "?")}
+
+
 def redis_benchmark(port: int, requests: int) -> dict:
     binary = shutil.which("redis-benchmark") or shutil.which("valkey-benchmark")
     if binary is None:
@@ -181,15 +197,18 @@ def main() -> None:
     parser.add_argument("--in-flight", type=int, default=256, help="leads checked at once (the worker's max)")
     parser.add_argument("--baseline-requests", type=int, default=500_000)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--redis-server", default=None, help="the Redis binary to measure (see above)")
     args = parser.parse_args()
 
     port = free_port()
     data_dir = Path(tempfile.mkdtemp(prefix="leadx-bench-dedup-"))
-    server = subprocess.Popen([redis_binary(), "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+    binary = server_binary(args.redis_server)
+    server = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
                                "--appendonly", "no", "--dir", str(data_dir)], stdout=subprocess.DEVNULL)
     try:
         wait_for_port("127.0.0.1", port, 10, server)
         results = uvloop.run(measure(port, args))  # the event loop the services run on
+        results["redis_server"] = server_build(binary)
     finally:
         server.terminate()
         server.wait(10)
