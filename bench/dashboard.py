@@ -37,13 +37,13 @@ from leadx.dashboard.v1 import dashboard_pb2 as pb  # noqa: E402
 from leadx.dashboard.v1 import dashboard_pb2_grpc  # noqa: E402
 from leadx.db.engine import create_schema, make_engine, session_factory  # noqa: E402
 from leadx.devstack import free_port, wait_for_port  # noqa: E402
+from leadx.utc_days import DAY_MS  # noqa: E402
 from leadx.verticals import zip_counties, zip_states  # noqa: E402
 from loadgen import percentile, write_results  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "dashboard.json"
 DEFAULT_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 ADMIN_KEY = "bench-dashboard-admin-key"  # a local benchmark value, not a secret
-DAY_MS = 24 * 3600 * 1000
 BUYERS, SELLERS = 1_000, 200
 
 

@@ -39,7 +39,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from leadx import pii  # noqa: E402
-from leadx.dedup_store import DAY_MS, DEFAULT_BUCKET_BITS, DedupStore, encode_record  # noqa: E402
+from leadx.dedup_store import DEFAULT_BUCKET_BITS, DedupStore, encode_record  # noqa: E402
+from leadx.utc_days import DAY_MS  # noqa: E402
 from leadx.devstack import free_port, redis_binary, wait_for_port  # noqa: E402
 from leadx.redis_client import connect  # noqa: E402
 from loadgen import write_results  # noqa: E402

@@ -128,7 +128,7 @@ def cmd_returns_rates(args) -> int:
     import time
 
     from leadx.ledger_reports import return_rates
-    from leadx.returns import DAY_MS
+    from leadx.utc_days import DAY_MS
 
     since_ms = int(time.time() * 1000) - args.days * DAY_MS
     with _sessions()() as session:

@@ -10,8 +10,8 @@ import os
 from dataclasses import dataclass, replace
 
 from leadx.config import env_bool, env_int
+from leadx.utc_days import DAY_MS
 
-DAY_MS = 24 * 3600 * 1000
 
 
 @dataclass(frozen=True)

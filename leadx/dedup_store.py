@@ -33,7 +33,6 @@ from dataclasses import dataclass
 from redis.asyncio import Redis
 from redis.exceptions import NoScriptError, ResponseError
 
-DAY_MS = 24 * 3600 * 1000
 SWEEP_INTERVAL_S = 24 * 3600
 DEFAULT_BUCKET_BITS = 18  # 262,144 buckets: ~40 identities each at 10 million
 MAX_PIPELINE = 64  # script calls per round trip (bench/dedup.py: 32-128 were alike, 256 slower)

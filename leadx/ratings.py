@@ -41,8 +41,9 @@ def have_traded(session: Session, buyer_id: str, seller_id: str) -> bool:
 
 def rate(session: Session, rater_id: str, ratee_id: str, stars: int, now_ms: int) -> None:
     """Record (or replace) the rater's stars for the ratee. The caller checks they have traded."""
-    if stars_problem(stars):
-        raise RatingRefused(stars_problem(stars))
+    problem = stars_problem(stars)
+    if problem:
+        raise RatingRefused(problem)
     rating = session.get(Rating, (rater_id, ratee_id))
     if rating is None:
         session.add(Rating(rater_id=rater_id, ratee_id=ratee_id, stars=stars, rated_at_ms=now_ms))

@@ -6,8 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from leadx.config import env_float, env_int
+from leadx.utc_days import DAY_MS
 
-DAY_MS = 24 * 3600 * 1000
 MAX_REASON_CHARS = 500
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 
+DAY_MS = 24 * 3600 * 1000
+
 
 def utc_day(ms: int) -> str:
     """The UTC day (YYYY-MM-DD) of a Unix time in milliseconds."""

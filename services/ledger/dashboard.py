@@ -23,8 +23,6 @@ from services.ledger.dashboard_auth import Caller, DashboardAuth
 MAX_SALES = 500
 MAX_DUPLICATE_DAYS = 366
 QUERY_TIMEOUT_S = 30  # for a call without a deadline
-WINDOWS = {"day": pb.WINDOW_DAY, "week": pb.WINDOW_WEEK, "month": pb.WINDOW_MONTH, "year": pb.WINDOW_YEAR}
-WINDOW_NAMES = {value: name for name, value in WINDOWS.items()}
 PERIODS = {pb.PERIOD_DAY: "day", pb.PERIOD_WEEK: "week", pb.PERIOD_MONTH: "month"}
 
 
@@ -58,20 +56,12 @@ class DashboardService(dashboard_pb2_grpc.DashboardServiceServicer):
     async def GetBuyerSummary(self, request, context):  # noqa: N802 (gRPC method name)
         await self._caller_for(context, "buyer", request.buyer_id)
         windows, last = await self._query(context, queries.buyer_summary, request.buyer_id, self._now_ms())
-        return pb.BuyerSummary(
-            buyer_id=request.buyer_id,
-            windows=[pb.BuyerWindow(window=WINDOWS[w.window], leads_bought=w.leads_bought,
-                                    average_cost_cents=w.average_cost_cents, spent_cents=w.spent_cents,
-                                    returned=w.returned, duplicates_rejected=w.duplicates_rejected) for w in windows],
-            last_leads=[pb.BoughtLead(lead_id=b.lead_id, price_cents=b.price_cents, vertical=b.vertical, state=b.state,
-                                      bought_at_ms=b.bought_at_ms, returned=b.returned) for b in last])
+        return pb.BuyerSummary(buyer_id=request.buyer_id, windows=windows, last_leads=last)
 
     async def GetSellerSummary(self, request, context):  # noqa: N802
         await self._caller_for(context, "seller", request.seller_id)
         windows = await self._query(context, queries.seller_summary, request.seller_id, self._now_ms())
-        return pb.SellerSummary(seller_id=request.seller_id, windows=[
-            pb.SellerWindow(window=WINDOWS[w.window], sold=w.sold, average_price_cents=w.average_price_cents,
-                            unsold=w.unsold, returned=w.returned, fees_cents=w.fees_cents) for w in windows])
+        return pb.SellerSummary(seller_id=request.seller_id, windows=windows)
 
     async def _caller_for(self, context, kind: str, account_id: str) -> Caller:
         if not account_id:
@@ -96,12 +86,9 @@ class DashboardService(dashboard_pb2_grpc.DashboardServiceServicer):
             await self.auth.require(context, caller, kind, account_id)
             account = queries.account_of(kind, account_id)
         size = await self._page_size(context, request.page_size)
-        rows, token = await self._query(context, queries.transactions, account, WINDOW_NAMES[request.window],
-                                        size, request.page_token, self._now_ms())
-        return pb.ListTransactionsResponse(next_page_token=token, transactions=[
-            pb.Transaction(id=t.id, kind=t.kind, lead_id=t.lead_id, buyer_id=t.buyer_id, seller_id=t.seller_id,
-                           amount_cents=t.amount_cents, fee_cents=t.fee_cents, at_ms=t.at_ms,
-                           account_amount_cents=t.account_amount_cents) for t in rows])
+        rows, token = await self._query(context, queries.transactions, account,
+                                        queries.WINDOW_NAMES[request.window], size, request.page_token, self._now_ms())
+        return pb.ListTransactionsResponse(transactions=rows, next_page_token=token)
 
     async def SearchLeads(self, request, context):  # noqa: N802
         caller = await self.auth.caller(context)
@@ -110,10 +97,7 @@ class DashboardService(dashboard_pb2_grpc.DashboardServiceServicer):
             context, queries.search_leads, seller_id=caller.id if caller.kind == "seller" else None,
             buyer_id=caller.id if caller.kind == "buyer" else None, lead_id=request.lead_id, day=request.day,
             state=request.state, status=request.status, size=size, token=request.page_token)
-        return pb.SearchLeadsResponse(next_page_token=token, leads=[
-            pb.LeadRow(lead_id=r.lead_id, seller_id=r.seller_id, buyer_id=r.buyer_id, vertical=r.vertical,
-                       state=r.state, status=r.status, submitted_at_ms=r.submitted_at_ms, price_cents=r.price_cents)
-            for r in rows])
+        return pb.SearchLeadsResponse(leads=rows, next_page_token=token)
 
     @staticmethod
     async def _page_size(context, requested: int) -> int:
@@ -133,10 +117,7 @@ class DashboardService(dashboard_pb2_grpc.DashboardServiceServicer):
         prices = await self._query(context, queries.market_prices, period, request.from_day, to_day,
                                    vertical=request.vertical, state=request.state, county=request.county,
                                    by_county=request.by_county)
-        return pb.GetMarketPricesResponse(prices=[
-            pb.MarketPrice(period_start=p.period_start, vertical=p.vertical, state=p.state, county=p.county,
-                           sales=p.sales, average_price_cents=p.average_price_cents, total_cents=p.total_cents)
-            for p in prices])
+        return pb.GetMarketPricesResponse(prices=prices)
 
     # ------------------------------------------------------------ earlier calls
 

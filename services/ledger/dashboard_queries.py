@@ -1,22 +1,24 @@
-"""The SQL behind the dashboard API: plain functions of a session, so they are tested directly on
-SQLite and PostgreSQL and timed by bench/dashboard.py. Each answers in one or two indexed queries."""
+"""The SQL behind the dashboard API: plain functions of a session that answer in the API's own
+messages, so they are tested directly on SQLite and PostgreSQL and the gRPC servicer only checks
+who may ask. Each answers in one or two indexed queries."""
 
 from __future__ import annotations
 
 import base64
 import datetime as dt
 from collections import defaultdict
-from dataclasses import dataclass
 
 from sqlalchemy import BigInteger, String, and_, bindparam, case, func, literal, or_, select
 from sqlalchemy.orm import Session
 
 from leadx import billing, lead_status
-from leadx.utc_days import utc_day
+from leadx.dashboard.v1 import dashboard_pb2 as pb
+from leadx.utc_days import DAY_MS, utc_day
 from leadx.db.models import BuyerDuplicateDay, Lead, LedgerEntry, LedgerTransaction, MarketDay, Sale
 
-DAY_MS = 24 * 3600 * 1000
 WINDOW_DAYS = {"day": 1, "week": 7, "month": 30, "year": 365}
+WINDOWS = {"day": pb.WINDOW_DAY, "week": pb.WINDOW_WEEK, "month": pb.WINDOW_MONTH, "year": pb.WINDOW_YEAR}
+WINDOW_NAMES = {value: name for name, value in WINDOWS.items()}
 LAST_LEADS = 10
 DEFAULT_PAGE = 50
 MAX_PAGE = 500
@@ -74,28 +76,8 @@ def _by_window(row) -> list[list[int]]:
 
 # ---------------------------------------------------------------- summaries
 
-@dataclass(frozen=True)
-class BuyerWindow:
-    window: str
-    leads_bought: int
-    average_cost_cents: int
-    spent_cents: int
-    returned: int
-    duplicates_rejected: int
 
-
-@dataclass(frozen=True)
-class BoughtLead:
-    lead_id: str
-    price_cents: int
-    vertical: str
-    state: str
-    bought_at_ms: int
-    returned: bool
-
-
-
-def buyer_summary(session: Session, buyer_id: str, now_ms: int) -> tuple[list[BuyerWindow], list[BoughtLead]]:
+def buyer_summary(session: Session, buyer_id: str, now_ms: int) -> tuple[list[pb.BuyerWindow], list[pb.BoughtLead]]:
     params = {"account": buyer_id, "now": now_ms}
     bought, spent, returned = _by_window(session.execute(_BUYER_WINDOWS, params).one())
     duplicates = session.execute(_BUYER_DUPLICATES, params | {
@@ -105,26 +87,20 @@ def buyer_summary(session: Session, buyer_id: str, now_ms: int) -> tuple[list[Bu
         # Duplicates are counted per UTC day: a window takes the days its start falls in or after.
         first_day = utc_day(now_ms - days * DAY_MS)
         kept = sum(count for day, count in duplicates if day >= first_day)
-        windows.append(BuyerWindow(name, bought[i], average(spent[i], bought[i]), spent[i], returned[i], kept))
+        windows.append(pb.BuyerWindow(window=WINDOWS[name], leads_bought=bought[i],
+                                      average_cost_cents=average(spent[i], bought[i]), spent_cents=spent[i],
+                                      returned=returned[i], duplicates_rejected=kept))
     last = session.execute(_BUYER_LAST_LEADS, params)
-    return windows, [BoughtLead(r[0], r[1], r[2], r[3], r[4], bool(r[5])) for r in last]
-
-
-@dataclass(frozen=True)
-class SellerWindow:
-    window: str
-    sold: int
-    average_price_cents: int
-    unsold: int
-    returned: int
-    fees_cents: int
+    return windows, [pb.BoughtLead(lead_id=r[0], price_cents=r[1], vertical=r[2], state=r[3], bought_at_ms=r[4],
+                                   returned=bool(r[5])) for r in last]
 
 
 
-def seller_summary(session: Session, seller_id: str, now_ms: int) -> list[SellerWindow]:
+def seller_summary(session: Session, seller_id: str, now_ms: int) -> list[pb.SellerWindow]:
     sold, unsold, total, fees, returned = _by_window(
         session.execute(_SELLER_WINDOWS, {"account": seller_id, "now": now_ms}).one())
-    return [SellerWindow(name, sold[i], average(total[i], sold[i]), unsold[i], returned[i], fees[i])
+    return [pb.SellerWindow(window=WINDOWS[name], sold=sold[i], average_price_cents=average(total[i], sold[i]),
+                            unsold=unsold[i], returned=returned[i], fees_cents=fees[i])
             for i, name in enumerate(WINDOW_DAYS)]
 
 
@@ -152,21 +128,8 @@ def _after(token: tuple[int, str] | None, at_column, key_column):
     return or_(at_column < at_ms, and_(at_column == at_ms, key_column < key))
 
 
-@dataclass(frozen=True)
-class TransactionRow:
-    id: str
-    kind: str
-    lead_id: str
-    buyer_id: str
-    seller_id: str
-    amount_cents: int
-    fee_cents: int
-    at_ms: int
-    account_amount_cents: int
-
-
 def transactions(session: Session, account: str | None, window: str, size: int, token: str,
-                 now_ms: int) -> tuple[list[TransactionRow], str]:
+                 now_ms: int) -> tuple[list[pb.Transaction], str]:
     """An account's transactions (`buyer:<id>`, `seller:<id>`; None: all) in a trailing window,
     newest first, a page at a time."""
     since = now_ms - WINDOW_DAYS[window] * DAY_MS
@@ -182,25 +145,14 @@ def transactions(session: Session, account: str | None, window: str, size: int, 
                         _after(after, LedgerTransaction.at_ms, LedgerTransaction.id)))
     rows = session.execute(query.order_by(LedgerTransaction.at_ms.desc(), LedgerTransaction.id.desc())
                            .limit(size + 1)).all()
-    out = [TransactionRow(t.id, t.kind, t.lead_id, t.buyer_id, t.seller_id, t.amount_cents, t.fee_cents, t.at_ms,
-                          int(moved or 0)) for t, moved in rows[:size]]
+    out = [pb.Transaction(id=t.id, kind=t.kind, lead_id=t.lead_id, buyer_id=t.buyer_id, seller_id=t.seller_id,
+                          amount_cents=t.amount_cents, fee_cents=t.fee_cents, at_ms=t.at_ms,
+                          account_amount_cents=int(moved or 0)) for t, moved in rows[:size]]
     return out, (_page_token(out[-1].at_ms, out[-1].id) if len(rows) > size else "")
 
 
 def account_of(kind: str, account_id: str) -> str:
     return billing.buyer_account(account_id) if kind == "buyer" else billing.seller_account(account_id)
-
-
-@dataclass(frozen=True)
-class LeadRow:
-    lead_id: str
-    seller_id: str
-    buyer_id: str
-    vertical: str
-    state: str
-    status: str
-    submitted_at_ms: int
-    price_cents: int
 
 
 INTERNAL_STATUSES: dict[str, list[str]] = defaultdict(list)
@@ -209,7 +161,7 @@ for _internal, _public in lead_status.PUBLIC.items():
 
 
 def search_leads(session: Session, *, seller_id: str | None, buyer_id: str | None, lead_id: str, day: str,
-                 state: str, status: str, size: int, token: str) -> tuple[list[LeadRow], str]:
+                 state: str, status: str, size: int, token: str) -> tuple[list[pb.LeadRow], str]:
     """Leads matching every given filter that the given seller sent or buyer bought (neither given:
     any lead), newest first."""
     query = select(Lead.id, Lead.seller_id, Sale.buyer_id, Lead.vertical, Lead.state, Lead.status,
@@ -235,27 +187,17 @@ def search_leads(session: Session, *, seller_id: str | None, buyer_id: str | Non
         query = query.where(Lead.status.in_(INTERNAL_STATUSES[status]))
     rows = session.execute(query.where(_after(_read_token(token), Lead.submitted_at_ms, Lead.id))
                            .order_by(Lead.submitted_at_ms.desc(), Lead.id.desc()).limit(size + 1)).all()
-    out = [LeadRow(r.id, r.seller_id, (r.buyer_id or "") if r.sold else "", r.vertical, r.state or "",
-                   lead_status.PUBLIC.get(r.status, r.status or ""), r.submitted_at_ms,
-                   r.price_cents if r.sold else 0) for r in rows[:size]]
+    out = [pb.LeadRow(lead_id=r.id, seller_id=r.seller_id, buyer_id=(r.buyer_id or "") if r.sold else "",
+                      vertical=r.vertical, state=r.state or "", status=lead_status.PUBLIC.get(r.status, r.status or ""),
+                      submitted_at_ms=r.submitted_at_ms, price_cents=r.price_cents if r.sold else 0)
+           for r in rows[:size]]
     return out, (_page_token(out[-1].submitted_at_ms, out[-1].lead_id) if len(rows) > size else "")
 
 
 # ---------------------------------------------------------------- market data
 
-@dataclass(frozen=True)
-class MarketPrice:
-    period_start: str
-    vertical: str
-    state: str
-    county: str
-    sales: int
-    average_price_cents: int
-    total_cents: int
-
-
 def market_prices(session: Session, period: str, from_day: str, to_day: str, *, vertical: str = "",
-                  state: str = "", county: str = "", by_county: bool = False) -> list[MarketPrice]:
+                  state: str = "", county: str = "", by_county: bool = False) -> list[pb.MarketPrice]:
     """Sales and average price per period and vertical and state (and county), from the per-day
     totals the ledger keeps with each sale, over the days from `from_day` (default: 30 days before
     `to_day`) to `to_day`, both included. A period the range cuts counts only its days in the range."""
@@ -276,6 +218,7 @@ def market_prices(session: Session, period: str, from_day: str, to_day: str, *, 
     prices = []
     for row in session.execute(query):
         sales, total = int(row[-2]), int(row[-1])
-        prices.append(MarketPrice(row[0], row[1], row[2], row[3] if by_county else "", sales, average(total, sales),
-                                  total))
+        prices.append(pb.MarketPrice(period_start=row[0], vertical=row[1], state=row[2],
+                                     county=row[3] if by_county else "", sales=sales,
+                                     average_price_cents=average(total, sales), total_cents=total))
     return prices

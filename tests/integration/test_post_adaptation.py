@@ -17,7 +17,8 @@ from sqlalchemy import select
 from leadx.db.engine import make_engine, session_factory
 from leadx import pii
 from leadx.db.models import Buyer, PostAttempt
-from leadx.dedup_store import DAY_MS, DedupStore
+from leadx.dedup_store import DedupStore
+from leadx.utc_days import DAY_MS
 from leadx.devstack import free_port
 from leadx.redis_client import connect
 from leadx.events.v1 import events_pb2 as ev

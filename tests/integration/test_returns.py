@@ -19,7 +19,7 @@ from sqlalchemy import select, update
 from leadx import accounts, topics
 from leadx.db.models import LedgerEntry, LedgerTransaction, Sale
 from leadx.events.v1 import events_pb2 as ev
-from leadx.returns import DAY_MS
+from leadx.utc_days import DAY_MS
 from tests.conftest import poll_until
 from tests.integration.harness import Exchange, read_topic
 

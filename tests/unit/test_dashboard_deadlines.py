@@ -19,7 +19,9 @@ from services.ledger.dashboard_auth import DashboardAuth
 class TimedService(DashboardService):
     """Records how long the server spent in each GetMarketPrices call and how it ended."""
 
-    ended: list[tuple[float, str]] = []
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.ended: list[tuple[float, str]] = []
 
     async def GetMarketPrices(self, request, context):  # noqa: N802
         started = time.perf_counter()
@@ -35,10 +37,11 @@ def test_a_slow_query_ends_at_the_callers_deadline(sessions, monkeypatch):
         return []
     monkeypatch.setattr(dashboard_queries, "market_prices", slow_market)
 
+    service = TimedService(sessions, DashboardAuth(sessions, "admin-key-for-this-test"))
+
     async def run() -> grpc.StatusCode:
         server = grpc.aio.server()
-        dashboard_pb2_grpc.add_DashboardServiceServicer_to_server(
-            TimedService(sessions, DashboardAuth(sessions, "admin-key-for-this-test")), server)
+        dashboard_pb2_grpc.add_DashboardServiceServicer_to_server(service, server)
         port = server.add_insecure_port("127.0.0.1:0")
         await server.start()
         try:
@@ -48,7 +51,7 @@ def test_a_slow_query_ends_at_the_callers_deadline(sessions, monkeypatch):
                     await stub.GetMarketPrices(pb.GetMarketPricesRequest(period=pb.PERIOD_DAY), timeout=0.3,
                                                metadata=[("authorization", "Bearer admin-key-for-this-test")])
                 for _ in range(100):  # the handler's own end, reported by the server
-                    if TimedService.ended:
+                    if service.ended:
                         break
                     await asyncio.sleep(0.01)
                 return error.value.code()
@@ -56,5 +59,5 @@ def test_a_slow_query_ends_at_the_callers_deadline(sessions, monkeypatch):
             await server.stop(None)
 
     assert asyncio.run(run()) == grpc.StatusCode.DEADLINE_EXCEEDED
-    spent, code = TimedService.ended[0]
+    spent, code = service.ended[0]
     assert spent < 1.0 and "DEADLINE_EXCEEDED" in code

@@ -14,12 +14,12 @@ from leadx import topics
 from leadx.db.models import Lead, LeadReturn, LedgerEntry, LedgerTransaction, MarketDay, ProcessedEvent, Sale
 from leadx.events.v1 import events_pb2 as ev
 from leadx.kafka import Envelope
-from leadx.utc_days import period_start, utc_day
+from leadx.utc_days import DAY_MS, period_start, utc_day
 from services.ledger import dashboard_queries as q
 from services.ledger.recorder import Recorder
 
 NOW = 1_800_000_000_000  # 2027-01-15T08:00:00Z
-DAY = q.DAY_MS
+DAY = DAY_MS
 ZIPS = {"10001": ("NY", "New York County"), "90210": ("CA", "Los Angeles County"),
         "60601": ("IL", "Cook County"), "10451": ("NY", "Bronx County")}
 
@@ -61,7 +61,7 @@ def test_buyer_windows_include_their_first_millisecond_and_not_the_one_before(se
            returned("L00000002", "b_1", "s_1", 3000, NOW))
     with sessions() as session:
         windows, last = q.buyer_summary(session, "b_1", NOW)
-    got = {w.window: (w.leads_bought, w.average_cost_cents, w.spent_cents, w.returned) for w in windows}
+    got = {q.WINDOW_NAMES[w.window]: (w.leads_bought, w.average_cost_cents, w.spent_cents, w.returned) for w in windows}
     assert got == {"day": (1, 1000, 1000, 0), "week": (2, 2000, 4000, 1), "month": (3, 2000, 6001, 1),
                    "year": (3, 2000, 6001, 1)}
     assert [b.lead_id for b in last] == ["L00000001", "L00000002", "L00000003", "L00000004"]
@@ -77,7 +77,8 @@ def test_the_last_ten_leads_are_the_newest_and_duplicates_count_by_day(sessions)
     with sessions() as session:
         windows, last = q.buyer_summary(session, "b_1", NOW)
     assert [b.lead_id for b in last] == [f"L{n:08d}" for n in range(10)]
-    assert {w.window: w.duplicates_rejected for w in windows} == {"day": 1, "week": 2, "month": 2, "year": 2}
+    assert {q.WINDOW_NAMES[w.window]: w.duplicates_rejected for w in windows} == {
+        "day": 1, "week": 2, "month": 2, "year": 2}
 
 
 def test_seller_windows_count_sold_unsold_returned_and_fees(sessions):
@@ -88,7 +89,7 @@ def test_seller_windows_count_sold_unsold_returned_and_fees(sessions):
            sale_event("L00000004", "b_2", "s_2", 7000, NOW - 1),
            returned("L00000003", "b_2", "s_1", 2000, NOW))
     with sessions() as session:
-        windows = {w.window: w for w in q.seller_summary(session, "s_1", NOW)}
+        windows = {q.WINDOW_NAMES[w.window]: w for w in q.seller_summary(session, "s_1", NOW)}
     assert (windows["day"].sold, windows["day"].unsold, windows["day"].average_price_cents) == (1, 1, 1000)
     month = windows["month"]
     assert (month.sold, month.unsold, month.returned, month.average_price_cents, month.fees_cents) == (

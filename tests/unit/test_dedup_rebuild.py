@@ -10,7 +10,8 @@ from leadx import pii
 from leadx.db.models import BuyerPosting, Lead
 from leadx.dedup_rebuild import flush, rebuild
 from leadx.dedup_scopes import DedupPolicy, DedupScopes
-from leadx.dedup_store import DAY_MS, DedupStore
+from leadx.dedup_store import DedupStore
+from leadx.utc_days import DAY_MS
 from leadx.redis_client import connect
 
 SECRET = b"rebuild-test-secret-0123"

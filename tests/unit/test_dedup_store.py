@@ -8,7 +8,8 @@ import uuid
 import pytest
 
 from leadx import pii
-from leadx.dedup_store import DAY_MS, DedupStore, lead_fingerprint
+from leadx.dedup_store import DedupStore, lead_fingerprint
+from leadx.utc_days import DAY_MS
 from leadx.redis_client import connect
 
 SECRET = b"unit-test-secret-0123456789"
