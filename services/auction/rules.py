@@ -3,31 +3,49 @@
 An auction's state is a plain dict (it lives in a faust table, serialised as JSON):
     status        "open" | "closed"
     opened_at_ms, closes_at_ms, min_price_cents
-    offered       buyer ids pinged for this lead
+    offered       buyer ids offered this lead (wholesale buyers pinged, AutoBid buyers bid for)
     bids          {buyer id: amount in cents}, a buyer's higher bid replaces its lower one
+    weights       {buyer id: weight}, as they were when the auction opened
+    profiles      {buyer id: profile id}, for bids the platform placed from an AutoBid profile
+    pricing       "first" (pay your bid) or "second" (pay what beats the next bid)
+    shares        how many of the ranked bidders may buy the lead (1: an exclusive sale)
+
+Ranking (the seed's Sale Completion Process): a weighted bid is bid x weight (weight 2.0 on a $4
+bid beats any bid or weighted bid up to $8); bids under the seller's minimum are dropped; ties
+after weighting are ordered at random from a seed recorded for audit.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import math
 import random
+from collections.abc import Mapping
 from dataclasses import dataclass
+from decimal import Decimal
 
 OPEN, CLOSED = "open", "closed"
+FIRST_PRICE, SECOND_PRICE = "first", "second"
 
 
 @dataclass(frozen=True)
 class Ranked:
     buyer_id: str
-    amount_cents: int
+    amount_cents: int  # what the buyer pays if it takes the lead
+    bid_cents: int = 0  # what it bid
+    weight: float = 1.0
 
 
-def new_auction(offered: list[str], min_price_cents: int, now_ms: int, window_ms: int) -> dict:
+def new_auction(offered: list[str], min_price_cents: int, now_ms: int, window_ms: int,
+                weights: Mapping[str, float] | None = None, pricing: str = FIRST_PRICE) -> dict:
     # Nobody to offer it to: close at once instead of waiting out an empty window.
     closes_at = now_ms + window_ms if offered else now_ms
+    weights = weights or {}
     return {"status": OPEN, "opened_at_ms": now_ms, "closes_at_ms": closes_at,
-            "min_price_cents": min_price_cents, "offered": sorted(offered), "bids": {}}
+            "min_price_cents": min_price_cents, "offered": sorted(offered), "bids": {},
+            "weights": {b: weights[b] for b in sorted(offered) if weights.get(b, 1.0) != 1.0},
+            "profiles": {}, "pricing": pricing}
 
 
 def bid_refusal(state: dict | None, buyer_id: str, amount_cents: int, placed_at_ms: int) -> str | None:
@@ -49,10 +67,15 @@ def bid_refusal(state: dict | None, buyer_id: str, amount_cents: int, placed_at_
     return None
 
 
-def with_bid(state: dict, buyer_id: str, amount_cents: int) -> dict:
+def with_bid(state: dict, buyer_id: str, amount_cents: int, profile_id: str = "") -> dict:
     bids = dict(state["bids"])
-    bids[buyer_id] = max(amount_cents, bids.get(buyer_id, 0))
-    return {**state, "bids": bids}
+    if amount_cents <= bids.get(buyer_id, -1):
+        return state
+    bids[buyer_id] = amount_cents
+    profiles = {k: v for k, v in state.get("profiles", {}).items() if k != buyer_id}
+    if profile_id:
+        profiles[buyer_id] = profile_id
+    return {**state, "bids": bids, "profiles": profiles}
 
 
 def tie_break_seed(secret: bytes, auction_id: str) -> int:
@@ -63,11 +86,36 @@ def tie_break_seed(secret: bytes, auction_id: str) -> int:
     return int.from_bytes(digest[:8], "big") >> 1
 
 
-def rank_bids(bids: dict[str, int], min_price_cents: int, seed: int) -> list[Ranked]:
-    """Highest bid first; bids below the reserve are dropped; equal bids are ordered at random
-    with a recorded seed, so any tie-break can be replayed for an audit."""
+def _weighted(amount_cents: int, weight: float) -> Decimal:
+    # Decimal, not float: 3 x 1.1 must tie with 3.3, not lose to it by a rounding error.
+    return Decimal(amount_cents) * Decimal(repr(weight))
+
+
+def rank_bids(bids: Mapping[str, int], min_price_cents: int, seed: int,
+              weights: Mapping[str, float] | None = None, pricing: str = FIRST_PRICE) -> list[Ranked]:
+    """Highest weighted bid first; bids below the reserve are dropped; equal weighted bids are
+    ordered at random with a recorded seed, so any tie-break can be replayed for an audit.
+
+    First price: each bidder pays its bid. Second price: each pays the least whole-cent price whose
+    weighted value exceeds the weighted bid ranked after it (with no weights: the next bid plus one
+    cent), never more than its bid and never below the reserve; the last pays the reserve. Prices
+    are computed down the whole list because a rejected winner's lead goes to the next bidder at
+    that bidder's price.
+    """
+    weights = weights or {}
     rng = random.Random(seed)
-    eligible = [(amount, rng.random(), buyer) for buyer, amount in sorted(bids.items())
-                if amount >= min_price_cents]
+    eligible = [(_weighted(amount, weights.get(buyer, 1.0)), rng.random(), buyer, amount)
+                for buyer, amount in sorted(bids.items()) if amount >= min_price_cents]
     eligible.sort(key=lambda item: (-item[0], item[1]))
-    return [Ranked(buyer, amount) for amount, _, buyer in eligible]
+    ranked = []
+    for i, (_, _, buyer, amount) in enumerate(eligible):
+        weight = weights.get(buyer, 1.0)
+        price = amount
+        if pricing == SECOND_PRICE:
+            if i + 1 < len(eligible):
+                beats_next = math.floor(eligible[i + 1][0] / Decimal(repr(weight))) + 1
+                price = max(min_price_cents, min(amount, beats_next))
+            else:
+                price = min_price_cents
+        ranked.append(Ranked(buyer, price, amount, weight))
+    return ranked
