@@ -29,7 +29,7 @@ sys.path.insert(0, str(ROOT))
 
 import uvloop  # noqa: E402
 
-from leadx.accounts import BuyerEndpoint  # noqa: E402
+from leadx.selection.market import BuyerAccount  # noqa: E402
 from leadx.demo.consumers import make_consumer  # noqa: E402
 from leadx.devstack import free_port, wait_for_port  # noqa: E402
 from leadx.events.v1 import events_pb2 as ev  # noqa: E402
@@ -127,7 +127,7 @@ async def adapted_posts(port: int, sample: list[ev.Lead], concurrency: int) -> d
     section = parse_rules(SECTION.format(fmt="json"), "bench.rules", known_fields()).sections["bench-json"]
     client = BuyerClient(concurrency, 5.0, 5.0)
     await client.start()
-    buyer = BuyerEndpoint("b_bench", "bench", f"http://127.0.0.1:{port}/ping/1", f"http://127.0.0.1:{port}/post")
+    buyer = BuyerAccount("b_bench", "bench", f"http://127.0.0.1:{port}/ping/1", f"http://127.0.0.1:{port}/post")
     accepted = 0
 
     async def one(lead: ev.Lead) -> None:
@@ -149,10 +149,10 @@ async def ping_fanout(port: int, auctions: int, in_flight: int) -> dict:
     service's DELIVERY_MAX_CONCURRENT_REQUESTS)."""
     client = BuyerClient(200, 5.0, 5.0)
     await client.start()
-    buyers = [BuyerEndpoint(f"b{n}", f"buyer {n}", f"http://127.0.0.1:{port}/ping/{n}", "") for n in range(BUYERS)]
+    buyers = [BuyerAccount(f"b{n}", f"buyer {n}", f"http://127.0.0.1:{port}/ping/{n}", "") for n in range(BUYERS)]
     bids, fast_latencies = 0, []
 
-    async def ping(buyer: BuyerEndpoint, opened: ev.AuctionOpened):
+    async def ping(buyer: BuyerAccount, opened: ev.AuctionOpened):
         started = time.perf_counter()
         result = await client.ping(buyer, opened, 5.0)
         if buyer.id not in SLOW_IDS:

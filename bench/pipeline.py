@@ -28,7 +28,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from leadx import accounts, topics  # noqa: E402
+from leadx import accounts, partnerships, topics  # noqa: E402
 from leadx.db.engine import create_schema, make_engine, session_factory  # noqa: E402
 from leadx.demo.buyers import BuyerBehaviour, BuyerServer  # noqa: E402
 from leadx.demo.consumers import make_consumer  # noqa: E402
@@ -92,7 +92,8 @@ def start_exchange(run_dir: Path, window_s: float) -> tuple[LocalStack, BuyerSer
         seller = accounts.create_seller(session, "bench seller")
         for name, bid in (("alpha", 1500), ("beta", 1200)):
             buyers.add(name, BuyerBehaviour(bid=bid, accept=True))
-            accounts.create_buyer(session, name, buyers.ping_url(name), buyers.post_url(name))
+            created = accounts.create_buyer(session, name, buyers.ping_url(name), buyers.post_url(name))
+            partnerships.add_partnership(session, seller.id, created.id)
     engine.dispose()
     buyers.start()
     for name in SERVICES:

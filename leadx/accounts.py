@@ -17,7 +17,7 @@ from leadx.db.models import Buyer, Contract, Seller
 _ID_ALPHABET = string.ascii_lowercase + string.digits
 
 
-def _new_account_id(prefix: str) -> str:
+def new_account_id(prefix: str) -> str:
     return prefix + "".join(secrets.choice(_ID_ALPHABET) for _ in range(10))
 
 
@@ -35,28 +35,27 @@ class Created:
     api_key: str
 
 
-@dataclass(frozen=True)
-class BuyerEndpoint:
-    id: str
-    name: str
-    ping_url: str
-    post_url: str
-
-
 def create_seller(session: Session, name: str) -> Created:
     api_key = new_api_key()
-    seller = Seller(id=_new_account_id("s_"), name=name, api_key_hash=hash_api_key(api_key),
+    seller = Seller(id=new_account_id("s_"), name=name, api_key_hash=hash_api_key(api_key),
                     active=True, created_at_ms=int(time.time() * 1000))
     session.add(seller)
     session.commit()
     return Created(seller.id, api_key)
 
 
-def create_buyer(session: Session, name: str, ping_url: str, post_url: str) -> Created:
+def create_buyer(session: Session, name: str, ping_url: str, post_url: str, kind: str = "wholesale",
+                 weight: float = 1.0, time_zone: str = "UTC") -> Created:
+    """A wholesale buyer is pinged at ping_url and bids itself; an AutoBid buyer (the patent's Full
+    Dealer) is bid for by the platform from its profiles, and needs no ping URL. A buyer without a
+    post URL has its leads accepted on its behalf; it reads them with its API key."""
+    from leadx.buyer_profiles import check_buyer_settings
+
+    check_buyer_settings(kind=kind, weight=weight, time_zone=time_zone, ping_url=ping_url)
     api_key = new_api_key()
-    buyer = Buyer(id=_new_account_id("b_"), name=name, api_key_hash=hash_api_key(api_key),
+    buyer = Buyer(id=new_account_id("b_"), name=name, api_key_hash=hash_api_key(api_key),
                   ping_url=ping_url, post_url=post_url, active=True,
-                  created_at_ms=int(time.time() * 1000))
+                  created_at_ms=int(time.time() * 1000), kind=kind, weight=weight, time_zone=time_zone)
     session.add(buyer)
     session.commit()
     return Created(buyer.id, api_key)
@@ -117,13 +116,6 @@ def buyer_for_key(session: Session, api_key: str) -> str | None:
     ).first()
     return row[0] if row else None
 
-
-def active_buyers(session: Session) -> list[BuyerEndpoint]:
-    rows = session.execute(
-        select(Buyer.id, Buyer.name, Buyer.ping_url, Buyer.post_url)
-        .where(Buyer.active.is_(True)).order_by(Buyer.id)
-    ).all()
-    return [BuyerEndpoint(*row) for row in rows]
 
 
 def add_contract(session: Session, seller_id: str, buyer_id: str, price_cents: int) -> None:

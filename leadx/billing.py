@@ -45,9 +45,10 @@ class Entry:
     amount_cents: int
 
 
-def transaction_id(kind: str, lead_id: str) -> str:
-    """One sale and at most one return per lead: the id makes recording either idempotent."""
-    return f"{kind}:{lead_id}"
+def transaction_id(kind: str, lead_id: str, buyer_id: str) -> str:
+    """One sale and at most one return per lead and buyer (a shared lead is sold to several): the
+    id makes recording either idempotent."""
+    return f"{kind}:{lead_id}:{buyer_id}"
 
 
 def sale_entries(buyer_id: str, seller_id: str, price_cents: int, fee_cents: int) -> tuple[Entry, ...]:

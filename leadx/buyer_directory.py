@@ -1,24 +1,66 @@
-"""The active buyers, read from SQL and refreshed in the background: the auction needs their
-ids on every lead and delivery their URLs, neither can afford a query per lead."""
+"""The market as the auction and delivery see it: active buyers (URLs, kind, weight, zone, caps,
+AutoBid profiles), partnerships and the sellers' choices, read from SQL and refreshed in the
+background. Neither service can afford a query per lead; a change reaches them within refresh_s."""
 
 from __future__ import annotations
 
+import logging
+from collections import defaultdict
+
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from leadx.accounts import BuyerEndpoint, active_buyers
+from leadx.db.models import Buyer, BuyerProfile, Partnership, Seller, SellerBuyerChoice
+from leadx.logs import log_event
 from leadx.refreshed import RefreshedFromSql
+from leadx.selection.caps import Caps
+from leadx.selection.market import ALLOW, BLOCK, BuyerAccount, Market, SellerPolicy
+from leadx.selection.profiles import Profile, ProfileError
+from leadx.selection.windows import WindowError, zone
+
+log = logging.getLogger(__name__)
+
+
+def load_market(session: Session) -> Market:
+    profiles: dict[str, list[Profile]] = defaultdict(list)
+    for row in session.scalars(select(BuyerProfile).where(BuyerProfile.active.is_(True))):
+        try:
+            profiles[row.buyer_id].append(Profile.parse(row.id, row.buyer_id, row.spec))
+        except ProfileError as error:  # stored profiles were checked; one that no longer parses is skipped
+            log_event(log, "profile skipped: it does not parse", profile_id=row.id, error=str(error))
+    buyers = {}
+    for b in session.scalars(select(Buyer).where(Buyer.active.is_(True)).order_by(Buyer.id)):
+        try:
+            tz = zone(b.time_zone or "UTC")
+        except WindowError:
+            tz = zone("UTC")
+        buyers[b.id] = BuyerAccount(b.id, b.name, b.ping_url, b.post_url, b.kind or "wholesale",
+                                    b.weight if b.weight is not None else 1.0, tz,
+                                    Caps.parse(b.caps or {}), tuple(profiles.get(b.id, ())))
+    partners: dict[str, set[str]] = defaultdict(set)
+    for buyer_id, seller_id in session.execute(select(Partnership.buyer_id, Partnership.seller_id)):
+        partners[seller_id].add(buyer_id)
+    choices: dict[str, dict[str, set[str]]] = defaultdict(lambda: {ALLOW: set(), BLOCK: set()})
+    for seller_id, buyer_id, choice in session.execute(
+            select(SellerBuyerChoice.seller_id, SellerBuyerChoice.buyer_id, SellerBuyerChoice.choice)):
+        choices[seller_id][choice].add(buyer_id)
+    policies = {}
+    for seller_id, sells_to in session.execute(select(Seller.id, Seller.sells_to).where(Seller.active.is_(True))):
+        chosen = choices.get(seller_id, {ALLOW: set(), BLOCK: set()})
+        policies[seller_id] = SellerPolicy(sells_to or "all", frozenset(chosen[ALLOW]), frozenset(chosen[BLOCK]))
+    return Market(buyers, {s: frozenset(b) for s, b in partners.items()}, policies)
 
 
 class BuyerDirectory(RefreshedFromSql):
     def __init__(self, sessions: sessionmaker[Session], refresh_s: float = 5.0) -> None:
         super().__init__(sessions, refresh_s)
-        self._buyers: dict[str, BuyerEndpoint] = {}
+        self.market = Market()
 
     def read(self, session: Session) -> None:
-        self._buyers = {b.id: b for b in active_buyers(session)}
+        self.market = load_market(session)
 
     def ids(self) -> list[str]:
-        return list(self._buyers)
+        return list(self.market.buyers)
 
-    def get(self, buyer_id: str) -> BuyerEndpoint | None:
-        return self._buyers.get(buyer_id)
+    def get(self, buyer_id: str) -> BuyerAccount | None:
+        return self.market.buyers.get(buyer_id)

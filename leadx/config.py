@@ -89,6 +89,9 @@ class CommonSettings:
     # Gmail dots and `+tags` (leadx.pii.canonical_email) in email identities; change it only
     # together with `leadx dedup rebuild`, as it changes the keys.
     email_provider_rules: bool = True
+    # How often the services re-read accounts, partnerships and profiles from SQL: a change made
+    # with the admin API or the CLI reaches every lead within this many seconds.
+    accounts_refresh_s: float = 5.0
 
     @classmethod
     def from_env(cls, service: str) -> CommonSettings:
@@ -104,4 +107,5 @@ class CommonSettings:
             health_port=env_int("HEALTH_PORT", 8081),
             log_level=env_str("LOG_LEVEL", "INFO"),
             email_provider_rules=env_bool("DEDUP_EMAIL_PROVIDER_RULES", True),
+            accounts_refresh_s=env_float("ACCOUNTS_REFRESH_SECONDS", 5.0),
         )

@@ -42,7 +42,7 @@ def return_rates(session: Session, since_ms: int) -> dict[str, dict[str, ReturnR
     for party, column in (("buyers", Sale.buyer_id), ("sellers", Sale.seller_id)):
         rows = session.execute(
             select(column, func.count(Sale.lead_id), func.count(LeadReturn.lead_id))
-            .outerjoin(LeadReturn, LeadReturn.lead_id == Sale.lead_id)
+            .outerjoin(LeadReturn, (LeadReturn.lead_id == Sale.lead_id) & (LeadReturn.buyer_id == Sale.buyer_id))
             .where(Sale.sold.is_(True), Sale.closed_at_ms >= since_ms)
             .group_by(column).order_by(column))
         out[party] = {account: ReturnRate(sold, returned) for account, sold, returned in rows}

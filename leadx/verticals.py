@@ -17,6 +17,8 @@ from pathlib import Path
 
 import zipcodes
 
+from leadx.auction_terms import AuctionTerms
+
 from leadx.dedup_scopes import DedupScopes
 from leadx.phone_areas import state_of_area_code
 
@@ -47,6 +49,7 @@ class Vertical:
     name: str
     fields: tuple[FieldSpec, ...]
     dedup: DedupScopes = DedupScopes()
+    auction: AuctionTerms = AuctionTerms()
 
 
 @dataclass(frozen=True)
@@ -101,7 +104,8 @@ def load_verticals(path: Path = SCHEMA_FILE) -> dict[str, Vertical]:
             FieldSpec(f["name"], f["type"], bool(f.get("required", False)), tuple(f.get("values", ())),
                       f.get("min"), f.get("max"), f.get("min_age"), f.get("max_age"))
             for f in spec["fields"]),
-            DedupScopes.from_table(name, spec.get("dedup", {})))
+            DedupScopes.from_table(name, spec.get("dedup", {})),
+            AuctionTerms.from_table(name, spec.get("auction", {})))
         for name, spec in raw.items()
     }
 

@@ -20,6 +20,9 @@ class Seller(Base):
     created_at_ms: Mapped[int] = mapped_column(BigInteger)
     # The platform's fee on this seller's sales, in percent; None: SELLER_FEE_PERCENT.
     fee_percent: Mapped[float | None] = mapped_column(Float, nullable=True)
+    # Buyer Selection: "all" sells to every partnered buyer but those it blocked; "named" only to
+    # those it allowed (seller_buyer_choices).
+    sells_to: Mapped[str] = mapped_column(String(8), default="all")
 
 
 class Buyer(Base):
@@ -29,6 +32,44 @@ class Buyer(Base):
     api_key_hash: Mapped[str] = mapped_column(String(64), unique=True)
     ping_url: Mapped[str] = mapped_column(String(2000))
     post_url: Mapped[str] = mapped_column(String(2000))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at_ms: Mapped[int] = mapped_column(BigInteger)
+    # "wholesale": pinged, bids itself; "autobid" (the patent's Full Dealer): the platform bids from
+    # its profiles and accepts the lead on its behalf.
+    kind: Mapped[str] = mapped_column(String(16), default="wholesale")
+    weight: Mapped[float] = mapped_column(Float, default=1.0)  # weighted bid = bid x weight
+    time_zone: Mapped[str] = mapped_column(String(64), default="UTC")  # for profile windows and caps
+    caps: Mapped[dict | None] = mapped_column(JSON, nullable=True)  # leadx.selection.caps.Caps
+
+
+class Partnership(Base):
+    """A buyer's opt-in to a seller's leads: without one, the buyer is never offered them."""
+
+    __tablename__ = "partnerships"
+    buyer_id: Mapped[str] = mapped_column(String(16), primary_key=True)
+    seller_id: Mapped[str] = mapped_column(String(16), primary_key=True)
+    created_at_ms: Mapped[int] = mapped_column(BigInteger)
+
+
+class SellerBuyerChoice(Base):
+    """A seller's explicit word on one buyer: "allow" (counts when it sells only to named buyers)
+    or "block" (never sells to it)."""
+
+    __tablename__ = "seller_buyer_choices"
+    seller_id: Mapped[str] = mapped_column(String(16), primary_key=True)
+    buyer_id: Mapped[str] = mapped_column(String(16), primary_key=True)
+    choice: Mapped[str] = mapped_column(String(8))
+
+
+class BuyerProfile(Base):
+    """An AutoBid profile: when it is active, what it buys and at what price, and its own caps.
+    `spec` is the document leadx.selection.profiles parses (windows, criteria, price)."""
+
+    __tablename__ = "buyer_profiles"
+    id: Mapped[str] = mapped_column(String(16), primary_key=True)
+    buyer_id: Mapped[str] = mapped_column(String(16), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    spec: Mapped[dict] = mapped_column(JSON)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at_ms: Mapped[int] = mapped_column(BigInteger)
 
@@ -82,13 +123,15 @@ class Auction(Base):
 
 
 class Sale(Base):
-    """One row per lead outcome (sold or unsold): the primary key makes recording idempotent."""
+    """One row per lead outcome: a sale to one buyer, or the lead unsold (buyer_id ""). A lead of a
+    shared-sale vertical has a row per buyer that bought it. The primary key makes recording
+    idempotent."""
 
     __tablename__ = "sales"
     lead_id: Mapped[str] = mapped_column(String(10), primary_key=True)
+    buyer_id: Mapped[str] = mapped_column(String(16), primary_key=True, default="", index=True)
     auction_id: Mapped[str] = mapped_column(String(16))
     sold: Mapped[bool] = mapped_column(Boolean)
-    buyer_id: Mapped[str | None] = mapped_column(String(16), nullable=True, index=True)
     seller_id: Mapped[str] = mapped_column(String(16), index=True)
     price_cents: Mapped[int] = mapped_column(BigInteger)
     seller_fee_cents: Mapped[int] = mapped_column(BigInteger)
@@ -178,11 +221,11 @@ class PostAttempt(Base):
 
 class LeadReturn(Base):
     """A sold lead its buyer sent back. Written by intake when it accepts the return (the primary
-    key makes a second return of one lead impossible); the ledger books it from lead.returned."""
+    key makes a second return of one buyer's lead impossible); the ledger books it from lead.returned."""
 
     __tablename__ = "lead_returns"
     lead_id: Mapped[str] = mapped_column(String(10), primary_key=True)
-    buyer_id: Mapped[str] = mapped_column(String(16), index=True)
+    buyer_id: Mapped[str] = mapped_column(String(16), primary_key=True, index=True)
     seller_id: Mapped[str] = mapped_column(String(16), index=True)
     reason: Mapped[str] = mapped_column(Text)
     price_cents: Mapped[int] = mapped_column(BigInteger)

@@ -21,7 +21,7 @@ from pathlib import Path
 import httpx
 from aiokafka import AIOKafkaConsumer
 
-from leadx import accounts, topics
+from leadx import accounts, buyer_profiles, partnerships, topics
 from leadx.db.engine import create_schema, make_engine, session_factory
 from leadx.demo.buyers import BuyerServer, random_behaviour
 from leadx.demo.consumers import make_consumer, ping_subset
@@ -35,6 +35,15 @@ DEMO_BUYERS = [  # name, bid range in cents, share of posted leads accepted
     ("Coastal Credit Union", 600, 1500, 0.8),
 ]
 DEMO_MIN_PRICE_CENTS = 700
+# An AutoBid buyer (the patent's Full Dealer): no servers of its own; the platform bids from its
+# profiles and accepts the leads it wins on its behalf. It pays more for owners with a good income,
+# and by the lead's response probability otherwise.
+DEMO_AUTOBID_BUYER = "Sunday Drive Dealers"
+DEMO_AUTOBID_PROFILES = [
+    {"name": "homeowners with income", "price": 1800,
+     "criteria": [{"residence_types": ["own"], "income": {"min": 400000}}]},
+    {"name": "by response probability", "criteria": [{"price": {"per_probability": 4000}}]},
+]
 
 
 def _stack(run_dir: Path, window_s: float) -> LocalStack:
@@ -157,6 +166,11 @@ def run_exchange(leads: int | None, rate: float, window_s: float, seed: int, run
                 buyers.add(name, random_behaviour(rng, low, high, accept))
                 created = accounts.create_buyer(session, name, buyers.ping_url(name), buyers.post_url(name))
                 names[created.id] = name
+            autobid = accounts.create_buyer(session, DEMO_AUTOBID_BUYER, "", "", kind="autobid")
+            buyer_profiles.replace_profiles(session, autobid.id, DEMO_AUTOBID_PROFILES)
+            names[autobid.id] = DEMO_AUTOBID_BUYER
+            for buyer_id in names:  # every demo buyer opts in to the demo seller's leads
+                partnerships.add_partnership(session, seller.id, buyer_id)
         engine.dispose()
         buyers.start()
         for name in SERVICES:
@@ -167,7 +181,8 @@ def run_exchange(leads: int | None, rate: float, window_s: float, seed: int, run
         intake_url = f"http://127.0.0.1:{stack.port_of('intake', 'INTAKE_PORT')}"
         print(f"leadx: exchange ready. intake {intake_url}  gRPC 127.0.0.1:{stack.port_of('ledger', 'GRPC_PORT')}"
               f"  broker {stack.kafka_bootstrap}  redis {stack.redis_url}  sql {stack.database_url}", flush=True)
-        print(f"leadx: {len(DEMO_BUYERS)} demo buyers bidding; the demo seller posts {rate:g} lead/s"
+        print(f"leadx: {len(DEMO_BUYERS)} demo buyers bidding, one AutoBid buyer bid for by the platform;"
+              f" the demo seller posts {rate:g} lead/s"
               f" (min price {DEMO_MIN_PRICE_CENTS / 100:.2f}); auction window {window_s:g}s."
               f" Logs in {run_dir / 'logs'}. Ctrl-C stops everything.", flush=True)
         printer = EventPrinter(names)

@@ -42,7 +42,7 @@ class EventPrinter:
         if topic == topics.AUCTION_OPENED:
             self.counts["auctions"] += 1
             window = (message.closes_at_ms - message.opened_at_ms) / 1000
-            return (f"auction {message.auction_id}  opened    {len(message.offered_buyer_ids)} buyers pinged,"
+            return (f"auction {message.auction_id}  opened    {len(message.offered_buyer_ids)} buyers offered,"
                     f" p={message.ping.probability:.2f} {message.ping.cluster}, closes in {window:.1f}s")
         if topic == topics.AUCTION_CLOSED:
             best = message.ranked_bids[0] if message.ranked_bids else None

@@ -11,6 +11,7 @@ from leadx.db.engine import create_schema, make_engine, session_factory
 from leadx.health import HealthServer, Readiness
 from leadx.kafka import ensure_topics
 from leadx.logs import logging_config
+from leadx.redis_client import connect as connect_redis
 from leadx.telemetry import setup_tracing
 from services.auction.fetch_wait import limit_faust_fetch_wait
 from services.auction.settings import AuctionSettings
@@ -24,11 +25,11 @@ def main() -> None:
     asyncio.run(ensure_topics(settings.common.kafka))
     engine = make_engine(settings.common.database_url)
     create_schema(engine)
-    directory = BuyerDirectory(session_factory(engine))
+    directory = BuyerDirectory(session_factory(engine), settings.common.accounts_refresh_s)
     directory.load()  # before the first lead, so no auction opens with an empty buyer list
     limit_faust_fetch_wait(settings.common.kafka.fetch_max_wait_ms)
     readiness = Readiness()
-    app = build_worker(settings, directory, readiness)
+    app = build_worker(settings, directory, readiness, connect_redis(settings.common.redis_url))
     health = HealthServer(readiness, settings.common.health_port)
 
     @app.task

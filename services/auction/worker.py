@@ -21,14 +21,21 @@ from collections.abc import Iterable, Mapping
 import faust
 from opentelemetry import trace
 
+from redis.asyncio import Redis
+
 from leadx import topics
+from leadx.auction_offers import offer_key
 from leadx.buyer_directory import BuyerDirectory
+from leadx.caps_store import CapsStore
 from leadx.events.v1 import events_pb2 as ev
 from leadx.health import Readiness
 from leadx.ids import derived_event_id
 from leadx.kafka import HEADER_EVENT_ID, HEADER_EVENT_TYPE
 from leadx.logs import log_event
 from leadx.pii import IDENTIFYING_FIELDS
+from leadx.selection.criteria import LeadView
+from leadx.selection.market import Selection, select_buyers
+from leadx.verticals import load_verticals
 from leadx.telemetry import extract_context, inject_headers, tracer
 from services.auction import rules
 from services.auction.deadlines import CLOSE, PURGE, DeadlineIndex
@@ -47,7 +54,8 @@ def _headers(raw: Mapping[str, bytes] | Iterable[tuple[str, bytes]] | None) -> l
     return list(raw.items()) if isinstance(raw, Mapping) else list(raw)
 
 
-def build_worker(settings: AuctionSettings, directory: BuyerDirectory, readiness: Readiness) -> faust.App:
+def build_worker(settings: AuctionSettings, directory: BuyerDirectory, readiness: Readiness,
+                 redis: Redis) -> faust.App:
     kafka = settings.common.kafka
     prefix = kafka.topic_prefix
     app = faust.App(
@@ -77,6 +85,8 @@ def build_worker(settings: AuctionSettings, directory: BuyerDirectory, readiness
     opened_topic, closed_topic = topic(topics.AUCTION_OPENED), topic(topics.AUCTION_CLOSED)
     auctions = app.Table("auctions", default=None, partitions=kafka.partitions)
     deadlines = DeadlineIndex()
+    caps = CapsStore(redis, prefix)
+    verticals = load_verticals()
     state = {"rebalanced": False}
     readiness.add("partitions assigned and recovered", lambda: state["rebalanced"])
     readiness.add("buyers loaded", lambda: directory.loaded)
@@ -105,9 +115,10 @@ def build_worker(settings: AuctionSettings, directory: BuyerDirectory, readiness
                 auction_id = lead.lead_id
                 if auctions.get(auction_id) is not None:
                     continue  # redelivered: this auction is already open or closed
-                excluded = set(scored.verified.duplicate_buyer_ids)
+                excluded = frozenset(scored.verified.duplicate_buyer_ids)
                 direct = lead.direct_buyer_id
                 opened_at = now_ms()
+                pinged: list[str] = []
                 if direct:
                     # A direct sale (the patent's Lite Dealer): no pings and no window; the contracted
                     # buyer's "bid" is the contract price that intake put in min_price_cents.
@@ -116,8 +127,8 @@ def build_worker(settings: AuctionSettings, directory: BuyerDirectory, readiness
                     if offered:
                         auction = rules.with_bid(auction, direct, lead.min_price_cents)
                 else:
-                    offered = [b for b in directory.ids() if b not in excluded]
-                    auction = rules.new_auction(offered, lead.min_price_cents, opened_at, settings.window_ms)
+                    auction, pinged = await open_auction(scored, excluded, opened_at)
+                    offered = auction["offered"]
                 auction["scored"] = base64.b64encode(event.value).decode()
                 auctions[auction_id] = auction
                 deadlines.push(auction["closes_at_ms"], auction_id, CLOSE)
@@ -126,7 +137,7 @@ def build_worker(settings: AuctionSettings, directory: BuyerDirectory, readiness
                 opened = ev.AuctionOpened(
                     auction_id=auction_id, lead_id=lead.lead_id, offered_buyer_ids=auction["offered"],
                     min_price_cents=lead.min_price_cents, opened_at_ms=opened_at,
-                    closes_at_ms=auction["closes_at_ms"], direct=bool(direct),
+                    closes_at_ms=auction["closes_at_ms"], direct=bool(direct), pinged_buyer_ids=pinged,
                     ping=ev.PingSubset(vertical=lead.vertical, zip=fields.get("zip", ""),
                                        state=fields.get("state", ""),
                                        gross_monthly_income_cents=int(income) if income.isdigit() else 0,
@@ -135,8 +146,40 @@ def build_worker(settings: AuctionSettings, directory: BuyerDirectory, readiness
                 )
                 await publish(opened_topic, auction_id, opened, derived_event_id(auction_id, "opened"))
                 log_event(log, "auction opened", auction_id=auction_id, offered=len(offered), direct=bool(direct))
-                if direct:
-                    await close(auction_id, auction)  # the deadline above closes it if this worker dies first
+                if auction["closes_at_ms"] <= opened_at:
+                    # A direct sale, or nobody to ping: nothing to wait for. The deadline above
+                    # closes it if this worker dies first.
+                    await close(auction_id, auction)
+
+    async def open_auction(scored: ev.LeadScored, excluded: frozenset[str], opened_at: int) -> tuple[dict, list[str]]:
+        """Buyer Selection and AutoBid (leadx.selection.market): the auction, with the bids placed for
+        AutoBid buyers, and the wholesale buyers to ping."""
+        lead = scored.verified.lead
+        market = directory.market
+        eligible = market.eligible(lead.seller_id)
+        usage = await caps.usage(market.capped_owners(eligible), opened_at)
+        view = LeadView(lead.fields, scored.probability, scored.cluster)
+        selection: Selection = select_buyers(market, lead.seller_id, view, opened_at, excluded, usage)
+        # An AutoBid under the seller's minimum could never win: that buyer is not offered the lead.
+        autobids = {b: bid for b, bid in selection.autobids.items() if bid.amount_cents >= lead.min_price_cents}
+        offered = sorted({*selection.pinged, *autobids})
+        terms = verticals[lead.vertical].auction if lead.vertical in verticals else None
+        # With nobody to ping, nobody else can bid: the auction closes at once on the AutoBids.
+        window = terms.window_ms(settings.window_ms) if terms else settings.window_ms
+        auction = rules.new_auction(offered, lead.min_price_cents, opened_at, window if selection.pinged else 0,
+                                    {b: market.buyers[b].weight for b in offered},
+                                    terms.pricing if terms else rules.FIRST_PRICE)
+        auction["shares"] = terms.shares if terms else 1
+        for buyer_id, bid in sorted(autobids.items()):
+            auction = rules.with_bid(auction, buyer_id, bid.amount_cents, bid.profile_id)
+        if selection.pinged:
+            key = offer_key(prefix, lead.lead_id)
+            await redis.hset(key, mapping={"closes_at_ms": auction["closes_at_ms"],
+                                           "min_price_cents": lead.min_price_cents, "offered": " ".join(offered)})
+            await redis.pexpire(key, window + settings.closed_retention_ms)
+        if selection.passed:
+            log_event(log, "buyers passed over", auction_id=lead.lead_id, passed=dict(selection.passed))
+        return auction, list(selection.pinged)
 
     @app.agent(bids_topic)
     async def collect_bids(stream):
@@ -173,15 +216,20 @@ def build_worker(settings: AuctionSettings, directory: BuyerDirectory, readiness
     async def close(auction_id: str, auction: dict) -> None:
         scored = ev.LeadScored.FromString(base64.b64decode(auction["scored"]))
         seed = rules.tie_break_seed(settings.common.hmac_key, auction_id)
-        ranked = rules.rank_bids(auction["bids"], auction["min_price_cents"], seed)
+        pricing = auction.get("pricing", rules.FIRST_PRICE)
+        ranked = rules.rank_bids(auction["bids"], auction["min_price_cents"], seed, auction.get("weights"), pricing)
+        profiles = auction.get("profiles", {})
         closed_at = now_ms()
         closed = ev.AuctionClosed(
             auction_id=auction_id,
-            ranked_bids=[ev.RankedBid(buyer_id=r.buyer_id, amount_cents=r.amount_cents, rank=i + 1)
+            ranked_bids=[ev.RankedBid(buyer_id=r.buyer_id, amount_cents=r.amount_cents, rank=i + 1,
+                                      bid_cents=r.bid_cents, weight=r.weight,
+                                      profile_id=profiles.get(r.buyer_id, ""))
                          for i, r in enumerate(ranked)],
             closed_at_ms=closed_at, tie_break_seed=seed, lead=scored.verified.lead,
             identity_keys=scored.verified.identity_keys, bids_received=len(auction["bids"]),
-            probability=scored.probability, cluster=scored.cluster,
+            probability=scored.probability, cluster=scored.cluster, pricing=pricing,
+            shares=auction.get("shares", 1),
         )
         # Publish first: if the worker dies before the table write, the auction is closed again
         # with the same event id and delivery recognises the repeat.

@@ -8,7 +8,7 @@ import time
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from leadx.accounts import BuyerEndpoint
+from leadx.selection.market import BuyerAccount
 from leadx.db.models import PostAttempt
 from leadx.events.v1 import events_pb2 as ev
 from leadx.post_adaptation import PreparedPost
@@ -26,7 +26,7 @@ class AttemptLog:
     def __init__(self, sessions: sessionmaker[Session] | None) -> None:
         self.sessions = sessions  # None: not recorded (unit tests of the sale logic)
 
-    async def record(self, closed: ev.AuctionClosed, buyer: BuyerEndpoint, prepared: PreparedPost,
+    async def record(self, closed: ev.AuctionClosed, buyer: BuyerAccount, prepared: PreparedPost,
                      result: PostResult) -> None:
         """Never raises: a failure here must not fail the sale, whose retry would post again."""
         if self.sessions is None:

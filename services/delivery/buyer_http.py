@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import aiohttp
 
-from leadx.accounts import BuyerEndpoint
+from leadx.selection.market import BuyerAccount
 from leadx.events.v1 import events_pb2 as ev
 from leadx.post_adaptation import PreparedPost
 from leadx.post_adaptation.replies import read_reply
@@ -105,7 +105,7 @@ class BuyerClient:
         if self._http is not None:
             await self._http.close()
 
-    async def ping(self, buyer: BuyerEndpoint, opened: ev.AuctionOpened, timeout_s: float,
+    async def ping(self, buyer: BuyerAccount, opened: ev.AuctionOpened, timeout_s: float,
                    section: BuyerRules | None = None) -> PingResult:
         """The bid in the buyer's reply, if any; `answered` is False when the buyer failed (no
         answer in time, or an HTTP 5xx), which its circuit breaker counts."""
@@ -120,7 +120,7 @@ class BuyerClient:
             log.info("ping failed", extra={"fields": {"buyer_id": buyer.id, "error": type(exc).__name__}})
             return PingResult(None, False)
 
-    async def post(self, buyer: BuyerEndpoint, closed: ev.AuctionClosed, prepared: PreparedPost,
+    async def post(self, buyer: BuyerAccount, closed: ev.AuctionClosed, prepared: PreparedPost,
                    section: BuyerRules | None = None) -> PostResult:
         """One POST of the lead. Retried only when the connection was never made, so nothing was
         sent; a post that may have reached the buyer (a timeout, a dropped connection) is never

@@ -31,7 +31,7 @@ async def main(stop: asyncio.Event) -> None:
     redis = connect_redis(common.redis_url)
     engine = make_engine(common.database_url)
     await asyncio.to_thread(create_schema, engine)
-    directory = BuyerDirectory(session_factory(engine))
+    directory = BuyerDirectory(session_factory(engine), common.accounts_refresh_s)
     fees = SellerFees(session_factory(engine), settings.seller_fee_percent)
     for table in (directory, fees):
         await asyncio.to_thread(table.load)

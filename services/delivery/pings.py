@@ -1,4 +1,4 @@
-"""Wholesale PING: offer the minimal subset to every buyer offered an auction, concurrently,
+"""Wholesale PING: offer the minimal subset to every wholesale buyer offered an auction, concurrently,
 and turn each bid in a reply into bid.placed. Pings stop at the auction's close: a later bid
 could not count anyway."""
 
@@ -39,7 +39,7 @@ class PingFanout:
         remaining_s = opened.closes_at_ms / 1000 - time.time()
         if remaining_s > 0:
             await asyncio.gather(*(self._ping(buyer_id, opened, remaining_s)
-                                   for buyer_id in opened.offered_buyer_ids))
+                                   for buyer_id in opened.pinged_buyer_ids))
         await self.redis.set(marker, "1", ex=PINGED_TTL_S)
 
     async def _ping(self, buyer_id: str, opened: ev.AuctionOpened, remaining_s: float) -> None:

@@ -1,16 +1,21 @@
 """Sale completion: offer a closed auction's lead to its ranked bidders in order.
 
 For each bidder: adapt the lead to the buyer's format (its POST rules; a buyer whose rules are
-broken or cannot adapt this lead is passed over), skip a buyer whose circuit is open, reserve the
-consumer for that buyer in the dedup store (atomic: a buyer that already has this consumer is
-passed over), POST the lead, record the attempt, and stop at the first acceptance. A rejecting
-buyer has still seen the lead, so its reservation stays (the patent).
+broken or cannot adapt this lead is passed over), skip a buyer whose circuit is open, count the
+sale against the buyer's and its profile's caps (atomic: a buyer over a cap is passed over; the
+count is taken back if it does not take the lead), reserve the consumer for that buyer in the dedup
+store (atomic: a buyer that already has this consumer is passed over), POST the lead, record the
+attempt, and stop at the first acceptance (exclusive sale) or once `shares` buyers have accepted
+(a shared sale). A rejecting buyer has still seen the lead, so its dedup reservation stays (the
+patent). An AutoBid buyer without a post URL is not posted to: the platform accepts the lead on
+its behalf (the patent's Full Dealer Account).
 
 Progress is kept in a Redis hash per auction, `delivery:<auction>`: the buyers that rejected, those
-passed over as already having the consumer, the sale once accepted, and `done` once sale.closed is
-published (naming the buyers posted to and those passed over, for the ledger). A redelivered
-auction.closed resumes from there: it never offers the lead to a buyer that rejected it, never to a second
-buyer after an acceptance, and re-posts to a buyer whose answer was lost with the same
+passed over as already having the consumer, each sale once accepted, and `done` once the
+sale.closed events are published (one per buyer that bought, the first naming the buyers posted
+to and those passed over, for the ledger; one `unsold` if none did). A redelivered auction.closed
+resumes from there: it never offers the lead to a buyer that rejected it, never to more buyers
+than the sale's shares, and re-posts to a buyer whose answer was lost with the same
 Idempotency-Key.
 """
 
@@ -23,9 +28,9 @@ from collections.abc import Callable
 from redis.asyncio import Redis
 
 from leadx import topics
-from leadx.accounts import BuyerEndpoint
 from leadx.billing import seller_fee
 from leadx.buyer_directory import BuyerDirectory
+from leadx.caps_store import CapOwner, CapsStore, Reservation
 from leadx.dedup_scopes import DedupPolicy
 from leadx.dedup_store import DedupStore
 from leadx.events.v1 import events_pb2 as ev
@@ -36,9 +41,10 @@ from leadx.post_adaptation import PreparedPost, prepare_post
 from leadx.post_adaptation.rules import RuleError
 from leadx.post_adaptation.syntax import RuleBook
 from leadx.seller_fees import SellerFees
+from leadx.selection.market import AUTOBID, BuyerAccount
 from services.delivery.attempts import AttemptLog
 from services.delivery.breaker import CircuitBreaker
-from services.delivery.buyer_http import BuyerClient
+from services.delivery.buyer_http import BuyerClient, PostResult
 
 log = logging.getLogger(__name__)
 PROGRESS_TTL_S = 7 * 24 * 3600
@@ -61,7 +67,8 @@ class SaleCompletion:
     def __init__(self, producer: EventProducer, redis: Redis, store: DedupStore, policy: DedupPolicy,
                  directory: BuyerDirectory, client: BuyerClient, fees: SellerFees, namespace: str,
                  rules: RuleBook | None = None, breaker: CircuitBreaker | None = None,
-                 attempts: AttemptLog | None = None, clock: Callable[[], float] = time.time) -> None:
+                 attempts: AttemptLog | None = None, clock: Callable[[], float] = time.time,
+                 caps: CapsStore | None = None) -> None:
         self.producer, self.redis, self.store, self.policy = producer, redis, store, policy
         self.rules = rules or RuleBook()
         self.breaker = breaker or CircuitBreaker()
@@ -70,6 +77,7 @@ class SaleCompletion:
         self.fees = fees
         self.namespace = namespace
         self.clock = clock
+        self.caps = caps or CapsStore(redis, namespace)
 
     async def handle(self, envelope: Envelope) -> None:
         closed: ev.AuctionClosed = envelope.message
@@ -77,16 +85,15 @@ class SaleCompletion:
         progress = {k.decode(): v.decode() for k, v in (await self.redis.hgetall(key)).items()}
         if "done" in progress:
             return
-        if "sold" in progress:
-            buyer_id, price, attempts = progress["sold"].split("|")
-            await self._publish(key, closed, buyer_id, int(price), int(attempts))
-            return
-        attempts = 0
+        # Each sale so far: buyer → "price|attempts".
+        sold = {k.split(":", 1)[1]: v for k, v in progress.items() if k.startswith("sold:")}
+        shares = max(1, closed.shares)
+        attempts = sum(1 for k in progress if k.startswith("rejected:")) + len(sold)
         for bid in closed.ranked_bids:
-            if f"rejected:{bid.buyer_id}" in progress:
-                attempts += 1
-                continue
-            if f"unreached:{bid.buyer_id}" in progress:
+            if len(sold) >= shares:
+                break
+            if bid.buyer_id in sold or f"rejected:{bid.buyer_id}" in progress \
+                    or f"unreached:{bid.buyer_id}" in progress:
                 continue
             buyer = self.directory.get(bid.buyer_id)
             if buyer is None:
@@ -98,16 +105,22 @@ class SaleCompletion:
                 log_event(log, "buyer passed over: its circuit is open after repeated failures",
                           auction_id=closed.auction_id, buyer_id=buyer.id)
                 continue
+            reservation = await self._count_against_caps(key, closed, bid, buyer)
+            if reservation is None:
+                self.breaker.release(buyer.id)
+                continue
             if not await self._reserve(closed, buyer.id):
                 self.breaker.release(buyer.id)
+                await self._uncount(key, buyer.id, reservation)
                 log_event(log, "buyer passed over: already has this consumer",
                           auction_id=closed.auction_id, buyer_id=buyer.id)
-                await self.redis.hset(key, f"passed:{buyer.id}", "1")
-                await self.redis.expire(key, PROGRESS_TTL_S)
+                await self._note(key, f"passed:{buyer.id}", "1")
                 continue
             attempts += 1
-            section = self.rules.for_buyer(buyer.id, buyer.name)
-            result = await self.client.post(buyer, closed, prepared, section)
+            if not buyer.post_url and buyer.kind == AUTOBID:
+                result = PostResult(True, "accepted on the buyer's behalf (AutoBid, no post URL)", 0)
+            else:
+                result = await self.client.post(buyer, closed, prepared, self.rules.for_buyer(buyer.id, buyer.name))
             self.breaker.record(buyer.id, ok=not result.failed)
             await self.attempts.record(closed, buyer, prepared, result)
             log_event(log, "lead posted", auction_id=closed.auction_id, buyer_id=buyer.id,
@@ -115,19 +128,50 @@ class SaleCompletion:
             if not result.reached:  # nothing was sent: the buyer has not seen the consumer after all
                 attempts -= 1
                 await self._release(closed, buyer.id)
-                await self.redis.hset(key, f"unreached:{buyer.id}", result.detail)
-                await self.redis.expire(key, PROGRESS_TTL_S)
+                await self._uncount(key, buyer.id, reservation)
+                await self._note(key, f"unreached:{buyer.id}", result.detail)
                 continue
             if result.accepted:
-                await self.redis.hset(key, "sold", f"{buyer.id}|{bid.amount_cents}|{attempts}")
-                await self.redis.expire(key, PROGRESS_TTL_S)
-                await self._publish(key, closed, buyer.id, bid.amount_cents, attempts)
-                return
-            await self.redis.hset(key, f"rejected:{buyer.id}", result.detail)
-            await self.redis.expire(key, PROGRESS_TTL_S)
-        await self._publish(key, closed, "", 0, attempts)
+                sold[buyer.id] = f"{bid.amount_cents}|{attempts}"
+                await self._note(key, f"sold:{buyer.id}", sold[buyer.id])
+                continue
+            await self._note(key, f"rejected:{buyer.id}", result.detail)
+            await self._uncount(key, buyer.id, reservation)
+        await self._publish(key, closed, sold, attempts)
 
-    def _prepare(self, closed: ev.AuctionClosed, buyer: BuyerEndpoint, price_cents: int) -> PreparedPost | None:
+    async def _note(self, key: str, name: str, value: str) -> None:
+        await self.redis.hset(key, name, value)
+        await self.redis.expire(key, PROGRESS_TTL_S)
+
+    async def _count_against_caps(self, key: str, closed: ev.AuctionClosed, bid: ev.RankedBid,
+                                  buyer: BuyerAccount) -> Reservation | None:
+        """Count this sale against the buyer's and its bidding profile's caps before posting: the
+        reservation, or None (the buyer is passed over) if a cap refuses it. A direct sale is a
+        contract, not counted. A redelivered auction reuses the reservation it recorded."""
+        if closed.lead.direct_buyer_id:
+            return Reservation((), 0)
+        recorded = await self.redis.hget(key, f"caps:{buyer.id}")
+        if recorded:
+            return Reservation.decode(recorded.decode())
+        owners = [CapOwner(buyer.id, buyer.tz, buyer.caps)]
+        owners += [CapOwner(p.id, buyer.tz, p.caps) for p in buyer.profiles if p.id == bid.profile_id]
+        owners = [o for o in owners if o.caps.any]
+        outcome = await self.caps.reserve(owners, bid.amount_cents, int(self.clock() * 1000))
+        if isinstance(outcome, str):
+            log_event(log, "buyer passed over: a cap is reached", auction_id=closed.auction_id,
+                      buyer_id=buyer.id, capped=outcome)
+            return None
+        if outcome.keys:
+            await self.redis.hset(key, f"caps:{buyer.id}", outcome.encode())
+            await self.redis.expire(key, PROGRESS_TTL_S)
+        return outcome
+
+    async def _uncount(self, key: str, buyer_id: str, reservation: Reservation) -> None:
+        """The buyer did not take the lead: its caps get the sale back."""
+        if reservation.keys and await self.redis.hdel(key, f"caps:{buyer_id}"):
+            await self.caps.release(reservation)
+
+    def _prepare(self, closed: ev.AuctionClosed, buyer: BuyerAccount, price_cents: int) -> PreparedPost | None:
         if self.rules.is_broken(buyer.id, buyer.name):
             log_event(log, "buyer passed over: its POST rules are broken", auction_id=closed.auction_id,
                       buyer_id=buyer.id)
@@ -155,16 +199,23 @@ class SaleCompletion:
                 buyer_id, closed.lead.lead_id, closed.lead.vertical, list(closed.identity_keys),
                 int(self.clock() * 1000), scopes.window_ms)
 
-    async def _publish(self, key: str, closed: ev.AuctionClosed, buyer_id: str, price_cents: int,
-                       attempts: int) -> None:
-        fee = seller_fee(price_cents, self.fees.percent_for(closed.lead.seller_id)) if buyer_id else 0
-        sale = sale_event(closed, buyer_id, price_cents, fee, attempts, int(self.clock() * 1000))
+    async def _publish(self, key: str, closed: ev.AuctionClosed, sold: dict[str, str], attempts: int) -> None:
+        """One sale.closed per buyer that bought, best-ranked first (its event id is the one an
+        exclusive sale has), or one unsold; then `done`."""
         progress = [k.decode() for k in await self.redis.hkeys(key)]
-        sale.posted_buyer_ids.extend(sorted(k.split(":", 1)[1] for k in progress if k.startswith("rejected:")))
-        if buyer_id:
-            sale.posted_buyer_ids.append(buyer_id)
-        sale.duplicate_buyer_ids.extend(sorted(k.split(":", 1)[1] for k in progress if k.startswith("passed:")))
-        await self.producer.publish(topics.SALE_CLOSED, closed.lead.lead_id, sale,
-                                    derived_event_id(closed.auction_id, "sale"))
-        await self.redis.hset(key, "done", "1")
-        await self.redis.expire(key, PROGRESS_TTL_S)
+        rejected = sorted(k.split(":", 1)[1] for k in progress if k.startswith("rejected:"))
+        passed = sorted(k.split(":", 1)[1] for k in progress if k.startswith("passed:"))
+        rank = {bid.buyer_id: i for i, bid in enumerate(closed.ranked_bids)}
+        outcomes = [(buyer_id, *map(int, sold[buyer_id].split("|"))) for buyer_id in sorted(sold, key=rank.get)]
+        outcomes = outcomes or [("", 0, attempts)]
+        now_ms = int(self.clock() * 1000)
+        for share, (buyer_id, price_cents, buyer_attempts) in enumerate(outcomes):
+            fee = seller_fee(price_cents, self.fees.percent_for(closed.lead.seller_id)) if buyer_id else 0
+            sale = sale_event(closed, buyer_id, price_cents, fee, buyer_attempts, now_ms)
+            if share == 0:  # the ledger records who was posted to and passed over once per lead
+                sale.posted_buyer_ids.extend(rejected + [buyer for buyer, _, _ in outcomes if buyer])
+                sale.duplicate_buyer_ids.extend(passed)
+            event_id = derived_event_id(closed.auction_id, "sale") if share == 0 else \
+                derived_event_id(closed.auction_id, "sale", buyer_id)
+            await self.producer.publish(topics.SALE_CLOSED, closed.lead.lead_id, sale, event_id)
+        await self._note(key, "done", "1")

@@ -28,10 +28,10 @@ def claim_return(sessions: sessionmaker[Session], policy: ReturnPolicy, lead_id:
             # One buyer's returns are claimed one at a time (PostgreSQL), so that two at once
             # cannot both fit under the cap.
             session.execute(select(Buyer.id).where(Buyer.id == buyer_id).with_for_update())
-            sale = session.get(Sale, lead_id)
-            if sale is None or not sale.sold or sale.buyer_id != buyer_id:
+            sale = session.get(Sale, (lead_id, buyer_id))
+            if sale is None or not sale.sold:
                 return Refusal(404, NOT_FOUND, f"you bought no lead {lead_id}")
-            claimed = session.get(LeadReturn, lead_id)
+            claimed = session.get(LeadReturn, (lead_id, buyer_id))
             if claimed is None:
                 since_ms = now_ms - policy.period_ms
                 counts = buyer_return_counts(session, buyer_id, since_ms)
@@ -48,10 +48,10 @@ def claim_return(sessions: sessionmaker[Session], policy: ReturnPolicy, lead_id:
         return claim_return(sessions, policy, lead_id, buyer_id, reason, now_ms)
 
 
-def unclaim(sessions: sessionmaker[Session], lead_id: str, returned_at_ms: int) -> None:
+def unclaim(sessions: sessionmaker[Session], lead_id: str, buyer_id: str, returned_at_ms: int) -> None:
     """Undo a claim whose event could not be published (the buyer is told to retry)."""
     with sessions.begin() as session:
-        claimed = session.get(LeadReturn, lead_id)
+        claimed = session.get(LeadReturn, (lead_id, buyer_id))
         if claimed is not None and claimed.returned_at_ms == returned_at_ms:
             session.delete(claimed)
 

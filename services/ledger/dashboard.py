@@ -174,13 +174,16 @@ def _auction_status(session: Session, auction_id: str) -> tuple[pb.AuctionStatus
     if auction is None:
         return None
     lead = session.get(Lead, auction.lead_id)
-    sale = session.get(Sale, auction.lead_id)
-    buyer_id = (sale.buyer_id or "") if sale else ""
+    # A shared lead has a sale per buyer: the status names the highest-paying one, and every
+    # buyer of it may read it.
+    sales = session.scalars(select(Sale).where(Sale.lead_id == auction.lead_id)
+                            .order_by(Sale.price_cents.desc(), Sale.buyer_id)).all()
+    sale = sales[0] if sales else None
     status = pb.AuctionStatus(
         auction_id=auction.id, lead_id=auction.lead_id, lead_status=lead.status if lead else "",
         offered_buyers=auction.offered_buyers, opened_at_ms=auction.opened_at_ms, closes_at_ms=auction.closes_at_ms,
-        buyer_id=buyer_id, price_cents=sale.price_cents if sale else 0)
-    return status, {p for p in (lead.seller_id if lead else "", buyer_id) if p}
+        buyer_id=sale.buyer_id if sale else "", price_cents=sale.price_cents if sale else 0)
+    return status, {p for p in (lead.seller_id if lead else "", *(s.buyer_id for s in sales)) if p}
 
 
 def _recent_sales(session: Session, limit: int, buyer_id: str, seller_id: str) -> list[pb.Sale]:

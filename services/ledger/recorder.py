@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import time
 
-from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -134,7 +133,7 @@ def _count_duplicates(session: Session, buyer_ids, at_ms: int) -> None:
 def _book(session: Session, kind: str, lead_id: str, buyer_id: str, seller_id: str, price_cents: int,
           fee_cents: int, at_ms: int) -> None:
     """Book a sale or a return once: its entries and the balances they move, in this transaction."""
-    transaction_id = billing.transaction_id(kind, lead_id)
+    transaction_id = billing.transaction_id(kind, lead_id, buyer_id)
     if session.get(LedgerTransaction, transaction_id) is not None:
         return
     make_entries = billing.sale_entries if kind == billing.SALE else billing.return_entries
@@ -184,12 +183,12 @@ def _auction_opened(session: Session, message: ev.AuctionOpened) -> None:
 
 def _sale_closed(session: Session, message: ev.SaleClosed) -> None:
     sold = message.outcome == ev.SALE_OUTCOME_SOLD
-    existing = session.execute(select(Sale.lead_id).where(Sale.lead_id == message.lead_id)).first()
-    if existing is None:  # one outcome per lead, whatever repeats the topic carries
+    existing = session.get(Sale, (message.lead_id, message.buyer_id))
+    if existing is None:  # one outcome per lead and buyer, whatever repeats the topic carries
         county = _county(session, message.lead_id)
         session.add(Sale(
             lead_id=message.lead_id, auction_id=message.auction_id, sold=sold,
-            buyer_id=message.buyer_id or None, seller_id=message.seller_id,
+            buyer_id=message.buyer_id, seller_id=message.seller_id,
             price_cents=message.price_cents, seller_fee_cents=message.seller_fee_cents,
             vertical=message.vertical, state=message.state, county=county, attempts=message.attempts,
             closed_at_ms=message.closed_at_ms, returned=False,
@@ -216,12 +215,12 @@ def _county(session: Session, lead_id: str) -> str:
 
 
 def _returned(session: Session, message: ev.LeadReturned) -> None:
-    if session.get(LeadReturn, message.lead_id) is None:  # intake's claim; missing only on a replay
+    if session.get(LeadReturn, (message.lead_id, message.buyer_id)) is None:  # intake's claim; missing on a replay
         session.add(LeadReturn(lead_id=message.lead_id, buyer_id=message.buyer_id, seller_id=message.seller_id,
                                reason=message.reason, price_cents=message.price_cents,
                                seller_fee_cents=message.seller_fee_cents, sold_at_ms=message.sold_at_ms,
                                returned_at_ms=message.returned_at_ms))
-    sale = session.get(Sale, message.lead_id)
+    sale = session.get(Sale, (message.lead_id, message.buyer_id))
     if sale is not None:
         sale.returned = True
     _book(session, billing.RETURN, message.lead_id, message.buyer_id, message.seller_id,

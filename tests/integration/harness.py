@@ -12,7 +12,7 @@ import httpx
 from aiokafka import AIOKafkaConsumer
 from sqlalchemy import select
 
-from leadx import accounts, topics
+from leadx import accounts, partnerships, topics
 from leadx.db.engine import create_schema, make_engine, session_factory
 from leadx.db.models import Sale
 from leadx.demo.buyers import BuyerBehaviour, BuyerServer
@@ -132,6 +132,10 @@ def start_exchange(run_dir: Path, kafka_bootstrap: str, redis_url: str, prefix: 
             buyers.add(name, BuyerBehaviour(bid=None))
             created = accounts.create_buyer(session, name, buyers.ping_url(name), buyers.post_url(name))
             buyer_ids[name], buyer_keys[name] = created.id, created.api_key
+            # Every test buyer opts in to both test sellers (Buyer Selection offers a lead only to
+            # partnered buyers); tests of selection itself make their own accounts.
+            for partner in (seller, other):
+                partnerships.add_partnership(session, partner.id, created.id)
     engine.dispose()
     buyers.start()
     for name in services:

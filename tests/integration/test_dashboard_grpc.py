@@ -148,7 +148,7 @@ def test_accounts_read_only_their_own_data(market: Exchange, channel, admin):
         token = got.next_page_token
         if not token:
             break
-    assert f"sale:{lead_id}" in {t.id for t in rows} and len({t.id for t in rows}) == len(rows)
+    assert f"sale:{lead_id}:{alpha_id}" in {t.id for t in rows} and len({t.id for t in rows}) == len(rows)
     assert refused(admin.ListTransactions, pb.ListTransactionsRequest(account_id="b_nobody", window=pb.WINDOW_DAY)) == \
         grpc.StatusCode.NOT_FOUND
 

@@ -36,7 +36,7 @@ def sold_to_alpha(market: Exchange, price: int = 3000) -> str:
 
     def recorded() -> Sale | None:
         with market.sql() as session:
-            return session.get(Sale, lead_id)
+            return session.scalars(select(Sale).where(Sale.lead_id == lead_id)).first()
     sale = poll_until(recorded, message=f"the ledger's sale of {lead_id}")
     assert sale.buyer_id == market.buyer_ids["alpha"] and sale.price_cents == price
     return lead_id
@@ -45,7 +45,7 @@ def sold_to_alpha(market: Exchange, price: int = 3000) -> str:
 def entries_of(market: Exchange, lead_id: str) -> dict[str, dict[str, int]]:
     with market.sql() as session:
         rows = session.execute(select(LedgerEntry.transaction_id, LedgerEntry.account, LedgerEntry.amount_cents)
-                               .where(LedgerEntry.transaction_id.in_([f"sale:{lead_id}", f"return:{lead_id}"])))
+                               .where(LedgerEntry.transaction_id.like(f"%:{lead_id}:%")))
         out: dict[str, dict[str, int]] = {}
         for transaction, account, amount in rows:
             out.setdefault(transaction.split(":")[0], {})[account] = amount

@@ -108,8 +108,8 @@ def test_transactions_come_newest_first_a_page_at_a_time(sessions):
                 break
         assert [len(p) for p in pages] == [3, 3, 2]
         flat = [row for page in pages for row in page]
-        assert flat[1] == ("return:L00000006", 1000)
-        assert flat[:1] + flat[2:] == [(f"sale:L{n:08d}", -1000) for n in range(7)]
+        assert flat[1] == ("return:L00000006:b_1", 1000)
+        assert flat[:1] + flat[2:] == [(f"sale:L{n:08d}:b_1", -1000) for n in range(7)]
         seller_rows, _ = q.transactions(session, "seller:s_1", "day", 50, "", NOW)
         assert {r.account_amount_cents for r in seller_rows} == {900, -900}
         assert len(q.transactions(session, None, "day", 50, "", NOW)[0]) == 8

@@ -9,7 +9,7 @@ import base64
 import pytest
 from aiohttp import web
 
-from leadx.accounts import BuyerEndpoint
+from leadx.selection.market import BuyerAccount
 from leadx.buyer_auth import auth_headers, sign, verify
 from leadx.devstack import free_port
 from leadx.events.v1 import events_pb2 as ev
@@ -139,7 +139,7 @@ async def post_to(port: int, post_timeout_s: float = 5.0):
     client = BuyerClient(10, 1.0, post_timeout_s)
     await client.start()
     try:
-        buyer = BuyerEndpoint("b1", "one", f"http://127.0.0.1:{port}/ping", f"http://127.0.0.1:{port}/post")
+        buyer = BuyerAccount("b1", "one", f"http://127.0.0.1:{port}/ping", f"http://127.0.0.1:{port}/post")
         return await client.post(buyer, CLOSED, prepare_post(CLOSED.lead, 100, None))
     finally:
         await client.close()

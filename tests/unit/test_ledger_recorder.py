@@ -42,7 +42,7 @@ def test_a_full_life_cycle_ends_sold(sessions):
         lead = session.get(Lead, LEAD.lead_id)
         assert (lead.status, lead.seller_id, lead.cluster) == ("sold", "s_1", "renter-new")
         assert lead.fields["email"] == "a@b.com"
-        sale = session.get(Sale, LEAD.lead_id)
+        sale = session.scalars(select(Sale).where(Sale.lead_id == LEAD.lead_id)).one()
         assert (sale.sold, sale.buyer_id, sale.price_cents, sale.seller_fee_cents) == (True, "b_2", 1500, 150)
         assert session.get(Auction, LEAD.lead_id).offered_buyers == 2
 

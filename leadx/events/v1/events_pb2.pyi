@@ -120,7 +120,7 @@ class PingSubset(_message.Message):
     def __init__(self, vertical: _Optional[str] = ..., zip: _Optional[str] = ..., state: _Optional[str] = ..., gross_monthly_income_cents: _Optional[int] = ..., probability: _Optional[float] = ..., cluster: _Optional[str] = ..., fields: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
 class AuctionOpened(_message.Message):
-    __slots__ = ("auction_id", "lead_id", "offered_buyer_ids", "min_price_cents", "opened_at_ms", "closes_at_ms", "ping", "direct")
+    __slots__ = ("auction_id", "lead_id", "offered_buyer_ids", "min_price_cents", "opened_at_ms", "closes_at_ms", "ping", "direct", "pinged_buyer_ids")
     AUCTION_ID_FIELD_NUMBER: _ClassVar[int]
     LEAD_ID_FIELD_NUMBER: _ClassVar[int]
     OFFERED_BUYER_IDS_FIELD_NUMBER: _ClassVar[int]
@@ -129,6 +129,7 @@ class AuctionOpened(_message.Message):
     CLOSES_AT_MS_FIELD_NUMBER: _ClassVar[int]
     PING_FIELD_NUMBER: _ClassVar[int]
     DIRECT_FIELD_NUMBER: _ClassVar[int]
+    PINGED_BUYER_IDS_FIELD_NUMBER: _ClassVar[int]
     auction_id: str
     lead_id: str
     offered_buyer_ids: _containers.RepeatedScalarFieldContainer[str]
@@ -137,7 +138,8 @@ class AuctionOpened(_message.Message):
     closes_at_ms: int
     ping: PingSubset
     direct: bool
-    def __init__(self, auction_id: _Optional[str] = ..., lead_id: _Optional[str] = ..., offered_buyer_ids: _Optional[_Iterable[str]] = ..., min_price_cents: _Optional[int] = ..., opened_at_ms: _Optional[int] = ..., closes_at_ms: _Optional[int] = ..., ping: _Optional[_Union[PingSubset, _Mapping]] = ..., direct: _Optional[bool] = ...) -> None: ...
+    pinged_buyer_ids: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, auction_id: _Optional[str] = ..., lead_id: _Optional[str] = ..., offered_buyer_ids: _Optional[_Iterable[str]] = ..., min_price_cents: _Optional[int] = ..., opened_at_ms: _Optional[int] = ..., closes_at_ms: _Optional[int] = ..., ping: _Optional[_Union[PingSubset, _Mapping]] = ..., direct: _Optional[bool] = ..., pinged_buyer_ids: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class BidPlaced(_message.Message):
     __slots__ = ("auction_id", "buyer_id", "amount_cents", "placed_at_ms", "source")
@@ -154,17 +156,23 @@ class BidPlaced(_message.Message):
     def __init__(self, auction_id: _Optional[str] = ..., buyer_id: _Optional[str] = ..., amount_cents: _Optional[int] = ..., placed_at_ms: _Optional[int] = ..., source: _Optional[str] = ...) -> None: ...
 
 class RankedBid(_message.Message):
-    __slots__ = ("buyer_id", "amount_cents", "rank")
+    __slots__ = ("buyer_id", "amount_cents", "rank", "bid_cents", "weight", "profile_id")
     BUYER_ID_FIELD_NUMBER: _ClassVar[int]
     AMOUNT_CENTS_FIELD_NUMBER: _ClassVar[int]
     RANK_FIELD_NUMBER: _ClassVar[int]
+    BID_CENTS_FIELD_NUMBER: _ClassVar[int]
+    WEIGHT_FIELD_NUMBER: _ClassVar[int]
+    PROFILE_ID_FIELD_NUMBER: _ClassVar[int]
     buyer_id: str
     amount_cents: int
     rank: int
-    def __init__(self, buyer_id: _Optional[str] = ..., amount_cents: _Optional[int] = ..., rank: _Optional[int] = ...) -> None: ...
+    bid_cents: int
+    weight: float
+    profile_id: str
+    def __init__(self, buyer_id: _Optional[str] = ..., amount_cents: _Optional[int] = ..., rank: _Optional[int] = ..., bid_cents: _Optional[int] = ..., weight: _Optional[float] = ..., profile_id: _Optional[str] = ...) -> None: ...
 
 class AuctionClosed(_message.Message):
-    __slots__ = ("auction_id", "ranked_bids", "closed_at_ms", "tie_break_seed", "lead", "identity_keys", "bids_received", "probability", "cluster")
+    __slots__ = ("auction_id", "ranked_bids", "closed_at_ms", "tie_break_seed", "lead", "identity_keys", "bids_received", "probability", "cluster", "pricing", "shares")
     AUCTION_ID_FIELD_NUMBER: _ClassVar[int]
     RANKED_BIDS_FIELD_NUMBER: _ClassVar[int]
     CLOSED_AT_MS_FIELD_NUMBER: _ClassVar[int]
@@ -174,6 +182,8 @@ class AuctionClosed(_message.Message):
     BIDS_RECEIVED_FIELD_NUMBER: _ClassVar[int]
     PROBABILITY_FIELD_NUMBER: _ClassVar[int]
     CLUSTER_FIELD_NUMBER: _ClassVar[int]
+    PRICING_FIELD_NUMBER: _ClassVar[int]
+    SHARES_FIELD_NUMBER: _ClassVar[int]
     auction_id: str
     ranked_bids: _containers.RepeatedCompositeFieldContainer[RankedBid]
     closed_at_ms: int
@@ -183,7 +193,9 @@ class AuctionClosed(_message.Message):
     bids_received: int
     probability: float
     cluster: str
-    def __init__(self, auction_id: _Optional[str] = ..., ranked_bids: _Optional[_Iterable[_Union[RankedBid, _Mapping]]] = ..., closed_at_ms: _Optional[int] = ..., tie_break_seed: _Optional[int] = ..., lead: _Optional[_Union[Lead, _Mapping]] = ..., identity_keys: _Optional[_Iterable[str]] = ..., bids_received: _Optional[int] = ..., probability: _Optional[float] = ..., cluster: _Optional[str] = ...) -> None: ...
+    pricing: str
+    shares: int
+    def __init__(self, auction_id: _Optional[str] = ..., ranked_bids: _Optional[_Iterable[_Union[RankedBid, _Mapping]]] = ..., closed_at_ms: _Optional[int] = ..., tie_break_seed: _Optional[int] = ..., lead: _Optional[_Union[Lead, _Mapping]] = ..., identity_keys: _Optional[_Iterable[str]] = ..., bids_received: _Optional[int] = ..., probability: _Optional[float] = ..., cluster: _Optional[str] = ..., pricing: _Optional[str] = ..., shares: _Optional[int] = ...) -> None: ...
 
 class SaleClosed(_message.Message):
     __slots__ = ("lead_id", "auction_id", "outcome", "buyer_id", "price_cents", "seller_fee_cents", "seller_id", "vertical", "state", "zip3", "probability", "cluster", "attempts", "closed_at_ms", "submitted_at_ms", "posted_buyer_ids", "duplicate_buyer_ids")
