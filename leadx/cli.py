@@ -71,11 +71,154 @@ def cmd_seller_revoke_key(args) -> int:
 
 
 def cmd_buyer_create(args) -> int:
-    from leadx import accounts
+    from leadx import accounts, buyer_profiles
 
-    with _sessions()() as session:
-        created = accounts.create_buyer(session, args.name, args.ping_url, args.post_url)
-    _print_key(args, created, f"buyer {created.id} created")
+    settings = {"kind": args.kind, "weight": args.weight, "time_zone": args.time_zone}
+
+    def create(session):
+        _refuse_unreadable(lambda: buyer_profiles.check_buyer_settings(ping_url=args.ping_url, **settings),
+                           "the buyer")
+        return accounts.create_buyer(session, args.name, args.ping_url, args.post_url, **settings)
+
+    created = _change_accounts(create)
+    _print_key(args, created, f"{args.kind} buyer {created.id} created")
+    return 0
+
+
+def cmd_buyer_set(args) -> int:
+    from leadx import buyer_profiles
+
+    settings = {name: getattr(args, name) for name in ("kind", "weight", "time_zone")
+                if getattr(args, name) is not None}
+    if args.caps is not None:
+        settings["caps"] = _json_argument(args.caps, "--caps")
+    if not settings:
+        print("leadx: nothing to change: give --kind, --weight, --time-zone or --caps", file=sys.stderr)
+        return 1
+
+    def change(session) -> dict:
+        _refuse_unreadable(lambda: buyer_profiles.check_buyer_settings(**settings), f"buyer {args.buyer_id}")
+        buyer_profiles.update_buyer(session, args.buyer_id, **settings)
+        return buyer_profiles.buyer_settings(session, args.buyer_id)
+
+    print(json.dumps(_change_accounts(change), indent=2))
+    return 0
+
+
+def cmd_buyer_show(args) -> int:
+    from leadx import buyer_profiles
+
+    print(json.dumps(_change_accounts(lambda session: buyer_profiles.buyer_settings(session, args.buyer_id)),
+                     indent=2))
+    return 0
+
+
+def _json_argument(text: str, option: str) -> object:
+    try:
+        return json.loads(text)
+    except ValueError as exc:
+        raise SystemExit(f"leadx: {option} must be JSON, e.g. '{{\"leads_per_day\": 100}}': {exc}") from None
+
+
+def _refuse_unreadable(check, what: str) -> None:
+    """Run a settings or profile check first, for the inputs its parsers fail on with something
+    other than a ValueError (a time zone naming a directory of the zone database, a list where a
+    word belongs): raised as a ValueError, which _change_accounts reports. A ValueError is left
+    to the real call, which words it."""
+    try:
+        check()
+    except ValueError:
+        pass
+    except OSError:  # only a time zone is looked up in files
+        raise ValueError(f"{what}: time_zone must be an IANA time zone such as 'America/Chicago'") from None
+    except TypeError as exc:
+        raise ValueError(f"{what}: a value has the wrong type ({exc})") from None
+
+
+def cmd_partnership_add(args) -> int:
+    from leadx import partnerships
+
+    created = _change_accounts(lambda session: partnerships.add_partnership(session, args.seller, args.buyer))
+    print(f"buyer {args.buyer} {'now takes' if created else 'already took'} seller {args.seller}'s leads")
+    return 0
+
+
+def cmd_partnership_remove(args) -> int:
+    from leadx import partnerships
+
+    _change_accounts(lambda session: partnerships.remove_partnership(session, args.seller, args.buyer))
+    print(f"buyer {args.buyer} no longer takes seller {args.seller}'s leads")
+    return 0
+
+
+def cmd_seller_sells_to(args) -> int:
+    from leadx import partnerships
+
+    _change_accounts(lambda session: partnerships.set_sells_to(session, args.seller_id, args.sells_to))
+    print(f"seller {args.seller_id} sells to " + ("every partnered buyer but those it blocks"
+                                                   if args.sells_to == "all" else "only the buyers it allows"))
+    return 0
+
+
+def cmd_seller_choice(args) -> int:
+    from leadx import partnerships
+
+    choice = {"allow": "allow", "block": "block", "forget": None}[args.action]
+    _change_accounts(lambda session: partnerships.set_choice(session, args.seller_id, args.buyer_id, choice))
+    done = {"allow": "allows", "block": "blocks", "forget": "has no word on"}[args.action]
+    print(f"seller {args.seller_id} {done} buyer {args.buyer_id}")
+    return 0
+
+
+def cmd_seller_relations(args) -> int:
+    from leadx import partnerships
+
+    print(json.dumps(_change_accounts(lambda session: partnerships.seller_relations(session, args.seller_id)),
+                     indent=2))
+    return 0
+
+
+def cmd_profiles_import(args) -> int:
+    """Apply a YAML import document (leadx.buyer_profiles): every buyer entry is checked before any
+    is applied; prints each buyer's new profile ids."""
+    import yaml
+
+    from leadx import buyer_profiles
+    from leadx.selection.profiles import Profile
+
+    try:
+        with open(args.file, encoding="utf-8") as file:
+            document = yaml.safe_load(file)
+    except (OSError, UnicodeDecodeError) as exc:
+        print(f"leadx: cannot read {args.file}: {exc}", file=sys.stderr)
+        return 1
+    except yaml.YAMLError as exc:
+        print(f"leadx: {args.file} is not valid YAML: {exc}", file=sys.stderr)
+        return 1
+    try:
+        # The documents are stored as JSON: a YAML date or .nan would not survive that.
+        document = json.loads(json.dumps(document, allow_nan=False))
+    except (TypeError, ValueError) as exc:
+        print(f"leadx: {args.file} holds a value that is not JSON ({exc}); quote dates and times",
+              file=sys.stderr)
+        return 1
+
+    def apply(session) -> dict:
+        entries = document.get("buyers") if isinstance(document, dict) else None
+        for i, entry in enumerate(entries if isinstance(entries, list) else []):
+            if not isinstance(entry, dict):
+                continue  # import_document names what is wrong with it
+            profiles = entry.get("profiles")
+            if profiles is not None and not isinstance(profiles, list):
+                raise ValueError(f"buyers[{i}].profiles must be a list")
+            settings = {k: entry[k] for k in buyer_profiles.SETTINGS if k in entry}
+            _refuse_unreadable(lambda settings=settings: buyer_profiles.check_buyer_settings(**settings),
+                               f"buyers[{i}]")
+            _refuse_unreadable(lambda profiles=profiles: [Profile.parse("p_check", "b_check", spec)
+                                                          for spec in profiles or []], f"buyers[{i}]")
+        return buyer_profiles.import_document(session, document)
+
+    print(json.dumps(_change_accounts(apply), indent=2))
     return 0
 
 
@@ -278,13 +421,58 @@ def build_parser() -> argparse.ArgumentParser:
     set_fee.add_argument("percent", help="e.g. 12.5, or 'default' for SELLER_FEE_PERCENT")
     set_fee.set_defaults(func=cmd_seller_set_fee)
 
+    sells_to = seller.add_parser("sells-to", help="sell to every partnered buyer but those blocked (all), "
+                                 "or only to those allowed (named)")
+    sells_to.add_argument("seller_id")
+    sells_to.add_argument("sells_to", choices=["all", "named"])
+    sells_to.set_defaults(func=cmd_seller_sells_to)
+    for action, text in (("allow", "name a buyer the seller sells to (counts when it sells to named buyers)"),
+                         ("block", "never sell this seller's leads to a buyer"),
+                         ("forget", "drop the seller's allow or block of a buyer")):
+        choice = seller.add_parser(action, help=text)
+        choice.add_argument("seller_id")
+        choice.add_argument("buyer_id")
+        choice.set_defaults(func=cmd_seller_choice)
+    relations = seller.add_parser("relations", help="the seller's partners and choices, as JSON")
+    relations.add_argument("seller_id")
+    relations.set_defaults(func=cmd_seller_relations)
+
     buyer = commands.add_parser("buyer", help="buyer accounts").add_subparsers(dest="action", required=True)
     create = buyer.add_parser("create", help="create a buyer and print its API key")
     create.add_argument("name")
-    create.add_argument("--ping-url", required=True)
-    create.add_argument("--post-url", required=True)
+    create.add_argument("--ping-url", default="", help="where it is pinged to bid (not needed for autobid)")
+    create.add_argument("--post-url", default="", help="where won leads are posted (default none: the buyer "
+                        "reads them with its key)")
+    create.add_argument("--kind", choices=["wholesale", "autobid"], default="wholesale",
+                        help="wholesale bids itself when pinged; autobid is bid for from its profiles")
+    create.add_argument("--weight", type=float, default=1.0, help="its bids count as bid x weight (default 1)")
+    create.add_argument("--time-zone", default="UTC", help="IANA zone of its profile windows and caps")
     create.add_argument("--json", action="store_true")
     create.set_defaults(func=cmd_buyer_create)
+    set_buyer = buyer.add_parser("set", help="change a buyer's kind, weight, time zone or caps")
+    set_buyer.add_argument("buyer_id")
+    set_buyer.add_argument("--kind", choices=["wholesale", "autobid"])
+    set_buyer.add_argument("--weight", type=float)
+    set_buyer.add_argument("--time-zone")
+    set_buyer.add_argument("--caps", help='JSON, e.g. \'{"leads_per_day": 100}\'; \'{}\' removes them')
+    set_buyer.set_defaults(func=cmd_buyer_set)
+    show = buyer.add_parser("show", help="a buyer's settings and active profiles, as JSON")
+    show.add_argument("buyer_id")
+    show.set_defaults(func=cmd_buyer_show)
+
+    partnership = commands.add_parser("partnership", help="buyers' opt-ins to sellers' leads") \
+        .add_subparsers(dest="action", required=True)
+    for action, func, text in (("add", cmd_partnership_add, "a buyer opts in to a seller's leads"),
+                               ("remove", cmd_partnership_remove, "a buyer stops taking a seller's leads")):
+        command = partnership.add_parser(action, help=text)
+        command.add_argument("--seller", required=True)
+        command.add_argument("--buyer", required=True)
+        command.set_defaults(func=func)
+
+    profiles = commands.add_parser("profiles", help="AutoBid profiles").add_subparsers(dest="action", required=True)
+    load = profiles.add_parser("import", help="apply a YAML document of buyers' settings and profiles")
+    load.add_argument("file", help="YAML; the format is in docs/admin-api.md")
+    load.set_defaults(func=cmd_profiles_import)
 
     contract = commands.add_parser("contract", help="direct-sale contracts").add_subparsers(dest="action",
                                                                                          required=True)

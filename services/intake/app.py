@@ -22,14 +22,13 @@ from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.applications import Starlette
-from starlette.requests import ClientDisconnect, Request
+from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from leadx import accounts, lead_status, pii, ratings, topics
-from leadx.api_keys import KeyCache, bearer_key
 from leadx.buyer_directory import BuyerDirectory
-from leadx.db.models import Buyer, Lead, Seller
+from leadx.db.models import Buyer, Lead, Sale, Seller
 from leadx.dedup_scopes import DedupPolicy
 from leadx.dedup_store import DedupStore
 from leadx.events.v1 import events_pb2 as ev
@@ -45,6 +44,9 @@ from services.intake.formats import (
     MEDIA_TYPE, Answer, PayloadError, answer_format, parse_body, render, request_format,
 )
 from services.intake import returns
+from services.intake.admin import admin_routes
+from services.intake.bids import bid_handler
+from services.intake.requests import ApiError, ApiKeyAuth, cents_field, read_body, text_field
 from services.intake.guards import IdempotencyStore, RateLimiter
 from services.intake.openapi import openapi_document
 from services.intake.ping_tokens import HASHED_FIELDS, PING_FIELDS, PingClaims, PingTokens, TokenError
@@ -80,68 +82,7 @@ class IntakeDeps:
     dedup: DedupStore
     dedup_policy: DedupPolicy
     return_policy: ReturnPolicy
-
-
-class ApiError(Exception):
-    def __init__(self, http_status: int, code: str, message: str, field: str | None = None,
-                 headers: dict[str, str] | None = None) -> None:
-        super().__init__(message)
-        self.http_status, self.code, self.message, self.field = http_status, code, message, field
-        self.headers = headers or {}
-
-    def answer(self) -> Answer:
-        return Answer("rejected", self.http_status,
-                      errors=[{"code": self.code, "field": self.field, "message": self.message}],
-                      headers=self.headers)
-
-
-class ApiKeyAuth:
-    """The seller (or buyer) a request's `Authorization: Bearer <api key>` belongs to."""
-
-    def __init__(self, sessions: sessionmaker[Session],
-                 lookup: Callable[[Session, str], str | None] = accounts.seller_for_key) -> None:
-        self.keys = KeyCache(sessions, lookup)
-
-    async def account_id(self, request: Request) -> str:
-        key = bearer_key(request.headers.get("authorization", ""))
-        if key is None:
-            raise ApiError(401, "AUTH_INVALID", "send your API key as 'Authorization: Bearer <key>'")
-        account_id = await self.keys.resolve(key)
-        if account_id is None:
-            raise ApiError(401, "AUTH_INVALID", "the API key is not valid or has been revoked")
-        return account_id
-
-
-async def read_body(request: Request, max_bytes: int) -> bytes:
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > max_bytes:
-        raise ApiError(413, "PAYLOAD_TOO_LARGE", f"the body must be at most {max_bytes} bytes")
-    body = bytearray()
-    try:
-        async for chunk in request.stream():
-            body += chunk
-            if len(body) > max_bytes:
-                raise ApiError(413, "PAYLOAD_TOO_LARGE", f"the body must be at most {max_bytes} bytes")
-    except ClientDisconnect:
-        raise ApiError(400, "PAYLOAD_MALFORMED", "the client disconnected mid-body") from None
-    return bytes(body)
-
-
-def _cents(payload: dict, name: str) -> int | None:
-    """A money field of the request itself (JSON number or, from XML and forms, digits)."""
-    value = payload.get(name)
-    if value is None or value == "":
-        return None
-    if isinstance(value, str) and value.strip().isdigit():
-        value = int(value.strip())
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ApiError(422, "FIELD_INVALID", f"{name} must be a non-negative whole number of cents", field=name)
-    return value
-
-
-def _text(payload: dict, name: str) -> str:
-    value = payload.get(name)
-    return value.strip() if isinstance(value, str) else ""
+    admin_api_key: str = ""  # ADMIN_API_KEY: the operators' admin API is off without one
 
 
 def build_app(deps: IntakeDeps, lifespan=None) -> Starlette:
@@ -200,10 +141,10 @@ def build_app(deps: IntakeDeps, lifespan=None) -> Starlette:
 
     async def direct_sale(payload: dict, seller_id: str) -> tuple[str, int | None]:
         """(buyer id, contract price) for a direct sale; ("", None) for an auction sale."""
-        buyer_id = _text(payload, "buyer")
+        buyer_id = text_field(payload, "buyer")
         if not buyer_id:
             return "", None
-        if _cents(payload, "min_price") is not None:
+        if cents_field(payload, "min_price") is not None:
             raise ApiError(422, "FIELD_INVALID", "give min_price for an auction sale or buyer for a direct sale, "
                            "not both", field="min_price")
         price = await asyncio.to_thread(_contract_price, deps.sessions, seller_id, buyer_id)
@@ -235,7 +176,7 @@ def build_app(deps: IntakeDeps, lifespan=None) -> Starlette:
         result = checked(vertical, seller_id, {k: payload[k] for k in PING_FIELDS if k in payload}, partial=True)
         hashed = {}
         for name in HASHED_FIELDS:
-            value = _text(payload, name).lower()
+            value = text_field(payload, name).lower()
             if value and (len(value) != 64 or any(c not in "0123456789abcdef" for c in value)):
                 result.errors.append(_field_error(name, f"{name} must be the 64-character hex SHA-256 of the value"))
             elif value:
@@ -243,7 +184,8 @@ def build_app(deps: IntakeDeps, lifespan=None) -> Starlette:
         if not result.ok:
             return rejected(result)
         # The patent: at PING only the SSN is checked for duplicates (the PING carries no other identity).
-        wanted_by = set(deps.buyers.ids()) if not buyer_id else {buyer_id}
+        # Wanted: some buyer partnered with this seller, that the seller sells to, lacks this consumer.
+        wanted_by = {b.id for b in deps.buyers.market.eligible(seller_id)} if not buyer_id else {buyer_id}
         if "ssn" in result.fields:
             identities = {pii.SSN: pii.identity_key(deps.secret, pii.SSN, result.fields["ssn"])}
             scopes = deps.dedup_policy.scopes(vertical.name)
@@ -271,11 +213,11 @@ def build_app(deps: IntakeDeps, lifespan=None) -> Starlette:
         vertical = vertical_of(payload)
         buyer_id, contract_price = await direct_sale(payload, seller_id)
         # A direct sale's price is its contract's; the auction uses it as the contracted buyer's bid.
-        min_price = contract_price if buyer_id else (_cents(payload, "min_price") or 0)
+        min_price = contract_price if buyer_id else (cents_field(payload, "min_price") or 0)
         result = checked(vertical, seller_id, {k: v for k, v in payload.items() if k not in RESERVED_KEYS})
         if not result.ok:
             return rejected(result)
-        token = _text(payload, "ping_token")
+        token = text_field(payload, "ping_token")
         if token:
             try:
                 claims = tokens.read(token, seller_id, int(time.time() * 1000))
@@ -346,8 +288,12 @@ def build_app(deps: IntakeDeps, lifespan=None) -> Starlette:
     # ------------------------------------------------------------------ status
 
     async def get_lead(request: Request) -> Answer:
-        seller_id = await auth.account_id(request)
         lead_id = request.path_params["lead_id"]
+        try:
+            seller_id = await auth.account_id(request)
+        except ApiError:
+            # Not a seller's key: a buyer reads a lead it bought (AutoBid buyers have no post URL).
+            return await bought_lead(lead_id, await buyer_auth.account_id(request))
         not_found = ApiError(404, "LEAD_NOT_FOUND", f"no lead {lead_id} for this seller", field="lead_id")
         if not is_lead_id(lead_id):
             raise not_found
@@ -360,6 +306,15 @@ def build_app(deps: IntakeDeps, lifespan=None) -> Starlette:
         if owner is not None and owner.decode() == seller_id:
             return Answer("pending", 200, lead_id)
         raise not_found
+
+    async def bought_lead(lead_id: str, buyer_id: str) -> Answer:
+        bought = None
+        if is_lead_id(lead_id):
+            bought = await asyncio.to_thread(_bought_lead, deps.sessions, lead_id, buyer_id)
+        if bought is None:
+            raise ApiError(404, "LEAD_NOT_FOUND", f"you bought no lead {lead_id}", field="lead_id")
+        fields, price_cents, status = bought
+        return Answer(lead_status.PUBLIC[status], 200, lead_id, extra={"price_cents": price_cents, "lead": fields})
 
     # ------------------------------------------------------------------ returns (buyers)
 
@@ -383,9 +338,10 @@ def build_app(deps: IntakeDeps, lifespan=None) -> Starlette:
         if isinstance(claimed, Refusal):
             raise ApiError(claimed.http_status, claimed.code, claimed.message, field="lead_id")
         try:
-            await deps.producer.publish(topics.LEAD_RETURNED, lead_id, claimed, derived_event_id(lead_id, "return"))
+            await deps.producer.publish(topics.LEAD_RETURNED, lead_id, claimed,
+                                        derived_event_id(lead_id, "return", buyer_id))
         except Exception:
-            await asyncio.to_thread(returns.unclaim, deps.sessions, lead_id, now_ms)
+            await asyncio.to_thread(returns.unclaim, deps.sessions, lead_id, buyer_id, now_ms)
             raise ApiError(503, "SERVICE_UNAVAILABLE", "the exchange could not record the return; retry",
                            headers={"Retry-After": "1"}) from None
         log_event(log, "lead returned", lead_id=lead_id, buyer_id=buyer_id, seller_id=claimed.seller_id)
@@ -444,6 +400,11 @@ def build_app(deps: IntakeDeps, lifespan=None) -> Starlette:
                   methods=["GET", "PUT"]),
             Route("/v1/buyers/{account_id}/rating", api(rating_endpoint(auth, Buyer, "buyer")),
                   methods=["GET", "PUT"]),
+            Route("/v1/auctions/{auction_id}/bids", api(bid_handler(
+                deps.redis, deps.producer, deps.namespace, deps.max_body_bytes,
+                lambda request: limited_account(request, buyer_auth))), methods=["POST"]),
+            # Operators' admin API (services.intake.admin): accounts, partnerships, profiles.
+            *admin_routes(deps.sessions, deps.admin_api_key, api),
             Route("/openapi.json", openapi, methods=["GET"]),
             Route("/healthz", healthz, methods=["GET"]),
             Route("/readyz", readyz, methods=["GET"]),
@@ -472,6 +433,15 @@ def _contract_price(sessions: sessionmaker[Session], seller_id: str, buyer_id: s
 def _lead_row(sessions: sessionmaker[Session], lead_id: str):
     with sessions() as session:
         return session.execute(select(Lead.seller_id, Lead.status).where(Lead.id == lead_id)).first()
+
+
+def _bought_lead(sessions: sessionmaker[Session], lead_id: str, buyer_id: str) -> tuple[dict, int, str] | None:
+    """The fields, price and status of a lead this buyer bought, or None."""
+    with sessions() as session:
+        row = session.execute(
+            select(Lead.fields, Sale.price_cents, Lead.status).join(Sale, Sale.lead_id == Lead.id)
+            .where(Lead.id == lead_id, Sale.buyer_id == buyer_id, Sale.sold.is_(True))).first()
+    return (row[0] or {}, row[1], row[2]) if row else None
 
 
 def _rate_or_view(sessions: sessionmaker[Session], ratee_model, party: str, rater_id: str, ratee_id: str,

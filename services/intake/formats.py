@@ -181,11 +181,24 @@ def render_xml(answer: Answer) -> bytes:
     for name, value in answer.extra.items():
         if name == "warnings":
             _xml_problems(root, "warnings", "warning", value)  # type: ignore[arg-type]
-        elif isinstance(value, bool):
-            ET.SubElement(root, name).text = "true" if value else "false"
         else:
-            ET.SubElement(root, name).text = _xml_text(value)
+            _xml_value(root, name, value)
     return ('<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode")).encode()
+
+
+def _xml_value(parent: ET.Element, name: str, value: object) -> None:
+    """A value as an element: a mapping's entries and a list's items (`<item>`) as children."""
+    element = ET.SubElement(parent, name)
+    if isinstance(value, dict):
+        for key, item in value.items():
+            _xml_value(element, str(key), item)
+    elif isinstance(value, list):
+        for item in value:
+            _xml_value(element, "item", item)
+    elif isinstance(value, bool):
+        element.text = "true" if value else "false"
+    else:
+        element.text = _xml_text(value)
 
 
 def _xml_text(value: object) -> str:

@@ -42,7 +42,7 @@ def create_app(settings: IntakeSettings):
     rulebook = load_rulebook(Path(settings.rules_dir), load_verticals())
     zip_states()  # the lookup tables are built now (~0.5 s), not during a seller's first request
     area_code_states()
-    buyers = BuyerDirectory(sessions)
+    buyers = BuyerDirectory(sessions, common.accounts_refresh_s)
     namespace = common.kafka.topic_prefix
     readiness.add("producer", lambda: producer.started)
     readiness.add("verdicts", lambda: verdicts.positioned)
@@ -77,7 +77,8 @@ def create_app(settings: IntakeSettings):
                       idempotency=IdempotencyStore(redis, namespace, settings.idempotency_ttl_s),
                       ping_ttl_s=settings.ping_ttl_s, phone_area_must_match=settings.phone_area_must_match,
                       dedup=DedupStore(redis, namespace, settings.dedup_bucket_bits),
-                      dedup_policy=DedupPolicy.from_env(), return_policy=ReturnPolicy.from_env())
+                      dedup_policy=DedupPolicy.from_env(), return_policy=ReturnPolicy.from_env(),
+                      admin_api_key=settings.admin_api_key)
     return build_app(deps, lifespan=lifespan)
 
 

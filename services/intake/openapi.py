@@ -1,4 +1,5 @@
-"""The sellers' API as an OpenAPI 3.1 document, served at /openapi.json.
+"""The intake's API as an OpenAPI 3.1 document, served at /openapi.json: the sellers' PING, POST
+and status, the buyers' returns and bids, ratings, and the operators' admin API (docs/admin-api.md).
 
 Written by hand (the app is plain Starlette) and held to the app by tests/unit/test_intake_openapi.py:
 every route and method of the app is documented, and nothing documented is missing from the app.
@@ -13,6 +14,7 @@ ERROR_CODES = [
     "PAYLOAD_MALFORMED", "PAYLOAD_TOO_LARGE", "UNSUPPORTED_MEDIA_TYPE", "RATE_LIMITED", "PING_MISMATCH",
     "LEAD_NOT_FOUND", "NOT_FOUND", "METHOD_NOT_ALLOWED", "SERVICE_UNAVAILABLE",
     "RETURN_WINDOW_CLOSED", "RETURN_RATE_EXCEEDED", "ACCOUNT_NOT_FOUND", "NOT_A_TRADING_PARTNER",
+    "AUCTION_NOT_FOUND", "AUCTION_CLOSED", "BID_TOO_LOW", "PARTNERSHIP_NOT_FOUND",
 ]
 WARNING_CODES = ["PHONE_AREA_MISMATCH"]
 
@@ -60,7 +62,7 @@ def openapi_document() -> dict:
     }}
     answer = {"type": "object", "required": ["status", "lead_id", "errors"], "properties": {
         "status": {"type": "string", "enum": ["accepted", "rejected", "duplicate", "pending", "in_auction",
-                                              "sold", "unsold", "returned"]},
+                                              "sold", "unsold", "returned", "rated", "ok", "created"]},
         "lead_id": {"type": ["string", "null"], "pattern": "^[A-Za-z0-9]{10}$"},
         "errors": {"type": "array", "items": {"$ref": "#/components/schemas/Error"}},
         "warnings": {"type": "array", "items": {"$ref": "#/components/schemas/Warning"}},
@@ -73,7 +75,12 @@ def openapi_document() -> dict:
         "your_stars": {"type": ["integer", "null"], "description": "ratings only: your rating of the account"},
         "average_stars": {"type": ["number", "null"], "description": "ratings only: every rater's average"},
         "ratings": {"type": "integer", "description": "ratings only: how many have rated the account"},
+        "auction_id": {"type": "string", "description": "bids only: the auction bid on"},
+        "bid": {"type": "integer", "description": "bids only: the bid accepted, cents"},
+        "closes_at_ms": {"type": "integer", "description": "bids only: when the auction closes (Unix ms)"},
     }}
+    bid_body = {"type": "object", "required": ["bid"], "properties": {
+        "bid": {"type": ["integer", "string"], "minimum": 0, "description": "cents"}}}
     rating_body = {"type": "object", "required": ["stars"], "properties": {
         "stars": {"type": ["integer", "string"], "minimum": 1, "maximum": 5}}}
 
@@ -109,9 +116,13 @@ def openapi_document() -> dict:
         "info": {"title": "leadx seller intake", "version": "1",
                  "description": "PING and POST consumer leads; see docs/integration-spec.md."},
         "components": {
-            "securitySchemes": {"apiKey": {"type": "http", "scheme": "bearer"}},
+            "securitySchemes": {
+                "apiKey": {"type": "http", "scheme": "bearer", "description": "a seller's or a buyer's API key"},
+                "adminKey": {"type": "http", "scheme": "bearer",
+                             "description": "the operators' ADMIN_API_KEY (unset: the admin API answers 401)"},
+            },
             "schemas": {"Error": _problem(ERROR_CODES), "Warning": _problem(WARNING_CODES), "Answer": answer,
-                        "Ping": ping, **leads},
+                        "Ping": ping, **leads, **_ADMIN_SCHEMAS},
         },
         "security": [{"apiKey": []}],
         "paths": {
@@ -147,6 +158,23 @@ def openapi_document() -> dict:
                                                "RETURN_RATE_EXCEEDED",
                                         "503": "SERVICE_UNAVAILABLE: retry"}),
             }},
+            "/v1/auctions/{auction_id}/bids": {"post": {
+                "summary": "A buyer bids on an auction it was offered (buyer API key)",
+                "description": "Checked at once: the auction must have been offered to this buyer and still be "
+                               "open, and the bid at least the seller's minimum. An accepted bid counts if it "
+                               "arrived before the close; a buyer that bids twice keeps its higher bid.",
+                "parameters": [{"name": "auction_id", "in": "path", "required": True,
+                                "schema": {"type": "string"}}],
+                "requestBody": {"required": True, "content": content(bid_body)},
+                "responses": responses({"202": "accepted: counted if before closes_at_ms",
+                                        "400": "PAYLOAD_MALFORMED", "401": "AUTH_INVALID: a buyer's key",
+                                        "404": "AUCTION_NOT_FOUND: no such auction was offered to you",
+                                        "409": "AUCTION_CLOSED", "413": "PAYLOAD_TOO_LARGE",
+                                        "415": "UNSUPPORTED_MEDIA_TYPE",
+                                        "422": "FIELD_MISSING or FIELD_INVALID (bid), BID_TOO_LOW",
+                                        "429": "RATE_LIMITED, with Retry-After", "503": "SERVICE_UNAVAILABLE"}),
+            }},
+            **_admin_paths(),
             "/v1/sellers/{account_id}/rating": rating_path("buyer", "seller"),
             "/v1/buyers/{account_id}/rating": rating_path("seller", "buyer"),
             "/openapi.json": {"get": {"summary": "This document", "security": [],
@@ -155,5 +183,144 @@ def openapi_document() -> dict:
             "/readyz": {"get": {"summary": "Readiness: broker connected, verdict partitions positioned",
                                 "security": [], "responses": {"200": {"description": "ready"},
                                                               "503": {"description": "not ready"}}}},
+        },
+    }
+
+
+# ---------------------------------------------------------------------- the operators' admin API
+
+_PROFILE = {"type": "object", "required": ["name"], "description": "an AutoBid profile (docs/admin-api.md)",
+            "properties": {
+                "name": {"type": "string"},
+                "windows": {"type": "array", "items": {"type": "object", "properties": {
+                    "from": {"type": "string", "examples": ["fri 08:00"]},
+                    "to": {"type": "string", "examples": ["sun 21:00"]}}}},
+                "price": {"$ref": "#/components/schemas/Price"},
+                "caps": {"$ref": "#/components/schemas/Caps"},
+                "criteria": {"type": "array", "items": {"type": "object", "description": "conditions and a price: "
+                             "states, zips, zip_radius, income, requested_amount, residence_types, probability, "
+                             "clusters, fields, price"}},
+                "active": {"type": "boolean"}}}
+_SETTINGS = {
+    "kind": {"type": "string", "enum": ["wholesale", "autobid"]},
+    "weight": {"type": "number", "exclusiveMinimum": 0, "maximum": 100, "description": "weighted bid = bid x weight"},
+    "time_zone": {"type": "string", "description": "IANA zone of the profile windows and caps",
+                  "examples": ["America/Chicago"]},
+    "caps": {"$ref": "#/components/schemas/Caps"},
+}
+_RELATIONS = {"type": "object", "properties": {
+    "status": {"type": "string"}, "seller_id": {"type": "string"},
+    "sells_to": {"type": "string", "enum": ["all", "named"]},
+    "partners": {"type": "array", "items": {"type": "string"}, "description": "buyers opted in to its leads"},
+    "allowed": {"type": "array", "items": {"type": "string"}},
+    "blocked": {"type": "array", "items": {"type": "string"}}}}
+_ADMIN_SCHEMAS = {
+    "Price": {"oneOf": [{"type": "integer", "minimum": 0, "description": "cents"},
+                        {"type": "object", "required": ["per_probability"], "properties": {
+                            "per_probability": {"type": "integer", "minimum": 0,
+                                                "description": "cents x the lead's response probability"}}}]},
+    "Caps": {"type": ["object", "null"], "additionalProperties": False, "properties": {
+        name: {"type": ["integer", "null"], "minimum": 0}
+        for name in ("leads_per_hour", "leads_per_day", "spend_per_day_cents", "spend_per_month_cents")}},
+    "Profile": _PROFILE,
+    "Created": {"type": "object", "properties": {
+        "status": {"type": "string", "const": "created"}, "id": {"type": "string"},
+        "api_key": {"type": "string", "description": "shown once; only its hash is stored"}}},
+    "BuyerSettings": {"type": "object", "properties": {
+        "status": {"type": "string"}, "id": {"type": "string"}, "name": {"type": "string"}, **_SETTINGS,
+        "ping_url": {"type": "string"}, "post_url": {"type": "string"}, "active": {"type": "boolean"},
+        "profiles": {"type": "array", "items": {"$ref": "#/components/schemas/Profile"},
+                     "description": "the active profiles, each with its id"}}},
+    "SellerRelations": _RELATIONS,
+    "Partnership": {"type": "object", "required": ["seller", "buyer"], "properties": {
+        "seller": {"type": "string"}, "buyer": {"type": "string"}}},
+}
+
+
+def _admin_paths() -> dict:
+    def op(summary: str, answer: str | dict, codes: dict[str, str], body: dict | None = None,
+           params: tuple[str, ...] = ()) -> dict:
+        schema = {"$ref": f"#/components/schemas/{answer}"} if isinstance(answer, str) else answer
+        success = {code: {"description": text, "content": {"application/json": {"schema": schema}}}
+                   for code, text in codes.items() if code.startswith("2")}
+        problems = {"401": "AUTH_INVALID: no admin key, a wrong one, or ADMIN_API_KEY unset",
+                    **{code: text for code, text in codes.items() if not code.startswith("2")}}
+        if body is not None:
+            problems = {"400": "PAYLOAD_MALFORMED: not JSON", "413": "PAYLOAD_TOO_LARGE (64 KiB)",
+                        "415": "UNSUPPORTED_MEDIA_TYPE: send application/json", **problems}
+        item: dict = {"summary": summary, "security": [{"adminKey": []}], "tags": ["admin"], "responses": {
+            **success, **{code: {"description": text, "content": {"application/json": {
+                "schema": {"$ref": "#/components/schemas/Answer"}}}} for code, text in problems.items()}}}
+        if params:
+            item["parameters"] = [{"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+                                  for name in params]
+        if body is not None:
+            item["requestBody"] = {"required": True, "content": {"application/json": {"schema": body}}}
+        return item
+
+    def obj(required: list[str], properties: dict) -> dict:
+        return {"type": "object", "required": required, "properties": properties, "additionalProperties": False}
+
+    ids = {"type": "object", "properties": {"status": {"type": "string"}, "seller_id": {"type": "string"},
+                                            "buyer_id": {"type": "string"}}}
+    invalid = "FIELD_MISSING or FIELD_INVALID, with the reason"
+    no_buyer, no_seller = "ACCOUNT_NOT_FOUND: no such buyer", "ACCOUNT_NOT_FOUND: no such seller"
+    profiles = {"type": "array", "items": {"$ref": "#/components/schemas/Profile"}}
+    return {
+        "/v1/admin/sellers": {"post": op(
+            "Create a seller; its API key is shown once", "Created", {"201": "created", "422": invalid},
+            obj(["name"], {"name": {"type": "string", "maxLength": 200}}))},
+        "/v1/admin/buyers": {"post": op(
+            "Create a buyer; its API key is shown once", "Created", {"201": "created", "422": invalid},
+            obj(["name"], {"name": {"type": "string", "maxLength": 200},
+                                       "ping_url": {"type": "string", "description": "required for wholesale"},
+                                       "post_url": {"type": "string", "description": "absent or empty: leads are "
+                                                    "accepted for the buyer, which reads them with its key"},
+                                       **_SETTINGS}))},
+        "/v1/admin/buyers/{buyer_id}": {
+            "get": op("A buyer's auction settings and active AutoBid profiles", "BuyerSettings",
+                      {"200": "the settings", "404": no_buyer}, params=("buyer_id",)),
+            "patch": op("Change a buyer's kind, weight, time zone or caps (null caps: none)", "BuyerSettings",
+                        {"200": "the updated settings", "404": no_buyer, "422": invalid},
+                        obj([], _SETTINGS), params=("buyer_id",)),
+        },
+        "/v1/admin/buyers/{buyer_id}/profiles": {"put": op(
+            "Replace all of a buyer's AutoBid profiles (none is stored unless all are valid)",
+            {"type": "object", "properties": {"status": {"type": "string"}, "buyer_id": {"type": "string"},
+                                              "profile_ids": {"type": "array", "items": {"type": "string"}}}},
+            {"200": "the new profiles' ids", "404": no_buyer, "422": invalid},
+            {"oneOf": [profiles, obj(["profiles"], {"profiles": profiles})]}, params=("buyer_id",))},
+        "/v1/admin/profiles/import": {"post": op(
+            "Apply an import document: several buyers' settings and profiles, all checked first",
+            {"type": "object", "properties": {"status": {"type": "string"}, "profile_ids": {
+                "type": "object", "additionalProperties": {"type": "array", "items": {"type": "string"}}}}},
+            {"200": "each buyer's new profile ids", "404": no_buyer, "422": invalid},
+            obj(["buyers"], {"buyers": {"type": "array", "items": {"type": "object", "required": ["id"],
+                                                                   "properties": {
+                "id": {"type": "string"}, **_SETTINGS, "profiles": profiles}}}}))},
+        "/v1/admin/partnerships": {
+            "put": op("A buyer opts in to a seller's leads", ids,
+                      {"201": "created", "200": "it already existed", "404": "ACCOUNT_NOT_FOUND", "422": invalid},
+                      {"$ref": "#/components/schemas/Partnership"}),
+            "delete": {**op("End a partnership (the ids in the body or as query parameters)", ids,
+                            {"200": "removed", "404": "ACCOUNT_NOT_FOUND, or PARTNERSHIP_NOT_FOUND",
+                             "422": invalid}),
+                       "parameters": [{"name": name, "in": "query", "required": False, "schema": {"type": "string"}}
+                                      for name in ("seller", "buyer")]},
+        },
+        "/v1/admin/sellers/{seller_id}/relations": {"get": op(
+            "A seller's partners, what it sells to, and the buyers it allowed or blocked", "SellerRelations",
+            {"200": "the relations", "404": no_seller}, params=("seller_id",))},
+        "/v1/admin/sellers/{seller_id}/sells-to": {"put": op(
+            "Sell to every partnered buyer but those blocked (all), or only to those allowed (named)",
+            "SellerRelations", {"200": "the relations", "404": no_seller, "422": invalid},
+            obj(["sells_to"], {"sells_to": {"type": "string", "enum": ["all", "named"]}}), params=("seller_id",))},
+        "/v1/admin/sellers/{seller_id}/buyers/{buyer_id}": {
+            "put": op("The seller allows or blocks one buyer", "SellerRelations",
+                      {"200": "the relations", "404": "ACCOUNT_NOT_FOUND", "422": invalid},
+                      obj(["choice"], {"choice": {"type": "string", "enum": ["allow", "block"]}}),
+                      params=("seller_id", "buyer_id")),
+            "delete": op("Forget the seller's word on that buyer", "SellerRelations",
+                         {"200": "the relations", "404": "ACCOUNT_NOT_FOUND"}, params=("seller_id", "buyer_id")),
         },
     }

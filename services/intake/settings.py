@@ -21,6 +21,7 @@ class IntakeSettings:
     ping_ttl_s: int  # how long a ping token is good for
     phone_area_must_match: bool  # a phone area code outside the ZIP's state: error, not warning
     dedup_bucket_bits: int
+    admin_api_key: str  # the operators' admin API (/v1/admin/...); empty: the admin API answers 401
 
     @classmethod
     def from_env(cls) -> IntakeSettings:
@@ -37,4 +38,5 @@ class IntakeSettings:
             ping_ttl_s=env_int("INTAKE_PING_TOKEN_TTL_SECONDS", 900),
             phone_area_must_match=env_bool("INTAKE_PHONE_AREA_MUST_MATCH", False),
             dedup_bucket_bits=env_int("DEDUP_BUCKET_BITS", DEFAULT_BUCKET_BITS),
+            admin_api_key=env_str("ADMIN_API_KEY", ""),
         )

@@ -4,7 +4,7 @@ import pytest
 
 from tests.integration.harness import Exchange, start_exchange
 
-ADMIN_KEY = "test-dashboard-admin-key"  # a test value, not a secret
+ADMIN_KEY = "test-dashboard-admin-key"  # a test value, not a secret; also the intake's ADMIN_API_KEY
 ALL_SERVICES = ["intake", "intake-2", "dedup", "scoring", "auction", "delivery", "ledger"]
 
 
@@ -16,7 +16,7 @@ def exchange(tmp_path_factory, kafka_bootstrap, redis_url) -> Exchange:
     prefix = f"{tmp_path_factory.mktemp('x').name[-6:]}."
     exchange = start_exchange(tmp_path_factory.mktemp("exchange"), kafka_bootstrap, redis_url, prefix,
                               ["alpha", "beta", "gamma"], ALL_SERVICES, DEDUP_PLATFORM_SCOPE="false",
-                              DASHBOARD_ADMIN_API_KEY=ADMIN_KEY)
+                              DASHBOARD_ADMIN_API_KEY=ADMIN_KEY, ADMIN_API_KEY=ADMIN_KEY)
     yield exchange
     exchange.stop()
 

@@ -13,7 +13,7 @@ from sqlalchemy import select
 
 from leadx.accounts import hash_api_key, seller_for_key
 from leadx.db.engine import make_engine, session_factory
-from leadx.db.models import Buyer, Seller
+from leadx.db.models import Buyer, BuyerProfile, Partnership, Seller, SellerBuyerChoice
 
 pytestmark = pytest.mark.integration
 
@@ -154,3 +154,113 @@ def test_seller_fee_override_and_the_books_from_the_command_line(database_url):
     assert json.loads(rates.stdout) == {
         "buyers": {"b_cli": {"sold": 2, "returned": 1, "percent": 50.0}},
         "sellers": {seller_id: {"sold": 2, "returned": 1, "percent": 50.0}}}
+
+
+def test_buyer_settings_partnerships_and_a_seller_s_choices(database_url):
+    env = {"DATABASE_URL": database_url}
+    seller = json.loads(leadx("seller", "create", "Choosy Leads", "--json", env=env).stdout)["id"]
+    created = leadx("buyer", "create", "Full Dealer", "--kind", "autobid", "--weight", "1.5",
+                    "--time-zone", "America/Chicago", "--json", env=env)
+    assert created.returncode == 0, created.stderr
+    buyer = json.loads(created.stdout)["id"]
+    for refused, reason in ((("--post-url", "https://w.example/post"), "needs a ping URL"),  # wholesale, no ping URL
+                            (("--kind", "autobid", "--post-url", "", "--weight", "0"), "weight"),
+                            (("--kind", "autobid", "--post-url", "", "--time-zone", "America"), "IANA")):
+        result = leadx("buyer", "create", "Refused Dealer", *refused, env=env)
+        assert result.returncode == 1 and reason in result.stderr, result.stderr
+
+    changed = leadx("buyer", "set", buyer, "--weight", "2", "--caps", '{"leads_per_day": 30}', env=env)
+    assert changed.returncode == 0, changed.stderr
+    assert (json.loads(changed.stdout)["weight"], json.loads(changed.stdout)["caps"]) == (2.0, {"leads_per_day": 30})
+    for refused in (("--caps", "{not json"), ("--caps", '{"leads_per_week": 1}'), ("--time-zone", "Nowhere"),
+                    ("--kind", "wholesale"), ()):
+        result = leadx("buyer", "set", buyer, *refused, env=env)
+        assert result.returncode == 1 and result.stderr.startswith("leadx: "), (refused, result.stderr)
+    assert leadx("buyer", "set", "b_nosuchbuyer", "--weight", "1", env=env).returncode == 1
+    shown = json.loads(leadx("buyer", "show", buyer, env=env).stdout)
+    assert {k: shown[k] for k in ("kind", "weight", "time_zone", "caps", "ping_url")} == {
+        "kind": "autobid", "weight": 2.0, "time_zone": "America/Chicago", "caps": {"leads_per_day": 30},
+        "ping_url": ""}
+
+    assert "now takes" in leadx("partnership", "add", "--seller", seller, "--buyer", buyer, env=env).stdout
+    assert "already" in leadx("partnership", "add", "--seller", seller, "--buyer", buyer, env=env).stdout
+    assert leadx("seller", "sells-to", seller, "named", env=env).returncode == 0
+    assert leadx("seller", "allow", seller, buyer, env=env).returncode == 0
+    relations = json.loads(leadx("seller", "relations", seller, env=env).stdout)
+    assert relations == {"seller_id": seller, "sells_to": "named", "partners": [buyer], "allowed": [buyer],
+                         "blocked": []}
+    assert leadx("seller", "block", seller, buyer, env=env).returncode == 0
+    engine = make_engine(database_url)
+    sessions = session_factory(engine)
+    with sessions() as session:
+        assert session.get(SellerBuyerChoice, (seller, buyer)).choice == "block"
+        assert session.get(Seller, seller).sells_to == "named"
+        assert session.get(Partnership, (buyer, seller)) is not None
+    assert leadx("seller", "forget", seller, buyer, env=env).returncode == 0
+    assert leadx("partnership", "remove", "--seller", seller, "--buyer", buyer, env=env).returncode == 0
+    with sessions() as session:
+        assert session.get(SellerBuyerChoice, (seller, buyer)) is None
+        assert session.get(Partnership, (buyer, seller)) is None
+    engine.dispose()
+    gone = leadx("partnership", "remove", "--seller", seller, "--buyer", buyer, env=env)
+    assert gone.returncode == 1 and "no partnership" in gone.stderr
+    unknown = leadx("seller", "allow", seller, "b_nosuchbuyer", env=env)
+    assert unknown.returncode == 1 and "no buyer b_nosuchbuyer" in unknown.stderr
+    assert leadx("seller", "sells-to", seller, "some", env=env).returncode == 2  # not one of all|named
+
+
+def test_profiles_import_applies_a_yaml_document_or_nothing(database_url, tmp_path):
+    env = {"DATABASE_URL": database_url}
+    autobid = json.loads(leadx("buyer", "create", "Weekend Dealer", "--kind", "autobid", "--json",
+                               env=env).stdout)["id"]
+    document = tmp_path / "profiles.yaml"
+    document.write_text(f"""\
+buyers:
+  - id: {autobid}
+    time_zone: America/Chicago
+    caps: {{leads_per_day: 100}}
+    profiles:
+      - name: weekend push
+        windows: [{{from: "fri 08:00", to: "sun 21:00"}}]
+        criteria:
+          - {{states: [TX], price: 3000}}
+          - {{probability: {{min: 0.2, max: 0.6}}, price: {{per_probability: 10000}}}}
+""")
+    imported = leadx("profiles", "import", str(document), env=env)
+    assert imported.returncode == 0, imported.stderr
+    ids = json.loads(imported.stdout)
+    assert list(ids) == [autobid] and len(ids[autobid]) == 1
+    engine = make_engine(database_url)
+    sessions = session_factory(engine)
+    with sessions() as session:
+        profile = session.get(BuyerProfile, ids[autobid][0])
+        assert profile.active and profile.name == "weekend push"
+        assert profile.spec["criteria"][1]["price"] == {"per_probability": 10000}
+        buyer = session.get(Buyer, autobid)
+        assert (buyer.time_zone, buyer.caps) == ("America/Chicago", {"leads_per_day": 100})
+
+    bad_yaml = tmp_path / "bad.yaml"
+    bad_yaml.write_text("buyers: [\n  - id: x\n")
+    result = leadx("profiles", "import", str(bad_yaml), env=env)
+    assert result.returncode == 1 and "not valid YAML" in result.stderr and "line 2" in result.stderr
+
+    for text, reason in ((f"buyers:\n  - id: {autobid}\n    weight: 3\n    profiles: [{{name: free, criteria: "
+                          f"[{{states: [TX]}}]}}]\n", "price"),
+                         (f"buyers:\n  - id: {autobid}\n    profiles: [{{name: x, price: 1, criteria: [{{county: "
+                          f"Dallas}}]}}]\n", "county"),
+                         (f"buyers:\n  - id: {autobid}\n    weight: 3\n  - id: b_nosuchbuyer\n", "no buyer"),
+                         (f"buyers:\n  - id: {autobid}\n    profiles: [{{name: x, price: 1, active: 2026-01-01}}]\n",
+                          "not JSON"),
+                         ("just a sentence\n", "'buyers' list")):
+        bad = tmp_path / "bad-document.yaml"
+        bad.write_text(text)
+        result = leadx("profiles", "import", str(bad), env=env)
+        assert result.returncode == 1 and reason in result.stderr, (text, result.stderr)
+    missing = leadx("profiles", "import", str(tmp_path / "nowhere.yaml"), env=env)
+    assert missing.returncode == 1 and "cannot read" in missing.stderr
+    with sessions() as session:  # nothing of a refused document was applied
+        assert session.get(Buyer, autobid).weight == 1.0
+        active = session.scalars(select(BuyerProfile.id).where(BuyerProfile.buyer_id == autobid,
+                                                               BuyerProfile.active.is_(True))).all()
+        assert active == ids[autobid]
+    engine.dispose()

@@ -1,0 +1,339 @@
+"""The operators' admin API (`/v1/admin/...`): accounts, buyers' auction settings and AutoBid
+profiles, partnerships and sellers' choices of buyers. docs/admin-api.md is its reference.
+
+Every request carries `Authorization: Bearer <ADMIN_API_KEY>`; without an ADMIN_API_KEY the whole
+admin API answers 401, so an intake deployed without one exposes nothing. Bodies are JSON (profiles
+are nested documents that the sellers' flat formats cannot carry). The rules live in
+leadx.accounts, leadx.buyer_profiles and leadx.partnerships; this module only authenticates,
+reads the request, runs them in a worker thread and turns their refusals into answers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+from urllib.parse import urlsplit
+
+from sqlalchemy.orm import Session, sessionmaker
+from starlette.requests import Request
+from starlette.routing import Route
+
+from leadx.accounts import UnknownAccount, create_buyer, create_seller
+from leadx.api_keys import bearer_key
+from leadx.buyer_profiles import SETTINGS, buyer_settings, check_buyer_settings, import_document
+from leadx.buyer_profiles import replace_profiles, update_buyer
+from leadx.db.models import Buyer, Seller
+from leadx.logs import log_event
+from leadx.partnerships import add_partnership, remove_partnership, seller_relations, set_choice, set_sells_to
+from leadx.selection.market import AUTOBID, WHOLESALE
+from leadx.selection.profiles import Profile
+from services.intake.formats import Answer
+from services.intake.requests import ApiError, read_body, text_field
+
+log = logging.getLogger(__name__)
+
+MAX_ADMIN_BODY_BYTES = 64 * 1024
+MAX_NAME = 200  # the accounts tables' name columns
+MAX_URL = 2000
+ACCOUNT_NOT_FOUND, PARTNERSHIP_NOT_FOUND = "ACCOUNT_NOT_FOUND", "PARTNERSHIP_NOT_FOUND"
+
+T = TypeVar("T")
+Handler = Callable[[Request], Awaitable[Answer]]
+
+
+def admin_routes(sessions: sessionmaker[Session], admin_api_key: str,
+                 api: Callable[[Handler], Callable]) -> list[Route]:
+    expected = admin_api_key.encode()
+
+    def authenticate(request: Request) -> None:
+        if not expected:
+            raise ApiError(401, "AUTH_INVALID", "the admin API is off: set ADMIN_API_KEY",
+                           headers={"WWW-Authenticate": "Bearer"})
+        key = bearer_key(request.headers.get("authorization", ""))
+        # Bytes, not str: compare_digest refuses non-ASCII text, and a header may carry any byte.
+        if key is None or not hmac.compare_digest(key.encode(), expected):
+            raise ApiError(401, "AUTH_INVALID", "send the admin key as 'Authorization: Bearer <ADMIN_API_KEY>'",
+                           headers={"WWW-Authenticate": "Bearer"})
+
+    def admin(handler: Handler) -> Callable:
+        async def authenticated(request: Request) -> Answer:
+            authenticate(request)
+            return await handler(request)
+        return api(authenticated)
+
+    async def run(work: Callable[[Session], T]) -> T:
+        return await asyncio.to_thread(_in_session, sessions, work)
+
+    # ------------------------------------------------------------------ accounts
+
+    async def create_seller_route(request: Request) -> Answer:
+        body = _only(await json_object(request), {"name"})
+        name = _name(body)
+        created = await run(lambda session: create_seller(session, name))
+        log_event(log, "admin: seller created", seller_id=created.id)
+        return Answer("created", 201, extra={"id": created.id, "api_key": created.api_key})
+
+    async def create_buyer_route(request: Request) -> Answer:
+        body = _only(await json_object(request), {"name", "ping_url", "post_url", *SETTINGS})
+        name = _name(body)
+        kind = body.get("kind", WHOLESALE)
+        try:  # first: whether a ping URL is needed depends on it
+            check_buyer_settings(kind=kind)
+        except ValueError as error:
+            raise ApiError(422, "FIELD_INVALID", str(error), field="kind") from None
+        ping_url = _url(body, "ping_url", required=kind != AUTOBID)
+        post_url = _url(body, "post_url", required=False)
+        settings = {k: body[k] for k in ("kind", "weight", "time_zone") if k in body}
+        _not_null(settings)
+        caps = body.get("caps")
+        _refuse_crashes(lambda: check_buyer_settings(ping_url=ping_url, caps=caps, **settings), "the buyer")
+
+        def create(session: Session):
+            # Every setting is checked before the account exists, so a refusal leaves nothing behind.
+            check_buyer_settings(ping_url=ping_url, caps=caps, **settings)
+            created = create_buyer(session, name, ping_url, post_url, **settings)
+            if caps is not None:
+                update_buyer(session, created.id, caps=caps)
+            return created
+
+        created = await run(create)
+        log_event(log, "admin: buyer created", buyer_id=created.id, kind=kind)
+        return Answer("created", 201, extra={"id": created.id, "api_key": created.api_key})
+
+    async def show_buyer(request: Request) -> Answer:
+        buyer_id = request.path_params["buyer_id"]
+        return Answer("ok", 200, extra=await run(lambda session: buyer_settings(session, buyer_id)))
+
+    async def change_buyer(request: Request) -> Answer:
+        buyer_id = request.path_params["buyer_id"]
+        settings = _only(await json_object(request), set(SETTINGS))
+        if not settings:
+            raise ApiError(422, "FIELD_MISSING", f"give at least one of {', '.join(SETTINGS)}")
+        _not_null({k: v for k, v in settings.items() if k != "caps"})  # null caps: no caps
+        _refuse_crashes(lambda: check_buyer_settings(**settings), "the settings")
+
+        def change(session: Session) -> dict:
+            update_buyer(session, buyer_id, **settings)
+            return buyer_settings(session, buyer_id)
+
+        found = await run(change)
+        log_event(log, "admin: buyer settings changed", buyer_id=buyer_id, settings=sorted(settings))
+        return Answer("ok", 200, extra=found)
+
+    # ------------------------------------------------------------------ AutoBid profiles
+
+    async def put_profiles(request: Request) -> Answer:
+        buyer_id = request.path_params["buyer_id"]
+        body = await json_body(request)
+        if isinstance(body, dict):
+            body = _only(body, {"profiles"}).get("profiles")
+        if not isinstance(body, list):
+            raise ApiError(422, "FIELD_INVALID", "send a list of profile documents, or {\"profiles\": [...]}",
+                           field="profiles")
+        _refuse_crashes(lambda: [Profile.parse("p_check", buyer_id, spec) for spec in body], "a profile")
+        ids = await run(lambda session: replace_profiles(session, buyer_id, body))
+        log_event(log, "admin: profiles replaced", buyer_id=buyer_id, profiles=len(ids))
+        return Answer("ok", 200, extra={"buyer_id": buyer_id, "profile_ids": ids})
+
+    async def import_profiles(request: Request) -> Answer:
+        document = await json_body(request)
+        entries = document.get("buyers") if isinstance(document, dict) else None
+        for i, entry in enumerate(entries if isinstance(entries, list) else []):
+            if not isinstance(entry, dict):
+                continue  # import_document names what is wrong with it
+            profiles = entry.get("profiles")
+            if profiles is not None and not isinstance(profiles, list):
+                raise ApiError(422, "FIELD_INVALID", f"buyers[{i}].profiles must be a list", field="profiles")
+            settings = {k: entry[k] for k in SETTINGS if k in entry}
+            _refuse_crashes(lambda settings=settings: check_buyer_settings(**settings), f"buyers[{i}]")
+            _refuse_crashes(lambda profiles=profiles: [Profile.parse("p_check", "b_check", spec)
+                                                       for spec in profiles or []], f"buyers[{i}]")
+        created = await run(lambda session: import_document(session, document))
+        log_event(log, "admin: profiles imported", buyers=sorted(created))
+        return Answer("ok", 200, extra={"profile_ids": created})
+
+    # ------------------------------------------------------------------ partnerships and choices
+
+    async def put_partnership(request: Request) -> Answer:
+        seller_id, buyer_id = _pair(await json_object(request))
+        created = await run(lambda session: add_partnership(session, seller_id, buyer_id))
+        log_event(log, "admin: partnership added", seller_id=seller_id, buyer_id=buyer_id, new=created)
+        extra = {"seller_id": seller_id, "buyer_id": buyer_id}
+        return Answer("created", 201, extra=extra) if created else Answer("ok", 200, extra=extra)
+
+    async def delete_partnership(request: Request) -> Answer:
+        body = await json_object(request)
+        seller_id, buyer_id = _pair(body or dict(request.query_params))
+
+        def remove(session: Session) -> None:
+            for model, account_id, party in ((Seller, seller_id, "seller"), (Buyer, buyer_id, "buyer")):
+                if session.get(model, account_id) is None:
+                    raise ApiError(404, ACCOUNT_NOT_FOUND, f"no {party} {account_id}", field=party)
+            try:
+                remove_partnership(session, seller_id, buyer_id)
+            except UnknownAccount as error:
+                raise ApiError(404, PARTNERSHIP_NOT_FOUND, str(error)) from None
+
+        await run(remove)
+        log_event(log, "admin: partnership removed", seller_id=seller_id, buyer_id=buyer_id)
+        return Answer("ok", 200, extra={"seller_id": seller_id, "buyer_id": buyer_id})
+
+    async def relations(request: Request) -> Answer:
+        seller_id = request.path_params["seller_id"]
+        return Answer("ok", 200, extra=await run(lambda session: seller_relations(session, seller_id)))
+
+    async def put_sells_to(request: Request) -> Answer:
+        seller_id = request.path_params["seller_id"]
+        sells_to = _required_text(_only(await json_object(request), {"sells_to"}), "sells_to")
+
+        def change(session: Session) -> dict:
+            set_sells_to(session, seller_id, sells_to)
+            return seller_relations(session, seller_id)
+
+        found = await run(change)
+        log_event(log, "admin: seller sells to", seller_id=seller_id, sells_to=sells_to)
+        return Answer("ok", 200, extra=found)
+
+    async def choice(request: Request) -> Answer:
+        seller_id, buyer_id = request.path_params["seller_id"], request.path_params["buyer_id"]
+        chosen = None
+        if request.method == "PUT":
+            chosen = _required_text(_only(await json_object(request), {"choice"}), "choice")
+
+        def change(session: Session) -> dict:
+            set_choice(session, seller_id, buyer_id, chosen)
+            return seller_relations(session, seller_id)
+
+        found = await run(change)
+        log_event(log, "admin: seller's choice", seller_id=seller_id, buyer_id=buyer_id, choice=chosen)
+        return Answer("ok", 200, extra=found)
+
+    return [
+        Route("/v1/admin/sellers", admin(create_seller_route), methods=["POST"]),
+        Route("/v1/admin/buyers", admin(create_buyer_route), methods=["POST"]),
+        Route("/v1/admin/buyers/{buyer_id}", admin(show_buyer), methods=["GET"]),
+        Route("/v1/admin/buyers/{buyer_id}", admin(change_buyer), methods=["PATCH"]),
+        Route("/v1/admin/buyers/{buyer_id}/profiles", admin(put_profiles), methods=["PUT"]),
+        Route("/v1/admin/profiles/import", admin(import_profiles), methods=["POST"]),
+        Route("/v1/admin/partnerships", admin(put_partnership), methods=["PUT"]),
+        Route("/v1/admin/partnerships", admin(delete_partnership), methods=["DELETE"]),
+        Route("/v1/admin/sellers/{seller_id}/relations", admin(relations), methods=["GET"]),
+        Route("/v1/admin/sellers/{seller_id}/sells-to", admin(put_sells_to), methods=["PUT"]),
+        Route("/v1/admin/sellers/{seller_id}/buyers/{buyer_id}", admin(choice), methods=["PUT", "DELETE"]),
+    ]
+
+
+def _in_session(sessions: sessionmaker[Session], work: Callable[[Session], T]) -> T:
+    """Run `work` in a session of its own; the rules' refusals become answers."""
+    with sessions() as session:
+        try:
+            return work(session)
+        except UnknownAccount as error:
+            raise ApiError(404, ACCOUNT_NOT_FOUND, str(error)) from None
+        except ValueError as error:
+            raise ApiError(422, "FIELD_INVALID", str(error)) from None
+
+
+def _refuse_crashes(check: Callable[[], object], what: str) -> None:
+    """Run a pure check for the inputs the rules' parsers fail on with something other than a
+    ValueError (a time zone naming a directory of the zone database, a list where an operator
+    belongs): refused here as invalid. A ValueError is left to the real call, which words it."""
+    try:
+        check()
+    except ValueError:
+        pass
+    except OSError:  # only a time zone is looked up in files
+        raise ApiError(422, "FIELD_INVALID", f"{what}: time_zone must be an IANA time zone such as "
+                       "'America/Chicago'", field="time_zone") from None
+    except TypeError as error:
+        raise ApiError(422, "FIELD_INVALID", f"{what}: a value has the wrong type ({error})") from None
+
+
+async def json_body(request: Request) -> object:
+    """The request's JSON document (an empty body is an empty object). NaN and Infinity are
+    refused: they are not JSON, and PostgreSQL's JSON columns would refuse them later."""
+    raw = await read_body(request, MAX_ADMIN_BODY_BYTES)
+    if not raw.strip():
+        return {}
+    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media_type and media_type != "application/json" and not media_type.endswith("+json"):
+        raise ApiError(415, "UNSUPPORTED_MEDIA_TYPE",
+                       f"the admin API takes JSON (Content-Type: application/json), not {media_type}")
+
+    def no_constant(name: str) -> object:
+        raise ValueError(f"{name} is not a JSON number")
+
+    try:
+        return json.loads(raw, parse_constant=no_constant)
+    except (UnicodeDecodeError, ValueError, RecursionError) as error:
+        raise ApiError(400, "PAYLOAD_MALFORMED", f"the body is not valid JSON: {error}") from None
+
+
+async def json_object(request: Request) -> dict:
+    body = await json_body(request)
+    if not isinstance(body, dict):
+        raise ApiError(400, "PAYLOAD_MALFORMED", "the body must be a JSON object")
+    return body
+
+
+def _only(body: dict, allowed: set[str]) -> dict:
+    unknown = sorted(set(body) - allowed)
+    if unknown:
+        raise ApiError(422, "FIELD_INVALID", f"unknown fields {', '.join(unknown)}; this takes "
+                       f"{', '.join(sorted(allowed))}", field=unknown[0])
+    return body
+
+
+def _not_null(settings: dict) -> None:
+    for name, value in settings.items():
+        if value is None:
+            raise ApiError(422, "FIELD_INVALID", f"{name} cannot be null", field=name)
+
+
+def _required_text(body: dict, name: str) -> str:
+    value = body.get(name)
+    if value is None or value == "":
+        raise ApiError(422, "FIELD_MISSING", f"{name} is required", field=name)
+    if not isinstance(value, str):
+        raise ApiError(422, "FIELD_INVALID", f"{name} must be text", field=name)
+    return value.strip()
+
+
+def _name(body: dict) -> str:
+    name = _required_text(body, "name")
+    if not name or len(name) > MAX_NAME:
+        raise ApiError(422, "FIELD_INVALID", f"name must be 1 to {MAX_NAME} characters", field="name")
+    return name
+
+
+def _url(body: dict, name: str, required: bool) -> str:
+    """An http(s) URL; absent or empty is no URL (an AutoBid buyer is not pinged; a buyer without a
+    post URL has its leads accepted for it, and reads them with its key)."""
+    if name not in body and required:
+        raise ApiError(422, "FIELD_MISSING", f"{name} is required", field=name)
+    value = body.get(name) or ""
+    if not isinstance(value, str):
+        raise ApiError(422, "FIELD_INVALID", f"{name} must be text", field=name)
+    value = value.strip()
+    if value:
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.netloc or len(value) > MAX_URL:
+            raise ApiError(422, "FIELD_INVALID", f"{name} must be an http(s) URL of at most {MAX_URL} characters",
+                           field=name)
+    return value
+
+
+def _pair(body: dict) -> tuple[str, str]:
+    """The seller and buyer ids a partnership request names."""
+    _only(body, {"seller", "buyer"})
+    ids = []
+    for party in ("seller", "buyer"):
+        account_id = text_field(body, party)
+        if not account_id:
+            raise ApiError(422, "FIELD_MISSING", f"{party} (the {party}'s id) is required", field=party)
+        ids.append(account_id)
+    return ids[0], ids[1]

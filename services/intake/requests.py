@@ -1,0 +1,75 @@
+"""What every intake endpoint shares: its error type, API-key authentication, a bounded body read,
+and reading the request's own money and text fields."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from sqlalchemy.orm import Session, sessionmaker
+from starlette.requests import ClientDisconnect, Request
+
+from leadx import accounts
+from leadx.api_keys import KeyCache, bearer_key
+from services.intake.formats import Answer
+
+
+class ApiError(Exception):
+    def __init__(self, http_status: int, code: str, message: str, field: str | None = None,
+                 headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.http_status, self.code, self.message, self.field = http_status, code, message, field
+        self.headers = headers or {}
+
+    def answer(self) -> Answer:
+        return Answer("rejected", self.http_status,
+                      errors=[{"code": self.code, "field": self.field, "message": self.message}],
+                      headers=self.headers)
+
+
+class ApiKeyAuth:
+    """The seller (or buyer) a request's `Authorization: Bearer <api key>` belongs to."""
+
+    def __init__(self, sessions: sessionmaker[Session],
+                 lookup: Callable[[Session, str], str | None] = accounts.seller_for_key) -> None:
+        self.keys = KeyCache(sessions, lookup)
+
+    async def account_id(self, request: Request) -> str:
+        key = bearer_key(request.headers.get("authorization", ""))
+        if key is None:
+            raise ApiError(401, "AUTH_INVALID", "send your API key as 'Authorization: Bearer <key>'")
+        account_id = await self.keys.resolve(key)
+        if account_id is None:
+            raise ApiError(401, "AUTH_INVALID", "the API key is not valid or has been revoked")
+        return account_id
+
+
+async def read_body(request: Request, max_bytes: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > max_bytes:
+        raise ApiError(413, "PAYLOAD_TOO_LARGE", f"the body must be at most {max_bytes} bytes")
+    body = bytearray()
+    try:
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > max_bytes:
+                raise ApiError(413, "PAYLOAD_TOO_LARGE", f"the body must be at most {max_bytes} bytes")
+    except ClientDisconnect:
+        raise ApiError(400, "PAYLOAD_MALFORMED", "the client disconnected mid-body") from None
+    return bytes(body)
+
+
+def cents_field(payload: dict, name: str) -> int | None:
+    """A money field of the request itself (JSON number or, from XML and forms, digits)."""
+    value = payload.get(name)
+    if value is None or value == "":
+        return None
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value.strip())
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ApiError(422, "FIELD_INVALID", f"{name} must be a non-negative whole number of cents", field=name)
+    return value
+
+
+def text_field(payload: dict, name: str) -> str:
+    value = payload.get(name)
+    return value.strip() if isinstance(value, str) else ""
