@@ -71,13 +71,11 @@ def cmd_seller_revoke_key(args) -> int:
 
 
 def cmd_buyer_create(args) -> int:
-    from leadx import accounts, buyer_profiles
+    from leadx import accounts
 
     settings = {"kind": args.kind, "weight": args.weight, "time_zone": args.time_zone}
 
     def create(session):
-        _refuse_unreadable(lambda: buyer_profiles.check_buyer_settings(ping_url=args.ping_url, **settings),
-                           "the buyer")
         return accounts.create_buyer(session, args.name, args.ping_url, args.post_url, **settings)
 
     created = _change_accounts(create)
@@ -97,7 +95,6 @@ def cmd_buyer_set(args) -> int:
         return 1
 
     def change(session) -> dict:
-        _refuse_unreadable(lambda: buyer_profiles.check_buyer_settings(**settings), f"buyer {args.buyer_id}")
         buyer_profiles.update_buyer(session, args.buyer_id, **settings)
         return buyer_profiles.buyer_settings(session, args.buyer_id)
 
@@ -118,21 +115,6 @@ def _json_argument(text: str, option: str) -> object:
         return json.loads(text)
     except ValueError as exc:
         raise SystemExit(f"leadx: {option} must be JSON, e.g. '{{\"leads_per_day\": 100}}': {exc}") from None
-
-
-def _refuse_unreadable(check, what: str) -> None:
-    """Run a settings or profile check first, for the inputs its parsers fail on with something
-    other than a ValueError (a time zone naming a directory of the zone database, a list where a
-    word belongs): raised as a ValueError, which _change_accounts reports. A ValueError is left
-    to the real call, which words it."""
-    try:
-        check()
-    except ValueError:
-        pass
-    except OSError:  # only a time zone is looked up in files
-        raise ValueError(f"{what}: time_zone must be an IANA time zone such as 'America/Chicago'") from None
-    except TypeError as exc:
-        raise ValueError(f"{what}: a value has the wrong type ({exc})") from None
 
 
 def cmd_partnership_add(args) -> int:
@@ -184,7 +166,6 @@ def cmd_profiles_import(args) -> int:
     import yaml
 
     from leadx import buyer_profiles
-    from leadx.selection.profiles import Profile
 
     try:
         with open(args.file, encoding="utf-8") as file:
@@ -204,18 +185,6 @@ def cmd_profiles_import(args) -> int:
         return 1
 
     def apply(session) -> dict:
-        entries = document.get("buyers") if isinstance(document, dict) else None
-        for i, entry in enumerate(entries if isinstance(entries, list) else []):
-            if not isinstance(entry, dict):
-                continue  # import_document names what is wrong with it
-            profiles = entry.get("profiles")
-            if profiles is not None and not isinstance(profiles, list):
-                raise ValueError(f"buyers[{i}].profiles must be a list")
-            settings = {k: entry[k] for k in buyer_profiles.SETTINGS if k in entry}
-            _refuse_unreadable(lambda settings=settings: buyer_profiles.check_buyer_settings(**settings),
-                               f"buyers[{i}]")
-            _refuse_unreadable(lambda profiles=profiles: [Profile.parse("p_check", "b_check", spec)
-                                                          for spec in profiles or []], f"buyers[{i}]")
         return buyer_profiles.import_document(session, document)
 
     print(json.dumps(_change_accounts(apply), indent=2))

@@ -102,7 +102,7 @@ def test_simultaneous_copies_never_reach_one_buyer_twice(race: Exchange):
                or None, timeout_s=120, message="an outcome for every copy")
     received = received_per_buyer(race, "auto_insurance")
     for name, counts in received.items():
-        assert max(counts.values()) == 1, f"{name} received a consumer twice"
+        assert max(counts.values(), default=0) <= 1, f"{name} received a consumer twice"
     # The race was real: consumers reached several buyers each (a bid that arrives after a busy
     # auction's close can keep a buyer from a consumer, so not necessarily all three).
     assert sum(len(counts) for counts in received.values()) >= 2 * CONSUMERS

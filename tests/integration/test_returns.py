@@ -83,7 +83,7 @@ def test_a_buyer_returns_a_lead_and_the_books_reverse_the_sale(market: Exchange)
     assert books["sale"] == {f"buyer:{alpha}": -3000, f"seller:{market.seller_id}": 2700, "platform:fees": 300}
     assert books["return"] == {account: -amount for account, amount in books["sale"].items()}
     with market.sql() as session:
-        assert session.get(LedgerTransaction, f"return:{lead_id}").amount_cents == 3000
+        assert session.get(LedgerTransaction, f"return:{lead_id}:{alpha}").amount_cents == 3000
 
     # The seller hears of it: its status query and the lead.returned event, which carries no PII.
     assert poll_until(lambda: market.status(lead_id).json()["status"] == "returned", message="status returned")
