@@ -22,6 +22,7 @@ import faust
 from opentelemetry import trace
 
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
 from leadx import topics
 from leadx.auction_offers import offer_key
@@ -157,7 +158,13 @@ def build_worker(settings: AuctionSettings, directory: BuyerDirectory, readiness
         lead = scored.verified.lead
         market = directory.market
         eligible = market.eligible(lead.seller_id)
-        usage = await caps.usage(market.capped_owners(eligible), opened_at)
+        try:
+            usage = await caps.usage(market.capped_owners(eligible), opened_at)
+        except RedisError:
+            # Caps are only a filter here (delivery counts every sale against them atomically):
+            # without Redis the auction still opens, capped buyers included.
+            log.warning("caps unreadable; the auction opens without the caps filter", exc_info=True)
+            usage = {}
         view = LeadView(lead.fields, scored.probability, scored.cluster)
         selection: Selection = select_buyers(market, lead.seller_id, view, opened_at, excluded, usage)
         # An AutoBid under the seller's minimum could never win: that buyer is not offered the lead.
@@ -173,13 +180,23 @@ def build_worker(settings: AuctionSettings, directory: BuyerDirectory, readiness
         for buyer_id, bid in sorted(autobids.items()):
             auction = rules.with_bid(auction, buyer_id, bid.amount_cents, bid.profile_id)
         if selection.pinged:
-            key = offer_key(prefix, lead.lead_id)
-            await redis.hset(key, mapping={"closes_at_ms": auction["closes_at_ms"],
-                                           "min_price_cents": lead.min_price_cents, "offered": " ".join(offered)})
-            await redis.pexpire(key, window + settings.closed_retention_ms)
+            await record_offer(lead.lead_id, auction, window + settings.closed_retention_ms)
         if selection.passed:
             log_event(log, "buyers passed over", auction_id=lead.lead_id, passed=dict(selection.passed))
         return auction, list(selection.pinged)
+
+    async def record_offer(auction_id: str, auction: dict, ttl_ms: int) -> None:
+        """The offer record the bid API reads (leadx.auction_offers). Without Redis the bid API
+        refuses this auction's bids as not found; bids in ping replies still count."""
+        try:
+            async with redis.pipeline(transaction=True) as pipe:
+                pipe.hset(offer_key(prefix, auction_id), mapping={
+                    "closes_at_ms": auction["closes_at_ms"], "min_price_cents": auction["min_price_cents"],
+                    "offered": " ".join(auction["offered"])})
+                pipe.pexpire(offer_key(prefix, auction_id), ttl_ms)
+                await pipe.execute()
+        except RedisError:
+            log.warning("offer record not written; the bid API will not know auction %s", auction_id, exc_info=True)
 
     @app.agent(bids_topic)
     async def collect_bids(stream):
