@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: install run test unit integration proto proto-check lint k8s-check bench bench-intake bench-dedup bench-delivery bench-dashboard clean
+.PHONY: install run test unit integration proto proto-check lint k8s-check bench bench-intake bench-dedup bench-delivery bench-dashboard bench-auction clean
 
 install: $(STAMP)
 
@@ -49,6 +49,7 @@ bench: install
 	$(PY) bench/dedup.py
 	$(PY) bench/delivery.py
 	$(PY) bench/dashboard.py
+	$(PY) bench/auction.py
 
 bench-intake: install
 	$(PY) bench/intake.py
@@ -61,6 +62,9 @@ bench-delivery: install
 
 bench-dashboard: install
 	$(PY) bench/dashboard.py
+
+bench-auction: install
+	$(PY) bench/auction.py
 
 clean:
 	rm -rf $(VENV) .leadx .pytest_cache
