@@ -45,17 +45,19 @@ def create_seller(session: Session, name: str) -> Created:
 
 
 def create_buyer(session: Session, name: str, ping_url: str, post_url: str, kind: str = "wholesale",
-                 weight: float = 1.0, time_zone: str = "UTC") -> Created:
+                 weight: float = 1.0, time_zone: str = "UTC", caps: dict | None = None) -> Created:
     """A wholesale buyer is pinged at ping_url and bids itself; an AutoBid buyer (the patent's Full
     Dealer) is bid for by the platform from its profiles, and needs no ping URL. A buyer without a
     post URL has its leads accepted on its behalf; it reads them with its API key."""
     from leadx.buyer_profiles import check_buyer_settings
+    from leadx.selection.caps import Caps
 
-    check_buyer_settings(kind=kind, weight=weight, time_zone=time_zone, ping_url=ping_url)
+    check_buyer_settings(kind=kind, weight=weight, time_zone=time_zone, caps=caps, ping_url=ping_url)
     api_key = new_api_key()
     buyer = Buyer(id=new_account_id("b_"), name=name, api_key_hash=hash_api_key(api_key),
                   ping_url=ping_url, post_url=post_url, active=True,
-                  created_at_ms=int(time.time() * 1000), kind=kind, weight=weight, time_zone=time_zone)
+                  created_at_ms=int(time.time() * 1000), kind=kind, weight=weight, time_zone=time_zone,
+                  caps=Caps.parse(caps).as_dict() or None)
     session.add(buyer)
     session.commit()
     return Created(buyer.id, api_key)

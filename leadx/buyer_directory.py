@@ -59,8 +59,5 @@ class BuyerDirectory(RefreshedFromSql):
     def read(self, session: Session) -> None:
         self.market = load_market(session)
 
-    def ids(self) -> list[str]:
-        return list(self.market.buyers)
-
     def get(self, buyer_id: str) -> BuyerAccount | None:
         return self.market.buyers.get(buyer_id)

@@ -14,6 +14,10 @@ from leadx.db.models import Buyer, Partnership, Seller, SellerBuyerChoice
 from leadx.selection.market import ALLOW, BLOCK, SELLS_TO_ALL, SELLS_TO_NAMED
 
 
+class NoPartnership(UnknownAccount):
+    """The buyer and seller exist, but the buyer has not partnered with the seller."""
+
+
 def _require(session: Session, seller_id: str, buyer_id: str | None = None) -> None:
     if session.get(Seller, seller_id) is None:
         raise UnknownAccount(f"no seller {seller_id}")
@@ -32,10 +36,11 @@ def add_partnership(session: Session, seller_id: str, buyer_id: str) -> bool:
 
 
 def remove_partnership(session: Session, seller_id: str, buyer_id: str) -> None:
+    _require(session, seller_id, buyer_id)
     removed = session.execute(delete(Partnership).where(Partnership.buyer_id == buyer_id,
                                                         Partnership.seller_id == seller_id)).rowcount
     if not removed:
-        raise UnknownAccount(f"buyer {buyer_id} has no partnership with seller {seller_id}")
+        raise NoPartnership(f"buyer {buyer_id} has no partnership with seller {seller_id}")
     session.commit()
 
 

@@ -7,7 +7,8 @@ For each buyer (the seed's steps, in order):
 3. the lead must not be a duplicate for it, and none of its caps may be reached;
 4. a wholesale buyer is pinged (if it has profiles, only when one of its active profiles'
    criteria matches: they are its filters); an AutoBid buyer is offered the lead only when its
-   profiles produce a bid, which the platform places for it.
+   profiles produce a bid at or above the seller's minimum (a lower one could never win), which
+   the platform places for it.
 """
 
 from __future__ import annotations
@@ -85,7 +86,8 @@ class Selection:
 
 
 def select_buyers(market: Market, seller_id: str, lead: LeadView, now_ms: int,
-                  excluded: frozenset[str] = frozenset(), usage: Mapping[str, Usage] | None = None) -> Selection:
+                  excluded: frozenset[str] = frozenset(), usage: Mapping[str, Usage] | None = None,
+                  reserve_cents: int = 0) -> Selection:
     usage = usage or {}
     pinged: list[str] = []
     bids: dict[str, AutoBid] = {}
@@ -103,6 +105,8 @@ def select_buyers(market: Market, seller_id: str, lead: LeadView, now_ms: int,
             bid = autobid(buyer.profiles, buyer.tz, lead, now_ms, capped_profiles)
             if bid is None:
                 passed[buyer.id] = "no active profile matches"
+            elif bid.amount_cents < reserve_cents:
+                passed[buyer.id] = "its AutoBid is below the seller's minimum"
             else:
                 bids[buyer.id] = bid
         elif buyer.profiles and autobid(buyer.profiles, buyer.tz, lead, now_ms, capped_profiles) is None:

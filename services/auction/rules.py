@@ -38,14 +38,14 @@ class Ranked:
 
 
 def new_auction(offered: list[str], min_price_cents: int, now_ms: int, window_ms: int,
-                weights: Mapping[str, float] | None = None, pricing: str = FIRST_PRICE) -> dict:
+                weights: Mapping[str, float] | None = None, pricing: str = FIRST_PRICE, shares: int = 1) -> dict:
     # Nobody to offer it to: close at once instead of waiting out an empty window.
     closes_at = now_ms + window_ms if offered else now_ms
     weights = weights or {}
     return {"status": OPEN, "opened_at_ms": now_ms, "closes_at_ms": closes_at,
             "min_price_cents": min_price_cents, "offered": sorted(offered), "bids": {},
             "weights": {b: weights[b] for b in sorted(offered) if weights.get(b, 1.0) != 1.0},
-            "profiles": {}, "pricing": pricing}
+            "profiles": {}, "pricing": pricing, "shares": shares}
 
 
 def bid_refusal(state: dict | None, buyer_id: str, amount_cents: int, placed_at_ms: int) -> str | None:

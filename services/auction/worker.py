@@ -26,6 +26,7 @@ from redis.exceptions import RedisError
 
 from leadx import topics
 from leadx.auction_offers import offer_key
+from leadx.auction_terms import AuctionTerms
 from leadx.buyer_directory import BuyerDirectory
 from leadx.caps_store import CapsStore
 from leadx.events.v1 import events_pb2 as ev
@@ -166,18 +167,15 @@ def build_worker(settings: AuctionSettings, directory: BuyerDirectory, readiness
             log.warning("caps unreadable; the auction opens without the caps filter", exc_info=True)
             usage = {}
         view = LeadView(lead.fields, scored.probability, scored.cluster)
-        selection: Selection = select_buyers(market, lead.seller_id, view, opened_at, excluded, usage)
-        # An AutoBid under the seller's minimum could never win: that buyer is not offered the lead.
-        autobids = {b: bid for b, bid in selection.autobids.items() if bid.amount_cents >= lead.min_price_cents}
-        offered = sorted({*selection.pinged, *autobids})
-        terms = verticals[lead.vertical].auction if lead.vertical in verticals else None
+        selection: Selection = select_buyers(market, lead.seller_id, view, opened_at, excluded, usage,
+                                             reserve_cents=lead.min_price_cents)
+        offered = selection.offered
+        terms = verticals[lead.vertical].auction if lead.vertical in verticals else AuctionTerms()
+        window = terms.window_ms(settings.window_ms)
         # With nobody to ping, nobody else can bid: the auction closes at once on the AutoBids.
-        window = terms.window_ms(settings.window_ms) if terms else settings.window_ms
         auction = rules.new_auction(offered, lead.min_price_cents, opened_at, window if selection.pinged else 0,
-                                    {b: market.buyers[b].weight for b in offered},
-                                    terms.pricing if terms else rules.FIRST_PRICE)
-        auction["shares"] = terms.shares if terms else 1
-        for buyer_id, bid in sorted(autobids.items()):
+                                    {b: market.buyers[b].weight for b in offered}, terms.pricing, terms.shares)
+        for buyer_id, bid in sorted(selection.autobids.items()):
             auction = rules.with_bid(auction, buyer_id, bid.amount_cents, bid.profile_id)
         if selection.pinged:
             await record_offer(lead.lead_id, auction, window + settings.closed_retention_ms)
@@ -233,6 +231,7 @@ def build_worker(settings: AuctionSettings, directory: BuyerDirectory, readiness
     async def close(auction_id: str, auction: dict) -> None:
         scored = ev.LeadScored.FromString(base64.b64decode(auction["scored"]))
         seed = rules.tie_break_seed(settings.common.hmac_key, auction_id)
+        # .get: an auction opened by a worker of the previous version has no pricing, weights, shares.
         pricing = auction.get("pricing", rules.FIRST_PRICE)
         ranked = rules.rank_bids(auction["bids"], auction["min_price_cents"], seed, auction.get("weights"), pricing)
         profiles = auction.get("profiles", {})

@@ -105,7 +105,7 @@ class SaleCompletion:
                 log_event(log, "buyer passed over: its circuit is open after repeated failures",
                           auction_id=closed.auction_id, buyer_id=buyer.id)
                 continue
-            reservation = await self._count_against_caps(key, closed, bid, buyer)
+            reservation = await self._count_against_caps(key, progress, closed, bid, buyer)
             if reservation is None:
                 self.breaker.release(buyer.id)
                 continue
@@ -143,16 +143,16 @@ class SaleCompletion:
         await self.redis.hset(key, name, value)
         await self.redis.expire(key, PROGRESS_TTL_S)
 
-    async def _count_against_caps(self, key: str, closed: ev.AuctionClosed, bid: ev.RankedBid,
-                                  buyer: BuyerAccount) -> Reservation | None:
+    async def _count_against_caps(self, key: str, progress: dict[str, str], closed: ev.AuctionClosed,
+                                  bid: ev.RankedBid, buyer: BuyerAccount) -> Reservation | None:
         """Count this sale against the buyer's and its bidding profile's caps before posting: the
         reservation, or None (the buyer is passed over) if a cap refuses it. A direct sale is a
         contract, not counted. A redelivered auction reuses the reservation it recorded."""
         if closed.lead.direct_buyer_id:
             return Reservation((), 0)
-        recorded = await self.redis.hget(key, f"caps:{buyer.id}")
+        recorded = progress.get(f"caps:{buyer.id}")
         if recorded:
-            return Reservation.decode(recorded.decode())
+            return Reservation.decode(recorded)
         owners = [CapOwner(buyer.id, buyer.tz, buyer.caps)]
         owners += [CapOwner(p.id, buyer.tz, p.caps) for p in buyer.profiles if p.id == bid.profile_id]
         owners = [o for o in owners if o.caps.any]
@@ -162,8 +162,7 @@ class SaleCompletion:
                       buyer_id=buyer.id, capped=outcome)
             return None
         if outcome.keys:
-            await self.redis.hset(key, f"caps:{buyer.id}", outcome.encode())
-            await self.redis.expire(key, PROGRESS_TTL_S)
+            await self._note(key, f"caps:{buyer.id}", outcome.encode())
         return outcome
 
     async def _uncount(self, key: str, buyer_id: str, reservation: Reservation) -> None:

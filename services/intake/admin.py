@@ -26,9 +26,9 @@ from leadx.accounts import UnknownAccount, create_buyer, create_seller
 from leadx.api_keys import bearer_key
 from leadx.buyer_profiles import SETTINGS, buyer_settings, check_buyer_settings, import_document
 from leadx.buyer_profiles import replace_profiles, update_buyer
-from leadx.db.models import Buyer, Seller
 from leadx.logs import log_event
-from leadx.partnerships import add_partnership, remove_partnership, seller_relations, set_choice, set_sells_to
+from leadx.partnerships import NoPartnership, add_partnership, remove_partnership, seller_relations, set_choice
+from leadx.partnerships import set_sells_to
 from leadx.selection.market import AUTOBID, WHOLESALE
 from services.intake.formats import Answer
 from services.intake.requests import ApiError, read_body, text_field
@@ -90,15 +90,7 @@ def admin_routes(sessions: sessionmaker[Session], admin_api_key: str,
         _not_null(settings)
         caps = body.get("caps")
 
-        def create(session: Session):
-            # Every setting is checked before the account exists, so a refusal leaves nothing behind.
-            check_buyer_settings(ping_url=ping_url, caps=caps, **settings)
-            created = create_buyer(session, name, ping_url, post_url, **settings)
-            if caps is not None:
-                update_buyer(session, created.id, caps=caps)
-            return created
-
-        created = await run(create)
+        created = await run(lambda session: create_buyer(session, name, ping_url, post_url, caps=caps, **settings))
         log_event(log, "admin: buyer created", buyer_id=created.id, kind=kind)
         return Answer("created", 201, extra={"id": created.id, "api_key": created.api_key})
 
@@ -154,16 +146,7 @@ def admin_routes(sessions: sessionmaker[Session], admin_api_key: str,
         body = await json_object(request)
         seller_id, buyer_id = _pair(body or dict(request.query_params))
 
-        def remove(session: Session) -> None:
-            for model, account_id, party in ((Seller, seller_id, "seller"), (Buyer, buyer_id, "buyer")):
-                if session.get(model, account_id) is None:
-                    raise ApiError(404, ACCOUNT_NOT_FOUND, f"no {party} {account_id}", field=party)
-            try:
-                remove_partnership(session, seller_id, buyer_id)
-            except UnknownAccount as error:
-                raise ApiError(404, PARTNERSHIP_NOT_FOUND, str(error)) from None
-
-        await run(remove)
+        await run(lambda session: remove_partnership(session, seller_id, buyer_id))
         log_event(log, "admin: partnership removed", seller_id=seller_id, buyer_id=buyer_id)
         return Answer("ok", 200, extra={"seller_id": seller_id, "buyer_id": buyer_id})
 
@@ -217,6 +200,8 @@ def _in_session(sessions: sessionmaker[Session], work: Callable[[Session], T]) -
     with sessions() as session:
         try:
             return work(session)
+        except NoPartnership as error:
+            raise ApiError(404, PARTNERSHIP_NOT_FOUND, str(error)) from None
         except UnknownAccount as error:
             raise ApiError(404, ACCOUNT_NOT_FOUND, str(error)) from None
         except ValueError as error:

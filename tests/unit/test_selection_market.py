@@ -199,6 +199,14 @@ def test_an_autobid_buyer_is_offered_the_lead_with_the_bid_of_its_best_active_pr
     assert selection.pinged == () and selection.passed == {} and selection.offered == ["b_1"]
 
 
+def test_an_autobid_under_the_sellers_minimum_is_not_offered_and_one_at_it_is():
+    m = market(buyer("b_1", AUTOBID, profiles=(profile("p_1", "b_1", 2000),)))
+    under = select(m, reserve_cents=2001)
+    assert under.autobids == {} and under.offered == []
+    assert under.passed == {"b_1": "its AutoBid is below the seller's minimum"}
+    assert select(m, reserve_cents=2000).autobids == {"b_1": AutoBid(2000, "p_1")}
+
+
 def test_a_capped_profile_does_not_bid_and_the_buyers_next_profile_does():
     m = market(buyer("b_1", AUTOBID, profiles=(profile("p_1", "b_1", 2000, caps={"leads_per_day": 5}),
                                                profile("p_2", "b_1", 3500, caps={"spend_per_day_cents": 10_000}))))
