@@ -53,3 +53,14 @@ def inject_headers() -> list[tuple[str, bytes]]:
 def extract_context(headers: Iterable[tuple[str, bytes]]) -> context.Context:
     carrier = {k: v.decode(errors="replace") for k, v in headers if v is not None}
     return propagate.extract(carrier)
+
+
+def links_to(headers_of_each: Iterable[Iterable[tuple[str, bytes]]]) -> list[trace.Link]:
+    """Links to the traces of a batch's messages, for the one span that processes the batch (a
+    span has one parent, and each message of the batch comes from a trace of its own)."""
+    links = []
+    for headers in headers_of_each:
+        span_context = trace.get_current_span(extract_context(headers)).get_span_context()
+        if span_context.is_valid:
+            links.append(trace.Link(span_context))
+    return links

@@ -3,7 +3,7 @@ month, counted in the buyer's time zone (a buyer's "day" is its own day)."""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import datetime, UTC
 from zoneinfo import ZoneInfo
 
@@ -33,11 +33,12 @@ class Caps:
         return cls(**spec)
 
     def as_dict(self) -> dict:
-        return {k: v for k, v in asdict(self).items() if v is not None}
+        return {name: getattr(self, name) for name in LIMITS if getattr(self, name) is not None}
 
     @property
     def any(self) -> bool:
-        return bool(self.as_dict())
+        # Asked for every eligible buyer of every lead: plain attribute reads, not asdict's deep copy.
+        return any(getattr(self, name) is not None for name in LIMITS)
 
 
 @dataclass(frozen=True)

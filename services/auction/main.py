@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
+import mode.loop
 from faust import Worker
 
 from leadx.buyer_directory import BuyerDirectory
@@ -19,6 +20,8 @@ from services.auction.worker import build_worker
 
 
 def main() -> None:
+    # uvloop, as the other services run: faust's per-event path is mostly event-loop work.
+    mode.loop.use("uvloop")
     settings = AuctionSettings.from_env()
     setup_tracing("auction")
     # faust only creates its own changelog topics; the event topics must exist before it subscribes.

@@ -21,7 +21,7 @@ import hashlib
 import hmac
 import math
 import random
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -76,6 +76,23 @@ def with_bid(state: dict, buyer_id: str, amount_cents: int, profile_id: str = ""
     if profile_id:
         profiles[buyer_id] = profile_id
     return {**state, "bids": bids, "profiles": profiles}
+
+
+def apply_bids(bids: Iterable[tuple[str, str, int, int]], current: Callable[[str], dict | None]
+               ) -> tuple[dict[str, dict], list[tuple[int, str]]]:
+    """A batch of bids (auction id, buyer id, cents, placed at ms), in order, on the auctions as
+    `current` returns them: each changed auction's new state, and the refused bids by their index in
+    the batch, with the reason. An auction's later bids in the batch see its earlier ones."""
+    changed: dict[str, dict] = {}
+    refused: list[tuple[int, str]] = []
+    for index, (auction_id, buyer_id, amount_cents, placed_at_ms) in enumerate(bids):
+        state = changed[auction_id] if auction_id in changed else current(auction_id)
+        refusal = bid_refusal(state, buyer_id, amount_cents, placed_at_ms)
+        if refusal:
+            refused.append((index, refusal))
+        else:
+            changed[auction_id] = with_bid(state, buyer_id, amount_cents)
+    return changed, refused
 
 
 def tie_break_seed(secret: bytes, auction_id: str) -> int:

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from leadx.config import CommonSettings, env_float, env_str
+from leadx.config import CommonSettings, ConfigError, env_float, env_int, env_str
 
 
 @dataclass(frozen=True)
@@ -13,6 +13,13 @@ class AuctionSettings:
     # Closed auctions are kept this long so that late bids and redelivered leads are recognised.
     closed_retention_ms: int
     recovery_grace_ms: int
+    # Bids are applied in batches of at most this many, taken within this wait (see collect_bids).
+    bid_batch_max: int
+    bid_batch_wait_s: float
+
+    def __post_init__(self) -> None:
+        if self.bid_batch_max < 1 or self.bid_batch_wait_s <= 0:
+            raise ConfigError("AUCTION_BID_BATCH must be at least 1 and AUCTION_BID_BATCH_WAIT_MS above 0")
 
     @classmethod
     def from_env(cls) -> AuctionSettings:
@@ -22,4 +29,6 @@ class AuctionSettings:
             data_dir=env_str("AUCTION_DATA_DIR", "/tmp/leadx-auction"),
             closed_retention_ms=int(env_float("AUCTION_CLOSED_RETENTION_SECONDS", 3600) * 1000),
             recovery_grace_ms=int(env_float("AUCTION_RECOVERY_GRACE_SECONDS", 2.0) * 1000),
+            bid_batch_max=env_int("AUCTION_BID_BATCH", 500),
+            bid_batch_wait_s=env_float("AUCTION_BID_BATCH_WAIT_MS", 5.0) / 1000,
         )

@@ -140,6 +140,26 @@ def test_a_first_bid_of_zero_counts():
 # weighting
 
 
+def test_a_batch_of_bids_changes_each_auction_once_with_all_its_bids():
+    tables = {"A": auction(), "B": auction(), "done": auction(status=rules.CLOSED)}
+    batch = [("A", "b1", 900, 2_000), ("B", "b2", 600, 2_000), ("A", "b2", 700, 2_000), ("A", "b1", 800, 2_000),
+             ("done", "b1", 900, 2_000), ("A", "stranger", 900, 2_000), ("B", "b2", 650, 2_000),
+             ("nowhere", "b1", 900, 2_000)]
+    changed, refused = rules.apply_bids(batch, tables.get)
+    assert changed["A"]["bids"] == {"b1": 900, "b2": 700}  # the later, lower bid of b1 does not count
+    assert changed["B"]["bids"] == {"b2": 650}  # a higher bid in the same batch replaces the lower
+    assert set(changed) == {"A", "B"}
+    assert [(index, reason.split()[0]) for index, reason in refused] == [(4, "the"), (5, "this"), (7, "no")]
+    assert tables["A"]["bids"] == {}  # the states read are not changed in place
+
+
+def test_a_batch_replayed_after_a_crash_changes_nothing_more():
+    batch = [("A", "b1", 900, 2_000), ("A", "b2", 700, 2_000)]
+    first, _ = rules.apply_bids(batch, {"A": auction()}.get)
+    again, refused = rules.apply_bids(batch, first.get)
+    assert again["A"] == first["A"] and refused == []
+
+
 def test_weight_two_on_a_400_cent_bid_beats_799():
     for seed in range(50):
         ranked = rules.rank_bids({"b_weighted": 400, "b_799": 799}, 0, seed, {"b_weighted": 2.0})
