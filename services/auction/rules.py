@@ -81,8 +81,9 @@ def with_bid(state: dict, buyer_id: str, amount_cents: int, profile_id: str = ""
 def apply_bids(bids: Iterable[tuple[str, str, int, int]], current: Callable[[str], dict | None]
                ) -> tuple[dict[str, dict], list[tuple[int, str]]]:
     """A batch of bids (auction id, buyer id, cents, placed at ms), in order, on the auctions as
-    `current` returns them: each changed auction's new state, and the refused bids by their index in
-    the batch, with the reason. An auction's later bids in the batch see its earlier ones."""
+    `current` returns them: the new state of each auction the batch changed (a bid no higher than
+    its buyer's earlier one changes nothing), and the refused bids by their index in the batch, with
+    the reason. An auction's later bids in the batch see its earlier ones."""
     changed: dict[str, dict] = {}
     refused: list[tuple[int, str]] = []
     for index, (auction_id, buyer_id, amount_cents, placed_at_ms) in enumerate(bids):
@@ -90,8 +91,10 @@ def apply_bids(bids: Iterable[tuple[str, str, int, int]], current: Callable[[str
         refusal = bid_refusal(state, buyer_id, amount_cents, placed_at_ms)
         if refusal:
             refused.append((index, refusal))
-        else:
-            changed[auction_id] = with_bid(state, buyer_id, amount_cents)
+            continue
+        updated = with_bid(state, buyer_id, amount_cents)
+        if updated is not state:
+            changed[auction_id] = updated
     return changed, refused
 
 

@@ -149,15 +149,17 @@ def test_a_batch_of_bids_changes_each_auction_once_with_all_its_bids():
     assert changed["A"]["bids"] == {"b1": 900, "b2": 700}  # the later, lower bid of b1 does not count
     assert changed["B"]["bids"] == {"b2": 650}  # a higher bid in the same batch replaces the lower
     assert set(changed) == {"A", "B"}
-    assert [(index, reason.split()[0]) for index, reason in refused] == [(4, "the"), (5, "this"), (7, "no")]
+    assert [index for index, _ in refused] == [4, 5, 7]
+    assert ["closed" in refused[0][1], "not offered" in refused[1][1], refused[2][1]] == [
+        True, True, "no such auction"]
     assert tables["A"]["bids"] == {}  # the states read are not changed in place
 
 
-def test_a_batch_replayed_after_a_crash_changes_nothing_more():
+def test_a_batch_replayed_after_a_crash_changes_nothing_so_writes_nothing():
     batch = [("A", "b1", 900, 2_000), ("A", "b2", 700, 2_000)]
     first, _ = rules.apply_bids(batch, {"A": auction()}.get)
     again, refused = rules.apply_bids(batch, first.get)
-    assert again["A"] == first["A"] and refused == []
+    assert again == {} and refused == []
 
 
 def test_weight_two_on_a_400_cent_bid_beats_799():
