@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 
 from redis.asyncio import Redis
 
-from leadx.selection.caps import Caps, Usage, periods
+from leadx.selection.caps import LIMITS, Caps, Usage, periods
 
 HOUR_TTL_S, DAY_TTL_S, MONTH_TTL_S = 2 * 3600, 2 * 86400, 32 * 86400
 
@@ -109,10 +109,8 @@ class CapsStore:
         args: list[int] = [price_cents]
         for owner in owners:
             keys.extend(self.keys(owner.id, owner.tz, now_ms))
-            caps = owner.caps
-            args.extend(-1 if limit is None else limit for limit in
-                        (caps.leads_per_hour, caps.leads_per_day, caps.spend_per_day_cents,
-                         caps.spend_per_month_cents))
+            # In the script's order, which is LIMITS': leads/hour, leads/day, cents/day, cents/month.
+            args.extend(-1 if (limit := getattr(owner.caps, name)) is None else limit for name in LIMITS)
         if not keys:
             return Reservation((), price_cents)
         refused = await self._reserve(keys=keys, args=[*args, HOUR_TTL_S, DAY_TTL_S, MONTH_TTL_S])

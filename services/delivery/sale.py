@@ -63,6 +63,34 @@ def sale_event(closed: ev.AuctionClosed, buyer_id: str, price_cents: int, fee_ce
     )
 
 
+class Progress:
+    """One auction's delivery progress, the Redis hash `delivery:<auction>`: read once, and kept in
+    step with every write, so that publishing at the end needs no second read."""
+
+    def __init__(self, redis: Redis, key: str, fields: dict[str, str]) -> None:
+        self.redis, self.key, self.fields = redis, key, fields
+
+    @classmethod
+    async def load(cls, redis: Redis, key: str) -> Progress:
+        return cls(redis, key, {k.decode(): v.decode() for k, v in (await redis.hgetall(key)).items()})
+
+    def buyers(self, kind: str) -> list[str]:
+        """The buyers noted as `<kind>:<buyer>` (sold, rejected, passed, unreached), sorted."""
+        return sorted(name.split(":", 1)[1] for name in self.fields if name.startswith(f"{kind}:"))
+
+    async def note(self, name: str, value: str) -> None:
+        self.fields[name] = value
+        async with self.redis.pipeline(transaction=False) as pipe:  # one round trip
+            pipe.hset(self.key, name, value)
+            pipe.expire(self.key, PROGRESS_TTL_S)
+            await pipe.execute()
+
+    async def forget(self, name: str) -> bool:
+        """Drop a note; True if it was there (so a caller undoes its effect only once)."""
+        self.fields.pop(name, None)
+        return bool(await self.redis.hdel(self.key, name))
+
+
 class SaleCompletion:
     def __init__(self, producer: EventProducer, redis: Redis, store: DedupStore, policy: DedupPolicy,
                  directory: BuyerDirectory, client: BuyerClient, fees: SellerFees, namespace: str,
@@ -81,19 +109,18 @@ class SaleCompletion:
 
     async def handle(self, envelope: Envelope) -> None:
         closed: ev.AuctionClosed = envelope.message
-        key = f"delivery:{self.namespace}{closed.auction_id}"
-        progress = {k.decode(): v.decode() for k, v in (await self.redis.hgetall(key)).items()}
-        if "done" in progress:
+        progress = await Progress.load(self.redis, f"delivery:{self.namespace}{closed.auction_id}")
+        if "done" in progress.fields:
             return
         # Each sale so far: buyer → "price|attempts".
-        sold = {k.split(":", 1)[1]: v for k, v in progress.items() if k.startswith("sold:")}
+        sold = {buyer_id: progress.fields[f"sold:{buyer_id}"] for buyer_id in progress.buyers("sold")}
         shares = max(1, closed.shares)
-        attempts = sum(1 for k in progress if k.startswith("rejected:")) + len(sold)
+        attempts = len(progress.buyers("rejected")) + len(sold)
         for bid in closed.ranked_bids:
             if len(sold) >= shares:
                 break
-            if bid.buyer_id in sold or f"rejected:{bid.buyer_id}" in progress \
-                    or f"unreached:{bid.buyer_id}" in progress:
+            if bid.buyer_id in sold or f"rejected:{bid.buyer_id}" in progress.fields \
+                    or f"unreached:{bid.buyer_id}" in progress.fields:
                 continue
             buyer = self.directory.get(bid.buyer_id)
             if buyer is None:
@@ -105,16 +132,16 @@ class SaleCompletion:
                 log_event(log, "buyer passed over: its circuit is open after repeated failures",
                           auction_id=closed.auction_id, buyer_id=buyer.id)
                 continue
-            reservation = await self._count_against_caps(key, progress, closed, bid, buyer)
+            reservation = await self._count_against_caps(progress, closed, bid, buyer)
             if reservation is None:
                 self.breaker.release(buyer.id)
                 continue
             if not await self._reserve(closed, buyer.id):
                 self.breaker.release(buyer.id)
-                await self._uncount(key, buyer.id, reservation)
+                await self._uncount(progress, buyer.id, reservation)
                 log_event(log, "buyer passed over: already has this consumer",
                           auction_id=closed.auction_id, buyer_id=buyer.id)
-                await self._note(key, f"passed:{buyer.id}", "1")
+                await progress.note(f"passed:{buyer.id}", "1")
                 continue
             attempts += 1
             if not buyer.post_url and buyer.kind == AUTOBID:
@@ -128,29 +155,25 @@ class SaleCompletion:
             if not result.reached:  # nothing was sent: the buyer has not seen the consumer after all
                 attempts -= 1
                 await self._release(closed, buyer.id)
-                await self._uncount(key, buyer.id, reservation)
-                await self._note(key, f"unreached:{buyer.id}", result.detail)
+                await self._uncount(progress, buyer.id, reservation)
+                await progress.note(f"unreached:{buyer.id}", result.detail)
                 continue
             if result.accepted:
                 sold[buyer.id] = f"{bid.amount_cents}|{attempts}"
-                await self._note(key, f"sold:{buyer.id}", sold[buyer.id])
+                await progress.note(f"sold:{buyer.id}", sold[buyer.id])
                 continue
-            await self._note(key, f"rejected:{buyer.id}", result.detail)
-            await self._uncount(key, buyer.id, reservation)
-        await self._publish(key, closed, sold, attempts)
+            await progress.note(f"rejected:{buyer.id}", result.detail)
+            await self._uncount(progress, buyer.id, reservation)
+        await self._publish(progress, closed, sold, attempts)
 
-    async def _note(self, key: str, name: str, value: str) -> None:
-        await self.redis.hset(key, name, value)
-        await self.redis.expire(key, PROGRESS_TTL_S)
-
-    async def _count_against_caps(self, key: str, progress: dict[str, str], closed: ev.AuctionClosed,
+    async def _count_against_caps(self, progress: Progress, closed: ev.AuctionClosed,
                                   bid: ev.RankedBid, buyer: BuyerAccount) -> Reservation | None:
         """Count this sale against the buyer's and its bidding profile's caps before posting: the
         reservation, or None (the buyer is passed over) if a cap refuses it. A direct sale is a
         contract, not counted. A redelivered auction reuses the reservation it recorded."""
         if closed.lead.direct_buyer_id:
             return Reservation((), 0)
-        recorded = progress.get(f"caps:{buyer.id}")
+        recorded = progress.fields.get(f"caps:{buyer.id}")
         if recorded:
             return Reservation.decode(recorded)
         owners = [CapOwner(buyer.id, buyer.tz, buyer.caps)]
@@ -162,12 +185,12 @@ class SaleCompletion:
                       buyer_id=buyer.id, capped=outcome)
             return None
         if outcome.keys:
-            await self._note(key, f"caps:{buyer.id}", outcome.encode())
+            await progress.note(f"caps:{buyer.id}", outcome.encode())
         return outcome
 
-    async def _uncount(self, key: str, buyer_id: str, reservation: Reservation) -> None:
+    async def _uncount(self, progress: Progress, buyer_id: str, reservation: Reservation) -> None:
         """The buyer did not take the lead: its caps get the sale back."""
-        if reservation.keys and await self.redis.hdel(key, f"caps:{buyer_id}"):
+        if reservation.keys and await progress.forget(f"caps:{buyer_id}"):
             await self.caps.release(reservation)
 
     def _prepare(self, closed: ev.AuctionClosed, buyer: BuyerAccount, price_cents: int) -> PreparedPost | None:
@@ -198,12 +221,11 @@ class SaleCompletion:
                 buyer_id, closed.lead.lead_id, closed.lead.vertical, list(closed.identity_keys),
                 int(self.clock() * 1000), scopes.window_ms)
 
-    async def _publish(self, key: str, closed: ev.AuctionClosed, sold: dict[str, str], attempts: int) -> None:
+    async def _publish(self, progress: Progress, closed: ev.AuctionClosed, sold: dict[str, str],
+                       attempts: int) -> None:
         """One sale.closed per buyer that bought, best-ranked first (its event id is the one an
         exclusive sale has), or one unsold; then `done`."""
-        progress = [k.decode() for k in await self.redis.hkeys(key)]
-        rejected = sorted(k.split(":", 1)[1] for k in progress if k.startswith("rejected:"))
-        passed = sorted(k.split(":", 1)[1] for k in progress if k.startswith("passed:"))
+        rejected, passed = progress.buyers("rejected"), progress.buyers("passed")
         rank = {bid.buyer_id: i for i, bid in enumerate(closed.ranked_bids)}
         outcomes = [(buyer_id, *map(int, sold[buyer_id].split("|"))) for buyer_id in sorted(sold, key=rank.get)]
         outcomes = outcomes or [("", 0, attempts)]
@@ -217,4 +239,4 @@ class SaleCompletion:
             event_id = derived_event_id(closed.auction_id, "sale") if share == 0 else \
                 derived_event_id(closed.auction_id, "sale", buyer_id)
             await self.producer.publish(topics.SALE_CLOSED, closed.lead.lead_id, sale, event_id)
-        await self._note(key, "done", "1")
+        await progress.note("done", "1")
