@@ -203,9 +203,25 @@ class Progress:
         return [TopicPartition(name, p) for p in range(self.partitions)]
 
     async def size(self, name: str) -> int:
-        """Records written to the topic, as tansu reports them: exact when each partition's last batch
-        holds one record, as the worker's own events do (each is sent alone)."""
-        return sum((await self.consumer.end_offsets(self._partitions(name))).values())
+        """Records written to the topic. tansu reports a partition's end as its last batch's first
+        offset + 1, and the worker sends its events in batches (its opens and closes are side by
+        side), so the last batch of each partition is fetched to find its true end."""
+        ends = await self.consumer.end_offsets(self._partitions(name))
+        written = [tp for tp, end in ends.items() if end > 0]
+        if not written:
+            return 0
+        self.consumer.assign(written)
+        for tp in written:
+            self.consumer.seek(tp, ends[tp] - 1)
+        true_ends = dict(ends)
+        while written:
+            fetched = await self.consumer.getmany(*written, timeout_ms=2000)
+            if not fetched:
+                raise RuntimeError(f"{name}: the broker returned none of the last batches")
+            for tp, records in fetched.items():
+                true_ends[tp] = max(true_ends[tp], records[-1].offset + 1)
+                written.remove(tp)
+        return sum(true_ends.values())
 
     async def committed(self, name: str) -> int:
         """Records of the topic the worker has finished with. The partitions are named: tansu drops

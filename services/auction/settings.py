@@ -13,13 +13,20 @@ class AuctionSettings:
     # Closed auctions are kept this long so that late bids and redelivered leads are recognised.
     closed_retention_ms: int
     recovery_grace_ms: int
-    # Bids are applied in batches of at most this many, taken within this wait (see collect_bids).
+    # Leads, bids and close requests are taken in batches of at most these many, each within this
+    # wait (see services.auction.worker).
+    open_batch_max: int
     bid_batch_max: int
-    bid_batch_wait_s: float
+    close_batch_max: int
+    batch_wait_s: float
 
     def __post_init__(self) -> None:
-        if self.bid_batch_max < 1 or self.bid_batch_wait_s <= 0:
-            raise ConfigError("AUCTION_BID_BATCH must be at least 1 and AUCTION_BID_BATCH_WAIT_MS above 0")
+        for name, size in (("AUCTION_OPEN_BATCH", self.open_batch_max), ("AUCTION_BID_BATCH", self.bid_batch_max),
+                           ("AUCTION_CLOSE_BATCH", self.close_batch_max)):
+            if size < 1:
+                raise ConfigError(f"{name} must be at least 1, not {size}")
+        if self.batch_wait_s <= 0:
+            raise ConfigError("AUCTION_BATCH_WAIT_MS must be above 0")
 
     @classmethod
     def from_env(cls) -> AuctionSettings:
@@ -29,6 +36,8 @@ class AuctionSettings:
             data_dir=env_str("AUCTION_DATA_DIR", "/tmp/leadx-auction"),
             closed_retention_ms=int(env_float("AUCTION_CLOSED_RETENTION_SECONDS", 3600) * 1000),
             recovery_grace_ms=int(env_float("AUCTION_RECOVERY_GRACE_SECONDS", 2.0) * 1000),
+            open_batch_max=env_int("AUCTION_OPEN_BATCH", 100),
             bid_batch_max=env_int("AUCTION_BID_BATCH", 500),
-            bid_batch_wait_s=env_float("AUCTION_BID_BATCH_WAIT_MS", 5.0) / 1000,
+            close_batch_max=env_int("AUCTION_CLOSE_BATCH", 200),
+            batch_wait_s=env_float("AUCTION_BATCH_WAIT_MS", 5.0) / 1000,
         )

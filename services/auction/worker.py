@@ -17,7 +17,7 @@ import base64
 import logging
 import time
 import weakref
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 
 import faust
@@ -28,7 +28,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from leadx import topics
-from leadx.auction_offers import offer_key
+from leadx.auction_offers import OfferWriter
 from leadx.auction_terms import AuctionTerms
 from leadx.buyer_directory import BuyerDirectory
 from leadx.caps_store import CapsStore
@@ -71,6 +71,26 @@ def writing_for(event: faust.EventT) -> Iterator[None]:
         faust_streams._current_event.reset(token)
 
 
+async def by_auction(events: Sequence[faust.EventT], handle: Callable[[faust.EventT], Awaitable[None]]) -> None:
+    """Handle a batch of events keyed by auction id: one auction's events in their order, different
+    auctions' side by side (each table write naming its own event, see writing_for). Returns once
+    every event is handled; then the batch may be acknowledged. The first failure is raised after
+    the others have finished, so none is left running behind the acknowledgement."""
+    groups: dict[bytes, list[faust.EventT]] = {}
+    for event in events:
+        groups.setdefault(event.key, []).append(event)
+
+    async def in_order(group: list[faust.EventT]) -> None:
+        for event in group:
+            with writing_for(event):
+                await handle(event)
+
+    outcomes = await asyncio.gather(*(in_order(group) for group in groups.values()), return_exceptions=True)
+    for outcome in outcomes:
+        if isinstance(outcome, BaseException):
+            raise outcome
+
+
 def build_worker(settings: AuctionSettings, directory: BuyerDirectory, readiness: Readiness,
                  redis: Redis) -> faust.App:
     kafka = settings.common.kafka
@@ -103,6 +123,7 @@ def build_worker(settings: AuctionSettings, directory: BuyerDirectory, readiness
     auctions = app.Table("auctions", default=None, partitions=kafka.partitions)
     deadlines = DeadlineIndex()
     caps = CapsStore(redis, prefix)
+    offers = OfferWriter(redis, prefix)
     verticals = load_verticals()
     state = {"rebalanced": False}
     readiness.add("partitions assigned and recovered", lambda: state["rebalanced"])
@@ -125,48 +146,54 @@ def build_worker(settings: AuctionSettings, directory: BuyerDirectory, readiness
 
     @app.agent(scored_topic)
     async def open_auctions(stream):
-        async for event in stream.events():
-            with span_for(event, "lead.scored process"):
-                scored = ev.LeadScored.FromString(event.value)
-                lead = scored.verified.lead
-                auction_id = lead.lead_id
-                if auctions.get(auction_id) is not None:
-                    continue  # redelivered: this auction is already open or closed
-                excluded = frozenset(scored.verified.duplicate_buyer_ids)
-                direct = lead.direct_buyer_id
-                opened_at = now_ms()
-                pinged: list[str] = []
-                if direct:
-                    # A direct sale (the patent's Lite Dealer): no pings and no window; the contracted
-                    # buyer's "bid" is the contract price that intake put in min_price_cents.
-                    offered = [direct] if direct not in excluded else []
-                    auction = rules.new_auction(offered, lead.min_price_cents, opened_at, 0)
-                    if offered:
-                        auction = rules.with_bid(auction, direct, lead.min_price_cents)
-                else:
-                    auction, pinged = await open_auction(scored, excluded, opened_at)
-                    offered = auction["offered"]
-                auction["scored"] = base64.b64encode(event.value).decode()
-                auctions[auction_id] = auction
-                deadlines.push(auction["closes_at_ms"], auction_id, CLOSE)
-                fields = lead.fields
-                income = fields.get("gross_monthly_income", "")
-                opened = ev.AuctionOpened(
-                    auction_id=auction_id, lead_id=lead.lead_id, offered_buyer_ids=auction["offered"],
-                    min_price_cents=lead.min_price_cents, opened_at_ms=opened_at,
-                    closes_at_ms=auction["closes_at_ms"], direct=bool(direct), pinged_buyer_ids=pinged,
-                    ping=ev.PingSubset(vertical=lead.vertical, zip=fields.get("zip", ""),
-                                       state=fields.get("state", ""),
-                                       gross_monthly_income_cents=int(income) if income.isdigit() else 0,
-                                       probability=scored.probability, cluster=scored.cluster,
-                                       fields={k: v for k, v in fields.items() if k not in IDENTIFYING_FIELDS}),
-                )
-                await publish(opened_topic, auction_id, opened, derived_event_id(auction_id, "opened"))
-                log_event(log, "auction opened", auction_id=auction_id, offered=len(offered), direct=bool(direct))
-                if auction["closes_at_ms"] <= opened_at:
-                    # A direct sale, or nobody to ping: nothing to wait for. The deadline above
-                    # closes it if this worker dies first.
-                    await close(auction_id, auction)
+        # An open waits on Redis and on the broker's acknowledgement of auction.opened; one lead at a
+        # time, the worker idled through those round trips while leads queued (bench/auction.py: for
+        # seconds at 200 leads/s). So leads are taken in batches and opened side by side.
+        async for events in stream.take_events(settings.open_batch_max, within=settings.batch_wait_s):
+            await by_auction(events, open_one)
+
+    async def open_one(event: faust.EventT) -> None:
+        with span_for(event, "lead.scored process"):
+            scored = ev.LeadScored.FromString(event.value)
+            lead = scored.verified.lead
+            auction_id = lead.lead_id
+            if auctions.get(auction_id) is not None:
+                return  # redelivered: this auction is already open or closed
+            excluded = frozenset(scored.verified.duplicate_buyer_ids)
+            direct = lead.direct_buyer_id
+            opened_at = now_ms()
+            pinged: list[str] = []
+            if direct:
+                # A direct sale (the patent's Lite Dealer): no pings and no window; the contracted
+                # buyer's "bid" is the contract price that intake put in min_price_cents.
+                offered = [direct] if direct not in excluded else []
+                auction = rules.new_auction(offered, lead.min_price_cents, opened_at, 0)
+                if offered:
+                    auction = rules.with_bid(auction, direct, lead.min_price_cents)
+            else:
+                auction, pinged = await open_auction(scored, excluded, opened_at)
+                offered = auction["offered"]
+            auction["scored"] = base64.b64encode(event.value).decode()
+            auctions[auction_id] = auction
+            deadlines.push(auction["closes_at_ms"], auction_id, CLOSE)
+            fields = lead.fields
+            income = fields.get("gross_monthly_income", "")
+            opened = ev.AuctionOpened(
+                auction_id=auction_id, lead_id=lead.lead_id, offered_buyer_ids=auction["offered"],
+                min_price_cents=lead.min_price_cents, opened_at_ms=opened_at,
+                closes_at_ms=auction["closes_at_ms"], direct=bool(direct), pinged_buyer_ids=pinged,
+                ping=ev.PingSubset(vertical=lead.vertical, zip=fields.get("zip", ""),
+                                   state=fields.get("state", ""),
+                                   gross_monthly_income_cents=int(income) if income.isdigit() else 0,
+                                   probability=scored.probability, cluster=scored.cluster,
+                                   fields={k: v for k, v in fields.items() if k not in IDENTIFYING_FIELDS}),
+            )
+            await publish(opened_topic, auction_id, opened, derived_event_id(auction_id, "opened"))
+            log_event(log, "auction opened", auction_id=auction_id, offered=len(offered), direct=bool(direct))
+            if auction["closes_at_ms"] <= opened_at:
+                # A direct sale, or nobody to ping: nothing to wait for. The deadline above
+                # closes it if this worker dies first.
+                await close(auction_id, auction)
 
     async def open_auction(scored: ev.LeadScored, excluded: frozenset[str], opened_at: int) -> tuple[dict, list[str]]:
         """Buyer Selection and AutoBid (leadx.selection.market): the auction, with the bids placed for
@@ -202,12 +229,8 @@ def build_worker(settings: AuctionSettings, directory: BuyerDirectory, readiness
         """The offer record the bid API reads (leadx.auction_offers). Without Redis the bid API
         refuses this auction's bids as not found; bids in ping replies still count."""
         try:
-            async with redis.pipeline(transaction=True) as pipe:
-                pipe.hset(offer_key(prefix, auction_id), mapping={
-                    "closes_at_ms": auction["closes_at_ms"], "min_price_cents": auction["min_price_cents"],
-                    "offered": " ".join(auction["offered"])})
-                pipe.pexpire(offer_key(prefix, auction_id), ttl_ms)
-                await pipe.execute()
+            await offers.write(auction_id, auction["closes_at_ms"], auction["min_price_cents"], auction["offered"],
+                               ttl_ms)
         except RedisError:
             log.warning("offer record not written; the bid API will not know auction %s", auction_id, exc_info=True)
 
@@ -218,7 +241,7 @@ def build_worker(settings: AuctionSettings, directory: BuyerDirectory, readiness
         # each, is most of a bid's cost; bench/auction.py shows how often bids share a batch). A
         # batch is acknowledged after its writes, so a crash mid-batch replays the batch; a replayed
         # bid changes nothing.
-        async for events in stream.take_events(settings.bid_batch_max, within=settings.bid_batch_wait_s):
+        async for events in stream.take_events(settings.bid_batch_max, within=settings.batch_wait_s):
             with tracer().start_as_current_span("bid.placed process", kind=trace.SpanKind.CONSUMER,
                                                 links=links_to(_headers(e.headers) for e in events)) as span:
                 span.set_attribute("messaging.batch.message_count", len(events))
@@ -239,22 +262,26 @@ def build_worker(settings: AuctionSettings, directory: BuyerDirectory, readiness
 
     @app.agent(deadline_topic)
     async def close_due(stream):
-        async for event in stream.events():
-            auction_id, action = event.key.decode(), event.value.decode()
-            auction = auctions.get(auction_id)
-            if auction is None:
-                continue
-            if action == PURGE:
-                if auction["status"] == rules.CLOSED:
-                    del auctions[auction_id]
-                continue
-            if auction["status"] != rules.OPEN:
-                continue  # a repeated close request: this auction has closed already
-            if now_ms() < auction["closes_at_ms"]:
-                deadlines.push(auction["closes_at_ms"], auction_id, CLOSE)
-                continue
-            with span_for(event, "auction close"):
-                await close(auction_id, auction)
+        # Closes side by side, as opens: each waits on the broker's acknowledgement of auction.closed.
+        async for events in stream.take_events(settings.close_batch_max, within=settings.batch_wait_s):
+            await by_auction(events, close_requested)
+
+    async def close_requested(event: faust.EventT) -> None:
+        auction_id, action = event.key.decode(), event.value.decode()
+        auction = auctions.get(auction_id)
+        if auction is None:
+            return
+        if action == PURGE:
+            if auction["status"] == rules.CLOSED:
+                del auctions[auction_id]
+            return
+        if auction["status"] != rules.OPEN:
+            return  # a repeated close request: this auction has closed already
+        if now_ms() < auction["closes_at_ms"]:
+            deadlines.push(auction["closes_at_ms"], auction_id, CLOSE)
+            return
+        with span_for(event, "auction close"):
+            await close(auction_id, auction)
 
     async def close(auction_id: str, auction: dict) -> None:
         scored = ev.LeadScored.FromString(base64.b64decode(auction["scored"]))
@@ -303,7 +330,8 @@ def build_worker(settings: AuctionSettings, directory: BuyerDirectory, readiness
         state["rebalanced"] = True
         log_event(log, "deadlines rebuilt", open_or_closed=len(entries))
 
-    @app.timer(interval=0.05)
+    # Every 10 ms: a deadline waits for the next tick, and the tick is cheap (a look at the heap's top).
+    @app.timer(interval=0.01)
     async def fire_due_deadlines() -> None:
         for auction_id, action in deadlines.pop_due(now_ms()):
             await deadline_topic.send(key=auction_id.encode(), value=action.encode(), force=True)
