@@ -17,8 +17,9 @@ one auction worker (services/auction, a faust-streaming app) as the only service
     2 s window, a steady open-loop stream of leads and two bids on each; per auction,
     auction.closed's closed_at_ms minus auction.opened's closes_at_ms; the goal must be met at
     every rate.
-While measuring, progress is read from offsets only (see Progress: tansu serves topics written one
-event per request very slowly once they are large, and a live reader would load the broker).
+While measuring, progress is read from offsets and each partition's last batch only (see Progress:
+tansu serves topics written in small batches very slowly once they are large, and a live reader
+would load the broker).
 Figures are printed beside their goals and baselines and written to bench/results/auction.json.
 The load generator, the broker, Redis and the worker share the machine's cores.
 """
