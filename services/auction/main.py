@@ -12,7 +12,7 @@ from leadx.db.engine import create_schema, make_engine, session_factory
 from leadx.health import HealthServer, Readiness
 from leadx.kafka import ensure_topics
 from leadx.logs import logging_config
-from leadx.service import freeze_startup_heap
+from leadx.service import tune_garbage_collection
 from leadx.redis_client import connect as connect_redis
 from leadx.telemetry import setup_tracing
 from services.auction.fetch_wait import limit_faust_fetch_wait
@@ -42,7 +42,7 @@ def main() -> None:
 
     worker = Worker(app, loglevel=settings.common.log_level, quiet=True,
                     logging_config=logging_config("auction", settings.common.log_level))
-    freeze_startup_heap()
+    tune_garbage_collection()
     worker.execute_from_commandline()
 
 

@@ -20,7 +20,7 @@ from leadx.lead_rules import load_rulebook
 from leadx.logs import setup_logging
 from leadx.redis_client import connect as connect_redis
 from leadx.returns import ReturnPolicy
-from leadx.service import freeze_startup_heap
+from leadx.service import tune_garbage_collection
 from leadx.telemetry import setup_tracing
 from leadx.phone_areas import area_code_states
 from leadx.verticals import load_verticals, zip_states
@@ -60,7 +60,7 @@ def create_app(settings: IntakeSettings):
         # Everything allocated so far lives as long as the process (the ZIP and area-code tables
         # above all: ~185,000 objects). Frozen, the collector stops walking them: a full collection
         # took 158 ms with them and is what stalled PINGs for a few hundred ms at 1,000/s.
-        freeze_startup_heap()
+        tune_garbage_collection()
         yield
         # uvicorn has stopped accepting and finished in-flight requests by now.
         refresher.cancel()

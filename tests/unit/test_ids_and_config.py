@@ -1,7 +1,10 @@
+import gc
+
 import pytest
 
 from leadx import ids
 from leadx.config import CommonSettings, ConfigError, KafkaSettings
+from leadx.service import GC_THRESHOLDS, tune_garbage_collection
 
 
 def test_lead_ids_are_ten_random_letters_and_digits():
@@ -53,3 +56,15 @@ def test_malformed_settings_are_refused(env):
     env.setenv("LEADX_HMAC_KEY", "short")
     with pytest.raises(ConfigError, match="at least 16"):
         CommonSettings.from_env("dedup")
+
+
+def test_services_tune_the_garbage_collector_for_a_long_life():
+    before = gc.get_threshold()
+    try:
+        tune_garbage_collection()
+        # What lives now is out of the collector's walks; collections run far less often.
+        assert gc.get_freeze_count() > 1000
+        assert gc.get_threshold() == GC_THRESHOLDS and GC_THRESHOLDS[0] > before[0]
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*before)
