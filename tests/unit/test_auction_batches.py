@@ -57,16 +57,6 @@ def test_a_failure_is_raised_only_after_the_rest_of_the_batch_is_handled():
     assert finished == ["slow"]
 
 
-@pytest.fixture
-def env(monkeypatch):
-    monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", "k:9092")
-    monkeypatch.setenv("REDIS_URL", "redis://r")
-    monkeypatch.setenv("DATABASE_URL", "sqlite://")
-    monkeypatch.setenv("LEADX_HMAC_KEY", "0123456789abcdef")
-    for name in ("AUCTION_OPEN_BATCH", "AUCTION_BID_BATCH", "AUCTION_CLOSE_BATCH", "AUCTION_BATCH_WAIT_MS"):
-        monkeypatch.delenv(name, raising=False)
-    return monkeypatch
-
 
 def test_batch_settings_have_defaults_and_refuse_nonsense(env):
     settings = AuctionSettings.from_env()

@@ -25,10 +25,16 @@ class TimedService(DashboardService):
 
     async def GetMarketPrices(self, request, context):  # noqa: N802
         started = time.perf_counter()
+        ended_by = None
         try:
             return await super().GetMarketPrices(request, context)
+        except asyncio.CancelledError:
+            # gRPC cancels the handler at the caller's deadline; on a loaded machine that can come
+            # before the handler's own timeout, which would have aborted it with DEADLINE_EXCEEDED.
+            ended_by = "cancelled at the deadline"
+            raise
         finally:
-            self.ended.append((time.perf_counter() - started, str(context.code())))
+            self.ended.append((time.perf_counter() - started, ended_by or str(context.code())))
 
 
 def test_a_slow_query_ends_at_the_callers_deadline(sessions, monkeypatch):
@@ -60,4 +66,5 @@ def test_a_slow_query_ends_at_the_callers_deadline(sessions, monkeypatch):
 
     assert asyncio.run(run()) == grpc.StatusCode.DEADLINE_EXCEEDED
     spent, code = service.ended[0]
-    assert spent < 1.0 and "DEADLINE_EXCEEDED" in code
+    # Either way the handler ended at the deadline instead of holding on for the 2 s query.
+    assert spent < 1.0 and ("DEADLINE_EXCEEDED" in code or code == "cancelled at the deadline")

@@ -20,17 +20,6 @@ def test_derived_event_ids_are_deterministic():
     assert ids.derived_event_id("a", "bc") != ids.derived_event_id("ab", "c")
 
 
-@pytest.fixture
-def env(monkeypatch):
-    for name in ("KAFKA_BOOTSTRAP_SERVERS", "REDIS_URL", "DATABASE_URL", "LEADX_HMAC_KEY", "KAFKA_PARTITIONS",
-                 "KAFKA_IDEMPOTENCE", "KAFKA_FETCH_MAX_WAIT_MS"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", "k:9092")
-    monkeypatch.setenv("REDIS_URL", "redis://r")
-    monkeypatch.setenv("DATABASE_URL", "sqlite://")
-    monkeypatch.setenv("LEADX_HMAC_KEY", "0123456789abcdef")
-    return monkeypatch
-
 
 def test_settings_with_defaults(env):
     settings = CommonSettings.from_env("dedup")
