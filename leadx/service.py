@@ -19,8 +19,9 @@ def install_stop_signals(stop: asyncio.Event) -> None:
         loop.add_signal_handler(sig, stop.set)
 
 
-# Young collections every 50,000 net allocations instead of 700, and a full collection only after
-# 100 young-generation passes instead of 10: see tune_garbage_collection.
+# CPython's three thresholds: a youngest-generation collection every 50,000 net allocations (700 by
+# default), a middle-generation one every 20 of those (10), and a full one only after 100 middle-
+# generation ones (10): see tune_garbage_collection.
 GC_THRESHOLDS = (50_000, 20, 100)
 
 

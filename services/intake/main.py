@@ -58,8 +58,7 @@ def create_app(settings: IntakeSettings):
         await verdicts.start()
         await redis.ping()
         # Everything allocated so far lives as long as the process (the ZIP and area-code tables
-        # above all: ~185,000 objects). Frozen, the collector stops walking them: a full collection
-        # took 158 ms with them and is what stalled PINGs for a few hundred ms at 1,000/s.
+        # above all: ~185,000 objects): frozen here, once it is all loaded.
         tune_garbage_collection()
         yield
         # uvicorn has stopped accepting and finished in-flight requests by now.
