@@ -61,6 +61,7 @@ from loadgen import percentile, rate_list, write_results  # noqa: E402
 RESULTS = ROOT / "bench" / "results" / "auction.json"
 PREFIX = "bench."
 GROUP = f"{PREFIX}leadx-auction"  # the faust app id, which is also its consumer group
+BIDS_GROUP = f"{PREFIX}leadx-auction-bids"  # the worker's bid feed commits in a group of its own
 CHANGELOG = f"{GROUP}-auctions-changelog"  # faust names a table's changelog <app id>-<table>-changelog
 VERTICAL = "auto_loan"  # no window of its own in leadx/verticals.toml: AUCTION_WINDOW_SECONDS applies
 MIN_PRICE_CENTS = 1_000
@@ -224,10 +225,10 @@ class Progress:
                 written.remove(tp)
         return sum(true_ends.values())
 
-    async def committed(self, name: str) -> int:
+    async def committed(self, name: str, group: str = GROUP) -> int:
         """Records of the topic the worker has finished with. The partitions are named: tansu drops
         the connection on the "all partitions" form of the request."""
-        offsets = await self.admin.list_consumer_group_offsets(GROUP, partitions=self._partitions(name))
+        offsets = await self.admin.list_consumer_group_offsets(group, partitions=self._partitions(name))
         return sum(max(0, meta.offset) for meta in offsets.values())
 
     async def wait(self, probe: Callable, target: int, timeout_s: float,
@@ -483,7 +484,7 @@ async def place_bids(progress: Progress, bootstrap: str, placed: list[tuple[str,
     print(f"bids: publishing {len(placed):,} bids on {auctions:,} of {open_auctions:,} open auctions ...", flush=True)
     records = [(auction_id.encode(), bid(auction_id, buyer_id, amount)) for auction_id, buyer_id, amount in placed]
     source = topic(topics.BID_PLACED)
-    committed_before = await progress.committed(source)
+    committed_before = await progress.committed(source, BIDS_GROUP)
     changelog_before = await progress.size(CHANGELOG)
     cpu = CpuMeter(procs)
     started = time.perf_counter()
@@ -514,7 +515,7 @@ async def place_bids(progress: Progress, bootstrap: str, placed: list[tuple[str,
 
 
 async def _committed_since(progress: Progress, source: str, before: int) -> int:
-    return await progress.committed(source) - before
+    return await progress.committed(source, BIDS_GROUP) - before
 
 
 # ---------------------------------------------------------------- phase 3: close lateness

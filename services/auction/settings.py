@@ -19,6 +19,9 @@ class AuctionSettings:
     bid_batch_max: int
     close_batch_max: int
     batch_wait_s: float
+    # How often the bids read since the last flush are written to the table's changelog (one record
+    # per auction changed) and their offsets committed (see services.auction.bid_feed).
+    bid_flush_s: float
 
     def __post_init__(self) -> None:
         for name, size in (("AUCTION_OPEN_BATCH", self.open_batch_max), ("AUCTION_BID_BATCH", self.bid_batch_max),
@@ -27,6 +30,8 @@ class AuctionSettings:
                 raise ConfigError(f"{name} must be at least 1, not {size}")
         if self.batch_wait_s <= 0:
             raise ConfigError("AUCTION_BATCH_WAIT_MS must be above 0")
+        if self.bid_flush_s <= 0:
+            raise ConfigError("AUCTION_BID_FLUSH_MS must be above 0")
 
     @classmethod
     def from_env(cls) -> AuctionSettings:
@@ -40,4 +45,5 @@ class AuctionSettings:
             bid_batch_max=env_int("AUCTION_BID_BATCH", 500),
             close_batch_max=env_int("AUCTION_CLOSE_BATCH", 200),
             batch_wait_s=env_float("AUCTION_BATCH_WAIT_MS", 5.0) / 1000,
+            bid_flush_s=env_float("AUCTION_BID_FLUSH_MS", 250.0) / 1000,
         )

@@ -41,8 +41,9 @@ from leadx.pii import IDENTIFYING_FIELDS
 from leadx.selection.criteria import LeadView
 from leadx.selection.market import Selection, select_buyers
 from leadx.verticals import load_verticals
-from leadx.telemetry import extract_context, inject_headers, links_to, tracer
+from leadx.telemetry import extract_context, inject_headers, tracer
 from services.auction import rules
+from services.auction.bid_feed import BidFeed, owned_partitions
 from services.auction.deadlines import CLOSE, PURGE, DeadlineIndex
 from services.auction.settings import AuctionSettings
 
@@ -117,7 +118,7 @@ def build_worker(settings: AuctionSettings, directory: BuyerDirectory, readiness
         return app.topic(topics.name(prefix, base), key_type=bytes, value_type=bytes,
                          key_serializer="raw", value_serializer="raw")
 
-    scored_topic, bids_topic = topic(topics.LEAD_SCORED), topic(topics.BID_PLACED)
+    scored_topic = topic(topics.LEAD_SCORED)
     deadline_topic = topic(topics.AUCTION_DEADLINE)
     opened_topic, closed_topic = topic(topics.AUCTION_OPENED), topic(topics.AUCTION_CLOSED)
     auctions = app.Table("auctions", default=None, partitions=kafka.partitions)
@@ -234,31 +235,22 @@ def build_worker(settings: AuctionSettings, directory: BuyerDirectory, readiness
         except RedisError:
             log.warning("offer record not written; the bid API will not know auction %s", auction_id, exc_info=True)
 
-    @app.agent(bids_topic)
-    async def collect_bids(stream):
-        # Bids are taken in batches: one span per batch, and each auction written to the table once
-        # per batch, however many of its bids the batch holds (the table write, a changelog record
-        # each, is most of a bid's cost; bench/auction.py shows how often bids share a batch). A
-        # batch is acknowledged after its writes, so a crash mid-batch replays the batch; a replayed
-        # bid changes nothing.
-        async for events in stream.take_events(settings.bid_batch_max, within=settings.batch_wait_s):
-            with tracer().start_as_current_span("bid.placed process", kind=trace.SpanKind.CONSUMER,
-                                                links=links_to(_headers(e.headers) for e in events)) as span:
-                span.set_attribute("messaging.batch.message_count", len(events))
-                bids = [ev.BidPlaced.FromString(event.value) for event in events]
-                changed, refused = rules.apply_bids(
-                    ((b.auction_id, b.buyer_id, b.amount_cents, b.placed_at_ms or now_ms()) for b in bids),
-                    auctions.get)
-                for index, reason in refused:
-                    bid = bids[index]
-                    log_event(log, "bid refused", auction_id=bid.auction_id, buyer_id=bid.buyer_id,
-                              amount_cents=bid.amount_cents, reason=reason)
-                # Each write names its auction's own event (see writing_for); the last event of an
-                # auction is as good as any, they share its partition.
-                last_event = {bid.auction_id: event for bid, event in zip(bids, events, strict=True)}
-                for auction_id, auction in changed.items():
-                    with writing_for(last_event[auction_id]):
-                        auctions[auction_id] = auction
+    # Bids are read beside faust (services.auction.bid_feed): applied to the table's store as they
+    # come, written to its changelog behind them, on the partitions this worker owns.
+    bids = BidFeed(kafka, topics.group(prefix, "auction-bids"), topics.name(prefix, topics.BID_PLACED),
+                   auctions, batch_max=settings.bid_batch_max, batch_wait_s=settings.batch_wait_s,
+                   flush_interval_s=settings.bid_flush_s)
+
+    @app.task
+    async def read_bids() -> None:
+        try:
+            await bids.run()
+        finally:
+            await bids.stop()
+
+    @app.on_partitions_revoked.connect
+    async def stop_reading_bids(sender, revoked, **kwargs) -> None:
+        await bids.release()
 
     @app.agent(deadline_topic)
     async def close_due(stream):
@@ -327,6 +319,8 @@ def build_worker(settings: AuctionSettings, directory: BuyerDirectory, readiness
             else:
                 entries.append((auction["closed_at_ms"] + settings.closed_retention_ms, auction_id, PURGE))
         deadlines.rebuild(entries)
+        # The table is whole again: read the bids of the partitions this worker now owns.
+        await bids.assign(owned_partitions(app.assignor.assigned_actives(), scored_topic.get_topic_name()))
         state["rebalanced"] = True
         log_event(log, "deadlines rebuilt", open_or_closed=len(entries))
 

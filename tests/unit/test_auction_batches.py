@@ -61,11 +61,15 @@ def test_a_failure_is_raised_only_after_the_rest_of_the_batch_is_handled():
 def test_batch_settings_have_defaults_and_refuse_nonsense(env):
     settings = AuctionSettings.from_env()
     assert (settings.open_batch_max, settings.bid_batch_max, settings.close_batch_max) == (100, 500, 200)
-    assert settings.batch_wait_s == 0.005
+    assert settings.batch_wait_s == 0.005 and settings.bid_flush_s == 0.25
     env.setenv("AUCTION_CLOSE_BATCH", "0")
     with pytest.raises(ConfigError, match="AUCTION_CLOSE_BATCH must be at least 1"):
         AuctionSettings.from_env()
     env.setenv("AUCTION_CLOSE_BATCH", "200")
     env.setenv("AUCTION_BATCH_WAIT_MS", "0")
     with pytest.raises(ConfigError, match="AUCTION_BATCH_WAIT_MS must be above 0"):
+        AuctionSettings.from_env()
+    env.setenv("AUCTION_BATCH_WAIT_MS", "5")
+    env.setenv("AUCTION_BID_FLUSH_MS", "0")
+    with pytest.raises(ConfigError, match="AUCTION_BID_FLUSH_MS must be above 0"):
         AuctionSettings.from_env()

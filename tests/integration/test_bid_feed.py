@@ -1,0 +1,163 @@
+"""The auction worker's bid feed (services.auction.bid_feed) against a real broker: bids count as
+soon as they are read, reach the changelog once per auction per flush, and their offsets are
+committed only behind those writes, so bids read but not flushed are read again by the next owner.
+
+The feed's table here is a dict whose changelog records go to a real topic: the few things the feed
+uses of a faust Table. The worker's own tests (test_auction_workers, test_crash_recovery) run it
+with the real table."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+
+import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+from leadx import topics
+from leadx.config import KafkaSettings
+from leadx.events.v1 import events_pb2 as ev
+from leadx.kafka import ensure_topics
+from services.auction import rules
+from services.auction.bid_feed import BidFeed
+
+pytestmark = pytest.mark.integration
+
+PARTITIONS = 2
+
+
+class TopicTable:
+    """An auction table whose changelog is a real topic."""
+
+    def __init__(self, producer: AIOKafkaProducer, changelog: str) -> None:
+        self.producer, self.changelog = producer, changelog
+        self.data: dict[str, dict] = {}
+        self.records: list[tuple[int, str]] = []
+
+    def get(self, auction_id: str) -> dict | None:
+        return self.data.get(auction_id)
+
+    def send_changelog(self, partition: int, key: str, value: dict) -> asyncio.Future:
+        self.records.append((partition, key))
+        return asyncio.ensure_future(self.producer.send_and_wait(
+            self.changelog, json.dumps(value).encode(), key=key.encode(), partition=partition))
+
+
+def open_auction(closes_in_ms: int = 60_000) -> dict:
+    now = int(time.time() * 1000)
+    return rules.new_auction(["b1", "b2"], 1000, now, closes_in_ms)
+
+
+async def place(producer: AIOKafkaProducer, topic: str, *bids: tuple[int, str, str, int]) -> None:
+    """(partition, auction id, buyer id, cents) each, sent together."""
+    sent = []
+    for partition, auction_id, buyer, cents in bids:
+        bid = ev.BidPlaced(auction_id=auction_id, buyer_id=buyer, amount_cents=cents,
+                           placed_at_ms=int(time.time() * 1000), source="bid_api")
+        sent.append(await producer.send(topic, bid.SerializeToString(), key=auction_id.encode(), partition=partition))
+    await asyncio.gather(*sent)
+
+
+async def eventually(condition, timeout_s: float = 20) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        await asyncio.sleep(0.02)
+
+
+async def committed(bootstrap: str, group: str, topic: str) -> dict[int, int | None]:
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        return {p: await consumer.committed(TopicPartition(topic, p)) for p in range(PARTITIONS)}
+    finally:
+        await consumer.stop()
+
+
+async def until_committed(bootstrap: str, group: str, topic: str, expected: dict[int, int]) -> None:
+    deadline = time.monotonic() + 20
+    while (seen := await committed(bootstrap, group, topic)) != expected:
+        assert time.monotonic() < deadline, f"committed {seen}, expected {expected}"
+        await asyncio.sleep(0.05)
+
+
+def run_feed(kafka: KafkaSettings, group: str, topic: str, table: TopicTable, flush_s: float) -> BidFeed:
+    return BidFeed(kafka, group, topic, table, batch_max=500, batch_wait_s=0.005, flush_interval_s=flush_s)
+
+
+@pytest.fixture
+def setting(kafka_bootstrap, unique_prefix):
+    kafka = KafkaSettings(bootstrap_servers=kafka_bootstrap, topic_prefix=unique_prefix, partitions=PARTITIONS,
+                          replication_factor=1, idempotence=False)
+    asyncio.run(ensure_topics(kafka, (topics.BID_PLACED,)))
+    return kafka, topics.name(unique_prefix, topics.BID_PLACED), topics.group(unique_prefix, "auction-bids")
+
+
+def test_bids_count_at_once_and_are_committed_only_behind_one_write_per_auction(setting):
+    kafka, topic, group = setting
+
+    async def scenario() -> None:
+        producer = AIOKafkaProducer(bootstrap_servers=kafka.bootstrap_servers)
+        await producer.start()
+        table = TopicTable(producer, topic + "-changelog-test")
+        table.data |= {"a": open_auction(), "b": open_auction()}
+        # One flush a second after the assignment: the bids below are all read before it.
+        feed = run_feed(kafka, group, topic, table, flush_s=1.0)
+        reading = asyncio.create_task(feed.run())
+        await feed.assign([0, 1])
+        await place(producer, topic, (0, "a", "b1", 1500), (0, "a", "b2", 1700), (0, "a", "b1", 1600),
+                    (1, "b", "b2", 1200),
+                    (1, "b", "stranger", 9000))  # not offered: refused, and still committed past
+
+        # The store has every bid at once (the close reads it there) ...
+        await eventually(lambda: table.data["a"]["bids"] == {"b1": 1600, "b2": 1700}
+                         and table.data["b"]["bids"] == {"b2": 1200})
+        # ... and then each auction is written once, and only then are the offsets committed.
+        await until_committed(kafka.bootstrap_servers, group, topic, {0: 3, 1: 2})
+        assert sorted(table.records) == [(0, "a"), (1, "b")]
+        reading.cancel()
+        await feed.stop()
+        await producer.stop()
+
+    asyncio.run(scenario())
+
+
+def test_bids_read_but_not_flushed_are_read_again_by_the_next_owner(setting):
+    kafka, topic, group = setting
+
+    async def scenario() -> None:
+        producer = AIOKafkaProducer(bootstrap_servers=kafka.bootstrap_servers)
+        await producer.start()
+        changelog = topic + "-changelog-test"
+        first = TopicTable(producer, changelog)
+        first.data["a"] = open_auction()
+        # A flush interval longer than the test: the first owner never writes or commits.
+        feed = run_feed(kafka, group, topic, first, flush_s=3600)
+        reading = asyncio.create_task(feed.run())
+        await feed.assign([0, 1])
+        await place(producer, topic, (0, "a", "b1", 1500))
+        await eventually(lambda: first.data["a"]["bids"] == {"b1": 1500})
+        # The partitions are taken away (a rebalance, or the worker dies): nothing more is written.
+        await feed.release()
+        await place(producer, topic, (0, "a", "b2", 1800))
+        await asyncio.sleep(0.3)
+        assert first.data["a"]["bids"] == {"b1": 1500} and first.records == []
+        assert await committed(kafka.bootstrap_servers, group, topic) == {0: None, 1: None}
+        reading.cancel()
+        await feed.stop()
+
+        # The next owner has the table as its changelog left it, and reads both bids.
+        second = TopicTable(producer, changelog)
+        second.data["a"] = open_auction()
+        feed = run_feed(kafka, group, topic, second, flush_s=0.05)
+        reading = asyncio.create_task(feed.run())
+        await feed.assign([0, 1])
+        await eventually(lambda: second.data["a"]["bids"] == {"b1": 1500, "b2": 1800})
+        await eventually(lambda: second.records == [(0, "a")])
+        await until_committed(kafka.bootstrap_servers, group, topic, {0: 2, 1: None})
+        reading.cancel()
+        await feed.stop()
+        await producer.stop()
+
+    asyncio.run(scenario())
