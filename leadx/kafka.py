@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.partitioner import murmur2
 from google.protobuf.message import DecodeError, Message
 from opentelemetry import trace
 
@@ -30,6 +31,12 @@ log = logging.getLogger(__name__)
 HEADER_EVENT_ID = "event-id"
 HEADER_EVENT_TYPE = "event-type"
 _TOPIC_ALREADY_EXISTS = 36
+
+
+def partition_for(key: str, partitions: int) -> int:
+    """The partition the producers' default partitioner (aiokafka's, Kafka's Java client's) gives
+    a key: murmur2 of its bytes, modulo the partition count."""
+    return (murmur2(key.encode()) & 0x7FFFFFFF) % partitions
 
 
 @dataclass(frozen=True)

@@ -15,8 +15,6 @@ LEAD_SCORED = "lead.scored"
 AUCTION_OPENED = "auction.opened"
 BID_PLACED = "bid.placed"
 AUCTION_CLOSED = "auction.closed"
-# Internal to the auction workers: "close this auction now" requests fired from durable deadlines.
-AUCTION_DEADLINE = "auction.deadline"
 SALE_CLOSED = "sale.closed"
 LEAD_RETURNED = "lead.returned"
 
@@ -28,13 +26,12 @@ ALL = (
     AUCTION_OPENED,
     BID_PLACED,
     AUCTION_CLOSED,
-    AUCTION_DEADLINE,
     SALE_CLOSED,
     LEAD_RETURNED,
 )
 
 
-# The protobuf message each topic carries (auction.deadline carries a bare action, no message).
+# The protobuf message each topic carries.
 MESSAGE_TYPES = {
     LEAD_SUBMITTED: ev.LeadSubmitted,
     LEAD_VERIFIED: ev.LeadVerified,

@@ -2,8 +2,9 @@
 
 The table (backed by its changelog topic) is the truth; this heap only makes finding the next
 due auction cheap. It is rebuilt from the table whenever partitions are recovered, so auctions
-survive restarts and rebalances; an entry for an auction that moved to another worker fires a
-close request that the owner handles (and that is harmless if the auction is already closed).
+survive restarts and rebalances; an entry for an auction that moved to another worker is skipped
+when it falls due (the new owner rebuilt its own), and one for an auction closed already is
+harmless (the table is checked before every close).
 """
 
 from __future__ import annotations

@@ -13,8 +13,8 @@ class AuctionSettings:
     # Closed auctions are kept this long so that late bids and redelivered leads are recognised.
     closed_retention_ms: int
     recovery_grace_ms: int
-    # Leads, bids and close requests are taken in batches of at most these many, each within this
-    # wait (see services.auction.worker).
+    # Leads and bids are taken in batches of at most these many, each within this wait, and at most
+    # close_batch_max due auctions are closed side by side (see services.auction.worker).
     open_batch_max: int
     bid_batch_max: int
     close_batch_max: int

@@ -3,11 +3,13 @@ bids in a table, and closes each auction once, when its durable deadline passes.
 
 Topics are co-partitioned: lead.scored and bid.placed are keyed by the auction id (a lead
 auction's id is its lead id) and have the same partition count as the table's changelog, so the
-worker that owns an auction's partition sees its lead, its bids and its close requests.
+worker that owns an auction's partition sees its lead and its bids (services.auction.bid_feed).
 
-Closing never runs from timer memory alone: a timer fires close requests for due deadlines into
-auction.deadline, and the agent owning the partition checks the table before closing, so
-restarts, rebalances and duplicate requests still close every auction exactly once.
+Deadlines are durable: each is part of its auction's table entry. An in-memory index of them is
+rebuilt from the table whenever partitions are recovered, and a task closes each auction when its
+deadline passes, after checking the table, and only on a partition this worker owns. A revocation
+waits for the closes in hand and flushes their table writes before the partitions move, so
+restarts and rebalances still close every auction exactly once.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ from leadx.caps_store import CapsStore
 from leadx.events.v1 import events_pb2 as ev
 from leadx.health import Readiness
 from leadx.ids import derived_event_id
-from leadx.kafka import HEADER_EVENT_ID, HEADER_EVENT_TYPE
+from leadx.kafka import HEADER_EVENT_ID, HEADER_EVENT_TYPE, partition_for
 from leadx.logs import log_event
 from leadx.pii import IDENTIFYING_FIELDS
 from leadx.selection.criteria import LeadView
@@ -119,7 +121,6 @@ def build_worker(settings: AuctionSettings, directory: BuyerDirectory, readiness
                          key_serializer="raw", value_serializer="raw")
 
     scored_topic = topic(topics.LEAD_SCORED)
-    deadline_topic = topic(topics.AUCTION_DEADLINE)
     opened_topic, closed_topic = topic(topics.AUCTION_OPENED), topic(topics.AUCTION_CLOSED)
     auctions = app.Table("auctions", default=None, partitions=kafka.partitions)
     deadlines = DeadlineIndex()
@@ -127,6 +128,11 @@ def build_worker(settings: AuctionSettings, directory: BuyerDirectory, readiness
     offers = OfferWriter(redis, prefix)
     verticals = load_verticals()
     state = {"rebalanced": False}
+    # The lead.scored partitions (those of the table's changelog too) whose auctions this worker
+    # closes; held while closing, and by a revocation, which empties it.
+    owned: set[int] = set()
+    closing = asyncio.Lock()
+    closes_in_hand: set[str] = set()
     readiness.add("partitions assigned and recovered", lambda: state["rebalanced"])
     readiness.add("buyers loaded", lambda: directory.loaded)
 
@@ -248,34 +254,83 @@ def build_worker(settings: AuctionSettings, directory: BuyerDirectory, readiness
         finally:
             await bids.stop()
 
-    @app.on_partitions_revoked.connect
-    async def stop_reading_bids(sender, revoked, **kwargs) -> None:
-        await bids.release()
+    def changelog_partition(auction_id: str) -> int:
+        # The auction's lead.scored partition: its lead was keyed by this id with the default partitioner.
+        return partition_for(auction_id, kafka.partitions)
 
-    @app.agent(deadline_topic)
-    async def close_due(stream):
-        # Closes side by side, as opens: each waits on the broker's acknowledgement of auction.closed.
-        async for events in stream.take_events(settings.close_batch_max, within=settings.batch_wait_s):
-            await by_auction(events, close_requested)
+    def write(auction_id: str, auction: dict | None) -> None:
+        """A table write from outside an agent (the closing task): faust's own `auctions[id] = ...`
+        takes the changelog partition from the stream's current event."""
+        partition = changelog_partition(auction_id)
+        if auction is None:
+            auctions.data.pop(auction_id, None)
+            auctions.send_changelog(partition, auction_id, None, value_serializer="raw")  # a tombstone
+        else:
+            auctions.data[auction_id] = auction
+            auctions.send_changelog(partition, auction_id, auction)
 
-    async def close_requested(event: faust.EventT) -> None:
-        auction_id, action = event.key.decode(), event.value.decode()
+    @app.task
+    async def close_due_auctions() -> None:
+        # Every 10 ms: a deadline waits for the next look, and the look is cheap (the heap's top).
+        # Due auctions are closed side by side, each waiting on the broker's acknowledgement of its
+        # auction.closed; the look after waits for them.
+        while True:
+            await asyncio.sleep(0.01)
+            due = list(dict.fromkeys(deadlines.pop_due(now_ms())))
+            for first in range(0, len(due), settings.close_batch_max):
+                chunk = due[first:first + settings.close_batch_max]
+                async with closing:
+                    outcomes = await asyncio.gather(*(act_on_deadline(a, action) for a, action in chunk),
+                                                    return_exceptions=True)
+                # Logged, never raised: this task must outlive any one auction's fault.
+                for (auction_id, action), outcome in zip(chunk, outcomes, strict=True):
+                    if isinstance(outcome, Exception):
+                        log.error("deadline %s of auction %s failed", action, auction_id, exc_info=outcome)
+
+    async def act_on_deadline(auction_id: str, action: str) -> None:
+        if changelog_partition(auction_id) not in owned:
+            return  # its partition moved: the new owner rebuilt this deadline from the table
         auction = auctions.get(auction_id)
         if auction is None:
             return
         if action == PURGE:
             if auction["status"] == rules.CLOSED:
-                del auctions[auction_id]
+                write(auction_id, None)
             return
         if auction["status"] != rules.OPEN:
-            return  # a repeated close request: this auction has closed already
+            return  # closed already (a deadline rebuilt while its close was in hand)
         if now_ms() < auction["closes_at_ms"]:
             deadlines.push(auction["closes_at_ms"], auction_id, CLOSE)
             return
-        with span_for(event, "auction close"):
-            await close(auction_id, auction)
+        try:
+            with tracer().start_as_current_span("auction close", kind=trace.SpanKind.INTERNAL):
+                await close(auction_id, auction)
+        except Exception:  # noqa: BLE001 - one failed close must not stop the closing of the others
+            log.exception("closing auction %s failed; retried in a second", auction_id)
+            deadlines.push(now_ms() + 1000, auction_id, CLOSE)
+
+    @app.on_partitions_revoked.connect
+    async def let_partitions_go(sender, revoked, **kwargs) -> None:
+        # The closes in hand finish and their table writes reach the broker before the partitions
+        # move, so the next owner finds those auctions closed; bids not yet flushed are read again
+        # by the next owner (services.auction.bid_feed).
+        async with closing:
+            owned.clear()
+        await bids.release()
+        await app.producer.flush()
 
     async def close(auction_id: str, auction: dict) -> None:
+        # An auction closed at its opening (nobody to ping) is still open in the table while its
+        # auction.closed is being acknowledged, and its deadline is already due: one close at a time.
+        if auction_id in closes_in_hand:
+            return
+        closes_in_hand.add(auction_id)
+        try:
+            await close_now(auction_id, auction)
+        finally:
+            closes_in_hand.discard(auction_id)
+
+    async def close_now(auction_id: str, auction: dict) -> None:
         scored = ev.LeadScored.FromString(base64.b64decode(auction["scored"]))
         seed = rules.tie_break_seed(settings.common.hmac_key, auction_id)
         # .get: an auction opened by a worker of the previous version has no pricing, weights, shares.
@@ -297,9 +352,8 @@ def build_worker(settings: AuctionSettings, directory: BuyerDirectory, readiness
         # Publish first: if the worker dies before the table write, the auction is closed again
         # with the same event id and delivery recognises the repeat.
         await publish(closed_topic, auction_id, closed, derived_event_id(auction_id, "closed"))
-        auctions[auction_id] = {"status": rules.CLOSED, "closed_at_ms": closed_at,
-                                "closes_at_ms": auction["closes_at_ms"], "offered": [],
-                                "min_price_cents": auction["min_price_cents"], "bids": {}}
+        write(auction_id, {"status": rules.CLOSED, "closed_at_ms": closed_at, "closes_at_ms": auction["closes_at_ms"],
+                           "offered": [], "min_price_cents": auction["min_price_cents"], "bids": {}})
         deadlines.push(closed_at + settings.closed_retention_ms, auction_id, PURGE)
         lateness = closed_at - auction["closes_at_ms"]
         log_event(log, "auction closed", auction_id=auction_id, bids=len(auction["bids"]),
@@ -318,17 +372,15 @@ def build_worker(settings: AuctionSettings, directory: BuyerDirectory, readiness
                 entries.append((max(auction["closes_at_ms"], earliest_close), auction_id, CLOSE))
             else:
                 entries.append((auction["closed_at_ms"] + settings.closed_retention_ms, auction_id, PURGE))
-        deadlines.rebuild(entries)
+        partitions = owned_partitions(app.assignor.assigned_actives(), scored_topic.get_topic_name())
+        async with closing:
+            deadlines.rebuild(entries)
+            owned.clear()
+            owned.update(partitions)
         # The table is whole again: read the bids of the partitions this worker now owns.
-        await bids.assign(owned_partitions(app.assignor.assigned_actives(), scored_topic.get_topic_name()))
+        await bids.assign(partitions)
         state["rebalanced"] = True
         log_event(log, "deadlines rebuilt", open_or_closed=len(entries))
-
-    # Every 10 ms: a deadline waits for the next tick, and the tick is cheap (a look at the heap's top).
-    @app.timer(interval=0.01)
-    async def fire_due_deadlines() -> None:
-        for auction_id, action in deadlines.pop_due(now_ms()):
-            await deadline_topic.send(key=auction_id.encode(), value=action.encode(), force=True)
 
     @app.timer(interval=directory.refresh_s)
     async def refresh_buyers() -> None:

@@ -1,8 +1,8 @@
 """The patent's 120-second auction window, with the auction worker killed in the middle of it.
 
-Two minutes of wall time: the deadline is durable (a record on the auction.deadline topic and a
-table entry), so a worker restarted halfway through the window still closes the auction once,
-at its deadline and not before.
+Two minutes of wall time: the deadline is durable (part of the auction's table entry, whose
+changelog the restarted worker recovers), so a worker restarted halfway through the window still
+closes the auction once, at its deadline and not before.
 """
 
 from __future__ import annotations

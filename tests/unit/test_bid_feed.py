@@ -23,5 +23,15 @@ def test_the_feed_reads_the_bid_partitions_of_the_workers_own_lead_partitions():
         def __init__(self, topic: str, partition: int) -> None:
             self.topic, self.partition = topic, partition
 
-    assigned = [TP("lead.scored", 3), TP("auction.deadline", 3), TP("lead.scored", 1), TP("changelog", 5)]
+    assigned = [TP("lead.scored", 3), TP("bid.placed", 3), TP("lead.scored", 1), TP("changelog", 5)]
     assert owned_partitions(assigned, "lead.scored") == [1, 3]
+
+
+def test_an_auctions_partition_is_the_one_the_producers_default_partitioner_gives_its_id():
+    from aiokafka.partitioner import DefaultPartitioner
+
+    from leadx.kafka import partition_for
+
+    for n in (1, 6, 12):
+        for key in ("A1b2C3d4E5", "lead-0", "Z" * 26, "é-ünïcode"):
+            assert partition_for(key, n) == DefaultPartitioner()(key.encode(), list(range(n)), list(range(n)))
