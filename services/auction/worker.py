@@ -299,6 +299,10 @@ def build_worker(settings: AuctionSettings, directory: BuyerDirectory, readiness
             return
         if auction["status"] != rules.OPEN:
             return  # closed already (a deadline rebuilt while its close was in hand)
+        if auction_id in closes_in_hand:
+            # Being closed at its opening: looked at again in a second, in case that close fails.
+            deadlines.push(now_ms() + 1000, auction_id, CLOSE)
+            return
         if now_ms() < auction["closes_at_ms"]:
             deadlines.push(auction["closes_at_ms"], auction_id, CLOSE)
             return
