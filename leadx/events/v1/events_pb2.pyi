@@ -83,16 +83,18 @@ class LeadRejected(_message.Message):
     def __init__(self, lead_id: _Optional[str] = ..., seller_id: _Optional[str] = ..., reason: _Optional[_Union[RejectionReason, str]] = ..., internal_detail: _Optional[str] = ..., rejected_at_ms: _Optional[int] = ...) -> None: ...
 
 class LeadScored(_message.Message):
-    __slots__ = ("verified", "probability", "cluster", "model_version")
+    __slots__ = ("verified", "probability", "cluster", "model_version", "timing_factor")
     VERIFIED_FIELD_NUMBER: _ClassVar[int]
     PROBABILITY_FIELD_NUMBER: _ClassVar[int]
     CLUSTER_FIELD_NUMBER: _ClassVar[int]
     MODEL_VERSION_FIELD_NUMBER: _ClassVar[int]
+    TIMING_FACTOR_FIELD_NUMBER: _ClassVar[int]
     verified: LeadVerified
     probability: float
     cluster: str
     model_version: str
-    def __init__(self, verified: _Optional[_Union[LeadVerified, _Mapping]] = ..., probability: _Optional[float] = ..., cluster: _Optional[str] = ..., model_version: _Optional[str] = ...) -> None: ...
+    timing_factor: float
+    def __init__(self, verified: _Optional[_Union[LeadVerified, _Mapping]] = ..., probability: _Optional[float] = ..., cluster: _Optional[str] = ..., model_version: _Optional[str] = ..., timing_factor: _Optional[float] = ...) -> None: ...
 
 class PingSubset(_message.Message):
     __slots__ = ("vertical", "zip", "state", "gross_monthly_income_cents", "probability", "cluster", "fields")
