@@ -17,6 +17,7 @@ BID_PLACED = "bid.placed"
 AUCTION_CLOSED = "auction.closed"
 SALE_CLOSED = "sale.closed"
 LEAD_RETURNED = "lead.returned"
+LEAD_OUTCOME = "lead.outcome"
 
 ALL = (
     LEAD_SUBMITTED,
@@ -28,6 +29,7 @@ ALL = (
     AUCTION_CLOSED,
     SALE_CLOSED,
     LEAD_RETURNED,
+    LEAD_OUTCOME,
 )
 
 
@@ -42,6 +44,7 @@ MESSAGE_TYPES = {
     AUCTION_CLOSED: ev.AuctionClosed,
     SALE_CLOSED: ev.SaleClosed,
     LEAD_RETURNED: ev.LeadReturned,
+    LEAD_OUTCOME: ev.LeadOutcome,
 }
 
 

@@ -234,6 +234,22 @@ class LeadReturn(Base):
     returned_at_ms: Mapped[int] = mapped_column(BigInteger, index=True)
 
 
+class LeadOutcome(Base):
+    """What a buyer reported became of a lead it bought (leadx.outcomes): one row per lead, buyer
+    and outcome, so a repeated report adds nothing. Written by intake, published as lead.outcome,
+    read back by the response model's trainer. `note` is the buyer's free text and may name the
+    consumer: it never leaves SQL."""
+
+    __tablename__ = "lead_outcomes"
+    lead_id: Mapped[str] = mapped_column(String(10), primary_key=True)
+    buyer_id: Mapped[str] = mapped_column(String(16), primary_key=True)
+    outcome: Mapped[str] = mapped_column(String(16), primary_key=True)
+    seller_id: Mapped[str] = mapped_column(String(16))
+    at_ms: Mapped[int] = mapped_column(BigInteger)  # when it happened, per the buyer
+    reported_at_ms: Mapped[int] = mapped_column(BigInteger)
+    note: Mapped[str] = mapped_column(Text, default="")
+
+
 class LedgerTransaction(Base):
     """A sale or a return, as booked (leadx.billing). Its id (`sale:<lead>`, `return:<lead>`) makes
     booking idempotent."""

@@ -49,6 +49,7 @@ from services.intake.bids import bid_handler
 from services.intake.requests import ApiError, ApiKeyAuth, cents_field, read_body, text_field
 from services.intake.guards import IdempotencyStore, RateLimiter
 from services.intake.openapi import openapi_document
+from services.intake.outcomes import outcome_handler
 from services.intake.ping_tokens import HASHED_FIELDS, PING_FIELDS, PingClaims, PingTokens, TokenError
 from services.intake.ping_tokens import mismatches, ping_values
 from services.intake.verdicts import ACCEPTED, DUPLICATE, VerdictWaiter
@@ -396,6 +397,9 @@ def build_app(deps: IntakeDeps, lifespan=None) -> Starlette:
             Route("/v1/post", api(post_lead), methods=["POST"]),
             Route("/v1/leads/{lead_id}", api(get_lead), methods=["GET"]),
             Route("/v1/leads/{lead_id}/return", api(return_lead), methods=["POST"]),
+            Route("/v1/leads/{lead_id}/outcome", api(outcome_handler(
+                deps.sessions, deps.producer, deps.max_body_bytes,
+                lambda request: limited_account(request, buyer_auth))), methods=["POST"]),
             Route("/v1/sellers/{account_id}/rating", api(rating_endpoint(buyer_auth, Seller, "seller")),
                   methods=["GET", "PUT"]),
             Route("/v1/buyers/{account_id}/rating", api(rating_endpoint(auth, Buyer, "buyer")),

@@ -1,5 +1,5 @@
 """The intake's API as an OpenAPI 3.1 document, served at /openapi.json: the sellers' PING, POST
-and status, the buyers' returns and bids, ratings, and the operators' admin API (docs/admin-api.md).
+and status, the buyers' returns, outcome reports and bids, ratings, and the operators' admin API (docs/admin-api.md).
 
 Written by hand (the app is plain Starlette) and held to the app by tests/unit/test_intake_openapi.py:
 every route and method of the app is documented, and nothing documented is missing from the app.
@@ -7,6 +7,7 @@ every route and method of the app is documented, and nothing documented is missi
 
 from __future__ import annotations
 
+from leadx.outcomes import MAX_NOTE_CHARS, OUTCOMES
 from leadx.verticals import load_verticals
 
 ERROR_CODES = [
@@ -62,7 +63,8 @@ def openapi_document() -> dict:
     }}
     answer = {"type": "object", "required": ["status", "lead_id", "errors"], "properties": {
         "status": {"type": "string", "enum": ["accepted", "rejected", "duplicate", "pending", "in_auction",
-                                              "sold", "unsold", "returned", "rated", "ok", "created"]},
+                                              "sold", "unsold", "returned", "reported", "rated", "ok",
+                                              "created"]},
         "lead_id": {"type": ["string", "null"], "pattern": "^[A-Za-z0-9]{10}$"},
         "errors": {"type": "array", "items": {"$ref": "#/components/schemas/Error"}},
         "warnings": {"type": "array", "items": {"$ref": "#/components/schemas/Warning"}},
@@ -72,6 +74,10 @@ def openapi_document() -> dict:
         "wanted": {"type": "boolean", "description": "PING only: some eligible buyer can take the lead"},
         "credited_cents": {"type": "integer", "description": "return only: the price credited back to the buyer"},
         "returned_at_ms": {"type": "integer", "description": "return only: when the return was recorded"},
+        "outcome": {"type": "string", "enum": list(OUTCOMES), "description": "outcome only: the outcome stored"},
+        "at_ms": {"type": "integer", "description": "outcome only: when it happened (Unix ms)"},
+        "reported_at_ms": {"type": "integer", "description": "outcome only: when it was first reported"},
+        "note": {"type": "string", "description": "outcome only: the note stored with it"},
         "your_stars": {"type": ["integer", "null"], "description": "ratings only: your rating of the account"},
         "average_stars": {"type": ["number", "null"], "description": "ratings only: every rater's average"},
         "ratings": {"type": "integer", "description": "ratings only: how many have rated the account"},
@@ -97,6 +103,12 @@ def openapi_document() -> dict:
                                             "422": "FIELD_MISSING or FIELD_INVALID (stars)"})}}
     return_body = {"type": "object", "required": ["reason"], "properties": {
         "reason": {"type": "string", "maxLength": 500, "description": "why the lead is returned"}}}
+    outcome_body = {"type": "object", "required": ["outcome"], "properties": {
+        "outcome": {"type": "string", "enum": list(OUTCOMES)},
+        "at": {"type": "string", "format": "date-time", "description": "when it happened, with its zone (e.g. "
+               "2024-05-01T14:30:00Z); not before the sale nor more than 5 minutes ahead; default now"},
+        "note": {"type": "string", "maxLength": MAX_NOTE_CHARS, "description": "kept with the report, never "
+                 "published"}}}
 
     def content(schema: dict) -> dict:
         return {media: {"schema": schema} for media in
@@ -156,6 +168,21 @@ def openapi_document() -> dict:
                                         "413": "PAYLOAD_TOO_LARGE", "415": "UNSUPPORTED_MEDIA_TYPE",
                                         "422": "FIELD_MISSING or FIELD_INVALID (reason), RETURN_WINDOW_CLOSED, "
                                                "RETURN_RATE_EXCEEDED",
+                                        "503": "SERVICE_UNAVAILABLE: retry"}),
+            }},
+            "/v1/leads/{lead_id}/outcome": {"post": {
+                "summary": "A buyer reports what became of a lead it bought (buyer API key)",
+                "description": "contacted, converted, returned or not_contacted, with when it happened. A "
+                               "report moves no money: a returned report is not a return (use /return). A "
+                               "repeated report of the same outcome answers 200 with the report as first stored.",
+                "parameters": [{"name": "lead_id", "in": "path", "required": True, "schema": {"type": "string"}}],
+                "requestBody": {"required": True, "content": content(outcome_body)},
+                "responses": responses({"201": "reported", "200": "reported before: the stored report",
+                                        "400": "PAYLOAD_MALFORMED", "401": "AUTH_INVALID: a buyer's key",
+                                        "404": "LEAD_NOT_FOUND: you did not buy this lead",
+                                        "413": "PAYLOAD_TOO_LARGE", "415": "UNSUPPORTED_MEDIA_TYPE",
+                                        "422": "FIELD_MISSING or FIELD_INVALID (outcome, at, note)",
+                                        "429": "RATE_LIMITED, with Retry-After",
                                         "503": "SERVICE_UNAVAILABLE: retry"}),
             }},
             "/v1/auctions/{auction_id}/bids": {"post": {

@@ -268,3 +268,29 @@ class LeadReturned(_message.Message):
     sold_at_ms: int
     returned_at_ms: int
     def __init__(self, lead_id: _Optional[str] = ..., auction_id: _Optional[str] = ..., buyer_id: _Optional[str] = ..., seller_id: _Optional[str] = ..., price_cents: _Optional[int] = ..., seller_fee_cents: _Optional[int] = ..., reason: _Optional[str] = ..., vertical: _Optional[str] = ..., state: _Optional[str] = ..., zip3: _Optional[str] = ..., probability: _Optional[float] = ..., cluster: _Optional[str] = ..., sold_at_ms: _Optional[int] = ..., returned_at_ms: _Optional[int] = ...) -> None: ...
+
+class LeadOutcome(_message.Message):
+    __slots__ = ("lead_id", "buyer_id", "seller_id", "outcome", "at_ms", "sold_at_ms", "vertical", "state", "zip3", "probability", "cluster")
+    LEAD_ID_FIELD_NUMBER: _ClassVar[int]
+    BUYER_ID_FIELD_NUMBER: _ClassVar[int]
+    SELLER_ID_FIELD_NUMBER: _ClassVar[int]
+    OUTCOME_FIELD_NUMBER: _ClassVar[int]
+    AT_MS_FIELD_NUMBER: _ClassVar[int]
+    SOLD_AT_MS_FIELD_NUMBER: _ClassVar[int]
+    VERTICAL_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    ZIP3_FIELD_NUMBER: _ClassVar[int]
+    PROBABILITY_FIELD_NUMBER: _ClassVar[int]
+    CLUSTER_FIELD_NUMBER: _ClassVar[int]
+    lead_id: str
+    buyer_id: str
+    seller_id: str
+    outcome: str
+    at_ms: int
+    sold_at_ms: int
+    vertical: str
+    state: str
+    zip3: str
+    probability: float
+    cluster: str
+    def __init__(self, lead_id: _Optional[str] = ..., buyer_id: _Optional[str] = ..., seller_id: _Optional[str] = ..., outcome: _Optional[str] = ..., at_ms: _Optional[int] = ..., sold_at_ms: _Optional[int] = ..., vertical: _Optional[str] = ..., state: _Optional[str] = ..., zip3: _Optional[str] = ..., probability: _Optional[float] = ..., cluster: _Optional[str] = ...) -> None: ...
