@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: install run test unit integration proto proto-check lint k8s-check bench bench-intake bench-dedup bench-delivery bench-dashboard bench-auction clean
+.PHONY: install run test unit integration proto proto-check lint k8s-check bench bench-intake bench-dedup bench-delivery bench-dashboard bench-auction bench-scoring prior-model clean
 
 install: $(STAMP)
 
@@ -50,6 +50,7 @@ bench: install
 	$(PY) bench/delivery.py
 	$(PY) bench/dashboard.py
 	$(PY) bench/auction.py
+	$(PY) bench/scoring.py
 
 bench-intake: install
 	$(PY) bench/intake.py
@@ -65,6 +66,13 @@ bench-dashboard: install
 
 bench-auction: install
 	$(PY) bench/auction.py
+
+bench-scoring: install
+	$(PY) bench/scoring.py
+
+## Retrain the prior model bundle shipped in leadx/scoring/prior from seeded simulated outcomes.
+prior-model: install
+	$(PY) -m leadx.scoring.build_prior
 
 clean:
 	rm -rf $(VENV) .leadx .pytest_cache

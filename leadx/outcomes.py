@@ -104,6 +104,12 @@ class OutcomeRow:
     converted: bool
     converted_at_ms: int | None
     returned: bool
+    not_contacted_at_ms: int | None = None  # when the buyer said it tried and failed
+
+    @property
+    def attempt_at_ms(self) -> int | None:
+        """When the buyer tried to reach the consumer, if it said: the timing model needs it."""
+        return self.contacted_at_ms if self.contacted else self.not_contacted_at_ms
 
 
 def training_rows(session: Session, since_ms: int | None = None, until_ms: int | None = None) -> list[OutcomeRow]:
@@ -136,4 +142,4 @@ def _row(key: tuple[str, str], vertical: str, sold_at_ms: int, booked_return: bo
         lead_id=key[0], buyer_id=key[1], fields=dict(fields), vertical=vertical, sold_at_ms=sold_at_ms,
         contacted=bool(contacts), contacted_at_ms=min(contacts) if contacts else None,
         converted=CONVERTED in at, converted_at_ms=at.get(CONVERTED),
-        returned=RETURNED in at or bool(booked_return))
+        returned=RETURNED in at or bool(booked_return), not_contacted_at_ms=at.get(NOT_CONTACTED))

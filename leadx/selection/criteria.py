@@ -8,6 +8,8 @@ A criterion is a set of conditions that must all hold (an absent condition holds
     requested_amount: {min: .., max: ..} cents, inclusive
     residence_types: [own]
     probability: {min: 0.2, max: 0.6}    the scored response probability, inclusive (a band)
+    timing: {min: 0.5}                   the scored timing factor: how good a moment this is to
+                                         call, relative to the best (0..1), inclusive
     clusters: [c2]
     fields: [{name: months_employed, op: gte, value: 12}]   any lead field
     price: 2500  or  {per_probability: 10000}   cents, or cents x probability (seed 000's bid by
@@ -37,6 +39,7 @@ class LeadView:
     fields: Mapping[str, str]
     probability: float = 0.0
     cluster: str = ""
+    timing_factor: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -164,7 +167,7 @@ def _radius_condition(spec: object, where: str) -> Callable[[LeadView], bool]:
 
 
 CONDITION_KEYS = ("states", "zips", "zip_radius", "income", "requested_amount", "residence_types",
-                  "probability", "clusters", "fields")
+                  "probability", "timing", "clusters", "fields")
 
 
 @dataclass(frozen=True)
@@ -202,6 +205,8 @@ class Criterion:
         if "probability" in spec:
             conditions.append(_range_condition(spec["probability"], f"{where}.probability",
                                                lambda lead: lead.probability))
+        if "timing" in spec:
+            conditions.append(_range_condition(spec["timing"], f"{where}.timing", lambda lead: lead.timing_factor))
         if "clusters" in spec:
             clusters = _strings(spec["clusters"], f"{where}.clusters")
             conditions.append(lambda lead: lead.cluster in clusters)

@@ -215,7 +215,7 @@ def build_worker(settings: AuctionSettings, directory: BuyerDirectory, readiness
             # without Redis the auction still opens, capped buyers included.
             log.warning("caps unreadable; the auction opens without the caps filter", exc_info=True)
             usage = {}
-        view = LeadView(lead.fields, scored.probability, scored.cluster)
+        view = LeadView(lead.fields, scored.probability, scored.cluster, scored.timing_factor)
         selection: Selection = select_buyers(market, lead.seller_id, view, opened_at, excluded, usage,
                                              reserve_cents=lead.min_price_cents)
         offered = selection.offered

@@ -226,7 +226,7 @@ _PROFILE = {"type": "object", "required": ["name"], "description": "an AutoBid p
                 "caps": {"$ref": "#/components/schemas/Caps"},
                 "criteria": {"type": "array", "items": {"type": "object", "description": "conditions and a price: "
                              "states, zips, zip_radius, income, requested_amount, residence_types, probability, "
-                             "clusters, fields, price"}},
+                             "timing, clusters, fields, price"}},
                 "active": {"type": "boolean"}}}
 _SETTINGS = {
     "kind": {"type": "string", "enum": ["wholesale", "autobid"]},

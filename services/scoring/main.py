@@ -1,31 +1,68 @@
-"""scoring: lead.verified → lead.scored."""
+"""scoring: lead.verified → lead.scored, with the current model bundle (leadx.scoring).
+
+`SCORING_MODELS` names the model registry that `leadx scoring train` writes to; the service loads
+its current bundle, or the prior shipped with leadx while there is none, and looks again every
+`SCORING_RELOAD_SECONDS` so that a new bundle is served without a restart."""
 
 from __future__ import annotations
 
 import asyncio
+import logging
+import time
+from pathlib import Path
 
 from leadx import service, topics
-from leadx.config import CommonSettings
+from leadx.config import CommonSettings, env_float, env_str
 from leadx.events.v1 import events_pb2 as ev
 from leadx.ids import derived_event_id
 from leadx.kafka import Envelope
 from leadx.runtime import ServiceRuntime
-from services.scoring.model import MODEL_VERSION, score
+from leadx.scoring.registry import current
+from services.scoring.scorer import BatchScorer
+
+log = logging.getLogger("leadx.scoring")
+
+
+async def follow_registry(scorer: BatchScorer, registry: Path | None, every_s: float, stop: asyncio.Event) -> None:
+    """Serves the registry's current bundle once `leadx scoring train` names a new one."""
+    while not stop.is_set():
+        try:
+            await asyncio.wait_for(stop.wait(), every_s)
+        except TimeoutError:
+            pass
+        if stop.is_set() or registry is None:
+            continue
+        try:
+            named = (registry / "current").read_text().strip() if (registry / "current").exists() else None
+            if named and named != scorer.bundle.version:
+                scorer.replace(await asyncio.to_thread(current, registry))
+                log.info("serving model bundle", extra={"fields": {"version": scorer.bundle.version}})
+        except Exception:  # a half-written or unreadable bundle: keep serving the one we have
+            log.warning("could not load the registry's current bundle", exc_info=True)
 
 
 async def main(stop: asyncio.Event) -> None:
     runtime = ServiceRuntime(CommonSettings.from_env("scoring"))
+    folder = env_str("SCORING_MODELS", "").strip()
+    registry = Path(folder) if folder else None
+    scorer = BatchScorer(current(registry))
+    log.info("serving model bundle", extra={"fields": {"version": scorer.bundle.version}})
 
     async def handle(envelope: Envelope) -> None:
         verified = envelope.message
-        result = score(dict(verified.lead.fields))
-        scored = ev.LeadScored(verified=verified, probability=result.probability,
-                               cluster=result.cluster, model_version=MODEL_VERSION)
-        await runtime.producer.publish(topics.LEAD_SCORED, verified.lead.lead_id, scored,
-                                       derived_event_id(verified.lead.lead_id, "scored"))
+        lead = verified.lead
+        result, version = await scorer.score(lead.fields, lead.submitted_at_ms, int(time.time() * 1000))
+        scored = ev.LeadScored(verified=verified, probability=result.probability, cluster=result.cluster,
+                               model_version=version, timing_factor=result.timing_factor)
+        await runtime.producer.publish(topics.LEAD_SCORED, lead.lead_id, scored,
+                                       derived_event_id(lead.lead_id, "scored"))
 
     runtime.consume("scoring", {topics.LEAD_VERIFIED: ev.LeadVerified}, handle)
-    await runtime.run(stop)
+    reloading = asyncio.create_task(follow_registry(scorer, registry, env_float("SCORING_RELOAD_SECONDS", 30.0), stop))
+    try:
+        await runtime.run(stop)
+    finally:
+        reloading.cancel()
 
 
 if __name__ == "__main__":

@@ -155,7 +155,7 @@ def test_training_rows_one_per_sold_lead_and_buyer_with_a_report(sessions):
         rows = training_rows(session)
         assert rows == [
             OutcomeRow("LEADDDDDD1", "b_1", fields, "auto_loan", MAY_1, True, MAY_1 + 500, True, MAY_1 + 9_000, False),
-            OutcomeRow("LEADDDDDD1", "b_2", fields, "auto_loan", MAY_1, False, None, False, None, False),
+            OutcomeRow("LEADDDDDD1", "b_2", fields, "auto_loan", MAY_1, False, None, False, None, False, MAY_1 + 700),
             OutcomeRow("LEADDDDDD2", "b_1", fields, "auto_loan", MAY_1 + day, True, MAY_1 + day + 4_000, True,
                        MAY_1 + day + 4_000, True),
             OutcomeRow("LEADDDDDD3", "b_1", fields, "auto_loan", MAY_1 + 2 * day, True, MAY_1 + 2 * day + 100, False,

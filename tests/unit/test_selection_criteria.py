@@ -57,9 +57,16 @@ def test_every_condition_must_hold():
     assert not both.matches(lead(cluster="c2", state="OK"))
 
 
+def test_a_timing_band_holds_on_the_scored_timing_factor():
+    good_moment = criterion(timing={"min": 0.5})
+    assert good_moment.matches(LeadView({}, 0.2, "c1", timing_factor=0.5))
+    assert not good_moment.matches(LeadView({}, 0.2, "c1", timing_factor=0.49))
+    assert good_moment.matches(LeadView({}))  # unscored: counts as the best moment
+
+
 def test_the_condition_keys_are_the_documented_ones():
     assert CONDITION_KEYS == ("states", "zips", "zip_radius", "income", "requested_amount", "residence_types",
-                              "probability", "clusters", "fields")
+                              "probability", "timing", "clusters", "fields")
     assert set(FIELD_OPS) == {"eq", "ne", "in", "not_in", "matches", "lt", "lte", "gt", "gte"}
 
 

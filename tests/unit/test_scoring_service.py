@@ -1,0 +1,108 @@
+"""The scoring service's parts that need no broker: leads scored in batches with the bundle in
+hand, a new bundle picked up from the registry while running, and training rows from reports."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from leadx.outcomes import OutcomeRow
+from leadx.scoring.recorded import training_data_from_rows
+from leadx.scoring.registry import load_prior
+from leadx.simulation.market import simulate
+from services.scoring.main import follow_registry
+from services.scoring.scorer import BatchScorer
+
+START_MS = 1_767_225_600_000
+
+
+class CountingBundle:
+    """The prior bundle, counting the model calls made through it."""
+
+    def __init__(self, bundle, fail: bool = False) -> None:
+        self.bundle, self.fail, self.calls = bundle, fail, []
+        self.version = bundle.version
+
+    def score(self, leads, created_ms, scored_ms):
+        self.calls.append(len(leads))
+        if self.fail:
+            raise RuntimeError("model broke")
+        return self.bundle.score(leads, created_ms, scored_ms)
+
+
+def leads(count: int) -> list[dict]:
+    return [lead.fields for lead in simulate(count, 4, START_MS)]
+
+
+def test_leads_asked_for_together_are_scored_in_one_model_call():
+    asyncio.run(_test_leads_asked_for_together_are_scored_in_one_model_call())
+
+
+async def _test_leads_asked_for_together_are_scored_in_one_model_call():
+    counting = CountingBundle(load_prior())
+    scorer = BatchScorer(counting)
+    fields = leads(50)
+    results = await asyncio.gather(*(scorer.score(f, START_MS, START_MS + 500) for f in fields))
+    assert counting.calls == [50]
+    alone = load_prior().score(fields, [START_MS] * 50, [START_MS + 500] * 50)
+    assert [score for score, _ in results] == alone  # each lead gets its own score, in order
+    assert {version for _, version in results} == {counting.version}
+    await scorer.score(fields[0], START_MS, START_MS)
+    assert counting.calls == [50, 1]
+
+
+def test_a_failed_model_call_fails_every_lead_of_its_batch_and_not_the_next():
+    asyncio.run(_test_a_failed_model_call_fails_every_lead_of_its_batch_and_not_the_next())
+
+
+async def _test_a_failed_model_call_fails_every_lead_of_its_batch_and_not_the_next():
+    broken = CountingBundle(load_prior(), fail=True)
+    scorer = BatchScorer(broken)
+    outcomes = await asyncio.gather(*(scorer.score(f, START_MS, START_MS) for f in leads(3)),
+                                    return_exceptions=True)
+    assert all(isinstance(o, RuntimeError) for o in outcomes)
+    broken.fail = False
+    score, _ = await scorer.score(leads(1)[0], START_MS, START_MS)
+    assert 0 <= score.probability <= 1
+
+
+def test_a_bundle_named_current_in_the_registry_is_served_without_a_restart(tmp_path):
+    asyncio.run(_test_a_bundle_named_current_in_the_registry_is_served_without_a_restart(tmp_path))
+
+
+async def _test_a_bundle_named_current_in_the_registry_is_served_without_a_restart(tmp_path):
+    prior = load_prior()
+    scorer = BatchScorer(prior)
+    stop = asyncio.Event()
+    following = asyncio.create_task(follow_registry(scorer, tmp_path, 0.02, stop))
+    await asyncio.sleep(0.1)
+    assert scorer.bundle is prior  # nothing in the registry yet
+    (tmp_path / "current").write_text("half-written\n")  # names a folder that is not there
+    await asyncio.sleep(0.1)
+    assert scorer.bundle is prior
+    prior.save_to(tmp_path / "v2")
+    (tmp_path / "current").write_text("v2\n")
+    await asyncio.sleep(0.2)
+    stop.set()
+    await following
+    assert scorer.bundle is not prior and scorer.bundle.version == prior.version
+
+
+def _row(i: int, contacted: bool | None) -> OutcomeRow:
+    fields = next(iter(simulate(1, i, START_MS))).fields
+    sold = START_MS + i * 60_000
+    return OutcomeRow(f"LEAD{i:06d}", "b_1", fields, "auto_loan", sold, bool(contacted),
+                      sold + 600_000 if contacted else None, False, None, contacted is None,
+                      not_contacted_at_ms=sold + 900_000 if contacted is False else None)
+
+
+def test_training_rows_with_a_known_attempt_become_training_data():
+    rows = [_row(i, contacted=i % 4 == 0 if i % 10 else None) for i in range(400)]
+    data = training_data_from_rows(rows, "reports")
+    usable = [row for row in rows if row.attempt_at_ms is not None]
+    assert len(data.responded) == len(usable) == 360  # a row with only a return says nothing of a contact
+    assert data.responded.sum() == sum(row.contacted for row in usable)
+    assert data.answered_direct is None  # not recorded from buyers: the previous model is kept
+    assert data.timing[0][0] == pytest.approx(900_000 / 3_600_000)  # its age at the failed attempt
+    assert data.first_ms == usable[0].sold_at_ms and data.last_ms == usable[-1].sold_at_ms
