@@ -16,6 +16,7 @@ import signal
 import time
 import urllib.parse
 import xml.etree.ElementTree as ET
+from datetime import date
 from pathlib import Path
 
 import httpx
@@ -24,9 +25,10 @@ from aiokafka import AIOKafkaConsumer
 from leadx import accounts, buyer_profiles, partnerships, topics
 from leadx.db.engine import create_schema, make_engine, session_factory
 from leadx.demo.buyers import BuyerServer, random_behaviour
-from leadx.demo.consumers import make_consumer, ping_subset
+from leadx.demo.consumers import ping_subset
 from leadx.demo.printer import EventPrinter
 from leadx.devstack import SERVICES, LocalStack, redis_reachable
+from leadx.simulation.market import Seller, consumer
 
 DEMO_BUYERS = [  # name, bid range in cents, share of posted leads accepted
     ("Acme Auto Finance", 800, 2000, 0.85),
@@ -35,6 +37,8 @@ DEMO_BUYERS = [  # name, bid range in cents, share of posted leads accepted
     ("Coastal Credit Union", 600, 1500, 0.8),
 ]
 DEMO_MIN_PRICE_CENTS = 700
+# The demo seller's consumers come from the market simulator (leadx simulate), a good seller's.
+DEMO_SELLER = Seller("demo", quality=0.8)
 # An AutoBid buyer (the patent's Full Dealer): no servers of its own; the platform bids from its
 # profiles and accepts the leads it wins on its behalf. It pays more for owners with a good income,
 # and by the lead's response probability otherwise.
@@ -106,7 +110,7 @@ async def _sell(intake_url: str, api_key: str, leads: int | None, rate: float, s
                                  timeout=10) as http:
         while not stop.is_set() and (leads is None or count < leads):
             repeat = bool(posted) and count % 5 == 4
-            lead = dict(rng.choice(posted)) if repeat else make_consumer(rng)
+            lead = dict(rng.choice(posted)) if repeat else consumer(rng, DEMO_SELLER, date.today())
             lead["min_price"] = DEMO_MIN_PRICE_CENTS
             posted.append({k: v for k, v in lead.items() if k != "ping_token"})
             content_type = FORMATS[count % len(FORMATS)]

@@ -16,7 +16,7 @@ SEED = 1
 def main() -> None:
     leads = list(simulate(LEADS, SEED, _start_ms(DEFAULT_START)))
     bundle = train(training_data(leads, f"simulated {LEADS} leads, seed {SEED} (the prior)"), seed=SEED)
-    bundle.version = f"prior-{bundle.version.split('-', 1)[1]}"
+    bundle.version = f"prior-{bundle.version}"
     bundle.meta["version"] = bundle.version
     bundle.save_to(PRIOR)
     print(f"{bundle.version}: {PRIOR}")

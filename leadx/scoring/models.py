@@ -6,11 +6,12 @@
 - **Timing**: the factor, at most 1, by which that probability shrinks at another age, hour or day
   (`leadx.scoring.timing`). Both are fitted together from buyers' contacts (`leadx.scoring.contact`).
 - **Direct response**: the probability of answering a direct offer (list sales): a gradient-boosted
-  classifier on the consumer's features, calibrated by isotonic regression on a held-out fifth of
-  the data. Only trained when the data records direct offers; otherwise the previous bundle's is
-  kept.
+  classifier on the consumer's features, calibrated by isotonic regression on a fifth of its
+  training rows that it was not fitted on. Only trained when the data records direct offers;
+  otherwise the previous bundle's is kept.
 
-Each model is fitted on four fifths of the data; its metrics are measured on the last fifth.
+The models are fitted on four fifths of the data; their metrics (`meta`) are measured on the last
+fifth, which none of them saw.
 - **Clusters**: `leadx.scoring.clusters`, ids kept stable across retrains.
 
 A bundle records the range and size of its training data and its held-out metrics (`meta`).
@@ -38,7 +39,7 @@ from leadx.scoring.propensity import PropensityModel
 from leadx.scoring.timing import TimingModel
 
 CLUSTER_COUNT = 6
-CALIBRATION_SHARE = 0.2
+HELD_OUT_SHARE = 0.2
 
 
 @dataclass(frozen=True)
@@ -122,9 +123,10 @@ def _predict(model: HistGradientBoostingClassifier, calibrator: IsotonicRegressi
     return np.asarray(calibrator.predict(model.predict_proba(x)[:, 1]), dtype=float)
 
 
-def _split(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    order = np.random.default_rng(seed).permutation(n)
-    cut = int(n * (1 - CALIBRATION_SHARE))
+def _split(rows: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Four fifths and one fifth of `rows`, at random."""
+    order = np.random.default_rng(seed).permutation(rows)
+    cut = int(len(order) * (1 - HELD_OUT_SHARE))
     return order[:cut], order[cut:]
 
 
@@ -135,28 +137,27 @@ def _classifier(seed: int) -> HistGradientBoostingClassifier:
                                           n_iter_no_change=20, random_state=seed)
 
 
-def _calibrated(x: np.ndarray, y: np.ndarray, seed: int) -> tuple[HistGradientBoostingClassifier,
-                                                                    IsotonicRegression, np.ndarray]:
-    """A classifier fitted on four fifths and an isotonic map fitted on the last fifth; returns the
-    calibrated predictions on that fifth too."""
-    fit_rows, calibration_rows = _split(len(y), seed)
+def _calibrated(x: np.ndarray, y: np.ndarray, rows: np.ndarray,
+                seed: int) -> tuple[HistGradientBoostingClassifier, IsotonicRegression]:
+    """A classifier fitted on four fifths of `rows` and an isotonic map fitted on the last fifth."""
+    fit_rows, calibration_rows = _split(rows, seed)
     model = _classifier(seed).fit(x[fit_rows], y[fit_rows])
     raw = model.predict_proba(x[calibration_rows])[:, 1]
     calibrator = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip").fit(raw, y[calibration_rows])
-    return model, calibrator, calibration_rows
+    return model, calibrator
 
 
 def train(data: TrainingData, seed: int = 1, previous: ModelBundle | None = None) -> ModelBundle:
-    fit_rows, held_out = _split(len(data.responded), seed)
+    fit_rows, held_out = _split(np.arange(len(data.responded)), seed)
     propensity, timing = contact.fit(data.consumers[fit_rows], data.timing[fit_rows], data.responded[fit_rows])
     contact_held_out = (propensity.probability(data.consumers[held_out]) * timing.factor(data.timing[held_out]))
 
     direct = direct_calibrator = None
     direct_metrics = None
     if data.answered_direct is not None:
-        direct, direct_calibrator, direct_held_out = _calibrated(data.consumers, data.answered_direct, seed)
-        predicted = _predict(direct, direct_calibrator, data.consumers[direct_held_out])
-        direct_metrics = summary(predicted, data.answered_direct[direct_held_out])
+        direct, direct_calibrator = _calibrated(data.consumers, data.answered_direct, fit_rows, seed)
+        predicted = _predict(direct, direct_calibrator, data.consumers[held_out])
+        direct_metrics = summary(predicted, data.answered_direct[held_out])
     elif previous is not None:
         direct, direct_calibrator = previous.direct, previous.direct_calibrator
 

@@ -105,6 +105,15 @@ def _economics(rng: random.Random, seller: Seller, created: date) -> dict:
     }
 
 
+def consumer(rng: random.Random, seller: Seller, created: date, vertical: str = "auto_loan") -> dict:
+    """One consumer's lead fields, as `seller` would bring it on day `created`."""
+    fields = make_consumer(rng, vertical)
+    fields |= _economics(rng, seller, created)
+    if rng.random() < 0.4 and fields["months_employed"] > 0:
+        fields["work_phone"] = fields["home_phone"][:3] + f"{rng.randint(2_000_000, 9_999_999)}"
+    return fields
+
+
 def _contact_ms(rng: random.Random, buyer: Buyer, created_ms: int, zone) -> int:
     delay_minutes = buyer.median_delay_minutes * math.exp(rng.gauss(0, 1.2))
     at = created_ms + int(delay_minutes * 60_000)
@@ -125,10 +134,7 @@ def simulate(count: int, seed: int, start_ms: int, days: float = 30.0,
         seller = rng.choice(market_sellers)
         created_ms = start_ms + int(rng.random() * days * DAY_MS)
         created = datetime.fromtimestamp(created_ms / 1000, UTC).date()
-        fields = make_consumer(rng, vertical)
-        fields |= _economics(rng, seller, created)
-        if rng.random() < 0.4 and fields["months_employed"] > 0:
-            fields["work_phone"] = fields["home_phone"][:3] + f"{rng.randint(2_000_000, 9_999_999)}"
+        fields = consumer(rng, seller, created, vertical)
         features = consumer_row(fields, created)
         x = np.array([features])
         zone = zone_of(fields["zip"])
