@@ -3,7 +3,7 @@ PostgreSQL, and the same unit as the events)."""
 
 from __future__ import annotations
 
-from sqlalchemy import JSON, BigInteger, Boolean, Float, Index, Integer, String, Text
+from sqlalchemy import JSON, BigInteger, Boolean, Float, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -295,3 +295,91 @@ class Rating(Base):
     ratee_id: Mapped[str] = mapped_column(String(16), primary_key=True, index=True)
     stars: Mapped[int] = mapped_column(Integer)  # 1 to 5
     rated_at_ms: Mapped[int] = mapped_column(BigInteger)
+
+
+class Prospect(Base):
+    """The prospect pool (seed 000): consumers that can be sold again as part of a customer list.
+    Unsold and aged leads (their id is the lead's) and imported customer lists (a new id), stored
+    with their scores. `fields` holds raw PII like the lead store; the identity keys (HMAC, as dedup
+    keys them) find one consumer again, in the pool and in buyers' duplicate records."""
+
+    __tablename__ = "prospects"
+    id: Mapped[str] = mapped_column(String(10), primary_key=True)
+    vertical: Mapped[str] = mapped_column(String(64))
+    seller_id: Mapped[str] = mapped_column(String(16), index=True)  # whose consumer: paid when sold
+    source: Mapped[str] = mapped_column(String(16))  # "unsold", "aged" or "import"
+    source_name: Mapped[str] = mapped_column(String(200), default="")  # the imported file's name
+    fields: Mapped[dict] = mapped_column(JSON)
+    ssn_key: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    email_key: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    home_phone_key: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    state: Mapped[str] = mapped_column(String(2), default="")
+    probability: Mapped[float] = mapped_column(Float)  # of responding to a direct offer (list sales)
+    propensity: Mapped[float] = mapped_column(Float)   # of responding to a dealer's call
+    cluster: Mapped[str] = mapped_column(String(32))
+    model_version: Mapped[str] = mapped_column(String(64))
+    consumer_since_ms: Mapped[int] = mapped_column(BigInteger)  # when the lead came in, or the import
+    added_at_ms: Mapped[int] = mapped_column(BigInteger)
+
+    __table_args__ = (Index("ix_prospects_vertical_probability", "vertical", "probability"),
+                      Index("ix_prospects_ssn", "vertical", "ssn_key"),
+                      Index("ix_prospects_email", "vertical", "email_key"),
+                      Index("ix_prospects_phone", "vertical", "home_phone_key"))
+
+
+class ListAuction(Base):
+    """A timed auction of a customer list: the prospects matching `profile` when it opened
+    (list_members), grouped by cluster and probability band."""
+
+    __tablename__ = "list_auctions"
+    id: Mapped[str] = mapped_column(String(10), primary_key=True)
+    vertical: Mapped[str] = mapped_column(String(64))
+    profile: Mapped[dict] = mapped_column(JSON)  # the criteria that chose its customers
+    band_width: Mapped[float] = mapped_column(Float)
+    reserve_cents: Mapped[int] = mapped_column(BigInteger)  # per customer
+    status: Mapped[str] = mapped_column(String(8))  # "open", then "closed"
+    opened_at_ms: Mapped[int] = mapped_column(BigInteger)
+    closes_at_ms: Mapped[int] = mapped_column(BigInteger, index=True)
+    closed_at_ms: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    tie_break_seed: Mapped[int] = mapped_column(BigInteger)
+
+
+class ListMember(Base):
+    __tablename__ = "list_members"
+    auction_id: Mapped[str] = mapped_column(String(10), primary_key=True)
+    prospect_id: Mapped[str] = mapped_column(String(10), primary_key=True)
+    probability: Mapped[float] = mapped_column(Float)
+    cluster: Mapped[str] = mapped_column(String(32))
+
+
+class ListBid(Base):
+    """A dealer's bid in a list auction: a price per customer for one customer, a cluster group or a
+    probability band (a range, or one probability), with an optional count or budget limit."""
+
+    __tablename__ = "list_bids"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    auction_id: Mapped[str] = mapped_column(String(10), index=True)
+    buyer_id: Mapped[str] = mapped_column(String(16))
+    scope: Mapped[str] = mapped_column(String(8))  # "customer", "cluster" or "band"
+    target: Mapped[str] = mapped_column(String(64))  # a prospect id, a cluster id, or "0.20-0.30"
+    price_cents: Mapped[int] = mapped_column(BigInteger)
+    max_count: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    max_budget_cents: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    placed_at_ms: Mapped[int] = mapped_column(BigInteger)
+
+
+class ListAward(Base):
+    """A customer of a list auction sold to a dealer. Unique per prospect and buyer across all list
+    auctions: a customer is never sold twice to one buyer. `published` is the outbox flag of its
+    sale.closed event."""
+
+    __tablename__ = "list_awards"
+    auction_id: Mapped[str] = mapped_column(String(10), primary_key=True)
+    prospect_id: Mapped[str] = mapped_column(String(10), primary_key=True)
+    buyer_id: Mapped[str] = mapped_column(String(16), index=True)
+    bid_id: Mapped[int] = mapped_column(Integer)
+    price_cents: Mapped[int] = mapped_column(BigInteger)
+    awarded_at_ms: Mapped[int] = mapped_column(BigInteger)
+    published: Mapped[bool] = mapped_column(Boolean, default=False)
+
+    __table_args__ = (UniqueConstraint("prospect_id", "buyer_id", name="uq_list_awards_prospect_buyer"),)
