@@ -13,6 +13,9 @@ from leadx.config import env_float, env_int, env_str
 from leadx.dashboard.v1 import dashboard_pb2, dashboard_pb2_grpc
 from leadx.config import CommonSettings
 from leadx.db.engine import create_schema, make_engine, session_factory
+from leadx.dedup_scopes import DedupPolicy
+from leadx.dedup_store import DEFAULT_BUCKET_BITS, DedupStore
+from leadx.redis_client import connect as connect_redis
 from leadx.kafka import Envelope
 from leadx.runtime import ServiceRuntime
 from leadx.verticals import zip_counties
@@ -20,6 +23,7 @@ from services.ledger.dashboard import DashboardService
 from services.ledger.dashboard_auth import DashboardAuth
 from services.ledger.batching import BatchWriter
 from services.ledger.recorder import MESSAGE_TYPES, Recorder
+from services.ledger.list_closer import ListCloser
 from services.ledger.redrive import RedrivePolicy, StallRedriver
 
 SERVICE_NAME = dashboard_pb2.DESCRIPTOR.services_by_name["DashboardService"].full_name
@@ -64,10 +68,20 @@ async def main(stop: asyncio.Event) -> None:
     policy = RedrivePolicy(stall_after_ms=int(stall_after_s * 1000), max_redrives=env_int("LEDGER_MAX_REDRIVES", 5))
     redriver = StallRedriver(sessions, runtime.producer, policy, interval_s=max(0.5, min(5.0, stall_after_s / 4)))
     redriving = asyncio.create_task(redriver.run_forever())
+    # List auctions (leadx.lists) live in this service's SQL: it closes them and sells their customers.
+    redis = connect_redis(settings.redis_url)
+    dedup = DedupStore(redis, namespace=settings.kafka.topic_prefix,
+                       bucket_bits=env_int("DEDUP_BUCKET_BITS", DEFAULT_BUCKET_BITS))
+    closer = ListCloser(sessions, runtime.producer, dedup, DedupPolicy.from_env(),
+                        env_float("SELLER_FEE_PERCENT", 10.0),
+                        interval_s=env_float("LISTS_CLOSE_INTERVAL_SECONDS", 1.0))
+    closing = asyncio.create_task(closer.run_forever())
 
     async def stop_grpc() -> None:
         reporter.cancel()
         redriving.cancel()
+        closing.cancel()
+        await redis.aclose()
         await writer.stop()
         await server.stop(grace=5)
         engine.dispose()

@@ -1,0 +1,154 @@
+"""List auctions in SQL: opened from the prospect pool, bid on by dealers, closed once when due.
+
+A list auction snapshots its customers when it opens (list_members), so a bid is placed on a list
+that does not change under it. Closing is a claim: the status moves from "open" to "closed" in the
+transaction that writes the awards, guarded by the old status, so two closers never both close one
+auction. Each award is then published as a sale.closed (an outbox: `published` is set after).
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from leadx.db.models import Buyer, ListAuction, ListAward, ListBid, ListMember, Prospect, Sale
+from leadx.ids import new_lead_id
+from leadx.lists.award import Award, check_bid
+from leadx.lists.award import ListBid as Bid
+from leadx.lists.building import Customer, ListProfile, build_list
+
+OPEN, CLOSED = "open", "closed"
+
+
+@dataclass(frozen=True)
+class Refusal:
+    status: int
+    code: str
+    field: str
+    message: str
+
+
+def _customer(prospect: Prospect) -> Customer:
+    return Customer(prospect.id, prospect.probability, prospect.cluster, prospect.fields or {})
+
+
+def open_auction(session: Session, vertical: str, profile_document: object, band_width: float,
+                 reserve_cents: int, window_ms: int, now_ms: int) -> ListAuction:
+    """Snapshots the pool's customers of `vertical` matching the profile into a new list auction.
+    Raises CriterionError for a bad profile and ValueError when nobody matches."""
+    profile = ListProfile.parse(profile_document)
+    if reserve_cents < 0 or window_ms <= 0:
+        raise ValueError("the reserve is at least 0 cents and the window longer than 0")
+    pool = (_customer(p) for p in session.scalars(select(Prospect).where(Prospect.vertical == vertical)))
+    built = build_list(pool, profile, band_width)
+    if not built.customers:
+        raise ValueError(f"no customer in the {vertical} pool matches this profile")
+    auction = ListAuction(id=new_lead_id(), vertical=vertical, profile={"criteria": list(profile.document)},
+                          band_width=band_width, reserve_cents=reserve_cents, status=OPEN, opened_at_ms=now_ms,
+                          closes_at_ms=now_ms + window_ms, tie_break_seed=random.SystemRandom().getrandbits(62))
+    session.add(auction)
+    session.add_all(ListMember(auction_id=auction.id, prospect_id=c.prospect_id, probability=c.probability,
+                               cluster=c.cluster) for c in built.customers)
+    return auction
+
+
+def members(session: Session, auction_id: str) -> list[Customer]:
+    """The auction's customers, best first (fields left out: bidders never see them)."""
+    rows = session.execute(select(ListMember.prospect_id, ListMember.probability, ListMember.cluster)
+                           .where(ListMember.auction_id == auction_id)
+                           .order_by(ListMember.probability.desc(), ListMember.prospect_id))
+    return [Customer(pid, probability, cluster, {}) for pid, probability, cluster in rows]
+
+
+def place_bid(session: Session, auction_id: str, buyer_id: str, spec: Mapping[str, object],
+              now_ms: int) -> ListBid | Refusal:
+    auction = session.get(ListAuction, auction_id)
+    if auction is None:
+        return Refusal(404, "LIST_NOT_FOUND", "", f"there is no list auction {auction_id}")
+    if auction.status != OPEN or now_ms >= auction.closes_at_ms:
+        return Refusal(409, "LIST_CLOSED", "", f"list auction {auction_id} closed for bids")
+    scope, target = spec.get("scope"), spec.get("target")
+    price, max_count, max_budget = spec.get("price"), spec.get("max_count"), spec.get("max_budget")
+    problems = check_bid(scope, target, price, max_count, max_budget)
+    if problems:
+        field, message = problems[0]
+        return Refusal(422, "FIELD_INVALID", field, "; ".join(m for _, m in problems))
+    if price < auction.reserve_cents:  # type: ignore[operator]
+        return Refusal(422, "BELOW_RESERVE", "price",
+                       f"the reserve is {auction.reserve_cents} cents per customer")
+    if not _names_a_customer(session, auction_id, str(scope), str(target)):
+        return Refusal(422, "FIELD_INVALID", "target", f"no customer of this list is in {scope} {target}")
+    buyer = session.get(Buyer, buyer_id)
+    if buyer is None or not buyer.active:
+        return Refusal(403, "AUTH_INVALID", "", "only an active buyer may bid")
+    bid = ListBid(auction_id=auction_id, buyer_id=buyer_id, scope=str(scope), target=str(target).strip(),
+                  price_cents=int(price), max_count=max_count, max_budget_cents=max_budget,  # type: ignore[arg-type]
+                  placed_at_ms=now_ms)
+    session.add(bid)
+    session.flush()
+    return bid
+
+
+def _names_a_customer(session: Session, auction_id: str, scope: str, target: str) -> bool:
+    """A bid that could not win anybody is refused, so a dealer hears of a mistyped target at once."""
+    customers = members(session, auction_id)
+    probe = Bid(0, "", scope, target.strip(), 1)
+    return any(probe.applies_to(c) for c in customers)
+
+
+def due(session: Session, now_ms: int) -> list[str]:
+    return list(session.scalars(select(ListAuction.id).where(ListAuction.status == OPEN,
+                                                             ListAuction.closes_at_ms <= now_ms)))
+
+
+def bids_of(session: Session, auction_id: str) -> list[Bid]:
+    rows = session.scalars(select(ListBid).where(ListBid.auction_id == auction_id).order_by(ListBid.id))
+    return [Bid(b.id, b.buyer_id, b.scope, b.target, b.price_cents, b.max_count, b.max_budget_cents) for b in rows]
+
+
+def bought_already(session: Session, prospect_ids: Iterable[str]) -> dict[str, set[str]]:
+    """The buyers that already have each customer from the platform: a list sale, or the sale of the
+    lead itself (an aged or unsold lead's prospect id is its lead id)."""
+    ids = list(prospect_ids)
+    had: dict[str, set[str]] = {}
+    for start in range(0, len(ids), 500):
+        chunk = ids[start:start + 500]
+        for pid, buyer in session.execute(select(ListAward.prospect_id, ListAward.buyer_id)
+                                          .where(ListAward.prospect_id.in_(chunk))):
+            had.setdefault(pid, set()).add(buyer)
+        for pid, buyer in session.execute(select(Sale.lead_id, Sale.buyer_id)
+                                          .where(Sale.lead_id.in_(chunk), Sale.sold.is_(True))):
+            had.setdefault(pid, set()).add(buyer)
+    return had
+
+
+def record_close(session: Session, auction_id: str, awards: list[Award], now_ms: int) -> bool:
+    """Closes the auction with these awards; False (and nothing written) if another closer did."""
+    claimed = session.execute(update(ListAuction)
+                              .where(ListAuction.id == auction_id, ListAuction.status == OPEN)
+                              .values(status=CLOSED, closed_at_ms=now_ms))
+    if claimed.rowcount != 1:
+        return False
+    session.add_all(ListAward(auction_id=auction_id, prospect_id=a.prospect_id, buyer_id=a.buyer_id,
+                              bid_id=a.bid_id, price_cents=a.price_cents, awarded_at_ms=now_ms, published=False)
+                    for a in awards)
+    return True
+
+
+def unpublished(session: Session, limit: int = 500) -> list[tuple[ListAward, Prospect]]:
+    rows = session.execute(select(ListAward, Prospect).join(Prospect, Prospect.id == ListAward.prospect_id)
+                           .where(ListAward.published.is_(False))
+                           .order_by(ListAward.awarded_at_ms, ListAward.prospect_id).limit(limit))
+    return [(award, prospect) for award, prospect in rows]
+
+
+def won(session: Session, auction_id: str, buyer_id: str) -> list[tuple[ListAward, Prospect]]:
+    """What a buyer won in a list auction, best first, with the customers' fields: it bought them."""
+    rows = session.execute(select(ListAward, Prospect).join(Prospect, Prospect.id == ListAward.prospect_id)
+                           .where(ListAward.auction_id == auction_id, ListAward.buyer_id == buyer_id)
+                           .order_by(Prospect.probability.desc(), Prospect.id))
+    return [(award, prospect) for award, prospect in rows]
