@@ -18,6 +18,7 @@ AUCTION_CLOSED = "auction.closed"
 SALE_CLOSED = "sale.closed"
 LEAD_RETURNED = "lead.returned"
 LEAD_OUTCOME = "lead.outcome"
+LIST_AWARDED = "list.awarded"
 
 ALL = (
     LEAD_SUBMITTED,
@@ -30,6 +31,7 @@ ALL = (
     SALE_CLOSED,
     LEAD_RETURNED,
     LEAD_OUTCOME,
+    LIST_AWARDED,
 )
 
 
@@ -45,6 +47,7 @@ MESSAGE_TYPES = {
     SALE_CLOSED: ev.SaleClosed,
     LEAD_RETURNED: ev.LeadReturned,
     LEAD_OUTCOME: ev.LeadOutcome,
+    LIST_AWARDED: ev.ListAwarded,
 }
 
 

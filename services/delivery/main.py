@@ -15,6 +15,7 @@ from leadx.dedup_store import DedupStore
 from leadx.events.v1 import events_pb2 as ev
 from leadx.runtime import ServiceRuntime
 from services.delivery.attempts import AttemptLog
+from services.delivery.list_posts import ListPoster
 from services.delivery.breaker import CircuitBreaker
 from services.delivery.buyer_http import BuyerClient
 from services.delivery.post_rules import load_post_rules
@@ -50,6 +51,8 @@ async def main(stop: asyncio.Event) -> None:
                            AttemptLog(session_factory(engine)))
     runtime.consume("delivery-pings", {topics.AUCTION_OPENED: ev.AuctionOpened}, pings.handle)
     runtime.consume("delivery-sales", {topics.AUCTION_CLOSED: ev.AuctionClosed}, sales.handle)
+    lists = ListPoster(redis, directory, client, namespace, rules, post_breaker, AttemptLog(session_factory(engine)))
+    runtime.consume("delivery-lists", {topics.LIST_AWARDED: ev.ListAwarded}, lists.handle)
 
     async def close_resources() -> None:
         for refresher in refreshers:

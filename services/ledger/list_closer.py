@@ -6,9 +6,10 @@ It runs in the ledger, the service that owns the SQL the auctions live in. Every
    dedup window: the same per-buyer Redis records lead dedup keeps) and the buyers its seller does
    not sell to (partnerships and the seller's choices, as for leads);
 2. publishes every award not yet published: the consumer is recorded as the buyer's in Redis
-   (so a later lead of the same consumer is a duplicate for it), then a sale.closed goes out with
-   a derived event id, and the award is marked published. A crash in between repeats the publish
-   under the same id; the ledger books a sale once per lead and buyer.
+   (so a later lead of the same consumer is a duplicate for it), then list.awarded (for delivery
+   to POST the customer to the dealer) and sale.closed go out with derived event ids, and the
+   award is marked published. A crash in between repeats the publish under the same ids; the
+   ledger books a sale once per lead and buyer, and delivery posts a customer once.
 """
 
 from __future__ import annotations
@@ -110,6 +111,8 @@ class ListCloser:
                 await self.dedup.reserve_for_buyer(listed.buyer_id, prospect.id, prospect.vertical, identities,
                                                    int(self.clock() * 1000), window_ms)
             percent = fees.get(prospect.seller_id, self.default_fee_percent)
+            await self.producer.publish(topics.LIST_AWARDED, prospect.id, _awarded(listed, prospect),
+                                        derived_event_id(prospect.id, "list-award", listed.buyer_id))
             await self.producer.publish(topics.SALE_CLOSED, prospect.id, _sale(listed, prospect, percent),
                                         derived_event_id(prospect.id, "list-sale", listed.buyer_id))
             await asyncio.to_thread(self._read, lambda s, a=listed: _mark_published(s, a.auction_id, a.prospect_id))
@@ -135,6 +138,14 @@ def _mark_published(session: Session, auction_id: str, prospect_id: str) -> None
     with session.begin():
         session.execute(update(ListAward).where(ListAward.auction_id == auction_id,
                                                 ListAward.prospect_id == prospect_id).values(published=True))
+
+
+def _awarded(listed: ListAward, prospect: Prospect) -> ev.ListAwarded:
+    lead = ev.Lead(lead_id=prospect.id, seller_id=prospect.seller_id, vertical=prospect.vertical,
+                   fields={k: str(v) for k, v in (prospect.fields or {}).items()},
+                   submitted_at_ms=prospect.consumer_since_ms)
+    return ev.ListAwarded(auction_id=listed.auction_id, buyer_id=listed.buyer_id, price_cents=listed.price_cents,
+                          lead=lead, probability=prospect.probability, cluster=prospect.cluster)
 
 
 def _sale(listed: ListAward, prospect: Prospect, fee_percent: float) -> ev.SaleClosed:

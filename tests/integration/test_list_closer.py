@@ -100,7 +100,7 @@ def test_a_due_list_auction_closes_once_and_sells_each_customer_once(sessions, k
     async def scenario():
         kafka = KafkaSettings(bootstrap_servers=kafka_bootstrap, topic_prefix=unique_prefix, partitions=1,
                               replication_factor=1, idempotence=False)
-        await ensure_topics(kafka, (topics.SALE_CLOSED,))
+        await ensure_topics(kafka, (topics.SALE_CLOSED, topics.LIST_AWARDED))
         producer = EventProducer(kafka, "test")
         await producer.start()
         redis = connect(redis_url)

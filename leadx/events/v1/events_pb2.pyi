@@ -294,3 +294,19 @@ class LeadOutcome(_message.Message):
     probability: float
     cluster: str
     def __init__(self, lead_id: _Optional[str] = ..., buyer_id: _Optional[str] = ..., seller_id: _Optional[str] = ..., outcome: _Optional[str] = ..., at_ms: _Optional[int] = ..., sold_at_ms: _Optional[int] = ..., vertical: _Optional[str] = ..., state: _Optional[str] = ..., zip3: _Optional[str] = ..., probability: _Optional[float] = ..., cluster: _Optional[str] = ...) -> None: ...
+
+class ListAwarded(_message.Message):
+    __slots__ = ("auction_id", "buyer_id", "price_cents", "lead", "probability", "cluster")
+    AUCTION_ID_FIELD_NUMBER: _ClassVar[int]
+    BUYER_ID_FIELD_NUMBER: _ClassVar[int]
+    PRICE_CENTS_FIELD_NUMBER: _ClassVar[int]
+    LEAD_FIELD_NUMBER: _ClassVar[int]
+    PROBABILITY_FIELD_NUMBER: _ClassVar[int]
+    CLUSTER_FIELD_NUMBER: _ClassVar[int]
+    auction_id: str
+    buyer_id: str
+    price_cents: int
+    lead: Lead
+    probability: float
+    cluster: str
+    def __init__(self, auction_id: _Optional[str] = ..., buyer_id: _Optional[str] = ..., price_cents: _Optional[int] = ..., lead: _Optional[_Union[Lead, _Mapping]] = ..., probability: _Optional[float] = ..., cluster: _Optional[str] = ...) -> None: ...
