@@ -55,3 +55,33 @@ def test_bad_arguments_are_refused_with_a_usage_error(argv, capsys):
         main(argv)
     assert refused.value.code == 2
     assert "error" in capsys.readouterr().err
+
+
+def test_train_from_the_outcomes_buyers_reported(tmp_path, capsys, monkeypatch, sessions, database_url):
+    """Sales and outcome reports in SQL, as intake and the ledger write them, train a bundle; the
+    direct-response model, which buyers' reports cannot train, is the previous bundle's."""
+    from leadx.db.models import Lead, LeadOutcome, Sale
+    from leadx.simulation.market import simulate
+
+    with sessions.begin() as session:
+        for i, lead in enumerate(simulate(1500, 8, 1_767_225_600_000)):
+            lead_id = f"L{i:09d}"
+            sold = lead.created_ms + 5_000
+            session.add(Lead(id=lead_id, seller_id="s_1", vertical="auto_loan", state=lead.fields["state"],
+                             status="sold", status_rank=9, fields={k: str(v) for k, v in lead.fields.items()},
+                             submitted_at_ms=lead.created_ms, updated_at_ms=sold))
+            session.add(Sale(lead_id=lead_id, buyer_id="b_1", auction_id=lead_id, sold=True, seller_id="s_1",
+                             price_cents=1000, seller_fee_cents=100, vertical="auto_loan",
+                             state=lead.fields["state"], attempts=1, closed_at_ms=sold))
+            outcome = "contacted" if lead.outcome.contacted else "not_contacted"
+            session.add(LeadOutcome(lead_id=lead_id, buyer_id="b_1", outcome=outcome, seller_id="s_1",
+                                    at_ms=max(lead.outcome.contact_ms, sold), reported_at_ms=sold, note=""))
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    registry = tmp_path / "models"
+    assert main(["scoring", "train", "--from-db", "--models", str(registry)]) == 0
+    trained = json.loads(capsys.readouterr().out)
+    assert trained["data"]["leads"] == 1500 and trained["data"]["source"].startswith("outcomes reported by buyers")
+    assert trained["held_out_metrics"]["direct_response"] is None
+    shown_ok = main(["scoring", "show", "--models", str(registry)]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert shown_ok and shown["direct_response_from"] == trained["previous"]
