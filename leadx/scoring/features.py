@@ -12,12 +12,11 @@ in the consumer's own time zone (from the ZIP), because people answer in the eve
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from datetime import UTC, date, datetime
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
-import numpy as np
 import zipcodes
 
 CONSUMER_FEATURES = (
@@ -34,7 +33,6 @@ TIMING_FEATURES = (
     "local_hour",        # 0..24, fractional, in the consumer's time zone
     "weekend",
 )
-ALL_FEATURES = CONSUMER_FEATURES + TIMING_FEATURES
 
 _FALLBACK_ZONE = "America/Chicago"  # a ZIP the database lacks: the middle of the country
 
@@ -75,10 +73,6 @@ def consumer_row(fields: Mapping[str, object], on: date) -> list[float]:
     ]
 
 
-def consumer_matrix(leads: Sequence[Mapping[str, object]], on: date) -> np.ndarray:
-    return np.array([consumer_row(fields, on) for fields in leads], dtype=float).reshape(-1, len(CONSUMER_FEATURES))
-
-
 @lru_cache(maxsize=1)
 def _zones_by_zip() -> dict[str, str]:
     return {z["zip_code"]: z["timezone"] for z in zipcodes.list_all() if z.get("timezone")}
@@ -100,7 +94,3 @@ def timing_row(zone: ZoneInfo, created_ms: int, contact_ms: int) -> list[float]:
             local.hour + local.minute / 60,
             float(local.weekday() >= 5)]
 
-
-def reference_timing(best_hour: float, best_weekend: bool) -> list[float]:
-    """The timing at which a propensity is stated: contacted at once, at the best hour and day."""
-    return [0.0, best_hour, float(best_weekend)]

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -109,7 +110,10 @@ class ModelBundle:
     def save(self, registry: Path) -> Path:
         """Writes the bundle to `registry/<version>/` and makes it the registry's current one."""
         where = self.save_to(registry / self.version)
-        (registry / "current").write_text(self.version + "\n")
+        # Renamed into place: a scoring service reading `current` meanwhile sees the old or the new.
+        pending = registry / f".current.{os.getpid()}"
+        pending.write_text(self.version + "\n")
+        os.replace(pending, registry / "current")
         return where
 
     def save_to(self, folder: Path) -> Path:
