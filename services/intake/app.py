@@ -46,6 +46,7 @@ from services.intake.formats import (
 from services.intake import returns
 from services.intake.admin import admin_routes
 from services.intake.bids import bid_handler
+from services.intake.lists import list_routes
 from services.intake.requests import ApiError, ApiKeyAuth, cents_field, read_body, text_field
 from services.intake.guards import IdempotencyStore, RateLimiter
 from services.intake.openapi import openapi_document
@@ -93,7 +94,7 @@ def build_app(deps: IntakeDeps, lifespan=None) -> Starlette:
     tokens = PingTokens(deps.secret)
     dedup = deps.dedup
 
-    def api(handler: Callable[[Request], Awaitable[Answer]]):
+    def api(handler: Callable[[Request], Awaitable[Answer | Response]]):
         async def endpoint(request: Request) -> Response:
             with tracer().start_as_current_span(
                 f"{request.method} {request.url.path}", kind=trace.SpanKind.SERVER
@@ -111,7 +112,8 @@ def build_app(deps: IntakeDeps, lifespan=None) -> Starlette:
                     result = ApiError(503, "SERVICE_UNAVAILABLE",
                                       "the exchange is briefly unavailable; retry with the same Idempotency-Key",
                                       headers={"Retry-After": "1"}).answer()
-            return respond(request, result)
+            # A ready Response is a download (a list auction's CSV export); errors are still answers.
+            return result if isinstance(result, Response) else respond(request, result)
         return endpoint
 
     async def limited_account(request: Request, key_auth: ApiKeyAuth) -> str:
@@ -409,6 +411,9 @@ def build_app(deps: IntakeDeps, lifespan=None) -> Starlette:
                 lambda request: limited_account(request, buyer_auth))), methods=["POST"]),
             # Operators' admin API (services.intake.admin): accounts, partnerships, profiles.
             *admin_routes(deps.sessions, deps.admin_api_key, api),
+            # List auctions (services.intake.lists): operators open them, dealers bid and export.
+            *list_routes(deps.sessions, deps.admin_api_key, api, lambda request: limited_account(request, buyer_auth),
+                         deps.max_body_bytes),
             Route("/openapi.json", openapi, methods=["GET"]),
             Route("/healthz", healthz, methods=["GET"]),
             Route("/readyz", readyz, methods=["GET"]),

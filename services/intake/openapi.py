@@ -1,5 +1,6 @@
 """The intake's API as an OpenAPI 3.1 document, served at /openapi.json: the sellers' PING, POST
-and status, the buyers' returns, outcome reports and bids, ratings, and the operators' admin API (docs/admin-api.md).
+and status, the buyers' returns, outcome reports and bids, ratings, list auctions
+(docs/list-auctions.md), and the operators' admin API (docs/admin-api.md).
 
 Written by hand (the app is plain Starlette) and held to the app by tests/unit/test_intake_openapi.py:
 every route and method of the app is documented, and nothing documented is missing from the app.
@@ -16,6 +17,7 @@ ERROR_CODES = [
     "LEAD_NOT_FOUND", "NOT_FOUND", "METHOD_NOT_ALLOWED", "SERVICE_UNAVAILABLE",
     "RETURN_WINDOW_CLOSED", "RETURN_RATE_EXCEEDED", "ACCOUNT_NOT_FOUND", "NOT_A_TRADING_PARTNER",
     "AUCTION_NOT_FOUND", "AUCTION_CLOSED", "BID_TOO_LOW", "PARTNERSHIP_NOT_FOUND",
+    "LIST_NOT_FOUND", "LIST_CLOSED", "LIST_OPEN", "LIST_EMPTY", "BELOW_RESERVE",
 ]
 WARNING_CODES = ["PHONE_AREA_MISMATCH"]
 
@@ -64,7 +66,7 @@ def openapi_document() -> dict:
     answer = {"type": "object", "required": ["status", "lead_id", "errors"], "properties": {
         "status": {"type": "string", "enum": ["accepted", "rejected", "duplicate", "pending", "in_auction",
                                               "sold", "unsold", "returned", "reported", "rated", "ok",
-                                              "created"]},
+                                              "created", "open", "closing", "closed"]},
         "lead_id": {"type": ["string", "null"], "pattern": "^[A-Za-z0-9]{10}$"},
         "errors": {"type": "array", "items": {"$ref": "#/components/schemas/Error"}},
         "warnings": {"type": "array", "items": {"$ref": "#/components/schemas/Warning"}},
@@ -134,7 +136,7 @@ def openapi_document() -> dict:
                              "description": "the operators' ADMIN_API_KEY (unset: the admin API answers 401)"},
             },
             "schemas": {"Error": _problem(ERROR_CODES), "Warning": _problem(WARNING_CODES), "Answer": answer,
-                        "Ping": ping, **leads, **_ADMIN_SCHEMAS},
+                        "Ping": ping, **leads, **_ADMIN_SCHEMAS, **_LIST_SCHEMAS},
         },
         "security": [{"apiKey": []}],
         "paths": {
@@ -202,6 +204,7 @@ def openapi_document() -> dict:
                                         "429": "RATE_LIMITED, with Retry-After", "503": "SERVICE_UNAVAILABLE"}),
             }},
             **_admin_paths(),
+            **_list_paths(),
             "/v1/sellers/{account_id}/rating": rating_path("buyer", "seller"),
             "/v1/buyers/{account_id}/rating": rating_path("seller", "buyer"),
             "/openapi.json": {"get": {"summary": "This document", "security": [],
@@ -350,4 +353,155 @@ def _admin_paths() -> dict:
             "delete": op("Forget the seller's word on that buyer", "SellerRelations",
                          {"200": "the relations", "404": "ACCOUNT_NOT_FOUND"}, params=("seller_id", "buyer_id")),
         },
+    }
+
+
+# ---------------------------------------------------------------------- list auctions (docs/list-auctions.md)
+
+_SPREAD = {"count": {"type": "integer"}, "probability_min": {"type": "number"},
+           "probability_max": {"type": "number"}, "probability_mean": {"type": "number"},
+           "expected_responses": {"type": "number", "description": "the sum of the probabilities"}}
+_LIST_SCHEMAS = {
+    "ListOpen": {"type": "object", "required": ["vertical", "profile"], "additionalProperties": False,
+                 "properties": {
+                     "vertical": {"type": "string"},
+                     "profile": {"type": "object", "required": ["criteria"], "properties": {
+                         "criteria": {"type": "array", "items": {"type": "object"}, "description":
+                                      "AutoBid criteria without prices (states, zips, zip_radius, income, "
+                                      "requested_amount, residence_types, probability, clusters, fields); a "
+                                      "customer matching any is on the list; none: the whole pool"}}},
+                     "window_seconds": {"type": "number", "exclusiveMinimum": 0, "maximum": 2_592_000,
+                                        "default": 120},
+                     "reserve": {"type": "integer", "minimum": 0, "default": 0, "description": "cents per customer"},
+                     "band_width": {"type": "number", "minimum": 0.01, "maximum": 1, "default": 0.05,
+                                    "description": "whole hundredths"}}},
+    "ListCustomer": {"type": "object", "description": "no PII", "properties": {
+        "prospect_id": {"type": "string"}, "state": {"type": "string"}, "zip3": {"type": "string"},
+        "probability": {"type": "number", "description": "of answering a direct offer"},
+        "cluster": {"type": "string"},
+        "buyer_id": {"type": ["string", "null"], "description": "operators, once closed: who won it"},
+        "price_cents": {"type": ["integer", "null"], "description": "operators, once closed: its price"}}},
+    "ListBid": {"type": "object", "properties": {
+        "id": {"type": "integer"}, "buyer_id": {"type": "string"},
+        "scope": {"type": "string", "enum": ["customer", "cluster", "band"]}, "target": {"type": "string"},
+        "price_cents": {"type": "integer"}, "max_count": {"type": ["integer", "null"]},
+        "max_budget_cents": {"type": ["integer", "null"]}, "placed_at_ms": {"type": "integer"}}},
+    "ListBidBody": {"type": "object", "required": ["scope", "target", "price"], "additionalProperties": False,
+                    "properties": {
+                        "scope": {"type": "string", "enum": ["customer", "cluster", "band"]},
+                        "target": {"type": "string", "maxLength": 64, "description": "a prospect id, a cluster "
+                                   "id (c2), a band (0.10-0.15) or one probability (0.15)"},
+                        "price": {"type": ["integer", "string"], "minimum": 1, "description": "cents per customer"},
+                        "max_count": {"type": ["integer", "string"], "minimum": 1,
+                                      "description": "group bids: at most this many customers"},
+                        "max_budget": {"type": ["integer", "string"], "minimum": 1,
+                                       "description": "group bids: at most this many cents in all"}}},
+    "ListBidAccepted": {"type": "object", "properties": {
+        "status": {"type": "string", "const": "accepted"}, "list_id": {"type": "string"},
+        "closes_at_ms": {"type": "integer"}, "bid": {"$ref": "#/components/schemas/ListBid"}}},
+    "ListView": {"type": "object", "properties": {
+        "status": {"type": "string", "enum": ["open", "closing", "closed"], "description": "closing: the window "
+                   "has ended and the ledger is closing it"},
+        "list_id": {"type": "string"}, "vertical": {"type": "string"},
+        "opened_at_ms": {"type": "integer"}, "closes_at_ms": {"type": "integer"},
+        "closed_at_ms": {"type": ["integer", "null"]}, "seconds_left": {"type": "number"},
+        "reserve_cents": {"type": "integer"}, "band_width": {"type": "number"},
+        "count": {"type": "integer", "description": "customers on the list"},
+        "clusters": {"type": "array", "items": {"type": "object", "properties": {
+            "cluster": {"type": "string"}, "description": {"type": "string"}, **_SPREAD}}},
+        "bands": {"type": "array", "items": {"type": "object", "properties": {"band": {"type": "string"},
+                                                                              **_SPREAD}}},
+        "offset": {"type": "integer"},
+        "customers": {"type": "array", "items": {"$ref": "#/components/schemas/ListCustomer"},
+                      "description": "best first, from offset"},
+        "your_bids": {"type": "array", "items": {"$ref": "#/components/schemas/ListBid"},
+                      "description": "dealers: their own bids"},
+        "won": {"type": ["object", "null"], "description": "dealers, once closed: count and total_cents won"},
+        "profile": {"type": "object", "description": "operators"},
+        "tie_break_seed": {"type": "integer", "description": "operators: the seed of the recorded draw"},
+        "bids": {"type": "array", "items": {"$ref": "#/components/schemas/ListBid"},
+                 "description": "operators: every bid"},
+        "awards": {"type": ["object", "null"], "description": "operators, once closed: count, total_cents, "
+                   "unsold, published, by_buyer"}}},
+    "ListWon": {"type": "object", "properties": {
+        "list_id": {"type": "string"}, "buyer_id": {"type": "string"}, "count": {"type": "integer"},
+        "total_cents": {"type": "integer"},
+        "customers": {"type": "array", "items": {"type": "object", "properties": {
+            "prospect_id": {"type": "string"}, "price_cents": {"type": "integer"},
+            "probability": {"type": "number"}, "cluster": {"type": "string"},
+            "fields": {"type": "object", "additionalProperties": {"type": "string"},
+                       "description": "the customer's fields, PII included: the dealer bought them"}}}}}},
+}
+
+
+def _list_paths() -> dict:
+    def ref(name: str) -> dict:
+        return {"$ref": f"#/components/schemas/{name}"}
+
+    def answer(text: str) -> dict:
+        return {"description": text, "content": {"application/json": {"schema": ref("Answer")}}}
+
+    def success(text: str, schema: str) -> dict:
+        return {"description": text, "content": {"application/json": {"schema": ref(schema)}}}
+
+    list_id = {"name": "list_id", "in": "path", "required": True, "schema": {"type": "string"}}
+    page = [{"name": "offset", "in": "query", "required": False, "schema": {"type": "integer", "minimum": 0}},
+            {"name": "limit", "in": "query", "required": False,
+             "schema": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100}}]
+    not_found = answer("LIST_NOT_FOUND")
+    rate = answer("RATE_LIMITED, with Retry-After")
+    return {
+        "/v1/admin/lists": {"post": {
+            "summary": "Open a list auction of the prospect pool's customers matching a profile",
+            "security": [{"adminKey": []}], "tags": ["admin", "lists"],
+            "requestBody": {"required": True, "content": {"application/json": {"schema": ref("ListOpen")}}},
+            "responses": {"201": success("open: the list, its groups and its best customers", "ListView"),
+                          "400": answer("PAYLOAD_MALFORMED: not JSON"),
+                          "401": answer("AUTH_INVALID: no admin key, a wrong one, or ADMIN_API_KEY unset"),
+                          "413": answer("PAYLOAD_TOO_LARGE (64 KiB)"),
+                          "415": answer("UNSUPPORTED_MEDIA_TYPE: send application/json"),
+                          "422": answer("FIELD_MISSING or FIELD_INVALID (the field; a bad profile names its "
+                                        "criterion), LIST_EMPTY: no customer matches"),
+                          "503": answer("SERVICE_UNAVAILABLE: retry")}}},
+        "/v1/admin/lists/{list_id}": {"get": {
+            "summary": "A list auction whole: profile, groups, customers (with their winners once closed), "
+                       "every bid, and the awards per dealer",
+            "security": [{"adminKey": []}], "tags": ["admin", "lists"], "parameters": [list_id, *page],
+            "responses": {"200": success("open, closing or closed", "ListView"),
+                          "401": answer("AUTH_INVALID: no admin key, a wrong one, or ADMIN_API_KEY unset"),
+                          "404": not_found, "422": answer("FIELD_INVALID (offset, limit)")}}},
+        "/v1/lists/{list_id}": {"get": {
+            "summary": "The list a dealer bids on: groups per cluster and band, customers best first without "
+                       "PII, its own bids, and once closed what it won (buyer API key)",
+            "tags": ["lists"], "parameters": [list_id, *page],
+            "responses": {"200": success("open, closing or closed", "ListView"),
+                          "401": answer("AUTH_INVALID: a buyer's key"), "404": not_found,
+                          "422": answer("FIELD_INVALID (offset, limit)"), "429": rate}}},
+        "/v1/lists/{list_id}/bids": {"post": {
+            "summary": "A dealer bids a price per customer on one customer, a cluster or a probability band, "
+                       "optionally with a count or budget limit (buyer API key)",
+            "tags": ["lists"], "parameters": [list_id],
+            "requestBody": {"required": True, "content": {
+                media: {"schema": ref("ListBidBody")} for media in
+                ("application/json", "application/xml", "text/xml", "application/x-www-form-urlencoded")}},
+            "responses": {"201": success("accepted: the bid stands until the close", "ListBidAccepted"),
+                          "400": answer("PAYLOAD_MALFORMED"), "401": answer("AUTH_INVALID: a buyer's key"),
+                          "403": answer("AUTH_INVALID: the buyer is not active"), "404": not_found,
+                          "409": answer("LIST_CLOSED: its window has ended"),
+                          "413": answer("PAYLOAD_TOO_LARGE"), "415": answer("UNSUPPORTED_MEDIA_TYPE"),
+                          "422": answer("FIELD_MISSING or FIELD_INVALID (scope, target, price, max_count, "
+                                        "max_budget; a target naming no customer of the list), BELOW_RESERVE"),
+                          "429": rate, "503": answer("SERVICE_UNAVAILABLE: retry")}}},
+        "/v1/lists/{list_id}/won": {"get": {
+            "summary": "After the close, the customers this dealer won, with their fields and prices, as JSON "
+                       "or CSV (buyer API key)",
+            "tags": ["lists"], "parameters": [list_id, {"name": "format", "in": "query", "required": False,
+                                                        "schema": {"type": "string", "enum": ["json", "csv"],
+                                                                   "default": "json"}}],
+            "responses": {"200": {"description": "what it won (nothing: an empty list, or a CSV header alone)",
+                                  "content": {"application/json": {"schema": ref("ListWon")},
+                                              "text/csv": {"schema": {"type": "string"}}}},
+                          "401": answer("AUTH_INVALID: a buyer's key"), "404": not_found,
+                          "409": answer("LIST_OPEN: not closed yet"), "422": answer("FIELD_INVALID (format)"),
+                          "429": rate}}},
     }
