@@ -106,8 +106,9 @@ def _cluster_order(cluster_id: str) -> tuple[int, str]:
 
 def build_list(prospects: Iterable[Customer], profile: ListProfile,
                band_width: float = DEFAULT_BAND_WIDTH) -> CustomerList:
-    if not 0.0 < band_width <= 1.0:
-        raise ValueError("the band width must be above 0 and at most 1")
+    if not 0.0 < band_width <= 1.0 or abs(band_width * 100 - round(band_width * 100)) > 1e-9:
+        # Band labels have two decimals: a width of 0.025 would give labels nobody can bid on.
+        raise ValueError("the band width is a whole number of hundredths from 0.01 to 1")
     chosen = _best_first(p for p in prospects if profile.matches(p))
     clusters: dict[str, list[Customer]] = {}
     bands: dict[Band, list[Customer]] = {}

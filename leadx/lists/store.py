@@ -12,14 +12,14 @@ import random
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from sqlalchemy import select, update
+from sqlalchemy import and_, select, update
 from sqlalchemy.orm import Session
 
 from leadx.db.models import Buyer, ListAuction, ListAward, ListBid, ListMember, Prospect, Sale
 from leadx.ids import new_lead_id
 from leadx.lists.award import Award, check_bid
 from leadx.lists.award import ListBid as Bid
-from leadx.lists.building import Customer, ListProfile, build_list
+from leadx.lists.building import Band, Customer, ListProfile, build_list
 
 OPEN, CLOSED = "open", "closed"
 
@@ -66,7 +66,9 @@ def members(session: Session, auction_id: str) -> list[Customer]:
 
 def place_bid(session: Session, auction_id: str, buyer_id: str, spec: Mapping[str, object],
               now_ms: int) -> ListBid | Refusal:
-    auction = session.get(ListAuction, auction_id)
+    # Locked (PostgreSQL) until this bid commits: a closer claiming the auction waits for it, and a
+    # bid that comes after the claim finds the auction closed.
+    auction = session.get(ListAuction, auction_id, with_for_update=True)
     if auction is None:
         return Refusal(404, "LIST_NOT_FOUND", "", f"there is no list auction {auction_id}")
     if auction.status != OPEN or now_ms >= auction.closes_at_ms:
@@ -95,9 +97,20 @@ def place_bid(session: Session, auction_id: str, buyer_id: str, spec: Mapping[st
 
 def _names_a_customer(session: Session, auction_id: str, scope: str, target: str) -> bool:
     """A bid that could not win anybody is refused, so a dealer hears of a mistyped target at once."""
-    customers = members(session, auction_id)
-    probe = Bid(0, "", scope, target.strip(), 1)
-    return any(probe.applies_to(c) for c in customers)
+    target = target.strip()
+    query = select(ListMember.prospect_id).where(ListMember.auction_id == auction_id)
+    if scope == "customer":
+        query = query.where(ListMember.prospect_id == target)
+    elif scope == "cluster":
+        query = query.where(ListMember.cluster == target)
+    elif "-" in target:
+        band = Band.parse(target)
+        upper = ListMember.probability <= band.upper if band.upper >= 1.0 else ListMember.probability < band.upper
+        query = query.where(ListMember.probability >= band.lower, upper)
+    else:  # one probability, at two decimals
+        value = float(target)
+        query = query.where(ListMember.probability >= value - 0.005, ListMember.probability < value + 0.005)
+    return session.execute(query.limit(1)).first() is not None
 
 
 def due(session: Session, now_ms: int) -> list[str]:
@@ -126,17 +139,27 @@ def bought_already(session: Session, prospect_ids: Iterable[str]) -> dict[str, s
     return had
 
 
-def record_close(session: Session, auction_id: str, awards: list[Award], now_ms: int) -> bool:
-    """Closes the auction with these awards; False (and nothing written) if another closer did."""
+def claim(session: Session, auction_id: str, now_ms: int) -> bool:
+    """Marks the auction closed; False if another closer did. From here no bid is accepted, and
+    every bid accepted before is committed (place_bid holds the auction's row until it commits)."""
     claimed = session.execute(update(ListAuction)
                               .where(ListAuction.id == auction_id, ListAuction.status == OPEN)
                               .values(status=CLOSED, closed_at_ms=now_ms))
-    if claimed.rowcount != 1:
+    return claimed.rowcount == 1
+
+
+def record_close(session: Session, auction_id: str, awards: list[Award], now_ms: int) -> bool:
+    """Closes the auction with these awards; False (and nothing written) if another closer did."""
+    if not claim(session, auction_id, now_ms):
         return False
+    add_awards(session, auction_id, awards, now_ms)
+    return True
+
+
+def add_awards(session: Session, auction_id: str, awards: list[Award], now_ms: int) -> None:
     session.add_all(ListAward(auction_id=auction_id, prospect_id=a.prospect_id, buyer_id=a.buyer_id,
                               bid_id=a.bid_id, price_cents=a.price_cents, awarded_at_ms=now_ms, published=False)
                     for a in awards)
-    return True
 
 
 def unpublished(session: Session, limit: int = 500) -> list[tuple[ListAward, Prospect]]:
@@ -149,6 +172,8 @@ def unpublished(session: Session, limit: int = 500) -> list[tuple[ListAward, Pro
 def won(session: Session, auction_id: str, buyer_id: str) -> list[tuple[ListAward, Prospect]]:
     """What a buyer won in a list auction, best first, with the customers' fields: it bought them."""
     rows = session.execute(select(ListAward, Prospect).join(Prospect, Prospect.id == ListAward.prospect_id)
+                           .join(ListMember, and_(ListMember.auction_id == ListAward.auction_id,
+                                                  ListMember.prospect_id == ListAward.prospect_id))
                            .where(ListAward.auction_id == auction_id, ListAward.buyer_id == buyer_id)
-                           .order_by(Prospect.probability.desc(), Prospect.id))
+                           .order_by(ListMember.probability.desc(), Prospect.id))
     return [(award, prospect) for award, prospect in rows]

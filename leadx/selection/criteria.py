@@ -60,16 +60,27 @@ class Price:
         return int(value.quantize(Decimal(1), rounding=ROUND_HALF_UP))
 
 
+MAX_PRICE_CENTS = 10**12  # ten billion dollars: anything above is a mistake, and overflows SQL's BIGINT later
+
+
 def _non_negative_int(value: object, where: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise CriterionError(f"{where} must be a non-negative whole number of cents")
+    if value > MAX_PRICE_CENTS:
+        raise CriterionError(f"{where} is above {MAX_PRICE_CENTS} cents")
     return value
 
 
 def _number(value: object, where: str) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise CriterionError(f"{where} must be a number")
-    return float(value)
+    try:
+        number = float(value)
+    except OverflowError:  # an integer beyond any float, e.g. 10**400
+        raise CriterionError(f"{where} is too large") from None
+    if not math.isfinite(number):
+        raise CriterionError(f"{where} must be a finite number")
+    return number
 
 
 def _strings(value: object, where: str) -> frozenset[str]:

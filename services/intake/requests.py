@@ -63,7 +63,8 @@ def cents_field(payload: dict, name: str) -> int | None:
     value = payload.get(name)
     if value is None or value == "":
         return None
-    if isinstance(value, str) and value.strip().isdigit():
+    # isascii: "²".isdigit() is true, but int() refuses it.
+    if isinstance(value, str) and value.strip().isascii() and value.strip().isdigit():
         value = int(value.strip())
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise ApiError(422, "FIELD_INVALID", f"{name} must be a non-negative whole number of cents", field=name)

@@ -75,7 +75,7 @@ class ListCloser:
             return query(session)
 
     async def close(self, auction_id: str, now_ms: int) -> bool:
-        auction, rows, bids, had, market = await asyncio.to_thread(self._read, lambda s: _load(s, auction_id))
+        auction, rows, had, market = await asyncio.to_thread(self._read, lambda s: _load(s, auction_id))
         if auction is None or auction.status != store.OPEN:
             return False
         window_ms = self.policy.scopes(auction.vertical).window_ms
@@ -83,22 +83,29 @@ class ListCloser:
             self.dedup.check_submission(prospect.id, auction.vertical, _identities(prospect), now_ms, window_ms,
                                         platform=False, buyers=True, record=False)
             for _, prospect in rows))
-        bidders = {bid.buyer_id for bid in bids}
-        excluded = {}
-        for (member, prospect), check in zip(rows, duplicates, strict=True):
-            sells_to = {b.id for b in market.eligible(prospect.seller_id)}
-            excluded[member.prospect_id] = frozenset(
-                had.get(member.prospect_id, set()) | set(check.duplicate_buyer_ids) | (bidders - sells_to))
+        # Per customer: the buyers that have it, and those its seller sells to.
+        has_it = {member.prospect_id: had.get(member.prospect_id, set()) | set(check.duplicate_buyer_ids)
+                  for (member, _), check in zip(rows, duplicates, strict=True)}
+        sells_to = {prospect.seller_id: {b.id for b in market.eligible(prospect.seller_id)} for _, prospect in rows}
         customers = [Customer(m.prospect_id, m.probability, m.cluster, {}) for m, _ in rows]
-        awards = award(customers, bids, auction.reserve_cents, excluded, auction.tie_break_seed)
 
-        def write(session: Session) -> bool:
+        def write(session: Session) -> tuple[bool, int, int]:
             with session.begin():
-                return store.record_close(session, auction_id, awards, now_ms)
-        closed = await asyncio.to_thread(self._read, write)
+                if not store.claim(session, auction_id, now_ms):
+                    return False, 0, 0
+                # Read after the claim: every bid accepted before it is in, none can come after.
+                bids = store.bids_of(session, auction_id)
+                bidders = {bid.buyer_id for bid in bids}
+                excluded = {member.prospect_id: frozenset(has_it[member.prospect_id]
+                                                          | (bidders - sells_to[prospect.seller_id]))
+                            for member, prospect in rows}
+                awards = award(customers, bids, auction.reserve_cents, excluded, auction.tie_break_seed)
+                store.add_awards(session, auction_id, awards, now_ms)
+                return True, len(bids), len(awards)
+        closed, bid_count, sold = await asyncio.to_thread(self._read, write)
         if closed:
             log_event(log, "list auction closed", auction_id=auction_id, customers=len(customers),
-                      bids=len(bids), sold=len(awards))
+                      bids=bid_count, sold=sold)
         return closed
 
     async def publish_awards(self) -> int:
@@ -120,10 +127,10 @@ class ListCloser:
 
 
 def _load(session: Session, auction_id: str):
-    """What a close decides from: the auction, its customers, its bids, who already has whom, and
-    whom each seller sells to."""
+    """What a close decides from, besides the bids: the auction, its customers, who already bought
+    whom, and the buyers and partnerships."""
     rows = _members_with_prospects(session, auction_id)
-    return (session.get(ListAuction, auction_id), rows, store.bids_of(session, auction_id),
+    return (session.get(ListAuction, auction_id), rows,
             store.bought_already(session, [member.prospect_id for member, _ in rows]), load_market(session))
 
 

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from leadx import billing, lead_status, topics
 from leadx.db.models import (
     AccountBalance, Auction, BuyerDuplicateDay, BuyerPosting, Lead, LeadReturn, LedgerEntry, LedgerTransaction,
-    MarketDay, ProcessedEvent, Sale,
+    MarketDay, ProcessedEvent, Prospect, Sale,
 )
 from leadx.events.v1 import events_pb2 as ev
 from leadx.kafka import Envelope
@@ -205,7 +205,19 @@ def _sale_closed(session: Session, message: ev.SaleClosed) -> None:
                   message.price_cents, message.seller_fee_cents, message.closed_at_ms)
     lead = _lead(session, message.lead_id)
     lead.seller_id = lead.seller_id or message.seller_id
+    if lead.fields is None:
+        _fill_from_prospect(session, lead)
     _advance(lead, lead_status.SOLD if sold else lead_status.UNSOLD)
+
+
+def _fill_from_prospect(session: Session, lead: Lead) -> None:
+    """A customer of an imported list sold in a list auction was never a lead here: its record is
+    the prospect's, so that its buyer can read what it bought like any lead (GET /v1/leads/{id})."""
+    with session.no_autoflush:  # the new lead row has no status yet: it gets one just after
+        prospect = session.get(Prospect, lead.id)
+    if prospect is not None:
+        lead.fields, lead.vertical, lead.state = dict(prospect.fields or {}), prospect.vertical, prospect.state
+        lead.probability, lead.cluster = prospect.probability, prospect.cluster
 
 
 def _county(session: Session, lead_id: str) -> str:

@@ -160,6 +160,10 @@ def test_two_dealers_bid_on_a_list_the_ledger_closes_it_and_books_each_customer_
         return rows if len(rows) == len(awarded) else None
     rows = poll_until(booked, timeout_s=30, message="the ledger's books of the list sales")
     assert {r.lead_id: (r.buyer_id, r.price_cents) for r in rows} == awarded and all(r.sold for r in rows)
+    # A dealer reads a customer it bought like any lead it bought, fields included.
+    pid, (buyer, _) = next(iter(awarded.items()))
+    bought = call(exchange, "GET", f"/v1/leads/{pid}", alpha if buyer == alpha_id else beta)
+    assert bought.status_code == 200 and bought.json()["lead"]["ssn"] == by_id[pid].fields["ssn"]
     monkeypatch.setenv("DATABASE_URL", exchange.stack.database_url)
     capsys.readouterr()
     assert main(["ledger", "balances"]) == 0

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import uuid
 
+import pytest
+
 from leadx.redis_client import connect
 from services.intake.formats import Answer
 from services.intake.guards import IdempotencyStore, RateLimiter
@@ -85,3 +87,18 @@ def test_a_released_key_can_be_claimed_again(redis_url):
         return await store.claim("s_a", "k", "LEAD000002")
 
     assert run(redis_url, scenario) is None
+
+
+@pytest.mark.parametrize("text", ["²", "١٢", "12.5", "-3", "ten"])
+def test_a_money_field_of_digits_other_than_ascii_is_a_clear_error(text):
+    from services.intake.requests import ApiError, cents_field
+
+    with pytest.raises(ApiError) as refused:
+        cents_field({"min_price": text}, "min_price")
+    assert refused.value.http_status == 422 and refused.value.code == "FIELD_INVALID"
+
+
+def test_a_money_field_of_ascii_digits_is_read():
+    from services.intake.requests import cents_field
+
+    assert cents_field({"bid": " 1250 "}, "bid") == 1250 and cents_field({"bid": ""}, "bid") is None

@@ -165,3 +165,23 @@ def test_a_rejected_lead_keeps_its_internal_reason_seller_and_time(sessions):
         lead = session.get(Lead, LEAD.lead_id)
         assert (lead.status, lead.seller_id, lead.rejection_detail, lead.rejected_at_ms) == (
             "duplicate", "s_1", "platform duplicate on email", 4_242)
+
+
+def test_a_list_sale_of_an_imported_customer_records_it_like_a_lead_from_the_prospect(sessions):
+    from leadx.db.models import Prospect
+
+    with sessions.begin() as session:
+        session.add(Prospect(id="PROSPECT01", vertical="auto_loan", seller_id="s_1", source="import",
+                             source_name="list.csv", fields={"zip": "10001", "ssn": "123-45-6789"}, state="NY",
+                             probability=0.12, propensity=0.3, cluster="c4", model_version="v1",
+                             consumer_since_ms=1_000, added_at_ms=1_000))
+    sold = ev.SaleClosed(lead_id="PROSPECT01", auction_id="LISTAUCT01", outcome=ev.SALE_OUTCOME_SOLD, buyer_id="b_1",
+                         price_cents=400, seller_fee_cents=40, seller_id="s_1", vertical="auto_loan", state="NY",
+                         closed_at_ms=9_000)
+    assert Recorder(sessions).apply(Envelope(topic=topics.SALE_CLOSED, key="PROSPECT01", event_id="list-1",
+                                             message=sold, partition=0, offset=0))
+    with sessions() as session:
+        lead = session.get(Lead, "PROSPECT01")
+        assert (lead.status, lead.vertical, lead.state, lead.cluster) == ("sold", "auto_loan", "NY", "c4")
+        assert lead.fields["ssn"] == "123-45-6789"  # its buyer reads it like a lead it bought
+        assert session.get(Sale, ("PROSPECT01", "b_1")).price_cents == 400

@@ -172,3 +172,9 @@ def test_a_sound_bid_has_no_problems():
     assert check_bid("band", "0.10-0.20", 300, max_budget_cents=10_000) == []
     assert check_bid("band", "0.15", 300) == []
     assert check_bid("customer", "P1", 300) == []
+
+
+@pytest.mark.parametrize("width", [0.0, 0.025, 1.5, -0.1])
+def test_a_band_width_that_gives_no_biddable_labels_is_refused(width):
+    with pytest.raises(ValueError, match="hundredths"):
+        build_list(POOL, ListProfile.parse([]), band_width=width)

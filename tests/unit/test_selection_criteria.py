@@ -64,6 +64,13 @@ def test_a_timing_band_holds_on_the_scored_timing_factor():
     assert good_moment.matches(LeadView({}))  # unscored: counts as the best moment
 
 
+@pytest.mark.parametrize("spec", [{"income": {"min": 10**400}}, {"probability": {"max": float("inf")}},
+                                  {"income": {"min": float("nan")}}, {"price": 10**400}])
+def test_numbers_beyond_any_real_value_are_refused_not_crashed_on(spec):
+    with pytest.raises(CriterionError):
+        criterion(**spec)
+
+
 def test_the_condition_keys_are_the_documented_ones():
     assert CONDITION_KEYS == ("states", "zips", "zip_radius", "income", "requested_amount", "residence_types",
                               "probability", "timing", "clusters", "fields")
