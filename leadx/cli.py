@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from leadx.config import ConfigError, env_str
+from leadx.prospects_cli import add_commands as add_prospect_commands
 from leadx.lists.commands import add_commands as add_list_commands
 from leadx.scoring.commands import add_commands as add_scoring_commands
 
@@ -368,6 +369,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     add_scoring_commands(commands)
     add_list_commands(commands)
+    add_prospect_commands(commands)
 
     run = commands.add_parser("run", help="run the whole exchange locally with a demo seller and buyers")
     run.add_argument("--leads", type=int, default=None, help="stop after this many leads (default: Ctrl-C)")
