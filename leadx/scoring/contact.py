@@ -16,7 +16,7 @@ from scipy.optimize import minimize
 from leadx.scoring.propensity import ConsumerBasis, PropensityModel
 from leadx.scoring.timing import TimingBasis, TimingModel
 
-_RIDGE = 1e-4
+_RIDGE = 1e-6  # enough to keep the fit stable; more shrinks the timing effect and biases the propensity low
 _MAX_Q = 0.999  # a contact's modelled success probability is kept below 1 during the fit
 _PROVISIONAL = np.array([0.0, 18.0, 0.0])
 _HOURS = np.arange(0.0, 24.0, 0.25)

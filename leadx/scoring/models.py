@@ -92,8 +92,10 @@ class ModelBundle:
         return _predict(self.direct, self.direct_calibrator, consumers)
 
     def score(self, leads: Sequence[Mapping[str, object]], created_ms: Sequence[int],
-              scored_ms: Sequence[int]) -> list[Score]:
-        """Scores of a batch of leads from their fields: one model call per model for the batch."""
+              scored_ms: Sequence[int], direct: bool = True) -> list[Score]:
+        """Scores of a batch of leads from their fields: one model call per model for the batch.
+        Without `direct` the direct-response model is not run (NaN): a live lead is called, not
+        mailed, and that model is a third of the cost of a call."""
         if not leads:
             return []
         days = [datetime.fromtimestamp(ms / 1000, UTC).date() for ms in scored_ms]
@@ -102,10 +104,10 @@ class ModelBundle:
                             for fields, created, scored in zip(leads, created_ms, scored_ms, strict=True)], dtype=float)
         probability = self.propensity_of(consumers)
         factor = self.timing.factor(timings)
-        direct = self.direct_response_of(consumers)
+        answers = self.direct_response_of(consumers) if direct else np.full(len(leads), np.nan)
         groups = self.clusters.assign(consumers)
         return [Score(round(float(p), 6), round(float(f), 6), g, round(float(d), 6))
-                for p, f, g, d in zip(probability, factor, groups, direct, strict=True)]
+                for p, f, g, d in zip(probability, factor, groups, answers, strict=True)]
 
     def save(self, registry: Path) -> Path:
         """Writes the bundle to `registry/<version>/` and makes it the registry's current one."""

@@ -54,8 +54,16 @@ class TimingModel:
         return np.minimum(self.uncapped(timing), 1.0)
 
     def uncapped(self, timing: np.ndarray) -> np.ndarray:
-        eta = (self.basis.transform(timing) - self.basis.transform(self.reference[None, :])) @ self.beta
+        eta = self.basis.transform(timing) @ self.beta - self._reference_eta()
         return np.exp(eta)
+
+    def _reference_eta(self) -> float:
+        # B(ref)·β, once: a spline transform costs a fixed ~0.2 ms however few rows it has.
+        cached = self.__dict__.get("_cached_reference_eta")
+        if cached is None:
+            cached = float((self.basis.transform(self.reference[None, :]) @ self.beta)[0])
+            object.__setattr__(self, "_cached_reference_eta", cached)
+        return cached
 
     def at(self, reference: np.ndarray) -> TimingModel:
         """The same model stated relative to another reference moment."""

@@ -11,6 +11,8 @@ import logging
 import time
 from pathlib import Path
 
+from threadpoolctl import threadpool_limits
+
 from leadx import service, topics
 from leadx.config import CommonSettings, env_float, env_str
 from leadx.events.v1 import events_pb2 as ev
@@ -42,6 +44,10 @@ async def follow_registry(scorer: BatchScorer, registry: Path | None, every_s: f
 
 
 async def main(stop: asyncio.Event) -> None:
+    # One thread for numpy's and scikit-learn's native pools: their spare threads spin between the
+    # small calls a lead stream makes, doubling the CPU per lead for no speed, and a worker whose
+    # neighbour is busy waits on them (bench/scoring.py: 130 leads/s instead of 3,000).
+    threadpool_limits(limits=1)
     runtime = ServiceRuntime(CommonSettings.from_env("scoring"))
     folder = env_str("SCORING_MODELS", "").strip()
     registry = Path(folder) if folder else None
@@ -57,7 +63,8 @@ async def main(stop: asyncio.Event) -> None:
         await runtime.producer.publish(topics.LEAD_SCORED, lead.lead_id, scored,
                                        derived_event_id(lead.lead_id, "scored"))
 
-    runtime.consume("scoring", {topics.LEAD_VERIFIED: ev.LeadVerified}, handle)
+    # Many leads in flight, so that the ones fetched together reach the model together.
+    runtime.consume("scoring", {topics.LEAD_VERIFIED: ev.LeadVerified}, handle, max_in_flight=2000)
     reloading = asyncio.create_task(follow_registry(scorer, registry, env_float("SCORING_RELOAD_SECONDS", 30.0), stop))
     try:
         await runtime.run(stop)

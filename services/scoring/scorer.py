@@ -1,7 +1,7 @@
 """Scores leads in batches: the leads asked for in one turn of the event loop (the consumer hands
 over a fetched batch side by side) go to the models in one call. A model call has a fixed cost
-of a few hundred microseconds (input checks, numpy set-up) that one lead at a time would pay each
-time; in a batch of a hundred it is paid once.
+of about a millisecond (input checks, numpy and spline set-up) that one lead at a time would pay
+each time; in a batch it is paid once (bench/scoring.py measures the batch sizes under load).
 
 The bundle can be swapped while running (`replace`): a batch is scored with the bundle it
 started with."""
@@ -36,7 +36,8 @@ class BatchScorer:
         waiting, self._waiting = self._waiting, []
         bundle = self.bundle
         try:
-            scores = bundle.score([w[0] for w in waiting], [w[1] for w in waiting], [w[2] for w in waiting])
+            scores = bundle.score([w[0] for w in waiting], [w[1] for w in waiting], [w[2] for w in waiting],
+                                  direct=False)
         except Exception as error:  # noqa: BLE001 - every waiting lead hears of it, and is retried
             for *_, scored in waiting:
                 if not scored.done():

@@ -4,6 +4,7 @@ hand, a new bundle picked up from the registry while running, and training rows 
 from __future__ import annotations
 
 import asyncio
+import math
 
 import pytest
 
@@ -24,11 +25,11 @@ class CountingBundle:
         self.bundle, self.fail, self.calls = bundle, fail, []
         self.version = bundle.version
 
-    def score(self, leads, created_ms, scored_ms):
+    def score(self, leads, created_ms, scored_ms, direct=True):
         self.calls.append(len(leads))
         if self.fail:
             raise RuntimeError("model broke")
-        return self.bundle.score(leads, created_ms, scored_ms)
+        return self.bundle.score(leads, created_ms, scored_ms, direct=direct)
 
 
 def leads(count: int) -> list[dict]:
@@ -46,7 +47,10 @@ async def _test_leads_asked_for_together_are_scored_in_one_model_call():
     results = await asyncio.gather(*(scorer.score(f, START_MS, START_MS + 500) for f in fields))
     assert counting.calls == [50]
     alone = load_prior().score(fields, [START_MS] * 50, [START_MS + 500] * 50)
-    assert [score for score, _ in results] == alone  # each lead gets its own score, in order
+    for (score, _), expected in zip(results, alone, strict=True):  # each lead its own score, in order
+        assert (score.probability, score.timing_factor, score.cluster) == (
+            expected.probability, expected.timing_factor, expected.cluster)
+        assert math.isnan(score.direct_response)  # a live lead is not scored for direct offers
     assert {version for _, version in results} == {counting.version}
     await scorer.score(fields[0], START_MS, START_MS)
     assert counting.calls == [50, 1]
