@@ -700,7 +700,7 @@ class ConstantBundle:
     version = "passthrough"
     CONSTANT = Score(probability=0.5, timing_factor=1.0, cluster="c0", direct_response=0.5)
 
-    def score(self, leads, created_ms, scored_ms) -> list[Score]:
+    def score(self, leads, created_ms, scored_ms, direct: bool = True) -> list[Score]:
         return [self.CONSTANT] * len(leads)
 
 
@@ -710,9 +710,9 @@ class RecordingBundle:
     def __init__(self, inner) -> None:
         self.inner, self.version, self.calls = inner, inner.version, []
 
-    def score(self, leads, created_ms, scored_ms) -> list[Score]:
+    def score(self, leads, created_ms, scored_ms, direct: bool = True) -> list[Score]:
         began = time.perf_counter()
-        scores = self.inner.score(leads, created_ms, scored_ms)
+        scores = self.inner.score(leads, created_ms, scored_ms, direct=direct)
         self.calls.append((time.time() * 1000, len(leads), time.perf_counter() - began))
         return scores
 
