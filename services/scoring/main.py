@@ -63,8 +63,7 @@ async def main(stop: asyncio.Event) -> None:
         await runtime.producer.publish(topics.LEAD_SCORED, lead.lead_id, scored,
                                        derived_event_id(lead.lead_id, "scored"))
 
-    # Many leads in flight, so that the ones fetched together reach the model together.
-    runtime.consume("scoring", {topics.LEAD_VERIFIED: ev.LeadVerified}, handle, max_in_flight=2000)
+    runtime.consume("scoring", {topics.LEAD_VERIFIED: ev.LeadVerified}, handle)
     reloading = asyncio.create_task(follow_registry(scorer, registry, env_float("SCORING_RELOAD_SECONDS", 30.0), stop))
     try:
         await runtime.run(stop)
