@@ -4,8 +4,9 @@ close read, or download as CSV, the customers they won.
 
 - `POST /v1/admin/lists`, `GET /v1/admin/lists/{list_id}`: the operators' admin API
   (`Authorization: Bearer <ADMIN_API_KEY>`, JSON bodies, as services.intake.admin).
-- `GET /v1/lists/{list_id}`, `POST /v1/lists/{list_id}/bids`, `GET /v1/lists/{list_id}/won`: a
-  buyer's API key, rate-limited like every buyer route.
+- `POST /v1/lists/preview` (a list built by a profile, no auction), `GET /v1/lists/{list_id}`,
+  `POST /v1/lists/{list_id}/bids`, `GET /v1/lists/{list_id}/won`: a buyer's API key,
+  rate-limited like every buyer route.
 
 The rules live in leadx.lists (store, award, building) and the documents in leadx.lists.views;
 this module authenticates, reads the request, runs the store in a worker thread and turns its
@@ -24,16 +25,17 @@ from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import TypeVar
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from leadx.api_keys import bearer_key
-from leadx.db.models import ListAuction
+from leadx.db.models import ListAuction, Prospect
 from leadx.ids import is_lead_id
 from leadx.lists import store, views
-from leadx.lists.building import DEFAULT_BAND_WIDTH
+from leadx.lists.building import DEFAULT_BAND_WIDTH, Customer, ListProfile, build_list
 from leadx.lists.commands import profile_problem, read_listing
 from leadx.logs import log_event
 from leadx.selection.criteria import CriterionError
@@ -54,6 +56,7 @@ MAX_COUNT = 2**31 - 1  # list_bids.max_count is an Integer
 MAX_TARGET = 64  # list_bids.target
 BID_FIELDS = ("scope", "target", "price", "max_count", "max_budget")
 OPEN_FIELDS = ("vertical", "profile", "window_seconds", "reserve", "band_width")
+PREVIEW_FIELDS = ("vertical", "profile", "band_width", "top")
 
 T = TypeVar("T")
 Handler = Callable[[Request], Awaitable[Answer | Response]]
@@ -153,12 +156,12 @@ def list_routes(sessions: sessionmaker[Session], admin_api_key: str, api: Callab
 
     # ------------------------------------------------------------------ operators
 
-    async def open_list(request: Request) -> Answer:
-        body = await json_object(request)
-        unknown = sorted(set(body) - set(OPEN_FIELDS))
+    def checked(body: dict, fields: tuple[str, ...]) -> tuple[str, float]:
+        """The vertical and band width of a request naming a profile, every field checked."""
+        unknown = sorted(set(body) - set(fields))
         if unknown:
             raise ApiError(422, "FIELD_INVALID", f"unknown fields {', '.join(unknown)}; a list takes "
-                           f"{', '.join(OPEN_FIELDS)}", field=unknown[0])
+                           f"{', '.join(fields)}", field=unknown[0])
         vertical = body.get("vertical")
         if vertical is None or vertical == "":
             raise ApiError(422, "FIELD_MISSING", "vertical is required", field="vertical")
@@ -171,13 +174,17 @@ def list_routes(sessions: sessionmaker[Session], admin_api_key: str, api: Callab
         problem = profile_problem(body["profile"])
         if problem:
             raise ApiError(422, "FIELD_INVALID", f"profile: {problem}", field="profile")
-        window_s = _number(body, "window_seconds", DEFAULT_WINDOW_S, above=0, at_most=MAX_WINDOW_S)
-        reserve = _whole(body, "reserve", 0, at_least=0, at_most=MAX_CENTS)
         band_width = body.get("band_width", DEFAULT_BAND_WIDTH)
         problem = views.band_width_problem(band_width)
         if problem:
             raise ApiError(422, "FIELD_INVALID", f"band_width {problem}", field="band_width")
-        band_width = round(float(band_width), 2)
+        return vertical, round(float(band_width), 2)
+
+    async def open_list(request: Request) -> Answer:
+        body = await json_object(request)
+        vertical, band_width = checked(body, OPEN_FIELDS)
+        window_s = _number(body, "window_seconds", DEFAULT_WINDOW_S, above=0, at_most=MAX_WINDOW_S)
+        reserve = _whole(body, "reserve", 0, at_least=0, at_most=MAX_CENTS)
         now_ms = int(time.time() * 1000)
 
         def work(session: Session) -> str:
@@ -202,6 +209,25 @@ def list_routes(sessions: sessionmaker[Session], admin_api_key: str, api: Callab
         return Answer(view["status"], 200, extra=view)
 
     # ------------------------------------------------------------------ dealers
+
+    async def preview_list(request: Request) -> Answer:
+        """A list built by a profile without opening an auction (claims 1 and 27: a user selects
+        profiles and the system generates the list): its groups and best customers, no PII."""
+        await authenticate(request)
+        body = await json_object(request)
+        vertical, band_width = checked(body, PREVIEW_FIELDS)
+        top = _whole(body, "top", DEFAULT_LIMIT, at_least=0, at_most=MAX_LIMIT)
+        try:
+            profile = ListProfile.parse(body["profile"])
+        except CriterionError as error:
+            raise ApiError(422, "FIELD_INVALID", f"profile: {error}", field="profile") from None
+
+        def work(session: Session) -> dict:
+            pool = [Customer(p.id, p.probability, p.cluster, p.fields or {})
+                    for p in session.scalars(select(Prospect).where(Prospect.vertical == vertical))]
+            return views.preview(vertical, build_list(pool, profile, band_width), described(), top)
+
+        return Answer("accepted", 200, extra=await run(work))
 
     async def dealer_list(request: Request) -> Answer:
         buyer_id = await authenticate(request)
@@ -256,6 +282,7 @@ def list_routes(sessions: sessionmaker[Session], admin_api_key: str, api: Callab
     return [
         Route("/v1/admin/lists", admin(open_list), methods=["POST"]),
         Route("/v1/admin/lists/{list_id}", admin(show_list), methods=["GET"]),
+        Route("/v1/lists/preview", api(preview_list), methods=["POST"]),
         Route("/v1/lists/{list_id}", api(dealer_list), methods=["GET"]),
         Route("/v1/lists/{list_id}/bids", api(place_bid), methods=["POST"]),
         Route("/v1/lists/{list_id}/won", api(won), methods=["GET"]),

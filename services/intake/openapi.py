@@ -375,6 +375,14 @@ _LIST_SCHEMAS = {
                      "reserve": {"type": "integer", "minimum": 0, "default": 0, "description": "cents per customer"},
                      "band_width": {"type": "number", "minimum": 0.01, "maximum": 1, "default": 0.05,
                                     "description": "whole hundredths"}}},
+    "ListPreview": {"type": "object", "required": ["vertical", "profile"], "additionalProperties": False,
+                    "properties": {
+                        "vertical": {"type": "string"},
+                        "profile": {"type": "object", "required": ["criteria"], "properties": {
+                            "criteria": {"type": "array", "items": {"type": "object"}}}},
+                        "band_width": {"type": "number", "minimum": 0.01, "maximum": 1, "default": 0.05},
+                        "top": {"type": "integer", "minimum": 0, "maximum": 1000, "default": 100,
+                                "description": "how many of the best customers to list"}}},
     "ListCustomer": {"type": "object", "description": "no PII", "properties": {
         "prospect_id": {"type": "string"}, "state": {"type": "string"}, "zip3": {"type": "string"},
         "probability": {"type": "number", "description": "of answering a direct offer"},
@@ -470,6 +478,17 @@ def _list_paths() -> dict:
             "responses": {"200": success("open, closing or closed", "ListView"),
                           "401": answer("AUTH_INVALID: no admin key, a wrong one, or ADMIN_API_KEY unset"),
                           "404": not_found, "422": answer("FIELD_INVALID (offset, limit)")}}},
+        "/v1/lists/preview": {"post": {
+            "summary": "A list built from the prospect pool by a profile, without an auction: its groups per "
+                       "cluster and probability band and its best customers, no PII (buyer API key)",
+            "tags": ["lists"],
+            "requestBody": {"required": True, "content": {"application/json": {"schema": ref("ListPreview")}}},
+            "responses": {"200": {"description": "the list", "content": {"application/json": {"schema": {
+                              "type": "object"}}}},
+                          "400": answer("PAYLOAD_MALFORMED: not JSON"), "401": answer("AUTH_INVALID: a buyer's key"),
+                          "413": answer("PAYLOAD_TOO_LARGE"), "415": answer("UNSUPPORTED_MEDIA_TYPE"),
+                          "422": answer("FIELD_MISSING or FIELD_INVALID (vertical, profile, band_width, top)"),
+                          "429": rate}}},
         "/v1/lists/{list_id}": {"get": {
             "summary": "The list a dealer bids on: groups per cluster and band, customers best first without "
                        "PII, its own bids, and once closed what it won (buyer API key)",

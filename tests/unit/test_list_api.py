@@ -20,6 +20,8 @@ import pytest
 
 from leadx import accounts, pii
 from leadx.cli import main
+from sqlalchemy import select
+
 from leadx.db.models import ListAuction, ListAward, ListBid, Prospect
 from leadx.lists import store, views
 from leadx.lists.award import award
@@ -612,3 +614,37 @@ def test_command_line_mistakes_are_one_line_and_exit_2(cli_pool, tmp_path, capsy
     assert "Traceback" not in err
     with cli_pool.sessions() as session:
         assert session.query(ListAuction).count() == 0
+
+
+def test_a_dealer_previews_a_list_by_profile_without_an_auction_and_without_pii(pool, redis_url):
+    dealer = pool.dealers[0]
+    owners = {"criteria": [{"residence_types": ["own"]}]}
+
+    async def scenario():
+        async with intake(pool.sessions, redis_url) as client:
+            built = await client.post("/v1/lists/preview", headers=bearer(dealer.api_key),
+                                      json={"vertical": "auto_loan", "profile": owners, "band_width": 0.1, "top": 3})
+            everyone = await client.post("/v1/lists/preview", headers=bearer(dealer.api_key),
+                                         json={"vertical": "auto_loan", "profile": {"criteria": []}})
+            bad = await client.post("/v1/lists/preview", headers=bearer(dealer.api_key),
+                                    json={"vertical": "auto_loan", "profile": {"criteria": [{"colour": "red"}]}})
+            unknown = await client.post("/v1/lists/preview", headers=bearer(dealer.api_key),
+                                        json={"vertical": "auto_loan", "profile": owners, "window_seconds": 5})
+            no_key = await client.post("/v1/lists/preview", json={"vertical": "auto_loan", "profile": owners})
+            return built, everyone, bad, unknown, no_key
+
+    built, everyone, bad, unknown, no_key = asyncio.run(scenario())
+    assert built.status_code == 200, built.text
+    view = built.json()
+    mine = sorted((p for p in pool.prospects if p.fields.get("residence_type") == "own"),
+                  key=lambda p: (-p.probability, p.id))
+    assert view["count"] == len(mine) and view["band_width"] == 0.1
+    assert [c["prospect_id"] for c in view["customers"]] == [p.id for p in mine[:3]]  # best first
+    assert sum(c["count"] for c in view["clusters"]) == sum(b["count"] for b in view["bands"]) == len(mine)
+    assert not any(p.fields[name] in built.text for p in pool.prospects for name in PII_FIELDS if p.fields.get(name))
+    assert everyone.json()["count"] == len(pool.prospects)
+    assert (bad.status_code, bad.json()["errors"][0]["field"]) == (422, "profile")
+    assert (unknown.status_code, unknown.json()["errors"][0]["field"]) == (422, "window_seconds")
+    assert no_key.status_code == 401
+    with pool.sessions() as session:  # a preview opens nothing
+        assert session.scalars(select(ListAuction)).first() is None
