@@ -56,7 +56,7 @@ from leadx.devstack import LocalStack, redis_binary, tansu_binary  # noqa: E402
 from leadx.events.v1 import events_pb2 as ev  # noqa: E402
 from leadx.kafka import ensure_topics  # noqa: E402
 from dedup import server_build  # noqa: E402
-from loadgen import percentile, rate_list, write_results  # noqa: E402
+from loadgen import percentile, rate_list, raw_consume, write_results  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "auction.json"
 PREFIX = "bench."
@@ -155,28 +155,6 @@ async def produce_awaited(bootstrap: str, target: str, records: list[tuple[bytes
         return len(records) / (time.perf_counter() - started)
     finally:
         await sender.stop()
-
-
-async def raw_consume(bootstrap: str, source: str, expected: int, decode: Callable | None = None) -> float:
-    """A plain consumer (no group, no work per record but the optional decode) reading `source` from
-    the start; returns records per second."""
-    consumer = AIOKafkaConsumer(source, bootstrap_servers=bootstrap, group_id=None, auto_offset_reset="earliest",
-                                fetch_max_wait_ms=10)
-    await consumer.start()
-    try:
-        count, started = 0, time.perf_counter()
-        deadline = started + 300
-        while count < expected and time.perf_counter() < deadline:
-            for records in (await consumer.getmany(timeout_ms=500, max_records=10_000)).values():
-                for record in records:
-                    if decode is not None:
-                        decode(record.value)
-                    count += 1
-        if count < expected:
-            raise RuntimeError(f"read only {count} of {expected} records from {source}")
-        return count / (time.perf_counter() - started)
-    finally:
-        await consumer.stop()
 
 
 class Progress:

@@ -13,9 +13,11 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import aiohttp
+from aiokafka import AIOKafkaConsumer
 
 from leadx.devstack import free_port, wait_for_port
 
@@ -128,3 +130,25 @@ def write_results(results: dict, args, path: Path, root: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(results, indent=2) + "\n")
     print(f"written to {path.relative_to(root)}")
+
+
+async def raw_consume(bootstrap: str, source: str, expected: int, decode: Callable | None = None) -> float:
+    """A plain consumer (no group, no work per record but the optional decode) reading `source` from
+    the start; returns records per second."""
+    consumer = AIOKafkaConsumer(source, bootstrap_servers=bootstrap, group_id=None, auto_offset_reset="earliest",
+                                fetch_max_wait_ms=10)
+    await consumer.start()
+    try:
+        count, started = 0, time.perf_counter()
+        deadline = started + 300
+        while count < expected and time.perf_counter() < deadline:
+            for records in (await consumer.getmany(timeout_ms=500, max_records=10_000)).values():
+                for record in records:
+                    if decode is not None:
+                        decode(record.value)
+                    count += 1
+        if count < expected:
+            raise RuntimeError(f"read only {count} of {expected} records from {source}")
+        return count / (time.perf_counter() - started)
+    finally:
+        await consumer.stop()

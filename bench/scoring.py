@@ -79,7 +79,7 @@ from leadx.scoring.registry import load_prior  # noqa: E402
 from leadx.simulation.evaluation import QUESTIONS, evaluate  # noqa: E402
 from leadx.simulation.market import SimulatedLead, simulate  # noqa: E402
 from leadx.simulation.training import training_data  # noqa: E402
-from loadgen import percentile, rate_list, write_results  # noqa: E402
+from loadgen import percentile, rate_list, raw_consume, write_results  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "scoring.json"
 GOALS = {"leads_scored_per_s_per_worker": 5_000, "auc_share_of_oracle": 0.95, "ece": 0.02}
@@ -330,28 +330,6 @@ async def read_topic(bootstrap: str, name: str, partitions: int) -> list:
             for batch in (await consumer.getmany(timeout_ms=500, max_records=10_000)).values():
                 records.extend(batch)
         return records
-    finally:
-        await consumer.stop()
-
-
-async def plain_consume(bootstrap: str, source: str, expected: int, decode: Callable | None = None) -> float:
-    """The broker baseline: a plain consumer (no group, no work but the optional decode) reading
-    `source` from the start; records per second."""
-    consumer = AIOKafkaConsumer(source, bootstrap_servers=bootstrap, group_id=None, auto_offset_reset="earliest",
-                                fetch_max_wait_ms=10)
-    await consumer.start()
-    try:
-        count, started = 0, time.perf_counter()
-        deadline = started + 300
-        while count < expected and time.perf_counter() < deadline:
-            for records in (await consumer.getmany(timeout_ms=500, max_records=10_000)).values():
-                for record in records:
-                    if decode is not None:
-                        decode(record.value)
-                    count += 1
-        if count < expected:
-            raise RuntimeError(f"read only {count} of {expected} records from {source}")
-        return count / (time.perf_counter() - started)
     finally:
         await consumer.stop()
 
@@ -609,9 +587,9 @@ async def service_end_to_end(stack: LocalStack, held_out: list[SimulatedLead], a
     print("baselines: a plain consumer and a raw pass-through on the flood's lead.verified topic ...", flush=True)
     meter = CpuMeter({"broker": psutil.Process(stack.infra[0].process.pid), "bench": psutil.Process()})
     results["baseline"] = {
-        "consume_lead_verified_per_s": round(await plain_consume(bootstrap, source, total)),
+        "consume_lead_verified_per_s": round(await raw_consume(bootstrap, source, total)),
         "consume_and_decode_lead_verified_per_s": round(
-            await plain_consume(bootstrap, source, total, ev.LeadVerified.FromString)),
+            await raw_consume(bootstrap, source, total, ev.LeadVerified.FromString)),
     }
     results["baseline"]["consume_cpu"] = meter.stop()
     await ensure_topics(KafkaSettings(bootstrap, "raw.", args.partitions, 1, False), (topics.LEAD_SCORED,))

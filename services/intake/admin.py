@@ -44,19 +44,24 @@ T = TypeVar("T")
 Handler = Callable[[Request], Awaitable[Answer]]
 
 
+def check_admin_key(request: Request, expected: bytes) -> None:
+    """The operators' key, or 401: no ADMIN_API_KEY (`expected` empty) means no admin API."""
+    if not expected:
+        raise ApiError(401, "AUTH_INVALID", "the admin API is off: set ADMIN_API_KEY",
+                       headers={"WWW-Authenticate": "Bearer"})
+    key = bearer_key(request.headers.get("authorization", ""))
+    # Bytes, not str: compare_digest refuses non-ASCII text, and a header may carry any byte.
+    if key is None or not hmac.compare_digest(key.encode(), expected):
+        raise ApiError(401, "AUTH_INVALID", "send the admin key as 'Authorization: Bearer <ADMIN_API_KEY>'",
+                       headers={"WWW-Authenticate": "Bearer"})
+
+
 def admin_routes(sessions: sessionmaker[Session], admin_api_key: str,
                  api: Callable[[Handler], Callable]) -> list[Route]:
     expected = admin_api_key.encode()
 
     def authenticate(request: Request) -> None:
-        if not expected:
-            raise ApiError(401, "AUTH_INVALID", "the admin API is off: set ADMIN_API_KEY",
-                           headers={"WWW-Authenticate": "Bearer"})
-        key = bearer_key(request.headers.get("authorization", ""))
-        # Bytes, not str: compare_digest refuses non-ASCII text, and a header may carry any byte.
-        if key is None or not hmac.compare_digest(key.encode(), expected):
-            raise ApiError(401, "AUTH_INVALID", "send the admin key as 'Authorization: Bearer <ADMIN_API_KEY>'",
-                           headers={"WWW-Authenticate": "Bearer"})
+        check_admin_key(request, expected)
 
     def admin(handler: Handler) -> Callable:
         async def authenticated(request: Request) -> Answer:

@@ -16,7 +16,6 @@ refusals into answers with codes. The ledger closes the auctions (services.ledge
 from __future__ import annotations
 
 import asyncio
-import hmac
 import logging
 import os
 import threading
@@ -31,7 +30,6 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from leadx.api_keys import bearer_key
 from leadx.db.models import ListAuction, Prospect
 from leadx.ids import is_lead_id
 from leadx.lists import store, views
@@ -40,7 +38,7 @@ from leadx.lists.commands import profile_problem, read_listing
 from leadx.logs import log_event
 from leadx.selection.criteria import CriterionError
 from leadx.verticals import load_verticals
-from services.intake.admin import json_object
+from services.intake.admin import check_admin_key, json_object
 from services.intake.formats import Answer, parse_body, request_format
 from services.intake.requests import ApiError, read_body
 
@@ -121,14 +119,7 @@ def list_routes(sessions: sessionmaker[Session], admin_api_key: str, api: Callab
 
     def admin(handler: Handler) -> Callable:
         async def authenticated(request: Request) -> Answer | Response:
-            # As services.intake.admin: no ADMIN_API_KEY, no admin API.
-            if not expected:
-                raise ApiError(401, "AUTH_INVALID", "the admin API is off: set ADMIN_API_KEY",
-                               headers={"WWW-Authenticate": "Bearer"})
-            key = bearer_key(request.headers.get("authorization", ""))
-            if key is None or not hmac.compare_digest(key.encode(), expected):
-                raise ApiError(401, "AUTH_INVALID", "send the admin key as 'Authorization: Bearer <ADMIN_API_KEY>'",
-                               headers={"WWW-Authenticate": "Bearer"})
+            check_admin_key(request, expected)
             return await handler(request)
         return api(authenticated)
 
