@@ -84,25 +84,53 @@ def _current(registry: Path):
     return current(registry)
 
 
+def _read_simulated_file(path: str) -> list[dict]:
+    """`leadx simulate`'s lines; a line that is not one is a clear error with its number."""
+    records = []
+    try:
+        with open(path, encoding="utf-8") as lines:
+            for number, line in enumerate(lines, start=1):
+                if not line.strip():
+                    continue
+                try:
+                    record = json.loads(line)
+                    if not isinstance(record["lead"], dict) or "contact_ms" not in record["outcome"] \
+                            or "created_ms" not in record:
+                        raise KeyError("a field training reads")
+                except (ValueError, KeyError, TypeError):
+                    raise SystemExit(f"leadx: {path}, line {number}: not a line of `leadx simulate`") from None
+                records.append(record)
+    except OSError as error:
+        raise SystemExit(f"leadx: cannot read {path}: {error.strerror}") from None
+    except UnicodeDecodeError:
+        raise SystemExit(f"leadx: {path} is not UTF-8 text") from None
+    return records
+
+
+def _training_data(args):
+    if args.from_file:
+        from leadx.simulation.training import training_data_from_records
+
+        return training_data_from_records(_read_simulated_file(args.from_file), f"file {Path(args.from_file).name}")
+    if args.from_db:
+        from leadx.scoring.recorded import training_data_from_db
+
+        return training_data_from_db(args.since, args.until)
+    from leadx.simulation.training import training_data
+
+    leads = _simulated(args.simulated, args.seed, args.start, args.days, "simulating")
+    return training_data(leads, f"simulated {args.simulated} leads, seed {args.seed}")
+
+
 def cmd_scoring_train(args) -> int:
     from leadx.scoring.models import train
 
     registry = _registry(args)
-    if args.from_file:
-        from leadx.simulation.training import training_data_from_records
-
-        with open(args.from_file, encoding="utf-8") as lines:
-            data = training_data_from_records([json.loads(line) for line in lines if line.strip()],
-                                              f"file {Path(args.from_file).name}")
-    elif args.from_db:
-        from leadx.scoring.recorded import training_data_from_db
-
-        data = training_data_from_db(args.since, args.until)
-    else:
-        from leadx.simulation.training import training_data
-
-        leads = _simulated(args.simulated, args.seed, args.start, args.days, "simulating")
-        data = training_data(leads, f"simulated {args.simulated} leads, seed {args.seed}")
+    try:
+        data = _training_data(args)
+    except ValueError as error:  # too few outcomes to learn from
+        print(f"leadx: {error}", file=sys.stderr)
+        return 2
     previous = _current(registry)
     bundle = train(data, seed=args.seed, previous=previous)
     where = bundle.save(registry)

@@ -85,3 +85,18 @@ def test_train_from_the_outcomes_buyers_reported(tmp_path, capsys, monkeypatch, 
     shown_ok = main(["scoring", "show", "--models", str(registry)]) == 0
     shown = json.loads(capsys.readouterr().out)
     assert shown_ok and shown["direct_response_from"] == trained["previous"]
+
+
+def test_training_on_a_bad_file_or_too_little_is_a_one_line_error(tmp_path, capsys, monkeypatch):
+    registry = str(tmp_path / "models")
+    garbage = tmp_path / "garbage.jsonl"
+    garbage.write_text('{"lead": {}}\n')
+    with pytest.raises(SystemExit, match="garbage.jsonl, line 1: not a line of `leadx simulate`"):
+        main(["scoring", "train", "--from-file", str(garbage), "--models", registry])
+    with pytest.raises(SystemExit, match="cannot read"):
+        main(["scoring", "train", "--from-file", str(tmp_path / "absent.jsonl"), "--models", registry])
+    small = tmp_path / "small.jsonl"
+    assert main(["simulate", "--leads", "50", "--out", str(small)]) == 0
+    capsys.readouterr()
+    assert main(["scoring", "train", "--from-file", str(small), "--models", registry]) == 2
+    assert "too few outcomes to train on" in capsys.readouterr().err
