@@ -20,23 +20,20 @@ plus two days), so memory stays bounded by the window plus a day and an idle buc
 
 Both operations are Lua scripts, so each is atomic: two simultaneous submissions of one consumer
 cannot both pass the platform check, and two awards of one consumer to one buyer cannot both win.
-Calls made in the same event-loop turn go to Redis in one pipeline (see _Pipeliner).
+Calls made in the same event-loop turn go to Redis in one pipeline (leadx.redis_pipeline).
 """
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
-import math
 from dataclasses import dataclass
 
 from redis.asyncio import Redis
-from redis.exceptions import NoScriptError, ResponseError
+
+from leadx.redis_pipeline import Pipeliner
 
 SWEEP_INTERVAL_S = 24 * 3600
 DEFAULT_BUCKET_BITS = 18  # 262,144 buckets: ~40 identities each at 10 million
-MAX_PIPELINE = 64  # script calls per round trip (bench/dedup.py: 32-128 were alike, 256 slower)
-REPLY_TIMEOUT_S = 30  # for a pipeline's replies, when the connection sets no socket timeout
 
 _RECORDS = """
 local byte, char, sub, floor = string.byte, string.char, string.sub, math.floor
@@ -210,7 +207,7 @@ class DedupStore:
         self.bucket_bits = bucket_bits
         self.sweep_interval_s = sweep_interval_s
         self.buyer_map_key = f"dd:{namespace}buyers"
-        self._pipeliner = _Pipeliner(redis)
+        self._pipeliner = Pipeliner(redis)
         self._check = self._pipeliner.script(_CHECK_SUBMISSION)
         self._reserve = self._pipeliner.script(_RESERVE_FOR_BUYER)
         self._release = self._pipeliner.script(_RELEASE_FOR_BUYER)
@@ -277,104 +274,3 @@ class DedupStore:
             f"{now_ms // 1000} {window_ms // 1000} {self.sweep_interval_s}", lead_fingerprint(lead_id) + fields,
             buyer_id])
         return int(result) == 1
-
-
-class _Script:
-    def __init__(self, pipeliner: _Pipeliner, source: str) -> None:
-        self.pipeliner = pipeliner
-        self.source = source
-        self.sha = hashlib.sha1(source.encode()).hexdigest()
-
-    def __call__(self, keys: list[str], args: list) -> asyncio.Future:
-        return self.pipeliner.submit(self, keys, args)
-
-
-class _Pipeliner:
-    """Sends the script calls made in one event-loop turn as one pipeline: a dedup worker handles
-    a Kafka batch concurrently, so its checks share round trips instead of each paying one. A burst
-    is cut into pipelines of MAX_PIPELINE calls on separate connections, so Redis runs one while
-    this process packs the next. A script Redis does not know (restarted, flushed) is loaded and
-    the call retried once."""
-
-    def __init__(self, redis: Redis) -> None:
-        self.redis = redis
-        self.round_trips = 0  # pipelines sent: what bench/dedup.py reports per lead
-        self._pending: list[tuple[_Script, list[str], list, asyncio.Future]] = []
-        self._in_flight: set[asyncio.Task] = set()
-
-    def script(self, source: str) -> _Script:
-        return _Script(self, source)
-
-    def submit(self, script: _Script, keys: list[str], args: list) -> asyncio.Future:
-        loop = asyncio.get_running_loop()
-        future = loop.create_future()
-        self._pending.append((script, keys, args, future))
-        if len(self._pending) >= MAX_PIPELINE:
-            self._send(self._pending)
-            self._pending = []
-        elif len(self._pending) == 1:
-            loop.call_soon(self._send_pending)
-        return future
-
-    def _send_pending(self) -> None:
-        if self._pending:
-            self._send(self._pending)
-            self._pending = []
-
-    def _send(self, batch: list) -> None:
-        task = asyncio.ensure_future(self._flush(batch))
-        self._in_flight.add(task)  # held, so the task is not collected mid-flight
-        task.add_done_callback(self._in_flight.discard)
-
-    async def _flush(self, batch: list) -> None:
-        try:
-            results = await self._execute(batch)
-            missing = [i for i, r in enumerate(results) if isinstance(r, NoScriptError)]
-            if missing:
-                for script in {batch[i][0] for i in missing}:
-                    await self.redis.script_load(script.source)
-                retried = await self._execute([batch[i] for i in missing])
-                for i, result in zip(missing, retried, strict=True):
-                    results[i] = result
-        except Exception as error:  # noqa: BLE001 - every waiting caller gets the failure
-            results = [error] * len(batch)
-        for (_, _, _, future), result in zip(batch, results, strict=True):
-            if future.done():
-                continue
-            if isinstance(result, Exception):
-                future.set_exception(result)
-            else:
-                future.set_result(result)
-
-    async def _execute(self, batch) -> list:
-        """One round trip: every call of the batch written at once, then every reply read. The
-        commands are packed here rather than by redis-py's Pipeline, which costs several times
-        more CPU per call (it was the largest item in the dedup worker's profile)."""
-        self.round_trips += 1
-        packed = b"".join(_pack_evalsha(script.sha, keys, args) for script, keys, args, _ in batch)
-        pool = self.redis.connection_pool
-        connection = await pool.get_connection()
-        try:
-            await connection.send_packed_command(packed, check_health=False)
-            results = []
-            # One deadline for the whole batch rather than redis-py's per reply (a tenth of the CPU).
-            async with asyncio.timeout(connection.socket_timeout or REPLY_TIMEOUT_S):
-                for _ in batch:
-                    try:
-                        results.append(await connection.read_response(timeout=math.inf))
-                    except ResponseError as error:  # a reply that is an error; the others still come
-                        results.append(error)
-        except BaseException:
-            await connection.disconnect()  # a half-read connection must not be reused
-            raise
-        finally:
-            await pool.release(connection)
-        return results
-
-
-def _pack_evalsha(sha: str, keys: list[str], args: list) -> bytes:
-    """EVALSHA in the Redis protocol (RESP2): an array of bulk strings."""
-    items = [b"EVALSHA", sha.encode(), b"%d" % len(keys)]
-    items += [k.encode() for k in keys]
-    items += [a if isinstance(a, bytes) else str(a).encode() for a in args]
-    return b"*%d\r\n" % len(items) + b"".join(b"$%d\r\n%s\r\n" % (len(i), i) for i in items)

@@ -37,6 +37,7 @@ from leadx.ids import derived_event_id, is_lead_id, new_lead_id
 from leadx.kafka import EventProducer
 from leadx.lead_rules import RuleBook
 from leadx.logs import log_event
+from leadx.redis_pipeline import Pipeliner
 from leadx.returns import Refusal, ReturnPolicy, reason_problem
 from leadx.telemetry import tracer
 from leadx.verticals import FieldError, Verification, Vertical, load_verticals, verify
@@ -93,6 +94,9 @@ def build_app(deps: IntakeDeps, lifespan=None) -> Starlette:
     verticals = load_verticals()
     tokens = PingTokens(deps.secret)
     dedup = deps.dedup
+    # The owner marks of POSTs answered together share one round trip: a SET each through
+    # redis-py cost ~15% of a POST's CPU.
+    owner_marks = Pipeliner(deps.redis)
 
     def api(handler: Callable[[Request], Awaitable[Answer | Response]]):
         async def endpoint(request: Request) -> Response:
@@ -264,7 +268,7 @@ def build_app(deps: IntakeDeps, lifespan=None) -> Starlette:
     async def submit(lead: ev.Lead) -> Answer:
         # The owner mark lets any replica answer the seller's status query before the ledger
         # has recorded the lead.
-        await deps.redis.set(owner_key(lead.lead_id), lead.seller_id, ex=OWNER_MARK_TTL_S)
+        await owner_marks.command("SET", owner_key(lead.lead_id), lead.seller_id, "EX", OWNER_MARK_TTL_S)
         verdict = deps.verdicts.expect(lead.lead_id)
         try:
             await deps.producer.publish(topics.LEAD_SUBMITTED, lead.lead_id, ev.LeadSubmitted(lead=lead))

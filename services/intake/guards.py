@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from redis.asyncio import Redis
 
+from leadx.redis_pipeline import Pipeliner
 from services.intake.formats import Answer
 
 # A sliding window of one second, approximated by two fixed windows (the previous one weighted by
@@ -43,14 +44,14 @@ class RateLimiter:
     def __init__(self, redis: Redis, namespace: str, per_second: int) -> None:
         self.per_second = per_second
         self.namespace = namespace
-        self._take = redis.register_script(_TAKE)
+        # Pipelined: the checks of requests arriving together share one round trip.
+        self._take = Pipeliner(redis).script(_TAKE)
 
     async def take(self, seller_id: str, now_ms: int | None = None) -> Limited | None:
         if self.per_second <= 0:  # 0 switches the limit off
             return None
         now_ms = int(time.time() * 1000) if now_ms is None else now_ms
-        wait_ms = int(await self._take(keys=[f"rl:{self.namespace}{seller_id}"],
-                                       args=[now_ms, self.per_second, self.WINDOW_MS]))
+        wait_ms = int(await self._take([f"rl:{self.namespace}{seller_id}"], [now_ms, self.per_second, self.WINDOW_MS]))
         return Limited(max(1, math.ceil(wait_ms / 1000))) if wait_ms else None
 
 

@@ -1,0 +1,79 @@
+"""The shared Redis pipeliner against a real Redis: plain commands and scripts made in one turn
+share a round trip, every caller gets its own reply or its own error."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+from redis.exceptions import RedisError, ResponseError
+
+from leadx.redis_client import connect
+from leadx.redis_pipeline import MAX_PIPELINE, Pipeliner
+
+
+def run(redis_url: str, scenario):
+    async def main():
+        redis = connect(redis_url)
+        try:
+            return await scenario(Pipeliner(redis), redis, f"rp:{uuid.uuid4().hex[:8]}:")
+        finally:
+            await redis.aclose()
+
+    return asyncio.run(main())
+
+
+def test_commands_made_together_share_round_trips_and_each_gets_its_reply(redis_url):
+    async def scenario(pipeliner, redis, prefix):
+        writes = await asyncio.gather(*(pipeliner.command("SET", f"{prefix}{n}", f"seller{n}", "EX", 60)
+                                        for n in range(200)))
+        reads = await asyncio.gather(*(pipeliner.command("GET", f"{prefix}{n}") for n in range(200)))
+        ttl = await redis.ttl(f"{prefix}7")
+        return writes, reads, ttl, pipeliner.round_trips
+
+    writes, reads, ttl, round_trips = run(redis_url, scenario)
+    assert writes == [b"OK"] * 200
+    assert reads == [f"seller{n}".encode() for n in range(200)]
+    assert 0 < ttl <= 60
+    # 400 calls in two turns, cut into pipelines of MAX_PIPELINE: not one round trip per call.
+    assert round_trips == 2 * -(-200 // MAX_PIPELINE)
+
+
+def test_an_error_reply_fails_only_its_own_caller(redis_url):
+    async def scenario(pipeliner, redis, prefix):
+        await redis.set(f"{prefix}text", "not a number")
+        return await asyncio.gather(pipeliner.command("INCR", f"{prefix}counter"),
+                                    pipeliner.command("INCR", f"{prefix}text"),
+                                    pipeliner.command("INCR", f"{prefix}counter"), return_exceptions=True)
+
+    first, failed, second = run(redis_url, scenario)
+    assert (first, second) == (1, 2)
+    assert isinstance(failed, ResponseError)
+
+
+def test_scripts_and_commands_mix_and_a_flushed_script_is_reloaded(redis_url):
+    async def scenario(pipeliner, redis, prefix):
+        double = pipeliner.script("return tonumber(ARGV[1]) * 2")
+        first = await asyncio.gather(double([], [21]), pipeliner.command("SET", f"{prefix}k", "v"))
+        await redis.script_flush()
+        again = await double([], [5])
+        return first, again
+
+    first, again = run(redis_url, scenario)
+    assert first == [42, b"OK"]
+    assert again == 10
+
+
+def test_a_broken_connection_fails_every_waiting_caller_as_a_redis_error(redis_url):
+    async def scenario(_pipeliner, _redis, _prefix):
+        nothing_listens = connect("redis://127.0.0.1:1/0")
+        try:
+            broken = Pipeliner(nothing_listens)
+            return await asyncio.gather(broken.command("GET", "a"), broken.command("GET", "b"),
+                                        return_exceptions=True)
+        finally:
+            await nothing_listens.aclose()
+
+    results = run(redis_url, scenario)
+    assert len(results) == 2
+    assert all(isinstance(r, RedisError) for r in results), results
