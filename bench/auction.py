@@ -56,7 +56,7 @@ from leadx.devstack import LocalStack, redis_binary, tansu_binary  # noqa: E402
 from leadx.events.v1 import events_pb2 as ev  # noqa: E402
 from leadx.kafka import ensure_topics  # noqa: E402
 from dedup import server_build  # noqa: E402
-from loadgen import percentile, rate_list, raw_consume, write_results  # noqa: E402
+from loadgen import CpuMeter, percentile, rate_list, raw_consume, write_results  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "auction.json"
 PREFIX = "bench."
@@ -274,24 +274,6 @@ def processes(stack: LocalStack) -> dict[str, psutil.Process]:
 
 def rss_mb(process: psutil.Process) -> float:
     return round(process.memory_info().rss / 2**20, 1)
-
-
-class CpuMeter:
-    """CPU seconds each process used between start and stop, as a share of one core."""
-
-    def __init__(self, procs: dict[str, psutil.Process]) -> None:
-        self.procs = procs
-        self.started = time.perf_counter()
-        self.cpu = {name: sum(p.cpu_times()[:2]) for name, p in procs.items()}
-
-    def stop(self) -> dict:
-        elapsed = time.perf_counter() - self.started
-        out = {}
-        for name, process in self.procs.items():
-            used = sum(process.cpu_times()[:2]) - self.cpu[name]  # user + system
-            out[f"{name}_cpu_s"] = round(used, 1)
-            out[f"{name}_core_share"] = round(used / elapsed, 2)
-        return out
 
 
 def print_profile(run_dir: Path, label: str) -> None:

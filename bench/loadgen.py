@@ -1,5 +1,6 @@
 """Load generation shared by the benchmarks: closed and open loops over aiohttp, the bare Starlette
-baseline, and percentiles. Requests spread round-robin over several URLs (several intake workers)."""
+baseline, percentiles, and the CPU each process used. Requests spread round-robin over several
+URLs (several intake workers)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import aiohttp
+import psutil
 from aiokafka import AIOKafkaConsumer
 
 from leadx.devstack import free_port, wait_for_port
@@ -152,3 +154,33 @@ async def raw_consume(bootstrap: str, source: str, expected: int, decode: Callab
         return count / (time.perf_counter() - started)
     finally:
         await consumer.stop()
+
+
+class CpuMeter:
+    """CPU seconds each process used between start and stop, and as a share of one core."""
+
+    def __init__(self, procs: dict[str, psutil.Process]) -> None:
+        self.procs = procs
+        self.started = time.perf_counter()
+        self.cpu = {name: sum(p.cpu_times()[:2]) for name, p in procs.items()}
+        self.machine = self._busy()
+
+    @staticmethod
+    def _busy() -> float:
+        times = psutil.cpu_times()
+        return sum(times) - times.idle - getattr(times, "iowait", 0.0)
+
+    def stop(self) -> dict:
+        elapsed = time.perf_counter() - self.started
+        out, ours = {}, 0.0
+        for name, process in self.procs.items():
+            used = sum(process.cpu_times()[:2]) - self.cpu[name]  # user + system, every thread
+            ours += used
+            out[f"{name}_cpu_s"] = round(used, 2)
+            out[f"{name}_core_share"] = round(used / elapsed, 2)
+        # Every core of the machine, busy: what is left after the processes above is other work
+        # on the machine (the benchmark shares it), or the kernel's.
+        busy = self._busy() - self.machine
+        out["machine_busy_cores"] = round(busy / elapsed, 2)
+        out["other_work_cores"] = round(max(0.0, busy - ours) / elapsed, 2)
+        return out

@@ -79,7 +79,7 @@ from leadx.scoring.registry import load_prior  # noqa: E402
 from leadx.simulation.evaluation import QUESTIONS, evaluate  # noqa: E402
 from leadx.simulation.market import SimulatedLead, simulate  # noqa: E402
 from leadx.simulation.training import training_data  # noqa: E402
-from loadgen import percentile, rate_list, raw_consume, write_results  # noqa: E402
+from loadgen import CpuMeter, percentile, rate_list, raw_consume, write_results  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "scoring.json"
 GOALS = {"leads_scored_per_s_per_worker": 5_000, "auc_share_of_oracle": 0.95, "ece": 0.02}
@@ -361,36 +361,6 @@ async def raw_pass_through(bootstrap: str, source: str, target: str, expected: i
     finally:
         await consumer.stop()
         await sender.stop()
-
-
-class CpuMeter:
-    """CPU seconds each process used between start and stop, and as a share of one core."""
-
-    def __init__(self, procs: dict[str, psutil.Process]) -> None:
-        self.procs = procs
-        self.started = time.perf_counter()
-        self.cpu = {name: sum(p.cpu_times()[:2]) for name, p in procs.items()}
-        self.machine = self._busy()
-
-    @staticmethod
-    def _busy() -> float:
-        times = psutil.cpu_times()
-        return sum(times) - times.idle - getattr(times, "iowait", 0.0)
-
-    def stop(self) -> dict:
-        elapsed = time.perf_counter() - self.started
-        out, ours = {}, 0.0
-        for name, process in self.procs.items():
-            used = sum(process.cpu_times()[:2]) - self.cpu[name]  # user + system, every thread
-            ours += used
-            out[f"{name}_cpu_s"] = round(used, 2)
-            out[f"{name}_core_share"] = round(used / elapsed, 2)
-        # Every core of the machine, busy: what is left after the processes above is other work
-        # on the machine (the benchmark shares it), or the kernel's.
-        busy = self._busy() - self.machine
-        out["machine_busy_cores"] = round(busy / elapsed, 2)
-        out["other_work_cores"] = round(max(0.0, busy - ours) / elapsed, 2)
-        return out
 
 
 async def committed(admin: AIOKafkaAdminClient, group: str, name: str, partitions: int) -> int:

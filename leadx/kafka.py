@@ -24,7 +24,7 @@ from opentelemetry import trace
 from leadx import topics as topic_names
 from leadx.config import KafkaSettings
 from leadx.ids import new_event_id
-from leadx.telemetry import extract_context, inject_headers, tracer
+from leadx.telemetry import child_span, extract_context, inject_headers
 
 log = logging.getLogger(__name__)
 
@@ -100,7 +100,7 @@ class EventProducer:
         """Publish and wait for the broker's acknowledgement; returns the event id."""
         event_id = event_id or new_event_id()
         full_topic = topic_names.name(self.settings.topic_prefix, topic)
-        with tracer().start_as_current_span(f"{topic} publish", kind=trace.SpanKind.PRODUCER) as span:
+        with child_span(f"{topic} publish", trace.SpanKind.PRODUCER) as span:
             span.set_attribute("messaging.destination.name", full_topic)
             span.set_attribute("messaging.message.id", event_id)
             headers = [
@@ -253,9 +253,7 @@ class EventConsumer:
 
     async def _handle(self, envelope: Envelope, headers) -> None:
         parent = extract_context(headers or ())
-        with tracer().start_as_current_span(
-            f"{envelope.topic} process", context=parent, kind=trace.SpanKind.CONSUMER
-        ) as span:
+        with child_span(f"{envelope.topic} process", trace.SpanKind.CONSUMER, parent) as span:
             span.set_attribute("messaging.message.id", envelope.event_id)
             span.set_attribute("messaging.consumer.group.name", self.group_id)
             await self.handler(envelope)

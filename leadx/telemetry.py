@@ -3,8 +3,9 @@ link from the seller's HTTP request through every service to the buyer's POST.""
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 
 from opentelemetry import context, propagate, trace
 from opentelemetry.sdk.resources import Resource
@@ -13,6 +14,7 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExport
 from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
 
 _configured = False
+_recording = True  # until setup_tracing decides: spans are recorded unless nothing exports them
 
 
 def setup_tracing(service: str, extra_processor: SpanProcessor | None = None) -> None:
@@ -25,7 +27,7 @@ def setup_tracing(service: str, extra_processor: SpanProcessor | None = None) ->
     a dedup check. `OTEL_TRACES_SAMPLER`, when set, decides as the OpenTelemetry SDK documents.
     Production wires an OTLP collector here.
     """
-    global _configured
+    global _configured, _recording
     if _configured:
         return
     console = os.environ.get("OTEL_TRACES_EXPORTER", "none") == "console"
@@ -33,6 +35,7 @@ def setup_tracing(service: str, extra_processor: SpanProcessor | None = None) ->
     # sampler=None lets the SDK read OTEL_TRACES_SAMPLER (default: parent-based, always on).
     sampler = None if exporting or os.environ.get("OTEL_TRACES_SAMPLER") else ALWAYS_OFF
     provider = TracerProvider(resource=Resource.create({"service.name": service}), sampler=sampler)
+    _recording = sampler is not ALWAYS_OFF
     if console:
         provider.add_span_processor(BatchSpanProcessor(ConsoleSpanExporter()))
     if extra_processor is not None:
@@ -51,6 +54,32 @@ def tracer() -> trace.Tracer:
     if _tracer is None:
         _tracer = trace.get_tracer("leadx")
     return _tracer
+
+
+@contextlib.contextmanager
+def child_span(name: str, kind: trace.SpanKind, parent: context.Context | None = None) -> Iterator[trace.Span]:
+    """A span under `parent` (default: the current context) for one step of a traced flow.
+
+    When spans are not recorded and there is a trace to continue, no span is made: the parent's
+    context is made current instead, so the trace id flows on into logs and Kafka headers and the
+    step costs nothing (a span nobody records cost ~15 µs, two per Kafka record handled). With no
+    trace to continue (a record from an untraced producer, a timer's publish), a span is made,
+    recorded or not, because it is what starts a trace id."""
+    if _recording:
+        with tracer().start_as_current_span(name, context=parent, kind=kind) as span:
+            yield span
+        return
+    token = context.attach(parent) if parent is not None else None
+    try:
+        current = trace.get_current_span()
+        if current.get_span_context().is_valid:
+            yield current
+        else:
+            with tracer().start_as_current_span(name, kind=kind) as span:
+                yield span
+    finally:
+        if token is not None:
+            context.detach(token)
 
 
 def inject_headers() -> list[tuple[str, bytes]]:

