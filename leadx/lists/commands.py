@@ -61,10 +61,10 @@ def _sessions():
 
 def _descriptions() -> dict[str, str]:
     """The served bundle's cluster descriptions; none if it cannot be read (they only help)."""
-    from leadx.scoring.registry import configured
+    from leadx.scoring.registry import cluster_descriptions
 
     try:
-        return dict(configured().clusters.descriptions)
+        return cluster_descriptions()
     except Exception:  # a missing or unreadable bundle must not stop an operator's command
         return {}
 

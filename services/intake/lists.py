@@ -61,10 +61,11 @@ Handler = Callable[[Request], Awaitable[Answer | Response]]
 
 
 class ClusterDescriptions:
-    """The served model bundle's description of each cluster (leadx.scoring.registry.configured()),
-    loaded on first use and again when SCORING_MODELS names another current version (looked at
-    every CHECK_S seconds at most). A bundle that cannot be read leaves the descriptions empty, never
-    an answer failed: the groups are the list's, the words only help."""
+    """The served model bundle's description of each cluster, read from its meta.json (the models
+    themselves are not loaded into the intake) on first use and again when SCORING_MODELS names
+    another current version (looked at every CHECK_S seconds at most). A bundle that cannot be
+    read leaves the descriptions empty, never an answer failed: the groups are the list's, the
+    words only help."""
 
     CHECK_S = 30.0
 
@@ -93,9 +94,9 @@ class ClusterDescriptions:
 
 
 def _served_descriptions() -> Mapping[str, str]:
-    from leadx.scoring.registry import configured
+    from leadx.scoring.registry import cluster_descriptions
 
-    return configured().clusters.descriptions
+    return cluster_descriptions()
 
 
 def _current_version_marker() -> str:

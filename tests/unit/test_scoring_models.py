@@ -4,6 +4,8 @@ the oracle, clusters stable across retrains, and a bundle that saves, loads and 
 from __future__ import annotations
 
 import math
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -12,7 +14,7 @@ from leadx.scoring import clusters as clustering
 from leadx.scoring.features import consumer_row, timing_row, zone_of
 from leadx.scoring.metrics import expected_calibration_error, summary
 from leadx.scoring.models import TrainingData, train
-from leadx.scoring.registry import current, load, load_prior
+from leadx.scoring.registry import cluster_descriptions, current, load, load_prior
 from leadx.simulation.evaluation import evaluate
 from leadx.simulation.market import simulate
 from leadx.simulation.training import training_data
@@ -103,6 +105,20 @@ def test_a_bundle_saves_and_loads_as_the_registrys_current(bundle, tmp_path, mar
     assert loaded.version == bundle.version
     assert np.array_equal(loaded.propensity_of(x), bundle.propensity_of(x))
     assert load(where).version == bundle.version
+
+
+def test_list_views_read_the_served_bundles_descriptions_without_loading_it(bundle, tmp_path, monkeypatch):
+    monkeypatch.delenv("SCORING_MODELS", raising=False)
+    assert cluster_descriptions() == load_prior().clusters.descriptions
+    monkeypatch.setenv("SCORING_MODELS", str(tmp_path))
+    assert cluster_descriptions() == load_prior().clusters.descriptions  # an empty registry: the prior
+    bundle.save(tmp_path)
+    assert cluster_descriptions() == bundle.clusters.descriptions
+    # ... and without importing the models' libraries (~100 MB in the intake).
+    probe = ("import sys; from leadx.scoring.registry import cluster_descriptions; "
+             "assert cluster_descriptions(); print('sklearn' in sys.modules, 'numpy' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert done.stdout.split() == ["False", "False"]
 
 
 def test_leads_are_scored_from_their_fields_whatever_they_carry(bundle):
