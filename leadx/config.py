@@ -94,15 +94,17 @@ class CommonSettings:
     accounts_refresh_s: float = 5.0
 
     @classmethod
-    def from_env(cls, service: str) -> CommonSettings:
+    def from_env(cls, service: str, *, redis: bool = True, database: bool = True) -> CommonSettings:
+        """`redis` and `database` say whether the service uses them: one that does not starts without
+        REDIS_URL or DATABASE_URL (its settings hold them empty), so it needs no credentials for them."""
         key = env_str("LEADX_HMAC_KEY")
         if len(key) < 16:
             raise ConfigError("LEADX_HMAC_KEY must be at least 16 characters")
         return cls(
             service=service,
             kafka=KafkaSettings.from_env(),
-            redis_url=env_str("REDIS_URL"),
-            database_url=env_str("DATABASE_URL"),
+            redis_url=env_str("REDIS_URL") if redis else env_str("REDIS_URL", ""),
+            database_url=env_str("DATABASE_URL") if database else env_str("DATABASE_URL", ""),
             hmac_key=key.encode(),
             health_port=env_int("HEALTH_PORT", 8081),
             log_level=env_str("LOG_LEVEL", "INFO"),

@@ -16,7 +16,7 @@ from services.dedup.checker import DuplicateChecker
 
 
 async def main(stop: asyncio.Event) -> None:
-    settings = CommonSettings.from_env("dedup")
+    settings = CommonSettings.from_env("dedup", database=False)
     runtime = ServiceRuntime(settings)
     redis = connect_redis(settings.redis_url)
     store = DedupStore(redis, namespace=settings.kafka.topic_prefix,

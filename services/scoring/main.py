@@ -48,7 +48,7 @@ async def main(stop: asyncio.Event) -> None:
     # small calls a lead stream makes, doubling the CPU per lead for no speed, and a worker whose
     # neighbour is busy waits on them (bench/scoring.py: 130 leads/s instead of 3,000).
     threadpool_limits(limits=1)
-    runtime = ServiceRuntime(CommonSettings.from_env("scoring"))
+    runtime = ServiceRuntime(CommonSettings.from_env("scoring", redis=False, database=False))
     folder = env_str("SCORING_MODELS", "").strip()
     registry = Path(folder) if folder else None
     scorer = BatchScorer(current(registry))

@@ -44,6 +44,19 @@ def test_missing_required_settings_fail_fast_with_their_name(env):
         CommonSettings.from_env("dedup")
 
 
+def test_a_service_that_uses_no_redis_or_sql_starts_without_them(env):
+    env.delenv("REDIS_URL")
+    env.delenv("DATABASE_URL")
+    scoring = CommonSettings.from_env("scoring", redis=False, database=False)
+    assert (scoring.redis_url, scoring.database_url) == ("", "")
+    with pytest.raises(ConfigError, match="REDIS_URL is required"):
+        CommonSettings.from_env("dedup", database=False)  # dedup uses Redis, not SQL
+    env.setenv("REDIS_URL", "redis://127.0.0.1:6379/0")
+    assert CommonSettings.from_env("dedup", database=False).database_url == ""
+    with pytest.raises(ConfigError, match="DATABASE_URL is required"):
+        CommonSettings.from_env("ledger")
+
+
 def test_malformed_settings_are_refused(env):
     env.setenv("KAFKA_PARTITIONS", "six")
     with pytest.raises(ConfigError, match="KAFKA_PARTITIONS must be an integer"):
