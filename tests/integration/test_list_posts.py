@@ -8,7 +8,6 @@ import asyncio
 import json
 
 import pytest
-from aiohttp import web
 from sqlalchemy import select
 
 from leadx import accounts
@@ -23,30 +22,9 @@ from leadx.redis_client import connect
 from services.delivery.attempts import AttemptLog
 from services.delivery.buyer_http import BuyerClient
 from services.delivery.list_posts import ListPoster
+from tests.buyer_server import BuyerServer
 
 pytestmark = pytest.mark.integration
-
-
-class Dealer:
-    """A real HTTP server standing in for a dealer: records what it is posted, answers as told."""
-
-    def __init__(self, accept: bool = True) -> None:
-        self.accept, self.port, self.posts = accept, free_port(), []
-
-    async def handle(self, request: web.Request) -> web.Response:
-        self.posts.append((dict(request.headers), await request.read()))
-        return web.json_response({"accepted": self.accept})
-
-    async def __aenter__(self):
-        app = web.Application()
-        app.router.add_post("/post", self.handle)
-        self.runner = web.AppRunner(app)
-        await self.runner.setup()
-        await web.TCPSite(self.runner, "127.0.0.1", self.port).start()
-        return self
-
-    async def __aexit__(self, *exc):
-        await self.runner.cleanup()
 
 
 def awarded(buyer_id: str, prospect_id: str = "PROSPECT01") -> Envelope:
@@ -59,7 +37,7 @@ def awarded(buyer_id: str, prospect_id: str = "PROSPECT01") -> Envelope:
 
 def test_each_won_customer_is_posted_once_adapted_and_a_refusal_is_only_recorded(sessions, redis_url, unique_prefix):
     async def scenario():
-        async with Dealer() as taker, Dealer(accept=False) as refuser:
+        async with BuyerServer() as taker, BuyerServer(accept=False) as refuser:
             with sessions() as session:
                 taker_id = accounts.create_buyer(session, "Taker", f"http://127.0.0.1:{taker.port}/ping",
                                                  f"http://127.0.0.1:{taker.port}/post").id
@@ -111,15 +89,8 @@ def test_a_dealer_that_cannot_be_reached_is_tried_again(sessions, redis_url, uni
         try:
             with pytest.raises(ConnectionError):
                 await poster.handle(awarded(buyer_id))
-            async with Dealer() as back_up:
+            async with BuyerServer(port=nowhere) as back_up:
                 # The same port comes back to life: the retried delivery goes through.
-                back_up.port = nowhere
-                await back_up.runner.cleanup()
-                app = web.Application()
-                app.router.add_post("/post", back_up.handle)
-                back_up.runner = web.AppRunner(app)
-                await back_up.runner.setup()
-                await web.TCPSite(back_up.runner, "127.0.0.1", nowhere).start()
                 await poster.handle(awarded(buyer_id))
                 return back_up.posts
         finally:

@@ -7,7 +7,6 @@ import asyncio
 import base64
 
 import pytest
-from aiohttp import web
 
 from leadx.selection.market import BuyerAccount
 from leadx.buyer_auth import auth_headers, sign, verify
@@ -17,6 +16,7 @@ from leadx.post_adaptation import prepare_post
 from leadx.post_adaptation.syntax import Auth, parse_rules
 from services.delivery.breaker import CircuitBreaker
 from services.delivery.buyer_http import BuyerClient
+from tests.buyer_server import BuyerServer
 
 
 class Clock:
@@ -107,31 +107,6 @@ format json
     assert prepare_post(ev.Lead(lead_id="L1", fields={"zip": "10001"}), 5, a).content_type == "application/json"
 
 
-class Buyer:
-    """A real HTTP server counting what reaches it."""
-
-    def __init__(self, delay_s: float = 0.0, status: int = 200) -> None:
-        self.delay_s, self.status, self.received = delay_s, status, 0
-        self.port = free_port()
-
-    async def handle(self, request: web.Request) -> web.Response:
-        self.received += 1
-        await request.read()
-        await asyncio.sleep(self.delay_s)
-        return web.json_response({"accepted": True}, status=self.status)
-
-    async def __aenter__(self):
-        app = web.Application()
-        app.router.add_post("/post", self.handle)
-        self.runner = web.AppRunner(app)
-        await self.runner.setup()
-        await web.TCPSite(self.runner, "127.0.0.1", self.port).start()
-        return self
-
-    async def __aexit__(self, *exc):
-        await self.runner.cleanup()
-
-
 CLOSED = ev.AuctionClosed(auction_id="A1", lead=ev.Lead(lead_id="L1", vertical="auto_loan", fields={"zip": "10001"}))
 
 
@@ -153,7 +128,7 @@ def test_a_post_that_never_connected_is_retried_and_then_fails():
 
 def test_a_post_that_may_have_reached_the_buyer_is_never_resent():
     async def scenario():
-        async with Buyer(delay_s=1.5) as buyer:
+        async with BuyerServer(delay_s=1.5) as buyer:
             result = await post_to(buyer.port, post_timeout_s=0.5)
             await asyncio.sleep(1.2)  # had it been resent, the buyer would have seen it by now
             return result, buyer.received
@@ -167,7 +142,7 @@ def test_a_post_that_may_have_reached_the_buyer_is_never_resent():
 @pytest.mark.parametrize(("status", "accepted", "failed"), [(200, True, False), (503, False, True)])
 def test_an_answer_is_read_and_a_5xx_counts_as_a_failure(status, accepted, failed):
     async def scenario():
-        async with Buyer(status=status) as buyer:
+        async with BuyerServer(status=status) as buyer:
             return await post_to(buyer.port), buyer.received
 
     result, received = asyncio.run(scenario())
