@@ -138,9 +138,11 @@ class EventConsumer:
     """A consumer group over one or more topics, each with its protobuf message type.
 
     Records are handled concurrently (up to `max_in_flight`), because some handlers wait seconds
-    on buyers' HTTP servers. Offsets are committed per partition only up to the highest record
-    below which every record is finished, so a crash never skips unfinished work; it may repeat
-    finished work, hence handlers must be idempotent and must not depend on order.
+    on buyers' HTTP servers; but records with the same key are handled one after another, in
+    their order, so a repeated event (the same auction.closed published twice) finds the first
+    one's work done instead of racing it. Offsets are committed per partition only up to the
+    highest record below which every record is finished, so a crash never skips unfinished work;
+    it may repeat finished work, hence handlers must be idempotent.
 
     A handler error is retried with backoff (skipping the record would lose a lead); an
     undecodable record is logged and skipped because no retry can ever succeed.
@@ -166,6 +168,7 @@ class EventConsumer:
         self._slots = asyncio.Semaphore(max_in_flight)
         self._max_batch = max_in_flight
         self._in_flight: dict[TopicPartition, deque[tuple[int, asyncio.Task]]] = {}
+        self._last_by_key: dict[tuple[str, bytes], asyncio.Task] = {}  # the latest task per key
         self._consumer = AIOKafkaConsumer(
             bootstrap_servers=settings.bootstrap_servers,
             group_id=self.group_id,
@@ -203,8 +206,12 @@ class EventConsumer:
                 queue = self._in_flight.setdefault(tp, deque())
                 for record in records:
                     await self._slots.acquire()
-                    task = asyncio.create_task(self._process(record))
-                    task.add_done_callback(lambda _t: self._slots.release())
+                    key = (record.topic, record.key) if record.key else None  # keyless: no order
+                    after = self._last_by_key.get(key) if key else None
+                    task = asyncio.create_task(self._process(record, after=after))
+                    if key is not None:
+                        self._last_by_key[key] = task
+                    task.add_done_callback(lambda t, key=key: self._finished(key, t))
                     queue.append((record.offset, task))
             await self._commit_finished()
 
@@ -233,7 +240,15 @@ class EventConsumer:
         for tp in partitions:
             self._in_flight.pop(tp, None)
 
-    async def _process(self, record) -> None:
+    def _finished(self, key: tuple[str, bytes] | None, task: asyncio.Task) -> None:
+        self._slots.release()
+        if key is not None and self._last_by_key.get(key) is task:
+            del self._last_by_key[key]
+
+    async def _process(self, record, after: asyncio.Task | None = None) -> None:
+        if after is not None:
+            # The same key's previous record first; its failure is its own (it stays uncommitted).
+            await asyncio.wait([after])
         envelope = self._decode(record)
         if envelope is None:
             return

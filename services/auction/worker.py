@@ -200,7 +200,7 @@ def build_worker(settings: AuctionSettings, directory: BuyerDirectory, readiness
             if auction["closes_at_ms"] <= opened_at:
                 # A direct sale, or nobody to ping: nothing to wait for. The deadline above
                 # closes it if this worker dies first.
-                await close(auction_id, auction)
+                await close(auction_id)
 
     async def open_auction(scored: ev.LeadScored, excluded: frozenset[str], opened_at: int) -> tuple[dict, list[str]]:
         """Buyer Selection and AutoBid (leadx.selection.market): the auction, with the bids placed for
@@ -308,7 +308,7 @@ def build_worker(settings: AuctionSettings, directory: BuyerDirectory, readiness
             return
         try:
             with tracer().start_as_current_span("auction close", kind=trace.SpanKind.INTERNAL):
-                await close(auction_id, auction)
+                await close(auction_id)
         except Exception:  # noqa: BLE001 - one failed close must not stop the closing of the others
             log.exception("closing auction %s failed; retried in a second", auction_id)
             deadlines.push(now_ms() + 1000, auction_id, CLOSE)
@@ -323,14 +323,19 @@ def build_worker(settings: AuctionSettings, directory: BuyerDirectory, readiness
         await bids.release()
         await app.producer.flush()
 
-    async def close(auction_id: str, auction: dict) -> None:
+    async def close(auction_id: str) -> None:
         # An auction closed at its opening (nobody to ping) is still open in the table while its
         # auction.closed is being acknowledged, and its deadline is already due: one close at a time.
         if auction_id in closes_in_hand:
             return
+        # The caller's copy may be stale: an opening waits on the broker before it closes, and the
+        # deadline task may have closed the auction meanwhile. The table says whether it is open.
+        current = auctions.get(auction_id)
+        if current is None or current["status"] != rules.OPEN:
+            return
         closes_in_hand.add(auction_id)
         try:
-            await close_now(auction_id, auction)
+            await close_now(auction_id, current)
         finally:
             closes_in_hand.discard(auction_id)
 

@@ -3,6 +3,8 @@ at the contract price, with no pings and no auction, and never twice."""
 
 from __future__ import annotations
 
+from collections import Counter
+
 import pytest
 
 from leadx import accounts, topics
@@ -55,6 +57,19 @@ def test_a_rejected_direct_lead_is_unsold_and_not_offered_to_anyone_else(contrac
     sale = poll_until(lambda: market.sale_for(lead_id), message="the direct sale's outcome")
     assert sale.outcome == ev.SALE_OUTCOME_UNSOLD
     assert market.buyers.buyers["alpha"].posts == [] and len(market.buyers.buyers["beta"].posts) == 1
+
+
+def test_direct_leads_in_a_row_are_each_closed_once_and_posted_once(contracted: Exchange):
+    """A direct auction closes at its opening while its deadline is already due: only one of the
+    two may close it (a second auction.closed once made delivery post the lead twice)."""
+    market = contracted
+    lead_ids = [market.post(market.new_consumer() | {"buyer": market.buyer_ids["beta"]}).json()["lead_id"]
+                for _ in range(20)]
+    poll_until(lambda: all(market.sale_for(lead_id) for lead_id in lead_ids), message="every direct sale")
+    closed = Counter(c.auction_id for _, c in read_topic(
+        market.stack.kafka_bootstrap, topics.name(market.prefix, topics.AUCTION_CLOSED), ev.AuctionClosed))
+    assert {lead_id: closed[lead_id] for lead_id in lead_ids} == dict.fromkeys(lead_ids, 1)
+    assert sorted(p["lead_id"] for p in market.buyers.buyers["beta"].posts) == sorted(lead_ids)
 
 
 def test_a_direct_sale_needs_a_contract_and_no_reserve(contracted: Exchange):

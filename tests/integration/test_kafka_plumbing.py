@@ -113,3 +113,41 @@ def test_an_undecodable_record_is_skipped_and_the_rest_still_handled(kafka_boots
         await producer.stop()
 
     asyncio.run(scenario())
+
+
+def test_records_with_one_key_are_handled_one_after_another_others_side_by_side(kafka_bootstrap, unique_prefix):
+    """A repeated event (an auction closed twice) must find the first one's work done, not race it:
+    records that share a key wait for each other; other keys do not wait for them."""
+    async def scenario() -> None:
+        kafka = settings(kafka_bootstrap, unique_prefix)
+        await ensure_topics(kafka, (topics.LEAD_REJECTED,))
+        producer = EventProducer(kafka, "test")
+        await producer.start()
+        release = asyncio.Event()
+        events: list[str] = []
+
+        async def handler(envelope: Envelope) -> None:
+            tag = f"{envelope.key}/{envelope.message.internal_detail}"
+            events.append(f"start {tag}")
+            if envelope.key == "A" and envelope.message.internal_detail == "first":
+                await release.wait()
+            events.append(f"end {tag}")
+
+        consumer = EventConsumer(kafka, "ordered", {topics.LEAD_REJECTED: ev.LeadRejected}, handler)
+        await consumer.start()
+        for key, reason in (("A", "first"), ("A", "second"), ("B", "only"), ("", "keyless")):
+            await producer.publish(topics.LEAD_REJECTED, key, ev.LeadRejected(lead_id=key, internal_detail=reason))
+        while not {"end B/only", "end /keyless"} <= set(events):
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(0.3)
+        assert "start A/second" not in events  # waits for the first A, which is still in hand
+        release.set()
+        while "end A/second" not in events:
+            await asyncio.sleep(0.05)
+        assert events.index("end A/first") < events.index("start A/second")
+        await consumer.stop()
+        topic = topics.name(unique_prefix, topics.LEAD_REJECTED)
+        assert await committed(kafka_bootstrap, consumer.group_id, topic) == 4
+        await producer.stop()
+
+    asyncio.run(scenario())
