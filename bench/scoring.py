@@ -72,6 +72,7 @@ from leadx.config import KafkaSettings  # noqa: E402
 from leadx.devstack import LocalStack, tansu_binary  # noqa: E402
 from leadx.events.v1 import events_pb2 as ev  # noqa: E402
 from leadx.kafka import ensure_topics  # noqa: E402
+from leadx.kafka_offsets import end_offsets_with  # noqa: E402
 from leadx.scoring.commands import DEFAULT_START, _start_ms  # noqa: E402
 from leadx.scoring.features import consumer_row, timing_row, zone_of  # noqa: E402
 from leadx.scoring.models import ModelBundle, Score, train  # noqa: E402
@@ -322,9 +323,9 @@ async def read_topic(bootstrap: str, name: str, partitions: int) -> list:
     await consumer.start()
     try:
         tps = [TopicPartition(name, p) for p in range(partitions)]
+        ends = await end_offsets_with(consumer, tps)
         consumer.assign(tps)
         await consumer.seek_to_beginning(*tps)
-        ends = await consumer.end_offsets(tps)
         records = []
         while [tp for tp in tps if await consumer.position(tp) < ends[tp]]:
             for batch in (await consumer.getmany(timeout_ms=500, max_records=10_000)).values():

@@ -13,8 +13,13 @@ read by an aiokafka consumer assigned the partitions the faust worker owns, and:
 
 A crash between two flushes loses nothing: the table comes back from its changelog as of the last
 flush and the bids after it are read again from the committed offsets; a bid applied twice changes
-nothing (a buyer keeps its higher bid). When faust takes the partitions away, the feed stops,
-drops what it has not flushed and commits nothing more: the next owner reads those bids again.
+nothing (a buyer keeps its higher bid). After an assignment the feed has a backlog to read (bids
+placed while no worker owned the partitions), so it says when it has caught up with the topic's
+end as of the assignment, and the worker closes no auction before that (`holds_closes`): a bid
+placed in time is never lost to a close that ran ahead of the feed.
+
+When faust takes the partitions away, the feed stops, drops what it has not flushed and commits
+nothing more: the next owner reads those bids again.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ from opentelemetry import trace
 
 from leadx.config import KafkaSettings
 from leadx.events.v1 import events_pb2 as ev
+from leadx.kafka_offsets import end_offsets
 from leadx.logs import log_event
 from leadx.telemetry import links_to, tracer
 from services.auction import rules
@@ -38,6 +44,10 @@ from services.auction import rules
 log = logging.getLogger(__name__)
 
 FLUSH_TIMEOUT_S = 10.0
+# How long closes wait for the feed to catch up after an assignment, at most: a feed that cannot
+# read (the broker unreachable) must not hold every auction open for ever.
+CATCH_UP_LIMIT_S = 30.0
+POSITION_WAIT_S = 0.05
 
 
 def now_ms() -> int:
@@ -94,6 +104,10 @@ class BidFeed:
         self._assigned = asyncio.Event()
         self._generation = 0
         self._last_flush = time.monotonic()
+        # Per partition, the topic's end when it was assigned: read up to there, the feed has
+        # caught up. Empty once caught up (or given up on, at `_catch_up_until`).
+        self._catch_up: dict[TopicPartition, int] = {}
+        self._catch_up_until = 0.0
 
     async def _started(self) -> AIOKafkaConsumer:
         # Made on first use (the first assignment can come before the feed's task runs): aiokafka
@@ -120,13 +134,52 @@ class BidFeed:
             self._generation += 1
             self.pending.take()
             self.partitions = frozenset(partitions)
-            consumer.assign([TopicPartition(self.topic, p) for p in sorted(self.partitions)])
+            assigned = [TopicPartition(self.topic, p) for p in sorted(self.partitions)]
+            consumer.assign(assigned)
             self._last_flush = time.monotonic()
+            self._catch_up_until = time.monotonic() + CATCH_UP_LIMIT_S
+            self._catch_up = await self._ends(assigned)
             if self.partitions:
                 self._assigned.set()
             else:
                 self._assigned.clear()
         log_event(log, "bid feed assigned", partitions=sorted(self.partitions))
+
+    async def _ends(self, partitions: list[TopicPartition]) -> dict[TopicPartition, int]:
+        """The topic's end per partition, the offsets to read up to (those with anything to read)."""
+        if not partitions:
+            return {}
+        try:
+            ends = await end_offsets(self.kafka.bootstrap_servers, partitions)
+        except KafkaError:
+            # Unknown: closes wait for the limit, unless the feed reads something meanwhile.
+            log.warning("bid topic's end offsets unknown; closes wait up to %ss", CATCH_UP_LIMIT_S, exc_info=True)
+            return dict.fromkeys(partitions, 1 << 62)
+        return {tp: end for tp, end in ends.items() if end > 0}
+
+    def holds_closes(self) -> bool:
+        """True while the feed is still reading the backlog it found at its assignment: an auction
+        closed now could miss bids placed in time. Never longer than CATCH_UP_LIMIT_S."""
+        if not self._catch_up:
+            return False
+        if time.monotonic() >= self._catch_up_until:
+            log.warning("bid feed still behind after %ss; auctions close without waiting for it", CATCH_UP_LIMIT_S)
+            self._catch_up = {}
+            return False
+        return True
+
+    async def _check_caught_up(self) -> None:
+        for tp, end in list(self._catch_up.items()):
+            try:
+                # Bounded: position() waits while the partition's starting offset is still being
+                # looked up, and the lock is held here.
+                position = await asyncio.wait_for(self.consumer.position(tp), POSITION_WAIT_S)
+            except (TimeoutError, KafkaError):
+                continue  # looked at again after the next read
+            if position >= end:
+                del self._catch_up[tp]
+        if not self._catch_up:
+            log_event(log, "bid feed caught up", partitions=sorted(self.partitions))
 
     async def release(self) -> None:
         """Stop reading: the partitions are being taken away. What is not flushed is dropped; the
@@ -136,6 +189,7 @@ class BidFeed:
             self._assigned.clear()
             self.pending.take()
             self.partitions = frozenset()
+            self._catch_up = {}
             if self.consumer is not None:
                 self.consumer.assign([])
 
@@ -154,6 +208,8 @@ class BidFeed:
                     continue  # read before a revocation or reassignment: the owner reads them again
                 if batch:
                     self._apply(batch)
+                if self._catch_up:
+                    await self._check_caught_up()
                 if self.pending and time.monotonic() - self._last_flush >= self.flush_interval_s:
                     await self._flush()
 

@@ -15,7 +15,7 @@ from leadx.logs import logging_config
 from leadx.service import tune_garbage_collection
 from leadx.redis_client import connect as connect_redis
 from leadx.telemetry import setup_tracing
-from services.auction.fetch_wait import limit_faust_fetch_wait
+from services.auction.faust_consumer import adjust_faust_consumer
 from services.auction.settings import AuctionSettings
 from services.auction.worker import build_worker
 
@@ -31,7 +31,7 @@ def main() -> None:
     create_schema(engine)
     directory = BuyerDirectory(session_factory(engine), settings.common.accounts_refresh_s)
     directory.load()  # before the first lead, so no auction opens with an empty buyer list
-    limit_faust_fetch_wait(settings.common.kafka.fetch_max_wait_ms)
+    adjust_faust_consumer(settings.common.kafka.bootstrap_servers, settings.common.kafka.fetch_max_wait_ms)
     readiness = Readiness()
     app = build_worker(settings, directory, readiness, connect_redis(settings.common.redis_url))
     health = HealthServer(readiness, settings.common.health_port)

@@ -276,6 +276,8 @@ def build_worker(settings: AuctionSettings, directory: BuyerDirectory, readiness
         # auction.closed; the look after waits for them.
         while True:
             await asyncio.sleep(0.01)
+            if bids.holds_closes():
+                continue  # the bid feed is still reading bids placed while nobody owned these auctions
             due = list(dict.fromkeys(deadlines.pop_due(now_ms())))
             for first in range(0, len(due), settings.close_batch_max):
                 chunk = due[first:first + settings.close_batch_max]
@@ -370,8 +372,9 @@ def build_worker(settings: AuctionSettings, directory: BuyerDirectory, readiness
 
     @auctions.on_recover
     async def rebuild_deadlines() -> None:
-        # Auctions that fell due while no worker owned them wait a short grace, so the bids
-        # placed in time and queued meanwhile are read before they close.
+        # Auctions that fell due while no worker owned them wait a short grace, for the bids
+        # delivery has in hand; and none closes before the bid feed has read the bids queued
+        # meanwhile (BidFeed.holds_closes), however long its start takes on a busy machine.
         earliest_close = now_ms() + settings.recovery_grace_ms
         entries = []
         for auction_id, auction in auctions.items():

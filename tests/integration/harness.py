@@ -19,6 +19,7 @@ from leadx.demo.buyers import BuyerBehaviour, BuyerServer
 from leadx.demo.consumers import make_consumer
 from leadx.devstack import LocalStack
 from leadx.events.v1 import events_pb2 as ev
+from leadx.kafka_offsets import end_offsets
 
 
 @dataclass
@@ -97,7 +98,7 @@ def read_topic(bootstrap: str, topic: str, message_type) -> list[tuple[str, obje
             while not partitions:
                 await asyncio.sleep(0.05)
                 partitions = consumer.assignment()
-            end = await consumer.end_offsets(list(partitions))
+            end = await end_offsets(bootstrap, partitions)
             out: list[tuple[str, object]] = []
             async def behind() -> bool:
                 return any([await consumer.position(tp) < end[tp] for tp in partitions])

@@ -161,3 +161,39 @@ def test_bids_read_but_not_flushed_are_read_again_by_the_next_owner(setting):
         await producer.stop()
 
     asyncio.run(scenario())
+
+
+def test_closes_wait_until_the_feed_has_read_the_backlog_it_was_assigned(setting):
+    """Bids placed while no worker owned the partitions are read before any auction closes: the
+    feed holds closes from its assignment until it has read up to the topic's end as of then."""
+    kafka, topic, group = setting
+
+    async def scenario() -> None:
+        producer = AIOKafkaProducer(bootstrap_servers=kafka.bootstrap_servers)
+        await producer.start()
+        table = TopicTable(producer, topic + "-changelog-test")
+        table.data["a"] = open_auction()
+
+        # Nothing to read: nothing held.
+        idle = run_feed(kafka, group + "-idle", topic, table, flush_s=0.05)
+        await idle.assign([0, 1])
+        assert not idle.holds_closes()
+        await idle.stop()
+
+        await place(producer, topic, (0, "a", "b1", 1500), (1, "a", "b2", 1700))
+        feed = run_feed(kafka, group, topic, table, flush_s=0.05)
+        await feed.assign([0, 1])
+        assert feed.holds_closes()  # a backlog, not read yet (the feed is not running)
+        await asyncio.sleep(0.3)
+        assert feed.holds_closes() and table.data["a"]["bids"] == {}
+        reading = asyncio.create_task(feed.run())
+        await eventually(lambda: not feed.holds_closes())
+        assert table.data["a"]["bids"] == {"b1": 1500, "b2": 1700}  # read before closes may run
+        # Bids after the assignment are the steady state: they hold nothing.
+        await place(producer, topic, (0, "a", "b1", 1900))
+        assert not feed.holds_closes()
+        reading.cancel()
+        await feed.stop()
+        await producer.stop()
+
+    asyncio.run(scenario())

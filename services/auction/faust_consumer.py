@@ -1,0 +1,35 @@
+"""The aiokafka consumer faust-streaming makes, adjusted in two ways it has no setting for.
+
+- Fetch wait: faust builds its consumer with a hard-coded `fetch_max_wait_ms=1500`. On a broker
+  that holds an idle fetch for the whole wait, that delays every lead, bid and close request by up
+  to 1.5 s, which would make a 1-second auction window meaningless.
+- Partition ends: faust's table recovery reads each changelog partition up to the end that
+  ListOffsets reports, and our local broker reports it short when the last record batch holds
+  several records (leadx.kafka_offsets). The auctions whose last records were in that batch came
+  back without them (their bids, or the auction itself). The consumer's `end_offsets` checks the
+  reported end against the records instead.
+
+The override is narrowed to the consumer class faust instantiates, for this process only.
+"""
+
+from __future__ import annotations
+
+import aiokafka
+import faust.transport.drivers.aiokafka as faust_driver
+
+from leadx.kafka_offsets import end_offsets
+
+
+def adjust_faust_consumer(bootstrap_servers: str, fetch_max_wait_ms: int) -> None:
+    base = aiokafka.AIOKafkaConsumer
+
+    class AdjustedConsumer(base):
+        def __init__(self, *args, **kwargs) -> None:
+            kwargs["fetch_max_wait_ms"] = fetch_max_wait_ms
+            super().__init__(*args, **kwargs)
+
+        async def end_offsets(self, partitions):
+            return await end_offsets(bootstrap_servers, partitions)
+
+    # The driver refers to the class as `aiokafka.AIOKafkaConsumer` through its module object.
+    faust_driver.aiokafka.AIOKafkaConsumer = AdjustedConsumer
