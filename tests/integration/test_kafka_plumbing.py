@@ -20,6 +20,15 @@ def settings(bootstrap: str, prefix: str) -> KafkaSettings:
                          replication_factor=1, idempotence=False)
 
 
+async def producer_on_lead_rejected(bootstrap: str, prefix: str) -> tuple[KafkaSettings, EventProducer]:
+    """The topic these tests use (lead.rejected, one partition), made, and a started producer."""
+    kafka = settings(bootstrap, prefix)
+    await ensure_topics(kafka, (topics.LEAD_REJECTED,))
+    producer = EventProducer(kafka, "test")
+    await producer.start()
+    return kafka, producer
+
+
 async def committed(bootstrap: str, group: str, topic: str) -> int | None:
     probe = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
     await probe.start()
@@ -31,10 +40,7 @@ async def committed(bootstrap: str, group: str, topic: str) -> int | None:
 
 def test_offsets_are_committed_only_past_finished_work(kafka_bootstrap, unique_prefix):
     async def scenario() -> None:
-        kafka = settings(kafka_bootstrap, unique_prefix)
-        await ensure_topics(kafka, (topics.LEAD_REJECTED,))
-        producer = EventProducer(kafka, "test")
-        await producer.start()
+        kafka, producer = await producer_on_lead_rejected(kafka_bootstrap, unique_prefix)
         release = asyncio.Event()
         handled: list[str] = []
 
@@ -66,10 +72,7 @@ def test_offsets_are_committed_only_past_finished_work(kafka_bootstrap, unique_p
 
 def test_a_failing_handler_is_retried_not_skipped(kafka_bootstrap, unique_prefix):
     async def scenario() -> None:
-        kafka = settings(kafka_bootstrap, unique_prefix)
-        await ensure_topics(kafka, (topics.LEAD_REJECTED,))
-        producer = EventProducer(kafka, "test")
-        await producer.start()
+        kafka, producer = await producer_on_lead_rejected(kafka_bootstrap, unique_prefix)
         attempts: list[str] = []
 
         async def flaky(envelope: Envelope) -> None:
@@ -91,11 +94,8 @@ def test_a_failing_handler_is_retried_not_skipped(kafka_bootstrap, unique_prefix
 
 def test_an_undecodable_record_is_skipped_and_the_rest_still_handled(kafka_bootstrap, unique_prefix):
     async def scenario() -> None:
-        kafka = settings(kafka_bootstrap, unique_prefix)
-        await ensure_topics(kafka, (topics.LEAD_REJECTED,))
+        kafka, producer = await producer_on_lead_rejected(kafka_bootstrap, unique_prefix)
         topic = topics.name(unique_prefix, topics.LEAD_REJECTED)
-        producer = EventProducer(kafka, "test")
-        await producer.start()
         await producer._producer.send_and_wait(topic, value=b"\xff\xff\xff not protobuf", key=b"bad")
         await producer.publish(topics.LEAD_REJECTED, "L9", ev.LeadRejected(lead_id="L9"))
         seen: list[str] = []
@@ -119,10 +119,7 @@ def test_records_with_one_key_are_handled_one_after_another_others_side_by_side(
     """A repeated event (an auction closed twice) must find the first one's work done, not race it:
     records that share a key wait for each other; other keys do not wait for them."""
     async def scenario() -> None:
-        kafka = settings(kafka_bootstrap, unique_prefix)
-        await ensure_topics(kafka, (topics.LEAD_REJECTED,))
-        producer = EventProducer(kafka, "test")
-        await producer.start()
+        kafka, producer = await producer_on_lead_rejected(kafka_bootstrap, unique_prefix)
         release = asyncio.Event()
         events: list[str] = []
 
