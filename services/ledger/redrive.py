@@ -7,8 +7,11 @@ only move a stalled lead forward: it can never create a second auction or a seco
 
 Why it is needed: a consumer that loses an event, rather than failing on it, leaves nothing for
 at-least-once delivery to repeat. faust-streaming has had such bugs around rebalances (issues
-#216 and #221 upstream), and we saw one: a restarted auction worker never handed three
-lead.scored events to its agent. The ledger sees every lead's status, so it is where a stall shows.
+#216 and #221 upstream), and we saw a restarted auction worker that seemed never to hand three
+lead.scored events to its agent. That one may have been the local broker instead: tansu reports a
+partition's end short (leadx/kafka_offsets.py), and faust's table recovery, stopping there, could
+lose the last auctions opened before a crash, since fixed. The ledger sees every lead's status, so
+it is where any such stall shows.
 
 A lead is stalled when it has no final status and nothing has happened to it for
 `stall_after_ms` (after its auction's close, for a lead in auction). Each re-drive is claimed with
