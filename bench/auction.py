@@ -55,7 +55,7 @@ from leadx.demo.consumers import make_consumer  # noqa: E402
 from leadx.devstack import LocalStack, redis_binary, tansu_binary  # noqa: E402
 from leadx.events.v1 import events_pb2 as ev  # noqa: E402
 from leadx.kafka import ensure_topics  # noqa: E402
-from leadx.kafka_offsets import end_offsets_with  # noqa: E402
+from leadx.kafka_offsets import end_offsets_with, read_to_end  # noqa: E402
 from dedup import server_build  # noqa: E402
 from loadgen import CpuMeter, percentile, rate_list, raw_consume, write_results  # noqa: E402
 
@@ -207,25 +207,14 @@ class Progress:
         return samples
 
 
-async def read_topic(bootstrap: str, name: str, partitions: int, keep: Callable) -> tuple[dict[bytes, object], int]:
+async def read_topic(bootstrap: str, name: str, keep: Callable) -> tuple[dict[bytes, object], int]:
     """After a measurement: every record of a topic, as `keep(record)` per key, and how many keys
     came more than once (an auction opened or closed twice)."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, fetch_max_wait_ms=10)
-    await consumer.start()
-    try:
-        tps = [TopicPartition(name, p) for p in range(partitions)]
-        ends = await end_offsets_with(consumer, tps)
-        consumer.assign(tps)
-        await consumer.seek_to_beginning(*tps)
-        seen: dict[bytes, object] = {}
-        repeats = 0
-        while [tp for tp in tps if await consumer.position(tp) < ends[tp]]:
-            for records in (await consumer.getmany(timeout_ms=500, max_records=10_000)).values():
-                for record in records:
-                    repeats += record.key in seen
-                    seen[record.key] = keep(record)
-    finally:
-        await consumer.stop()
+    seen: dict[bytes, object] = {}
+    repeats = 0
+    for record in await read_to_end(bootstrap, name):
+        repeats += record.key in seen
+        seen[record.key] = keep(record)
     return seen, repeats
 
 
@@ -490,8 +479,8 @@ def close_lateness(rate: float) -> Callable:
         finally:
             await sender.stop()
             await progress.stop()
-        opened = await read_topic(bootstrap, topic(topics.AUCTION_OPENED), args.partitions, _opened)
-        closed = await read_topic(bootstrap, topic(topics.AUCTION_CLOSED), args.partitions, _closed)
+        opened = await read_topic(bootstrap, topic(topics.AUCTION_OPENED), _opened)
+        closed = await read_topic(bootstrap, topic(topics.AUCTION_CLOSED), _closed)
         return summarise_closes(ids, sent_ms, opened, closed, behind_s, rate, args) | usage
 
     return measure

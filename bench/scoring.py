@@ -72,7 +72,7 @@ from leadx.config import KafkaSettings  # noqa: E402
 from leadx.devstack import LocalStack, tansu_binary  # noqa: E402
 from leadx.events.v1 import events_pb2 as ev  # noqa: E402
 from leadx.kafka import ensure_topics  # noqa: E402
-from leadx.kafka_offsets import end_offsets_with  # noqa: E402
+from leadx.kafka_offsets import read_to_end  # noqa: E402
 from leadx.scoring.commands import DEFAULT_START, _start_ms  # noqa: E402
 from leadx.scoring.features import consumer_row, timing_row, zone_of  # noqa: E402
 from leadx.scoring.models import ModelBundle, Score, train  # noqa: E402
@@ -317,24 +317,6 @@ async def open_loop(bootstrap: str, target: str, records: list[tuple[bytes, byte
         await sender.stop()
 
 
-async def read_topic(bootstrap: str, name: str, partitions: int) -> list:
-    """Every record of a topic, from the start to its end now."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, fetch_max_wait_ms=10)
-    await consumer.start()
-    try:
-        tps = [TopicPartition(name, p) for p in range(partitions)]
-        ends = await end_offsets_with(consumer, tps)
-        consumer.assign(tps)
-        await consumer.seek_to_beginning(*tps)
-        records = []
-        while [tp for tp in tps if await consumer.position(tp) < ends[tp]]:
-            for batch in (await consumer.getmany(timeout_ms=500, max_records=10_000)).values():
-                records.extend(batch)
-        return records
-    finally:
-        await consumer.stop()
-
-
 async def raw_pass_through(bootstrap: str, source: str, target: str, expected: int) -> float:
     """The broker's ceiling for one hop: read lead.verified, decode each LeadVerified, wrap it in a
     LeadScored with a constant score and publish it (pipelined), no group, no tasks, no spans;
@@ -455,10 +437,10 @@ class Phase:
     async def outcome(self, events: list[tuple[bytes, bytes]]) -> dict:
         """Every measured lead's lead.verified and lead.scored records, read back after the phase:
         rates and latencies from their timestamps, and the correctness checks."""
-        bootstrap, partitions = self.stack.kafka_bootstrap, self.args.partitions
+        bootstrap = self.stack.kafka_bootstrap
         measured = {key for key, _ in events}
-        sent = {r.key: r for r in await read_topic(bootstrap, self.source, partitions) if r.key in measured}
-        scored_records = [r for r in await read_topic(bootstrap, self.scored, partitions) if r.key in measured]
+        sent = {r.key: r for r in await read_to_end(bootstrap, self.source) if r.key in measured}
+        scored_records = [r for r in await read_to_end(bootstrap, self.scored) if r.key in measured]
         times = Counter(r.key for r in scored_records)
         create_time = all(r.timestamp_type == 0 for r in [*sent.values(), *scored_records])
         bad = Counter()

@@ -1,4 +1,5 @@
-"""The end of a partition (the offset the next record will get), as the records say it is.
+"""The end of a partition (the offset the next record will get), as the records say it is, and
+every record of a topic up to that end.
 
 Why not just ListOffsets: the broker we run locally and in tests (tansu 0.6.0) answers a "latest"
 ListOffsets with the base offset of the partition's last record batch plus one, so whenever the
@@ -18,6 +19,7 @@ import time
 from collections.abc import Iterable
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.structs import ConsumerRecord
 
 # The check reads one fetch per partition; a partition whose read has not answered by then keeps
 # the reported end (what a plain ListOffsets would have given).
@@ -56,3 +58,24 @@ async def end_offsets_with(probe: AIOKafkaConsumer, partitions: Iterable[TopicPa
                 ends[tp] = max(ends[tp], records[-1].offset + 1)
                 to_check.pop(tp, None)
     return ends
+
+
+async def read_to_end(bootstrap_servers: str, topic: str) -> list[ConsumerRecord]:
+    """Every record of the topic, from its start to its end as of the call (tests' and benches'
+    reads of what the services wrote)."""
+    reader = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers, group_id=None, enable_auto_commit=False,
+                              fetch_max_wait_ms=10)
+    await reader.start()
+    try:
+        await reader.topics()  # fetches the cluster's metadata, so the topic's partitions are known
+        partitions = [TopicPartition(topic, p) for p in sorted(reader.partitions_for_topic(topic) or ())]
+        ends = await end_offsets_with(reader, partitions)
+        reader.assign(partitions)
+        await reader.seek_to_beginning(*partitions)
+        records: list[ConsumerRecord] = []
+        while [tp for tp in partitions if await reader.position(tp) < ends[tp]]:
+            for batch in (await reader.getmany(timeout_ms=500, max_records=10_000)).values():
+                records.extend(batch)
+        return records
+    finally:
+        await reader.stop()

@@ -9,7 +9,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
-from aiokafka import AIOKafkaConsumer
 from sqlalchemy import select
 
 from leadx import accounts, partnerships, topics
@@ -19,7 +18,7 @@ from leadx.demo.buyers import BuyerBehaviour, BuyerServer
 from leadx.demo.consumers import make_consumer
 from leadx.devstack import LocalStack
 from leadx.events.v1 import events_pb2 as ev
-from leadx.kafka_offsets import end_offsets
+from leadx.kafka_offsets import read_to_end
 
 
 @dataclass
@@ -87,33 +86,9 @@ class Exchange:
 
 
 def read_topic(bootstrap: str, topic: str, message_type) -> list[tuple[str, object]]:
-    """Read a topic from the beginning up to its current end."""
-
-    async def _read() -> list[tuple[str, object]]:
-        consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=None,
-                                    auto_offset_reset="earliest", enable_auto_commit=False)
-        await consumer.start()
-        try:
-            partitions = consumer.assignment()
-            while not partitions:
-                await asyncio.sleep(0.05)
-                partitions = consumer.assignment()
-            end = await end_offsets(bootstrap, partitions)
-            out: list[tuple[str, object]] = []
-            async def behind() -> bool:
-                return any([await consumer.position(tp) < end[tp] for tp in partitions])
-
-            while await behind():
-                batch = await consumer.getmany(timeout_ms=200)
-                for records in batch.values():
-                    for record in records:
-                        event_id = dict(record.headers or ()).get("event-id", b"").decode()
-                        out.append((event_id, message_type.FromString(record.value)))
-            return out
-        finally:
-            await consumer.stop()
-
-    return asyncio.run(_read())
+    """Read a topic from the beginning up to its current end: (event id, message) each."""
+    return [(dict(record.headers or ()).get("event-id", b"").decode(), message_type.FromString(record.value))
+            for record in asyncio.run(read_to_end(bootstrap, topic))]
 
 
 def start_exchange(run_dir: Path, kafka_bootstrap: str, redis_url: str, prefix: str,

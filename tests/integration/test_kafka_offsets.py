@@ -12,7 +12,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from leadx import topics
 from leadx.config import KafkaSettings
 from leadx.kafka import ensure_topics
-from leadx.kafka_offsets import end_offsets
+from leadx.kafka_offsets import end_offsets, read_to_end
 
 pytestmark = pytest.mark.integration
 
@@ -38,6 +38,8 @@ def test_the_end_is_after_the_last_record_whatever_the_batches(kafka_bootstrap, 
                 ends = await end_offsets(kafka_bootstrap, [first, second])
                 seen.append((size, total, ends[first]))
                 assert ends[second] == 0
+            # And reading "to the end" reads every record, the last batch's included.
+            assert [r.offset for r in await read_to_end(kafka_bootstrap, topic)] == list(range(total))
         finally:
             await producer.stop()
         return seen
