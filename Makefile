@@ -32,16 +32,16 @@ integration: install
 	$(PY) -m pytest tests/integration
 
 proto: install
-	$(PY) -m leadx.tools.gen_proto
+	$(PY) -m leadx.dev.tools.gen_proto
 
 proto-check: install
-	$(PY) -m leadx.tools.gen_proto --check
+	$(PY) -m leadx.dev.tools.gen_proto --check
 
 lint: install
 	$(VENV)/bin/ruff check leadx services tests bench
 
 k8s-check: install
-	$(PY) -m leadx.tools.check_k8s
+	$(PY) -m leadx.dev.tools.check_k8s
 
 bench: install
 	$(PY) bench/pipeline.py
@@ -72,7 +72,7 @@ bench-scoring: install
 
 ## Retrain the prior model bundle shipped in leadx/scoring/prior from seeded simulated outcomes.
 prior-model: install
-	$(PY) -m leadx.scoring.build_prior
+	$(PY) -m leadx.dev.build_prior
 
 clean:
 	rm -rf $(VENV) .leadx .pytest_cache

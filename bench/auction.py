@@ -48,23 +48,25 @@ from aiokafka.admin import AIOKafkaAdminClient
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from leadx import accounts, partnerships, topics  # noqa: E402
-from leadx.config import KafkaSettings  # noqa: E402
-from leadx.db.engine import create_schema, make_engine, session_factory  # noqa: E402
-from leadx.demo.consumers import make_consumer  # noqa: E402
-from leadx.devstack import LocalStack, redis_binary, tansu_binary  # noqa: E402
-from leadx.events.v1 import events_pb2 as ev  # noqa: E402
-from leadx.kafka import ensure_topics  # noqa: E402
-from leadx.kafka_offsets import end_offsets_with, read_to_end  # noqa: E402
-from dedup import server_build  # noqa: E402
-from loadgen import CpuMeter, percentile, rate_list, raw_consume, write_results  # noqa: E402
+from dedup import server_build
+from loadgen import CpuMeter, percentile, rate_list, raw_consume, write_results
+
+from leadx.accounts import accounts, partnerships
+from leadx.contracts import topics
+from leadx.contracts.events.v1 import events_pb2 as ev
+from leadx.dev.demo.consumers import make_consumer
+from leadx.dev.stack import LocalStack, redis_binary, tansu_binary
+from leadx.platform.config import KafkaSettings
+from leadx.platform.db.engine import create_schema, make_engine, session_factory
+from leadx.platform.kafka.admin import ensure_topics
+from leadx.platform.kafka.offsets import end_offsets_with, read_to_end
 
 RESULTS = ROOT / "bench" / "results" / "auction.json"
 PREFIX = "bench."
 GROUP = f"{PREFIX}leadx-auction"  # the faust app id, which is also its consumer group
 BIDS_GROUP = f"{PREFIX}leadx-auction-bids"  # the worker's bid feed commits in a group of its own
 CHANGELOG = f"{GROUP}-auctions-changelog"  # faust names a table's changelog <app id>-<table>-changelog
-VERTICAL = "auto_loan"  # no window of its own in leadx/verticals.toml: AUCTION_WINDOW_SECONDS applies
+VERTICAL = "auto_loan"  # no window of its own in leadx/leads/verticals.toml: AUCTION_WINDOW_SECONDS applies
 MIN_PRICE_CENTS = 1_000
 GOALS = {"auctions_open_at_once": 100_000, "bids_per_s": 10_000, "close_lateness_p99_ms": 100}
 
@@ -184,7 +186,7 @@ class Progress:
         return [TopicPartition(name, p) for p in range(self.partitions)]
 
     async def size(self, name: str) -> int:
-        """Records written to the topic (leadx.kafka_offsets: tansu reports a partition's end short
+        """Records written to the topic (leadx.platform.kafka.offsets: tansu reports a partition's end short
         when its last batch holds several records, and the worker sends its events in batches)."""
         return sum((await end_offsets_with(self.consumer, self._partitions(name))).values())
 

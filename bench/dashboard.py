@@ -33,13 +33,14 @@ import uvloop
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from leadx.dashboard.v1 import dashboard_pb2 as pb  # noqa: E402
-from leadx.dashboard.v1 import dashboard_pb2_grpc  # noqa: E402
-from leadx.db.engine import create_schema, make_engine, session_factory  # noqa: E402
-from leadx.devstack import free_port, wait_for_port  # noqa: E402
-from leadx.utc_days import DAY_MS  # noqa: E402
-from leadx.verticals import zip_counties, zip_states  # noqa: E402
-from loadgen import percentile, write_results  # noqa: E402
+from loadgen import percentile, write_results
+
+from leadx.contracts.dashboard.v1 import dashboard_pb2 as pb
+from leadx.contracts.dashboard.v1 import dashboard_pb2_grpc
+from leadx.dev.stack import free_port, wait_for_port
+from leadx.leads.verticals import zip_counties, zip_states
+from leadx.platform.db.engine import create_schema, make_engine, session_factory
+from leadx.platform.utc_days import DAY_MS
 
 RESULTS = ROOT / "bench" / "results" / "dashboard.json"
 DEFAULT_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"

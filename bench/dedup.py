@@ -31,19 +31,20 @@ import subprocess
 import sys
 import tempfile
 import time
+from pathlib import Path
 
 import uvloop
-from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from leadx import pii  # noqa: E402
-from leadx.dedup_store import DEFAULT_BUCKET_BITS, DedupStore, encode_record  # noqa: E402
-from leadx.utc_days import DAY_MS  # noqa: E402
-from leadx.devstack import free_port, redis_binary, wait_for_port  # noqa: E402
-from leadx.redis_client import connect  # noqa: E402
-from loadgen import write_results  # noqa: E402
+from loadgen import write_results
+
+from leadx.dedup.store import DEFAULT_BUCKET_BITS, DedupStore, encode_record
+from leadx.dev.stack import free_port, redis_binary, wait_for_port
+from leadx.leads import pii
+from leadx.platform.redis.client import connect
+from leadx.platform.utc_days import DAY_MS
 
 RESULTS = ROOT / "bench" / "results" / "dedup.json"
 SECRET = b"bench-dedup-secret-not-a-real-one"
@@ -100,7 +101,7 @@ async def check_leads(store: DedupStore, leads: list[tuple[str, dict]], in_fligh
     await store.redis.config_resetstat()
     trips_before = store.round_trips
     started, cpu_started = time.perf_counter(), time.process_time()
-    # As the worker's Kafka consumer (leadx.kafka.EventConsumer) runs records: a task each, at
+    # As the worker's Kafka consumer (leadx.platform.kafka.consumer.EventConsumer) runs records: a task each, at
     # most `in_flight` at once, a new one started as soon as one finishes.
     slots = asyncio.Semaphore(in_flight)
     tasks = []

@@ -27,17 +27,17 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-import uvloop  # noqa: E402
+import uvloop
+from loadgen import write_results
 
-from leadx.selection.market import BuyerAccount  # noqa: E402
-from leadx.demo.consumers import make_consumer  # noqa: E402
-from leadx.devstack import free_port, wait_for_port  # noqa: E402
-from leadx.events.v1 import events_pb2 as ev  # noqa: E402
-from leadx.post_adaptation import adapt_post, known_fields, lead_view, prepare_post  # noqa: E402
-from leadx.post_adaptation.syntax import parse_rules  # noqa: E402
-from leadx.verticals import load_verticals, verify  # noqa: E402
-from loadgen import write_results  # noqa: E402
-from services.delivery.buyer_http import BuyerClient  # noqa: E402
+from leadx.auction.selection.market import BuyerAccount
+from leadx.contracts.events.v1 import events_pb2 as ev
+from leadx.delivery.post_adaptation import adapt_post, known_fields, lead_view, prepare_post
+from leadx.delivery.post_adaptation.syntax import parse_rules
+from leadx.dev.demo.consumers import make_consumer
+from leadx.dev.stack import free_port, wait_for_port
+from leadx.leads.verticals import load_verticals, verify
+from services.delivery.buyer_http import BuyerClient
 
 RESULTS = ROOT / "bench" / "results" / "delivery.json"
 BUYERS = 100

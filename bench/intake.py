@@ -31,13 +31,20 @@ import psutil
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from leadx import accounts  # noqa: E402
-from leadx.db.engine import create_schema, make_engine, session_factory  # noqa: E402
-from leadx.demo.consumers import make_consumer, ping_subset  # noqa: E402
-from leadx.devstack import LocalStack  # noqa: E402
-from loadgen import (  # noqa: E402
-    CpuMeter, closed_loop, open_loop, percentile, rate_list, start_bare_starlette, write_results,
+from loadgen import (
+    CpuMeter,
+    closed_loop,
+    open_loop,
+    percentile,
+    rate_list,
+    start_bare_starlette,
+    write_results,
 )
+
+from leadx.accounts import accounts
+from leadx.dev.demo.consumers import make_consumer, ping_subset
+from leadx.dev.stack import LocalStack
+from leadx.platform.db.engine import create_schema, make_engine, session_factory
 
 RESULTS = ROOT / "bench" / "results" / "intake.json"
 POST_GOAL = 0.40  # POSTs/s on one worker as a share of bare Starlette's requests/s (issue 3)

@@ -21,7 +21,7 @@ import aiohttp
 import psutil
 from aiokafka import AIOKafkaConsumer
 
-from leadx.devstack import free_port, wait_for_port
+from leadx.dev.stack import free_port, wait_for_port
 
 
 def percentile(values: list[float], p: float) -> float:

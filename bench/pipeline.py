@@ -28,15 +28,22 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from leadx import accounts, partnerships, topics  # noqa: E402
-from leadx.db.engine import create_schema, make_engine, session_factory  # noqa: E402
-from leadx.demo.buyers import BuyerBehaviour, BuyerServer  # noqa: E402
-from leadx.demo.consumers import make_consumer  # noqa: E402
-from leadx.devstack import SERVICES, LocalStack  # noqa: E402
-from leadx.events.v1 import events_pb2 as ev  # noqa: E402
-from loadgen import (  # noqa: E402
-    closed_loop, open_loop, percentile, rate_list, start_bare_starlette, write_results,
+from loadgen import (
+    closed_loop,
+    open_loop,
+    percentile,
+    rate_list,
+    start_bare_starlette,
+    write_results,
 )
+
+from leadx.accounts import accounts, partnerships
+from leadx.contracts import topics
+from leadx.contracts.events.v1 import events_pb2 as ev
+from leadx.dev.demo.buyers import BuyerBehaviour, BuyerServer
+from leadx.dev.demo.consumers import make_consumer
+from leadx.dev.stack import SERVICES, LocalStack
+from leadx.platform.db.engine import create_schema, make_engine, session_factory
 
 RESULTS = ROOT / "bench" / "results" / "pipeline.json"
 

@@ -5,7 +5,7 @@ of the oracle's (>= 0.95) and calibration error (ECE <= 0.02). In one run, on on
   1. model quality: a bundle trained on --train-leads simulated leads (seed --seed; the prior is
      seed 1) with leadx.scoring.models.train, then it and the shipped prior evaluated on
      --eval-leads held-out simulated leads (another seed, two months later) with
-     leadx.simulation.evaluation.evaluate: AUC, AUC share of the oracle, Brier and ECE for the
+     leadx.dev.simulation.evaluation.evaluate: AUC, AUC share of the oracle, Brier and ECE for the
      contact, propensity and direct_response questions. The goals are judged on contact and
      propensity, for both bundles; direct_response is reported. The oracle's own ECE is printed
      beside the model's: the sampling noise of the measure on this many leads. --more-seeds
@@ -67,20 +67,21 @@ from threadpoolctl import threadpool_info, threadpool_limits
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from leadx import topics  # noqa: E402
-from leadx.config import KafkaSettings  # noqa: E402
-from leadx.devstack import LocalStack, tansu_binary  # noqa: E402
-from leadx.events.v1 import events_pb2 as ev  # noqa: E402
-from leadx.kafka import ensure_topics  # noqa: E402
-from leadx.kafka_offsets import read_to_end  # noqa: E402
-from leadx.scoring.commands import DEFAULT_START, _start_ms  # noqa: E402
-from leadx.scoring.features import consumer_row, timing_row, zone_of  # noqa: E402
-from leadx.scoring.models import ModelBundle, Score, train  # noqa: E402
-from leadx.scoring.registry import load_prior  # noqa: E402
-from leadx.simulation.evaluation import QUESTIONS, evaluate  # noqa: E402
-from leadx.simulation.market import SimulatedLead, simulate  # noqa: E402
-from leadx.simulation.training import training_data  # noqa: E402
-from loadgen import CpuMeter, percentile, rate_list, raw_consume, write_results  # noqa: E402
+from loadgen import CpuMeter, percentile, rate_list, raw_consume, write_results
+
+from leadx.cli.scoring import DEFAULT_START, _start_ms
+from leadx.contracts import topics
+from leadx.contracts.events.v1 import events_pb2 as ev
+from leadx.dev.simulation.evaluation import QUESTIONS, evaluate
+from leadx.dev.simulation.market import SimulatedLead, simulate
+from leadx.dev.simulation.training import training_data
+from leadx.dev.stack import LocalStack, tansu_binary
+from leadx.platform.config import KafkaSettings
+from leadx.platform.kafka.admin import ensure_topics
+from leadx.platform.kafka.offsets import read_to_end
+from leadx.scoring.features import consumer_row, timing_row, zone_of
+from leadx.scoring.models import ModelBundle, Score, train
+from leadx.scoring.registry import load_prior
 
 RESULTS = ROOT / "bench" / "results" / "scoring.json"
 GOALS = {"leads_scored_per_s_per_worker": 5_000, "auc_share_of_oracle": 0.95, "ece": 0.02}
@@ -151,7 +152,7 @@ def model_quality(args, held_out: list[SimulatedLead], held_out_seconds: float) 
         "judged_on": {"questions": list(JUDGED_QUESTIONS), "bundles": ["trained", "prior"],
                       "rule": f"AUC share of the oracle >= {GOALS['auc_share_of_oracle']} and ECE <= "
                               f"{GOALS['ece']} on each judged question; direct_response is reported, not judged"},
-        # The prior is this training at seed 1 on 120,000 leads (leadx/scoring/build_prior.py): by
+        # The prior is this training at seed 1 on 120,000 leads (leadx/dev/build_prior.py): by
         # default another seed, so the trained bundle is a second, independent draw beside it.
         "training": {"leads": args.train_leads, "seed": args.seed, "start": DEFAULT_START,
                      "simulate_s": simulate_s, "train_s": train_s,
@@ -218,7 +219,7 @@ def in_process(bundle: ModelBundle, held_out: list[SimulatedLead], args) -> dict
     created = [lead.created_ms for lead in held_out]
     bundle.score(fields[:10], created[:10], created[:10])  # loads the ZIP time zones once
     gc.collect()
-    gc.freeze()  # as the services do (leadx.service.tune_garbage_collection)
+    gc.freeze()  # as the services do (leadx.platform.runtime.tune_garbage_collection)
     out = {"model_version": bundle.version, "fields": "dicts of strings, as decoded from lead.verified"}
     for size in BATCH_SIZES:
         leads = min(args.in_process_leads, size * args.in_process_calls)
@@ -654,13 +655,13 @@ def bench_worker(kind: str) -> None:
     the worker exits."""
     import atexit
 
-    from leadx import service
+    from leadx.platform import runtime
     from services.scoring import main as scoring
 
     bundle = RecordingBundle(ConstantBundle() if kind == "passthrough" else load_prior())
     scoring.current = lambda registry: bundle
     atexit.register(lambda: Path(os.environ["BENCH_RECORD_TO"]).write_text(json.dumps(bundle.calls)))
-    service.run(scoring.main)
+    runtime.run(scoring.main)
 
 
 # ---------------------------------------------------------------- the run

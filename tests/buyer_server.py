@@ -7,7 +7,7 @@ import asyncio
 
 from aiohttp import web
 
-from leadx.devstack import free_port
+from leadx.dev.stack import free_port
 
 
 class BuyerServer:

@@ -1,6 +1,7 @@
 """Real infrastructure for the tests: a private Kafka-protocol broker and a private Redis started
-as local processes (the same ones `make run` starts), SQLite files, and the PostgreSQL at
-LEADX_TEST_POSTGRES_URL when it is reachable. Nothing here is mocked."""
+as local processes (the same ones `make run` starts), SQLite files, and a private PostgreSQL cluster
+(or the one at LEADX_TEST_POSTGRES_URL, when set). Nothing here is mocked, and nothing skips for want
+of a part: a machine without PostgreSQL fails the PostgreSQL tests with the reason."""
 
 from __future__ import annotations
 
@@ -13,10 +14,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-from leadx.db.engine import create_schema, make_engine, session_factory
-from leadx.devstack import LocalStack
-
-DEFAULT_POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+from leadx.dev.postgres import LocalPostgres
+from leadx.dev.stack import LocalStack
+from leadx.platform.db.engine import create_schema, make_engine, session_factory
 
 
 def poll_until(condition: Callable[[], object], timeout_s: float = 30, interval_s: float = 0.05,
@@ -61,27 +61,27 @@ def sqlite_url(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'leadx.db'}"
 
 
-def _postgres_url() -> str | None:
-    url = os.environ.get("LEADX_TEST_POSTGRES_URL", DEFAULT_POSTGRES_URL)
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """One PostgreSQL for the session: LEADX_TEST_POSTGRES_URL when set, else a private cluster."""
+    configured = os.environ.get("LEADX_TEST_POSTGRES_URL")
+    if configured:
+        yield configured
+        return
+    cluster = LocalPostgres()
     try:
-        engine = make_engine(url)
-        with engine.connect() as connection:
-            connection.execute(text("select 1"))
-        engine.dispose()
-        return url
-    except Exception:
-        return None
+        yield cluster.start()
+    finally:
+        cluster.stop()
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def database_url(request, tmp_path: Path) -> Iterator[str]:
-    """The SQL layer on SQLite and, where reachable, on PostgreSQL (in a schema of its own)."""
+    """The SQL layer on SQLite and on PostgreSQL (in a schema of its own)."""
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'leadx.db'}"
         return
-    base = _postgres_url()
-    if base is None:
-        pytest.skip("PostgreSQL not reachable at LEADX_TEST_POSTGRES_URL")
+    base = request.getfixturevalue("postgres_url")
     schema = f"t_{uuid.uuid4().hex[:10]}"
     admin = make_engine(base)
     with admin.begin() as connection:

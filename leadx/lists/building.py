@@ -14,7 +14,7 @@ import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from leadx.selection.criteria import Criterion, CriterionError, LeadView
+from leadx.auction.selection.criteria import Criterion, CriterionError, LeadView
 
 DEFAULT_BAND_WIDTH = 0.05
 

@@ -15,11 +15,11 @@ from dataclasses import dataclass
 from sqlalchemy import and_, select, update
 from sqlalchemy.orm import Session
 
-from leadx.db.models import Buyer, ListAuction, ListAward, ListBid, ListMember, Prospect, Sale
-from leadx.ids import new_lead_id
 from leadx.lists.award import Award, check_bid
 from leadx.lists.award import ListBid as Bid
 from leadx.lists.building import Band, Customer, ListProfile, build_list
+from leadx.platform.db.models import Buyer, ListAuction, ListAward, ListBid, ListMember, Prospect, Sale
+from leadx.platform.ids import new_lead_id
 
 OPEN, CLOSED = "open", "closed"
 

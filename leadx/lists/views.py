@@ -1,5 +1,5 @@
 """What operators and dealers are shown of a list auction: pure functions from the store's rows
-(leadx.lists.store, leadx.db.models) to the JSON documents of the API and the CLI.
+(leadx.lists.store, leadx.platform.db.models) to the JSON documents of the API and the CLI.
 
 A dealer sees the customers it bids on without PII (prospect id, state, ZIP3, probability and
 cluster), each cluster group and probability band summarised (how many, their probabilities and how
@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 from leadx.lists.building import Customer, CustomerList, ListProfile, build_list
 
 if TYPE_CHECKING:  # the store's rows; only read here (and the CLI need not load SQLAlchemy to start)
-    from leadx.db.models import ListAuction, ListAward, ListBid, Prospect
+    from leadx.platform.db.models import ListAuction, ListAward, ListBid, Prospect
 
 OPEN, CLOSING, CLOSED = "open", "closing", "closed"
 DIGITS = 4  # probabilities shown to 4 decimals: enough to tell customers apart, and steady across runs

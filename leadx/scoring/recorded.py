@@ -1,4 +1,4 @@
-"""Training data from what buyers reported (`POST /v1/leads/{id}/outcome`, `leadx.outcomes`).
+"""Training data from what buyers reported (`POST /v1/leads/{id}/outcome`, `leadx.ledger.outcomes`).
 
 A lead counts when its buyer said whether it reached the consumer, and when: a contact (or a
 conversion) or a failed attempt. A lead with only a return reported says nothing about either and
@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 
 import numpy as np
 
-from leadx.outcomes import OutcomeRow
+from leadx.ledger.outcomes import OutcomeRow
 from leadx.scoring.features import CONSUMER_FEATURES, consumer_row, timing_row, zone_of
 from leadx.scoring.models import TrainingData
 
@@ -32,9 +32,9 @@ def training_data_from_rows(rows: Sequence[OutcomeRow], source: str) -> Training
 
 
 def training_data_from_db(since_ms: int | None, until_ms: int | None) -> TrainingData:
-    from leadx.config import env_str
-    from leadx.db.engine import make_engine, session_factory
-    from leadx.outcomes import training_rows
+    from leadx.ledger.outcomes import training_rows
+    from leadx.platform.config import env_str
+    from leadx.platform.db.engine import make_engine, session_factory
 
     with session_factory(make_engine(env_str("DATABASE_URL")))() as session:
         rows = training_rows(session, since_ms, until_ms)

@@ -34,11 +34,11 @@ from aiokafka.errors import KafkaError
 from google.protobuf.message import DecodeError
 from opentelemetry import trace
 
-from leadx.config import KafkaSettings
-from leadx.events.v1 import events_pb2 as ev
-from leadx.kafka_offsets import end_offsets
-from leadx.logs import log_event
-from leadx.telemetry import links_to, tracer
+from leadx.contracts.events.v1 import events_pb2 as ev
+from leadx.platform.config import KafkaSettings
+from leadx.platform.kafka.offsets import end_offsets
+from leadx.platform.logs import log_event
+from leadx.platform.telemetry import links_to, tracer
 from services.auction import rules
 
 log = logging.getLogger(__name__)

@@ -5,7 +5,7 @@
   to 1.5 s, which would make a 1-second auction window meaningless.
 - Partition ends: faust's table recovery reads each changelog partition up to the end that
   ListOffsets reports, and our local broker reports it short when the last record batch holds
-  several records (leadx.kafka_offsets). The auctions whose last records were in that batch came
+  several records (leadx.platform.kafka.offsets). The auctions whose last records were in that batch came
   back without them (their bids, or the auction itself). The consumer's `end_offsets` checks the
   reported end against the records instead.
 
@@ -17,7 +17,7 @@ from __future__ import annotations
 import aiokafka
 import faust.transport.drivers.aiokafka as faust_driver
 
-from leadx.kafka_offsets import end_offsets
+from leadx.platform.kafka.offsets import end_offsets
 
 
 def adjust_faust_consumer(bootstrap_servers: str, fetch_max_wait_ms: int) -> None:

@@ -7,14 +7,14 @@ import asyncio
 import mode.loop
 from faust import Worker
 
-from leadx.buyer_directory import BuyerDirectory
-from leadx.db.engine import create_schema, make_engine, session_factory
-from leadx.health import HealthServer, Readiness
-from leadx.kafka import ensure_topics
-from leadx.logs import logging_config
-from leadx.service import tune_garbage_collection
-from leadx.redis_client import connect as connect_redis
-from leadx.telemetry import setup_tracing
+from leadx.accounts.directory import BuyerDirectory
+from leadx.platform.db.engine import create_schema, make_engine, session_factory
+from leadx.platform.health import HealthServer, Readiness
+from leadx.platform.kafka.admin import ensure_topics
+from leadx.platform.logs import logging_config
+from leadx.platform.redis.client import connect as connect_redis
+from leadx.platform.runtime import tune_garbage_collection
+from leadx.platform.telemetry import setup_tracing
 from services.auction.faust_consumer import adjust_faust_consumer
 from services.auction.settings import AuctionSettings
 from services.auction.worker import build_worker

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from leadx.config import CommonSettings, ConfigError, env_float, env_int, env_str
+from leadx.platform.config import CommonSettings, ConfigError, env_float, env_int, env_str
 
 
 @dataclass(frozen=True)

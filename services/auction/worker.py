@@ -25,25 +25,24 @@ from contextlib import contextmanager
 import faust
 import faust.streams as faust_streams
 from opentelemetry import trace
-
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from leadx import topics
-from leadx.auction_offers import OfferWriter
-from leadx.auction_terms import AuctionTerms
-from leadx.buyer_directory import BuyerDirectory
-from leadx.caps_store import CapsStore
-from leadx.events.v1 import events_pb2 as ev
-from leadx.health import Readiness
-from leadx.ids import derived_event_id
-from leadx.kafka import HEADER_EVENT_ID, HEADER_EVENT_TYPE, partition_for
-from leadx.logs import log_event
-from leadx.pii import IDENTIFYING_FIELDS
-from leadx.selection.criteria import LeadView
-from leadx.selection.market import Selection, select_buyers
-from leadx.verticals import load_verticals
-from leadx.telemetry import extract_context, inject_headers, tracer
+from leadx.accounts.directory import BuyerDirectory
+from leadx.auction.caps.counters import CapsStore
+from leadx.auction.offers import OfferWriter
+from leadx.auction.selection.criteria import LeadView
+from leadx.auction.selection.market import Selection, select_buyers
+from leadx.auction.terms import AuctionTerms
+from leadx.contracts import topics
+from leadx.contracts.events.v1 import events_pb2 as ev
+from leadx.leads.pii import IDENTIFYING_FIELDS
+from leadx.leads.verticals import load_verticals
+from leadx.platform.health import Readiness
+from leadx.platform.ids import derived_event_id
+from leadx.platform.kafka.envelope import HEADER_EVENT_ID, HEADER_EVENT_TYPE, partition_for
+from leadx.platform.logs import log_event
+from leadx.platform.telemetry import extract_context, inject_headers, tracer
 from services.auction import rules
 from services.auction.bid_feed import BidFeed, owned_partitions
 from services.auction.deadlines import CLOSE, PURGE, DeadlineIndex
@@ -203,7 +202,7 @@ def build_worker(settings: AuctionSettings, directory: BuyerDirectory, readiness
                 await close(auction_id)
 
     async def open_auction(scored: ev.LeadScored, excluded: frozenset[str], opened_at: int) -> tuple[dict, list[str]]:
-        """Buyer Selection and AutoBid (leadx.selection.market): the auction, with the bids placed for
+        """Buyer Selection and AutoBid (leadx.auction.selection.market): the auction, with the bids placed for
         AutoBid buyers, and the wholesale buyers to ping."""
         lead = scored.verified.lead
         market = directory.market
@@ -233,7 +232,7 @@ def build_worker(settings: AuctionSettings, directory: BuyerDirectory, readiness
         return auction, list(selection.pinged)
 
     async def record_offer(auction_id: str, auction: dict, ttl_ms: int) -> None:
-        """The offer record the bid API reads (leadx.auction_offers). Without Redis the bid API
+        """The offer record the bid API reads (leadx.auction.offers). Without Redis the bid API
         refuses this auction's bids as not found; bids in ping replies still count."""
         try:
             await offers.write(auction_id, auction["closes_at_ms"], auction["min_price_cents"], auction["offered"],

@@ -6,12 +6,15 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from leadx import pii, topics
-from leadx.dedup_scopes import DedupPolicy
-from leadx.dedup_store import DedupStore
-from leadx.events.v1 import events_pb2 as ev
-from leadx.ids import derived_event_id
-from leadx.kafka import Envelope, EventProducer
+
+from leadx.contracts import topics
+from leadx.contracts.events.v1 import events_pb2 as ev
+from leadx.dedup.scopes import DedupPolicy
+from leadx.dedup.store import DedupStore
+from leadx.leads import pii
+from leadx.platform.ids import derived_event_id
+from leadx.platform.kafka.envelope import Envelope
+from leadx.platform.kafka.producer import EventProducer
 
 
 class DuplicateChecker:

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import asyncio
 
-from leadx.redis_client import connect as connect_redis
-
-from leadx import service, topics
-from leadx.config import CommonSettings, env_int
-from leadx.dedup_scopes import DedupPolicy
-from leadx.dedup_store import DEFAULT_BUCKET_BITS, DedupStore
-from leadx.events.v1 import events_pb2 as ev
-from leadx.runtime import ServiceRuntime
+from leadx.contracts import topics
+from leadx.contracts.events.v1 import events_pb2 as ev
+from leadx.dedup.scopes import DedupPolicy
+from leadx.dedup.store import DEFAULT_BUCKET_BITS, DedupStore
+from leadx.platform.config import CommonSettings, env_int
+from leadx.platform.redis.client import connect as connect_redis
+from leadx.platform.runtime import ServiceRuntime, run
 from services.dedup.checker import DuplicateChecker
 
 
@@ -29,4 +28,4 @@ async def main(stop: asyncio.Event) -> None:
 
 
 if __name__ == "__main__":
-    service.run(main)
+    run(main)

@@ -8,10 +8,10 @@ import time
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from leadx.selection.market import BuyerAccount
-from leadx.db.models import PostAttempt
-from leadx.events.v1 import events_pb2 as ev
-from leadx.post_adaptation import PreparedPost
+from leadx.auction.selection.market import BuyerAccount
+from leadx.contracts.events.v1 import events_pb2 as ev
+from leadx.delivery.post_adaptation import PreparedPost
+from leadx.platform.db.models import PostAttempt
 from services.delivery.buyer_http import PostResult
 
 MAX_RESPONSE_CHARS = 8192

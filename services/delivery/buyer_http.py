@@ -16,12 +16,12 @@ from dataclasses import dataclass
 
 import aiohttp
 
-from leadx.selection.market import BuyerAccount
-from leadx.events.v1 import events_pb2 as ev
-from leadx.post_adaptation import PreparedPost
-from leadx.post_adaptation.replies import read_reply
-from leadx.post_adaptation.syntax import Auth, BuyerRules
-from leadx.buyer_auth import auth_headers
+from leadx.auction.selection.market import BuyerAccount
+from leadx.contracts.events.v1 import events_pb2 as ev
+from leadx.delivery.buyer_auth import auth_headers
+from leadx.delivery.post_adaptation import PreparedPost
+from leadx.delivery.post_adaptation.replies import read_reply
+from leadx.delivery.post_adaptation.syntax import Auth, BuyerRules
 
 NO_AUTH = Auth()
 

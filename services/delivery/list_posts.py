@@ -18,13 +18,13 @@ import logging
 
 from redis.asyncio import Redis
 
-from leadx.buyer_directory import BuyerDirectory
-from leadx.events.v1 import events_pb2 as ev
-from leadx.kafka import Envelope
-from leadx.logs import log_event
-from leadx.post_adaptation import prepare_post
-from leadx.post_adaptation.rules import RuleError
-from leadx.post_adaptation.syntax import RuleBook
+from leadx.accounts.directory import BuyerDirectory
+from leadx.contracts.events.v1 import events_pb2 as ev
+from leadx.delivery.post_adaptation import prepare_post
+from leadx.delivery.post_adaptation.rules import RuleError
+from leadx.delivery.post_adaptation.syntax import RuleBook
+from leadx.platform.kafka.envelope import Envelope
+from leadx.platform.logs import log_event
 from services.delivery.attempts import AttemptLog
 from services.delivery.breaker import CircuitBreaker
 from services.delivery.buyer_http import BuyerClient

@@ -4,22 +4,21 @@ from __future__ import annotations
 
 import asyncio
 
-from leadx.redis_client import connect as connect_redis
-
-from leadx import service, topics
-from leadx.buyer_directory import BuyerDirectory
-from leadx.seller_fees import SellerFees
-from leadx.db.engine import create_schema, make_engine, session_factory
-from leadx.dedup_scopes import DedupPolicy
-from leadx.dedup_store import DedupStore
-from leadx.events.v1 import events_pb2 as ev
-from leadx.runtime import ServiceRuntime
+from leadx.accounts.directory import BuyerDirectory
+from leadx.accounts.fees import SellerFees
+from leadx.contracts import topics
+from leadx.contracts.events.v1 import events_pb2 as ev
+from leadx.dedup.scopes import DedupPolicy
+from leadx.dedup.store import DedupStore
+from leadx.platform.db.engine import create_schema, make_engine, session_factory
+from leadx.platform.redis.client import connect as connect_redis
+from leadx.platform.runtime import ServiceRuntime, run
 from services.delivery.attempts import AttemptLog
-from services.delivery.list_posts import ListPoster
 from services.delivery.breaker import CircuitBreaker
 from services.delivery.buyer_http import BuyerClient
-from services.delivery.post_rules import load_post_rules
+from services.delivery.list_posts import ListPoster
 from services.delivery.pings import PingFanout
+from services.delivery.post_rules import load_post_rules
 from services.delivery.sale import SaleCompletion
 from services.delivery.settings import DeliverySettings
 
@@ -66,4 +65,4 @@ async def main(stop: asyncio.Event) -> None:
 
 
 if __name__ == "__main__":
-    service.run(main)
+    run(main)

@@ -9,12 +9,13 @@ import time
 
 from redis.asyncio import Redis
 
-from leadx import topics
-from leadx.buyer_directory import BuyerDirectory
-from leadx.events.v1 import events_pb2 as ev
-from leadx.ids import derived_event_id
-from leadx.kafka import Envelope, EventProducer
-from leadx.post_adaptation.syntax import RuleBook
+from leadx.accounts.directory import BuyerDirectory
+from leadx.contracts import topics
+from leadx.contracts.events.v1 import events_pb2 as ev
+from leadx.delivery.post_adaptation.syntax import RuleBook
+from leadx.platform.ids import derived_event_id
+from leadx.platform.kafka.envelope import Envelope
+from leadx.platform.kafka.producer import EventProducer
 from services.delivery.breaker import CircuitBreaker
 from services.delivery.buyer_http import BuyerClient
 

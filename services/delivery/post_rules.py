@@ -6,10 +6,10 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from leadx.config import ConfigError
-from leadx.logs import log_event
-from leadx.post_adaptation import known_fields
-from leadx.post_adaptation.syntax import RuleBook, load_rule_files
+from leadx.delivery.post_adaptation import known_fields
+from leadx.delivery.post_adaptation.syntax import RuleBook, load_rule_files
+from leadx.platform.config import ConfigError
+from leadx.platform.logs import log_event
 
 log = logging.getLogger(__name__)
 

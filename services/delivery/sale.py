@@ -27,21 +27,22 @@ from collections.abc import Callable
 
 from redis.asyncio import Redis
 
-from leadx import topics
-from leadx.billing import seller_fee
-from leadx.buyer_directory import BuyerDirectory
-from leadx.caps_store import CapOwner, CapsStore, Reservation
-from leadx.dedup_scopes import DedupPolicy
-from leadx.dedup_store import DedupStore
-from leadx.events.v1 import events_pb2 as ev
-from leadx.ids import derived_event_id
-from leadx.kafka import Envelope, EventProducer
-from leadx.logs import log_event
-from leadx.post_adaptation import PreparedPost, prepare_post
-from leadx.post_adaptation.rules import RuleError
-from leadx.post_adaptation.syntax import RuleBook
-from leadx.seller_fees import SellerFees
-from leadx.selection.market import AUTOBID, BuyerAccount
+from leadx.accounts.directory import BuyerDirectory
+from leadx.accounts.fees import SellerFees
+from leadx.auction.caps.counters import CapOwner, CapsStore, Reservation
+from leadx.auction.selection.market import AUTOBID, BuyerAccount
+from leadx.contracts import topics
+from leadx.contracts.events.v1 import events_pb2 as ev
+from leadx.dedup.scopes import DedupPolicy
+from leadx.dedup.store import DedupStore
+from leadx.delivery.post_adaptation import PreparedPost, prepare_post
+from leadx.delivery.post_adaptation.rules import RuleError
+from leadx.delivery.post_adaptation.syntax import RuleBook
+from leadx.ledger.billing import seller_fee
+from leadx.platform.ids import derived_event_id
+from leadx.platform.kafka.envelope import Envelope
+from leadx.platform.kafka.producer import EventProducer
+from leadx.platform.logs import log_event
 from services.delivery.attempts import AttemptLog
 from services.delivery.breaker import CircuitBreaker
 from services.delivery.buyer_http import BuyerClient, PostResult

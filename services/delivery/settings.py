@@ -2,8 +2,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from leadx.config import CommonSettings, env_float, env_int, env_str
-from leadx.dedup_store import DEFAULT_BUCKET_BITS
+from leadx.dedup.store import DEFAULT_BUCKET_BITS
+from leadx.platform.config import CommonSettings, env_float, env_int, env_str
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,7 @@ profiles, partnerships and sellers' choices of buyers. docs/admin-api.md is its 
 Every request carries `Authorization: Bearer <ADMIN_API_KEY>`; without an ADMIN_API_KEY the whole
 admin API answers 401, so an intake deployed without one exposes nothing. Bodies are JSON (profiles
 are nested documents that the sellers' flat formats cannot carry). The rules live in
-leadx.accounts, leadx.buyer_profiles and leadx.partnerships; this module only authenticates,
+leadx.accounts.accounts, leadx.accounts.buyer_settings and leadx.accounts.partnerships; this module only authenticates,
 reads the request, runs them in a worker thread and turns their refusals into answers.
 """
 
@@ -22,14 +22,26 @@ from sqlalchemy.orm import Session, sessionmaker
 from starlette.requests import Request
 from starlette.routing import Route
 
-from leadx.accounts import UnknownAccount, create_buyer, create_seller
-from leadx.api_keys import bearer_key
-from leadx.buyer_profiles import SETTINGS, buyer_settings, check_buyer_settings, import_document
-from leadx.buyer_profiles import replace_profiles, update_buyer
-from leadx.logs import log_event
-from leadx.partnerships import NoPartnership, add_partnership, remove_partnership, seller_relations, set_choice
-from leadx.partnerships import set_sells_to
-from leadx.selection.market import AUTOBID, WHOLESALE
+from leadx.accounts.accounts import UnknownAccount, create_buyer, create_seller
+from leadx.accounts.api_keys import bearer_key
+from leadx.accounts.buyer_settings import (
+    SETTINGS,
+    buyer_settings,
+    check_buyer_settings,
+    import_document,
+    replace_profiles,
+    update_buyer,
+)
+from leadx.accounts.partnerships import (
+    NoPartnership,
+    add_partnership,
+    remove_partnership,
+    seller_relations,
+    set_choice,
+    set_sells_to,
+)
+from leadx.auction.selection.market import AUTOBID, WHOLESALE
+from leadx.platform.logs import log_event
 from services.intake.formats import Answer
 from services.intake.requests import ApiError, read_body, text_field
 

@@ -26,34 +26,50 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from leadx import accounts, lead_status, pii, ratings, topics
-from leadx.buyer_directory import BuyerDirectory
-from leadx.db.models import Buyer, Lead, Sale, Seller
-from leadx.dedup_scopes import DedupPolicy
-from leadx.dedup_store import DedupStore
-from leadx.events.v1 import events_pb2 as ev
-from leadx.health import Readiness
-from leadx.ids import derived_event_id, is_lead_id, new_lead_id
-from leadx.kafka import EventProducer
-from leadx.lead_rules import RuleBook
-from leadx.logs import log_event
-from leadx.redis_pipeline import Pipeliner
-from leadx.returns import Refusal, ReturnPolicy, reason_problem
-from leadx.telemetry import tracer
-from leadx.verticals import FieldError, Verification, Vertical, load_verticals, verify
-from services.intake.formats import (
-    MEDIA_TYPE, Answer, PayloadError, answer_format, parse_body, render, request_format,
-)
+from leadx.accounts import accounts, ratings
+from leadx.accounts.directory import BuyerDirectory
+from leadx.contracts import topics
+from leadx.contracts.events.v1 import events_pb2 as ev
+from leadx.dedup.scopes import DedupPolicy
+from leadx.dedup.store import DedupStore
+from leadx.leads import pii
+from leadx.leads import status as lead_status
+from leadx.leads.rules import RuleBook
+from leadx.leads.verticals import FieldError, Verification, Vertical, load_verticals, verify
+from leadx.ledger.returns import Refusal, ReturnPolicy, reason_problem
+from leadx.platform.db.models import Buyer, Lead, Sale, Seller
+from leadx.platform.health import Readiness
+from leadx.platform.ids import derived_event_id, is_lead_id, new_lead_id
+from leadx.platform.kafka.producer import EventProducer
+from leadx.platform.logs import log_event
+from leadx.platform.redis.pipeline import Pipeliner
+from leadx.platform.telemetry import tracer
 from services.intake import returns
 from services.intake.admin import admin_routes
 from services.intake.bids import bid_handler
-from services.intake.lists import list_routes
-from services.intake.requests import ApiError, ApiKeyAuth, cents_field, read_body, text_field
+from services.intake.formats import (
+    MEDIA_TYPE,
+    Answer,
+    PayloadError,
+    answer_format,
+    parse_body,
+    render,
+    request_format,
+)
 from services.intake.guards import IdempotencyStore, RateLimiter
+from services.intake.lists import list_routes
 from services.intake.openapi import openapi_document
 from services.intake.outcomes import outcome_handler
-from services.intake.ping_tokens import HASHED_FIELDS, PING_FIELDS, PingClaims, PingTokens, TokenError
-from services.intake.ping_tokens import mismatches, ping_values
+from services.intake.ping_tokens import (
+    HASHED_FIELDS,
+    PING_FIELDS,
+    PingClaims,
+    PingTokens,
+    TokenError,
+    mismatches,
+    ping_values,
+)
+from services.intake.requests import ApiError, ApiKeyAuth, cents_field, read_body, text_field
 from services.intake.verdicts import ACCEPTED, DUPLICATE, VerdictWaiter
 
 log = logging.getLogger(__name__)

@@ -18,11 +18,11 @@ from collections.abc import Awaitable, Callable
 from redis.asyncio import Redis
 from starlette.requests import Request
 
-from leadx import topics
-from leadx.auction_offers import offer_key
-from leadx.events.v1 import events_pb2 as ev
-from leadx.ids import derived_event_id
-from leadx.kafka import EventProducer
+from leadx.auction.offers import offer_key
+from leadx.contracts import topics
+from leadx.contracts.events.v1 import events_pb2 as ev
+from leadx.platform.ids import derived_event_id
+from leadx.platform.kafka.producer import EventProducer
 from services.intake.formats import Answer, parse_body, request_format
 from services.intake.requests import ApiError, cents_field, read_body
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from redis.asyncio import Redis
 
-from leadx.redis_pipeline import Pipeliner
+from leadx.platform.redis.pipeline import Pipeliner
 from services.intake.formats import Answer
 
 # A sliding window of one second, approximated by two fixed windows (the previous one weighted by

@@ -30,14 +30,14 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from leadx.db.models import ListAuction, Prospect
-from leadx.ids import is_lead_id
+from leadx.auction.selection.criteria import CriterionError
+from leadx.cli.lists import profile_problem, read_listing
+from leadx.leads.verticals import load_verticals
 from leadx.lists import store, views
 from leadx.lists.building import DEFAULT_BAND_WIDTH, Customer, ListProfile, build_list
-from leadx.lists.commands import profile_problem, read_listing
-from leadx.logs import log_event
-from leadx.selection.criteria import CriterionError
-from leadx.verticals import load_verticals
+from leadx.platform.db.models import ListAuction, Prospect
+from leadx.platform.ids import is_lead_id
+from leadx.platform.logs import log_event
 from services.intake.admin import check_admin_key, json_object
 from services.intake.formats import Answer, parse_body, request_format
 from services.intake.requests import ApiError, read_body

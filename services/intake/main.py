@@ -5,25 +5,25 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
-
 from pathlib import Path
 
 import uvicorn
 
-from leadx.buyer_directory import BuyerDirectory
-from leadx.db.engine import create_schema, make_engine, session_factory
-from leadx.health import Readiness
-from leadx.dedup_scopes import DedupPolicy
-from leadx.dedup_store import DedupStore
-from leadx.kafka import EventProducer, ensure_topics
-from leadx.lead_rules import load_rulebook
-from leadx.logs import setup_logging
-from leadx.redis_client import connect as connect_redis
-from leadx.returns import ReturnPolicy
-from leadx.service import tune_garbage_collection
-from leadx.telemetry import setup_tracing
-from leadx.phone_areas import area_code_states
-from leadx.verticals import load_verticals, zip_states
+from leadx.accounts.directory import BuyerDirectory
+from leadx.dedup.scopes import DedupPolicy
+from leadx.dedup.store import DedupStore
+from leadx.leads.phone_areas import area_code_states
+from leadx.leads.rules import load_rulebook
+from leadx.leads.verticals import load_verticals, zip_states
+from leadx.ledger.returns import ReturnPolicy
+from leadx.platform.db.engine import create_schema, make_engine, session_factory
+from leadx.platform.health import Readiness
+from leadx.platform.kafka.admin import ensure_topics
+from leadx.platform.kafka.producer import EventProducer
+from leadx.platform.logs import setup_logging
+from leadx.platform.redis.client import connect as connect_redis
+from leadx.platform.runtime import tune_garbage_collection
+from leadx.platform.telemetry import setup_tracing
 from services.intake.app import IntakeDeps, build_app
 from services.intake.guards import IdempotencyStore, RateLimiter
 from services.intake.settings import IntakeSettings

@@ -8,8 +8,8 @@ every route and method of the app is documented, and nothing documented is missi
 
 from __future__ import annotations
 
-from leadx.outcomes import MAX_NOTE_CHARS, OUTCOMES
-from leadx.verticals import load_verticals
+from leadx.leads.verticals import load_verticals
+from leadx.ledger.outcomes import MAX_NOTE_CHARS, OUTCOMES
 
 ERROR_CODES = [
     "FIELD_MISSING", "FIELD_INVALID", "ZIP_UNKNOWN", "ZIP_STATE_MISMATCH", "DUPLICATE", "AUTH_INVALID",

@@ -1,5 +1,5 @@
 """`POST /v1/leads/{lead_id}/outcome`: a buyer reports what became of a lead it bought
-(leadx.outcomes). Stored in SQL, then published as lead.outcome, like a return.
+(leadx.ledger.outcomes). Stored in SQL, then published as lead.outcome, like a return.
 
 The claim is the lead_outcomes row (one per lead, buyer and outcome). A repeated report answers
 as the first did, from the stored row, and publishes the same event again under the same event id:
@@ -19,13 +19,13 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.requests import Request
 
-from leadx import topics
-from leadx.db.models import Lead, LeadOutcome, Sale
-from leadx.events.v1 import events_pb2 as ev
-from leadx.ids import derived_event_id, is_lead_id
-from leadx.kafka import EventProducer
-from leadx.logs import log_event
-from leadx.outcomes import FieldProblem, Report, at_problem, read_report
+from leadx.contracts import topics
+from leadx.contracts.events.v1 import events_pb2 as ev
+from leadx.ledger.outcomes import FieldProblem, Report, at_problem, read_report
+from leadx.platform.db.models import Lead, LeadOutcome, Sale
+from leadx.platform.ids import derived_event_id, is_lead_id
+from leadx.platform.kafka.producer import EventProducer
+from leadx.platform.logs import log_event
 from services.intake.formats import Answer, parse_body, request_format
 from services.intake.requests import ApiError, read_body
 

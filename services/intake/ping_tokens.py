@@ -14,7 +14,7 @@ import hmac
 import json
 from dataclasses import dataclass
 
-from leadx import pii
+from leadx.leads import pii
 
 # The fields a PING may carry (the patent's minimal subset) and whose POST values must not differ.
 PING_FIELDS = ("zip", "gross_monthly_income", "ssn")

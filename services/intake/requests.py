@@ -8,8 +8,8 @@ from collections.abc import Callable
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.requests import ClientDisconnect, Request
 
-from leadx import accounts
-from leadx.api_keys import KeyCache, bearer_key
+from leadx.accounts import accounts
+from leadx.accounts.api_keys import KeyCache, bearer_key
 from services.intake.formats import Answer
 
 

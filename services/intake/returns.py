@@ -13,10 +13,10 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from leadx.db.models import Buyer, Lead, LeadReturn, Sale
-from leadx.events.v1 import events_pb2 as ev
-from leadx.ledger_reports import buyer_return_counts
-from leadx.returns import Refusal, ReturnPolicy
+from leadx.contracts.events.v1 import events_pb2 as ev
+from leadx.ledger.reports import buyer_return_counts
+from leadx.ledger.returns import Refusal, ReturnPolicy
+from leadx.platform.db.models import Buyer, Lead, LeadReturn, Sale
 
 NOT_FOUND = "LEAD_NOT_FOUND"
 

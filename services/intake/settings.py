@@ -2,9 +2,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from leadx.lead_rules import PACKAGED_RULES
-from leadx.config import CommonSettings, env_bool, env_float, env_int, env_str
-from leadx.dedup_store import DEFAULT_BUCKET_BITS
+from leadx.dedup.store import DEFAULT_BUCKET_BITS
+from leadx.leads.rules import PACKAGED_RULES
+from leadx.platform.config import CommonSettings, env_bool, env_float, env_int, env_str
 
 
 @dataclass(frozen=True)

@@ -14,9 +14,9 @@ from dataclasses import dataclass
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from leadx import topics
-from leadx.config import KafkaSettings
-from leadx.events.v1 import events_pb2 as ev
+from leadx.contracts import topics
+from leadx.contracts.events.v1 import events_pb2 as ev
+from leadx.platform.config import KafkaSettings
 
 log = logging.getLogger(__name__)
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from leadx.kafka import Envelope
+from leadx.platform.kafka.envelope import Envelope
 from services.ledger.recorder import Recorder
 
 log = logging.getLogger(__name__)

@@ -14,9 +14,9 @@ import grpc
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from leadx.dashboard.v1 import dashboard_pb2 as pb
-from leadx.dashboard.v1 import dashboard_pb2_grpc
-from leadx.db.models import Auction, Buyer, BuyerDuplicateDay, Lead, Sale, Seller
+from leadx.contracts.dashboard.v1 import dashboard_pb2 as pb
+from leadx.contracts.dashboard.v1 import dashboard_pb2_grpc
+from leadx.platform.db.models import Auction, Buyer, BuyerDuplicateDay, Lead, Sale, Seller
 from services.ledger import dashboard_queries as queries
 from services.ledger.dashboard_auth import Caller, DashboardAuth
 

@@ -10,8 +10,8 @@ from dataclasses import dataclass
 import grpc
 from sqlalchemy.orm import Session, sessionmaker
 
-from leadx import accounts
-from leadx.api_keys import KeyCache, bearer_key
+from leadx.accounts import accounts
+from leadx.accounts.api_keys import KeyCache, bearer_key
 
 ADMIN = "admin"
 

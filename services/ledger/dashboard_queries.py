@@ -11,10 +11,11 @@ from collections import defaultdict
 from sqlalchemy import BigInteger, String, and_, bindparam, case, func, literal, or_, select
 from sqlalchemy.orm import Session
 
-from leadx import billing, lead_status
-from leadx.dashboard.v1 import dashboard_pb2 as pb
-from leadx.utc_days import DAY_MS, utc_day
-from leadx.db.models import BuyerDuplicateDay, Lead, LedgerEntry, LedgerTransaction, MarketDay, Sale
+from leadx.contracts.dashboard.v1 import dashboard_pb2 as pb
+from leadx.leads import status as lead_status
+from leadx.ledger import billing
+from leadx.platform.db.models import BuyerDuplicateDay, Lead, LedgerEntry, LedgerTransaction, MarketDay, Sale
+from leadx.platform.utc_days import DAY_MS, utc_day
 
 WINDOW_DAYS = {"day": 1, "week": 7, "month": 30, "year": 365}
 WINDOWS = {"day": pb.WINDOW_DAY, "week": pb.WINDOW_WEEK, "month": pb.WINDOW_MONTH, "year": pb.WINDOW_YEAR}

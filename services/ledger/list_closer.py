@@ -22,20 +22,20 @@ from collections.abc import Callable
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from leadx import topics
-from leadx.accounts import seller_fee_overrides
-from leadx.billing import seller_fee
-from leadx.buyer_directory import load_market
-from leadx.db.models import ListAuction, ListAward, ListMember, Prospect
-from leadx.dedup_scopes import DedupPolicy
-from leadx.dedup_store import DedupStore
-from leadx.events.v1 import events_pb2 as ev
-from leadx.ids import derived_event_id
-from leadx.kafka import EventProducer
+from leadx.accounts.accounts import seller_fee_overrides
+from leadx.accounts.directory import load_market
+from leadx.contracts import topics
+from leadx.contracts.events.v1 import events_pb2 as ev
+from leadx.dedup.scopes import DedupPolicy
+from leadx.dedup.store import DedupStore
+from leadx.ledger.billing import seller_fee
 from leadx.lists import store
 from leadx.lists.award import award
 from leadx.lists.building import Customer
-from leadx.logs import log_event
+from leadx.platform.db.models import ListAuction, ListAward, ListMember, Prospect
+from leadx.platform.ids import derived_event_id
+from leadx.platform.kafka.producer import EventProducer
+from leadx.platform.logs import log_event
 
 log = logging.getLogger("leadx.ledger.lists")
 IDENTITY_COLUMNS = {"ssn": "ssn_key", "email": "email_key", "home_phone": "home_phone_key"}

@@ -8,22 +8,20 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from leadx import service
-from leadx.config import env_float, env_int, env_str
-from leadx.dashboard.v1 import dashboard_pb2, dashboard_pb2_grpc
-from leadx.config import CommonSettings
-from leadx.db.engine import create_schema, make_engine, session_factory
-from leadx.dedup_scopes import DedupPolicy
-from leadx.dedup_store import DEFAULT_BUCKET_BITS, DedupStore
-from leadx.redis_client import connect as connect_redis
-from leadx.kafka import Envelope
-from leadx.runtime import ServiceRuntime
-from leadx.verticals import zip_counties
+from leadx.contracts.dashboard.v1 import dashboard_pb2, dashboard_pb2_grpc
+from leadx.dedup.scopes import DedupPolicy
+from leadx.dedup.store import DEFAULT_BUCKET_BITS, DedupStore
+from leadx.leads.verticals import zip_counties
+from leadx.platform.config import CommonSettings, env_float, env_int, env_str
+from leadx.platform.db.engine import create_schema, make_engine, session_factory
+from leadx.platform.kafka.envelope import Envelope
+from leadx.platform.redis.client import connect as connect_redis
+from leadx.platform.runtime import ServiceRuntime, run
+from services.ledger.batching import BatchWriter
 from services.ledger.dashboard import DashboardService
 from services.ledger.dashboard_auth import DashboardAuth
-from services.ledger.batching import BatchWriter
-from services.ledger.recorder import MESSAGE_TYPES, Recorder
 from services.ledger.list_closer import ListCloser
+from services.ledger.recorder import MESSAGE_TYPES, Recorder
 from services.ledger.redrive import RedrivePolicy, StallRedriver
 
 SERVICE_NAME = dashboard_pb2.DESCRIPTOR.services_by_name["DashboardService"].full_name
@@ -91,4 +89,4 @@ async def main(stop: asyncio.Event) -> None:
 
 
 if __name__ == "__main__":
-    service.run(main)
+    run(main)

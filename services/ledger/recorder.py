@@ -1,7 +1,7 @@
 """Records the lead life cycle and the sales in SQL.
 
 Each event is applied in one transaction together with its event id in processed_events, so a
-redelivered event changes nothing. Statuses only move forward (see leadx.lead_status), so events
+redelivered event changes nothing. Statuses only move forward (see leadx.leads.status), so events
 of one lead arriving out of order still leave the right final status.
 """
 
@@ -12,15 +12,27 @@ import time
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
-from leadx import billing, lead_status, topics
-from leadx.db.models import (
-    AccountBalance, Auction, BuyerDuplicateDay, BuyerPosting, Lead, LeadReturn, LedgerEntry, LedgerTransaction,
-    MarketDay, ProcessedEvent, Prospect, Sale,
+from leadx.contracts import topics
+from leadx.contracts.events.v1 import events_pb2 as ev
+from leadx.leads import status as lead_status
+from leadx.leads.verticals import zip_counties
+from leadx.ledger import billing
+from leadx.platform.db.models import (
+    AccountBalance,
+    Auction,
+    BuyerDuplicateDay,
+    BuyerPosting,
+    Lead,
+    LeadReturn,
+    LedgerEntry,
+    LedgerTransaction,
+    MarketDay,
+    ProcessedEvent,
+    Prospect,
+    Sale,
 )
-from leadx.events.v1 import events_pb2 as ev
-from leadx.kafka import Envelope
-from leadx.utc_days import period_start, utc_day
-from leadx.verticals import zip_counties
+from leadx.platform.kafka.envelope import Envelope
+from leadx.platform.utc_days import period_start, utc_day
 
 CONSUMER = "ledger"
 _COUNTERS = "leadx.counters"  # session.info key of the counter additions awaiting _write_counters

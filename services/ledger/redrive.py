@@ -9,7 +9,7 @@ Why it is needed: a consumer that loses an event, rather than failing on it, lea
 at-least-once delivery to repeat. faust-streaming has had such bugs around rebalances (issues
 #216 and #221 upstream), and we saw a restarted auction worker that seemed never to hand three
 lead.scored events to its agent. That one may have been the local broker instead: tansu reports a
-partition's end short (leadx/kafka_offsets.py), and faust's table recovery, stopping there, could
+partition's end short (leadx/platform/kafka/offsets.py), and faust's table recovery, stopping there, could
 lose the last auctions opened before a crash, since fixed. The ledger sees every lead's status, so
 it is where any such stall shows.
 
@@ -28,12 +28,13 @@ from dataclasses import dataclass
 from sqlalchemy import and_, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from leadx import lead_status, topics
-from leadx.db.models import Auction, Lead
-from leadx.events.v1 import events_pb2 as ev
-from leadx.ids import derived_event_id
-from leadx.kafka import EventProducer
-from leadx.logs import log_event
+from leadx.contracts import topics
+from leadx.contracts.events.v1 import events_pb2 as ev
+from leadx.leads import status as lead_status
+from leadx.platform.db.models import Auction, Lead
+from leadx.platform.ids import derived_event_id
+from leadx.platform.kafka.producer import EventProducer
+from leadx.platform.logs import log_event
 from services.ledger.recorder import lead_message
 
 log = logging.getLogger(__name__)

@@ -13,12 +13,12 @@ from pathlib import Path
 
 from threadpoolctl import threadpool_limits
 
-from leadx import service, topics
-from leadx.config import CommonSettings, env_float, env_str
-from leadx.events.v1 import events_pb2 as ev
-from leadx.ids import derived_event_id
-from leadx.kafka import Envelope
-from leadx.runtime import ServiceRuntime
+from leadx.contracts import topics
+from leadx.contracts.events.v1 import events_pb2 as ev
+from leadx.platform.config import CommonSettings, env_float, env_str
+from leadx.platform.ids import derived_event_id
+from leadx.platform.kafka.envelope import Envelope
+from leadx.platform.runtime import ServiceRuntime, run
 from leadx.scoring.registry import current
 from services.scoring.scorer import BatchScorer
 
@@ -72,4 +72,4 @@ async def main(stop: asyncio.Event) -> None:
 
 
 if __name__ == "__main__":
-    service.run(main)
+    run(main)

@@ -11,14 +11,15 @@ from pathlib import Path
 import httpx
 from sqlalchemy import select
 
-from leadx import accounts, partnerships, topics
-from leadx.db.engine import create_schema, make_engine, session_factory
-from leadx.db.models import Sale
-from leadx.demo.buyers import BuyerBehaviour, BuyerServer
-from leadx.demo.consumers import make_consumer
-from leadx.devstack import LocalStack
-from leadx.events.v1 import events_pb2 as ev
-from leadx.kafka_offsets import read_to_end
+from leadx.accounts import accounts, partnerships
+from leadx.contracts import topics
+from leadx.contracts.events.v1 import events_pb2 as ev
+from leadx.dev.demo.buyers import BuyerBehaviour, BuyerServer
+from leadx.dev.demo.consumers import make_consumer
+from leadx.dev.stack import LocalStack
+from leadx.platform.db.engine import create_schema, make_engine, session_factory
+from leadx.platform.db.models import Sale
+from leadx.platform.kafka.offsets import read_to_end
 
 
 @dataclass

@@ -12,8 +12,8 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
-from leadx.accounts import hash_api_key
-from leadx.db.models import Buyer, BuyerProfile, Partnership, Seller, SellerBuyerChoice
+from leadx.accounts.accounts import hash_api_key
+from leadx.platform.db.models import Buyer, BuyerProfile, Partnership, Seller, SellerBuyerChoice
 from tests.integration.conftest import ADMIN_KEY
 from tests.integration.harness import Exchange
 

@@ -15,10 +15,10 @@ import time
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from leadx import topics
-from leadx.config import KafkaSettings
-from leadx.events.v1 import events_pb2 as ev
-from leadx.kafka import ensure_topics
+from leadx.contracts import topics
+from leadx.contracts.events.v1 import events_pb2 as ev
+from leadx.platform.config import KafkaSettings
+from leadx.platform.kafka.admin import ensure_topics
 from services.auction import rules
 from services.auction.bid_feed import BidFeed
 

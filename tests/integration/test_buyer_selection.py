@@ -15,11 +15,13 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import pytest
 
-from leadx import accounts, buyer_profiles, partnerships, topics
-from leadx.demo.buyers import BuyerBehaviour
-from leadx.demo.consumers import make_consumer
-from leadx.events.v1 import events_pb2 as ev
-from leadx.selection.windows import DAYS
+from leadx.accounts import accounts, partnerships
+from leadx.accounts import buyer_settings as buyer_profiles
+from leadx.auction.selection.windows import DAYS
+from leadx.contracts import topics
+from leadx.contracts.events.v1 import events_pb2 as ev
+from leadx.dev.demo.buyers import BuyerBehaviour
+from leadx.dev.demo.consumers import make_consumer
 from tests.conftest import poll_until
 from tests.integration.harness import Exchange, read_topic, start_exchange
 

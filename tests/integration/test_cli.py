@@ -11,15 +11,15 @@ import time
 import pytest
 from sqlalchemy import select
 
-from leadx.accounts import hash_api_key, seller_for_key
-from leadx.db.engine import make_engine, session_factory
-from leadx.db.models import Buyer, BuyerProfile, Partnership, Seller, SellerBuyerChoice
+from leadx.accounts.accounts import hash_api_key, seller_for_key
+from leadx.platform.db.engine import make_engine, session_factory
+from leadx.platform.db.models import Buyer, BuyerProfile, Partnership, Seller, SellerBuyerChoice
 
 pytestmark = pytest.mark.integration
 
 
 def leadx(*args: str, env: dict[str, str] | None = None, timeout: float = 60) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "leadx.cli", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "leadx.cli.main", *args], capture_output=True, text=True,
                           env={**os.environ, **(env or {})}, timeout=timeout)
 
 
@@ -68,7 +68,7 @@ def test_seller_keys_rotate_and_revoke(database_url):
 
 
 def test_direct_sale_contracts_are_added_and_ended(database_url):
-    from leadx.accounts import contract_price
+    from leadx.accounts.accounts import contract_price
 
     env = {"DATABASE_URL": database_url}
     seller = json.loads(leadx("seller", "create", "Direct Leads", "--json", env=env).stdout)["id"]
@@ -97,7 +97,7 @@ def test_missing_configuration_fails_fast_with_its_name():
 def test_leadx_run_shows_the_exchange_working(tmp_path):
     """`make run`'s command: infrastructure, services, demo seller and buyers, and a clean stop."""
     env = {k: v for k, v in os.environ.items() if k not in {"KAFKA_BOOTSTRAP_SERVERS", "REDIS_URL", "DATABASE_URL"}}
-    result = subprocess.run([sys.executable, "-m", "leadx.cli", "run", "--leads", "6", "--rate", "5",
+    result = subprocess.run([sys.executable, "-m", "leadx.cli.main", "run", "--leads", "6", "--rate", "5",
                              "--window", "1", "--seed", "3", "--run-dir", str(tmp_path)],
                             capture_output=True, text=True, env=env, timeout=240)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
@@ -113,9 +113,9 @@ def test_leadx_run_shows_the_exchange_working(tmp_path):
 
 
 def test_seller_fee_override_and_the_books_from_the_command_line(database_url):
-    from leadx import topics
-    from leadx.events.v1 import events_pb2 as ev
-    from leadx.kafka import Envelope
+    from leadx.contracts import topics
+    from leadx.contracts.events.v1 import events_pb2 as ev
+    from leadx.platform.kafka.envelope import Envelope
     from services.ledger.recorder import Recorder
 
     env = {"DATABASE_URL": database_url}

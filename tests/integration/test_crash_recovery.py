@@ -8,9 +8,9 @@ from collections import defaultdict
 
 import pytest
 
-from leadx.events.v1 import events_pb2 as ev
+from leadx.contracts import topics
+from leadx.contracts.events.v1 import events_pb2 as ev
 from tests.conftest import poll_until
-from leadx import topics
 from tests.integration.harness import read_topic, start_exchange
 
 pytestmark = pytest.mark.integration

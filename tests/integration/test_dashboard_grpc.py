@@ -8,8 +8,8 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
-from leadx.dashboard.v1 import dashboard_pb2 as pb
-from leadx.dashboard.v1 import dashboard_pb2_grpc
+from leadx.contracts.dashboard.v1 import dashboard_pb2 as pb
+from leadx.contracts.dashboard.v1 import dashboard_pb2_grpc
 from tests.conftest import poll_until
 from tests.integration.conftest import ADMIN_KEY
 from tests.integration.harness import Exchange

@@ -20,7 +20,7 @@ import httpx
 import pytest
 import redis
 
-from leadx.demo.consumers import make_consumer, ping_subset
+from leadx.dev.demo.consumers import make_consumer, ping_subset
 from tests.conftest import poll_until
 from tests.integration.harness import Exchange, start_exchange
 
@@ -130,7 +130,7 @@ def test_after_losing_redis_a_rebuild_still_catches_duplicates(race: Exchange):
     assert ping(race, consumer).json()["status"] == "accepted"  # a PING only asks: it records nothing
 
     env = race.stack.base_env()
-    result = subprocess.run([sys.executable, "-m", "leadx.cli", "dedup", "rebuild"], env=env,
+    result = subprocess.run([sys.executable, "-m", "leadx.cli.main", "dedup", "rebuild"], env=env,
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert re.search(r"dedup rebuilt: [1-9]\d* platform records, [1-9]\d* buyer records", result.stdout)

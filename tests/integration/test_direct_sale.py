@@ -7,9 +7,10 @@ from collections import Counter
 
 import pytest
 
-from leadx import accounts, topics
-from leadx.db.engine import make_engine, session_factory
-from leadx.events.v1 import events_pb2 as ev
+from leadx.accounts import accounts
+from leadx.contracts import topics
+from leadx.contracts.events.v1 import events_pb2 as ev
+from leadx.platform.db.engine import make_engine, session_factory
 from tests.conftest import poll_until
 from tests.integration.harness import Exchange, read_topic
 

@@ -14,12 +14,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from leadx import accounts, topics
-from leadx.db.engine import make_engine, session_factory
-from leadx.demo.consumers import ping_subset
-from leadx.demo.exchange import encode
+from leadx.accounts import accounts
+from leadx.contracts import topics
+from leadx.contracts.events.v1 import events_pb2 as ev
+from leadx.dev.demo.consumers import ping_subset
+from leadx.dev.demo.exchange import encode
+from leadx.platform.db.engine import make_engine, session_factory
 from tests.conftest import poll_until
-from leadx.events.v1 import events_pb2 as ev
 from tests.integration.harness import Exchange, read_topic, start_exchange
 
 pytestmark = pytest.mark.integration

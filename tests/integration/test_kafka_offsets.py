@@ -1,4 +1,4 @@
-"""leadx.kafka_offsets against the real broker: a partition's end is the offset after its last
+"""leadx.platform.kafka.offsets against the real broker: a partition's end is the offset after its last
 record, also when the last record batch holds several records (our local broker then reports the
 batch's base offset plus one, and faust's table recovery stopped short of the last records)."""
 
@@ -9,10 +9,10 @@ import asyncio
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from leadx import topics
-from leadx.config import KafkaSettings
-from leadx.kafka import ensure_topics
-from leadx.kafka_offsets import end_offsets, read_to_end
+from leadx.contracts import topics
+from leadx.platform.config import KafkaSettings
+from leadx.platform.kafka.admin import ensure_topics
+from leadx.platform.kafka.offsets import end_offsets, read_to_end
 
 pytestmark = pytest.mark.integration
 

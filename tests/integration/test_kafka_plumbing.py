@@ -7,10 +7,13 @@ import asyncio
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from leadx import topics
-from leadx.config import KafkaSettings
-from leadx.events.v1 import events_pb2 as ev
-from leadx.kafka import Envelope, EventConsumer, EventProducer, ensure_topics
+from leadx.contracts import topics
+from leadx.contracts.events.v1 import events_pb2 as ev
+from leadx.platform.config import KafkaSettings
+from leadx.platform.kafka.admin import ensure_topics
+from leadx.platform.kafka.consumer import EventConsumer
+from leadx.platform.kafka.envelope import Envelope
+from leadx.platform.kafka.producer import EventProducer
 
 pytestmark = pytest.mark.integration
 

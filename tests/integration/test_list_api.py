@@ -13,16 +13,18 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from leadx import billing, pii, topics
-from leadx.cli import main
-from leadx.db.models import ListAuction, ListAward, Prospect, Sale
-from leadx.events.v1 import events_pb2 as ev
-from leadx.ids import derived_event_id
+from leadx.cli.main import main
+from leadx.contracts import topics
+from leadx.contracts.events.v1 import events_pb2 as ev
+from leadx.dev.simulation.market import simulate
+from leadx.leads import pii
+from leadx.ledger import billing
 from leadx.lists import store
 from leadx.lists.award import award
 from leadx.lists.building import Band
+from leadx.platform.db.models import ListAuction, ListAward, Prospect, Sale
+from leadx.platform.ids import derived_event_id
 from leadx.scoring.registry import load_prior
-from leadx.simulation.market import simulate
 from tests.conftest import poll_until
 from tests.integration.harness import Exchange, read_topic, start_exchange
 

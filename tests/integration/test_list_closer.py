@@ -12,18 +12,21 @@ import pytest
 from aiokafka import AIOKafkaConsumer
 from sqlalchemy import select
 
-from leadx import accounts, partnerships, pii, topics
-from leadx.config import KafkaSettings
-from leadx.db.models import ListAward, Prospect, Sale
-from leadx.dedup_scopes import DedupPolicy
-from leadx.dedup_store import DedupStore
-from leadx.events.v1 import events_pb2 as ev
-from leadx.kafka import EventProducer, ensure_topics
+from leadx.accounts import accounts, partnerships
+from leadx.auction.selection.market import BLOCK
+from leadx.contracts import topics
+from leadx.contracts.events.v1 import events_pb2 as ev
+from leadx.dedup.scopes import DedupPolicy
+from leadx.dedup.store import DedupStore
+from leadx.dev.simulation.market import simulate
+from leadx.leads import pii
 from leadx.lists import store
-from leadx.redis_client import connect
+from leadx.platform.config import KafkaSettings
+from leadx.platform.db.models import ListAward, Prospect, Sale
+from leadx.platform.kafka.admin import ensure_topics
+from leadx.platform.kafka.producer import EventProducer
+from leadx.platform.redis.client import connect
 from leadx.scoring.registry import load_prior
-from leadx.selection.market import BLOCK
-from leadx.simulation.market import simulate
 from services.ledger.list_closer import ListCloser
 
 pytestmark = pytest.mark.integration

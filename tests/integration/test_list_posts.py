@@ -10,15 +10,15 @@ import json
 import pytest
 from sqlalchemy import select
 
-from leadx import accounts
-from leadx.buyer_directory import BuyerDirectory
-from leadx.db.models import PostAttempt
-from leadx.devstack import free_port
-from leadx.events.v1 import events_pb2 as ev
-from leadx.kafka import Envelope
-from leadx.post_adaptation import known_fields
-from leadx.post_adaptation.syntax import parse_rules
-from leadx.redis_client import connect
+from leadx.accounts import accounts
+from leadx.accounts.directory import BuyerDirectory
+from leadx.contracts.events.v1 import events_pb2 as ev
+from leadx.delivery.post_adaptation import known_fields
+from leadx.delivery.post_adaptation.syntax import parse_rules
+from leadx.dev.stack import free_port
+from leadx.platform.db.models import PostAttempt
+from leadx.platform.kafka.envelope import Envelope
+from leadx.platform.redis.client import connect
 from services.delivery.attempts import AttemptLog
 from services.delivery.buyer_http import BuyerClient
 from services.delivery.list_posts import ListPoster

@@ -8,11 +8,11 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
-from leadx import topics
-from leadx.db.models import LeadOutcome, LeadReturn, Sale
-from leadx.events.v1 import events_pb2 as ev
-from leadx.ids import derived_event_id
-from leadx.outcomes import FUTURE_SLACK_MS, iso, training_rows
+from leadx.contracts import topics
+from leadx.contracts.events.v1 import events_pb2 as ev
+from leadx.ledger.outcomes import FUTURE_SLACK_MS, iso, training_rows
+from leadx.platform.db.models import LeadOutcome, LeadReturn, Sale
+from leadx.platform.ids import derived_event_id
 from tests.conftest import poll_until
 from tests.integration.harness import Exchange, read_topic
 

@@ -8,8 +8,8 @@ import signal
 import httpx
 import pytest
 
-from leadx import topics
-from leadx.events.v1 import events_pb2 as ev
+from leadx.contracts import topics
+from leadx.contracts.events.v1 import events_pb2 as ev
 from tests.conftest import poll_until
 from tests.integration.harness import read_topic, start_exchange
 

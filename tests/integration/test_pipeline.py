@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from leadx.events.v1 import events_pb2 as ev
+from leadx.contracts.events.v1 import events_pb2 as ev
 from tests.conftest import poll_until
 from tests.integration.harness import Exchange
 

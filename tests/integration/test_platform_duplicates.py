@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
-from leadx.db.engine import make_engine, session_factory
-from leadx.db.models import Lead
+from leadx.platform.db.engine import make_engine, session_factory
+from leadx.platform.db.models import Lead
 from tests.conftest import poll_until
 from tests.integration.harness import start_exchange
 

@@ -14,14 +14,14 @@ from urllib.parse import parse_qsl
 import pytest
 from sqlalchemy import select
 
-from leadx.db.engine import make_engine, session_factory
-from leadx import pii
-from leadx.db.models import Buyer, PostAttempt
-from leadx.dedup_store import DedupStore
-from leadx.utc_days import DAY_MS
-from leadx.devstack import free_port
-from leadx.redis_client import connect
-from leadx.events.v1 import events_pb2 as ev
+from leadx.contracts.events.v1 import events_pb2 as ev
+from leadx.dedup.store import DedupStore
+from leadx.dev.stack import free_port
+from leadx.leads import pii
+from leadx.platform.db.engine import make_engine, session_factory
+from leadx.platform.db.models import Buyer, PostAttempt
+from leadx.platform.redis.client import connect
+from leadx.platform.utc_days import DAY_MS
 from tests.conftest import poll_until
 from tests.integration.harness import Exchange, start_exchange
 
@@ -150,7 +150,7 @@ def test_preview_prints_what_would_be_sent(adapted: Exchange, tmp_path):
     sample.write_text(json.dumps(lead))
 
     def preview(buyer: str):
-        return subprocess.run([sys.executable, "-m", "leadx.cli", "delivery", "preview", "--buyer", buyer,
+        return subprocess.run([sys.executable, "-m", "leadx.cli.main", "delivery", "preview", "--buyer", buyer,
                                "--lead", str(sample), "--rules", str(adapted.rules_dir), "--price", "1999"],
                               capture_output=True, text=True, timeout=60)
 

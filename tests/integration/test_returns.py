@@ -16,10 +16,11 @@ import httpx
 import pytest
 from sqlalchemy import select, update
 
-from leadx import accounts, topics
-from leadx.db.models import LedgerEntry, LedgerTransaction, Sale
-from leadx.events.v1 import events_pb2 as ev
-from leadx.utc_days import DAY_MS
+from leadx.accounts import accounts
+from leadx.contracts import topics
+from leadx.contracts.events.v1 import events_pb2 as ev
+from leadx.platform.db.models import LedgerEntry, LedgerTransaction, Sale
+from leadx.platform.utc_days import DAY_MS
 from tests.conftest import poll_until
 from tests.integration.harness import Exchange, read_topic
 
@@ -191,7 +192,7 @@ def test_analysts_decode_sales_and_returns_with_the_documented_consumer_and_lead
     assert not any(str(consumer[name]) in ran.stdout for name in PII_VALUES_OF)
 
     # `leadx tail`, live from the beginning: JSON lines of decoded events.
-    tail = subprocess.Popen([sys.executable, "-m", "leadx.cli", "tail", "lead.returned", "--from-beginning"],
+    tail = subprocess.Popen([sys.executable, "-m", "leadx.cli.main", "tail", "lead.returned", "--from-beginning"],
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         line = json.loads(tail.stdout.readline())

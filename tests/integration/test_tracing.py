@@ -8,7 +8,7 @@ import asyncio
 import pytest
 from aiokafka import AIOKafkaConsumer
 
-from leadx import topics
+from leadx.contracts import topics
 from tests.conftest import poll_until
 from tests.integration.harness import Exchange
 

@@ -6,7 +6,7 @@ import asyncio
 import faust.streams as faust_streams
 import pytest
 
-from leadx.config import ConfigError
+from leadx.platform.config import ConfigError
 from services.auction.settings import AuctionSettings
 from services.auction.worker import by_auction
 

@@ -1,4 +1,4 @@
-"""The offer record the auction worker writes and the bid API reads (leadx.auction_offers), against
+"""The offer record the auction worker writes and the bid API reads (leadx.auction.offers), against
 a real Redis."""
 
 from __future__ import annotations
@@ -6,8 +6,8 @@ from __future__ import annotations
 import asyncio
 import uuid
 
-from leadx.auction_offers import OfferWriter, offer_key
-from leadx.redis_client import connect
+from leadx.auction.offers import OfferWriter, offer_key
+from leadx.platform.redis.client import connect
 
 
 def test_the_offer_record_holds_the_close_reserve_and_buyers_and_expires(redis_url):

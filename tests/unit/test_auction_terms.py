@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from leadx.auction_terms import AuctionTerms
-from leadx.verticals import load_verticals
+from leadx.auction.terms import AuctionTerms
+from leadx.leads.verticals import load_verticals
 
 
 def test_the_shipped_verticals_terms():

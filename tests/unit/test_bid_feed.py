@@ -30,7 +30,7 @@ def test_the_feed_reads_the_bid_partitions_of_the_workers_own_lead_partitions():
 def test_an_auctions_partition_is_the_one_the_producers_default_partitioner_gives_its_id():
     from aiokafka.partitioner import DefaultPartitioner
 
-    from leadx.kafka import partition_for
+    from leadx.platform.kafka.envelope import partition_for
 
     for n in (1, 6, 12):
         for key in ("A1b2C3d4E5", "lead-0", "Z" * 26, "é-ünïcode"):

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from leadx import billing
-from leadx.returns import ReturnPolicy, reason_problem
-from leadx.utc_days import DAY_MS
+from leadx.ledger import billing
+from leadx.ledger.returns import ReturnPolicy, reason_problem
+from leadx.platform.utc_days import DAY_MS
 
 
 def test_a_sale_charges_the_buyer_pays_the_seller_less_the_fee_and_books_the_fee():

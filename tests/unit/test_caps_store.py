@@ -1,4 +1,4 @@
-"""Caps in Redis (leadx.caps_store), against a real Redis: usage read in the buyer's periods, the
+"""Caps in Redis (leadx.auction.caps.counters), against a real Redis: usage read in the buyer's periods, the
 atomic check-and-count under many simultaneous sales, and the release of a sale not taken."""
 
 from __future__ import annotations
@@ -7,9 +7,9 @@ import asyncio
 import uuid
 from zoneinfo import ZoneInfo
 
-from leadx.caps_store import CapOwner, CapsStore, Reservation
-from leadx.redis_client import connect
-from leadx.selection.caps import Caps, Usage
+from leadx.auction.caps.counters import CapOwner, CapsStore, Reservation
+from leadx.auction.caps.limits import Caps, Usage
+from leadx.platform.redis.client import connect
 
 UTC, CHICAGO = ZoneInfo("UTC"), ZoneInfo("America/Chicago")
 NOW = 1_795_000_000_000  # 2026-11-18 around 11:06 UTC

@@ -9,8 +9,8 @@ import time
 import grpc
 import pytest
 
-from leadx.dashboard.v1 import dashboard_pb2 as pb
-from leadx.dashboard.v1 import dashboard_pb2_grpc
+from leadx.contracts.dashboard.v1 import dashboard_pb2 as pb
+from leadx.contracts.dashboard.v1 import dashboard_pb2_grpc
 from services.ledger import dashboard_queries
 from services.ledger.dashboard import DashboardService
 from services.ledger.dashboard_auth import DashboardAuth

@@ -10,11 +10,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import delete, select
 
-from leadx import topics
-from leadx.db.models import Lead, LeadReturn, LedgerEntry, LedgerTransaction, MarketDay, ProcessedEvent, Sale
-from leadx.events.v1 import events_pb2 as ev
-from leadx.kafka import Envelope
-from leadx.utc_days import DAY_MS, period_start, utc_day
+from leadx.contracts import topics
+from leadx.contracts.events.v1 import events_pb2 as ev
+from leadx.platform.db.models import Lead, LeadReturn, LedgerEntry, LedgerTransaction, MarketDay, ProcessedEvent, Sale
+from leadx.platform.kafka.envelope import Envelope
+from leadx.platform.utc_days import DAY_MS, period_start, utc_day
 from services.ledger import dashboard_queries as q
 from services.ledger.recorder import Recorder
 

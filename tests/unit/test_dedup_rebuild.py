@@ -6,13 +6,13 @@ from __future__ import annotations
 import asyncio
 import uuid
 
-from leadx import pii
-from leadx.db.models import BuyerPosting, Lead
-from leadx.dedup_rebuild import flush, rebuild
-from leadx.dedup_scopes import DedupPolicy, DedupScopes
-from leadx.dedup_store import DedupStore
-from leadx.utc_days import DAY_MS
-from leadx.redis_client import connect
+from leadx.dedup.rebuild import flush, rebuild
+from leadx.dedup.scopes import DedupPolicy, DedupScopes
+from leadx.dedup.store import DedupStore
+from leadx.leads import pii
+from leadx.platform.db.models import BuyerPosting, Lead
+from leadx.platform.redis.client import connect
+from leadx.platform.utc_days import DAY_MS
 
 SECRET = b"rebuild-test-secret-0123"
 NOW = 1_800_000_000_000

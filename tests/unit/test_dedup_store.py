@@ -7,10 +7,10 @@ import uuid
 
 import pytest
 
-from leadx import pii
-from leadx.dedup_store import DedupStore, lead_fingerprint
-from leadx.utc_days import DAY_MS
-from leadx.redis_client import connect
+from leadx.dedup.store import DedupStore, lead_fingerprint
+from leadx.leads import pii
+from leadx.platform.redis.client import connect
+from leadx.platform.utc_days import DAY_MS
 
 SECRET = b"unit-test-secret-0123456789"
 NOW = 1_800_000_000_000

@@ -8,12 +8,12 @@ import base64
 
 import pytest
 
-from leadx.selection.market import BuyerAccount
-from leadx.buyer_auth import auth_headers, sign, verify
-from leadx.devstack import free_port
-from leadx.events.v1 import events_pb2 as ev
-from leadx.post_adaptation import prepare_post
-from leadx.post_adaptation.syntax import Auth, parse_rules
+from leadx.auction.selection.market import BuyerAccount
+from leadx.contracts.events.v1 import events_pb2 as ev
+from leadx.delivery.buyer_auth import auth_headers, sign, verify
+from leadx.delivery.post_adaptation import prepare_post
+from leadx.delivery.post_adaptation.syntax import Auth, parse_rules
+from leadx.dev.stack import free_port
 from services.delivery.breaker import CircuitBreaker
 from services.delivery.buyer_http import BuyerClient
 from tests.buyer_server import BuyerServer

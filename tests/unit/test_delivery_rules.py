@@ -1,8 +1,8 @@
 import json
 
-from leadx.events.v1 import events_pb2 as ev
+from leadx.contracts.events.v1 import events_pb2 as ev
+from leadx.ledger.billing import seller_fee
 from services.delivery.buyer_http import parse_bid, parse_post_reply, ping_body
-from leadx.billing import seller_fee
 from services.delivery.sale import sale_event
 
 

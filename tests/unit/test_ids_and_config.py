@@ -2,9 +2,9 @@ import gc
 
 import pytest
 
-from leadx import ids
-from leadx.config import CommonSettings, ConfigError, KafkaSettings
-from leadx.service import GC_THRESHOLDS, tune_garbage_collection
+from leadx.platform import ids
+from leadx.platform.config import CommonSettings, ConfigError, KafkaSettings
+from leadx.platform.runtime import GC_THRESHOLDS, tune_garbage_collection
 
 
 def test_lead_ids_are_ten_random_letters_and_digits():

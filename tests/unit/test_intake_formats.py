@@ -10,7 +10,15 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from services.intake.formats import (
-    FORM, JSON, XML, Answer, PayloadError, answer_format, parse_body, render, request_format,
+    FORM,
+    JSON,
+    XML,
+    Answer,
+    PayloadError,
+    answer_format,
+    parse_body,
+    render,
+    request_format,
 )
 
 

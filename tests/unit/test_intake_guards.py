@@ -7,7 +7,7 @@ import uuid
 
 import pytest
 
-from leadx.redis_client import connect
+from leadx.platform.redis.client import connect
 from services.intake.formats import Answer
 from services.intake.guards import IdempotencyStore, RateLimiter
 

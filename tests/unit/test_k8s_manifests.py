@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from leadx.tools import check_k8s
+from leadx.dev.tools import check_k8s
 
 
 @pytest.fixture

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from leadx.demo.consumers import make_consumer
-from leadx.lead_rules import PACKAGED_RULES, RulesError, load_rulebook
-from leadx.verticals import load_verticals, verify
+from leadx.dev.demo.consumers import make_consumer
+from leadx.leads.rules import PACKAGED_RULES, RulesError, load_rulebook
+from leadx.leads.verticals import load_verticals, verify
 
 VERTICALS = load_verticals()
 AUTO_LOAN = VERTICALS["auto_loan"]

@@ -1,4 +1,4 @@
-from leadx import lead_status as s
+from leadx.leads import status as s
 
 
 def test_status_only_moves_forward():

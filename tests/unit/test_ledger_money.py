@@ -4,19 +4,20 @@ entries, and each account holds exactly what its unreturned sales say it should.
 
 from __future__ import annotations
 
-from collections import Counter
 import threading
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import delete, func, select
 
-from leadx import billing, topics
-from leadx.db.models import AccountBalance, LedgerEntry, LedgerTransaction
-from leadx.events.v1 import events_pb2 as ev
-from leadx.kafka import Envelope
-from leadx.ledger_reports import balances
+from leadx.contracts import topics
+from leadx.contracts.events.v1 import events_pb2 as ev
+from leadx.ledger import billing
+from leadx.ledger.reports import balances
+from leadx.platform.db.models import AccountBalance, LedgerEntry, LedgerTransaction
+from leadx.platform.kafka.envelope import Envelope
 from services.ledger import recorder as recorder_module
 from services.ledger.recorder import Recorder
 

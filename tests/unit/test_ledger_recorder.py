@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from sqlalchemy import func, select
 
-from leadx import topics
-from leadx.db.models import Auction, BuyerDuplicateDay, BuyerPosting, Lead, Sale
-from leadx.events.v1 import events_pb2 as ev
-from leadx.kafka import Envelope
+from leadx.contracts import topics
+from leadx.contracts.events.v1 import events_pb2 as ev
+from leadx.platform.db.models import Auction, BuyerDuplicateDay, BuyerPosting, Lead, Sale
+from leadx.platform.kafka.envelope import Envelope
 from services.ledger.recorder import Recorder, utc_day
 
 LEAD = ev.Lead(lead_id="LEAD000001", seller_id="s_1", vertical="auto_loan", min_price_cents=500,
@@ -168,7 +168,7 @@ def test_a_rejected_lead_keeps_its_internal_reason_seller_and_time(sessions):
 
 
 def test_a_list_sale_of_an_imported_customer_records_it_like_a_lead_from_the_prospect(sessions):
-    from leadx.db.models import Prospect
+    from leadx.platform.db.models import Prospect
 
     with sessions.begin() as session:
         session.add(Prospect(id="PROSPECT01", vertical="auto_loan", seller_id="s_1", source="import",

@@ -17,18 +17,18 @@ from types import SimpleNamespace
 
 import httpx
 import pytest
-
-from leadx import accounts, pii
-from leadx.cli import main
 from sqlalchemy import select
 
-from leadx.db.models import ListAuction, ListAward, ListBid, Prospect
+from leadx.accounts import accounts
+from leadx.cli.main import main
+from leadx.dev.simulation.market import simulate
+from leadx.leads import pii
 from leadx.lists import store, views
 from leadx.lists.award import award
 from leadx.lists.building import Customer, ListProfile, build_list
-from leadx.redis_client import connect
+from leadx.platform.db.models import ListAuction, ListAward, ListBid, Prospect
+from leadx.platform.redis.client import connect
 from leadx.scoring.registry import configured, load_prior
-from leadx.simulation.market import simulate
 from services.intake.guards import RateLimiter
 
 START_MS = 1_767_225_600_000

@@ -9,9 +9,9 @@ from collections import Counter
 
 import pytest
 
+from leadx.auction.selection.criteria import CriterionError
 from leadx.lists.award import ListBid, award, check_bid
 from leadx.lists.building import Band, Customer, ListProfile, band_of, build_list
-from leadx.selection.criteria import CriterionError
 
 
 def customer(pid: str, probability: float, cluster: str = "c1", **fields: str) -> Customer:

@@ -5,10 +5,18 @@ from __future__ import annotations
 
 import pytest
 
-from leadx.db.models import Lead, LeadOutcome, Sale
-from leadx.outcomes import (
-    FUTURE_SLACK_MS, FieldProblem, OutcomeRow, Report, at_problem, iso, parse_at, read_report, training_rows,
+from leadx.ledger.outcomes import (
+    FUTURE_SLACK_MS,
+    FieldProblem,
+    OutcomeRow,
+    Report,
+    at_problem,
+    iso,
+    parse_at,
+    read_report,
+    training_rows,
 )
+from leadx.platform.db.models import Lead, LeadOutcome, Sale
 from services.intake.outcomes import claim_outcome, unclaim
 from services.intake.requests import ApiError
 

@@ -1,6 +1,6 @@
 import pytest
 
-from leadx import pii
+from leadx.leads import pii
 
 SECRET = b"a-test-secret-of-some-length"
 

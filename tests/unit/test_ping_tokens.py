@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from leadx.pii import sha256_hex
+from leadx.leads.pii import sha256_hex
 from services.intake.ping_tokens import PingClaims, PingTokens, TokenError, mismatches, ping_values
 
 SECRET = b"unit-test-secret-0123456789"

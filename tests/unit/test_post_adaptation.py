@@ -9,9 +9,9 @@ from urllib.parse import parse_qsl
 import pytest
 from defusedxml import ElementTree
 
-from leadx.post_adaptation import adapt_post, known_fields
-from leadx.post_adaptation.replies import Reply, read_reply
-from leadx.post_adaptation.syntax import RuleBook, parse_rules
+from leadx.delivery.post_adaptation import adapt_post, known_fields
+from leadx.delivery.post_adaptation.replies import Reply, read_reply
+from leadx.delivery.post_adaptation.syntax import RuleBook, parse_rules
 
 LEAD = {
     "lead_id": "K3J9Q2M7XZ", "vertical": "auto_loan", "price": "1850",
@@ -138,7 +138,7 @@ def test_comments_stay_out_of_quotes_and_regular_expressions():
 
 
 def test_a_value_a_rule_cannot_format_is_a_rule_error():
-    from leadx.post_adaptation.rules import RuleError
+    from leadx.delivery.post_adaptation.rules import RuleError
 
     rules = book('[buyer b]\ndob <- date_of_birth as date "%d.%m.%Y"\n')
     with pytest.raises(RuleError, match="not a YYYY-MM-DD date"):

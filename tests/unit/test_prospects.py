@@ -12,18 +12,31 @@ import time
 import pytest
 from sqlalchemy import select
 
-from leadx import accounts, lead_status, pii, prospects
-from leadx.cli import main
-from leadx.db.models import Lead, Prospect, Sale
-from leadx.lead_rules import PACKAGED_RULES, load_rulebook
-from leadx.prospects import (
-    CsvRow, Identities, Match, Refused, SeenConsumers, batches, check_row, collect, import_rows, pool_stats,
-    quantile_offsets, read_csv,
+from leadx.accounts import accounts
+from leadx.cli.main import main
+from leadx.dev.simulation.market import simulate
+from leadx.leads import pii
+from leadx.leads import status as lead_status
+from leadx.leads.rules import PACKAGED_RULES, load_rulebook
+from leadx.leads.verticals import load_verticals
+from leadx.platform.db.models import Lead, Prospect, Sale
+from leadx.platform.utc_days import DAY_MS
+from leadx.prospects.pool import (
+    CsvRow,
+    Identities,
+    Match,
+    Refused,
+    SeenConsumers,
+    batches,
+    check_row,
+    collect,
+    import_rows,
+    pool_stats,
+    quantile_offsets,
+    read_csv,
 )
+from leadx.prospects import pool as prospects
 from leadx.scoring.registry import load_prior
-from leadx.simulation.market import simulate
-from leadx.utc_days import DAY_MS
-from leadx.verticals import load_verticals
 
 SECRET = b"0123456789abcdef-prospects"
 IDENTITIES = Identities(SECRET)

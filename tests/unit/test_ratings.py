@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from leadx import ratings
-from leadx.db.models import Sale
+from leadx.accounts import ratings
+from leadx.platform.db.models import Sale
 
 
 @pytest.mark.parametrize("stars", [1, 5, "3", " 4 "])

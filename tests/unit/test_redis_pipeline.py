@@ -8,8 +8,8 @@ import uuid
 
 from redis.exceptions import RedisError, ResponseError
 
-from leadx.redis_client import connect
-from leadx.redis_pipeline import MAX_PIPELINE, Pipeliner
+from leadx.platform.redis.client import connect
+from leadx.platform.redis.pipeline import MAX_PIPELINE, Pipeliner
 
 
 def run(redis_url: str, scenario):

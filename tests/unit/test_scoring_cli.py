@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from leadx.cli import main
+from leadx.cli.main import main
 
 
 def test_simulate_then_train_from_the_file_then_show_and_evaluate(tmp_path, capsys, monkeypatch):
@@ -60,8 +60,8 @@ def test_bad_arguments_are_refused_with_a_usage_error(argv, capsys):
 def test_train_from_the_outcomes_buyers_reported(tmp_path, capsys, monkeypatch, sessions, database_url):
     """Sales and outcome reports in SQL, as intake and the ledger write them, train a bundle; the
     direct-response model, which buyers' reports cannot train, is the previous bundle's."""
-    from leadx.db.models import Lead, LeadOutcome, Sale
-    from leadx.simulation.market import simulate
+    from leadx.dev.simulation.market import simulate
+    from leadx.platform.db.models import Lead, LeadOutcome, Sale
 
     with sessions.begin() as session:
         for i, lead in enumerate(simulate(1500, 8, 1_767_225_600_000)):

@@ -10,14 +10,14 @@ import sys
 import numpy as np
 import pytest
 
+from leadx.dev.simulation.evaluation import evaluate
+from leadx.dev.simulation.market import simulate
+from leadx.dev.simulation.training import training_data
 from leadx.scoring import clusters as clustering
 from leadx.scoring.features import consumer_row, timing_row, zone_of
 from leadx.scoring.metrics import expected_calibration_error, summary
 from leadx.scoring.models import TrainingData, train
 from leadx.scoring.registry import cluster_descriptions, current, load, load_prior
-from leadx.simulation.evaluation import evaluate
-from leadx.simulation.market import simulate
-from leadx.simulation.training import training_data
 
 START_MS = 1_767_225_600_000  # 2026-01-01T00:00:00Z
 

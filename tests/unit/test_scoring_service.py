@@ -8,10 +8,10 @@ import math
 
 import pytest
 
-from leadx.outcomes import OutcomeRow
+from leadx.dev.simulation.market import simulate
+from leadx.ledger.outcomes import OutcomeRow
 from leadx.scoring.recorded import training_data_from_rows
 from leadx.scoring.registry import load_prior
-from leadx.simulation.market import simulate
 from services.scoring.main import follow_registry
 from services.scoring.scorer import BatchScorer
 

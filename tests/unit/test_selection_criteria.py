@@ -8,8 +8,16 @@ import math
 
 import pytest
 
-from leadx.selection.criteria import (
-    CONDITION_KEYS, FIELD_OPS, Criterion, CriterionError, LeadView, Price, miles_between, zip_locations)
+from leadx.auction.selection.criteria import (
+    CONDITION_KEYS,
+    FIELD_OPS,
+    Criterion,
+    CriterionError,
+    LeadView,
+    Price,
+    miles_between,
+    zip_locations,
+)
 
 
 def lead(probability: float = 0.5, cluster: str = "c1", **fields: str) -> LeadView:

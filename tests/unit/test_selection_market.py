@@ -9,12 +9,21 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from leadx.selection.caps import LIMITS, Caps, CapsError, Periods, Usage, periods, reached
-from leadx.selection.criteria import LeadView
-from leadx.selection.market import (
-    AUTOBID, BUYER_KINDS, SELLS_TO_ALL, SELLS_TO_NAMED, WHOLESALE, BuyerAccount, Market, Selection, SellerPolicy,
-    select_buyers)
-from leadx.selection.profiles import AutoBid, Profile
+from leadx.auction.caps.limits import LIMITS, Caps, CapsError, Periods, Usage, periods, reached
+from leadx.auction.selection.criteria import LeadView
+from leadx.auction.selection.market import (
+    AUTOBID,
+    BUYER_KINDS,
+    SELLS_TO_ALL,
+    SELLS_TO_NAMED,
+    WHOLESALE,
+    BuyerAccount,
+    Market,
+    Selection,
+    SellerPolicy,
+    select_buyers,
+)
+from leadx.auction.selection.profiles import AutoBid, Profile
 
 UTC_ZONE = ZoneInfo("UTC")
 CHICAGO = ZoneInfo("America/Chicago")

@@ -8,10 +8,10 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from leadx.selection.caps import Caps
-from leadx.selection.criteria import LeadView, Price
-from leadx.selection.profiles import PROFILE_KEYS, AutoBid, Profile, ProfileError, autobid
-from leadx.selection.windows import WeeklyWindow
+from leadx.auction.caps.limits import Caps
+from leadx.auction.selection.criteria import LeadView, Price
+from leadx.auction.selection.profiles import PROFILE_KEYS, AutoBid, Profile, ProfileError, autobid
+from leadx.auction.selection.windows import WeeklyWindow
 
 UTC_ZONE = ZoneInfo("UTC")
 CHICAGO = ZoneInfo("America/Chicago")

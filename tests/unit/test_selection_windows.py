@@ -8,8 +8,15 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from leadx.selection.windows import (
-    MINUTES_PER_WEEK, WeeklyWindow, WindowError, is_active, local_minute_of_week, minute_of_week, zone)
+from leadx.auction.selection.windows import (
+    MINUTES_PER_WEEK,
+    WeeklyWindow,
+    WindowError,
+    is_active,
+    local_minute_of_week,
+    minute_of_week,
+    zone,
+)
 
 UTC_ZONE = ZoneInfo("UTC")
 CHICAGO = ZoneInfo("America/Chicago")

@@ -8,11 +8,11 @@ import json
 import numpy as np
 import pytest
 
-from leadx.lead_rules import PACKAGED_RULES, load_rulebook
+from leadx.dev.simulation import truth
+from leadx.dev.simulation.market import simulate
+from leadx.leads.rules import PACKAGED_RULES, load_rulebook
+from leadx.leads.verticals import load_verticals, verify
 from leadx.scoring.features import CONSUMER_FEATURES
-from leadx.simulation import truth
-from leadx.simulation.market import simulate
-from leadx.verticals import load_verticals, verify
 
 START_MS = 1_767_225_600_000  # 2026-01-01T00:00:00Z
 

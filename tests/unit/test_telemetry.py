@@ -11,7 +11,7 @@ import json
 from opentelemetry import trace
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from leadx.telemetry import child_span, extract_context, inject_headers, setup_tracing, tracer
+from leadx.platform.telemetry import child_span, extract_context, inject_headers, setup_tracing, tracer
 exporter = InMemorySpanExporter()
 setup_tracing("probe", SimpleSpanProcessor(exporter) if {with_processor} else None)
 with tracer().start_as_current_span("outer") as outer:

@@ -5,12 +5,11 @@ from __future__ import annotations
 import random
 
 import pytest
-
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from leadx.demo.consumers import make_consumer
-from leadx.verticals import load_verticals, verify
+from leadx.dev.demo.consumers import make_consumer
+from leadx.leads.verticals import load_verticals, verify
 
 AUTO_LOAN = load_verticals()["auto_loan"]
 
@@ -155,7 +154,7 @@ def test_a_partial_check_verifies_only_what_a_ping_carries():
 
 
 def test_dedup_scopes_come_per_vertical_and_the_environment_overrides_them():
-    from leadx.dedup_scopes import DedupPolicy, DedupScopes, ScopeOverrides
+    from leadx.dedup.scopes import DedupPolicy, DedupScopes, ScopeOverrides
 
     verticals = load_verticals()
     assert verticals["auto_loan"].dedup == DedupScopes(platform=True, per_buyer=True, window_days=30)
@@ -171,7 +170,7 @@ def test_dedup_scopes_come_per_vertical_and_the_environment_overrides_them():
     ({"platform": "yes"}, "true or false"),
 ])
 def test_bad_dedup_scopes_are_refused_with_the_reason(table, message):
-    from leadx.dedup_scopes import DedupScopes
+    from leadx.dedup.scopes import DedupScopes
 
     with pytest.raises(ValueError, match=message):
         DedupScopes.from_table("auto_loan", table)

@@ -1,0 +1,154 @@
+"""Seller and buyer accounts. API keys are shown once and stored only as a SHA-256 hash: they
+are 256-bit random tokens, so a fast unsalted hash is safe and allows an indexed lookup."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import string
+import time
+from dataclasses import dataclass
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from leadx.platform.db.models import Buyer, Contract, Seller
+
+_ID_ALPHABET = string.ascii_lowercase + string.digits
+
+
+def new_account_id(prefix: str) -> str:
+    return prefix + "".join(secrets.choice(_ID_ALPHABET) for _ in range(10))
+
+
+def new_api_key() -> str:
+    return "lx_" + secrets.token_urlsafe(32)
+
+
+def hash_api_key(api_key: str) -> str:
+    return hashlib.sha256(api_key.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class Created:
+    id: str
+    api_key: str
+
+
+def create_seller(session: Session, name: str) -> Created:
+    api_key = new_api_key()
+    seller = Seller(id=new_account_id("s_"), name=name, api_key_hash=hash_api_key(api_key),
+                    active=True, created_at_ms=int(time.time() * 1000))
+    session.add(seller)
+    session.commit()
+    return Created(seller.id, api_key)
+
+
+def create_buyer(session: Session, name: str, ping_url: str, post_url: str, kind: str = "wholesale",
+                 weight: float = 1.0, time_zone: str = "UTC", caps: dict | None = None) -> Created:
+    """A wholesale buyer is pinged at ping_url and bids itself; an AutoBid buyer (the patent's Full
+    Dealer) is bid for by the platform from its profiles, and needs no ping URL. A buyer without a
+    post URL has its leads accepted on its behalf; it reads them with its API key."""
+    from leadx.accounts.buyer_settings import check_buyer_settings
+    from leadx.auction.caps.limits import Caps
+
+    check_buyer_settings(kind=kind, weight=weight, time_zone=time_zone, caps=caps, ping_url=ping_url)
+    api_key = new_api_key()
+    buyer = Buyer(id=new_account_id("b_"), name=name, api_key_hash=hash_api_key(api_key),
+                  ping_url=ping_url, post_url=post_url, active=True,
+                  created_at_ms=int(time.time() * 1000), kind=kind, weight=weight, time_zone=time_zone,
+                  caps=Caps.parse(caps).as_dict() or None)
+    session.add(buyer)
+    session.commit()
+    return Created(buyer.id, api_key)
+
+
+class UnknownAccount(LookupError):
+    pass
+
+
+def rotate_seller_key(session: Session, seller_id: str) -> Created:
+    """A new API key for the seller; the old one stops working at once (within the gateways' 30 s
+    key cache). The new key is shown once, like the first."""
+    api_key = new_api_key()
+    _set_seller_key_hash(session, seller_id, hash_api_key(api_key))
+    return Created(seller_id, api_key)
+
+
+def revoke_seller_key(session: Session, seller_id: str) -> None:
+    """The seller's key stops working; the seller has none until it is rotated. The stored value
+    cannot equal any key's hash (a SHA-256 hex digest has no colon) and stays unique."""
+    _set_seller_key_hash(session, seller_id, "revoked:" + secrets.token_hex(28))
+
+
+def _set_seller_key_hash(session: Session, seller_id: str, key_hash: str) -> None:
+    changed = session.execute(update(Seller).where(Seller.id == seller_id).values(api_key_hash=key_hash)).rowcount
+    if not changed:
+        raise UnknownAccount(f"no seller {seller_id}")
+    session.commit()
+
+
+def seller_for_key(session: Session, api_key: str) -> str | None:
+    """The active seller's id for this key, or None."""
+    row = session.execute(
+        select(Seller.id).where(Seller.api_key_hash == hash_api_key(api_key), Seller.active.is_(True))
+    ).first()
+    return row[0] if row else None
+
+
+def set_seller_fee(session: Session, seller_id: str, percent: float | None) -> None:
+    """The seller's own platform fee in percent of the sale price; None returns it to the default."""
+    if percent is not None and not 0 <= percent <= 100:
+        raise ValueError("a seller fee is between 0 and 100 percent")
+    changed = session.execute(update(Seller).where(Seller.id == seller_id).values(fee_percent=percent)).rowcount
+    if not changed:
+        raise UnknownAccount(f"no seller {seller_id}")
+    session.commit()
+
+
+def seller_fee_overrides(session: Session) -> dict[str, float]:
+    rows = session.execute(select(Seller.id, Seller.fee_percent).where(Seller.fee_percent.is_not(None)))
+    return {seller_id: percent for seller_id, percent in rows}
+
+
+def buyer_for_key(session: Session, api_key: str) -> str | None:
+    """The active buyer's id for this key, or None."""
+    row = session.execute(
+        select(Buyer.id).where(Buyer.api_key_hash == hash_api_key(api_key), Buyer.active.is_(True))
+    ).first()
+    return row[0] if row else None
+
+
+
+def add_contract(session: Session, seller_id: str, buyer_id: str, price_cents: int) -> None:
+    """Create or update the direct-sale contract between a seller and a buyer."""
+    if price_cents < 0:
+        raise ValueError("a contract price is a non-negative number of cents")
+    for model, account_id in ((Seller, seller_id), (Buyer, buyer_id)):
+        if session.get(model, account_id) is None:
+            raise UnknownAccount(f"no {model.__tablename__[:-1]} {account_id}")
+    contract = session.get(Contract, (seller_id, buyer_id))
+    if contract is None:
+        session.add(Contract(seller_id=seller_id, buyer_id=buyer_id, price_cents=price_cents, active=True,
+                             created_at_ms=int(time.time() * 1000)))
+    else:
+        contract.price_cents, contract.active = price_cents, True
+    session.commit()
+
+
+def end_contract(session: Session, seller_id: str, buyer_id: str) -> None:
+    changed = session.execute(update(Contract).where(Contract.seller_id == seller_id, Contract.buyer_id == buyer_id)
+                              .values(active=False)).rowcount
+    if not changed:
+        raise UnknownAccount(f"no contract between seller {seller_id} and buyer {buyer_id}")
+    session.commit()
+
+
+def contract_price(session: Session, seller_id: str, buyer_id: str) -> int | None:
+    """The price of the active contract between the seller and an active buyer, or None."""
+    row = session.execute(
+        select(Contract.price_cents).join(Buyer, Buyer.id == Contract.buyer_id)
+        .where(Contract.seller_id == seller_id, Contract.buyer_id == buyer_id, Contract.active.is_(True),
+               Buyer.active.is_(True))
+    ).first()
+    return row[0] if row else None

@@ -1,0 +1,135 @@
+"""A buyer's auction settings (kind, weight, time zone, caps) and its AutoBid profiles, validated
+here before they are stored, so the auction only ever loads documents that parse.
+
+The import document (`leadx profiles import FILE.yaml`, docs/auction.md):
+    buyers:
+      - id: b_0123456789
+        kind: autobid              # optional, each of these four
+        weight: 1.5
+        time_zone: America/Chicago
+        caps: {leads_per_day: 100, spend_per_month_cents: 5000000}
+        profiles:                  # replaces the buyer's profiles; see leadx.auction.selection.profiles
+          - name: weekend push
+            windows: [{from: "fri 08:00", to: "sun 21:00"}]
+            criteria: [{states: [TX], price: 3000}]
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from leadx.accounts.accounts import UnknownAccount, new_account_id
+from leadx.auction.caps.limits import Caps, CapsError
+from leadx.auction.selection.market import AUTOBID, BUYER_KINDS
+from leadx.auction.selection.profiles import Profile, ProfileError
+from leadx.auction.selection.windows import WindowError, zone
+from leadx.platform.db.models import Buyer, BuyerProfile
+
+SETTINGS = ("kind", "weight", "time_zone", "caps")
+MAX_WEIGHT = 100.0
+
+
+def check_buyer_settings(kind: str | None = None, weight: float | None = None, time_zone: str | None = None,
+                         caps: object = None, ping_url: str | None = None) -> None:
+    """Raise ValueError with a readable reason for any setting that is not valid."""
+    if kind is not None and kind not in BUYER_KINDS:
+        raise ValueError(f"a buyer's kind is one of {', '.join(BUYER_KINDS)}")
+    if kind is not None and kind != AUTOBID and ping_url is not None and not ping_url:
+        raise ValueError("a wholesale buyer needs a ping URL (it is pinged to bid)")
+    if weight is not None and (isinstance(weight, bool) or not isinstance(weight, (int, float))
+                               or not math.isfinite(weight) or not 0 < weight <= MAX_WEIGHT):
+        raise ValueError(f"a buyer's weight is a number above 0 and at most {MAX_WEIGHT:g}")
+    try:
+        if time_zone is not None:
+            zone(time_zone)
+        Caps.parse(caps)
+    except (WindowError, CapsError) as error:
+        raise ValueError(str(error)) from None
+
+
+def update_buyer(session: Session, buyer_id: str, **settings) -> None:
+    """Change any of a buyer's kind, weight, time_zone and caps."""
+    unknown = set(settings) - set(SETTINGS)
+    if unknown:
+        raise ValueError(f"a buyer's settings are {', '.join(SETTINGS)}; not {', '.join(sorted(unknown))}")
+    buyer = session.get(Buyer, buyer_id)
+    if buyer is None:
+        raise UnknownAccount(f"no buyer {buyer_id}")
+    ping_url = buyer.ping_url if "kind" in settings else None
+    check_buyer_settings(ping_url=ping_url, **settings)
+    if "caps" in settings:
+        settings["caps"] = Caps.parse(settings["caps"]).as_dict() or None
+    session.execute(update(Buyer).where(Buyer.id == buyer_id).values(**settings))
+    session.commit()
+
+
+def replace_profiles(session: Session, buyer_id: str, specs: object) -> list[str]:
+    """Replace all of a buyer's profiles with these documents (each checked first: none is stored
+    unless all parse). The new profiles' ids."""
+    if session.get(Buyer, buyer_id) is None:
+        raise UnknownAccount(f"no buyer {buyer_id}")
+    if not isinstance(specs, list):
+        raise ValueError("profiles must be a list")
+    ids = [new_account_id("p_") for _ in specs]
+    for profile_id, spec in zip(ids, specs, strict=False):
+        try:
+            Profile.parse(profile_id, buyer_id, spec)
+        except ProfileError as error:
+            raise ValueError(str(error)) from None
+    now = int(time.time() * 1000)
+    session.execute(update(BuyerProfile).where(BuyerProfile.buyer_id == buyer_id).values(active=False))
+    for profile_id, spec in zip(ids, specs, strict=False):
+        session.add(BuyerProfile(id=profile_id, buyer_id=buyer_id, name=spec["name"].strip(),
+                                 spec=spec, active=spec.get("active", True) is not False, created_at_ms=now))
+    session.commit()
+    return ids
+
+
+def buyer_settings(session: Session, buyer_id: str) -> dict:
+    buyer = session.get(Buyer, buyer_id)
+    if buyer is None:
+        raise UnknownAccount(f"no buyer {buyer_id}")
+    profiles = session.scalars(select(BuyerProfile).where(BuyerProfile.buyer_id == buyer_id,
+                                                          BuyerProfile.active.is_(True))
+                               .order_by(BuyerProfile.id)).all()
+    return {"id": buyer.id, "name": buyer.name, "kind": buyer.kind, "weight": buyer.weight,
+            "time_zone": buyer.time_zone, "caps": buyer.caps or {}, "ping_url": buyer.ping_url,
+            "post_url": buyer.post_url, "active": buyer.active,
+            "profiles": [{"id": p.id, **p.spec} for p in profiles]}
+
+
+def import_document(session: Session, document: object) -> dict[str, list[str]]:
+    """Apply an import document (see the module docstring): each buyer's settings and profiles.
+    Every buyer entry is checked before any is applied. Returns {buyer id: new profile ids}."""
+    if not isinstance(document, dict) or not isinstance(document.get("buyers"), list):
+        raise ValueError("the document must have a 'buyers' list")
+    entries = document["buyers"]
+    for i, entry in enumerate(entries):
+        if not isinstance(entry, dict) or not isinstance(entry.get("id"), str):
+            raise ValueError(f"buyers[{i}] needs the buyer's id")
+        unknown = set(entry) - {"id", "profiles", *SETTINGS}
+        if unknown:
+            raise ValueError(f"buyers[{i}] has unknown keys {', '.join(sorted(unknown))}")
+        if session.get(Buyer, entry["id"]) is None:
+            raise UnknownAccount(f"buyers[{i}]: no buyer {entry['id']}")
+        try:
+            check_buyer_settings(**{k: entry[k] for k in SETTINGS if k in entry})
+            profiles = entry.get("profiles") or []
+            if not isinstance(profiles, list):
+                raise ValueError("profiles must be a list")
+            for spec in profiles:
+                Profile.parse("p_check", entry["id"], spec)
+        except (ValueError, ProfileError) as error:
+            raise ValueError(f"buyers[{i}] ({entry['id']}): {error}") from None
+    created = {}
+    for entry in entries:
+        settings = {k: entry[k] for k in SETTINGS if k in entry}
+        if settings:
+            update_buyer(session, entry["id"], **settings)
+        if "profiles" in entry:
+            created[entry["id"]] = replace_profiles(session, entry["id"], entry["profiles"] or [])
+    return created

@@ -1,0 +1,2 @@
+"""Caps and budgets: the limits a buyer or profile sets (`limits`, pure) and what was bought against
+them, counted in Redis (`counters`)."""

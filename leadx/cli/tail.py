@@ -1,0 +1,28 @@
+"""`leadx tail TOPIC`: decode a topic's protobuf events and print them as JSON lines."""
+
+from __future__ import annotations
+
+import json
+
+from aiokafka import AIOKafkaConsumer
+from google.protobuf.json_format import MessageToDict
+
+from leadx.contracts import topics
+from leadx.platform.config import ConfigError, KafkaSettings
+
+
+async def tail(topic: str, from_beginning: bool) -> None:
+    if topic not in topics.MESSAGE_TYPES:
+        raise ConfigError(f"unknown topic {topic!r}; one of {', '.join(topics.MESSAGE_TYPES)}")
+    settings = KafkaSettings.from_env()
+    consumer = AIOKafkaConsumer(topics.name(settings.topic_prefix, topic),
+                                bootstrap_servers=settings.bootstrap_servers, group_id=None,
+                                auto_offset_reset="earliest" if from_beginning else "latest")
+    await consumer.start()
+    try:
+        async for record in consumer:
+            message = topics.MESSAGE_TYPES[topic].FromString(record.value)
+            print(json.dumps({"topic": topic, "key": (record.key or b"").decode(),
+                              "event": MessageToDict(message, preserving_proto_field_name=True)}), flush=True)
+    finally:
+        await consumer.stop()

@@ -1,0 +1,117 @@
+"""`leadx dedup rebuild`: restore the Redis dedup state from the SQL record, so losing Redis loses
+no protection. Platform records come from the leads submitted inside their vertical's window (all
+but those refused as duplicates or invalid, as the dedup worker records them), per-buyer records
+from the buyers each lead was posted to (buyer_postings, written by the ledger from sale.closed).
+
+Records keep their original times, so every window ends when it would have; replaying is
+idempotent and order-free (a newer record is never replaced by an older one), so a rebuild may run
+over live state. A posting is dated by its sale's close, seconds after the reservation: a rebuilt
+buyer record may outlive the original by those seconds, never the other way round.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from leadx.dedup.scopes import DedupPolicy
+from leadx.dedup.store import DedupStore
+from leadx.leads import pii
+from leadx.leads import status as lead_status
+from leadx.platform.db.models import BuyerPosting, Lead
+
+CHUNK = 500  # calls in flight at once: the store pipelines them
+
+
+@dataclass
+class RebuildReport:
+    leads: int = 0  # platform records restored
+    postings: int = 0  # per-buyer records restored
+    conflicts: int = 0  # postings the store refused (another lead of the consumer already held the buyer)
+
+
+async def rebuild(sessions: sessionmaker[Session], store: DedupStore, policy: DedupPolicy, hmac_key: bytes,
+                  now_ms: int, email_provider_rules: bool = True) -> RebuildReport:
+    report = RebuildReport()
+    longest = max([policy.scopes(v).window_ms for v in _verticals(sessions)] or [0])
+    since = now_ms - longest
+
+    def identities(lead: Lead) -> dict[str, str]:
+        return pii.identity_keys(hmac_key, {k: str(v) for k, v in (lead.fields or {}).items()},
+                                 email_provider_rules)
+
+    leads = select(Lead).where(Lead.submitted_at_ms > since, Lead.fields.is_not(None),
+                               Lead.status.not_in([lead_status.DUPLICATE, lead_status.REJECTED]))
+    recorded = _Batches()
+    for lead in _stream(sessions, leads):
+        scopes = policy.scopes(lead.vertical)
+        if not scopes.platform:
+            continue
+        if lead.submitted_at_ms <= now_ms - scopes.window_ms:
+            continue  # a vertical with a shorter window than the longest
+        report.leads += 1
+        await recorded.add(store.check_submission(lead.id, lead.vertical, identities(lead), lead.submitted_at_ms,
+                                                  scopes.window_ms, platform=False, buyers=False, record=True))
+    await recorded.finish()
+
+    postings = select(BuyerPosting, Lead).join(Lead, Lead.id == BuyerPosting.lead_id).where(
+        BuyerPosting.posted_at_ms > since, Lead.fields.is_not(None))
+    reserved = _Batches()
+    for posting, lead in _stream(sessions, postings, rows=True):
+        scopes = policy.scopes(lead.vertical)
+        if not scopes.per_buyer:
+            continue
+        if posting.posted_at_ms <= now_ms - scopes.window_ms:
+            continue
+        report.postings += 1
+        await reserved.add(store.reserve_for_buyer(posting.buyer_id, lead.id, lead.vertical,
+                                                   list(identities(lead).values()), posting.posted_at_ms,
+                                                   scopes.window_ms))
+    await reserved.finish()
+    report.conflicts = reserved.results.count(False)
+    return report
+
+
+class _Batches:
+    """Store calls run CHUNK at a time, so they share pipelines without piling up unbounded."""
+
+    def __init__(self) -> None:
+        self.calls: list = []
+        self.results: list = []
+
+    async def add(self, call) -> None:
+        self.calls.append(call)
+        if len(self.calls) >= CHUNK:
+            await self.finish()
+
+    async def finish(self) -> None:
+        self.results += await asyncio.gather(*self.calls)
+        self.calls = []
+
+
+def _verticals(sessions: sessionmaker[Session]) -> list[str]:
+    with sessions() as session:
+        return list(session.scalars(select(Lead.vertical).distinct()))
+
+
+def _stream(sessions: sessionmaker[Session], query, rows: bool = False):
+    with sessions() as session:
+        result = session.execute(query.execution_options(yield_per=1000))
+        yield from (result if rows else result.scalars())
+
+
+async def flush(store: DedupStore) -> int:
+    """Delete this namespace's dedup state (before a rebuild from scratch); returns keys deleted."""
+    deleted = 0
+    batch = []
+    async for key in store.redis.scan_iter(match=f"dd:{store.namespace}*", count=1000):
+        batch.append(key)
+        if len(batch) >= 1000:
+            deleted += await store.redis.unlink(*batch)
+            batch = []
+    if batch:
+        deleted += await store.redis.unlink(*batch)
+    return deleted

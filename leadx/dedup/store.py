@@ -1,0 +1,276 @@
+"""Duplicate protection in Redis: a compact, exact-window record of who has seen which consumer.
+
+Layout (docs/dedup.md has the why): identities are 128-bit HMAC keys (leadx.leads.pii). The first
+`bucket_bits` bits pick a bucket hash `dd:<namespace><vertical>:<bucket hex>`; inside it the field
+is the next 8 bytes of the identity and the value is a run of 11-byte records, one per scope that
+has seen this consumer:
+
+    3 bytes  buyer number (0 = the platform-wide record, the last submission of this consumer)
+    4 bytes  seconds since the epoch when it was recorded
+    4 bytes  fingerprint of the lead that made it (so a redelivered lead is not its own duplicate)
+
+Buckets of a few dozen short fields stay in Redis's listpack encoding, which costs a few bytes per
+field instead of a key's ~100; buyer ids are mapped to 3-byte numbers in `dd:<namespace>buyers`.
+It is the card's per-buyer sets transposed: one lead is checked against every buyer with one read
+per identity, in one round trip whatever the number of buyers. Every record carries its own time,
+so the window is exact per entry; stale records are dropped when their identity is touched, and
+each bucket is swept of stale records at most once a day when written (a marker field, the empty
+string, holds the time of its last sweep; the sweep also renews the bucket's expiry to the window
+plus two days), so memory stays bounded by the window plus a day and an idle bucket disappears.
+
+Both operations are Lua scripts, so each is atomic: two simultaneous submissions of one consumer
+cannot both pass the platform check, and two awards of one consumer to one buyer cannot both win.
+Calls made in the same event-loop turn go to Redis in one pipeline (leadx.platform.redis.pipeline).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+from redis.asyncio import Redis
+
+from leadx.platform.redis.pipeline import Pipeliner
+
+SWEEP_INTERVAL_S = 24 * 3600
+DEFAULT_BUCKET_BITS = 18  # 262,144 buckets: ~40 identities each at 10 million
+
+_RECORDS = """
+local byte, char, sub, floor = string.byte, string.char, string.sub, math.floor
+local function u24(s, p) local a, b, c = byte(s, p, p + 2) return (a * 256 + b) * 256 + c end
+local function u32(s, p) local a, b, c, d = byte(s, p, p + 3) return ((a * 256 + b) * 256 + c) * 256 + d end
+local function u24bytes(n) return char(floor(n / 65536) % 256, floor(n / 256) % 256, n % 256) end
+local function u32bytes(n) return char(floor(n / 16777216) % 256) .. u24bytes(n) end
+local function record(number, now, owner) return u24bytes(number) .. u32bytes(now) .. owner end
+-- ARGV[1]: the numbers of the call, space-separated; ARGV[2]: the lead's 4-byte fingerprint then
+-- the 8-byte field of each identity (two arguments instead of a dozen: cheaper to send and parse).
+local function numbers(text)
+  local out = {}
+  for n in string.gmatch(text, '%d+') do out[#out + 1] = tonumber(n) end
+  return out
+end
+local function field(i) return sub(ARGV[2], 5 + (i - 2) * 8, 4 + (i - 1) * 8) end
+local owner = sub(ARGV[2], 1, 4)
+-- The records of one value still inside the window, each as its 11-byte string.
+local function fresh(value, cutoff)
+  local out = {}
+  for p = 1, #value - 10, 11 do
+    if u32(value, p + 3) > cutoff then out[#out + 1] = sub(value, p, p + 10) end
+  end
+  return out
+end
+-- Replace (or add) the record of `number`, keeping the others; a newer record of it stays (a
+-- rebuild replays the past, and a worker's clock may lag another's).
+local function put(records, number, now, owner)
+  local out = {}
+  for _, r in ipairs(records) do
+    local n = u24(r, 1)
+    if n == number and u32(r, 4) > now then return records end
+    if n ~= number then out[#out + 1] = r end
+  end
+  out[#out + 1] = record(number, now, owner)
+  return out
+end
+local function store(key, field, records, value)
+  local joined = table.concat(records)
+  if joined == value then return end
+  if joined == '' then redis.call('HDEL', key, field) else redis.call('HSET', key, field, joined) end
+end
+-- Drop stale records from a whole bucket and renew its expiry. Done at most once per interval
+-- (when written), so the expiry (window + two intervals) always outlives the newest record.
+local function sweep(key, now, cutoff, window, interval)
+  local entries = redis.call('HGETALL', key)
+  for j = 1, #entries, 2 do
+    if entries[j] ~= '' then store(key, entries[j], fresh(entries[j + 1], cutoff), entries[j + 1]) end
+  end
+  redis.call('HSET', key, '', u32bytes(now))
+  redis.call('EXPIRE', key, window + 2 * interval)
+end
+-- One identity's value; when about to write, the bucket is swept first if its sweep is due.
+local function read(key, field, now, cutoff, window, interval, writing)
+  local got = redis.call('HMGET', key, '', field)
+  if writing and (not got[1] or u32(got[1], 1) <= now - interval) then
+    sweep(key, now, cutoff, window, interval)
+    return redis.call('HGET', key, field) or ''
+  end
+  return got[2] or ''
+end
+"""
+
+# KEYS: the buyer map, then one bucket per identity. ARGV[1]: now (s), window (s), sweep interval
+# (s), check platform, check buyers, record (1/0). ARGV[2]: owner and fields.
+# Returns {index of the identity that matched platform-wide (1-based) or 0, duplicate buyer ids...}
+_CHECK_SUBMISSION = _RECORDS + """
+local n = numbers(ARGV[1])
+local now, window, interval = n[1], n[2], n[3]
+local platform, buyers_too, record = n[4] == 1, n[5] == 1, n[6] == 1
+local cutoff = now - window
+local matched, buyers, seen = 0, {}, {}
+for i = 2, #KEYS do
+  local value = read(KEYS[i], field(i), now, cutoff, window, interval, record)
+  local records = fresh(value, cutoff)
+  for _, r in ipairs(records) do
+    if sub(r, 8, 11) ~= owner then
+      local number = u24(r, 1)
+      if number == 0 then
+        if platform and matched == 0 then matched = i - 1 end
+      elseif buyers_too then
+        buyers[number] = true
+      end
+    end
+  end
+  seen[i] = {value, records}
+end
+for i = 2, #KEYS do
+  local records = seen[i][2]
+  if record and matched == 0 then records = put(records, 0, now, owner) end
+  store(KEYS[i], field(i), records, seen[i][1])
+end
+local out = {matched}
+for number, _ in pairs(buyers) do out[#out + 1] = redis.call('HGET', KEYS[1], 'n:' .. number) end
+return out
+"""
+
+# KEYS: the buyer map, then one bucket per identity. ARGV[1]: now (s), window (s), sweep interval (s).
+# ARGV[2]: owner and fields. ARGV[3]: the buyer id.
+# Returns 1 when the consumer is now reserved for the buyer (or already was, by this same lead),
+# 0 when another lead of the same consumer already went to that buyer inside the window.
+_RESERVE_FOR_BUYER = _RECORDS + """
+local n = numbers(ARGV[1])
+local now, window, interval, buyer = n[1], n[2], n[3], ARGV[3]
+local cutoff = now - window
+local number = tonumber(redis.call('HGET', KEYS[1], 'b:' .. buyer))
+if not number then
+  number = redis.call('HINCRBY', KEYS[1], 'next', 1)
+  redis.call('HSET', KEYS[1], 'b:' .. buyer, number, 'n:' .. number, buyer)
+end
+local seen = {}
+for i = 2, #KEYS do
+  local value = read(KEYS[i], field(i), now, cutoff, window, interval, true)
+  local records = fresh(value, cutoff)
+  for _, r in ipairs(records) do
+    if u24(r, 1) == number and sub(r, 8, 11) ~= owner then return 0 end
+  end
+  seen[i] = {value, records}
+end
+for i = 2, #KEYS do
+  store(KEYS[i], field(i), put(seen[i][2], number, now, owner), seen[i][1])
+end
+return 1
+"""
+
+
+# KEYS: the buyer map, then one bucket per identity. ARGV[1]: now (s), window (s), sweep interval (s).
+# ARGV[2]: owner and fields. ARGV[3]: the buyer id. Drops that buyer's records made by this lead.
+_RELEASE_FOR_BUYER = _RECORDS + """
+local n = numbers(ARGV[1])
+local cutoff = n[1] - n[2]
+local number = tonumber(redis.call('HGET', KEYS[1], 'b:' .. ARGV[3]))
+if not number then return 0 end
+local released = 0
+for i = 2, #KEYS do
+  local value = redis.call('HGET', KEYS[i], field(i)) or ''
+  local kept = {}
+  for _, r in ipairs(fresh(value, cutoff)) do
+    if u24(r, 1) == number and sub(r, 8, 11) == owner then released = 1 else kept[#kept + 1] = r end
+  end
+  store(KEYS[i], field(i), kept, value)
+end
+return released
+"""
+
+
+@dataclass(frozen=True)
+class SubmissionCheck:
+    platform_duplicate_on: str | None  # the identity kind that matched platform-wide, if any
+    duplicate_buyer_ids: frozenset[str]
+
+
+def encode_record(buyer_number: int, at_s: int, lead_id: str) -> bytes:
+    """One 11-byte record as the scripts write it (for bulk loads such as bench/dedup.py)."""
+    return buyer_number.to_bytes(3, "big") + at_s.to_bytes(4, "big") + lead_fingerprint(lead_id)
+
+
+def lead_fingerprint(lead_id: str) -> bytes:
+    """4 bytes naming a lead inside its records: two leads of one consumer share them with odds
+    of 1 in 4 billion, which would let the later one pass as a redelivery of the earlier."""
+    return hashlib.blake2b(lead_id.encode(), digest_size=4).digest()
+
+
+class DedupStore:
+    def __init__(self, redis: Redis, namespace: str = "", bucket_bits: int = DEFAULT_BUCKET_BITS,
+                 sweep_interval_s: int = SWEEP_INTERVAL_S) -> None:
+        if not 8 <= bucket_bits <= 24:
+            raise ValueError("bucket_bits must be between 8 and 24")
+        self.redis = redis
+        self.namespace = namespace
+        self.bucket_bits = bucket_bits
+        self.sweep_interval_s = sweep_interval_s
+        self.buyer_map_key = f"dd:{namespace}buyers"
+        self._pipeliner = Pipeliner(redis)
+        self._check = self._pipeliner.script(_CHECK_SUBMISSION)
+        self._reserve = self._pipeliner.script(_RESERVE_FOR_BUYER)
+        self._release = self._pipeliner.script(_RELEASE_FOR_BUYER)
+
+    @property
+    def round_trips(self) -> int:
+        return self._pipeliner.round_trips
+
+    def location(self, vertical: str, identity: str) -> tuple[str, bytes]:
+        """The bucket key and field of one identity key (32 hex digits)."""
+        raw = bytes.fromhex(identity)
+        bucket = int.from_bytes(raw[:3], "big") >> (24 - self.bucket_bits)
+        return f"dd:{self.namespace}{vertical}:{bucket:x}", raw[3:11]
+
+    def _locate(self, vertical: str, identities: list[str]) -> tuple[list[str], bytes]:
+        """The keys of a script call (the buyer map, then each identity's bucket) and the
+        identities' fields, concatenated."""
+        keys, fields = [self.buyer_map_key], []
+        for identity in identities:
+            key, field = self.location(vertical, identity)
+            keys.append(key)
+            fields.append(field)
+        return keys, b"".join(fields)
+
+    async def check_submission(
+        self, lead_id: str, vertical: str, identities: dict[str, str], now_ms: int, window_ms: int, *,
+        platform: bool = True, buyers: bool = True, record: bool = True,
+    ) -> SubmissionCheck:
+        """Whether this consumer is a platform-wide duplicate (when `platform`), and which buyers
+        already received it (when `buyers`). With `record`, a submission that is not a platform
+        duplicate becomes the consumer's platform record: a PING only asks, and a direct sale is
+        recorded without being checked platform-wide."""
+        kinds = list(identities)
+        if not kinds:
+            return SubmissionCheck(None, frozenset())
+        keys, fields = self._locate(vertical, [identities[k] for k in kinds])
+        result = await self._check(keys, [
+            f"{now_ms // 1000} {window_ms // 1000} {self.sweep_interval_s} {platform:d} {buyers:d} {record:d}",
+            lead_fingerprint(lead_id) + fields])
+        matched = int(result[0])
+        duplicates = frozenset(b.decode() for b in result[1:] if b is not None)
+        return SubmissionCheck(kinds[matched - 1] if matched else None, duplicates)
+
+    async def reserve_for_buyer(self, buyer_id: str, lead_id: str, vertical: str, identities: list[str],
+                                now_ms: int, window_ms: int) -> bool:
+        """Atomically record that this consumer goes to `buyer_id`; False if it already has it."""
+        if not identities:
+            return True
+        keys, fields = self._locate(vertical, identities)
+        result = await self._reserve(keys, [
+            f"{now_ms // 1000} {window_ms // 1000} {self.sweep_interval_s}", lead_fingerprint(lead_id) + fields,
+            buyer_id])
+        return int(result) == 1
+
+
+    async def release_for_buyer(self, buyer_id: str, lead_id: str, vertical: str, identities: list[str],
+                                now_ms: int, window_ms: int) -> bool:
+        """Undo this lead's reservation for `buyer_id`: for a post that provably never reached the
+        buyer, which therefore has not seen the consumer. True if there was one to undo."""
+        if not identities:
+            return False
+        keys, fields = self._locate(vertical, identities)
+        result = await self._release(keys, [
+            f"{now_ms // 1000} {window_ms // 1000} {self.sweep_interval_s}", lead_fingerprint(lead_id) + fields,
+            buyer_id])
+        return int(result) == 1

@@ -1,0 +1,217 @@
+"""`leadx run`: the whole exchange on this machine with a demo seller and demo buyers.
+
+Starts the broker and Redis unless KAFKA_BOOTSTRAP_SERVERS / a reachable REDIS_URL are given,
+uses SQLite unless DATABASE_URL is set, starts every service, then posts leads in JSON, XML and
+URL-encoded form, PINGing some first (and some repeats, to show duplicates being caught), and prints
+each step until Ctrl-C or --leads N.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import random
+import signal
+import time
+import urllib.parse
+import xml.etree.ElementTree as ET
+from datetime import date
+from pathlib import Path
+
+import httpx
+from aiokafka import AIOKafkaConsumer
+
+from leadx.accounts import accounts, partnerships
+from leadx.accounts import buyer_settings as buyer_profiles
+from leadx.contracts import topics
+from leadx.dev.demo.buyers import BuyerServer, random_behaviour
+from leadx.dev.demo.consumers import ping_subset
+from leadx.dev.demo.printer import EventPrinter
+from leadx.dev.simulation.market import Seller, consumer
+from leadx.dev.stack import SERVICES, LocalStack, redis_reachable
+from leadx.platform.db.engine import create_schema, make_engine, session_factory
+
+DEMO_BUYERS = [  # name, bid range in cents, share of posted leads accepted
+    ("Acme Auto Finance", 800, 2000, 0.85),
+    ("Budget Lenders", 500, 1200, 0.9),
+    ("Prime Motors Credit", 1000, 2500, 0.6),
+    ("Coastal Credit Union", 600, 1500, 0.8),
+]
+DEMO_MIN_PRICE_CENTS = 700
+# The demo seller's consumers come from the market simulator (leadx simulate), a good seller's.
+DEMO_SELLER = Seller("demo", quality=0.8)
+# An AutoBid buyer (the patent's Full Dealer): no servers of its own; the platform bids from its
+# profiles and accepts the leads it wins on its behalf. It pays more for owners with a good income,
+# and by the lead's response probability otherwise.
+DEMO_AUTOBID_BUYER = "Sunday Drive Dealers"
+DEMO_AUTOBID_PROFILES = [
+    {"name": "homeowners with income", "price": 1800,
+     "criteria": [{"residence_types": ["own"], "income": {"min": 400000}}]},
+    {"name": "by response probability", "criteria": [{"price": {"per_probability": 4000}}]},
+]
+
+
+def _stack(run_dir: Path, window_s: float) -> LocalStack:
+    redis_url = os.environ.get("REDIS_URL")
+    database_url = os.environ.get("DATABASE_URL")
+    if not database_url:
+        for leftover in run_dir.glob("leadx.db*"):
+            leftover.unlink()  # a fresh demo: no buyers from an earlier run with dead URLs
+    return LocalStack(
+        run_dir,
+        kafka_bootstrap=os.environ.get("KAFKA_BOOTSTRAP_SERVERS") or None,
+        redis_url=redis_url if redis_url and redis_reachable(redis_url) else None,
+        database_url=database_url or None,
+        auction_window_s=window_s,
+    )
+
+
+async def _print_events(stack: LocalStack, printer: EventPrinter, stop: asyncio.Event) -> None:
+    consumer = AIOKafkaConsumer(
+        *(topics.name(stack.topic_prefix, t) for t in printer.TOPICS),
+        bootstrap_servers=stack.kafka_bootstrap, group_id=None, auto_offset_reset="earliest",
+    )
+    await consumer.start()
+    try:
+        while not stop.is_set():
+            batch = await consumer.getmany(timeout_ms=200)
+            for records in batch.values():
+                for record in records:
+                    base = record.topic[len(stack.topic_prefix):]
+                    text = printer.line(base, printer.TOPICS[base].FromString(record.value))
+                    if text:
+                        print(text, flush=True)
+    finally:
+        await consumer.stop()
+
+
+FORMATS = ("application/json", "application/xml", "application/x-www-form-urlencoded")
+
+
+def encode(lead: dict, content_type: str, root: str = "lead") -> bytes:
+    """The lead in one of the three formats sellers use (the patent: JSON, XML, URL-encoded)."""
+    if content_type == "application/json":
+        return json.dumps(lead).encode()
+    if content_type == "application/xml":
+        element = ET.Element(root)
+        for name, value in lead.items():
+            ET.SubElement(element, name).text = str(value)
+        return ET.tostring(element)
+    return urllib.parse.urlencode(lead).encode()
+
+
+async def _sell(intake_url: str, api_key: str, leads: int | None, rate: float, seed: int,
+                stop: asyncio.Event) -> int:
+    """The demo seller: rotates through the three formats, PINGs every other lead first and sends
+    its token with the POST, and repeats every fifth consumer so the exchange has duplicates to catch."""
+    rng = random.Random(seed)
+    posted: list[dict] = []
+    count = 0
+    async with httpx.AsyncClient(headers={"Authorization": f"Bearer {api_key}", "Accept": "application/json"},
+                                 timeout=10) as http:
+        while not stop.is_set() and (leads is None or count < leads):
+            repeat = bool(posted) and count % 5 == 4
+            lead = dict(rng.choice(posted)) if repeat else consumer(rng, DEMO_SELLER, date.today())
+            lead["min_price"] = DEMO_MIN_PRICE_CENTS
+            posted.append({k: v for k, v in lead.items() if k != "ping_token"})
+            content_type = FORMATS[count % len(FORMATS)]
+            if count % 2 == 0 and not repeat:  # a repeat goes straight to POST, to show dedup catching it
+                answer = await http.post(f"{intake_url}/v1/ping",
+                                         content=encode(ping_subset(lead), content_type, "ping"),
+                                         headers={"Content-Type": content_type})
+                body = answer.json()
+                wanted = "wanted" if body.get("wanted") else "not wanted"
+                print(f"seller  PING zip {lead['zip']} ({content_type.split('/')[1]}): {body['status']}"
+                      f"{', ' + wanted if body['status'] == 'accepted' else ''}", flush=True)
+                if body["status"] != "accepted":
+                    count += 1
+                    await _pause(stop, rate)
+                    continue
+                lead["ping_token"] = body["ping_token"]
+            response = await http.post(f"{intake_url}/v1/post", content=encode(lead, content_type),
+                                       headers={"Content-Type": content_type})
+            if response.status_code >= 500:
+                print(f"seller  intake answered {response.status_code}: {response.text}", flush=True)
+            count += 1
+            await _pause(stop, rate)
+    return count
+
+
+async def _pause(stop: asyncio.Event, rate: float) -> None:
+    try:
+        await asyncio.wait_for(stop.wait(), 1 / rate)
+    except TimeoutError:
+        pass
+
+
+async def _settled(printer: EventPrinter, stop: asyncio.Event, timeout_s: float) -> None:
+    """Wait until every lead that went in has an outcome (or a duplicate verdict)."""
+    deadline = time.monotonic() + timeout_s
+    while not stop.is_set() and time.monotonic() < deadline:
+        c = printer.counts
+        if c["submitted"] and c["sold"] + c["unsold"] + c["duplicates"] + c["rejected"] >= c["submitted"]:
+            return
+        await asyncio.sleep(0.2)
+
+
+def run_exchange(leads: int | None, rate: float, window_s: float, seed: int, run_dir: Path) -> int:
+    stack = _stack(run_dir, window_s)
+    buyers = BuyerServer()
+    print("leadx: starting the broker, Redis and SQL where none is configured ...", flush=True)
+    stack.start_infra()
+    try:
+        engine = make_engine(stack.database_url)
+        create_schema(engine)
+        sessions = session_factory(engine)
+        rng = random.Random(seed)
+        names: dict[str, str] = {}
+        with sessions() as session:
+            seller = accounts.create_seller(session, "Demo Lead Generator")
+            for name, low, high, accept in DEMO_BUYERS:
+                buyers.add(name, random_behaviour(rng, low, high, accept))
+                created = accounts.create_buyer(session, name, buyers.ping_url(name), buyers.post_url(name))
+                names[created.id] = name
+            autobid = accounts.create_buyer(session, DEMO_AUTOBID_BUYER, "", "", kind="autobid")
+            buyer_profiles.replace_profiles(session, autobid.id, DEMO_AUTOBID_PROFILES)
+            names[autobid.id] = DEMO_AUTOBID_BUYER
+            for buyer_id in names:  # every demo buyer opts in to the demo seller's leads
+                partnerships.add_partnership(session, seller.id, buyer_id)
+        engine.dispose()
+        buyers.start()
+        for name in SERVICES:
+            stack.add_service(name)
+        stack.start_services()
+        print(f"leadx: starting services {', '.join(SERVICES)} ...", flush=True)
+        stack.wait_ready(timeout_s=120)
+        intake_url = f"http://127.0.0.1:{stack.port_of('intake', 'INTAKE_PORT')}"
+        print(f"leadx: exchange ready. intake {intake_url}  gRPC 127.0.0.1:{stack.port_of('ledger', 'GRPC_PORT')}"
+              f"  broker {stack.kafka_bootstrap}  redis {stack.redis_url}  sql {stack.database_url}", flush=True)
+        print(f"leadx: {len(DEMO_BUYERS)} demo buyers bidding, one AutoBid buyer bid for by the platform;"
+              f" the demo seller posts {rate:g} lead/s"
+              f" (min price {DEMO_MIN_PRICE_CENTS / 100:.2f}); auction window {window_s:g}s."
+              f" Logs in {run_dir / 'logs'}. Ctrl-C stops everything.", flush=True)
+        printer = EventPrinter(names)
+        asyncio.run(_demo(stack, printer, intake_url, seller.api_key, leads, rate, seed, window_s))
+        print(f"leadx: {printer.summary()}", flush=True)
+        return 0
+    finally:
+        print("leadx: stopping services, broker and Redis ...", flush=True)
+        stack.stop()
+        buyers.stop()
+
+
+async def _demo(stack: LocalStack, printer: EventPrinter, intake_url: str, api_key: str,
+                leads: int | None, rate: float, seed: int, window_s: float) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    printing = asyncio.create_task(_print_events(stack, printer, stop))
+    await _sell(intake_url, api_key, leads, rate, seed, stop)
+    if leads is not None:
+        await _settled(printer, stop, timeout_s=window_s + 60)
+        stop.set()
+    else:
+        await stop.wait()
+    await printing

@@ -1,0 +1,3 @@
+"""Kafka plumbing shared by every aiokafka-based service: the event envelope (`envelope`), topic
+creation (`admin`), the producer (`producer`), the consumer group (`consumer`) and the true end of a
+partition (`offsets`)."""

@@ -1,0 +1,200 @@
+"""`EventConsumer` runs a consumer group whose offsets are committed only after the handler has
+finished with every record of a batch (at-least-once). Handlers must be idempotent."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from collections.abc import Awaitable, Callable, Mapping
+
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
+from google.protobuf.message import DecodeError, Message
+from opentelemetry import trace
+
+from leadx.contracts import topics as topic_names
+from leadx.platform.config import KafkaSettings
+from leadx.platform.kafka.envelope import HEADER_EVENT_ID, Envelope
+from leadx.platform.telemetry import child_span, extract_context
+
+log = logging.getLogger(__name__)
+
+
+Handler = Callable[[Envelope], Awaitable[None]]
+
+
+def _succeeded(task: asyncio.Task) -> bool:
+    # A record abandoned at shutdown finished with an error: it must not be committed.
+    return task.done() and not task.cancelled() and task.exception() is None
+
+
+class _Listener(ConsumerRebalanceListener):
+    def __init__(self, consumer: EventConsumer) -> None:
+        self.consumer = consumer
+
+    async def on_partitions_revoked(self, revoked) -> None:
+        await self.consumer._drain(set(revoked))
+
+    async def on_partitions_assigned(self, assigned) -> None:
+        self.consumer.assigned = set(assigned)
+        self.consumer.joined = True
+
+
+class EventConsumer:
+    """A consumer group over one or more topics, each with its protobuf message type.
+
+    Records are handled concurrently (up to `max_in_flight`), because some handlers wait seconds
+    on buyers' HTTP servers; but records with the same key are handled one after another, in
+    their order, so a repeated event (the same auction.closed published twice) finds the first
+    one's work done instead of racing it. Offsets are committed per partition only up to the
+    highest record below which every record is finished, so a crash never skips unfinished work;
+    it may repeat finished work, hence handlers must be idempotent.
+
+    A handler error is retried with backoff (skipping the record would lose a lead); an
+    undecodable record is logged and skipped because no retry can ever succeed.
+    """
+
+    def __init__(
+        self,
+        settings: KafkaSettings,
+        group: str,
+        message_types: Mapping[str, type[Message]],
+        handler: Handler,
+        *,
+        max_in_flight: int = 256,
+        session_timeout_ms: int = 10_000,
+    ) -> None:
+        self.settings = settings
+        self.handler = handler
+        self.types = {topic_names.name(settings.topic_prefix, base): (base, t)
+                      for base, t in message_types.items()}
+        self.group_id = topic_names.group(settings.topic_prefix, group)
+        self.joined = False
+        self.assigned: set[TopicPartition] = set()
+        self._slots = asyncio.Semaphore(max_in_flight)
+        self._max_batch = max_in_flight
+        self._in_flight: dict[TopicPartition, deque[tuple[int, asyncio.Task]]] = {}
+        self._last_by_key: dict[tuple[str, bytes], asyncio.Task] = {}  # the latest task per key
+        self._consumer = AIOKafkaConsumer(
+            bootstrap_servers=settings.bootstrap_servers,
+            group_id=self.group_id,
+            enable_auto_commit=False,
+            # 'earliest' so that a new group never silently skips events already published.
+            auto_offset_reset="earliest",
+            session_timeout_ms=session_timeout_ms,
+            heartbeat_interval_ms=max(1000, session_timeout_ms // 4),
+            rebalance_timeout_ms=session_timeout_ms,
+            fetch_max_wait_ms=settings.fetch_max_wait_ms,
+        )
+        self._task: asyncio.Task | None = None
+        self._stopping = False
+
+    def ready(self) -> bool:
+        return self.joined
+
+    async def start(self) -> None:
+        await self._consumer.start()
+        self._consumer.subscribe(list(self.types), listener=_Listener(self))
+        self._task = asyncio.create_task(self._run(), name=f"consume:{self.group_id}")
+
+    async def stop(self) -> None:
+        """Finish the records in hand, commit them, then leave the group."""
+        self._stopping = True
+        if self._task is not None:
+            await self._task
+        await self._drain(set(self._in_flight))
+        await self._consumer.stop()
+
+    async def _run(self) -> None:
+        while not self._stopping:
+            batch = await self._consumer.getmany(timeout_ms=100, max_records=self._max_batch)
+            for tp, records in batch.items():
+                queue = self._in_flight.setdefault(tp, deque())
+                for record in records:
+                    await self._slots.acquire()
+                    key = (record.topic, record.key) if record.key else None  # keyless: no order
+                    after = self._last_by_key.get(key) if key else None
+                    task = asyncio.create_task(self._process(record, after=after))
+                    if key is not None:
+                        self._last_by_key[key] = task
+                    task.add_done_callback(lambda t, key=key: self._finished(key, t))
+                    queue.append((record.offset, task))
+            await self._commit_finished()
+
+    async def _commit_finished(self, only: set[TopicPartition] | None = None) -> None:
+        offsets = {}
+        for tp, queue in self._in_flight.items():
+            if only is not None and tp not in only:
+                continue
+            last = None
+            while queue and _succeeded(queue[0][1]):
+                last = queue.popleft()[0]
+            if last is not None:
+                offsets[tp] = last + 1
+        if offsets:
+            await self._consumer.commit(offsets)
+
+    async def _drain(self, partitions: set[TopicPartition]) -> None:
+        """Wait for the records of these partitions and commit them (before a revoke or stop)."""
+        tasks = [task for tp in partitions for _, task in self._in_flight.get(tp, ())]
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+        try:
+            await self._commit_finished(only=partitions)
+        except Exception:  # the group moved on; the next owner repeats the work (idempotent)
+            log.warning("commit after drain failed", exc_info=True)
+        for tp in partitions:
+            self._in_flight.pop(tp, None)
+
+    def _finished(self, key: tuple[str, bytes] | None, task: asyncio.Task) -> None:
+        self._slots.release()
+        if key is not None and self._last_by_key.get(key) is task:
+            del self._last_by_key[key]
+
+    async def _process(self, record, after: asyncio.Task | None = None) -> None:
+        if after is not None:
+            # The same key's previous record first; its failure is its own (it stays uncommitted).
+            await asyncio.wait([after])
+        envelope = self._decode(record)
+        if envelope is None:
+            return
+        delay = 0.1
+        while True:
+            try:
+                await self._handle(envelope, record.headers)
+                return
+            except Exception:
+                if self._stopping:
+                    # Left unfinished: its offset is not committed, so the next owner redoes it.
+                    raise
+                log.exception("handler failed; retrying", extra={"fields": {
+                    "topic": envelope.topic, "key": envelope.key, "event_id": envelope.event_id}})
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+
+    async def _handle(self, envelope: Envelope, headers) -> None:
+        parent = extract_context(headers or ())
+        with child_span(f"{envelope.topic} process", trace.SpanKind.CONSUMER, parent) as span:
+            span.set_attribute("messaging.message.id", envelope.event_id)
+            span.set_attribute("messaging.consumer.group.name", self.group_id)
+            await self.handler(envelope)
+
+    def _decode(self, record) -> Envelope | None:
+        base, message_type = self.types[record.topic]
+        headers = dict(record.headers or ())
+        event_id = (headers.get(HEADER_EVENT_ID, b"").decode()
+                    or f"{record.topic}:{record.partition}:{record.offset}")
+        try:
+            message = message_type.FromString(record.value or b"")
+        except DecodeError:
+            log.error("undecodable event skipped", extra={"fields": {
+                "topic": record.topic, "partition": record.partition, "offset": record.offset}})
+            return None
+        return Envelope(
+            topic=base,
+            key=(record.key or b"").decode(),
+            event_id=event_id,
+            message=message,
+            partition=record.partition,
+            offset=record.offset,
+        )

@@ -1,0 +1,56 @@
+"""`EventProducer` publishes protobuf events with acks=all, the event id, the event type and the
+W3C trace context in headers, and returns only once the broker has the event."""
+
+from __future__ import annotations
+
+from aiokafka import AIOKafkaProducer
+from google.protobuf.message import Message
+from opentelemetry import trace
+
+from leadx.contracts import topics as topic_names
+from leadx.platform.config import KafkaSettings
+from leadx.platform.ids import new_event_id
+from leadx.platform.kafka.envelope import HEADER_EVENT_ID, HEADER_EVENT_TYPE
+from leadx.platform.telemetry import child_span, inject_headers
+
+
+class EventProducer:
+    def __init__(self, settings: KafkaSettings, client_id: str) -> None:
+        self.settings = settings
+        self.client_id = client_id
+        self._producer: AIOKafkaProducer | None = None
+        self.started = False
+
+    async def start(self) -> None:
+        # Created here, not in __init__: aiokafka binds its clients to the running event loop.
+        self._producer = AIOKafkaProducer(
+            bootstrap_servers=self.settings.bootstrap_servers,
+            client_id=self.client_id,
+            acks="all",
+            enable_idempotence=self.settings.idempotence,
+            linger_ms=2,
+        )
+        await self._producer.start()
+        self.started = True
+
+    async def stop(self) -> None:
+        if self.started:
+            await self._producer.stop()
+            self.started = False
+
+    async def publish(self, topic: str, key: str, message: Message, event_id: str | None = None) -> str:
+        """Publish and wait for the broker's acknowledgement; returns the event id."""
+        event_id = event_id or new_event_id()
+        full_topic = topic_names.name(self.settings.topic_prefix, topic)
+        with child_span(f"{topic} publish", trace.SpanKind.PRODUCER) as span:
+            span.set_attribute("messaging.destination.name", full_topic)
+            span.set_attribute("messaging.message.id", event_id)
+            headers = [
+                (HEADER_EVENT_ID, event_id.encode()),
+                (HEADER_EVENT_TYPE, message.DESCRIPTOR.full_name.encode()),
+                *inject_headers(),
+            ]
+            await self._producer.send_and_wait(
+                full_topic, value=message.SerializeToString(), key=key.encode(), headers=headers
+            )
+        return event_id

@@ -1,0 +1,108 @@
+"""A service's life cycle.
+
+- `run(main)`: the process runs `main` on uvloop until SIGTERM/SIGINT, then `main` shuts its parts down
+  in order (graceful drain); the garbage collector is kept off the hot path.
+- `ServiceRuntime`: what every Kafka-consuming service shares on top: create topics, start the producer
+  and the consumer groups, serve health and readiness, and on SIGTERM stop in reverse order, finishing
+  and committing the records in hand."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import logging
+import signal
+from collections.abc import Awaitable, Callable, Mapping
+
+import uvloop
+from google.protobuf.message import Message
+
+from leadx.platform.config import CommonSettings
+from leadx.platform.health import HealthServer, Readiness
+from leadx.platform.kafka.admin import ensure_topics
+from leadx.platform.kafka.consumer import EventConsumer, Handler
+from leadx.platform.kafka.producer import EventProducer
+from leadx.platform.logs import log_event, setup_logging
+from leadx.platform.telemetry import setup_tracing
+
+log = logging.getLogger(__name__)
+
+
+def install_stop_signals(stop: asyncio.Event) -> None:
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+
+
+# CPython's three thresholds: a youngest-generation collection every 50,000 net allocations (700 by
+# default), a middle-generation one every 20 of those (10), and a full one only after 100 middle-
+# generation ones (10): see tune_garbage_collection.
+GC_THRESHOLDS = (50_000, 20, 100)
+
+
+def tune_garbage_collection() -> None:
+    """Keep the cyclic garbage collector off the hot path of a long-running service.
+
+    Every object alive now (modules, settings, clients, lookup tables) is frozen out of the
+    collector's reach: each full collection walked them all again, 158 ms in intake (PINGs stalled
+    at 1,000/s) and 100-120 ms every few seconds in the auction worker under load. And collections
+    run far less often: with 100,000 auctions open, the auction worker's state alone made a full
+    collection of ~180 ms every ~1.2 s while bids came in (measured with `gc.callbacks`). Objects
+    made later are still collected, and reference counting frees all acyclic garbage at once, as
+    before; only cyclic garbage waits longer."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
+
+
+def run(main: Callable[[asyncio.Event], Awaitable[None]]) -> None:
+    """`main(stop)` starts its parts, awaits `stop`, and stops its parts."""
+
+    async def _runner() -> None:
+        stop = asyncio.Event()
+        install_stop_signals(stop)
+        await main(stop)
+
+    tune_garbage_collection()
+    # uvloop: the same asyncio API at a fraction of the per-task and per-callback cost, which a
+    # consumer running hundreds of records at once pays many times over (bench/dedup.py).
+    uvloop.run(_runner())
+
+
+class ServiceRuntime:
+    def __init__(self, settings: CommonSettings) -> None:
+        setup_logging(settings.service, settings.log_level)
+        setup_tracing(settings.service)
+        self.settings = settings
+        self.producer = EventProducer(settings.kafka, client_id=f"leadx-{settings.service}")
+        self.readiness = Readiness()
+        self.readiness.add("producer", lambda: self.producer.started)
+        self.consumers: list[EventConsumer] = []
+        self._on_stop: list[Callable[[], Awaitable[None]]] = []
+
+    def consume(self, group: str, message_types: Mapping[str, type[Message]], handler: Handler,
+                **options) -> EventConsumer:
+        consumer = EventConsumer(self.settings.kafka, group, message_types, handler, **options)
+        self.consumers.append(consumer)
+        self.readiness.add(f"consumer:{group}", consumer.ready)
+        return consumer
+
+    def on_stop(self, callback: Callable[[], Awaitable[None]]) -> None:
+        self._on_stop.append(callback)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        health = HealthServer(self.readiness, self.settings.health_port)
+        await health.start()
+        await ensure_topics(self.settings.kafka)
+        await self.producer.start()
+        for consumer in self.consumers:
+            await consumer.start()
+        log_event(log, "service started", service=self.settings.service)
+        await stop.wait()
+        log_event(log, "service stopping", service=self.settings.service)
+        for consumer in reversed(self.consumers):
+            await consumer.stop()
+        await self.producer.stop()
+        for callback in reversed(self._on_stop):
+            await callback()
+        await health.stop()

@@ -1,0 +1,1 @@
+"""The prospect pool that customer lists are sold from."""
