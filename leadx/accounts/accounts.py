@@ -5,21 +5,16 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-import string
 import time
 from dataclasses import dataclass
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from leadx.accounts.buyer_settings import check_buyer_settings
+from leadx.accounts.ids import UnknownAccount, new_account_id
+from leadx.auction.caps.limits import Caps
 from leadx.platform.db.models import Buyer, Contract, Seller
-
-_ID_ALPHABET = string.ascii_lowercase + string.digits
-
-
-def new_account_id(prefix: str) -> str:
-    return prefix + "".join(secrets.choice(_ID_ALPHABET) for _ in range(10))
-
 
 def new_api_key() -> str:
     return "lx_" + secrets.token_urlsafe(32)
@@ -49,9 +44,6 @@ def create_buyer(session: Session, name: str, ping_url: str, post_url: str, kind
     """A wholesale buyer is pinged at ping_url and bids itself; an AutoBid buyer (the patent's Full
     Dealer) is bid for by the platform from its profiles, and needs no ping URL. A buyer without a
     post URL has its leads accepted on its behalf; it reads them with its API key."""
-    from leadx.accounts.buyer_settings import check_buyer_settings
-    from leadx.auction.caps.limits import Caps
-
     check_buyer_settings(kind=kind, weight=weight, time_zone=time_zone, caps=caps, ping_url=ping_url)
     api_key = new_api_key()
     buyer = Buyer(id=new_account_id("b_"), name=name, api_key_hash=hash_api_key(api_key),
@@ -61,10 +53,6 @@ def create_buyer(session: Session, name: str, ping_url: str, post_url: str, kind
     session.add(buyer)
     session.commit()
     return Created(buyer.id, api_key)
-
-
-class UnknownAccount(LookupError):
-    pass
 
 
 def rotate_seller_key(session: Session, seller_id: str) -> Created:

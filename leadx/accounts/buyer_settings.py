@@ -22,7 +22,7 @@ import time
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from leadx.accounts.accounts import UnknownAccount, new_account_id
+from leadx.accounts.ids import UnknownAccount, new_account_id
 from leadx.auction.caps.limits import Caps, CapsError
 from leadx.auction.selection.market import AUTOBID, BUYER_KINDS
 from leadx.auction.selection.profiles import Profile, ProfileError

@@ -9,7 +9,7 @@ import time
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
-from leadx.accounts.accounts import UnknownAccount
+from leadx.accounts.ids import UnknownAccount
 from leadx.auction.selection.market import ALLOW, BLOCK, SELLS_TO_ALL, SELLS_TO_NAMED
 from leadx.platform.db.models import Buyer, Partnership, Seller, SellerBuyerChoice
 

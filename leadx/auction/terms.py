@@ -7,7 +7,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+
+from leadx.leads.verticals import Vertical
 
 PRICINGS = ("first", "second")
 MAX_WINDOW_SECONDS = 24 * 3600
@@ -38,3 +41,8 @@ class AuctionTerms:
 
     def window_ms(self, default_ms: int) -> int:
         return default_ms if self.window_seconds is None else int(self.window_seconds * 1000)
+
+
+def terms_by_vertical(verticals: Mapping[str, Vertical]) -> dict[str, AuctionTerms]:
+    """Every vertical's terms, checked once at start so a bad table stops the service with its name."""
+    return {name: AuctionTerms.from_table(name, vertical.section("auction")) for name, vertical in verticals.items()}

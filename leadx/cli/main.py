@@ -47,12 +47,12 @@ def cmd_seller_create(args) -> int:
 
 def _change_accounts(change) -> object:
     """Run `change(session)`; an unknown account or a bad value is reported, exit status 1."""
-    from leadx.accounts import accounts
+    from leadx.accounts.ids import UnknownAccount
 
     with _sessions()() as session:
         try:
             return change(session)
-        except (accounts.UnknownAccount, ValueError) as exc:
+        except (UnknownAccount, ValueError) as exc:
             print(f"leadx: {exc}", file=sys.stderr)
             raise SystemExit(1) from None
 

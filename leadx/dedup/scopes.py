@@ -7,7 +7,10 @@ Set per vertical in verticals.toml (`[auto_loan.dedup]`); `DEDUP_PLATFORM_SCOPE`
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
+
+from leadx.leads.verticals import Vertical, load_verticals
 
 from leadx.platform.config import env_bool, env_int
 from leadx.platform.utc_days import DAY_MS
@@ -66,9 +69,12 @@ class DedupPolicy:
 
     @classmethod
     def from_env(cls) -> DedupPolicy:
-        from leadx.leads.verticals import load_verticals  # verticals imports this module
-
-        return cls({name: v.dedup for name, v in load_verticals().items()}, ScopeOverrides.from_env())
+        return cls(scopes_by_vertical(load_verticals()), ScopeOverrides.from_env())
 
     def scopes(self, vertical: str) -> DedupScopes:
         return self._scopes.get(vertical, self._default)
+
+
+def scopes_by_vertical(verticals: Mapping[str, Vertical]) -> dict[str, DedupScopes]:
+    """Every vertical's scopes as its `[<vertical>.dedup]` table sets them, before any override."""
+    return {name: DedupScopes.from_table(name, vertical.section("dedup")) for name, vertical in verticals.items()}

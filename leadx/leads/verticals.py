@@ -11,14 +11,14 @@ from __future__ import annotations
 import datetime as dt
 import re
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
+from types import MappingProxyType
 
 import zipcodes
 
-from leadx.auction.terms import AuctionTerms
-from leadx.dedup.scopes import DedupScopes
 from leadx.leads.phone_areas import state_of_area_code
 
 SCHEMA_FILE = Path(__file__).with_name("verticals.toml")
@@ -47,8 +47,12 @@ class FieldSpec:
 class Vertical:
     name: str
     fields: tuple[FieldSpec, ...]
-    dedup: DedupScopes = DedupScopes()
-    auction: AuctionTerms = AuctionTerms()
+    # The vertical's other tables (`[auto_loan.dedup]`, `[auto_loan.auction]`), read and checked by
+    # the package each belongs to (leadx.dedup.scopes, leadx.auction.terms).
+    sections: Mapping[str, Mapping[str, object]] = field(default_factory=dict)
+
+    def section(self, name: str) -> dict[str, object]:
+        return dict(self.sections.get(name, {}))
 
 
 @dataclass(frozen=True)
@@ -103,8 +107,7 @@ def load_verticals(path: Path = SCHEMA_FILE) -> dict[str, Vertical]:
             FieldSpec(f["name"], f["type"], bool(f.get("required", False)), tuple(f.get("values", ())),
                       f.get("min"), f.get("max"), f.get("min_age"), f.get("max_age"))
             for f in spec["fields"]),
-            DedupScopes.from_table(name, spec.get("dedup", {})),
-            AuctionTerms.from_table(name, spec.get("auction", {})))
+            MappingProxyType({key: MappingProxyType(table) for key, table in spec.items() if key != "fields"}))
         for name, spec in raw.items()
     }
 

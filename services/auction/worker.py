@@ -33,7 +33,7 @@ from leadx.auction.caps.counters import CapsStore
 from leadx.auction.offers import OfferWriter
 from leadx.auction.selection.criteria import LeadView
 from leadx.auction.selection.market import Selection, select_buyers
-from leadx.auction.terms import AuctionTerms
+from leadx.auction.terms import AuctionTerms, terms_by_vertical
 from leadx.contracts import topics
 from leadx.contracts.events.v1 import events_pb2 as ev
 from leadx.leads.pii import IDENTIFYING_FIELDS
@@ -125,7 +125,7 @@ def build_worker(settings: AuctionSettings, directory: BuyerDirectory, readiness
     deadlines = DeadlineIndex()
     caps = CapsStore(redis, prefix)
     offers = OfferWriter(redis, prefix)
-    verticals = load_verticals()
+    terms_of = terms_by_vertical(load_verticals())
     state = {"rebalanced": False}
     # The lead.scored partitions (those of the table's changelog too) whose auctions this worker
     # closes; held while closing, and by a revocation, which empties it.
@@ -218,7 +218,7 @@ def build_worker(settings: AuctionSettings, directory: BuyerDirectory, readiness
         selection: Selection = select_buyers(market, lead.seller_id, view, opened_at, excluded, usage,
                                              reserve_cents=lead.min_price_cents)
         offered = selection.offered
-        terms = verticals[lead.vertical].auction if lead.vertical in verticals else AuctionTerms()
+        terms = terms_of.get(lead.vertical, AuctionTerms())
         window = terms.window_ms(settings.window_ms)
         # With nobody to ping, nobody else can bid: the auction closes at once on the AutoBids.
         auction = rules.new_auction(offered, lead.min_price_cents, opened_at, window if selection.pinged else 0,

@@ -22,7 +22,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from starlette.requests import Request
 from starlette.routing import Route
 
-from leadx.accounts.accounts import UnknownAccount, create_buyer, create_seller
+from leadx.accounts.accounts import create_buyer, create_seller
+from leadx.accounts.ids import UnknownAccount
 from leadx.accounts.api_keys import bearer_key
 from leadx.accounts.buyer_settings import (
     SETTINGS,

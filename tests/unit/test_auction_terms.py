@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from leadx.auction.terms import AuctionTerms
+from leadx.auction.terms import AuctionTerms, terms_by_vertical
 from leadx.leads.verticals import load_verticals
 
 
 def test_the_shipped_verticals_terms():
-    verticals = load_verticals()
-    assert verticals["auto_loan"].auction == AuctionTerms(None, "first", 1)
-    assert verticals["auto_insurance"].auction == AuctionTerms(None, "second", 3)
+    terms = terms_by_vertical(load_verticals())
+    assert terms["auto_loan"] == AuctionTerms(None, "first", 1)
+    assert terms["auto_insurance"] == AuctionTerms(None, "second", 3)
 
 
 def test_a_vertical_without_a_window_takes_the_default_and_one_with_a_window_its_own():

@@ -154,12 +154,12 @@ def test_a_partial_check_verifies_only_what_a_ping_carries():
 
 
 def test_dedup_scopes_come_per_vertical_and_the_environment_overrides_them():
-    from leadx.dedup.scopes import DedupPolicy, DedupScopes, ScopeOverrides
+    from leadx.dedup.scopes import DedupPolicy, DedupScopes, ScopeOverrides, scopes_by_vertical
 
-    verticals = load_verticals()
-    assert verticals["auto_loan"].dedup == DedupScopes(platform=True, per_buyer=True, window_days=30)
-    assert verticals["auto_insurance"].dedup.platform is False
-    policy = DedupPolicy({n: v.dedup for n, v in verticals.items()}, ScopeOverrides(platform=False, window_days=7))
+    scopes = scopes_by_vertical(load_verticals())
+    assert scopes["auto_loan"] == DedupScopes(platform=True, per_buyer=True, window_days=30)
+    assert scopes["auto_insurance"].platform is False
+    policy = DedupPolicy(scopes, ScopeOverrides(platform=False, window_days=7))
     assert policy.scopes("auto_loan") == DedupScopes(platform=False, per_buyer=True, window_days=7)
     assert policy.scopes("unknown").window_ms == 7 * 24 * 3600 * 1000
 
