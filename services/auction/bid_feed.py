@@ -39,7 +39,7 @@ from leadx.platform.config import KafkaSettings
 from leadx.platform.kafka.offsets import end_offsets
 from leadx.platform.logs import log_event
 from leadx.platform.telemetry import links_to, tracer
-from services.auction import rules
+from leadx.auction import rules
 
 log = logging.getLogger(__name__)
 

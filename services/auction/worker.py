@@ -43,7 +43,7 @@ from leadx.platform.ids import derived_event_id
 from leadx.platform.kafka.envelope import HEADER_EVENT_ID, HEADER_EVENT_TYPE, partition_for
 from leadx.platform.logs import log_event
 from leadx.platform.telemetry import extract_context, inject_headers, tracer
-from services.auction import rules
+from leadx.auction import rules
 from services.auction.bid_feed import BidFeed, owned_partitions
 from services.auction.deadlines import CLOSE, PURGE, DeadlineIndex
 from services.auction.settings import AuctionSettings

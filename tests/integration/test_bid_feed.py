@@ -19,7 +19,7 @@ from leadx.contracts import topics
 from leadx.contracts.events.v1 import events_pb2 as ev
 from leadx.platform.config import KafkaSettings
 from leadx.platform.kafka.admin import ensure_topics
-from services.auction import rules
+from leadx.auction import rules
 from services.auction.bid_feed import BidFeed
 
 pytestmark = pytest.mark.integration

@@ -7,7 +7,7 @@ from decimal import Decimal
 
 import pytest
 
-from services.auction import rules
+from leadx.auction import rules
 from services.auction.deadlines import CLOSE, PURGE, DeadlineIndex
 
 
