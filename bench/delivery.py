@@ -1,7 +1,7 @@
 """Benchmark of delivery to buyers (`make bench-delivery`).
 
 In one run, on one machine:
-  * adaptation cost per lead (µs): a realistic buyer section (the patent's rule kinds, 14 rules)
+  * adaptation cost per lead (µs): a realistic buyer section (every rule kind of docs/post-rules.md, 14 rules)
     turned into a URL-encoded, a JSON and an XML body, in process;
   * adapted posts per second by one worker's client: BuyerClient.post of adapted bodies to a
     local buyer, 64 at a time, on uvloop (the services' loop), each reply read by reply rules;

@@ -47,7 +47,7 @@ from leadx.dev.stack import LocalStack
 from leadx.platform.db.engine import create_schema, make_engine, session_factory
 
 RESULTS = ROOT / "bench" / "results" / "intake.json"
-POST_GOAL = 0.40  # POSTs/s on one worker as a share of bare Starlette's requests/s (issue 3)
+POST_GOAL = 0.40  # POSTs/s on one worker as a share of bare Starlette's requests/s (bench/README.md)
 
 
 def by_status(answers: list) -> dict[str, int]:

@@ -1,4 +1,4 @@
-"""Benchmark of lead scoring (`make bench-scoring`, issue 8).
+"""Benchmark of lead scoring (`make bench-scoring`).
 
 Goals: leads scored per second per worker (>= 5,000) and p99 scoring latency; model AUC as a share
 of the oracle's (>= 0.95) and calibration error (ECE <= 0.02). In one run, on one machine:

@@ -41,8 +41,8 @@ def create_seller(session: Session, name: str) -> Created:
 
 def create_buyer(session: Session, name: str, ping_url: str, post_url: str, kind: str = "wholesale",
                  weight: float = 1.0, time_zone: str = "UTC", caps: dict | None = None) -> Created:
-    """A wholesale buyer is pinged at ping_url and bids itself; an AutoBid buyer (the patent's Full
-    Dealer) is bid for by the platform from its profiles, and needs no ping URL. A buyer without a
+    """A wholesale buyer is pinged at ping_url and bids itself; an AutoBid buyer is bid for by the
+    platform from its profiles (docs/auction.md#buyers), and needs no ping URL. A buyer without a
     post URL has its leads accepted on its behalf; it reads them with its API key."""
     check_buyer_settings(kind=kind, weight=weight, time_zone=time_zone, caps=caps, ping_url=ping_url)
     api_key = new_api_key()

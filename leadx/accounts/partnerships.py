@@ -1,4 +1,4 @@
-"""Who may trade with whom (the seed's Buyer Selection Process): a buyer opts in to a seller's
+"""Who may trade with whom (docs/auction.md#buyer-selection): a buyer opts in to a seller's
 leads with a partnership; a seller sells to every partnered buyer except those it blocks, or only
 to those it names."""
 

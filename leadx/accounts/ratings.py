@@ -1,4 +1,4 @@
-"""Ratings between trading partners (the patent's Partnerships): a buyer rates a seller it bought
+"""Ratings between trading partners (docs/ledger.md#ratings): a buyer rates a seller it bought
 from, a seller may rate a buyer it sold to, 1 to 5 stars. Each sees its own rating of the other
 and the community's average."""
 

@@ -18,8 +18,8 @@ from leadx.platform.utc_days import DAY_MS
 
 @dataclass(frozen=True)
 class DedupScopes:
-    platform: bool = True  # the patent's Duplication Check: any lead of this consumer in the window
-    per_buyer: bool = True  # the card's per-buyer sets: no buyer receives one consumer twice
+    platform: bool = True  # platform-wide: any lead of this consumer in the window is a duplicate
+    per_buyer: bool = True  # per buyer: no buyer receives one consumer twice
     window_days: int = 30
 
     @property

@@ -1,4 +1,4 @@
-"""Lead constraint rules (the patent's Lead Verification Process): per vertical, overridable per seller.
+"""Lead constraint rules (docs/integration-spec.md#constraint-rules): per vertical, overridable per seller.
 
 A rules directory holds `<vertical>.toml` with the vertical's rules and, optionally,
 `<vertical>.<seller_id>.toml` with one seller's overrides. Each file is a list of rules:

@@ -1,6 +1,6 @@
 """Vertical field schemas and field verification (pure: no I/O beyond reading the schema file).
 
-Verification follows the patent's Lead Verification Process: a missing required field stops at
+Verification order (docs/integration-spec.md#verification-order): a missing required field stops at
 once with FIELD_MISSING; every other problem is collected so the seller sees all of them together.
 Field types and bounds come from verticals.toml; the regular-expression constraint rules of each
 vertical (and each seller's overrides) come from leadx.leads.rules and are applied here too.
@@ -67,7 +67,7 @@ class FieldError:
 
 @dataclass(frozen=True)
 class Rule:
-    """A constraint rule (the patent's Lead Verification Process): a field must match a pattern."""
+    """A constraint rule (docs/integration-spec.md#constraint-rules): a field must match a pattern."""
 
     name: str
     field: str

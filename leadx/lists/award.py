@@ -1,4 +1,4 @@
-"""Who gets each customer of a list auction (claims 2-4, 21 and 25-30 of seed 000).
+"""Who gets each customer of a list auction (docs/list-auctions.md#7-who-wins-leadxlistsawardpy).
 
 Dealers bid a price per customer on:
 - one customer (`customer`, its prospect id);

@@ -1,5 +1,5 @@
-"""Identifiers. Lead ids are 10 random letters and digits (the patent): never a sequence, so
-they reveal nothing about volumes."""
+"""Identifiers. Lead ids are 10 random letters and digits: never a sequence, so they reveal
+nothing about volumes."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The prospect pool (seed 000, issue 8): the consumers that customer lists are sold from.
+"""The prospect pool (docs/scoring.md#the-prospect-pool): the consumers that customer lists are sold from.
 
 Three sources feed it: leads that went unsold, aged leads (older than a number of days, sold or
 not: they are sold again as aged leads), and the customer lists a seller imports from a CSV file.

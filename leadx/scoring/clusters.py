@@ -1,5 +1,5 @@
 """Behavioural clusters: k-means on standardised consumer features, with ids that survive retraining
-and a plain description of each group's needs (claims 5, 6, 13 and 18 of seed 000).
+and a plain description of each group's needs (docs/scoring.md#the-models).
 
 Buyers name clusters in their criteria (`clusters: [c2]`), so a retrain must not renumber them: the
 new centroids are matched to the previous model's (Hungarian assignment on the distance between

@@ -1,5 +1,5 @@
-"""The scoring models, trained together and served together as one versioned bundle (claim 8 of seed
-000: propensity, timing and direct response models; claim 5: clusters).
+"""The scoring models, trained together and served together as one versioned bundle: propensity,
+timing and direct response models, and clusters (docs/scoring.md#the-models).
 
 - **Propensity**: the probability that a consumer responds when a dealer contacts them at once, at
   the best hour and day (`leadx.scoring.propensity`).

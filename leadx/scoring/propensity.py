@@ -1,5 +1,5 @@
-"""The propensity model (claim 8 of seed 000): the probability that a consumer responds when a dealer
-contacts them at once, at the best hour and day.
+"""The propensity model (docs/scoring.md#the-models): the probability that a consumer responds when
+a dealer contacts them at once, at the best hour and day.
 
 An additive logistic model (a GAM): one cubic spline per numeric feature, the yes/no features as
 they are, and a missing-value flag for each numeric one (a missing value is placed at the training

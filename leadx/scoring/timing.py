@@ -1,5 +1,5 @@
-"""The timing model (claim 8 of seed 000): how a consumer's chance of responding changes with the
-lead's age and with the hour and day of the contact.
+"""The timing model (docs/scoring.md#the-models): how a consumer's chance of responding changes with
+the lead's age and with the hour and day of the contact.
 
 It is a multiplier of the propensity, which is stated at a reference moment (contacted at once, at
 the best hour and day): a contact at timing t succeeds with probability p(x) · m(t), where

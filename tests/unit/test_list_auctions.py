@@ -1,4 +1,4 @@
-"""Customer lists and list-auction winners (seed 000): lists built by profile, grouped by cluster
+"""Customer lists and list-auction winners (docs/list-auctions.md): lists built by profile, grouped by cluster
 and probability band and sorted by probability; per-customer, per-cluster and per-band bids
 competing; limits; duplicates and earlier purchases; nobody sold a customer twice."""
 

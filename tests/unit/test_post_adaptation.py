@@ -1,4 +1,4 @@
-"""POST Adaptation: every rule kind with the patent's own examples, every output format, the rule
+"""POST adaptation: every rule kind with an example of each, every output format, the rule
 file's precise errors, and reading buyers' replies."""
 
 from __future__ import annotations
@@ -20,11 +20,11 @@ LEAD = {
     "gross_monthly_income": "512345", "residence_type": "own", "months_employed": "0",
 }
 
-PATENT_EXAMPLES = """
-# The patent's examples, one rule kind a line.
+RULE_KIND_EXAMPLES = """
+# One example of every rule kind, one rule kind a line.
 [buyer acme]
 format form
-zip_code     <- zip                              # alias: res_zip sent as zip_code
+zip_code     <- zip                              # alias: zip sent as zip_code
 source       <- "leadx"                          # constant
 phone_area   <- home_phone[1:3]                  # substring: digits 1-3, 4-6, 7-10
 phone_prefix <- home_phone[4:6]
@@ -45,8 +45,8 @@ def book(text: str) -> RuleBook:
     return parse_rules(text, "buyers.rules", known_fields())
 
 
-def test_every_rule_kind_with_the_patents_examples():
-    rules = book(PATENT_EXAMPLES)
+def test_every_rule_kind_with_an_example_of_each():
+    rules = book(RULE_KIND_EXAMPLES)
     assert rules.problems == []
     post = adapt_post(rules.for_buyer("b_unknown", "acme"), LEAD)
     assert post.content_type == "application/x-www-form-urlencoded"

@@ -1,4 +1,4 @@
-"""Field verification (the patent's Lead Verification Process)."""
+"""Field verification: types, constraint rules and their order (docs/integration-spec.md#fields)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""POST Adaptation (the patent): a sold lead turned into the body each buyer's integration expects,
+"""POST adaptation (docs/post-rules.md): a sold lead turned into the body each buyer's integration expects,
 and each buyer's reply read back. `syntax` reads the rule files, `rules` holds the rule kinds,
 `render` writes URL-encoded, JSON or XML bodies, `replies` reads the answers."""
 

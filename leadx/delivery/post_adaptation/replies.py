@@ -1,4 +1,4 @@
-"""Response adaptation (the patent): a buyer's reply to a POST, in its own format, read as
+"""Response adaptation (docs/post-rules.md#replies): a buyer's reply to a POST, in its own format, read as
 accepted or not, its confirmation code and its error message. Pure: no I/O."""
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
-"""POST Adaptation rules (the patent): each rule makes one output field of a buyer's POST from the
+"""POST adaptation rules: each rule makes one output field of a buyer's POST from the
 lead as the exchange stores it. Pure: no I/O. The syntax that produces these is in syntax.py and
 docs/post-rules.md.
 
-Rule kinds, as the patent lists them: alias (the stored `zip` sent as `zip_code`), constant,
+Rule kinds: alias (the stored `zip` sent as `zip_code`), constant,
 substring (a phone split in three), regular expression with back-references, value alias (1/0 as
 yes/no) and concatenation; plus a default for a missing value and date and money formatting.
 """
@@ -36,8 +36,8 @@ class Alias:
 
 @dataclass(frozen=True)
 class Substring:
-    """Characters `first` to `last` of a field, counted from 1 and inclusive, as the patent counts
-    them ("the first through third digit"). For phones and SSNs the digits are taken."""
+    """Characters `first` to `last` of a field, counted from 1 and inclusive: `[1:3]` is "the first
+    through third digit". For phones and SSNs the digits are taken."""
 
     source: str
     first: int
