@@ -1,6 +1,6 @@
-"""Auction rules, pure: opening, accepting bids, ranking at the close.
+"""Auction rules, pure: opening, accepting bids, closing, ranking at the close.
 
-An auction's state is a plain dict (it lives in a faust table, serialised as JSON):
+An auction's state is an `Auction` record (leadx.auction.state):
     status        "open" | "closed"
     opened_at_ms, closes_at_ms, min_price_cents
     offered       buyer ids offered this lead (wholesale buyers pinged, AutoBid buyers bid for)
@@ -25,8 +25,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 
-OPEN, CLOSED = "open", "closed"
-FIRST_PRICE, SECOND_PRICE = "first", "second"
+from leadx.auction.state import CLOSED, FIRST_PRICE, OPEN, SECOND_PRICE, Auction
+
 
 
 @dataclass(frozen=True)
@@ -38,17 +38,17 @@ class Ranked:
 
 
 def new_auction(offered: list[str], min_price_cents: int, now_ms: int, window_ms: int,
-                weights: Mapping[str, float] | None = None, pricing: str = FIRST_PRICE, shares: int = 1) -> dict:
+                weights: Mapping[str, float] | None = None, pricing: str = FIRST_PRICE, shares: int = 1,
+                scored: bytes = b"") -> Auction:
     # Nobody to offer it to: close at once instead of waiting out an empty window.
     closes_at = now_ms + window_ms if offered else now_ms
     weights = weights or {}
-    return {"status": OPEN, "opened_at_ms": now_ms, "closes_at_ms": closes_at,
-            "min_price_cents": min_price_cents, "offered": sorted(offered), "bids": {},
-            "weights": {b: weights[b] for b in sorted(offered) if weights.get(b, 1.0) != 1.0},
-            "profiles": {}, "pricing": pricing, "shares": shares}
+    offered = sorted(offered)
+    return Auction(OPEN, now_ms, closes_at, min_price_cents, tuple(offered), {},
+                   {b: weights[b] for b in offered if weights.get(b, 1.0) != 1.0}, {}, pricing, shares, scored)
 
 
-def bid_refusal(state: dict | None, buyer_id: str, amount_cents: int, placed_at_ms: int) -> str | None:
+def bid_refusal(state: Auction | None, buyer_id: str, amount_cents: int, placed_at_ms: int) -> str | None:
     """Why a bid is refused, or None if it counts.
 
     A bid is judged by when it was placed, not when the auction worker got to it: a bid placed
@@ -56,35 +56,44 @@ def bid_refusal(state: dict | None, buyer_id: str, amount_cents: int, placed_at_
     """
     if state is None:
         return "no such auction"
-    if state["status"] != OPEN:
+    if state.status != OPEN:
         return "the auction is closed"
-    if placed_at_ms > state["closes_at_ms"]:
+    if placed_at_ms > state.closes_at_ms:
         return "the bid was placed after the auction closed"
-    if buyer_id not in state["offered"]:
+    if buyer_id not in state.offered:
         return "this buyer was not offered the lead"
-    if amount_cents < state["min_price_cents"]:
-        return f"the bid is below the seller's minimum of {state['min_price_cents']} cents"
+    if amount_cents < state.min_price_cents:
+        return f"the bid is below the seller's minimum of {state.min_price_cents} cents"
     return None
 
 
-def with_bid(state: dict, buyer_id: str, amount_cents: int, profile_id: str = "") -> dict:
-    bids = dict(state["bids"])
-    if amount_cents <= bids.get(buyer_id, -1):
+def with_bid(state: Auction, buyer_id: str, amount_cents: int, profile_id: str = "") -> Auction:
+    if amount_cents <= state.bids.get(buyer_id, -1):
         return state
+    bids = dict(state.bids)
     bids[buyer_id] = amount_cents
-    profiles = {k: v for k, v in state.get("profiles", {}).items() if k != buyer_id}
-    if profile_id:
-        profiles[buyer_id] = profile_id
-    return {**state, "bids": bids, "profiles": profiles}
+    profiles = state.profiles
+    if profile_id or buyer_id in profiles:  # else the profiles stay as they are, shared with the old state
+        profiles = {k: v for k, v in profiles.items() if k != buyer_id}
+        if profile_id:
+            profiles[buyer_id] = profile_id
+    return state.with_bids(bids, profiles)
 
 
-def apply_bids(bids: Iterable[tuple[str, str, int, int]], current: Callable[[str], dict | None]
-               ) -> tuple[dict[str, dict], list[tuple[int, str]]]:
+def closed(state: Auction, closed_at_ms: int) -> Auction:
+    """What the table keeps of an auction once closed, until it is purged: enough to refuse a late bid
+    and to recognise a redelivered lead, without its buyers, bids or lead."""
+    return Auction(CLOSED, state.opened_at_ms, state.closes_at_ms, state.min_price_cents,
+                   closed_at_ms=closed_at_ms)
+
+
+def apply_bids(bids: Iterable[tuple[str, str, int, int]], current: Callable[[str], Auction | None]
+               ) -> tuple[dict[str, Auction], list[tuple[int, str]]]:
     """A batch of bids (auction id, buyer id, cents, placed at ms), in order, on the auctions as
     `current` returns them: the new state of each auction the batch changed (a bid no higher than
     its buyer's earlier one changes nothing), and the refused bids by their index in the batch, with
     the reason. An auction's later bids in the batch see its earlier ones."""
-    changed: dict[str, dict] = {}
+    changed: dict[str, Auction] = {}
     refused: list[tuple[int, str]] = []
     for index, (auction_id, buyer_id, amount_cents, placed_at_ms) in enumerate(bids):
         state = changed[auction_id] if auction_id in changed else current(auction_id)

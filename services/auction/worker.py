@@ -15,7 +15,6 @@ restarts and rebalances still close every auction exactly once.
 from __future__ import annotations
 
 import asyncio
-import base64
 import logging
 import time
 import weakref
@@ -29,10 +28,12 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from leadx.accounts.directory import BuyerDirectory
+from leadx.auction import rules
 from leadx.auction.caps.counters import CapsStore
 from leadx.auction.offers import OfferWriter
 from leadx.auction.selection.criteria import LeadView
 from leadx.auction.selection.market import Selection, select_buyers
+from leadx.auction.state import Auction
 from leadx.auction.terms import AuctionTerms, terms_by_vertical
 from leadx.contracts import topics
 from leadx.contracts.events.v1 import events_pb2 as ev
@@ -43,10 +44,10 @@ from leadx.platform.ids import derived_event_id
 from leadx.platform.kafka.envelope import HEADER_EVENT_ID, HEADER_EVENT_TYPE, partition_for
 from leadx.platform.logs import log_event
 from leadx.platform.telemetry import extract_context, inject_headers, tracer
-from leadx.auction import rules
 from services.auction.bid_feed import BidFeed, owned_partitions
 from services.auction.deadlines import CLOSE, PURGE, DeadlineIndex
 from services.auction.settings import AuctionSettings
+from services.auction.table import auctions_table
 
 log = logging.getLogger(__name__)
 
@@ -121,7 +122,7 @@ def build_worker(settings: AuctionSettings, directory: BuyerDirectory, readiness
 
     scored_topic = topic(topics.LEAD_SCORED)
     opened_topic, closed_topic = topic(topics.AUCTION_OPENED), topic(topics.AUCTION_CLOSED)
-    auctions = app.Table("auctions", default=None, partitions=kafka.partitions)
+    auctions = auctions_table(app, kafka.partitions)
     deadlines = DeadlineIndex()
     caps = CapsStore(redis, prefix)
     offers = OfferWriter(redis, prefix)
@@ -173,21 +174,20 @@ def build_worker(settings: AuctionSettings, directory: BuyerDirectory, readiness
                 # A direct sale (the patent's Lite Dealer): no pings and no window; the contracted
                 # buyer's "bid" is the contract price that intake put in min_price_cents.
                 offered = [direct] if direct not in excluded else []
-                auction = rules.new_auction(offered, lead.min_price_cents, opened_at, 0)
+                auction = rules.new_auction(offered, lead.min_price_cents, opened_at, 0, scored=event.value)
                 if offered:
                     auction = rules.with_bid(auction, direct, lead.min_price_cents)
             else:
-                auction, pinged = await open_auction(scored, excluded, opened_at)
-                offered = auction["offered"]
-            auction["scored"] = base64.b64encode(event.value).decode()
+                auction, pinged = await open_auction(scored, event.value, excluded, opened_at)
+                offered = auction.offered
             auctions[auction_id] = auction
-            deadlines.push(auction["closes_at_ms"], auction_id, CLOSE)
+            deadlines.push(auction.closes_at_ms, auction_id, CLOSE)
             fields = lead.fields
             income = fields.get("gross_monthly_income", "")
             opened = ev.AuctionOpened(
-                auction_id=auction_id, lead_id=lead.lead_id, offered_buyer_ids=auction["offered"],
+                auction_id=auction_id, lead_id=lead.lead_id, offered_buyer_ids=auction.offered,
                 min_price_cents=lead.min_price_cents, opened_at_ms=opened_at,
-                closes_at_ms=auction["closes_at_ms"], direct=bool(direct), pinged_buyer_ids=pinged,
+                closes_at_ms=auction.closes_at_ms, direct=bool(direct), pinged_buyer_ids=pinged,
                 ping=ev.PingSubset(vertical=lead.vertical, zip=fields.get("zip", ""),
                                    state=fields.get("state", ""),
                                    gross_monthly_income_cents=int(income) if income.isdigit() else 0,
@@ -196,12 +196,13 @@ def build_worker(settings: AuctionSettings, directory: BuyerDirectory, readiness
             )
             await publish(opened_topic, auction_id, opened, derived_event_id(auction_id, "opened"))
             log_event(log, "auction opened", auction_id=auction_id, offered=len(offered), direct=bool(direct))
-            if auction["closes_at_ms"] <= opened_at:
+            if auction.closes_at_ms <= opened_at:
                 # A direct sale, or nobody to ping: nothing to wait for. The deadline above
                 # closes it if this worker dies first.
                 await close(auction_id)
 
-    async def open_auction(scored: ev.LeadScored, excluded: frozenset[str], opened_at: int) -> tuple[dict, list[str]]:
+    async def open_auction(scored: ev.LeadScored, scored_record: bytes, excluded: frozenset[str],
+                           opened_at: int) -> tuple[Auction, list[str]]:
         """Buyer Selection and AutoBid (leadx.auction.selection.market): the auction, with the bids placed for
         AutoBid buyers, and the wholesale buyers to ping."""
         lead = scored.verified.lead
@@ -222,7 +223,8 @@ def build_worker(settings: AuctionSettings, directory: BuyerDirectory, readiness
         window = terms.window_ms(settings.window_ms)
         # With nobody to ping, nobody else can bid: the auction closes at once on the AutoBids.
         auction = rules.new_auction(offered, lead.min_price_cents, opened_at, window if selection.pinged else 0,
-                                    {b: market.buyers[b].weight for b in offered}, terms.pricing, terms.shares)
+                                    {b: market.buyers[b].weight for b in offered}, terms.pricing, terms.shares,
+                                    scored_record)
         for buyer_id, bid in sorted(selection.autobids.items()):
             auction = rules.with_bid(auction, buyer_id, bid.amount_cents, bid.profile_id)
         if selection.pinged:
@@ -231,12 +233,11 @@ def build_worker(settings: AuctionSettings, directory: BuyerDirectory, readiness
             log_event(log, "buyers passed over", auction_id=lead.lead_id, passed=dict(selection.passed))
         return auction, list(selection.pinged)
 
-    async def record_offer(auction_id: str, auction: dict, ttl_ms: int) -> None:
+    async def record_offer(auction_id: str, auction: Auction, ttl_ms: int) -> None:
         """The offer record the bid API reads (leadx.auction.offers). Without Redis the bid API
         refuses this auction's bids as not found; bids in ping replies still count."""
         try:
-            await offers.write(auction_id, auction["closes_at_ms"], auction["min_price_cents"], auction["offered"],
-                               ttl_ms)
+            await offers.write(auction_id, auction.closes_at_ms, auction.min_price_cents, auction.offered, ttl_ms)
         except RedisError:
             log.warning("offer record not written; the bid API will not know auction %s", auction_id, exc_info=True)
 
@@ -257,7 +258,7 @@ def build_worker(settings: AuctionSettings, directory: BuyerDirectory, readiness
         # The auction's lead.scored partition: its lead was keyed by this id with the default partitioner.
         return partition_for(auction_id, kafka.partitions)
 
-    def write(auction_id: str, auction: dict | None) -> None:
+    def write(auction_id: str, auction: Auction | None) -> None:
         """A table write from outside an agent (the closing task): faust's own `auctions[id] = ...`
         takes the changelog partition from the stream's current event."""
         partition = changelog_partition(auction_id)
@@ -295,17 +296,17 @@ def build_worker(settings: AuctionSettings, directory: BuyerDirectory, readiness
         if auction is None:
             return
         if action == PURGE:
-            if auction["status"] == rules.CLOSED:
+            if auction.status == rules.CLOSED:
                 write(auction_id, None)
             return
-        if auction["status"] != rules.OPEN:
+        if not auction.is_open:
             return  # closed already (a deadline rebuilt while its close was in hand)
         if auction_id in closes_in_hand:
             # Being closed at its opening: looked at again in a second, in case that close fails.
             deadlines.push(now_ms() + 1000, auction_id, CLOSE)
             return
-        if now_ms() < auction["closes_at_ms"]:
-            deadlines.push(auction["closes_at_ms"], auction_id, CLOSE)
+        if now_ms() < auction.closes_at_ms:
+            deadlines.push(auction.closes_at_ms, auction_id, CLOSE)
             return
         try:
             with tracer().start_as_current_span("auction close", kind=trace.SpanKind.INTERNAL):
@@ -332,7 +333,7 @@ def build_worker(settings: AuctionSettings, directory: BuyerDirectory, readiness
         # The caller's copy may be stale: an opening waits on the broker before it closes, and the
         # deadline task may have closed the auction meanwhile. The table says whether it is open.
         current = auctions.get(auction_id)
-        if current is None or current["status"] != rules.OPEN:
+        if current is None or not current.is_open:
             return
         closes_in_hand.add(auction_id)
         try:
@@ -340,33 +341,29 @@ def build_worker(settings: AuctionSettings, directory: BuyerDirectory, readiness
         finally:
             closes_in_hand.discard(auction_id)
 
-    async def close_now(auction_id: str, auction: dict) -> None:
-        scored = ev.LeadScored.FromString(base64.b64decode(auction["scored"]))
+    async def close_now(auction_id: str, auction: Auction) -> None:
+        scored = ev.LeadScored.FromString(auction.scored)
         seed = rules.tie_break_seed(settings.common.hmac_key, auction_id)
-        # .get: an auction opened by a worker of the previous version has no pricing, weights, shares.
-        pricing = auction.get("pricing", rules.FIRST_PRICE)
-        ranked = rules.rank_bids(auction["bids"], auction["min_price_cents"], seed, auction.get("weights"), pricing)
-        profiles = auction.get("profiles", {})
+        ranked = rules.rank_bids(auction.bids, auction.min_price_cents, seed, auction.weights, auction.pricing)
         closed_at = now_ms()
         closed = ev.AuctionClosed(
             auction_id=auction_id,
             ranked_bids=[ev.RankedBid(buyer_id=r.buyer_id, amount_cents=r.amount_cents, rank=i + 1,
                                       bid_cents=r.bid_cents, weight=r.weight,
-                                      profile_id=profiles.get(r.buyer_id, ""))
+                                      profile_id=auction.profiles.get(r.buyer_id, ""))
                          for i, r in enumerate(ranked)],
             closed_at_ms=closed_at, tie_break_seed=seed, lead=scored.verified.lead,
-            identity_keys=scored.verified.identity_keys, bids_received=len(auction["bids"]),
-            probability=scored.probability, cluster=scored.cluster, pricing=pricing,
-            shares=auction.get("shares", 1),
+            identity_keys=scored.verified.identity_keys, bids_received=len(auction.bids),
+            probability=scored.probability, cluster=scored.cluster, pricing=auction.pricing,
+            shares=auction.shares,
         )
         # Publish first: if the worker dies before the table write, the auction is closed again
         # with the same event id and delivery recognises the repeat.
         await publish(closed_topic, auction_id, closed, derived_event_id(auction_id, "closed"))
-        write(auction_id, {"status": rules.CLOSED, "closed_at_ms": closed_at, "closes_at_ms": auction["closes_at_ms"],
-                           "offered": [], "min_price_cents": auction["min_price_cents"], "bids": {}})
+        write(auction_id, rules.closed(auction, closed_at))
         deadlines.push(closed_at + settings.closed_retention_ms, auction_id, PURGE)
-        lateness = closed_at - auction["closes_at_ms"]
-        log_event(log, "auction closed", auction_id=auction_id, bids=len(auction["bids"]),
+        lateness = closed_at - auction.closes_at_ms
+        log_event(log, "auction closed", auction_id=auction_id, bids=len(auction.bids),
                   winner=ranked[0].buyer_id if ranked else None, late_ms=lateness)
 
     @auctions.on_recover
@@ -379,10 +376,10 @@ def build_worker(settings: AuctionSettings, directory: BuyerDirectory, readiness
         for auction_id, auction in auctions.items():
             if auction is None:
                 continue
-            if auction["status"] == rules.OPEN:
-                entries.append((max(auction["closes_at_ms"], earliest_close), auction_id, CLOSE))
+            if auction.is_open:
+                entries.append((max(auction.closes_at_ms, earliest_close), auction_id, CLOSE))
             else:
-                entries.append((auction["closed_at_ms"] + settings.closed_retention_ms, auction_id, PURGE))
+                entries.append((auction.closed_at_ms + settings.closed_retention_ms, auction_id, PURGE))
         partitions = owned_partitions(app.assignor.assigned_actives(), scored_topic.get_topic_name())
         async with closing:
             deadlines.rebuild(entries)

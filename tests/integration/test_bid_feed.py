@@ -2,14 +2,13 @@
 soon as they are read, reach the changelog once per auction per flush, and their offsets are
 committed only behind those writes, so bids read but not flushed are read again by the next owner.
 
-The feed's table here is a dict whose changelog records go to a real topic: the few things the feed
-uses of a faust Table. The worker's own tests (test_auction_workers, test_crash_recovery) run it
+The feed's table here is a dict of auctions whose changelog records go to a real topic: the few
+things the feed uses of a faust Table. The worker's own tests (test_auction_workers, test_crash_recovery) run it
 with the real table."""
 
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 
 import pytest
@@ -20,6 +19,7 @@ from leadx.contracts.events.v1 import events_pb2 as ev
 from leadx.platform.config import KafkaSettings
 from leadx.platform.kafka.admin import ensure_topics
 from leadx.auction import rules
+from leadx.auction.state import Auction
 from services.auction.bid_feed import BidFeed
 
 pytestmark = pytest.mark.integration
@@ -32,19 +32,19 @@ class TopicTable:
 
     def __init__(self, producer: AIOKafkaProducer, changelog: str) -> None:
         self.producer, self.changelog = producer, changelog
-        self.data: dict[str, dict] = {}
+        self.data: dict[str, Auction] = {}
         self.records: list[tuple[int, str]] = []
 
-    def get(self, auction_id: str) -> dict | None:
+    def get(self, auction_id: str) -> Auction | None:
         return self.data.get(auction_id)
 
-    def send_changelog(self, partition: int, key: str, value: dict) -> asyncio.Future:
+    def send_changelog(self, partition: int, key: str, value: Auction) -> asyncio.Future:
         self.records.append((partition, key))
         return asyncio.ensure_future(self.producer.send_and_wait(
-            self.changelog, json.dumps(value).encode(), key=key.encode(), partition=partition))
+            self.changelog, value.to_json(), key=key.encode(), partition=partition))
 
 
-def open_auction(closes_in_ms: int = 60_000) -> dict:
+def open_auction(closes_in_ms: int = 60_000) -> Auction:
     now = int(time.time() * 1000)
     return rules.new_auction(["b1", "b2"], 1000, now, closes_in_ms)
 
@@ -111,8 +111,8 @@ def test_bids_count_at_once_and_are_committed_only_behind_one_write_per_auction(
                     (1, "b", "stranger", 9000))  # not offered: refused, and still committed past
 
         # The store has every bid at once (the close reads it there) ...
-        await eventually(lambda: table.data["a"]["bids"] == {"b1": 1600, "b2": 1700}
-                         and table.data["b"]["bids"] == {"b2": 1200})
+        await eventually(lambda: table.data["a"].bids == {"b1": 1600, "b2": 1700}
+                         and table.data["b"].bids == {"b2": 1200})
         # ... and then each auction is written once, and only then are the offsets committed.
         await until_committed(kafka.bootstrap_servers, group, topic, {0: 3, 1: 2})
         assert sorted(table.records) == [(0, "a"), (1, "b")]
@@ -137,12 +137,12 @@ def test_bids_read_but_not_flushed_are_read_again_by_the_next_owner(setting):
         reading = asyncio.create_task(feed.run())
         await feed.assign([0, 1])
         await place(producer, topic, (0, "a", "b1", 1500))
-        await eventually(lambda: first.data["a"]["bids"] == {"b1": 1500})
+        await eventually(lambda: first.data["a"].bids == {"b1": 1500})
         # The partitions are taken away (a rebalance, or the worker dies): nothing more is written.
         await feed.release()
         await place(producer, topic, (0, "a", "b2", 1800))
         await asyncio.sleep(0.3)
-        assert first.data["a"]["bids"] == {"b1": 1500} and first.records == []
+        assert first.data["a"].bids == {"b1": 1500} and first.records == []
         assert await committed(kafka.bootstrap_servers, group, topic) == {0: None, 1: None}
         reading.cancel()
         await feed.stop()
@@ -153,7 +153,7 @@ def test_bids_read_but_not_flushed_are_read_again_by_the_next_owner(setting):
         feed = run_feed(kafka, group, topic, second, flush_s=0.05)
         reading = asyncio.create_task(feed.run())
         await feed.assign([0, 1])
-        await eventually(lambda: second.data["a"]["bids"] == {"b1": 1500, "b2": 1800})
+        await eventually(lambda: second.data["a"].bids == {"b1": 1500, "b2": 1800})
         await eventually(lambda: second.records == [(0, "a")])
         await until_committed(kafka.bootstrap_servers, group, topic, {0: 2, 1: None})
         reading.cancel()
@@ -185,10 +185,10 @@ def test_closes_wait_until_the_feed_has_read_the_backlog_it_was_assigned(setting
         await feed.assign([0, 1])
         assert feed.holds_closes()  # a backlog, not read yet (the feed is not running)
         await asyncio.sleep(0.3)
-        assert feed.holds_closes() and table.data["a"]["bids"] == {}
+        assert feed.holds_closes() and table.data["a"].bids == {}
         reading = asyncio.create_task(feed.run())
         await eventually(lambda: not feed.holds_closes())
-        assert table.data["a"]["bids"] == {"b1": 1500, "b2": 1700}  # read before closes may run
+        assert table.data["a"].bids == {"b1": 1500, "b2": 1700}  # read before closes may run
         # Bids after the assignment are the steady state: they hold nothing.
         await place(producer, topic, (0, "a", "b1", 1900))
         assert not feed.holds_closes()

@@ -1,23 +1,26 @@
 """Auction rules: opening, bids (and the AutoBid profile behind them), ranking by weighted bid, first and
 second price, and the fairness of the random tie-break."""
 
+import json
 import random
 from collections import Counter
+from dataclasses import replace
 from decimal import Decimal
 
 import pytest
 
 from leadx.auction import rules
+from leadx.auction.state import Auction
 from services.auction.deadlines import CLOSE, PURGE, DeadlineIndex
 
 
-def auction(**changes) -> dict:
-    return rules.new_auction(["b1", "b2", "b3"], 500, now_ms=1_000, window_ms=3_000) | changes
+def auction(**changes) -> Auction:
+    return replace(rules.new_auction(["b1", "b2", "b3"], 500, now_ms=1_000, window_ms=3_000), **changes)
 
 
 def test_a_new_auction_closes_after_its_window_or_at_once_when_nobody_is_offered_it():
-    assert auction()["closes_at_ms"] == 4_000 and auction()["status"] == rules.OPEN
-    assert rules.new_auction([], 500, now_ms=1_000, window_ms=3_000)["closes_at_ms"] == 1_000
+    assert auction().closes_at_ms == 4_000 and auction().status == rules.OPEN
+    assert rules.new_auction([], 500, now_ms=1_000, window_ms=3_000).closes_at_ms == 1_000
 
 
 def test_bid_refusals_each_with_its_reason():
@@ -31,8 +34,8 @@ def test_bid_refusals_each_with_its_reason():
 
 def test_a_buyer_bidding_twice_keeps_its_higher_bid():
     state = rules.with_bid(rules.with_bid(auction(), "b1", 900), "b1", 700)
-    assert state["bids"] == {"b1": 900}
-    assert rules.with_bid(state, "b1", 1200)["bids"] == {"b1": 1200}
+    assert state.bids == {"b1": 900}
+    assert rules.with_bid(state, "b1", 1200).bids == {"b1": 1200}
 
 
 def test_ranking_drops_bids_under_the_reserve_and_orders_by_amount():
@@ -86,55 +89,57 @@ def priced(bids: dict, reserve: int, weights: dict | None = None, seed: int = 1)
 def test_a_new_auction_records_the_offered_buyers_weights_other_than_one_and_its_pricing():
     state = rules.new_auction(["b3", "b1", "b2"], 500, now_ms=1_000, window_ms=3_000,
                               weights={"b1": 2.0, "b2": 1.0, "b9": 3.0}, pricing=rules.SECOND_PRICE)
-    assert state["offered"] == ["b1", "b2", "b3"]
-    assert state["weights"] == {"b1": 2.0}  # b2 weighs the default, b9 was not offered
-    assert state["pricing"] == "second" and state["profiles"] == {} and state["bids"] == {}
+    assert state.offered == ("b1", "b2", "b3")
+    assert state.weights == {"b1": 2.0}  # b2 weighs the default, b9 was not offered
+    assert state.pricing == "second" and state.profiles == {} and state.bids == {}
 
 
 def test_a_new_auction_defaults_to_no_weights_and_first_price():
     state = rules.new_auction(["b1"], 500, now_ms=1_000, window_ms=3_000)
-    assert state["weights"] == {} and state["pricing"] == rules.FIRST_PRICE == "first" and state["profiles"] == {}
-    assert rules.new_auction(["b1"], 500, 1_000, 3_000, weights={})["weights"] == {}
+    assert state.weights == {} and state.pricing == rules.FIRST_PRICE == "first" and state.profiles == {}
+    assert rules.new_auction(["b1"], 500, 1_000, 3_000, weights={}).weights == {}
     assert rules.SECOND_PRICE == "second"
 
 
 def test_a_bid_placed_from_a_profile_records_the_profile():
     state = rules.with_bid(auction(), "b1", 900, "p_1")
-    assert state["bids"] == {"b1": 900} and state["profiles"] == {"b1": "p_1"}
+    assert state.bids == {"b1": 900} and state.profiles == {"b1": "p_1"}
 
 
 def test_a_lower_or_equal_bid_changes_nothing_not_even_the_profile():
     state = rules.with_bid(auction(), "b1", 900, "p_1")
     assert rules.with_bid(state, "b1", 700, "p_2") is state
     assert rules.with_bid(state, "b1", 900, "p_2") is state
-    assert rules.with_bid(state, "b1", 900)["profiles"] == {"b1": "p_1"}
+    assert rules.with_bid(state, "b1", 900).profiles == {"b1": "p_1"}
 
 
 def test_a_higher_bid_replaces_the_profile_of_the_bid_that_counted():
     state = rules.with_bid(auction(), "b1", 900, "p_1")
     higher = rules.with_bid(state, "b1", 1_000, "p_2")
-    assert higher["bids"] == {"b1": 1_000} and higher["profiles"] == {"b1": "p_2"}
+    assert higher.bids == {"b1": 1_000} and higher.profiles == {"b1": "p_2"}
     manual = rules.with_bid(higher, "b1", 1_100)  # the buyer's own bid: no profile placed it
-    assert manual["bids"] == {"b1": 1_100} and manual["profiles"] == {}
+    assert manual.bids == {"b1": 1_100} and manual.profiles == {}
 
 
 def test_a_bid_leaves_other_buyers_bids_and_profiles_alone_and_does_not_change_the_old_state():
     state = rules.with_bid(rules.with_bid(auction(), "b1", 900, "p_1"), "b2", 800, "p_9")
-    before = {"bids": dict(state["bids"]), "profiles": dict(state["profiles"])}
+    before = {"bids": dict(state.bids), "profiles": dict(state.profiles)}
     after = rules.with_bid(state, "b2", 1_200)
-    assert after["bids"] == {"b1": 900, "b2": 1_200} and after["profiles"] == {"b1": "p_1"}
-    assert {"bids": state["bids"], "profiles": state["profiles"]} == before
-    assert after["offered"] == state["offered"] and after["status"] == rules.OPEN
+    assert after.bids == {"b1": 900, "b2": 1_200} and after.profiles == {"b1": "p_1"}
+    assert {"bids": state.bids, "profiles": state.profiles} == before
+    assert after.offered == state.offered and after.status == rules.OPEN
 
 
 def test_a_state_from_before_profiles_were_recorded_still_takes_bids():
-    old = {k: v for k, v in auction().items() if k != "profiles"}
-    assert rules.with_bid(old, "b1", 900, "p_1")["profiles"] == {"b1": "p_1"}
-    assert rules.with_bid(old, "b1", 900)["profiles"] == {}
+    layout = json.loads(auction().to_json())
+    del layout["profiles"]
+    old = Auction.from_json(json.dumps(layout))
+    assert rules.with_bid(old, "b1", 900, "p_1").profiles == {"b1": "p_1"}
+    assert rules.with_bid(old, "b1", 900).profiles == {}
 
 
 def test_a_first_bid_of_zero_counts():
-    assert rules.with_bid(auction(min_price_cents=0), "b1", 0, "p_1")["bids"] == {"b1": 0}
+    assert rules.with_bid(auction(min_price_cents=0), "b1", 0, "p_1").bids == {"b1": 0}
 
 
 # weighting
@@ -146,13 +151,13 @@ def test_a_batch_of_bids_changes_each_auction_once_with_all_its_bids():
              ("done", "b1", 900, 2_000), ("A", "stranger", 900, 2_000), ("B", "b2", 650, 2_000),
              ("nowhere", "b1", 900, 2_000)]
     changed, refused = rules.apply_bids(batch, tables.get)
-    assert changed["A"]["bids"] == {"b1": 900, "b2": 700}  # the later, lower bid of b1 does not count
-    assert changed["B"]["bids"] == {"b2": 650}  # a higher bid in the same batch replaces the lower
+    assert changed["A"].bids == {"b1": 900, "b2": 700}  # the later, lower bid of b1 does not count
+    assert changed["B"].bids == {"b2": 650}  # a higher bid in the same batch replaces the lower
     assert set(changed) == {"A", "B"}
     assert [index for index, _ in refused] == [4, 5, 7]
     assert ["closed" in refused[0][1], "not offered" in refused[1][1], refused[2][1]] == [
         True, True, "no such auction"]
-    assert tables["A"]["bids"] == {}  # the states read are not changed in place
+    assert tables["A"].bids == {}  # the states read are not changed in place
 
 
 def test_a_batch_replayed_after_a_crash_changes_nothing_so_writes_nothing():

@@ -1,0 +1,36 @@
+"""The worker's auctions table: `Auction` records in memory, their JSON (leadx.auction.state) in the
+table's changelog topic, which is where a worker's auctions come back from after a restart or a
+rebalance."""
+
+from __future__ import annotations
+
+import faust
+from faust.serializers import codecs
+
+from leadx.auction.state import Auction
+
+TABLE_NAME = "auctions"
+
+
+class AuctionCodec(codecs.Codec):
+    """A changelog record's value: Auction.to_json and Auction.from_json, which reads the layout of
+    every earlier worker too (a tombstone, None, never reaches a codec)."""
+
+    def _dumps(self, auction: Auction) -> bytes:
+        return auction.to_json()
+
+    def _loads(self, data: bytes) -> Auction:
+        return Auction.from_json(data)
+
+
+class AuctionTable(faust.Table):
+    def __init__(self, app: faust.App, **kwargs) -> None:
+        super().__init__(app, **kwargs)
+        # Before the app makes the changelog topic, which takes its value codec from here.
+        self.value_serializer = AuctionCodec()
+
+
+def auctions_table(app: faust.App, partitions: int) -> AuctionTable:
+    """The app's auctions table (as app.Table makes a table, of this class)."""
+    return app.tables.add(AuctionTable(app, name=TABLE_NAME, default=None, beacon=app.tables.beacon,
+                                       partitions=partitions))
