@@ -36,6 +36,7 @@ from leadx.leads import pii
 from leadx.leads import status as lead_status
 from leadx.leads.rules import RuleBook
 from leadx.leads.verticals import FieldError, Verification, Vertical, load_verticals, verify
+from leadx.ledger import returns
 from leadx.ledger.returns import Refusal, ReturnPolicy, reason_problem
 from leadx.platform.db.models import Buyer, Lead, Sale, Seller
 from leadx.platform.health import Readiness
@@ -44,7 +45,6 @@ from leadx.platform.kafka.producer import EventProducer
 from leadx.platform.logs import log_event
 from leadx.platform.redis.pipeline import Pipeliner
 from leadx.platform.telemetry import tracer
-from services.intake import returns
 from services.intake.admin import admin_routes
 from services.intake.bids import bid_handler
 from services.intake.formats import (
@@ -365,7 +365,7 @@ def build_app(deps: IntakeDeps, lifespan=None) -> Starlette:
             await deps.producer.publish(topics.LEAD_RETURNED, lead_id, claimed,
                                         derived_event_id(lead_id, "return", buyer_id))
         except Exception:
-            await asyncio.to_thread(returns.unclaim, deps.sessions, lead_id, buyer_id, now_ms)
+            await asyncio.to_thread(returns.unclaim_return, deps.sessions, lead_id, buyer_id, now_ms)
             raise ApiError(503, "SERVICE_UNAVAILABLE", "the exchange could not record the return; retry",
                            headers={"Retry-After": "1"}) from None
         log_event(log, "lead returned", lead_id=lead_id, buyer_id=buyer_id, seller_id=claimed.seller_id)
