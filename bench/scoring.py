@@ -69,9 +69,9 @@ sys.path.insert(0, str(ROOT))
 
 from loadgen import CpuMeter, percentile, rate_list, raw_consume, write_results
 
-from leadx.cli.scoring import DEFAULT_START, _start_ms
 from leadx.contracts import topics
 from leadx.contracts.events.v1 import events_pb2 as ev
+from leadx.dev.simulation.days import DEFAULT_START, day_start_ms
 from leadx.dev.simulation.evaluation import QUESTIONS, evaluate
 from leadx.dev.simulation.market import SimulatedLead, simulate
 from leadx.dev.simulation.training import training_data
@@ -105,7 +105,7 @@ def spread(values: list[float], digits: int = 1) -> dict:
 
 def simulated(count: int, seed: int, start: str) -> tuple[list[SimulatedLead], float]:
     started = time.perf_counter()
-    leads = list(simulate(count, seed, _start_ms(start)))
+    leads = list(simulate(count, seed, day_start_ms(start)))
     return leads, round(time.perf_counter() - started, 1)
 
 

@@ -5,20 +5,17 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from datetime import UTC, date, datetime
 from pathlib import Path
 
+from leadx.dev.simulation.days import DEFAULT_START, day_start_ms
 from leadx.platform.config import ConfigError
-
-DEFAULT_START = "2026-01-01"
 
 
 def _start_ms(text: str) -> int:
     try:
-        day = date.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a date (YYYY-MM-DD)") from None
-    return int(datetime(day.year, day.month, day.day, tzinfo=UTC).timestamp() * 1000)
+        return day_start_ms(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def _positive(text: str) -> int:

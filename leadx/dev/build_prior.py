@@ -3,7 +3,7 @@ outcomes with a fixed seed, so that anyone can rebuild it and get the same model
 
 from __future__ import annotations
 
-from leadx.cli.scoring import DEFAULT_START, _start_ms
+from leadx.dev.simulation.days import DEFAULT_START, day_start_ms
 from leadx.dev.simulation.market import simulate
 from leadx.dev.simulation.training import training_data
 from leadx.scoring.models import train
@@ -14,7 +14,7 @@ SEED = 1
 
 
 def main() -> None:
-    leads = list(simulate(LEADS, SEED, _start_ms(DEFAULT_START)))
+    leads = list(simulate(LEADS, SEED, day_start_ms(DEFAULT_START)))
     bundle = train(training_data(leads, f"simulated {LEADS} leads, seed {SEED} (the prior)"), seed=SEED)
     bundle.version = f"prior-{bundle.version}"
     bundle.meta["version"] = bundle.version
