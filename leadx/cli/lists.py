@@ -9,21 +9,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 import time
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, NoReturn
+from typing import NoReturn
 
+from leadx.cli.database import sessions
 from leadx.lists import views
-from leadx.lists.building import DEFAULT_BAND_WIDTH, Customer
-
-if TYPE_CHECKING:  # imported where used: `leadx --help` should not wait for SQLAlchemy
-    from sqlalchemy.orm import Session
-
-    from leadx.platform.db.models import ListAuction, ListAward, ListBid
+from leadx.lists.building import DEFAULT_BAND_WIDTH, Customer, profile_problem
 
 DEFAULT_WINDOW_S = 120.0
 MAX_WINDOW_S = 30 * 86_400
@@ -53,12 +47,6 @@ def _guarded(command):
     return run
 
 
-def _sessions():
-    from leadx.cli.main import _sessions as sessions
-
-    return sessions()
-
-
 def _descriptions() -> dict[str, str]:
     """The served bundle's cluster descriptions; none if it cannot be read (they only help)."""
     from leadx.scoring.registry import cluster_descriptions
@@ -85,27 +73,6 @@ def read_profile(path: str) -> object:
     if document is None:
         _fail(f"the profile {path} is empty: write {{criteria: [...]}} (no criteria takes the whole pool)")
     return document
-
-
-def profile_problem(document: object) -> str | None:
-    """What stops a profile document from being stored (the auction keeps it as JSON), or None:
-    numbers too large for a float, or infinite ("1e400", YAML's .inf), which PostgreSQL's JSON
-    refuses and no criterion needs, and YAML values JSON has no word for (dates). Shared with the
-    intake's admin API."""
-    pending = [document]
-    while pending:
-        item = pending.pop()
-        if isinstance(item, dict):
-            pending.extend(item.values())
-        elif isinstance(item, list):
-            pending.extend(item)
-        elif isinstance(item, float) and not math.isfinite(item) or (
-                isinstance(item, int) and not isinstance(item, bool) and abs(item) > 2**53):
-            return f"{item!r:.40} is not a number a profile can hold"
-        elif not isinstance(item, str | int | float | bool | type(None)):
-            # YAML reads 2024-01-01 as a date: quote it.
-            return f"{item!r:.40} is not text, a number, true, false or null"
-    return None
 
 
 def _parse_profile(path: str):
@@ -207,7 +174,7 @@ def cmd_lists_preview(args) -> int:
     _check_vertical(args.vertical)
     _, profile = _parse_profile(args.profile)
     width = _check_band_width(args.band_width)
-    with _sessions()() as session:
+    with sessions()() as session:
         pool = [Customer(p.id, p.probability, p.cluster, p.fields or {})
                 for p in session.scalars(select(Prospect).where(Prospect.vertical == args.vertical))]
     built = build_list(pool, profile, width)
@@ -223,44 +190,10 @@ def cmd_lists_preview(args) -> int:
     return 0
 
 
-@dataclass(frozen=True)
-class Listing:
-    """The rows a view of a list auction is made from (leadx.lists.views)."""
-    auction: ListAuction
-    members: list[Customer]  # all of them, best first, without fields
-    page: list[Customer]     # those asked for, with their state and ZIP only
-    bids: list[ListBid]
-    awards: list[ListAward]
-
-
-def read_listing(session: Session, list_id: str, offset: int, limit: int, buyer_id: str | None = None
-                 ) -> Listing | None:
-    """A list auction as the views need it; with `buyer_id`, only that dealer's bids and awards.
-    Shared with the intake's list API (it belongs with leadx.lists.store's readers)."""
-    from sqlalchemy import select
-
-    from leadx.lists import store
-    from leadx.platform.db.models import ListAuction, ListAward, ListBid, Prospect
-
-    auction = session.get(ListAuction, list_id)
-    if auction is None:
-        return None
-    members = store.members(session, list_id)
-    chosen = members[offset:offset + limit]
-    places = {pid: (state, (fields or {}).get("zip", "")) for pid, state, fields in session.execute(
-        select(Prospect.id, Prospect.state, Prospect.fields).where(Prospect.id.in_([c.prospect_id for c in chosen])))
-    } if chosen else {}
-    page = [Customer(c.prospect_id, c.probability, c.cluster,
-                     dict(zip(("state", "zip"), places.get(c.prospect_id, ("", "")), strict=True))) for c in chosen]
-    bids = select(ListBid).where(ListBid.auction_id == list_id).order_by(ListBid.id)
-    awards = select(ListAward).where(ListAward.auction_id == list_id).order_by(ListAward.prospect_id)
-    if buyer_id is not None:
-        bids, awards = bids.where(ListBid.buyer_id == buyer_id), awards.where(ListAward.buyer_id == buyer_id)
-    return Listing(auction, members, page, list(session.scalars(bids)), list(session.scalars(awards)))
-
-
 def _show(list_id: str, offset: int, limit: int) -> dict:
-    with _sessions()() as session:
+    from leadx.lists.store import read_listing
+
+    with sessions()() as session:
         listing = read_listing(session, list_id, offset, limit)
     if listing is None:
         _fail(f"there is no list auction {list_id}")
@@ -279,7 +212,7 @@ def cmd_lists_open(args) -> int:
         _fail(f"--window is seconds above 0 and at most {MAX_WINDOW_S}")
     if args.reserve < 0:
         _fail("--reserve is cents per customer, 0 or more")
-    with _sessions()() as session, session.begin():
+    with sessions()() as session, session.begin():
         try:
             auction = store.open_auction(session, args.vertical, document, width, args.reserve,
                                          max(1, round(args.window * 1000)), int(time.time() * 1000))
@@ -304,7 +237,7 @@ def cmd_lists_export(args) -> int:
     from leadx.lists import store
     from leadx.platform.db.models import Buyer, ListAuction
 
-    with _sessions()() as session:
+    with sessions()() as session:
         auction = session.get(ListAuction, args.list_id)
         if auction is None:
             _fail(f"there is no list auction {args.list_id}")

@@ -8,6 +8,7 @@ import sys
 import time
 from pathlib import Path
 
+from leadx.cli.database import sessions
 from leadx.platform.config import ConfigError, env_bool, env_str
 
 USAGE_ERROR = 2  # nothing was done: the command's input cannot be used
@@ -37,12 +38,6 @@ def _bundle():
         raise ConfigError(f"the model bundle of SCORING_MODELS cannot be read: {exc}") from None
 
 
-def _sessions():
-    from leadx.cli.main import _sessions as sessions  # one engine set-up for every command
-
-    return sessions()
-
-
 def cmd_import(args) -> int:
     from leadx.leads.rules import PACKAGED_RULES, RulesError, load_rulebook
     from leadx.leads.verticals import load_verticals
@@ -58,10 +53,10 @@ def cmd_import(args) -> int:
     except RulesError as exc:
         return _refuse(str(exc))
     phone_area_must_match = env_bool("INTAKE_PHONE_AREA_MUST_MATCH", False)
-    identities, bundle, sessions = _identities(), _bundle(), _sessions()
+    identities, bundle, factory = _identities(), _bundle(), sessions()
     path = Path(args.file)
     try:
-        with open(path, encoding="utf-8-sig", newline="") as lines, sessions.begin() as session:
+        with open(path, encoding="utf-8-sig", newline="") as lines, factory.begin() as session:
             report = import_rows(session, read_csv(lines, vertical), vertical=vertical, seller_id=args.seller,
                                  source_name=path.name, rules=rulebook.rules_for(vertical.name, args.seller),
                                  identities=identities, bundle=bundle, now_ms=int(time.time() * 1000),
@@ -102,9 +97,9 @@ def _import_text(report) -> str:
 def cmd_collect(args) -> int:
     from leadx.prospects.pool import Refused, collect
 
-    identities, bundle, sessions = _identities(), _bundle(), _sessions()
+    identities, bundle, factory = _identities(), _bundle(), sessions()
     try:
-        report = collect(sessions, identities=identities, bundle=bundle, now_ms=int(time.time() * 1000),
+        report = collect(factory, identities=identities, bundle=bundle, now_ms=int(time.time() * 1000),
                          aged_days=args.aged_days)
     except Refused as exc:
         return _refuse(str(exc))
@@ -120,7 +115,7 @@ def cmd_collect(args) -> int:
 def cmd_stats(args) -> int:
     from leadx.prospects.pool import pool_stats
 
-    with _sessions()() as session:
+    with sessions()() as session:
         stats = pool_stats(session)
     if args.json:
         print(json.dumps(stats, indent=2))

@@ -87,6 +87,27 @@ class ListProfile:
         return any(criterion.matches(view) for criterion in self.criteria)
 
 
+def profile_problem(document: object) -> str | None:
+    """What stops a profile document from being stored (the auction keeps it as JSON), or None:
+    numbers too large for a float, or infinite ("1e400", YAML's .inf), which PostgreSQL's JSON
+    refuses and no criterion needs, and YAML values JSON has no word for (dates). The operators'
+    commands and the intake's list API check a profile with it before ListProfile.parse."""
+    pending = [document]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, dict):
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
+        elif isinstance(item, float) and not math.isfinite(item) or (
+                isinstance(item, int) and not isinstance(item, bool) and abs(item) > 2**53):
+            return f"{item!r:.40} is not a number a profile can hold"
+        elif not isinstance(item, str | int | float | bool | type(None)):
+            # YAML reads 2024-01-01 as a date: quote it.
+            return f"{item!r:.40} is not text, a number, true, false or null"
+    return None
+
+
 @dataclass(frozen=True)
 class CustomerList:
     customers: tuple[Customer, ...]              # best first

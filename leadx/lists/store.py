@@ -64,6 +64,37 @@ def members(session: Session, auction_id: str) -> list[Customer]:
     return [Customer(pid, probability, cluster, {}) for pid, probability, cluster in rows]
 
 
+@dataclass(frozen=True)
+class Listing:
+    """The rows a view of a list auction is made from (leadx.lists.views)."""
+    auction: ListAuction
+    members: list[Customer]  # all of them, best first, without fields
+    page: list[Customer]     # those asked for, with their state and ZIP only
+    bids: list[ListBid]
+    awards: list[ListAward]
+
+
+def read_listing(session: Session, list_id: str, offset: int, limit: int, buyer_id: str | None = None
+                 ) -> Listing | None:
+    """A list auction as the views need it; with `buyer_id`, only that dealer's bids and awards.
+    The operators' `leadx lists show` and the intake's list API read an auction with it."""
+    auction = session.get(ListAuction, list_id)
+    if auction is None:
+        return None
+    everyone = members(session, list_id)
+    chosen = everyone[offset:offset + limit]
+    places = {pid: (state, (fields or {}).get("zip", "")) for pid, state, fields in session.execute(
+        select(Prospect.id, Prospect.state, Prospect.fields).where(Prospect.id.in_([c.prospect_id for c in chosen])))
+    } if chosen else {}
+    page = [Customer(c.prospect_id, c.probability, c.cluster,
+                     dict(zip(("state", "zip"), places.get(c.prospect_id, ("", "")), strict=True))) for c in chosen]
+    bids = select(ListBid).where(ListBid.auction_id == list_id).order_by(ListBid.id)
+    awards = select(ListAward).where(ListAward.auction_id == list_id).order_by(ListAward.prospect_id)
+    if buyer_id is not None:
+        bids, awards = bids.where(ListBid.buyer_id == buyer_id), awards.where(ListAward.buyer_id == buyer_id)
+    return Listing(auction, everyone, page, list(session.scalars(bids)), list(session.scalars(awards)))
+
+
 def place_bid(session: Session, auction_id: str, buyer_id: str, spec: Mapping[str, object],
               now_ms: int) -> ListBid | Refusal:
     # Locked (PostgreSQL) until this bid commits: a closer claiming the auction waits for it, and a

@@ -31,10 +31,10 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from leadx.auction.selection.criteria import CriterionError
-from leadx.cli.lists import profile_problem, read_listing
 from leadx.leads.verticals import load_verticals
 from leadx.lists import store, views
-from leadx.lists.building import DEFAULT_BAND_WIDTH, Customer, ListProfile, build_list
+from leadx.lists.building import DEFAULT_BAND_WIDTH, Customer, ListProfile, build_list, profile_problem
+from leadx.lists.store import read_listing
 from leadx.platform.db.models import ListAuction, Prospect
 from leadx.platform.ids import is_lead_id
 from leadx.platform.logs import log_event

@@ -1,0 +1,47 @@
+"""`leadx dedup rebuild`: restore the Redis dedup state from the SQL record ([dedup](../../docs/dedup.md))."""
+
+from __future__ import annotations
+
+import asyncio
+
+from leadx.cli.database import sessions
+from leadx.platform.config import env_str
+
+
+def cmd_dedup_rebuild(args) -> int:
+    import time
+
+    from leadx.dedup.rebuild import flush, rebuild
+    from leadx.dedup.scopes import DedupPolicy
+    from leadx.dedup.store import DEFAULT_BUCKET_BITS, DedupStore
+    from leadx.platform.config import env_bool, env_int
+    from leadx.platform.redis.client import connect
+
+    # The same settings the services read (docs/configuration.md), the broker's excepted.
+    hmac_key = env_str("LEADX_HMAC_KEY").encode()
+    email_rules = env_bool("DEDUP_EMAIL_PROVIDER_RULES", True)
+    factory = sessions()
+
+    async def run() -> None:
+        redis = connect(env_str("REDIS_URL"))
+        try:
+            store = DedupStore(redis, env_str("LEADX_TOPIC_PREFIX", ""),
+                               env_int("DEDUP_BUCKET_BITS", DEFAULT_BUCKET_BITS))
+            if args.flush:
+                print(f"flushed {await flush(store)} dedup keys")
+            report = await rebuild(factory, store, DedupPolicy.from_env(), hmac_key,
+                                   int(time.time() * 1000), email_rules)
+        finally:
+            await redis.aclose()
+        print(f"dedup rebuilt: {report.leads} platform records, {report.postings} buyer records "
+              f"({report.conflicts} refused as already held by another lead of the consumer)")
+
+    asyncio.run(run())
+    return 0
+
+
+def add_commands(commands) -> None:
+    dedup = commands.add_parser("dedup", help="duplicate protection").add_subparsers(dest="action", required=True)
+    rebuild = dedup.add_parser("rebuild", help="restore the Redis dedup state from the SQL record")
+    rebuild.add_argument("--flush", action="store_true", help="delete the current dedup keys first")
+    rebuild.set_defaults(func=cmd_dedup_rebuild)
