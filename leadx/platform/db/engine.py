@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 from sqlalchemy import Engine, create_engine, event
-from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 from sqlalchemy.orm import Session, sessionmaker
 
-from leadx.platform.db.models import Base
+from leadx.platform.db.schema import create_fresh
 
 
 def normalise_url(url: str) -> str:
@@ -36,12 +35,11 @@ def make_engine(url: str) -> Engine:
 
 
 def create_schema(engine: Engine) -> None:
-    """Create missing tables. Several services may start at once: if another one won the race
-    to create a table, the second attempt finds it and does nothing."""
-    try:
-        Base.metadata.create_all(engine)
-    except (OperationalError, ProgrammingError, IntegrityError):
-        Base.metadata.create_all(engine)
+    """This code's schema on a new database (create_all, stamped at the head revision), for the
+    tests, the benches and the local stack; a database already at the head is left as it is, and
+    any other is refused with the command to run. Several processes may call it at once: the first
+    creates, the others wait for it and find the schema there (leadx.platform.db.schema)."""
+    create_fresh(engine)
 
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:
