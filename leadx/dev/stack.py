@@ -1,6 +1,6 @@
 """Runs the whole exchange as local processes: the Kafka-protocol broker and Redis when none is
-configured, SQLite, and every service. Used by `leadx run` (make run) and the integration tests,
-so the tests drive exactly what a developer runs."""
+configured, SQLite (its schema upgraded before any service starts), and every service. Used by
+`leadx run` (make run) and the integration tests, so the tests drive exactly what a developer runs."""
 
 from __future__ import annotations
 
@@ -144,6 +144,20 @@ class LocalStack:
             self.redis_url = f"redis://127.0.0.1:{port}/0"
         if self.database_url is None:
             self.database_url = f"sqlite:///{self.run_dir / 'leadx.db'}"
+        self.upgrade_database()
+
+    def upgrade_database(self) -> None:
+        """Bring the database to this code's schema revision, once, before any service starts: the
+        services only check the revision (leadx.platform.db.schema), as they do in a deployment
+        where `leadx db upgrade` runs first."""
+        from leadx.platform.db.engine import make_engine
+        from leadx.platform.db.schema import upgrade
+
+        engine = make_engine(self.database_url or "")
+        try:
+            upgrade(engine)
+        finally:
+            engine.dispose()
 
     def _start_infra(self, name: str, port: int, argv: list[str]) -> None:
         """Start one infrastructure process and wait until it listens on `port`."""

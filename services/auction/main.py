@@ -8,7 +8,8 @@ import mode.loop
 from faust import Worker
 
 from leadx.accounts.directory import BuyerDirectory
-from leadx.platform.db.engine import create_schema, make_engine, session_factory
+from leadx.platform.db.engine import make_engine, session_factory
+from leadx.platform.db.schema import exit_unless_current
 from leadx.platform.health import HealthServer, Readiness
 from leadx.platform.kafka.admin import ensure_topics
 from leadx.platform.logs import logging_config
@@ -25,10 +26,10 @@ def main() -> None:
     mode.loop.use("uvloop")
     settings = AuctionSettings.from_env()
     setup_tracing("auction")
+    engine = make_engine(settings.common.database_url)
+    exit_unless_current(engine, "auction")
     # faust only creates its own changelog topics; the event topics must exist before it subscribes.
     asyncio.run(ensure_topics(settings.common.kafka))
-    engine = make_engine(settings.common.database_url)
-    create_schema(engine)
     directory = BuyerDirectory(session_factory(engine), settings.common.accounts_refresh_s)
     directory.load()  # before the first lead, so no auction opens with an empty buyer list
     adjust_faust_consumer(settings.common.kafka.bootstrap_servers, settings.common.kafka.fetch_max_wait_ms)

@@ -10,7 +10,8 @@ from leadx.contracts import topics
 from leadx.contracts.events.v1 import events_pb2 as ev
 from leadx.dedup.scopes import DedupPolicy
 from leadx.dedup.store import DedupStore
-from leadx.platform.db.engine import create_schema, make_engine, session_factory
+from leadx.platform.db.engine import make_engine, session_factory
+from leadx.platform.db.schema import exit_unless_current
 from leadx.platform.redis.client import connect as connect_redis
 from leadx.platform.runtime import ServiceRuntime, run
 from services.delivery.attempts import AttemptLog
@@ -30,7 +31,7 @@ async def main(stop: asyncio.Event) -> None:
     namespace = common.kafka.topic_prefix
     redis = connect_redis(common.redis_url)
     engine = make_engine(common.database_url)
-    await asyncio.to_thread(create_schema, engine)
+    await asyncio.to_thread(exit_unless_current, engine, "delivery")
     directory = BuyerDirectory(session_factory(engine), common.accounts_refresh_s)
     fees = SellerFees(session_factory(engine), settings.seller_fee_percent)
     for table in (directory, fees):

@@ -16,7 +16,8 @@ from leadx.leads.phone_areas import area_code_states
 from leadx.leads.rules import load_rulebook
 from leadx.leads.verticals import load_verticals, zip_states
 from leadx.ledger.returns import ReturnPolicy
-from leadx.platform.db.engine import create_schema, make_engine, session_factory
+from leadx.platform.db.engine import make_engine, session_factory
+from leadx.platform.db.schema import exit_unless_current
 from leadx.platform.health import Readiness
 from leadx.platform.kafka.admin import ensure_topics
 from leadx.platform.kafka.producer import EventProducer
@@ -37,6 +38,7 @@ def create_app(settings: IntakeSettings):
     verdicts = VerdictWaiter(common.kafka)
     redis = connect_redis(common.redis_url)
     engine = make_engine(common.database_url)
+    exit_unless_current(engine, "intake")
     sessions = session_factory(engine)
     # Read and compiled now: a broken rules file stops the start with its file and rule named.
     rulebook = load_rulebook(Path(settings.rules_dir), load_verticals())
@@ -50,7 +52,6 @@ def create_app(settings: IntakeSettings):
 
     @contextlib.asynccontextmanager
     async def lifespan(_app):
-        await asyncio.to_thread(create_schema, engine)
         await asyncio.to_thread(buyers.load)
         refresher = asyncio.create_task(buyers.refresh_forever())
         await ensure_topics(common.kafka)

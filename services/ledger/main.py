@@ -13,7 +13,8 @@ from leadx.dedup.scopes import DedupPolicy
 from leadx.dedup.store import DEFAULT_BUCKET_BITS, DedupStore
 from leadx.leads.verticals import zip_counties
 from leadx.platform.config import CommonSettings, env_float, env_int, env_str
-from leadx.platform.db.engine import create_schema, make_engine, session_factory
+from leadx.platform.db.engine import make_engine, session_factory
+from leadx.platform.db.schema import exit_unless_current
 from leadx.platform.kafka.envelope import Envelope
 from leadx.platform.redis.client import connect as connect_redis
 from leadx.platform.runtime import ServiceRuntime, run
@@ -31,7 +32,7 @@ async def main(stop: asyncio.Event) -> None:
     settings = CommonSettings.from_env("ledger")
     runtime = ServiceRuntime(settings)
     engine = make_engine(settings.database_url)
-    await asyncio.to_thread(create_schema, engine)
+    await asyncio.to_thread(exit_unless_current, engine, "ledger")
     await asyncio.to_thread(zip_counties)  # built now (~0.5 s), not while recording the first sale
     sessions = session_factory(engine)
     writer = BatchWriter(Recorder(sessions))

@@ -30,7 +30,7 @@ from leadx.dev.demo.consumers import ping_subset
 from leadx.dev.demo.printer import EventPrinter
 from leadx.dev.simulation.market import Seller, consumer
 from leadx.dev.stack import SERVICES, LocalStack, redis_reachable
-from leadx.platform.db.engine import create_schema, make_engine, session_factory
+from leadx.platform.db.engine import make_engine, session_factory
 
 DEMO_BUYERS = [  # name, bid range in cents, share of posted leads accepted
     ("Acme Auto Finance", 800, 2000, 0.85),
@@ -161,8 +161,7 @@ def run_exchange(leads: int | None, rate: float, window_s: float, seed: int, run
     print("leadx: starting the broker, Redis and SQL where none is configured ...", flush=True)
     stack.start_infra()
     try:
-        engine = make_engine(stack.database_url)
-        create_schema(engine)
+        engine = make_engine(stack.database_url)  # its schema upgraded by start_infra
         sessions = session_factory(engine)
         rng = random.Random(seed)
         names: dict[str, str] = {}
