@@ -29,6 +29,7 @@ from sqlalchemy import (
     text,
 )
 
+from leadx.cli.main import main
 from leadx.platform.db import schema
 from leadx.platform.db.engine import create_schema, make_engine
 from leadx.platform.db.models import Base
@@ -422,3 +423,31 @@ def test_concurrent_upgrades_and_fresh_schemas_wait_for_each_other(database_url)
     schema.check_schema(engine)
     assert differences_from_models(engine) == []
     engine.dispose()
+
+
+def test_leadx_db_upgrade_and_current_as_an_operator_runs_them(engine, database_url, monkeypatch, capsys):
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    head = schema.head_revision()
+    assert main(["db", "current"]) == 1
+    out, err = capsys.readouterr()
+    assert out == f"database revision none; this leadx's revision {head}\n"
+    assert err == "leadx: the database has no leadx schema: run `leadx db upgrade` to create it\n"
+
+    BEFORE_REVISIONS.create_all(engine)
+    assert main(["seller", "create", "early"]) == 2  # a command refuses a schema it does not know
+    assert "run `leadx db upgrade` to adopt" in capsys.readouterr().err
+    assert main(["db", "upgrade"]) == 0
+    assert capsys.readouterr().out == f"schema had no revision: adopted at the first, upgraded to {head}\n"
+    assert main(["db", "upgrade"]) == 0
+    assert capsys.readouterr().out == f"schema at revision {head}: nothing to do\n"
+    assert main(["db", "current"]) == 0
+    assert capsys.readouterr().out == f"database revision {head}; this leadx's revision {head}\n"
+    assert main(["db", "upgrade", "--revision", "nonesuch"]) == 2
+    assert "cannot upgrade to revision nonesuch" in capsys.readouterr().err
+
+
+def test_leadx_db_upgrade_creates_the_schema_of_an_empty_database(engine, database_url, monkeypatch, capsys):
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    assert main(["db", "upgrade"]) == 0
+    assert capsys.readouterr().out == f"schema upgraded from nothing to revision {schema.head_revision()}\n"
+    assert differences_from_models(engine) == []

@@ -32,6 +32,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from alembic.util import CommandError
 from sqlalchemy import Connection, Engine, create_engine, inspect, text
 
 from leadx.platform.config import ConfigError
@@ -155,7 +156,10 @@ def upgrade(engine: Engine, revision: str = "head") -> Upgraded:
             adopted = True
         elif state.revision is not None and state.revision not in known_revisions():
             raise SchemaNotCurrent(problem(state) or state.revision)
-        command.upgrade(alembic_config(connection), revision)
+        try:
+            command.upgrade(alembic_config(connection), revision)
+        except CommandError as exc:  # a revision that does not exist, or one behind the database's
+            raise SchemaNotCurrent(f"cannot upgrade to revision {revision}: {exc}") from None
         after = schema_state(connection).revision
     assert after is not None
     return Upgraded(state.revision, after, adopted)
