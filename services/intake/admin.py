@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.requests import Request
+from starlette.responses import Response
 from starlette.routing import Route
 
 from leadx.accounts.accounts import create_buyer, create_seller
@@ -43,6 +44,7 @@ from leadx.accounts.partnerships import (
 )
 from leadx.auction.selection.market import AUTOBID, WHOLESALE
 from leadx.platform.logs import log_event
+from services.intake.endpoints import Handler, endpoint
 from services.intake.formats import Answer
 from services.intake.requests import ApiError, read_body, text_field
 
@@ -54,7 +56,6 @@ MAX_URL = 2000
 ACCOUNT_NOT_FOUND, PARTNERSHIP_NOT_FOUND = "ACCOUNT_NOT_FOUND", "PARTNERSHIP_NOT_FOUND"
 
 T = TypeVar("T")
-Handler = Callable[[Request], Awaitable[Answer]]
 
 
 def check_admin_key(request: Request, expected: bytes) -> None:
@@ -69,32 +70,50 @@ def check_admin_key(request: Request, expected: bytes) -> None:
                        headers={"WWW-Authenticate": "Bearer"})
 
 
-def admin_routes(sessions: sessionmaker[Session], admin_api_key: str,
-                 api: Callable[[Handler], Callable]) -> list[Route]:
-    expected = admin_api_key.encode()
-
-    def authenticate(request: Request) -> None:
+def admin_endpoint(handler: Handler, expected: bytes) -> Callable[[Request], Awaitable[Response]]:
+    """The route's endpoint (services.intake.endpoints) for an operators' handler: the admin key
+    is checked first."""
+    async def authenticated(request: Request) -> Answer | Response:
         check_admin_key(request, expected)
+        return await handler(request)
+    return endpoint(authenticated)
 
-    def admin(handler: Handler) -> Callable:
-        async def authenticated(request: Request) -> Answer:
-            authenticate(request)
-            return await handler(request)
-        return api(authenticated)
 
-    async def run(work: Callable[[Session], T]) -> T:
-        return await asyncio.to_thread(_in_session, sessions, work)
+class Admin:
+    def __init__(self, sessions: sessionmaker[Session], admin_api_key: str) -> None:
+        self.sessions = sessions
+        self.expected = admin_api_key.encode()
+
+    def routes(self) -> list[Route]:
+        key = self.expected
+        return [
+            Route("/v1/admin/sellers", admin_endpoint(self.create_seller, key), methods=["POST"]),
+            Route("/v1/admin/buyers", admin_endpoint(self.create_buyer, key), methods=["POST"]),
+            Route("/v1/admin/buyers/{buyer_id}", admin_endpoint(self.show_buyer, key), methods=["GET"]),
+            Route("/v1/admin/buyers/{buyer_id}", admin_endpoint(self.change_buyer, key), methods=["PATCH"]),
+            Route("/v1/admin/buyers/{buyer_id}/profiles", admin_endpoint(self.put_profiles, key), methods=["PUT"]),
+            Route("/v1/admin/profiles/import", admin_endpoint(self.import_profiles, key), methods=["POST"]),
+            Route("/v1/admin/partnerships", admin_endpoint(self.put_partnership, key), methods=["PUT"]),
+            Route("/v1/admin/partnerships", admin_endpoint(self.delete_partnership, key), methods=["DELETE"]),
+            Route("/v1/admin/sellers/{seller_id}/relations", admin_endpoint(self.relations, key), methods=["GET"]),
+            Route("/v1/admin/sellers/{seller_id}/sells-to", admin_endpoint(self.put_sells_to, key), methods=["PUT"]),
+            Route("/v1/admin/sellers/{seller_id}/buyers/{buyer_id}", admin_endpoint(self.choice, key),
+                  methods=["PUT", "DELETE"]),
+        ]
+
+    async def _run(self, work: Callable[[Session], T]) -> T:
+        return await asyncio.to_thread(_in_session, self.sessions, work)
 
     # ------------------------------------------------------------------ accounts
 
-    async def create_seller_route(request: Request) -> Answer:
+    async def create_seller(self, request: Request) -> Answer:
         body = _only(await json_object(request), {"name"})
         name = _name(body)
-        created = await run(lambda session: create_seller(session, name))
+        created = await self._run(lambda session: create_seller(session, name))
         log_event(log, "admin: seller created", seller_id=created.id)
         return Answer("created", 201, extra={"id": created.id, "api_key": created.api_key})
 
-    async def create_buyer_route(request: Request) -> Answer:
+    async def create_buyer(self, request: Request) -> Answer:
         body = _only(await json_object(request), {"name", "ping_url", "post_url", *SETTINGS})
         name = _name(body)
         kind = body.get("kind", WHOLESALE)
@@ -108,15 +127,16 @@ def admin_routes(sessions: sessionmaker[Session], admin_api_key: str,
         _not_null(settings)
         caps = body.get("caps")
 
-        created = await run(lambda session: create_buyer(session, name, ping_url, post_url, caps=caps, **settings))
+        created = await self._run(
+            lambda session: create_buyer(session, name, ping_url, post_url, caps=caps, **settings))
         log_event(log, "admin: buyer created", buyer_id=created.id, kind=kind)
         return Answer("created", 201, extra={"id": created.id, "api_key": created.api_key})
 
-    async def show_buyer(request: Request) -> Answer:
+    async def show_buyer(self, request: Request) -> Answer:
         buyer_id = request.path_params["buyer_id"]
-        return Answer("ok", 200, extra=await run(lambda session: buyer_settings(session, buyer_id)))
+        return Answer("ok", 200, extra=await self._run(lambda session: buyer_settings(session, buyer_id)))
 
-    async def change_buyer(request: Request) -> Answer:
+    async def change_buyer(self, request: Request) -> Answer:
         buyer_id = request.path_params["buyer_id"]
         settings = _only(await json_object(request), set(SETTINGS))
         if not settings:
@@ -127,13 +147,13 @@ def admin_routes(sessions: sessionmaker[Session], admin_api_key: str,
             update_buyer(session, buyer_id, **settings)
             return buyer_settings(session, buyer_id)
 
-        found = await run(change)
+        found = await self._run(change)
         log_event(log, "admin: buyer settings changed", buyer_id=buyer_id, settings=sorted(settings))
         return Answer("ok", 200, extra=found)
 
     # ------------------------------------------------------------------ AutoBid profiles
 
-    async def put_profiles(request: Request) -> Answer:
+    async def put_profiles(self, request: Request) -> Answer:
         buyer_id = request.path_params["buyer_id"]
         body = await json_body(request)
         if isinstance(body, dict):
@@ -141,38 +161,38 @@ def admin_routes(sessions: sessionmaker[Session], admin_api_key: str,
         if not isinstance(body, list):
             raise ApiError(422, "FIELD_INVALID", "send a list of profile documents, or {\"profiles\": [...]}",
                            field="profiles")
-        ids = await run(lambda session: replace_profiles(session, buyer_id, body))
+        ids = await self._run(lambda session: replace_profiles(session, buyer_id, body))
         log_event(log, "admin: profiles replaced", buyer_id=buyer_id, profiles=len(ids))
         return Answer("ok", 200, extra={"buyer_id": buyer_id, "profile_ids": ids})
 
-    async def import_profiles(request: Request) -> Answer:
+    async def import_profiles(self, request: Request) -> Answer:
         document = await json_body(request)
-        created = await run(lambda session: import_document(session, document))
+        created = await self._run(lambda session: import_document(session, document))
         log_event(log, "admin: profiles imported", buyers=sorted(created))
         return Answer("ok", 200, extra={"profile_ids": created})
 
     # ------------------------------------------------------------------ partnerships and choices
 
-    async def put_partnership(request: Request) -> Answer:
+    async def put_partnership(self, request: Request) -> Answer:
         seller_id, buyer_id = _pair(await json_object(request))
-        created = await run(lambda session: add_partnership(session, seller_id, buyer_id))
+        created = await self._run(lambda session: add_partnership(session, seller_id, buyer_id))
         log_event(log, "admin: partnership added", seller_id=seller_id, buyer_id=buyer_id, new=created)
         extra = {"seller_id": seller_id, "buyer_id": buyer_id}
         return Answer("created", 201, extra=extra) if created else Answer("ok", 200, extra=extra)
 
-    async def delete_partnership(request: Request) -> Answer:
+    async def delete_partnership(self, request: Request) -> Answer:
         body = await json_object(request)
         seller_id, buyer_id = _pair(body or dict(request.query_params))
 
-        await run(lambda session: remove_partnership(session, seller_id, buyer_id))
+        await self._run(lambda session: remove_partnership(session, seller_id, buyer_id))
         log_event(log, "admin: partnership removed", seller_id=seller_id, buyer_id=buyer_id)
         return Answer("ok", 200, extra={"seller_id": seller_id, "buyer_id": buyer_id})
 
-    async def relations(request: Request) -> Answer:
+    async def relations(self, request: Request) -> Answer:
         seller_id = request.path_params["seller_id"]
-        return Answer("ok", 200, extra=await run(lambda session: seller_relations(session, seller_id)))
+        return Answer("ok", 200, extra=await self._run(lambda session: seller_relations(session, seller_id)))
 
-    async def put_sells_to(request: Request) -> Answer:
+    async def put_sells_to(self, request: Request) -> Answer:
         seller_id = request.path_params["seller_id"]
         sells_to = _required_text(_only(await json_object(request), {"sells_to"}), "sells_to")
 
@@ -180,11 +200,11 @@ def admin_routes(sessions: sessionmaker[Session], admin_api_key: str,
             set_sells_to(session, seller_id, sells_to)
             return seller_relations(session, seller_id)
 
-        found = await run(change)
+        found = await self._run(change)
         log_event(log, "admin: seller sells to", seller_id=seller_id, sells_to=sells_to)
         return Answer("ok", 200, extra=found)
 
-    async def choice(request: Request) -> Answer:
+    async def choice(self, request: Request) -> Answer:
         seller_id, buyer_id = request.path_params["seller_id"], request.path_params["buyer_id"]
         chosen = None
         if request.method == "PUT":
@@ -194,23 +214,9 @@ def admin_routes(sessions: sessionmaker[Session], admin_api_key: str,
             set_choice(session, seller_id, buyer_id, chosen)
             return seller_relations(session, seller_id)
 
-        found = await run(change)
+        found = await self._run(change)
         log_event(log, "admin: seller's choice", seller_id=seller_id, buyer_id=buyer_id, choice=chosen)
         return Answer("ok", 200, extra=found)
-
-    return [
-        Route("/v1/admin/sellers", admin(create_seller_route), methods=["POST"]),
-        Route("/v1/admin/buyers", admin(create_buyer_route), methods=["POST"]),
-        Route("/v1/admin/buyers/{buyer_id}", admin(show_buyer), methods=["GET"]),
-        Route("/v1/admin/buyers/{buyer_id}", admin(change_buyer), methods=["PATCH"]),
-        Route("/v1/admin/buyers/{buyer_id}/profiles", admin(put_profiles), methods=["PUT"]),
-        Route("/v1/admin/profiles/import", admin(import_profiles), methods=["POST"]),
-        Route("/v1/admin/partnerships", admin(put_partnership), methods=["PUT"]),
-        Route("/v1/admin/partnerships", admin(delete_partnership), methods=["DELETE"]),
-        Route("/v1/admin/sellers/{seller_id}/relations", admin(relations), methods=["GET"]),
-        Route("/v1/admin/sellers/{seller_id}/sells-to", admin(put_sells_to), methods=["PUT"]),
-        Route("/v1/admin/sellers/{seller_id}/buyers/{buyer_id}", admin(choice), methods=["PUT", "DELETE"]),
-    ]
 
 
 def _in_session(sessions: sessionmaker[Session], work: Callable[[Session], T]) -> T:

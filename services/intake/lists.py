@@ -1,6 +1,6 @@
-"""List auctions over HTTP (seed 000; docs/list-auctions.md): operators open them from the prospect
-pool, dealers read them without PII, bid per customer, cluster or probability band, and after the
-close read, or download as CSV, the customers they won.
+"""List auctions over HTTP (docs/list-auctions.md), for the two sides of them: operators open them
+from the prospect pool, dealers read them without PII, bid per customer, cluster or probability
+band, and after the close read, or download as CSV, the customers they won.
 
 - `POST /v1/admin/lists`, `GET /v1/admin/lists/{list_id}`: the operators' admin API
   (`Authorization: Bearer <ADMIN_API_KEY>`, JSON bodies, as services.intake.admin).
@@ -20,7 +20,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TypeVar
 
@@ -38,15 +38,16 @@ from leadx.lists.store import read_listing
 from leadx.platform.db.models import ListAuction, Prospect
 from leadx.platform.ids import is_lead_id
 from leadx.platform.logs import log_event
-from services.intake.admin import check_admin_key, json_object
+from services.intake.admin import admin_endpoint, json_object
+from services.intake.endpoints import endpoint
 from services.intake.formats import Answer, parse_body, request_format
-from services.intake.requests import ApiError, read_body
+from services.intake.requests import ApiError, Callers, read_body
 
 log = logging.getLogger(__name__)
 
 LIST_NOT_FOUND, LIST_CLOSED, LIST_OPEN, LIST_EMPTY = "LIST_NOT_FOUND", "LIST_CLOSED", "LIST_OPEN", "LIST_EMPTY"
 BELOW_RESERVE = "BELOW_RESERVE"  # leadx.lists.store's refusal of a price under the reserve
-DEFAULT_WINDOW_S = 120  # the live auction of seed 000
+DEFAULT_WINDOW_S = 120  # a live auction: two minutes unless the operator says otherwise
 MAX_WINDOW_S = 30 * 86_400
 DEFAULT_LIMIT, MAX_LIMIT = 100, 1000
 MAX_CENTS = 10**12  # $10bn: far above any price, far below the BigInteger columns' limit
@@ -57,7 +58,6 @@ OPEN_FIELDS = ("vertical", "profile", "window_seconds", "reserve", "band_width")
 PREVIEW_FIELDS = ("vertical", "profile", "band_width", "top")
 
 T = TypeVar("T")
-Handler = Callable[[Request], Awaitable[Answer | Response]]
 
 
 class ClusterDescriptions:
@@ -109,46 +109,50 @@ def _current_version_marker() -> str:
         return folder
 
 
-def list_routes(sessions: sessionmaker[Session], admin_api_key: str, api: Callable[[Handler], Callable],
-                authenticate: Callable[[Request], Awaitable[str]], max_body_bytes: int,
-                descriptions: Callable[[], Mapping[str, str]] | None = None) -> list[Route]:
-    """`api` wraps a handler as the app does every route (errors, spans); `authenticate` is the
-    buyers' key check and rate limit."""
-    expected = admin_api_key.encode()
-    described = descriptions or ClusterDescriptions()
-    verticals = load_verticals()
+class Lists:
+    """`descriptions` gives the clusters' descriptions (ClusterDescriptions by default)."""
 
-    def admin(handler: Handler) -> Callable:
-        async def authenticated(request: Request) -> Answer | Response:
-            check_admin_key(request, expected)
-            return await handler(request)
-        return api(authenticated)
+    def __init__(self, sessions: sessionmaker[Session], callers: Callers, admin_api_key: str, max_body_bytes: int,
+                 descriptions: Callable[[], Mapping[str, str]] | None = None) -> None:
+        self.sessions = sessions
+        self.callers = callers
+        self.expected = admin_api_key.encode()
+        self.max_body_bytes = max_body_bytes
+        self.described = descriptions or ClusterDescriptions()
+        self.verticals = load_verticals()
 
-    async def run(work: Callable[[Session], T]) -> T:
+    def routes(self) -> list[Route]:
+        key = self.expected
+        return [
+            Route("/v1/admin/lists", admin_endpoint(self.open_list, key), methods=["POST"]),
+            Route("/v1/admin/lists/{list_id}", admin_endpoint(self.show_list, key), methods=["GET"]),
+            Route("/v1/lists/preview", endpoint(self.preview_list), methods=["POST"]),
+            Route("/v1/lists/{list_id}", endpoint(self.dealer_list), methods=["GET"]),
+            Route("/v1/lists/{list_id}/bids", endpoint(self.place_bid), methods=["POST"]),
+            Route("/v1/lists/{list_id}/won", endpoint(self.won), methods=["GET"]),
+        ]
+
+    async def _dealer(self, request: Request) -> str:
+        """The buyer's id, held to the rate limit like every buyer route."""
+        return await self.callers.limited(request, self.callers.buyer_keys)
+
+    async def _run(self, work: Callable[[Session], T]) -> T:
         def in_session() -> T:
-            with sessions() as session:
+            with self.sessions() as session:
                 return work(session)
         return await asyncio.to_thread(in_session)
 
-    def list_id_of(request: Request) -> str:
-        list_id = request.path_params["list_id"]
-        if not is_lead_id(list_id):
-            raise not_found(list_id)
-        return list_id
-
-    def view_of(list_id: str, offset: int, limit: int, buyer_id: str | None) -> Callable[[Session], dict]:
+    def _view_of(self, list_id: str, offset: int, limit: int, buyer_id: str | None) -> Callable[[Session], dict]:
         def work(session: Session) -> dict:
             listing = read_listing(session, list_id, offset, limit, buyer_id)
             if listing is None:
                 raise not_found(list_id)
             shown = views.dealer_view if buyer_id is not None else views.operator_view
             return shown(listing.auction, listing.members, listing.page, offset, listing.bids, listing.awards,
-                         described(), int(time.time() * 1000))
+                         self.described(), int(time.time() * 1000))
         return work
 
-    # ------------------------------------------------------------------ operators
-
-    def checked(body: dict, fields: tuple[str, ...]) -> tuple[str, float]:
+    def _checked(self, body: dict, fields: tuple[str, ...]) -> tuple[str, float]:
         """The vertical and band width of a request naming a profile, every field checked."""
         unknown = sorted(set(body) - set(fields))
         if unknown:
@@ -157,8 +161,8 @@ def list_routes(sessions: sessionmaker[Session], admin_api_key: str, api: Callab
         vertical = body.get("vertical")
         if vertical is None or vertical == "":
             raise ApiError(422, "FIELD_MISSING", "vertical is required", field="vertical")
-        if vertical not in verticals:
-            raise ApiError(422, "FIELD_INVALID", f"vertical must be one of {', '.join(sorted(verticals))}",
+        if vertical not in self.verticals:
+            raise ApiError(422, "FIELD_INVALID", f"vertical must be one of {', '.join(sorted(self.verticals))}",
                            field="vertical")
         if "profile" not in body:
             raise ApiError(422, "FIELD_MISSING", 'profile is required: {"criteria": [...]}; an empty list of '
@@ -172,9 +176,11 @@ def list_routes(sessions: sessionmaker[Session], admin_api_key: str, api: Callab
             raise ApiError(422, "FIELD_INVALID", f"band_width {problem}", field="band_width")
         return vertical, round(float(band_width), 2)
 
-    async def open_list(request: Request) -> Answer:
+    # ------------------------------------------------------------------ operators
+
+    async def open_list(self, request: Request) -> Answer:
         body = await json_object(request)
-        vertical, band_width = checked(body, OPEN_FIELDS)
+        vertical, band_width = self._checked(body, OPEN_FIELDS)
         window_s = _number(body, "window_seconds", DEFAULT_WINDOW_S, above=0, at_most=MAX_WINDOW_S)
         reserve = _whole(body, "reserve", 0, at_least=0, at_most=MAX_CENTS)
         now_ms = int(time.time() * 1000)
@@ -190,24 +196,24 @@ def list_routes(sessions: sessionmaker[Session], admin_api_key: str, api: Callab
                     raise ApiError(422, LIST_EMPTY, str(error), field="profile") from None
                 return auction.id
 
-        list_id = await run(work)
-        view = await run(view_of(list_id, 0, DEFAULT_LIMIT, None))
+        list_id = await self._run(work)
+        view = await self._run(self._view_of(list_id, 0, DEFAULT_LIMIT, None))
         log_event(log, "admin: list auction opened", list_id=list_id, vertical=vertical, customers=view["count"],
                   closes_at_ms=view["closes_at_ms"])
         return Answer(view["status"], 201, extra=view, headers={"Location": f"/v1/admin/lists/{list_id}"})
 
-    async def show_list(request: Request) -> Answer:
-        view = await run(view_of(list_id_of(request), *page_of(request), None))
+    async def show_list(self, request: Request) -> Answer:
+        view = await self._run(self._view_of(list_id_of(request), *page_of(request), None))
         return Answer(view["status"], 200, extra=view)
 
     # ------------------------------------------------------------------ dealers
 
-    async def preview_list(request: Request) -> Answer:
-        """A list built by a profile without opening an auction (claims 1 and 27: a user selects
-        profiles and the system generates the list): its groups and best customers, no PII."""
-        await authenticate(request)
+    async def preview_list(self, request: Request) -> Answer:
+        """A list built by a profile without opening an auction (a dealer selects profiles and the
+        exchange generates the list): its groups and best customers, no PII."""
+        await self._dealer(request)
         body = await json_object(request)
-        vertical, band_width = checked(body, PREVIEW_FIELDS)
+        vertical, band_width = self._checked(body, PREVIEW_FIELDS)
         top = _whole(body, "top", DEFAULT_LIMIT, at_least=0, at_most=MAX_LIMIT)
         try:
             profile = ListProfile.parse(body["profile"])
@@ -217,20 +223,20 @@ def list_routes(sessions: sessionmaker[Session], admin_api_key: str, api: Callab
         def work(session: Session) -> dict:
             pool = [Customer(p.id, p.probability, p.cluster, p.fields or {})
                     for p in session.scalars(select(Prospect).where(Prospect.vertical == vertical))]
-            return views.preview(vertical, build_list(pool, profile, band_width), described(), top)
+            return views.preview(vertical, build_list(pool, profile, band_width), self.described(), top)
 
-        return Answer("accepted", 200, extra=await run(work))
+        return Answer("accepted", 200, extra=await self._run(work))
 
-    async def dealer_list(request: Request) -> Answer:
-        buyer_id = await authenticate(request)
-        view = await run(view_of(list_id_of(request), *page_of(request), buyer_id))
+    async def dealer_list(self, request: Request) -> Answer:
+        buyer_id = await self._dealer(request)
+        view = await self._run(self._view_of(list_id_of(request), *page_of(request), buyer_id))
         return Answer(view["status"], 200, extra=view)
 
-    async def place_bid(request: Request) -> Answer:
-        buyer_id = await authenticate(request)
+    async def place_bid(self, request: Request) -> Answer:
+        buyer_id = await self._dealer(request)
         list_id = list_id_of(request)
         kind = request_format(request.headers.get("content-type", ""))
-        spec = bid_spec(parse_body(kind, await read_body(request, max_body_bytes), ("bid",)))
+        spec = bid_spec(parse_body(kind, await read_body(request, self.max_body_bytes), ("bid",)))
         now_ms = int(time.time() * 1000)
 
         def work(session: Session) -> dict:
@@ -241,13 +247,13 @@ def list_routes(sessions: sessionmaker[Session], admin_api_key: str, api: Callab
                 auction = session.get(ListAuction, list_id)
                 return {"list_id": list_id, "closes_at_ms": auction.closes_at_ms, "bid": views.bid(placed)}
 
-        placed = await run(work)
+        placed = await self._run(work)
         log_event(log, "list bid placed", list_id=list_id, buyer_id=buyer_id, bid_id=placed["bid"]["id"],
                   scope=placed["bid"]["scope"], price_cents=placed["bid"]["price_cents"])
         return Answer("accepted", 201, extra=placed)
 
-    async def won(request: Request) -> Answer | Response:
-        buyer_id = await authenticate(request)
+    async def won(self, request: Request) -> Answer | Response:
+        buyer_id = await self._dealer(request)
         list_id = list_id_of(request)
         kind = request.query_params.get("format", "json").strip().lower() or "json"
         if kind not in ("json", "csv"):
@@ -263,22 +269,20 @@ def list_routes(sessions: sessionmaker[Session], admin_api_key: str, api: Callab
                                "known once it has")
             return auction, views.won(store.won(session, list_id, buyer_id))
 
-        auction, customers = await run(work)
+        auction, customers = await self._run(work)
         if kind == "json":
             return Answer("ok", 200, extra=views.won_document(list_id, buyer_id, customers))
-        vertical = verticals.get(auction.vertical)
+        vertical = self.verticals.get(auction.vertical)
         order = [spec.name for spec in vertical.fields] if vertical is not None else []
         return Response(views.won_csv(customers, order), media_type="text/csv; charset=utf-8", headers={
             "Content-Disposition": f'attachment; filename="list-{list_id}-won.csv"'})
 
-    return [
-        Route("/v1/admin/lists", admin(open_list), methods=["POST"]),
-        Route("/v1/admin/lists/{list_id}", admin(show_list), methods=["GET"]),
-        Route("/v1/lists/preview", api(preview_list), methods=["POST"]),
-        Route("/v1/lists/{list_id}", api(dealer_list), methods=["GET"]),
-        Route("/v1/lists/{list_id}/bids", api(place_bid), methods=["POST"]),
-        Route("/v1/lists/{list_id}/won", api(won), methods=["GET"]),
-    ]
+
+def list_id_of(request: Request) -> str:
+    list_id = request.path_params["list_id"]
+    if not is_lead_id(list_id):
+        raise not_found(list_id)
+    return list_id
 
 
 def not_found(list_id: str) -> ApiError:

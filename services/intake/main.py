@@ -25,8 +25,13 @@ from leadx.platform.logs import setup_logging
 from leadx.platform.redis.client import connect as connect_redis
 from leadx.platform.runtime import tune_garbage_collection
 from leadx.platform.telemetry import setup_tracing
-from services.intake.app import IntakeDeps, build_app
+from services.intake.admin import Admin
+from services.intake.app import build_app
+from services.intake.buyers import BuyerDeps, Buyers
 from services.intake.guards import IdempotencyStore, RateLimiter
+from services.intake.lists import Lists
+from services.intake.requests import Callers
+from services.intake.sellers import SellerDeps, Sellers
 from services.intake.settings import IntakeSettings
 from services.intake.verdicts import VerdictWaiter
 
@@ -69,17 +74,22 @@ def create_app(settings: IntakeSettings):
         await redis.aclose()
         engine.dispose()
 
-    deps = IntakeDeps(producer=producer, verdicts=verdicts, redis=redis, sessions=sessions,
-                      readiness=readiness, verdict_timeout_s=settings.verdict_timeout_s,
-                      max_body_bytes=settings.max_body_bytes, public_url=settings.public_url,
-                      namespace=namespace, secret=common.hmac_key, rulebook=rulebook, buyers=buyers,
-                      limiter=RateLimiter(redis, namespace, settings.rate_limit_per_second),
-                      idempotency=IdempotencyStore(redis, namespace, settings.idempotency_ttl_s),
-                      ping_ttl_s=settings.ping_ttl_s, phone_area_must_match=settings.phone_area_must_match,
-                      dedup=DedupStore(redis, namespace, settings.dedup_bucket_bits),
-                      dedup_policy=DedupPolicy.from_env(), return_policy=ReturnPolicy.from_env(),
-                      admin_api_key=settings.admin_api_key)
-    return build_app(deps, lifespan=lifespan)
+    callers = Callers(sessions, RateLimiter(redis, namespace, settings.rate_limit_per_second))
+    return build_app(
+        sellers=Sellers(SellerDeps(
+            callers=callers, sessions=sessions, producer=producer, verdicts=verdicts, redis=redis,
+            idempotency=IdempotencyStore(redis, namespace, settings.idempotency_ttl_s),
+            dedup=DedupStore(redis, namespace, settings.dedup_bucket_bits), dedup_policy=DedupPolicy.from_env(),
+            buyers=buyers, rulebook=rulebook, secret=common.hmac_key, namespace=namespace,
+            public_url=settings.public_url, verdict_timeout_s=settings.verdict_timeout_s,
+            ping_ttl_s=settings.ping_ttl_s, phone_area_must_match=settings.phone_area_must_match,
+            max_body_bytes=settings.max_body_bytes)),
+        buyers=Buyers(BuyerDeps(
+            callers=callers, sessions=sessions, producer=producer, redis=redis, namespace=namespace,
+            return_policy=ReturnPolicy.from_env(), max_body_bytes=settings.max_body_bytes)),
+        admin=Admin(sessions, settings.admin_api_key),
+        lists=Lists(sessions, callers, settings.admin_api_key, settings.max_body_bytes),
+        readiness=readiness, lifespan=lifespan)
 
 
 class _Server(uvicorn.Server):

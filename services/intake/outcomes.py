@@ -1,5 +1,6 @@
-"""`POST /v1/leads/{lead_id}/outcome`: a buyer reports what became of a lead it bought
-(leadx.ledger.outcomes). Stored in SQL, then published as lead.outcome, like a return.
+"""A buyer's report of what became of a lead it bought (leadx.ledger.outcomes), stored in SQL;
+the route (`POST /v1/leads/{lead_id}/outcome`, services.intake.buyers) then publishes it as
+lead.outcome, like a return.
 
 The claim is the lead_outcomes row (one per lead, buyer and outcome). A repeated report answers
 as the first did, from the stored row, and publishes the same event again under the same event id:
@@ -9,27 +10,16 @@ claim whose event could not be published is taken back, so the buyer's retry sta
 
 from __future__ import annotations
 
-import asyncio
-import logging
-import time
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
-from starlette.requests import Request
 
-from leadx.contracts import topics
 from leadx.contracts.events.v1 import events_pb2 as ev
-from leadx.ledger.outcomes import FieldProblem, Report, at_problem, read_report
+from leadx.ledger.outcomes import Report, at_problem
 from leadx.platform.db.models import Lead, LeadOutcome, Sale
-from leadx.platform.ids import derived_event_id, is_lead_id
-from leadx.platform.kafka.producer import EventProducer
-from leadx.platform.logs import log_event
-from services.intake.formats import Answer, parse_body, request_format
-from services.intake.requests import ApiError, read_body
+from services.intake.requests import ApiError
 
-log = logging.getLogger(__name__)
 NOT_FOUND = "LEAD_NOT_FOUND"
 
 
@@ -38,36 +28,6 @@ class Claim:
     stored: LeadOutcome
     event: ev.LeadOutcome
     created: bool  # False: a repeat of a report already stored
-
-
-def outcome_handler(sessions: sessionmaker[Session], producer: EventProducer, max_body_bytes: int,
-                    authenticate: Callable[[Request], Awaitable[str]]) -> Callable[[Request], Awaitable[Answer]]:
-    async def report_outcome(request: Request) -> Answer:
-        buyer_id = await authenticate(request)
-        lead_id = request.path_params["lead_id"]
-        if not is_lead_id(lead_id):
-            raise ApiError(404, NOT_FOUND, f"you bought no lead {lead_id}", field="lead_id")
-        kind = request_format(request.headers.get("content-type", ""))
-        report = read_report(parse_body(kind, await read_body(request, max_body_bytes), ("outcome",)))
-        if isinstance(report, FieldProblem):
-            raise ApiError(422, report.code, report.message, field=report.field)
-        now_ms = int(time.time() * 1000)
-        claim = await asyncio.to_thread(claim_outcome, sessions, lead_id, buyer_id, report, now_ms)
-        stored = claim.stored
-        try:
-            await producer.publish(topics.LEAD_OUTCOME, lead_id, claim.event,
-                                   derived_event_id(lead_id, "outcome", buyer_id, stored.outcome))
-        except Exception:
-            if claim.created:
-                await asyncio.to_thread(unclaim, sessions, lead_id, buyer_id, stored.outcome, now_ms)
-            raise ApiError(503, "SERVICE_UNAVAILABLE", "the exchange could not record the outcome; retry",
-                           headers={"Retry-After": "1"}) from None
-        log_event(log, "lead outcome reported", lead_id=lead_id, buyer_id=buyer_id, outcome=stored.outcome)
-        return Answer("reported", 201 if claim.created else 200, lead_id, extra={
-            "outcome": stored.outcome, "at_ms": stored.at_ms, "reported_at_ms": stored.reported_at_ms,
-            "note": stored.note})
-
-    return report_outcome
 
 
 def claim_outcome(sessions: sessionmaker[Session], lead_id: str, buyer_id: str, report: Report,

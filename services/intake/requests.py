@@ -1,5 +1,5 @@
-"""What every intake endpoint shares: its error type, API-key authentication, a bounded body read,
-and reading the request's own money and text fields."""
+"""What every intake endpoint shares: its error type, API-key authentication and the per-account
+rate limit, a bounded body read, and reading the request's own money and text fields."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from starlette.requests import ClientDisconnect, Request
 from leadx.accounts import accounts
 from leadx.accounts.api_keys import KeyCache, bearer_key
 from services.intake.formats import Answer
+from services.intake.guards import RateLimiter
 
 
 class ApiError(Exception):
@@ -40,6 +41,26 @@ class ApiKeyAuth:
         account_id = await self.keys.resolve(key)
         if account_id is None:
             raise ApiError(401, "AUTH_INVALID", "the API key is not valid or has been revoked")
+        return account_id
+
+
+class Callers:
+    """The sellers' and the buyers' API keys (each cache shared by every route that reads it) and
+    the rate limit: every account, seller or buyer, gets the same per-second allowance, shared by
+    all intake replicas."""
+
+    def __init__(self, sessions: sessionmaker[Session], limiter: RateLimiter) -> None:
+        self.seller_keys = ApiKeyAuth(sessions)
+        self.buyer_keys = ApiKeyAuth(sessions, accounts.buyer_for_key)
+        self.limiter = limiter
+
+    async def limited(self, request: Request, keys: ApiKeyAuth) -> str:
+        """The account `keys` authenticates the request as, once the rate limit lets it through."""
+        account_id = await keys.account_id(request)
+        limited = await self.limiter.take(account_id)
+        if limited:
+            raise ApiError(429, "RATE_LIMITED", f"at most {self.limiter.per_second} requests per second per account",
+                           headers={"Retry-After": str(limited.retry_after_s)})
         return account_id
 
 

@@ -65,7 +65,12 @@ def test_every_admin_request_needs_the_admin_key(exchange: Exchange):
 
 
 def test_without_an_admin_key_the_admin_api_is_off():
+    from leadx.platform.health import Readiness
+    from services.intake.admin import Admin
     from services.intake.app import build_app
+    from services.intake.buyers import Buyers
+    from services.intake.lists import Lists
+    from services.intake.sellers import Sellers
 
     # The real app, wired with no ADMIN_API_KEY (and nothing else it could reach): refused before
     # anything is read.
@@ -73,7 +78,9 @@ def test_without_an_admin_key_the_admin_api_is_off():
                            max_body_bytes=1024, admin_api_key="")
 
     async def ask(key: str) -> httpx.Response:
-        transport = httpx.ASGITransport(app=build_app(deps))
+        app = build_app(Sellers(deps), Buyers(deps), Admin(deps.sessions, deps.admin_api_key),
+                        Lists(deps.sessions, None, deps.admin_api_key, deps.max_body_bytes), Readiness())
+        transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://intake") as client:
             return await client.post("/v1/admin/sellers", json={"name": "x"},
                                      headers={"Authorization": f"Bearer {key}"})

@@ -19,13 +19,20 @@ def test_the_contract_s_error_codes_are_all_in_the_document():
 def test_every_served_route_and_method_is_documented_and_nothing_else():
     from types import SimpleNamespace
 
+    from leadx.platform.health import Readiness
+    from services.intake.admin import Admin
     from services.intake.app import build_app
+    from services.intake.buyers import Buyers
+    from services.intake.lists import Lists
+    from services.intake.sellers import Sellers
 
-    # Only what build_app reads while wiring its routes; no request is served.
+    # Only what the audiences read while wiring their routes; no request is served.
     deps = SimpleNamespace(sessions=None, secret=b"k" * 32, dedup=None, redis=None, producer=None, namespace="",
                            max_body_bytes=1024, admin_api_key="")
+    app = build_app(Sellers(deps), Buyers(deps), Admin(deps.sessions, deps.admin_api_key),
+                    Lists(deps.sessions, None, deps.admin_api_key, deps.max_body_bytes), Readiness())
     served: dict[str, set[str]] = {}
-    for route in build_app(deps).routes:
+    for route in app.routes:
         served.setdefault(route.path, set()).update(m.lower() for m in route.methods if m != "HEAD")
     documented = {path: {m for m in item if m in ("get", "put", "post", "patch", "delete")}
                   for path, item in openapi_document()["paths"].items()}

@@ -176,14 +176,22 @@ def pool(sessions):
 @contextlib.asynccontextmanager
 async def intake(sessions, redis_url: str, per_second: int = 0, admin_key: str = ADMIN_KEY):
     """The real intake app (only what its routes read here), served in-process."""
+    from leadx.platform.health import Readiness
+    from services.intake.admin import Admin
     from services.intake.app import build_app
+    from services.intake.buyers import Buyers
+    from services.intake.lists import Lists
+    from services.intake.requests import Callers
+    from services.intake.sellers import Sellers
 
     redis = connect(redis_url)
     namespace = f"t{uuid.uuid4().hex[:8]}."
+    callers = Callers(sessions, RateLimiter(redis, namespace, per_second))
     deps = SimpleNamespace(sessions=sessions, secret=b"k" * 32, dedup=None, redis=redis, producer=None,
-                           namespace=namespace, max_body_bytes=64 * 1024, admin_api_key=admin_key,
-                           limiter=RateLimiter(redis, namespace, per_second))
-    transport = httpx.ASGITransport(app=build_app(deps))
+                           namespace=namespace, max_body_bytes=64 * 1024, admin_api_key=admin_key, callers=callers)
+    app = build_app(Sellers(deps), Buyers(deps), Admin(sessions, admin_key),
+                    Lists(sessions, callers, admin_key, deps.max_body_bytes), Readiness())
+    transport = httpx.ASGITransport(app=app)
     try:
         async with httpx.AsyncClient(transport=transport, base_url="http://intake") as client:
             yield client
