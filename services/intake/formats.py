@@ -1,4 +1,4 @@
-"""The seller's three wire formats (the patent: JSON, XML, URL-encoded), parsed safely, and answers
+"""The seller's three wire formats (JSON, XML, URL-encoded), parsed safely, and answers
 rendered in JSON or XML.
 
 Parsing is pure and bounded: the body is already capped in size by the caller; XML is parsed with
@@ -52,7 +52,7 @@ def request_format(content_type_header: str) -> str:
 
 
 def answer_format(content_type_header: str, accept_header: str) -> str:
-    """JSON for JSON requests, XML for XML and URL-encoded ones (the patent), unless Accept asks
+    """JSON for JSON requests, XML for XML and URL-encoded ones, unless Accept asks
     for the other. Accept is read by preference (q values); */* leaves the default."""
     default = XML if CONTENT_TYPES.get(content_type_header.split(";")[0].strip().lower()) in (XML, FORM) else JSON
     preferences = []

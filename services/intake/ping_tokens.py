@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from leadx.leads import pii
 
-# The fields a PING may carry (the patent's minimal subset) and whose POST values must not differ.
+# The fields a PING may carry (the minimal subset) and whose POST values must not differ.
 PING_FIELDS = ("zip", "gross_monthly_income", "ssn")
 HASHED_FIELDS = {"email_sha256": pii.EMAIL, "home_phone_sha256": pii.HOME_PHONE}
 
