@@ -30,6 +30,7 @@ from sqlalchemy import (
 )
 
 from leadx.cli.main import main
+from leadx.dev.tools import check_k8s
 from leadx.platform.db import schema
 from leadx.platform.db.engine import create_schema, make_engine
 from leadx.platform.db.models import Base
@@ -451,3 +452,23 @@ def test_leadx_db_upgrade_creates_the_schema_of_an_empty_database(engine, databa
     assert main(["db", "upgrade"]) == 0
     assert capsys.readouterr().out == f"schema upgraded from nothing to revision {schema.head_revision()}\n"
     assert differences_from_models(engine) == []
+
+
+@pytest.mark.parametrize("overlay", ["dev", "prod"])
+def test_every_deployment_using_sql_upgrades_its_schema_before_it_starts(overlay):
+    docs = check_k8s.render(check_k8s.K8S / "overlays" / overlay)
+    using_sql = set()
+    for deployment in (doc for doc in docs if doc["kind"] == "Deployment"):
+        pod = deployment["spec"]["template"]["spec"]
+        service = pod["containers"][0]
+        if not any(variable["name"] == "DATABASE_URL" for variable in service.get("env", [])):
+            assert not pod.get("initContainers")
+            continue
+        using_sql.add(deployment["metadata"]["name"])
+        [upgrade] = pod["initContainers"]
+        assert upgrade["command"] == ["leadx", "db", "upgrade"]
+        assert upgrade["image"] == service["image"]
+        assert upgrade["env"] == [variable for variable in service["env"] if variable["name"] == "DATABASE_URL"]
+        assert upgrade["securityContext"]["readOnlyRootFilesystem"] is True
+        assert {"cpu", "memory"} <= set(upgrade["resources"]["limits"])
+    assert using_sql == {"leadx-intake", "leadx-auction", "leadx-delivery", "leadx-ledger"}
