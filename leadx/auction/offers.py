@@ -25,7 +25,7 @@ def offer_key(namespace: str, auction_id: str) -> str:
 
 class OfferWriter:
     """Writes offer records, those asked for at the same moment in one round trip: the worker opens a
-    batch of leads side by side (services.auction.worker.by_auction), and a Redis call each was an
+    batch of leads side by side (services.auction.streams.by_auction), and a Redis call each was an
     eighth of an open's CPU (py-spy, bench/auction.py)."""
 
     def __init__(self, redis: Redis, namespace: str) -> None:

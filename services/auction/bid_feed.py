@@ -193,6 +193,13 @@ class BidFeed:
             if self.consumer is not None:
                 self.consumer.assign([])
 
+    async def serve(self) -> None:
+        """Read bids until cancelled, then stop the consumer."""
+        try:
+            await self.run()
+        finally:
+            await self.stop()
+
     async def run(self) -> None:
         while True:
             await self._assigned.wait()

@@ -8,6 +8,7 @@ import faust
 from faust.serializers import codecs
 
 from leadx.auction.state import Auction
+from leadx.platform.kafka.envelope import partition_for
 
 TABLE_NAME = "auctions"
 
@@ -28,6 +29,21 @@ class AuctionTable(faust.Table):
         super().__init__(app, **kwargs)
         # Before the app makes the changelog topic, which takes its value codec from here.
         self.value_serializer = AuctionCodec()
+
+    def changelog_partition(self, auction_id: str) -> int:
+        # The auction's lead.scored partition: its lead was keyed by this id with the default partitioner.
+        return partition_for(auction_id, self.partitions)
+
+    def write(self, auction_id: str, auction: Auction | None) -> None:
+        """A write from outside an agent (the closing task), None to delete: faust's own
+        `table[id] = ...` takes the changelog partition from the stream's current event."""
+        partition = self.changelog_partition(auction_id)
+        if auction is None:
+            self.data.pop(auction_id, None)
+            self.send_changelog(partition, auction_id, None, value_serializer="raw")  # a tombstone
+        else:
+            self.data[auction_id] = auction
+            self.send_changelog(partition, auction_id, auction)
 
 
 def auctions_table(app: faust.App, partitions: int) -> AuctionTable:

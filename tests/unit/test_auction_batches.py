@@ -1,4 +1,4 @@
-"""How the auction worker handles a batch of events (services.auction.worker.by_auction) and the
+"""How the auction worker handles a batch of events (services.auction.streams.by_auction) and the
 batch settings it reads."""
 
 import asyncio
@@ -8,7 +8,7 @@ import pytest
 
 from leadx.platform.config import ConfigError
 from services.auction.settings import AuctionSettings
-from services.auction.worker import by_auction
+from services.auction.streams import by_auction
 
 
 class FakeEvent:
