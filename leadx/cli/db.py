@@ -53,6 +53,14 @@ def cmd_db_current(_args) -> int:
     return 0
 
 
+def cmd_db_revision(args) -> int:
+    from leadx.platform.db.schema import new_revision
+
+    path = new_revision(args.message)
+    print(f"{path}: read it and correct it before committing (docs/deploy.md, the database schema)")
+    return 0
+
+
 def add_commands(commands) -> None:
     db = commands.add_parser("db", help="database").add_subparsers(dest="action", required=True)
     init = db.add_parser("init", help="create the tables of a new database (`db upgrade` changes an existing one)")
@@ -63,3 +71,6 @@ def add_commands(commands) -> None:
     upgrade.set_defaults(func=cmd_db_upgrade)
     current = db.add_parser("current", help="the database's schema revision; exit status 1 if not this leadx's")
     current.set_defaults(func=cmd_db_current)
+    revision = db.add_parser("revision", help="developers: write the next schema revision from models.py's changes")
+    revision.add_argument("message", help="what changes, e.g. \"buyers get a credit limit\"")
+    revision.set_defaults(func=cmd_db_revision)

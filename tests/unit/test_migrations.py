@@ -6,6 +6,7 @@ the database reports. Services refuse a database at any other revision, saying w
 
 from __future__ import annotations
 
+import shutil
 import threading
 
 import pytest
@@ -472,3 +473,22 @@ def test_every_deployment_using_sql_upgrades_its_schema_before_it_starts(overlay
         assert upgrade["securityContext"]["readOnlyRootFilesystem"] is True
         assert {"cpu", "memory"} <= set(upgrade["resources"]["limits"])
     assert using_sql == {"leadx-intake", "leadx-auction", "leadx-delivery", "leadx-ledger"}
+
+
+def test_a_new_revision_follows_the_head_and_upgrades(tmp_path, monkeypatch, database_url):
+    copy = tmp_path / "migrations"
+    shutil.copytree(schema.MIGRATIONS, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    monkeypatch.setattr(schema, "MIGRATIONS", copy)
+    schema.scripts.cache_clear()
+    try:
+        head = schema.head_revision()
+        written = schema.new_revision("buyers get a credit limit")
+        number = f"{int(head) + 1:04d}"
+        assert written == copy / "versions" / f"v{number}_buyers_get_a_credit_limit.py"
+        assert f'down_revision = "{head}"' in written.read_text()  # models.py unchanged: nothing to do
+        assert schema.head_revision() == number
+        engine = make_engine(database_url)
+        assert schema.upgrade(engine).after == number
+        engine.dispose()
+    finally:
+        schema.scripts.cache_clear()

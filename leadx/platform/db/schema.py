@@ -186,6 +186,22 @@ def current_revision(engine: Engine) -> str | None:
         return schema_state(connection).revision
 
 
+def new_revision(message: str) -> Path:
+    """Write the next revision file (v0002_..., after the head) from what models.py has and the newest
+    revision lacks, found by alembic's autogenerate against a scratch SQLite database at the head.
+    A start to read and correct, not a finished revision: autogenerate reads a renamed column as one
+    dropped and one added, and a new NOT NULL column needs a server default for the rows already there."""
+    number = f"{int(head_revision()) + 1:04d}"
+    scratch = create_engine("sqlite://")
+    with scratch.begin() as connection:
+        command.upgrade(alembic_config(connection), "head")
+        written = command.revision(alembic_config(connection), message=message, autogenerate=True, rev_id=number)
+    scratch.dispose()
+    scripts.cache_clear()
+    assert written is not None and not isinstance(written, list)
+    return Path(written.path)
+
+
 def _lock(connection: Connection) -> None:
     """Hold the schema lock until `connection`'s transaction ends (see the module's docstring)."""
     if connection.dialect.name == "postgresql":
