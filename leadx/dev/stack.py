@@ -131,6 +131,9 @@ class LocalStack:
 
     def start_infra(self) -> None:
         self.run_dir.mkdir(parents=True, exist_ok=True)
+        if self.database_url is None:
+            self.database_url = f"sqlite:///{self.run_dir / 'leadx.db'}"
+        self.upgrade_database()  # first: a database it cannot upgrade leaves no process started
         if self.kafka_bootstrap is None:
             port = free_port()
             url = f"tcp://127.0.0.1:{port}"
@@ -142,9 +145,6 @@ class LocalStack:
             self._start_infra("redis", port, [redis_binary(), "--port", str(port), "--bind", "127.0.0.1",
                                               "--save", "", "--appendonly", "no"])
             self.redis_url = f"redis://127.0.0.1:{port}/0"
-        if self.database_url is None:
-            self.database_url = f"sqlite:///{self.run_dir / 'leadx.db'}"
-        self.upgrade_database()
 
     def upgrade_database(self) -> None:
         """Bring the database to this code's schema revision, once, before any service starts: the
