@@ -6,13 +6,13 @@ sale against the buyer's and its profile's caps (atomic: a buyer over a cap is p
 count is taken back if it does not take the lead), reserve the consumer for that buyer in the dedup
 store (atomic: a buyer that already has this consumer is passed over), POST the lead, record the
 attempt, and stop at the first acceptance (exclusive sale) or once `shares` buyers have accepted
-(a shared sale). A rejecting buyer has still seen the lead, so its dedup reservation stays (the
-patent). An AutoBid buyer without a post URL is not posted to: the platform accepts the lead on
-its behalf (the patent's Full Dealer Account).
+(a shared sale). A rejecting buyer has still seen the lead, so its dedup reservation stays. An
+AutoBid buyer without a post URL is not posted to: the platform accepts the lead on its behalf
+(a Full Dealer Account).
 
-Progress is kept in a Redis hash per auction, `delivery:<auction>`: the buyers that rejected, those
-passed over as already having the consumer, each sale once accepted, and `done` once the
-sale.closed events are published (one per buyer that bought, the first naming the buyers posted
+Progress is kept in a Redis hash per auction, `delivery:<auction>` (leadx.delivery.progress): the
+buyers that rejected, those passed over as already having the consumer, each sale once accepted,
+and `done` once the sale.closed events are published (one per buyer that bought, the first naming the buyers posted
 to and those passed over, for the ledger; one `unsold` if none did). A redelivered auction.closed
 resumes from there: it never offers the lead to a buyer that rejected it, never to more buyers
 than the sale's shares, and re-posts to a buyer whose answer was lost with the same
@@ -38,6 +38,7 @@ from leadx.dedup.store import DedupStore
 from leadx.delivery.post_adaptation import PreparedPost, prepare_post
 from leadx.delivery.post_adaptation.rules import RuleError
 from leadx.delivery.post_adaptation.syntax import RuleBook
+from leadx.delivery.progress import DeliveryProgress, Sale
 from leadx.ledger.billing import seller_fee
 from leadx.platform.ids import derived_event_id
 from leadx.platform.kafka.envelope import Envelope
@@ -65,31 +66,29 @@ def sale_event(closed: ev.AuctionClosed, buyer_id: str, price_cents: int, fee_ce
 
 
 class Progress:
-    """One auction's delivery progress, the Redis hash `delivery:<auction>`: read once, and kept in
-    step with every write, so that publishing at the end needs no second read."""
+    """One auction's delivery progress in its Redis hash: read once into `state`
+    (leadx.delivery.progress), and each note written as it is made, so that publishing at the end
+    needs no second read."""
 
-    def __init__(self, redis: Redis, key: str, fields: dict[str, str]) -> None:
-        self.redis, self.key, self.fields = redis, key, fields
+    def __init__(self, redis: Redis, key: str, state: DeliveryProgress) -> None:
+        self.redis, self.key, self.state = redis, key, state
 
     @classmethod
     async def load(cls, redis: Redis, key: str) -> Progress:
-        return cls(redis, key, {k.decode(): v.decode() for k, v in (await redis.hgetall(key)).items()})
+        fields = await redis.hgetall(key)
+        return cls(redis, key, DeliveryProgress.decode({k.decode(): v.decode() for k, v in fields.items()}))
 
-    def buyers(self, kind: str) -> list[str]:
-        """The buyers noted as `<kind>:<buyer>` (sold, rejected, passed, unreached), sorted."""
-        return sorted(name.split(":", 1)[1] for name in self.fields if name.startswith(f"{kind}:"))
-
-    async def note(self, name: str, value: str) -> None:
-        self.fields[name] = value
+    async def note(self, note: tuple[str, str]) -> None:
+        """Write a note the state made (its DeliveryProgress.note_* answer)."""
+        name, value = note
         async with self.redis.pipeline(transaction=False) as pipe:  # one round trip
             pipe.hset(self.key, name, value)
             pipe.expire(self.key, PROGRESS_TTL_S)
             await pipe.execute()
 
-    async def forget(self, name: str) -> bool:
-        """Drop a note; True if it was there (so a caller undoes its effect only once)."""
-        self.fields.pop(name, None)
-        return bool(await self.redis.hdel(self.key, name))
+    async def forget_caps(self, buyer_id: str) -> bool:
+        """Drop a buyer's caps note; True if it was there (so a caller takes the sale back only once)."""
+        return bool(await self.redis.hdel(self.key, self.state.forget_caps(buyer_id)))
 
 
 class SaleCompletion:
@@ -111,17 +110,16 @@ class SaleCompletion:
     async def handle(self, envelope: Envelope) -> None:
         closed: ev.AuctionClosed = envelope.message
         progress = await Progress.load(self.redis, f"delivery:{self.namespace}{closed.auction_id}")
-        if "done" in progress.fields:
+        state = progress.state
+        if state.done:
             return
-        # Each sale so far: buyer → "price|attempts".
-        sold = {buyer_id: progress.fields[f"sold:{buyer_id}"] for buyer_id in progress.buyers("sold")}
+        sold = state.sold  # each sale so far, and those made below as they are noted
         shares = max(1, closed.shares)
-        attempts = len(progress.buyers("rejected")) + len(sold)
+        attempts = len(state.rejected) + len(sold)
         for bid in closed.ranked_bids:
             if len(sold) >= shares:
                 break
-            if bid.buyer_id in sold or f"rejected:{bid.buyer_id}" in progress.fields \
-                    or f"unreached:{bid.buyer_id}" in progress.fields:
+            if state.answered(bid.buyer_id):
                 continue
             buyer = self.directory.get(bid.buyer_id)
             if buyer is None:
@@ -142,7 +140,7 @@ class SaleCompletion:
                 await self._uncount(progress, buyer.id, reservation)
                 log_event(log, "buyer passed over: already has this consumer",
                           auction_id=closed.auction_id, buyer_id=buyer.id)
-                await progress.note(f"passed:{buyer.id}", "1")
+                await progress.note(state.note_passed(buyer.id))
                 continue
             attempts += 1
             if not buyer.post_url and buyer.kind == AUTOBID:
@@ -157,15 +155,14 @@ class SaleCompletion:
                 attempts -= 1
                 await self._release(closed, buyer.id)
                 await self._uncount(progress, buyer.id, reservation)
-                await progress.note(f"unreached:{buyer.id}", result.detail)
+                await progress.note(state.note_unreached(buyer.id, result.detail))
                 continue
             if result.accepted:
-                sold[buyer.id] = f"{bid.amount_cents}|{attempts}"
-                await progress.note(f"sold:{buyer.id}", sold[buyer.id])
+                await progress.note(state.note_sold(buyer.id, Sale(bid.amount_cents, attempts)))
                 continue
-            await progress.note(f"rejected:{buyer.id}", result.detail)
+            await progress.note(state.note_rejected(buyer.id, result.detail))
             await self._uncount(progress, buyer.id, reservation)
-        await self._publish(progress, closed, sold, attempts)
+        await self._publish(progress, closed, attempts)
 
     async def _count_against_caps(self, progress: Progress, closed: ev.AuctionClosed,
                                   bid: ev.RankedBid, buyer: BuyerAccount) -> Reservation | None:
@@ -174,9 +171,9 @@ class SaleCompletion:
         contract, not counted. A redelivered auction reuses the reservation it recorded."""
         if closed.lead.direct_buyer_id:
             return Reservation((), 0)
-        recorded = progress.fields.get(f"caps:{buyer.id}")
-        if recorded:
-            return Reservation.decode(recorded)
+        recorded = progress.state.caps.get(buyer.id)
+        if recorded is not None:
+            return recorded
         owners = [CapOwner(buyer.id, buyer.tz, buyer.caps)]
         owners += [CapOwner(p.id, buyer.tz, p.caps) for p in buyer.profiles if p.id == bid.profile_id]
         owners = [o for o in owners if o.caps.any]
@@ -186,12 +183,12 @@ class SaleCompletion:
                       buyer_id=buyer.id, capped=outcome)
             return None
         if outcome.keys:
-            await progress.note(f"caps:{buyer.id}", outcome.encode())
+            await progress.note(progress.state.note_caps(buyer.id, outcome))
         return outcome
 
     async def _uncount(self, progress: Progress, buyer_id: str, reservation: Reservation) -> None:
         """The buyer did not take the lead: its caps get the sale back."""
-        if reservation.keys and await progress.forget(f"caps:{buyer_id}"):
+        if reservation.keys and await progress.forget_caps(buyer_id):
             await self.caps.release(reservation)
 
     def _prepare(self, closed: ev.AuctionClosed, buyer: BuyerAccount, price_cents: int) -> PreparedPost | None:
@@ -222,22 +219,22 @@ class SaleCompletion:
                 buyer_id, closed.lead.lead_id, closed.lead.vertical, list(closed.identity_keys),
                 int(self.clock() * 1000), scopes.window_ms)
 
-    async def _publish(self, progress: Progress, closed: ev.AuctionClosed, sold: dict[str, str],
-                       attempts: int) -> None:
+    async def _publish(self, progress: Progress, closed: ev.AuctionClosed, attempts: int) -> None:
         """One sale.closed per buyer that bought, best-ranked first (its event id is the one an
         exclusive sale has), or one unsold; then `done`."""
-        rejected, passed = progress.buyers("rejected"), progress.buyers("passed")
+        state = progress.state
+        rejected, passed = sorted(state.rejected), sorted(state.passed)
         rank = {bid.buyer_id: i for i, bid in enumerate(closed.ranked_bids)}
-        outcomes = [(buyer_id, *map(int, sold[buyer_id].split("|"))) for buyer_id in sorted(sold, key=rank.get)]
-        outcomes = outcomes or [("", 0, attempts)]
+        outcomes = [(buyer_id, state.sold[buyer_id]) for buyer_id in sorted(state.sold, key=rank.get)]
+        outcomes = outcomes or [("", Sale(0, attempts))]
         now_ms = int(self.clock() * 1000)
-        for share, (buyer_id, price_cents, buyer_attempts) in enumerate(outcomes):
-            fee = seller_fee(price_cents, self.fees.percent_for(closed.lead.seller_id)) if buyer_id else 0
-            sale = sale_event(closed, buyer_id, price_cents, fee, buyer_attempts, now_ms)
+        for share, (buyer_id, bought) in enumerate(outcomes):
+            fee = seller_fee(bought.price_cents, self.fees.percent_for(closed.lead.seller_id)) if buyer_id else 0
+            sale = sale_event(closed, buyer_id, bought.price_cents, fee, bought.attempts, now_ms)
             if share == 0:  # the ledger records who was posted to and passed over once per lead
-                sale.posted_buyer_ids.extend(rejected + [buyer for buyer, _, _ in outcomes if buyer])
+                sale.posted_buyer_ids.extend(rejected + [buyer for buyer, _ in outcomes if buyer])
                 sale.duplicate_buyer_ids.extend(passed)
             event_id = derived_event_id(closed.auction_id, "sale") if share == 0 else \
                 derived_event_id(closed.auction_id, "sale", buyer_id)
             await self.producer.publish(topics.SALE_CLOSED, closed.lead.lead_id, sale, event_id)
-        await progress.note("done", "1")
+        await progress.note(state.note_done())
