@@ -3,25 +3,43 @@ from __future__ import annotations
 import pytest
 
 from tests.integration.harness import Exchange, start_exchange
+from tests.integration.tails import stop_all_tails
 
 ADMIN_KEY = "test-dashboard-admin-key"  # a test value, not a secret; also the intake's ADMIN_API_KEY
 ALL_SERVICES = ["intake", "intake-2", "dedup", "scoring", "auction", "delivery", "ledger"]
+PARTY_FIXTURES = {"exchange", "market"}
 
 
-@pytest.fixture(scope="module")
-def exchange(tmp_path_factory, kafka_bootstrap, redis_url) -> Exchange:
-    """The whole exchange with two intake replicas and three buyers. Platform-wide dedup is off
-    here so that per-buyer protection can be seen on its own (a repeated consumer is still sold,
-    but never to a buyer that already has it)."""
+@pytest.fixture(scope="session", autouse=True)
+def topic_tails():
+    """The consumers tailing the topics tests read (tests/integration/tails.py) stop with the session."""
+    yield
+    stop_all_tails()
+
+
+@pytest.fixture(scope="session")
+def shared_exchange(request, tmp_path_factory, kafka_bootstrap, redis_url) -> Exchange:
+    """The whole exchange with two intake replicas, started once for every test that needs only
+    "an exchange": each test trades as a party of its own (a seller, another seller and three
+    buyers, made before the services start), so none sees another's sales, fees or returns.
+    Platform-wide dedup is off here so that per-buyer protection can be seen on its own (a
+    repeated consumer is still sold, but never to a buyer that already has it)."""
+    parties = sum(1 for item in request.session.items if PARTY_FIXTURES & set(getattr(item, "fixturenames", ())))
     prefix = f"{tmp_path_factory.mktemp('x').name[-6:]}."
     exchange = start_exchange(tmp_path_factory.mktemp("exchange"), kafka_bootstrap, redis_url, prefix,
-                              ["alpha", "beta", "gamma"], ALL_SERVICES, DEDUP_PLATFORM_SCOPE="false",
-                              DASHBOARD_ADMIN_API_KEY=ADMIN_KEY, ADMIN_API_KEY=ADMIN_KEY)
+                              ["alpha", "beta", "gamma"], ALL_SERVICES, spare_parties=parties,
+                              DEDUP_PLATFORM_SCOPE="false", DASHBOARD_ADMIN_API_KEY=ADMIN_KEY, ADMIN_API_KEY=ADMIN_KEY)
     yield exchange
     exchange.stop()
 
 
 @pytest.fixture
+def exchange(shared_exchange: Exchange) -> Exchange:
+    """The shared exchange, with accounts no other test uses: buyers alpha, beta and gamma (none
+    bidding until told to), partnered with the seller and the other seller."""
+    return shared_exchange.party()
+
+
+@pytest.fixture
 def market(exchange: Exchange) -> Exchange:
-    exchange.reset_buyers()
     return exchange

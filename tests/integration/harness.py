@@ -1,15 +1,24 @@
 """Helpers for driving a running exchange from tests: an exchange with demo buyers and a seller,
-reading events back from the broker, and querying the ledger."""
+reading events back from the broker, and querying the ledger.
+
+One exchange can serve many tests: it is started with spare parties (a seller, another seller and
+three buyers each, partnered as the first ones are, made before the services start so that every
+service knows them), and `Exchange.party()` hands one to each test as an exchange of its own."""
 
 from __future__ import annotations
 
-import asyncio
 import random
+import signal
+import subprocess
+from collections.abc import Iterator, MutableMapping
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
 
 import httpx
+from aiokafka.structs import ConsumerRecord
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from leadx.accounts import accounts, partnerships
 from leadx.contracts import topics
@@ -19,23 +28,112 @@ from leadx.dev.demo.consumers import make_consumer
 from leadx.dev.stack import LocalStack
 from leadx.platform.db.engine import create_schema, make_engine, session_factory
 from leadx.platform.db.models import Sale
-from leadx.platform.kafka.offsets import read_to_end
+from tests.integration.tails import forget_topics, tails_of
+
+STOP_TIMEOUT_S = 15  # as ManagedProcess.stop gives each service
+
+
+@dataclass
+class Party:
+    """The accounts one test trades with: a seller, another seller, and buyers partnered with both."""
+    seller_id: str
+    seller_key: str
+    other_seller_key: str
+    buyer_ids: dict[str, str]  # name → id
+    buyer_keys: dict[str, str]  # name → API key
+    tag: str  # the buyers' names on the BuyerServer are "<tag>-<name>" ("<name>" with no tag)
+
+
+def create_party(session: Session, buyers: BuyerServer, buyer_names: list[str], tag: str = "") -> Party:
+    seller = accounts.create_seller(session, f"test seller {tag}".strip())
+    other = accounts.create_seller(session, f"another seller {tag}".strip())
+    buyer_ids, buyer_keys = {}, {}
+    for name in buyer_names:
+        served = f"{tag}-{name}" if tag else name
+        buyers.add(served, BuyerBehaviour(bid=None))
+        created = accounts.create_buyer(session, served, buyers.ping_url(served), buyers.post_url(served))
+        buyer_ids[name], buyer_keys[name] = created.id, created.api_key
+        # Every test buyer opts in to both test sellers (Buyer Selection offers a lead only to
+        # partnered buyers); tests of selection itself make their own accounts.
+        for partner in (seller, other):
+            partnerships.add_partnership(session, partner.id, created.id)
+    return Party(seller.id, seller.api_key, other.api_key, buyer_ids, buyer_keys, tag)
+
+
+class PartyBuyers:
+    """A party's buyers on a shared BuyerServer, under the names the tests give them ("alpha"):
+    `buyers` holds only this party's, so a test sees and resets only its own."""
+
+    def __init__(self, server: BuyerServer, party: Party) -> None:
+        self.server, self.tag = server, party.tag
+        self.buyers = _PartyBehaviours(server, party.tag, list(party.buyer_ids))
+
+    @property
+    def port(self) -> int:
+        return self.server.port
+
+    def served_name(self, name: str) -> str:
+        return f"{self.tag}-{name}"
+
+    def add(self, name: str, behaviour: BuyerBehaviour | None = None) -> BuyerBehaviour:
+        self.buyers.names.append(name)
+        return self.server.add(self.served_name(name), behaviour)
+
+    def ping_url(self, name: str) -> str:
+        return self.server.ping_url(self.served_name(name))
+
+    def post_url(self, name: str) -> str:
+        return self.server.post_url(self.served_name(name))
+
+
+class _PartyBehaviours(MutableMapping):
+    def __init__(self, server: BuyerServer, tag: str, names: list[str]) -> None:
+        self.server, self.tag, self.names = server, tag, names
+
+    def __getitem__(self, name: str) -> BuyerBehaviour:
+        if name not in self.names:
+            raise KeyError(name)
+        return self.server.buyers[f"{self.tag}-{name}"]
+
+    def __setitem__(self, name: str, behaviour: BuyerBehaviour) -> None:
+        if name not in self.names:
+            self.names.append(name)
+        self.server.buyers[f"{self.tag}-{name}"] = behaviour
+
+    def __delitem__(self, name: str) -> None:
+        raise TypeError("a party's buyers stay on the server: the services know their URLs")
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(list(self.names))
+
+    def __len__(self) -> int:
+        return len(self.names)
 
 
 @dataclass
 class Exchange:
     stack: LocalStack
-    buyers: BuyerServer
+    buyers: BuyerServer | PartyBuyers
     seller_key: str
     other_seller_key: str
     buyer_ids: dict[str, str]  # name → id
     seller_id: str = ""
     buyer_keys: dict[str, str] = field(default_factory=dict)  # name → API key
     rng: random.Random = field(default_factory=lambda: random.Random(7))
+    spare_parties: list[Party] = field(default_factory=list)
 
     @property
     def prefix(self) -> str:
         return self.stack.topic_prefix
+
+    def party(self) -> Exchange:
+        """This exchange as one test's own: its running services, one of its spare parties' accounts
+        (used by no other test), and this exchange's consumers (so no two tests make the same one)."""
+        if not self.spare_parties:
+            raise RuntimeError("no spare party left: the exchange was started with one per test that asked for it")
+        party = self.spare_parties.pop(0)
+        return Exchange(self.stack, PartyBuyers(self.buyers, party), party.seller_key, party.other_seller_key,
+                        party.buyer_ids, seller_id=party.seller_id, buyer_keys=party.buyer_keys, rng=self.rng)
 
     def intake_url(self, instance: str = "intake") -> str:
         return f"http://127.0.0.1:{self.stack.port_of(instance, 'INTAKE_PORT')}"
@@ -78,41 +176,60 @@ class Exchange:
 
     def stop(self) -> None:
         """Stop the services, the local infrastructure this exchange started, and its buyers."""
+        stop_services(self.stack)
         self.stack.stop()
         self.buyers.stop()
+        forget_topics(self.stack.kafka_bootstrap, self.prefix)
 
     def reset_buyers(self) -> None:
         for name in list(self.buyers.buyers):
             self.buyers.buyers[name] = BuyerBehaviour(bid=None)
 
 
+def stop_services(stack: LocalStack) -> None:
+    """SIGTERM every running service at once and wait for them all (each drains on its own, so
+    one after another only added their shutdowns up); one that overstays is killed."""
+    running = [p for p in stack.services.values() if p.alive()]
+    for process in running:
+        process.signal(signal.SIGTERM)
+    for process in running:
+        try:
+            process.process.wait(STOP_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            process.process.kill()
+            process.process.wait(5)
+
+
+@cache
+def _event_decoder(message_type):
+    """(event id, message) of a record; one function per type, so the tails decode each record once."""
+    def decode(record: ConsumerRecord) -> tuple[str, object]:
+        return dict(record.headers or ()).get("event-id", b"").decode(), message_type.FromString(record.value)
+    return decode
+
+
 def read_topic(bootstrap: str, topic: str, message_type) -> list[tuple[str, object]]:
-    """Read a topic from the beginning up to its current end: (event id, message) each."""
-    return [(dict(record.headers or ()).get("event-id", b"").decode(), message_type.FromString(record.value))
-            for record in asyncio.run(read_to_end(bootstrap, topic))]
+    """Every record of a topic from its beginning up to its current end: (event id, message) each."""
+    return tails_of(bootstrap).decoded(topic, _event_decoder(message_type))
+
+
+def read_records(bootstrap: str, topic: str) -> list[ConsumerRecord]:
+    """Every record of a topic from its beginning up to its current end, as the broker holds it."""
+    return tails_of(bootstrap).records(topic)
 
 
 def start_exchange(run_dir: Path, kafka_bootstrap: str, redis_url: str, prefix: str,
                    buyer_names: list[str], services: list[str], window_s: float = 1.0,
-                   database_url: str | None = None, **service_env: str) -> Exchange:
+                   database_url: str | None = None, spare_parties: int = 0, **service_env: str) -> Exchange:
     stack = LocalStack(run_dir, kafka_bootstrap=kafka_bootstrap, redis_url=redis_url, topic_prefix=prefix,
                        database_url=database_url, auction_window_s=window_s, extra_env=service_env)
     stack.start_infra()  # only the SQLite path: the broker and Redis are given
     engine = make_engine(stack.database_url)
     create_schema(engine)
     buyers = BuyerServer()
-    buyer_ids, buyer_keys = {}, {}
     with session_factory(engine)() as session:
-        seller = accounts.create_seller(session, "test seller")
-        other = accounts.create_seller(session, "another seller")
-        for name in buyer_names:
-            buyers.add(name, BuyerBehaviour(bid=None))
-            created = accounts.create_buyer(session, name, buyers.ping_url(name), buyers.post_url(name))
-            buyer_ids[name], buyer_keys[name] = created.id, created.api_key
-            # Every test buyer opts in to both test sellers (Buyer Selection offers a lead only to
-            # partnered buyers); tests of selection itself make their own accounts.
-            for partner in (seller, other):
-                partnerships.add_partnership(session, partner.id, created.id)
+        party = create_party(session, buyers, buyer_names)
+        spares = [create_party(session, buyers, buyer_names, tag=f"p{n}") for n in range(spare_parties)]
     engine.dispose()
     buyers.start()
     for name in services:
@@ -122,11 +239,12 @@ def start_exchange(run_dir: Path, kafka_bootstrap: str, redis_url: str, prefix: 
     try:
         stack.wait_ready(timeout_s=120)
     except Exception:
+        stop_services(stack)
         stack.stop()
         buyers.stop()
         raise
-    return Exchange(stack, buyers, seller.api_key, other.api_key, buyer_ids, seller_id=seller.id,
-                    buyer_keys=buyer_keys)
+    return Exchange(stack, buyers, party.seller_key, party.other_seller_key, party.buyer_ids,
+                    seller_id=party.seller_id, buyer_keys=party.buyer_keys, spare_parties=spares)
 
 
 class _Sql:

@@ -3,14 +3,11 @@ seller's request through dedup, scoring and the auction."""
 
 from __future__ import annotations
 
-import asyncio
-
 import pytest
-from aiokafka import AIOKafkaConsumer
 
 from leadx.contracts import topics
 from tests.conftest import poll_until
-from tests.integration.harness import Exchange
+from tests.integration.harness import Exchange, read_records
 
 pytestmark = pytest.mark.integration
 
@@ -18,24 +15,11 @@ CHAIN = [topics.LEAD_SUBMITTED, topics.LEAD_VERIFIED, topics.LEAD_SCORED, topics
 
 
 def headers_for(market: Exchange, topic: str, lead_id: str) -> dict[str, bytes] | None:
-    async def read() -> dict[str, bytes] | None:
-        consumer = AIOKafkaConsumer(topics.name(market.prefix, topic), bootstrap_servers=market.stack.kafka_bootstrap,
-                                    group_id=None, auto_offset_reset="earliest")
-        await consumer.start()
-        try:
-            found = None
-            while True:
-                batch = await consumer.getmany(timeout_ms=500)
-                if not batch:
-                    return found
-                for records in batch.values():
-                    for record in records:
-                        if record.key == lead_id.encode():
-                            found = dict(record.headers)
-        finally:
-            await consumer.stop()
-
-    return asyncio.run(read())
+    found = None
+    for record in read_records(market.stack.kafka_bootstrap, topics.name(market.prefix, topic)):
+        if record.key == lead_id.encode():
+            found = dict(record.headers)
+    return found
 
 
 def test_one_lead_is_one_trace_across_services(market: Exchange):
