@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: install run test unit integration proto proto-check lint k8s-check bench bench-intake bench-dedup bench-delivery bench-dashboard bench-auction bench-scoring prior-model clean
+.PHONY: install run test unit integration proto proto-check lint typecheck k8s-check bench bench-intake bench-dedup bench-delivery bench-dashboard bench-auction bench-scoring prior-model clean
 
 install: $(STAMP)
 
@@ -21,8 +21,8 @@ $(STAMP): requirements.lock pyproject.toml
 run: install
 	$(VENV)/bin/leadx run
 
-## The whole suite: generated-code drift, lint, manifests, unit and integration tests.
-test: install proto-check lint k8s-check
+## The whole suite: generated-code drift, lint, types, manifests, unit and integration tests.
+test: install proto-check lint typecheck k8s-check
 	$(PY) -m pytest
 
 unit: install
@@ -39,6 +39,9 @@ proto-check: install
 
 lint: install
 	$(VENV)/bin/ruff check leadx services tests bench
+
+typecheck: install
+	$(VENV)/bin/mypy leadx services
 
 k8s-check: install
 	$(PY) -m leadx.dev.tools.check_k8s
