@@ -10,7 +10,7 @@ from __future__ import annotations
 import random
 import signal
 import subprocess
-from collections.abc import Iterator, MutableMapping
+from collections.abc import Callable, Iterator, MutableMapping
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -220,7 +220,11 @@ def read_records(bootstrap: str, topic: str) -> list[ConsumerRecord]:
 
 def start_exchange(run_dir: Path, kafka_bootstrap: str, redis_url: str, prefix: str,
                    buyer_names: list[str], services: list[str], window_s: float = 1.0,
-                   database_url: str | None = None, spare_parties: int = 0, **service_env: str) -> Exchange:
+                   database_url: str | None = None, spare_parties: int = 0,
+                   prepare: Callable[[Session, Party], None] | None = None, **service_env: str) -> Exchange:
+    """The exchange's accounts, then its services. `prepare(session, party)` changes the first
+    party's accounts before any service starts (a change made later reaches the services only
+    when they next re-read the accounts)."""
     stack = LocalStack(run_dir, kafka_bootstrap=kafka_bootstrap, redis_url=redis_url, topic_prefix=prefix,
                        database_url=database_url, auction_window_s=window_s, extra_env=service_env)
     stack.start_infra()  # only the SQLite path: the broker and Redis are given
@@ -230,6 +234,9 @@ def start_exchange(run_dir: Path, kafka_bootstrap: str, redis_url: str, prefix: 
     with session_factory(engine)() as session:
         party = create_party(session, buyers, buyer_names)
         spares = [create_party(session, buyers, buyer_names, tag=f"p{n}") for n in range(spare_parties)]
+        if prepare is not None:
+            prepare(session, party)
+            session.commit()
     engine.dispose()
     buyers.start()
     for name in services:

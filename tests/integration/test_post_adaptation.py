@@ -13,6 +13,7 @@ from urllib.parse import parse_qsl
 
 import pytest
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from leadx.contracts.events.v1 import events_pb2 as ev
 from leadx.dedup.store import DedupStore
@@ -23,7 +24,7 @@ from leadx.platform.db.models import Buyer, PostAttempt
 from leadx.platform.redis.client import connect
 from leadx.platform.utc_days import DAY_MS
 from tests.conftest import poll_until
-from tests.integration.harness import Exchange, start_exchange
+from tests.integration.harness import Exchange, Party, start_exchange
 
 pytestmark = pytest.mark.integration
 
@@ -61,17 +62,17 @@ BUYERS = ["alpha", "beta", "gamma", "delta", "epsilon", "zeta", "ghost"]
 def adapted(tmp_path_factory, kafka_bootstrap, redis_url) -> Exchange:
     rules_dir = tmp_path_factory.mktemp("post-rules")
     (rules_dir / "buyers.rules").write_text(RULES)
+
+    def unreachable_ghost(session: Session, party: Party) -> None:
+        # ghost bids through the buyers' server, but its post URL has nothing listening.
+        session.get(Buyer, party.buyer_ids["ghost"]).post_url = f"http://127.0.0.1:{free_port()}/post"
+
     exchange = start_exchange(tmp_path_factory.mktemp("adapt"), kafka_bootstrap, redis_url, "adapt.", BUYERS,
                               ["intake", "dedup", "scoring", "auction", "delivery", "ledger"],
-                              DELIVERY_RULES_DIR=str(rules_dir), DELTA_TOKEN="tok-delta", EPSILON_KEY="k-eps",
-                              DELIVERY_BREAKER_FAILURES="2", DELIVERY_BREAKER_COOLDOWN_SECONDS="600")
+                              prepare=unreachable_ghost, DELIVERY_RULES_DIR=str(rules_dir), DELTA_TOKEN="tok-delta",
+                              EPSILON_KEY="k-eps", DELIVERY_BREAKER_FAILURES="2",
+                              DELIVERY_BREAKER_COOLDOWN_SECONDS="600")
     exchange.rules_dir = rules_dir
-    # ghost bids through the buyers' server, but its post URL has nothing listening.
-    engine = make_engine(exchange.stack.database_url)
-    with session_factory(engine).begin() as session:
-        session.get(Buyer, exchange.buyer_ids["ghost"]).post_url = f"http://127.0.0.1:{free_port()}/post"
-    engine.dispose()
-    time.sleep(6)  # the services' buyer directories refresh every 5 s
     yield exchange
     exchange.stop()
 
