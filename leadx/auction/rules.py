@@ -10,7 +10,7 @@ An auction's state is an `Auction` record (leadx.auction.state):
     pricing       "first" (pay your bid) or "second" (pay what beats the next bid)
     shares        how many of the ranked bidders may buy the lead (1: an exclusive sale)
 
-Ranking (the seed's Sale Completion Process): a weighted bid is bid x weight (weight 2.0 on a $4
+Ranking (the Sale Completion Process, docs/auction.md): a weighted bid is bid x weight (weight 2.0 on a $4
 bid beats any bid or weighted bid up to $8); bids under the seller's minimum are dropped; ties
 after weighting are ordered at random from a seed recorded for audit.
 """

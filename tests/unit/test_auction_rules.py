@@ -76,7 +76,7 @@ def test_deadlines_pop_in_order_and_on_the_boundary():
     assert len(index) == 2 and index.pop_due(1_000) == [("x", PURGE), ("y", CLOSE)]
 
 
-# Weights, pricing and AutoBid profiles (the seed's Sale Completion Process).
+# Weights, pricing and AutoBid profiles (the Sale Completion Process, docs/auction.md).
 
 def order(bids: dict, seed: int, weights: dict | None = None, reserve: int = 0, pricing: str = rules.FIRST_PRICE):
     return [r.buyer_id for r in rules.rank_bids(bids, reserve, seed, weights, pricing)]
