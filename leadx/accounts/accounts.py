@@ -7,8 +7,10 @@ import hashlib
 import secrets
 import time
 from dataclasses import dataclass
+from typing import cast
 
-from sqlalchemy import select, update
+from sqlalchemy import Update, select, update
+from sqlalchemy.engine import CursorResult
 from sqlalchemy.orm import Session
 
 from leadx.accounts.buyer_settings import check_buyer_settings
@@ -70,10 +72,16 @@ def revoke_seller_key(session: Session, seller_id: str) -> None:
 
 
 def _set_seller_key_hash(session: Session, seller_id: str, key_hash: str) -> None:
-    changed = session.execute(update(Seller).where(Seller.id == seller_id).values(api_key_hash=key_hash)).rowcount
+    changed = _updated(session, update(Seller).where(Seller.id == seller_id).values(api_key_hash=key_hash))
     if not changed:
         raise UnknownAccount(f"no seller {seller_id}")
     session.commit()
+
+
+def _updated(session: Session, statement: Update) -> int:
+    """How many rows the UPDATE changed. Session.execute is typed as returning Result; for an UPDATE
+    it is a CursorResult, which counts rows."""
+    return cast(CursorResult, session.execute(statement)).rowcount
 
 
 def seller_for_key(session: Session, api_key: str) -> str | None:
@@ -88,7 +96,7 @@ def set_seller_fee(session: Session, seller_id: str, percent: float | None) -> N
     """The seller's own platform fee in percent of the sale price; None returns it to the default."""
     if percent is not None and not 0 <= percent <= 100:
         raise ValueError("a seller fee is between 0 and 100 percent")
-    changed = session.execute(update(Seller).where(Seller.id == seller_id).values(fee_percent=percent)).rowcount
+    changed = _updated(session, update(Seller).where(Seller.id == seller_id).values(fee_percent=percent))
     if not changed:
         raise UnknownAccount(f"no seller {seller_id}")
     session.commit()
@@ -96,7 +104,7 @@ def set_seller_fee(session: Session, seller_id: str, percent: float | None) -> N
 
 def seller_fee_overrides(session: Session) -> dict[str, float]:
     rows = session.execute(select(Seller.id, Seller.fee_percent).where(Seller.fee_percent.is_not(None)))
-    return {seller_id: percent for seller_id, percent in rows}
+    return {seller_id: percent for seller_id, percent in rows if percent is not None}
 
 
 def buyer_for_key(session: Session, api_key: str) -> str | None:
@@ -125,8 +133,8 @@ def add_contract(session: Session, seller_id: str, buyer_id: str, price_cents: i
 
 
 def end_contract(session: Session, seller_id: str, buyer_id: str) -> None:
-    changed = session.execute(update(Contract).where(Contract.seller_id == seller_id, Contract.buyer_id == buyer_id)
-                              .values(active=False)).rowcount
+    changed = _updated(session, update(Contract).where(Contract.seller_id == seller_id, Contract.buyer_id == buyer_id)
+                       .values(active=False))
     if not changed:
         raise UnknownAccount(f"no contract between seller {seller_id} and buyer {buyer_id}")
     session.commit()

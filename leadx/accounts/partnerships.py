@@ -5,8 +5,10 @@ to those it names."""
 from __future__ import annotations
 
 import time
+from typing import cast
 
 from sqlalchemy import delete, select, update
+from sqlalchemy.engine import CursorResult
 from sqlalchemy.orm import Session
 
 from leadx.accounts.ids import UnknownAccount
@@ -37,8 +39,9 @@ def add_partnership(session: Session, seller_id: str, buyer_id: str) -> bool:
 
 def remove_partnership(session: Session, seller_id: str, buyer_id: str) -> None:
     _require(session, seller_id, buyer_id)
-    removed = session.execute(delete(Partnership).where(Partnership.buyer_id == buyer_id,
-                                                        Partnership.seller_id == seller_id)).rowcount
+    statement = delete(Partnership).where(Partnership.buyer_id == buyer_id, Partnership.seller_id == seller_id)
+    # Session.execute is typed as returning Result; for a DELETE it is a CursorResult, which counts rows.
+    removed = cast(CursorResult, session.execute(statement)).rowcount
     if not removed:
         raise NoPartnership(f"buyer {buyer_id} has no partnership with seller {seller_id}")
     session.commit()
@@ -71,8 +74,9 @@ def set_choice(session: Session, seller_id: str, buyer_id: str, choice: str | No
 
 def seller_relations(session: Session, seller_id: str) -> dict:
     """A seller's partners and choices, as the admin API shows them."""
-    _require(session, seller_id)
     seller = session.get(Seller, seller_id)
+    if seller is None:
+        raise UnknownAccount(f"no seller {seller_id}")
     partners = session.scalars(select(Partnership.buyer_id).where(Partnership.seller_id == seller_id)
                                .order_by(Partnership.buyer_id)).all()
     choices = session.execute(select(SellerBuyerChoice.buyer_id, SellerBuyerChoice.choice)

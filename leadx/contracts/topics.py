@@ -6,6 +6,8 @@ environments sharing one cluster) never see each other's events.
 
 from __future__ import annotations
 
+from google.protobuf.message import Message
+
 from leadx.contracts.events.v1 import events_pb2 as ev
 
 LEAD_SUBMITTED = "lead.submitted"
@@ -36,7 +38,7 @@ ALL = (
 
 
 # The protobuf message each topic carries.
-MESSAGE_TYPES = {
+MESSAGE_TYPES: dict[str, type[Message]] = {
     LEAD_SUBMITTED: ev.LeadSubmitted,
     LEAD_VERIFIED: ev.LeadVerified,
     LEAD_REJECTED: ev.LeadRejected,

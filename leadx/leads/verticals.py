@@ -191,7 +191,7 @@ def _check(spec: FieldSpec, value: str) -> tuple[str | None, str]:
     raise ValueError(f"unknown field type {kind!r} in vertical schema")
 
 
-def verify(vertical: Vertical, payload: dict[str, object], rules: tuple[Rule, ...] = (),
+def verify(vertical: Vertical, payload: Mapping[str, object], rules: tuple[Rule, ...] = (),
            phone_area_must_match: bool = False, partial: bool = False) -> Verification:
     """Check `payload` against the vertical's fields and `rules`.
 
@@ -221,7 +221,7 @@ def verify(vertical: Vertical, payload: dict[str, object], rules: tuple[Rule, ..
     return result
 
 
-def _apply_rules(result: Verification, payload: dict[str, object], rules: tuple[Rule, ...]) -> None:
+def _apply_rules(result: Verification, payload: Mapping[str, object], rules: tuple[Rule, ...]) -> None:
     """Each rule whose field is present and well-typed must match; a field already in error is not
     checked again, so the seller gets one clear message per field."""
     failed = {e.field for e in result.errors}

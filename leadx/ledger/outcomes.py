@@ -125,7 +125,7 @@ def training_rows(session: Session, since_ms: int | None = None, until_ms: int |
         query = query.where(Sale.closed_at_ms >= since_ms)
     if until_ms is not None:
         query = query.where(Sale.closed_at_ms < until_ms)
-    sales: dict[tuple[str, str], tuple] = {}
+    sales: dict[tuple[str, str], tuple[str, int, bool, dict]] = {}
     reported: dict[tuple[str, str], dict[str, int]] = {}
     for lead_id, buyer_id, vertical, sold_at_ms, booked_return, fields, outcome, at_ms in session.execute(query):
         sales.setdefault((lead_id, buyer_id), (vertical, sold_at_ms, booked_return, fields or {}))

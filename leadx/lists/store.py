@@ -11,8 +11,10 @@ from __future__ import annotations
 import random
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import cast
 
 from sqlalchemy import and_, select, update
+from sqlalchemy.engine import CursorResult
 from sqlalchemy.orm import Session
 
 from leadx.lists.award import Award, check_bid
@@ -110,7 +112,11 @@ def place_bid(session: Session, auction_id: str, buyer_id: str, spec: Mapping[st
     if problems:
         field, message = problems[0]
         return Refusal(422, "FIELD_INVALID", field, "; ".join(m for _, m in problems))
-    if price < auction.reserve_cents:  # type: ignore[operator]
+    # check_bid found nothing wrong, so each value has the type it checks for.
+    assert isinstance(price, int)
+    assert max_count is None or isinstance(max_count, int)
+    assert max_budget is None or isinstance(max_budget, int)
+    if price < auction.reserve_cents:
         return Refusal(422, "BELOW_RESERVE", "price",
                        f"the reserve is {auction.reserve_cents} cents per customer")
     if not _names_a_customer(session, auction_id, str(scope), str(target)):
@@ -119,7 +125,7 @@ def place_bid(session: Session, auction_id: str, buyer_id: str, spec: Mapping[st
     if buyer is None or not buyer.active:
         return Refusal(403, "AUTH_INVALID", "", "only an active buyer may bid")
     bid = ListBid(auction_id=auction_id, buyer_id=buyer_id, scope=str(scope), target=str(target).strip(),
-                  price_cents=int(price), max_count=max_count, max_budget_cents=max_budget,  # type: ignore[arg-type]
+                  price_cents=int(price), max_count=max_count, max_budget_cents=max_budget,
                   placed_at_ms=now_ms)
     session.add(bid)
     session.flush()
@@ -173,10 +179,10 @@ def bought_already(session: Session, prospect_ids: Iterable[str]) -> dict[str, s
 def claim(session: Session, auction_id: str, now_ms: int) -> bool:
     """Marks the auction closed; False if another closer did. From here no bid is accepted, and
     every bid accepted before is committed (place_bid holds the auction's row until it commits)."""
-    claimed = session.execute(update(ListAuction)
-                              .where(ListAuction.id == auction_id, ListAuction.status == OPEN)
-                              .values(status=CLOSED, closed_at_ms=now_ms))
-    return claimed.rowcount == 1
+    statement = (update(ListAuction).where(ListAuction.id == auction_id, ListAuction.status == OPEN)
+                 .values(status=CLOSED, closed_at_ms=now_ms))
+    # Session.execute is typed as returning Result; for an UPDATE it is a CursorResult, which counts rows.
+    return cast(CursorResult, session.execute(statement)).rowcount == 1
 
 
 def record_close(session: Session, auction_id: str, awards: list[Award], now_ms: int) -> bool:

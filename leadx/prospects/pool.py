@@ -220,8 +220,9 @@ def pool_matches(session: Session, vertical: str, keys: Iterable[Mapping[str, st
     for kind, column in _KEY_COLUMNS.items():
         for chunk in batches(sorted(wanted[kind]), _IN_CHUNK):
             query = select(Prospect.id, column).where(Prospect.vertical == vertical, column.in_(chunk))
-            for prospect_id, key in session.execute(query.order_by(Prospect.id)):
-                found.setdefault((kind, key), prospect_id)
+            for prospect_id, held in session.execute(query.order_by(Prospect.id)):
+                assert held is not None  # the IN above matched it
+                found.setdefault((kind, held), prospect_id)
     return found
 
 
@@ -344,24 +345,24 @@ def _collect_batch(session: Session, leads: list[Lead], source: str, seen: SeenC
         if not lead.fields or not lead.vertical:
             report.without_fields += 1
         else:
-            keyed.append((lead, identities.of(lead.fields)))
+            keyed.append((lead, lead.fields, identities.of(lead.fields)))
     accepted = []
-    for vertical in sorted({lead.vertical for lead, _ in keyed}):
-        of_vertical = [(lead, keys) for lead, keys in keyed if lead.vertical == vertical]
-        pooled = pool_matches(session, vertical, (keys for _, keys in of_vertical))
-        for lead, keys in of_vertical:
+    for vertical in sorted({lead.vertical for lead, _, _ in keyed}):
+        of_vertical = [(lead, fields, keys) for lead, fields, keys in keyed if lead.vertical == vertical]
+        pooled = pool_matches(session, vertical, (keys for _, _, keys in of_vertical))
+        for lead, fields, keys in of_vertical:
             vertical_keys = {f"{vertical}\x1f{kind}": key for kind, key in keys.items()}
             earlier = seen.match(vertical_keys)
             seen.add(vertical_keys, lead.id)
             if earlier or _in_pool(keys, pooled):
                 report.duplicates += 1
             else:
-                accepted.append((lead, keys))
-    scores = score(bundle, [lead.fields for lead, _ in accepted], [lead.submitted_at_ms for lead, _ in accepted],
+                accepted.append((lead, fields, keys))
+    scores = score(bundle, [fields for _, fields, _ in accepted], [lead.submitted_at_ms for lead, _, _ in accepted],
                    now_ms)
-    rows = [_prospect(lead.id, lead.vertical, lead.seller_id, source, "", lead.fields, keys, scored,
+    rows = [_prospect(lead.id, lead.vertical, lead.seller_id, source, "", fields, keys, scored,
                       bundle.version, lead.submitted_at_ms, now_ms)
-            for (lead, keys), scored in zip(accepted, scores, strict=True)]
+            for (lead, fields, keys), scored in zip(accepted, scores, strict=True)]
     added = _insert_new(session, rows)
     if source == UNSOLD:
         report.unsold += added

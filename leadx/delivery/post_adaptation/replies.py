@@ -83,7 +83,7 @@ def _find(probe: Probe, document, text: str) -> str | None:
     if document is None or probe.path is None:
         return None
     if isinstance(document, dict | list):
-        node = document
+        node: object = document
         for step in probe.path.split("/"):
             if isinstance(node, dict):
                 node = node.get(step)

@@ -4,6 +4,7 @@ finished with every record of a batch (at-least-once). Handlers must be idempote
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
@@ -117,7 +118,7 @@ class EventConsumer:
                     task = asyncio.create_task(self._process(record, after=after))
                     if key is not None:
                         self._last_by_key[key] = task
-                    task.add_done_callback(lambda t, key=key: self._finished(key, t))
+                    task.add_done_callback(functools.partial(self._finished, key))
                     queue.append((record.offset, task))
             await self._commit_finished()
 

@@ -34,7 +34,7 @@ class EventProducer:
         self.started = True
 
     async def stop(self) -> None:
-        if self.started:
+        if self.started and self._producer is not None:
             await self._producer.stop()
             self.started = False
 
@@ -50,6 +50,8 @@ class EventProducer:
                 (HEADER_EVENT_TYPE, message.DESCRIPTOR.full_name.encode()),
                 *inject_headers(),
             ]
+            if self._producer is None:
+                raise RuntimeError("publish before start()")
             await self._producer.send_and_wait(
                 full_topic, value=message.SerializeToString(), key=key.encode(), headers=headers
             )
