@@ -5,8 +5,15 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
+from typing import TYPE_CHECKING, TypeVar
 
 from leadx.cli.database import sessions
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+T = TypeVar("T")
 
 
 def _print_key(args, created, what: str) -> None:
@@ -26,7 +33,7 @@ def cmd_seller_create(args) -> int:
     return 0
 
 
-def _change_accounts(change) -> object:
+def _change_accounts(change: Callable[[Session], T]) -> T:
     """Run `change(session)`; an unknown account or a bad value is reported, exit status 1."""
     from leadx.accounts.ids import UnknownAccount
 

@@ -88,8 +88,12 @@ class ManagedProcess:
                                         start_new_session=True)
         log.close()
 
+    def _running(self) -> subprocess.Popen | None:
+        """The process while it runs, else None."""
+        return self.process if self.process is not None and self.process.poll() is None else None
+
     def alive(self) -> bool:
-        return self.process is not None and self.process.poll() is None
+        return self._running() is not None
 
     def is_ready(self) -> bool:
         if not self.alive() or self.ready_url is None:
@@ -101,18 +105,19 @@ class ManagedProcess:
             return False
 
     def signal(self, sig: int) -> None:
-        if self.alive():
-            self.process.send_signal(sig)
+        if (process := self._running()) is not None:
+            process.send_signal(sig)
 
     def stop(self, timeout_s: float = 15) -> None:
-        if not self.alive():
+        process = self._running()
+        if process is None:
             return
-        self.process.send_signal(signal.SIGTERM)
+        process.send_signal(signal.SIGTERM)
         try:
-            self.process.wait(timeout_s)
+            process.wait(timeout_s)
         except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(5)
+            process.kill()
+            process.wait(5)
 
 
 @dataclass

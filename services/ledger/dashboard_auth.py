@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hmac
 from dataclasses import dataclass
+from typing import NoReturn
 
 import grpc
 from sqlalchemy.orm import Session, sessionmaker
@@ -37,6 +38,12 @@ def _account_for_key(session: Session, key: str) -> Caller | None:
     return Caller("buyer", buyer) if buyer is not None else None
 
 
+async def _unauthenticated(context: grpc.aio.ServicerContext, message: str) -> NoReturn:
+    await context.abort(grpc.StatusCode.UNAUTHENTICATED, message)
+    # abort ends the call by raising; grpc ships no types that tell a type checker so.
+    raise AssertionError("ServicerContext.abort returned")
+
+
 class DashboardAuth:
     def __init__(self, sessions: sessionmaker[Session], admin_key: str = "") -> None:
         self.keys = KeyCache(sessions, _account_for_key)
@@ -46,13 +53,12 @@ class DashboardAuth:
         metadata = dict(context.invocation_metadata() or ())
         key = bearer_key(metadata.get("authorization", ""))
         if key is None:
-            await context.abort(grpc.StatusCode.UNAUTHENTICATED,
-                                "send your API key as metadata 'authorization: Bearer <key>'")
+            await _unauthenticated(context, "send your API key as metadata 'authorization: Bearer <key>'")
         if self.admin_key and hmac.compare_digest(key.encode(), self.admin_key.encode()):
             return Caller(ADMIN, "")
         caller = await self.keys.resolve(key)
         if caller is None:
-            await context.abort(grpc.StatusCode.UNAUTHENTICATED, "the API key is not valid or has been revoked")
+            await _unauthenticated(context, "the API key is not valid or has been revoked")
         return caller
 
     @staticmethod

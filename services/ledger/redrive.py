@@ -24,8 +24,10 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass
+from typing import cast
 
 from sqlalchemy import and_, or_, select, update
+from sqlalchemy.engine import CursorResult
 from sqlalchemy.orm import Session, sessionmaker
 
 from leadx.contracts import topics
@@ -69,9 +71,10 @@ def claim_stalled(sessions: sessionmaker[Session], policy: RedrivePolicy, now_ms
         for lead in session.scalars(query).all():
             unchanged = and_(Lead.id == lead.id, Lead.redrives == lead.redrives,
                              Lead.updated_at_ms == lead.updated_at_ms)
-            won = session.execute(
+            # Session.execute is typed as returning Result; for an UPDATE it is a CursorResult, which counts rows.
+            won = cast(CursorResult, session.execute(
                 update(Lead).where(unchanged).values(redrives=lead.redrives + 1, updated_at_ms=now_ms)
-            ).rowcount
+            )).rowcount
             if won:
                 claimed.append(lead_message(lead))
     return claimed

@@ -138,7 +138,7 @@ class BuyerServer:
         wait_for_port("127.0.0.1", self.port, 10)
 
     def stop(self) -> None:
-        if self._server is not None:
+        if self._server is not None and self._thread is not None:
             self._server.should_exit = True
             self._thread.join(10)
 

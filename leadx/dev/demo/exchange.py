@@ -161,6 +161,7 @@ def run_exchange(leads: int | None, rate: float, window_s: float, seed: int, run
     print("leadx: starting the broker, Redis and SQL where none is configured ...", flush=True)
     stack.start_infra()
     try:
+        assert stack.database_url is not None  # start_infra chose one when none was given
         engine = make_engine(stack.database_url)  # its schema upgraded by start_infra
         sessions = session_factory(engine)
         rng = random.Random(seed)
