@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: install run test unit integration proto proto-check lint typecheck k8s-check bench bench-intake bench-dedup bench-delivery bench-dashboard bench-auction bench-scoring prior-model clean
+.PHONY: install runtime-lock run test unit integration proto proto-check lint typecheck k8s-check bench bench-intake bench-dedup bench-delivery bench-dashboard bench-auction bench-scoring prior-model clean
 
 install: $(STAMP)
 
@@ -30,6 +30,10 @@ unit: install
 
 integration: install
 	$(PY) -m pytest tests/integration
+
+## The production image's requirement set, derived from pyproject.toml and requirements.lock.
+runtime-lock: install
+	$(PY) -m leadx.dev.tools.runtime_lock
 
 proto: install
 	$(PY) -m leadx.dev.tools.gen_proto
