@@ -177,7 +177,7 @@ class Admin:
         seller_id, buyer_id = _pair(await json_object(request))
         created = await self._run(lambda session: add_partnership(session, seller_id, buyer_id))
         log_event(log, "admin: partnership added", seller_id=seller_id, buyer_id=buyer_id, new=created)
-        extra = {"seller_id": seller_id, "buyer_id": buyer_id}
+        extra: dict[str, object] = {"seller_id": seller_id, "buyer_id": buyer_id}
         return Answer("created", 201, extra=extra) if created else Answer("ok", 200, extra=extra)
 
     async def delete_partnership(self, request: Request) -> Answer:

@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from typing import cast
 from dataclasses import dataclass
 
 from redis.asyncio import Redis
@@ -92,7 +93,8 @@ class Buyers:
         if amount is None:
             raise ApiError(422, "FIELD_MISSING", "bid (cents) is required", field="bid")
         received_at = int(time.time() * 1000)
-        offer = {k.decode(): v.decode()
+        # The client answers bytes (no decode_responses): its typing also allows str.
+        offer = {cast(bytes, k).decode(): cast(bytes, v).decode()
                  for k, v in (await deps.redis.hgetall(offer_key(deps.namespace, auction_id))).items()}
         # An auction that does not exist and one not offered to this buyer look the same to it.
         if not offer or buyer_id not in offer["offered"].split():
@@ -127,7 +129,7 @@ class Buyers:
             raise ApiError(422, code, problem, field="reason")
         now_ms = int(time.time() * 1000)
         claimed = await asyncio.to_thread(returns.claim_return, deps.sessions, deps.return_policy, lead_id,
-                                          buyer_id, reason.strip(), now_ms)
+                                          buyer_id, (reason or "").strip(), now_ms)
         if isinstance(claimed, returns.Refusal):
             raise ApiError(claimed.http_status, claimed.code, claimed.message, field="lead_id")
         try:

@@ -245,6 +245,7 @@ class Lists:
                 if isinstance(placed, store.Refusal):
                     raise ApiError(placed.status, placed.code, placed.message, field=placed.field or None)
                 auction = session.get(ListAuction, list_id)
+                assert auction is not None  # place_bid refuses a list that does not exist
                 return {"list_id": list_id, "closes_at_ms": auction.closes_at_ms, "bid": views.bid(placed)}
 
         placed = await self._run(work)

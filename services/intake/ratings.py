@@ -33,7 +33,7 @@ async def rating(request: Request, sessions: sessionmaker[Session], max_body_byt
         if problem:
             raise ApiError(422, "FIELD_MISSING" if stars is None else "FIELD_INVALID", problem, field="stars")
     found = await asyncio.to_thread(_rate_or_view, sessions, party, rater_id, ratee_id,
-                                    None if stars is None else int(stars))
+                                    None if stars is None else int(str(stars).strip()))
     return Answer("rated" if stars is not None else "ok", 200, None, extra={
         party: found.ratee_id, "your_stars": found.your_stars, "average_stars": found.average_stars,
         "ratings": found.ratings})

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from typing import cast
 from dataclasses import dataclass
 
 from redis.asyncio import Redis
@@ -244,7 +245,7 @@ class Sellers:
                 raise not_found
             return Answer(lead_status.PUBLIC[row.status], 200, lead_id)
         owner = await deps.redis.get(self._owner_key(lead_id))
-        if owner is not None and owner.decode() == seller_id:
+        if owner is not None and cast(bytes, owner).decode() == seller_id:  # bytes: no decode_responses
             return Answer("pending", 200, lead_id)
         raise not_found
 

@@ -74,8 +74,10 @@ class VerdictWaiter:
         self._pending.pop(lead_id, None)
 
     async def _run(self) -> None:
+        consumer = self._consumer
+        assert consumer is not None, "the verdict reader runs only after start()"
         while True:
-            batch = await self._consumer.getmany(timeout_ms=500, max_records=1000)
+            batch = await consumer.getmany(timeout_ms=500, max_records=1000)
             for records in batch.values():
                 for record in records:
                     lead_id = (record.key or b"").decode()

@@ -149,6 +149,11 @@ def _field_condition(spec: object, where: str) -> Callable[[LeadView], bool]:
     raise CriterionError(f"{where}.op must be one of {', '.join(FIELD_OPS)}")
 
 
+def _field_number(name: str) -> Callable[[LeadView], float | None]:
+    """Reads one field of a lead as a number (None when it is not one)."""
+    return lambda lead: _as_number(lead.fields.get(name))
+
+
 def _range_condition(spec: object, where: str, read: Callable[[LeadView], float | None]) -> Callable[[LeadView], bool]:
     if not isinstance(spec, dict) or not spec or set(spec) - {"min", "max"}:
         raise CriterionError(f"{where} must be {{min: .., max: ..}}")
@@ -208,8 +213,7 @@ class Criterion:
             conditions.append(_radius_condition(spec["zip_radius"], f"{where}.zip_radius"))
         for key, name in (("income", "gross_monthly_income"), ("requested_amount", "requested_amount")):
             if key in spec:
-                conditions.append(_range_condition(spec[key], f"{where}.{key}",
-                                                   lambda lead, name=name: _as_number(lead.fields.get(name))))
+                conditions.append(_range_condition(spec[key], f"{where}.{key}", _field_number(name)))
         if "residence_types" in spec:
             kinds = _strings(spec["residence_types"], f"{where}.residence_types")
             conditions.append(lambda lead: lead.fields.get("residence_type", "") in kinds)

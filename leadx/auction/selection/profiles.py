@@ -71,8 +71,14 @@ class Profile:
 
     def best_price(self, lead: LeadView) -> int | None:
         """The highest price among this profile's criteria that match the lead."""
-        prices = [(c.price or self.price).for_lead(lead) for c in self.criteria if c.matches(lead)]
-        return max(prices) if prices else None
+        best: int | None = None
+        for criterion in self.criteria:
+            if criterion.matches(lead):
+                price = criterion.price or self.price
+                assert price is not None  # parse() refuses a criterion without a price when the profile has none
+                amount = price.for_lead(lead)
+                best = amount if best is None else max(best, amount)
+        return best
 
 
 @dataclass(frozen=True)
