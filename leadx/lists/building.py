@@ -1,4 +1,4 @@
-"""Customer lists from the prospect pool (claims 1, 5, 27 and 31-33 of seed 000): the customers
+"""Customer lists from the prospect pool (docs/list-auctions.md): the customers
 matching the chosen profiles, with their probability of responding to an offer, grouped by
 behavioural cluster and by probability band, each group sorted by probability, best first.
 

@@ -33,7 +33,7 @@ def malformed(kind: str, body: bytes) -> str:
     ("application/json", JSON), ("application/json; charset=utf-8", JSON), ("APPLICATION/XML", XML),
     ("text/xml", XML), ("application/x-www-form-urlencoded", FORM),
 ])
-def test_the_patent_s_three_content_types_are_recognised(header, kind):
+def test_the_three_content_types_sellers_use_are_recognised(header, kind):
     assert request_format(header) == kind
 
 
@@ -87,7 +87,7 @@ def test_json_must_be_an_object_of_at_most_100_fields():
 @pytest.mark.parametrize(("content_type", "accept", "expected"), [
     ("application/json", "", JSON),
     ("application/xml", "", XML),
-    ("application/x-www-form-urlencoded", "*/*", XML),  # the patent: XML answers a form POST
+    ("application/x-www-form-urlencoded", "*/*", XML),  # a form POST is answered in XML
     ("application/x-www-form-urlencoded", "application/json", JSON),
     ("application/json", "text/xml", XML),
     ("text/xml", "application/xml;q=0.2, application/json;q=0.8", JSON),

@@ -12,8 +12,8 @@ A criterion is a set of conditions that must all hold (an absent condition holds
                                          call, relative to the best (0..1), inclusive
     clusters: [c2]
     fields: [{name: months_employed, op: gte, value: 12}]   any lead field
-    price: 2500  or  {per_probability: 10000}   cents, or cents x probability (seed 000's bid by
-                                                probability); absent: the profile's price
+    price: 2500  or  {per_probability: 10000}   cents, or cents x probability (a bid that grows
+                                                with the response probability); absent: the profile's price
 """
 
 from __future__ import annotations

@@ -1,9 +1,9 @@
-"""The Buyer Selection Process: which buyers are offered a lead, and what AutoBid buyers bid.
+"""Buyer selection (docs/auction.md#buyer-selection): which buyers are offered a lead, and what AutoBid buyers bid.
 
-For each buyer (the seed's steps, in order):
+For each buyer, in this order:
 1. the buyer must have partnered with the seller (its explicit opt-in to that seller's leads);
 2. the seller must not have blocked it, and a seller that sells only to named buyers must have
-   named it (the seed's three cases: blocked, named, or selling to all);
+   named it (three cases: blocked, named, or selling to all);
 3. the lead must not be a duplicate for it, and none of its caps may be reached;
 4. a wholesale buyer is pinged (if it has profiles, only when one of its active profiles'
    criteria matches: they are its filters); an AutoBid buyer is offered the lead only when its

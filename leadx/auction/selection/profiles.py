@@ -1,4 +1,4 @@
-"""AutoBid profiles (the patent's Full Dealer Account): each active on time-of-week windows, each
+"""AutoBid profiles (an `autobid` buyer, docs/auction.md): each active on time-of-week windows, each
 with criteria and prices. The AutoBid is the highest price among the matching criteria of the
 buyer's active, uncapped profiles.
 

@@ -41,7 +41,7 @@ DEMO_BUYERS = [  # name, bid range in cents, share of posted leads accepted
 DEMO_MIN_PRICE_CENTS = 700
 # The demo seller's consumers come from the market simulator (leadx simulate), a good seller's.
 DEMO_SELLER = Seller("demo", quality=0.8)
-# An AutoBid buyer (the patent's Full Dealer): no servers of its own; the platform bids from its
+# An AutoBid buyer: no servers of its own; the platform bids from its
 # profiles and accepts the leads it wins on its behalf. It pays more for owners with a good income,
 # and by the lead's response probability otherwise.
 DEMO_AUTOBID_BUYER = "Sunday Drive Dealers"
@@ -90,7 +90,7 @@ FORMATS = ("application/json", "application/xml", "application/x-www-form-urlenc
 
 
 def encode(lead: dict, content_type: str, root: str = "lead") -> bytes:
-    """The lead in one of the three formats sellers use (the patent: JSON, XML, URL-encoded)."""
+    """The lead in one of the three formats sellers use (JSON, XML, URL-encoded)."""
     if content_type == "application/json":
         return json.dumps(lead).encode()
     if content_type == "application/xml":

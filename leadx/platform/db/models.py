@@ -34,7 +34,7 @@ class Buyer(Base):
     post_url: Mapped[str] = mapped_column(String(2000))
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at_ms: Mapped[int] = mapped_column(BigInteger)
-    # "wholesale": pinged, bids itself; "autobid" (the patent's Full Dealer): the platform bids from
+    # "wholesale": pinged, bids itself; "autobid": the platform bids from
     # its profiles and accepts the lead on its behalf.
     kind: Mapped[str] = mapped_column(String(16), default="wholesale")
     weight: Mapped[float] = mapped_column(Float, default=1.0)  # weighted bid = bid x weight
@@ -75,7 +75,7 @@ class BuyerProfile(Base):
 
 
 class Contract(Base):
-    """A direct-sale contract (the patent's Lite Dealer Account): the seller may name this buyer on a
+    """A direct-sale contract (docs/auction.md): the seller may name this buyer on a
     POST, and the lead goes to it at this price with no auction."""
 
     __tablename__ = "contracts"
@@ -298,7 +298,8 @@ class Rating(Base):
 
 
 class Prospect(Base):
-    """The prospect pool (seed 000): consumers that can be sold again as part of a customer list.
+    """The prospect pool (docs/scoring.md#the-prospect-pool): consumers that can be sold again as part
+    of a customer list.
     Unsold and aged leads (their id is the lead's) and imported customer lists (a new id), stored
     with their scores. `fields` holds raw PII like the lead store; the identity keys (HMAC, as dedup
     keys them) find one consumer again, in the pool and in buyers' duplicate records."""
