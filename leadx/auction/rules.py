@@ -24,6 +24,7 @@ import random
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import cast
 
 from leadx.auction.state import CLOSED, FIRST_PRICE, OPEN, SECOND_PRICE, Auction
 
@@ -101,7 +102,7 @@ def apply_bids(bids: Iterable[tuple[str, str, int, int]], current: Callable[[str
         if refusal:
             refused.append((index, refusal))
             continue
-        updated = with_bid(state, buyer_id, amount_cents)
+        updated = with_bid(cast(Auction, state), buyer_id, amount_cents)  # a missing one was refused
         if updated is not state:
             changed[auction_id] = updated
     return changed, refused

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Iterable
+from typing import Any
 
 import faust
 from opentelemetry import trace
@@ -179,7 +180,7 @@ class DeadlineKeeper:
         self._recovered = True
         log_event(log, "deadlines rebuilt", open_or_closed=len(entries))
 
-    async def let_partitions_go(self, sender: object, revoked: object, **kwargs: object) -> None:
+    async def let_partitions_go(self, sender: Any, *args: Any, signal: Any = None, **kwargs: Any) -> None:
         """The app's partitions-revoked signal. The closes in hand finish and their table writes
         reach the broker before the partitions move, so the next owner finds those auctions closed;
         bids not yet flushed are read again by the next owner (services.auction.bid_feed)."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from typing import cast
 
 import faust
 from redis.exceptions import RedisError
@@ -46,7 +47,7 @@ class AuctionOpener:
         auction.opened; one lead at a time, the worker idled through those round trips while leads
         queued (bench/auction.py: for seconds at 200 leads/s). So leads are taken in batches and
         opened side by side."""
-        async for events in stream.take_events(self.batch_max, within=self.batch_wait_s):
+        async for events in cast(faust.Stream, stream).take_events(self.batch_max, within=self.batch_wait_s):
             await by_auction(events, self.open)
 
     async def open(self, event: faust.EventT) -> None:

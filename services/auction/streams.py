@@ -62,7 +62,7 @@ async def by_auction(events: Sequence[faust.EventT], handle: Callable[[faust.Eve
     auctions' side by side (each table write naming its own event, see writing_for). Returns once
     every event is handled; then the batch may be acknowledged. The first failure is raised after
     the others have finished, so none is left running behind the acknowledgement."""
-    groups: dict[bytes, list[faust.EventT]] = {}
+    groups: dict[object, list[faust.EventT]] = {}
     for event in events:
         groups.setdefault(event.key, []).append(event)
 

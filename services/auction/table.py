@@ -25,14 +25,15 @@ class AuctionCodec(codecs.Codec):
 
 
 class AuctionTable(faust.Table):
-    def __init__(self, app: faust.App, **kwargs) -> None:
-        super().__init__(app, **kwargs)
+    def __init__(self, app: faust.App, *, partitions: int, **kwargs) -> None:
+        super().__init__(app, partitions=partitions, **kwargs)
+        self.partition_count = partitions
         # Before the app makes the changelog topic, which takes its value codec from here.
         self.value_serializer = AuctionCodec()
 
     def changelog_partition(self, auction_id: str) -> int:
         # The auction's lead.scored partition: its lead was keyed by this id with the default partitioner.
-        return partition_for(auction_id, self.partitions)
+        return partition_for(auction_id, self.partition_count)
 
     def write(self, auction_id: str, auction: Auction | None) -> None:
         """A write from outside an agent (the closing task), None to delete: faust's own
@@ -48,5 +49,6 @@ class AuctionTable(faust.Table):
 
 def auctions_table(app: faust.App, partitions: int) -> AuctionTable:
     """The app's auctions table (as app.Table makes a table, of this class)."""
-    return app.tables.add(AuctionTable(app, name=TABLE_NAME, default=None, beacon=app.tables.beacon,
-                                       partitions=partitions))
+    table = AuctionTable(app, name=TABLE_NAME, default=None, beacon=app.tables.beacon, partitions=partitions)
+    app.tables.add(table)
+    return table

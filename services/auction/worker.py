@@ -87,7 +87,9 @@ def build_worker(settings: AuctionSettings, directory: BuyerDirectory, readiness
     app.task(bids.serve)
     app.task(keeper.close_due)
     table.on_recover(keeper.rebuild)
-    app.on_partitions_revoked.connect(keeper.let_partitions_go)
+    # mode types a receiver as a plain function of (sender, *args, signal=..., **kwargs); it calls
+    # and awaits a bound coroutine method of that signature the same way.
+    app.on_partitions_revoked.connect(keeper.let_partitions_go)  # type: ignore[arg-type]
     app.task(directory.refresh_forever)
     readiness.add("partitions assigned and recovered", keeper.recovered)
     readiness.add("buyers loaded", lambda: directory.loaded)
