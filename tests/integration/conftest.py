@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor, wait
+
 import pytest
 
 from tests.integration.harness import Exchange, start_exchange
@@ -15,6 +18,40 @@ def topic_tails():
     """The consumers tailing the topics tests read (tests/integration/tails.py) stop with the session."""
     yield
     stop_all_tails()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def head_starts(request, topic_tails) -> dict[Callable, Future]:
+    """Scenarios that mostly wait (a two-minute auction window) get a head start. For a test
+    marked `head_start(exchange=start, scenario=run)`, `start(tmp_path_factory, kafka_bootstrap,
+    redis_url)` starts its exchange at the first integration test (on this thread: Alembic, which
+    sets up each exchange's database, keeps one migration context per process), and `run(exchange)`
+    goes on on a thread of its own, beside the other tests, and stops the exchange. The test waits
+    for its outcome (`head_start.result()`: a failed assertion in it fails the test)."""
+    marks = {mark.kwargs["scenario"]: mark.kwargs["exchange"] for item in request.session.items
+             if (mark := item.get_closest_marker("head_start")) is not None}
+    started: dict[Callable, Future] = {}
+    if marks:
+        arguments = [request.getfixturevalue(name) for name in ("tmp_path_factory", "kafka_bootstrap", "redis_url")]
+        for scenario, start in marks.items():
+            runner = ThreadPoolExecutor(1, thread_name_prefix=scenario.__name__)
+            started[scenario] = runner.submit(_run_then_stop, scenario, start(*arguments))
+            runner.shutdown(wait=False)
+    yield started
+    wait(started.values())  # none is left running past the session
+
+
+def _run_then_stop(scenario: Callable[[Exchange], None], exchange: Exchange) -> None:
+    try:
+        scenario(exchange)
+    finally:
+        exchange.stop()
+
+
+@pytest.fixture
+def head_start(request, head_starts: dict[Callable, Future]) -> Future:
+    """The running (or finished) scenario of this test's `head_start` mark."""
+    return head_starts[request.node.get_closest_marker("head_start").kwargs["scenario"]]
 
 
 @pytest.fixture(scope="session")

@@ -1,21 +1,23 @@
 """The patent's 120-second auction window, with the auction worker killed in the middle of it.
 
-Two minutes of wall time: the deadline is durable (part of the auction's table entry, whose
-changelog the restarted worker recovers), so a worker restarted halfway through the window still
-closes the auction once, at its deadline and not before.
+Two minutes of wall time, spent beside the other tests (its `head_start`, tests/integration/conftest.py):
+the deadline is durable (part of the auction's table entry, whose changelog the restarted worker
+recovers), so a worker restarted halfway through the window still closes the auction once, at its
+deadline and not before.
 """
 
 from __future__ import annotations
 
 import signal
 import time
+import uuid
 
 import pytest
 
 from leadx.contracts import topics
 from leadx.contracts.events.v1 import events_pb2 as ev
 from tests.conftest import poll_until
-from tests.integration.harness import read_topic, start_exchange
+from tests.integration.harness import Exchange, read_topic, start_exchange
 
 pytestmark = pytest.mark.integration
 
@@ -23,15 +25,12 @@ WINDOW_S = 120
 SERVICES = ["intake", "dedup", "scoring", "auction", "delivery", "ledger"]
 
 
-@pytest.fixture
-def patient(tmp_path, kafka_bootstrap, redis_url, unique_prefix):
-    exchange = start_exchange(tmp_path, kafka_bootstrap, redis_url, unique_prefix, ["alpha", "beta"], SERVICES,
-                              window_s=WINDOW_S)
-    yield exchange
-    exchange.stop()
+def patient(tmp_path_factory, kafka_bootstrap, redis_url) -> Exchange:
+    return start_exchange(tmp_path_factory.mktemp("patient"), kafka_bootstrap, redis_url, f"t{uuid.uuid4().hex[:8]}.",
+                          ["alpha", "beta"], SERVICES, window_s=WINDOW_S)
 
 
-def test_a_120_second_auction_survives_a_worker_restart_and_closes_at_its_deadline(patient):
+def a_120_second_auction_survives_a_worker_restart(patient: Exchange) -> None:
     alpha, beta = patient.buyers.buyers["alpha"], patient.buyers.buyers["beta"]
     alpha.bid, beta.bid = 1500, 1000
     response = patient.post(patient.new_consumer() | {"min_price": 500})
@@ -66,3 +65,8 @@ def test_a_120_second_auction_survives_a_worker_restart_and_closes_at_its_deadli
     assert [p["lead_id"] for p in alpha.posts] == [lead_id] and beta.posts == []
     # Closed once: one sale.closed event for the lead, even after the restart.
     assert len({event_id for event_id, s in patient.sales_events() if s.lead_id == lead_id}) == 1
+
+
+@pytest.mark.head_start(exchange=patient, scenario=a_120_second_auction_survives_a_worker_restart)
+def test_a_120_second_auction_survives_a_worker_restart_and_closes_at_its_deadline(head_start):
+    head_start.result()  # it ran beside the other tests, from the first integration test on
