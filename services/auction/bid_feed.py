@@ -109,6 +109,12 @@ class BidFeed:
         self._catch_up: dict[TopicPartition, int] = {}
         self._catch_up_until = 0.0
 
+    @property
+    def _reader(self) -> AIOKafkaConsumer:
+        """The consumer, once started: it is read only between `_started()` and `stop()`."""
+        assert self.consumer is not None, "the bid feed reads only after it started"
+        return self.consumer
+
     async def _started(self) -> AIOKafkaConsumer:
         # Made on first use (the first assignment can come before the feed's task runs): aiokafka
         # needs the running loop.
@@ -173,7 +179,7 @@ class BidFeed:
             try:
                 # Bounded: position() waits while the partition's starting offset is still being
                 # looked up, and the lock is held here.
-                position = await asyncio.wait_for(self.consumer.position(tp), POSITION_WAIT_S)
+                position = await asyncio.wait_for(self._reader.position(tp), POSITION_WAIT_S)
             except (TimeoutError, KafkaError):
                 continue  # looked at again after the next read
             if position >= end:
@@ -205,7 +211,7 @@ class BidFeed:
             await self._assigned.wait()
             generation = self._generation
             try:
-                batch = await self.consumer.getmany(timeout_ms=self.batch_wait_ms, max_records=self.batch_max)
+                batch = await self._reader.getmany(timeout_ms=self.batch_wait_ms, max_records=self.batch_max)
             except KafkaError:
                 log.warning("reading bids failed; retrying", exc_info=True)
                 await asyncio.sleep(0.5)
@@ -255,7 +261,7 @@ class BidFeed:
             # Bounded: a revocation waits for this flush (it holds the lock).
             async with asyncio.timeout(FLUSH_TIMEOUT_S):
                 await asyncio.gather(*sent)
-                await self.consumer.commit({TopicPartition(self.topic, p): at for p, at in next_offsets.items()})
+                await self._reader.commit({TopicPartition(self.topic, p): at for p, at in next_offsets.items()})
         except (KafkaError, TimeoutError):
             # Nothing committed: the next flush writes these auctions again and then commits.
             self.pending.restore(changed, next_offsets)

@@ -20,16 +20,22 @@ import faust.transport.drivers.aiokafka as faust_driver
 from leadx.platform.kafka.offsets import end_offsets
 
 
+class AdjustedConsumer(aiokafka.AIOKafkaConsumer):
+    """aiokafka's consumer with this process's fetch wait and a partition end read from the records."""
+
+    bootstrap_servers = ""
+    fetch_max_wait_ms = 500
+
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs["fetch_max_wait_ms"] = self.fetch_max_wait_ms
+        super().__init__(*args, **kwargs)
+
+    async def end_offsets(self, partitions):
+        return await end_offsets(self.bootstrap_servers, partitions)
+
+
 def adjust_faust_consumer(bootstrap_servers: str, fetch_max_wait_ms: int) -> None:
-    base = aiokafka.AIOKafkaConsumer
-
-    class AdjustedConsumer(base):
-        def __init__(self, *args, **kwargs) -> None:
-            kwargs["fetch_max_wait_ms"] = fetch_max_wait_ms
-            super().__init__(*args, **kwargs)
-
-        async def end_offsets(self, partitions):
-            return await end_offsets(bootstrap_servers, partitions)
-
+    AdjustedConsumer.bootstrap_servers = bootstrap_servers
+    AdjustedConsumer.fetch_max_wait_ms = fetch_max_wait_ms
     # The driver refers to the class as `aiokafka.AIOKafkaConsumer` through its module object.
     faust_driver.aiokafka.AIOKafkaConsumer = AdjustedConsumer

@@ -45,5 +45,6 @@ class AttemptLog:
                 "auction_id": closed.auction_id, "buyer_id": buyer.id, "outcome": row.outcome}})
 
     def _insert(self, row: PostAttempt) -> None:
+        assert self.sessions is not None  # record() returns early when attempts are not recorded
         with self.sessions.begin() as session:
             session.add(row)

@@ -105,6 +105,11 @@ class BuyerClient:
         if self._http is not None:
             await self._http.close()
 
+    @property
+    def _client(self) -> aiohttp.ClientSession:
+        assert self._http is not None, "buyer calls are made only after start()"
+        return self._http
+
     async def ping(self, buyer: BuyerAccount, opened: ev.AuctionOpened, timeout_s: float,
                    section: BuyerRules | None = None) -> PingResult:
         """The bid in the buyer's reply, if any; `answered` is False when the buyer failed (no
@@ -113,7 +118,7 @@ class BuyerClient:
         body = json.dumps(ping_body(opened, section.ping_fields if section else ())).encode()
         headers = {"Content-Type": "application/json", **auth_headers(section.auth if section else NO_AUTH, body)}
         try:
-            async with self._http.post(buyer.ping_url, data=body, headers=headers,
+            async with self._client.post(buyer.ping_url, data=body, headers=headers,
                                        timeout=aiohttp.ClientTimeout(total=min(timeout_s, limit))) as response:
                 return PingResult(parse_bid(response.status, await response.read()), response.status < 500)
         except (aiohttp.ClientError, asyncio.TimeoutError) as exc:  # noqa: UP041 (aiohttp raises both)
@@ -132,7 +137,7 @@ class BuyerClient:
         started = time.monotonic()
         for attempt, delay in enumerate((*CONNECT_RETRY_DELAYS_S, None), start=1):
             try:
-                async with self._http.post(buyer.post_url, data=prepared.body, headers=headers,
+                async with self._client.post(buyer.post_url, data=prepared.body, headers=headers,
                                            timeout=aiohttp.ClientTimeout(total=limit)) as response:
                     status, body = response.status, await response.read()
                 break

@@ -8,7 +8,7 @@ store (atomic: a buyer that already has this consumer is passed over), POST the 
 attempt, and stop at the first acceptance (exclusive sale) or once `shares` buyers have accepted
 (a shared sale). A rejecting buyer has still seen the lead, so its dedup reservation stays. An
 AutoBid buyer without a post URL is not posted to: the platform accepts the lead on its behalf
-(a Full Dealer Account).
+(an `autobid` buyer).
 
 Progress is kept in a Redis hash per auction, `delivery:<auction>` (leadx.delivery.progress): the
 buyers that rejected, those passed over as already having the consumer, each sale once accepted,
@@ -20,6 +20,8 @@ Idempotency-Key.
 """
 
 from __future__ import annotations
+
+from typing import cast
 
 import logging
 import time
@@ -75,8 +77,9 @@ class Progress:
 
     @classmethod
     async def load(cls, redis: Redis, key: str) -> Progress:
-        fields = await redis.hgetall(key)
-        return cls(redis, key, DeliveryProgress.decode({k.decode(): v.decode() for k, v in fields.items()}))
+        fields = await redis.hgetall(key)  # bytes: the client does not decode replies
+        decoded = {cast(bytes, k).decode(): cast(bytes, v).decode() for k, v in fields.items()}
+        return cls(redis, key, DeliveryProgress.decode(decoded))
 
     async def note(self, note: tuple[str, str]) -> None:
         """Write a note the state made (its DeliveryProgress.note_* answer)."""
@@ -225,7 +228,8 @@ class SaleCompletion:
         state = progress.state
         rejected, passed = sorted(state.rejected), sorted(state.passed)
         rank = {bid.buyer_id: i for i, bid in enumerate(closed.ranked_bids)}
-        outcomes = [(buyer_id, state.sold[buyer_id]) for buyer_id in sorted(state.sold, key=rank.get)]
+        in_rank_order = sorted(state.sold, key=lambda buyer_id: rank.get(buyer_id, len(rank)))
+        outcomes = [(buyer_id, state.sold[buyer_id]) for buyer_id in in_rank_order]
         outcomes = outcomes or [("", Sale(0, attempts))]
         now_ms = int(self.clock() * 1000)
         for share, (buyer_id, bought) in enumerate(outcomes):
