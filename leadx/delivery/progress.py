@@ -1,4 +1,4 @@
-"""One auction's delivery progress (the Sale Completion Process, services.delivery.sale): a typed
+"""One auction's delivery progress (sale completion, docs/auction.md#outcome): a typed
 record of the Redis hash `delivery:<namespace><auction id>`, one field per note:
 
     sold:<buyer>       the buyer took the lead: "<price cents>|<attempts>" (a `Sale`)

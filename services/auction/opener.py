@@ -62,7 +62,7 @@ class AuctionOpener:
             opened_at = now_ms()
             pinged: list[str] = []
             if direct:
-                # A direct sale (a Lite Dealer's contract): no pings and no window; the contracted
+                # A direct sale (a seller's contract with one buyer): no pings and no window; the contracted
                 # buyer's "bid" is the contract price that intake put in min_price_cents.
                 offered = [direct] if direct not in excluded else []
                 auction = rules.new_auction(offered, lead.min_price_cents, opened_at, 0, scored=event.value)

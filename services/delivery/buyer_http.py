@@ -47,8 +47,9 @@ class PingResult:
 
 
 def ping_body(opened: ev.AuctionOpened, extra_fields: tuple[str, ...] = ()) -> dict:
-    """The minimal subset (the patent), plus the non-identifying fields this buyer asked for in its
-    rules (`ping fields ...`); the auction only carries non-identifying fields in a ping."""
+    """The minimal subset of a lead (docs/integration-spec.md), plus the non-identifying fields this
+    buyer asked for in its rules (`ping fields ...`); the auction only carries non-identifying fields
+    in a ping."""
     ping = opened.ping
     body = {"auction_id": opened.auction_id, "lead_id": opened.lead_id, "vertical": ping.vertical,
             "zip": ping.zip, "state": ping.state, "gross_monthly_income": ping.gross_monthly_income_cents,

@@ -9,7 +9,7 @@ from leadx.platform.config import CommonSettings, env_float, env_int, env_str
 @dataclass(frozen=True)
 class DeliverySettings:
     common: CommonSettings
-    ping_timeout_s: float  # the patent: a ping connection is closed after five seconds
+    ping_timeout_s: float  # a buyer's ping connection is closed after this (5 s by default)
     post_timeout_s: float
     max_concurrent_requests: int
     seller_fee_percent: float
