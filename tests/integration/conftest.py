@@ -20,14 +20,20 @@ def topic_tails():
     stop_all_tails()
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests with a head start run last: their scenarios then had every other test's time to run."""
+    items.sort(key=lambda item: item.get_closest_marker("head_start") is not None)
+
+
 @pytest.fixture(scope="session", autouse=True)
 def head_starts(request, topic_tails) -> dict[Callable, Future]:
     """Scenarios that mostly wait (a two-minute auction window) get a head start. For a test
     marked `head_start(exchange=start, scenario=run)`, `start(tmp_path_factory, kafka_bootstrap,
     redis_url)` starts its exchange at the first integration test (on this thread: Alembic, which
     sets up each exchange's database, keeps one migration context per process), and `run(exchange)`
-    goes on on a thread of its own, beside the other tests, and stops the exchange. The test waits
-    for its outcome (`head_start.result()`: a failed assertion in it fails the test)."""
+    goes on on a thread of its own, beside the other tests, and stops the exchange. The test runs
+    last (pytest_collection_modifyitems) and waits for its outcome (`head_start.result()`: a
+    failed assertion in it fails the test)."""
     marks = {mark.kwargs["scenario"]: mark.kwargs["exchange"] for item in request.session.items
              if (mark := item.get_closest_marker("head_start")) is not None}
     started: dict[Callable, Future] = {}

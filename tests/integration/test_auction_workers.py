@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import signal
 import time
+import uuid
 from collections import defaultdict
 
 import pytest
@@ -13,7 +14,7 @@ import pytest
 from leadx.contracts import topics
 from leadx.contracts.events.v1 import events_pb2 as ev
 from tests.conftest import poll_until
-from tests.integration.harness import read_topic, start_exchange
+from tests.integration.harness import Exchange, read_topic, start_exchange
 
 pytestmark = pytest.mark.integration
 
@@ -22,19 +23,16 @@ WINDOW_S = 3.0
 LEADS = 24
 
 
-@pytest.fixture
-def pair(tmp_path, kafka_bootstrap, redis_url, unique_prefix):
-    exchange = start_exchange(tmp_path, kafka_bootstrap, redis_url, unique_prefix, ["alpha", "beta"], SERVICES,
-                              window_s=WINDOW_S)
-    yield exchange
-    exchange.stop()
+def pair(tmp_path_factory, kafka_bootstrap, redis_url) -> Exchange:
+    return start_exchange(tmp_path_factory.mktemp("pair"), kafka_bootstrap, redis_url, f"t{uuid.uuid4().hex[:8]}.",
+                          ["alpha", "beta"], SERVICES, window_s=WINDOW_S)
 
 
 def events(exchange, base: str, message_type) -> list[tuple[str, object]]:
     return read_topic(exchange.stack.kafka_bootstrap, topics.name(exchange.prefix, base), message_type)
 
 
-def test_two_workers_close_every_auction_once_on_time_when_one_dies_mid_window(pair):
+def one_dies_mid_window(pair: Exchange) -> None:
     alpha, beta = pair.buyers.buyers["alpha"], pair.buyers.buyers["beta"]
     alpha.bid, beta.bid = 1500, 1000
     accepted = []
@@ -68,3 +66,8 @@ def test_two_workers_close_every_auction_once_on_time_when_one_dies_mid_window(p
     assert {lead: next(iter(o))[1:] for lead, o in by_lead.items() if lead in accepted} == {
         lead: (pair.buyer_ids["alpha"], 1500) for lead in accepted}
     assert sorted(p["lead_id"] for p in alpha.posts) == sorted(accepted) and beta.posts == []
+
+
+@pytest.mark.head_start(exchange=pair, scenario=one_dies_mid_window)
+def test_two_workers_close_every_auction_once_on_time_when_one_dies_mid_window(head_start):
+    head_start.result()  # it ran beside the other tests (mostly waiting), from the first integration test on

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import signal
 import time
+import uuid
 from collections import defaultdict
 
 import pytest
@@ -11,7 +12,7 @@ import pytest
 from leadx.contracts import topics
 from leadx.contracts.events.v1 import events_pb2 as ev
 from tests.conftest import poll_until
-from tests.integration.harness import read_topic, start_exchange
+from tests.integration.harness import Exchange, read_topic, start_exchange
 
 pytestmark = pytest.mark.integration
 
@@ -20,17 +21,14 @@ KILLED = ["dedup", "auction", "delivery", "ledger"]
 LEADS = 40
 
 
-@pytest.fixture
-def fragile(tmp_path, kafka_bootstrap, redis_url, unique_prefix):
+def fragile(tmp_path_factory, kafka_bootstrap, redis_url) -> Exchange:
     # A short stall threshold, so the ledger's safety net re-drives any lead a restarted
     # consumer lost within the test's patience (faust has been seen to drop events here).
-    exchange = start_exchange(tmp_path, kafka_bootstrap, redis_url, unique_prefix,
-                              ["alpha", "beta"], SERVICES, window_s=1.0, LEDGER_REDRIVE_AFTER_SECONDS="15")
-    yield exchange
-    exchange.stop()
+    return start_exchange(tmp_path_factory.mktemp("fragile"), kafka_bootstrap, redis_url, f"t{uuid.uuid4().hex[:8]}.",
+                          ["alpha", "beta"], SERVICES, window_s=1.0, LEDGER_REDRIVE_AFTER_SECONDS="15")
 
 
-def test_sigkill_mid_stream_loses_no_lead_and_sells_none_twice(fragile):
+def sigkill_mid_stream(fragile: Exchange) -> None:
     alpha, beta = fragile.buyers.buyers["alpha"], fragile.buyers.buyers["beta"]
     alpha.bid, beta.bid = 1500, 1000
     alpha.accept = lambda lead: int(lead["lead_id"], 36) % 3 != 0  # alpha turns down a third
@@ -94,3 +92,8 @@ def test_sigkill_mid_stream_loses_no_lead_and_sells_none_twice(fragile):
     rows = poll_until(lambda: (r := fragile.sale_rows()) and len(r) >= LEADS and r, timeout_s=60,
                       message="ledger rows for every lead")
     assert sorted(r.lead_id for r in rows) == sorted(accepted)
+
+
+@pytest.mark.head_start(exchange=fragile, scenario=sigkill_mid_stream)
+def test_sigkill_mid_stream_loses_no_lead_and_sells_none_twice(head_start):
+    head_start.result()  # it ran beside the other tests (mostly waiting), from the first integration test on
