@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import random
 import signal
+import socket
 import subprocess
 from collections.abc import Callable, Iterator, MutableMapping
 from dataclasses import dataclass, field
@@ -25,7 +26,7 @@ from leadx.contracts import topics
 from leadx.contracts.events.v1 import events_pb2 as ev
 from leadx.dev.demo.buyers import BuyerBehaviour, BuyerServer
 from leadx.dev.demo.consumers import make_consumer
-from leadx.dev.stack import LocalStack
+from leadx.dev.stack import LocalStack, ManagedProcess
 from leadx.platform.db.engine import create_schema, make_engine, session_factory
 from leadx.platform.db.models import Sale
 from tests.integration.tails import forget_topics, tails_of
@@ -200,6 +201,47 @@ def stop_services(stack: LocalStack) -> None:
             process.process.wait(5)
 
 
+PORT_VARIABLES = ("HEALTH_PORT", "INTAKE_PORT", "GRPC_PORT")
+_ports_given: set[int] = set()
+
+
+def listen_outside_the_ephemeral_range(process: ManagedProcess) -> None:
+    """Move the ports a service listens on below the kernel's ephemeral range. Tests kill services
+    and start them again on the same ports while other exchanges start beside them; a port picked
+    by binding port 0 (free_port) is free again while its service is down, and another exchange's
+    service took one that way in that time. Below the range no bind to port 0 and no outgoing
+    connection is ever given it."""
+    for variable in PORT_VARIABLES:
+        if variable in process.env:
+            old, new = process.env[variable], str(_private_port())
+            process.env[variable] = new
+            process.ready_url = process.ready_url.replace(f":{old}/", f":{new}/")
+            if variable == "INTAKE_PORT":
+                process.env["INTAKE_PUBLIC_URL"] = process.env["INTAKE_PUBLIC_URL"].replace(f":{old}", f":{new}")
+
+
+def _private_port() -> int:
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as ports:
+            ephemeral_low = int(ports.read().split()[0])
+    except OSError:  # not Linux: the range starts at 32768 or above everywhere else too
+        ephemeral_low = 32768
+    low = 10_000
+    start = random.randrange(low, ephemeral_low)
+    for offset in range(ephemeral_low - low):
+        port = low + (start - low + offset) % (ephemeral_low - low)
+        if port in _ports_given:
+            continue
+        with socket.socket() as probe:
+            try:
+                probe.bind(("0.0.0.0", port))
+            except OSError:
+                continue
+        _ports_given.add(port)
+        return port
+    raise RuntimeError("no free port below the ephemeral range")
+
+
 @cache
 def _event_decoder(message_type):
     """(event id, message) of a record; one function per type, so the tails decode each record once."""
@@ -241,7 +283,7 @@ def start_exchange(run_dir: Path, kafka_bootstrap: str, redis_url: str, prefix: 
     buyers.start()
     for name in services:
         service = name.split("-")[0]
-        stack.add_service(service, instance=name)
+        listen_outside_the_ephemeral_range(stack.add_service(service, instance=name))
     stack.start_services()
     try:
         stack.wait_ready(timeout_s=120)
