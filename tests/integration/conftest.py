@@ -30,8 +30,9 @@ def head_starts(request, topic_tails) -> dict[Callable, Future]:
     """Scenarios that mostly wait (a two-minute auction window) get a head start. For a test
     marked `head_start(exchange=start, scenario=run)`, `start(tmp_path_factory, kafka_bootstrap,
     redis_url)` starts its exchange at the first integration test (on this thread: Alembic, which
-    sets up each exchange's database, keeps one migration context per process), and `run(exchange)`
-    goes on on a thread of its own, beside the other tests, and stops the exchange. The test runs
+    sets up each exchange's database, keeps one migration context per process; it may return before
+    the services are ready), and `run(exchange)` goes on on a thread of its own, once they are,
+    beside the other tests, and stops the exchange. The test runs
     last (pytest_collection_modifyitems) and waits for its outcome (`head_start.result()`: a
     failed assertion in it fails the test)."""
     marks = {mark.kwargs["scenario"]: mark.kwargs["exchange"] for item in request.session.items
@@ -49,6 +50,7 @@ def head_starts(request, topic_tails) -> dict[Callable, Future]:
 
 def _run_then_stop(scenario: Callable[[Exchange], None], exchange: Exchange) -> None:
     try:
+        exchange.stack.wait_ready(timeout_s=120)
         scenario(exchange)
     finally:
         exchange.stop()

@@ -263,10 +263,12 @@ def read_records(bootstrap: str, topic: str) -> list[ConsumerRecord]:
 def start_exchange(run_dir: Path, kafka_bootstrap: str, redis_url: str, prefix: str,
                    buyer_names: list[str], services: list[str], window_s: float = 1.0,
                    database_url: str | None = None, spare_parties: int = 0,
-                   prepare: Callable[[Session, Party], None] | None = None, **service_env: str) -> Exchange:
+                   prepare: Callable[[Session, Party], None] | None = None, wait_ready: bool = True,
+                   **service_env: str) -> Exchange:
     """The exchange's accounts, then its services. `prepare(session, party)` changes the first
     party's accounts before any service starts (a change made later reaches the services only
-    when they next re-read the accounts)."""
+    when they next re-read the accounts). With `wait_ready=False` it returns once the services are
+    started: the caller waits for them (`stack.wait_ready`)."""
     stack = LocalStack(run_dir, kafka_bootstrap=kafka_bootstrap, redis_url=redis_url, topic_prefix=prefix,
                        database_url=database_url, auction_window_s=window_s, extra_env=service_env)
     stack.start_infra()  # only the SQLite path: the broker and Redis are given
@@ -286,7 +288,8 @@ def start_exchange(run_dir: Path, kafka_bootstrap: str, redis_url: str, prefix: 
         listen_outside_the_ephemeral_range(stack.add_service(service, instance=name))
     stack.start_services()
     try:
-        stack.wait_ready(timeout_s=120)
+        if wait_ready:
+            stack.wait_ready(timeout_s=120)
     except Exception:
         stop_services(stack)
         stack.stop()

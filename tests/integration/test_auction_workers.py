@@ -25,7 +25,7 @@ LEADS = 24
 
 def pair(tmp_path_factory, kafka_bootstrap, redis_url) -> Exchange:
     return start_exchange(tmp_path_factory.mktemp("pair"), kafka_bootstrap, redis_url, f"t{uuid.uuid4().hex[:8]}.",
-                          ["alpha", "beta"], SERVICES, window_s=WINDOW_S)
+                          ["alpha", "beta"], SERVICES, window_s=WINDOW_S, wait_ready=False)
 
 
 def events(exchange, base: str, message_type) -> list[tuple[str, object]]:

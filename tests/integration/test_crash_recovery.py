@@ -25,7 +25,8 @@ def fragile(tmp_path_factory, kafka_bootstrap, redis_url) -> Exchange:
     # A short stall threshold, so the ledger's safety net re-drives any lead a restarted
     # consumer lost within the test's patience (faust has been seen to drop events here).
     return start_exchange(tmp_path_factory.mktemp("fragile"), kafka_bootstrap, redis_url, f"t{uuid.uuid4().hex[:8]}.",
-                          ["alpha", "beta"], SERVICES, window_s=1.0, LEDGER_REDRIVE_AFTER_SECONDS="15")
+                          ["alpha", "beta"], SERVICES, window_s=1.0, wait_ready=False,
+                          LEDGER_REDRIVE_AFTER_SECONDS="15")
 
 
 def sigkill_mid_stream(fragile: Exchange) -> None:

@@ -27,7 +27,7 @@ SERVICES = ["intake", "dedup", "scoring", "auction", "delivery", "ledger"]
 
 def patient(tmp_path_factory, kafka_bootstrap, redis_url) -> Exchange:
     return start_exchange(tmp_path_factory.mktemp("patient"), kafka_bootstrap, redis_url, f"t{uuid.uuid4().hex[:8]}.",
-                          ["alpha", "beta"], SERVICES, window_s=WINDOW_S)
+                          ["alpha", "beta"], SERVICES, window_s=WINDOW_S, wait_ready=False)
 
 
 def a_120_second_auction_survives_a_worker_restart(patient: Exchange) -> None:
