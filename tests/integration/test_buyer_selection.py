@@ -105,7 +105,7 @@ def pinged(behaviour: BuyerBehaviour, lead_id: str) -> bool:
 
 
 def test_only_partnered_buyers_that_the_seller_sells_to_are_offered_the_lead(market: Exchange):
-    # The seed's three cases: a seller selling to all but a blocked buyer, one selling only to named
+    # Three cases: a seller selling to all but a blocked buyer, one selling only to named
     # buyers, and buyers that never partnered with the seller.
     to_all = Accounts(market, "all")
     kept = to_all.wholesale("kept", bid=1500)
@@ -184,7 +184,7 @@ def test_an_autobid_buyer_whose_profiles_do_not_match_is_not_offered_the_lead(ma
     assert [b.buyer_id for b in closed_auction(market, lead_id).ranked_bids] == [party.ids["bidder"]]
 
 
-def test_the_patents_weighting_example(market: Exchange):
+def test_a_weighted_bid_beats_a_higher_plain_bid(market: Exchange):
     # Weight 2.0 on a $4 bid beats any bid or weighted bid up to $8.
     party = Accounts(market, "weights")
     party.wholesale("favoured", bid=400, weight=2.0)

@@ -1,4 +1,4 @@
-"""Direct sale (the patent's Lite Dealer Account): a contracted buyer named on the POST gets the lead
+"""Direct sale (a seller's contract with one buyer): a contracted buyer named on the POST gets the lead
 at the contract price, with no pings and no auction, and never twice."""
 
 from __future__ import annotations

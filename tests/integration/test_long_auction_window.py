@@ -1,4 +1,4 @@
-"""The patent's 120-second auction window, with the auction worker killed in the middle of it.
+"""A 120-second auction window, with the auction worker killed in the middle of it.
 
 Two minutes of wall time, spent beside the other tests (its `head_start`, tests/integration/conftest.py):
 the deadline is durable (part of the auction's table entry, whose changelog the restarted worker

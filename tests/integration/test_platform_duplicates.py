@@ -1,4 +1,4 @@
-"""The patent's Duplication Check: a consumer submitted in the last 30 days (by SSN, email or home
+"""Platform-wide duplicates: a consumer submitted in the last 30 days (by SSN, email or home
 phone) is a duplicate platform-wide; the seller is told only DUPLICATE, the reason is recorded."""
 
 from __future__ import annotations
