@@ -44,7 +44,7 @@ from loadgen import (
 from leadx.accounts import accounts
 from leadx.dev.demo.consumers import make_consumer, ping_subset
 from leadx.dev.stack import LocalStack
-from leadx.platform.db.engine import create_schema, make_engine, session_factory
+from leadx.platform.db.engine import make_engine, session_factory
 
 RESULTS = ROOT / "bench" / "results" / "intake.json"
 POST_GOAL = 0.40  # POSTs/s on one worker as a share of bare Starlette's requests/s (bench/README.md)
@@ -84,7 +84,6 @@ def run(args) -> dict:
     stack = LocalStack(Path(tempfile.mkdtemp(prefix="leadx-bench-intake-")), topic_prefix="benchi.", partitions=6)
     stack.start_infra()
     engine = make_engine(stack.database_url)
-    create_schema(engine)
     with session_factory(engine)() as session:
         api_key = accounts.create_seller(session, "bench seller").api_key
     engine.dispose()

@@ -43,7 +43,7 @@ from leadx.contracts.events.v1 import events_pb2 as ev
 from leadx.dev.demo.buyers import BuyerBehaviour, BuyerServer
 from leadx.dev.demo.consumers import make_consumer
 from leadx.dev.stack import SERVICES, LocalStack
-from leadx.platform.db.engine import create_schema, make_engine, session_factory
+from leadx.platform.db.engine import make_engine, session_factory
 
 RESULTS = ROOT / "bench" / "results" / "pipeline.json"
 
@@ -93,7 +93,6 @@ def start_exchange(run_dir: Path, window_s: float) -> tuple[LocalStack, BuyerSer
     stack = LocalStack(run_dir, topic_prefix="bench.", partitions=6, auction_window_s=window_s)
     stack.start_infra()
     engine = make_engine(stack.database_url)
-    create_schema(engine)
     buyers = BuyerServer()
     with session_factory(engine)() as session:
         seller = accounts.create_seller(session, "bench seller")

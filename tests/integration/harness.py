@@ -27,7 +27,7 @@ from leadx.contracts.events.v1 import events_pb2 as ev
 from leadx.dev.demo.buyers import BuyerBehaviour, BuyerServer
 from leadx.dev.demo.consumers import make_consumer
 from leadx.dev.stack import LocalStack, ManagedProcess
-from leadx.platform.db.engine import create_schema, make_engine, session_factory
+from leadx.platform.db.engine import make_engine, session_factory
 from leadx.platform.db.models import Sale
 from tests.integration.tails import forget_topics, tails_of
 
@@ -273,7 +273,6 @@ def start_exchange(run_dir: Path, kafka_bootstrap: str, redis_url: str, prefix: 
                        database_url=database_url, auction_window_s=window_s, extra_env=service_env)
     stack.start_infra()  # only the SQLite path: the broker and Redis are given
     engine = make_engine(stack.database_url)
-    create_schema(engine)
     buyers = BuyerServer()
     with session_factory(engine)() as session:
         party = create_party(session, buyers, buyer_names)
