@@ -11,6 +11,8 @@ from tests.integration.tails import stop_all_tails
 ADMIN_KEY = "test-dashboard-admin-key"  # a test value, not a secret; also the intake's ADMIN_API_KEY
 ALL_SERVICES = ["intake", "intake-2", "dedup", "scoring", "auction", "delivery", "ledger"]
 PARTY_FIXTURES = {"exchange", "market"}
+LAST_SHARED_USER = pytest.StashKey[str]()
+_shared_stops: list[Callable[[], None]] = []  # stops the shared exchange once its last test is done
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -20,9 +22,28 @@ def topic_tails():
     stop_all_tails()
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Tests with a head start run last: their scenarios then had every other test's time to run."""
-    items.sort(key=lambda item: item.get_closest_marker("head_start") is not None)
+def uses_shared_exchange(item: pytest.Item) -> bool:
+    return "shared_exchange" in getattr(item, "fixturenames", ())
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The modules that trade on the shared exchange run first, so that it can stop after the last of
+    them (an idle exchange still spends CPU: every consumer polls the broker); tests with a head start
+    run last: their scenarios then had every other test's time to run."""
+    shared_modules = {item.module for item in items if uses_shared_exchange(item)}
+    items.sort(key=lambda item: (item.get_closest_marker("head_start") is not None,
+                                 item.get_closest_marker("integration") is None,
+                                 getattr(item, "module", None) not in shared_modules))
+    last_users = [item for item in items if uses_shared_exchange(item)]
+    config.stash[LAST_SHARED_USER] = last_users[-1].nodeid if last_users else ""
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None):
+    yield
+    if item.nodeid == item.config.stash.get(LAST_SHARED_USER, None):
+        for stop in _shared_stops:
+            stop()
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -74,8 +95,16 @@ def shared_exchange(request, tmp_path_factory, kafka_bootstrap, redis_url) -> Ex
     exchange = start_exchange(tmp_path_factory.mktemp("exchange"), kafka_bootstrap, redis_url, prefix,
                               ["alpha", "beta", "gamma"], ALL_SERVICES, spare_parties=parties,
                               DEDUP_PLATFORM_SCOPE="false", DASHBOARD_ADMIN_API_KEY=ADMIN_KEY, ADMIN_API_KEY=ADMIN_KEY)
+    stopped = []
+
+    def stop_once() -> None:
+        if not stopped:
+            stopped.append(True)
+            exchange.stop()
+
+    _shared_stops.append(stop_once)
     yield exchange
-    exchange.stop()
+    stop_once()
 
 
 @pytest.fixture

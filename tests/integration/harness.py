@@ -32,6 +32,12 @@ from leadx.platform.db.models import Sale
 from tests.integration.tails import forget_topics, tails_of
 
 STOP_TIMEOUT_S = 15  # as ManagedProcess.stop gives each service
+# The services' fetch wait in tests (KAFKA_FETCH_MAX_WAIT_MS; 25 ms by default). The embedded broker
+# holds every fetch for its whole wait, so an idle consumer polls it 1000/wait times a second: at
+# 25 ms an idle exchange spends about 0.7 of a core (measured), and the suite runs several at once on
+# two cores. At 100 ms an idle exchange spends about 0.3, and each hop a lead makes waits up to
+# 100 ms for its fetch, well inside the tests' auction windows (1 s and more). No test asserts a time.
+TEST_FETCH_WAIT_MS = 100
 
 
 @dataclass
@@ -269,6 +275,7 @@ def start_exchange(run_dir: Path, kafka_bootstrap: str, redis_url: str, prefix: 
     party's accounts before any service starts (a change made later reaches the services only
     when they next re-read the accounts). With `wait_ready=False` it returns once the services are
     started: the caller waits for them (`stack.wait_ready`)."""
+    service_env.setdefault("KAFKA_FETCH_MAX_WAIT_MS", str(TEST_FETCH_WAIT_MS))
     stack = LocalStack(run_dir, kafka_bootstrap=kafka_bootstrap, redis_url=redis_url, topic_prefix=prefix,
                        database_url=database_url, auction_window_s=window_s, extra_env=service_env)
     stack.start_infra()  # only the SQLite path: the broker and Redis are given

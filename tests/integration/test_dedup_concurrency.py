@@ -33,10 +33,11 @@ CONSUMERS, COPIES = 20, 10
 @pytest.fixture(scope="module")
 def race(tmp_path_factory, kafka_bootstrap, redis_url) -> Exchange:
     prefix = f"race{random.randrange(10**6)}."
-    # A 2 s window: the buyers answer pings from this test process, which is busy sending hundreds
-    # of leads at once; at 1 s some pings came back after the close on a loaded machine.
+    # A 3 s window: the buyers answer pings from this test process, which is busy sending hundreds
+    # of leads at once; at 1 s, and on a machine busy with other exchanges at 2 s, many pings came
+    # back after the close, and too few consumers reached several buyers to show the race.
     exchange = start_exchange(tmp_path_factory.mktemp("race"), kafka_bootstrap, redis_url, prefix,
-                              ["alpha", "beta", "gamma"], SERVICES, window_s=2.0)
+                              ["alpha", "beta", "gamma"], SERVICES, window_s=3.0)
     buyers = exchange.buyers.buyers
     buyers["alpha"].bid, buyers["beta"].bid, buyers["gamma"].bid = 3000, 2000, 1000
     # alpha turns down a third of what it is posted: the lead passes on, but alpha has seen it.
