@@ -80,6 +80,7 @@ class ManagedProcess:
     log_path: Path
     ready_url: str | None = None
     process: subprocess.Popen | None = None
+    port: int | None = None  # the port it listens on, for infrastructure started by `_start_infra`
 
     def start(self) -> None:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -94,6 +95,11 @@ class ManagedProcess:
 
     def alive(self) -> bool:
         return self._running() is not None
+
+    def exit_code(self) -> int | None:
+        """How the process ended (negative: the signal that killed it); None while it runs or
+        before it was started."""
+        return self.process.poll() if self.process is not None else None
 
     def is_ready(self) -> bool:
         if not self.alive() or self.ready_url is None:
@@ -166,10 +172,16 @@ class LocalStack:
 
     def _start_infra(self, name: str, port: int, argv: list[str]) -> None:
         """Start one infrastructure process and wait until it listens on `port`."""
-        process = ManagedProcess(name, argv, dict(os.environ), self.run_dir / "logs" / f"{name}.log")
+        process = ManagedProcess(name, argv, dict(os.environ), self.run_dir / "logs" / f"{name}.log", port=port)
         process.start()
         self.infra.append(process)
         wait_for_port("127.0.0.1", port, 20, process.process)
+
+    def restart_infra(self, process: ManagedProcess) -> None:
+        """Start an infrastructure process again on its port, and wait until it listens."""
+        process.start()
+        if process.port is not None:
+            wait_for_port("127.0.0.1", process.port, 20, process.process)
 
     def base_env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("KAFKA_", "LEADX_", "INTAKE_"))}

@@ -9,6 +9,7 @@ each step until Ctrl-C or --leads N.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import random
@@ -20,7 +21,7 @@ from datetime import date
 from pathlib import Path
 
 import httpx
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from leadx.accounts import accounts, partnerships
 from leadx.accounts import buyer_settings as buyer_profiles
@@ -30,6 +31,7 @@ from leadx.dev.demo.consumers import ping_subset
 from leadx.dev.demo.printer import EventPrinter
 from leadx.dev.simulation.market import Seller, consumer
 from leadx.dev.stack import SERVICES, LocalStack, redis_reachable
+from leadx.dev.supervisor import Supervisor
 from leadx.platform.db.engine import make_engine, session_factory
 
 DEMO_BUYERS = [  # name, bid range in cents, share of posted leads accepted
@@ -39,6 +41,10 @@ DEMO_BUYERS = [  # name, bid range in cents, share of posted leads accepted
     ("Coastal Credit Union", 600, 1500, 0.8),
 ]
 DEMO_MIN_PRICE_CENTS = 700
+SELLER_TIMEOUT_S = 10
+ERROR_PAUSE_S = 2.0  # after a call that failed, before the next lead
+SUPERVISE_EVERY_S = 1.0
+STOP_WAIT_S = 5.0
 # The demo seller's consumers come from the market simulator (leadx simulate), a good seller's.
 DEMO_SELLER = Seller("demo", quality=0.8)
 # An AutoBid buyer: no servers of its own; the platform bids from its
@@ -68,22 +74,39 @@ def _stack(run_dir: Path, window_s: float) -> LocalStack:
 
 
 async def _print_events(stack: LocalStack, printer: EventPrinter, stop: asyncio.Event) -> None:
-    consumer = AIOKafkaConsumer(
-        *(topics.name(stack.topic_prefix, t) for t in printer.TOPICS),
-        bootstrap_servers=stack.kafka_bootstrap, group_id=None, auto_offset_reset="earliest",
-    )
-    await consumer.start()
+    """Prints each event of the printer's topics. A broker that stalls, restarts or answers oddly
+    is printed as one line and the printer goes on, from where it was."""
+    names = [topics.name(stack.topic_prefix, t) for t in printer.TOPICS]
+    positions: dict[TopicPartition, int] = {}  # next offset to print, kept across reconnections
+    while not stop.is_set():
+        consumer = AIOKafkaConsumer(*names, bootstrap_servers=stack.kafka_bootstrap, group_id=None,
+                                    auto_offset_reset="earliest")
+        try:
+            await consumer.start()
+            for partition, offset in positions.items():
+                consumer.seek(partition, offset)
+            while not stop.is_set():
+                batch = await consumer.getmany(timeout_ms=200)
+                for partition, records in batch.items():
+                    for record in records:
+                        positions[partition] = record.offset + 1
+                        _print_record(stack, printer, record)
+        except Exception as error:  # noqa: BLE001 - the demo reports a broker's trouble and goes on
+            print(f"events  cannot read the topics ({type(error).__name__}: {error}); trying again", flush=True)
+            await _wait(stop, ERROR_PAUSE_S)
+        finally:
+            with contextlib.suppress(Exception):  # a consumer that never started has little to stop
+                await consumer.stop()
+
+
+def _print_record(stack: LocalStack, printer: EventPrinter, record) -> None:
+    base = record.topic[len(stack.topic_prefix):]
     try:
-        while not stop.is_set():
-            batch = await consumer.getmany(timeout_ms=200)
-            for records in batch.values():
-                for record in records:
-                    base = record.topic[len(stack.topic_prefix):]
-                    text = printer.line(base, printer.TOPICS[base].FromString(record.value))
-                    if text:
-                        print(text, flush=True)
-    finally:
-        await consumer.stop()
+        text = printer.line(base, printer.TOPICS[base].FromString(record.value))
+    except Exception as error:  # noqa: BLE001 - one record it cannot read is not the end of the demo
+        text = f"events  a {base} record at offset {record.offset} could not be read ({type(error).__name__})"
+    if text:
+        print(text, flush=True)
 
 
 FORMATS = ("application/json", "application/xml", "application/x-www-form-urlencoded")
@@ -101,46 +124,71 @@ def encode(lead: dict, content_type: str, root: str = "lead") -> bytes:
     return urllib.parse.urlencode(lead).encode()
 
 
-async def _sell(intake_url: str, api_key: str, leads: int | None, rate: float, seed: int,
+async def sell_demo_leads(intake_url: str, api_key: str, leads: int | None, rate: float, seed: int,
                 stop: asyncio.Event) -> int:
     """The demo seller: rotates through the three formats, PINGs every other lead first and sends
-    its token with the POST, and repeats every fifth consumer so the exchange has duplicates to catch."""
+    its token with the POST, and repeats every fifth consumer so the exchange has duplicates to catch.
+    A call that times out, cannot connect or gets an answer it cannot use is printed as one line;
+    the seller waits a moment and goes on with its next lead."""
     rng = random.Random(seed)
     posted: list[dict] = []
     count = 0
     async with httpx.AsyncClient(headers={"Authorization": f"Bearer {api_key}", "Accept": "application/json"},
-                                 timeout=10) as http:
+                                 timeout=SELLER_TIMEOUT_S) as http:
         while not stop.is_set() and (leads is None or count < leads):
             repeat = bool(posted) and count % 5 == 4
             lead = dict(rng.choice(posted)) if repeat else consumer(rng, DEMO_SELLER, date.today())
             lead["min_price"] = DEMO_MIN_PRICE_CENTS
             posted.append({k: v for k, v in lead.items() if k != "ping_token"})
             content_type = FORMATS[count % len(FORMATS)]
-            if count % 2 == 0 and not repeat:  # a repeat goes straight to POST, to show dedup catching it
-                answer = await http.post(f"{intake_url}/v1/ping",
-                                         content=encode(ping_subset(lead), content_type, "ping"),
-                                         headers={"Content-Type": content_type})
-                body = answer.json()
+            count += 1
+            if count % 2 == 1 and not repeat:  # a repeat goes straight to POST, to show dedup catching it
+                body = await _call(http, "PING", f"{intake_url}/v1/ping",
+                                   encode(ping_subset(lead), content_type, "ping"), content_type)
+                if body is None:
+                    await _wait(stop, ERROR_PAUSE_S)
+                    continue
                 wanted = "wanted" if body.get("wanted") else "not wanted"
-                print(f"seller  PING zip {lead['zip']} ({content_type.split('/')[1]}): {body['status']}"
-                      f"{', ' + wanted if body['status'] == 'accepted' else ''}", flush=True)
-                if body["status"] != "accepted":
-                    count += 1
+                print(f"seller  PING zip {lead['zip']} ({content_type.split('/')[1]}): {body.get('status')}"
+                      f"{', ' + wanted if body.get('status') == 'accepted' else ''}", flush=True)
+                if body.get("status") != "accepted" or "ping_token" not in body:
                     await _pause(stop, rate)
                     continue
                 lead["ping_token"] = body["ping_token"]
-            response = await http.post(f"{intake_url}/v1/post", content=encode(lead, content_type),
-                                       headers={"Content-Type": content_type})
-            if response.status_code >= 500:
-                print(f"seller  intake answered {response.status_code}: {response.text}", flush=True)
-            count += 1
-            await _pause(stop, rate)
+            answer = await _call(http, "POST", f"{intake_url}/v1/post", encode(lead, content_type), content_type)
+            await (_wait(stop, ERROR_PAUSE_S) if answer is None else _pause(stop, rate))
     return count
 
 
-async def _pause(stop: asyncio.Event, rate: float) -> None:
+async def _call(http: httpx.AsyncClient, what: str, url: str, content: bytes, content_type: str) -> dict | None:
+    """One PING or POST. Its JSON answer when the intake gave one it stands by (2xx, or a duplicate's
+    409, which the event printer shows); otherwise None, after one line saying what happened."""
     try:
-        await asyncio.wait_for(stop.wait(), 1 / rate)
+        response = await http.post(url, content=content, headers={"Content-Type": content_type})
+    except httpx.TimeoutException:
+        print(f"seller  {what}: no answer within {SELLER_TIMEOUT_S:g}s; going on with the next lead", flush=True)
+        return None
+    except httpx.TransportError as error:
+        print(f"seller  {what}: {type(error).__name__} ({error}); going on with the next lead", flush=True)
+        return None
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if not isinstance(body, dict) or not (response.is_success or response.status_code == 409):
+        print(f"seller  {what}: HTTP {response.status_code} {' '.join(response.text.split())[:160]!r};"
+              f" going on with the next lead", flush=True)
+        return None
+    return body
+
+
+async def _pause(stop: asyncio.Event, rate: float) -> None:
+    await _wait(stop, 1 / rate)
+
+
+async def _wait(stop: asyncio.Event, seconds: float) -> None:
+    try:
+        await asyncio.wait_for(stop.wait(), seconds)
     except TimeoutError:
         pass
 
@@ -208,10 +256,21 @@ async def _demo(stack: LocalStack, printer: EventPrinter, intake_url: str, api_k
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     printing = asyncio.create_task(_print_events(stack, printer, stop))
-    await _sell(intake_url, api_key, leads, rate, seed, stop)
+    supervising = asyncio.create_task(_supervise(Supervisor(stack), stop))
+    await sell_demo_leads(intake_url, api_key, leads, rate, seed, stop)
     if leads is not None:
         await _settled(printer, stop, timeout_s=window_s + 60)
         stop.set()
     else:
         await stop.wait()
-    await printing
+    # Both end at their next look; one stuck on a stalled broker is not waited for past a moment.
+    _, stuck = await asyncio.wait([printing, supervising], timeout=STOP_WAIT_S)
+    for task in stuck:
+        task.cancel()
+
+
+async def _supervise(supervisor: Supervisor, stop: asyncio.Event) -> None:
+    """Once a second, a look at every process (leadx.dev.supervisor); only Ctrl-C ends the demo."""
+    while not stop.is_set():
+        await asyncio.to_thread(supervisor.check)
+        await _wait(stop, SUPERVISE_EVERY_S)
