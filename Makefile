@@ -22,8 +22,10 @@ run: install
 	$(VENV)/bin/leadx run
 
 ## The whole suite: generated-code drift, lint, types, manifests, unit and integration tests.
+## Two workers (pytest-xdist); tests/conftest.py gives each worker whole groups of tests, in the order
+## collected (the slow integration groups first), not xdist's default of the groups with most tests first.
 test: install proto-check lint typecheck k8s-check
-	$(PY) -m pytest
+	$(PY) -m pytest -n 2 --no-loadscope-reorder
 
 unit: install
 	$(PY) -m pytest tests/unit

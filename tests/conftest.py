@@ -32,6 +32,33 @@ def poll_until(condition: Callable[[], object], timeout_s: float = 30, interval_
         time.sleep(interval_s)
 
 
+# `make test` runs two pytest-xdist workers. Each runs whole groups: one per test module, except
+# the integration modules that trade on the one shared exchange or have a head start
+# (tests/integration/conftest.py), which are one group, so that one worker starts that exchange and
+# the head-started scenarios, once. Collection checks this list against the fixtures the tests use.
+EXCHANGE_GROUP = "shared-exchange"
+EXCHANGE_GROUP_FILES = frozenset(f"tests/integration/{name}.py" for name in (
+    "test_admin_api", "test_auction_workers", "test_crash_recovery", "test_dashboard_grpc", "test_direct_sale",
+    "test_intake_contract", "test_intake_errors", "test_long_auction_window", "test_outcomes", "test_pipeline",
+    "test_returns", "test_tracing"))
+
+
+def xdist_group_of(nodeid: str) -> str:
+    path = nodeid.split("::")[0]
+    return EXCHANGE_GROUP if path in EXCHANGE_GROUP_FILES else path
+
+
+def pytest_xdist_make_scheduler(config, log):
+    """Whole groups to a worker (xdist's own `--dist loadgroup` cannot rename test ids on pytest 9)."""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ByGroup(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return xdist_group_of(nodeid)
+
+    return ByGroup(config, log)
+
+
 @pytest.fixture(scope="session")
 def infra(tmp_path_factory) -> Iterator[LocalStack]:
     """A broker and a Redis for the whole session; tests isolate themselves by topic prefix."""

@@ -1,17 +1,18 @@
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 
 import pytest
 
+from tests.conftest import EXCHANGE_GROUP_FILES
 from tests.integration.harness import Exchange, start_exchange
 from tests.integration.tails import stop_all_tails
 
 ADMIN_KEY = "test-dashboard-admin-key"  # a test value, not a secret; also the intake's ADMIN_API_KEY
 ALL_SERVICES = ["intake", "intake-2", "dedup", "scoring", "auction", "delivery", "ledger"]
 PARTY_FIXTURES = {"exchange", "market"}
-LAST_SHARED_USER = pytest.StashKey[str]()
+LAST_SHARED_USER = pytest.StashKey[pytest.Item | None]()
 _shared_stops: list[Callable[[], None]] = []  # stops the shared exchange once its last test is done
 
 
@@ -26,47 +27,81 @@ def uses_shared_exchange(item: pytest.Item) -> bool:
     return "shared_exchange" in getattr(item, "fixturenames", ())
 
 
+def in_exchange_group(item: pytest.Item) -> bool:
+    """The tests on the shared exchange and the head-started scenarios: one group, which runs on one
+    worker under pytest-xdist (and first, without it)."""
+    return uses_shared_exchange(item) or item.get_closest_marker("head_start") is not None
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """The modules that trade on the shared exchange run first, so that it can stop after the last of
-    them (an idle exchange still spends CPU: every consumer polls the broker); tests with a head start
-    run last: their scenarios then had every other test's time to run."""
+    """The order of the tests.
+
+    - The modules that trade on the shared exchange run first, so that it can stop after the last of
+      them (an idle exchange still spends CPU: every consumer polls the broker).
+    - Tests with a head start run last: their scenarios then had every other test's time to run.
+
+    `make test` runs two workers, each running whole groups (tests/conftest.py): the modules of the
+    exchange group must be the ones listed in EXCHANGE_GROUP_FILES, checked here."""
+    grouped = {item.nodeid.split("::")[0] for item in items if in_exchange_group(item)}
+    listed = {path for path in EXCHANGE_GROUP_FILES if any(item.nodeid.startswith(path) for item in items)}
+    if grouped != listed:
+        raise pytest.UsageError(f"tests/conftest.py EXCHANGE_GROUP_FILES is stale: add {sorted(grouped - listed)},"
+                                f" remove {sorted(listed - grouped)}")
     shared_modules = {item.module for item in items if uses_shared_exchange(item)}
     items.sort(key=lambda item: (item.get_closest_marker("head_start") is not None,
                                  item.get_closest_marker("integration") is None,
                                  getattr(item, "module", None) not in shared_modules))
     last_users = [item for item in items if uses_shared_exchange(item)]
-    config.stash[LAST_SHARED_USER] = last_users[-1].nodeid if last_users else ""
+    config.stash[LAST_SHARED_USER] = last_users[-1] if last_users else None
 
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None):
     yield
-    if item.nodeid == item.config.stash.get(LAST_SHARED_USER, None):
+    if item is item.config.stash.get(LAST_SHARED_USER, None):
         for stop in _shared_stops:
             stop()
 
 
-@pytest.fixture(scope="session", autouse=True)
-def head_starts(request, topic_tails) -> dict[Callable, Future]:
+class HeadStarts:
     """Scenarios that mostly wait (a two-minute auction window) get a head start. For a test
     marked `head_start(exchange=start, scenario=run)`, `start(tmp_path_factory, kafka_bootstrap,
-    redis_url)` starts its exchange at the first integration test (on this thread: Alembic, which
-    sets up each exchange's database, keeps one migration context per process; it may return before
-    the services are ready), and `run(exchange)` goes on on a thread of its own, once they are,
-    beside the other tests, and stops the exchange. The test runs
-    last (pytest_collection_modifyitems) and waits for its outcome (`head_start.result()`: a
-    failed assertion in it fails the test)."""
-    marks = {mark.kwargs["scenario"]: mark.kwargs["exchange"] for item in request.session.items
-             if (mark := item.get_closest_marker("head_start")) is not None}
-    started: dict[Callable, Future] = {}
-    if marks:
+    redis_url)` starts its exchange at the first test of the exchange group (on the test's thread:
+    Alembic, which sets up each exchange's database, keeps one migration context per process; it may
+    return before the services are ready), and `run(exchange)` goes on on a thread of its own, once
+    they are, beside the other tests, and stops the exchange. The test runs last
+    (pytest_collection_modifyitems) and waits for its outcome (`head_start.result()`: a failed
+    assertion in it fails the test)."""
+
+    def __init__(self, items: list[pytest.Item]) -> None:
+        self.marks = {mark.kwargs["scenario"]: mark.kwargs["exchange"] for item in items
+                      if (mark := item.get_closest_marker("head_start")) is not None}
+        self.started: dict[Callable, Future] = {}
+
+    def start(self, request: pytest.FixtureRequest) -> None:
+        """Every scenario, once (later calls do nothing)."""
+        if self.started or not self.marks:
+            return
         arguments = [request.getfixturevalue(name) for name in ("tmp_path_factory", "kafka_bootstrap", "redis_url")]
-        for scenario, start in marks.items():
+        for scenario, start in self.marks.items():
             runner = ThreadPoolExecutor(1, thread_name_prefix=scenario.__name__)
-            started[scenario] = runner.submit(_run_then_stop, scenario, start(*arguments))
+            self.started[scenario] = runner.submit(_run_then_stop, scenario, start(*arguments))
             runner.shutdown(wait=False)
-    yield started
-    wait(started.values())  # none is left running past the session
+
+
+@pytest.fixture(scope="session")
+def head_starts(request, topic_tails) -> Iterator[HeadStarts]:
+    starts = HeadStarts(request.session.items)
+    yield starts
+    wait(starts.started.values())  # none is left running past the session
+
+
+@pytest.fixture(autouse=True)
+def start_head_starts_with_the_exchange_group(request, head_starts: HeadStarts) -> None:
+    """Under xdist, only the worker that runs the exchange group (and so the head-start tests) starts
+    the scenarios."""
+    if in_exchange_group(request.node):
+        head_starts.start(request)
 
 
 def _run_then_stop(scenario: Callable[[Exchange], None], exchange: Exchange) -> None:
@@ -78,9 +113,10 @@ def _run_then_stop(scenario: Callable[[Exchange], None], exchange: Exchange) -> 
 
 
 @pytest.fixture
-def head_start(request, head_starts: dict[Callable, Future]) -> Future:
+def head_start(request, head_starts: HeadStarts) -> Future:
     """The running (or finished) scenario of this test's `head_start` mark."""
-    return head_starts[request.node.get_closest_marker("head_start").kwargs["scenario"]]
+    head_starts.start(request)
+    return head_starts.started[request.node.get_closest_marker("head_start").kwargs["scenario"]]
 
 
 @pytest.fixture(scope="session")

@@ -7,6 +7,7 @@ service knows them), and `Exchange.party()` hands one to each test as an exchang
 
 from __future__ import annotations
 
+import os
 import random
 import signal
 import socket
@@ -232,10 +233,10 @@ def _private_port() -> int:
             ephemeral_low = int(ports.read().split()[0])
     except OSError:  # not Linux: the range starts at 32768 or above everywhere else too
         ephemeral_low = 32768
-    low = 10_000
-    start = random.randrange(low, ephemeral_low)
-    for offset in range(ephemeral_low - low):
-        port = low + (start - low + offset) % (ephemeral_low - low)
+    low, high = _worker_share(10_000, ephemeral_low)
+    start = random.randrange(low, high)
+    for offset in range(high - low):
+        port = low + (start - low + offset) % (high - low)
         if port in _ports_given:
             continue
         with socket.socket() as probe:
@@ -246,6 +247,15 @@ def _private_port() -> int:
         _ports_given.add(port)
         return port
     raise RuntimeError("no free port below the ephemeral range")
+
+
+def _worker_share(low: int, high: int) -> tuple[int, int]:
+    """This pytest-xdist worker's own slice of [low, high): a port one worker's service gives up while
+    it restarts is never taken by another worker's (each process remembers only its own ports)."""
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    index = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw"))
+    size = (high - low) // workers
+    return low + index * size, low + (index + 1) * size
 
 
 @cache

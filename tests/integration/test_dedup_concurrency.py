@@ -36,8 +36,11 @@ def race(tmp_path_factory, kafka_bootstrap, redis_url) -> Exchange:
     # A 3 s window: the buyers answer pings from this test process, which is busy sending hundreds
     # of leads at once; at 1 s, and on a machine busy with other exchanges at 2 s, many pings came
     # back after the close, and too few consumers reached several buyers to show the race.
+    # For the same reason pings time out in the bursts, and five in a row opened a buyer's circuit
+    # breaker for 30 s: the next test then found every buyer's breaker open and nothing was sold. The
+    # breaker is not what these tests are about (test_delivery_reliability is), so it is out of reach.
     exchange = start_exchange(tmp_path_factory.mktemp("race"), kafka_bootstrap, redis_url, prefix,
-                              ["alpha", "beta", "gamma"], SERVICES, window_s=3.0)
+                              ["alpha", "beta", "gamma"], SERVICES, window_s=3.0, DELIVERY_BREAKER_FAILURES="100000")
     buyers = exchange.buyers.buyers
     buyers["alpha"].bid, buyers["beta"].bid, buyers["gamma"].bid = 3000, 2000, 1000
     # alpha turns down a third of what it is posted: the lead passes on, but alpha has seen it.
