@@ -19,6 +19,11 @@ from leadx.dev.stack import LocalStack
 from leadx.platform.db.engine import create_schema, make_engine, session_factory
 
 
+# The `leadx` commands the tests run must not find a developer's running `make run`
+# (.leadx/exchange.env); tests of that file name it themselves.
+os.environ["LEADX_ENV"] = "off"
+
+
 def poll_until(condition: Callable[[], object], timeout_s: float = 30, interval_s: float = 0.05,
                message: str = "condition") -> object:
     """Wait for `condition()` to return something truthy (instead of sleeping a guessed time)."""

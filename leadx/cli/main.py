@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+from pathlib import Path
 
 from leadx.cli import accounts, db, dedup, delivery, ledger, lists, prospects, run, scoring, tail
+from leadx.dev import exchange_env
 from leadx.platform.config import ConfigError
 
 # In this order in `leadx --help`.
@@ -22,6 +25,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command != "run":  # `leadx run` starts an exchange of its own; the others may use that one
+        said = exchange_env.apply(os.environ, Path.cwd())
+        if said:
+            print(said, file=sys.stderr)
     try:
         return args.func(args)
     except ConfigError as exc:

@@ -62,6 +62,16 @@ def redis_binary() -> str:
     return found
 
 
+def port_taken(port: int) -> bool:
+    """Whether something on this machine already listens on `port` (any address)."""
+    with socket.socket() as probe:
+        try:
+            probe.bind(("0.0.0.0", port))
+        except OSError:
+            return True
+    return False
+
+
 def redis_reachable(url: str) -> bool:
     import redis
 
@@ -136,6 +146,8 @@ class LocalStack:
     partitions: int = 3
     auction_window_s: float = 3.0
     extra_env: dict[str, str] = field(default_factory=dict)
+    intake_port: int | None = None  # None: a free port (the first intake only: replicas get free ports)
+    grpc_port: int | None = None  # the ledger's gRPC port; None: a free port
     infra: list[ManagedProcess] = field(default_factory=list)
     services: dict[str, ManagedProcess] = field(default_factory=dict)
     hmac_key: str = field(default_factory=lambda: secrets.token_hex(32))
@@ -205,12 +217,12 @@ class LocalStack:
         env["HEALTH_PORT"] = str(health_port)
         ready_url = f"http://127.0.0.1:{health_port}/readyz"
         if service == "intake":
-            port = free_port()
+            port = self.intake_port if self.intake_port and name == "intake" else free_port()
             env["INTAKE_PORT"] = str(port)
             env["INTAKE_PUBLIC_URL"] = f"http://127.0.0.1:{port}"
             ready_url = f"http://127.0.0.1:{port}/readyz"
         if service == "ledger":
-            env["GRPC_PORT"] = str(free_port())
+            env["GRPC_PORT"] = str(self.grpc_port if self.grpc_port and name == "ledger" else free_port())
         if service == "auction":
             env["AUCTION_DATA_DIR"] = str(self.run_dir / f"{name}-data")
         env.update(env_overrides)

@@ -1,17 +1,23 @@
-"""`leadx run` (make run) keeps running when a part stalls or dies: a broker paused for 15 seconds and
-a service killed with SIGKILL are printed, the service is started again, and leads sell again."""
+"""`leadx run` (make run) as a newcomer meets it: the commands it prints and the README's work beside it
+in a second terminal; it keeps running when a part stalls or dies (a broker paused for 15 seconds and
+a service killed with SIGKILL are printed, the service is started again, and leads sell again); and
+Ctrl-C stops it cleanly."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from leadx.dev.stack import free_port
 
 
 pytestmark = pytest.mark.integration
@@ -20,14 +26,16 @@ STALL_S = 15
 
 
 class RunningExchange:
-    """`leadx run` as a subprocess, its output collected line by line as it comes."""
+    """`leadx run` as a subprocess, its output collected line by line as it comes. It runs in `folder`,
+    with its run folder in `folder/.leadx`, as `make run` does in the project."""
 
-    def __init__(self, run_dir: Path) -> None:
-        env = {k: v for k, v in os.environ.items() if k not in {"KAFKA_BOOTSTRAP_SERVERS", "REDIS_URL", "DATABASE_URL"}}
+    def __init__(self, folder: Path, **env: str) -> None:
+        self.folder = folder
+        environ = {k: v for k, v in os.environ.items()
+                   if k not in {"KAFKA_BOOTSTRAP_SERVERS", "REDIS_URL", "DATABASE_URL", "LEADX_ENV"}}
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "leadx.cli.main", "run", "--rate", "4", "--window", "1", "--seed", "5",
-             "--run-dir", str(run_dir)],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+            [sys.executable, "-m", "leadx.cli.main", "run", "--rate", "4", "--window", "1", "--seed", "5"],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=folder, env={**environ, **env})
         self.lines: list[str] = []
         threading.Thread(target=self._read, daemon=True).start()
 
@@ -63,33 +71,95 @@ class RunningExchange:
         raise AssertionError(f"leadx run has no child process running {marker}")
 
 
-def test_leadx_run_rides_out_a_stalled_broker_and_a_killed_service(tmp_path):
-    run = RunningExchange(tmp_path)
+@pytest.fixture(scope="module")
+def running(tmp_path_factory) -> Iterator[RunningExchange]:
+    # Ports of its own rather than 8080 and 50051: another worker may run `leadx run` at the same time
+    # (test_cli). The documented defaults are tested in tests/unit/test_run_settings.py.
+    run = RunningExchange(tmp_path_factory.mktemp("project"), INTAKE_PORT=str(free_port()), GRPC_PORT=str(free_port()))
+    ready = run.wait_for("exchange ready", timeout_s=180)
+    run.wait_for("SOLD ", since=ready)
+    yield run
+    if run.process.poll() is None:
+        run.process.kill()
+        run.process.wait(30)
+
+
+def second_terminal() -> dict[str, str]:
+    """The environment of a second terminal: no exchange settings, the virtual environment's commands
+    on its PATH (`. .venv/bin/activate`)."""
+    environ = {k: v for k, v in os.environ.items()
+               if k not in {"KAFKA_BOOTSTRAP_SERVERS", "REDIS_URL", "DATABASE_URL", "LEADX_HMAC_KEY", "LEADX_ENV"}}
+    environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{environ.get('PATH', '')}"
+    return environ
+
+
+def beside(run: RunningExchange, command: str, timeout_s: float = 60) -> subprocess.CompletedProcess:
+    """A command typed in a second terminal in the project folder."""
+    return subprocess.run(["bash", "-c", command], cwd=run.folder, env=second_terminal(), capture_output=True,
+                          text=True, timeout=timeout_s)
+
+
+def test_the_printed_tour_and_the_readme_s_commands_work_beside_it(running: RunningExchange):
+    tour = running.wait_for("post a lead yourself")
+    posted = beside(running, running.lines[tour + 1])  # the curl line, verbatim
+    assert posted.returncode == 0, posted.stderr
+    assert json.loads(posted.stdout)["status"] in {"accepted", "pending"}, posted.stdout
+
+    created = beside(running, 'leadx seller create "Acme Leads" --json')  # the README's first step after make run
+    assert created.returncode == 0, created.stderr
+    assert json.loads(created.stdout)["api_key"].startswith("lx_")
+    assert "leadx: using the exchange `make run` started" in created.stderr
+    balances = beside(running, "leadx ledger balances")
+    assert balances.returncode == 0, balances.stderr
+    books = json.loads(balances.stdout)  # the demo's sales are in the books the command reads
+    assert books["sum_cents"] == 0 and any(cents for cents in books["balances_cents"].values()), books
+
+    watch = running.lines[running.wait_for("watch the sales close") + 1].strip()
+    assert watch.endswith("leadx tail sale.closed")
+    tail = subprocess.Popen(["bash", "-c", watch.replace("tail sale.closed", "tail sale.closed --from-beginning")],
+                            cwd=running.folder, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env=second_terminal())
     try:
-        ready = run.wait_for("exchange ready", timeout_s=180)
-        run.wait_for("SOLD ", since=ready)
-
-        broker = run.child("tansu")
-        stalled = len(run.lines)
-        os.kill(broker, signal.SIGSTOP)
-        time.sleep(STALL_S)
-        os.kill(broker, signal.SIGCONT)
-        assert run.process.poll() is None, run.tail()
-        # The seller's calls meanwhile were held and timed out: each said so in one line, and it went on.
-        run.wait_for("going on with the next lead", since=stalled, timeout_s=30)
-
-        delivery = run.child("services.delivery.main")
-        killed = len(run.lines)
-        os.kill(delivery, signal.SIGKILL)
-        reported = run.wait_for("leadx: delivery exited on its own (killed by signal 9)", since=killed, timeout_s=30)
-        assert run.lines[reported + 1].startswith("leadx:   | ")  # the last lines of its log follow
-        restarted = run.wait_for("leadx: starting delivery again (1 of 3)", since=reported, timeout_s=10)
-        assert run.child("services.delivery.main") != delivery
-        run.wait_for("SOLD ", since=restarted, timeout_s=180)  # leads sell again, through the new delivery
-        assert run.process.poll() is None, run.tail()
+        first = tail.stdout.readline() if tail.stdout else ""
+        while first.startswith("leadx: using"):
+            first = tail.stdout.readline() if tail.stdout else ""
+        event = json.loads(first)  # one decoded event per line
+        assert event["topic"] == "sale.closed" and event["event"]["lead_id"], first
     finally:
-        run.process.send_signal(signal.SIGINT)  # Ctrl-C: the only way the demo ends without --leads
-        code = run.process.wait(90)
-    assert code == 0, run.tail()
-    assert any(line.startswith("leadx: leads in") for line in run.lines), run.tail()
-    assert "leadx: stopping services, broker and Redis ..." in run.lines
+        tail.kill()
+        tail.wait(10)
+
+
+def test_leadx_run_rides_out_a_stalled_broker_and_a_killed_service(running: RunningExchange):
+    run = running
+    broker = run.child("tansu")
+    stalled = len(run.lines)
+    os.kill(broker, signal.SIGSTOP)
+    time.sleep(STALL_S)
+    os.kill(broker, signal.SIGCONT)
+    assert run.process.poll() is None, run.tail()
+    # The seller's calls meanwhile were held and timed out: each said so in one line, and it went on.
+    run.wait_for("going on with the next lead", since=stalled, timeout_s=30)
+
+    delivery = run.child("services.delivery.main")
+    killed = len(run.lines)
+    os.kill(delivery, signal.SIGKILL)
+    reported = run.wait_for("leadx: delivery exited on its own (killed by signal 9)", since=killed, timeout_s=30)
+    assert run.lines[reported + 1].startswith("leadx:   | ")  # the last lines of its log follow
+    restarted = run.wait_for("leadx: starting delivery again (1 of 3)", since=reported, timeout_s=10)
+    assert run.child("services.delivery.main") != delivery
+    run.wait_for("SOLD ", since=restarted, timeout_s=180)  # leads sell again, through the new delivery
+    assert run.process.poll() is None, run.tail()
+
+
+def test_ctrl_c_stops_it_cleanly_and_takes_its_settings_away(running: RunningExchange):
+    settings = running.folder / ".leadx" / "exchange.env"
+    assert settings.stat().st_mode & 0o777 == 0o600  # it holds the admin and PII keys
+    running.process.send_signal(signal.SIGINT)  # Ctrl-C: the only way the demo ends without --leads
+    assert running.process.wait(90) == 0, running.tail()
+    time.sleep(0.5)  # the reader's last lines
+    assert any(line.startswith("leadx: leads in") for line in running.lines), running.tail()
+    assert "leadx: stopping services, broker and Redis ..." in running.lines
+    assert not settings.exists()
+    after = beside(running, 'leadx seller create "Too Late" --json')  # no exchange to find any more
+    assert after.returncode == 2 and "DATABASE_URL is required" in after.stderr, after.stderr

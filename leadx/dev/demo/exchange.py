@@ -13,7 +13,10 @@ import contextlib
 import json
 import os
 import random
+import secrets
+import shlex
 import signal
+import sys
 import time
 import urllib.parse
 import xml.etree.ElementTree as ET
@@ -30,8 +33,10 @@ from leadx.dev.demo.buyers import BuyerServer, random_behaviour
 from leadx.dev.demo.consumers import ping_subset
 from leadx.dev.demo.printer import EventPrinter
 from leadx.dev.simulation.market import Seller, consumer
-from leadx.dev.stack import SERVICES, LocalStack, redis_reachable
+from leadx.dev import exchange_env
+from leadx.dev.stack import SERVICES, LocalStack, free_port, port_taken, redis_reachable
 from leadx.dev.supervisor import Supervisor
+from leadx.platform.config import env_int
 from leadx.platform.db.engine import make_engine, session_factory
 
 DEMO_BUYERS = [  # name, bid range in cents, share of posted leads accepted
@@ -64,13 +69,60 @@ def _stack(run_dir: Path, window_s: float) -> LocalStack:
     if not database_url:
         for leftover in run_dir.glob("leadx.db*"):
             leftover.unlink()  # a fresh demo: no buyers from an earlier run with dead URLs
+    admin_key = secrets.token_urlsafe(24)  # this run's own: in exchange.env, for the commands beside it
     return LocalStack(
         run_dir,
         kafka_bootstrap=os.environ.get("KAFKA_BOOTSTRAP_SERVERS") or None,
         redis_url=redis_url if redis_url and redis_reachable(redis_url) else None,
         database_url=database_url or None,
         auction_window_s=window_s,
+        extra_env={"ADMIN_API_KEY": admin_key, "DASHBOARD_ADMIN_API_KEY": admin_key},
+        intake_port=documented_port("INTAKE_PORT", 8080, "the intake"),
+        grpc_port=documented_port("GRPC_PORT", 50051, "gRPC"),
     )
+
+
+def documented_port(variable: str, default: int, what: str) -> int:
+    """The port the docs give (or the one `variable` sets), unless something listens there already:
+    then a free one, said plainly."""
+    wanted = env_int(variable, default)
+    if not port_taken(wanted):
+        return wanted
+    chosen = free_port()
+    print(f"leadx: port {wanted} for {what} is taken (another `make run`?); using {chosen} instead"
+          f" (set {variable} to choose)", flush=True)
+    return chosen
+
+
+def exchange_settings(stack: LocalStack, intake_url: str, grpc_address: str, seller_key: str) -> dict[str, str]:
+    """What `leadx` commands beside this run need (leadx.dev.exchange_env)."""
+    return {
+        "KAFKA_BOOTSTRAP_SERVERS": stack.kafka_bootstrap or "",
+        "REDIS_URL": stack.redis_url or "",
+        "DATABASE_URL": stack.database_url or "",
+        "LEADX_HMAC_KEY": stack.hmac_key,
+        "LEADX_TOPIC_PREFIX": stack.topic_prefix,
+        "INTAKE_URL": intake_url,
+        "GRPC_ADDRESS": grpc_address,
+        "ADMIN_API_KEY": stack.extra_env["ADMIN_API_KEY"],
+        "DASHBOARD_ADMIN_API_KEY": stack.extra_env["DASHBOARD_ADMIN_API_KEY"],
+        "DEMO_SELLER_KEY": seller_key,
+    }
+
+
+def quick_tour(intake_port: int, seller_key: str, lead: dict, env_path: Path) -> list[str]:
+    """Lines to paste: a lead posted as the demo seller, and the sales as they close."""
+    leadx_command = Path(sys.executable).parent / "leadx"
+    command = os.path.relpath(leadx_command) if leadx_command.exists() else "leadx"
+    return [
+        f"leadx: its settings are in {env_path}: `leadx` commands run from this folder use them"
+        f" (elsewhere: LEADX_ENV={env_path.resolve()}).",
+        "leadx: post a lead yourself, as the demo seller:",
+        f"  curl -s localhost:{intake_port}/v1/post -H 'Authorization: Bearer {seller_key}'"
+        f" -H 'Content-Type: application/json' -d {shlex.quote(json.dumps(lead))}",
+        "leadx: watch the sales close, in another terminal:",
+        f"  {command} tail sale.closed",
+    ]
 
 
 async def _print_events(stack: LocalStack, printer: EventPrinter, stop: asyncio.Event) -> None:
@@ -232,9 +284,15 @@ def run_exchange(leads: int | None, rate: float, window_s: float, seed: int, run
         stack.start_services()
         print(f"leadx: starting services {', '.join(SERVICES)} ...", flush=True)
         stack.wait_ready(timeout_s=120)
-        intake_url = f"http://127.0.0.1:{stack.port_of('intake', 'INTAKE_PORT')}"
-        print(f"leadx: exchange ready. intake {intake_url}  gRPC 127.0.0.1:{stack.port_of('ledger', 'GRPC_PORT')}"
+        intake_port = stack.port_of("intake", "INTAKE_PORT")
+        intake_url = f"http://127.0.0.1:{intake_port}"
+        grpc_address = f"127.0.0.1:{stack.port_of('ledger', 'GRPC_PORT')}"
+        print(f"leadx: exchange ready. intake {intake_url}  gRPC {grpc_address}"
               f"  broker {stack.kafka_bootstrap}  redis {stack.redis_url}  sql {stack.database_url}", flush=True)
+        env_path = exchange_env.write(run_dir, exchange_settings(stack, intake_url, grpc_address, seller.api_key))
+        sample = consumer(random.Random(seed + 1), DEMO_SELLER, date.today())
+        for line in quick_tour(intake_port, seller.api_key, {**sample, "min_price": DEMO_MIN_PRICE_CENTS}, env_path):
+            print(line, flush=True)
         print(f"leadx: {len(DEMO_BUYERS)} demo buyers bidding, one AutoBid buyer bid for by the platform;"
               f" the demo seller posts {rate:g} lead/s"
               f" (min price {DEMO_MIN_PRICE_CENTS / 100:.2f}); auction window {window_s:g}s."
@@ -245,6 +303,7 @@ def run_exchange(leads: int | None, rate: float, window_s: float, seed: int, run
         return 0
     finally:
         print("leadx: stopping services, broker and Redis ...", flush=True)
+        (run_dir / exchange_env.FILE_NAME).unlink(missing_ok=True)
         stack.stop()
         buyers.stop()
 

@@ -1,0 +1,80 @@
+"""What `leadx run` leaves for the commands beside it: the documented ports unless taken, and the
+exchange.env file the `leadx` commands read when the environment does not say."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+
+from leadx.dev import exchange_env
+from leadx.dev.demo.exchange import documented_port
+from leadx.dev.stack import free_port
+
+
+def test_the_documented_port_is_used_when_free_and_a_taken_one_is_said_and_replaced(monkeypatch, capsys):
+    monkeypatch.delenv("INTAKE_PORT", raising=False)
+    port = free_port()
+    assert documented_port("INTAKE_PORT", port, "the intake") == port
+    monkeypatch.setenv("INTAKE_PORT", str(free_port()))
+    assert documented_port("INTAKE_PORT", 8080, "the intake") == int(os.environ["INTAKE_PORT"])  # honoured
+    assert capsys.readouterr().out == ""
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        taken = holder.getsockname()[1]
+        monkeypatch.setenv("INTAKE_PORT", str(taken))
+        chosen = documented_port("INTAKE_PORT", 8080, "the intake")
+    assert chosen != taken
+    assert capsys.readouterr().out.strip() == (f"leadx: port {taken} for the intake is taken (another `make run`?);"
+                                               f" using {chosen} instead (set INTAKE_PORT to choose)")
+
+
+def test_the_settings_file_fills_only_what_the_environment_lacks(tmp_path):
+    run_dir = tmp_path / ".leadx"
+    run_dir.mkdir()
+    path = exchange_env.write(run_dir, {"DATABASE_URL": "sqlite:///x.db", "REDIS_URL": "redis://r", "INTAKE_URL": "u"})
+    assert path.stat().st_mode & 0o777 == 0o600
+    environ = {"REDIS_URL": "redis://mine", "KAFKA_BOOTSTRAP_SERVERS": ""}
+    said = exchange_env.apply(environ, tmp_path / "sub" / "folder")  # found from a folder below the project
+    assert environ == {"REDIS_URL": "redis://mine", "KAFKA_BOOTSTRAP_SERVERS": "", "DATABASE_URL": "sqlite:///x.db",
+                       "INTAKE_URL": "u"}
+    assert said == f"leadx: using the exchange `make run` started ({path}; intake u; 2 settings from it)"
+    assert exchange_env.apply({}, tmp_path.parent / "elsewhere") is None  # no project above: nothing to say
+    environ = {"LEADX_ENV": "off"}
+    assert exchange_env.apply(environ, tmp_path) is None and environ == {"LEADX_ENV": "off"}
+
+
+def test_a_file_named_by_leadx_env_or_left_by_a_stopped_run(tmp_path):
+    missing = tmp_path / "nope.env"
+    assert "does not exist" in exchange_env.apply({"LEADX_ENV": str(missing)}, tmp_path)
+    path = exchange_env.write(tmp_path, {"DATABASE_URL": "sqlite:///y.db"})
+    environ = {"LEADX_ENV": str(path)}
+    assert exchange_env.apply(environ, Path("/")) and environ["DATABASE_URL"] == "sqlite:///y.db"
+
+    finished = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    stale = path.read_text().replace(f"LEADX_RUN_PID={os.getpid()}", f"LEADX_RUN_PID={finished.stdout.strip()}")
+    path.write_text(stale)
+    environ = {"LEADX_ENV": str(path)}
+    assert "no longer running; ignored" in exchange_env.apply(environ, tmp_path)
+    assert "DATABASE_URL" not in environ
+
+
+def test_the_cli_uses_the_running_exchange_s_file_and_says_so(tmp_path, database_url):
+    from leadx.platform.db.engine import make_engine
+    from leadx.platform.db.schema import upgrade
+
+    engine = make_engine(database_url)
+    upgrade(engine)
+    engine.dispose()
+    exchange_env.write(tmp_path, {"DATABASE_URL": database_url, "INTAKE_URL": "http://127.0.0.1:8080"})
+    environ = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "LEADX_ENV"}}
+    environ["LEADX_ENV"] = str(tmp_path / "exchange.env")
+    result = subprocess.run([sys.executable, "-m", "leadx.cli.main", "seller", "create", "Acme Leads", "--json"],
+                            capture_output=True, text=True, env=environ)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith('{"id": "s_')
+    assert result.stderr.startswith("leadx: using the exchange `make run` started")
