@@ -17,7 +17,10 @@ from pathlib import Path
 
 import pytest
 
+from leadx.dev import exchange_env
 from leadx.dev.stack import free_port
+from leadx.platform.db.engine import make_engine, session_factory
+from leadx.platform.db.models import Seller
 
 
 pytestmark = pytest.mark.integration
@@ -109,6 +112,13 @@ def test_the_printed_tour_and_the_readme_s_commands_work_beside_it(running: Runn
     assert created.returncode == 0, created.stderr
     assert json.loads(created.stdout)["api_key"].startswith("lx_")
     assert "leadx: using the exchange `make run` started" in created.stderr
+    below = beside(running, 'mkdir -p docs && cd docs && leadx seller create "From Below" --json')  # a subfolder
+    assert below.returncode == 0, below.stderr
+    settings = exchange_env.read(running.folder / ".leadx" / exchange_env.FILE_NAME)
+    engine = make_engine(settings["DATABASE_URL"])
+    with session_factory(engine)() as session:  # the exchange's own database, whatever the folder
+        assert session.get(Seller, json.loads(below.stdout)["id"]).name == "From Below"
+    engine.dispose()
     balances = beside(running, "leadx ledger balances")
     assert balances.returncode == 0, balances.stderr
     books = json.loads(balances.stdout)  # the demo's sales are in the books the command reads

@@ -71,7 +71,7 @@ def _stack(run_dir: Path, window_s: float) -> LocalStack:
             leftover.unlink()  # a fresh demo: no buyers from an earlier run with dead URLs
     admin_key = secrets.token_urlsafe(24)  # this run's own: in exchange.env, for the commands beside it
     return LocalStack(
-        run_dir,
+        run_dir.resolve(),  # its SQLite path then reads the same from any folder (exchange.env)
         kafka_bootstrap=os.environ.get("KAFKA_BOOTSTRAP_SERVERS") or None,
         redis_url=redis_url if redis_url and redis_reachable(redis_url) else None,
         database_url=database_url or None,
