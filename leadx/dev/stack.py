@@ -185,12 +185,11 @@ class LocalStack:
     def _start_infra(self, name: str, port: int, argv: list[str]) -> None:
         """Start one infrastructure process and wait until it listens on `port`."""
         process = ManagedProcess(name, argv, dict(os.environ), self.run_dir / "logs" / f"{name}.log", port=port)
-        process.start()
         self.infra.append(process)
-        wait_for_port("127.0.0.1", port, 20, process.process)
+        self.start_infra_process(process)
 
-    def restart_infra(self, process: ManagedProcess) -> None:
-        """Start an infrastructure process again on its port, and wait until it listens."""
+    def start_infra_process(self, process: ManagedProcess) -> None:
+        """Start an infrastructure process (again, after it exited) and wait until it listens on its port."""
         process.start()
         if process.port is not None:
             wait_for_port("127.0.0.1", process.port, 20, process.process)

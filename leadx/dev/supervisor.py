@@ -76,7 +76,7 @@ class Supervisor:
     def start_again(self, process: ManagedProcess) -> None:
         self.out(f"leadx: starting {process.name} again ({self.restarts[process.name]} of {self.max_restarts})")
         if process in self.stack.infra:
-            self.stack.restart_infra(process)
+            self.stack.start_infra_process(process)
         else:
             self.stack.restart(process.name)
         if note := AFTER_RESTART.get(process.name):

@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import random
 import signal
-import socket
 import subprocess
 from collections.abc import Callable, Iterator, MutableMapping
 from dataclasses import dataclass, field
@@ -27,7 +26,7 @@ from leadx.contracts import topics
 from leadx.contracts.events.v1 import events_pb2 as ev
 from leadx.dev.demo.buyers import BuyerBehaviour, BuyerServer
 from leadx.dev.demo.consumers import make_consumer
-from leadx.dev.stack import LocalStack, ManagedProcess
+from leadx.dev.stack import LocalStack, ManagedProcess, port_taken
 from leadx.platform.db.engine import make_engine, session_factory
 from leadx.platform.db.models import Sale
 from tests.integration.tails import forget_topics, tails_of
@@ -237,13 +236,8 @@ def _private_port() -> int:
     start = random.randrange(low, high)
     for offset in range(high - low):
         port = low + (start - low + offset) % (high - low)
-        if port in _ports_given:
+        if port in _ports_given or port_taken(port):
             continue
-        with socket.socket() as probe:
-            try:
-                probe.bind(("0.0.0.0", port))
-            except OSError:
-                continue
         _ports_given.add(port)
         return port
     raise RuntimeError("no free port below the ephemeral range")
