@@ -22,10 +22,12 @@ LEAD_RETURNED = "lead.returned"
 LEAD_OUTCOME = "lead.outcome"
 LIST_AWARDED = "list.awarded"
 # Events no retry can handle (undecodable bytes), set aside as they were read, with headers naming
-# where they came from (DEAD_LETTER_HEADERS), so that their partition moves on and an operator can
+# where they came from and which consumer group gave up on them (DEAD_LETTER_HEADERS; each group
+# that reads the event sets it aside once), so that their partition moves on and an operator can
 # look at them. Not a protobuf topic: its values are whatever bytes the event had.
 DEAD_LETTER = "dead.letter"
-DEAD_LETTER_HEADERS = ("leadx-dead-topic", "leadx-dead-partition", "leadx-dead-offset", "leadx-dead-reason")
+DEAD_LETTER_HEADERS = ("leadx-dead-topic", "leadx-dead-partition", "leadx-dead-offset", "leadx-dead-group",
+                       "leadx-dead-reason")
 
 ALL = (
     LEAD_SUBMITTED,

@@ -1,4 +1,5 @@
-"""A minimal HTTP server for `/healthz` and `/readyz` in services that serve no HTTP of their own.
+"""A minimal HTTP server for `/healthz`, `/readyz` and `/metrics` (Prometheus), on every service's
+health port, apart from any HTTP the service serves to others.
 
 Liveness answers while the event loop runs. Readiness asks every registered check (broker
 connected, partitions assigned, ...) and answers 503 naming the ones that fail: an orchestrator
@@ -11,6 +12,8 @@ import asyncio
 import json
 import logging
 from collections.abc import Callable
+
+from leadx.platform.metrics import exposition
 
 log = logging.getLogger(__name__)
 
@@ -59,10 +62,13 @@ class HealthServer:
                 pass
             parts = request_line.decode("latin-1").split()
             path = parts[1] if len(parts) >= 2 else ""
-            status, body = self._answer(path)
-            payload = json.dumps(body).encode()
+            if path.split("?", 1)[0] == "/metrics":
+                status, (payload, content_type) = "200 OK", exposition()
+            else:
+                status, body = self._answer(path)
+                payload, content_type = json.dumps(body).encode(), "application/json"
             writer.write(
-                f"HTTP/1.1 {status}\r\nContent-Type: application/json\r\n"
+                f"HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\n"
                 f"Content-Length: {len(payload)}\r\nConnection: close\r\n\r\n".encode() + payload
             )
             await writer.drain()

@@ -82,7 +82,8 @@ class ServiceRuntime:
 
     def consume(self, group: str, message_types: Mapping[str, type[Message]], handler: Handler,
                 **options) -> EventConsumer:
-        consumer = EventConsumer(self.settings.kafka, group, message_types, handler, **options)
+        consumer = EventConsumer(self.settings.kafka, group, message_types, handler,
+                                 dead_letters=self.producer, **options)
         self.consumers.append(consumer)
         self.readiness.add(f"consumer:{group}", consumer.ready)
         return consumer

@@ -38,8 +38,10 @@ from leadx.contracts.events.v1 import events_pb2 as ev
 from leadx.platform.config import KafkaSettings
 from leadx.platform.kafka.offsets import end_offsets
 from leadx.platform.logs import log_event
+from leadx.platform.metrics import CONSUMER_LAG
 from leadx.platform.telemetry import links_to, tracer
 from leadx.auction import rules
+from services.auction import metrics
 
 log = logging.getLogger(__name__)
 
@@ -124,6 +126,7 @@ class BidFeed:
             bootstrap_servers=self.kafka.bootstrap_servers, group_id=self.group_id, enable_auto_commit=False,
             # As the faust worker reads its topics: a feed without a commit starts at the beginning.
             auto_offset_reset="earliest", fetch_max_wait_ms=self.kafka.fetch_max_wait_ms)
+        CONSUMER_LAG.watch(self.consumer, self.group_id)
         await self.consumer.start()
         return self.consumer
 
@@ -236,6 +239,7 @@ class BidFeed:
             changed, refused = rules.apply_bids(
                 ((b.auction_id, b.buyer_id, b.amount_cents, b.placed_at_ms or now_ms()) for _, b in placed),
                 self.table.get)
+            _count_bids([bid for _, bid in placed], {index for index, _ in refused})
             for index, reason in refused:
                 bid = placed[index][1]
                 log_event(log, "bid refused", auction_id=bid.auction_id, buyer_id=bid.buyer_id,
@@ -266,6 +270,14 @@ class BidFeed:
             # Nothing committed: the next flush writes these auctions again and then commits.
             self.pending.restore(changed, next_offsets)
             log.warning("bid flush failed; retried at the next flush", exc_info=True)
+
+
+def _count_bids(bids: list[ev.BidPlaced], refused: set[int]) -> None:
+    by_source: dict[str, list[int]] = {}
+    for index, bid in enumerate(bids):
+        by_source.setdefault(bid.source, [0, 0])[index in refused] += 1
+    for source, (accepted, refused_count) in by_source.items():
+        metrics.bids(source, accepted, refused_count)
 
 
 def decode(record) -> ev.BidPlaced | None:

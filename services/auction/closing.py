@@ -24,6 +24,7 @@ from leadx.contracts.events.v1 import events_pb2 as ev
 from leadx.platform.ids import derived_event_id
 from leadx.platform.logs import log_event
 from leadx.platform.telemetry import tracer
+from services.auction import metrics
 from services.auction.bid_feed import BidFeed
 from services.auction.deadlines import CLOSE, PURGE, DeadlineIndex
 from services.auction.streams import now_ms, publish
@@ -84,6 +85,7 @@ class AuctionCloser:
         # with the same event id and delivery recognises the repeat.
         await publish(self.closed_topic, auction_id, closed, derived_event_id(auction_id, "closed"))
         self.table.write(auction_id, rules.closed(auction, closed_at))
+        metrics.closed(bool(ranked), closed_at - auction.closes_at_ms)
         self.deadlines.push(closed_at + self.closed_retention_ms, auction_id, PURGE)
         log_event(log, "auction closed", auction_id=auction_id, bids=len(auction.bids),
                   winner=ranked[0].buyer_id if ranked else None, late_ms=closed_at - auction.closes_at_ms)

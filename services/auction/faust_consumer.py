@@ -1,8 +1,9 @@
-"""The aiokafka consumer faust-streaming makes, adjusted in two ways it has no setting for.
+"""The aiokafka consumer faust-streaming makes, adjusted in ways it has no setting for.
 
 - Fetch wait: faust builds its consumer with a hard-coded `fetch_max_wait_ms=1500`. On a broker
   that holds an idle fetch for the whole wait, that delays every lead, bid and close request by up
   to 1.5 s, which would make a 1-second auction window meaningless.
+- Lag: `leadx_consumer_lag_records` (leadx.platform.metrics) reads each consumer faust makes.
 - Partition ends: faust's table recovery reads each changelog partition up to the end that
   ListOffsets reports, and our local broker reports it short when the last record batch holds
   several records (leadx.platform.kafka.offsets). The auctions whose last records were in that batch came
@@ -18,6 +19,7 @@ import aiokafka
 import faust.transport.drivers.aiokafka as faust_driver
 
 from leadx.platform.kafka.offsets import end_offsets
+from leadx.platform.metrics import CONSUMER_LAG
 
 
 class AdjustedConsumer(aiokafka.AIOKafkaConsumer):
@@ -29,6 +31,8 @@ class AdjustedConsumer(aiokafka.AIOKafkaConsumer):
     def __init__(self, *args, **kwargs) -> None:
         kwargs["fetch_max_wait_ms"] = self.fetch_max_wait_ms
         super().__init__(*args, **kwargs)
+        if kwargs.get("group_id"):  # not the group-less one that reads the changelogs at recovery
+            CONSUMER_LAG.watch(self, kwargs["group_id"])
 
     async def end_offsets(self, partitions):
         return await end_offsets(self.bootstrap_servers, partitions)

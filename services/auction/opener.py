@@ -23,6 +23,7 @@ from leadx.contracts.events.v1 import events_pb2 as ev
 from leadx.leads.pii import IDENTIFYING_FIELDS
 from leadx.platform.ids import derived_event_id
 from leadx.platform.logs import log_event
+from services.auction import metrics
 from services.auction.closing import AuctionCloser
 from services.auction.deadlines import CLOSE, DeadlineIndex
 from services.auction.streams import by_auction, consumer_span, now_ms, publish
@@ -85,6 +86,7 @@ class AuctionOpener:
                                    fields={k: v for k, v in fields.items() if k not in IDENTIFYING_FIELDS}),
             )
             await publish(self.opened_topic, auction_id, opened, derived_event_id(auction_id, "opened"))
+            metrics.AUCTIONS_OPENED.inc()
             log_event(log, "auction opened", auction_id=auction_id, offered=len(auction.offered),
                       direct=bool(direct))
             if auction.closes_at_ms <= opened_at:
@@ -118,6 +120,7 @@ class AuctionOpener:
                                     scored_record)
         for buyer_id, bid in sorted(selection.autobids.items()):
             auction = rules.with_bid(auction, buyer_id, bid.amount_cents, bid.profile_id)
+        metrics.bids(metrics.AUTOBID, len(selection.autobids))
         if selection.pinged:
             await self._record_offer(lead.lead_id, auction, window + self.closed_retention_ms)
         if selection.passed:

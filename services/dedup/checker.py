@@ -15,6 +15,7 @@ from leadx.leads import pii
 from leadx.platform.ids import derived_event_id
 from leadx.platform.kafka.envelope import Envelope
 from leadx.platform.kafka.producer import EventProducer
+from services.dedup import metrics
 
 
 class DuplicateChecker:
@@ -39,7 +40,9 @@ class DuplicateChecker:
         check = await self.store.check_submission(
             lead.lead_id, lead.vertical, identities, now_ms, scopes.window_ms,
             platform=scopes.platform and not direct, buyers=scopes.per_buyer, record=scopes.platform)
+        metrics.CHECKS.inc()
         if check.platform_duplicate_on or (direct and direct in check.duplicate_buyer_ids):
+            metrics.DUPLICATES.labels("platform" if check.platform_duplicate_on else "direct_buyer").inc()
             detail = (f"platform duplicate on {check.platform_duplicate_on}" if check.platform_duplicate_on
                       else f"the contracted buyer {direct} already has this consumer")
             rejected = ev.LeadRejected(
@@ -49,6 +52,8 @@ class DuplicateChecker:
             await self.producer.publish(topics.LEAD_REJECTED, lead.lead_id, rejected,
                                         derived_event_id(lead.lead_id, "rejected"))
             return
+        if check.duplicate_buyer_ids:
+            metrics.DUPLICATES.labels("buyer").inc()
         verified = ev.LeadVerified(
             lead=lead,
             duplicate_buyer_ids=sorted(check.duplicate_buyer_ids),

@@ -51,6 +51,10 @@ class CircuitBreaker:
         if circuit is not None:
             circuit.trial_running = False
 
+    def buyer_ids(self) -> list[str]:
+        """The buyers this breaker has seen a call to."""
+        return list(self._circuits)
+
     def is_open(self, buyer_id: str) -> bool:
         circuit = self._circuits.get(buyer_id)
         return bool(circuit and circuit.failures >= self.threshold and self.clock() < circuit.open_until)

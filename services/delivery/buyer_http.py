@@ -22,6 +22,7 @@ from leadx.delivery.buyer_auth import auth_headers
 from leadx.delivery.post_adaptation import PreparedPost
 from leadx.delivery.post_adaptation.replies import read_reply
 from leadx.delivery.post_adaptation.syntax import Auth, BuyerRules
+from services.delivery import metrics
 
 NO_AUTH = Auth()
 
@@ -118,16 +119,27 @@ class BuyerClient:
         limit = section.timeout_s if section and section.timeout_s else self.ping_timeout_s
         body = json.dumps(ping_body(opened, section.ping_fields if section else ())).encode()
         headers = {"Content-Type": "application/json", **auth_headers(section.auth if section else NO_AUTH, body)}
+        started = time.monotonic()
         try:
             async with self._client.post(buyer.ping_url, data=body, headers=headers,
                                        timeout=aiohttp.ClientTimeout(total=min(timeout_s, limit))) as response:
-                return PingResult(parse_bid(response.status, await response.read()), response.status < 500)
+                result = PingResult(parse_bid(response.status, await response.read()), response.status < 500)
         except (aiohttp.ClientError, asyncio.TimeoutError) as exc:  # noqa: UP041 (aiohttp raises both)
             log.info("ping failed", extra={"fields": {"buyer_id": buyer.id, "error": type(exc).__name__}})
+            metrics.pinged(buyer.id, "no_answer", time.monotonic() - started)
             return PingResult(None, False)
+        outcome = "error" if not result.answered else "no_bid" if result.bid_cents is None else "bid"
+        metrics.pinged(buyer.id, outcome, time.monotonic() - started)
+        return result
 
     async def post(self, buyer: BuyerAccount, closed: ev.AuctionClosed, prepared: PreparedPost,
                    section: BuyerRules | None = None) -> PostResult:
+        result = await self._post(buyer, closed, prepared, section)
+        metrics.posted(buyer.id, post_outcome(result), result.latency_ms / 1000 if result.reached else None)
+        return result
+
+    async def _post(self, buyer: BuyerAccount, closed: ev.AuctionClosed, prepared: PreparedPost,
+                    section: BuyerRules | None) -> PostResult:
         """One POST of the lead. Retried only when the connection was never made, so nothing was
         sent; a post that may have reached the buyer (a timeout, a dropped connection) is never
         sent again: it counts as not accepted and the lead moves on."""
@@ -159,6 +171,16 @@ class BuyerClient:
                       else f"rejected by buyer: {reply.error}")
         return PostResult(accepted, detail, _ms_since(started), status=status, response=body,
                           failed=status >= 500, connects=attempt)
+
+
+def post_outcome(result: PostResult) -> str:
+    if not result.reached:
+        return "not_reached"
+    if result.status is None:
+        return "no_answer"  # a timeout or a dropped connection: it may have reached the buyer
+    if result.status >= 500:
+        return "error"
+    return "accepted" if result.accepted else "rejected"
 
 
 def _ms_since(started: float) -> int:

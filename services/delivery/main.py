@@ -18,6 +18,7 @@ from services.delivery.attempts import AttemptLog
 from services.delivery.breaker import CircuitBreaker
 from services.delivery.buyer_http import BuyerClient
 from services.delivery.list_posts import ListPoster
+from services.delivery.metrics import BREAKERS
 from services.delivery.pings import PingFanout
 from services.delivery.post_rules import load_post_rules
 from services.delivery.sale import SaleCompletion
@@ -43,8 +44,8 @@ async def main(stop: asyncio.Event) -> None:
 
     rules = load_post_rules(settings.rules_dir)
     # Pings and posts trip separate circuits: a buyer can bid well and still fail to take leads.
-    ping_breaker = CircuitBreaker(settings.breaker_failures, settings.breaker_cooldown_s)
-    post_breaker = CircuitBreaker(settings.breaker_failures, settings.breaker_cooldown_s)
+    ping_breaker = BREAKERS.watch(CircuitBreaker(settings.breaker_failures, settings.breaker_cooldown_s), "ping")
+    post_breaker = BREAKERS.watch(CircuitBreaker(settings.breaker_failures, settings.breaker_cooldown_s), "post")
     pings = PingFanout(runtime.producer, redis, directory, client, namespace, rules, ping_breaker, post_breaker)
     sales = SaleCompletion(runtime.producer, redis, store, DedupPolicy.from_env(), directory, client,
                            fees, namespace, rules, post_breaker,

@@ -16,6 +16,7 @@ from leadx.delivery.post_adaptation.syntax import RuleBook
 from leadx.platform.ids import derived_event_id
 from leadx.platform.kafka.envelope import Envelope
 from leadx.platform.kafka.producer import EventProducer
+from services.delivery import metrics
 from services.delivery.breaker import CircuitBreaker
 from services.delivery.buyer_http import BuyerClient
 
@@ -48,6 +49,7 @@ class PingFanout:
         if buyer is None or self.rules.is_broken(buyer.id, buyer.name):
             return  # a buyer that could not be posted to is not asked for a bid
         if self.post_breaker.is_open(buyer.id) or not self.breaker.allow(buyer.id):
+            metrics.pinged(buyer.id, "breaker_open")
             return  # failing lately: skipped for its cool-down (its bids would be passed over anyway)
         result = await self.client.ping(buyer, opened, remaining_s, self.rules.for_buyer(buyer.id, buyer.name))
         self.breaker.record(buyer.id, ok=result.answered)

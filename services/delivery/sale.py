@@ -46,6 +46,7 @@ from leadx.platform.ids import derived_event_id
 from leadx.platform.kafka.envelope import Envelope
 from leadx.platform.kafka.producer import EventProducer
 from leadx.platform.logs import log_event
+from services.delivery import metrics
 from services.delivery.attempts import AttemptLog
 from services.delivery.breaker import CircuitBreaker
 from services.delivery.buyer_http import BuyerClient, PostResult
@@ -131,6 +132,7 @@ class SaleCompletion:
             if prepared is None:
                 continue  # its POST rules cannot adapt this lead: it is never sent a malformed one
             if not self.breaker.allow(buyer.id):
+                metrics.posted(buyer.id, "breaker_open")
                 log_event(log, "buyer passed over: its circuit is open after repeated failures",
                           auction_id=closed.auction_id, buyer_id=buyer.id)
                 continue

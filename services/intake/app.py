@@ -9,6 +9,7 @@ docs/integration-spec.md is the sellers' contract.
 from __future__ import annotations
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.routing import Route
 
 from leadx.platform.health import Readiness
@@ -16,6 +17,7 @@ from services.intake.admin import Admin
 from services.intake.buyers import Buyers
 from services.intake.endpoints import healthz, method_not_allowed, not_found, openapi, readyz
 from services.intake.lists import Lists
+from services.intake.metrics import HttpMetrics
 from services.intake.sellers import Sellers
 
 
@@ -32,6 +34,7 @@ def build_app(sellers: Sellers, buyers: Buyers, admin: Admin, lists: Lists, read
             Route("/readyz", readyz, methods=["GET"]),
         ],
         exception_handlers={404: not_found, 405: method_not_allowed},
+        middleware=[Middleware(HttpMetrics)],
         lifespan=lifespan,
     )
     app.state.readiness = readiness

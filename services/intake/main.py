@@ -18,7 +18,7 @@ from leadx.leads.verticals import load_verticals, zip_states
 from leadx.ledger.returns import ReturnPolicy
 from leadx.platform.db.engine import make_engine, session_factory
 from leadx.platform.db.schema import exit_unless_current
-from leadx.platform.health import Readiness
+from leadx.platform.health import HealthServer, Readiness
 from leadx.platform.kafka.admin import ensure_topics
 from leadx.platform.kafka.producer import EventProducer
 from leadx.platform.logs import setup_logging
@@ -54,9 +54,13 @@ def create_app(settings: IntakeSettings):
     readiness.add("producer", lambda: producer.started)
     readiness.add("verdicts", lambda: verdicts.positioned)
     readiness.add("buyers", lambda: buyers.loaded)
+    # /metrics (and /healthz, /readyz again) on the health port, as every service: never on the
+    # sellers' port.
+    health = HealthServer(readiness, common.health_port)
 
     @contextlib.asynccontextmanager
     async def lifespan(_app):
+        await health.start()
         await asyncio.to_thread(buyers.load)
         refresher = asyncio.create_task(buyers.refresh_forever())
         await ensure_topics(common.kafka)
@@ -73,6 +77,7 @@ def create_app(settings: IntakeSettings):
         await producer.stop()
         await redis.aclose()
         engine.dispose()
+        await health.stop()
 
     callers = Callers(sessions, RateLimiter(redis, namespace, settings.rate_limit_per_second))
     return build_app(

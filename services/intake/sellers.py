@@ -41,6 +41,7 @@ from services.intake.buyers import bought_lead
 from services.intake.endpoints import endpoint
 from services.intake.formats import Answer, parse_body, request_format
 from services.intake.guards import IdempotencyStore
+from services.intake.metrics import counted_leads
 from services.intake.ping_tokens import (
     HASHED_FIELDS,
     PING_FIELDS,
@@ -93,8 +94,8 @@ class Sellers:
 
     def routes(self) -> list[Route]:
         return [
-            Route("/v1/ping", endpoint(self.ping), methods=["POST"]),
-            Route("/v1/post", endpoint(self.post_lead), methods=["POST"]),
+            Route("/v1/ping", endpoint(counted_leads("ping", self.ping)), methods=["POST"]),
+            Route("/v1/post", endpoint(counted_leads("post", self.post_lead)), methods=["POST"]),
             Route("/v1/leads/{lead_id}", endpoint(self.get_lead), methods=["GET"]),
             Route("/v1/buyers/{account_id}/rating", endpoint(self.rate_buyer), methods=["GET", "PUT"]),
         ]

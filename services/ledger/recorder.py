@@ -33,6 +33,7 @@ from leadx.platform.db.models import (
 )
 from leadx.platform.kafka.envelope import Envelope
 from leadx.platform.utc_days import period_start, utc_day
+from services.ledger import metrics
 
 CONSUMER = "ledger"
 _COUNTERS = "leadx.counters"  # session.info key of the counter additions awaiting _write_counters
@@ -64,6 +65,8 @@ class Recorder:
                 _APPLY[envelope.topic](session, envelope.message)
                 applied.append(True)
             _write_counters(session)
+        # Counted once committed: a batch that failed is applied again, and counted then.
+        metrics.count_recorded(e for e, first in zip(envelopes, applied, strict=True) if first)
         return applied
 
 

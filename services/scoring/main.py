@@ -20,6 +20,7 @@ from leadx.platform.ids import derived_event_id
 from leadx.platform.kafka.envelope import Envelope
 from leadx.platform.runtime import ServiceRuntime, run
 from leadx.scoring.registry import current
+from services.scoring.metrics import LEADS_SCORED
 from services.scoring.scorer import BatchScorer
 
 log = logging.getLogger("leadx.scoring")
@@ -62,6 +63,7 @@ async def main(stop: asyncio.Event) -> None:
                                model_version=version, timing_factor=result.timing_factor)
         await runtime.producer.publish(topics.LEAD_SCORED, lead.lead_id, scored,
                                        derived_event_id(lead.lead_id, "scored"))
+        LEADS_SCORED.inc()
 
     runtime.consume("scoring", {topics.LEAD_VERIFIED: ev.LeadVerified}, handle)
     reloading = asyncio.create_task(follow_registry(scorer, registry, env_float("SCORING_RELOAD_SECONDS", 30.0), stop))

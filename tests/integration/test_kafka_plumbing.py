@@ -14,6 +14,7 @@ from leadx.platform.kafka.admin import ensure_topics
 from leadx.platform.kafka.consumer import EventConsumer
 from leadx.platform.kafka.envelope import Envelope
 from leadx.platform.kafka.producer import EventProducer
+from tests.integration.harness import read_records
 
 pytestmark = pytest.mark.integration
 
@@ -95,9 +96,10 @@ def test_a_failing_handler_is_retried_not_skipped(kafka_bootstrap, unique_prefix
     asyncio.run(scenario())
 
 
-def test_an_undecodable_record_is_skipped_and_the_rest_still_handled(kafka_bootstrap, unique_prefix):
+def test_an_undecodable_record_is_set_aside_on_dead_letter_and_the_rest_still_handled(kafka_bootstrap, unique_prefix):
     async def scenario() -> None:
         kafka, producer = await producer_on_lead_rejected(kafka_bootstrap, unique_prefix)
+        await ensure_topics(kafka, (topics.DEAD_LETTER,))
         topic = topics.name(unique_prefix, topics.LEAD_REJECTED)
         await producer._producer.send_and_wait(topic, value=b"\xff\xff\xff not protobuf", key=b"bad")
         await producer.publish(topics.LEAD_REJECTED, "L9", ev.LeadRejected(lead_id="L9"))
@@ -106,7 +108,8 @@ def test_an_undecodable_record_is_skipped_and_the_rest_still_handled(kafka_boots
         async def handler(envelope: Envelope) -> None:
             seen.append(envelope.message.lead_id)
 
-        consumer = EventConsumer(kafka, "poison", {topics.LEAD_REJECTED: ev.LeadRejected}, handler)
+        consumer = EventConsumer(kafka, "poison", {topics.LEAD_REJECTED: ev.LeadRejected}, handler,
+                                 dead_letters=producer)
         await consumer.start()
         while not seen:
             await asyncio.sleep(0.05)
@@ -114,6 +117,11 @@ def test_an_undecodable_record_is_skipped_and_the_rest_still_handled(kafka_boots
         assert seen == ["L9"]
         assert await committed(kafka_bootstrap, consumer.group_id, topic) == 2
         await producer.stop()
+        [dead] = read_records(kafka_bootstrap, topics.name(unique_prefix, topics.DEAD_LETTER))
+        assert (dead.key, dead.value) == (b"bad", b"\xff\xff\xff not protobuf")
+        assert dict(dead.headers) == {"leadx-dead-topic": topic.encode(), "leadx-dead-partition": b"0",
+                                      "leadx-dead-offset": b"0", "leadx-dead-group": consumer.group_id.encode(),
+                                      "leadx-dead-reason": b"undecodable"}
 
     asyncio.run(scenario())
 

@@ -9,6 +9,7 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
 from leadx.platform.db.schema import create_fresh
+from leadx.platform.metrics import SQL_QUERY_SECONDS, sql_operation
 
 
 def normalise_url(url: str) -> str:
@@ -23,6 +24,7 @@ def make_engine(url: str) -> Engine:
     url = normalise_url(url)
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"timeout": 30})
+        _time_statements(engine)
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_connection, _record) -> None:
@@ -34,7 +36,28 @@ def make_engine(url: str) -> Engine:
             cursor.close()
 
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
+    engine = create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
+    _time_statements(engine)
+    return engine
+
+
+def _time_statements(engine: Engine) -> None:
+    """Each statement into `leadx_sql_query_duration_seconds`, by its operation (select, insert...)."""
+
+    @event.listens_for(engine, "before_cursor_execute")
+    def _started(connection, _cursor, _statement, _parameters, _context, _executemany) -> None:
+        connection.info.setdefault("leadx_started", []).append(time.perf_counter())
+
+    @event.listens_for(engine, "after_cursor_execute")
+    def _finished(connection, _cursor, statement, _parameters, _context, _executemany) -> None:
+        started = connection.info["leadx_started"].pop()
+        SQL_QUERY_SECONDS.labels(sql_operation(statement)).observe(time.perf_counter() - started)
+
+    @event.listens_for(engine, "handle_error")
+    def _failed(context) -> None:  # a failed statement has no after_cursor_execute: drop its start
+        started = context.connection.info.get("leadx_started") if context.connection is not None else None
+        if started:
+            started.pop()
 
 
 def _use_wal(cursor: sqlite3.Cursor, wait_s: float = 30.0) -> None:

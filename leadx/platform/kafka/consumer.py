@@ -16,6 +16,8 @@ from opentelemetry import trace
 from leadx.contracts import topics as topic_names
 from leadx.platform.config import KafkaSettings
 from leadx.platform.kafka.envelope import HEADER_EVENT_ID, Envelope
+from leadx.platform.kafka.producer import EventProducer
+from leadx.platform.metrics import CONSUMER_LAG, EVENT_HANDLER_FAILURES, EVENTS_DEAD_LETTERED
 from leadx.platform.telemetry import child_span, extract_context
 
 log = logging.getLogger(__name__)
@@ -52,7 +54,8 @@ class EventConsumer:
     it may repeat finished work, hence handlers must be idempotent.
 
     A handler error is retried with backoff (skipping the record would lose a lead); an
-    undecodable record is logged and skipped because no retry can ever succeed.
+    undecodable record, which no retry can ever handle, is set aside on dead.letter through
+    `dead_letters` (logged and skipped when none is given, as in tools that only read).
     """
 
     def __init__(
@@ -62,11 +65,13 @@ class EventConsumer:
         message_types: Mapping[str, type[Message]],
         handler: Handler,
         *,
+        dead_letters: EventProducer | None = None,
         max_in_flight: int = 256,
         session_timeout_ms: int = 10_000,
     ) -> None:
         self.settings = settings
         self.handler = handler
+        self.dead_letters = dead_letters
         self.types = {topic_names.name(settings.topic_prefix, base): (base, t)
                       for base, t in message_types.items()}
         self.group_id = topic_names.group(settings.topic_prefix, group)
@@ -87,6 +92,7 @@ class EventConsumer:
             rebalance_timeout_ms=session_timeout_ms,
             fetch_max_wait_ms=settings.fetch_max_wait_ms,
         )
+        CONSUMER_LAG.watch(self._consumer, self.group_id)
         self._task: asyncio.Task | None = None
         self._stopping = False
 
@@ -157,21 +163,31 @@ class EventConsumer:
             # The same key's previous record first; its failure is its own (it stays uncommitted).
             await asyncio.wait([after])
         envelope = self._decode(record)
-        if envelope is None:
-            return
         delay = 0.1
         while True:
             try:
-                await self._handle(envelope, record.headers)
+                if envelope is None:
+                    await self._set_aside(record, "undecodable")
+                else:
+                    await self._handle(envelope, record.headers)
                 return
             except Exception:
                 if self._stopping:
                     # Left unfinished: its offset is not committed, so the next owner redoes it.
                     raise
+                EVENT_HANDLER_FAILURES.labels(record.topic).inc()
                 log.exception("handler failed; retrying", extra={"fields": {
-                    "topic": envelope.topic, "key": envelope.key, "event_id": envelope.event_id}})
+                    "topic": record.topic, "partition": record.partition, "offset": record.offset}})
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
+
+    async def _set_aside(self, record, reason: str) -> None:
+        if self.dead_letters is not None:
+            await self.dead_letters.set_aside(record, self.group_id, reason)
+        EVENTS_DEAD_LETTERED.labels(record.topic, reason).inc()
+        log.error("event set aside", extra={"fields": {
+            "topic": record.topic, "partition": record.partition, "offset": record.offset, "reason": reason,
+            "dead_letter": self.dead_letters is not None}})
 
     async def _handle(self, envelope: Envelope, headers) -> None:
         parent = extract_context(headers or ())
@@ -188,8 +204,6 @@ class EventConsumer:
         try:
             message = message_type.FromString(record.value or b"")
         except DecodeError:
-            log.error("undecodable event skipped", extra={"fields": {
-                "topic": record.topic, "partition": record.partition, "offset": record.offset}})
             return None
         return Envelope(
             topic=base,

@@ -56,3 +56,15 @@ class EventProducer:
                 full_topic, value=message.SerializeToString(), key=key.encode(), headers=headers
             )
         return event_id
+
+    async def set_aside(self, record, group: str, reason: str) -> None:
+        """Publish a consumed record, bytes and headers as they were, to dead.letter, with headers
+        naming its topic, partition and offset, the consumer group and why it was set aside; wait
+        for the broker."""
+        if self._producer is None:
+            raise RuntimeError("set_aside before start()")
+        where = (record.topic, str(record.partition), str(record.offset), group, reason)
+        headers = [*(record.headers or ()), *((name, value.encode()) for name, value in
+                                              zip(topic_names.DEAD_LETTER_HEADERS, where, strict=True))]
+        await self._producer.send_and_wait(topic_names.name(self.settings.topic_prefix, topic_names.DEAD_LETTER),
+                                           value=record.value, key=record.key, headers=headers)

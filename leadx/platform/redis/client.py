@@ -3,15 +3,49 @@
 redis-py's asyncio pool raises MaxConnectionsError once its limit is reached, and our consumers
 handle hundreds of records at once. A blocking pool makes the surplus wait for a connection
 instead, and bounds what one replica asks of Redis.
+
+Every command and pipeline is timed into `leadx_redis_command_duration_seconds` (the Pipeliner's
+batches of leadx.platform.redis.pipeline too), labelled by the command's name only.
 """
 
 from __future__ import annotations
 
+import time
+
 from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio.client import Pipeline
+
+from leadx.platform.metrics import REDIS_COMMAND_SECONDS
 
 MAX_CONNECTIONS = 64
 
 
+class TimedRedis(Redis):
+    async def execute_command(self, *args, **options):
+        started = time.perf_counter()
+        try:
+            return await super().execute_command(*args, **options)
+        finally:
+            REDIS_COMMAND_SECONDS.labels(command_name(args[0])).observe(time.perf_counter() - started)
+
+    def pipeline(self, transaction: bool = True, shard_hint: str | None = None) -> Pipeline:
+        return TimedPipeline(self.connection_pool, self.response_callbacks, transaction, shard_hint)
+
+
+class TimedPipeline(Pipeline):
+    async def execute(self, raise_on_error: bool = True):
+        started = time.perf_counter()
+        try:
+            return await super().execute(raise_on_error)
+        finally:
+            REDIS_COMMAND_SECONDS.labels("PIPELINE").observe(time.perf_counter() - started)
+
+
+def command_name(name) -> str:
+    """`SET`, `EVALSHA`, `SCRIPT LOAD`: the words of a command's name, never its arguments."""
+    return (name.decode() if isinstance(name, bytes) else str(name)).upper()
+
+
 def connect(url: str, max_connections: int = MAX_CONNECTIONS) -> Redis:
     pool = BlockingConnectionPool.from_url(url, max_connections=max_connections, timeout=20)
-    return Redis(connection_pool=pool)
+    return TimedRedis(connection_pool=pool)

@@ -12,10 +12,14 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import math
+import time
 
 from redis.asyncio import Redis
 from redis.exceptions import NoScriptError, ResponseError
 
+from leadx.platform.metrics import REDIS_COMMAND_SECONDS
+
+_PIPELINE_SECONDS = REDIS_COMMAND_SECONDS.labels("PIPELINE")
 MAX_PIPELINE = 64  # calls per round trip (bench/dedup.py: 32-128 were alike, 256 slower)
 REPLY_TIMEOUT_S = 30  # for a pipeline's replies, when the connection sets no socket timeout
 
@@ -97,6 +101,7 @@ class Pipeliner:
         self.round_trips += 1
         packed = b"".join(call for call, _, _ in batch)
         pool = self.redis.connection_pool
+        started = time.perf_counter()
         connection = await pool.get_connection()
         try:
             await connection.send_packed_command(packed, check_health=False)
@@ -113,6 +118,7 @@ class Pipeliner:
             raise
         finally:
             await pool.release(connection)
+            _PIPELINE_SECONDS.observe(time.perf_counter() - started)
         return results
 
 
