@@ -8,10 +8,16 @@ import os
 from collections.abc import Iterable, Iterator
 
 from opentelemetry import context, propagate, trace
-from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.resources import SERVICE_NAME, OTELResourceDetector, Resource
 from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
 from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
+
+from leadx.platform.config import ConfigError
+
+EXPORTERS_VARIABLE = "OTEL_TRACES_EXPORTER"
+EXPORTERS = ("otlp", "console", "none")
+OTLP_PROTOCOL = "http/protobuf"  # the only OTLP transport leadx ships (opentelemetry-exporter-otlp-proto-http)
 
 _configured = False
 _recording = True  # until setup_tracing decides: spans are recorded unless nothing exports them
@@ -20,28 +26,82 @@ _recording = True  # until setup_tracing decides: spans are recorded unless noth
 def setup_tracing(service: str, extra_processor: SpanProcessor | None = None) -> None:
     """Install the SDK tracer provider once per process.
 
-    `OTEL_TRACES_EXPORTER=console` prints spans. By default nothing exports them, and then they
-    are not recorded either: each span still carries a trace id (continued from its parent), so
-    trace ids reach logs and Kafka headers, but its attributes and timings, which nobody would
-    read, are not kept. Recording spans for nothing cost ~100 µs of an intake POST and ~80 µs of
-    a dedup check. `OTEL_TRACES_SAMPLER`, when set, decides as the OpenTelemetry SDK documents.
-    Production wires an OTLP collector here.
+    `OTEL_TRACES_EXPORTER` names the exporters, as the OpenTelemetry SDK configuration does: `otlp`
+    sends spans over OTLP/HTTP to a collector (set by the exporter's own OTEL_EXPORTER_OTLP_*
+    variables), `console` prints them, a comma list does both; `none` or unset, nothing (unlike the
+    SDK's default of `otlp`, see below). A name it does not know stops the service at start
+    (ConfigError), never a silent lack of traces. `OTEL_SERVICE_NAME` (or `service.name` in
+    `OTEL_RESOURCE_ATTRIBUTES`) renames the service, which is `service` otherwise.
+
+    When nothing exports spans, they are not recorded either: each span still carries a trace id
+    (continued from its parent), so trace ids reach logs and Kafka headers, but its attributes and
+    timings, which nobody would read, are not kept. Recording spans for nothing cost ~100 µs of an
+    intake POST and ~80 µs of a dedup check. `OTEL_TRACES_SAMPLER`, when set, decides as the
+    OpenTelemetry SDK documents.
+
+    Exported spans wait in a BatchSpanProcessor (`OTEL_BSP_*`); the provider is shut down at process
+    exit (atexit: every service's main returns, or raises SystemExit, once it has drained), which
+    exports what is left.
     """
     global _configured, _recording
     if _configured:
         return
-    console = os.environ.get("OTEL_TRACES_EXPORTER", "none") == "console"
-    exporting = console or extra_processor is not None
+    exporters = span_exporters()
+    exporting = bool(exporters) or extra_processor is not None
     # sampler=None lets the SDK read OTEL_TRACES_SAMPLER (default: parent-based, always on).
     sampler = None if exporting or os.environ.get("OTEL_TRACES_SAMPLER") else ALWAYS_OFF
-    provider = TracerProvider(resource=Resource.create({"service.name": service}), sampler=sampler)
+    provider = TracerProvider(resource=service_resource(service), sampler=sampler, shutdown_on_exit=True)
     _recording = sampler is not ALWAYS_OFF
-    if console:
-        provider.add_span_processor(BatchSpanProcessor(ConsoleSpanExporter()))
+    for exporter in exporters:
+        provider.add_span_processor(BatchSpanProcessor(exporter))
     if extra_processor is not None:
         provider.add_span_processor(extra_processor)
     trace.set_tracer_provider(provider)
     _configured = True
+
+
+def span_exporters() -> list[SpanExporter]:
+    """The exporters `OTEL_TRACES_EXPORTER` names (a comma list; case and spaces do not matter)."""
+    raw = os.environ.get(EXPORTERS_VARIABLE, "")
+    names = list(dict.fromkeys(name.strip().lower() for name in raw.split(",") if name.strip()))
+    accepted = f"one of {', '.join(EXPORTERS)}, or a comma list such as otlp,console"
+    unknown = [name for name in names if name not in EXPORTERS]
+    if unknown:
+        raise ConfigError(f"{EXPORTERS_VARIABLE}={raw!r}: unknown exporter {', '.join(map(repr, unknown))};"
+                          f" expected {accepted}")
+    if "none" in names and len(names) > 1:
+        raise ConfigError(f"{EXPORTERS_VARIABLE}={raw!r}: none cannot be listed with other exporters")
+    exporters: list[SpanExporter] = []
+    for name in names:
+        if name == "otlp":
+            exporters.append(_otlp_exporter())
+        elif name == "console":
+            exporters.append(ConsoleSpanExporter())
+    return exporters
+
+
+def _otlp_exporter() -> SpanExporter:
+    for variable in ("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "OTEL_EXPORTER_OTLP_PROTOCOL"):
+        protocol = os.environ.get(variable, "").strip()
+        if protocol:
+            if protocol != OTLP_PROTOCOL:
+                raise ConfigError(f"{variable}={protocol!r}: leadx exports spans over OTLP as {OTLP_PROTOCOL}"
+                                  " only (a collector's port 4318)")
+            break
+    # Imported only when spans go out over OTLP: the exporter and the HTTP client under it add
+    # ~75 ms to a service's start.
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+    # No arguments: the exporter reads its OTEL_EXPORTER_OTLP_* variables itself (endpoint,
+    # headers, timeout, compression, certificates).
+    return OTLPSpanExporter()
+
+
+def service_resource(service: str) -> Resource:
+    """The resource every span carries: `OTEL_RESOURCE_ATTRIBUTES`, with `service.name` from
+    `OTEL_SERVICE_NAME` or those attributes, `service` when neither names one."""
+    from_environment = OTELResourceDetector().detect().attributes.get(SERVICE_NAME)
+    return Resource.create({SERVICE_NAME: from_environment or service})
 
 
 _tracer: trace.Tracer | None = None

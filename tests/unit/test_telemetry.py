@@ -1,10 +1,18 @@
-"""Spans are recorded only when something exports them; trace ids flow either way. Each case runs
-in a fresh interpreter because the tracer provider is installed once per process."""
+"""Spans are recorded only when something exports them; trace ids flow either way. OTEL_TRACES_EXPORTER
+names the exporters, and a name it does not know stops the service. Each case that installs the
+tracer provider runs in a fresh interpreter, because it is installed once per process."""
 
 import json
 import os
 import subprocess
 import sys
+
+import pytest
+from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+from opentelemetry.sdk.trace.export import ConsoleSpanExporter
+
+from leadx.platform.config import ConfigError
+from leadx.platform.telemetry import service_resource, span_exporters
 
 PROBE = """
 import json
@@ -59,3 +67,105 @@ def test_with_a_span_processor_every_span_is_recorded_and_exported():
 
 def test_an_explicit_sampler_setting_is_obeyed():
     assert probe(False, OTEL_TRACES_SAMPLER="always_on")["recording"] is True
+
+
+# Which exporters OTEL_TRACES_EXPORTER names, as the OpenTelemetry SDK configuration spells them.
+
+@pytest.fixture
+def otel_env(monkeypatch):
+    for name in [name for name in os.environ if name.startswith("OTEL_")]:
+        monkeypatch.delenv(name)
+    return monkeypatch
+
+
+@pytest.mark.parametrize("value", [None, "", "none", " NONE "])
+def test_by_default_or_with_none_nothing_exports(otel_env, value):
+    if value is not None:
+        otel_env.setenv("OTEL_TRACES_EXPORTER", value)
+    assert span_exporters() == []
+
+
+def test_otlp_sends_over_http_to_the_endpoint_of_the_standard_variables(otel_env):
+    otel_env.setenv("OTEL_TRACES_EXPORTER", "otlp")
+    otel_env.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4318")
+    [exporter] = span_exporters()
+    assert isinstance(exporter, OTLPSpanExporter)
+    assert exporter._endpoint == "http://collector:4318/v1/traces"  # the exporter's own reading of the variable
+
+
+def test_console_prints(otel_env):
+    otel_env.setenv("OTEL_TRACES_EXPORTER", "console")
+    assert [type(e) for e in span_exporters()] == [ConsoleSpanExporter]
+
+
+@pytest.mark.parametrize("value", ["otlp,console", " otlp , Console ", "otlp,console,otlp,"])
+def test_a_comma_list_names_several_each_once(otel_env, value):
+    otel_env.setenv("OTEL_TRACES_EXPORTER", value)
+    assert [type(e) for e in span_exporters()] == [OTLPSpanExporter, ConsoleSpanExporter]
+
+
+@pytest.mark.parametrize("value, unknown", [("jaeger", "'jaeger'"), ("otlp,zipkin", "'zipkin'"),
+                                            ("logging,prometheus", "'logging', 'prometheus'")])
+def test_an_unknown_exporter_is_refused_with_the_variable_and_the_accepted_values(otel_env, value, unknown):
+    otel_env.setenv("OTEL_TRACES_EXPORTER", value)
+    with pytest.raises(ConfigError) as refused:
+        span_exporters()
+    assert str(refused.value) == (f"OTEL_TRACES_EXPORTER={value!r}: unknown exporter {unknown};"
+                                  " expected one of otlp, console, none, or a comma list such as otlp,console")
+
+
+def test_none_with_another_exporter_is_refused(otel_env):
+    otel_env.setenv("OTEL_TRACES_EXPORTER", "none,otlp")
+    with pytest.raises(ConfigError, match="none cannot be listed with other exporters"):
+        span_exporters()
+
+
+@pytest.mark.parametrize("variable", ["OTEL_EXPORTER_OTLP_PROTOCOL", "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL"])
+def test_an_otlp_protocol_other_than_http_protobuf_is_refused(otel_env, variable):
+    otel_env.setenv("OTEL_TRACES_EXPORTER", "otlp")
+    otel_env.setenv(variable, "http/protobuf")
+    assert [type(e) for e in span_exporters()] == [OTLPSpanExporter]
+    otel_env.setenv(variable, "grpc")
+    with pytest.raises(ConfigError, match=f"{variable}='grpc': leadx exports spans over OTLP as http/protobuf"):
+        span_exporters()
+
+
+def test_the_service_name_is_the_services_own_unless_the_environment_names_one(otel_env):
+    otel_env.setenv("OTEL_RESOURCE_ATTRIBUTES", "deployment.environment=staging")
+    assert service_resource("dedup").attributes["service.name"] == "dedup"
+    assert service_resource("dedup").attributes["deployment.environment"] == "staging"
+    otel_env.setenv("OTEL_RESOURCE_ATTRIBUTES", "service.name=leadx-dedup")
+    assert service_resource("dedup").attributes["service.name"] == "leadx-dedup"
+    otel_env.setenv("OTEL_SERVICE_NAME", "dedup-eu")  # the deployment's name wins, as the SDK documents
+    assert service_resource("dedup").attributes["service.name"] == "dedup-eu"
+
+
+def test_a_service_with_an_unknown_exporter_stops_at_start_and_says_why(env):
+    service_env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+    service_env |= {"OTEL_TRACES_EXPORTER": "jaeger", "KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:9",
+                    "REDIS_URL": "redis://127.0.0.1:9", "HEALTH_PORT": "0"}
+    done = subprocess.run([sys.executable, "-m", "services.dedup.main"], env=service_env, capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines()[-1] == (
+        "leadx.platform.config.ConfigError: OTEL_TRACES_EXPORTER='jaeger': unknown exporter 'jaeger';"
+        " expected one of otlp, console, none, or a comma list such as otlp,console")
+
+
+EXIT_PROBE = """
+from leadx.platform.telemetry import setup_tracing, tracer
+setup_tracing("probe")
+with tracer().start_as_current_span("last words"):
+    pass
+"""
+
+
+def test_spans_still_waiting_in_the_batch_are_exported_when_the_process_exits():
+    # A minute's schedule delay: only the provider's shutdown at exit can export the span in time.
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+    done = subprocess.run([sys.executable, "-c", EXIT_PROBE], capture_output=True, text=True, check=True,
+                          env={**clean, "OTEL_TRACES_EXPORTER": "console", "OTEL_BSP_SCHEDULE_DELAY": "60000",
+                               "OTEL_SERVICE_NAME": "exit-probe"}, timeout=60)
+    printed = json.loads(done.stdout)
+    assert printed["name"] == "last words"
+    assert printed["resource"]["attributes"]["service.name"] == "exit-probe"
