@@ -16,6 +16,8 @@ while older records sit in the changelog reads them, and one rolled back reads t
     pricing           "first" | "second" (absent: "first")
     shares            how many ranked bidders may buy the lead (absent: 1)
     scored            the lead.scored record that opened it, base64 (open records only)
+    trace             the W3C traceparent of its opening, so that its close at the deadline
+                      continues the lead's trace (open records only; absent before it was kept)
 """
 
 from __future__ import annotations
@@ -48,6 +50,7 @@ class Auction:
     # The lead.scored record that opened it: its close publishes the lead from it.
     scored: bytes = b""
     closed_at_ms: int = 0
+    trace: str = ""  # the opening's W3C traceparent ("" when none)
 
     @property
     def is_open(self) -> bool:
@@ -57,7 +60,7 @@ class Auction:
         """This auction with other bids and profiles: what dataclasses.replace makes, at a third of its
         cost, on the path of every bid (bench/auction.py)."""
         return Auction(self.status, self.opened_at_ms, self.closes_at_ms, self.min_price_cents, self.offered, bids,
-                       self.weights, profiles, self.pricing, self.shares, self.scored, self.closed_at_ms)
+                       self.weights, profiles, self.pricing, self.shares, self.scored, self.closed_at_ms, self.trace)
 
     def to_json(self) -> bytes:
         record = {"status": self.status, "opened_at_ms": self.opened_at_ms, "closes_at_ms": self.closes_at_ms,
@@ -66,6 +69,8 @@ class Auction:
                   "shares": self.shares}
         if self.scored:
             record["scored"] = base64.b64encode(self.scored).decode()
+        if self.trace:
+            record["trace"] = self.trace
         if self.status == CLOSED:
             record["closed_at_ms"] = self.closed_at_ms
         return json.dumps(record, separators=(",", ":")).encode()
@@ -89,4 +94,5 @@ class Auction:
             shares=record.get("shares") or 1,
             scored=base64.b64decode(scored) if scored else b"",
             closed_at_ms=record.get("closed_at_ms", 0),
+            trace=record.get("trace", ""),
         )

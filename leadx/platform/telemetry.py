@@ -153,6 +153,19 @@ def extract_context(headers: Iterable[tuple[str, bytes]]) -> context.Context:
     return propagate.extract(carrier)
 
 
+def current_trace_parent() -> str:
+    """The W3C `traceparent` of the current span ("" without one), to keep in stored state whose
+    later work (an auction's close at its deadline) continues this trace."""
+    carrier: dict[str, str] = {}
+    propagate.inject(carrier)
+    return carrier.get("traceparent", "")
+
+
+def context_of(trace_parent: str) -> context.Context | None:
+    """The context a `current_trace_parent()` value names, to start a child span in (None: none)."""
+    return propagate.extract({"traceparent": trace_parent}) if trace_parent else None
+
+
 def links_to(headers_of_each: Iterable[Iterable[tuple[str, bytes]]]) -> list[trace.Link]:
     """Links to the traces of a batch's messages, for the one span that processes the batch (a
     span has one parent, and each message of the batch comes from a trace of its own)."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import cast
 
 import faust
@@ -23,6 +24,7 @@ from leadx.contracts.events.v1 import events_pb2 as ev
 from leadx.leads.pii import IDENTIFYING_FIELDS
 from leadx.platform.ids import derived_event_id
 from leadx.platform.logs import log_event
+from leadx.platform.telemetry import current_trace_parent
 from services.auction import metrics
 from services.auction.closing import AuctionCloser
 from services.auction.deadlines import CLOSE, DeadlineIndex
@@ -71,6 +73,8 @@ class AuctionOpener:
                     auction = rules.with_bid(auction, direct, lead.min_price_cents)
             else:
                 auction, pinged = await self._select(scored, event.value, excluded, opened_at)
+            # Kept so that the close at the deadline, a timer's work, continues this lead's trace.
+            auction = replace(auction, trace=current_trace_parent())
             self.table[auction_id] = auction
             self.deadlines.push(auction.closes_at_ms, auction_id, CLOSE)
             fields = lead.fields

@@ -208,15 +208,12 @@ def test_the_auctions_batch_of_bids_links_to_the_trace_of_the_bid(sold: Lead):
     assert [(link.trace_id, link.span_id) for link in batch.links] == [(bid.trace_id, bid.span_id)]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "the auction closes at its deadline in a span ('auction close', services/auction/closing.py) that starts"
-    " a new trace, with neither a parent nor a link: the auction's state keeps no trace context of its opening"))
 def test_the_sale_closes_in_the_lead_s_trace(sold: Lead):
     for child, parent in CLOSING.items():
         assert sold[child].span.parent_span_id == sold[parent].span.span_id, (
             f"{child}'s parent is not {parent}:\n{describe(sold.spans)}")
-    # The close may continue the lead's trace, or start its own linked to it (a timer's work).
+    # The close at the deadline, a timer's work, continues the trace the auction's opening kept.
     close = sold[("auction", "auction close")]
-    linked = {link.trace_id.hex() for link in close.span.links}
-    assert sold.trace_id in {close.trace_id, *linked}, (
-        f"the sale is not in the lead's trace {sold.trace_id} nor linked to it:\n{describe(sold.spans)}")
+    assert close.trace_id == sold.trace_id, (
+        f"the sale is not in the lead's trace {sold.trace_id}:\n{describe(sold.spans)}")
+    assert close.span.parent_span_id == sold[("auction", "lead.scored process")].span.span_id

@@ -73,6 +73,15 @@ def test_an_auction_comes_back_from_its_json_as_it_was():
         assert AuctionCodec().loads(AuctionCodec().dumps(auction)) == auction
 
 
+def test_an_open_auction_keeps_its_openings_trace_through_bids_and_its_json_and_drops_it_once_closed():
+    parent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+    opened = replace(rules.new_auction(["b1"], 500, 1_000, 3_000, scored=SCORED), trace=parent)
+    bid = rules.with_bid(opened, "b1", 700)
+    assert bid.trace == parent and json.loads(bid.to_json())["trace"] == parent
+    assert Auction.from_json(bid.to_json()) == bid
+    assert "trace" not in json.loads(rules.closed(bid, 4_020).to_json())
+
+
 def test_a_closed_auction_keeps_only_what_refuses_late_bids_and_redelivered_leads():
     bid = rules.with_bid(rules.new_auction(["b1"], 500, 1_000, 3_000, scored=SCORED), "b1", 700, "p_1")
     closed = rules.closed(bid, 4_020)

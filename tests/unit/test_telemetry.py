@@ -9,10 +9,11 @@ import sys
 
 import pytest
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import ConsoleSpanExporter
 
 from leadx.platform.config import ConfigError
-from leadx.platform.telemetry import service_resource, span_exporters
+from leadx.platform.telemetry import context_of, current_trace_parent, service_resource, span_exporters
 
 PROBE = """
 import json
@@ -169,3 +170,13 @@ def test_spans_still_waiting_in_the_batch_are_exported_when_the_process_exits():
     printed = json.loads(done.stdout)
     assert printed["name"] == "last words"
     assert printed["resource"]["attributes"]["service.name"] == "exit-probe"
+
+
+def test_a_trace_parent_kept_in_state_lets_later_work_continue_the_trace():
+    local = TracerProvider().get_tracer("unit")  # this test process installs no global provider
+    with local.start_as_current_span("auction opening") as opening:
+        kept = current_trace_parent()
+    assert kept.split("-")[1] == format(opening.get_span_context().trace_id, "032x")
+    with local.start_as_current_span("auction close", context=context_of(kept)) as close:
+        assert close.get_span_context().trace_id == opening.get_span_context().trace_id
+    assert context_of("") is None
