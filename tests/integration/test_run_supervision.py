@@ -123,6 +123,12 @@ def test_the_printed_tour_and_the_readme_s_commands_work_beside_it(running: Runn
     assert balances.returncode == 0, balances.stderr
     books = json.loads(balances.stdout)  # the demo's sales are in the books the command reads
     assert books["sum_cents"] == 0 and any(cents for cents in books["balances_cents"].values()), books
+    status = beside(running, "leadx status --json")
+    assert status.returncode == 0, status.stdout + status.stderr
+    report = json.loads(status.stdout)  # the services the demo runs, read through LEADX_HEALTH_URLS
+    assert report["ok"] and {service["name"] for service in report["services"]} >= {
+        "intake", "dedup", "scoring", "auction", "delivery", "ledger"}
+    assert report["activity"]["last_hour"]["sales"] >= 1 and report["dead_letters"]["count"] == 0
 
     watch = running.lines[running.wait_for("watch the sales close") + 1].strip()
     assert watch.endswith("leadx tail sale.closed")

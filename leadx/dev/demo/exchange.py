@@ -130,6 +130,8 @@ def quick_tour(intake_port: int, seller_key: str, lead: dict, env_path: Path) ->
         f" -H 'Content-Type: application/json' -d {shlex.quote(json.dumps(lead))}",
         "leadx: watch the sales close, in another terminal:",
         f"  {command} tail sale.closed",
+        f"leadx: the exchange at a glance: {command} status  (each service's Prometheus metrics: GET /metrics"
+        " on its health port, listed in LEADX_HEALTH_URLS; docs/operations.md)",
     ]
 
 
