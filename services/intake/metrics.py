@@ -32,6 +32,9 @@ UNMATCHED = "unmatched"  # a request no route matched (answered 404)
 class HttpMetrics:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
+        # The labelled children per (route, method, status), looked up once: `labels()` takes a lock
+        # and builds its key on every call, which was most of this middleware's ~9 µs a request.
+        self._children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -49,11 +52,14 @@ class HttpMetrics:
         try:
             await self.app(scope, receive, send_noting_status)
         finally:
-            route = scope.get("route")
-            template = getattr(route, "path", UNMATCHED)
-            method = scope["method"]
-            HTTP_REQUESTS.labels(template, method, str(status)).inc()
-            HTTP_SECONDS.labels(template, method).observe(time.perf_counter() - started)
+            template = getattr(scope.get("route"), "path", UNMATCHED)
+            key = (template, scope["method"], status)
+            children = self._children.get(key)
+            if children is None:
+                children = self._children[key] = (HTTP_REQUESTS.labels(template, key[1], str(status)),
+                                                  HTTP_SECONDS.labels(template, key[1]))
+            children[0].inc()
+            children[1].observe(time.perf_counter() - started)
 
 
 def counted_leads(kind: str, handler: Callable[[Request], Awaitable[Answer]]) -> Callable[[Request], Awaitable[Answer]]:
