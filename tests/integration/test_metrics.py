@@ -1,10 +1,13 @@
-"""Prometheus metrics through the real services: every service serves /metrics on its health port;
-a sale, a refusal and an undecodable event move the counters docs/operations.md names; no label
-holds a lead id; and a real Prometheus scrapes every service and sees the sale."""
+"""What an operator watches, through the real services of the shared exchange: `leadx status` (every
+service ready, each consumer group's lag, the sales, dead letters, a service that is down); every
+service's /metrics on its health port, moved by a sale, a refusal and an undecodable event as
+docs/operations.md says, with no lead id in any label; and a real Prometheus scraping them all.
+`leadx status` runs first: the dead-letter test leaves records on dead.letter."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import shutil
 import subprocess
 from pathlib import Path
@@ -15,7 +18,9 @@ import yaml
 from aiokafka import AIOKafkaProducer
 from prometheus_client.parser import text_string_to_metric_families
 
+from leadx.cli.main import main
 from leadx.contracts import topics
+from leadx.dev.demo.exchange import health_urls
 from leadx.dev.stack import free_port
 from tests.conftest import poll_until
 from tests.integration.conftest import ALL_SERVICES
@@ -52,6 +57,63 @@ def grew(before: Samples, after: Samples, name: str, **labels: str) -> float:
 
 def scrape_all(market: Exchange) -> dict[str, Samples]:
     return {service: scrape(market, service) for service in ALL_SERVICES}
+
+
+# Every consumer group of the exchange that has committed once a lead was sold through an auction
+# with a bid (`bid.placed`); the auction's faust app's group among them.
+GROUPS = {"leadx-dedup", "leadx-scoring", "leadx-auction", "leadx-auction-bids", "leadx-delivery-pings",
+          "leadx-delivery-sales", "leadx-ledger"}
+
+
+@pytest.fixture
+def status(market: Exchange, monkeypatch, capsys):
+    """Runs `leadx status [args]` in this process, with the exchange's settings as `leadx run` writes
+    them: (exit code, what it printed)."""
+    for name, setting in {"KAFKA_BOOTSTRAP_SERVERS": market.stack.kafka_bootstrap,
+                          "DATABASE_URL": market.stack.database_url, "LEADX_TOPIC_PREFIX": market.prefix,
+                          "LEADX_HEALTH_URLS": health_urls(market.stack)}.items():
+        monkeypatch.setenv(name, setting)
+
+    def run(*args: str) -> tuple[int, str]:
+        code = main(["status", *args])
+        return code, capsys.readouterr().out
+
+    return run
+
+
+def json_status(status) -> tuple[int, dict]:
+    code, out = status("--json")
+    return code, json.loads(out)
+
+
+def test_leadx_status_shows_every_service_ready_each_groups_lag_and_the_sales(market: Exchange, status):
+    market.buyers.buyers["alpha"].bid = 1500
+    response = market.post(market.new_consumer() | {"min_price": 1000})
+    assert response.status_code == 200, response.text
+    lead_id = response.json()["lead_id"]
+    poll_until(lambda: any(r.lead_id == lead_id and r.sold for r in market.sale_rows()), message="the sale")
+
+    def every_group_committed():
+        code, report = json_status(status)
+        return {g["group"].removeprefix(market.prefix) for g in report["lag"]} >= GROUPS and (code, report)
+
+    code, report = poll_until(every_group_committed, message="a commit of every consumer group")
+    assert code == 0 and report["ok"] and report["problems"] == [] and report["errors"] == {}
+    assert [(s["name"], s["state"]) for s in report["services"]] == [(name, "ready") for name in ALL_SERVICES]
+    assert report["topic_prefix"] == market.prefix
+    for lag in report["lag"]:
+        assert lag["group"].startswith(f"{market.prefix}leadx-") and lag["topic"].startswith(market.prefix)
+        assert 0 <= lag["max_partition_lag"] <= lag["lag"] and lag["partitions"] >= 1
+    by_group = {(g["group"], g["topic"]) for g in report["lag"]}
+    assert (f"{market.prefix}leadx-auction", f"{market.prefix}{topics.LEAD_SCORED}") in by_group  # faust's
+    assert report["activity"]["last_minute"]["leads"] >= 1 and report["activity"]["last_minute"]["sales"] >= 1
+    assert report["activity"]["last_hour"]["sales_cents"] >= 1500
+    assert report["dead_letters"] == {"count": 0, "newest": []}
+
+    code, text = status()
+    assert code == 0 and text.endswith("status: OK\n")
+    assert "  dedup     ready\n" in text and "dead letters: 0\n" in text
+    assert f"consumer lag (groups and topics of prefix '{market.prefix}')" in text
 
 
 def test_a_sale_a_refusal_and_a_bad_event_show_in_every_services_metrics(market: Exchange):
@@ -105,7 +167,8 @@ def test_a_sale_a_refusal_and_a_bad_event_show_in_every_services_metrics(market:
         assert lead_id not in metrics_text(market, service)
 
 
-def test_an_event_no_retry_can_handle_is_set_aside_on_dead_letter_and_counted(market: Exchange):
+def test_an_event_no_retry_can_handle_is_set_aside_on_dead_letter_counted_and_shown(market: Exchange, status,
+                                                                                    monkeypatch):
     submitted = topics.name(market.prefix, topics.LEAD_SUBMITTED)
     before = {service: scrape(market, service) for service in ("dedup", "ledger")}
 
@@ -135,6 +198,23 @@ def test_an_event_no_retry_can_handle_is_set_aside_on_dead_letter_and_counted(ma
     # The partition moved on: the next lead is handled.
     market.buyers.buyers["beta"].bid = 1800
     assert market.post(market.new_consumer()).status_code == 200
+
+    # `leadx status` says so, and exits 1; and a service that does not answer is down.
+    code, report = json_status(status)
+    assert code == 1 and report["problems"] == ["2 dead-lettered"] and report["dead_letters"]["count"] == 2
+    assert {(d["topic"], d["group"], d["reason"]) for d in report["dead_letters"]["newest"]} == {
+        (submitted, topics.group(market.prefix, "dedup"), "undecodable"),
+        (submitted, topics.group(market.prefix, "ledger"), "undecodable")}
+    code, text = status()
+    assert code == 1 and "dead letters: 2\n  from lead.submitted partition" in text
+    gone = f"gone=http://127.0.0.1:{free_port()}"  # nothing listens there: a stopped service
+    monkeypatch.setenv("LEADX_HEALTH_URLS", f"{health_urls(market.stack)},{gone}")
+    code, report = json_status(status)
+    assert code == 1 and report["problems"] == ["gone down", "2 dead-lettered"]
+    assert next(s for s in report["services"] if s["name"] == "gone")["detail"] == "connection refused"
+    code, text = status()
+    assert "  gone      down (connection refused)\n" in text
+    assert text.endswith("status: NOT OK (gone down; 2 dead-lettered)\n")
 
 
 def test_a_real_prometheus_scrapes_every_service_and_sees_sales(market: Exchange, tmp_path: Path):
