@@ -15,24 +15,46 @@ T = TypeVar("T")
 
 
 class KeyCache(Generic[T]):
+    """Keys found and keys not found are cached apart, each for TTL_S: a flood of made-up keys
+    (each a miss, then cached as one, so a repeat costs no SQL) fills only the misses, and never
+    pushes the real callers' keys out to cost a look-up each again."""
+
     TTL_S = 30.0
-    MAX_CACHED = 10_000  # bounded, so a flood of made-up keys cannot grow it without limit
+    MAX_CACHED = 10_000  # per kind, bounded so that made-up keys cannot grow it without limit
 
     def __init__(self, sessions: sessionmaker[Session], lookup: Callable[[Session, str], T | None]) -> None:
         self.sessions = sessions
         self.lookup = lookup
-        self._cache: dict[str, tuple[T | None, float]] = {}
+        self._found: dict[str, tuple[T, float]] = {}
+        self._missed: dict[str, float] = {}
+        self.lookups = 0  # SQL look-ups made: what a flood of bad keys costs (the tests read it)
+
+    def known(self, key: str) -> T | None:
+        """The account of a key found within TTL_S, without a look-up (None: not known now)."""
+        found = self._found.get(key)
+        return found[0] if found is not None and found[1] >= time.monotonic() else None
 
     async def resolve(self, key: str) -> T | None:
         """What `lookup` found for this key (None: unknown, revoked or inactive)."""
-        cached = self._cache.get(key)
         now = time.monotonic()
-        if cached is None or cached[1] < now:
-            cached = (await asyncio.to_thread(self._lookup, key), now + self.TTL_S)
-            if len(self._cache) >= self.MAX_CACHED:
-                self._cache.clear()
-            self._cache[key] = cached
-        return cached[0]
+        found = self._found.get(key)
+        if found is not None and found[1] >= now:
+            return found[0]
+        missed = self._missed.get(key)
+        if missed is not None and missed >= now:
+            return None
+        self.lookups += 1
+        value = await asyncio.to_thread(self._lookup, key)
+        cache: dict = self._found if value is not None else self._missed
+        if len(cache) >= self.MAX_CACHED:
+            cache.clear()
+        if value is not None:
+            self._found[key] = (value, now + self.TTL_S)
+            self._missed.pop(key, None)
+        else:
+            self._missed[key] = now + self.TTL_S
+            self._found.pop(key, None)
+        return value
 
     def _lookup(self, key: str) -> T | None:
         with self.sessions() as session:

@@ -27,6 +27,7 @@ from leadx.platform.runtime import tune_garbage_collection
 from leadx.platform.telemetry import setup_tracing
 from services.intake.admin import Admin
 from services.intake.app import build_app
+from services.intake.auth_throttle import FailedAuthThrottle
 from services.intake.buyers import BuyerDeps, Buyers
 from services.intake.guards import IdempotencyStore, RateLimiter
 from services.intake.lists import Lists
@@ -79,7 +80,8 @@ def create_app(settings: IntakeSettings):
         engine.dispose()
         await health.stop()
 
-    callers = Callers(sessions, RateLimiter(redis, namespace, settings.rate_limit_per_second))
+    callers = Callers(sessions, RateLimiter(redis, namespace, settings.rate_limit_per_second),
+                      FailedAuthThrottle(redis, namespace, settings.auth_failures_per_minute))
     return build_app(
         sellers=Sellers(SellerDeps(
             callers=callers, sessions=sessions, producer=producer, verdicts=verdicts, redis=redis,

@@ -1,5 +1,6 @@
-"""What every intake endpoint shares: its error type, API-key authentication and the per-account
-rate limit, a bounded body read, and reading the request's own money and text fields."""
+"""What every intake endpoint shares: its error type, API-key authentication (with failed attempts
+throttled per source address) and the per-account rate limit, a bounded body read, and reading the
+request's own money and text fields."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from starlette.requests import ClientDisconnect, Request
 
 from leadx.accounts import accounts
 from leadx.accounts.api_keys import KeyCache, bearer_key
+from services.intake.auth_throttle import AuthThrottled, FailedAuthThrottle, source_address
 from services.intake.formats import Answer
 from services.intake.guards import RateLimiter
 
@@ -28,18 +30,33 @@ class ApiError(Exception):
 
 
 class ApiKeyAuth:
-    """The seller (or buyer) a request's `Authorization: Bearer <api key>` belongs to."""
+    """The seller (or buyer) a request's `Authorization: Bearer <api key>` belongs to. A key known
+    from an earlier request answers from the cache; any other is looked up in SQL only while its
+    source address is under the failed-authentication throttle (services.intake.auth_throttle)."""
 
-    def __init__(self, sessions: sessionmaker[Session],
+    def __init__(self, sessions: sessionmaker[Session], throttle: FailedAuthThrottle,
                  lookup: Callable[[Session, str], str | None] = accounts.seller_for_key) -> None:
         self.keys = KeyCache(sessions, lookup)
+        self.throttle = throttle
 
     async def account_id(self, request: Request) -> str:
         key = bearer_key(request.headers.get("authorization", ""))
         if key is None:
             raise ApiError(401, "AUTH_INVALID", "send your API key as 'Authorization: Bearer <key>'")
+        account_id = self.keys.known(key)
+        if account_id is not None:
+            return account_id
+        address = source_address(request)
+        try:
+            await self.throttle.check(address)
+        except AuthThrottled as throttled:
+            raise ApiError(429, "AUTH_THROTTLED",
+                           f"too many requests with API keys that are not valid from {address}; "
+                           f"retry in {throttled.retry_after_s} s with a valid key",
+                           headers={"Retry-After": str(throttled.retry_after_s)}) from None
         account_id = await self.keys.resolve(key)
         if account_id is None:
+            await self.throttle.failed(address)
             raise ApiError(401, "AUTH_INVALID", "the API key is not valid or has been revoked")
         return account_id
 
@@ -49,9 +66,9 @@ class Callers:
     the rate limit: every account, seller or buyer, gets the same per-second allowance, shared by
     all intake replicas."""
 
-    def __init__(self, sessions: sessionmaker[Session], limiter: RateLimiter) -> None:
-        self.seller_keys = ApiKeyAuth(sessions)
-        self.buyer_keys = ApiKeyAuth(sessions, accounts.buyer_for_key)
+    def __init__(self, sessions: sessionmaker[Session], limiter: RateLimiter, throttle: FailedAuthThrottle) -> None:
+        self.seller_keys = ApiKeyAuth(sessions, throttle)
+        self.buyer_keys = ApiKeyAuth(sessions, throttle, accounts.buyer_for_key)
         self.limiter = limiter
 
     async def limited(self, request: Request, keys: ApiKeyAuth) -> str:

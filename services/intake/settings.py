@@ -17,6 +17,7 @@ class IntakeSettings:
     public_url: str  # base of the status URLs handed to sellers
     rules_dir: str  # the lead constraint rules (leadx/rules by default)
     rate_limit_per_second: int  # per seller, across replicas; 0 switches it off
+    auth_failures_per_minute: int  # per source address, across replicas; 0 switches it off
     idempotency_ttl_s: int  # how long a retried POST gets the first answer back
     ping_ttl_s: int  # how long a ping token is good for
     phone_area_must_match: bool  # a phone area code outside the ZIP's state: error, not warning
@@ -34,6 +35,7 @@ class IntakeSettings:
             public_url=env_str("INTAKE_PUBLIC_URL", f"http://127.0.0.1:{port}").rstrip("/"),
             rules_dir=env_str("INTAKE_RULES_DIR", str(PACKAGED_RULES)),
             rate_limit_per_second=env_int("INTAKE_RATE_LIMIT_PER_SECOND", 500),
+            auth_failures_per_minute=env_int("INTAKE_AUTH_FAILURES_PER_MINUTE", 60),
             idempotency_ttl_s=env_int("INTAKE_IDEMPOTENCY_TTL_SECONDS", 86_400),
             ping_ttl_s=env_int("INTAKE_PING_TOKEN_TTL_SECONDS", 900),
             phone_area_must_match=env_bool("INTAKE_PHONE_AREA_MUST_MATCH", False),

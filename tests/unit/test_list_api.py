@@ -179,6 +179,7 @@ async def intake(sessions, redis_url: str, per_second: int = 0, admin_key: str =
     from leadx.platform.health import Readiness
     from services.intake.admin import Admin
     from services.intake.app import build_app
+    from services.intake.auth_throttle import FailedAuthThrottle
     from services.intake.buyers import Buyers
     from services.intake.lists import Lists
     from services.intake.requests import Callers
@@ -186,7 +187,7 @@ async def intake(sessions, redis_url: str, per_second: int = 0, admin_key: str =
 
     redis = connect(redis_url)
     namespace = f"t{uuid.uuid4().hex[:8]}."
-    callers = Callers(sessions, RateLimiter(redis, namespace, per_second))
+    callers = Callers(sessions, RateLimiter(redis, namespace, per_second), FailedAuthThrottle(redis, namespace, 60))
     deps = SimpleNamespace(sessions=sessions, secret=b"k" * 32, dedup=None, redis=redis, producer=None,
                            namespace=namespace, max_body_bytes=64 * 1024, admin_api_key=admin_key, callers=callers)
     app = build_app(Sellers(deps), Buyers(deps), Admin(sessions, admin_key),

@@ -1,0 +1,124 @@
+"""Failed authentication, against a real Redis and real SQL: an address that keeps sending unknown
+keys is refused before any look-up once over its allowance, without holding up callers whose keys
+are known or other addresses; a repeated unknown key costs no SQL, and a flood of them never pushes
+the known keys out of the cache."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import httpx
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from leadx.accounts import accounts
+from leadx.accounts.api_keys import KeyCache
+from leadx.platform.redis.client import connect
+from services.intake.auth_throttle import WINDOW_S, AuthThrottled, FailedAuthThrottle
+from services.intake.guards import RateLimiter
+from services.intake.requests import ApiError, Callers
+
+PER_MINUTE = 3
+
+
+def app_of(callers: Callers) -> Starlette:
+    async def whoami(request: Request) -> JSONResponse:
+        try:
+            return JSONResponse({"seller": await callers.limited(request, callers.seller_keys)})
+        except ApiError as error:
+            return JSONResponse({"code": error.code, "message": error.message}, error.http_status, error.headers)
+    return Starlette(routes=[Route("/whoami", whoami)])
+
+
+def test_an_address_guessing_keys_is_throttled_before_any_look_up_and_no_one_else_is(sessions, redis_url):
+    with sessions() as session:
+        known, unknown_yet = (accounts.create_seller(session, name) for name in ("Known", "Not Yet Known"))
+        session.commit()
+
+    async def scenario() -> dict:
+        redis = connect(redis_url)
+        namespace = f"t{uuid.uuid4().hex[:8]}."
+        callers = Callers(sessions, RateLimiter(redis, namespace, 0), FailedAuthThrottle(redis, namespace, PER_MINUTE))
+        app = app_of(callers)
+
+        def client(address: str) -> httpx.AsyncClient:
+            transport = httpx.ASGITransport(app=app, client=(address, 40000))
+            return httpx.AsyncClient(transport=transport, base_url="http://intake")
+
+        async def ask(http: httpx.AsyncClient, key: str) -> httpx.Response:
+            return await http.get("/whoami", headers={"Authorization": f"Bearer {key}"})
+
+        try:
+            async with client("203.0.113.7") as guesser, client("198.51.100.2") as other:
+                seen = {"known first": await ask(guesser, known.api_key)}
+                seen["guesses"] = [await ask(guesser, f"lx_guess{n}") for n in range(PER_MINUTE)]
+                lookups = callers.seller_keys.keys.lookups
+                seen["throttled"] = await ask(guesser, "lx_guess-more")
+                seen["throttled lookups"] = callers.seller_keys.keys.lookups - lookups
+                seen["known again"] = await ask(guesser, known.api_key)
+                seen["not yet known"] = await ask(guesser, unknown_yet.api_key)
+                seen["other address"] = await ask(other, unknown_yet.api_key)
+                seen["other's bad key"] = await ask(other, "lx_guess0")
+            return seen
+        finally:
+            await redis.aclose()
+
+    seen = asyncio.run(scenario())
+    assert seen["known first"].json() == {"seller": known.id}
+    assert [r.status_code for r in seen["guesses"]] == [401] * PER_MINUTE
+    throttled = seen["throttled"]
+    assert throttled.status_code == 429 and throttled.json()["code"] == "AUTH_THROTTLED"
+    assert "203.0.113.7" in throttled.json()["message"]
+    assert 1 <= int(throttled.headers["retry-after"]) <= WINDOW_S
+    assert seen["throttled lookups"] == 0  # refused before SQL
+    assert seen["known again"].json() == {"seller": known.id}  # a key known from before still works
+    assert seen["not yet known"].status_code == 429  # a key not known yet waits out the minute, as documented
+    assert seen["other address"].json() == {"seller": unknown_yet.id}
+    assert seen["other's bad key"].status_code == 401
+
+
+def test_the_throttle_counts_per_minute_and_zero_switches_it_off(redis_url):
+    async def scenario() -> tuple[bool, bool, bool]:
+        redis = connect(redis_url)
+        namespace = f"t{uuid.uuid4().hex[:8]}."
+        try:
+            throttle, off = FailedAuthThrottle(redis, namespace, 2), FailedAuthThrottle(redis, namespace, 0)
+            minute = 1_800_000_000 - 1_800_000_000 % WINDOW_S
+            for _ in range(2):
+                await throttle.failed("192.0.2.1", minute + 5)
+                await off.failed("192.0.2.1", minute + 5)
+
+            async def refused(guard: FailedAuthThrottle, at: float) -> bool:
+                try:
+                    await guard.check("192.0.2.1", at)
+                except AuthThrottled:
+                    return True
+                return False
+            return await refused(throttle, minute + 50), await refused(throttle, minute + WINDOW_S + 1), \
+                await refused(off, minute + 50)
+        finally:
+            await redis.aclose()
+
+    assert asyncio.run(scenario()) == (True, False, False)
+
+
+def test_an_unknown_key_costs_one_look_up_and_a_flood_of_them_keeps_the_known_keys(sessions):
+    with sessions() as session:
+        seller = accounts.create_seller(session, "Cached")
+        session.commit()
+    cache = KeyCache(sessions, accounts.seller_for_key)
+    cache.MAX_CACHED = 5
+
+    async def scenario() -> list:
+        found = await cache.resolve(seller.api_key)
+        repeats = [await cache.resolve("lx_nope") for _ in range(3)]
+        flood = [await cache.resolve(f"lx_flood{n}") for n in range(12)]
+        return [found, repeats, flood, cache.known(seller.api_key)]
+
+    found, repeats, flood, known = asyncio.run(scenario())
+    assert found == seller.id and repeats == [None] * 3 and flood == [None] * 12
+    assert cache.lookups == 1 + 1 + 12  # the repeated bad key was looked up once
+    assert known == seller.id  # the flood filled only the misses
