@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import math
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from redis.asyncio import Redis
@@ -55,17 +58,44 @@ class RateLimiter:
         return Limited(max(1, math.ceil(wait_ms / 1000))) if wait_ms else None
 
 
+# What makes two POSTs under one idempotency key "the same lead": the lead as the exchange would
+# submit it, not the bytes it came in, so a retry in another format, with its keys in another order
+# or a phone written another way is still the same lead. The ping token is left out: it is a proof
+# checked against these same fields before the key is used, and a retry after a new PING carries a
+# new token for the same lead. docs/integration-spec.md#retries says the same to sellers.
+class LeadFingerprints:
+    """Keyed hashes of leads: a lead's fields hold raw PII, which reaches Redis only keyed (HMAC)."""
+
+    def __init__(self, platform_secret: bytes) -> None:
+        # A key of its own, so a fingerprint can never be confused with an identity key or a token's signature.
+        self._key = hmac.new(platform_secret, b"leadx idempotency fingerprint v1", hashlib.sha256).digest()
+
+    def of(self, vertical: str, fields: Mapping[str, str], min_price_cents: int, buyer_id: str,
+           reference: str) -> str:
+        """`fields` as verified (normalised); `min_price_cents` as the seller gave it (0 when absent)."""
+        canonical = json.dumps({"vertical": vertical, "fields": dict(fields), "min_price": min_price_cents,
+                                "buyer": buyer_id, "reference": reference}, sort_keys=True, separators=(",", ":"))
+        return hmac.new(self._key, canonical.encode(), hashlib.sha256).hexdigest()
+
+
 @dataclass(frozen=True)
 class FirstAttempt:
+    """The attempt that first used a key."""
+
     lead_id: str
     answer: Answer | None  # None while the first attempt is still being answered
+    same_lead: bool = True  # False: the key was first used for a different lead; nothing may be answered from it
 
 
 class IdempotencyStore:
-    """A retried POST with the same key gets the first attempt's answer, never a second lead.
+    """A retried POST with the same key gets the first attempt's answer, never a second lead; the
+    same key with a different lead is told so, never answered with the first lead's answer.
 
-    The key is claimed (SET NX) with the lead id before the lead is published, so two concurrent
-    attempts cannot both publish; the final answer replaces the claim once it is known.
+    The key is claimed (SET NX) with the lead id and the lead's fingerprint in one value before the
+    lead is published, so two concurrent attempts cannot both publish, and whoever loses the claim
+    compares against the fingerprint of the one that won it; the final answer replaces the claim
+    once it is known, keeping the fingerprint. A record without a fingerprint was written by an
+    earlier version (upgrades happen with keys live): it is answered as that version answered it.
     """
 
     def __init__(self, redis: Redis, namespace: str, ttl_s: int) -> None:
@@ -74,21 +104,24 @@ class IdempotencyStore:
     def _key(self, seller_id: str, key: str) -> str:
         return f"idem:{self.namespace}{seller_id}:{key}"
 
-    async def claim(self, seller_id: str, key: str, lead_id: str) -> FirstAttempt | None:
+    async def claim(self, seller_id: str, key: str, lead_id: str, fingerprint: str) -> FirstAttempt | None:
         """None if this attempt is the first (and now owns the key), else the first attempt."""
         stored_key = self._key(seller_id, key)
+        claim = json.dumps({"lead_id": lead_id, "fingerprint": fingerprint})
         for _ in range(3):  # the claim can expire between SET and GET; then simply claim again
-            if await self.redis.set(stored_key, json.dumps({"lead_id": lead_id}), nx=True, ex=self.ttl_s):
+            if await self.redis.set(stored_key, claim, nx=True, ex=self.ttl_s):
                 return None
             raw = await self.redis.get(stored_key)
             if raw is not None:
                 stored = json.loads(raw)
                 answer = stored.get("answer")
-                return FirstAttempt(stored["lead_id"], Answer(**answer) if answer else None)
+                first = stored.get("fingerprint")
+                return FirstAttempt(stored["lead_id"], Answer(**answer) if answer else None,
+                                    same_lead=first is None or first == fingerprint)
         raise RuntimeError(f"idempotency key {key!r} could neither be claimed nor read")
 
-    async def record(self, seller_id: str, key: str, answer: Answer) -> None:
-        stored = {"lead_id": answer.lead_id,
+    async def record(self, seller_id: str, key: str, answer: Answer, fingerprint: str) -> None:
+        stored = {"lead_id": answer.lead_id, "fingerprint": fingerprint,
                   "answer": {"status": answer.status, "http_status": answer.http_status, "lead_id": answer.lead_id,
                              "errors": answer.errors, "extra": answer.extra, "headers": answer.headers}}
         await self.redis.set(self._key(seller_id, key), json.dumps(stored), ex=self.ttl_s)

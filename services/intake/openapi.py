@@ -14,7 +14,7 @@ from leadx.ledger.outcomes import MAX_NOTE_CHARS, OUTCOMES
 ERROR_CODES = [
     "FIELD_MISSING", "FIELD_INVALID", "ZIP_UNKNOWN", "ZIP_STATE_MISMATCH", "DUPLICATE", "AUTH_INVALID",
     "PAYLOAD_MALFORMED", "PAYLOAD_TOO_LARGE", "UNSUPPORTED_MEDIA_TYPE", "RATE_LIMITED", "PING_MISMATCH",
-    "LEAD_NOT_FOUND", "NOT_FOUND", "METHOD_NOT_ALLOWED", "SERVICE_UNAVAILABLE",
+    "IDEMPOTENCY_KEY_REUSED", "LEAD_NOT_FOUND", "NOT_FOUND", "METHOD_NOT_ALLOWED", "SERVICE_UNAVAILABLE",
     "RETURN_WINDOW_CLOSED", "RETURN_RATE_EXCEEDED", "ACCOUNT_NOT_FOUND", "NOT_A_TRADING_PARTNER",
     "AUCTION_NOT_FOUND", "AUCTION_CLOSED", "BID_TOO_LOW", "PARTNERSHIP_NOT_FOUND",
     "LIST_NOT_FOUND", "LIST_CLOSED", "LIST_OPEN", "LIST_EMPTY", "BELOW_RESERVE",
@@ -148,10 +148,13 @@ def openapi_document() -> dict:
             "/v1/post": {"post": {
                 "summary": "Submit a whole lead for an auction or a direct sale",
                 "parameters": [{"name": "Idempotency-Key", "in": "header", "required": False,
-                                "schema": {"type": "string", "maxLength": 200}}],
+                                "description": "a retry with the same key and the same lead gets the first answer; "
+                                "with a different lead, 422 IDEMPOTENCY_KEY_REUSED. Without it, `reference` is "
+                                "the key", "schema": {"type": "string", "maxLength": 200}}],
                 "requestBody": {"required": True, "content": content(bodies)},
                 "responses": responses({"200": "accepted", "202": "pending: ask status_url", "409": "DUPLICATE",
-                                        "503": "SERVICE_UNAVAILABLE: retry", **common}),
+                                        "503": "SERVICE_UNAVAILABLE: retry", **common,
+                                        "422": f"{common['422']}, IDEMPOTENCY_KEY_REUSED"}),
             }},
             "/v1/leads/{lead_id}": {"get": {
                 "summary": "A lead's status, for the seller who sent it",

@@ -40,7 +40,7 @@ from services.intake import ratings
 from services.intake.buyers import bought_lead
 from services.intake.endpoints import endpoint
 from services.intake.formats import Answer, parse_body, request_format
-from services.intake.guards import IdempotencyStore
+from services.intake.guards import IdempotencyStore, LeadFingerprints
 from services.intake.metrics import counted_leads
 from services.intake.ping_tokens import (
     HASHED_FIELDS,
@@ -88,6 +88,7 @@ class Sellers:
         self.deps = deps
         self.verticals = load_verticals()
         self.tokens = PingTokens(deps.secret)
+        self.fingerprints = LeadFingerprints(deps.secret)
         # The owner marks of POSTs answered together share one round trip: a SET each through
         # redis-py cost ~15% of a POST's CPU.
         self.owner_marks = Pipeliner(deps.redis)
@@ -174,10 +175,22 @@ class Sellers:
             min_price_cents=min_price, submitted_at_ms=int(time.time() * 1000), direct_buyer_id=buyer_id,
             seller_reference=str(reference)[:100] if reference is not None else "",
         )
-        idempotency_key = request.headers.get("idempotency-key", "").strip()[:200] or lead.seller_reference
+        # The header is the key; without it the seller's own reference is, so a seller retrying with
+        # only its own id never makes a second lead either.
+        header_key = request.headers.get("idempotency-key", "").strip()[:200]
+        idempotency_key = header_key or lead.seller_reference
+        fingerprint = ""
         if idempotency_key:
-            first = await deps.idempotency.claim(seller_id, idempotency_key, lead.lead_id)
+            # Bound to the lead as the seller gave it: a direct sale's price is the contract's, which
+            # may change between two attempts that the seller sent alike.
+            fingerprint = self.fingerprints.of(vertical.name, result.fields, 0 if buyer_id else lead.min_price_cents,
+                                               buyer_id, lead.seller_reference)
+            first = await deps.idempotency.claim(seller_id, idempotency_key, lead.lead_id, fingerprint)
             if first is not None:
+                if not first.same_lead:
+                    # Answering the first lead's answer would tell the seller this consumer was
+                    # submitted when it never was.
+                    raise _key_reused(idempotency_key, bool(header_key), first.lead_id)
                 return first.answer or self._pending(first.lead_id)
         try:
             outcome = await self._submit(lead)
@@ -191,7 +204,7 @@ class Sellers:
             # A duplicate is answered with DUPLICATE alone: nothing about the lead's identities.
             outcome.extra = {**outcome.extra, **_warnings_of(result)}
         if idempotency_key:
-            await deps.idempotency.record(seller_id, idempotency_key, outcome)
+            await deps.idempotency.record(seller_id, idempotency_key, outcome, fingerprint)
         return outcome
 
     async def _submit(self, lead: ev.Lead) -> Answer:
@@ -302,6 +315,16 @@ def _rejected(result: Verification) -> Answer:
 
 def _warnings_of(result: Verification) -> dict:
     return {"warnings": [w.as_dict() for w in result.warnings]} if result.warnings else {}
+
+
+def _key_reused(key: str, from_header: bool, first_lead_id: str) -> ApiError:
+    named = f"Idempotency-Key '{key}'" if from_header else (
+        f"reference '{key}' (your idempotency key when no Idempotency-Key header is sent)")
+    own = "a key of its own" if from_header else "a reference of its own"
+    return ApiError(422, "IDEMPOTENCY_KEY_REUSED",
+                    f"{named} was first used for lead {first_lead_id}, with a different body; this lead was not "
+                    f"submitted. Send it with {own}, or resend lead {first_lead_id}'s body unchanged to get its "
+                    "answer", field=None if from_header else "reference")
 
 
 def _field_error(field: str, message: str) -> FieldError:

@@ -1,6 +1,7 @@
 """The sellers' integration contract through a running intake: the three formats, XML answers,
-PING then POST with its token, bait-and-switch, idempotent retries, revoked keys, the OpenAPI
-document against the served routes, and random bodies that never get a 5xx."""
+PING then POST with its token, bait-and-switch, idempotent retries (and a key reused for another
+lead refused), revoked keys, the OpenAPI document against the served routes, and random bodies that
+never get a 5xx."""
 
 from __future__ import annotations
 
@@ -155,6 +156,61 @@ def test_a_retried_post_gets_the_first_answer_and_makes_no_second_lead(market: E
                            ev.LeadSubmitted)
     leads = {event.lead.lead_id for _, event in submitted if event.lead.fields["email"] == lead["email"]}
     assert leads == {first.json()["lead_id"], by_reference[0]["lead_id"]}
+
+
+def test_a_key_used_again_for_a_different_lead_is_refused_and_that_lead_never_submitted(market: Exchange):
+    def by_header(lead: dict, key: str) -> httpx.Response:
+        return market.post(lead, headers={"Idempotency-Key": key})
+
+    # The reference is the key when no header is sent; the second consumer goes to the other replica.
+    first_consumer, second_consumer = market.new_consumer(), market.new_consumer()
+    first = market.post(first_consumer | {"reference": "R1"})
+    assert first.status_code == 200, first.text
+    first_id = first.json()["lead_id"]
+    reused = market.post(second_consumer | {"reference": "R1"}, instance="intake-2")
+    assert reused.status_code == 422, reused.text
+    assert reused.json()["status"] == "rejected" and reused.json()["lead_id"] is None
+    [error] = reused.json()["errors"]
+    assert error["code"] == "IDEMPOTENCY_KEY_REUSED" and error["field"] == "reference"
+    assert "reference 'R1'" in error["message"] and f"lead {first_id}" in error["message"]
+    assert market.post(first_consumer | {"reference": "R1"}).json() == first.json()  # a true retry still is one
+
+    # By header: the same lead in XML, its fields in another order and sent to the other replica, is
+    # a retry of the JSON one; a different consumer, or the same at another price, is refused.
+    lead = market.new_consumer() | {"min_price": 500}
+    in_json = by_header(lead, "order-88")
+    assert in_json.status_code == 200, in_json.text
+    headers = {"Authorization": f"Bearer {market.seller_key}", "Content-Type": "application/xml",
+               "Accept": "application/json", "Idempotency-Key": "order-88"}
+    in_xml = httpx.post(f"{market.intake_url('intake-2')}/v1/post", content=as_xml(dict(reversed(lead.items()))),
+                        headers=headers, timeout=15)
+    assert in_xml.status_code == 200 and in_xml.json() == in_json.json()
+    other_consumer = market.new_consumer() | {"min_price": 500}
+    for different in (other_consumer, lead | {"min_price": 600}):
+        refused = by_header(different, "order-88")
+        assert refused.status_code == 422, refused.text
+        [error] = refused.json()["errors"]
+        assert error["code"] == "IDEMPOTENCY_KEY_REUSED" and error["field"] is None
+        assert f"Idempotency-Key 'order-88' was first used for lead {in_json.json()['lead_id']}" in error["message"]
+
+    # A PING is not keyed: the same key twice on PINGs takes nothing from the POST that uses it next.
+    pinged = market.new_consumer()
+    for _ in range(2):
+        ping = send(market, "/v1/ping", json.dumps(ping_subset(pinged)).encode(), "application/json",
+                    **{"Idempotency-Key": "order-99"})
+        assert ping.status_code == 200 and ping.json()["ping_token"], ping.text
+    posted = by_header(pinged | {"ping_token": ping.json()["ping_token"]}, "order-99")
+    assert posted.status_code == 200 and posted.json()["status"] == "accepted", posted.text
+
+    submitted = read_topic(market.stack.kafka_bootstrap, topics.name(market.prefix, topics.LEAD_SUBMITTED),
+                           ev.LeadSubmitted)
+    leads_of: dict[str, set[str]] = {}
+    for _, event in submitted:
+        leads_of.setdefault(event.lead.fields["email"], set()).add(event.lead.lead_id)
+    assert leads_of.get(first_consumer["email"]) == {first_id}
+    assert leads_of.get(lead["email"]) == {in_json.json()["lead_id"]}  # one lead for JSON and XML
+    assert second_consumer["email"] not in leads_of and other_consumer["email"] not in leads_of  # never submitted
+    assert leads_of.get(pinged["email"]) == {posted.json()["lead_id"]}
 
 
 def test_a_revoked_key_is_refused(market: Exchange):
