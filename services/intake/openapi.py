@@ -13,7 +13,8 @@ from leadx.ledger.outcomes import MAX_NOTE_CHARS, OUTCOMES
 
 ERROR_CODES = [
     "FIELD_MISSING", "FIELD_INVALID", "ZIP_UNKNOWN", "ZIP_STATE_MISMATCH", "DUPLICATE", "AUTH_INVALID",
-    "PAYLOAD_MALFORMED", "PAYLOAD_TOO_LARGE", "UNSUPPORTED_MEDIA_TYPE", "RATE_LIMITED", "PING_MISMATCH",
+    "AUTH_THROTTLED", "PAYLOAD_MALFORMED", "PAYLOAD_TOO_LARGE", "UNSUPPORTED_MEDIA_TYPE", "RATE_LIMITED",
+    "PING_MISMATCH",
     "IDEMPOTENCY_KEY_REUSED", "LEAD_NOT_FOUND", "NOT_FOUND", "METHOD_NOT_ALLOWED", "SERVICE_UNAVAILABLE",
     "RETURN_WINDOW_CLOSED", "RETURN_RATE_EXCEEDED", "ACCOUNT_NOT_FOUND", "NOT_A_TRADING_PARTNER",
     "AUCTION_NOT_FOUND", "AUCTION_CLOSED", "BID_TOO_LOW", "PARTNERSHIP_NOT_FOUND",
@@ -124,7 +125,7 @@ def openapi_document() -> dict:
 
     common = {"400": "PAYLOAD_MALFORMED", "401": "AUTH_INVALID", "413": "PAYLOAD_TOO_LARGE",
               "415": "UNSUPPORTED_MEDIA_TYPE", "422": "rejected: FIELD_MISSING, FIELD_INVALID, ZIP_UNKNOWN, "
-              "ZIP_STATE_MISMATCH, PING_MISMATCH", "429": "RATE_LIMITED, with Retry-After"}
+              "ZIP_STATE_MISMATCH, PING_MISMATCH", "429": "RATE_LIMITED or AUTH_THROTTLED, with Retry-After"}
     return {
         "openapi": "3.1.0",
         "info": {"title": "leadx seller intake", "version": "1",
@@ -187,7 +188,7 @@ def openapi_document() -> dict:
                                         "404": "LEAD_NOT_FOUND: you did not buy this lead",
                                         "413": "PAYLOAD_TOO_LARGE", "415": "UNSUPPORTED_MEDIA_TYPE",
                                         "422": "FIELD_MISSING or FIELD_INVALID (outcome, at, note)",
-                                        "429": "RATE_LIMITED, with Retry-After",
+                                        "429": "RATE_LIMITED or AUTH_THROTTLED, with Retry-After",
                                         "503": "SERVICE_UNAVAILABLE: retry"}),
             }},
             "/v1/auctions/{auction_id}/bids": {"post": {
@@ -204,7 +205,8 @@ def openapi_document() -> dict:
                                         "409": "AUCTION_CLOSED", "413": "PAYLOAD_TOO_LARGE",
                                         "415": "UNSUPPORTED_MEDIA_TYPE",
                                         "422": "FIELD_MISSING or FIELD_INVALID (bid), BID_TOO_LOW",
-                                        "429": "RATE_LIMITED, with Retry-After", "503": "SERVICE_UNAVAILABLE"}),
+                                        "429": "RATE_LIMITED or AUTH_THROTTLED, with Retry-After",
+                                        "503": "SERVICE_UNAVAILABLE"}),
             }},
             **_admin_paths(),
             **_list_paths(),
@@ -460,7 +462,7 @@ def _list_paths() -> dict:
             {"name": "limit", "in": "query", "required": False,
              "schema": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100}}]
     not_found = answer("LIST_NOT_FOUND")
-    rate = answer("RATE_LIMITED, with Retry-After")
+    rate = answer("RATE_LIMITED or AUTH_THROTTLED, with Retry-After")
     return {
         "/v1/admin/lists": {"post": {
             "summary": "Open a list auction of the prospect pool's customers matching a profile",
