@@ -177,17 +177,19 @@ class EventConsumer:
                     raise
                 EVENT_HANDLER_FAILURES.labels(record.topic).inc()
                 log.exception("handler failed; retrying", extra={"fields": {
-                    "topic": record.topic, "partition": record.partition, "offset": record.offset}})
+                    "topic": record.topic, "partition": record.partition, "offset": record.offset,
+                    "event_id": envelope.event_id if envelope is not None else None}})
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
 
     async def _set_aside(self, record, reason: str) -> None:
-        if self.dead_letters is not None:
-            await self.dead_letters.set_aside(record, self.group_id, reason)
+        where = {"topic": record.topic, "partition": record.partition, "offset": record.offset, "reason": reason}
+        if self.dead_letters is None:
+            log.error("event skipped", extra={"fields": where})
+            return
+        await self.dead_letters.set_aside(record, self.group_id, reason)
         EVENTS_DEAD_LETTERED.labels(record.topic, reason).inc()
-        log.error("event set aside", extra={"fields": {
-            "topic": record.topic, "partition": record.partition, "offset": record.offset, "reason": reason,
-            "dead_letter": self.dead_letters is not None}})
+        log.error("event set aside on dead.letter", extra={"fields": where})
 
     async def _handle(self, envelope: Envelope, headers) -> None:
         parent = extract_context(headers or ())
