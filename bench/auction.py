@@ -55,7 +55,7 @@ from leadx.accounts import accounts, partnerships
 from leadx.contracts import topics
 from leadx.contracts.events.v1 import events_pb2 as ev
 from leadx.dev.demo.consumers import make_consumer
-from leadx.dev.stack import LocalStack, redis_binary, tansu_binary
+from leadx.dev.stack import LOCAL_BUYER_URLS, LocalStack, redis_binary, tansu_binary
 from leadx.platform.config import KafkaSettings
 from leadx.platform.db.engine import create_schema, make_engine, session_factory
 from leadx.platform.kafka.admin import ensure_topics
@@ -92,7 +92,7 @@ def seed_market(database_url: str, buyers: int) -> tuple[str, list[str]]:
         for n in range(buyers):
             # Nothing listens at these URLs; the worker only needs the buyers to exist.
             created = accounts.create_buyer(session, f"bench buyer {n}", f"http://127.0.0.1:9/ping/{n}",
-                                            f"http://127.0.0.1:9/post/{n}")
+                                            f"http://127.0.0.1:9/post/{n}", urls=LOCAL_BUYER_URLS)
             partnerships.add_partnership(session, seller.id, created.id)
             buyer_ids.append(created.id)
     engine.dispose()

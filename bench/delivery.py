@@ -35,7 +35,7 @@ from leadx.contracts.events.v1 import events_pb2 as ev
 from leadx.delivery.post_adaptation import adapt_post, known_fields, lead_view, prepare_post
 from leadx.delivery.post_adaptation.syntax import parse_rules
 from leadx.dev.demo.consumers import make_consumer
-from leadx.dev.stack import free_port, wait_for_port
+from leadx.dev.stack import LOCAL_BUYER_URLS, free_port, wait_for_port
 from leadx.leads.verticals import load_verticals, verify
 from services.delivery.buyer_http import BuyerClient
 
@@ -125,7 +125,7 @@ async def bounded(items, concurrency: int, one) -> float:
 
 async def adapted_posts(port: int, sample: list[ev.Lead], concurrency: int) -> dict:
     section = parse_rules(SECTION.format(fmt="json"), "bench.rules", known_fields()).sections["bench-json"]
-    client = BuyerClient(concurrency, 5.0, 5.0)
+    client = BuyerClient(concurrency, 5.0, 5.0, LOCAL_BUYER_URLS)
     await client.start()
     buyer = BuyerAccount("b_bench", "bench", f"http://127.0.0.1:{port}/ping/1", f"http://127.0.0.1:{port}/post")
     accepted = 0
@@ -147,7 +147,7 @@ async def ping_fanout(port: int, auctions: int, in_flight: int) -> dict:
     """Auctions `in_flight` at a time (the worker handles many auction.opened records at once),
     each pinging all 100 buyers concurrently through one client limited to 200 connections (the
     service's DELIVERY_MAX_CONCURRENT_REQUESTS)."""
-    client = BuyerClient(200, 5.0, 5.0)
+    client = BuyerClient(200, 5.0, 5.0, LOCAL_BUYER_URLS)
     await client.start()
     buyers = [BuyerAccount(f"b{n}", f"buyer {n}", f"http://127.0.0.1:{port}/ping/{n}", "") for n in range(BUYERS)]
     bids, fast_latencies = 0, []

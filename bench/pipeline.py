@@ -42,7 +42,7 @@ from leadx.contracts import topics
 from leadx.contracts.events.v1 import events_pb2 as ev
 from leadx.dev.demo.buyers import BuyerBehaviour, BuyerServer
 from leadx.dev.demo.consumers import make_consumer
-from leadx.dev.stack import SERVICES, LocalStack
+from leadx.dev.stack import LOCAL_BUYER_URLS, SERVICES, LocalStack
 from leadx.platform.db.engine import make_engine, session_factory
 
 RESULTS = ROOT / "bench" / "results" / "pipeline.json"
@@ -98,7 +98,8 @@ def start_exchange(run_dir: Path, window_s: float) -> tuple[LocalStack, BuyerSer
         seller = accounts.create_seller(session, "bench seller")
         for name, bid in (("alpha", 1500), ("beta", 1200)):
             buyers.add(name, BuyerBehaviour(bid=bid, accept=True))
-            created = accounts.create_buyer(session, name, buyers.ping_url(name), buyers.post_url(name))
+            created = accounts.create_buyer(session, name, buyers.ping_url(name), buyers.post_url(name),
+                                            urls=LOCAL_BUYER_URLS)
             partnerships.add_partnership(session, seller.id, created.id)
     engine.dispose()
     buyers.start()

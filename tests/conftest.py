@@ -22,6 +22,10 @@ from leadx.platform.db.engine import create_schema, make_engine, session_factory
 # The `leadx` commands the tests run must not find a developer's running `make run`
 # (.leadx/exchange.env); tests of that file name it themselves.
 os.environ["LEADX_ENV"] = "off"
+# The tests' buyers are HTTP servers on 127.0.0.1: buyers created in the test process (and the
+# `leadx` commands it runs) allow them, as the local stack's services do (leadx.dev.stack.base_env).
+# Tests of the production rules pass leadx.accounts.buyer_urls.BuyerUrlRules() or set it false.
+os.environ["BUYER_URLS_ALLOW_PRIVATE"] = "true"
 
 
 def poll_until(condition: Callable[[], object], timeout_s: float = 30, interval_s: float = 0.05,

@@ -14,6 +14,7 @@ from sqlalchemy.engine import CursorResult
 from sqlalchemy.orm import Session
 
 from leadx.accounts.buyer_settings import check_buyer_settings
+from leadx.accounts.buyer_urls import BuyerUrlRules
 from leadx.accounts.ids import UnknownAccount, new_account_id
 from leadx.auction.caps.limits import Caps
 from leadx.platform.db.models import Buyer, Contract, Seller
@@ -42,11 +43,18 @@ def create_seller(session: Session, name: str) -> Created:
 
 
 def create_buyer(session: Session, name: str, ping_url: str, post_url: str, kind: str = "wholesale",
-                 weight: float = 1.0, time_zone: str = "UTC", caps: dict | None = None) -> Created:
+                 weight: float = 1.0, time_zone: str = "UTC", caps: dict | None = None,
+                 urls: BuyerUrlRules | None = None) -> Created:
     """A wholesale buyer is pinged at ping_url and bids itself; an AutoBid buyer is bid for by the
     platform from its profiles (docs/auction.md#buyers), and needs no ping URL. A buyer without a
-    post URL has its leads accepted on its behalf; it reads them with its API key."""
+    post URL has its leads accepted on its behalf; it reads them with its API key. The URLs must
+    pass `urls` (leadx.accounts.buyer_urls; by default as BUYER_URLS_ALLOW_PRIVATE says), or
+    BuyerUrlRefused is raised and nothing is stored."""
     check_buyer_settings(kind=kind, weight=weight, time_zone=time_zone, caps=caps, ping_url=ping_url)
+    rules = urls if urls is not None else BuyerUrlRules.from_env()
+    for field, url in (("ping_url", ping_url), ("post_url", post_url)):
+        if url:
+            rules.check(url, field)
     api_key = new_api_key()
     buyer = Buyer(id=new_account_id("b_"), name=name, api_key_hash=hash_api_key(api_key),
                   ping_url=ping_url, post_url=post_url, active=True,

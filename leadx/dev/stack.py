@@ -16,6 +16,13 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from leadx.accounts.buyer_urls import ALLOW_PRIVATE_VARIABLE, BuyerUrlRules
+
+# The local stack's buyers (the demo's, the tests') are HTTP servers on 127.0.0.1, so its services,
+# and the buyers created beside them, allow http and loopback and private buyer URLs. Production
+# must not (docs/configuration.md).
+LOCAL_BUYER_URLS = BuyerUrlRules(allow_private=True)
+
 SERVICES = ("intake", "dedup", "scoring", "auction", "delivery", "ledger")
 
 
@@ -204,6 +211,7 @@ class LocalStack:
             "LEADX_TOPIC_PREFIX": self.topic_prefix,
             "KAFKA_PARTITIONS": str(self.partitions),
             "AUCTION_WINDOW_SECONDS": str(self.auction_window_s),
+            ALLOW_PRIVATE_VARIABLE: "true",
             "PYTHONUNBUFFERED": "1",
         })
         env.update(self.extra_env)

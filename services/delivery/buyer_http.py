@@ -2,6 +2,10 @@
 accepted or rejected). Posts are adapted to each buyer's format by its POST rules, when it has a
 section (docs/post-rules.md); pings are JSON.
 
+Calls go only where the buyer URL rules allow (leadx.accounts.buyer_urls), judged at every call on
+the addresses aiohttp is about to connect to; redirects are not followed (a buyer's server could
+send the lead on to an internal address), and a reply is read no further than `reply_max_bytes`.
+
 aiohttp rather than httpx: measured here, httpx's async pool topped out near 260 requests/s at
 32 concurrent connections, and delivery makes several requests per lead.
 """
@@ -11,11 +15,16 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import socket
 import time
 from dataclasses import dataclass
 
 import aiohttp
+from aiohttp.abc import AbstractResolver, ResolveResult
+from aiohttp.resolver import DefaultResolver
+from yarl import URL
 
+from leadx.accounts.buyer_urls import BuyerUrlRules
 from leadx.auction.selection.market import BuyerAccount
 from leadx.contracts.events.v1 import events_pb2 as ev
 from leadx.delivery.buyer_auth import auth_headers
@@ -25,6 +34,8 @@ from leadx.delivery.post_adaptation.syntax import Auth, BuyerRules
 from services.delivery import metrics
 
 NO_AUTH = Auth()
+DEFAULT_REPLY_MAX_BYTES = 64 * 1024
+MAX_LOCATION_CHARS = 200  # of a redirect's target, in the recorded detail
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +56,65 @@ class PostResult:
 class PingResult:
     bid_cents: int | None
     answered: bool
+    detail: str = ""  # what came of it, for the log: a failure's cause, a redirect, a reply cut
+
+
+@dataclass(frozen=True)
+class Answer:
+    """A buyer's HTTP answer as delivery keeps it."""
+
+    status: int
+    body: bytes  # at most the reply limit
+    cut: bool  # the reply went on past the limit; the rest was not read
+    location: str  # where a redirect pointed
+
+    @property
+    def redirected(self) -> bool:
+        return 300 <= self.status < 400
+
+    def redirect_detail(self) -> str:
+        target = f" to {self.location[:MAX_LOCATION_CHARS]}" if self.location else ""
+        return f"HTTP {self.status}: a redirect{target}, not followed"
+
+
+async def read_answer(response: aiohttp.ClientResponse, limit: int) -> Answer:
+    """The status and at most `limit` bytes of the reply, reading one more to know whether it went
+    on: a buyer cannot make a worker hold more. A reply left unread closes its connection."""
+    body = bytearray()
+    while len(body) <= limit:
+        chunk = await response.content.read(limit + 1 - len(body))
+        if not chunk:
+            break
+        body += chunk
+    return Answer(response.status, bytes(body[:limit]), len(body) > limit,
+                  response.headers.get(aiohttp.hdrs.LOCATION, ""))
+
+
+class AddressRefused(OSError):
+    """The buyer's host resolved to an address buyer calls may not reach: nothing was sent.
+    An OSError, so that aiohttp reports it as the connection failure it is."""
+
+
+class CheckedResolver(AbstractResolver):
+    """The system resolver, with every address it gives checked against the buyer URL rules before
+    aiohttp connects to any: a name that passed when its URL was set may resolve elsewhere by the
+    time of a call (DNS rebinding). A name with any refused address is not called at all."""
+
+    def __init__(self, rules: BuyerUrlRules) -> None:
+        self.rules = rules
+        self._resolver = DefaultResolver()
+
+    async def resolve(self, host: str, port: int = 0,
+                      family: socket.AddressFamily = socket.AF_INET) -> list[ResolveResult]:
+        resolved = await self._resolver.resolve(host, port, family)
+        for result in resolved:
+            refusal = self.rules.address_refusal(result["host"], host)
+            if refusal is not None:
+                raise AddressRefused(self.rules.explain(refusal))
+        return resolved
+
+    async def close(self) -> None:
+        await self._resolver.close()
 
 
 def ping_body(opened: ev.AuctionOpened, extra_fields: tuple[str, ...] = ()) -> dict:
@@ -94,40 +164,68 @@ CONNECT_RETRY_DELAYS_S = (0.2, 0.5)  # retries of a post whose connection was ne
 
 
 class BuyerClient:
-    def __init__(self, max_concurrent: int, ping_timeout_s: float, post_timeout_s: float) -> None:
+    def __init__(self, max_concurrent: int, ping_timeout_s: float, post_timeout_s: float,
+                 urls: BuyerUrlRules | None = None, reply_max_bytes: int = DEFAULT_REPLY_MAX_BYTES) -> None:
+        """`urls`: where calls may go (by default as BUYER_URLS_ALLOW_PRIVATE says)."""
         self.max_concurrent = max_concurrent
         self.ping_timeout_s = ping_timeout_s
         self.post_timeout_s = post_timeout_s
+        self.urls = urls if urls is not None else BuyerUrlRules.from_env()
+        self.reply_max_bytes = reply_max_bytes
         self._http: aiohttp.ClientSession | None = None
+        self._resolver: CheckedResolver | None = None
 
     async def start(self) -> None:
-        self._http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=self.max_concurrent))
+        self._resolver = CheckedResolver(self.urls)
+        self._http = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=self.max_concurrent, resolver=self._resolver))
 
     async def close(self) -> None:
         if self._http is not None:
             await self._http.close()
+        if self._resolver is not None:  # a resolver handed to the connector is not closed with it
+            await self._resolver.close()
 
     @property
     def _client(self) -> aiohttp.ClientSession:
         assert self._http is not None, "buyer calls are made only after start()"
         return self._http
 
+    def _target(self, url: str) -> tuple[URL | None, str]:
+        """The URL to call, or None and why it may not be called. aiohttp connects to a host
+        written as an address without resolving it, so such a host is judged here; a name is
+        judged by CheckedResolver on the addresses it resolves to. The URL object judged is the
+        one called, so both read the same host."""
+        try:
+            target = URL(url)
+        except (TypeError, ValueError) as error:
+            return None, f"not called: the URL is not valid ({error})"
+        refusal = self.urls.host_refusal(target.raw_host or "")
+        return (target, "") if refusal is None else (None, f"not called: {self.urls.explain(refusal)}")
+
     async def ping(self, buyer: BuyerAccount, opened: ev.AuctionOpened, timeout_s: float,
                    section: BuyerRules | None = None) -> PingResult:
-        """The bid in the buyer's reply, if any; `answered` is False when the buyer failed (no
-        answer in time, or an HTTP 5xx), which its circuit breaker counts."""
+        """The bid in the buyer's reply, if any; `answered` is False when the buyer failed (not
+        reached, no answer in time, or an HTTP 5xx), which its circuit breaker counts. A redirect
+        is an answer without a bid."""
         limit = section.timeout_s if section and section.timeout_s else self.ping_timeout_s
         body = json.dumps(ping_body(opened, section.ping_fields if section else ())).encode()
         headers = {"Content-Type": "application/json", **auth_headers(section.auth if section else NO_AUTH, body)}
+        target, refused = self._target(buyer.ping_url)
+        if target is None:
+            return _ping_failed(buyer, refused, None)
         started = time.monotonic()
         try:
-            async with self._client.post(buyer.ping_url, data=body, headers=headers,
+            async with self._client.post(target, data=body, headers=headers, allow_redirects=False,
                                        timeout=aiohttp.ClientTimeout(total=min(timeout_s, limit))) as response:
-                result = PingResult(parse_bid(response.status, await response.read()), response.status < 500)
+                answer = await read_answer(response, self.reply_max_bytes)
         except (aiohttp.ClientError, asyncio.TimeoutError) as exc:  # noqa: UP041 (aiohttp raises both)
-            log.info("ping failed", extra={"fields": {"buyer_id": buyer.id, "error": type(exc).__name__}})
-            metrics.pinged(buyer.id, "no_answer", time.monotonic() - started)
-            return PingResult(None, False)
+            if isinstance(exc, aiohttp.ClientConnectorError) and isinstance(exc.os_error, AddressRefused):
+                return _ping_failed(buyer, f"not reached: {exc.os_error}", None)
+            return _ping_failed(buyer, f"no answer: {type(exc).__name__}", time.monotonic() - started)
+        result = ping_result(answer, self.reply_max_bytes)
+        if answer.redirected or answer.cut:
+            log.info("ping reply redirected or cut", extra={"fields": {"buyer_id": buyer.id, "detail": result.detail}})
         outcome = "error" if not result.answered else "no_bid" if result.bid_cents is None else "bid"
         metrics.pinged(buyer.id, outcome, time.monotonic() - started)
         return result
@@ -148,13 +246,19 @@ class BuyerClient:
         headers = {"Idempotency-Key": closed.auction_id, "Content-Type": prepared.content_type,
                    **auth_headers(section.auth if section else NO_AUTH, prepared.body)}
         started = time.monotonic()
+        target, refused = self._target(buyer.post_url)
+        if target is None:
+            return PostResult(False, refused, 0, failed=True, connects=0, reached=False)
         for attempt, delay in enumerate((*CONNECT_RETRY_DELAYS_S, None), start=1):
             try:
-                async with self._client.post(buyer.post_url, data=prepared.body, headers=headers,
+                async with self._client.post(target, data=prepared.body, headers=headers, allow_redirects=False,
                                            timeout=aiohttp.ClientTimeout(total=limit)) as response:
-                    status, body = response.status, await response.read()
+                    answer = await read_answer(response, self.reply_max_bytes)
                 break
             except aiohttp.ClientConnectorError as exc:  # refused, unresolvable: nothing was sent
+                if isinstance(exc.os_error, AddressRefused):  # no retry resolves the rules away
+                    return PostResult(False, f"not reached: {exc.os_error}", _ms_since(started), failed=True,
+                                      connects=attempt - 1, reached=False)
                 if delay is None:
                     return PostResult(False, f"not reached: {type(exc).__name__}", _ms_since(started),
                                       failed=True, connects=attempt, reached=False)
@@ -162,15 +266,48 @@ class BuyerClient:
             except (aiohttp.ClientError, asyncio.TimeoutError) as exc:  # noqa: UP041
                 return PostResult(False, f"no answer (may have reached the buyer): {type(exc).__name__}",
                                   _ms_since(started), failed=True, connects=attempt)
-        if prepared.reply is None:
-            accepted, detail = parse_post_reply(status, body)
-        else:
-            reply = read_reply(prepared.reply, status, body)
-            accepted = reply.accepted
-            detail = (f"accepted, confirmation {reply.confirmation or '(none)'}" if accepted
-                      else f"rejected by buyer: {reply.error}")
-        return PostResult(accepted, detail, _ms_since(started), status=status, response=body,
-                          failed=status >= 500, connects=attempt)
+        accepted, detail = post_verdict(answer, prepared)
+        if answer.cut:
+            detail += cut_note(self.reply_max_bytes)
+        return PostResult(accepted, detail, _ms_since(started), status=answer.status, response=answer.body,
+                          failed=answer.status >= 500, connects=attempt)
+
+
+def post_verdict(answer: Answer, prepared: PreparedPost) -> tuple[bool, str]:
+    """Whether the buyer took the lead, and its words. A redirect is a refusal: the lead is not
+    sent on, wherever the buyer points."""
+    if answer.redirected:
+        return False, answer.redirect_detail()
+    if prepared.reply is None:
+        return parse_post_reply(answer.status, answer.body)
+    reply = read_reply(prepared.reply, answer.status, answer.body)
+    if reply.accepted:
+        return True, f"accepted, confirmation {reply.confirmation or '(none)'}"
+    return False, f"rejected by buyer: {reply.error}"
+
+
+def ping_result(answer: Answer, reply_max_bytes: int) -> PingResult:
+    if answer.redirected:
+        result = PingResult(None, True, answer.redirect_detail())
+    else:
+        bid = parse_bid(answer.status, answer.body)
+        detail = f"bid {bid}" if bid is not None else "no bid" if answer.status == 200 else f"HTTP {answer.status}"
+        result = PingResult(bid, answer.status < 500, detail)
+    if answer.cut:
+        result = PingResult(result.bid_cents, result.answered, result.detail + cut_note(reply_max_bytes))
+    return result
+
+
+def cut_note(reply_max_bytes: int) -> str:
+    return f"; reply cut at {reply_max_bytes} bytes (the rest was not read)"
+
+
+def _ping_failed(buyer: BuyerAccount, detail: str, seconds: float | None) -> PingResult:
+    """A ping without an answer, which the buyer's breaker counts; `seconds` None when no
+    connection was made (a refused address is no round trip)."""
+    log.info("ping failed", extra={"fields": {"buyer_id": buyer.id, "detail": detail}})
+    metrics.pinged(buyer.id, "no_answer", seconds)
+    return PingResult(None, False, detail)
 
 
 def post_outcome(result: PostResult) -> str:

@@ -38,7 +38,8 @@ async def main(stop: asyncio.Event) -> None:
     for table in (directory, fees):
         await asyncio.to_thread(table.load)
     refreshers = [asyncio.create_task(table.refresh_forever()) for table in (directory, fees)]
-    client = BuyerClient(settings.max_concurrent_requests, settings.ping_timeout_s, settings.post_timeout_s)
+    client = BuyerClient(settings.max_concurrent_requests, settings.ping_timeout_s, settings.post_timeout_s,
+                         settings.buyer_urls, settings.reply_max_bytes)
     await client.start()
     store = DedupStore(redis, namespace=namespace, bucket_bits=settings.dedup_bucket_bits)
 

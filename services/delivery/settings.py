@@ -2,8 +2,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from leadx.accounts.buyer_urls import BuyerUrlRules
 from leadx.dedup.store import DEFAULT_BUCKET_BITS
-from leadx.platform.config import CommonSettings, env_float, env_int, env_str
+from leadx.platform.config import CommonSettings, ConfigError, env_float, env_int, env_str
+from services.delivery.buyer_http import DEFAULT_REPLY_MAX_BYTES
 
 
 @dataclass(frozen=True)
@@ -17,6 +19,8 @@ class DeliverySettings:
     rules_dir: str  # the POST rule files (docs/post-rules.md); empty: every buyer gets the JSON post
     breaker_failures: int  # failed calls in a row that open a buyer's circuit
     breaker_cooldown_s: float  # how long an open circuit skips the buyer
+    buyer_urls: BuyerUrlRules  # the addresses calls may reach (BUYER_URLS_ALLOW_PRIVATE: local development)
+    reply_max_bytes: int  # a buyer's reply is read no further: the rest is cut
 
     @classmethod
     def from_env(cls) -> DeliverySettings:
@@ -30,4 +34,13 @@ class DeliverySettings:
             rules_dir=env_str("DELIVERY_RULES_DIR", ""),
             breaker_failures=env_int("DELIVERY_BREAKER_FAILURES", 5),
             breaker_cooldown_s=env_float("DELIVERY_BREAKER_COOLDOWN_SECONDS", 30.0),
+            buyer_urls=BuyerUrlRules.from_env(),
+            reply_max_bytes=_positive("DELIVERY_REPLY_MAX_BYTES", DEFAULT_REPLY_MAX_BYTES),
         )
+
+
+def _positive(name: str, default: int) -> int:
+    value = env_int(name, default)
+    if value < 1:
+        raise ConfigError(f"environment variable {name} must be at least 1, got {value}")
+    return value

@@ -34,6 +34,7 @@ from leadx.accounts.buyer_settings import (
     replace_profiles,
     update_buyer,
 )
+from leadx.accounts.buyer_urls import BuyerUrlRefused, BuyerUrlRules
 from leadx.accounts.partnerships import (
     NoPartnership,
     add_partnership,
@@ -80,9 +81,12 @@ def admin_endpoint(handler: Handler, expected: bytes) -> Callable[[Request], Awa
 
 
 class Admin:
-    def __init__(self, sessions: sessionmaker[Session], admin_api_key: str) -> None:
+    def __init__(self, sessions: sessionmaker[Session], admin_api_key: str,
+                 buyer_urls: BuyerUrlRules | None = None) -> None:
         self.sessions = sessions
         self.expected = admin_api_key.encode()
+        # Where buyers' URLs may point (leadx.accounts.buyer_urls): BUYER_URLS_ALLOW_PRIVATE, read at start.
+        self.buyer_urls = buyer_urls if buyer_urls is not None else BuyerUrlRules.from_env()
 
     def routes(self) -> list[Route]:
         key = self.expected
@@ -128,7 +132,8 @@ class Admin:
         caps = body.get("caps")
 
         created = await self._run(
-            lambda session: create_buyer(session, name, ping_url, post_url, caps=caps, **settings))
+            lambda session: create_buyer(session, name, ping_url, post_url, caps=caps, urls=self.buyer_urls,
+                                         **settings))
         log_event(log, "admin: buyer created", buyer_id=created.id, kind=kind)
         return Answer("created", 201, extra={"id": created.id, "api_key": created.api_key})
 
@@ -228,6 +233,8 @@ def _in_session(sessions: sessionmaker[Session], work: Callable[[Session], T]) -
             raise ApiError(404, PARTNERSHIP_NOT_FOUND, str(error)) from None
         except UnknownAccount as error:
             raise ApiError(404, ACCOUNT_NOT_FOUND, str(error)) from None
+        except BuyerUrlRefused as error:
+            raise ApiError(422, error.code, str(error), field=error.field) from None
         except ValueError as error:
             raise ApiError(422, "FIELD_INVALID", str(error)) from None
 

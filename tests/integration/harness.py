@@ -26,7 +26,7 @@ from leadx.contracts import topics
 from leadx.contracts.events.v1 import events_pb2 as ev
 from leadx.dev.demo.buyers import BuyerBehaviour, BuyerServer
 from leadx.dev.demo.consumers import make_consumer
-from leadx.dev.stack import LocalStack, ManagedProcess, port_taken
+from leadx.dev.stack import LOCAL_BUYER_URLS, LocalStack, ManagedProcess, port_taken
 from leadx.platform.db.engine import make_engine, session_factory
 from leadx.platform.db.models import Sale
 from tests.integration.tails import forget_topics, tails_of
@@ -58,7 +58,8 @@ def create_party(session: Session, buyers: BuyerServer, buyer_names: list[str], 
     for name in buyer_names:
         served = f"{tag}-{name}" if tag else name
         buyers.add(served, BuyerBehaviour(bid=None))
-        created = accounts.create_buyer(session, served, buyers.ping_url(served), buyers.post_url(served))
+        created = accounts.create_buyer(session, served, buyers.ping_url(served), buyers.post_url(served),
+                                        urls=LOCAL_BUYER_URLS)
         buyer_ids[name], buyer_keys[name] = created.id, created.api_key
         # Every test buyer opts in to both test sellers (Buyer Selection offers a lead only to
         # partnered buyers); tests of selection itself make their own accounts.

@@ -151,6 +151,22 @@ def test_a_buyer_with_bad_settings_is_refused_and_not_created(exchange: Exchange
         assert session.scalar(select(func.count()).select_from(Buyer).where(Buyer.name == name)) == 0
 
 
+@pytest.mark.parametrize(("body", "field"), [
+    ({"ping_url": "http://169.254.169.254/latest/meta-data/"}, "ping_url"),
+    ({"ping_url": "http://127.0.0.1:9/ping", "post_url": "http://[::ffff:169.254.169.254]/"}, "post_url"),
+    ({"ping_url": "http://0.0.0.0:6379/"}, "ping_url"),
+])
+def test_a_buyer_url_into_the_exchange_s_own_network_is_refused_even_on_the_local_stack(exchange: Exchange, body,
+                                                                                       field):
+    # The local stack allows loopback buyers (BUYER_URLS_ALLOW_PRIVATE), never the metadata service.
+    name = f"refused {uuid.uuid4().hex[:6]}"
+    response = admin(exchange, "POST", "/buyers", {"name": name, **body})
+    assert "buyer calls go to public addresses only" in refused(response, 422, "URL_ADDRESS_FORBIDDEN")
+    assert response.json()["errors"][0]["field"] == field
+    with exchange.sql() as session:
+        assert session.scalar(select(func.count()).select_from(Buyer).where(Buyer.name == name)) == 0
+
+
 def test_a_buyer_s_settings_are_changed_and_checked(exchange: Exchange):
     buyer_id = new_buyer(exchange, kind="autobid")
     changed = admin(exchange, "PATCH", f"/buyers/{buyer_id}",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import shutil
 from pathlib import Path
 
@@ -72,3 +73,27 @@ def test_a_service_dropped_from_an_overlay_is_reported(manifests: Path):
     problems = check_k8s.missing_services(check_k8s.render(check_k8s.K8S / "base"),
                                           check_k8s.render(manifests / "base"), "overlays/x")
     assert problems == ["overlays/x: Deployment/leadx-scoring of the base is missing"]
+
+
+def test_production_delivery_reaches_only_dns_its_stores_and_public_https():
+    docs = check_k8s.render(check_k8s.K8S / "overlays" / "prod")
+    [policy] = [d for d in docs if d["kind"] == "NetworkPolicy"]
+    delivery = next(d for d in docs if d["kind"] == "Deployment" and d["metadata"]["name"] == "leadx-delivery")
+    assert check_k8s.selector_matches(policy["spec"]["podSelector"], delivery["spec"]["template"]["metadata"]["labels"])
+    assert policy["spec"]["policyTypes"] == ["Egress"]
+    rules = policy["spec"]["egress"]
+    ports = [{(p["protocol"], p["port"]) for p in rule["ports"]} for rule in rules]
+    assert ports == [{("UDP", 53), ("TCP", 53)}, {("TCP", 9092), ("TCP", 6379), ("TCP", 5432)}, {("TCP", 443)}]
+    blocks = [peer["ipBlock"] for peer in rules[2]["to"]]
+
+    def reachable(address: str) -> bool:
+        ip = ipaddress.ip_address(address)
+        return any(ip.version == ipaddress.ip_network(b["cidr"]).version and ip in ipaddress.ip_network(b["cidr"])
+                   and not any(ip in ipaddress.ip_network(e) for e in b.get("except", [])
+                               if ipaddress.ip_network(e).version == ip.version) for b in blocks)
+
+    for internal in ("169.254.169.254", "10.0.0.1", "172.16.5.4", "192.168.0.1", "100.64.0.1", "127.0.0.1",
+                     "0.0.0.0", "224.0.0.1", "fd00:ec2::254", "fe80::1", "::1", "::ffff:10.0.0.1"):
+        assert not reachable(internal), internal
+    for public in ("93.184.215.14", "8.8.8.8", "2606:4700:4700::1111"):
+        assert reachable(public), public

@@ -34,7 +34,7 @@ from leadx.dev.demo.consumers import ping_subset
 from leadx.dev.demo.printer import EventPrinter
 from leadx.dev.simulation.market import Seller, consumer
 from leadx.dev import exchange_env
-from leadx.dev.stack import SERVICES, LocalStack, free_port, port_taken, redis_reachable
+from leadx.dev.stack import LOCAL_BUYER_URLS, SERVICES, LocalStack, free_port, port_taken, redis_reachable
 from leadx.dev.supervisor import Supervisor
 from leadx.platform.config import env_int
 from leadx.platform.db.engine import make_engine, session_factory
@@ -108,6 +108,8 @@ def exchange_settings(stack: LocalStack, intake_url: str, grpc_address: str, sel
         "DASHBOARD_ADMIN_API_KEY": stack.extra_env["DASHBOARD_ADMIN_API_KEY"],
         "DEMO_SELLER_KEY": seller_key,
         "LEADX_HEALTH_URLS": health_urls(stack),
+        # `leadx buyer create` beside it takes local buyers, as its services call them.
+        "BUYER_URLS_ALLOW_PRIVATE": "true",
     }
 
 
@@ -280,7 +282,8 @@ def run_exchange(leads: int | None, rate: float, window_s: float, seed: int, run
             seller = accounts.create_seller(session, "Demo Lead Generator")
             for name, low, high, accept in DEMO_BUYERS:
                 buyers.add(name, random_behaviour(rng, low, high, accept))
-                created = accounts.create_buyer(session, name, buyers.ping_url(name), buyers.post_url(name))
+                created = accounts.create_buyer(session, name, buyers.ping_url(name), buyers.post_url(name),
+                                                urls=LOCAL_BUYER_URLS)
                 names[created.id] = name
             autobid = accounts.create_buyer(session, DEMO_AUTOBID_BUYER, "", "", kind="autobid")
             buyer_profiles.replace_profiles(session, autobid.id, DEMO_AUTOBID_PROFILES)
