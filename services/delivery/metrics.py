@@ -14,7 +14,7 @@ from prometheus_client.registry import Collector
 from leadx.platform.metrics import SLOW_BUCKETS
 from services.delivery.breaker import CircuitBreaker
 
-PINGS = Counter("leadx_buyer_pings", "Pings to buyers, by outcome: bid, no_bid, error, timeout, breaker_open.",
+PINGS = Counter("leadx_buyer_pings", "Pings to buyers, by outcome: bid, no_bid, error, no_answer, breaker_open.",
                 ["buyer", "outcome"])
 PING_SECONDS = Histogram("leadx_buyer_ping_duration_seconds", "A buyer's ping round trip.", ["buyer"],
                          buckets=SLOW_BUCKETS)
