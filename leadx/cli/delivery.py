@@ -1,9 +1,12 @@
-"""`leadx delivery preview`: what delivery would POST to a buyer for a lead ([POST rules](../../docs/post-rules.md))."""
+"""`leadx delivery preview`: what delivery would POST to a buyer for a lead ([POST rules](../../docs/post-rules.md));
+`leadx delivery prune-attempts`: posts' bodies dropped after their retention period ([deploy](../../docs/deploy.md))."""
 
 from __future__ import annotations
 
 import json
 import sys
+import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 from leadx.cli.database import sessions
@@ -57,6 +60,19 @@ def cmd_delivery_preview(args) -> int:
     return 0
 
 
+def cmd_delivery_prune_attempts(_args) -> int:
+    """Empty the request and response bodies of the post attempts older than
+    POST_ATTEMPT_RETENTION_DAYS (leadx.delivery.attempts_retention); the attempts stay."""
+    from leadx.delivery.attempts_retention import RETENTION_SETTING, drop_old_bodies, retention_days_from_env
+
+    days = retention_days_from_env()
+    pruned = drop_old_bodies(sessions(), days, int(time.time() * 1000))
+    before = datetime.fromtimestamp(pruned.before_ms / 1000, UTC).isoformat(timespec="seconds")
+    print(f"dropped the bodies of {pruned.attempts} post attempts sent before {before} "
+          f"(bodies are kept {days} days, {RETENTION_SETTING})")
+    return 0
+
+
 def _buyer_names(buyer: str) -> list[str]:
     """The buyer as given, and, when the database is configured, its id and name (a section may
     be headed by either)."""
@@ -86,3 +102,6 @@ def add_commands(commands) -> None:
     preview.add_argument("--price", type=int, default=0, help="the price in cents the rules see")
     preview.add_argument("--lead-id", default="PREVIEW001")
     preview.set_defaults(func=cmd_delivery_preview)
+    prune = delivery.add_parser("prune-attempts", help="drop the request and response bodies of posts to buyers "
+                                                       "older than POST_ATTEMPT_RETENTION_DAYS (90); the attempts stay")
+    prune.set_defaults(func=cmd_delivery_prune_attempts)

@@ -20,6 +20,7 @@ A bundle records the range and size of its training data and its held-out metric
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 from collections.abc import Mapping, Sequence
@@ -41,6 +42,8 @@ from leadx.scoring.timing import TimingModel
 
 CLUSTER_COUNT = 6
 HELD_OUT_SHARE = 0.2
+# The key of a bundle's meta.json that holds the SHA-256 of its model.joblib.
+MODEL_SHA256 = "model_sha256"
 
 
 @dataclass(frozen=True)
@@ -119,9 +122,14 @@ class ModelBundle:
         return where
 
     def save_to(self, folder: Path) -> Path:
+        """`model.joblib` and its manifest `meta.json`, which carries the SHA-256 of the pickled
+        bytes: a bundle is loaded only when they match (leadx.scoring.registry.load)."""
         folder.mkdir(parents=True, exist_ok=True)
-        joblib.dump(self, folder / "model.joblib", compress=3)
-        (folder / "meta.json").write_text(json.dumps(self.meta, indent=2, sort_keys=True) + "\n")
+        pickled = io.BytesIO()
+        joblib.dump(self, pickled, compress=3)
+        (folder / "model.joblib").write_bytes(pickled.getvalue())
+        manifest = {**self.meta, MODEL_SHA256: hashlib.sha256(pickled.getvalue()).hexdigest()}
+        (folder / "meta.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
         return folder
 
 

@@ -12,7 +12,7 @@ from leadx.auction.selection.market import BuyerAccount
 from leadx.contracts.events.v1 import events_pb2 as ev
 from leadx.delivery.post_adaptation import PreparedPost
 from leadx.platform.db.models import PostAttempt
-from services.delivery.buyer_http import PostResult
+from services.delivery.buyer_http import PostResult, post_outcome
 
 MAX_RESPONSE_CHARS = 8192
 log = logging.getLogger(__name__)
@@ -20,6 +20,18 @@ log = logging.getLogger(__name__)
 
 def outcome_of(result: PostResult) -> str:
     return "accepted" if result.accepted else "failed" if result.failed else "rejected"
+
+
+def log_fields(result: PostResult) -> dict[str, object]:
+    """What a log line says of a post: how it went, never the buyer's own words. A reply read by
+    the buyer's rules becomes the detail (`rejected by buyer: <its error>`), and a buyer may
+    repeat the consumer's name or SSN back in it; the detail is kept here, in SQL, for disputes.
+    Without an answer the detail is delivery's own (the error's type) and is logged."""
+    fields: dict[str, object] = {"outcome": post_outcome(result), "status": result.status,
+                                 "latency_ms": result.latency_ms}
+    if result.status is None:
+        fields["detail"] = result.detail
+    return fields
 
 
 class AttemptLog:

@@ -25,7 +25,7 @@ from leadx.delivery.post_adaptation.rules import RuleError
 from leadx.delivery.post_adaptation.syntax import RuleBook
 from leadx.platform.kafka.envelope import Envelope
 from leadx.platform.logs import log_event
-from services.delivery.attempts import AttemptLog
+from services.delivery.attempts import AttemptLog, log_fields
 from services.delivery.breaker import CircuitBreaker
 from services.delivery.buyer_http import BuyerClient
 
@@ -72,5 +72,4 @@ class ListPoster:
             await self.redis.delete(flag)
             raise ConnectionError(f"list customer not delivered to {buyer.id}: {result.detail}")
         await self.redis.set(flag, "accepted" if result.accepted else "refused", ex=POSTED_TTL_S)
-        log_event(log, "list customer posted", accepted=result.accepted, detail=result.detail,
-                  latency_ms=result.latency_ms, **context)
+        log_event(log, "list customer posted", **log_fields(result), **context)

@@ -47,7 +47,7 @@ from leadx.platform.kafka.envelope import Envelope
 from leadx.platform.kafka.producer import EventProducer
 from leadx.platform.logs import log_event
 from services.delivery import metrics
-from services.delivery.attempts import AttemptLog
+from services.delivery.attempts import AttemptLog, log_fields
 from services.delivery.breaker import CircuitBreaker
 from services.delivery.buyer_http import BuyerClient, PostResult
 
@@ -154,8 +154,7 @@ class SaleCompletion:
                 result = await self.client.post(buyer, closed, prepared, self.rules.for_buyer(buyer.id, buyer.name))
             self.breaker.record(buyer.id, ok=not result.failed)
             await self.attempts.record(closed, buyer, prepared, result)
-            log_event(log, "lead posted", auction_id=closed.auction_id, buyer_id=buyer.id,
-                      accepted=result.accepted, detail=result.detail, latency_ms=result.latency_ms)
+            log_event(log, "lead posted", auction_id=closed.auction_id, buyer_id=buyer.id, **log_fields(result))
             if not result.reached:  # nothing was sent: the buyer has not seen the consumer after all
                 attempts -= 1
                 await self._release(closed, buyer.id)

@@ -19,7 +19,7 @@ from leadx.platform.config import CommonSettings, env_float, env_str
 from leadx.platform.ids import derived_event_id
 from leadx.platform.kafka.envelope import Envelope
 from leadx.platform.runtime import ServiceRuntime, run
-from leadx.scoring.registry import current
+from leadx.scoring.registry import BundleRefused, current
 from services.scoring.metrics import LEADS_SCORED
 from services.scoring.scorer import BatchScorer
 
@@ -27,7 +27,11 @@ log = logging.getLogger("leadx.scoring")
 
 
 async def follow_registry(scorer: BatchScorer, registry: Path | None, every_s: float, stop: asyncio.Event) -> None:
-    """Serves the registry's current bundle once `leadx scoring train` names a new one."""
+    """Serves the registry's current bundle once `leadx scoring train` names a new one. A refused
+    bundle (leadx.scoring.registry.BundleRefused) is looked at again each time, as it may have been
+    half-copied, but said only once while it stays refused for the same reason; the one in hand
+    is kept."""
+    refused: str | None = None
     while not stop.is_set():
         try:
             await asyncio.wait_for(stop.wait(), every_s)
@@ -35,11 +39,18 @@ async def follow_registry(scorer: BatchScorer, registry: Path | None, every_s: f
             pass
         if stop.is_set() or registry is None:
             continue
+        named = None
         try:
             named = (registry / "current").read_text().strip() if (registry / "current").exists() else None
             if named and named != scorer.bundle.version:
                 scorer.replace(await asyncio.to_thread(current, registry))
+                refused = None
                 log.info("serving model bundle", extra={"fields": {"version": scorer.bundle.version}})
+        except BundleRefused as exc:
+            if str(exc) != refused:
+                refused = str(exc)
+                log.error("model bundle refused; serving the one in hand", extra={"fields": {
+                    "refused": named, "serving": scorer.bundle.version, "reason": refused}})
         except Exception:  # a half-written or unreadable bundle: keep serving the one we have
             log.warning("could not load the registry's current bundle", exc_info=True)
 
@@ -52,7 +63,10 @@ async def main(stop: asyncio.Event) -> None:
     runtime = ServiceRuntime(CommonSettings.from_env("scoring", redis=False, database=False))
     folder = env_str("SCORING_MODELS", "").strip()
     registry = Path(folder) if folder else None
-    scorer = BatchScorer(current(registry))
+    try:
+        scorer = BatchScorer(current(registry))
+    except BundleRefused as exc:  # nothing to serve: stop, saying why
+        raise SystemExit(f"scoring: {exc}") from None
     log.info("serving model bundle", extra={"fields": {"version": scorer.bundle.version}})
 
     async def handle(envelope: Envelope) -> None:

@@ -11,14 +11,17 @@ import sys
 import time
 from urllib.parse import parse_qsl
 
+import httpx
 import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from leadx.contracts.events.v1 import events_pb2 as ev
 from leadx.dedup.store import DedupStore
+from leadx.dev.demo.consumers import ping_subset
 from leadx.dev.stack import free_port
 from leadx.leads import pii
+from leadx.leads.phone_areas import area_codes_of
 from leadx.platform.db.engine import make_engine, session_factory
 from leadx.platform.db.models import Buyer, PostAttempt
 from leadx.platform.redis.client import connect
@@ -67,11 +70,13 @@ def adapted(tmp_path_factory, kafka_bootstrap, redis_url) -> Exchange:
         # ghost bids through the buyers' server, but its post URL has nothing listening.
         session.get(Buyer, party.buyer_ids["ghost"]).post_url = f"http://127.0.0.1:{free_port()}/post"
 
+    # At DEBUG, as the dev overlay runs: the logs test_no_log_line_holds_the_consumers_data reads are
+    # every line the services write.
     exchange = start_exchange(tmp_path_factory.mktemp("adapt"), kafka_bootstrap, redis_url, "adapt.", BUYERS,
                               ["intake", "dedup", "scoring", "auction", "delivery", "ledger"],
                               prepare=unreachable_ghost, DELIVERY_RULES_DIR=str(rules_dir), DELTA_TOKEN="tok-delta",
                               EPSILON_KEY="k-eps", DELIVERY_BREAKER_FAILURES="2",
-                              DELIVERY_BREAKER_COOLDOWN_SECONDS="600")
+                              DELIVERY_BREAKER_COOLDOWN_SECONDS="600", LOG_LEVEL="DEBUG")
     exchange.rules_dir = rules_dir
     yield exchange
     exchange.stop()
@@ -237,3 +242,43 @@ def test_a_post_that_never_connected_does_not_count_as_received(adapted: Exchang
 
     # gamma has the consumer; ghost, which was never reached, is still free to buy it.
     assert asyncio.run(buyers_holding_the_consumer()) == frozenset({adapted.buyer_ids["gamma"]})
+
+
+def test_no_log_line_holds_the_consumers_data(adapted: Exchange):
+    """A lead pinged, refused once as malformed, sold after a rejection, then posted again as a
+    duplicate: none of its consumer's data (name, SSN, email, phones, street address, date of
+    birth) is in any service's log, in any form the exchange handles it in."""
+    buyers = adapted.buyers.buyers
+    buyers["alpha"].bid, buyers["alpha"].replies_in_text, buyers["alpha"].accept = 2500, True, False
+    buyers["gamma"].bid = 900
+    lead = adapted.new_consumer()
+    area = (area_codes_of(lead["state"]) or ("212",))[0]
+    lead |= {"first_name": "Zebulon", "last_name": "Quillfeather", "email": "zebulon.quillfeather.8817@example.com",
+             "ssn": "487-62-3915", "home_phone": f"({area}) 739-4821", "work_phone": f"{area}-246-8135",
+             "address": "4417 Wisteria Hollow Lane", "date_of_birth": "1979-08-23"}
+    secrets = ["Zebulon", "Quillfeather", "zebulon.quillfeather", "487-62-3915", "487623915",
+               "4417 Wisteria", "Wisteria Hollow", "1979-08-23", "19790823"]
+    for phone in ("7394821", "2468135"):
+        secrets += [f"{area}{phone}", f"{area}-{phone[:3]}-{phone[3:]}", f"({area}) {phone[:3]}-{phone[3:]}"]
+
+    pinged = httpx.post(f"{adapted.intake_url()}/v1/ping", json=ping_subset(lead), timeout=10,
+                        headers={"Authorization": f"Bearer {adapted.seller_key}"})
+    assert pinged.status_code == 200, pinged.text
+    malformed = adapted.post(lead | {"months_employed": "since 1999"})
+    assert malformed.status_code == 422, malformed.text
+    lead_id = adapted.post(lead).json()["lead_id"]
+    sale = poll_until(lambda: adapted.sale_for(lead_id), message="the sale")
+    assert sale.buyer_id == adapted.buyer_ids["gamma"] and sale.attempts == 2  # alpha saw it and said no
+    posted = buyers["alpha"].posts[-1]["_raw"]
+    assert "Zebulon" in posted and "7394821" in posted  # the buyer did get the consumer's data
+    repeat_id = adapted.post(lead).json()["lead_id"]
+    poll_until(lambda: adapted.status(repeat_id).json().get("status") == "duplicate", message="the duplicate")
+    poll_until(lambda: adapted.status(lead_id).json().get("status") == "sold", message="the ledger's sale")
+
+    logs = sorted((adapted.stack.run_dir / "logs").glob("*.log"))
+    assert {path.stem for path in logs} >= {"intake", "dedup", "scoring", "auction", "delivery", "ledger"}
+    lines = [(path.stem, line) for path in logs for line in path.read_text(errors="replace").splitlines()]
+    assert any(lead_id in line for _, line in lines)  # the lead itself is logged, by its id
+    leaked = [(service, secret, line[:300]) for service, line in lines for secret in secrets
+              if secret.lower() in line.lower()]
+    assert leaked == []

@@ -141,8 +141,12 @@ def test_a_value_a_rule_cannot_format_is_a_rule_error():
     from leadx.delivery.post_adaptation.rules import RuleError
 
     rules = book('[buyer b]\ndob <- date_of_birth as date "%d.%m.%Y"\n')
-    with pytest.raises(RuleError, match="not a YYYY-MM-DD date"):
+    with pytest.raises(RuleError, match="the lead's date_of_birth is not a YYYY-MM-DD date") as refused:
         adapt_post(rules.for_buyer("b"), LEAD | {"date_of_birth": "09/07/1984"})
+    assert "1984" not in str(refused.value)  # delivery logs the message: it names the field, not the value
+    money = book('[buyer b]\nincome <- gross_monthly_income as dollars\n')
+    with pytest.raises(RuleError, match="the lead's gross_monthly_income is not an amount in cents$"):
+        adapt_post(money.for_buyer("b"), LEAD | {"gross_monthly_income": "4417 Wisteria"})
 
 
 REPLIES = """

@@ -100,3 +100,15 @@ def test_training_on_a_bad_file_or_too_little_is_a_one_line_error(tmp_path, caps
     capsys.readouterr()
     assert main(["scoring", "train", "--from-file", str(small), "--models", registry]) == 2
     assert "too few outcomes to train on" in capsys.readouterr().err
+
+
+def test_a_refused_bundle_is_a_one_line_error(tmp_path, capsys, monkeypatch):
+    from leadx.scoring.registry import load_prior
+
+    where = load_prior().save_to(tmp_path / "v1")
+    (tmp_path / "current").write_text("v1\n")
+    (where / "model.joblib").write_bytes((where / "model.joblib").read_bytes() + b"\0")
+    assert main(["scoring", "show", "--models", str(tmp_path)]) == 2
+    assert capsys.readouterr().err.startswith(f"leadx: {where / 'model.joblib'} has SHA-256 ")
+    monkeypatch.setenv("SCORING_MODELS", str(tmp_path))
+    assert main(["scoring", "show"]) == 2

@@ -3,10 +3,13 @@ the oracle, clusters stable across retrains, and a bundle that saves, loads and 
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 import subprocess
 import sys
 
+import joblib
 import numpy as np
 import pytest
 
@@ -17,7 +20,8 @@ from leadx.scoring import clusters as clustering
 from leadx.scoring.features import consumer_row, timing_row, zone_of
 from leadx.scoring.metrics import expected_calibration_error, summary
 from leadx.scoring.models import TrainingData, train
-from leadx.scoring.registry import cluster_descriptions, current, load, load_prior
+from leadx.scoring.registry import PRIOR, BundleRefused, cluster_descriptions, current, load, load_prior
+from tests.hostile_pickle import swap_in
 
 START_MS = 1_767_225_600_000  # 2026-01-01T00:00:00Z
 
@@ -100,6 +104,8 @@ def test_a_bundle_saves_and_loads_as_the_registrys_current(bundle, tmp_path, mar
     assert current(tmp_path).version == load_prior().version  # an empty registry serves the prior
     where = bundle.save(tmp_path)
     assert (tmp_path / "current").read_text().strip() == bundle.version == where.name
+    manifest = json.loads((where / "meta.json").read_text())
+    assert manifest["model_sha256"] == hashlib.sha256((where / "model.joblib").read_bytes()).hexdigest()
     loaded = current(tmp_path)
     x = consumers_of(market[:200])
     assert loaded.version == bundle.version
@@ -162,3 +168,47 @@ def test_the_calibration_error_is_the_count_weighted_gap_per_bin():
     # Bin 0: predicted 0.05, observed 0.25 (4 rows); bin 9: 0.95 against 1.0 (2 rows).
     assert expected_calibration_error(predicted, happened) == pytest.approx((4 * 0.2 + 2 * 0.05) / 6)
     assert summary(predicted, happened)["auc"] == pytest.approx(7.5 / 9, abs=1e-4)  # ties count half
+
+
+def test_a_bundle_whose_bytes_changed_is_refused_before_it_is_unpickled(tmp_path):
+    registry = tmp_path / "models"
+    where = load_prior().save_to(registry / "v1")
+    (registry / "current").write_text("v1\n")
+    assert current(registry).version == load_prior().version  # as saved, it loads
+    trap = tmp_path / "the-pickle-ran"
+    swap_in(where, trap)
+
+    with pytest.raises(BundleRefused, match=r"models/v1/model\.joblib has SHA-256 [0-9a-f]{64} but its manifest "
+                                            r"records [0-9a-f]{64}: it changed after it was saved"):
+        current(registry)
+    with pytest.raises(BundleRefused):
+        load(where)
+    assert not trap.exists()
+    # The trap is real: the same file, unpickled without the check, does run its code.
+    joblib.load(where / "model.joblib").close()
+    assert trap.exists()
+
+
+def test_a_bundle_without_a_hash_to_check_is_refused_unread(tmp_path):
+    where = load_prior().save_to(tmp_path / "v1")
+    trap = tmp_path / "the-pickle-ran"
+    swap_in(where, trap)
+    manifest = json.loads((where / "meta.json").read_text())
+    del manifest["model_sha256"]  # as bundles saved before the check have it
+    (where / "meta.json").write_text(json.dumps(manifest))
+    with pytest.raises(BundleRefused, match=r"records no model_sha256, so .*model\.joblib cannot be checked: refused"):
+        load(where)
+    (where / "meta.json").write_text("{not json")
+    with pytest.raises(BundleRefused, match=r"meta\.json is unreadable"):
+        load(where)
+    (where / "meta.json").unlink()
+    with pytest.raises(BundleRefused, match=r"has no meta\.json, so its model cannot be checked"):
+        load(where)
+    with pytest.raises(BundleRefused, match=r"no model bundle at .*nonesuch"):
+        load(tmp_path / "nonesuch")
+    assert not trap.exists()
+
+
+def test_the_shipped_prior_carries_the_hash_of_its_bytes():
+    manifest = json.loads((PRIOR / "meta.json").read_text())
+    assert manifest["model_sha256"] == hashlib.sha256((PRIOR / "model.joblib").read_bytes()).hexdigest()

@@ -4,7 +4,11 @@ hand, a new bundle picked up from the registry while running, and training rows 
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
+import os
+import subprocess
+import sys
 
 import pytest
 
@@ -14,6 +18,7 @@ from leadx.scoring.recorded import training_data_from_rows
 from leadx.scoring.registry import load_prior
 from services.scoring.main import follow_registry
 from services.scoring.scorer import BatchScorer
+from tests.hostile_pickle import swap_in
 
 START_MS = 1_767_225_600_000
 
@@ -91,6 +96,47 @@ async def _test_a_bundle_named_current_in_the_registry_is_served_without_a_resta
     stop.set()
     await following
     assert scorer.bundle is not prior and scorer.bundle.version == prior.version
+
+
+def test_a_refused_bundle_leaves_the_one_in_hand_served_and_is_said_once(tmp_path, caplog):
+    asyncio.run(_test_a_refused_bundle_leaves_the_one_in_hand_served_and_is_said_once(tmp_path, caplog))
+
+
+async def _test_a_refused_bundle_leaves_the_one_in_hand_served_and_is_said_once(tmp_path, caplog):
+    prior = load_prior()
+    scorer = BatchScorer(prior)
+    where = prior.save_to(tmp_path / "v2")
+    good = (where / "model.joblib").read_bytes()
+    trap = tmp_path / "the-pickle-ran"
+    swap_in(where, trap)
+    (tmp_path / "current").write_text("v2\n")
+    stop = asyncio.Event()
+    with caplog.at_level(logging.INFO, logger="leadx.scoring"):
+        following = asyncio.create_task(follow_registry(scorer, tmp_path, 0.02, stop))
+        await asyncio.sleep(0.2)  # several looks
+        assert scorer.bundle is prior and not trap.exists()
+        [refusal] = [r for r in caplog.records if r.getMessage() == "model bundle refused; serving the one in hand"]
+        assert refusal.levelname == "ERROR" and refusal.fields["refused"] == "v2"
+        assert "it changed after it was saved" in refusal.fields["reason"]
+        (where / "model.joblib").write_bytes(good)  # the copy completed: looked at again, and served
+        await asyncio.sleep(0.2)
+        stop.set()
+        await following
+    assert scorer.bundle is not prior and scorer.bundle.version == prior.version
+
+
+def test_the_service_stops_at_start_when_its_bundle_is_refused(tmp_path):
+    where = load_prior().save_to(tmp_path / "v1")
+    (tmp_path / "current").write_text("v1\n")
+    trap = tmp_path / "the-pickle-ran"
+    swap_in(where, trap)
+    env = {**os.environ, "SCORING_MODELS": str(tmp_path), "KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:9",
+           "LEADX_HMAC_KEY": "a-test-key-not-a-secret", "HEALTH_PORT": "0"}
+    done = subprocess.run([sys.executable, "-m", "services.scoring.main"], env=env, capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines()[-1].startswith(f"scoring: {where / 'model.joblib'} has SHA-256 ")
+    assert not trap.exists()
 
 
 def _row(i: int, contacted: bool | None) -> OutcomeRow:

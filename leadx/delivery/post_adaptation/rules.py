@@ -99,7 +99,8 @@ class DateFormat:
         try:
             return dt.date.fromisoformat(text).strftime(self.format)
         except ValueError:
-            raise RuleError(f"{self.source} {text!r} is not a YYYY-MM-DD date") from None
+            # The field is named, never its value: the message is logged, and the value is the consumer's.
+            raise RuleError(f"the lead's {self.source} is not a YYYY-MM-DD date") from None
 
 
 @dataclass(frozen=True)
@@ -117,7 +118,7 @@ class MoneyFormat:
         try:
             cents = int(text)
         except ValueError:
-            raise RuleError(f"{self.source} {text!r} is not an amount in cents") from None
+            raise RuleError(f"the lead's {self.source} is not an amount in cents") from None
         if self.unit == "dollars":
             return f"{'-' if cents < 0 else ''}{abs(cents) // 100}.{abs(cents) % 100:02d}"
         if self.unit == "whole_dollars":

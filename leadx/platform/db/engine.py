@@ -21,9 +21,12 @@ def normalise_url(url: str) -> str:
 
 
 def make_engine(url: str) -> Engine:
+    """An engine whose errors and SQL logs never show a statement's parameters: they are the
+    consumers' data (names, SSNs, the bodies posted to buyers), and an error is logged wherever it
+    is caught. The statement itself, with its placeholders, is still shown."""
     url = normalise_url(url)
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"timeout": 30})
+        engine = create_engine(url, connect_args={"timeout": 30}, hide_parameters=True)
         _time_statements(engine)
 
         @event.listens_for(engine, "connect")
@@ -36,7 +39,7 @@ def make_engine(url: str) -> Engine:
             cursor.close()
 
         return engine
-    engine = create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
+    engine = create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5, hide_parameters=True)
     _time_statements(engine)
     return engine
 

@@ -3,7 +3,7 @@ PostgreSQL, and the same unit as the events)."""
 
 from __future__ import annotations
 
-from sqlalchemy import JSON, BigInteger, Boolean, Float, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, Boolean, Float, Index, Integer, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -200,7 +200,10 @@ class BuyerDuplicateDay(Base):
 
 class PostAttempt(Base):
     """Every POST of a lead to a buyer, for disputes: what was sent, what came back, how long it
-    took, and what delivery made of it. Holds the lead's PII, like the lead store."""
+    took, and what delivery made of it. The bodies hold the lead's PII, like the lead store, and are
+    kept only for POST_ATTEMPT_RETENTION_DAYS: then `leadx delivery prune-attempts` empties them and
+    sets `bodies_dropped_at_ms` (leadx.delivery.attempts_retention); the row, with who, when, the
+    status, the latency and the outcome, stays."""
 
     __tablename__ = "post_attempts"
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
@@ -209,13 +212,22 @@ class PostAttempt(Base):
     buyer_id: Mapped[str] = mapped_column(String(16), index=True)
     sent_at_ms: Mapped[int] = mapped_column(BigInteger)
     content_type: Mapped[str] = mapped_column(String(100))
-    request_body: Mapped[str] = mapped_column(Text)
+    request_body: Mapped[str] = mapped_column(Text)  # empty once dropped
     connects: Mapped[int] = mapped_column(Integer)  # connection attempts (retried only if never connected)
     status: Mapped[int | None] = mapped_column(Integer, nullable=True)  # HTTP status, if answered
-    response_body: Mapped[str] = mapped_column(Text)  # the first 8 KB
+    response_body: Mapped[str] = mapped_column(Text)  # the first 8 KB; empty once dropped
     latency_ms: Mapped[int] = mapped_column(Integer)
     outcome: Mapped[str] = mapped_column(String(16))  # accepted | rejected | failed
     detail: Mapped[str] = mapped_column(Text)
+    bodies_dropped_at_ms: Mapped[int | None] = mapped_column(BigInteger, nullable=True)  # None: bodies kept
+
+    __table_args__ = (
+        # The rows whose bodies are still kept, by age: what the prune reads. Partial, so it holds
+        # only the retention period's rows while the table keeps every attempt ever made.
+        Index("ix_post_attempts_bodies_kept", "sent_at_ms",
+              postgresql_where=text("bodies_dropped_at_ms IS NULL"),
+              sqlite_where=text("bodies_dropped_at_ms IS NULL")),
+    )
 
 
 
