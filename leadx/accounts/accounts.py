@@ -68,21 +68,53 @@ def create_buyer(session: Session, name: str, ping_url: str, post_url: str, kind
 def rotate_seller_key(session: Session, seller_id: str) -> Created:
     """A new API key for the seller; the old one stops working at once (within the gateways' 30 s
     key cache). The new key is shown once, like the first."""
-    api_key = new_api_key()
-    _set_seller_key_hash(session, seller_id, hash_api_key(api_key))
-    return Created(seller_id, api_key)
+    return _rotate_key(session, Seller, seller_id)
 
 
 def revoke_seller_key(session: Session, seller_id: str) -> None:
-    """The seller's key stops working; the seller has none until it is rotated. The stored value
-    cannot equal any key's hash (a SHA-256 hex digest has no colon) and stays unique."""
-    _set_seller_key_hash(session, seller_id, "revoked:" + secrets.token_hex(28))
+    """The seller's key stops working; the seller has none until it is rotated."""
+    _set_key_hash(session, Seller, seller_id, _revoked_hash())
 
 
-def _set_seller_key_hash(session: Session, seller_id: str, key_hash: str) -> None:
-    changed = _updated(session, update(Seller).where(Seller.id == seller_id).values(api_key_hash=key_hash))
+def rotate_buyer_key(session: Session, buyer_id: str) -> Created:
+    """A new API key for the buyer; the old one stops working within the readers' 30 s key cache
+    (the intake's buyer routes, the dashboard). An inactive buyer's new key works only once it is
+    reactivated."""
+    return _rotate_key(session, Buyer, buyer_id)
+
+
+def revoke_buyer_key(session: Session, buyer_id: str) -> None:
+    """The buyer's key stops working (a leaked key reads every lead the buyer bought) and it has
+    none until it is rotated. It still buys: revoking a key does not take it out of the market."""
+    _set_key_hash(session, Buyer, buyer_id, _revoked_hash())
+
+
+def set_buyer_active(session: Session, buyer_id: str, active: bool) -> None:
+    """An inactive buyer is offered no lead (the market, direct-sale contracts and list auctions read
+    only active buyers) and its key does not authenticate; reactivating restores both, with the
+    same key."""
+    changed = _updated(session, update(Buyer).where(Buyer.id == buyer_id).values(active=active))
     if not changed:
-        raise UnknownAccount(f"no seller {seller_id}")
+        raise UnknownAccount(f"no buyer {buyer_id}")
+    session.commit()
+
+
+def _rotate_key(session: Session, model: type[Seller] | type[Buyer], account_id: str) -> Created:
+    api_key = new_api_key()
+    _set_key_hash(session, model, account_id, hash_api_key(api_key))
+    return Created(account_id, api_key)
+
+
+def _revoked_hash() -> str:
+    """A stored value that cannot equal any key's hash (a SHA-256 hex digest has no colon), unique
+    as the column requires, and as long as a digest (the column's width)."""
+    return "revoked:" + secrets.token_hex(28)
+
+
+def _set_key_hash(session: Session, model: type[Seller] | type[Buyer], account_id: str, key_hash: str) -> None:
+    changed = _updated(session, update(model).where(model.id == account_id).values(api_key_hash=key_hash))
+    if not changed:
+        raise UnknownAccount(f"no {model.__tablename__[:-1]} {account_id}")
     session.commit()
 
 

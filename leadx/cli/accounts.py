@@ -74,6 +74,32 @@ def cmd_buyer_create(args) -> int:
     return 0
 
 
+def cmd_buyer_rotate_key(args) -> int:
+    from leadx.accounts import accounts
+
+    created = _change_accounts(lambda session: accounts.rotate_buyer_key(session, args.buyer_id))
+    _print_key(args, created, f"buyer {created.id} has a new key; the old one stops working within 30 seconds")
+    return 0
+
+
+def cmd_buyer_revoke_key(args) -> int:
+    from leadx.accounts import accounts
+
+    _change_accounts(lambda session: accounts.revoke_buyer_key(session, args.buyer_id))
+    print(f"buyer {args.buyer_id}: API key revoked (within 30 seconds); `leadx buyer rotate-key` issues a new one")
+    return 0
+
+
+def cmd_buyer_active(args) -> int:
+    from leadx.accounts import accounts
+
+    active = args.action == "reactivate"
+    _change_accounts(lambda session: accounts.set_buyer_active(session, args.buyer_id, active))
+    print(f"buyer {args.buyer_id} " + ("is active again: offered leads and its key works" if active else
+                                       "deactivated: offered no more leads, and its key no longer works"))
+    return 0
+
+
 def cmd_buyer_set(args) -> int:
     from leadx.accounts import buyer_settings as buyer_profiles
 
@@ -274,6 +300,18 @@ def add_commands(commands) -> None:
     show = buyer.add_parser("show", help="a buyer's settings and active profiles, as JSON")
     show.add_argument("buyer_id")
     show.set_defaults(func=cmd_buyer_show)
+    rotate = buyer.add_parser("rotate-key", help="issue a new API key; the old one stops working")
+    rotate.add_argument("buyer_id")
+    rotate.add_argument("--json", action="store_true")
+    rotate.set_defaults(func=cmd_buyer_rotate_key)
+    revoke = buyer.add_parser("revoke-key", help="revoke the buyer's API key")
+    revoke.add_argument("buyer_id")
+    revoke.set_defaults(func=cmd_buyer_revoke_key)
+    for action, text in (("deactivate", "offer the buyer no more leads and refuse its key"),
+                         ("reactivate", "offer the buyer leads again and accept its key")):
+        active = buyer.add_parser(action, help=text)
+        active.add_argument("buyer_id")
+        active.set_defaults(func=cmd_buyer_active)
 
     partnership = commands.add_parser("partnership", help="buyers' opt-ins to sellers' leads") \
         .add_subparsers(dest="action", required=True)

@@ -1,4 +1,4 @@
-"""The operators' admin API (`/v1/admin/...`): accounts, buyers' auction settings and AutoBid
+"""The operators' admin API (`/v1/admin/...`): accounts and their keys, buyers' auction settings and AutoBid
 profiles, partnerships and sellers' choices of buyers. docs/admin-api.md is its reference.
 
 Every request carries `Authorization: Bearer <ADMIN_API_KEY>`; without an ADMIN_API_KEY the whole
@@ -23,7 +23,15 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from leadx.accounts.accounts import create_buyer, create_seller
+from leadx.accounts.accounts import (
+    create_buyer,
+    create_seller,
+    revoke_buyer_key,
+    revoke_seller_key,
+    rotate_buyer_key,
+    rotate_seller_key,
+    set_buyer_active,
+)
 from leadx.accounts.ids import UnknownAccount
 from leadx.accounts.api_keys import bearer_key
 from leadx.accounts.buyer_settings import (
@@ -96,6 +104,16 @@ class Admin:
             Route("/v1/admin/buyers/{buyer_id}", admin_endpoint(self.show_buyer, key), methods=["GET"]),
             Route("/v1/admin/buyers/{buyer_id}", admin_endpoint(self.change_buyer, key), methods=["PATCH"]),
             Route("/v1/admin/buyers/{buyer_id}/profiles", admin_endpoint(self.put_profiles, key), methods=["PUT"]),
+            Route("/v1/admin/buyers/{buyer_id}/rotate-key", admin_endpoint(self.rotate_buyer_key, key),
+                  methods=["POST"]),
+            Route("/v1/admin/buyers/{buyer_id}/revoke-key", admin_endpoint(self.revoke_buyer_key, key),
+                  methods=["POST"]),
+            Route("/v1/admin/buyers/{buyer_id}/deactivate", admin_endpoint(self.buyer_active, key), methods=["POST"]),
+            Route("/v1/admin/buyers/{buyer_id}/reactivate", admin_endpoint(self.buyer_active, key), methods=["POST"]),
+            Route("/v1/admin/sellers/{seller_id}/rotate-key", admin_endpoint(self.rotate_seller_key, key),
+                  methods=["POST"]),
+            Route("/v1/admin/sellers/{seller_id}/revoke-key", admin_endpoint(self.revoke_seller_key, key),
+                  methods=["POST"]),
             Route("/v1/admin/profiles/import", admin_endpoint(self.import_profiles, key), methods=["POST"]),
             Route("/v1/admin/partnerships", admin_endpoint(self.put_partnership, key), methods=["PUT"]),
             Route("/v1/admin/partnerships", admin_endpoint(self.delete_partnership, key), methods=["DELETE"]),
@@ -155,6 +173,46 @@ class Admin:
         found = await self._run(change)
         log_event(log, "admin: buyer settings changed", buyer_id=buyer_id, settings=sorted(settings))
         return Answer("ok", 200, extra=found)
+
+    # ------------------------------------------------------------------ keys and deactivation
+    # Keys are stored only as hashes, so a new one is shown once, here. The readers cache keys for
+    # KeyCache.TTL_S (30 s): an old or revoked key works at most that long after the answer.
+
+    async def rotate_buyer_key(self, request: Request) -> Answer:
+        buyer_id = request.path_params["buyer_id"]
+        created = await self._run(lambda session: rotate_buyer_key(session, buyer_id))
+        log_event(log, "admin: buyer key rotated", buyer_id=buyer_id)
+        return Answer("ok", 200, extra={"id": created.id, "api_key": created.api_key})
+
+    async def revoke_buyer_key(self, request: Request) -> Answer:
+        buyer_id = request.path_params["buyer_id"]
+        await self._run(lambda session: revoke_buyer_key(session, buyer_id))
+        log_event(log, "admin: buyer key revoked", buyer_id=buyer_id)
+        return Answer("ok", 200, extra={"id": buyer_id})
+
+    async def buyer_active(self, request: Request) -> Answer:
+        buyer_id = request.path_params["buyer_id"]
+        active = request.url.path.endswith("/reactivate")
+
+        def change(session: Session) -> dict:
+            set_buyer_active(session, buyer_id, active)
+            return buyer_settings(session, buyer_id)
+
+        found = await self._run(change)
+        log_event(log, "admin: buyer reactivated" if active else "admin: buyer deactivated", buyer_id=buyer_id)
+        return Answer("ok", 200, extra=found)
+
+    async def rotate_seller_key(self, request: Request) -> Answer:
+        seller_id = request.path_params["seller_id"]
+        created = await self._run(lambda session: rotate_seller_key(session, seller_id))
+        log_event(log, "admin: seller key rotated", seller_id=seller_id)
+        return Answer("ok", 200, extra={"id": created.id, "api_key": created.api_key})
+
+    async def revoke_seller_key(self, request: Request) -> Answer:
+        seller_id = request.path_params["seller_id"]
+        await self._run(lambda session: revoke_seller_key(session, seller_id))
+        log_event(log, "admin: seller key revoked", seller_id=seller_id)
+        return Answer("ok", 200, extra={"id": seller_id})
 
     # ------------------------------------------------------------------ AutoBid profiles
 

@@ -261,6 +261,10 @@ _ADMIN_SCHEMAS = {
     "Created": {"type": "object", "properties": {
         "status": {"type": "string", "const": "created"}, "id": {"type": "string"},
         "api_key": {"type": "string", "description": "shown once; only its hash is stored"}}},
+    "NewKey": {"type": "object", "properties": {
+        "status": {"type": "string", "const": "ok"}, "id": {"type": "string"},
+        "api_key": {"type": "string", "description": "shown once; only its hash is stored. The old key works "
+                    "at most 30 s more (the readers' key cache)"}}},
     "BuyerSettings": {"type": "object", "properties": {
         "status": {"type": "string"}, "id": {"type": "string"}, "name": {"type": "string"}, **_SETTINGS,
         "ping_url": {"type": "string"}, "post_url": {"type": "string"}, "active": {"type": "boolean"},
@@ -301,6 +305,7 @@ def _admin_paths() -> dict:
     invalid = "FIELD_MISSING or FIELD_INVALID, with the reason"
     no_buyer, no_seller = "ACCOUNT_NOT_FOUND: no such buyer", "ACCOUNT_NOT_FOUND: no such seller"
     profiles = {"type": "array", "items": {"$ref": "#/components/schemas/Profile"}}
+    revoked = {"type": "object", "properties": {"status": {"type": "string"}, "id": {"type": "string"}}}
     return {
         "/v1/admin/sellers": {"post": op(
             "Create a seller; its API key is shown once", "Created", {"201": "created", "422": invalid},
@@ -325,6 +330,24 @@ def _admin_paths() -> dict:
                                               "profile_ids": {"type": "array", "items": {"type": "string"}}}},
             {"200": "the new profiles' ids", "404": no_buyer, "422": invalid},
             {"oneOf": [profiles, obj(["profiles"], {"profiles": profiles})]}, params=("buyer_id",))},
+        "/v1/admin/buyers/{buyer_id}/rotate-key": {"post": op(
+            "A new API key for the buyer, shown once; the old one stops working within 30 s", "NewKey",
+            {"200": "the new key", "404": no_buyer}, params=("buyer_id",))},
+        "/v1/admin/buyers/{buyer_id}/revoke-key": {"post": op(
+            "Revoke the buyer's API key (within 30 s); it has none until rotated", revoked,
+            {"200": "revoked", "404": no_buyer}, params=("buyer_id",))},
+        "/v1/admin/buyers/{buyer_id}/deactivate": {"post": op(
+            "Offer the buyer no more leads and refuse its key (within 30 s)", "BuyerSettings",
+            {"200": "the settings, active false", "404": no_buyer}, params=("buyer_id",))},
+        "/v1/admin/buyers/{buyer_id}/reactivate": {"post": op(
+            "Offer the buyer leads again and accept its key", "BuyerSettings",
+            {"200": "the settings, active true", "404": no_buyer}, params=("buyer_id",))},
+        "/v1/admin/sellers/{seller_id}/rotate-key": {"post": op(
+            "A new API key for the seller, shown once; the old one stops working within 30 s", "NewKey",
+            {"200": "the new key", "404": no_seller}, params=("seller_id",))},
+        "/v1/admin/sellers/{seller_id}/revoke-key": {"post": op(
+            "Revoke the seller's API key (within 30 s); it has none until rotated", revoked,
+            {"200": "revoked", "404": no_seller}, params=("seller_id",))},
         "/v1/admin/profiles/import": {"post": op(
             "Apply an import document: several buyers' settings and profiles, all checked first",
             {"type": "object", "properties": {"status": {"type": "string"}, "profile_ids": {

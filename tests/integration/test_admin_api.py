@@ -13,7 +13,9 @@ import pytest
 from sqlalchemy import func, select
 
 from leadx.accounts.accounts import hash_api_key
+from leadx.accounts.api_keys import KeyCache
 from leadx.platform.db.models import Buyer, BuyerProfile, Partnership, Seller, SellerBuyerChoice
+from tests.conftest import poll_until
 from tests.integration.conftest import ADMIN_KEY
 from tests.integration.harness import Exchange
 
@@ -318,6 +320,64 @@ def test_a_seller_sells_to_all_or_named_buyers_and_allows_or_blocks_them(exchang
     refused(admin(exchange, "PUT", "/sellers/s_nosuchseller/sells-to", {"sells_to": "all"}), 404, "ACCOUNT_NOT_FOUND")
     refused(admin(exchange, "GET", "/sellers/s_nosuchseller/relations"), 404, "ACCOUNT_NOT_FOUND")
     refused(admin(exchange, "DELETE", f"/sellers/s_nosuchseller/buyers/{buyer_id}"), 404, "ACCOUNT_NOT_FOUND")
+
+
+def test_keys_are_rotated_and_revoked_and_buyers_deactivated(exchange: Exchange):
+    def buyer_with_key() -> tuple[str, str]:
+        created = admin(exchange, "POST", "/buyers", {"name": f"buyer {uuid.uuid4().hex[:6]}",
+                                                      "ping_url": "https://buyer.example/ping"})
+        assert created.status_code == 201, created.text
+        return created.json()["id"], created.json()["api_key"]
+
+    def as_buyer(key: str) -> httpx.Response:
+        """A route only buyers' keys open: its view of the exchange's seller."""
+        return httpx.get(f"{exchange.intake_url()}/v1/sellers/{exchange.seller_id}/rating", timeout=10,
+                         headers={"Authorization": f"Bearer {key}"})
+
+    buyer_id, old_key = buyer_with_key()
+    assert as_buyer(old_key).status_code == 200  # now in the intake's key cache
+    rotated = admin(exchange, "POST", f"/buyers/{buyer_id}/rotate-key")
+    assert rotated.status_code == 200, rotated.text
+    new_key = rotated.json()["api_key"]
+    assert rotated.json()["id"] == buyer_id and new_key.startswith("lx_") and new_key != old_key
+    with exchange.sql() as session:
+        assert session.get(Buyer, buyer_id).api_key_hash == hash_api_key(new_key)
+    assert as_buyer(new_key).status_code == 200
+
+    # Keys never used (not cached) are refused at once: revoked, or the buyer's deactivated.
+    revoked_id, revoked_key = buyer_with_key()
+    revoked = admin(exchange, "POST", f"/buyers/{revoked_id}/revoke-key")
+    assert revoked.status_code == 200 and revoked.json()["id"] == revoked_id, revoked.text
+    refused(as_buyer(revoked_key), 401, "AUTH_INVALID")
+    inactive_id, inactive_key = buyer_with_key()
+    deactivated = admin(exchange, "POST", f"/buyers/{inactive_id}/deactivate")
+    assert deactivated.status_code == 200 and deactivated.json()["active"] is False, deactivated.text
+    refused(as_buyer(inactive_key), 401, "AUTH_INVALID")
+    reactivated = admin(exchange, "POST", f"/buyers/{inactive_id}/reactivate")
+    assert reactivated.status_code == 200 and reactivated.json()["active"] is True, reactivated.text
+    with exchange.sql() as session:  # the same key again; the intake cached its refusal for up to TTL_S
+        assert session.get(Buyer, inactive_id).active is True
+
+    seller_id = new_seller(exchange)
+    seller_rotated = admin(exchange, "POST", f"/sellers/{seller_id}/rotate-key")
+    assert seller_rotated.status_code == 200, seller_rotated.text
+    with exchange.sql() as session:
+        assert session.get(Seller, seller_id).api_key_hash == hash_api_key(seller_rotated.json()["api_key"])
+    assert admin(exchange, "POST", f"/sellers/{seller_id}/revoke-key").status_code == 200
+    with exchange.sql() as session:
+        assert session.get(Seller, seller_id).api_key_hash.startswith("revoked:")
+
+    for path in ("/buyers/b_nosuchbuyer/rotate-key", "/buyers/b_nosuchbuyer/revoke-key",
+                 "/buyers/b_nosuchbuyer/deactivate", "/buyers/b_nosuchbuyer/reactivate",
+                 "/sellers/s_nosuchseller/rotate-key", "/sellers/s_nosuchseller/revoke-key"):
+        assert "no " in refused(admin(exchange, "POST", path), 404, "ACCOUNT_NOT_FOUND")
+    refused(admin(exchange, "POST", f"/buyers/{buyer_id}/rotate-key", key=old_key), 401, "AUTH_INVALID")
+
+    # The rotated-out key was cached before the rotation: it stops working within the cache's time.
+    poll_until(lambda: as_buyer(old_key).status_code == 401, timeout_s=KeyCache.TTL_S + 10, interval_s=0.5,
+               message="the rotated-out buyer key to be refused")
+    refused(as_buyer(old_key), 401, "AUTH_INVALID")
+    assert as_buyer(new_key).status_code == 200
 
 
 def test_bodies_that_are_not_json_objects_are_refused_clearly(exchange: Exchange):

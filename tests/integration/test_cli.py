@@ -16,7 +16,8 @@ import time
 import pytest
 from sqlalchemy import select
 
-from leadx.accounts.accounts import hash_api_key, seller_for_key
+from leadx.accounts.accounts import buyer_for_key, hash_api_key, seller_for_key
+from leadx.accounts.directory import BuyerDirectory
 from leadx.cli.main import main
 from leadx.platform.db.engine import make_engine, session_factory
 from leadx.platform.db.models import Buyer, BuyerProfile, Partnership, Seller, SellerBuyerChoice
@@ -91,6 +92,51 @@ def test_seller_keys_rotate_and_revoke(database_url):
     engine.dispose()
     unknown = leadx("seller", "rotate-key", "s_nosuchseller", env=env)
     assert unknown.returncode == 1 and "no seller s_nosuchseller" in unknown.stderr
+
+
+def test_buyer_keys_rotate_and_revoke_and_a_deactivated_buyer_is_out_of_the_market(database_url):
+    env = {"DATABASE_URL": database_url}
+    created = json.loads(leadx("buyer", "create", "Leaky Dealer", "--ping-url", "https://l.example/ping",
+                               "--json", env=env).stdout)
+    buyer = created["id"]
+    rotated = leadx("buyer", "rotate-key", buyer, "--json", env=env)
+    assert rotated.returncode == 0, rotated.stderr
+    new_key = json.loads(rotated.stdout)["api_key"]
+    assert new_key != created["api_key"] and json.loads(rotated.stdout)["id"] == buyer
+
+    engine = make_engine(database_url)
+    sessions = session_factory(engine)
+    directory = BuyerDirectory(sessions)
+    with sessions() as session:
+        assert buyer_for_key(session, created["api_key"]) is None
+        assert buyer_for_key(session, new_key) == buyer
+        assert session.get(Buyer, buyer).api_key_hash == hash_api_key(new_key)
+    revoked = leadx("buyer", "revoke-key", buyer, env=env)
+    assert revoked.returncode == 0 and "revoked" in revoked.stdout
+    with sessions() as session:
+        assert buyer_for_key(session, new_key) is None
+    directory.load()
+    assert directory.get(buyer) is not None  # a revoked key does not stop the buying
+
+    newest = leadx("buyer", "rotate-key", buyer, env=env)  # without --json: a sentence with the key
+    assert newest.returncode == 0 and "shown once" in newest.stdout
+    newest_key = newest.stdout.rsplit(" ", 1)[1].strip()
+    deactivated = leadx("buyer", "deactivate", buyer, env=env)
+    assert deactivated.returncode == 0 and "deactivated" in deactivated.stdout
+    directory.load()
+    assert directory.get(buyer) is None and buyer not in directory.market.buyers
+    with sessions() as session:
+        assert buyer_for_key(session, newest_key) is None
+    assert leadx("buyer", "reactivate", buyer, env=env).returncode == 0
+    directory.load()
+    assert directory.get(buyer) is not None
+    with sessions() as session:
+        assert buyer_for_key(session, newest_key) == buyer
+    engine.dispose()
+
+    for action in ("rotate-key", "revoke-key", "deactivate", "reactivate"):
+        unknown = leadx("buyer", action, "b_nosuchbuyer", env=env)
+        assert unknown.returncode == 1 and "leadx: no buyer b_nosuchbuyer" in unknown.stderr, (action, unknown)
 
 
 def test_direct_sale_contracts_are_added_and_ended(database_url):
