@@ -40,6 +40,15 @@ class ApiKeyAuth:
         self.throttle = throttle
 
     async def account_id(self, request: Request) -> str:
+        account_id = await self.find(request)
+        if account_id is None:
+            await self.throttle.failed(source_address(request))
+            raise invalid_key()
+        return account_id
+
+    async def find(self, request: Request) -> str | None:
+        """The account of the request's key, or None when this kind of account has no such key;
+        no failure is counted (a route that takes a seller's or a buyer's key asks both first)."""
         key = bearer_key(request.headers.get("authorization", ""))
         if key is None:
             raise ApiError(401, "AUTH_INVALID", "send your API key as 'Authorization: Bearer <key>'")
@@ -54,11 +63,11 @@ class ApiKeyAuth:
                            f"too many requests with API keys that are not valid from {address}; "
                            f"retry in {throttled.retry_after_s} s with a valid key",
                            headers={"Retry-After": str(throttled.retry_after_s)}) from None
-        account_id = await self.keys.resolve(key)
-        if account_id is None:
-            await self.throttle.failed(address)
-            raise ApiError(401, "AUTH_INVALID", "the API key is not valid or has been revoked")
-        return account_id
+        return await self.keys.resolve(key)
+
+
+def invalid_key() -> ApiError:
+    return ApiError(401, "AUTH_INVALID", "the API key is not valid or has been revoked")
 
 
 class Callers:
@@ -70,6 +79,18 @@ class Callers:
         self.seller_keys = ApiKeyAuth(sessions, throttle)
         self.buyer_keys = ApiKeyAuth(sessions, throttle, accounts.buyer_for_key)
         self.limiter = limiter
+
+    async def seller_or_buyer(self, request: Request) -> tuple[str | None, str | None]:
+        """(seller id, None) or (None, buyer id) for a route either may call; a key neither knows
+        counts once as a failed authentication."""
+        seller_id = await self.seller_keys.find(request)
+        if seller_id is not None:
+            return seller_id, None
+        buyer_id = await self.buyer_keys.find(request)
+        if buyer_id is not None:
+            return None, buyer_id
+        await self.seller_keys.throttle.failed(source_address(request))
+        raise invalid_key()
 
     async def limited(self, request: Request, keys: ApiKeyAuth) -> str:
         """The account `keys` authenticates the request as, once the rate limit lets it through."""

@@ -245,11 +245,11 @@ class Sellers:
         """A seller's lead's status; with a buyer's key, a lead it bought (services.intake.buyers)."""
         deps = self.deps
         lead_id = request.path_params["lead_id"]
-        try:
-            seller_id = await deps.callers.seller_keys.account_id(request)
-        except ApiError:
-            # Not a seller's key: a buyer reads a lead it bought (AutoBid buyers have no post URL).
-            return await bought_lead(deps.sessions, lead_id, await deps.callers.buyer_keys.account_id(request))
+        seller_id, buyer_id = await deps.callers.seller_or_buyer(request)
+        if buyer_id is not None:
+            # A buyer reads a lead it bought (AutoBid buyers have no post URL).
+            return await bought_lead(deps.sessions, lead_id, buyer_id)
+        assert seller_id is not None
         not_found = ApiError(404, "LEAD_NOT_FOUND", f"no lead {lead_id} for this seller", field="lead_id")
         if not is_lead_id(lead_id):
             raise not_found

@@ -30,7 +30,13 @@ def app_of(callers: Callers) -> Starlette:
             return JSONResponse({"seller": await callers.limited(request, callers.seller_keys)})
         except ApiError as error:
             return JSONResponse({"code": error.code, "message": error.message}, error.http_status, error.headers)
-    return Starlette(routes=[Route("/whoami", whoami)])
+    async def either(request: Request) -> JSONResponse:
+        try:
+            seller_id, buyer_id = await callers.seller_or_buyer(request)
+            return JSONResponse({"seller": seller_id, "buyer": buyer_id})
+        except ApiError as error:
+            return JSONResponse({"code": error.code}, error.http_status)
+    return Starlette(routes=[Route("/whoami", whoami), Route("/either", either)])
 
 
 def test_an_address_guessing_keys_is_throttled_before_any_look_up_and_no_one_else_is(sessions, redis_url):
@@ -78,6 +84,30 @@ def test_an_address_guessing_keys_is_throttled_before_any_look_up_and_no_one_els
     assert seen["not yet known"].status_code == 429  # a key not known yet waits out the minute, as documented
     assert seen["other address"].json() == {"seller": unknown_yet.id}
     assert seen["other's bad key"].status_code == 401
+
+
+def test_a_buyer_on_a_route_for_sellers_or_buyers_is_not_a_failed_authentication(sessions, redis_url):
+    with sessions() as session:
+        buyer = accounts.create_buyer(session, "Reader", "https://r.example/ping", "https://r.example/post")
+        session.commit()
+
+    async def scenario() -> list[int]:
+        redis = connect(redis_url)
+        namespace = f"t{uuid.uuid4().hex[:8]}."
+        callers = Callers(sessions, RateLimiter(redis, namespace, 0), FailedAuthThrottle(redis, namespace, PER_MINUTE))
+        transport = httpx.ASGITransport(app=app_of(callers), client=("203.0.113.8", 40000))
+        try:
+            async with httpx.AsyncClient(transport=transport, base_url="http://intake") as http:
+                answers = []
+                for key in [buyer.api_key] * (PER_MINUTE + 2) + ["lx_bad"] * PER_MINUTE + ["lx_bad-again"]:
+                    callers.buyer_keys.keys._found.clear()  # every read asks SQL, as for a key not yet known
+                    answers.append((await http.get("/either", headers={"Authorization": f"Bearer {key}"})).status_code)
+                return answers
+        finally:
+            await redis.aclose()
+
+    # The buyer's key, seller's first, is found as a buyer's each time; only the bad keys count.
+    assert asyncio.run(scenario()) == [200] * (PER_MINUTE + 2) + [401] * PER_MINUTE + [429]
 
 
 def test_the_throttle_counts_per_minute_and_zero_switches_it_off(redis_url):
