@@ -55,7 +55,8 @@ from leadx.auction.selection.market import AUTOBID, WHOLESALE
 from leadx.platform.logs import log_event
 from services.intake.endpoints import Handler, endpoint
 from services.intake.formats import Answer
-from services.intake.requests import ApiError, read_body, text_field
+from services.intake.auth_throttle import FailedAuthThrottle, source_address
+from services.intake.requests import ApiError, read_body, refuse_if_throttled, text_field
 
 log = logging.getLogger(__name__)
 
@@ -67,59 +68,71 @@ ACCOUNT_NOT_FOUND, PARTNERSHIP_NOT_FOUND = "ACCOUNT_NOT_FOUND", "PARTNERSHIP_NOT
 T = TypeVar("T")
 
 
-def check_admin_key(request: Request, expected: bytes) -> None:
-    """The operators' key, or 401: no ADMIN_API_KEY (`expected` empty) means no admin API."""
+async def check_admin_key(request: Request, expected: bytes, throttle: FailedAuthThrottle | None = None) -> None:
+    """The operators' key, or 401: no ADMIN_API_KEY (`expected` empty) means no admin API. A wrong
+    key counts as a failed authentication of its address (services.intake.auth_throttle), and an
+    address over its allowance is refused before its key is compared, the right one too: else a
+    guesser would still learn when it guessed right."""
     if not expected:
         raise ApiError(401, "AUTH_INVALID", "the admin API is off: set ADMIN_API_KEY",
                        headers={"WWW-Authenticate": "Bearer"})
+    address = source_address(request)
+    if throttle is not None:
+        await refuse_if_throttled(throttle, address)
     key = bearer_key(request.headers.get("authorization", ""))
     # Bytes, not str: compare_digest refuses non-ASCII text, and a header may carry any byte.
     if key is None or not hmac.compare_digest(key.encode(), expected):
+        if throttle is not None and key is not None:
+            await throttle.failed(address)
         raise ApiError(401, "AUTH_INVALID", "send the admin key as 'Authorization: Bearer <ADMIN_API_KEY>'",
                        headers={"WWW-Authenticate": "Bearer"})
 
 
-def admin_endpoint(handler: Handler, expected: bytes) -> Callable[[Request], Awaitable[Response]]:
+def admin_endpoint(handler: Handler, expected: bytes,
+                   throttle: FailedAuthThrottle | None = None) -> Callable[[Request], Awaitable[Response]]:
     """The route's endpoint (services.intake.endpoints) for an operators' handler: the admin key
     is checked first."""
     async def authenticated(request: Request) -> Answer | Response:
-        check_admin_key(request, expected)
+        await check_admin_key(request, expected, throttle)
         return await handler(request)
     return endpoint(authenticated)
 
 
 class Admin:
     def __init__(self, sessions: sessionmaker[Session], admin_api_key: str,
-                 buyer_urls: BuyerUrlRules | None = None) -> None:
+                 buyer_urls: BuyerUrlRules | None = None, throttle: FailedAuthThrottle | None = None) -> None:
         self.sessions = sessions
         self.expected = admin_api_key.encode()
+        self.throttle = throttle  # failed admin keys count per address (None: not counted)
         # Where buyers' URLs may point (leadx.accounts.buyer_urls): BUYER_URLS_ALLOW_PRIVATE, read at start.
         self.buyer_urls = buyer_urls if buyer_urls is not None else BuyerUrlRules.from_env()
 
     def routes(self) -> list[Route]:
-        key = self.expected
+        def key_checked(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
+            return admin_endpoint(handler, self.expected, self.throttle)
+
         return [
-            Route("/v1/admin/sellers", admin_endpoint(self.create_seller, key), methods=["POST"]),
-            Route("/v1/admin/buyers", admin_endpoint(self.create_buyer, key), methods=["POST"]),
-            Route("/v1/admin/buyers/{buyer_id}", admin_endpoint(self.show_buyer, key), methods=["GET"]),
-            Route("/v1/admin/buyers/{buyer_id}", admin_endpoint(self.change_buyer, key), methods=["PATCH"]),
-            Route("/v1/admin/buyers/{buyer_id}/profiles", admin_endpoint(self.put_profiles, key), methods=["PUT"]),
-            Route("/v1/admin/buyers/{buyer_id}/rotate-key", admin_endpoint(self.rotate_buyer_key, key),
+            Route("/v1/admin/sellers", key_checked(self.create_seller), methods=["POST"]),
+            Route("/v1/admin/buyers", key_checked(self.create_buyer), methods=["POST"]),
+            Route("/v1/admin/buyers/{buyer_id}", key_checked(self.show_buyer), methods=["GET"]),
+            Route("/v1/admin/buyers/{buyer_id}", key_checked(self.change_buyer), methods=["PATCH"]),
+            Route("/v1/admin/buyers/{buyer_id}/profiles", key_checked(self.put_profiles), methods=["PUT"]),
+            Route("/v1/admin/buyers/{buyer_id}/rotate-key", key_checked(self.rotate_buyer_key),
                   methods=["POST"]),
-            Route("/v1/admin/buyers/{buyer_id}/revoke-key", admin_endpoint(self.revoke_buyer_key, key),
+            Route("/v1/admin/buyers/{buyer_id}/revoke-key", key_checked(self.revoke_buyer_key),
                   methods=["POST"]),
-            Route("/v1/admin/buyers/{buyer_id}/deactivate", admin_endpoint(self.buyer_active, key), methods=["POST"]),
-            Route("/v1/admin/buyers/{buyer_id}/reactivate", admin_endpoint(self.buyer_active, key), methods=["POST"]),
-            Route("/v1/admin/sellers/{seller_id}/rotate-key", admin_endpoint(self.rotate_seller_key, key),
+            Route("/v1/admin/buyers/{buyer_id}/deactivate", key_checked(self.buyer_active), methods=["POST"]),
+            Route("/v1/admin/buyers/{buyer_id}/reactivate", key_checked(self.buyer_active), methods=["POST"]),
+            Route("/v1/admin/sellers/{seller_id}/rotate-key", key_checked(self.rotate_seller_key),
                   methods=["POST"]),
-            Route("/v1/admin/sellers/{seller_id}/revoke-key", admin_endpoint(self.revoke_seller_key, key),
+            Route("/v1/admin/sellers/{seller_id}/revoke-key", key_checked(self.revoke_seller_key),
                   methods=["POST"]),
-            Route("/v1/admin/profiles/import", admin_endpoint(self.import_profiles, key), methods=["POST"]),
-            Route("/v1/admin/partnerships", admin_endpoint(self.put_partnership, key), methods=["PUT"]),
-            Route("/v1/admin/partnerships", admin_endpoint(self.delete_partnership, key), methods=["DELETE"]),
-            Route("/v1/admin/sellers/{seller_id}/relations", admin_endpoint(self.relations, key), methods=["GET"]),
-            Route("/v1/admin/sellers/{seller_id}/sells-to", admin_endpoint(self.put_sells_to, key), methods=["PUT"]),
-            Route("/v1/admin/sellers/{seller_id}/buyers/{buyer_id}", admin_endpoint(self.choice, key),
+            Route("/v1/admin/profiles/import", key_checked(self.import_profiles), methods=["POST"]),
+            Route("/v1/admin/partnerships", key_checked(self.put_partnership), methods=["PUT"]),
+            Route("/v1/admin/partnerships", key_checked(self.delete_partnership), methods=["DELETE"]),
+            Route("/v1/admin/sellers/{seller_id}/relations", key_checked(self.relations), methods=["GET"]),
+            Route("/v1/admin/sellers/{seller_id}/sells-to", key_checked(self.put_sells_to), methods=["PUT"]),
+            Route("/v1/admin/sellers/{seller_id}/buyers/{buyer_id}", key_checked(self.choice),
                   methods=["PUT", "DELETE"]),
         ]
 

@@ -122,10 +122,10 @@ class Lists:
         self.verticals = load_verticals()
 
     def routes(self) -> list[Route]:
-        key = self.expected
+        key, throttle = self.expected, self.callers.throttle if self.callers is not None else None
         return [
-            Route("/v1/admin/lists", admin_endpoint(self.open_list, key), methods=["POST"]),
-            Route("/v1/admin/lists/{list_id}", admin_endpoint(self.show_list, key), methods=["GET"]),
+            Route("/v1/admin/lists", admin_endpoint(self.open_list, key, throttle), methods=["POST"]),
+            Route("/v1/admin/lists/{list_id}", admin_endpoint(self.show_list, key, throttle), methods=["GET"]),
             Route("/v1/lists/preview", endpoint(self.preview_list), methods=["POST"]),
             Route("/v1/lists/{list_id}", endpoint(self.dealer_list), methods=["GET"]),
             Route("/v1/lists/{list_id}/bids", endpoint(self.place_bid), methods=["POST"]),

@@ -94,7 +94,7 @@ def create_app(settings: IntakeSettings):
         buyers=Buyers(BuyerDeps(
             callers=callers, sessions=sessions, producer=producer, redis=redis, namespace=namespace,
             return_policy=ReturnPolicy.from_env(), max_body_bytes=settings.max_body_bytes)),
-        admin=Admin(sessions, settings.admin_api_key),
+        admin=Admin(sessions, settings.admin_api_key, throttle=callers.throttle),
         lists=Lists(sessions, callers, settings.admin_api_key, settings.max_body_bytes),
         readiness=readiness, lifespan=lifespan)
 

@@ -55,15 +55,19 @@ class ApiKeyAuth:
         account_id = self.keys.known(key)
         if account_id is not None:
             return account_id
-        address = source_address(request)
-        try:
-            await self.throttle.check(address)
-        except AuthThrottled as throttled:
-            raise ApiError(429, "AUTH_THROTTLED",
-                           f"too many requests with API keys that are not valid from {address}; "
-                           f"retry in {throttled.retry_after_s} s with a valid key",
-                           headers={"Retry-After": str(throttled.retry_after_s)}) from None
+        await refuse_if_throttled(self.throttle, source_address(request))
         return await self.keys.resolve(key)
+
+
+async def refuse_if_throttled(throttle: FailedAuthThrottle, address: str) -> None:
+    """429 AUTH_THROTTLED while `address` is over its failed authentications."""
+    try:
+        await throttle.check(address)
+    except AuthThrottled as throttled:
+        raise ApiError(429, "AUTH_THROTTLED",
+                       f"too many requests with API keys that are not valid from {address}; "
+                       f"retry in {throttled.retry_after_s} s with a valid key",
+                       headers={"Retry-After": str(throttled.retry_after_s)}) from None
 
 
 def invalid_key() -> ApiError:
@@ -79,6 +83,7 @@ class Callers:
         self.seller_keys = ApiKeyAuth(sessions, throttle)
         self.buyer_keys = ApiKeyAuth(sessions, throttle, accounts.buyer_for_key)
         self.limiter = limiter
+        self.throttle = throttle
 
     async def seller_or_buyer(self, request: Request) -> tuple[str | None, str | None]:
         """(seller id, None) or (None, buyer id) for a route either may call; a key neither knows
@@ -89,7 +94,7 @@ class Callers:
         buyer_id = await self.buyer_keys.find(request)
         if buyer_id is not None:
             return None, buyer_id
-        await self.seller_keys.throttle.failed(source_address(request))
+        await self.throttle.failed(source_address(request))
         raise invalid_key()
 
     async def limited(self, request: Request, keys: ApiKeyAuth) -> str:

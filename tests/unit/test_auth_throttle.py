@@ -17,6 +17,7 @@ from starlette.routing import Route
 from leadx.accounts import accounts
 from leadx.accounts.api_keys import KeyCache
 from leadx.platform.redis.client import connect
+from services.intake.admin import Admin
 from services.intake.auth_throttle import WINDOW_S, AuthThrottled, FailedAuthThrottle
 from services.intake.guards import RateLimiter
 from services.intake.requests import ApiError, Callers
@@ -152,3 +153,30 @@ def test_an_unknown_key_costs_one_look_up_and_a_flood_of_them_keeps_the_known_ke
     assert found == seller.id and repeats == [None] * 3 and flood == [None] * 12
     assert cache.lookups == 1 + 1 + 12  # the repeated bad key was looked up once
     assert known == seller.id  # the flood filled only the misses
+
+
+def test_an_address_guessing_the_admin_key_is_refused_even_the_right_key_and_no_one_else_is(sessions, redis_url):
+    admin_key = "operators-test-key"  # a test value, not a secret
+
+    async def scenario() -> dict:
+        redis = connect(redis_url)
+        throttle = FailedAuthThrottle(redis, f"t{uuid.uuid4().hex[:8]}.", PER_MINUTE)
+        app = Starlette(routes=Admin(sessions, admin_key, throttle=throttle).routes())
+
+        async def ask(address: str, key: str) -> httpx.Response:
+            transport = httpx.ASGITransport(app=app, client=(address, 40000))
+            async with httpx.AsyncClient(transport=transport, base_url="http://intake") as http:
+                return await http.get("/v1/admin/buyers/b_nobody", headers={"Authorization": f"Bearer {key}"})
+        try:
+            return {"guesses": [await ask("203.0.113.9", f"guess-{n}") for n in range(PER_MINUTE)],
+                    "right key, same address": await ask("203.0.113.9", admin_key),
+                    "right key, other address": await ask("198.51.100.3", admin_key)}
+        finally:
+            await redis.aclose()
+
+    seen = asyncio.run(scenario())
+    assert [r.status_code for r in seen["guesses"]] == [401] * PER_MINUTE
+    refused = seen["right key, same address"]
+    assert refused.status_code == 429 and refused.json()["errors"][0]["code"] == "AUTH_THROTTLED"
+    # Past the key check: the buyer is unknown.
+    assert seen["right key, other address"].status_code == 404
