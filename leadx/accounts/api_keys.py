@@ -45,20 +45,22 @@ class KeyCache(Generic[T]):
             return None
         self.lookups += 1
         value = await asyncio.to_thread(self._lookup, key)
-        cache: dict = self._found if value is not None else self._missed
-        if len(cache) >= self.MAX_CACHED:
-            cache.clear()
         if value is not None:
-            self._found[key] = (value, now + self.TTL_S)
-            self._missed.pop(key, None)
+            _bounded(self._found, self.MAX_CACHED)[key] = (value, now + self.TTL_S)
         else:
-            self._missed[key] = now + self.TTL_S
-            self._found.pop(key, None)
+            _bounded(self._missed, self.MAX_CACHED)[key] = now + self.TTL_S
         return value
 
     def _lookup(self, key: str) -> T | None:
         with self.sessions() as session:
             return self.lookup(session, key)
+
+
+def _bounded(cache: dict, most: int) -> dict:
+    """`cache`, emptied first when full."""
+    if len(cache) >= most:
+        cache.clear()
+    return cache
 
 
 def bearer_key(header: str) -> str | None:
