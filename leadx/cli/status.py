@@ -34,7 +34,6 @@ BROKER_TIMEOUT_S = 15.0
 SQL_CONNECT_TIMEOUT_S = 5
 NEWEST_DEAD_LETTERS = 3
 NEWEST_DEAD_LETTERS_WAIT_S = 2.0  # for their records; what has not come by then is left out
-DEAD_HEADER_PREFIX = "leadx-dead-"  # of the headers naming a dead letter's origin (topics.DEAD_LETTER_HEADERS)
 
 Partition = tuple[str, int]  # (topic, partition), as aiokafka's TopicPartition is
 
@@ -167,9 +166,11 @@ def group_lags(committed: Mapping[str, Mapping[Partition, int]], starts: Mapping
 
 def dead_letter_from(headers: Iterable[tuple[str, bytes]] | None, timestamp_ms: int) -> DeadLetter:
     """A dead.letter record's origin, from the headers the exchange adds when it sets one aside
-    (topics.DEAD_LETTER_HEADERS: `leadx-dead-topic`, `-partition`, `-offset`, `-group`, `-reason`)."""
-    found = {name.removeprefix(DEAD_HEADER_PREFIX): value.decode(errors="replace")
-             for name, value in headers or () if name.startswith(DEAD_HEADER_PREFIX)}
+    (topics.DEAD_LETTER_HEADERS, by name: the record's own headers ride along beside them)."""
+    from leadx.contracts.topics import DEAD_LETTER_HEADERS
+
+    fields = dict(zip(DEAD_LETTER_HEADERS, ("topic", "partition", "offset", "group", "reason"), strict=True))
+    found = {fields[name]: value.decode(errors="replace") for name, value in headers or () if name in fields}
 
     def number(name: str) -> int | None:
         value = found.get(name, "")

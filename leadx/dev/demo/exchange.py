@@ -116,8 +116,7 @@ def exchange_settings(stack: LocalStack, intake_url: str, grpc_address: str, sel
 def health_urls(stack: LocalStack) -> str:
     """LEADX_HEALTH_URLS (`leadx status`): each service's health server (`/readyz`, `/metrics`) on its
     HEALTH_PORT. A service the supervisor starts again keeps its environment, so its port."""
-    return ",".join(f"{name}=http://127.0.0.1:{process.env['HEALTH_PORT']}"
-                    for name, process in stack.services.items() if "HEALTH_PORT" in process.env)
+    return ",".join(f"{name}=http://127.0.0.1:{stack.port_of(name, 'HEALTH_PORT')}" for name in stack.services)
 
 
 def quick_tour(intake_port: int, seller_key: str, lead: dict, env_path: Path) -> list[str]:
