@@ -19,7 +19,10 @@ log = logging.getLogger(__name__)
 
 
 def outcome_of(result: PostResult) -> str:
-    return "accepted" if result.accepted else "failed" if result.failed else "rejected"
+    """What post_attempts stores: accepted, rejected (the buyer answered no) or failed (no usable
+    answer: not reached, no answer, an HTTP 5xx)."""
+    outcome = post_outcome(result)
+    return outcome if outcome in ("accepted", "rejected") else "failed"
 
 
 def log_fields(result: PostResult) -> dict[str, object]:

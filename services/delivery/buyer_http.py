@@ -311,13 +311,17 @@ def _ping_failed(buyer: BuyerAccount, detail: str, seconds: float | None) -> Pin
 
 
 def post_outcome(result: PostResult) -> str:
+    """How a post went, as the metrics and the logs name it (services.delivery.attempts stores the
+    coarser accepted / rejected / failed derived from it)."""
     if not result.reached:
         return "not_reached"
+    if result.accepted:  # an AutoBid buyer's lead is accepted on its behalf, with no HTTP answer
+        return "accepted"
     if result.status is None:
         return "no_answer"  # a timeout or a dropped connection: it may have reached the buyer
     if result.status >= 500:
         return "error"
-    return "accepted" if result.accepted else "rejected"
+    return "rejected"
 
 
 def _ms_since(started: float) -> int:

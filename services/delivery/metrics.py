@@ -19,7 +19,7 @@ PINGS = Counter("leadx_buyer_pings", "Pings to buyers, by outcome: bid, no_bid, 
 PING_SECONDS = Histogram("leadx_buyer_ping_duration_seconds", "A buyer's ping round trip.", ["buyer"],
                          buckets=SLOW_BUCKETS)
 POSTS = Counter("leadx_buyer_posts",
-                "Posts of sold leads to buyers, by outcome: accepted, rejected, error, timeout, not_reached, "
+                "Posts of sold leads to buyers, by outcome: accepted, rejected, error, no_answer, not_reached, "
                 "breaker_open.", ["buyer", "outcome"])
 POST_SECONDS = Histogram("leadx_buyer_post_duration_seconds", "A buyer's post round trip.", ["buyer"],
                          buckets=SLOW_BUCKETS)
