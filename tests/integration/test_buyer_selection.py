@@ -28,8 +28,8 @@ from tests.integration.harness import Exchange, read_topic, start_exchange
 pytestmark = pytest.mark.integration
 
 REFRESH_S = 0.5
-# Long enough for the bid API test to place three bids after the ping on a loaded CI machine
-# (2 s was not, once: the third bid found the auction closed).
+# The bid API test places three bids after the ping inside one window; on a loaded CI machine 2 s
+# was too short for that twice in three runs (the test now also starts again with a fresh lead).
 WINDOW_S = 3.0
 
 
@@ -250,14 +250,22 @@ def test_bids_through_the_bid_api_count_and_late_low_and_foreign_bids_are_refuse
     outsider = Accounts(market, "outsider")
     outsider.wholesale("foreign", bid=None)
     party.seen()
-    lead_id = party.post(make_consumer(market.rng) | {"min_price": 1000})
-    poll_until(lambda: pinged(quiet, lead_id), message="the ping")
+    # Three bids must land inside one window. A machine loaded enough to let the window close
+    # first answers AUCTION_CLOSED (which the end of the test checks on purpose); then the
+    # scenario starts again with a fresh lead, three leads at most.
+    for _ in range(3):
+        lead_id = party.post(make_consumer(market.rng) | {"min_price": 1000})
+        poll_until(lambda lead_id=lead_id: pinged(quiet, lead_id), message="the ping")
+        first, lower, low = (bid(market, lead_id, party.keys["quiet"], amount) for amount in (1700, 1600, 999))
+        if 409 not in (first.status_code, lower.status_code, low.status_code):
+            break
+        sale_of(market, lead_id)
+    else:
+        pytest.fail("three bids placed after the ping never fitted in one window")
 
-    first = bid(market, lead_id, party.keys["quiet"], 1700)
     assert first.status_code == 202, first.text
     assert first.json()["status"] == "accepted" and first.json()["bid"] == 1700
-    assert bid(market, lead_id, party.keys["quiet"], 1600).status_code == 202  # the higher bid stays
-    low = bid(market, lead_id, party.keys["quiet"], 999)
+    assert lower.status_code == 202  # the higher bid stays
     assert low.status_code == 422 and low.json()["errors"][0]["code"] == "BID_TOO_LOW"
     assert "1000 cents" in low.json()["errors"][0]["message"]
     foreign = bid(market, lead_id, outsider.keys["foreign"], 5000)
