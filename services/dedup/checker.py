@@ -12,6 +12,7 @@ from leadx.contracts.events.v1 import events_pb2 as ev
 from leadx.dedup.scopes import DedupPolicy
 from leadx.dedup.store import DedupStore
 from leadx.leads import pii
+from leadx.leads.sealing import PiiKeyring
 from leadx.platform.ids import derived_event_id
 from leadx.platform.kafka.envelope import Envelope
 from leadx.platform.kafka.producer import EventProducer
@@ -19,10 +20,11 @@ from services.dedup import metrics
 
 
 class DuplicateChecker:
-    def __init__(self, store: DedupStore, producer: EventProducer, hmac_key: bytes,
+    def __init__(self, store: DedupStore, producer: EventProducer, hmac_key: bytes, keyring: PiiKeyring,
                  policy: DedupPolicy, clock: Callable[[], float] = time.time,
                  email_provider_rules: bool = True) -> None:
         self.store = store
+        self.keyring = keyring  # opens the identities, which the lead carries sealed
         self.email_provider_rules = email_provider_rules
         self.producer = producer
         self.hmac_key = hmac_key
@@ -31,7 +33,7 @@ class DuplicateChecker:
 
     async def handle(self, envelope: Envelope) -> None:
         lead = envelope.message.lead
-        identities = pii.identity_keys(self.hmac_key, dict(lead.fields), self.email_provider_rules)
+        identities = pii.identity_keys(self.hmac_key, self.keyring.fields_of(lead), self.email_provider_rules)
         now_ms = int(self.clock() * 1000)
         direct = lead.direct_buyer_id
         scopes = self.policy.scopes(lead.vertical)

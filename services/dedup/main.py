@@ -8,6 +8,7 @@ from leadx.contracts import topics
 from leadx.contracts.events.v1 import events_pb2 as ev
 from leadx.dedup.scopes import DedupPolicy
 from leadx.dedup.store import DEFAULT_BUCKET_BITS, DedupStore
+from leadx.leads.sealing import PiiKeyring
 from leadx.platform.config import CommonSettings, env_int
 from leadx.platform.redis.client import connect as connect_redis
 from leadx.platform.runtime import ServiceRuntime, run
@@ -20,7 +21,8 @@ async def main(stop: asyncio.Event) -> None:
     redis = connect_redis(settings.redis_url)
     store = DedupStore(redis, namespace=settings.kafka.topic_prefix,
                        bucket_bits=env_int("DEDUP_BUCKET_BITS", DEFAULT_BUCKET_BITS))
-    checker = DuplicateChecker(store, runtime.producer, settings.hmac_key, DedupPolicy.from_env(),
+    checker = DuplicateChecker(store, runtime.producer, settings.hmac_key, PiiKeyring.from_env(),
+                               DedupPolicy.from_env(),
                                email_provider_rules=settings.email_provider_rules)
     runtime.consume("dedup", {topics.LEAD_SUBMITTED: ev.LeadSubmitted}, checker.handle)
     runtime.on_stop(redis.aclose)

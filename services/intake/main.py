@@ -14,6 +14,7 @@ from leadx.dedup.scopes import DedupPolicy
 from leadx.dedup.store import DedupStore
 from leadx.leads.phone_areas import area_code_states
 from leadx.leads.rules import load_rulebook
+from leadx.leads.sealing import PiiKeyring
 from leadx.leads.verticals import load_verticals, zip_states
 from leadx.ledger.returns import ReturnPolicy
 from leadx.platform.db.engine import make_engine, session_factory
@@ -87,8 +88,8 @@ def create_app(settings: IntakeSettings):
             callers=callers, sessions=sessions, producer=producer, verdicts=verdicts, redis=redis,
             idempotency=IdempotencyStore(redis, namespace, settings.idempotency_ttl_s),
             dedup=DedupStore(redis, namespace, settings.dedup_bucket_bits), dedup_policy=DedupPolicy.from_env(),
-            buyers=buyers, rulebook=rulebook, secret=common.hmac_key, namespace=namespace,
-            public_url=settings.public_url, verdict_timeout_s=settings.verdict_timeout_s,
+            buyers=buyers, rulebook=rulebook, secret=common.hmac_key, keyring=PiiKeyring.from_env(),
+            namespace=namespace, public_url=settings.public_url, verdict_timeout_s=settings.verdict_timeout_s,
             ping_ttl_s=settings.ping_ttl_s, phone_area_must_match=settings.phone_area_must_match,
             max_body_bytes=settings.max_body_bytes)),
         buyers=Buyers(BuyerDeps(

@@ -30,6 +30,7 @@ from leadx.dedup.store import DedupStore
 from leadx.leads import pii
 from leadx.leads import status as lead_status
 from leadx.leads.rules import RuleBook
+from leadx.leads.sealing import PiiKeyring
 from leadx.leads.verticals import FieldError, Verification, Vertical, load_verticals, verify
 from leadx.platform.db.models import Lead
 from leadx.platform.ids import is_lead_id, new_lead_id
@@ -75,6 +76,7 @@ class SellerDeps:
     buyers: BuyerDirectory  # whether some buyer wants a PING's lead
     rulebook: RuleBook
     secret: bytes  # the platform's HMAC secret (identity keys, ping tokens)
+    keyring: PiiKeyring  # seals the consumer's identifying fields before the lead is published
     namespace: str  # the topic prefix, reused to namespace Redis keys
     public_url: str  # base of the status URLs
     verdict_timeout_s: float
@@ -214,7 +216,8 @@ class Sellers:
         await self.owner_marks.command("SET", self._owner_key(lead.lead_id), lead.seller_id, "EX", OWNER_MARK_TTL_S)
         verdict = deps.verdicts.expect(lead.lead_id)
         try:
-            await deps.producer.publish(topics.LEAD_SUBMITTED, lead.lead_id, ev.LeadSubmitted(lead=lead))
+            await deps.producer.publish(topics.LEAD_SUBMITTED, lead.lead_id,
+                                        ev.LeadSubmitted(lead=deps.keyring.seal(lead)))
         except Exception:
             deps.verdicts.forget(lead.lead_id)
             raise ApiError(503, "SERVICE_UNAVAILABLE", "the exchange could not queue the lead; retry",

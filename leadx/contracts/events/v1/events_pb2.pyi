@@ -26,7 +26,7 @@ SALE_OUTCOME_SOLD: SaleOutcome
 SALE_OUTCOME_UNSOLD: SaleOutcome
 
 class Lead(_message.Message):
-    __slots__ = ("lead_id", "seller_id", "vertical", "fields", "min_price_cents", "direct_buyer_id", "submitted_at_ms", "seller_reference")
+    __slots__ = ("lead_id", "seller_id", "vertical", "fields", "min_price_cents", "direct_buyer_id", "submitted_at_ms", "seller_reference", "sealed")
     class FieldsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -42,6 +42,7 @@ class Lead(_message.Message):
     DIRECT_BUYER_ID_FIELD_NUMBER: _ClassVar[int]
     SUBMITTED_AT_MS_FIELD_NUMBER: _ClassVar[int]
     SELLER_REFERENCE_FIELD_NUMBER: _ClassVar[int]
+    SEALED_FIELD_NUMBER: _ClassVar[int]
     lead_id: str
     seller_id: str
     vertical: str
@@ -50,7 +51,18 @@ class Lead(_message.Message):
     direct_buyer_id: str
     submitted_at_ms: int
     seller_reference: str
-    def __init__(self, lead_id: _Optional[str] = ..., seller_id: _Optional[str] = ..., vertical: _Optional[str] = ..., fields: _Optional[_Mapping[str, str]] = ..., min_price_cents: _Optional[int] = ..., direct_buyer_id: _Optional[str] = ..., submitted_at_ms: _Optional[int] = ..., seller_reference: _Optional[str] = ...) -> None: ...
+    sealed: SealedFields
+    def __init__(self, lead_id: _Optional[str] = ..., seller_id: _Optional[str] = ..., vertical: _Optional[str] = ..., fields: _Optional[_Mapping[str, str]] = ..., min_price_cents: _Optional[int] = ..., direct_buyer_id: _Optional[str] = ..., submitted_at_ms: _Optional[int] = ..., seller_reference: _Optional[str] = ..., sealed: _Optional[_Union[SealedFields, _Mapping]] = ...) -> None: ...
+
+class SealedFields(_message.Message):
+    __slots__ = ("key_id", "wrapped_key", "ciphertext")
+    KEY_ID_FIELD_NUMBER: _ClassVar[int]
+    WRAPPED_KEY_FIELD_NUMBER: _ClassVar[int]
+    CIPHERTEXT_FIELD_NUMBER: _ClassVar[int]
+    key_id: str
+    wrapped_key: bytes
+    ciphertext: bytes
+    def __init__(self, key_id: _Optional[str] = ..., wrapped_key: _Optional[bytes] = ..., ciphertext: _Optional[bytes] = ...) -> None: ...
 
 class LeadSubmitted(_message.Message):
     __slots__ = ("lead",)
