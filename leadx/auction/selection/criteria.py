@@ -27,6 +27,8 @@ from functools import lru_cache
 
 import zipcodes
 
+from leadx.leads.pii import IDENTIFYING_FIELDS
+
 
 class CriterionError(ValueError):
     pass
@@ -125,6 +127,9 @@ def _field_condition(spec: object, where: str) -> Callable[[LeadView], bool]:
     if not isinstance(spec, dict) or not isinstance(spec.get("name"), str) or "value" not in spec:
         raise CriterionError(f"{where} must be {{name: FIELD, op: OP, value: VALUE}}")
     name, op, value = spec["name"], spec.get("op", "eq"), spec["value"]
+    if name in IDENTIFYING_FIELDS:
+        # AutoBid bids on what a ping shows; these fields travel sealed and no ping shows them.
+        raise CriterionError(f"{where}.name: {name} identifies the consumer and cannot be a criterion")
     if not isinstance(op, str) or op not in FIELD_OPS:
         raise CriterionError(f"{where}.op must be one of {', '.join(FIELD_OPS)}")
     if op in ("eq", "ne"):
