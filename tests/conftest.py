@@ -16,6 +16,7 @@ from sqlalchemy import text
 
 from leadx.dev.postgres import LocalPostgres
 from leadx.dev.stack import LocalStack
+from leadx.leads.sealing import PiiKeyring, new_key
 from leadx.platform.db.engine import create_schema, make_engine, session_factory
 
 
@@ -45,6 +46,9 @@ def poll_until(condition: Callable[[], object], timeout_s: float = 30, interval_
 # the integration modules that trade on the one shared exchange or have a head start
 # (tests/integration/conftest.py), which are one group, so that one worker starts that exchange and
 # the head-started scenarios, once. Collection checks this list against the fixtures the tests use.
+# Seals and opens leads in tests that drive a service's handlers directly (a new key each run).
+TEST_KEYRING = PiiKeyring.parse(new_key("test"))
+
 EXCHANGE_GROUP = "shared-exchange"
 EXCHANGE_GROUP_FILES = frozenset(f"tests/integration/{name}.py" for name in (
     "test_admin_api", "test_auction_workers", "test_crash_recovery", "test_dashboard_grpc", "test_direct_sale",

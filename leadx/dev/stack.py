@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from leadx.accounts.buyer_urls import ALLOW_PRIVATE_VARIABLE, BuyerUrlRules
+from leadx.leads import sealing
 
 # The local stack's buyers (the demo's, the tests') are HTTP servers on 127.0.0.1, so its services,
 # and the buyers created beside them, allow http and loopback and private buyer URLs. Production
@@ -158,6 +159,7 @@ class LocalStack:
     infra: list[ManagedProcess] = field(default_factory=list)
     services: dict[str, ManagedProcess] = field(default_factory=dict)
     hmac_key: str = field(default_factory=lambda: secrets.token_hex(32))
+    pii_keys: str = field(default_factory=lambda: sealing.new_key("local"))  # LEADX_PII_KEYS
 
     def start_infra(self) -> None:
         self.run_dir.mkdir(parents=True, exist_ok=True)
@@ -208,6 +210,7 @@ class LocalStack:
             "REDIS_URL": self.redis_url or "",
             "DATABASE_URL": self.database_url or "",
             "LEADX_HMAC_KEY": self.hmac_key,
+            "LEADX_PII_KEYS": self.pii_keys,
             "LEADX_TOPIC_PREFIX": self.topic_prefix,
             "KAFKA_PARTITIONS": str(self.partitions),
             "AUCTION_WINDOW_SECONDS": str(self.auction_window_s),

@@ -23,6 +23,7 @@ from leadx.contracts.events.v1 import events_pb2 as ev
 from leadx.delivery.post_adaptation import prepare_post
 from leadx.delivery.post_adaptation.rules import RuleError
 from leadx.delivery.post_adaptation.syntax import RuleBook
+from leadx.leads.sealing import PiiKeyring
 from leadx.platform.kafka.envelope import Envelope
 from leadx.platform.logs import log_event
 from services.delivery.attempts import AttemptLog, log_fields
@@ -35,9 +36,10 @@ POSTED_TTL_S = 30 * 24 * 3600
 
 class ListPoster:
     def __init__(self, redis: Redis, directory: BuyerDirectory, client: BuyerClient, namespace: str,
-                 rules: RuleBook | None = None, breaker: CircuitBreaker | None = None,
+                 keyring: PiiKeyring, rules: RuleBook | None = None, breaker: CircuitBreaker | None = None,
                  attempts: AttemptLog | None = None) -> None:
         self.redis, self.directory, self.client, self.namespace = redis, directory, client, namespace
+        self.keyring = keyring  # opens the customer's fields for the POST
         self.rules = rules or RuleBook()
         self.breaker = breaker or CircuitBreaker()
         self.attempts = attempts or AttemptLog(None)
@@ -56,7 +58,7 @@ class ListPoster:
             return
         section = self.rules.for_buyer(buyer.id, buyer.name)
         try:
-            prepared = prepare_post(awarded.lead, awarded.price_cents, section)
+            prepared = prepare_post(self.keyring.opened(awarded.lead), awarded.price_cents, section)
         except RuleError as error:
             log_event(log, "list customer not posted: its POST rules cannot adapt it", error=str(error), **context)
             return

@@ -10,6 +10,7 @@ from leadx.contracts import topics
 from leadx.contracts.events.v1 import events_pb2 as ev
 from leadx.dedup.scopes import DedupPolicy
 from leadx.dedup.store import DedupStore
+from leadx.leads.sealing import PiiKeyring
 from leadx.platform.db.engine import make_engine, session_factory
 from leadx.platform.db.schema import exit_unless_current
 from leadx.platform.redis.client import connect as connect_redis
@@ -42,6 +43,7 @@ async def main(stop: asyncio.Event) -> None:
                          settings.buyer_urls, settings.reply_max_bytes)
     await client.start()
     store = DedupStore(redis, namespace=namespace, bucket_bits=settings.dedup_bucket_bits)
+    keyring = PiiKeyring.from_env()  # the leads' identifying fields arrive sealed
 
     rules = load_post_rules(settings.rules_dir)
     # Pings and posts trip separate circuits: a buyer can bid well and still fail to take leads.
@@ -49,11 +51,12 @@ async def main(stop: asyncio.Event) -> None:
     post_breaker = BREAKERS.watch(CircuitBreaker(settings.breaker_failures, settings.breaker_cooldown_s), "post")
     pings = PingFanout(runtime.producer, redis, directory, client, namespace, rules, ping_breaker, post_breaker)
     sales = SaleCompletion(runtime.producer, redis, store, DedupPolicy.from_env(), directory, client,
-                           fees, namespace, rules, post_breaker,
+                           fees, namespace, keyring, rules, post_breaker,
                            AttemptLog(session_factory(engine)))
     runtime.consume("delivery-pings", {topics.AUCTION_OPENED: ev.AuctionOpened}, pings.handle)
     runtime.consume("delivery-sales", {topics.AUCTION_CLOSED: ev.AuctionClosed}, sales.handle)
-    lists = ListPoster(redis, directory, client, namespace, rules, post_breaker, AttemptLog(session_factory(engine)))
+    lists = ListPoster(redis, directory, client, namespace, keyring, rules, post_breaker,
+                       AttemptLog(session_factory(engine)))
     runtime.consume("delivery-lists", {topics.LIST_AWARDED: ev.ListAwarded}, lists.handle)
 
     async def close_resources() -> None:

@@ -40,6 +40,7 @@ from leadx.dedup.store import DedupStore
 from leadx.delivery.post_adaptation import PreparedPost, prepare_post
 from leadx.delivery.post_adaptation.rules import RuleError
 from leadx.delivery.post_adaptation.syntax import RuleBook
+from leadx.leads.sealing import PiiKeyring
 from leadx.delivery.progress import DeliveryProgress, Sale
 from leadx.ledger.billing import seller_fee
 from leadx.platform.ids import derived_event_id
@@ -98,7 +99,7 @@ class Progress:
 class SaleCompletion:
     def __init__(self, producer: EventProducer, redis: Redis, store: DedupStore, policy: DedupPolicy,
                  directory: BuyerDirectory, client: BuyerClient, fees: SellerFees, namespace: str,
-                 rules: RuleBook | None = None, breaker: CircuitBreaker | None = None,
+                 keyring: PiiKeyring, rules: RuleBook | None = None, breaker: CircuitBreaker | None = None,
                  attempts: AttemptLog | None = None, clock: Callable[[], float] = time.time,
                  caps: CapsStore | None = None) -> None:
         self.producer, self.redis, self.store, self.policy = producer, redis, store, policy
@@ -108,6 +109,7 @@ class SaleCompletion:
         self.directory, self.client = directory, client
         self.fees = fees
         self.namespace = namespace
+        self.keyring = keyring  # opens the consumer's fields for the POST
         self.clock = clock
         self.caps = caps or CapsStore(redis, namespace)
 
@@ -201,7 +203,8 @@ class SaleCompletion:
                       buyer_id=buyer.id)
             return None
         try:
-            return prepare_post(closed.lead, price_cents, self.rules.for_buyer(buyer.id, buyer.name))
+            return prepare_post(self.keyring.opened(closed.lead), price_cents,
+                                self.rules.for_buyer(buyer.id, buyer.name))
         except RuleError as error:
             log_event(log, "buyer passed over: its POST rules cannot adapt this lead",
                       auction_id=closed.auction_id, buyer_id=buyer.id, error=str(error))

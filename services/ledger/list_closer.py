@@ -28,6 +28,7 @@ from leadx.contracts import topics
 from leadx.contracts.events.v1 import events_pb2 as ev
 from leadx.dedup.scopes import DedupPolicy
 from leadx.dedup.store import DedupStore
+from leadx.leads.sealing import PiiKeyring
 from leadx.ledger.billing import seller_fee
 from leadx.lists import store
 from leadx.lists.award import award
@@ -47,9 +48,10 @@ def _identities(prospect: Prospect) -> dict[str, str]:
 
 class ListCloser:
     def __init__(self, sessions: sessionmaker[Session], producer: EventProducer, dedup: DedupStore,
-                 policy: DedupPolicy, default_fee_percent: float, interval_s: float = 1.0,
+                 policy: DedupPolicy, keyring: PiiKeyring, default_fee_percent: float, interval_s: float = 1.0,
                  clock: Callable[[], float] = time.time) -> None:
         self.sessions, self.producer, self.dedup, self.policy = sessions, producer, dedup, policy
+        self.keyring = keyring  # seals the customer's identifying fields in list.awarded
         self.default_fee_percent = default_fee_percent
         self.interval_s = interval_s
         self.clock = clock
@@ -118,7 +120,9 @@ class ListCloser:
                 await self.dedup.reserve_for_buyer(listed.buyer_id, prospect.id, prospect.vertical, identities,
                                                    int(self.clock() * 1000), window_ms)
             percent = fees.get(prospect.seller_id, self.default_fee_percent)
-            await self.producer.publish(topics.LIST_AWARDED, prospect.id, _awarded(listed, prospect),
+            awarded = _awarded(listed, prospect)
+            self.keyring.seal(awarded.lead)
+            await self.producer.publish(topics.LIST_AWARDED, prospect.id, awarded,
                                         derived_event_id(prospect.id, "list-award", listed.buyer_id))
             await self.producer.publish(topics.SALE_CLOSED, prospect.id, _sale(listed, prospect, percent),
                                         derived_event_id(prospect.id, "list-sale", listed.buyer_id))

@@ -11,6 +11,7 @@ from grpc_reflection.v1alpha import reflection
 from leadx.contracts.dashboard.v1 import dashboard_pb2, dashboard_pb2_grpc
 from leadx.dedup.scopes import DedupPolicy
 from leadx.dedup.store import DEFAULT_BUCKET_BITS, DedupStore
+from leadx.leads.sealing import PiiKeyring
 from leadx.leads.verticals import zip_counties
 from leadx.platform.config import CommonSettings, env_float, env_int, env_str
 from leadx.platform.db.engine import make_engine, session_factory
@@ -35,7 +36,8 @@ async def main(stop: asyncio.Event) -> None:
     await asyncio.to_thread(exit_unless_current, engine, "ledger")
     await asyncio.to_thread(zip_counties)  # built now (~0.5 s), not while recording the first sale
     sessions = session_factory(engine)
-    writer = BatchWriter(Recorder(sessions))
+    keyring = PiiKeyring.from_env()  # opens leads for the lead store, seals those it publishes again
+    writer = BatchWriter(Recorder(sessions, keyring))
     writer.start()
 
     async def record(envelope: Envelope) -> None:
@@ -65,13 +67,14 @@ async def main(stop: asyncio.Event) -> None:
     reporter = asyncio.create_task(report_health())
     stall_after_s = env_float("LEDGER_REDRIVE_AFTER_SECONDS", 60)
     policy = RedrivePolicy(stall_after_ms=int(stall_after_s * 1000), max_redrives=env_int("LEDGER_MAX_REDRIVES", 5))
-    redriver = StallRedriver(sessions, runtime.producer, policy, interval_s=max(0.5, min(5.0, stall_after_s / 4)))
+    redriver = StallRedriver(sessions, runtime.producer, keyring, policy,
+                             interval_s=max(0.5, min(5.0, stall_after_s / 4)))
     redriving = asyncio.create_task(redriver.run_forever())
     # List auctions (leadx.lists) live in this service's SQL: it closes them and sells their customers.
     redis = connect_redis(settings.redis_url)
     dedup = DedupStore(redis, namespace=settings.kafka.topic_prefix,
                        bucket_bits=env_int("DEDUP_BUCKET_BITS", DEFAULT_BUCKET_BITS))
-    closer = ListCloser(sessions, runtime.producer, dedup, DedupPolicy.from_env(),
+    closer = ListCloser(sessions, runtime.producer, dedup, DedupPolicy.from_env(), keyring,
                         env_float("SELLER_FEE_PERCENT", 10.0),
                         interval_s=env_float("LISTS_CLOSE_INTERVAL_SECONDS", 1.0))
     closing = asyncio.create_task(closer.run_forever())

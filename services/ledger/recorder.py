@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import time
 
+from google.protobuf.message import Message
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
 from leadx.contracts import topics
 from leadx.contracts.events.v1 import events_pb2 as ev
 from leadx.leads import status as lead_status
+from leadx.leads.sealing import PiiKeyring
 from leadx.leads.verticals import zip_counties
 from leadx.ledger import billing
 from leadx.platform.db.models import (
@@ -44,8 +46,9 @@ def _now_ms() -> int:
 
 
 class Recorder:
-    def __init__(self, sessions: sessionmaker[Session]) -> None:
+    def __init__(self, sessions: sessionmaker[Session], keyring: PiiKeyring) -> None:
         self.sessions = sessions
+        self.keyring = keyring
 
     def apply(self, envelope: Envelope) -> bool:
         """Apply one event; False if it had been applied before."""
@@ -62,12 +65,29 @@ class Recorder:
                 session.add(ProcessedEvent(event_id=envelope.event_id, consumer=CONSUMER,
                                            processed_at_ms=_now_ms()))
                 session.flush()  # so a repeat of this event later in the same batch is seen
-                _APPLY[envelope.topic](session, envelope.message)
+                _APPLY[envelope.topic](session, self._opened(envelope.message))
                 applied.append(True)
             _write_counters(session)
         # Counted once committed: a batch that failed is applied again, and counted then.
         metrics.count_recorded(e for e, first in zip(envelopes, applied, strict=True) if first)
         return applied
+
+
+    def _opened(self, message: Message) -> Message:
+        """The lead store keeps a lead whole, for its seller and its buyer to read back: a message
+        carrying a sealed lead is applied as a copy whose lead is opened."""
+        if isinstance(message, ev.LeadScored):
+            lead = message.verified.lead
+        elif isinstance(message, (ev.LeadSubmitted, ev.LeadVerified)):
+            lead = message.lead
+        else:
+            return message
+        if not lead.HasField("sealed"):
+            return message
+        copy = type(message)()
+        copy.CopyFrom(message)
+        (copy.verified.lead if isinstance(copy, ev.LeadScored) else copy.lead).CopyFrom(self.keyring.opened(lead))
+        return copy
 
 
 def _lead(session: Session, lead_id: str) -> Lead:

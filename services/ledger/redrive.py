@@ -33,6 +33,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from leadx.contracts import topics
 from leadx.contracts.events.v1 import events_pb2 as ev
 from leadx.leads import status as lead_status
+from leadx.leads.sealing import PiiKeyring
 from leadx.platform.db.models import Auction, Lead
 from leadx.platform.ids import derived_event_id
 from leadx.platform.kafka.producer import EventProducer
@@ -81,9 +82,10 @@ def claim_stalled(sessions: sessionmaker[Session], policy: RedrivePolicy, now_ms
 
 
 class StallRedriver:
-    def __init__(self, sessions: sessionmaker[Session], producer: EventProducer, policy: RedrivePolicy,
-                 interval_s: float = 5.0) -> None:
+    def __init__(self, sessions: sessionmaker[Session], producer: EventProducer, keyring: PiiKeyring,
+                 policy: RedrivePolicy, interval_s: float = 5.0) -> None:
         self.sessions, self.producer, self.policy, self.interval_s = sessions, producer, policy, interval_s
+        self.keyring = keyring  # the lead store holds the lead whole; the topic gets it sealed
 
     async def run_forever(self) -> None:
         while True:
@@ -98,6 +100,7 @@ class StallRedriver:
         leads = await asyncio.to_thread(claim_stalled, self.sessions, self.policy, now_ms)
         for lead in leads:
             log_event(log, "re-driving a stalled lead", lead_id=lead.lead_id)
-            await self.producer.publish(topics.LEAD_SUBMITTED, lead.lead_id, ev.LeadSubmitted(lead=lead),
+            await self.producer.publish(topics.LEAD_SUBMITTED, lead.lead_id,
+                                        ev.LeadSubmitted(lead=self.keyring.seal(lead)),
                                         derived_event_id(lead.lead_id, "redrive", str(now_ms)))
         return len(leads)

@@ -15,6 +15,7 @@ from threadpoolctl import threadpool_limits
 
 from leadx.contracts import topics
 from leadx.contracts.events.v1 import events_pb2 as ev
+from leadx.leads.sealing import PiiKeyring
 from leadx.platform.config import CommonSettings, env_float, env_str
 from leadx.platform.ids import derived_event_id
 from leadx.platform.kafka.envelope import Envelope
@@ -61,6 +62,7 @@ async def main(stop: asyncio.Event) -> None:
     # neighbour is busy waits on them (bench/scoring.py: 130 leads/s instead of 3,000).
     threadpool_limits(limits=1)
     runtime = ServiceRuntime(CommonSettings.from_env("scoring", redis=False, database=False))
+    keyring = PiiKeyring.from_env()  # the models read the consumer's age and work phone, which are sealed
     folder = env_str("SCORING_MODELS", "").strip()
     registry = Path(folder) if folder else None
     try:
@@ -72,7 +74,7 @@ async def main(stop: asyncio.Event) -> None:
     async def handle(envelope: Envelope) -> None:
         verified = envelope.message
         lead = verified.lead
-        result, version = await scorer.score(lead.fields, lead.submitted_at_ms, int(time.time() * 1000))
+        result, version = await scorer.score(keyring.fields_of(lead), lead.submitted_at_ms, int(time.time() * 1000))
         scored = ev.LeadScored(verified=verified, probability=result.probability, cluster=result.cluster,
                                model_version=version, timing_factor=result.timing_factor)
         await runtime.producer.publish(topics.LEAD_SCORED, lead.lead_id, scored,

@@ -21,6 +21,7 @@ from leadx.accounts.directory import BuyerDirectory
 from leadx.cli.main import main
 from leadx.platform.db.engine import make_engine, session_factory
 from leadx.platform.db.models import Buyer, BuyerProfile, Partnership, Seller, SellerBuyerChoice
+from tests.conftest import TEST_KEYRING
 
 pytestmark = pytest.mark.integration
 
@@ -204,7 +205,7 @@ def test_seller_fee_override_and_the_books_from_the_command_line(database_url):
         assert session.get(Seller, seller_id).fee_percent == 12.5
 
     # Two sales to one buyer, one of them returned.
-    recorder = Recorder(sessions)
+    recorder = Recorder(sessions, TEST_KEYRING)
     for n, price in enumerate((1000, 3000)):
         lead_id = f"CLI000000{n}"
         sale = ev.SaleClosed(lead_id=lead_id, auction_id=lead_id, outcome=ev.SALE_OUTCOME_SOLD, buyer_id="b_cli",

@@ -28,6 +28,7 @@ from leadx.platform.kafka.producer import EventProducer
 from leadx.platform.redis.client import connect
 from leadx.scoring.registry import load_prior
 from services.ledger.list_closer import ListCloser
+from tests.conftest import TEST_KEYRING
 
 pytestmark = pytest.mark.integration
 SECRET = b"list-closer-test-secret"
@@ -113,7 +114,8 @@ def test_a_due_list_auction_closes_once_and_sells_each_customer_once(sessions, k
         assert await dedup.reserve_for_buyer(dealers[2], "ELSEWHERE1", "auto_loan", keys, int(time.time() * 1000),
                                              WINDOW_MS)
         later = time.time() + 120  # after the window
-        closers = [ListCloser(sessions, producer, dedup, policy, 10.0, clock=lambda: later) for _ in range(2)]
+        closers = [ListCloser(sessions, producer, dedup, policy, TEST_KEYRING, 10.0, clock=lambda: later)
+                   for _ in range(2)]
         try:
             closed = await asyncio.gather(*(c.sweep() for c in closers))
             again = await closers[0].sweep()

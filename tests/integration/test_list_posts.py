@@ -23,6 +23,7 @@ from services.delivery.attempts import AttemptLog
 from services.delivery.buyer_http import BuyerClient
 from services.delivery.list_posts import ListPoster
 from tests.buyer_server import BuyerServer
+from tests.conftest import TEST_KEYRING
 
 pytestmark = pytest.mark.integration
 
@@ -51,7 +52,8 @@ def test_each_won_customer_is_posted_once_adapted_and_a_refusal_is_only_recorded
             client = BuyerClient(10, 2.0, 5.0)
             await client.start()
             redis = connect(redis_url)
-            poster = ListPoster(redis, directory, client, unique_prefix, rules, attempts=AttemptLog(sessions))
+            poster = ListPoster(redis, directory, client, unique_prefix, TEST_KEYRING, rules,
+                                attempts=AttemptLog(sessions))
             try:
                 await poster.handle(awarded(taker_id))
                 await poster.handle(awarded(taker_id))  # a redelivery: not posted again
@@ -85,7 +87,7 @@ def test_a_dealer_that_cannot_be_reached_is_tried_again(sessions, redis_url, uni
         client = BuyerClient(10, 1.0, 2.0)
         await client.start()
         redis = connect(redis_url)
-        poster = ListPoster(redis, directory, client, unique_prefix)
+        poster = ListPoster(redis, directory, client, unique_prefix, TEST_KEYRING)
         try:
             with pytest.raises(ConnectionError):
                 await poster.handle(awarded(buyer_id))

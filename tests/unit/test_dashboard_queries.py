@@ -17,6 +17,7 @@ from leadx.platform.kafka.envelope import Envelope
 from leadx.platform.utc_days import DAY_MS, period_start, utc_day
 from services.ledger import dashboard_queries as q
 from services.ledger.recorder import Recorder
+from tests.conftest import TEST_KEYRING
 
 NOW = 1_800_000_000_000  # 2027-01-15T08:00:00Z
 DAY = DAY_MS
@@ -48,7 +49,7 @@ def returned(lead_id: str, buyer: str, seller: str, price: int, at_ms: int) -> E
 
 def record(sessions, *groups) -> None:
     events = [e for group in groups for e in (group if isinstance(group, list) else [group])]
-    Recorder(sessions).apply_many(events)
+    Recorder(sessions, TEST_KEYRING).apply_many(events)
 
 
 def test_buyer_windows_include_their_first_millisecond_and_not_the_one_before(sessions):

@@ -13,6 +13,7 @@ from leadx.delivery.progress import DeliveryProgress, Sale
 from leadx.platform.kafka.envelope import Envelope
 from leadx.platform.redis.client import connect
 from services.delivery.sale import Progress, SaleCompletion
+from tests.conftest import TEST_KEYRING
 
 # A progress hash as delivery wrote it before the record was typed: a shared sale taken by b1 and
 # b4 (price|attempts), b2 rejected it, b3 could not be reached, b5 already had the consumer, b4's
@@ -80,7 +81,7 @@ def test_a_redelivered_auction_publishes_the_sales_an_earlier_worker_left_in_red
             await redis.hset(key, mapping=EARLIER_HASH)
             assert (await Progress.load(redis, key)).state == DeliveryProgress.decode(EARLIER_HASH)
             producer = Published()
-            sales = SaleCompletion(producer, redis, None, None, None, None, NoFees(), namespace)
+            sales = SaleCompletion(producer, redis, None, None, None, None, NoFees(), namespace, TEST_KEYRING)
             await sales.handle(Envelope(topics.AUCTION_CLOSED, "A1", "e1", closed, 0, 0))
             sold = [(m.buyer_id, m.price_cents, m.attempts) for _, _, m, _ in producer.events]
             assert sold == [("b4", 1500, 3), ("b1", 1999, 1)]  # best-ranked first

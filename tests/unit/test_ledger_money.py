@@ -20,6 +20,7 @@ from leadx.platform.db.models import AccountBalance, LedgerEntry, LedgerTransact
 from leadx.platform.kafka.envelope import Envelope
 from services.ledger import recorder as recorder_module
 from services.ledger.recorder import Recorder
+from tests.conftest import TEST_KEYRING
 
 BUYERS = ["b_1", "b_2", "b_3"]
 SELLERS = ["s_1", "s_2"]
@@ -67,7 +68,7 @@ def test_money_is_conserved_over_random_sales_returns_and_redeliveries(sessions,
     stream = list(events)
     for n in redelivered:
         stream.append(events[n % len(events)])
-    recorder = Recorder(sessions)
+    recorder = Recorder(sessions, TEST_KEYRING)
     at, size = 0, iter(batch_sizes * (len(stream) // len(batch_sizes) + 1))
     while at < len(stream):
         batch = stream[at:at + next(size)]
@@ -113,7 +114,7 @@ def test_two_ledger_replicas_booking_at_once_do_not_deadlock(sessions, monkeypat
             together.wait()
             write_counters(session)
         monkeypatch.setattr(recorder_module, "_write_counters", write_together)
-    recorder = Recorder(sessions)
+    recorder = Recorder(sessions, TEST_KEYRING)
     with ThreadPoolExecutor(max_workers=2) as pool:
         runs = [pool.submit(recorder.apply_many, batch(name, sellers, state))
                 for name, sellers, state in (("DA", ["s_1", "s_2"], "NY"), ("DB", ["s_2", "s_1"], "CA"))]

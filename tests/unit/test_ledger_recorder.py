@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from sqlalchemy import func, select
 
 from leadx.contracts import topics
@@ -9,6 +11,7 @@ from leadx.contracts.events.v1 import events_pb2 as ev
 from leadx.platform.db.models import Auction, BuyerDuplicateDay, BuyerPosting, Lead, Sale
 from leadx.platform.kafka.envelope import Envelope
 from services.ledger.recorder import Recorder, utc_day
+from tests.conftest import TEST_KEYRING
 
 LEAD = ev.Lead(lead_id="LEAD000001", seller_id="s_1", vertical="auto_loan", min_price_cents=500,
                submitted_at_ms=1_000, fields={"state": "NY", "zip": "10001", "email": "a@b.com"},
@@ -36,7 +39,7 @@ def life_cycle() -> list[Envelope]:
 
 
 def test_a_full_life_cycle_ends_sold(sessions):
-    recorder = Recorder(sessions)
+    recorder = Recorder(sessions, TEST_KEYRING)
     assert [recorder.apply(e) for e in life_cycle()] == [True] * 5
     with sessions() as session:
         lead = session.get(Lead, LEAD.lead_id)
@@ -48,7 +51,7 @@ def test_a_full_life_cycle_ends_sold(sessions):
 
 
 def test_a_redelivered_event_changes_nothing(sessions):
-    recorder = Recorder(sessions)
+    recorder = Recorder(sessions, TEST_KEYRING)
     events = life_cycle()
     recorder.apply_many(events)
     assert recorder.apply(events[-1]) is False
@@ -59,11 +62,12 @@ def test_a_redelivered_event_changes_nothing(sessions):
 
 def test_a_repeat_inside_one_batch_is_applied_once(sessions):
     events = life_cycle()
-    assert Recorder(sessions).apply_many([events[0], events[0], events[4], events[4]]) == [True, False, True, False]
+    recorder = Recorder(sessions, TEST_KEYRING)
+    assert recorder.apply_many([events[0], events[0], events[4], events[4]]) == [True, False, True, False]
 
 
 def test_events_out_of_order_still_end_in_the_right_state(sessions):
-    recorder = Recorder(sessions)
+    recorder = Recorder(sessions, TEST_KEYRING)
     for event in reversed(life_cycle()):
         recorder.apply(event)
     with sessions() as session:
@@ -73,7 +77,7 @@ def test_events_out_of_order_still_end_in_the_right_state(sessions):
 
 
 def test_a_duplicate_rejection_keeps_its_internal_reason(sessions):
-    recorder = Recorder(sessions)
+    recorder = Recorder(sessions, TEST_KEYRING)
     recorder.apply(life_cycle()[0])
     recorder.apply(envelope(topics.LEAD_REJECTED, ev.LeadRejected(
         lead_id=LEAD.lead_id, seller_id="s_1", reason=ev.REJECTION_REASON_DUPLICATE,
@@ -86,7 +90,7 @@ def test_a_duplicate_rejection_keeps_its_internal_reason(sessions):
 def test_stalled_leads_are_claimed_once_and_rebuilt_whole(sessions):
     from services.ledger.redrive import RedrivePolicy, claim_stalled
 
-    recorder = Recorder(sessions)
+    recorder = Recorder(sessions, TEST_KEYRING)
     events = life_cycle()
     recorder.apply_many(events[:3])  # submitted, verified, scored: then nothing happens
     policy = RedrivePolicy(stall_after_ms=10_000, max_redrives=2)
@@ -107,7 +111,7 @@ def test_stalled_leads_are_claimed_once_and_rebuilt_whole(sessions):
 def test_a_lead_in_auction_is_stalled_only_after_its_close_and_a_sold_lead_never(sessions):
     from services.ledger.redrive import RedrivePolicy, claim_stalled
 
-    recorder = Recorder(sessions)
+    recorder = Recorder(sessions, TEST_KEYRING)
     events = life_cycle()
     recorder.apply_many(events[:4])  # the auction closes at 5_000 (ms since the epoch, in the past)
     policy = RedrivePolicy(stall_after_ms=10_000)
@@ -123,7 +127,7 @@ def test_a_re_driven_direct_sale_stays_a_direct_sale(sessions):
 
     direct = ev.Lead(lead_id="LEAD000009", seller_id="s_1", vertical="auto_loan", min_price_cents=2000,
                      direct_buyer_id="b_contracted", submitted_at_ms=1_000, fields={"zip": "10001"})
-    Recorder(sessions).apply(Envelope(topic=topics.LEAD_SUBMITTED, key=direct.lead_id, event_id="d1",
+    Recorder(sessions, TEST_KEYRING).apply(Envelope(topic=topics.LEAD_SUBMITTED, key=direct.lead_id, event_id="d1",
                                       message=ev.LeadSubmitted(lead=direct), partition=0, offset=0))
     with sessions() as session:
         submitted_at = session.get(Lead, direct.lead_id).updated_at_ms
@@ -136,7 +140,7 @@ DAY_MS = 24 * 3600 * 1000
 
 
 def test_buyers_posted_to_and_duplicates_kept_from_buyers_are_recorded(sessions):
-    recorder = Recorder(sessions)
+    recorder = Recorder(sessions, TEST_KEYRING)
     late = 1_800_000_000_000  # 2027-01-15, UTC
     verified = ev.LeadVerified(lead=LEAD, duplicate_buyer_ids=["b_3", "b_4"])
     sale = ev.SaleClosed(lead_id=LEAD.lead_id, auction_id=LEAD.lead_id, outcome=ev.SALE_OUTCOME_SOLD,
@@ -157,7 +161,7 @@ def test_buyers_posted_to_and_duplicates_kept_from_buyers_are_recorded(sessions)
 
 
 def test_a_rejected_lead_keeps_its_internal_reason_seller_and_time(sessions):
-    recorder = Recorder(sessions)
+    recorder = Recorder(sessions, TEST_KEYRING)
     rejected = ev.LeadRejected(lead_id=LEAD.lead_id, seller_id="s_1", reason=ev.REJECTION_REASON_DUPLICATE,
                                internal_detail="platform duplicate on email", rejected_at_ms=4_242)
     recorder.apply(envelope(topics.LEAD_REJECTED, rejected, "r1"))
@@ -178,10 +182,45 @@ def test_a_list_sale_of_an_imported_customer_records_it_like_a_lead_from_the_pro
     sold = ev.SaleClosed(lead_id="PROSPECT01", auction_id="LISTAUCT01", outcome=ev.SALE_OUTCOME_SOLD, buyer_id="b_1",
                          price_cents=400, seller_fee_cents=40, seller_id="s_1", vertical="auto_loan", state="NY",
                          closed_at_ms=9_000)
-    assert Recorder(sessions).apply(Envelope(topic=topics.SALE_CLOSED, key="PROSPECT01", event_id="list-1",
-                                             message=sold, partition=0, offset=0))
+    assert Recorder(sessions, TEST_KEYRING).apply(Envelope(topic=topics.SALE_CLOSED, key="PROSPECT01",
+                                                           event_id="list-1", message=sold, partition=0, offset=0))
     with sessions() as session:
         lead = session.get(Lead, "PROSPECT01")
         assert (lead.status, lead.vertical, lead.state, lead.cluster) == ("sold", "auto_loan", "NY", "c4")
         assert lead.fields["ssn"] == "123-45-6789"  # its buyer reads it like a lead it bought
         assert session.get(Sale, ("PROSPECT01", "b_1")).price_cents == 400
+
+
+def sealed_copy(lead: ev.Lead) -> ev.Lead:
+    copy = ev.Lead()
+    copy.CopyFrom(lead)
+    return TEST_KEYRING.seal(copy)
+
+
+def test_a_sealed_lead_is_stored_whole_whichever_event_brings_it_first(sessions):
+    sealed = sealed_copy(LEAD)
+    assert "email" not in sealed.fields and sealed.HasField("sealed")
+    recorder = Recorder(sessions, TEST_KEYRING)
+    # lead.scored may arrive before lead.submitted: it fills the lead too, opened the same way.
+    recorder.apply(envelope(topics.LEAD_SCORED, ev.LeadScored(verified=ev.LeadVerified(lead=sealed)), "s3"))
+    recorder.apply(envelope(topics.LEAD_SUBMITTED, ev.LeadSubmitted(lead=sealed), "s1"))
+    with sessions() as session:
+        assert session.get(Lead, LEAD.lead_id).fields == dict(LEAD.fields)
+    assert "email" not in sealed.fields  # the event itself is left as it came
+
+
+def test_a_stalled_lead_goes_back_on_the_topic_sealed(sessions):
+    from services.ledger.redrive import RedrivePolicy, StallRedriver
+
+    Recorder(sessions, TEST_KEYRING).apply_many(life_cycle()[:3])
+
+    class Published(list):
+        async def publish(self, topic, key, message, event_id):
+            self.append((topic, message))
+
+    published = Published()
+    redriver = StallRedriver(sessions, published, TEST_KEYRING, RedrivePolicy(stall_after_ms=-10_000_000))
+    assert asyncio.run(redriver.sweep()) == 1
+    (topic, message), = published
+    assert topic == topics.LEAD_SUBMITTED and "email" not in message.lead.fields
+    assert TEST_KEYRING.fields_of(message.lead) == dict(LEAD.fields)
