@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import os
 import re
+import ssl
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 
 _REQUIRED = object()
 
@@ -52,6 +54,113 @@ def env_bool(name: str, default: bool) -> bool:
     raise ConfigError(f"environment variable {name} must be true or false, got {raw!r}")
 
 
+def env_choice(name: str, choices: tuple[str, ...], default: str) -> str:
+    raw = env_str(name, default).strip().upper()
+    if raw not in choices:
+        raise ConfigError(f"environment variable {name} must be one of {', '.join(choices)}, got {raw!r}")
+    return raw
+
+
+def env_file(name: str) -> str:
+    """A file the service reads at start (a certificate, a key): empty when unset, else a path that
+    must name a readable file now, not at the first connection."""
+    path = env_str(name, "")
+    if path and not os.access(path, os.R_OK):
+        raise ConfigError(f"environment variable {name} names {path!r}, which is not a readable file")
+    return path
+
+
+def _check_tls_files(cafile: tuple[str, str], certfile: tuple[str, str], keyfile: tuple[str, str]) -> None:
+    """The (setting, path) of a CA bundle and of a certificate and its key, each optional but the
+    certificate and key together: loaded once here, so a file that is not PEM, or a key that is
+    not the certificate's, fails at start with the setting's name."""
+    (ca_name, ca), (cert_name, cert), (key_name, key) = cafile, certfile, keyfile
+    if bool(cert) != bool(key):
+        raise ConfigError(f"environment variables {cert_name} and {key_name} go together: set both or neither")
+    context = ssl.create_default_context()
+    if ca:
+        try:
+            context.load_verify_locations(cafile=ca)
+        except (ssl.SSLError, ValueError) as exc:
+            raise ConfigError(f"environment variable {ca_name}: {ca!r} holds no PEM certificate ({exc})") from None
+    if cert:
+        try:
+            context.load_cert_chain(cert, key)
+        except (ssl.SSLError, ValueError) as exc:
+            raise ConfigError(f"environment variables {cert_name} and {key_name}: {cert!r} and {key!r} are not "
+                              f"a PEM certificate and its unencrypted key ({exc})") from None
+
+
+KAFKA_SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
+KAFKA_SASL_MECHANISMS = ("SCRAM-SHA-256", "SCRAM-SHA-512", "PLAIN")
+
+
+@dataclass(frozen=True)
+class KafkaSecurity:
+    """How a client connects to the brokers: TLS (`SSL`, `SASL_SSL`) verified against the CA file
+    (the system's CAs without one), optionally with a client certificate; SASL (`SASL_PLAINTEXT`,
+    `SASL_SSL`) with a SCRAM or PLAIN user. Every Kafka client leadx makes takes it from here
+    (leadx.platform.kafka.clients)."""
+
+    protocol: str = "PLAINTEXT"
+    sasl_mechanism: str = ""
+    sasl_username: str = ""
+    sasl_password: str = field(default="", repr=False)
+    ssl_cafile: str = ""
+    ssl_certfile: str = ""
+    ssl_keyfile: str = ""
+
+    @property
+    def tls(self) -> bool:
+        return self.protocol in ("SSL", "SASL_SSL")
+
+    @property
+    def sasl(self) -> bool:
+        return self.protocol in ("SASL_PLAINTEXT", "SASL_SSL")
+
+    @classmethod
+    def from_env(cls) -> KafkaSecurity:
+        protocol = env_choice("KAFKA_SECURITY_PROTOCOL", KAFKA_SECURITY_PROTOCOLS, "PLAINTEXT")
+        security = cls(
+            protocol=protocol,
+            sasl_mechanism=env_str("KAFKA_SASL_MECHANISM", "").strip().upper(),
+            sasl_username=env_str("KAFKA_SASL_USERNAME", ""),
+            sasl_password=env_str("KAFKA_SASL_PASSWORD", ""),
+            ssl_cafile=env_file("KAFKA_SSL_CAFILE"),
+            ssl_certfile=env_file("KAFKA_SSL_CERTFILE"),
+            ssl_keyfile=env_file("KAFKA_SSL_KEYFILE"),
+        )
+        security._check()
+        return security
+
+    def _check(self) -> None:
+        given = {"KAFKA_SASL_MECHANISM": self.sasl_mechanism, "KAFKA_SASL_USERNAME": self.sasl_username,
+                 "KAFKA_SASL_PASSWORD": self.sasl_password}
+        if self.sasl:
+            for name, value in given.items():
+                if not value:
+                    raise ConfigError(f"environment variable {name} is required with "
+                                      f"KAFKA_SECURITY_PROTOCOL={self.protocol}")
+            if self.sasl_mechanism not in KAFKA_SASL_MECHANISMS:
+                raise ConfigError(f"environment variable KAFKA_SASL_MECHANISM must be one of "
+                                  f"{', '.join(KAFKA_SASL_MECHANISMS)}, got {self.sasl_mechanism!r}")
+        else:
+            # Set but unused would leave the operator believing the connection is authenticated.
+            for name, value in given.items():
+                if value:
+                    raise ConfigError(f"environment variable {name} is set, but KAFKA_SECURITY_PROTOCOL="
+                                      f"{self.protocol} uses no SASL: use SASL_SSL (or SASL_PLAINTEXT)")
+        files = {"KAFKA_SSL_CAFILE": self.ssl_cafile, "KAFKA_SSL_CERTFILE": self.ssl_certfile,
+                 "KAFKA_SSL_KEYFILE": self.ssl_keyfile}
+        if not self.tls:
+            for name, value in files.items():
+                if value:
+                    raise ConfigError(f"environment variable {name} is set, but KAFKA_SECURITY_PROTOCOL="
+                                      f"{self.protocol} uses no TLS: use SSL or SASL_SSL")
+            return
+        _check_tls_files(*files.items())
+
+
 @dataclass(frozen=True)
 class KafkaSettings:
     bootstrap_servers: str
@@ -63,6 +172,7 @@ class KafkaSettings:
     # How long the broker may hold a fetch that has no new data. Some brokers (tansu) wait it out
     # even when data arrives, so it adds to every hop a lead makes; aiokafka's default is 500 ms.
     fetch_max_wait_ms: int = 25
+    security: KafkaSecurity = KafkaSecurity()
 
     @classmethod
     def from_env(cls) -> KafkaSettings:
@@ -73,6 +183,7 @@ class KafkaSettings:
             replication_factor=env_int("KAFKA_REPLICATION_FACTOR", 1),
             idempotence=env_bool("KAFKA_IDEMPOTENCE", False),
             fetch_max_wait_ms=env_int("KAFKA_FETCH_MAX_WAIT_MS", 25),
+            security=KafkaSecurity.from_env(),
         )
 
 
@@ -160,6 +271,73 @@ class HmacKeyring:
         return cls.single(single.encode())
 
 
+REDIS_SCHEMES = ("redis", "rediss", "unix")
+
+
+@dataclass(frozen=True)
+class RedisSettings:
+    """Where Redis is. `rediss://` connects over TLS, verified against REDIS_SSL_CA_CERTS (a
+    private CA) or else the system's CAs, host name included. The password is part of the URL
+    (`rediss://:password@host:6379/0`, or `user:password@` for an ACL user), so the whole URL is
+    a secret."""
+
+    url: str = field(repr=False)
+    ssl_ca_certs: str = ""
+
+    @property
+    def tls(self) -> bool:
+        return urlsplit(self.url).scheme == "rediss"
+
+    @classmethod
+    def from_env(cls, required: bool = True) -> RedisSettings:
+        url = env_str("REDIS_URL") if required else env_str("REDIS_URL", "")
+        ca_certs = env_file("REDIS_SSL_CA_CERTS")
+        scheme = urlsplit(url).scheme
+        if url and scheme not in REDIS_SCHEMES:
+            # Not the URL itself: it may hold the password.
+            raise ConfigError("environment variable REDIS_URL must start with redis://, rediss:// (TLS) or "
+                              f"unix://, not {scheme or 'no scheme'}")
+        if ca_certs:
+            if scheme != "rediss":
+                raise ConfigError("environment variable REDIS_SSL_CA_CERTS is set, but REDIS_URL is not a "
+                                  "rediss:// (TLS) URL")
+            _check_tls_files(("REDIS_SSL_CA_CERTS", ca_certs), ("", ""), ("", ""))
+        return cls(url=url, ssl_ca_certs=ca_certs)
+
+
+@dataclass(frozen=True)
+class GrpcServerSettings:
+    """The port a gRPC server listens on, and how: TLS with the certificate and key files (which
+    a restart re-reads), client certificates signed by the client CA required when one is given,
+    and server reflection (for grpcurl and the like) on or off."""
+
+    port: int = 50051
+    tls_certfile: str = ""
+    tls_keyfile: str = ""
+    tls_client_cafile: str = ""
+    reflection: bool = True
+
+    @property
+    def tls(self) -> bool:
+        return bool(self.tls_certfile)
+
+    @classmethod
+    def from_env(cls) -> GrpcServerSettings:
+        settings = cls(
+            port=env_int("GRPC_PORT", 50051),
+            tls_certfile=env_file("GRPC_TLS_CERT_FILE"),
+            tls_keyfile=env_file("GRPC_TLS_KEY_FILE"),
+            tls_client_cafile=env_file("GRPC_TLS_CLIENT_CA_FILE"),
+            reflection=env_bool("GRPC_REFLECTION", True),
+        )
+        if settings.tls_client_cafile and not settings.tls:
+            raise ConfigError("environment variable GRPC_TLS_CLIENT_CA_FILE is set, but GRPC_TLS_CERT_FILE is not: "
+                              "client certificates are asked for only over TLS")
+        _check_tls_files(("GRPC_TLS_CLIENT_CA_FILE", settings.tls_client_cafile),
+                         ("GRPC_TLS_CERT_FILE", settings.tls_certfile), ("GRPC_TLS_KEY_FILE", settings.tls_keyfile))
+        return settings
+
+
 @dataclass(frozen=True)
 class CommonSettings:
     """What every service needs: where the broker, Redis and SQL are, and the PII keys."""
@@ -177,22 +355,30 @@ class CommonSettings:
     # How often the services re-read accounts, partnerships and profiles from SQL: a change made
     # with the admin API or the CLI reaches every lead within this many seconds.
     accounts_refresh_s: float = 5.0
+    redis_ssl_ca_certs: str = ""
+
+    @property
+    def redis(self) -> RedisSettings:
+        """What leadx.platform.redis.client.connect takes."""
+        return RedisSettings(url=self.redis_url, ssl_ca_certs=self.redis_ssl_ca_certs)
 
     @classmethod
     def from_env(cls, service: str, *, redis: bool = True, database: bool = True) -> CommonSettings:
         """`redis` and `database` say whether the service uses them: one that does not starts without
         REDIS_URL or DATABASE_URL (its settings hold them empty), so it needs no credentials for them."""
         hmac_keys = HmacKeyring.from_env()
+        redis_settings = RedisSettings.from_env(required=redis)
         return cls(
             service=service,
             kafka=KafkaSettings.from_env(),
-            redis_url=env_str("REDIS_URL") if redis else env_str("REDIS_URL", ""),
+            redis_url=redis_settings.url,
             database_url=env_str("DATABASE_URL") if database else env_str("DATABASE_URL", ""),
             hmac_keys=hmac_keys,
             health_port=env_int("HEALTH_PORT", 8081),
             log_level=env_str("LOG_LEVEL", "INFO"),
             email_provider_rules=env_bool("DEDUP_EMAIL_PROVIDER_RULES", True),
             accounts_refresh_s=env_float("ACCOUNTS_REFRESH_SECONDS", 5.0),
+            redis_ssl_ca_certs=redis_settings.ssl_ca_certs,
         )
 
     @property
