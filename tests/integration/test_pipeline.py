@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
+import re
+
 import httpx
 import pytest
+from aiokafka.admin import AIOKafkaAdminClient
 
 from leadx.contracts.events.v1 import events_pb2 as ev
+from leadx.leads.pii import IDENTIFYING_FIELDS
+from leadx.platform.db.models import Lead
 from tests.conftest import poll_until
-from tests.integration.harness import Exchange
+from tests.integration.harness import Exchange, read_records
 
 pytestmark = pytest.mark.integration
 
@@ -142,3 +148,57 @@ def test_a_seller_sees_only_its_own_leads(market: Exchange):
     assert other.status_code == 404 and other.json()["errors"][0]["code"] == "LEAD_NOT_FOUND"
     unknown = market.status("ZZZZZZZZZZ")
     assert unknown.status_code == 404
+
+
+def topics_of(bootstrap: str, prefix: str) -> list[str]:
+    async def listed() -> list[str]:
+        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+        await admin.start()
+        try:
+            return sorted(t for t in await admin.list_topics() if t.startswith(prefix))
+        finally:
+            await admin.close()
+    return asyncio.run(listed())
+
+
+def spellings(value: str) -> set[bytes]:
+    """A value as the seller sent it and as verification may normalise it (lower case, digits only)."""
+    digits = re.sub(r"\D", "", value)
+    return {v.encode() for v in {value, value.lower()} | ({digits} if len(digits) >= 7 else set())}
+
+
+def test_no_topic_holds_the_consumer_in_clear_yet_the_buyer_and_the_lead_store_get_it_whole(market: Exchange):
+    market.buyers.buyers["alpha"].bid = 1500
+    consumer = market.new_consumer()
+    consumer |= {"min_price": 1000, "work_phone": consumer["home_phone"][:6] + "0177"}
+    lead_id = accepted_lead_id(market.post(consumer))
+    assert wait_for_sale(market, lead_id).buyer_id == market.buyer_ids["alpha"]
+
+    identifying = {name: str(consumer[name]) for name in IDENTIFYING_FIELDS if consumer.get(name)}
+    assert set(identifying) >= {"ssn", "email", "home_phone", "work_phone", "first_name", "last_name", "address",
+                                "date_of_birth"}
+    # Every topic of this exchange, the auction's changelog and dead letters included, read raw.
+    names = topics_of(market.stack.kafka_bootstrap, market.prefix)
+    assert any(n.endswith("changelog") for n in names) and any(n.endswith("lead.submitted") for n in names)
+    seen = 0
+    for name in names:
+        for record in read_records(market.stack.kafka_bootstrap, name):
+            raw = b"".join([record.key or b"", record.value or b"", *(v for _, v in record.headers or ())])
+            if lead_id.encode() not in raw:
+                continue
+            seen += 1
+            for field, value in identifying.items():
+                for spelling in spellings(value):
+                    assert spelling not in raw, f"{field} in clear on {name} at offset {record.offset}"
+    assert seen >= 5  # submitted, verified, scored, opened, closed, sale: the lead was looked for
+
+    post = market.buyers.buyers["alpha"].posts[0]
+    assert (post["lead_id"], post["email"]) == (lead_id, consumer["email"])
+    assert re.sub(r"\D", "", str(post["ssn"])) == re.sub(r"\D", "", consumer["ssn"])
+    stored = poll_until(lambda: (row := market_lead(market, lead_id)) and row.fields and row, message="the lead row")
+    assert stored.fields["email"] == consumer["email"] and stored.fields["last_name"] == consumer["last_name"]
+
+
+def market_lead(market: Exchange, lead_id: str) -> Lead | None:
+    with market.sql() as session:
+        return session.get(Lead, lead_id)
