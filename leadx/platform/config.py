@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import re
 import ssl
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
@@ -20,8 +21,9 @@ class ConfigError(RuntimeError):
     """A required setting is missing or malformed."""
 
 
-def env_str(name: str, default: object = _REQUIRED) -> str:
-    value = os.environ.get(name)
+def env_str(name: str, default: object = _REQUIRED, environ: Mapping[str, str] | None = None) -> str:
+    """The setting `name` from `environ` (the process's environment unless given)."""
+    value = (os.environ if environ is None else environ).get(name)
     if value is None or value == "":
         if default is _REQUIRED:
             raise ConfigError(f"environment variable {name} is required")
@@ -54,17 +56,17 @@ def env_bool(name: str, default: bool) -> bool:
     raise ConfigError(f"environment variable {name} must be true or false, got {raw!r}")
 
 
-def env_choice(name: str, choices: tuple[str, ...], default: str) -> str:
-    raw = env_str(name, default).strip().upper()
+def env_choice(name: str, choices: tuple[str, ...], default: str, environ: Mapping[str, str] | None = None) -> str:
+    raw = env_str(name, default, environ).strip().upper()
     if raw not in choices:
         raise ConfigError(f"environment variable {name} must be one of {', '.join(choices)}, got {raw!r}")
     return raw
 
 
-def env_file(name: str) -> str:
+def env_file(name: str, environ: Mapping[str, str] | None = None) -> str:
     """A file the service reads at start (a certificate, a key): empty when unset, else a path that
     must name a readable file now, not at the first connection."""
-    path = env_str(name, "")
+    path = env_str(name, "", environ)
     if path and not os.access(path, os.R_OK):
         raise ConfigError(f"environment variable {name} names {path!r}, which is not a readable file")
     return path
@@ -119,16 +121,16 @@ class KafkaSecurity:
         return self.protocol in ("SASL_PLAINTEXT", "SASL_SSL")
 
     @classmethod
-    def from_env(cls) -> KafkaSecurity:
-        protocol = env_choice("KAFKA_SECURITY_PROTOCOL", KAFKA_SECURITY_PROTOCOLS, "PLAINTEXT")
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> KafkaSecurity:
+        """From the process's environment, or from `environ` (`leadx status` reads the one it is given)."""
         security = cls(
-            protocol=protocol,
-            sasl_mechanism=env_str("KAFKA_SASL_MECHANISM", "").strip().upper(),
-            sasl_username=env_str("KAFKA_SASL_USERNAME", ""),
-            sasl_password=env_str("KAFKA_SASL_PASSWORD", ""),
-            ssl_cafile=env_file("KAFKA_SSL_CAFILE"),
-            ssl_certfile=env_file("KAFKA_SSL_CERTFILE"),
-            ssl_keyfile=env_file("KAFKA_SSL_KEYFILE"),
+            protocol=env_choice("KAFKA_SECURITY_PROTOCOL", KAFKA_SECURITY_PROTOCOLS, "PLAINTEXT", environ),
+            sasl_mechanism=env_str("KAFKA_SASL_MECHANISM", "", environ).strip().upper(),
+            sasl_username=env_str("KAFKA_SASL_USERNAME", "", environ),
+            sasl_password=env_str("KAFKA_SASL_PASSWORD", "", environ),
+            ssl_cafile=env_file("KAFKA_SSL_CAFILE", environ),
+            ssl_certfile=env_file("KAFKA_SSL_CERTFILE", environ),
+            ssl_keyfile=env_file("KAFKA_SSL_KEYFILE", environ),
         )
         security._check()
         return security
