@@ -3,7 +3,7 @@ import gc
 import pytest
 
 from leadx.platform import ids
-from leadx.platform.config import CommonSettings, ConfigError, KafkaSettings
+from leadx.platform.config import CommonSettings, ConfigError, HmacKeyring, KafkaSettings
 from leadx.platform.runtime import GC_THRESHOLDS, tune_garbage_collection
 
 
@@ -68,6 +68,52 @@ def test_malformed_settings_are_refused(env):
     env.setenv("KAFKA_IDEMPOTENCE", "true")
     env.setenv("LEADX_HMAC_KEY", "short")
     with pytest.raises(ConfigError, match="at least 16"):
+        CommonSettings.from_env("dedup")
+
+
+def test_the_hmac_key_alone_is_the_one_key_k0(env):
+    settings = CommonSettings.from_env("dedup")
+    assert settings.hmac_keys == HmacKeyring((("k0", b"0123456789abcdef"),))
+    assert settings.hmac_keys.current_id == "k0" and settings.hmac_key == b"0123456789abcdef"
+
+
+def test_a_keyring_lists_the_current_key_first(env):
+    env.delenv("LEADX_HMAC_KEY")
+    env.setenv("LEADX_HMAC_KEYS", " k2:the-new-secret-0123456789 , k0:0123456789abcdef:with:colons")
+    settings = CommonSettings.from_env("dedup")
+    assert settings.hmac_keys.ids == ("k2", "k0")
+    assert settings.hmac_key == b"the-new-secret-0123456789"  # the current one
+    assert settings.hmac_keys.keys[1] == ("k0", b"0123456789abcdef:with:colons")  # a secret may hold colons
+    assert "secret" not in repr(settings.hmac_keys) and "0123456789" not in repr(settings)
+
+
+@pytest.mark.parametrize(("listed", "message"), [
+    ("0123456789abcdef0123", "entry 1 is not id:secret"),  # a bare secret
+    ("k1:0123456789abcdef0123,", "entry 2 is empty"),
+    ("k1:0123456789abcdef0123,,k0:abcdefabcdefabcdef", "entry 2 is empty"),
+    ("key one:0123456789abcdef0123", "entry 1 is not id:secret"),
+    (":0123456789abcdef0123", "entry 1 is not id:secret"),
+    (f"{'k' * 33}:0123456789abcdef0123", "entry 1 is not id:secret"),
+    ("k1:0123456789abcdef0123,k1:abcdefabcdefabcdef", "key id 'k1' is listed twice"),
+    ("k1:short", "the secret of key 'k1' must be at least 16 characters"),
+    ("k1:0123456789abcdef0123,k0:", "the secret of key 'k0' must be at least 16 characters"),
+    ("k1:0123456789abcdef0123,k2:0123456789abcdef0123", "keys 'k1' and 'k2' have the same secret"),
+])
+def test_a_malformed_keyring_is_refused_naming_the_setting(env, listed, message):
+    env.delenv("LEADX_HMAC_KEY")
+    env.setenv("LEADX_HMAC_KEYS", listed)
+    with pytest.raises(ConfigError, match=f"^LEADX_HMAC_KEYS: {message}") as refused:
+        CommonSettings.from_env("dedup")
+    assert "0123456789abcdef" not in str(refused.value)  # no secret in the error
+
+
+def test_the_hmac_key_is_set_one_way_only(env):
+    env.setenv("LEADX_HMAC_KEYS", "k1:0123456789abcdef0123")
+    with pytest.raises(ConfigError, match="set LEADX_HMAC_KEYS or LEADX_HMAC_KEY, not both"):
+        CommonSettings.from_env("dedup")
+    env.delenv("LEADX_HMAC_KEY")
+    env.delenv("LEADX_HMAC_KEYS")
+    with pytest.raises(ConfigError, match="LEADX_HMAC_KEY .or LEADX_HMAC_KEYS. is required"):
         CommonSettings.from_env("dedup")
 
 
