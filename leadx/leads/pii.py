@@ -2,13 +2,22 @@
 
 Only these keys reach Redis, Kafka keys, logs and metrics; the raw values stay in the lead store.
 The kind is part of the HMAC input, so the same digits as an SSN and as a phone never collide.
+
+The secret can be rotated (docs/dedup.md#rotating-the-identity-key): the platform's keyring
+(`HmacKeyring`, LEADX_HMAC_KEYS) names each secret by a key id, and while it lists several, an
+identity is looked up under every one of them and recorded under the current one. Where an
+identity key travels (events' `identity_keys`) it names its key id, `<id>:<hex>`, except under
+the implicit id `k0` (LEADX_HMAC_KEY's), which stays bare hex as every record made before key ids.
 """
 
 from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Mapping, Sequence
 from functools import lru_cache
+
+from leadx.platform.config import IMPLICIT_HMAC_KEY_ID, HmacKeyring
 
 _DIGITS = re.compile(r"\D")
 
@@ -74,9 +83,15 @@ def hmac_sha256(secret: bytes, message: bytes) -> bytes:
 
 
 def identity_key(secret: bytes, kind: str, value: str, email_provider_rules: bool = True) -> str:
-    normalised = normalise(kind, value, email_provider_rules)
-    digest = hmac_sha256(secret, f"{kind}:{normalised}".encode())
-    return digest[:16].hex()  # 128 bits: collisions are out of reach at any realistic volume
+    return _keyed(secret, _message(kind, value, email_provider_rules))
+
+
+def _message(kind: str, value: str, email_provider_rules: bool) -> bytes:
+    return f"{kind}:{normalise(kind, value, email_provider_rules)}".encode()
+
+
+def _keyed(secret: bytes, message: bytes) -> str:
+    return hmac_sha256(secret, message)[:16].hex()  # 128 bits: collisions are out of reach at any realistic volume
 
 
 def sha256_hex(kind: str, value: str) -> str:
@@ -90,3 +105,36 @@ def identity_keys(secret: bytes, fields: dict[str, str], email_provider_rules: b
     """Identity keys for the identity fields present and non-empty in `fields`."""
     return {kind: identity_key(secret, kind, fields[kind], email_provider_rules)
             for kind in IDENTITY_FIELDS if fields.get(kind, "").strip()}
+
+
+def identity_keys_under(keys: HmacKeyring, fields: Mapping[str, str],
+                        email_provider_rules: bool = True) -> dict[str, list[str]]:
+    """Each identity present and non-empty in `fields` under every key of the keyring, the current
+    key's first, each `tagged` with its key id: what dedup checks and records, and events carry.
+    One key (no rotation under way): one identity key per kind, as `identity_keys` gives."""
+    out = {}
+    for kind in IDENTITY_FIELDS:
+        value = fields.get(kind, "")
+        if value.strip():
+            message = _message(kind, value, email_provider_rules)
+            out[kind] = [tagged(key_id, _keyed(secret, message)) for key_id, secret in keys.keys]
+    return out
+
+
+def tagged(key_id: str, identity: str) -> str:
+    """An identity key (32 hex digits) named by its key id, as events carry it: `<id>:<hex>`, or the
+    bare hex under the implicit id, so that records made before key ids read as made under it."""
+    return identity if key_id == IMPLICIT_HMAC_KEY_ID else f"{key_id}:{identity}"
+
+
+def untagged(entry: str) -> tuple[str, str]:
+    """(key id, identity key) of a `tagged` entry."""
+    key_id, colon, identity = entry.rpartition(":")
+    return (key_id, identity) if colon else (IMPLICIT_HMAC_KEY_ID, identity)
+
+
+def listed(identities: Mapping[str, Sequence[str]]) -> list[str]:
+    """Identity keys by kind (`identity_keys_under`) as one list, as events' `identity_keys` carry
+    them: every kind's under the current key first, then every kind's under the next key, and so on."""
+    rows = list(identities.values())
+    return [row[depth] for depth in range(max(map(len, rows), default=0)) for row in rows if depth < len(row)]
