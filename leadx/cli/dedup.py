@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from leadx.cli.database import sessions
-from leadx.platform.config import env_str
+from leadx.platform.config import HmacKeyring, env_str
 
 
 def cmd_dedup_rebuild(args) -> int:
@@ -18,7 +18,7 @@ def cmd_dedup_rebuild(args) -> int:
     from leadx.platform.redis.client import connect
 
     # The same settings the services read (docs/configuration.md), the broker's excepted.
-    hmac_key = env_str("LEADX_HMAC_KEY").encode()
+    hmac_keys = HmacKeyring.from_env()
     email_rules = env_bool("DEDUP_EMAIL_PROVIDER_RULES", True)
     factory = sessions()
 
@@ -29,7 +29,7 @@ def cmd_dedup_rebuild(args) -> int:
                                env_int("DEDUP_BUCKET_BITS", DEFAULT_BUCKET_BITS))
             if args.flush:
                 print(f"flushed {await flush(store)} dedup keys")
-            report = await rebuild(factory, store, DedupPolicy.from_env(), hmac_key,
+            report = await rebuild(factory, store, DedupPolicy.from_env(), hmac_keys,
                                    int(time.time() * 1000), email_rules)
         finally:
             await redis.aclose()

@@ -21,6 +21,7 @@ from leadx.dedup.scopes import DedupPolicy
 from leadx.dedup.store import DedupStore
 from leadx.leads import pii
 from leadx.leads import status as lead_status
+from leadx.platform.config import HmacKeyring
 from leadx.platform.db.models import BuyerPosting, Lead
 
 CHUNK = 500  # calls in flight at once: the store pipelines them
@@ -33,15 +34,18 @@ class RebuildReport:
     conflicts: int = 0  # postings the store refused (another lead of the consumer already held the buyer)
 
 
-async def rebuild(sessions: sessionmaker[Session], store: DedupStore, policy: DedupPolicy, hmac_key: bytes,
-                  now_ms: int, email_provider_rules: bool = True) -> RebuildReport:
+async def rebuild(sessions: sessionmaker[Session], store: DedupStore, policy: DedupPolicy,
+                  hmac_keys: HmacKeyring | bytes, now_ms: int, email_provider_rules: bool = True) -> RebuildReport:
+    """Records are made under the current HMAC key; while a rotation lists others, a posting whose
+    buyer holds the consumer under any of them is a conflict, as at an award."""
     report = RebuildReport()
+    keyring = hmac_keys if isinstance(hmac_keys, HmacKeyring) else HmacKeyring.single(hmac_keys)
     longest = max([policy.scopes(v).window_ms for v in _verticals(sessions)] or [0])
     since = now_ms - longest
 
-    def identities(lead: Lead) -> dict[str, str]:
-        return pii.identity_keys(hmac_key, {k: str(v) for k, v in (lead.fields or {}).items()},
-                                 email_provider_rules)
+    def identities(lead: Lead) -> dict[str, list[str]]:
+        return pii.identity_keys_under(keyring, {k: str(v) for k, v in (lead.fields or {}).items()},
+                                       email_provider_rules)
 
     leads = select(Lead).where(Lead.submitted_at_ms > since, Lead.fields.is_not(None),
                                Lead.status.not_in([lead_status.DUPLICATE, lead_status.REJECTED]))
@@ -68,7 +72,7 @@ async def rebuild(sessions: sessionmaker[Session], store: DedupStore, policy: De
             continue
         report.postings += 1
         await reserved.add(store.reserve_for_buyer(posting.buyer_id, lead.id, lead.vertical,
-                                                   list(identities(lead).values()), posting.posted_at_ms,
+                                                   pii.listed(identities(lead)), posting.posted_at_ms,
                                                    scopes.window_ms))
     await reserved.finish()
     report.conflicts = reserved.results.count(False)

@@ -21,6 +21,13 @@ plus two days), so memory stays bounded by the window plus a day and an idle buc
 Both operations are Lua scripts, so each is atomic: two simultaneous submissions of one consumer
 cannot both pass the platform check, and two awards of one consumer to one buyer cannot both win.
 Calls made in the same event-loop turn go to Redis in one pipeline (leadx.platform.redis.pipeline).
+
+While the HMAC key is rotated (docs/dedup.md#rotating-the-identity-key) a consumer has one
+identity key per listed key id: a call names them all (leadx.leads.pii.identity_keys_under), and
+its script reads the records under every one of them but writes under the current key's only. The
+current key is the key id of the first identity key given (an event's `identity_keys` list the
+current key's first). One call is still one script run, atomic over every key id, so simultaneous
+copies of one consumer are told apart whichever key each worker holds as current.
 """
 
 from __future__ import annotations
@@ -28,8 +35,11 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 
+from collections.abc import Mapping, Sequence
+
 from redis.asyncio import Redis
 
+from leadx.leads.pii import untagged
 from leadx.platform.redis.pipeline import Pipeliner
 
 SWEEP_INTERVAL_S = 24 * 3600
@@ -97,17 +107,20 @@ local function read(key, field, now, cutoff, window, interval, writing)
 end
 """
 
-# KEYS: the buyer map, then one bucket per identity. ARGV[1]: now (s), window (s), sweep interval
-# (s), check platform, check buyers, record (1/0). ARGV[2]: owner and fields.
-# Returns {index of the identity that matched platform-wide (1-based) or 0, duplicate buyer ids...}
+# KEYS: the buyer map, then one bucket per identity key, those recorded under first.
+# ARGV[1]: now (s), window (s), sweep interval (s), check platform, check buyers, record (1/0),
+# how many identity keys are recorded under (the current key's; the others are only read).
+# ARGV[2]: owner and fields.
+# Returns {index of the identity key that matched platform-wide (1-based) or 0, duplicate buyer ids...}
 _CHECK_SUBMISSION = _RECORDS + """
 local n = numbers(ARGV[1])
 local now, window, interval = n[1], n[2], n[3]
 local platform, buyers_too, record = n[4] == 1, n[5] == 1, n[6] == 1
+local last_written = n[7] + 1
 local cutoff = now - window
 local matched, buyers, seen = 0, {}, {}
 for i = 2, #KEYS do
-  local value = read(KEYS[i], field(i), now, cutoff, window, interval, record)
+  local value = read(KEYS[i], field(i), now, cutoff, window, interval, record and i <= last_written)
   local records = fresh(value, cutoff)
   for _, r in ipairs(records) do
     if sub(r, 8, 11) ~= owner then
@@ -123,7 +136,7 @@ for i = 2, #KEYS do
 end
 for i = 2, #KEYS do
   local records = seen[i][2]
-  if record and matched == 0 then records = put(records, 0, now, owner) end
+  if record and matched == 0 and i <= last_written then records = put(records, 0, now, owner) end
   store(KEYS[i], field(i), records, seen[i][1])
 end
 local out = {matched}
@@ -131,13 +144,15 @@ for number, _ in pairs(buyers) do out[#out + 1] = redis.call('HGET', KEYS[1], 'n
 return out
 """
 
-# KEYS: the buyer map, then one bucket per identity. ARGV[1]: now (s), window (s), sweep interval (s).
+# KEYS: the buyer map, then one bucket per identity key, those recorded under first.
+# ARGV[1]: now (s), window (s), sweep interval (s), how many identity keys are recorded under.
 # ARGV[2]: owner and fields. ARGV[3]: the buyer id.
 # Returns 1 when the consumer is now reserved for the buyer (or already was, by this same lead),
 # 0 when another lead of the same consumer already went to that buyer inside the window.
 _RESERVE_FOR_BUYER = _RECORDS + """
 local n = numbers(ARGV[1])
 local now, window, interval, buyer = n[1], n[2], n[3], ARGV[3]
+local last_written = n[4] + 1
 local cutoff = now - window
 local number = tonumber(redis.call('HGET', KEYS[1], 'b:' .. buyer))
 if not number then
@@ -146,22 +161,23 @@ if not number then
 end
 local seen = {}
 for i = 2, #KEYS do
-  local value = read(KEYS[i], field(i), now, cutoff, window, interval, true)
+  local value = read(KEYS[i], field(i), now, cutoff, window, interval, i <= last_written)
   local records = fresh(value, cutoff)
   for _, r in ipairs(records) do
     if u24(r, 1) == number and sub(r, 8, 11) ~= owner then return 0 end
   end
   seen[i] = {value, records}
 end
-for i = 2, #KEYS do
+for i = 2, last_written do
   store(KEYS[i], field(i), put(seen[i][2], number, now, owner), seen[i][1])
 end
 return 1
 """
 
 
-# KEYS: the buyer map, then one bucket per identity. ARGV[1]: now (s), window (s), sweep interval (s).
-# ARGV[2]: owner and fields. ARGV[3]: the buyer id. Drops that buyer's records made by this lead.
+# KEYS: the buyer map, then one bucket per identity key. ARGV[1]: now (s), window (s), sweep interval (s).
+# ARGV[2]: owner and fields. ARGV[3]: the buyer id. Drops that buyer's records made by this lead,
+# under every identity key given.
 _RELEASE_FOR_BUYER = _RECORDS + """
 local n = numbers(ARGV[1])
 local cutoff = n[1] - n[2]
@@ -233,44 +249,59 @@ class DedupStore:
         return keys, b"".join(fields)
 
     async def check_submission(
-        self, lead_id: str, vertical: str, identities: dict[str, str], now_ms: int, window_ms: int, *,
-        platform: bool = True, buyers: bool = True, record: bool = True,
+        self, lead_id: str, vertical: str, identities: Mapping[str, str | Sequence[str]], now_ms: int,
+        window_ms: int, *, platform: bool = True, buyers: bool = True, record: bool = True,
     ) -> SubmissionCheck:
         """Whether this consumer is a platform-wide duplicate (when `platform`), and which buyers
         already received it (when `buyers`). With `record`, a submission that is not a platform
         duplicate becomes the consumer's platform record: a PING only asks, and a direct sale is
-        recorded without being checked platform-wide."""
-        kinds = list(identities)
-        if not kinds:
+        recorded without being checked platform-wide. `identities`: kind → its identity key, or
+        its identity keys under each key id, the current key's first (pii.identity_keys_under)."""
+        named = [(kind, entry) for kind, given in identities.items()
+                 for entry in ([given] if isinstance(given, str) else given)]
+        if not named:
             return SubmissionCheck(None, frozenset())
-        keys, fields = self._locate(vertical, [identities[k] for k in kinds])
+        kinds, written, identity_keys = _recorded_first(named)
+        keys, fields = self._locate(vertical, identity_keys)
         result = await self._check(keys, [
-            f"{now_ms // 1000} {window_ms // 1000} {self.sweep_interval_s} {platform:d} {buyers:d} {record:d}",
-            lead_fingerprint(lead_id) + fields])
+            f"{now_ms // 1000} {window_ms // 1000} {self.sweep_interval_s} {platform:d} {buyers:d} {record:d} "
+            f"{written}", lead_fingerprint(lead_id) + fields])
         matched = int(result[0])
         duplicates = frozenset(b.decode() for b in result[1:] if b is not None)
         return SubmissionCheck(kinds[matched - 1] if matched else None, duplicates)
 
-    async def reserve_for_buyer(self, buyer_id: str, lead_id: str, vertical: str, identities: list[str],
+    async def reserve_for_buyer(self, buyer_id: str, lead_id: str, vertical: str, identities: Sequence[str],
                                 now_ms: int, window_ms: int) -> bool:
-        """Atomically record that this consumer goes to `buyer_id`; False if it already has it."""
+        """Atomically record that this consumer goes to `buyer_id`; False if it already has it.
+        `identities`: as an event's `identity_keys` lists them, the current key's first."""
         if not identities:
             return True
-        keys, fields = self._locate(vertical, identities)
+        _, written, identity_keys = _recorded_first([("", entry) for entry in identities])
+        keys, fields = self._locate(vertical, identity_keys)
         result = await self._reserve(keys, [
-            f"{now_ms // 1000} {window_ms // 1000} {self.sweep_interval_s}", lead_fingerprint(lead_id) + fields,
-            buyer_id])
+            f"{now_ms // 1000} {window_ms // 1000} {self.sweep_interval_s} {written}",
+            lead_fingerprint(lead_id) + fields, buyer_id])
         return int(result) == 1
 
-
-    async def release_for_buyer(self, buyer_id: str, lead_id: str, vertical: str, identities: list[str],
+    async def release_for_buyer(self, buyer_id: str, lead_id: str, vertical: str, identities: Sequence[str],
                                 now_ms: int, window_ms: int) -> bool:
         """Undo this lead's reservation for `buyer_id`: for a post that provably never reached the
         buyer, which therefore has not seen the consumer. True if there was one to undo."""
         if not identities:
             return False
-        keys, fields = self._locate(vertical, identities)
+        keys, fields = self._locate(vertical, [untagged(entry)[1] for entry in identities])
         result = await self._release(keys, [
             f"{now_ms // 1000} {window_ms // 1000} {self.sweep_interval_s}", lead_fingerprint(lead_id) + fields,
             buyer_id])
         return int(result) == 1
+
+
+def _recorded_first(named: list[tuple[str, str]]) -> tuple[list[str], int, list[str]]:
+    """(kind, tagged identity key) pairs put in a script's order: those under the key id of the first
+    one (the current key), which are read and recorded under, then the others, which are only read.
+    Returns their kinds and identity keys in that order, and how many are recorded under."""
+    current = untagged(named[0][1])[0]
+    split = [(kind, *untagged(entry)) for kind, entry in named]
+    ordered = [s for s in split if s[1] == current] + [s for s in split if s[1] != current]
+    written = sum(1 for s in split if s[1] == current)
+    return [kind for kind, _, _ in ordered], written, [identity for _, _, identity in ordered]

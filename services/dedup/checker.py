@@ -13,6 +13,7 @@ from leadx.dedup.scopes import DedupPolicy
 from leadx.dedup.store import DedupStore
 from leadx.leads import pii
 from leadx.leads.sealing import PiiKeyring
+from leadx.platform.config import HmacKeyring
 from leadx.platform.ids import derived_event_id
 from leadx.platform.kafka.envelope import Envelope
 from leadx.platform.kafka.producer import EventProducer
@@ -20,20 +21,22 @@ from services.dedup import metrics
 
 
 class DuplicateChecker:
-    def __init__(self, store: DedupStore, producer: EventProducer, hmac_key: bytes, keyring: PiiKeyring,
+    def __init__(self, store: DedupStore, producer: EventProducer, hmac_keys: HmacKeyring, keyring: PiiKeyring,
                  policy: DedupPolicy, clock: Callable[[], float] = time.time,
                  email_provider_rules: bool = True) -> None:
         self.store = store
         self.keyring = keyring  # opens the identities, which the lead carries sealed
         self.email_provider_rules = email_provider_rules
         self.producer = producer
-        self.hmac_key = hmac_key
+        self.hmac_keys = hmac_keys
         self.policy = policy
         self.clock = clock
 
     async def handle(self, envelope: Envelope) -> None:
         lead = envelope.message.lead
-        identities = pii.identity_keys(self.hmac_key, self.keyring.fields_of(lead), self.email_provider_rules)
+        # Under every listed HMAC key: while one is rotated, what was recorded under the old key
+        # still counts; the record is made under the current one.
+        identities = pii.identity_keys_under(self.hmac_keys, self.keyring.fields_of(lead), self.email_provider_rules)
         now_ms = int(self.clock() * 1000)
         direct = lead.direct_buyer_id
         scopes = self.policy.scopes(lead.vertical)
@@ -59,7 +62,7 @@ class DuplicateChecker:
         verified = ev.LeadVerified(
             lead=lead,
             duplicate_buyer_ids=sorted(check.duplicate_buyer_ids),
-            identity_keys=list(identities.values()),
+            identity_keys=pii.listed(identities),  # each named by its key id, the current key's first
         )
         await self.producer.publish(topics.LEAD_VERIFIED, lead.lead_id, verified,
                                     derived_event_id(lead.lead_id, "verified"))

@@ -21,7 +21,7 @@ async def main(stop: asyncio.Event) -> None:
     redis = connect_redis(settings.redis_url)
     store = DedupStore(redis, namespace=settings.kafka.topic_prefix,
                        bucket_bits=env_int("DEDUP_BUCKET_BITS", DEFAULT_BUCKET_BITS))
-    checker = DuplicateChecker(store, runtime.producer, settings.hmac_key, PiiKeyring.from_env(),
+    checker = DuplicateChecker(store, runtime.producer, settings.hmac_keys, PiiKeyring.from_env(),
                                DedupPolicy.from_env(),
                                email_provider_rules=settings.email_provider_rules)
     runtime.consume("dedup", {topics.LEAD_SUBMITTED: ev.LeadSubmitted}, checker.handle)
