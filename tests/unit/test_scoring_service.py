@@ -13,6 +13,7 @@ import sys
 import pytest
 
 from leadx.dev.simulation.market import simulate
+from leadx.leads.sealing import new_key
 from leadx.ledger.outcomes import OutcomeRow
 from leadx.scoring.recorded import training_data_from_rows
 from leadx.scoring.registry import load_prior
@@ -131,7 +132,7 @@ def test_the_service_stops_at_start_when_its_bundle_is_refused(tmp_path):
     trap = tmp_path / "the-pickle-ran"
     swap_in(where, trap)
     env = {**os.environ, "SCORING_MODELS": str(tmp_path), "KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:9",
-           "LEADX_HMAC_KEY": "a-test-key-not-a-secret", "HEALTH_PORT": "0"}
+           "LEADX_HMAC_KEY": "a-test-key-not-a-secret", "LEADX_PII_KEYS": new_key("test"), "HEALTH_PORT": "0"}
     done = subprocess.run([sys.executable, "-m", "services.scoring.main"], env=env, capture_output=True, text=True,
                           timeout=60)
     assert done.returncode == 1
