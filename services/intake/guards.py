@@ -7,11 +7,12 @@ import hmac
 import json
 import math
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from redis.asyncio import Redis
 
+from leadx.platform.config import HmacKeyring
 from leadx.platform.redis.pipeline import Pipeliner
 from services.intake.formats import Answer
 
@@ -66,16 +67,37 @@ class RateLimiter:
 class LeadFingerprints:
     """Keyed hashes of leads: a lead's fields hold raw PII, which reaches Redis only keyed (HMAC)."""
 
-    def __init__(self, platform_secret: bytes) -> None:
-        # A key of its own, so a fingerprint can never be confused with an identity key or a token's signature.
-        self._key = hmac.new(platform_secret, b"leadx idempotency fingerprint v1", hashlib.sha256).digest()
+    def __init__(self, platform_keys: HmacKeyring | bytes) -> None:
+        keys = platform_keys if isinstance(platform_keys, HmacKeyring) else HmacKeyring.single(platform_keys)
+        # A key of its own, so a fingerprint can never be confused with an identity key or a token's
+        # signature; one per listed HMAC key, the current first.
+        self._keys = [hmac.new(secret, b"leadx idempotency fingerprint v1", hashlib.sha256).digest()
+                      for _, secret in keys.keys]
 
     def of(self, vertical: str, fields: Mapping[str, str], min_price_cents: int, buyer_id: str,
-           reference: str) -> str:
+           reference: str) -> LeadFingerprint:
         """`fields` as verified (normalised); `min_price_cents` as the seller gave it (0 when absent)."""
         canonical = json.dumps({"vertical": vertical, "fields": dict(fields), "min_price": min_price_cents,
                                 "buyer": buyer_id, "reference": reference}, sort_keys=True, separators=(",", ":"))
-        return hmac.new(self._key, canonical.encode(), hashlib.sha256).hexdigest()
+        return LeadFingerprint([hmac.new(key, canonical.encode(), hashlib.sha256).hexdigest() for key in self._keys])
+
+
+class LeadFingerprint(str):
+    """A lead's fingerprint under the current HMAC key, which is what is stored, knowing its
+    fingerprints under every listed key: a retry that straddles a rotation of the key (the first
+    attempt answered by a replica with the old key current, the retry by one with the new) is
+    still the same lead."""
+
+    under_every_key: frozenset[str]
+
+    def __new__(cls, fingerprints: Sequence[str]) -> LeadFingerprint:
+        made = super().__new__(cls, fingerprints[0])
+        made.under_every_key = frozenset(fingerprints)
+        return made
+
+
+def _same_lead(stored: str, fingerprint: str) -> bool:
+    return stored in (fingerprint.under_every_key if isinstance(fingerprint, LeadFingerprint) else {fingerprint})
 
 
 @dataclass(frozen=True)
@@ -105,7 +127,8 @@ class IdempotencyStore:
         return f"idem:{self.namespace}{seller_id}:{key}"
 
     async def claim(self, seller_id: str, key: str, lead_id: str, fingerprint: str) -> FirstAttempt | None:
-        """None if this attempt is the first (and now owns the key), else the first attempt."""
+        """None if this attempt is the first (and now owns the key), else the first attempt. The
+        first attempt's fingerprint may have been made under any listed HMAC key (LeadFingerprint)."""
         stored_key = self._key(seller_id, key)
         claim = json.dumps({"lead_id": lead_id, "fingerprint": fingerprint})
         for _ in range(3):  # the claim can expire between SET and GET; then simply claim again
@@ -117,7 +140,7 @@ class IdempotencyStore:
                 answer = stored.get("answer")
                 first = stored.get("fingerprint")
                 return FirstAttempt(stored["lead_id"], Answer(**answer) if answer else None,
-                                    same_lead=first is None or first == fingerprint)
+                                    same_lead=first is None or _same_lead(first, fingerprint))
         raise RuntimeError(f"idempotency key {key!r} could neither be claimed nor read")
 
     async def record(self, seller_id: str, key: str, answer: Answer, fingerprint: str) -> None:

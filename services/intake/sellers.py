@@ -32,6 +32,7 @@ from leadx.leads import status as lead_status
 from leadx.leads.rules import RuleBook
 from leadx.leads.sealing import PiiKeyring
 from leadx.leads.verticals import FieldError, Verification, Vertical, load_verticals, verify
+from leadx.platform.config import HmacKeyring
 from leadx.platform.db.models import Lead
 from leadx.platform.ids import is_lead_id, new_lead_id
 from leadx.platform.kafka.producer import EventProducer
@@ -76,6 +77,7 @@ class SellerDeps:
     buyers: BuyerDirectory  # whether some buyer wants a PING's lead
     rulebook: RuleBook
     secret: bytes  # the platform's HMAC secret (identity keys, ping tokens)
+    hmac_keys: HmacKeyring  # every listed HMAC key: a retried POST's fingerprint may be under any of them
     keyring: PiiKeyring  # seals the consumer's identifying fields before the lead is published
     namespace: str  # the topic prefix, reused to namespace Redis keys
     public_url: str  # base of the status URLs
@@ -90,7 +92,7 @@ class Sellers:
         self.deps = deps
         self.verticals = load_verticals()
         self.tokens = PingTokens(deps.secret)
-        self.fingerprints = LeadFingerprints(deps.secret)
+        self.fingerprints = LeadFingerprints(deps.hmac_keys)
         # The owner marks of POSTs answered together share one round trip: a SET each through
         # redis-py cost ~15% of a POST's CPU.
         self.owner_marks = Pipeliner(deps.redis)
