@@ -88,11 +88,10 @@ def create_app(settings: IntakeSettings):
             callers=callers, sessions=sessions, producer=producer, verdicts=verdicts, redis=redis,
             idempotency=IdempotencyStore(redis, namespace, settings.idempotency_ttl_s),
             dedup=DedupStore(redis, namespace, settings.dedup_bucket_bits), dedup_policy=DedupPolicy.from_env(),
-            buyers=buyers, rulebook=rulebook, secret=common.hmac_key, hmac_keys=common.hmac_keys,
-            keyring=PiiKeyring.from_env(),
+            buyers=buyers, rulebook=rulebook, secret=common.hmac_key, keyring=PiiKeyring.from_env(),
             namespace=namespace, public_url=settings.public_url, verdict_timeout_s=settings.verdict_timeout_s,
             ping_ttl_s=settings.ping_ttl_s, phone_area_must_match=settings.phone_area_must_match,
-            max_body_bytes=settings.max_body_bytes)),
+            max_body_bytes=settings.max_body_bytes), hmac_keys=common.hmac_keys),
         buyers=Buyers(BuyerDeps(
             callers=callers, sessions=sessions, producer=producer, redis=redis, namespace=namespace,
             return_policy=ReturnPolicy.from_env(), max_body_bytes=settings.max_body_bytes)),

@@ -77,7 +77,6 @@ class SellerDeps:
     buyers: BuyerDirectory  # whether some buyer wants a PING's lead
     rulebook: RuleBook
     secret: bytes  # the platform's HMAC secret (identity keys, ping tokens)
-    hmac_keys: HmacKeyring  # every listed HMAC key: a retried POST's fingerprint may be under any of them
     keyring: PiiKeyring  # seals the consumer's identifying fields before the lead is published
     namespace: str  # the topic prefix, reused to namespace Redis keys
     public_url: str  # base of the status URLs
@@ -88,11 +87,13 @@ class SellerDeps:
 
 
 class Sellers:
-    def __init__(self, deps: SellerDeps) -> None:
+    def __init__(self, deps: SellerDeps, hmac_keys: HmacKeyring | None = None) -> None:
         self.deps = deps
         self.verticals = load_verticals()
         self.tokens = PingTokens(deps.secret)
-        self.fingerprints = LeadFingerprints(deps.hmac_keys)
+        # Every listed HMAC key (`deps.secret` alone without): a retried POST's first attempt may
+        # have been fingerprinted under any of them while the key is rotated.
+        self.fingerprints = LeadFingerprints(hmac_keys or deps.secret)
         # The owner marks of POSTs answered together share one round trip: a SET each through
         # redis-py cost ~15% of a POST's CPU.
         self.owner_marks = Pipeliner(deps.redis)
