@@ -1,4 +1,4 @@
-"""`leadx prospects import|collect|stats`: the prospect pool ([scoring](../docs/scoring.md#the-prospect-pool))."""
+"""`leadx prospects import|collect|stats|rekey`: the prospect pool ([scoring](../docs/scoring.md#the-prospect-pool))."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 from leadx.cli.database import sessions
-from leadx.platform.config import ConfigError, env_bool, env_str
+from leadx.platform.config import ConfigError, HmacKeyring, env_bool, env_str
 
 USAGE_ERROR = 2  # nothing was done: the command's input cannot be used
 
@@ -23,10 +23,7 @@ def _identities():
     """The identity keys as dedup computes them: the same settings dedup reads."""
     from leadx.prospects.pool import Identities
 
-    secret = env_str("LEADX_HMAC_KEY")
-    if len(secret) < 16:
-        raise ConfigError("LEADX_HMAC_KEY must be at least 16 characters")
-    return Identities(secret.encode(), env_bool("DEDUP_EMAIL_PROVIDER_RULES", True))
+    return Identities(HmacKeyring.from_env(), env_bool("DEDUP_EMAIL_PROVIDER_RULES", True))
 
 
 def _bundle():
@@ -112,6 +109,19 @@ def cmd_collect(args) -> int:
     return 0
 
 
+def cmd_rekey(args) -> int:
+    from leadx.prospects.pool import rekey
+
+    identities = _identities()
+    prospects, changed = rekey(sessions(), identities)
+    key_id = identities.keyring.current_id
+    if args.json:
+        print(json.dumps({"prospects": prospects, "rekeyed": changed, "key_id": key_id}))
+    else:
+        print(f"{changed} of {prospects} prospects re-keyed under HMAC key {key_id}")
+    return 0
+
+
 def cmd_stats(args) -> int:
     from leadx.prospects.pool import pool_stats
 
@@ -155,6 +165,11 @@ def add_commands(commands) -> None:
                         help="leads submitted more than this many days ago are aged (default 30)")
     gather.add_argument("--json", action="store_true")
     gather.set_defaults(func=cmd_collect)
+
+    again = prospects.add_parser("rekey", help="recompute the pool's identity keys under the current HMAC key "
+                                 "(after a rotation, before the old key is dropped)")
+    again.add_argument("--json", action="store_true")
+    again.set_defaults(func=cmd_rekey)
 
     stats = prospects.add_parser("stats", help="the pool per vertical: sources, clusters, probability quantiles")
     stats.add_argument("--json", action="store_true")

@@ -7,6 +7,11 @@ phone, keyed with HMAC exactly as dedup keys them) match a prospect already ther
 and is not added. Every prospect is stored with its scores from the model bundle of the moment it
 was added; its `probability` is that of answering a direct offer, which a list sale is.
 
+A prospect's identity keys are made under the current HMAC key. While a rotation of the key lists
+others, a consumer pooled under one of them is still found (its keys under every listed key are
+looked up); `rekey` recomputes the pool's keys under the current key from the fields it keeps, so
+the old key can be dropped: the pool has no window after which its keys stop mattering.
+
 The rules (reading a CSV file, checking a row as intake checks a lead, recognising a consumer seen
 earlier in the same file) are pure; the SQL functions below them apply them to the pool.
 """
@@ -27,6 +32,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from leadx.leads import pii
 from leadx.leads import status as lead_status
 from leadx.leads.verticals import Rule, Vertical, verify
+from leadx.platform.config import HmacKeyring
 from leadx.platform.db.models import Lead, Prospect, Sale, Seller
 from leadx.platform.ids import new_lead_id
 from leadx.platform.utc_days import DAY_MS
@@ -135,13 +141,23 @@ def check_row(vertical: Vertical, row: CsvRow, rules: tuple[Rule, ...],
 
 @dataclass(frozen=True)
 class Identities:
-    """How dedup keys a consumer: the platform's HMAC secret and its email provider rules."""
+    """How dedup keys a consumer: the platform's HMAC keys (or one secret) and its email provider rules."""
 
-    secret: bytes
+    secret: HmacKeyring | bytes
     email_provider_rules: bool = True
 
+    @property
+    def keyring(self) -> HmacKeyring:
+        return self.secret if isinstance(self.secret, HmacKeyring) else HmacKeyring.single(self.secret)
+
     def of(self, fields: Mapping[str, object]) -> dict[str, str]:
-        return pii.identity_keys(self.secret, {k: str(v) for k, v in fields.items()}, self.email_provider_rules)
+        """Under the current key: what a prospect is stored with."""
+        return self.under_every_key(fields)[0]
+
+    def under_every_key(self, fields: Mapping[str, object]) -> list[dict[str, str]]:
+        """Under each listed key, the current key's first: what finds a consumer pooled before a rotation."""
+        text = {k: str(v) for k, v in fields.items()}
+        return [pii.identity_keys(secret, text, self.email_provider_rules) for _, secret in self.keyring.keys]
 
 
 @dataclass(frozen=True)
@@ -226,8 +242,13 @@ def pool_matches(session: Session, vertical: str, keys: Iterable[Mapping[str, st
     return found
 
 
-def _in_pool(keys: Mapping[str, str], pooled: Mapping[tuple[str, str], str]) -> Match | None:
-    found = {kind: pooled[(kind, key)] for kind, key in keys.items() if (kind, key) in pooled}
+def _in_pool(under_every_key: Sequence[Mapping[str, str]], pooled: Mapping[tuple[str, str], str]) -> Match | None:
+    """The prospect sharing an identity with a consumer, whichever listed key the prospect was keyed under."""
+    found: dict[str, str] = {}
+    for keys in under_every_key:
+        for kind, key in keys.items():
+            if (kind, key) in pooled:
+                found.setdefault(kind, pooled[(kind, key)])
     if not found:
         return None
     first = min(found.values())
@@ -270,17 +291,18 @@ def import_rows(session: Session, csv_file: CsvFile, *, vertical: Vertical, sell
         for row in batch:
             checked = check_row(vertical, row, rules, phone_area_must_match)
             if checked.ok:
-                keyed.append((checked, identities.of(checked.fields)))
+                keyed.append((checked, identities.under_every_key(checked.fields)))
             else:
                 report.rejected.append({"line": checked.line, "errors": list(checked.errors)})
-        pooled = pool_matches(session, vertical.name, (keys for _, keys in keyed))
+        pooled = pool_matches(session, vertical.name, (keys for _, every in keyed for keys in every))
         accepted = []
-        for checked, keys in keyed:
+        for checked, every in keyed:
+            keys = every[0]  # the current key's: the rows of one run are keyed alike
             # Earlier rows first: the pool holds this file's earlier batches too, under new ids.
             earlier = seen.match(keys)
             seen.add(keys, checked.line)
             duplicate = ({"line": earlier.first}, earlier) if earlier else None
-            if duplicate is None and (held := _in_pool(keys, pooled)):
+            if duplicate is None and (held := _in_pool(every, pooled)):
                 duplicate = ({"prospect": held.first}, held)
             if duplicate:
                 report.duplicates.append({"line": checked.line, "duplicate_of": duplicate[0],
@@ -345,16 +367,17 @@ def _collect_batch(session: Session, leads: list[Lead], source: str, seen: SeenC
         if not lead.fields or not lead.vertical:
             report.without_fields += 1
         else:
-            keyed.append((lead, lead.fields, identities.of(lead.fields)))
+            keyed.append((lead, lead.fields, identities.under_every_key(lead.fields)))
     accepted = []
     for vertical in sorted({lead.vertical for lead, _, _ in keyed}):
-        of_vertical = [(lead, fields, keys) for lead, fields, keys in keyed if lead.vertical == vertical]
-        pooled = pool_matches(session, vertical, (keys for _, _, keys in of_vertical))
-        for lead, fields, keys in of_vertical:
+        of_vertical = [(lead, fields, every) for lead, fields, every in keyed if lead.vertical == vertical]
+        pooled = pool_matches(session, vertical, (keys for _, _, every in of_vertical for keys in every))
+        for lead, fields, every in of_vertical:
+            keys = every[0]
             vertical_keys = {f"{vertical}\x1f{kind}": key for kind, key in keys.items()}
             earlier = seen.match(vertical_keys)
             seen.add(vertical_keys, lead.id)
-            if earlier or _in_pool(keys, pooled):
+            if earlier or _in_pool(every, pooled):
                 report.duplicates += 1
             else:
                 accepted.append((lead, fields, keys))
@@ -382,6 +405,28 @@ def _insert_new(session: Session, rows: list[dict]) -> int:
     statement = (sqlite_insert if dialect == "sqlite" else postgresql_insert)(Prospect)
     added = session.execute(statement.on_conflict_do_nothing(index_elements=["id"]).returning(Prospect.id), rows)
     return len(added.all())
+
+
+def rekey(sessions: sessionmaker[Session], identities: Identities) -> tuple[int, int]:
+    """Every prospect's identity keys recomputed from its stored fields under the current HMAC key,
+    a batch per transaction (a run cut short is resumed by running it again): run once the new key
+    is current everywhere, before the old one is dropped. Returns (prospects, keys changed)."""
+    seen = changed = 0
+    after = ""
+    while True:
+        with sessions.begin() as session:
+            batch = list(session.scalars(select(Prospect).where(Prospect.id > after).order_by(Prospect.id)
+                                         .limit(BATCH)))
+            if not batch:
+                return seen, changed
+            for prospect in batch:
+                keys = identities.of(prospect.fields or {})
+                current = (keys.get(pii.SSN), keys.get(pii.EMAIL), keys.get(pii.HOME_PHONE))
+                if (prospect.ssn_key, prospect.email_key, prospect.home_phone_key) != current:
+                    prospect.ssn_key, prospect.email_key, prospect.home_phone_key = current
+                    changed += 1
+            seen += len(batch)
+            after = batch[-1].id
 
 
 def pool_stats(session: Session) -> dict:
