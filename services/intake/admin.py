@@ -2,8 +2,9 @@
 profiles, partnerships and sellers' choices of buyers. docs/admin-api.md is its reference.
 
 Every request carries `Authorization: Bearer <ADMIN_API_KEY>`; without an ADMIN_API_KEY the whole
-admin API answers 401, so an intake deployed without one exposes nothing. Bodies are JSON (profiles
-are nested documents that the sellers' flat formats cannot carry). The rules live in
+admin API answers 401, so an intake deployed without one exposes nothing. The admin key has a rate
+limit of its own (services.intake.requests.Callers). Bodies are JSON (profiles are nested documents
+that the sellers' flat formats cannot carry). The rules live in
 leadx.accounts.accounts, leadx.accounts.buyer_settings and leadx.accounts.partnerships; this module only authenticates,
 reads the request, runs them in a worker thread and turns their refusals into answers.
 """
@@ -53,10 +54,10 @@ from leadx.accounts.partnerships import (
 )
 from leadx.auction.selection.market import AUTOBID, WHOLESALE
 from leadx.platform.logs import log_event
+from services.intake.auth_throttle import source_address
 from services.intake.endpoints import Handler, endpoint
 from services.intake.formats import Answer
-from services.intake.auth_throttle import FailedAuthThrottle, source_address
-from services.intake.requests import ApiError, read_body, refuse_if_throttled, text_field
+from services.intake.requests import ApiError, Callers, read_body, refuse_if_throttled, text_field
 
 log = logging.getLogger(__name__)
 
@@ -68,48 +69,54 @@ ACCOUNT_NOT_FOUND, PARTNERSHIP_NOT_FOUND = "ACCOUNT_NOT_FOUND", "PARTNERSHIP_NOT
 T = TypeVar("T")
 
 
-async def check_admin_key(request: Request, expected: bytes, throttle: FailedAuthThrottle | None = None) -> None:
+async def check_admin_key(request: Request, expected: bytes, callers: Callers | None = None) -> None:
     """The operators' key, or 401: no ADMIN_API_KEY (`expected` empty) means no admin API. A wrong
     key counts as a failed authentication of its address (services.intake.auth_throttle), and an
     address over its allowance is refused before its key is compared, the right one too: else a
-    guesser would still learn when it guessed right."""
+    guesser would still learn when it guessed right. A request with no key is held to its address's
+    rate limit, one with the right key to the operators' (`callers`; None: neither is counted)."""
     if not expected:
+        if callers is not None:
+            await callers.anonymous(request)
         raise ApiError(401, "AUTH_INVALID", "the admin API is off: set ADMIN_API_KEY",
                        headers={"WWW-Authenticate": "Bearer"})
     address = source_address(request)
-    if throttle is not None:
-        await refuse_if_throttled(throttle, address)
+    if callers is not None:
+        await refuse_if_throttled(callers.throttle, address)
     key = bearer_key(request.headers.get("authorization", ""))
     # Bytes, not str: compare_digest refuses non-ASCII text, and a header may carry any byte.
     if key is None or not hmac.compare_digest(key.encode(), expected):
-        if throttle is not None and key is not None:
-            await throttle.failed(address)
+        if callers is not None:
+            await (callers.anonymous(request) if key is None else callers.throttle.failed(address))
         raise ApiError(401, "AUTH_INVALID", "send the admin key as 'Authorization: Bearer <ADMIN_API_KEY>'",
                        headers={"WWW-Authenticate": "Bearer"})
+    if callers is not None:
+        await callers.operator()
 
 
 def admin_endpoint(handler: Handler, expected: bytes,
-                   throttle: FailedAuthThrottle | None = None) -> Callable[[Request], Awaitable[Response]]:
+                   callers: Callers | None = None) -> Callable[[Request], Awaitable[Response]]:
     """The route's endpoint (services.intake.endpoints) for an operators' handler: the admin key
-    is checked first."""
+    and its rate limit are checked first."""
     async def authenticated(request: Request) -> Answer | Response:
-        await check_admin_key(request, expected, throttle)
+        await check_admin_key(request, expected, callers)
         return await handler(request)
     return endpoint(authenticated)
 
 
 class Admin:
     def __init__(self, sessions: sessionmaker[Session], admin_api_key: str,
-                 buyer_urls: BuyerUrlRules | None = None, throttle: FailedAuthThrottle | None = None) -> None:
+                 buyer_urls: BuyerUrlRules | None = None, callers: Callers | None = None) -> None:
         self.sessions = sessions
         self.expected = admin_api_key.encode()
-        self.throttle = throttle  # failed admin keys count per address (None: not counted)
+        # The failed-authentication throttle and the rate limits (None: neither counted nor limited).
+        self.callers = callers
         # Where buyers' URLs may point (leadx.accounts.buyer_urls): BUYER_URLS_ALLOW_PRIVATE, read at start.
         self.buyer_urls = buyer_urls if buyer_urls is not None else BuyerUrlRules.from_env()
 
     def routes(self) -> list[Route]:
         def key_checked(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
-            return admin_endpoint(handler, self.expected, self.throttle)
+            return admin_endpoint(handler, self.expected, self.callers)
 
         return [
             Route("/v1/admin/sellers", key_checked(self.create_seller), methods=["POST"]),

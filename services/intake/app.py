@@ -15,23 +15,25 @@ from starlette.routing import Route
 from leadx.platform.health import Readiness
 from services.intake.admin import Admin
 from services.intake.buyers import Buyers
-from services.intake.endpoints import healthz, method_not_allowed, not_found, openapi, readyz
+from services.intake.endpoints import healthz, method_not_allowed, not_found, open_endpoint, openapi, readyz
 from services.intake.lists import Lists
 from services.intake.metrics import HttpMetrics
+from services.intake.requests import Callers
 from services.intake.sellers import Sellers
 
 
 def build_app(sellers: Sellers, buyers: Buyers, admin: Admin, lists: Lists, readiness: Readiness,
-              lifespan=None) -> Starlette:
+              lifespan=None, callers: Callers | None = None) -> Starlette:
+    """`callers` holds the rate limit of the routes that take no key (None: none)."""
     app = Starlette(
         routes=[
             *sellers.routes(),
             *buyers.routes(),
             *admin.routes(),
             *lists.routes(),
-            Route("/openapi.json", openapi, methods=["GET"]),
-            Route("/healthz", healthz, methods=["GET"]),
-            Route("/readyz", readyz, methods=["GET"]),
+            Route("/openapi.json", open_endpoint(openapi, callers), methods=["GET"]),
+            Route("/healthz", open_endpoint(healthz, callers), methods=["GET"]),
+            Route("/readyz", open_endpoint(readyz, callers), methods=["GET"]),
         ],
         exception_handlers={404: not_found, 405: method_not_allowed},
         middleware=[Middleware(HttpMetrics)],

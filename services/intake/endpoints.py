@@ -1,7 +1,8 @@
 """How every intake route answers: a server span named by its method and path, refusals and
 unreadable bodies as answers with codes, a failing Redis or SQL as 503, and the answer rendered in
-the format the request calls for. Also the routes that are no audience's: health, readiness and
-the OpenAPI document.
+the format the request calls for; a method the path does not serve as 405 with the `Allow` header
+naming those it does. Also the routes that are no audience's, which take no key and are held to
+their caller's address's rate limit: health, readiness and the OpenAPI document.
 """
 
 from __future__ import annotations
@@ -14,12 +15,13 @@ from redis.exceptions import RedisError
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
+from starlette.routing import Match
 
 from leadx.platform.health import Readiness
 from leadx.platform.telemetry import tracer
 from services.intake.formats import MEDIA_TYPE, Answer, PayloadError, answer_format, render
 from services.intake.openapi import openapi_document
-from services.intake.requests import ApiError
+from services.intake.requests import ApiError, Callers
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +65,23 @@ async def not_found(request: Request, _exc: Exception) -> Response:
 
 
 async def method_not_allowed(request: Request, _exc: Exception) -> Response:
-    return respond(request, ApiError(405, "METHOD_NOT_ALLOWED", f"{request.method} is not allowed here").answer())
+    # Every route of the path, not only the first that matched it (Starlette's own Allow): a path
+    # may be served by several routes, one per method.
+    allowed = sorted({method for route in request.app.routes
+                      if route.matches(request.scope)[0] != Match.NONE for method in getattr(route, "methods", ())})
+    return respond(request, ApiError(405, "METHOD_NOT_ALLOWED",
+                                     f"{request.method} is not allowed here; {', '.join(allowed)} are",
+                                     headers={"Allow": ", ".join(allowed)}).answer())
+
+
+def open_endpoint(handler: Handler, callers: Callers | None) -> Callable[[Request], Awaitable[Response]]:
+    """The endpoint of a route that takes no key, held to its caller's address's rate limit
+    (`callers`; None: no limit)."""
+    async def limited(request: Request) -> Answer | Response:
+        if callers is not None:
+            await callers.anonymous(request)
+        return await handler(request)
+    return endpoint(limited)
 
 
 async def healthz(_request: Request) -> JSONResponse:

@@ -1,4 +1,4 @@
-"""Per-seller rate limits and idempotent retries, shared by every intake replica through Redis."""
+"""Rate limits and idempotent retries, shared by every intake replica through Redis."""
 
 from __future__ import annotations
 
@@ -41,21 +41,24 @@ class Limited:
 
 
 class RateLimiter:
-    """At most `per_second` PINGs and POSTs per seller, across all replicas."""
+    """At most `per_second` requests per bucket, across all replicas: a bucket is an account (a
+    seller or a buyer), the operators' admin key or a source address, each kind of bucket a limiter
+    of its own (`scope` keeps their keys apart)."""
 
     WINDOW_MS = 1000
 
-    def __init__(self, redis: Redis, namespace: str, per_second: int) -> None:
+    def __init__(self, redis: Redis, namespace: str, per_second: int, scope: str = "") -> None:
         self.per_second = per_second
         self.namespace = namespace
+        self._prefix = f"rl:{scope}:{namespace}" if scope else f"rl:{namespace}"
         # Pipelined: the checks of requests arriving together share one round trip.
         self._take = Pipeliner(redis).script(_TAKE)
 
-    async def take(self, seller_id: str, now_ms: int | None = None) -> Limited | None:
+    async def take(self, bucket: str, now_ms: int | None = None) -> Limited | None:
         if self.per_second <= 0:  # 0 switches the limit off
             return None
         now_ms = int(time.time() * 1000) if now_ms is None else now_ms
-        wait_ms = int(await self._take([f"rl:{self.namespace}{seller_id}"], [now_ms, self.per_second, self.WINDOW_MS]))
+        wait_ms = int(await self._take([self._prefix + bucket], [now_ms, self.per_second, self.WINDOW_MS]))
         return Limited(max(1, math.ceil(wait_ms / 1000))) if wait_ms else None
 
 

@@ -122,10 +122,10 @@ class Lists:
         self.verticals = load_verticals()
 
     def routes(self) -> list[Route]:
-        key, throttle = self.expected, self.callers.throttle if self.callers is not None else None
+        key, callers = self.expected, self.callers
         return [
-            Route("/v1/admin/lists", admin_endpoint(self.open_list, key, throttle), methods=["POST"]),
-            Route("/v1/admin/lists/{list_id}", admin_endpoint(self.show_list, key, throttle), methods=["GET"]),
+            Route("/v1/admin/lists", admin_endpoint(self.open_list, key, callers), methods=["POST"]),
+            Route("/v1/admin/lists/{list_id}", admin_endpoint(self.show_list, key, callers), methods=["GET"]),
             Route("/v1/lists/preview", endpoint(self.preview_list), methods=["POST"]),
             Route("/v1/lists/{list_id}", endpoint(self.dealer_list), methods=["GET"]),
             Route("/v1/lists/{list_id}/bids", endpoint(self.place_bid), methods=["POST"]),

@@ -82,7 +82,9 @@ def create_app(settings: IntakeSettings):
         await health.stop()
 
     callers = Callers(sessions, RateLimiter(redis, namespace, settings.rate_limit_per_second),
-                      FailedAuthThrottle(redis, namespace, settings.auth_failures_per_minute))
+                      FailedAuthThrottle(redis, namespace, settings.auth_failures_per_minute),
+                      operators=RateLimiter(redis, namespace, settings.admin_rate_limit_per_second, scope="admin"),
+                      addresses=RateLimiter(redis, namespace, settings.address_rate_limit_per_second, scope="address"))
     return build_app(
         sellers=Sellers(SellerDeps(
             callers=callers, sessions=sessions, producer=producer, verdicts=verdicts, redis=redis,
@@ -95,9 +97,9 @@ def create_app(settings: IntakeSettings):
         buyers=Buyers(BuyerDeps(
             callers=callers, sessions=sessions, producer=producer, redis=redis, namespace=namespace,
             return_policy=ReturnPolicy.from_env(), max_body_bytes=settings.max_body_bytes)),
-        admin=Admin(sessions, settings.admin_api_key, throttle=callers.throttle),
+        admin=Admin(sessions, settings.admin_api_key, callers=callers),
         lists=Lists(sessions, callers, settings.admin_api_key, settings.max_body_bytes),
-        readiness=readiness, lifespan=lifespan)
+        readiness=readiness, lifespan=lifespan, callers=callers)
 
 
 class _Server(uvicorn.Server):

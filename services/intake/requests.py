@@ -1,6 +1,7 @@
 """What every intake endpoint shares: its error type, API-key authentication (with failed attempts
-throttled per source address) and the per-account rate limit, a bounded body read, and reading the
-request's own money and text fields."""
+throttled per source address), the rate limits (per account, for the operators' admin key, and per
+source address for requests that carry no key), a bounded body read, and reading the request's own
+money and text fields."""
 
 from __future__ import annotations
 
@@ -32,12 +33,15 @@ class ApiError(Exception):
 class ApiKeyAuth:
     """The seller (or buyer) a request's `Authorization: Bearer <api key>` belongs to. A key known
     from an earlier request answers from the cache; any other is looked up in SQL only while its
-    source address is under the failed-authentication throttle (services.intake.auth_throttle)."""
+    source address is under the failed-authentication throttle (services.intake.auth_throttle). A
+    request with no key at all is held to its address's allowance (`addresses`) before its 401."""
 
     def __init__(self, sessions: sessionmaker[Session], throttle: FailedAuthThrottle,
-                 lookup: Callable[[Session, str], str | None] = accounts.seller_for_key) -> None:
+                 lookup: Callable[[Session, str], str | None] = accounts.seller_for_key,
+                 addresses: RateLimiter | None = None) -> None:
         self.keys = KeyCache(sessions, lookup)
         self.throttle = throttle
+        self.addresses = addresses
 
     async def account_id(self, request: Request) -> str:
         account_id = await self.find(request)
@@ -51,6 +55,7 @@ class ApiKeyAuth:
         no failure is counted (a route that takes a seller's or a buyer's key asks both first)."""
         key = bearer_key(request.headers.get("authorization", ""))
         if key is None:
+            await within_address_allowance(self.addresses, request)
             raise ApiError(401, "AUTH_INVALID", "send your API key as 'Authorization: Bearer <key>'")
         account_id = self.keys.known(key)
         if account_id is not None:
@@ -74,37 +79,64 @@ def invalid_key() -> ApiError:
     return ApiError(401, "AUTH_INVALID", "the API key is not valid or has been revoked")
 
 
-class Callers:
-    """The sellers' and the buyers' API keys (each cache shared by every route that reads it) and
-    the rate limit: every account, seller or buyer, gets the same per-second allowance, shared by
-    all intake replicas."""
+async def within(limiter: RateLimiter | None, bucket: str, per_what: str) -> None:
+    """429 RATE_LIMITED, with Retry-After, while `bucket` is over `limiter`'s allowance (None: no limit)."""
+    if limiter is None:
+        return
+    limited = await limiter.take(bucket)
+    if limited:
+        raise ApiError(429, "RATE_LIMITED", f"at most {limiter.per_second} requests per second {per_what}; "
+                       f"retry in {limited.retry_after_s} s", headers={"Retry-After": str(limited.retry_after_s)})
 
-    def __init__(self, sessions: sessionmaker[Session], limiter: RateLimiter, throttle: FailedAuthThrottle) -> None:
-        self.seller_keys = ApiKeyAuth(sessions, throttle)
-        self.buyer_keys = ApiKeyAuth(sessions, throttle, accounts.buyer_for_key)
+
+async def within_address_allowance(addresses: RateLimiter | None, request: Request) -> None:
+    """A request that carries no key is held to its source address's allowance."""
+    address = source_address(request)
+    await within(addresses, address, f"from {address} without an API key")
+
+
+class Callers:
+    """Who may call, and how often: the sellers' and the buyers' API keys (each cache shared by
+    every route that reads it), the failed-authentication throttle, and the rate limits, each
+    shared by all intake replicas: every account, seller or buyer, gets the same per-second
+    allowance (`limiter`); the operators' admin key gets its own (`operators`); and a request that
+    carries no key (the OpenAPI document, health and readiness, a request without its key) is held
+    to its source address's (`addresses`). None switches a limit off."""
+
+    def __init__(self, sessions: sessionmaker[Session], limiter: RateLimiter, throttle: FailedAuthThrottle,
+                 operators: RateLimiter | None = None, addresses: RateLimiter | None = None) -> None:
+        self.seller_keys = ApiKeyAuth(sessions, throttle, addresses=addresses)
+        self.buyer_keys = ApiKeyAuth(sessions, throttle, accounts.buyer_for_key, addresses)
         self.limiter = limiter
         self.throttle = throttle
+        self.operators = operators
+        self.addresses = addresses
 
     async def seller_or_buyer(self, request: Request) -> tuple[str | None, str | None]:
-        """(seller id, None) or (None, buyer id) for a route either may call; a key neither knows
-        counts once as a failed authentication."""
+        """(seller id, None) or (None, buyer id) for a route either may call, once the account's
+        rate limit lets it through; a key neither knows counts once as a failed authentication."""
         seller_id = await self.seller_keys.find(request)
-        if seller_id is not None:
-            return seller_id, None
-        buyer_id = await self.buyer_keys.find(request)
-        if buyer_id is not None:
-            return None, buyer_id
-        await self.throttle.failed(source_address(request))
-        raise invalid_key()
+        buyer_id = await self.buyer_keys.find(request) if seller_id is None else None
+        account_id = seller_id or buyer_id
+        if account_id is None:
+            await self.throttle.failed(source_address(request))
+            raise invalid_key()
+        await within(self.limiter, account_id, "per account")
+        return seller_id, buyer_id
 
     async def limited(self, request: Request, keys: ApiKeyAuth) -> str:
         """The account `keys` authenticates the request as, once the rate limit lets it through."""
         account_id = await keys.account_id(request)
-        limited = await self.limiter.take(account_id)
-        if limited:
-            raise ApiError(429, "RATE_LIMITED", f"at most {self.limiter.per_second} requests per second per account",
-                           headers={"Retry-After": str(limited.retry_after_s)})
+        await within(self.limiter, account_id, "per account")
         return account_id
+
+    async def operator(self) -> None:
+        """An admin API request whose key was right, once the operators' rate limit lets it through."""
+        await within(self.operators, "admin", "with the admin key")
+
+    async def anonymous(self, request: Request) -> None:
+        """A request that carries no key, once its address's rate limit lets it through."""
+        await within_address_allowance(self.addresses, request)
 
 
 async def read_body(request: Request, max_bytes: int) -> bytes:

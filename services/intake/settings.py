@@ -16,7 +16,9 @@ class IntakeSettings:
     max_body_bytes: int
     public_url: str  # base of the status URLs handed to sellers
     rules_dir: str  # the lead constraint rules (leadx/rules by default)
-    rate_limit_per_second: int  # per seller, across replicas; 0 switches it off
+    rate_limit_per_second: int  # per account (seller or buyer), across replicas; 0 switches it off
+    admin_rate_limit_per_second: int  # the admin key's, across replicas; 0 switches it off
+    address_rate_limit_per_second: int  # per source address, of requests that carry no key; 0 switches it off
     auth_failures_per_minute: int  # per source address, across replicas; 0 switches it off
     idempotency_ttl_s: int  # how long a retried POST gets the first answer back
     ping_ttl_s: int  # how long a ping token is good for
@@ -35,6 +37,8 @@ class IntakeSettings:
             public_url=env_str("INTAKE_PUBLIC_URL", f"http://127.0.0.1:{port}").rstrip("/"),
             rules_dir=env_str("INTAKE_RULES_DIR", str(PACKAGED_RULES)),
             rate_limit_per_second=env_int("INTAKE_RATE_LIMIT_PER_SECOND", 500),
+            admin_rate_limit_per_second=env_int("INTAKE_ADMIN_RATE_LIMIT_PER_SECOND", 50),
+            address_rate_limit_per_second=env_int("INTAKE_ADDRESS_RATE_LIMIT_PER_SECOND", 20),
             auth_failures_per_minute=env_int("INTAKE_AUTH_FAILURES_PER_MINUTE", 60),
             idempotency_ttl_s=env_int("INTAKE_IDEMPOTENCY_TTL_SECONDS", 86_400),
             ping_ttl_s=env_int("INTAKE_PING_TOKEN_TTL_SECONDS", 900),

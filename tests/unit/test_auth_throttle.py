@@ -160,8 +160,9 @@ def test_an_address_guessing_the_admin_key_is_refused_even_the_right_key_and_no_
 
     async def scenario() -> dict:
         redis = connect(redis_url)
-        throttle = FailedAuthThrottle(redis, f"t{uuid.uuid4().hex[:8]}.", PER_MINUTE)
-        app = Starlette(routes=Admin(sessions, admin_key, throttle=throttle).routes())
+        namespace = f"t{uuid.uuid4().hex[:8]}."
+        callers = Callers(sessions, RateLimiter(redis, namespace, 0), FailedAuthThrottle(redis, namespace, PER_MINUTE))
+        app = Starlette(routes=Admin(sessions, admin_key, callers=callers).routes())
 
         async def ask(address: str, key: str) -> httpx.Response:
             transport = httpx.ASGITransport(app=app, client=(address, 40000))
