@@ -3,8 +3,8 @@ profiles, partnerships and sellers' choices of buyers. docs/admin-api.md is its 
 
 Every request carries `Authorization: Bearer <ADMIN_API_KEY>`; without an ADMIN_API_KEY the whole
 admin API answers 401, so an intake deployed without one exposes nothing. The admin key has a rate
-limit of its own (services.intake.requests.Callers). Bodies are JSON (profiles are nested documents
-that the sellers' flat formats cannot carry). The rules live in
+limit of its own (services.intake.requests.Callers). Bodies are I-JSON (profiles are nested documents
+that the sellers' flat formats cannot carry): numbers within ±(2^53 - 1), every string Unicode text. The rules live in
 leadx.accounts.accounts, leadx.accounts.buyer_settings and leadx.accounts.partnerships; this module only authenticates,
 reads the request, runs them in a worker thread and turns their refusals into answers.
 """
@@ -56,7 +56,7 @@ from leadx.auction.selection.market import AUTOBID, WHOLESALE
 from leadx.platform.logs import log_event
 from services.intake.auth_throttle import source_address
 from services.intake.endpoints import Handler, endpoint
-from services.intake.formats import Answer
+from services.intake.formats import Answer, lone_surrogate
 from services.intake.requests import ApiError, Callers, read_body, refuse_if_throttled, text_field
 
 log = logging.getLogger(__name__)
@@ -64,6 +64,7 @@ log = logging.getLogger(__name__)
 MAX_ADMIN_BODY_BYTES = 64 * 1024
 MAX_NAME = 200  # the accounts tables' name columns
 MAX_URL = 2000
+MAX_JSON_NUMBER = 2**53 - 1  # I-JSON (RFC 7493): what every JSON reader holds exactly
 ACCOUNT_NOT_FOUND, PARTNERSHIP_NOT_FOUND = "ACCOUNT_NOT_FOUND", "PARTNERSHIP_NOT_FOUND"
 
 T = TypeVar("T")
@@ -250,6 +251,12 @@ class Admin:
 
     async def import_profiles(self, request: Request) -> Answer:
         document = await json_body(request)
+        if isinstance(document, dict):
+            _only(document, {"buyers"})
+            entries = document.get("buyers")
+            for entry in entries if isinstance(entries, list) else []:
+                if isinstance(entry, dict):  # the rest of each entry's shape is import_document's to judge
+                    _not_null({k: v for k, v in entry.items() if k in SETTINGS and k != "caps"})
         created = await self._run(lambda session: import_document(session, document))
         log_event(log, "admin: profiles imported", buyers=sorted(created))
         return Answer("ok", 200, extra={"profile_ids": created})
@@ -318,8 +325,11 @@ def _in_session(sessions: sessionmaker[Session], work: Callable[[Session], T]) -
 
 
 async def json_body(request: Request) -> object:
-    """The request's JSON document (an empty body is an empty object). NaN and Infinity are
-    refused: they are not JSON, and PostgreSQL's JSON columns would refuse them later."""
+    """The request's JSON document (an empty body is an empty object), held to I-JSON: NaN and
+    Infinity are refused (they are not JSON, and PostgreSQL's JSON columns would refuse them
+    later), so are lone surrogates (not text: no column can store them) and numbers beyond
+    ±MAX_JSON_NUMBER (JSON readers differ on them: a float would round them), naming the member
+    of the body that holds one."""
     raw = await read_body(request, MAX_ADMIN_BODY_BYTES)
     if not raw.strip():
         return {}
@@ -332,9 +342,35 @@ async def json_body(request: Request) -> object:
         raise ValueError(f"{name} is not a JSON number")
 
     try:
-        return json.loads(raw, parse_constant=no_constant)
+        document = json.loads(raw, parse_constant=no_constant)
     except (UnicodeDecodeError, ValueError, RecursionError) as error:
         raise ApiError(400, "PAYLOAD_MALFORMED", f"the body is not valid JSON: {error}") from None
+    problem = lone_surrogate(raw, document)
+    if problem:
+        raise ApiError(400, "PAYLOAD_MALFORMED", problem)
+    members = document.items() if isinstance(document, dict) else [(None, document)]
+    for name, value in members:
+        number = _beyond_i_json(value)
+        if number is not None:
+            raise ApiError(422, "FIELD_INVALID", f"{name or 'the body'} holds {number}, beyond ±{MAX_JSON_NUMBER}: "
+                           "numbers are those every JSON reader holds exactly (I-JSON)", field=name)
+    return document
+
+
+def _beyond_i_json(value: object) -> str | None:
+    """The first number in `value` beyond ±MAX_JSON_NUMBER (1e400 reads as infinity), shortened, or None."""
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, dict):
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
+        elif isinstance(item, int | float) and not isinstance(item, bool) and not (
+                -MAX_JSON_NUMBER <= item <= MAX_JSON_NUMBER):
+            text = repr(item) if isinstance(item, float) else f"a number of {len(str(abs(item)))} digits"
+            return text
+    return None
 
 
 async def json_object(request: Request) -> dict:

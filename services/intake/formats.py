@@ -89,14 +89,41 @@ def parse_body(kind: str, body: bytes, roots: tuple[str, ...] = ("lead",)) -> di
 
 def _parse_json(body: bytes) -> dict[str, object]:
     try:
+        # ValueError besides JSONDecodeError: an integer of more than 4,300 digits is refused by int().
         payload = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise PayloadError("PAYLOAD_MALFORMED", f"the body is not valid JSON: {exc}") from None
+    problem = lone_surrogate(body, payload)
+    if problem:
+        raise PayloadError("PAYLOAD_MALFORMED", problem)
     if not isinstance(payload, dict):
         raise PayloadError("PAYLOAD_MALFORMED", "the body must be a JSON object of lead fields")
     if len(payload) > MAX_FIELDS:
         raise PayloadError("PAYLOAD_MALFORMED", f"a lead has at most {MAX_FIELDS} fields")
     return payload
+
+
+# A JSON escape of half a UTF-16 surrogate pair ("\ud800"). JSON lets one stand alone; it is no
+# character, so text holding one cannot be encoded (UTF-8, protobuf, SQL) and would fail later.
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+
+
+def lone_surrogate(body: bytes, document: object) -> str | None:
+    """What is wrong with a parsed JSON document holding a lone surrogate, or None. The raw body
+    is scanned first (fast), the document walked only when it may hold one."""
+    if not _SURROGATE_ESCAPE.search(body):
+        return None
+    pending = [document]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, dict):
+            pending.extend(item.keys())
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
+        elif isinstance(item, str) and any("\ud800" <= char <= "\udfff" for char in item):
+            return "the body holds a lone UTF-16 surrogate (\\ud800 without its pair), which is not text"
+    return None
 
 
 def _parse_xml(body: bytes, roots: tuple[str, ...]) -> dict[str, object]:

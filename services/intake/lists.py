@@ -161,7 +161,7 @@ class Lists:
         vertical = body.get("vertical")
         if vertical is None or vertical == "":
             raise ApiError(422, "FIELD_MISSING", "vertical is required", field="vertical")
-        if vertical not in self.verticals:
+        if not isinstance(vertical, str) or vertical not in self.verticals:  # a list is not even hashable
             raise ApiError(422, "FIELD_INVALID", f"vertical must be one of {', '.join(sorted(self.verticals))}",
                            field="vertical")
         if "profile" not in body:

@@ -29,9 +29,10 @@ async def rating(request: Request, sessions: sessionmaker[Session], max_body_byt
     if request.method == "PUT":
         kind = request_format(request.headers.get("content-type", ""))
         stars = parse_body(kind, await read_body(request, max_body_bytes), ("rating",)).get("stars")
-        problem = stars_problem(stars)
+        # ASCII digits only: "²" and "５" are digits to str.isdigit, and int() takes "５" but not "²".
+        problem = stars_problem(stars if not isinstance(stars, str) or stars.strip().isascii() else None)
         if problem:
-            raise ApiError(422, "FIELD_MISSING" if stars is None else "FIELD_INVALID", problem, field="stars")
+            raise ApiError(422, "FIELD_MISSING" if stars in (None, "") else "FIELD_INVALID", problem, field="stars")
     found = await asyncio.to_thread(_rate_or_view, sessions, party, rater_id, ratee_id,
                                     None if stars is None else int(str(stars).strip()))
     return Answer("rated" if stars is not None else "ok", 200, None, extra={

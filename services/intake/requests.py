@@ -154,19 +154,30 @@ async def read_body(request: Request, max_bytes: int) -> bytes:
     return bytes(body)
 
 
+MAX_CENTS = 10**12  # ten billion dollars: beyond any price, within the events' and SQL's 64-bit integers
+
+
 def cents_field(payload: dict, name: str) -> int | None:
-    """A money field of the request itself (JSON number or, from XML and forms, digits)."""
+    """A money field of the request itself (JSON number or, from XML and forms, digits), at most
+    MAX_CENTS; absent, null or empty is None."""
     value = payload.get(name)
     if value is None or value == "":
         return None
     # isascii: "²".isdigit() is true, but int() refuses it.
     if isinstance(value, str) and value.strip().isascii() and value.strip().isdigit():
         value = int(value.strip())
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ApiError(422, "FIELD_INVALID", f"{name} must be a non-negative whole number of cents", field=name)
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_CENTS:
+        raise ApiError(422, "FIELD_INVALID", f"{name} must be a whole number of cents from 0 to {MAX_CENTS}",
+                       field=name)
     return value
 
 
 def text_field(payload: dict, name: str) -> str:
+    """A text field of the request itself, trimmed; absent, null or empty is "". Any other JSON
+    value (a number, true, a list) is refused: the field is text."""
     value = payload.get(name)
-    return value.strip() if isinstance(value, str) else ""
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise ApiError(422, "FIELD_INVALID", f"{name} must be text", field=name)
+    return value.strip()

@@ -61,6 +61,7 @@ log = logging.getLogger(__name__)
 # Fields of a PING or POST that are about the sale, not the consumer.
 RESERVED_KEYS = {"vertical", "min_price", "reference", "ping_token", "buyer"}
 OWNER_MARK_TTL_S = 7 * 24 * 3600
+MAX_REFERENCE = 100
 _DUPLICATE_ERROR = {"code": "DUPLICATE", "field": None, "message": "the lead is a duplicate and cannot be sold"}
 
 
@@ -174,11 +175,11 @@ class Sellers:
                 return Answer("rejected", 422, errors=[
                     {"code": "PING_MISMATCH", "field": name, "message": f"{name} differs from the PING's"}
                     for name in different])
-        reference = payload.get("reference")
+        reference = _reference(payload)
         lead = ev.Lead(
             lead_id=new_lead_id(), seller_id=seller_id, vertical=vertical.name, fields=result.fields,
             min_price_cents=min_price, submitted_at_ms=int(time.time() * 1000), direct_buyer_id=buyer_id,
-            seller_reference=str(reference)[:100] if reference is not None else "",
+            seller_reference=reference,
         )
         # The header is the key; without it the seller's own reference is, so a seller retrying with
         # only its own id never makes a second lead either.
@@ -331,6 +332,17 @@ def _key_reused(key: str, from_header: bool, first_lead_id: str) -> ApiError:
                     f"{named} was first used for lead {first_lead_id}, with a different body; this lead was not "
                     f"submitted. Send it with {own}, or resend lead {first_lead_id}'s body unchanged to get its "
                     "answer", field=None if from_header else "reference")
+
+
+def _reference(payload: dict) -> str:
+    """The seller's own id for the lead: text, or a whole number, of at most MAX_REFERENCE characters."""
+    value = payload.get("reference")
+    if value is None:
+        return ""
+    if isinstance(value, bool) or not isinstance(value, str | int) or len(str(value)) > MAX_REFERENCE:
+        raise ApiError(422, "FIELD_INVALID", f"reference must be text (or a whole number) of at most "
+                       f"{MAX_REFERENCE} characters", field="reference")
+    return str(value)
 
 
 def _field_error(field: str, message: str) -> FieldError:

@@ -82,6 +82,15 @@ def test_json_must_be_an_object_of_at_most_100_fields():
     assert "JSON object" in malformed(JSON, b"[1, 2]")
     assert "at most 100 fields" in malformed(JSON, json.dumps({f"f{i}": i for i in range(101)}).encode())
     assert "not valid JSON" in malformed(JSON, b"[" * 100_000)
+    assert "4300 digits" in malformed(JSON, b'{"zip": ' + b"1" * 5000 + b"}")  # int() refuses it
+
+
+def test_json_text_is_unicode_text():
+    # JSON lets half a surrogate pair stand alone; nothing downstream can encode it.
+    assert "surrogate" in malformed(JSON, b'{"employer": "Acme \\ud800"}')
+    assert "surrogate" in malformed(JSON, b'{"\\udfff": 1}')
+    assert parse_body(JSON, b'{"employer": "\\ud83d\\ude00 Acme"}') == {"employer": "\U0001f600 Acme"}
+    assert parse_body(JSON, b'{"employer": "\\\\ud800"}') == {"employer": "\\ud800"}  # an escaped backslash
 
 
 @pytest.mark.parametrize(("content_type", "accept", "expected"), [

@@ -7,56 +7,14 @@ And a method a path does not serve is answered 405 with every method it does in 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import uuid
-from types import SimpleNamespace
 
 import httpx
 
 from leadx.accounts import accounts
-from leadx.platform.db.engine import create_schema, make_engine, session_factory
-from leadx.platform.health import Readiness
-from leadx.platform.redis.client import connect
-from services.intake.admin import Admin
-from services.intake.app import build_app
-from services.intake.auth_throttle import FailedAuthThrottle
-from services.intake.buyers import Buyers
-from services.intake.guards import RateLimiter
-from services.intake.lists import Lists
-from services.intake.requests import Callers
-from services.intake.sellers import Sellers
+from tests.unit.intake_app import ADMIN_KEY, intake
 
-ADMIN_KEY = "rate-limit-test-admin-key"  # a test value, not a secret
 ALLOWANCE = 2  # per second, for every limit under test
 BURST = 6
-
-
-@contextlib.asynccontextmanager
-async def intake(sqlite_url: str, redis_url: str, accounts_per_second: int = 0, admin_per_second: int = 0,
-                 address_per_second: int = 0):
-    """The real intake app (only what these routes read), its limits as given (0: off)."""
-    engine = make_engine(sqlite_url)
-    create_schema(engine)
-    sessions = session_factory(engine)
-    redis = connect(redis_url)
-    namespace = f"t{uuid.uuid4().hex[:8]}."
-    callers = Callers(sessions, RateLimiter(redis, namespace, accounts_per_second),
-                      FailedAuthThrottle(redis, namespace, 1000),
-                      operators=RateLimiter(redis, namespace, admin_per_second, scope="admin"),
-                      addresses=RateLimiter(redis, namespace, address_per_second, scope="address"))
-    deps = SimpleNamespace(sessions=sessions, secret=b"k" * 32, dedup=None, redis=redis, producer=None,
-                           namespace=namespace, max_body_bytes=64 * 1024, callers=callers)
-    app = build_app(Sellers(deps), Buyers(deps), Admin(sessions, ADMIN_KEY, callers=callers),
-                    Lists(sessions, callers, ADMIN_KEY, deps.max_body_bytes), Readiness(), callers=callers)
-
-    def client(address: str = "203.0.113.7") -> httpx.AsyncClient:
-        return httpx.AsyncClient(transport=httpx.ASGITransport(app=app, client=(address, 40000)),
-                                 base_url="http://intake")
-    try:
-        yield SimpleNamespace(client=client, sessions=sessions)
-    finally:
-        await redis.aclose()
-        engine.dispose()
 
 
 async def burst(http: httpx.AsyncClient, method: str, path: str, **kwargs) -> list[httpx.Response]:

@@ -1,0 +1,55 @@
+"""The real intake app served in-process for unit tests of its HTTP edge: SQLite and a real Redis,
+and only what its routes read before anything is published."""
+
+from __future__ import annotations
+
+import contextlib
+import uuid
+from types import SimpleNamespace
+
+import httpx
+
+from leadx.leads.rules import PACKAGED_RULES, load_rulebook
+from leadx.leads.verticals import load_verticals
+from leadx.platform.db.engine import create_schema, make_engine, session_factory
+from leadx.platform.health import Readiness
+from leadx.platform.redis.client import connect
+from services.intake.admin import Admin
+from services.intake.app import build_app
+from services.intake.auth_throttle import FailedAuthThrottle
+from services.intake.buyers import Buyers
+from services.intake.guards import RateLimiter
+from services.intake.lists import Lists
+from services.intake.requests import Callers
+from services.intake.sellers import Sellers
+
+ADMIN_KEY = "intake-unit-test-admin-key"  # a test value, not a secret
+
+
+@contextlib.asynccontextmanager
+async def intake(sqlite_url: str, redis_url: str, accounts_per_second: int = 0, admin_per_second: int = 0,
+                 address_per_second: int = 0):
+    """The real intake app (only what these routes read), its limits as given (0: off)."""
+    engine = make_engine(sqlite_url)
+    create_schema(engine)
+    sessions = session_factory(engine)
+    redis = connect(redis_url)
+    namespace = f"t{uuid.uuid4().hex[:8]}."
+    callers = Callers(sessions, RateLimiter(redis, namespace, accounts_per_second),
+                      FailedAuthThrottle(redis, namespace, 1000),
+                      operators=RateLimiter(redis, namespace, admin_per_second, scope="admin"),
+                      addresses=RateLimiter(redis, namespace, address_per_second, scope="address"))
+    deps = SimpleNamespace(sessions=sessions, secret=b"k" * 32, dedup=None, redis=redis, producer=None,
+                           namespace=namespace, max_body_bytes=64 * 1024, callers=callers,
+                           rulebook=load_rulebook(PACKAGED_RULES, load_verticals()), phone_area_must_match=False)
+    app = build_app(Sellers(deps), Buyers(deps), Admin(sessions, ADMIN_KEY, callers=callers),
+                    Lists(sessions, callers, ADMIN_KEY, deps.max_body_bytes), Readiness(), callers=callers)
+
+    def client(address: str = "203.0.113.7") -> httpx.AsyncClient:
+        return httpx.AsyncClient(transport=httpx.ASGITransport(app=app, client=(address, 40000)),
+                                 base_url="http://intake")
+    try:
+        yield SimpleNamespace(client=client, sessions=sessions)
+    finally:
+        await redis.aclose()
+        engine.dispose()
