@@ -8,6 +8,8 @@ of one lead arriving out of order still leave the right final status.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
+from functools import partial
 
 from google.protobuf.message import Message
 from sqlalchemy.dialects import postgresql, sqlite
@@ -39,6 +41,7 @@ from services.ledger import metrics
 
 CONSUMER = "ledger"
 _COUNTERS = "leadx.counters"  # session.info key of the counter additions awaiting _write_counters
+FieldsOf = Callable[[ev.Lead], dict[str, str]]  # a lead's fields, its sealed ones opened
 
 
 def _now_ms() -> int:
@@ -48,7 +51,11 @@ def _now_ms() -> int:
 class Recorder:
     def __init__(self, sessions: sessionmaker[Session], keyring: PiiKeyring) -> None:
         self.sessions = sessions
-        self.keyring = keyring
+        # The lead store keeps a lead whole, for its seller and its buyer to read back: the events
+        # that fill it open the lead's seal, and only when they do fill it.
+        self._apply: dict[str, Callable[[Session, Message], None]] = {
+            topic: partial(apply, fields_of=keyring.fields_of) if topic in _FILLING else apply
+            for topic, apply in _APPLY.items()}
 
     def apply(self, envelope: Envelope) -> bool:
         """Apply one event; False if it had been applied before."""
@@ -65,29 +72,12 @@ class Recorder:
                 session.add(ProcessedEvent(event_id=envelope.event_id, consumer=CONSUMER,
                                            processed_at_ms=_now_ms()))
                 session.flush()  # so a repeat of this event later in the same batch is seen
-                _APPLY[envelope.topic](session, self._opened(envelope.message))
+                self._apply[envelope.topic](session, envelope.message)
                 applied.append(True)
             _write_counters(session)
         # Counted once committed: a batch that failed is applied again, and counted then.
         metrics.count_recorded(e for e, first in zip(envelopes, applied, strict=True) if first)
         return applied
-
-
-    def _opened(self, message: Message) -> Message:
-        """The lead store keeps a lead whole, for its seller and its buyer to read back: a message
-        carrying a sealed lead is applied as a copy whose lead is opened."""
-        if isinstance(message, ev.LeadScored):
-            lead = message.verified.lead
-        elif isinstance(message, (ev.LeadSubmitted, ev.LeadVerified)):
-            lead = message.lead
-        else:
-            return message
-        if not lead.HasField("sealed"):
-            return message
-        copy = type(message)()
-        copy.CopyFrom(message)
-        (copy.verified.lead if isinstance(copy, ev.LeadScored) else copy.lead).CopyFrom(self.keyring.opened(lead))
-        return copy
 
 
 def _lead(session: Session, lead_id: str) -> Lead:
@@ -107,12 +97,12 @@ def _advance(lead: Lead, status: str) -> None:
         lead.updated_at_ms = _now_ms()
 
 
-def _fill(lead: Lead, source: ev.Lead) -> None:
-    """Store the submitted lead whole: lead_message() must be able to rebuild it."""
+def _fill(lead: Lead, source: ev.Lead, fields_of: FieldsOf) -> None:
+    """Store the submitted lead whole (its sealed fields opened): lead_message() must be able to rebuild it."""
     lead.seller_id = source.seller_id
     lead.vertical = source.vertical
     lead.state = source.fields.get("state", "")[:2]
-    lead.fields = dict(source.fields)
+    lead.fields = fields_of(source)
     lead.min_price_cents = source.min_price_cents
     lead.direct_buyer_id = source.direct_buyer_id
     lead.seller_reference = source.seller_reference
@@ -126,9 +116,9 @@ def lead_message(lead: Lead) -> ev.Lead:
                    seller_reference=lead.seller_reference or "", submitted_at_ms=lead.submitted_at_ms)
 
 
-def _submitted(session: Session, message: ev.LeadSubmitted) -> None:
+def _submitted(session: Session, message: ev.LeadSubmitted, fields_of: FieldsOf) -> None:
     lead = _lead(session, message.lead.lead_id)
-    _fill(lead, message.lead)
+    _fill(lead, message.lead, fields_of)
     _advance(lead, lead_status.SUBMITTED)
 
 
@@ -181,10 +171,10 @@ def _book(session: Session, kind: str, lead_id: str, buyer_id: str, seller_id: s
         _add_to(session, AccountBalance, {"account": entry.account}, {"balance_cents": entry.amount_cents})
 
 
-def _verified(session: Session, message: ev.LeadVerified) -> None:
+def _verified(session: Session, message: ev.LeadVerified, fields_of: FieldsOf) -> None:
     lead = _lead(session, message.lead.lead_id)
     if not lead.seller_id:
-        _fill(lead, message.lead)
+        _fill(lead, message.lead, fields_of)
     _advance(lead, lead_status.VERIFIED)
     # Buyers that already had this consumer are not offered the lead: a duplicate kept from them.
     _count_duplicates(session, message.duplicate_buyer_ids, message.lead.submitted_at_ms or _now_ms())
@@ -199,10 +189,10 @@ def _rejected(session: Session, message: ev.LeadRejected) -> None:
     _advance(lead, lead_status.DUPLICATE if duplicate else lead_status.REJECTED)
 
 
-def _scored(session: Session, message: ev.LeadScored) -> None:
+def _scored(session: Session, message: ev.LeadScored, fields_of: FieldsOf) -> None:
     lead = _lead(session, message.verified.lead.lead_id)
     if not lead.seller_id:
-        _fill(lead, message.verified.lead)
+        _fill(lead, message.verified.lead, fields_of)
     lead.probability = message.probability
     lead.cluster = message.cluster
     _advance(lead, lead_status.SCORED)
@@ -277,7 +267,7 @@ def _returned(session: Session, message: ev.LeadReturned) -> None:
     _advance(lead, lead_status.RETURNED)
 
 
-_APPLY = {
+_APPLY: dict[str, Callable] = {
     topics.LEAD_SUBMITTED: _submitted,
     topics.LEAD_VERIFIED: _verified,
     topics.LEAD_REJECTED: _rejected,
@@ -287,4 +277,5 @@ _APPLY = {
     topics.LEAD_RETURNED: _returned,
 }
 
+_FILLING = frozenset({topics.LEAD_SUBMITTED, topics.LEAD_VERIFIED, topics.LEAD_SCORED})  # take fields_of
 MESSAGE_TYPES = {topic: topics.MESSAGE_TYPES[topic] for topic in _APPLY}
