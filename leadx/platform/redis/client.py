@@ -1,4 +1,4 @@
-"""One way to connect to Redis for every service.
+"""One way to connect to Redis for every service, over TLS when its URL is `rediss://`.
 
 redis-py's asyncio pool raises MaxConnectionsError once its limit is reached, and our consumers
 handle hundreds of records at once. A blocking pool makes the surplus wait for a connection
@@ -15,6 +15,7 @@ import time
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.client import Pipeline
 
+from leadx.platform.config import RedisSettings
 from leadx.platform.metrics import REDIS_COMMAND_SECONDS
 
 MAX_CONNECTIONS = 64
@@ -46,6 +47,11 @@ def command_name(name) -> str:
     return (name.decode() if isinstance(name, bytes) else str(name)).upper()
 
 
-def connect(url: str, max_connections: int = MAX_CONNECTIONS) -> Redis:
-    pool = BlockingConnectionPool.from_url(url, max_connections=max_connections, timeout=20)
+def connect(redis: RedisSettings | str, max_connections: int = MAX_CONNECTIONS) -> Redis:
+    """A client of the Redis at `redis` (its settings, or a bare URL). A `rediss://` URL connects
+    over TLS, verifying the server's certificate and host name against the settings' CA file, or
+    the system's CAs without one; the URL's password (and ACL user) authenticates each connection."""
+    settings = RedisSettings(url=redis) if isinstance(redis, str) else redis
+    options = {"ssl_ca_certs": settings.ssl_ca_certs} if settings.tls and settings.ssl_ca_certs else {}
+    pool = BlockingConnectionPool.from_url(settings.url, max_connections=max_connections, timeout=20, **options)
     return TimedRedis(connection_pool=pool)
