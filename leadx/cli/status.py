@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-from leadx.platform.config import ConfigError
+from leadx.platform.config import ConfigError, KafkaSecurity, KafkaSettings
 
 if TYPE_CHECKING:  # imported where used: `leadx --help` should not wait for them
     import httpx
@@ -324,19 +324,18 @@ async def read_services(urls: Mapping[str, str]) -> list[ServiceHealth]:
         return list(await asyncio.gather(*(service_health(client, name, url) for name, url in urls.items())))
 
 
-async def read_broker(bootstrap_servers: str, prefix: str) -> tuple[list[GroupLag], DeadLetters]:
+async def read_broker(brokers: KafkaSettings | str, prefix: str) -> tuple[list[GroupLag], DeadLetters]:
     """The lag of this exchange's consumer groups (named `<prefix>leadx-...`, the auction's faust
     app too) on this exchange's topics, and the dead.letter topic's records."""
-    from aiokafka import AIOKafkaConsumer, TopicPartition
-    from aiokafka.admin import AIOKafkaAdminClient
+    from aiokafka import TopicPartition
 
     from leadx.contracts import topics
+    from leadx.platform.kafka import clients
     from leadx.platform.kafka.offsets import end_offsets_with
 
     timeout_ms = int(BROKER_TIMEOUT_S * 1000)
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, request_timeout_ms=timeout_ms)
-    probe = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers, group_id=None, enable_auto_commit=False,
-                             request_timeout_ms=timeout_ms)
+    admin = clients.admin(brokers, request_timeout_ms=timeout_ms)
+    probe = clients.consumer(brokers, group_id=None, enable_auto_commit=False, request_timeout_ms=timeout_ms)
     try:
         await admin.start()
         await probe.start()
@@ -436,8 +435,15 @@ async def gather_report(environ: Mapping[str, str]) -> Report:
             report.errors["lag"] = report.errors["dead_letters"] = "KAFKA_BOOTSTRAP_SERVERS is not set"
             return
         try:
+            # The brokers' security (TLS, SASL) from the settings the services read; no topic is made here.
+            kafka = KafkaSettings(bootstrap_servers=bootstrap, topic_prefix=report.topic_prefix, partitions=0,
+                                  replication_factor=0, idempotence=False, security=KafkaSecurity.from_env(environ))
+        except ConfigError as exc:
+            report.errors["lag"] = report.errors["dead_letters"] = str(exc)
+            return
+        try:
             report.lag, report.dead_letters = await asyncio.wait_for(
-                read_broker(bootstrap, report.topic_prefix), BROKER_TIMEOUT_S + 5)
+                read_broker(kafka, report.topic_prefix), BROKER_TIMEOUT_S + 5)
         except TimeoutError:
             report.errors["lag"] = report.errors["dead_letters"] = \
                 f"the broker at {bootstrap} did not answer within {BROKER_TIMEOUT_S + 5:g}s"

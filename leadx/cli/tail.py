@@ -9,16 +9,15 @@ from leadx.platform.config import ConfigError, KafkaSettings
 
 
 async def tail(topic: str, from_beginning: bool) -> None:
-    from aiokafka import AIOKafkaConsumer
     from google.protobuf.json_format import MessageToDict
 
     from leadx.contracts import topics
+    from leadx.platform.kafka import clients
 
     if topic not in topics.MESSAGE_TYPES:
         raise ConfigError(f"unknown topic {topic!r}; one of {', '.join(topics.MESSAGE_TYPES)}")
     settings = KafkaSettings.from_env()
-    consumer = AIOKafkaConsumer(topics.name(settings.topic_prefix, topic),
-                                bootstrap_servers=settings.bootstrap_servers, group_id=None,
+    consumer = clients.consumer(settings, topics.name(settings.topic_prefix, topic), group_id=None,
                                 auto_offset_reset="earliest" if from_beginning else "latest")
     await consumer.start()
     try:

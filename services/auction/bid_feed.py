@@ -36,6 +36,7 @@ from opentelemetry import trace
 
 from leadx.contracts.events.v1 import events_pb2 as ev
 from leadx.platform.config import KafkaSettings
+from leadx.platform.kafka import clients
 from leadx.platform.kafka.offsets import end_offsets
 from leadx.platform.logs import log_event
 from leadx.platform.metrics import CONSUMER_LAG
@@ -122,8 +123,8 @@ class BidFeed:
         # needs the running loop.
         if self.consumer is not None:
             return self.consumer
-        self.consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.kafka.bootstrap_servers, group_id=self.group_id, enable_auto_commit=False,
+        self.consumer = clients.consumer(
+            self.kafka, group_id=self.group_id, enable_auto_commit=False,
             # As the faust worker reads its topics: a feed without a commit starts at the beginning.
             auto_offset_reset="earliest", fetch_max_wait_ms=self.kafka.fetch_max_wait_ms)
         CONSUMER_LAG.watch(self.consumer, self.group_id)
@@ -159,7 +160,7 @@ class BidFeed:
         if not partitions:
             return {}
         try:
-            ends = await end_offsets(self.kafka.bootstrap_servers, partitions)
+            ends = await end_offsets(self.kafka, partitions)
         except KafkaError:
             # Unknown: closes wait for the limit, unless the feed reads something meanwhile.
             log.warning("bid topic's end offsets unknown; closes wait up to %ss", CATCH_UP_LIMIT_S, exc_info=True)

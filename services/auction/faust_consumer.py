@@ -18,6 +18,7 @@ from __future__ import annotations
 import aiokafka
 import faust.transport.drivers.aiokafka as faust_driver
 
+from leadx.platform.config import KafkaSettings
 from leadx.platform.kafka.offsets import end_offsets
 from leadx.platform.metrics import CONSUMER_LAG
 
@@ -25,7 +26,7 @@ from leadx.platform.metrics import CONSUMER_LAG
 class AdjustedConsumer(aiokafka.AIOKafkaConsumer):
     """aiokafka's consumer with this process's fetch wait and a partition end read from the records."""
 
-    bootstrap_servers = ""
+    kafka: KafkaSettings | None = None  # the brokers and their security, for the end offsets' probe
     fetch_max_wait_ms = 500
 
     def __init__(self, *args, **kwargs) -> None:
@@ -35,11 +36,13 @@ class AdjustedConsumer(aiokafka.AIOKafkaConsumer):
             CONSUMER_LAG.watch(self, kwargs["group_id"])
 
     async def end_offsets(self, partitions):
-        return await end_offsets(self.bootstrap_servers, partitions)
+        if self.kafka is None:
+            raise RuntimeError("adjust_faust_consumer() must give the brokers before faust makes a consumer")
+        return await end_offsets(self.kafka, partitions)
 
 
-def adjust_faust_consumer(bootstrap_servers: str, fetch_max_wait_ms: int) -> None:
-    AdjustedConsumer.bootstrap_servers = bootstrap_servers
-    AdjustedConsumer.fetch_max_wait_ms = fetch_max_wait_ms
+def adjust_faust_consumer(kafka: KafkaSettings) -> None:
+    AdjustedConsumer.kafka = kafka
+    AdjustedConsumer.fetch_max_wait_ms = kafka.fetch_max_wait_ms
     # The driver refers to the class as `aiokafka.AIOKafkaConsumer` through its module object.
     faust_driver.aiokafka.AIOKafkaConsumer = AdjustedConsumer

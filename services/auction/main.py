@@ -32,9 +32,9 @@ def main() -> None:
     asyncio.run(ensure_topics(settings.common.kafka))
     directory = BuyerDirectory(session_factory(engine), settings.common.accounts_refresh_s)
     directory.load()  # before the first lead, so no auction opens with an empty buyer list
-    adjust_faust_consumer(settings.common.kafka.bootstrap_servers, settings.common.kafka.fetch_max_wait_ms)
+    adjust_faust_consumer(settings.common.kafka)
     readiness = Readiness()
-    app = build_worker(settings, directory, readiness, connect_redis(settings.common.redis_url))
+    app = build_worker(settings, directory, readiness, connect_redis(settings.common.redis))
     health = HealthServer(readiness, settings.common.health_port)
 
     @app.task

@@ -21,6 +21,7 @@ from leadx.contracts import topics
 from leadx.leads.verticals import load_verticals
 from leadx.platform.config import KafkaSettings
 from leadx.platform.health import Readiness
+from leadx.platform.kafka import clients
 from services.auction.bid_feed import BidFeed, owned_partitions
 from services.auction.closing import AuctionCloser, DeadlineKeeper
 from services.auction.deadlines import DeadlineIndex
@@ -31,9 +32,9 @@ from services.auction.table import auctions_table
 
 def make_app(settings: AuctionSettings) -> faust.App:
     kafka = settings.common.kafka
-    return faust.App(
+    return clients.faust_app(
+        kafka,
         f"{kafka.topic_prefix}leadx-auction",
-        broker=[f"kafka://{server.strip()}" for server in kafka.bootstrap_servers.split(",")],
         store="memory://",
         datadir=settings.data_dir,
         topic_partitions=kafka.partitions,

@@ -17,6 +17,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from leadx.contracts import topics
 from leadx.contracts.events.v1 import events_pb2 as ev
 from leadx.platform.config import KafkaSettings
+from leadx.platform.kafka import clients
 
 log = logging.getLogger(__name__)
 
@@ -39,8 +40,7 @@ class VerdictWaiter:
         self.positioned = False
 
     async def start(self) -> None:
-        self._consumer = AIOKafkaConsumer(bootstrap_servers=self.settings.bootstrap_servers,
-                                          group_id=None, enable_auto_commit=False,
+        self._consumer = clients.consumer(self.settings, group_id=None, enable_auto_commit=False,
                                           fetch_max_wait_ms=self.settings.fetch_max_wait_ms)
         await self._consumer.start()
         await self._consumer.topics()  # fetches metadata, so partitions are known

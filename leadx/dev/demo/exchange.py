@@ -24,7 +24,7 @@ from datetime import date
 from pathlib import Path
 
 import httpx
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import TopicPartition
 
 from leadx.accounts import accounts, partnerships
 from leadx.accounts import buyer_settings as buyer_profiles
@@ -37,6 +37,7 @@ from leadx.dev import exchange_env
 from leadx.dev.stack import LOCAL_BUYER_URLS, SERVICES, LocalStack, free_port, port_taken, redis_reachable
 from leadx.dev.supervisor import Supervisor
 from leadx.platform.config import env_int
+from leadx.platform.kafka import clients
 from leadx.platform.db.engine import make_engine, session_factory
 
 DEMO_BUYERS = [  # name, bid range in cents, share of posted leads accepted
@@ -142,8 +143,8 @@ async def _print_events(stack: LocalStack, printer: EventPrinter, stop: asyncio.
     names = [topics.name(stack.topic_prefix, t) for t in printer.TOPICS]
     positions: dict[TopicPartition, int] = {}  # next offset to print, kept across reconnections
     while not stop.is_set():
-        consumer = AIOKafkaConsumer(*names, bootstrap_servers=stack.kafka_bootstrap, group_id=None,
-                                    auto_offset_reset="earliest")
+        # The local stack's broker: plaintext, as leadx.dev.stack starts it.
+        consumer = clients.consumer(stack.kafka_bootstrap or "", *names, group_id=None, auto_offset_reset="earliest")
         try:
             await consumer.start()
             for partition, offset in positions.items():

@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin import NewTopic
 
 from leadx.contracts import topics as topic_names
 from leadx.platform.config import KafkaSettings
+from leadx.platform.kafka import clients
 
 _TOPIC_ALREADY_EXISTS = 36
 
 
 async def ensure_topics(settings: KafkaSettings, bases: tuple[str, ...] = topic_names.ALL) -> None:
     """Create missing topics; existing ones are left as they are."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers)
+    admin = clients.admin(settings)
     await admin.start()
     try:
         existing = set(await admin.list_topics())

@@ -9,12 +9,13 @@ import logging
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
 
-from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
+from aiokafka import ConsumerRebalanceListener, TopicPartition
 from google.protobuf.message import DecodeError, Message
 from opentelemetry import trace
 
 from leadx.contracts import topics as topic_names
 from leadx.platform.config import KafkaSettings
+from leadx.platform.kafka import clients
 from leadx.platform.kafka.envelope import HEADER_EVENT_ID, Envelope
 from leadx.platform.kafka.producer import EventProducer
 from leadx.platform.metrics import CONSUMER_LAG, EVENT_HANDLER_FAILURES, EVENTS_DEAD_LETTERED
@@ -81,8 +82,8 @@ class EventConsumer:
         self._max_batch = max_in_flight
         self._in_flight: dict[TopicPartition, deque[tuple[int, asyncio.Task]]] = {}
         self._last_by_key: dict[tuple[str, bytes], asyncio.Task] = {}  # the latest task per key
-        self._consumer = AIOKafkaConsumer(
-            bootstrap_servers=settings.bootstrap_servers,
+        self._consumer = clients.consumer(
+            settings,
             group_id=self.group_id,
             enable_auto_commit=False,
             # 'earliest' so that a new group never silently skips events already published.

@@ -21,17 +21,19 @@ from collections.abc import Iterable
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.structs import ConsumerRecord
 
+from leadx.platform.kafka import clients
+
 # The check reads one fetch per partition; a partition whose read has not answered by then keeps
 # the reported end (what a plain ListOffsets would have given).
 CHECK_TIMEOUT_S = 5.0
 
 
-async def end_offsets(bootstrap_servers: str, partitions: Iterable[TopicPartition]) -> dict[TopicPartition, int]:
+async def end_offsets(brokers: clients.Brokers, partitions: Iterable[TopicPartition]) -> dict[TopicPartition, int]:
     """Each partition's end: the offset after its last record (0 for an empty partition)."""
     partitions = list(partitions)
     if not partitions:
         return {}
-    probe = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers, group_id=None, enable_auto_commit=False)
+    probe = clients.consumer(brokers, group_id=None, enable_auto_commit=False)
     await probe.start()
     try:
         return await end_offsets_with(probe, partitions)
@@ -60,11 +62,10 @@ async def end_offsets_with(probe: AIOKafkaConsumer, partitions: Iterable[TopicPa
     return ends
 
 
-async def read_to_end(bootstrap_servers: str, topic: str) -> list[ConsumerRecord]:
+async def read_to_end(brokers: clients.Brokers, topic: str) -> list[ConsumerRecord]:
     """Every record of the topic, from its start to its end as of the call (tests' and benches'
     reads of what the services wrote)."""
-    reader = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers, group_id=None, enable_auto_commit=False,
-                              fetch_max_wait_ms=10)
+    reader = clients.consumer(brokers, group_id=None, enable_auto_commit=False, fetch_max_wait_ms=10)
     await reader.start()
     try:
         await reader.topics()  # fetches the cluster's metadata, so the topic's partitions are known

@@ -10,6 +10,7 @@ from opentelemetry import trace
 from leadx.contracts import topics as topic_names
 from leadx.platform.config import KafkaSettings
 from leadx.platform.ids import new_event_id
+from leadx.platform.kafka import clients
 from leadx.platform.kafka.envelope import HEADER_EVENT_ID, HEADER_EVENT_TYPE
 from leadx.platform.telemetry import child_span, inject_headers
 
@@ -23,8 +24,8 @@ class EventProducer:
 
     async def start(self) -> None:
         # Created here, not in __init__: aiokafka binds its clients to the running event loop.
-        self._producer = AIOKafkaProducer(
-            bootstrap_servers=self.settings.bootstrap_servers,
+        self._producer = clients.producer(
+            self.settings,
             client_id=self.client_id,
             acks="all",
             enable_idempotence=self.settings.idempotence,

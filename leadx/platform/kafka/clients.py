@@ -1,0 +1,90 @@
+"""The one place Kafka clients are made: aiokafka's producer, consumer and admin client, and the
+auction's faust app. Each takes the brokers' address and the connection's security (TLS, SASL) from
+the same KafkaSettings, so no client of the exchange can be left talking plaintext to a broker
+that wants TLS and SCRAM. tests/unit/test_kafka_clients.py fails when a client is made anywhere
+else in leadx or services.
+
+Where a bare bootstrap string is given instead of settings (tests, benches, the local stack), the
+broker is taken to be PLAINTEXT.
+"""
+
+from __future__ import annotations
+
+import functools
+import ssl
+from typing import TYPE_CHECKING, Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient
+
+from leadx.platform.config import KafkaSecurity, KafkaSettings
+
+if TYPE_CHECKING:  # faust is imported by the auction alone
+    import faust
+
+Brokers = KafkaSettings | str
+
+
+@functools.cache
+def ssl_context(security: KafkaSecurity) -> ssl.SSLContext:
+    """The TLS context of a connection to the brokers: their certificates are verified against
+    the CA file (the system's CAs without one), host name included; the client certificate is
+    presented when one is configured. One per process and security settings."""
+    context = ssl.create_default_context(cafile=security.ssl_cafile or None)
+    if security.ssl_certfile:
+        context.load_cert_chain(security.ssl_certfile, security.ssl_keyfile)
+    return context
+
+
+def security_options(security: KafkaSecurity) -> dict[str, Any]:
+    """aiokafka's keyword arguments for this security: the protocol, the TLS context, the SASL
+    mechanism and user."""
+    options: dict[str, Any] = {"security_protocol": security.protocol}
+    if security.tls:
+        options["ssl_context"] = ssl_context(security)
+    if security.sasl:
+        options.update(sasl_mechanism=security.sasl_mechanism, sasl_plain_username=security.sasl_username,
+                       sasl_plain_password=security.sasl_password)
+    return options
+
+
+def connection_options(brokers: Brokers) -> dict[str, Any]:
+    """`bootstrap_servers` and the security options, for any aiokafka client."""
+    if isinstance(brokers, str):
+        return {"bootstrap_servers": brokers, "security_protocol": "PLAINTEXT"}
+    return {"bootstrap_servers": brokers.bootstrap_servers, **security_options(brokers.security)}
+
+
+def producer(brokers: Brokers, **options: Any) -> AIOKafkaProducer:
+    """An aiokafka producer (made inside the running event loop, which aiokafka binds it to)."""
+    return AIOKafkaProducer(**connection_options(brokers), **options)
+
+
+def consumer(brokers: Brokers, *topics: str, **options: Any) -> AIOKafkaConsumer:
+    return AIOKafkaConsumer(*topics, **connection_options(brokers), **options)
+
+
+def admin(brokers: Brokers, **options: Any) -> AIOKafkaAdminClient:
+    return AIOKafkaAdminClient(**connection_options(brokers), **options)
+
+
+def faust_credentials(security: KafkaSecurity) -> Any:
+    """faust's `broker_credentials` for this security (None for PLAINTEXT). faust gives them to
+    every client it makes: its consumers, its producer and its topic creation."""
+    import faust
+
+    if security.sasl:
+        return faust.SASLCredentials(username=security.sasl_username, password=security.sasl_password,
+                                     mechanism=security.sasl_mechanism,
+                                     ssl_context=ssl_context(security) if security.tls else None)
+    if security.tls:
+        return faust.SSLCredentials(ssl_context(security))
+    return None
+
+
+def faust_app(kafka: KafkaSettings, app_id: str, **options: Any) -> faust.App:
+    """A faust app on these brokers, with their security."""
+    import faust
+
+    return faust.App(app_id, broker=[f"kafka://{server.strip()}" for server in kafka.bootstrap_servers.split(",")],
+                     broker_credentials=faust_credentials(kafka.security), **options)

@@ -1,0 +1,108 @@
+"""Every Kafka client of the exchange is made by leadx.platform.kafka.clients, with the brokers'
+security; a client made anywhere else in leadx or services fails this suite."""
+
+from __future__ import annotations
+
+import ast
+import ssl
+from pathlib import Path
+
+import pytest
+
+from leadx.platform.config import KafkaSecurity, KafkaSettings
+from leadx.platform.kafka import clients
+from tests.certificates import TestCA
+
+ROOT = Path(__file__).resolve().parents[2]
+HELPER = Path("leadx/platform/kafka/clients.py")
+# aiokafka's clients and faust's app: made with a bootstrap address and, unless told, plaintext.
+CLIENT_CLASSES = {"AIOKafkaProducer", "AIOKafkaConsumer", "AIOKafkaAdminClient", "AIOKafkaClient", "App"}
+
+
+def direct_constructions(source: str, filename: str) -> list[str]:
+    """`file:line Name(...)` for every call of a Kafka client class (by name or attribute, e.g.
+    `aiokafka.AIOKafkaConsumer(...)`, `faust.App(...)`)."""
+    found = []
+    for node in ast.walk(ast.parse(source, filename)):
+        if not isinstance(node, ast.Call):
+            continue
+        func = node.func
+        name = func.id if isinstance(func, ast.Name) else func.attr if isinstance(func, ast.Attribute) else None
+        if name == "App" and not (isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name)
+                                  and func.value.id == "faust"):
+            continue  # only faust's App: another library's App is not a Kafka client
+        if name in CLIENT_CLASSES:
+            found.append(f"{filename}:{node.lineno} {name}(...)")
+    return found
+
+
+def test_no_kafka_client_is_made_outside_the_helper():
+    found = []
+    for top in ("leadx", "services"):
+        for path in sorted((ROOT / top).rglob("*.py")):
+            relative = path.relative_to(ROOT)
+            if relative != HELPER:
+                found += direct_constructions(path.read_text(), str(relative))
+    assert found == [], ("make Kafka clients with leadx.platform.kafka.clients (producer, consumer, admin, "
+                         f"faust_app), which applies KAFKA_SECURITY_PROTOCOL and the rest: {found}")
+
+
+def test_the_check_sees_each_way_of_writing_a_construction():
+    source = "\n".join([
+        "import aiokafka, faust",
+        "from aiokafka import AIOKafkaConsumer",
+        "a = AIOKafkaConsumer('t', bootstrap_servers='k:9092')",
+        "b = aiokafka.AIOKafkaProducer(bootstrap_servers='k:9092')",
+        "c = faust.App('id', broker='kafka://k:9092')",
+        "d = starlette.App()",  # not a Kafka client
+        "class Mine(aiokafka.AIOKafkaConsumer): pass",  # a subclass is made by whoever calls it
+    ])
+    assert direct_constructions(source, "x.py") == [
+        "x.py:3 AIOKafkaConsumer(...)", "x.py:4 AIOKafkaProducer(...)", "x.py:5 App(...)"]
+
+
+def settings(security: KafkaSecurity) -> KafkaSettings:
+    return KafkaSettings(bootstrap_servers="b1:9093,b2:9093", topic_prefix="", partitions=1, replication_factor=1,
+                         idempotence=False, security=security)
+
+
+def test_plaintext_brokers_get_no_tls_and_no_sasl():
+    assert clients.connection_options(settings(KafkaSecurity())) == {
+        "bootstrap_servers": "b1:9093,b2:9093", "security_protocol": "PLAINTEXT"}
+    assert clients.connection_options("127.0.0.1:9092") == {
+        "bootstrap_servers": "127.0.0.1:9092", "security_protocol": "PLAINTEXT"}
+
+
+def test_sasl_ssl_verifies_the_brokers_and_sends_the_user(tmp_path):
+    ca = TestCA(tmp_path)
+    client = ca.client()
+    security = KafkaSecurity(protocol="SASL_SSL", sasl_mechanism="SCRAM-SHA-512", sasl_username="leadx",
+                             sasl_password="pw", ssl_cafile=str(ca.cert), ssl_certfile=str(client.cert),
+                             ssl_keyfile=str(client.key))
+    options = clients.connection_options(settings(security))
+    context = options.pop("ssl_context")
+    assert options == {"bootstrap_servers": "b1:9093,b2:9093", "security_protocol": "SASL_SSL",
+                       "sasl_mechanism": "SCRAM-SHA-512", "sasl_plain_username": "leadx", "sasl_plain_password": "pw"}
+    assert context.verify_mode == ssl.CERT_REQUIRED and context.check_hostname
+    assert context.get_ca_certs()[0]["subject"] == ((("commonName", "leadx test CA"),),)
+    assert clients.ssl_context(security) is context  # one per process
+    assert "pw" not in repr(security)  # the password stays out of logs and tracebacks
+
+
+@pytest.mark.parametrize("security", [
+    KafkaSecurity(),
+    KafkaSecurity(protocol="SSL"),
+    KafkaSecurity(protocol="SASL_PLAINTEXT", sasl_mechanism="SCRAM-SHA-256", sasl_username="u", sasl_password="p"),
+    KafkaSecurity(protocol="SASL_SSL", sasl_mechanism="SCRAM-SHA-512", sasl_username="u", sasl_password="p"),
+], ids=lambda s: s.protocol)
+def test_the_faust_app_connects_as_the_aiokafka_clients_do(security):
+    """faust turns its broker_credentials into aiokafka's arguments for every client it makes; they
+    are the same as those of leadx's own clients."""
+    from faust.transport.drivers.aiokafka import credentials_to_aiokafka_auth
+
+    app = clients.faust_app(settings(security), "leadx-test-credentials", store="memory://")
+    assert [str(url) for url in app.conf.broker] == ["kafka://b1:9093", "kafka://b2:9093"]
+    given = dict(credentials_to_aiokafka_auth(app.conf.broker_credentials, app.conf.ssl_context))
+    if security.protocol == "SASL_PLAINTEXT":
+        assert given.pop("ssl_context") is None  # faust names it, empty
+    assert given == clients.security_options(security)
