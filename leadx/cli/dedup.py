@@ -14,16 +14,17 @@ def cmd_dedup_rebuild(args) -> int:
     from leadx.dedup.rebuild import flush, rebuild
     from leadx.dedup.scopes import DedupPolicy
     from leadx.dedup.store import DEFAULT_BUCKET_BITS, DedupStore
-    from leadx.platform.config import env_bool, env_int
+    from leadx.platform.config import RedisSettings, env_bool, env_int
     from leadx.platform.redis.client import connect
 
     # The same settings the services read (docs/configuration.md), the broker's excepted.
     hmac_keys = HmacKeyring.from_env()
+    redis_settings = RedisSettings.from_env()
     email_rules = env_bool("DEDUP_EMAIL_PROVIDER_RULES", True)
     factory = sessions()
 
     async def run() -> None:
-        redis = connect(env_str("REDIS_URL"))
+        redis = connect(redis_settings)
         try:
             store = DedupStore(redis, env_str("LEADX_TOPIC_PREFIX", ""),
                                env_int("DEDUP_BUCKET_BITS", DEFAULT_BUCKET_BITS))

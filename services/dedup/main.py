@@ -18,7 +18,7 @@ from services.dedup.checker import DuplicateChecker
 async def main(stop: asyncio.Event) -> None:
     settings = CommonSettings.from_env("dedup", database=False)
     runtime = ServiceRuntime(settings)
-    redis = connect_redis(settings.redis_url)
+    redis = connect_redis(settings.redis)
     store = DedupStore(redis, namespace=settings.kafka.topic_prefix,
                        bucket_bits=env_int("DEDUP_BUCKET_BITS", DEFAULT_BUCKET_BITS))
     checker = DuplicateChecker(store, runtime.producer, settings.hmac_keys, PiiKeyring.from_env(),

@@ -31,7 +31,7 @@ async def main(stop: asyncio.Event) -> None:
     common = settings.common
     runtime = ServiceRuntime(common)
     namespace = common.kafka.topic_prefix
-    redis = connect_redis(common.redis_url)
+    redis = connect_redis(common.redis)
     engine = make_engine(common.database_url)
     await asyncio.to_thread(exit_unless_current, engine, "delivery")
     directory = BuyerDirectory(session_factory(engine), common.accounts_refresh_s)

@@ -43,7 +43,7 @@ def create_app(settings: IntakeSettings):
     readiness = Readiness()
     producer = EventProducer(common.kafka, client_id="leadx-intake")
     verdicts = VerdictWaiter(common.kafka)
-    redis = connect_redis(common.redis_url)
+    redis = connect_redis(common.redis)
     engine = make_engine(common.database_url)
     exit_unless_current(engine, "intake")
     sessions = session_factory(engine)

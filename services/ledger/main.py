@@ -71,7 +71,7 @@ async def main(stop: asyncio.Event) -> None:
                              interval_s=max(0.5, min(5.0, stall_after_s / 4)))
     redriving = asyncio.create_task(redriver.run_forever())
     # List auctions (leadx.lists) live in this service's SQL: it closes them and sells their customers.
-    redis = connect_redis(settings.redis_url)
+    redis = connect_redis(settings.redis)
     dedup = DedupStore(redis, namespace=settings.kafka.topic_prefix,
                        bucket_bits=env_int("DEDUP_BUCKET_BITS", DEFAULT_BUCKET_BITS))
     closer = ListCloser(sessions, runtime.producer, dedup, DedupPolicy.from_env(), keyring,
