@@ -6,14 +6,14 @@ import asyncio
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
 
 from leadx.contracts.dashboard.v1 import dashboard_pb2, dashboard_pb2_grpc
 from leadx.dedup.scopes import DedupPolicy
 from leadx.dedup.store import DEFAULT_BUCKET_BITS, DedupStore
 from leadx.leads.sealing import PiiKeyring
 from leadx.leads.verticals import zip_counties
-from leadx.platform.config import CommonSettings, env_float, env_int, env_str
+from leadx.platform import grpc_tls
+from leadx.platform.config import CommonSettings, GrpcServerSettings, env_float, env_int, env_str
 from leadx.platform.db.engine import make_engine, session_factory
 from leadx.platform.db.schema import exit_unless_current
 from leadx.platform.kafka.envelope import Envelope
@@ -31,6 +31,7 @@ SERVICE_NAME = dashboard_pb2.DESCRIPTOR.services_by_name["DashboardService"].ful
 
 async def main(stop: asyncio.Event) -> None:
     settings = CommonSettings.from_env("ledger")
+    grpc_settings = GrpcServerSettings.from_env()
     runtime = ServiceRuntime(settings)
     engine = make_engine(settings.database_url)
     await asyncio.to_thread(exit_unless_current, engine, "ledger")
@@ -51,8 +52,8 @@ async def main(stop: asyncio.Event) -> None:
     dashboard_pb2_grpc.add_DashboardServiceServicer_to_server(DashboardService(sessions, auth), server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    reflection.enable_server_reflection((SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
-    server.add_insecure_port(f"0.0.0.0:{env_int('GRPC_PORT', 50051)}")
+    grpc_tls.enable_reflection(server, (SERVICE_NAME, health.SERVICE_NAME), grpc_settings)
+    grpc_tls.listen(server, grpc_settings)
     await server.start()
 
     async def report_health() -> None:
