@@ -17,10 +17,10 @@ from collections.abc import Awaitable, Callable, Mapping
 import uvloop
 from google.protobuf.message import Message
 
-from leadx.platform.config import CommonSettings
+from leadx.platform.config import CommonSettings, env_int
 from leadx.platform.health import HealthServer, Readiness
 from leadx.platform.kafka.admin import ensure_topics
-from leadx.platform.kafka.consumer import EventConsumer, Handler
+from leadx.platform.kafka.consumer import DEFAULT_MAX_ATTEMPTS, EventConsumer, Handler
 from leadx.platform.kafka.producer import EventProducer
 from leadx.platform.logs import log_event, setup_logging
 from leadx.platform.telemetry import setup_tracing
@@ -82,6 +82,7 @@ class ServiceRuntime:
 
     def consume(self, group: str, message_types: Mapping[str, type[Message]], handler: Handler,
                 **options) -> EventConsumer:
+        options.setdefault("max_attempts", env_int("EVENT_MAX_ATTEMPTS", DEFAULT_MAX_ATTEMPTS))
         consumer = EventConsumer(self.settings.kafka, group, message_types, handler,
                                  dead_letters=self.producer, **options)
         self.consumers.append(consumer)

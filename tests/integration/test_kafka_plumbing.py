@@ -159,3 +159,96 @@ def test_records_with_one_key_are_handled_one_after_another_others_side_by_side(
         await producer.stop()
 
     asyncio.run(scenario())
+
+
+def test_a_record_whose_handler_fails_while_others_succeed_is_set_aside_with_the_reason(kafka_bootstrap,
+                                                                                      unique_prefix):
+    async def scenario() -> None:
+        kafka, producer = await producer_on_lead_rejected(kafka_bootstrap, unique_prefix)
+        await ensure_topics(kafka, (topics.DEAD_LETTER,))
+        tries: dict[str, int] = {}
+
+        async def handler(envelope: Envelope) -> None:
+            lead_id = envelope.message.lead_id
+            tries[lead_id] = tries.get(lead_id, 0) + 1
+            if lead_id == "L1":
+                raise ValueError("lead L1 has no vertical")
+
+        consumer = EventConsumer(kafka, "poison", {topics.LEAD_REJECTED: ev.LeadRejected}, handler,
+                                 dead_letters=producer, max_attempts=3)
+        await consumer.start()
+        await producer.publish(topics.LEAD_REJECTED, "L1", ev.LeadRejected(lead_id="L1"))
+        while not tries.get("L1"):
+            await asyncio.sleep(0.02)
+        await producer.publish(topics.LEAD_REJECTED, "L2", ev.LeadRejected(lead_id="L2"))  # succeeds
+        topic = topics.name(unique_prefix, topics.LEAD_REJECTED)
+        while await committed(kafka_bootstrap, consumer.group_id, topic) != 2:
+            await asyncio.sleep(0.1)
+        await consumer.stop()
+        await producer.stop()
+        assert tries == {"L1": 3, "L2": 1}
+        [dead] = read_records(kafka_bootstrap, topics.name(unique_prefix, topics.DEAD_LETTER))
+        headers = dict(dead.headers)
+        assert (dead.key, headers["leadx-dead-offset"], headers["leadx-dead-topic"]) == (b"L1", b"0", topic.encode())
+        assert headers["leadx-dead-reason"] == (b"handler failed 3 times while other events succeeded: "
+                                                b"ValueError: lead L1 has no vertical")
+        assert ev.LeadRejected.FromString(dead.value).lead_id == "L1"  # the bytes as they were
+
+    asyncio.run(scenario())
+
+
+def test_when_every_record_fails_nothing_is_set_aside_and_all_are_handled_once_the_fault_clears(kafka_bootstrap,
+                                                                                              unique_prefix):
+    async def scenario() -> None:
+        kafka, producer = await producer_on_lead_rejected(kafka_bootstrap, unique_prefix)
+        await ensure_topics(kafka, (topics.DEAD_LETTER,))
+        tries: dict[str, int] = {}
+        redis_down = True
+
+        async def handler(envelope: Envelope) -> None:
+            tries[envelope.message.lead_id] = tries.get(envelope.message.lead_id, 0) + 1
+            if redis_down:
+                raise ConnectionError("Redis went away")
+
+        consumer = EventConsumer(kafka, "outage", {topics.LEAD_REJECTED: ev.LeadRejected}, handler,
+                                 dead_letters=producer, max_attempts=2)
+        await consumer.start()
+        for lead_id in ("L1", "L2", "L3"):
+            await producer.publish(topics.LEAD_REJECTED, lead_id, ev.LeadRejected(lead_id=lead_id))
+        while min(tries.get(lead_id, 0) for lead_id in ("L1", "L2", "L3")) < 4:  # twice the bound each
+            await asyncio.sleep(0.05)
+        redis_down = False
+        topic = topics.name(unique_prefix, topics.LEAD_REJECTED)
+        while await committed(kafka_bootstrap, consumer.group_id, topic) != 3:
+            await asyncio.sleep(0.1)
+        await consumer.stop()
+        await producer.stop()
+        assert read_records(kafka_bootstrap, topics.name(unique_prefix, topics.DEAD_LETTER)) == []
+
+    asyncio.run(scenario())
+
+
+def test_a_consumer_whose_loop_died_is_not_ready(kafka_bootstrap, unique_prefix):
+    async def scenario() -> None:
+        kafka, producer = await producer_on_lead_rejected(kafka_bootstrap, unique_prefix)
+
+        async def handler(envelope: Envelope) -> None:
+            pass
+
+        consumer = EventConsumer(kafka, "dies", {topics.LEAD_REJECTED: ev.LeadRejected}, handler)
+        await consumer.start()
+        while not consumer.ready():
+            await producer.publish(topics.LEAD_REJECTED, "L1", ev.LeadRejected(lead_id="L1"))
+            await asyncio.sleep(0.1)
+
+        async def broken(*args, **kwargs):
+            raise RuntimeError("the fetcher broke")
+
+        consumer._consumer.getmany = broken  # what an unexpected error in the loop leaves behind
+        while consumer.ready():
+            await asyncio.sleep(0.05)
+        assert consumer.joined  # still in the group, yet reading nothing: not ready
+        await consumer._consumer.stop()
+        await producer.stop()
+
+    asyncio.run(scenario())

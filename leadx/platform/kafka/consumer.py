@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
 
@@ -25,6 +26,13 @@ log = logging.getLogger(__name__)
 
 
 Handler = Callable[[Envelope], Awaitable[None]]
+# With the backoff (0.1 s doubling to 5 s), about 25 s of failures before a record is set aside.
+DEFAULT_MAX_ATTEMPTS = 10
+
+
+def _failure_reason(attempts: int, exc: BaseException) -> str:
+    # Exception texts carry ids and causes, not a lead's values (SQL errors hide their parameters).
+    return f"handler failed {attempts} times while other events succeeded: {type(exc).__name__}: {exc}"[:500]
 
 
 def _succeeded(task: asyncio.Task) -> bool:
@@ -54,9 +62,12 @@ class EventConsumer:
     highest record below which every record is finished, so a crash never skips unfinished work;
     it may repeat finished work, hence handlers must be idempotent.
 
-    A handler error is retried with backoff (skipping the record would lose a lead); an
-    undecodable record, which no retry can ever handle, is set aside on dead.letter through
-    `dead_letters` (logged and skipped when none is given, as in tools that only read).
+    A handler error is retried with backoff (skipping the record would lose a lead). A record is
+    set aside on dead.letter through `dead_letters` (logged and skipped when none is given, as in
+    tools that only read) when no retry can ever handle it: it is undecodable, or its handler failed
+    `max_attempts` times while the handler succeeded with other records since its first failure, so
+    the fault is the record's own. When nothing succeeds (Redis or SQL down) records are retried
+    for as long as it takes: an outage must not empty the topics onto dead.letter.
     """
 
     def __init__(
@@ -67,12 +78,15 @@ class EventConsumer:
         handler: Handler,
         *,
         dead_letters: EventProducer | None = None,
+        max_attempts: int = DEFAULT_MAX_ATTEMPTS,
         max_in_flight: int = 256,
         session_timeout_ms: int = 10_000,
     ) -> None:
         self.settings = settings
         self.handler = handler
         self.dead_letters = dead_letters
+        self.max_attempts = max_attempts
+        self._last_success = 0.0  # time.monotonic() of the handler's latest success
         self.types = {topic_names.name(settings.topic_prefix, base): (base, t)
                       for base, t in message_types.items()}
         self.group_id = topic_names.group(settings.topic_prefix, group)
@@ -98,12 +112,19 @@ class EventConsumer:
         self._stopping = False
 
     def ready(self) -> bool:
-        return self.joined
+        """Joined its group, and its consume loop still running (a loop that died consumes nothing)."""
+        return self.joined and self._task is not None and not self._task.done()
 
     async def start(self) -> None:
         await self._consumer.start()
         self._consumer.subscribe(list(self.types), listener=_Listener(self))
         self._task = asyncio.create_task(self._run(), name=f"consume:{self.group_id}")
+        self._task.add_done_callback(self._loop_ended)
+
+    def _loop_ended(self, task: asyncio.Task) -> None:
+        if not task.cancelled() and task.exception() is not None and not self._stopping:
+            log.error("consume loop died; the service reports not ready", exc_info=task.exception(),
+                      extra={"fields": {"group": self.group_id}})
 
     async def stop(self) -> None:
         """Finish the records in hand, commit them, then leave the group."""
@@ -164,24 +185,36 @@ class EventConsumer:
             # The same key's previous record first; its failure is its own (it stays uncommitted).
             await asyncio.wait([after])
         envelope = self._decode(record)
-        delay = 0.1
+        poison = "undecodable" if envelope is None else ""
+        delay, attempts, first_failure = 0.1, 0, 0.0
         while True:
             try:
-                if envelope is None:
-                    await self._set_aside(record, "undecodable")
+                if poison or envelope is None:
+                    await self._set_aside(record, poison)
                 else:
                     await self._handle(envelope, record.headers)
+                    self._last_success = time.monotonic()
                 return
-            except Exception:
+            except Exception as exc:
                 if self._stopping:
                     # Left unfinished: its offset is not committed, so the next owner redoes it.
                     raise
-                EVENT_HANDLER_FAILURES.labels(record.topic).inc()
                 log.exception("handler failed; retrying", extra={"fields": {
                     "topic": record.topic, "partition": record.partition, "offset": record.offset,
                     "event_id": envelope.event_id if envelope is not None else None}})
+                if not poison:
+                    EVENT_HANDLER_FAILURES.labels(record.topic).inc()
+                    attempts += 1
+                    first_failure = first_failure or time.monotonic()
+                    if self._its_own_fault(attempts, first_failure):
+                        poison = _failure_reason(attempts, exc)
+                        continue
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
+
+    def _its_own_fault(self, attempts: int, first_failure: float) -> bool:
+        return (self.dead_letters is not None and attempts >= self.max_attempts
+                and self._last_success > first_failure)
 
     async def _set_aside(self, record, reason: str) -> None:
         where = {"topic": record.topic, "partition": record.partition, "offset": record.offset, "reason": reason}
