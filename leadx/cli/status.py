@@ -27,6 +27,7 @@ if TYPE_CHECKING:  # imported where used: `leadx --help` should not wait for the
     from aiokafka import AIOKafkaConsumer
 
     from leadx.ledger.activity import Activity
+    from leadx.platform.kafka.dead_letters import DeadLetter
 
 HEALTH_URLS = "LEADX_HEALTH_URLS"
 HTTP_TIMEOUT_S = 2.0
@@ -66,17 +67,6 @@ class GroupLag:
     lag: int  # summed over the topic's partitions
     max_partition_lag: int
     partitions: int
-
-
-@dataclass(frozen=True)
-class DeadLetter:
-    """A record set aside on dead.letter: where it was read from and why."""
-    topic: str  # "" when its headers do not say (a record not put there by the exchange)
-    partition: int | None
-    offset: int | None
-    group: str  # the consumer group that set it aside ("" when not said)
-    reason: str
-    at_ms: int  # when it was set aside
 
 
 @dataclass(frozen=True)
@@ -162,22 +152,6 @@ def group_lags(committed: Mapping[str, Mapping[Partition, int]], starts: Mapping
                 behind.append(max(0, ends.get(partition, position) - position))
             lags.append(GroupLag(group, topic, sum(behind), max(behind), len(offsets)))
     return lags
-
-
-def dead_letter_from(headers: Iterable[tuple[str, bytes]] | None, timestamp_ms: int) -> DeadLetter:
-    """A dead.letter record's origin, from the headers the exchange adds when it sets one aside
-    (topics.DEAD_LETTER_HEADERS, by name: the record's own headers ride along beside them)."""
-    from leadx.contracts.topics import DEAD_LETTER_HEADERS
-
-    fields = dict(zip(DEAD_LETTER_HEADERS, ("topic", "partition", "offset", "group", "reason"), strict=True))
-    found = {fields[name]: value.decode(errors="replace") for name, value in headers or () if name in fields}
-
-    def number(name: str) -> int | None:
-        value = found.get(name, "")
-        return int(value) if value.isdigit() else None
-
-    return DeadLetter(topic=found.get("topic", ""), partition=number("partition"), offset=number("offset"),
-                      group=found.get("group", ""), reason=found.get("reason", ""), at_ms=timestamp_ms)
 
 
 WINDOW_TITLES = {"last_minute": "last minute", "last_hour": "last hour"}
@@ -365,6 +339,8 @@ async def read_broker(brokers: KafkaSettings | str, prefix: str) -> tuple[list[G
 
 async def _newest_dead_letters(probe: AIOKafkaConsumer, bounds: Mapping) -> tuple[DeadLetter, ...]:
     """The newest few records of dead.letter (the last few of each partition, read once)."""
+    from leadx.platform.kafka.dead_letters import dead_letter_from
+
     wanted = {tp: (max(start, end - NEWEST_DEAD_LETTERS), end) for tp, (start, end) in bounds.items() if end > start}
     probe.assign(list(wanted))
     for tp, (first, _) in wanted.items():

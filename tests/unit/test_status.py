@@ -10,12 +10,10 @@ import pytest
 
 from leadx.cli import main as cli
 from leadx.cli.status import (
-    DeadLetter,
     DeadLetters,
     GroupLag,
     Report,
     ServiceHealth,
-    dead_letter_from,
     format_report,
     gather_report,
     group_lags,
@@ -24,6 +22,7 @@ from leadx.cli.status import (
 )
 from leadx.ledger.activity import MINUTE_MS, Activity, recent_activity
 from leadx.platform.config import ConfigError
+from leadx.platform.kafka.dead_letters import DeadLetter, dead_letter_from, replay_headers
 from leadx.platform.db.models import Lead, Sale
 
 NOW_MS = 1_700_000_000_000
@@ -87,6 +86,13 @@ def test_a_dead_letter_says_where_it_came_from_by_its_headers():
                ("leadx-dead-reason", b"undecodable")]
     assert dead_letter_from(headers, 5) == DeadLetter("x.lead.submitted", 2, 41, "x.leadx-dedup", "undecodable", 5)
     assert dead_letter_from(None, 6) == DeadLetter("", None, None, "", "", 6)  # raw bytes put there by hand
+
+
+def test_a_replayed_record_keeps_its_own_headers_drops_the_dead_letter_ones_and_says_where_it_came_from():
+    headers = [("event-id", b"e1"), ("leadx-dead-topic", b"x.lead.submitted"), ("leadx-dead-reason", b"undecodable"),
+               ("traceparent", b"00-ab"), ("leadx-replayed-from", b"dead.letter 0:1")]
+    assert replay_headers(headers, 3, 9) == [("event-id", b"e1"), ("traceparent", b"00-ab"),
+                                             ("leadx-replayed-from", b"dead.letter 3:9")]
 
 
 # --- the report --------------------------------------------------------------------------------
