@@ -4,9 +4,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import gc
-import io
 import json
 import os
 import subprocess
@@ -18,37 +15,12 @@ from sqlalchemy import select
 
 from leadx.accounts.accounts import buyer_for_key, hash_api_key, seller_for_key
 from leadx.accounts.directory import BuyerDirectory
-from leadx.cli.main import main
 from leadx.platform.db.engine import make_engine, session_factory
 from leadx.platform.db.models import Buyer, BuyerProfile, Partnership, Seller, SellerBuyerChoice
 from tests.conftest import TEST_KEYRING
+from tests.integration.cli import leadx, leadx_process
 
 pytestmark = pytest.mark.integration
-
-
-def leadx(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    """`leadx <args>` as an operator runs it, answered as a process would be: exit code, stdout, stderr."""
-    out, err = io.StringIO(), io.StringIO()
-    saved = dict(os.environ)
-    os.environ.update(env or {})
-    try:
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-            try:
-                code = main(list(args))
-            except SystemExit as exc:  # as the interpreter would exit: a message is printed, then 1
-                code = exc.code if isinstance(exc.code, int) else 0 if exc.code is None else 1
-                if not isinstance(exc.code, int | None):
-                    print(exc.code, file=sys.stderr)
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
-        gc.collect()  # the engine the command made, and its connections: a process would have ended
-    return subprocess.CompletedProcess(["leadx", *args], code, out.getvalue(), err.getvalue())
-
-
-def leadx_process(*args: str, env: dict[str, str] | None = None, timeout: float = 60) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "leadx.cli.main", *args], capture_output=True, text=True,
-                          env={**os.environ, **(env or {})}, timeout=timeout)
 
 
 def test_seller_and_buyer_create_print_json_and_store_only_a_hash(database_url):
