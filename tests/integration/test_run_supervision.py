@@ -129,6 +129,8 @@ def test_the_printed_tour_and_the_readme_s_commands_work_beside_it(running: Runn
     assert report["ok"] and {service["name"] for service in report["services"]} >= {
         "intake", "dedup", "scoring", "auction", "delivery", "ledger"}
     assert report["activity"]["last_hour"]["sales"] >= 1 and report["dead_letters"]["count"] == 0
+    dead = beside(running, "leadx dlq list")
+    assert (dead.returncode, dead.stdout.strip()) == (0, "dead.letter is empty"), dead.stderr
 
     watch = running.lines[running.wait_for("watch the sales close") + 1].strip()
     assert watch.endswith("leadx tail sale.closed")

@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 Handler = Callable[[Envelope], Awaitable[None]]
 # With the backoff (0.1 s doubling to 5 s), about 25 s of failures before a record is set aside.
 DEFAULT_MAX_ATTEMPTS = 10
+UNDECODABLE, HANDLER_FAILED = "undecodable", "handler_failed"  # why records are set aside
 
 
 def _failure_reason(attempts: int, exc: BaseException) -> str:
@@ -185,7 +186,7 @@ class EventConsumer:
             # The same key's previous record first; its failure is its own (it stays uncommitted).
             await asyncio.wait([after])
         envelope = self._decode(record)
-        poison = "undecodable" if envelope is None else ""
+        poison = UNDECODABLE if envelope is None else ""
         delay, attempts, first_failure = 0.1, 0, 0.0
         while True:
             try:
@@ -222,7 +223,8 @@ class EventConsumer:
             log.error("event skipped", extra={"fields": where})
             return
         await self.dead_letters.set_aside(record, self.group_id, reason)
-        EVENTS_DEAD_LETTERED.labels(record.topic, reason).inc()
+        # The label is the kind (a bounded set); the full reason rides in the record's header.
+        EVENTS_DEAD_LETTERED.labels(record.topic, UNDECODABLE if reason == UNDECODABLE else HANDLER_FAILED).inc()
         log.error("event set aside on dead.letter", extra={"fields": where})
 
     async def _handle(self, envelope: Envelope, headers) -> None:
