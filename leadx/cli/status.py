@@ -301,11 +301,9 @@ async def read_services(urls: Mapping[str, str]) -> list[ServiceHealth]:
 async def read_broker(brokers: KafkaSettings | str, prefix: str) -> tuple[list[GroupLag], DeadLetters]:
     """The lag of this exchange's consumer groups (named `<prefix>leadx-...`, the auction's faust
     app too) on this exchange's topics, and the dead.letter topic's records."""
-    from aiokafka import TopicPartition
-
     from leadx.contracts import topics
     from leadx.platform.kafka import clients
-    from leadx.platform.kafka.offsets import end_offsets_with
+    from leadx.platform.kafka.offsets import end_offsets_with, partitions_of
 
     timeout_ms = int(BROKER_TIMEOUT_S * 1000)
     admin = clients.admin(brokers, request_timeout_ms=timeout_ms)
@@ -318,7 +316,7 @@ async def read_broker(brokers: KafkaSettings | str, prefix: str) -> tuple[list[G
         # The exchange's topics, and the auction's faust topics (its changelog), named after its group.
         names = {topics.name(prefix, base) for base in topics.ALL}
         ours = sorted(t for t in await probe.topics() if t in names or t.startswith(group_prefix))
-        partitions = [TopicPartition(t, p) for t in ours for p in sorted(probe.partitions_for_topic(t) or ())]
+        partitions = await partitions_of(probe, ours)
         # Asked partition by partition: tansu (the local broker) answers an OffsetFetch for "every
         # partition the group has" with a response aiokafka cannot read.
         committed = {group: {tp: meta.offset for tp, meta in

@@ -12,12 +12,13 @@ import asyncio
 import logging
 from dataclasses import dataclass
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer
 
 from leadx.contracts import topics
 from leadx.contracts.events.v1 import events_pb2 as ev
 from leadx.platform.config import KafkaSettings
 from leadx.platform.kafka import clients
+from leadx.platform.kafka.offsets import partitions_of
 
 log = logging.getLogger(__name__)
 
@@ -43,12 +44,7 @@ class VerdictWaiter:
         self._consumer = clients.consumer(self.settings, group_id=None, enable_auto_commit=False,
                                           fetch_max_wait_ms=self.settings.fetch_max_wait_ms)
         await self._consumer.start()
-        await self._consumer.topics()  # fetches metadata, so partitions are known
-        partitions = [
-            TopicPartition(topic, p)
-            for topic in (self._verified, self._rejected)
-            for p in sorted(self._consumer.partitions_for_topic(topic) or ())
-        ]
+        partitions = await partitions_of(self._consumer, (self._verified, self._rejected))
         if not partitions:
             raise RuntimeError("verdict topics have no partitions; were the topics created?")
         self._consumer.assign(partitions)

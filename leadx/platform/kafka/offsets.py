@@ -41,6 +41,15 @@ async def end_offsets(brokers: clients.Brokers, partitions: Iterable[TopicPartit
         await probe.stop()
 
 
+async def partitions_of(consumer: AIOKafkaConsumer, topics: Iterable[str]) -> list[TopicPartition]:
+    """Every partition of these topics, from the brokers' metadata (none for a topic they do not
+    know). A consumer's own metadata names only the topics it tracks, and `topics()` leaves it so:
+    Apache Kafka's answer at start names no topic (tansu's names them all)."""
+    # aiokafka has no public call that asks a group-less consumer's brokers for a topic's partitions.
+    cluster = await consumer._client.fetch_all_metadata()
+    return [TopicPartition(topic, p) for topic in topics for p in sorted(cluster.partitions_for_topic(topic) or ())]
+
+
 async def end_offsets_with(probe: AIOKafkaConsumer, partitions: Iterable[TopicPartition]) -> dict[TopicPartition, int]:
     """end_offsets through a group-less consumer the caller keeps (one polled often); it is left
     assigned the partitions it checked."""
@@ -68,8 +77,7 @@ async def read_to_end(brokers: clients.Brokers, topic: str) -> list[ConsumerReco
     reader = clients.consumer(brokers, group_id=None, enable_auto_commit=False, fetch_max_wait_ms=10)
     await reader.start()
     try:
-        await reader.topics()  # fetches the cluster's metadata, so the topic's partitions are known
-        partitions = [TopicPartition(topic, p) for p in sorted(reader.partitions_for_topic(topic) or ())]
+        partitions = await partitions_of(reader, [topic])
         ends = await end_offsets_with(reader, partitions)
         reader.assign(partitions)
         await reader.seek_to_beginning(*partitions)
