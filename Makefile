@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: install runtime-lock run test unit integration proto proto-check lint typecheck k8s-check bench bench-intake bench-dedup bench-delivery bench-dashboard bench-auction bench-scoring prior-model clean
+.PHONY: install runtime-lock run test unit integration kafka-jars proto proto-check lint typecheck k8s-check bench bench-intake bench-dedup bench-delivery bench-dashboard bench-auction bench-scoring prior-model clean
 
 install: $(STAMP)
 
@@ -32,6 +32,11 @@ unit: install
 
 integration: install
 	$(PY) -m pytest tests/integration
+
+## Apache Kafka's jars (org.apache.kafka:kafka_2.13 and its dependencies, from Maven Central) for the
+## local broker leadx.dev.kafka_broker starts; cached under ~/.cache/leadx (or $$XDG_CACHE_HOME/leadx).
+kafka-jars: install
+	$(PY) -m leadx.dev.kafka_broker fetch
 
 ## The production image's requirement set, derived from pyproject.toml and requirements.lock.
 runtime-lock: install
