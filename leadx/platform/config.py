@@ -293,9 +293,11 @@ class RedisSettings:
     @classmethod
     def from_env(cls, required: bool = True) -> RedisSettings:
         url = env_str("REDIS_URL") if required else env_str("REDIS_URL", "")
+        if not url:  # a service without Redis (its pod may still share the others' settings)
+            return cls(url="")
         ca_certs = env_file("REDIS_SSL_CA_CERTS")
         scheme = urlsplit(url).scheme
-        if url and scheme not in REDIS_SCHEMES:
+        if scheme not in REDIS_SCHEMES:
             # Not the URL itself: it may hold the password.
             raise ConfigError("environment variable REDIS_URL must start with redis://, rediss:// (TLS) or "
                               f"unix://, not {scheme or 'no scheme'}")

@@ -83,5 +83,7 @@ def test_a_redis_misconfiguration_fails_at_start_without_showing_the_password(se
     with pytest.raises(ConfigError, match="REDIS_URL must start with redis://, rediss://") as refused:
         CommonSettings.from_env("dedup")
     assert "s3cret" not in str(refused.value)
+    # A service without Redis starts beside the others' settings, the CA file among them.
     secure_env.delenv("REDIS_URL")
-    assert CommonSettings.from_env("scoring", redis=False, database=False).redis_url == ""
+    secure_env.setenv("REDIS_SSL_CA_CERTS", "/mounted/for/the/others.pem")
+    assert CommonSettings.from_env("scoring", redis=False, database=False).redis == RedisSettings(url="")
