@@ -1,4 +1,5 @@
-"""The dispute record: every POST to a buyer written to SQL (post_attempts) as it happens."""
+"""The dispute record: every POST to a buyer written to SQL (post_attempts) before it is sent, then
+completed with what came back."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import asyncio
 import logging
 import time
 
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from leadx.auction.selection.market import BuyerAccount
@@ -37,29 +39,56 @@ def log_fields(result: PostResult) -> dict[str, object]:
     return fields
 
 
+SENDING = "sending"  # the outcome of an attempt written before its POST and not finished since
+
+
 class AttemptLog:
+    """Every POST is written before it goes out (`begin`, numbered per auction and buyer) and
+    completed with its answer (`finish`). A delivery killed while it waits on the buyer leaves the
+    row `sending`: the dispute record shows that POST, and the repeat after the restart, which the
+    buyer receives with the same Idempotency-Key, is the next attempt."""
+
     def __init__(self, sessions: sessionmaker[Session] | None) -> None:
         self.sessions = sessions  # None: not recorded (unit tests of the sale logic)
 
-    async def record(self, closed: ev.AuctionClosed, buyer: BuyerAccount, prepared: PreparedPost,
-                     result: PostResult) -> None:
-        """Never raises: a failure here must not fail the sale, whose retry would post again."""
+    async def begin(self, closed: ev.AuctionClosed, buyer: BuyerAccount, prepared: PreparedPost) -> int | None:
+        """The attempt's row id. Raises when SQL cannot take it: the POST is not sent unrecorded,
+        the sale's handler fails and is retried."""
         if self.sessions is None:
-            return
+            return None
         row = PostAttempt(
             auction_id=closed.auction_id, lead_id=closed.lead.lead_id, buyer_id=buyer.id,
-            sent_at_ms=int(time.time() * 1000) - result.latency_ms, content_type=prepared.content_type,
-            request_body=prepared.body.decode("utf-8", "replace"), connects=result.connects,
-            status=result.status, response_body=result.response[:MAX_RESPONSE_CHARS].decode("utf-8", "replace"),
-            latency_ms=result.latency_ms, outcome=outcome_of(result), detail=result.detail,
+            sent_at_ms=int(time.time() * 1000), content_type=prepared.content_type,
+            request_body=prepared.body.decode("utf-8", "replace"), connects=0, status=None, response_body="",
+            latency_ms=0, outcome=SENDING, detail="sent; no answer recorded yet",
         )
-        try:
-            await asyncio.to_thread(self._insert, row)
-        except Exception:  # noqa: BLE001 - logged; the sale goes on
-            log.exception("post attempt not recorded", extra={"fields": {
-                "auction_id": closed.auction_id, "buyer_id": buyer.id, "outcome": row.outcome}})
+        return await asyncio.to_thread(self._insert, row)
 
-    def _insert(self, row: PostAttempt) -> None:
-        assert self.sessions is not None  # record() returns early when attempts are not recorded
+    async def finish(self, row_id: int | None, result: PostResult) -> None:
+        """Never raises: a failure here must not fail the sale, whose retry would post again."""
+        if self.sessions is None or row_id is None:
+            return
+        done = {"connects": result.connects, "status": result.status, "latency_ms": result.latency_ms,
+                "response_body": result.response[:MAX_RESPONSE_CHARS].decode("utf-8", "replace"),
+                "outcome": outcome_of(result), "detail": result.detail}
+        try:
+            await asyncio.to_thread(self._update, row_id, done)
+        except Exception:  # noqa: BLE001 - logged; the sale goes on, the row stays `sending`
+            log.exception("post attempt's answer not recorded", extra={"fields": {
+                "attempt_id": row_id, "outcome": done["outcome"]}})
+
+    def _insert(self, row: PostAttempt) -> int:
+        assert self.sessions is not None  # begin() returns early when attempts are not recorded
         with self.sessions.begin() as session:
+            # One delivery handles an auction at a time (its records are keyed by auction), so the
+            # count is not raced.
+            row.attempt = 1 + (session.scalar(select(func.count()).select_from(PostAttempt).where(
+                PostAttempt.auction_id == row.auction_id, PostAttempt.buyer_id == row.buyer_id)) or 0)
             session.add(row)
+            session.flush()
+            return row.id
+
+    def _update(self, row_id: int, done: dict) -> None:
+        assert self.sessions is not None
+        with self.sessions.begin() as session:
+            session.execute(update(PostAttempt).where(PostAttempt.id == row_id).values(**done))

@@ -65,11 +65,16 @@ class ListPoster:
         flag = f"listpost:{self.namespace}{key}:{buyer.id}"
         if not await self.redis.set(flag, "posting", nx=True, ex=POSTED_TTL_S):
             return  # posted, or being posted, already
+        try:
+            attempt_id = await self.attempts.begin(ev.AuctionClosed(auction_id=awarded.auction_id, lead=awarded.lead),
+                                                   buyer, prepared)
+        except Exception:
+            await self.redis.delete(flag)  # not posted: a redelivery tries again
+            raise
         # The client's Idempotency-Key is the auction id it is given: here, one per customer.
         result = await self.client.post(buyer, ev.AuctionClosed(auction_id=key, lead=awarded.lead), prepared, section)
         self.breaker.record(buyer.id, ok=not result.failed)
-        await self.attempts.record(ev.AuctionClosed(auction_id=awarded.auction_id, lead=awarded.lead), buyer,
-                                   prepared, result)
+        await self.attempts.finish(attempt_id, result)
         if not result.reached:  # nothing was sent: let a redelivery try again
             await self.redis.delete(flag)
             raise ConnectionError(f"list customer not delivered to {buyer.id}: {result.detail}")

@@ -150,12 +150,13 @@ class SaleCompletion:
                 await progress.note(state.note_passed(buyer.id))
                 continue
             attempts += 1
+            attempt_id = await self.attempts.begin(closed, buyer, prepared)
             if not buyer.post_url and buyer.kind == AUTOBID:
                 result = PostResult(True, "accepted on the buyer's behalf (AutoBid, no post URL)", 0)
             else:
                 result = await self.client.post(buyer, closed, prepared, self.rules.for_buyer(buyer.id, buyer.name))
             self.breaker.record(buyer.id, ok=not result.failed)
-            await self.attempts.record(closed, buyer, prepared, result)
+            await self.attempts.finish(attempt_id, result)
             log_event(log, "lead posted", auction_id=closed.auction_id, buyer_id=buyer.id, **log_fields(result))
             if not result.reached:  # nothing was sent: the buyer has not seen the consumer after all
                 attempts -= 1

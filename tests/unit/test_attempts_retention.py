@@ -10,6 +10,7 @@ import time
 
 import pytest
 from sqlalchemy import select, text
+from sqlalchemy.exc import OperationalError
 
 from leadx.auction.selection.market import BuyerAccount
 from leadx.cli.main import main
@@ -18,6 +19,7 @@ from leadx.delivery.attempts_retention import drop_old_bodies, retention_days_fr
 from leadx.delivery.post_adaptation import PreparedPost
 from leadx.dev.tools import check_k8s
 from leadx.platform.config import ConfigError
+from leadx.platform.db.engine import make_engine, session_factory
 from leadx.platform.db.models import PostAttempt
 from leadx.platform.utc_days import DAY_MS
 from services.delivery.attempts import AttemptLog
@@ -68,8 +70,11 @@ def test_an_attempt_delivery_records_keeps_its_bodies_for_exactly_the_retention_
     closed = ev.AuctionClosed(auction_id="LIVE000001", lead=ev.Lead(lead_id="LIVE000001"))
     buyer = BuyerAccount("b_2", "Acme", "http://ping", "http://post")
     result = PostResult(True, "accepted", 5, status=200, response=b'{"accepted": true}')
-    asyncio.run(AttemptLog(sessions).record(closed, buyer, PreparedPost("application/json", SENT.encode(), None),
-                                            result))
+    async def post() -> None:
+        log = AttemptLog(sessions)
+        await log.finish(await log.begin(closed, buyer, PreparedPost("application/json", SENT.encode(), None)), result)
+
+    asyncio.run(post())
     [recorded] = attempts(sessions).values()
     assert recorded.bodies_dropped_at_ms is None and recorded.request_body == SENT
 
@@ -150,3 +155,33 @@ def test_every_deployment_runs_the_prune_daily_as_a_cronjob(overlay):
     deployed = {doc["spec"]["template"]["spec"]["containers"][0]["image"]
                 for doc in docs if doc["kind"] == "Deployment"}
     assert deployed == {job["image"]}  # the services' own image, so its schema revision is theirs
+
+
+def test_a_post_is_written_before_it_is_sent_and_a_repeat_is_the_next_attempt(sessions):
+    closed = ev.AuctionClosed(auction_id="LIVE000002", lead=ev.Lead(lead_id="LIVE000002"))
+    buyer = BuyerAccount("b_2", "Acme", "http://ping", "http://post")
+    prepared = PreparedPost("application/json", SENT.encode(), None)
+    log = AttemptLog(sessions)
+
+    async def crashed_then_repeated() -> None:
+        await log.begin(closed, buyer, prepared)  # delivery was killed while the buyer had it
+        [first] = attempts(sessions).values()
+        assert (first.attempt, first.outcome, first.status, first.request_body) == (1, "sending", None, SENT)
+        second = await log.begin(closed, buyer, prepared)  # the redelivered auction.closed posts again
+        await log.finish(second, PostResult(True, "accepted", 5, status=200, response=b'{"accepted": true}'))
+
+    asyncio.run(crashed_then_repeated())
+    with sessions() as session:
+        rows = session.scalars(select(PostAttempt).where(PostAttempt.auction_id == "LIVE000002")
+                               .order_by(PostAttempt.attempt)).all()
+        assert [(r.attempt, r.outcome, r.status) for r in rows] == [(1, "sending", None), (2, "accepted", 200)]
+
+
+def test_a_post_that_cannot_be_written_is_not_sent(tmp_path):
+    engine = make_engine(f"sqlite:///{tmp_path / 'none.db'}")  # no schema: every insert fails
+    closed = ev.AuctionClosed(auction_id="LIVE000003", lead=ev.Lead(lead_id="LIVE000003"))
+    with pytest.raises(OperationalError):
+        asyncio.run(AttemptLog(session_factory(engine)).begin(
+            closed, BuyerAccount("b_2", "Acme", "http://ping", "http://post"),
+            PreparedPost("application/json", SENT.encode(), None)))
+    engine.dispose()

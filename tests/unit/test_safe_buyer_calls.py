@@ -107,7 +107,8 @@ def test_a_reply_over_the_limit_is_cut_and_recorded_as_such(sqlite_url):
             url = f"http://127.0.0.1:{buyer.port}/big"
             ping, post = await call(DEVELOPMENT, url, url, reply_max_bytes=1000)
             buyer_account = BuyerAccount("b1", "one", url, url)
-            await attempts.record(CLOSED, buyer_account, prepare_post(CLOSED.lead, 100, None), post)
+            attempt = await attempts.begin(CLOSED, buyer_account, prepare_post(CLOSED.lead, 100, None))
+            await attempts.finish(attempt, post)
             return ping, post
 
     for chunked in (False, True):

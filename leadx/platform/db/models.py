@@ -217,9 +217,13 @@ class PostAttempt(Base):
     status: Mapped[int | None] = mapped_column(Integer, nullable=True)  # HTTP status, if answered
     response_body: Mapped[str] = mapped_column(Text)  # the first 8 KB; empty once dropped
     latency_ms: Mapped[int] = mapped_column(Integer)
-    outcome: Mapped[str] = mapped_column(String(16))  # accepted | rejected | failed
+    # accepted | rejected | failed, or sending: written before the POST went out and never finished
+    # (delivery stopped while it waited: the buyer may have received it).
+    outcome: Mapped[str] = mapped_column(String(16))
     detail: Mapped[str] = mapped_column(Text)
     bodies_dropped_at_ms: Mapped[int | None] = mapped_column(BigInteger, nullable=True)  # None: bodies kept
+    # 1 for the first POST of this auction's lead to this buyer, 2 for a repeat after a restart...
+    attempt: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
 
     __table_args__ = (
         # The rows whose bodies are still kept, by age: what the prune reads. Partial, so it holds
