@@ -4,7 +4,9 @@
 2. Every object is validated against the Kubernetes JSON schemas shipped by kubernetes-validate.
 3. Our own rules, which a schema cannot express: probes that prove readiness, resource requests
    and limits, non-root with a read-only root filesystem, a pinned image tag outside dev, and every
-   service of the base present in every overlay.
+   service of the base present in every overlay. Secrets come only from Secrets: no ConfigMap holds
+   a setting that is a secret (by its name) or a URL with a password, no container is given one as
+   a plain value or from a ConfigMap, and no overlay but dev renders a Secret.
 4. The opt-in monitoring component, rendered on top of every overlay as an operator would add it.
    kubernetes-validate has no schemas for prometheus-operator's PodMonitor and PrometheusRule, so
    their structure is checked here; the PodMonitors must select every Deployment's pods by labels
@@ -58,6 +60,10 @@ SEVERITIES = {"critical", "warning", "info"}
 # Every alert's runbook is a section of docs/operations.md.
 RUNBOOK_URL = re.compile(r"docs/operations\.md#[a-z0-9-]+")
 METRIC_NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
+# Settings that are secrets by their name (docs/configuration.md): passwords, keys, and the URLs that
+# carry a password (REDIS_URL, DATABASE_URL). `..._FILE` settings name a mounted file, not a secret.
+SECRET_SETTING = re.compile(r"(PASSWORD|SECRET|TOKEN|CREDENTIALS|_KEY|_KEYS)$|^(DATABASE_URL|REDIS_URL)$")
+URL_WITH_PASSWORD = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^/@\s:]*:[^/@\s]+@")
 
 
 def kubectl() -> str:
@@ -136,6 +142,44 @@ def policy_problems(docs: list[dict], where: str, pinned_images: bool) -> list[s
             image = container.get("image", "")
             if pinned_images and (":" not in image.rsplit("/", 1)[-1] or image.endswith(":latest")):
                 problems.append(f"{where_c}: image {image!r} must carry a pinned tag, not latest")
+    return problems
+
+
+def _pod_specs(doc: dict) -> list[dict]:
+    spec = doc.get("spec") or {}
+    if doc.get("kind") == "CronJob":
+        spec = ((spec.get("jobTemplate") or {}).get("spec") or {})
+    template = (spec.get("template") or {}).get("spec")
+    return [template] if isinstance(template, dict) else []
+
+
+def secret_problems(docs: list[dict], where: str, secrets_rendered: bool) -> list[str]:
+    """Secrets only from Secrets: none in a ConfigMap (by a secret's name, or a URL with a
+    password), none given to a container as a plain value or from a ConfigMap; and, outside dev,
+    no Secret in the rendered manifests (production's are created in the namespace)."""
+    problems = []
+    for doc in docs:
+        name = f"{where}: {_name(doc)}"
+        if doc.get("kind") == "Secret" and not secrets_rendered:
+            problems.append(f"{name}: a Secret in the repository; create it in the namespace (docs/deploy.md)")
+        if doc.get("kind") == "ConfigMap":
+            for key, value in (doc.get("data") or {}).items():
+                if SECRET_SETTING.search(key):
+                    problems.append(f"{name}: {key} is a secret: give it from a Secret, not the ConfigMap")
+                elif URL_WITH_PASSWORD.search(str(value)):
+                    problems.append(f"{name}: {key} holds a URL with a password: give it from a Secret")
+        for pod in _pod_specs(doc):
+            for container in [*pod.get("initContainers", []), *pod.get("containers", [])]:
+                for variable in container.get("env") or []:
+                    key = variable.get("name", "")
+                    source = variable.get("valueFrom") or {}
+                    secret = SECRET_SETTING.search(key) is not None
+                    if (secret and "value" in variable) or URL_WITH_PASSWORD.search(str(variable.get("value", ""))):
+                        problems.append(f"{name}: container {container['name']}: {key} is given as a plain "
+                                        "value: take it from a Secret (secretKeyRef)")
+                    elif secret and "configMapKeyRef" in source:
+                        problems.append(f"{name}: container {container['name']}: {key} comes from a ConfigMap: "
+                                        "take it from a Secret (secretKeyRef)")
     return problems
 
 
@@ -352,12 +396,14 @@ def monitoring_problems(docs: list[dict], where: str) -> list[str]:
 def check(k8s: Path = K8S) -> list[str]:
     base = render(k8s / "base")
     problems = schema_problems(base, "base") + policy_problems(base, "base", pinned_images=False)
+    problems += secret_problems(base, "base", secrets_rendered=False)
     for overlay in sorted((k8s / "overlays").iterdir()):
         where = f"overlays/{overlay.name}"
         docs = render(overlay)
         problems += schema_problems(docs, where)
         problems += policy_problems(docs, where, pinned_images=overlay.name != "dev")
         problems += missing_services(base, docs, where)
+        problems += secret_problems(docs, where, secrets_rendered=overlay.name == "dev")
         problems += monitoring_check(k8s, overlay, docs)
     return problems
 
@@ -382,7 +428,8 @@ def main() -> int:
     if problems:
         print(f"{len(problems)} problem(s) in deploy/k8s")
         return 1
-    print("deploy/k8s: base and overlays render, match the Kubernetes schemas and our policies; "
+    print("deploy/k8s: base and overlays render, match the Kubernetes schemas and our policies (secrets from "
+          "Secrets only); "
           "the monitoring component renders on every overlay and its rules parse")
     return 0
 
