@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import re
+import signal
 
 import httpx
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient
+from sqlalchemy import select
 
 from leadx.contracts.events.v1 import events_pb2 as ev
 from leadx.leads.pii import IDENTIFYING_FIELDS
-from leadx.platform.db.models import Lead
+from leadx.platform.db.models import Lead, PostAttempt
 from tests.conftest import poll_until
 from tests.integration.harness import Exchange, read_records
 
@@ -202,3 +204,36 @@ def test_no_topic_holds_the_consumer_in_clear_yet_the_buyer_and_the_lead_store_g
 def market_lead(market: Exchange, lead_id: str) -> Lead | None:
     with market.sql() as session:
         return session.get(Lead, lead_id)
+
+
+def test_a_post_cut_short_by_a_crash_is_on_record_and_its_repeat_carries_the_same_key(market: Exchange):
+    # Delivery killed while the buyer holds its POST: after the restart the lead is posted again.
+    # Both posts are in the dispute record, and the buyer can tell the repeat by its key.
+    alpha = market.buyers.buyers["alpha"]
+    alpha.bid, alpha.post_delay_s = 1500, 6.0
+    lead_id = accepted_lead_id(market.post(market.new_consumer()))
+    poll_until(lambda: [a for a in attempts_of(market, lead_id) if a.outcome == "sending"], timeout_s=30,
+               message="the POST written before it went out")
+    delivery = market.stack.services["delivery"]
+    delivery.signal(signal.SIGKILL)
+    delivery.process.wait(10)
+    alpha.post_delay_s = 0.0
+    market.stack.restart("delivery")
+    market.stack.wait_ready(["delivery"], timeout_s=60)
+
+    sale = poll_until(lambda: market.sale_for(lead_id), timeout_s=90, message="the sale after the restart")
+    assert sale.buyer_id == market.buyer_ids["alpha"]
+    rows = poll_until(lambda: (r := attempts_of(market, lead_id)) and r[-1].outcome == "accepted" and r,
+                      message="the repeat's answer on record")
+    assert [(a.attempt, a.outcome, a.buyer_id) for a in rows] == [
+        (1, "sending", market.buyer_ids["alpha"]), (2, "accepted", market.buyer_ids["alpha"])]
+    assert rows[0].request_body == rows[1].request_body  # the same lead, sent twice
+    keys = poll_until(lambda: len(k := [p["_idempotency_key"] for p in alpha.posts if p["lead_id"] == lead_id]) == 2
+                      and k, message="both posts at the buyer")
+    assert keys == [lead_id, lead_id]  # the auction id: the same key on the repeat
+
+
+def attempts_of(market: Exchange, lead_id: str) -> list[PostAttempt]:
+    with market.sql() as session:
+        return list(session.scalars(select(PostAttempt).where(PostAttempt.lead_id == lead_id)
+                                    .order_by(PostAttempt.attempt)))

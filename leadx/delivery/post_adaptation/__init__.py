@@ -45,14 +45,20 @@ class PreparedPost:
 
 def lead_view(lead: ev.Lead, price_cents: int) -> dict[str, str]:
     """What POST rules read: the stored fields, with the lead id, vertical and price (cents)."""
-    return {"lead_id": lead.lead_id, "vertical": lead.vertical, "price": str(price_cents), **lead.fields}
+    return {"lead_id": lead.lead_id, "vertical": lead.vertical, "price": str(price_cents), **_in_order(lead)}
+
+
+def _in_order(lead: ev.Lead) -> dict[str, str]:
+    """The fields by name: a protobuf map's order differs between processes, and the repeat of a
+    post after a restart should be the same bytes as the first."""
+    return dict(sorted(lead.fields.items()))
 
 
 def prepare_post(lead: ev.Lead, price_cents: int, rules: BuyerRules | None) -> PreparedPost:
     """The body for one buyer: adapted by its POST rules (docs/post-rules.md), or, without a
     section, the exchange's JSON. Raises RuleError when a rule cannot format this lead."""
     if rules is None or not rules.rules:
-        body = {"lead_id": lead.lead_id, "vertical": lead.vertical, "price": price_cents, **lead.fields}
+        body = {"lead_id": lead.lead_id, "vertical": lead.vertical, "price": price_cents, **_in_order(lead)}
         return PreparedPost("application/json", json.dumps(body).encode(), rules.reply if rules else None)
     adapted = adapt_post(rules, lead_view(lead, price_cents))
     return PreparedPost(adapted.content_type, adapted.body, rules.reply)
