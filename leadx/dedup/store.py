@@ -300,8 +300,13 @@ def _recorded_first(named: list[tuple[str, str]]) -> tuple[list[str], int, list[
     """(kind, tagged identity key) pairs put in a script's order: those under the key id of the first
     one (the current key), which are read and recorded under, then the others, which are only read.
     Returns their kinds and identity keys in that order, and how many are recorded under."""
+    if not any(":" in entry for _, entry in named):  # all under the implicit key id: no rotation under way
+        return [kind for kind, _ in named], len(named), [entry for _, entry in named]
     current = untagged(named[0][1])[0]
-    split = [(kind, *untagged(entry)) for kind, entry in named]
-    ordered = [s for s in split if s[1] == current] + [s for s in split if s[1] != current]
-    written = sum(1 for s in split if s[1] == current)
-    return [kind for kind, _, _ in ordered], written, [identity for _, _, identity in ordered]
+    recorded: list[tuple[str, str]] = []
+    read_only: list[tuple[str, str]] = []
+    for kind, entry in named:
+        key_id, identity = untagged(entry)
+        (recorded if key_id == current else read_only).append((kind, identity))
+    ordered = recorded + read_only
+    return [kind for kind, _ in ordered], len(recorded), [identity for _, identity in ordered]
