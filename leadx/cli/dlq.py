@@ -30,19 +30,16 @@ class Listed:
 
 async def read_dead_letters(settings: KafkaSettings) -> list[tuple[str, ConsumerRecord]]:
     """Every record of dead.letter, oldest first per partition, each with its id."""
-    from aiokafka import TopicPartition
-
     from leadx.contracts import topics
     from leadx.platform.kafka import clients
-    from leadx.platform.kafka.offsets import end_offsets_with
+    from leadx.platform.kafka.offsets import end_offsets_with, partitions_of
 
     name = topics.name(settings.topic_prefix, topics.DEAD_LETTER)
     consumer = clients.consumer(settings, group_id=None, enable_auto_commit=False,
                                 request_timeout_ms=int(READ_TIMEOUT_S * 1000))
     await consumer.start()
     try:
-        await consumer.topics()  # the cluster's metadata, which partitions_for_topic reads
-        partitions = [TopicPartition(name, p) for p in sorted(consumer.partitions_for_topic(name) or ())]
+        partitions = await partitions_of(consumer, [name])
         if not partitions:
             return []
         starts = await consumer.beginning_offsets(partitions)

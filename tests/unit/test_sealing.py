@@ -104,7 +104,7 @@ def test_a_seal_altered_or_moved_to_another_lead_does_not_open():
     ("k1:not base64!", "key 'k1' is not base64"),
     ("k1:" + base64.b64encode(bytes(16)).decode(), "key 'k1' must be 32 bytes, got 16"),
     (f"{K1},{K1}", "key id 'k1' is listed twice"),
-])
+], ids=["empty", "no-key", "bad-id", "not-base64", "short", "twice"])  # ids: the keys are random, each run
 def test_malformed_keys_stop_the_service_naming_the_setting(text: str, message: str):
     with pytest.raises(ConfigError, match=f"LEADX_PII_KEYS: {message}"):
         PiiKeyring.parse(text)
