@@ -348,8 +348,8 @@ class CommonSettings:
 
     service: str
     kafka: KafkaSettings
-    redis_url: str
-    database_url: str
+    redis_url: str = field(repr=False)  # both may carry a password
+    database_url: str = field(repr=False)
     hmac_keys: HmacKeyring
     health_port: int
     log_level: str
