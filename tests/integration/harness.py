@@ -27,6 +27,7 @@ from leadx.contracts.events.v1 import events_pb2 as ev
 from leadx.dev.demo.buyers import BuyerBehaviour, BuyerServer
 from leadx.dev.demo.consumers import make_consumer
 from leadx.dev.stack import LOCAL_BUYER_URLS, LocalStack, ManagedProcess, port_taken
+from leadx.leads.sealing import PiiKeyring
 from leadx.platform.db.engine import make_engine, session_factory
 from leadx.platform.db.models import Sale
 from tests.integration.tails import forget_topics, tails_of
@@ -163,6 +164,10 @@ class Exchange:
         body = {} if reason is None else {"reason": reason}
         return httpx.post(f"{self.intake_url()}/v1/leads/{lead_id}/return", json=body, timeout=10,
                           headers={"Authorization": f"Bearer {api_key or self.buyer_keys[buyer]}"})
+
+    def fields_of(self, lead: ev.Lead) -> dict[str, str]:
+        """A lead's fields as read off a topic, its sealed ones opened with this exchange's keys."""
+        return PiiKeyring.parse(self.stack.pii_keys).fields_of(lead)
 
     def sql(self):
         """A session on the exchange's database (close it: `with market.sql() as session`)."""

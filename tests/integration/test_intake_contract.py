@@ -154,7 +154,7 @@ def test_a_retried_post_gets_the_first_answer_and_makes_no_second_lead(market: E
     # Four POSTs of this consumer, two leads: one per key.
     submitted = read_topic(market.stack.kafka_bootstrap, topics.name(market.prefix, topics.LEAD_SUBMITTED),
                            ev.LeadSubmitted)
-    leads = {event.lead.lead_id for _, event in submitted if event.lead.fields["email"] == lead["email"]}
+    leads = {event.lead.lead_id for _, event in submitted if market.fields_of(event.lead)["email"] == lead["email"]}
     assert leads == {first.json()["lead_id"], by_reference[0]["lead_id"]}
 
 
@@ -206,7 +206,7 @@ def test_a_key_used_again_for_a_different_lead_is_refused_and_that_lead_never_su
                            ev.LeadSubmitted)
     leads_of: dict[str, set[str]] = {}
     for _, event in submitted:
-        leads_of.setdefault(event.lead.fields["email"], set()).add(event.lead.lead_id)
+        leads_of.setdefault(market.fields_of(event.lead)["email"], set()).add(event.lead.lead_id)
     assert leads_of.get(first_consumer["email"]) == {first_id}
     assert leads_of.get(lead["email"]) == {in_json.json()["lead_id"]}  # one lead for JSON and XML
     assert second_consumer["email"] not in leads_of and other_consumer["email"] not in leads_of  # never submitted
