@@ -4,9 +4,10 @@ profiles, partnerships and sellers' choices of buyers. docs/admin-api.md is its 
 Every request carries `Authorization: Bearer <ADMIN_API_KEY>`; without an ADMIN_API_KEY the whole
 admin API answers 401, so an intake deployed without one exposes nothing. The admin key has a rate
 limit of its own (services.intake.requests.Callers). Bodies are I-JSON (profiles are nested documents
-that the sellers' flat formats cannot carry): numbers within ±(2^53 - 1), every string Unicode text. The rules live in
-leadx.accounts.accounts, leadx.accounts.buyer_settings and leadx.accounts.partnerships; this module only authenticates,
-reads the request, runs them in a worker thread and turns their refusals into answers.
+that the sellers' flat formats cannot carry): numbers within ±(2^53 - 1), every string Unicode text.
+The rules live in leadx.accounts.accounts, leadx.accounts.buyer_settings and
+leadx.accounts.partnerships; this module only authenticates, reads the request, runs them in a
+worker thread and turns their refusals into answers.
 """
 
 from __future__ import annotations
@@ -56,7 +57,7 @@ from leadx.auction.selection.market import AUTOBID, WHOLESALE
 from leadx.platform.logs import log_event
 from services.intake.auth_throttle import source_address
 from services.intake.endpoints import Handler, endpoint
-from services.intake.formats import Answer, lone_surrogate
+from services.intake.formats import Answer, json_number, lone_surrogate
 from services.intake.requests import ApiError, Callers, read_body, refuse_if_throttled, text_field
 
 log = logging.getLogger(__name__)
@@ -245,6 +246,7 @@ class Admin:
         if not isinstance(body, list):
             raise ApiError(422, "FIELD_INVALID", "send a list of profile documents, or {\"profiles\": [...]}",
                            field="profiles")
+        _profile_names(body, "profiles")
         ids = await self._run(lambda session: replace_profiles(session, buyer_id, body))
         log_event(log, "admin: profiles replaced", buyer_id=buyer_id, profiles=len(ids))
         return Answer("ok", 200, extra={"buyer_id": buyer_id, "profile_ids": ids})
@@ -257,6 +259,8 @@ class Admin:
             for entry in entries if isinstance(entries, list) else []:
                 if isinstance(entry, dict):  # the rest of each entry's shape is import_document's to judge
                     _not_null({k: v for k, v in entry.items() if k in SETTINGS and k != "caps"})
+                    if isinstance(entry.get("profiles"), list):
+                        _profile_names(entry["profiles"], "buyers")
         created = await self._run(lambda session: import_document(session, document))
         log_event(log, "admin: profiles imported", buyers=sorted(created))
         return Answer("ok", 200, extra={"profile_ids": created})
@@ -342,7 +346,7 @@ async def json_body(request: Request) -> object:
         raise ValueError(f"{name} is not a JSON number")
 
     try:
-        document = json.loads(raw, parse_constant=no_constant)
+        document = json.loads(raw, parse_constant=no_constant, parse_float=json_number)
     except (UnicodeDecodeError, ValueError, RecursionError) as error:
         raise ApiError(400, "PAYLOAD_MALFORMED", f"the body is not valid JSON: {error}") from None
     problem = lone_surrogate(raw, document)
@@ -394,6 +398,15 @@ def _not_null(settings: dict) -> None:
             raise ApiError(422, "FIELD_INVALID", f"{name} cannot be null", field=name)
 
 
+def _profile_names(profiles: list, field: str) -> None:
+    """A profile's name is kept trimmed in a column of MAX_NAME characters: a longer one is refused
+    here, not by the database."""
+    for profile in profiles:
+        name = profile.get("name") if isinstance(profile, dict) else None
+        if isinstance(name, str) and len(name.strip()) > MAX_NAME:
+            raise ApiError(422, "FIELD_INVALID", f"a profile's name is at most {MAX_NAME} characters", field=field)
+
+
 def _required_text(body: dict, name: str) -> str:
     value = body.get(name)
     if value is None or value == "":
@@ -415,8 +428,10 @@ def _url(body: dict, name: str, required: bool) -> str:
     post URL has its leads accepted for it, and reads them with its key)."""
     if name not in body and required:
         raise ApiError(422, "FIELD_MISSING", f"{name} is required", field=name)
-    value = body.get(name) or ""
-    if not isinstance(value, str):
+    value = body.get(name)
+    if value is None:
+        value = ""
+    if not isinstance(value, str):  # {} or false is no URL either, but no absent one
         raise ApiError(422, "FIELD_INVALID", f"{name} must be text", field=name)
     value = value.strip()
     if value:

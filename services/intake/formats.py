@@ -90,7 +90,7 @@ def parse_body(kind: str, body: bytes, roots: tuple[str, ...] = ("lead",)) -> di
 def _parse_json(body: bytes) -> dict[str, object]:
     try:
         # ValueError besides JSONDecodeError: an integer of more than 4,300 digits is refused by int().
-        payload = json.loads(body)
+        payload = json.loads(body, parse_float=json_number)
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise PayloadError("PAYLOAD_MALFORMED", f"the body is not valid JSON: {exc}") from None
     problem = lone_surrogate(body, payload)
@@ -101,6 +101,13 @@ def _parse_json(body: bytes) -> dict[str, object]:
     if len(payload) > MAX_FIELDS:
         raise PayloadError("PAYLOAD_MALFORMED", f"a lead has at most {MAX_FIELDS} fields")
     return payload
+
+
+def json_number(text: str) -> int | float:
+    """A JSON number with a fraction or an exponent: a whole one (5.0, 1e3) is the integer it is, as
+    JSON, which has one kind of number, and JSON Schema's `integer` say; any other, a float."""
+    number = float(text)
+    return int(number) if number.is_integer() else number
 
 
 # A JSON escape of half a UTF-16 surrogate pair ("\ud800"). JSON lets one stand alone; it is no

@@ -27,6 +27,7 @@ from typing import TypeVar
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.requests import Request
+from starlette.convertors import Convertor, register_url_convertor
 from starlette.responses import Response
 from starlette.routing import Route
 
@@ -58,6 +59,23 @@ OPEN_FIELDS = ("vertical", "profile", "window_seconds", "reserve", "band_width")
 PREVIEW_FIELDS = ("vertical", "profile", "band_width", "top")
 
 T = TypeVar("T")
+
+
+class ListIdConvertor(Convertor):
+    """A list auction's id in a path: 10 capital letters and digits (leadx.platform.ids). Routed
+    only as one, so that /v1/lists/preview is the preview's path alone, as the OpenAPI document says
+    (a path without parameters comes before one with), and its other methods are 405."""
+
+    regex = "[A-Z0-9]{10}"
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
+
+
+register_url_convertor("list_id", ListIdConvertor())
 
 
 class ClusterDescriptions:
@@ -125,11 +143,11 @@ class Lists:
         key, callers = self.expected, self.callers
         return [
             Route("/v1/admin/lists", admin_endpoint(self.open_list, key, callers), methods=["POST"]),
-            Route("/v1/admin/lists/{list_id}", admin_endpoint(self.show_list, key, callers), methods=["GET"]),
+            Route("/v1/admin/lists/{list_id:list_id}", admin_endpoint(self.show_list, key, callers), methods=["GET"]),
             Route("/v1/lists/preview", endpoint(self.preview_list), methods=["POST"]),
-            Route("/v1/lists/{list_id}", endpoint(self.dealer_list), methods=["GET"]),
-            Route("/v1/lists/{list_id}/bids", endpoint(self.place_bid), methods=["POST"]),
-            Route("/v1/lists/{list_id}/won", endpoint(self.won), methods=["GET"]),
+            Route("/v1/lists/{list_id:list_id}", endpoint(self.dealer_list), methods=["GET"]),
+            Route("/v1/lists/{list_id:list_id}/bids", endpoint(self.place_bid), methods=["POST"]),
+            Route("/v1/lists/{list_id:list_id}/won", endpoint(self.won), methods=["GET"]),
         ]
 
     async def _dealer(self, request: Request) -> str:

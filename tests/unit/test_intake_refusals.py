@@ -44,6 +44,9 @@ def test_a_lead_s_sale_fields_have_their_types_and_bounds(sqlite_url, redis_url)
                                                         headers=seller_key),
                     "empty stars": await http.put("/v1/buyers/b_nobody/rating", json={"stars": ""},
                                                   headers=seller_key),
+                    # JSON has one kind of number: 5.0 is the integer 5 (then no such buyer).
+                    "whole float stars": await http.put("/v1/buyers/b_nobody/rating", content=b'{"stars": 5.0}',
+                                                        headers={**seller_key, "Content-Type": "application/json"}),
                 }
 
     seen = asyncio.run(scenario())
@@ -55,6 +58,7 @@ def test_a_lead_s_sale_fields_have_their_types_and_bounds(sqlite_url, redis_url)
     refused(seen["numbered hash"], 422, "FIELD_INVALID", "email_sha256")
     refused(seen["superscript stars"], 422, "FIELD_INVALID", "stars")
     refused(seen["empty stars"], 422, "FIELD_MISSING", "stars")
+    refused(seen["whole float stars"], 404, "ACCOUNT_NOT_FOUND", "buyer")
 
 
 def test_the_admin_api_takes_i_json_and_an_import_document_as_documented(sqlite_url, redis_url):
@@ -75,6 +79,10 @@ def test_the_admin_api_takes_i_json_and_an_import_document_as_documented(sqlite_
                     "unknown member": await send("POST", "/v1/admin/profiles/import", {"buyers": [], "sellers": []}),
                     "null kind": await send("POST", "/v1/admin/profiles/import",
                                             {"buyers": [{"id": dealer.id, "kind": None}]}),
+                    "object url": await send("POST", "/v1/admin/buyers", {"name": "B", "kind": "autobid",
+                                                                          "post_url": {}}),
+                    "long profile name": await send("PUT", f"/v1/admin/buyers/{dealer.id}/profiles",
+                                                    [{"name": "n" * 201, "price": 100}]),
                     "listed vertical": await http.post("/v1/lists/preview", json={"vertical": ["auto_loan"]},
                                                        headers={"Authorization": f"Bearer {dealer.api_key}"}),
                 }
@@ -85,3 +93,5 @@ def test_the_admin_api_takes_i_json_and_an_import_document_as_documented(sqlite_
     refused(seen["unknown member"], 422, "FIELD_INVALID", "sellers")
     assert "null" in refused(seen["null kind"], 422, "FIELD_INVALID", "kind")
     refused(seen["listed vertical"], 422, "FIELD_INVALID", "vertical")
+    refused(seen["object url"], 422, "FIELD_INVALID", "post_url")  # {} is no URL, nor an absent one
+    assert "200" in refused(seen["long profile name"], 422, "FIELD_INVALID", "profiles")
