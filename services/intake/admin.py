@@ -57,7 +57,7 @@ from leadx.auction.selection.market import AUTOBID, WHOLESALE
 from leadx.platform.logs import log_event
 from services.intake.auth_throttle import source_address
 from services.intake.endpoints import Handler, endpoint
-from services.intake.formats import Answer, json_number, lone_surrogate
+from services.intake.formats import Answer, json_leaves, json_number, lone_surrogate
 from services.intake.requests import ApiError, Callers, read_body, refuse_if_throttled, text_field
 
 log = logging.getLogger(__name__)
@@ -354,27 +354,15 @@ async def json_body(request: Request) -> object:
         raise ApiError(400, "PAYLOAD_MALFORMED", problem)
     members = document.items() if isinstance(document, dict) else [(None, document)]
     for name, value in members:
-        number = _beyond_i_json(value)
-        if number is not None:
-            raise ApiError(422, "FIELD_INVALID", f"{name or 'the body'} holds {number}, beyond ±{MAX_JSON_NUMBER}: "
-                           "numbers are those every JSON reader holds exactly (I-JSON)", field=name)
+        for leaf in json_leaves(value):
+            # 1e400 reads as infinity; bool is an int to Python, not a number to JSON.
+            if isinstance(leaf, int | float) and not isinstance(leaf, bool) and not (
+                    -MAX_JSON_NUMBER <= leaf <= MAX_JSON_NUMBER):
+                number = repr(leaf) if isinstance(leaf, float) else f"a number of {len(str(abs(leaf)))} digits"
+                raise ApiError(422, "FIELD_INVALID", f"{name or 'the body'} holds {number}, beyond "
+                               f"±{MAX_JSON_NUMBER}: numbers are those every JSON reader holds exactly (I-JSON)",
+                               field=name)
     return document
-
-
-def _beyond_i_json(value: object) -> str | None:
-    """The first number in `value` beyond ±MAX_JSON_NUMBER (1e400 reads as infinity), shortened, or None."""
-    pending = [value]
-    while pending:
-        item = pending.pop()
-        if isinstance(item, dict):
-            pending.extend(item.values())
-        elif isinstance(item, list):
-            pending.extend(item)
-        elif isinstance(item, int | float) and not isinstance(item, bool) and not (
-                -MAX_JSON_NUMBER <= item <= MAX_JSON_NUMBER):
-            text = repr(item) if isinstance(item, float) else f"a number of {len(str(abs(item)))} digits"
-            return text
-    return None
 
 
 async def json_object(request: Request) -> dict:

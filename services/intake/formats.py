@@ -13,6 +13,7 @@ import io
 import json
 import re
 import xml.etree.ElementTree as ET
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from urllib.parse import parse_qsl
 
@@ -115,21 +116,26 @@ def json_number(text: str) -> int | float:
 _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 
 
-def lone_surrogate(body: bytes, document: object) -> str | None:
-    """What is wrong with a parsed JSON document holding a lone surrogate, or None. The raw body
-    is scanned first (fast), the document walked only when it may hold one."""
-    if not _SURROGATE_ESCAPE.search(body):
-        return None
+def json_leaves(document: object) -> Iterator[object]:
+    """Every member name and every value of a parsed JSON document that is no list or object."""
     pending = [document]
     while pending:
         item = pending.pop()
         if isinstance(item, dict):
-            pending.extend(item.keys())
             pending.extend(item.values())
+            yield from item.keys()
         elif isinstance(item, list):
             pending.extend(item)
-        elif isinstance(item, str) and any("\ud800" <= char <= "\udfff" for char in item):
-            return "the body holds a lone UTF-16 surrogate (\\ud800 without its pair), which is not text"
+        else:
+            yield item
+
+
+def lone_surrogate(body: bytes, document: object) -> str | None:
+    """What is wrong with a parsed JSON document holding a lone surrogate, or None. The raw body
+    is scanned first (fast), the document walked only when it may hold one."""
+    if _SURROGATE_ESCAPE.search(body) and any(isinstance(leaf, str) and any("\ud800" <= c <= "\udfff" for c in leaf)
+                                             for leaf in json_leaves(document)):
+        return "the body holds a lone UTF-16 surrogate (\\ud800 without its pair), which is not text"
     return None
 
 
