@@ -40,4 +40,6 @@ def build_app(sellers: Sellers, buyers: Buyers, admin: Admin, lists: Lists, read
         lifespan=lifespan,
     )
     app.state.readiness = readiness
+    # The lead constraint rules the OpenAPI document states: the sellers' (INTAKE_RULES_DIR).
+    app.state.rulebook = getattr(sellers.deps, "rulebook", None)
     return app

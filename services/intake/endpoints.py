@@ -7,6 +7,7 @@ their caller's address's rate limit: health, readiness and the OpenAPI document.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 
@@ -96,5 +97,13 @@ async def readyz(request: Request) -> JSONResponse:
     return JSONResponse({"status": "ready"})
 
 
-async def openapi(_request: Request) -> JSONResponse:
-    return JSONResponse(openapi_document())
+async def openapi(request: Request) -> Response:
+    """The document for the constraint rules this intake applies (`app.state.rulebook`), built on the
+    first request (in a thread: a third of a second) and kept."""
+    state = request.app.state
+    rendered = getattr(state, "openapi", None)
+    if rendered is None:
+        def build() -> bytes:
+            return bytes(JSONResponse(openapi_document(getattr(state, "rulebook", None))).body)
+        rendered = state.openapi = await asyncio.to_thread(build)
+    return Response(rendered, media_type="application/json")

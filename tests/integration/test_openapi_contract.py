@@ -1,0 +1,93 @@
+"""The intake's OpenAPI document is its exact contract: schemathesis, with every one of its checks,
+finds nothing to report against a running intake, with a seller's key, a buyer's and the operators'.
+
+Each audience's run covers the operations tagged for it (the public ones with the sellers'), in all
+of schemathesis's phases: the document's examples, the coverage of every constraint's edges and
+every undeclared method, random requests that fit the document and that do not, and stateful
+sequences linking what one answer creates to the next request. A request the document accepts is
+accepted, one it refuses is refused with a 4xx, every answer is one the operation lists, in the
+media type and with the headers it says, and 405s name the path's methods in Allow. The only slack is
+what each operation lists under `x-refusals-beyond-schema` (a ZIP code that exists, a consumer's
+age, a direct-sale contract), which tests/integration/openapi_refusals.py holds the answers to.
+
+Deterministic: one seed, a bounded number of examples per operation, one schemathesis worker. The
+exchange is the intake and dedup (so a POST gets its verdict at once), with rate limits far above
+what the run sends: the limits are tested in tests/unit/test_intake_rate_limits.py."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.integration.harness import Exchange, start_exchange
+
+pytestmark = pytest.mark.integration
+
+ADMIN_KEY = "openapi-contract-admin-key"  # a test value, not a secret
+SEED = 20_250_101
+MAX_EXAMPLES = 6
+HOOKS = Path(__file__).with_name("openapi_refusals.py")
+# Far above what one run sends, so no answer depends on how fast the machine is.
+UNLIMITED = {name: "1000000" for name in ("INTAKE_RATE_LIMIT_PER_SECOND", "INTAKE_ADMIN_RATE_LIMIT_PER_SECOND",
+                                          "INTAKE_ADDRESS_RATE_LIMIT_PER_SECOND", "INTAKE_AUTH_FAILURES_PER_MINUTE")}
+# Audience → (the tags of its operations, its key); the operators last: their run rotates and revokes keys.
+AUDIENCES = {"sellers": (("sellers", "public"), "seller"), "buyers": (("buyers",), "buyer"),
+             "operators": (("admin",), "admin")}
+
+
+@pytest.fixture(scope="module")
+def contract_exchange(tmp_path_factory, kafka_bootstrap, redis_url) -> Exchange:
+    prefix = f"{tmp_path_factory.mktemp('c').name[-6:]}."
+    exchange = start_exchange(tmp_path_factory.mktemp("contract"), kafka_bootstrap, redis_url, prefix, ["alpha"],
+                              ["intake", "dedup"], ADMIN_API_KEY=ADMIN_KEY, **UNLIMITED)
+    yield exchange
+    exchange.stop()
+
+
+# Operations whose bodies are documents another operation's coverage already walks edge by edge
+# (an import's profiles are replaceProfiles' Profile, a preview's profile is openList's): fuzzed,
+# not walked again, to keep the run within its time.
+COVERED_ELSEWHERE = ("importProfiles", "previewList")
+
+
+def schemathesis_config(document: dict, path: Path) -> Path:
+    """The run's configuration: an operation that lists refusals beyond its schema may answer 422 to
+    a request the document accepts (the hooks then hold that 422 to the list)."""
+    accepted = ["2xx", "3xx", "401", "403", "404", "409", "422", "429", "5xx"]
+    sections = []
+    for item in document["paths"].values():
+        for operation in item.values():
+            settings = []
+            if operation.get("x-refusals-beyond-schema"):
+                settings.append(f"checks.positive_data_acceptance.expected-statuses = {accepted}")
+            if operation["operationId"] in COVERED_ELSEWHERE:
+                settings.append("phases.coverage.enabled = false")
+            if settings:
+                sections.append("\n".join(["[[operations]]", f'include-operation-id = "{operation["operationId"]}"',
+                                           *settings, ""]))
+    path.write_text("\n".join(sections).replace("'", '"'))
+    return path
+
+
+@pytest.mark.parametrize("audience", list(AUDIENCES))
+def test_schemathesis_finds_nothing_against_the_document(contract_exchange: Exchange, audience: str, tmp_path):
+    url = contract_exchange.intake_url()
+    tags, who = AUDIENCES[audience]
+    key = {"seller": contract_exchange.seller_key, "buyer": contract_exchange.buyer_keys["alpha"],
+           "admin": ADMIN_KEY}[who]
+    config = schemathesis_config(httpx.get(f"{url}/openapi.json", timeout=10).json(), tmp_path / "schemathesis.toml")
+    command = [str(Path(sys.executable).with_name("st")), "--config-file", str(config), "run", f"{url}/openapi.json",
+               "--header", f"Authorization: Bearer {key}", "--checks", "all", "--seed", str(SEED),
+               "--max-examples", str(MAX_EXAMPLES), "--workers", "1", "--no-color",
+               *(argument for tag in tags for argument in ("--include-tag", tag))]
+    started = time.monotonic()
+    run = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=600,
+                         env={**os.environ, "SCHEMATHESIS_HOOKS": str(HOOKS)})
+    print(f"schemathesis, {audience}: {time.monotonic() - started:.1f} s\n{run.stdout[-2000:]}")
+    assert run.returncode == 0, f"schemathesis found failures with the {audience}' key:\n{run.stdout}\n{run.stderr}"
