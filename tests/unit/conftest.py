@@ -1,4 +1,9 @@
+import shutil
+from pathlib import Path
+
 import pytest
+
+from leadx.dev.tools import check_k8s
 
 # Settings the unit tests read from the environment: cleared, so the machine's own never leak in.
 _SETTINGS = ("KAFKA_BOOTSTRAP_SERVERS", "REDIS_URL", "DATABASE_URL", "LEADX_HMAC_KEY", "LEADX_HMAC_KEYS",
@@ -17,3 +22,11 @@ def env(monkeypatch):
     monkeypatch.setenv("DATABASE_URL", "sqlite://")
     monkeypatch.setenv("LEADX_HMAC_KEY", "0123456789abcdef")
     return monkeypatch
+
+
+@pytest.fixture
+def manifests(tmp_path: Path) -> Path:
+    """A copy of deploy/k8s for a test to break on purpose."""
+    copy = tmp_path / "k8s"
+    shutil.copytree(check_k8s.K8S, copy)
+    return copy

@@ -3,25 +3,11 @@ connects over TLS with authentication (components/connection-security)."""
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
-import pytest
 
 from leadx.dev.tools import check_k8s
-
-
-@pytest.fixture
-def manifests(tmp_path: Path) -> Path:
-    copy = tmp_path / "k8s"
-    shutil.copytree(check_k8s.K8S, copy)
-    return copy
-
-
-def edit(path: Path, old: str, new: str) -> None:
-    text = path.read_text()
-    assert old in text, f"{old!r} not in {path}"
-    path.write_text(text.replace(old, new, 1))
+from tests.unit.k8s_copies import edit
 
 
 def test_a_secret_in_the_configmap_is_reported(manifests: Path):
