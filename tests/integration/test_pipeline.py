@@ -214,6 +214,10 @@ def test_a_post_cut_short_by_a_crash_is_on_record_and_its_repeat_carries_the_sam
     lead_id = accepted_lead_id(market.post(market.new_consumer()))
     poll_until(lambda: [a for a in attempts_of(market, lead_id) if a.outcome == "sending"], timeout_s=30,
                message="the POST written before it went out")
+    # Killed only once the buyer holds the POST: on a loaded machine the row is written well before
+    # the request arrives, and a kill in between would leave the buyer one post, not two.
+    poll_until(lambda: any(lead_id.encode() in raw for raw in alpha.arrivals), timeout_s=30,
+               message="the POST held at the buyer")
     delivery = market.stack.services["delivery"]
     delivery.signal(signal.SIGKILL)
     delivery.process.wait(10)

@@ -39,6 +39,9 @@ class BuyerBehaviour:
     hmac_secret: str | None = None  # demands a valid X-Leadx-Signature made with this secret
     post_delay_s: float = 0.0  # answers posts this late (timeouts)
     post_status: int = 200  # answers posts with this status (500: a failing buyer)
+    # Every post's raw body as it reached the server, before any delay: a test can tell a post the
+    # buyer is holding from one that never left the exchange.
+    arrivals: list[bytes] = field(default_factory=list)
 
     def authorised(self, request: Request, body: bytes) -> bool:
         if self.authorization is not None and request.headers.get("authorization") != self.authorization:
@@ -100,6 +103,8 @@ class BuyerServer:
                 return JSONResponse({"error": "unknown buyer"}, status_code=404)
             content_type = request.headers.get("content-type", "")
             raw = await request.body()
+            with self._lock:
+                buyer.arrivals.append(raw)
             if buyer.post_delay_s:
                 await asyncio.sleep(buyer.post_delay_s)
             if not buyer.authorised(request, raw):

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-from aiokafka.admin import NewTopic
+import asyncio
+import time
+
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from leadx.contracts import topics as topic_names
 from leadx.platform.config import KafkaSettings
 from leadx.platform.kafka import clients
 
 _TOPIC_ALREADY_EXISTS = 36
+LEADERS_TIMEOUT_S = 30.0
 
 
 async def ensure_topics(settings: KafkaSettings, bases: tuple[str, ...] = topic_names.ALL) -> None:
@@ -28,5 +32,23 @@ async def ensure_topics(settings: KafkaSettings, bases: tuple[str, ...] = topic_
             for topic, code, *_ in response.topic_errors:
                 if code not in (0, _TOPIC_ALREADY_EXISTS):
                     raise RuntimeError(f"could not create topic {topic}: error code {code}")
+            await _until_led(admin, [topic.name for topic in wanted])
     finally:
         await admin.close()
+
+
+async def _until_led(admin: AIOKafkaAdminClient, names: list[str]) -> None:
+    """Wait until every partition of the new topics has a leader. A broker answers CreateTopics before
+    its partitions have elected one, and a first produce in between fails NotLeaderForPartition."""
+    deadline = time.monotonic() + LEADERS_TIMEOUT_S
+    while True:
+        described = await admin.describe_topics(names)
+        leaderless = sorted(
+            topic["topic"] for topic in described
+            if topic["error_code"] != 0 or not topic["partitions"]
+            or any(part["error_code"] != 0 or part["leader"] < 0 for part in topic["partitions"]))
+        if not leaderless:
+            return
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"topics without a leader after {LEADERS_TIMEOUT_S:.0f} s: {', '.join(leaderless)}")
+        await asyncio.sleep(0.1)
