@@ -11,7 +11,7 @@ from leadx.platform.config import HmacKeyring, env_str
 def cmd_dedup_rebuild(args) -> int:
     import time
 
-    from leadx.dedup.rebuild import flush, rebuild
+    from leadx.dedup.rebuild import rebuild
     from leadx.dedup.scopes import DedupPolicy
     from leadx.dedup.store import DEFAULT_BUCKET_BITS, DedupStore
     from leadx.platform.config import RedisSettings, env_bool, env_int
@@ -28,12 +28,13 @@ def cmd_dedup_rebuild(args) -> int:
         try:
             store = DedupStore(redis, env_str("LEADX_TOPIC_PREFIX", ""),
                                env_int("DEDUP_BUCKET_BITS", DEFAULT_BUCKET_BITS))
-            if args.flush:
-                print(f"flushed {await flush(store)} dedup keys")
+            # Under the rebuild lock, the flush too: a dedup service's own rebuild cannot interleave.
             report = await rebuild(factory, store, DedupPolicy.from_env(), hmac_keys,
-                                   int(time.time() * 1000), email_rules)
+                                   int(time.time() * 1000), email_rules, flush_first=args.flush)
         finally:
             await redis.aclose()
+        if args.flush:
+            print(f"flushed {report.flushed} dedup keys")
         print(f"dedup rebuilt: {report.leads} platform records, {report.postings} buyer records "
               f"({report.conflicts} refused as already held by another lead of the consumer)")
 

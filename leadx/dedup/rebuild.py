@@ -7,6 +7,10 @@ Records keep their original times, so every window ends when it would have; repl
 idempotent and order-free (a newer record is never replaced by an older one), so a rebuild may run
 over live state. A posting is dated by its sale's close, seconds after the reservation: a rebuilt
 buyer record may outlive the original by those seconds, never the other way round.
+
+One rebuild runs at a time: it holds the store's rebuild lock (renewed while it runs), writes
+under it, which the scripts allow without an epoch, and writes the epoch once done, so the
+services' checks and awards, refused meanwhile on a Redis that lost its data, go on.
 """
 
 from __future__ import annotations
@@ -32,12 +36,63 @@ class RebuildReport:
     leads: int = 0  # platform records restored
     postings: int = 0  # per-buyer records restored
     conflicts: int = 0  # postings the store refused (another lead of the consumer already held the buyer)
+    flushed: int = 0  # keys deleted first (flush_first)
+
+
+class RebuildBusy(RuntimeError):
+    """Another rebuild holds the lock: it writes the epoch when done."""
+
+
+class RebuildLockLost(RuntimeError):
+    """The lock expired or Redis lost it mid-rebuild: what was written may be incomplete, so the
+    epoch is not written and the rebuild must run again."""
+
+
+LOCK_TTL_MS = 30_000  # renewed every third of it: a rebuild whose process dies frees it this soon
 
 
 async def rebuild(sessions: sessionmaker[Session], store: DedupStore, policy: DedupPolicy,
-                  hmac_keys: HmacKeyring | bytes, now_ms: int, email_provider_rules: bool = True) -> RebuildReport:
+                  hmac_keys: HmacKeyring | bytes, now_ms: int, email_provider_rules: bool = True,
+                  *, flush_first: bool = False) -> RebuildReport:
     """Records are made under the current HMAC key; while a rotation lists others, a posting whose
-    buyer holds the consumer under any of them is a conflict, as at an award."""
+    buyer holds the consumer under any of them is a conflict, as at an award. Holds the rebuild
+    lock (raises RebuildBusy when another rebuild holds it), writes the epoch when done.
+    `flush_first` deletes the current records under the lock first."""
+    token = await store.take_rebuild_lock(LOCK_TTL_MS)
+    if token is None:
+        raise RebuildBusy("another dedup rebuild holds the lock")
+    keeper = asyncio.create_task(_keep_lock(store, token))
+    try:
+        flushed = await flush(store) if flush_first else 0
+        report = await _replay(sessions, store.rebuilding(token), policy, hmac_keys, now_ms, email_provider_rules)
+        report.flushed = flushed
+        if keeper.done() or not await store.seal_epoch(token, now_ms):
+            raise RebuildLockLost("the dedup rebuild lost its lock before it was done; run it again")
+        return report
+    finally:
+        keeper.cancel()
+        await store.release_rebuild_lock(token)
+
+
+async def _keep_lock(store: DedupStore, token: str) -> None:
+    """Renew the lock while the rebuild runs; returns (so the rebuild fails) once it is lost."""
+    while await store.keep_rebuild_lock(token, LOCK_TTL_MS):
+        await asyncio.sleep(LOCK_TTL_MS / 3000)
+
+
+def sql_holds_records(sessions: sessionmaker[Session], policy: DedupPolicy, now_ms: int) -> bool:
+    """Whether SQL holds anything a rebuild would restore (a lead or a posting inside the longest
+    window): an empty Redis is then a loss, not a first start."""
+    longest = max([policy.scopes(v).window_ms for v in _verticals(sessions)] or [0])
+    since = now_ms - longest
+    with sessions() as session:
+        lead = session.scalar(select(Lead.id).where(Lead.submitted_at_ms > since).limit(1))
+        posting = lead or session.scalar(select(BuyerPosting.lead_id).where(BuyerPosting.posted_at_ms > since).limit(1))
+    return bool(lead or posting)
+
+
+async def _replay(sessions: sessionmaker[Session], store: DedupStore, policy: DedupPolicy,
+                  hmac_keys: HmacKeyring | bytes, now_ms: int, email_provider_rules: bool) -> RebuildReport:
     report = RebuildReport()
     keyring = hmac_keys if isinstance(hmac_keys, HmacKeyring) else HmacKeyring.single(hmac_keys)
     longest = max([policy.scopes(v).window_ms for v in _verticals(sessions)] or [0])
@@ -108,8 +163,9 @@ def _stream(sessions: sessionmaker[Session], query, rows: bool = False):
 
 
 async def flush(store: DedupStore) -> int:
-    """Delete this namespace's dedup state (before a rebuild from scratch); returns keys deleted."""
-    deleted = 0
+    """Delete this namespace's dedup state (before a rebuild from scratch), the epoch with it: until
+    a rebuild writes it again, checks and awards are refused. Returns the keys deleted."""
+    deleted = await store.redis.unlink(store.epoch_key)
     batch = []
     async for key in store.redis.scan_iter(match=f"dd:{store.namespace}*", count=1000):
         batch.append(key)

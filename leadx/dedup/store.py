@@ -22,6 +22,12 @@ Both operations are Lua scripts, so each is atomic: two simultaneous submissions
 cannot both pass the platform check, and two awards of one consumer to one buyer cannot both win.
 Calls made in the same event-loop turn go to Redis in one pipeline (leadx.platform.redis.pipeline).
 
+An epoch key (`dd-state:<namespace>epoch`) says the records are complete. A Redis restarted without its
+data has none, and the check and award scripts refuse to run without it (DedupStateLost), in the
+same atomic run as their reads and writes: no check answers "new" and no award wins on an emptied
+Redis. Only a rebuild from SQL (leadx.dedup.rebuild), holding the rebuild lock, writes records
+without the epoch, and it writes the epoch once done (docs/dedup.md#when-redis-loses-its-data).
+
 While the HMAC key is rotated (docs/dedup.md#rotating-the-identity-key) a consumer has one
 identity key per listed key id: a call names them all (leadx.leads.pii.identity_keys_under), and
 its script reads the records under every one of them but writes under the current key's only. The
@@ -32,21 +38,36 @@ copies of one consumer are told apart whichever key each worker holds as current
 
 from __future__ import annotations
 
+import copy
 import hashlib
+import secrets
 from dataclasses import dataclass
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Mapping, Sequence
 
 from redis.asyncio import Redis
+from redis.exceptions import ResponseError
 
 from leadx.leads.pii import untagged
 from leadx.platform.redis.pipeline import Pipeliner
 
 SWEEP_INTERVAL_S = 24 * 3600
+STATE_LOST = "DEDUPLOST"  # the error code of a script refused for want of an epoch
 DEFAULT_BUCKET_BITS = 18  # 262,144 buckets: ~40 identities each at 10 million
 
 _RECORDS = """
 local byte, char, sub, floor = string.byte, string.char, string.sub, math.floor
+-- KEYS[1]: the epoch, KEYS[2]: the rebuild lock, KEYS[3]: the buyer map, then one bucket per identity.
+local MAP, FIRST = 3, 4
+-- Whether the records may be read and written: the epoch is there (the state is complete), or the
+-- caller rebuilds it and holds the lock under `token`. A Redis that lost its data has neither.
+local function intact(token)
+  if redis.call('EXISTS', KEYS[1]) == 1 then return true end
+  return token ~= '' and redis.call('GET', KEYS[2]) == token
+end
+local LOST = '""" + STATE_LOST + """ the dedup records are not known to be complete (no epoch): ' ..
+  'Redis lost its data; a rebuild from SQL restores them'
+
 local function u24(s, p) local a, b, c = byte(s, p, p + 2) return (a * 256 + b) * 256 + c end
 local function u32(s, p) local a, b, c, d = byte(s, p, p + 3) return ((a * 256 + b) * 256 + c) * 256 + d end
 local function u24bytes(n) return char(floor(n / 65536) % 256, floor(n / 256) % 256, n % 256) end
@@ -59,7 +80,7 @@ local function numbers(text)
   for n in string.gmatch(text, '%d+') do out[#out + 1] = tonumber(n) end
   return out
 end
-local function field(i) return sub(ARGV[2], 5 + (i - 2) * 8, 4 + (i - 1) * 8) end
+local function field(i) return sub(ARGV[2], 5 + (i - FIRST) * 8, 4 + (i - FIRST + 1) * 8) end
 local owner = sub(ARGV[2], 1, 4)
 -- The records of one value still inside the window, each as its 11-byte string.
 local function fresh(value, cutoff)
@@ -107,26 +128,30 @@ local function read(key, field, now, cutoff, window, interval, writing)
 end
 """
 
-# KEYS: the buyer map, then one bucket per identity key, those recorded under first.
+# KEYS: the epoch, the rebuild lock, the buyer map, then one bucket per identity key, those
+# recorded under first.
 # ARGV[1]: now (s), window (s), sweep interval (s), check platform, check buyers, record (1/0),
 # how many identity keys are recorded under (the current key's; the others are only read).
-# ARGV[2]: owner and fields.
+# ARGV[2]: owner and fields. ARGV[3]: the rebuild's lock token, or empty.
 # Returns {index of the identity key that matched platform-wide (1-based) or 0, duplicate buyer ids...}
+# Refused (an error reply) when the state is not intact: a check on an emptied Redis would call
+# every consumer new, even a PING's, which records nothing.
 _CHECK_SUBMISSION = _RECORDS + """
+if not intact(ARGV[3]) then return redis.error_reply(LOST) end
 local n = numbers(ARGV[1])
 local now, window, interval = n[1], n[2], n[3]
 local platform, buyers_too, record = n[4] == 1, n[5] == 1, n[6] == 1
-local last_written = n[7] + 1
+local last_written = n[7] + FIRST - 1
 local cutoff = now - window
 local matched, buyers, seen = 0, {}, {}
-for i = 2, #KEYS do
+for i = FIRST, #KEYS do
   local value = read(KEYS[i], field(i), now, cutoff, window, interval, record and i <= last_written)
   local records = fresh(value, cutoff)
   for _, r in ipairs(records) do
     if sub(r, 8, 11) ~= owner then
       local number = u24(r, 1)
       if number == 0 then
-        if platform and matched == 0 then matched = i - 1 end
+        if platform and matched == 0 then matched = i - FIRST + 1 end
       elseif buyers_too then
         buyers[number] = true
       end
@@ -134,33 +159,36 @@ for i = 2, #KEYS do
   end
   seen[i] = {value, records}
 end
-for i = 2, #KEYS do
+for i = FIRST, #KEYS do
   local records = seen[i][2]
   if record and matched == 0 and i <= last_written then records = put(records, 0, now, owner) end
   store(KEYS[i], field(i), records, seen[i][1])
 end
 local out = {matched}
-for number, _ in pairs(buyers) do out[#out + 1] = redis.call('HGET', KEYS[1], 'n:' .. number) end
+for number, _ in pairs(buyers) do out[#out + 1] = redis.call('HGET', KEYS[MAP], 'n:' .. number) end
 return out
 """
 
-# KEYS: the buyer map, then one bucket per identity key, those recorded under first.
+# KEYS: the epoch, the rebuild lock, the buyer map, then one bucket per identity key, those
+# recorded under first.
 # ARGV[1]: now (s), window (s), sweep interval (s), how many identity keys are recorded under.
-# ARGV[2]: owner and fields. ARGV[3]: the buyer id.
+# ARGV[2]: owner and fields. ARGV[3]: the buyer id. ARGV[4]: the rebuild's lock token, or empty.
 # Returns 1 when the consumer is now reserved for the buyer (or already was, by this same lead),
 # 0 when another lead of the same consumer already went to that buyer inside the window.
+# Refused (an error reply) when the state is not intact: on an emptied Redis every buyer would win.
 _RESERVE_FOR_BUYER = _RECORDS + """
+if not intact(ARGV[4]) then return redis.error_reply(LOST) end
 local n = numbers(ARGV[1])
 local now, window, interval, buyer = n[1], n[2], n[3], ARGV[3]
-local last_written = n[4] + 1
+local last_written = n[4] + FIRST - 1
 local cutoff = now - window
-local number = tonumber(redis.call('HGET', KEYS[1], 'b:' .. buyer))
+local number = tonumber(redis.call('HGET', KEYS[MAP], 'b:' .. buyer))
 if not number then
-  number = redis.call('HINCRBY', KEYS[1], 'next', 1)
-  redis.call('HSET', KEYS[1], 'b:' .. buyer, number, 'n:' .. number, buyer)
+  number = redis.call('HINCRBY', KEYS[MAP], 'next', 1)
+  redis.call('HSET', KEYS[MAP], 'b:' .. buyer, number, 'n:' .. number, buyer)
 end
 local seen = {}
-for i = 2, #KEYS do
+for i = FIRST, #KEYS do
   local value = read(KEYS[i], field(i), now, cutoff, window, interval, i <= last_written)
   local records = fresh(value, cutoff)
   for _, r in ipairs(records) do
@@ -168,23 +196,24 @@ for i = 2, #KEYS do
   end
   seen[i] = {value, records}
 end
-for i = 2, last_written do
+for i = FIRST, last_written do
   store(KEYS[i], field(i), put(seen[i][2], number, now, owner), seen[i][1])
 end
 return 1
 """
 
 
-# KEYS: the buyer map, then one bucket per identity key. ARGV[1]: now (s), window (s), sweep interval (s).
-# ARGV[2]: owner and fields. ARGV[3]: the buyer id. Drops that buyer's records made by this lead,
-# under every identity key given.
+# KEYS: the epoch, the rebuild lock, the buyer map, then one bucket per identity key.
+# ARGV[1]: now (s), window (s), sweep interval (s). ARGV[2]: owner and fields. ARGV[3]: the buyer
+# id. Drops that buyer's records made by this lead, under every identity key given. Not guarded by
+# the epoch: it only ever removes this lead's own record, which an emptied Redis does not hold.
 _RELEASE_FOR_BUYER = _RECORDS + """
 local n = numbers(ARGV[1])
 local cutoff = n[1] - n[2]
-local number = tonumber(redis.call('HGET', KEYS[1], 'b:' .. ARGV[3]))
+local number = tonumber(redis.call('HGET', KEYS[MAP], 'b:' .. ARGV[3]))
 if not number then return 0 end
 local released = 0
-for i = 2, #KEYS do
+for i = FIRST, #KEYS do
   local value = redis.call('HGET', KEYS[i], field(i)) or ''
   local kept = {}
   for _, r in ipairs(fresh(value, cutoff)) do
@@ -194,6 +223,28 @@ for i = 2, #KEYS do
 end
 return released
 """
+
+# KEYS: the epoch, the rebuild lock. ARGV[1]: the lock's token, ARGV[2]: the epoch's value.
+# The epoch is written only by the holder of the lock, once it made the state complete.
+_SEAL_EPOCH = """
+if redis.call('GET', KEYS[2]) ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[1], ARGV[2])
+return 1
+"""
+
+# KEYS: the rebuild lock. ARGV[1]: the token, ARGV[2]: milliseconds to live (0: release it).
+_KEEP_LOCK = """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+if ARGV[2] == '0' then redis.call('DEL', KEYS[1]) else redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return 1
+"""
+
+
+class DedupStateLost(ResponseError):
+    """Redis holds no epoch: its dedup records are not known to be complete (it restarted without
+    its data, or was flushed). No check or award can be trusted until a rebuild from SQL
+    (leadx.dedup.rebuild) writes the epoch again. A RedisError, so a caller that answers a Redis
+    outage (the intake: 503, retry) answers this the same way."""
 
 
 @dataclass(frozen=True)
@@ -223,10 +274,57 @@ class DedupStore:
         self.bucket_bits = bucket_bits
         self.sweep_interval_s = sweep_interval_s
         self.buyer_map_key = f"dd:{namespace}buyers"
+        # Outside the records' `dd:<namespace>` keys, which are all buckets and the buyer map; a
+        # flush (leadx.dedup.rebuild.flush) deletes the epoch with them, never the lock.
+        self.epoch_key = f"dd-state:{namespace}epoch"
+        self.lock_key = f"dd-state:{namespace}rebuild"
+        self._token = ""  # a rebuild's lock token (`rebuilding`): its writes pass without an epoch
         self._pipeliner = Pipeliner(redis)
         self._check = self._pipeliner.script(_CHECK_SUBMISSION)
         self._reserve = self._pipeliner.script(_RESERVE_FOR_BUYER)
         self._release = self._pipeliner.script(_RELEASE_FOR_BUYER)
+        self._seal = self._pipeliner.script(_SEAL_EPOCH)
+        self._keep_lock = self._pipeliner.script(_KEEP_LOCK)
+
+    def rebuilding(self, token: str) -> DedupStore:
+        """This store as a rebuild's: its checks and awards are let through without an epoch for as
+        long as `token` holds the rebuild lock, and refused as soon as it does not."""
+        view = copy.copy(self)
+        view._token = token
+        return view
+
+    async def intact(self) -> bool:
+        """Whether the epoch is there: the records are complete since a start or a rebuild wrote it."""
+        return bool(await self.redis.exists(self.epoch_key))
+
+    async def take_rebuild_lock(self, ttl_ms: int) -> str | None:
+        """The lock one rebuild at a time holds: its token, or None when another holds it."""
+        token = secrets.token_hex(16)
+        taken = await self.redis.set(self.lock_key, token, nx=True, px=ttl_ms)
+        return token if taken else None
+
+    async def keep_rebuild_lock(self, token: str, ttl_ms: int) -> bool:
+        """Extend the lock while its rebuild runs; False if it is no longer this token's."""
+        return int(await self._keep_lock([self.lock_key], [token, ttl_ms])) == 1
+
+    async def release_rebuild_lock(self, token: str) -> None:
+        await self._keep_lock([self.lock_key], [token, 0])
+
+    async def declare_intact(self, now_ms: int, lock_ttl_ms: int = 10_000) -> bool:
+        """Write the epoch over the state as it is: for a first start, when SQL holds nothing the
+        records would be rebuilt from (leadx.dedup.rebuild decides that). False if a rebuild holds
+        the lock."""
+        token = await self.take_rebuild_lock(lock_ttl_ms)
+        if token is None:
+            return False
+        try:
+            return await self.seal_epoch(token, now_ms)
+        finally:
+            await self.release_rebuild_lock(token)
+
+    async def seal_epoch(self, token: str, now_ms: int) -> bool:
+        """Write the epoch (the state is complete) while `token` holds the lock; False if it does not."""
+        return int(await self._seal([self.epoch_key, self.lock_key], [token, f"{now_ms} {token}"])) == 1
 
     @property
     def round_trips(self) -> int:
@@ -239,9 +337,9 @@ class DedupStore:
         return f"dd:{self.namespace}{vertical}:{bucket:x}", raw[3:11]
 
     def _locate(self, vertical: str, identities: list[str]) -> tuple[list[str], bytes]:
-        """The keys of a script call (the buyer map, then each identity's bucket) and the
+        """The keys of a script call (the epoch, the lock, the buyer map, then each identity's bucket) and the
         identities' fields, concatenated."""
-        keys, fields = [self.buyer_map_key], []
+        keys, fields = [self.epoch_key, self.lock_key, self.buyer_map_key], []
         for identity in identities:
             key, field = self.location(vertical, identity)
             keys.append(key)
@@ -256,16 +354,17 @@ class DedupStore:
         already received it (when `buyers`). With `record`, a submission that is not a platform
         duplicate becomes the consumer's platform record: a PING only asks, and a direct sale is
         recorded without being checked platform-wide. `identities`: kind → its identity key, or
-        its identity keys under each key id, the current key's first (pii.identity_keys_under)."""
+        its identity keys under each key id, the current key's first (pii.identity_keys_under).
+        Raises DedupStateLost when Redis lost the records (no epoch), rather than answer "new"."""
         named = [(kind, entry) for kind, given in identities.items()
                  for entry in ([given] if isinstance(given, str) else given)]
         if not named:
             return SubmissionCheck(None, frozenset())
         kinds, written, identity_keys = _recorded_first(named)
         keys, fields = self._locate(vertical, identity_keys)
-        result = await self._check(keys, [
+        result = await _refused_when_lost(self._check(keys, [
             f"{now_ms // 1000} {window_ms // 1000} {self.sweep_interval_s} {platform:d} {buyers:d} {record:d} "
-            f"{written}", lead_fingerprint(lead_id) + fields])
+            f"{written}", lead_fingerprint(lead_id) + fields, self._token]))
         matched = int(result[0])
         duplicates = frozenset(b.decode() for b in result[1:] if b is not None)
         return SubmissionCheck(kinds[matched - 1] if matched else None, duplicates)
@@ -273,14 +372,15 @@ class DedupStore:
     async def reserve_for_buyer(self, buyer_id: str, lead_id: str, vertical: str, identities: Sequence[str],
                                 now_ms: int, window_ms: int) -> bool:
         """Atomically record that this consumer goes to `buyer_id`; False if it already has it.
-        `identities`: as an event's `identity_keys` lists them, the current key's first."""
+        `identities`: as an event's `identity_keys` lists them, the current key's first. Raises
+        DedupStateLost when Redis lost the records: nothing can be awarded until they are rebuilt."""
         if not identities:
             return True
         _, written, identity_keys = _recorded_first([("", entry) for entry in identities])
         keys, fields = self._locate(vertical, identity_keys)
-        result = await self._reserve(keys, [
+        result = await _refused_when_lost(self._reserve(keys, [
             f"{now_ms // 1000} {window_ms // 1000} {self.sweep_interval_s} {written}",
-            lead_fingerprint(lead_id) + fields, buyer_id])
+            lead_fingerprint(lead_id) + fields, buyer_id, self._token]))
         return int(result) == 1
 
     async def release_for_buyer(self, buyer_id: str, lead_id: str, vertical: str, identities: Sequence[str],
@@ -310,3 +410,13 @@ def _recorded_first(named: list[tuple[str, str]]) -> tuple[list[str], int, list[
         (recorded if key_id == current else read_only).append((kind, identity))
     ordered = recorded + read_only
     return [kind for kind, _ in ordered], len(recorded), [identity for _, identity in ordered]
+
+
+async def _refused_when_lost(call: Awaitable):
+    """A guarded script's reply, its refusal for want of an epoch raised as DedupStateLost."""
+    try:
+        return await call
+    except ResponseError as error:
+        if str(error).startswith(STATE_LOST):
+            raise DedupStateLost(str(error)) from None
+        raise

@@ -37,7 +37,9 @@ def run(redis_url: str, scenario):
     async def main():
         redis = connect(redis_url)
         try:
-            return await scenario(DedupStore(redis, namespace=f"r{uuid.uuid4().hex[:8]}:"), redis)
+            store = DedupStore(redis, namespace=f"r{uuid.uuid4().hex[:8]}:")
+            await store.declare_intact(NOW)  # a first start: nothing to rebuild
+            return await scenario(store, redis)
         finally:
             await redis.aclose()
 
@@ -146,6 +148,7 @@ def test_simultaneous_copies_during_the_rollout_let_exactly_one_through(redis_ur
         namespace = f"r{uuid.uuid4().hex[:8]}:"
         clients = [connect(redis_url), connect(redis_url)]
         stores = [DedupStore(c, namespace) for c in clients]
+        await stores[0].declare_intact(NOW)
         rings = [STAGED, ROTATING]
         consumers = [{"ssn": f"123-45-{i:04d}", "email": f"c{i}@example.com"} for i in range(1, 11)]
         known = {"ssn": "555-12-3456", "email": "known@example.com"}  # recorded under k0 before the rotation
@@ -172,6 +175,7 @@ def test_simultaneous_awards_during_the_rollout_let_exactly_one_win(redis_url):
         namespace = f"r{uuid.uuid4().hex[:8]}:"
         clients = [connect(redis_url), connect(redis_url)]
         stores = [DedupStore(c, namespace) for c in clients]
+        await stores[0].declare_intact(NOW)
         rings = [STAGED, ROTATING]
         try:
             return await asyncio.gather(*(reserve(stores[n % 2], rings[n % 2], "b1", f"L{n:08d}X")

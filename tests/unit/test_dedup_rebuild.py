@@ -6,9 +6,11 @@ from __future__ import annotations
 import asyncio
 import uuid
 
+import pytest
+
 from leadx.dedup.rebuild import flush, rebuild
 from leadx.dedup.scopes import DedupPolicy, DedupScopes
-from leadx.dedup.store import DedupStore
+from leadx.dedup.store import DedupStateLost, DedupStore
 from leadx.leads import pii
 from leadx.platform.db.models import BuyerPosting, Lead
 from leadx.platform.redis.client import connect
@@ -61,7 +63,8 @@ def test_a_flushed_store_is_rebuilt_from_sql(sessions, redis_url):
 
             await rebuild(sessions, store, POLICY, SECRET, NOW)  # some state, then Redis is lost
             assert await flush(store) > 0
-            assert (await check(1)).platform_duplicate_on is None
+            with pytest.raises(DedupStateLost):  # flushed: nothing is answered until the rebuild
+                await check(1)
             report = await rebuild(sessions, store, POLICY, SECRET, NOW)
             again = await rebuild(sessions, store, POLICY, SECRET, NOW)  # replaying changes nothing
             results = {n: await check(n) for n in (1, 2, 3, 4)}

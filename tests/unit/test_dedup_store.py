@@ -28,7 +28,9 @@ def run(redis_url: str, scenario, **options):
     async def main():
         redis = connect(redis_url)  # the services' own pool: many calls share a bounded set
         try:
-            return await scenario(DedupStore(redis, namespace=f"u{uuid.uuid4().hex[:8]}:", **options), redis)
+            store = DedupStore(redis, namespace=f"u{uuid.uuid4().hex[:8]}:", **options)
+            await store.declare_intact(NOW)  # a first start: nothing to rebuild
+            return await scenario(store, redis)
         finally:
             await redis.aclose()
 
@@ -171,6 +173,7 @@ def test_two_stores_on_separate_connections_race_safely(redis_url):
         namespace = f"u{uuid.uuid4().hex[:8]}:"
         clients = [connect(redis_url), connect(redis_url)]
         stores = [DedupStore(c, namespace) for c in clients]
+        await stores[0].declare_intact(NOW)
         consumers = [{"ssn": f"123-45-{i:04d}"} for i in range(1, 21)]
         try:
             awards = [
