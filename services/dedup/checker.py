@@ -10,7 +10,7 @@ from collections.abc import Callable
 from leadx.contracts import topics
 from leadx.contracts.events.v1 import events_pb2 as ev
 from leadx.dedup.scopes import DedupPolicy
-from leadx.dedup.store import DedupStore
+from leadx.dedup.store import DedupStateLost, DedupStore
 from leadx.leads import pii
 from leadx.leads.sealing import PiiKeyring
 from leadx.platform.config import HmacKeyring
@@ -18,13 +18,15 @@ from leadx.platform.ids import derived_event_id
 from leadx.platform.kafka.envelope import Envelope
 from leadx.platform.kafka.producer import EventProducer
 from services.dedup import metrics
+from services.dedup.state_keeper import StateKeeper
 
 
 class DuplicateChecker:
     def __init__(self, store: DedupStore, producer: EventProducer, hmac_keys: HmacKeyring, keyring: PiiKeyring,
-                 policy: DedupPolicy, clock: Callable[[], float] = time.time,
+                 policy: DedupPolicy, keeper: StateKeeper, clock: Callable[[], float] = time.time,
                  email_provider_rules: bool = True) -> None:
         self.store = store
+        self.keeper = keeper  # restores the records when Redis lost them
         self.keyring = keyring  # opens the identities, which the lead carries sealed
         self.email_provider_rules = email_provider_rules
         self.producer = producer
@@ -42,9 +44,14 @@ class DuplicateChecker:
         scopes = self.policy.scopes(lead.vertical)
         # A direct sale answers to its contracted buyer's duplicates only; it is still recorded
         # platform-wide, so the consumer is then a duplicate for the auctions.
-        check = await self.store.check_submission(
-            lead.lead_id, lead.vertical, identities, now_ms, scopes.window_ms,
-            platform=scopes.platform and not direct, buyers=scopes.per_buyer, record=scopes.platform)
+        try:
+            check = await self.store.check_submission(
+                lead.lead_id, lead.vertical, identities, now_ms, scopes.window_ms,
+                platform=scopes.platform and not direct, buyers=scopes.per_buyer, record=scopes.platform)
+        except DedupStateLost:
+            # Redis lost its records: passing the lead on would sell a consumer again. It is held
+            # (the consumer retries it) while the keeper restores them.
+            raise self.keeper.lost() from None
         metrics.CHECKS.inc()
         if check.platform_duplicate_on or (direct and direct in check.duplicate_buyer_ids):
             metrics.DUPLICATES.labels("platform" if check.platform_duplicate_on else "direct_buyer").inc()
