@@ -12,11 +12,14 @@ record of the Redis hash `delivery:<namespace><auction id>`, one field per note:
 Each value is encoded and decoded here alone. The values keep the form every delivery worker has
 written, so a worker reads the progress its predecessor left, and one rolled back reads a newer
 worker's.
+
+When Redis lost the hash (restarted without its data), the progress is rebuilt from the posts SQL
+keeps (post_attempts, as `PostRecord`s): a buyer that accepted is never posted to again.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from leadx.auction.caps.counters import Reservation
@@ -108,3 +111,38 @@ class DeliveryProgress:
     def note_done(self) -> tuple[str, str]:
         self.done = True
         return DONE, "1"
+
+    @classmethod
+    def from_posts(cls, posts: Iterable[PostRecord], prices: Mapping[str, int]) -> tuple[DeliveryProgress,
+                                                                                          list[tuple[str, str]]]:
+        """The progress the posts of one auction (in the order they were made) show, and its notes
+        to write back. `prices`: each buyer's bid. An accepted post is a sale; any other answered
+        post, or one that may have reached the buyer, a rejection (the buyer has seen the lead); one
+        that provably never connected, unreached. A post still `sending` (delivery stopped while it
+        waited) shows nothing: it is posted again, with the same Idempotency-Key, as after a crash."""
+        progress, notes = cls(), []
+        for post in posts:
+            if post.outcome == ACCEPTED:
+                attempts = len(progress.sold) + len(progress.rejected) + 1
+                notes.append(progress.note_sold(post.buyer_id, Sale(prices.get(post.buyer_id, 0), attempts)))
+            elif post.outcome == SENDING:
+                continue
+            elif post.outcome == FAILED and post.status is None and post.connects == 0:
+                notes.append(progress.note_unreached(post.buyer_id, post.detail))
+            else:
+                notes.append(progress.note_rejected(post.buyer_id, post.detail))
+        return progress, notes
+
+
+ACCEPTED, FAILED, SENDING = "accepted", "failed", "sending"  # post_attempts.outcome, besides "rejected"
+
+
+@dataclass(frozen=True, slots=True)
+class PostRecord:
+    """One POST of an auction's lead as post_attempts keeps it."""
+
+    buyer_id: str
+    outcome: str  # accepted | rejected | failed | sending
+    status: int | None  # the HTTP status, if it answered
+    connects: int  # connections made or tried; 0 with no status: it never left the exchange
+    detail: str

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from leadx.auction.selection.market import BuyerAccount
 from leadx.contracts.events.v1 import events_pb2 as ev
 from leadx.delivery.post_adaptation import PreparedPost
+from leadx.delivery.progress import PostRecord
 from leadx.platform.db.models import PostAttempt
 from services.delivery.buyer_http import PostResult, post_outcome
 
@@ -76,6 +77,21 @@ class AttemptLog:
         except Exception:  # noqa: BLE001 - logged; the sale goes on, the row stays `sending`
             log.exception("post attempt's answer not recorded", extra={"fields": {
                 "attempt_id": row_id, "outcome": done["outcome"]}})
+
+    async def posts_of(self, auction_id: str) -> list[PostRecord]:
+        """Every post of this auction, in the order they were made: what its progress is rebuilt
+        from when Redis lost it (leadx.delivery.progress.DeliveryProgress.from_posts)."""
+        if self.sessions is None:
+            return []
+        return await asyncio.to_thread(self._posts_of, auction_id)
+
+    def _posts_of(self, auction_id: str) -> list[PostRecord]:
+        assert self.sessions is not None
+        with self.sessions() as session:
+            rows = session.execute(select(PostAttempt.buyer_id, PostAttempt.outcome, PostAttempt.status,
+                                          PostAttempt.connects, PostAttempt.detail)
+                                   .where(PostAttempt.auction_id == auction_id).order_by(PostAttempt.id))
+            return [PostRecord(*row) for row in rows]
 
     def _insert(self, row: PostAttempt) -> int:
         assert self.sessions is not None  # begin() returns early when attempts are not recorded

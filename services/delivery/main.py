@@ -52,7 +52,7 @@ async def main(stop: asyncio.Event) -> None:
     pings = PingFanout(runtime.producer, redis, directory, client, namespace, rules, ping_breaker, post_breaker)
     sales = SaleCompletion(runtime.producer, redis, store, DedupPolicy.from_env(), directory, client,
                            fees, namespace, keyring, rules, post_breaker,
-                           AttemptLog(session_factory(engine)))
+                           AttemptLog(session_factory(engine)), stopping=stop)
     runtime.consume("delivery-pings", {topics.AUCTION_OPENED: ev.AuctionOpened}, pings.handle)
     runtime.consume("delivery-sales", {topics.AUCTION_CLOSED: ev.AuctionClosed}, sales.handle)
     lists = ListPoster(redis, directory, client, namespace, keyring, rules, post_breaker,

@@ -7,7 +7,7 @@ from __future__ import annotations
 import weakref
 from collections.abc import Iterator
 
-from prometheus_client import REGISTRY, Counter, Histogram
+from prometheus_client import REGISTRY, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
@@ -59,3 +59,11 @@ class BreakerStates(Collector):
 
 BREAKERS = BreakerStates()
 REGISTRY.register(BREAKERS)
+PROGRESS_RESTORED = Counter(
+    "leadx_delivery_progress_restored",
+    "Auctions whose delivery progress Redis no longer held while SQL had posts of them (Redis lost "
+    "its data): the progress was rebuilt from post_attempts.")
+AWARDS_HELD = Gauge(
+    "leadx_delivery_awards_held",
+    "Awards waiting because the dedup records are not known to be complete (no epoch: Redis lost its "
+    "data); they go on once the dedup service has rebuilt them.")

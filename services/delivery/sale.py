@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from typing import cast
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable
@@ -36,7 +37,7 @@ from leadx.auction.selection.market import AUTOBID, BuyerAccount
 from leadx.contracts import topics
 from leadx.contracts.events.v1 import events_pb2 as ev
 from leadx.dedup.scopes import DedupPolicy
-from leadx.dedup.store import DedupStore
+from leadx.dedup.store import DedupStateLost, DedupStore
 from leadx.delivery.post_adaptation import PreparedPost, prepare_post
 from leadx.delivery.post_adaptation.rules import RuleError
 from leadx.delivery.post_adaptation.syntax import RuleBook
@@ -74,14 +75,23 @@ class Progress:
     (leadx.delivery.progress), and each note written as it is made, so that publishing at the end
     needs no second read."""
 
-    def __init__(self, redis: Redis, key: str, state: DeliveryProgress) -> None:
+    def __init__(self, redis: Redis, key: str, state: DeliveryProgress, found: bool = True) -> None:
         self.redis, self.key, self.state = redis, key, state
+        self.found = found  # whether Redis held any note: a new auction, or one whose notes Redis lost
 
     @classmethod
     async def load(cls, redis: Redis, key: str) -> Progress:
         fields = await redis.hgetall(key)  # bytes: the client does not decode replies
         decoded = {cast(bytes, k).decode(): cast(bytes, v).decode() for k, v in fields.items()}
-        return cls(redis, key, DeliveryProgress.decode(decoded))
+        return cls(redis, key, DeliveryProgress.decode(decoded), bool(decoded))
+
+    async def restore(self, state: DeliveryProgress, notes: list[tuple[str, str]]) -> None:
+        """Take up a progress rebuilt from SQL, its notes written back at once (before any new post)."""
+        self.state = state
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.hset(self.key, mapping=dict(notes))
+            pipe.expire(self.key, PROGRESS_TTL_S)
+            await pipe.execute()
 
     async def note(self, note: tuple[str, str]) -> None:
         """Write a note the state made (its DeliveryProgress.note_* answer)."""
@@ -101,7 +111,8 @@ class SaleCompletion:
                  directory: BuyerDirectory, client: BuyerClient, fees: SellerFees, namespace: str,
                  keyring: PiiKeyring, rules: RuleBook | None = None, breaker: CircuitBreaker | None = None,
                  attempts: AttemptLog | None = None, clock: Callable[[], float] = time.time,
-                 caps: CapsStore | None = None) -> None:
+                 caps: CapsStore | None = None, stopping: asyncio.Event | None = None,
+                 held_retry_s: float = 1.0) -> None:
         self.producer, self.redis, self.store, self.policy = producer, redis, store, policy
         self.rules = rules or RuleBook()
         self.breaker = breaker or CircuitBreaker()
@@ -112,10 +123,14 @@ class SaleCompletion:
         self.keyring = keyring  # opens the consumer's fields for the POST
         self.clock = clock
         self.caps = caps or CapsStore(redis, namespace)
+        self.stopping = stopping or asyncio.Event()  # the service's stop: an award held for dedup gives up
+        self.held_retry_s = held_retry_s
 
     async def handle(self, envelope: Envelope) -> None:
         closed: ev.AuctionClosed = envelope.message
         progress = await Progress.load(self.redis, f"delivery:{self.namespace}{closed.auction_id}")
+        if not progress.found:
+            await self._recover(progress, closed)
         state = progress.state
         if state.done:
             return
@@ -171,6 +186,24 @@ class SaleCompletion:
             await self._uncount(progress, buyer.id, reservation)
         await self._publish(progress, closed, attempts)
 
+    async def _recover(self, progress: Progress, closed: ev.AuctionClosed) -> None:
+        """No note in Redis: a new auction, or Redis lost them. The posts SQL recorded for this
+        auction say which: any there rebuild the progress, so no buyer that took or saw the lead is
+        posted it again."""
+        posts = await self.attempts.posts_of(closed.auction_id)
+        if not posts:
+            return
+        prices: dict[str, int] = {}
+        for bid in closed.ranked_bids:
+            prices.setdefault(bid.buyer_id, bid.amount_cents)
+        state, notes = DeliveryProgress.from_posts(posts, prices)
+        if notes:
+            await progress.restore(state, notes)
+        metrics.PROGRESS_RESTORED.inc()
+        log.warning("delivery progress missing from Redis: rebuilt from the posts recorded in SQL", extra={
+            "fields": {"auction_id": closed.auction_id, "posts": len(posts), "sold": sorted(state.sold),
+                       "rejected": sorted(state.rejected), "unreached": sorted(state.unreached)}})
+
     async def _count_against_caps(self, progress: Progress, closed: ev.AuctionClosed,
                                   bid: ev.RankedBid, buyer: BuyerAccount) -> Reservation | None:
         """Count this sale against the buyer's and its bidding profile's caps before posting: the
@@ -212,13 +245,40 @@ class SaleCompletion:
             return None
 
     async def _reserve(self, closed: ev.AuctionClosed, buyer_id: str) -> bool:
-        """Reserve the consumer for this buyer before posting: False if it already has it."""
+        """Reserve the consumer for this buyer before posting: False if it already has it. While
+        Redis has lost the dedup records (no epoch) the award waits here until the dedup service
+        has rebuilt them, rather than fail: the consumer would set the auction aside on dead.letter
+        after a few failures while other auctions (unsold ones) succeed. Raises at shutdown, so
+        the auction stays uncommitted and is taken up again."""
         scopes = self.policy.scopes(closed.lead.vertical)
         if not scopes.per_buyer:
             return True
-        return await self.store.reserve_for_buyer(
-            buyer_id, closed.lead.lead_id, closed.lead.vertical, list(closed.identity_keys),
-            int(self.clock() * 1000), scopes.window_ms)
+        held = False
+        try:
+            while True:
+                try:
+                    return await self.store.reserve_for_buyer(
+                        buyer_id, closed.lead.lead_id, closed.lead.vertical, list(closed.identity_keys),
+                        int(self.clock() * 1000), scopes.window_ms)
+                except DedupStateLost:
+                    if not held:
+                        held = True
+                        metrics.AWARDS_HELD.inc()
+                        log.warning("award held: Redis lost the dedup records; waiting for their rebuild",
+                                    extra={"fields": {"auction_id": closed.auction_id, "buyer_id": buyer_id}})
+                    if await self._stopping_within(self.held_retry_s):
+                        raise
+        finally:
+            if held:
+                metrics.AWARDS_HELD.dec()
+
+    async def _stopping_within(self, seconds: float) -> bool:
+        """Wait `seconds`, or less if the service is stopping: whether it is."""
+        try:
+            await asyncio.wait_for(self.stopping.wait(), seconds)
+        except TimeoutError:
+            return False
+        return True
 
     async def _release(self, closed: ev.AuctionClosed, buyer_id: str) -> None:
         scopes = self.policy.scopes(closed.lead.vertical)
