@@ -35,6 +35,16 @@ return 0
 """
 
 
+# Deletes an idempotency record only if it names the given lead.
+_RELEASE_IF = """
+local stored = redis.call('GET', KEYS[1])
+if stored and cjson.decode(stored)['lead_id'] == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+"""
+
+
 @dataclass(frozen=True)
 class Limited:
     retry_after_s: int
@@ -152,6 +162,10 @@ class IdempotencyStore:
                              "errors": answer.errors, "extra": answer.extra, "headers": answer.headers}}
         await self.redis.set(self._key(seller_id, key), json.dumps(stored), ex=self.ttl_s)
 
-    async def release(self, seller_id: str, key: str) -> None:
-        """The first attempt failed before the lead was accepted: let a retry try again."""
-        await self.redis.delete(self._key(seller_id, key))
+    async def release(self, seller_id: str, key: str, lead_id: str | None = None) -> None:
+        """The first attempt's lead was not queued: let a retry try again. With `lead_id`, only if
+        the key still names that lead (it may have expired and been claimed for another since)."""
+        if lead_id is None:
+            await self.redis.delete(self._key(seller_id, key))
+        else:
+            await self.redis.eval(_RELEASE_IF, 1, self._key(seller_id, key), lead_id)

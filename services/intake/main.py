@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import signal
 from pathlib import Path
 
@@ -22,7 +23,7 @@ from leadx.platform.db.schema import exit_unless_current
 from leadx.platform.health import HealthServer, Readiness
 from leadx.platform.kafka.admin import ensure_topics
 from leadx.platform.kafka.producer import EventProducer
-from leadx.platform.logs import setup_logging
+from leadx.platform.logs import log_event, setup_logging
 from leadx.platform.redis.client import connect as connect_redis
 from leadx.platform.runtime import tune_garbage_collection
 from leadx.platform.telemetry import setup_tracing
@@ -32,16 +33,20 @@ from services.intake.auth_throttle import FailedAuthThrottle
 from services.intake.buyers import BuyerDeps, Buyers
 from services.intake.guards import IdempotencyStore, RateLimiter
 from services.intake.lists import Lists
+from services.intake.publishing import BoundedPublisher
 from services.intake.requests import Callers
 from services.intake.sellers import SellerDeps, Sellers
 from services.intake.settings import IntakeSettings
 from services.intake.verdicts import VerdictWaiter
+
+log = logging.getLogger(__name__)
 
 
 def create_app(settings: IntakeSettings):
     common = settings.common
     readiness = Readiness()
     producer = EventProducer(common.kafka, client_id="leadx-intake")
+    publisher = BoundedPublisher(producer, settings.publish_timeout_s, settings.max_in_flight)
     verdicts = VerdictWaiter(common.kafka)
     redis = connect_redis(common.redis)
     engine = make_engine(common.database_url)
@@ -76,6 +81,10 @@ def create_app(settings: IntakeSettings):
         # uvicorn has stopped accepting and finished in-flight requests by now.
         refresher.cancel()
         await verdicts.stop()
+        # Leads answered 202 whose publish is still going on get a last chance to be acknowledged.
+        left = await publisher.drain(settings.publish_timeout_s)
+        if left:
+            log_event(log, "stopping with lead publishes unacknowledged", count=left)
         await producer.stop()
         await redis.aclose()
         engine.dispose()
@@ -87,7 +96,7 @@ def create_app(settings: IntakeSettings):
                       addresses=RateLimiter(redis, namespace, settings.address_rate_limit_per_second, scope="address"))
     return build_app(
         sellers=Sellers(SellerDeps(
-            callers=callers, sessions=sessions, producer=producer, verdicts=verdicts, redis=redis,
+            callers=callers, sessions=sessions, producer=producer, publisher=publisher, verdicts=verdicts, redis=redis,
             idempotency=IdempotencyStore(redis, namespace, settings.idempotency_ttl_s),
             dedup=DedupStore(redis, namespace, settings.dedup_bucket_bits), dedup_policy=DedupPolicy.from_env(),
             buyers=buyers, rulebook=rulebook, secret=common.hmac_key, keyring=PiiKeyring.from_env(),

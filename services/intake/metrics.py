@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import Awaitable, Callable
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -25,6 +25,14 @@ LEADS_RECEIVED = Counter("leadx_leads_received", "PINGs and POSTs received.", ["
 LEADS_ACCEPTED = Counter("leadx_leads_accepted", "PINGs and POSTs accepted (a POST queued counts).", ["kind"])
 LEADS_REJECTED = Counter("leadx_leads_rejected", "PINGs and POSTs refused, by the answer's first error code.",
                          ["kind", "code"])
+LEADS_IN_FLIGHT = Gauge("leadx_intake_leads_in_flight",
+                        "Lead submissions in flight: POSTs being answered and publishes not yet acknowledged "
+                        "(INTAKE_MAX_IN_FLIGHT refuses more).")
+LEAD_PUBLISHES_PAST_BOUND = Counter("leadx_lead_publishes_past_bound",
+                                    "Leads answered 202 before the broker acknowledged them "
+                                    "(INTAKE_PUBLISH_TIMEOUT_SECONDS); their publish went on.")
+LEADS_NOT_QUEUED_AFTER_202 = Counter("leadx_leads_not_queued_after_202",
+                                     "Leads answered 202 whose publish then ended certainly unwritten.")
 
 UNMATCHED = "unmatched"  # a request no route matched (answered 404)
 

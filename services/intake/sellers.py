@@ -2,9 +2,12 @@
 
 Leads come as JSON, XML or URL-encoded forms (services.intake.formats); every answer is
 `{"status", "lead_id", "errors": [{"code", "field", "message"}], ...}` in JSON or XML. Bad input gets
-a specific 4xx, never a 500. A lead counts as accepted by the exchange only once the broker has
+a specific 4xx, never a 500. A lead counts as accepted by the exchange once the broker has
 acknowledged lead.submitted; the seller then gets the pipeline's verdict, or 202 with a status URL
-if the verdict takes longer than the configured wait. docs/integration-spec.md is the contract.
+if the verdict takes longer than the configured wait. A lead the broker has not acknowledged within
+its bound is answered 202 too, and goes on being published (services.intake.publishing); 503 "not
+queued" only when the lead certainly never reached the producer, and at once when too many are in
+flight. docs/integration-spec.md is the contract.
 """
 
 from __future__ import annotations
@@ -53,6 +56,7 @@ from services.intake.ping_tokens import (
     mismatches,
     ping_values,
 )
+from services.intake.publishing import ACKED, BoundedPublisher, NotQueued, Overloaded, Slot
 from services.intake.requests import ApiError, Callers, cents_field, read_body, text_field
 from services.intake.verdicts import ACCEPTED, DUPLICATE, VerdictWaiter
 
@@ -63,6 +67,10 @@ RESERVED_KEYS = {"vertical", "min_price", "reference", "ping_token", "buyer"}
 OWNER_MARK_TTL_S = 7 * 24 * 3600
 MAX_REFERENCE = 100
 _DUPLICATE_ERROR = {"code": "DUPLICATE", "field": None, "message": "the lead is a duplicate and cannot be sold"}
+NOT_QUEUED = "not_queued"  # a lead's status once its publish, answered 202, ended certainly unwritten
+_NOT_QUEUED_ERROR = {"code": "NOT_QUEUED", "field": None,
+                     "message": "the lead was never queued and will not be sold: submit it again (the same "
+                                "Idempotency-Key submits it anew)"}
 
 
 @dataclass(frozen=True)
@@ -70,6 +78,7 @@ class SellerDeps:
     callers: Callers
     sessions: sessionmaker[Session]
     producer: EventProducer
+    publisher: BoundedPublisher  # lead.submitted within a bound, and the in-flight limit
     verdicts: VerdictWaiter
     redis: Redis  # owner marks: which seller a lead not yet in SQL belongs to
     idempotency: IdempotencyStore
@@ -192,6 +201,11 @@ class Sellers:
             fingerprint = self.fingerprints.of(vertical.name, result.fields, 0 if buyer_id else lead.min_price_cents,
                                                buyer_id, lead.seller_reference)
             first = await deps.idempotency.claim(seller_id, idempotency_key, lead.lead_id, fingerprint)
+            if first is not None and await self._never_queued(first.lead_id):
+                # The first attempt's lead was answered 202 but never queued: the key is free again
+                # (its publish released it; this covers a retry that came before the release).
+                await deps.idempotency.release(seller_id, idempotency_key, first.lead_id)
+                first = await deps.idempotency.claim(seller_id, idempotency_key, lead.lead_id, fingerprint)
             if first is not None:
                 if not first.same_lead:
                     # Answering the first lead's answer would tell the seller this consumer was
@@ -199,10 +213,11 @@ class Sellers:
                     raise _key_reused(idempotency_key, bool(header_key), first.lead_id)
                 return first.answer or self._pending(first.lead_id)
         try:
-            outcome = await self._submit(lead)
+            outcome = await self._submit(lead, idempotency_key)
         except Exception:
-            # Not accepted (submit fails only before the broker's ack): a retry must be free to
-            # submit, not be told about a lead that was never queued.
+            # Not queued (submit raises only when the lead certainly never reached the producer; an
+            # unknown outcome is answered 202): a retry must be free to submit, not be told about a
+            # lead that was never queued.
             if idempotency_key:
                 await deps.idempotency.release(seller_id, idempotency_key)
             raise
@@ -213,19 +228,43 @@ class Sellers:
             await deps.idempotency.record(seller_id, idempotency_key, outcome, fingerprint)
         return outcome
 
-    async def _submit(self, lead: ev.Lead) -> Answer:
+    async def _submit(self, lead: ev.Lead, idempotency_key: str) -> Answer:
+        try:
+            # Refused at once, before anything is done, when too many leads are in flight. Not
+            # before the idempotency key is read: a retry of a lead already answered gets that answer.
+            slot = self.deps.publisher.admit()
+        except Overloaded as exc:
+            raise _not_queued_error(exc, "OVERLOADED") from None
+        try:
+            return await self._publish_and_wait(lead, slot, idempotency_key)
+        finally:
+            if not slot.kept:  # a publish going on in the background keeps its place until it ends
+                slot.release()
+
+    async def _publish_and_wait(self, lead: ev.Lead, slot: Slot, idempotency_key: str) -> Answer:
         deps = self.deps
         # The owner mark lets any replica answer the seller's status query before the ledger
         # has recorded the lead.
         await self.owner_marks.command("SET", self._owner_key(lead.lead_id), lead.seller_id, "EX", OWNER_MARK_TTL_S)
         verdict = deps.verdicts.expect(lead.lead_id)
+
+        async def lost() -> None:
+            await self.mark_never_queued(lead, idempotency_key)
+
         try:
-            await deps.producer.publish(topics.LEAD_SUBMITTED, lead.lead_id,
-                                        ev.LeadSubmitted(lead=deps.keyring.seal(lead)))
-        except Exception:
+            published = await deps.publisher.publish(slot, topics.LEAD_SUBMITTED, lead.lead_id,
+                                                     ev.LeadSubmitted(lead=deps.keyring.seal(lead)), lost)
+        except NotQueued as exc:
             deps.verdicts.forget(lead.lead_id)
-            raise ApiError(503, "SERVICE_UNAVAILABLE", "the exchange could not queue the lead; retry",
-                           headers={"Retry-After": "1"}) from None
+            raise _not_queued_error(exc, "SERVICE_UNAVAILABLE") from None
+        except BaseException:
+            deps.verdicts.forget(lead.lead_id)
+            raise
+        if published != ACKED:
+            # The broker may or may not have it; it goes on being published. Never "not
+            # accepted": a seller retrying a lead that is then sold would make a duplicate.
+            deps.verdicts.forget(lead.lead_id)
+            return self._pending(lead.lead_id)
         try:
             outcome = await asyncio.wait_for(verdict, deps.verdict_timeout_s)
         except TimeoutError:
@@ -246,6 +285,19 @@ class Sellers:
     def _owner_key(self, lead_id: str) -> str:
         return f"lead-owner:{self.deps.namespace}{lead_id}"
 
+    def _never_queued_key(self, lead_id: str) -> str:
+        return f"lead-not-queued:{self.deps.namespace}{lead_id}"
+
+    async def mark_never_queued(self, lead: ev.Lead, idempotency_key: str) -> None:
+        """A lead answered 202 whose publish ended certainly unwritten: its status says so (next to
+        the owner mark, as long), and its idempotency key is released so a retry submits it again."""
+        await self.deps.redis.set(self._never_queued_key(lead.lead_id), lead.seller_id, ex=OWNER_MARK_TTL_S)
+        if idempotency_key:
+            await self.deps.idempotency.release(lead.seller_id, idempotency_key, lead.lead_id)
+
+    async def _never_queued(self, lead_id: str) -> bool:
+        return bool(await self.deps.redis.exists(self._never_queued_key(lead_id)))
+
     # ------------------------------------------------------------------ status
 
     async def get_lead(self, request: Request) -> Answer:
@@ -265,8 +317,10 @@ class Sellers:
             if row.seller_id != seller_id:
                 raise not_found
             return Answer(lead_status.PUBLIC[row.status], 200, lead_id)
-        owner = await deps.redis.get(self._owner_key(lead_id))
+        owner, never_queued = await deps.redis.mget(self._owner_key(lead_id), self._never_queued_key(lead_id))
         if owner is not None and cast(bytes, owner).decode() == seller_id:  # bytes: no decode_responses
+            if never_queued is not None:
+                return Answer(NOT_QUEUED, 200, lead_id, [_NOT_QUEUED_ERROR])
             return Answer("pending", 200, lead_id)
         raise not_found
 
@@ -314,6 +368,13 @@ class Sellers:
         deps = self.deps
         return verify(vertical, fields, deps.rulebook.rules_for(vertical.name, seller_id),
                       phone_area_must_match=deps.phone_area_must_match, partial=partial)
+
+
+def _not_queued_error(exc: NotQueued, code: str) -> ApiError:
+    """503 "not queued, retry": only ever for a lead certainly not handed to the broker."""
+    reason = "too many leads are in flight" if code == "OVERLOADED" else "the exchange could not queue the lead"
+    return ApiError(503, code, f"{reason}; nothing was queued: retry after Retry-After seconds",
+                    headers={"Retry-After": str(exc.retry_after_s)})
 
 
 def _rejected(result: Verification) -> Answer:

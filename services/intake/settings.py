@@ -1,10 +1,11 @@
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from leadx.dedup.store import DEFAULT_BUCKET_BITS
 from leadx.leads.rules import PACKAGED_RULES
-from leadx.platform.config import CommonSettings, env_bool, env_float, env_int, env_str
+from leadx.platform.config import CommonSettings, ConfigError, env_bool, env_float, env_int, env_str
 
 
 @dataclass(frozen=True)
@@ -13,6 +14,10 @@ class IntakeSettings:
     port: int
     # How long a seller's POST waits for the pipeline's verdict before getting 202 + status URL.
     verdict_timeout_s: float
+    # How long a POST waits for the broker to acknowledge its lead before answering 202 + status URL
+    # (the lead goes on being published); services.intake.publishing.
+    publish_timeout_s: float
+    max_in_flight: int  # unacknowledged lead publishes per replica; beyond it 503 at once; 0: no limit
     max_body_bytes: int
     public_url: str  # base of the status URLs handed to sellers
     rules_dir: str  # the lead constraint rules (leadx/rules by default)
@@ -33,6 +38,9 @@ class IntakeSettings:
             common=CommonSettings.from_env("intake"),
             port=port,
             verdict_timeout_s=env_float("INTAKE_VERDICT_TIMEOUT_SECONDS", 2.0),
+            publish_timeout_s=_positive(env_float("INTAKE_PUBLISH_TIMEOUT_SECONDS", 5.0),
+                                        "INTAKE_PUBLISH_TIMEOUT_SECONDS"),
+            max_in_flight=_not_negative(env_int("INTAKE_MAX_IN_FLIGHT", 1000), "INTAKE_MAX_IN_FLIGHT"),
             max_body_bytes=env_int("INTAKE_MAX_BODY_BYTES", 65_536),
             public_url=env_str("INTAKE_PUBLIC_URL", f"http://127.0.0.1:{port}").rstrip("/"),
             rules_dir=env_str("INTAKE_RULES_DIR", str(PACKAGED_RULES)),
@@ -46,3 +54,15 @@ class IntakeSettings:
             dedup_bucket_bits=env_int("DEDUP_BUCKET_BITS", DEFAULT_BUCKET_BITS),
             admin_api_key=env_str("ADMIN_API_KEY", ""),
         )
+
+
+def _positive(value: float, name: str) -> float:
+    if not 0 < value < math.inf:  # also refuses nan
+        raise ConfigError(f"environment variable {name} must be more than 0, got {value!r}")
+    return value
+
+
+def _not_negative(value: int, name: str) -> int:
+    if value < 0:
+        raise ConfigError(f"environment variable {name} must be 0 (no limit) or more, got {value!r}")
+    return value

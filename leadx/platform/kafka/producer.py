@@ -1,7 +1,10 @@
 """`EventProducer` publishes protobuf events with acks=all, the event id, the event type and the
-W3C trace context in headers, and returns only once the broker has the event."""
+W3C trace context in headers: `publish` returns only once the broker has the event; `hand_over`
+returns once the event is in the producer's buffer, with the broker's acknowledgement to await."""
 
 from __future__ import annotations
+
+import asyncio
 
 from aiokafka import AIOKafkaProducer
 from google.protobuf.message import Message
@@ -46,17 +49,27 @@ class EventProducer:
         with child_span(f"{topic} publish", trace.SpanKind.PRODUCER) as span:
             span.set_attribute("messaging.destination.name", full_topic)
             span.set_attribute("messaging.message.id", event_id)
-            headers = [
-                (HEADER_EVENT_ID, event_id.encode()),
-                (HEADER_EVENT_TYPE, message.DESCRIPTOR.full_name.encode()),
-                *inject_headers(),
-            ]
             if self._producer is None:
                 raise RuntimeError("publish before start()")
             await self._producer.send_and_wait(
-                full_topic, value=message.SerializeToString(), key=key.encode(), headers=headers
+                full_topic, value=message.SerializeToString(), key=key.encode(), headers=_headers(message, event_id)
             )
         return event_id
+
+    async def hand_over(self, topic: str, key: str, message: Message, event_id: str) -> asyncio.Future:
+        """Put the event in the producer's buffer; returns the future of the broker's acknowledgement.
+
+        If this raises, or is cancelled, the event never entered the buffer and will never be
+        written. Once it has returned the event may be written even if the future then fails: a
+        request that timed out or lost its connection may have reached the broker."""
+        full_topic = topic_names.name(self.settings.topic_prefix, topic)
+        with child_span(f"{topic} publish", trace.SpanKind.PRODUCER) as span:
+            span.set_attribute("messaging.destination.name", full_topic)
+            span.set_attribute("messaging.message.id", event_id)
+            if self._producer is None:
+                raise RuntimeError("publish before start()")
+            return await self._producer.send(full_topic, value=message.SerializeToString(), key=key.encode(),
+                                             headers=_headers(message, event_id))
 
     async def set_aside(self, record, group: str, reason: str) -> None:
         """Publish a consumed record, bytes and headers as they were, to dead.letter, with headers
@@ -69,3 +82,9 @@ class EventProducer:
                                               zip(topic_names.DEAD_LETTER_HEADERS, where, strict=True))]
         await self._producer.send_and_wait(topic_names.name(self.settings.topic_prefix, topic_names.DEAD_LETTER),
                                            value=record.value, key=record.key, headers=headers)
+
+
+def _headers(message: Message, event_id: str) -> list[tuple[str, bytes]]:
+    """The event id and type, and the current span's trace context."""
+    return [(HEADER_EVENT_ID, event_id.encode()), (HEADER_EVENT_TYPE, message.DESCRIPTOR.full_name.encode()),
+            *inject_headers()]
