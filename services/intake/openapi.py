@@ -49,7 +49,7 @@ ERROR_CODES = [
     "RETURN_WINDOW_CLOSED", "RETURN_RATE_EXCEEDED", "ACCOUNT_NOT_FOUND", "NOT_A_TRADING_PARTNER",
     "AUCTION_NOT_FOUND", "AUCTION_CLOSED", "BID_TOO_LOW", "PARTNERSHIP_NOT_FOUND",
     "LIST_NOT_FOUND", "LIST_CLOSED", "LIST_OPEN", "LIST_EMPTY", "BELOW_RESERVE",
-    "URL_NOT_HTTPS", "URL_ADDRESS_FORBIDDEN",
+    "URL_NOT_HTTPS", "URL_ADDRESS_FORBIDDEN", "OVERLOADED", "NOT_QUEUED",
 ]
 WARNING_CODES = ["PHONE_AREA_MISMATCH"]
 BEYOND_SCHEMA = "x-refusals-beyond-schema"
@@ -645,8 +645,8 @@ _ANSWER_SCHEMAS = {
     "Answer": {"type": "object", "xml": {"name": "response"}, "required": ["status", "lead_id", "errors"],
                "properties": {
         "status": {"type": "string", "enum": ["accepted", "rejected", "duplicate", "pending", "in_auction", "sold",
-                                              "unsold", "returned", "reported", "rated", "ok", "created", "open",
-                                              "closing", "closed"]},
+                                              "unsold", "returned", "not_queued", "reported", "rated", "ok",
+                                              "created", "open", "closing", "closed"]},
         "lead_id": {"type": ["string", "null"], "pattern": LEAD_ID},
         "errors": {"type": "array", "items": _ref("Error")},
         "warnings": {"type": "array", "items": _ref("Warning")},
@@ -932,9 +932,16 @@ def openapi_document(rulebook: RuleBook | None = None) -> dict:
             description="Only the minimal subset: any other field is refused. The SSN is checked for duplicates.")},
         "/v1/post": {"post": _operation(
             "postLead", "Submit a whole lead for an auction or a direct sale", SELLERS,
-            {"200": "accepted", "202": _answer("pending: ask status_url (also in Location)", headers=("Location",)),
-             "409": "DUPLICATE", "422": "rejected: FIELD_MISSING, FIELD_INVALID, ZIP_UNKNOWN, ZIP_STATE_MISMATCH, "
-                                        "PING_MISMATCH, IDEMPOTENCY_KEY_REUSED"},
+            {"200": "accepted",
+             "202": _answer("pending: queued, or still being queued (the broker had not acknowledged it within the "
+                            "publish bound); never send it again: ask status_url (also in Location)",
+                            headers=("Location",)),
+             "409": "DUPLICATE",
+             "422": "rejected: FIELD_MISSING, FIELD_INVALID, ZIP_UNKNOWN, ZIP_STATE_MISMATCH, PING_MISMATCH, "
+                    "IDEMPOTENCY_KEY_REUSED",
+             "503": _answer("OVERLOADED (too many leads in flight) or SERVICE_UNAVAILABLE (the lead could not be "
+                            "queued, or the exchange's Redis or SQL failed): the lead was not queued; retry after "
+                            "Retry-After, with the same Idempotency-Key", headers=("Retry-After",))},
             body=lead_content, beyond=lead_beyond,
             parameters=[{"name": "Idempotency-Key", "in": "header", "required": False, "schema": {"type": "string"},
                          "description": "its first 200 characters, trimmed: a retry with the same key and the same "
@@ -945,7 +952,11 @@ def openapi_document(rulebook: RuleBook | None = None) -> dict:
                         "those instead of the vertical's shown here.")},
         "/v1/leads/{lead_id}": {"get": _operation(
             "readLead", "A lead's status, for the seller who sent it; with a buyer's key, a lead it bought, with "
-            "its fields", EITHER, {"200": "the status", "404": "LEAD_NOT_FOUND: not yours, or no such lead"},
+            "its fields", EITHER,
+            {"200": "the status: pending, accepted, in_auction, sold, unsold, duplicate, rejected, returned; or "
+                    "not_queued (NOT_QUEUED): answered 202, the lead then certainly failed to be queued and will not "
+                    "be sold: submit it again",
+             "404": "LEAD_NOT_FOUND: not yours, or no such lead"},
             parameters=[_LEAD_ID])},
         "/v1/leads/{lead_id}/return": {"post": _operation(
             "returnLead", "A buyer returns a lead it bought, within the return window", BUYERS,

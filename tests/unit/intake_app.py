@@ -18,8 +18,9 @@ from services.intake.admin import Admin
 from services.intake.app import build_app
 from services.intake.auth_throttle import FailedAuthThrottle
 from services.intake.buyers import Buyers
-from services.intake.guards import RateLimiter
+from services.intake.guards import IdempotencyStore, RateLimiter
 from services.intake.lists import Lists
+from services.intake.publishing import BoundedPublisher
 from services.intake.requests import Callers
 from services.intake.sellers import Sellers
 
@@ -28,8 +29,9 @@ ADMIN_KEY = "intake-unit-test-admin-key"  # a test value, not a secret
 
 @contextlib.asynccontextmanager
 async def intake(sqlite_url: str, redis_url: str, accounts_per_second: int = 0, admin_per_second: int = 0,
-                 address_per_second: int = 0):
-    """The real intake app (only what these routes read), its limits as given (0: off)."""
+                 address_per_second: int = 0, max_in_flight: int = 0):
+    """The real intake app (only what these routes read), its limits as given (0: off), with no
+    broker: a lead that passes every check gets as far as the in-flight limit (`max_in_flight`)."""
     engine = make_engine(sqlite_url)
     create_schema(engine)
     sessions = session_factory(engine)
@@ -40,16 +42,19 @@ async def intake(sqlite_url: str, redis_url: str, accounts_per_second: int = 0, 
                       operators=RateLimiter(redis, namespace, admin_per_second, scope="admin"),
                       addresses=RateLimiter(redis, namespace, address_per_second, scope="address"))
     deps = SimpleNamespace(sessions=sessions, secret=b"k" * 32, dedup=None, redis=redis, producer=None,
-                           namespace=namespace, max_body_bytes=64 * 1024, callers=callers,
+                           publisher=BoundedPublisher(None, 1.0, max_in_flight),
+                           idempotency=IdempotencyStore(redis, namespace, 60), namespace=namespace,
+                           max_body_bytes=64 * 1024, callers=callers,
                            rulebook=load_rulebook(PACKAGED_RULES, load_verticals()), phone_area_must_match=False)
-    app = build_app(Sellers(deps), Buyers(deps), Admin(sessions, ADMIN_KEY, callers=callers),
+    sellers = Sellers(deps)
+    app = build_app(sellers, Buyers(deps), Admin(sessions, ADMIN_KEY, callers=callers),
                     Lists(sessions, callers, ADMIN_KEY, deps.max_body_bytes), Readiness(), callers=callers)
 
     def client(address: str = "203.0.113.7") -> httpx.AsyncClient:
         return httpx.AsyncClient(transport=httpx.ASGITransport(app=app, client=(address, 40000)),
                                  base_url="http://intake")
     try:
-        yield SimpleNamespace(client=client, sessions=sessions)
+        yield SimpleNamespace(client=client, sessions=sessions, sellers=sellers, redis=redis, deps=deps)
     finally:
         await redis.aclose()
         engine.dispose()
