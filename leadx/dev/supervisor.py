@@ -5,10 +5,11 @@ developer) is reported with the last lines of its log and started again, up to `
 each; after that it is left stopped and said so. The exchange's guarantees carry the rest: what a
 service had in hand is read again from the broker when it comes back.
 
-The local broker and Redis keep their data in memory only. A broker started again has lost every
-topic, so the services are restarted after it, to create their topics and join their groups again;
-a Redis started again is empty, so consumers seen before it went are no longer caught as
-duplicates. Both are said when they happen.
+tansu, the light local broker, and Redis keep their data in memory only. A tansu started again has
+lost every topic, so the services are restarted after it, to create their topics and join their
+groups again; a Redis started again is empty, so consumers seen before it went are no longer caught
+as duplicates. Both are said when they happen. Apache Kafka starts again from its data folder, with
+its topics, records and the groups' offsets: the services reconnect to it on their own.
 """
 
 from __future__ import annotations
@@ -28,6 +29,9 @@ AFTER_RESTART = {
     "redis": "Redis keeps its data in memory, so it is empty now: consumers sent before this are no"
              " longer caught as duplicates",
 }
+
+KAFKA_AFTER_RESTART = ("Apache Kafka started again from its data folder, with its topics and records: the services"
+                       " reconnect to it")
 
 
 def last_lines(process: ManagedProcess, count: int = LOG_LINES) -> list[str]:
@@ -79,6 +83,9 @@ class Supervisor:
             self.stack.start_infra_process(process)
         else:
             self.stack.restart(process.name)
+        if process.name == "broker" and self.stack.broker == "kafka":
+            self.out(f"leadx: {KAFKA_AFTER_RESTART}")
+            return
         if note := AFTER_RESTART.get(process.name):
             self.out(f"leadx: {note}")
         if process.name == "broker":
