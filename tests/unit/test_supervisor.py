@@ -1,5 +1,5 @@
 """`leadx run`'s supervisor, on real processes: one that dies is reported with its log and started
-again, a few times at most; a broker started again takes the services with it."""
+again, a few times at most; a tansu broker started again takes the services with it, Apache Kafka does not."""
 
 from __future__ import annotations
 
@@ -76,5 +76,24 @@ def test_a_broker_started_again_restarts_the_services_and_redis_says_what_was_lo
         assert any(line.startswith("leadx: broker exited on its own (killed by signal 15)") for line in lines)
         assert any("topics in memory" in line for line in lines)
         assert any("no longer caught as duplicates" in line for line in lines)
+    finally:
+        stack.stop()
+
+
+def test_apache_kafka_started_again_keeps_its_topics_so_the_services_carry_on(tmp_path):
+    stack = LocalStack(tmp_path, broker="kafka")
+    lines: list[str] = []
+    supervisor = Supervisor(stack, out=lines.append)
+    broker = listener(stack, "broker")
+    service = sleeper(stack, "dedup")
+    try:
+        before = service.process
+        broker.process.kill()
+        broker.process.wait(10)
+        assert supervisor.check() == ["broker"]
+        assert broker.alive() and service.process is before  # the services are left running
+        assert lines[-1] == ("leadx: Apache Kafka started again from its data folder, with its topics and records:"
+                             " the services reconnect to it")
+        assert not any("topics in memory" in line for line in lines)
     finally:
         stack.stop()
