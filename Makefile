@@ -18,8 +18,11 @@ $(STAMP): requirements.lock pyproject.toml
 	@touch $(STAMP)
 
 ## Start the whole exchange locally (broker, Redis, SQLite, all services, demo seller and buyers).
+## The broker: Apache Kafka where Java 17+ is present (leadx run fetches its jars the first time, as
+## `make kafka-jars` does), tansu where it is not; `make run LEADX_BROKER=tansu` (or kafka) chooses.
+LEADX_BROKER ?= auto
 run: install
-	$(VENV)/bin/leadx run
+	$(VENV)/bin/leadx run --broker $(LEADX_BROKER)
 
 ## The whole suite: generated-code drift, lint, types, manifests, unit and integration tests.
 ## Two workers (pytest-xdist); tests/conftest.py gives each worker whole groups of tests, in the order

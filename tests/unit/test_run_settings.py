@@ -1,5 +1,5 @@
 """What `leadx run` leaves for the commands beside it: the documented ports unless taken, and the
-exchange.env file the `leadx` commands read when the environment does not say."""
+exchange.env file the `leadx` commands read when the environment does not say; the broker it starts."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 
 from leadx.dev import exchange_env
 from leadx.dev.demo.exchange import documented_port
@@ -78,3 +79,31 @@ def test_the_cli_uses_the_running_exchange_s_file_and_says_so(tmp_path, database
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith('{"id": "s_')
     assert result.stderr.startswith("leadx: using the exchange `make run` started")
+
+
+def test_the_broker_leadx_run_chooses_and_says_why(monkeypatch, capsys):
+    from leadx.dev import kafka_broker
+    from leadx.dev.demo.exchange import BrokerUnavailable, choose_broker
+
+    monkeypatch.setattr(kafka_broker, "java_problem", lambda: None)
+    monkeypatch.setattr(kafka_broker, "fetched", lambda: True)
+    assert choose_broker("auto") == "kafka"
+    assert capsys.readouterr().out == ("leadx: broker: Apache Kafka 4.1.1 (Java is present; --broker tansu for the"
+                                       " light one)\n")
+    assert choose_broker("tansu") == "tansu"
+    assert capsys.readouterr().out == "leadx: broker: tansu (--broker tansu)\n"
+
+    monkeypatch.setattr(kafka_broker, "fetched", lambda: False)  # Java, but no jars, and Maven cannot get them
+
+    def no_maven(quiet: bool = False):
+        raise RuntimeError("Maven (mvn) is needed to fetch Apache Kafka's jars: apt-get install maven")
+
+    monkeypatch.setattr(kafka_broker, "fetch", no_maven)
+    assert choose_broker("auto") == "tansu"
+    said = capsys.readouterr().out
+    assert said.startswith("leadx: broker: tansu, as Apache Kafka cannot run here: its jars are not in ")
+    assert "(Maven (mvn) is needed" in said and "`make kafka-jars` fetches them" in said and "kcat" in said
+
+    monkeypatch.setattr(kafka_broker, "java_problem", lambda: "no java here")
+    with pytest.raises(BrokerUnavailable, match="Apache Kafka cannot run here: no java here"):
+        choose_broker("kafka")

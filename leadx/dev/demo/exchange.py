@@ -1,6 +1,7 @@
 """`leadx run`: the whole exchange on this machine with a demo seller and demo buyers.
 
-Starts the broker and Redis unless KAFKA_BOOTSTRAP_SERVERS / a reachable REDIS_URL are given,
+Starts the broker and Redis unless KAFKA_BOOTSTRAP_SERVERS / a reachable REDIS_URL are given (the
+broker: Apache Kafka where Java 17+ is present, tansu where it is not, or as `--broker` says),
 uses SQLite unless DATABASE_URL is set, starts every service, then posts leads in JSON, XML and
 URL-encoded form, PINGing some first (and some repeats, to show duplicates being caught), and prints
 each step until Ctrl-C or --leads N.
@@ -11,10 +12,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import os
 import random
 import secrets
 import shlex
+import shutil
 import signal
 import sys
 import time
@@ -33,7 +36,7 @@ from leadx.dev.demo.buyers import BuyerServer, random_behaviour
 from leadx.dev.demo.consumers import ping_subset
 from leadx.dev.demo.printer import EventPrinter
 from leadx.dev.simulation.market import Seller, consumer
-from leadx.dev import exchange_env
+from leadx.dev import exchange_env, kafka_broker
 from leadx.dev.stack import LOCAL_BUYER_URLS, SERVICES, LocalStack, free_port, port_taken, redis_reachable
 from leadx.dev.supervisor import Supervisor
 from leadx.platform.config import env_int
@@ -64,16 +67,49 @@ DEMO_AUTOBID_PROFILES = [
 ]
 
 
-def _stack(run_dir: Path, window_s: float) -> LocalStack:
+class BrokerUnavailable(Exception):
+    """`--broker kafka` on a machine that cannot run Apache Kafka; the message says why."""
+
+
+def choose_broker(wanted: str) -> str:
+    """The local broker to start: "kafka" or "tansu". `auto` takes Apache Kafka where Java 17+ is
+    present, its jars fetched from Maven Central the first time, and tansu otherwise; the choice and
+    its reason are printed. `kafka` that cannot be raises BrokerUnavailable."""
+    if wanted == "tansu":
+        print("leadx: broker: tansu (--broker tansu)", flush=True)
+        return "tansu"
+    problem = kafka_broker.java_problem()
+    if problem is None and not kafka_broker.fetched():
+        try:
+            kafka_broker.fetch()  # says it is fetching; minutes the first time, then never again
+        except RuntimeError as error:
+            problem = (f"its jars are not in {kafka_broker.jars_dir()} and could not be fetched"
+                       f" ({str(error).splitlines()[0]}); `make kafka-jars` fetches them")
+    if problem is None:
+        why = "--broker kafka" if wanted == "kafka" else "Java is present; --broker tansu for the light one"
+        print(f"leadx: broker: Apache Kafka {kafka_broker.KAFKA_VERSION} ({why})", flush=True)
+        return "kafka"
+    if wanted == "kafka":
+        raise BrokerUnavailable(f"Apache Kafka cannot run here: {problem}")
+    print(f"leadx: broker: tansu, as Apache Kafka cannot run here: {problem}. tansu keeps its data in memory,"
+          " and standard Kafka tools such as kcat cannot talk to it", flush=True)
+    return "tansu"
+
+
+def _stack(run_dir: Path, window_s: float, broker: str) -> LocalStack:
     redis_url = os.environ.get("REDIS_URL")
     database_url = os.environ.get("DATABASE_URL")
     if not database_url:
         for leftover in run_dir.glob("leadx.db*"):
             leftover.unlink()  # a fresh demo: no buyers from an earlier run with dead URLs
     admin_key = secrets.token_urlsafe(24)  # this run's own: in exchange.env, for the commands beside it
+    kafka_bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS") or None
+    if kafka_bootstrap:
+        print(f"leadx: broker: {kafka_bootstrap} (KAFKA_BOOTSTRAP_SERVERS)", flush=True)
     return LocalStack(
         run_dir.resolve(),  # its SQLite path then reads the same from any folder (exchange.env)
-        kafka_bootstrap=os.environ.get("KAFKA_BOOTSTRAP_SERVERS") or None,
+        kafka_bootstrap=kafka_bootstrap,
+        broker="tansu" if kafka_bootstrap else choose_broker(broker),
         redis_url=redis_url if redis_url and redis_reachable(redis_url) else None,
         database_url=database_url or None,
         auction_window_s=window_s,
@@ -120,8 +156,20 @@ def health_urls(stack: LocalStack) -> str:
     return ",".join(f"{name}=http://127.0.0.1:{stack.port_of(name, 'HEALTH_PORT')}" for name in stack.services)
 
 
-def quick_tour(intake_port: int, seller_key: str, lead: dict, env_path: Path) -> list[str]:
-    """Lines to paste: a lead posted as the demo seller, and the sales as they close."""
+def kcat_tour(bootstrap: str) -> list[str]:
+    """Lines to paste for the Apache Kafka `leadx run` started: the topics with Kafka's own tools."""
+    missing = "" if shutil.which("kcat") else " (apt-get install kcat)"
+    return [
+        f"leadx: the topics with Kafka's own tools, e.g. Debian's kcat{missing}:",
+        f"  kcat -b {bootstrap} -L",
+        f"  kcat -b {bootstrap} -C -t sale.closed -o beginning -e -f '%k  %h\\n'",
+    ]
+
+
+def quick_tour(intake_port: int, seller_key: str, lead: dict, env_path: Path, kcat_bootstrap: str | None = None
+               ) -> list[str]:
+    """Lines to paste: a lead posted as the demo seller, and the sales as they close (and, on
+    Apache Kafka, the topics read with kcat)."""
     leadx_command = Path(sys.executable).parent / "leadx"
     command = os.path.relpath(leadx_command) if leadx_command.exists() else "leadx"
     return [
@@ -134,6 +182,7 @@ def quick_tour(intake_port: int, seller_key: str, lead: dict, env_path: Path) ->
         f"  {command} tail sale.closed",
         f"leadx: the exchange at a glance: {command} status  (each service's Prometheus metrics: GET /metrics"
         " on its health port, listed in LEADX_HEALTH_URLS; docs/operations.md)",
+        *(kcat_tour(kcat_bootstrap) if kcat_bootstrap else []),
     ]
 
 
@@ -267,12 +316,17 @@ async def _settled(printer: EventPrinter, stop: asyncio.Event, timeout_s: float)
         await asyncio.sleep(0.2)
 
 
-def run_exchange(leads: int | None, rate: float, window_s: float, seed: int, run_dir: Path) -> int:
-    stack = _stack(run_dir, window_s)
+def run_exchange(leads: int | None, rate: float, window_s: float, seed: int, run_dir: Path,
+                 broker: str = "auto") -> int:
+    """`broker`: auto, kafka or tansu (choose_broker), when KAFKA_BOOTSTRAP_SERVERS names none."""
+    # The event printer's Kafka client would log every failed reconnection while the broker is away;
+    # the supervisor and the printer say what happens in a line each.
+    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
+    stack = _stack(run_dir, window_s, broker)
     buyers = BuyerServer()
     print("leadx: starting the broker, Redis and SQL where none is configured ...", flush=True)
-    stack.start_infra()
     try:
+        stack.start_infra()  # in the try: a part that fails to start takes those started before it along
         assert stack.database_url is not None  # start_infra chose one when none was given
         engine = make_engine(stack.database_url)  # its schema upgraded by start_infra
         sessions = session_factory(engine)
@@ -304,7 +358,9 @@ def run_exchange(leads: int | None, rate: float, window_s: float, seed: int, run
               f"  broker {stack.kafka_bootstrap}  redis {stack.redis_url}  sql {stack.database_url}", flush=True)
         env_path = exchange_env.write(run_dir, exchange_settings(stack, intake_url, grpc_address, seller.api_key))
         sample = consumer(random.Random(seed + 1), DEMO_SELLER, date.today())
-        for line in quick_tour(intake_port, seller.api_key, {**sample, "min_price": DEMO_MIN_PRICE_CENTS}, env_path):
+        kcat_bootstrap = stack.kafka_bootstrap if stack.broker == "kafka" else None  # tansu: kcat cannot
+        for line in quick_tour(intake_port, seller.api_key, {**sample, "min_price": DEMO_MIN_PRICE_CENTS}, env_path,
+                               kcat_bootstrap):
             print(line, flush=True)
         print(f"leadx: {len(DEMO_BUYERS)} demo buyers bidding, one AutoBid buyer bid for by the platform;"
               f" the demo seller posts {rate:g} lead/s"
