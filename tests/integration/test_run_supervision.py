@@ -29,15 +29,16 @@ STALL_S = 15
 
 
 class RunningExchange:
-    """`leadx run` as a subprocess, its output collected line by line as it comes. It runs in `folder`,
-    with its run folder in `folder/.leadx`, as `make run` does in the project."""
+    """`leadx run` as a subprocess (with `options`, e.g. `--broker kafka`), its output collected line by
+    line as it comes. It runs in `folder`, with its run folder in `folder/.leadx`, as `make run` does in
+    the project."""
 
-    def __init__(self, folder: Path, **env: str) -> None:
+    def __init__(self, folder: Path, *options: str, **env: str) -> None:
         self.folder = folder
         environ = {k: v for k, v in os.environ.items()
                    if k not in {"KAFKA_BOOTSTRAP_SERVERS", "REDIS_URL", "DATABASE_URL", "LEADX_ENV"}}
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "leadx.cli.main", "run", "--rate", "4", "--window", "1", "--seed", "5"],
+            [sys.executable, "-m", "leadx.cli.main", "run", "--rate", "4", "--window", "1", "--seed", "5", *options],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=folder, env={**environ, **env})
         self.lines: list[str] = []
         threading.Thread(target=self._read, daemon=True).start()
@@ -72,6 +73,11 @@ class RunningExchange:
             if parent == self.process.pid and marker in command:
                 return int(pid)
         raise AssertionError(f"leadx run has no child process running {marker}")
+
+    def broker(self) -> int:
+        """The pid of the broker `leadx run` started: Apache Kafka (its main class) or tansu."""
+        kafka = any(line.startswith("leadx: broker: Apache Kafka") for line in self.lines)
+        return self.child("kafka.Kafka" if kafka else "tansu")
 
 
 @pytest.fixture(scope="module")
@@ -150,7 +156,7 @@ def test_the_printed_tour_and_the_readme_s_commands_work_beside_it(running: Runn
 
 def test_leadx_run_rides_out_a_stalled_broker_and_a_killed_service(running: RunningExchange):
     run = running
-    broker = run.child("tansu")
+    broker = run.broker()
     stalled = len(run.lines)
     os.kill(broker, signal.SIGSTOP)
     time.sleep(STALL_S)
