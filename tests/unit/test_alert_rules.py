@@ -77,7 +77,7 @@ def test_the_alerts_that_matter_are_there_and_unit_tested(groups: list[dict]):
     defined = alerts(groups)
     assert set(defined) == {
         "LeadxConsumerLagGrowing", "LeadxAuctionsClosingLate", "LeadxIntake5xxRate", "LeadxBuyerBreakerOpen",
-        "LeadxEventsDeadLettered", "LeadxNoSales", "LeadxMetricsDown",
+        "LeadxEventsDeadLettered", "LeadxNoSales", "LeadxMetricsDown", "LeadxDedupRecordsHeld",
     }
     cases = yaml.safe_load(ALERTS_TEST.read_text())["tests"]
     tested = {case["alertname"] for test in cases for case in test.get("alert_rule_test", [])}
@@ -86,7 +86,8 @@ def test_the_alerts_that_matter_are_there_and_unit_tested(groups: list[dict]):
         outcomes = {bool(case["exp_alerts"]) for test in cases for case in test.get("alert_rule_test", [])
                     if case["alertname"] == name}
         assert outcomes == {True, False}, name
-    assert tested >= {"LeadxEventsDeadLettered", "LeadxNoSales", "LeadxConsumerLagGrowing", "LeadxBuyerBreakerOpen"}
+    assert tested >= {"LeadxEventsDeadLettered", "LeadxNoSales", "LeadxConsumerLagGrowing", "LeadxBuyerBreakerOpen",
+                      "LeadxDedupRecordsHeld"}
 
 
 def dashboard_queries() -> list[str]:
