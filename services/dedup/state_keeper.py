@@ -11,6 +11,7 @@ holds every lead: its handler raises, and the consumer retries the lead rather t
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import time
 from collections.abc import Callable
@@ -56,7 +57,8 @@ class StateKeeper:
     def look(self) -> None:
         """Start a restore (one at a time in this replica), which ends at once if the epoch is there."""
         if self._restoring is None or self._restoring.done():
-            self._restoring = asyncio.create_task(self.restore())
+            # A context of its own: the restore outlives the lead whose trace it would otherwise join.
+            self._restoring = asyncio.create_task(self.restore(), context=contextvars.Context())
             self._restoring.add_done_callback(_log_failure)
 
     async def stop(self) -> None:
