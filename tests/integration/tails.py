@@ -18,7 +18,7 @@ from collections.abc import Callable
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.structs import ConsumerRecord
 
-from leadx.platform.kafka.offsets import end_offsets_with
+from leadx.platform.kafka.offsets import end_offsets_with, partitions_of
 
 # A read fetches only what its end check found written, so a fetch need not wait at the broker.
 FETCH_WAIT_MS = 10
@@ -109,17 +109,12 @@ class TopicTails:
         await self._reassign({**self._partitions, topic: [TopicPartition(topic, p) for p in sorted(numbers)]}, topic)
         return True
 
-    async def _partitions_of(self, topic: str) -> set[int] | None:
-        """The topic's partitions as the broker knows them now: a consumer's metadata is never
-        refreshed for a topic it was not asked about, and services create their topics as they
-        start, so a fresh consumer asks."""
-        asking = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, group_id=None, enable_auto_commit=False)
-        await asking.start()
-        try:
-            await asking.topics()  # as read_to_end does (stopping a consumer at once after its start fails)
-            return asking.partitions_for_topic(topic)
-        finally:
-            await asking.stop()
+    async def _partitions_of(self, topic: str) -> set[int]:
+        """The topic's partitions as the brokers know them now (services create their topics as
+        they start), asked of them afresh: on Apache Kafka a consumer's own metadata names only
+        the topics it tracks."""
+        assert self._probe is not None
+        return {tp.partition for tp in await partitions_of(self._probe, [topic])}
 
     async def _reassign(self, partitions: dict[str, list[TopicPartition]], new_topic: str | None) -> None:
         """Assign the reader these partitions, paused: those it read keep their positions, a new
