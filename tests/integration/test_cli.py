@@ -140,13 +140,15 @@ def test_missing_configuration_fails_fast_with_its_name():
 
 
 def test_leadx_run_shows_the_exchange_working(tmp_path):
-    """`make run`'s command: infrastructure, services, demo seller and buyers, and a clean stop."""
+    """`make run`'s command: infrastructure, services, demo seller and buyers, and a clean stop. On tansu,
+    the broker of a machine without Java (test_run_supervision and test_run_on_kafka run Apache Kafka)."""
     env = {k: v for k, v in os.environ.items() if k not in {"KAFKA_BOOTSTRAP_SERVERS", "REDIS_URL", "DATABASE_URL"}}
     result = subprocess.run([sys.executable, "-m", "leadx.cli.main", "run", "--leads", "6", "--rate", "5",
-                             "--window", "1", "--seed", "3", "--run-dir", str(tmp_path)],
+                             "--window", "1", "--seed", "3", "--run-dir", str(tmp_path), "--broker", "tansu"],
                             capture_output=True, text=True, env=env, timeout=240)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     out = result.stdout
+    assert out.startswith("leadx: broker: tansu (--broker tansu)\n") and "kcat" not in out
     assert "exchange ready" in out
     assert out.count("auction ") >= 2 and "opened" in out and "closed" in out
     assert "SOLD" in out or "UNSOLD" in out
