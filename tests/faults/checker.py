@@ -14,6 +14,8 @@ The promises, and what breaks them:
 - `posted twice`: one consumer's data POSTed to one buyer in two different leads. The same lead
   POSTed again (a delivery worker died while the buyer held the first) is counted, not failed: the
   buyer sees the same Idempotency-Key (`delivered_twice`).
+- `repeat without its key`: a lead POSTed again to a buyer under another Idempotency-Key than the
+  first time, so the buyer cannot recognise the repeat.
 - `refused then sold`: a lead the seller was told was not accepted, sold anyway (a seller's retry
   would make a duplicate).
 - `books`: ledger entries that do not sum to zero, overall or in any transaction.
@@ -128,6 +130,7 @@ def violations(history: History) -> list[Violation]:
     found += _doubled(history)
     found += _paid_twice(history)
     found += _posted_twice(history)
+    found += _repeats_without_their_key(history)
     found += _refused_then_sold(history)
     found += _books(history)
     found += _unrecorded_posts(history)
@@ -198,6 +201,15 @@ def delivered_twice(history: History) -> Counter[str]:
     """Leads a buyer received more than once (the same lead: a repeat after a crash), by lead."""
     seen = Counter((post.buyer_id, post.lead_id) for post in history.posts)
     return Counter(lead for (_buyer, lead), count in seen.items() if count > 1)
+
+
+def _repeats_without_their_key(history: History) -> list[Violation]:
+    keys: dict[tuple[str, str], set[str | None]] = defaultdict(set)
+    for post in history.posts:
+        keys[(post.buyer_id, post.lead_id)].add(post.idempotency_key)
+    return [Violation("repeat without its key",
+                      f"buyer {buyer} received lead {lead} under keys {sorted(map(str, seen))}")
+            for (buyer, lead), seen in sorted(keys.items()) if len(seen) > 1]
 
 
 def _refused_then_sold(history: History) -> list[Violation]:

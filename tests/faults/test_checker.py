@@ -92,6 +92,14 @@ def test_one_consumer_posted_to_one_buyer_in_two_leads_is_found_but_a_repeat_of_
     assert rules(history) == ["posted twice"]
 
 
+def test_a_lead_posted_again_under_another_key_is_found():
+    history = clean()
+    history.posts.append(BuyerPost("b1", "L1", "another-key"))
+    history.attempts.append(Attempt("L1", "b1", 2, "accepted"))
+    found = violations(history)
+    assert [v.rule for v in found] == ["repeat without its key"] and "another-key" in found[0].detail
+
+
 def test_a_refused_lead_that_was_sold_is_found():
     history = clean()
     history.submissions.append(Submission(5, T0, T0 + 40, 503, "rejected", "L9"))
