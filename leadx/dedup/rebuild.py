@@ -62,6 +62,8 @@ async def rebuild(sessions: sessionmaker[Session], store: DedupStore, policy: De
     if token is None:
         raise RebuildBusy("another dedup rebuild holds the lock")
     keeper = asyncio.create_task(_keep_lock(store, token))
+    # Its failure (Redis gone) fails the rebuild's own writes too, which raise it; marked read here.
+    keeper.add_done_callback(lambda task: task.cancelled() or task.exception())
     try:
         flushed = await flush(store) if flush_first else 0
         report = await _replay(sessions, store.rebuilding(token), policy, hmac_keys, now_ms, email_provider_rules)
