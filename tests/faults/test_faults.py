@@ -1,6 +1,7 @@
 """The fault suite: leads flow from two sellers to three buyers while, one after another, each
 service is killed with SIGKILL and started again, services, the broker and Redis are frozen with
-SIGSTOP (`LEADX_FAULT_STOP_S`, 30 s by default) and resumed, and Redis is restarted with its data.
+SIGSTOP (`LEADX_FAULT_STOP_S`, 30 s by default) and resumed, and Redis is restarted with its data
+and then without it.
 The checker (tests/faults/checker.py) then reads the whole history and fails the test on any lead
 lost or doubled, any consumer sold or posted twice to one buyer, any lead refused and then sold,
 books that do not balance, or a POST with no post_attempts row. The table per fault (leads, lost,
@@ -12,6 +13,7 @@ It runs on a broker and a Redis of its own: freezing the session's would stall e
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import time
 from collections.abc import Callable, Iterator
@@ -100,6 +102,18 @@ def restarted_with_its_data(stack: LocalStack, process: ManagedProcess) -> None:
     stack.start_infra_process(process)
 
 
+def restarted_without_its_data(stack: LocalStack, process: ManagedProcess) -> None:
+    """A Redis lost with its disk (a node replaced, a volume gone): killed, its files deleted, started
+    empty. The exchange must notice and restore the dedup records from SQL before it sells again."""
+    process.signal(signal.SIGKILL)
+    assert process.process is not None
+    process.process.wait(10)
+    folder = stack.run_dir / "redis"
+    shutil.rmtree(folder)
+    folder.mkdir()
+    stack.start_infra_process(process)
+
+
 def test_no_lead_is_lost_or_sold_twice_whatever_fails(rig: Rig):
     exchange = rig.exchange
     alpha, beta, gamma = (exchange.buyers.buyers[name] for name in ("alpha", "beta", "gamma"))
@@ -113,6 +127,7 @@ def test_no_lead_is_lost_or_sold_twice_whatever_fails(rig: Rig):
         (f"broker SIGSTOP {STOP_S:.0f} s", lambda: frozen(broker)),
         (f"Redis SIGSTOP {STOP_S:.0f} s", lambda: frozen(redis)),
         ("Redis restarted with its data", lambda: restarted_with_its_data(rig.infra, redis)),
+        ("Redis restarted without its data", lambda: restarted_without_its_data(rig.infra, redis)),
     ]
 
     workload = Workload(exchange)
