@@ -51,6 +51,36 @@ def wait_for_port(host: str, port: int, timeout_s: float, process: subprocess.Po
     raise TimeoutError(f"nothing listening on {host}:{port} after {timeout_s}s")
 
 
+def _coordinator_ready(bootstrap: str, timeout_s: float) -> None:
+    """Wait until a fresh Apache Kafka serves consumer groups (its offsets topic made and led), as a
+    cluster in service does. Services that start together otherwise race its making: the auction's
+    faust worker, joining its group while the broker said it had no coordinator yet, took a snapshot
+    of its table's changelog topic without partitions and stopped on it."""
+    import asyncio
+
+    from aiokafka.errors import KafkaError
+
+    from leadx.platform.kafka import clients
+
+    async def ready() -> None:
+        admin = clients.admin(bootstrap)  # the local broker: plaintext
+        await admin.start()
+        try:
+            deadline = time.monotonic() + timeout_s
+            while True:
+                try:
+                    await admin.list_consumer_group_offsets("leadx-local-broker-ready")
+                    return
+                except KafkaError:
+                    if time.monotonic() > deadline:
+                        raise
+                    await asyncio.sleep(0.2)
+        finally:
+            await admin.close()
+
+    asyncio.run(ready())
+
+
 def wait_for_log(process: ManagedProcess, text: str, timeout_s: float) -> None:
     """Wait until the process has written `text` to its log since it was last started."""
     deadline = time.monotonic() + timeout_s
@@ -233,13 +263,17 @@ class LocalStack:
         shutil.rmtree(folder, ignore_errors=True)
         # A broker killed and started again registers anew once the controller has given up its old
         # session: a shorter session than the default 9 s brings it back sooner.
+        # The consumer groups' offsets topic is made by the first group that asks for its coordinator;
+        # a few partitions rather than 50 make that quick on a small machine.
         broker = KafkaBroker([Listener("CLIENT")], workdir=folder,
-                             properties={"broker.session.timeout.ms": "4000", "broker.heartbeat.interval.ms": "1000"})
+                             properties={"broker.session.timeout.ms": "4000", "broker.heartbeat.interval.ms": "1000",
+                                         "offsets.topic.num.partitions": str(self.partitions)})
         argv = broker.prepare()
         # A JVM's start on a busy machine takes seconds; a controlled shutdown takes a few too.
         self._start_infra("broker", broker.ports["CLIENT"], argv, started_text=STARTED, start_timeout_s=120,
                           stop_timeout_s=30)
         self.kafka_bootstrap = broker.bootstrap()
+        _coordinator_ready(self.kafka_bootstrap, timeout_s=60)
 
     def _start_infra(self, name: str, port: int, argv: list[str], **options) -> None:
         """Start one infrastructure process and wait until it listens on `port` (and has logged its

@@ -30,16 +30,12 @@ LEAD_LINE = re.compile(r"^lead +([A-Z0-9]{10}) +in ")
 def running(tmp_path_factory) -> Iterator[RunningExchange]:
     run = RunningExchange(tmp_path_factory.mktemp("project"), "--broker", "kafka",
                           INTAKE_PORT=str(free_port()), GRPC_PORT=str(free_port()))
-    ready = run.wait_for("exchange ready", timeout_s=240)
-    run.wait_for("SOLD ", since=ready)
-    yield run
-    if run.process.poll() is None:
-        run.process.send_signal(signal.SIGINT)  # so that Java stops too
-        try:
-            run.process.wait(60)
-        except subprocess.TimeoutExpired:
-            run.process.kill()
-            run.process.wait(30)
+    try:
+        ready = run.wait_for("exchange ready", timeout_s=240)
+        run.wait_for("SOLD ", since=ready)
+        yield run
+    finally:
+        run.stop()
 
 
 def bootstrap(run: RunningExchange) -> str:

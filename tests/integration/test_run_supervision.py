@@ -59,6 +59,17 @@ class RunningExchange:
                 raise AssertionError(f"no {text!r} in leadx run's output after {timeout_s}s:\n{self.tail()}")
             time.sleep(0.2)
 
+    def stop(self) -> None:
+        """Ctrl-C, as a developer stops it, so that what it started stops too (it starts each part in
+        a session of its own, which a SIGKILL of `leadx run` alone would leave running)."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)
+            try:
+                self.process.wait(90)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(30)
+
     def tail(self) -> str:
         return "\n".join(self.lines[-40:])
 
@@ -85,12 +96,12 @@ def running(tmp_path_factory) -> Iterator[RunningExchange]:
     # Ports of its own rather than 8080 and 50051: another worker may run `leadx run` at the same time
     # (test_cli). The documented defaults are tested in tests/unit/test_run_settings.py.
     run = RunningExchange(tmp_path_factory.mktemp("project"), INTAKE_PORT=str(free_port()), GRPC_PORT=str(free_port()))
-    ready = run.wait_for("exchange ready", timeout_s=180)
-    run.wait_for("SOLD ", since=ready)
-    yield run
-    if run.process.poll() is None:
-        run.process.kill()
-        run.process.wait(30)
+    try:
+        ready = run.wait_for("exchange ready", timeout_s=180)
+        run.wait_for("SOLD ", since=ready)
+        yield run
+    finally:
+        run.stop()
 
 
 def second_terminal() -> dict[str, str]:

@@ -371,7 +371,8 @@ def run_exchange(leads: int | None, rate: float, window_s: float, seed: int, run
         print(f"leadx: {printer.summary()}", flush=True)
         return 0
     finally:
-        print("leadx: stopping services, broker and Redis ...", flush=True)
+        with contextlib.suppress(OSError):  # a reader of its output that went away must not keep it from stopping
+            print("leadx: stopping services, broker and Redis ...", flush=True)
         (run_dir / exchange_env.FILE_NAME).unlink(missing_ok=True)
         stack.stop()
         buyers.stop()
