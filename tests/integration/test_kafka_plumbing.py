@@ -6,6 +6,7 @@ import asyncio
 
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.errors import CommitFailedError
 
 from leadx.contracts import topics
 from leadx.contracts.events.v1 import events_pb2 as ev
@@ -249,6 +250,43 @@ def test_a_consumer_whose_loop_died_is_not_ready(kafka_bootstrap, unique_prefix)
             await asyncio.sleep(0.05)
         assert consumer.joined  # still in the group, yet reading nothing: not ready
         await consumer._consumer.stop()
+        await producer.stop()
+
+    asyncio.run(scenario())
+
+
+def test_a_commit_refused_after_a_rebalance_is_made_again_and_the_loop_goes_on(kafka_bootstrap, unique_prefix):
+    # A process frozen past its session timeout (SIGSTOP, a debugger, a VM paused) finds its group
+    # rebalanced and its commit refused. Its loop must not die of it (the fault suite saw a dedup
+    # worker stay unready for good): it goes on, and commits the finished records at a later round.
+    async def scenario() -> None:
+        kafka, producer = await producer_on_lead_rejected(kafka_bootstrap, unique_prefix)
+        handled: list[str] = []
+
+        async def handler(envelope: Envelope) -> None:
+            handled.append(envelope.message.lead_id)
+
+        consumer = EventConsumer(kafka, "rejoins", {topics.LEAD_REJECTED: ev.LeadRejected}, handler)
+        await consumer.start()
+        commit, refusals = consumer._consumer.commit, []
+
+        async def refused_once(offsets):
+            if not refusals:
+                refusals.append(dict(offsets))
+                raise CommitFailedError("the group has already rebalanced")
+            return await commit(offsets)
+
+        consumer._consumer.commit = refused_once
+        await producer.publish(topics.LEAD_REJECTED, "L0", ev.LeadRejected(lead_id="L0"))
+        while not refusals:
+            await asyncio.sleep(0.05)
+        assert consumer.ready()  # the loop goes on
+        await producer.publish(topics.LEAD_REJECTED, "L1", ev.LeadRejected(lead_id="L1"))
+        topic = topics.name(unique_prefix, topics.LEAD_REJECTED)
+        while await committed(kafka_bootstrap, consumer.group_id, topic) != 2:
+            await asyncio.sleep(0.1)
+        assert handled == ["L0", "L1"] and consumer.ready()
+        await consumer.stop()
         await producer.stop()
 
     asyncio.run(scenario())

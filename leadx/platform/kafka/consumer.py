@@ -11,6 +11,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
 
 from aiokafka import ConsumerRebalanceListener, TopicPartition
+from aiokafka.errors import CommitFailedError, KafkaError
 from google.protobuf.message import DecodeError, Message
 from opentelemetry import trace
 
@@ -149,20 +150,37 @@ class EventConsumer:
                         self._last_by_key[key] = task
                     task.add_done_callback(functools.partial(self._finished, key))
                     queue.append((record.offset, task))
-            await self._commit_finished()
+            try:
+                await self._commit_finished()
+            except KafkaError as exc:
+                if not (isinstance(exc, CommitFailedError) or exc.retriable):
+                    raise
+                # The group moved on while this process could not answer it (frozen, paused, cut off
+                # past its session timeout), or the broker is away. Not a reason to stop consuming:
+                # the next getmany rejoins the group; a partition that moved is redone by its new
+                # owner from the last commit (handlers are idempotent), one that stayed is committed
+                # at the next round, the finished records still counted.
+                log.warning("commit failed; going on", extra={"fields": {"group": self.group_id, "error": repr(exc)}})
 
     async def _commit_finished(self, only: set[TopicPartition] | None = None) -> None:
-        offsets = {}
+        """Commit each partition up to its first unfinished record. Records leave the in-flight
+        queues only once their commit succeeded, so a failed commit is made again later."""
+        offsets: dict[TopicPartition, int] = {}
+        committed: list[tuple[deque, int]] = []
         for tp, queue in self._in_flight.items():
             if only is not None and tp not in only:
                 continue
-            last = None
-            while queue and _succeeded(queue[0][1]):
-                last = queue.popleft()[0]
-            if last is not None:
-                offsets[tp] = last + 1
+            done = 0
+            while done < len(queue) and _succeeded(queue[done][1]):
+                done += 1
+            if done:
+                offsets[tp] = queue[done - 1][0] + 1
+                committed.append((queue, done))
         if offsets:
             await self._consumer.commit(offsets)
+            for queue, done in committed:  # a queue only grows at its end meanwhile
+                for _ in range(done):
+                    queue.popleft()
 
     async def _drain(self, partitions: set[TopicPartition]) -> None:
         """Wait for the records of these partitions and commit them (before a revoke or stop)."""
