@@ -22,13 +22,13 @@ def test_a_secret_in_the_configmap_is_reported(manifests: Path):
 
 
 def test_a_secret_given_as_a_value_or_from_a_configmap_is_reported(manifests: Path):
-    edit(manifests / "base" / "dedup.yaml", "            - {name: OTEL_SERVICE_NAME, value: leadx-dedup}\n",
-         "            - {name: OTEL_SERVICE_NAME, value: leadx-dedup}\n"
+    edit(manifests / "base" / "scoring.yaml", "            - {name: OTEL_SERVICE_NAME, value: leadx-scoring}\n",
+         "            - {name: OTEL_SERVICE_NAME, value: leadx-scoring}\n"
          "            - {name: ADMIN_API_KEY, value: not-so-secret}\n"
          "            - name: DATABASE_URL\n"
          "              valueFrom: {configMapKeyRef: {name: leadx-config, key: DATABASE_URL}}\n")
     problems = check_k8s.check(manifests)
-    prefix = "base: Deployment/leadx-dedup: container dedup"
+    prefix = "base: Deployment/leadx-scoring: container scoring"
     assert f"{prefix}: ADMIN_API_KEY is given as a plain value: take it from a Secret (secretKeyRef)" in problems
     assert f"{prefix}: DATABASE_URL comes from a ConfigMap: take it from a Secret (secretKeyRef)" in problems
 
