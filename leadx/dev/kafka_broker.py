@@ -37,7 +37,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from leadx.dev.stack import free_port
+from leadx.dev.ports import free_port
 
 KAFKA_VERSION = "4.1.1"
 # Kafka logs through SLF4J 1.7 and ships no binding in its Maven dependencies: the simple one writes

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from leadx.accounts.buyer_urls import ALLOW_PRIVATE_VARIABLE, BuyerUrlRules
+from leadx.dev.ports import free_port
 from leadx.leads import sealing
 
 # The local stack's buyers (the demo's, the tests') are HTTP servers on 127.0.0.1, so its services,
@@ -30,12 +31,6 @@ LOCAL_BUYER_URLS = BuyerUrlRules(allow_private=True)
 
 SERVICES = ("intake", "dedup", "scoring", "auction", "delivery", "ledger")
 BROKERS = ("tansu", "kafka")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def wait_for_port(host: str, port: int, timeout_s: float, process: subprocess.Popen | None = None) -> None:
@@ -257,7 +252,7 @@ class LocalStack:
         """One Apache Kafka broker (KRaft, broker and controller in one process) for plaintext clients
         on 127.0.0.1. Its data folder is new for each exchange; the command that starts it again after
         a crash names the same ports and the same folder, so its topics and records survive."""
-        from leadx.dev.kafka_broker import STARTED, KafkaBroker, Listener  # it imports this module
+        from leadx.dev.kafka_broker import STARTED, KafkaBroker, Listener  # a JVM launcher: loaded only for Kafka
 
         folder = self.run_dir / "kafka"
         shutil.rmtree(folder, ignore_errors=True)
