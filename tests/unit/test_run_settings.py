@@ -107,3 +107,16 @@ def test_the_broker_leadx_run_chooses_and_says_why(monkeypatch, capsys):
     monkeypatch.setattr(kafka_broker, "java_problem", lambda: "no java here")
     with pytest.raises(BrokerUnavailable, match="Apache Kafka cannot run here: no java here"):
         choose_broker("kafka")
+
+
+def test_the_services_get_the_user_s_kafka_settings_and_idempotence_on_the_local_kafka():
+    from leadx.dev.demo.exchange import kafka_client_settings
+
+    environ = {"KAFKA_BOOTSTRAP_SERVERS": "kafka-1:9092", "KAFKA_IDEMPOTENCE": "true", "KAFKA_REPLICATION_FACTOR": "3",
+               "KAFKA_PARTITIONS": "12", "KAFKA_SECURITY_PROTOCOL": "SASL_SSL", "REDIS_URL": "redis://r"}
+    # The README's "Using real Kafka": what the user exported reaches the services (the stack itself
+    # passes no KAFKA_ variable on); the bootstrap and the partitions are the stack's own settings.
+    assert kafka_client_settings(environ, "kafka-1:9092", "tansu") == {
+        "KAFKA_IDEMPOTENCE": "true", "KAFKA_REPLICATION_FACTOR": "3", "KAFKA_SECURITY_PROTOCOL": "SASL_SSL"}
+    assert kafka_client_settings(environ, None, "kafka") == {"KAFKA_IDEMPOTENCE": "true"}
+    assert kafka_client_settings(environ, None, "tansu") == {}  # tansu refuses idempotent producers

@@ -23,6 +23,7 @@ import sys
 import time
 import urllib.parse
 import xml.etree.ElementTree as ET
+from collections.abc import Mapping
 from datetime import date
 from pathlib import Path
 
@@ -96,6 +97,17 @@ def choose_broker(wanted: str) -> str:
     return "tansu"
 
 
+def kafka_client_settings(environ: Mapping[str, str], bootstrap: str | None, broker: str) -> dict[str, str]:
+    """The services' Kafka client settings beyond the stack's own. On the user's brokers, the user's
+    (KAFKA_IDEMPOTENCE, KAFKA_REPLICATION_FACTOR, security...): the stack passes no KAFKA_ variable
+    on by itself. On the local Apache Kafka, idempotent producers, as in production (tansu refuses
+    them)."""
+    if bootstrap:
+        return {k: v for k, v in environ.items()
+                if k.startswith("KAFKA_") and k not in ("KAFKA_BOOTSTRAP_SERVERS", "KAFKA_PARTITIONS")}
+    return {"KAFKA_IDEMPOTENCE": "true"} if broker == "kafka" else {}
+
+
 def _stack(run_dir: Path, window_s: float, broker: str) -> LocalStack:
     redis_url = os.environ.get("REDIS_URL")
     database_url = os.environ.get("DATABASE_URL")
@@ -106,14 +118,16 @@ def _stack(run_dir: Path, window_s: float, broker: str) -> LocalStack:
     kafka_bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS") or None
     if kafka_bootstrap:
         print(f"leadx: broker: {kafka_bootstrap} (KAFKA_BOOTSTRAP_SERVERS)", flush=True)
+    chosen = "tansu" if kafka_bootstrap else choose_broker(broker)
     return LocalStack(
         run_dir.resolve(),  # its SQLite path then reads the same from any folder (exchange.env)
         kafka_bootstrap=kafka_bootstrap,
-        broker="tansu" if kafka_bootstrap else choose_broker(broker),
+        broker=chosen,
         redis_url=redis_url if redis_url and redis_reachable(redis_url) else None,
         database_url=database_url or None,
         auction_window_s=window_s,
-        extra_env={"ADMIN_API_KEY": admin_key, "DASHBOARD_ADMIN_API_KEY": admin_key},
+        extra_env={"ADMIN_API_KEY": admin_key, "DASHBOARD_ADMIN_API_KEY": admin_key,
+                   **kafka_client_settings(os.environ, kafka_bootstrap, chosen)},
         intake_port=documented_port("INTAKE_PORT", 8080, "the intake"),
         grpc_port=documented_port("GRPC_PORT", 50051, "gRPC"),
     )
