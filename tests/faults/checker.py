@@ -177,24 +177,26 @@ def _consumers(history: History) -> dict[str, int]:
     return {s.lead_id: s.consumer for s in history.submissions if s.lead_id}
 
 
-def _paid_twice(history: History) -> list[Violation]:
+def _one_consumer_in_two_leads(history: History, pairs: Iterable[tuple[str, str]], rule: str,
+                               verb: str) -> list[Violation]:
+    """(buyer, lead) pairs in which one buyer holds one consumer under two lead ids."""
     consumer_of = _consumers(history)
     leads: dict[tuple[str, int], set[str]] = defaultdict(set)
-    for charge in history.charges:
-        if charge.lead_id in consumer_of:
-            leads[(charge.buyer_id, consumer_of[charge.lead_id])].add(charge.lead_id)
-    return [Violation("paid twice", f"buyer {buyer} was charged for consumer {consumer} in leads {sorted(ids)}")
+    for buyer, lead in pairs:
+        if lead in consumer_of:
+            leads[(buyer, consumer_of[lead])].add(lead)
+    return [Violation(rule, f"buyer {buyer} {verb} consumer {consumer} in leads {sorted(ids)}")
             for (buyer, consumer), ids in sorted(leads.items()) if len(ids) > 1]
+
+
+def _paid_twice(history: History) -> list[Violation]:
+    return _one_consumer_in_two_leads(history, ((c.buyer_id, c.lead_id) for c in history.charges),
+                                      "paid twice", "was charged for")
 
 
 def _posted_twice(history: History) -> list[Violation]:
-    consumer_of = _consumers(history)
-    leads: dict[tuple[str, int], set[str]] = defaultdict(set)
-    for post in history.posts:
-        if post.lead_id in consumer_of:
-            leads[(post.buyer_id, consumer_of[post.lead_id])].add(post.lead_id)
-    return [Violation("posted twice", f"buyer {buyer} received consumer {consumer} in leads {sorted(ids)}")
-            for (buyer, consumer), ids in sorted(leads.items()) if len(ids) > 1]
+    return _one_consumer_in_two_leads(history, ((p.buyer_id, p.lead_id) for p in history.posts),
+                                      "posted twice", "received")
 
 
 def delivered_twice(history: History) -> Counter[str]:
