@@ -3,10 +3,13 @@ no protection. Platform records come from the leads submitted inside their verti
 but those refused as duplicates or invalid, as the dedup worker records them), per-buyer records
 from the buyers each lead was posted to (buyer_postings, written by the ledger from sale.closed).
 
-Records keep their original times, so every window ends when it would have; replaying is
-idempotent and order-free (a newer record is never replaced by an older one), so a rebuild may run
-over live state. A posting is dated by its sale's close, seconds after the reservation: a rebuilt
-buyer record may outlive the original by those seconds, never the other way round.
+Records keep their original times, so every window ends when it would have. Leads are replayed
+oldest first, each checked as dedup checks a lead: one that repeats an older lead's consumer inside
+the window (a lead not judged yet, held while Redis was empty) is not recorded, so dedup then finds
+it a duplicate. Replaying is idempotent (a lead's own record is no duplicate of it) and a newer
+record is never replaced by an older one, so a rebuild may run over live state. A posting is
+dated by its sale's close, seconds after the reservation: a rebuilt buyer record may outlive the
+original by those seconds, never the other way round.
 
 One rebuild runs at a time: it holds the store's rebuild lock (renewed while it runs), writes
 under it, which the scripts allow without an epoch, and writes the epoch once done, so the
@@ -104,8 +107,13 @@ async def _replay(sessions: sessionmaker[Session], store: DedupStore, policy: De
         return pii.identity_keys_under(keyring, {k: str(v) for k, v in (lead.fields or {}).items()},
                                        email_provider_rules)
 
+    # Oldest first, each checked as it was when submitted: a lead the records show to repeat an older
+    # one is not recorded. Such a lead is one not judged yet (Redis lost its data while it waited):
+    # recorded, it would stand for the consumer, and dedup would then take it for its own record and
+    # accept a repeat of a consumer already sold.
     leads = select(Lead).where(Lead.submitted_at_ms > since, Lead.fields.is_not(None),
-                               Lead.status.not_in([lead_status.DUPLICATE, lead_status.REJECTED]))
+                               Lead.status.not_in([lead_status.DUPLICATE, lead_status.REJECTED])) \
+        .order_by(Lead.submitted_at_ms, Lead.id)
     recorded = _Batches()
     for lead in _stream(sessions, leads):
         scopes = policy.scopes(lead.vertical)
@@ -115,7 +123,7 @@ async def _replay(sessions: sessionmaker[Session], store: DedupStore, policy: De
             continue  # a vertical with a shorter window than the longest
         report.leads += 1
         await recorded.add(store.check_submission(lead.id, lead.vertical, identities(lead), lead.submitted_at_ms,
-                                                  scopes.window_ms, platform=False, buyers=False, record=True))
+                                                  scopes.window_ms, platform=True, buyers=False, record=True))
     await recorded.finish()
 
     postings = select(BuyerPosting, Lead).join(Lead, Lead.id == BuyerPosting.lead_id).where(

@@ -85,3 +85,33 @@ def test_a_flushed_store_is_rebuilt_from_sql(sessions, redis_url):
     assert results[4].platform_duplicate_on is None
     assert insurance.platform_duplicate_on is None and insurance.duplicate_buyer_ids == frozenset({"b1"})
     assert award is False  # b1 is still never sold consumer 1 twice
+
+
+def test_a_repeat_held_while_redis_was_empty_is_still_a_duplicate_after_the_rebuild(sessions, redis_url):
+    # Lead A sold the consumer; Redis lost its data; lead B, the same consumer from another seller,
+    # arrived and waits for dedup (its row says submitted). The rebuild must leave A standing for
+    # the consumer: recorded, B would be taken for its own record, accepted and sold again.
+    run_id = uuid.uuid4().hex[:4].upper()
+    sold, held, alone = f"{run_id}H00001", f"{run_id}H00002", f"{run_id}H00003"
+    with sessions.begin() as session:
+        session.add_all([lead(sold, 7, 2 * DAY_MS),
+                         lead(held, 7, 60_000, status="submitted"),
+                         lead(alone, 8, 30_000, status="submitted")])  # a new consumer, also waiting
+
+    async def scenario():
+        redis = connect(redis_url)
+        store = DedupStore(redis, namespace=f"h{run_id}:")
+        try:
+            await rebuild(sessions, store, POLICY, SECRET, NOW)
+
+            async def judged(lead_id: str, n: int):  # as the dedup worker checks a lead
+                return await store.check_submission(lead_id, "auto_loan", pii.identity_keys(SECRET, consumer(n)),
+                                                    NOW, WINDOW)
+            return await judged(held, 7), await judged(alone, 8), await judged(sold, 7)
+        finally:
+            await redis.aclose()
+
+    held_check, alone_check, sold_check = asyncio.run(scenario())
+    assert held_check.platform_duplicate_on == "ssn"  # the repeat is refused
+    assert alone_check.platform_duplicate_on is None  # a waiting lead of its own is accepted
+    assert sold_check.platform_duplicate_on is None  # checked again, a lead is no duplicate of itself
