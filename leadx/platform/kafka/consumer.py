@@ -97,6 +97,9 @@ class EventConsumer:
         self._slots = asyncio.Semaphore(max_in_flight)
         self._max_batch = max_in_flight
         self._in_flight: dict[TopicPartition, deque[tuple[int, asyncio.Task]]] = {}
+        # One commit at a time: the loop's and a revoke's (run by aiokafka's coordinator) would
+        # otherwise both count the same finished records and pop them twice.
+        self._commit_lock = asyncio.Lock()
         self._last_by_key: dict[tuple[str, bytes], asyncio.Task] = {}  # the latest task per key
         self._consumer = clients.consumer(
             settings,
@@ -156,30 +159,38 @@ class EventConsumer:
                 if not (isinstance(exc, CommitFailedError) or exc.retriable):
                     raise
                 # The group moved on while this process could not answer it (frozen, paused, cut off
-                # past its session timeout), or the broker is away. Not a reason to stop consuming:
-                # the next getmany rejoins the group; a partition that moved is redone by its new
-                # owner from the last commit (handlers are idempotent), one that stayed is committed
-                # at the next round, the finished records still counted.
+                # past its session timeout), or the commit failed in a way worth retrying (aiokafka
+                # itself retries most of those). Not a reason to stop consuming: the next getmany
+                # rejoins the group; a partition that moved is redone by its new owner from the last
+                # commit (handlers are idempotent), one that stayed is committed at the next round.
                 log.warning("commit failed; going on", extra={"fields": {"group": self.group_id, "error": repr(exc)}})
 
     async def _commit_finished(self, only: set[TopicPartition] | None = None) -> None:
         """Commit each partition up to its first unfinished record. Records leave the in-flight
-        queues only once their commit succeeded, so a failed commit is made again later."""
-        offsets: dict[TopicPartition, int] = {}
-        committed: list[tuple[deque, int]] = []
-        for tp, queue in self._in_flight.items():
-            if only is not None and tp not in only:
-                continue
-            done = 0
-            while done < len(queue) and _succeeded(queue[done][1]):
-                done += 1
-            if done:
-                offsets[tp] = queue[done - 1][0] + 1
-                committed.append((queue, done))
-        if offsets:
+        queues only once their commit succeeded, so a failed commit is made again later. The loop's
+        rounds (`only` None) also drop the queues of partitions no longer assigned (records of a
+        batch read before a revoke): their new owner redoes that work, and a commit naming them
+        would be refused."""
+        async with self._commit_lock:
+            if only is None:
+                assigned = self._consumer.assignment()
+                for tp in [tp for tp in self._in_flight if tp not in assigned]:
+                    del self._in_flight[tp]
+            offsets: dict[TopicPartition, int] = {}
+            for tp, queue in self._in_flight.items():
+                if only is not None and tp not in only:
+                    continue
+                done = 0
+                while done < len(queue) and _succeeded(queue[done][1]):
+                    done += 1
+                if done:
+                    offsets[tp] = queue[done - 1][0] + 1
+            if not offsets:
+                return
             await self._consumer.commit(offsets)
-            for queue, done in committed:  # a queue only grows at its end meanwhile
-                for _ in range(done):
+            for tp, end in offsets.items():
+                queue = self._in_flight.get(tp, deque())
+                while queue and queue[0][0] < end:
                     queue.popleft()
 
     async def _drain(self, partitions: set[TopicPartition]) -> None:
