@@ -7,8 +7,8 @@ service had in hand is read again from the broker when it comes back.
 
 tansu, the light local broker, and Redis keep their data in memory only. A tansu started again has
 lost every topic, so the services are restarted after it, to create their topics and join their
-groups again; a Redis started again is empty, so consumers seen before it went are no longer caught
-as duplicates. Both are said when they happen. Apache Kafka starts again from its data folder, with
+groups again; a Redis started again is empty, and dedup rebuilds its records from SQL before it
+judges another lead (docs/dedup.md). Both are said when they happen. Apache Kafka starts again from its data folder, with
 its topics, records and the groups' offsets: the services reconnect to it on their own.
 """
 
@@ -26,8 +26,8 @@ LOG_LINES = 5
 AFTER_RESTART = {
     "broker": "the broker keeps its topics in memory, so they went with it: restarting the services"
               " to create them again",
-    "redis": "Redis keeps its data in memory, so it is empty now: consumers sent before this are no"
-             " longer caught as duplicates",
+    "redis": "Redis keeps its data in memory, so it is empty now: dedup rebuilds its records from SQL"
+             " and holds new leads until it has",
 }
 
 KAFKA_AFTER_RESTART = ("Apache Kafka started again from its data folder, with its topics and records: the services"

@@ -62,8 +62,11 @@ class StateKeeper:
             self._restoring.add_done_callback(_log_failure)
 
     async def stop(self) -> None:
+        """Cancel a restore and wait for it: its rebuild releases its lock on the way out, before
+        Redis is closed, so another replica need not wait for the lock to expire."""
         if self._restoring is not None:
             self._restoring.cancel()
+            await asyncio.gather(self._restoring, return_exceptions=True)
 
     async def restore(self) -> None:
         """Return once the epoch is there: written here (a first start, or this replica's rebuild)
@@ -97,7 +100,9 @@ class StateKeeper:
                 await asyncio.sleep(self.wait_s)  # another replica rebuilds, or a dependency is down
             self.complete = True
         finally:
-            metrics.STATE_HELD.set(0)
+            # Held until the records are known complete, even when this restore failed: the next
+            # held lead starts another.
+            metrics.STATE_HELD.set(0 if self.complete else 1)
 
     async def _rebuild(self, now_ms: int) -> bool:
         """Run the rebuild; False when another replica runs it."""

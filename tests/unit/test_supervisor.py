@@ -75,7 +75,7 @@ def test_a_broker_started_again_restarts_the_services_and_redis_says_what_was_lo
         assert service.alive() and service.process is not before  # restarted after the broker
         assert any(line.startswith("leadx: broker exited on its own (killed by signal 15)") for line in lines)
         assert any("topics in memory" in line for line in lines)
-        assert any("no longer caught as duplicates" in line for line in lines)
+        assert any("dedup rebuilds its records from SQL" in line for line in lines)
     finally:
         stack.stop()
 
