@@ -24,15 +24,17 @@ from leadx.dedup.rebuild import RebuildBusy, RebuildLockLost, rebuild, sql_holds
 from leadx.dedup.scopes import DedupPolicy
 from leadx.dedup.store import DedupStore
 from leadx.platform.config import HmacKeyring
+from leadx.platform.kafka.consumer import HeldBack
 from leadx.platform.logs import log_event
 from services.dedup import metrics
 
 log = logging.getLogger(__name__)
 
 
-class DedupStateHeld(RuntimeError):
-    """The lead is held: the dedup records are being restored. Retried, never dead-lettered, as
-    every lead fails alike meanwhile."""
+class DedupStateHeld(HeldBack):
+    """The lead is held: the dedup records are being restored. Retried, never dead-lettered (a lead
+    with no identity to check still succeeds meanwhile, which would otherwise make the held ones
+    look like poison)."""
 
 
 class StateKeeper:

@@ -12,7 +12,7 @@ from leadx.contracts import topics
 from leadx.contracts.events.v1 import events_pb2 as ev
 from leadx.platform.config import KafkaSettings
 from leadx.platform.kafka.admin import ensure_topics
-from leadx.platform.kafka.consumer import EventConsumer
+from leadx.platform.kafka.consumer import EventConsumer, HeldBack
 from leadx.platform.kafka.envelope import Envelope
 from leadx.platform.kafka.producer import EventProducer
 from tests.integration.harness import read_records
@@ -288,5 +288,39 @@ def test_a_commit_refused_after_a_rebalance_is_made_again_and_the_loop_goes_on(k
         assert handled == ["L0", "L1"] and consumer.ready()
         await consumer.stop()
         await producer.stop()
+
+    asyncio.run(scenario())
+
+
+def test_an_event_held_back_is_retried_past_the_bound_even_while_others_succeed(kafka_bootstrap, unique_prefix):
+    # A lead held while dedup restores its records (HeldBack) is not poison, however many times it
+    # is tried while a lead with nothing to check goes through.
+    async def scenario() -> None:
+        kafka, producer = await producer_on_lead_rejected(kafka_bootstrap, unique_prefix)
+        await ensure_topics(kafka, (topics.DEAD_LETTER,))
+        tries: dict[str, int] = {}
+        restoring = True
+
+        async def handler(envelope: Envelope) -> None:
+            lead_id = envelope.message.lead_id
+            tries[lead_id] = tries.get(lead_id, 0) + 1
+            if lead_id == "held" and restoring:
+                raise HeldBack("the records are being restored")
+
+        consumer = EventConsumer(kafka, "held", {topics.LEAD_REJECTED: ev.LeadRejected}, handler,
+                                 dead_letters=producer, max_attempts=2)
+        await consumer.start()
+        await producer.publish(topics.LEAD_REJECTED, "held", ev.LeadRejected(lead_id="held"))
+        await producer.publish(topics.LEAD_REJECTED, "free", ev.LeadRejected(lead_id="free"))  # succeeds
+        while tries.get("held", 0) < 5 or not tries.get("free"):  # past the bound, after a success
+            await asyncio.sleep(0.05)
+        restoring = False
+        topic = topics.name(unique_prefix, topics.LEAD_REJECTED)
+        while await committed(kafka_bootstrap, consumer.group_id, topic) != 2:
+            await asyncio.sleep(0.1)
+        await consumer.stop()
+        await producer.stop()
+        assert read_records(kafka_bootstrap, topics.name(unique_prefix, topics.DEAD_LETTER)) == []
+        assert tries["free"] == 1 and tries["held"] >= 6  # handled once the restore was done
 
     asyncio.run(scenario())

@@ -42,6 +42,12 @@ def _succeeded(task: asyncio.Task) -> bool:
     return task.done() and not task.cancelled() and task.exception() is None
 
 
+class HeldBack(Exception):
+    """Raised by a handler when no event can be handled yet, for a reason outside the event (a
+    store being restored): the event is retried with backoff as long as it takes, never counted
+    toward setting it aside on dead.letter, and logged in one line, without a traceback."""
+
+
 class _Listener(ConsumerRebalanceListener):
     def __init__(self, consumer: EventConsumer) -> None:
         self.consumer = consumer
@@ -229,9 +235,14 @@ class EventConsumer:
                 if self._stopping:
                     # Left unfinished: its offset is not committed, so the next owner redoes it.
                     raise
-                log.exception("handler failed; retrying", extra={"fields": {
-                    "topic": record.topic, "partition": record.partition, "offset": record.offset,
-                    "event_id": envelope.event_id if envelope is not None else None}})
+                where = {"topic": record.topic, "partition": record.partition, "offset": record.offset,
+                         "event_id": envelope.event_id if envelope is not None else None}
+                if isinstance(exc, HeldBack):
+                    log.warning("event held back; retrying", extra={"fields": {**where, "reason": str(exc)}})
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, 5.0)
+                    continue
+                log.exception("handler failed; retrying", extra={"fields": where})
                 if not poison:
                     EVENT_HANDLER_FAILURES.labels(record.topic).inc()
                     attempts += 1
