@@ -37,11 +37,12 @@ FEE_PERCENT = 10.0  # SELLER_FEE_PERCENT's default
 
 @pytest.fixture(scope="module")
 def exchange(tmp_path_factory, kafka_bootstrap, redis_url) -> Exchange:
-    """Only what a list auction needs: intake (the APIs) and the ledger (closing, publishing, books);
-    the ledger looks for due auctions five times a second."""
+    """Only what a list auction needs: intake (the APIs), the ledger (closing, publishing, books;
+    it looks for due auctions five times a second) and dedup, which vouches for the dedup records
+    (their epoch) that the ledger reserves each customer in for its dealer."""
     prefix = f"{tmp_path_factory.mktemp('l').name[-6:]}."
     exchange = start_exchange(tmp_path_factory.mktemp("lists"), kafka_bootstrap, redis_url, prefix,
-                              ["alpha", "beta"], ["intake", "ledger"], ADMIN_API_KEY=ADMIN_KEY,
+                              ["alpha", "beta"], ["intake", "dedup", "ledger"], ADMIN_API_KEY=ADMIN_KEY,
                               LISTS_CLOSE_INTERVAL_SECONDS="0.2")
     yield exchange
     exchange.stop()
