@@ -66,6 +66,26 @@ class LocalPostgres:
                    "test"])
         return self.url
 
+    def processes(self) -> list[int]:
+        """The server's processes: the postmaster and every backend and worker it started (freezing
+        the postmaster alone would leave open connections served)."""
+        if self.data_root is None:
+            return []
+        postmaster = int((self.data_root / "data" / "postmaster.pid").read_text().split()[0])
+        children = subprocess.run(["pgrep", "-P", str(postmaster)], capture_output=True, text=True).stdout.split()
+        return [postmaster, *map(int, children)]
+
+    def restart(self) -> None:
+        """A clean restart (`pg_ctl restart -m fast`, as a rolling upgrade does): every connection is
+        closed, and the server is back on the same port with its data."""
+        if self.data_root is None:
+            raise RuntimeError("restart before start()")
+        # Its log named again: without it the server would write to (and hold open) the pipes of
+        # this call. The server's options are kept from its last start (postmaster.opts).
+        self._run([str(server_binaries() / "pg_ctl"), "-D", str(self.data_root / "data"), "-l",
+                   str(self.data_root / "server.log"), "-m", "fast", "-w", "-t", "60", "restart"])
+        wait_for_port("127.0.0.1", self.port, 30)
+
     def stop(self) -> None:
         if self.data_root is None:
             return

@@ -1,14 +1,15 @@
 """The fault suite: leads flow from two sellers to three buyers while, one after another, each
 service is killed with SIGKILL and started again, services, the broker and Redis are frozen with
-SIGSTOP (`LEADX_FAULT_STOP_S`, 30 s by default) and resumed, and Redis is restarted with its data
-and then without it.
+SIGSTOP (`LEADX_FAULT_STOP_S`, 30 s by default) and resumed, Redis is restarted with its data
+and then without it, and PostgreSQL is frozen and then restarted.
 The checker (tests/faults/checker.py) then reads the whole history and fails the test on any lead
 lost or doubled, any consumer sold or posted twice to one buyer, any lead refused and then sold,
 books that do not balance, or a POST with no post_attempts row. The table per fault (leads, lost,
 doubled, delivered twice, the sellers' p99, unanswered requests, time to recover) is written to
 `LEADX_FAULT_REPORT` (build/faults.md by default).
 
-It runs on a broker and a Redis of its own: freezing the session's would stall every other test."""
+It runs on a broker, a Redis and a PostgreSQL of its own: freezing the session's would stall every
+other test."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from pathlib import Path
 
 import pytest
 
+from leadx.dev.postgres import LocalPostgres
 from leadx.dev.stack import LocalStack, ManagedProcess, free_port, redis_binary
 from tests.conftest import poll_until
 from tests.faults.checker import OUTCOMES, Fault, fault_rows, table, violations
@@ -33,6 +35,7 @@ pytestmark = pytest.mark.integration
 SERVICES = ["intake", "dedup", "scoring", "auction", "delivery", "ledger"]
 STOP_S = float(os.environ.get("LEADX_FAULT_STOP_S", "30"))
 SETTLE_S = 3.0  # leads flowing normally between two faults
+LAST_WATCH_S = 20.0
 REPORT = Path(os.environ.get("LEADX_FAULT_REPORT", "build/faults.md"))
 # Apache Kafka, as production runs it (with idempotent producers); LEADX_FAULT_BROKER=tansu for the
 # development broker.
@@ -57,6 +60,7 @@ def persistent_redis(stack: LocalStack) -> ManagedProcess:
 class Rig:
     exchange: Exchange
     infra: LocalStack  # the broker and Redis the exchange runs on
+    postgres: LocalPostgres  # its database
 
     def part(self, name: str) -> ManagedProcess:
         return next(process for process in self.infra.infra if process.name == name)
@@ -64,21 +68,24 @@ class Rig:
 
 @pytest.fixture(scope="module")
 def rig(tmp_path_factory) -> Iterator[Rig]:
-    infra = LocalStack(tmp_path_factory.mktemp("fault-infra"), broker=BROKER)
+    postgres = LocalPostgres()
+    database_url = postgres.start()
+    infra = LocalStack(tmp_path_factory.mktemp("fault-infra"), broker=BROKER, database_url=database_url)
     persistent_redis(infra)
     infra.start_infra()  # the broker (Redis is given)
     assert infra.kafka_bootstrap and infra.redis_url
     # A short stall threshold, so the ledger's safety net re-drives a lead a restarted consumer lost
     # within the test's patience.
     market = start_exchange(tmp_path_factory.mktemp("faults"), infra.kafka_bootstrap, infra.redis_url, "f.",
-                            ["alpha", "beta", "gamma"], SERVICES, window_s=1.0, LEDGER_REDRIVE_AFTER_SECONDS="15",
-                            KAFKA_IDEMPOTENCE=str(BROKER == "kafka").lower())
+                            ["alpha", "beta", "gamma"], SERVICES, window_s=1.0, database_url=database_url,
+                            LEDGER_REDRIVE_AFTER_SECONDS="15", KAFKA_IDEMPOTENCE=str(BROKER == "kafka").lower())
     try:
-        yield Rig(market, infra)
+        yield Rig(market, infra, postgres)
     finally:
         stop_services(market.stack)
         market.stop()
         infra.stop()
+        postgres.stop()
 
 
 def kill_and_restart(exchange: Exchange, name: str) -> None:
@@ -95,6 +102,18 @@ def frozen(process: ManagedProcess) -> None:
         time.sleep(STOP_S)
     finally:
         process.signal(signal.SIGCONT)
+
+
+def frozen_postgres(postgres: LocalPostgres) -> None:
+    """Every process of the server frozen at once, as a paused VM would be."""
+    processes = postgres.processes()
+    for pid in processes:
+        os.kill(pid, signal.SIGSTOP)
+    try:
+        time.sleep(STOP_S)
+    finally:
+        for pid in processes:
+            os.kill(pid, signal.SIGCONT)
 
 
 def restarted_with_its_data(stack: LocalStack, process: ManagedProcess) -> None:
@@ -128,6 +147,8 @@ def test_no_lead_is_lost_or_sold_twice_whatever_fails(rig: Rig):
         (f"Redis SIGSTOP {STOP_S:.0f} s", lambda: frozen(redis)),
         ("Redis restarted with its data", lambda: restarted_with_its_data(rig.infra, redis)),
         ("Redis restarted without its data", lambda: restarted_without_its_data(rig.infra, redis)),
+        (f"PostgreSQL SIGSTOP {STOP_S:.0f} s", lambda: frozen_postgres(rig.postgres)),
+        ("PostgreSQL restarted", rig.postgres.restart),
     ]
 
     workload = Workload(exchange)
@@ -142,6 +163,7 @@ def test_no_lead_is_lost_or_sold_twice_whatever_fails(rig: Rig):
             exchange.stack.wait_ready(timeout_s=120)
             faults.append(Fault(name, began, time.time()))  # it lasts until every service is ready again
             time.sleep(SETTLE_S)
+        time.sleep(LAST_WATCH_S)  # leads after the last fault too, so its recovery is measured
     finally:
         submissions = workload.stop()
 
