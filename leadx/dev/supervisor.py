@@ -8,8 +8,9 @@ service had in hand is read again from the broker when it comes back.
 tansu, the light local broker, and Redis keep their data in memory only. A tansu started again has
 lost every topic, so the services are restarted after it, to create their topics and join their
 groups again; a Redis started again is empty, and dedup rebuilds its records from SQL before it
-judges another lead (docs/dedup.md). Both are said when they happen. Apache Kafka starts again from its data folder, with
-its topics, records and the groups' offsets: the services reconnect to it on their own.
+judges another lead (docs/dedup.md). Both are said when they happen. Apache Kafka starts again
+from its data folder, with its topics, records and the groups' offsets: the services reconnect to
+it on their own.
 """
 
 from __future__ import annotations
