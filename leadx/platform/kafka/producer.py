@@ -5,6 +5,8 @@ returns once the event is in the producer's buffer, with the broker's acknowledg
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from aiokafka import AIOKafkaProducer
 from google.protobuf.message import Message
@@ -45,13 +47,8 @@ class EventProducer:
     async def publish(self, topic: str, key: str, message: Message, event_id: str | None = None) -> str:
         """Publish and wait for the broker's acknowledgement; returns the event id."""
         event_id = event_id or new_event_id()
-        full_topic = topic_names.name(self.settings.topic_prefix, topic)
-        with child_span(f"{topic} publish", trace.SpanKind.PRODUCER) as span:
-            span.set_attribute("messaging.destination.name", full_topic)
-            span.set_attribute("messaging.message.id", event_id)
-            if self._producer is None:
-                raise RuntimeError("publish before start()")
-            await self._producer.send_and_wait(
+        with self._publishing(topic, event_id) as (producer, full_topic):
+            await producer.send_and_wait(
                 full_topic, value=message.SerializeToString(), key=key.encode(), headers=_headers(message, event_id)
             )
         return event_id
@@ -62,14 +59,21 @@ class EventProducer:
         If this raises, or is cancelled, the event never entered the buffer and will never be
         written. Once it has returned the event may be written even if the future then fails: a
         request that timed out or lost its connection may have reached the broker."""
+        with self._publishing(topic, event_id) as (producer, full_topic):
+            return await producer.send(full_topic, value=message.SerializeToString(), key=key.encode(),
+                                       headers=_headers(message, event_id))
+
+    @contextmanager
+    def _publishing(self, topic: str, event_id: str) -> Iterator[tuple[AIOKafkaProducer, str]]:
+        """The producer span of one event (its headers, made inside it, carry the trace on), with
+        the started client and the topic's full name."""
         full_topic = topic_names.name(self.settings.topic_prefix, topic)
         with child_span(f"{topic} publish", trace.SpanKind.PRODUCER) as span:
             span.set_attribute("messaging.destination.name", full_topic)
             span.set_attribute("messaging.message.id", event_id)
             if self._producer is None:
                 raise RuntimeError("publish before start()")
-            return await self._producer.send(full_topic, value=message.SerializeToString(), key=key.encode(),
-                                             headers=_headers(message, event_id))
+            yield self._producer, full_topic
 
     async def set_aside(self, record, group: str, reason: str) -> None:
         """Publish a consumed record, bytes and headers as they were, to dead.letter, with headers
