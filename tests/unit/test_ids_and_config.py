@@ -50,7 +50,7 @@ def test_a_service_that_uses_no_redis_or_sql_starts_without_them(env):
     scoring = CommonSettings.from_env("scoring", redis=False, database=False)
     assert (scoring.redis_url, scoring.database_url) == ("", "")
     with pytest.raises(ConfigError, match="REDIS_URL is required"):
-        CommonSettings.from_env("dedup", database=False)  # dedup uses Redis, not SQL
+        CommonSettings.from_env("dedup", database=False)  # a service asking for Redis only
     env.setenv("REDIS_URL", "redis://127.0.0.1:6379/0")
     assert CommonSettings.from_env("dedup", database=False).database_url == ""
     with pytest.raises(ConfigError, match="DATABASE_URL is required"):
