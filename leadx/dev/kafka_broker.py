@@ -14,6 +14,10 @@ Every broker also has two plaintext listeners of its own on 127.0.0.1: CONTROLLE
 INTERNAL (between brokers, and for tools). SCRAM users are written at format time, before the
 broker starts, for each of `sasl_mechanisms`.
 
+`cluster(3, folder)` gives three such brokers that form one cluster (each a controller too, the
+three the KRaft quorum), with replicated internal topics, every topic's replication factor 3 and
+`min.insync.replicas` 2 by default: what production runs, so that one broker may fail.
+
 `python -m leadx.dev.kafka_broker fetch` fetches the jars; `python -m leadx.dev.kafka_broker run
 [--port N]` starts a plaintext broker and prints its bootstrap address until interrupted.
 """
@@ -176,11 +180,26 @@ class BrokerTls:
     client_cafile: Path | None = None
 
 
+@dataclass(frozen=True)
+class ClusterMember:
+    """Which broker of which cluster this is: its node id, the cluster's size, id and KRaft quorum
+    (node id to controller port; empty for a broker alone, which chooses its own port)."""
+
+    node_id: int
+    size: int
+    cluster_id: str | None
+    quorum: Mapping[int, int]
+
+    @classmethod
+    def alone(cls) -> ClusterMember:
+        return cls(node_id=1, size=1, cluster_id=None, quorum={})
+
+
 class KafkaBroker:
     def __init__(self, listeners: Sequence[Listener] = (Listener("CLIENT"),), *, tls: BrokerTls | None = None,
                  scram_users: Mapping[str, str] | None = None,
                  sasl_mechanisms: Sequence[str] = SCRAM_MECHANISMS, properties: Mapping[str, str] | None = None,
-                 workdir: Path | None = None, heap_mb: int = 512) -> None:
+                 workdir: Path | None = None, heap_mb: int = 512, member: ClusterMember | None = None) -> None:
         if not listeners:
             raise ValueError("a broker needs at least one listener for clients")
         if len({listener.name for listener in listeners}) != len(listeners):
@@ -202,6 +221,7 @@ class KafkaBroker:
         self.sasl_mechanisms = tuple(sasl_mechanisms)
         self.properties = dict(properties or {})
         self.heap_mb = heap_mb
+        self.member = member or ClusterMember.alone()
         self._own_workdir = workdir is None
         self.workdir = workdir or Path(tempfile.mkdtemp(prefix="leadx-kafka-"))
         self.log_path = self.workdir / "broker.log"
@@ -227,11 +247,9 @@ class KafkaBroker:
         if not fetched():
             raise RuntimeError(f"Apache Kafka's jars are not in {jars_dir()}: run `make kafka-jars`")
         self.workdir.mkdir(parents=True, exist_ok=True)
-        self.ports = {listener.name: listener.port or free_port() for listener in self.listeners}
-        for name in OWN_LISTENERS:
-            self.ports[name] = free_port()
+        self.choose_ports()
         config = self.workdir / "server.properties"
-        config.write_text(self._server_properties())
+        config.write_text(self.server_properties())
         if not (self.workdir / "data" / "meta.properties").exists():  # a folder formatted before keeps its cluster
             self._format(config)
         return [java(), *self._jvm_options(), "-cp", f"{jars_dir()}/*", "kafka.Kafka", str(config)]
@@ -279,16 +297,28 @@ class KafkaBroker:
 
     # --- what the broker is given ---
 
-    def _server_properties(self) -> str:
+    def choose_ports(self) -> dict[str, int]:
+        """Its listeners' ports: those given, free ones for the rest."""
+        self.ports = {listener.name: listener.port or free_port() for listener in self.listeners}
+        self.ports["INTERNAL"] = free_port()
+        # A cluster's controller ports are chosen before any of its brokers is prepared: each names
+        # all of them as the quorum.
+        self.ports["CONTROLLER"] = self.member.quorum.get(self.member.node_id) or free_port()
+        return self.ports
+
+    def server_properties(self) -> str:
+        """Its server.properties, once its ports are chosen."""
         controller, internal = self.ports["CONTROLLER"], self.ports["INTERNAL"]
         client = [(listener, self.ports[listener.name]) for listener in self.listeners]
         protocol_map = ["CONTROLLER:PLAINTEXT", "INTERNAL:PLAINTEXT",
                         *(f"{listener.name}:{listener.protocol}" for listener, _ in client)]
         addresses = [f"{listener.name}://127.0.0.1:{port}" for listener, port in client]
+        voters = self.member.quorum or {self.member.node_id: controller}
+        replicas, min_insync = str(self.member.size), str(min(2, self.member.size))
         properties = {
             "process.roles": "broker,controller",
-            "node.id": "1",
-            "controller.quorum.voters": f"1@127.0.0.1:{controller}",
+            "node.id": str(self.member.node_id),
+            "controller.quorum.voters": ",".join(f"{node}@127.0.0.1:{port}" for node, port in sorted(voters.items())),
             "controller.listener.names": "CONTROLLER",
             "inter.broker.listener.name": "INTERNAL",
             "listeners": ",".join([*addresses, f"CONTROLLER://127.0.0.1:{controller}",
@@ -296,12 +326,15 @@ class KafkaBroker:
             "advertised.listeners": ",".join([*addresses, f"INTERNAL://127.0.0.1:{internal}"]),
             "listener.security.protocol.map": ",".join(protocol_map),
             "log.dirs": str(self.workdir / "data"),
-            # One broker: every internal topic has one replica.
-            "offsets.topic.replication.factor": "1",
-            "transaction.state.log.replication.factor": "1",
-            "transaction.state.log.min.isr": "1",
-            "share.coordinator.state.topic.replication.factor": "1",
-            "share.coordinator.state.topic.min.isr": "1",
+            # Every internal topic on every broker of the cluster (one, alone); a write needs two of
+            # them in a cluster of three or more, so one broker may fail without losing any.
+            "offsets.topic.replication.factor": replicas,
+            "transaction.state.log.replication.factor": replicas,
+            "transaction.state.log.min.isr": min_insync,
+            "share.coordinator.state.topic.replication.factor": replicas,
+            "share.coordinator.state.topic.min.isr": min_insync,
+            "default.replication.factor": replicas,
+            "min.insync.replicas": min_insync,
             "group.initial.rebalance.delay.ms": "0",
             "num.partitions": "1",
         }
@@ -341,7 +374,7 @@ class KafkaBroker:
         result = subprocess.run(
             [java(), "-Xmx256m", "-XX:+UseSerialGC", "-Dorg.slf4j.simpleLogger.defaultLogLevel=warn",
              "-cp", f"{jars_dir()}/*", "kafka.tools.StorageTool", "format", "--ignore-formatted",
-             "-t", new_cluster_id(), "-c", str(config), *scram],
+             "-t", self.member.cluster_id or new_cluster_id(), "-c", str(config), *scram],
             capture_output=True, text=True, cwd=self.workdir)
         if result.returncode != 0:
             raise RuntimeError(f"kafka-storage format failed:\n{result.stdout}{result.stderr}")
@@ -357,6 +390,18 @@ class KafkaBroker:
                 return
             time.sleep(0.1)
         raise TimeoutError(f"Kafka did not start within {timeout_s:g}s:\n{self.log_tail()}")
+
+
+def cluster(size: int, folder: Path, properties: Mapping[str, str] | None = None,
+            heap_mb: int = 512) -> list[KafkaBroker]:
+    """`size` plaintext brokers that form one cluster, each in `folder/<node id>` with a CLIENT
+    listener. Start them all before waiting for any: a broker serves only once a majority of the
+    quorum is up."""
+    quorum = {node_id: free_port() for node_id in range(1, size + 1)}
+    cluster_id = new_cluster_id()
+    return [KafkaBroker([Listener("CLIENT")], properties=properties, workdir=folder / str(node_id), heap_mb=heap_mb,
+                        member=ClusterMember(node_id, size, cluster_id, quorum))
+            for node_id in quorum]
 
 
 @contextmanager

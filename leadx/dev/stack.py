@@ -199,6 +199,9 @@ class LocalStack:
     run_dir: Path
     kafka_bootstrap: str | None = None  # None: start a broker of `broker`'s kind
     broker: str = "tansu"  # the broker to start when none is given: "tansu" or "kafka" (BROKERS)
+    # Apache Kafka only: how many brokers to start as one cluster (3: replication factor 3 and
+    # min.insync.replicas 2, as production runs; the processes are broker-1, broker-2...).
+    kafka_nodes: int = 1
     redis_url: str | None = None  # None: start a private Redis
     database_url: str | None = None  # None: a SQLite file in run_dir
     topic_prefix: str = ""
@@ -215,13 +218,17 @@ class LocalStack:
     def __post_init__(self) -> None:
         if self.broker not in BROKERS:
             raise ValueError(f"broker {self.broker!r}: one of {', '.join(BROKERS)}")
+        if self.kafka_nodes < 1 or (self.kafka_nodes > 1 and self.broker != "kafka"):
+            raise ValueError("kafka_nodes: 1, or more with broker='kafka'")
 
     def start_infra(self) -> None:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         if self.database_url is None:
             self.database_url = f"sqlite:///{self.run_dir / 'leadx.db'}"
         self.upgrade_database()  # first: a database it cannot upgrade leaves no process started
-        if self.kafka_bootstrap is None and self.broker == "kafka":
+        if self.kafka_bootstrap is None and self.broker == "kafka" and self.kafka_nodes > 1:
+            self._start_kafka_cluster()
+        elif self.kafka_bootstrap is None and self.broker == "kafka":
             self._start_kafka()
         elif self.kafka_bootstrap is None:
             port = free_port()
@@ -270,6 +277,38 @@ class LocalStack:
         self.kafka_bootstrap = broker.bootstrap()
         _coordinator_ready(self.kafka_bootstrap, timeout_s=60)
 
+    def _start_kafka_cluster(self) -> None:
+        """`kafka_nodes` Apache Kafka brokers as one cluster (leadx.dev.kafka_broker.cluster), each
+        also a KRaft controller, with the same settings as the one broker of `_start_kafka`. The
+        services create their topics with one replica per broker, up to 3."""
+        from leadx.dev.kafka_broker import STARTED, cluster  # a JVM launcher: loaded only for Kafka
+
+        folder = self.run_dir / "kafka"
+        shutil.rmtree(folder, ignore_errors=True)
+        brokers = cluster(self.kafka_nodes, folder,
+                          properties={"broker.session.timeout.ms": "4000", "broker.heartbeat.interval.ms": "1000",
+                                      "offsets.topic.num.partitions": str(self.partitions)},
+                          heap_mb=384)
+        processes = [ManagedProcess(f"broker-{broker.member.node_id}", broker.prepare(), dict(os.environ),
+                                    self.run_dir / "logs" / f"broker-{broker.member.node_id}.log",
+                                    port=broker.ports["CLIENT"], started_text=STARTED, start_timeout_s=120,
+                                    stop_timeout_s=30)
+                     for broker in brokers]
+        # All started before any is waited for: none serves until a majority of the quorum is up.
+        for process in processes:
+            self.infra.append(process)
+            process.start()
+        for process in processes:
+            try:
+                self._wait_serving(process)
+            except BaseException:
+                for started in processes:
+                    started.stop()
+                raise
+        self.kafka_bootstrap = ",".join(broker.bootstrap() for broker in brokers)
+        self.extra_env.setdefault("KAFKA_REPLICATION_FACTOR", str(min(3, self.kafka_nodes)))
+        _coordinator_ready(self.kafka_bootstrap, timeout_s=60)
+
     def _start_infra(self, name: str, port: int, argv: list[str], **options) -> None:
         """Start one infrastructure process and wait until it listens on `port` (and has logged its
         `started_text`, when given)."""
@@ -283,13 +322,17 @@ class LocalStack:
         port and, when it says so in its log, serves."""
         process.start()
         try:
-            if process.port is not None:
-                wait_for_port("127.0.0.1", process.port, process.start_timeout_s, process.process)
-            if process.started_text is not None:
-                wait_for_log(process, process.started_text, process.start_timeout_s)
+            self._wait_serving(process)
         except BaseException:
             process.stop()  # not left running half started, or after an interrupt
             raise
+
+    @staticmethod
+    def _wait_serving(process: ManagedProcess) -> None:
+        if process.port is not None:
+            wait_for_port("127.0.0.1", process.port, process.start_timeout_s, process.process)
+        if process.started_text is not None:
+            wait_for_log(process, process.started_text, process.start_timeout_s)
 
     def base_env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("KAFKA_", "LEADX_", "INTAKE_"))}
