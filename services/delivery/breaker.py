@@ -17,6 +17,20 @@ class _Circuit:
     trial_running: bool = False
 
 
+# The least share of its full time a buyer must have had for a ping it left unanswered to count
+# against it.
+FAIR_SHARE = 0.5
+
+
+def fair_trial(given_s: float, full_s: float) -> bool:
+    """Whether a ping left unanswered in `given_s` says anything about the buyer. A ping sent at
+    its auction's opening has `full_s` (the window, or the buyer's ping timeout if shorter); one
+    sent late, because delivery fell behind (a stalled database, a restart, a backlog), has only
+    what is left of the window. Counting those would open every buyer's circuit for delivery's own
+    lateness, and the exchange would stop asking for bids for a whole cool-down after it caught up."""
+    return given_s >= FAIR_SHARE * full_s
+
+
 class CircuitBreaker:
     def __init__(self, failures: int = 5, cooldown_s: float = 30.0,
                  clock: Callable[[], float] = time.monotonic) -> None:

@@ -32,6 +32,7 @@ from leadx.delivery.post_adaptation import PreparedPost
 from leadx.delivery.post_adaptation.replies import read_reply
 from leadx.delivery.post_adaptation.syntax import Auth, BuyerRules
 from services.delivery import metrics
+from services.delivery.breaker import fair_trial
 
 NO_AUTH = Auth()
 DEFAULT_REPLY_MAX_BYTES = 64 * 1024
@@ -57,6 +58,9 @@ class PingResult:
     bid_cents: int | None
     answered: bool
     detail: str = ""  # what came of it, for the log: a failure's cause, a redirect, a reply cut
+    # False for a ping that ran out of time because delivery sent it late in its auction's window
+    # (services.delivery.breaker.fair_trial): the buyer's circuit breaker does not count it.
+    held_against_buyer: bool = True
 
 
 @dataclass(frozen=True)
@@ -215,13 +219,19 @@ class BuyerClient:
         if target is None:
             return _ping_failed(buyer, refused, None)
         started = time.monotonic()
+        given_s = min(timeout_s, limit)
         try:
             async with self._client.post(target, data=body, headers=headers, allow_redirects=False,
-                                       timeout=aiohttp.ClientTimeout(total=min(timeout_s, limit))) as response:
+                                       timeout=aiohttp.ClientTimeout(total=given_s)) as response:
                 answer = await read_answer(response, self.reply_max_bytes)
         except (aiohttp.ClientError, asyncio.TimeoutError) as exc:  # noqa: UP041 (aiohttp raises both)
             if isinstance(exc, aiohttp.ClientConnectorError) and isinstance(exc.os_error, AddressRefused):
                 return _ping_failed(buyer, f"not reached: {exc.os_error}", None)
+            if isinstance(exc, asyncio.TimeoutError) and not fair_trial(  # noqa: UP041
+                    given_s, min((opened.closes_at_ms - opened.opened_at_ms) / 1000, limit)):
+                return _ping_failed(buyer, f"no answer in the {given_s * 1000:.0f} ms left of the auction's window "
+                                           "(pinged late: not held against the buyer)",
+                                    time.monotonic() - started, held_against_buyer=False)
             return _ping_failed(buyer, f"no answer: {type(exc).__name__}", time.monotonic() - started)
         result = ping_result(answer, self.reply_max_bytes)
         if answer.redirected or answer.cut:
@@ -302,12 +312,13 @@ def cut_note(reply_max_bytes: int) -> str:
     return f"; reply cut at {reply_max_bytes} bytes (the rest was not read)"
 
 
-def _ping_failed(buyer: BuyerAccount, detail: str, seconds: float | None) -> PingResult:
-    """A ping without an answer, which the buyer's breaker counts; `seconds` None when no
-    connection was made (a refused address is no round trip)."""
+def _ping_failed(buyer: BuyerAccount, detail: str, seconds: float | None,
+                 held_against_buyer: bool = True) -> PingResult:
+    """A ping without an answer, which the buyer's breaker counts unless `held_against_buyer` is
+    False; `seconds` None when no connection was made (a refused address is no round trip)."""
     log.info("ping failed", extra={"fields": {"buyer_id": buyer.id, "detail": detail}})
     metrics.pinged(buyer.id, "no_answer", seconds)
-    return PingResult(None, False, detail)
+    return PingResult(None, False, detail, held_against_buyer)
 
 
 def post_outcome(result: PostResult) -> str:

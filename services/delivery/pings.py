@@ -52,7 +52,10 @@ class PingFanout:
             metrics.pinged(buyer.id, "breaker_open")
             return  # failing lately: skipped for its cool-down (its bids would be passed over anyway)
         result = await self.client.ping(buyer, opened, remaining_s, self.rules.for_buyer(buyer.id, buyer.name))
-        self.breaker.record(buyer.id, ok=result.answered)
+        if result.answered or result.held_against_buyer:
+            self.breaker.record(buyer.id, ok=result.answered)
+        else:
+            self.breaker.release(buyer.id)  # pinged too late to tell: no verdict (a trial may run again)
         amount = result.bid_cents
         if amount is None:
             return

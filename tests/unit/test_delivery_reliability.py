@@ -14,7 +14,7 @@ from leadx.delivery.buyer_auth import auth_headers, sign, verify
 from leadx.delivery.post_adaptation import prepare_post
 from leadx.delivery.post_adaptation.syntax import Auth, parse_rules
 from leadx.dev.stack import free_port
-from services.delivery.breaker import CircuitBreaker
+from services.delivery.breaker import CircuitBreaker, fair_trial
 from services.delivery.buyer_http import BuyerClient
 from tests.buyer_server import BuyerServer
 
@@ -148,3 +148,31 @@ def test_an_answer_is_read_and_a_5xx_counts_as_a_failure(status, accepted, faile
     result, received = asyncio.run(scenario())
     assert received == 1 and result.status == status
     assert (result.accepted, result.failed) == (accepted, failed)
+
+
+def test_a_ping_counts_against_its_buyer_only_if_the_buyer_had_a_fair_share_of_its_time():
+    assert fair_trial(given_s=1.0, full_s=1.0) and fair_trial(given_s=0.5, full_s=1.0)
+    assert not fair_trial(given_s=0.49, full_s=1.0)  # delivery pinged it late in the window
+    assert fair_trial(given_s=2.5, full_s=5.0)  # the buyer's own ping timeout is the full time
+
+
+@pytest.mark.parametrize(("left_s", "held_against_buyer"), [(1.0, True), (0.2, False)])
+def test_an_unanswered_ping_sent_late_in_its_window_is_not_held_against_the_buyer(left_s, held_against_buyer):
+    opened = ev.AuctionOpened(auction_id="A1", lead_id="A1", opened_at_ms=1_000, closes_at_ms=2_000)  # 1 s window
+
+    async def scenario():
+        async with BuyerServer(delay_s=1.5) as buyer:  # never answers within the window
+            client = BuyerClient(10, 5.0, 5.0)
+            await client.start()
+            try:
+                account = BuyerAccount("b1", "one", f"http://127.0.0.1:{buyer.port}/post",
+                                       f"http://127.0.0.1:{buyer.port}/post")
+                return await client.ping(account, opened, left_s)
+            finally:
+                await client.close()
+
+    result = asyncio.run(scenario())
+    assert not result.answered and result.bid_cents is None
+    assert result.held_against_buyer is held_against_buyer
+    if not held_against_buyer:
+        assert "pinged late: not held against the buyer" in result.detail
