@@ -1,18 +1,21 @@
 """The fault suite: leads flow from two sellers to three buyers while, one after another, each
-service is killed with SIGKILL and started again, services, the broker and Redis are frozen with
-SIGSTOP (`LEADX_FAULT_STOP_S`, 30 s by default) and resumed, Redis is restarted with its data
-and then without it, and PostgreSQL is frozen and then restarted.
+service is killed with SIGKILL and started again, services, a partition's leading broker and Redis
+are frozen with SIGSTOP (`LEADX_FAULT_STOP_S`, 30 s by default) and resumed, one broker of the
+three is killed and started again, Redis is restarted with its data and then without it, and
+PostgreSQL is frozen and then restarted.
 The checker (tests/faults/checker.py) then reads the whole history and fails the test on any lead
 lost or doubled, any consumer sold or posted twice to one buyer, any lead refused and then sold,
 books that do not balance, or a POST with no post_attempts row. The table per fault (leads, lost,
 doubled, delivered twice, the sellers' p99, unanswered requests, time to recover) is written to
 `LEADX_FAULT_REPORT` (build/faults.md by default).
 
-It runs on a broker, a Redis and a PostgreSQL of its own: freezing the session's would stall every
+It runs on a Kafka cluster of three brokers (replication factor 3, min.insync.replicas 2, as
+production runs), a Redis and a PostgreSQL of its own: freezing the session's would stall every
 other test."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import signal
@@ -22,7 +25,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from aiokafka.admin import AIOKafkaAdminClient
 
+from leadx.contracts import topics
 from leadx.dev.postgres import LocalPostgres
 from leadx.dev.stack import LocalStack, ManagedProcess, free_port, redis_binary
 from tests.conftest import poll_until
@@ -37,9 +42,11 @@ STOP_S = float(os.environ.get("LEADX_FAULT_STOP_S", "30"))
 SETTLE_S = 3.0  # leads flowing normally between two faults
 LAST_WATCH_S = 20.0
 REPORT = Path(os.environ.get("LEADX_FAULT_REPORT", "build/faults.md"))
-# Apache Kafka, as production runs it (with idempotent producers); LEADX_FAULT_BROKER=tansu for the
-# development broker.
+# Apache Kafka, as production runs it: three brokers, idempotent producers. LEADX_FAULT_BROKER=tansu
+# for the development broker (one, whose freeze stands in for the broker faults).
 BROKER = os.environ.get("LEADX_FAULT_BROKER", "kafka")
+KAFKA_NODES = 3 if BROKER == "kafka" else 1
+PREFIX = "f."
 # Only the faults whose names hold one of these words (comma-separated, any case), to look into
 # one fault without the whole run: LEADX_FAULTS=postgresql. Empty: all of them.
 ONLY = [word.strip().lower() for word in os.environ.get("LEADX_FAULTS", "").split(",") if word.strip()]
@@ -68,20 +75,34 @@ class Rig:
     def part(self, name: str) -> ManagedProcess:
         return next(process for process in self.infra.infra if process.name == name)
 
+    def leader_of(self, base: str, partition: int = 0) -> ManagedProcess:
+        """The broker that leads this partition of one of the exchange's topics now."""
+        async def describe() -> int:
+            admin = AIOKafkaAdminClient(bootstrap_servers=self.infra.kafka_bootstrap)
+            await admin.start()
+            try:
+                [described] = await admin.describe_topics([topics.name(PREFIX, base)])
+            finally:
+                await admin.close()
+            return next(part["leader"] for part in described["partitions"] if part["partition"] == partition)
+        return self.part(f"broker-{asyncio.run(describe())}")
+
 
 @pytest.fixture(scope="module")
 def rig(tmp_path_factory) -> Iterator[Rig]:
     postgres = LocalPostgres()
     database_url = postgres.start()
-    infra = LocalStack(tmp_path_factory.mktemp("fault-infra"), broker=BROKER, database_url=database_url)
+    infra = LocalStack(tmp_path_factory.mktemp("fault-infra"), broker=BROKER, kafka_nodes=KAFKA_NODES,
+                       database_url=database_url)
     persistent_redis(infra)
     infra.start_infra()  # the broker (Redis is given)
     assert infra.kafka_bootstrap and infra.redis_url
     # A short stall threshold, so the ledger's safety net re-drives a lead a restarted consumer lost
     # within the test's patience.
-    market = start_exchange(tmp_path_factory.mktemp("faults"), infra.kafka_bootstrap, infra.redis_url, "f.",
+    market = start_exchange(tmp_path_factory.mktemp("faults"), infra.kafka_bootstrap, infra.redis_url, PREFIX,
                             ["alpha", "beta", "gamma"], SERVICES, window_s=1.0, database_url=database_url,
-                            LEDGER_REDRIVE_AFTER_SECONDS="15", KAFKA_IDEMPOTENCE=str(BROKER == "kafka").lower())
+                            LEDGER_REDRIVE_AFTER_SECONDS="15", KAFKA_IDEMPOTENCE=str(BROKER == "kafka").lower(),
+                            KAFKA_REPLICATION_FACTOR=str(KAFKA_NODES))
     try:
         yield Rig(market, infra, postgres)
     finally:
@@ -119,6 +140,14 @@ def frozen_postgres(postgres: LocalPostgres) -> None:
             os.kill(pid, signal.SIGCONT)
 
 
+def killed_and_restarted(stack: LocalStack, process: ManagedProcess) -> None:
+    """SIGKILL, then started again on its data (a broker keeps its log folder)."""
+    process.signal(signal.SIGKILL)
+    assert process.process is not None
+    process.process.wait(10)
+    stack.start_infra_process(process)
+
+
 def restarted_with_its_data(stack: LocalStack, process: ManagedProcess) -> None:
     process.stop()  # SIGTERM: Redis finishes its append-only file and exits
     stack.start_infra_process(process)
@@ -141,12 +170,23 @@ def test_no_lead_is_lost_or_sold_twice_whatever_fails(rig: Rig):
     alpha, beta, gamma = (exchange.buyers.buyers[name] for name in ("alpha", "beta", "gamma"))
     alpha.bid, beta.bid, gamma.bid = 1500, 1200, 1100
     alpha.accept = lambda lead: int(lead["lead_id"], 36) % 3 != 0  # a third pass to the next bidder
-    broker, redis = rig.part("broker"), rig.part("redis")
+    redis = rig.part("redis")
+    if KAFKA_NODES > 1:
+        # The broker that leads the intake's topic (its first hop), then the one that leads the
+        # winners' topic, chosen when their fault comes (leadership moves as brokers fail).
+        broker_faults: list[tuple[str, Callable[[], None]]] = [
+            (f"leader of {topics.LEAD_SUBMITTED} SIGSTOP {STOP_S:.0f} s",
+             lambda: frozen(rig.leader_of(topics.LEAD_SUBMITTED))),
+            (f"leader of {topics.AUCTION_CLOSED} SIGKILL, restarted",
+             lambda: killed_and_restarted(rig.infra, rig.leader_of(topics.AUCTION_CLOSED))),
+        ]
+    else:
+        broker_faults = [(f"broker SIGSTOP {STOP_S:.0f} s", lambda: frozen(rig.part("broker")))]
     faults_to_inject: list[tuple[str, Callable[[], None]]] = [
         *[(f"{name} SIGKILL, restarted", lambda name=name: kill_and_restart(exchange, name)) for name in SERVICES],
         *[(f"{name} SIGSTOP {STOP_S:.0f} s", lambda name=name: frozen(exchange.stack.services[name]))
           for name in SERVICES],
-        (f"broker SIGSTOP {STOP_S:.0f} s", lambda: frozen(broker)),
+        *broker_faults,
         (f"Redis SIGSTOP {STOP_S:.0f} s", lambda: frozen(redis)),
         ("Redis restarted with its data", lambda: restarted_with_its_data(rig.infra, redis)),
         ("Redis restarted without its data", lambda: restarted_without_its_data(rig.infra, redis)),
