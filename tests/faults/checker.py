@@ -21,6 +21,8 @@ The promises, and what breaks them:
 - `books`: ledger entries that do not sum to zero, overall or in any transaction.
 - `unrecorded post`: a POST a buyer received with no post_attempts row for it (a dispute could not
   see it).
+- `server error`: an answer of 500 or any 5xx but 503 (which, with Retry-After, is the exchange's
+  own "unavailable, retry"): whatever fails underneath, a seller never gets a crash for an answer.
 """
 
 from __future__ import annotations
@@ -134,7 +136,14 @@ def violations(history: History) -> list[Violation]:
     found += _refused_then_sold(history)
     found += _books(history)
     found += _unrecorded_posts(history)
+    found += _server_errors(history)
     return found
+
+
+def _server_errors(history: History) -> list[Violation]:
+    return [Violation("server error", f"consumer {s.consumer}'s submission was answered {s.http_status}")
+            for s in history.submissions if s.http_status is not None and s.http_status >= 500
+            and s.http_status != 503]
 
 
 def _accepted_leads(history: History) -> set[str]:

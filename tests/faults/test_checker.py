@@ -128,6 +128,12 @@ def test_books_must_balance_per_transaction_and_overall():
     assert rules(history) == ["books", "books"]  # balanced overall, two transactions are not
 
 
+def test_a_server_error_is_found_but_a_503_is_not():
+    history = clean()
+    history.submissions += [Submission(11, T0, T0 + 1, 503, "", None), Submission(12, T0, T0 + 1, 500, "", None)]
+    assert rules(history) == ["server error"]
+
+
 def test_a_post_with_no_attempt_row_is_found():
     history = clean()
     history.posts.append(BuyerPost("b1", "L1", "a1"))  # received twice, recorded once

@@ -77,3 +77,32 @@ def test_a_broken_connection_fails_every_waiting_caller_as_a_redis_error(redis_u
     results = run(redis_url, scenario)
     assert len(results) == 2
     assert all(isinstance(r, RedisError) for r in results), results
+
+
+def test_a_redis_that_stops_answering_fails_its_callers_as_a_redis_error_in_time(redis_url):
+    """A Redis that takes the commands and never replies (frozen, say): every waiting caller gets a
+    RedisError, which callers read as Redis unavailable (the intake answers 503), not a bare
+    TimeoutError (which became a 500)."""
+    async def silent_on_get(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        # The connection's own set-up commands are answered; a GET never is.
+        while data := await reader.read(65536):
+            for command in data.split(b"*")[1:]:
+                if b"GET" not in command.upper():
+                    writer.write(b"+OK\r\n")
+            await writer.drain()
+
+    async def scenario(_pipeliner, _redis, _prefix):
+        server = await asyncio.start_server(silent_on_get, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        frozen = connect(f"redis://127.0.0.1:{port}/0?socket_timeout=0.3")
+        try:
+            return await asyncio.wait_for(asyncio.gather(
+                Pipeliner(frozen).command("GET", "a"), Pipeliner(frozen).command("GET", "b"),
+                return_exceptions=True), timeout=10)
+        finally:
+            await frozen.aclose()
+            server.close()
+
+    results = run(redis_url, scenario)
+    assert all(isinstance(r, RedisError) for r in results), results
+    assert "no reply from Redis within 0.3s" in str(results[0])

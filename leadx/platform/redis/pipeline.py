@@ -16,6 +16,7 @@ import time
 
 from redis.asyncio import Redis
 from redis.exceptions import NoScriptError, ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from leadx.platform.metrics import REDIS_COMMAND_SECONDS
 
@@ -107,12 +108,18 @@ class Pipeliner:
             await connection.send_packed_command(packed, check_health=False)
             results = []
             # One deadline for the whole batch rather than redis-py's per reply (a tenth of the CPU).
-            async with asyncio.timeout(connection.socket_timeout or REPLY_TIMEOUT_S):
-                for _ in batch:
-                    try:
-                        results.append(await connection.read_response(timeout=math.inf))
-                    except ResponseError as error:  # a reply that is an error; the others still come
-                        results.append(error)
+            deadline_s = connection.socket_timeout or REPLY_TIMEOUT_S
+            try:
+                async with asyncio.timeout(deadline_s):
+                    for _ in batch:
+                        try:
+                            results.append(await connection.read_response(timeout=math.inf))
+                        except ResponseError as error:  # a reply that is an error; the others still come
+                            results.append(error)
+            except TimeoutError as error:
+                # As redis-py says it: callers treat every RedisError as Redis unavailable (the
+                # intake answers 503), and a bare TimeoutError would have been a 500.
+                raise RedisTimeoutError(f"no reply from Redis within {deadline_s:g}s") from error
         except BaseException:
             await connection.disconnect()  # a half-read connection must not be reused
             raise
