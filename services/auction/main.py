@@ -18,7 +18,7 @@ from leadx.platform.runtime import tune_garbage_collection
 from leadx.platform.telemetry import setup_tracing
 from services.auction.faust_consumer import adjust_faust_consumer
 from services.auction.settings import AuctionSettings
-from services.auction.worker import build_worker
+from services.auction.worker import build_worker, changelog_topic
 
 
 def main() -> None:
@@ -28,8 +28,12 @@ def main() -> None:
     setup_tracing("auction")
     engine = make_engine(settings.common.database_url)
     exit_unless_current(engine, "auction")
-    # faust only creates its own changelog topics; the event topics must exist before it subscribes.
-    asyncio.run(ensure_topics(settings.common.kafka))
+    # The event topics must exist before faust subscribes. Its table's changelog is made here too,
+    # compacted, with the partitions of the topics it is co-partitioned with: on a broker that
+    # creates topics on first use (Apache Kafka's default), any client asking for it before faust
+    # made it (a bid feed's flush, a tool) made it with the broker's default partition count, and
+    # faust then stopped on the mismatch (PartitionsMismatch).
+    asyncio.run(ensure_topics(settings.common.kafka, compacted=(changelog_topic(settings.common.kafka),)))
     directory = BuyerDirectory(session_factory(engine), settings.common.accounts_refresh_s)
     directory.load()  # before the first lead, so no auction opens with an empty buyer list
     adjust_faust_consumer(settings.common.kafka)

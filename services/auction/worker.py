@@ -27,14 +27,23 @@ from services.auction.closing import AuctionCloser, DeadlineKeeper
 from services.auction.deadlines import DeadlineIndex
 from services.auction.opener import AuctionOpener
 from services.auction.settings import AuctionSettings
-from services.auction.table import auctions_table
+from services.auction.table import TABLE_NAME, auctions_table
+
+
+def app_id(kafka: KafkaSettings) -> str:
+    return f"{kafka.topic_prefix}leadx-auction"
+
+
+def changelog_topic(kafka: KafkaSettings) -> str:
+    """The auctions table's changelog topic, as faust names it (`<app id>-<table>-changelog`)."""
+    return f"{app_id(kafka)}-{TABLE_NAME}-changelog"
 
 
 def make_app(settings: AuctionSettings) -> faust.App:
     kafka = settings.common.kafka
     return clients.faust_app(
         kafka,
-        f"{kafka.topic_prefix}leadx-auction",
+        app_id(kafka),
         store="memory://",
         datadir=settings.data_dir,
         topic_partitions=kafka.partitions,

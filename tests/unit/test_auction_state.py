@@ -103,3 +103,16 @@ def test_the_table_writes_and_reads_its_changelog_with_the_auction_codec():
         assert app.serializers.loads_value(None, faust_json(OPEN_RECORD), serializer=codec) == auction
         assert app.serializers.dumps_value(None, auction, serializer=codec) == auction.to_json()
     assert table.key_serializer == "json"  # the auction ids, as before
+
+
+def test_the_changelog_topic_made_before_faust_starts_is_the_one_faust_uses(tmp_path):
+    from types import SimpleNamespace
+
+    from leadx.platform.config import KafkaSettings
+    from services.auction.worker import changelog_topic, make_app
+
+    kafka = KafkaSettings(bootstrap_servers="127.0.0.1:1", topic_prefix="p.", partitions=3, replication_factor=1,
+                          idempotence=False)
+    app = make_app(SimpleNamespace(common=SimpleNamespace(kafka=kafka), data_dir=str(tmp_path)))
+    assert auctions_table(app, 3).changelog_topic.get_topic_name() == changelog_topic(kafka) == \
+        "p.leadx-auction-auctions-changelog"

@@ -15,8 +15,10 @@ _TOPIC_ALREADY_EXISTS = 36
 LEADERS_TIMEOUT_S = 30.0
 
 
-async def ensure_topics(settings: KafkaSettings, bases: tuple[str, ...] = topic_names.ALL) -> None:
-    """Create missing topics; existing ones are left as they are."""
+async def ensure_topics(settings: KafkaSettings, bases: tuple[str, ...] = topic_names.ALL,
+                        compacted: tuple[str, ...] = ()) -> None:
+    """Create missing topics; existing ones are left as they are. `compacted` are full topic names
+    of changelogs (a key's last record is kept), made with the same partitions and replicas."""
     admin = clients.admin(settings)
     await admin.start()
     try:
@@ -26,6 +28,10 @@ async def ensure_topics(settings: KafkaSettings, bases: tuple[str, ...] = topic_
                      settings.replication_factor)
             for base in bases
             if topic_names.name(settings.topic_prefix, base) not in existing
+        ] + [
+            NewTopic(name, settings.partitions, settings.replication_factor,
+                     topic_configs={"cleanup.policy": "compact"})
+            for name in compacted if name not in existing
         ]
         if wanted:
             response = await admin.create_topics(wanted)
