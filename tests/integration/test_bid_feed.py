@@ -25,6 +25,7 @@ from services.auction.bid_feed import BidFeed
 pytestmark = pytest.mark.integration
 
 PARTITIONS = 2
+CHANGELOG_SUFFIX = "-changelog-test"
 
 
 class TopicTable:
@@ -90,7 +91,9 @@ def run_feed(kafka: KafkaSettings, group: str, topic: str, table: TopicTable, fl
 def setting(kafka_bootstrap, unique_prefix):
     kafka = KafkaSettings(bootstrap_servers=kafka_bootstrap, topic_prefix=unique_prefix, partitions=PARTITIONS,
                           replication_factor=1, idempotence=False)
-    asyncio.run(ensure_topics(kafka, (topics.BID_PLACED,)))
+    # The stand-in table's changelog too, with as many partitions as the bids' topic (a broker
+    # that creates a topic on first use would give it its default of one).
+    asyncio.run(ensure_topics(kafka, (topics.BID_PLACED, topics.BID_PLACED + CHANGELOG_SUFFIX)))
     return kafka, topics.name(unique_prefix, topics.BID_PLACED), topics.group(unique_prefix, "auction-bids")
 
 
@@ -100,7 +103,7 @@ def test_bids_count_at_once_and_are_committed_only_behind_one_write_per_auction(
     async def scenario() -> None:
         producer = AIOKafkaProducer(bootstrap_servers=kafka.bootstrap_servers)
         await producer.start()
-        table = TopicTable(producer, topic + "-changelog-test")
+        table = TopicTable(producer, topic + CHANGELOG_SUFFIX)
         table.data |= {"a": open_auction(), "b": open_auction()}
         # One flush a second after the assignment: the bids below are all read before it.
         feed = run_feed(kafka, group, topic, table, flush_s=1.0)
@@ -129,7 +132,7 @@ def test_bids_read_but_not_flushed_are_read_again_by_the_next_owner(setting):
     async def scenario() -> None:
         producer = AIOKafkaProducer(bootstrap_servers=kafka.bootstrap_servers)
         await producer.start()
-        changelog = topic + "-changelog-test"
+        changelog = topic + CHANGELOG_SUFFIX
         first = TopicTable(producer, changelog)
         first.data["a"] = open_auction()
         # A flush interval longer than the test: the first owner never writes or commits.
@@ -171,7 +174,7 @@ def test_closes_wait_until_the_feed_has_read_the_backlog_it_was_assigned(setting
     async def scenario() -> None:
         producer = AIOKafkaProducer(bootstrap_servers=kafka.bootstrap_servers)
         await producer.start()
-        table = TopicTable(producer, topic + "-changelog-test")
+        table = TopicTable(producer, topic + CHANGELOG_SUFFIX)
         table.data["a"] = open_auction()
 
         # Nothing to read: nothing held.
