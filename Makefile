@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: install runtime-lock run test faults unit integration kafka-jars proto proto-check lint typecheck k8s-check bench bench-intake bench-dedup bench-delivery bench-dashboard bench-auction bench-scoring prior-model clean
+.PHONY: install runtime-lock run test test-kafka faults unit integration kafka-jars proto proto-check lint typecheck k8s-check bench bench-intake bench-dedup bench-delivery bench-dashboard bench-auction bench-scoring bench-kafka prior-model clean
 
 install: $(STAMP)
 
@@ -31,7 +31,17 @@ run: install
 ## its own broker and Redis for 30 s at a time, and reports its time and table in build/faults.md).
 test: install proto-check lint typecheck k8s-check
 	$(PY) -m pytest -n 2 --no-loadscope-reorder --ignore=tests/faults
+	$(MAKE) test-kafka
 	$(MAKE) faults
+
+## The integration suite's core again, on one Apache Kafka broker with idempotent producers (the
+## rest runs on tansu): the pipeline, crash recovery, the dedup races, the 120 s window, the
+## auction's table recovery with two workers, and the bid feed's hand-overs.
+KAFKA_CORE = tests/integration/test_pipeline.py tests/integration/test_crash_recovery.py \
+	tests/integration/test_long_auction_window.py tests/integration/test_auction_workers.py \
+	tests/integration/test_dedup_concurrency.py tests/integration/test_bid_feed.py
+test-kafka: install kafka-jars
+	LEADX_TEST_BROKER=kafka $(PY) -m pytest -n 2 --no-loadscope-reorder $(KAFKA_CORE)
 
 faults: install kafka-jars
 	$(PY) -m pytest tests/faults
@@ -92,6 +102,10 @@ bench-auction: install
 
 bench-scoring: install
 	$(PY) bench/scoring.py
+
+## The end-to-end figures on tansu and on one Apache Kafka broker, side by side, in one run.
+bench-kafka: install kafka-jars
+	$(PY) bench/pipeline.py --broker kafka
 
 ## Retrain the prior model bundle shipped in leadx/scoring/prior from seeded simulated outcomes.
 prior-model: install

@@ -72,10 +72,15 @@ def pytest_xdist_make_scheduler(config, log):
     return ByGroup(config, log)
 
 
+# The session's broker: tansu (the development broker) unless LEADX_TEST_BROKER=kafka, with which
+# `make test` runs the integration suite's core a second time on Apache Kafka (`make test-kafka`).
+TEST_BROKER = os.environ.get("LEADX_TEST_BROKER", "tansu")
+
+
 @pytest.fixture(scope="session")
 def infra(tmp_path_factory) -> Iterator[LocalStack]:
     """A broker and a Redis for the whole session; tests isolate themselves by topic prefix."""
-    stack = LocalStack(tmp_path_factory.mktemp("infra"))
+    stack = LocalStack(tmp_path_factory.mktemp("infra"), broker=TEST_BROKER)
     stack.start_infra()
     yield stack
     stack.stop()

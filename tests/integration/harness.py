@@ -30,6 +30,7 @@ from leadx.dev.stack import LOCAL_BUYER_URLS, LocalStack, ManagedProcess, port_t
 from leadx.leads.sealing import PiiKeyring
 from leadx.platform.db.engine import make_engine, session_factory
 from leadx.platform.db.models import Sale
+from tests.conftest import TEST_BROKER
 from tests.integration.tails import forget_topics, tails_of
 
 STOP_TIMEOUT_S = 15  # as ManagedProcess.stop gives each service
@@ -286,6 +287,8 @@ def start_exchange(run_dir: Path, kafka_bootstrap: str, redis_url: str, prefix: 
     when they next re-read the accounts). With `wait_ready=False` it returns once the services are
     started: the caller waits for them (`stack.wait_ready`)."""
     service_env.setdefault("KAFKA_FETCH_MAX_WAIT_MS", str(TEST_FETCH_WAIT_MS))
+    if TEST_BROKER == "kafka":  # as production runs it (tansu has no InitProducerId)
+        service_env.setdefault("KAFKA_IDEMPOTENCE", "true")
     stack = LocalStack(run_dir, kafka_bootstrap=kafka_bootstrap, redis_url=redis_url, topic_prefix=prefix,
                        database_url=database_url, auction_window_s=window_s, extra_env=service_env)
     stack.start_infra()  # only the SQLite path: the broker and Redis are given
