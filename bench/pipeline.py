@@ -10,6 +10,10 @@ Measures, in one run and on one machine:
     answers given synchronously (the rest are 202 + status URL).
 Figures are printed beside their baselines and written to bench/results/pipeline.json.
 The load generator shares the machine's cores with the broker, Redis and all six services.
+
+`--broker kafka` measures everything twice in one run, on tansu and then on one Apache Kafka broker
+(KRaft, idempotent producers, as `make run` on Kafka), prints the two side by side and writes
+bench/results/pipeline-kafka.json: the cost of the real broker on this machine.
 """
 
 from __future__ import annotations
@@ -46,6 +50,7 @@ from leadx.dev.stack import LOCAL_BUYER_URLS, SERVICES, LocalStack
 from leadx.platform.db.engine import make_engine, session_factory
 
 RESULTS = ROOT / "bench" / "results" / "pipeline.json"
+KAFKA_RESULTS = ROOT / "bench" / "results" / "pipeline-kafka.json"
 
 
 # ---------------------------------------------------------------- baselines
@@ -89,8 +94,10 @@ async def wait_for_sales(bootstrap: str, topic: str, lead_ids: set[str], timeout
 
 # ---------------------------------------------------------------- the exchange
 
-def start_exchange(run_dir: Path, window_s: float) -> tuple[LocalStack, BuyerServer, str]:
-    stack = LocalStack(run_dir, topic_prefix="bench.", partitions=6, auction_window_s=window_s)
+def start_exchange(run_dir: Path, window_s: float, broker: str) -> tuple[LocalStack, BuyerServer, str]:
+    # On Kafka as production runs it: idempotent producers (tansu has no InitProducerId).
+    stack = LocalStack(run_dir, broker=broker, topic_prefix="bench.", partitions=6, auction_window_s=window_s,
+                       extra_env={"KAFKA_IDEMPOTENCE": "true"} if broker == "kafka" else {})
     stack.start_infra()
     engine = make_engine(stack.database_url)
     buyers = BuyerServer()
@@ -108,10 +115,12 @@ def start_exchange(run_dir: Path, window_s: float) -> tuple[LocalStack, BuyerSer
     return stack, buyers, seller.api_key
 
 
-def run(args) -> dict:
+def run(args, broker: str) -> dict:
+    """Every figure, on an exchange over `broker`; the same leads (the same seed) for each broker."""
     rng = random.Random(args.seed)
     run_dir = Path(tempfile.mkdtemp(prefix="leadx-bench-"))
-    stack, buyers, api_key = start_exchange(run_dir, args.window)
+    print(f"--- on {broker}", flush=True)
+    stack, buyers, api_key = start_exchange(run_dir, args.window, broker)
     bare, bare_port, _ = start_bare_starlette()
     results: dict = {}
     try:
@@ -221,13 +230,50 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--window", type=float, default=1.0, help="auction window, seconds")
     parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--broker", choices=("tansu", "kafka"), default="tansu",
+                        help="kafka: the figures on tansu, then on one Apache Kafka broker, side by side")
     args = parser.parse_args()
-    results = run(args)
-    report(results)
-    write_results(results, args, RESULTS, ROOT)
+    if args.broker == "tansu":
+        results = run(args, "tansu")
+        report(results)
+        write_results(results, args, RESULTS, ROOT)
+        return 0 if sound(results) else 1
+    by_broker = {broker: run(args, broker) for broker in ("tansu", "kafka")}
+    for broker, results in by_broker.items():
+        print(f"\n=== {broker}")
+        report(results)
+    compare(by_broker["tansu"], by_broker["kafka"])
+    all_sound = all(sound(results) for results in by_broker.values())
+    write_results(by_broker, args, KAFKA_RESULTS, ROOT)  # adds the machine and parameters beside the brokers
+    return 0 if all_sound else 1
+
+
+def sound(results: dict) -> bool:
+    """Every accepted lead had exactly one outcome, and no request got a 5xx."""
     phases = [results["end_to_end"], *results["fixed_rate"]]
     broken = any(phase["missing"] or phase["leads_with_two_outcomes"] for phase in phases)
-    return 1 if broken or any(fixed["errors_5xx"] for fixed in results["fixed_rate"]) else 0
+    return not broken and not any(fixed["errors_5xx"] for fixed in results["fixed_rate"])
+
+
+def compare(tansu: dict, kafka: dict) -> None:
+    """The figures of the two brokers side by side, Kafka's as a share of tansu's."""
+    rows = [
+        ("raw produce, awaited /s", tansu["baseline_produce"]["awaited_msgs_per_s"],
+         kafka["baseline_produce"]["awaited_msgs_per_s"]),
+        ("raw produce, pipelined /s", tansu["baseline_produce"]["pipelined_msgs_per_s"],
+         kafka["baseline_produce"]["pipelined_msgs_per_s"]),
+        ("bare Starlette /s (the machine's noise)", tansu["baseline_starlette"]["requests_per_s"],
+         kafka["baseline_starlette"]["requests_per_s"]),
+        ("intake POSTs answered /s", tansu["intake_closed_loop"]["requests_per_s"],
+         kafka["intake_closed_loop"]["requests_per_s"]),
+        ("intake p99 ms at concurrency", tansu["intake_closed_loop"]["p99_ms"], kafka["intake_closed_loop"]["p99_ms"]),
+        ("end-to-end leads /s", tansu["end_to_end"]["leads_per_s"], kafka["end_to_end"]["leads_per_s"]),
+        *[(f"p99 ms at {t['offered_per_s']:g} req/s", t["p99_ms"], k["p99_ms"])
+          for t, k in zip(tansu["fixed_rate"], kafka["fixed_rate"], strict=True)],
+    ]
+    print(f"\n{'figure':42} {'tansu':>10} {'kafka':>10} {'kafka/tansu':>12}")
+    for label, on_tansu, on_kafka in rows:
+        print(f"{label:42} {on_tansu:>10} {on_kafka:>10} {on_kafka / on_tansu if on_tansu else 0:>12.2f}")
 
 
 if __name__ == "__main__":
