@@ -164,6 +164,9 @@ def parse_post_reply(status: int, body: bytes) -> tuple[bool, str]:
     return accepted, "accepted" if accepted else "rejected by buyer"
 
 
+# How far past its deadline a ping's timeout may fire before delivery counts itself, not the buyer,
+# as the one that stalled.
+STALLED_S = 1.0
 CONNECT_RETRY_DELAYS_S = (0.2, 0.5)  # retries of a post whose connection was never made
 
 
@@ -227,12 +230,18 @@ class BuyerClient:
         except (aiohttp.ClientError, asyncio.TimeoutError) as exc:  # noqa: UP041 (aiohttp raises both)
             if isinstance(exc, aiohttp.ClientConnectorError) and isinstance(exc.os_error, AddressRefused):
                 return _ping_failed(buyer, f"not reached: {exc.os_error}", None)
+            waited_s = time.monotonic() - started
             if isinstance(exc, asyncio.TimeoutError) and not fair_trial(  # noqa: UP041
                     given_s, min((opened.closes_at_ms - opened.opened_at_ms) / 1000, limit)):
                 return _ping_failed(buyer, f"no answer in the {given_s * 1000:.0f} ms left of the auction's window "
                                            "(pinged late: not held against the buyer)",
-                                    time.monotonic() - started, held_against_buyer=False)
-            return _ping_failed(buyer, f"no answer: {type(exc).__name__}", time.monotonic() - started)
+                                    waited_s, held_against_buyer=False)
+            if isinstance(exc, asyncio.TimeoutError) and waited_s > given_s + STALLED_S:  # noqa: UP041
+                # The deadline fired long after it was due: delivery itself was not running (frozen,
+                # starved of CPU), so the buyer's silence says nothing.
+                return _ping_failed(buyer, f"no answer: delivery stalled ({waited_s:.1f} s for a {given_s:.1f} s "
+                                           "ping; not held against the buyer)", waited_s, held_against_buyer=False)
+            return _ping_failed(buyer, f"no answer: {type(exc).__name__}", waited_s)
         result = ping_result(answer, self.reply_max_bytes)
         if answer.redirected or answer.cut:
             log.info("ping reply redirected or cut", extra={"fields": {"buyer_id": buyer.id, "detail": result.detail}})

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import time
 
 import pytest
 
@@ -176,3 +177,25 @@ def test_an_unanswered_ping_sent_late_in_its_window_is_not_held_against_the_buye
     assert result.held_against_buyer is held_against_buyer
     if not held_against_buyer:
         assert "pinged late: not held against the buyer" in result.detail
+
+
+def test_an_unanswered_ping_is_not_held_against_the_buyer_when_delivery_itself_stalled():
+    opened = ev.AuctionOpened(auction_id="A1", lead_id="A1", opened_at_ms=1_000, closes_at_ms=2_000)
+
+    async def scenario():
+        async with BuyerServer(delay_s=3.0) as buyer:
+            client = BuyerClient(10, 5.0, 5.0)
+            await client.start()
+            try:
+                account = BuyerAccount("b1", "one", f"http://127.0.0.1:{buyer.port}/post",
+                                       f"http://127.0.0.1:{buyer.port}/post")
+                ping = asyncio.create_task(client.ping(account, opened, 0.5))
+                await asyncio.sleep(0.1)
+                time.sleep(2.0)  # delivery's event loop stops (frozen, starved) past the ping's deadline
+                return await ping
+            finally:
+                await client.close()
+
+    result = asyncio.run(scenario())
+    assert not result.answered and not result.held_against_buyer
+    assert "delivery stalled" in result.detail
