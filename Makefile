@@ -24,11 +24,12 @@ LEADX_BROKER ?= auto
 run: install
 	$(VENV)/bin/leadx run --broker $(LEADX_BROKER)
 
-## The whole suite: generated-code drift, lint, types, manifests, unit and integration tests, then
-## the fault suite. Two workers (pytest-xdist); tests/conftest.py gives each worker whole groups of
-## tests, in the order collected (the slow integration groups first), not xdist's default of the
-## groups with most tests first. The fault suite runs alone afterwards, on Apache Kafka (it freezes
-## its own broker and Redis for 30 s at a time, and reports its time and table in build/faults.md).
+## The whole suite: generated-code drift, lint, types, manifests, unit and integration tests, the
+## integration core again on Apache Kafka, then the fault suite. Two workers (pytest-xdist);
+## tests/conftest.py gives each worker whole groups of tests, in the order collected (the slow
+## integration groups first), not xdist's default of the groups with most tests first. The fault
+## suite runs alone afterwards, on three Apache Kafka brokers of its own (it freezes and kills them,
+## Redis and PostgreSQL, and reports its time and table in build/faults.md).
 test: install proto-check lint typecheck k8s-check
 	$(PY) -m pytest -n 2 --no-loadscope-reorder --ignore=tests/faults
 	$(MAKE) test-kafka
