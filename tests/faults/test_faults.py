@@ -5,7 +5,7 @@ three is killed and started again, Redis is restarted with its data and then wit
 PostgreSQL is frozen and then restarted.
 The checker (tests/faults/checker.py) then reads the whole history and fails the test on any lead
 lost or doubled, any consumer sold or posted twice to one buyer, any lead refused and then sold,
-books that do not balance, or a POST with no post_attempts row. The table per fault (leads, lost,
+books that do not balance, a POST with no post_attempts row, or a 5xx but 503. The table per fault (leads, lost,
 doubled, delivered twice, the sellers' p99, unanswered requests, time to recover) is written to
 `LEADX_FAULT_REPORT` (build/faults.md by default).
 
