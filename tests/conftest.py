@@ -73,7 +73,7 @@ def pytest_xdist_make_scheduler(config, log):
 
 
 # The session's broker: tansu (the development broker) unless LEADX_TEST_BROKER=kafka, with which
-# `make test` runs the integration suite's core a second time on Apache Kafka (`make test-kafka`).
+# `make test-kafka` runs the integration suite's core a second time on Apache Kafka.
 TEST_BROKER = os.environ.get("LEADX_TEST_BROKER", "tansu")
 
 

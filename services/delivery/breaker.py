@@ -20,15 +20,25 @@ class _Circuit:
 # The least share of its full time a buyer must have had for a ping it left unanswered to count
 # against it.
 FAIR_SHARE = 0.5
+# How far past its deadline a ping's timeout may fire before delivery counts itself, not the buyer,
+# as the one that stalled.
+STALLED_S = 1.0
 
 
-def fair_trial(given_s: float, full_s: float) -> bool:
-    """Whether a ping left unanswered in `given_s` says anything about the buyer. A ping sent at
-    its auction's opening has `full_s` (the window, or the buyer's ping timeout if shorter); one
-    sent late, because delivery fell behind (a stalled database, a restart, a backlog), has only
-    what is left of the window. Counting those would open every buyer's circuit for delivery's own
-    lateness, and the exchange would stop asking for bids for a whole cool-down after it caught up."""
-    return given_s >= FAIR_SHARE * full_s
+def not_the_buyers_fault(given_s: float, full_s: float, waited_s: float) -> str | None:
+    """Why a ping that timed out says nothing about its buyer, or None when it counts against it.
+
+    A ping sent at its auction's opening has `full_s` (the window, or the buyer's ping timeout if
+    shorter); one sent late, because delivery fell behind (a stalled database, a restart, a
+    backlog), has only `given_s`, what was left of the window. And a timeout that fired long after
+    it was due (`waited_s`) means delivery itself was not running (frozen, starved of CPU).
+    Counting either would open every buyer's circuit for delivery's own trouble, and the exchange
+    would stop asking for bids for a whole cool-down after it recovered."""
+    if given_s < FAIR_SHARE * full_s:
+        return f"pinged late: only {given_s * 1000:.0f} ms of the auction's window were left"
+    if waited_s > given_s + STALLED_S:
+        return f"delivery stalled: {waited_s:.1f} s for a {given_s:.1f} s ping"
+    return None
 
 
 class CircuitBreaker:

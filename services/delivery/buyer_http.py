@@ -32,7 +32,7 @@ from leadx.delivery.post_adaptation import PreparedPost
 from leadx.delivery.post_adaptation.replies import read_reply
 from leadx.delivery.post_adaptation.syntax import Auth, BuyerRules
 from services.delivery import metrics
-from services.delivery.breaker import fair_trial
+from services.delivery.breaker import not_the_buyers_fault
 
 NO_AUTH = Auth()
 DEFAULT_REPLY_MAX_BYTES = 64 * 1024
@@ -58,8 +58,8 @@ class PingResult:
     bid_cents: int | None
     answered: bool
     detail: str = ""  # what came of it, for the log: a failure's cause, a redirect, a reply cut
-    # False for a ping that ran out of time because delivery sent it late in its auction's window
-    # (services.delivery.breaker.fair_trial): the buyer's circuit breaker does not count it.
+    # False for a ping that ran out of time through delivery's own trouble, sent late in its window
+    # or delivery stalled (services.delivery.breaker.not_the_buyers_fault): its breaker ignores it.
     held_against_buyer: bool = True
 
 
@@ -164,9 +164,6 @@ def parse_post_reply(status: int, body: bytes) -> tuple[bool, str]:
     return accepted, "accepted" if accepted else "rejected by buyer"
 
 
-# How far past its deadline a ping's timeout may fire before delivery counts itself, not the buyer,
-# as the one that stalled.
-STALLED_S = 1.0
 CONNECT_RETRY_DELAYS_S = (0.2, 0.5)  # retries of a post whose connection was never made
 
 
@@ -231,16 +228,11 @@ class BuyerClient:
             if isinstance(exc, aiohttp.ClientConnectorError) and isinstance(exc.os_error, AddressRefused):
                 return _ping_failed(buyer, f"not reached: {exc.os_error}", None)
             waited_s = time.monotonic() - started
-            if isinstance(exc, asyncio.TimeoutError) and not fair_trial(  # noqa: UP041
-                    given_s, min((opened.closes_at_ms - opened.opened_at_ms) / 1000, limit)):
-                return _ping_failed(buyer, f"no answer in the {given_s * 1000:.0f} ms left of the auction's window "
-                                           "(pinged late: not held against the buyer)",
-                                    waited_s, held_against_buyer=False)
-            if isinstance(exc, asyncio.TimeoutError) and waited_s > given_s + STALLED_S:  # noqa: UP041
-                # The deadline fired long after it was due: delivery itself was not running (frozen,
-                # starved of CPU), so the buyer's silence says nothing.
-                return _ping_failed(buyer, f"no answer: delivery stalled ({waited_s:.1f} s for a {given_s:.1f} s "
-                                           "ping; not held against the buyer)", waited_s, held_against_buyer=False)
+            excuse = not_the_buyers_fault(given_s, min((opened.closes_at_ms - opened.opened_at_ms) / 1000, limit),
+                                          waited_s) if isinstance(exc, asyncio.TimeoutError) else None  # noqa: UP041
+            if excuse is not None:
+                return _ping_failed(buyer, f"no answer ({excuse}; not held against the buyer)", waited_s,
+                                    held_against_buyer=False)
             return _ping_failed(buyer, f"no answer: {type(exc).__name__}", waited_s)
         result = ping_result(answer, self.reply_max_bytes)
         if answer.redirected or answer.cut:
