@@ -32,12 +32,13 @@ run: install
 ## Redis and PostgreSQL, and reports its time and table in build/faults.md).
 test: install proto-check lint typecheck k8s-check
 	$(PY) -m pytest -n 2 --no-loadscope-reorder --ignore=tests/faults
+	$(MAKE) test-kafka
 	$(MAKE) faults
 
 ## The integration suite's core again, on one Apache Kafka broker with idempotent producers (the
 ## rest runs on tansu): the pipeline, crash recovery, the dedup races, the 120 s window, the
-## auction's table recovery with two workers, and the bid feed's hand-overs. Not yet part of `make
-## test`: on a loaded CI machine its exchanges still fail to start at times (docs/reliability.md).
+## auction's table recovery with two workers, and the bid feed's hand-overs. `make test` runs it
+## after the main suite.
 KAFKA_CORE = tests/integration/test_pipeline.py tests/integration/test_crash_recovery.py \
 	tests/integration/test_long_auction_window.py tests/integration/test_auction_workers.py \
 	tests/integration/test_dedup_concurrency.py tests/integration/test_bid_feed.py

@@ -175,6 +175,9 @@ class KafkaSettings:
     # even when data arrives, so it adds to every hop a lead makes; aiokafka's default is 500 ms.
     fetch_max_wait_ms: int = 25
     security: KafkaSecurity = KafkaSecurity()
+    # How long a service at start waits for the topics it created to have a leader on every
+    # partition before it gives up (leadx.platform.kafka.admin.ensure_topics).
+    topics_ready_timeout_s: float = 120.0
 
     @classmethod
     def from_env(cls) -> KafkaSettings:
@@ -186,6 +189,7 @@ class KafkaSettings:
             idempotence=env_bool("KAFKA_IDEMPOTENCE", False),
             fetch_max_wait_ms=env_int("KAFKA_FETCH_MAX_WAIT_MS", 25),
             security=KafkaSecurity.from_env(),
+            topics_ready_timeout_s=env_float("KAFKA_TOPICS_READY_TIMEOUT_S", 120.0),
         )
 
 

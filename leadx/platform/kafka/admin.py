@@ -12,7 +12,6 @@ from leadx.platform.config import KafkaSettings
 from leadx.platform.kafka import clients
 
 _TOPIC_ALREADY_EXISTS = 36
-LEADERS_TIMEOUT_S = 30.0
 
 
 async def ensure_topics(settings: KafkaSettings, bases: tuple[str, ...] = topic_names.ALL,
@@ -38,15 +37,17 @@ async def ensure_topics(settings: KafkaSettings, bases: tuple[str, ...] = topic_
             for topic, code, *_ in response.topic_errors:
                 if code not in (0, _TOPIC_ALREADY_EXISTS):
                     raise RuntimeError(f"could not create topic {topic}: error code {code}")
-            await _until_led(admin, [topic.name for topic in wanted])
+            await _until_led(admin, [topic.name for topic in wanted], settings.topics_ready_timeout_s)
     finally:
         await admin.close()
 
 
-async def _until_led(admin: AIOKafkaAdminClient, names: list[str]) -> None:
+async def _until_led(admin: AIOKafkaAdminClient, names: list[str], timeout_s: float) -> None:
     """Wait until every partition of the new topics has a leader. A broker answers CreateTopics before
-    its partitions have elected one, and a first produce in between fails NotLeaderForPartition."""
-    deadline = time.monotonic() + LEADERS_TIMEOUT_S
+    its partitions have elected one, and a first produce in between fails NotLeaderForPartition. On a
+    broker starved of CPU (a whole exchange starting beside it on two cores) the elections took over
+    30 s, hence a generous default (KAFKA_TOPICS_READY_TIMEOUT_S)."""
+    deadline = time.monotonic() + timeout_s
     while True:
         described = await admin.describe_topics(names)
         leaderless = sorted(
@@ -56,5 +57,6 @@ async def _until_led(admin: AIOKafkaAdminClient, names: list[str]) -> None:
         if not leaderless:
             return
         if time.monotonic() > deadline:
-            raise RuntimeError(f"topics without a leader after {LEADERS_TIMEOUT_S:.0f} s: {', '.join(leaderless)}")
+            raise RuntimeError(f"topics without a leader after {timeout_s:.0f} s"
+                               f" (KAFKA_TOPICS_READY_TIMEOUT_S): {', '.join(leaderless)}")
         await asyncio.sleep(0.1)
