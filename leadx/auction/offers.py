@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 
-from redis.asyncio import Redis
+from leadx.platform.redis.client import RedisClient
 
 # The hash and its expiry in one command: a MULTI/EXEC pipeline of the same two costs the worker
 # several times the CPU (redis-py builds and parses four commands), once per auction opened.
@@ -28,7 +28,7 @@ class OfferWriter:
     batch of leads side by side (services.auction.streams.by_auction), and a Redis call each was an
     eighth of an open's CPU (py-spy, bench/auction.py)."""
 
-    def __init__(self, redis: Redis, namespace: str) -> None:
+    def __init__(self, redis: RedisClient, namespace: str) -> None:
         self.namespace = namespace
         self._redis = redis
         self._waiting: list[tuple[str, list, asyncio.Future]] = []

@@ -173,9 +173,10 @@ def _stream(sessions: sessionmaker[Session], query, rows: bool = False):
 
 
 async def flush(store: DedupStore) -> int:
-    """Delete this namespace's dedup state (before a rebuild from scratch), the epoch with it: until
-    a rebuild writes it again, checks and awards are refused. Returns the keys deleted."""
-    deleted = await store.redis.unlink(store.epoch_key)
+    """Delete this namespace's dedup state (before a rebuild from scratch), the epochs with it: until
+    a rebuild writes them again, checks and awards are refused. Returns the keys deleted. On a
+    cluster the scan visits every primary, and the deletes go to each key's node."""
+    deleted = await store.redis.unlink(*(store.state_keys(shard)[1] for shard in range(store.shards)))
     batch = []
     async for key in store.redis.scan_iter(match=f"dd:{store.namespace}*", count=1000):
         batch.append(key)

@@ -34,10 +34,19 @@ its script reads the records under every one of them but writes under the curren
 current key is the key id of the first identity key given (an event's `identity_keys` list the
 current key's first). One call is still one script run, atomic over every key id, so simultaneous
 copies of one consumer are told apart whichever key each worker holds as current.
+
+On a Redis Cluster (docs/dedup.md#on-redis-cluster) one script cannot span the hash slots of a
+consumer's buckets. The buckets are then spread over CLUSTER_SHARDS shards, each with its own
+epoch, rebuild lock and buyer map in the slot of its hash tag `{<namespace>s<shard>}`, so a script
+over one shard's keys runs on one node. A call whose identities fall in several shards runs the
+same script once per shard, in ascending shard order, and undoes its own writes in the shards
+already passed when a later one finds the consumer taken: ordered acquisition, so two calls that
+share identities meet first on the lowest shard they share, and exactly one of them passes it.
 """
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import hashlib
 import secrets
@@ -46,6 +55,7 @@ from dataclasses import dataclass
 from collections.abc import Awaitable, Mapping, Sequence
 
 from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import ResponseError
 
 from leadx.leads.pii import untagged
@@ -54,6 +64,9 @@ from leadx.platform.redis.pipeline import Pipeliner
 SWEEP_INTERVAL_S = 24 * 3600
 STATE_LOST = "DEDUPLOST"  # the error code of a script refused for want of an epoch
 DEFAULT_BUCKET_BITS = 18  # 262,144 buckets: ~40 identities each at 10 million
+# Shards on a Redis Cluster: each is one hash slot, so 256 spread over the primaries evenly enough
+# (about 85 each on three), and cost 256 small keys of state (epoch, lock, buyer map) apiece.
+CLUSTER_SHARDS = 256
 
 _RECORDS = """
 local byte, char, sub, floor = string.byte, string.char, string.sub, math.floor
@@ -205,12 +218,14 @@ return 1
 
 # KEYS: the epoch, the rebuild lock, the buyer map, then one bucket per identity key.
 # ARGV[1]: now (s), window (s), sweep interval (s). ARGV[2]: owner and fields. ARGV[3]: the buyer
-# id. Drops that buyer's records made by this lead, under every identity key given. Not guarded by
-# the epoch: it only ever removes this lead's own record, which an emptied Redis does not hold.
+# id, or empty for the platform record. Drops that scope's records made by this lead, under every
+# identity key given. Not guarded by the epoch: it only ever removes this lead's own record, which
+# an emptied Redis does not hold.
 _RELEASE_FOR_BUYER = _RECORDS + """
 local n = numbers(ARGV[1])
 local cutoff = n[1] - n[2]
-local number = tonumber(redis.call('HGET', KEYS[MAP], 'b:' .. ARGV[3]))
+local number = 0
+if ARGV[3] ~= '' then number = tonumber(redis.call('HGET', KEYS[MAP], 'b:' .. ARGV[3])) end
 if not number then return 0 end
 local released = 0
 for i = FIRST, #KEYS do
@@ -265,19 +280,24 @@ def lead_fingerprint(lead_id: str) -> bytes:
 
 
 class DedupStore:
-    def __init__(self, redis: Redis, namespace: str = "", bucket_bits: int = DEFAULT_BUCKET_BITS,
-                 sweep_interval_s: int = SWEEP_INTERVAL_S) -> None:
+    def __init__(self, redis: Redis | RedisCluster, namespace: str = "", bucket_bits: int = DEFAULT_BUCKET_BITS,
+                 sweep_interval_s: int = SWEEP_INTERVAL_S, shards: int | None = None) -> None:
+        """`shards`: 1 on one Redis (the keys as they always were), CLUSTER_SHARDS on a cluster;
+        another count only for tests of the sharded calls on one Redis. Changing it is changing
+        where every record lives: a rebuild from SQL (`leadx dedup rebuild`) moves them."""
         if not 8 <= bucket_bits <= 24:
             raise ValueError("bucket_bits must be between 8 and 24")
+        self.shards = shards or (CLUSTER_SHARDS if isinstance(redis, RedisCluster) else 1)
+        if not 1 <= self.shards <= 1 << bucket_bits:
+            raise ValueError("shards must be between 1 and the number of buckets")
         self.redis = redis
         self.namespace = namespace
         self.bucket_bits = bucket_bits
         self.sweep_interval_s = sweep_interval_s
-        self.buyer_map_key = f"dd:{namespace}buyers"
-        # Outside the records' `dd:<namespace>` keys, which are all buckets and the buyer map; a
-        # flush (leadx.dedup.rebuild.flush) deletes the epoch with them, never the lock.
-        self.epoch_key = f"dd-state:{namespace}epoch"
-        self.lock_key = f"dd-state:{namespace}rebuild"
+        # Shard 0's; on one Redis, the only ones. The records are under `dd:` (buckets and buyer
+        # maps); the epoch and the lock outside it, so that a flush (leadx.dedup.rebuild.flush)
+        # deletes the epochs with the records, never the locks.
+        self.buyer_map_key, self.epoch_key, self.lock_key = self.state_keys(0)
         self._token = ""  # a rebuild's lock token (`rebuilding`): its writes pass without an epoch
         self._pipeliner = Pipeliner(redis)
         self._check = self._pipeliner.script(_CHECK_SUBMISSION)
@@ -293,22 +313,45 @@ class DedupStore:
         view._token = token
         return view
 
+    def _tag(self, shard: int) -> str:
+        """The hash tag that puts one shard's keys in one slot; none on one Redis."""
+        return "" if self.shards == 1 else f"{{{self.namespace}s{shard:x}}}"
+
+    def state_keys(self, shard: int) -> tuple[str, str, str]:
+        """A shard's buyer map, epoch and rebuild lock."""
+        tag = self._tag(shard)
+        return (f"dd:{self.namespace}{tag}buyers", f"dd-state:{self.namespace}{tag}epoch",
+                f"dd-state:{self.namespace}{tag}rebuild")
+
+    def _every_shard(self, call) -> Awaitable[list]:
+        """`call(buyer map, epoch, lock)` for every shard, side by side (pipelined)."""
+        return asyncio.gather(*(call(*self.state_keys(shard)) for shard in range(self.shards)))
+
     async def intact(self) -> bool:
-        """Whether the epoch is there: the records are complete since a start or a rebuild wrote it."""
-        return bool(await self.redis.exists(self.epoch_key))
+        """Whether every shard's epoch is there: the records are complete since a start or a
+        rebuild wrote them. A cluster node that lost its data loses the epochs of its shards."""
+        found = await self._every_shard(lambda _, epoch, __: self._pipeliner.command("EXISTS", epoch))
+        return all(int(n) == 1 for n in found)
 
     async def take_rebuild_lock(self, ttl_ms: int) -> str | None:
-        """The lock one rebuild at a time holds: its token, or None when another holds it."""
+        """The lock one rebuild at a time holds (every shard's, under one token): its token, or
+        None when another holds it (then none is kept)."""
         token = secrets.token_hex(16)
-        taken = await self.redis.set(self.lock_key, token, nx=True, px=ttl_ms)
-        return token if taken else None
+        taken = await self._every_shard(
+            lambda _, __, lock: self._pipeliner.command("SET", lock, token, "NX", "PX", ttl_ms))
+        if all(taken):
+            return token
+        if any(taken):
+            await self.release_rebuild_lock(token)
+        return None
 
     async def keep_rebuild_lock(self, token: str, ttl_ms: int) -> bool:
         """Extend the lock while its rebuild runs; False if it is no longer this token's."""
-        return int(await self._keep_lock([self.lock_key], [token, ttl_ms])) == 1
+        kept = await self._every_shard(lambda _, __, lock: self._keep_lock([lock], [token, ttl_ms]))
+        return all(int(k) == 1 for k in kept)
 
     async def release_rebuild_lock(self, token: str) -> None:
-        await self._keep_lock([self.lock_key], [token, 0])
+        await self._every_shard(lambda _, __, lock: self._keep_lock([lock], [token, 0]))
 
     async def declare_intact(self, now_ms: int, lock_ttl_ms: int = 10_000) -> bool:
         """Write the epoch over the state as it is: for a first start, when SQL holds nothing the
@@ -324,7 +367,9 @@ class DedupStore:
 
     async def seal_epoch(self, token: str, now_ms: int) -> bool:
         """Write the epoch (the state is complete) while `token` holds the lock; False if it does not."""
-        return int(await self._seal([self.epoch_key, self.lock_key], [token, f"{now_ms} {token}"])) == 1
+        sealed = await self._every_shard(
+            lambda _, epoch, lock: self._seal([epoch, lock], [token, f"{now_ms} {token}"]))
+        return all(int(s) == 1 for s in sealed)
 
     @property
     def round_trips(self) -> int:
@@ -332,19 +377,31 @@ class DedupStore:
 
     def location(self, vertical: str, identity: str) -> tuple[str, bytes]:
         """The bucket key and field of one identity key (32 hex digits)."""
+        shard, key, field = self._place(vertical, identity)
+        return key, field
+
+    def _place(self, vertical: str, identity: str) -> tuple[int, str, bytes]:
         raw = bytes.fromhex(identity)
         bucket = int.from_bytes(raw[:3], "big") >> (24 - self.bucket_bits)
-        return f"dd:{self.namespace}{vertical}:{bucket:x}", raw[3:11]
+        shard = bucket % self.shards
+        return shard, f"dd:{self.namespace}{self._tag(shard)}{vertical}:{bucket:x}", raw[3:11]
 
-    def _locate(self, vertical: str, identities: list[str]) -> tuple[list[str], bytes]:
-        """The keys of a script call (the epoch, the lock, the buyer map, then each identity's bucket) and the
-        identities' fields, concatenated."""
-        keys, fields = [self.epoch_key, self.lock_key, self.buyer_map_key], []
-        for identity in identities:
-            key, field = self.location(vertical, identity)
-            keys.append(key)
-            fields.append(field)
-        return keys, b"".join(fields)
+    def _calls(self, vertical: str, identities: list[str], written: int) -> list[_ShardCall]:
+        """The script calls that cover these identities (the first `written` recorded under): one per
+        shard they fall in, in ascending shard order, each with that shard's epoch, lock and buyer
+        map, then its identities' buckets (in the order given, so the recorded ones come first)."""
+        by_shard: dict[int, _ShardCall] = {}
+        for index, identity in enumerate(identities):
+            shard, key, field = self._place(vertical, identity)
+            if shard not in by_shard:
+                buyer_map, epoch, lock = self.state_keys(shard)
+                by_shard[shard] = _ShardCall([epoch, lock, buyer_map], [], [], 0)
+            call = by_shard[shard]
+            call.keys.append(key)
+            call.fields.append(field)
+            call.indices.append(index)
+            call.written += index < written
+        return [by_shard[shard] for shard in sorted(by_shard)]
 
     async def check_submission(
         self, lead_id: str, vertical: str, identities: Mapping[str, str | Sequence[str]], now_ms: int,
@@ -361,13 +418,22 @@ class DedupStore:
         if not named:
             return SubmissionCheck(None, frozenset())
         kinds, written, identity_keys = _recorded_first(named)
-        keys, fields = self._locate(vertical, identity_keys)
-        result = await _refused_when_lost(self._check(keys, [
-            f"{now_ms // 1000} {window_ms // 1000} {self.sweep_interval_s} {platform:d} {buyers:d} {record:d} "
-            f"{written}", lead_fingerprint(lead_id) + fields, self._token]))
-        matched = int(result[0])
-        duplicates = frozenset(b.decode() for b in result[1:] if b is not None)
-        return SubmissionCheck(kinds[matched - 1] if matched else None, duplicates)
+        owner = lead_fingerprint(lead_id)
+        matched: str | None = None
+        duplicates: set[str] = set()
+        recorded: list[_ShardCall] = []  # the shards this call recorded the consumer in
+        for call in self._calls(vertical, identity_keys, written):
+            recording = record and matched is None
+            result = await _refused_when_lost(self._check(call.keys, [
+                f"{now_ms // 1000} {window_ms // 1000} {self.sweep_interval_s} {platform:d} {buyers:d} "
+                f"{recording:d} {call.written}", owner + b"".join(call.fields), self._token]))
+            duplicates.update(b.decode() for b in result[1:] if b is not None)
+            if int(result[0]):
+                matched = kinds[call.indices[int(result[0]) - 1]]
+                await self._release_in(recorded, "", owner, now_ms, window_ms)
+            elif recording and call.written:
+                recorded.append(call)
+        return SubmissionCheck(matched, frozenset(duplicates))
 
     async def reserve_for_buyer(self, buyer_id: str, lead_id: str, vertical: str, identities: Sequence[str],
                                 now_ms: int, window_ms: int) -> bool:
@@ -377,11 +443,17 @@ class DedupStore:
         if not identities:
             return True
         _, written, identity_keys = _recorded_first([("", entry) for entry in identities])
-        keys, fields = self._locate(vertical, identity_keys)
-        result = await _refused_when_lost(self._reserve(keys, [
-            f"{now_ms // 1000} {window_ms // 1000} {self.sweep_interval_s} {written}",
-            lead_fingerprint(lead_id) + fields, buyer_id, self._token]))
-        return int(result) == 1
+        owner = lead_fingerprint(lead_id)
+        reserved: list[_ShardCall] = []
+        for call in self._calls(vertical, identity_keys, written):
+            result = await _refused_when_lost(self._reserve(call.keys, [
+                f"{now_ms // 1000} {window_ms // 1000} {self.sweep_interval_s} {call.written}",
+                owner + b"".join(call.fields), buyer_id, self._token]))
+            if int(result) != 1:
+                await self._release_in(reserved, buyer_id, owner, now_ms, window_ms)
+                return False
+            reserved.append(call)
+        return True
 
     async def release_for_buyer(self, buyer_id: str, lead_id: str, vertical: str, identities: Sequence[str],
                                 now_ms: int, window_ms: int) -> bool:
@@ -389,11 +461,26 @@ class DedupStore:
         buyer, which therefore has not seen the consumer. True if there was one to undo."""
         if not identities:
             return False
-        keys, fields = self._locate(vertical, [untagged(entry)[1] for entry in identities])
-        result = await self._release(keys, [
-            f"{now_ms // 1000} {window_ms // 1000} {self.sweep_interval_s}", lead_fingerprint(lead_id) + fields,
-            buyer_id])
-        return int(result) == 1
+        calls = self._calls(vertical, [untagged(entry)[1] for entry in identities], 0)
+        return await self._release_in(calls, buyer_id, lead_fingerprint(lead_id), now_ms, window_ms)
+
+    async def _release_in(self, calls: list[_ShardCall], buyer_id: str, owner: bytes, now_ms: int,
+                          window_ms: int) -> bool:
+        """Drop this lead's records of one scope (`buyer_id`, or "" for the platform) in these
+        shards: what a call made before a later shard refused it. True if any was there."""
+        released = await asyncio.gather(*(self._release(call.keys, [
+            f"{now_ms // 1000} {window_ms // 1000} {self.sweep_interval_s}", owner + b"".join(call.fields),
+            buyer_id]) for call in calls))
+        return any(int(r) == 1 for r in released)
+
+
+@dataclass
+class _ShardCall:
+    """One script call's share of a lead's identities: those in one shard."""
+    keys: list[str]  # the shard's epoch, lock and buyer map, then a bucket per identity
+    fields: list[bytes]
+    indices: list[int]  # of these identities in the call's list
+    written: int  # how many of them (the first) are recorded under
 
 
 def _recorded_first(named: list[tuple[str, str]]) -> tuple[list[str], int, list[str]]:

@@ -289,6 +289,9 @@ class RedisSettings:
 
     url: str = field(repr=False)
     ssl_ca_certs: str = ""
+    # REDIS_CLUSTER=true: REDIS_URL names one node of a Redis Cluster, from which the client learns
+    # the others and which node serves which slot (docs/dedup.md#on-redis-cluster).
+    cluster: bool = False
 
     @property
     def tls(self) -> bool:
@@ -310,7 +313,11 @@ class RedisSettings:
                 raise ConfigError("environment variable REDIS_SSL_CA_CERTS is set, but REDIS_URL is not a "
                                   "rediss:// (TLS) URL")
             _check_tls_files(("REDIS_SSL_CA_CERTS", ca_certs), ("", ""), ("", ""))
-        return cls(url=url, ssl_ca_certs=ca_certs)
+        cluster = env_bool("REDIS_CLUSTER", False)
+        if cluster and scheme == "unix":
+            raise ConfigError("environment variable REDIS_CLUSTER is true, but REDIS_URL is a unix:// socket: "
+                              "a Redis Cluster is reached over TCP (redis:// or rediss://)")
+        return cls(url=url, ssl_ca_certs=ca_certs, cluster=cluster)
 
 
 @dataclass(frozen=True)
@@ -364,11 +371,12 @@ class CommonSettings:
     # with the admin API or the CLI reaches every lead within this many seconds.
     accounts_refresh_s: float = 5.0
     redis_ssl_ca_certs: str = ""
+    redis_cluster: bool = False
 
     @property
     def redis(self) -> RedisSettings:
         """What leadx.platform.redis.client.connect takes."""
-        return RedisSettings(url=self.redis_url, ssl_ca_certs=self.redis_ssl_ca_certs)
+        return RedisSettings(url=self.redis_url, ssl_ca_certs=self.redis_ssl_ca_certs, cluster=self.redis_cluster)
 
     @classmethod
     def from_env(cls, service: str, *, redis: bool = True, database: bool = True) -> CommonSettings:
@@ -387,6 +395,7 @@ class CommonSettings:
             email_provider_rules=env_bool("DEDUP_EMAIL_PROVIDER_RULES", True),
             accounts_refresh_s=env_float("ACCOUNTS_REFRESH_SECONDS", 5.0),
             redis_ssl_ca_certs=redis_settings.ssl_ca_certs,
+            redis_cluster=redis_settings.cluster,
         )
 
     @property

@@ -11,7 +11,7 @@ worker that owns an auction's partition sees its lead and its bids.
 from __future__ import annotations
 
 import faust
-from redis.asyncio import Redis
+from leadx.platform.redis.client import RedisClient
 
 from leadx.accounts.directory import BuyerDirectory
 from leadx.auction.caps.counters import CapsStore
@@ -67,7 +67,7 @@ def event_topic(app: faust.App, kafka: KafkaSettings, base: str) -> faust.TopicT
 
 
 def build_worker(settings: AuctionSettings, directory: BuyerDirectory, readiness: Readiness,
-                 redis: Redis) -> faust.App:
+                 redis: RedisClient) -> faust.App:
     kafka = settings.common.kafka
     prefix = kafka.topic_prefix
     app = make_app(settings)

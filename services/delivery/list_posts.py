@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 
-from redis.asyncio import Redis
+from leadx.platform.redis.client import RedisClient
 
 from leadx.accounts.directory import BuyerDirectory
 from leadx.contracts.events.v1 import events_pb2 as ev
@@ -35,7 +35,7 @@ POSTED_TTL_S = 30 * 24 * 3600
 
 
 class ListPoster:
-    def __init__(self, redis: Redis, directory: BuyerDirectory, client: BuyerClient, namespace: str,
+    def __init__(self, redis: RedisClient, directory: BuyerDirectory, client: BuyerClient, namespace: str,
                  keyring: PiiKeyring, rules: RuleBook | None = None, breaker: CircuitBreaker | None = None,
                  attempts: AttemptLog | None = None) -> None:
         self.redis, self.directory, self.client, self.namespace = redis, directory, client, namespace

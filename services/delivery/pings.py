@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import time
 
-from redis.asyncio import Redis
+from leadx.platform.redis.client import RedisClient
 
 from leadx.accounts.directory import BuyerDirectory
 from leadx.contracts import topics
@@ -24,7 +24,7 @@ PINGED_TTL_S = 24 * 3600
 
 
 class PingFanout:
-    def __init__(self, producer: EventProducer, redis: Redis, directory: BuyerDirectory,
+    def __init__(self, producer: EventProducer, redis: RedisClient, directory: BuyerDirectory,
                  client: BuyerClient, namespace: str, rules: RuleBook | None = None,
                  breaker: CircuitBreaker | None = None, post_breaker: CircuitBreaker | None = None) -> None:
         self.producer, self.redis, self.directory, self.client = producer, redis, directory, client

@@ -28,7 +28,7 @@ import logging
 import time
 from collections.abc import Callable
 
-from redis.asyncio import Redis
+from leadx.platform.redis.client import RedisClient
 
 from leadx.accounts.directory import BuyerDirectory
 from leadx.accounts.fees import SellerFees
@@ -75,12 +75,12 @@ class Progress:
     (leadx.delivery.progress), and each note written as it is made, so that publishing at the end
     needs no second read."""
 
-    def __init__(self, redis: Redis, key: str, state: DeliveryProgress, found: bool = True) -> None:
+    def __init__(self, redis: RedisClient, key: str, state: DeliveryProgress, found: bool = True) -> None:
         self.redis, self.key, self.state = redis, key, state
         self.found = found  # whether Redis held any note: a new auction, or one whose notes Redis lost
 
     @classmethod
-    async def load(cls, redis: Redis, key: str) -> Progress:
+    async def load(cls, redis: RedisClient, key: str) -> Progress:
         fields = await redis.hgetall(key)  # bytes: the client does not decode replies
         decoded = {cast(bytes, k).decode(): cast(bytes, v).decode() for k, v in fields.items()}
         return cls(redis, key, DeliveryProgress.decode(decoded), bool(decoded))
@@ -107,7 +107,7 @@ class Progress:
 
 
 class SaleCompletion:
-    def __init__(self, producer: EventProducer, redis: Redis, store: DedupStore, policy: DedupPolicy,
+    def __init__(self, producer: EventProducer, redis: RedisClient, store: DedupStore, policy: DedupPolicy,
                  directory: BuyerDirectory, client: BuyerClient, fees: SellerFees, namespace: str,
                  keyring: PiiKeyring, rules: RuleBook | None = None, breaker: CircuitBreaker | None = None,
                  attempts: AttemptLog | None = None, clock: Callable[[], float] = time.time,

@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import time
 
-from redis.asyncio import Redis
+from leadx.platform.redis.client import RedisClient
 from starlette.requests import Request
 
 from leadx.platform.redis.pipeline import Pipeliner
@@ -31,7 +31,7 @@ class AuthThrottled(Exception):
 
 
 class FailedAuthThrottle:
-    def __init__(self, redis: Redis, namespace: str, per_minute: int) -> None:
+    def __init__(self, redis: RedisClient, namespace: str, per_minute: int) -> None:
         self.per_minute = per_minute
         self.namespace = namespace
         self._redis = Pipeliner(redis)  # checks and counts of requests arriving together share a round trip

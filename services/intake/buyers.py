@@ -25,7 +25,7 @@ import time
 from typing import cast
 from dataclasses import dataclass
 
-from redis.asyncio import Redis
+from leadx.platform.redis.client import RedisClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.requests import Request
@@ -57,7 +57,7 @@ class BuyerDeps:
     callers: Callers
     sessions: sessionmaker[Session]
     producer: EventProducer
-    redis: Redis  # the auction worker's offer records
+    redis: RedisClient  # the auction worker's offer records
     namespace: str  # the topic prefix, reused to namespace Redis keys
     return_policy: returns.ReturnPolicy
     max_body_bytes: int

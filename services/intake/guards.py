@@ -10,7 +10,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from redis.asyncio import Redis
+from leadx.platform.redis.client import RedisClient
 
 from leadx.platform.config import HmacKeyring
 from leadx.platform.redis.pipeline import Pipeliner
@@ -57,7 +57,7 @@ class RateLimiter:
 
     WINDOW_MS = 1000
 
-    def __init__(self, redis: Redis, namespace: str, per_second: int, scope: str = "") -> None:
+    def __init__(self, redis: RedisClient, namespace: str, per_second: int, scope: str = "") -> None:
         self.per_second = per_second
         self.namespace = namespace
         self._prefix = f"rl:{scope}:{namespace}" if scope else f"rl:{namespace}"
@@ -133,7 +133,7 @@ class IdempotencyStore:
     earlier version (upgrades happen with keys live): it is answered as that version answered it.
     """
 
-    def __init__(self, redis: Redis, namespace: str, ttl_s: int) -> None:
+    def __init__(self, redis: RedisClient, namespace: str, ttl_s: int) -> None:
         self.redis, self.namespace, self.ttl_s = redis, namespace, ttl_s
 
     def _key(self, seller_id: str, key: str) -> str:

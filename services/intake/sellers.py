@@ -18,7 +18,7 @@ import time
 from typing import cast
 from dataclasses import dataclass
 
-from redis.asyncio import Redis
+from leadx.platform.redis.client import RedisClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.requests import Request
@@ -80,7 +80,7 @@ class SellerDeps:
     producer: EventProducer
     publisher: BoundedPublisher  # lead.submitted within a bound, and the in-flight limit
     verdicts: VerdictWaiter
-    redis: Redis  # owner marks: which seller a lead not yet in SQL belongs to
+    redis: RedisClient  # owner marks: which seller a lead not yet in SQL belongs to
     idempotency: IdempotencyStore
     dedup: DedupStore  # a PING's SSN check
     dedup_policy: DedupPolicy

@@ -1,14 +1,20 @@
-"""The Redis dedup store against a real Redis: scopes, window edges, idempotency, atomicity, layout."""
+"""The Redis dedup store against a real Redis: scopes, window edges, idempotency, atomicity, layout.
+
+Each behaviour is checked on every layout (`target`): one Redis as deployed (one shard: one script
+per call), one Redis split into shards (a consumer's identities in several shards: one script per
+shard in ascending order, the calls made on a Redis Cluster) and a real Redis Cluster."""
 
 from __future__ import annotations
 
 import asyncio
 import uuid
+from dataclasses import dataclass
 
 import pytest
 
 from leadx.dedup.store import DedupStore, lead_fingerprint
 from leadx.leads import pii
+from leadx.platform.config import RedisSettings
 from leadx.platform.redis.client import connect
 from leadx.platform.utc_days import DAY_MS
 
@@ -24,11 +30,32 @@ def identities(fields: dict | None = None) -> dict[str, str]:
     return pii.identity_keys(SECRET, fields or CONSUMER)
 
 
-def run(redis_url: str, scenario, **options):
+@dataclass(frozen=True)
+class Target:
+    """Where a test's store keeps its records."""
+    url: str
+    cluster: bool = False
+    shards: int | None = None  # None: as deployed (1 on one Redis, CLUSTER_SHARDS on a cluster)
+
+    def connect(self):
+        return connect(RedisSettings(url=self.url, cluster=self.cluster))
+
+
+LAYOUTS = ["one-redis", "sharded"]
+
+
+@pytest.fixture(params=LAYOUTS)
+def target(request, redis_url) -> Target:
+    if request.param == "cluster":
+        return Target(request.getfixturevalue("redis_cluster").url, cluster=True)
+    return Target(redis_url, shards=16 if request.param == "sharded" else None)
+
+
+def run(target: Target, scenario, **options):
     async def main():
-        redis = connect(redis_url)  # the services' own pool: many calls share a bounded set
+        redis = target.connect()  # the services' own pool: many calls share a bounded set
         try:
-            store = DedupStore(redis, namespace=f"u{uuid.uuid4().hex[:8]}:", **options)
+            store = DedupStore(redis, namespace=f"u{uuid.uuid4().hex[:8]}:", shards=target.shards, **options)
             await store.declare_intact(NOW)  # a first start: nothing to rebuild
             return await scenario(store, redis)
         finally:
@@ -46,31 +73,31 @@ def reserve(store, buyer, lead_id, at=NOW, keys=None):
 
 
 @pytest.mark.parametrize("shared", ["ssn", "email", "home_phone"])
-def test_a_repeat_on_any_identity_is_a_platform_duplicate(redis_url, shared):
+def test_a_repeat_on_any_identity_is_a_platform_duplicate(target, shared):
     async def scenario(store, _redis):
         first = await submit(store, "LEAD000001")
         second = await submit(store, "LEAD000002", OTHER | {shared: CONSUMER[shared]}, NOW + 1000)
         return first, second
 
-    first, second = run(redis_url, scenario)
+    first, second = run(target, scenario)
     assert first.platform_duplicate_on is None
     assert second.platform_duplicate_on == shared
 
 
-def test_a_redelivered_lead_is_not_its_own_duplicate(redis_url):
+def test_a_redelivered_lead_is_not_its_own_duplicate(target):
     async def scenario(store, _redis):
         await submit(store, "LEAD000001")
         return await submit(store, "LEAD000001", at=NOW + 5000)
 
-    assert run(redis_url, scenario).platform_duplicate_on is None
+    assert run(target, scenario).platform_duplicate_on is None
 
 
-def test_without_recording_nothing_is_kept(redis_url):
+def test_without_recording_nothing_is_kept(target):
     async def scenario(store, _redis):
         await submit(store, "LEAD000001", platform=False, record=False)
         return await submit(store, "LEAD000002", at=NOW + 1000)
 
-    assert run(redis_url, scenario).platform_duplicate_on is None
+    assert run(target, scenario).platform_duplicate_on is None
 
 
 @pytest.mark.parametrize(("later_ms", "duplicate"), [
@@ -79,34 +106,34 @@ def test_without_recording_nothing_is_kept(redis_url):
     (WINDOW, False),              # exactly 30 days: the entry has run out
     (WINDOW + 1_000, False),      # 30 days and 1 second
 ])
-def test_the_platform_window_is_exact_per_entry(redis_url, later_ms, duplicate):
+def test_the_platform_window_is_exact_per_entry(target, later_ms, duplicate):
     async def scenario(store, _redis):
         await submit(store, "LEAD000001")
         return await submit(store, "LEAD000002", at=NOW + later_ms)
 
-    assert (run(redis_url, scenario).platform_duplicate_on == "ssn") is duplicate
+    assert (run(target, scenario).platform_duplicate_on == "ssn") is duplicate
 
 
 @pytest.mark.parametrize(("later_ms", "refused"), [(WINDOW - 3_600_000, True), (WINDOW + 1_000, False)])
-def test_the_buyer_window_is_exact_per_entry(redis_url, later_ms, refused):
+def test_the_buyer_window_is_exact_per_entry(target, later_ms, refused):
     async def scenario(store, _redis):
         await reserve(store, "b1", "LEAD000001")
         return await reserve(store, "b1", "LEAD000002", NOW + later_ms)
 
-    assert run(redis_url, scenario) is (not refused)
+    assert run(target, scenario) is (not refused)
 
 
-def test_each_entry_keeps_its_own_time(redis_url):
+def test_each_entry_keeps_its_own_time(target):
     """A later write for one buyer does not stretch another's entry: no whole-key TTL decides."""
     async def scenario(store, _redis):
         await reserve(store, "b1", "LEAD000001")
         await reserve(store, "b2", "LEAD000002", NOW + 20 * DAY_MS)
         return await submit(store, "LEAD000003", at=NOW + WINDOW + 1_000, platform=False, record=False)
 
-    assert run(redis_url, scenario).duplicate_buyer_ids == frozenset({"b2"})
+    assert run(target, scenario).duplicate_buyer_ids == frozenset({"b2"})
 
 
-def test_reservation_per_buyer(redis_url):
+def test_reservation_per_buyer(target):
     async def scenario(store, _redis):
         results = [
             await reserve(store, "b1", "LEAD000001"),
@@ -117,28 +144,28 @@ def test_reservation_per_buyer(redis_url):
         later = await submit(store, "LEAD000003", at=NOW + 4000, platform=False)
         return results, later
 
-    results, later = run(redis_url, scenario)
+    results, later = run(target, scenario)
     assert results == [True, True, False, True]
     assert later.duplicate_buyer_ids == frozenset({"b1", "b2"})
 
 
-def test_the_buyer_scope_can_be_off(redis_url):
+def test_the_buyer_scope_can_be_off(target):
     async def scenario(store, _redis):
         await reserve(store, "b1", "LEAD000001")
         return await submit(store, "LEAD000002", at=NOW + 1000, platform=False, buyers=False)
 
-    assert run(redis_url, scenario).duplicate_buyer_ids == frozenset()
+    assert run(target, scenario).duplicate_buyer_ids == frozenset()
 
 
-def test_a_reservation_on_any_one_identity_blocks_the_buyer(redis_url):
+def test_a_reservation_on_any_one_identity_blocks_the_buyer(target):
     async def scenario(store, _redis):
         await reserve(store, "b1", "LEAD000001", keys=[identities()["email"]])
         return await reserve(store, "b1", "LEAD000002", NOW + 1000)
 
-    assert run(redis_url, scenario) is False
+    assert run(target, scenario) is False
 
 
-def test_verticals_are_separate(redis_url):
+def test_verticals_are_separate(target):
     async def scenario(store, _redis):
         await submit(store, "LEAD000001")
         await reserve(store, "b1", "LEAD000001")
@@ -147,32 +174,32 @@ def test_verticals_are_separate(redis_url):
                                               list(identities().values()), NOW + 1000, WINDOW)
         return other, award
 
-    other, award = run(redis_url, scenario)
+    other, award = run(target, scenario)
     assert other.platform_duplicate_on is None and other.duplicate_buyer_ids == frozenset()
     assert award is True
 
 
-def test_simultaneous_awards_of_one_consumer_to_one_buyer_let_exactly_one_win(redis_url):
+def test_simultaneous_awards_of_one_consumer_to_one_buyer_let_exactly_one_win(target):
     async def scenario(store, _redis):
         return await asyncio.gather(*(reserve(store, "b1", f"LEAD{i:06d}") for i in range(200)))
 
-    assert sum(run(redis_url, scenario)) == 1
+    assert sum(run(target, scenario)) == 1
 
 
-def test_simultaneous_submissions_of_one_consumer_let_exactly_one_through(redis_url):
+def test_simultaneous_submissions_of_one_consumer_let_exactly_one_through(target):
     async def scenario(store, _redis):
         return await asyncio.gather(*(submit(store, f"LEAD{i:06d}") for i in range(100)))
 
-    results = run(redis_url, scenario)
+    results = run(target, scenario)
     assert sum(1 for r in results if r.platform_duplicate_on is None) == 1
 
 
-def test_two_stores_on_separate_connections_race_safely(redis_url):
+def test_two_stores_on_separate_connections_race_safely(target):
     """Two workers (two pools, two pipelines) awarding the same consumers to the same buyers."""
     async def main():
         namespace = f"u{uuid.uuid4().hex[:8]}:"
-        clients = [connect(redis_url), connect(redis_url)]
-        stores = [DedupStore(c, namespace) for c in clients]
+        clients = [target.connect(), target.connect()]
+        stores = [DedupStore(c, namespace, shards=target.shards) for c in clients]
         await stores[0].declare_intact(NOW)
         consumers = [{"ssn": f"123-45-{i:04d}"} for i in range(1, 21)]
         try:
@@ -192,7 +219,7 @@ def test_two_stores_on_separate_connections_race_safely(redis_url):
     assert wins == 60 == len(won)  # every (buyer, consumer) pair exactly once
 
 
-def test_concurrent_calls_share_round_trips(redis_url):
+def test_concurrent_calls_share_round_trips(target):
     async def scenario(store, redis):
         for n in range(300):  # many buyers already hold consumers: the cost must not grow with them
             await reserve(store, f"buyer{n}", "LEAD999999")
@@ -203,22 +230,22 @@ def test_concurrent_calls_share_round_trips(redis_url):
         calls = (await redis.info("commandstats"))["cmdstat_evalsha"]["calls"]
         return results, calls, store.round_trips - before
 
-    results, calls, round_trips = run(redis_url, scenario)
+    results, calls, round_trips = run(target, scenario)
     assert all(r.platform_duplicate_on is None for r in results)
     assert calls == 500  # one script call per lead, whatever the number of buyers
     assert round_trips < 10  # sent together: the 500 concurrent checks shared a few pipelines
 
 
-def test_a_flushed_script_cache_is_reloaded(redis_url):
+def test_a_flushed_script_cache_is_reloaded(target):
     async def scenario(store, redis):
         await submit(store, "LEAD000001")
         await redis.script_flush()
         return await submit(store, "LEAD000002", at=NOW + 1000)
 
-    assert run(redis_url, scenario).platform_duplicate_on == "ssn"
+    assert run(target, scenario).platform_duplicate_on == "ssn"
 
 
-def test_stale_records_are_swept_from_the_bucket(redis_url):
+def test_stale_records_are_swept_from_the_bucket(target):
     async def scenario(store, redis):
         await submit(store, "LEAD000001", OTHER)
         ssn_key, ssn_field = store.location(V, identities(OTHER)["ssn"])
@@ -228,23 +255,23 @@ def test_stale_records_are_swept_from_the_bucket(redis_url):
         await submit(store, "LEAD000002", {"ssn": neighbour}, NOW + WINDOW + 2 * DAY_MS)
         return await redis.hexists(ssn_key, ssn_field)
 
-    assert run(redis_url, scenario, bucket_bits=8) is False
+    assert run(target, scenario, bucket_bits=8) is False
 
 
-def test_records_are_compact(redis_url):
+def test_records_are_compact(target):
     async def scenario(store, redis):
         await submit(store, "LEAD000001")
         await reserve(store, "b1", "LEAD000001")
         key, field = store.location(V, identities()["ssn"])
         return await redis.hget(key, field), await redis.object("encoding", key)
 
-    value, encoding = run(redis_url, scenario)
+    value, encoding = run(target, scenario)
     assert len(value) == 22  # the platform record and one buyer's, 11 bytes each
     assert value.endswith(lead_fingerprint("LEAD000001"))
     assert encoding in (b"listpack", b"ziplist")
 
 
-def test_no_raw_pii_reaches_redis(redis_url):
+def test_no_raw_pii_reaches_redis(target):
     async def scenario(store, redis):
         await submit(store, "LEAD000001")
         await reserve(store, "b1", "LEAD000001")
@@ -254,13 +281,13 @@ def test_no_raw_pii_reaches_redis(redis_url):
             dump.extend(k + v for k, v in (await redis.hgetall(key)).items())
         return b" ".join(dump)
 
-    dump = run(redis_url, scenario).lower()
+    dump = run(target, scenario).lower()
     assert dump
     for raw in ("123456789", "123-45-6789", "ana@example.com", "2125550142", "212-555-0142"):
         assert raw.encode() not in dump
 
 
-def test_a_ping_only_asks_and_a_direct_sale_is_recorded_without_the_platform_check(redis_url):
+def test_a_ping_only_asks_and_a_direct_sale_is_recorded_without_the_platform_check(target):
     async def scenario(store, _redis):
         ping = await submit(store, "", record=False)
         after_ping = await submit(store, "LEAD000001", at=NOW + 1000)
@@ -268,14 +295,14 @@ def test_a_ping_only_asks_and_a_direct_sale_is_recorded_without_the_platform_che
         auction_after_direct = await submit(store, "LEAD000003", at=NOW + 3000)
         return ping, after_ping, direct, auction_after_direct
 
-    ping, after_ping, direct, auction_after_direct = run(redis_url, scenario)
+    ping, after_ping, direct, auction_after_direct = run(target, scenario)
     assert ping.platform_duplicate_on is None
     assert after_ping.platform_duplicate_on is None  # the PING left no record behind
     assert direct.platform_duplicate_on is None  # not checked platform-wide...
     assert auction_after_direct.platform_duplicate_on == "ssn"  # ...but recorded, so later leads are caught
 
 
-def test_a_reservation_that_never_reached_the_buyer_is_released(redis_url):
+def test_a_reservation_that_never_reached_the_buyer_is_released(target):
     async def scenario(store, _redis):
         await reserve(store, "b1", "LEAD000001")
         await reserve(store, "b2", "LEAD000001")
@@ -285,7 +312,121 @@ def test_a_reservation_that_never_reached_the_buyer_is_released(redis_url):
         after = await submit(store, "LEAD000002", at=NOW + 1000, platform=False, record=False)
         return other_lead, released, unknown, after, await reserve(store, "b1", "LEAD000003", NOW + 2000)
 
-    other_lead, released, unknown, after, again = run(redis_url, scenario)
+    other_lead, released, unknown, after, again = run(target, scenario)
     assert (other_lead, released, unknown) == (False, True, False)  # only this lead's own reservation
     assert after.duplicate_buyer_ids == frozenset({"b2"})
     assert again is True
+
+
+def split_consumer(store: DedupStore) -> dict[str, str]:
+    """A consumer whose SSN falls in a lower shard than its email (on one shard: any consumer)."""
+    def shard(kind: str, value: str) -> int:
+        return store._place(V, pii.identity_key(SECRET, kind, value))[0]
+
+    for n in range(1000):
+        fields = {"ssn": f"321-54-{n:04d}", "email": f"split{n}@example.com"}
+        if store.shards == 1 or shard("ssn", fields["ssn"]) < shard("email", fields["email"]):
+            return fields
+    raise AssertionError("no consumer spans two shards")
+
+
+def test_a_consumer_found_taken_in_a_later_shard_keeps_no_record_in_the_earlier_ones(target):
+    """The second lead records its SSN (lower shard) before it finds its email taken (higher shard):
+    that record is undone, so a third lead with the SSN alone is new, as on one Redis."""
+    async def scenario(store, _redis):
+        consumer = split_consumer(store)
+        email_only = await submit(store, "LEAD000001", {"email": consumer["email"]})
+        both = await submit(store, "LEAD000002", consumer, NOW + 1000)
+        ssn_only = await submit(store, "LEAD000003", {"ssn": consumer["ssn"]}, NOW + 2000)
+        return email_only, both, ssn_only
+
+    email_only, both, ssn_only = run(target, scenario)
+    assert email_only.platform_duplicate_on is None
+    assert both.platform_duplicate_on == "email"
+    assert ssn_only.platform_duplicate_on is None
+
+
+def test_an_award_refused_in_a_later_shard_keeps_no_reservation_in_the_earlier_ones(target):
+    async def scenario(store, _redis):
+        consumer = split_consumer(store)
+
+        def award(lead_id, fields):
+            return store.reserve_for_buyer("b1", lead_id, V, list(identities(fields).values()), NOW, WINDOW)
+
+        return (await award("LEAD000001", {"email": consumer["email"]}), await award("LEAD000002", consumer),
+                await award("LEAD000003", {"ssn": consumer["ssn"]}))
+
+    assert run(target, scenario) == (True, False, True)
+
+
+def pairs_sharing(count: int, shared_kinds: int) -> list[tuple[dict, dict]]:
+    """Pairs of consumers that share one or two identities (different kinds from pair to pair) and
+    nothing else."""
+    kinds = ["ssn", "email", "home_phone"]
+    values = {"ssn": lambda n, t: f"55{t}-{n // 100:02d}-{n % 100:04d}",
+              "email": lambda n, t: f"pair{n}-{t}@example.com",
+              "home_phone": lambda n, t: f"31{t}-555-{n:04d}"}
+    pairs = []
+    for n in range(count):
+        shared = [kinds[(n + i) % 3] for i in range(shared_kinds)]
+        first = {kind: values[kind](n, 1) for kind in kinds}
+        second = {kind: values[kind](n, 2) for kind in kinds} | {kind: first[kind] for kind in shared}
+        pairs.append((first, second))
+    return pairs
+
+
+@pytest.mark.parametrize("shared_kinds", [1, 2])
+def test_of_two_simultaneous_leads_sharing_identities_exactly_one_passes(target, shared_kinds):
+    """Ordered acquisition: the two meet first on the lowest shard of what they share, where one
+    script decides; the other stops there, so never both refused (which two calls taking their
+    shards in different orders could be) nor both passed. Two stores, as two workers."""
+    pairs = pairs_sharing(150, shared_kinds)
+
+    async def main():
+        namespace = f"u{uuid.uuid4().hex[:8]}:"
+        clients = [target.connect(), target.connect()]
+        stores = [DedupStore(c, namespace, shards=target.shards) for c in clients]
+        await stores[0].declare_intact(NOW)
+        try:
+            checks = [submit(stores[side], f"L{n:05d}{side}", pair[side])
+                      for n, pair in enumerate(pairs) for side in (0, 1)]
+            awards = [stores[side].reserve_for_buyer("b1", f"L{n:05d}{side}", V, list(identities(pair[side]).values()),
+                                                     NOW, WINDOW) for n, pair in enumerate(pairs) for side in (1, 0)]
+            return await asyncio.gather(*checks), await asyncio.gather(*awards)
+        finally:
+            for client in clients:
+                await client.aclose()
+
+    checks, awards = asyncio.run(main())
+    passed = [r.platform_duplicate_on is None for r in checks]
+    assert all(passed[2 * n] != passed[2 * n + 1] for n in range(len(pairs)))
+    assert all(awards[2 * n] != awards[2 * n + 1] for n in range(len(pairs)))
+
+
+def test_overlapping_consumers_racing_never_let_two_through_on_one_identity(target):
+    """A chain of leads, each sharing its email with one neighbour and its phone with the other, all
+    at once through two stores: no two leads that pass (or win one buyer) share an identity."""
+    leads = [{"ssn": f"777-01-{k:04d}", "email": f"chain{k // 2}@example.com",
+              "home_phone": f"415-555-{(k + 1) // 2:04d}"} for k in range(240)]
+
+    async def main():
+        namespace = f"u{uuid.uuid4().hex[:8]}:"
+        clients = [target.connect(), target.connect()]
+        stores = [DedupStore(c, namespace, shards=target.shards) for c in clients]
+        await stores[0].declare_intact(NOW)
+        try:
+            checks = asyncio.gather(*(submit(stores[k % 2], f"C{k:05d}", fields) for k, fields in enumerate(leads)))
+            awards = asyncio.gather(*(stores[k % 2].reserve_for_buyer("b1", f"A{k:05d}", V,
+                                                                      list(identities(fields).values()), NOW, WINDOW)
+                                      for k, fields in enumerate(leads)))
+            return await checks, await awards
+        finally:
+            for client in clients:
+                await client.aclose()
+
+    checks, awards = asyncio.run(main())
+    for outcome in ([r.platform_duplicate_on is None for r in checks], awards):
+        winners = [leads[k] for k, won in enumerate(outcome) if won]
+        assert winners
+        for kind in ("email", "home_phone"):
+            assert len({w[kind] for w in winners}) == len(winners), f"two winners share an {kind}"

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
-from redis.asyncio import Redis
+from leadx.platform.redis.client import RedisClient
 
 from leadx.auction.caps.limits import LIMITS, Caps, Usage, periods
 
@@ -76,7 +76,7 @@ class Reservation:
 
 
 class CapsStore:
-    def __init__(self, redis: Redis, namespace: str = "") -> None:
+    def __init__(self, redis: RedisClient, namespace: str = "") -> None:
         self.redis, self.namespace = redis, namespace
         self._reserve = redis.register_script(_RESERVE)
 

@@ -14,11 +14,16 @@ import time
 
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.client import Pipeline
+from redis.asyncio.cluster import RedisCluster
 
 from leadx.platform.config import RedisSettings
 from leadx.platform.metrics import REDIS_COMMAND_SECONDS
 
 MAX_CONNECTIONS = 64
+
+# One Redis, or a Redis Cluster (REDIS_CLUSTER=true): every leadx use of Redis works on both
+# (docs/dedup.md#on-redis-cluster), so the code that takes a client takes either.
+RedisClient = Redis | RedisCluster
 
 
 class TimedRedis(Redis):
@@ -42,16 +47,29 @@ class TimedPipeline(Pipeline):
             REDIS_COMMAND_SECONDS.labels("PIPELINE").observe(time.perf_counter() - started)
 
 
+class TimedRedisCluster(RedisCluster):
+    async def execute_command(self, *args, **kwargs):
+        started = time.perf_counter()
+        try:
+            return await super().execute_command(*args, **kwargs)
+        finally:
+            REDIS_COMMAND_SECONDS.labels(command_name(args[0])).observe(time.perf_counter() - started)
+
+
 def command_name(name) -> str:
     """`SET`, `EVALSHA`, `SCRIPT LOAD`: the words of a command's name, never its arguments."""
     return (name.decode() if isinstance(name, bytes) else str(name)).upper()
 
 
-def connect(redis: RedisSettings | str, max_connections: int = MAX_CONNECTIONS) -> Redis:
+def connect(redis: RedisSettings | str, max_connections: int = MAX_CONNECTIONS) -> RedisClient:
     """A client of the Redis at `redis` (its settings, or a bare URL). A `rediss://` URL connects
     over TLS, verifying the server's certificate and host name against the settings' CA file, or
-    the system's CAs without one; the URL's password (and ACL user) authenticates each connection."""
+    the system's CAs without one; the URL's password (and ACL user) authenticates each connection.
+    With `cluster` the URL is one node of a Redis Cluster and the client one of the whole cluster
+    (its connections, `max_connections` per node, are made as calls need them)."""
     settings = RedisSettings(url=redis) if isinstance(redis, str) else redis
     options = {"ssl_ca_certs": settings.ssl_ca_certs} if settings.tls and settings.ssl_ca_certs else {}
+    if settings.cluster:
+        return TimedRedisCluster.from_url(settings.url, max_connections=max_connections, **options)
     pool = BlockingConnectionPool.from_url(settings.url, max_connections=max_connections, timeout=20, **options)
     return TimedRedis(connection_pool=pool)

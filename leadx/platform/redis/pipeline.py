@@ -5,6 +5,12 @@ tasks at once; each paying its own round trip through redis-py costs far more CP
 itself (the dedup worker's checks, the intake's owner marks). A Pipeliner collects the calls made
 in one turn of the event loop and sends them together. A burst is cut into pipelines of
 MAX_PIPELINE calls on separate connections, so Redis runs one while this process packs the next.
+
+On a Redis Cluster each call goes to the primary serving its first key's slot (every key of one
+call must share that slot): a batch is split by node and sent to the nodes side by side. A call
+redirected (MOVED: a failover or a resharding moved its slot; TRYAGAIN, ASK: a slot migrating), or
+sent to a node that is gone, is sent again once the client has re-read the cluster's layout, a few
+times, then failed like any call Redis did not answer.
 """
 
 from __future__ import annotations
@@ -15,7 +21,10 @@ import math
 import time
 
 from redis.asyncio import Redis
-from redis.exceptions import NoScriptError, ResponseError
+from redis.asyncio.cluster import ClusterNode, RedisCluster
+from redis.exceptions import (AskError, ClusterDownError, MovedError, NoScriptError, ResponseError,
+                              TryAgainError)
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from leadx.platform.metrics import REDIS_COMMAND_SECONDS
@@ -23,6 +32,10 @@ from leadx.platform.metrics import REDIS_COMMAND_SECONDS
 _PIPELINE_SECONDS = REDIS_COMMAND_SECONDS.labels("PIPELINE")
 MAX_PIPELINE = 64  # calls per round trip (bench/dedup.py: 32-128 were alike, 256 slower)
 REPLY_TIMEOUT_S = 30  # for a pipeline's replies, when the connection sets no socket timeout
+# On a cluster, a redirected call or a node gone is retried after these pauses (seconds): a
+# failover takes the node timeout (a few seconds) plus an election, which the last pauses outlast.
+CLUSTER_RETRY_PAUSES_S = (0.05, 0.25, 0.5, 1.0, 2.0, 4.0)
+_REDIRECTED = (MovedError, AskError, TryAgainError, ClusterDownError)
 
 
 class Script:
@@ -36,14 +49,20 @@ class Script:
 
     def __call__(self, keys: list[str], args: list) -> asyncio.Future:
         packed = _pack(["EVALSHA", self.sha, len(keys), *keys, *args])
-        return self.pipeliner.submit(packed, self)
+        return self.pipeliner.submit(packed, self, keys[0] if keys else None)
+
+
+# One call: the command packed, its script (to load it where Redis does not know it), the key
+# that routes it on a cluster, and the future its caller awaits.
+Call = tuple[bytes, Script | None, str | bytes | None, asyncio.Future]
 
 
 class Pipeliner:
-    def __init__(self, redis: Redis) -> None:
+    def __init__(self, redis: Redis | RedisCluster) -> None:
         self.redis = redis
+        self._cluster = redis if isinstance(redis, RedisCluster) else None
         self.round_trips = 0  # pipelines sent: what bench/dedup.py reports per lead
-        self._pending: list[tuple[bytes, Script | None, asyncio.Future]] = []
+        self._pending: list[Call] = []
         self._in_flight: set[asyncio.Task] = set()
 
     def script(self, source: str) -> Script:
@@ -51,13 +70,15 @@ class Pipeliner:
 
     def command(self, *parts: str | bytes | int) -> asyncio.Future:
         """Any Redis command, e.g. command("SET", key, value, "EX", 60); its reply as RESP2 gives it
-        (bytes for a bulk string, an int, None), or its error raised."""
-        return self.submit(_pack(parts), None)
+        (bytes for a bulk string, an int, None), or its error raised. On a cluster its first
+        argument after the name is the key that routes it."""
+        key = parts[1] if len(parts) > 1 and not isinstance(parts[1], int) else None
+        return self.submit(_pack(parts), None, key)
 
-    def submit(self, packed: bytes, script: Script | None) -> asyncio.Future:
+    def submit(self, packed: bytes, script: Script | None, key: str | bytes | None = None) -> asyncio.Future:
         loop = asyncio.get_running_loop()
         future = loop.create_future()
-        self._pending.append((packed, script, future))
+        self._pending.append((packed, script, key, future))
         if len(self._pending) >= MAX_PIPELINE:
             self._send(self._pending)
             self._pending = []
@@ -75,19 +96,15 @@ class Pipeliner:
         self._in_flight.add(task)  # held, so the task is not collected mid-flight
         task.add_done_callback(self._in_flight.discard)
 
-    async def _flush(self, batch: list) -> None:
+    async def _flush(self, batch: list[Call]) -> None:
         try:
-            results = await self._execute(batch)
-            missing = [i for i, r in enumerate(results) if isinstance(r, NoScriptError) and batch[i][1]]
-            if missing:
-                for script in {batch[i][1] for i in missing}:
-                    await self.redis.script_load(script.source)
-                retried = await self._execute([batch[i] for i in missing])
-                for i, result in zip(missing, retried, strict=True):
-                    results[i] = result
+            if self._cluster is None:
+                results = await self._with_scripts_loaded(batch, self._execute)
+            else:
+                results = await self._on_cluster(self._cluster, batch)
         except Exception as error:  # noqa: BLE001 - every waiting caller gets the failure
             results = [error] * len(batch)
-        for (_, _, future), result in zip(batch, results, strict=True):
+        for (_, _, _, future), result in zip(batch, results, strict=True):
             if future.done():
                 continue
             if isinstance(result, Exception):
@@ -95,15 +112,77 @@ class Pipeliner:
             else:
                 future.set_result(result)
 
-    async def _execute(self, batch) -> list:
+    async def _with_scripts_loaded(self, batch: list[Call], execute, node: ClusterNode | None = None) -> list:
+        """`execute(batch)`'s replies; the calls of scripts Redis did not know are sent again once
+        they are loaded (on `node`, on a cluster: each node has its own script cache)."""
+        results = await execute(batch)
+        missing = [i for i, r in enumerate(results) if isinstance(r, NoScriptError) and batch[i][1]]
+        if missing:
+            for script in {batch[i][1] for i in missing}:
+                assert script is not None
+                if node is None:
+                    await self.redis.script_load(script.source)
+                else:
+                    await self._on_node(node, [(_pack(["SCRIPT", "LOAD", script.source]), None, None, None)])
+            retried = await execute([batch[i] for i in missing])
+            for i, result in zip(missing, retried, strict=True):
+                results[i] = result
+        return results
+
+    async def _on_cluster(self, cluster: RedisCluster, batch: list[Call]) -> list:
+        """The batch split by the node serving each call's slot, the parts sent side by side; calls
+        redirected or whose node failed are retried after re-reading the layout."""
+        if cluster.nodes_manager.default_node is None:  # the client reads the layout on first use
+            await cluster.initialize()
+        results: list = [None] * len(batch)
+        pending = list(range(len(batch)))
+        for pause_s in (*CLUSTER_RETRY_PAUSES_S, None):
+            by_node: dict[str, tuple[ClusterNode, list[int]]] = {}
+            for i in pending:
+                key = batch[i][2]
+                node = (cluster.nodes_manager.get_node_from_slot(cluster.keyslot(key)) if key is not None
+                        else cluster.get_default_node())
+                by_node.setdefault(node.name, (node, []))[1].append(i)
+            parts = await asyncio.gather(*(
+                self._with_scripts_loaded([batch[i] for i in indices],
+                                          lambda calls, node=node: self._on_node(node, calls), node)
+                for node, indices in by_node.values()), return_exceptions=True)
+            pending = []
+            for (_node, indices), part in zip(by_node.values(), parts, strict=True):
+                replies = part if isinstance(part, list) else [part] * len(indices)
+                for i, reply in zip(indices, replies, strict=True):
+                    results[i] = reply
+                    if isinstance(reply, (*_REDIRECTED, RedisConnectionError, RedisTimeoutError)):
+                        pending.append(i)
+            if not pending or pause_s is None:
+                return results
+            await asyncio.sleep(pause_s)
+            redirect = next((results[i] for i in pending if isinstance(results[i], MovedError)), None)
+            if redirect is not None and all(isinstance(results[i], MovedError) for i in pending):
+                for i in pending:
+                    await cluster.nodes_manager.move_slot(results[i])
+            else:  # a node gone, or the cluster re-forming: read the whole layout again
+                await cluster.nodes_manager.initialize()
+        return results
+
+    async def _on_node(self, node: ClusterNode, batch: list) -> list:
+        """One round trip to one node of a cluster, as `_execute` to the one Redis."""
+        connection = node.acquire_connection()
+        return await self._round_trip(connection, batch, lambda: node.release(connection))
+
+    async def _execute(self, batch: list[Call]) -> list:
         """One round trip: every call of the batch written at once, then every reply read. The
         commands are packed here rather than by redis-py's Pipeline, which costs several times
         more CPU per call (it was the largest item in the dedup worker's profile)."""
-        self.round_trips += 1
-        packed = b"".join(call for call, _, _ in batch)
+        assert isinstance(self.redis, Redis)
         pool = self.redis.connection_pool
-        started = time.perf_counter()
         connection = await pool.get_connection()
+        return await self._round_trip(connection, batch, lambda: pool.release(connection))
+
+    async def _round_trip(self, connection, batch: list, release) -> list:
+        self.round_trips += 1
+        packed = b"".join(call[0] for call in batch)
+        started = time.perf_counter()
         try:
             await connection.send_packed_command(packed, check_health=False)
             results = []
@@ -124,7 +203,9 @@ class Pipeliner:
             await connection.disconnect()  # a half-read connection must not be reused
             raise
         finally:
-            await pool.release(connection)
+            released = release()
+            if asyncio.iscoroutine(released):
+                await released
             _PIPELINE_SECONDS.observe(time.perf_counter() - started)
         return results
 
