@@ -15,6 +15,7 @@ import pytest
 from sqlalchemy import text
 
 from leadx.dev.postgres import LocalPostgres
+from leadx.dev.redis_cluster import LocalRedisCluster
 from leadx.dev.stack import LocalStack
 from leadx.leads.sealing import PiiKeyring, new_key
 from leadx.platform.db.engine import create_schema, make_engine, session_factory
@@ -94,6 +95,16 @@ def kafka_bootstrap(infra: LocalStack) -> str:
 @pytest.fixture(scope="session")
 def redis_url(infra: LocalStack) -> str:
     return infra.redis_url
+
+
+@pytest.fixture(scope="session")
+def redis_cluster(tmp_path_factory) -> Iterator[LocalRedisCluster]:
+    """A Redis Cluster for the session (3 primaries, a replica each), for what must hold on a
+    cluster as production runs one. Tests that kill nodes start a cluster of their own."""
+    cluster = LocalRedisCluster(tmp_path_factory.mktemp("redis-cluster"), primaries=3, replicas_per_primary=1)
+    cluster.start()
+    yield cluster
+    cluster.stop()
 
 
 @pytest.fixture
