@@ -27,7 +27,9 @@ def cmd_dedup_rebuild(args) -> int:
         redis = connect(redis_settings)
         try:
             store = DedupStore(redis, env_str("LEADX_TOPIC_PREFIX", ""),
-                               env_int("DEDUP_BUCKET_BITS", DEFAULT_BUCKET_BITS))
+                               env_int("DEDUP_BUCKET_BITS", DEFAULT_BUCKET_BITS),
+                               wait_replicas=redis_settings.wait_replicas,
+                               wait_timeout_ms=redis_settings.wait_timeout_ms)
             # Under the rebuild lock, the flush too: a dedup service's own rebuild cannot interleave.
             report = await rebuild(factory, store, DedupPolicy.from_env(), hmac_keys,
                                    int(time.time() * 1000), email_rules, flush_first=args.flush)

@@ -281,10 +281,13 @@ def lead_fingerprint(lead_id: str) -> bytes:
 
 class DedupStore:
     def __init__(self, redis: Redis | RedisCluster, namespace: str = "", bucket_bits: int = DEFAULT_BUCKET_BITS,
-                 sweep_interval_s: int = SWEEP_INTERVAL_S, shards: int | None = None) -> None:
+                 sweep_interval_s: int = SWEEP_INTERVAL_S, shards: int | None = None,
+                 wait_replicas: int = 0, wait_timeout_ms: int = 500) -> None:
         """`shards`: 1 on one Redis (the keys as they always were), CLUSTER_SHARDS on a cluster;
         another count only for tests of the sharded calls on one Redis. Changing it is changing
-        where every record lives: a rebuild from SQL (`leadx dedup rebuild`) moves them."""
+        where every record lives: a rebuild from SQL (`leadx dedup rebuild`) moves them.
+        `wait_replicas`: a call succeeds only once that many replicas hold what it wrote
+        (REDIS_WAIT_REPLICAS; leadx.platform.redis.pipeline)."""
         if not 8 <= bucket_bits <= 24:
             raise ValueError("bucket_bits must be between 8 and 24")
         self.shards = shards or (CLUSTER_SHARDS if isinstance(redis, RedisCluster) else 1)
@@ -299,7 +302,7 @@ class DedupStore:
         # deletes the epochs with the records, never the locks.
         self.buyer_map_key, self.epoch_key, self.lock_key = self.state_keys(0)
         self._token = ""  # a rebuild's lock token (`rebuilding`): its writes pass without an epoch
-        self._pipeliner = Pipeliner(redis)
+        self._pipeliner = Pipeliner(redis, wait_replicas, wait_timeout_ms)
         self._check = self._pipeliner.script(_CHECK_SUBMISSION)
         self._reserve = self._pipeliner.script(_RESERVE_FOR_BUYER)
         self._release = self._pipeliner.script(_RELEASE_FOR_BUYER)
@@ -419,7 +422,7 @@ class DedupStore:
             return SubmissionCheck(None, frozenset())
         kinds, written, identity_keys = _recorded_first(named)
         owner = lead_fingerprint(lead_id)
-        matched: str | None = None
+        matched: int | None = None  # the first identity (in the order given) found recorded platform-wide
         duplicates: set[str] = set()
         recorded: list[_ShardCall] = []  # the shards this call recorded the consumer in
         for call in self._calls(vertical, identity_keys, written):
@@ -429,11 +432,14 @@ class DedupStore:
                 f"{recording:d} {call.written}", owner + b"".join(call.fields), self._token]))
             duplicates.update(b.decode() for b in result[1:] if b is not None)
             if int(result[0]):
-                matched = kinds[call.indices[int(result[0]) - 1]]
-                await self._release_in(recorded, "", owner, now_ms, window_ms)
+                if matched is None:
+                    await self._release_in(recorded, "", owner, now_ms, window_ms)
+                # The shards after the first match are still read, so the identity named is the one
+                # one script over them all would name, whichever shard it lies in.
+                matched = min(call.indices[int(result[0]) - 1], matched if matched is not None else len(kinds))
             elif recording and call.written:
                 recorded.append(call)
-        return SubmissionCheck(matched, frozenset(duplicates))
+        return SubmissionCheck(kinds[matched] if matched is not None else None, frozenset(duplicates))
 
     async def reserve_for_buyer(self, buyer_id: str, lead_id: str, vertical: str, identities: Sequence[str],
                                 now_ms: int, window_ms: int) -> bool:

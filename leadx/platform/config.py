@@ -292,6 +292,10 @@ class RedisSettings:
     # REDIS_CLUSTER=true: REDIS_URL names one node of a Redis Cluster, from which the client learns
     # the others and which node serves which slot (docs/dedup.md#on-redis-cluster).
     cluster: bool = False
+    # REDIS_WAIT_REPLICAS=n: the dedup records a call writes count only once n replicas hold them
+    # (Redis's WAIT, at most REDIS_WAIT_TIMEOUT_MS), so a failover to a replica loses no award.
+    wait_replicas: int = 0
+    wait_timeout_ms: int = 500
 
     @property
     def tls(self) -> bool:
@@ -317,7 +321,8 @@ class RedisSettings:
         if cluster and scheme == "unix":
             raise ConfigError("environment variable REDIS_CLUSTER is true, but REDIS_URL is a unix:// socket: "
                               "a Redis Cluster is reached over TCP (redis:// or rediss://)")
-        return cls(url=url, ssl_ca_certs=ca_certs, cluster=cluster)
+        return cls(url=url, ssl_ca_certs=ca_certs, cluster=cluster, wait_replicas=env_int("REDIS_WAIT_REPLICAS", 0),
+                   wait_timeout_ms=env_int("REDIS_WAIT_TIMEOUT_MS", 500))
 
 
 @dataclass(frozen=True)
@@ -372,11 +377,14 @@ class CommonSettings:
     accounts_refresh_s: float = 5.0
     redis_ssl_ca_certs: str = ""
     redis_cluster: bool = False
+    redis_wait_replicas: int = 0
+    redis_wait_timeout_ms: int = 500
 
     @property
     def redis(self) -> RedisSettings:
         """What leadx.platform.redis.client.connect takes."""
-        return RedisSettings(url=self.redis_url, ssl_ca_certs=self.redis_ssl_ca_certs, cluster=self.redis_cluster)
+        return RedisSettings(url=self.redis_url, ssl_ca_certs=self.redis_ssl_ca_certs, cluster=self.redis_cluster,
+                             wait_replicas=self.redis_wait_replicas, wait_timeout_ms=self.redis_wait_timeout_ms)
 
     @classmethod
     def from_env(cls, service: str, *, redis: bool = True, database: bool = True) -> CommonSettings:
@@ -396,6 +404,8 @@ class CommonSettings:
             accounts_refresh_s=env_float("ACCOUNTS_REFRESH_SECONDS", 5.0),
             redis_ssl_ca_certs=redis_settings.ssl_ca_certs,
             redis_cluster=redis_settings.cluster,
+            redis_wait_replicas=redis_settings.wait_replicas,
+            redis_wait_timeout_ms=redis_settings.wait_timeout_ms,
         )
 
     @property

@@ -26,7 +26,8 @@ async def main(stop: asyncio.Event) -> None:
     engine = make_engine(settings.database_url)
     await asyncio.to_thread(exit_unless_current, engine, "dedup")
     store = DedupStore(redis, namespace=settings.kafka.topic_prefix,
-                       bucket_bits=env_int("DEDUP_BUCKET_BITS", DEFAULT_BUCKET_BITS))
+                       bucket_bits=env_int("DEDUP_BUCKET_BITS", DEFAULT_BUCKET_BITS),
+                       wait_replicas=settings.redis.wait_replicas, wait_timeout_ms=settings.redis.wait_timeout_ms)
     policy = DedupPolicy.from_env()
     keeper = StateKeeper(store, session_factory(engine), policy, settings.hmac_keys, settings.email_provider_rules)
     keeper.look()  # a first start writes the epoch; a Redis that lost its records is rebuilt

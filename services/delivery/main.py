@@ -42,7 +42,8 @@ async def main(stop: asyncio.Event) -> None:
     client = BuyerClient(settings.max_concurrent_requests, settings.ping_timeout_s, settings.post_timeout_s,
                          settings.buyer_urls, settings.reply_max_bytes)
     await client.start()
-    store = DedupStore(redis, namespace=namespace, bucket_bits=settings.dedup_bucket_bits)
+    store = DedupStore(redis, namespace=namespace, bucket_bits=settings.dedup_bucket_bits,
+                       wait_replicas=common.redis.wait_replicas, wait_timeout_ms=common.redis.wait_timeout_ms)
     keyring = PiiKeyring.from_env()  # the leads' identifying fields arrive sealed
 
     rules = load_post_rules(settings.rules_dir)

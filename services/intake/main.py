@@ -98,7 +98,8 @@ def create_app(settings: IntakeSettings):
         sellers=Sellers(SellerDeps(
             callers=callers, sessions=sessions, producer=producer, publisher=publisher, verdicts=verdicts, redis=redis,
             idempotency=IdempotencyStore(redis, namespace, settings.idempotency_ttl_s),
-            dedup=DedupStore(redis, namespace, settings.dedup_bucket_bits), dedup_policy=DedupPolicy.from_env(),
+            dedup=DedupStore(redis, namespace, settings.dedup_bucket_bits, wait_replicas=common.redis.wait_replicas,
+                             wait_timeout_ms=common.redis.wait_timeout_ms), dedup_policy=DedupPolicy.from_env(),
             buyers=buyers, rulebook=rulebook, secret=common.hmac_key, keyring=PiiKeyring.from_env(),
             namespace=namespace, public_url=settings.public_url, verdict_timeout_s=settings.verdict_timeout_s,
             ping_ttl_s=settings.ping_ttl_s, phone_area_must_match=settings.phone_area_must_match,

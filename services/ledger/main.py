@@ -74,7 +74,8 @@ async def main(stop: asyncio.Event) -> None:
     # List auctions (leadx.lists) live in this service's SQL: it closes them and sells their customers.
     redis = connect_redis(settings.redis)
     dedup = DedupStore(redis, namespace=settings.kafka.topic_prefix,
-                       bucket_bits=env_int("DEDUP_BUCKET_BITS", DEFAULT_BUCKET_BITS))
+                       bucket_bits=env_int("DEDUP_BUCKET_BITS", DEFAULT_BUCKET_BITS),
+                       wait_replicas=settings.redis.wait_replicas, wait_timeout_ms=settings.redis.wait_timeout_ms)
     closer = ListCloser(sessions, runtime.producer, dedup, DedupPolicy.from_env(), keyring,
                         env_float("SELLER_FEE_PERCENT", 10.0),
                         interval_s=env_float("LISTS_CLOSE_INTERVAL_SECONDS", 1.0))

@@ -1,9 +1,13 @@
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from leadx.dedup.store import DedupStore
 from leadx.dev.tools import check_k8s
+from leadx.platform.config import RedisSettings
+from leadx.platform.redis.client import connect
 
 # Settings the unit tests read from the environment: cleared, so the machine's own never leak in.
 _SETTINGS = ("KAFKA_BOOTSTRAP_SERVERS", "REDIS_URL", "DATABASE_URL", "LEADX_HMAC_KEY", "LEADX_HMAC_KEYS",
@@ -30,3 +34,27 @@ def manifests(tmp_path: Path) -> Path:
     copy = tmp_path / "k8s"
     shutil.copytree(check_k8s.K8S, copy)
     return copy
+
+
+@dataclass(frozen=True)
+class DedupTarget:
+    """Where a dedup test's store keeps its records."""
+    url: str
+    cluster: bool = False
+    shards: int | None = None  # None: as deployed (1 on one Redis, CLUSTER_SHARDS on a cluster)
+
+    def connect(self):
+        return connect(RedisSettings(url=self.url, cluster=self.cluster))
+
+    def store(self, redis, namespace: str, **options) -> DedupStore:
+        return DedupStore(redis, namespace, shards=self.shards, **options)
+
+
+@pytest.fixture(params=["one-redis", "sharded", "cluster"])
+def dedup_target(request, redis_url) -> DedupTarget:
+    """The dedup store's layouts: one Redis as deployed (one shard: a script per call), one Redis
+    split into 16 shards (a consumer's identities in several shards: a script per shard in ascending
+    order, the calls a cluster gets) and a real Redis Cluster of three primaries."""
+    if request.param == "cluster":
+        return DedupTarget(request.getfixturevalue("redis_cluster").url, cluster=True)
+    return DedupTarget(redis_url, shards=16 if request.param == "sharded" else None)

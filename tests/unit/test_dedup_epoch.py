@@ -1,5 +1,6 @@
 """The dedup scripts refuse to check or award on a Redis that lost its data (no epoch), in the same
-atomic run as their reads and writes; a rebuild writes under its lock and then the epoch (real Redis)."""
+atomic run as their reads and writes; a rebuild writes under its lock and then the epoch (real Redis,
+on each layout of tests/unit/conftest.py's `dedup_target`: on a cluster, every shard's epoch and lock)."""
 
 from __future__ import annotations
 
@@ -12,8 +13,8 @@ from leadx.dedup.rebuild import RebuildBusy, flush, rebuild
 from leadx.dedup.scopes import DedupPolicy, DedupScopes
 from leadx.dedup.store import DedupStateLost, DedupStore
 from leadx.leads import pii
-from leadx.platform.redis.client import connect
 from leadx.platform.utc_days import DAY_MS
+from tests.unit.conftest import DedupTarget
 
 SECRET = b"epoch-test-secret-0123"
 NOW = 1_800_000_000_000
@@ -22,11 +23,11 @@ CONSUMER = {"ssn": "123-45-6789", "email": "ana@example.com", "home_phone": "212
 IDENTITIES = pii.identity_keys(SECRET, CONSUMER)
 
 
-def run(redis_url: str, scenario):
+def run(target: DedupTarget, scenario):
     async def main():
-        redis = connect(redis_url)
+        redis = target.connect()
         try:
-            return await scenario(DedupStore(redis, namespace=f"e{uuid.uuid4().hex[:8]}:"), redis)
+            return await scenario(target.store(redis, f"e{uuid.uuid4().hex[:8]}:"), redis)
         finally:
             await redis.aclose()
 
@@ -45,7 +46,7 @@ async def award(store: DedupStore, buyer_id: str, lead_id: str) -> bool:
     return await store.reserve_for_buyer(buyer_id, lead_id, "auto_loan", list(IDENTITIES.values()), NOW, WINDOW)
 
 
-def test_without_an_epoch_every_check_and_award_is_refused_and_writes_nothing(redis_url):
+def test_without_an_epoch_every_check_and_award_is_refused_and_writes_nothing(dedup_target):
     async def scenario(store, redis):
         refused = []
         for call in (submit(store, "LEAD000001"), submit(store, "", record=False), award(store, "b1", "LEAD000001")):
@@ -54,12 +55,12 @@ def test_without_an_epoch_every_check_and_award_is_refused_and_writes_nothing(re
             refused.append(str(caught.value))
         return refused, await keys_of(store, redis)
 
-    refused, keys = run(redis_url, scenario)
+    refused, keys = run(dedup_target, scenario)
     assert all("no epoch" in reason for reason in refused)
     assert keys == []  # not a record, not a buyer number: the refusal is in the script, before any write
 
 
-def test_once_the_records_are_flushed_the_same_calls_are_refused(redis_url):
+def test_once_the_records_are_flushed_the_same_calls_are_refused(dedup_target):
     async def scenario(store, _redis):
         assert await store.declare_intact(NOW)
         first = await submit(store, "LEAD000001")
@@ -72,11 +73,11 @@ def test_once_the_records_are_flushed_the_same_calls_are_refused(redis_url):
             await award(store, "b1", "LEAD000002")
         return first, sold
 
-    first, sold = run(redis_url, scenario)
+    first, sold = run(dedup_target, scenario)
     assert first.platform_duplicate_on is None and sold is True
 
 
-def test_a_rebuild_writes_under_its_lock_only(redis_url):
+def test_a_rebuild_writes_under_its_lock_only(dedup_target):
     async def scenario(store, _redis):
         token = await store.take_rebuild_lock(10_000)
         assert token is not None
@@ -94,10 +95,10 @@ def test_a_rebuild_writes_under_its_lock_only(redis_url):
             await award(store.rebuilding(token), "b1", "LEAD000003")
         return rebuilt
 
-    assert run(redis_url, scenario) is True
+    assert run(dedup_target, scenario) is True
 
 
-def test_rebuild_refuses_to_run_beside_another_and_writes_the_epoch_when_done(redis_url, sessions):
+def test_rebuild_refuses_to_run_beside_another_and_writes_the_epoch_when_done(dedup_target, sessions):
     policy = DedupPolicy({"auto_loan": DedupScopes()})
 
     async def scenario(store, _redis):
@@ -109,6 +110,6 @@ def test_rebuild_refuses_to_run_beside_another_and_writes_the_epoch_when_done(re
         report = await rebuild(sessions, store, policy, SECRET, NOW)
         return report, await store.intact(), await award(store, "b1", "LEAD000001")
 
-    report, intact, sold = run(redis_url, scenario)
+    report, intact, sold = run(dedup_target, scenario)
     assert intact and sold is True
     assert report.conflicts == 0

@@ -14,8 +14,8 @@ import pytest
 from leadx.dedup.store import DedupStore
 from leadx.leads import pii
 from leadx.platform.config import HmacKeyring
-from leadx.platform.redis.client import connect
 from leadx.platform.utc_days import DAY_MS
+from tests.unit.conftest import DedupTarget
 
 OLD, NEW = "old-secret-0123456789abcdef", "new-secret-fedcba9876543210"
 K0 = HmacKeyring.single(OLD.encode())  # LEADX_HMAC_KEY=<old>, as deployed before key ids
@@ -33,11 +33,11 @@ def keys(ring: HmacKeyring, fields: dict | None = None) -> dict[str, list[str]]:
     return pii.identity_keys_under(ring, fields or CONSUMER)
 
 
-def run(redis_url: str, scenario):
+def run(target: DedupTarget, scenario):
     async def main():
-        redis = connect(redis_url)
+        redis = target.connect()
         try:
-            store = DedupStore(redis, namespace=f"r{uuid.uuid4().hex[:8]}:")
+            store = target.store(redis, f"r{uuid.uuid4().hex[:8]}:")
             await store.declare_intact(NOW)  # a first start: nothing to rebuild
             return await scenario(store, redis)
         finally:
@@ -57,15 +57,15 @@ def reserve(store: DedupStore, ring: HmacKeyring, buyer: str, lead_id: str, at: 
 
 
 @pytest.mark.parametrize("shared", ["ssn", "email", "home_phone"])
-def test_a_consumer_recorded_under_the_old_key_is_a_duplicate_once_the_new_key_is_current(redis_url, shared):
+def test_a_consumer_recorded_under_the_old_key_is_a_duplicate_once_the_new_key_is_current(dedup_target, shared):
     async def scenario(store, _redis):
         await submit(store, K0, "LEAD000001")
         return await submit(store, ROTATING, "LEAD000002", OTHER | {shared: CONSUMER[shared]}, NOW + DAY_MS)
 
-    assert run(redis_url, scenario).platform_duplicate_on == shared
+    assert run(dedup_target, scenario).platform_duplicate_on == shared
 
 
-def test_a_buyer_that_has_the_consumer_under_the_old_key_still_has_it(redis_url):
+def test_a_buyer_that_has_the_consumer_under_the_old_key_still_has_it(dedup_target):
     async def scenario(store, _redis):
         await submit(store, K0, "LEAD000001")
         assert await reserve(store, K0, "b1", "LEAD000001")
@@ -74,13 +74,13 @@ def test_a_buyer_that_has_the_consumer_under_the_old_key_still_has_it(redis_url)
         other_buyer = await reserve(store, ROTATING, "b2", "LEAD000002", NOW + DAY_MS)
         return seen, again, other_buyer
 
-    seen, again, other_buyer = run(redis_url, scenario)
+    seen, again, other_buyer = run(dedup_target, scenario)
     assert seen.duplicate_buyer_ids == frozenset({"b1"})
     assert again is False  # the award is refused: b1 got this consumer under the old key
     assert other_buyer is True
 
 
-def test_records_are_made_under_the_current_key_only(redis_url):
+def test_records_are_made_under_the_current_key_only(dedup_target):
     async def scenario(store, redis):
         await submit(store, ROTATING, "LEAD000001")
         await reserve(store, ROTATING, "b1", "LEAD000001")
@@ -90,12 +90,12 @@ def test_records_are_made_under_the_current_key_only(redis_url):
             held[ring_id] = await redis.hget(key, field)
         return held
 
-    held = run(redis_url, scenario)
+    held = run(dedup_target, scenario)
     assert held["k0"] is None  # nothing new under the old key: it can be dropped after the window
     assert len(held["k1"]) == 22  # the platform record and b1's, as without a rotation
 
 
-def test_while_the_rotation_rolls_out_either_current_key_sees_the_other(redis_url):
+def test_while_the_rotation_rolls_out_either_current_key_sees_the_other(dedup_target):
     """Step 2 reaches the workers one by one: for a while some record under k0 (STAGED) and some
     under k1 (ROTATING); each reads both, so each finds what the other recorded."""
     async def scenario(store, _redis):
@@ -108,12 +108,12 @@ def test_while_the_rotation_rolls_out_either_current_key_sees_the_other(redis_ur
                 await submit(store, ROTATING, "LEAD000004", OTHER, NOW + 1000),
                 await reserve(store, ROTATING, "b2", "LEAD000004", NOW + 1000, OTHER))
 
-    under_k0, award_k0, under_k1, award_k1 = run(redis_url, scenario)
+    under_k0, award_k0, under_k1, award_k1 = run(dedup_target, scenario)
     assert under_k0.platform_duplicate_on == under_k1.platform_duplicate_on == "ssn"
     assert award_k0 is award_k1 is False
 
 
-def test_once_the_old_key_is_dropped_its_records_no_longer_count(redis_url):
+def test_once_the_old_key_is_dropped_its_records_no_longer_count(dedup_target):
     """Documented: drop the old key only after the window, when nothing it recorded counts anyway."""
     async def scenario(store, _redis):
         await submit(store, K0, "LEAD000001")
@@ -122,12 +122,12 @@ def test_once_the_old_key_is_dropped_its_records_no_longer_count(redis_url):
         award = await reserve(store, DONE, "b1", "LEAD000002", NOW + DAY_MS)
         return platform, award
 
-    platform, award = run(redis_url, scenario)
+    platform, award = run(dedup_target, scenario)
     assert platform.platform_duplicate_on is None and platform.duplicate_buyer_ids == frozenset()
     assert award is True
 
 
-def test_a_single_key_keeps_the_records_made_before_key_ids(redis_url):
+def test_a_single_key_keeps_the_records_made_before_key_ids(dedup_target):
     """LEADX_HMAC_KEY alone (key id k0) computes the very keys the previous version stored, and
     events carry them as it did: bare hex."""
     async def scenario(store, _redis):
@@ -136,18 +136,18 @@ def test_a_single_key_keeps_the_records_made_before_key_ids(redis_url):
                                       NOW, WINDOW)
         return await submit(store, K0, "LEAD000002", at=NOW + 1000)
 
-    seen = run(redis_url, scenario)
+    seen = run(dedup_target, scenario)
     assert seen.platform_duplicate_on == "ssn" and seen.duplicate_buyer_ids == frozenset({"b1"})
     assert pii.listed(keys(K0)) == list(pii.identity_keys(OLD.encode(), CONSUMER).values())
 
 
-def test_simultaneous_copies_during_the_rollout_let_exactly_one_through(redis_url):
+def test_simultaneous_copies_during_the_rollout_let_exactly_one_through(dedup_target):
     """Two dedup workers on their own connections, one still with k0 current, one with k1 current,
     each submitting copies of the same consumers at once: exactly one copy per consumer passes."""
     async def main():
         namespace = f"r{uuid.uuid4().hex[:8]}:"
-        clients = [connect(redis_url), connect(redis_url)]
-        stores = [DedupStore(c, namespace) for c in clients]
+        clients = [dedup_target.connect(), dedup_target.connect()]
+        stores = [dedup_target.store(c, namespace) for c in clients]
         await stores[0].declare_intact(NOW)
         rings = [STAGED, ROTATING]
         consumers = [{"ssn": f"123-45-{i:04d}", "email": f"c{i}@example.com"} for i in range(1, 11)]
@@ -168,13 +168,13 @@ def test_simultaneous_copies_during_the_rollout_let_exactly_one_through(redis_ur
     assert all(r.platform_duplicate_on is not None for r in results[300:])  # k0's record still counts
 
 
-def test_simultaneous_awards_during_the_rollout_let_exactly_one_win(redis_url):
+def test_simultaneous_awards_during_the_rollout_let_exactly_one_win(dedup_target):
     """Delivery workers reserving one consumer for one buyer with events from either side of the
     rollout (the current key's identity keys first in each): one award wins."""
     async def main():
         namespace = f"r{uuid.uuid4().hex[:8]}:"
-        clients = [connect(redis_url), connect(redis_url)]
-        stores = [DedupStore(c, namespace) for c in clients]
+        clients = [dedup_target.connect(), dedup_target.connect()]
+        stores = [dedup_target.store(c, namespace) for c in clients]
         await stores[0].declare_intact(NOW)
         rings = [STAGED, ROTATING]
         try:
@@ -197,14 +197,14 @@ def test_a_rotation_costs_no_extra_round_trip(redis_url):
         calls = (await redis.info("commandstats"))["cmdstat_evalsha"]["calls"]
         return store.round_trips - before, calls
 
-    round_trips, calls = run(redis_url, scenario)
+    round_trips, calls = run(DedupTarget(redis_url), scenario)
     assert round_trips == calls == 40  # one script call per check and per award, both keys read in it
 
 
-def test_a_release_during_the_rotation_undoes_the_reservation(redis_url):
+def test_a_release_during_the_rotation_undoes_the_reservation(dedup_target):
     async def scenario(store, _redis):
         await reserve(store, ROTATING, "b1", "LEAD000001")
         released = await store.release_for_buyer("b1", "LEAD000001", V, pii.listed(keys(ROTATING)), NOW, WINDOW)
         return released, await reserve(store, STAGED, "b1", "LEAD000002", NOW + 1000)
 
-    assert run(redis_url, scenario) == (True, True)
+    assert run(dedup_target, scenario) == (True, True)

@@ -1,5 +1,6 @@
-"""`leadx dedup rebuild` restores protection from the SQL record after Redis lost it (real Redis,
-SQLite and PostgreSQL)."""
+"""`leadx dedup rebuild` restores protection from the SQL record after Redis lost it (real Redis on
+each layout of tests/unit/conftest.py's `dedup_target`, a Redis Cluster included; SQLite and
+PostgreSQL)."""
 
 from __future__ import annotations
 
@@ -10,10 +11,9 @@ import pytest
 
 from leadx.dedup.rebuild import flush, rebuild
 from leadx.dedup.scopes import DedupPolicy, DedupScopes
-from leadx.dedup.store import DedupStateLost, DedupStore
+from leadx.dedup.store import DedupStateLost
 from leadx.leads import pii
 from leadx.platform.db.models import BuyerPosting, Lead
-from leadx.platform.redis.client import connect
 from leadx.platform.utc_days import DAY_MS
 
 SECRET = b"rebuild-test-secret-0123"
@@ -32,7 +32,7 @@ def lead(lead_id: str, n: int, age_ms: int, status: str = "sold", vertical: str 
                 updated_at_ms=NOW - age_ms, redrives=0)
 
 
-def test_a_flushed_store_is_rebuilt_from_sql(sessions, redis_url):
+def test_a_flushed_store_is_rebuilt_from_sql(sessions, dedup_target):
     run_id = uuid.uuid4().hex[:4].upper()
 
     def lid(n: int) -> str:
@@ -53,8 +53,8 @@ def test_a_flushed_store_is_rebuilt_from_sql(sessions, redis_url):
         ])
 
     async def scenario():
-        redis = connect(redis_url)
-        store = DedupStore(redis, namespace=f"r{run_id}:")
+        redis = dedup_target.connect()
+        store = dedup_target.store(redis, f"r{run_id}:")
         try:
             async def check(n: int, vertical: str = "auto_loan"):
                 return await store.check_submission(f"{run_id}NEW{n:02d}", vertical,
@@ -87,7 +87,7 @@ def test_a_flushed_store_is_rebuilt_from_sql(sessions, redis_url):
     assert award is False  # b1 is still never sold consumer 1 twice
 
 
-def test_a_repeat_held_while_redis_was_empty_is_still_a_duplicate_after_the_rebuild(sessions, redis_url):
+def test_a_repeat_held_while_redis_was_empty_is_still_a_duplicate_after_the_rebuild(sessions, dedup_target):
     # Lead A sold the consumer; Redis lost its data; lead B, the same consumer from another seller,
     # arrived and waits for dedup (its row says submitted). The rebuild must leave A standing for
     # the consumer: recorded, B would be taken for its own record, accepted and sold again.
@@ -99,8 +99,8 @@ def test_a_repeat_held_while_redis_was_empty_is_still_a_duplicate_after_the_rebu
                          lead(alone, 8, 30_000, status="submitted")])  # a new consumer, also waiting
 
     async def scenario():
-        redis = connect(redis_url)
-        store = DedupStore(redis, namespace=f"h{run_id}:")
+        redis = dedup_target.connect()
+        store = dedup_target.store(redis, f"h{run_id}:")
         try:
             await rebuild(sessions, store, POLICY, SECRET, NOW)
 

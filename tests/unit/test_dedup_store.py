@@ -1,21 +1,20 @@
 """The Redis dedup store against a real Redis: scopes, window edges, idempotency, atomicity, layout.
 
-Each behaviour is checked on every layout (`target`): one Redis as deployed (one shard: one script
-per call), one Redis split into shards (a consumer's identities in several shards: one script per
-shard in ascending order, the calls made on a Redis Cluster) and a real Redis Cluster."""
+Each behaviour is checked on every layout (`dedup_target`, tests/unit/conftest.py): one Redis as
+deployed (one shard: one script per call), one Redis split into shards (a consumer's identities in
+several shards: one script per shard in ascending order, the calls made on a Redis Cluster) and a
+real Redis Cluster."""
 
 from __future__ import annotations
 
 import asyncio
 import uuid
-from dataclasses import dataclass
 
 import pytest
 
 from leadx.dedup.store import DedupStore, lead_fingerprint
 from leadx.leads import pii
-from leadx.platform.config import RedisSettings
-from leadx.platform.redis.client import connect
+from tests.unit.conftest import DedupTarget
 from leadx.platform.utc_days import DAY_MS
 
 SECRET = b"unit-test-secret-0123456789"
@@ -30,28 +29,7 @@ def identities(fields: dict | None = None) -> dict[str, str]:
     return pii.identity_keys(SECRET, fields or CONSUMER)
 
 
-@dataclass(frozen=True)
-class Target:
-    """Where a test's store keeps its records."""
-    url: str
-    cluster: bool = False
-    shards: int | None = None  # None: as deployed (1 on one Redis, CLUSTER_SHARDS on a cluster)
-
-    def connect(self):
-        return connect(RedisSettings(url=self.url, cluster=self.cluster))
-
-
-LAYOUTS = ["one-redis", "sharded"]
-
-
-@pytest.fixture(params=LAYOUTS)
-def target(request, redis_url) -> Target:
-    if request.param == "cluster":
-        return Target(request.getfixturevalue("redis_cluster").url, cluster=True)
-    return Target(redis_url, shards=16 if request.param == "sharded" else None)
-
-
-def run(target: Target, scenario, **options):
+def run(target: DedupTarget, scenario, **options):
     async def main():
         redis = target.connect()  # the services' own pool: many calls share a bounded set
         try:
@@ -73,31 +51,31 @@ def reserve(store, buyer, lead_id, at=NOW, keys=None):
 
 
 @pytest.mark.parametrize("shared", ["ssn", "email", "home_phone"])
-def test_a_repeat_on_any_identity_is_a_platform_duplicate(target, shared):
+def test_a_repeat_on_any_identity_is_a_platform_duplicate(dedup_target, shared):
     async def scenario(store, _redis):
         first = await submit(store, "LEAD000001")
         second = await submit(store, "LEAD000002", OTHER | {shared: CONSUMER[shared]}, NOW + 1000)
         return first, second
 
-    first, second = run(target, scenario)
+    first, second = run(dedup_target, scenario)
     assert first.platform_duplicate_on is None
     assert second.platform_duplicate_on == shared
 
 
-def test_a_redelivered_lead_is_not_its_own_duplicate(target):
+def test_a_redelivered_lead_is_not_its_own_duplicate(dedup_target):
     async def scenario(store, _redis):
         await submit(store, "LEAD000001")
         return await submit(store, "LEAD000001", at=NOW + 5000)
 
-    assert run(target, scenario).platform_duplicate_on is None
+    assert run(dedup_target, scenario).platform_duplicate_on is None
 
 
-def test_without_recording_nothing_is_kept(target):
+def test_without_recording_nothing_is_kept(dedup_target):
     async def scenario(store, _redis):
         await submit(store, "LEAD000001", platform=False, record=False)
         return await submit(store, "LEAD000002", at=NOW + 1000)
 
-    assert run(target, scenario).platform_duplicate_on is None
+    assert run(dedup_target, scenario).platform_duplicate_on is None
 
 
 @pytest.mark.parametrize(("later_ms", "duplicate"), [
@@ -106,34 +84,34 @@ def test_without_recording_nothing_is_kept(target):
     (WINDOW, False),              # exactly 30 days: the entry has run out
     (WINDOW + 1_000, False),      # 30 days and 1 second
 ])
-def test_the_platform_window_is_exact_per_entry(target, later_ms, duplicate):
+def test_the_platform_window_is_exact_per_entry(dedup_target, later_ms, duplicate):
     async def scenario(store, _redis):
         await submit(store, "LEAD000001")
         return await submit(store, "LEAD000002", at=NOW + later_ms)
 
-    assert (run(target, scenario).platform_duplicate_on == "ssn") is duplicate
+    assert (run(dedup_target, scenario).platform_duplicate_on == "ssn") is duplicate
 
 
 @pytest.mark.parametrize(("later_ms", "refused"), [(WINDOW - 3_600_000, True), (WINDOW + 1_000, False)])
-def test_the_buyer_window_is_exact_per_entry(target, later_ms, refused):
+def test_the_buyer_window_is_exact_per_entry(dedup_target, later_ms, refused):
     async def scenario(store, _redis):
         await reserve(store, "b1", "LEAD000001")
         return await reserve(store, "b1", "LEAD000002", NOW + later_ms)
 
-    assert run(target, scenario) is (not refused)
+    assert run(dedup_target, scenario) is (not refused)
 
 
-def test_each_entry_keeps_its_own_time(target):
+def test_each_entry_keeps_its_own_time(dedup_target):
     """A later write for one buyer does not stretch another's entry: no whole-key TTL decides."""
     async def scenario(store, _redis):
         await reserve(store, "b1", "LEAD000001")
         await reserve(store, "b2", "LEAD000002", NOW + 20 * DAY_MS)
         return await submit(store, "LEAD000003", at=NOW + WINDOW + 1_000, platform=False, record=False)
 
-    assert run(target, scenario).duplicate_buyer_ids == frozenset({"b2"})
+    assert run(dedup_target, scenario).duplicate_buyer_ids == frozenset({"b2"})
 
 
-def test_reservation_per_buyer(target):
+def test_reservation_per_buyer(dedup_target):
     async def scenario(store, _redis):
         results = [
             await reserve(store, "b1", "LEAD000001"),
@@ -144,28 +122,28 @@ def test_reservation_per_buyer(target):
         later = await submit(store, "LEAD000003", at=NOW + 4000, platform=False)
         return results, later
 
-    results, later = run(target, scenario)
+    results, later = run(dedup_target, scenario)
     assert results == [True, True, False, True]
     assert later.duplicate_buyer_ids == frozenset({"b1", "b2"})
 
 
-def test_the_buyer_scope_can_be_off(target):
+def test_the_buyer_scope_can_be_off(dedup_target):
     async def scenario(store, _redis):
         await reserve(store, "b1", "LEAD000001")
         return await submit(store, "LEAD000002", at=NOW + 1000, platform=False, buyers=False)
 
-    assert run(target, scenario).duplicate_buyer_ids == frozenset()
+    assert run(dedup_target, scenario).duplicate_buyer_ids == frozenset()
 
 
-def test_a_reservation_on_any_one_identity_blocks_the_buyer(target):
+def test_a_reservation_on_any_one_identity_blocks_the_buyer(dedup_target):
     async def scenario(store, _redis):
         await reserve(store, "b1", "LEAD000001", keys=[identities()["email"]])
         return await reserve(store, "b1", "LEAD000002", NOW + 1000)
 
-    assert run(target, scenario) is False
+    assert run(dedup_target, scenario) is False
 
 
-def test_verticals_are_separate(target):
+def test_verticals_are_separate(dedup_target):
     async def scenario(store, _redis):
         await submit(store, "LEAD000001")
         await reserve(store, "b1", "LEAD000001")
@@ -174,32 +152,32 @@ def test_verticals_are_separate(target):
                                               list(identities().values()), NOW + 1000, WINDOW)
         return other, award
 
-    other, award = run(target, scenario)
+    other, award = run(dedup_target, scenario)
     assert other.platform_duplicate_on is None and other.duplicate_buyer_ids == frozenset()
     assert award is True
 
 
-def test_simultaneous_awards_of_one_consumer_to_one_buyer_let_exactly_one_win(target):
+def test_simultaneous_awards_of_one_consumer_to_one_buyer_let_exactly_one_win(dedup_target):
     async def scenario(store, _redis):
         return await asyncio.gather(*(reserve(store, "b1", f"LEAD{i:06d}") for i in range(200)))
 
-    assert sum(run(target, scenario)) == 1
+    assert sum(run(dedup_target, scenario)) == 1
 
 
-def test_simultaneous_submissions_of_one_consumer_let_exactly_one_through(target):
+def test_simultaneous_submissions_of_one_consumer_let_exactly_one_through(dedup_target):
     async def scenario(store, _redis):
         return await asyncio.gather(*(submit(store, f"LEAD{i:06d}") for i in range(100)))
 
-    results = run(target, scenario)
+    results = run(dedup_target, scenario)
     assert sum(1 for r in results if r.platform_duplicate_on is None) == 1
 
 
-def test_two_stores_on_separate_connections_race_safely(target):
+def test_two_stores_on_separate_connections_race_safely(dedup_target):
     """Two workers (two pools, two pipelines) awarding the same consumers to the same buyers."""
     async def main():
         namespace = f"u{uuid.uuid4().hex[:8]}:"
-        clients = [target.connect(), target.connect()]
-        stores = [DedupStore(c, namespace, shards=target.shards) for c in clients]
+        clients = [dedup_target.connect(), dedup_target.connect()]
+        stores = [DedupStore(c, namespace, shards=dedup_target.shards) for c in clients]
         await stores[0].declare_intact(NOW)
         consumers = [{"ssn": f"123-45-{i:04d}"} for i in range(1, 21)]
         try:
@@ -219,33 +197,39 @@ def test_two_stores_on_separate_connections_race_safely(target):
     assert wins == 60 == len(won)  # every (buyer, consumer) pair exactly once
 
 
-def test_concurrent_calls_share_round_trips(target):
+def test_concurrent_calls_share_round_trips(dedup_target):
     async def scenario(store, redis):
         for n in range(300):  # many buyers already hold consumers: the cost must not grow with them
             await reserve(store, f"buyer{n}", "LEAD999999")
-        await redis.config_resetstat()
+        nodes = {"target_nodes": redis.get_primaries()} if dedup_target.cluster else {}
+        await redis.config_resetstat(**nodes)
         before = store.round_trips
         results = await asyncio.gather(*(submit(store, f"LEAD{i:06d}", {"ssn": f"123-45-{i + 1:04d}"})
                                          for i in range(500)))
-        calls = (await redis.info("commandstats"))["cmdstat_evalsha"]["calls"]
-        return results, calls, store.round_trips - before
+        stats = await redis.info("commandstats", **nodes)
+        per_node = stats.values() if dedup_target.cluster else [stats]
+        # Less those refused NOSCRIPT (a node's first sight of the script, which is then loaded).
+        calls = sum(node.get("cmdstat_evalsha", {}).get("calls", 0) - node.get("cmdstat_evalsha", {}).get(
+            "failed_calls", 0) for node in per_node)
+        return results, calls, store.round_trips - before, len(per_node)
 
-    results, calls, round_trips = run(target, scenario)
+    results, calls, round_trips, nodes = run(dedup_target, scenario)
     assert all(r.platform_duplicate_on is None for r in results)
     assert calls == 500  # one script call per lead, whatever the number of buyers
-    assert round_trips < 10  # sent together: the 500 concurrent checks shared a few pipelines
+    # Sent together: the 500 concurrent checks shared a few pipelines (on a cluster, a few per node).
+    assert round_trips < 10 * nodes
 
 
-def test_a_flushed_script_cache_is_reloaded(target):
+def test_a_flushed_script_cache_is_reloaded(dedup_target):
     async def scenario(store, redis):
         await submit(store, "LEAD000001")
         await redis.script_flush()
         return await submit(store, "LEAD000002", at=NOW + 1000)
 
-    assert run(target, scenario).platform_duplicate_on == "ssn"
+    assert run(dedup_target, scenario).platform_duplicate_on == "ssn"
 
 
-def test_stale_records_are_swept_from_the_bucket(target):
+def test_stale_records_are_swept_from_the_bucket(dedup_target):
     async def scenario(store, redis):
         await submit(store, "LEAD000001", OTHER)
         ssn_key, ssn_field = store.location(V, identities(OTHER)["ssn"])
@@ -255,23 +239,23 @@ def test_stale_records_are_swept_from_the_bucket(target):
         await submit(store, "LEAD000002", {"ssn": neighbour}, NOW + WINDOW + 2 * DAY_MS)
         return await redis.hexists(ssn_key, ssn_field)
 
-    assert run(target, scenario, bucket_bits=8) is False
+    assert run(dedup_target, scenario, bucket_bits=8) is False
 
 
-def test_records_are_compact(target):
+def test_records_are_compact(dedup_target):
     async def scenario(store, redis):
         await submit(store, "LEAD000001")
         await reserve(store, "b1", "LEAD000001")
         key, field = store.location(V, identities()["ssn"])
         return await redis.hget(key, field), await redis.object("encoding", key)
 
-    value, encoding = run(target, scenario)
+    value, encoding = run(dedup_target, scenario)
     assert len(value) == 22  # the platform record and one buyer's, 11 bytes each
     assert value.endswith(lead_fingerprint("LEAD000001"))
     assert encoding in (b"listpack", b"ziplist")
 
 
-def test_no_raw_pii_reaches_redis(target):
+def test_no_raw_pii_reaches_redis(dedup_target):
     async def scenario(store, redis):
         await submit(store, "LEAD000001")
         await reserve(store, "b1", "LEAD000001")
@@ -281,13 +265,13 @@ def test_no_raw_pii_reaches_redis(target):
             dump.extend(k + v for k, v in (await redis.hgetall(key)).items())
         return b" ".join(dump)
 
-    dump = run(target, scenario).lower()
+    dump = run(dedup_target, scenario).lower()
     assert dump
     for raw in ("123456789", "123-45-6789", "ana@example.com", "2125550142", "212-555-0142"):
         assert raw.encode() not in dump
 
 
-def test_a_ping_only_asks_and_a_direct_sale_is_recorded_without_the_platform_check(target):
+def test_a_ping_only_asks_and_a_direct_sale_is_recorded_without_the_platform_check(dedup_target):
     async def scenario(store, _redis):
         ping = await submit(store, "", record=False)
         after_ping = await submit(store, "LEAD000001", at=NOW + 1000)
@@ -295,14 +279,14 @@ def test_a_ping_only_asks_and_a_direct_sale_is_recorded_without_the_platform_che
         auction_after_direct = await submit(store, "LEAD000003", at=NOW + 3000)
         return ping, after_ping, direct, auction_after_direct
 
-    ping, after_ping, direct, auction_after_direct = run(target, scenario)
+    ping, after_ping, direct, auction_after_direct = run(dedup_target, scenario)
     assert ping.platform_duplicate_on is None
     assert after_ping.platform_duplicate_on is None  # the PING left no record behind
     assert direct.platform_duplicate_on is None  # not checked platform-wide...
     assert auction_after_direct.platform_duplicate_on == "ssn"  # ...but recorded, so later leads are caught
 
 
-def test_a_reservation_that_never_reached_the_buyer_is_released(target):
+def test_a_reservation_that_never_reached_the_buyer_is_released(dedup_target):
     async def scenario(store, _redis):
         await reserve(store, "b1", "LEAD000001")
         await reserve(store, "b2", "LEAD000001")
@@ -312,7 +296,7 @@ def test_a_reservation_that_never_reached_the_buyer_is_released(target):
         after = await submit(store, "LEAD000002", at=NOW + 1000, platform=False, record=False)
         return other_lead, released, unknown, after, await reserve(store, "b1", "LEAD000003", NOW + 2000)
 
-    other_lead, released, unknown, after, again = run(target, scenario)
+    other_lead, released, unknown, after, again = run(dedup_target, scenario)
     assert (other_lead, released, unknown) == (False, True, False)  # only this lead's own reservation
     assert after.duplicate_buyer_ids == frozenset({"b2"})
     assert again is True
@@ -330,7 +314,7 @@ def split_consumer(store: DedupStore) -> dict[str, str]:
     raise AssertionError("no consumer spans two shards")
 
 
-def test_a_consumer_found_taken_in_a_later_shard_keeps_no_record_in_the_earlier_ones(target):
+def test_a_consumer_found_taken_in_a_later_shard_keeps_no_record_in_the_earlier_ones(dedup_target):
     """The second lead records its SSN (lower shard) before it finds its email taken (higher shard):
     that record is undone, so a third lead with the SSN alone is new, as on one Redis."""
     async def scenario(store, _redis):
@@ -340,13 +324,13 @@ def test_a_consumer_found_taken_in_a_later_shard_keeps_no_record_in_the_earlier_
         ssn_only = await submit(store, "LEAD000003", {"ssn": consumer["ssn"]}, NOW + 2000)
         return email_only, both, ssn_only
 
-    email_only, both, ssn_only = run(target, scenario)
+    email_only, both, ssn_only = run(dedup_target, scenario)
     assert email_only.platform_duplicate_on is None
     assert both.platform_duplicate_on == "email"
     assert ssn_only.platform_duplicate_on is None
 
 
-def test_an_award_refused_in_a_later_shard_keeps_no_reservation_in_the_earlier_ones(target):
+def test_an_award_refused_in_a_later_shard_keeps_no_reservation_in_the_earlier_ones(dedup_target):
     async def scenario(store, _redis):
         consumer = split_consumer(store)
 
@@ -356,7 +340,7 @@ def test_an_award_refused_in_a_later_shard_keeps_no_reservation_in_the_earlier_o
         return (await award("LEAD000001", {"email": consumer["email"]}), await award("LEAD000002", consumer),
                 await award("LEAD000003", {"ssn": consumer["ssn"]}))
 
-    assert run(target, scenario) == (True, False, True)
+    assert run(dedup_target, scenario) == (True, False, True)
 
 
 def pairs_sharing(count: int, shared_kinds: int) -> list[tuple[dict, dict]]:
@@ -376,7 +360,7 @@ def pairs_sharing(count: int, shared_kinds: int) -> list[tuple[dict, dict]]:
 
 
 @pytest.mark.parametrize("shared_kinds", [1, 2])
-def test_of_two_simultaneous_leads_sharing_identities_exactly_one_passes(target, shared_kinds):
+def test_of_two_simultaneous_leads_sharing_identities_exactly_one_passes(dedup_target, shared_kinds):
     """Ordered acquisition: the two meet first on the lowest shard of what they share, where one
     script decides; the other stops there, so never both refused (which two calls taking their
     shards in different orders could be) nor both passed. Two stores, as two workers."""
@@ -384,8 +368,8 @@ def test_of_two_simultaneous_leads_sharing_identities_exactly_one_passes(target,
 
     async def main():
         namespace = f"u{uuid.uuid4().hex[:8]}:"
-        clients = [target.connect(), target.connect()]
-        stores = [DedupStore(c, namespace, shards=target.shards) for c in clients]
+        clients = [dedup_target.connect(), dedup_target.connect()]
+        stores = [DedupStore(c, namespace, shards=dedup_target.shards) for c in clients]
         await stores[0].declare_intact(NOW)
         try:
             checks = [submit(stores[side], f"L{n:05d}{side}", pair[side])
@@ -403,7 +387,7 @@ def test_of_two_simultaneous_leads_sharing_identities_exactly_one_passes(target,
     assert all(awards[2 * n] != awards[2 * n + 1] for n in range(len(pairs)))
 
 
-def test_overlapping_consumers_racing_never_let_two_through_on_one_identity(target):
+def test_overlapping_consumers_racing_never_let_two_through_on_one_identity(dedup_target):
     """A chain of leads, each sharing its email with one neighbour and its phone with the other, all
     at once through two stores: no two leads that pass (or win one buyer) share an identity."""
     leads = [{"ssn": f"777-01-{k:04d}", "email": f"chain{k // 2}@example.com",
@@ -411,8 +395,8 @@ def test_overlapping_consumers_racing_never_let_two_through_on_one_identity(targ
 
     async def main():
         namespace = f"u{uuid.uuid4().hex[:8]}:"
-        clients = [target.connect(), target.connect()]
-        stores = [DedupStore(c, namespace, shards=target.shards) for c in clients]
+        clients = [dedup_target.connect(), dedup_target.connect()]
+        stores = [DedupStore(c, namespace, shards=dedup_target.shards) for c in clients]
         await stores[0].declare_intact(NOW)
         try:
             checks = asyncio.gather(*(submit(stores[k % 2], f"C{k:05d}", fields) for k, fields in enumerate(leads)))

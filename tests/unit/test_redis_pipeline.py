@@ -9,7 +9,7 @@ import uuid
 from redis.exceptions import RedisError, ResponseError
 
 from leadx.platform.redis.client import connect
-from leadx.platform.redis.pipeline import MAX_PIPELINE, Pipeliner
+from leadx.platform.redis.pipeline import MAX_PIPELINE, NotReplicated, Pipeliner
 
 
 def run(redis_url: str, scenario):
@@ -106,3 +106,18 @@ def test_a_redis_that_stops_answering_fails_its_callers_as_a_redis_error_in_time
     results = run(redis_url, scenario)
     assert all(isinstance(r, RedisError) for r in results), results
     assert "no reply from Redis within 0.3s" in str(results[0])
+
+
+def test_writes_no_replica_acknowledged_fail_their_callers_as_not_replicated(redis_url):
+    """REDIS_WAIT_REPLICAS=1 against a Redis without replicas: every call of the round trip fails
+    (NotReplicated, a RedisError a caller retries), though Redis applied the writes."""
+    async def scenario(_pipeliner, redis, prefix):
+        waiting = Pipeliner(redis, replicas=1, replica_timeout_ms=50)
+        outcomes = await asyncio.gather(*(waiting.command("SET", f"{prefix}{n}", "v") for n in range(3)),
+                                        return_exceptions=True)
+        return outcomes, await redis.get(f"{prefix}0")
+
+    outcomes, written = run(redis_url, scenario)
+    assert all(isinstance(o, NotReplicated) and isinstance(o, RedisError) for o in outcomes)
+    assert "0 of 1 replicas acknowledged" in str(outcomes[0])
+    assert written == b"v"

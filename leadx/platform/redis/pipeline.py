@@ -11,6 +11,11 @@ call must share that slot): a batch is split by node and sent to the nodes side 
 redirected (MOVED: a failover or a resharding moved its slot; TRYAGAIN, ASK: a slot migrating), or
 sent to a node that is gone, is sent again once the client has re-read the cluster's layout, a few
 times, then failed like any call Redis did not answer.
+
+With `replicas`, every round trip ends with Redis's WAIT: its calls succeed only once that many
+replicas hold what they wrote, so a replica promoted when its primary dies has it. Otherwise they
+fail (NotReplicated, a RedisError): what they wrote is on the primary only, and a caller retries
+them as it retries a Redis that did not answer (leadx's writes are idempotent per lead).
 """
 
 from __future__ import annotations
@@ -22,8 +27,8 @@ import time
 
 from redis.asyncio import Redis
 from redis.asyncio.cluster import ClusterNode, RedisCluster
-from redis.exceptions import (AskError, ClusterDownError, MovedError, NoScriptError, ResponseError,
-                              TryAgainError)
+from redis.exceptions import (AskError, ClusterDownError, MovedError, NoScriptError, RedisError,
+                              ResponseError, TryAgainError)
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
@@ -36,6 +41,10 @@ REPLY_TIMEOUT_S = 30  # for a pipeline's replies, when the connection sets no so
 # failover takes the node timeout (a few seconds) plus an election, which the last pauses outlast.
 CLUSTER_RETRY_PAUSES_S = (0.05, 0.25, 0.5, 1.0, 2.0, 4.0)
 _REDIRECTED = (MovedError, AskError, TryAgainError, ClusterDownError)
+
+
+class NotReplicated(RedisError):
+    """Redis wrote a round trip's calls, but fewer replicas than required acknowledged them in time."""
 
 
 class Script:
@@ -58,8 +67,10 @@ Call = tuple[bytes, Script | None, str | bytes | None, asyncio.Future]
 
 
 class Pipeliner:
-    def __init__(self, redis: Redis | RedisCluster) -> None:
+    def __init__(self, redis: Redis | RedisCluster, replicas: int = 0, replica_timeout_ms: int = 500) -> None:
         self.redis = redis
+        self._wait = _pack(["WAIT", replicas, replica_timeout_ms]) if replicas > 0 else b""
+        self._replicas = replicas
         self._cluster = redis if isinstance(redis, RedisCluster) else None
         self.round_trips = 0  # pipelines sent: what bench/dedup.py reports per lead
         self._pending: list[Call] = []
@@ -181,7 +192,7 @@ class Pipeliner:
 
     async def _round_trip(self, connection, batch: list, release) -> list:
         self.round_trips += 1
-        packed = b"".join(call[0] for call in batch)
+        packed = b"".join(call[0] for call in batch) + self._wait
         started = time.perf_counter()
         try:
             await connection.send_packed_command(packed, check_health=False)
@@ -195,6 +206,11 @@ class Pipeliner:
                             results.append(await connection.read_response(timeout=math.inf))
                         except ResponseError as error:  # a reply that is an error; the others still come
                             results.append(error)
+                    if self._wait:
+                        acknowledged = await connection.read_response(timeout=math.inf)
+                        if int(acknowledged) < self._replicas:
+                            results = [NotReplicated(f"{acknowledged} of {self._replicas} replicas acknowledged "
+                                                     "the writes in time")] * len(batch)
             except TimeoutError as error:
                 # As redis-py says it: callers treat every RedisError as Redis unavailable (the
                 # intake answers 503), and a bare TimeoutError would have been a 500.
