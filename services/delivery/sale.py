@@ -215,7 +215,7 @@ class SaleCompletion:
         if recorded is not None:
             return recorded
         owners = [CapOwner(buyer.id, buyer.tz, buyer.caps)]
-        owners += [CapOwner(p.id, buyer.tz, p.caps) for p in buyer.profiles if p.id == bid.profile_id]
+        owners += [CapOwner(p.id, buyer.tz, p.caps, buyer.id) for p in buyer.profiles if p.id == bid.profile_id]
         owners = [o for o in owners if o.caps.any]
         outcome = await self.caps.reserve(owners, bid.amount_cents, int(self.clock() * 1000))
         if isinstance(outcome, str):

@@ -331,14 +331,14 @@ def test_capped_owners_are_the_buyers_and_profiles_that_have_caps_with_the_buyer
     uncapped = buyer("b_3", profiles=(profile("p_5", "b_3"),))
     m = market(capped_buyer, profile_only, uncapped)
     assert m.capped_owners([capped_buyer, profile_only, uncapped]) == [
-        ("b_1", CHICAGO), ("p_1", CHICAGO), ("p_4", LOS_ANGELES)]
+        ("b_1", CHICAGO, "b_1"), ("p_1", CHICAGO, "b_1"), ("p_4", LOS_ANGELES, "b_2")]
     assert m.capped_owners([uncapped]) == []
     assert m.capped_owners([]) == []
 
 
 def test_capped_owners_count_a_zero_cap_as_a_cap():
     zero = buyer("b_1", caps=Caps(leads_per_day=0))
-    assert market(zero).capped_owners([zero]) == [("b_1", UTC_ZONE)]
+    assert market(zero).capped_owners([zero]) == [("b_1", UTC_ZONE, "b_1")]
 
 
 # caps: parsing

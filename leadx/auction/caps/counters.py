@@ -7,6 +7,12 @@ period is over. The auction reads them to leave capped buyers out (a filter: sev
 open at once); delivery reserves a sale against them with one Lua script before it POSTs, so caps
 hold exactly however many auctions close together, and releases it if the buyer does not take the
 lead.
+
+On a Redis Cluster a script or MULTI may only touch keys of one hash slot, and a sale is counted for
+a buyer and its profile together: there every key of a buyer and of its profiles carries the buyer's
+hash tag, `caps:<namespace>{<buyer>}<owner>:...`, so a buyer's counters all live in one slot. One
+Redis keeps the names above: deployments have live counters (a month's spend among them) that an
+upgrade must not reset.
 """
 
 from __future__ import annotations
@@ -14,6 +20,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
+
+from redis.asyncio.cluster import RedisCluster
 
 from leadx.platform.redis.client import RedisClient
 
@@ -57,6 +65,11 @@ class CapOwner:
     id: str  # a buyer or a profile id
     tz: ZoneInfo
     caps: Caps = Caps()
+    buyer_id: str = ""  # a profile's buyer ("" for a buyer: itself), whose slot its counters share
+
+    @property
+    def buyer(self) -> str:
+        return self.buyer_id or self.id
 
 
 @dataclass(frozen=True)
@@ -78,37 +91,41 @@ class Reservation:
 class CapsStore:
     def __init__(self, redis: RedisClient, namespace: str = "") -> None:
         self.redis, self.namespace = redis, namespace
+        self.cluster = isinstance(redis, RedisCluster)  # a buyer's keys tagged into one slot (see above)
         self._reserve = redis.register_script(_RESERVE)
 
-    def keys(self, owner: str, tz: ZoneInfo, now_ms: int) -> tuple[str, str, str]:
+    def keys(self, owner: str, tz: ZoneInfo, now_ms: int, buyer: str = "") -> tuple[str, str, str]:
+        """The hour, day and month keys of `owner`, a buyer or a profile of `buyer` ("": a buyer)."""
         p = periods(now_ms, tz)
-        base = f"caps:{self.namespace}{owner}"
+        base = f"caps:{self.namespace}{{{buyer or owner}}}{owner}" if self.cluster else f"caps:{self.namespace}{owner}"
         return f"{base}:h:{p.hour}", f"{base}:d:{p.day}", f"{base}:m:{p.month}"
 
-    async def usage(self, owners: Sequence[tuple[str, ZoneInfo]], now_ms: int) -> dict[str, Usage]:
-        """Each owner's usage in its current periods, in one round trip."""
+    async def usage(self, owners: Sequence[tuple[str, ZoneInfo, str]], now_ms: int) -> dict[str, Usage]:
+        """Each owner's usage in its current periods, in one round trip (one per node on a cluster).
+        An owner is (buyer or profile id, the buyer's zone, the buyer's id)."""
         if not owners:
             return {}
         pipe = self.redis.pipeline(transaction=False)
-        for owner, tz in owners:
-            hour, day, month = self.keys(owner, tz, now_ms)
+        for owner, tz, buyer in owners:
+            hour, day, month = self.keys(owner, tz, now_ms, buyer)
             pipe.hget(hour, "n")
             pipe.hmget(day, "n", "c")
             pipe.hget(month, "c")
         replies = await pipe.execute()
         out = {}
-        for i, (owner, _) in enumerate(owners):
+        for i, (owner, _, _) in enumerate(owners):
             hour_n, (day_n, day_c), month_c = replies[i * 3:i * 3 + 3]
             out[owner] = Usage(int(hour_n or 0), int(day_n or 0), int(day_c or 0), int(month_c or 0))
         return out
 
     async def reserve(self, owners: Sequence[CapOwner], price_cents: int, now_ms: int) -> Reservation | str:
         """Count a sale at this price for every owner, atomically, if no cap refuses it: the
-        reservation, or the id of the owner whose cap refused it."""
+        reservation, or the id of the owner whose cap refused it. The owners are one buyer and its
+        profiles: on a cluster the script needs all their keys in the buyer's slot."""
         keys: list[str] = []
         args: list[int] = [price_cents]
         for owner in owners:
-            keys.extend(self.keys(owner.id, owner.tz, now_ms))
+            keys.extend(self.keys(owner.id, owner.tz, now_ms, owner.buyer))
             # In the script's order, which is LIMITS': leads/hour, leads/day, cents/day, cents/month.
             args.extend(-1 if (limit := getattr(owner.caps, name)) is None else limit for name in LIMITS)
         if not keys:
@@ -119,7 +136,8 @@ class CapsStore:
         return Reservation(tuple(keys), price_cents)
 
     async def release(self, reservation: Reservation) -> None:
-        """Take back a reservation whose lead the buyer did not take."""
+        """Take back a reservation whose lead the buyer did not take: one MULTI, all or nothing (on a
+        cluster its keys are one buyer's, in one slot)."""
         if not reservation.keys:
             return
         pipe = self.redis.pipeline(transaction=True)

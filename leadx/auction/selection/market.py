@@ -64,13 +64,14 @@ class Market:
         return [self.buyers[b] for b in sorted(self.partners.get(seller_id, ()))
                 if b in self.buyers and policy.sells_to_buyer(b)]
 
-    def capped_owners(self, buyers: list[BuyerAccount]) -> list[tuple[str, ZoneInfo]]:
-        """The buyers and profiles among these whose caps must be read: those that have caps."""
+    def capped_owners(self, buyers: list[BuyerAccount]) -> list[tuple[str, ZoneInfo, str]]:
+        """The buyers and profiles among these whose caps must be read: those that have caps, each
+        as (its id, the buyer's zone, the buyer's id: a profile's counters are kept with its buyer's)."""
         owners = []
         for buyer in buyers:
             if buyer.caps.any:
-                owners.append((buyer.id, buyer.tz))
-            owners.extend((p.id, buyer.tz) for p in buyer.profiles if p.caps.any)
+                owners.append((buyer.id, buyer.tz, buyer.id))
+            owners.extend((p.id, buyer.tz, buyer.id) for p in buyer.profiles if p.caps.any)
         return owners
 
 

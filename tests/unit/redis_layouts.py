@@ -1,0 +1,38 @@
+"""The two Redis layouts a store's tests run on: one Redis (the session's `redis_url`) and a real
+Redis Cluster of three primaries (the session's `redis_cluster`), where every script, MULTI and
+multi-key command must keep to one hash slot. A test module parametrizes a fixture with them:
+
+    @pytest.fixture(params=LAYOUTS)
+    def redis_target(request) -> RedisSettings:
+        return layout(request)
+"""
+
+from __future__ import annotations
+
+import pytest
+from redis.asyncio.cluster import RedisCluster
+
+from leadx.platform.config import RedisSettings
+from leadx.platform.redis.client import RedisClient, connect
+
+LAYOUTS = ["one-redis", "cluster"]
+
+
+def layout(request: pytest.FixtureRequest) -> RedisSettings:
+    """What `leadx.platform.redis.client.connect` takes for the layout `request.param` names."""
+    if request.param == "cluster":
+        return RedisSettings(url=request.getfixturevalue("redis_cluster").url, cluster=True)
+    return RedisSettings(url=request.getfixturevalue("redis_url"))
+
+
+async def connected(settings: RedisSettings) -> RedisClient:
+    """`connect(settings)`, a cluster client having read the cluster's layout. redis-py's asyncio
+    RedisCluster (8.1) picks a keyed command's node before a new client has read the layout: calls
+    made together on a new client all go to one node and are redirected (MOVED), and after five
+    redirections the client closes every connection, under the calls still in flight too (one of
+    them then fails with an AttributeError). A service's client is read by its first call that
+    goes through a Pipeliner, or by a readiness check."""
+    client = connect(settings)
+    if isinstance(client, RedisCluster):
+        await client.initialize()
+    return client
