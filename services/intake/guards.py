@@ -10,6 +10,8 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from redis.asyncio.cluster import RedisCluster
+
 from leadx.platform.redis.client import RedisClient
 
 from leadx.platform.config import HmacKeyring
@@ -18,19 +20,18 @@ from services.intake.formats import Answer
 
 # A sliding window of one second, approximated by two fixed windows (the previous one weighted by
 # how much of it still overlaps), as most API gateways do: one round trip, no burst of twice the
-# limit at a window edge. Returns 0 when allowed, else the milliseconds until a request would be.
+# limit at a window edge. KEYS: this window's counter, the previous window's. Returns 0 when
+# allowed, else the milliseconds until a request would be.
 _TAKE = """
 local now, limit, window = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
-local slot = math.floor(now / window)
-local current_key, previous_key = KEYS[1] .. ':' .. slot, KEYS[1] .. ':' .. (slot - 1)
-local current = tonumber(redis.call('GET', current_key) or '0')
-local previous = tonumber(redis.call('GET', previous_key) or '0')
+local current = tonumber(redis.call('GET', KEYS[1]) or '0')
+local previous = tonumber(redis.call('GET', KEYS[2]) or '0')
 local elapsed = (now % window) / window
 if previous * (1 - elapsed) + current + 1 > limit then
   return window - (now % window)
 end
-redis.call('INCR', current_key)
-redis.call('PEXPIRE', current_key, window * 2)
+redis.call('INCR', KEYS[1])
+redis.call('PEXPIRE', KEYS[1], window * 2)
 return 0
 """
 
@@ -61,14 +62,23 @@ class RateLimiter:
         self.per_second = per_second
         self.namespace = namespace
         self._prefix = f"rl:{scope}:{namespace}" if scope else f"rl:{namespace}"
+        # A bucket's two windows are one script's keys: on a Redis Cluster, where a script may touch
+        # one hash slot only, the bucket is their hash tag. One Redis keeps the names it always had.
+        self._cluster = isinstance(redis, RedisCluster)
         # Pipelined: the checks of requests arriving together share one round trip.
         self._take = Pipeliner(redis).script(_TAKE)
+
+    def keys(self, bucket: str, now_ms: int) -> list[str]:
+        """The counters of the window `now_ms` falls in and of the one before it."""
+        base = f"{self._prefix}{{{bucket}}}" if self._cluster else self._prefix + bucket
+        window = now_ms // self.WINDOW_MS
+        return [f"{base}:{window}", f"{base}:{window - 1}"]
 
     async def take(self, bucket: str, now_ms: int | None = None) -> Limited | None:
         if self.per_second <= 0:  # 0 switches the limit off
             return None
         now_ms = int(time.time() * 1000) if now_ms is None else now_ms
-        wait_ms = int(await self._take([self._prefix + bucket], [now_ms, self.per_second, self.WINDOW_MS]))
+        wait_ms = int(await self._take(self.keys(bucket, now_ms), [now_ms, self.per_second, self.WINDOW_MS]))
         return Limited(max(1, math.ceil(wait_ms / 1000))) if wait_ms else None
 
 

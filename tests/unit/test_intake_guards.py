@@ -1,4 +1,5 @@
-"""Rate limits and idempotency keys against a real Redis, shared as every intake replica shares them."""
+"""Rate limits and idempotency keys against a real Redis and a real Redis Cluster, shared as every
+intake replica shares them."""
 
 from __future__ import annotations
 
@@ -8,15 +9,22 @@ import urllib.parse
 import uuid
 
 import pytest
+from redis.cluster import key_slot
 
-from leadx.platform.redis.client import connect
+from leadx.platform.config import RedisSettings
 from services.intake.formats import Answer
 from services.intake.guards import FirstAttempt, IdempotencyStore, LeadFingerprints, RateLimiter
+from tests.unit.redis_layouts import LAYOUTS, connected, layout
 
 
-def run(redis_url: str, scenario):
+@pytest.fixture(params=LAYOUTS)
+def redis_target(request) -> RedisSettings:
+    return layout(request)
+
+
+def run(target: RedisSettings, scenario):
     async def main():
-        redis = connect(redis_url)
+        redis = await connected(target)
         try:
             return await scenario(redis, f"u{uuid.uuid4().hex[:8]}:")
         finally:
@@ -25,7 +33,7 @@ def run(redis_url: str, scenario):
     return asyncio.run(main())
 
 
-def test_a_seller_gets_its_rate_and_then_429_with_retry_after(redis_url):
+def test_a_seller_gets_its_rate_and_then_429_with_retry_after(redis_target):
     async def scenario(redis, namespace):
         limiter = RateLimiter(redis, namespace, per_second=5)
         start = 1_800_000_000_000
@@ -36,32 +44,50 @@ def test_a_seller_gets_its_rate_and_then_429_with_retry_after(redis_url):
         next_window = [await limiter.take("s_a", start + 1500 + i) for i in range(3)]
         return first, sixth, other_seller, next_window
 
-    first, sixth, other_seller, next_window = run(redis_url, scenario)
+    first, sixth, other_seller, next_window = run(redis_target, scenario)
     assert first == [None] * 5
     assert sixth is not None and sixth.retry_after_s == 1
     assert other_seller is None
     assert next_window[:2] == [None, None] and next_window[2] is not None
 
 
-def test_two_replicas_share_one_limit(redis_url):
+def test_two_replicas_share_one_limit(redis_target):
     async def scenario(redis, namespace):
         one, two = RateLimiter(redis, namespace, 10), RateLimiter(redis, namespace, 10)
         now = 1_800_000_000_000
         results = await asyncio.gather(*(limiter.take("s_a", now) for limiter in [one, two] * 10))
         return sum(result is None for result in results)
 
-    assert run(redis_url, scenario) == 10
+    assert run(redis_target, scenario) == 10
 
 
-def test_zero_switches_the_limit_off(redis_url):
+def test_a_bucket_s_windows_keep_their_names_on_one_redis_and_share_a_slot_on_a_cluster(redis_target):
+    """One Redis keeps the names earlier replicas use (a rolling upgrade shares the live windows); on
+    a cluster the script reads both windows, so they need one hash slot."""
+    async def scenario(redis, namespace):
+        limiter = RateLimiter(redis, namespace, per_second=5, scope="address")
+        now = 1_800_000_000_250
+        keys = limiter.keys("203.0.113.7", now)
+        await limiter.take("203.0.113.7", now)
+        return keys, await redis.get(keys[0]), namespace
+
+    keys, counted, namespace = run(redis_target, scenario)
+    base = f"rl:address:{namespace}" + ("{203.0.113.7}" if redis_target.cluster else "203.0.113.7")
+    assert keys == [f"{base}:1800000000", f"{base}:1799999999"]
+    assert counted == b"1"
+    if redis_target.cluster:
+        assert key_slot(keys[0].encode()) == key_slot(keys[1].encode())
+
+
+def test_zero_switches_the_limit_off(redis_target):
     async def scenario(redis, namespace):
         limiter = RateLimiter(redis, namespace, 0)
         return [await limiter.take("s_a", 1) for _ in range(50)]
 
-    assert run(redis_url, scenario) == [None] * 50
+    assert run(redis_target, scenario) == [None] * 50
 
 
-def test_only_one_of_many_simultaneous_attempts_owns_an_idempotency_key(redis_url):
+def test_only_one_of_many_simultaneous_attempts_owns_an_idempotency_key(redis_target):
     async def scenario(redis, namespace):
         store = IdempotencyStore(redis, namespace, ttl_s=60)
         claims = await asyncio.gather(*(store.claim("s_a", "order-17", f"LEAD{i:06d}", "fp-a") for i in range(20)))
@@ -73,7 +99,7 @@ def test_only_one_of_many_simultaneous_attempts_owns_an_idempotency_key(redis_ur
         other_seller = await store.claim("s_b", "order-17", "LEAD888888", "fp-b")
         return owners, claims, first_lead, retry, other_seller
 
-    owners, claims, first_lead, retry, other_seller = run(redis_url, scenario)
+    owners, claims, first_lead, retry, other_seller = run(redis_target, scenario)
     assert len(owners) == 1
     assert {claim.lead_id for claim in claims if claim is not None} == {first_lead}
     assert all(claim.answer is None for claim in claims if claim is not None)  # the first was still in flight
@@ -83,17 +109,17 @@ def test_only_one_of_many_simultaneous_attempts_owns_an_idempotency_key(redis_ur
     assert other_seller is None  # keys are per seller
 
 
-def test_a_released_key_can_be_claimed_again(redis_url):
+def test_a_released_key_can_be_claimed_again(redis_target):
     async def scenario(redis, namespace):
         store = IdempotencyStore(redis, namespace, ttl_s=60)
         await store.claim("s_a", "k", "LEAD000001", "fp-a")
         await store.release("s_a", "k")
         return await store.claim("s_a", "k", "LEAD000002", "fp-b")
 
-    assert run(redis_url, scenario) is None
+    assert run(redis_target, scenario) is None
 
 
-def test_a_key_used_again_for_a_different_lead_is_refused_in_flight_and_once_answered(redis_url):
+def test_a_key_used_again_for_a_different_lead_is_refused_in_flight_and_once_answered(redis_target):
     async def scenario(redis, namespace):
         store = IdempotencyStore(redis, namespace, ttl_s=60)
         await store.claim("s_a", "R1", "LEAD000001", "fp-first")
@@ -103,14 +129,14 @@ def test_a_key_used_again_for_a_different_lead_is_refused_in_flight_and_once_ans
         same = await store.claim("s_a", "R1", "LEAD000004", "fp-first")
         return in_flight, answered, same
 
-    in_flight, answered, same = run(redis_url, scenario)
+    in_flight, answered, same = run(redis_target, scenario)
     # Both refusals name the first lead, so the seller can tell which of its leads holds the key.
     assert in_flight.lead_id == "LEAD000001" and not in_flight.same_lead and in_flight.answer is None
     assert answered.lead_id == "LEAD000001" and not answered.same_lead
     assert same.same_lead and same.answer == Answer("accepted", 200, "LEAD000001")
 
 
-def test_a_record_written_before_fingerprints_is_answered_as_before(redis_url):
+def test_a_record_written_before_fingerprints_is_answered_as_before(redis_target):
     """Intakes are upgraded with keys live: a claim or an answer stored by the previous version has
     no fingerprint, and whatever lead comes with its key gets its answer, as that version gave it."""
     async def scenario(redis, namespace):
@@ -123,12 +149,12 @@ def test_a_record_written_before_fingerprints_is_answered_as_before(redis_url):
         return (await store.claim("s_a", "claimed", "LEAD000009", "fp-any"),
                 await store.claim("s_a", "answered", "LEAD000009", "fp-any"))
 
-    claimed, answered = run(redis_url, scenario)
+    claimed, answered = run(redis_target, scenario)
     assert claimed == FirstAttempt("LEAD000001", None, same_lead=True)
     assert answered == FirstAttempt("LEAD000002", Answer("accepted", 200, "LEAD000002"), same_lead=True)
 
 
-def test_of_simultaneous_attempts_with_different_leads_one_claims_and_only_its_lead_is_answered(redis_url):
+def test_of_simultaneous_attempts_with_different_leads_one_claims_and_only_its_lead_is_answered(redis_target):
     async def scenario(redis, namespace):
         store = IdempotencyStore(redis, namespace, ttl_s=60)
         # The same key, two different leads, ten attempts of each, all at once (as replicas would claim).
@@ -136,7 +162,7 @@ def test_of_simultaneous_attempts_with_different_leads_one_claims_and_only_its_l
         claims = await asyncio.gather(*(store.claim("s_a", "R1", lead_id, fp) for lead_id, fp in attempts))
         return attempts, claims
 
-    attempts, claims = run(redis_url, scenario)
+    attempts, claims = run(redis_target, scenario)
     owners = [attempt for attempt, claim in zip(attempts, claims, strict=True) if claim is None]
     assert len(owners) == 1  # exactly one lead may be submitted
     owner_lead, owner_fp = owners[0]
