@@ -19,6 +19,7 @@ from typing import cast
 from dataclasses import dataclass
 
 from leadx.platform.redis.client import RedisClient
+from redis.asyncio.cluster import RedisCluster
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.requests import Request
@@ -107,6 +108,10 @@ class Sellers:
         # The owner marks of POSTs answered together share one round trip: a SET each through
         # redis-py cost ~15% of a POST's CPU.
         self.owner_marks = Pipeliner(deps.redis)
+        # A lead's owner mark and never-queued mark are read together (one MGET, get_lead): on a
+        # Redis Cluster, where a command may touch one hash slot only, the lead id is their hash
+        # tag. One Redis keeps the names it always had (marks live for days, across upgrades).
+        self._lead_tag = "{%s}" if isinstance(deps.redis, RedisCluster) else "%s"
 
     def routes(self) -> list[Route]:
         return [
@@ -283,10 +288,10 @@ class Sellers:
         return Answer("pending", 202, lead_id, extra={"status_url": status_url}, headers={"Location": status_url})
 
     def _owner_key(self, lead_id: str) -> str:
-        return f"lead-owner:{self.deps.namespace}{lead_id}"
+        return f"lead-owner:{self.deps.namespace}{self._lead_tag % lead_id}"
 
     def _never_queued_key(self, lead_id: str) -> str:
-        return f"lead-not-queued:{self.deps.namespace}{lead_id}"
+        return f"lead-not-queued:{self.deps.namespace}{self._lead_tag % lead_id}"
 
     async def mark_never_queued(self, lead: ev.Lead, idempotency_key: str) -> None:
         """A lead answered 202 whose publish ended certainly unwritten: its status says so (next to

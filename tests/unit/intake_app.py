@@ -13,7 +13,7 @@ from leadx.leads.rules import PACKAGED_RULES, load_rulebook
 from leadx.leads.verticals import load_verticals
 from leadx.platform.db.engine import create_schema, make_engine, session_factory
 from leadx.platform.health import Readiness
-from leadx.platform.redis.client import connect
+from leadx.platform.config import RedisSettings
 from services.intake.admin import Admin
 from services.intake.app import build_app
 from services.intake.auth_throttle import FailedAuthThrottle
@@ -23,19 +23,21 @@ from services.intake.lists import Lists
 from services.intake.publishing import BoundedPublisher
 from services.intake.requests import Callers
 from services.intake.sellers import Sellers
+from tests.unit.redis_layouts import connected
 
 ADMIN_KEY = "intake-unit-test-admin-key"  # a test value, not a secret
 
 
 @contextlib.asynccontextmanager
-async def intake(sqlite_url: str, redis_url: str, accounts_per_second: int = 0, admin_per_second: int = 0,
-                 address_per_second: int = 0, max_in_flight: int = 0):
+async def intake(sqlite_url: str, redis_url: str | RedisSettings, accounts_per_second: int = 0,
+                 admin_per_second: int = 0, address_per_second: int = 0, max_in_flight: int = 0):
     """The real intake app (only what these routes read), its limits as given (0: off), with no
-    broker: a lead that passes every check gets as far as the in-flight limit (`max_in_flight`)."""
+    broker: a lead that passes every check gets as far as the in-flight limit (`max_in_flight`).
+    `redis_url`: one Redis's URL, or settings (a Redis Cluster's, tests.unit.redis_layouts)."""
     engine = make_engine(sqlite_url)
     create_schema(engine)
     sessions = session_factory(engine)
-    redis = connect(redis_url)
+    redis = await connected(RedisSettings(url=redis_url) if isinstance(redis_url, str) else redis_url)
     namespace = f"t{uuid.uuid4().hex[:8]}."
     callers = Callers(sessions, RateLimiter(redis, namespace, accounts_per_second),
                       FailedAuthThrottle(redis, namespace, 1000),

@@ -11,15 +11,17 @@ import random
 
 import pytest
 from aiokafka import errors as kafka_errors
+from redis.cluster import key_slot
 
 from leadx.accounts import accounts
 from leadx.contracts.events.v1 import events_pb2 as ev
 from leadx.dev.demo.consumers import make_consumer
-from leadx.platform.config import ConfigError
+from leadx.platform.config import ConfigError, RedisSettings
 from services.intake.formats import Answer
 from services.intake.publishing import InFlight, Slot, certainly_refused
 from services.intake.settings import IntakeSettings
 from tests.unit.intake_app import intake
+from tests.unit.redis_layouts import LAYOUTS, layout
 
 
 def test_the_in_flight_limit_admits_up_to_its_limit_and_a_slot_is_released_once():
@@ -94,9 +96,16 @@ def test_beyond_the_in_flight_limit_a_post_is_refused_at_once_and_its_key_stays_
     assert in_flight == 0
 
 
-def test_a_lead_answered_202_that_was_never_queued_says_so_and_frees_its_key(sqlite_url, redis_url):
+@pytest.fixture(params=LAYOUTS)
+def redis_target(request) -> RedisSettings:
+    return layout(request)
+
+
+def test_a_lead_answered_202_that_was_never_queued_says_so_and_frees_its_key(sqlite_url, redis_target):
+    """On one Redis and on a cluster, where the status read of a lead's two marks (one MGET) needs
+    them in one hash slot."""
     async def scenario():
-        async with intake(sqlite_url, redis_url) as exchange:
+        async with intake(sqlite_url, redis_target) as exchange:
             with exchange.sessions() as session:
                 seller = accounts.create_seller(session, "Unlucky seller")
                 other = accounts.create_seller(session, "Other seller")
@@ -124,6 +133,19 @@ def test_a_lead_answered_202_that_was_never_queued_says_so_and_frees_its_key(sql
     assert stranger.status_code == 404  # still only its seller's
     assert key_1 is None  # released: a retry with the same key submits the lead again
     assert key_2 is not None and key_2.lead_id == "LEADCCCCC3"
+
+
+def test_a_lead_s_marks_keep_their_names_on_one_redis_and_share_a_slot_on_a_cluster(sqlite_url, redis_target):
+    """Marks live for days: one Redis keeps the names earlier intakes wrote, across an upgrade."""
+    async def scenario():
+        async with intake(sqlite_url, redis_target) as exchange:
+            sellers = exchange.sellers
+            return exchange.deps.namespace, sellers._owner_key("LEADAAAAA1"), sellers._never_queued_key("LEADAAAAA1")
+
+    namespace, owner, never_queued = asyncio.run(scenario())
+    lead = "{LEADAAAAA1}" if redis_target.cluster else "LEADAAAAA1"
+    assert (owner, never_queued) == (f"lead-owner:{namespace}{lead}", f"lead-not-queued:{namespace}{lead}")
+    assert key_slot(owner.encode()) == key_slot(never_queued.encode()) or not redis_target.cluster
 
 
 def test_a_retry_whose_first_lead_was_never_queued_submits_again_even_if_the_key_outlived_the_mark(
