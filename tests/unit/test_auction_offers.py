@@ -1,20 +1,28 @@
 """The offer record the auction worker writes and the bid API reads (leadx.auction.offers), against
-a real Redis."""
+a real Redis and a real Redis Cluster (where a batch's records are spread over the nodes)."""
 
 from __future__ import annotations
 
 import asyncio
 import uuid
 
+import pytest
+
 from leadx.auction.offers import OfferWriter, offer_key
-from leadx.platform.redis.client import connect
+from leadx.platform.config import RedisSettings
+from tests.unit.redis_layouts import LAYOUTS, connected, layout
 
 
-def test_the_offer_record_holds_the_close_reserve_and_buyers_and_expires(redis_url):
+@pytest.fixture(params=LAYOUTS)
+def redis_target(request) -> RedisSettings:
+    return layout(request)
+
+
+def test_the_offer_record_holds_the_close_reserve_and_buyers_and_expires(redis_target):
     namespace = f"o{uuid.uuid4().hex[:8]}:"
 
     async def scenario():
-        redis = connect(redis_url)
+        redis = await connected(redis_target)
         try:
             await OfferWriter(redis, namespace).write("A1b2C3d4E5", 1_795_000_003_000, 250, ["b_1", "b_2"], 60_000)
             key = offer_key(namespace, "A1b2C3d4E5")
@@ -28,11 +36,11 @@ def test_the_offer_record_holds_the_close_reserve_and_buyers_and_expires(redis_u
     assert 59_000 < ttl_ms <= 60_000
 
 
-def test_offers_asked_for_together_are_each_written_and_a_failure_is_its_writers_alone(redis_url):
+def test_offers_asked_for_together_are_each_written_and_a_failure_is_its_writers_alone(redis_target):
     namespace = f"o{uuid.uuid4().hex[:8]}:"
 
     async def scenario():
-        redis = connect(redis_url)
+        redis = await connected(redis_target)
         try:
             # A key of another type: the script's HSET fails for that auction only.
             await redis.set(offer_key(namespace, "clash"), "not a hash")
