@@ -288,6 +288,14 @@ class LocalRedisCluster:
         if process.process is not None:
             process.process.wait(10)
 
+    def pause(self, node: str) -> None:
+        """SIGSTOP the node: it holds its connections and answers nothing, as a node stalled (a
+        replica that stops taking its primary's writes, for one)."""
+        self._processes[node].signal(signal.SIGSTOP)
+
+    def resume(self, node: str) -> None:
+        self._processes[node].signal(signal.SIGCONT)
+
     def restart(self, node: str) -> None:
         """Start a stopped node again: the same port, folder and nodes.conf, so it rejoins as the
         node it was (a primary replaced meanwhile comes back as its successor's replica). Returns once
