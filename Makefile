@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: install runtime-lock run test test-kafka faults unit integration kafka-jars proto proto-check lint typecheck k8s-check bench bench-intake bench-dedup bench-delivery bench-dashboard bench-auction bench-scoring bench-kafka prior-model clean
+.PHONY: install runtime-lock run test test-kafka faults unit integration kafka-jars proto proto-check lint typecheck k8s-check bench bench-intake bench-dedup bench-dedup-cluster bench-delivery bench-dashboard bench-auction bench-scoring bench-kafka prior-model clean
 
 install: $(STAMP)
 
@@ -92,6 +92,10 @@ bench-intake: install
 
 bench-dedup: install
 	$(PY) bench/dedup.py
+
+## One Redis beside a three-primary Redis Cluster, 3 million identities each (bench/README.md).
+bench-dedup-cluster: install
+	$(PY) bench/dedup.py --cluster --identities 3000000
 
 bench-delivery: install
 	$(PY) bench/delivery.py

@@ -12,6 +12,10 @@ In one run, on one machine, against a private Redis (valkey) that holds nothing 
   * Redis round trips per lead (pipelines sent over leads checked), at that concurrency and one at
     a time, and the script calls per lead counted by Redis itself;
   * beside redis-benchmark's GET rate against the same Redis (50 clients, and pipelined 16 deep).
+With `--cluster` (`make bench-dedup-cluster`) the same load and checks run, in one run, against one
+Redis and against a Redis Cluster of three primaries on this machine (leadx.dev.redis_cluster,
+the store then in its 256 shards), each with one worker and with two worker processes at once;
+the figures go to bench/results/dedup-cluster.json, with the cluster's rate over one Redis's.
 The Redis is the machine's `redis-server` when it has one (a standard build, with jemalloc, as a
 deployment runs), else the embedded valkey `make run` uses (built with libc malloc: about half as
 fast at 10 million identities, see bench/README.md); `--redis-server` picks another. Its version and
@@ -22,8 +26,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import gc
 import json
+import multiprocessing
 import random
 import re
 import shutil
@@ -40,13 +46,19 @@ sys.path.insert(0, str(ROOT))
 
 from loadgen import write_results
 
+from redis.asyncio.cluster import RedisCluster
+
 from leadx.dedup.store import DEFAULT_BUCKET_BITS, DedupStore, encode_record
+from leadx.dev.redis_cluster import LocalRedisCluster
 from leadx.dev.stack import free_port, redis_binary, wait_for_port
 from leadx.leads import pii
+from leadx.platform.config import RedisSettings
 from leadx.platform.redis.client import connect
 from leadx.platform.utc_days import DAY_MS
 
 RESULTS = ROOT / "bench" / "results" / "dedup.json"
+CLUSTER_RESULTS = ROOT / "bench" / "results" / "dedup-cluster.json"
+NAMESPACE = "bench:"
 SECRET = b"bench-dedup-secret-not-a-real-one"
 VERTICAL = "auto_loan"
 WINDOW_MS = 30 * DAY_MS
@@ -69,7 +81,8 @@ async def load(store: DedupStore, consumers: int, buyers: int, now_ms: int, rng:
     for number in range(1, buyers + 1):
         mapping[f"b:{buyer_id(number)}"] = number
         mapping[f"n:{number}"] = buyer_id(number)
-    await redis.hset(store.buyer_map_key, mapping=mapping)
+    for shard in range(store.shards):  # every shard numbers the buyers alike here
+        await redis.hset(store.state_keys(shard)[0], mapping=mapping)
     for start in range(0, consumers, LOAD_CHUNK):
         buckets: dict[str, dict[bytes, bytes]] = {}
         for n in range(start, min(start + LOAD_CHUNK, consumers)):
@@ -98,7 +111,7 @@ async def check_leads(store: DedupStore, leads: list[tuple[str, dict]], in_fligh
         result = await store.check_submission(lead_id, VERTICAL, identities, now_ms, WINDOW_MS)
         return result.platform_duplicate_on is not None
 
-    await store.redis.config_resetstat()
+    await store.redis.config_resetstat(**primaries(store.redis))
     trips_before = store.round_trips
     started, cpu_started = time.perf_counter(), time.process_time()
     # As the worker's Kafka consumer (leadx.platform.kafka.consumer.EventConsumer) runs records: a task each, at
@@ -112,13 +125,37 @@ async def check_leads(store: DedupStore, leads: list[tuple[str, dict]], in_fligh
         tasks.append(task)
     duplicates = sum(await asyncio.gather(*tasks))
     elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu_started
-    script = (await store.redis.info("commandstats"))["cmdstat_evalsha"]
+    scripts = [node.get("cmdstat_evalsha", {}) for node in await per_node(store.redis, "commandstats")]
+    calls = sum(script.get("calls", 0) for script in scripts)
+    script_usec = sum(script.get("usec", 0) for script in scripts)
     return {"leads": len(leads), "seconds": round(elapsed, 2), "checks_per_s": round(len(leads) / elapsed),
             "duplicates_found": duplicates,
             "worker_cpu_us_per_lead": round(cpu / len(leads) * 1e6, 1),
-            "redis_cpu_us_per_lead": round(script["usec_per_call"], 1),  # the script's time in Redis
-            "script_calls_per_lead": round(script["calls"] / len(leads), 3),
+            "redis_cpu_us_per_lead": round(script_usec / len(leads), 1),  # the scripts' time in Redis
+            "script_calls_per_lead": round(calls / len(leads), 3),
             "round_trips_per_lead": round((store.round_trips - trips_before) / len(leads), 4)}
+
+
+def primaries(redis) -> dict:
+    """The keyword that sends a server command to every primary of a cluster (none for one Redis)."""
+    return {"target_nodes": RedisCluster.PRIMARIES} if isinstance(redis, RedisCluster) else {}
+
+
+async def per_node(redis, section: str) -> list[dict]:
+    """INFO `section` of the one Redis, or of each primary of a cluster."""
+    info = await redis.info(section, **primaries(redis))
+    return list(info.values()) if isinstance(redis, RedisCluster) else [info]
+
+
+def leads_of(count: int, tag: str, consumers: int, rng: random.Random) -> list[tuple[str, dict]]:
+    """Half stored consumers (duplicates), half never seen in this run (`tag` keeps workers apart)."""
+    out = []
+    for i in range(count):
+        if i % 2:
+            out.append((f"{tag}{i:08d}", consumer_fields(rng.randrange(consumers))))
+        else:
+            out.append((f"{tag}{i:08d}", consumer_fields(consumers + 10_000_000 * ord(tag[-1]) + i)))
+    return out
 
 
 def server_binary(chosen: str | None) -> str:
@@ -146,20 +183,20 @@ def redis_benchmark(port: int, requests: int) -> dict:
     return rates
 
 
-async def measure(port: int, args) -> dict:
+async def measure(settings: RedisSettings, args, now_ms: int) -> dict:
     rng = random.Random(args.seed)
-    redis = connect(f"redis://127.0.0.1:{port}/0")
-    store = DedupStore(redis, namespace="bench:", bucket_bits=args.bucket_bits)
-    now_ms = int(time.time() * 1000)
+    redis = connect(settings)
+    store = DedupStore(redis, namespace=NAMESPACE, bucket_bits=args.bucket_bits)
     consumers = args.identities // 3
-    results: dict = {"stored_identities": consumers * 3, "consumers": consumers, "buyers": args.buyers}
+    results: dict = {"stored_identities": consumers * 3, "consumers": consumers, "buyers": args.buyers,
+                     "shards": store.shards}
     try:
         await store.declare_intact(now_ms)  # a private Redis: its records are loaded below, in bulk
-        before = (await redis.info("memory"))["used_memory"]
+        before = sum(node["used_memory"] for node in await per_node(redis, "memory"))
         started = time.perf_counter()
         await load(store, consumers, args.buyers, now_ms, rng)
         results["load_seconds"] = round(time.perf_counter() - started, 1)
-        after = (await redis.info("memory"))["used_memory"]
+        after = sum(node["used_memory"] for node in await per_node(redis, "memory"))
         results["redis_used_memory_mb"] = round(after / 2**20, 1)
         results["bytes_per_stored_identity"] = round((after - before) / (consumers * 3), 1)
         encodings: dict[str, int] = {}
@@ -172,23 +209,41 @@ async def measure(port: int, args) -> dict:
         gc.collect()
         gc.freeze()  # the loader's garbage is gone; keep collections out of the timed part
 
-        def leads(count: int, tag: str) -> list[tuple[str, dict]]:
-            out = []
-            for i in range(count):
-                if i % 2:  # an already stored consumer: a duplicate
-                    out.append((f"{tag}{i:08d}", consumer_fields(rng.randrange(consumers))))
-                else:  # a new consumer, never seen before in this run
-                    out.append((f"{tag}{i:08d}", consumer_fields(consumers + 10_000_000 * ord(tag) + i)))
-            return out
-
-        await check_leads(store, leads(10, "A"), 1, now_ms)  # loads the script into Redis
-        results["one_worker"] = await check_leads(store, leads(args.checks, "W"), args.in_flight, now_ms)
-        results["one_at_a_time"] = await check_leads(store, leads(2_000, "S"), 1, now_ms)
+        await check_leads(store, leads_of(64, "A", consumers, rng), 64, now_ms)  # loads the script everywhere
+        results["one_worker"] = await check_leads(store, leads_of(args.checks, "W", consumers, rng), args.in_flight,
+                                                  now_ms)
+        results["one_at_a_time"] = await check_leads(store, leads_of(2_000, "S", consumers, rng), 1, now_ms)
         print(json.dumps(results, indent=2), flush=True)
     finally:
         await redis.aclose()
-    results["baseline_redis_benchmark"] = redis_benchmark(port, args.baseline_requests)
     return results
+
+
+def worker_process(settings: RedisSettings, args, now_ms: int, tag: str) -> dict:
+    """One more dedup worker, in a process of its own: checks its share of leads against the loaded
+    store (run beside others started at the same moment)."""
+    async def run() -> dict:
+        redis = connect(settings)
+        store = DedupStore(redis, namespace=NAMESPACE, bucket_bits=args.bucket_bits)
+        try:
+            leads = leads_of(args.checks, tag, args.identities // 3, random.Random(tag))
+            await check_leads(store, leads[:64], 64, now_ms)
+            return await check_leads(store, leads[64:], args.in_flight, now_ms)
+        finally:
+            await redis.aclose()
+
+    return uvloop.run(run())
+
+
+def side_by_side(settings: RedisSettings, args, now_ms: int, workers: int) -> dict:
+    """`workers` worker processes at once: the rate they reach together."""
+    with multiprocessing.get_context("spawn").Pool(workers) as pool:
+        started = time.perf_counter()
+        each = pool.starmap(worker_process, [(settings, args, now_ms, f"P{n}") for n in range(workers)])
+        elapsed = time.perf_counter() - started
+    leads = sum(worker["leads"] for worker in each)
+    return {"workers": workers, "leads": leads, "checks_per_s_together": round(leads / max(w["seconds"] for w in each)),
+            "checks_per_s_each": [w["checks_per_s"] for w in each], "wall_seconds_with_start": round(elapsed, 1)}
 
 
 def main() -> None:
@@ -201,20 +256,20 @@ def main() -> None:
     parser.add_argument("--baseline-requests", type=int, default=500_000)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--redis-server", default=None, help="the Redis binary to measure (see above)")
+    parser.add_argument("--cluster", action="store_true",
+                        help="one Redis beside a three-primary Redis Cluster, one and two workers each")
     args = parser.parse_args()
+    if args.cluster:
+        compare_with_cluster(args)
+        return
 
-    port = free_port()
     data_dir = Path(tempfile.mkdtemp(prefix="leadx-bench-dedup-"))
     binary = server_binary(args.redis_server)
-    server = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-                               "--appendonly", "no", "--dir", str(data_dir)], stdout=subprocess.DEVNULL)
-    try:
-        wait_for_port("127.0.0.1", port, 10, server)
-        results = uvloop.run(measure(port, args))  # the event loop the services run on
+    with private_redis(binary, data_dir) as port:
+        # The event loop the services run on.
+        results = uvloop.run(measure(RedisSettings(url=f"redis://127.0.0.1:{port}/0"), args, int(time.time() * 1000)))
+        results["baseline_redis_benchmark"] = redis_benchmark(port, args.baseline_requests)
         results["redis_server"] = server_build(binary)
-    finally:
-        server.terminate()
-        server.wait(10)
     worker, baseline = results["one_worker"], results["baseline_redis_benchmark"]
     print(f"\nstored identities: {results['stored_identities']:,} across {args.buyers:,} buyers; "
           f"{results['bytes_per_stored_identity']} bytes each (goal <= 64)")
@@ -223,6 +278,49 @@ def main() -> None:
           f"{results['one_at_a_time']['round_trips_per_lead']} one at a time (goal: at most 1)")
     print(f"redis-benchmark GET on the same Redis: {baseline}")
     write_results(results, args, RESULTS, ROOT)
+
+
+@contextlib.contextmanager
+def private_redis(binary: str, data_dir: Path):
+    """A Redis holding nothing else, on a free port, for the run."""
+    port = free_port()
+    server = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                               "--appendonly", "no", "--dir", str(data_dir)], stdout=subprocess.DEVNULL)
+    try:
+        wait_for_port("127.0.0.1", port, 10, server)
+        yield port
+    finally:
+        server.terminate()
+        server.wait(10)
+
+
+def compare_with_cluster(args) -> None:
+    """The same load and checks on one Redis and on a three-primary cluster (no replicas: what the
+    store itself costs; REDIS_WAIT_REPLICAS adds a replica's round trip per pipeline)."""
+    data_dir = Path(tempfile.mkdtemp(prefix="leadx-bench-dedup-"))
+    now_ms = int(time.time() * 1000)
+    results: dict = {}
+    with private_redis(server_binary(args.redis_server), data_dir) as port:
+        one = RedisSettings(url=f"redis://127.0.0.1:{port}/0")
+        results["one_redis"] = uvloop.run(measure(one, args, now_ms))
+        results["one_redis"]["two_workers"] = side_by_side(one, args, now_ms, 2)
+    with LocalRedisCluster(data_dir / "cluster", primaries=3, replicas_per_primary=0) as cluster:
+        clustered = RedisSettings(url=cluster.url, cluster=True)
+        results["cluster"] = uvloop.run(measure(clustered, args, now_ms))
+        results["cluster"]["two_workers"] = side_by_side(clustered, args, now_ms, 2)
+    results["cluster_over_one_redis_one_worker"] = round(
+        results["cluster"]["one_worker"]["checks_per_s"] / results["one_redis"]["one_worker"]["checks_per_s"], 2)
+    results["cluster_over_one_redis_two_workers"] = round(
+        results["cluster"]["two_workers"]["checks_per_s_together"]
+        / results["one_redis"]["two_workers"]["checks_per_s_together"], 2)
+    for name in ("one_redis", "cluster"):
+        r = results[name]
+        print(f"{name}: {r['bytes_per_stored_identity']} bytes per identity; one worker "
+              f"{r['one_worker']['checks_per_s']:,} checks/s, {r['one_worker']['script_calls_per_lead']} script calls "
+              f"and {r['one_worker']['round_trips_per_lead']} round trips per lead; two workers together "
+              f"{r['two_workers']['checks_per_s_together']:,}/s")
+    print(f"cluster / one Redis, per worker: {results['cluster_over_one_redis_one_worker']} (goal >= 0.7)")
+    write_results(results, args, CLUSTER_RESULTS, ROOT)
 
 
 if __name__ == "__main__":

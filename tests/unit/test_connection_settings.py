@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from leadx.platform.config import CommonSettings, ConfigError, KafkaSecurity, KafkaSettings, RedisSettings
+from leadx.platform.redis.client import connect
 from tests.certificates import TestCA
 
 KAFKA = ("KAFKA_SECURITY_PROTOCOL", "KAFKA_SASL_MECHANISM", "KAFKA_SASL_USERNAME", "KAFKA_SASL_PASSWORD",
@@ -87,3 +88,21 @@ def test_a_redis_misconfiguration_fails_at_start_without_showing_the_password(se
     secure_env.delenv("REDIS_URL")
     secure_env.setenv("REDIS_SSL_CA_CERTS", "/mounted/for/the/others.pem")
     assert CommonSettings.from_env("scoring", redis=False, database=False).redis == RedisSettings(url="")
+
+
+def test_a_redis_cluster_is_read_with_its_replica_wait_and_reaches_the_client(secure_env):
+    secure_env.setenv("REDIS_URL", "redis://node-0.redis:6379")
+    secure_env.setenv("REDIS_CLUSTER", "true")
+    secure_env.setenv("REDIS_WAIT_REPLICAS", "1")
+    secure_env.setenv("REDIS_WAIT_TIMEOUT_MS", "250")
+    settings = CommonSettings.from_env("dedup").redis
+    assert settings == RedisSettings(url="redis://node-0.redis:6379", cluster=True, wait_replicas=1,
+                                     wait_timeout_ms=250)
+    assert type(connect(settings)).__name__ == "TimedRedisCluster"  # no connection is made yet
+
+
+def test_a_redis_cluster_over_a_unix_socket_is_refused_at_start(secure_env):
+    secure_env.setenv("REDIS_URL", "unix:///run/redis.sock")
+    secure_env.setenv("REDIS_CLUSTER", "true")
+    with pytest.raises(ConfigError, match="REDIS_CLUSTER is true, but REDIS_URL is a unix:// socket"):
+        RedisSettings.from_env()
