@@ -301,6 +301,11 @@ class DedupStore:
         # maps); the epoch and the lock outside it, so that a flush (leadx.dedup.rebuild.flush)
         # deletes the epochs with the records, never the locks.
         self.buyer_map_key, self.epoch_key, self.lock_key = self.state_keys(0)
+        # Made once: a call's keys are built per lead, and on a cluster once per shard it touches.
+        self._bucket_prefixes = [f"dd:{namespace}{self._tag(shard)}" for shard in range(self.shards)]
+        self._shard_keys = [[epoch, lock, buyer_map] for buyer_map, epoch, lock in map(self.state_keys,
+                                                                                     range(self.shards))]
+        self._bucket_shift = 24 - bucket_bits
         self._token = ""  # a rebuild's lock token (`rebuilding`): its writes pass without an epoch
         self._pipeliner = Pipeliner(redis, wait_replicas, wait_timeout_ms)
         self._check = self._pipeliner.script(_CHECK_SUBMISSION)
@@ -385,21 +390,27 @@ class DedupStore:
 
     def _place(self, vertical: str, identity: str) -> tuple[int, str, bytes]:
         raw = bytes.fromhex(identity)
-        bucket = int.from_bytes(raw[:3], "big") >> (24 - self.bucket_bits)
+        bucket = int.from_bytes(raw[:3], "big") >> self._bucket_shift
         shard = bucket % self.shards
-        return shard, f"dd:{self.namespace}{self._tag(shard)}{vertical}:{bucket:x}", raw[3:11]
+        return shard, f"{self._bucket_prefixes[shard]}{vertical}:{bucket:x}", raw[3:11]
 
     def _calls(self, vertical: str, identities: list[str], written: int) -> list[_ShardCall]:
         """The script calls that cover these identities (the first `written` recorded under): one per
         shard they fall in, in ascending shard order, each with that shard's epoch, lock and buyer
         map, then its identities' buckets (in the order given, so the recorded ones come first)."""
+        if self.shards == 1:  # one Redis: one call, as it always was
+            keys, fields = self._shard_keys[0].copy(), []
+            for identity in identities:
+                _, key, field = self._place(vertical, identity)
+                keys.append(key)
+                fields.append(field)
+            return [_ShardCall(keys, fields, list(range(len(identities))), written)]
         by_shard: dict[int, _ShardCall] = {}
         for index, identity in enumerate(identities):
             shard, key, field = self._place(vertical, identity)
-            if shard not in by_shard:
-                buyer_map, epoch, lock = self.state_keys(shard)
-                by_shard[shard] = _ShardCall([epoch, lock, buyer_map], [], [], 0)
-            call = by_shard[shard]
+            call = by_shard.get(shard)
+            if call is None:
+                call = by_shard[shard] = _ShardCall(self._shard_keys[shard].copy(), [], [], 0)
             call.keys.append(key)
             call.fields.append(field)
             call.indices.append(index)
@@ -425,11 +436,11 @@ class DedupStore:
         matched: int | None = None  # the first identity (in the order given) found recorded platform-wide
         duplicates: set[str] = set()
         recorded: list[_ShardCall] = []  # the shards this call recorded the consumer in
+        head = f"{now_ms // 1000} {window_ms // 1000} {self.sweep_interval_s} {platform:d} {buyers:d}"
         for call in self._calls(vertical, identity_keys, written):
             recording = record and matched is None
             result = await _refused_when_lost(self._check(call.keys, [
-                f"{now_ms // 1000} {window_ms // 1000} {self.sweep_interval_s} {platform:d} {buyers:d} "
-                f"{recording:d} {call.written}", owner + b"".join(call.fields), self._token]))
+                f"{head} {recording:d} {call.written}", owner + b"".join(call.fields), self._token]))
             duplicates.update(b.decode() for b in result[1:] if b is not None)
             if int(result[0]):
                 if matched is None:
