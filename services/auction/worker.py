@@ -11,7 +11,6 @@ worker that owns an auction's partition sees its lead and its bids.
 from __future__ import annotations
 
 import faust
-from leadx.platform.redis.client import RedisClient
 
 from leadx.accounts.directory import BuyerDirectory
 from leadx.auction.caps.counters import CapsStore
@@ -22,6 +21,7 @@ from leadx.leads.verticals import load_verticals
 from leadx.platform.config import KafkaSettings
 from leadx.platform.health import Readiness
 from leadx.platform.kafka import clients
+from leadx.platform.redis.client import RedisClient
 from services.auction.bid_feed import BidFeed, owned_partitions
 from services.auction.closing import AuctionCloser, DeadlineKeeper
 from services.auction.deadlines import DeadlineIndex

@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import logging
 
-from leadx.platform.redis.client import RedisClient
-
 from leadx.accounts.directory import BuyerDirectory
 from leadx.contracts.events.v1 import events_pb2 as ev
 from leadx.delivery.post_adaptation import prepare_post
@@ -26,6 +24,7 @@ from leadx.delivery.post_adaptation.syntax import RuleBook
 from leadx.leads.sealing import PiiKeyring
 from leadx.platform.kafka.envelope import Envelope
 from leadx.platform.logs import log_event
+from leadx.platform.redis.client import RedisClient
 from services.delivery.attempts import AttemptLog, log_fields
 from services.delivery.breaker import CircuitBreaker
 from services.delivery.buyer_http import BuyerClient

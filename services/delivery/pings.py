@@ -7,8 +7,6 @@ from __future__ import annotations
 import asyncio
 import time
 
-from leadx.platform.redis.client import RedisClient
-
 from leadx.accounts.directory import BuyerDirectory
 from leadx.contracts import topics
 from leadx.contracts.events.v1 import events_pb2 as ev
@@ -16,6 +14,7 @@ from leadx.delivery.post_adaptation.syntax import RuleBook
 from leadx.platform.ids import derived_event_id
 from leadx.platform.kafka.envelope import Envelope
 from leadx.platform.kafka.producer import EventProducer
+from leadx.platform.redis.client import RedisClient
 from services.delivery import metrics
 from services.delivery.breaker import CircuitBreaker
 from services.delivery.buyer_http import BuyerClient

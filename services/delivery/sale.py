@@ -21,14 +21,11 @@ Idempotency-Key.
 
 from __future__ import annotations
 
-from typing import cast
-
 import asyncio
 import logging
 import time
 from collections.abc import Callable
-
-from leadx.platform.redis.client import RedisClient
+from typing import cast
 
 from leadx.accounts.directory import BuyerDirectory
 from leadx.accounts.fees import SellerFees
@@ -41,13 +38,14 @@ from leadx.dedup.store import DedupStateLost, DedupStore
 from leadx.delivery.post_adaptation import PreparedPost, prepare_post
 from leadx.delivery.post_adaptation.rules import RuleError
 from leadx.delivery.post_adaptation.syntax import RuleBook
-from leadx.leads.sealing import PiiKeyring
 from leadx.delivery.progress import DeliveryProgress, Sale
+from leadx.leads.sealing import PiiKeyring
 from leadx.ledger.billing import seller_fee
 from leadx.platform.ids import derived_event_id
 from leadx.platform.kafka.envelope import Envelope
 from leadx.platform.kafka.producer import EventProducer
 from leadx.platform.logs import log_event
+from leadx.platform.redis.client import RedisClient
 from services.delivery import metrics
 from services.delivery.attempts import AttemptLog, log_fields
 from services.delivery.breaker import CircuitBreaker

@@ -15,9 +15,9 @@ from __future__ import annotations
 import asyncio
 import time
 
-from leadx.platform.redis.client import RedisClient
 from starlette.requests import Request
 
+from leadx.platform.redis.client import RedisClient
 from leadx.platform.redis.pipeline import Pipeliner
 
 WINDOW_S = 60

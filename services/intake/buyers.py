@@ -22,10 +22,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import cast
 from dataclasses import dataclass
+from typing import cast
 
-from leadx.platform.redis.client import RedisClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.requests import Request
@@ -41,6 +40,7 @@ from leadx.platform.db.models import Lead, Sale
 from leadx.platform.ids import derived_event_id, is_lead_id
 from leadx.platform.kafka.producer import EventProducer
 from leadx.platform.logs import log_event
+from leadx.platform.redis.client import RedisClient
 from services.intake import outcomes, ratings
 from services.intake.endpoints import endpoint
 from services.intake.formats import Answer, parse_body, request_format

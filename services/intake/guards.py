@@ -12,9 +12,8 @@ from dataclasses import dataclass
 
 from redis.asyncio.cluster import RedisCluster
 
-from leadx.platform.redis.client import RedisClient
-
 from leadx.platform.config import HmacKeyring
+from leadx.platform.redis.client import RedisClient
 from leadx.platform.redis.pipeline import Pipeliner
 from services.intake.formats import Answer
 

@@ -15,10 +15,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import cast
 from dataclasses import dataclass
+from typing import cast
 
-from leadx.platform.redis.client import RedisClient
 from redis.asyncio.cluster import RedisCluster
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
@@ -41,6 +40,7 @@ from leadx.platform.db.models import Lead
 from leadx.platform.ids import is_lead_id, new_lead_id
 from leadx.platform.kafka.producer import EventProducer
 from leadx.platform.logs import log_event
+from leadx.platform.redis.client import RedisClient
 from leadx.platform.redis.pipeline import Pipeliner
 from services.intake import ratings
 from services.intake.buyers import bought_lead

@@ -23,9 +23,8 @@ from zoneinfo import ZoneInfo
 
 from redis.asyncio.cluster import RedisCluster
 
-from leadx.platform.redis.client import RedisClient
-
 from leadx.auction.caps.limits import LIMITS, Caps, Usage, periods
+from leadx.platform.redis.client import RedisClient
 
 HOUR_TTL_S, DAY_TTL_S, MONTH_TTL_S = 2 * 3600, 2 * 86400, 32 * 86400
 
