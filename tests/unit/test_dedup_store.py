@@ -172,28 +172,36 @@ def test_simultaneous_submissions_of_one_consumer_let_exactly_one_through(dedup_
     assert sum(1 for r in results if r.platform_duplicate_on is None) == 1
 
 
-def test_two_stores_on_separate_connections_race_safely(dedup_target):
-    """Two workers (two pools, two pipelines) awarding the same consumers to the same buyers."""
+def with_two_workers(target: DedupTarget, scenario):
+    """`scenario(stores)`'s outcome, with two stores over one namespace on clients of their own (two
+    dedup workers)."""
     async def main():
         namespace = f"u{uuid.uuid4().hex[:8]}:"
-        clients = [dedup_target.connect(), dedup_target.connect()]
-        stores = [DedupStore(c, namespace, shards=dedup_target.shards) for c in clients]
+        clients = [target.connect(), target.connect()]
+        stores = [target.store(c, namespace) for c in clients]
         await stores[0].declare_intact(NOW)
-        consumers = [{"ssn": f"123-45-{i:04d}"} for i in range(1, 21)]
         try:
-            awards = [
-                stores[n % 2].reserve_for_buyer(f"b{n % 3}", f"L{n:08d}X", V,
-                                                list(identities(consumers[n % 20]).values()), NOW, WINDOW)
-                for n in range(600)
-            ]
-            results = await asyncio.gather(*awards)
+            return await scenario(stores)
         finally:
             for client in clients:
                 await client.aclose()
+
+    return asyncio.run(main())
+
+
+def test_two_stores_on_separate_connections_race_safely(dedup_target):
+    """Two workers (two pools, two pipelines) awarding the same consumers to the same buyers."""
+    consumers = [{"ssn": f"123-45-{i:04d}"} for i in range(1, 21)]
+
+    async def scenario(stores):
+        results = await asyncio.gather(*(
+            stores[n % 2].reserve_for_buyer(f"b{n % 3}", f"L{n:08d}X", V,
+                                            list(identities(consumers[n % 20]).values()), NOW, WINDOW)
+            for n in range(600)))
         won = {(n % 3, n % 20) for n, ok in enumerate(results) if ok}
         return sum(results), won
 
-    wins, won = asyncio.run(main())
+    wins, won = with_two_workers(dedup_target, scenario)
     assert wins == 60 == len(won)  # every (buyer, consumer) pair exactly once
 
 
@@ -366,22 +374,14 @@ def test_of_two_simultaneous_leads_sharing_identities_exactly_one_passes(dedup_t
     shards in different orders could be) nor both passed. Two stores, as two workers."""
     pairs = pairs_sharing(150, shared_kinds)
 
-    async def main():
-        namespace = f"u{uuid.uuid4().hex[:8]}:"
-        clients = [dedup_target.connect(), dedup_target.connect()]
-        stores = [DedupStore(c, namespace, shards=dedup_target.shards) for c in clients]
-        await stores[0].declare_intact(NOW)
-        try:
-            checks = [submit(stores[side], f"L{n:05d}{side}", pair[side])
-                      for n, pair in enumerate(pairs) for side in (0, 1)]
-            awards = [stores[side].reserve_for_buyer("b1", f"L{n:05d}{side}", V, list(identities(pair[side]).values()),
-                                                     NOW, WINDOW) for n, pair in enumerate(pairs) for side in (1, 0)]
-            return await asyncio.gather(*checks), await asyncio.gather(*awards)
-        finally:
-            for client in clients:
-                await client.aclose()
+    async def scenario(stores):
+        checks = [submit(stores[side], f"L{n:05d}{side}", pair[side])
+                  for n, pair in enumerate(pairs) for side in (0, 1)]
+        awards = [stores[side].reserve_for_buyer("b1", f"L{n:05d}{side}", V, list(identities(pair[side]).values()),
+                                                 NOW, WINDOW) for n, pair in enumerate(pairs) for side in (1, 0)]
+        return await asyncio.gather(*checks), await asyncio.gather(*awards)
 
-    checks, awards = asyncio.run(main())
+    checks, awards = with_two_workers(dedup_target, scenario)
     passed = [r.platform_duplicate_on is None for r in checks]
     assert all(passed[2 * n] != passed[2 * n + 1] for n in range(len(pairs)))
     assert all(awards[2 * n] != awards[2 * n + 1] for n in range(len(pairs)))
@@ -393,22 +393,14 @@ def test_overlapping_consumers_racing_never_let_two_through_on_one_identity(dedu
     leads = [{"ssn": f"777-01-{k:04d}", "email": f"chain{k // 2}@example.com",
               "home_phone": f"415-555-{(k + 1) // 2:04d}"} for k in range(240)]
 
-    async def main():
-        namespace = f"u{uuid.uuid4().hex[:8]}:"
-        clients = [dedup_target.connect(), dedup_target.connect()]
-        stores = [DedupStore(c, namespace, shards=dedup_target.shards) for c in clients]
-        await stores[0].declare_intact(NOW)
-        try:
-            checks = asyncio.gather(*(submit(stores[k % 2], f"C{k:05d}", fields) for k, fields in enumerate(leads)))
-            awards = asyncio.gather(*(stores[k % 2].reserve_for_buyer("b1", f"A{k:05d}", V,
-                                                                      list(identities(fields).values()), NOW, WINDOW)
-                                      for k, fields in enumerate(leads)))
-            return await checks, await awards
-        finally:
-            for client in clients:
-                await client.aclose()
+    async def scenario(stores):
+        checks = asyncio.gather(*(submit(stores[k % 2], f"C{k:05d}", fields) for k, fields in enumerate(leads)))
+        awards = asyncio.gather(*(stores[k % 2].reserve_for_buyer("b1", f"A{k:05d}", V,
+                                                                  list(identities(fields).values()), NOW, WINDOW)
+                                  for k, fields in enumerate(leads)))
+        return await checks, await awards
 
-    checks, awards = asyncio.run(main())
+    checks, awards = with_two_workers(dedup_target, scenario)
     for outcome in ([r.platform_duplicate_on is None for r in checks], awards):
         winners = [leads[k] for k, won in enumerate(outcome) if won]
         assert winners
