@@ -6,7 +6,12 @@ from __future__ import annotations
 import asyncio
 import uuid
 
+import redis
+from redis.crc import key_slot
 from redis.exceptions import RedisError, ResponseError
+
+from leadx.dev.redis_cluster import LocalRedisCluster
+from leadx.platform.config import RedisSettings
 
 from leadx.platform.redis.client import connect
 from leadx.platform.redis.pipeline import MAX_PIPELINE, NotReplicated, Pipeliner
@@ -121,3 +126,49 @@ def test_writes_no_replica_acknowledged_fail_their_callers_as_not_replicated(red
     assert all(isinstance(o, NotReplicated) and isinstance(o, RedisError) for o in outcomes)
     assert "0 of 1 replicas acknowledged" in str(outcomes[0])
     assert written == b"v"
+
+
+def test_on_a_cluster_calls_go_to_their_slots_node_and_follow_a_slot_that_moved(tmp_path):
+    """A slot migrated to another primary after the pipeliner learnt the layout: the call sent to the
+    old node is answered MOVED and sent again to the new one, its caller seeing only the value."""
+    cluster = LocalRedisCluster(tmp_path / "cluster", primaries=3, replicas_per_primary=0)
+    cluster.start()
+    try:
+        async def main():
+            client = connect(RedisSettings(url=cluster.url, cluster=True))
+            pipeliner = Pipeliner(client)
+            try:
+                written = await asyncio.gather(*(pipeliner.command("SET", f"spread:{n}", n) for n in range(60)))
+                slot = key_slot(b"spread:7")
+                source = cluster.primary_for_slot(slot)
+                target = next(node for node in cluster.nodes if node != source)
+                await asyncio.to_thread(migrate, cluster, slot, source, target, b"spread:7")
+                before = pipeliner.round_trips
+                moved = await pipeliner.command("GET", "spread:7")
+                return written, moved, pipeliner.round_trips - before, cluster.primary_for_slot(slot) == target
+            finally:
+                await client.aclose()
+
+        written, moved, round_trips, migrated = asyncio.run(main())
+    finally:
+        cluster.stop()
+    assert written == [b"OK"] * 60  # spread over the three primaries, one batch split by node
+    assert migrated and moved == b"7"
+    assert round_trips == 2  # MOVED from the old node, then the value from the new one
+
+
+def migrate(cluster: LocalRedisCluster, slot: int, source: str, target: str, key: bytes) -> None:
+    """Move one slot and its key from `source` to `target`, as `redis-cli --cluster reshard` does."""
+    def client(node: str) -> redis.Redis:
+        host, port = node.rsplit(":", 1)
+        return redis.Redis(host=host, port=int(port))
+
+    ids = {entry.address: entry.node_id for entry in cluster.view(source)}
+    with client(source) as old, client(target) as new:
+        new.execute_command("CLUSTER", "SETSLOT", slot, "IMPORTING", ids[source])
+        old.execute_command("CLUSTER", "SETSLOT", slot, "MIGRATING", ids[target])
+        host, port = target.rsplit(":", 1)
+        old.execute_command("MIGRATE", host, port, "", 0, 5000, "KEYS", key)
+        for node in cluster.nodes:
+            with client(node) as each:
+                each.execute_command("CLUSTER", "SETSLOT", slot, "NODE", ids[target])

@@ -179,8 +179,7 @@ class Pipeliner:
             if not pending or pause_s is None:
                 return results
             await asyncio.sleep(pause_s)
-            redirect = next((results[i] for i in pending if isinstance(results[i], MovedError)), None)
-            if redirect is not None and all(isinstance(results[i], MovedError) for i in pending):
+            if all(isinstance(results[i], MovedError) for i in pending):  # slots moved: learn where to
                 for i in pending:
                     await cluster.nodes_manager.move_slot(results[i])
             else:  # a node gone, or the cluster re-forming: read the whole layout again
