@@ -26,12 +26,9 @@ def layout(request: pytest.FixtureRequest) -> RedisSettings:
 
 
 async def connected(settings: RedisSettings) -> RedisClient:
-    """`connect(settings)`, a cluster client having read the cluster's layout. redis-py's asyncio
-    RedisCluster (8.1) picks a keyed command's node before a new client has read the layout: calls
-    made together on a new client all go to one node and are redirected (MOVED), and after five
-    redirections the client closes every connection, under the calls still in flight too (one of
-    them then fails with an AttributeError). A service's client is read by its first call that
-    goes through a Pipeliner, or by a readiness check."""
+    """`connect(settings)`, a cluster client having read the cluster's layout already (as leadx's
+    client does before its first command, leadx.platform.redis.client.TimedRedisCluster: redis-py
+    8.1 would otherwise send a new client's first burst to one node)."""
     client = connect(settings)
     if isinstance(client, RedisCluster):
         await client.initialize()
