@@ -43,6 +43,8 @@ REPLY_TIMEOUT_S = 30  # for a pipeline's replies, when the connection sets no so
 # failover takes the node timeout (a few seconds) plus an election, which the last pauses outlast.
 CLUSTER_RETRY_PAUSES_S = (0.05, 0.25, 0.5, 1.0, 2.0, 4.0)
 _REDIRECTED = (MovedError, AskError, TryAgainError, ClusterDownError)
+# On a cluster, how long calls may wait for a round trip in flight before they go on their own.
+CLUSTER_HOLD_S = 0.002
 
 
 class NotReplicated(RedisError):
@@ -74,8 +76,9 @@ class Pipeliner:
         self._cluster = redis if isinstance(redis, RedisCluster) else None
         self._wait = _pack(["WAIT", replicas, replica_timeout_ms]) if replicas > 0 else b""
         # On a cluster a batch is split by node, and calls made while one is in flight wait for it
-        # (or for a full batch): a caller whose next call depends on its last (the dedup store's
-        # shards, one after another) then shares a pipeline with many others instead of a few.
+        # (or for a full batch, or CLUSTER_HOLD_S): a caller whose next call depends on its last
+        # (the dedup store's shards, one after another) then shares a pipeline with many others
+        # instead of a few.
         self._max_batch = MAX_PIPELINE * (4 if self._cluster is not None else 1)
         self._replicas = replicas
         self.round_trips = 0  # pipelines sent: what bench/dedup.py reports per lead
@@ -99,8 +102,13 @@ class Pipeliner:
         if len(self._pending) >= self._max_batch:
             self._send(self._pending)
             self._pending = []
-        elif len(self._pending) == 1 and not (self._cluster is not None and self._in_flight):
-            loop.call_soon(self._send_pending)
+        elif len(self._pending) == 1:
+            if self._cluster is not None and self._in_flight:
+                # Held for the round trip in flight, but never long: one stuck on a node that
+                # fails over must not hold the calls bound for the others.
+                loop.call_later(CLUSTER_HOLD_S, self._send_pending)
+            else:
+                loop.call_soon(self._send_pending)
         return future
 
     def _send_pending(self) -> None:
