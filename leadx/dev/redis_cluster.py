@@ -11,7 +11,6 @@ primary replaced meanwhile comes back as a replica of its successor."""
 from __future__ import annotations
 
 import os
-import random
 import shutil
 import signal
 import subprocess
@@ -24,17 +23,13 @@ from typing import TypeVar
 
 import redis
 
-from leadx.dev.stack import ManagedProcess, port_taken, wait_for_port
+from leadx.dev.ports import private_port
+from leadx.dev.stack import ManagedProcess, wait_for_port
 
 SLOTS = 16384
 HOST = "127.0.0.1"
 
 T = TypeVar("T")
-
-# Ports handed out in this process, listening or not: a killed node's port stays its own until it is
-# started again, so no other node of any cluster started here takes it meanwhile.
-_ports_given: set[int] = set()
-
 
 class ClusterNotReady(TimeoutError):
     """The cluster did not reach the state waited for in time; the message says what was still
@@ -48,24 +43,6 @@ def cluster_binaries() -> tuple[str, str]:
         raise RuntimeError("redis-server and redis-cli are needed on PATH for a local Redis Cluster "
                            "(Debian: apt-get install redis-server)")
     return server, cli
-
-
-def private_port() -> int:
-    """A free port below the kernel's ephemeral range. A killed node is started again on its own
-    port; an ephemeral port could meanwhile be the local end of some client's connection."""
-    try:
-        with open("/proc/sys/net/ipv4/ip_local_port_range") as ports:
-            ephemeral_low = int(ports.read().split()[0])
-    except OSError:  # not Linux: the range starts at 32768 or above elsewhere too
-        ephemeral_low = 32768
-    low = 10_000
-    start = random.randrange(low, ephemeral_low)
-    for offset in range(ephemeral_low - low):
-        port = low + (start - low + offset) % (ephemeral_low - low)
-        if port not in _ports_given and not port_taken(port):
-            _ports_given.add(port)
-            return port
-    raise RuntimeError("no free port below the ephemeral range")
 
 
 @dataclass(frozen=True)

@@ -115,14 +115,6 @@ def redis_binary() -> str:
     return found
 
 
-def port_taken(port: int) -> bool:
-    """Whether something on this machine already listens on `port` (any address)."""
-    with socket.socket() as probe:
-        try:
-            probe.bind(("0.0.0.0", port))
-        except OSError:
-            return True
-    return False
 
 
 def redis_reachable(url: str) -> bool:

@@ -8,7 +8,6 @@ service knows them), and `Exchange.party()` hands one to each test as an exchang
 from __future__ import annotations
 
 import asyncio
-import os
 import random
 import signal
 import subprocess
@@ -27,7 +26,8 @@ from leadx.contracts import topics
 from leadx.contracts.events.v1 import events_pb2 as ev
 from leadx.dev.demo.buyers import BuyerBehaviour, BuyerServer
 from leadx.dev.demo.consumers import make_consumer
-from leadx.dev.stack import LOCAL_BUYER_URLS, LocalStack, ManagedProcess, port_taken
+from leadx.dev.ports import private_port
+from leadx.dev.stack import LOCAL_BUYER_URLS, LocalStack, ManagedProcess
 from leadx.leads.sealing import PiiKeyring
 from leadx.platform.config import KafkaSettings
 from leadx.platform.kafka.admin import ensure_topics
@@ -219,7 +219,6 @@ def stop_services(stack: LocalStack) -> None:
 
 
 PORT_VARIABLES = ("HEALTH_PORT", "INTAKE_PORT", "GRPC_PORT")
-_ports_given: set[int] = set()
 
 
 def listen_outside_the_ephemeral_range(process: ManagedProcess) -> None:
@@ -230,37 +229,11 @@ def listen_outside_the_ephemeral_range(process: ManagedProcess) -> None:
     connection is ever given it."""
     for variable in PORT_VARIABLES:
         if variable in process.env:
-            old, new = process.env[variable], str(_private_port())
+            old, new = process.env[variable], str(private_port())
             process.env[variable] = new
             process.ready_url = process.ready_url.replace(f":{old}/", f":{new}/")
             if variable == "INTAKE_PORT":
                 process.env["INTAKE_PUBLIC_URL"] = process.env["INTAKE_PUBLIC_URL"].replace(f":{old}", f":{new}")
-
-
-def _private_port() -> int:
-    try:
-        with open("/proc/sys/net/ipv4/ip_local_port_range") as ports:
-            ephemeral_low = int(ports.read().split()[0])
-    except OSError:  # not Linux: the range starts at 32768 or above everywhere else too
-        ephemeral_low = 32768
-    low, high = _worker_share(10_000, ephemeral_low)
-    start = random.randrange(low, high)
-    for offset in range(high - low):
-        port = low + (start - low + offset) % (high - low)
-        if port in _ports_given or port_taken(port):
-            continue
-        _ports_given.add(port)
-        return port
-    raise RuntimeError("no free port below the ephemeral range")
-
-
-def _worker_share(low: int, high: int) -> tuple[int, int]:
-    """This pytest-xdist worker's own slice of [low, high): a port one worker's service gives up while
-    it restarts is never taken by another worker's (each process remembers only its own ports)."""
-    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
-    index = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw"))
-    size = (high - low) // workers
-    return low + index * size, low + (index + 1) * size
 
 
 @cache

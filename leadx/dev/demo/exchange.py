@@ -38,7 +38,8 @@ from leadx.dev.demo.consumers import ping_subset
 from leadx.dev.demo.printer import EventPrinter
 from leadx.dev.simulation.market import Seller, consumer
 from leadx.dev import exchange_env, kafka_broker
-from leadx.dev.stack import LOCAL_BUYER_URLS, SERVICES, LocalStack, free_port, port_taken, redis_reachable
+from leadx.dev.ports import port_taken
+from leadx.dev.stack import LOCAL_BUYER_URLS, SERVICES, LocalStack, free_port, redis_reachable
 from leadx.dev.supervisor import Supervisor
 from leadx.platform.config import env_int
 from leadx.platform.kafka import clients
