@@ -10,10 +10,9 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from redis.asyncio.cluster import RedisCluster
 
 from leadx.platform.config import HmacKeyring
-from leadx.platform.redis.client import RedisClient
+from leadx.platform.redis.client import RedisClient, hash_tag
 from leadx.platform.redis.pipeline import Pipeliner
 from services.intake.formats import Answer
 
@@ -58,18 +57,16 @@ class RateLimiter:
     WINDOW_MS = 1000
 
     def __init__(self, redis: RedisClient, namespace: str, per_second: int, scope: str = "") -> None:
-        self.per_second = per_second
-        self.namespace = namespace
+        self.redis, self.per_second, self.namespace = redis, per_second, namespace
         self._prefix = f"rl:{scope}:{namespace}" if scope else f"rl:{namespace}"
         # A bucket's two windows are one script's keys: on a Redis Cluster, where a script may touch
         # one hash slot only, the bucket is their hash tag. One Redis keeps the names it always had.
-        self._cluster = isinstance(redis, RedisCluster)
         # Pipelined: the checks of requests arriving together share one round trip.
         self._take = Pipeliner(redis).script(_TAKE)
 
     def keys(self, bucket: str, now_ms: int) -> list[str]:
         """The counters of the window `now_ms` falls in and of the one before it."""
-        base = f"{self._prefix}{{{bucket}}}" if self._cluster else self._prefix + bucket
+        base = f"{self._prefix}{hash_tag(self.redis, bucket) or bucket}"
         window = now_ms // self.WINDOW_MS
         return [f"{base}:{window}", f"{base}:{window - 1}"]
 

@@ -18,7 +18,6 @@ import time
 from dataclasses import dataclass
 from typing import cast
 
-from redis.asyncio.cluster import RedisCluster
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.requests import Request
@@ -40,7 +39,7 @@ from leadx.platform.db.models import Lead
 from leadx.platform.ids import is_lead_id, new_lead_id
 from leadx.platform.kafka.producer import EventProducer
 from leadx.platform.logs import log_event
-from leadx.platform.redis.client import RedisClient
+from leadx.platform.redis.client import RedisClient, hash_tag
 from leadx.platform.redis.pipeline import Pipeliner
 from services.intake import ratings
 from services.intake.buyers import bought_lead
@@ -108,10 +107,6 @@ class Sellers:
         # The owner marks of POSTs answered together share one round trip: a SET each through
         # redis-py cost ~15% of a POST's CPU.
         self.owner_marks = Pipeliner(deps.redis)
-        # A lead's owner mark and never-queued mark are read together (one MGET, get_lead): on a
-        # Redis Cluster, where a command may touch one hash slot only, the lead id is their hash
-        # tag. One Redis keeps the names it always had (marks live for days, across upgrades).
-        self._lead_tag = "{%s}" if isinstance(deps.redis, RedisCluster) else "%s"
 
     def routes(self) -> list[Route]:
         return [
@@ -288,10 +283,12 @@ class Sellers:
         return Answer("pending", 202, lead_id, extra={"status_url": status_url}, headers={"Location": status_url})
 
     def _owner_key(self, lead_id: str) -> str:
-        return f"lead-owner:{self.deps.namespace}{self._lead_tag % lead_id}"
+        # The owner and never-queued marks are read with one MGET (get_lead): on a cluster the lead id
+        # is their hash tag, so they share a slot.
+        return f"lead-owner:{self.deps.namespace}{hash_tag(self.deps.redis, lead_id) or lead_id}"
 
     def _never_queued_key(self, lead_id: str) -> str:
-        return f"lead-not-queued:{self.deps.namespace}{self._lead_tag % lead_id}"
+        return f"lead-not-queued:{self.deps.namespace}{hash_tag(self.deps.redis, lead_id) or lead_id}"
 
     async def mark_never_queued(self, lead: ev.Lead, idempotency_key: str) -> None:
         """A lead answered 202 whose publish ended certainly unwritten: its status says so (next to

@@ -21,10 +21,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
-from redis.asyncio.cluster import RedisCluster
-
 from leadx.auction.caps.limits import LIMITS, Caps, Usage, periods
-from leadx.platform.redis.client import RedisClient
+from leadx.platform.redis.client import RedisClient, hash_tag
 
 HOUR_TTL_S, DAY_TTL_S, MONTH_TTL_S = 2 * 3600, 2 * 86400, 32 * 86400
 
@@ -90,13 +88,12 @@ class Reservation:
 class CapsStore:
     def __init__(self, redis: RedisClient, namespace: str = "") -> None:
         self.redis, self.namespace = redis, namespace
-        self.cluster = isinstance(redis, RedisCluster)  # a buyer's keys tagged into one slot (see above)
         self._reserve = redis.register_script(_RESERVE)
 
     def keys(self, owner: str, tz: ZoneInfo, now_ms: int, buyer: str = "") -> tuple[str, str, str]:
         """The hour, day and month keys of `owner`, a buyer or a profile of `buyer` ("": a buyer)."""
         p = periods(now_ms, tz)
-        base = f"caps:{self.namespace}{{{buyer or owner}}}{owner}" if self.cluster else f"caps:{self.namespace}{owner}"
+        base = f"caps:{self.namespace}{hash_tag(self.redis, buyer or owner)}{owner}"  # see above
         return f"{base}:h:{p.hour}", f"{base}:d:{p.day}", f"{base}:m:{p.month}"
 
     async def usage(self, owners: Sequence[tuple[str, ZoneInfo, str]], now_ms: int) -> dict[str, Usage]:

@@ -62,6 +62,13 @@ class TimedRedisCluster(RedisCluster):
             REDIS_COMMAND_SECONDS.labels(command_name(args[0])).observe(time.perf_counter() - started)
 
 
+def hash_tag(redis: RedisClient, value: str) -> str:
+    """`{value}` on a Redis Cluster, where a script, MULTI or multi-key command may touch one hash
+    slot only and keys sharing this tag share a slot; nothing on one Redis, whose key names stay
+    as they always were (live counters and marks must survive an upgrade)."""
+    return f"{{{value}}}" if isinstance(redis, RedisCluster) else ""
+
+
 def command_name(name) -> str:
     """`SET`, `EVALSHA`, `SCRIPT LOAD`: the words of a command's name, never its arguments."""
     return (name.decode() if isinstance(name, bytes) else str(name)).upper()
