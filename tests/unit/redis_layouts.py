@@ -13,7 +13,7 @@ import pytest
 from redis.asyncio.cluster import RedisCluster
 
 from leadx.platform.config import RedisSettings
-from leadx.platform.redis.client import RedisClient, connect
+from leadx.platform.redis.client import RedisClient, connect, read_layout
 
 LAYOUTS = ["one-redis", "cluster"]
 
@@ -31,5 +31,5 @@ async def connected(settings: RedisSettings) -> RedisClient:
     8.1 would otherwise send a new client's first burst to one node)."""
     client = connect(settings)
     if isinstance(client, RedisCluster):
-        await client.initialize()
+        await read_layout(client)
     return client

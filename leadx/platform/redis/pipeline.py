@@ -35,6 +35,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from leadx.platform.metrics import REDIS_COMMAND_SECONDS
+from leadx.platform.redis.client import read_layout
 
 _PIPELINE_SECONDS = REDIS_COMMAND_SECONDS.labels("PIPELINE")
 MAX_PIPELINE = 64  # calls per round trip (bench/dedup.py: 32-128 were alike, 256 slower)
@@ -162,8 +163,7 @@ class Pipeliner:
     async def _on_cluster(self, cluster: RedisCluster, batch: list[Call]) -> list:
         """The batch split by the node serving each call's slot, the parts sent side by side; calls
         redirected or whose node failed are retried after re-reading the layout."""
-        if cluster.nodes_manager.default_node is None:  # the client reads the layout on first use
-            await cluster.initialize()
+        await read_layout(cluster)
         results: list = [None] * len(batch)
         pending = list(range(len(batch)))
         for pause_s in (*CLUSTER_RETRY_PAUSES_S, None):
