@@ -112,9 +112,15 @@ def start_head_starts_with_the_exchange_group(request, head_starts: HeadStarts) 
         head_starts.start(request)
 
 
+# How long a scenario's exchange may take to be ready. Its wait begins while the other scenarios'
+# exchanges, some twenty processes, are still starting on the same two cores: a loaded machine
+# once took over 120 s (an intake not ready 40 s after it was the last to start).
+HEAD_START_READY_S = 300
+
+
 def _run_then_stop(scenario: Callable[[Exchange], None], exchange: Exchange) -> None:
     try:
-        exchange.stack.wait_ready(timeout_s=120)
+        exchange.stack.wait_ready(timeout_s=HEAD_START_READY_S)
         scenario(exchange)
     finally:
         exchange.stop()

@@ -19,6 +19,7 @@ pytestmark = pytest.mark.integration
 SERVICES = ["intake", "dedup", "scoring", "auction", "delivery", "ledger"]
 KILLED = ["dedup", "auction", "delivery", "ledger"]
 LEADS = 40
+RECOVERY_LEADS = 5  # posted once every restarted service is ready again
 # How long after a bid reaches the broker the auction worker may still not have read it (its
 # batch wait and fetch wait, on a machine busy with every other test).
 FEED_READ_MARGIN_MS = 1000
@@ -26,10 +27,11 @@ FEED_READ_MARGIN_MS = 1000
 
 def fragile(tmp_path_factory, kafka_bootstrap, redis_url) -> Exchange:
     # A short stall threshold, so the ledger's safety net re-drives any lead a restarted
-    # consumer lost within the test's patience (faust has been seen to drop events here).
+    # consumer lost within the test's patience (faust has been seen to drop events here). The
+    # harness's window for the broker (1 s on tansu, 3 s on Apache Kafka, where a busy CI machine
+    # left most bids of a 1 s window late even before the kill).
     return start_exchange(tmp_path_factory.mktemp("fragile"), kafka_bootstrap, redis_url, f"t{uuid.uuid4().hex[:8]}.",
-                          ["alpha", "beta"], SERVICES, window_s=1.0, wait_ready=False,
-                          LEDGER_REDRIVE_AFTER_SECONDS="15")
+                          ["alpha", "beta"], SERVICES, wait_ready=False, LEDGER_REDRIVE_AFTER_SECONDS="15")
 
 
 def sigkill_mid_stream(fragile: Exchange) -> None:
@@ -38,6 +40,14 @@ def sigkill_mid_stream(fragile: Exchange) -> None:
     alpha.accept = lambda lead: int(lead["lead_id"], 36) % 3 != 0  # alpha turns down a third
 
     accepted: list[str] = []  # in the order they were posted
+
+    def post_one() -> None:
+        response = fragile.post(fragile.new_consumer())
+        # Without dedup the verdict cannot come in time: 202 pending, but the lead is accepted.
+        assert response.status_code in (200, 202), response.text
+        accepted.append(response.json()["lead_id"])
+        time.sleep(0.05)
+
     for i in range(LEADS):
         if i == LEADS // 3:
             for name in KILLED:  # no warning, no drain: the worst case
@@ -46,13 +56,11 @@ def sigkill_mid_stream(fragile: Exchange) -> None:
             for name in KILLED:
                 fragile.stack.services[name].process.wait(10)
                 fragile.stack.restart(name)
-        response = fragile.post(fragile.new_consumer())
-        # Without dedup the verdict cannot come in time: 202 pending, but the lead is accepted.
-        assert response.status_code in (200, 202), response.text
-        accepted.append(response.json()["lead_id"])
-        time.sleep(0.05)
+        post_one()
 
-    fragile.stack.wait_ready(timeout_s=120)
+    fragile.stack.wait_ready(timeout_s=300)  # four restarts on a loaded machine
+    for _ in range(RECOVERY_LEADS):
+        post_one()
 
     def every_lead_closed():
         events = fragile.sales_events()
@@ -89,11 +97,14 @@ def sigkill_mid_stream(fragile: Exchange) -> None:
                     and written_at <= closed_at.get(bid.auction_id, 1 << 62) - FEED_READ_MARGIN_MS}
     unsold = set(accepted) - set(sold)
     assert not unsold & bids_in_time, unsold & bids_in_time
-    # The scenario really sold through the crash: leads posted before the kill, and leads posted once
-    # it had happened, were sold (how many of the latter depends on how busy the machine was while
-    # the services came back, not on leadx: a lead whose window passed with no bid goes unsold).
-    before_kill, after_kill = accepted[:LEADS // 3], accepted[LEADS // 3:]
-    assert set(before_kill) & set(sold) and set(after_kill) & set(sold), (len(sold), sorted(bids_in_time))
+    # The scenario really sold through the crash: leads posted before the kill were sold, and so were
+    # leads posted once the restarted services were ready again. Leads posted while they were dead
+    # or rejoining their groups are held to the rules above only: whether their windows passed
+    # before a restarted delivery pinged anyone depends on how busy the machine was, not on leadx
+    # (CI once sold none of them).
+    before_kill, after_recovery = accepted[:LEADS // 3], accepted[LEADS:]
+    assert set(before_kill) & set(sold), (len(sold), sorted(bids_in_time))
+    assert set(after_recovery) & set(sold), (len(sold), sorted(bids_in_time))
 
     # No lead was accepted by two buyers, and each sold lead was posted to its buyer.
     accepted_by = defaultdict(set)
@@ -105,7 +116,7 @@ def sigkill_mid_stream(fragile: Exchange) -> None:
     assert {lead: next(iter(b)) for lead, b in accepted_by.items()} == sold
 
     # The ledger, restarted too, recorded exactly one outcome per lead.
-    rows = poll_until(lambda: (r := fragile.sale_rows()) and len(r) >= LEADS and r, timeout_s=60,
+    rows = poll_until(lambda: (r := fragile.sale_rows()) and len(r) >= len(accepted) and r, timeout_s=60,
                       message="ledger rows for every lead")
     assert sorted(r.lead_id for r in rows) == sorted(accepted)
 
