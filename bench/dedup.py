@@ -14,8 +14,11 @@ In one run, on one machine, against a private Redis (valkey) that holds nothing 
   * beside redis-benchmark's GET rate against the same Redis (50 clients, and pipelined 16 deep).
 With `--cluster` (`make bench-dedup-cluster`) the same load and checks run, in one run, against one
 Redis and against a Redis Cluster of three primaries on this machine (leadx.dev.redis_cluster,
-the store then in its 256 shards), each with one worker and with two worker processes at once;
-the figures go to bench/results/dedup-cluster.json, with the cluster's rate over one Redis's.
+the store then in its 256 shards), each with one worker and with two worker processes at once,
+and one worker against the 256 shards on one Redis (what the sharding costs, apart from three
+Redis processes sharing the machine's cores); the figures go to bench/results/dedup-cluster.json,
+with the cluster's rate over one Redis's. The workers collect garbage as the services do
+(leadx.platform.runtime.tune_garbage_collection).
 The Redis is the machine's `redis-server` when it has one (a standard build, with jemalloc, as a
 deployment runs), else the embedded valkey `make run` uses (built with libc malloc: about half as
 fast at 10 million identities, see bench/README.md); `--redis-server` picks another. Its version and
@@ -27,7 +30,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import gc
 import json
 import multiprocessing
 import random
@@ -48,12 +50,13 @@ from loadgen import write_results
 
 from redis.asyncio.cluster import RedisCluster
 
-from leadx.dedup.store import DEFAULT_BUCKET_BITS, DedupStore, encode_record
+from leadx.dedup.store import CLUSTER_SHARDS, DEFAULT_BUCKET_BITS, DedupStore, encode_record
 from leadx.dev.redis_cluster import LocalRedisCluster
 from leadx.dev.stack import free_port, redis_binary, wait_for_port
 from leadx.leads import pii
 from leadx.platform.config import RedisSettings
 from leadx.platform.redis.client import connect
+from leadx.platform.runtime import tune_garbage_collection
 from leadx.platform.utc_days import DAY_MS
 
 RESULTS = ROOT / "bench" / "results" / "dedup.json"
@@ -183,10 +186,11 @@ def redis_benchmark(port: int, requests: int) -> dict:
     return rates
 
 
-async def measure(settings: RedisSettings, args, now_ms: int) -> dict:
+async def measure(settings: RedisSettings, args, now_ms: int, shards: int | None = None) -> dict:
+    """`shards`: the store's own choice (one on one Redis, 256 on a cluster) unless given."""
     rng = random.Random(args.seed)
     redis = connect(settings)
-    store = DedupStore(redis, namespace=NAMESPACE, bucket_bits=args.bucket_bits)
+    store = DedupStore(redis, namespace=NAMESPACE, bucket_bits=args.bucket_bits, shards=shards)
     consumers = args.identities // 3
     results: dict = {"stored_identities": consumers * 3, "consumers": consumers, "buyers": args.buyers,
                      "shards": store.shards}
@@ -206,8 +210,7 @@ async def measure(settings: RedisSettings, args, now_ms: int) -> dict:
             encoding = (await redis.object("encoding", key)).decode()
             encodings[encoding] = encodings.get(encoding, 0) + 1
         results["bucket_encodings_in_a_sample_of_200"] = encodings
-        gc.collect()
-        gc.freeze()  # the loader's garbage is gone; keep collections out of the timed part
+        tune_garbage_collection()  # as the dedup worker runs (leadx.platform.runtime), the loader's garbage gone
 
         await check_leads(store, leads_of(64, "A", consumers, rng), 64, now_ms)  # loads the script everywhere
         results["one_worker"] = await check_leads(store, leads_of(args.checks, "W", consumers, rng), args.in_flight,
@@ -225,6 +228,7 @@ def worker_process(settings: RedisSettings, args, now_ms: int, tag: str) -> dict
     async def run() -> dict:
         redis = connect(settings)
         store = DedupStore(redis, namespace=NAMESPACE, bucket_bits=args.bucket_bits)
+        tune_garbage_collection()
         try:
             leads = leads_of(args.checks, tag, args.identities // 3, random.Random(tag))
             await check_leads(store, leads[:64], 64, now_ms)
@@ -304,21 +308,31 @@ def compare_with_cluster(args) -> None:
         one = RedisSettings(url=f"redis://127.0.0.1:{port}/0")
         results["one_redis"] = uvloop.run(measure(one, args, now_ms))
         results["one_redis"]["two_workers"] = side_by_side(one, args, now_ms, 2)
+    # The cluster's layout (a script call per shard) on the one Redis: what the sharding costs,
+    # apart from what three Redis processes sharing this machine's cores with the worker cost.
+    (data_dir / "sharded").mkdir()
+    with private_redis(server_binary(args.redis_server), data_dir / "sharded") as port:
+        one = RedisSettings(url=f"redis://127.0.0.1:{port}/0")
+        results["one_redis_sharded"] = uvloop.run(measure(one, args, now_ms, shards=CLUSTER_SHARDS))
     with LocalRedisCluster(data_dir / "cluster", primaries=3, replicas_per_primary=0) as cluster:
         clustered = RedisSettings(url=cluster.url, cluster=True)
         results["cluster"] = uvloop.run(measure(clustered, args, now_ms))
         results["cluster"]["two_workers"] = side_by_side(clustered, args, now_ms, 2)
     results["cluster_over_one_redis_one_worker"] = round(
         results["cluster"]["one_worker"]["checks_per_s"] / results["one_redis"]["one_worker"]["checks_per_s"], 2)
+    results["sharded_one_redis_over_one_redis_one_worker"] = round(
+        results["one_redis_sharded"]["one_worker"]["checks_per_s"] / results["one_redis"]["one_worker"]["checks_per_s"],
+        2)
     results["cluster_over_one_redis_two_workers"] = round(
         results["cluster"]["two_workers"]["checks_per_s_together"]
         / results["one_redis"]["two_workers"]["checks_per_s_together"], 2)
-    for name in ("one_redis", "cluster"):
+    for name in ("one_redis", "one_redis_sharded", "cluster"):
         r = results[name]
+        together = (f"; two workers together {r['two_workers']['checks_per_s_together']:,}/s"
+                    if "two_workers" in r else "")
         print(f"{name}: {r['bytes_per_stored_identity']} bytes per identity; one worker "
               f"{r['one_worker']['checks_per_s']:,} checks/s, {r['one_worker']['script_calls_per_lead']} script calls "
-              f"and {r['one_worker']['round_trips_per_lead']} round trips per lead; two workers together "
-              f"{r['two_workers']['checks_per_s_together']:,}/s")
+              f"and {r['one_worker']['round_trips_per_lead']} round trips per lead{together}")
     print(f"cluster / one Redis, per worker: {results['cluster_over_one_redis_one_worker']} (goal >= 0.7)")
     write_results(results, args, CLUSTER_RESULTS, ROOT)
 

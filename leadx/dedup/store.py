@@ -443,7 +443,7 @@ class DedupStore:
                 f"{head} {recording:d} {call.written}", owner + b"".join(call.fields), self._token]))
             duplicates.update(b.decode() for b in result[1:] if b is not None)
             if int(result[0]):
-                if matched is None:
+                if matched is None and recorded:
                     await self._release_in(recorded, "", owner, now_ms, window_ms)
                 # The shards after the first match are still read, so the identity named is the one
                 # one script over them all would name, whichever shard it lies in.
