@@ -95,7 +95,7 @@ bench-dedup: install
 
 ## One Redis beside a three-primary Redis Cluster, 3 million identities each (bench/README.md).
 bench-dedup-cluster: install
-	$(PY) bench/dedup.py --cluster --identities 3000000
+	$(PY) bench/dedup.py --cluster --identities 3000000 --checks 60000
 
 bench-delivery: install
 	$(PY) bench/delivery.py
