@@ -225,7 +225,16 @@ def throttle_subject(email: str, secret: bytes) -> str:
 # ---------------------------------------------------------------- the people table
 
 def new_person_id() -> str:
-    return new_account_id("p_")
+    return new_account_id("u_")
+
+
+def account_kind(session: Session, account_id: str) -> str:
+    """Whether `account_id` is a buyer's or a seller's."""
+    if session.get(Buyer, account_id) is not None:
+        return BUYER
+    if session.get(Seller, account_id) is not None:
+        return SELLER
+    raise UnknownAccount(f"no buyer or seller {account_id}")
 
 
 def create_person(session: Session, email: str, password: str, kind: str, account_id: str, role: str,
