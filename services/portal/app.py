@@ -6,6 +6,8 @@ from functools import partial
 from pathlib import Path
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
+from redis.exceptions import RedisError
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
@@ -42,4 +44,6 @@ def build_app(deps: PortalDeps, lifespan=None) -> Starlette:
     ]
     return Starlette(routes=routes, middleware=[Middleware(SecurityHeaders)], lifespan=lifespan,
                      exception_handlers={HTTPException: partial(pages.http_error, deps),
-                                         DashboardUnavailable: partial(pages.dashboard_unavailable, deps)})
+                                         DashboardUnavailable: partial(pages.dashboard_unavailable, deps),
+                                         SQLAlchemyError: partial(pages.store_unavailable, deps),
+                                         RedisError: partial(pages.store_unavailable, deps)})

@@ -189,7 +189,7 @@ async def readyz(deps: PortalDeps, request: Request) -> Response:
 
 
 TITLES = {400: "Bad request", 403: "Forbidden", 404: "Not found", 405: "Method not allowed",
-          413: "Too large", 503: "Briefly unavailable"}
+          411: "Length required", 413: "Too large", 503: "Briefly unavailable"}
 
 
 async def error_page(deps: PortalDeps, request: Request, status: int, message: str) -> Response:
@@ -206,10 +206,23 @@ async def http_error(deps: PortalDeps, request: Request, exc: Exception) -> Resp
     return await error_page(deps, request, exc.status_code, message)
 
 
+def unavailable(deps: PortalDeps, request: Request, message: str) -> Response:
+    """503, rendered without reading the session again (what failed may be what reads it) and
+    without touching the cookie, so the person stays logged in for the reload."""
+    response = deps.templates.TemplateResponse(
+        request, "error.html", {"title": TITLES[503], "message": message, "person": None, "nav": [],
+                                "csrf_token": "", "path": request.url.path}, status_code=503)
+    response.headers["retry-after"] = "5"
+    response.headers["cache-control"] = "no-store"
+    return response
+
+
 async def dashboard_unavailable(deps: PortalDeps, request: Request, exc: Exception) -> Response:
     log_event(log, "portal: the dashboard did not answer", error=str(exc))
-    response = await error_page(deps, request, 503, "The exchange's figures are briefly unavailable. "
-                                                    "Reload the page in a moment.")
-    response.headers["retry-after"] = "5"
-    return response
+    return unavailable(deps, request, "The exchange's figures are briefly unavailable. Reload the page in a moment.")
+
+
+async def store_unavailable(deps: PortalDeps, request: Request, exc: Exception) -> Response:
+    log_event(log, "portal: SQL or Redis did not answer", error=type(exc).__name__)
+    return unavailable(deps, request, "The portal is briefly unavailable. Reload the page in a moment.")
 

@@ -125,7 +125,9 @@ async def form_of(deps: PortalDeps, request: Request, current: Visitor) -> dict[
     """The posted form's fields, once its CSRF token is checked: 403 without it or with another's,
     413 for a body larger than any form of the portal."""
     length = request.headers.get("content-length", "")
-    if not length.isdigit() or int(length) > MAX_FORM_BYTES:
+    if not length.isdigit():
+        raise HTTPException(411, "A form is sent with its length (Content-Length).")
+    if int(length) > MAX_FORM_BYTES:
         raise HTTPException(413, "This form is larger than any the portal takes.")
     form = await request.form(max_files=0, max_fields=20, max_part_size=MAX_FORM_BYTES)
     fields = {name: value for name, value in form.items() if isinstance(value, str)}
