@@ -5,7 +5,9 @@ the first). A page checks on the server who may open it: a person of another kin
 from __future__ import annotations
 
 import asyncio
+import csv
 import datetime as dt
+import io
 import logging
 
 from starlette.exceptions import HTTPException
@@ -15,7 +17,8 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 from leadx.accounts import people
 from leadx.accounts.people import PersonError
 from leadx.platform.logs import log_event
-from services.portal.dashboard import WINDOW_NAMES
+from services.portal.dashboard import TRANSACTION_WINDOWS, WINDOW_NAMES, DashboardRefused
+from services.portal.search import STATUSES, check_search
 from services.portal.web import PersonView, PortalDeps, Visitor, form_of, render, visitor, with_session
 
 log = logging.getLogger(__name__)
@@ -165,6 +168,89 @@ async def seller_home(deps: PortalDeps, request: Request) -> Response:
     return render(deps, request, current, "seller_home.html",
                   {"title": "Seller home", "windows": home.summary.windows, "window_names": WINDOW_NAMES,
                    "leads": home.latest})
+
+
+async def search(deps: PortalDeps, request: Request) -> Response:
+    """The leads the person's account bought or sold (an operator: every account's), by id, day of
+    submission, state and status, a page at a time. A GET form: nothing changes, so no CSRF token."""
+    current = await visitor(deps, request)
+    if current.person is None:
+        return _to_login(deps, current)
+    params = {name: value[:200] for name, value in request.query_params.items()}
+    query, errors = check_search(params)
+    leads: list = []
+    next_page = ""
+    if not errors and params:
+        try:
+            leads, next_page = await deps.dashboard.search(current.person.account_id, query)
+        except DashboardRefused as refused:
+            errors["page"] = f"the search was refused: {refused}; search again"
+    kept = {name: params.get(name, "") for name in ("lead_id", "day", "state", "status")}
+    return render(deps, request, current, "search.html",
+                  {"title": "Search", "errors": errors, "form": kept, "statuses": STATUSES, "searched": bool(params),
+                   "leads": leads, "next_query": {**{k: v for k, v in kept.items() if v}, "page": next_page}
+                   if next_page else None, "kind": current.person.kind},
+                  status_code=400 if errors else 200)
+
+
+CSV_MAX_ROWS = 50_000  # a month of a busy account; the CSV says when it stopped there
+
+
+def _window_of(request: Request) -> tuple[str, dict[str, str]]:
+    window = request.query_params.get("window", "day")
+    if window not in TRANSACTION_WINDOWS:
+        return "day", {"window": "choose the last day, week or month"}
+    return window, {}
+
+
+async def transactions(deps: PortalDeps, request: Request) -> Response:
+    """The account's sales and returns in the last day, week or month, newest first, with what each
+    did to its balance (an operator: every account's), a page at a time; and the same as CSV."""
+    current = await visitor(deps, request)
+    if current.person is None:
+        return _to_login(deps, current)
+    window, errors = _window_of(request)
+    page = request.query_params.get("page", "")[:200]
+    rows: list = []
+    next_page = ""
+    if not errors:
+        try:
+            rows, next_page = await deps.dashboard.transactions(current.person.account_id, TRANSACTION_WINDOWS[window],
+                                                                page)
+        except DashboardRefused as refused:
+            errors["page"] = f"the list was refused: {refused}; start again"
+    return render(deps, request, current, "transactions.html",
+                  {"title": "Transactions", "window": window, "errors": errors, "rows": rows, "next_page": next_page,
+                   "windows": list(TRANSACTION_WINDOWS), "operator": not current.person.account_id},
+                  status_code=400 if errors else 200)
+
+
+async def transactions_csv(deps: PortalDeps, request: Request) -> Response:
+    current = await visitor(deps, request)
+    if current.person is None:
+        return _to_login(deps, current)
+    window, errors = _window_of(request)
+    if errors:
+        raise HTTPException(400, errors["window"])
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(["at_utc", "kind", "lead_id", "buyer_id", "seller_id", "price_cents", "fee_cents",
+                     "your_balance_change_cents"])
+    page, written = "", 0
+    while written < CSV_MAX_ROWS:
+        rows, page = await deps.dashboard.transactions(current.person.account_id, TRANSACTION_WINDOWS[window], page,
+                                                       size=500)
+        for row in rows:
+            writer.writerow([utc_time(row.at_ms), row.kind, row.lead_id, row.buyer_id, row.seller_id,
+                             row.amount_cents, row.fee_cents, row.account_amount_cents])
+        written += len(rows)
+        if not page:
+            break
+    else:
+        writer.writerow([f"stopped at {CSV_MAX_ROWS} rows"])
+    response = Response(out.getvalue(), media_type="text/csv; charset=utf-8",
+                        headers={"content-disposition": f'attachment; filename="transactions-{window}.csv"'})
+    return with_session(deps, response, current.state)
 
 
 async def operator_home(deps: PortalDeps, request: Request) -> Response:

@@ -141,8 +141,9 @@ def navigation(person: PersonView | None) -> list[tuple[str, str]]:
     """The navigation bar: only the pages the person may open."""
     if person is None:
         return []
-    return {people.BUYER: [("Home", "/buyer")], people.SELLER: [("Home", "/seller")],
+    home = {people.BUYER: [("Home", "/buyer")], people.SELLER: [("Home", "/seller")],
             people.OPERATOR: [("Exchange", "/operator")]}.get(person.kind, [])
+    return [*home, ("Search", "/search"), ("Transactions", "/transactions")] if home else []
 
 
 def render(deps: PortalDeps, request: Request, current: Visitor, template: str, context: dict,

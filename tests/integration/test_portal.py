@@ -67,6 +67,53 @@ def test_a_seller_sees_its_latest_leads_with_their_status(market: Exchange, clie
     assert client.get("/buyer").status_code == 404
 
 
+def test_search_finds_only_the_accounts_own_leads(market: Exchange, client):
+    mine, theirs = sell(market, "gamma", 1400), sell(market, "alpha", 1500)
+    assert log_in(client, create_person(market, "buyer", market.buyer_ids["gamma"])).status_code == 303
+    found = poll_until(lambda: (lambda p: p if mine in p.text else None)(
+        client.get("/search", params={"lead_id": mine.lower(), "status": "sold"})), message="the lead found")
+    assert found.status_code == 200 and "$14.00" in found.text
+    assert 'value="sold" selected' in found.text
+    other = client.get("/search", params={"lead_id": theirs})  # another buyer's lead: not found, like none
+    assert other.status_code == 200 and "No lead matches." in other.text
+    assert theirs not in other.text.split("</form>")[-1]  # after the search form, which keeps the id typed
+    bad = client.get("/search", params={"lead_id": "nope", "day": "2026-02-30", "state": "NY", "status": "won"})
+    assert bad.status_code == 400
+    assert 'id="lead_id-error">a lead id is 10 letters and digits' in bad.text
+    assert 'id="day-error">a day is YYYY-MM-DD' in bad.text
+    assert 'id="status-error">choose a status from the list' in bad.text
+    assert "state-error" not in bad.text and 'value="NY"' in bad.text
+    forged = client.get("/search", params={"page": "not-a-token"})
+    assert forged.status_code == 400 and 'id="page-error">the search was refused' in forged.text
+    # A seller's person searches the seller's leads, both of them, whoever bought them.
+    client.cookies.clear()  # another browser
+    assert log_in(client, create_person(market, "seller", market.seller_id, "read-only")).status_code == 303
+    listed = client.get("/search", params={"status": "sold"}).text
+    assert mine in listed and theirs in listed
+
+
+def test_transactions_in_the_three_windows_and_as_csv(market: Exchange, client):
+    lead_id = sell(market, "beta", 2600)
+    assert log_in(client, create_person(market, "buyer", market.buyer_ids["beta"])).status_code == 303
+    for window in ("day", "week", "month"):
+        page = poll_until(lambda window=window: (lambda p: p if lead_id in p.text else None)(
+            client.get("/transactions", params={"window": window})), message=f"the sale in the last {window}")
+        row = page.text[page.text.index(lead_id):].split("</tr>")[0]
+        assert 'class="change">-$26.00<' in row  # what the purchase did to the buyer's balance
+        assert f'value="{window}" selected' in page.text
+    download = client.get("/transactions.csv", params={"window": "week"})
+    assert download.headers["content-type"].startswith("text/csv")
+    assert download.headers["content-disposition"] == 'attachment; filename="transactions-week.csv"'
+    lines = download.text.splitlines()
+    assert lines[0].startswith("at_utc,kind,lead_id")
+    assert any(f",sale,{lead_id}," in line and line.endswith(",2600,260,-2600") for line in lines[1:])
+    bad = client.get("/transactions", params={"window": "year"})
+    assert bad.status_code == 400 and 'id="window-error">choose the last day, week or month<' in bad.text
+    assert client.get("/transactions.csv", params={"window": "year"}).status_code == 400
+    forged = client.get("/transactions", params={"window": "day", "page": "not-a-token"})
+    assert forged.status_code == 400 and 'id="page-error">the list was refused' in forged.text
+
+
 def test_a_wrong_password_or_an_unknown_email_gets_the_one_generic_message(market: Exchange, client):
     email = create_person(market, "buyer", market.buyer_ids["beta"])
     for who, password in ((email, "not the password at all"), ("nobody@example.com", PASSWORD)):

@@ -62,7 +62,7 @@ def test_a_buyer_logs_in_and_sees_its_home(market: Exchange, page):
     log_in(page, create_person(market, "buyer", market.buyer_ids["alpha"]))
     page.wait_for_url("**/buyer")
     assert page.title() == "Buyer home · leadx"
-    assert page.locator("nav a").all_inner_texts() == ["Home"]
+    assert page.locator("nav a").all_inner_texts() == ["Home", "Search", "Transactions"]
     deadline = time.monotonic() + 30
     while lead_id not in page.locator("table.leads").inner_text():
         assert time.monotonic() < deadline, "the lead bought never showed on the buyer's home"
@@ -72,6 +72,17 @@ def test_a_buyer_logs_in_and_sees_its_home(market: Exchange, page):
     assert page.locator("table.figures tbody tr").count() == 4
     # The stylesheet loaded (the page is styled, not bare): the bar's background is not white.
     assert page.eval_on_selector("header.bar", "e => getComputedStyle(e).backgroundColor") != "rgba(0, 0, 0, 0)"
+    # Search, with the form a person fills in: the lead by its id, then a mistake said beside its field.
+    page.click("nav >> text=Search")
+    page.fill("#lead_id", lead_id)
+    page.select_option("#status", "sold")
+    page.click("form.search button[type=submit]")
+    assert page.locator("table.leads tbody tr").all_inner_texts()[0].startswith(lead_id)
+    page.fill("#day", "")
+    page.fill("#state", "N1")  # two characters (the field takes no more), but not a state's code
+    page.click("form.search button[type=submit]")
+    assert page.locator("#state-error").inner_text() == "a state is its two-letter code, e.g. NY"
+    assert page.input_value("#lead_id") == lead_id  # the rest of the form kept
     page.click("text=Log out")
     page.wait_for_url("**/login")
     page.goto("/buyer")

@@ -49,6 +49,7 @@ def test_money_times_and_the_navigation_bar():
         ["$0.00", "$0.05", "$12.34", "$1,234,567.89", "-$2.50"]
     assert utc_time(0) == "" and utc_time(1_700_000_000_000) == "2023-11-14 22:13 UTC"
     assert navigation(None) == []
-    assert navigation(PersonView("u_1", "buyer", "b_1", "owner")) == [("Home", "/buyer")]
-    assert navigation(PersonView("u_2", "seller", "s_1", "read-only")) == [("Home", "/seller")]
-    assert navigation(PersonView("u_3", "operator", "", "operator")) == [("Exchange", "/operator")]
+    shared = [("Search", "/search"), ("Transactions", "/transactions")]
+    assert navigation(PersonView("u_1", "buyer", "b_1", "owner")) == [("Home", "/buyer"), *shared]
+    assert navigation(PersonView("u_2", "seller", "s_1", "read-only")) == [("Home", "/seller"), *shared]
+    assert navigation(PersonView("u_3", "operator", "", "operator")) == [("Exchange", "/operator"), *shared]
