@@ -112,11 +112,13 @@ def _end_sessions(deps: PortalDeps, person_id: str) -> None:
 
 async def logout(deps: PortalDeps, request: Request) -> Response:
     current = await visitor(deps, request)
+    if current.person is None:
+        # Nothing to end (the session ended while the page was open): no form to check either.
+        return _to_login(deps, current)
     await form_of(deps, request, current)
-    if current.person is not None:
-        # Every session of the person ends, here and in any other browser.
-        await asyncio.to_thread(_end_sessions, deps, current.person.id)
-        log_event(log, "portal logout", person=current.person.id)
+    # Every session of the person ends, here and in any other browser.
+    await asyncio.to_thread(_end_sessions, deps, current.person.id)
+    log_event(log, "portal logout", person=current.person.id)
     return with_session(deps, RedirectResponse("/login", status_code=303), people.anonymous_session())
 
 

@@ -80,5 +80,11 @@ def test_requests_no_page_takes(portal):
                                                       "password": "p"})
         assert too_large.status_code == 413 and "larger than any" in too_large.text
         assert (await log_in(client, "not the password")).status_code == 401
+        # A logout whose session has already ended (the cookie is of no one) just goes to the login.
+        client.cookies.clear()
+        assert (await client.post("/logout", data={})).headers["location"] == "/login"
+        # A logged-in person's logout without the form's token is refused.
+        assert (await log_in(client)).status_code == 303
+        assert (await client.post("/logout", data={})).status_code == 403
 
     portal(scenario)
