@@ -187,3 +187,13 @@ def test_sessions_end_when_idle_or_too_old_and_altered_cookies_count_for_nothing
         assert "Your session has ended" in client.get("/login?ended=1").text
     assert with_cookie(fresh).get("/buyer").status_code == 200
     assert with_cookie(fresh, SessionSigner(b"x" * 32)).get("/buyer").headers["location"] == "/login"
+
+
+def test_the_portals_log_names_people_by_id_never_by_email(market: Exchange, client):
+    """Last in this module: every login above, good and bad, is in the log by now."""
+    email = create_person(market, "buyer", market.buyer_ids["alpha"])
+    assert log_in(client, email, "wrong password here").status_code == 401
+    assert log_in(client, email).status_code == 303
+    log = market.stack.services["portal"].log_path.read_text()
+    assert '"msg": "portal login"' in log and '"msg": "portal login refused"' in log
+    assert "@example.com" not in log and PASSWORD not in log
