@@ -11,5 +11,5 @@ COPY leadx ./leadx
 COPY services ./services
 RUN pip install --no-deps . && useradd --uid 10001 --no-create-home --shell /usr/sbin/nologin leadx
 USER 10001
-EXPOSE 8080 8081 50051
+EXPOSE 8000 8080 8081 50051
 CMD ["python", "-m", "services.intake.main"]

@@ -7,12 +7,12 @@ import os
 import sys
 from pathlib import Path
 
-from leadx.cli import accounts, db, dedup, delivery, dlq, ledger, lists, prospects, run, scoring, status, tail
+from leadx.cli import accounts, db, dedup, delivery, dlq, ledger, lists, prospects, run, scoring, status, tail, users
 from leadx.dev import exchange_env
 from leadx.platform.config import ConfigError
 
 # In this order in `leadx --help`.
-GROUPS = (scoring, lists, prospects, run, status, dlq, accounts, db, ledger, dedup, delivery, tail)
+GROUPS = (scoring, lists, prospects, run, status, dlq, accounts, users, db, ledger, dedup, delivery, tail)
 
 
 def build_parser() -> argparse.ArgumentParser:

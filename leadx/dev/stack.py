@@ -29,7 +29,7 @@ from leadx.leads import sealing
 # must not (docs/configuration.md).
 LOCAL_BUYER_URLS = BuyerUrlRules(allow_private=True)
 
-SERVICES = ("intake", "dedup", "scoring", "auction", "delivery", "ledger")
+SERVICES = ("intake", "dedup", "scoring", "auction", "delivery", "ledger", "portal")
 BROKERS = ("tansu", "kafka")
 
 
@@ -206,6 +206,8 @@ class LocalStack:
     services: dict[str, ManagedProcess] = field(default_factory=dict)
     hmac_key: str = field(default_factory=lambda: secrets.token_hex(32))
     pii_keys: str = field(default_factory=lambda: sealing.new_key("local"))  # LEADX_PII_KEYS
+    portal_port: int | None = None  # the portal's port; None: a free port
+    portal_secret: str = field(default_factory=lambda: secrets.token_urlsafe(32))  # PORTAL_SESSION_SECRET
 
     def __post_init__(self) -> None:
         if self.broker not in BROKERS:
@@ -358,6 +360,14 @@ class LocalStack:
             env["GRPC_PORT"] = str(self.grpc_port if self.grpc_port and name == "ledger" else free_port())
         if service == "auction":
             env["AUCTION_DATA_DIR"] = str(self.run_dir / f"{name}-data")
+        if service == "portal":
+            # Reads through the ledger's gRPC dashboard: add the ledger first. Plain http on 127.0.0.1,
+            # so its cookies cannot be Secure here (behind TLS they must be: docs/portal.md).
+            port = self.portal_port if self.portal_port and name == "portal" else free_port()
+            env.update({"PORTAL_PORT": str(port), "PORTAL_SESSION_SECRET": self.portal_secret,
+                        "PORTAL_SECURE_COOKIES": "false",
+                        "DASHBOARD_ADDRESS": f"127.0.0.1:{self.port_of('ledger', 'GRPC_PORT')}"})
+            ready_url = f"http://127.0.0.1:{port}/readyz"
         env.update(env_overrides)
         process = ManagedProcess(name, [sys.executable, "-m", f"services.{service}.main"], env,
                                  self.run_dir / "logs" / f"{name}.log", ready_url)

@@ -167,3 +167,19 @@ def exchange(shared_exchange: Exchange) -> Exchange:
 @pytest.fixture
 def market(exchange: Exchange) -> Exchange:
     return exchange
+
+
+@pytest.fixture(scope="module")
+def portal(shared_exchange: Exchange) -> Iterator[str]:
+    """The web portal on the shared exchange, for a module of tests: its address. Many logins fail
+    on purpose from 127.0.0.1, so the per-address throttle is set high here (its own test counts it
+    against Redis: tests/unit/test_portal_throttle.py)."""
+    stack = shared_exchange.stack
+    process = stack.add_service("portal", PORTAL_LOGIN_FAILURES_PER_ADDRESS="10000")
+    process.start()
+    try:
+        stack.wait_ready(["portal"], timeout_s=60)
+        yield f"http://127.0.0.1:{stack.port_of('portal', 'PORTAL_PORT')}"
+    finally:
+        process.stop()
+        del stack.services["portal"]

@@ -132,6 +132,15 @@ def test_accounts_read_only_their_own_data(market: Exchange, channel, admin):
     assert list(Dashboard(channel, market.buyer_keys["beta"]).SearchLeads(request).leads) == []
     assert list(other_seller.SearchLeads(request).leads) == []
     assert len(admin.SearchLeads(request).leads) == 1
+    # The admin reads for one account (as the web portal does); an account names only itself.
+    for_alpha = pb.SearchLeadsRequest(lead_id=lead_id, account_id=alpha_id)
+    assert [r.lead_id for r in admin.SearchLeads(for_alpha).leads] == [lead_id]
+    assert list(admin.SearchLeads(pb.SearchLeadsRequest(lead_id=lead_id, account_id=beta_id)).leads) == []
+    assert [r.lead_id for r in admin.SearchLeads(
+        pb.SearchLeadsRequest(lead_id=lead_id, account_id=market.seller_id)).leads] == [lead_id]
+    assert refused(admin.SearchLeads, pb.SearchLeadsRequest(account_id="b_nobody")) == grpc.StatusCode.NOT_FOUND
+    assert [r.lead_id for r in alpha.SearchLeads(for_alpha).leads] == [lead_id]
+    assert refused(alpha.SearchLeads, pb.SearchLeadsRequest(account_id=beta_id)) == denied
 
     windows = seller.GetSellerSummary(pb.GetSellerSummaryRequest(seller_id=market.seller_id)).windows
     assert windows[0].sold >= 1 and windows[0].fees_cents >= 250

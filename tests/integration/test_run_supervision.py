@@ -15,6 +15,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from leadx.dev import exchange_env
@@ -93,11 +94,11 @@ class RunningExchange:
 
 @pytest.fixture(scope="module")
 def running(tmp_path_factory) -> Iterator[RunningExchange]:
-    # Ports of its own rather than 8080 and 50051: another worker may run `leadx run` at the same time
+    # Ports of its own rather than 8080, 50051 and 8000: another worker may run `leadx run` at the same time
     # (test_cli). The documented defaults are tested in tests/unit/test_run_settings.py. On tansu, the
     # broker of a machine without Java; test_run_on_kafka runs `leadx run` on Apache Kafka.
     run = RunningExchange(tmp_path_factory.mktemp("project"), "--broker", "tansu", INTAKE_PORT=str(free_port()),
-                          GRPC_PORT=str(free_port()))
+                          GRPC_PORT=str(free_port()), PORTAL_PORT=str(free_port()))
     try:
         ready = run.wait_for("exchange ready", timeout_s=180)
         run.wait_for("SOLD ", since=ready)
@@ -150,6 +151,18 @@ def test_the_printed_tour_and_the_readme_s_commands_work_beside_it(running: Runn
     assert report["activity"]["last_hour"]["sales"] >= 1 and report["dead_letters"]["count"] == 0
     dead = beside(running, "leadx dlq list")
     assert (dead.returncode, dead.stdout.strip()) == (0, "dead.letter is empty"), dead.stderr
+
+    # The web portal and the demo's logins, as printed: each lands on its own home.
+    portal = running.wait_for("leadx: the web portal: ")
+    url = running.lines[portal].split("the web portal: ")[1].split()[0]
+    for line, home in zip(running.lines[portal + 1:portal + 4], ("/buyer", "/seller", "/operator"), strict=True):
+        email, password = line.split()[-3], line.split()[-1]
+        with httpx.Client(base_url=url, timeout=10) as browser:
+            form = browser.get("/login").text
+            token = form.split('name="csrf_token" value="')[1].split('"')[0]
+            answer = browser.post("/login", data={"csrf_token": token, "email": email, "password": password})
+            assert (answer.status_code, answer.headers.get("location")) == (303, home), (line, answer.text)
+            assert browser.get(home).status_code == 200
 
     watch = running.lines[running.wait_for("watch the sales close") + 1].strip()
     assert watch.endswith("leadx tail sale.closed")

@@ -17,12 +17,31 @@ def test_the_real_manifests_pass():
 def test_every_service_is_deployed_with_probes_and_limits():
     docs = check_k8s.render(check_k8s.K8S / "overlays" / "prod")
     names = {d["metadata"]["name"] for d in docs if d["kind"] == "Deployment"}
-    assert names == {f"leadx-{s}" for s in ("intake", "dedup", "scoring", "auction", "delivery", "ledger")}
+    assert names == {f"leadx-{s}" for s in ("intake", "dedup", "scoring", "auction", "delivery", "ledger", "portal")}
     kinds = {d["kind"] for d in docs}
     assert {"ConfigMap", "Service", "PodDisruptionBudget", "HorizontalPodAutoscaler"} <= kinds
     config = next(d for d in docs if d["kind"] == "ConfigMap")["data"]
     assert config["KAFKA_IDEMPOTENCE"] == "true" and config["KAFKA_REPLICATION_FACTOR"] == "3"
     assert all(d["kind"] != "Secret" for d in docs)  # production secrets are never in the repo
+
+
+def test_the_portal_is_served_and_reads_the_ledgers_dashboard():
+    docs = check_k8s.render(check_k8s.K8S / "overlays" / "prod")
+    portal = next(d for d in docs if d["kind"] == "Deployment" and d["metadata"]["name"] == "leadx-portal")
+    container = portal["spec"]["template"]["spec"]["containers"][0]
+    assert container["command"] == ["python", "-m", "services.portal.main"]
+    assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
+    env = {e["name"]: e for e in container["env"]}
+    ledger = next(d for d in docs if d["kind"] == "Service" and d["metadata"]["name"] == "leadx-ledger")
+    grpc_port = next(p["port"] for p in ledger["spec"]["ports"] if p["port"] == 50051)
+    assert env["DASHBOARD_ADDRESS"]["value"] == f"leadx-ledger:{grpc_port}"
+    for secret in ("PORTAL_SESSION_SECRET", "DASHBOARD_ADMIN_API_KEY", "DATABASE_URL", "REDIS_URL"):
+        assert env[secret]["valueFrom"]["secretKeyRef"]["name"] == "leadx-secrets"
+    assert "PORTAL_SECURE_COOKIES" not in env  # Secure cookies: the default, behind TLS
+    service = next(d for d in docs if d["kind"] == "Service" and d["metadata"]["name"] == "leadx-portal")
+    assert service["spec"]["ports"] == [{"name": "http", "port": 8000, "targetPort": "http"}]
+    init = portal["spec"]["template"]["spec"]["initContainers"][0]
+    assert init["command"] == ["leadx", "db", "upgrade"]  # the people table's revision, before it starts
 
 
 def test_a_container_without_a_readiness_probe_is_reported(manifests: Path):

@@ -481,7 +481,7 @@ def test_every_deployment_using_sql_upgrades_its_schema_before_it_starts(overlay
         assert upgrade["env"] == [variable for variable in service["env"] if variable["name"] == "DATABASE_URL"]
         assert upgrade["securityContext"]["readOnlyRootFilesystem"] is True
         assert {"cpu", "memory"} <= set(upgrade["resources"]["limits"])
-    assert using_sql == {"leadx-intake", "leadx-dedup", "leadx-auction", "leadx-delivery", "leadx-ledger"}
+    assert using_sql == {f"leadx-{name}" for name in ("intake", "dedup", "auction", "delivery", "ledger", "portal")}
 
 
 def test_a_new_revision_follows_the_head_and_upgrades(tmp_path, monkeypatch, database_url):

@@ -30,7 +30,7 @@ from pathlib import Path
 import httpx
 from aiokafka import TopicPartition
 
-from leadx.accounts import accounts, partnerships
+from leadx.accounts import accounts, partnerships, people
 from leadx.accounts import buyer_settings as buyer_profiles
 from leadx.contracts import topics
 from leadx.dev.demo.buyers import BuyerServer, random_behaviour
@@ -67,6 +67,13 @@ DEMO_AUTOBID_PROFILES = [
      "criteria": [{"residence_types": ["own"], "income": {"min": 400000}}]},
     {"name": "by response probability", "criteria": [{"price": {"per_probability": 4000}}]},
 ]
+
+
+# The people of the demo's accounts who log in to the web portal (made-up addresses; new passwords
+# every run, printed with the tour).
+DEMO_PEOPLE = (("the demo buyer", "demo-buyer@example.com", people.BUYER),
+               ("the demo seller", "demo-seller@example.com", people.SELLER),
+               ("an operator", "demo-operator@example.com", people.OPERATOR))
 
 
 class BrokerUnavailable(Exception):
@@ -131,6 +138,7 @@ def _stack(run_dir: Path, window_s: float, broker: str) -> LocalStack:
                    **kafka_client_settings(os.environ, kafka_bootstrap, chosen)},
         intake_port=documented_port("INTAKE_PORT", 8080, "the intake"),
         grpc_port=documented_port("GRPC_PORT", 50051, "gRPC"),
+        portal_port=documented_port("PORTAL_PORT", 8000, "the portal"),
     )
 
 
@@ -156,6 +164,7 @@ def exchange_settings(stack: LocalStack, intake_url: str, grpc_address: str, sel
         "LEADX_TOPIC_PREFIX": stack.topic_prefix,
         "INTAKE_URL": intake_url,
         "GRPC_ADDRESS": grpc_address,
+        "PORTAL_URL": f"http://127.0.0.1:{stack.port_of('portal', 'PORTAL_PORT')}",
         "ADMIN_API_KEY": stack.extra_env["ADMIN_API_KEY"],
         "DASHBOARD_ADMIN_API_KEY": stack.extra_env["DASHBOARD_ADMIN_API_KEY"],
         "DEMO_SELLER_KEY": seller_key,
@@ -169,6 +178,25 @@ def health_urls(stack: LocalStack) -> str:
     """LEADX_HEALTH_URLS (`leadx status`): each service's health server (`/readyz`, `/metrics`) on its
     HEALTH_PORT. A service the supervisor starts again keeps its environment, so its port."""
     return ",".join(f"{name}=http://127.0.0.1:{stack.port_of(name, 'HEALTH_PORT')}" for name in stack.services)
+
+
+def create_demo_people(session, seller_id: str, buyer_id: str) -> list[tuple[str, str, str]]:
+    """A person of the demo seller, one of a demo buyer (owners both) and an operator: (who, email,
+    password) of each, the password new and random."""
+    logins = []
+    for who, email, kind in DEMO_PEOPLE:
+        password = secrets.token_urlsafe(12)
+        account = {people.BUYER: buyer_id, people.SELLER: seller_id}.get(kind, "")
+        people.create_person(session, email, password, kind, account, people.OWNER)
+        logins.append((who, email, password))
+    return logins
+
+
+def portal_tour(portal_url: str, logins: list[tuple[str, str, str]]) -> list[str]:
+    """The portal's address and the demo's logins (docs/portal.md)."""
+    width = max(len(email) for _, email, _ in logins)
+    return [f"leadx: the web portal: {portal_url}  (docs/portal.md); log in as",
+            *(f"  {who:<16} {email:<{width}}  password {password}" for who, email, password in logins)]
 
 
 def kcat_tour(bootstrap: str) -> list[str]:
@@ -359,6 +387,7 @@ def run_exchange(leads: int | None, rate: float, window_s: float, seed: int, run
             names[autobid.id] = DEMO_AUTOBID_BUYER
             for buyer_id in names:  # every demo buyer opts in to the demo seller's leads
                 partnerships.add_partnership(session, seller.id, buyer_id)
+            logins = create_demo_people(session, seller.id, next(iter(names)))
         engine.dispose()
         buyers.start()
         for name in SERVICES:
@@ -374,8 +403,9 @@ def run_exchange(leads: int | None, rate: float, window_s: float, seed: int, run
         env_path = exchange_env.write(run_dir, exchange_settings(stack, intake_url, grpc_address, seller.api_key))
         sample = consumer(random.Random(seed + 1), DEMO_SELLER, date.today())
         kcat_bootstrap = stack.kafka_bootstrap if stack.broker == "kafka" else None  # tansu: kcat cannot
-        for line in quick_tour(intake_port, seller.api_key, {**sample, "min_price": DEMO_MIN_PRICE_CENTS}, env_path,
-                               kcat_bootstrap):
+        portal_url = f"http://127.0.0.1:{stack.port_of('portal', 'PORTAL_PORT')}"
+        for line in [*quick_tour(intake_port, seller.api_key, {**sample, "min_price": DEMO_MIN_PRICE_CENTS},
+                                 env_path, kcat_bootstrap), *portal_tour(portal_url, logins)]:
             print(line, flush=True)
         print(f"leadx: {len(DEMO_BUYERS)} demo buyers bidding, one AutoBid buyer bid for by the platform;"
               f" the demo seller posts {rate:g} lead/s"

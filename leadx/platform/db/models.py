@@ -42,6 +42,23 @@ class Buyer(Base):
     caps: Mapped[dict | None] = mapped_column(JSON, nullable=True)  # leadx.auction.caps.limits.Caps
 
 
+class Person(Base):
+    """Someone who logs in to the web portal (leadx.accounts.people): a buyer's or a seller's person
+    with a role, or an operator (no account). The email is the login and is stored lower-cased;
+    `session_epoch` rises at a logout or a password reset, ending the sessions made before."""
+
+    __tablename__ = "people"
+    id: Mapped[str] = mapped_column(String(16), primary_key=True)
+    email: Mapped[str] = mapped_column(String(254), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(8))  # buyer | seller | operator
+    account_id: Mapped[str | None] = mapped_column(String(16), nullable=True, index=True)
+    role: Mapped[str] = mapped_column(String(16))  # owner | member | read-only | operator
+    session_epoch: Mapped[int] = mapped_column(Integer, default=0)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at_ms: Mapped[int] = mapped_column(BigInteger)
+
+
 class Partnership(Base):
     """A buyer's opt-in to a seller's leads: without one, the buyer is never offered them."""
 

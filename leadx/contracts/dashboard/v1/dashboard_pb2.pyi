@@ -236,20 +236,22 @@ class ListTransactionsResponse(_message.Message):
     def __init__(self, transactions: _Optional[_Iterable[_Union[Transaction, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
 class SearchLeadsRequest(_message.Message):
-    __slots__ = ("lead_id", "day", "state", "status", "page_size", "page_token")
+    __slots__ = ("lead_id", "day", "state", "status", "page_size", "page_token", "account_id")
     LEAD_ID_FIELD_NUMBER: _ClassVar[int]
     DAY_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
     PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
     PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    ACCOUNT_ID_FIELD_NUMBER: _ClassVar[int]
     lead_id: str
     day: str
     state: str
     status: str
     page_size: int
     page_token: str
-    def __init__(self, lead_id: _Optional[str] = ..., day: _Optional[str] = ..., state: _Optional[str] = ..., status: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+    account_id: str
+    def __init__(self, lead_id: _Optional[str] = ..., day: _Optional[str] = ..., state: _Optional[str] = ..., status: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ..., account_id: _Optional[str] = ...) -> None: ...
 
 class LeadRow(_message.Message):
     __slots__ = ("lead_id", "seller_id", "buyer_id", "vertical", "state", "status", "submitted_at_ms", "price_cents")

@@ -1,0 +1,52 @@
+"""The portal's routes, bound to its dependencies, behind the security headers."""
+
+from __future__ import annotations
+
+from functools import partial
+from pathlib import Path
+
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from redis.exceptions import RedisError
+from sqlalchemy.exc import SQLAlchemyError
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+from starlette.templating import Jinja2Templates
+
+from services.portal import pages
+from services.portal.dashboard import DashboardUnavailable
+from services.portal.web import PortalDeps, SecurityHeaders
+
+HERE = Path(__file__).parent
+
+
+def templates() -> Jinja2Templates:
+    environment = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(["html"]))
+    environment.filters["money"] = pages.money
+    environment.filters["utc_time"] = pages.utc_time
+    return Jinja2Templates(env=environment)
+
+
+def build_app(deps: PortalDeps, lifespan=None) -> Starlette:
+    routes = [
+        Route("/", partial(pages.home, deps), methods=["GET"]),
+        Route("/login", partial(pages.login_page, deps), methods=["GET"]),
+        Route("/login", partial(pages.login, deps), methods=["POST"]),
+        Route("/logout", partial(pages.logout, deps), methods=["POST"]),
+        Route("/buyer", partial(pages.buyer_home, deps), methods=["GET"]),
+        Route("/seller", partial(pages.seller_home, deps), methods=["GET"]),
+        Route("/operator", partial(pages.operator_home, deps), methods=["GET"]),
+        Route("/search", partial(pages.search, deps), methods=["GET"]),
+        Route("/transactions", partial(pages.transactions, deps), methods=["GET"]),
+        Route("/transactions.csv", partial(pages.transactions_csv, deps), methods=["GET"]),
+        Route("/healthz", partial(pages.healthz, deps), methods=["GET"]),
+        Route("/readyz", partial(pages.readyz, deps), methods=["GET"]),
+        Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
+    ]
+    return Starlette(routes=routes, middleware=[Middleware(SecurityHeaders)], lifespan=lifespan,
+                     exception_handlers={HTTPException: partial(pages.http_error, deps),
+                                         DashboardUnavailable: partial(pages.dashboard_unavailable, deps),
+                                         SQLAlchemyError: partial(pages.store_unavailable, deps),
+                                         RedisError: partial(pages.store_unavailable, deps)})

@@ -1,0 +1,111 @@
+"""The portal's reads, through the ledger's gRPC DashboardService (docs/dashboard.md) with the
+dashboard's admin key: the portal itself decides which account a person may read (pages.py), and
+asks only for that account's data."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import grpc
+
+from leadx.contracts.dashboard.v1 import dashboard_pb2 as pb
+from leadx.contracts.dashboard.v1 import dashboard_pb2_grpc
+from leadx.platform import grpc_tls
+from services.portal.search import SearchQuery
+
+CALL_TIMEOUT_S = 5.0
+WINDOW_NAMES = {pb.WINDOW_DAY: "Last day", pb.WINDOW_WEEK: "Last week", pb.WINDOW_MONTH: "Last month",
+                pb.WINDOW_YEAR: "Last year"}
+LATEST_LEADS = 10
+SEARCH_PAGE = 25
+TRANSACTIONS_PAGE = 50
+TRANSACTION_WINDOWS = {"day": pb.WINDOW_DAY, "week": pb.WINDOW_WEEK, "month": pb.WINDOW_MONTH}
+
+
+class DashboardUnavailable(Exception):
+    """The dashboard did not answer in time or at all; the page says so (503), never a 500."""
+
+
+class DashboardRefused(Exception):
+    """The dashboard found an argument invalid (a page token it did not give, ...): its reason."""
+
+
+@dataclass(frozen=True)
+class BuyerHome:
+    summary: pb.BuyerSummary
+
+
+@dataclass(frozen=True)
+class SellerHome:
+    summary: pb.SellerSummary
+    latest: list[pb.LeadRow]
+
+
+class Dashboard:
+    def __init__(self, address: str, admin_key: str, ca_file: str = "") -> None:
+        self.address = address
+        self.ca_file = ca_file
+        self.metadata = (("authorization", f"Bearer {admin_key}"),)
+        self._channel: grpc.aio.Channel | None = None
+        self._stub: dashboard_pb2_grpc.DashboardServiceStub | None = None
+
+    def start(self) -> None:
+        """Opens the channel: on the event loop that serves the pages (a grpc.aio channel belongs to
+        the loop it was made on)."""
+        if self.ca_file:
+            self._channel = grpc.aio.secure_channel(self.address, grpc_tls.channel_credentials(self.ca_file))
+        else:
+            self._channel = grpc.aio.insecure_channel(self.address)
+        self._stub = dashboard_pb2_grpc.DashboardServiceStub(self._channel)
+
+    @property
+    def channel(self) -> grpc.aio.Channel:
+        if self._channel is None:
+            raise RuntimeError("Dashboard.start() was not called")
+        return self._channel
+
+    @property
+    def stub(self) -> dashboard_pb2_grpc.DashboardServiceStub:
+        if self._stub is None:
+            raise RuntimeError("Dashboard.start() was not called")
+        return self._stub
+
+    async def _call(self, method, request):
+        try:
+            return await method(request, timeout=CALL_TIMEOUT_S, metadata=self.metadata)
+        except grpc.aio.AioRpcError as error:
+            if error.code() == grpc.StatusCode.INVALID_ARGUMENT:
+                raise DashboardRefused(error.details() or "invalid argument") from None
+            raise DashboardUnavailable(f"{error.code().name}: {error.details()}") from None
+
+    async def buyer_home(self, buyer_id: str) -> BuyerHome:
+        return BuyerHome(await self._call(self.stub.GetBuyerSummary, pb.GetBuyerSummaryRequest(buyer_id=buyer_id)))
+
+    async def seller_home(self, seller_id: str) -> SellerHome:
+        summary = await self._call(self.stub.GetSellerSummary, pb.GetSellerSummaryRequest(seller_id=seller_id))
+        leads = await self._call(self.stub.SearchLeads,
+                                 pb.SearchLeadsRequest(account_id=seller_id, page_size=LATEST_LEADS))
+        return SellerHome(summary, list(leads.leads))
+
+    async def search(self, account_id: str, query: SearchQuery) -> tuple[list[pb.LeadRow], str]:
+        """A page of the leads of `account_id` (empty: every account's, for operators) matching the
+        query, newest first, and the next page's token."""
+        answer = await self._call(self.stub.SearchLeads, pb.SearchLeadsRequest(
+            account_id=account_id, lead_id=query.lead_id, day=query.day, state=query.state, status=query.status,
+            page_size=SEARCH_PAGE, page_token=query.page))
+        return list(answer.leads), answer.next_page_token
+
+    async def transactions(self, account_id: str, window: pb.Window, page: str = "",
+                           size: int = TRANSACTIONS_PAGE) -> tuple[list[pb.Transaction], str]:
+        """A page of the account's sales and returns in the window (empty account: every account's,
+        for operators), newest first, and the next page's token."""
+        answer = await self._call(self.stub.ListTransactions, pb.ListTransactionsRequest(
+            account_id=account_id, window=window, page_size=size, page_token=page))
+        return list(answer.transactions), answer.next_page_token
+
+    async def recent_sales(self, limit: int = 20) -> list[pb.Sale]:
+        return list((await self._call(self.stub.ListRecentSales, pb.ListRecentSalesRequest(limit=limit))).sales)
+
+    async def close(self) -> None:
+        if self._channel is not None:
+            await self._channel.close()

@@ -1,0 +1,121 @@
+"""portal: the web pages where buyers', sellers' and operators' people log in (docs/portal.md)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+
+import uvicorn
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from sqlalchemy import text
+
+from leadx.accounts.people import SessionSigner
+from leadx.platform.db.engine import make_engine, session_factory
+from leadx.platform.db.schema import exit_unless_current
+from leadx.platform.health import HealthServer, Readiness
+from leadx.platform.logs import log_event, setup_logging
+from leadx.platform.redis.client import connect as connect_redis
+from leadx.platform.telemetry import setup_tracing
+from services.portal.app import build_app, templates
+from services.portal.dashboard import Dashboard
+from services.portal.settings import PortalSettings
+from services.portal.throttle import LoginThrottle
+from services.portal.web import PortalDeps
+
+log = logging.getLogger(__name__)
+DASHBOARD_SERVICE = "leadx.dashboard.v1.DashboardService"
+CHECK_EVERY_S = 2.0
+
+
+class Dependencies:
+    """Whether what the pages need answers now: SQL (people), Redis (the login throttle) and the
+    dashboard (its gRPC health, SERVING only when the ledger is ready)."""
+
+    def __init__(self) -> None:
+        self.sql = self.redis = self.dashboard = False
+
+    async def watch(self, deps: PortalDeps, redis, engine) -> None:
+        health = health_pb2_grpc.HealthStub(deps.dashboard.channel)
+        while True:
+            before = (self.sql, self.redis, self.dashboard)
+            self.sql = await asyncio.to_thread(_sql_answers, engine)
+            try:
+                self.redis = bool(await redis.ping())
+            except Exception:
+                self.redis = False
+            try:
+                answer = await health.Check(health_pb2.HealthCheckRequest(service=DASHBOARD_SERVICE), timeout=2)
+                self.dashboard = answer.status == health_pb2.HealthCheckResponse.SERVING
+            except Exception:
+                self.dashboard = False
+            if (self.sql, self.redis, self.dashboard) != before:
+                log_event(log, "portal dependencies", sql=self.sql, redis=self.redis, dashboard=self.dashboard)
+            await asyncio.sleep(CHECK_EVERY_S)
+
+
+def _sql_answers(engine) -> bool:
+    try:
+        with engine.connect() as connection:
+            connection.execute(text("select 1"))
+        return True
+    except Exception:
+        return False
+
+
+def create_app(settings: PortalSettings):
+    engine = make_engine(settings.database_url)
+    exit_unless_current(engine, "portal")
+    redis = connect_redis(settings.redis)
+    readiness = Readiness()
+    dependencies = Dependencies()
+    readiness.add("sql", lambda: dependencies.sql)
+    readiness.add("redis", lambda: dependencies.redis)
+    readiness.add("dashboard", lambda: dependencies.dashboard)
+    health = HealthServer(readiness, settings.health_port)
+    deps = PortalDeps(
+        sessions=session_factory(engine), signer=SessionSigner(settings.session_secret), policy=settings.sessions,
+        throttle=LoginThrottle(redis, settings.topic_prefix, settings.throttle, settings.session_secret),
+        dashboard=Dashboard(settings.dashboard_address, settings.dashboard_key, settings.dashboard_ca_file),
+        templates=templates(), readiness=readiness, secure_cookies=settings.secure_cookies)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app):
+        await health.start()
+        deps.dashboard.start()
+        watching = asyncio.create_task(dependencies.watch(deps, redis, engine))
+        yield
+        watching.cancel()
+        await deps.dashboard.close()
+        await redis.aclose()
+        engine.dispose()
+        await health.stop()
+
+    return build_app(deps, lifespan)
+
+
+class _Server(uvicorn.Server):
+    """Exits 0 after a graceful drain on SIGTERM, as the other services (uvicorn re-raises the signal)."""
+
+    @contextlib.contextmanager
+    def capture_signals(self):
+        original = {sig: signal.signal(sig, self.handle_exit) for sig in (signal.SIGTERM, signal.SIGINT)}
+        try:
+            yield
+        finally:
+            for sig, handler in original.items():
+                signal.signal(sig, handler)
+
+
+def main() -> None:
+    settings = PortalSettings.from_env()
+    setup_logging("portal", settings.log_level)
+    setup_tracing("portal")
+    config = uvicorn.Config(create_app(settings), host="0.0.0.0", port=settings.port, log_config=None,
+                            access_log=False, timeout_graceful_shutdown=10)
+    _Server(config).run()
+
+
+if __name__ == "__main__":
+    main()

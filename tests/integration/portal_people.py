@@ -1,0 +1,44 @@
+"""People of the test portal, made with the domain code `leadx user create` uses, and the login
+a browser (or httpx) goes through."""
+
+from __future__ import annotations
+
+import re
+import uuid
+
+import httpx
+
+from leadx.accounts import people
+from tests.conftest import poll_until
+from tests.integration.harness import Exchange
+
+PASSWORD = "a long test password"  # a test value, not a secret
+_CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
+
+
+def create_person(exchange: Exchange, kind: str, account_id: str, role: str = "owner") -> str:
+    """A new person of the account; its email (made up, at example.com)."""
+    email = f"{kind}-{uuid.uuid4().hex[:10]}@example.com"
+    with exchange.sql() as session:
+        people.create_person(session, email, PASSWORD, kind, account_id, role)
+    return email
+
+
+def csrf_of(html: str) -> str:
+    match = _CSRF.search(html)
+    assert match, "the page has no form with a CSRF token"
+    return match.group(1)
+
+
+def log_in(client: httpx.Client, email: str, password: str = PASSWORD) -> httpx.Response:
+    token = csrf_of(client.get("/login").text)
+    return client.post("/login", data={"csrf_token": token, "email": email, "password": password})
+
+
+def sell(exchange: Exchange, buyer: str, price: int) -> str:
+    """A lead of the exchange's seller, sold to `buyer` at `price` cents: its id."""
+    exchange.reset_buyers()
+    exchange.buyers.buyers[buyer].bid = price
+    lead_id = exchange.post(exchange.new_consumer()).json()["lead_id"]
+    poll_until(lambda: exchange.sale_for(lead_id), message="the sale")
+    return lead_id

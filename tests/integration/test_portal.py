@@ -1,0 +1,199 @@
+"""The web portal against the running exchange: logins (argon2id passwords, the one failure message,
+the throttle), signed sessions that expire, CSRF on every form, the security headers, the pages a
+buyer's and a seller's people see with the exchange's own figures, and the pages they may not see."""
+
+from __future__ import annotations
+
+import time
+
+import httpx
+import pytest
+
+from leadx.accounts import people
+from leadx.accounts.people import SessionSigner, SessionState
+from services.portal.pages import LOGIN_FAILED
+from tests.conftest import poll_until
+from tests.integration.harness import Exchange
+from tests.integration.portal_people import PASSWORD, create_person, csrf_of, log_in, sell
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def client(portal: str):
+    with httpx.Client(base_url=portal, timeout=10) as client:
+        yield client
+
+
+def test_every_answer_carries_the_security_headers(client):
+    for path in ("/login", "/static/portal.css", "/no-such-page", "/readyz"):
+        headers = client.get(path).headers
+        csp = headers["content-security-policy"]
+        assert "unsafe-inline" not in csp and "frame-ancestors 'none'" in csp and "default-src 'none'" in csp
+        assert headers["x-content-type-options"] == "nosniff"
+        assert headers["x-frame-options"] == "DENY"
+        assert headers["referrer-policy"] == "same-origin"
+    assert client.get("/readyz").json() == {"status": "ready"}
+    cookie = client.get("/login").headers["set-cookie"].lower()
+    assert "httponly" in cookie and "samesite=lax" in cookie and "path=/" in cookie
+
+
+def test_a_buyer_logs_in_and_sees_what_it_bought(market: Exchange, client):
+    email = create_person(market, "buyer", market.buyer_ids["alpha"], "read-only")
+    lead_id = sell(market, "alpha", 2150)
+    answer = log_in(client, email)
+    assert (answer.status_code, answer.headers["location"]) == (303, "/buyer")
+    page = poll_until(lambda: (lambda p: p if lead_id in p.text else None)(client.get("/buyer")),
+                      message="the lead on the buyer's home")
+    assert page.status_code == 200
+    assert "$21.50" in page.text and "<title>Buyer home · leadx</title>" in page.text
+    assert email not in page.text  # no PII on the page's title or bar
+    assert 'href="/buyer"' in page.text and 'href="/seller"' not in page.text
+    assert client.get("/").headers["location"] == "/buyer"
+    # A buyer's person may not open the seller's or the operator's pages: to it they do not exist.
+    for path in ("/seller", "/operator"):
+        refused = client.get(path)
+        assert refused.status_code == 404 and "There is no such page." in refused.text
+
+
+def test_a_seller_sees_its_latest_leads_with_their_status(market: Exchange, client):
+    email = create_person(market, "seller", market.seller_id, "member")
+    lead_id = sell(market, "beta", 1800)
+    assert log_in(client, email).headers["location"] == "/seller"
+    page = poll_until(lambda: (lambda p: p if lead_id in p.text else None)(client.get("/seller")),
+                      message="the lead on the seller's home")
+    row = page.text[page.text.index(lead_id):]
+    assert '<td class="status">sold</td>' in row[:400] and "$18.00" in row[:400]
+    assert client.get("/buyer").status_code == 404
+
+
+def test_search_finds_only_the_accounts_own_leads(market: Exchange, client):
+    mine, theirs = sell(market, "gamma", 1400), sell(market, "alpha", 1500)
+    assert log_in(client, create_person(market, "buyer", market.buyer_ids["gamma"])).status_code == 303
+    found = poll_until(lambda: (lambda p: p if mine in p.text else None)(
+        client.get("/search", params={"lead_id": mine.lower(), "status": "sold"})), message="the lead found")
+    assert found.status_code == 200 and "$14.00" in found.text
+    assert 'value="sold" selected' in found.text
+    other = client.get("/search", params={"lead_id": theirs})  # another buyer's lead: not found, like none
+    assert other.status_code == 200 and "No lead matches." in other.text
+    assert theirs not in other.text.split("</form>")[-1]  # after the search form, which keeps the id typed
+    bad = client.get("/search", params={"lead_id": "nope", "day": "2026-02-30", "state": "NY", "status": "won"})
+    assert bad.status_code == 400
+    assert 'id="lead_id-error">a lead id is 10 letters and digits' in bad.text
+    assert 'id="day-error">a day is YYYY-MM-DD' in bad.text
+    assert 'id="status-error">choose a status from the list' in bad.text
+    assert "state-error" not in bad.text and 'value="NY"' in bad.text
+    forged = client.get("/search", params={"page": "not-a-token"})
+    assert forged.status_code == 400 and 'id="page-error">the search was refused' in forged.text
+    # A seller's person searches the seller's leads, both of them, whoever bought them.
+    client.cookies.clear()  # another browser
+    assert log_in(client, create_person(market, "seller", market.seller_id, "read-only")).status_code == 303
+    listed = client.get("/search", params={"status": "sold"}).text
+    assert mine in listed and theirs in listed
+
+
+def test_transactions_in_the_three_windows_and_as_csv(market: Exchange, client):
+    lead_id = sell(market, "beta", 2600)
+    assert log_in(client, create_person(market, "buyer", market.buyer_ids["beta"])).status_code == 303
+    for window in ("day", "week", "month"):
+        page = poll_until(lambda window=window: (lambda p: p if lead_id in p.text else None)(
+            client.get("/transactions", params={"window": window})), message=f"the sale in the last {window}")
+        row = page.text[page.text.index(lead_id):].split("</tr>")[0]
+        assert 'class="change">-$26.00<' in row  # what the purchase did to the buyer's balance
+        assert f'value="{window}" selected' in page.text
+    download = client.get("/transactions.csv", params={"window": "week"})
+    assert download.headers["content-type"].startswith("text/csv")
+    assert download.headers["content-disposition"] == 'attachment; filename="transactions-week.csv"'
+    lines = download.text.splitlines()
+    assert lines[0].startswith("at_utc,kind,lead_id")
+    assert any(f",sale,{lead_id}," in line and line.endswith(",2600,260,-2600") for line in lines[1:])
+    bad = client.get("/transactions", params={"window": "year"})
+    assert bad.status_code == 400 and 'id="window-error">choose the last day, week or month<' in bad.text
+    assert client.get("/transactions.csv", params={"window": "year"}).status_code == 400
+    forged = client.get("/transactions", params={"window": "day", "page": "not-a-token"})
+    assert forged.status_code == 400 and 'id="page-error">the list was refused' in forged.text
+
+
+def test_a_wrong_password_or_an_unknown_email_gets_the_one_generic_message(market: Exchange, client):
+    email = create_person(market, "buyer", market.buyer_ids["beta"])
+    for who, password in ((email, "not the password at all"), ("nobody@example.com", PASSWORD)):
+        answer = log_in(client, who, password)
+        assert answer.status_code == 401 and LOGIN_FAILED in answer.text
+        assert "set-cookie" in answer.headers and "location" not in answer.headers
+    assert client.get("/buyer").headers["location"] == "/login"
+
+
+def test_bad_input_is_shown_beside_its_field_and_the_email_kept(client):
+    token = csrf_of(client.get("/login").text)
+    answer = client.post("/login", data={"csrf_token": token, "email": "not-an-email", "password": ""})
+    assert answer.status_code == 400
+    assert 'id="email-error">this is not an email address (name@example.com)<' in answer.text
+    assert 'id="password-error">enter your password<' in answer.text
+    assert 'value="not-an-email"' in answer.text
+
+
+def test_forms_without_their_csrf_token_are_refused(market: Exchange, client):
+    email = create_person(market, "buyer", market.buyer_ids["gamma"])
+    client.get("/login")
+    for data in ({"email": email, "password": PASSWORD},
+                 {"csrf_token": "forged", "email": email, "password": PASSWORD}):
+        refused = client.post("/login", data=data)
+        assert refused.status_code == 403 and "did not come from this page" in refused.text
+    assert log_in(client, email).status_code == 303
+    assert client.post("/logout", data={}).status_code == 403
+    assert client.get("/buyer").status_code == 200  # still logged in
+
+
+def test_logins_are_throttled_per_account_with_the_same_message(market: Exchange, client):
+    email = create_person(market, "buyer", market.buyer_ids["alpha"])
+    for _ in range(5):
+        assert log_in(client, email, "not the password at all").status_code == 401
+    answer = log_in(client, email)  # the right password, but too many failures before it
+    assert answer.status_code == 401 and LOGIN_FAILED in answer.text
+
+
+def test_logout_ends_the_session_everywhere(market: Exchange, client, portal: str):
+    email = create_person(market, "seller", market.seller_id)
+    assert log_in(client, email).status_code == 303
+    with httpx.Client(base_url=portal, timeout=10) as other_browser:
+        assert log_in(other_browser, email).status_code == 303
+        kept = dict(client.cookies)
+        answer = client.post("/logout", data={"csrf_token": csrf_of(client.get("/seller").text)})
+        assert answer.headers["location"] == "/login"
+        assert other_browser.get("/seller").headers["location"] == "/login?ended=1"
+    client.cookies.clear()
+    client.cookies.update(kept)
+    assert client.get("/seller").headers["location"] == "/login?ended=1"
+
+
+def test_sessions_end_when_idle_or_too_old_and_altered_cookies_count_for_nothing(market: Exchange, client):
+    email = create_person(market, "buyer", market.buyer_ids["beta"])
+    with market.sql() as session:
+        person = people.person_by_email(session, email)
+        person_id, epoch = person.id, person.session_epoch
+    signer = SessionSigner(market.stack.portal_secret.encode())
+    now = int(time.time())
+    idle = SessionState("csrf-secret", person_id, epoch, logged_in_at=now - 3600, seen_at=now - 31 * 60)
+    too_old = SessionState("csrf-secret", person_id, epoch, logged_in_at=now - 13 * 3600, seen_at=now - 60)
+    fresh = SessionState("csrf-secret", person_id, epoch, logged_in_at=now - 60, seen_at=now - 60)
+
+    def with_cookie(state: SessionState, by: SessionSigner = signer) -> httpx.Client:
+        client.cookies.clear()  # only this cookie, not the one the portal set at the last answer
+        client.cookies.set("leadx_session", by.dumps(state))
+        return client
+
+    for state in (idle, too_old):
+        assert with_cookie(state).get("/buyer").headers["location"] == "/login?ended=1"
+        assert "Your session has ended" in client.get("/login?ended=1").text
+    assert with_cookie(fresh).get("/buyer").status_code == 200
+    assert with_cookie(fresh, SessionSigner(b"x" * 32)).get("/buyer").headers["location"] == "/login"
+
+
+def test_the_portals_log_names_people_by_id_never_by_email(market: Exchange, client):
+    """Last in this module: every login above, good and bad, is in the log by now."""
+    email = create_person(market, "buyer", market.buyer_ids["alpha"])
+    assert log_in(client, email, "wrong password here").status_code == 401
+    assert log_in(client, email).status_code == 303
+    log = market.stack.services["portal"].log_path.read_text()
+    assert '"msg": "portal login"' in log and '"msg": "portal login refused"' in log
+    assert "@example.com" not in log and PASSWORD not in log

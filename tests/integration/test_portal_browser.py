@@ -1,0 +1,138 @@
+"""The web portal in a real browser: Debian's Chromium (/usr/bin/chromium, `apt-get install chromium`;
+.ci/run installs it), driven by Playwright, against the running exchange. These tests skip, saying
+why, only where no Chromium is installed; in CI it always is."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+
+import pytest
+
+from leadx.accounts import people
+from leadx.accounts.people import SessionSigner, SessionState
+from services.portal.pages import LOGIN_FAILED
+from tests.integration.harness import Exchange
+from tests.integration.portal_people import PASSWORD, create_person, sell
+
+pytestmark = pytest.mark.integration
+
+CHROMIUM = os.environ.get("LEADX_TEST_CHROMIUM", "/usr/bin/chromium")
+# Headless, and nothing reaching out to the network on its own (updates, sync, safe browsing).
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--disable-dev-shm-usage"]
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not (os.access(CHROMIUM, os.X_OK) or shutil.which(CHROMIUM)):
+        pytest.skip(f"no Chromium at {CHROMIUM}: apt-get install chromium (Playwright's own download "
+                    "is not used), or set LEADX_TEST_CHROMIUM to one")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser, portal: str):
+    context = browser.new_context(base_url=portal)
+    page = context.new_page()
+    # A page that breaks its own Content-Security-Policy says so on the console: none may.
+    violations: list[str] = []
+    page.on("console", lambda message: violations.append(message.text)
+            if "Content Security Policy" in message.text else None)
+    yield page
+    context.close()
+    assert violations == []
+
+
+def log_in(page, email: str, password: str = PASSWORD) -> None:
+    page.goto("/login")
+    page.fill("#email", email)
+    page.fill("#password", password)
+    page.click("form.login button[type=submit]")
+
+
+def test_a_buyer_logs_in_and_sees_its_home(market: Exchange, page):
+    lead_id = sell(market, "alpha", 3275)
+    log_in(page, create_person(market, "buyer", market.buyer_ids["alpha"]))
+    page.wait_for_url("**/buyer")
+    assert page.title() == "Buyer home · leadx"
+    assert page.locator("nav a").all_inner_texts() == ["Home", "Search", "Transactions"]
+    deadline = time.monotonic() + 30
+    while lead_id not in page.locator("table.leads").inner_text():
+        assert time.monotonic() < deadline, "the lead bought never showed on the buyer's home"
+        page.reload()
+    row = page.locator("table.leads tr", has_text=lead_id)
+    assert "$32.75" in row.inner_text()
+    assert page.locator("table.figures tbody tr").count() == 4
+    # The stylesheet loaded (the page is styled, not bare): the bar's background is not white.
+    assert page.eval_on_selector("header.bar", "e => getComputedStyle(e).backgroundColor") != "rgba(0, 0, 0, 0)"
+    # Search, with the form a person fills in: the lead by its id, then a mistake said beside its field.
+    page.click("nav >> text=Search")
+    page.fill("#lead_id", lead_id)
+    page.select_option("#status", "sold")
+    page.click("form.search button[type=submit]")
+    assert page.locator("table.leads tbody tr").all_inner_texts()[0].startswith(lead_id)
+    page.fill("#day", "")
+    page.fill("#state", "N1")  # two characters (the field takes no more), but not a state's code
+    page.click("form.search button[type=submit]")
+    assert page.locator("#state-error").inner_text() == "a state is its two-letter code, e.g. NY"
+    assert page.input_value("#lead_id") == lead_id  # the rest of the form kept
+    page.click("text=Log out")
+    page.wait_for_url("**/login")
+    page.goto("/buyer")
+    assert page.url.endswith("/login")
+
+
+def test_a_wrong_password_shows_the_generic_message(market: Exchange, page):
+    email = create_person(market, "seller", market.seller_id)
+    log_in(page, email, "not the right password")
+    assert page.locator(".failed").inner_text() == LOGIN_FAILED
+    assert page.input_value("#email") == email and page.input_value("#password") == ""
+    log_in(page, "not-an-email", "")
+    assert page.locator("#email-error").inner_text() == "this is not an email address (name@example.com)"
+    assert page.locator("#password-error").inner_text() == "enter your password"
+
+
+def test_a_form_posted_without_its_csrf_token_gets_403(market: Exchange, page):
+    email = create_person(market, "buyer", market.buyer_ids["beta"])
+    page.goto("/login")
+    page.evaluate("document.querySelector('input[name=csrf_token]').remove()")
+    page.fill("#email", email)
+    page.fill("#password", PASSWORD)
+    with page.expect_response("**/login") as answer:
+        page.click("form.login button[type=submit]")
+    assert answer.value.status == 403
+    assert "did not come from this page" in page.locator("p.message").inner_text()
+
+
+def test_an_expired_session_is_sent_back_to_login(market: Exchange, page, portal: str):
+    email = create_person(market, "buyer", market.buyer_ids["gamma"])
+    log_in(page, email)
+    page.wait_for_url("**/buyer")
+    with market.sql() as session:
+        person = people.person_by_email(session, email)
+        person_id, epoch = person.id, person.session_epoch
+    # The same session, as it will be after half an hour without a page: the cookie the portal would
+    # have signed then.
+    now = int(time.time())
+    idle = SessionState("csrf-secret", person_id, epoch, logged_in_at=now - 3600, seen_at=now - 31 * 60)
+    page.context.add_cookies([{"name": "leadx_session", "url": portal,
+                               "value": SessionSigner(market.stack.portal_secret.encode()).dumps(idle)}])
+    page.goto("/buyer")
+    page.wait_for_url("**/login?ended=1")
+    assert page.locator("p.notice").inner_text() == "Your session has ended. Log in again."
+
+
+def test_a_buyers_person_cannot_see_a_sellers_pages(market: Exchange, page):
+    log_in(page, create_person(market, "buyer", market.buyer_ids["alpha"], "member"))
+    page.wait_for_url("**/buyer")
+    assert page.locator("nav a[href='/seller']").count() == 0
+    answer = page.goto("/seller")
+    assert answer is not None and answer.status == 404
+    assert page.title() == "Not found · leadx"

@@ -1,0 +1,90 @@
+"""The portal's app on SQLite and a real Redis, its dashboard unreachable: what a person sees when a
+part is down (503, still logged in, never a 500), and its answers to requests no page takes."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import Awaitable, Callable
+
+import httpx
+import pytest
+
+from leadx.accounts import accounts, people
+from leadx.accounts.people import SessionPolicy, SessionSigner, ThrottlePolicy
+from leadx.dev.ports import free_port
+from leadx.platform.db.engine import create_schema, make_engine, session_factory
+from leadx.platform.health import Readiness
+from leadx.platform.redis.client import connect
+from services.portal.app import build_app, templates
+from services.portal.dashboard import Dashboard
+from services.portal.throttle import LoginThrottle
+from services.portal.web import MAX_FORM_BYTES, PortalDeps
+
+SECRET = b"s" * 32
+PASSWORD = "a long test password"
+
+
+@pytest.fixture
+def portal(sqlite_url, redis_url, unique_prefix):
+    engine = make_engine(sqlite_url)
+    create_schema(engine)
+    sessions = session_factory(engine)
+    with sessions() as session:
+        buyer = accounts.create_buyer(session, "Acme", "https://acme.example/ping", "https://acme.example/post")
+        people.create_person(session, "ann@example.com", PASSWORD, "buyer", buyer.id, "owner")
+    deps = PortalDeps(sessions=sessions, signer=SessionSigner(SECRET), policy=SessionPolicy(),
+                      throttle=LoginThrottle(connect(redis_url), unique_prefix, ThrottlePolicy(), SECRET),
+                      dashboard=Dashboard(f"127.0.0.1:{free_port()}", "a-test-key"),  # nothing listens there
+                      templates=templates(), readiness=Readiness(), secure_cookies=True)
+
+    app = build_app(deps)
+
+    def run(scenario: Callable[[httpx.AsyncClient], Awaitable[None]]) -> None:
+        async def with_client() -> None:
+            deps.dashboard.start()  # on this loop, as the portal's lifespan does on uvicorn's
+            transport = httpx.ASGITransport(app=app, client=("203.0.113.8", 40000))
+            async with httpx.AsyncClient(transport=transport, base_url="https://portal.test") as client:
+                await scenario(client)
+            await deps.dashboard.close()
+
+        asyncio.run(with_client())
+
+    yield run
+    engine.dispose()
+
+
+async def log_in(client: httpx.AsyncClient, password: str = PASSWORD) -> httpx.Response:
+    token = re.search(r'name="csrf_token" value="([^"]+)"', (await client.get("/login")).text).group(1)
+    return await client.post("/login", data={"csrf_token": token, "email": "ann@example.com", "password": password})
+
+
+def test_the_dashboard_down_is_a_503_page_and_the_person_stays_logged_in(portal):
+    async def scenario(client: httpx.AsyncClient) -> None:
+        assert "secure" in (await client.get("/login")).headers["set-cookie"].lower()
+        assert (await log_in(client)).headers["location"] == "/buyer"
+        page = await client.get("/buyer")
+        assert page.status_code == 503 and "briefly unavailable" in page.text
+        assert page.headers["retry-after"] == "5" and "unsafe-inline" not in page.headers["content-security-policy"]
+        assert (await client.get("/")).headers["location"] == "/buyer"  # still logged in
+
+    portal(scenario)
+
+
+def test_requests_no_page_takes(portal):
+    async def scenario(client: httpx.AsyncClient) -> None:
+        assert (await client.get("/logout")).status_code == 405
+        assert (await client.get("/nowhere")).status_code == 404
+        token = re.search(r'name="csrf_token" value="([^"]+)"', (await client.get("/login")).text).group(1)
+        too_large = await client.post("/login", data={"csrf_token": token, "email": "x" * MAX_FORM_BYTES,
+                                                      "password": "p"})
+        assert too_large.status_code == 413 and "larger than any" in too_large.text
+        assert (await log_in(client, "not the password")).status_code == 401
+        # A logout whose session has already ended (the cookie is of no one) just goes to the login.
+        client.cookies.clear()
+        assert (await client.post("/logout", data={})).headers["location"] == "/login"
+        # A logged-in person's logout without the form's token is refused.
+        assert (await log_in(client)).status_code == 303
+        assert (await client.post("/logout", data={})).status_code == 403
+
+    portal(scenario)
