@@ -5,10 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import signal
 from pathlib import Path
 
-import uvicorn
 
 from leadx.accounts.directory import BuyerDirectory
 from leadx.dedup.scopes import DedupPolicy
@@ -21,6 +19,7 @@ from leadx.ledger.returns import ReturnPolicy
 from leadx.platform.db.engine import make_engine, session_factory
 from leadx.platform.db.schema import exit_unless_current
 from leadx.platform.health import HealthServer, Readiness
+from leadx.platform.http_service import serve
 from leadx.platform.kafka.admin import ensure_topics
 from leadx.platform.kafka.producer import EventProducer
 from leadx.platform.logs import log_event, setup_logging
@@ -112,27 +111,11 @@ def create_app(settings: IntakeSettings):
         readiness=readiness, lifespan=lifespan, callers=callers)
 
 
-class _Server(uvicorn.Server):
-    """uvicorn re-raises SIGTERM after its graceful shutdown, so the process would end "killed by
-    signal" even after a clean drain. Like the other services, intake drains and exits 0."""
-
-    @contextlib.contextmanager
-    def capture_signals(self):
-        original = {sig: signal.signal(sig, self.handle_exit) for sig in (signal.SIGTERM, signal.SIGINT)}
-        try:
-            yield
-        finally:
-            for sig, handler in original.items():
-                signal.signal(sig, handler)
-
-
 def main() -> None:
     settings = IntakeSettings.from_env()
     setup_logging("intake", settings.common.log_level)
     setup_tracing("intake")
-    config = uvicorn.Config(create_app(settings), host="0.0.0.0", port=settings.port, log_config=None,
-                            access_log=False, timeout_graceful_shutdown=10)
-    _Server(config).run()
+    serve(create_app(settings), settings.port)
 
 
 if __name__ == "__main__":

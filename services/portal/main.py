@@ -5,9 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import signal
 
-import uvicorn
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from sqlalchemy import text
 
@@ -15,6 +13,7 @@ from leadx.accounts.people import SessionSigner
 from leadx.platform.db.engine import make_engine, session_factory
 from leadx.platform.db.schema import exit_unless_current
 from leadx.platform.health import HealthServer, Readiness
+from leadx.platform.http_service import serve
 from leadx.platform.logs import log_event, setup_logging
 from leadx.platform.redis.client import connect as connect_redis
 from leadx.platform.telemetry import setup_tracing
@@ -95,26 +94,11 @@ def create_app(settings: PortalSettings):
     return build_app(deps, lifespan)
 
 
-class _Server(uvicorn.Server):
-    """Exits 0 after a graceful drain on SIGTERM, as the other services (uvicorn re-raises the signal)."""
-
-    @contextlib.contextmanager
-    def capture_signals(self):
-        original = {sig: signal.signal(sig, self.handle_exit) for sig in (signal.SIGTERM, signal.SIGINT)}
-        try:
-            yield
-        finally:
-            for sig, handler in original.items():
-                signal.signal(sig, handler)
-
-
 def main() -> None:
     settings = PortalSettings.from_env()
     setup_logging("portal", settings.log_level)
     setup_tracing("portal")
-    config = uvicorn.Config(create_app(settings), host="0.0.0.0", port=settings.port, log_config=None,
-                            access_log=False, timeout_graceful_shutdown=10)
-    _Server(config).run()
+    serve(create_app(settings), settings.port)
 
 
 if __name__ == "__main__":
