@@ -34,7 +34,7 @@ from leadx.platform.kafka.admin import ensure_topics
 from leadx.platform.db.engine import make_engine, session_factory
 from leadx.platform.db.models import Sale
 from services.auction.worker import changelog_topic
-from tests.conftest import TEST_BROKER
+from tests.conftest import TEST_BROKER, poll_until
 from tests.integration.tails import forget_topics, tails_of
 
 STOP_TIMEOUT_S = 15  # as ManagedProcess.stop gives each service
@@ -187,6 +187,14 @@ class Exchange:
             if sale.lead_id == lead_id:
                 return sale
         return None
+
+    def sell(self, buyer: str, price_cents: int) -> str:
+        """A lead of this party's seller sold to `buyer` alone, at `price_cents`: its id."""
+        self.reset_buyers()
+        self.buyers.buyers[buyer].bid = price_cents
+        lead_id = self.post(self.new_consumer()).json()["lead_id"]
+        poll_until(lambda: self.sale_for(lead_id), message="the sale")
+        return lead_id
 
     def sale_rows(self) -> list[Sale]:
         with self.sql() as session:

@@ -9,7 +9,6 @@ import uuid
 import httpx
 
 from leadx.accounts import people
-from tests.conftest import poll_until
 from tests.integration.harness import Exchange
 
 PASSWORD = "a long test password"  # a test value, not a secret
@@ -34,11 +33,3 @@ def log_in(client: httpx.Client, email: str, password: str = PASSWORD) -> httpx.
     token = csrf_of(client.get("/login").text)
     return client.post("/login", data={"csrf_token": token, "email": email, "password": password})
 
-
-def sell(exchange: Exchange, buyer: str, price: int) -> str:
-    """A lead of the exchange's seller, sold to `buyer` at `price` cents: its id."""
-    exchange.reset_buyers()
-    exchange.buyers.buyers[buyer].bid = price
-    lead_id = exchange.post(exchange.new_consumer()).json()["lead_id"]
-    poll_until(lambda: exchange.sale_for(lead_id), message="the sale")
-    return lead_id

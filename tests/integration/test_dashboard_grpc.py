@@ -46,13 +46,6 @@ def admin(channel) -> Dashboard:
     return Dashboard(channel, ADMIN_KEY)
 
 
-def sell(market: Exchange, buyer: str, price: int) -> str:
-    market.reset_buyers()
-    market.buyers.buyers[buyer].bid = price
-    lead_id = market.post(market.new_consumer()).json()["lead_id"]
-    poll_until(lambda: market.sale_for(lead_id), message="the sale")
-    return lead_id
-
 
 def test_health_and_reflection(channel):
     health = health_pb2_grpc.HealthStub(channel)
@@ -67,7 +60,7 @@ def test_health_and_reflection(channel):
 
 
 def test_recent_sales_and_auction_status(market: Exchange, channel, admin):
-    lead_id = sell(market, "beta", 1750)
+    lead_id = market.sell("beta", 1750)
     beta = Dashboard(channel, market.buyer_keys["beta"])
 
     def recorded():
@@ -117,7 +110,7 @@ def test_accounts_read_only_their_own_data(market: Exchange, channel, admin):
         denied
     assert refused(other_seller.GetSellerSummary, pb.GetSellerSummaryRequest(seller_id=market.seller_id)) == denied
 
-    lead_id = sell(market, "alpha", 2500)
+    lead_id = market.sell("alpha", 2500)
     mine = poll_until(lambda: [s for s in alpha.GetBuyerSummary(pb.GetBuyerSummaryRequest(buyer_id=alpha_id))
                                .last_leads if s.lead_id == lead_id], message="the sale in alpha's summary")
     assert mine[0].price_cents == 2500
@@ -163,7 +156,7 @@ def test_accounts_read_only_their_own_data(market: Exchange, channel, admin):
 
 
 def test_market_prices_are_open_to_every_account(market: Exchange, channel):
-    lead_id = sell(market, "gamma", 4321)
+    lead_id = market.sell("gamma", 4321)
     sale = market.sale_for(lead_id)
     gamma = Dashboard(channel, market.buyer_keys["gamma"])
 

@@ -14,7 +14,7 @@ from leadx.accounts.people import SessionSigner, SessionState
 from services.portal.pages import LOGIN_FAILED
 from tests.conftest import poll_until
 from tests.integration.harness import Exchange
-from tests.integration.portal_people import PASSWORD, create_person, csrf_of, log_in, sell
+from tests.integration.portal_people import PASSWORD, create_person, csrf_of, log_in
 
 pytestmark = pytest.mark.integration
 
@@ -40,7 +40,7 @@ def test_every_answer_carries_the_security_headers(client):
 
 def test_a_buyer_logs_in_and_sees_what_it_bought(market: Exchange, client):
     email = create_person(market, "buyer", market.buyer_ids["alpha"], "read-only")
-    lead_id = sell(market, "alpha", 2150)
+    lead_id = market.sell("alpha", 2150)
     answer = log_in(client, email)
     assert (answer.status_code, answer.headers["location"]) == (303, "/buyer")
     page = poll_until(lambda: (lambda p: p if lead_id in p.text else None)(client.get("/buyer")),
@@ -58,7 +58,7 @@ def test_a_buyer_logs_in_and_sees_what_it_bought(market: Exchange, client):
 
 def test_a_seller_sees_its_latest_leads_with_their_status(market: Exchange, client):
     email = create_person(market, "seller", market.seller_id, "member")
-    lead_id = sell(market, "beta", 1800)
+    lead_id = market.sell("beta", 1800)
     assert log_in(client, email).headers["location"] == "/seller"
     page = poll_until(lambda: (lambda p: p if lead_id in p.text else None)(client.get("/seller")),
                       message="the lead on the seller's home")
@@ -68,7 +68,7 @@ def test_a_seller_sees_its_latest_leads_with_their_status(market: Exchange, clie
 
 
 def test_search_finds_only_the_accounts_own_leads(market: Exchange, client):
-    mine, theirs = sell(market, "gamma", 1400), sell(market, "alpha", 1500)
+    mine, theirs = market.sell("gamma", 1400), market.sell("alpha", 1500)
     assert log_in(client, create_person(market, "buyer", market.buyer_ids["gamma"])).status_code == 303
     found = poll_until(lambda: (lambda p: p if mine in p.text else None)(
         client.get("/search", params={"lead_id": mine.lower(), "status": "sold"})), message="the lead found")
@@ -93,7 +93,7 @@ def test_search_finds_only_the_accounts_own_leads(market: Exchange, client):
 
 
 def test_transactions_in_the_three_windows_and_as_csv(market: Exchange, client):
-    lead_id = sell(market, "beta", 2600)
+    lead_id = market.sell("beta", 2600)
     assert log_in(client, create_person(market, "buyer", market.buyer_ids["beta"])).status_code == 303
     for window in ("day", "week", "month"):
         page = poll_until(lambda window=window: (lambda p: p if lead_id in p.text else None)(

@@ -14,7 +14,7 @@ from leadx.accounts import people
 from leadx.accounts.people import SessionSigner, SessionState
 from services.portal.pages import LOGIN_FAILED
 from tests.integration.harness import Exchange
-from tests.integration.portal_people import PASSWORD, create_person, sell
+from tests.integration.portal_people import PASSWORD, create_person
 
 pytestmark = pytest.mark.integration
 
@@ -58,7 +58,7 @@ def log_in(page, email: str, password: str = PASSWORD) -> None:
 
 
 def test_a_buyer_logs_in_and_sees_its_home(market: Exchange, page):
-    lead_id = sell(market, "alpha", 3275)
+    lead_id = market.sell("alpha", 3275)
     log_in(page, create_person(market, "buyer", market.buyer_ids["alpha"]))
     page.wait_for_url("**/buyer")
     assert page.title() == "Buyer home · leadx"
