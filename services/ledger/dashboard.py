@@ -108,6 +108,27 @@ class DashboardService(dashboard_pb2_grpc.DashboardServiceServicer):
             state=request.state, status=request.status, size=size, token=request.page_token)
         return pb.SearchLeadsResponse(leads=rows, next_page_token=token)
 
+    async def GetLead(self, request, context):  # noqa: N802
+        caller = await self.auth.caller(context)
+        if not request.lead_id:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "lead_id is required")
+        kind, account_id = caller.kind, caller.id
+        if request.account_id and caller.is_admin:
+            # The admin reads as one party of the lead (the web portal, for the person logged in).
+            found = await self._query(context, _kind_of, request.account_id)
+            if found is None:
+                await context.abort(grpc.StatusCode.NOT_FOUND, f"no account {request.account_id}")
+            kind, account_id = found, request.account_id
+        elif request.account_id:
+            await self.auth.require(context, caller, caller.kind, request.account_id)
+        detail = await self._query(context, queries.lead_detail, request.lead_id,
+                                   buyer_id=account_id if kind == "buyer" else None,
+                                   seller_id=account_id if kind == "seller" else None)
+        # A lead the reader is not a party to does not exist for it.
+        if detail is None:
+            await context.abort(grpc.StatusCode.NOT_FOUND, f"no lead {request.lead_id}")
+        return detail
+
     @staticmethod
     async def _page_size(context, requested: int) -> int:
         if requested < 0:
