@@ -30,6 +30,7 @@ BUYER, SELLER, OPERATOR = "buyer", "seller", "operator"
 KINDS = (BUYER, SELLER, OPERATOR)
 OWNER, MEMBER, READ_ONLY = "owner", "member", "read-only"
 ACCOUNT_ROLES = (OWNER, MEMBER, READ_ONLY)
+CHANGING_ROLES = (OWNER, MEMBER)  # may act for the account (return a lead, ...); read-only only reads
 MIN_PASSWORD_CHARS = 12
 MAX_PASSWORD_CHARS = 256  # argon2 takes any length; a cap keeps one login from costing a megabyte's hash
 MAX_EMAIL_CHARS = 254
@@ -88,6 +89,12 @@ def check_membership(kind: str, account_id: str, role: str) -> tuple[str, str, s
 
 
 # ---------------------------------------------------------------- passwords
+
+def may_return_leads(kind: str, role: str) -> bool:
+    """A buyer's owner or member may return the leads it bought; a read-only person, a seller's
+    people and operators may not."""
+    return kind == BUYER and role in CHANGING_ROLES
+
 
 def hash_password(password: str) -> str:
     return _HASHER.hash(password)

@@ -22,6 +22,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from leadx.accounts import people
 from leadx.accounts.people import SessionPolicy, SessionSigner, SessionState
+from leadx.ledger.returns import Publisher, ReturnPolicy
 from leadx.platform.health import Readiness
 from services.portal.dashboard import Dashboard
 from services.portal.throttle import LoginThrottle
@@ -80,6 +81,8 @@ class PortalDeps:
     readiness: Readiness
     secure_cookies: bool = True
     clock: Callable[[], float] = field(default=time.time)
+    return_policy: ReturnPolicy = field(default_factory=ReturnPolicy)
+    publisher: Publisher | None = None  # lead.returned; None: returns are refused as not recorded
 
 
 @dataclass

@@ -136,3 +136,53 @@ def test_a_buyers_person_cannot_see_a_sellers_pages(market: Exchange, page):
     answer = page.goto("/seller")
     assert answer is not None and answer.status == 404
     assert page.title() == "Not found · leadx"
+
+
+def test_a_buyer_opens_a_lead_it_won_and_returns_it(market: Exchange, page):
+    lead_id, theirs = market.sell("beta", 2875), market.sell("gamma", 2900)
+    log_in(page, create_person(market, "buyer", market.buyer_ids["beta"], "owner"))
+    page.wait_for_url("**/buyer")
+    deadline = time.monotonic() + 30
+    while page.locator(f"table.leads a[href='/leads/{lead_id}']").count() == 0:
+        assert time.monotonic() < deadline, "the lead bought never showed on the buyer's home"
+        page.reload()
+    page.click(f"table.leads a[href='/leads/{lead_id}']")
+    page.wait_for_url(f"**/leads/{lead_id}")
+    assert page.title() == f"Lead {lead_id} · leadx"
+    assert "$28.75" in page.locator("table.sales").inner_text()
+    page.click("text=Return Lead")
+    page.wait_for_url(f"**/leads/{lead_id}/return")
+    page.click("form.return button[type=submit]")  # no reason: said beside the field
+    assert page.locator("#reason-error").inner_text() == "reason is required: say why the lead is returned"
+    page.fill("#reason", "the consumer never asked for a loan")
+    page.click("form.return button[type=submit]")
+    page.wait_for_url(f"**/leads/{lead_id}?returned=1")
+    assert "credited to your account" in page.locator("p.notice").inner_text()
+    assert page.locator("text=Return Lead").count() == 0
+    # The credit, once the ledger has booked it: the return on the transactions page.
+    deadline = time.monotonic() + 30
+    while True:
+        page.goto("/transactions?window=day")
+        row = page.locator("table tr", has_text=lead_id).filter(has_text="return")
+        if row.count():
+            break
+        assert time.monotonic() < deadline, "the return's credit never showed in the transactions"
+        time.sleep(0.5)
+    assert "$28.75" in row.first.locator("td.change").inner_text()
+    # Another buyer's lead, opened by its URL: no such lead.
+    answer = page.goto(f"/leads/{theirs}")
+    assert answer is not None and answer.status == 404 and page.title() == "Not found · leadx"
+
+
+def test_a_read_only_person_sees_no_return_link_and_its_post_is_refused(market: Exchange, page):
+    lead_id = market.sell("alpha", 2125)
+    log_in(page, create_person(market, "buyer", market.buyer_ids["alpha"], "read-only"))
+    page.wait_for_url("**/buyer")
+    deadline = time.monotonic() + 30
+    while (answer := page.goto(f"/leads/{lead_id}")) is None or answer.status != 200:
+        assert time.monotonic() < deadline, "the lead's page never opened"
+        time.sleep(0.5)
+    assert page.locator("text=Return Lead").count() == 0
+    token = page.input_value("input[name=csrf_token]")
+    refused = page.request.post(f"/leads/{lead_id}/return", form={"csrf_token": token, "reason": "bad lead"})
+    assert refused.status == 403 and "not return them" in refused.text()

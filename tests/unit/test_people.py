@@ -160,3 +160,10 @@ def test_people_are_created_checked_and_authenticated(sessions):
         people.end_sessions(session, person.id)
         session.refresh(person)
         assert person.session_epoch == epoch + 2
+
+
+@pytest.mark.parametrize("kind, role, may", [
+    ("buyer", "owner", True), ("buyer", "member", True), ("buyer", "read-only", False),
+    ("seller", "owner", False), ("seller", "member", False), ("operator", "operator", False)])
+def test_only_a_buyers_owners_and_members_may_return_its_leads(kind, role, may):
+    assert people.may_return_leads(kind, role) is may
