@@ -280,6 +280,13 @@ def end_sessions(session: Session, person_id: str) -> None:
     session.commit()
 
 
+def mark_returns_seen(session: Session, person_id: str, at_ms: int) -> None:
+    """The person has seen the returns up to `at_ms`: never moves back (two pages at once)."""
+    session.execute(update(Person).where(Person.id == person_id, Person.returns_seen_at_ms < at_ms)
+                    .values(returns_seen_at_ms=at_ms))
+    session.commit()
+
+
 def person_by_email(session: Session, email: str) -> Person | None:
     return session.scalar(select(Person).where(Person.email == email))
 

@@ -22,6 +22,7 @@ from services.ledger.dashboard_auth import Caller, DashboardAuth
 
 MAX_SALES = 500
 MAX_DUPLICATE_DAYS = 366
+MAX_NOTICES = 100
 QUERY_TIMEOUT_S = 30  # for a call without a deadline
 PERIODS = {pb.PERIOD_DAY: "day", pb.PERIOD_WEEK: "week", pb.PERIOD_MONTH: "month"}
 
@@ -128,6 +129,14 @@ class DashboardService(dashboard_pb2_grpc.DashboardServiceServicer):
         if detail is None:
             await context.abort(grpc.StatusCode.NOT_FOUND, f"no lead {request.lead_id}")
         return detail
+
+    async def ListReturnNotices(self, request, context):  # noqa: N802
+        await self._caller_for(context, "seller", request.seller_id)
+        if not 0 <= request.limit <= MAX_NOTICES:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"limit must be between 1 and {MAX_NOTICES}")
+        notices, unread = await self._query(context, queries.return_notices, request.seller_id, request.since_ms,
+                                            request.limit or 10)
+        return pb.ListReturnNoticesResponse(notices=notices, unread=unread)
 
     @staticmethod
     async def _page_size(context, requested: int) -> int:

@@ -235,6 +235,18 @@ def market_prices(session: Session, period: str, from_day: str, to_day: str, *, 
     return prices
 
 
+# ---------------------------------------------------------------- a seller's notifications
+
+def return_notices(session: Session, seller_id: str, since_ms: int, limit: int) -> tuple[list[pb.ReturnNotice], int]:
+    """The latest returns of the seller's leads, newest first, and how many came after `since_ms`."""
+    rows = session.scalars(select(LeadReturn).where(LeadReturn.seller_id == seller_id)
+                           .order_by(LeadReturn.returned_at_ms.desc(), LeadReturn.lead_id.desc()).limit(limit))
+    unread = session.scalar(select(func.count()).select_from(LeadReturn).where(
+        LeadReturn.seller_id == seller_id, LeadReturn.returned_at_ms > since_ms))
+    return [pb.ReturnNotice(lead_id=r.lead_id, reason=r.reason, price_cents=r.price_cents,
+                            returned_at_ms=r.returned_at_ms) for r in rows], int(unread or 0)
+
+
 # ---------------------------------------------------------------- one lead
 
 def lead_detail(session: Session, lead_id: str, *, buyer_id: str | None = None,

@@ -114,6 +114,12 @@ class Dashboard:
                 return None
             raise DashboardUnavailable(f"{error.code().name}: {error.details()}") from None
 
+    async def return_notices(self, seller_id: str, since_ms: int, limit: int = LATEST_LEADS
+                             ) -> pb.ListReturnNoticesResponse:
+        """The latest returns of the seller's leads, and how many came after `since_ms`."""
+        return await self._call(self.stub.ListReturnNotices, pb.ListReturnNoticesRequest(
+            seller_id=seller_id, since_ms=since_ms, limit=limit))
+
     async def recent_sales(self, limit: int = 20) -> list[pb.Sale]:
         return list((await self._call(self.stub.ListRecentSales, pb.ListRecentSalesRequest(limit=limit))).sales)
 

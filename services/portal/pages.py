@@ -169,10 +169,21 @@ async def seller_home(deps: PortalDeps, request: Request) -> Response:
     if refused is not None:
         return refused
     assert current.person is not None
-    home = await deps.dashboard.seller_home(current.person.account_id)
+    person = current.person
+    home = await deps.dashboard.seller_home(person.account_id)
+    notices = await deps.dashboard.return_notices(person.account_id, person.returns_seen_at_ms)
+    if notices.unread:
+        # Shown here, so read: up to the newest shown (a return booked after this page stays unread).
+        await asyncio.to_thread(_mark_returns_seen, deps, person.id, notices.notices[0].returned_at_ms)
+        current.unread = 0
     return render(deps, request, current, "seller_home.html",
                   {"title": "Seller home", "windows": home.summary.windows, "window_names": WINDOW_NAMES,
-                   "leads": home.latest})
+                   "leads": home.latest, "notices": notices.notices, "seen_at_ms": person.returns_seen_at_ms})
+
+
+def _mark_returns_seen(deps: PortalDeps, person_id: str, at_ms: int) -> None:
+    with deps.sessions() as session:
+        people.mark_returns_seen(session, person_id, at_ms)
 
 
 async def search(deps: PortalDeps, request: Request) -> Response:

@@ -218,3 +218,16 @@ def test_a_lead_is_read_by_its_parties_only(market: Exchange, channel, admin):
     assert refused(alpha.GetLead, pb.GetLeadRequest(lead_id=lead_id, account_id=beta_id)) == \
         grpc.StatusCode.PERMISSION_DENIED
     assert refused(admin.GetLead, pb.GetLeadRequest()) == grpc.StatusCode.INVALID_ARGUMENT
+
+
+def test_a_sellers_return_notices_are_its_own(market: Exchange, channel, admin):
+    request = pb.ListReturnNoticesRequest(seller_id=market.seller_id, limit=5)
+    mine = Dashboard(channel, market.seller_key).ListReturnNotices(request)
+    assert mine.unread >= len(mine.notices) and len(mine.notices) <= 5
+    assert admin.ListReturnNotices(request).unread == mine.unread
+    denied = grpc.StatusCode.PERMISSION_DENIED
+    assert refused(Dashboard(channel, market.other_seller_key).ListReturnNotices, request) == denied
+    assert refused(Dashboard(channel, market.buyer_keys["alpha"]).ListReturnNotices, request) == denied
+    assert refused(admin.ListReturnNotices, pb.ListReturnNoticesRequest(seller_id=market.seller_id, limit=101)) == \
+        grpc.StatusCode.INVALID_ARGUMENT
+    assert refused(admin.ListReturnNotices, pb.ListReturnNoticesRequest()) == grpc.StatusCode.INVALID_ARGUMENT

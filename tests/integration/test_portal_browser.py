@@ -172,6 +172,14 @@ def test_a_buyer_opens_a_lead_it_won_and_returns_it(market: Exchange, page):
     # Another buyer's lead, opened by its URL: no such lead.
     answer = page.goto(f"/leads/{theirs}")
     assert answer is not None and answer.status == 404 and page.title() == "Not found · leadx"
+    # The seller logs in: the unread count in its bar, the return and its reason on its home.
+    page.click("text=Log out")
+    log_in(page, create_person(market, "seller", market.seller_id, "member"))
+    page.wait_for_url("**/seller")
+    notice = page.locator("ul.notices li", has_text=lead_id)
+    assert "the consumer never asked for a loan" in notice.inner_text() and "New:" in notice.inner_text()
+    page.click("nav >> text=Search")
+    assert page.locator("nav .unread").count() == 0  # seen on the home: read
 
 
 def test_a_read_only_person_sees_no_return_link_and_its_post_is_refused(market: Exchange, page):

@@ -109,3 +109,25 @@ def test_a_buyer_returns_a_lead_with_a_reason_and_is_credited(market: Exchange, 
     assert client.get(f"/leads/{lead_id}/return").headers["location"] == f"/leads/{lead_id}"
     client.post(f"/leads/{lead_id}/return", data={"csrf_token": token, "reason": "again"})
     assert [r.reason for r in returns_of(market, lead_id)] == ["disconnected phone"]
+
+
+def test_the_seller_is_notified_of_a_return_until_it_has_seen_it(market: Exchange, client, other):
+    lead_id = market.sell("gamma", 1650)
+    assert log_in(other, create_person(market, "seller", market.seller_id, "read-only")).status_code == 303
+    other.get("/seller")  # the returns of earlier tests: seen
+    assert '<span class="unread"' not in other.get("/search").text
+    assert log_in(client, create_person(market, "buyer", market.buyer_ids["gamma"], "owner")).status_code == 303
+    token = csrf_of(lead_page(client, lead_id).text)
+    assert client.post(f"/leads/{lead_id}/return", data={"csrf_token": token, "reason": "wrong number"}
+                       ).status_code == 303
+    # The unread count in the seller's navigation bar, on any page; the notice with its reason on its home.
+    bar = other.get("/search").text.split("</nav>")[0]
+    assert '<span class="unread" title="returns not yet seen">1</span>' in bar
+    home = other.get("/seller").text
+    notice = home[home.index('<ul class="notices">'):].split("</ul>")[0]
+    assert lead_id in notice and "wrong number" in notice and "<strong>New:</strong>" in notice
+    assert '<span class="unread"' not in home.split("</nav>")[0]  # seen now
+    again = other.get("/seller").text
+    item = again[again.index('<ul class="notices">'):].split("</ul>")[0].split(lead_id)[0].split("<li")[-1]
+    assert "New:" not in item and "wrong number" in again
+    assert '<span class="unread"' not in other.get("/search").text

@@ -251,3 +251,17 @@ def test_a_buyer_reads_the_other_buyers_of_a_shared_lead_unnamed(sessions):
     assert {p.buyer_id for p in one.posts} == {"", "b_1"}
     assert one.returnable
     assert [s.buyer_id for s in admin.sales] == ["b_2", "b_1"]
+
+
+def test_a_sellers_return_notices_are_its_own_newest_first_with_the_unread_counted(sessions):
+    record(sessions, sale_event("L00000001", "b_1", "s_1", 1000, NOW - 50),
+           sale_event("L00000002", "b_1", "s_1", 2000, NOW - 40), sale_event("L00000003", "b_1", "s_2", 3000, NOW - 30),
+           returned("L00000001", "b_1", "s_1", 1000, NOW - 20), returned("L00000002", "b_1", "s_1", 2000, NOW - 10),
+           returned("L00000003", "b_1", "s_2", 3000, NOW - 5))
+    with sessions() as session:
+        notices, unread = q.return_notices(session, "s_1", NOW - 15, 10)
+        assert q.return_notices(session, "s_1", 0, 1)[1] == 2
+        assert q.return_notices(session, "s_3", 0, 10) == ([], 0)
+    assert [(n.lead_id, n.reason, n.price_cents) for n in notices] == [("L00000002", "bad", 2000),
+                                                                       ("L00000001", "bad", 1000)]
+    assert unread == 1

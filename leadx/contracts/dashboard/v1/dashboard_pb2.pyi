@@ -424,3 +424,33 @@ class LeadDetail(_message.Message):
     posts: _containers.RepeatedCompositeFieldContainer[LeadPost]
     returnable: bool
     def __init__(self, lead_id: _Optional[str] = ..., seller_id: _Optional[str] = ..., vertical: _Optional[str] = ..., state: _Optional[str] = ..., status: _Optional[str] = ..., submitted_at_ms: _Optional[int] = ..., fields: _Optional[_Iterable[_Union[LeadField, _Mapping]]] = ..., history: _Optional[_Iterable[_Union[LeadStatusChange, _Mapping]]] = ..., auctions: _Optional[_Iterable[_Union[LeadAuction, _Mapping]]] = ..., sales: _Optional[_Iterable[_Union[LeadSale, _Mapping]]] = ..., posts: _Optional[_Iterable[_Union[LeadPost, _Mapping]]] = ..., returnable: _Optional[bool] = ...) -> None: ...
+
+class ListReturnNoticesRequest(_message.Message):
+    __slots__ = ("seller_id", "since_ms", "limit")
+    SELLER_ID_FIELD_NUMBER: _ClassVar[int]
+    SINCE_MS_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    seller_id: str
+    since_ms: int
+    limit: int
+    def __init__(self, seller_id: _Optional[str] = ..., since_ms: _Optional[int] = ..., limit: _Optional[int] = ...) -> None: ...
+
+class ReturnNotice(_message.Message):
+    __slots__ = ("lead_id", "reason", "price_cents", "returned_at_ms")
+    LEAD_ID_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    PRICE_CENTS_FIELD_NUMBER: _ClassVar[int]
+    RETURNED_AT_MS_FIELD_NUMBER: _ClassVar[int]
+    lead_id: str
+    reason: str
+    price_cents: int
+    returned_at_ms: int
+    def __init__(self, lead_id: _Optional[str] = ..., reason: _Optional[str] = ..., price_cents: _Optional[int] = ..., returned_at_ms: _Optional[int] = ...) -> None: ...
+
+class ListReturnNoticesResponse(_message.Message):
+    __slots__ = ("notices", "unread")
+    NOTICES_FIELD_NUMBER: _ClassVar[int]
+    UNREAD_FIELD_NUMBER: _ClassVar[int]
+    notices: _containers.RepeatedCompositeFieldContainer[ReturnNotice]
+    unread: int
+    def __init__(self, notices: _Optional[_Iterable[_Union[ReturnNotice, _Mapping]]] = ..., unread: _Optional[int] = ...) -> None: ...
