@@ -197,7 +197,14 @@ def test_a_lead_is_read_by_its_parties_only(market: Exchange, channel, admin):
     alpha_id, beta_id = market.buyer_ids["alpha"], market.buyer_ids["beta"]
     alpha = Dashboard(channel, market.buyer_keys["alpha"])
     request = pb.GetLeadRequest(lead_id=lead_id)
-    lead = poll_until(lambda: [d for d in [alpha.GetLead(request)] if d.sales], message="the sale on alpha's lead")[0]
+
+    def recorded():
+        try:
+            return alpha.GetLead(request)
+        except grpc.RpcError as error:  # until the ledger has recorded the sale, alpha is no party to it
+            assert error.code() == grpc.StatusCode.NOT_FOUND
+            return None
+    lead = poll_until(recorded, message="the sale on alpha's lead")
     assert lead.lead_id == lead_id and lead.status == "sold" and lead.returnable
     assert [(s.rank, s.buyer_id, s.price_cents, s.yours) for s in lead.sales] == [(1, alpha_id, 2600, True)]
     assert {f.name for f in lead.fields} >= {"email", "zip"}  # the consumer's details: its buyer's

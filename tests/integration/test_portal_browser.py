@@ -14,7 +14,7 @@ from leadx.accounts import people
 from leadx.accounts.people import SessionSigner, SessionState
 from services.portal.pages import LOGIN_FAILED
 from tests.integration.harness import Exchange
-from tests.integration.portal_people import PASSWORD, create_person
+from tests.integration.portal_people import PASSWORD, create_person, sell_returnable
 
 pytestmark = pytest.mark.integration
 
@@ -139,7 +139,7 @@ def test_a_buyers_person_cannot_see_a_sellers_pages(market: Exchange, page):
 
 
 def test_a_buyer_opens_a_lead_it_won_and_returns_it(market: Exchange, page):
-    lead_id, theirs = market.sell("beta", 2875), market.sell("gamma", 2900)
+    lead_id, theirs = sell_returnable(market, "beta", 2875), market.sell("gamma", 2900)
     log_in(page, create_person(market, "buyer", market.buyer_ids["beta"], "owner"))
     page.wait_for_url("**/buyer")
     deadline = time.monotonic() + 30

@@ -13,7 +13,7 @@ from leadx.accounts import accounts
 from leadx.platform.db.models import Lead, LeadReturn
 from tests.conftest import poll_until
 from tests.integration.harness import Exchange
-from tests.integration.portal_people import create_person, csrf_of, log_in
+from tests.integration.portal_people import create_person, csrf_of, log_in, sell_returnable, wait_recorded
 
 pytestmark = pytest.mark.integration
 
@@ -91,7 +91,12 @@ def test_a_buyer_returns_a_lead_with_a_reason_and_is_credited(market: Exchange, 
         bad = client.post(f"/leads/{lead_id}/return", data={"csrf_token": token, "reason": reason})
         assert bad.status_code == 400 and message in bad.text and 'id="reason-error"' in bad.text
     assert client.post(f"/leads/{lead_id}/return", data={"reason": "no token"}).status_code == 403
+    # The API's rules: one return of the buyer's one purchase would pass the return rate cap.
+    capped = client.post(f"/leads/{lead_id}/return", data={"csrf_token": token, "reason": "disconnected phone"})
+    assert capped.status_code == 422 and "Returns may be at most 25% of your purchases" in capped.text
+    assert 'id="lead-error"' in capped.text and "disconnected phone" in capped.text  # the reason kept
     assert returns_of(market, lead_id) == []
+    wait_recorded(market, [market.sell("alpha", 1000) for _ in range(3)])  # one return of four: within the cap
 
     done = client.post(f"/leads/{lead_id}/return", data={"csrf_token": token, "reason": "  disconnected phone "})
     assert (done.status_code, done.headers["location"]) == (303, f"/leads/{lead_id}?returned=1")
@@ -112,7 +117,7 @@ def test_a_buyer_returns_a_lead_with_a_reason_and_is_credited(market: Exchange, 
 
 
 def test_the_seller_is_notified_of_a_return_until_it_has_seen_it(market: Exchange, client, other):
-    lead_id = market.sell("gamma", 1650)
+    lead_id = sell_returnable(market, "gamma", 1650)
     assert log_in(other, create_person(market, "seller", market.seller_id, "read-only")).status_code == 303
     other.get("/seller")  # the returns of earlier tests: seen
     assert '<span class="unread"' not in other.get("/search").text
