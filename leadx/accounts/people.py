@@ -30,6 +30,7 @@ BUYER, SELLER, OPERATOR = "buyer", "seller", "operator"
 KINDS = (BUYER, SELLER, OPERATOR)
 OWNER, MEMBER, READ_ONLY = "owner", "member", "read-only"
 ACCOUNT_ROLES = (OWNER, MEMBER, READ_ONLY)
+CHANGING_ROLES = (OWNER, MEMBER)  # may act for the account (return a lead, ...); read-only only reads
 MIN_PASSWORD_CHARS = 12
 MAX_PASSWORD_CHARS = 256  # argon2 takes any length; a cap keeps one login from costing a megabyte's hash
 MAX_EMAIL_CHARS = 254
@@ -88,6 +89,12 @@ def check_membership(kind: str, account_id: str, role: str) -> tuple[str, str, s
 
 
 # ---------------------------------------------------------------- passwords
+
+def may_return_leads(kind: str, role: str) -> bool:
+    """A buyer's owner or member may return the leads it bought; a read-only person, a seller's
+    people and operators may not."""
+    return kind == BUYER and role in CHANGING_ROLES
+
 
 def hash_password(password: str) -> str:
     return _HASHER.hash(password)
@@ -270,6 +277,13 @@ def reset_password(session: Session, email: str, password: str) -> Person:
 
 def end_sessions(session: Session, person_id: str) -> None:
     session.execute(update(Person).where(Person.id == person_id).values(session_epoch=Person.session_epoch + 1))
+    session.commit()
+
+
+def mark_returns_seen(session: Session, person_id: str, at_ms: int) -> None:
+    """The person has seen the returns up to `at_ms`: never moves back (two pages at once)."""
+    session.execute(update(Person).where(Person.id == person_id, Person.returns_seen_at_ms < at_ms)
+                    .values(returns_seen_at_ms=at_ms))
     session.commit()
 
 

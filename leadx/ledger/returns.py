@@ -12,16 +12,22 @@ buyer's retry completes the return, and the ledger books it once whatever it rec
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
+from typing import Protocol
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
+from google.protobuf.message import Message
+
+from leadx.contracts import topics
 from leadx.contracts.events.v1 import events_pb2 as ev
 from leadx.ledger.reports import buyer_return_counts
 from leadx.platform.config import env_float, env_int
 from leadx.platform.db.models import Buyer, Lead, LeadReturn, Sale
+from leadx.platform.ids import derived_event_id
 from leadx.platform.utc_days import DAY_MS
 
 MAX_REASON_CHARS = 500
@@ -103,6 +109,30 @@ def claim_return(sessions: sessionmaker[Session], policy: ReturnPolicy, lead_id:
             return _event(sale, claimed, session.get(Lead, lead_id))
     except IntegrityError:  # the same lead claimed by a simultaneous request: answer as a repeat
         return claim_return(sessions, policy, lead_id, buyer_id, reason, now_ms)
+
+
+class Publisher(Protocol):
+    async def publish(self, topic: str, key: str, message: Message, event_id: str | None = None) -> str: ...
+
+
+class NotRecorded(Exception):
+    """The return's event could not be published: its claim was taken back, nothing is recorded; retry."""
+
+
+async def return_lead(sessions: sessionmaker[Session], policy: ReturnPolicy, publisher: Publisher, lead_id: str,
+                      buyer_id: str, reason: str, now_ms: int) -> ev.LeadReturned | Refusal:
+    """A buyer's return, as every door (the API, the web portal) books it: claimed in SQL under the
+    rules, then published as lead.returned for the ledger; the claim is taken back when the publish
+    fails (NotRecorded). `reason` has passed `reason_problem`."""
+    claimed = await asyncio.to_thread(claim_return, sessions, policy, lead_id, buyer_id, reason, now_ms)
+    if isinstance(claimed, Refusal):
+        return claimed
+    try:
+        await publisher.publish(topics.LEAD_RETURNED, lead_id, claimed, derived_event_id(lead_id, "return", buyer_id))
+    except Exception:
+        await asyncio.to_thread(unclaim_return, sessions, lead_id, buyer_id, now_ms)
+        raise NotRecorded(lead_id) from None
+    return claimed
 
 
 def unclaim_return(sessions: sessionmaker[Session], lead_id: str, buyer_id: str, returned_at_ms: int) -> None:

@@ -127,18 +127,14 @@ class Buyers:
         if problem:
             code = "FIELD_INVALID" if reason and reason.strip() else "FIELD_MISSING"
             raise ApiError(422, code, problem, field="reason")
-        now_ms = int(time.time() * 1000)
-        claimed = await asyncio.to_thread(returns.claim_return, deps.sessions, deps.return_policy, lead_id,
-                                          buyer_id, (reason or "").strip(), now_ms)
-        if isinstance(claimed, returns.Refusal):
-            raise ApiError(claimed.http_status, claimed.code, claimed.message, field="lead_id")
         try:
-            await deps.producer.publish(topics.LEAD_RETURNED, lead_id, claimed,
-                                        derived_event_id(lead_id, "return", buyer_id))
-        except Exception:
-            await asyncio.to_thread(returns.unclaim_return, deps.sessions, lead_id, buyer_id, now_ms)
+            claimed = await returns.return_lead(deps.sessions, deps.return_policy, deps.producer, lead_id, buyer_id,
+                                                (reason or "").strip(), int(time.time() * 1000))
+        except returns.NotRecorded:
             raise ApiError(503, "SERVICE_UNAVAILABLE", "the exchange could not record the return; retry",
                            headers={"Retry-After": "1"}) from None
+        if isinstance(claimed, returns.Refusal):
+            raise ApiError(claimed.http_status, claimed.code, claimed.message, field="lead_id")
         log_event(log, "lead returned", lead_id=lead_id, buyer_id=buyer_id, seller_id=claimed.seller_id)
         return Answer("returned", 200, lead_id, extra={"credited_cents": claimed.price_cents,
                                                         "returned_at_ms": claimed.returned_at_ms})

@@ -22,6 +22,7 @@ from services.ledger.dashboard_auth import Caller, DashboardAuth
 
 MAX_SALES = 500
 MAX_DUPLICATE_DAYS = 366
+MAX_NOTICES = 100
 QUERY_TIMEOUT_S = 30  # for a call without a deadline
 PERIODS = {pb.PERIOD_DAY: "day", pb.PERIOD_WEEK: "week", pb.PERIOD_MONTH: "month"}
 
@@ -107,6 +108,35 @@ class DashboardService(dashboard_pb2_grpc.DashboardServiceServicer):
             buyer_id=account_id if kind == "buyer" else None, lead_id=request.lead_id, day=request.day,
             state=request.state, status=request.status, size=size, token=request.page_token)
         return pb.SearchLeadsResponse(leads=rows, next_page_token=token)
+
+    async def GetLead(self, request, context):  # noqa: N802
+        caller = await self.auth.caller(context)
+        if not request.lead_id:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "lead_id is required")
+        kind, account_id = caller.kind, caller.id
+        if request.account_id and caller.is_admin:
+            # The admin reads as one party of the lead (the web portal, for the person logged in).
+            found = await self._query(context, _kind_of, request.account_id)
+            if found is None:
+                await context.abort(grpc.StatusCode.NOT_FOUND, f"no account {request.account_id}")
+            kind, account_id = found, request.account_id
+        elif request.account_id:
+            await self.auth.require(context, caller, caller.kind, request.account_id)
+        detail = await self._query(context, queries.lead_detail, request.lead_id,
+                                   buyer_id=account_id if kind == "buyer" else None,
+                                   seller_id=account_id if kind == "seller" else None)
+        # A lead the reader is not a party to does not exist for it.
+        if detail is None:
+            await context.abort(grpc.StatusCode.NOT_FOUND, f"no lead {request.lead_id}")
+        return detail
+
+    async def ListReturnNotices(self, request, context):  # noqa: N802
+        await self._caller_for(context, "seller", request.seller_id)
+        if not 0 <= request.limit <= MAX_NOTICES:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"limit must be between 1 and {MAX_NOTICES}")
+        notices, unread = await self._query(context, queries.return_notices, request.seller_id, request.since_ms,
+                                            request.limit or 10)
+        return pb.ListReturnNoticesResponse(notices=notices, unread=unread)
 
     @staticmethod
     async def _page_size(context, requested: int) -> int:

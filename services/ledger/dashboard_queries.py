@@ -14,7 +14,17 @@ from sqlalchemy.orm import Session
 from leadx.contracts.dashboard.v1 import dashboard_pb2 as pb
 from leadx.leads import status as lead_status
 from leadx.ledger import billing
-from leadx.platform.db.models import BuyerDuplicateDay, Lead, LedgerEntry, LedgerTransaction, MarketDay, Sale
+from leadx.platform.db.models import (
+    Auction,
+    BuyerDuplicateDay,
+    Lead,
+    LeadReturn,
+    LedgerEntry,
+    LedgerTransaction,
+    MarketDay,
+    PostAttempt,
+    Sale,
+)
 from leadx.platform.utc_days import DAY_MS, utc_day
 
 WINDOW_DAYS = {"day": 1, "week": 7, "month": 30, "year": 365}
@@ -223,3 +233,70 @@ def market_prices(session: Session, period: str, from_day: str, to_day: str, *, 
                                      county=row[3] if by_county else "", sales=sales,
                                      average_price_cents=average(total, sales), total_cents=total))
     return prices
+
+
+# ---------------------------------------------------------------- a seller's notifications
+
+def return_notices(session: Session, seller_id: str, since_ms: int, limit: int) -> tuple[list[pb.ReturnNotice], int]:
+    """The latest returns of the seller's leads, newest first, and how many came after `since_ms`."""
+    rows = session.scalars(select(LeadReturn).where(LeadReturn.seller_id == seller_id)
+                           .order_by(LeadReturn.returned_at_ms.desc(), LeadReturn.lead_id.desc()).limit(limit))
+    unread = session.scalar(select(func.count()).select_from(LeadReturn).where(
+        LeadReturn.seller_id == seller_id, LeadReturn.returned_at_ms > since_ms))
+    return [pb.ReturnNotice(lead_id=r.lead_id, reason=r.reason, price_cents=r.price_cents,
+                            returned_at_ms=r.returned_at_ms) for r in rows], int(unread or 0)
+
+
+# ---------------------------------------------------------------- one lead
+
+def lead_detail(session: Session, lead_id: str, *, buyer_id: str | None = None,
+                seller_id: str | None = None) -> pb.LeadDetail | None:
+    """Everything about a lead for one of its parties: the buyer that bought it (`buyer_id`), the
+    seller that sent it (`seller_id`) or, neither given, the admin. None when the reader is not a
+    party, exactly as when the lead does not exist. The consumer's fields go only to a buyer that
+    bought it; a buyer reads other buyers' purchases and posts of the lead without their names."""
+    lead = session.get(Lead, lead_id)
+    if lead is None or (seller_id is not None and lead.seller_id != seller_id):
+        return None
+    sales = session.scalars(select(Sale).where(Sale.lead_id == lead_id).order_by(
+        Sale.sold.desc(), Sale.price_cents.desc(), Sale.closed_at_ms, Sale.buyer_id)).all()
+    if buyer_id is not None and not any(s.sold and s.buyer_id == buyer_id for s in sales):
+        return None
+    is_buyer = buyer_id is not None
+    returns = session.scalars(select(LeadReturn).where(LeadReturn.lead_id == lead_id)).all()
+    if is_buyer:
+        returns = [r for r in returns if r.buyer_id == buyer_id]
+    auctions = session.scalars(select(Auction).where(Auction.lead_id == lead_id)
+                               .order_by(Auction.opened_at_ms)).all()
+    posts = session.scalars(select(PostAttempt).where(PostAttempt.lead_id == lead_id)
+                            .order_by(PostAttempt.sent_at_ms, PostAttempt.id)).all()
+
+    def named(party: str) -> str:
+        return party if not is_buyer or party == buyer_id else ""
+
+    history = [pb.LeadStatusChange(status="submitted", at_ms=lead.submitted_at_ms)]
+    history += [pb.LeadStatusChange(status="in_auction", at_ms=a.opened_at_ms) for a in auctions]
+    if lead.rejected_at_ms is not None and lead.status in (lead_status.REJECTED, lead_status.DUPLICATE):
+        history.append(pb.LeadStatusChange(status=lead_status.PUBLIC[lead.status], at_ms=lead.rejected_at_ms))
+    history += [pb.LeadStatusChange(status="sold" if s.sold else "unsold", at_ms=s.closed_at_ms)
+                for s in sales if s.sold or not is_buyer]
+    history += [pb.LeadStatusChange(status="returned", at_ms=r.returned_at_ms, detail=r.reason) for r in returns]
+    history.sort(key=lambda change: change.at_ms)
+    sold = [s for s in sales if s.sold]
+    detail = pb.LeadDetail(
+        lead_id=lead.id, seller_id=lead.seller_id, vertical=lead.vertical, state=lead.state or "",
+        status=lead_status.PUBLIC.get(lead.status, lead.status or ""), submitted_at_ms=lead.submitted_at_ms,
+        history=history,
+        auctions=[pb.LeadAuction(auction_id=a.id, offered_buyers=a.offered_buyers, opened_at_ms=a.opened_at_ms,
+                                 closes_at_ms=a.closes_at_ms) for a in auctions],
+        sales=[pb.LeadSale(rank=rank, buyer_id=named(s.buyer_id or ""), price_cents=s.price_cents,
+                           fee_cents=0 if is_buyer else s.seller_fee_cents, sold=True, closed_at_ms=s.closed_at_ms,
+                           returned=s.returned, yours=s.buyer_id == buyer_id)
+               for rank, s in enumerate(sold, start=1)],
+        posts=[pb.LeadPost(buyer_id=named(p.buyer_id), sent_at_ms=p.sent_at_ms, http_status=p.status or 0,
+                           outcome=p.outcome, latency_ms=p.latency_ms, yours=p.buyer_id == buyer_id) for p in posts])
+    if is_buyer:
+        detail.fields.extend(pb.LeadField(name=str(name), value=str(value))
+                             for name, value in sorted((lead.fields or {}).items()))
+        detail.returnable = not returns
+    return detail

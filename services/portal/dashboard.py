@@ -103,6 +103,23 @@ class Dashboard:
             account_id=account_id, window=window, page_size=size, page_token=page))
         return list(answer.transactions), answer.next_page_token
 
+    async def lead(self, account_id: str, lead_id: str) -> pb.LeadDetail | None:
+        """A lead read as a party of it (`account_id`; empty: an operator, who reads any lead
+        without the consumer's details), or None when it is not one's to read."""
+        try:
+            return await self.stub.GetLead(pb.GetLeadRequest(lead_id=lead_id, account_id=account_id),
+                                           timeout=CALL_TIMEOUT_S, metadata=self.metadata)
+        except grpc.aio.AioRpcError as error:
+            if error.code() in (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.INVALID_ARGUMENT):
+                return None
+            raise DashboardUnavailable(f"{error.code().name}: {error.details()}") from None
+
+    async def return_notices(self, seller_id: str, since_ms: int, limit: int = LATEST_LEADS
+                             ) -> pb.ListReturnNoticesResponse:
+        """The latest returns of the seller's leads, and how many came after `since_ms`."""
+        return await self._call(self.stub.ListReturnNotices, pb.ListReturnNoticesRequest(
+            seller_id=seller_id, since_ms=since_ms, limit=limit))
+
     async def recent_sales(self, limit: int = 20) -> list[pb.Sale]:
         return list((await self._call(self.stub.ListRecentSales, pb.ListRecentSalesRequest(limit=limit))).sales)
 

@@ -14,6 +14,7 @@ from leadx.platform.db.engine import make_engine, session_factory
 from leadx.platform.db.schema import exit_unless_current
 from leadx.platform.health import HealthServer, Readiness
 from leadx.platform.http_service import serve
+from leadx.platform.kafka.producer import EventProducer
 from leadx.platform.logs import log_event, setup_logging
 from leadx.platform.redis.client import connect as connect_redis
 from leadx.platform.telemetry import setup_tracing
@@ -72,21 +73,26 @@ def create_app(settings: PortalSettings):
     readiness.add("sql", lambda: dependencies.sql)
     readiness.add("redis", lambda: dependencies.redis)
     readiness.add("dashboard", lambda: dependencies.dashboard)
+    producer = EventProducer(settings.kafka, client_id="leadx-portal")
+    readiness.add("producer", lambda: producer.started)
     health = HealthServer(readiness, settings.health_port)
     deps = PortalDeps(
         sessions=session_factory(engine), signer=SessionSigner(settings.session_secret), policy=settings.sessions,
         throttle=LoginThrottle(redis, settings.topic_prefix, settings.throttle, settings.session_secret),
         dashboard=Dashboard(settings.dashboard_address, settings.dashboard_key, settings.dashboard_ca_file),
-        templates=templates(), readiness=readiness, secure_cookies=settings.secure_cookies)
+        templates=templates(), readiness=readiness, secure_cookies=settings.secure_cookies,
+        return_policy=settings.return_policy, publisher=producer)
 
     @contextlib.asynccontextmanager
     async def lifespan(_app):
         await health.start()
         deps.dashboard.start()
+        await producer.start()
         watching = asyncio.create_task(dependencies.watch(deps, redis, engine))
         yield
         watching.cancel()
         await deps.dashboard.close()
+        await producer.stop()
         await redis.aclose()
         engine.dispose()
         await health.stop()

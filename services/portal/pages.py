@@ -16,6 +16,9 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 
 from leadx.accounts import people
 from leadx.accounts.people import PersonError
+from leadx.contracts.dashboard.v1 import dashboard_pb2 as pb
+from leadx.ledger import returns
+from leadx.platform.ids import is_lead_id
 from leadx.platform.logs import log_event
 from services.portal.dashboard import TRANSACTION_WINDOWS, WINDOW_NAMES, DashboardRefused
 from services.portal.search import STATUSES, check_search
@@ -166,10 +169,21 @@ async def seller_home(deps: PortalDeps, request: Request) -> Response:
     if refused is not None:
         return refused
     assert current.person is not None
-    home = await deps.dashboard.seller_home(current.person.account_id)
+    person = current.person
+    home = await deps.dashboard.seller_home(person.account_id)
+    notices = await deps.dashboard.return_notices(person.account_id, person.returns_seen_at_ms)
+    if notices.unread:
+        # Shown here, so read: up to the newest shown (a return booked after this page stays unread).
+        await asyncio.to_thread(_mark_returns_seen, deps, person.id, notices.notices[0].returned_at_ms)
+        current.unread = 0
     return render(deps, request, current, "seller_home.html",
                   {"title": "Seller home", "windows": home.summary.windows, "window_names": WINDOW_NAMES,
-                   "leads": home.latest})
+                   "leads": home.latest, "notices": notices.notices, "seen_at_ms": person.returns_seen_at_ms})
+
+
+def _mark_returns_seen(deps: PortalDeps, person_id: str, at_ms: int) -> None:
+    with deps.sessions() as session:
+        people.mark_returns_seen(session, person_id, at_ms)
 
 
 async def search(deps: PortalDeps, request: Request) -> Response:
@@ -261,6 +275,100 @@ async def operator_home(deps: PortalDeps, request: Request) -> Response:
         return refused
     sales = await deps.dashboard.recent_sales()
     return render(deps, request, current, "operator_home.html", {"title": "Exchange", "sales": sales})
+
+
+# ---------------------------------------------------------------- one lead, and its return
+
+NO_LEAD = "There is no such lead."
+
+
+async def _lead_for(deps: PortalDeps, request: Request) -> tuple[Visitor, pb.LeadDetail | None, Response | None]:
+    """The visitor and the lead of the URL as the visitor's account reads it (an operator: any
+    lead); 404 when it is not one's to read, exactly as when it does not exist."""
+    current = await visitor(deps, request)
+    if current.person is None:
+        return current, None, _to_login(deps, current)
+    lead_id = request.path_params["lead_id"]
+    detail = await deps.dashboard.lead(current.person.account_id, lead_id) if is_lead_id(lead_id) else None
+    if detail is None:
+        raise HTTPException(404, NO_LEAD)
+    return current, detail, None
+
+
+def _may_return(person: PersonView | None, detail: pb.LeadDetail) -> bool:
+    return person is not None and people.may_return_leads(person.kind, person.role) and detail.returnable
+
+
+async def lead_page(deps: PortalDeps, request: Request) -> Response:
+    current, detail, refused = await _lead_for(deps, request)
+    if refused is not None:
+        return refused
+    assert detail is not None
+    notice = "The lead is returned: its price is credited to your account." \
+        if request.query_params.get("returned") and not detail.returnable else ""
+    return render(deps, request, current, "lead.html",
+                  {"title": f"Lead {detail.lead_id}", "lead": detail, "notice": notice,
+                   "may_return": _may_return(current.person, detail),
+                   "reader": current.person.kind if current.person else ""})
+
+
+def _return_form(deps: PortalDeps, request: Request, current: Visitor, detail: pb.LeadDetail, reason: str,
+                 errors: dict[str, str], status_code: int = 200) -> Response:
+    return render(deps, request, current, "lead_return.html",
+                  {"title": f"Return lead {detail.lead_id}", "lead": detail, "reason": reason, "errors": errors,
+                   "max_reason": returns.MAX_REASON_CHARS}, status_code=status_code)
+
+
+async def _returnable_lead(deps: PortalDeps, request: Request) -> tuple[Visitor, pb.LeadDetail | None,
+                                                                        Response | None]:
+    current, detail, refused = await _lead_for(deps, request)
+    if refused is not None or detail is None or current.person is None:
+        return current, detail, refused
+    if not people.may_return_leads(current.person.kind, current.person.role):
+        raise HTTPException(403, "Your role may read this account's leads, not return them.")
+    return current, detail, None
+
+
+async def return_page(deps: PortalDeps, request: Request) -> Response:
+    current, detail, refused = await _returnable_lead(deps, request)
+    if refused is not None:
+        return refused
+    assert detail is not None
+    if not detail.returnable:
+        return _redirect(deps, current, f"/leads/{detail.lead_id}")
+    return _return_form(deps, request, current, detail, "", {})
+
+
+async def return_lead(deps: PortalDeps, request: Request) -> Response:
+    """Books the return as the API does (leadx.ledger.returns.return_lead: the window, the rate cap,
+    one return per lead), then shows the lead; a refusal is said beside the form, nothing saved."""
+    current, detail, refused = await _returnable_lead(deps, request)
+    if refused is not None:
+        return refused
+    assert detail is not None and current.person is not None
+    fields = await form_of(deps, request, current)
+    reason = fields.get("reason", "")
+    problem = returns.reason_problem(reason)
+    if problem:
+        return _return_form(deps, request, current, detail, reason[:returns.MAX_REASON_CHARS * 2],
+                            {"reason": problem}, status_code=400)
+    buyer_id = current.person.account_id
+    try:
+        if deps.publisher is None:
+            raise returns.NotRecorded(detail.lead_id)
+        claimed = await returns.return_lead(deps.sessions, deps.return_policy, deps.publisher, detail.lead_id,
+                                            buyer_id, reason.strip(), int(deps.clock() * 1000))
+    except returns.NotRecorded:
+        return _return_form(deps, request, current, detail, reason,
+                            {"lead": "The exchange could not record the return just now; nothing was saved. "
+                                     "Send it again in a moment."}, status_code=503)
+    if isinstance(claimed, returns.Refusal):
+        if claimed.http_status == 404:
+            raise HTTPException(404, NO_LEAD)
+        return _return_form(deps, request, current, detail, reason, {"lead": claimed.message[:1].upper() +
+                                                                      claimed.message[1:] + "."}, status_code=422)
+    log_event(log, "portal lead returned", person=current.person.id, lead_id=detail.lead_id, buyer_id=buyer_id)
+    return _redirect(deps, current, f"/leads/{detail.lead_id}?returned=1")
 
 
 # ---------------------------------------------------------------- probes and errors

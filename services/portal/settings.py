@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from leadx.accounts.people import SessionPolicy, ThrottlePolicy
-from leadx.platform.config import ConfigError, RedisSettings, env_bool, env_file, env_int, env_str
+from leadx.ledger.returns import ReturnPolicy
+from leadx.platform.config import ConfigError, KafkaSettings, RedisSettings, env_bool, env_file, env_int, env_str
 
 MIN_SESSION_SECRET_CHARS = 32
 
@@ -25,6 +26,8 @@ class PortalSettings:
     secure_cookies: bool  # the cookie only over https: true wherever the portal is behind TLS
     sessions: SessionPolicy
     throttle: ThrottlePolicy
+    kafka: KafkaSettings  # a return is published as lead.returned, as the API publishes it
+    return_policy: ReturnPolicy  # the API's: RETURN_WINDOW_DAYS, RETURN_RATE_CAP_PERCENT, RETURN_RATE_PERIOD_DAYS
 
     @classmethod
     def from_env(cls) -> PortalSettings:
@@ -54,4 +57,6 @@ class PortalSettings:
             throttle=ThrottlePolicy(per_account=env_int("PORTAL_LOGIN_FAILURES_PER_ACCOUNT", 5),
                                     per_address=env_int("PORTAL_LOGIN_FAILURES_PER_ADDRESS", 20),
                                     window_s=env_int("PORTAL_LOGIN_WINDOW_SECONDS", 300)),
+            kafka=KafkaSettings.from_env(),
+            return_policy=ReturnPolicy.from_env(),
         )

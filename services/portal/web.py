@@ -22,8 +22,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from leadx.accounts import people
 from leadx.accounts.people import SessionPolicy, SessionSigner, SessionState
+from leadx.ledger.returns import Publisher, ReturnPolicy
 from leadx.platform.health import Readiness
-from services.portal.dashboard import Dashboard
+from services.portal.dashboard import Dashboard, DashboardUnavailable
 from services.portal.throttle import LoginThrottle
 
 COOKIE = "leadx_session"
@@ -67,6 +68,7 @@ class PersonView:
     kind: str
     account_id: str
     role: str
+    returns_seen_at_ms: int = 0  # a seller's person: the returns of its leads up to here are read
 
 
 @dataclass
@@ -80,6 +82,8 @@ class PortalDeps:
     readiness: Readiness
     secure_cookies: bool = True
     clock: Callable[[], float] = field(default=time.time)
+    return_policy: ReturnPolicy = field(default_factory=ReturnPolicy)
+    publisher: Publisher | None = None  # lead.returned; None: returns are refused as not recorded
 
 
 @dataclass
@@ -87,6 +91,7 @@ class Visitor:
     state: SessionState
     person: PersonView | None = None
     ended: bool = False  # came with a session that has ended (expired, logged out elsewhere, reset)
+    unread: int = 0  # a seller's person: returns of its account's leads it has not seen
 
 
 def _current_person(sessions: sessionmaker[Session], state: SessionState) -> PersonView | None:
@@ -94,7 +99,18 @@ def _current_person(sessions: sessionmaker[Session], state: SessionState) -> Per
         person = people.person_by_id(session, state.person_id)
         if person is None or not person.active or person.session_epoch != state.epoch:
             return None
-        return PersonView(person.id, person.kind, person.account_id or "", person.role)
+        return PersonView(person.id, person.kind, person.account_id or "", person.role, person.returns_seen_at_ms)
+
+
+async def unread_returns(deps: PortalDeps, person: PersonView) -> int:
+    """How many returns of the seller's leads the person has not seen; 0 when the dashboard does not
+    answer (the count is a courtesy: the page itself still shows, or says why not)."""
+    if person.kind != people.SELLER:
+        return 0
+    try:
+        return (await deps.dashboard.return_notices(person.account_id, person.returns_seen_at_ms, 1)).unread
+    except DashboardUnavailable:
+        return 0
 
 
 async def visitor(deps: PortalDeps, request: Request) -> Visitor:
@@ -110,7 +126,7 @@ async def visitor(deps: PortalDeps, request: Request) -> Visitor:
     person = await asyncio.to_thread(_current_person, deps.sessions, state)
     if person is None:
         return Visitor(people.anonymous_session(), ended=True)
-    return Visitor(state.seen(now), person)
+    return Visitor(state.seen(now), person, unread=await unread_returns(deps, person))
 
 
 def with_session(deps: PortalDeps, response: Response, state: SessionState) -> Response:
@@ -148,7 +164,7 @@ def navigation(person: PersonView | None) -> list[tuple[str, str]]:
 
 def render(deps: PortalDeps, request: Request, current: Visitor, template: str, context: dict,
            status_code: int = 200) -> Response:
-    page = {"person": current.person, "nav": navigation(current.person),
+    page = {"person": current.person, "nav": navigation(current.person), "unread": current.unread,
             "csrf_token": deps.signer.csrf_token(current.state), "path": request.url.path, **context}
     response = deps.templates.TemplateResponse(request, template, page, status_code=status_code)
     return with_session(deps, response, current.state)

@@ -8,7 +8,11 @@ import uuid
 
 import httpx
 
+from sqlalchemy import select
+
 from leadx.accounts import people
+from leadx.platform.db.models import Sale
+from tests.conftest import poll_until
 from tests.integration.harness import Exchange
 
 PASSWORD = "a long test password"  # a test value, not a secret
@@ -33,3 +37,19 @@ def log_in(client: httpx.Client, email: str, password: str = PASSWORD) -> httpx.
     token = csrf_of(client.get("/login").text)
     return client.post("/login", data={"csrf_token": token, "email": email, "password": password})
 
+
+
+def sell_returnable(exchange: Exchange, buyer: str, price_cents: int) -> str:
+    """Four leads sold to `buyer`, the last one's id: a return of one of four purchases stays within
+    the return rate cap (25% by default, docs/ledger.md#returns), which a buyer of one lead is over."""
+    leads = [exchange.sell(buyer, price_cents + 1) for _ in range(3)] + [exchange.sell(buyer, price_cents)]
+    wait_recorded(exchange, leads)
+    return leads[-1]
+
+
+def wait_recorded(exchange: Exchange, lead_ids: list[str]) -> None:
+    """Until the ledger has recorded these sales in SQL, which the return rate cap counts."""
+    def recorded() -> bool:
+        with exchange.sql() as session:
+            return len(session.scalars(select(Sale).where(Sale.lead_id.in_(lead_ids))).all()) == len(lead_ids)
+    poll_until(recorded, message="the sales recorded by the ledger")

@@ -190,3 +190,51 @@ def test_buyers_see_the_duplicates_kept_from_them_per_day(market: Exchange, chan
     assert summary.windows[0].duplicates_rejected >= 1
     assert refused(alpha.GetBuyerDuplicates, pb.GetBuyerDuplicatesRequest(buyer_id=alpha_id, days=400)) == \
         grpc.StatusCode.INVALID_ARGUMENT
+
+
+def test_a_lead_is_read_by_its_parties_only(market: Exchange, channel, admin):
+    lead_id = market.sell("alpha", 2600)
+    alpha_id, beta_id = market.buyer_ids["alpha"], market.buyer_ids["beta"]
+    alpha = Dashboard(channel, market.buyer_keys["alpha"])
+    request = pb.GetLeadRequest(lead_id=lead_id)
+
+    def recorded():
+        try:
+            return alpha.GetLead(request)
+        except grpc.RpcError as error:  # until the ledger has recorded the sale, alpha is no party to it
+            assert error.code() == grpc.StatusCode.NOT_FOUND
+            return None
+    lead = poll_until(recorded, message="the sale on alpha's lead")
+    assert lead.lead_id == lead_id and lead.status == "sold" and lead.returnable
+    assert [(s.rank, s.buyer_id, s.price_cents, s.yours) for s in lead.sales] == [(1, alpha_id, 2600, True)]
+    assert {f.name for f in lead.fields} >= {"email", "zip"}  # the consumer's details: its buyer's
+    assert [c.status for c in lead.history][0] == "submitted" and lead.auctions[0].offered_buyers == 3
+    assert [p.outcome for p in lead.posts if p.yours] == ["accepted"]
+    # Its seller reads it without the consumer's details; the admin reads it as either party.
+    as_seller = Dashboard(channel, market.seller_key).GetLead(request)
+    assert list(as_seller.fields) == [] and as_seller.sales[0].fee_cents == 260 and not as_seller.returnable
+    assert list(admin.GetLead(request).fields) == []
+    assert len(admin.GetLead(pb.GetLeadRequest(lead_id=lead_id, account_id=alpha_id)).fields) > 0
+    # Another buyer's or seller's key, or the admin reading for another buyer: no such lead.
+    not_found = grpc.StatusCode.NOT_FOUND
+    assert refused(Dashboard(channel, market.buyer_keys["beta"]).GetLead, request) == not_found
+    assert refused(Dashboard(channel, market.other_seller_key).GetLead, request) == not_found
+    assert refused(admin.GetLead, pb.GetLeadRequest(lead_id=lead_id, account_id=beta_id)) == not_found
+    assert refused(admin.GetLead, pb.GetLeadRequest(lead_id="NOSUCHLEAD")) == not_found
+    # An account may name only itself.
+    assert refused(alpha.GetLead, pb.GetLeadRequest(lead_id=lead_id, account_id=beta_id)) == \
+        grpc.StatusCode.PERMISSION_DENIED
+    assert refused(admin.GetLead, pb.GetLeadRequest()) == grpc.StatusCode.INVALID_ARGUMENT
+
+
+def test_a_sellers_return_notices_are_its_own(market: Exchange, channel, admin):
+    request = pb.ListReturnNoticesRequest(seller_id=market.seller_id, limit=5)
+    mine = Dashboard(channel, market.seller_key).ListReturnNotices(request)
+    assert mine.unread >= len(mine.notices) and len(mine.notices) <= 5
+    assert admin.ListReturnNotices(request).unread == mine.unread
+    denied = grpc.StatusCode.PERMISSION_DENIED
+    assert refused(Dashboard(channel, market.other_seller_key).ListReturnNotices, request) == denied
+    assert refused(Dashboard(channel, market.buyer_keys["alpha"]).ListReturnNotices, request) == denied
+    assert refused(admin.ListReturnNotices, pb.ListReturnNoticesRequest(seller_id=market.seller_id, limit=101)) == \
+        grpc.StatusCode.INVALID_ARGUMENT
+    assert refused(admin.ListReturnNotices, pb.ListReturnNoticesRequest()) == grpc.StatusCode.INVALID_ARGUMENT

@@ -14,7 +14,7 @@ from leadx.accounts import people
 from leadx.accounts.people import SessionSigner, SessionState
 from services.portal.pages import LOGIN_FAILED
 from tests.integration.harness import Exchange
-from tests.integration.portal_people import PASSWORD, create_person
+from tests.integration.portal_people import PASSWORD, create_person, sell_returnable
 
 pytestmark = pytest.mark.integration
 
@@ -136,3 +136,61 @@ def test_a_buyers_person_cannot_see_a_sellers_pages(market: Exchange, page):
     answer = page.goto("/seller")
     assert answer is not None and answer.status == 404
     assert page.title() == "Not found · leadx"
+
+
+def test_a_buyer_opens_a_lead_it_won_and_returns_it(market: Exchange, page):
+    lead_id, theirs = sell_returnable(market, "beta", 2875), market.sell("gamma", 2900)
+    log_in(page, create_person(market, "buyer", market.buyer_ids["beta"], "owner"))
+    page.wait_for_url("**/buyer")
+    deadline = time.monotonic() + 30
+    while page.locator(f"table.leads a[href='/leads/{lead_id}']").count() == 0:
+        assert time.monotonic() < deadline, "the lead bought never showed on the buyer's home"
+        page.reload()
+    page.click(f"table.leads a[href='/leads/{lead_id}']")
+    page.wait_for_url(f"**/leads/{lead_id}")
+    assert page.title() == f"Lead {lead_id} · leadx"
+    assert "$28.75" in page.locator("table.sales").inner_text()
+    page.click("text=Return Lead")
+    page.wait_for_url(f"**/leads/{lead_id}/return")
+    page.click("form.return button[type=submit]")  # no reason: said beside the field
+    assert page.locator("#reason-error").inner_text() == "reason is required: say why the lead is returned"
+    page.fill("#reason", "the consumer never asked for a loan")
+    page.click("form.return button[type=submit]")
+    page.wait_for_url(f"**/leads/{lead_id}?returned=1")
+    assert "credited to your account" in page.locator("p.notice").inner_text()
+    assert page.locator("text=Return Lead").count() == 0
+    # The credit, once the ledger has booked it: the return on the transactions page.
+    deadline = time.monotonic() + 30
+    while True:
+        page.goto("/transactions?window=day")
+        row = page.locator("table tr", has_text=lead_id).filter(has_text="return")
+        if row.count():
+            break
+        assert time.monotonic() < deadline, "the return's credit never showed in the transactions"
+        time.sleep(0.5)
+    assert "$28.75" in row.first.locator("td.change").inner_text()
+    # Another buyer's lead, opened by its URL: no such lead.
+    answer = page.goto(f"/leads/{theirs}")
+    assert answer is not None and answer.status == 404 and page.title() == "Not found · leadx"
+    # The seller logs in: the unread count in its bar, the return and its reason on its home.
+    page.click("text=Log out")
+    log_in(page, create_person(market, "seller", market.seller_id, "member"))
+    page.wait_for_url("**/seller")
+    notice = page.locator("ul.notices li", has_text=lead_id)
+    assert "the consumer never asked for a loan" in notice.inner_text() and "New:" in notice.inner_text()
+    page.click("nav >> text=Search")
+    assert page.locator("nav .unread").count() == 0  # seen on the home: read
+
+
+def test_a_read_only_person_sees_no_return_link_and_its_post_is_refused(market: Exchange, page):
+    lead_id = market.sell("alpha", 2125)
+    log_in(page, create_person(market, "buyer", market.buyer_ids["alpha"], "read-only"))
+    page.wait_for_url("**/buyer")
+    deadline = time.monotonic() + 30
+    while (answer := page.goto(f"/leads/{lead_id}")) is None or answer.status != 200:
+        assert time.monotonic() < deadline, "the lead's page never opened"
+        time.sleep(0.5)
+    assert page.locator("text=Return Lead").count() == 0
+    token = page.input_value("input[name=csrf_token]")
+    refused = page.request.post(f"/leads/{lead_id}/return", form={"csrf_token": token, "reason": "bad lead"})
+    assert refused.status == 403 and "not return them" in refused.text()

@@ -12,7 +12,16 @@ from sqlalchemy import delete, select
 
 from leadx.contracts import topics
 from leadx.contracts.events.v1 import events_pb2 as ev
-from leadx.platform.db.models import Lead, LeadReturn, LedgerEntry, LedgerTransaction, MarketDay, ProcessedEvent, Sale
+from leadx.platform.db.models import (
+    Lead,
+    LeadReturn,
+    LedgerEntry,
+    LedgerTransaction,
+    MarketDay,
+    PostAttempt,
+    ProcessedEvent,
+    Sale,
+)
 from leadx.platform.kafka.envelope import Envelope
 from leadx.platform.utc_days import DAY_MS, period_start, utc_day
 from services.ledger import dashboard_queries as q
@@ -195,3 +204,64 @@ def test_market_filters_and_default_range(sessions):
         assert [(p.sales, p.average_price_cents) for p in state] == [(2, 1501)]  # 1500.5 rounds up; 40 days ago is out
         with pytest.raises(q.BadRequest):
             q.market_prices(session, "day", "2027-13-01", utc_day(NOW))
+
+
+def test_a_lead_is_read_whole_by_its_parties_and_by_nobody_else(sessions):
+    record(sessions, lead_events("L00000001", "s_1", "10001", NOW - 50),
+           sale_event("L00000001", "b_1", "s_1", 3000, NOW - 20), returned("L00000001", "b_1", "s_1", 3000, NOW - 10))
+    with sessions() as session:
+        session.add(PostAttempt(auction_id="L00000001", lead_id="L00000001", buyer_id="b_1", sent_at_ms=NOW - 30,
+                                content_type="application/json", request_body="{}", connects=1, status=200,
+                                response_body="ok", latency_ms=42, outcome="accepted", detail=""))
+        session.commit()
+        buyer = q.lead_detail(session, "L00000001", buyer_id="b_1")
+        seller = q.lead_detail(session, "L00000001", seller_id="s_1")
+        admin = q.lead_detail(session, "L00000001")
+        # Another buyer, another seller and a lead that does not exist look the same: nothing.
+        assert q.lead_detail(session, "L00000001", buyer_id="b_2") is None
+        assert q.lead_detail(session, "L00000001", seller_id="s_2") is None
+        assert q.lead_detail(session, "L00000009") is None
+    assert buyer is not None and seller is not None and admin is not None
+    # The consumer's fields go to the buyer that bought the lead only.
+    assert {f.name: f.value for f in buyer.fields}["zip"] == "10001"
+    assert list(seller.fields) == [] and list(admin.fields) == []
+    assert [c.status for c in seller.history] == ["submitted", "sold", "returned"]
+    assert seller.history[-1].detail == "bad"  # the return's reason
+    assert [(s.rank, s.buyer_id, s.price_cents, s.fee_cents) for s in seller.sales] == [(1, "b_1", 3000, 300)]
+    assert [(s.yours, s.fee_cents) for s in buyer.sales] == [(True, 0)]  # a buyer is not shown the fee
+    assert [(p.http_status, p.outcome, p.latency_ms, p.yours) for p in buyer.posts] == [(200, "accepted", 42, True)]
+    assert not buyer.returnable  # returned once: never again
+
+
+def test_a_buyer_reads_the_other_buyers_of_a_shared_lead_unnamed(sessions):
+    record(sessions, lead_events("L00000002", "s_1", "10001", NOW - 50))
+    with sessions() as session:
+        for buyer, price in (("b_1", 2000), ("b_2", 2500)):
+            session.add(Sale(lead_id="L00000002", buyer_id=buyer, auction_id="A1", sold=True, seller_id="s_1",
+                             price_cents=price, seller_fee_cents=price // 10, vertical="auto_loan", state="NY",
+                             attempts=1, closed_at_ms=NOW - 5))
+            session.add(PostAttempt(auction_id="A1", lead_id="L00000002", buyer_id=buyer, sent_at_ms=NOW - 6,
+                                    content_type="application/json", request_body="{}", connects=1, status=200,
+                                    response_body="ok", latency_ms=5, outcome="accepted", detail=""))
+        session.commit()
+        one = q.lead_detail(session, "L00000002", buyer_id="b_1")
+        admin = q.lead_detail(session, "L00000002")
+    assert one is not None and admin is not None
+    assert [(s.rank, s.buyer_id, s.yours) for s in one.sales] == [(1, "", False), (2, "b_1", True)]
+    assert {p.buyer_id for p in one.posts} == {"", "b_1"}
+    assert one.returnable
+    assert [s.buyer_id for s in admin.sales] == ["b_2", "b_1"]
+
+
+def test_a_sellers_return_notices_are_its_own_newest_first_with_the_unread_counted(sessions):
+    record(sessions, sale_event("L00000001", "b_1", "s_1", 1000, NOW - 50),
+           sale_event("L00000002", "b_1", "s_1", 2000, NOW - 40), sale_event("L00000003", "b_1", "s_2", 3000, NOW - 30),
+           returned("L00000001", "b_1", "s_1", 1000, NOW - 20), returned("L00000002", "b_1", "s_1", 2000, NOW - 10),
+           returned("L00000003", "b_1", "s_2", 3000, NOW - 5))
+    with sessions() as session:
+        notices, unread = q.return_notices(session, "s_1", NOW - 15, 10)
+        assert q.return_notices(session, "s_1", 0, 1)[1] == 2
+        assert q.return_notices(session, "s_3", 0, 10) == ([], 0)
+    assert [(n.lead_id, n.reason, n.price_cents) for n in notices] == [("L00000002", "bad", 2000),
+                                                                       ("L00000001", "bad", 1000)]
+    assert unread == 1

@@ -160,3 +160,23 @@ def test_people_are_created_checked_and_authenticated(sessions):
         people.end_sessions(session, person.id)
         session.refresh(person)
         assert person.session_epoch == epoch + 2
+
+
+@pytest.mark.parametrize("kind, role, may", [
+    ("buyer", "owner", True), ("buyer", "member", True), ("buyer", "read-only", False),
+    ("seller", "owner", False), ("seller", "member", False), ("operator", "operator", False)])
+def test_only_a_buyers_owners_and_members_may_return_its_leads(kind, role, may):
+    assert people.may_return_leads(kind, role) is may
+
+
+def test_returns_seen_only_move_forward(sessions):
+    with sessions() as session:
+        seller = accounts.create_seller(session, "Leadgen")
+        person = people.create_person(session, "sam@example.com", "a long enough password", "seller", seller.id,
+                                      "member")
+        person_id = person.id
+        assert person.returns_seen_at_ms == 0
+        people.mark_returns_seen(session, person_id, 5000)
+        people.mark_returns_seen(session, person_id, 4000)  # an older page, later: changes nothing
+    with sessions() as session:
+        assert people.person_by_id(session, person_id).returns_seen_at_ms == 5000

@@ -88,3 +88,18 @@ def test_requests_no_page_takes(portal):
         assert (await client.post("/logout", data={})).status_code == 403
 
     portal(scenario)
+
+
+def test_a_lead_page_needs_a_login_and_a_lead_id_and_its_return_a_form_token(portal):
+    async def scenario(client: httpx.AsyncClient) -> None:
+        assert (await client.get("/leads/ABCDEFGHIJ")).headers["location"] == "/login"
+        assert (await client.post("/leads/ABCDEFGHIJ/return", data={})).headers["location"] == "/login"
+        assert (await log_in(client)).status_code == 303
+        # Not a lead id: 404 without asking the dashboard (which is down here).
+        for path in ("/leads/not-a-lead", "/leads/not-a-lead/return"):
+            page = await client.get(path)
+            assert page.status_code == 404 and "no such lead" in page.text
+        # A lead id the dashboard cannot be asked about now: 503, never a 500.
+        assert (await client.get("/leads/ABCDEFGHIJ")).status_code == 503
+
+    portal(scenario)

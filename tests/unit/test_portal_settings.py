@@ -17,6 +17,7 @@ def portal_env(env):
     env.setenv("PORTAL_SESSION_SECRET", SECRET)
     env.setenv("DASHBOARD_ADDRESS", "ledger:50051")
     env.setenv("DASHBOARD_ADMIN_API_KEY", "a-test-key")
+    env.setenv("KAFKA_BOOTSTRAP_SERVERS", "kafka:9092")
     for name in ("PORTAL_PORT", "PORTAL_SECURE_COOKIES", "PORTAL_SESSION_IDLE_MINUTES", "PORTAL_SESSION_MAX_HOURS"):
         env.delenv(name, raising=False)
     return env
@@ -28,6 +29,8 @@ def test_defaults(portal_env):
     assert (settings.sessions.idle_s, settings.sessions.absolute_s) == (1800, 43200)
     assert (settings.throttle.per_account, settings.throttle.per_address, settings.throttle.window_s) == (5, 20, 300)
     assert SECRET not in repr(settings) and "a-test-key" not in repr(settings)
+    # Returns follow the API's policy, from the same variables.
+    assert (settings.return_policy.window_days, settings.kafka.bootstrap_servers) == (7, "kafka:9092")
 
 
 @pytest.mark.parametrize("name, value, message", [
@@ -35,6 +38,7 @@ def test_defaults(portal_env):
     ("PORTAL_SESSION_SECRET", "short", "PORTAL_SESSION_SECRET must be at least 32 characters"),
     ("DASHBOARD_ADDRESS", "", "DASHBOARD_ADDRESS is required"),
     ("DASHBOARD_ADMIN_API_KEY", "", "DASHBOARD_ADMIN_API_KEY is required"),
+    ("KAFKA_BOOTSTRAP_SERVERS", "", "KAFKA_BOOTSTRAP_SERVERS is required"),
     ("PORTAL_SESSION_IDLE_MINUTES", "0", "must be more than 0"),
     ("PORTAL_SECURE_COOKIES", "maybe", "PORTAL_SECURE_COOKIES must be true or false"),
 ])

@@ -57,6 +57,8 @@ class Person(Base):
     session_epoch: Mapped[int] = mapped_column(Integer, default=0)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at_ms: Mapped[int] = mapped_column(BigInteger)
+    # A seller's person has seen the returns of its account's leads up to here (the portal's notifications).
+    returns_seen_at_ms: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
 
 
 class Partnership(Base):

@@ -322,3 +322,135 @@ class GetMarketPricesResponse(_message.Message):
     PRICES_FIELD_NUMBER: _ClassVar[int]
     prices: _containers.RepeatedCompositeFieldContainer[MarketPrice]
     def __init__(self, prices: _Optional[_Iterable[_Union[MarketPrice, _Mapping]]] = ...) -> None: ...
+
+class GetLeadRequest(_message.Message):
+    __slots__ = ("lead_id", "account_id")
+    LEAD_ID_FIELD_NUMBER: _ClassVar[int]
+    ACCOUNT_ID_FIELD_NUMBER: _ClassVar[int]
+    lead_id: str
+    account_id: str
+    def __init__(self, lead_id: _Optional[str] = ..., account_id: _Optional[str] = ...) -> None: ...
+
+class LeadField(_message.Message):
+    __slots__ = ("name", "value")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    value: str
+    def __init__(self, name: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+
+class LeadStatusChange(_message.Message):
+    __slots__ = ("status", "at_ms", "detail")
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    AT_MS_FIELD_NUMBER: _ClassVar[int]
+    DETAIL_FIELD_NUMBER: _ClassVar[int]
+    status: str
+    at_ms: int
+    detail: str
+    def __init__(self, status: _Optional[str] = ..., at_ms: _Optional[int] = ..., detail: _Optional[str] = ...) -> None: ...
+
+class LeadAuction(_message.Message):
+    __slots__ = ("auction_id", "offered_buyers", "opened_at_ms", "closes_at_ms")
+    AUCTION_ID_FIELD_NUMBER: _ClassVar[int]
+    OFFERED_BUYERS_FIELD_NUMBER: _ClassVar[int]
+    OPENED_AT_MS_FIELD_NUMBER: _ClassVar[int]
+    CLOSES_AT_MS_FIELD_NUMBER: _ClassVar[int]
+    auction_id: str
+    offered_buyers: int
+    opened_at_ms: int
+    closes_at_ms: int
+    def __init__(self, auction_id: _Optional[str] = ..., offered_buyers: _Optional[int] = ..., opened_at_ms: _Optional[int] = ..., closes_at_ms: _Optional[int] = ...) -> None: ...
+
+class LeadSale(_message.Message):
+    __slots__ = ("rank", "buyer_id", "price_cents", "fee_cents", "sold", "closed_at_ms", "returned", "yours")
+    RANK_FIELD_NUMBER: _ClassVar[int]
+    BUYER_ID_FIELD_NUMBER: _ClassVar[int]
+    PRICE_CENTS_FIELD_NUMBER: _ClassVar[int]
+    FEE_CENTS_FIELD_NUMBER: _ClassVar[int]
+    SOLD_FIELD_NUMBER: _ClassVar[int]
+    CLOSED_AT_MS_FIELD_NUMBER: _ClassVar[int]
+    RETURNED_FIELD_NUMBER: _ClassVar[int]
+    YOURS_FIELD_NUMBER: _ClassVar[int]
+    rank: int
+    buyer_id: str
+    price_cents: int
+    fee_cents: int
+    sold: bool
+    closed_at_ms: int
+    returned: bool
+    yours: bool
+    def __init__(self, rank: _Optional[int] = ..., buyer_id: _Optional[str] = ..., price_cents: _Optional[int] = ..., fee_cents: _Optional[int] = ..., sold: _Optional[bool] = ..., closed_at_ms: _Optional[int] = ..., returned: _Optional[bool] = ..., yours: _Optional[bool] = ...) -> None: ...
+
+class LeadPost(_message.Message):
+    __slots__ = ("buyer_id", "sent_at_ms", "http_status", "outcome", "latency_ms", "yours")
+    BUYER_ID_FIELD_NUMBER: _ClassVar[int]
+    SENT_AT_MS_FIELD_NUMBER: _ClassVar[int]
+    HTTP_STATUS_FIELD_NUMBER: _ClassVar[int]
+    OUTCOME_FIELD_NUMBER: _ClassVar[int]
+    LATENCY_MS_FIELD_NUMBER: _ClassVar[int]
+    YOURS_FIELD_NUMBER: _ClassVar[int]
+    buyer_id: str
+    sent_at_ms: int
+    http_status: int
+    outcome: str
+    latency_ms: int
+    yours: bool
+    def __init__(self, buyer_id: _Optional[str] = ..., sent_at_ms: _Optional[int] = ..., http_status: _Optional[int] = ..., outcome: _Optional[str] = ..., latency_ms: _Optional[int] = ..., yours: _Optional[bool] = ...) -> None: ...
+
+class LeadDetail(_message.Message):
+    __slots__ = ("lead_id", "seller_id", "vertical", "state", "status", "submitted_at_ms", "fields", "history", "auctions", "sales", "posts", "returnable")
+    LEAD_ID_FIELD_NUMBER: _ClassVar[int]
+    SELLER_ID_FIELD_NUMBER: _ClassVar[int]
+    VERTICAL_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    SUBMITTED_AT_MS_FIELD_NUMBER: _ClassVar[int]
+    FIELDS_FIELD_NUMBER: _ClassVar[int]
+    HISTORY_FIELD_NUMBER: _ClassVar[int]
+    AUCTIONS_FIELD_NUMBER: _ClassVar[int]
+    SALES_FIELD_NUMBER: _ClassVar[int]
+    POSTS_FIELD_NUMBER: _ClassVar[int]
+    RETURNABLE_FIELD_NUMBER: _ClassVar[int]
+    lead_id: str
+    seller_id: str
+    vertical: str
+    state: str
+    status: str
+    submitted_at_ms: int
+    fields: _containers.RepeatedCompositeFieldContainer[LeadField]
+    history: _containers.RepeatedCompositeFieldContainer[LeadStatusChange]
+    auctions: _containers.RepeatedCompositeFieldContainer[LeadAuction]
+    sales: _containers.RepeatedCompositeFieldContainer[LeadSale]
+    posts: _containers.RepeatedCompositeFieldContainer[LeadPost]
+    returnable: bool
+    def __init__(self, lead_id: _Optional[str] = ..., seller_id: _Optional[str] = ..., vertical: _Optional[str] = ..., state: _Optional[str] = ..., status: _Optional[str] = ..., submitted_at_ms: _Optional[int] = ..., fields: _Optional[_Iterable[_Union[LeadField, _Mapping]]] = ..., history: _Optional[_Iterable[_Union[LeadStatusChange, _Mapping]]] = ..., auctions: _Optional[_Iterable[_Union[LeadAuction, _Mapping]]] = ..., sales: _Optional[_Iterable[_Union[LeadSale, _Mapping]]] = ..., posts: _Optional[_Iterable[_Union[LeadPost, _Mapping]]] = ..., returnable: _Optional[bool] = ...) -> None: ...
+
+class ListReturnNoticesRequest(_message.Message):
+    __slots__ = ("seller_id", "since_ms", "limit")
+    SELLER_ID_FIELD_NUMBER: _ClassVar[int]
+    SINCE_MS_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    seller_id: str
+    since_ms: int
+    limit: int
+    def __init__(self, seller_id: _Optional[str] = ..., since_ms: _Optional[int] = ..., limit: _Optional[int] = ...) -> None: ...
+
+class ReturnNotice(_message.Message):
+    __slots__ = ("lead_id", "reason", "price_cents", "returned_at_ms")
+    LEAD_ID_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    PRICE_CENTS_FIELD_NUMBER: _ClassVar[int]
+    RETURNED_AT_MS_FIELD_NUMBER: _ClassVar[int]
+    lead_id: str
+    reason: str
+    price_cents: int
+    returned_at_ms: int
+    def __init__(self, lead_id: _Optional[str] = ..., reason: _Optional[str] = ..., price_cents: _Optional[int] = ..., returned_at_ms: _Optional[int] = ...) -> None: ...
+
+class ListReturnNoticesResponse(_message.Message):
+    __slots__ = ("notices", "unread")
+    NOTICES_FIELD_NUMBER: _ClassVar[int]
+    UNREAD_FIELD_NUMBER: _ClassVar[int]
+    notices: _containers.RepeatedCompositeFieldContainer[ReturnNotice]
+    unread: int
+    def __init__(self, notices: _Optional[_Iterable[_Union[ReturnNotice, _Mapping]]] = ..., unread: _Optional[int] = ...) -> None: ...

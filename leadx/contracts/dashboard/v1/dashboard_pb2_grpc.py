@@ -74,6 +74,16 @@ class DashboardServiceStub:
                 request_serializer=leadx_dot_contracts_dot_dashboard_dot_v1_dot_dashboard__pb2.ListRecentSalesRequest.SerializeToString,
                 response_deserializer=leadx_dot_contracts_dot_dashboard_dot_v1_dot_dashboard__pb2.ListRecentSalesResponse.FromString,
                 _registered_method=True)
+        self.GetLead = channel.unary_unary(
+                '/leadx.dashboard.v1.DashboardService/GetLead',
+                request_serializer=leadx_dot_contracts_dot_dashboard_dot_v1_dot_dashboard__pb2.GetLeadRequest.SerializeToString,
+                response_deserializer=leadx_dot_contracts_dot_dashboard_dot_v1_dot_dashboard__pb2.LeadDetail.FromString,
+                _registered_method=True)
+        self.ListReturnNotices = channel.unary_unary(
+                '/leadx.dashboard.v1.DashboardService/ListReturnNotices',
+                request_serializer=leadx_dot_contracts_dot_dashboard_dot_v1_dot_dashboard__pb2.ListReturnNoticesRequest.SerializeToString,
+                response_deserializer=leadx_dot_contracts_dot_dashboard_dot_v1_dot_dashboard__pb2.ListReturnNoticesResponse.FromString,
+                _registered_method=True)
 
 
 class DashboardServiceServicer:
@@ -127,6 +137,18 @@ class DashboardServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetLead(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListReturnNotices(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_DashboardServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -169,6 +191,16 @@ def add_DashboardServiceServicer_to_server(servicer, server):
                     servicer.ListRecentSales,
                     request_deserializer=leadx_dot_contracts_dot_dashboard_dot_v1_dot_dashboard__pb2.ListRecentSalesRequest.FromString,
                     response_serializer=leadx_dot_contracts_dot_dashboard_dot_v1_dot_dashboard__pb2.ListRecentSalesResponse.SerializeToString,
+            ),
+            'GetLead': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetLead,
+                    request_deserializer=leadx_dot_contracts_dot_dashboard_dot_v1_dot_dashboard__pb2.GetLeadRequest.FromString,
+                    response_serializer=leadx_dot_contracts_dot_dashboard_dot_v1_dot_dashboard__pb2.LeadDetail.SerializeToString,
+            ),
+            'ListReturnNotices': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListReturnNotices,
+                    request_deserializer=leadx_dot_contracts_dot_dashboard_dot_v1_dot_dashboard__pb2.ListReturnNoticesRequest.FromString,
+                    response_serializer=leadx_dot_contracts_dot_dashboard_dot_v1_dot_dashboard__pb2.ListReturnNoticesResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -387,6 +419,60 @@ class DashboardService:
             '/leadx.dashboard.v1.DashboardService/ListRecentSales',
             leadx_dot_contracts_dot_dashboard_dot_v1_dot_dashboard__pb2.ListRecentSalesRequest.SerializeToString,
             leadx_dot_contracts_dot_dashboard_dot_v1_dot_dashboard__pb2.ListRecentSalesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetLead(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/leadx.dashboard.v1.DashboardService/GetLead',
+            leadx_dot_contracts_dot_dashboard_dot_v1_dot_dashboard__pb2.GetLeadRequest.SerializeToString,
+            leadx_dot_contracts_dot_dashboard_dot_v1_dot_dashboard__pb2.LeadDetail.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListReturnNotices(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/leadx.dashboard.v1.DashboardService/ListReturnNotices',
+            leadx_dot_contracts_dot_dashboard_dot_v1_dot_dashboard__pb2.ListReturnNoticesRequest.SerializeToString,
+            leadx_dot_contracts_dot_dashboard_dot_v1_dot_dashboard__pb2.ListReturnNoticesResponse.FromString,
             options,
             channel_credentials,
             insecure,
