@@ -91,18 +91,23 @@ class DashboardService(dashboard_pb2_grpc.DashboardServiceServicer):
                                         queries.WINDOW_NAMES[request.window], size, request.page_token, self._now_ms())
         return pb.ListTransactionsResponse(transactions=rows, next_page_token=token)
 
+    async def _reading_as(self, context, caller, account_id: str) -> tuple[str, str]:
+        """Whose account a call reads, (kind, id): the caller's own; or, for the admin key naming an
+        account, that account (the web portal reads for the person logged in); any other key may
+        name only itself."""
+        if account_id and caller.is_admin:
+            found = await self._query(context, _kind_of, account_id)
+            if found is None:
+                await context.abort(grpc.StatusCode.NOT_FOUND, f"no account {account_id}")
+            return found, account_id
+        if account_id:
+            await self.auth.require(context, caller, caller.kind, account_id)
+        return caller.kind, caller.id
+
     async def SearchLeads(self, request, context):  # noqa: N802
         caller = await self.auth.caller(context)
         size = await self._page_size(context, request.page_size)
-        kind, account_id = caller.kind, caller.id
-        if request.account_id and caller.is_admin:
-            # The admin reads for one account (the web portal, for the person logged in).
-            found = await self._query(context, _kind_of, request.account_id)
-            if found is None:
-                await context.abort(grpc.StatusCode.NOT_FOUND, f"no account {request.account_id}")
-            kind, account_id = found, request.account_id
-        elif request.account_id:
-            await self.auth.require(context, caller, caller.kind, request.account_id)
+        kind, account_id = await self._reading_as(context, caller, request.account_id)
         rows, token = await self._query(
             context, queries.search_leads, seller_id=account_id if kind == "seller" else None,
             buyer_id=account_id if kind == "buyer" else None, lead_id=request.lead_id, day=request.day,
@@ -113,15 +118,7 @@ class DashboardService(dashboard_pb2_grpc.DashboardServiceServicer):
         caller = await self.auth.caller(context)
         if not request.lead_id:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "lead_id is required")
-        kind, account_id = caller.kind, caller.id
-        if request.account_id and caller.is_admin:
-            # The admin reads as one party of the lead (the web portal, for the person logged in).
-            found = await self._query(context, _kind_of, request.account_id)
-            if found is None:
-                await context.abort(grpc.StatusCode.NOT_FOUND, f"no account {request.account_id}")
-            kind, account_id = found, request.account_id
-        elif request.account_id:
-            await self.auth.require(context, caller, caller.kind, request.account_id)
+        kind, account_id = await self._reading_as(context, caller, request.account_id)
         detail = await self._query(context, queries.lead_detail, request.lead_id,
                                    buyer_id=account_id if kind == "buyer" else None,
                                    seller_id=account_id if kind == "seller" else None)
