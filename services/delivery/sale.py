@@ -215,7 +215,7 @@ class SaleCompletion:
         owners = [CapOwner(buyer.id, buyer.tz, buyer.caps)]
         owners += [CapOwner(p.id, buyer.tz, p.caps, buyer.id) for p in buyer.profiles if p.id == bid.profile_id]
         owners = [o for o in owners if o.caps.any]
-        outcome = await self.caps.reserve(owners, bid.amount_cents, int(self.clock() * 1000))
+        outcome = await self.caps.reserve(owners, bid.amount_cents, int(self.clock() * 1000), closed.auction_id)
         if isinstance(outcome, str):
             log_event(log, "buyer passed over: a cap is reached", auction_id=closed.auction_id,
                       buyer_id=buyer.id, capped=outcome)
@@ -225,8 +225,16 @@ class SaleCompletion:
         return outcome
 
     async def _uncount(self, progress: Progress, buyer_id: str, reservation: Reservation) -> None:
-        """The buyer did not take the lead: its caps get the sale back."""
-        if reservation.keys and await progress.forget_caps(buyer_id):
+        """The buyer did not take the lead: its caps get the sale back, once. A reservation with a
+        marker is released at most once whoever calls (two workers can hold one auction during a
+        rebalance), so it is released first and the note dropped after: a crash between repeats a
+        no-op. One noted before markers is dropped first, so only the caller that drops it releases."""
+        if not reservation.keys:
+            return
+        if reservation.marker:
+            await self.caps.release(reservation)
+            await progress.forget_caps(buyer_id)
+        elif await progress.forget_caps(buyer_id):
             await self.caps.release(reservation)
 
     def _prepare(self, closed: ev.AuctionClosed, buyer: BuyerAccount, price_cents: int) -> PreparedPost | None:

