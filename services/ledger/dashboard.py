@@ -111,7 +111,7 @@ class DashboardService(dashboard_pb2_grpc.DashboardServiceServicer):
         rows, token = await self._query(
             context, queries.search_leads, seller_id=account_id if kind == "seller" else None,
             buyer_id=account_id if kind == "buyer" else None, lead_id=request.lead_id, day=request.day,
-            state=request.state, status=request.status, size=size, token=request.page_token)
+            to_day=request.to_day, state=request.state, status=request.status, size=size, token=request.page_token)
         return pb.SearchLeadsResponse(leads=rows, next_page_token=token)
 
     async def GetLead(self, request, context):  # noqa: N802

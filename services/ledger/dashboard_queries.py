@@ -15,6 +15,7 @@ from leadx.contracts.dashboard.v1 import dashboard_pb2 as pb
 from leadx.leads import status as lead_status
 from leadx.ledger import billing
 from leadx.platform.db.models import (
+    AccountBalance,
     Auction,
     BuyerDuplicateDay,
     Lead,
@@ -139,26 +140,50 @@ def _after(token: tuple[int, str] | None, at_column, key_column):
     return or_(at_column < at_ms, and_(at_column == at_ms, key_column < key))
 
 
+def _balance_before(account: str, after: tuple[int, str] | None):
+    """The account's balance just after the newest transaction a page can hold (the one past its
+    token): today's balance less every entry at or above the token. An expression, so that the page
+    and its balance are read in one statement, from one snapshot. Entries newer than the first page's
+    newest transaction cannot exist: its query has no upper bound."""
+    balance = select(AccountBalance.balance_cents).where(AccountBalance.account == account).scalar_subquery()
+    if after is None:
+        return func.coalesce(balance, 0)
+    at_ms, key = after
+    newer = (select(func.sum(LedgerEntry.amount_cents))
+             .where(LedgerEntry.account == account,
+                    or_(LedgerEntry.at_ms > at_ms, and_(LedgerEntry.at_ms == at_ms, LedgerEntry.transaction_id >= key)))
+             .scalar_subquery())
+    return func.coalesce(balance, 0) - func.coalesce(newer, 0)
+
+
 def transactions(session: Session, account: str | None, window: str, size: int, token: str,
                  now_ms: int) -> tuple[list[pb.Transaction], str]:
     """An account's transactions (`buyer:<id>`, `seller:<id>`; None: all) in a trailing window,
-    newest first, a page at a time."""
+    newest first, a page at a time, each with what it did to the account's balance and the balance
+    after it."""
     since = now_ms - WINDOW_DAYS[window] * DAY_MS
     after = _read_token(token)
     if account is None:
-        query = (select(LedgerTransaction, literal(0))
+        query = (select(LedgerTransaction, literal(0), literal(0))
                  .where(LedgerTransaction.at_ms >= since,
                         _after(after, LedgerTransaction.at_ms, LedgerTransaction.id)))
     else:
-        query = (select(LedgerTransaction, LedgerEntry.amount_cents)
+        # The balance is an ordinary index range (the account's entries at or above the token),
+        # never a sum over the account's whole history.
+        query = (select(LedgerTransaction, LedgerEntry.amount_cents, _balance_before(account, after))
                  .join(LedgerEntry, LedgerEntry.transaction_id == LedgerTransaction.id)
                  .where(LedgerEntry.account == account, LedgerEntry.at_ms >= since,
                         _after(after, LedgerTransaction.at_ms, LedgerTransaction.id)))
     rows = session.execute(query.order_by(LedgerTransaction.at_ms.desc(), LedgerTransaction.id.desc())
                            .limit(size + 1)).all()
-    out = [pb.Transaction(id=t.id, kind=t.kind, lead_id=t.lead_id, buyer_id=t.buyer_id, seller_id=t.seller_id,
-                          amount_cents=t.amount_cents, fee_cents=t.fee_cents, at_ms=t.at_ms,
-                          account_amount_cents=int(moved or 0)) for t, moved in rows[:size]]
+    out = []
+    balance = int(rows[0][2] or 0) if rows else 0
+    for t, moved, _ in rows[:size]:
+        out.append(pb.Transaction(id=t.id, kind=t.kind, lead_id=t.lead_id, buyer_id=t.buyer_id,
+                                  seller_id=t.seller_id, amount_cents=t.amount_cents, fee_cents=t.fee_cents,
+                                  at_ms=t.at_ms, account_amount_cents=int(moved or 0),
+                                  account_balance_after_cents=balance if account else 0))
+        balance -= int(moved or 0)  # the next (older) transaction's balance is before this one
     return out, (_page_token(out[-1].at_ms, out[-1].id) if len(rows) > size else "")
 
 
@@ -171,10 +196,33 @@ for _internal, _public in lead_status.PUBLIC.items():
     INTERNAL_STATUSES[_public].append(_internal)
 
 
+MAX_SEARCH_DAYS = 366
+
+
+def _submitted_between(day: str, to_day: str) -> tuple[int, int]:
+    """The [start, end) of the days from `day` to `to_day` (or `day` alone), in ms since the epoch."""
+    try:
+        first = dt.datetime.fromisoformat(day).replace(tzinfo=dt.UTC) if day else None
+    except ValueError:
+        raise BadRequest("day must be YYYY-MM-DD") from None
+    try:
+        last = dt.datetime.fromisoformat(to_day).replace(tzinfo=dt.UTC) if to_day else first
+    except ValueError:
+        raise BadRequest("to_day must be YYYY-MM-DD") from None
+    if first is None or last is None:
+        raise BadRequest("to_day needs day, the range's first day")
+    if last < first:
+        raise BadRequest("to_day must not be before day")
+    if (last - first).days >= MAX_SEARCH_DAYS:
+        raise BadRequest(f"a range of days is at most {MAX_SEARCH_DAYS} days")
+    start_ms = int(first.timestamp() * 1000)
+    return start_ms, int(last.timestamp() * 1000) + DAY_MS
+
+
 def search_leads(session: Session, *, seller_id: str | None, buyer_id: str | None, lead_id: str, day: str,
-                 state: str, status: str, size: int, token: str) -> tuple[list[pb.LeadRow], str]:
+                 state: str, status: str, size: int, token: str, to_day: str = "") -> tuple[list[pb.LeadRow], str]:
     """Leads matching every given filter that the given seller sent or buyer bought (neither given:
-    any lead), newest first."""
+    any lead), newest first. `day` alone is one day; with `to_day`, the days from one to the other."""
     query = select(Lead.id, Lead.seller_id, Sale.buyer_id, Lead.vertical, Lead.state, Lead.status,
                    Lead.submitted_at_ms, Sale.price_cents, Sale.sold).outerjoin(Sale, Sale.lead_id == Lead.id)
     if seller_id is not None:
@@ -183,13 +231,9 @@ def search_leads(session: Session, *, seller_id: str | None, buyer_id: str | Non
         query = query.where(Sale.buyer_id == buyer_id, Sale.sold.is_(True))
     if lead_id:
         query = query.where(Lead.id == lead_id)
-    if day:
-        try:
-            start = dt.datetime.fromisoformat(day).replace(tzinfo=dt.UTC)
-        except ValueError:
-            raise BadRequest("day must be YYYY-MM-DD") from None
-        start_ms = int(start.timestamp() * 1000)
-        query = query.where(Lead.submitted_at_ms >= start_ms, Lead.submitted_at_ms < start_ms + DAY_MS)
+    if day or to_day:
+        start_ms, end_ms = _submitted_between(day, to_day)
+        query = query.where(Lead.submitted_at_ms >= start_ms, Lead.submitted_at_ms < end_ms)
     if state:
         query = query.where(Lead.state == state.upper())
     if status:

@@ -91,7 +91,8 @@ class Dashboard:
         """A page of the leads of `account_id` (empty: every account's, for operators) matching the
         query, newest first, and the next page's token."""
         answer = await self._call(self.stub.SearchLeads, pb.SearchLeadsRequest(
-            account_id=account_id, lead_id=query.lead_id, day=query.day, state=query.state, status=query.status,
+            account_id=account_id, lead_id=query.lead_id, day=query.day, to_day=query.to_day, state=query.state,
+            status=query.status,
             page_size=SEARCH_PAGE, page_token=query.page))
         return list(answer.leads), answer.next_page_token
 

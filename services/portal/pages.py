@@ -187,8 +187,8 @@ def _mark_returns_seen(deps: PortalDeps, person_id: str, at_ms: int) -> None:
 
 
 async def search(deps: PortalDeps, request: Request) -> Response:
-    """The leads the person's account bought or sold (an operator: every account's), by id, day of
-    submission, state and status, a page at a time. A GET form: nothing changes, so no CSRF token."""
+    """The leads the person's account bought or sold (an operator: every account's), by id, day or
+    range of days of submission, state and status, a page at a time. A GET form: nothing changes, so no CSRF token."""
     current = await visitor(deps, request)
     if current.person is None:
         return _to_login(deps, current)
@@ -201,7 +201,7 @@ async def search(deps: PortalDeps, request: Request) -> Response:
             leads, next_page = await deps.dashboard.search(current.person.account_id, query)
         except DashboardRefused as refused:
             errors["page"] = f"the search was refused: {refused}; search again"
-    kept = {name: params.get(name, "") for name in ("lead_id", "day", "state", "status")}
+    kept = {name: params.get(name, "") for name in ("lead_id", "day", "to_day", "state", "status")}
     return render(deps, request, current, "search.html",
                   {"title": "Search", "errors": errors, "form": kept, "statuses": STATUSES, "searched": bool(params),
                    "leads": leads, "next_query": {**{k: v for k, v in kept.items() if v}, "page": next_page}
@@ -221,7 +221,8 @@ def _window_of(request: Request) -> tuple[str, dict[str, str]]:
 
 async def transactions(deps: PortalDeps, request: Request) -> Response:
     """The account's sales and returns in the last day, week or month, newest first, with what each
-    did to its balance (an operator: every account's), a page at a time; and the same as CSV."""
+    did to its balance and the balance after it (an operator: every account's, without balances), a
+    page at a time; and the same as CSV."""
     current = await visitor(deps, request)
     if current.person is None:
         return _to_login(deps, current)
@@ -251,14 +252,15 @@ async def transactions_csv(deps: PortalDeps, request: Request) -> Response:
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow(["at_utc", "kind", "lead_id", "buyer_id", "seller_id", "price_cents", "fee_cents",
-                     "your_balance_change_cents"])
+                     "your_balance_change_cents", "your_balance_after_cents"])
     page, written = "", 0
     while written < CSV_MAX_ROWS:
         rows, page = await deps.dashboard.transactions(current.person.account_id, TRANSACTION_WINDOWS[window], page,
                                                        size=500)
         for row in rows:
             writer.writerow([utc_time(row.at_ms), row.kind, row.lead_id, row.buyer_id, row.seller_id,
-                             row.amount_cents, row.fee_cents, row.account_amount_cents])
+                             row.amount_cents, row.fee_cents, row.account_amount_cents,
+                             row.account_balance_after_cents])
         written += len(rows)
         if not page:
             break

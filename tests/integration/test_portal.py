@@ -11,6 +11,7 @@ import pytest
 
 from leadx.accounts import people
 from leadx.accounts.people import SessionSigner, SessionState
+from leadx.platform.utc_days import DAY_MS, utc_day
 from services.portal.pages import LOGIN_FAILED
 from tests.conftest import poll_until
 from tests.integration.harness import Exchange
@@ -83,6 +84,13 @@ def test_search_finds_only_the_accounts_own_leads(market: Exchange, client):
     assert 'id="day-error">a day is YYYY-MM-DD' in bad.text
     assert 'id="status-error">choose a status from the list' in bad.text
     assert "state-error" not in bad.text and 'value="NY"' in bad.text
+    backwards = client.get("/search", params={"day": "2026-12-04", "to_day": "2026-12-01"})
+    assert backwards.status_code == 400
+    assert 'id="to_day-error">the last day cannot be before the first<' in backwards.text
+    now_ms = int(time.time() * 1000)
+    week = poll_until(lambda: (lambda p: p if mine in p.text else None)(client.get("/search", params={
+        "day": utc_day(now_ms - 6 * DAY_MS), "to_day": utc_day(now_ms)})), message="the lead in the last seven days")
+    assert theirs not in week.text.split("</form>")[-1]
     forged = client.get("/search", params={"page": "not-a-token"})
     assert forged.status_code == 400 and 'id="page-error">the search was refused' in forged.text
     # A seller's person searches the seller's leads, both of them, whoever bought them.
@@ -100,13 +108,14 @@ def test_transactions_in_the_three_windows_and_as_csv(market: Exchange, client):
             client.get("/transactions", params={"window": window})), message=f"the sale in the last {window}")
         row = page.text[page.text.index(lead_id):].split("</tr>")[0]
         assert 'class="change">-$26.00<' in row  # what the purchase did to the buyer's balance
+        assert 'class="balance">-$26.00<' in row  # and the balance after it: beta's only purchase
         assert f'value="{window}" selected' in page.text
     download = client.get("/transactions.csv", params={"window": "week"})
     assert download.headers["content-type"].startswith("text/csv")
     assert download.headers["content-disposition"] == 'attachment; filename="transactions-week.csv"'
     lines = download.text.splitlines()
     assert lines[0].startswith("at_utc,kind,lead_id")
-    assert any(f",sale,{lead_id}," in line and line.endswith(",2600,260,-2600") for line in lines[1:])
+    assert any(f",sale,{lead_id}," in line and line.endswith(",2600,260,-2600,-2600") for line in lines[1:])
     bad = client.get("/transactions", params={"window": "year"})
     assert bad.status_code == 400 and 'id="window-error">choose the last day, week or month<' in bad.text
     assert client.get("/transactions.csv", params={"window": "year"}).status_code == 400

@@ -113,16 +113,22 @@ def test_transactions_come_newest_first_a_page_at_a_time(sessions):
     with sessions() as session:
         while True:
             rows, token = q.transactions(session, "buyer:b_1", "day", 3, token, NOW)
-            pages.append([(r.id, r.account_amount_cents) for r in rows])
+            pages.append([(r.id, r.account_amount_cents, r.account_balance_after_cents) for r in rows])
             if not token:
                 break
         assert [len(p) for p in pages] == [3, 3, 2]
-        flat = [row for page in pages for row in page]
+        flat = [row[:2] for page in pages for row in page]
         assert flat[1] == ("return:L00000006:b_1", 1000)
         assert flat[:1] + flat[2:] == [(f"sale:L{n:08d}:b_1", -1000) for n in range(7)]
+        # The balance after each, carried across the pages: seven purchases, one returned.
+        balances = [row[2] for page in pages for row in page]
+        assert balances == [-6000, -5000, -6000, -5000, -4000, -3000, -2000, -1000]
         seller_rows, _ = q.transactions(session, "seller:s_1", "day", 50, "", NOW)
         assert {r.account_amount_cents for r in seller_rows} == {900, -900}
-        assert len(q.transactions(session, None, "day", 50, "", NOW)[0]) == 8
+        assert seller_rows[0].account_balance_after_cents == 7 * 900 - 900
+        assert seller_rows[-1].account_balance_after_cents == seller_rows[-1].account_amount_cents
+        every = q.transactions(session, None, "day", 50, "", NOW)[0]
+        assert len(every) == 8 and {r.account_balance_after_cents for r in every} == {0}  # no account asked
         with pytest.raises(q.BadRequest):
             q.transactions(session, "buyer:b_1", "day", 3, "not-a-token", NOW)
 
@@ -145,7 +151,12 @@ def test_lead_search_shows_a_party_only_its_own_leads(sessions):
     assert ids(seller_id="s_1", status="unsold") == ["L00000002"]
     assert ids(day="2027-01-15") == ["L00000003", "L00000002", "L00000001"]
     assert ids(day="2027-01-14") == []
-    for bad in ({"day": "yesterday"}, {"status": "lost"}):
+    assert ids(day="2027-01-14", to_day="2027-01-15") == ["L00000003", "L00000002", "L00000001"]
+    assert ids(day="2027-01-13", to_day="2027-01-14") == []
+    assert ids(seller_id="s_1", day="2026-01-15", to_day="2027-01-15") == ["L00000002", "L00000001"]  # 366 days
+    for bad in ({"day": "yesterday"}, {"status": "lost"}, {"to_day": "2027-01-15"},
+                {"day": "2027-01-15", "to_day": "2027-01-14"}, {"day": "2027-01-14", "to_day": "next week"},
+                {"day": "2026-01-14", "to_day": "2027-01-15"}):
         with pytest.raises(q.BadRequest):
             ids(**bad)
 

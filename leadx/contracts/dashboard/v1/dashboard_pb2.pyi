@@ -206,7 +206,7 @@ class ListTransactionsRequest(_message.Message):
     def __init__(self, account_id: _Optional[str] = ..., window: _Optional[_Union[Window, str]] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
 
 class Transaction(_message.Message):
-    __slots__ = ("id", "kind", "lead_id", "buyer_id", "seller_id", "amount_cents", "fee_cents", "at_ms", "account_amount_cents")
+    __slots__ = ("id", "kind", "lead_id", "buyer_id", "seller_id", "amount_cents", "fee_cents", "at_ms", "account_amount_cents", "account_balance_after_cents")
     ID_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
     LEAD_ID_FIELD_NUMBER: _ClassVar[int]
@@ -216,6 +216,7 @@ class Transaction(_message.Message):
     FEE_CENTS_FIELD_NUMBER: _ClassVar[int]
     AT_MS_FIELD_NUMBER: _ClassVar[int]
     ACCOUNT_AMOUNT_CENTS_FIELD_NUMBER: _ClassVar[int]
+    ACCOUNT_BALANCE_AFTER_CENTS_FIELD_NUMBER: _ClassVar[int]
     id: str
     kind: str
     lead_id: str
@@ -225,7 +226,8 @@ class Transaction(_message.Message):
     fee_cents: int
     at_ms: int
     account_amount_cents: int
-    def __init__(self, id: _Optional[str] = ..., kind: _Optional[str] = ..., lead_id: _Optional[str] = ..., buyer_id: _Optional[str] = ..., seller_id: _Optional[str] = ..., amount_cents: _Optional[int] = ..., fee_cents: _Optional[int] = ..., at_ms: _Optional[int] = ..., account_amount_cents: _Optional[int] = ...) -> None: ...
+    account_balance_after_cents: int
+    def __init__(self, id: _Optional[str] = ..., kind: _Optional[str] = ..., lead_id: _Optional[str] = ..., buyer_id: _Optional[str] = ..., seller_id: _Optional[str] = ..., amount_cents: _Optional[int] = ..., fee_cents: _Optional[int] = ..., at_ms: _Optional[int] = ..., account_amount_cents: _Optional[int] = ..., account_balance_after_cents: _Optional[int] = ...) -> None: ...
 
 class ListTransactionsResponse(_message.Message):
     __slots__ = ("transactions", "next_page_token")
@@ -236,7 +238,7 @@ class ListTransactionsResponse(_message.Message):
     def __init__(self, transactions: _Optional[_Iterable[_Union[Transaction, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
 class SearchLeadsRequest(_message.Message):
-    __slots__ = ("lead_id", "day", "state", "status", "page_size", "page_token", "account_id")
+    __slots__ = ("lead_id", "day", "state", "status", "page_size", "page_token", "account_id", "to_day")
     LEAD_ID_FIELD_NUMBER: _ClassVar[int]
     DAY_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
@@ -244,6 +246,7 @@ class SearchLeadsRequest(_message.Message):
     PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
     PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
     ACCOUNT_ID_FIELD_NUMBER: _ClassVar[int]
+    TO_DAY_FIELD_NUMBER: _ClassVar[int]
     lead_id: str
     day: str
     state: str
@@ -251,7 +254,8 @@ class SearchLeadsRequest(_message.Message):
     page_size: int
     page_token: str
     account_id: str
-    def __init__(self, lead_id: _Optional[str] = ..., day: _Optional[str] = ..., state: _Optional[str] = ..., status: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ..., account_id: _Optional[str] = ...) -> None: ...
+    to_day: str
+    def __init__(self, lead_id: _Optional[str] = ..., day: _Optional[str] = ..., state: _Optional[str] = ..., status: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ..., account_id: _Optional[str] = ..., to_day: _Optional[str] = ...) -> None: ...
 
 class LeadRow(_message.Message):
     __slots__ = ("lead_id", "seller_id", "buyer_id", "vertical", "state", "status", "submitted_at_ms", "price_cents")
