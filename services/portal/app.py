@@ -15,7 +15,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
-from services.portal import pages
+from services.portal import live, pages
 from services.portal.dashboard import DashboardUnavailable
 from services.portal.web import PortalDeps, SecurityHeaders
 
@@ -36,6 +36,7 @@ def build_app(deps: PortalDeps, lifespan=None) -> Starlette:
         Route("/login", partial(pages.login, deps), methods=["POST"]),
         Route("/logout", partial(pages.logout, deps), methods=["POST"]),
         Route("/buyer", partial(pages.buyer_home, deps), methods=["GET"]),
+        Route("/buyer/live", partial(live.purchases, deps), methods=["GET"]),
         Route("/seller", partial(pages.seller_home, deps), methods=["GET"]),
         Route("/operator", partial(pages.operator_home, deps), methods=["GET"]),
         Route("/search", partial(pages.search, deps), methods=["GET"]),

@@ -87,6 +87,11 @@ class Dashboard:
                                  pb.SearchLeadsRequest(account_id=seller_id, page_size=LATEST_LEADS))
         return SellerHome(summary, list(leads.leads))
 
+    async def recent_purchases(self, buyer_id: str, limit: int) -> list[pb.Sale]:
+        """The buyer's newest purchases, newest first (the live list on its home)."""
+        answer = await self._call(self.stub.ListRecentSales, pb.ListRecentSalesRequest(buyer_id=buyer_id, limit=limit))
+        return list(answer.sales)
+
     async def search(self, account_id: str, query: SearchQuery) -> tuple[list[pb.LeadRow], str]:
         """A page of the leads of `account_id` (empty: every account's, for operators) matching the
         query, newest first, and the next page's token."""

@@ -81,7 +81,8 @@ def create_app(settings: PortalSettings):
         throttle=LoginThrottle(redis, settings.topic_prefix, settings.throttle, settings.session_secret),
         dashboard=Dashboard(settings.dashboard_address, settings.dashboard_key, settings.dashboard_ca_file),
         templates=templates(), readiness=readiness, secure_cookies=settings.secure_cookies,
-        return_policy=settings.return_policy, publisher=producer)
+        return_policy=settings.return_policy, publisher=producer, live_poll_s=settings.live_poll_s,
+        live_stream_s=settings.live_stream_s)
 
     @contextlib.asynccontextmanager
     async def lifespan(_app):

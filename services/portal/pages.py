@@ -134,7 +134,7 @@ async def home(deps: PortalDeps, request: Request) -> Response:
     return _redirect(deps, current, HOME[current.person.kind])
 
 
-async def _person_of_kind(deps: PortalDeps, request: Request, kind: str) -> tuple[Visitor, Response | None]:
+async def person_of_kind(deps: PortalDeps, request: Request, kind: str) -> tuple[Visitor, Response | None]:
     """The visitor, and the answer instead of the page when it may not open it."""
     current = await visitor(deps, request)
     if current.person is None:
@@ -154,7 +154,7 @@ def utc_time(ms: int) -> str:
 
 
 async def buyer_home(deps: PortalDeps, request: Request) -> Response:
-    current, refused = await _person_of_kind(deps, request, people.BUYER)
+    current, refused = await person_of_kind(deps, request, people.BUYER)
     if refused is not None:
         return refused
     assert current.person is not None
@@ -165,7 +165,7 @@ async def buyer_home(deps: PortalDeps, request: Request) -> Response:
 
 
 async def seller_home(deps: PortalDeps, request: Request) -> Response:
-    current, refused = await _person_of_kind(deps, request, people.SELLER)
+    current, refused = await person_of_kind(deps, request, people.SELLER)
     if refused is not None:
         return refused
     assert current.person is not None
@@ -272,7 +272,7 @@ async def transactions_csv(deps: PortalDeps, request: Request) -> Response:
 
 
 async def operator_home(deps: PortalDeps, request: Request) -> Response:
-    current, refused = await _person_of_kind(deps, request, people.OPERATOR)
+    current, refused = await person_of_kind(deps, request, people.OPERATOR)
     if refused is not None:
         return refused
     sales = await deps.dashboard.recent_sales()

@@ -28,6 +28,8 @@ class PortalSettings:
     throttle: ThrottlePolicy
     kafka: KafkaSettings  # a return is published as lead.returned, as the API publishes it
     return_policy: ReturnPolicy  # the API's: RETURN_WINDOW_DAYS, RETURN_RATE_CAP_PERCENT, RETURN_RATE_PERIOD_DAYS
+    live_poll_s: int  # how often the buyer home's live list asks the dashboard for new purchases
+    live_stream_s: int  # how long one event stream lasts before the browser reconnects (and is checked)
 
     @classmethod
     def from_env(cls) -> PortalSettings:
@@ -38,6 +40,10 @@ class PortalSettings:
         dashboard_key = env_str("DASHBOARD_ADMIN_API_KEY")
         idle_minutes = env_int("PORTAL_SESSION_IDLE_MINUTES", 30)
         max_hours = env_int("PORTAL_SESSION_MAX_HOURS", 12)
+        live_poll_s, live_stream_s = env_int("PORTAL_LIVE_POLL_SECONDS", 2), env_int("PORTAL_LIVE_STREAM_SECONDS", 60)
+        if live_poll_s <= 0 or live_stream_s < live_poll_s:
+            raise ConfigError("environment variable PORTAL_LIVE_POLL_SECONDS must be more than 0, and "
+                              "PORTAL_LIVE_STREAM_SECONDS at least as much")
         if idle_minutes <= 0 or max_hours <= 0:
             raise ConfigError("environment variables PORTAL_SESSION_IDLE_MINUTES and PORTAL_SESSION_MAX_HOURS "
                               "must be more than 0")
@@ -59,4 +65,6 @@ class PortalSettings:
                                     window_s=env_int("PORTAL_LOGIN_WINDOW_SECONDS", 300)),
             kafka=KafkaSettings.from_env(),
             return_policy=ReturnPolicy.from_env(),
+            live_poll_s=live_poll_s,
+            live_stream_s=live_stream_s,
         )

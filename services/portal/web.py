@@ -29,9 +29,10 @@ from services.portal.throttle import LoginThrottle
 
 COOKIE = "leadx_session"
 MAX_FORM_BYTES = 16_384
-# No inline script or style anywhere, and nothing from another origin: the pages' CSS is /static.
-CONTENT_SECURITY_POLICY = ("default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
-                           "frame-ancestors 'none'; base-uri 'none'")
+# No inline script or style anywhere, and nothing from another origin: the pages' CSS and script
+# are /static, and the script's one connection is the buyer home's event stream (/buyer/live).
+CONTENT_SECURITY_POLICY = ("default-src 'none'; style-src 'self'; script-src 'self'; connect-src 'self'; "
+                           "img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
 SECURITY_HEADERS = [
     (b"content-security-policy", CONTENT_SECURITY_POLICY.encode()),
     (b"x-content-type-options", b"nosniff"),
@@ -84,6 +85,8 @@ class PortalDeps:
     clock: Callable[[], float] = field(default=time.time)
     return_policy: ReturnPolicy = field(default_factory=ReturnPolicy)
     publisher: Publisher | None = None  # lead.returned; None: returns are refused as not recorded
+    live_poll_s: float = 2.0  # the buyer home's live list (live.py)
+    live_stream_s: float = 60.0
 
 
 @dataclass

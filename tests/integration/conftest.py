@@ -185,7 +185,10 @@ def portal(shared_exchange: Exchange) -> Iterator[str]:
     on purpose from 127.0.0.1, so the per-address throttle is set high here (its own test counts it
     against Redis: tests/unit/test_portal_throttle.py)."""
     stack = shared_exchange.stack
-    process = stack.add_service("portal", PORTAL_LOGIN_FAILURES_PER_ADDRESS="10000")
+    # The buyer home's live list polls each second, and each stream ends after 5 s (60 s in
+    # production) so that the tests see one end, and the browser's reconnection.
+    process = stack.add_service("portal", PORTAL_LOGIN_FAILURES_PER_ADDRESS="10000", PORTAL_LIVE_POLL_SECONDS="1",
+                                PORTAL_LIVE_STREAM_SECONDS="5")
     process.start()
     try:
         stack.wait_ready(["portal"], timeout_s=60)

@@ -4,7 +4,9 @@ buyer's and a seller's people see with the exchange's own figures, and the pages
 
 from __future__ import annotations
 
+import json
 import time
+from collections.abc import Iterator
 
 import httpx
 import pytest
@@ -66,6 +68,52 @@ def test_a_seller_sees_its_latest_leads_with_their_status(market: Exchange, clie
     row = page.text[page.text.index(lead_id):]
     assert '<td class="status">sold</td>' in row[:400] and "$18.00" in row[:400]
     assert client.get("/buyer").status_code == 404
+
+
+def live_events(client, since: int, last_event_id: str = "") -> Iterator[dict[str, str]]:
+    """One event stream of the buyer home's live list, read until it ends: each event's fields."""
+    headers = {"last-event-id": last_event_id} if last_event_id else {}
+    with client.stream("GET", "/buyer/live", params={"since": since}, headers=headers) as response:
+        assert response.status_code == 200, response.read()
+        assert response.headers["content-type"].startswith("text/event-stream")
+        assert "default-src 'none'" in response.headers["content-security-policy"]
+        event: dict[str, str] = {}
+        for line in response.iter_lines():
+            if not line:
+                if event:
+                    yield event
+                event = {}
+            elif not line.startswith(":"):  # a comment keeps the connection seen to be open
+                name, _, value = line.partition(":")
+                event[name] = value.strip()
+
+
+def test_the_buyer_home_streams_each_lead_won_after_the_page_was_shown(market: Exchange, client):
+    email = create_person(market, "buyer", market.buyer_ids["gamma"], "read-only")
+    assert log_in(client, email).status_code == 303
+    shown = market.sell("gamma", 1100)
+    poll_until(lambda: shown in client.get("/buyer").text, message="the first lead on the buyer's home")
+    since = int(time.time() * 1000)  # the page's newest lead is older: it is not sent again
+    won = market.sell("gamma", 2450)
+    other = market.sell("beta", 3000)  # another buyer's: never in gamma's stream
+    seen: list[dict[str, str]] = []
+    poll_until(lambda: seen.extend(live_events(client, since)) or any(won in e.get("data", "") for e in seen),
+               timeout_s=60, message="the lead won in the live stream")
+    bought = [e for e in seen if e.get("event") == "bought"]
+    assert bought and all(shown not in e["data"] and other not in e["data"] for e in bought)
+    lead = json.loads(next(e["data"] for e in bought if won in e["data"]))
+    assert lead == {"lead_id": won, "price": "$24.50", "vertical": lead["vertical"], "state": lead["state"],
+                    "bought": lead["bought"]} and lead["bought"].endswith(" UTC")
+    assert any(e.get("retry") == "3000" for e in seen)  # the browser reconnects after 3 s
+    # A reconnecting browser sends the last event's id back: the stream goes on after it (and the
+    # stream ends by itself, or this would not return).
+    after = next(e for e in bought if won in e["data"])["id"]
+    assert [e for e in live_events(client, since, str(int(after) + 1)) if e.get("event") == "bought"] == []
+    # The stream is the buyer's person's only: anyone else is sent to log in, or told there is none.
+    client.cookies.clear()
+    assert client.get("/buyer/live").headers["location"] == "/login"
+    assert log_in(client, create_person(market, "seller", market.seller_id)).status_code == 303
+    assert client.get("/buyer/live").status_code == 404
 
 
 def test_search_finds_only_the_accounts_own_leads(market: Exchange, client):

@@ -57,6 +57,26 @@ def log_in(page, email: str, password: str = PASSWORD) -> None:
     page.click("form.login button[type=submit]")
 
 
+def test_a_lead_won_appears_on_the_open_buyer_home_without_reload(market: Exchange, page):
+    log_in(page, create_person(market, "buyer", market.buyer_ids["beta"]))
+    page.wait_for_url("**/buyer")
+    assert page.locator("#no-leads").is_visible() and not page.locator("#bought").is_visible()
+    page.evaluate("window.stillTheSamePage = true")  # gone if the page were loaded again
+    first = market.sell("beta", 1975)
+    page.wait_for_selector(f'#bought tr[data-lead="{first}"]', timeout=60_000)
+    second = market.sell("beta", 2025)
+    page.wait_for_selector(f'#bought tr[data-lead="{second}"]', timeout=60_000)
+    assert page.evaluate("window.stillTheSamePage") is True
+    assert page.locator("#bought tbody tr").all_inner_texts()[0].startswith(second)  # newest first
+    row = page.locator(f'#bought tr[data-lead="{first}"]')
+    assert "$19.75" in row.inner_text() and row.locator("a").get_attribute("href") == f"/leads/{first}"
+    assert not page.locator("#no-leads").is_visible()
+    assert page.locator("#bought tbody tr").count() == 2  # each once, across the streams' reconnections
+    # The live rows lead where the rendered ones do: the lead's page.
+    row.locator("a").click()
+    page.wait_for_url(f"**/leads/{first}")
+
+
 def test_a_buyer_logs_in_and_sees_its_home(market: Exchange, page):
     lead_id = market.sell("alpha", 3275)
     log_in(page, create_person(market, "buyer", market.buyer_ids["alpha"]))
