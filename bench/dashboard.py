@@ -65,7 +65,7 @@ def load(raw_url: str, schema: str, sales: int, now_ms: int, rng: random.Random)
                     state, county = places[n % len(places)]
                     sold = n % 10 != 0  # a tenth unsold
                     price = rng.randrange(500, 10_000) if sold else 0
-                    copy.write_row((lead_id, lead_id, sold, buyer_id(rng.randrange(BUYERS)) if sold else None,
+                    copy.write_row((lead_id, lead_id, sold, buyer_id(rng.randrange(BUYERS)) if sold else "",
                                     f"s_bench{rng.randrange(SELLERS):04d}", price, price // 10,
                                     "auto_loan" if n % 3 else "auto_insurance", state, county, 1,
                                     now_ms - rng.randrange(365 * DAY_MS), sold and n % 50 == 7))
