@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: install runtime-lock run test test-kafka faults unit integration kafka-jars proto proto-check lint typecheck k8s-check bench bench-intake bench-dedup bench-dedup-cluster bench-delivery bench-dashboard bench-auction bench-scoring bench-kafka prior-model clean
+.PHONY: install runtime-lock run test test-kafka faults unit integration kafka-jars proto proto-check lint typecheck k8s-check bench bench-intake bench-dedup bench-dedup-cluster bench-delivery bench-dashboard bench-portal bench-auction bench-scoring bench-kafka prior-model clean
 
 install: $(STAMP)
 
@@ -84,6 +84,7 @@ bench: install
 	$(PY) bench/dedup.py
 	$(PY) bench/delivery.py
 	$(PY) bench/dashboard.py
+	$(PY) bench/portal.py
 	$(PY) bench/auction.py
 	$(PY) bench/scoring.py
 
@@ -102,6 +103,11 @@ bench-delivery: install
 
 bench-dashboard: install
 	$(PY) bench/dashboard.py
+
+## The web portal's buyer home and lead search over 1,000,000 sales in PostgreSQL, beside the gRPC
+## calls behind them (a private PostgreSQL unless LEADX_BENCH_POSTGRES_URL names one).
+bench-portal: install
+	$(PY) bench/portal.py
 
 bench-auction: install
 	$(PY) bench/auction.py
