@@ -20,3 +20,50 @@ def period_start(day: str, period: str) -> str:
     elif period == "month":
         date = date.replace(day=1)
     return date.isoformat()
+
+
+MAX_RANGE_DAYS = 366  # a search over days covers at most a year, both ends included
+BAD_DAY = "a day is YYYY-MM-DD, e.g. 2026-12-04"
+
+
+class DayRangeError(ValueError):
+    """A day or a range of days that cannot be searched: the field at fault and why."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field, self.message = field, message
+
+
+def parse_day(text: str, field: str = "day") -> dt.date:
+    """A day typed as YYYY-MM-DD, exactly (no time, no other form)."""
+    try:
+        if len(text) != 10:
+            raise ValueError(text)
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise DayRangeError(field, BAD_DAY) from None
+
+
+def check_day_range(first: dt.date | None, last: dt.date | None) -> None:
+    """The rule of a range of days, `first` to `last` (None: not given): a last day needs a first, comes
+    no earlier, and the range spans at most MAX_RANGE_DAYS days."""
+    if last is None:
+        return
+    if first is None:
+        raise DayRangeError("day", "give the first day of the range too")
+    if last < first:
+        raise DayRangeError("to_day", "the last day cannot be before the first")
+    if (last - first).days >= MAX_RANGE_DAYS:
+        raise DayRangeError("to_day", f"a range is at most {MAX_RANGE_DAYS} days")
+
+
+def day_range_ms(day: str, to_day: str = "") -> tuple[int, int]:
+    """The [start, end) in Unix ms of the UTC days from `day` to `to_day` (empty: `day` alone), both
+    included; DayRangeError names the field at fault."""
+    first = parse_day(day, "day") if day else None
+    last = parse_day(to_day, "to_day") if to_day else first
+    check_day_range(first, last)
+    assert first is not None and last is not None
+    start = dt.datetime.combine(first, dt.time(), dt.UTC)
+    end = dt.datetime.combine(last, dt.time(), dt.UTC) + dt.timedelta(days=1)
+    return int(start.timestamp() * 1000), int(end.timestamp() * 1000)

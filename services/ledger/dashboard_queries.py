@@ -26,7 +26,7 @@ from leadx.platform.db.models import (
     PostAttempt,
     Sale,
 )
-from leadx.platform.utc_days import DAY_MS, utc_day
+from leadx.platform.utc_days import DAY_MS, DayRangeError, day_range_ms, utc_day
 
 WINDOW_DAYS = {"day": 1, "week": 7, "month": 30, "year": 365}
 WINDOWS = {"day": pb.WINDOW_DAY, "week": pb.WINDOW_WEEK, "month": pb.WINDOW_MONTH, "year": pb.WINDOW_YEAR}
@@ -196,29 +196,6 @@ for _internal, _public in lead_status.PUBLIC.items():
     INTERNAL_STATUSES[_public].append(_internal)
 
 
-MAX_SEARCH_DAYS = 366
-
-
-def _submitted_between(day: str, to_day: str) -> tuple[int, int]:
-    """The [start, end) of the days from `day` to `to_day` (or `day` alone), in ms since the epoch."""
-    try:
-        first = dt.datetime.fromisoformat(day).replace(tzinfo=dt.UTC) if day else None
-    except ValueError:
-        raise BadRequest("day must be YYYY-MM-DD") from None
-    try:
-        last = dt.datetime.fromisoformat(to_day).replace(tzinfo=dt.UTC) if to_day else first
-    except ValueError:
-        raise BadRequest("to_day must be YYYY-MM-DD") from None
-    if first is None or last is None:
-        raise BadRequest("to_day needs day, the range's first day")
-    if last < first:
-        raise BadRequest("to_day must not be before day")
-    if (last - first).days >= MAX_SEARCH_DAYS:
-        raise BadRequest(f"a range of days is at most {MAX_SEARCH_DAYS} days")
-    start_ms = int(first.timestamp() * 1000)
-    return start_ms, int(last.timestamp() * 1000) + DAY_MS
-
-
 def search_leads(session: Session, *, seller_id: str | None, buyer_id: str | None, lead_id: str, day: str,
                  state: str, status: str, size: int, token: str, to_day: str = "") -> tuple[list[pb.LeadRow], str]:
     """Leads matching every given filter that the given seller sent or buyer bought (neither given:
@@ -232,7 +209,10 @@ def search_leads(session: Session, *, seller_id: str | None, buyer_id: str | Non
     if lead_id:
         query = query.where(Lead.id == lead_id)
     if day or to_day:
-        start_ms, end_ms = _submitted_between(day, to_day)
+        try:
+            start_ms, end_ms = day_range_ms(day, to_day)
+        except DayRangeError as error:
+            raise BadRequest(str(error)) from None
         query = query.where(Lead.submitted_at_ms >= start_ms, Lead.submitted_at_ms < end_ms)
     if state:
         query = query.where(Lead.state == state.upper())

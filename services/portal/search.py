@@ -9,11 +9,11 @@ from dataclasses import dataclass
 
 from leadx.leads import status as lead_status
 from leadx.platform.ids import is_lead_id
+from leadx.platform.utc_days import DayRangeError, check_day_range, parse_day
 
 STATUSES = tuple(dict.fromkeys(lead_status.PUBLIC.values()))  # in the life cycle's order, once each
 _STATE = re.compile(r"[A-Z]{2}")
 MAX_TOKEN_CHARS = 200
-MAX_RANGE_DAYS = 366  # as the dashboard allows
 
 
 @dataclass(frozen=True)
@@ -37,13 +37,17 @@ def check_search(params: dict[str, str]) -> tuple[SearchQuery, dict[str, str]]:
     if lead_id and not is_lead_id(lead_id):
         errors["lead_id"] = "a lead id is 10 letters and digits, e.g. Q8ZK2M4T1B"
     day, to_day = params.get("day", "").strip(), params.get("to_day", "").strip()
-    first, last = _day(day, "day", errors), _day(to_day, "to_day", errors)
-    if last and not day:
-        errors["day"] = "give the first day of the range too"
-    elif first and last and last < first:
-        errors["to_day"] = "the last day cannot be before the first"
-    elif first and last and (last - first).days >= MAX_RANGE_DAYS:
-        errors["to_day"] = f"a range is at most {MAX_RANGE_DAYS} days"
+    days: dict[str, dt.date | None] = {}
+    for field, text in (("day", day), ("to_day", to_day)):
+        try:
+            days[field] = parse_day(text, field) if text else None
+        except DayRangeError as error:
+            errors[field] = error.message
+    if len(days) == 2:  # both as typed (or empty): then the range, by the dashboard's own rule
+        try:
+            check_day_range(days["day"], days["to_day"])
+        except DayRangeError as error:
+            errors[error.field] = error.message
     state = params.get("state", "").strip().upper()
     if state and not _STATE.fullmatch(state):
         errors["state"] = "a state is its two-letter code, e.g. NY"
@@ -55,15 +59,3 @@ def check_search(params: dict[str, str]) -> tuple[SearchQuery, dict[str, str]]:
         errors["page"] = "this page of results is not one the portal gave; search again"
     return SearchQuery(lead_id, day, to_day, state, status, page), errors
 
-
-def _day(text: str, field: str, errors: dict[str, str]) -> dt.date | None:
-    """The day typed in `field` (None when empty or wrong, the error then noted)."""
-    if not text:
-        return None
-    try:
-        if len(text) != 10:
-            raise ValueError(text)
-        return dt.date.fromisoformat(text)
-    except ValueError:
-        errors[field] = "a day is YYYY-MM-DD, e.g. 2026-12-04"
-        return None
