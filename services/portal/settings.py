@@ -9,6 +9,7 @@ from leadx.ledger.returns import ReturnPolicy
 from leadx.platform.config import ConfigError, KafkaSettings, RedisSettings, env_bool, env_file, env_int, env_str
 
 MIN_SESSION_SECRET_CHARS = 32
+LIVE_POLL_S, LIVE_STREAM_S = 2, 60  # the buyer home's live list (live.py), by default
 
 
 @dataclass(frozen=True)
@@ -40,7 +41,8 @@ class PortalSettings:
         dashboard_key = env_str("DASHBOARD_ADMIN_API_KEY")
         idle_minutes = env_int("PORTAL_SESSION_IDLE_MINUTES", 30)
         max_hours = env_int("PORTAL_SESSION_MAX_HOURS", 12)
-        live_poll_s, live_stream_s = env_int("PORTAL_LIVE_POLL_SECONDS", 2), env_int("PORTAL_LIVE_STREAM_SECONDS", 60)
+        live_poll_s, live_stream_s = (env_int("PORTAL_LIVE_POLL_SECONDS", LIVE_POLL_S),
+                                      env_int("PORTAL_LIVE_STREAM_SECONDS", LIVE_STREAM_S))
         if live_poll_s <= 0 or live_stream_s < live_poll_s:
             raise ConfigError("environment variable PORTAL_LIVE_POLL_SECONDS must be more than 0, and "
                               "PORTAL_LIVE_STREAM_SECONDS at least as much")

@@ -25,6 +25,7 @@ from leadx.accounts.people import SessionPolicy, SessionSigner, SessionState
 from leadx.ledger.returns import Publisher, ReturnPolicy
 from leadx.platform.health import Readiness
 from services.portal.dashboard import Dashboard, DashboardUnavailable
+from services.portal.settings import LIVE_POLL_S, LIVE_STREAM_S
 from services.portal.throttle import LoginThrottle
 
 COOKIE = "leadx_session"
@@ -85,8 +86,8 @@ class PortalDeps:
     clock: Callable[[], float] = field(default=time.time)
     return_policy: ReturnPolicy = field(default_factory=ReturnPolicy)
     publisher: Publisher | None = None  # lead.returned; None: returns are refused as not recorded
-    live_poll_s: float = 2.0  # the buyer home's live list (live.py)
-    live_stream_s: float = 60.0
+    live_poll_s: float = LIVE_POLL_S  # the buyer home's live list (live.py)
+    live_stream_s: float = LIVE_STREAM_S
 
 
 @dataclass

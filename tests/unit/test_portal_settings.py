@@ -18,7 +18,8 @@ def portal_env(env):
     env.setenv("DASHBOARD_ADDRESS", "ledger:50051")
     env.setenv("DASHBOARD_ADMIN_API_KEY", "a-test-key")
     env.setenv("KAFKA_BOOTSTRAP_SERVERS", "kafka:9092")
-    for name in ("PORTAL_PORT", "PORTAL_SECURE_COOKIES", "PORTAL_SESSION_IDLE_MINUTES", "PORTAL_SESSION_MAX_HOURS"):
+    for name in ("PORTAL_PORT", "PORTAL_SECURE_COOKIES", "PORTAL_SESSION_IDLE_MINUTES", "PORTAL_SESSION_MAX_HOURS",
+                 "PORTAL_LIVE_POLL_SECONDS", "PORTAL_LIVE_STREAM_SECONDS"):
         env.delenv(name, raising=False)
     return env
 
@@ -28,6 +29,7 @@ def test_defaults(portal_env):
     assert (settings.port, settings.secure_cookies) == (8000, True)
     assert (settings.sessions.idle_s, settings.sessions.absolute_s) == (1800, 43200)
     assert (settings.throttle.per_account, settings.throttle.per_address, settings.throttle.window_s) == (5, 20, 300)
+    assert (settings.live_poll_s, settings.live_stream_s) == (2, 60)
     assert SECRET not in repr(settings) and "a-test-key" not in repr(settings)
     # Returns follow the API's policy, from the same variables.
     assert (settings.return_policy.window_days, settings.kafka.bootstrap_servers) == (7, "kafka:9092")
@@ -41,6 +43,8 @@ def test_defaults(portal_env):
     ("KAFKA_BOOTSTRAP_SERVERS", "", "KAFKA_BOOTSTRAP_SERVERS is required"),
     ("PORTAL_SESSION_IDLE_MINUTES", "0", "must be more than 0"),
     ("PORTAL_SECURE_COOKIES", "maybe", "PORTAL_SECURE_COOKIES must be true or false"),
+    ("PORTAL_LIVE_POLL_SECONDS", "0", "PORTAL_LIVE_POLL_SECONDS must be more than 0"),
+    ("PORTAL_LIVE_STREAM_SECONDS", "1", "PORTAL_LIVE_STREAM_SECONDS at least as much"),
 ])
 def test_bad_settings_stop_the_start_with_their_name(portal_env, name, value, message):
     portal_env.setenv(name, value)
