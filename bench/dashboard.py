@@ -1,7 +1,7 @@
 """Benchmark of the gRPC dashboard API (`make bench-dashboard`).
 
-In one run, on one machine, against the PostgreSQL at LEADX_BENCH_POSTGRES_URL (default: the local
-test database), in a schema of its own that is dropped afterwards:
+In one run, on one machine, against the PostgreSQL at LEADX_BENCH_POSTGRES_URL (unset: a private
+cluster this bench starts, as the tests do), in a schema of its own that is dropped afterwards:
   * loads N sales (default 1 million) over the last 365 days, across 1,000 buyers and 200 sellers,
     in real ZIPs' states and counties, 2% of them returned, with the per-day market totals and the
     buyers' duplicate days the ledger keeps beside them (COPY, then the same aggregates in SQL),
@@ -18,12 +18,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import random
 import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import grpc
@@ -37,15 +39,40 @@ from loadgen import percentile, write_results
 
 from leadx.contracts.dashboard.v1 import dashboard_pb2 as pb
 from leadx.contracts.dashboard.v1 import dashboard_pb2_grpc
+from leadx.dev.postgres import LocalPostgres
 from leadx.dev.stack import free_port, wait_for_port
 from leadx.leads.verticals import zip_counties, zip_states
 from leadx.platform.db.engine import create_schema, make_engine, session_factory
 from leadx.platform.utc_days import DAY_MS
 
 RESULTS = ROOT / "bench" / "results" / "dashboard.json"
-DEFAULT_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 ADMIN_KEY = "bench-dashboard-admin-key"  # a local benchmark value, not a secret
 BUYERS, SELLERS = 1_000, 200
+
+
+@contextlib.contextmanager
+def postgres_schema() -> Iterator[tuple[str, str, str]]:
+    """A schema of its own on the PostgreSQL at LEADX_BENCH_POSTGRES_URL (unset: a private cluster
+    started for the run), dropped afterwards: (its name, a psycopg URL, a SQLAlchemy URL into it)."""
+    postgres = None
+    base = os.environ.get("LEADX_BENCH_POSTGRES_URL", "")
+    if not base:
+        postgres = LocalPostgres()
+        postgres.start()
+        base = postgres.url
+    schema = f"bench_{uuid.uuid4().hex[:8]}"
+    raw_url = base.replace("postgresql+psycopg://", "postgresql://")
+    try:
+        with psycopg.connect(raw_url, autocommit=True) as admin:
+            admin.execute(f"CREATE SCHEMA {schema}")
+        try:
+            yield schema, raw_url, f"{base}{'&' if '?' in base else '?'}options=-csearch_path%3D{schema}"
+        finally:
+            with psycopg.connect(raw_url, autocommit=True) as admin:
+                admin.execute(f"DROP SCHEMA {schema} CASCADE")
+    finally:
+        if postgres is not None:
+            postgres.stop()
 
 
 def buyer_id(n: int) -> str:
@@ -218,32 +245,25 @@ def main() -> None:
         serve(args.serve[0], int(args.serve[1]))
         return
 
-    base = os.environ.get("LEADX_BENCH_POSTGRES_URL", DEFAULT_URL)
-    schema = f"bench_{uuid.uuid4().hex[:8]}"
-    raw_url = base.replace("postgresql+psycopg://", "postgresql://")
-    url = f"{base}{'&' if '?' in base else '?'}options=-csearch_path%3D{schema}"
-    with psycopg.connect(raw_url, autocommit=True) as admin:
-        admin.execute(f"CREATE SCHEMA {schema}")
     server = None
-    try:
-        engine = make_engine(url)
-        create_schema(engine)
-        engine.dispose()
-        started = time.perf_counter()
-        load(raw_url, schema, args.sales, int(time.time() * 1000), random.Random(args.seed))
-        results = {"sales": args.sales, "buyers": BUYERS, "sellers": SELLERS,
-                   "load_seconds": round(time.perf_counter() - started, 1)}
-        print(f"loaded {args.sales:,} sales in {results['load_seconds']} s", flush=True)
-        port = free_port()
-        server = subprocess.Popen([sys.executable, __file__, "--serve", url, str(port)])
-        wait_for_port("127.0.0.1", port, 30, server)
-        results |= uvloop.run(measure(args, url, raw_url, schema, port))
-    finally:
-        if server is not None:
-            server.terminate()
-            server.wait(10)
-        with psycopg.connect(raw_url, autocommit=True) as admin:
-            admin.execute(f"DROP SCHEMA {schema} CASCADE")
+    with postgres_schema() as (schema, raw_url, url):
+        try:
+            engine = make_engine(url)
+            create_schema(engine)
+            engine.dispose()
+            started = time.perf_counter()
+            load(raw_url, schema, args.sales, int(time.time() * 1000), random.Random(args.seed))
+            results = {"sales": args.sales, "buyers": BUYERS, "sellers": SELLERS,
+                       "load_seconds": round(time.perf_counter() - started, 1)}
+            print(f"loaded {args.sales:,} sales in {results['load_seconds']} s", flush=True)
+            port = free_port()
+            server = subprocess.Popen([sys.executable, __file__, "--serve", url, str(port)])
+            wait_for_port("127.0.0.1", port, 30, server)
+            results |= uvloop.run(measure(args, url, raw_url, schema, port))
+        finally:
+            if server is not None:
+                server.terminate()
+                server.wait(10)
     print(f"\n{args.sales:,} sales in PostgreSQL, {args.concurrency} calls in flight:")
     for name in ("buyer_summary", "market_prices"):
         grpc_figures, raw_figures = results[f"grpc_{name}"], results[f"raw_sql_{name}"]

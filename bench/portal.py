@@ -20,12 +20,10 @@ bench/results/portal.json.
 from __future__ import annotations
 
 import argparse
-import os
 import random
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 
 import grpc
@@ -36,13 +34,12 @@ import uvloop
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from dashboard import buyer_id, closed_loop, load
+from dashboard import buyer_id, closed_loop, load, postgres_schema
 from loadgen import write_results
 
 from leadx.accounts import accounts, people
 from leadx.contracts.dashboard.v1 import dashboard_pb2 as pb
 from leadx.contracts.dashboard.v1 import dashboard_pb2_grpc
-from leadx.dev.postgres import LocalPostgres
 from leadx.dev.stack import LocalStack
 from leadx.leads import status as lead_status
 from leadx.platform.db.engine import make_engine, session_factory
@@ -155,41 +152,28 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args()
 
-    postgres = None
-    base = os.environ.get("LEADX_BENCH_POSTGRES_URL", "")
-    if not base:
-        postgres = LocalPostgres()
-        postgres.start()
-        base = postgres.url
-    schema = f"bench_{uuid.uuid4().hex[:8]}"
-    raw_url = base.replace("postgresql+psycopg://", "postgresql://")
-    url = f"{base}{'&' if '?' in base else '?'}options=-csearch_path%3D{schema}"
-    with psycopg.connect(raw_url, autocommit=True) as admin:
-        admin.execute(f"CREATE SCHEMA {schema}")
-    stack = LocalStack(Path(tempfile.mkdtemp(prefix="leadx-bench-portal-")), database_url=url,
-                       topic_prefix="benchp.", extra_env={"DASHBOARD_ADMIN_API_KEY": ADMIN_KEY, "LOG_LEVEL": "WARNING"})
-    try:
-        stack.start_infra()  # the schema at this code's revision, a broker and a Redis
-        started = time.perf_counter()
-        load(raw_url, schema, args.sales, int(time.time() * 1000), random.Random(args.seed))
-        add_leads(raw_url, schema)
-        buyers = add_people(url, raw_url, schema)
-        results = {"sales": args.sales, "buyers_with_people": BENCH_BUYERS,
-                   "load_seconds": round(time.perf_counter() - started, 1)}
-        print(f"loaded {args.sales:,} sales and their leads in {results['load_seconds']} s", flush=True)
-        stack.add_service("ledger")
-        stack.add_service("portal", PORTAL_LOGIN_FAILURES_PER_ADDRESS="100000")
-        stack.start_services()
-        stack.wait_ready(timeout_s=120)
-        portal = f"http://127.0.0.1:{stack.port_of('portal', 'PORTAL_PORT')}"
-        grpc_address = f"127.0.0.1:{stack.port_of('ledger', 'GRPC_PORT')}"
-        results |= uvloop.run(measure(args, portal, grpc_address, buyers))
-    finally:
-        stack.stop()
-        with psycopg.connect(raw_url, autocommit=True) as admin:
-            admin.execute(f"DROP SCHEMA {schema} CASCADE")
-        if postgres is not None:
-            postgres.stop()
+    with postgres_schema() as (schema, raw_url, url):
+        stack = LocalStack(Path(tempfile.mkdtemp(prefix="leadx-bench-portal-")), database_url=url,
+                           topic_prefix="benchp.",
+                           extra_env={"DASHBOARD_ADMIN_API_KEY": ADMIN_KEY, "LOG_LEVEL": "WARNING"})
+        try:
+            stack.start_infra()  # the schema at this code's revision, a broker and a Redis
+            started = time.perf_counter()
+            load(raw_url, schema, args.sales, int(time.time() * 1000), random.Random(args.seed))
+            add_leads(raw_url, schema)
+            buyers = add_people(url, raw_url, schema)
+            results = {"sales": args.sales, "buyers_with_people": BENCH_BUYERS,
+                       "load_seconds": round(time.perf_counter() - started, 1)}
+            print(f"loaded {args.sales:,} sales and their leads in {results['load_seconds']} s", flush=True)
+            stack.add_service("ledger")
+            stack.add_service("portal", PORTAL_LOGIN_FAILURES_PER_ADDRESS="100000")
+            stack.start_services()
+            stack.wait_ready(timeout_s=120)
+            portal = f"http://127.0.0.1:{stack.port_of('portal', 'PORTAL_PORT')}"
+            grpc_address = f"127.0.0.1:{stack.port_of('ledger', 'GRPC_PORT')}"
+            results |= uvloop.run(measure(args, portal, grpc_address, buyers))
+        finally:
+            stack.stop()
     print(f"\n{args.sales:,} sales in PostgreSQL, {args.concurrency} requests in flight, one portal process:")
     for name in ("buyer_home", "search"):
         page, call = results[f"page_{name}"], results[f"grpc_{name}"]
