@@ -97,8 +97,7 @@ class Dashboard:
         query, newest first, and the next page's token."""
         answer = await self._call(self.stub.SearchLeads, pb.SearchLeadsRequest(
             account_id=account_id, lead_id=query.lead_id, day=query.day, to_day=query.to_day, state=query.state,
-            status=query.status,
-            page_size=SEARCH_PAGE, page_token=query.page))
+            status=query.status, page_size=SEARCH_PAGE, page_token=query.page))
         return list(answer.leads), answer.next_page_token
 
     async def transactions(self, account_id: str, window: pb.Window, page: str = "",
