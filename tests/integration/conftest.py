@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
+import json
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 
@@ -62,6 +64,34 @@ def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None):
     if item is item.config.stash.get(LAST_SHARED_USER, None):
         for stop in _shared_stops:
             stop()
+
+
+# A failed test on an exchange shows what its services logged while it ran, at most this many
+# lines: a timed auction that ends otherwise than a test expects (unsold on a loaded CI machine) is
+# explained by its log lines (buyers passed over, bids at the close, posts), and CI keeps no files.
+EXCHANGE_LOG_LINES = 60
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
+    outcome = yield
+    report = outcome.get_result()
+    exchange = getattr(item, "funcargs", {}).get("exchange")
+    if report.when == "call" and report.failed and isinstance(exchange, Exchange):
+        report.sections.append(("exchange logs during the test", _logged_during(exchange, call.start)))
+
+
+def _logged_during(exchange: Exchange, since_s: float) -> str:
+    """The exchange's service log lines stamped at or after `since_s` (epoch seconds), oldest first."""
+    since = dt.datetime.fromtimestamp(since_s, dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:23]
+    lines = []
+    for path in sorted((exchange.stack.run_dir / "logs").glob("*.log")):
+        for line in path.read_text(errors="replace").splitlines():
+            with contextlib.suppress(ValueError, AttributeError):
+                if json.loads(line).get("ts", "") >= since:
+                    lines.append(line)
+    lines.sort(key=lambda line: line[:40])  # each starts {"ts": "<ISO time>"
+    return "\n".join(lines[-EXCHANGE_LOG_LINES:]) or "(nothing logged)"
 
 
 class HeadStarts:
