@@ -17,6 +17,7 @@ from leadx.ledger import billing
 from leadx.platform.db.models import (
     AccountBalance,
     Auction,
+    AuctionBid,
     BuyerDuplicateDay,
     Lead,
     LeadReturn,
@@ -294,9 +295,20 @@ def lead_detail(session: Session, lead_id: str, *, buyer_id: str | None = None,
                                .order_by(Auction.opened_at_ms)).all()
     posts = session.scalars(select(PostAttempt).where(PostAttempt.lead_id == lead_id)
                             .order_by(PostAttempt.sent_at_ms, PostAttempt.id)).all()
+    bids = defaultdict(list)
+    for bid in session.scalars(select(AuctionBid).where(AuctionBid.auction_id.in_([a.id for a in auctions]))
+                               .order_by(AuctionBid.auction_id, AuctionBid.rank)):
+        bids[bid.auction_id].append(bid)
 
     def named(party: str) -> str:
         return party if not is_buyer or party == buyer_id else ""
+
+    def lead_auction(a: Auction) -> pb.LeadAuction:
+        return pb.LeadAuction(
+            auction_id=a.id, offered_buyers=a.offered_buyers, opened_at_ms=a.opened_at_ms,
+            closes_at_ms=a.closes_at_ms, closed_at_ms=a.closed_at_ms or 0, bids_received=a.bids_received or 0,
+            bids=[pb.LeadBid(rank=b.rank, buyer_id=named(b.buyer_id), bid_cents=b.bid_cents,
+                             amount_cents=b.amount_cents, yours=b.buyer_id == buyer_id) for b in bids[a.id]])
 
     history = [pb.LeadStatusChange(status="submitted", at_ms=lead.submitted_at_ms)]
     history += [pb.LeadStatusChange(status="in_auction", at_ms=a.opened_at_ms) for a in auctions]
@@ -311,8 +323,7 @@ def lead_detail(session: Session, lead_id: str, *, buyer_id: str | None = None,
         lead_id=lead.id, seller_id=lead.seller_id, vertical=lead.vertical, state=lead.state or "",
         status=lead_status.PUBLIC.get(lead.status, lead.status or ""), submitted_at_ms=lead.submitted_at_ms,
         history=history,
-        auctions=[pb.LeadAuction(auction_id=a.id, offered_buyers=a.offered_buyers, opened_at_ms=a.opened_at_ms,
-                                 closes_at_ms=a.closes_at_ms) for a in auctions],
+        auctions=[lead_auction(a) for a in auctions],
         sales=[pb.LeadSale(rank=rank, buyer_id=named(s.buyer_id or ""), price_cents=s.price_cents,
                            fee_cents=0 if is_buyer else s.seller_fee_cents, sold=True, closed_at_ms=s.closed_at_ms,
                            returned=s.returned, yours=s.buyer_id == buyer_id)

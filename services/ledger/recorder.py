@@ -24,6 +24,7 @@ from leadx.ledger import billing
 from leadx.platform.db.models import (
     AccountBalance,
     Auction,
+    AuctionBid,
     BuyerDuplicateDay,
     BuyerPosting,
     Lead,
@@ -198,12 +199,33 @@ def _scored(session: Session, message: ev.LeadScored, fields_of: FieldsOf) -> No
     _advance(lead, lead_status.SCORED)
 
 
+def _auction(session: Session, auction_id: str, lead_id: str, closes_at_ms: int) -> Auction:
+    """The auction's row, made by whichever of its opening and its close the ledger reads first
+    (they are two topics: either may come first)."""
+    auction = session.get(Auction, auction_id)
+    if auction is None:
+        auction = Auction(id=auction_id, lead_id=lead_id, offered_buyers=0, opened_at_ms=0, closes_at_ms=closes_at_ms)
+        session.add(auction)
+    return auction
+
+
 def _auction_opened(session: Session, message: ev.AuctionOpened) -> None:
-    if session.get(Auction, message.auction_id) is None:
-        session.add(Auction(id=message.auction_id, lead_id=message.lead_id,
-                            offered_buyers=len(message.offered_buyer_ids),
-                            opened_at_ms=message.opened_at_ms, closes_at_ms=message.closes_at_ms))
+    auction = _auction(session, message.auction_id, message.lead_id, message.closes_at_ms)
+    auction.offered_buyers = len(message.offered_buyer_ids)
+    auction.opened_at_ms, auction.closes_at_ms = message.opened_at_ms, message.closes_at_ms
     _advance(_lead(session, message.lead_id), lead_status.IN_AUCTION)
+
+
+def _auction_closed(session: Session, message: ev.AuctionClosed) -> None:
+    """The auction's bids as it ranked them, for the lead page. Only the ranking is read: the lead
+    it carries (for the POST) is the lead store's already."""
+    auction = _auction(session, message.auction_id, message.lead.lead_id, message.closed_at_ms)
+    if auction.closed_at_ms is not None:
+        return  # a close published again ranks the same bids (docs/reliability.md)
+    auction.closed_at_ms, auction.bids_received = message.closed_at_ms, message.bids_received
+    session.add_all(AuctionBid(auction_id=message.auction_id, rank=bid.rank, buyer_id=bid.buyer_id,
+                               bid_cents=bid.bid_cents, amount_cents=bid.amount_cents, weight=bid.weight,
+                               profile_id=bid.profile_id) for bid in message.ranked_bids)
 
 
 def _sale_closed(session: Session, message: ev.SaleClosed) -> None:
@@ -273,6 +295,7 @@ _APPLY: dict[str, Callable] = {
     topics.LEAD_REJECTED: _rejected,
     topics.LEAD_SCORED: _scored,
     topics.AUCTION_OPENED: _auction_opened,
+    topics.AUCTION_CLOSED: _auction_closed,
     topics.SALE_CLOSED: _sale_closed,
     topics.LEAD_RETURNED: _returned,
 }

@@ -83,7 +83,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
 
 def _logged_during(exchange: Exchange, since_s: float) -> str:
     """The exchange's service log lines stamped at or after `since_s` (epoch seconds), oldest first."""
-    since = dt.datetime.fromtimestamp(since_s, dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:23]
+    since = dt.datetime.fromtimestamp(since_s, dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:23]
     lines = []
     for path in sorted((exchange.stack.run_dir / "logs").glob("*.log")):
         for line in path.read_text(errors="replace").splitlines():

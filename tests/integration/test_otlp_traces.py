@@ -129,10 +129,11 @@ ROOT = ("intake", "POST /v1/post")
 # The auction reads bids in batches: one span per batch, in a trace of its own, linked to each bid's.
 BIDS_READ = ("auction", "bid.placed process")
 # The sale: the auction closes at its deadline, delivery posts the lead to the winner and publishes
-# the sale, the ledger books it.
+# the sale, the ledger books it (and keeps the auction's ranked bids).
 CLOSING = {
     ("auction", "auction.closed publish"): ("auction", "auction close"),
     ("delivery", "auction.closed process"): ("auction", "auction.closed publish"),
+    ("ledger", "auction.closed process"): ("auction", "auction.closed publish"),  # the ranked bids kept
     ("delivery", "sale.closed publish"): ("delivery", "auction.closed process"),
     ("ledger", "sale.closed process"): ("delivery", "sale.closed publish"),
 }

@@ -78,6 +78,30 @@ def test_a_lead_is_shown_whole_to_its_buyer_and_seller_and_to_nobody_else(market
                 assert email not in answer.text
 
 
+def test_the_auctions_ranked_bids_are_shown_with_the_other_bidders_unnamed_for_the_buyer(market: Exchange, client,
+                                                                                          other):
+    market.reset_buyers()
+    market.buyers.buyers["alpha"].bid = 2400
+    market.buyers.buyers["beta"].bid = 1800
+    lead_id = market.post(market.new_consumer()).json()["lead_id"]
+    assert poll_until(lambda: market.sale_for(lead_id), message="the sale").buyer_id == market.buyer_ids["alpha"]
+    alpha, beta = market.buyer_ids["alpha"], market.buyer_ids["beta"]
+
+    def bids_shown(reader: httpx.Client) -> str:
+        # The close reaches the ledger on its own topic: the page may be read before it is recorded.
+        return poll_until(lambda: (lambda p: p.text if 'class="bids"' in p.text else None)(
+            reader.get(f"/leads/{lead_id}")), message="the lead page's bids")
+
+    assert log_in(client, create_person(market, "buyer", alpha, "member")).status_code == 303
+    page = bids_shown(client)
+    bids = page.split('class="bids"')[1].split("</table>")[0]
+    assert bids.index(">you<") < bids.index("$24.00") < bids.index("another buyer") < bids.index("$18.00")
+    assert beta not in page  # the losing bidder's amount, never its name
+    assert log_in(other, create_person(market, "seller", market.seller_id, "member")).status_code == 303
+    bids = bids_shown(other).split('class="bids"')[1].split("</table>")[0]
+    assert bids.index(alpha) < bids.index("$24.00") < bids.index(beta) < bids.index("$18.00")
+
+
 def test_a_buyer_returns_a_lead_with_a_reason_and_is_credited(market: Exchange, client):
     lead_id = market.sell("alpha", 1950)
     assert log_in(client, create_person(market, "buyer", market.buyer_ids["alpha"], "member")).status_code == 303

@@ -264,6 +264,34 @@ def test_a_buyer_reads_the_other_buyers_of_a_shared_lead_unnamed(sessions):
     assert [s.buyer_id for s in admin.sales] == ["b_2", "b_1"]
 
 
+def auction_events(lead_id: str, bids: list[tuple[str, int, int]], at_ms: int) -> list[Envelope]:
+    """The lead's auction opened and closed with ranked bids (buyer, bid, pays)."""
+    opened = ev.AuctionOpened(auction_id=f"A{lead_id}", lead_id=lead_id, offered_buyer_ids=["b_1", "b_2", "b_3"],
+                              opened_at_ms=at_ms, closes_at_ms=at_ms + 3000)
+    closed = ev.AuctionClosed(auction_id=f"A{lead_id}", lead=ev.Lead(lead_id=lead_id), closed_at_ms=at_ms + 3001,
+                              bids_received=len(bids) + 1,
+                              ranked_bids=[ev.RankedBid(buyer_id=buyer, bid_cents=bid, amount_cents=pays, rank=rank)
+                                           for rank, (buyer, bid, pays) in enumerate(bids, start=1)])
+    return [Envelope(topics.AUCTION_OPENED, lead_id, f"open-{lead_id}", opened, 0, 0),
+            Envelope(topics.AUCTION_CLOSED, lead_id, f"close-{lead_id}", closed, 0, 0)]
+
+
+def test_a_leads_auction_shows_its_ranked_bids_with_the_other_bidders_unnamed_for_a_buyer(sessions):
+    record(sessions, lead_events("L00000003", "s_1", "10001", NOW - 9000),
+           auction_events("L00000003", [("b_2", 2500, 2001), ("b_1", 2000, 2000)], NOW - 8000),
+           sale_event("L00000003", "b_2", "s_1", 2001, NOW - 4000))
+    with sessions() as session:
+        winner = q.lead_detail(session, "L00000003", buyer_id="b_2")
+        seller = q.lead_detail(session, "L00000003", seller_id="s_1")
+        assert q.lead_detail(session, "L00000003", buyer_id="b_1") is None  # a losing bidder is not a party
+    (auction,) = seller.auctions
+    assert (auction.offered_buyers, auction.bids_received, auction.closed_at_ms) == (3, 3, NOW - 4999)
+    assert [(b.rank, b.buyer_id, b.bid_cents, b.amount_cents) for b in auction.bids] == [
+        (1, "b_2", 2500, 2001), (2, "b_1", 2000, 2000)]
+    assert [(b.rank, b.buyer_id, b.bid_cents, b.yours) for b in winner.auctions[0].bids] == [
+        (1, "b_2", 2500, True), (2, "", 2000, False)]  # the other bidder's amount, not its name
+
+
 def test_a_sellers_return_notices_are_its_own_newest_first_with_the_unread_counted(sessions):
     record(sessions, sale_event("L00000001", "b_1", "s_1", 1000, NOW - 50),
            sale_event("L00000002", "b_1", "s_1", 2000, NOW - 40), sale_event("L00000003", "b_1", "s_2", 3000, NOW - 30),

@@ -8,7 +8,7 @@ from sqlalchemy import func, select
 
 from leadx.contracts import topics
 from leadx.contracts.events.v1 import events_pb2 as ev
-from leadx.platform.db.models import Auction, BuyerDuplicateDay, BuyerPosting, Lead, Sale
+from leadx.platform.db.models import Auction, AuctionBid, BuyerDuplicateDay, BuyerPosting, Lead, Sale
 from leadx.platform.kafka.envelope import Envelope
 from services.ledger.recorder import Recorder, utc_day
 from tests.conftest import TEST_KEYRING
@@ -224,3 +224,45 @@ def test_a_stalled_lead_goes_back_on_the_topic_sealed(sessions):
     (topic, message), = published
     assert topic == topics.LEAD_SUBMITTED and "email" not in message.lead.fields
     assert TEST_KEYRING.fields_of(message.lead) == dict(LEAD.fields)
+
+
+def closed(event_id: str, bids: list[tuple[str, int, int]], closed_at_ms: int = 5_001) -> Envelope:
+    """auction.closed of LEAD's auction with ranked bids (buyer, bid, pays), and one more bid
+    received under the seller's minimum."""
+    ranked = [ev.RankedBid(buyer_id=buyer, bid_cents=bid, amount_cents=pays, rank=rank, weight=1.0)
+              for rank, (buyer, bid, pays) in enumerate(bids, start=1)]
+    return envelope(topics.AUCTION_CLOSED, ev.AuctionClosed(auction_id=LEAD.lead_id, lead=LEAD, ranked_bids=ranked,
+                                                            closed_at_ms=closed_at_ms, bids_received=len(bids) + 1),
+                    event_id)
+
+
+def ranked_bids(session) -> list[tuple]:
+    return [(b.rank, b.buyer_id, b.bid_cents, b.amount_cents)
+            for b in session.scalars(select(AuctionBid).order_by(AuctionBid.rank))]
+
+
+def test_an_auctions_close_keeps_its_ranked_bids_once(sessions):
+    recorder = Recorder(sessions, TEST_KEYRING)
+    recorder.apply_many(life_cycle()[:4])
+    recorder.apply(closed("c1", [("b_2", 1500, 1201), ("b_1", 1200, 1200)]))
+    # Published again after a crash: the same decision under another event id changes nothing.
+    assert recorder.apply(closed("c2", [("b_2", 1500, 1201), ("b_1", 1200, 1200)], closed_at_ms=5_050)) is True
+    with sessions() as session:
+        auction = session.get(Auction, LEAD.lead_id)
+        assert (auction.closed_at_ms, auction.bids_received, auction.offered_buyers) == (5_001, 3, 2)
+        assert ranked_bids(session) == [(1, "b_2", 1500, 1201), (2, "b_1", 1200, 1200)]
+
+
+def test_a_close_read_before_its_opening_makes_the_auction_which_the_opening_completes(sessions):
+    recorder = Recorder(sessions, TEST_KEYRING)
+    recorder.apply(closed("c1", [("b_1", 900, 900)]))
+    with sessions() as session:
+        auction = session.get(Auction, LEAD.lead_id)
+        # closing time known, so a stall sweep waits for it like for an auction opened first
+        assert (auction.lead_id, auction.closes_at_ms, auction.closed_at_ms) == (LEAD.lead_id, 5_001, 5_001)
+    recorder.apply_many(life_cycle()[:4])
+    with sessions() as session:
+        auction = session.get(Auction, LEAD.lead_id)
+        assert (auction.opened_at_ms, auction.closes_at_ms, auction.offered_buyers) == (2_000, 5_000, 2)
+        assert (auction.closed_at_ms, auction.bids_received) == (5_001, 2)
+        assert ranked_bids(session) == [(1, "b_1", 900, 900)]

@@ -139,6 +139,24 @@ class Auction(Base):
     offered_buyers: Mapped[int] = mapped_column(Integer)
     opened_at_ms: Mapped[int] = mapped_column(BigInteger)
     closes_at_ms: Mapped[int] = mapped_column(BigInteger)
+    # From auction.closed (None until it is recorded): when it closed, and every bid it received,
+    # those under the seller's minimum too (its ranked bids are in auction_bids).
+    closed_at_ms: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    bids_received: Mapped[int | None] = mapped_column(Integer, nullable=True)
+
+
+class AuctionBid(Base):
+    """A bid at or above the seller's minimum in a closed auction, as the auction ranked it: the
+    lead page shows its parties the auction's bids."""
+
+    __tablename__ = "auction_bids"
+    auction_id: Mapped[str] = mapped_column(String(16), primary_key=True)
+    rank: Mapped[int] = mapped_column(Integer, primary_key=True)  # 1: won
+    buyer_id: Mapped[str] = mapped_column(String(16))
+    bid_cents: Mapped[int] = mapped_column(BigInteger)
+    amount_cents: Mapped[int] = mapped_column(BigInteger)  # what it pays if it takes the lead
+    weight: Mapped[float] = mapped_column(Float)
+    profile_id: Mapped[str] = mapped_column(String(16), default="")  # the AutoBid profile that bid ("": none)
 
 
 class Sale(Base):

@@ -354,16 +354,36 @@ class LeadStatusChange(_message.Message):
     def __init__(self, status: _Optional[str] = ..., at_ms: _Optional[int] = ..., detail: _Optional[str] = ...) -> None: ...
 
 class LeadAuction(_message.Message):
-    __slots__ = ("auction_id", "offered_buyers", "opened_at_ms", "closes_at_ms")
+    __slots__ = ("auction_id", "offered_buyers", "opened_at_ms", "closes_at_ms", "closed_at_ms", "bids_received", "bids")
     AUCTION_ID_FIELD_NUMBER: _ClassVar[int]
     OFFERED_BUYERS_FIELD_NUMBER: _ClassVar[int]
     OPENED_AT_MS_FIELD_NUMBER: _ClassVar[int]
     CLOSES_AT_MS_FIELD_NUMBER: _ClassVar[int]
+    CLOSED_AT_MS_FIELD_NUMBER: _ClassVar[int]
+    BIDS_RECEIVED_FIELD_NUMBER: _ClassVar[int]
+    BIDS_FIELD_NUMBER: _ClassVar[int]
     auction_id: str
     offered_buyers: int
     opened_at_ms: int
     closes_at_ms: int
-    def __init__(self, auction_id: _Optional[str] = ..., offered_buyers: _Optional[int] = ..., opened_at_ms: _Optional[int] = ..., closes_at_ms: _Optional[int] = ...) -> None: ...
+    closed_at_ms: int
+    bids_received: int
+    bids: _containers.RepeatedCompositeFieldContainer[LeadBid]
+    def __init__(self, auction_id: _Optional[str] = ..., offered_buyers: _Optional[int] = ..., opened_at_ms: _Optional[int] = ..., closes_at_ms: _Optional[int] = ..., closed_at_ms: _Optional[int] = ..., bids_received: _Optional[int] = ..., bids: _Optional[_Iterable[_Union[LeadBid, _Mapping]]] = ...) -> None: ...
+
+class LeadBid(_message.Message):
+    __slots__ = ("rank", "buyer_id", "bid_cents", "amount_cents", "yours")
+    RANK_FIELD_NUMBER: _ClassVar[int]
+    BUYER_ID_FIELD_NUMBER: _ClassVar[int]
+    BID_CENTS_FIELD_NUMBER: _ClassVar[int]
+    AMOUNT_CENTS_FIELD_NUMBER: _ClassVar[int]
+    YOURS_FIELD_NUMBER: _ClassVar[int]
+    rank: int
+    buyer_id: str
+    bid_cents: int
+    amount_cents: int
+    yours: bool
+    def __init__(self, rank: _Optional[int] = ..., buyer_id: _Optional[str] = ..., bid_cents: _Optional[int] = ..., amount_cents: _Optional[int] = ..., yours: _Optional[bool] = ...) -> None: ...
 
 class LeadSale(_message.Message):
     __slots__ = ("rank", "buyer_id", "price_cents", "fee_cents", "sold", "closed_at_ms", "returned", "yours")
