@@ -165,6 +165,38 @@ def parse_post_reply(status: int, body: bytes) -> tuple[bool, str]:
 
 
 CONNECT_RETRY_DELAYS_S = (0.2, 0.5)  # retries of a post whose connection was never made
+# A pooled connection idle this long is not used again. Common buyer servers close an idle
+# connection after 5 s (uvicorn, Node.js; nginx after 75 s), and a call sent on a connection its
+# server is closing fails unanswered: with auctions 5 s apart, a buyer's pings and posts kept
+# landing on such connections (CI: a lead unsold, its winner's post "no answer" in 2 ms).
+KEEPALIVE_S = 4.0
+
+
+class _Reuse:
+    """Whether a call went out on a pooled connection (aiohttp's trace of the connection)."""
+
+    def __init__(self) -> None:
+        self.reused = False
+
+
+async def _on_reuse(_session, context, _params) -> None:
+    if isinstance(context.trace_request_ctx, _Reuse):
+        context.trace_request_ctx.reused = True
+
+
+def _reuse_trace() -> aiohttp.TraceConfig:
+    trace = aiohttp.TraceConfig()
+    trace.on_connection_reuseconn.append(_on_reuse)
+    return trace
+
+
+def _stale(error: BaseException, reuse: _Reuse) -> bool:
+    """A call that failed on a pooled connection the buyer's server had closed: dropped or reset
+    before any answer. The server was closing the idle connection, so its application never had
+    the request; a call is sent again once, on a new connection (as HTTP clients do; a post carries
+    its Idempotency-Key, docs/post-rules.md). A timeout, or a failure on a new connection, is not."""
+    connection_lost = isinstance(error, (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError))
+    return reuse.reused and connection_lost and not isinstance(error, aiohttp.ClientConnectorError)
 
 
 class BuyerClient:
@@ -177,23 +209,45 @@ class BuyerClient:
         self.urls = urls if urls is not None else BuyerUrlRules.from_env()
         self.reply_max_bytes = reply_max_bytes
         self._http: aiohttp.ClientSession | None = None
+        self._fresh: aiohttp.ClientSession | None = None  # a new connection per call: the resend of a stale one
         self._resolver: CheckedResolver | None = None
 
     async def start(self) -> None:
         self._resolver = CheckedResolver(self.urls)
         self._http = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=self.max_concurrent, resolver=self._resolver))
+            connector=aiohttp.TCPConnector(limit=self.max_concurrent, resolver=self._resolver,
+                                           keepalive_timeout=KEEPALIVE_S),
+            trace_configs=[_reuse_trace()])
+        self._fresh = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=self.max_concurrent, resolver=self._resolver, force_close=True))
 
     async def close(self) -> None:
-        if self._http is not None:
-            await self._http.close()
+        for session in (self._http, self._fresh):
+            if session is not None:
+                await session.close()
         if self._resolver is not None:  # a resolver handed to the connector is not closed with it
             await self._resolver.close()
 
-    @property
-    def _client(self) -> aiohttp.ClientSession:
-        assert self._http is not None, "buyer calls are made only after start()"
-        return self._http
+    async def _call(self, target: URL, body: bytes, headers: dict[str, str], timeout_s: float) -> tuple[Answer, int]:
+        """POST `body` and read the answer, within `timeout_s` in all: the answer and the
+        connections it took (2 when a stale pooled connection was dropped, see _stale)."""
+        assert self._http is not None and self._fresh is not None, "buyer calls are made only after start()"
+        started, reuse = time.monotonic(), _Reuse()
+        try:
+            return await self._send(self._http, target, body, headers, timeout_s, reuse), 1
+        except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError) as error:
+            if not _stale(error, reuse):
+                raise
+        left_s = timeout_s - (time.monotonic() - started)
+        if left_s <= 0:
+            raise TimeoutError  # the time given was spent on the stale connection
+        return await self._send(self._fresh, target, body, headers, left_s, None), 2
+
+    async def _send(self, session: aiohttp.ClientSession, target: URL, body: bytes, headers: dict[str, str],
+                    timeout_s: float, reuse: _Reuse | None) -> Answer:
+        async with session.post(target, data=body, headers=headers, allow_redirects=False, trace_request_ctx=reuse,
+                                timeout=aiohttp.ClientTimeout(total=timeout_s)) as response:
+            return await read_answer(response, self.reply_max_bytes)
 
     def _target(self, url: str) -> tuple[URL | None, str]:
         """The URL to call, or None and why it may not be called. aiohttp connects to a host
@@ -221,9 +275,7 @@ class BuyerClient:
         started = time.monotonic()
         given_s = min(timeout_s, limit)
         try:
-            async with self._client.post(target, data=body, headers=headers, allow_redirects=False,
-                                       timeout=aiohttp.ClientTimeout(total=given_s)) as response:
-                answer = await read_answer(response, self.reply_max_bytes)
+            answer, _ = await self._call(target, body, headers, given_s)
         except (aiohttp.ClientError, asyncio.TimeoutError) as exc:  # noqa: UP041 (aiohttp raises both)
             if isinstance(exc, aiohttp.ClientConnectorError) and isinstance(exc.os_error, AddressRefused):
                 return _ping_failed(buyer, f"not reached: {exc.os_error}", None)
@@ -249,9 +301,10 @@ class BuyerClient:
 
     async def _post(self, buyer: BuyerAccount, closed: ev.AuctionClosed, prepared: PreparedPost,
                     section: BuyerRules | None) -> PostResult:
-        """One POST of the lead. Retried only when the connection was never made, so nothing was
-        sent; a post that may have reached the buyer (a timeout, a dropped connection) is never
-        sent again: it counts as not accepted and the lead moves on."""
+        """One POST of the lead. Sent again only when it provably never reached the buyer's
+        application: its connection was never made, or it went on a pooled connection the buyer's
+        server had closed (_stale). A post that may have reached the buyer (a timeout, a new
+        connection dropped) is never sent again: it counts as not accepted and the lead moves on."""
         limit = section.timeout_s if section and section.timeout_s else self.post_timeout_s
         # The auction id is the idempotency key: a repeat after a crash is recognisable.
         headers = {"Idempotency-Key": closed.auction_id, "Content-Type": prepared.content_type,
@@ -262,9 +315,8 @@ class BuyerClient:
             return PostResult(False, refused, 0, failed=True, connects=0, reached=False)
         for attempt, delay in enumerate((*CONNECT_RETRY_DELAYS_S, None), start=1):
             try:
-                async with self._client.post(target, data=prepared.body, headers=headers, allow_redirects=False,
-                                           timeout=aiohttp.ClientTimeout(total=limit)) as response:
-                    answer = await read_answer(response, self.reply_max_bytes)
+                answer, connections = await self._call(target, prepared.body, headers, limit)
+                attempt += connections - 1
                 break
             except aiohttp.ClientConnectorError as exc:  # refused, unresolvable: nothing was sent
                 if isinstance(exc.os_error, AddressRefused):  # no retry resolves the rules away

@@ -201,3 +201,81 @@ def test_an_unanswered_ping_is_not_held_against_the_buyer_when_delivery_itself_s
     result = asyncio.run(scenario())
     assert not result.answered and not result.held_against_buyer
     assert "delivery stalled" in result.detail
+
+
+class ClosingKeptAliveServer:
+    """A buyer's server at the moment it closes idle connections: it answers the first request on a
+    connection (keeping it alive, as HTTP/1.1 does) and closes the connection, without reading,
+    when another request arrives on it: the race every pooled client meets when a server's idle
+    timeout (uvicorn's and Node's 5 s) ends a connection the client is reusing. With
+    `drop_first`, it closes new connections too, after reading the request: a post that reached
+    the buyer and got no answer."""
+
+    def __init__(self, drop_first: bool = False) -> None:
+        self.drop_first = drop_first
+        self.handled: list[bytes] = []  # the requests its application read
+        self.dropped = 0  # connections closed as a further request arrived
+
+    async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = await reader.readuntil(b"\r\n\r\n")
+        length = next(int(line.split(b":")[1]) for line in head.split(b"\r\n")
+                      if line.lower().startswith(b"content-length"))
+        self.handled.append(await reader.readexactly(length))
+        if self.drop_first:
+            writer.close()
+            return
+        body = b'{"accepted": true, "bid": 1500}'
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
+                     % (len(body), body))
+        await writer.drain()
+        if await reader.read(1):  # another request on this connection: not read, the connection closed
+            self.dropped += 1
+        writer.close()
+
+    async def __aenter__(self) -> ClosingKeptAliveServer:
+        self.server = await asyncio.start_server(self.serve, "127.0.0.1", 0)
+        self.port = self.server.sockets[0].getsockname()[1]
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        self.server.close()
+
+
+@pytest.mark.parametrize("call", ["post", "ping"])
+def test_a_call_on_a_connection_the_buyer_closed_idle_is_sent_again_on_a_new_one(call):
+    opened = ev.AuctionOpened(auction_id="A1", lead_id="A1", opened_at_ms=1_000, closes_at_ms=6_000)
+
+    async def scenario():
+        async with ClosingKeptAliveServer() as buyer:
+            client = BuyerClient(10, 5.0, 5.0)
+            await client.start()
+            account = BuyerAccount("b1", "one", f"http://127.0.0.1:{buyer.port}/ping",
+                                   f"http://127.0.0.1:{buyer.port}/post")
+            try:
+                results = []
+                for _ in range(2):  # the second goes out on the first's pooled connection
+                    if call == "post":
+                        results.append(await client.post(account, CLOSED, prepare_post(CLOSED.lead, 100, None)))
+                    else:
+                        results.append(await client.ping(account, opened, 5.0))
+                return results, buyer
+            finally:
+                await client.close()
+
+    results, buyer = asyncio.run(scenario())
+    assert buyer.dropped == 1 and len(buyer.handled) == 2  # the application read each call once
+    if call == "post":
+        assert [(r.accepted, r.connects) for r in results] == [(True, 1), (True, 2)]
+    else:
+        assert [(r.answered, r.bid_cents) for r in results] == [(True, 1500), (True, 1500)]
+
+
+def test_a_post_dropped_on_a_new_connection_is_never_sent_again():
+    async def scenario():
+        async with ClosingKeptAliveServer(drop_first=True) as buyer:
+            return await post_to(buyer.port), buyer
+
+    result, buyer = asyncio.run(scenario())
+    assert len(buyer.handled) == 1  # it reached the buyer: no second copy
+    assert not result.accepted and result.failed and result.connects == 1
+    assert result.detail.startswith("no answer (may have reached the buyer)")
