@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: install runtime-lock run test test-kafka faults unit integration kafka-jars proto proto-check lint typecheck k8s-check bench bench-intake bench-dedup bench-dedup-cluster bench-delivery bench-dashboard bench-portal bench-auction bench-scoring bench-kafka prior-model clean
+.PHONY: install runtime-lock run test test-kafka faults unit integration kafka-jars proto proto-check lint typecheck k8s-check bench bench-intake bench-dedup bench-dedup-cluster bench-delivery bench-dashboard bench-portal bench-auction bench-scoring bench-kafka screenshots prior-model clean
 
 install: $(STAMP)
 
@@ -118,6 +118,11 @@ bench-scoring: install
 ## The end-to-end figures on tansu and on one Apache Kafka broker, side by side, in one run.
 bench-kafka: install kafka-jars
 	$(PY) bench/pipeline.py --broker kafka
+
+## The portal's main pages as docs/images/portal-*.png, from the exchange a running `make run` started
+## (let it trade a minute first), in Debian's Chromium.
+screenshots: install
+	$(PY) -m leadx.dev.tools.portal_screenshots
 
 ## Retrain the prior model bundle shipped in leadx/scoring/prior from seeded simulated outcomes.
 prior-model: install

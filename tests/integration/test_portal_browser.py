@@ -12,9 +12,10 @@ import pytest
 
 from leadx.accounts import people
 from leadx.accounts.people import SessionSigner, SessionState
+from leadx.dev.tools.portal_screenshots import VIEWPORT, Login, png_size, take
 from services.portal.pages import LOGIN_FAILED
 from tests.integration.harness import Exchange
-from tests.integration.portal_people import PASSWORD, create_person, sell_returnable
+from tests.integration.portal_people import PASSWORD, create_person, sell_returnable, wait_recorded
 
 pytestmark = pytest.mark.integration
 
@@ -214,3 +215,21 @@ def test_a_read_only_person_sees_no_return_link_and_its_post_is_refused(market: 
     token = page.input_value("input[name=csrf_token]")
     refused = page.request.post(f"/leads/{lead_id}/return", form={"csrf_token": token, "reason": "bad lead"})
     assert refused.status == 403 and "not return them" in refused.text()
+
+
+def test_the_screenshot_tool_shoots_each_main_page_after_logging_in(market: Exchange, browser, portal: str,
+                                                                    tmp_path):
+    lead_id = market.sell("gamma", 1450)
+    wait_recorded(market, [lead_id])
+    buyer = Login(create_person(market, "buyer", market.buyer_ids["gamma"], "member"), PASSWORD)
+    seller = Login(create_person(market, "seller", market.seller_id, "member"), PASSWORD)
+    shots = take(browser, portal, buyer, seller, tmp_path)
+    assert [(shot.name, shot.path) for shot in shots] == [
+        ("portal-login", "/login"), ("portal-buyer-home", "/buyer"), ("portal-lead", f"/leads/{lead_id}"),
+        ("portal-search", "/search"), ("portal-transactions", "/transactions?window=week"),
+        ("portal-seller-home", "/seller")]
+    assert sorted(path.name for path in tmp_path.iterdir()) == sorted(f"{shot.name}.png" for shot in shots)
+    assert {png_size(tmp_path / f"{shot.name}.png") for shot in shots} == {(VIEWPORT["width"], VIEWPORT["height"])}
+    # A wrong password is said, not shot as if it were the buyer's home.
+    with pytest.raises(RuntimeError, match="refused the login"):
+        take(browser, portal, Login(buyer.email, "not the password"), seller, tmp_path / "refused")

@@ -1,0 +1,162 @@
+"""Screenshots of the web portal's main pages, for docs/images (shown in the README and docs/portal.md):
+`make screenshots` beside a running `make run`.
+
+They are taken in Debian's Chromium (`/usr/bin/chromium`, or LEADX_CHROMIUM), driven by Playwright,
+from the exchange `make run` started (its `.leadx/exchange.env`): its demo buyer's and demo seller's
+business as it stands, after a minute or two of the demo's trading. The tool logs in as people of
+its own on the demo's accounts (`screenshots-buyer@example.com`, `screenshots-seller@example.com`, a new
+random password each run), so the logins `make run` printed keep working.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import struct
+import sys
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+CHROMIUM = os.environ.get("LEADX_CHROMIUM", "/usr/bin/chromium")
+# Headless, and nothing reaching out to the network on its own (updates, sync, safe browsing).
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--disable-dev-shm-usage"]
+VIEWPORT = {"width": 1280, "height": 860}
+OUT_DIR = Path("docs/images")
+# The demo's people (leadx.dev.demo.exchange.DEMO_PEOPLE) whose accounts the screenshots show.
+DEMO_ACCOUNTS = {"buyer": "demo-buyer@example.com", "seller": "demo-seller@example.com"}
+
+
+@dataclass(frozen=True)
+class Login:
+    email: str
+    password: str
+
+
+@dataclass(frozen=True)
+class Shot:
+    name: str  # the file's name without .png
+    path: str  # the page's path on the portal
+
+
+@contextmanager
+def chromium_browser(chromium: str = CHROMIUM) -> Iterator:
+    """A headless Chromium to shoot pages in, closed after."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium, headless=True, args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+def take(browser, portal_url: str, buyer: Login, seller: Login, out_dir: Path) -> list[Shot]:
+    """Log in as the buyer's person, then the seller's, and save each main page as `<name>.png` in
+    out_dir: the login page, the buyer's home, the newest lead it bought, its search and
+    transactions, the seller's home. The pages shot, in that order."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    shots: list[Shot] = []
+    for login, pages in ((buyer, _buyer_pages), (seller, _seller_pages)):
+        context = browser.new_context(base_url=portal_url, viewport=VIEWPORT)
+        try:
+            page = context.new_page()
+            page.goto("/login")
+            if not shots:
+                shots.append(_save(page, "portal-login", out_dir))
+            page.fill("#email", login.email)
+            page.fill("#password", login.password)
+            page.click("form.login button[type=submit]")
+            page.wait_for_load_state()
+            if urlsplit(page.url).path == "/login":
+                raise RuntimeError(f"the portal refused the login of {login.email}")
+            shots += pages(page, out_dir)
+        finally:
+            context.close()
+    return shots
+
+
+def _buyer_pages(page, out_dir: Path) -> list[Shot]:
+    page.goto("/buyer")
+    shots = [_save(page, "portal-buyer-home", out_dir)]
+    newest = page.locator("main table a[href^='/leads/']").first
+    if newest.count():  # a buyer that bought nothing yet has no lead to show
+        newest.click()
+        page.wait_for_load_state()
+        shots.append(_save(page, "portal-lead", out_dir))
+    page.goto("/search")
+    shots.append(_save(page, "portal-search", out_dir))
+    page.goto("/transactions?window=week")
+    shots.append(_save(page, "portal-transactions", out_dir))
+    return shots
+
+
+def _seller_pages(page, out_dir: Path) -> list[Shot]:
+    page.goto("/seller")
+    return [_save(page, "portal-seller-home", out_dir)]
+
+
+def _save(page, name: str, out_dir: Path) -> Shot:
+    page.screenshot(path=str(out_dir / f"{name}.png"))
+    address = urlsplit(page.url)
+    return Shot(name, address.path + (f"?{address.query}" if address.query else ""))
+
+
+def png_size(path: Path) -> tuple[int, int]:
+    """The width and height a PNG file's header states (ValueError if it is not a PNG)."""
+    head = path.read_bytes()[:24]
+    if head[:8] != b"\x89PNG\r\n\x1a\n" or head[12:16] != b"IHDR":
+        raise ValueError(f"{path} is not a PNG")
+    width, height = struct.unpack(">II", head[16:24])
+    return width, height
+
+
+def logins_on_demo_accounts(database_url: str) -> tuple[Login, Login]:
+    """People of the tool's own on the accounts of the demo's buyer and seller people, each with a new
+    random password (made the first time, their password reset after)."""
+    from leadx.accounts import people
+    from leadx.platform.db.engine import make_engine
+    from sqlalchemy.orm import Session
+
+    logins = {}
+    with Session(make_engine(database_url)) as session:
+        for kind, demo_email in DEMO_ACCOUNTS.items():
+            demo = people.person_by_email(session, demo_email)
+            if demo is None or not demo.account_id:
+                raise RuntimeError(f"no {demo_email} in {database_url}: is this the database `make run` uses?")
+            email, password = f"screenshots-{kind}@example.com", secrets.token_urlsafe(12)
+            if people.person_by_email(session, email) is None:
+                people.create_person(session, email, password, kind, demo.account_id, people.MEMBER)
+            else:
+                people.reset_password(session, email, password)
+            logins[kind] = Login(email, password)
+    return logins["buyer"], logins["seller"]
+
+
+def main(environ: Mapping[str, str] = os.environ) -> int:
+    from leadx.dev import exchange_env
+
+    settings = dict(environ)
+    said = exchange_env.apply(settings, Path.cwd())
+    if said:
+        print(said, file=sys.stderr)
+    if not settings.get("PORTAL_URL") or not settings.get("DATABASE_URL"):
+        print("leadx: no running `make run` found (its .leadx/exchange.env): start it, let it trade a minute, "
+              "then run this again", file=sys.stderr)
+        return 2
+    if not os.access(CHROMIUM, os.X_OK):
+        print(f"leadx: no Chromium at {CHROMIUM}: apt-get install chromium, or set LEADX_CHROMIUM", file=sys.stderr)
+        return 2
+    buyer, seller = logins_on_demo_accounts(settings["DATABASE_URL"])
+    with chromium_browser() as browser:
+        for shot in take(browser, settings["PORTAL_URL"], buyer, seller, OUT_DIR):
+            print(f"{OUT_DIR / shot.name}.png  {shot.path}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
