@@ -201,28 +201,36 @@ def search_leads(session: Session, *, seller_id: str | None, buyer_id: str | Non
                  state: str, status: str, size: int, token: str, to_day: str = "") -> tuple[list[pb.LeadRow], str]:
     """Leads matching every given filter that the given seller sent or buyer bought (neither given:
     any lead), newest first. `day` alone is one day; with `to_day`, the days from one to the other."""
-    query = select(Lead.id, Lead.seller_id, Sale.buyer_id, Lead.vertical, Lead.state, Lead.status,
-                   Lead.submitted_at_ms, Sale.price_cents, Sale.sold).outerjoin(Sale, Sale.lead_id == Lead.id)
+    if buyer_id is not None:
+        # A buyer's purchases, newest first, straight off ix_sales_buyer_submitted: a page of its
+        # sales and their leads, not all of them joined and sorted (bench/portal.py).
+        submitted, key = Sale.submitted_at_ms, Sale.lead_id
+        query = (select(Lead.id, Lead.seller_id, Sale.buyer_id, Lead.vertical, Lead.state, Lead.status,
+                        submitted.label("submitted_at_ms"), Sale.price_cents, Sale.sold)
+                 .select_from(Sale).join(Lead, Lead.id == Sale.lead_id)
+                 .where(Sale.buyer_id == buyer_id, Sale.sold.is_(True)))
+    else:
+        submitted, key = Lead.submitted_at_ms, Lead.id
+        query = select(Lead.id, Lead.seller_id, Sale.buyer_id, Lead.vertical, Lead.state, Lead.status,
+                       Lead.submitted_at_ms, Sale.price_cents, Sale.sold).outerjoin(Sale, Sale.lead_id == Lead.id)
     if seller_id is not None:
         query = query.where(Lead.seller_id == seller_id)
-    if buyer_id is not None:
-        query = query.where(Sale.buyer_id == buyer_id, Sale.sold.is_(True))
     if lead_id:
-        query = query.where(Lead.id == lead_id)
+        query = query.where(key == lead_id)
     if day or to_day:
         try:
             start_ms, end_ms = day_range_ms(day, to_day)
         except DayRangeError as error:
             raise BadRequest(str(error)) from None
-        query = query.where(Lead.submitted_at_ms >= start_ms, Lead.submitted_at_ms < end_ms)
+        query = query.where(submitted >= start_ms, submitted < end_ms)
     if state:
         query = query.where(Lead.state == state.upper())
     if status:
         if status not in INTERNAL_STATUSES:
             raise BadRequest(f"status must be one of {', '.join(sorted(INTERNAL_STATUSES))}")
         query = query.where(Lead.status.in_(INTERNAL_STATUSES[status]))
-    rows = session.execute(query.where(_after(_read_token(token), Lead.submitted_at_ms, Lead.id))
-                           .order_by(Lead.submitted_at_ms.desc(), Lead.id.desc()).limit(size + 1)).all()
+    rows = session.execute(query.where(_after(_read_token(token), submitted, key))
+                           .order_by(submitted.desc(), key.desc()).limit(size + 1)).all()
     out = [pb.LeadRow(lead_id=r.id, seller_id=r.seller_id, buyer_id=(r.buyer_id or "") if r.sold else "",
                       vertical=r.vertical, state=r.state or "", status=lead_status.PUBLIC.get(r.status, r.status or ""),
                       submitted_at_ms=r.submitted_at_ms, price_cents=r.price_cents if r.sold else 0)

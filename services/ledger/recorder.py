@@ -233,12 +233,15 @@ def _sale_closed(session: Session, message: ev.SaleClosed) -> None:
     existing = session.get(Sale, (message.lead_id, message.buyer_id))
     if existing is None:  # one outcome per lead and buyer, whatever repeats the topic carries
         county = _county(session, message.lead_id)
+        known = session.get(Lead, message.lead_id)
+        submitted_at_ms = known.submitted_at_ms if known is not None and known.fields is not None \
+            else message.submitted_at_ms
         session.add(Sale(
             lead_id=message.lead_id, auction_id=message.auction_id, sold=sold,
             buyer_id=message.buyer_id, seller_id=message.seller_id,
             price_cents=message.price_cents, seller_fee_cents=message.seller_fee_cents,
             vertical=message.vertical, state=message.state, county=county, attempts=message.attempts,
-            closed_at_ms=message.closed_at_ms, returned=False,
+            closed_at_ms=message.closed_at_ms, returned=False, submitted_at_ms=submitted_at_ms,
         ))
         for buyer_id in message.posted_buyer_ids:
             session.add(BuyerPosting(lead_id=message.lead_id, buyer_id=buyer_id, posted_at_ms=message.closed_at_ms))
@@ -253,6 +256,8 @@ def _sale_closed(session: Session, message: ev.SaleClosed) -> None:
     lead = _lead(session, message.lead_id)
     lead.seller_id = lead.seller_id or message.seller_id
     if lead.fields is None:
+        if message.submitted_at_ms:  # the sale came first: its lead's time (lead.submitted brings the same)
+            lead.submitted_at_ms = message.submitted_at_ms
         _fill_from_prospect(session, lead)
     _advance(lead, lead_status.SOLD if sold else lead_status.UNSOLD)
 

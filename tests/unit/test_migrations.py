@@ -501,3 +501,21 @@ def test_a_new_revision_follows_the_head_and_upgrades(tmp_path, monkeypatch, dat
         engine.dispose()
     finally:
         schema.scripts.cache_clear()
+
+
+def test_existing_sales_take_their_leads_submission_time_when_it_is_added(engine):
+    assert schema.upgrade(engine, "0006").after == "0006"
+    with engine.begin() as connection:
+        connection.execute(text(
+            "insert into leads (id, seller_id, vertical, state, status, status_rank, min_price_cents, direct_buyer_id,"
+            " seller_reference, submitted_at_ms, updated_at_ms, redrives)"
+            " values ('LEAD000001', 's1', 'auto_loan', 'NY', 'sold', 9, 0, '', '', 1234, 5678, 0)"))
+        for lead_id in ("LEAD000001", "LEAD000002"):  # the second's lead row is not there
+            connection.execute(text(
+                "insert into sales (lead_id, buyer_id, auction_id, sold, seller_id, price_cents, seller_fee_cents,"
+                " vertical, state, county, attempts, closed_at_ms, returned)"
+                f" values ('{lead_id}', 'b1', 'A1', true, 's1', 1000, 100, 'auto_loan', 'NY', '', 1, 9999, false)"))
+    schema.upgrade(engine)
+    with engine.connect() as connection:
+        assert dict(connection.execute(text("select lead_id, submitted_at_ms from sales")).all()) == {
+            "LEAD000001": 1234, "LEAD000002": 0}

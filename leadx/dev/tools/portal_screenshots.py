@@ -57,8 +57,9 @@ def chromium_browser(chromium: str = CHROMIUM) -> Iterator:
 
 def take(browser, portal_url: str, buyer: Login, seller: Login, out_dir: Path) -> list[Shot]:
     """Log in as the buyer's person, then the seller's, and save each main page as `<name>.png` in
-    out_dir: the login page, the buyer's home, the newest lead it bought, its search and
-    transactions, the seller's home. The pages shot, in that order."""
+    out_dir: the login page, the buyer's home, the newest lead it bought (the whole page), its
+    search for the leads it bought and its week of transactions, the seller's home. The pages
+    shot, in that order."""
     out_dir.mkdir(parents=True, exist_ok=True)
     shots: list[Shot] = []
     for login, pages in ((buyer, _buyer_pages), (seller, _seller_pages)):
@@ -87,8 +88,8 @@ def _buyer_pages(page, out_dir: Path) -> list[Shot]:
     if newest.count():  # a buyer that bought nothing yet has no lead to show
         newest.click()
         page.wait_for_load_state()
-        shots.append(_save(page, "portal-lead", out_dir))
-    page.goto("/search")
+        shots.append(_save(page, "portal-lead", out_dir, whole=True))  # its auction's bids are below the fold
+    page.goto("/search?status=sold")
     shots.append(_save(page, "portal-search", out_dir))
     page.goto("/transactions?window=week")
     shots.append(_save(page, "portal-transactions", out_dir))
@@ -100,8 +101,9 @@ def _seller_pages(page, out_dir: Path) -> list[Shot]:
     return [_save(page, "portal-seller-home", out_dir)]
 
 
-def _save(page, name: str, out_dir: Path) -> Shot:
-    page.screenshot(path=str(out_dir / f"{name}.png"))
+def _save(page, name: str, out_dir: Path, whole: bool = False) -> Shot:
+    """The page as `<name>.png`: the window (VIEWPORT), or with `whole` the whole page's length."""
+    page.screenshot(path=str(out_dir / f"{name}.png"), full_page=whole)
     address = urlsplit(page.url)
     return Shot(name, address.path + (f"?{address.query}" if address.query else ""))
 

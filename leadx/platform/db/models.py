@@ -178,10 +178,14 @@ class Sale(Base):
     attempts: Mapped[int] = mapped_column(Integer)
     closed_at_ms: Mapped[int] = mapped_column(BigInteger)
     returned: Mapped[bool] = mapped_column(Boolean, default=False)  # set when lead.returned is booked
+    # The lead's submission time (as in its lead row): a buyer's lead search, newest first, walks
+    # ix_sales_buyer_submitted a page at a time instead of joining every purchase to its lead.
+    submitted_at_ms: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
 
     # The dashboards sum one party's sales over trailing windows: on PostgreSQL these indexes hold
     # every column the sums read, so the summaries are index-only scans (bench/dashboard.py).
     __table_args__ = (
+        Index("ix_sales_buyer_submitted", "buyer_id", "submitted_at_ms", "lead_id"),
         Index("ix_sales_closed_at", "closed_at_ms"),
         Index("ix_sales_buyer_closed", "buyer_id", "closed_at_ms",
               postgresql_include=["sold", "price_cents", "returned"]),
