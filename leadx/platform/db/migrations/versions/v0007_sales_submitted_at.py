@@ -16,7 +16,8 @@ depends_on = None
 def upgrade() -> None:
     with op.batch_alter_table("sales") as batch_op:
         batch_op.add_column(sa.Column("submitted_at_ms", sa.BigInteger(), server_default="0", nullable=False))
-    op.execute("UPDATE sales SET submitted_at_ms = (SELECT leads.submitted_at_ms FROM leads WHERE leads.id = sales.lead_id)"
+    op.execute("UPDATE sales SET submitted_at_ms ="
+               " (SELECT leads.submitted_at_ms FROM leads WHERE leads.id = sales.lead_id)"
                " WHERE EXISTS (SELECT 1 FROM leads WHERE leads.id = sales.lead_id)")
     op.create_index("ix_sales_buyer_submitted", "sales", ["buyer_id", "submitted_at_ms", "lead_id"], unique=False)
 
