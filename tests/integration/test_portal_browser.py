@@ -12,7 +12,7 @@ import pytest
 
 from leadx.accounts import people
 from leadx.accounts.people import SessionSigner, SessionState
-from leadx.dev.tools.portal_screenshots import VIEWPORT, Login, png_size, take
+from leadx.dev.tools.portal_screenshots import CHROMIUM_ARGS, VIEWPORT, Login, png_size, take
 from services.portal.pages import LOGIN_FAILED
 from tests.integration.harness import Exchange
 from tests.integration.portal_people import PASSWORD, create_person, sell_returnable, wait_recorded
@@ -20,9 +20,6 @@ from tests.integration.portal_people import PASSWORD, create_person, sell_return
 pytestmark = pytest.mark.integration
 
 CHROMIUM = os.environ.get("LEADX_TEST_CHROMIUM", "/usr/bin/chromium")
-# Headless, and nothing reaching out to the network on its own (updates, sync, safe browsing).
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--disable-dev-shm-usage"]
 
 
 @pytest.fixture(scope="module")
