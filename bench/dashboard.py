@@ -48,6 +48,7 @@ from leadx.platform.utc_days import DAY_MS
 RESULTS = ROOT / "bench" / "results" / "dashboard.json"
 ADMIN_KEY = "bench-dashboard-admin-key"  # a local benchmark value, not a secret
 BUYERS, SELLERS = 1_000, 200
+SUBMITTED_BEFORE_CLOSE_MS = 5_000  # each sale's lead was submitted this long before it sold
 
 
 @contextlib.contextmanager
@@ -85,17 +86,18 @@ def load(raw_url: str, schema: str, sales: int, now_ms: int, rng: random.Random)
     with psycopg.connect(raw_url, options=f"-csearch_path={schema}") as connection:
         with connection.cursor() as cursor:
             columns = ("lead_id, auction_id, sold, buyer_id, seller_id, price_cents, seller_fee_cents, vertical, "
-                       "state, county, attempts, closed_at_ms, returned")
+                       "state, county, attempts, closed_at_ms, returned, submitted_at_ms")
             with cursor.copy(f"COPY sales ({columns}) FROM STDIN") as copy:
                 for n in range(sales):
                     lead_id = f"B{n:09d}"
                     state, county = places[n % len(places)]
                     sold = n % 10 != 0  # a tenth unsold
                     price = rng.randrange(500, 10_000) if sold else 0
+                    closed_at_ms = now_ms - rng.randrange(365 * DAY_MS)
                     copy.write_row((lead_id, lead_id, sold, buyer_id(rng.randrange(BUYERS)) if sold else "",
                                     f"s_bench{rng.randrange(SELLERS):04d}", price, price // 10,
                                     "auto_loan" if n % 3 else "auto_insurance", state, county, 1,
-                                    now_ms - rng.randrange(365 * DAY_MS), sold and n % 50 == 7))
+                                    closed_at_ms, sold and n % 50 == 7, closed_at_ms - SUBMITTED_BEFORE_CLOSE_MS))
             # What the ledger keeps beside the sales, computed here in SQL from the same rows.
             cursor.execute("""INSERT INTO lead_returns SELECT lead_id, buyer_id, seller_id, 'bench', price_cents,
                               seller_fee_cents, closed_at_ms, closed_at_ms + 3600000 FROM sales WHERE returned""")

@@ -58,7 +58,7 @@ def add_leads(raw_url: str, schema: str) -> None:
             """INSERT INTO leads (id, seller_id, vertical, state, status, status_rank, min_price_cents,
                direct_buyer_id, seller_reference, submitted_at_ms, updated_at_ms, redrives)
                SELECT lead_id, seller_id, vertical, state, CASE WHEN sold THEN %(sold)s ELSE %(unsold)s END,
-               %(rank)s, 0, '', '', closed_at_ms - 5000, closed_at_ms, 0 FROM sales""",
+               %(rank)s, 0, '', '', submitted_at_ms, closed_at_ms, 0 FROM sales""",
             {"sold": lead_status.SOLD, "unsold": lead_status.UNSOLD, "rank": lead_status.RANK[lead_status.SOLD]})
         connection.execute("VACUUM ANALYZE leads")
 
