@@ -301,10 +301,11 @@ class BuyerClient:
 
     async def _post(self, buyer: BuyerAccount, closed: ev.AuctionClosed, prepared: PreparedPost,
                     section: BuyerRules | None) -> PostResult:
-        """One POST of the lead. Sent again only when it provably never reached the buyer's
-        application: its connection was never made, or it went on a pooled connection the buyer's
-        server had closed (_stale). A post that may have reached the buyer (a timeout, a new
-        connection dropped) is never sent again: it counts as not accepted and the lead moves on."""
+        """One POST of the lead. Sent again only when its connection was never made (nothing was
+        sent), or when it went on a pooled connection the buyer's server was closing (_stale: a
+        server drops an idle connection without reading what arrives on it). A post that may have
+        reached the buyer (a timeout, a new connection dropped) is never sent again: it counts as
+        not accepted and the lead moves on."""
         limit = section.timeout_s if section and section.timeout_s else self.post_timeout_s
         # The auction id is the idempotency key: a repeat after a crash is recognisable.
         headers = {"Idempotency-Key": closed.auction_id, "Content-Type": prepared.content_type,
