@@ -26,8 +26,6 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
                  "--disable-sync", "--disable-dev-shm-usage"]
 VIEWPORT = {"width": 1280, "height": 860}
 OUT_DIR = Path("docs/images")
-# The demo's people (leadx.dev.demo.exchange.DEMO_PEOPLE) whose accounts the screenshots show.
-DEMO_ACCOUNTS = {"buyer": "demo-buyer@example.com", "seller": "demo-seller@example.com"}
 
 
 @dataclass(frozen=True)
@@ -121,15 +119,18 @@ def logins_on_demo_accounts(database_url: str) -> tuple[Login, Login]:
     """People of the tool's own on the accounts of the demo's buyer and seller people, each with a new
     random password (made the first time, their password reset after)."""
     from leadx.accounts import people
+    from leadx.dev.demo.exchange import DEMO_PEOPLE
     from leadx.platform.db.engine import make_engine
     from sqlalchemy.orm import Session
 
     logins = {}
     with Session(make_engine(database_url)) as session:
-        for kind, demo_email in DEMO_ACCOUNTS.items():
+        for _, demo_email, kind in DEMO_PEOPLE:
+            if kind not in (people.BUYER, people.SELLER):
+                continue
             demo = people.person_by_email(session, demo_email)
-            if demo is None or not demo.account_id:
-                raise RuntimeError(f"no {demo_email} in {database_url}: is this the database `make run` uses?")
+            if demo is None or not demo.account_id:  # the URL is not shown: it may hold a password
+                raise RuntimeError(f"no {demo_email} in DATABASE_URL's database: is it the one `make run` uses?")
             email, password = f"screenshots-{kind}@example.com", secrets.token_urlsafe(12)
             if people.person_by_email(session, email) is None:
                 people.create_person(session, email, password, kind, demo.account_id, people.MEMBER)
