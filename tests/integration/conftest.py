@@ -67,8 +67,9 @@ def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None):
 
 
 # A failed test on an exchange shows what its services logged while it ran, at most this many
-# lines: a timed auction that ends otherwise than a test expects (unsold on a loaded CI machine) is
-# explained by its log lines (buyers passed over, bids at the close, posts), and CI keeps no files.
+# lines: a timed auction that ends otherwise than a test expects is explained by its log lines
+# (buyers passed over, bids at the close, posts), and CI keeps no files. A lead unsold in CI was
+# explained this way: its winner's post had failed in 2 ms on a connection the buyer had closed.
 EXCHANGE_LOG_LINES = 60
 
 
