@@ -317,7 +317,6 @@ class BuyerClient:
         for attempt, delay in enumerate((*CONNECT_RETRY_DELAYS_S, None), start=1):
             try:
                 answer, connections = await self._call(target, prepared.body, headers, limit)
-                attempt += connections - 1
                 break
             except aiohttp.ClientConnectorError as exc:  # refused, unresolvable: nothing was sent
                 if isinstance(exc.os_error, AddressRefused):  # no retry resolves the rules away
@@ -334,7 +333,7 @@ class BuyerClient:
         if answer.cut:
             detail += cut_note(self.reply_max_bytes)
         return PostResult(accepted, detail, _ms_since(started), status=answer.status, response=answer.body,
-                          failed=answer.status >= 500, connects=attempt)
+                          failed=answer.status >= 500, connects=attempt - 1 + connections)
 
 
 def post_verdict(answer: Answer, prepared: PreparedPost) -> tuple[bool, str]:
