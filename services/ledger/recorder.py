@@ -232,10 +232,11 @@ def _sale_closed(session: Session, message: ev.SaleClosed) -> None:
     sold = message.outcome == ev.SALE_OUTCOME_SOLD
     existing = session.get(Sale, (message.lead_id, message.buyer_id))
     if existing is None:  # one outcome per lead and buyer, whatever repeats the topic carries
-        county = _county(session, message.lead_id)
         known = session.get(Lead, message.lead_id)
-        submitted_at_ms = known.submitted_at_ms if known is not None and known.fields is not None \
-            else message.submitted_at_ms
+        if known is not None and known.fields is not None:
+            county, submitted_at_ms = _county(known), known.submitted_at_ms
+        else:  # sale.closed came first: no ZIP yet, and the lead's time as the sale carries it
+            county, submitted_at_ms = "", message.submitted_at_ms
         session.add(Sale(
             lead_id=message.lead_id, auction_id=message.auction_id, sold=sold,
             buyer_id=message.buyer_id, seller_id=message.seller_id,
@@ -272,10 +273,9 @@ def _fill_from_prospect(session: Session, lead: Lead) -> None:
         lead.probability, lead.cluster = prospect.probability, prospect.cluster
 
 
-def _county(session: Session, lead_id: str) -> str:
-    """The county of the lead's ZIP ("" if the lead's fields are not here: sale.closed came first)."""
-    lead = session.get(Lead, lead_id)
-    return zip_counties().get(str((lead.fields or {}).get("zip", "")), "") if lead is not None else ""
+def _county(lead: Lead) -> str:
+    """The county of the lead's ZIP."""
+    return zip_counties().get(str((lead.fields or {}).get("zip", "")), "")
 
 
 def _returned(session: Session, message: ev.LeadReturned) -> None:
