@@ -14,7 +14,7 @@ from leadx.leads.sealing import PiiKeyring
 from leadx.leads.verticals import zip_counties
 from leadx.platform import grpc_tls
 from leadx.platform.config import CommonSettings, GrpcServerSettings, env_float, env_int, env_str
-from leadx.platform.db.engine import make_engine, session_factory
+from leadx.platform.db.engine import make_engine, read_session_factory, session_factory
 from leadx.platform.db.schema import exit_unless_current
 from leadx.platform.kafka.envelope import Envelope
 from leadx.platform.redis.client import connect as connect_redis
@@ -48,8 +48,9 @@ async def main(stop: asyncio.Event) -> None:
     runtime.consume("ledger", MESSAGE_TYPES, record, max_in_flight=1000)
 
     server = grpc.aio.server()
-    auth = DashboardAuth(sessions, env_str("DASHBOARD_ADMIN_API_KEY", ""))
-    dashboard_pb2_grpc.add_DashboardServiceServicer_to_server(DashboardService(sessions, auth), server)
+    reads = read_session_factory(engine)  # the dashboard only reads
+    auth = DashboardAuth(reads, env_str("DASHBOARD_ADMIN_API_KEY", ""))
+    dashboard_pb2_grpc.add_DashboardServiceServicer_to_server(DashboardService(reads, auth), server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     grpc_tls.enable_reflection(server, (SERVICE_NAME, health.SERVICE_NAME), grpc_settings)

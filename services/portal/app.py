@@ -23,7 +23,10 @@ HERE = Path(__file__).parent
 
 
 def templates() -> Jinja2Templates:
-    environment = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(["html"]))
+    # auto_reload off: the templates ship with the code and do not change while it runs, so no page
+    # needs to stat its template files before rendering.
+    environment = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(["html"]),
+                              auto_reload=False)
     environment.filters["money"] = pages.money
     environment.filters["utc_time"] = pages.utc_time
     return Jinja2Templates(env=environment)

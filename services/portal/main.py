@@ -10,7 +10,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from sqlalchemy import text
 
 from leadx.accounts.people import SessionSigner
-from leadx.platform.db.engine import make_engine, session_factory
+from leadx.platform.db.engine import make_engine, read_session_factory, session_factory
 from leadx.platform.db.schema import exit_unless_current
 from leadx.platform.health import HealthServer, Readiness
 from leadx.platform.http_service import serve
@@ -77,7 +77,8 @@ def create_app(settings: PortalSettings):
     readiness.add("producer", lambda: producer.started)
     health = HealthServer(readiness, settings.health_port)
     deps = PortalDeps(
-        sessions=session_factory(engine), signer=SessionSigner(settings.session_secret), policy=settings.sessions,
+        sessions=session_factory(engine), reads=read_session_factory(engine),
+        signer=SessionSigner(settings.session_secret), policy=settings.sessions,
         throttle=LoginThrottle(redis, settings.topic_prefix, settings.throttle, settings.session_secret),
         dashboard=Dashboard(settings.dashboard_address, settings.dashboard_key, settings.dashboard_ca_file),
         templates=templates(), readiness=readiness, secure_cookies=settings.secure_cookies,

@@ -75,7 +75,8 @@ class PersonView:
 
 @dataclass
 class PortalDeps:
-    sessions: sessionmaker[Session]
+    sessions: sessionmaker[Session]  # writes: logins, logouts, returns
+    reads: sessionmaker[Session]  # every page's session check (leadx.platform.db.engine.read_session_factory)
     signer: SessionSigner
     policy: SessionPolicy
     throttle: LoginThrottle
@@ -127,7 +128,7 @@ async def visitor(deps: PortalDeps, request: Request) -> Visitor:
     now = deps.clock()
     if state.expired(deps.policy, now):
         return Visitor(people.anonymous_session(), ended=True)
-    person = await asyncio.to_thread(_current_person, deps.sessions, state)
+    person = await asyncio.to_thread(_current_person, deps.reads, state)
     if person is None:
         return Visitor(people.anonymous_session(), ended=True)
     return Visitor(state.seen(now), person, unread=await unread_returns(deps, person))

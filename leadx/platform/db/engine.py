@@ -89,3 +89,13 @@ def create_schema(engine: Engine) -> None:
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(engine, expire_on_commit=False)
+
+
+def read_session_factory(engine: Engine) -> sessionmaker[Session]:
+    """Sessions for reads only (the dashboard's queries, a page's session check), on the same pool,
+    in autocommit: a statement is sent alone, without the BEGIN before it and the ROLLBACK when the
+    session closes, which on PostgreSQL are a round trip each (a page's one-row read took three).
+    Each statement sees what was committed when it began, as in PostgreSQL's default READ COMMITTED
+    transaction, so a read of several statements sees no less consistent figures than before.
+    Nothing written through such a session may rely on a transaction: write with session_factory."""
+    return sessionmaker(engine.execution_options(isolation_level="AUTOCOMMIT"), expire_on_commit=False)
