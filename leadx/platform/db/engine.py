@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import time
 
@@ -10,6 +11,13 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from leadx.platform.db.schema import create_fresh
 from leadx.platform.metrics import SQL_QUERY_SECONDS, sql_operation
+
+
+# Connections kept open: one per thread of asyncio's default executor, where the services run their
+# SQL (asyncio.to_thread). With fewer, the threads' connections beyond the pool were closed as each
+# query ended and opened again for the next (a new PostgreSQL backend each time), which the portal
+# bench caught in the ledger at 6 threads and 5 connections.
+POOL_SIZE = min(32, (os.cpu_count() or 1) + 4)
 
 
 def normalise_url(url: str) -> str:
@@ -39,7 +47,7 @@ def make_engine(url: str) -> Engine:
             cursor.close()
 
         return engine
-    engine = create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5, hide_parameters=True)
+    engine = create_engine(url, pool_pre_ping=True, pool_size=POOL_SIZE, max_overflow=5, hide_parameters=True)
     _time_statements(engine)
     return engine
 
