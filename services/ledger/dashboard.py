@@ -11,7 +11,7 @@ import datetime as dt
 import time
 
 import grpc
-from sqlalchemy import select
+from sqlalchemy import literal, select, union_all
 from sqlalchemy.orm import Session, sessionmaker
 
 from leadx.contracts.dashboard.v1 import dashboard_pb2 as pb
@@ -201,9 +201,9 @@ class _NoAccount(LookupError):
 
 
 def _kind_of(session: Session, account_id: str) -> str | None:
-    if session.get(Buyer, account_id) is not None:
-        return "buyer"
-    return "seller" if session.get(Seller, account_id) is not None else None
+    """"buyer", "seller" or None, in one statement (the portal's every search and lead page asks)."""
+    return session.scalar(union_all(select(literal("buyer")).where(Buyer.id == account_id),
+                                    select(literal("seller")).where(Seller.id == account_id)).limit(1))
 
 
 def _duplicate_counts(session: Session, buyer_id: str, since_day: str) -> dict[str, int]:
