@@ -59,6 +59,7 @@ from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import ResponseError
 
 from leadx.leads.pii import untagged
+from leadx.platform.redis.client import read_layout
 from leadx.platform.redis.pipeline import Pipeliner
 
 SWEEP_INTERVAL_S = 24 * 3600
@@ -68,15 +69,48 @@ DEFAULT_BUCKET_BITS = 18  # 262,144 buckets: ~40 identities each at 10 million
 # (about 85 each on three), and cost 256 small keys of state (epoch, lock, buyer map) apiece.
 CLUSTER_SHARDS = 256
 
-_RECORDS = """
+# The check, award and release scripts run over one or more shards' keys: on a Redis Cluster, a run
+# of consecutive shards served by one node. A call's declared keys must share a slot, so KEYS are
+# the first shard's and the other shards' keys follow the script's fixed arguments in ARGV;
+# allow-cross-slot-keys lets the script use them (the node still refuses keys it does not serve,
+# checked on each shard's epoch before anything is written). The keys, shard after shard: the
+# shard's epoch, its rebuild lock and its buyer map, then one bucket per identity of the shard.
+# ARGV[1] ends with two numbers per shard: how many identities it has, and how many of them (the
+# first) are recorded under.
+_RECORDS = """#!lua flags=allow-cross-slot-keys
 local byte, char, sub, floor = string.byte, string.char, string.sub, math.floor
--- KEYS[1]: the epoch, KEYS[2]: the rebuild lock, KEYS[3]: the buyer map, then one bucket per identity.
-local MAP, FIRST = 3, 4
--- Whether the records may be read and written: the epoch is there (the state is complete), or the
--- caller rebuilds it and holds the lock under `token`. A Redis that lost its data has neither.
-local function intact(token)
-  if redis.call('EXISTS', KEYS[1]) == 1 then return true end
-  return token ~= '' and redis.call('GET', KEYS[2]) == token
+-- Every key of the call: those declared (the first shard's: a cluster routes a call by its declared
+-- keys, which must share a slot), then the other shards', after the script's `fixed` arguments.
+local K = {}
+local function keys_after(fixed)
+  for i = 1, #KEYS do K[i] = KEYS[i] end
+  for j = fixed + 1, #ARGV do K[#K + 1] = ARGV[j] end
+end
+-- The shards of the call, from the numbers of ARGV[1] after its first `skip`: for each, the index in
+-- K of its epoch, lock and map, of its first and last bucket and of its last bucket recorded under,
+-- and the position of its first identity among the call's (for its field in ARGV[2]).
+local function shards_of(n, skip)
+  local out, k, position = {}, 1, 1
+  for g = skip + 1, #n, 2 do
+    local count, written = n[g], n[g + 1]
+    out[#out + 1] = {epoch = k, lock = k + 1, map = k + 2, first = k + 3, last = k + 2 + count,
+                     last_written = k + 2 + written, position = position}
+    k = k + 3 + count
+    position = position + count
+  end
+  return out
+end
+-- Whether a shard's records may be read and written: its epoch is there (the state is complete),
+-- or the caller rebuilds it and holds its lock under `token`. A Redis that lost its data has neither.
+local function intact(shard, token)
+  if redis.call('EXISTS', K[shard.epoch]) == 1 then return true end
+  return token ~= '' and redis.call('GET', K[shard.lock]) == token
+end
+local function all_intact(shards, token)
+  for _, shard in ipairs(shards) do
+    if not intact(shard, token) then return false end
+  end
+  return true
 end
 local LOST = '""" + STATE_LOST + """ the dedup records are not known to be complete (no epoch): ' ..
   'Redis lost its data; a rebuild from SQL restores them'
@@ -93,7 +127,12 @@ local function numbers(text)
   for n in string.gmatch(text, '%d+') do out[#out + 1] = tonumber(n) end
   return out
 end
-local function field(i) return sub(ARGV[2], 5 + (i - FIRST) * 8, 4 + (i - FIRST + 1) * 8) end
+-- The call's identity at this position, and the one whose bucket is K[i] in `shard`.
+local function position_of(shard, i) return shard.position + i - shard.first end
+local function field(shard, i)
+  local p = position_of(shard, i)
+  return sub(ARGV[2], 5 + (p - 1) * 8, 4 + p * 8)
+end
 local owner = sub(ARGV[2], 1, 4)
 -- The records of one value still inside the window, each as its 11-byte string.
 local function fresh(value, cutoff)
@@ -141,100 +180,126 @@ local function read(key, field, now, cutoff, window, interval, writing)
 end
 """
 
-# KEYS: the epoch, the rebuild lock, the buyer map, then one bucket per identity key, those
-# recorded under first.
-# ARGV[1]: now (s), window (s), sweep interval (s), check platform, check buyers, record (1/0),
-# how many identity keys are recorded under (the current key's; the others are only read).
-# ARGV[2]: owner and fields. ARGV[3]: the rebuild's lock token, or empty.
-# Returns {index of the identity key that matched platform-wide (1-based) or 0, duplicate buyer ids...}
-# Refused (an error reply) when the state is not intact: a check on an emptied Redis would call
-# every consumer new, even a PING's, which records nothing.
+# Keys: per shard, as above; in each, the identity keys recorded under first.
+# ARGV[1]: now (s), window (s), sweep interval (s), check platform, check buyers, record (1/0), then
+# per shard its identities and how many are recorded under (the current key's; the others are only
+# read). ARGV[2]: owner and fields. ARGV[3]: the rebuild's lock token, or empty.
+# Returns {one character per identity of the call, '1' where it is recorded platform-wide by another
+# lead (when checked), else '0'; then the ids of the buyers that already have the consumer...}.
+# Nothing is recorded when any identity matched.
+# Refused (an error reply) when any shard's state is not intact: a check on an emptied Redis would
+# call every consumer new, even a PING's, which records nothing.
 _CHECK_SUBMISSION = _RECORDS + """
-if not intact(ARGV[3]) then return redis.error_reply(LOST) end
+keys_after(3)
 local n = numbers(ARGV[1])
+local shards = shards_of(n, 6)
+if not all_intact(shards, ARGV[3]) then return redis.error_reply(LOST) end
 local now, window, interval = n[1], n[2], n[3]
 local platform, buyers_too, record = n[4] == 1, n[5] == 1, n[6] == 1
-local last_written = n[7] + FIRST - 1
 local cutoff = now - window
-local matched, buyers, seen = 0, {}, {}
-for i = FIRST, #KEYS do
-  local value = read(KEYS[i], field(i), now, cutoff, window, interval, record and i <= last_written)
-  local records = fresh(value, cutoff)
-  for _, r in ipairs(records) do
-    if sub(r, 8, 11) ~= owner then
-      local number = u24(r, 1)
-      if number == 0 then
-        if platform and matched == 0 then matched = i - FIRST + 1 end
-      elseif buyers_too then
-        buyers[number] = true
+local matched, hits, seen = false, {}, {}
+for _, shard in ipairs(shards) do
+  shard.buyers = {}
+  for i = shard.first, shard.last do
+    local f = field(shard, i)
+    local value = read(K[i], f, now, cutoff, window, interval, record and i <= shard.last_written)
+    local records = fresh(value, cutoff)
+    local hit = '0'
+    for _, r in ipairs(records) do
+      if sub(r, 8, 11) ~= owner then
+        local number = u24(r, 1)
+        if number == 0 then
+          if platform then hit, matched = '1', true end
+        elseif buyers_too then
+          shard.buyers[number] = true
+        end
       end
     end
+    hits[#hits + 1] = hit
+    seen[i] = {value, records, f}
   end
-  seen[i] = {value, records}
 end
-for i = FIRST, #KEYS do
-  local records = seen[i][2]
-  if record and matched == 0 and i <= last_written then records = put(records, 0, now, owner) end
-  store(KEYS[i], field(i), records, seen[i][1])
+for _, shard in ipairs(shards) do
+  for i = shard.first, shard.last do
+    local records = seen[i][2]
+    if record and not matched and i <= shard.last_written then records = put(records, 0, now, owner) end
+    store(K[i], seen[i][3], records, seen[i][1])
+  end
 end
-local out = {matched}
-for number, _ in pairs(buyers) do out[#out + 1] = redis.call('HGET', KEYS[MAP], 'n:' .. number) end
+local out = {table.concat(hits)}
+for _, shard in ipairs(shards) do
+  for number, _ in pairs(shard.buyers) do out[#out + 1] = redis.call('HGET', K[shard.map], 'n:' .. number) end
+end
 return out
 """
 
-# KEYS: the epoch, the rebuild lock, the buyer map, then one bucket per identity key, those
-# recorded under first.
-# ARGV[1]: now (s), window (s), sweep interval (s), how many identity keys are recorded under.
-# ARGV[2]: owner and fields. ARGV[3]: the buyer id. ARGV[4]: the rebuild's lock token, or empty.
-# Returns 1 when the consumer is now reserved for the buyer (or already was, by this same lead),
-# 0 when another lead of the same consumer already went to that buyer inside the window.
-# Refused (an error reply) when the state is not intact: on an emptied Redis every buyer would win.
+# Keys: per shard, as above; in each, the identity keys recorded under first.
+# ARGV[1]: now (s), window (s), sweep interval (s), then per shard its identities and how many are
+# recorded under. ARGV[2]: owner and fields. ARGV[3]: the buyer id. ARGV[4]: the rebuild's lock
+# token, or empty.
+# Returns 1 when the consumer is now reserved for the buyer in every shard of the call (or already
+# was, by this same lead), 0 when another lead of the same consumer already went to that buyer
+# inside the window (then nothing is reserved). Buyers are numbered per shard (its buyer map).
+# Refused (an error reply) when any shard's state is not intact: on an emptied Redis every buyer would win.
 _RESERVE_FOR_BUYER = _RECORDS + """
-if not intact(ARGV[4]) then return redis.error_reply(LOST) end
+keys_after(4)
 local n = numbers(ARGV[1])
+local shards = shards_of(n, 3)
+if not all_intact(shards, ARGV[4]) then return redis.error_reply(LOST) end
 local now, window, interval, buyer = n[1], n[2], n[3], ARGV[3]
-local last_written = n[4] + FIRST - 1
 local cutoff = now - window
-local number = tonumber(redis.call('HGET', KEYS[MAP], 'b:' .. buyer))
-if not number then
-  number = redis.call('HINCRBY', KEYS[MAP], 'next', 1)
-  redis.call('HSET', KEYS[MAP], 'b:' .. buyer, number, 'n:' .. number, buyer)
-end
 local seen = {}
-for i = FIRST, #KEYS do
-  local value = read(KEYS[i], field(i), now, cutoff, window, interval, i <= last_written)
-  local records = fresh(value, cutoff)
-  for _, r in ipairs(records) do
-    if u24(r, 1) == number and sub(r, 8, 11) ~= owner then return 0 end
+for _, shard in ipairs(shards) do
+  local map = K[shard.map]
+  local number = tonumber(redis.call('HGET', map, 'b:' .. buyer))
+  if not number then
+    number = redis.call('HINCRBY', map, 'next', 1)
+    redis.call('HSET', map, 'b:' .. buyer, number, 'n:' .. number, buyer)
   end
-  seen[i] = {value, records}
+  shard.number = number
+  for i = shard.first, shard.last do
+    local f = field(shard, i)
+    local value = read(K[i], f, now, cutoff, window, interval, i <= shard.last_written)
+    local records = fresh(value, cutoff)
+    for _, r in ipairs(records) do
+      if u24(r, 1) == number and sub(r, 8, 11) ~= owner then return 0 end
+    end
+    seen[i] = {value, records, f}
+  end
 end
-for i = FIRST, last_written do
-  store(KEYS[i], field(i), put(seen[i][2], number, now, owner), seen[i][1])
+for _, shard in ipairs(shards) do
+  for i = shard.first, shard.last_written do
+    store(K[i], seen[i][3], put(seen[i][2], shard.number, now, owner), seen[i][1])
+  end
 end
 return 1
 """
 
 
-# KEYS: the epoch, the rebuild lock, the buyer map, then one bucket per identity key.
-# ARGV[1]: now (s), window (s), sweep interval (s). ARGV[2]: owner and fields. ARGV[3]: the buyer
-# id, or empty for the platform record. Drops that scope's records made by this lead, under every
-# identity key given. Not guarded by the epoch: it only ever removes this lead's own record, which
-# an emptied Redis does not hold.
+# Keys: per shard, as above. ARGV[1]: now (s), window (s), sweep interval (s), then per shard its
+# identities and how many are recorded under (unused here). ARGV[2]: owner and fields. ARGV[3]: the
+# buyer id, or empty for the platform record. Drops that scope's records made by this lead, under
+# every identity key given. Not guarded by the epoch: it only ever removes this lead's own record,
+# which an emptied Redis does not hold.
 _RELEASE_FOR_BUYER = _RECORDS + """
+keys_after(3)
 local n = numbers(ARGV[1])
 local cutoff = n[1] - n[2]
-local number = 0
-if ARGV[3] ~= '' then number = tonumber(redis.call('HGET', KEYS[MAP], 'b:' .. ARGV[3])) end
-if not number then return 0 end
 local released = 0
-for i = FIRST, #KEYS do
-  local value = redis.call('HGET', KEYS[i], field(i)) or ''
-  local kept = {}
-  for _, r in ipairs(fresh(value, cutoff)) do
-    if u24(r, 1) == number and sub(r, 8, 11) == owner then released = 1 else kept[#kept + 1] = r end
+for _, shard in ipairs(shards_of(n, 3)) do
+  local number = 0
+  if ARGV[3] ~= '' then number = tonumber(redis.call('HGET', K[shard.map], 'b:' .. ARGV[3])) end
+  if number then
+    for i = shard.first, shard.last do
+      local f = field(shard, i)
+      local value = redis.call('HGET', K[i], f) or ''
+      local kept = {}
+      for _, r in ipairs(fresh(value, cutoff)) do
+        if u24(r, 1) == number and sub(r, 8, 11) == owner then released = 1 else kept[#kept + 1] = r end
+      end
+      store(K[i], f, kept, value)
+    end
   end
-  store(KEYS[i], field(i), kept, value)
 end
 return released
 """
@@ -306,6 +371,10 @@ class DedupStore:
         self._shard_keys = [[epoch, lock, buyer_map] for buyer_map, epoch, lock in map(self.state_keys,
                                                                                      range(self.shards))]
         self._bucket_shift = 24 - bucket_bits
+        self._cluster = redis if isinstance(redis, RedisCluster) else None
+        # Each shard's hash slot (of its hash tag), to find the node serving it.
+        self._shard_slots = ([self._cluster.keyslot(epoch) for epoch, _, _ in self._shard_keys]
+                             if self._cluster is not None else [])
         self._token = ""  # a rebuild's lock token (`rebuilding`): its writes pass without an epoch
         self._pipeliner = Pipeliner(redis, wait_replicas, wait_timeout_ms)
         self._check = self._pipeliner.script(_CHECK_SUBMISSION)
@@ -394,28 +463,52 @@ class DedupStore:
         shard = bucket % self.shards
         return shard, f"{self._bucket_prefixes[shard]}{vertical}:{bucket:x}", raw[3:11]
 
-    def _calls(self, vertical: str, identities: list[str], written: int) -> list[_ShardCall]:
-        """The script calls that cover these identities (the first `written` recorded under): one per
-        shard they fall in, in ascending shard order, each with that shard's epoch, lock and buyer
-        map, then its identities' buckets (in the order given, so the recorded ones come first)."""
+    def _node_of(self, shard: int) -> str | int:
+        """What a call's shards must share: on a Redis Cluster, the node serving the shard's slot;
+        on one Redis split into shards (tests, bench/dedup.py), the shard itself, so that every
+        shard is a call of its own, as on a cluster whose every shard is on a node of its own."""
+        if self._cluster is None:
+            return shard
+        return self._cluster.nodes_manager.get_node_from_slot(self._shard_slots[shard]).name
+
+    async def _calls(self, vertical: str, identities: list[str], written: int) -> list[_Call]:
+        """The script calls that cover these identities (the first `written` recorded under): their
+        shards in ascending order, consecutive shards served by one node in one call, each shard
+        with its epoch, lock and buyer map, then its identities' buckets (in the order given, so the
+        recorded ones come first)."""
         if self.shards == 1:  # one Redis: one call, as it always was
             keys, fields = self._shard_keys[0].copy(), []
             for identity in identities:
                 _, key, field = self._place(vertical, identity)
                 keys.append(key)
                 fields.append(field)
-            return [_ShardCall(keys, fields, list(range(len(identities))), written)]
-        by_shard: dict[int, _ShardCall] = {}
+            return [_Call(keys, fields, list(range(len(identities))), [len(identities), written])]
+        by_shard: dict[int, _Call] = {}
         for index, identity in enumerate(identities):
             shard, key, field = self._place(vertical, identity)
-            call = by_shard.get(shard)
-            if call is None:
-                call = by_shard[shard] = _ShardCall(self._shard_keys[shard].copy(), [], [], 0)
-            call.keys.append(key)
-            call.fields.append(field)
-            call.indices.append(index)
-            call.written += index < written
-        return [by_shard[shard] for shard in sorted(by_shard)]
+            part = by_shard.get(shard)
+            if part is None:
+                part = by_shard[shard] = _Call([], [], [], [0, 0])
+            part.keys.append(key)
+            part.fields.append(field)
+            part.indices.append(index)
+            part.shards[0] += 1
+            part.shards[1] += index < written
+        if self._cluster is not None:
+            await read_layout(self._cluster)
+        calls: list[_Call] = []
+        last_node = None
+        for shard in sorted(by_shard):
+            part, node = by_shard[shard], self._node_of(shard)
+            if node != last_node:
+                calls.append(_Call([], [], [], []))
+                last_node = node
+            call = calls[-1]
+            call.keys += self._shard_keys[shard] + part.keys
+            call.fields += part.fields
+            call.indices += part.indices
+            call.shards += part.shards
+        return calls
 
     async def check_submission(
         self, lead_id: str, vertical: str, identities: Mapping[str, str | Sequence[str]], now_ms: int,
@@ -435,19 +528,20 @@ class DedupStore:
         owner = lead_fingerprint(lead_id)
         matched: int | None = None  # the first identity (in the order given) found recorded platform-wide
         duplicates: set[str] = set()
-        recorded: list[_ShardCall] = []  # the shards this call recorded the consumer in
+        recorded: list[_Call] = []  # the calls that recorded the consumer
         head = f"{now_ms // 1000} {window_ms // 1000} {self.sweep_interval_s} {platform:d} {buyers:d}"
-        for call in self._calls(vertical, identity_keys, written):
+        for call in await self._calls(vertical, identity_keys, written):
             recording = record and matched is None
-            result = await _refused_when_lost(self._check(call.keys, [
-                f"{head} {recording:d} {call.written}", owner + b"".join(call.fields), self._token]))
+            result = await _refused_when_lost(self._check(call.declared, [
+                f"{head} {recording:d} {call.header}", owner + b"".join(call.fields), self._token, *call.others]))
             duplicates.update(b.decode() for b in result[1:] if b is not None)
-            if int(result[0]):
+            hits = [call.indices[position] for position, hit in enumerate(result[0]) if hit == ord("1")]
+            if hits:
                 if matched is None and recorded:
                     await self._release_in(recorded, "", owner, now_ms, window_ms)
-                # The shards after the first match are still read, so the identity named is the one
-                # one script over them all would name, whichever shard it lies in.
-                matched = min(call.indices[int(result[0]) - 1], matched if matched is not None else len(kinds))
+                # The calls after the first match are still read, so the identity named is the one
+                # one script over them all would name (the first given), whichever shard it lies in.
+                matched = min(*hits, matched if matched is not None else len(kinds))
             elif recording and call.written:
                 recorded.append(call)
         return SubmissionCheck(kinds[matched] if matched is not None else None, frozenset(duplicates))
@@ -461,11 +555,11 @@ class DedupStore:
             return True
         _, written, identity_keys = _recorded_first([("", entry) for entry in identities])
         owner = lead_fingerprint(lead_id)
-        reserved: list[_ShardCall] = []
-        for call in self._calls(vertical, identity_keys, written):
-            result = await _refused_when_lost(self._reserve(call.keys, [
-                f"{now_ms // 1000} {window_ms // 1000} {self.sweep_interval_s} {call.written}",
-                owner + b"".join(call.fields), buyer_id, self._token]))
+        reserved: list[_Call] = []
+        for call in await self._calls(vertical, identity_keys, written):
+            result = await _refused_when_lost(self._reserve(call.declared, [
+                f"{now_ms // 1000} {window_ms // 1000} {self.sweep_interval_s} {call.header}",
+                owner + b"".join(call.fields), buyer_id, self._token, *call.others]))
             if int(result) != 1:
                 await self._release_in(reserved, buyer_id, owner, now_ms, window_ms)
                 return False
@@ -478,26 +572,45 @@ class DedupStore:
         buyer, which therefore has not seen the consumer. True if there was one to undo."""
         if not identities:
             return False
-        calls = self._calls(vertical, [untagged(entry)[1] for entry in identities], 0)
+        calls = await self._calls(vertical, [untagged(entry)[1] for entry in identities], 0)
         return await self._release_in(calls, buyer_id, lead_fingerprint(lead_id), now_ms, window_ms)
 
-    async def _release_in(self, calls: list[_ShardCall], buyer_id: str, owner: bytes, now_ms: int,
+    async def _release_in(self, calls: list[_Call], buyer_id: str, owner: bytes, now_ms: int,
                           window_ms: int) -> bool:
         """Drop this lead's records of one scope (`buyer_id`, or "" for the platform) in these
-        shards: what a call made before a later shard refused it. True if any was there."""
-        released = await asyncio.gather(*(self._release(call.keys, [
-            f"{now_ms // 1000} {window_ms // 1000} {self.sweep_interval_s}", owner + b"".join(call.fields),
-            buyer_id]) for call in calls))
+        calls' shards: what the calls made before a later one refused the lead. True if any was there."""
+        released = await asyncio.gather(*(self._release(call.declared, [
+            f"{now_ms // 1000} {window_ms // 1000} {self.sweep_interval_s} {call.header}",
+            owner + b"".join(call.fields), buyer_id, *call.others]) for call in calls))
         return any(int(r) == 1 for r in released)
 
 
 @dataclass
-class _ShardCall:
-    """One script call's share of a lead's identities: those in one shard."""
-    keys: list[str]  # the shard's epoch, lock and buyer map, then a bucket per identity
+class _Call:
+    """One script call's share of a lead's identities: those in a run of shards on one node."""
+    keys: list[str]  # per shard: its epoch, lock and buyer map, then a bucket per identity
     fields: list[bytes]
-    indices: list[int]  # of these identities in the call's list
-    written: int  # how many of them (the first) are recorded under
+    indices: list[int]  # of these identities in the list the caller gave
+    shards: list[int]  # per shard: how many identities, how many of them (the first) recorded under
+
+    @property
+    def written(self) -> int:
+        return sum(self.shards[1::2])
+
+    @property
+    def declared(self) -> list[str]:
+        """The keys declared to Redis: the first shard's, which share its slot."""
+        return self.keys[:3 + self.shards[0]]
+
+    @property
+    def others(self) -> list[str]:
+        """The other shards' keys, passed after the script's fixed arguments."""
+        return self.keys[3 + self.shards[0]:]
+
+    @property
+    def header(self) -> str:
+        """The shards' counts, as the scripts read them at the end of ARGV[1]."""
+        return " ".join(map(str, self.shards))
 
 
 def _recorded_first(named: list[tuple[str, str]]) -> tuple[list[str], int, list[str]]:

@@ -406,3 +406,42 @@ def test_overlapping_consumers_racing_never_let_two_through_on_one_identity(dedu
         assert winners
         for kind in ("email", "home_phone"):
             assert len({w[kind] for w in winners}) == len(winners), f"two winners share an {kind}"
+
+
+def test_on_a_cluster_a_call_covers_the_consecutive_shards_one_node_serves(redis_cluster):
+    """On a cluster a lead's shards go in ascending order, and consecutive shards served by one node
+    share a script call: every key of a call is on one node, two calls in a row are on different
+    nodes, and over many consumers there are fewer calls than shards."""
+    async def main():
+        redis = DedupTarget(redis_cluster.url, cluster=True).connect()
+        try:
+            store = DedupStore(redis, namespace=f"u{uuid.uuid4().hex[:8]}:")
+            await store.declare_intact(NOW)
+            shard_of_epoch = {store.state_keys(shard)[1]: shard for shard in range(store.shards)}
+            calls = shards = 0
+            for n in range(300):
+                fields = {"ssn": f"661-{n // 100:02d}-{n % 100:04d}", "email": f"c{n}@example.com",
+                          "home_phone": f"213-555-{n:04d}"}
+                made = await store._calls(V, list(identities(fields).values()), 3)
+                order, nodes = [], []
+                for call in made:
+                    on = {redis.nodes_manager.get_node_from_slot(redis.keyslot(key)).name for key in call.keys}
+                    assert len(on) == 1
+                    nodes.append(on.pop())
+                    at = 0
+                    for count in call.shards[::2]:
+                        order.append(shard_of_epoch[call.keys[at]])
+                        at += 3 + count
+                assert order == sorted(order) and len(set(order)) == len(order)
+                assert all(a != b for a, b in zip(nodes, nodes[1:]))
+                assert sorted(call_index for call in made for call_index in call.indices) == [0, 1, 2]
+                calls += len(made)
+                shards += len(order)
+                # The calls themselves: the consumer is new, then a duplicate on its SSN.
+                assert (await submit(store, f"N{n:05d}", fields)).platform_duplicate_on is None
+                assert (await submit(store, f"M{n:05d}", fields)).platform_duplicate_on == "ssn"
+            assert calls < shards
+        finally:
+            await redis.aclose()
+
+    asyncio.run(main())
