@@ -35,13 +35,13 @@ current key is the key id of the first identity key given (an event's `identity_
 current key's first). One call is still one script run, atomic over every key id, so simultaneous
 copies of one consumer are told apart whichever key each worker holds as current.
 
-On a Redis Cluster (docs/dedup.md#on-redis-cluster) one script cannot span the hash slots of a
+On a Redis Cluster (docs/dedup.md#on-redis-cluster) one script cannot span the nodes that serve a
 consumer's buckets. The buckets are then spread over CLUSTER_SHARDS shards, each with its own
-epoch, rebuild lock and buyer map in the slot of its hash tag `{<namespace>s<shard>}`, so a script
-over one shard's keys runs on one node. A call whose identities fall in several shards runs the
-same script once per shard, in ascending shard order, and undoes its own writes in the shards
-already passed when a later one finds the consumer taken: ordered acquisition, so two calls that
-share identities meet first on the lowest shard they share, and exactly one of them passes it.
+epoch, rebuild lock and buyer map in the slot of its hash tag `{<namespace>s<shard>}`. A lead's
+shards are taken in ascending order, consecutive shards served by one node in one script call, and
+a lead found taken by a later call undoes its own writes in the calls already made: ordered
+acquisition, so two leads that share identities meet first in the calls that cover the lowest
+shard they share, on its node, where one script decides and exactly one of them passes.
 """
 
 from __future__ import annotations
@@ -469,7 +469,12 @@ class DedupStore:
         shard is a call of its own, as on a cluster whose every shard is on a node of its own."""
         if self._cluster is None:
             return shard
-        return self._cluster.nodes_manager.get_node_from_slot(self._shard_slots[shard]).name
+        try:
+            return self._cluster.nodes_manager.get_node_from_slot(self._shard_slots[shard]).name
+        except Exception:  # noqa: BLE001 - a slot no node serves yet (a failover under way)
+            # A call of its own is always right: the Pipeliner then finds its node, or fails it
+            # as a Redis that did not answer.
+            return shard
 
     async def _calls(self, vertical: str, identities: list[str], written: int) -> list[_Call]:
         """The script calls that cover these identities (the first `written` recorded under): their
