@@ -8,6 +8,7 @@ real Redis Cluster."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import uuid
 
 import pytest
@@ -433,7 +434,7 @@ def test_on_a_cluster_a_call_covers_the_consecutive_shards_one_node_serves(redis
                         order.append(shard_of_epoch[call.keys[at]])
                         at += 3 + count
                 assert order == sorted(order) and len(set(order)) == len(order)
-                assert all(a != b for a, b in zip(nodes, nodes[1:]))
+                assert all(a != b for a, b in itertools.pairwise(nodes))
                 assert sorted(call_index for call in made for call_index in call.indices) == [0, 1, 2]
                 calls += len(made)
                 shards += len(order)
