@@ -10,9 +10,9 @@ from redis.exceptions import RedisError
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
-from starlette.middleware import Middleware
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
+from starlette.types import ASGIApp
 from starlette.templating import Jinja2Templates
 
 from services.portal import live, pages
@@ -32,7 +32,7 @@ def templates() -> Jinja2Templates:
     return Jinja2Templates(env=environment)
 
 
-def build_app(deps: PortalDeps, lifespan=None) -> Starlette:
+def build_app(deps: PortalDeps, lifespan=None) -> ASGIApp:
     routes = [
         Route("/", partial(pages.home, deps), methods=["GET"]),
         Route("/login", partial(pages.login_page, deps), methods=["GET"]),
@@ -52,8 +52,13 @@ def build_app(deps: PortalDeps, lifespan=None) -> Starlette:
         Route("/readyz", partial(pages.readyz, deps), methods=["GET"]),
         Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
     ]
-    return Starlette(routes=routes, middleware=[Middleware(SecurityHeaders)], lifespan=lifespan,
-                     exception_handlers={HTTPException: partial(pages.http_error, deps),
-                                         DashboardUnavailable: partial(pages.dashboard_unavailable, deps),
-                                         SQLAlchemyError: partial(pages.store_unavailable, deps),
-                                         RedisError: partial(pages.store_unavailable, deps)})
+    app = Starlette(routes=routes, lifespan=lifespan,
+                    exception_handlers={HTTPException: partial(pages.http_error, deps),
+                                        DashboardUnavailable: partial(pages.dashboard_unavailable, deps),
+                                        SQLAlchemyError: partial(pages.store_unavailable, deps),
+                                        RedisError: partial(pages.store_unavailable, deps),
+                                        Exception: partial(pages.unexpected_error, deps)})
+    # Around the whole application, not as one of its middleware: Starlette answers an unexpected
+    # error from its outermost layer, outside every middleware it is given, and that answer must
+    # carry the headers too.
+    return SecurityHeaders(app)

@@ -387,7 +387,7 @@ async def readyz(deps: PortalDeps, request: Request) -> Response:
 
 
 TITLES = {400: "Bad request", 403: "Forbidden", 404: "Not found", 405: "Method not allowed",
-          411: "Length required", 413: "Too large", 503: "Briefly unavailable"}
+          411: "Length required", 413: "Too large", 500: "Error", 503: "Briefly unavailable"}
 
 
 async def error_page(deps: PortalDeps, request: Request, status: int, message: str) -> Response:
@@ -404,15 +404,29 @@ async def http_error(deps: PortalDeps, request: Request, exc: Exception) -> Resp
     return await error_page(deps, request, exc.status_code, message)
 
 
-def unavailable(deps: PortalDeps, request: Request, message: str) -> Response:
-    """503, rendered without reading the session again (what failed may be what reads it) and
-    without touching the cookie, so the person stays logged in for the reload."""
+def _plain_error(deps: PortalDeps, request: Request, status: int, message: str) -> Response:
+    """An error page rendered without reading the session again (what failed may be what reads it)
+    and without touching the cookie, so the person stays logged in for the reload."""
     response = deps.templates.TemplateResponse(
-        request, "error.html", {"title": TITLES[503], "message": message, "person": None, "nav": [],
-                                "csrf_token": "", "path": request.url.path}, status_code=503)
-    response.headers["retry-after"] = "5"
+        request, "error.html", {"title": TITLES[status], "message": message, "person": None, "nav": [],
+                                "csrf_token": "", "path": request.url.path}, status_code=status)
     response.headers["cache-control"] = "no-store"
     return response
+
+
+def unavailable(deps: PortalDeps, request: Request, message: str) -> Response:
+    response = _plain_error(deps, request, 503, message)
+    response.headers["retry-after"] = "5"
+    return response
+
+
+async def unexpected_error(deps: PortalDeps, request: Request, exc: Exception) -> Response:
+    """What no handler expected (a bug): a plain 500 page that says nothing of the cause. Logged
+    by the exception's type only: its message may carry a consumer's data (the server still logs
+    the traceback, as Starlette raises the exception again once this page is sent)."""
+    log_event(log, "portal: unexpected error", error=type(exc).__name__)
+    return _plain_error(deps, request, 500, "Something went wrong on our side. Reload the page in a moment; "
+                                            "if it happens again, tell the exchange's operators.")
 
 
 async def dashboard_unavailable(deps: PortalDeps, request: Request, exc: Exception) -> Response:

@@ -44,13 +44,15 @@ def portal(sqlite_url, redis_url, unique_prefix):
     def run(scenario: Callable[[httpx.AsyncClient], Awaitable[None]]) -> None:
         async def with_client() -> None:
             deps.dashboard.start()  # on this loop, as the portal's lifespan does on uvicorn's
-            transport = httpx.ASGITransport(app=app, client=("203.0.113.8", 40000))
+            # An unexpected error is answered as a browser sees it (a 500 page), not raised here.
+            transport = httpx.ASGITransport(app=app, client=("203.0.113.8", 40000), raise_app_exceptions=False)
             async with httpx.AsyncClient(transport=transport, base_url="https://portal.test") as client:
                 await scenario(client)
             await deps.dashboard.close()
 
         asyncio.run(with_client())
 
+    run.deps = deps  # type: ignore[attr-defined]  # for a test that breaks one of them
     yield run
     engine.dispose()
 
@@ -102,5 +104,24 @@ def test_a_lead_page_needs_a_login_and_a_lead_id_and_its_return_a_form_token(por
             assert page.status_code == 404 and "no such lead" in page.text
         # A lead id the dashboard cannot be asked about now: 503, never a 500.
         assert (await client.get("/leads/ABCDEFGHIJ")).status_code == 503
+
+    portal(scenario)
+
+
+class _BrokenReadiness(Readiness):
+    def failing(self) -> list[str]:
+        raise RuntimeError("a bug, carrying ann@example.com")
+
+
+def test_an_unexpected_error_is_a_plain_500_page_with_the_security_headers(portal):
+    portal.deps.readiness = _BrokenReadiness()
+
+    async def scenario(client: httpx.AsyncClient) -> None:
+        page = await client.get("/readyz")
+        assert page.status_code == 500 and "Something went wrong on our side" in page.text
+        assert "RuntimeError" not in page.text and "ann@example.com" not in page.text
+        assert "unsafe-inline" not in page.headers["content-security-policy"]
+        assert page.headers["x-frame-options"] == "DENY" and page.headers["x-content-type-options"] == "nosniff"
+        assert page.headers["cache-control"] == "no-store"
 
     portal(scenario)
