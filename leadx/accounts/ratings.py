@@ -9,13 +9,18 @@ from dataclasses import dataclass
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from leadx.platform.db.models import Rating, Sale
+from leadx.accounts.ids import UnknownAccount
+from leadx.platform.db.models import Buyer, Rating, Sale, Seller
 
 MIN_STARS, MAX_STARS = 1, 5
 
 
 class RatingRefused(ValueError):
     pass
+
+
+class NotTradingPartners(RatingRefused):
+    """The rater has not traded with the account it rates."""
 
 
 @dataclass(frozen=True)
@@ -49,6 +54,20 @@ def rate(session: Session, rater_id: str, ratee_id: str, stars: int, now_ms: int
         session.add(Rating(rater_id=rater_id, ratee_id=ratee_id, stars=stars, rated_at_ms=now_ms))
     else:
         rating.stars, rating.rated_at_ms = stars, now_ms
+
+
+def rate_trading_partner(session: Session, ratee_kind: str, rater_id: str, ratee_id: str, stars: int,
+                         now_ms: int) -> None:
+    """The rule every way of rating goes through (the API, the portal): a buyer rates a seller it
+    bought from (`ratee_kind` "seller"), a seller a buyer it sold to ("buyer"). UnknownAccount for a
+    ratee that does not exist, NotTradingPartners for one not traded with, RatingRefused for stars
+    out of range."""
+    if session.get(Seller if ratee_kind == "seller" else Buyer, ratee_id) is None:
+        raise UnknownAccount(f"no {ratee_kind} {ratee_id}")
+    buyer_id, seller_id = (rater_id, ratee_id) if ratee_kind == "seller" else (ratee_id, rater_id)
+    if not have_traded(session, buyer_id, seller_id):
+        raise NotTradingPartners(f"you can rate a {ratee_kind} once you have traded with it")
+    rate(session, rater_id, ratee_id, stars, now_ms)
 
 
 def view(session: Session, rater_id: str, ratee_id: str) -> RatingView:

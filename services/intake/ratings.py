@@ -13,7 +13,7 @@ import time
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.requests import Request
 
-from leadx.accounts.ratings import RatingView, have_traded, rate, stars_problem, view
+from leadx.accounts.ratings import NotTradingPartners, RatingView, rate_trading_partner, stars_problem, view
 from leadx.platform.db.models import Buyer, Seller
 from services.intake.formats import Answer, parse_body, request_format
 from services.intake.requests import ApiError, read_body
@@ -46,10 +46,9 @@ def _rate_or_view(sessions: sessionmaker[Session], party: str, rater_id: str, ra
         if session.get(RATEES[party], ratee_id) is None:
             raise ApiError(404, "ACCOUNT_NOT_FOUND", f"no {party} {ratee_id}", field=party)
         if stars is not None:
-            buyer_id, seller_id = (rater_id, ratee_id) if party == "seller" else (ratee_id, rater_id)
-            if not have_traded(session, buyer_id, seller_id):
-                raise ApiError(403, "NOT_A_TRADING_PARTNER",
-                               f"you can rate a {party} once you have traded with it", field=party)
-            rate(session, rater_id, ratee_id, stars, int(time.time() * 1000))
+            try:
+                rate_trading_partner(session, party, rater_id, ratee_id, stars, int(time.time() * 1000))
+            except NotTradingPartners as refused:
+                raise ApiError(403, "NOT_A_TRADING_PARTNER", str(refused), field=party) from None
             session.flush()
         return view(session, rater_id, ratee_id)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from leadx.accounts import ratings
+from leadx.accounts import accounts, ratings
+from leadx.accounts.ids import UnknownAccount
 from leadx.platform.db.models import Sale
 
 
@@ -41,3 +42,27 @@ def test_only_parties_to_a_sale_have_traded(sessions):
         assert ratings.have_traded(session, "b_L1", "s_1")
         assert not ratings.have_traded(session, "b_L2", "s_1")  # unsold: the buyer rejected it
         assert not ratings.have_traded(session, "b_L1", "s_2")
+
+
+def test_a_trading_partner_rates_the_other_side_and_no_one_else_does(sessions):
+    """The rule the API and the portal share: a buyer rates a seller it bought from, a seller a
+    buyer it sold to; an account that does not exist, or one not traded with, is refused."""
+    with sessions() as session:  # the accounts' functions commit themselves
+        seller = accounts.create_seller(session, "Northwind leads").id
+        buyer = accounts.create_buyer(session, "Bank one", "", "", kind="autobid").id
+        other = accounts.create_buyer(session, "Bank two", "", "", kind="autobid").id
+        session.add(Sale(lead_id="L1", auction_id="L1", sold=True, buyer_id=buyer, seller_id=seller, price_cents=100,
+                         seller_fee_cents=10, vertical="auto_loan", state="NY", attempts=1, closed_at_ms=1))
+        session.commit()
+    with sessions.begin() as session:
+        ratings.rate_trading_partner(session, "seller", buyer, seller, 4, 1_000)
+        ratings.rate_trading_partner(session, "buyer", seller, buyer, 5, 1_000)
+        with pytest.raises(ratings.NotTradingPartners, match="once you have traded with it"):
+            ratings.rate_trading_partner(session, "seller", other, seller, 1, 1_000)
+        with pytest.raises(ratings.NotTradingPartners):
+            ratings.rate_trading_partner(session, "buyer", seller, other, 1, 1_000)
+        with pytest.raises(UnknownAccount):
+            ratings.rate_trading_partner(session, "seller", buyer, "s_nobody", 3, 1_000)
+    with sessions() as session:
+        assert ratings.view(session, buyer, seller) == ratings.RatingView(seller, 4, 4.0, 1)
+        assert ratings.view(session, seller, buyer) == ratings.RatingView(buyer, 5, 5.0, 1)
