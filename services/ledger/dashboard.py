@@ -18,6 +18,7 @@ from leadx.contracts.dashboard.v1 import dashboard_pb2 as pb
 from leadx.contracts.dashboard.v1 import dashboard_pb2_grpc
 from leadx.platform.db.models import Auction, Buyer, BuyerDuplicateDay, Lead, Sale, Seller
 from services.ledger import dashboard_queries as queries
+from services.ledger import partner_queries
 from services.ledger.dashboard_auth import Caller, DashboardAuth
 
 MAX_SALES = 500
@@ -138,6 +139,13 @@ class DashboardService(dashboard_pb2_grpc.DashboardServiceServicer):
         notices, unread = await self._query(context, queries.return_notices, request.seller_id, request.since_ms,
                                             request.limit or 10)
         return pb.ListReturnNoticesResponse(notices=notices, unread=unread)
+
+    async def ListPartners(self, request, context):  # noqa: N802
+        caller = await self.auth.caller(context)
+        if not request.account_id and (caller.is_admin or caller.kind not in ("buyer", "seller")):
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "account_id is required")
+        found, sells_to = await self._query_as(context, caller, request.account_id, partner_queries.partners)
+        return pb.ListPartnersResponse(partners=found, sells_to=sells_to)
 
     @staticmethod
     async def _page_size(context, requested: int) -> int:

@@ -238,3 +238,23 @@ def test_a_sellers_return_notices_are_its_own(market: Exchange, channel, admin):
     assert refused(admin.ListReturnNotices, pb.ListReturnNoticesRequest(seller_id=market.seller_id, limit=101)) == \
         grpc.StatusCode.INVALID_ARGUMENT
     assert refused(admin.ListReturnNotices, pb.ListReturnNoticesRequest()) == grpc.StatusCode.INVALID_ARGUMENT
+
+
+def test_partners_are_read_by_their_own_account(market: Exchange, channel, admin):
+    beta = Dashboard(channel, market.buyer_keys["beta"])
+    mine = beta.ListPartners(pb.ListPartnersRequest())
+    sellers = {p.account_id: p for p in mine.partners}
+    assert sellers[market.seller_id].partnered and mine.sells_to == ""
+    assert [(p.name, p.account_id) for p in mine.partners] == sorted((p.name, p.account_id) for p in mine.partners)
+    seller = Dashboard(channel, market.seller_key)
+    theirs = seller.ListPartners(pb.ListPartnersRequest(account_id=market.seller_id))
+    assert {p.account_id for p in theirs.partners} == set(market.buyer_ids.values())
+    assert all(p.partnered and p.choice == "" for p in theirs.partners) and theirs.sells_to == "all"
+    assert admin.ListPartners(pb.ListPartnersRequest(account_id=market.seller_id)) == theirs
+    assert admin.ListPartners(pb.ListPartnersRequest(account_id=market.buyer_ids["beta"])) == mine
+    for caller, request, code in (
+            (beta, pb.ListPartnersRequest(account_id=market.buyer_ids["gamma"]), grpc.StatusCode.PERMISSION_DENIED),
+            (seller, pb.ListPartnersRequest(account_id=market.buyer_ids["gamma"]), grpc.StatusCode.PERMISSION_DENIED),
+            (admin, pb.ListPartnersRequest(), grpc.StatusCode.INVALID_ARGUMENT),
+            (admin, pb.ListPartnersRequest(account_id="b_nobody"), grpc.StatusCode.NOT_FOUND)):
+        assert refused(caller.ListPartners, request) == code

@@ -478,3 +478,35 @@ class ListReturnNoticesResponse(_message.Message):
     notices: _containers.RepeatedCompositeFieldContainer[ReturnNotice]
     unread: int
     def __init__(self, notices: _Optional[_Iterable[_Union[ReturnNotice, _Mapping]]] = ..., unread: _Optional[int] = ...) -> None: ...
+
+class ListPartnersRequest(_message.Message):
+    __slots__ = ("account_id",)
+    ACCOUNT_ID_FIELD_NUMBER: _ClassVar[int]
+    account_id: str
+    def __init__(self, account_id: _Optional[str] = ...) -> None: ...
+
+class Partner(_message.Message):
+    __slots__ = ("account_id", "name", "partnered", "choice", "your_stars", "average_stars", "ratings")
+    ACCOUNT_ID_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    PARTNERED_FIELD_NUMBER: _ClassVar[int]
+    CHOICE_FIELD_NUMBER: _ClassVar[int]
+    YOUR_STARS_FIELD_NUMBER: _ClassVar[int]
+    AVERAGE_STARS_FIELD_NUMBER: _ClassVar[int]
+    RATINGS_FIELD_NUMBER: _ClassVar[int]
+    account_id: str
+    name: str
+    partnered: bool
+    choice: str
+    your_stars: int
+    average_stars: float
+    ratings: int
+    def __init__(self, account_id: _Optional[str] = ..., name: _Optional[str] = ..., partnered: _Optional[bool] = ..., choice: _Optional[str] = ..., your_stars: _Optional[int] = ..., average_stars: _Optional[float] = ..., ratings: _Optional[int] = ...) -> None: ...
+
+class ListPartnersResponse(_message.Message):
+    __slots__ = ("partners", "sells_to")
+    PARTNERS_FIELD_NUMBER: _ClassVar[int]
+    SELLS_TO_FIELD_NUMBER: _ClassVar[int]
+    partners: _containers.RepeatedCompositeFieldContainer[Partner]
+    sells_to: str
+    def __init__(self, partners: _Optional[_Iterable[_Union[Partner, _Mapping]]] = ..., sells_to: _Optional[str] = ...) -> None: ...

@@ -84,6 +84,11 @@ class DashboardServiceStub:
                 request_serializer=leadx_dot_contracts_dot_dashboard_dot_v1_dot_dashboard__pb2.ListReturnNoticesRequest.SerializeToString,
                 response_deserializer=leadx_dot_contracts_dot_dashboard_dot_v1_dot_dashboard__pb2.ListReturnNoticesResponse.FromString,
                 _registered_method=True)
+        self.ListPartners = channel.unary_unary(
+                '/leadx.dashboard.v1.DashboardService/ListPartners',
+                request_serializer=leadx_dot_contracts_dot_dashboard_dot_v1_dot_dashboard__pb2.ListPartnersRequest.SerializeToString,
+                response_deserializer=leadx_dot_contracts_dot_dashboard_dot_v1_dot_dashboard__pb2.ListPartnersResponse.FromString,
+                _registered_method=True)
 
 
 class DashboardServiceServicer:
@@ -149,6 +154,12 @@ class DashboardServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListPartners(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_DashboardServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -201,6 +212,11 @@ def add_DashboardServiceServicer_to_server(servicer, server):
                     servicer.ListReturnNotices,
                     request_deserializer=leadx_dot_contracts_dot_dashboard_dot_v1_dot_dashboard__pb2.ListReturnNoticesRequest.FromString,
                     response_serializer=leadx_dot_contracts_dot_dashboard_dot_v1_dot_dashboard__pb2.ListReturnNoticesResponse.SerializeToString,
+            ),
+            'ListPartners': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListPartners,
+                    request_deserializer=leadx_dot_contracts_dot_dashboard_dot_v1_dot_dashboard__pb2.ListPartnersRequest.FromString,
+                    response_serializer=leadx_dot_contracts_dot_dashboard_dot_v1_dot_dashboard__pb2.ListPartnersResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -473,6 +489,33 @@ class DashboardService:
             '/leadx.dashboard.v1.DashboardService/ListReturnNotices',
             leadx_dot_contracts_dot_dashboard_dot_v1_dot_dashboard__pb2.ListReturnNoticesRequest.SerializeToString,
             leadx_dot_contracts_dot_dashboard_dot_v1_dot_dashboard__pb2.ListReturnNoticesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListPartners(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/leadx.dashboard.v1.DashboardService/ListPartners',
+            leadx_dot_contracts_dot_dashboard_dot_v1_dot_dashboard__pb2.ListPartnersRequest.SerializeToString,
+            leadx_dot_contracts_dot_dashboard_dot_v1_dot_dashboard__pb2.ListPartnersResponse.FromString,
             options,
             channel_credentials,
             insecure,
