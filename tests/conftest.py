@@ -54,7 +54,8 @@ EXCHANGE_GROUP = "shared-exchange"
 EXCHANGE_GROUP_FILES = frozenset(f"tests/integration/{name}.py" for name in (
     "test_admin_api", "test_auction_workers", "test_crash_recovery", "test_dashboard_grpc", "test_direct_sale",
     "test_intake_contract", "test_intake_errors", "test_long_auction_window", "test_metrics", "test_outcomes",
-    "test_pipeline", "test_portal", "test_portal_browser", "test_portal_leads", "test_returns", "test_tracing"))
+    "test_pipeline", "test_portal", "test_portal_browser", "test_portal_leads", "test_portal_partners", "test_returns",
+    "test_tracing"))
 
 
 def xdist_group_of(nodeid: str) -> str:

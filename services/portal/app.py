@@ -15,7 +15,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp
 from starlette.templating import Jinja2Templates
 
-from services.portal import live, pages
+from services.portal import live, pages, partners
 from services.portal.dashboard import DashboardUnavailable
 from services.portal.web import PortalDeps, SecurityHeaders
 
@@ -48,6 +48,11 @@ def build_app(deps: PortalDeps, lifespan=None) -> ASGIApp:
         Route("/leads/{lead_id}/return", partial(pages.return_page, deps), methods=["GET"]),
         Route("/leads/{lead_id}/return", partial(pages.return_lead, deps), methods=["POST"]),
         Route("/transactions.csv", partial(pages.transactions_csv, deps), methods=["GET"]),
+        Route("/partners", partial(partners.partners_page, deps), methods=["GET"]),
+        Route("/partners/sells-to", partial(partners.sells_to, deps), methods=["POST"]),
+        Route("/partners/{account_id}/partnership", partial(partners.opt, deps), methods=["POST"]),
+        Route("/partners/{account_id}/choice", partial(partners.choose, deps), methods=["POST"]),
+        Route("/partners/{account_id}/rating", partial(partners.rate, deps), methods=["POST"]),
         Route("/healthz", partial(pages.healthz, deps), methods=["GET"]),
         Route("/readyz", partial(pages.readyz, deps), methods=["GET"]),
         Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),

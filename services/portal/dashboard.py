@@ -125,6 +125,12 @@ class Dashboard:
         return await self._call(self.stub.ListReturnNotices, pb.ListReturnNoticesRequest(
             seller_id=seller_id, since_ms=since_ms, limit=limit))
 
+    async def partners(self, account_id: str) -> tuple[list[pb.Partner], str]:
+        """The account's partners (a buyer's: every active seller; a seller's: its buyers), by
+        name, and a seller's `sells_to`."""
+        answer = await self._call(self.stub.ListPartners, pb.ListPartnersRequest(account_id=account_id))
+        return list(answer.partners), answer.sells_to
+
     async def recent_sales(self, limit: int = 20) -> list[pb.Sale]:
         return list((await self._call(self.stub.ListRecentSales, pb.ListRecentSalesRequest(limit=limit))).sales)
 

@@ -33,12 +33,12 @@ LOGIN_FAILED = "That email and password do not match a login, or there were too 
 HOME = {people.BUYER: "/buyer", people.SELLER: "/seller", people.OPERATOR: "/operator"}
 
 
-def _redirect(deps: PortalDeps, current: Visitor, to: str) -> Response:
+def redirect(deps: PortalDeps, current: Visitor, to: str) -> Response:
     return with_session(deps, RedirectResponse(to, status_code=303), current.state)
 
 
-def _to_login(deps: PortalDeps, current: Visitor) -> Response:
-    return _redirect(deps, current, "/login?ended=1" if current.ended else "/login")
+def to_login(deps: PortalDeps, current: Visitor) -> Response:
+    return redirect(deps, current, "/login?ended=1" if current.ended else "/login")
 
 
 def source_address(request: Request) -> str:
@@ -50,7 +50,7 @@ def source_address(request: Request) -> str:
 async def login_page(deps: PortalDeps, request: Request) -> Response:
     current = await visitor(deps, request)
     if current.person is not None:
-        return _redirect(deps, current, HOME[current.person.kind])
+        return redirect(deps, current, HOME[current.person.kind])
     notice = "Your session has ended. Log in again." if current.ended or request.query_params.get("ended") else ""
     return render(deps, request, current, "login.html", {"title": "Log in", "notice": notice, "email": "",
                                                          "errors": {}})
@@ -117,7 +117,7 @@ async def logout(deps: PortalDeps, request: Request) -> Response:
     current = await visitor(deps, request)
     if current.person is None:
         # Nothing to end (the session ended while the page was open): no form to check either.
-        return _to_login(deps, current)
+        return to_login(deps, current)
     await form_of(deps, request, current)
     # Every session of the person ends, here and in any other browser.
     await asyncio.to_thread(_end_sessions, deps, current.person.id)
@@ -130,15 +130,15 @@ async def logout(deps: PortalDeps, request: Request) -> Response:
 async def home(deps: PortalDeps, request: Request) -> Response:
     current = await visitor(deps, request)
     if current.person is None:
-        return _to_login(deps, current)
-    return _redirect(deps, current, HOME[current.person.kind])
+        return to_login(deps, current)
+    return redirect(deps, current, HOME[current.person.kind])
 
 
 async def person_of_kind(deps: PortalDeps, request: Request, kind: str) -> tuple[Visitor, Response | None]:
     """The visitor, and the answer instead of the page when it may not open it."""
     current = await visitor(deps, request)
     if current.person is None:
-        return current, _to_login(deps, current)
+        return current, to_login(deps, current)
     if current.person.kind != kind:
         raise HTTPException(404, "There is no such page.")
     return current, None
@@ -191,7 +191,7 @@ async def search(deps: PortalDeps, request: Request) -> Response:
     range of days of submission, state and status, a page at a time. A GET form: nothing changes, so no CSRF token."""
     current = await visitor(deps, request)
     if current.person is None:
-        return _to_login(deps, current)
+        return to_login(deps, current)
     params = {name: value[:200] for name, value in request.query_params.items()}
     query, errors = check_search(params)
     leads: list = []
@@ -225,7 +225,7 @@ async def transactions(deps: PortalDeps, request: Request) -> Response:
     page at a time; and the same as CSV."""
     current = await visitor(deps, request)
     if current.person is None:
-        return _to_login(deps, current)
+        return to_login(deps, current)
     window, errors = _window_of(request)
     page = request.query_params.get("page", "")[:200]
     rows: list = []
@@ -245,7 +245,7 @@ async def transactions(deps: PortalDeps, request: Request) -> Response:
 async def transactions_csv(deps: PortalDeps, request: Request) -> Response:
     current = await visitor(deps, request)
     if current.person is None:
-        return _to_login(deps, current)
+        return to_login(deps, current)
     window, errors = _window_of(request)
     if errors:
         raise HTTPException(400, errors["window"])
@@ -289,7 +289,7 @@ async def _lead_for(deps: PortalDeps, request: Request) -> tuple[Visitor, pb.Lea
     lead); 404 when it is not one's to read, exactly as when it does not exist."""
     current = await visitor(deps, request)
     if current.person is None:
-        return current, None, _to_login(deps, current)
+        return current, None, to_login(deps, current)
     lead_id = request.path_params["lead_id"]
     detail = await deps.dashboard.lead(current.person.account_id, lead_id) if is_lead_id(lead_id) else None
     if detail is None:
@@ -337,7 +337,7 @@ async def return_page(deps: PortalDeps, request: Request) -> Response:
         return refused
     assert detail is not None
     if not detail.returnable:
-        return _redirect(deps, current, f"/leads/{detail.lead_id}")
+        return redirect(deps, current, f"/leads/{detail.lead_id}")
     return _return_form(deps, request, current, detail, "", {})
 
 
@@ -370,7 +370,7 @@ async def return_lead(deps: PortalDeps, request: Request) -> Response:
         return _return_form(deps, request, current, detail, reason, {"lead": claimed.message[:1].upper() +
                                                                       claimed.message[1:] + "."}, status_code=422)
     log_event(log, "portal lead returned", person=current.person.id, lead_id=detail.lead_id, buyer_id=buyer_id)
-    return _redirect(deps, current, f"/leads/{detail.lead_id}?returned=1")
+    return redirect(deps, current, f"/leads/{detail.lead_id}?returned=1")
 
 
 # ---------------------------------------------------------------- probes and errors

@@ -164,7 +164,10 @@ def navigation(person: PersonView | None) -> list[tuple[str, str]]:
         return []
     home = {people.BUYER: [("Home", "/buyer")], people.SELLER: [("Home", "/seller")],
             people.OPERATOR: [("Exchange", "/operator")]}.get(person.kind, [])
-    return [*home, ("Search", "/search"), ("Transactions", "/transactions")] if home else []
+    if not home:
+        return []
+    partners = [("Partners", "/partners")] if person.kind in (people.BUYER, people.SELLER) else []
+    return [*home, ("Search", "/search"), ("Transactions", "/transactions"), *partners]
 
 
 def render(deps: PortalDeps, request: Request, current: Visitor, template: str, context: dict,

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from leadx.accounts import people
+from leadx.accounts import people, ratings
 from leadx.accounts.people import SessionSigner, SessionState
 from leadx.dev.tools.portal_screenshots import CHROMIUM_ARGS, VIEWPORT, Login, png_size, take
 from services.portal.pages import LOGIN_FAILED
@@ -80,7 +80,7 @@ def test_a_buyer_logs_in_and_sees_its_home(market: Exchange, page):
     log_in(page, create_person(market, "buyer", market.buyer_ids["alpha"]))
     page.wait_for_url("**/buyer")
     assert page.title() == "Buyer home · leadx"
-    assert page.locator("nav a").all_inner_texts() == ["Home", "Search", "Transactions"]
+    assert page.locator("nav a").all_inner_texts() == ["Home", "Search", "Transactions", "Partners"]
     deadline = time.monotonic() + 30
     while lead_id not in page.locator("table.leads").inner_text():
         assert time.monotonic() < deadline, "the lead bought never showed on the buyer's home"
@@ -224,7 +224,7 @@ def test_the_screenshot_tool_shoots_each_main_page_after_logging_in(market: Exch
     assert [(shot.name, shot.path) for shot in shots] == [
         ("portal-login", "/login"), ("portal-buyer-home", "/buyer"), ("portal-lead", f"/leads/{lead_id}"),
         ("portal-search", "/search?status=sold"), ("portal-transactions", "/transactions?window=week"),
-        ("portal-seller-home", "/seller")]
+        ("portal-partners", "/partners"), ("portal-seller-home", "/seller")]
     assert sorted(path.name for path in tmp_path.iterdir()) == sorted(f"{shot.name}.png" for shot in shots)
     window = (VIEWPORT["width"], VIEWPORT["height"])
     assert {png_size(tmp_path / f"{shot.name}.png") for shot in shots if shot.name != "portal-lead"} == {window}
@@ -233,3 +233,36 @@ def test_the_screenshot_tool_shoots_each_main_page_after_logging_in(market: Exch
     # A wrong password is said, not shot as if it were the buyer's home.
     with pytest.raises(RuntimeError, match="refused the login"):
         take(browser, portal, Login(buyer.email, "not the password"), seller, tmp_path / "refused")
+
+
+def test_a_buyer_opts_in_to_a_seller_and_its_rating_joins_the_community_average(market: Exchange, page):
+    """Partnerships in the browser: out of a seller's leads and back in, then five stars for it,
+    shown in orange beside the community's average (in grey) over both buyers' ratings."""
+    seller, beta, gamma = market.seller_id, market.buyer_ids["beta"], market.buyer_ids["gamma"]
+    wait_recorded(market, [market.sell("beta", 1625), market.sell("gamma", 1650)])
+    with market.sql() as session:
+        ratings.rate_trading_partner(session, "seller", gamma, seller, 2, int(time.time() * 1000))
+        session.commit()
+    log_in(page, create_person(market, "buyer", beta))
+    page.wait_for_url("**/buyer")
+    page.click('nav a[href="/partners"]')
+    page.wait_for_url("**/partners")
+    row = page.locator(f"#partner-{seller}")
+    row.get_by_role("button", name="Opt out").click()
+    page.wait_for_url("**/partners?done=out")
+    assert "Not opted in" in row.inner_text()
+    row.get_by_role("button", name="Opt in").click()
+    page.wait_for_url("**/partners?done=in")
+    assert "Opted in" in row.inner_text() and "Not opted in" not in row.inner_text()
+    assert "2.00" in row.locator("td.community").inner_text()
+
+    row.locator("select[name=stars]").select_option("5")
+    row.get_by_role("button", name="Rate").click()
+    page.wait_for_url("**/partners?done=rated")
+    community = row.locator("td.community").inner_text()
+    assert "3.50" in community and "(2 ratings)" in community
+    yours = row.locator(".stars.yours")
+    assert yours.get_attribute("aria-label") == "5 of 5 stars"
+    color = "e => getComputedStyle(e).color"
+    assert yours.locator(".on").first.evaluate(color) == "rgb(232, 137, 12)"  # orange: the person's own
+    assert row.locator(".stars.community .on").first.evaluate(color) == "rgb(122, 130, 142)"  # grey

@@ -58,6 +58,7 @@ def test_money_times_and_the_navigation_bar():
     assert utc_time(0) == "" and utc_time(1_700_000_000_000) == "2023-11-14 22:13 UTC"
     assert navigation(None) == []
     shared = [("Search", "/search"), ("Transactions", "/transactions")]
-    assert navigation(PersonView("u_1", "buyer", "b_1", "owner")) == [("Home", "/buyer"), *shared]
-    assert navigation(PersonView("u_2", "seller", "s_1", "read-only")) == [("Home", "/seller"), *shared]
+    partners = ("Partners", "/partners")  # buyers and sellers choose and rate each other; operators do not
+    assert navigation(PersonView("u_1", "buyer", "b_1", "owner")) == [("Home", "/buyer"), *shared, partners]
+    assert navigation(PersonView("u_2", "seller", "s_1", "read-only")) == [("Home", "/seller"), *shared, partners]
     assert navigation(PersonView("u_3", "operator", "", "operator")) == [("Exchange", "/operator"), *shared]

@@ -56,8 +56,8 @@ def chromium_browser(chromium: str = CHROMIUM) -> Iterator:
 def take(browser, portal_url: str, buyer: Login, seller: Login, out_dir: Path) -> list[Shot]:
     """Log in as the buyer's person, then the seller's, and save each main page as `<name>.png` in
     out_dir: the login page, the buyer's home, the newest lead it bought (the whole page), its
-    search for the leads it bought and its week of transactions, the seller's home. The pages
-    shot, in that order."""
+    search for the leads it bought, its week of transactions and its partnerships, the seller's
+    home. The pages shot, in that order."""
     out_dir.mkdir(parents=True, exist_ok=True)
     shots: list[Shot] = []
     for login, pages in ((buyer, _buyer_pages), (seller, _seller_pages)):
@@ -91,6 +91,8 @@ def _buyer_pages(page, out_dir: Path) -> list[Shot]:
     shots.append(_save(page, "portal-search", out_dir))
     page.goto("/transactions?window=week")
     shots.append(_save(page, "portal-transactions", out_dir))
+    page.goto("/partners")
+    shots.append(_save(page, "portal-partners", out_dir))
     return shots
 
 
