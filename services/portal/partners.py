@@ -50,6 +50,24 @@ async def _partner_person(deps: PortalDeps, request: Request, changing: bool) ->
     return current, None
 
 
+async def _change_form(deps: PortalDeps, request: Request,
+                       kind: str | None = None) -> tuple[Visitor, dict[str, str], Response | None]:
+    """For a change: the visitor (an owner or member of a buyer or seller, of `kind` when given,
+    else 404), the posted form once its CSRF token is checked, and the answer instead when it may
+    not change anything."""
+    current, refused = await _partner_person(deps, request, changing=True)
+    if refused is not None:
+        return current, {}, refused
+    assert current.person is not None
+    if kind is not None and current.person.kind != kind:
+        raise HTTPException(404, "There is no such page.")
+    return current, await form_of(deps, request, current), None
+
+
+def _sentence(text: str) -> str:
+    return text[:1].upper() + text[1:] + "."
+
+
 async def _page(deps: PortalDeps, request: Request, current: Visitor, errors: dict[str, str] | None = None,
                 status_code: int = 200) -> Response:
     assert current.person is not None
@@ -83,13 +101,10 @@ async def _changed(deps: PortalDeps, current: Visitor, what: str, account_id: st
 
 async def opt(deps: PortalDeps, request: Request) -> Response:
     """A buyer opts in to a seller's leads (`action` in) or out of them (out)."""
-    current, refused = await _partner_person(deps, request, changing=True)
+    current, fields, refused = await _change_form(deps, request, people.BUYER)
     if refused is not None:
         return refused
     assert current.person is not None
-    if current.person.kind != people.BUYER:
-        raise HTTPException(404, "There is no such page.")
-    fields = await form_of(deps, request, current)
     seller_id, action = request.path_params["account_id"], fields.get("action", "")
     if action not in ("in", "out"):
         raise HTTPException(400, "Opt in or out: nothing else is asked here.")
@@ -109,13 +124,10 @@ async def opt(deps: PortalDeps, request: Request) -> Response:
 
 async def choose(deps: PortalDeps, request: Request) -> Response:
     """A seller allows or blocks a buyer, or withdraws its word on it (`choice` none)."""
-    current, refused = await _partner_person(deps, request, changing=True)
+    current, fields, refused = await _change_form(deps, request, people.SELLER)
     if refused is not None:
         return refused
     assert current.person is not None
-    if current.person.kind != people.SELLER:
-        raise HTTPException(404, "There is no such page.")
-    fields = await form_of(deps, request, current)
     buyer_id, choice = request.path_params["account_id"], fields.get("choice", "")
     if choice not in CHOICES:
         raise HTTPException(400, "Allow, block or withdraw: nothing else is asked here.")
@@ -126,13 +138,10 @@ async def choose(deps: PortalDeps, request: Request) -> Response:
 
 async def sells_to(deps: PortalDeps, request: Request) -> Response:
     """A seller sells to every partnered buyer but those it blocks, or only to those it allows."""
-    current, refused = await _partner_person(deps, request, changing=True)
+    current, fields, refused = await _change_form(deps, request, people.SELLER)
     if refused is not None:
         return refused
     assert current.person is not None
-    if current.person.kind != people.SELLER:
-        raise HTTPException(404, "There is no such page.")
-    fields = await form_of(deps, request, current)
     chosen = fields.get("sells_to", "")
     if chosen not in (SELLS_TO_ALL, SELLS_TO_NAMED):
         return await _page(deps, request, current, {"sells_to": "choose all buyers or only those you allow"}, 400)
@@ -144,15 +153,14 @@ async def sells_to(deps: PortalDeps, request: Request) -> Response:
 async def rate(deps: PortalDeps, request: Request) -> Response:
     """Rates the other party, 1 to 5 stars, once they have traded (leadx.accounts.ratings: the same
     rule as the ratings API); a refusal is said beside the partner, nothing saved."""
-    current, refused = await _partner_person(deps, request, changing=True)
+    current, fields, refused = await _change_form(deps, request)
     if refused is not None:
         return refused
     assert current.person is not None
-    fields = await form_of(deps, request, current)
     ratee_id, stars = request.path_params["account_id"], fields.get("stars", "").strip()
     problem = ratings.stars_problem(stars if stars.isascii() else None)
     if problem:
-        return await _page(deps, request, current, {ratee_id: problem[:1].upper() + problem[1:] + "."}, 400)
+        return await _page(deps, request, current, {ratee_id: _sentence(problem)}, 400)
     kind, rater_id = OTHER[current.person.kind], current.person.account_id
 
     def change(session) -> None:
@@ -160,8 +168,7 @@ async def rate(deps: PortalDeps, request: Request) -> Response:
     try:
         await _run(deps, change)
     except ratings.NotTradingPartners as refusal:
-        message = str(refusal)
-        return await _page(deps, request, current, {ratee_id: message[:1].upper() + message[1:] + "."}, 403)
+        return await _page(deps, request, current, {ratee_id: _sentence(str(refusal))}, 403)
     return await _changed(deps, current, "rated", ratee_id, "rated")
 
 

@@ -75,7 +75,7 @@ class PersonView:
 
 @dataclass
 class PortalDeps:
-    sessions: sessionmaker[Session]  # writes: logins, logouts, returns
+    sessions: sessionmaker[Session]  # writes: logins, logouts, returns, partnerships and ratings
     reads: sessionmaker[Session]  # every page's session check (leadx.platform.db.engine.read_session_factory)
     signer: SessionSigner
     policy: SessionPolicy
