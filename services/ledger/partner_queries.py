@@ -21,25 +21,23 @@ def partners(session: Session, *, buyer_id: str | None = None,
     """The partners of `buyer_id` or of `seller_id` (one of them), by name, and a seller's
     `sells_to` ("" for a buyer)."""
     if buyer_id:
-        rows = session.execute(
-            select(Seller.id, Seller.name, Partnership.buyer_id.is_not(None), SellerBuyerChoice.choice)
-            .outerjoin(Partnership, and_(Partnership.seller_id == Seller.id, Partnership.buyer_id == buyer_id))
-            .outerjoin(SellerBuyerChoice, and_(SellerBuyerChoice.seller_id == Seller.id,
-                                               SellerBuyerChoice.buyer_id == buyer_id))
-            .where(Seller.active.is_(True)).order_by(Seller.name, Seller.id)).all()
         # A buyer is not told a seller's word on it: whether it is blocked is the seller's business.
-        found = [(account, name, bool(partnered), "") for account, name, partnered, _ in rows]
-        return _with_stars(session, buyer_id, found), ""
+        rows = session.execute(
+            select(Seller.id, Seller.name, Partnership.buyer_id.is_not(None))
+            .outerjoin(Partnership, and_(Partnership.seller_id == Seller.id, Partnership.buyer_id == buyer_id))
+            .where(Seller.active.is_(True)).order_by(Seller.name, Seller.id)).all()
+        return _with_stars(session, buyer_id, [(account, name, bool(partnered), "") for account, name, partnered
+                                               in rows]), ""
     if not seller_id:
         raise ValueError("partners of a buyer or of a seller")
-    rows = session.execute(
+    named = session.execute(
         select(Buyer.id, Buyer.name, Partnership.seller_id.is_not(None), SellerBuyerChoice.choice)
         .outerjoin(Partnership, and_(Partnership.buyer_id == Buyer.id, Partnership.seller_id == seller_id))
         .outerjoin(SellerBuyerChoice, and_(SellerBuyerChoice.buyer_id == Buyer.id,
                                            SellerBuyerChoice.seller_id == seller_id))
         .where(or_(Partnership.seller_id.is_not(None), SellerBuyerChoice.choice.is_not(None)))
         .order_by(Buyer.name, Buyer.id)).all()
-    found = [(account, name, bool(partnered), choice or "") for account, name, partnered, choice in rows]
+    found = [(account, name, bool(partnered), choice or "") for account, name, partnered, choice in named]
     sells_to = session.scalar(select(Seller.sells_to).where(Seller.id == seller_id)) or SELLS_TO_ALL
     return _with_stars(session, seller_id, found), sells_to
 

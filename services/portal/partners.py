@@ -29,8 +29,9 @@ log = logging.getLogger(__name__)
 
 # What a person of each kind rates and chooses: the other side.
 OTHER = {people.BUYER: people.SELLER, people.SELLER: people.BUYER}
-DONE = {"in": "You now receive this seller's leads in your auctions.",
-        "out": "You no longer receive this seller's leads.",
+# A change reaches the auction when it next re-reads the accounts (ACCOUNTS_REFRESH_SECONDS, 5 s).
+DONE = {"in": "You receive this seller's leads in your auctions within a few seconds.",
+        "out": "You no longer receive this seller's leads from a few seconds on.",
         ALLOW: "The buyer is allowed.", BLOCK: "The buyer is blocked: it is never sold your leads.",
         "none": "Your word on the buyer is withdrawn.", "sells_to": "Saved: who you sell to.",
         "rated": "Your rating is saved."}
