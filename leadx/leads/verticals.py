@@ -25,7 +25,7 @@ SCHEMA_FILE = Path(__file__).with_name("verticals.toml")
 MAX_FIELD_LENGTH = 200
 
 _EMAIL = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$")
-_STATES = frozenset(
+STATE_CODES = frozenset(  # the states, DC and the territories the ZIP database covers
     "AL AK AZ AR CA CO CT DE DC FL GA HI ID IL IN IA KS KY LA ME MD MA MI MN MS MO MT NE NV NH NJ "
     "NM NY NC ND OH OK OR PA RI SC SD TN TX UT VT VA WA WV WI WY PR VI GU AS MP".split()
 )
@@ -160,7 +160,7 @@ def _check(spec: FieldSpec, value: str) -> tuple[str | None, str]:
         return (None, value) if _FIVE_DIGITS.fullmatch(value) else ("must be a 5-digit ZIP code", value)
     if kind == "state":
         upper = value.upper()
-        return (None, upper) if upper in _STATES else ("is not a US state code", value)
+        return (None, upper) if upper in STATE_CODES else ("is not a US state code", value)
     if kind in {"money", "integer"}:
         if not _WHOLE_NUMBER.fullmatch(value):
             unit = "cents" if kind == "money" else "a whole number"

@@ -11,6 +11,12 @@ from sqlalchemy.orm import Session
 from leadx.platform.db.models import AccountBalance, LeadReturn, Sale
 
 
+def average(total: int, count: int) -> int:
+    """total / count rounded half up to a whole cent; 0 for no items (every average price the
+    dashboards and the portal show)."""
+    return (2 * total + count) // (2 * count) if count else 0
+
+
 def balances(session: Session) -> dict[str, int]:
     """Every account's balance in cents (leadx.ledger.billing explains the signs)."""
     return dict(session.execute(select(AccountBalance.account, AccountBalance.balance_cents)

@@ -22,6 +22,21 @@ def period_start(day: str, period: str) -> str:
     return date.isoformat()
 
 
+def shift_period(start: str, period: str, count: int) -> str:
+    """The first day of the period `count` periods after (before, when negative) the one starting on
+    `start`, itself a period's first day."""
+    date = dt.date.fromisoformat(start)
+    if period == "month":
+        months = date.year * 12 + date.month - 1 + count
+        return dt.date(months // 12, months % 12 + 1, 1).isoformat()
+    return (date + dt.timedelta(days=count * (7 if period == "week" else 1))).isoformat()
+
+
+def period_end(start: str, period: str) -> str:
+    """The last day of the period starting on `start`."""
+    return (dt.date.fromisoformat(shift_period(start, period, 1)) - dt.timedelta(days=1)).isoformat()
+
+
 MAX_RANGE_DAYS = 366  # a search over days covers at most a year, both ends included
 BAD_DAY = "a day is YYYY-MM-DD, e.g. 2026-12-04"
 

@@ -36,7 +36,7 @@ from leadx.auction.selection.market import BUYER_KINDS, WHOLESALE
 from leadx.auction.selection.windows import DAYS
 from leadx.leads.pii import IDENTIFYING_FIELDS
 from leadx.leads.rules import PACKAGED_RULES, Rule, RuleBook, load_rulebook
-from leadx.leads.verticals import _EMAIL, _STATES, MAX_FIELD_LENGTH, FieldSpec, Vertical, load_verticals
+from leadx.leads.verticals import _EMAIL, STATE_CODES, MAX_FIELD_LENGTH, FieldSpec, Vertical, load_verticals
 from leadx.ledger.outcomes import MAX_NOTE_CHARS, OUTCOMES
 from leadx.ledger.returns import MAX_REASON_CHARS
 from leadx.lists.award import SCOPES
@@ -267,7 +267,7 @@ def _lead_field(spec: FieldSpec, rules: tuple[Rule, ...], wire: Wire, beyond: li
                        "why": "the ZIP code is not in the national ZIP database"})
     elif kind == "state":
         # A pattern, not an enum of all 56: tools enumerate an enum's every value.
-        schema = _string(pattern(_caseless(sorted(_STATES))), examples=["NY", "tx"])
+        schema = _string(pattern(_caseless(sorted(STATE_CODES))), examples=["NY", "tx"])
         description = "a US state's (or territory's) two letters, in any case: the ZIP code's state"
         beyond.append({"status": 422, "code": "ZIP_STATE_MISMATCH", "field": spec.name,
                        "why": "the state is not the ZIP code's"})

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 from leadx.contracts.dashboard.v1 import dashboard_pb2 as pb
 from leadx.leads import status as lead_status
 from leadx.ledger import billing
+from leadx.ledger.reports import average
 from leadx.platform.db.models import (
     AccountBalance,
     Auction,
@@ -40,11 +41,6 @@ DEFAULT_MARKET_DAYS = 30
 
 class BadRequest(ValueError):
     """A request the caller must change (an unreadable page token, a bad day)."""
-
-
-def average(total: int, count: int) -> int:
-    """total / count rounded half up to a whole cent; 0 for no items."""
-    return (2 * total + count) // (2 * count) if count else 0
 
 
 # The summaries' statements are built once, with the time and the account as parameters: building

@@ -15,7 +15,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp
 from starlette.templating import Jinja2Templates
 
-from services.portal import live, pages, partners
+from services.portal import live, markets, pages, partners
 from services.portal.dashboard import DashboardUnavailable
 from services.portal.web import PortalDeps, SecurityHeaders
 
@@ -53,6 +53,8 @@ def build_app(deps: PortalDeps, lifespan=None) -> ASGIApp:
         Route("/partners/{account_id}/partnership", partial(partners.opt, deps), methods=["POST"]),
         Route("/partners/{account_id}/choice", partial(partners.choose, deps), methods=["POST"]),
         Route("/partners/{account_id}/rating", partial(partners.rate, deps), methods=["POST"]),
+        Route("/markets", partial(markets.markets_page, deps), methods=["GET"]),
+        Route("/markets/{state:str}", partial(markets.state_page, deps), methods=["GET"]),
         Route("/healthz", partial(pages.healthz, deps), methods=["GET"]),
         Route("/readyz", partial(pages.readyz, deps), methods=["GET"]),
         Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),

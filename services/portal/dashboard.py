@@ -131,6 +131,14 @@ class Dashboard:
         answer = await self._call(self.stub.ListPartners, pb.ListPartnersRequest(account_id=account_id))
         return list(answer.partners), answer.sells_to
 
+    async def market_prices(self, period: pb.Period, from_day: str, to_day: str, *, vertical: str = "",
+                            state: str = "", by_county: bool = False) -> list[pb.MarketPrice]:
+        """Sales and average prices per period (and vertical and state, and county when `by_county`)
+        over the days from `from_day` to `to_day`, both included: market data, every account's."""
+        answer = await self._call(self.stub.GetMarketPrices, pb.GetMarketPricesRequest(
+            period=period, from_day=from_day, to_day=to_day, vertical=vertical, state=state, by_county=by_county))
+        return list(answer.prices)
+
     async def recent_sales(self, limit: int = 20) -> list[pb.Sale]:
         return list((await self._call(self.stub.ListRecentSales, pb.ListRecentSalesRequest(limit=limit))).sales)
 

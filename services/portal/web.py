@@ -167,7 +167,7 @@ def navigation(person: PersonView | None) -> list[tuple[str, str]]:
     if not home:
         return []
     partners = [("Partners", "/partners")] if person.kind in (people.BUYER, people.SELLER) else []
-    return [*home, ("Search", "/search"), ("Transactions", "/transactions"), *partners]
+    return [*home, ("Search", "/search"), ("Transactions", "/transactions"), *partners, ("Markets", "/markets")]
 
 
 def render(deps: PortalDeps, request: Request, current: Visitor, template: str, context: dict,

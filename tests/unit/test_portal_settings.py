@@ -59,6 +59,8 @@ def test_money_times_and_the_navigation_bar():
     assert navigation(None) == []
     shared = [("Search", "/search"), ("Transactions", "/transactions")]
     partners = ("Partners", "/partners")  # buyers and sellers choose and rate each other; operators do not
-    assert navigation(PersonView("u_1", "buyer", "b_1", "owner")) == [("Home", "/buyer"), *shared, partners]
-    assert navigation(PersonView("u_2", "seller", "s_1", "read-only")) == [("Home", "/seller"), *shared, partners]
-    assert navigation(PersonView("u_3", "operator", "", "operator")) == [("Exchange", "/operator"), *shared]
+    markets = ("Markets", "/markets")  # market data is every logged-in person's
+    assert navigation(PersonView("u_1", "buyer", "b_1", "owner")) == [("Home", "/buyer"), *shared, partners, markets]
+    assert navigation(PersonView("u_2", "seller", "s_1", "read-only")) == \
+        [("Home", "/seller"), *shared, partners, markets]
+    assert navigation(PersonView("u_3", "operator", "", "operator")) == [("Exchange", "/operator"), *shared, markets]
