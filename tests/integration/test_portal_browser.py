@@ -5,15 +5,25 @@ why, only where no Chromium is installed; in CI it always is."""
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import time
 
+import grpc
 import pytest
+from sqlalchemy import select
 
 from leadx.accounts import people, ratings
+from leadx.contracts.dashboard.v1 import dashboard_pb2 as pb
+from leadx.contracts.dashboard.v1 import dashboard_pb2_grpc
 from leadx.accounts.people import SessionSigner, SessionState
 from leadx.dev.tools.portal_screenshots import CHROMIUM_ARGS, VIEWPORT, Login, png_size, take
-from services.portal.pages import LOGIN_FAILED
+from leadx.ledger.reports import average
+from leadx.platform.db.models import Sale
+from leadx.platform.utc_days import utc_day
+from services.portal.pages import LOGIN_FAILED, money
+from tests.conftest import poll_until
+from tests.integration.conftest import ADMIN_KEY
 from tests.integration.harness import Exchange
 from tests.integration.portal_people import PASSWORD, create_person, sell_returnable, wait_recorded
 
@@ -221,15 +231,20 @@ def test_the_screenshot_tool_shoots_each_main_page_after_logging_in(market: Exch
     buyer = Login(create_person(market, "buyer", market.buyer_ids["gamma"], "member"), PASSWORD)
     seller = Login(create_person(market, "seller", market.seller_id, "member"), PASSWORD)
     shots = take(browser, portal, buyer, seller, tmp_path)
-    assert [(shot.name, shot.path) for shot in shots] == [
+    assert [(shot.name, shot.path) for shot in shots[:-1]] == [
         ("portal-login", "/login"), ("portal-buyer-home", "/buyer"), ("portal-lead", f"/leads/{lead_id}"),
         ("portal-search", "/search?status=sold"), ("portal-transactions", "/transactions?window=week"),
-        ("portal-partners", "/partners"), ("portal-seller-home", "/seller")]
+        ("portal-partners", "/partners"), ("portal-seller-home", "/seller"), ("portal-markets", "/markets")]
+    # The highest-priced state this month: the exchange has sold leads in some state by now.
+    assert shots[-1].name == "portal-market-state"
+    assert re.fullmatch(r"/markets/[A-Z]{2}\?period=month&day=\d{4}-\d\d-01", shots[-1].path)
     assert sorted(path.name for path in tmp_path.iterdir()) == sorted(f"{shot.name}.png" for shot in shots)
     window = (VIEWPORT["width"], VIEWPORT["height"])
-    assert {png_size(tmp_path / f"{shot.name}.png") for shot in shots if shot.name != "portal-lead"} == {window}
-    width, height = png_size(tmp_path / "portal-lead.png")
-    assert width == VIEWPORT["width"] and height > VIEWPORT["height"]  # the whole lead page, its bids too
+    whole = ("portal-lead", "portal-market-state")
+    assert {png_size(tmp_path / f"{shot.name}.png") for shot in shots if shot.name not in whole} == {window}
+    for name in whole:  # the whole page: the lead's bids, the state's chart
+        width, height = png_size(tmp_path / f"{name}.png")
+        assert width == VIEWPORT["width"] and height > VIEWPORT["height"]
     # A wrong password is said, not shot as if it were the buyer's home.
     with pytest.raises(RuntimeError, match="refused the login"):
         take(browser, portal, Login(buyer.email, "not the password"), seller, tmp_path / "refused")
@@ -266,3 +281,59 @@ def test_a_buyer_opts_in_to_a_seller_and_its_rating_joins_the_community_average(
     color = "e => getComputedStyle(e).color"
     assert yours.locator(".on").first.evaluate(color) == "rgb(232, 137, 12)"  # orange: the person's own
     assert row.locator(".stars.community .on").first.evaluate(color) == "rgb(122, 130, 142)"  # grey
+
+
+def market_figures(market: Exchange, day: str, state: str) -> tuple[tuple[int, int], dict[str, tuple[int, int]]]:
+    """GetMarketPrices for one day and state, from the ledger: (sales, total cents) over every
+    vertical, and the same per county."""
+    with grpc.insecure_channel(f"127.0.0.1:{market.stack.port_of('ledger', 'GRPC_PORT')}") as channel:
+        stub = dashboard_pb2_grpc.DashboardServiceStub(channel)
+        answer = stub.GetMarketPrices(pb.GetMarketPricesRequest(period=pb.PERIOD_DAY, from_day=day, to_day=day,
+                                                                state=state, by_county=True),
+                                      metadata=[("authorization", f"Bearer {ADMIN_KEY}")], timeout=10)
+    counties: dict[str, tuple[int, int]] = {}
+    for row in answer.prices:
+        sales, total = counties.get(row.county, (0, 0))
+        counties[row.county] = (sales + row.sales, total + row.total_cents)
+    return (sum(s for s, _ in counties.values()), sum(t for _, t in counties.values())), counties
+
+
+def test_the_markets_map_opens_a_states_page_with_the_figures_of_get_market_prices(market: Exchange, page):
+    """A lead sold in Dallas shows on the seller's map of the day: Texas coloured, its hover text the
+    state's figures; a click on it opens Texas's page, whose total and counties are GetMarketPrices'."""
+    market.reset_buyers()
+    market.buyers.buyers["alpha"].bid = 2350
+    consumer = market.new_consumer()
+    consumer |= {"city": "Dallas", "state": "TX", "zip": "75201", "home_phone": "214" + consumer["home_phone"][3:]}
+    lead_id = market.post(consumer).json()["lead_id"]
+    poll_until(lambda: market.sale_for(lead_id), message="the sale")
+    wait_recorded(market, [lead_id])
+    with market.sql() as session:
+        sale = session.scalars(select(Sale).where(Sale.lead_id == lead_id, Sale.sold)).one()
+    assert (sale.state, sale.county) == ("TX", "Dallas County")
+    day = utc_day(sale.closed_at_ms)
+
+    log_in(page, create_person(market, "seller", market.seller_id, "read-only"))
+    page.wait_for_url("**/seller")
+    page.click('nav a[href="/markets"]')
+    page.wait_for_url("**/markets")
+    page.select_option("#period", "day")
+    page.fill("#day", day)
+    page.click("form.search button[type=submit]")
+    page.wait_for_url("**/markets?*period=day*")
+    (sales, total), counties = market_figures(market, day, "TX")
+    assert counties["Dallas County"][0] >= 1
+    texas = page.locator("#state-TX")
+    hover = f"Texas: {money(average(total, sales))} average, {sales} sale{'s' if sales != 1 else ''}"
+    assert texas.locator("title").text_content() == hover
+    assert texas.locator("path").evaluate("e => getComputedStyle(e).fill") != "rgb(227, 230, 234)"  # not "no sales"
+
+    texas.click()
+    page.wait_for_url(f"**/markets/TX?period=day&day={day}")
+    assert page.locator("h1").inner_text().startswith("Texas")
+    assert page.locator("#state-total").inner_text().startswith(
+        f"{sales} sale{'s' if sales != 1 else ''}, {money(average(total, sales))} on average, {money(total)} in all")
+    shown = {row.locator("th").inner_text(): row.locator("td").all_inner_texts()
+             for row in page.locator("#market-counties tbody tr").all()}
+    assert {county: (int(cells[3]), cells[2]) for county, cells in shown.items()} == \
+        {county: (n, money(average(cents, n))) for county, (n, cents) in counties.items()}

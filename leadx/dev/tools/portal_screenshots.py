@@ -57,7 +57,8 @@ def take(browser, portal_url: str, buyer: Login, seller: Login, out_dir: Path) -
     """Log in as the buyer's person, then the seller's, and save each main page as `<name>.png` in
     out_dir: the login page, the buyer's home, the newest lead it bought (the whole page), its
     search for the leads it bought, its week of transactions and its partnerships, the seller's
-    home. The pages shot, in that order."""
+    home, this month's market map and the page of its highest-priced state (the whole page). The
+    pages shot, in that order."""
     out_dir.mkdir(parents=True, exist_ok=True)
     shots: list[Shot] = []
     for login, pages in ((buyer, _buyer_pages), (seller, _seller_pages)):
@@ -98,7 +99,15 @@ def _buyer_pages(page, out_dir: Path) -> list[Shot]:
 
 def _seller_pages(page, out_dir: Path) -> list[Shot]:
     page.goto("/seller")
-    return [_save(page, "portal-seller-home", out_dir)]
+    shots = [_save(page, "portal-seller-home", out_dir)]
+    page.goto("/markets")
+    shots.append(_save(page, "portal-markets", out_dir))
+    priciest = page.locator("#market-states tbody a").first  # the table lists the highest price first
+    if priciest.count():
+        priciest.click()
+        page.wait_for_load_state()
+        shots.append(_save(page, "portal-market-state", out_dir, whole=True))  # its chart is below the fold
+    return shots
 
 
 def _save(page, name: str, out_dir: Path, whole: bool = False) -> Shot:
