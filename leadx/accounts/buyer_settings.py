@@ -83,19 +83,68 @@ def replace_profiles(session: Session, buyer_id: str, specs: object) -> list[str
     now = int(time.time() * 1000)
     session.execute(update(BuyerProfile).where(BuyerProfile.buyer_id == buyer_id).values(active=False))
     for profile_id, spec in zip(ids, specs, strict=False):
+        # The row's `active` says the profile is current; a paused one (`active: false` in its
+        # document) is current too, listed and kept, and bids for nothing.
         session.add(BuyerProfile(id=profile_id, buyer_id=buyer_id, name=spec["name"].strip(),
-                                 spec=spec, active=spec.get("active", True) is not False, created_at_ms=now))
+                                 spec=spec, active=True, created_at_ms=now))
     session.commit()
     return ids
+
+
+class UnknownProfile(LookupError):
+    """No current profile of this id belongs to the buyer."""
+
+
+def current_profiles(session: Session, buyer_id: str) -> list[BuyerProfile]:
+    """The buyer's profiles (paused ones too), by name then id."""
+    return list(session.scalars(select(BuyerProfile).where(BuyerProfile.buyer_id == buyer_id,
+                                                           BuyerProfile.active.is_(True))
+                                .order_by(BuyerProfile.name, BuyerProfile.id)))
+
+
+def _own_profile(session: Session, buyer_id: str, profile_id: str) -> BuyerProfile:
+    row = session.get(BuyerProfile, profile_id)
+    if row is None or row.buyer_id != buyer_id or not row.active:
+        raise UnknownProfile(f"no profile {profile_id} of buyer {buyer_id}")
+    return row
+
+
+def save_profile(session: Session, buyer_id: str, profile_id: str | None, spec: dict) -> str:
+    """Creates a profile (`profile_id` None) or changes one of the buyer's, checked first
+    (ProfileError: nothing is stored), in one commit. A changed profile keeps its id, so the caps
+    it has used today still count."""
+    if session.get(Buyer, buyer_id) is None:
+        raise UnknownAccount(f"no buyer {buyer_id}")
+    row = _own_profile(session, buyer_id, profile_id) if profile_id else None
+    new_id = profile_id or new_account_id("p_")
+    Profile.parse(new_id, buyer_id, spec)
+    if row is None:
+        session.add(BuyerProfile(id=new_id, buyer_id=buyer_id, name=spec["name"].strip(), spec=spec, active=True,
+                                 created_at_ms=int(time.time() * 1000)))
+    else:
+        row.name, row.spec = spec["name"].strip(), spec
+    session.commit()
+    return new_id
+
+
+def set_profile_paused(session: Session, buyer_id: str, profile_id: str, paused: bool) -> None:
+    row = _own_profile(session, buyer_id, profile_id)
+    spec = {key: value for key, value in row.spec.items() if key != "active"}
+    row.spec = {**spec, "active": False} if paused else spec  # a new dict: JSON columns see reassignment only
+    session.commit()
+
+
+def delete_profile(session: Session, buyer_id: str, profile_id: str) -> None:
+    """Retires the profile: it no longer bids or is listed (its row stays, as replaced ones do)."""
+    _own_profile(session, buyer_id, profile_id).active = False
+    session.commit()
 
 
 def buyer_settings(session: Session, buyer_id: str) -> dict:
     buyer = session.get(Buyer, buyer_id)
     if buyer is None:
         raise UnknownAccount(f"no buyer {buyer_id}")
-    profiles = session.scalars(select(BuyerProfile).where(BuyerProfile.buyer_id == buyer_id,
-                                                          BuyerProfile.active.is_(True))
-                               .order_by(BuyerProfile.id)).all()
+    profiles = sorted(current_profiles(session, buyer_id), key=lambda p: p.id)
     return {"id": buyer.id, "name": buyer.name, "kind": buyer.kind, "weight": buyer.weight,
             "time_zone": buyer.time_zone, "caps": buyer.caps or {}, "ping_url": buyer.ping_url,
             "post_url": buyer.post_url, "active": buyer.active,

@@ -15,7 +15,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp
 from starlette.templating import Jinja2Templates
 
-from services.portal import live, markets, pages, partners
+from services.portal import live, markets, pages, partners, profiles
 from services.portal.dashboard import DashboardUnavailable
 from services.portal.web import PortalDeps, SecurityHeaders
 
@@ -53,6 +53,13 @@ def build_app(deps: PortalDeps, lifespan=None) -> ASGIApp:
         Route("/partners/{account_id}/partnership", partial(partners.opt, deps), methods=["POST"]),
         Route("/partners/{account_id}/choice", partial(partners.choose, deps), methods=["POST"]),
         Route("/partners/{account_id}/rating", partial(partners.rate, deps), methods=["POST"]),
+        Route("/profiles", partial(profiles.profiles_page, deps), methods=["GET"]),
+        Route("/profiles/new", partial(profiles.new_profile_page, deps), methods=["GET"]),
+        Route("/profiles/new", partial(profiles.save, deps), methods=["POST"]),
+        Route("/profiles/{profile_id}", partial(profiles.profile_page, deps), methods=["GET"]),
+        Route("/profiles/{profile_id}", partial(profiles.save, deps), methods=["POST"]),
+        Route("/profiles/{profile_id}/pause", partial(profiles.pause, deps), methods=["POST"]),
+        Route("/profiles/{profile_id}/delete", partial(profiles.delete, deps), methods=["POST"]),
         Route("/markets", partial(markets.markets_page, deps), methods=["GET"]),
         Route("/markets/{state:str}", partial(markets.state_page, deps), methods=["GET"]),
         Route("/healthz", partial(pages.healthz, deps), methods=["GET"]),

@@ -60,7 +60,9 @@ def test_money_times_and_the_navigation_bar():
     shared = [("Search", "/search"), ("Transactions", "/transactions")]
     partners = ("Partners", "/partners")  # buyers and sellers choose and rate each other; operators do not
     markets = ("Markets", "/markets")  # market data is every logged-in person's
-    assert navigation(PersonView("u_1", "buyer", "b_1", "owner")) == [("Home", "/buyer"), *shared, partners, markets]
+    profiles = ("Profiles", "/profiles")  # a buyer's AutoBid profiles
+    assert navigation(PersonView("u_1", "buyer", "b_1", "owner")) == \
+        [("Home", "/buyer"), *shared, profiles, partners, markets]
     assert navigation(PersonView("u_2", "seller", "s_1", "read-only")) == \
         [("Home", "/seller"), *shared, partners, markets]
     assert navigation(PersonView("u_3", "operator", "", "operator")) == [("Exchange", "/operator"), *shared, markets]

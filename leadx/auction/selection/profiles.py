@@ -4,6 +4,7 @@ buyer's active, uncapped profiles.
 
 A profile document (YAML or JSON, `leadx profiles import`, `PUT /v1/admin/buyers/{id}/profiles`):
     name: weekend push
+    active: true                                       # false: paused (kept, bids for nothing)
     windows: [{from: "fri 08:00", to: "sun 21:00"}]   # absent: always active
     price: 2500                                        # the default for its criteria
     caps: {leads_per_day: 50, spend_per_day_cents: 100000}
@@ -37,6 +38,7 @@ class Profile:
     criteria: tuple[Criterion, ...]
     price: Price | None
     caps: Caps
+    paused: bool = False  # `active: false`: kept with its buyer, active at no time
 
     @classmethod
     def parse(cls, profile_id: str, buyer_id: str, spec: object) -> Profile:
@@ -64,10 +66,14 @@ class Profile:
             raise ProfileError(f"{where}: {error}") from None
         if price is None and any(c.price is None for c in criteria):
             raise ProfileError(f"{where}: every criterion needs a price, or the profile one")
-        return cls(profile_id, buyer_id, name.strip(), parsed_windows, criteria, price, caps)
+        active = spec.get("active", True)
+        if not isinstance(active, bool):
+            raise ProfileError(f"{where}: active is true or false")
+        return cls(profile_id, buyer_id, name.strip(), parsed_windows, criteria, price, caps, paused=not active)
 
     def active_at(self, tz: ZoneInfo, now_ms: int) -> bool:
-        return is_active(self.windows, tz, now_ms)
+        # A paused profile neither bids nor, for a wholesale buyer, lets a lead through its filter.
+        return not self.paused and is_active(self.windows, tz, now_ms)
 
     def best_price(self, lead: LeadView) -> int | None:
         """The highest price among this profile's criteria that match the lead."""

@@ -1,0 +1,185 @@
+"""The Buy Profiles pages (/profiles): a buyer's people list, create, change, pause and delete the
+profiles its AutoBid bids by (and, for a wholesale buyer, the filters its pings pass), on a weekly
+grid in the buyer's time zone, with criteria, prices and caps (docs/portal.md#buy-profiles).
+
+Every profile is checked by the rules of `leadx profiles import` (Profile.parse) and saved in one
+commit through leadx.accounts.buyer_settings, as the admin API saves them; the auction and delivery
+use it from their next re-read of the accounts (ACCOUNTS_REFRESH_SECONDS). Owners and members
+change profiles; a read-only person reads the list only."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+
+from leadx.accounts import buyer_settings, people
+from leadx.accounts.buyer_settings import UnknownProfile
+from leadx.auction.selection.windows import DAYS
+from leadx.platform.logs import log_event
+from services.portal import profile_form
+from services.portal.pages import person_of_kind, redirect
+from services.portal.web import PortalDeps, Visitor, form_of, render
+
+log = logging.getLogger(__name__)
+
+DONE = {"saved": "The profile is saved: it bids from the auction's next look at the accounts, within a few seconds.",
+        "paused": "The profile is paused: it bids for nothing until you resume it.",
+        "resumed": "The profile bids again.", "deleted": "The profile is deleted."}
+MAX_FIELDS = 400  # the grid's 168 hours and ten criteria's inputs
+
+
+async def _buyer_person(deps: PortalDeps, request: Request, changing: bool) -> tuple[Visitor, Response | None]:
+    current, refused = await person_of_kind(deps, request, people.BUYER)
+    if refused is None and changing:
+        assert current.person is not None
+        if current.person.role not in people.CHANGING_ROLES:
+            raise HTTPException(403, "Your role may read this buyer's profiles, not change them.")
+    return current, refused
+
+
+def _read(deps: PortalDeps, buyer_id: str) -> tuple[str, list]:
+    """The buyer's time zone and its current profiles."""
+    with deps.reads() as session:
+        settings = buyer_settings.buyer_settings(session, buyer_id)
+        return settings["time_zone"] or "UTC", buyer_settings.current_profiles(session, buyer_id)
+
+
+async def profiles_page(deps: PortalDeps, request: Request) -> Response:
+    current, refused = await _buyer_person(deps, request, changing=False)
+    if refused is not None:
+        return refused
+    assert current.person is not None
+    time_zone, rows = await asyncio.to_thread(_read, deps, current.person.account_id)
+    listed = [(row, profile_summary(row.spec)) for row in rows]
+    return render(deps, request, current, "profiles.html",
+                  {"title": "Buy Profiles", "profiles": listed, "time_zone": time_zone,
+                   "notice": DONE.get(request.query_params.get("done", ""), ""),
+                   "may_change": current.person.role in people.CHANGING_ROLES})
+
+
+def profile_summary(spec: dict) -> dict[str, str]:
+    """One line each for the list: when it bids, at what price, on what, and its caps."""
+    form = profile_form.form_of_spec(spec)
+    windows = spec.get("windows") or []
+    when = "; ".join(f"{w['from']} to {w['to']}" for w in windows) if windows else "always"
+    price = _price_text(spec.get("price"))
+    criteria = spec.get("criteria") or []
+    what = f"{len(criteria)} criteria" if len(criteria) != 1 else "1 criterion"
+    caps = ", ".join(f"{name.replace('_', ' ')} {form.value(name)}" for name in
+                     (*profile_form.CAP_COUNTS, *profile_form.CAP_AMOUNTS) if form.value(name))
+    return {"when": when, "price": price or "per criterion", "what": what if criteria else "every lead",
+            "caps": caps or "none", "paused": "yes" if spec.get("active", True) is False else ""}
+
+
+def _price_text(price: object) -> str:
+    if isinstance(price, dict) and "per_probability" in price:
+        return f"${profile_form.cents_text(price['per_probability'])} × probability"
+    return f"${profile_form.cents_text(price)}" if isinstance(price, int) else ""
+
+
+def _editor(deps: PortalDeps, request: Request, current: Visitor, profile_id: str, form: profile_form.ProfileForm,
+            time_zone: str, status_code: int = 200) -> Response:
+    grid = [(day, [(hour, profile_form.hour_cell(index, hour), index * 24 + hour in form.hours)
+                   for hour in range(24)]) for index, day in enumerate(DAYS)]
+    return render(deps, request, current, "profile_form.html",
+                  {"title": "Buy Profiles · " + ("a new profile" if not profile_id else "change a profile"),
+                   "profile_id": profile_id, "form": form, "grid": grid, "time_zone": time_zone,
+                   "residence_types": profile_form.RESIDENCE_TYPES},
+                  status_code=status_code)
+
+
+async def _stored(deps: PortalDeps, buyer_id: str, profile_id: str) -> tuple[str, dict]:
+    time_zone, rows = await asyncio.to_thread(_read, deps, buyer_id)
+    row = next((row for row in rows if row.id == profile_id), None)
+    if row is None:
+        raise HTTPException(404, "There is no such profile.")
+    return time_zone, row.spec
+
+
+async def new_profile_page(deps: PortalDeps, request: Request) -> Response:
+    current, refused = await _buyer_person(deps, request, changing=True)
+    if refused is not None:
+        return refused
+    assert current.person is not None
+    time_zone, _ = await asyncio.to_thread(_read, deps, current.person.account_id)
+    return _editor(deps, request, current, "", profile_form.ProfileForm({"schedule": "always", "price_kind": "fixed"}),
+                   time_zone)
+
+
+async def profile_page(deps: PortalDeps, request: Request) -> Response:
+    current, refused = await _buyer_person(deps, request, changing=True)
+    if refused is not None:
+        return refused
+    assert current.person is not None
+    time_zone, spec = await _stored(deps, current.person.account_id, request.path_params["profile_id"])
+    return _editor(deps, request, current, request.path_params["profile_id"], profile_form.form_of_spec(spec),
+                   time_zone)
+
+
+async def save(deps: PortalDeps, request: Request) -> Response:
+    """Creates (/profiles/new) or changes a profile; a mistake is said beside its field and nothing
+    is saved."""
+    current, refused = await _buyer_person(deps, request, changing=True)
+    if refused is not None:
+        return refused
+    assert current.person is not None
+    buyer_id, profile_id = current.person.account_id, request.path_params.get("profile_id", "")
+    paused = False
+    if profile_id:
+        time_zone, stored = await _stored(deps, buyer_id, profile_id)
+        paused = stored.get("active", True) is False
+    else:
+        time_zone, _ = await asyncio.to_thread(_read, deps, buyer_id)
+    posted = await form_of(deps, request, current, max_fields=MAX_FIELDS)
+    spec, form = profile_form.read_form(posted, paused)
+    if spec is None:
+        return _editor(deps, request, current, profile_id, form, time_zone, status_code=400)
+    saved = await _change(deps, lambda session: buyer_settings.save_profile(session, buyer_id, profile_id or None,
+                                                                            spec))
+    log_event(log, "portal profile saved", person=current.person.id, buyer=buyer_id, profile=saved)
+    return redirect(deps, current, "/profiles?done=saved")
+
+
+async def pause(deps: PortalDeps, request: Request) -> Response:
+    """Pauses a profile (`action` pause) or resumes it (resume)."""
+    current, refused = await _buyer_person(deps, request, changing=True)
+    if refused is not None:
+        return refused
+    assert current.person is not None
+    fields = await form_of(deps, request, current)
+    action = fields.get("action", "")
+    if action not in ("pause", "resume"):
+        raise HTTPException(400, "Pause or resume: nothing else is asked here.")
+    buyer_id, profile_id = current.person.account_id, request.path_params["profile_id"]
+    await _change(deps, lambda session: buyer_settings.set_profile_paused(session, buyer_id, profile_id,
+                                                                           action == "pause"))
+    log_event(log, f"portal profile {action}d", person=current.person.id, buyer=buyer_id, profile=profile_id)
+    return redirect(deps, current, f"/profiles?done={action}d")
+
+
+async def delete(deps: PortalDeps, request: Request) -> Response:
+    current, refused = await _buyer_person(deps, request, changing=True)
+    if refused is not None:
+        return refused
+    assert current.person is not None
+    await form_of(deps, request, current)
+    buyer_id, profile_id = current.person.account_id, request.path_params["profile_id"]
+    await _change(deps, lambda session: buyer_settings.delete_profile(session, buyer_id, profile_id))
+    log_event(log, "portal profile deleted", person=current.person.id, buyer=buyer_id, profile=profile_id)
+    return redirect(deps, current, "/profiles?done=deleted")
+
+
+async def _change(deps: PortalDeps, change):
+    """`change(session)` in a worker thread (the buyer_settings functions commit themselves); a
+    profile that is not the buyer's, or no longer current, is a 404."""
+    def run():
+        with deps.sessions() as session:
+            return change(session)
+    try:
+        return await asyncio.to_thread(run)
+    except UnknownProfile:
+        raise HTTPException(404, "There is no such profile.") from None

@@ -1,0 +1,165 @@
+"""The Buy Profiles pages over HTTP on SQLite and a real Redis (the login throttle): a buyer's owner
+creates a profile from the weekly grid, a mistake is said beside its field and saves nothing, the
+profile is changed, paused, resumed and deleted; a read-only person reads the list only; another
+buyer's profile, a seller and a form without its token are refused."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import Awaitable, Callable
+
+import httpx
+import pytest
+
+from leadx.accounts import accounts, buyer_settings, people
+from leadx.accounts.people import SessionPolicy, SessionSigner, ThrottlePolicy
+from leadx.dev.ports import free_port
+from leadx.platform.db.engine import create_schema, make_engine, read_session_factory, session_factory
+from leadx.platform.health import Readiness
+from leadx.platform.redis.client import connect
+from services.portal.app import build_app, templates
+from services.portal.dashboard import Dashboard
+from services.portal.throttle import LoginThrottle
+from services.portal.web import PortalDeps
+
+SECRET = b"p" * 32
+PASSWORD = "a long test password"
+Scenario = Callable[[httpx.AsyncClient], Awaitable[None]]
+
+
+@pytest.fixture
+def portal(sqlite_url, redis_url, unique_prefix):
+    engine = make_engine(sqlite_url)
+    create_schema(engine)
+    sessions = session_factory(engine)
+    with sessions() as session:
+        buyer = accounts.create_buyer(session, "Acme", "", "", kind="autobid", time_zone="America/Chicago")
+        other = accounts.create_buyer(session, "Other", "", "", kind="autobid")
+        seller = accounts.create_seller(session, "Seller")
+        people.create_person(session, "owner@example.com", PASSWORD, "buyer", buyer.id, "owner")
+        people.create_person(session, "reader@example.com", PASSWORD, "buyer", buyer.id, "read-only")
+        people.create_person(session, "seller@example.com", PASSWORD, "seller", seller.id, "owner")
+        theirs = buyer_settings.save_profile(session, other.id, None, {"name": "theirs", "price": 100})
+    def run(scenario: Scenario, email: str) -> None:
+        async def with_client() -> None:
+            # Made on this loop: the throttle's Redis client and the channel belong to the loop they start on.
+            deps = PortalDeps(sessions=sessions, reads=read_session_factory(engine), signer=SessionSigner(SECRET),
+                              policy=SessionPolicy(),
+                              throttle=LoginThrottle(connect(redis_url), unique_prefix, ThrottlePolicy(), SECRET),
+                              dashboard=Dashboard(f"127.0.0.1:{free_port()}", "a-test-key"),  # no page here reads it
+                              templates=templates(), readiness=Readiness())
+            deps.dashboard.start()
+            transport = httpx.ASGITransport(app=build_app(deps), client=("203.0.113.10", 40000))
+            async with httpx.AsyncClient(transport=transport, base_url="https://portal.test") as client:
+                token = csrf((await client.get("/login")).text)
+                answer = await client.post("/login", data={"csrf_token": token, "email": email, "password": PASSWORD})
+                assert answer.status_code == 303
+                await scenario(client)
+            await deps.dashboard.close()
+        asyncio.run(with_client())
+
+    run.buyer_id, run.theirs, run.sessions = buyer.id, theirs, sessions  # type: ignore[attr-defined]
+    yield run
+    engine.dispose()
+
+
+def csrf(html: str) -> str:
+    return re.search(r'name="csrf_token" value="([^"]+)"', html).group(1)
+
+
+def error_of(html: str, field: str) -> str:
+    match = re.search(rf'<span class="error" id="{re.escape(field)}-error" role="alert">([^<]*)</span>', html)
+    return match.group(1) if match else ""
+
+
+def test_an_owner_creates_changes_pauses_resumes_and_deletes_a_profile(portal):
+    async def scenario(client: httpx.AsyncClient) -> None:
+        page = await client.get("/profiles")
+        assert page.status_code == 200 and '<a href="/profiles" aria-current="page">Profiles</a>' in page.text
+        assert "No profile yet" in page.text and "theirs" not in page.text
+        new = await client.get("/profiles/new")
+        assert new.status_code == 200 and "hours in America/Chicago" in new.text
+        assert new.text.count('type="checkbox" name="h-') == 168
+
+        # A mistake: said beside its field, the values typed kept, nothing saved.
+        fields = {"csrf_token": csrf(new.text), "name": "weekday mornings", "schedule": "hours",
+                  "h-mon-08": "1", "h-mon-09": "1", "h-tue-08": "1", "price_kind": "fixed", "price": "31.25",
+                  "leads_per_day": "40", "c0-states": "TX, QQ"}
+        refused = await client.post("/profiles/new", data=fields)
+        assert refused.status_code == 400 and error_of(refused.text, "c0-states").startswith("QQ: not a US state code")
+        assert 'value="weekday mornings"' in refused.text and 'name="h-mon-09" value="1"' in refused.text
+        assert "Nothing was saved: 1 field to correct" in refused.text
+        with portal.sessions() as session:
+            assert buyer_settings.current_profiles(session, portal.buyer_id) == []
+
+        saved = await client.post("/profiles/new", data={**fields, "c0-states": "TX, ok"})
+        assert (saved.status_code, saved.headers["location"]) == (303, "/profiles?done=saved")
+        with portal.sessions() as session:
+            (row,) = buyer_settings.current_profiles(session, portal.buyer_id)
+        assert row.spec == {"name": "weekday mornings", "windows": [{"from": "mon 08:00", "to": "mon 10:00"},
+                                                                    {"from": "tue 08:00", "to": "tue 09:00"}],
+                            "price": 3125, "caps": {"leads_per_day": 40}, "criteria": [{"states": ["TX", "OK"]}]}
+        listed = await client.get("/profiles?done=saved")
+        assert "The profile is saved" in listed.text
+        assert "mon 08:00 to mon 10:00; tue 08:00 to tue 09:00" in listed.text and "$31.25" in listed.text
+
+        # Changed: the form shows what is stored; the id stays.
+        edit = await client.get(f"/profiles/{row.id}")
+        assert 'id="h-mon-09" aria-label="Mon 09:00 to 10:00" checked' in edit.text
+        assert 'value="31.25"' in edit.text and 'value="TX, OK"' in edit.text
+        changed = await client.post(f"/profiles/{row.id}", data={**fields, "csrf_token": csrf(edit.text),
+                                                                 "price": "40", "c0-states": "TX"})
+        assert changed.status_code == 303
+        with portal.sessions() as session:
+            (again,) = buyer_settings.current_profiles(session, portal.buyer_id)
+        assert again.id == row.id and again.spec["price"] == 4000
+
+        token = csrf((await client.get("/profiles")).text)
+        assert (await client.post(f"/profiles/{row.id}/pause", data={"csrf_token": token, "action": "pause"})
+                ).headers["location"] == "/profiles?done=paused"
+        paused = await client.get("/profiles")
+        assert 'class="paused"' in paused.text and ">Resume</button>" in paused.text
+        # Saving a paused profile keeps it paused.
+        edit = await client.get(f"/profiles/{row.id}")
+        await client.post(f"/profiles/{row.id}", data={**fields, "csrf_token": csrf(edit.text), "c0-states": "TX"})
+        with portal.sessions() as session:
+            assert buyer_settings.current_profiles(session, portal.buyer_id)[0].spec["active"] is False
+        await client.post(f"/profiles/{row.id}/pause", data={"csrf_token": token, "action": "resume"})
+        with portal.sessions() as session:
+            assert "active" not in buyer_settings.current_profiles(session, portal.buyer_id)[0].spec
+
+        assert (await client.post(f"/profiles/{row.id}/pause", data={"csrf_token": token, "action": "stop"})
+                ).status_code == 400
+        assert (await client.post(f"/profiles/{row.id}/delete", data={"action": "x"})).status_code == 403  # no token
+        deleted = await client.post(f"/profiles/{row.id}/delete", data={"csrf_token": token})
+        assert deleted.headers["location"] == "/profiles?done=deleted"
+        assert "No profile yet" in (await client.get("/profiles")).text
+        assert (await client.get(f"/profiles/{row.id}")).status_code == 404
+
+        # Another buyer's profile is not found, to read or to change.
+        assert (await client.get(f"/profiles/{portal.theirs}")).status_code == 404
+        assert (await client.post(f"/profiles/{portal.theirs}/delete", data={"csrf_token": token})).status_code == 404
+
+    portal(scenario, "owner@example.com")
+
+
+def test_a_read_only_person_reads_the_list_and_a_seller_has_no_such_page(portal):
+    with portal.sessions() as session:
+        buyer_settings.save_profile(session, portal.buyer_id, None, {"name": "mine", "price": 100})
+
+    async def reader(client: httpx.AsyncClient) -> None:
+        page = await client.get("/profiles")
+        assert page.status_code == 200 and "mine" in page.text
+        assert "New profile" not in page.text and "<form method=\"post\" action=\"/profiles/" not in page.text
+        assert (await client.get("/profiles/new")).status_code == 403
+        token = csrf(page.text)
+        assert (await client.post("/profiles/new", data={"csrf_token": token, "name": "x", "price": "1"})
+                ).status_code == 403
+
+    async def seller(client: httpx.AsyncClient) -> None:
+        assert (await client.get("/profiles")).status_code == 404
+        assert (await client.get("/profiles/new")).status_code == 404
+
+    portal(reader, "reader@example.com")
+    portal(seller, "seller@example.com")
