@@ -4,6 +4,7 @@ why, only where no Chromium is installed; in CI it always is."""
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import re
 import shutil
@@ -11,15 +12,16 @@ import time
 
 import grpc
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
-from leadx.accounts import people, ratings
+from leadx.accounts import accounts, buyer_settings, partnerships, people, ratings
+from leadx.auction.selection.windows import DAYS
 from leadx.contracts.dashboard.v1 import dashboard_pb2 as pb
 from leadx.contracts.dashboard.v1 import dashboard_pb2_grpc
 from leadx.accounts.people import SessionSigner, SessionState
 from leadx.dev.tools.portal_screenshots import CHROMIUM_ARGS, VIEWPORT, Login, png_size, take
 from leadx.ledger.reports import average
-from leadx.platform.db.models import Sale
+from leadx.platform.db.models import Auction, AuctionBid, Sale
 from leadx.platform.utc_days import utc_day
 from services.portal.pages import LOGIN_FAILED, money
 from tests.conftest import poll_until
@@ -337,3 +339,49 @@ def test_the_markets_map_opens_a_states_page_with_the_figures_of_get_market_pric
              for row in page.locator("#market-counties tbody tr").all()}
     assert {county: (int(cells[3]), cells[2]) for county, cells in shown.items()} == \
         {county: (n, money(average(cents, n))) for county, (n, cents) in counties.items()}
+
+
+def test_a_buyer_changes_a_profiles_price_and_hours_and_its_next_matching_lead_is_bid_at_the_new_price(
+        market: Exchange, page):
+    """Buy Profiles in the browser: an AutoBid buyer's profile, closed at this hour, is given this
+    hour and the next on the weekly grid and a new price; the auction bids the new price for the
+    next lead once it has re-read the accounts, and never bid the old one."""
+    with market.sql() as session:
+        buyer = accounts.create_buyer(session, "Profiles browser", "", "", kind="autobid")
+        partnerships.add_partnership(session, market.seller_id, buyer.id)
+        now = dt.datetime.now(dt.UTC)
+        elsewhere = DAYS[(now.weekday() + 3) % 7]
+        profile_id = buyer_settings.save_profile(session, buyer.id, None, {
+            "name": "mornings", "price": 1500, "windows": [{"from": f"{elsewhere} 00:00", "to": f"{elsewhere} 01:00"}]})
+    log_in(page, create_person(market, "buyer", buyer.id))
+    page.wait_for_url("**/buyer")
+    page.click('nav a[href="/profiles"]')
+    page.wait_for_url("**/profiles")
+    page.locator(f"#profile-{profile_id}").get_by_role("link", name="Change").click()
+    page.wait_for_url(f"**/profiles/{profile_id}")
+    page.uncheck(f"#h-{elsewhere}-00")
+    hour = now.weekday() * 24 + now.hour
+    for cell in (hour, (hour + 1) % (7 * 24)):  # this hour and the next: the lead below may cross into it
+        page.check(f"#h-{DAYS[cell // 24]}-{cell % 24:02d}")
+    page.fill("#price", "31.25")
+    page.click("button.primary")
+    page.wait_for_url("**/profiles?done=saved")
+    assert "$31.25" in page.locator(f"#profile-{profile_id}").inner_text()
+
+    market.reset_buyers()  # the party's other buyers are pinged but do not bid
+    sold = None
+    for _ in range(6):  # until the auction has re-read the accounts (ACCOUNTS_REFRESH_SECONDS, 5 s)
+        lead_id = market.post(market.new_consumer() | {"min_price": 1000}).json()["lead_id"]
+        sale = poll_until(lambda lead_id=lead_id: market.sale_for(lead_id), timeout_s=60, message="the outcome")
+        if sale.buyer_id == buyer.id:
+            sold = lead_id
+            break
+    assert sold is not None, "the changed profile never bid"
+    wait_recorded(market, [sold])
+    with market.sql() as session:
+        bids = session.execute(select(AuctionBid.bid_cents, AuctionBid.profile_id).join(
+            Auction, Auction.id == AuctionBid.auction_id).where(Auction.lead_id == sold,
+                                                                AuctionBid.buyer_id == buyer.id)).all()
+        old_bids = session.scalar(select(func.count()).select_from(AuctionBid).where(
+            AuctionBid.buyer_id == buyer.id, AuctionBid.bid_cents == 1500))
+    assert [tuple(bid) for bid in bids] == [(3125, profile_id)] and old_bids == 0
