@@ -56,7 +56,8 @@ def chromium_browser(chromium: str = CHROMIUM) -> Iterator:
 def take(browser, portal_url: str, buyer: Login, seller: Login, out_dir: Path) -> list[Shot]:
     """Log in as the buyer's person, then the seller's, and save each main page as `<name>.png` in
     out_dir: the login page, the buyer's home, the newest lead it bought (the whole page), its
-    search for the leads it bought, its week of transactions and its partnerships, the seller's
+    search for the leads it bought, its week of transactions, its partnerships, its buy profiles and
+    the first one's form (or a new one's), the seller's
     home, this month's market map and the page of its highest-priced state (the whole page). The
     pages shot, in that order."""
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -94,6 +95,15 @@ def _buyer_pages(page, out_dir: Path) -> list[Shot]:
     shots.append(_save(page, "portal-transactions", out_dir))
     page.goto("/partners")
     shots.append(_save(page, "portal-partners", out_dir))
+    page.goto("/profiles")
+    shots.append(_save(page, "portal-profiles", out_dir))
+    first = page.locator("table.profiles a[href^='/profiles/']").first
+    if first.count():
+        first.click()
+        page.wait_for_load_state()
+    else:  # the demo buyer bids itself and has no profile: the form of a new one
+        page.goto("/profiles/new")
+    shots.append(_save(page, "portal-profile", out_dir))
     return shots
 
 
