@@ -1,4 +1,4 @@
-"""`make screenshots`' people: its own, on the demo's buyer and seller accounts, a new password each
+"""`make screenshots`' people: its own, on the demo's buyer, seller and AutoBid buyer accounts, a new password each
 run, so that the logins `make run` printed keep working (SQLite and PostgreSQL)."""
 
 from __future__ import annotations
@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from leadx.accounts import accounts, people
-from leadx.dev.demo.exchange import create_demo_people
+from leadx.dev.demo.exchange import DEMO_AUTOBID_BUYER, create_demo_people
 from leadx.dev.tools.portal_screenshots import logins_on_demo_accounts
 
 
@@ -18,10 +18,14 @@ def test_the_tool_logs_in_as_its_own_people_on_the_demo_accounts_and_leaves_the_
         demo_logins = create_demo_people(session, seller, buyer)
 
     first = logins_on_demo_accounts(database_url)
+    assert first[2] is None  # no demo AutoBid buyer here
+    with sessions() as session:
+        autobid = accounts.create_buyer(session, DEMO_AUTOBID_BUYER, "", "", kind="autobid").id
+    first = logins_on_demo_accounts(database_url)
     again = logins_on_demo_accounts(database_url)  # a second run: the same people, new passwords
 
     with sessions() as session:
-        for login, account in zip(again, (buyer, seller), strict=True):
+        for login, account in zip(again, (buyer, seller, autobid), strict=True):
             person = people.authenticate(session, login.email, login.password)
             assert person is not None and person.account_id == account and person.role == people.MEMBER
         assert [login.email for login in first] == [login.email for login in again]

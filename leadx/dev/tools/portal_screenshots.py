@@ -53,16 +53,21 @@ def chromium_browser(chromium: str = CHROMIUM) -> Iterator:
             browser.close()
 
 
-def take(browser, portal_url: str, buyer: Login, seller: Login, out_dir: Path) -> list[Shot]:
+def take(browser, portal_url: str, buyer: Login, seller: Login, out_dir: Path,
+         profiles_buyer: Login | None = None) -> list[Shot]:
     """Log in as the buyer's person, then the seller's, and save each main page as `<name>.png` in
     out_dir: the login page, the buyer's home, the newest lead it bought (the whole page), its
     search for the leads it bought, its week of transactions, its partnerships, its buy profiles and
-    the first one's form (or a new one's), the seller's
-    home, this month's market map and the page of its highest-priced state (the whole page). The
-    pages shot, in that order."""
+    the first one's form (or a new one's), the seller's home, this month's market map and the page
+    of its highest-priced state (the whole page). With `profiles_buyer`, the buy profiles are that
+    person's buyer's (make run's demo buyer bids itself; its AutoBid buyer has profiles). The pages
+    shot, in that order."""
     out_dir.mkdir(parents=True, exist_ok=True)
     shots: list[Shot] = []
-    for login, pages in ((buyer, _buyer_pages), (seller, _seller_pages)):
+    rounds = [(buyer, _buyer_pages if profiles_buyer else _buyer_and_profile_pages)]
+    if profiles_buyer is not None:
+        rounds.append((profiles_buyer, _profile_pages))
+    for login, pages in (*rounds, (seller, _seller_pages)):
         context = browser.new_context(base_url=portal_url, viewport=VIEWPORT)
         try:
             page = context.new_page()
@@ -81,6 +86,10 @@ def take(browser, portal_url: str, buyer: Login, seller: Login, out_dir: Path) -
     return shots
 
 
+def _buyer_and_profile_pages(page, out_dir: Path) -> list[Shot]:
+    return _buyer_pages(page, out_dir) + _profile_pages(page, out_dir)
+
+
 def _buyer_pages(page, out_dir: Path) -> list[Shot]:
     page.goto("/buyer")
     shots = [_save(page, "portal-buyer-home", out_dir)]
@@ -95,13 +104,17 @@ def _buyer_pages(page, out_dir: Path) -> list[Shot]:
     shots.append(_save(page, "portal-transactions", out_dir))
     page.goto("/partners")
     shots.append(_save(page, "portal-partners", out_dir))
+    return shots
+
+
+def _profile_pages(page, out_dir: Path) -> list[Shot]:
     page.goto("/profiles")
-    shots.append(_save(page, "portal-profiles", out_dir))
+    shots = [_save(page, "portal-profiles", out_dir)]
     first = page.locator("table.profiles a[href^='/profiles/']").first
     if first.count():
         first.click()
         page.wait_for_load_state()
-    else:  # the demo buyer bids itself and has no profile: the form of a new one
+    else:  # a buyer without profiles: the form of a new one
         page.goto("/profiles/new")
     shots.append(_save(page, "portal-profile", out_dir))
     return shots
@@ -136,15 +149,19 @@ def png_size(path: Path) -> tuple[int, int]:
     return width, height
 
 
-def logins_on_demo_accounts(database_url: str) -> tuple[Login, Login]:
-    """People of the tool's own on the accounts of the demo's buyer and seller people, each with a new
-    random password (made the first time, their password reset after)."""
-    from leadx.accounts import people
-    from leadx.dev.demo.exchange import DEMO_PEOPLE
-    from leadx.platform.db.engine import make_engine
+def logins_on_demo_accounts(database_url: str) -> tuple[Login, Login, Login | None]:
+    """People of the tool's own on the accounts of the demo's buyer and seller people, and on its
+    AutoBid buyer's when there is one (None otherwise), each with a new random password (made the
+    first time, their password reset after)."""
+    from sqlalchemy import select
     from sqlalchemy.orm import Session
 
-    logins = {}
+    from leadx.accounts import people
+    from leadx.dev.demo.exchange import DEMO_AUTOBID_BUYER, DEMO_PEOPLE
+    from leadx.platform.db.engine import make_engine
+    from leadx.platform.db.models import Buyer
+
+    accounts: dict[str, tuple[str, str]] = {}
     with Session(make_engine(database_url)) as session:
         for _, demo_email, kind in DEMO_PEOPLE:
             if kind not in (people.BUYER, people.SELLER):
@@ -152,13 +169,24 @@ def logins_on_demo_accounts(database_url: str) -> tuple[Login, Login]:
             demo = people.person_by_email(session, demo_email)
             if demo is None or not demo.account_id:  # the URL is not shown: it may hold a password
                 raise RuntimeError(f"no {demo_email} in DATABASE_URL's database: is it the one `make run` uses?")
-            email, password = f"screenshots-{kind}@example.com", secrets.token_urlsafe(12)
-            if people.person_by_email(session, email) is None:
-                people.create_person(session, email, password, kind, demo.account_id, people.MEMBER)
-            else:
-                people.reset_password(session, email, password)
-            logins[kind] = Login(email, password)
-    return logins["buyer"], logins["seller"]
+            accounts[kind] = (kind, demo.account_id)
+        autobid = session.scalar(select(Buyer.id).where(Buyer.name == DEMO_AUTOBID_BUYER).limit(1))
+        if autobid is not None:
+            accounts["autobid"] = (people.BUYER, autobid)
+        logins = {name: _own_person(session, f"screenshots-{name}@example.com", kind, account_id)
+                  for name, (kind, account_id) in accounts.items()}
+    return logins["buyer"], logins["seller"], logins.get("autobid")
+
+
+def _own_person(session, email: str, kind: str, account_id: str) -> Login:
+    from leadx.accounts import people
+
+    password = secrets.token_urlsafe(12)
+    if people.person_by_email(session, email) is None:
+        people.create_person(session, email, password, kind, account_id, people.MEMBER)
+    else:
+        people.reset_password(session, email, password)
+    return Login(email, password)
 
 
 def main(environ: Mapping[str, str] = os.environ) -> int:
@@ -175,9 +203,9 @@ def main(environ: Mapping[str, str] = os.environ) -> int:
     if not os.access(CHROMIUM, os.X_OK):
         print(f"leadx: no Chromium at {CHROMIUM}: apt-get install chromium, or set LEADX_CHROMIUM", file=sys.stderr)
         return 2
-    buyer, seller = logins_on_demo_accounts(settings["DATABASE_URL"])
+    buyer, seller, autobid = logins_on_demo_accounts(settings["DATABASE_URL"])
     with chromium_browser() as browser:
-        for shot in take(browser, settings["PORTAL_URL"], buyer, seller, OUT_DIR):
+        for shot in take(browser, settings["PORTAL_URL"], buyer, seller, OUT_DIR, profiles_buyer=autobid):
             print(f"{OUT_DIR / shot.name}.png  {shot.path}")
     return 0
 
