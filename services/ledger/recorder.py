@@ -25,6 +25,7 @@ from leadx.platform.db.models import (
     AccountBalance,
     Auction,
     AuctionBid,
+    AuctionOffer,
     BuyerDuplicateDay,
     BuyerPosting,
     Lead,
@@ -196,6 +197,7 @@ def _scored(session: Session, message: ev.LeadScored, fields_of: FieldsOf) -> No
         _fill(lead, message.verified.lead, fields_of)
     lead.probability = message.probability
     lead.cluster = message.cluster
+    lead.timing_factor = message.timing_factor
     _advance(lead, lead_status.SCORED)
 
 
@@ -211,6 +213,10 @@ def _auction(session: Session, auction_id: str, lead_id: str, closes_at_ms: int)
 
 def _auction_opened(session: Session, message: ev.AuctionOpened) -> None:
     auction = _auction(session, message.auction_id, message.lead_id, message.closes_at_ms)
+    if not auction.opened_at_ms:  # its first opening recorded: an opening published again offers no one anew
+        opened_at_ms = message.opened_at_ms or _now_ms()
+        session.add_all(AuctionOffer(buyer_id=buyer_id, lead_id=message.lead_id, offered_at_ms=opened_at_ms)
+                        for buyer_id in dict.fromkeys(message.offered_buyer_ids))
     auction.offered_buyers = len(message.offered_buyer_ids)
     auction.opened_at_ms, auction.closes_at_ms = message.opened_at_ms, message.closes_at_ms
     _advance(_lead(session, message.lead_id), lead_status.IN_AUCTION)

@@ -16,9 +16,10 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
-from leadx.accounts import buyer_settings, people
+from leadx.accounts import buyer_settings, people, profile_preview
 from leadx.accounts.buyer_settings import UnknownProfile
-from leadx.auction.selection.windows import DAYS
+from leadx.auction.selection.profiles import Profile
+from leadx.auction.selection.windows import DAYS, zone
 from leadx.platform.logs import log_event
 from services.portal import profile_form
 from services.portal.pages import person_of_kind, redirect
@@ -81,14 +82,24 @@ def _price_text(price: object) -> str:
     return f"${profile_form.cents_text(price)}" if isinstance(price, int) else ""
 
 
+def _preview(deps: PortalDeps, buyer_id: str, spec: dict, time_zone: str) -> list[profile_preview.PreviewRow]:
+    profile = Profile.parse("p_preview", buyer_id, spec)  # read_form has checked it by these rules
+    with deps.reads() as session:
+        offers = profile_preview.latest_offers(session, buyer_id)
+    return profile_preview.preview(profile, zone(time_zone), offers)
+
+
 def _editor(deps: PortalDeps, request: Request, current: Visitor, profile_id: str, form: profile_form.ProfileForm,
-            time_zone: str, status_code: int = 200) -> Response:
+            time_zone: str, status_code: int = 200,
+            preview: list[profile_preview.PreviewRow] | None = None) -> Response:
     grid = [(day, [(hour, profile_form.hour_cell(index, hour), index * 24 + hour in form.hours)
                    for hour in range(24)]) for index, day in enumerate(DAYS)]
     return render(deps, request, current, "profile_form.html",
                   {"title": "Buy Profiles · " + ("a new profile" if not profile_id else "change a profile"),
                    "profile_id": profile_id, "form": form, "grid": grid, "time_zone": time_zone,
-                   "residence_types": profile_form.RESIDENCE_TYPES},
+                   "residence_types": profile_form.RESIDENCE_TYPES, "preview": preview,
+                   "bids": [row for row in preview or [] if row.bid_cents is not None],
+                   "preview_leads": profile_preview.PREVIEW_LEADS},
                   status_code=status_code)
 
 
@@ -122,7 +133,8 @@ async def profile_page(deps: PortalDeps, request: Request) -> Response:
 
 async def save(deps: PortalDeps, request: Request) -> Response:
     """Creates (/profiles/new) or changes a profile; a mistake is said beside its field and nothing
-    is saved."""
+    is saved. With the Preview button, nothing is saved either: the form comes back with which of
+    the buyer's last offered leads the profile as filled in would have bid on."""
     current, refused = await _buyer_person(deps, request, changing=True)
     if refused is not None:
         return refused
@@ -138,6 +150,9 @@ async def save(deps: PortalDeps, request: Request) -> Response:
     spec, form = profile_form.read_form(posted, paused)
     if spec is None:
         return _editor(deps, request, current, profile_id, form, time_zone, status_code=400)
+    if posted.get("preview"):  # the Preview button: the same form, judged against past offers, nothing saved
+        rows = await asyncio.to_thread(_preview, deps, buyer_id, spec, time_zone)
+        return _editor(deps, request, current, profile_id, form, time_zone, preview=rows)
     saved = await _change(deps, lambda session: buyer_settings.save_profile(session, buyer_id, profile_id or None,
                                                                             spec))
     log_event(log, "portal profile saved", person=current.person.id, buyer=buyer_id, profile=saved)

@@ -8,7 +8,7 @@ from sqlalchemy import func, select
 
 from leadx.contracts import topics
 from leadx.contracts.events.v1 import events_pb2 as ev
-from leadx.platform.db.models import Auction, AuctionBid, BuyerDuplicateDay, BuyerPosting, Lead, Sale
+from leadx.platform.db.models import Auction, AuctionBid, AuctionOffer, BuyerDuplicateDay, BuyerPosting, Lead, Sale
 from leadx.platform.kafka.envelope import Envelope
 from services.ledger.recorder import Recorder, utc_day
 from tests.conftest import TEST_KEYRING
@@ -266,3 +266,33 @@ def test_a_close_read_before_its_opening_makes_the_auction_which_the_opening_com
         assert (auction.opened_at_ms, auction.closes_at_ms, auction.offered_buyers) == (2_000, 5_000, 2)
         assert (auction.closed_at_ms, auction.bids_received) == (5_001, 2)
         assert ranked_bids(session) == [(1, "b_1", 900, 900)]
+
+
+def offers(session) -> list[tuple[str, str, int]]:
+    return [(o.buyer_id, o.lead_id, o.offered_at_ms)
+            for o in session.scalars(select(AuctionOffer).order_by(AuctionOffer.buyer_id))]
+
+
+def test_an_opening_records_whom_the_lead_was_offered_to_once_and_the_lead_keeps_its_timing(sessions):
+    recorder = Recorder(sessions, TEST_KEYRING)
+    events = life_cycle()
+    scored = events[2].message
+    scored.timing_factor = 0.75
+    recorder.apply_many(events[:4])
+    # Published again under another event id (an auction worker that crashed before committing its
+    # offset), in a batch with another opening of it: nobody is offered the lead twice.
+    again = ev.AuctionOpened(auction_id=LEAD.lead_id, lead_id=LEAD.lead_id, offered_buyer_ids=["b_1", "b_2", "b_3"],
+                             opened_at_ms=2_500, closes_at_ms=5_500)
+    assert recorder.apply_many([envelope(topics.AUCTION_OPENED, again, "e4-again"),
+                                envelope(topics.AUCTION_OPENED, again, "e4-third")]) == [True, True]
+    with sessions() as session:
+        assert offers(session) == [("b_1", LEAD.lead_id, 2_000), ("b_2", LEAD.lead_id, 2_000)]
+        assert session.get(Lead, LEAD.lead_id).timing_factor == 0.75
+
+
+def test_an_opening_read_after_its_close_still_records_the_offers(sessions):
+    recorder = Recorder(sessions, TEST_KEYRING)
+    recorder.apply(closed("c1", [("b_1", 900, 900)]))
+    recorder.apply_many(life_cycle()[:4])
+    with sessions() as session:
+        assert offers(session) == [("b_1", LEAD.lead_id, 2_000), ("b_2", LEAD.lead_id, 2_000)]

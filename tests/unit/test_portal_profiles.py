@@ -16,6 +16,7 @@ from leadx.accounts import accounts, buyer_settings, people
 from leadx.accounts.people import SessionPolicy, SessionSigner, ThrottlePolicy
 from leadx.dev.ports import free_port
 from leadx.platform.db.engine import create_schema, make_engine, read_session_factory, session_factory
+from leadx.platform.db.models import AuctionOffer, Lead
 from leadx.platform.health import Readiness
 from leadx.platform.redis.client import connect
 from services.portal.app import build_app, templates
@@ -163,3 +164,31 @@ def test_a_read_only_person_reads_the_list_and_a_seller_has_no_such_page(portal)
 
     portal(reader, "reader@example.com")
     portal(seller, "seller@example.com")
+
+
+def test_the_preview_shows_which_offered_leads_the_profile_as_typed_would_bid_on_and_saves_nothing(portal):
+    with portal.sessions() as session:
+        for lead_id, state, at_ms in (("LEADPRVW01", "TX", 1_000), ("LEADPRVW02", "NY", 2_000)):
+            session.add(Lead(id=lead_id, seller_id="s_1", vertical="auto_loan", state=state, status="sold",
+                             status_rank=9, fields={"state": state}, submitted_at_ms=0, updated_at_ms=0,
+                             probability=0.5, cluster="c1"))
+            session.add(AuctionOffer(buyer_id=portal.buyer_id, lead_id=lead_id, offered_at_ms=at_ms))
+        session.commit()
+
+    async def scenario(client: httpx.AsyncClient) -> None:
+        new = await client.get("/profiles/new")
+        assert "No lead" not in new.text and 'id="preview"' not in new.text
+        answer = await client.post("/profiles/new", data={
+            "csrf_token": csrf(new.text), "name": "texas", "schedule": "always", "price": "20.00", "c0-states": "TX",
+            "preview": "1"})
+        assert answer.status_code == 200 and 'id="preview"' in answer.text
+        assert "would have bid on 1 of them, $20.00 on average" in answer.text
+        rows = re.findall(r'<tr data-lead="(\w+)"[^>]*>.*?<td class="bid">([^<]*)</td>', answer.text, re.S)
+        assert rows == [("LEADPRVW02", "no bid: no criterion matches"), ("LEADPRVW01", "$20.00")]
+        assert 'value="texas"' in answer.text  # the form as typed, to change and preview again or save
+        bad = await client.post("/profiles/new", data={"csrf_token": csrf(new.text), "name": "", "preview": "1"})
+        assert bad.status_code == 400 and 'id="preview"' not in bad.text
+        with portal.sessions() as session:
+            assert buyer_settings.current_profiles(session, portal.buyer_id) == []
+
+    portal(scenario, "owner@example.com")

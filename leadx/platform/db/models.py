@@ -127,6 +127,7 @@ class Lead(Base):
     cluster: Mapped[str | None] = mapped_column(String(32), nullable=True)
     # How often the ledger re-published this lead because it stalled on its way to an outcome.
     redrives: Mapped[int] = mapped_column(Integer, default=0)
+    timing_factor: Mapped[float | None] = mapped_column(Float, nullable=True)  # as scored; criteria read it
 
     __table_args__ = (Index("ix_leads_open_by_age", "status_rank", "updated_at_ms"),
                       Index("ix_leads_seller_submitted", "seller_id", "submitted_at_ms"))
@@ -143,6 +144,18 @@ class Auction(Base):
     # those under the seller's minimum too (its ranked bids are in auction_bids).
     closed_at_ms: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     bids_received: Mapped[int | None] = mapped_column(Integer, nullable=True)
+
+
+class AuctionOffer(Base):
+    """A buyer a lead was offered to when its auction opened (auction.opened): a buyer's latest
+    offers are what the portal replays a buy profile against before it is saved (its preview)."""
+
+    __tablename__ = "auction_offers"
+    buyer_id: Mapped[str] = mapped_column(String(16), primary_key=True)
+    lead_id: Mapped[str] = mapped_column(String(10), primary_key=True)
+    offered_at_ms: Mapped[int] = mapped_column(BigInteger)
+
+    __table_args__ = (Index("ix_auction_offers_buyer_offered", "buyer_id", "offered_at_ms"),)
 
 
 class AuctionBid(Base):
