@@ -82,10 +82,16 @@ class Dashboard:
         return BuyerHome(await self._call(self.stub.GetBuyerSummary, pb.GetBuyerSummaryRequest(buyer_id=buyer_id)))
 
     async def seller_home(self, seller_id: str) -> SellerHome:
-        summary = await self._call(self.stub.GetSellerSummary, pb.GetSellerSummaryRequest(seller_id=seller_id))
-        leads = await self._call(self.stub.SearchLeads,
-                                 pb.SearchLeadsRequest(account_id=seller_id, page_size=LATEST_LEADS))
-        return SellerHome(summary, list(leads.leads))
+        return SellerHome(await self.seller_summary(seller_id), await self.latest_leads(seller_id))
+
+    async def seller_summary(self, seller_id: str) -> pb.SellerSummary:
+        return await self._call(self.stub.GetSellerSummary, pb.GetSellerSummaryRequest(seller_id=seller_id))
+
+    async def latest_leads(self, seller_id: str) -> list[pb.LeadRow]:
+        """The seller's newest leads, with their status (the seller home's list)."""
+        answer = await self._call(self.stub.SearchLeads,
+                                  pb.SearchLeadsRequest(account_id=seller_id, page_size=LATEST_LEADS))
+        return list(answer.leads)
 
     async def recent_purchases(self, buyer_id: str, limit: int) -> list[pb.Sale]:
         """The buyer's newest purchases, newest first (the live list on its home)."""

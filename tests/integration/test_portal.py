@@ -17,7 +17,7 @@ from leadx.platform.utc_days import DAY_MS, utc_day
 from services.portal.pages import LOGIN_FAILED
 from tests.conftest import poll_until
 from tests.integration.harness import Exchange
-from tests.integration.portal_people import PASSWORD, create_person, csrf_of, log_in
+from tests.integration.portal_people import PASSWORD, create_person, csrf_of, log_in, wait_recorded
 
 pytestmark = pytest.mark.integration
 
@@ -70,10 +70,12 @@ def test_a_seller_sees_its_latest_leads_with_their_status(market: Exchange, clie
     assert client.get("/buyer").status_code == 404
 
 
-def live_events(client, since: int, last_event_id: str = "") -> Iterator[dict[str, str]]:
-    """One event stream of the buyer home's live list, read until it ends: each event's fields."""
+def live_events(client, since: int | None, last_event_id: str = "", path: str = "/buyer/live"
+                ) -> Iterator[dict[str, str]]:
+    """One event stream of a home, read until it ends: each event's fields."""
     headers = {"last-event-id": last_event_id} if last_event_id else {}
-    with client.stream("GET", "/buyer/live", params={"since": since}, headers=headers) as response:
+    params = {} if since is None else {"since": since}
+    with client.stream("GET", path, params=params, headers=headers) as response:
         assert response.status_code == 200, response.read()
         assert response.headers["content-type"].startswith("text/event-stream")
         assert "default-src 'none'" in response.headers["content-security-policy"]
@@ -114,6 +116,32 @@ def test_the_buyer_home_streams_each_lead_won_after_the_page_was_shown(market: E
     assert client.get("/buyer/live").headers["location"] == "/login"
     assert log_in(client, create_person(market, "seller", market.seller_id)).status_code == 303
     assert client.get("/buyer/live").status_code == 404
+
+
+def fragments(events: list[dict[str, str]]) -> dict[str, str]:
+    """The parts of the page a stream sent, by element id (the last of each)."""
+    return {part["id"]: part["html"] for part in
+            (json.loads(e["data"]) for e in events if e.get("event") == "fragment")}
+
+
+def test_the_seller_and_operator_homes_stream_their_parts_rendered_as_the_pages_render_them(
+        market: Exchange, client):
+    sold = market.sell("alpha", 2750)
+    wait_recorded(market, [sold])
+    assert log_in(client, create_person(market, "seller", market.seller_id, "read-only")).status_code == 303
+    page = client.get("/seller").text
+    parts = fragments(list(live_events(client, None, path="/seller/live")))
+    assert set(parts) == {"live-figures", "live-leads"} and sold in parts["live-leads"]
+    for element_id, html in parts.items():  # the same HTML the page holds in that element
+        assert f'<div id="{element_id}" data-fragment>\n{html}' in page
+    assert client.get("/operator/live").status_code == 404 and client.get("/buyer/live").status_code == 404
+
+    client.cookies.clear()
+    assert client.get("/seller/live").headers["location"] == "/login"
+    assert log_in(client, create_person(market, "operator", "", "operator")).status_code == 303
+    sales = fragments(list(live_events(client, None, path="/operator/live")))["live-sales"]
+    assert sold in sales and "$27.50" in sales
+    assert client.get("/seller/live").status_code == 404
 
 
 def test_search_finds_only_the_accounts_own_leads(market: Exchange, client):

@@ -388,3 +388,21 @@ def test_a_buyer_changes_a_profiles_price_and_hours_and_its_next_matching_lead_i
         old_bids = session.scalar(select(func.count()).select_from(AuctionBid).where(
             AuctionBid.buyer_id == buyer.id, AuctionBid.bid_cents == 1500))
     assert [tuple(bid) for bid in bids] == [(3125, profile_id)] and old_bids == 0
+
+
+def test_the_seller_home_shows_a_lead_sold_and_its_new_figures_without_reload(market: Exchange, page):
+    log_in(page, create_person(market, "seller", market.seller_id, "read-only"))
+    page.wait_for_url("**/seller")
+    page.evaluate("window.stillTheSamePage = true")  # gone if the page were loaded again
+    last_day = page.locator("#live-figures tbody tr").first
+    sold_before = int(last_day.locator("td").first.inner_text())
+    lead_id = market.sell("beta", 3350)
+    row = page.locator(f"#live-leads tr:has(a[href='/leads/{lead_id}'])")
+    row.wait_for(timeout=60_000)
+    page.wait_for_function(f"""() => {{
+        const row = document.querySelector("#live-leads a[href='/leads/{lead_id}']").closest("tr");
+        return row.querySelector("td.status").textContent === "sold"; }}""", timeout=60_000)
+    assert "$33.50" in row.inner_text()
+    page.wait_for_function(f"""() => document.querySelector("#live-figures tbody tr td").textContent
+        === "{sold_before + 1}" """, timeout=60_000)
+    assert page.evaluate("window.stillTheSamePage") is True

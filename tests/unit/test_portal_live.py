@@ -1,4 +1,5 @@
-"""The buyer home's live list (services.portal.live): where a stream starts, and what an event says."""
+"""The homes' live streams (services.portal.live): where the buyer's starts, what its events say, and
+that a part of the page goes again only when it changed."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import json
 from starlette.requests import Request
 
 from leadx.contracts.dashboard.v1 import dashboard_pb2 as pb
-from services.portal.live import _event, _since
+from services.portal.live import FragmentsSent, _event, _since
 
 
 def request(query: str = "", last_event_id: str = "") -> Request:
@@ -33,3 +34,16 @@ def test_an_event_names_the_lead_and_says_its_price_and_time_as_the_page_does():
     assert data == {"lead_id": "Q8ZK2M4T1B", "price": "$2,450.75", "vertical": "auto_loan", "state": "NY",
                     "bought": "2026-12-04 16:00 UTC"}
     assert "b_1" not in text  # the buyer knows who it is; nothing else about the sale leaves
+
+
+def test_a_part_of_the_page_is_sent_when_first_read_and_then_only_when_it_changed():
+    sent = FragmentsSent()
+    first = sent.changed({"live-figures": "<table>1</table>", "live-leads": "<table>a</table>"})
+    assert [json.loads(e.split("data: ", 1)[1]) for e in first] == [
+        {"id": "live-figures", "html": "<table>1</table>"}, {"id": "live-leads", "html": "<table>a</table>"}]
+    assert all(e.startswith("event: fragment\n") and e.endswith("\n\n") for e in first)
+    assert sent.changed({"live-figures": "<table>1</table>", "live-leads": "<table>a</table>"}) == []
+    again = sent.changed({"live-figures": "<table>2</table>", "live-leads": "<table>a</table>"})
+    assert len(again) == 1 and '"live-figures"' in again[0] and "<table>2</table>" in again[0]
+    # HTML with newlines stays on one data line (JSON), as an event's data must.
+    assert "\n" not in sent.changed({"live-leads": "<tr>\n<td>b</td>\n</tr>"})[0].split("data: ", 1)[1][:-2]

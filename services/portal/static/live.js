@@ -1,14 +1,28 @@
-// The buyer home's live list (services/portal/live.py): each lead won arrives as a server-sent
-// event and is put at the top of the table, which keeps its ten newest rows. Without JavaScript,
-// or without EventSource, the page is as the server rendered it and a reload brings it up to date.
+// The homes, live (services/portal/live.py): the element with data-live names the page's event
+// stream. A "fragment" event replaces a part of the page (an element marked data-fragment) with the
+// same part rendered again by the server; on the buyer home, a "bought" event puts a lead won at the
+// top of its table, which keeps its ten newest rows. Without JavaScript, or without EventSource, the
+// page is as the server rendered it and a reload brings it up to date.
 "use strict";
 (function () {
+  const anchor = document.querySelector("[data-live]");
+  if (!anchor || !window.EventSource) {
+    return;
+  }
+  const since = anchor.dataset.since;
+  const source = new EventSource(anchor.dataset.live + (since === undefined ? "" : "?since=" + encodeURIComponent(since)));
+  source.addEventListener("fragment", function (event) {
+    const part = JSON.parse(event.data);
+    const element = document.getElementById(part.id);
+    if (element && element.hasAttribute("data-fragment")) {
+      element.innerHTML = part.html; // the portal's own template, escaped as the page was
+    }
+  });
   const table = document.getElementById("bought");
-  if (!table || !window.EventSource) {
+  if (!table) {
     return;
   }
   const body = table.tBodies[0];
-  const source = new EventSource(table.dataset.live + "?since=" + encodeURIComponent(table.dataset.since));
   source.addEventListener("bought", function (event) {
     const lead = JSON.parse(event.data);
     if (body.querySelector('tr[data-lead="' + CSS.escape(lead.lead_id) + '"]')) {
