@@ -77,7 +77,7 @@ def replace_profiles(session: Session, buyer_id: str, specs: object) -> list[str
     ids = [new_account_id("p_") for _ in specs]
     for profile_id, spec in zip(ids, specs, strict=False):
         try:
-            Profile.parse(profile_id, buyer_id, spec)
+            check_profile(profile_id, buyer_id, spec)
         except ProfileError as error:
             raise ValueError(str(error)) from None
     now = int(time.time() * 1000)
@@ -89,6 +89,16 @@ def replace_profiles(session: Session, buyer_id: str, specs: object) -> list[str
                                  spec=spec, active=True, created_at_ms=now))
     session.commit()
     return ids
+
+
+def check_profile(profile_id: str, buyer_id: str, spec: object) -> Profile:
+    """A new or changed profile document, checked (ProfileError): the parse rules, and `active`
+    true or false when given."""
+    profile = Profile.parse(profile_id, buyer_id, spec)
+    assert isinstance(spec, dict)
+    if not isinstance(spec.get("active", True), bool):
+        raise ProfileError(f"profile {spec['name']!r}: active is true or false")
+    return profile
 
 
 class UnknownProfile(LookupError):
@@ -117,7 +127,7 @@ def save_profile(session: Session, buyer_id: str, profile_id: str | None, spec: 
         raise UnknownAccount(f"no buyer {buyer_id}")
     row = _own_profile(session, buyer_id, profile_id) if profile_id else None
     new_id = profile_id or new_account_id("p_")
-    Profile.parse(new_id, buyer_id, spec)
+    check_profile(new_id, buyer_id, spec)
     if row is None:
         session.add(BuyerProfile(id=new_id, buyer_id=buyer_id, name=spec["name"].strip(), spec=spec, active=True,
                                  created_at_ms=int(time.time() * 1000)))
@@ -171,7 +181,7 @@ def import_document(session: Session, document: object) -> dict[str, list[str]]:
             if not isinstance(profiles, list):
                 raise ValueError("profiles must be a list")
             for spec in profiles:
-                Profile.parse("p_check", entry["id"], spec)
+                check_profile("p_check", entry["id"], spec)
         except (ValueError, ProfileError) as error:
             raise ValueError(f"buyers[{i}] ({entry['id']}): {error}") from None
     created = {}

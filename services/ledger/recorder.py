@@ -213,12 +213,13 @@ def _auction(session: Session, auction_id: str, lead_id: str, closes_at_ms: int)
 
 def _auction_opened(session: Session, message: ev.AuctionOpened) -> None:
     auction = _auction(session, message.auction_id, message.lead_id, message.closes_at_ms)
-    if not auction.opened_at_ms:  # its first opening recorded: an opening published again offers no one anew
-        opened_at_ms = message.opened_at_ms or _now_ms()
+    first = not auction.opened_at_ms  # an opening published again offers the lead to no one anew
+    opened_at_ms = message.opened_at_ms or auction.opened_at_ms or _now_ms()
+    if first:
         session.add_all(AuctionOffer(buyer_id=buyer_id, lead_id=message.lead_id, offered_at_ms=opened_at_ms)
                         for buyer_id in dict.fromkeys(message.offered_buyer_ids))
     auction.offered_buyers = len(message.offered_buyer_ids)
-    auction.opened_at_ms, auction.closes_at_ms = message.opened_at_ms, message.closes_at_ms
+    auction.opened_at_ms, auction.closes_at_ms = opened_at_ms, message.closes_at_ms
     _advance(_lead(session, message.lead_id), lead_status.IN_AUCTION)
 
 

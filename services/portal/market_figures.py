@@ -155,13 +155,14 @@ class Band:
 
 
 def price_bands(averages: Sequence[int]) -> list[Band]:
-    """Up to CLASSES bands of equal width from the lowest average to the highest (one band when they
-    are all the same, none without a sale)."""
+    """CLASSES bands of equal width from the lowest average to the highest (a band per price when
+    they are fewer cents apart than that, none without a sale)."""
     if not averages:
         return []
     low, high = min(averages), max(averages)
-    if low == high:
-        return [Band(CLASSES - 1, low, high)]
+    if high - low < CLASSES:  # a few cents apart: a band per price, the darkest the highest
+        prices = sorted(set(averages))
+        return [Band(CLASSES - len(prices) + i, price, price) for i, price in enumerate(prices)]
     edges = [low + (high - low) * step // CLASSES for step in range(CLASSES)] + [high]
     return [Band(i, edges[i], edges[i + 1]) for i in range(CLASSES)]
 

@@ -58,7 +58,8 @@ async def markets_page(deps: PortalDeps, request: Request) -> Response:
                 figures.PERIOD_CALLS[query.period], query.start, query.end, vertical=query.vertical))
         except DashboardRefused as refused:
             errors["day"] = f"the market data was refused: {refused}"
-    bands = figures.price_bands([figure.average_cents for figure in states.values()])
+    # The colours span the states drawn: a territory's price is in the table only.
+    bands = figures.price_bands([states[shape.code].average_cents for shape in us_map().states if shape.code in states])
     shapes = [(shape, states.get(shape.code), figures.band_of(bands, states[shape.code].average_cents)
                if shape.code in states else None) for shape in us_map().states]
     table = [(row, us_map().name_of(row.name)) for row in figures.ranked(states)]

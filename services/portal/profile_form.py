@@ -47,6 +47,8 @@ class ProfileForm:
     criteria: int = 1  # criterion blocks to show
     hours: frozenset[int] = frozenset()  # the grid's ticked cells
     off_the_hour: bool = False  # the stored windows do not start and end on whole hours
+    too_many: bool = False  # more criteria than the form holds (an import may have any number)
+    paused: bool = False  # kept as it is by saving (pausing is its own button)
 
     def value(self, name: str) -> str:
         return self.values.get(name, "")
@@ -83,7 +85,8 @@ def form_of_spec(spec: dict) -> ProfileForm:
     for i, criterion in enumerate(criteria):
         _criterion_values(values, f"c{i}-", criterion)
     return ProfileForm(values, {}, min(len(criteria) + 1, MAX_CRITERIA), hours,
-                       off_the_hour=any(w.start % 60 or w.end % 60 for w in windows))
+                       off_the_hour=any(w.start % 60 or w.end % 60 for w in windows),
+                       too_many=len(criteria) > MAX_CRITERIA, paused=spec.get("active", True) is False)
 
 
 def _price_values(values: dict[str, str], prefix: str, price: object) -> None:
@@ -128,8 +131,8 @@ def read_form(posted: dict[str, str], paused: bool = False) -> tuple[dict | None
     """The document the posted fields describe (None when a field is wrong) and the form to show
     again, with the values as typed and each error beside its field. `paused` is kept as it was:
     pausing is its own button."""
-    values = {name: text.strip() if name != "fields" else text for name, text in posted.items()}
-    form = ProfileForm(values)
+    values = {name: text.strip() for name, text in posted.items()}
+    form = ProfileForm(values, paused=paused)
     errors = form.errors
     spec: dict = {"name": values.get("name", "")}
     if not spec["name"]:
@@ -186,7 +189,8 @@ def read_form(posted: dict[str, str], paused: bool = False) -> tuple[dict | None
     if errors:
         return None, form
     try:
-        Profile.parse("p_check", "b_check", spec)
+        # Under a neutral name: the rules' messages then start alike whatever the profile is called.
+        Profile.parse("p_check", "b_check", {**spec, "name": "profile"})
     except ProfileError as error:
         name, message = _place_of(str(error), [i for i, _ in criteria])
         errors[name] = message
@@ -345,7 +349,7 @@ def _condition(line: str) -> dict | None:
 def _place_of(message: str, kept: list[int]) -> tuple[str, str]:
     """The form field an import rule's message concerns, and the message without the profile's
     name. `kept`: the form's criterion blocks, in the document's order (empty ones were dropped)."""
-    message = re.sub(r"^profile '[^']*': |^profile: ", "", message)
+    message = message.removeprefix("profile 'profile': ")
     found = re.match(r"criteria\[(\d+)\]\.(\w+)", message)
     if found and int(found.group(1)) < len(kept):
         block = kept[int(found.group(1))]

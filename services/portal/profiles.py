@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import dataclass
 
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -18,8 +19,10 @@ from starlette.responses import Response
 
 from leadx.accounts import buyer_settings, people, profile_preview
 from leadx.accounts.buyer_settings import UnknownProfile
+from leadx.auction.selection.market import AUTOBID
 from leadx.auction.selection.profiles import Profile
 from leadx.auction.selection.windows import DAYS, zone
+from leadx.ledger.reports import average
 from leadx.platform.logs import log_event
 from services.portal import profile_form
 from services.portal.pages import person_of_kind, redirect
@@ -31,6 +34,9 @@ DONE = {"saved": "The profile is saved: it bids from the auction's next look at 
         "paused": "The profile is paused: it bids for nothing until you resume it.",
         "resumed": "The profile bids again.", "deleted": "The profile is deleted."}
 MAX_FIELDS = 400  # the grid's 168 hours and ten criteria's inputs
+MAX_FORM_BYTES = 262_144  # a criterion may list a few thousand ZIP codes
+TOO_MANY = (f"This profile has more criteria than the form holds ({profile_form.MAX_CRITERIA}): change it "
+            "with `leadx profiles import` or the admin API.")
 
 
 async def _buyer_person(deps: PortalDeps, request: Request, changing: bool) -> tuple[Visitor, Response | None]:
@@ -42,11 +48,19 @@ async def _buyer_person(deps: PortalDeps, request: Request, changing: bool) -> t
     return current, refused
 
 
-def _read(deps: PortalDeps, buyer_id: str) -> tuple[str, list]:
-    """The buyer's time zone and its current profiles."""
+@dataclass(frozen=True)
+class BuyerView:
+    time_zone: str
+    autobid: bool  # bid for by its profiles; otherwise pinged, its profiles its filters
+    profiles: list
+
+
+def _read(deps: PortalDeps, buyer_id: str) -> BuyerView:
+    """The buyer's time zone and kind, and its current profiles."""
     with deps.reads() as session:
         settings = buyer_settings.buyer_settings(session, buyer_id)
-        return settings["time_zone"] or "UTC", buyer_settings.current_profiles(session, buyer_id)
+        return BuyerView(settings["time_zone"] or "UTC", settings["kind"] == AUTOBID,
+                         buyer_settings.current_profiles(session, buyer_id))
 
 
 async def profiles_page(deps: PortalDeps, request: Request) -> Response:
@@ -54,10 +68,10 @@ async def profiles_page(deps: PortalDeps, request: Request) -> Response:
     if refused is not None:
         return refused
     assert current.person is not None
-    time_zone, rows = await asyncio.to_thread(_read, deps, current.person.account_id)
-    listed = [(row, profile_summary(row.spec)) for row in rows]
+    buyer = await asyncio.to_thread(_read, deps, current.person.account_id)
+    listed = [(row, profile_summary(row.spec)) for row in buyer.profiles]
     return render(deps, request, current, "profiles.html",
-                  {"title": "Buy Profiles", "profiles": listed, "time_zone": time_zone,
+                  {"title": "Buy Profiles", "profiles": listed, "time_zone": buyer.time_zone, "autobid": buyer.autobid,
                    "notice": DONE.get(request.query_params.get("done", ""), ""),
                    "may_change": current.person.role in people.CHANGING_ROLES})
 
@@ -82,33 +96,34 @@ def _price_text(price: object) -> str:
     return f"${profile_form.cents_text(price)}" if isinstance(price, int) else ""
 
 
-def _preview(deps: PortalDeps, buyer_id: str, spec: dict, time_zone: str) -> list[profile_preview.PreviewRow]:
+def _preview(deps: PortalDeps, buyer_id: str, spec: dict, buyer: BuyerView) -> list[profile_preview.PreviewRow]:
     profile = Profile.parse("p_preview", buyer_id, spec)  # read_form has checked it by these rules
     with deps.reads() as session:
         offers = profile_preview.latest_offers(session, buyer_id)
-    return profile_preview.preview(profile, zone(time_zone), offers)
+    return profile_preview.preview(profile, zone(buyer.time_zone), offers, autobid=buyer.autobid)
 
 
 def _editor(deps: PortalDeps, request: Request, current: Visitor, profile_id: str, form: profile_form.ProfileForm,
-            time_zone: str, status_code: int = 200,
+            buyer: BuyerView, status_code: int = 200,
             preview: list[profile_preview.PreviewRow] | None = None) -> Response:
+    taken = [row for row in preview or [] if row.takes]
     grid = [(day, [(hour, profile_form.hour_cell(index, hour), index * 24 + hour in form.hours)
                    for hour in range(24)]) for index, day in enumerate(DAYS)]
     return render(deps, request, current, "profile_form.html",
                   {"title": "Buy Profiles · " + ("a new profile" if not profile_id else "change a profile"),
-                   "profile_id": profile_id, "form": form, "grid": grid, "time_zone": time_zone,
-                   "residence_types": profile_form.RESIDENCE_TYPES, "preview": preview,
-                   "bids": [row for row in preview or [] if row.bid_cents is not None],
-                   "preview_leads": profile_preview.PREVIEW_LEADS},
+                   "profile_id": profile_id, "form": form, "grid": grid, "time_zone": buyer.time_zone,
+                   "autobid": buyer.autobid, "residence_types": profile_form.RESIDENCE_TYPES,
+                   "max_criteria": profile_form.MAX_CRITERIA, "preview": preview,
+                   "taken": taken, "average_cents": average(sum(r.bid_cents or 0 for r in taken), len(taken))},
                   status_code=status_code)
 
 
-async def _stored(deps: PortalDeps, buyer_id: str, profile_id: str) -> tuple[str, dict]:
-    time_zone, rows = await asyncio.to_thread(_read, deps, buyer_id)
-    row = next((row for row in rows if row.id == profile_id), None)
+async def _stored(deps: PortalDeps, buyer_id: str, profile_id: str) -> tuple[BuyerView, dict]:
+    buyer = await asyncio.to_thread(_read, deps, buyer_id)
+    row = next((row for row in buyer.profiles if row.id == profile_id), None)
     if row is None:
         raise HTTPException(404, "There is no such profile.")
-    return time_zone, row.spec
+    return buyer, row.spec
 
 
 async def new_profile_page(deps: PortalDeps, request: Request) -> Response:
@@ -116,9 +131,9 @@ async def new_profile_page(deps: PortalDeps, request: Request) -> Response:
     if refused is not None:
         return refused
     assert current.person is not None
-    time_zone, _ = await asyncio.to_thread(_read, deps, current.person.account_id)
+    buyer = await asyncio.to_thread(_read, deps, current.person.account_id)
     return _editor(deps, request, current, "", profile_form.ProfileForm({"schedule": "always", "price_kind": "fixed"}),
-                   time_zone)
+                   buyer)
 
 
 async def profile_page(deps: PortalDeps, request: Request) -> Response:
@@ -126,9 +141,8 @@ async def profile_page(deps: PortalDeps, request: Request) -> Response:
     if refused is not None:
         return refused
     assert current.person is not None
-    time_zone, spec = await _stored(deps, current.person.account_id, request.path_params["profile_id"])
-    return _editor(deps, request, current, request.path_params["profile_id"], profile_form.form_of_spec(spec),
-                   time_zone)
+    buyer, spec = await _stored(deps, current.person.account_id, request.path_params["profile_id"])
+    return _editor(deps, request, current, request.path_params["profile_id"], profile_form.form_of_spec(spec), buyer)
 
 
 async def save(deps: PortalDeps, request: Request) -> Response:
@@ -142,17 +156,19 @@ async def save(deps: PortalDeps, request: Request) -> Response:
     buyer_id, profile_id = current.person.account_id, request.path_params.get("profile_id", "")
     paused = False
     if profile_id:
-        time_zone, stored = await _stored(deps, buyer_id, profile_id)
+        buyer, stored = await _stored(deps, buyer_id, profile_id)
         paused = stored.get("active", True) is False
+        if len(stored.get("criteria") or []) > profile_form.MAX_CRITERIA:
+            raise HTTPException(400, TOO_MANY)
     else:
-        time_zone, _ = await asyncio.to_thread(_read, deps, buyer_id)
-    posted = await form_of(deps, request, current, max_fields=MAX_FIELDS)
+        buyer = await asyncio.to_thread(_read, deps, buyer_id)
+    posted = await form_of(deps, request, current, max_fields=MAX_FIELDS, max_bytes=MAX_FORM_BYTES)
     spec, form = profile_form.read_form(posted, paused)
     if spec is None:
-        return _editor(deps, request, current, profile_id, form, time_zone, status_code=400)
+        return _editor(deps, request, current, profile_id, form, buyer, status_code=400)
     if posted.get("preview"):  # the Preview button: the same form, judged against past offers, nothing saved
-        rows = await asyncio.to_thread(_preview, deps, buyer_id, spec, time_zone)
-        return _editor(deps, request, current, profile_id, form, time_zone, preview=rows)
+        rows = await asyncio.to_thread(_preview, deps, buyer_id, spec, buyer)
+        return _editor(deps, request, current, profile_id, form, buyer, preview=rows)
     saved = await _change(deps, lambda session: buyer_settings.save_profile(session, buyer_id, profile_id or None,
                                                                             spec))
     log_event(log, "portal profile saved", person=current.person.id, buyer=buyer_id, profile=saved)

@@ -142,15 +142,16 @@ def with_session(deps: PortalDeps, response: Response, state: SessionState) -> R
     return response
 
 
-async def form_of(deps: PortalDeps, request: Request, current: Visitor, max_fields: int = 20) -> dict[str, str]:
+async def form_of(deps: PortalDeps, request: Request, current: Visitor, max_fields: int = 20,
+                  max_bytes: int = MAX_FORM_BYTES) -> dict[str, str]:
     """The posted form's fields, once its CSRF token is checked: 403 without it or with another's,
     413 for a body larger than any form of the portal, 400 for more fields than the form has."""
     length = request.headers.get("content-length", "")
     if not length.isdigit():
         raise HTTPException(411, "A form is sent with its length (Content-Length).")
-    if int(length) > MAX_FORM_BYTES:
+    if int(length) > max_bytes:
         raise HTTPException(413, "This form is larger than any the portal takes.")
-    form = await request.form(max_files=0, max_fields=max_fields, max_part_size=MAX_FORM_BYTES)
+    form = await request.form(max_files=0, max_fields=max_fields, max_part_size=max_bytes)
     fields = {name: value for name, value in form.items() if isinstance(value, str)}
     if not deps.signer.csrf_valid(current.state, fields.get("csrf_token", "")):
         raise HTTPException(403, "This form did not come from this page of the portal, or it has expired. "

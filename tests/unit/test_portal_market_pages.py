@@ -127,13 +127,14 @@ def test_the_map_colours_each_state_by_its_average_price_with_the_apis_figures(m
         page = await client.get("/markets")
         assert page.status_code == 200 and '<a href="/markets" aria-current="page">Markets</a>' in page.text
         assert "December 2026" in page.text and 'style="' not in page.text  # the CSP allows no inline style
-        # This month, every vertical: NY $16.25 (4 sales), TX $10.00 (4), PR $5.00 (1): bands of
-        # $2.25 from $5.00 to $16.25, NY in the darkest, TX in the third; CA sold nothing.
+        # This month, every vertical: NY $16.25 (4 sales), TX $10.00 (4), PR $5.00 (1). The colours
+        # span the states drawn (PR is not): bands of $1.25 from $10.00 to $16.25, NY in the darkest,
+        # TX in the lightest; CA sold nothing.
         assert shape(page.text, "NY") == ("/markets/NY?period=month&day=2026-12-01", "price-4",
                                           "New York: $16.25 average, 4 sales")
-        assert shape(page.text, "TX")[1:] == ("price-2", "Texas: $10.00 average, 4 sales")
+        assert shape(page.text, "TX")[1:] == ("price-0", "Texas: $10.00 average, 4 sales")
         assert shape(page.text, "CA")[1:] == ("price-none", "California: no sales")
-        assert "$5.00 – $7.25" in page.text and "$14.00 – $16.25" in page.text
+        assert "$10.00 – $11.25" in page.text and "$15.00 – $16.25" in page.text and "$5.00 –" not in page.text
         api = await api_states(stub, pb.PERIOD_MONTH, "2026-12-01", "2026-12-31")
         rows = table_rows(page.text, "market-states")
         assert [row[0] for row in rows] == ["New York NY", "Texas TX", "Puerto Rico PR"]

@@ -96,6 +96,10 @@ def test_colour_bands_split_the_range_evenly_and_every_average_falls_in_one():
     assert [figures.band_of(bands, v).index for v in (1000, 1499, 1500, 2999, 3500)] == [0, 0, 1, 3, 4]
     assert figures.price_bands([]) == [] and figures.band_of([], 100) is None
     assert figures.price_bands([700, 700]) == [Band(4, 700, 700)]  # one price: the darkest, alone
+    # A few cents apart: a band per price, never two bands on one price.
+    bands = figures.price_bands([100, 103, 101, 103])
+    assert bands == [Band(2, 100, 100), Band(3, 101, 101), Band(4, 103, 103)]
+    assert [figures.band_of(bands, v).index for v in (100, 101, 103)] == [2, 3, 4]
 
 
 def test_the_chart_scales_bars_to_the_highest_average():

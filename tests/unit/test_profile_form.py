@@ -98,6 +98,20 @@ def test_each_mistake_is_said_beside_its_field_and_nothing_is_returned(fields, f
     assert form.values["name"] == fields.get("name", "p")  # what was typed is shown again
 
 
+def test_a_rules_refusal_lands_beside_its_field_whatever_the_profile_is_called():
+    spec, form = read_form({"name": "Bob's \"best\" leads", "price": "1", "c0-radius_zip": "00000",
+                            "c0-radius_miles": "5"})
+    assert spec is None and list(form.errors) == ["c0-radius_zip"]
+    assert form.errors["c0-radius_zip"].startswith("zip_radius.zip 00000 is not a US ZIP")
+
+
+def test_a_profile_with_more_criteria_than_the_form_holds_is_said_not_cut():
+    many = {"name": "n", "price": 1, "criteria": [{"states": ["TX"]}] * (profile_form.MAX_CRITERIA + 1)}
+    form = form_of_spec(many)
+    assert form.too_many and form.criteria == profile_form.MAX_CRITERIA
+    assert not form_of_spec(FULL).too_many
+
+
 def test_blank_criteria_are_dropped_and_a_paused_profile_stays_paused():
     spec, form = read_form({"name": "p", "price": "$1,250.5", "c0-states": "", "c1-states": "ny", "c2-zips": ""},
                            paused=True)
@@ -165,5 +179,9 @@ def test_an_imported_paused_profile_is_kept_and_listed_not_dropped(sessions, buy
         assert [p["name"] for p in buyer_settings.buyer_settings(session, buyer_id)["profiles"]] == ["resting"]
         (profile,) = load_market(session).buyers[buyer_id].profiles
         assert profile.paused and not profile.active_at(zone("UTC"), 0)
+    # A new profile says true or false; a stored one is paused by false only, as it always was read.
     with pytest.raises(ProfileError, match="active is true or false"):
-        Profile.parse("p_1", buyer_id, {"name": "n", "price": 1, "active": "no"})
+        buyer_settings.check_profile("p_1", buyer_id, {"name": "n", "price": 1, "active": "no"})
+    with sessions() as session, pytest.raises(ValueError, match="active is true or false"):
+        buyer_settings.replace_profiles(session, buyer_id, [{"name": "n", "price": 1, "active": None}])
+    assert not Profile.parse("p_1", buyer_id, {"name": "n", "price": 1, "active": None}).paused

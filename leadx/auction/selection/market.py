@@ -71,7 +71,7 @@ class Market:
         for buyer in buyers:
             if buyer.caps.any:
                 owners.append((buyer.id, buyer.tz, buyer.id))
-            owners.extend((p.id, buyer.tz, buyer.id) for p in buyer.profiles if p.caps.any)
+            owners.extend((p.id, buyer.tz, buyer.id) for p in buyer.profiles if p.caps.any and not p.paused)
         return owners
 
 

@@ -66,10 +66,10 @@ class Profile:
             raise ProfileError(f"{where}: {error}") from None
         if price is None and any(c.price is None for c in criteria):
             raise ProfileError(f"{where}: every criterion needs a price, or the profile one")
-        active = spec.get("active", True)
-        if not isinstance(active, bool):
-            raise ProfileError(f"{where}: active is true or false")
-        return cls(profile_id, buyer_id, name.strip(), parsed_windows, criteria, price, caps, paused=not active)
+        # Paused only by `active: false`, as stored profiles have always been read; what a new
+        # profile may say is checked where it is saved (leadx.accounts.buyer_settings).
+        return cls(profile_id, buyer_id, name.strip(), parsed_windows, criteria, price, caps,
+                   paused=spec.get("active", True) is False)
 
     def active_at(self, tz: ZoneInfo, now_ms: int) -> bool:
         # A paused profile neither bids nor, for a wholesale buyer, lets a lead through its filter.
