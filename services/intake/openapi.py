@@ -573,7 +573,7 @@ def _admin_schemas() -> dict:
                 "description": "absent (or null, or empty): always active"},
             "price": _ref("Price"), "caps": _ref("Caps"),
             "criteria": {**_nonempty_list(_criterion(priced=True)), "description": "absent: every lead"},
-            "active": {**_JSON_VALUE, "description": "false: stored but not bidding"}}}
+            "active": {"type": "boolean", "description": "false: paused (kept and listed, bidding for nothing)"}}}
     list_profile = {"oneOf": [
         {"type": "object", "additionalProperties": False,
          "properties": {"criteria": {"type": "array", "items": _criterion(priced=False)}}},

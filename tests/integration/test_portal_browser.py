@@ -92,7 +92,8 @@ def test_a_buyer_logs_in_and_sees_its_home(market: Exchange, page):
     log_in(page, create_person(market, "buyer", market.buyer_ids["alpha"]))
     page.wait_for_url("**/buyer")
     assert page.title() == "Buyer home · leadx"
-    assert page.locator("nav a").all_inner_texts() == ["Home", "Search", "Transactions", "Partners"]
+    assert page.locator("nav a").all_inner_texts() == ["Home", "Search", "Transactions", "Profiles", "Partners",
+                                                       "Markets"]
     deadline = time.monotonic() + 30
     while lead_id not in page.locator("table.leads").inner_text():
         assert time.monotonic() < deadline, "the lead bought never showed on the buyer's home"
