@@ -63,12 +63,21 @@ def _read(deps: PortalDeps, buyer_id: str) -> BuyerView:
                          buyer_settings.current_profiles(session, buyer_id))
 
 
+async def _with_buyer(deps: PortalDeps, request: Request,
+                      changing: bool) -> tuple[Visitor, BuyerView | None, Response | None]:
+    """The visitor and its buyer as _read gives it, or the answer instead of the page."""
+    current, refused = await _buyer_person(deps, request, changing)
+    if refused is not None:
+        return current, None, refused
+    assert current.person is not None
+    return current, await asyncio.to_thread(_read, deps, current.person.account_id), None
+
+
 async def profiles_page(deps: PortalDeps, request: Request) -> Response:
-    current, refused = await _buyer_person(deps, request, changing=False)
+    current, buyer, refused = await _with_buyer(deps, request, changing=False)
     if refused is not None:
         return refused
-    assert current.person is not None
-    buyer = await asyncio.to_thread(_read, deps, current.person.account_id)
+    assert current.person is not None and buyer is not None
     listed = [(row, profile_summary(row.spec)) for row in buyer.profiles]
     return render(deps, request, current, "profiles.html",
                   {"title": "Buy Profiles", "profiles": listed, "time_zone": buyer.time_zone, "autobid": buyer.autobid,
@@ -127,11 +136,10 @@ async def _stored(deps: PortalDeps, buyer_id: str, profile_id: str) -> tuple[Buy
 
 
 async def new_profile_page(deps: PortalDeps, request: Request) -> Response:
-    current, refused = await _buyer_person(deps, request, changing=True)
+    current, buyer, refused = await _with_buyer(deps, request, changing=True)
     if refused is not None:
         return refused
-    assert current.person is not None
-    buyer = await asyncio.to_thread(_read, deps, current.person.account_id)
+    assert buyer is not None
     return _editor(deps, request, current, "", profile_form.ProfileForm({"schedule": "always", "price_kind": "fixed"}),
                    buyer)
 

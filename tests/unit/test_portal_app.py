@@ -11,15 +11,12 @@ import httpx
 import pytest
 
 from leadx.accounts import accounts, people
-from leadx.accounts.people import SessionPolicy, SessionSigner, ThrottlePolicy
 from leadx.dev.ports import free_port
-from leadx.platform.db.engine import create_schema, make_engine, read_session_factory, session_factory
+from leadx.platform.db.engine import create_schema, make_engine, session_factory
 from leadx.platform.health import Readiness
-from leadx.platform.redis.client import connect
-from services.portal.app import build_app, templates
-from services.portal.dashboard import Dashboard
-from services.portal.throttle import LoginThrottle
-from services.portal.web import MAX_FORM_BYTES, PortalDeps
+from services.portal.app import build_app
+from services.portal.web import MAX_FORM_BYTES
+from tests.unit.portal_deps import portal_deps
 
 SECRET = b"s" * 32
 PASSWORD = "a long test password"
@@ -33,11 +30,7 @@ def portal(sqlite_url, redis_url, unique_prefix):
     with sessions() as session:
         buyer = accounts.create_buyer(session, "Acme", "https://acme.example/ping", "https://acme.example/post")
         people.create_person(session, "ann@example.com", PASSWORD, "buyer", buyer.id, "owner")
-    deps = PortalDeps(sessions=sessions, reads=read_session_factory(engine), signer=SessionSigner(SECRET),
-                      policy=SessionPolicy(),
-                      throttle=LoginThrottle(connect(redis_url), unique_prefix, ThrottlePolicy(), SECRET),
-                      dashboard=Dashboard(f"127.0.0.1:{free_port()}", "a-test-key"),  # nothing listens there
-                      templates=templates(), readiness=Readiness(), secure_cookies=True)
+    deps = portal_deps(engine, redis_url, unique_prefix, SECRET, f"127.0.0.1:{free_port()}")  # nothing listens there
 
     app = build_app(deps)
 

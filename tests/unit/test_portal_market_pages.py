@@ -15,20 +15,15 @@ import httpx
 import pytest
 
 from leadx.accounts import accounts, people
-from leadx.accounts.people import SessionPolicy, SessionSigner, ThrottlePolicy
 from leadx.contracts.dashboard.v1 import dashboard_pb2 as pb
 from leadx.contracts.dashboard.v1 import dashboard_pb2_grpc
 from leadx.platform.db.engine import create_schema, make_engine, read_session_factory, session_factory
 from leadx.platform.db.models import MarketDay
-from leadx.platform.health import Readiness
-from leadx.platform.redis.client import connect
 from leadx.platform.utc_days import period_start
 from services.ledger.dashboard import DashboardService
 from services.ledger.dashboard_auth import DashboardAuth
-from services.portal.app import build_app, templates
-from services.portal.dashboard import Dashboard
-from services.portal.throttle import LoginThrottle
-from services.portal.web import PortalDeps
+from services.portal.app import build_app
+from tests.unit.portal_deps import portal_deps
 
 SECRET = b"m" * 32
 PASSWORD = "a long test password"
@@ -70,10 +65,7 @@ def markets(sqlite_url, redis_url, unique_prefix):
                 DashboardService(reads, DashboardAuth(reads, ADMIN_KEY)), server)
             port = server.add_insecure_port("127.0.0.1:0")
             await server.start()
-            deps = PortalDeps(sessions=sessions, reads=reads, signer=SessionSigner(SECRET), policy=SessionPolicy(),
-                              throttle=LoginThrottle(connect(redis_url), unique_prefix, ThrottlePolicy(), SECRET),
-                              dashboard=Dashboard(f"127.0.0.1:{port}", ADMIN_KEY), templates=templates(),
-                              readiness=Readiness(), clock=lambda: NOW)
+            deps = portal_deps(engine, redis_url, unique_prefix, SECRET, f"127.0.0.1:{port}", ADMIN_KEY, lambda: NOW)
             deps.dashboard.start()
             transport = httpx.ASGITransport(app=build_app(deps), client=("203.0.113.9", 40000))
             try:

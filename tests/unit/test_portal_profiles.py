@@ -13,16 +13,11 @@ import httpx
 import pytest
 
 from leadx.accounts import accounts, buyer_settings, people
-from leadx.accounts.people import SessionPolicy, SessionSigner, ThrottlePolicy
 from leadx.dev.ports import free_port
-from leadx.platform.db.engine import create_schema, make_engine, read_session_factory, session_factory
+from leadx.platform.db.engine import create_schema, make_engine, session_factory
 from leadx.platform.db.models import AuctionOffer, Lead
-from leadx.platform.health import Readiness
-from leadx.platform.redis.client import connect
-from services.portal.app import build_app, templates
-from services.portal.dashboard import Dashboard
-from services.portal.throttle import LoginThrottle
-from services.portal.web import PortalDeps
+from services.portal.app import build_app
+from tests.unit.portal_deps import portal_deps
 
 SECRET = b"p" * 32
 PASSWORD = "a long test password"
@@ -44,12 +39,7 @@ def portal(sqlite_url, redis_url, unique_prefix):
         theirs = buyer_settings.save_profile(session, other.id, None, {"name": "theirs", "price": 100})
     def run(scenario: Scenario, email: str) -> None:
         async def with_client() -> None:
-            # Made on this loop: the throttle's Redis client and the channel belong to the loop they start on.
-            deps = PortalDeps(sessions=sessions, reads=read_session_factory(engine), signer=SessionSigner(SECRET),
-                              policy=SessionPolicy(),
-                              throttle=LoginThrottle(connect(redis_url), unique_prefix, ThrottlePolicy(), SECRET),
-                              dashboard=Dashboard(f"127.0.0.1:{free_port()}", "a-test-key"),  # no page here reads it
-                              templates=templates(), readiness=Readiness())
+            deps = portal_deps(engine, redis_url, unique_prefix, SECRET, f"127.0.0.1:{free_port()}")  # no page reads it
             deps.dashboard.start()
             transport = httpx.ASGITransport(app=build_app(deps), client=("203.0.113.10", 40000))
             async with httpx.AsyncClient(transport=transport, base_url="https://portal.test") as client:
