@@ -7,6 +7,7 @@ client's deadline allows."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
 import time
 
@@ -16,7 +17,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from leadx.contracts.dashboard.v1 import dashboard_pb2 as pb
 from leadx.contracts.dashboard.v1 import dashboard_pb2_grpc
+from leadx.ledger import reports
 from leadx.platform.db.models import Auction, Buyer, BuyerDuplicateDay, Lead, Sale, Seller
+from leadx.platform.utc_days import DAY_MS
 from services.ledger import dashboard_queries as queries
 from services.ledger import partner_queries
 from services.ledger.dashboard_auth import Caller, DashboardAuth
@@ -146,6 +149,17 @@ class DashboardService(dashboard_pb2_grpc.DashboardServiceServicer):
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "account_id is required")
         found, sells_to = await self._query_as(context, caller, request.account_id, partner_queries.partners)
         return pb.ListPartnersResponse(partners=found, sells_to=sells_to)
+
+    async def GetPlatformTotals(self, request, context):  # noqa: N802
+        caller = await self.auth.caller(context)
+        if not caller.is_admin:
+            await context.abort(grpc.StatusCode.PERMISSION_DENIED, "the platform's totals are the admin key's only")
+        if request.since_ms < 0:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "since_ms must not be negative")
+        now_ms = self._now_ms()
+        since_ms = request.since_ms or now_ms - now_ms % DAY_MS
+        totals = await self._query(context, reports.platform_totals, since_ms)
+        return pb.PlatformTotals(since_ms=since_ms, **dataclasses.asdict(totals))
 
     @staticmethod
     async def _page_size(context, requested: int) -> int:

@@ -145,6 +145,10 @@ class Dashboard:
             period=period, from_day=from_day, to_day=to_day, vertical=vertical, state=state, by_county=by_county))
         return list(answer.prices)
 
+    async def platform_totals(self) -> pb.PlatformTotals:
+        """The exchange's totals since the start of today (UTC): the operators' home."""
+        return await self._call(self.stub.GetPlatformTotals, pb.GetPlatformTotalsRequest())
+
     async def recent_sales(self, limit: int = 20) -> list[pb.Sale]:
         return list((await self._call(self.stub.ListRecentSales, pb.ListRecentSalesRequest(limit=limit))).sales)
 

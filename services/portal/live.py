@@ -146,7 +146,8 @@ async def _operator_watch(deps: PortalDeps, _account_id: str) -> tuple[Hashable,
     sales = await deps.dashboard.recent_sales()
 
     async def fragments() -> dict[str, str]:
-        return {"live-sales": _render(deps, "_operator_sales.html", sales=sales)}
+        return {"live-totals": _render(deps, "_operator_totals.html", totals=await deps.dashboard.platform_totals()),
+                "live-sales": _render(deps, "_operator_sales.html", sales=sales)}
     return tuple((sale.lead_id, sale.buyer_id) for sale in sales), fragments
 
 

@@ -276,7 +276,8 @@ async def operator_home(deps: PortalDeps, request: Request) -> Response:
     if refused is not None:
         return refused
     sales = await deps.dashboard.recent_sales()
-    return render(deps, request, current, "operator_home.html", {"title": "Exchange", "sales": sales})
+    return render(deps, request, current, "operator_home.html",
+                  {"title": "Exchange", "sales": sales, "totals": await deps.dashboard.platform_totals()})
 
 
 # ---------------------------------------------------------------- one lead, and its return

@@ -3,6 +3,8 @@ and authorisation from call metadata (an account reads only its own data, the ad
 
 from __future__ import annotations
 
+import time
+
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -258,3 +260,21 @@ def test_partners_are_read_by_their_own_account(market: Exchange, channel, admin
             (admin, pb.ListPartnersRequest(), grpc.StatusCode.INVALID_ARGUMENT),
             (admin, pb.ListPartnersRequest(account_id="b_nobody"), grpc.StatusCode.NOT_FOUND)):
         assert refused(caller.ListPartners, request) == code
+
+
+def test_the_platforms_totals_are_the_admins_and_count_a_sale_as_it_closes(market: Exchange, channel, admin):
+    for key in (market.buyer_keys["alpha"], market.seller_key):
+        assert refused(Dashboard(channel, key).GetPlatformTotals, pb.GetPlatformTotalsRequest()) == \
+            grpc.StatusCode.PERMISSION_DENIED
+    assert refused(admin.GetPlatformTotals, pb.GetPlatformTotalsRequest(since_ms=-1)) == \
+        grpc.StatusCode.INVALID_ARGUMENT
+    today = admin.GetPlatformTotals(pb.GetPlatformTotalsRequest())
+    assert today.since_ms % 86_400_000 == 0 and today.since_ms <= time.time() * 1000 < today.since_ms + 86_400_000
+    market.sell("gamma", 4125)
+    poll_until(lambda: admin.GetPlatformTotals(pb.GetPlatformTotalsRequest(since_ms=today.since_ms)).sold
+               > today.sold, message="the sale in the totals")
+    after = admin.GetPlatformTotals(pb.GetPlatformTotalsRequest(since_ms=today.since_ms))
+    # Other tests of this exchange may sell meanwhile: this sale is in it, at least.
+    assert after.leads > today.leads and after.revenue_cents >= today.revenue_cents + 4125
+    assert after.fees_cents >= today.fees_cents + 412
+    assert admin.GetPlatformTotals(pb.GetPlatformTotalsRequest(since_ms=int(time.time() * 1000) + 60_000)).leads == 0

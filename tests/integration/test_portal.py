@@ -139,8 +139,10 @@ def test_the_seller_and_operator_homes_stream_their_parts_rendered_as_the_pages_
     client.cookies.clear()
     assert client.get("/seller/live").headers["location"] == "/login"
     assert log_in(client, create_person(market, "operator", "", "operator")).status_code == 303
-    sales = fragments(list(live_events(client, None, path="/operator/live")))["live-sales"]
-    assert sold in sales and "$27.50" in sales
+    parts = fragments(list(live_events(client, None, path="/operator/live")))
+    assert set(parts) == {"live-totals", "live-sales"}
+    assert sold in parts["live-sales"] and "$27.50" in parts["live-sales"]
+    assert '<td class="sold">' in parts["live-totals"] and "the start of the day, UTC" in parts["live-totals"]
     assert client.get("/seller/live").status_code == 404
 
 

@@ -130,7 +130,8 @@ class Lead(Base):
     timing_factor: Mapped[float | None] = mapped_column(Float, nullable=True)  # as scored; criteria read it
 
     __table_args__ = (Index("ix_leads_open_by_age", "status_rank", "updated_at_ms"),
-                      Index("ix_leads_seller_submitted", "seller_id", "submitted_at_ms"))
+                      Index("ix_leads_seller_submitted", "seller_id", "submitted_at_ms"),
+                      Index("ix_leads_submitted", "submitted_at_ms"))  # the exchange's leads today
 
 
 class Auction(Base):

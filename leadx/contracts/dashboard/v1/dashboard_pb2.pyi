@@ -510,3 +510,29 @@ class ListPartnersResponse(_message.Message):
     partners: _containers.RepeatedCompositeFieldContainer[Partner]
     sells_to: str
     def __init__(self, partners: _Optional[_Iterable[_Union[Partner, _Mapping]]] = ..., sells_to: _Optional[str] = ...) -> None: ...
+
+class GetPlatformTotalsRequest(_message.Message):
+    __slots__ = ("since_ms",)
+    SINCE_MS_FIELD_NUMBER: _ClassVar[int]
+    since_ms: int
+    def __init__(self, since_ms: _Optional[int] = ...) -> None: ...
+
+class PlatformTotals(_message.Message):
+    __slots__ = ("since_ms", "leads", "sold", "unsold", "revenue_cents", "fees_cents", "returns", "returned_cents")
+    SINCE_MS_FIELD_NUMBER: _ClassVar[int]
+    LEADS_FIELD_NUMBER: _ClassVar[int]
+    SOLD_FIELD_NUMBER: _ClassVar[int]
+    UNSOLD_FIELD_NUMBER: _ClassVar[int]
+    REVENUE_CENTS_FIELD_NUMBER: _ClassVar[int]
+    FEES_CENTS_FIELD_NUMBER: _ClassVar[int]
+    RETURNS_FIELD_NUMBER: _ClassVar[int]
+    RETURNED_CENTS_FIELD_NUMBER: _ClassVar[int]
+    since_ms: int
+    leads: int
+    sold: int
+    unsold: int
+    revenue_cents: int
+    fees_cents: int
+    returns: int
+    returned_cents: int
+    def __init__(self, since_ms: _Optional[int] = ..., leads: _Optional[int] = ..., sold: _Optional[int] = ..., unsold: _Optional[int] = ..., revenue_cents: _Optional[int] = ..., fees_cents: _Optional[int] = ..., returns: _Optional[int] = ..., returned_cents: _Optional[int] = ...) -> None: ...

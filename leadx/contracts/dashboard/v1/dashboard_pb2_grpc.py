@@ -89,6 +89,11 @@ class DashboardServiceStub:
                 request_serializer=leadx_dot_contracts_dot_dashboard_dot_v1_dot_dashboard__pb2.ListPartnersRequest.SerializeToString,
                 response_deserializer=leadx_dot_contracts_dot_dashboard_dot_v1_dot_dashboard__pb2.ListPartnersResponse.FromString,
                 _registered_method=True)
+        self.GetPlatformTotals = channel.unary_unary(
+                '/leadx.dashboard.v1.DashboardService/GetPlatformTotals',
+                request_serializer=leadx_dot_contracts_dot_dashboard_dot_v1_dot_dashboard__pb2.GetPlatformTotalsRequest.SerializeToString,
+                response_deserializer=leadx_dot_contracts_dot_dashboard_dot_v1_dot_dashboard__pb2.PlatformTotals.FromString,
+                _registered_method=True)
 
 
 class DashboardServiceServicer:
@@ -160,6 +165,12 @@ class DashboardServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetPlatformTotals(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_DashboardServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -217,6 +228,11 @@ def add_DashboardServiceServicer_to_server(servicer, server):
                     servicer.ListPartners,
                     request_deserializer=leadx_dot_contracts_dot_dashboard_dot_v1_dot_dashboard__pb2.ListPartnersRequest.FromString,
                     response_serializer=leadx_dot_contracts_dot_dashboard_dot_v1_dot_dashboard__pb2.ListPartnersResponse.SerializeToString,
+            ),
+            'GetPlatformTotals': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetPlatformTotals,
+                    request_deserializer=leadx_dot_contracts_dot_dashboard_dot_v1_dot_dashboard__pb2.GetPlatformTotalsRequest.FromString,
+                    response_serializer=leadx_dot_contracts_dot_dashboard_dot_v1_dot_dashboard__pb2.PlatformTotals.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -516,6 +532,33 @@ class DashboardService:
             '/leadx.dashboard.v1.DashboardService/ListPartners',
             leadx_dot_contracts_dot_dashboard_dot_v1_dot_dashboard__pb2.ListPartnersRequest.SerializeToString,
             leadx_dot_contracts_dot_dashboard_dot_v1_dot_dashboard__pb2.ListPartnersResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetPlatformTotals(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/leadx.dashboard.v1.DashboardService/GetPlatformTotals',
+            leadx_dot_contracts_dot_dashboard_dot_v1_dot_dashboard__pb2.GetPlatformTotalsRequest.SerializeToString,
+            leadx_dot_contracts_dot_dashboard_dot_v1_dot_dashboard__pb2.PlatformTotals.FromString,
             options,
             channel_credentials,
             insecure,
