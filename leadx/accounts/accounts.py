@@ -188,3 +188,28 @@ def contract_price(session: Session, seller_id: str, buyer_id: str) -> int | Non
                Buyer.active.is_(True))
     ).first()
     return row[0] if row else None
+
+
+@dataclass(frozen=True)
+class AccountRow:
+    id: str
+    name: str
+    kind: str  # seller or buyer
+    buyer_kind: str  # a buyer's: wholesale or autobid
+    active: bool
+    fee_percent: float | None  # a seller's own fee (None: the default)
+
+
+def list_accounts(session: Session) -> list[AccountRow]:
+    """Every seller, then every buyer, by name (the operators' administration)."""
+    sellers = [AccountRow(s.id, s.name, "seller", "", s.active, s.fee_percent)
+               for s in session.scalars(select(Seller).order_by(Seller.name, Seller.id))]
+    buyers = [AccountRow(b.id, b.name, "buyer", b.kind or "wholesale", b.active, None)
+              for b in session.scalars(select(Buyer).order_by(Buyer.name, Buyer.id))]
+    return sellers + buyers
+
+
+def contracts_of(session: Session, seller_id: str) -> list[Contract]:
+    """The seller's active direct-sale contracts, by buyer."""
+    return list(session.scalars(select(Contract).where(Contract.seller_id == seller_id, Contract.active.is_(True))
+                                .order_by(Contract.buyer_id)))

@@ -200,6 +200,40 @@ class SessionSigner:
     def csrf_valid(self, state: SessionState, token: str) -> bool:
         return bool(token) and hmac.compare_digest(self.csrf_token(state), token)
 
+    def signature(self, purpose: bytes, body: bytes) -> str:
+        """A MAC of `body` for one purpose (another purpose's signature never matches it)."""
+        return self._mac(purpose + b"\x00" + body)
+
+
+# ---------------------------------------------------------------- links to choose a password
+
+PASSWORD_LINK_S = 72 * 3600  # an invitation or a reset link works for three days
+
+
+def password_link_token(signer: SessionSigner, person: Person, now: float) -> str:
+    """The token of a link with which `person` chooses a password: an operator's invitation of a new
+    person or a new password for one. Stateless, and used once: it is signed over the person's
+    current password hash and session epoch, which setting the password changes."""
+    body = f"{person.id}.{int(now) + PASSWORD_LINK_S}"
+    return f"{body}.{signer.signature(b'password-link', _link_subject(person, body))}"
+
+
+def person_for_link(session: Session, signer: SessionSigner, token: str, now: float) -> Person | None:
+    """The active person whose link this is, while it has not expired nor been used; else None."""
+    person_id, _, rest = token.partition(".")
+    expires, _, mac = rest.partition(".")
+    if not expires.isdigit() or int(expires) < now or not mac:
+        return None
+    person = session.get(Person, person_id)
+    if person is None or not person.active:
+        return None
+    expected = signer.signature(b"password-link", _link_subject(person, f"{person_id}.{expires}"))
+    return person if hmac.compare_digest(expected, mac) else None
+
+
+def _link_subject(person: Person, body: str) -> bytes:
+    return f"{body}\x00{person.password_hash}\x00{person.session_epoch}".encode()
+
 
 # ---------------------------------------------------------------- login throttling
 
@@ -273,6 +307,26 @@ def reset_password(session: Session, email: str, password: str) -> Person:
     person.session_epoch += 1
     session.commit()
     return person
+
+
+def invite_person(session: Session, email: str, kind: str, account_id: str, role: str) -> Person:
+    """A new person who has no password yet (a random one nobody knows): it chooses one with the
+    link of its invitation (password_link_token)."""
+    return create_person(session, email, secrets.token_urlsafe(32), kind, account_id, role)
+
+
+def set_password(session: Session, person: Person, password: str) -> None:
+    """The person's new password, chosen through its link; every session of the person ends."""
+    check_password(password)
+    person.password_hash = hash_password(password)
+    person.session_epoch += 1
+    session.commit()
+
+
+def people_of(session: Session, account_id: str | None) -> list[Person]:
+    """An account's people (None: the operators), by email."""
+    where = Person.account_id == account_id if account_id else Person.kind == OPERATOR
+    return list(session.scalars(select(Person).where(where).order_by(Person.email)))
 
 
 def end_sessions(session: Session, person_id: str) -> None:

@@ -15,7 +15,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp
 from starlette.templating import Jinja2Templates
 
-from services.portal import live, markets, pages, partners, profiles
+from services.portal import admin, live, markets, pages, partners, profiles
 from services.portal.dashboard import DashboardUnavailable
 from services.portal.web import PortalDeps, SecurityHeaders
 
@@ -64,6 +64,19 @@ def build_app(deps: PortalDeps, lifespan=None) -> ASGIApp:
         Route("/profiles/{profile_id}/delete", partial(profiles.delete, deps), methods=["POST"]),
         Route("/markets", partial(markets.markets_page, deps), methods=["GET"]),
         Route("/markets/{state:str}", partial(markets.state_page, deps), methods=["GET"]),
+        Route("/admin", partial(admin.admin_page, deps), methods=["GET"]),
+        Route("/admin/accounts", partial(admin.create_account, deps), methods=["POST"]),
+        Route("/admin/accounts/{account_id}", partial(admin.account_page, deps), methods=["GET"]),
+        Route("/admin/accounts/{account_id}/rotate-key", partial(admin.rotate_key, deps), methods=["POST"]),
+        Route("/admin/accounts/{account_id}/fee", partial(admin.set_fee, deps), methods=["POST"]),
+        Route("/admin/accounts/{account_id}/contracts", partial(admin.add_contract, deps), methods=["POST"]),
+        Route("/admin/accounts/{account_id}/contracts/{buyer_id}/end", partial(admin.end_contract, deps),
+              methods=["POST"]),
+        Route("/admin/accounts/{account_id}/active", partial(admin.set_active, deps), methods=["POST"]),
+        Route("/admin/people", partial(admin.invite, deps), methods=["POST"]),
+        Route("/admin/people/{person_id}/password-link", partial(admin.password_link, deps), methods=["POST"]),
+        Route("/password/{token}", partial(admin.password_page, deps), methods=["GET"], name="password"),
+        Route("/password/{token}", partial(admin.choose_password, deps), methods=["POST"]),
         Route("/healthz", partial(pages.healthz, deps), methods=["GET"]),
         Route("/readyz", partial(pages.readyz, deps), methods=["GET"]),
         Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),

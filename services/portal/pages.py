@@ -52,6 +52,8 @@ async def login_page(deps: PortalDeps, request: Request) -> Response:
     if current.person is not None:
         return redirect(deps, current, HOME[current.person.kind])
     notice = "Your session has ended. Log in again." if current.ended or request.query_params.get("ended") else ""
+    if request.query_params.get("password") == "set":
+        notice = "Your password is set: log in with it."
     return render(deps, request, current, "login.html", {"title": "Log in", "notice": notice, "email": "",
                                                          "errors": {}})
 

@@ -164,7 +164,7 @@ def navigation(person: PersonView | None) -> list[tuple[str, str]]:
     if person is None:
         return []
     home = {people.BUYER: [("Home", "/buyer")], people.SELLER: [("Home", "/seller")],
-            people.OPERATOR: [("Exchange", "/operator")]}.get(person.kind, [])
+            people.OPERATOR: [("Exchange", "/operator"), ("Administration", "/admin")]}.get(person.kind, [])
     if not home:
         return []
     partners = [("Partners", "/partners")] if person.kind in (people.BUYER, people.SELLER) else []

@@ -407,3 +407,39 @@ def test_the_seller_home_shows_a_lead_sold_and_its_new_figures_without_reload(ma
     page.wait_for_function(f"""() => document.querySelector("#live-figures tbody tr td").textContent
         === "{sold_before + 1}" """, timeout=60_000)
     assert page.evaluate("window.stillTheSamePage") is True
+
+
+def test_an_operator_creates_a_buyer_and_invites_a_person_who_then_logs_in(market: Exchange, browser, page):
+    log_in(page, create_person(market, "operator", "", "operator"))
+    page.wait_for_url("**/operator")
+    assert page.locator("#live-totals td.sold").is_visible()  # the exchange's totals of the day
+    page.click('nav a[href="/admin"]')
+    page.wait_for_url("**/admin")
+    page.fill("#buyer-name", "A buyer made in the browser")
+    page.select_option("#buyer-buyer_kind", "autobid")
+    page.click("#new-buyer button[type=submit]")
+    assert page.locator("#secret").inner_text().startswith("lx_")  # its API key, shown this once
+    page.get_by_role("link", name="Back").click()
+    page.wait_for_url("**/admin/accounts/b_*")
+    buyer_id = page.url.rsplit("/", 1)[1]
+    email = f"invited-{buyer_id}@example.com"
+    page.fill("#email", email)
+    page.select_option("#role", "owner")
+    page.get_by_role("button", name="Invite").click()
+    link = page.locator("#secret").inner_text()
+
+    invitee = browser.new_context()
+    try:
+        their = invitee.new_page()
+        their.goto(link)
+        their.fill("#password", "the invitee's own password")
+        their.fill("#password_again", "the invitee's own password")
+        their.click("form.login button[type=submit]")
+        their.wait_for_url("**/login?password=set")
+        their.fill("#email", email)
+        their.fill("#password", "the invitee's own password")
+        their.click("form.login button[type=submit]")
+        their.wait_for_url("**/buyer")
+        assert f"buyer {buyer_id} · owner" in their.locator(".who").inner_text()
+    finally:
+        invitee.close()

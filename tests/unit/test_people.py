@@ -180,3 +180,27 @@ def test_returns_seen_only_move_forward(sessions):
         people.mark_returns_seen(session, person_id, 4000)  # an older page, later: changes nothing
     with sessions() as session:
         assert people.person_by_id(session, person_id).returns_seen_at_ms == 5000
+
+
+def test_a_password_link_works_until_it_expires_or_is_used_and_only_with_its_signature(sessions):
+    signer, now = SessionSigner(b"k" * 32), 1_800_000_000.0
+    with sessions() as session:
+        seller = accounts.create_seller(session, "s")
+        person = people.invite_person(session, "new@example.com", "seller", seller.id, "member")
+        assert people.authenticate(session, "new@example.com", "") is None  # no password anyone knows
+        token = people.password_link_token(signer, person, now)
+        assert people.person_for_link(session, signer, token, now + people.PASSWORD_LINK_S) is person
+        assert people.person_for_link(session, signer, token, now + people.PASSWORD_LINK_S + 1) is None  # expired
+        assert people.person_for_link(session, SessionSigner(b"j" * 32), token, now) is None  # another secret
+        person_id, expires, mac = token.split(".")
+        assert people.person_for_link(session, signer, f"{person_id}.{int(expires) + 999}.{mac}", now) is None
+        assert people.person_for_link(session, signer, "nonsense", now) is None
+        epoch = person.session_epoch
+        people.set_password(session, person, "a brand new password")
+        assert person.session_epoch == epoch + 1  # every session of the person ends
+        assert people.person_for_link(session, signer, token, now) is None  # used: spent
+        assert people.authenticate(session, "new@example.com", "a brand new password") is person
+        with pytest.raises(PersonError):
+            people.set_password(session, person, "short")
+        assert [p.email for p in people.people_of(session, seller.id)] == ["new@example.com"]
+        assert people.people_of(session, None) == []

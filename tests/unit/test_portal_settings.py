@@ -65,4 +65,5 @@ def test_money_times_and_the_navigation_bar():
         [("Home", "/buyer"), *shared, profiles, partners, markets]
     assert navigation(PersonView("u_2", "seller", "s_1", "read-only")) == \
         [("Home", "/seller"), *shared, partners, markets]
-    assert navigation(PersonView("u_3", "operator", "", "operator")) == [("Exchange", "/operator"), *shared, markets]
+    assert navigation(PersonView("u_3", "operator", "", "operator")) == \
+        [("Exchange", "/operator"), ("Administration", "/admin"), *shared, markets]
