@@ -235,15 +235,19 @@ def test_the_screenshot_tool_shoots_each_main_page_after_logging_in(market: Exch
         profile = buyer_settings.save_profile(session, market.buyer_ids["gamma"], None, {"name": "all", "price": 1})
     buyer = Login(create_person(market, "buyer", market.buyer_ids["gamma"], "member"), PASSWORD)
     seller = Login(create_person(market, "seller", market.seller_id, "member"), PASSWORD)
-    shots = take(browser, portal, buyer, seller, tmp_path)
-    assert [(shot.name, shot.path) for shot in shots[:-1]] == [
+    operator = Login(create_person(market, "operator", "", "operator"), PASSWORD)
+    shots = take(browser, portal, buyer, seller, tmp_path, operator=operator)
+    assert [(shot.name, shot.path) for shot in shots[:10]] == [
         ("portal-login", "/login"), ("portal-buyer-home", "/buyer"), ("portal-lead", f"/leads/{lead_id}"),
         ("portal-search", "/search?status=sold"), ("portal-transactions", "/transactions?window=week"),
         ("portal-partners", "/partners"), ("portal-profiles", "/profiles"), ("portal-profile", f"/profiles/{profile}"),
         ("portal-seller-home", "/seller"), ("portal-markets", "/markets")]
     # The highest-priced state this month: the exchange has sold leads in some state by now.
-    assert shots[-1].name == "portal-market-state"
-    assert re.fullmatch(r"/markets/[A-Z]{2}\?period=month&day=\d{4}-\d\d-01", shots[-1].path)
+    assert shots[10].name == "portal-market-state"
+    assert re.fullmatch(r"/markets/[A-Z]{2}\?period=month&day=\d{4}-\d\d-01", shots[10].path)
+    assert [(shot.name, shot.path) for shot in shots[11:13]] == [("portal-operator-home", "/operator"),
+                                                                ("portal-admin", "/admin")]
+    assert shots[13].name == "portal-admin-account" and re.fullmatch(r"/admin/accounts/[sb]_\w+", shots[13].path)
     assert sorted(path.name for path in tmp_path.iterdir()) == sorted(f"{shot.name}.png" for shot in shots)
     window = (VIEWPORT["width"], VIEWPORT["height"])
     whole = ("portal-lead", "portal-market-state")

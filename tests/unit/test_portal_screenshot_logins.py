@@ -17,19 +17,21 @@ def test_the_tool_logs_in_as_its_own_people_on_the_demo_accounts_and_leaves_the_
         buyer = accounts.create_buyer(session, "demo buyer", "", "", kind="autobid").id
         demo_logins = create_demo_people(session, seller, buyer)
 
-    first = logins_on_demo_accounts(database_url)
-    assert first[2] is None  # no demo AutoBid buyer here
+    assert logins_on_demo_accounts(database_url).autobid is None  # no demo AutoBid buyer here
     with sessions() as session:
         autobid = accounts.create_buyer(session, DEMO_AUTOBID_BUYER, "", "", kind="autobid").id
     first = logins_on_demo_accounts(database_url)
     again = logins_on_demo_accounts(database_url)  # a second run: the same people, new passwords
 
+    def listed(logins) -> list:
+        return [logins.buyer, logins.seller, logins.autobid, logins.operator]
     with sessions() as session:
-        for login, account in zip(again, (buyer, seller, autobid), strict=True):
+        for login, account in zip(listed(again), (buyer, seller, autobid, None), strict=True):
             person = people.authenticate(session, login.email, login.password)
-            assert person is not None and person.account_id == account and person.role == people.MEMBER
-        assert [login.email for login in first] == [login.email for login in again]
-        assert all(people.authenticate(session, login.email, login.password) is None for login in first)
+            assert person is not None and person.account_id == account
+            assert person.role == (people.OPERATOR if account is None else people.MEMBER)
+        assert [login.email for login in listed(first)] == [login.email for login in listed(again)]
+        assert all(people.authenticate(session, login.email, login.password) is None for login in listed(first))
         for _, email, password in demo_logins:
             assert people.authenticate(session, email, password) is not None
 

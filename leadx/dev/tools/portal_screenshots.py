@@ -54,20 +54,24 @@ def chromium_browser(chromium: str = CHROMIUM) -> Iterator:
 
 
 def take(browser, portal_url: str, buyer: Login, seller: Login, out_dir: Path,
-         profiles_buyer: Login | None = None) -> list[Shot]:
+         profiles_buyer: Login | None = None, operator: Login | None = None) -> list[Shot]:
     """Log in as the buyer's person, then the seller's, and save each main page as `<name>.png` in
     out_dir: the login page, the buyer's home, the newest lead it bought (the whole page), its
     search for the leads it bought, its week of transactions, its partnerships, its buy profiles and
     the first one's form (or a new one's), the seller's home, this month's market map and the page
     of its highest-priced state (the whole page). With `profiles_buyer`, the buy profiles are that
-    person's buyer's (make run's demo buyer bids itself; its AutoBid buyer has profiles). The pages
+    person's buyer's (make run's demo buyer bids itself; its AutoBid buyer has profiles); with
+    `operator`, the operators' home, administration and the first account's page follow. The pages
     shot, in that order."""
     out_dir.mkdir(parents=True, exist_ok=True)
     shots: list[Shot] = []
     rounds = [(buyer, _buyer_pages if profiles_buyer else _buyer_and_profile_pages)]
     if profiles_buyer is not None:
         rounds.append((profiles_buyer, _profile_pages))
-    for login, pages in (*rounds, (seller, _seller_pages)):
+    rounds.append((seller, _seller_pages))
+    if operator is not None:
+        rounds.append((operator, _operator_pages))
+    for login, pages in rounds:
         context = browser.new_context(base_url=portal_url, viewport=VIEWPORT)
         try:
             page = context.new_page()
@@ -133,6 +137,17 @@ def _seller_pages(page, out_dir: Path) -> list[Shot]:
     return shots
 
 
+def _operator_pages(page, out_dir: Path) -> list[Shot]:
+    page.goto("/operator")
+    shots = [_save(page, "portal-operator-home", out_dir)]
+    page.goto("/admin")
+    shots.append(_save(page, "portal-admin", out_dir))
+    page.locator("table.accounts a").first.click()
+    page.wait_for_load_state()
+    shots.append(_save(page, "portal-admin-account", out_dir))
+    return shots
+
+
 def _save(page, name: str, out_dir: Path, whole: bool = False) -> Shot:
     """The page as `<name>.png`: the window (VIEWPORT), or with `whole` the whole page's length."""
     page.screenshot(path=str(out_dir / f"{name}.png"), full_page=whole)
@@ -149,9 +164,17 @@ def png_size(path: Path) -> tuple[int, int]:
     return width, height
 
 
-def logins_on_demo_accounts(database_url: str) -> tuple[Login, Login, Login | None]:
+@dataclass(frozen=True)
+class DemoLogins:
+    buyer: Login
+    seller: Login
+    autobid: Login | None  # on the demo's AutoBid buyer, when there is one
+    operator: Login
+
+
+def logins_on_demo_accounts(database_url: str) -> DemoLogins:
     """People of the tool's own on the accounts of the demo's buyer and seller people, and on its
-    AutoBid buyer's when there is one (None otherwise), each with a new random password (made the
+    AutoBid buyer's when there is one, and an operator, each with a new random password (made the
     first time, their password reset after)."""
     from sqlalchemy import select
     from sqlalchemy.orm import Session
@@ -173,9 +196,10 @@ def logins_on_demo_accounts(database_url: str) -> tuple[Login, Login, Login | No
         autobid = session.scalar(select(Buyer.id).where(Buyer.name == DEMO_AUTOBID_BUYER).limit(1))
         if autobid is not None:
             accounts["autobid"] = (people.BUYER, autobid)
+        accounts["operator"] = (people.OPERATOR, "")
         logins = {name: _own_person(session, f"screenshots-{name}@example.com", kind, account_id)
                   for name, (kind, account_id) in accounts.items()}
-    return logins["buyer"], logins["seller"], logins.get("autobid")
+    return DemoLogins(logins["buyer"], logins["seller"], logins.get("autobid"), logins["operator"])
 
 
 def _own_person(session, email: str, kind: str, account_id: str) -> Login:
@@ -183,7 +207,8 @@ def _own_person(session, email: str, kind: str, account_id: str) -> Login:
 
     password = secrets.token_urlsafe(12)
     if people.person_by_email(session, email) is None:
-        people.create_person(session, email, password, kind, account_id, people.MEMBER)
+        role = people.OPERATOR if kind == people.OPERATOR else people.MEMBER
+        people.create_person(session, email, password, kind, account_id, role)
     else:
         people.reset_password(session, email, password)
     return Login(email, password)
@@ -203,9 +228,10 @@ def main(environ: Mapping[str, str] = os.environ) -> int:
     if not os.access(CHROMIUM, os.X_OK):
         print(f"leadx: no Chromium at {CHROMIUM}: apt-get install chromium, or set LEADX_CHROMIUM", file=sys.stderr)
         return 2
-    buyer, seller, autobid = logins_on_demo_accounts(settings["DATABASE_URL"])
+    logins = logins_on_demo_accounts(settings["DATABASE_URL"])
     with chromium_browser() as browser:
-        for shot in take(browser, settings["PORTAL_URL"], buyer, seller, OUT_DIR, profiles_buyer=autobid):
+        for shot in take(browser, settings["PORTAL_URL"], logins.buyer, logins.seller, OUT_DIR,
+                         profiles_buyer=logins.autobid, operator=logins.operator):
             print(f"{OUT_DIR / shot.name}.png  {shot.path}")
     return 0
 
