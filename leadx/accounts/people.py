@@ -17,10 +17,11 @@ import re
 import secrets
 import time
 from dataclasses import dataclass
+from typing import cast
 
 from argon2 import PasswordHasher, Type
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
-from sqlalchemy import select, update
+from sqlalchemy import CursorResult, select, update
 from sqlalchemy.orm import Session
 
 from leadx.accounts.ids import UnknownAccount, new_account_id
@@ -210,29 +211,34 @@ class SessionSigner:
 PASSWORD_LINK_S = 72 * 3600  # an invitation or a reset link works for three days
 
 
+# A person id, the expiry (Unix seconds) and the signature (base64url of a SHA-256 HMAC).
+_LINK_TOKEN = re.compile(r"(u_[a-z0-9]{1,30})\.(\d{1,12})\.([A-Za-z0-9_-]{43})", re.ASCII)
+
+
 def password_link_token(signer: SessionSigner, person: Person, now: float) -> str:
     """The token of a link with which `person` chooses a password: an operator's invitation of a new
     person or a new password for one. Stateless, and used once: it is signed over the person's
-    current password hash and session epoch, which setting the password changes."""
+    current password hash, which setting the password changes."""
     body = f"{person.id}.{int(now) + PASSWORD_LINK_S}"
-    return f"{body}.{signer.signature(b'password-link', _link_subject(person, body))}"
+    return f"{body}.{signer.signature(b'password-link', _link_subject(person.password_hash, body))}"
 
 
 def person_for_link(session: Session, signer: SessionSigner, token: str, now: float) -> Person | None:
-    """The active person whose link this is, while it has not expired nor been used; else None."""
-    person_id, _, rest = token.partition(".")
-    expires, _, mac = rest.partition(".")
-    if not expires.isdigit() or int(expires) < now or not mac:
+    """The active person whose link this is, while it has not expired nor been used; else None
+    (whatever the token holds: it comes from anyone's browser)."""
+    parsed = _LINK_TOKEN.fullmatch(token)
+    if parsed is None or int(parsed.group(2)) < now:
         return None
-    person = session.get(Person, person_id)
+    person = session.get(Person, parsed.group(1))
     if person is None or not person.active:
         return None
-    expected = signer.signature(b"password-link", _link_subject(person, f"{person_id}.{expires}"))
-    return person if hmac.compare_digest(expected, mac) else None
+    body = f"{parsed.group(1)}.{parsed.group(2)}"
+    expected = signer.signature(b"password-link", _link_subject(person.password_hash, body))
+    return person if hmac.compare_digest(expected.encode(), parsed.group(3).encode()) else None
 
 
-def _link_subject(person: Person, body: str) -> bytes:
-    return f"{body}\x00{person.password_hash}\x00{person.session_epoch}".encode()
+def _link_subject(password_hash: str, body: str) -> bytes:
+    return f"{body}\x00{password_hash}".encode()
 
 
 # ---------------------------------------------------------------- login throttling
@@ -315,12 +321,18 @@ def invite_person(session: Session, email: str, kind: str, account_id: str, role
     return create_person(session, email, secrets.token_urlsafe(32), kind, account_id, role)
 
 
-def set_password(session: Session, person: Person, password: str) -> None:
-    """The person's new password, chosen through its link; every session of the person ends."""
+def set_password(session: Session, person: Person, password: str) -> bool:
+    """The person's new password, chosen through its link; every session of the person ends. Set
+    only over the password hash the link was checked against: of two submits of one link at once,
+    one sets it and the other is told (False), as for a link already used."""
     check_password(password)
-    person.password_hash = hash_password(password)
-    person.session_epoch += 1
+    changed = cast(CursorResult, session.execute(  # an UPDATE's result counts its rows
+        update(Person).where(Person.id == person.id, Person.password_hash == person.password_hash)
+        .values(password_hash=hash_password(password), session_epoch=Person.session_epoch + 1)
+        .execution_options(synchronize_session=False))).rowcount
     session.commit()
+    session.refresh(person)
+    return bool(changed)
 
 
 def people_of(session: Session, account_id: str | None) -> list[Person]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
+from urllib.parse import urlsplit
 
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -31,6 +32,7 @@ from services.portal.web import PortalDeps, Visitor, form_of, render, visitor
 
 log = logging.getLogger(__name__)
 
+MAX_URL_CHARS = 2000  # as the admin API (services/intake/admin.py) and the buyers table take them
 DONE = {"fee": "The seller's fee is saved.", "contract": "The contract is saved.", "ended": "The contract is ended.",
         "active": "The buyer's state is saved."}
 
@@ -94,6 +96,10 @@ async def create_account(deps: PortalDeps, request: Request) -> Response:
         errors["name"] = "give the account a name (at most 200 characters)"
     buyer_kind = fields.get("buyer_kind", "wholesale")
     ping_url, post_url = fields.get("ping_url", "").strip(), fields.get("post_url", "").strip()
+    for field, url in (("ping_url", ping_url), ("post_url", post_url)):
+        problem = _url_problem(url)
+        if problem:
+            errors[field] = problem
 
     def create(session: Session) -> accounts.Created:
         if kind == people.SELLER:
@@ -112,6 +118,17 @@ async def create_account(deps: PortalDeps, request: Request) -> Response:
     _logged(current, f"{kind} created", account=created.id)
     return _shown_once(deps, request, current, f"A new {kind}", f"The API key of {name} ({created.id})",
                        created.api_key, f"/admin/accounts/{created.id}")
+
+
+def _url_problem(url: str) -> str:
+    """What the admin API would refuse in a buyer URL before its rules (leadx.accounts.buyer_urls)."""
+    if len(url) > MAX_URL_CHARS:
+        return f"a URL has at most {MAX_URL_CHARS} characters"
+    try:
+        urlsplit(url).port  # noqa: B018 (reading it checks the port and the brackets of an IPv6 host)
+    except ValueError:
+        return "this is not a URL, e.g. https://buyer.example/ping"
+    return ""
 
 
 # ---------------------------------------------------------------- one account
@@ -157,6 +174,17 @@ async def rotate_key(deps: PortalDeps, request: Request) -> Response:
                        "longer works)", created.api_key, f"/admin/accounts/{account_id}")
 
 
+async def _of_kind(deps: PortalDeps, account_id: str, kind: str) -> None:
+    """404 for an account that does not exist, 400 for one of the other kind (a fee on a buyer...)."""
+    model = Seller if kind == people.SELLER else Buyer
+    other = Buyer if kind == people.SELLER else Seller
+    found = await _in_thread(deps, lambda session: (session.get(model, account_id) is not None,
+                                                    session.get(other, account_id) is not None), reads=True)
+    if not found[0]:
+        raise HTTPException(400 if found[1] else 404,
+                            f"Only a {kind} has this." if found[1] else "There is no such account.")
+
+
 async def set_fee(deps: PortalDeps, request: Request) -> Response:
     """A seller's own platform fee in percent, or empty for the exchange's default."""
     current, refused = await _operator(deps, request)
@@ -164,6 +192,7 @@ async def set_fee(deps: PortalDeps, request: Request) -> Response:
         return refused
     fields = await form_of(deps, request, current)
     seller_id, typed = request.path_params["account_id"], fields.get("fee_percent", "").strip()
+    await _of_kind(deps, seller_id, people.SELLER)
     try:
         percent = float(typed) if typed else None
         if percent is not None and not 0 <= percent <= 100:
@@ -182,6 +211,7 @@ async def add_contract(deps: PortalDeps, request: Request) -> Response:
         return refused
     fields = await form_of(deps, request, current)
     seller_id, buyer_id = request.path_params["account_id"], fields.get("buyer_id", "").strip()
+    await _of_kind(deps, seller_id, people.SELLER)
     cents = profile_form.dollars(fields.get("price", ""))
     errors = {}
     if cents is None:
@@ -210,7 +240,10 @@ async def end_contract(deps: PortalDeps, request: Request) -> Response:
         return refused
     await form_of(deps, request, current)
     seller_id, buyer_id = request.path_params["account_id"], request.path_params["buyer_id"]
-    await _in_thread(deps, lambda session: accounts.end_contract(session, seller_id, buyer_id))
+    try:
+        await _in_thread(deps, lambda session: accounts.end_contract(session, seller_id, buyer_id))
+    except HTTPException:
+        raise HTTPException(404, "There is no such contract.") from None
     _logged(current, "contract ended", account=seller_id, buyer=buyer_id)
     return redirect(deps, current, f"/admin/accounts/{seller_id}?done=ended")
 
@@ -222,6 +255,7 @@ async def set_active(deps: PortalDeps, request: Request) -> Response:
         return refused
     fields = await form_of(deps, request, current)
     buyer_id, active = request.path_params["account_id"], fields.get("active", "")
+    await _of_kind(deps, buyer_id, people.BUYER)
     if active not in ("yes", "no"):
         raise HTTPException(400, "On or off: nothing else is asked here.")
     await _in_thread(deps, lambda session: accounts.set_buyer_active(session, buyer_id, active == "yes"))
@@ -312,7 +346,8 @@ async def choose_password(deps: PortalDeps, request: Request) -> Response:
         if password != again:
             return person, {"password_again": "the two passwords differ"}
         try:
-            people.set_password(session, person, password)
+            if not people.set_password(session, person, password):
+                raise HTTPException(404, GONE)  # the other of two submits at once set it
         except PersonError as error:
             return person, {"password": error.message}
         return person, {}

@@ -4,6 +4,7 @@ asks only for that account's data."""
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 import grpc
@@ -19,6 +20,7 @@ WINDOW_NAMES = {pb.WINDOW_DAY: "Last day", pb.WINDOW_WEEK: "Last week", pb.WINDO
 LATEST_LEADS = 10
 SEARCH_PAGE = 25
 TRANSACTIONS_PAGE = 50
+TOTALS_TTL_S = 15.0
 TRANSACTION_WINDOWS = {"day": pb.WINDOW_DAY, "week": pb.WINDOW_WEEK, "month": pb.WINDOW_MONTH}
 
 
@@ -48,6 +50,7 @@ class Dashboard:
         self.metadata = (("authorization", f"Bearer {admin_key}"),)
         self._channel: grpc.aio.Channel | None = None
         self._stub: dashboard_pb2_grpc.DashboardServiceStub | None = None
+        self._totals: tuple[float, pb.PlatformTotals] | None = None  # when read (monotonic), and the totals
 
     def start(self) -> None:
         """Opens the channel: on the event loop that serves the pages (a grpc.aio channel belongs to
@@ -146,8 +149,13 @@ class Dashboard:
         return list(answer.prices)
 
     async def platform_totals(self) -> pb.PlatformTotals:
-        """The exchange's totals since the start of today (UTC): the operators' home."""
-        return await self._call(self.stub.GetPlatformTotals, pb.GetPlatformTotalsRequest())
+        """The exchange's totals since the start of today (UTC): the operators' home. Read at most
+        once every TOTALS_TTL_S by this portal, whatever the number of operators' pages open: the
+        query sums the whole day."""
+        now = time.monotonic()
+        if self._totals is None or now - self._totals[0] >= TOTALS_TTL_S:
+            self._totals = (now, await self._call(self.stub.GetPlatformTotals, pb.GetPlatformTotalsRequest()))
+        return self._totals[1]
 
     async def recent_sales(self, limit: int = 20) -> list[pb.Sale]:
         return list((await self._call(self.stub.ListRecentSales, pb.ListRecentSalesRequest(limit=limit))).sales)

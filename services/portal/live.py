@@ -116,8 +116,9 @@ async def purchases(deps: PortalDeps, request: Request) -> Response:
                     said = True
                     yield _event(sale, newest)
                 if fresh or loop.time() >= figures_at:
-                    figures_at = loop.time() + FIGURES_EVERY_S
-                    for event in fragments.changed(await _buyer_figures(deps, buyer_id)):
+                    rendered = await _buyer_figures(deps, buyer_id)
+                    figures_at = loop.time() + FIGURES_EVERY_S  # once read: a failed read is tried again
+                    for event in fragments.changed(rendered):
                         said = True
                         yield event
             except DashboardUnavailable:
@@ -169,8 +170,9 @@ async def _home_stream(deps: PortalDeps, request: Request, kind: str, watch: Wat
             try:
                 signal, render = await watch(deps, account_id)
                 if signal != last or loop.time() >= figures_at:
-                    last, figures_at = signal, loop.time() + FIGURES_EVERY_S
-                    for event in fragments.changed(await render()):
+                    rendered = await render()
+                    last, figures_at = signal, loop.time() + FIGURES_EVERY_S  # once read: a failure is retried
+                    for event in fragments.changed(rendered):
                         said = True
                         yield event
             except DashboardUnavailable:

@@ -20,7 +20,7 @@ from leadx.contracts.dashboard.v1 import dashboard_pb2 as pb
 from leadx.ledger import returns
 from leadx.platform.ids import is_lead_id
 from leadx.platform.logs import log_event
-from services.portal.dashboard import TRANSACTION_WINDOWS, WINDOW_NAMES, DashboardRefused
+from services.portal.dashboard import TRANSACTION_WINDOWS, WINDOW_NAMES, DashboardRefused, DashboardUnavailable
 from services.portal.search import STATUSES, check_search
 from services.portal.web import PersonView, PortalDeps, Visitor, form_of, render, visitor, with_session
 
@@ -278,8 +278,11 @@ async def operator_home(deps: PortalDeps, request: Request) -> Response:
     if refused is not None:
         return refused
     sales = await deps.dashboard.recent_sales()
-    return render(deps, request, current, "operator_home.html",
-                  {"title": "Exchange", "sales": sales, "totals": await deps.dashboard.platform_totals()})
+    try:
+        totals = await deps.dashboard.platform_totals()
+    except DashboardUnavailable:
+        totals = None  # the day's sum did not come in time: the page shows the sales, and says so
+    return render(deps, request, current, "operator_home.html", {"title": "Exchange", "sales": sales, "totals": totals})
 
 
 # ---------------------------------------------------------------- one lead, and its return

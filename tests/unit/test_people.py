@@ -194,7 +194,11 @@ def test_a_password_link_works_until_it_expires_or_is_used_and_only_with_its_sig
         assert people.person_for_link(session, SessionSigner(b"j" * 32), token, now) is None  # another secret
         person_id, expires, mac = token.split(".")
         assert people.person_for_link(session, signer, f"{person_id}.{int(expires) + 999}.{mac}", now) is None
-        assert people.person_for_link(session, signer, "nonsense", now) is None
+        # Whatever a browser sends is no link, never an error: non-ASCII digits, a huge number, a
+        # signature with characters no signature has.
+        for token_sent in ("nonsense", f"{person_id}.\u00b2.{mac}", f"{person_id}.{'9' * 5000}.{mac}",
+                           f"{person_id}.{expires}.{mac[:-1]}\u00e9", f"{person_id}\x00.{expires}.{mac}"):
+            assert people.person_for_link(session, signer, token_sent, now) is None
         epoch = person.session_epoch
         people.set_password(session, person, "a brand new password")
         assert person.session_epoch == epoch + 1  # every session of the person ends

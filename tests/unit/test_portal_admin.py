@@ -82,6 +82,11 @@ def test_an_operator_creates_accounts_rotates_a_key_and_sets_fees_and_contracts(
         wholesale = await client.post("/admin/accounts", data={"csrf_token": token, "kind": "buyer", "name": "W",
                                                                "buyer_kind": "wholesale"})
         assert wholesale.status_code == 400 and "ping URL" in error_of(wholesale.text, "buyer-buyer_kind")
+        long_url = await client.post("/admin/accounts", data={
+            "csrf_token": token, "kind": "buyer", "name": "L", "buyer_kind": "wholesale",
+            "ping_url": "https://buyer.example/" + "p" * 2000, "post_url": "https://[::1"})
+        assert long_url.status_code == 400 and "at most 2000" in error_of(long_url.text, "buyer-ping_url")
+        assert error_of(long_url.text, "buyer-post_url").startswith("this is not a URL")
         key = shown_once(await client.post("/admin/accounts", data={
             "csrf_token": token, "kind": "buyer", "name": "Dealer", "buyer_kind": "autobid"}))
         seller_key = shown_once(await client.post("/admin/accounts", data={
@@ -120,6 +125,14 @@ def test_an_operator_creates_accounts_rotates_a_key_and_sets_fees_and_contracts(
             assert session.get(Contract, (seller_id, buyer_id)).active is False
             assert session.get(Buyer, buyer_id).active is False
         assert (await client.post(f"/admin/accounts/{buyer_id}/active", data={"csrf_token": token})).status_code == 400
+        # The wrong kind of account is said as such, a missing contract too.
+        assert (await client.post(f"/admin/accounts/{buyer_id}/fee", data={"csrf_token": token, "fee_percent": "5"})
+                ).status_code == 400
+        assert (await client.post(f"/admin/accounts/{seller_id}/active", data={"csrf_token": token, "active": "no"})
+                ).status_code == 400
+        ended_twice = await client.post(f"/admin/accounts/{seller_id}/contracts/b_nobody0000/end",
+                                        data={"csrf_token": token})
+        assert ended_twice.status_code == 404 and "There is no such contract." in ended_twice.text
         assert (await client.get("/admin/accounts/b_nobody0000")).status_code == 404
         assert (await client.post(f"/admin/accounts/{buyer_id}/rotate-key", data={})).status_code == 403  # no token
 

@@ -4,8 +4,10 @@
 They are taken in Debian's Chromium (`/usr/bin/chromium`, or LEADX_CHROMIUM), driven by Playwright,
 from the exchange `make run` started (its `.leadx/exchange.env`): its demo buyer's and demo seller's
 business as it stands, after a minute or two of the demo's trading. The tool logs in as people of
-its own on the demo's accounts (`screenshots-buyer@example.com`, `screenshots-seller@example.com`, a new
-random password each run), so the logins `make run` printed keep working.
+its own on the demo's accounts (`screenshots-buyer@example.com`, `screenshots-seller@example.com`,
+`screenshots-autobid@example.com` on the AutoBid buyer) and as an operator of its own
+(`screenshots-operator@example.com`), a new random password each run, so the logins `make run` printed
+keep working. They stay in that database: point it at a development exchange only.
 """
 
 from __future__ import annotations
