@@ -11,8 +11,9 @@ link not at all (it is signed over the person's password hash, so setting the pa
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from urllib.parse import urlsplit
 
 from starlette.exceptions import HTTPException
@@ -51,6 +52,21 @@ async def _in_thread(deps: PortalDeps, work: Callable[[Session], object], reads:
         raise HTTPException(404, "There is no such account.") from None
 
 
+Change = Callable[[PortalDeps, Request, Visitor, dict[str, str]], Awaitable[Response]]
+
+
+def operators_form(change: Change) -> Callable[[PortalDeps, Request], Awaitable[Response]]:
+    """A change only an operator makes: the handler gets the visitor and the posted form, its CSRF
+    token checked; anyone else is answered as for any page not theirs."""
+    @functools.wraps(change)
+    async def checked(deps: PortalDeps, request: Request) -> Response:
+        current, refused = await _operator(deps, request)
+        if refused is not None:
+            return refused
+        return await change(deps, request, current, await form_of(deps, request, current))
+    return checked
+
+
 def _logged(current: Visitor, what: str, **ids: str) -> None:
     assert current.person is not None
     log_event(log, f"portal admin: {what}", person=current.person.id, **ids)
@@ -81,13 +97,10 @@ def _shown_once(deps: PortalDeps, request: Request, current: Visitor, title: str
     return response
 
 
-async def create_account(deps: PortalDeps, request: Request) -> Response:
+@operators_form
+async def create_account(deps: PortalDeps, request: Request, current: Visitor, fields: dict[str, str]) -> Response:
     """A new seller (`kind` seller: a name) or buyer (a name, wholesale or AutoBid, its ping and
     post URLs); its API key is shown once."""
-    current, refused = await _operator(deps, request)
-    if refused is not None:
-        return refused
-    fields = await form_of(deps, request, current)
     kind, name = fields.get("kind", ""), fields.get("name", "").strip()
     errors: dict[str, str] = {}
     if kind not in (people.SELLER, people.BUYER):
@@ -156,12 +169,9 @@ async def account_page(deps: PortalDeps, request: Request) -> Response:
     return refused or await _account_page(deps, request, current, request.path_params["account_id"])
 
 
-async def rotate_key(deps: PortalDeps, request: Request) -> Response:
+@operators_form
+async def rotate_key(deps: PortalDeps, request: Request, current: Visitor, _fields: dict[str, str]) -> Response:
     """A new API key for the account, shown once; the old one stops working."""
-    current, refused = await _operator(deps, request)
-    if refused is not None:
-        return refused
-    await form_of(deps, request, current)
     account_id = request.path_params["account_id"]
 
     def rotate(session: Session) -> accounts.Created:
@@ -185,12 +195,9 @@ async def _of_kind(deps: PortalDeps, account_id: str, kind: str) -> None:
                             f"Only a {kind} has this." if found[1] else "There is no such account.")
 
 
-async def set_fee(deps: PortalDeps, request: Request) -> Response:
+@operators_form
+async def set_fee(deps: PortalDeps, request: Request, current: Visitor, fields: dict[str, str]) -> Response:
     """A seller's own platform fee in percent, or empty for the exchange's default."""
-    current, refused = await _operator(deps, request)
-    if refused is not None:
-        return refused
-    fields = await form_of(deps, request, current)
     seller_id, typed = request.path_params["account_id"], fields.get("fee_percent", "").strip()
     await _of_kind(deps, seller_id, people.SELLER)
     try:
@@ -205,11 +212,8 @@ async def set_fee(deps: PortalDeps, request: Request) -> Response:
     return redirect(deps, current, f"/admin/accounts/{seller_id}?done=fee")
 
 
-async def add_contract(deps: PortalDeps, request: Request) -> Response:
-    current, refused = await _operator(deps, request)
-    if refused is not None:
-        return refused
-    fields = await form_of(deps, request, current)
+@operators_form
+async def add_contract(deps: PortalDeps, request: Request, current: Visitor, fields: dict[str, str]) -> Response:
     seller_id, buyer_id = request.path_params["account_id"], fields.get("buyer_id", "").strip()
     await _of_kind(deps, seller_id, people.SELLER)
     cents = profile_form.dollars(fields.get("price", ""))
@@ -234,11 +238,8 @@ def _add_contract(deps: PortalDeps, seller_id: str, buyer_id: str, cents: int) -
         accounts.add_contract(session, seller_id, buyer_id, cents)
 
 
-async def end_contract(deps: PortalDeps, request: Request) -> Response:
-    current, refused = await _operator(deps, request)
-    if refused is not None:
-        return refused
-    await form_of(deps, request, current)
+@operators_form
+async def end_contract(deps: PortalDeps, request: Request, current: Visitor, _fields: dict[str, str]) -> Response:
     seller_id, buyer_id = request.path_params["account_id"], request.path_params["buyer_id"]
     try:
         await _in_thread(deps, lambda session: accounts.end_contract(session, seller_id, buyer_id))
@@ -248,12 +249,9 @@ async def end_contract(deps: PortalDeps, request: Request) -> Response:
     return redirect(deps, current, f"/admin/accounts/{seller_id}?done=ended")
 
 
-async def set_active(deps: PortalDeps, request: Request) -> Response:
+@operators_form
+async def set_active(deps: PortalDeps, request: Request, current: Visitor, fields: dict[str, str]) -> Response:
     """A buyer switched off (offered no lead, its key refused) or back on."""
-    current, refused = await _operator(deps, request)
-    if refused is not None:
-        return refused
-    fields = await form_of(deps, request, current)
     buyer_id, active = request.path_params["account_id"], fields.get("active", "")
     await _of_kind(deps, buyer_id, people.BUYER)
     if active not in ("yes", "no"):
@@ -265,13 +263,10 @@ async def set_active(deps: PortalDeps, request: Request) -> Response:
 
 # ---------------------------------------------------------------- people and their password links
 
-async def invite(deps: PortalDeps, request: Request) -> Response:
+@operators_form
+async def invite(deps: PortalDeps, request: Request, current: Visitor, fields: dict[str, str]) -> Response:
     """A new person of an account (`account_id`, with a role) or a new operator (no account); the
     link with which it chooses its password is shown once."""
-    current, refused = await _operator(deps, request)
-    if refused is not None:
-        return refused
-    fields = await form_of(deps, request, current)
     account_id, email, role = (fields.get(name, "").strip() for name in ("account_id", "email", "role"))
 
     def make(session: Session):
@@ -291,12 +286,9 @@ async def invite(deps: PortalDeps, request: Request) -> Response:
                        f"/admin/accounts/{account_id}" if account_id else "/admin")
 
 
-async def password_link(deps: PortalDeps, request: Request) -> Response:
+@operators_form
+async def password_link(deps: PortalDeps, request: Request, current: Visitor, _fields: dict[str, str]) -> Response:
     """A link with which a person chooses a new password (its old one keeps working until then)."""
-    current, refused = await _operator(deps, request)
-    if refused is not None:
-        return refused
-    await form_of(deps, request, current)
     person_id = request.path_params["person_id"]
 
     def make(session: Session):

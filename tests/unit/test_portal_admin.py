@@ -5,24 +5,20 @@ password once; nobody but an operator reaches these pages."""
 
 from __future__ import annotations
 
-import asyncio
 import re
-from collections.abc import Awaitable, Callable
 
 import httpx
 import pytest
 from sqlalchemy import select
 
 from leadx.accounts import accounts, people
-from leadx.dev.ports import free_port
 from leadx.platform.db.engine import create_schema, make_engine, session_factory
 from leadx.platform.db.models import Buyer, Contract, Person, Seller
-from services.portal.app import build_app
-from tests.unit.portal_deps import portal_deps
+from tests.unit.portal_deps import Scenario, csrf, run_scenario
+from tests.unit.portal_deps import log_in as portal_log_in
 
 SECRET = b"a" * 32
 PASSWORD = "a long test password"
-Scenario = Callable[[httpx.AsyncClient], Awaitable[None]]
 
 
 @pytest.fixture
@@ -36,29 +32,15 @@ def portal(sqlite_url, redis_url, unique_prefix):
         people.create_person(session, "seller@example.com", PASSWORD, "seller", seller.id, "owner")
 
     def run(scenario: Scenario, email: str = "ops@example.com") -> None:
-        async def with_client() -> None:
-            deps = portal_deps(engine, redis_url, unique_prefix, SECRET, f"127.0.0.1:{free_port()}")
-            deps.dashboard.start()
-            transport = httpx.ASGITransport(app=build_app(deps), client=("203.0.113.11", 40000))
-            async with httpx.AsyncClient(transport=transport, base_url="https://portal.test") as client:
-                if email:
-                    assert (await log_in(client, email)).status_code == 303
-                await scenario(client)
-            await deps.dashboard.close()
-        asyncio.run(with_client())
+        run_scenario(engine, redis_url, unique_prefix, SECRET, scenario, email, PASSWORD)
 
     run.sessions = sessions  # type: ignore[attr-defined]
     yield run
     engine.dispose()
 
 
-def csrf(html: str) -> str:
-    return re.search(r'name="csrf_token" value="([^"]+)"', html).group(1)
-
-
 async def log_in(client: httpx.AsyncClient, email: str, password: str = PASSWORD) -> httpx.Response:
-    token = csrf((await client.get("/login")).text)
-    return await client.post("/login", data={"csrf_token": token, "email": email, "password": password})
+    return await portal_log_in(client, email, password)
 
 
 def shown_once(page: httpx.Response) -> str:

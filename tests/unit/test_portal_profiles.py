@@ -5,23 +5,18 @@ buyer's profile, a seller and a form without its token are refused."""
 
 from __future__ import annotations
 
-import asyncio
 import re
-from collections.abc import Awaitable, Callable
 
 import httpx
 import pytest
 
 from leadx.accounts import accounts, buyer_settings, people
-from leadx.dev.ports import free_port
 from leadx.platform.db.engine import create_schema, make_engine, session_factory
 from leadx.platform.db.models import AuctionOffer, Lead
-from services.portal.app import build_app
-from tests.unit.portal_deps import portal_deps
+from tests.unit.portal_deps import Scenario, csrf, run_scenario
 
 SECRET = b"p" * 32
 PASSWORD = "a long test password"
-Scenario = Callable[[httpx.AsyncClient], Awaitable[None]]
 
 
 @pytest.fixture
@@ -38,25 +33,11 @@ def portal(sqlite_url, redis_url, unique_prefix):
         people.create_person(session, "seller@example.com", PASSWORD, "seller", seller.id, "owner")
         theirs = buyer_settings.save_profile(session, other.id, None, {"name": "theirs", "price": 100})
     def run(scenario: Scenario, email: str) -> None:
-        async def with_client() -> None:
-            deps = portal_deps(engine, redis_url, unique_prefix, SECRET, f"127.0.0.1:{free_port()}")  # no page reads it
-            deps.dashboard.start()
-            transport = httpx.ASGITransport(app=build_app(deps), client=("203.0.113.10", 40000))
-            async with httpx.AsyncClient(transport=transport, base_url="https://portal.test") as client:
-                token = csrf((await client.get("/login")).text)
-                answer = await client.post("/login", data={"csrf_token": token, "email": email, "password": PASSWORD})
-                assert answer.status_code == 303
-                await scenario(client)
-            await deps.dashboard.close()
-        asyncio.run(with_client())
+        run_scenario(engine, redis_url, unique_prefix, SECRET, scenario, email, PASSWORD)
 
     run.buyer_id, run.theirs, run.sessions = buyer.id, theirs, sessions  # type: ignore[attr-defined]
     yield run
     engine.dispose()
-
-
-def csrf(html: str) -> str:
-    return re.search(r'name="csrf_token" value="([^"]+)"', html).group(1)
 
 
 def error_of(html: str, field: str) -> str:
