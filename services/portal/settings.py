@@ -9,7 +9,7 @@ from leadx.ledger.returns import ReturnPolicy
 from leadx.platform.config import ConfigError, KafkaSettings, RedisSettings, env_bool, env_file, env_int, env_str
 
 MIN_SESSION_SECRET_CHARS = 32
-LIVE_POLL_S, LIVE_STREAM_S = 2, 60  # the buyer home's live list (live.py), by default
+LIVE_POLL_S, LIVE_STREAM_S = 2, 60  # the homes' live streams (live.py), by default
 
 
 @dataclass(frozen=True)
@@ -29,7 +29,7 @@ class PortalSettings:
     throttle: ThrottlePolicy
     kafka: KafkaSettings  # a return is published as lead.returned, as the API publishes it
     return_policy: ReturnPolicy  # the API's: RETURN_WINDOW_DAYS, RETURN_RATE_CAP_PERCENT, RETURN_RATE_PERIOD_DAYS
-    live_poll_s: int  # how often the buyer home's live list asks the dashboard for new purchases
+    live_poll_s: int  # how often an open home's live stream reads the dashboard
     live_stream_s: int  # how long one event stream lasts before the browser reconnects (and is checked)
 
     @classmethod

@@ -87,7 +87,7 @@ class PortalDeps:
     clock: Callable[[], float] = field(default=time.time)
     return_policy: ReturnPolicy = field(default_factory=ReturnPolicy)
     publisher: Publisher | None = None  # lead.returned; None: returns are refused as not recorded
-    live_poll_s: float = LIVE_POLL_S  # the buyer home's live list (live.py)
+    live_poll_s: float = LIVE_POLL_S  # the homes' live streams (live.py)
     live_stream_s: float = LIVE_STREAM_S
 
 
