@@ -132,7 +132,7 @@ class BidFeed:
         return self.consumer
 
     async def stop(self) -> None:
-        await self.release()
+        await self.release(unassign=False)  # the consumer's stop drops its assignment itself
         if self.consumer is not None:
             await self.consumer.stop()
 
@@ -191,16 +191,18 @@ class BidFeed:
         if not self._catch_up:
             log_event(log, "bid feed caught up", partitions=sorted(self.partitions))
 
-    async def release(self) -> None:
+    async def release(self, unassign: bool = True) -> None:
         """Stop reading: the partitions are being taken away. What is not flushed is dropped; the
-        next owner reads those bids again from the last commit."""
+        next owner reads those bids again from the last commit. Not unassigned when the feed stops:
+        a change of assignment while aiokafka's coordinator still takes the previous one in can fail
+        the coordinator's own assertion (aio-libs/aiokafka#796), which the consumer's stop raises."""
         async with self._lock:
             self._generation += 1
             self._assigned.clear()
             self.pending.take()
             self.partitions = frozenset()
             self._catch_up = {}
-            if self.consumer is not None:
+            if unassign and self.consumer is not None:
                 self.consumer.assign([])
 
     async def serve(self) -> None:
