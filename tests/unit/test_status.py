@@ -9,19 +9,10 @@ import json
 import pytest
 
 from leadx.cli import main as cli
-from leadx.cli.status import (
-    DeadLetters,
-    GroupLag,
-    Report,
-    ServiceHealth,
-    format_report,
-    gather_report,
-    group_lags,
-    parse_health_urls,
-    report_json,
-)
+from leadx.cli.status import Report, format_report, gather_report, report_json
 from leadx.ledger.activity import MINUTE_MS, Activity, recent_activity
 from leadx.platform.config import ConfigError
+from leadx.platform.exchange_health import DeadLetters, GroupLag, ServiceHealth, group_lags, parse_health_urls
 from leadx.platform.kafka.dead_letters import DeadLetter, dead_letter_from, replay_headers
 from leadx.platform.db.models import Lead, Sale
 
