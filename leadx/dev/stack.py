@@ -366,6 +366,9 @@ class LocalStack:
             port = self.portal_port if self.portal_port and name == "portal" else free_port()
             env.update({"PORTAL_PORT": str(port), "PORTAL_SESSION_SECRET": self.portal_secret,
                         "PORTAL_SECURE_COOKIES": "false",
+                        # Administration's Services page: the services added before it, and itself.
+                        "LEADX_HEALTH_URLS": ",".join(filter(None, [self.health_urls(without=name),
+                                                                    f"{name}=http://127.0.0.1:{health_port}"])),
                         "DASHBOARD_ADDRESS": f"127.0.0.1:{self.port_of('ledger', 'GRPC_PORT')}"})
             ready_url = f"http://127.0.0.1:{port}/readyz"
         env.update(env_overrides)
@@ -373,6 +376,13 @@ class LocalStack:
                                  self.run_dir / "logs" / f"{name}.log", ready_url)
         self.services[name] = process
         return process
+
+    def health_urls(self, without: str = "") -> str:
+        """LEADX_HEALTH_URLS (`leadx status`, the portal's Services page): each service's health server
+        (`/readyz`, `/metrics`) on its HEALTH_PORT. A service the supervisor starts again keeps its
+        environment, so its port."""
+        return ",".join(f"{name}=http://127.0.0.1:{self.port_of(name, 'HEALTH_PORT')}" for name in self.services
+                        if name != without)
 
     def port_of(self, name: str, variable: str) -> int:
         return int(self.services[name].env[variable])

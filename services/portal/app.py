@@ -15,7 +15,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp
 from starlette.templating import Jinja2Templates
 
-from services.portal import admin, live, markets, pages, partners, profiles
+from services.portal import admin, live, markets, operations, pages, partners, profiles
 from services.portal.dashboard import DashboardUnavailable
 from services.portal.web import PortalDeps, SecurityHeaders
 
@@ -73,6 +73,7 @@ def build_app(deps: PortalDeps, lifespan=None) -> ASGIApp:
         Route("/admin/accounts/{account_id}/contracts/{buyer_id}/end", partial(admin.end_contract, deps),
               methods=["POST"]),
         Route("/admin/accounts/{account_id}/active", partial(admin.set_active, deps), methods=["POST"]),
+        Route("/admin/services", partial(operations.services_page, deps), methods=["GET"]),
         Route("/admin/people", partial(admin.invite, deps), methods=["POST"]),
         Route("/admin/people/{person_id}/password-link", partial(admin.password_link, deps), methods=["POST"]),
         Route("/password/{token}", partial(admin.password_page, deps), methods=["GET"], name="password"),

@@ -20,6 +20,7 @@ from leadx.platform.redis.client import connect as connect_redis
 from leadx.platform.telemetry import setup_tracing
 from services.portal.app import build_app, templates
 from services.portal.dashboard import Dashboard
+from services.portal.exchange_watch import ExchangeWatch
 from services.portal.settings import PortalSettings
 from services.portal.throttle import LoginThrottle
 from services.portal.web import PortalDeps
@@ -83,7 +84,8 @@ def create_app(settings: PortalSettings):
         dashboard=Dashboard(settings.dashboard_address, settings.dashboard_key, settings.dashboard_ca_file),
         templates=templates(), readiness=readiness, secure_cookies=settings.secure_cookies,
         return_policy=settings.return_policy, publisher=producer, live_poll_s=settings.live_poll_s,
-        live_stream_s=settings.live_stream_s)
+        live_stream_s=settings.live_stream_s,
+        exchange_watch=ExchangeWatch(settings.health_urls, settings.kafka, settings.topic_prefix))
 
     @contextlib.asynccontextmanager
     async def lifespan(_app):

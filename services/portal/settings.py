@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from leadx.accounts.people import SessionPolicy, ThrottlePolicy
 from leadx.ledger.returns import ReturnPolicy
 from leadx.platform.config import ConfigError, KafkaSettings, RedisSettings, env_bool, env_file, env_int, env_str
+from leadx.platform.exchange_health import HEALTH_URLS, parse_health_urls
 
 MIN_SESSION_SECRET_CHARS = 32
 LIVE_POLL_S, LIVE_STREAM_S = 2, 60  # the homes' live streams (live.py), by default
@@ -31,6 +32,7 @@ class PortalSettings:
     return_policy: ReturnPolicy  # the API's: RETURN_WINDOW_DAYS, RETURN_RATE_CAP_PERCENT, RETURN_RATE_PERIOD_DAYS
     live_poll_s: int  # how often an open home's live stream reads the dashboard
     live_stream_s: int  # how long one event stream lasts before the browser reconnects (and is checked)
+    health_urls: dict[str, str]  # Administration's Services page: each service's health server, by name
 
     @classmethod
     def from_env(cls) -> PortalSettings:
@@ -46,6 +48,7 @@ class PortalSettings:
         if live_poll_s <= 0 or live_stream_s < live_poll_s:
             raise ConfigError("environment variable PORTAL_LIVE_POLL_SECONDS must be more than 0, and "
                               "PORTAL_LIVE_STREAM_SECONDS at least as much")
+        health_urls = env_str(HEALTH_URLS, "")
         if idle_minutes <= 0 or max_hours <= 0:
             raise ConfigError("environment variables PORTAL_SESSION_IDLE_MINUTES and PORTAL_SESSION_MAX_HOURS "
                               "must be more than 0")
@@ -69,4 +72,6 @@ class PortalSettings:
             return_policy=ReturnPolicy.from_env(),
             live_poll_s=live_poll_s,
             live_stream_s=live_stream_s,
+            # Unset: the Services page says so. Malformed: the portal does not start (the entry is named).
+            health_urls=parse_health_urls(health_urls) if health_urls.strip() else {},
         )

@@ -25,6 +25,7 @@ from leadx.accounts.people import SessionPolicy, SessionSigner, SessionState
 from leadx.ledger.returns import Publisher, ReturnPolicy
 from leadx.platform.health import Readiness
 from services.portal.dashboard import Dashboard, DashboardUnavailable
+from services.portal.exchange_watch import ExchangeWatch
 from services.portal.settings import LIVE_POLL_S, LIVE_STREAM_S
 from services.portal.throttle import LoginThrottle
 
@@ -89,6 +90,8 @@ class PortalDeps:
     publisher: Publisher | None = None  # lead.returned; None: returns are refused as not recorded
     live_poll_s: float = LIVE_POLL_S  # the homes' live streams (live.py)
     live_stream_s: float = LIVE_STREAM_S
+    # Administration's Services page (operations.py); by default it is given no service and no broker.
+    exchange_watch: ExchangeWatch = field(default_factory=lambda: ExchangeWatch({}, None, ""))
 
 
 @dataclass
@@ -164,7 +167,8 @@ def navigation(person: PersonView | None) -> list[tuple[str, str]]:
     if person is None:
         return []
     home = {people.BUYER: [("Home", "/buyer")], people.SELLER: [("Home", "/seller")],
-            people.OPERATOR: [("Exchange", "/operator"), ("Administration", "/admin")]}.get(person.kind, [])
+            people.OPERATOR: [("Exchange", "/operator"), ("Administration", "/admin"),
+                              ("Services", "/admin/services")]}.get(person.kind, [])
     if not home:
         return []
     partners = [("Partners", "/partners")] if person.kind in (people.BUYER, people.SELLER) else []

@@ -14,6 +14,10 @@ from tests.integration.tails import stop_all_tails
 
 ADMIN_KEY = "test-dashboard-admin-key"  # a test value, not a secret; also the intake's ADMIN_API_KEY
 ALL_SERVICES = ["intake", "intake-2", "dedup", "scoring", "auction", "delivery", "ledger"]
+# Every consumer group of the exchange that has committed once a lead was sold through an auction
+# with a bid (`bid.placed`); the auction's faust app's group among them.
+GROUPS = {"leadx-dedup", "leadx-scoring", "leadx-auction", "leadx-auction-bids", "leadx-delivery-pings",
+          "leadx-delivery-sales", "leadx-ledger"}
 PARTY_FIXTURES = {"exchange", "market"}
 LAST_SHARED_USER = pytest.StashKey[pytest.Item | None]()
 _shared_stops: list[Callable[[], None]] = []  # stops the shared exchange once its last test is done

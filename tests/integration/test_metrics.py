@@ -20,10 +20,9 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from leadx.cli.main import main
 from leadx.contracts import topics
-from leadx.dev.demo.exchange import health_urls
 from leadx.dev.stack import free_port
 from tests.conftest import poll_until
-from tests.integration.conftest import ALL_SERVICES
+from tests.integration.conftest import ALL_SERVICES, GROUPS
 from tests.integration.harness import Exchange, read_records
 
 pytestmark = pytest.mark.integration
@@ -59,19 +58,13 @@ def scrape_all(market: Exchange) -> dict[str, Samples]:
     return {service: scrape(market, service) for service in ALL_SERVICES}
 
 
-# Every consumer group of the exchange that has committed once a lead was sold through an auction
-# with a bid (`bid.placed`); the auction's faust app's group among them.
-GROUPS = {"leadx-dedup", "leadx-scoring", "leadx-auction", "leadx-auction-bids", "leadx-delivery-pings",
-          "leadx-delivery-sales", "leadx-ledger"}
-
-
 @pytest.fixture
 def status(market: Exchange, monkeypatch, capsys):
     """Runs `leadx status [args]` in this process, with the exchange's settings as `leadx run` writes
     them: (exit code, what it printed)."""
     for name, setting in {"KAFKA_BOOTSTRAP_SERVERS": market.stack.kafka_bootstrap,
                           "DATABASE_URL": market.stack.database_url, "LEADX_TOPIC_PREFIX": market.prefix,
-                          "LEADX_HEALTH_URLS": health_urls(market.stack)}.items():
+                          "LEADX_HEALTH_URLS": market.stack.health_urls()}.items():
         monkeypatch.setenv(name, setting)
 
     def run(*args: str) -> tuple[int, str]:
@@ -208,7 +201,7 @@ def test_an_event_no_retry_can_handle_is_set_aside_on_dead_letter_counted_and_sh
     code, text = status()
     assert code == 1 and "dead letters: 2\n  from lead.submitted partition" in text
     gone = f"gone=http://127.0.0.1:{free_port()}"  # nothing listens there: a stopped service
-    monkeypatch.setenv("LEADX_HEALTH_URLS", f"{health_urls(market.stack)},{gone}")
+    monkeypatch.setenv("LEADX_HEALTH_URLS", f"{market.stack.health_urls()},{gone}")
     code, report = json_status(status)
     assert code == 1 and report["problems"] == ["gone down", "2 dead-lettered"]
     assert next(s for s in report["services"] if s["name"] == "gone")["detail"] == "connection refused"

@@ -4,7 +4,9 @@ buyer's and a seller's people see with the exchange's own figures, and the pages
 
 from __future__ import annotations
 
+import asyncio
 import json
+import re
 import time
 from collections.abc import Iterator
 
@@ -13,9 +15,12 @@ import pytest
 
 from leadx.accounts import people
 from leadx.accounts.people import SessionSigner, SessionState
+from leadx.contracts import topics
+from leadx.platform.exchange_health import read_broker
 from leadx.platform.utc_days import DAY_MS, utc_day
 from services.portal.pages import LOGIN_FAILED
 from tests.conftest import poll_until
+from tests.integration.conftest import ALL_SERVICES, GROUPS
 from tests.integration.harness import Exchange
 from tests.integration.portal_people import PASSWORD, create_person, csrf_of, log_in, wait_recorded
 
@@ -144,6 +149,44 @@ def test_the_seller_and_operator_homes_stream_their_parts_rendered_as_the_pages_
     assert sold in parts["live-sales"] and "$27.50" in parts["live-sales"]
     assert '<td class="sold">' in parts["live-totals"] and "the start of the day, UTC" in parts["live-totals"]
     assert client.get("/seller/live").status_code == 404
+
+
+def lag_rows(page: str) -> dict[tuple[str, str], int]:
+    """The Services page's consumer lag: (group, topic) → records behind."""
+    return {(group, topic): int(lag) for group, topic, lag in re.findall(
+        r'<tr(?: class="behind")?><th scope="row">([^<]+)</th><td>([^<]+)</td>\s*<td class="lag">(\d+)</td>', page)}
+
+
+def test_an_operator_sees_every_service_ready_and_each_groups_lag(market: Exchange, client):
+    sold = market.sell("alpha", 1500)  # with a bid: the auction's bid feed commits too
+    wait_recorded(market, [sold])
+    assert log_in(client, create_person(market, "operator", "", "operator")).status_code == 303
+
+    def every_group_read() -> str | None:
+        page = client.get("/admin/services")
+        assert page.status_code == 200
+        return page.text if {group for group, _ in lag_rows(page.text)} >= GROUPS else None
+
+    page = poll_until(every_group_read, message="a commit of every consumer group on the Services page")
+    services = [*ALL_SERVICES, "portal"]  # the portal reads itself too
+    assert f"All {len(services)} services are ready." in page
+    for name in services:
+        assert re.search(rf'<tr id="service-{name}"><th scope="row">{name}</th>\s*<td class="state ok">ready</td>',
+                         page), name
+    # Unprefixed, and the same pairs the broker holds (the auction's faust group reads lead.scored).
+    lags = lag_rows(page)
+    assert ("leadx-auction", topics.LEAD_SCORED) in lags and ("leadx-ledger", topics.AUCTION_CLOSED) in lags
+    assert all(lag >= 0 for lag in lags.values())
+    read, dead = asyncio.run(read_broker(market.stack.kafka_bootstrap, market.prefix))
+    assert set(lags) <= {(g.group.removeprefix(market.prefix), g.topic.removeprefix(market.prefix)) for g in read}
+    # Other tests set events aside on purpose; the page says as many as the broker holds.
+    if dead.count:
+        assert f"<strong>{dead.count}</strong> events are set aside on dead.letter" in page
+    else:
+        assert "None: no event has been set aside." in page
+    client.cookies.clear()
+    assert log_in(client, create_person(market, "buyer", market.buyer_ids["alpha"], "owner")).status_code == 303
+    assert client.get("/admin/services").status_code == 404
 
 
 def test_search_finds_only_the_accounts_own_leads(market: Exchange, client):

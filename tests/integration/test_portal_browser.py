@@ -251,6 +251,7 @@ def test_the_screenshot_tool_shoots_each_main_page_after_logging_in(market: Exch
     assert [(shot.name, shot.path) for shot in shots[11:13]] == [("portal-operator-home", "/operator"),
                                                                 ("portal-admin", "/admin")]
     assert shots[13].name == "portal-admin-account" and re.fullmatch(r"/admin/accounts/[sb]_\w+", shots[13].path)
+    assert (shots[14].name, shots[14].path) == ("portal-admin-services", "/admin/services")
     assert sorted(path.name for path in tmp_path.iterdir()) == sorted(f"{shot.name}.png" for shot in shots)
     window = (VIEWPORT["width"], VIEWPORT["height"])
     whole = ("portal-lead", "portal-market-state")
@@ -450,3 +451,11 @@ def test_an_operator_creates_a_buyer_and_invites_a_person_who_then_logs_in(marke
         assert f"buyer {buyer_id} · owner" in their.locator(".who").inner_text()
     finally:
         invitee.close()
+    # The exchange's services, read as `leadx status` reads them.
+    page.click('nav a[href="/admin/services"]')
+    page.wait_for_url("**/admin/services")
+    assert re.fullmatch(r"All \d+ services are ready\.", page.locator("#services-summary").inner_text())
+    assert page.locator("#service-dedup td.state").inner_text() == "ready"
+    assert page.locator("#service-portal td.state").inner_text() == "ready"  # the portal reads itself too
+    assert page.locator("#lag-unread").count() == 0  # the broker was read: its lag table, or none committed yet
+    assert page.locator("#dead-letters").is_visible()  # read too (other tests set some aside on purpose)

@@ -20,6 +20,7 @@ from leadx.platform.redis.client import connect
 from leadx.dev.ports import free_port
 from services.portal.app import build_app, templates
 from services.portal.dashboard import Dashboard
+from services.portal.exchange_watch import ExchangeWatch
 from services.portal.throttle import LoginThrottle
 from services.portal.web import PortalDeps
 
@@ -51,11 +52,13 @@ async def log_in(client: httpx.AsyncClient, email: str, password: str) -> httpx.
 
 
 def run_scenario(engine: Engine, redis_url: str, prefix: str, secret: bytes, scenario: Scenario,
-                 email: str = "", password: str = "") -> None:
+                 email: str = "", password: str = "", exchange_watch: ExchangeWatch | None = None) -> None:
     """`scenario` with a client of the portal's app, on a loop of its own, logged in as `email`
     first when given; the dashboard at an address where nothing listens (pages that read it 503)."""
     async def with_client() -> None:
         deps = portal_deps(engine, redis_url, prefix, secret, f"127.0.0.1:{free_port()}")
+        if exchange_watch is not None:
+            deps.exchange_watch = exchange_watch
         deps.dashboard.start()
         transport = httpx.ASGITransport(app=build_app(deps), client=("203.0.113.10", 40000))
         async with httpx.AsyncClient(transport=transport, base_url="https://portal.test") as client:

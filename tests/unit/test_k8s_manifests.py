@@ -7,6 +7,7 @@ from pathlib import Path
 
 
 from leadx.dev.tools import check_k8s
+from leadx.platform.exchange_health import parse_health_urls
 from tests.unit.k8s_copies import edit
 
 
@@ -42,6 +43,24 @@ def test_the_portal_is_served_and_reads_the_ledgers_dashboard():
     assert service["spec"]["ports"] == [{"name": "http", "port": 8000, "targetPort": "http"}]
     init = portal["spec"]["template"]["spec"]["initContainers"][0]
     assert init["command"] == ["leadx", "db", "upgrade"]  # the people table's revision, before it starts
+
+
+def test_the_portals_services_page_reaches_every_services_health_server():
+    docs = check_k8s.render(check_k8s.K8S / "overlays" / "prod")
+    deployments = {d["metadata"]["name"]: d for d in docs if d["kind"] == "Deployment"}
+    services = {d["metadata"]["name"]: d for d in docs if d["kind"] == "Service"}
+    portal = deployments["leadx-portal"]["spec"]["template"]["spec"]["containers"][0]
+    urls = parse_health_urls(next(e["value"] for e in portal["env"] if e["name"] == "LEADX_HEALTH_URLS"))
+    assert set(urls) == {name.removeprefix("leadx-") for name in deployments}
+    for name, url in urls.items():
+        host, port = url.removeprefix("http://").split(":")
+        service = services[host]["spec"]
+        # Not-ready replicas answer too: a service none of whose replicas is ready says why.
+        assert service["publishNotReadyAddresses"] is True
+        assert service["selector"] == {"app.kubernetes.io/name": f"leadx-{name}"}
+        assert service["ports"] == [{"name": "health", "port": int(port), "targetPort": "health"}]
+        container = deployments[f"leadx-{name}"]["spec"]["template"]["spec"]["containers"][0]
+        assert {"name": "health", "containerPort": 8081} in container["ports"]
 
 
 def test_a_container_without_a_readiness_probe_is_reported(manifests: Path):

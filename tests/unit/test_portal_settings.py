@@ -19,7 +19,7 @@ def portal_env(env):
     env.setenv("DASHBOARD_ADMIN_API_KEY", "a-test-key")
     env.setenv("KAFKA_BOOTSTRAP_SERVERS", "kafka:9092")
     for name in ("PORTAL_PORT", "PORTAL_SECURE_COOKIES", "PORTAL_SESSION_IDLE_MINUTES", "PORTAL_SESSION_MAX_HOURS",
-                 "PORTAL_LIVE_POLL_SECONDS", "PORTAL_LIVE_STREAM_SECONDS"):
+                 "PORTAL_LIVE_POLL_SECONDS", "PORTAL_LIVE_STREAM_SECONDS", "LEADX_HEALTH_URLS"):
         env.delenv(name, raising=False)
     return env
 
@@ -30,6 +30,7 @@ def test_defaults(portal_env):
     assert (settings.sessions.idle_s, settings.sessions.absolute_s) == (1800, 43200)
     assert (settings.throttle.per_account, settings.throttle.per_address, settings.throttle.window_s) == (5, 20, 300)
     assert (settings.live_poll_s, settings.live_stream_s) == (2, 60)
+    assert settings.health_urls == {}  # the Services page then says LEADX_HEALTH_URLS is not set
     assert SECRET not in repr(settings) and "a-test-key" not in repr(settings)
     # Returns follow the API's policy, from the same variables.
     assert (settings.return_policy.window_days, settings.kafka.bootstrap_servers) == (7, "kafka:9092")
@@ -45,11 +46,18 @@ def test_defaults(portal_env):
     ("PORTAL_SECURE_COOKIES", "maybe", "PORTAL_SECURE_COOKIES must be true or false"),
     ("PORTAL_LIVE_POLL_SECONDS", "0", "PORTAL_LIVE_POLL_SECONDS must be more than 0"),
     ("PORTAL_LIVE_STREAM_SECONDS", "1", "PORTAL_LIVE_STREAM_SECONDS at least as much"),
+    ("LEADX_HEALTH_URLS", "dedup=http://dedup:8081,dedup=http://other:8081", "LEADX_HEALTH_URLS: dedup is given twice"),
+    ("LEADX_HEALTH_URLS", "ledger", "LEADX_HEALTH_URLS: 'ledger' is not name=http://host:port"),
 ])
 def test_bad_settings_stop_the_start_with_their_name(portal_env, name, value, message):
     portal_env.setenv(name, value)
     with pytest.raises(ConfigError, match=message):
         PortalSettings.from_env()
+
+
+def test_the_services_page_reads_the_health_servers_named(portal_env):
+    portal_env.setenv("LEADX_HEALTH_URLS", "intake=http://intake:8081/readyz,portal=http://127.0.0.1:9/")
+    assert PortalSettings.from_env().health_urls == {"intake": "http://intake:8081", "portal": "http://127.0.0.1:9"}
 
 
 def test_money_times_and_the_navigation_bar():
@@ -66,4 +74,4 @@ def test_money_times_and_the_navigation_bar():
     assert navigation(PersonView("u_2", "seller", "s_1", "read-only")) == \
         [("Home", "/seller"), *shared, partners, markets]
     assert navigation(PersonView("u_3", "operator", "", "operator")) == \
-        [("Exchange", "/operator"), ("Administration", "/admin"), *shared, markets]
+        [("Exchange", "/operator"), ("Administration", "/admin"), ("Services", "/admin/services"), *shared, markets]

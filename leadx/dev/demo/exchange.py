@@ -168,16 +168,10 @@ def exchange_settings(stack: LocalStack, intake_url: str, grpc_address: str, sel
         "ADMIN_API_KEY": stack.extra_env["ADMIN_API_KEY"],
         "DASHBOARD_ADMIN_API_KEY": stack.extra_env["DASHBOARD_ADMIN_API_KEY"],
         "DEMO_SELLER_KEY": seller_key,
-        "LEADX_HEALTH_URLS": health_urls(stack),
+        "LEADX_HEALTH_URLS": stack.health_urls(),
         # `leadx buyer create` beside it takes local buyers, as its services call them.
         "BUYER_URLS_ALLOW_PRIVATE": "true",
     }
-
-
-def health_urls(stack: LocalStack) -> str:
-    """LEADX_HEALTH_URLS (`leadx status`): each service's health server (`/readyz`, `/metrics`) on its
-    HEALTH_PORT. A service the supervisor starts again keeps its environment, so its port."""
-    return ",".join(f"{name}=http://127.0.0.1:{stack.port_of(name, 'HEALTH_PORT')}" for name in stack.services)
 
 
 def create_demo_people(session, seller_id: str, buyer_id: str) -> list[tuple[str, str, str]]:

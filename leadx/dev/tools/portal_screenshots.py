@@ -147,6 +147,8 @@ def _operator_pages(page, out_dir: Path) -> list[Shot]:
     page.locator("table.accounts a").first.click()
     page.wait_for_load_state()
     shots.append(_save(page, "portal-admin-account", out_dir))
+    page.goto("/admin/services")
+    shots.append(_save(page, "portal-admin-services", out_dir))
     return shots
 
 
