@@ -22,6 +22,7 @@ from typing import cast
 from argon2 import PasswordHasher, Type
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 from sqlalchemy import CursorResult, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from leadx.accounts.ids import UnknownAccount, new_account_id
@@ -298,7 +299,15 @@ def create_person(session: Session, email: str, password: str, kind: str, accoun
                     account_id=account_id or None, role=role, session_epoch=0, active=True,
                     created_at_ms=int(time.time() * 1000) if now_ms is None else now_ms)
     session.add(person)
-    session.commit()
+    try:
+        session.commit()
+    except IntegrityError:
+        # Made meanwhile by another request with the same email (the check above saw none yet): the
+        # unique email refuses the second, which is told as if it had come after.
+        session.rollback()
+        if session.scalar(select(Person.id).where(Person.email == email)) is not None:
+            raise PersonError("email", "a person with this email already exists") from None
+        raise
     return person
 
 

@@ -4,10 +4,12 @@ session cookies with idle and absolute expiry, CSRF tokens, the login throttle, 
 from __future__ import annotations
 
 import pytest
+from sqlalchemy import event, select
 
 from leadx.accounts import accounts, people
 from leadx.accounts.ids import UnknownAccount
 from leadx.accounts.people import PersonError, SessionPolicy, SessionSigner, ThrottlePolicy
+from leadx.platform.db.models import Person
 
 SECRET = b"s" * 32
 
@@ -131,6 +133,20 @@ def test_throttle_subjects_hide_the_email():
 
 
 # ---------------------------------------------------------------- the people table
+
+def test_two_people_made_with_one_email_at_once_make_one_and_tell_the_other(sessions):
+    """Two invitations of one email at once: each checks that no person has it, then the second to
+    commit meets the unique email and is told as if it had come after (not a server error)."""
+    with sessions() as racing, sessions() as meanwhile:
+        @event.listens_for(racing, "before_flush", once=True)
+        def the_other_commits_first(*_):
+            people.create_person(meanwhile, "race@example.com", "correct horse battery", "operator", "", "")
+
+        with pytest.raises(PersonError, match="already exists") as refused:
+            people.create_person(racing, "Race@example.com", "correct horse battery", "operator", "", "")
+        assert refused.value.field == "email"
+        assert len(racing.scalars(select(Person).where(Person.email == "race@example.com")).all()) == 1
+
 
 def test_people_are_created_checked_and_authenticated(sessions):
     with sessions() as session:
