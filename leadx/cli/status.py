@@ -25,15 +25,16 @@ from leadx.platform.exchange_health import (
     DeadLetters,
     GroupLag,
     ServiceHealth,
+    describe_dead_letter,
     one_line,
     parse_health_urls,
     read_broker_or_why,
     read_services,
+    unprefixed,
 )
 
 if TYPE_CHECKING:  # imported where used: `leadx --help` should not wait for them
     from leadx.ledger.activity import Activity
-    from leadx.platform.kafka.dead_letters import DeadLetter
 
 SQL_CONNECT_TIMEOUT_S = 5
 
@@ -72,10 +73,6 @@ class Report:
 WINDOW_TITLES = {"last_minute": "last minute", "last_hour": "last hour"}
 
 
-def _unprefixed(name: str, prefix: str) -> str:
-    return name.removeprefix(prefix) if prefix else name
-
-
 def _table(rows: Sequence[Sequence[str]], right: Iterable[int] = ()) -> list[str]:
     """Rows as aligned columns, two spaces apart, indented by two; `right` columns right-aligned."""
     right = set(right)
@@ -103,7 +100,7 @@ def format_report(report: Report, now_ms: int | None = None) -> str:
         if report.lag:
             lines.append("consumer lag" + (f" (groups and topics of prefix {prefix!r})" if prefix else ""))
             lines += _table([("group", "topic", "lag", "max/partition"),
-                             *((_unprefixed(g.group, prefix), _unprefixed(g.topic, prefix), str(g.lag),
+                             *((unprefixed(g.group, prefix), unprefixed(g.topic, prefix), str(g.lag),
                                 str(g.max_partition_lag)) for g in report.lag)], right=(2, 3))
         else:
             lines.append("consumer lag: no consumer group of this exchange has committed an offset yet")
@@ -125,7 +122,7 @@ def format_report(report: Report, now_ms: int | None = None) -> str:
     if report.dead_letters is not None:
         lines.append(f"dead letters: {report.dead_letters.count}")
         now_ms = int(time.time() * 1000) if now_ms is None else now_ms
-        lines += [f"  {_dead_letter_line(dead, prefix)}, {_ago(now_ms - dead.at_ms)}"
+        lines += [f"  {describe_dead_letter(dead, prefix)}, {_ago(now_ms - dead.at_ms)}"
                   for dead in report.dead_letters.newest]
     else:
         lines.append(f"dead letters: {report.errors.get('dead_letters', 'not read')}")
@@ -133,19 +130,6 @@ def format_report(report: Report, now_ms: int | None = None) -> str:
     problems = report.problems()
     lines.append(f"status: {'NOT OK (' + '; '.join(problems) + ')' if problems else 'OK'}")
     return "\n".join(lines)
-
-
-def _dead_letter_line(dead: DeadLetter, prefix: str) -> str:
-    if not dead.topic:
-        return "from an unknown topic (no leadx-dead-* headers)"
-    where = _unprefixed(dead.topic, prefix)
-    if dead.partition is not None:
-        where += f" partition {dead.partition}"
-    if dead.offset is not None:
-        where += f" offset {dead.offset}"
-    if dead.group:
-        where += f", group {_unprefixed(dead.group, prefix)}"
-    return f"from {where}: {dead.reason or 'no reason given'}"
 
 
 def _ago(ms: int) -> str:

@@ -366,12 +366,14 @@ class LocalStack:
             port = self.portal_port if self.portal_port and name == "portal" else free_port()
             env.update({"PORTAL_PORT": str(port), "PORTAL_SESSION_SECRET": self.portal_secret,
                         "PORTAL_SECURE_COOKIES": "false",
-                        # Administration's Services page: the services added before it, and itself.
-                        "LEADX_HEALTH_URLS": ",".join(filter(None, [self.health_urls(without=name),
-                                                                    f"{name}=http://127.0.0.1:{health_port}"])),
                         "DASHBOARD_ADDRESS": f"127.0.0.1:{self.port_of('ledger', 'GRPC_PORT')}"})
             ready_url = f"http://127.0.0.1:{port}/readyz"
         env.update(env_overrides)
+        if service == "portal":
+            # Administration's Services page: the services added before it, and itself (on its
+            # health port as finally set).
+            env.setdefault("LEADX_HEALTH_URLS", ",".join(filter(None, [
+                self.health_urls(without=name), f"{name}=http://127.0.0.1:{env['HEALTH_PORT']}"])))
         process = ManagedProcess(name, [sys.executable, "-m", f"services.{service}.main"], env,
                                  self.run_dir / "logs" / f"{name}.log", ready_url)
         self.services[name] = process

@@ -85,11 +85,11 @@ def parse_health_urls(text: str) -> dict[str, str]:
             raise ConfigError(f"{HEALTH_URLS}: {entry!r} is not name=http://host:port")
         if name in urls:
             raise ConfigError(f"{HEALTH_URLS}: {name} is given twice")
-        parts = urlsplit(url)
         try:
+            parts = urlsplit(url)  # raises on an IPv6 host without its closing bracket
             parts.port  # noqa: B018 - raises on a port that is not a number in range
         except ValueError:
-            raise ConfigError(f"{HEALTH_URLS}: {name}'s URL {url!r} has a bad port") from None
+            raise ConfigError(f"{HEALTH_URLS}: {name}'s URL {url!r} has a bad host or port") from None
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ConfigError(f"{HEALTH_URLS}: {name}'s URL {url!r} is not http://host:port")
         if parts.query or parts.fragment:
@@ -98,6 +98,25 @@ def parse_health_urls(text: str) -> dict[str, str]:
     if not urls:
         raise ConfigError(f"{HEALTH_URLS} names no service")
     return urls
+
+
+def unprefixed(name: str, prefix: str) -> str:
+    """A group's or topic's name without the exchange's prefix (every one of them carries it)."""
+    return name.removeprefix(prefix) if prefix else name
+
+
+def describe_dead_letter(dead: DeadLetter, prefix: str) -> str:
+    """Where a dead letter came from and why, in one line."""
+    if not dead.topic:
+        return "from an unknown topic (no leadx-dead-* headers)"
+    where = unprefixed(dead.topic, prefix)
+    if dead.partition is not None:
+        where += f" partition {dead.partition}"
+    if dead.offset is not None:
+        where += f" offset {dead.offset}"
+    if dead.group:
+        where += f", group {unprefixed(dead.group, prefix)}"
+    return f"from {where}: {dead.reason or 'no reason given'}"
 
 
 def group_lags(committed: Mapping[str, Mapping[Partition, int]], starts: Mapping[Partition, int],
@@ -134,21 +153,26 @@ def _refused(exc: BaseException) -> bool:
 
 
 async def service_health(client: httpx.AsyncClient, name: str, base_url: str) -> ServiceHealth:
-    """One service's `/readyz`: ready (200), not ready (what it names as failing), or down."""
+    """One service's `/readyz`: ready (200), not ready (what it names as failing), or down. Whatever
+    the address or the answer, this says so and never raises."""
     import httpx
 
     try:
         response = await client.get(f"{base_url}/readyz")
     except httpx.TimeoutException:
-        return ServiceHealth(name, base_url, "down", detail=f"no answer within {HTTP_TIMEOUT_S:g}s")
+        return ServiceHealth(name, base_url, "down", detail=f"no answer, {HTTP_TIMEOUT_S:g}s timeout")
     except httpx.HTTPError as exc:
         why = "connection refused" if _refused(exc) else (str(exc) or type(exc).__name__)
         return ServiceHealth(name, base_url, "down", detail=why)
+    except Exception as exc:  # an address httpx cannot even ask (a host name it cannot encode...)
+        return ServiceHealth(name, base_url, "down", detail=one_line(exc))
     if response.status_code == 200:
         return ServiceHealth(name, base_url, "ready")
     try:
         failing = response.json().get("failing") or []
     except (ValueError, AttributeError):
+        failing = []
+    if not isinstance(failing, list):  # not a leadx health server's answer
         failing = []
     return ServiceHealth(name, base_url, "not ready", failing=tuple(str(check) for check in failing),
                          detail="" if failing else f"HTTP {response.status_code}")
@@ -161,14 +185,15 @@ async def read_services(urls: Mapping[str, str]) -> list[ServiceHealth]:
         return list(await asyncio.gather(*(service_health(client, name, url) for name, url in urls.items())))
 
 
-async def read_broker(brokers: KafkaSettings | str, prefix: str) -> tuple[list[GroupLag], DeadLetters]:
+async def read_broker(brokers: KafkaSettings | str, prefix: str,
+                      timeout_s: float = BROKER_TIMEOUT_S) -> tuple[list[GroupLag], DeadLetters]:
     """The lag of this exchange's consumer groups (named `<prefix>leadx-...`, the auction's faust
     app too) on this exchange's topics, and the dead.letter topic's records."""
     from leadx.contracts import topics
     from leadx.platform.kafka import clients
     from leadx.platform.kafka.offsets import end_offsets_with, partitions_of
 
-    timeout_ms = int(BROKER_TIMEOUT_S * 1000)
+    timeout_ms = int(timeout_s * 1000)
     admin = clients.admin(brokers, request_timeout_ms=timeout_ms)
     probe = clients.consumer(brokers, group_id=None, enable_auto_commit=False, request_timeout_ms=timeout_ms)
     try:
@@ -229,11 +254,13 @@ def one_line(exc: BaseException) -> str:
     return f"{kind}: {text}" if text else kind
 
 
-async def read_broker_or_why(kafka: KafkaSettings, prefix: str) -> tuple[list[GroupLag], DeadLetters] | str:
-    """read_broker within BROKER_TIMEOUT_S (and a little), or one line saying why it could not be read."""
+async def read_broker_or_why(kafka: KafkaSettings, prefix: str,
+                             timeout_s: float = BROKER_TIMEOUT_S) -> tuple[list[GroupLag], DeadLetters] | str:
+    """read_broker, its requests each within `timeout_s` and the whole within 5 s more, or one line
+    saying why it could not be read."""
     try:
-        return await asyncio.wait_for(read_broker(kafka, prefix), BROKER_TIMEOUT_S + 5)
+        return await asyncio.wait_for(read_broker(kafka, prefix, timeout_s), timeout_s + 5)
     except TimeoutError:
-        return f"the broker at {kafka.bootstrap_servers} did not answer within {BROKER_TIMEOUT_S + 5:g}s"
+        return f"the broker at {kafka.bootstrap_servers} did not answer within {timeout_s + 5:g}s"
     except Exception as exc:  # whatever the broker or the client says, said in one line
         return f"the broker at {kafka.bootstrap_servers}: {one_line(exc)}"

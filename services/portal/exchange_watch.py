@@ -25,6 +25,10 @@ from leadx.platform.exchange_health import (
 )
 
 READ_EVERY_S = 5.0
+# Each request to the broker within this (a down broker answers at once; one that holds connections
+# without answering keeps the page waiting this, and 5 s more at most): shorter than `leadx status`'s
+# 15 s, as an operator waits for the page.
+BROKER_TIMEOUT_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -43,7 +47,8 @@ class ExchangeReading:
 
 
 class ExchangeWatch:
-    """Reads the exchange when a page asks, at most once per `every_s` (the last read is kept)."""
+    """Reads the exchange when a page asks, at most once per `every_s` (the last read is kept). Pages
+    that come during a read wait for it, and all get it: one read however many operators look."""
 
     def __init__(self, health_urls: Mapping[str, str], kafka: KafkaSettings | None, topic_prefix: str,
                  every_s: float = READ_EVERY_S, clock: Callable[[], float] = time.monotonic) -> None:
@@ -74,7 +79,7 @@ class ExchangeWatch:
         async def broker() -> tuple[list[GroupLag], DeadLetters] | str:
             if self.kafka is None:
                 return "the portal is given no broker (KAFKA_BOOTSTRAP_SERVERS)"
-            return await read_broker_or_why(self.kafka, self.topic_prefix)
+            return await read_broker_or_why(self.kafka, self.topic_prefix, BROKER_TIMEOUT_S)
 
         read_at_ms = int(time.time() * 1000)
         found_services, found_broker = await asyncio.gather(services(), broker())

@@ -10,13 +10,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from leadx.accounts import people
+from leadx.platform.exchange_health import describe_dead_letter, unprefixed
 from services.portal.pages import person_of_kind
 from services.portal.web import PortalDeps, render
-
-
-def unprefixed(name: str, prefix: str) -> str:
-    """A group's or topic's name without the exchange's prefix (every one of them carries it)."""
-    return name.removeprefix(prefix) if prefix else name
 
 
 async def services_page(deps: PortalDeps, request: Request) -> Response:
@@ -28,6 +24,7 @@ async def services_page(deps: PortalDeps, request: Request) -> Response:
     read_at = dt.datetime.fromtimestamp(reading.read_at_ms / 1000, dt.UTC).strftime("%H:%M:%S UTC")
     response = render(deps, request, current, "admin_services.html",
                       {"title": "Services", "reading": reading, "read_at": read_at, "every_s": watch.every_s,
-                       "unprefixed": lambda name: unprefixed(name, watch.topic_prefix)})
+                       "unprefixed": lambda name: unprefixed(name, watch.topic_prefix),
+                       "dead_letter": lambda dead: describe_dead_letter(dead, watch.topic_prefix)})
     response.headers["cache-control"] = "no-store"
     return response

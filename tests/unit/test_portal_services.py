@@ -15,7 +15,7 @@ import pytest
 from leadx.accounts import accounts, people
 from leadx.dev.ports import free_port
 from leadx.platform.config import KafkaSettings
-from leadx.platform.exchange_health import parse_health_urls
+from leadx.platform.exchange_health import ServiceHealth, parse_health_urls, read_services
 from leadx.platform.db.engine import create_schema, make_engine, session_factory
 from leadx.platform.health import HealthServer, Readiness
 from services.portal.exchange_watch import ExchangeWatch
@@ -153,3 +153,42 @@ def test_the_exchange_is_read_once_however_many_look_and_again_after_the_interva
         finally:
             await server.stop()
     asyncio.run(scenario())
+
+
+def test_what_a_health_server_names_is_shown_escaped(portal):
+    port = free_port()
+    watch = ExchangeWatch({"dedup": f"http://127.0.0.1:{port}"}, None, "")
+
+    async def scenario(client: httpx.AsyncClient) -> None:
+        readiness = Readiness()
+        readiness.add("<script>alert(1)</script>", lambda: False)
+        server = HealthServer(readiness, port, "127.0.0.1")
+        await server.start()
+        try:
+            page = await client.get("/admin/services")
+        finally:
+            await server.stop()
+        assert "1 of 1 service is not ready." in page.text
+        assert "<script>alert(1)</script>" not in page.text and "&lt;script&gt;alert(1)&lt;/script&gt;" in page.text
+    portal(scenario, watch)
+
+
+def test_an_address_that_cannot_be_asked_and_an_answer_that_is_not_leadxs_are_said_never_raised():
+    port = free_port()
+
+    async def not_leadx(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        body = b'{"failing": 1}'
+        writer.write(b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
+                     b"Content-Length: %d\r\nConnection: close\r\n\r\n%s" % (len(body), body))
+        await writer.drain()
+        writer.close()
+
+    async def scenario() -> list[ServiceHealth]:
+        server = await asyncio.start_server(not_leadx, "127.0.0.1", port)
+        async with server:
+            return await read_services({"other": f"http://127.0.0.1:{port}",
+                                        "unaskable": "http://exa\u200bmple.test:8081"})  # a zero-width space
+    other, unaskable = asyncio.run(scenario())
+    assert (other.state, other.failing, other.detail) == ("not ready", (), "HTTP 503")
+    assert unaskable.state == "down" and unaskable.detail

@@ -39,8 +39,9 @@ def test_health_urls_are_names_and_base_urls_in_the_order_given():
     ("dedup=127.0.0.1:8081", "dedup's URL '127.0.0.1:8081' is not http://host:port"),
     ("dedup=ftp://x:21", "dedup's URL 'ftp://x:21' is not http://host:port"),
     ("dedup=http://:8081", "dedup's URL 'http://:8081' is not http://host:port"),
-    ("dedup=http://x:port", "dedup's URL 'http://x:port' has a bad port"),
-    ("dedup=http://x:99999", "dedup's URL 'http://x:99999' has a bad port"),
+    ("dedup=http://x:port", "dedup's URL 'http://x:port' has a bad host or port"),
+    ("dedup=http://x:99999", "dedup's URL 'http://x:99999' has a bad host or port"),
+    ("dedup=http://[::1:8081", "dedup's URL 'http://[::1:8081' has a bad host or port"),
     ("dedup=http://x:1/?a=b", "dedup's URL 'http://x:1/?a=b' is a base URL: no ? or #"),
     (" , ,", "LEADX_HEALTH_URLS names no service"),
 ])
