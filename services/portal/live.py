@@ -11,10 +11,12 @@ element's id and its HTML), and only when it differs from what this stream last 
 The buyer's list also gets each lead won as its own event (`event: bought`), which the page puts at
 the top of its table. A stream lasts PORTAL_LIVE_STREAM_SECONDS at most; the browser's EventSource
 then reconnects by itself (after `retry`) and the session is checked again, so a person who logged
-out, or whose session expired, stops receiving within that time. Each `bought` event's id is the
-sale's time: a reconnecting EventSource sends the last one back (Last-Event-ID) and the new stream
-starts from it. The page drops an event for a lead it already shows, so a sale at the very
-millisecond of a reconnect is shown once."""
+out, or whose session expired, stops receiving within that time: such a reconnection is answered
+204 No Content, which tells an EventSource to stop, and with no cookie, so that the page the person
+opens next says the session has ended (a login redirect would have set a new, anonymous one).
+Each `bought` event's id is the sale's time: a reconnecting EventSource sends the last one back
+(Last-Event-ID) and the new stream starts from it. The page drops an event for a lead it already
+shows, so a sale at the very millisecond of a reconnect is shown once."""
 
 from __future__ import annotations
 
@@ -22,13 +24,14 @@ import asyncio
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable, Hashable
 
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
 from leadx.accounts import people
 from services.portal.dashboard import WINDOW_NAMES, DashboardUnavailable
-from services.portal.pages import money, person_of_kind, utc_time
-from services.portal.web import PortalDeps
+from services.portal.pages import money, utc_time
+from services.portal.web import PortalDeps, Visitor, visitor
 
 RETRY_MS = 3000
 RECENT = 10  # as many as the buyer home lists
@@ -77,6 +80,17 @@ class FragmentsSent:
         return events
 
 
+async def _streams_person(deps: PortalDeps, request: Request, kind: str) -> tuple[Visitor, Response | None]:
+    """The visitor, and the answer instead of a stream: 204 without a logged-in person (an
+    EventSource stops; the cookie is left as it came), 404 for a person of another kind."""
+    current = await visitor(deps, request)
+    if current.person is None:
+        return current, Response(status_code=204, headers={"cache-control": "no-store"})
+    if current.person.kind != kind:
+        raise HTTPException(404, "There is no such page.")
+    return current, None
+
+
 def _stream(events: AsyncIterator[str]) -> Response:
     # No cookie refresh here: a stream's headers go before its events. The page that opened it did.
     return StreamingResponse(events, media_type="text/event-stream",
@@ -92,7 +106,7 @@ async def _buyer_figures(deps: PortalDeps, buyer_id: str) -> dict[str, str]:
 
 
 async def purchases(deps: PortalDeps, request: Request) -> Response:
-    current, refused = await person_of_kind(deps, request, people.BUYER)
+    current, refused = await _streams_person(deps, request, people.BUYER)
     if refused is not None:
         return refused
     assert current.person is not None
@@ -153,7 +167,7 @@ async def _operator_watch(deps: PortalDeps, _account_id: str) -> tuple[Hashable,
 
 
 async def _home_stream(deps: PortalDeps, request: Request, kind: str, watch: Watch) -> Response:
-    current, refused = await person_of_kind(deps, request, kind)
+    current, refused = await _streams_person(deps, request, kind)
     if refused is not None:
         return refused
     assert current.person is not None

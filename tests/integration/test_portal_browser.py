@@ -9,6 +9,7 @@ import os
 import re
 import shutil
 import time
+from urllib.parse import urlsplit
 
 import grpc
 import pytest
@@ -149,15 +150,16 @@ def test_an_expired_session_is_sent_back_to_login(market: Exchange, page, portal
     with market.sql() as session:
         person = people.person_by_email(session, email)
         person_id, epoch = person.id, person.session_epoch
-    # Off the home first: its live stream, reconnecting with the cookie below, would be answered
-    # with the login page and a fresh cookie before the page below is asked for.
-    page.goto("/search")
     # The same session, as it will be after half an hour without a page: the cookie the portal would
     # have signed then.
     now = int(time.time())
     idle = SessionState("csrf-secret", person_id, epoch, logged_in_at=now - 3600, seen_at=now - 31 * 60)
     page.context.add_cookies([{"name": "leadx_session", "url": portal,
                                "value": SessionSigner(market.stack.portal_secret.encode()).dumps(idle)}])
+    # The home's live stream reconnects with it (its streams last 5 s here): it is told to stop,
+    # and leaves the cookie as it was, so the next page still knows the session has ended.
+    page.wait_for_event("response", lambda answer: urlsplit(answer.url).path == "/buyer/live"
+                        and answer.status == 204, timeout=30_000)
     page.goto("/buyer")
     page.wait_for_url("**/login?ended=1")
     assert page.locator("p.notice").inner_text() == "Your session has ended. Log in again."
