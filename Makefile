@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: install runtime-lock run test test-kafka faults unit integration kafka-jars proto proto-check lint typecheck k8s-check bench bench-intake bench-dedup bench-dedup-cluster bench-delivery bench-dashboard bench-portal bench-auction bench-scoring bench-kafka screenshots prior-model clean
+.PHONY: install runtime-lock run test test-kafka faults unit integration kafka-jars proto proto-check lint typecheck k8s-check bench bench-intake bench-dedup bench-dedup-cluster bench-delivery bench-dashboard bench-portal bench-auction bench-scoring bench-kafka bench-sustained screenshots prior-model clean
 
 install: $(STAMP)
 
@@ -114,6 +114,11 @@ bench-auction: install
 
 bench-scoring: install
 	$(PY) bench/scoring.py
+
+## The whole exchange at fixed offered rates, sustained (60 s each), on SQLite then PostgreSQL: leads
+## sold per second, latencies, the consumers' lag and the CPU per sold lead of every process.
+bench-sustained: install
+	$(PY) bench/sustained.py
 
 ## The end-to-end figures on tansu and on one Apache Kafka broker, side by side, in one run.
 bench-kafka: install kafka-jars

@@ -41,6 +41,9 @@ class LocalPostgres:
 
     port: int = field(default_factory=free_port)
     data_root: Path | None = None
+    # True: flushed to disk at each commit, as in production (the benches that report SQL's cost).
+    # False: fsync off, which the tests do not check, keeps a schema per test cheap.
+    durable: bool = False
     _as_user: list[str] = field(default_factory=list)
 
     @property
@@ -56,9 +59,9 @@ class LocalPostgres:
         data = self.data_root / "data"
         self._run([str(binaries / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust",
                    "--encoding=UTF8", "--locale=C.UTF-8", "--no-sync"])
-        # Durability is not what these tests check: fsync off keeps a schema per test cheap.
-        options = (f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.data_root} -c fsync=off "
-                   "-c synchronous_commit=off -c full_page_writes=off -c max_connections=300")
+        options = f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.data_root} -c max_connections=300"
+        if not self.durable:
+            options += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
         self._run([str(binaries / "pg_ctl"), "-D", str(data), "-l", str(self.data_root / "server.log"),
                    "-o", options, "-w", "-t", "60", "start"])
         wait_for_port("127.0.0.1", self.port, 30)
