@@ -53,8 +53,8 @@ POST_GOAL = 0.40  # POSTs/s on one worker as a share of bare Starlette's request
 def by_status(answers: list) -> dict[str, int]:
     """HTTP status -> answers. A 409 is a duplicate: the random consumers repeat an SSN now and then."""
     codes: dict[str, int] = {}
-    for code, _, _ in answers:
-        codes[str(code)] = codes.get(str(code), 0) + 1
+    for answer in answers:  # closed_loop's (status, body, seconds), or open_loop's Answer
+        codes[str(answer[0])] = codes.get(str(answer[0]), 0) + 1
     return codes
 
 
@@ -107,7 +107,7 @@ def run(args) -> dict:
             print(f"PING latency at a fixed {rate:g} req/s for {args.seconds:g} s ...", flush=True)
             offered = [ping_subset(make_consumer(rng)) for _ in range(int(rate * args.seconds))]
             answers = asyncio.run(open_loop([u + "/v1/ping" for u in one], headers, offered, rate))
-            times = [seconds * 1000 for _, _, seconds in answers]
+            times = [answer.seconds * 1000 for answer in answers]
             results["ping_fixed_rate"].append({
                 "offered_per_s": rate, "requests": len(answers),
                 "p50_ms": round(percentile(times, 50), 1), "p99_ms": round(percentile(times, 99), 1),

@@ -15,6 +15,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from typing import NamedTuple
 from pathlib import Path
 
 import aiohttp
@@ -95,24 +96,36 @@ async def closed_loop(url: str | list[str], headers: dict, bodies: list[dict], c
     return {"elapsed_s": elapsed, "rate": len(bodies) / elapsed, "answers": answers}
 
 
-async def open_loop(url: str | list[str], headers: dict, bodies: list[dict],
-                    rate: float) -> list[tuple[int, dict, float]]:
-    """Offer requests at a fixed rate whatever the answers' latency (no coordinated omission).
-    Returns (status, answer body, seconds from the request's due time to its answer) per request."""
-    urls = [url] if isinstance(url, str) else url
-    results: list[tuple[int, dict, float]] = []
-    async with _session(headers, 500) as client, frozen_heap():
-        async def one(target: str, body: dict, due: float) -> None:
-            async with client.post(target, json=body) as response:
-                answer = await response.json(content_type=None)
-            results.append((response.status, answer, time.perf_counter() - due))
+class Answer(NamedTuple):
+    status: int  # 0: the request failed (no HTTP answer)
+    body: dict
+    seconds: float  # from the request's due time to its answer
+    due_ms: float  # when the request was due, in ms since the epoch (to compare with record times)
 
-        start = time.perf_counter()
+
+async def open_loop(url: str | list[str], headers: dict, bodies: list[dict], rate: float,
+                    connections: int = 500) -> list[Answer]:
+    """Offer requests at a fixed rate whatever the answers' latency (no coordinated omission).
+    Returns an Answer per request, in the order they were answered."""
+    urls = [url] if isinstance(url, str) else url
+    results: list[Answer] = []
+    async with _session(headers, connections) as client, frozen_heap():
+        async def one(target: str, body: dict, due: float, due_ms: float) -> None:
+            try:
+                async with client.post(target, json=body) as response:
+                    answer = await response.json(content_type=None)
+                    status = response.status
+            except (aiohttp.ClientError, TimeoutError, ValueError):
+                answer, status = {}, 0
+            results.append(Answer(status, answer if isinstance(answer, dict) else {}, time.perf_counter() - due,
+                                  due_ms))
+
+        start, start_ms = time.perf_counter(), time.time() * 1000
         tasks = []
         for i, body in enumerate(bodies):
             due = start + i / rate
             await asyncio.sleep(max(0.0, due - time.perf_counter()))
-            tasks.append(asyncio.create_task(one(urls[i % len(urls)], body, due)))
+            tasks.append(asyncio.create_task(one(urls[i % len(urls)], body, due, start_ms + i * 1000 / rate)))
         await asyncio.gather(*tasks)
     return results
 

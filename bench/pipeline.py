@@ -182,16 +182,16 @@ def fixed_rate_phase(stack: LocalStack, url: str, headers: dict, rng: random.Ran
     so the next phase starts on an idle pipeline and every lead is checked for exactly one outcome."""
     offered = [make_consumer(rng) for _ in range(int(rate * seconds))]
     answers = asyncio.run(open_loop(url, headers, offered, rate))
-    times = [s * 1000 for _, _, s in answers]
-    accepted = {body["lead_id"] for code, body, _ in answers if code in (200, 202)}
+    times = [answer.seconds * 1000 for answer in answers]
+    accepted = {answer.body["lead_id"] for answer in answers if answer.status in (200, 202)}
     sales = asyncio.run(wait_for_sales(stack.kafka_bootstrap, topics.name("bench.", topics.SALE_CLOSED),
                                        accepted, timeout_s=120))
     return {
         "offered_per_s": rate, "requests": len(answers),
         "p50_ms": round(percentile(times, 50), 1), "p99_ms": round(percentile(times, 99), 1),
         "max_ms": round(max(times), 1),
-        "synchronous_share": round(sum(1 for code, _, _ in answers if code in (200, 409)) / len(answers), 4),
-        "errors_5xx": sum(1 for code, _, _ in answers if code >= 500),
+        "synchronous_share": round(sum(1 for answer in answers if answer.status in (200, 409)) / len(answers), 4),
+        "errors_5xx": sum(1 for answer in answers if answer.status >= 500 or answer.status == 0),
         "missing": len(accepted - sales.keys()),
         "leads_with_two_outcomes": sum(1 for ids in sales.values() if len({i for i, _ in ids}) != 1),
     }

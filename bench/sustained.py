@@ -45,14 +45,13 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import aiohttp
 import psutil
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from loadgen import frozen_heap, percentile, rate_list, write_results
+from loadgen import open_loop, percentile, rate_list, write_results
 
 from leadx.accounts import accounts, partnerships
 from leadx.contracts import topics
@@ -173,35 +172,6 @@ class CpuTree:
                 for name, (process, children) in self.roots.items()}
 
 
-async def offer(url: str, headers: dict, bodies: list[dict], rate: float) -> list[tuple[str, int, float, float]]:
-    """POST each body at its due time (open loop): (lead id, status, seconds from due to answer, due
-    time in ms since the epoch) each. A request that fails is status 0."""
-    answers: list[tuple[str, int, float, float]] = []
-    connector = aiohttp.TCPConnector(limit=2000)
-    async with aiohttp.ClientSession(headers=headers, connector=connector,
-                                     timeout=aiohttp.ClientTimeout(total=60)) as client, frozen_heap():
-        async def one(body: dict, due: float, due_ms: float) -> None:
-            try:
-                async with client.post(url, json=body) as response:
-                    answer = await response.json(content_type=None)
-                    status = response.status
-            except (aiohttp.ClientError, TimeoutError, ValueError):
-                answer, status = {}, 0
-            lead_id = answer.get("lead_id", "") if isinstance(answer, dict) else ""
-            answers.append((lead_id, status, time.perf_counter() - due, due_ms))
-
-        start, start_ms = time.perf_counter(), time.time() * 1000
-        tasks = []
-        for i, body in enumerate(bodies):
-            due = start + i / rate
-            delay = due - time.perf_counter()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            tasks.append(asyncio.create_task(one(body, due, start_ms + i * 1000 / rate)))
-        await asyncio.gather(*tasks)
-    return answers
-
-
 async def topic_ends(bootstrap: str, topic: str) -> dict[TopicPartition, int]:
     probe = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
     await probe.start()
@@ -264,11 +234,11 @@ async def phase(exchange: Exchange, rng: random.Random, rate: float, seconds: fl
         return await lag_now(bootstrap)
 
     middle = asyncio.create_task(lag_at_middle())
-    answers = await offer(url, {"Authorization": f"Bearer {exchange.api_key}"}, bodies, rate)
+    answers = await open_loop(url, {"Authorization": f"Bearer {exchange.api_key}"}, bodies, rate, connections=2000)
     ended_ms = time.time() * 1000
     at_end = await lag_now(bootstrap)
     at_middle = await middle
-    due = {lead: due_ms for lead, status, _, due_ms in answers if status in (200, 202) and lead}
+    due = {a.body["lead_id"]: a.due_ms for a in answers if a.status in (200, 202) and a.body.get("lead_id")}
     drain_until = time.monotonic() + max(120.0, 2 * seconds)
     outcomes = await read_outcomes(bootstrap, starts, set(due), timeout_s=drain_until - time.monotonic())
     behind_after = await caught_up(bootstrap, max(0.0, drain_until - time.monotonic()))
@@ -276,9 +246,9 @@ async def phase(exchange: Exchange, rng: random.Random, rate: float, seconds: fl
     used = cpu.stop()
 
     statuses: dict[str, int] = {}
-    for _, status, _, _ in answers:
-        statuses[str(status)] = statuses.get(str(status), 0) + 1
-    answer_ms = [latency * 1000 for _, _, latency, _ in answers]
+    for answer in answers:
+        statuses[str(answer.status)] = statuses.get(str(answer.status), 0) + 1
+    answer_ms = [answer.seconds * 1000 for answer in answers]
     firsts = {lead: records[0] for lead, records in outcomes.items() if lead in due}
     sale_ms = [at - due[lead] - window_s * 1000 for lead, (_, at, _) in firsts.items()]
     sold = [lead for lead, (_, _, was_sold) in firsts.items() if was_sold]
