@@ -118,6 +118,15 @@ def sqlite_url(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'leadx.db'}"
 
 
+@pytest.fixture
+def sqlite_engine(sqlite_url: str):
+    """An engine on a SQLite database with today's schema, disposed after the test."""
+    engine = make_engine(sqlite_url)
+    create_schema(engine)
+    yield engine
+    engine.dispose()
+
+
 @pytest.fixture(scope="session")
 def postgres_url() -> Iterator[str]:
     """One PostgreSQL for the session: LEADX_TEST_POSTGRES_URL when set, else a private cluster."""

@@ -48,10 +48,13 @@ class ServiceHealth:
     def ready(self) -> bool:
         return self.state == "ready"
 
+    @property
+    def why(self) -> str:
+        """The checks that fail, or the detail; "" for a ready service."""
+        return f"failing: {', '.join(self.failing)}" if self.failing else self.detail
+
     def describe(self) -> str:
-        if self.failing:
-            return f"{self.state} (failing: {', '.join(self.failing)})"
-        return f"{self.state} ({self.detail})" if self.detail else self.state
+        return f"{self.state} ({self.why})" if self.why else self.state
 
 
 @dataclass(frozen=True)

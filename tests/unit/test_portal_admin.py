@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import select
 
 from leadx.accounts import accounts, people
-from leadx.platform.db.engine import create_schema, make_engine, session_factory
+from leadx.platform.db.engine import session_factory
 from leadx.platform.db.models import Buyer, Contract, Person, Seller
 from tests.unit.portal_deps import Scenario, csrf, run_scenario
 from tests.unit.portal_deps import log_in as portal_log_in
@@ -22,9 +22,8 @@ PASSWORD = "a long test password"
 
 
 @pytest.fixture
-def portal(sqlite_url, redis_url, unique_prefix):
-    engine = make_engine(sqlite_url)
-    create_schema(engine)
+def portal(sqlite_engine, redis_url, unique_prefix):
+    engine = sqlite_engine
     sessions = session_factory(engine)
     with sessions() as session:
         people.create_person(session, "ops@example.com", PASSWORD, "operator", "", "operator")
@@ -36,7 +35,6 @@ def portal(sqlite_url, redis_url, unique_prefix):
 
     run.sessions = sessions  # type: ignore[attr-defined]
     yield run
-    engine.dispose()
 
 
 async def log_in(client: httpx.AsyncClient, email: str, password: str = PASSWORD) -> httpx.Response:

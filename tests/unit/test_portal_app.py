@@ -12,7 +12,7 @@ import pytest
 
 from leadx.accounts import accounts, people
 from leadx.dev.ports import free_port
-from leadx.platform.db.engine import create_schema, make_engine, session_factory
+from leadx.platform.db.engine import session_factory
 from leadx.platform.health import Readiness
 from services.portal.app import build_app
 from services.portal.web import MAX_FORM_BYTES
@@ -23,9 +23,8 @@ PASSWORD = "a long test password"
 
 
 @pytest.fixture
-def portal(sqlite_url, redis_url, unique_prefix):
-    engine = make_engine(sqlite_url)
-    create_schema(engine)
+def portal(sqlite_engine, redis_url, unique_prefix):
+    engine = sqlite_engine
     sessions = session_factory(engine)
     with sessions() as session:
         buyer = accounts.create_buyer(session, "Acme", "https://acme.example/ping", "https://acme.example/post")
@@ -47,7 +46,6 @@ def portal(sqlite_url, redis_url, unique_prefix):
 
     run.deps = deps  # type: ignore[attr-defined]  # for a test that breaks one of them
     yield run
-    engine.dispose()
 
 
 async def log_in(client: httpx.AsyncClient, password: str = PASSWORD) -> httpx.Response:

@@ -17,7 +17,7 @@ import pytest
 from leadx.accounts import accounts, people
 from leadx.contracts.dashboard.v1 import dashboard_pb2 as pb
 from leadx.contracts.dashboard.v1 import dashboard_pb2_grpc
-from leadx.platform.db.engine import create_schema, make_engine, read_session_factory, session_factory
+from leadx.platform.db.engine import read_session_factory, session_factory
 from leadx.platform.db.models import MarketDay
 from leadx.platform.utc_days import period_start
 from services.ledger.dashboard import DashboardService
@@ -45,9 +45,8 @@ Scenario = Callable[[httpx.AsyncClient, dashboard_pb2_grpc.DashboardServiceStub]
 
 
 @pytest.fixture
-def markets(sqlite_url, redis_url, unique_prefix):
-    engine = make_engine(sqlite_url)
-    create_schema(engine)
+def markets(sqlite_engine, redis_url, unique_prefix):
+    engine = sqlite_engine
     sessions, reads = session_factory(engine), read_session_factory(engine)
     with sessions() as session:
         for day, vertical, state, county, sales, total in MARKET_DAYS:
@@ -84,7 +83,6 @@ def markets(sqlite_url, redis_url, unique_prefix):
         asyncio.run(with_servers())
 
     yield run
-    engine.dispose()
 
 
 async def api_states(stub, period: int, from_day: str, to_day: str, vertical: str = "") -> dict[str, tuple[int, int]]:

@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from leadx.accounts import accounts, buyer_settings, people
-from leadx.platform.db.engine import create_schema, make_engine, session_factory
+from leadx.platform.db.engine import session_factory
 from leadx.platform.db.models import AuctionOffer, Lead
 from tests.unit.portal_deps import Scenario, csrf, run_scenario
 
@@ -20,9 +20,8 @@ PASSWORD = "a long test password"
 
 
 @pytest.fixture
-def portal(sqlite_url, redis_url, unique_prefix):
-    engine = make_engine(sqlite_url)
-    create_schema(engine)
+def portal(sqlite_engine, redis_url, unique_prefix):
+    engine = sqlite_engine
     sessions = session_factory(engine)
     with sessions() as session:
         buyer = accounts.create_buyer(session, "Acme", "", "", kind="autobid", time_zone="America/Chicago")
@@ -37,7 +36,6 @@ def portal(sqlite_url, redis_url, unique_prefix):
 
     run.buyer_id, run.theirs, run.sessions = buyer.id, theirs, sessions  # type: ignore[attr-defined]
     yield run
-    engine.dispose()
 
 
 def error_of(html: str, field: str) -> str:

@@ -16,7 +16,7 @@ from leadx.accounts import accounts, people
 from leadx.dev.ports import free_port
 from leadx.platform.config import KafkaSettings
 from leadx.platform.exchange_health import ServiceHealth, parse_health_urls, read_services
-from leadx.platform.db.engine import create_schema, make_engine, session_factory
+from leadx.platform.db.engine import session_factory
 from leadx.platform.health import HealthServer, Readiness
 from services.portal.exchange_watch import ExchangeWatch
 from tests.unit.portal_deps import Scenario, run_scenario
@@ -26,9 +26,8 @@ PASSWORD = "a long test password"
 
 
 @pytest.fixture
-def portal(sqlite_url, redis_url, unique_prefix):
-    engine = make_engine(sqlite_url)
-    create_schema(engine)
+def portal(sqlite_engine, redis_url, unique_prefix):
+    engine = sqlite_engine
     with session_factory(engine)() as session:
         people.create_person(session, "ops@example.com", PASSWORD, "operator", "", "operator")
         seller = accounts.create_seller(session, "A seller")
@@ -38,7 +37,6 @@ def portal(sqlite_url, redis_url, unique_prefix):
         run_scenario(engine, redis_url, unique_prefix, SECRET, scenario, email, PASSWORD, exchange_watch=watch)
 
     yield run
-    engine.dispose()
 
 
 def row(html: str, name: str) -> str:
