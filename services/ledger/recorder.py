@@ -12,6 +12,7 @@ from collections.abc import Callable
 from functools import partial
 
 from google.protobuf.message import Message
+from sqlalchemy import insert
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -39,10 +40,11 @@ from leadx.platform.db.models import (
 )
 from leadx.platform.kafka.envelope import Envelope
 from leadx.platform.utc_days import period_start, utc_day
-from services.ledger import metrics
+from services.ledger import batch_rows, metrics
 
 CONSUMER = "ledger"
 _COUNTERS = "leadx.counters"  # session.info key of the counter additions awaiting _write_counters
+_ENTRIES = "leadx.entries"  # session.info key of the ledger entries awaiting _write_entries
 FieldsOf = Callable[[ev.Lead], dict[str, str]]  # a lead's fields, its sealed ones opened
 
 
@@ -64,31 +66,36 @@ class Recorder:
         return self.apply_many([envelope])[0]
 
     def apply_many(self, envelopes: list[Envelope]) -> list[bool]:
-        """Apply events in one transaction (all or none); for each, False if applied before."""
-        applied = []
+        """Apply events in one transaction (all or none); for each, False if applied before (in an
+        earlier transaction or earlier in this batch)."""
         with self.sessions.begin() as session:
+            seen = batch_rows.processed_before(session, CONSUMER, (e.event_id for e in envelopes))
+            applied = []
             for envelope in envelopes:
-                if session.get(ProcessedEvent, (envelope.event_id, CONSUMER)) is not None:
-                    applied.append(False)
-                    continue
-                session.add(ProcessedEvent(event_id=envelope.event_id, consumer=CONSUMER,
-                                           processed_at_ms=_now_ms()))
-                session.flush()  # so a repeat of this event later in the same batch is seen
+                applied.append(envelope.event_id not in seen)
+                seen.add(envelope.event_id)
+            fresh = [envelope for envelope, first in zip(envelopes, applied, strict=True) if first]
+            batch_rows.load(session, fresh)
+            now = _now_ms()
+            session.add_all(ProcessedEvent(event_id=envelope.event_id, consumer=CONSUMER, processed_at_ms=now)
+                            for envelope in fresh)
+            for envelope in fresh:
                 self._apply[envelope.topic](session, envelope.message)
-                applied.append(True)
+            _write_entries(session)
             _write_counters(session)
+            batch_rows.forget(session)
         # Counted once committed: a batch that failed is applied again, and counted then.
-        metrics.count_recorded(e for e, first in zip(envelopes, applied, strict=True) if first)
+        metrics.count_recorded(fresh)
         return applied
 
 
 def _lead(session: Session, lead_id: str) -> Lead:
-    lead = session.get(Lead, lead_id, with_for_update=True)
+    lead = batch_rows.get(session, Lead, lead_id, lock=True)
     if lead is None:
         now = _now_ms()
         lead = Lead(id=lead_id, seller_id="", vertical="", status=None, status_rank=0, submitted_at_ms=now,
                     updated_at_ms=now, min_price_cents=0, direct_buyer_id="", seller_reference="", redrives=0)
-        session.add(lead)
+        batch_rows.created(session, Lead, lead_id, lead)
     return lead
 
 
@@ -137,15 +144,23 @@ def _add_to(session: Session, model, keys: dict, amounts: dict[str, int], also_o
         added[column] += amount
 
 
+def _write_entries(session: Session) -> None:
+    """Insert the transaction's ledger entries in one statement: nothing reads them back before
+    the commit, and as ORM objects each was its own INSERT (SQLite returns each new id)."""
+    entries = session.info.pop(_ENTRIES, [])
+    if entries:
+        session.execute(insert(LedgerEntry), entries)
+
+
 def _write_counters(session: Session) -> None:
     """Upsert every counter row the transaction added to, once each and in one fixed order: ledger
     replicas then take the row locks of shared rows (platform:fees, a busy market day) in the same
     order and cannot deadlock, and a batch of a thousand sales writes each balance once."""
-    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    upsert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
     pending = session.info.pop(_COUNTERS, {})
     for key in sorted(pending):
         model, keys, amounts, also_on_insert = pending[key]
-        statement = insert(model).values(**keys, **amounts, **also_on_insert)
+        statement = upsert(model).values(**keys, **amounts, **also_on_insert)
         added = {column: getattr(model, column) + amount for column, amount in amounts.items()}
         session.execute(statement.on_conflict_do_update(index_elements=list(keys), set_=added))
 
@@ -161,15 +176,16 @@ def _book(session: Session, kind: str, lead_id: str, buyer_id: str, seller_id: s
           fee_cents: int, at_ms: int) -> None:
     """Book a sale or a return once: its entries and the balances they move, in this transaction."""
     transaction_id = billing.transaction_id(kind, lead_id, buyer_id)
-    if session.get(LedgerTransaction, transaction_id) is not None:
+    if batch_rows.get(session, LedgerTransaction, transaction_id) is not None:
         return
     make_entries = billing.sale_entries if kind == billing.SALE else billing.return_entries
     entries = make_entries(buyer_id, seller_id, price_cents, fee_cents)
-    session.add(LedgerTransaction(id=transaction_id, kind=kind, lead_id=lead_id, buyer_id=buyer_id,
-                                  seller_id=seller_id, amount_cents=price_cents, fee_cents=fee_cents, at_ms=at_ms))
+    batch_rows.created(session, LedgerTransaction, transaction_id, LedgerTransaction(
+        id=transaction_id, kind=kind, lead_id=lead_id, buyer_id=buyer_id, seller_id=seller_id,
+        amount_cents=price_cents, fee_cents=fee_cents, at_ms=at_ms))
     for entry in entries:
-        session.add(LedgerEntry(transaction_id=transaction_id, account=entry.account,
-                                amount_cents=entry.amount_cents, at_ms=at_ms))
+        session.info.setdefault(_ENTRIES, []).append({"transaction_id": transaction_id, "account": entry.account,
+                                                     "amount_cents": entry.amount_cents, "at_ms": at_ms})
         _add_to(session, AccountBalance, {"account": entry.account}, {"balance_cents": entry.amount_cents})
 
 
@@ -204,10 +220,10 @@ def _scored(session: Session, message: ev.LeadScored, fields_of: FieldsOf) -> No
 def _auction(session: Session, auction_id: str, lead_id: str, closes_at_ms: int) -> Auction:
     """The auction's row, made by whichever of its opening and its close the ledger reads first
     (they are two topics: either may come first)."""
-    auction = session.get(Auction, auction_id)
+    auction = batch_rows.get(session, Auction, auction_id)
     if auction is None:
         auction = Auction(id=auction_id, lead_id=lead_id, offered_buyers=0, opened_at_ms=0, closes_at_ms=closes_at_ms)
-        session.add(auction)
+        batch_rows.created(session, Auction, auction_id, auction)
     return auction
 
 
@@ -237,14 +253,14 @@ def _auction_closed(session: Session, message: ev.AuctionClosed) -> None:
 
 def _sale_closed(session: Session, message: ev.SaleClosed) -> None:
     sold = message.outcome == ev.SALE_OUTCOME_SOLD
-    existing = session.get(Sale, (message.lead_id, message.buyer_id))
+    existing = batch_rows.get(session, Sale, (message.lead_id, message.buyer_id))
     if existing is None:  # one outcome per lead and buyer, whatever repeats the topic carries
-        known = session.get(Lead, message.lead_id)
+        known = batch_rows.get(session, Lead, message.lead_id)
         if known is not None and known.fields is not None:
             county, submitted_at_ms = _county(known), known.submitted_at_ms
         else:  # sale.closed came first: no ZIP yet, and the lead's time as the sale carries it
             county, submitted_at_ms = "", message.submitted_at_ms
-        session.add(Sale(
+        batch_rows.created(session, Sale, (message.lead_id, message.buyer_id), Sale(
             lead_id=message.lead_id, auction_id=message.auction_id, sold=sold,
             buyer_id=message.buyer_id, seller_id=message.seller_id,
             price_cents=message.price_cents, seller_fee_cents=message.seller_fee_cents,
@@ -291,7 +307,7 @@ def _returned(session: Session, message: ev.LeadReturned) -> None:
                                reason=message.reason, price_cents=message.price_cents,
                                seller_fee_cents=message.seller_fee_cents, sold_at_ms=message.sold_at_ms,
                                returned_at_ms=message.returned_at_ms))
-    sale = session.get(Sale, (message.lead_id, message.buyer_id))
+    sale = batch_rows.get(session, Sale, (message.lead_id, message.buyer_id))
     if sale is not None:
         sale.returned = True
     _book(session, billing.RETURN, message.lead_id, message.buyer_id, message.seller_id,
