@@ -7,7 +7,7 @@ import asyncio
 import logging
 import time
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from leadx.auction.selection.market import BuyerAccount
@@ -57,12 +57,10 @@ class AttemptLog:
         the sale's handler fails and is retried."""
         if self.sessions is None:
             return None
-        row = PostAttempt(
-            auction_id=closed.auction_id, lead_id=closed.lead.lead_id, buyer_id=buyer.id,
-            sent_at_ms=int(time.time() * 1000), content_type=prepared.content_type,
-            request_body=prepared.body.decode("utf-8", "replace"), connects=0, status=None, response_body="",
-            latency_ms=0, outcome=SENDING, detail="sent; no answer recorded yet",
-        )
+        row = {"auction_id": closed.auction_id, "lead_id": closed.lead.lead_id, "buyer_id": buyer.id,
+               "sent_at_ms": int(time.time() * 1000), "content_type": prepared.content_type,
+               "request_body": prepared.body.decode("utf-8", "replace"), "connects": 0, "status": None,
+               "response_body": "", "latency_ms": 0, "outcome": SENDING, "detail": "sent; no answer recorded yet"}
         return await asyncio.to_thread(self._insert, row)
 
     async def finish(self, row_id: int | None, result: PostResult) -> None:
@@ -93,16 +91,17 @@ class AttemptLog:
                                    .where(PostAttempt.auction_id == auction_id).order_by(PostAttempt.id))
             return [PostRecord(*row) for row in rows]
 
-    def _insert(self, row: PostAttempt) -> int:
+    def _insert(self, row: dict) -> int:
         assert self.sessions is not None  # begin() returns early when attempts are not recorded
+        # The attempt's number counted in the INSERT itself: one round trip to SQL, not two. One
+        # delivery handles an auction at a time (its records are keyed by auction), so the count is
+        # not raced.
+        attempt = (select(func.count() + 1).select_from(PostAttempt)
+                   .where(PostAttempt.auction_id == row["auction_id"], PostAttempt.buyer_id == row["buyer_id"])
+                   .scalar_subquery())
         with self.sessions.begin() as session:
-            # One delivery handles an auction at a time (its records are keyed by auction), so the
-            # count is not raced.
-            row.attempt = 1 + (session.scalar(select(func.count()).select_from(PostAttempt).where(
-                PostAttempt.auction_id == row.auction_id, PostAttempt.buyer_id == row.buyer_id)) or 0)
-            session.add(row)
-            session.flush()
-            return row.id
+            return session.execute(insert(PostAttempt).values(**row, attempt=attempt)
+                                   .returning(PostAttempt.id)).scalar_one()
 
     def _update(self, row_id: int, done: dict) -> None:
         assert self.sessions is not None
