@@ -155,13 +155,19 @@ def _write_entries(session: Session) -> None:
 def _write_counters(session: Session) -> None:
     """Upsert every counter row the transaction added to, once each and in one fixed order: ledger
     replicas then take the row locks of shared rows (platform:fees, a busy market day) in the same
-    order and cannot deadlock, and a batch of a thousand sales writes each balance once."""
+    order and cannot deadlock, and a batch of a thousand sales writes each balance once. The rows
+    of one table go in one statement (its VALUES in that order)."""
     upsert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
     pending = session.info.pop(_COUNTERS, {})
-    for key in sorted(pending):
-        model, keys, amounts, also_on_insert = pending[key]
-        statement = upsert(model).values(**keys, **amounts, **also_on_insert)
-        added = {column: getattr(model, column) + amount for column, amount in amounts.items()}
+    by_table: dict[str, list] = {}
+    for key in sorted(pending):  # key[0] is the table's name
+        by_table.setdefault(key[0], []).append(pending[key])
+    for counters in by_table.values():
+        model, keys, amounts, _ = counters[0]
+        statement = upsert(model).values([{**keys, **amounts, **also_on_insert}
+                                          for _, keys, amounts, also_on_insert in counters])
+        # The row's counters plus what this transaction adds: the values it would have been inserted with.
+        added = {column: getattr(model, column) + getattr(statement.excluded, column) for column in amounts}
         session.execute(statement.on_conflict_do_update(index_elements=list(keys), set_=added))
 
 

@@ -343,12 +343,11 @@ def test_a_batch_asks_sql_once_per_table_whatever_its_size(sessions):
     new_leads = batch(range(2), slice(None)), batch(range(10, 40), slice(None))
     assert new_leads[0] == new_leads[1]
     assert sum(1 for statement in new_leads[1] if statement.startswith("SELECT")) == 5
-    # the counters: the buyer's, the seller's and the platform's balances
-    assert new_leads[1].most_common(1) == [("INSERT INTO ACCOUNT_BALANCES", 3)]
+    assert set(new_leads[1].values()) == {1}  # even the three balances a sale moves, in one upsert
     opened = batch(range(50, 52), slice(0, 4)), batch(range(60, 90), slice(0, 4))
     sold_later = batch(range(50, 52), slice(4, None)), batch(range(60, 90), slice(4, None))
     assert opened[0] == opened[1] and sold_later[0] == sold_later[1]
-    assert sold_later[1]["UPDATE LEADS SET"] == 1
+    assert set(sold_later[1].values()) == {1} and sold_later[1]["UPDATE LEADS SET"] == 1
     with sessions() as session:
         sold = session.scalar(select(func.count()).select_from(Lead).where(Lead.status == "sold"))
         assert sold == 2 + 30 + 2 + 30 and session.scalar(select(func.count()).select_from(Sale)) == sold
