@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: install runtime-lock run test test-kafka faults unit integration kafka-jars proto proto-check lint typecheck k8s-check bench bench-intake bench-dedup bench-dedup-cluster bench-delivery bench-dashboard bench-portal bench-auction bench-scoring bench-kafka bench-sustained screenshots prior-model clean
+.PHONY: install runtime-lock run test test-kafka faults unit integration kafka-jars proto proto-check lint typecheck k8s-check bench bench-intake bench-dedup bench-dedup-cluster bench-delivery bench-dashboard bench-portal bench-auction bench-scoring bench-ledger bench-kafka bench-sustained screenshots prior-model clean
 
 install: $(STAMP)
 
@@ -87,6 +87,7 @@ bench: install
 	$(PY) bench/portal.py
 	$(PY) bench/auction.py
 	$(PY) bench/scoring.py
+	$(PY) bench/ledger.py
 
 bench-intake: install
 	$(PY) bench/intake.py
@@ -114,6 +115,11 @@ bench-auction: install
 
 bench-scoring: install
 	$(PY) bench/scoring.py
+
+## The ledger's recorder alone: a sold lead's six events recorded in batches and one by one, SQLite
+## and PostgreSQL.
+bench-ledger: install
+	$(PY) bench/ledger.py
 
 ## The whole exchange at fixed offered rates, sustained (60 s each), on SQLite then PostgreSQL: leads
 ## sold per second, latencies, the consumers' lag and the CPU per sold lead of every process.
