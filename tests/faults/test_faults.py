@@ -26,12 +26,15 @@ from pathlib import Path
 
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient
+from sqlalchemy import select
 
 from leadx.contracts import topics
 from leadx.dev.postgres import LocalPostgres
 from leadx.dev.stack import LocalStack, ManagedProcess, free_port, redis_binary
+from leadx.leads import status as lead_status
+from leadx.platform.db.models import Lead
 from tests.conftest import poll_until
-from tests.faults.checker import OUTCOMES, Fault, fault_rows, table, violations
+from tests.faults.checker import OUTCOMES, Fault, Submission, fault_rows, table, violations
 from tests.faults.workload import CLIENT_TIMEOUT_S, Workload, history_of, public_statuses
 from tests.integration.harness import Exchange, start_exchange, stop_services
 
@@ -167,6 +170,21 @@ def restarted_without_its_data(stack: LocalStack, process: ManagedProcess) -> No
     stack.start_infra_process(process)
 
 
+def undecided(exchange: Exchange, submissions: list[Submission], faults: list[Fault]) -> str:
+    """Which accepted leads have no outcome, where the ledger has them, and when each was sent
+    beside the faults: what a failure of the wait above needs to be looked into."""
+    sent = {s.lead_id: s.sent_at for s in submissions if s.accepted and s.lead_id}
+    with exchange.sql() as session:
+        status = dict(session.execute(select(Lead.id, Lead.status).where(Lead.id.in_(list(sent)))).all())
+    waiting = sorted((at, lead_id) for lead_id, at in sent.items()
+                     if lead_status.PUBLIC.get(status.get(lead_id) or "") not in OUTCOMES)
+    first = min(sent.values(), default=0.0)
+    leads = [f"  {lead_id} sent at +{at - first:.1f} s, ledger status {status.get(lead_id) or 'none'}"
+             for at, lead_id in waiting[:20]]
+    timeline = [f"  {f.name}: +{f.started_at - first:.1f} to +{f.ended_at - first:.1f} s" for f in faults]
+    return "\n".join([f"{len(waiting)} accepted leads without an outcome:", *leads, "faults:", *timeline])
+
+
 def test_no_lead_is_lost_or_sold_twice_whatever_fails(rig: Rig):
     exchange = rig.exchange
     alpha, beta, gamma = (exchange.buyers.buyers[name] for name in ("alpha", "beta", "gamma"))
@@ -217,9 +235,12 @@ def test_no_lead_is_lost_or_sold_twice_whatever_fails(rig: Rig):
 
     accepted = {s.lead_id for s in submissions if s.accepted and s.lead_id}
     assert len(accepted) >= 50, f"only {len(accepted)} leads accepted: the workload did not run"
-    poll_until(lambda: all(status in OUTCOMES for status in public_statuses(exchange, accepted).values())
-               and len(public_statuses(exchange, accepted)) == len(accepted),
-               timeout_s=240, interval_s=1, message="an outcome for every accepted lead")
+    try:
+        poll_until(lambda: all(status in OUTCOMES for status in public_statuses(exchange, accepted).values())
+                   and len(public_statuses(exchange, accepted)) == len(accepted),
+                   timeout_s=240, interval_s=1, message="an outcome for every accepted lead")
+    except AssertionError as timeout:
+        raise AssertionError(f"{timeout}\n{undecided(exchange, submissions, faults)}") from None
     time.sleep(2)  # the ledger's last batch and the buyers' last answers
     history = history_of(exchange, submissions, faults)
 
