@@ -103,12 +103,15 @@ class Exchange:
             self.postgres.stop()
 
 
-def start_exchange(run_dir: Path, database: str, broker: str, window_s: float, partitions: int) -> Exchange:
+def start_exchange(run_dir: Path, database: str, broker: str, window_s: float, partitions: int,
+                   fetch_max_wait_ms: int | None = None) -> Exchange:
     postgres = LocalPostgres(durable=True) if database == "postgresql" else None
     database_url = postgres.start() if postgres is not None else None
     extra_env = {"INTAKE_RATE_LIMIT_PER_SECOND": "0"}
     if broker == "kafka":
         extra_env["KAFKA_IDEMPOTENCE"] = "true"  # as production runs it (tansu has no InitProducerId)
+    if fetch_max_wait_ms is not None:
+        extra_env["KAFKA_FETCH_MAX_WAIT_MS"] = str(fetch_max_wait_ms)
     stack = LocalStack(run_dir, broker=broker, topic_prefix=PREFIX, partitions=partitions,
                        auction_window_s=window_s, database_url=database_url, extra_env=extra_env)
     exchange = Exchange(stack, api_key="", postgres=postgres)
@@ -285,7 +288,7 @@ def run(args, database: str) -> dict:
     rng = random.Random(args.seed)
     run_dir = Path(tempfile.mkdtemp(prefix="leadx-sustained-"))
     print(f"--- {database}, {args.broker}: starting the exchange ...", flush=True)
-    exchange = start_exchange(run_dir, database, args.broker, args.window, args.partitions)
+    exchange = start_exchange(run_dir, database, args.broker, args.window, args.partitions, args.fetch_max_wait_ms)
     phases = []
     try:
         if args.warmup:
@@ -362,6 +365,8 @@ def main() -> int:
                         help="comma-separated: sqlite, postgresql (default both, one after the other)")
     parser.add_argument("--broker", choices=("tansu", "kafka"), default="tansu")
     parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--fetch-max-wait-ms", type=int, default=None,
+                        help="the services' KAFKA_FETCH_MAX_WAIT_MS (default: theirs, 25 ms)")
     args = parser.parse_args()
     databases = [name.strip() for name in args.databases.split(",") if name.strip()]
     unknown = set(databases) - {"sqlite", "postgresql"}
