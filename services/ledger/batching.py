@@ -4,12 +4,15 @@ One transaction per event made the ledger the busiest process on the machine (ab
 at 100 leads/s on SQLite). Handlers now hand their event to this writer and wait for the flush
 that commits it, so the consumer still commits offsets only after the event is in SQL.
 
-A transaction costs about the same whatever its size up to hundreds of events (one query per
-table, services/ledger/batch_rows.py): bench/ledger.py records a sold lead for about 3 ms of CPU in
-batches of 300 and 18 ms when its six events are one transaction. So the writer lingers 100 ms
-for a batch to gather: on a quiet exchange (25 leads/s, 150 events/s) that makes batches of about
-fifteen events rather than three. The ledger is not on a sale's path (delivery publishes
-sale.closed), so a lead's record is at most that much later in SQL.
+A transaction has a fixed cost, some fifteen statements through the ORM whatever its size (one
+query per table, services/ledger/batch_rows.py), then little per event: on PostgreSQL bench/ledger.py
+records a sold lead for about 3 ms of CPU in batches of 300 and 18 ms when its six events are a
+transaction of their own (SQLite: 2.2 and 11.7 ms). So the writer lingers 100 ms for a batch to
+gather: on a quiet exchange (25 leads/s, 150 events/s) that makes batches of about fifteen events
+rather than three. The ledger is not on a sale's path (delivery publishes sale.closed), so a lead's
+record is later in SQL by the linger plus the flush, and by a linger more for each event that waits
+behind another of the same key on the same topic (the consumer applies those in order: the sales of
+a lead sold to several buyers).
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
 """Records the lead life cycle and the sales in SQL.
 
-Each event is applied in one transaction together with its event id in processed_events, so a
-redelivered event changes nothing. Statuses only move forward (see leadx.leads.status), so events
+A batch of events is applied in one transaction, each event's id recorded in processed_events in
+it, so a redelivered event changes nothing (services/ledger/batching.py gathers the batches,
+services/ledger/batch_rows.py reads the rows they touch). Statuses only move forward (see leadx.leads.status), so events
 of one lead arriving out of order still leave the right final status.
 """
 
@@ -163,12 +164,14 @@ def _write_counters(session: Session) -> None:
     for key in sorted(pending):  # key[0] is the table's name
         by_table.setdefault(key[0], []).append(pending[key])
     for counters in by_table.values():
-        model, keys, amounts, _ = counters[0]
+        # Every row of a table has the same key and counter columns (each table is counted by one
+        # _add_to call), so the first row's names the statement's.
+        model, key_columns, counter_columns, _ = counters[0]
         statement = upsert(model).values([{**keys, **amounts, **also_on_insert}
                                           for _, keys, amounts, also_on_insert in counters])
         # The row's counters plus what this transaction adds: the values it would have been inserted with.
-        added = {column: getattr(model, column) + getattr(statement.excluded, column) for column in amounts}
-        session.execute(statement.on_conflict_do_update(index_elements=list(keys), set_=added))
+        added = {column: getattr(model, column) + getattr(statement.excluded, column) for column in counter_columns}
+        session.execute(statement.on_conflict_do_update(index_elements=list(key_columns), set_=added))
 
 
 def _count_duplicates(session: Session, buyer_ids, at_ms: int) -> None:
