@@ -23,6 +23,11 @@ The promises, and what breaks them:
   see it).
 - `server error`: an answer of 500 or any 5xx but 503 (which, with Retry-After, is the exchange's
   own "unavailable, retry"): whatever fails underneath, a seller never gets a crash for an answer.
+- `ledger disagrees`: a lead sold on sale.closed that the ledger does not hold sold (or returned),
+  or one the ledger holds sold with no sale on sale.closed (of the leads whose id a seller was told).
+
+Beside the promises, liveness: `sold_since` counts the leads sent after a moment that were sold, so
+the suite can check the exchange sells again once the faults are over.
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ from dataclasses import dataclass, field
 
 ACCEPTED_STATUSES = {"accepted", "pending"}
 OUTCOMES = {"sold", "unsold", "duplicate", "rejected", "returned"}  # a lead's public statuses that end it
+SOLD_STATUSES = {"sold", "returned"}  # a lead's public statuses once it was sold
 
 
 @dataclass(frozen=True)
@@ -137,7 +143,30 @@ def violations(history: History) -> list[Violation]:
     found += _books(history)
     found += _unrecorded_posts(history)
     found += _server_errors(history)
+    found += _ledger_disagrees(history)
     return found
+
+
+def _sold_on_topic(history: History) -> set[str]:
+    return {sale.lead_id for sale in history.sales if sale.outcome == "sold"}
+
+
+def _ledger_disagrees(history: History) -> list[Violation]:
+    # The leads the sellers were told the id of: one whose answer was lost (the intake killed or
+    # frozen while it answered) may be sold, and its status was not read.
+    known = {s.lead_id for s in history.submissions if s.lead_id}
+    on_topic = _sold_on_topic(history) & known
+    in_ledger = {lead for lead, status in history.statuses.items() if status in SOLD_STATUSES}
+    return [Violation("ledger disagrees", f"lead {lead} is {'sold' if lead in on_topic else 'not sold'} on "
+                                          f"sale.closed and {history.statuses.get(lead, 'unknown')!r} in the ledger")
+            for lead in sorted(on_topic ^ in_ledger)]
+
+
+def sold_since(history: History, since: float) -> tuple[int, int]:
+    """(accepted, sold): the leads sent at or after `since` (seconds since the epoch) that the
+    exchange accepted, and how many of them were sold."""
+    leads = {s.lead_id for s in history.submissions if s.accepted and s.lead_id and s.sent_at >= since}
+    return len(leads), len(leads & _sold_on_topic(history))
 
 
 def _server_errors(history: History) -> list[Violation]:
@@ -224,7 +253,7 @@ def _repeats_without_their_key(history: History) -> list[Violation]:
 
 
 def _refused_then_sold(history: History) -> list[Violation]:
-    sold = {sale.lead_id for sale in history.sales if sale.outcome == "sold"}
+    sold = _sold_on_topic(history)
     found = [Violation("refused then sold", f"lead {s.lead_id} was answered {s.http_status} {s.status!r} and sold")
              for s in history.submissions if s.refused and s.lead_id in sold]
     # A refusal may carry no lead id (nothing was queued): then the consumer must reach no buyer, unless

@@ -4,7 +4,7 @@ and named, however it hides among clean records."""
 from __future__ import annotations
 
 from tests.faults.checker import (Attempt, BuyerPost, Charge, Fault, History, SaleEvent, Submission, fault_rows,
-                                  percentile, table, violations)
+                                  percentile, sold_since, table, violations)
 
 T0 = 1_000_000.0
 
@@ -139,6 +139,30 @@ def test_a_post_with_no_attempt_row_is_found():
     history.posts.append(BuyerPost("b1", "L1", "a1"))  # received twice, recorded once
     found = violations(history)
     assert [v.rule for v in found] == ["unrecorded post"] and "2 times" in found[0].detail
+
+
+def test_a_ledger_that_disagrees_with_sale_closed_is_found_both_ways():
+    history = clean()
+    history.statuses["L3"] = "sold"  # the ledger holds sold a lead closed unsold
+    found = violations(history)
+    assert [v.rule for v in found] == ["ledger disagrees"] and "L3 is not sold on sale.closed" in found[0].detail
+    history = clean()
+    history.statuses["L2"] = "unsold"  # sold on the topic, not in the ledger
+    found = violations(history)
+    assert [v.rule for v in found] == ["ledger disagrees"] and "'unsold' in the ledger" in found[0].detail
+    history = clean()
+    history.statuses["L2"] = "returned"  # sold, then returned: agrees
+    assert violations(history) == []
+    history.submissions.append(Submission(3, T0 + 5, None, None, "", None))  # its answer lost: id unknown
+    history.sales.append(sold("L5", "b1"))  # that lead, sold: its status was not read, nothing to compare
+    assert violations(history) == []
+
+
+def test_sold_since_counts_the_accepted_leads_sent_from_then_and_those_sold():
+    history = clean()  # L1 at T0 and L2 at T0 + 1 sold, L3 at T0 unsold, L4 at T0 + 3 refused
+    assert sold_since(history, T0) == (3, 2)
+    assert sold_since(history, T0 + 0.5) == (1, 1)
+    assert sold_since(history, T0 + 2) == (0, 0)
 
 
 def test_fault_rows_count_the_leads_sent_while_the_fault_lasted():
