@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: install runtime-lock run test test-kafka faults unit integration kafka-jars proto proto-check lint typecheck k8s-check bench bench-intake bench-dedup bench-dedup-cluster bench-delivery bench-dashboard bench-portal bench-auction bench-scoring bench-ledger bench-kafka bench-sustained screenshots prior-model clean
+.PHONY: install runtime-lock run test test-kafka faults unit integration kafka-jars proto proto-check lint typecheck k8s-check bench bench-intake bench-dedup bench-dedup-cluster bench-delivery bench-dashboard bench-portal bench-auction bench-scoring bench-ledger bench-kafka bench-sustained bench-scaleout screenshots prior-model clean
 
 install: $(STAMP)
 
@@ -122,9 +122,15 @@ bench-ledger: install
 	$(PY) bench/ledger.py
 
 ## The whole exchange at fixed offered rates, sustained (60 s each), on SQLite then PostgreSQL: leads
-## sold per second, latencies, the consumers' lag and the CPU per sold lead of every process.
+## sold per second, latencies, the consumers' lag and the CPU per sold lead of every process; then each
+## stage alone (short runs of the stage benches) and the whole's ratio to the slowest.
 bench-sustained: install
 	$(PY) bench/sustained.py
+
+## Replicas of the bottleneck service (delivery), each under a CPU quota of its own (cgroups: needs
+## root or a delegated cgroup; not in `make bench`): the sustained rate at 1, 2 and 4 replicas.
+bench-scaleout: install
+	$(PY) bench/scaleout.py
 
 ## The end-to-end figures on tansu and on one Apache Kafka broker, side by side, in one run.
 bench-kafka: install kafka-jars

@@ -210,8 +210,7 @@ def main() -> int:
     args = parser.parse_args()
     results = run(args)
     results["judgement"] = judge(results, os.cpu_count() or 1)
-    write_results(results, args, RESULTS, ROOT)
-    report(json.loads(RESULTS.read_text()))
+    report(json.loads(write_results(results, args, RESULTS, ROOT).read_text()))
     return 0
 
 

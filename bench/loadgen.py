@@ -135,8 +135,12 @@ def rate_list(text: str) -> list[float]:
     return [float(rate) for rate in text.split(",")]
 
 
-def write_results(results: dict, args, path: Path, root: Path) -> None:
-    """Add the machine, commit and parameters to `results` and write them as JSON to `path`."""
+def write_results(results: dict, args, path: Path, root: Path) -> Path:
+    """Add the machine, commit and parameters to `results` and write them as JSON to `path`, or to
+    a file of its name in BENCH_RESULTS_DIR when that is set (a short run's figures, kept apart
+    from the full run's in bench/results): the path written."""
+    if os.environ.get("BENCH_RESULTS_DIR"):
+        path = Path(os.environ["BENCH_RESULTS_DIR"]) / path.name
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=root)
     results["machine"] = {"cpus": os.cpu_count(), "python": platform.python_version(),
                           "platform": platform.platform(), "commit": commit.stdout.strip(),
@@ -144,7 +148,8 @@ def write_results(results: dict, args, path: Path, root: Path) -> None:
     results["parameters"] = vars(args)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(results, indent=2) + "\n")
-    print(f"written to {path.relative_to(root)}")
+    print(f"written to {path.relative_to(root) if path.is_relative_to(root) else path}")
+    return path
 
 
 async def raw_consume(bootstrap: str, source: str, expected: int, decode: Callable | None = None) -> float:
