@@ -272,6 +272,8 @@ def start_exchange(run_dir: Path, kafka_bootstrap: str, redis_url: str, prefix: 
     when they next re-read the accounts). With `wait_ready=False` it returns once the services are
     started: the caller waits for them (`stack.wait_ready`)."""
     service_env.setdefault("KAFKA_FETCH_MAX_WAIT_MS", str(TEST_FETCH_WAIT_MS))
+    # The ledger's too (250 ms by default): many tests wait for its records.
+    service_env.setdefault("KAFKA_BACKGROUND_FETCH_MAX_WAIT_MS", str(TEST_FETCH_WAIT_MS))
     if window_s is None:
         # 1 s keeps the suite quick on tansu. On Apache Kafka the first leads through a new exchange
         # wait seconds on consumer groups still settling (CI saw 25 s to the first auction), and

@@ -36,6 +36,7 @@ def test_settings_with_defaults(env):
     settings = CommonSettings.from_env("dedup")
     assert settings.kafka.idempotence is False and settings.kafka.partitions == 6
     assert settings.kafka.fetch_max_wait_ms == 25 and settings.hmac_key == b"0123456789abcdef"
+    assert settings.kafka.background_fetch_max_wait_ms == 250
 
 
 def test_missing_required_settings_fail_fast_with_their_name(env):

@@ -4,13 +4,17 @@ security; a client made anywhere else in leadx or services fails this suite."""
 from __future__ import annotations
 
 import ast
+import asyncio
 import ssl
 from pathlib import Path
 
 import pytest
 
+from leadx.contracts import topics
+from leadx.contracts.events.v1 import events_pb2 as ev
 from leadx.platform.config import KafkaSecurity, KafkaSettings
 from leadx.platform.kafka import clients
+from leadx.platform.kafka.consumer import EventConsumer
 from tests.certificates import TestCA
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -106,3 +110,18 @@ def test_the_faust_app_connects_as_the_aiokafka_clients_do(security):
     if security.protocol == "SASL_PLAINTEXT":
         assert given.pop("ssl_context") is None  # faust names it, empty
     assert given == clients.security_options(security)
+
+
+def test_a_consumer_off_the_sale_path_fetches_with_the_background_wait():
+    async def waits() -> tuple[int, int]:
+        kafka = KafkaSettings(bootstrap_servers="b1:9093", topic_prefix="", partitions=1, replication_factor=1,
+                              idempotence=False, fetch_max_wait_ms=25, background_fetch_max_wait_ms=250)
+
+        async def handler(envelope) -> None:
+            return None
+        on_path = EventConsumer(kafka, "pings", {topics.AUCTION_OPENED: ev.AuctionOpened}, handler)
+        off_path = EventConsumer(kafka, "ledger", {topics.AUCTION_OPENED: ev.AuctionOpened}, handler,
+                                 off_the_sale_path=True)
+        # Built, never started: the wait is the aiokafka consumer's own setting.
+        return on_path._consumer._fetch_max_wait_ms, off_path._consumer._fetch_max_wait_ms
+    assert asyncio.run(waits()) == (25, 250)

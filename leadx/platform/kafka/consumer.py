@@ -89,7 +89,11 @@ class EventConsumer:
         max_attempts: int = DEFAULT_MAX_ATTEMPTS,
         max_in_flight: int = 256,
         session_timeout_ms: int = 10_000,
+        off_the_sale_path: bool = False,
     ) -> None:
+        """`off_the_sale_path`: no seller's answer or sale waits for this consumer (the ledger's
+        records, list awards), so it fetches with the longer background wait and costs the broker
+        fewer idle fetches (KafkaSettings.background_fetch_max_wait_ms)."""
         self.settings = settings
         self.handler = handler
         self.dead_letters = dead_letters
@@ -116,7 +120,8 @@ class EventConsumer:
             session_timeout_ms=session_timeout_ms,
             heartbeat_interval_ms=max(1000, session_timeout_ms // 4),
             rebalance_timeout_ms=session_timeout_ms,
-            fetch_max_wait_ms=settings.fetch_max_wait_ms,
+            fetch_max_wait_ms=(settings.background_fetch_max_wait_ms if off_the_sale_path
+                               else settings.fetch_max_wait_ms),
         )
         CONSUMER_LAG.watch(self._consumer, self.group_id)
         self._task: asyncio.Task | None = None
