@@ -188,7 +188,7 @@ def undecided(exchange: Exchange, submissions: list[Submission], faults: list[Fa
         status = dict(session.execute(select(Lead.id, Lead.status).where(Lead.id.in_(list(sent)))).all())
     waiting = sorted((at, lead_id) for lead_id, at in sent.items()
                      if lead_status.PUBLIC.get(status.get(lead_id) or "") not in OUTCOMES)
-    first = min(sent.values(), default=0.0)
+    first = min((s.sent_at for s in submissions), default=0.0)  # the origin of timeline's times
     leads = [f"  {lead_id} sent at +{at - first:.1f} s, ledger status {status.get(lead_id) or 'none'}"
              for at, lead_id in waiting[:20]]
     return "\n".join([f"{len(waiting)} accepted leads without an outcome:", *leads, timeline(submissions, faults)])
@@ -248,7 +248,8 @@ def test_no_lead_is_lost_or_sold_twice_whatever_fails(rig: Rig):
             exchange.stack.wait_ready(timeout_s=120)
             faults.append(Fault(name, began, time.time()))  # it lasts until every service is ready again
             time.sleep(SETTLE_S)
-        time.sleep(RECOVERY_S + LAST_WATCH_S)  # leads after the last fault too, so its recovery is measured
+        # Leads after the last fault too (SETTLE_S of it already slept), so its recovery is measured.
+        time.sleep(RECOVERY_S + LAST_WATCH_S - SETTLE_S)
     finally:
         submissions = workload.stop()
 

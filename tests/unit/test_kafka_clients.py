@@ -112,16 +112,24 @@ def test_the_faust_app_connects_as_the_aiokafka_clients_do(security):
     assert given == clients.security_options(security)
 
 
-def test_a_consumer_off_the_sale_path_fetches_with_the_background_wait():
-    async def waits() -> tuple[int, int]:
+def test_a_consumer_off_the_sale_path_fetches_with_the_background_wait(monkeypatch):
+    waits: dict[str, int] = {}
+    make_consumer = clients.consumer
+
+    def recorded(settings, **options):
+        waits[options["group_id"]] = options["fetch_max_wait_ms"]
+        return make_consumer(settings, **options)
+    monkeypatch.setattr(clients, "consumer", recorded)
+
+    async def build_and_stop() -> None:
         kafka = KafkaSettings(bootstrap_servers="b1:9093", topic_prefix="", partitions=1, replication_factor=1,
                               idempotence=False, fetch_max_wait_ms=25, background_fetch_max_wait_ms=250)
 
         async def handler(envelope) -> None:
             return None
-        on_path = EventConsumer(kafka, "pings", {topics.AUCTION_OPENED: ev.AuctionOpened}, handler)
-        off_path = EventConsumer(kafka, "ledger", {topics.AUCTION_OPENED: ev.AuctionOpened}, handler,
-                                 off_the_sale_path=True)
-        # Built, never started: the wait is the aiokafka consumer's own setting.
-        return on_path._consumer._fetch_max_wait_ms, off_path._consumer._fetch_max_wait_ms
-    assert asyncio.run(waits()) == (25, 250)
+        for consumer in (EventConsumer(kafka, "pings", {topics.AUCTION_OPENED: ev.AuctionOpened}, handler),
+                         EventConsumer(kafka, "ledger", {topics.AUCTION_OPENED: ev.AuctionOpened}, handler,
+                                       off_the_sale_path=True)):
+            await consumer.stop()  # never started: nothing to finish, its client closed
+    asyncio.run(build_and_stop())
+    assert waits == {"leadx-pings": 25, "leadx-ledger": 250}
