@@ -202,10 +202,12 @@ def test_a_lead_is_read_by_its_parties_only(market: Exchange, channel, admin):
 
     def recorded():
         try:
-            return alpha.GetLead(request)
-        except grpc.RpcError as error:  # until the ledger has recorded the sale, alpha is no party to it
+            lead = alpha.GetLead(request)
+        except grpc.RpcError as error:  # until the ledger has recorded the lead's offer, alpha is no party to it
             assert error.code() == grpc.StatusCode.NOT_FOUND
             return None
+        # Alpha is a party once offered the lead or posted it; the sale is recorded a batch later.
+        return lead if lead.status == "sold" else None
     lead = poll_until(recorded, message="the sale on alpha's lead")
     assert lead.lead_id == lead_id and lead.status == "sold" and lead.returnable
     assert [(s.rank, s.buyer_id, s.price_cents, s.yours) for s in lead.sales] == [(1, alpha_id, 2600, True)]
