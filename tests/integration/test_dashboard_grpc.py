@@ -203,10 +203,11 @@ def test_a_lead_is_read_by_its_parties_only(market: Exchange, channel, admin):
     def recorded():
         try:
             lead = alpha.GetLead(request)
-        except grpc.RpcError as error:  # until the ledger has recorded the lead's offer, alpha is no party to it
+        except grpc.RpcError as error:  # until the ledger has recorded the sale, alpha is no party to it
             assert error.code() == grpc.StatusCode.NOT_FOUND
             return None
-        # Alpha is a party once offered the lead or posted it; the sale is recorded a batch later.
+        # The lead's row and its sales are read by two statements: one read while the ledger commits
+        # the sale can find the sale (alpha a party) and the lead still in_auction. Once more, then.
         return lead if lead.status == "sold" else None
     lead = poll_until(recorded, message="the sale on alpha's lead")
     assert lead.lead_id == lead_id and lead.status == "sold" and lead.returnable
