@@ -38,15 +38,10 @@ sys.path.insert(0, str(ROOT))
 
 from cpu_quota import CpuQuota, available
 from loadgen import rate_list, write_results
-from sustained import PIPELINE, REST_S, at_rest, caught_up, phase, print_phase, start_exchange
+from sustained import PIPELINE, REST_S, at_rest, caught_up, phase, print_phase, replica_names, start_exchange
 
 RESULTS = ROOT / "bench" / "results" / "scaleout.json"
 WARMUP_S = 10.0
-
-
-def replica_names(service: str, count: int) -> list[str]:
-    """The process names sustained.start_exchange gives a service's replicas."""
-    return [service if number == 1 else f"{service}-{number}" for number in range(1, count + 1)]
 
 
 def run_count(args, count: int) -> dict:

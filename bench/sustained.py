@@ -115,6 +115,11 @@ class Exchange:
             self.postgres.stop()
 
 
+def replica_names(service: str, count: int) -> list[str]:
+    """The process names of a service's replicas: the service's own, then `<service>-2`..."""
+    return [service if number == 1 else f"{service}-{number}" for number in range(1, count + 1)]
+
+
 def start_exchange(run_dir: Path, database: str, broker: str, window_s: float, partitions: int,
                    fetch_max_wait_ms: int | None = None, replicas: dict[str, int] | None = None) -> Exchange:
     """The exchange, ready. `replicas`: how many processes of a service (1 unless said), the
@@ -148,8 +153,8 @@ def start_exchange(run_dir: Path, database: str, broker: str, window_s: float, p
         engine.dispose()
         exchange.api_key = seller.api_key
         for name in PIPELINE:
-            for number in range(1, (replicas or {}).get(name, 1) + 1):
-                stack.add_service(name, None if number == 1 else f"{name}-{number}", LOG_LEVEL="WARNING")
+            for instance in replica_names(name, (replicas or {}).get(name, 1)):
+                stack.add_service(name, instance, LOG_LEVEL="WARNING")
         stack.start_services()
         stack.wait_ready(timeout_s=180)
     except BaseException:
