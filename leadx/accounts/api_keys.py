@@ -1,6 +1,7 @@
 """API key → account id, cached briefly so that authenticating a request does not cost a SQL
-query each time. A revoked or rotated key stops working within TTL_S on every replica. Shared by
-the intake gateway (sellers, buyers) and the gRPC dashboard."""
+query each time. A revoked or rotated key stops working within the cache's time on every replica
+(`API_KEY_CACHE_SECONDS`, 30 s by default). Shared by the intake gateway (sellers, buyers) and the
+gRPC dashboard."""
 
 from __future__ import annotations
 
@@ -11,26 +12,41 @@ from typing import Generic, TypeVar
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from leadx.platform.config import ConfigError, env_float
+
 T = TypeVar("T")
+DEFAULT_TTL_S = 30.0
+TTL_VARIABLE = "API_KEY_CACHE_SECONDS"
+
+
+def cache_ttl_from_env() -> float:
+    """How long a key's account (or its absence) is trusted: a revoked or rotated key works at most
+    this long after the change. Shorter costs a SQL look-up per key that often, per replica."""
+    ttl_s = env_float(TTL_VARIABLE, DEFAULT_TTL_S)
+    if not 0 < ttl_s <= 3600:  # also refuses nan
+        raise ConfigError(f"environment variable {TTL_VARIABLE} must be more than 0 and at most 3600 seconds,"
+                          f" got {ttl_s!r}")
+    return ttl_s
 
 
 class KeyCache(Generic[T]):
-    """Keys found and keys not found are cached apart, each for TTL_S: a flood of made-up keys
+    """Keys found and keys not found are cached apart, each for `ttl_s`: a flood of made-up keys
     (each a miss, then cached as one, so a repeat costs no SQL) fills only the misses, and never
     pushes the real callers' keys out to cost a look-up each again."""
 
-    TTL_S = 30.0
     MAX_CACHED = 10_000  # per kind, bounded so that made-up keys cannot grow it without limit
 
-    def __init__(self, sessions: sessionmaker[Session], lookup: Callable[[Session, str], T | None]) -> None:
+    def __init__(self, sessions: sessionmaker[Session], lookup: Callable[[Session, str], T | None],
+                 ttl_s: float = DEFAULT_TTL_S) -> None:
         self.sessions = sessions
         self.lookup = lookup
+        self.ttl_s = ttl_s
         self._found: dict[str, tuple[T, float]] = {}
         self._missed: dict[str, float] = {}
         self.lookups = 0  # SQL look-ups made: what a flood of bad keys costs (the tests read it)
 
     def known(self, key: str) -> T | None:
-        """The account of a key found within TTL_S, without a look-up (None: not known now)."""
+        """The account of a key found within `ttl_s`, without a look-up (None: not known now)."""
         found = self._found.get(key)
         return found[0] if found is not None and found[1] >= time.monotonic() else None
 
@@ -46,9 +62,9 @@ class KeyCache(Generic[T]):
         self.lookups += 1
         value = await asyncio.to_thread(self._lookup, key)
         if value is not None:
-            _bounded(self._found, self.MAX_CACHED)[key] = (value, now + self.TTL_S)
+            _bounded(self._found, self.MAX_CACHED)[key] = (value, now + self.ttl_s)
         else:
-            _bounded(self._missed, self.MAX_CACHED)[key] = now + self.TTL_S
+            _bounded(self._missed, self.MAX_CACHED)[key] = now + self.ttl_s
         return value
 
     def _lookup(self, key: str) -> T | None:

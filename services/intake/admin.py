@@ -198,7 +198,7 @@ class Admin:
 
     # ------------------------------------------------------------------ keys and deactivation
     # Keys are stored only as hashes, so a new one is shown once, here. The readers cache keys for
-    # KeyCache.TTL_S (30 s): an old or revoked key works at most that long after the answer.
+    # API_KEY_CACHE_SECONDS (30 s by default): an old or revoked key works at most that long after the answer.
 
     async def rotate_buyer_key(self, request: Request) -> Answer:
         buyer_id = request.path_params["buyer_id"]

@@ -92,7 +92,8 @@ def create_app(settings: IntakeSettings):
     callers = Callers(sessions, RateLimiter(redis, namespace, settings.rate_limit_per_second),
                       FailedAuthThrottle(redis, namespace, settings.auth_failures_per_minute),
                       operators=RateLimiter(redis, namespace, settings.admin_rate_limit_per_second, scope="admin"),
-                      addresses=RateLimiter(redis, namespace, settings.address_rate_limit_per_second, scope="address"))
+                      addresses=RateLimiter(redis, namespace, settings.address_rate_limit_per_second, scope="address"),
+                      key_ttl_s=settings.api_key_cache_s)
     return build_app(
         sellers=Sellers(SellerDeps(
             callers=callers, sessions=sessions, producer=producer, publisher=publisher, verdicts=verdicts, redis=redis,

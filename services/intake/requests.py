@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from starlette.requests import ClientDisconnect, Request
 
 from leadx.accounts import accounts
-from leadx.accounts.api_keys import KeyCache, bearer_key
+from leadx.accounts.api_keys import DEFAULT_TTL_S, KeyCache, bearer_key
 from services.intake.auth_throttle import AuthThrottled, FailedAuthThrottle, source_address
 from services.intake.formats import Answer
 from services.intake.guards import RateLimiter
@@ -38,8 +38,8 @@ class ApiKeyAuth:
 
     def __init__(self, sessions: sessionmaker[Session], throttle: FailedAuthThrottle,
                  lookup: Callable[[Session, str], str | None] = accounts.seller_for_key,
-                 addresses: RateLimiter | None = None) -> None:
-        self.keys = KeyCache(sessions, lookup)
+                 addresses: RateLimiter | None = None, key_ttl_s: float = DEFAULT_TTL_S) -> None:
+        self.keys = KeyCache(sessions, lookup, key_ttl_s)
         self.throttle = throttle
         self.addresses = addresses
 
@@ -101,12 +101,13 @@ class Callers:
     shared by all intake replicas: every account, seller or buyer, gets the same per-second
     allowance (`limiter`); the operators' admin key gets its own (`operators`); and a request that
     carries no key (the OpenAPI document, health and readiness, a request without its key) is held
-    to its source address's (`addresses`). None switches a limit off."""
+    to its source address's (`addresses`). None switches a limit off. Keys are cached for `key_ttl_s`."""
 
     def __init__(self, sessions: sessionmaker[Session], limiter: RateLimiter, throttle: FailedAuthThrottle,
-                 operators: RateLimiter | None = None, addresses: RateLimiter | None = None) -> None:
-        self.seller_keys = ApiKeyAuth(sessions, throttle, addresses=addresses)
-        self.buyer_keys = ApiKeyAuth(sessions, throttle, accounts.buyer_for_key, addresses)
+                 operators: RateLimiter | None = None, addresses: RateLimiter | None = None,
+                 key_ttl_s: float = DEFAULT_TTL_S) -> None:
+        self.seller_keys = ApiKeyAuth(sessions, throttle, addresses=addresses, key_ttl_s=key_ttl_s)
+        self.buyer_keys = ApiKeyAuth(sessions, throttle, accounts.buyer_for_key, addresses, key_ttl_s)
         self.limiter = limiter
         self.throttle = throttle
         self.operators = operators

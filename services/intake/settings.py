@@ -3,6 +3,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from leadx.accounts.api_keys import cache_ttl_from_env
 from leadx.dedup.store import DEFAULT_BUCKET_BITS
 from leadx.leads.rules import PACKAGED_RULES
 from leadx.platform.config import CommonSettings, ConfigError, env_bool, env_float, env_int, env_str
@@ -25,6 +26,7 @@ class IntakeSettings:
     admin_rate_limit_per_second: int  # the admin key's, across replicas; 0 switches it off
     address_rate_limit_per_second: int  # per source address, of requests that carry no key; 0 switches it off
     auth_failures_per_minute: int  # per source address, across replicas; 0 switches it off
+    api_key_cache_s: float  # how long a key's account is cached: a revoked key works at most this long
     idempotency_ttl_s: int  # how long a retried POST gets the first answer back
     ping_ttl_s: int  # how long a ping token is good for
     phone_area_must_match: bool  # a phone area code outside the ZIP's state: error, not warning
@@ -48,6 +50,7 @@ class IntakeSettings:
             admin_rate_limit_per_second=env_int("INTAKE_ADMIN_RATE_LIMIT_PER_SECOND", 50),
             address_rate_limit_per_second=env_int("INTAKE_ADDRESS_RATE_LIMIT_PER_SECOND", 20),
             auth_failures_per_minute=env_int("INTAKE_AUTH_FAILURES_PER_MINUTE", 60),
+            api_key_cache_s=cache_ttl_from_env(),
             idempotency_ttl_s=env_int("INTAKE_IDEMPOTENCY_TTL_SECONDS", 86_400),
             ping_ttl_s=env_int("INTAKE_PING_TOKEN_TTL_SECONDS", 900),
             phone_area_must_match=env_bool("INTAKE_PHONE_AREA_MUST_MATCH", False),

@@ -12,7 +12,7 @@ import grpc
 from sqlalchemy.orm import Session, sessionmaker
 
 from leadx.accounts import accounts
-from leadx.accounts.api_keys import KeyCache, bearer_key
+from leadx.accounts.api_keys import DEFAULT_TTL_S, KeyCache, bearer_key
 
 ADMIN = "admin"
 
@@ -45,8 +45,8 @@ async def _unauthenticated(context: grpc.aio.ServicerContext, message: str) -> N
 
 
 class DashboardAuth:
-    def __init__(self, sessions: sessionmaker[Session], admin_key: str = "") -> None:
-        self.keys = KeyCache(sessions, _account_for_key)
+    def __init__(self, sessions: sessionmaker[Session], admin_key: str = "", key_ttl_s: float = DEFAULT_TTL_S) -> None:
+        self.keys = KeyCache(sessions, _account_for_key, key_ttl_s)
         self.admin_key = admin_key
 
     async def caller(self, context: grpc.aio.ServicerContext) -> Caller:

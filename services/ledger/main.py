@@ -7,6 +7,7 @@ import asyncio
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
+from leadx.accounts.api_keys import cache_ttl_from_env
 from leadx.contracts.dashboard.v1 import dashboard_pb2, dashboard_pb2_grpc
 from leadx.dedup.scopes import DedupPolicy
 from leadx.dedup.store import DEFAULT_BUCKET_BITS, DedupStore
@@ -32,6 +33,7 @@ SERVICE_NAME = dashboard_pb2.DESCRIPTOR.services_by_name["DashboardService"].ful
 async def main(stop: asyncio.Event) -> None:
     settings = CommonSettings.from_env("ledger")
     grpc_settings = GrpcServerSettings.from_env()
+    key_ttl_s = cache_ttl_from_env()
     runtime = ServiceRuntime(settings)
     engine = make_engine(settings.database_url)
     await asyncio.to_thread(exit_unless_current, engine, "ledger")
@@ -49,7 +51,7 @@ async def main(stop: asyncio.Event) -> None:
 
     server = grpc.aio.server()
     reads = read_session_factory(engine)  # the dashboard only reads
-    auth = DashboardAuth(reads, env_str("DASHBOARD_ADMIN_API_KEY", ""))
+    auth = DashboardAuth(reads, env_str("DASHBOARD_ADMIN_API_KEY", ""), key_ttl_s)
     dashboard_pb2_grpc.add_DashboardServiceServicer_to_server(DashboardService(reads, auth), server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)

@@ -13,6 +13,8 @@ from tests.integration.harness import Exchange, start_exchange
 from tests.integration.tails import stop_all_tails
 
 ADMIN_KEY = "test-dashboard-admin-key"  # a test value, not a secret; also the intake's ADMIN_API_KEY
+# The shared exchange's API_KEY_CACHE_SECONDS (30 by default): a rotated-out key's end is waited for.
+KEY_CACHE_S = 3
 ALL_SERVICES = ["intake", "intake-2", "dedup", "scoring", "auction", "delivery", "ledger"]
 # Every consumer group of the exchange that has committed once a lead was sold through an auction
 # with a bid (`bid.placed`); the auction's faust app's group among them.
@@ -189,7 +191,8 @@ def shared_exchange(request, tmp_path_factory, kafka_bootstrap, redis_url) -> Ex
     prefix = f"{tmp_path_factory.mktemp('x').name[-6:]}."
     exchange = start_exchange(tmp_path_factory.mktemp("exchange"), kafka_bootstrap, redis_url, prefix,
                               ["alpha", "beta", "gamma"], ALL_SERVICES, spare_parties=parties,
-                              DEDUP_PLATFORM_SCOPE="false", DASHBOARD_ADMIN_API_KEY=ADMIN_KEY, ADMIN_API_KEY=ADMIN_KEY)
+                              DEDUP_PLATFORM_SCOPE="false", DASHBOARD_ADMIN_API_KEY=ADMIN_KEY, ADMIN_API_KEY=ADMIN_KEY,
+                              API_KEY_CACHE_SECONDS=str(KEY_CACHE_S))
     stopped = []
 
     def stop_once() -> None:

@@ -13,10 +13,9 @@ import pytest
 from sqlalchemy import func, select
 
 from leadx.accounts.accounts import hash_api_key
-from leadx.accounts.api_keys import KeyCache
 from leadx.platform.db.models import Buyer, BuyerProfile, Partnership, Seller, SellerBuyerChoice
 from tests.conftest import poll_until
-from tests.integration.conftest import ADMIN_KEY
+from tests.integration.conftest import ADMIN_KEY, KEY_CACHE_S
 from tests.integration.harness import Exchange
 
 pytestmark = pytest.mark.integration
@@ -355,7 +354,7 @@ def test_keys_are_rotated_and_revoked_and_buyers_deactivated(exchange: Exchange)
     refused(as_buyer(inactive_key), 401, "AUTH_INVALID")
     reactivated = admin(exchange, "POST", f"/buyers/{inactive_id}/reactivate")
     assert reactivated.status_code == 200 and reactivated.json()["active"] is True, reactivated.text
-    with exchange.sql() as session:  # the same key again; the intake cached its refusal for up to TTL_S
+    with exchange.sql() as session:  # the same key again; the intake cached its refusal for up to KEY_CACHE_S
         assert session.get(Buyer, inactive_id).active is True
 
     seller_id = new_seller(exchange)
@@ -373,8 +372,9 @@ def test_keys_are_rotated_and_revoked_and_buyers_deactivated(exchange: Exchange)
         assert "no " in refused(admin(exchange, "POST", path), 404, "ACCOUNT_NOT_FOUND")
     refused(admin(exchange, "POST", f"/buyers/{buyer_id}/rotate-key", key=old_key), 401, "AUTH_INVALID")
 
-    # The rotated-out key was cached before the rotation: it stops working within the cache's time.
-    poll_until(lambda: as_buyer(old_key).status_code == 401, timeout_s=KeyCache.TTL_S + 10, interval_s=0.5,
+    # The rotated-out key was cached before the rotation: it stops working within the cache's time
+    # (API_KEY_CACHE_SECONDS, which the shared exchange sets to KEY_CACHE_S).
+    poll_until(lambda: as_buyer(old_key).status_code == 401, timeout_s=KEY_CACHE_S + 10, interval_s=0.5,
                message="the rotated-out buyer key to be refused")
     refused(as_buyer(old_key), 401, "AUTH_INVALID")
     assert as_buyer(new_key).status_code == 200

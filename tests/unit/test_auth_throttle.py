@@ -1,21 +1,24 @@
 """Failed authentication, against a real Redis and real SQL: an address that keeps sending unknown
 keys is refused before any look-up once over its allowance, without holding up callers whose keys
-are known or other addresses; a repeated unknown key costs no SQL, and a flood of them never pushes
-the known keys out of the cache."""
+are known or other addresses; a repeated unknown key costs no SQL, a flood of them never pushes
+the known keys out of the cache, and a key is looked up again once its cached time is up."""
 
 from __future__ import annotations
 
 import asyncio
 import uuid
+from unittest.mock import patch
 
 import httpx
+import pytest
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from leadx.accounts import accounts
-from leadx.accounts.api_keys import KeyCache
+from leadx.accounts.api_keys import TTL_VARIABLE, KeyCache, cache_ttl_from_env
+from leadx.platform.config import ConfigError
 from leadx.platform.redis.client import connect
 from services.intake.admin import Admin
 from services.intake.auth_throttle import WINDOW_S, AuthThrottled, FailedAuthThrottle
@@ -153,6 +156,41 @@ def test_an_unknown_key_costs_one_look_up_and_a_flood_of_them_keeps_the_known_ke
     assert found == seller.id and repeats == [None] * 3 and flood == [None] * 12
     assert cache.lookups == 1 + 1 + 12  # the repeated bad key was looked up once
     assert known == seller.id  # the flood filled only the misses
+
+
+def test_a_key_is_trusted_for_the_cache_s_time_then_looked_up_again(sessions):
+    with sessions() as session:
+        seller = accounts.create_seller(session, "Briefly cached")
+        session.commit()
+    now = [1000.0]
+    cache = KeyCache(sessions, accounts.seller_for_key, ttl_s=2.0)
+
+    async def resolve_at(t: float) -> str | None:
+        now[0] = t
+        return await cache.resolve(seller.api_key)
+
+    with patch("leadx.accounts.api_keys.time.monotonic", lambda: now[0]):
+        found = [asyncio.run(resolve_at(t)) for t in (1000.0, 1001.9, 1002.1)]
+        with sessions() as session:  # revoked: the next look-up, once the time is up, finds no seller
+            accounts.revoke_seller_key(session, seller.id)
+            session.commit()
+        found += [asyncio.run(resolve_at(1003.0)), asyncio.run(resolve_at(1004.2))]
+    assert found == [seller.id, seller.id, seller.id, seller.id, None]
+    assert cache.lookups == 3  # at 1000, at 1002.1 (2 s on) and at 1004.2
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "3601", "nan", "soon"])
+def test_a_key_cache_time_out_of_range_stops_the_service_at_start(monkeypatch, value):
+    monkeypatch.setenv(TTL_VARIABLE, value)
+    with pytest.raises(ConfigError, match=TTL_VARIABLE):
+        cache_ttl_from_env()
+
+
+def test_the_key_cache_time_is_30_s_unless_set(monkeypatch):
+    monkeypatch.delenv(TTL_VARIABLE, raising=False)
+    assert cache_ttl_from_env() == 30.0
+    monkeypatch.setenv(TTL_VARIABLE, "2.5")
+    assert cache_ttl_from_env() == 2.5
 
 
 def test_an_address_guessing_the_admin_key_is_refused_even_the_right_key_and_no_one_else_is(sessions, redis_url):
