@@ -10,6 +10,7 @@ import asyncio
 import dataclasses
 import datetime as dt
 import time
+from contextlib import nullcontext
 
 import grpc
 from sqlalchemy import literal, select, union_all
@@ -18,6 +19,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from leadx.contracts.dashboard.v1 import dashboard_pb2 as pb
 from leadx.contracts.dashboard.v1 import dashboard_pb2_grpc
 from leadx.ledger import reports
+from leadx.platform.db.engine import one_snapshot
 from leadx.platform.db.models import Auction, Buyer, BuyerDuplicateDay, Lead, Sale, Seller
 from leadx.platform.utc_days import DAY_MS
 from services.ledger import dashboard_queries as queries
@@ -40,14 +42,14 @@ class DashboardService(dashboard_pb2_grpc.DashboardServiceServicer):
     def _now_ms(self) -> int:
         return int(self.clock() * 1000)
 
-    async def _query(self, context, function, *args, **kwargs):
+    async def _query(self, context, function, *args, snapshot: bool = False, **kwargs):
         """Run `function(session, ...)` in a thread within the call's deadline; a bad request in it
-        becomes INVALID_ARGUMENT."""
+        becomes INVALID_ARGUMENT. `snapshot`: its statements all read one snapshot (one_snapshot)."""
         remaining = context.time_remaining()
         timeout = QUERY_TIMEOUT_S if remaining is None else min(remaining, QUERY_TIMEOUT_S)
 
         def run():
-            with self.sessions() as session:
+            with self.sessions() as session, one_snapshot(session) if snapshot else nullcontext():
                 return function(session, *args, **kwargs)
         try:
             return await asyncio.wait_for(asyncio.to_thread(run), timeout)
@@ -97,7 +99,8 @@ class DashboardService(dashboard_pb2_grpc.DashboardServiceServicer):
                                         queries.WINDOW_NAMES[request.window], size, request.page_token, self._now_ms())
         return pb.ListTransactionsResponse(transactions=rows, next_page_token=token)
 
-    async def _query_as(self, context, caller: Caller, account_id: str, function, *args, **kwargs):
+    async def _query_as(self, context, caller: Caller, account_id: str, function, *args, snapshot: bool = False,
+                        **kwargs):
         """`function(session, ..., buyer_id=, seller_id=)` for the account a call reads: the
         caller's own; or, for the admin key naming an account, that account (the web portal reads
         for the person logged in), its kind looked up in the same worker thread and session as the
@@ -115,7 +118,7 @@ class DashboardService(dashboard_pb2_grpc.DashboardServiceServicer):
                 kind, reader = found, account_id
             return function(session, *args, buyer_id=reader if kind == "buyer" else None,
                             seller_id=reader if kind == "seller" else None, **kwargs)
-        return await self._query(context, run)
+        return await self._query(context, run, snapshot=snapshot)
 
     async def SearchLeads(self, request, context):  # noqa: N802
         caller = await self.auth.caller(context)
@@ -129,7 +132,9 @@ class DashboardService(dashboard_pb2_grpc.DashboardServiceServicer):
         caller = await self.auth.caller(context)
         if not request.lead_id:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "lead_id is required")
-        detail = await self._query_as(context, caller, request.account_id, queries.lead_detail, request.lead_id)
+        # One snapshot: the lead's status, its auctions, sales, posts and returns agree.
+        detail = await self._query_as(context, caller, request.account_id, queries.lead_detail, request.lead_id,
+                                      snapshot=True)
         # A lead the reader is not a party to does not exist for it.
         if detail is None:
             await context.abort(grpc.StatusCode.NOT_FOUND, f"no lead {request.lead_id}")

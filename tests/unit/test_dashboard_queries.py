@@ -4,11 +4,12 @@ lead search by party, and market aggregates equal to a recomputation from the ra
 from __future__ import annotations
 
 from collections import defaultdict
+from contextlib import nullcontext
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import delete, select
+from sqlalchemy import delete, event, select
 
 from leadx.contracts import topics
 from leadx.contracts.events.v1 import events_pb2 as ev
@@ -22,6 +23,7 @@ from leadx.platform.db.models import (
     ProcessedEvent,
     Sale,
 )
+from leadx.platform.db.engine import create_schema, make_engine, one_snapshot, read_session_factory, session_factory
 from leadx.platform.kafka.envelope import Envelope
 from leadx.platform.utc_days import DAY_MS, period_start, utc_day
 from services.ledger import dashboard_queries as q
@@ -290,6 +292,40 @@ def test_a_leads_auction_shows_its_ranked_bids_with_the_other_bidders_unnamed_fo
         (1, "b_2", 2500, 2001), (2, "b_1", 2000, 2000)]
     assert [(b.rank, b.buyer_id, b.bid_cents, b.yours) for b in winner.auctions[0].bids] == [
         (1, "b_2", 2500, True), (2, "", 2000, False)]  # the other bidder's amount, not its name
+
+
+@pytest.mark.parametrize("snapshot", [True, False], ids=["one snapshot", "statement by statement"])
+def test_a_lead_read_while_its_sale_is_committed_never_shows_the_sale_beside_the_lead_in_auction(database_url,
+                                                                                                  snapshot):
+    """GetLead reads the lead, then its sales, in statements of their own. The ledger commits the
+    sale (lead sold, sale row) between the two here: in one snapshot the read is the lead before
+    its sale, whole; statement by statement (autocommit reads) it is the sold sale beside a lead
+    still in auction, which is what one_snapshot is for."""
+    engine = make_engine(database_url)
+    create_schema(engine)
+    sessions, reads = session_factory(engine), read_session_factory(engine)
+    record(sessions, lead_events("L00000004", "s_1", "10001", NOW - 9000),
+           auction_events("L00000004", [("b_1", 2000, 2000)], NOW - 8000))
+    committed = []
+
+    def sale_committed_between(connection, _cursor, statement, *_args) -> None:
+        if not committed and "FROM sales" in statement:
+            committed.append(True)
+            record(sessions, sale_event("L00000004", "b_1", "s_1", 2000, NOW - 4000))
+
+    event.listen(engine, "before_cursor_execute", sale_committed_between)
+    try:
+        with reads() as session, one_snapshot(session) if snapshot else nullcontext():
+            detail = q.lead_detail(session, "L00000004")
+    finally:
+        event.remove(engine, "before_cursor_execute", sale_committed_between)
+        engine.dispose()
+    assert committed and detail is not None
+    sold = [s.buyer_id for s in detail.sales if s.sold]
+    if snapshot:
+        assert (detail.status, sold) == ("in_auction", [])  # as it was when the read began
+    else:
+        assert (detail.status, sold) == ("in_auction", ["b_1"])  # the inconsistency one_snapshot prevents
 
 
 def test_a_sellers_return_notices_are_its_own_newest_first_with_the_unread_counted(sessions):

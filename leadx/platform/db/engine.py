@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import sqlite3
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
@@ -105,5 +107,23 @@ def read_session_factory(engine: Engine) -> sessionmaker[Session]:
     session closes, which on PostgreSQL are a round trip each (a page's one-row read took three).
     Each statement sees what was committed when it began, as in PostgreSQL's default READ COMMITTED
     transaction, so a read of several statements sees no less consistent figures than before.
-    Nothing written through such a session may rely on a transaction: write with session_factory."""
+    Nothing written through such a session may rely on a transaction: write with session_factory.
+    A read whose statements must agree with each other takes `one_snapshot`."""
     return sessionmaker(engine.execution_options(isolation_level="AUTOCOMMIT"), expire_on_commit=False)
+
+
+@contextmanager
+def one_snapshot(session: Session) -> Iterator[None]:
+    """The statements a read session (read_session_factory) runs in this block all see the database
+    as it was at the first of them: a lead's row and its sales read in two statements could
+    otherwise straddle the ledger's commit of the sale, and show the sale beside a lead still in
+    auction. PostgreSQL: a REPEATABLE READ, READ ONLY transaction; SQLite: a deferred transaction,
+    whose snapshot is taken at its first read (WAL). Two round trips more than autocommit's reads."""
+    connection = session.connection()
+    postgres = connection.dialect.name == "postgresql"
+    connection.exec_driver_sql("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY" if postgres else "BEGIN")
+    try:
+        yield
+    finally:
+        # Autocommit's connection would go back to the pool with the transaction still open.
+        connection.exec_driver_sql("ROLLBACK")
