@@ -69,7 +69,10 @@ def claim_stalled(sessions: sessionmaker[Session], policy: RedrivePolicy, now_ms
     )
     claimed = []
     with sessions.begin() as session:
-        for lead in session.scalars(query).all():
+        # The oldest stalls are chosen, but claimed (their rows locked) in id order: the ledger's
+        # batches lock the leads they record in id order too (batch_rows), so a sweep and a batch
+        # touching the same leads on PostgreSQL wait for each other rather than deadlock.
+        for lead in sorted(session.scalars(query).all(), key=lambda lead: lead.id):
             unchanged = and_(Lead.id == lead.id, Lead.redrives == lead.redrives,
                              Lead.updated_at_ms == lead.updated_at_ms)
             # Session.execute is typed as returning Result; for an UPDATE it is a CursorResult, which counts rows.

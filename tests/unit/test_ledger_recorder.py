@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import Counter
 
 from sqlalchemy import event as sql_event
@@ -122,6 +123,36 @@ def test_stalled_leads_are_claimed_once_and_rebuilt_whole(sessions):
     assert claim_stalled(sessions, policy, now_ms=scored_at + 21_000) == []  # claimed: waits a new stall
     assert len(claim_stalled(sessions, policy, now_ms=scored_at + 40_000)) == 1
     assert claim_stalled(sessions, policy, now_ms=scored_at + 90_000) == []  # max_redrives reached
+
+
+def test_stalled_leads_are_claimed_in_id_order_as_the_ledger_locks_leads(sessions):
+    """The oldest stall first would lock rows in another order than the recorder's batches, which
+    lock leads in id order: on PostgreSQL a sweep and a batch could then deadlock."""
+    from services.ledger.redrive import RedrivePolicy, claim_stalled
+
+    recorder = Recorder(sessions, TEST_KEYRING)
+    for lead_id in ("LEAD000030", "LEAD000010", "LEAD000020"):  # stalled in this order
+        recorder.apply(envelope(topics.LEAD_SUBMITTED, ev.LeadSubmitted(lead=ev.Lead(
+            lead_id=lead_id, seller_id="s_1", vertical="auto_loan", submitted_at_ms=1_000,
+            fields={"zip": "10001"})), f"sub-{lead_id}"))
+        time.sleep(0.002)  # each its own updated_at_ms
+    with sessions() as session:
+        stalled_at = max(lead.updated_at_ms for lead in session.scalars(select(Lead)))
+    claimed_ids = []
+
+    def claim_seen(_connection, _cursor, statement, parameters, *_args) -> None:
+        if statement.lstrip().upper().startswith("UPDATE LEADS"):
+            claimed_ids.append(next(value for value in (parameters.values() if isinstance(parameters, dict)
+                                                        else parameters) if str(value).startswith("LEAD")))
+
+    engine = sessions.kw["bind"]
+    sql_event.listen(engine, "before_cursor_execute", claim_seen)
+    try:
+        claimed = claim_stalled(sessions, RedrivePolicy(stall_after_ms=10_000), now_ms=stalled_at + 20_000)
+    finally:
+        sql_event.remove(engine, "before_cursor_execute", claim_seen)
+    assert claimed_ids == ["LEAD000010", "LEAD000020", "LEAD000030"]
+    assert sorted(lead.lead_id for lead in claimed) == claimed_ids
 
 
 def test_a_lead_in_auction_is_stalled_only_after_its_close_and_a_sold_lead_never(sessions):
