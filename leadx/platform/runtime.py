@@ -12,7 +12,8 @@ import asyncio
 import gc
 import logging
 import signal
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
+from typing import Any
 
 import uvloop
 from google.protobuf.message import Message
@@ -79,6 +80,7 @@ class ServiceRuntime:
         self.readiness.add("producer", lambda: self.producer.started)
         self.consumers: list[EventConsumer] = []
         self._on_stop: list[Callable[[], Awaitable[None]]] = []
+        self._background: list[Callable[[], Coroutine[Any, Any, None]]] = []
 
     def consume(self, group: str, message_types: Mapping[str, type[Message]], handler: Handler,
                 **options) -> EventConsumer:
@@ -92,6 +94,13 @@ class ServiceRuntime:
     def on_stop(self, callback: Callable[[], Awaitable[None]]) -> None:
         self._on_stop.append(callback)
 
+    def background(self, work: Callable[[], Coroutine[Any, Any, None]]) -> None:
+        """`work()`, a loop of the service's own that publishes (the ledger's stall sweeps), runs
+        while the producer is up: started once it is, and cancelled first when the service stops,
+        before the consumers and the producer (a sweep on a stopped producer failed, its leads
+        claimed but not published until their next stall)."""
+        self._background.append(work)
+
     async def run(self, stop: asyncio.Event) -> None:
         health = HealthServer(self.readiness, self.settings.health_port)
         await health.start()
@@ -99,9 +108,13 @@ class ServiceRuntime:
         await self.producer.start()
         for consumer in self.consumers:
             await consumer.start()
+        background = [asyncio.create_task(work()) for work in self._background]
         log_event(log, "service started", service=self.settings.service)
         await stop.wait()
         log_event(log, "service stopping", service=self.settings.service)
+        for task in background:
+            task.cancel()
+        await asyncio.gather(*background, return_exceptions=True)
         for consumer in reversed(self.consumers):
             await consumer.stop()
         await self.producer.stop()

@@ -73,7 +73,7 @@ async def main(stop: asyncio.Event) -> None:
     policy = RedrivePolicy(stall_after_ms=int(stall_after_s * 1000), max_redrives=env_int("LEDGER_MAX_REDRIVES", 5))
     redriver = StallRedriver(sessions, runtime.producer, keyring, policy,
                              interval_s=max(0.5, min(5.0, stall_after_s / 4)))
-    redriving = asyncio.create_task(redriver.run_forever())
+    runtime.background(redriver.run_forever)
     # List auctions (leadx.lists) live in this service's SQL: it closes them and sells their customers.
     redis = connect_redis(settings.redis)
     dedup = DedupStore(redis, namespace=settings.kafka.topic_prefix,
@@ -82,12 +82,10 @@ async def main(stop: asyncio.Event) -> None:
     closer = ListCloser(sessions, runtime.producer, dedup, DedupPolicy.from_env(), keyring,
                         env_float("SELLER_FEE_PERCENT", 10.0),
                         interval_s=env_float("LISTS_CLOSE_INTERVAL_SECONDS", 1.0))
-    closing = asyncio.create_task(closer.run_forever())
+    runtime.background(closer.run_forever)
 
     async def stop_grpc() -> None:
         reporter.cancel()
-        redriving.cancel()
-        closing.cancel()
         await redis.aclose()
         await writer.stop()
         await server.stop(grace=5)
