@@ -328,6 +328,12 @@ def test_a_lead_read_while_its_sale_is_committed_never_shows_the_sale_beside_the
         assert (detail.status, sold) == ("in_auction", ["b_1"])  # the inconsistency one_snapshot prevents
 
 
+def test_one_snapshot_takes_read_sessions_only(sessions):
+    """In a session_factory transaction a statement may already have run: its BEGIN would come late."""
+    with sessions() as session, pytest.raises(TypeError, match="read session"), one_snapshot(session):
+        pass
+
+
 def test_a_sellers_return_notices_are_its_own_newest_first_with_the_unread_counted(sessions):
     record(sessions, sale_event("L00000001", "b_1", "s_1", 1000, NOW - 50),
            sale_event("L00000002", "b_1", "s_1", 2000, NOW - 40), sale_event("L00000003", "b_1", "s_2", 3000, NOW - 30),

@@ -6,7 +6,7 @@ import os
 import sqlite3
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
@@ -118,12 +118,22 @@ def one_snapshot(session: Session) -> Iterator[None]:
     as it was at the first of them: a lead's row and its sales read in two statements could
     otherwise straddle the ledger's commit of the sale, and show the sale beside a lead still in
     auction. PostgreSQL: a REPEATABLE READ, READ ONLY transaction; SQLite: a deferred transaction,
-    whose snapshot is taken at its first read (WAL). Two round trips more than autocommit's reads."""
+    whose snapshot is taken at its first read (WAL). Two round trips more than autocommit's reads.
+    Only for read sessions: in a session_factory transaction the BEGIN would come too late."""
     connection = session.connection()
+    if connection.get_execution_options().get("isolation_level") != "AUTOCOMMIT":
+        raise TypeError("one_snapshot takes a read session (read_session_factory), not a transaction")
     postgres = connection.dialect.name == "postgresql"
     connection.exec_driver_sql("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY" if postgres else "BEGIN")
     try:
         yield
-    finally:
-        # Autocommit's connection would go back to the pool with the transaction still open.
-        connection.exec_driver_sql("ROLLBACK")
+    except BaseException:
+        # Ended here rather than left to the pool's reset; a connection that died in the block
+        # cannot be rolled back, and the error that killed it is the one to raise.
+        if not connection.invalidated:
+            with suppress(Exception):
+                connection.exec_driver_sql("ROLLBACK")
+        raise
+    # COMMIT, not ROLLBACK, though nothing was written: psycopg drops its prepared statements on
+    # every ROLLBACK it sees, which would cost the dashboard's other queries their preparation.
+    connection.exec_driver_sql("COMMIT")
