@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import logging
 import signal
@@ -70,6 +71,31 @@ def run(main: Callable[[asyncio.Event], Awaitable[None]]) -> None:
     uvloop.run(_runner())
 
 
+# How long a service at stop waits for its background loops to finish the round they are in.
+BACKGROUND_STOP_S = 10.0
+
+
+async def stopped_within(stop: asyncio.Event, seconds: float) -> bool:
+    """Waits `seconds`, or less if `stop` is set meanwhile; whether it is set: a background loop's
+    pause between rounds."""
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), seconds)
+    return stop.is_set()
+
+
+async def _finish(tasks: list[asyncio.Task]) -> None:
+    """Background loops given BACKGROUND_STOP_S to end their round, then cancelled; a loop that
+    died of an error is logged, not lost in the stop."""
+    if not tasks:
+        return
+    _, pending = await asyncio.wait(tasks, timeout=BACKGROUND_STOP_S)
+    for task in pending:
+        task.cancel()
+    for task, outcome in zip(tasks, await asyncio.gather(*tasks, return_exceptions=True), strict=True):
+        if isinstance(outcome, Exception):
+            log.error("background loop %s failed", task.get_name(), exc_info=outcome)
+
+
 class ServiceRuntime:
     def __init__(self, settings: CommonSettings) -> None:
         setup_logging(settings.service, settings.log_level)
@@ -80,7 +106,7 @@ class ServiceRuntime:
         self.readiness.add("producer", lambda: self.producer.started)
         self.consumers: list[EventConsumer] = []
         self._on_stop: list[Callable[[], Awaitable[None]]] = []
-        self._background: list[Callable[[], Coroutine[Any, Any, None]]] = []
+        self._background: list[Callable[[asyncio.Event], Coroutine[Any, Any, None]]] = []
 
     def consume(self, group: str, message_types: Mapping[str, type[Message]], handler: Handler,
                 **options) -> EventConsumer:
@@ -94,11 +120,13 @@ class ServiceRuntime:
     def on_stop(self, callback: Callable[[], Awaitable[None]]) -> None:
         self._on_stop.append(callback)
 
-    def background(self, work: Callable[[], Coroutine[Any, Any, None]]) -> None:
-        """`work()`, a loop of the service's own that publishes (the ledger's stall sweeps), runs
-        while the producer is up: started once it is, and cancelled first when the service stops,
-        before the consumers and the producer (a sweep on a stopped producer failed, its leads
-        claimed but not published until their next stall)."""
+    def background(self, work: Callable[[asyncio.Event], Coroutine[Any, Any, None]]) -> None:
+        """`work(stop)`, a loop of the service's own that publishes (the ledger's stall sweeps and
+        list closes), runs while the producer is up: started once the consumers are, and awaited
+        when the service stops, before the consumers and the producer stop. The loop ends at
+        `stop` between its rounds (`stopped_within`), so a round that claimed leads publishes them
+        all (a sweep on a stopped producer failed, and its claimed leads waited a further stall);
+        one still running after BACKGROUND_STOP_S is cancelled."""
         self._background.append(work)
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -108,13 +136,15 @@ class ServiceRuntime:
         await self.producer.start()
         for consumer in self.consumers:
             await consumer.start()
-        background = [asyncio.create_task(work()) for work in self._background]
-        log_event(log, "service started", service=self.settings.service)
-        await stop.wait()
-        log_event(log, "service stopping", service=self.settings.service)
-        for task in background:
-            task.cancel()
-        await asyncio.gather(*background, return_exceptions=True)
+        background = [asyncio.create_task(work(stop), name=getattr(work, "__qualname__", repr(work)))
+                      for work in self._background]
+        try:
+            log_event(log, "service started", service=self.settings.service)
+            await stop.wait()
+            log_event(log, "service stopping", service=self.settings.service)
+        finally:
+            stop.set()  # also when this run is cancelled rather than stopped: the loops end their round
+            await _finish(background)
         for consumer in reversed(self.consumers):
             await consumer.stop()
         await self.producer.stop()

@@ -37,6 +37,7 @@ from leadx.platform.db.models import ListAuction, ListAward, ListMember, Prospec
 from leadx.platform.ids import derived_event_id
 from leadx.platform.kafka.producer import EventProducer
 from leadx.platform.logs import log_event
+from leadx.platform.runtime import stopped_within
 
 log = logging.getLogger("leadx.ledger.lists")
 IDENTITY_COLUMNS = {"ssn": "ssn_key", "email": "email_key", "home_phone": "home_phone_key"}
@@ -56,9 +57,9 @@ class ListCloser:
         self.interval_s = interval_s
         self.clock = clock
 
-    async def run_forever(self) -> None:
-        while True:
-            await asyncio.sleep(self.interval_s)
+    async def run_forever(self, stop: asyncio.Event) -> None:
+        """A sweep every interval until `stop`; a sweep begun is finished (ServiceRuntime.background)."""
+        while not await stopped_within(stop, self.interval_s):
             try:
                 await self.sweep()
             except Exception:  # the next sweep tries again: an auction stays open, an award unpublished

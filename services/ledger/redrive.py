@@ -38,6 +38,7 @@ from leadx.platform.db.models import Auction, Lead
 from leadx.platform.ids import derived_event_id
 from leadx.platform.kafka.producer import EventProducer
 from leadx.platform.logs import log_event
+from leadx.platform.runtime import stopped_within
 from services.ledger.recorder import lead_message
 
 log = logging.getLogger(__name__)
@@ -90,9 +91,9 @@ class StallRedriver:
         self.sessions, self.producer, self.policy, self.interval_s = sessions, producer, policy, interval_s
         self.keyring = keyring  # the lead store holds the lead whole; the topic gets it sealed
 
-    async def run_forever(self) -> None:
-        while True:
-            await asyncio.sleep(self.interval_s)
+    async def run_forever(self, stop: asyncio.Event) -> None:
+        """A sweep every interval until `stop`; a sweep begun is finished (ServiceRuntime.background)."""
+        while not await stopped_within(stop, self.interval_s):
             try:
                 await self.sweep()
             except Exception:  # the next sweep tries again; a stalled lead stays stalled until then

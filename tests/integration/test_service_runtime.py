@@ -1,56 +1,92 @@
 """A service's own loops that publish (the ledger's stall sweeps and list closes) run only while its
-producer is up: started once it is, and cancelled before the consumers and the producer stop, on the
-session's real broker."""
+consumers and producer are up: started once they are, and let finish the round they are in when the
+service stops, before the consumers and the producer stop; on the session's real broker."""
 
 from __future__ import annotations
 
 import asyncio
-import logging
 
 import pytest
 
-from leadx.dev.stack import free_port
+from leadx.contracts import topics
+from leadx.contracts.events.v1 import events_pb2 as ev
+from leadx.dev.ports import private_port
+from leadx.platform import runtime as runtime_module
 from leadx.platform.config import CommonSettings, HmacKeyring, KafkaSettings
-from leadx.platform.runtime import ServiceRuntime
+from leadx.platform.runtime import ServiceRuntime, stopped_within
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-def root_logging():
-    """ServiceRuntime sets up the process's logging as a service's: put the test process's back."""
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    yield
-    root.handlers[:] = handlers
-    root.setLevel(level)
-
-
-def test_background_work_runs_only_while_the_producer_is_up(kafka_bootstrap, unique_prefix, root_logging):
+def service_runtime(kafka_bootstrap, unique_prefix, monkeypatch):
+    """A ServiceRuntime on the session's broker. Its process-wide logging and tracing set-up is
+    left out: this process is the test worker's."""
+    monkeypatch.setattr(runtime_module, "setup_logging", lambda *_: None)
+    monkeypatch.setattr(runtime_module, "setup_tracing", lambda *_: None)
     settings = CommonSettings(
-        service="runtime-test", redis_url="", database_url="", health_port=free_port(), log_level="WARNING",
+        service="runtime-test", redis_url="", database_url="", health_port=private_port(), log_level="WARNING",
         kafka=KafkaSettings(bootstrap_servers=kafka_bootstrap, topic_prefix=unique_prefix, partitions=1,
                             replication_factor=1, idempotence=False),
-        hmac_keys=HmacKeyring(keys=(("k0", b"a-test-identity-key-0123"),)))
-    seen: list[tuple[str, bool]] = []
+        hmac_keys=HmacKeyring(keys=(("k0", b"a-test-identity-key-0123"),)))  # a test value, not a secret
+    return lambda: ServiceRuntime(settings)
+
+
+def test_a_background_round_begun_at_stop_publishes_before_the_producer_stops(service_runtime):
+    seen: list[tuple[str, bool, bool]] = []
 
     async def scenario() -> None:
-        runtime = ServiceRuntime(settings)
-        stop = asyncio.Event()
+        runtime = service_runtime()
 
-        async def sweeps() -> None:
-            seen.append(("started", runtime.producer.started))
-            stop.set()  # the service is told to stop while this loop runs
-            try:
-                await asyncio.sleep(3600)
-            except asyncio.CancelledError:
-                seen.append(("cancelled", runtime.producer.started))
-                raise
+        async def handled(_envelope) -> None:
+            pass
+        consumer = runtime.consume("runtime-test", {topics.LEAD_REJECTED: ev.LeadRejected}, handled)
+        rounds = 0
+
+        def state(what: str) -> tuple[str, bool, bool]:
+            # The consumer's loop started and not told to stop (its group may still be joining).
+            running = consumer._task is not None and not consumer._stopping
+            return what, runtime.producer.started, running
+
+        async def sweeps(stop: asyncio.Event) -> None:
+            nonlocal rounds
+            seen.append(state("started"))
+            while not await stopped_within(stop, 0.05):
+                rounds += 1
+                if rounds == 3:
+                    stop.set()  # the service is told to stop in the middle of this round
+                    await asyncio.sleep(0.5)  # the round goes on: its publish must still go out
+                    await runtime.producer.publish(topics.LEAD_REJECTED, "L1", ev.LeadRejected(lead_id="L1"))
+                    seen.append(state("published at stop"))
+            seen.append(state("ended"))
 
         runtime.background(sweeps)
-        assert seen == []  # not before the service runs
-        await asyncio.wait_for(runtime.run(stop), 120)
-        seen.append(("service stopped", runtime.producer.started))
+        assert seen == []  # nothing before the service runs
+        await asyncio.wait_for(runtime.run(asyncio.Event()), 120)
+        seen.append(state("service stopped"))
 
     asyncio.run(scenario())
-    assert seen == [("started", True), ("cancelled", True), ("service stopped", False)]
+    assert seen == [("started", True, True), ("published at stop", True, True), ("ended", True, True),
+                    ("service stopped", False, False)]
+
+
+def test_a_background_loop_that_outlives_the_stop_bound_is_cancelled(service_runtime, monkeypatch):
+    monkeypatch.setattr(runtime_module, "BACKGROUND_STOP_S", 0.5)
+    seen: list[str] = []
+
+    async def scenario() -> None:
+        runtime = service_runtime()
+
+        async def stuck(stop: asyncio.Event) -> None:
+            stop.set()
+            try:
+                await asyncio.sleep(3600)  # a round that never ends
+            except asyncio.CancelledError:
+                seen.append(f"cancelled, producer up: {runtime.producer.started}")
+                raise
+
+        runtime.background(stuck)
+        await asyncio.wait_for(runtime.run(asyncio.Event()), 60)
+
+    asyncio.run(scenario())
+    assert seen == ["cancelled, producer up: True"]
