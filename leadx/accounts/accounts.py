@@ -66,8 +66,8 @@ def create_buyer(session: Session, name: str, ping_url: str, post_url: str, kind
 
 
 def rotate_seller_key(session: Session, seller_id: str) -> Created:
-    """A new API key for the seller; the old one stops working at once (within the gateways' 30 s
-    key cache). The new key is shown once, like the first."""
+    """A new API key for the seller; the old one stops working at once (within the gateways' key
+    cache, API_KEY_CACHE_SECONDS). The new key is shown once, like the first."""
     return _rotate_key(session, Seller, seller_id)
 
 
@@ -77,8 +77,8 @@ def revoke_seller_key(session: Session, seller_id: str) -> None:
 
 
 def rotate_buyer_key(session: Session, buyer_id: str) -> Created:
-    """A new API key for the buyer; the old one stops working within the readers' 30 s key cache
-    (the intake's buyer routes, the dashboard). An inactive buyer's new key works only once it is
+    """A new API key for the buyer; the old one stops working within the readers' key cache
+    (API_KEY_CACHE_SECONDS; the intake's buyer routes, the dashboard). An inactive buyer's new key works only once it is
     reactivated."""
     return _rotate_key(session, Buyer, buyer_id)
 

@@ -37,10 +37,11 @@ class KeyCache(Generic[T]):
     MAX_CACHED = 10_000  # per kind, bounded so that made-up keys cannot grow it without limit
 
     def __init__(self, sessions: sessionmaker[Session], lookup: Callable[[Session, str], T | None],
-                 ttl_s: float = DEFAULT_TTL_S) -> None:
+                 ttl_s: float = DEFAULT_TTL_S, clock: Callable[[], float] = time.monotonic) -> None:
         self.sessions = sessions
         self.lookup = lookup
         self.ttl_s = ttl_s
+        self.clock = clock
         self._found: dict[str, tuple[T, float]] = {}
         self._missed: dict[str, float] = {}
         self.lookups = 0  # SQL look-ups made: what a flood of bad keys costs (the tests read it)
@@ -48,11 +49,11 @@ class KeyCache(Generic[T]):
     def known(self, key: str) -> T | None:
         """The account of a key found within `ttl_s`, without a look-up (None: not known now)."""
         found = self._found.get(key)
-        return found[0] if found is not None and found[1] >= time.monotonic() else None
+        return found[0] if found is not None and found[1] >= self.clock() else None
 
     async def resolve(self, key: str) -> T | None:
         """What `lookup` found for this key (None: unknown, revoked or inactive)."""
-        now = time.monotonic()
+        now = self.clock()
         found = self._found.get(key)
         if found is not None and found[1] >= now:
             return found[0]

@@ -78,7 +78,8 @@ def cmd_buyer_rotate_key(args) -> int:
     from leadx.accounts import accounts
 
     created = _change_accounts(lambda session: accounts.rotate_buyer_key(session, args.buyer_id))
-    _print_key(args, created, f"buyer {created.id} has a new key; the old one stops working within 30 seconds")
+    _print_key(args, created, f"buyer {created.id} has a new key; the old one stops working within the"
+                              " exchange's key cache (API_KEY_CACHE_SECONDS, 30 seconds by default)")
     return 0
 
 
@@ -86,7 +87,8 @@ def cmd_buyer_revoke_key(args) -> int:
     from leadx.accounts import accounts
 
     _change_accounts(lambda session: accounts.revoke_buyer_key(session, args.buyer_id))
-    print(f"buyer {args.buyer_id}: API key revoked (within 30 seconds); `leadx buyer rotate-key` issues a new one")
+    print(f"buyer {args.buyer_id}: API key revoked (within the key cache's time, 30 seconds by default);"
+          " `leadx buyer rotate-key` issues a new one")
     return 0
 
 

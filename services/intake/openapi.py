@@ -674,7 +674,7 @@ _ANSWER_SCHEMAS = {
     "NewKey": {"type": "object", "properties": {
         "status": {"type": "string", "const": "ok"}, "id": {"type": "string"},
         "api_key": {"type": "string", "description": "shown once; only its hash is stored. The old key works at most "
-                    "30 s more (the readers' key cache)"}}},
+                    "30 s more by default (the readers' key cache, API_KEY_CACHE_SECONDS)"}}},
     "Revoked": {"type": "object", "properties": {"status": {"type": "string"}, "id": {"type": "string"}}},
     "BuyerSettings": {"type": "object", "properties": {
         "status": {"type": "string"}, "id": {"type": "string"}, "name": {"type": "string"},

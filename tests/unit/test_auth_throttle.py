@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from unittest.mock import patch
 
 import httpx
 import pytest
@@ -163,18 +162,17 @@ def test_a_key_is_trusted_for_the_cache_s_time_then_looked_up_again(sessions):
         seller = accounts.create_seller(session, "Briefly cached")
         session.commit()
     now = [1000.0]
-    cache = KeyCache(sessions, accounts.seller_for_key, ttl_s=2.0)
+    cache = KeyCache(sessions, accounts.seller_for_key, ttl_s=2.0, clock=lambda: now[0])
 
     async def resolve_at(t: float) -> str | None:
         now[0] = t
         return await cache.resolve(seller.api_key)
 
-    with patch("leadx.accounts.api_keys.time.monotonic", lambda: now[0]):
-        found = [asyncio.run(resolve_at(t)) for t in (1000.0, 1001.9, 1002.1)]
-        with sessions() as session:  # revoked: the next look-up, once the time is up, finds no seller
-            accounts.revoke_seller_key(session, seller.id)
-            session.commit()
-        found += [asyncio.run(resolve_at(1003.0)), asyncio.run(resolve_at(1004.2))]
+    found = [asyncio.run(resolve_at(t)) for t in (1000.0, 1001.9, 1002.1)]
+    with sessions() as session:  # revoked: the next look-up, once the time is up, finds no seller
+        accounts.revoke_seller_key(session, seller.id)
+        session.commit()
+    found += [asyncio.run(resolve_at(1003.0)), asyncio.run(resolve_at(1004.2))]
     assert found == [seller.id, seller.id, seller.id, seller.id, None]
     assert cache.lookups == 3  # at 1000, at 1002.1 (2 s on) and at 1004.2
 
