@@ -37,7 +37,6 @@ from leadx.platform.db.models import ListAuction, ListAward, ListMember, Prospec
 from leadx.platform.ids import derived_event_id
 from leadx.platform.kafka.producer import EventProducer
 from leadx.platform.logs import log_event
-from leadx.platform.runtime import stopped_within
 
 log = logging.getLogger("leadx.ledger.lists")
 IDENTITY_COLUMNS = {"ssn": "ssn_key", "email": "email_key", "home_phone": "home_phone_key"}
@@ -49,21 +48,12 @@ def _identities(prospect: Prospect) -> dict[str, str]:
 
 class ListCloser:
     def __init__(self, sessions: sessionmaker[Session], producer: EventProducer, dedup: DedupStore,
-                 policy: DedupPolicy, keyring: PiiKeyring, default_fee_percent: float, interval_s: float = 1.0,
+                 policy: DedupPolicy, keyring: PiiKeyring, default_fee_percent: float,
                  clock: Callable[[], float] = time.time) -> None:
         self.sessions, self.producer, self.dedup, self.policy = sessions, producer, dedup, policy
         self.keyring = keyring  # seals the customer's identifying fields in list.awarded
         self.default_fee_percent = default_fee_percent
-        self.interval_s = interval_s
         self.clock = clock
-
-    async def run_forever(self, stop: asyncio.Event) -> None:
-        """A sweep every interval until `stop`; a sweep begun is finished (ServiceRuntime.background)."""
-        while not await stopped_within(stop, self.interval_s):
-            try:
-                await self.sweep()
-            except Exception:  # the next sweep tries again: an auction stays open, an award unpublished
-                log.warning("list auction sweep failed", exc_info=True)
 
     async def sweep(self) -> int:
         now_ms = int(self.clock() * 1000)

@@ -71,18 +71,16 @@ async def main(stop: asyncio.Event) -> None:
     reporter = asyncio.create_task(report_health())
     stall_after_s = env_float("LEDGER_REDRIVE_AFTER_SECONDS", 60)
     policy = RedrivePolicy(stall_after_ms=int(stall_after_s * 1000), max_redrives=env_int("LEDGER_MAX_REDRIVES", 5))
-    redriver = StallRedriver(sessions, runtime.producer, keyring, policy,
-                             interval_s=max(0.5, min(5.0, stall_after_s / 4)))
-    runtime.background(redriver.run_forever)
+    redriver = StallRedriver(sessions, runtime.producer, keyring, policy)
+    runtime.every(max(0.5, min(5.0, stall_after_s / 4)), redriver.sweep, "stall sweep")
     # List auctions (leadx.lists) live in this service's SQL: it closes them and sells their customers.
     redis = connect_redis(settings.redis)
     dedup = DedupStore(redis, namespace=settings.kafka.topic_prefix,
                        bucket_bits=env_int("DEDUP_BUCKET_BITS", DEFAULT_BUCKET_BITS),
                        wait_replicas=settings.redis.wait_replicas, wait_timeout_ms=settings.redis.wait_timeout_ms)
     closer = ListCloser(sessions, runtime.producer, dedup, DedupPolicy.from_env(), keyring,
-                        env_float("SELLER_FEE_PERCENT", 10.0),
-                        interval_s=env_float("LISTS_CLOSE_INTERVAL_SECONDS", 1.0))
-    runtime.background(closer.run_forever)
+                        env_float("SELLER_FEE_PERCENT", 10.0))
+    runtime.every(env_float("LISTS_CLOSE_INTERVAL_SECONDS", 1.0), closer.sweep, "list auction sweep")
 
     async def stop_grpc() -> None:
         reporter.cancel()

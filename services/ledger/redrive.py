@@ -38,7 +38,6 @@ from leadx.platform.db.models import Auction, Lead
 from leadx.platform.ids import derived_event_id
 from leadx.platform.kafka.producer import EventProducer
 from leadx.platform.logs import log_event
-from leadx.platform.runtime import stopped_within
 from services.ledger.recorder import lead_message
 
 log = logging.getLogger(__name__)
@@ -87,17 +86,9 @@ def claim_stalled(sessions: sessionmaker[Session], policy: RedrivePolicy, now_ms
 
 class StallRedriver:
     def __init__(self, sessions: sessionmaker[Session], producer: EventProducer, keyring: PiiKeyring,
-                 policy: RedrivePolicy, interval_s: float = 5.0) -> None:
-        self.sessions, self.producer, self.policy, self.interval_s = sessions, producer, policy, interval_s
+                 policy: RedrivePolicy) -> None:
+        self.sessions, self.producer, self.policy = sessions, producer, policy
         self.keyring = keyring  # the lead store holds the lead whole; the topic gets it sealed
-
-    async def run_forever(self, stop: asyncio.Event) -> None:
-        """A sweep every interval until `stop`; a sweep begun is finished (ServiceRuntime.background)."""
-        while not await stopped_within(stop, self.interval_s):
-            try:
-                await self.sweep()
-            except Exception:  # the next sweep tries again; a stalled lead stays stalled until then
-                log.warning("stall sweep failed", exc_info=True)
 
     async def sweep(self) -> int:
         now_ms = int(time.time() * 1000)

@@ -90,3 +90,28 @@ def test_a_background_loop_that_outlives_the_stop_bound_is_cancelled(service_run
 
     asyncio.run(scenario())
     assert seen == ["cancelled, producer up: True"]
+
+
+def test_rounds_every_interval_go_on_after_a_failed_one_and_end_at_stop(service_runtime, caplog):
+    rounds: list[float] = []
+
+    async def scenario() -> None:
+        runtime = service_runtime()
+        stop = asyncio.Event()
+
+        async def sweep() -> None:
+            rounds.append(asyncio.get_running_loop().time())
+            if len(rounds) == 2:
+                raise RuntimeError("the database is away")
+            if len(rounds) == 4:
+                stop.set()
+
+        runtime.every(0.05, sweep, "test sweep")
+        await asyncio.wait_for(runtime.run(stop), 120)
+
+    with caplog.at_level("WARNING", logger="leadx.platform.runtime"):
+        asyncio.run(scenario())
+    assert len(rounds) == 4  # the failed second round did not end the loop; the stop did, after the fourth
+    assert all(later - earlier >= 0.04 for earlier, later in zip(rounds, rounds[1:], strict=False))
+    failures = [r for r in caplog.records if r.getMessage() == "test sweep failed"]
+    assert len(failures) == 1 and "the database is away" in str(failures[0].exc_info[1])
