@@ -7,7 +7,11 @@ from typing import TYPE_CHECKING
 from leadx.platform.config import env_str
 
 if TYPE_CHECKING:  # imported where used: `leadx --help` should not wait for SQLAlchemy
+    from sqlalchemy.engine import Engine
     from sqlalchemy.orm import Session, sessionmaker
+
+# The engines this command made, closed by `close` when it ends.
+_engines: list[Engine] = []
 
 
 def sessions() -> sessionmaker[Session]:
@@ -17,4 +21,13 @@ def sessions() -> sessionmaker[Session]:
 
     engine = make_engine(env_str("DATABASE_URL"))
     create_schema(engine)
+    _engines.append(engine)
     return session_factory(engine)
+
+
+def close() -> None:
+    """Closes the connections of every engine the command made. A process's exit would close them;
+    `main` does it itself so that a command run inside a longer-lived process (a test's) does not
+    leave them to the garbage collector, whose full collection of a large heap costs ~0.5 s."""
+    while _engines:
+        _engines.pop().dispose()

@@ -7,7 +7,8 @@ import os
 import sys
 from pathlib import Path
 
-from leadx.cli import accounts, db, dedup, delivery, dlq, ledger, lists, prospects, run, scoring, status, tail, users
+from leadx.cli import (accounts, database, db, dedup, delivery, dlq, ledger, lists, prospects, run, scoring, status,
+                       tail, users)
 from leadx.dev import exchange_env
 from leadx.platform.config import ConfigError
 
@@ -36,6 +37,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+    finally:
+        database.close()
 
 
 if __name__ == "__main__":

@@ -4,7 +4,6 @@ process each cost ~1.2 s of imports), or as a real process where that is the poi
 from __future__ import annotations
 
 import contextlib
-import gc
 import io
 import os
 import subprocess
@@ -29,7 +28,6 @@ def leadx(*args: str, env: dict[str, str] | None = None) -> subprocess.Completed
     finally:
         os.environ.clear()
         os.environ.update(saved)
-        gc.collect()  # the engine the command made, and its connections: a process would have ended
     return subprocess.CompletedProcess(["leadx", *args], code, out.getvalue(), err.getvalue())
 
 

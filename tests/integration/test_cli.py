@@ -11,7 +11,8 @@ import sys
 import time
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import event, select
+from sqlalchemy.pool import Pool
 
 from leadx.accounts.accounts import buyer_for_key, hash_api_key, seller_for_key
 from leadx.accounts.directory import BuyerDirectory
@@ -131,6 +132,29 @@ def test_direct_sale_contracts_are_added_and_ended(database_url):
     engine.dispose()
     unknown = leadx("contract", "add", "--seller", seller, "--buyer", "b_nosuchbuyer", "--price", "1", env=env)
     assert unknown.returncode == 1 and "no buyer b_nosuchbuyer" in unknown.stderr
+
+
+def test_a_command_closes_every_database_connection_it_opened(database_url):
+    """As a process's exit would: a command run inside a longer-lived process leaves no connection
+    open behind it (nor for the garbage collector to find)."""
+    opened, closed = [], []
+
+    def on_connect(*_) -> None:
+        opened.append(1)
+
+    def on_close(*_) -> None:
+        closed.append(1)
+    event.listen(Pool, "connect", on_connect)
+    event.listen(Pool, "close", on_close)
+    try:
+        env = {"DATABASE_URL": database_url}
+        created = json.loads(leadx("seller", "create", "Closing Leads", "--json", env=env).stdout)
+        assert leadx("seller", "rotate-key", created["id"], env=env).returncode == 0
+        assert leadx("seller", "rotate-key", "s_nosuchseller", env=env).returncode == 1  # ended by an error
+    finally:
+        event.remove(Pool, "connect", on_connect)
+        event.remove(Pool, "close", on_close)
+    assert opened and len(closed) == len(opened)
 
 
 def test_missing_configuration_fails_fast_with_its_name():
