@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import text
+from sqlalchemy.exc import OperationalError
 
 from leadx.dev.postgres import LocalPostgres
 from leadx.dev.redis_cluster import LocalRedisCluster
@@ -154,9 +155,29 @@ def database_url(request, tmp_path: Path) -> Iterator[str]:
         connection.execute(text(f"create schema {schema}"))
     separator = "&" if "?" in base else "?"
     yield f"{base}{separator}options=-csearch_path%3D{schema}"
-    with admin.begin() as connection:
-        connection.execute(text(f"drop schema {schema} cascade"))
-    admin.dispose()
+    try:
+        _drop_schema(admin, schema)
+    finally:
+        admin.dispose()
+
+
+# How long the drop may wait for a lock: a connection the test left in a transaction holds its
+# tables for ever, and the drop waited with it (the whole suite hung once on one such read).
+DROP_LOCK_TIMEOUT = "20s"
+
+
+def _drop_schema(admin, schema: str) -> None:
+    try:
+        with admin.begin() as connection:
+            connection.execute(text(f"set local lock_timeout = '{DROP_LOCK_TIMEOUT}'"))
+            connection.execute(text(f"drop schema {schema} cascade"))
+    except OperationalError:
+        with admin.connect() as connection:
+            holders = connection.execute(text(
+                "select pid, state, left(query, 200) from pg_stat_activity"
+                " where state like 'idle in transaction%' and pid <> pg_backend_pid()")).all()
+        pytest.fail(f"the test's schema {schema} could not be dropped within {DROP_LOCK_TIMEOUT}: a connection it "
+                    f"left in a transaction holds a lock ({holders}); close every session it opens", pytrace=False)
 
 
 @pytest.fixture

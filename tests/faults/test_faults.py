@@ -204,6 +204,7 @@ def timeline(submissions: list[Submission], faults: list[Fault]) -> str:
     return "\n".join(["faults:", *(f"  {f.name}: {at(f.started_at)} to {at(f.ended_at)}" for f in faults)])
 
 
+@pytest.mark.timeout(2400)  # its own: it runs some 8 minutes of faults, well past the suite-wide limit
 def test_no_lead_is_lost_or_sold_twice_whatever_fails(rig: Rig):
     exchange = rig.exchange
     alpha, beta, gamma = (exchange.buyers.buyers[name] for name in ("alpha", "beta", "gamma"))
