@@ -63,7 +63,11 @@ def test_requests_without_a_key_are_held_to_their_address_s_allowance(sqlite_url
     assert "from 203.0.113.7 without an API key" in message
     assert seen["health elsewhere"].status_code == 200  # per address
     limited(seen["keyless lead"], 401)
-    assert {a.status_code for a in seen["keyless admin"]} == {429}  # this address spent its second
+    # This address spent its second on the document: the admin route without a key is held to it
+    # too. All refused, unless a new second began since (a loaded machine), which lets ALLOWANCE
+    # through again (twice that when the burst straddles two), each refused 401 for want of a key.
+    admin = [a.status_code for a in seen["keyless admin"]]
+    assert set(admin) <= {401, 429} and admin.count(429) >= BURST - 2 * ALLOWANCE, admin
 
 
 def test_a_lead_s_status_is_held_to_the_account_s_allowance(sqlite_url, redis_url):
