@@ -228,13 +228,33 @@ class BidFeed:
                 continue
             async with self._lock:
                 if generation != self._generation:
-                    continue  # read before a revocation or reassignment: the owner reads them again
+                    # Read before a revocation or reassignment: the next owner reads them again,
+                    # and so must this feed when the read, begun before, brought the first
+                    # records of its new assignment.
+                    await self._read_again(batch)
+                    continue
                 if batch:
                     self._apply(batch)
                 if self._catch_up:
                     await self._check_caught_up()
                 if self.pending and time.monotonic() - self._last_flush >= self.flush_interval_s:
                     await self._flush()
+
+    async def _read_again(self, batch: dict[TopicPartition, Sequence]) -> None:
+        """Puts the feed back to the first of these records where they were the first its new
+        assignment read. A read waits until a record comes (up to IDLE_READ_WAIT_MS), and a
+        reassignment does not end it: one begun before can return records of the new assignment
+        (aiokafka drops those it fetched under the old one), which the new assignment must apply.
+        Records of the old assignment are left alone: the new one reads from the committed offsets."""
+        for tp, records in batch.items():
+            if not records or tp.partition not in self.partitions:
+                continue
+            try:
+                position = await asyncio.wait_for(self._reader.position(tp), POSITION_WAIT_S)
+            except (TimeoutError, KafkaError):
+                continue  # the new assignment has no position yet, so it has read nothing
+            if position == records[-1].offset + 1:
+                self._reader.seek(tp, records[0].offset)
 
     def _read_wait_ms(self) -> int:
         """The batch wait while bids wait for their flush or the feed catches up (each loop checks

@@ -200,3 +200,33 @@ def test_closes_wait_until_the_feed_has_read_the_backlog_it_was_assigned(setting
         await producer.stop()
 
     asyncio.run(scenario())
+
+
+def test_a_bid_read_across_a_quick_reassignment_is_still_applied(setting):
+    """An idle feed waits in its read (up to IDLE_READ_WAIT_MS), which a reassignment does not end:
+    the bids that read brings back for the new assignment must still count."""
+    kafka, topic, group = setting
+
+    async def scenario() -> None:
+        producer = AIOKafkaProducer(bootstrap_servers=kafka.bootstrap_servers)
+        await producer.start()
+        table = TopicTable(producer, topic + CHANGELOG_SUFFIX)
+        table.data["a"] = open_auction()
+        feed = run_feed(kafka, group, topic, table, flush_s=0.05)
+        reading = asyncio.create_task(feed.run())
+        await feed.assign([0, 1])
+        await place(producer, topic, (0, "a", "b1", 1500))
+        await eventually(lambda: table.data["a"].bids == {"b1": 1500})
+        await until_committed(kafka.bootstrap_servers, group, topic, {0: 1, 1: None})
+        await asyncio.sleep(0.1)  # flushed and caught up: the feed now waits in an idle read
+        # A rebalance that hands the worker its partitions back, quicker than that read's wait.
+        await feed.release()
+        await feed.assign([0, 1])
+        await place(producer, topic, (0, "a", "b2", 1800))
+        await eventually(lambda: table.data["a"].bids == {"b1": 1500, "b2": 1800}, timeout_s=10)
+        await until_committed(kafka.bootstrap_servers, group, topic, {0: 2, 1: None})
+        reading.cancel()
+        await feed.stop()
+        await producer.stop()
+
+    asyncio.run(scenario())
