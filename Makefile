@@ -4,10 +4,10 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-# Python keeps the bytecode of leadx's own modules (in __pycache__, which git ignores) even where the
-# environment sets PYTHONDONTWRITEBYTECODE, as these machines do: the suite and `leadx run` start
-# hundreds of Python processes, and each compiled leadx's 250 modules from source again (0.1 to 0.3 s
-# of every service's start).
+# Python keeps the bytecode it compiles (in __pycache__, which git ignores) even where the environment
+# sets PYTHONDONTWRITEBYTECODE, as these machines do: the suite and `leadx run` start hundreds of
+# Python processes, and each compiled leadx's 250 modules (and the tests') from source again, 0.1 to
+# 0.3 s of every service's start.
 unexport PYTHONDONTWRITEBYTECODE
 
 .PHONY: install runtime-lock run test test-kafka faults unit integration kafka-jars proto proto-check lint typecheck k8s-check bench bench-intake bench-dedup bench-dedup-cluster bench-delivery bench-dashboard bench-portal bench-auction bench-scoring bench-ledger bench-kafka bench-sustained bench-scaleout screenshots prior-model clean

@@ -164,6 +164,7 @@ def database_url(request, tmp_path: Path) -> Iterator[str]:
 # How long the drop may wait for a lock: a connection the test left in a transaction holds its
 # tables for ever, and the drop waited with it (the whole suite hung once on one such read).
 DROP_LOCK_TIMEOUT = "20s"
+LOCK_NOT_AVAILABLE = "55P03"  # PostgreSQL's SQLSTATE for a lock_timeout
 
 
 def _drop_schema(admin, schema: str) -> None:
@@ -171,13 +172,17 @@ def _drop_schema(admin, schema: str) -> None:
         with admin.begin() as connection:
             connection.execute(text(f"set local lock_timeout = '{DROP_LOCK_TIMEOUT}'"))
             connection.execute(text(f"drop schema {schema} cascade"))
-    except OperationalError:
+    except OperationalError as exc:
+        if getattr(exc.orig, "sqlstate", None) != LOCK_NOT_AVAILABLE:
+            raise
         with admin.connect() as connection:
             holders = connection.execute(text(
-                "select pid, state, left(query, 200) from pg_stat_activity"
-                " where state like 'idle in transaction%' and pid <> pg_backend_pid()")).all()
-        pytest.fail(f"the test's schema {schema} could not be dropped within {DROP_LOCK_TIMEOUT}: a connection it "
-                    f"left in a transaction holds a lock ({holders}); close every session it opens", pytrace=False)
+                "select distinct a.pid, a.state, left(a.query, 200) from pg_locks l"
+                " join pg_class c on c.oid = l.relation join pg_namespace n on n.oid = c.relnamespace"
+                " join pg_stat_activity a on a.pid = l.pid"
+                " where n.nspname = :schema and l.granted and a.pid <> pg_backend_pid()"), {"schema": schema}).all()
+        pytest.fail(f"the test's schema {schema} could not be dropped within {DROP_LOCK_TIMEOUT}: connections "
+                    f"hold locks in it {holders}; close every session the test opens", pytrace=False)
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ TABLE_FILE = Path(__file__).with_name("us_area_codes.toml")
 
 @lru_cache(maxsize=1)
 def area_code_states() -> dict[str, str]:
-    """Every geographic US area code → its state's two-letter code (~330 entries, read once)."""
+    """Every geographic US area code → its state's two-letter code (~360 entries, read once)."""
     return {npa: state for npa, state in tomllib.loads(TABLE_FILE.read_text()).items()}
 
 

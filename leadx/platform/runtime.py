@@ -129,16 +129,18 @@ class ServiceRuntime:
         one still running after BACKGROUND_STOP_S is cancelled."""
         self._background.append(work)
 
-    def every(self, interval_s: float, round_: Callable[[], Awaitable[object]], name: str) -> None:
+    def every(self, interval_s: float, round_: Callable[[], Awaitable[object]], name: str,
+              logger: logging.Logger = log) -> None:
         """`round_()` every `interval_s` while the service runs (a `background` loop): a round begun
-        at stop is finished, and a failed round is logged and tried again at the next interval
-        (whatever it was doing, a stalled lead or an open list auction, is still there then)."""
+        at stop is finished, and a failed round is logged (on `logger`, the round's own module's)
+        and tried again at the next interval (whatever it was doing, a stalled lead or an open
+        list auction, is still there then)."""
         async def rounds(stop: asyncio.Event) -> None:
             while not await stopped_within(stop, interval_s):
                 try:
                     await round_()
                 except Exception:
-                    log.warning("%s failed", name, exc_info=True)
+                    logger.warning("%s failed", name, exc_info=True)
         rounds.__qualname__ = name
         self.background(rounds)
 

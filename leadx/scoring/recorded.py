@@ -36,6 +36,10 @@ def training_data_from_db(since_ms: int | None, until_ms: int | None) -> Trainin
     from leadx.platform.config import env_str
     from leadx.platform.db.engine import make_engine, session_factory
 
-    with session_factory(make_engine(env_str("DATABASE_URL")))() as session:
-        rows = training_rows(session, since_ms, until_ms)
+    engine = make_engine(env_str("DATABASE_URL"))
+    try:
+        with session_factory(engine)() as session:
+            rows = training_rows(session, since_ms, until_ms)
+    finally:
+        engine.dispose()
     return training_data_from_rows(rows, f"outcomes reported by buyers ({len(rows)} sales)")

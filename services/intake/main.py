@@ -53,7 +53,7 @@ def create_app(settings: IntakeSettings):
     sessions = session_factory(engine)
     # Read and compiled now: a broken rules file stops the start with its file and rule named.
     rulebook = load_rulebook(Path(settings.rules_dir), load_verticals())
-    zip_states()  # the lookup tables are built now (~0.5 s), not during a seller's first request
+    zip_states()  # the ZIP table is built now (~0.5 s) and the area codes read, not during a seller's first request
     area_code_states()
     buyers = BuyerDirectory(sessions, common.accounts_refresh_s)
     namespace = common.kafka.topic_prefix

@@ -20,6 +20,7 @@ from leadx.platform.db.schema import exit_unless_current
 from leadx.platform.kafka.envelope import Envelope
 from leadx.platform.redis.client import connect as connect_redis
 from leadx.platform.runtime import ServiceRuntime, run
+from services.ledger import list_closer, redrive
 from services.ledger.batching import BatchWriter
 from services.ledger.dashboard import DashboardService
 from services.ledger.dashboard_auth import DashboardAuth
@@ -72,7 +73,7 @@ async def main(stop: asyncio.Event) -> None:
     stall_after_s = env_float("LEDGER_REDRIVE_AFTER_SECONDS", 60)
     policy = RedrivePolicy(stall_after_ms=int(stall_after_s * 1000), max_redrives=env_int("LEDGER_MAX_REDRIVES", 5))
     redriver = StallRedriver(sessions, runtime.producer, keyring, policy)
-    runtime.every(max(0.5, min(5.0, stall_after_s / 4)), redriver.sweep, "stall sweep")
+    runtime.every(max(0.5, min(5.0, stall_after_s / 4)), redriver.sweep, "stall sweep", redrive.log)
     # List auctions (leadx.lists) live in this service's SQL: it closes them and sells their customers.
     redis = connect_redis(settings.redis)
     dedup = DedupStore(redis, namespace=settings.kafka.topic_prefix,
@@ -80,7 +81,8 @@ async def main(stop: asyncio.Event) -> None:
                        wait_replicas=settings.redis.wait_replicas, wait_timeout_ms=settings.redis.wait_timeout_ms)
     closer = ListCloser(sessions, runtime.producer, dedup, DedupPolicy.from_env(), keyring,
                         env_float("SELLER_FEE_PERCENT", 10.0))
-    runtime.every(env_float("LISTS_CLOSE_INTERVAL_SECONDS", 1.0), closer.sweep, "list auction sweep")
+    runtime.every(env_float("LISTS_CLOSE_INTERVAL_SECONDS", 1.0), closer.sweep, "list auction sweep",
+                  list_closer.log)
 
     async def stop_grpc() -> None:
         reporter.cancel()

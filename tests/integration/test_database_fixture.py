@@ -25,7 +25,7 @@ def test_a_drop_held_by_an_open_transaction_fails_and_names_its_holder(postgres_
     held.execute(text(f"select count(*) from {schema}.leads"))  # its transaction stays open: a lock held
     try:
         with pytest.raises(pytest.fail.Exception, match=r"could not be dropped within 1s.*idle in transaction"
-                                                       r".*select count\(\*\) from " + schema):
+                                                       r".*select count\(\*\) from " + schema + r"\.leads"):
             conftest._drop_schema(admin, schema)
         held.rollback()
         conftest._drop_schema(admin, schema)  # released, it drops
