@@ -102,6 +102,21 @@ def test_with_a_client_ca_only_a_client_with_its_certificate_is_served(ca, tmp_p
     asyncio.run(scenario())
 
 
+async def refusal(channel: grpc.aio.Channel) -> grpc.StatusCode:
+    """The status the server refuses a reflection call with. It may answer before grpc's client has
+    written the request; the client then reports its own failed write (INTERNAL, "Failed
+    execute_batch", once in CI) in place of the server's answer, and is asked again."""
+    for _ in range(5):
+        try:
+            await listed_services(channel)
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() == grpc.StatusCode.INTERNAL and "execute_batch" in (exc.debug_error_string() or ""):
+                continue
+            return exc.code()
+        raise AssertionError("reflection answered")
+    raise AssertionError("the client's write lost the race with the server's answer five times in a row")
+
+
 async def listed_services(channel: grpc.aio.Channel) -> list[str]:
     stub = reflection_pb2_grpc.ServerReflectionStub(channel)
     request = reflection_pb2.ServerReflectionRequest(list_services="")
@@ -119,9 +134,7 @@ def test_reflection_is_served_only_when_allowed(ca, reflection):
             if reflection:
                 assert health.SERVICE_NAME in await listed_services(channel)
             else:
-                with pytest.raises(grpc.aio.AioRpcError) as failure:
-                    await listed_services(channel)
-                assert failure.value.code() == grpc.StatusCode.UNIMPLEMENTED
+                assert await refusal(channel) == grpc.StatusCode.UNIMPLEMENTED
 
     asyncio.run(scenario())
 
