@@ -83,6 +83,16 @@ async def until_committed(bootstrap: str, group: str, topic: str, expected: dict
         await asyncio.sleep(0.05)
 
 
+async def table_with(kafka: KafkaSettings, topic: str, *auction_ids: str) -> TopicTable:
+    """A stand-in table with these auctions open, its changelog written by a started producer
+    (`table.producer`, stopped by the test)."""
+    producer = AIOKafkaProducer(bootstrap_servers=kafka.bootstrap_servers)
+    await producer.start()
+    table = TopicTable(producer, topic + CHANGELOG_SUFFIX)
+    table.data |= {auction_id: open_auction() for auction_id in auction_ids}
+    return table
+
+
 def run_feed(kafka: KafkaSettings, group: str, topic: str, table: TopicTable, flush_s: float) -> BidFeed:
     return BidFeed(kafka, group, topic, table, batch_max=500, batch_wait_s=0.005, flush_interval_s=flush_s)
 
@@ -101,10 +111,8 @@ def test_bids_count_at_once_and_are_committed_only_behind_one_write_per_auction(
     kafka, topic, group = setting
 
     async def scenario() -> None:
-        producer = AIOKafkaProducer(bootstrap_servers=kafka.bootstrap_servers)
-        await producer.start()
-        table = TopicTable(producer, topic + CHANGELOG_SUFFIX)
-        table.data |= {"a": open_auction(), "b": open_auction()}
+        table = await table_with(kafka, topic, "a", "b")
+        producer = table.producer
         # One flush a second after the assignment: the bids below are all read before it.
         feed = run_feed(kafka, group, topic, table, flush_s=1.0)
         reading = asyncio.create_task(feed.run())
@@ -172,10 +180,8 @@ def test_closes_wait_until_the_feed_has_read_the_backlog_it_was_assigned(setting
     kafka, topic, group = setting
 
     async def scenario() -> None:
-        producer = AIOKafkaProducer(bootstrap_servers=kafka.bootstrap_servers)
-        await producer.start()
-        table = TopicTable(producer, topic + CHANGELOG_SUFFIX)
-        table.data["a"] = open_auction()
+        table = await table_with(kafka, topic, "a")
+        producer = table.producer
 
         # Nothing to read: nothing held.
         idle = run_feed(kafka, group + "-idle", topic, table, flush_s=0.05)
@@ -208,10 +214,8 @@ def test_a_bid_read_across_a_quick_reassignment_is_still_applied(setting):
     kafka, topic, group = setting
 
     async def scenario() -> None:
-        producer = AIOKafkaProducer(bootstrap_servers=kafka.bootstrap_servers)
-        await producer.start()
-        table = TopicTable(producer, topic + CHANGELOG_SUFFIX)
-        table.data["a"] = open_auction()
+        table = await table_with(kafka, topic, "a")
+        producer = table.producer
         feed = run_feed(kafka, group, topic, table, flush_s=0.05)
         reading = asyncio.create_task(feed.run())
         await feed.assign([0, 1])
