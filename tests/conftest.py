@@ -44,7 +44,7 @@ def poll_until(condition: Callable[[], object], timeout_s: float = 30, interval_
         time.sleep(interval_s)
 
 
-# `make test` runs three pytest-xdist workers. Each runs whole groups: one per test module, except
+# `make test` runs two pytest-xdist workers. Each runs whole groups: one per test module, except
 # the integration modules that trade on the one shared exchange or have a head start
 # (tests/integration/conftest.py), which are one group, so that one worker starts that exchange and
 # the head-started scenarios, once. Collection checks this list against the fixtures the tests use.

@@ -49,7 +49,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
       them (an idle exchange still spends CPU: every consumer polls the broker).
     - Tests with a head start run last: their scenarios then had every other test's time to run.
 
-    `make test` runs three workers, each running whole groups (tests/conftest.py): the modules of the
+    `make test` runs two workers, each running whole groups (tests/conftest.py): the modules of the
     exchange group must be the ones listed in EXCHANGE_GROUP_FILES, checked here."""
     grouped = {item.nodeid.split("::")[0] for item in items if in_exchange_group(item)}
     listed = {path for path in EXCHANGE_GROUP_FILES if any(item.nodeid.startswith(path) for item in items)}
