@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 
 from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import Session, sessionmaker
 
 from leadx.platform.db.schema import create_fresh
@@ -20,6 +21,8 @@ from leadx.platform.metrics import SQL_QUERY_SECONDS, sql_operation
 # query ended and opened again for the next (a new PostgreSQL backend each time), which the portal
 # bench caught in the ledger at 6 threads and 5 connections.
 POOL_SIZE = min(32, (os.cpu_count() or 1) + 4)
+# A PostgreSQL connection that sat in the pool this long is pinged before it is used (_ping_when_idle).
+PING_AFTER_IDLE_S = 1.0
 
 
 def normalise_url(url: str) -> str:
@@ -49,9 +52,36 @@ def make_engine(url: str) -> Engine:
             cursor.close()
 
         return engine
-    engine = create_engine(url, pool_pre_ping=True, pool_size=POOL_SIZE, max_overflow=5, hide_parameters=True)
+    engine = create_engine(url, pool_size=POOL_SIZE, max_overflow=5, hide_parameters=True)
+    _ping_when_idle(engine, PING_AFTER_IDLE_S)
     _time_statements(engine)
     return engine
+
+
+def _ping_when_idle(engine: Engine, idle_s: float) -> None:
+    """SQLAlchemy's pool_pre_ping, for connections that sat in the pool `idle_s` or more.
+
+    A connection the server closed (a restart, an idle timeout, a proxy) is found out by a ping as
+    it leaves the pool and replaced before any statement is sent on it. pool_pre_ping pings at every
+    checkout: a round trip before each statement run on its own, one for every two a delivery post's
+    dispute record makes. A connection used a moment ago is not pinged: the server cannot have
+    restarted since without the pool seeing it fail (a statement that meets a closed connection
+    invalidates the whole pool, so every connection opened before it is replaced at its next use)."""
+
+    @event.listens_for(engine, "checkin")
+    def _returned(_dbapi_connection, record) -> None:
+        record.info["leadx_idle_since"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _taken(dbapi_connection, record, _proxy) -> None:
+        since = record.info.pop("leadx_idle_since", None)
+        if since is None or time.monotonic() - since < idle_s:
+            return  # a new connection, or one used a moment ago
+        try:
+            engine.dialect.do_ping(dbapi_connection)
+        except engine.dialect.loaded_dbapi.Error as error:
+            # The pool drops this connection and checks out another (a new one if need be).
+            raise DisconnectionError(f"connection lost while idle in the pool: {error}") from error
 
 
 def _time_statements(engine: Engine) -> None:
@@ -101,15 +131,23 @@ def session_factory(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(engine, expire_on_commit=False)
 
 
-def read_session_factory(engine: Engine) -> sessionmaker[Session]:
-    """Sessions for reads only (the dashboard's queries, a page's session check), on the same pool,
-    in autocommit: a statement is sent alone, without the BEGIN before it and the ROLLBACK when the
-    session closes, which on PostgreSQL are a round trip each (a page's one-row read took three).
-    Each statement sees what was committed when it began, as in PostgreSQL's default READ COMMITTED
-    transaction, so a read of several statements sees no less consistent figures than before.
-    Nothing written through such a session may rely on a transaction: write with session_factory.
-    A read whose statements must agree with each other takes `one_snapshot`."""
+def statement_session_factory(engine: Engine) -> sessionmaker[Session]:
+    """Sessions on the same pool in which every statement is its own transaction (autocommit): it is
+    sent alone, without the BEGIN before it and the COMMIT or ROLLBACK after it, which on PostgreSQL
+    are a round trip each (a one-row read or write took three). For reads (read_session_factory),
+    and for writes that are each one statement, complete in itself (delivery's post attempts):
+    nothing written through such a session may rely on a transaction around several statements.
+    `session.commit()` and `sessionmaker.begin()` still work on them, and send nothing."""
     return sessionmaker(engine.execution_options(isolation_level="AUTOCOMMIT"), expire_on_commit=False)
+
+
+def read_session_factory(engine: Engine) -> sessionmaker[Session]:
+    """Sessions for reads only (the dashboard's queries, a page's session check): statement
+    sessions (above). Each statement sees what was committed when it began, as in PostgreSQL's
+    default READ COMMITTED transaction, so a read of several statements sees no less consistent
+    figures than before. Write with session_factory. A read whose statements must agree with each
+    other takes `one_snapshot`."""
+    return statement_session_factory(engine)
 
 
 @contextmanager
