@@ -19,7 +19,7 @@ from leadx.delivery.attempts_retention import drop_old_bodies, retention_days_fr
 from leadx.delivery.post_adaptation import PreparedPost
 from leadx.dev.tools import check_k8s
 from leadx.platform.config import ConfigError
-from leadx.platform.db.engine import make_engine, session_factory
+from leadx.platform.db.engine import make_engine, session_factory, statement_session_factory
 from leadx.platform.db.models import PostAttempt
 from leadx.platform.utc_days import DAY_MS
 from services.delivery.attempts import AttemptLog
@@ -157,11 +157,13 @@ def test_every_deployment_runs_the_prune_daily_as_a_cronjob(overlay):
     assert deployed == {job["image"]}  # the services' own image, so its schema revision is theirs
 
 
-def test_a_post_is_written_before_it_is_sent_and_a_repeat_is_the_next_attempt(sessions):
+# The service's statement sessions (each statement its own transaction), and transactional ones.
+@pytest.mark.parametrize("kind", ["statements", "transactions"])
+def test_a_post_is_written_before_it_is_sent_and_a_repeat_is_the_next_attempt(sessions, kind):
     closed = ev.AuctionClosed(auction_id="LIVE000002", lead=ev.Lead(lead_id="LIVE000002"))
     buyer = BuyerAccount("b_2", "Acme", "http://ping", "http://post")
     prepared = PreparedPost("application/json", SENT.encode(), None)
-    log = AttemptLog(sessions)
+    log = AttemptLog(statement_session_factory(sessions.kw["bind"]) if kind == "statements" else sessions)
 
     async def crashed_then_repeated() -> None:
         await log.begin(closed, buyer, prepared)  # delivery was killed while the buyer had it
@@ -175,6 +177,8 @@ def test_a_post_is_written_before_it_is_sent_and_a_repeat_is_the_next_attempt(se
         rows = session.scalars(select(PostAttempt).where(PostAttempt.auction_id == "LIVE000002")
                                .order_by(PostAttempt.attempt)).all()
         assert [(r.attempt, r.outcome, r.status) for r in rows] == [(1, "sending", None), (2, "accepted", 200)]
+    assert [(post.buyer_id, post.outcome, post.status) for post in asyncio.run(log.posts_of("LIVE000002"))] == \
+        [("b_2", "sending", None), ("b_2", "accepted", 200)]
 
 
 def test_a_post_that_cannot_be_written_is_not_sent(tmp_path):
