@@ -10,6 +10,7 @@ import time
 from typing import cast
 
 from sqlalchemy import Table, func, insert, select, update
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
 from leadx.auction.selection.market import BuyerAccount
@@ -81,7 +82,15 @@ class AttemptLog:
                 "response_body": result.response[:MAX_RESPONSE_CHARS].decode("utf-8", "replace"),
                 "outcome": outcome_of(result), "detail": result.detail}
         try:
-            await asyncio.to_thread(self._update, row_id, done)
+            try:
+                await asyncio.to_thread(self._update, row_id, done)
+            except DBAPIError as error:
+                if not error.connection_invalidated:
+                    raise
+                # The server closed the connection (PostgreSQL restarted while the buyer answered; a
+                # connection used a moment ago is not pinged first): the pool is renewed by now, and
+                # an update by id can be made again.
+                await asyncio.to_thread(self._update, row_id, done)
         except Exception:  # noqa: BLE001 - logged; the sale goes on, the row stays `sending`
             log.exception("post attempt's answer not recorded", extra={"fields": {
                 "attempt_id": row_id, "outcome": done["outcome"]}})
