@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-
 from typing import cast
 
 from sqlalchemy import Table, func, insert, select, update
@@ -22,7 +21,8 @@ from services.delivery.buyer_http import PostResult, post_outcome
 
 MAX_RESPONSE_CHARS = 8192
 # The table itself rather than the mapped class: the statements below are plain SQL, and through the
-# class each went through the ORM's bulk-persistence planning first.
+# class each went through the ORM's statement handling first (bulk persistence for the writes, ORM
+# loading for the read).
 POST_ATTEMPTS = cast(Table, PostAttempt.__table__)
 log = logging.getLogger(__name__)
 

@@ -66,10 +66,10 @@ def _ping_when_idle(engine: Engine, idle_s: float) -> None:
     A connection the server closed (a restart, an idle timeout, a proxy) is found out by a ping as
     it leaves the pool, and the pool is renewed: every connection opened before is replaced at its
     next use, before any statement is sent on it. pool_pre_ping pings at every checkout: a round
-    trip before each statement run on its own, one for every two a delivery post's dispute record
-    made. A connection used less than `idle_s` ago is not pinged, so a statement on it after a
-    server restart within that time fails (as one running at the restart does), and that failure
-    renews the whole pool just as a failed ping does (docs/reliability.md)."""
+    trip more per transaction, which doubles the cost of a statement session's one statement. A
+    connection used less than `idle_s` ago is not pinged, so a statement on it after a server
+    restart within that time fails (as one running at the restart does), and that failure renews
+    the whole pool just as a failed ping does (docs/reliability.md)."""
 
     @event.listens_for(engine, "checkin")
     def _returned(_dbapi_connection, record) -> None:
