@@ -55,9 +55,14 @@ def terminate(postgres_url) -> Iterator[Callable[[int], None]]:
     admin.dispose()
 
 
+def pid_of(connection) -> int:
+    """The server process serving this connection."""
+    return connection.execute(text("select pg_backend_pid()")).scalar_one()
+
+
 def backend(engine) -> int:
     with engine.connect() as connection:
-        return connection.execute(text("select pg_backend_pid()")).scalar_one()
+        return pid_of(connection)
 
 
 def counting_pings(engine, monkeypatch) -> list[int]:
@@ -105,16 +110,14 @@ def test_one_closed_a_moment_after_its_use_fails_and_the_whole_pool_is_renewed(e
     and the failure renews every connection the pool holds, so the next statement goes through."""
     engine = engine_pinging_after(NEVER_S)
     with engine.connect() as one, engine.connect() as other:  # two connections in the pool
-        pids = {one.execute(text("select pg_backend_pid()")).scalar_one(),
-                other.execute(text("select pg_backend_pid()")).scalar_one()}
+        pids = {pid_of(one), pid_of(other)}
     for pid in pids:
         terminate(pid)
     with pytest.raises(DBAPIError) as failed:
         backend(engine)
     assert failed.value.connection_invalidated
     with engine.connect() as one, engine.connect() as other:  # both of the pool's connections are new
-        renewed = {one.execute(text("select pg_backend_pid()")).scalar_one(),
-                   other.execute(text("select pg_backend_pid()")).scalar_one()}
+        renewed = {pid_of(one), pid_of(other)}
     assert len(renewed) == 2 and not renewed & pids
 
 
