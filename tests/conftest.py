@@ -17,8 +17,9 @@ from sqlalchemy.exc import OperationalError
 
 from leadx.dev.postgres import LocalPostgres
 from leadx.dev.redis_cluster import LocalRedisCluster
-from leadx.dev.stack import LocalStack
+from leadx.dev.stack import TANSU_SESSION_TIMEOUT_MS, LocalStack
 from leadx.leads.sealing import PiiKeyring, new_key
+from leadx.platform.config import DEFAULT_SESSION_TIMEOUT_MS
 from leadx.platform.db.engine import create_schema, make_engine, session_factory
 
 
@@ -78,6 +79,9 @@ def pytest_xdist_make_scheduler(config, log):
 # The session's broker: tansu (the development broker) unless LEADX_TEST_BROKER=kafka, with which
 # `make test-kafka` runs the integration suite's core a second time on Apache Kafka.
 TEST_BROKER = os.environ.get("LEADX_TEST_BROKER", "tansu")
+# The session timeout of the consumers tests make themselves, as the exchanges' services have it
+# (tests/integration/harness.py): on tansu each join of a group is held half of it.
+TEST_SESSION_TIMEOUT_MS = TANSU_SESSION_TIMEOUT_MS if TEST_BROKER == "tansu" else DEFAULT_SESSION_TIMEOUT_MS
 
 
 @pytest.fixture(scope="session")

@@ -163,6 +163,12 @@ class KafkaSecurity:
         _check_tls_files(*files.items())
 
 
+# Consumers heartbeat at least once a second (leadx.platform.kafka.clients.group_timeouts): a session
+# shorter than three heartbeats would end at the first late one.
+MIN_SESSION_TIMEOUT_MS = 3_000
+DEFAULT_SESSION_TIMEOUT_MS = 10_000
+
+
 @dataclass(frozen=True)
 class KafkaSettings:
     bootstrap_servers: str
@@ -181,6 +187,16 @@ class KafkaSettings:
     # How long a service at start waits for the topics it created to have a leader on every
     # partition before it gives up (leadx.platform.kafka.admin.ensure_topics).
     topics_ready_timeout_s: float = 120.0
+    # How long a group member may go unheard before the broker gives its partitions to the others:
+    # a killed replica's work moves on within it. tansu also holds every join of a group for half of
+    # it (its way of waiting for the other members), so each start and rebalance of a consumer there
+    # waits that long; Apache Kafka refuses less than its group.min.session.timeout.ms (6 s).
+    session_timeout_ms: int = DEFAULT_SESSION_TIMEOUT_MS
+
+    def __post_init__(self) -> None:
+        if self.session_timeout_ms < MIN_SESSION_TIMEOUT_MS:
+            raise ConfigError(f"KAFKA_SESSION_TIMEOUT_MS must be at least {MIN_SESSION_TIMEOUT_MS} (a heartbeat a"
+                              f" second needs room), got {self.session_timeout_ms}")
 
     @classmethod
     def from_env(cls) -> KafkaSettings:
@@ -194,6 +210,7 @@ class KafkaSettings:
             background_fetch_max_wait_ms=env_int("KAFKA_BACKGROUND_FETCH_MAX_WAIT_MS", 250),
             security=KafkaSecurity.from_env(),
             topics_ready_timeout_s=env_float("KAFKA_TOPICS_READY_TIMEOUT_S", 120.0),
+            session_timeout_ms=env_int("KAFKA_SESSION_TIMEOUT_MS", DEFAULT_SESSION_TIMEOUT_MS),
         )
 
 

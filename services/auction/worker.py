@@ -52,10 +52,8 @@ def make_app(settings: AuctionSettings) -> faust.App:
         consumer_auto_offset_reset="earliest",
         producer_acks=-1,
         broker_commit_interval=0.5,
-        # Short timeouts: a killed worker's partitions move within seconds, not minutes.
-        broker_session_timeout=10.0,
-        broker_heartbeat_interval=2.0,
-        broker_rebalance_timeout=10.0,
+        # A killed worker's partitions move within the session timeout (KAFKA_SESSION_TIMEOUT_MS).
+        **clients.faust_group_timeouts(kafka),
         web_enabled=False,
     )
 

@@ -28,7 +28,7 @@ from leadx.contracts.events.v1 import events_pb2 as ev
 from leadx.dev.demo.buyers import BuyerBehaviour, BuyerServer
 from leadx.dev.demo.consumers import make_consumer
 from leadx.dev.ports import private_port
-from leadx.dev.stack import LOCAL_BUYER_URLS, LocalStack, ManagedProcess
+from leadx.dev.stack import LOCAL_BUYER_URLS, TANSU_SESSION_TIMEOUT_MS, LocalStack, ManagedProcess
 from leadx.leads.sealing import PiiKeyring
 from leadx.platform.config import KafkaSettings
 from leadx.platform.kafka.admin import ensure_topics
@@ -296,6 +296,8 @@ def start_exchange(run_dir: Path, kafka_bootstrap: str, redis_url: str, prefix: 
         window_s = 5.0 if TEST_BROKER == "kafka" else 1.0
     if TEST_BROKER == "kafka":  # as production runs it (tansu has no InitProducerId)
         service_env.setdefault("KAFKA_IDEMPOTENCE", "true")
+    else:  # as the local stack sets it on a tansu it started: each group's join held 2 s, not 5 s
+        service_env.setdefault("KAFKA_SESSION_TIMEOUT_MS", str(TANSU_SESSION_TIMEOUT_MS))
     stack = LocalStack(run_dir, kafka_bootstrap=kafka_bootstrap, redis_url=redis_url, topic_prefix=prefix,
                        database_url=database_url, auction_window_s=window_s, extra_env=service_env)
     stack.start_infra()  # only the SQLite path: the broker and Redis are given

@@ -11,7 +11,7 @@ from leadx.platform.redis.client import connect
 
 # Settings the unit tests read from the environment: cleared, so the machine's own never leak in.
 _SETTINGS = ("KAFKA_BOOTSTRAP_SERVERS", "REDIS_URL", "DATABASE_URL", "LEADX_HMAC_KEY", "LEADX_HMAC_KEYS",
-             "KAFKA_PARTITIONS",
+             "KAFKA_PARTITIONS", "KAFKA_SESSION_TIMEOUT_MS",
              "KAFKA_IDEMPOTENCE", "KAFKA_FETCH_MAX_WAIT_MS", "KAFKA_BACKGROUND_FETCH_MAX_WAIT_MS",
              "AUCTION_OPEN_BATCH", "AUCTION_BID_BATCH",
              "AUCTION_CLOSE_BATCH", "AUCTION_BATCH_WAIT_MS", "AUCTION_BID_FLUSH_MS", "API_KEY_CACHE_SECONDS")

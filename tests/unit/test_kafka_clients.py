@@ -9,6 +9,7 @@ import ssl
 from pathlib import Path
 
 import pytest
+from aiokafka.errors import KafkaConnectionError
 
 from leadx.contracts import topics
 from leadx.contracts.events.v1 import events_pb2 as ev
@@ -133,3 +134,39 @@ def test_a_consumer_off_the_sale_path_fetches_with_the_background_wait(monkeypat
             await consumer.stop()  # never started: nothing to finish, its client closed
     asyncio.run(build_and_stop())
     assert waits == {"leadx-pings": 25, "leadx-ledger": 250}
+
+
+
+@pytest.mark.parametrize(("session_ms", "heartbeat_ms"), [(10_000, 2_500), (4_000, 1_000), (3_000, 1_000)])
+def test_every_group_consumer_takes_its_timeouts_from_the_session_timeout(monkeypatch, session_ms, heartbeat_ms):
+    """The services' own consumers, the auction's bid feed and its faust app: a heartbeat every
+    quarter of the session, at least a second apart; the same time for a rebalance."""
+    from services.auction.bid_feed import BidFeed
+
+    kafka = KafkaSettings(bootstrap_servers="b1:9093", topic_prefix="", partitions=1, replication_factor=1,
+                          idempotence=False, session_timeout_ms=session_ms)
+    expected = {"session_timeout_ms": session_ms, "heartbeat_interval_ms": heartbeat_ms,
+                "rebalance_timeout_ms": session_ms}
+    given: dict[str, dict[str, int]] = {}
+    make_consumer = clients.consumer
+
+    def recorded(settings, **options):
+        given[options["group_id"]] = {name: options[name] for name in expected}
+        return make_consumer(settings, **options)
+    monkeypatch.setattr(clients, "consumer", recorded)
+
+    async def build_and_stop() -> None:
+        async def handler(envelope) -> None:
+            return None
+        await EventConsumer(kafka, "pings", {topics.AUCTION_OPENED: ev.AuctionOpened}, handler).stop()
+        feed = BidFeed(kafka, "leadx-auction-bids", "bid.placed", table=None, batch_max=1, batch_wait_s=0.01,
+                       flush_interval_s=0.1)
+        with pytest.raises(KafkaConnectionError):  # made, then started: no broker b1 here
+            await feed._started()
+        await feed.consumer.stop()
+    asyncio.run(build_and_stop())
+    assert given == {"leadx-pings": expected, "leadx-auction-bids": expected}
+
+    app = clients.faust_app(kafka, "leadx-test-timeouts", store="memory://", **clients.faust_group_timeouts(kafka))
+    assert (app.conf.broker_session_timeout, app.conf.broker_heartbeat_interval, app.conf.broker_rebalance_timeout) \
+        == (session_ms / 1000, heartbeat_ms / 1000, session_ms / 1000)

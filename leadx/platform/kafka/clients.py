@@ -64,6 +64,22 @@ def consumer(brokers: Brokers, *topics: str, **options: Any) -> AIOKafkaConsumer
     return AIOKafkaConsumer(*topics, **connection_options(brokers), **options)
 
 
+def group_timeouts(kafka: KafkaSettings) -> dict[str, int]:
+    """aiokafka's group timeouts from the session timeout (KAFKA_SESSION_TIMEOUT_MS): a heartbeat
+    every quarter of it, at least once a second, and the same time for a rebalance."""
+    session_ms = kafka.session_timeout_ms
+    return {"session_timeout_ms": session_ms, "heartbeat_interval_ms": max(1000, session_ms // 4),
+            "rebalance_timeout_ms": session_ms}
+
+
+def faust_group_timeouts(kafka: KafkaSettings) -> dict[str, float]:
+    """The same timeouts as faust's app settings (in seconds)."""
+    timeouts = group_timeouts(kafka)
+    return {"broker_session_timeout": timeouts["session_timeout_ms"] / 1000,
+            "broker_heartbeat_interval": timeouts["heartbeat_interval_ms"] / 1000,
+            "broker_rebalance_timeout": timeouts["rebalance_timeout_ms"] / 1000}
+
+
 def admin(brokers: Brokers, **options: Any) -> AIOKafkaAdminClient:
     return AIOKafkaAdminClient(**connection_options(brokers), **options)
 

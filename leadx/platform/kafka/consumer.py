@@ -88,7 +88,6 @@ class EventConsumer:
         dead_letters: EventProducer | None = None,
         max_attempts: int = DEFAULT_MAX_ATTEMPTS,
         max_in_flight: int = 256,
-        session_timeout_ms: int = 10_000,
         off_the_sale_path: bool = False,
     ) -> None:
         """`off_the_sale_path`: no seller's answer or sale waits for this consumer (the ledger's
@@ -117,9 +116,7 @@ class EventConsumer:
             enable_auto_commit=False,
             # 'earliest' so that a new group never silently skips events already published.
             auto_offset_reset="earliest",
-            session_timeout_ms=session_timeout_ms,
-            heartbeat_interval_ms=max(1000, session_timeout_ms // 4),
-            rebalance_timeout_ms=session_timeout_ms,
+            **clients.group_timeouts(settings),
             fetch_max_wait_ms=(settings.background_fetch_max_wait_ms if off_the_sale_path
                                else settings.fetch_max_wait_ms),
         )
