@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import gc
 import json
 import os
@@ -53,7 +54,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -79,6 +80,7 @@ from leadx.dev.stack import LocalStack, tansu_binary
 from leadx.platform.config import KafkaSettings
 from leadx.platform.kafka.admin import ensure_topics
 from leadx.platform.kafka.offsets import read_to_end
+from leadx.scoring.absent_imports import refuse_absent
 from leadx.scoring.features import consumer_row, timing_row, zone_of
 from leadx.scoring.models import ModelBundle, Score, train
 from leadx.scoring.registry import load_prior
@@ -211,6 +213,18 @@ def timed_batches(call: Callable, fields: list[dict], created: list[int], size: 
             "batch_latency_ms": spread(latencies, 3)}
 
 
+@contextlib.contextmanager
+def searching_for_absent_modules() -> Iterator[None]:
+    """The baseline of leadx.scoring.absent_imports: scikit-learn's `import pandas` at every
+    transform searches sys.path again, as it did before the refuser."""
+    refuser = refuse_absent()
+    sys.meta_path.remove(refuser)
+    try:
+        yield
+    finally:
+        sys.meta_path.insert(0, refuser)
+
+
 def in_process(bundle: ModelBundle, held_out: list[SimulatedLead], args) -> dict:
     print("in process: ModelBundle.score and the feature rows alone, by batch size ...", flush=True)
     fields = [as_received(lead) for lead in held_out]
@@ -227,7 +241,10 @@ def in_process(bundle: ModelBundle, held_out: list[SimulatedLead], args) -> dict
         with threadpool_limits(limits=1, user_api="openmp"):  # as OMP_NUM_THREADS=1
             one_thread = timed_batches(bundle.score, fields, created, size, leads)
         rows = timed_batches(feature_rows, fields, created, size, leads)
+        with searching_for_absent_modules():
+            searching = timed_batches(bundle.score, fields, created, size, leads)
         out[str(size)] = {"score": model, "score_openmp_one_thread": one_thread, "feature_rows_only": rows,
+                          "score_searching_for_pandas": searching,
                           "model_share_of_score_time": round(1 - rows["us_per_lead"] / model["us_per_lead"], 3)}
     out["components_ms_per_call"] = components(bundle, held_out)
     gc.unfreeze()
@@ -731,6 +748,10 @@ def report(results: dict) -> None:
                   f"(one OpenMP thread: {one['leads_per_s']:,}/s, {one['cpu_us_per_lead']} us); batch p50 "
                   f"{latency['p50']} ms p99 {latency['p99']} ms; feature rows alone {rows['leads_per_s']:,}/s; "
                   f"model share {row['model_share_of_score_time']:.0%}")
+            searching = row["score_searching_for_pandas"]
+            print(f"             searching sys.path for pandas at each transform (as before the refuser): "
+                  f"{searching['leads_per_s']:>7,} leads/s, {searching['cpu_us_per_lead']} us CPU a lead, batch p50 "
+                  f"{searching['batch_latency_ms']['p50']} ms")
     if "in_process" in results:
         print("  ms per call by model: " + "; ".join(
             f"batch {size}: " + ", ".join(f"{name} {ms}" for name, ms in row.items())
