@@ -79,9 +79,18 @@ def pytest_xdist_make_scheduler(config, log):
 # The session's broker: tansu (the development broker) unless LEADX_TEST_BROKER=kafka, with which
 # `make test-kafka` runs the integration suite's core a second time on Apache Kafka.
 TEST_BROKER = os.environ.get("LEADX_TEST_BROKER", "tansu")
-# The session timeout of the consumers tests make themselves, as the exchanges' services have it
-# (tests/integration/harness.py): on tansu each join of a group is held half of it.
-TEST_SESSION_TIMEOUT_MS = TANSU_SESSION_TIMEOUT_MS if TEST_BROKER == "tansu" else DEFAULT_SESSION_TIMEOUT_MS
+
+
+def session_timeout_for(broker: str) -> int:
+    """The consumers' Kafka session timeout in tests on this kind of broker: as the local stack sets
+    it on a tansu it started (tansu holds each group's join for half of it: 2 s, not 5 s); the
+    default on Apache Kafka, which refuses less than 6 s (group.min.session.timeout.ms)."""
+    return TANSU_SESSION_TIMEOUT_MS if broker == "tansu" else DEFAULT_SESSION_TIMEOUT_MS
+
+
+# The session's broker's, for the exchanges' services (tests/integration/harness.py) and the
+# consumers tests make themselves. An exchange on a broker of its own passes its own.
+TEST_SESSION_TIMEOUT_MS = session_timeout_for(TEST_BROKER)
 
 
 @pytest.fixture(scope="session")

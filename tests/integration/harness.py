@@ -28,14 +28,14 @@ from leadx.contracts.events.v1 import events_pb2 as ev
 from leadx.dev.demo.buyers import BuyerBehaviour, BuyerServer
 from leadx.dev.demo.consumers import make_consumer
 from leadx.dev.ports import private_port
-from leadx.dev.stack import LOCAL_BUYER_URLS, TANSU_SESSION_TIMEOUT_MS, LocalStack, ManagedProcess
+from leadx.dev.stack import LOCAL_BUYER_URLS, LocalStack, ManagedProcess
 from leadx.leads.sealing import PiiKeyring
 from leadx.platform.config import KafkaSettings
 from leadx.platform.kafka.admin import ensure_topics
 from leadx.platform.db.engine import make_engine, session_factory
 from leadx.platform.db.models import Sale
 from services.auction.worker import changelog_topic
-from tests.conftest import TEST_BROKER, poll_until
+from tests.conftest import TEST_BROKER, TEST_SESSION_TIMEOUT_MS, poll_until
 from tests.integration.tails import forget_topics, tails_of
 
 STOP_TIMEOUT_S = 15  # as ManagedProcess.stop gives each service
@@ -296,8 +296,9 @@ def start_exchange(run_dir: Path, kafka_bootstrap: str, redis_url: str, prefix: 
         window_s = 5.0 if TEST_BROKER == "kafka" else 1.0
     if TEST_BROKER == "kafka":  # as production runs it (tansu has no InitProducerId)
         service_env.setdefault("KAFKA_IDEMPOTENCE", "true")
-    else:  # as the local stack sets it on a tansu it started: each group's join held 2 s, not 5 s
-        service_env.setdefault("KAFKA_SESSION_TIMEOUT_MS", str(TANSU_SESSION_TIMEOUT_MS))
+    # An exchange on a broker other than the session's (the fault suite's Apache Kafka cluster, a
+    # container's, a tansu of its own) passes its broker's session_timeout_for.
+    service_env.setdefault("KAFKA_SESSION_TIMEOUT_MS", str(TEST_SESSION_TIMEOUT_MS))
     stack = LocalStack(run_dir, kafka_bootstrap=kafka_bootstrap, redis_url=redis_url, topic_prefix=prefix,
                        database_url=database_url, auction_window_s=window_s, extra_env=service_env)
     stack.start_infra()  # only the SQLite path: the broker and Redis are given

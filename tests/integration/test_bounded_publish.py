@@ -20,7 +20,7 @@ from sqlalchemy import select
 
 from leadx.dev.stack import LocalStack, ManagedProcess
 from leadx.platform.db.models import Lead, Sale
-from tests.conftest import poll_until
+from tests.conftest import poll_until, session_timeout_for
 from tests.integration.harness import Exchange, start_exchange
 
 pytestmark = pytest.mark.integration
@@ -50,7 +50,8 @@ def paused_exchange(tmp_path, redis_url, unique_prefix):
                                   ["alpha"], ["intake", "dedup", "scoring", "auction", "delivery", "ledger"],
                                   window_s=5.0,  # alpha's bids reach their auctions through the backlog
                                   INTAKE_PUBLISH_TIMEOUT_SECONDS=str(PUBLISH_BOUND_S),
-                                  INTAKE_MAX_IN_FLIGHT=str(MAX_IN_FLIGHT))
+                                  INTAKE_MAX_IN_FLIGHT=str(MAX_IN_FLIGHT),
+                                  KAFKA_SESSION_TIMEOUT_MS=str(session_timeout_for("tansu")))  # its own tansu
         exchange.buyers.buyers["alpha"].bid = 1500
         yield exchange, broker_of(infra)
     finally:
