@@ -4,7 +4,7 @@ scikit-learn's spline features (SplineTransformer, in every served model) look f
 transform: `sklearn.utils._mask._get_dense_mask` runs `import pandas` once per feature, to compare
 with `pandas.NA`, and pandas is not one of leadx's dependencies. Python does not remember a failed
 import, so each one searched every entry of sys.path again: 8.8% of the scoring service's CPU
-under load (py-spy); a one-lead model call took 1.94 ms p50 with the search, 1.54 ms without
+under load (py-spy); a one-lead model call took 1.94–2.07 ms p50 with the search, 1.54–1.58 ms without
 (bench/README.md, "Scoring without the search for pandas"). A module named here that is not
 installed when leadx.scoring is first imported is refused by the first finder asked, with the same
 ModuleNotFoundError; nothing is put in sys.modules (scikit-learn tells a pandas DataFrame by
