@@ -137,7 +137,6 @@ def test_a_consumer_off_the_sale_path_fetches_with_the_background_wait(monkeypat
     assert waits == {"leadx-pings": 25, "leadx-ledger": 250}
 
 
-
 @pytest.mark.parametrize(("session_ms", "heartbeat_ms"), [(10_000, 2_500), (4_000, 1_000), (3_000, 1_000)])
 def test_every_group_consumer_takes_its_timeouts_from_the_session_timeout(monkeypatch, tmp_path, session_ms,
                                                                           heartbeat_ms):
