@@ -15,6 +15,7 @@ from leadx.leads import status as lead_status
 from leadx.platform.db.models import Lead, LedgerEntry, LedgerTransaction, PostAttempt
 from tests.faults.checker import Attempt, BuyerPost, Charge, Fault, History, SaleEvent, Submission
 from tests.integration.harness import Exchange
+from tests import http_calls as http
 
 CLIENT_TIMEOUT_S = 15.0  # a seller's patience: an answer later than this counts as none
 _OUTCOME = {ev.SALE_OUTCOME_SOLD: "sold", ev.SALE_OUTCOME_UNSOLD: "unsold"}
@@ -62,8 +63,8 @@ class Workload:
     def _submit(self, consumer: int, api_key: str) -> None:
         sent_at = time.time()
         try:
-            response = httpx.post(f"{self.exchange.intake_url()}/v1/post", json=self.consumers[consumer],
-                                  headers={"Authorization": f"Bearer {api_key}"}, timeout=CLIENT_TIMEOUT_S)
+            response = http.post(f"{self.exchange.intake_url()}/v1/post", json=self.consumers[consumer],
+                                 headers={"Authorization": f"Bearer {api_key}"}, timeout=CLIENT_TIMEOUT_S)
         except httpx.HTTPError:  # no answer: timed out, refused while the intake restarts
             submission = Submission(consumer, sent_at, None, None, "", None)
         else:

@@ -37,6 +37,7 @@ from leadx.platform.db.models import Sale
 from services.auction.worker import changelog_topic
 from tests.conftest import TEST_BROKER, TEST_SESSION_TIMEOUT_MS, poll_until
 from tests.integration.tails import forget_topics, tails_of
+from tests import http_calls as http
 
 STOP_TIMEOUT_S = 15  # as ManagedProcess.stop gives each service
 # The services' fetch wait in tests (KAFKA_FETCH_MAX_WAIT_MS; 25 ms by default). The embedded broker
@@ -161,17 +162,17 @@ class Exchange:
     def post(self, lead: dict, instance: str = "intake", api_key: str | None = None,
              headers: dict[str, str] | None = None) -> httpx.Response:
         headers = {"Authorization": f"Bearer {api_key or self.seller_key}", **(headers or {})}
-        return httpx.post(f"{self.intake_url(instance)}/v1/post", json=lead, headers=headers, timeout=15)
+        return http.post(f"{self.intake_url(instance)}/v1/post", json=lead, headers=headers, timeout=15)
 
     def status(self, lead_id: str, api_key: str | None = None) -> httpx.Response:
         headers = {"Authorization": f"Bearer {api_key or self.seller_key}"}
-        return httpx.get(f"{self.intake_url()}/v1/leads/{lead_id}", headers=headers, timeout=10)
+        return http.get(f"{self.intake_url()}/v1/leads/{lead_id}", headers=headers, timeout=10)
 
     def return_lead(self, lead_id: str, buyer: str, reason: str | None = "the consumer never applied",
                     api_key: str | None = None) -> httpx.Response:
         body = {} if reason is None else {"reason": reason}
-        return httpx.post(f"{self.intake_url()}/v1/leads/{lead_id}/return", json=body, timeout=10,
-                          headers={"Authorization": f"Bearer {api_key or self.buyer_keys[buyer]}"})
+        return http.post(f"{self.intake_url()}/v1/leads/{lead_id}/return", json=body, timeout=10,
+                         headers={"Authorization": f"Bearer {api_key or self.buyer_keys[buyer]}"})
 
     def fields_of(self, lead: ev.Lead) -> dict[str, str]:
         """A lead's fields as read off a topic, its sealed ones opened with this exchange's keys."""

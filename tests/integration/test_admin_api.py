@@ -17,6 +17,7 @@ from leadx.platform.db.models import Buyer, BuyerProfile, Partnership, Seller, S
 from tests.conftest import poll_until
 from tests.integration.conftest import ADMIN_KEY, KEY_CACHE_S
 from tests.integration.harness import Exchange
+from tests import http_calls as http
 
 pytestmark = pytest.mark.integration
 
@@ -27,8 +28,8 @@ PROFILE = {"name": "texas weekends", "windows": [{"from": "fri 08:00", "to": "su
 def admin(exchange: Exchange, method: str, path: str, body: object = None, key: str | None = ADMIN_KEY,
           **kwargs) -> httpx.Response:
     headers = {"Authorization": f"Bearer {key}"} if key is not None else {}
-    return httpx.request(method, f"{exchange.intake_url()}/v1/admin{path}", json=body, headers=headers,
-                         timeout=10, **kwargs)
+    return http.request(method, f"{exchange.intake_url()}/v1/admin{path}", json=body, headers=headers,
+                        timeout=10, **kwargs)
 
 
 def refused(response: httpx.Response, status: int, code: str) -> str:
@@ -111,8 +112,8 @@ def test_sellers_and_buyers_are_created_with_keys_shown_once(exchange: Exchange)
         assert row.caps == {"leads_per_day": 40, "spend_per_month_cents": 500000}
         assert row.api_key_hash == hash_api_key(buyer.json()["api_key"])
     # The new seller's key works at once on the sellers' API.
-    status = httpx.get(f"{exchange.intake_url()}/v1/leads/ABCDEFGHIJ", timeout=10,
-                       headers={"Authorization": f"Bearer {created['api_key']}"})
+    status = http.get(f"{exchange.intake_url()}/v1/leads/ABCDEFGHIJ", timeout=10,
+                      headers={"Authorization": f"Bearer {created['api_key']}"})
     assert refused(status, 404, "LEAD_NOT_FOUND")
 
     shown = admin(exchange, "GET", f"/buyers/{buyer_id}")
@@ -330,8 +331,8 @@ def test_keys_are_rotated_and_revoked_and_buyers_deactivated(exchange: Exchange)
 
     def as_buyer(key: str) -> httpx.Response:
         """A route only buyers' keys open: its view of the exchange's seller."""
-        return httpx.get(f"{exchange.intake_url()}/v1/sellers/{exchange.seller_id}/rating", timeout=10,
-                         headers={"Authorization": f"Bearer {key}"})
+        return http.get(f"{exchange.intake_url()}/v1/sellers/{exchange.seller_id}/rating", timeout=10,
+                        headers={"Authorization": f"Bearer {key}"})
 
     buyer_id, old_key = buyer_with_key()
     assert as_buyer(old_key).status_code == 200  # now in the intake's key cache
@@ -385,7 +386,7 @@ def test_bodies_that_are_not_json_objects_are_refused_clearly(exchange: Exchange
     auth = {"Authorization": f"Bearer {ADMIN_KEY}"}
 
     def send(content: bytes, content_type: str = "application/json") -> httpx.Response:
-        return httpx.post(url, content=content, headers={**auth, "Content-Type": content_type}, timeout=10)
+        return http.post(url, content=content, headers={**auth, "Content-Type": content_type}, timeout=10)
 
     assert "not valid JSON" in refused(send(b'{"name": "unterminated'), 400, "PAYLOAD_MALFORMED")
     refused(send(b'{"name": NaN}'), 400, "PAYLOAD_MALFORMED")

@@ -22,6 +22,7 @@ from leadx.dev.stack import LocalStack, ManagedProcess
 from leadx.platform.db.models import Lead, Sale
 from tests.conftest import poll_until, session_timeout_for
 from tests.integration.harness import Exchange, start_exchange
+from tests import http_calls as http
 
 pytestmark = pytest.mark.integration
 
@@ -70,7 +71,7 @@ def broker_of(infra: LocalStack) -> ManagedProcess:
 def post_answer_times(exchange: Exchange) -> dict[float, float]:
     """The intake's count of POSTs to /v1/post answered within each bucket's seconds."""
     port = exchange.stack.port_of("intake", "HEALTH_PORT")
-    text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
+    text = http.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
     return {float(sample.labels["le"]): sample.value
             for family in text_string_to_metric_families(text) for sample in family.samples
             if sample.name == "leadx_http_request_duration_seconds_bucket"

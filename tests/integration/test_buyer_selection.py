@@ -24,6 +24,7 @@ from leadx.dev.demo.buyers import BuyerBehaviour
 from leadx.dev.demo.consumers import make_consumer
 from tests.conftest import poll_until
 from tests.integration.harness import Exchange, read_topic, start_exchange
+from tests import http_calls as http
 
 pytestmark = pytest.mark.integration
 
@@ -166,14 +167,14 @@ def test_an_autobid_buyer_is_bid_for_by_its_best_active_profile_and_accepted_on_
     # Accepted on its behalf, it reads the lead with its own key; no other buyer can.
     read = poll_until(lambda: read_lead(market, lead_id, party.keys["dealer"]), message="the bought lead")
     assert read["lead"]["email"] == lead["email"] and read["price_cents"] == 2100 and read["status"] == "sold"
-    other = httpx.get(f"{market.intake_url()}/v1/leads/{lead_id}", timeout=10,
-                      headers={"Authorization": f"Bearer {party.keys['bidder']}"})
+    other = http.get(f"{market.intake_url()}/v1/leads/{lead_id}", timeout=10,
+                     headers={"Authorization": f"Bearer {party.keys['bidder']}"})
     assert other.status_code == 404 and other.json()["errors"][0]["code"] == "LEAD_NOT_FOUND"
 
 
 def read_lead(market: Exchange, lead_id: str, key: str) -> dict | None:
-    response = httpx.get(f"{market.intake_url()}/v1/leads/{lead_id}", timeout=10,
-                         headers={"Authorization": f"Bearer {key}"})
+    response = http.get(f"{market.intake_url()}/v1/leads/{lead_id}", timeout=10,
+                        headers={"Authorization": f"Bearer {key}"})
     return response.json() if response.status_code == 200 else None
 
 
@@ -226,13 +227,13 @@ def test_auto_insurance_is_a_shared_second_price_sale_to_up_to_three_buyers(mark
     rows = poll_until(lambda: len(r := [x for x in market.sale_rows() if x.lead_id == lead_id]) == 3 and r,
                       message="three sale rows")
     assert sorted(r.price_cents for r in rows) == [1000, 1051, 1201]
-    returned = httpx.post(f"{market.intake_url()}/v1/leads/{lead_id}/return", json={"reason": "wrong number"},
-                          headers={"Authorization": f"Bearer {party.keys['third']}"}, timeout=10)
+    returned = http.post(f"{market.intake_url()}/v1/leads/{lead_id}/return", json={"reason": "wrong number"},
+                         headers={"Authorization": f"Bearer {party.keys['third']}"}, timeout=10)
     assert returned.status_code == 200, returned.text
     poll_until(lambda: {r.buyer_id: r.returned for r in market.sale_rows() if r.lead_id == lead_id} == {
         party.ids["first"]: False, party.ids["third"]: True, party.ids["fourth"]: False}, message="one returned")
-    again = httpx.post(f"{market.intake_url()}/v1/leads/{lead_id}/return", json={"reason": "no"},
-                       headers={"Authorization": f"Bearer {party.keys['second']}"}, timeout=10)
+    again = http.post(f"{market.intake_url()}/v1/leads/{lead_id}/return", json={"reason": "no"},
+                      headers={"Authorization": f"Bearer {party.keys['second']}"}, timeout=10)
     assert again.status_code == 404  # it rejected the lead: it bought nothing to return
 
 
@@ -241,8 +242,8 @@ def sales_of(market: Exchange, lead_id: str) -> list[ev.SaleClosed]:
 
 
 def bid(market: Exchange, auction_id: str, key: str, amount: int) -> httpx.Response:
-    return httpx.post(f"{market.intake_url()}/v1/auctions/{auction_id}/bids", json={"bid": amount},
-                      headers={"Authorization": f"Bearer {key}"}, timeout=10)
+    return http.post(f"{market.intake_url()}/v1/auctions/{auction_id}/bids", json={"bid": amount},
+                     headers={"Authorization": f"Bearer {key}"}, timeout=10)
 
 
 def test_bids_through_the_bid_api_count_and_late_low_and_foreign_bids_are_refused(market: Exchange):
@@ -276,7 +277,7 @@ def test_bids_through_the_bid_api_count_and_late_low_and_foreign_bids_are_refuse
     assert foreign.status_code == 404 and foreign.json()["errors"][0]["code"] == "AUCTION_NOT_FOUND"
     unknown = bid(market, "nosuchlead", party.keys["quiet"], 5000)
     assert unknown.status_code == 404 and unknown.json()["errors"][0]["code"] == "AUCTION_NOT_FOUND"
-    anonymous = httpx.post(f"{market.intake_url()}/v1/auctions/{lead_id}/bids", json={"bid": 1}, timeout=10)
+    anonymous = http.post(f"{market.intake_url()}/v1/auctions/{lead_id}/bids", json={"bid": 1}, timeout=10)
     assert anonymous.status_code == 401
     missing = bid_body(market, lead_id, party.keys["quiet"], {})
     assert missing.status_code == 422 and missing.json()["errors"][0]["code"] == "FIELD_MISSING"
@@ -289,8 +290,8 @@ def test_bids_through_the_bid_api_count_and_late_low_and_foreign_bids_are_refuse
 
 
 def bid_body(market: Exchange, auction_id: str, key: str, body: dict) -> httpx.Response:
-    return httpx.post(f"{market.intake_url()}/v1/auctions/{auction_id}/bids", json=body,
-                      headers={"Authorization": f"Bearer {key}"}, timeout=10)
+    return http.post(f"{market.intake_url()}/v1/auctions/{auction_id}/bids", json=body,
+                     headers={"Authorization": f"Bearer {key}"}, timeout=10)
 
 
 def test_caps_hold_exactly_when_many_leads_close_at_once(market: Exchange):

@@ -28,6 +28,7 @@ from leadx.accounts.buyer_settings import update_buyer
 from leadx.dev.demo.consumers import make_consumer, ping_subset
 from tests.conftest import TEST_BROKER, poll_until
 from tests.integration.harness import Exchange, start_exchange
+from tests import http_calls as http
 
 pytestmark = pytest.mark.integration
 
@@ -166,8 +167,8 @@ def test_caps_count_every_sale_once_and_give_back_every_lead_not_taken(race: Exc
 
 
 def ping(exchange: Exchange, lead: dict) -> httpx.Response:
-    return httpx.post(f"{exchange.intake_url()}/v1/ping", json=ping_subset(lead),
-                      headers={"Authorization": f"Bearer {exchange.seller_key}"}, timeout=10)
+    return http.post(f"{exchange.intake_url()}/v1/ping", json=ping_subset(lead),
+                     headers={"Authorization": f"Bearer {exchange.seller_key}"}, timeout=10)
 
 
 def test_after_losing_redis_a_rebuild_still_catches_duplicates(race: Exchange):

@@ -24,6 +24,7 @@ from leadx.dev.demo.exchange import encode
 from leadx.platform.db.engine import make_engine, session_factory
 from tests.conftest import poll_until
 from tests.integration.harness import Exchange, read_topic, start_exchange
+from tests import http_calls as http
 
 pytestmark = pytest.mark.integration
 
@@ -40,7 +41,7 @@ RETURN_PATH = "/v1/leads/NOTBOUGHT1/return"  # a buyer's request: the body is re
 def send(market: Exchange, path: str, content: bytes, content_type: str, **headers: str) -> httpx.Response:
     key = market.buyer_keys["alpha"] if path == RETURN_PATH else market.seller_key
     headers = {"Authorization": f"Bearer {key}", "Content-Type": content_type, **headers}
-    return httpx.post(f"{market.intake_url()}{path}", content=content, headers=headers, timeout=15)
+    return http.post(f"{market.intake_url()}{path}", content=content, headers=headers, timeout=15)
 
 
 def xml_answer(response: httpx.Response) -> ET.Element:
@@ -183,8 +184,8 @@ def test_a_key_used_again_for_a_different_lead_is_refused_and_that_lead_never_su
     assert in_json.status_code == 200, in_json.text
     headers = {"Authorization": f"Bearer {market.seller_key}", "Content-Type": "application/xml",
                "Accept": "application/json", "Idempotency-Key": "order-88"}
-    in_xml = httpx.post(f"{market.intake_url('intake-2')}/v1/post", content=as_xml(dict(reversed(lead.items()))),
-                        headers=headers, timeout=15)
+    in_xml = http.post(f"{market.intake_url('intake-2')}/v1/post", content=as_xml(dict(reversed(lead.items()))),
+                       headers=headers, timeout=15)
     assert in_xml.status_code == 200 and in_xml.json() == in_json.json()
     other_consumer = market.new_consumer() | {"min_price": 500}
     for different in (other_consumer, lead | {"min_price": 600}):
@@ -225,19 +226,19 @@ def test_a_revoked_key_is_refused(market: Exchange):
 
 
 def test_the_openapi_document_matches_the_served_routes(market: Exchange):
-    document = httpx.get(f"{market.intake_url()}/openapi.json", timeout=10).json()
+    document = http.get(f"{market.intake_url()}/openapi.json", timeout=10).json()
     assert document["openapi"].startswith("3.1")
     for path, item in document["paths"].items():
         url = market.intake_url() + re.sub(r"\{\w+\}", "ABCDEFGHIJ", path)  # an id of lead (and list) form
         for method in item:
-            response = httpx.request(method, url, headers={"Authorization": f"Bearer {market.seller_key}"},
-                                     timeout=10)
+            response = http.request(method, url, headers={"Authorization": f"Bearer {market.seller_key}"},
+                                    timeout=10)
             assert response.status_code not in (404, 405) or (
                 response.json()["errors"][0]["code"] in ("LEAD_NOT_FOUND", "ACCOUNT_NOT_FOUND")), (
                 method, path, response.text)
         # A method the document does not list is not served either.
         unlisted = next(m for m in ("delete", "patch", "put", "post") if m not in item)
-        assert httpx.request(unlisted, url, timeout=10).status_code == 405
+        assert http.request(unlisted, url, timeout=10).status_code == 405
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
@@ -266,7 +267,7 @@ def test_random_truncated_and_malformed_bodies_never_get_a_5xx(exchange: Exchang
 
 
 def test_the_service_is_still_healthy_after_the_fuzzing(exchange: Exchange):
-    assert httpx.get(f"{exchange.intake_url()}/readyz", timeout=5).status_code == 200
+    assert http.get(f"{exchange.intake_url()}/readyz", timeout=5).status_code == 200
 
 
 @pytest.fixture(scope="module")
@@ -297,7 +298,7 @@ def test_a_seller_over_its_rate_gets_429_with_retry_after(strict: Exchange):
     limited = [a for a in answers if a.status_code == 429]
     assert limited[0].json()["errors"][0]["code"] == "RATE_LIMITED"
     assert int(limited[0].headers["Retry-After"]) >= 1
-    other = httpx.post(f"{strict.intake_url()}/v1/ping", content=ping, timeout=10, headers={
+    other = http.post(f"{strict.intake_url()}/v1/ping", content=ping, timeout=10, headers={
         "Authorization": f"Bearer {strict.other_seller_key}", "Content-Type": "application/json"})
     assert other.status_code == 200  # the limit is per seller
 

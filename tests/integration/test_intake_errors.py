@@ -6,6 +6,7 @@ import httpx
 import pytest
 
 from tests.integration.harness import Exchange
+from tests import http_calls as http
 
 pytestmark = pytest.mark.integration
 
@@ -25,7 +26,7 @@ def post_raw(market: Exchange, content: bytes, content_type: str = "application/
         headers["Authorization"] = f"Bearer {market.seller_key}"
     elif key is not None:
         headers["Authorization"] = key
-    return httpx.post(f"{market.intake_url()}/v1/post", content=content, headers=headers, timeout=10)
+    return http.post(f"{market.intake_url()}/v1/post", content=content, headers=headers, timeout=10)
 
 
 def test_missing_or_invalid_api_key(market: Exchange):
@@ -65,10 +66,10 @@ def test_missing_and_invalid_fields(market: Exchange):
 
 
 def test_unknown_routes_and_methods_answer_in_the_same_shape(market: Exchange):
-    assert error_of(httpx.get(f"{market.intake_url()}/v1/nothing"), 404)["code"] == "NOT_FOUND"
-    assert error_of(httpx.get(f"{market.intake_url()}/v1/post"), 405)["code"] == "METHOD_NOT_ALLOWED"
+    assert error_of(http.get(f"{market.intake_url()}/v1/nothing"), 404)["code"] == "NOT_FOUND"
+    assert error_of(http.get(f"{market.intake_url()}/v1/post"), 405)["code"] == "METHOD_NOT_ALLOWED"
 
 
 def test_readiness_reflects_real_state(market: Exchange):
-    assert httpx.get(f"{market.intake_url()}/healthz").json() == {"status": "ok"}
-    assert httpx.get(f"{market.intake_url()}/readyz").json() == {"status": "ready"}
+    assert http.get(f"{market.intake_url()}/healthz").json() == {"status": "ok"}
+    assert http.get(f"{market.intake_url()}/readyz").json() == {"status": "ready"}

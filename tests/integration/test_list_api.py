@@ -27,6 +27,7 @@ from leadx.platform.ids import derived_event_id
 from leadx.scoring.registry import load_prior
 from tests.conftest import poll_until
 from tests.integration.harness import Exchange, read_topic, start_exchange
+from tests import http_calls as http
 
 pytestmark = pytest.mark.integration
 ADMIN_KEY = "test-list-admin-key"  # a test value, not a secret
@@ -67,8 +68,8 @@ def add_prospects(exchange: Exchange, count: int, seed: int) -> list[Prospect]:
 
 
 def call(exchange: Exchange, method: str, path: str, key: str, body: object = None) -> httpx.Response:
-    return httpx.request(method, f"{exchange.intake_url()}{path}", json=body, timeout=15,
-                         headers={"Authorization": f"Bearer {key}"})
+    return http.request(method, f"{exchange.intake_url()}{path}", json=body, timeout=15,
+                        headers={"Authorization": f"Bearer {key}"})
 
 
 def test_two_dealers_bid_on_a_list_the_ledger_closes_it_and_books_each_customer_sold(exchange, monkeypatch,

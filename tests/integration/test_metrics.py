@@ -24,6 +24,7 @@ from leadx.dev.stack import free_port
 from tests.conftest import poll_until
 from tests.integration.conftest import ALL_SERVICES, GROUPS
 from tests.integration.harness import Exchange, read_records
+from tests import http_calls as http
 
 pytestmark = pytest.mark.integration
 
@@ -32,7 +33,7 @@ Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
 def metrics_text(market: Exchange, service: str) -> str:
     port = market.stack.port_of(service, "HEALTH_PORT")
-    response = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10)
+    response = http.get(f"http://127.0.0.1:{port}/metrics", timeout=10)
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/plain")
     return response.text
@@ -229,7 +230,7 @@ def test_a_real_prometheus_scrapes_every_service_and_sees_sales(market: Exchange
     try:
         def query(expression: str) -> list[dict]:
             try:
-                answer = httpx.get(f"http://127.0.0.1:{port}/api/v1/query", params={"query": expression}, timeout=5)
+                answer = http.get(f"http://127.0.0.1:{port}/api/v1/query", params={"query": expression}, timeout=5)
             except httpx.TransportError:
                 return []
             return answer.json()["data"]["result"] if answer.status_code == 200 else []

@@ -22,10 +22,10 @@ import sys
 import time
 from pathlib import Path
 
-import httpx
 import pytest
 
 from tests.integration.harness import Exchange, start_exchange
+from tests import http_calls as http
 
 pytestmark = pytest.mark.integration
 
@@ -81,7 +81,7 @@ def test_schemathesis_finds_nothing_against_the_document(contract_exchange: Exch
     tags, who = AUDIENCES[audience]
     key = {"seller": contract_exchange.seller_key, "buyer": contract_exchange.buyer_keys["alpha"],
            "admin": ADMIN_KEY}[who]
-    config = schemathesis_config(httpx.get(f"{url}/openapi.json", timeout=10).json(), tmp_path / "schemathesis.toml")
+    config = schemathesis_config(http.get(f"{url}/openapi.json", timeout=10).json(), tmp_path / "schemathesis.toml")
     command = [str(Path(sys.executable).with_name("st")), "--config-file", str(config), "run", f"{url}/openapi.json",
                "--header", f"Authorization: Bearer {key}", "--checks", "all", "--seed", str(SEED),
                "--max-examples", str(MAX_EXAMPLES), "--workers", "1", "--no-color",

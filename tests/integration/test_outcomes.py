@@ -15,6 +15,7 @@ from leadx.platform.db.models import LeadOutcome, LeadReturn, Sale
 from leadx.platform.ids import derived_event_id
 from tests.conftest import poll_until
 from tests.integration.harness import Exchange, read_topic
+from tests import http_calls as http
 
 pytestmark = pytest.mark.integration
 PII_VALUES_OF = ("email", "home_phone", "ssn", "first_name", "last_name", "address", "date_of_birth")
@@ -42,8 +43,8 @@ def report(market: Exchange, lead_id: str, buyer: str = "alpha", body: object = 
                "Accept": "application/json"}
     url = f"{market.intake_url()}/v1/leads/{lead_id}/outcome"
     if content is None:
-        return httpx.post(url, json=body, headers=headers, timeout=10)
-    return httpx.post(url, content=content, headers=headers, timeout=10)
+        return http.post(url, json=body, headers=headers, timeout=10)
+    return http.post(url, content=content, headers=headers, timeout=10)
 
 
 def outcome_events(market: Exchange, lead_id: str) -> list[tuple[str, ev.LeadOutcome]]:

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import signal
 
-import httpx
 import pytest
 
 from leadx.contracts import topics
 from leadx.contracts.events.v1 import events_pb2 as ev
 from tests.conftest import poll_until
 from tests.integration.harness import read_topic, start_exchange
+from tests import http_calls as http
 
 pytestmark = pytest.mark.integration
 
@@ -34,12 +34,12 @@ def test_a_slow_verdict_answers_202_and_the_lead_is_verified_later(without_dedup
     assert body["status_url"].endswith(f"/v1/leads/{body['lead_id']}")
     assert response.headers["location"] == body["status_url"]
     seller = {"Authorization": f"Bearer {exchange.seller_key}"}
-    assert httpx.get(body["status_url"], headers=seller).json()["status"] == "pending"
+    assert http.get(body["status_url"], headers=seller).json()["status"] == "pending"
 
     dedup = exchange.stack.add_service("dedup")
     dedup.start()
     exchange.stack.wait_ready(["dedup"])
-    poll_until(lambda: httpx.get(body["status_url"], headers=seller).json()["status"] == "accepted",
+    poll_until(lambda: http.get(body["status_url"], headers=seller).json()["status"] == "accepted",
                message="the queued lead verified once dedup runs")
 
     dedup.signal(signal.SIGTERM)
@@ -64,7 +64,7 @@ def test_the_ledger_re_drives_a_lead_that_stalls(without_dedup):
     dedup.start()
     exchange.stack.wait_ready(["dedup"])
     seller = {"Authorization": f"Bearer {exchange.seller_key}"}
-    poll_until(lambda: httpx.get(f"{exchange.intake_url()}/v1/leads/{lead_id}", headers=seller).json()["status"]
+    poll_until(lambda: http.get(f"{exchange.intake_url()}/v1/leads/{lead_id}", headers=seller).json()["status"]
                == "accepted", message="the lead verified")
     verified = topics.name(exchange.prefix, topics.LEAD_VERIFIED)
     events = [(i, m) for i, m in read_topic(exchange.stack.kafka_bootstrap, verified, ev.LeadVerified)

@@ -11,7 +11,6 @@ import sys
 import time
 from urllib.parse import parse_qsl
 
-import httpx
 import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -28,6 +27,7 @@ from leadx.platform.redis.client import connect
 from leadx.platform.utc_days import DAY_MS
 from tests.conftest import poll_until
 from tests.integration.harness import Exchange, Party, start_exchange
+from tests import http_calls as http
 
 pytestmark = pytest.mark.integration
 
@@ -264,8 +264,8 @@ def test_no_log_line_holds_the_consumers_data(adapted: Exchange):
     for phone in ("7394821", "2468135"):
         secrets += [f"{area}{phone}", f"{area}-{phone[:3]}-{phone[3:]}", f"({area}) {phone[:3]}-{phone[3:]}"]
 
-    pinged = httpx.post(f"{adapted.intake_url()}/v1/ping", json=ping_subset(lead), timeout=10,
-                        headers={"Authorization": f"Bearer {adapted.seller_key}"})
+    pinged = http.post(f"{adapted.intake_url()}/v1/ping", json=ping_subset(lead), timeout=10,
+                       headers={"Authorization": f"Bearer {adapted.seller_key}"})
     assert pinged.status_code == 200, pinged.text
     malformed = adapted.post(lead | {"months_employed": "since 1999"})
     assert malformed.status_code == 422, malformed.text

@@ -23,6 +23,7 @@ from leadx.platform.db.models import BuyerPosting
 from leadx.platform.redis.client import connect
 from tests.conftest import poll_until
 from tests.integration.harness import Exchange, start_exchange
+from tests import http_calls as http
 
 pytestmark = pytest.mark.integration
 
@@ -86,7 +87,7 @@ async def release_the_rebuild(exchange: Exchange, token: str) -> None:
 
 def metric(exchange: Exchange, service: str, name: str) -> float:
     port = exchange.stack.port_of(service, "HEALTH_PORT")
-    text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+    text = http.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
     found = re.search(rf"^{name} ([0-9.e+]+)$", text, re.MULTILINE)
     return float(found.group(1)) if found else 0.0
 

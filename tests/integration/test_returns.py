@@ -23,6 +23,7 @@ from leadx.platform.db.models import LedgerEntry, LedgerTransaction, Sale
 from leadx.platform.utc_days import DAY_MS
 from tests.conftest import poll_until
 from tests.integration.harness import Exchange, read_topic
+from tests import http_calls as http
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
@@ -67,9 +68,9 @@ def test_a_buyer_returns_a_lead_and_the_books_reverse_the_sale(market: Exchange)
         "code": "FIELD_MISSING", "field": "reason", "message": "reason is required: say why the lead is returned"}
 
     # In XML, like a seller's POST.
-    returned = httpx.post(f"{market.intake_url()}/v1/leads/{lead_id}/return", timeout=10,
-                          content=b"<return><reason>disconnected phone</reason></return>",
-                          headers={"Authorization": f"Bearer {market.buyer_keys['alpha']}",
+    returned = http.post(f"{market.intake_url()}/v1/leads/{lead_id}/return", timeout=10,
+                         content=b"<return><reason>disconnected phone</reason></return>",
+                         headers={"Authorization": f"Bearer {market.buyer_keys['alpha']}",
                                    "Content-Type": "application/xml", "Accept": "application/json"})
     assert returned.status_code == 200, returned.text
     body = returned.json()
@@ -132,8 +133,8 @@ def rating(market: Exchange, path: str, key: str, stars=None) -> httpx.Response:
     url = f"{market.intake_url()}{path}"
     headers = {"Authorization": f"Bearer {key}"}
     if stars is None:
-        return httpx.get(url, headers=headers, timeout=10)
-    return httpx.put(url, json={"stars": stars}, headers=headers, timeout=10)
+        return http.get(url, headers=headers, timeout=10)
+    return http.put(url, json={"stars": stars}, headers=headers, timeout=10)
 
 
 def test_buyers_rate_sellers_they_bought_from_and_see_the_community_average(market: Exchange):
