@@ -78,7 +78,8 @@ def render(directory: Path, where: str | None = None) -> list[dict]:
     if result.returncode != 0:
         where = where or str(directory.relative_to(ROOT))
         raise ValueError(f"{where}: kustomize failed: {result.stderr.strip()}")
-    return [doc for doc in yaml.safe_load_all(result.stdout) if doc]
+    # libyaml's loader (the safe one): the pure-Python loader took over a second of each check.
+    return [doc for doc in yaml.load_all(result.stdout, Loader=yaml.CSafeLoader) if doc]
 
 
 def render_with_component(overlay: Path, component: Path, namespace: str | None, where: str) -> list[dict]:
