@@ -11,6 +11,7 @@ import asyncio
 import random
 import signal
 import subprocess
+from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Callable, Iterator, MutableMapping
 from dataclasses import dataclass, field
 from functools import cache
@@ -193,21 +194,34 @@ class Exchange:
         return None
 
     def sell(self, buyer: str, price_cents: int) -> str:
-        """A lead of this party's seller sold to `buyer` alone, at `price_cents`: its id. The buyers
+        """A lead of this party's seller sold to `buyer` alone, at `price_cents`: its id."""
+        return self.sell_many(buyer, price_cents, 1)[0]
+
+    def sell_many(self, buyer: str, price_cents: int, count: int) -> list[str]:
+        """`count` leads of this party's seller sold to `buyer` alone, at `price_cents`: their ids.
+        They are posted side by side, so they wait out one auction window, not one each. The buyers
         answer from this test process, within the tests' 1 s window; when a loaded machine holds
-        them past it (CI once saw all three pings of a lead time out at the suite's start) the lead
-        closes unsold, and another is offered, up to SELL_ATTEMPTS in all."""
+        them past it (CI once saw all three pings of a lead time out at the suite's start) a lead
+        closes unsold, and another is offered in its place, in up to SELL_ATTEMPTS rounds."""
         self.reset_buyers()
         self.buyers.buyers[buyer].bid = price_cents
-        unsold = []
+        sold: list[str] = []
+        unsold: list[str] = []
         for _ in range(SELL_ATTEMPTS):
-            lead_id = self.post(self.new_consumer()).json()["lead_id"]
-            sale = cast(ev.SaleClosed, poll_until(lambda lead_id=lead_id: self.sale_for(lead_id), message="the sale"))
-            if sale.outcome == ev.SALE_OUTCOME_SOLD:
-                assert sale.buyer_id == self.buyer_ids[buyer], sale
-                return lead_id
-            unsold.append(lead_id)
-        raise AssertionError(f"{buyer} bid on {unsold} and none was sold")
+            consumers = [self.new_consumer() for _ in range(count - len(sold))]
+            with ThreadPoolExecutor(len(consumers)) as pool:
+                lead_ids = [response.json()["lead_id"] for response in pool.map(self.post, consumers)]
+            for lead_id in lead_ids:
+                sale = cast(ev.SaleClosed, poll_until(lambda lead_id=lead_id: self.sale_for(lead_id),
+                                                      message="the sale"))
+                if sale.outcome == ev.SALE_OUTCOME_SOLD:
+                    assert sale.buyer_id == self.buyer_ids[buyer], sale
+                    sold.append(lead_id)
+                else:
+                    unsold.append(lead_id)
+            if len(sold) == count:
+                return sold
+        raise AssertionError(f"{len(sold)} of {count} leads sold to {buyer}; {unsold} closed unsold though it bid")
 
     def sale_rows(self) -> list[Sale]:
         with self.sql() as session:

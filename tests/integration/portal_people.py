@@ -42,7 +42,7 @@ def log_in(client: httpx.Client, email: str, password: str = PASSWORD) -> httpx.
 def sell_returnable(exchange: Exchange, buyer: str, price_cents: int) -> str:
     """Four leads sold to `buyer`, the last one's id: a return of one of four purchases stays within
     the return rate cap (25% by default, docs/ledger.md#returns), which a buyer of one lead is over."""
-    leads = [exchange.sell(buyer, price_cents + 1) for _ in range(3)] + [exchange.sell(buyer, price_cents)]
+    leads = exchange.sell_many(buyer, price_cents + 1, 3) + [exchange.sell(buyer, price_cents)]
     wait_recorded(exchange, leads)
     return leads[-1]
 

@@ -120,7 +120,7 @@ def test_a_buyer_returns_a_lead_with_a_reason_and_is_credited(market: Exchange, 
     assert capped.status_code == 422 and "Returns may be at most 25% of your purchases" in capped.text
     assert 'id="lead-error"' in capped.text and "disconnected phone" in capped.text  # the reason kept
     assert returns_of(market, lead_id) == []
-    wait_recorded(market, [market.sell("alpha", 1000) for _ in range(3)])  # one return of four: within the cap
+    wait_recorded(market, market.sell_many("alpha", 1000, 3))  # one return of four: within the cap
 
     done = client.post(f"/leads/{lead_id}/return", data={"csrf_token": token, "reason": "  disconnected phone "})
     assert (done.status_code, done.headers["location"]) == (303, f"/leads/{lead_id}?returned=1")

@@ -10,6 +10,7 @@ import re
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -31,17 +32,25 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def sold_to_alpha(market: Exchange, price: int = 3000) -> str:
     """A lead sold to alpha, recorded by the ledger (a return is checked against the ledger)."""
-    market.buyers.buyers["alpha"].bid = price
-    response = market.post(market.new_consumer())
-    assert response.status_code == 200, response.text
-    lead_id = response.json()["lead_id"]
+    return sold_to_alpha_many(market, 1, price)[0]
 
-    def recorded() -> Sale | None:
+
+def sold_to_alpha_many(market: Exchange, count: int, price: int = 3000) -> list[str]:
+    """`count` leads sold to alpha and recorded by the ledger, posted side by side (one auction
+    window for them all)."""
+    market.buyers.buyers["alpha"].bid = price
+    with ThreadPoolExecutor(count) as pool:
+        responses = list(pool.map(market.post, [market.new_consumer() for _ in range(count)]))
+    assert all(response.status_code == 200 for response in responses), [response.text for response in responses]
+    lead_ids = [response.json()["lead_id"] for response in responses]
+
+    def recorded() -> list[Sale] | None:
         with market.sql() as session:
-            return session.scalars(select(Sale).where(Sale.lead_id == lead_id)).first()
-    sale = poll_until(recorded, message=f"the ledger's sale of {lead_id}")
-    assert sale.buyer_id == market.buyer_ids["alpha"] and sale.price_cents == price
-    return lead_id
+            sales = list(session.scalars(select(Sale).where(Sale.lead_id.in_(lead_ids))))
+        return sales if len(sales) == count else None
+    sales = poll_until(recorded, message=f"the ledger's sales of {lead_ids}")
+    assert all(sale.buyer_id == market.buyer_ids["alpha"] and sale.price_cents == price for sale in sales), sales
+    return lead_ids
 
 
 def entries_of(market: Exchange, lead_id: str) -> dict[str, dict[str, int]]:
@@ -56,7 +65,7 @@ def entries_of(market: Exchange, lead_id: str) -> dict[str, dict[str, int]]:
 
 def test_a_buyer_returns_a_lead_and_the_books_reverse_the_sale(market: Exchange):
     # The default cap is 25% of the buyer's purchases: buy four, return one.
-    lead_ids = [sold_to_alpha(market) for _ in range(4)]
+    lead_ids = sold_to_alpha_many(market, 4)
     lead_id = lead_ids[0]
     alpha, beta = market.buyer_ids["alpha"], market.buyer_ids["beta"]
 
@@ -104,7 +113,7 @@ def test_a_buyer_returns_a_lead_and_the_books_reverse_the_sale(market: Exchange)
 
 
 def test_a_lead_cannot_be_returned_after_the_window(market: Exchange):
-    lead_ids = [sold_to_alpha(market) for _ in range(4)]
+    lead_ids = sold_to_alpha_many(market, 4)
     with market.sql() as session:  # as if sold eight days ago (the default window is seven)
         session.execute(update(Sale).where(Sale.lead_id == lead_ids[0])
                         .values(closed_at_ms=int(time.time() * 1000) - 8 * DAY_MS))
@@ -169,7 +178,7 @@ PII_VALUES_OF = ("email", "home_phone", "ssn", "last_name", "address")
 
 
 def test_analysts_decode_sales_and_returns_with_the_documented_consumer_and_leadx_tail(market: Exchange, tmp_path):
-    lead_ids = [sold_to_alpha(market) for _ in range(8)]  # room under the 25% cap for one more return
+    lead_ids = sold_to_alpha_many(market, 8)  # room under the 25% cap for one more return
     assert market.return_lead(lead_ids[-1], "alpha").status_code == 200
     consumer = market.new_consumer()  # whose identities must appear nowhere below
     market.buyers.buyers["alpha"].bid = 1111
