@@ -127,9 +127,10 @@ def test_only_partnered_buyers_that_the_seller_sells_to_are_offered_the_lead(mar
     lonely = Accounts(market, "lonely")
     to_all.seen()
 
-    first = to_all.post(make_consumer(market.rng) | {"min_price": 1000})
-    second = named.post(make_consumer(market.rng) | {"min_price": 1000})
-    third = lonely.post(make_consumer(market.rng) | {"min_price": 1000})
+    # Side by side: each POST is answered once its auction closes, and the three are independent.
+    with concurrent.futures.ThreadPoolExecutor(3) as pool:
+        first, second, third = pool.map(Accounts.post, (to_all, named, lonely),
+                                        [make_consumer(market.rng) | {"min_price": 1000} for _ in range(3)])
 
     sale = sale_of(market, first)
     assert sale.buyer_id == to_all.ids["kept"] and sale.price_cents == 1500
