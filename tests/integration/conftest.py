@@ -217,11 +217,13 @@ def market(exchange: Exchange) -> Exchange:
     return exchange
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def portal(shared_exchange: Exchange) -> Iterator[str]:
-    """The web portal on the shared exchange, for a module of tests: its address. Many logins fail
-    on purpose from 127.0.0.1, so the per-address throttle is set high here (its own test counts it
-    against Redis: tests/unit/test_portal_throttle.py)."""
+    """The web portal on the shared exchange, started at the first test that needs it: its address.
+    One for the four portal modules, not one each (a start and a stop each, on the suite's busiest
+    worker); it stops with the shared exchange. Many logins fail on purpose from 127.0.0.1, so the
+    per-address throttle is set high here (its own test counts it against Redis:
+    tests/unit/test_portal_throttle.py)."""
     stack = shared_exchange.stack
     # The buyer home's live list polls each second, and each stream ends after 5 s (60 s in
     # production) so that the tests see one end, and the browser's reconnection.
