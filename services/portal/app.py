@@ -78,6 +78,7 @@ def build_app(deps: PortalDeps, lifespan=None) -> ASGIApp:
         Route("/admin/people/{person_id}/password-link", partial(admin.password_link, deps), methods=["POST"]),
         Route("/password/{token}", partial(admin.password_page, deps), methods=["GET"], name="password"),
         Route("/password/{token}", partial(admin.choose_password, deps), methods=["POST"]),
+        Route("/favicon.ico", pages.favicon, methods=["GET"]),
         Route("/healthz", partial(pages.healthz, deps), methods=["GET"]),
         Route("/readyz", partial(pages.readyz, deps), methods=["GET"]),
         Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),

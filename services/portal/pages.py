@@ -381,6 +381,15 @@ async def return_lead(deps: PortalDeps, request: Request) -> Response:
 
 # ---------------------------------------------------------------- probes and errors
 
+async def favicon(request: Request) -> Response:
+    """The portal has no icon. Browsers ask for /favicon.ico after every page they load; as a 404
+    page, each answer read the person from SQL and set the session cookie again, and one that
+    arrived late replaced a cookie changed meanwhile (the browser test that alters its session's
+    cookie then waited in vain for its session to end). Answered at once, without a cookie, and
+    kept by the browser for a day."""
+    return Response(status_code=204, headers={"cache-control": "public, max-age=86400"})
+
+
 async def healthz(deps: PortalDeps, request: Request) -> Response:
     return JSONResponse({"status": "ok"})
 

@@ -65,6 +65,18 @@ def test_the_dashboard_down_is_a_503_page_and_the_person_stays_logged_in(portal)
     portal(scenario)
 
 
+def test_the_icon_browsers_ask_for_leaves_the_session_alone(portal):
+    """A browser asks for /favicon.ico after each page: the answer reads no session and sets no
+    cookie (a late one replaced a cookie changed meanwhile)."""
+    async def scenario(client: httpx.AsyncClient) -> None:
+        assert (await log_in(client)).headers["location"] == "/buyer"
+        icon = await client.get("/favicon.ico")
+        assert icon.status_code == 204 and "set-cookie" not in icon.headers
+        assert icon.headers["cache-control"] == "public, max-age=86400"
+
+    portal(scenario)
+
+
 def test_requests_no_page_takes(portal):
     async def scenario(client: httpx.AsyncClient) -> None:
         assert (await client.get("/logout")).status_code == 405
