@@ -178,10 +178,13 @@ class ManagedProcess:
             process.send_signal(sig)
 
     def stop(self, timeout_s: float | None = None) -> None:
-        process = self._running()
-        if process is None:
+        self.signal(signal.SIGTERM)
+        self.wait_stopped(timeout_s)
+
+    def wait_stopped(self, timeout_s: float | None = None) -> None:
+        """Wait for the process to end (it was sent SIGTERM); killed when it overstays."""
+        if (process := self._running()) is None:
             return
-        process.send_signal(signal.SIGTERM)
         try:
             process.wait(self.stop_timeout_s if timeout_s is None else timeout_s)
         except subprocess.TimeoutExpired:
@@ -417,8 +420,16 @@ class LocalStack:
     def restart(self, name: str) -> None:
         self.services[name].start()
 
+    def stop_services(self) -> None:
+        """SIGTERM every running service at once, then wait for each: each drains on its own, and one
+        after another only added their shutdowns up (`leadx run`'s seven took 3.7 s to stop so)."""
+        running = [process for process in self.services.values() if process.alive()]
+        for process in running:
+            process.signal(signal.SIGTERM)
+        for process in running:
+            process.wait_stopped()
+
     def stop(self) -> None:
-        for process in reversed(list(self.services.values())):
-            process.stop()
+        self.stop_services()
         for process in reversed(self.infra):
             process.stop()

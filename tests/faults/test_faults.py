@@ -36,7 +36,7 @@ from leadx.platform.db.models import Lead
 from tests.conftest import poll_until, session_timeout_for
 from tests.faults.checker import OUTCOMES, Fault, Submission, fault_rows, sold_since, table, violations
 from tests.faults.workload import CLIENT_TIMEOUT_S, Workload, history_of, public_statuses
-from tests.integration.harness import Exchange, start_exchange, stop_services
+from tests.integration.harness import Exchange, start_exchange
 
 pytestmark = pytest.mark.integration
 
@@ -122,7 +122,7 @@ def rig(tmp_path_factory) -> Iterator[Rig]:
     try:
         yield Rig(market, infra, postgres)
     finally:
-        stop_services(market.stack)
+        market.stack.stop_services()
         market.stop()
         infra.stop()
         postgres.stop()

@@ -9,10 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import random
-import signal
-import subprocess
-from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Callable, Iterator, MutableMapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -40,7 +38,6 @@ from tests.conftest import TEST_BROKER, TEST_SESSION_TIMEOUT_MS, poll_until
 from tests.integration.tails import forget_topics, tails_of
 from tests import http_calls as http
 
-STOP_TIMEOUT_S = 15  # as ManagedProcess.stop gives each service
 # The services' fetch wait in tests (KAFKA_FETCH_MAX_WAIT_MS; 25 ms by default). The embedded broker
 # holds every fetch for its whole wait, so an idle consumer polls it 1000/wait times a second: at
 # 25 ms an idle exchange spends about 0.7 of a core (measured), and the suite runs several at once on
@@ -229,7 +226,7 @@ class Exchange:
 
     def stop(self) -> None:
         """Stop the services, the local infrastructure this exchange started, and its buyers."""
-        stop_services(self.stack)
+        self.stack.stop_services()
         self.stack.stop()
         self.buyers.stop()
         forget_topics(self.stack.kafka_bootstrap, self.prefix)
@@ -237,20 +234,6 @@ class Exchange:
     def reset_buyers(self) -> None:
         for name in list(self.buyers.buyers):
             self.buyers.buyers[name] = BuyerBehaviour(bid=None)
-
-
-def stop_services(stack: LocalStack) -> None:
-    """SIGTERM every running service at once and wait for them all (each drains on its own, so
-    one after another only added their shutdowns up); one that overstays is killed."""
-    running = [p for p in stack.services.values() if p.alive()]
-    for process in running:
-        process.signal(signal.SIGTERM)
-    for process in running:
-        try:
-            process.process.wait(STOP_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            process.process.kill()
-            process.process.wait(5)
 
 
 PORT_VARIABLES = ("HEALTH_PORT", "INTAKE_PORT", "GRPC_PORT")
@@ -337,7 +320,7 @@ def start_exchange(run_dir: Path, kafka_bootstrap: str, redis_url: str, prefix: 
         if wait_ready:
             stack.wait_ready(timeout_s=120)
     except Exception:
-        stop_services(stack)
+        stack.stop_services()
         stack.stop()
         buyers.stop()
         raise
