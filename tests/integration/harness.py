@@ -38,11 +38,13 @@ from tests.conftest import TEST_BROKER, TEST_SESSION_TIMEOUT_MS, poll_until
 from tests.integration.tails import forget_topics, tails_of
 from tests import http_calls as http
 
-# The services' fetch wait in tests (KAFKA_FETCH_MAX_WAIT_MS; 25 ms by default). The embedded broker
-# holds every fetch for its whole wait, so an idle consumer polls it 1000/wait times a second: at
-# 25 ms an idle exchange spends about 0.7 of a core (measured), and the suite runs several at once on
-# two cores. At 100 ms an idle exchange spends about 0.3, and each hop a lead makes waits up to
-# 100 ms for its fetch, well inside the tests' auction windows (1 s and more). No test asserts a time.
+# The services' fetch wait in tests (KAFKA_FETCH_MAX_WAIT_MS; 25 ms by default). An idle consumer
+# polls the broker 1000/wait times a second: at 25 ms an idle exchange spends about 0.7 of a core
+# (measured), and the suite runs several at once on two cores; at 100 ms about 0.2 (2026-12-06). The
+# embedded broker answers a fetch of one partition as soon as a record comes, but holds one over
+# several partitions for much of its wait (six partitions: 230 ms at a 1 s wait, 1.2 s at 3 s), so
+# a longer wait delays the leads' hops; at 250 ms a sale through a 1 s window took 1.14 to 1.44 s,
+# at 100 ms 1.13 to 1.23 s. No test asserts a time.
 TEST_FETCH_WAIT_MS = 100
 # Leads `Exchange.sell` offers before it gives up on a sale (see there).
 SELL_ATTEMPTS = 3
