@@ -1,11 +1,11 @@
 """httpx's one-call functions (`get`, `post`, `put`, `request`) for the tests, without their cost.
 
 `httpx.post(...)` builds a new Client for the call, and with it a new SSL context that loads
-certifi's CA bundle: about 20 ms of CPU on an idle machine, though the tests speak plain HTTP.
-Sampled over a whole `make test` (py-spy on both pytest workers, 2026-12-06), that was 36 and 42% of
-the two workers' CPU: the dedup race alone posted for 78 s of it. These build the same fresh
-Client each call (so no connection, cookie or setting is carried from one call to the next), given
-one SSL context made once."""
+certifi's CA bundle: about 20 ms of CPU a call on an idle machine (measured), though the tests speak
+plain HTTP. py-spy over a whole `make test` (2026-12-06) found a third of the pytest workers' samples
+there, most of them the dedup race's 48 threads waiting for the GIL in it. These build the same
+fresh Client each call (so no connection, cookie or setting is carried from one call to the next),
+given one SSL context made once."""
 
 from __future__ import annotations
 

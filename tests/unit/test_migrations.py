@@ -340,7 +340,7 @@ def test_the_history_is_one_line_from_the_first_revision():
 
 
 def test_a_service_checks_its_database_without_importing_alembic(tmp_path):
-    """Alembic's import was about 140 ms of every service's start; only changing the schema needs it."""
+    """Alembic's import was 60 to 140 ms of every service's start; only changing the schema needs it."""
     url = f"sqlite:///{tmp_path / 'leadx.db'}"
     check = ("import sys; from leadx.platform.db.engine import make_engine;"
              "from leadx.platform.db.schema import exit_unless_current;"

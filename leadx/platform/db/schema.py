@@ -22,7 +22,7 @@ Why it works this way:
   driver would otherwise run each CREATE outside any transaction).
 - Alembic is imported by the functions that change the schema, not with this module: every service
   imports it to check its database at start, and alembic's import (its command and script machinery,
-  mako and pygments with them) was about 140 ms of each service's start. The check reads the
+  mako and pygments with them) was 60 to 140 ms of each service's start. The check reads the
   revisions this code knows from the revision files' names (`known_revisions`), which
   tests/unit/test_migrations.py holds equal to alembic's reading of the files.
 """
