@@ -122,7 +122,6 @@ def rig(tmp_path_factory) -> Iterator[Rig]:
     try:
         yield Rig(market, infra, postgres)
     finally:
-        market.stack.stop_services()
         market.stop()
         infra.stop()
         postgres.stop()

@@ -13,9 +13,9 @@ from sqlalchemy import func, select
 from leadx.contracts.events.v1 import events_pb2 as ev
 from leadx.leads import status as lead_status
 from leadx.platform.db.models import Lead, LedgerEntry, LedgerTransaction, PostAttempt
+from tests import http_calls as http
 from tests.faults.checker import Attempt, BuyerPost, Charge, Fault, History, SaleEvent, Submission
 from tests.integration.harness import Exchange
-from tests import http_calls as http
 
 CLIENT_TIMEOUT_S = 15.0  # a seller's patience: an answer later than this counts as none
 _OUTCOME = {ev.SALE_OUTCOME_SOLD: "sold", ev.SALE_OUTCOME_UNSOLD: "unsold"}

@@ -34,9 +34,9 @@ from leadx.platform.kafka.admin import ensure_topics
 from leadx.platform.db.engine import make_engine, session_factory
 from leadx.platform.db.models import Sale
 from services.auction.worker import changelog_topic
+from tests import http_calls as http
 from tests.conftest import TEST_BROKER, TEST_SESSION_TIMEOUT_MS, poll_until
 from tests.integration.tails import forget_topics, tails_of
-from tests import http_calls as http
 
 # The services' fetch wait in tests (KAFKA_FETCH_MAX_WAIT_MS; 25 ms by default). An idle consumer
 # polls the broker 1000/wait times a second: at 25 ms an idle exchange spends about 0.7 of a core
@@ -46,7 +46,7 @@ from tests import http_calls as http
 # a longer wait delays the leads' hops; at 250 ms a sale through a 1 s window took 1.14 to 1.44 s,
 # at 100 ms 1.13 to 1.23 s. No test asserts a time.
 TEST_FETCH_WAIT_MS = 100
-# Leads `Exchange.sell` offers before it gives up on a sale (see there).
+# Rounds of leads `Exchange.sell_many` offers before it gives up on the sales still missing (see there).
 SELL_ATTEMPTS = 3
 
 
@@ -228,7 +228,6 @@ class Exchange:
 
     def stop(self) -> None:
         """Stop the services, the local infrastructure this exchange started, and its buyers."""
-        self.stack.stop_services()
         self.stack.stop()
         self.buyers.stop()
         forget_topics(self.stack.kafka_bootstrap, self.prefix)
@@ -322,7 +321,6 @@ def start_exchange(run_dir: Path, kafka_bootstrap: str, redis_url: str, prefix: 
         if wait_ready:
             stack.wait_ready(timeout_s=120)
     except Exception:
-        stack.stop_services()
         stack.stop()
         buyers.stop()
         raise

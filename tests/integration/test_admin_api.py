@@ -14,10 +14,10 @@ from sqlalchemy import func, select
 
 from leadx.accounts.accounts import hash_api_key
 from leadx.platform.db.models import Buyer, BuyerProfile, Partnership, Seller, SellerBuyerChoice
+from tests import http_calls as http
 from tests.conftest import poll_until
 from tests.integration.conftest import ADMIN_KEY, KEY_CACHE_S
 from tests.integration.harness import Exchange
-from tests import http_calls as http
 
 pytestmark = pytest.mark.integration
 

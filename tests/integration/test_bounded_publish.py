@@ -20,9 +20,9 @@ from sqlalchemy import select
 
 from leadx.dev.stack import LocalStack, ManagedProcess
 from leadx.platform.db.models import Lead, Sale
+from tests import http_calls as http
 from tests.conftest import poll_until, session_timeout_for
 from tests.integration.harness import Exchange, start_exchange
-from tests import http_calls as http
 
 pytestmark = pytest.mark.integration
 

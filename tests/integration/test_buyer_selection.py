@@ -22,9 +22,9 @@ from leadx.contracts import topics
 from leadx.contracts.events.v1 import events_pb2 as ev
 from leadx.dev.demo.buyers import BuyerBehaviour
 from leadx.dev.demo.consumers import make_consumer
+from tests import http_calls as http
 from tests.conftest import poll_until
 from tests.integration.harness import Exchange, read_topic, start_exchange
-from tests import http_calls as http
 
 pytestmark = pytest.mark.integration
 

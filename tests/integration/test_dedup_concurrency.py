@@ -26,9 +26,9 @@ import redis
 
 from leadx.accounts.buyer_settings import update_buyer
 from leadx.dev.demo.consumers import make_consumer, ping_subset
+from tests import http_calls as http
 from tests.conftest import TEST_BROKER, poll_until
 from tests.integration.harness import Exchange, start_exchange
-from tests import http_calls as http
 
 pytestmark = pytest.mark.integration
 

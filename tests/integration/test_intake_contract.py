@@ -22,9 +22,9 @@ from leadx.contracts.events.v1 import events_pb2 as ev
 from leadx.dev.demo.consumers import ping_subset
 from leadx.dev.demo.exchange import encode
 from leadx.platform.db.engine import make_engine, session_factory
+from tests import http_calls as http
 from tests.conftest import poll_until
 from tests.integration.harness import Exchange, read_topic, start_exchange
-from tests import http_calls as http
 
 pytestmark = pytest.mark.integration
 

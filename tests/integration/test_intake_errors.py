@@ -5,8 +5,8 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from tests.integration.harness import Exchange
 from tests import http_calls as http
+from tests.integration.harness import Exchange
 
 pytestmark = pytest.mark.integration
 

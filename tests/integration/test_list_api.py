@@ -25,9 +25,9 @@ from leadx.lists.building import Band
 from leadx.platform.db.models import ListAuction, ListAward, Prospect, Sale
 from leadx.platform.ids import derived_event_id
 from leadx.scoring.registry import load_prior
+from tests import http_calls as http
 from tests.conftest import poll_until
 from tests.integration.harness import Exchange, read_topic, start_exchange
-from tests import http_calls as http
 
 pytestmark = pytest.mark.integration
 ADMIN_KEY = "test-list-admin-key"  # a test value, not a secret

@@ -24,8 +24,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.harness import Exchange, start_exchange
 from tests import http_calls as http
+from tests.integration.harness import Exchange, start_exchange
 
 pytestmark = pytest.mark.integration
 

@@ -13,9 +13,9 @@ from leadx.contracts.events.v1 import events_pb2 as ev
 from leadx.ledger.outcomes import FUTURE_SLACK_MS, iso, training_rows
 from leadx.platform.db.models import LeadOutcome, LeadReturn, Sale
 from leadx.platform.ids import derived_event_id
+from tests import http_calls as http
 from tests.conftest import poll_until
 from tests.integration.harness import Exchange, read_topic
-from tests import http_calls as http
 
 pytestmark = pytest.mark.integration
 PII_VALUES_OF = ("email", "home_phone", "ssn", "first_name", "last_name", "address", "date_of_birth")

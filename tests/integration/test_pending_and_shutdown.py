@@ -9,9 +9,9 @@ import pytest
 
 from leadx.contracts import topics
 from leadx.contracts.events.v1 import events_pb2 as ev
+from tests import http_calls as http
 from tests.conftest import poll_until
 from tests.integration.harness import read_topic, start_exchange
-from tests import http_calls as http
 
 pytestmark = pytest.mark.integration
 

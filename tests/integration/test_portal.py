@@ -34,7 +34,7 @@ def client(portal: str):
 
 
 def test_every_answer_carries_the_security_headers(client):
-    for path in ("/login", "/static/portal.css", "/no-such-page", "/readyz"):
+    for path in ("/login", "/static/portal.css", "/no-such-page", "/readyz", "/favicon.ico"):
         headers = client.get(path).headers
         csp = headers["content-security-policy"]
         assert "unsafe-inline" not in csp and "frame-ancestors 'none'" in csp and "default-src 'none'" in csp

@@ -25,9 +25,9 @@ from leadx.platform.db.engine import make_engine, session_factory
 from leadx.platform.db.models import Buyer, PostAttempt
 from leadx.platform.redis.client import connect
 from leadx.platform.utc_days import DAY_MS
+from tests import http_calls as http
 from tests.conftest import poll_until
 from tests.integration.harness import Exchange, Party, start_exchange
-from tests import http_calls as http
 
 pytestmark = pytest.mark.integration
 

@@ -21,9 +21,9 @@ from leadx.dedup.store import DedupStore
 from leadx.dev.stack import ManagedProcess, free_port, redis_binary, wait_for_port
 from leadx.platform.db.models import BuyerPosting
 from leadx.platform.redis.client import connect
+from tests import http_calls as http
 from tests.conftest import poll_until
 from tests.integration.harness import Exchange, start_exchange
-from tests import http_calls as http
 
 pytestmark = pytest.mark.integration
 

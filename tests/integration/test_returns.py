@@ -10,7 +10,6 @@ import re
 import subprocess
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -22,9 +21,9 @@ from leadx.contracts import topics
 from leadx.contracts.events.v1 import events_pb2 as ev
 from leadx.platform.db.models import LedgerEntry, LedgerTransaction, Sale
 from leadx.platform.utc_days import DAY_MS
+from tests import http_calls as http
 from tests.conftest import poll_until
 from tests.integration.harness import Exchange, read_topic
-from tests import http_calls as http
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
@@ -36,13 +35,9 @@ def sold_to_alpha(market: Exchange, price: int = 3000) -> str:
 
 
 def sold_to_alpha_many(market: Exchange, count: int, price: int = 3000) -> list[str]:
-    """`count` leads sold to alpha and recorded by the ledger, posted side by side (one auction
-    window for them all)."""
-    market.buyers.buyers["alpha"].bid = price
-    with ThreadPoolExecutor(count) as pool:
-        responses = list(pool.map(market.post, [market.new_consumer() for _ in range(count)]))
-    assert all(response.status_code == 200 for response in responses), [response.text for response in responses]
-    lead_ids = [response.json()["lead_id"] for response in responses]
+    """`count` leads sold to alpha alone (`Exchange.sell_many`: side by side, one auction window for
+    them all, and a lead a loaded machine let close unsold replaced) and recorded by the ledger."""
+    lead_ids = market.sell_many("alpha", price, count)
 
     def recorded() -> list[Sale] | None:
         with market.sql() as session:
@@ -80,7 +75,7 @@ def test_a_buyer_returns_a_lead_and_the_books_reverse_the_sale(market: Exchange)
     returned = http.post(f"{market.intake_url()}/v1/leads/{lead_id}/return", timeout=10,
                          content=b"<return><reason>disconnected phone</reason></return>",
                          headers={"Authorization": f"Bearer {market.buyer_keys['alpha']}",
-                                   "Content-Type": "application/xml", "Accept": "application/json"})
+                                  "Content-Type": "application/xml", "Accept": "application/json"})
     assert returned.status_code == 200, returned.text
     body = returned.json()
     assert body["status"] == "returned" and body["lead_id"] == lead_id and body["credited_cents"] == 3000

@@ -66,8 +66,8 @@ def test_the_dashboard_down_is_a_503_page_and_the_person_stays_logged_in(portal)
 
 
 def test_the_icon_browsers_ask_for_leaves_the_session_alone(portal):
-    """A browser asks for /favicon.ico after each page: the answer reads no session and sets no
-    cookie (a late one replaced a cookie changed meanwhile)."""
+    """A browser asks for /favicon.ico after each page: the answer sets no cookie (a late one replaced
+    a cookie changed meanwhile)."""
     async def scenario(client: httpx.AsyncClient) -> None:
         assert (await log_in(client)).headers["location"] == "/buyer"
         icon = await client.get("/favicon.ico")

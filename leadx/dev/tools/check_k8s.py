@@ -78,8 +78,10 @@ def render(directory: Path, where: str | None = None) -> list[dict]:
     if result.returncode != 0:
         where = where or str(directory.relative_to(ROOT))
         raise ValueError(f"{where}: kustomize failed: {result.stderr.strip()}")
-    # libyaml's loader (the safe one): the pure-Python loader took over a second of each check.
-    return [doc for doc in yaml.load_all(result.stdout, Loader=yaml.CSafeLoader) if doc]
+    # libyaml's safe loader where PyYAML was built with it: the pure-Python one took over a second of
+    # each check.
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    return [doc for doc in yaml.load_all(result.stdout, Loader=loader) if doc]
 
 
 def render_with_component(overlay: Path, component: Path, namespace: str | None, where: str) -> list[dict]:

@@ -88,7 +88,7 @@ def head_revision() -> str:
     order, each revising the one before (`new_revision` numbers the next one so)."""
     known = known_revisions()
     assert known, f"no revisions under {MIGRATIONS}"
-    return max(known)
+    return max(known, key=int)
 
 
 @dataclass(frozen=True)
