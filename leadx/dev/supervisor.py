@@ -90,8 +90,8 @@ class Supervisor:
         if note := AFTER_RESTART.get(process.name):
             self.out(f"leadx: {note}")
         if process.name == "broker":
+            self.stack.stop_services()
             for service in self.stack.services.values():
-                service.stop()
                 service.start()
 
 
