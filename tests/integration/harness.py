@@ -209,10 +209,17 @@ class Exchange:
         for _ in range(SELL_ATTEMPTS):
             consumers = [self.new_consumer() for _ in range(count - len(sold))]
             with ThreadPoolExecutor(len(consumers)) as pool:
-                lead_ids = [response.json()["lead_id"] for response in pool.map(self.post, consumers)]
+                responses = list(pool.map(self.post, consumers))
+            assert all(response.status_code in (200, 202) for response in responses), [r.text for r in responses]
+            lead_ids = [response.json()["lead_id"] for response in responses]
+
+            def all_closed(lead_ids: list[str] = lead_ids) -> dict[str, ev.SaleClosed] | None:
+                # One read of the topic a poll for them all (each read asks the broker for its end).
+                closed = {sale.lead_id: sale for _, sale in self.sales_events() if sale.lead_id in lead_ids}
+                return closed if len(closed) == len(lead_ids) else None
+            closed = cast(dict[str, ev.SaleClosed], poll_until(all_closed, message="the sales"))
             for lead_id in lead_ids:
-                sale = cast(ev.SaleClosed, poll_until(lambda lead_id=lead_id: self.sale_for(lead_id),
-                                                      message="the sale"))
+                sale = closed[lead_id]
                 if sale.outcome == ev.SALE_OUTCOME_SOLD:
                     assert sale.buyer_id == self.buyer_ids[buyer], sale
                     sold.append(lead_id)

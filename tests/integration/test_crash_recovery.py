@@ -51,8 +51,9 @@ def sigkill_mid_stream(fragile: Exchange) -> None:
         time.sleep(0.05)
 
     def one_sold() -> bool:
-        return any((sale := fragile.sale_for(lead_id)) is not None and sale.outcome == ev.SALE_OUTCOME_SOLD
-                   for lead_id in accepted)
+        posted = set(accepted)
+        return any(sale.lead_id in posted and sale.outcome == ev.SALE_OUTCOME_SOLD
+                   for _, sale in fragile.sales_events())
 
     for i in range(LEADS):
         if i == LEADS // 3:
