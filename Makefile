@@ -10,7 +10,7 @@ STAMP  := $(VENV)/.installed
 # 0.3 s of every service's start.
 unexport PYTHONDONTWRITEBYTECODE
 
-.PHONY: install runtime-lock run test test-kafka faults unit integration kafka-jars proto proto-check lint typecheck k8s-check bench bench-intake bench-dedup bench-dedup-cluster bench-delivery bench-dashboard bench-portal bench-auction bench-scoring bench-ledger bench-kafka bench-sustained bench-scaleout screenshots prior-model clean
+.PHONY: install runtime-lock run test test-browser test-kafka faults unit integration kafka-jars proto proto-check lint typecheck k8s-check bench bench-intake bench-dedup bench-dedup-cluster bench-delivery bench-dashboard bench-portal bench-auction bench-scoring bench-ledger bench-kafka bench-sustained bench-scaleout screenshots prior-model clean
 
 install: $(STAMP)
 
@@ -30,30 +30,41 @@ LEADX_BROKER ?= auto
 run: install
 	$(VENV)/bin/leadx run --broker $(LEADX_BROKER)
 
-## The whole suite: generated-code drift, lint, types, manifests, unit and integration tests, then
-## the fault suite. Two workers (pytest-xdist) on a two-core machine (CI's). Three were about 8%
-## quicker, but the machine is then bound by CPU, and the buyers the tests serve from their own
-## process missed the tests' 1-second auction windows in two CI runs in a row (README.md#tests).
-## tests/conftest.py gives each worker whole groups of tests, in
-## the order collected (the slow integration groups first), not xdist's default of the groups with
-## most tests first. The fault suite runs alone afterwards, on three Apache Kafka brokers of its own
-## (it freezes and kills them, Redis and PostgreSQL, and reports its time and table in build/faults.md).
+## The whole suite, in four passes that each print their time: generated-code drift, lint, types,
+## manifests, then the main suite (unit and integration tests), the browser tests, the Kafka pass and
+## the fault pass. A test's marks choose its pass (pyproject.toml): the main suite runs every test
+## not marked browser, kafka_only or fault. Two workers (pytest-xdist) on a two-core machine (CI's).
+## Three were about 8% quicker, but the machine is then bound by CPU, and the buyers the tests serve
+## from their own process missed the tests' 1-second auction windows in two CI runs in a row
+## (README.md#tests). tests/conftest.py gives each worker whole groups of tests, in the order
+## collected (the slow integration groups first), not xdist's default of the groups with most tests first.
+MAIN_SUITE = not (browser or kafka_only or fault)
 test: install proto-check lint typecheck k8s-check
-	$(PY) -m pytest -n 2 --no-loadscope-reorder --ignore=tests/faults
+	$(PY) -m pytest -n 2 --no-loadscope-reorder --ignore=tests/faults -m "$(MAIN_SUITE)"
+	$(MAKE) test-browser
 	$(MAKE) test-kafka
 	$(MAKE) faults
 
-## The integration suite's core again, on one Apache Kafka broker with idempotent producers (the
-## rest runs on tansu): the pipeline, crash recovery, the dedup races, the 120 s window, the
-## auction's table recovery with two workers, and the bid feed's hand-overs. `make test` runs it
-## after the main suite.
-KAFKA_CORE = tests/integration/test_pipeline.py tests/integration/test_crash_recovery.py \
-	tests/integration/test_long_auction_window.py tests/integration/test_auction_workers.py \
-	tests/integration/test_dedup_concurrency.py tests/integration/test_bid_feed.py
-test-kafka: install kafka-jars
-	LEADX_TEST_BROKER=kafka $(PY) -m pytest -n 2 --no-loadscope-reorder $(KAFKA_CORE)
+## The web portal in a real browser (Chromium through Playwright), beside the shared exchange.
+test-browser: install
+	$(PY) -m pytest -m browser tests/integration
 
+## The integration suite's core again, on one Apache Kafka broker with idempotent producers (the
+## rest runs on tansu; marked kafka_too): the pipeline, crash recovery, the dedup races, the 120 s
+## window, the auction's table recovery with two workers, and the bid feed's hand-overs; and the
+## tests that need Apache Kafka itself (marked kafka_only): TLS and SCRAM, `leadx run --broker kafka`.
+test-kafka: install kafka-jars
+	LEADX_TEST_BROKER=kafka $(PY) -m pytest -n 2 --no-loadscope-reorder -m "kafka_too or kafka_only" tests/integration
+
+## The tests that freeze or kill a part of their own and wait out its timeouts (marked fault: a broker
+## stopped past the producer's timeout, Redis restarted empty, a Redis primary killed, `leadx run`'s
+## stalled broker and killed service), then the fault suite alone, on three Apache Kafka brokers of
+## its own (it freezes and kills them, Redis and PostgreSQL, and reports its time and table in build/faults.md).
+## (LEADX_FAULTS=postgresql make faults runs only the fault suite's faults so named, and not the first step.)
 faults: install kafka-jars
+ifeq ($(LEADX_FAULTS),)
+	$(PY) -m pytest -n 2 --no-loadscope-reorder -m fault tests/integration
+endif
 	$(PY) -m pytest tests/faults
 
 unit: install

@@ -76,6 +76,18 @@ def pytest_xdist_make_scheduler(config, log):
     return ByGroup(config, log)
 
 
+# The marks that take a test out of the main suite into a pass of its own (Makefile): those passes
+# collect tests/integration only, so a test elsewhere so marked would run in no pass at all.
+PASS_MARKS = ("browser", "kafka_only", "fault", "kafka_too")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    stray = sorted({item.nodeid.split("::")[0] for item in items for mark in PASS_MARKS
+                    if item.get_closest_marker(mark) and not item.nodeid.startswith("tests/integration/")})
+    if stray:
+        raise pytest.UsageError(f"{stray}: the marks {PASS_MARKS} choose a pass that runs tests/integration only")
+
+
 # The session's broker: tansu (the development broker) unless LEADX_TEST_BROKER=kafka, with which
 # `make test-kafka` runs the integration suite's core a second time on Apache Kafka.
 TEST_BROKER = os.environ.get("LEADX_TEST_BROKER", "tansu")

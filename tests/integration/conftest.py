@@ -42,6 +42,7 @@ def in_exchange_group(item: pytest.Item) -> bool:
     return uses_shared_exchange(item) or item.get_closest_marker("head_start") is not None
 
 
+@pytest.hookimpl(trylast=True)  # after `-m` has deselected the tests of the other passes
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """The order of the tests.
 

@@ -24,7 +24,7 @@ from tests import http_calls as http
 from tests.conftest import poll_until, session_timeout_for
 from tests.integration.harness import Exchange, start_exchange
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.fault]
 
 PUBLISH_BOUND_S = 2
 MAX_IN_FLIGHT = 4

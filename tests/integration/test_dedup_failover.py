@@ -33,7 +33,7 @@ from leadx.platform.db.models import BuyerPosting, Lead
 from leadx.platform.redis.client import connect
 from leadx.platform.utc_days import DAY_MS
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.fault]
 
 SECRET = b"failover-test-secret-0123"
 NOW = 1_800_000_000_000

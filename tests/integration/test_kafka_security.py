@@ -28,7 +28,7 @@ from leadx.platform.kafka.offsets import read_to_end
 from leadx.platform.kafka.producer import EventProducer
 from tests.certificates import Issued, TestCA
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.kafka_only]
 
 USER = "leadx-test"
 PASSWORD = "throwaway-test-password"  # a test value, protects nothing

@@ -30,7 +30,7 @@ from tests.integration.conftest import ADMIN_KEY
 from tests.integration.harness import Exchange
 from tests.integration.portal_people import PASSWORD, create_person, sell_returnable, wait_recorded
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.browser]
 
 CHROMIUM = os.environ.get("LEADX_TEST_CHROMIUM", "/usr/bin/chromium")
 

@@ -50,6 +50,7 @@ def test_keys_spread_over_every_primary(redis_cluster: LocalRedisCluster) -> Non
         assert all(redis_cluster.primary_for_slot(key_slot(key.encode())) == primary for key in its_keys)
 
 
+@pytest.mark.fault
 def test_killed_primary_fails_over_and_rejoins_as_replica(tmp_path: Path) -> None:
     with LocalRedisCluster(tmp_path / "cluster", primaries=3, replicas_per_primary=1) as cluster:
         key = f"survivor:{uuid.uuid4().hex[:8]}"

@@ -25,7 +25,7 @@ from tests import http_calls as http
 from tests.conftest import poll_until
 from tests.integration.harness import Exchange, start_exchange
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.fault]
 
 DEDUP = ["dedup", "dedup-2"]
 SERVICES = ["intake", *DEDUP, "scoring", "auction", "delivery", "ledger"]

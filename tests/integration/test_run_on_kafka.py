@@ -19,7 +19,7 @@ from leadx.dev import exchange_env
 from leadx.dev.stack import free_port
 from tests.integration.test_run_supervision import RunningExchange, beside
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.kafka_only]
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 KAFKA_MAIN = "kafka.Kafka"  # the broker's main class, on its command line
