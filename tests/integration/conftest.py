@@ -226,10 +226,11 @@ def portal(shared_exchange: Exchange) -> Iterator[str]:
     per-address throttle is set high here (its own test counts it against Redis:
     tests/unit/test_portal_throttle.py)."""
     stack = shared_exchange.stack
-    # The buyer home's live list polls each second, and each stream ends after 5 s (60 s in
-    # production) so that the tests see one end, and the browser's reconnection.
+    # The buyer home's live list polls each second, and each stream ends after 2 s (60 s in
+    # production) so that the tests see one end, and the browser's reconnection, soon: a test
+    # reads a stream to its end (at 5 s, five streams were half of test_portal's time).
     process = stack.add_service("portal", PORTAL_LOGIN_FAILURES_PER_ADDRESS="10000", PORTAL_LIVE_POLL_SECONDS="1",
-                                PORTAL_LIVE_STREAM_SECONDS="5")
+                                PORTAL_LIVE_STREAM_SECONDS="2")
     process.start()
     try:
         stack.wait_ready(["portal"], timeout_s=60)
