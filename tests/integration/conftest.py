@@ -42,7 +42,6 @@ def in_exchange_group(item: pytest.Item) -> bool:
     return uses_shared_exchange(item) or item.get_closest_marker("head_start") is not None
 
 
-@pytest.hookimpl(trylast=True)  # after `-m` has deselected the tests of the other passes
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """The order of the tests.
 
@@ -61,8 +60,13 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     items.sort(key=lambda item: (item.get_closest_marker("head_start") is not None,
                                  item.get_closest_marker("integration") is None,
                                  getattr(item, "module", None) not in shared_modules))
-    last_users = [item for item in items if uses_shared_exchange(item)]
-    config.stash[LAST_SHARED_USER] = last_users[-1] if last_users else None
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """The shared exchange's last user among the tests that will run: found once `-m` and `-k` have
+    deselected (a pass of `make test` runs some of the group's modules) and any plugin has reordered."""
+    last_users = [item for item in session.items if uses_shared_exchange(item)]
+    session.config.stash[LAST_SHARED_USER] = last_users[-1] if last_users else None
 
 
 @pytest.hookimpl(hookwrapper=True)
