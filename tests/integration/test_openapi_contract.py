@@ -78,27 +78,30 @@ def schemathesis_config(document: dict, path: Path) -> Path:
     return path
 
 
+RUN_TIMEOUT_S = 600
+
+
 class Runs:
     """Each audience's schemathesis run, started when a test first asks for one: the sellers' and
-    the buyers' together, the operators' once no other run is going."""
+    the buyers' together (those of them the session runs), the operators' once no other run is going."""
 
-    def __init__(self, exchange: Exchange, folder: Path) -> None:
-        self.exchange, self.folder = exchange, folder
-        self.started: dict[str, tuple[subprocess.Popen, float]] = {}
+    def __init__(self, exchange: Exchange, folder: Path, selected: set[str]) -> None:
+        self.exchange, self.folder, self.selected = exchange, folder, selected
+        self.running: dict[str, tuple[subprocess.Popen, float]] = {}
         self.ended: dict[str, tuple[int, str, float]] = {}
 
     def result(self, audience: str) -> tuple[int, str, float]:
         """The run's exit code, its output and its seconds."""
         if audience not in self.ended:
             if audience == "operators":
-                for other in list(self.started):
-                    self._wait(other)
+                self._wait_for(*self.running)
                 self._start(audience)
             else:
                 for side_by_side in ("sellers", "buyers"):
-                    if side_by_side not in self.started and side_by_side not in self.ended:
+                    if (side_by_side in self.selected | {audience} and side_by_side not in self.running
+                            and side_by_side not in self.ended):
                         self._start(side_by_side)
-            self._wait(audience)
+            self._wait_for(audience)
         return self.ended[audience]
 
     def _start(self, audience: str) -> None:
@@ -106,7 +109,7 @@ class Runs:
         tags, who = AUDIENCES[audience]
         key = {"seller": self.exchange.seller_key, "buyer": self.exchange.buyer_keys["alpha"], "admin": ADMIN_KEY}[who]
         folder = self.folder / audience
-        folder.mkdir()
+        folder.mkdir(exist_ok=True)
         config = schemathesis_config(http.get(f"{url}/openapi.json", timeout=10).json(), folder / "schemathesis.toml")
         command = [str(Path(sys.executable).with_name("st")), "--config-file", str(config), "run",
                    f"{url}/openapi.json", "--header", f"Authorization: Bearer {key}", "--checks", "all",
@@ -115,28 +118,37 @@ class Runs:
         with (folder / "output.txt").open("w") as output:
             process = subprocess.Popen(command, cwd=folder, stdout=output, stderr=subprocess.STDOUT, text=True,
                                        env={**os.environ, "SCHEMATHESIS_HOOKS": str(HOOKS)})
-        self.started[audience] = (process, time.monotonic())
+        self.running[audience] = (process, time.monotonic())
 
-    def _wait(self, audience: str) -> None:
-        process, started = self.started.pop(audience)
+    def _wait_for(self, *audiences: str) -> None:
+        """Until these runs have ended, noting when each run going ends; any failure here (a run over
+        its time, the test's timeout, Ctrl-C) stops every run."""
         try:
-            code = process.wait(600)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+            while any(audience in self.running for audience in audiences):
+                for audience, (process, started) in list(self.running.items()):
+                    if process.poll() is not None:
+                        del self.running[audience]
+                        output = (self.folder / audience / "output.txt").read_text()
+                        self.ended[audience] = (process.returncode, output, time.monotonic() - started)
+                    elif time.monotonic() - started > RUN_TIMEOUT_S:
+                        raise TimeoutError(f"the {audience}' schemathesis run took over {RUN_TIMEOUT_S} s")
+                time.sleep(0.1)
+        except BaseException:
+            self.stop()
             raise
-        output = (self.folder / audience / "output.txt").read_text()
-        self.ended[audience] = (code, output, time.monotonic() - started)
 
     def stop(self) -> None:
-        for process, _ in self.started.values():
+        for process, _ in self.running.values():
             process.kill()
             process.wait()
+        self.running.clear()
 
 
 @pytest.fixture(scope="module")
-def runs(contract_exchange: Exchange, tmp_path_factory) -> Iterator[Runs]:
-    runs = Runs(contract_exchange, tmp_path_factory.mktemp("schemathesis"))
+def runs(request: pytest.FixtureRequest, contract_exchange: Exchange, tmp_path_factory) -> Iterator[Runs]:
+    selected = {item.callspec.params["audience"] for item in request.session.items
+                if item.nodeid.startswith(request.node.nodeid) and hasattr(item, "callspec")}
+    runs = Runs(contract_exchange, tmp_path_factory.mktemp("schemathesis"), selected)
     yield runs
     runs.stop()
 
