@@ -51,18 +51,22 @@ test-browser: install
 
 ## The integration suite's core again, on one Apache Kafka broker with idempotent producers (the
 ## rest runs on tansu; marked kafka_too): the pipeline, crash recovery, the dedup races, the 120 s
-## window, the auction's table recovery with two workers, and the bid feed's hand-overs; and the
+## window, the auction's table recovery with two workers, and the bid feed's hand-overs; then the
 ## tests that need Apache Kafka itself (marked kafka_only): TLS and SCRAM, `leadx run --broker kafka`.
+## Two runs, not one: each kafka_only module starts a Kafka of its own, and beside the core's
+## head-started scenarios they would load the machine while those scenarios' auctions run.
 test-kafka: install kafka-jars
-	LEADX_TEST_BROKER=kafka $(PY) -m pytest -n 2 --no-loadscope-reorder -m "kafka_too or kafka_only" tests/integration
+	LEADX_TEST_BROKER=kafka $(PY) -m pytest -n 2 --no-loadscope-reorder -m kafka_too tests/integration
+	LEADX_TEST_BROKER=kafka $(PY) -m pytest -n 2 --no-loadscope-reorder -m kafka_only tests/integration
 
 ## The tests that freeze or kill a part of their own and wait out its timeouts (marked fault: a broker
 ## stopped past the producer's timeout, Redis restarted empty, a Redis primary killed, `leadx run`'s
 ## stalled broker and killed service), then the fault suite alone, on three Apache Kafka brokers of
 ## its own (it freezes and kills them, Redis and PostgreSQL, and reports its time and table in build/faults.md).
-## (LEADX_FAULTS=postgresql make faults runs only the fault suite's faults so named, and not the first step.)
+## (LEADX_FAULTS=postgresql make faults runs only the fault suite's faults so named, and not the first
+## step; set it for `make faults` alone.)
 faults: install kafka-jars
-ifeq ($(LEADX_FAULTS),)
+ifeq ($(strip $(LEADX_FAULTS)),)
 	$(PY) -m pytest -n 2 --no-loadscope-reorder -m fault tests/integration
 endif
 	$(PY) -m pytest tests/faults
