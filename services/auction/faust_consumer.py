@@ -1,8 +1,9 @@
 """The aiokafka consumer faust-streaming makes, adjusted in ways it has no setting for.
 
 - Fetch wait: faust builds its consumer with a hard-coded `fetch_max_wait_ms=1500`. On a broker
-  that holds an idle fetch for the whole wait, that delays every lead, bid and close request by up
-  to 1.5 s, which would make a 1-second auction window meaningless.
+  that holds a fetch over several partitions for much of its wait (tansu, the development broker),
+  that delays leads, bids and close requests by up to 1.5 s, which would make a 1-second auction
+  window meaningless.
 - Lag: `leadx_consumer_lag_records` (leadx.platform.metrics) reads each consumer faust makes.
 - Partition ends: faust's table recovery reads each changelog partition up to the end that
   ListOffsets reports, and our local broker reports it short when the last record batch holds
