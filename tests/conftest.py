@@ -76,10 +76,9 @@ def pytest_xdist_make_scheduler(config, log):
     return ByGroup(config, log)
 
 
-# The marks that choose a test's passes (Makefile): the browser, Kafka and fault passes collect
-# tests/integration only, so a test elsewhere so marked would miss its pass (kafka_only, fault and
-# browser: run in none; kafka_too: never run on Apache Kafka).
-PASS_MARKS = ("browser", "kafka_only", "fault", "kafka_too")
+# The marks that move a test out of the main suite into a pass of its own (Makefile): those passes
+# collect tests/integration only, so a test elsewhere so marked would run in no pass at all.
+PASS_MARKS = ("browser", "kafka_only", "fault")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -16,7 +16,7 @@ from leadx.contracts.events.v1 import events_pb2 as ev
 from tests.conftest import poll_until
 from tests.integration.harness import Exchange, read_topic, start_exchange
 
-pytestmark = [pytest.mark.integration, pytest.mark.kafka_too]
+pytestmark = pytest.mark.integration
 
 SERVICES = ["intake", "dedup", "scoring", "auction", "auction-2", "delivery", "ledger"]
 WINDOW_S = 3.0

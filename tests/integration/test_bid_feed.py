@@ -23,7 +23,7 @@ from leadx.auction.state import Auction
 from services.auction.bid_feed import BidFeed
 from tests.conftest import TEST_SESSION_TIMEOUT_MS
 
-pytestmark = [pytest.mark.integration, pytest.mark.kafka_too]
+pytestmark = pytest.mark.integration
 
 PARTITIONS = 2
 CHANGELOG_SUFFIX = "-changelog-test"

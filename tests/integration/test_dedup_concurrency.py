@@ -30,7 +30,7 @@ from tests import http_calls as http
 from tests.conftest import TEST_BROKER, poll_until
 from tests.integration.harness import Exchange, start_exchange
 
-pytestmark = [pytest.mark.integration, pytest.mark.kafka_too]
+pytestmark = pytest.mark.integration
 
 SERVICES = ["intake", "intake-2", "dedup", "dedup-2", "scoring", "auction", "delivery", "delivery-2", "ledger"]
 CONSUMERS, COPIES = 20, 10

@@ -17,7 +17,7 @@ from leadx.platform.db.models import Lead, PostAttempt
 from tests.conftest import poll_until
 from tests.integration.harness import Exchange, read_records
 
-pytestmark = [pytest.mark.integration, pytest.mark.kafka_too]
+pytestmark = pytest.mark.integration
 
 PII_FIELDS = {"ssn", "email", "home_phone", "work_phone", "first_name", "last_name", "address", "date_of_birth"}
 
