@@ -54,10 +54,10 @@ test-browser: install
 ## auction's table recovery with two workers, and the bid feed's hand-overs; then the tests that
 ## need Apache Kafka itself (marked kafka_only): TLS and SCRAM, `leadx run --broker kafka`. Two
 ## runs, not one: each kafka_only module starts a Kafka of its own, and beside the core's
-## head-started scenarios they would load the machine while those scenarios' auctions run. The
-## scenarios run one after another on Kafka, in the order of these files: selected by a mark from
-## tests/integration (collected by name), the 120 s window came last, and the pass took 293-301 s
-## instead of 243-257 s.
+## head-started scenarios they would load the machine while those scenarios' auctions run. On Kafka
+## the scenarios run one after another, in the order of these files (selected by a mark over
+## tests/integration instead, they ran in file-name order, the 120 s window last, and the core took
+## 293-301 s instead of 256 s).
 KAFKA_CORE = tests/integration/test_pipeline.py tests/integration/test_crash_recovery.py \
 	tests/integration/test_long_auction_window.py tests/integration/test_auction_workers.py \
 	tests/integration/test_dedup_concurrency.py tests/integration/test_bid_feed.py
