@@ -233,6 +233,15 @@ class Exchange:
         with self.sql() as session:
             return list(session.scalars(select(Sale)))
 
+    def recorded_sales(self, lead_ids: list[str]) -> list[Sale]:
+        """The ledger's sale rows of these leads, once it has recorded them all (a return, and the
+        return rate cap, are checked against them)."""
+        def recorded() -> list[Sale] | None:
+            with self.sql() as session:
+                sales = list(session.scalars(select(Sale).where(Sale.lead_id.in_(lead_ids))))
+            return sales if len(sales) == len(lead_ids) else None
+        return cast(list[Sale], poll_until(recorded, message=f"the ledger's sales of {lead_ids}"))
+
     def stop(self) -> None:
         """Stop the services, the local infrastructure this exchange started, and its buyers."""
         self.stack.stop()

@@ -8,11 +8,8 @@ import uuid
 
 import httpx
 
-from sqlalchemy import select
 
 from leadx.accounts import people
-from leadx.platform.db.models import Sale
-from tests.conftest import poll_until
 from tests.integration.harness import Exchange
 
 PASSWORD = "a long test password"  # a test value, not a secret
@@ -49,7 +46,4 @@ def sell_returnable(exchange: Exchange, buyer: str, price_cents: int) -> str:
 
 def wait_recorded(exchange: Exchange, lead_ids: list[str]) -> None:
     """Until the ledger has recorded these sales in SQL, which the return rate cap counts."""
-    def recorded() -> bool:
-        with exchange.sql() as session:
-            return len(session.scalars(select(Sale).where(Sale.lead_id.in_(lead_ids))).all()) == len(lead_ids)
-    poll_until(recorded, message="the sales recorded by the ledger")
+    exchange.recorded_sales(lead_ids)

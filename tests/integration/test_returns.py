@@ -38,12 +38,7 @@ def sold_to_alpha_many(market: Exchange, count: int, price: int = 3000) -> list[
     """`count` leads sold to alpha alone (`Exchange.sell_many`: side by side, one auction window for
     them all, and a lead a loaded machine let close unsold replaced) and recorded by the ledger."""
     lead_ids = market.sell_many("alpha", price, count)
-
-    def recorded() -> list[Sale] | None:
-        with market.sql() as session:
-            sales = list(session.scalars(select(Sale).where(Sale.lead_id.in_(lead_ids))))
-        return sales if len(sales) == count else None
-    sales = poll_until(recorded, message=f"the ledger's sales of {lead_ids}")
+    sales = market.recorded_sales(lead_ids)
     assert all(sale.buyer_id == market.buyer_ids["alpha"] and sale.price_cents == price for sale in sales), sales
     return lead_ids
 
