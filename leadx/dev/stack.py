@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from leadx.accounts.buyer_urls import ALLOW_PRIVATE_VARIABLE, BuyerUrlRules
+from leadx.dev import warm_start
 from leadx.dev.ports import free_port
 from leadx.leads import sealing
 
@@ -36,7 +37,11 @@ BROKERS = ("tansu", "kafka")
 TANSU_SESSION_TIMEOUT_MS = 4000
 
 
-def wait_for_port(host: str, port: int, timeout_s: float, process: subprocess.Popen | None = None) -> None:
+# A process this module started: by subprocess, or forked by the tests' warm launcher.
+Child = subprocess.Popen | warm_start.ForkedProcess
+
+
+def wait_for_port(host: str, port: int, timeout_s: float, process: Child | None = None) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if process is not None and process.poll() is not None:
@@ -137,7 +142,7 @@ class ManagedProcess:
     env: dict[str, str]
     log_path: Path
     ready_url: str | None = None
-    process: subprocess.Popen | None = None
+    process: Child | None = None
     port: int | None = None  # the port it listens on, for infrastructure started by `_start_infra`
     started_text: str | None = None  # what its log says once it serves (listening alone is not enough)
     start_timeout_s: float = 20
@@ -148,11 +153,16 @@ class ManagedProcess:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         log = self.log_path.open("ab")
         self.log_offset = log.tell()
+        warm = warm_start.launcher()
+        if warm is not None and warm.fits(self.args, self.env):
+            log.close()
+            self.process = warm.start(self.args, self.env, self.log_path)
+            return
         self.process = subprocess.Popen(self.args, env=self.env, stdout=log, stderr=subprocess.STDOUT,
                                         start_new_session=True)
         log.close()
 
-    def _running(self) -> subprocess.Popen | None:
+    def _running(self) -> Child | None:
         """The process while it runs, else None."""
         return self.process if self.process is not None and self.process.poll() is None else None
 
