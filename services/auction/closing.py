@@ -33,6 +33,10 @@ from services.auction.table import AuctionTable
 log = logging.getLogger(__name__)
 
 RETRY_MS = 1000
+# While the bid feed holds closes, the closing task looks this often; otherwise it sleeps until the
+# earliest deadline, waking at least this often.
+HELD_LOOK_S = 0.01
+LONGEST_SLEEP_S = 1.0
 
 
 class AuctionCloser:
@@ -114,13 +118,18 @@ class DeadlineKeeper:
         return self._recovered
 
     async def close_due(self) -> None:
-        """The closing task. Every 10 ms: a deadline waits for the next look, and the look is cheap
-        (the heap's top). Due auctions are closed side by side, each waiting on the broker's
+        """The closing task. It sleeps until the earliest deadline, or an earlier one is pushed
+        (DeadlineIndex.wait_due). Due auctions are closed side by side, each waiting on the broker's
         acknowledgement of its auction.closed; the look after waits for them."""
         while True:
-            await asyncio.sleep(0.01)
             if self.bids.holds_closes():
-                continue  # the bid feed is still reading bids placed while nobody owned these auctions
+                # The bid feed is still reading bids placed while nobody owned these auctions: look
+                # again shortly (it lets go within a flush or two, and pushes no deadline to wake us).
+                await asyncio.sleep(HELD_LOOK_S)
+                continue
+            await self.deadlines.wait_due(now_ms, LONGEST_SLEEP_S)
+            if self.bids.holds_closes():
+                continue
             due = list(dict.fromkeys(self.deadlines.pop_due(now_ms())))
             for first in range(0, len(due), self.close_batch_max):
                 chunk = due[first:first + self.close_batch_max]

@@ -1,6 +1,7 @@
 """Auction rules: opening, bids (and the AutoBid profile behind them), ranking by weighted bid, first and
 second price, and the fairness of the random tie-break."""
 
+import asyncio
 import json
 import random
 from collections import Counter
@@ -74,6 +75,36 @@ def test_deadlines_pop_in_order_and_on_the_boundary():
     assert index.pop_due(200) == [("a", CLOSE), ("b", CLOSE)]
     index.rebuild([(50, "x", PURGE), (400, "y", CLOSE)])
     assert len(index) == 2 and index.pop_due(1_000) == [("x", PURGE), ("y", CLOSE)]
+
+
+def test_the_closing_task_sleeps_until_the_earliest_deadline_and_wakes_for_an_earlier_one():
+    clock = {"ms": 0}
+    index = DeadlineIndex()
+
+    async def waited(longest_s: float, meanwhile=None) -> float:
+        started = asyncio.get_running_loop().time()
+        waiting = asyncio.ensure_future(index.wait_due(lambda: clock["ms"], longest_s))
+        await asyncio.sleep(0)  # let it look at the heap
+        if meanwhile:
+            meanwhile()
+        await waiting
+        return asyncio.get_running_loop().time() - started
+
+    async def scenario() -> None:
+        assert 0.15 <= await waited(0.15) < 0.5  # nothing due: the longest sleep
+        index.push(60, "a", CLOSE)
+        assert 0.05 <= await waited(5) < 0.5  # until a's deadline, 60 ms on
+        clock["ms"] = 60
+        assert await waited(5) < 0.05  # due already
+        index.pop_due(60)
+        index.push(10_000, "later", CLOSE)
+        assert await waited(5, lambda: index.push(0, "direct", CLOSE)) < 0.05  # an earlier one wakes it
+        assert index.pop_due(60) == [("direct", CLOSE)]
+        assert 0.15 <= await waited(0.15, lambda: index.push(20_000, "after", PURGE)) < 0.5  # a later one not
+        assert await waited(5, lambda: index.rebuild([(70, "moved", CLOSE)])) < 0.05  # a rebuild too
+        assert index.next_due_ms() == 70
+
+    asyncio.run(scenario())
 
 
 # Weights, pricing and AutoBid profiles (the Sale Completion Process, docs/auction.md).

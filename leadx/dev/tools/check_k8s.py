@@ -17,6 +17,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -28,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import kubernetes_validate
+import kubernetes_validate.utils
 import yaml
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -64,6 +66,11 @@ METRIC_NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
 # carry a password (REDIS_URL, DATABASE_URL). `..._FILE` settings name a mounted file, not a secret.
 SECRET_SETTING = re.compile(r"(PASSWORD|SECRET|TOKEN|CREDENTIALS|_KEY|_KEYS)$|^(DATABASE_URL|REDIS_URL)$")
 URL_WITH_PASSWORD = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^/@\s:]*:[^/@\s]+@")
+
+# kubernetes_validate reads and parses its JSON schemas again for every resource it validates,
+# the definitions shared by all kinds included: most of this check's time (0.47 of 0.73 s of
+# validation, measured). Each file is read once; the schemas are only read, never changed.
+kubernetes_validate.utils.schema_contents = functools.cache(kubernetes_validate.utils.schema_contents)
 
 
 def kubectl() -> str:
