@@ -154,9 +154,10 @@ class ManagedProcess:
         log = self.log_path.open("ab")
         self.log_offset = log.tell()
         warm = warm_start.launcher()
-        if warm is not None and warm.fits(self.args, self.env):
+        forked = warm.start(self.args, self.env, self.log_path) if warm is not None else None
+        if forked is not None:
             log.close()
-            self.process = warm.start(self.args, self.env, self.log_path)
+            self.process = forked
             return
         self.process = subprocess.Popen(self.args, env=self.env, stdout=log, stderr=subprocess.STDOUT,
                                         start_new_session=True)

@@ -11,8 +11,11 @@ What the launcher imports before forking is third-party only, and checked: a lea
 there could have read its environment, or registered metrics in prometheus_client's default
 registry, that every child would then share; a library that starts threads (numpy's OpenBLAS does,
 so scoring's scikit-learn stays out) would leave its children with locks held by threads that are
-not there. A start whose interpreter would differ (another executable, other PYTHON* variables)
-does not come here: `ManagedProcess` starts it with `subprocess.Popen` as before.
+not there. A start whose interpreter would differ (another executable, or other values of the
+variables read once at start: PYTHON*, the locale, TZ, those the preloaded libraries read at import)
+does not come here: `ManagedProcess` starts it with `subprocess.Popen` as before. What does differ:
+`ps` shows every forked service as `python -m leadx.dev.warm_start` (its log and port tell them
+apart), and they share the launcher's hash seed (`random` is seeded again in each child).
 
 The children are reparented to the process that asked for them (it becomes a child subreaper, a
 Linux feature), so it waits for them and reads their exit codes as it would its own children's.
@@ -45,9 +48,22 @@ PRELOADED = (
 _PR_SET_CHILD_SUBREAPER = 36  # linux/prctl.h
 
 
-def interpreter_variables(env: dict[str, str]) -> dict[str, str]:
-    """The variables that shape an interpreter when it starts (a fork keeps its parent's)."""
-    return {key: value for key, value in env.items() if key.startswith("PYTHON")}
+# Read once, when the interpreter starts or a preloaded library is imported: a fork keeps the
+# launcher's. (PYTHON*, the locale's LC_* and LANG are matched by prefix.)
+STARTUP_VARIABLES = frozenset({
+    "TZ", "PROMETHEUS_MULTIPROC_DIR", "PROMETHEUS_DISABLE_CREATED_SERIES", "OTEL_PYTHON_CONTEXT",
+    "FAUST_LOOP", "F_LOOP", "FAUST_DATADIR", "F_DATADIR"})
+
+
+def startup_variables(env: dict[str, str]) -> dict[str, str]:
+    """The variables a fork of the launcher would take from the launcher rather than from `env`."""
+    return {key: value for key, value in env.items()
+            if key.startswith(("PYTHON", "LC_")) or key == "LANG" or key in STARTUP_VARIABLES}
+
+
+def one_line(text: str) -> str:
+    """An answer on the launcher's pipe is one line (an error's text may hold newlines)."""
+    return " ".join(text.splitlines())
 
 
 # --- the launcher: `python -m leadx.dev.warm_start` -------------------------------------------
@@ -93,7 +109,7 @@ def _serve() -> None:
                 answer = _fork(json.loads(request))
             except (OSError, ValueError, KeyError) as error:
                 answer = f"error: {error}"
-            os.write(1, answer.encode() + b"\n")
+            os.write(1, one_line(answer).encode() + b"\n")
 
 
 def _fork(request: dict) -> str:
@@ -136,7 +152,7 @@ def _become(request: dict, report: int) -> None:
         sys.argv = [request["module"]]
         gc.enable()
     except BaseException as error:  # noqa: BLE001 - said to the asker, then gone
-        os.write(report, f"error: {error}".encode())
+        os.write(report, one_line(f"error: {error}").encode())
         os._exit(1)
     os.write(report, str(os.getpid()).encode())
     os.close(report)
@@ -146,8 +162,10 @@ def _become(request: dict, report: int) -> None:
     try:
         runpy.run_module(request["module"], run_name="__main__", alter_sys=True)
     except Exception:
-        sys.excepthook(*sys.exc_info())
-        raise SystemExit(1) from None
+        try:
+            sys.excepthook(*sys.exc_info())
+        finally:
+            raise SystemExit(1) from None  # whatever the hook did: never back to the launcher's loop
     raise SystemExit(0)
 
 
@@ -161,13 +179,19 @@ class ForkedProcess:
         self.args = args
         self.pid = pid
         self.returncode: int | None = None
+        self._waitpid_lock = threading.Lock()  # one waitpid at a time, as Popen does
 
     def poll(self) -> int | None:
-        if self.returncode is None:
-            pid, status = os.waitpid(self.pid, os.WNOHANG)
-            if pid:
-                self.returncode = os.waitstatus_to_exitcode(status)
-        return self.returncode
+        with self._waitpid_lock:
+            if self.returncode is None:
+                try:
+                    pid, status = os.waitpid(self.pid, os.WNOHANG)
+                except ChildProcessError:
+                    self.returncode = 0  # reaped by someone else: its status is lost (Popen says 0 too)
+                else:
+                    if pid:
+                        self.returncode = os.waitstatus_to_exitcode(status)
+            return self.returncode
 
     def wait(self, timeout: float | None = None) -> int:
         deadline = None if timeout is None else time.monotonic() + timeout
@@ -196,32 +220,45 @@ class _Launcher:
 
     def _started(self) -> subprocess.Popen:
         if self._process is None or self._process.poll() is not None:
-            if ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
-                raise OSError(ctypes.get_errno(), "prctl(PR_SET_CHILD_SUBREAPER)")
+            _set_child_subreaper(True)
             self._env = {**os.environ, "PYTHONUNBUFFERED": "1"}  # as LocalStack starts its services
-            self._process = subprocess.Popen([sys.executable, "-m", __name__], env=self._env,
-                                             stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+            # A session of its own: a Ctrl-C in the terminal is for the tests, not for it.
+            self._process = subprocess.Popen([sys.executable, "-m", __name__], env=self._env, stdin=subprocess.PIPE,
+                                             stdout=subprocess.PIPE, start_new_session=True)
             assert self._process.stdout is not None
-            if self._process.stdout.readline() != b"ready\n":
-                raise RuntimeError(f"warm_start: the launcher did not start ({self._process.wait()})")
+            first = self._process.stdout.readline()
+            if first != b"ready\n":
+                self._discard()
+                raise RuntimeError(f"warm_start: the launcher did not start (it said {first!r})")
         return self._process
 
-    def fits(self, args: list[str], env: dict[str, str]) -> bool:
-        """Whether a fork of the launcher is the interpreter `args` with `env` would start."""
-        if len(args) != 3 or args[:2] != [sys.executable, "-m"]:
-            return False
-        with self._lock:
-            self._started()
-            return interpreter_variables(env) == interpreter_variables(self._env)
+    def _discard(self) -> None:
+        """Kill the launcher (the services it forked go on). The next start begins a new one."""
+        if self._process is not None:
+            self._process.kill()
+            self._process.wait(10)
+            self._process = None
 
-    def start(self, args: list[str], env: dict[str, str], log_path: Path) -> ForkedProcess:
-        request = {"module": args[2], "env": env, "cwd": os.getcwd(), "log": str(log_path)}
+    def start(self, args: list[str], env: dict[str, str], log_path: Path) -> ForkedProcess | None:
+        """The service `args` would start with `env`, forked; None when a fork would not be the
+        interpreter those would start (another command, or other startup variables)."""
+        if len(args) != 3 or args[:2] != [sys.executable, "-m"]:
+            return None
+        request = {"module": args[2], "env": env, "cwd": os.getcwd(), "log": str(log_path.resolve())}
         with self._lock:
             process = self._started()
+            if startup_variables(env) != startup_variables(self._env):
+                return None
             assert process.stdin is not None and process.stdout is not None
-            process.stdin.write(json.dumps(request).encode() + b"\n")
-            process.stdin.flush()
-            answer = process.stdout.readline().decode().strip()
+            try:
+                process.stdin.write(json.dumps(request).encode() + b"\n")
+                process.stdin.flush()
+                answer = process.stdout.readline().decode().strip()
+            except BaseException:
+                # Interrupted (a test's timeout, Ctrl-C) between the request and its answer: that
+                # answer would be read by the next start. A launcher in step or none at all.
+                self._discard()
+                raise
         if not answer.isdigit():
             raise RuntimeError(f"warm_start: {args[2]} did not start: {answer or 'the launcher exited'}")
         return ForkedProcess(args, int(answer))
@@ -230,8 +267,17 @@ class _Launcher:
         with self._lock:
             if self._process is not None:
                 self._process.stdin.close()  # type: ignore[union-attr]
-                self._process.wait(10)
+                try:
+                    self._process.wait(10)
+                except subprocess.TimeoutExpired:
+                    self._discard()
                 self._process = None
+                _set_child_subreaper(False)
+
+
+def _set_child_subreaper(on: bool) -> None:
+    if ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_CHILD_SUBREAPER, int(on), 0, 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_CHILD_SUBREAPER)")
 
 
 _launcher: _Launcher | None = None

@@ -89,11 +89,13 @@ def test_exit_codes_and_signals_come_back_as_popen_gives_them(warm, tmp_path):
     cases["stopped"].signal(signal.SIGTERM)  # ended and reaped: nothing is sent to a pid reused since
 
 
-def test_a_start_with_other_interpreter_variables_or_command_goes_to_subprocess(warm, tmp_path):
-    other_flags = probe(tmp_path, "flags", PYTHONWARNINGS="error")
-    other_flags.start()
-    assert isinstance(other_flags.process, subprocess.Popen)
-    assert other_flags.process.wait(60) == 0
+def test_a_start_with_other_startup_variables_or_command_goes_to_subprocess(warm, tmp_path):
+    for name, variable, value in (("flags", "PYTHONWARNINGS", "error"), ("zone", "TZ", "Asia/Tokyo"),
+                                  ("metrics", "PROMETHEUS_MULTIPROC_DIR", str(tmp_path))):
+        other = probe(tmp_path, name, **{variable: value})
+        other.start()
+        assert isinstance(other.process, subprocess.Popen), variable
+        assert other.process.wait(60) == 0
 
     not_a_module = ManagedProcess("script", [sys.executable, "-c", "print('plain')"], dict(os.environ),
                                   tmp_path / "script.log")
@@ -104,7 +106,8 @@ def test_a_start_with_other_interpreter_variables_or_command_goes_to_subprocess(
 
 @pytest.mark.parametrize(("module", "said"), [
     ("leadx.platform.metrics", "imported leadx's modules ['leadx.platform"),  # its metrics: in every child
-    ("numpy", "started threads"),  # OpenBLAS's pool: a child would inherit its locks without its threads
+    # as numpy's OpenBLAS pool does: a child would inherit the pool's locks without its threads
+    ("tests.thread_at_import", "started threads (2 in all)"),
 ])
 def test_the_launcher_refuses_preloads_that_import_leadx_or_start_threads(module, said):
     script = f"from leadx.dev import warm_start as w; w.PRELOADED = ({module!r},); w._preload()"
