@@ -151,17 +151,13 @@ class ManagedProcess:
 
     def start(self) -> None:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        log = self.log_path.open("ab")
-        self.log_offset = log.tell()
-        warm = warm_start.launcher()
-        forked = warm.start(self.args, self.env, self.log_path) if warm is not None else None
-        if forked is not None:
-            log.close()
-            self.process = forked
-            return
-        self.process = subprocess.Popen(self.args, env=self.env, stdout=log, stderr=subprocess.STDOUT,
-                                        start_new_session=True)
-        log.close()
+        with self.log_path.open("ab") as log:
+            self.log_offset = log.tell()
+            # In tests, a fork of the warm launcher (leadx/dev/warm_start.py) where it is the same start.
+            warm = warm_start.launcher()
+            forked = warm.start(self.args, self.env, self.log_path) if warm is not None else None
+            self.process = forked or subprocess.Popen(self.args, env=self.env, stdout=log, stderr=subprocess.STDOUT,
+                                                      start_new_session=True)
 
     def _running(self) -> Child | None:
         """The process while it runs, else None."""

@@ -200,7 +200,7 @@ def shared_exchange(request, tmp_path_factory, kafka_bootstrap, redis_url) -> Ex
                               API_KEY_CACHE_SECONDS=str(KEY_CACHE_S),
                               # The admin key is one for all the tests that share this exchange, one
                               # after another: their requests together passed the default 50 a second
-                              # once the services started faster. Its limit is tested on an intake of
+                              # once the suite ran faster. Its limit is tested on an intake of
                               # its own (tests/unit/test_intake_rate_limits.py).
                               INTAKE_ADMIN_RATE_LIMIT_PER_SECOND="1000")
     stopped = []
