@@ -50,6 +50,7 @@ def test_a_forked_service_finds_its_process_as_a_fresh_interpreter_would(warm, t
     stat = Path(f"/proc/{forked.process.pid}/stat").read_text()
     assert int(stat.rsplit(")", 1)[1].split()[1]) == os.getpid()  # reparented here, so waited for here
     hot = facts_of(forked)
+    poll_until(lambda: "waiting" in forked.log_path.read_text(), timeout_s=20)  # its SIGTERM handler is set
     forked.stop()
     assert forked.exit_code() == 0
     fresh = subprocess.run(PROBE, env={**forked.env, "PROBE_THEN": "exit:0"}, stdin=subprocess.DEVNULL,
