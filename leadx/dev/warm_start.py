@@ -19,6 +19,9 @@ apart), and they share the launcher's hash seed (`random` is seeded again in eac
 
 The children are reparented to the process that asked for them (it becomes a child subreaper, a
 Linux feature), so it waits for them and reads their exit codes as it would its own children's.
+Being a subreaper, it also adopts the orphans of its other descendants (the postmaster `pg_ctl`
+leaves, the children of a service it killed): they stay zombies until it exits, which is harmless
+for a test session. The flag is cleared with the launcher (`disable()`).
 Only the tests use this (tests/conftest.py calls `enable()`); `leadx run` starts its services as
 deployments do, each a fresh interpreter."""
 
