@@ -154,12 +154,13 @@ def test_an_expired_session_is_sent_back_to_login(market: Exchange, page, portal
     # have signed then.
     now = int(time.time())
     idle = SessionState("csrf-secret", person_id, epoch, logged_in_at=now - 3600, seen_at=now - 31 * 60)
-    page.context.add_cookies([{"name": "leadx_session", "url": portal,
-                               "value": SessionSigner(market.stack.portal_secret.encode()).dumps(idle)}])
     # The home's live stream reconnects with it (its streams last 2 s here): it is told to stop,
-    # and leaves the cookie as it was, so the next page still knows the session has ended.
-    page.wait_for_event("response", lambda answer: urlsplit(answer.url).path == "/buyer/live"
-                        and answer.status == 204, timeout=30_000)
+    # and leaves the cookie as it was, so the next page still knows the session has ended. The
+    # answer is awaited from before the cookie is set, so that none can come before the test listens.
+    with page.expect_response(lambda answer: urlsplit(answer.url).path == "/buyer/live" and answer.status == 204,
+                              timeout=30_000):
+        page.context.add_cookies([{"name": "leadx_session", "url": portal,
+                                   "value": SessionSigner(market.stack.portal_secret.encode()).dumps(idle)}])
     page.goto("/buyer")
     page.wait_for_url("**/login?ended=1")
     assert page.locator("p.notice").inner_text() == "Your session has ended. Log in again."
