@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 import time
 
 import pytest
@@ -18,7 +17,7 @@ from leadx.accounts.accounts import buyer_for_key, hash_api_key, seller_for_key
 from leadx.accounts.directory import BuyerDirectory
 from leadx.platform.db.engine import make_engine, session_factory
 from leadx.platform.db.models import Buyer, BuyerProfile, Partnership, Seller, SellerBuyerChoice
-from tests.conftest import TEST_KEYRING
+from tests.conftest import LEADX_RUN, TEST_KEYRING
 from tests.integration.cli import leadx, leadx_process
 
 pytestmark = pytest.mark.integration
@@ -167,7 +166,7 @@ def test_leadx_run_shows_the_exchange_working(tmp_path):
     """`make run`'s command: infrastructure, services, demo seller and buyers, and a clean stop. On tansu,
     the broker of a machine without Java (test_run_supervision and test_run_on_kafka run Apache Kafka)."""
     env = {k: v for k, v in os.environ.items() if k not in {"KAFKA_BOOTSTRAP_SERVERS", "REDIS_URL", "DATABASE_URL"}}
-    result = subprocess.run([sys.executable, "-m", "leadx.cli.main", "run", "--leads", "6", "--rate", "5",
+    result = subprocess.run([*LEADX_RUN, "--leads", "6", "--rate", "5",
                              "--window", "1", "--seed", "3", "--run-dir", str(tmp_path), "--broker", "tansu"],
                             capture_output=True, text=True, env=env, timeout=240)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]

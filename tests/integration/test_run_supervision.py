@@ -22,6 +22,7 @@ from leadx.dev import exchange_env
 from leadx.dev.stack import free_port
 from leadx.platform.db.engine import make_engine, session_factory
 from leadx.platform.db.models import Seller
+from tests.conftest import LEADX_RUN
 
 
 pytestmark = pytest.mark.integration
@@ -39,7 +40,7 @@ class RunningExchange:
         environ = {k: v for k, v in os.environ.items()
                    if k not in {"KAFKA_BOOTSTRAP_SERVERS", "REDIS_URL", "DATABASE_URL", "LEADX_ENV"}}
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "leadx.cli.main", "run", "--rate", "4", "--window", "1", "--seed", "5", *options],
+            [*LEADX_RUN, "--rate", "4", "--window", "1", "--seed", "5", *options],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=folder, env={**environ, **env})
         self.lines: list[str] = []
         threading.Thread(target=self._read, daemon=True).start()
