@@ -8,7 +8,6 @@ import uuid
 
 import httpx
 
-
 from leadx.accounts import people
 from tests.integration.harness import Exchange
 
@@ -40,10 +39,5 @@ def sell_returnable(exchange: Exchange, buyer: str, price_cents: int) -> str:
     """Four leads sold to `buyer`, the last one's id: a return of one of four purchases stays within
     the return rate cap (25% by default, docs/ledger.md#returns), which a buyer of one lead is over."""
     leads = exchange.sell_many(buyer, price_cents + 1, 3) + [exchange.sell(buyer, price_cents)]
-    wait_recorded(exchange, leads)
+    exchange.recorded_sales(leads)
     return leads[-1]
-
-
-def wait_recorded(exchange: Exchange, lead_ids: list[str]) -> None:
-    """Until the ledger has recorded these sales in SQL, which the return rate cap counts."""
-    exchange.recorded_sales(lead_ids)

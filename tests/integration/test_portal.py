@@ -22,7 +22,7 @@ from services.portal.pages import LOGIN_FAILED
 from tests.conftest import poll_until
 from tests.integration.conftest import ALL_SERVICES, GROUPS
 from tests.integration.harness import Exchange
-from tests.integration.portal_people import PASSWORD, create_person, csrf_of, log_in, wait_recorded
+from tests.integration.portal_people import PASSWORD, create_person, csrf_of, log_in
 
 pytestmark = pytest.mark.integration
 
@@ -143,7 +143,7 @@ def streamed_parts(client, path: str, wanted: set[str]) -> dict[str, str]:
 def test_the_seller_and_operator_homes_stream_their_parts_rendered_as_the_pages_render_them(
         market: Exchange, client):
     sold = market.sell("alpha", 2750)
-    wait_recorded(market, [sold])
+    market.recorded_sales([sold])
     assert log_in(client, create_person(market, "seller", market.seller_id, "read-only")).status_code == 303
     page = client.get("/seller").text
     parts = streamed_parts(client, "/seller/live", {"live-figures", "live-leads"})
@@ -170,7 +170,7 @@ def lag_rows(page: str) -> dict[tuple[str, str], int]:
 
 def test_an_operator_sees_every_service_ready_and_each_groups_lag(market: Exchange, client):
     sold = market.sell("alpha", 1500)  # with a bid: the auction's bid feed commits too
-    wait_recorded(market, [sold])
+    market.recorded_sales([sold])
     assert log_in(client, create_person(market, "operator", "", "operator")).status_code == 303
 
     services = [*ALL_SERVICES, "portal"]  # the portal reads itself too

@@ -28,7 +28,7 @@ from services.portal.pages import LOGIN_FAILED, money
 from tests.conftest import poll_until
 from tests.integration.conftest import ADMIN_KEY
 from tests.integration.harness import Exchange
-from tests.integration.portal_people import PASSWORD, create_person, sell_returnable, wait_recorded
+from tests.integration.portal_people import PASSWORD, create_person, sell_returnable
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser]
 
@@ -236,7 +236,7 @@ def test_a_read_only_person_sees_no_return_link_and_its_post_is_refused(market: 
 def test_the_screenshot_tool_shoots_each_main_page_after_logging_in(market: Exchange, browser, portal: str,
                                                                     tmp_path):
     lead_id = market.sell("gamma", 1450)
-    wait_recorded(market, [lead_id])
+    market.recorded_sales([lead_id])
     with market.sql() as session:  # a filter only: a wholesale buyer's profile that matches every lead
         profile = buyer_settings.save_profile(session, market.buyer_ids["gamma"], None, {"name": "all", "price": 1})
     buyer = Login(create_person(market, "buyer", market.buyer_ids["gamma"], "member"), PASSWORD)
@@ -271,7 +271,7 @@ def test_a_buyer_opts_in_to_a_seller_and_its_rating_joins_the_community_average(
     """Partnerships in the browser: out of a seller's leads and back in, then five stars for it,
     shown in orange beside the community's average (in grey) over both buyers' ratings."""
     seller, beta, gamma = market.seller_id, market.buyer_ids["beta"], market.buyer_ids["gamma"]
-    wait_recorded(market, [market.sell("beta", 1625), market.sell("gamma", 1650)])
+    market.recorded_sales([market.sell("beta", 1625), market.sell("gamma", 1650)])
     with market.sql() as session:
         ratings.rate_trading_partner(session, "seller", gamma, seller, 2, int(time.time() * 1000))
         session.commit()
@@ -324,7 +324,7 @@ def test_the_markets_map_opens_a_states_page_with_the_figures_of_get_market_pric
     consumer |= {"city": "Dallas", "state": "TX", "zip": "75201", "home_phone": "214" + consumer["home_phone"][3:]}
     lead_id = market.post(consumer).json()["lead_id"]
     poll_until(lambda: market.sale_for(lead_id), message="the sale")
-    wait_recorded(market, [lead_id])
+    market.recorded_sales([lead_id])
     with market.sql() as session:
         sale = session.scalars(select(Sale).where(Sale.lead_id == lead_id, Sale.sold)).one()
     assert (sale.state, sale.county) == ("TX", "Dallas County")
@@ -392,7 +392,7 @@ def test_a_buyer_changes_a_profiles_price_and_hours_and_its_next_matching_lead_i
             sold = lead_id
             break
     assert sold is not None, "the changed profile never bid"
-    wait_recorded(market, [sold])
+    market.recorded_sales([sold])
     with market.sql() as session:
         bids = session.execute(select(AuctionBid.bid_cents, AuctionBid.profile_id).join(
             Auction, Auction.id == AuctionBid.auction_id).where(Auction.lead_id == sold,

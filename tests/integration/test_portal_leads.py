@@ -13,7 +13,7 @@ from leadx.accounts import accounts
 from leadx.platform.db.models import Lead, LeadReturn
 from tests.conftest import poll_until
 from tests.integration.harness import Exchange
-from tests.integration.portal_people import create_person, csrf_of, log_in, sell_returnable, wait_recorded
+from tests.integration.portal_people import create_person, csrf_of, log_in, sell_returnable
 
 pytestmark = pytest.mark.integration
 
@@ -120,7 +120,7 @@ def test_a_buyer_returns_a_lead_with_a_reason_and_is_credited(market: Exchange, 
     assert capped.status_code == 422 and "Returns may be at most 25% of your purchases" in capped.text
     assert 'id="lead-error"' in capped.text and "disconnected phone" in capped.text  # the reason kept
     assert returns_of(market, lead_id) == []
-    wait_recorded(market, market.sell_many("alpha", 1000, 3))  # one return of four: within the cap
+    market.recorded_sales(market.sell_many("alpha", 1000, 3))  # one return of four: within the cap
 
     done = client.post(f"/leads/{lead_id}/return", data={"csrf_token": token, "reason": "  disconnected phone "})
     assert (done.status_code, done.headers["location"]) == (303, f"/leads/{lead_id}?returned=1")

@@ -14,7 +14,7 @@ from sqlalchemy import select
 from leadx.accounts import partnerships
 from leadx.platform.db.models import Partnership, Rating
 from tests.integration.harness import Exchange
-from tests.integration.portal_people import create_person, csrf_of, log_in, wait_recorded
+from tests.integration.portal_people import create_person, csrf_of, log_in
 
 pytestmark = pytest.mark.integration
 
@@ -58,7 +58,7 @@ def test_a_buyer_rates_a_seller_once_it_bought_from_it_and_opts_out_and_back_in(
     # Sold before the opt-out below: the auction reads partnerships from a copy refreshed every
     # ACCOUNTS_REFRESH_SECONDS, so a lead posted just after the opt-in may not offer it to beta yet.
     sold = market.sell("beta", 1500)
-    wait_recorded(market, [sold])
+    market.recorded_sales([sold])
     assert market.sale_for(sold).buyer_id == beta
     assert post(client, f"/partners/{seller}/rating", stars="4").status_code == 303
     mine = row(client.get("/partners").text, seller)
