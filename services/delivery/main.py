@@ -11,7 +11,7 @@ from leadx.contracts.events.v1 import events_pb2 as ev
 from leadx.dedup.scopes import DedupPolicy
 from leadx.dedup.store import DedupStore
 from leadx.leads.sealing import PiiKeyring
-from leadx.platform.db.engine import make_engine, session_factory, statement_session_factory
+from leadx.platform.db.engine import make_engine, session_factory, statement_engine
 from leadx.platform.db.schema import exit_unless_current
 from leadx.platform.redis.client import connect as connect_redis
 from leadx.platform.runtime import ServiceRuntime, run
@@ -53,11 +53,11 @@ async def main(stop: asyncio.Event) -> None:
     pings = PingFanout(runtime.producer, redis, directory, client, namespace, rules, ping_breaker, post_breaker)
     sales = SaleCompletion(runtime.producer, redis, store, DedupPolicy.from_env(), directory, client,
                            fees, namespace, keyring, rules, post_breaker,
-                           AttemptLog(statement_session_factory(engine)), stopping=stop)
+                           AttemptLog(statement_engine(engine)), stopping=stop)
     runtime.consume("delivery-pings", {topics.AUCTION_OPENED: ev.AuctionOpened}, pings.handle)
     runtime.consume("delivery-sales", {topics.AUCTION_CLOSED: ev.AuctionClosed}, sales.handle)
     lists = ListPoster(redis, directory, client, namespace, keyring, rules, post_breaker,
-                       AttemptLog(statement_session_factory(engine)))
+                       AttemptLog(statement_engine(engine)))
     runtime.consume("delivery-lists", {topics.LIST_AWARDED: ev.ListAwarded}, lists.handle, off_the_sale_path=True)
 
     async def close_resources() -> None:

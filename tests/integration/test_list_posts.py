@@ -53,7 +53,7 @@ def test_each_won_customer_is_posted_once_adapted_and_a_refusal_is_only_recorded
             await client.start()
             redis = connect(redis_url)
             poster = ListPoster(redis, directory, client, unique_prefix, TEST_KEYRING, rules,
-                                attempts=AttemptLog(sessions))
+                                attempts=AttemptLog(sessions.kw["bind"]))
             try:
                 await poster.handle(awarded(taker_id))
                 await poster.handle(awarded(taker_id))  # a redelivery: not posted again

@@ -19,7 +19,7 @@ from leadx.delivery.attempts_retention import drop_old_bodies, retention_days_fr
 from leadx.delivery.post_adaptation import PreparedPost
 from leadx.dev.tools import check_k8s
 from leadx.platform.config import ConfigError
-from leadx.platform.db.engine import make_engine, session_factory, statement_session_factory
+from leadx.platform.db.engine import make_engine, statement_engine
 from leadx.platform.db.models import PostAttempt
 from leadx.platform.utc_days import DAY_MS
 from services.delivery.attempts import AttemptLog
@@ -71,7 +71,7 @@ def test_an_attempt_delivery_records_keeps_its_bodies_for_exactly_the_retention_
     buyer = BuyerAccount("b_2", "Acme", "http://ping", "http://post")
     result = PostResult(True, "accepted", 5, status=200, response=b'{"accepted": true}')
     async def post() -> None:
-        log = AttemptLog(sessions)
+        log = AttemptLog(sessions.kw["bind"])
         await log.finish(await log.begin(closed, buyer, PreparedPost("application/json", SENT.encode(), None)), result)
 
     asyncio.run(post())
@@ -157,13 +157,14 @@ def test_every_deployment_runs_the_prune_daily_as_a_cronjob(overlay):
     assert deployed == {job["image"]}  # the services' own image, so its schema revision is theirs
 
 
-# The service's statement sessions (each statement its own transaction), and transactional ones.
+# The service's statement engine (each statement its own transaction), and a transactional one.
 @pytest.mark.parametrize("kind", ["statements", "transactions"])
 def test_a_post_is_written_before_it_is_sent_and_a_repeat_is_the_next_attempt(sessions, kind):
     closed = ev.AuctionClosed(auction_id="LIVE000002", lead=ev.Lead(lead_id="LIVE000002"))
     buyer = BuyerAccount("b_2", "Acme", "http://ping", "http://post")
     prepared = PreparedPost("application/json", SENT.encode(), None)
-    log = AttemptLog(statement_session_factory(sessions.kw["bind"]) if kind == "statements" else sessions)
+    engine = sessions.kw["bind"]
+    log = AttemptLog(statement_engine(engine) if kind == "statements" else engine)
 
     async def crashed_then_repeated() -> None:
         await log.begin(closed, buyer, prepared)  # delivery was killed while the buyer had it
@@ -185,7 +186,7 @@ def test_a_post_that_cannot_be_written_is_not_sent(tmp_path):
     engine = make_engine(f"sqlite:///{tmp_path / 'none.db'}")  # no schema: every insert fails
     closed = ev.AuctionClosed(auction_id="LIVE000003", lead=ev.Lead(lead_id="LIVE000003"))
     with pytest.raises(OperationalError):
-        asyncio.run(AttemptLog(session_factory(engine)).begin(
+        asyncio.run(AttemptLog(engine).begin(
             closed, BuyerAccount("b_2", "Acme", "http://ping", "http://post"),
             PreparedPost("application/json", SENT.encode(), None)))
     engine.dispose()

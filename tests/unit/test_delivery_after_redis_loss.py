@@ -72,7 +72,7 @@ def test_an_auction_whose_progress_redis_lost_is_not_posted_again_to_the_buyer_t
                                                    ev.RankedBid(buyer_id="b1", amount_cents=1500, rank=2)])
             producer, client = Published(), RecordingClient()
             sales = SaleCompletion(producer, redis, None, None, None, client, NoFees(), namespace, TEST_KEYRING,
-                                   attempts=AttemptLog(sessions))
+                                   attempts=AttemptLog(sessions.kw["bind"]))
             # Redis restarted without its data: no progress hash for an auction already sold to b1.
             await sales.handle(Envelope(topics.AUCTION_CLOSED, auction_id, "e1", closed, 0, 0))
             kept = await Progress.load(redis, f"delivery:{namespace}{auction_id}")

@@ -131,7 +131,7 @@ def test_a_post_s_answer_is_recorded_though_the_server_closed_the_connection_dur
     engine = engines.make_engine(database_url)
     engines.create_schema(engine)
     engine.pool.dispose()  # one connection from here on: the row's, then the answer's
-    log = AttemptLog(engines.statement_session_factory(engine))
+    log = AttemptLog(engines.statement_engine(engine))
     updates: list[int] = []
     update = log._update
 

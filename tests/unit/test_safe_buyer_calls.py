@@ -100,7 +100,7 @@ def test_a_redirect_is_an_answer_and_is_not_followed():
 def test_a_reply_over_the_limit_is_cut_and_recorded_as_such(sqlite_url):
     engine = make_engine(sqlite_url)
     create_schema(engine)
-    attempts = AttemptLog(session_factory(engine))
+    attempts = AttemptLog(engine)
 
     async def scenario(chunked: bool):
         async with Buyer(size=5000, chunked=chunked) as buyer:

@@ -137,6 +137,12 @@ def session_factory(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(engine, expire_on_commit=False)
 
 
+def statement_engine(engine: Engine) -> Engine:
+    """The same pool, each statement its own transaction (autocommit): see statement_session_factory.
+    For code that runs a few fixed statements on a Connection, without a Session's machinery."""
+    return engine.execution_options(isolation_level="AUTOCOMMIT")
+
+
 def statement_session_factory(engine: Engine) -> sessionmaker[Session]:
     """Sessions on the same pool in which every statement is its own transaction (autocommit): it is
     sent alone, without the BEGIN before it and the COMMIT or ROLLBACK after it, which on PostgreSQL
@@ -144,7 +150,7 @@ def statement_session_factory(engine: Engine) -> sessionmaker[Session]:
     and for writes that are each one statement, complete in itself (delivery's post attempts):
     nothing written through such a session may rely on a transaction around several statements.
     `session.commit()` and `sessionmaker.begin()` still work on them, and send nothing."""
-    return sessionmaker(engine.execution_options(isolation_level="AUTOCOMMIT"), expire_on_commit=False)
+    return sessionmaker(statement_engine(engine), expire_on_commit=False)
 
 
 def read_session_factory(engine: Engine) -> sessionmaker[Session]:
