@@ -45,7 +45,7 @@ from services.ledger import batch_rows, metrics
 
 CONSUMER = "ledger"
 _COUNTERS = "leadx.counters"  # session.info key of the counter additions awaiting _write_counters
-_ENTRIES = "leadx.entries"  # session.info key of the ledger entries awaiting _write_entries
+_ROWS = "leadx.rows"  # session.info key of the insert-only rows awaiting _write_rows, by table
 FieldsOf = Callable[[ev.Lead], dict[str, str]]  # a lead's fields, its sealed ones opened
 
 
@@ -78,11 +78,11 @@ class Recorder:
             fresh = [envelope for envelope, first in zip(envelopes, applied, strict=True) if first]
             batch_rows.load(session, fresh)
             now = _now_ms()
-            session.add_all(ProcessedEvent(event_id=envelope.event_id, consumer=CONSUMER, processed_at_ms=now)
-                            for envelope in fresh)
             for envelope in fresh:
+                _insert_later(session, ProcessedEvent, event_id=envelope.event_id, consumer=CONSUMER,
+                              processed_at_ms=now)
                 self._apply[envelope.topic](session, envelope.message)
-            _write_entries(session)
+            _write_rows(session)
             _write_counters(session)
             batch_rows.forget(session)
         # Counted once committed: a batch that failed is applied again, and counted then.
@@ -145,12 +145,19 @@ def _add_to(session: Session, model, keys: dict, amounts: dict[str, int], also_o
         added[column] += amount
 
 
-def _write_entries(session: Session) -> None:
-    """Insert the transaction's ledger entries in one statement: nothing reads them back before
-    the commit, and as ORM objects each was its own INSERT (SQLite returns each new id)."""
-    entries = session.info.pop(_ENTRIES, [])
-    if entries:
-        session.execute(insert(LedgerEntry), entries)
+def _insert_later(session: Session, model, **row) -> None:
+    """A row only ever inserted, and read by nothing in the batch that adds it (the events it marks
+    processed, the buyers offered a lead, an auction's ranked bids, the buyers posted a lead, the
+    ledger's entries): gathered, and written by _write_rows with its table's others."""
+    session.info.setdefault(_ROWS, {}).setdefault(model.__table__, []).append(row)
+
+
+def _write_rows(session: Session) -> None:
+    """Insert the transaction's insert-only rows (_insert_later), one statement per table, after
+    the ORM's own writes (the statement flushes the session first). As ORM objects they cost the
+    unit of work's bookkeeping each, about as much CPU as the rest of the ledger's work for them."""
+    for table, rows in session.info.pop(_ROWS, {}).items():
+        session.execute(insert(table), rows)
 
 
 def _write_counters(session: Session) -> None:
@@ -193,8 +200,8 @@ def _book(session: Session, kind: str, lead_id: str, buyer_id: str, seller_id: s
         id=transaction_id, kind=kind, lead_id=lead_id, buyer_id=buyer_id, seller_id=seller_id,
         amount_cents=price_cents, fee_cents=fee_cents, at_ms=at_ms))
     for entry in entries:
-        session.info.setdefault(_ENTRIES, []).append({"transaction_id": transaction_id, "account": entry.account,
-                                                     "amount_cents": entry.amount_cents, "at_ms": at_ms})
+        _insert_later(session, LedgerEntry, transaction_id=transaction_id, account=entry.account,
+                      amount_cents=entry.amount_cents, at_ms=at_ms)
         _add_to(session, AccountBalance, {"account": entry.account}, {"balance_cents": entry.amount_cents})
 
 
@@ -241,8 +248,8 @@ def _auction_opened(session: Session, message: ev.AuctionOpened) -> None:
     first = not auction.opened_at_ms  # an opening published again offers the lead to no one anew
     opened_at_ms = message.opened_at_ms or auction.opened_at_ms or _now_ms()
     if first:
-        session.add_all(AuctionOffer(buyer_id=buyer_id, lead_id=message.lead_id, offered_at_ms=opened_at_ms)
-                        for buyer_id in dict.fromkeys(message.offered_buyer_ids))
+        for buyer_id in dict.fromkeys(message.offered_buyer_ids):
+            _insert_later(session, AuctionOffer, buyer_id=buyer_id, lead_id=message.lead_id, offered_at_ms=opened_at_ms)
     auction.offered_buyers = len(message.offered_buyer_ids)
     auction.opened_at_ms, auction.closes_at_ms = opened_at_ms, message.closes_at_ms
     _advance(_lead(session, message.lead_id), lead_status.IN_AUCTION)
@@ -255,9 +262,10 @@ def _auction_closed(session: Session, message: ev.AuctionClosed) -> None:
     if auction.closed_at_ms is not None:
         return  # a close published again ranks the same bids (docs/reliability.md)
     auction.closed_at_ms, auction.bids_received = message.closed_at_ms, message.bids_received
-    session.add_all(AuctionBid(auction_id=message.auction_id, rank=bid.rank, buyer_id=bid.buyer_id,
-                               bid_cents=bid.bid_cents, amount_cents=bid.amount_cents, weight=bid.weight,
-                               profile_id=bid.profile_id) for bid in message.ranked_bids)
+    for bid in message.ranked_bids:
+        _insert_later(session, AuctionBid, auction_id=message.auction_id, rank=bid.rank, buyer_id=bid.buyer_id,
+                      bid_cents=bid.bid_cents, amount_cents=bid.amount_cents, weight=bid.weight,
+                      profile_id=bid.profile_id)
 
 
 def _sale_closed(session: Session, message: ev.SaleClosed) -> None:
@@ -277,7 +285,8 @@ def _sale_closed(session: Session, message: ev.SaleClosed) -> None:
             closed_at_ms=message.closed_at_ms, returned=False, submitted_at_ms=submitted_at_ms,
         ))
         for buyer_id in message.posted_buyer_ids:
-            session.add(BuyerPosting(lead_id=message.lead_id, buyer_id=buyer_id, posted_at_ms=message.closed_at_ms))
+            _insert_later(session, BuyerPosting, lead_id=message.lead_id, buyer_id=buyer_id,
+                          posted_at_ms=message.closed_at_ms)
         _count_duplicates(session, message.duplicate_buyer_ids, message.closed_at_ms)
         if sold:
             day = utc_day(message.closed_at_ms)
