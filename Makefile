@@ -10,7 +10,7 @@ STAMP  := $(VENV)/.installed
 # 0.3 s of every service's start.
 unexport PYTHONDONTWRITEBYTECODE
 
-.PHONY: install runtime-lock run test test-browser test-kafka faults unit integration kafka-jars proto proto-check lint typecheck k8s-check bench bench-intake bench-dedup bench-dedup-cluster bench-delivery bench-dashboard bench-portal bench-auction bench-scoring bench-ledger bench-kafka bench-sustained bench-scaleout screenshots prior-model clean
+.PHONY: install runtime-lock run test test-browser test-kafka faults unit integration kafka-jars proto proto-check lint typecheck k8s-check bench bench-intake bench-dedup bench-dedup-cluster bench-delivery bench-dashboard bench-portal bench-auction bench-scoring bench-ledger bench-hop bench-kafka bench-sustained bench-scaleout screenshots prior-model clean
 
 install: $(STAMP)
 
@@ -149,6 +149,11 @@ bench-scoring: install
 ## and PostgreSQL.
 bench-ledger: install
 	$(PY) bench/ledger.py
+
+## One hop of a lead (consume, publish, commit) at fixed rates: leadx's consumer and producer beside
+## bare aiokafka and a bare wake-up, with the broker's CPU and the context switches per record.
+bench-hop: install
+	$(PY) bench/hop.py
 
 ## The whole exchange at fixed offered rates, sustained (60 s each), on SQLite then PostgreSQL: leads
 ## sold per second, latencies, the consumers' lag and the CPU per sold lead of every process; then each
