@@ -154,8 +154,10 @@ def _insert_later(session: Session, model, **row) -> None:
 
 def _write_rows(session: Session) -> None:
     """Insert the transaction's insert-only rows (_insert_later), one statement per table, after
-    the ORM's own writes (the statement flushes the session first). As ORM objects they cost the
-    unit of work's bookkeeping each, about as much CPU as the rest of the ledger's work for them."""
+    the ORM's own writes: flushed first (a statement on a Table, not a mapped class, does not
+    autoflush), so the rows go in the batch's order, as batch_rows says. As ORM objects they cost
+    the unit of work's bookkeeping each, about as much CPU as the rest of the ledger's work for them."""
+    session.flush()
     for table, rows in session.info.pop(_ROWS, {}).items():
         session.execute(insert(table), rows)
 

@@ -147,8 +147,9 @@ def statement_session_factory(engine: Engine) -> sessionmaker[Session]:
     """Sessions on the same pool in which every statement is its own transaction (autocommit): it is
     sent alone, without the BEGIN before it and the COMMIT or ROLLBACK after it, which on PostgreSQL
     are a round trip each (a one-row read or write took three). For reads (read_session_factory),
-    and for writes that are each one statement, complete in itself (delivery's post attempts):
-    nothing written through such a session may rely on a transaction around several statements.
+    and for writes that are each one statement, complete in itself (delivery's post attempts run
+    such statements on a statement_engine's Connections instead): nothing written through such a
+    session may rely on a transaction around several statements.
     `session.commit()` and `sessionmaker.begin()` still work on them, and send nothing."""
     return sessionmaker(statement_engine(engine), expire_on_commit=False)
 
