@@ -7,15 +7,17 @@ services' and the broker's handling of those messages rather than in their own l
 measures one hop alone, in one run, on one machine, against the embedded broker (tansu):
   * leadx: leadx.platform.kafka's EventConsumer (a task per record, same-key order, commits of
     finished records, a span) whose handler awaits EventProducer.publish, as the services do;
-  * raw: the same work with bare aiokafka (getmany, send_and_wait per record, one commit a batch),
-    the baseline of what the framework adds;
+  * raw: the same work with bare aiokafka (getmany, the fetch's records sent together and their
+    acknowledgements awaited, one commit a fetch), the baseline of what the framework adds;
   * wake: an event loop woken by a timer once per record and doing nothing else, the baseline of
     what merely waking a process costs on this machine.
 The hop runs in a process of its own (its CPU measured apart from the feeder's, this process,
 which publishes the records open loop at each rate); per mode and rate: CPU per record of the hop,
 of the broker and of the feeder, and the machine's context switches per record (/proc/stat).
-Each mode's and the broker's cores at rest are measured first; the per-record figures are gross
-(at-rest polling included), with the at-rest share said beside them.
+Each hop's and the broker's cores at rest are measured first (not the waker's: it never rests); the
+per-record figures are gross (at-rest polling included), with the at-rest share said beside them.
+A rate the hop did not keep up with (its records not finished within the rate's time) is flagged:
+its figures are those of a backlog handled in batches, not of that rate.
 Figures are printed and written to bench/results/hop.json.
 """
 
@@ -116,12 +118,14 @@ async def _raw_hop(kafka: KafkaSettings, handled: Synchronized, stop: asyncio.Ev
     await consumer.start()
     while not stop.is_set():
         batch = await consumer.getmany(timeout_ms=100)
-        for records in batch.values():
-            for record in records:
-                submitted = ev.LeadSubmitted.FromString(record.value)
-                await producer.send_and_wait(out, ev.LeadVerified(lead=submitted.lead).SerializeToString(),
-                                             key=record.key)
-                handled.value += 1
+        # Each fetch's records sent together and their acknowledgements awaited before the commit,
+        # as the leadx consumer's concurrent handlers do (one send awaited at a time cannot keep up
+        # past about 400 records a second here).
+        sends = [await producer.send(out, ev.LeadVerified(lead=ev.LeadSubmitted.FromString(record.value).lead)
+                                     .SerializeToString(), key=record.key)
+                 for records in batch.values() for record in records]
+        await asyncio.gather(*sends)
+        handled.value += len(sends)
         if batch:
             await consumer.commit()
     await consumer.stop()
@@ -130,12 +134,11 @@ async def _raw_hop(kafka: KafkaSettings, handled: Synchronized, stop: asyncio.Ev
 
 async def _wake(rate: float, handled: Synchronized, stop: asyncio.Event) -> None:
     """Woken by a timer once per record's interval, nothing else: the cost of a wake-up alone."""
-    while not stop.is_set():
-        started, n = time.perf_counter(), 0
-        while not stop.is_set() and n < rate:  # a second at a time, on schedule (as the feeder)
-            await asyncio.sleep(max(0.0, started + n / rate - time.perf_counter()))
-            handled.value += 1
-            n += 1
+    started, n = time.perf_counter(), 0
+    while not stop.is_set():  # on schedule, as the feeder publishes
+        n += 1
+        await asyncio.sleep(max(0.0, started + n / rate - time.perf_counter()))
+        handled.value += 1
 
 
 # --- the feeder and the measurements --------------------------------------------------------------
@@ -147,7 +150,7 @@ def context_switches() -> int:
 
 def cpu_s(process: psutil.Process) -> float:
     times = process.cpu_times()
-    return times.user + times.system + times.children_user + times.children_system
+    return times.user + times.system
 
 
 def this_cpu_s() -> float:
@@ -210,7 +213,10 @@ async def measure_mode(mode: str, args, bootstrap: str, broker: psutil.Process) 
                 await wait_for(handled, fed, 120)
             after = (cpu_s(hop_process), cpu_s(broker), this_cpu_s(), context_switches(), time.perf_counter())
             elapsed = after[4] - before[4]
+            # Open loop: a hop that kept up finished its records within the rate's time (and a
+            # little for the last ones); one that did not was measured on a backlog, in batches.
             row = {"rate": rate, "records": count, "seconds": round(elapsed, 2),
+                   "kept_up": elapsed <= 1.05 * args.seconds + 0.5,
                    "hop_cpu_ms_per_record": round(1000 * (after[0] - before[0]) / count, 3),
                    "of_it_at_rest_ms": round(1000 * rest["hop"] * elapsed / count, 3),
                    "broker_cpu_ms_per_record": round(1000 * (after[1] - before[1]) / count, 3),
@@ -221,13 +227,17 @@ async def measure_mode(mode: str, args, bootstrap: str, broker: psutil.Process) 
             print(f"  {mode:5} {rate:6.0f}/s: hop {row['hop_cpu_ms_per_record']:.3f} ms a record "
                   f"({row['of_it_at_rest_ms']:.3f} at rest), broker {row['broker_cpu_ms_per_record']:.3f} "
                   f"({row['broker_at_rest_ms']:.3f}), feeder {row['feeder_cpu_ms_per_record']:.3f}; "
-                  f"{row['context_switches_per_record']} context switches a record", flush=True)
+                  f"{row['context_switches_per_record']} context switches a record"
+                  f"{'' if row['kept_up'] else f'; DID NOT KEEP UP ({elapsed:.1f} s)'}", flush=True)
         return {"at_rest_cores": rest, "rates": rows}
     finally:
         if producer is not None:
             await producer.stop()
         hop.terminate()
         hop.join(30)
+        if hop.is_alive():
+            hop.kill()
+            hop.join()
 
 
 async def at_rest(hop: psutil.Process, broker: psutil.Process, seconds: float) -> dict[str, float]:
@@ -264,7 +274,11 @@ async def run(args) -> dict:
         return results
     finally:
         broker_process.terminate()
-        broker_process.wait(30)
+        try:
+            broker_process.wait(30)
+        except subprocess.TimeoutExpired:
+            broker_process.kill()
+            broker_process.wait()
 
 
 def main() -> int:

@@ -9,9 +9,9 @@ later event of the same batch finds it without a flush.
 
 The batch's leads that exist are locked in id order, so two ledger replicas (which can briefly both
 hold a partition during a rebalance) take those locks in one order and cannot deadlock on them.
-Rows new to both (inserted at the commit, in the batch's order) can still make them wait on each
-other; PostgreSQL then fails one batch, which is applied again one event per transaction
-(services/ledger/batching.py).
+Rows new to both (inserted at the end of the batch, table by table in the batch's order) can
+still make them wait on each other; PostgreSQL then fails one batch, which is applied again one
+event per transaction (services/ledger/batching.py).
 """
 
 from __future__ import annotations

@@ -153,11 +153,12 @@ def _insert_later(session: Session, model, **row) -> None:
 
 
 def _write_rows(session: Session) -> None:
-    """Insert the transaction's insert-only rows (_insert_later), one statement per table, after
-    the ORM's own writes: flushed first (a statement on a Table, not a mapped class, does not
-    autoflush), so the rows go in the batch's order, as batch_rows says. As ORM objects they cost
-    the unit of work's bookkeeping each, about as much CPU as the rest of the ledger's work for them."""
-    session.flush()
+    """Insert the transaction's insert-only rows (_insert_later), one statement per table. They go
+    before the ORM's own rows, which are flushed later (a statement on a Table, not a mapped class,
+    does not autoflush): no table references another, and every batch writes its tables in the
+    same order, so two ledger replicas briefly holding one partition still meet their rows in one
+    order. As ORM objects they cost the unit of work's bookkeeping each, about as much CPU as the
+    rest of the ledger's work for them."""
     for table, rows in session.info.pop(_ROWS, {}).items():
         session.execute(insert(table), rows)
 
