@@ -66,8 +66,8 @@ def _ping_when_idle(engine: Engine, idle_s: float) -> None:
     A connection the server closed (a restart, an idle timeout, a proxy) is found out by a ping as
     it leaves the pool, and the pool is renewed: every connection opened before is replaced at its
     next use, before any statement is sent on it. pool_pre_ping pings at every checkout: a round
-    trip more per transaction, which doubles the cost of a statement session's one statement. A
-    connection used less than `idle_s` ago is not pinged, so a statement on it after a server
+    trip more per transaction, which doubles the cost of an autocommit statement (statement_engine).
+    A connection used less than `idle_s` ago is not pinged, so a statement on it after a server
     restart within that time fails (as one running at the restart does), and that failure renews
     the whole pool just as a failed ping does (docs/reliability.md)."""
 
@@ -138,29 +138,22 @@ def session_factory(engine: Engine) -> sessionmaker[Session]:
 
 
 def statement_engine(engine: Engine) -> Engine:
-    """The same pool, each statement its own transaction (autocommit): see statement_session_factory.
-    For code that runs a few fixed statements on a Connection, without a Session's machinery."""
+    """The same pool, in which every statement is its own transaction (autocommit): it is sent
+    alone, without the BEGIN before it and the COMMIT or ROLLBACK after it, which on PostgreSQL are
+    a round trip each (a one-row read or write took three). For reads (read_session_factory) and
+    for writes that are each one statement, complete in itself (delivery's post attempts, run on
+    its Connections without a Session's machinery): nothing written through it may rely on a
+    transaction around several statements. `commit()` still works on it, and sends nothing."""
     return engine.execution_options(isolation_level="AUTOCOMMIT")
 
 
-def statement_session_factory(engine: Engine) -> sessionmaker[Session]:
-    """Sessions on the same pool in which every statement is its own transaction (autocommit): it is
-    sent alone, without the BEGIN before it and the COMMIT or ROLLBACK after it, which on PostgreSQL
-    are a round trip each (a one-row read or write took three). For reads (read_session_factory),
-    and for writes that are each one statement, complete in itself (delivery's post attempts run
-    such statements on a statement_engine's Connections instead): nothing written through such a
-    session may rely on a transaction around several statements.
-    `session.commit()` and `sessionmaker.begin()` still work on them, and send nothing."""
-    return sessionmaker(statement_engine(engine), expire_on_commit=False)
-
-
 def read_session_factory(engine: Engine) -> sessionmaker[Session]:
-    """Sessions for reads only (the dashboard's queries, a page's session check): statement
-    sessions (above). Each statement sees what was committed when it began, as in PostgreSQL's
+    """Sessions for reads only (the dashboard's queries, a page's session check), on the statement
+    engine (above). Each statement sees what was committed when it began, as in PostgreSQL's
     default READ COMMITTED transaction, so a read of several statements sees no less consistent
     figures than before. Write with session_factory. A read whose statements must agree with each
     other takes `one_snapshot`."""
-    return statement_session_factory(engine)
+    return sessionmaker(statement_engine(engine), expire_on_commit=False)
 
 
 @contextmanager
