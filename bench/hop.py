@@ -40,7 +40,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from loadgen import rate_list, write_results  # noqa: E402
+from loadgen import CpuMeter, rate_list, write_results  # noqa: E402
 
 from leadx.contracts import topics  # noqa: E402
 from leadx.contracts.events.v1 import events_pb2 as ev  # noqa: E402
@@ -148,15 +148,6 @@ def context_switches() -> int:
         return next(int(line.split()[1]) for line in stat if line.startswith("ctxt "))
 
 
-def cpu_s(process: psutil.Process) -> float:
-    times = process.cpu_times()
-    return times.user + times.system
-
-
-def this_cpu_s() -> float:
-    return cpu_s(psutil.Process())
-
-
 async def feed(producer: AIOKafkaProducer | None, target: str, rate: float, count: int, first: int) -> None:
     """Publish `count` leads open loop at `rate` (each on its schedule, whatever the answers take)."""
     started = time.perf_counter()
@@ -202,27 +193,27 @@ async def measure_mode(mode: str, args, bootstrap: str, broker: psutil.Process) 
         rows = []
         for rate in args.rates:
             count = int(rate * args.seconds)
-            before = (cpu_s(hop_process), cpu_s(broker), this_cpu_s(), context_switches(), time.perf_counter(),
-                      handled.value)
+            meter = CpuMeter({"hop": hop_process, "broker": broker, "feeder": psutil.Process()})
+            switches, handled_before = context_switches(), handled.value
             if mode == "wake":
                 await asyncio.sleep(args.seconds)
-                count = handled.value - before[5]
+                count = handled.value - handled_before
             else:
                 await feed(producer, target, rate, count, fed)
                 fed += count
                 await wait_for(handled, fed, 120)
-            after = (cpu_s(hop_process), cpu_s(broker), this_cpu_s(), context_switches(), time.perf_counter())
-            elapsed = after[4] - before[4]
+            used, switches = meter.stop(), context_switches() - switches
+            elapsed = time.perf_counter() - meter.started
             # Open loop: a hop that kept up finished its records within the rate's time (and a
             # little for the last ones); one that did not was measured on a backlog, in batches.
             row = {"rate": rate, "records": count, "seconds": round(elapsed, 2),
                    "kept_up": elapsed <= 1.05 * args.seconds + 0.5,
-                   "hop_cpu_ms_per_record": round(1000 * (after[0] - before[0]) / count, 3),
+                   "hop_cpu_ms_per_record": round(1000 * used["hop_cpu_s"] / count, 3),
                    "of_it_at_rest_ms": round(1000 * rest["hop"] * elapsed / count, 3),
-                   "broker_cpu_ms_per_record": round(1000 * (after[1] - before[1]) / count, 3),
+                   "broker_cpu_ms_per_record": round(1000 * used["broker_cpu_s"] / count, 3),
                    "broker_at_rest_ms": round(1000 * rest["broker"] * elapsed / count, 3),
-                   "feeder_cpu_ms_per_record": round(1000 * (after[2] - before[2]) / count, 3),
-                   "context_switches_per_record": round((after[3] - before[3]) / count, 1)}
+                   "feeder_cpu_ms_per_record": round(1000 * used["feeder_cpu_s"] / count, 3),
+                   "context_switches_per_record": round(switches / count, 1)}
             rows.append(row)
             print(f"  {mode:5} {rate:6.0f}/s: hop {row['hop_cpu_ms_per_record']:.3f} ms a record "
                   f"({row['of_it_at_rest_ms']:.3f} at rest), broker {row['broker_cpu_ms_per_record']:.3f} "
@@ -241,11 +232,10 @@ async def measure_mode(mode: str, args, bootstrap: str, broker: psutil.Process) 
 
 
 async def at_rest(hop: psutil.Process, broker: psutil.Process, seconds: float) -> dict[str, float]:
-    start = (cpu_s(hop), cpu_s(broker), time.perf_counter())
+    meter = CpuMeter({"hop": hop, "broker": broker})
     await asyncio.sleep(seconds)
-    elapsed = time.perf_counter() - start[2]
-    return {"hop": round((cpu_s(hop) - start[0]) / elapsed, 4),
-            "broker": round((cpu_s(broker) - start[1]) / elapsed, 4)}
+    used = meter.stop()
+    return {"hop": used["hop_core_share"], "broker": used["broker_core_share"]}
 
 
 async def run(args) -> dict:
