@@ -6,7 +6,10 @@ back, the ledger reading them all), and bench/sustained.py puts most of the whol
 services' and the broker's handling of those messages rather than in their own logic. This bench
 measures one hop alone, in one run, on one machine, against the embedded broker (tansu):
   * leadx: leadx.platform.kafka's EventConsumer (a task per record, same-key order, commits of
-    finished records, a span) whose handler awaits EventProducer.publish, as the services do;
+    finished records every commit interval, a span) whose handler awaits EventProducer.publish, as
+    the services do;
+  * leadx-commit-each: the same with a commit after every fetch (KAFKA_COMMIT_INTERVAL_MS=0), as
+    the consumer committed before it had an interval;
   * raw: the same work with bare aiokafka (getmany, the fetch's records sent together and their
     acknowledgements awaited, one commit a fetch), the baseline of what the framework adds;
   * wake: an event loop woken by a timer once per record and doing nothing else, the baseline of
@@ -30,6 +33,7 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from multiprocessing.sharedctypes import Synchronized
 from pathlib import Path
 
@@ -53,7 +57,7 @@ from leadx.platform.kafka.envelope import Envelope  # noqa: E402
 from leadx.platform.kafka.producer import EventProducer  # noqa: E402
 from leadx.platform.telemetry import setup_tracing  # noqa: E402
 
-MODES = ("leadx", "raw", "wake")
+MODES = ("leadx", "leadx-commit-each", "raw", "wake")
 IN, OUT = topics.LEAD_SUBMITTED, topics.LEAD_VERIFIED
 GROUP = "bench-hop"
 
@@ -61,8 +65,10 @@ GROUP = "bench-hop"
 def settings(bootstrap: str, partitions: int, mode: str) -> KafkaSettings:
     """The services' own defaults (fetch wait 25 ms, no idempotence on tansu); each mode has topics
     and a group of its own (its name as their prefix), so none starts behind another's records."""
-    return KafkaSettings(bootstrap_servers=bootstrap, topic_prefix=f"{mode}-", partitions=partitions,
-                         replication_factor=1, idempotence=False)
+    kafka = KafkaSettings(bootstrap_servers=bootstrap, topic_prefix=f"{mode}-", partitions=partitions,
+                          replication_factor=1, idempotence=False)
+    # The consumer as it was before its commit interval: a commit after every fetch.
+    return replace(kafka, commit_interval_ms=0) if mode == "leadx-commit-each" else kafka
 
 
 def a_lead(n: int) -> ev.Lead:
@@ -83,7 +89,7 @@ def serve(mode: str, bootstrap: str, partitions: int, rate: float, handled: Sync
 async def _serve(mode: str, bootstrap: str, partitions: int, rate: float, handled: Synchronized) -> None:
     stop = asyncio.Event()
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
-    if mode == "leadx":
+    if mode in ("leadx", "leadx-commit-each"):
         await _leadx_hop(settings(bootstrap, partitions, mode), handled, stop)
     elif mode == "raw":
         await _raw_hop(settings(bootstrap, partitions, mode), handled, stop)
@@ -215,7 +221,7 @@ async def measure_mode(mode: str, args, bootstrap: str, broker: psutil.Process) 
                    "feeder_cpu_ms_per_record": round(1000 * used["feeder_cpu_s"] / count, 3),
                    "context_switches_per_record": round(switches / count, 1)}
             rows.append(row)
-            print(f"  {mode:5} {rate:6.0f}/s: hop {row['hop_cpu_ms_per_record']:.3f} ms a record "
+            print(f"  {mode:17} {rate:6.0f}/s: hop {row['hop_cpu_ms_per_record']:.3f} ms a record "
                   f"({row['of_it_at_rest_ms']:.3f} at rest), broker {row['broker_cpu_ms_per_record']:.3f} "
                   f"({row['broker_at_rest_ms']:.3f}), feeder {row['feeder_cpu_ms_per_record']:.3f}; "
                   f"{row['context_switches_per_record']} context switches a record"

@@ -121,7 +121,8 @@ def replica_names(service: str, count: int) -> list[str]:
 
 
 def start_exchange(run_dir: Path, database: str, broker: str, window_s: float, partitions: int,
-                   fetch_max_wait_ms: int | None = None, replicas: dict[str, int] | None = None) -> Exchange:
+                   fetch_max_wait_ms: int | None = None, replicas: dict[str, int] | None = None,
+                   commit_interval_ms: int | None = None) -> Exchange:
     """The exchange, ready. `replicas`: how many processes of a service (1 unless said), the
     first named as the service, the others `<service>-2`, `<service>-3`..."""
     postgres = LocalPostgres(durable=True) if database == "postgresql" else None
@@ -131,6 +132,8 @@ def start_exchange(run_dir: Path, database: str, broker: str, window_s: float, p
         extra_env["KAFKA_IDEMPOTENCE"] = "true"  # as production runs it (tansu has no InitProducerId)
     if fetch_max_wait_ms is not None:
         extra_env["KAFKA_FETCH_MAX_WAIT_MS"] = str(fetch_max_wait_ms)
+    if commit_interval_ms is not None:
+        extra_env["KAFKA_COMMIT_INTERVAL_MS"] = str(commit_interval_ms)
     stack = LocalStack(run_dir, broker=broker, topic_prefix=PREFIX, partitions=partitions,
                        auction_window_s=window_s, database_url=database_url, extra_env=extra_env)
     exchange = Exchange(stack, api_key="", postgres=postgres)
@@ -313,7 +316,8 @@ def run(args, database: str) -> dict:
     rng = random.Random(args.seed)
     run_dir = Path(tempfile.mkdtemp(prefix="leadx-sustained-"))
     print(f"--- {database}, {args.broker}: starting the exchange ...", flush=True)
-    exchange = start_exchange(run_dir, database, args.broker, args.window, args.partitions, args.fetch_max_wait_ms)
+    exchange = start_exchange(run_dir, database, args.broker, args.window, args.partitions, args.fetch_max_wait_ms,
+                              commit_interval_ms=args.commit_interval_ms)
     phases = []
     try:
         if args.warmup:
@@ -410,6 +414,8 @@ def main() -> int:
                         help="skip the stage benches' short runs after the whole (bench/stages.py)")
     parser.add_argument("--fetch-max-wait-ms", type=int, default=None,
                         help="the services' KAFKA_FETCH_MAX_WAIT_MS (default: theirs, 25 ms)")
+    parser.add_argument("--commit-interval-ms", type=int, default=None,
+                        help="the services' KAFKA_COMMIT_INTERVAL_MS (default: theirs, 500 ms; 0: after every fetch)")
     args = parser.parse_args()
     databases = [name.strip() for name in args.databases.split(",") if name.strip()]
     unknown = set(databases) - {"sqlite", "postgresql"}

@@ -183,6 +183,12 @@ class KafkaSettings:
     # The same for the consumers no seller's answer or sale waits for (the ledger's, list awards'):
     # on tansu the ledger's fetches over every topic were 40% of the idle broker's CPU.
     background_fetch_max_wait_ms: int = 250
+    # How often a consumer group commits the offsets of finished records, at most. Each commit is a
+    # request to the broker: committed after every fetch, the services made about one a record they
+    # read (some fifteen a sold lead). Work finished but not yet committed is redone after a crash,
+    # which every handler allows (they are idempotent); revokes and stops commit at once. 0: after
+    # every fetch.
+    commit_interval_ms: int = 500
     security: KafkaSecurity = KafkaSecurity()
     # How long a service at start waits for the topics it created to have a leader on every
     # partition before it gives up (leadx.platform.kafka.admin.ensure_topics).
@@ -197,6 +203,8 @@ class KafkaSettings:
         if self.session_timeout_ms < MIN_SESSION_TIMEOUT_MS:
             raise ConfigError(f"KAFKA_SESSION_TIMEOUT_MS must be at least {MIN_SESSION_TIMEOUT_MS} (a heartbeat a"
                               f" second needs room), got {self.session_timeout_ms}")
+        if self.commit_interval_ms < 0:
+            raise ConfigError(f"KAFKA_COMMIT_INTERVAL_MS must be 0 or more, got {self.commit_interval_ms}")
 
     @classmethod
     def from_env(cls) -> KafkaSettings:
@@ -208,6 +216,7 @@ class KafkaSettings:
             idempotence=env_bool("KAFKA_IDEMPOTENCE", False),
             fetch_max_wait_ms=env_int("KAFKA_FETCH_MAX_WAIT_MS", 25),
             background_fetch_max_wait_ms=env_int("KAFKA_BACKGROUND_FETCH_MAX_WAIT_MS", 250),
+            commit_interval_ms=env_int("KAFKA_COMMIT_INTERVAL_MS", 500),
             security=KafkaSecurity.from_env(),
             topics_ready_timeout_s=env_float("KAFKA_TOPICS_READY_TIMEOUT_S", 120.0),
             session_timeout_ms=env_int("KAFKA_SESSION_TIMEOUT_MS", DEFAULT_SESSION_TIMEOUT_MS),

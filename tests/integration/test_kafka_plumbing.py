@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -64,7 +65,9 @@ def test_offsets_are_committed_only_past_finished_work(kafka_bootstrap, unique_p
         group = consumer.group_id
         while len(handled) < 4:
             await asyncio.sleep(0.05)
-        await asyncio.sleep(0.3)  # several commit rounds pass while L2 is still in hand
+        while await committed(kafka_bootstrap, group, topic) != 2:  # the next commit round
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(2 * kafka.commit_interval_ms / 1000)  # more rounds pass while L2 is in hand
         assert sorted(handled) == ["L0", "L1", "L3", "L4"]
         assert await committed(kafka_bootstrap, group, topic) == 2  # not past the unfinished L2
         release.set()
@@ -72,6 +75,33 @@ def test_offsets_are_committed_only_past_finished_work(kafka_bootstrap, unique_p
             await asyncio.sleep(0.05)
         await consumer.stop()  # commits what is finished on the way out
         assert await committed(kafka_bootstrap, group, topic) == 5
+        await producer.stop()
+
+    asyncio.run(scenario())
+
+
+def test_finished_records_wait_for_the_commit_interval_and_a_stop_commits_them(kafka_bootstrap, unique_prefix):
+    """A commit is a broker request: finished records are committed once an interval, not after
+    every fetch (a crash redoes them; handlers are idempotent). A stop commits them at once."""
+    async def scenario() -> None:
+        kafka, producer = await producer_on_lead_rejected(kafka_bootstrap, unique_prefix)
+        handled: list[str] = []
+
+        async def handler(envelope: Envelope) -> None:
+            handled.append(envelope.message.lead_id)
+
+        slow = replace(kafka, commit_interval_ms=600_000)
+        consumer = EventConsumer(slow, "interval", {topics.LEAD_REJECTED: ev.LeadRejected}, handler)
+        await consumer.start()
+        for i in range(3):
+            await producer.publish(topics.LEAD_REJECTED, f"L{i}", ev.LeadRejected(lead_id=f"L{i}"))
+        topic = topics.name(unique_prefix, topics.LEAD_REJECTED)
+        while len(handled) < 3:
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(1.0)  # some ten fetches: each would have committed without the interval
+        assert await committed(kafka_bootstrap, consumer.group_id, topic) is None
+        await consumer.stop()
+        assert await committed(kafka_bootstrap, consumer.group_id, topic) == 3
         await producer.stop()
 
     asyncio.run(scenario())

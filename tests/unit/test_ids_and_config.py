@@ -37,7 +37,7 @@ def test_settings_with_defaults(env):
     assert settings.kafka.idempotence is False and settings.kafka.partitions == 6
     assert settings.kafka.fetch_max_wait_ms == 25 and settings.hmac_key == b"0123456789abcdef"
     assert settings.kafka.background_fetch_max_wait_ms == 250
-    assert settings.kafka.session_timeout_ms == 10_000
+    assert settings.kafka.session_timeout_ms == 10_000 and settings.kafka.commit_interval_ms == 500
 
 
 def test_the_kafka_session_timeout_is_read_and_too_short_a_one_refused(env):
@@ -45,6 +45,14 @@ def test_the_kafka_session_timeout_is_read_and_too_short_a_one_refused(env):
     assert CommonSettings.from_env("dedup").kafka.session_timeout_ms == 4000
     env.setenv("KAFKA_SESSION_TIMEOUT_MS", "2999")
     with pytest.raises(ConfigError, match="KAFKA_SESSION_TIMEOUT_MS must be at least 3000"):
+        CommonSettings.from_env("dedup")
+
+
+def test_the_commit_interval_is_read_and_a_negative_one_refused(env):
+    env.setenv("KAFKA_COMMIT_INTERVAL_MS", "0")
+    assert CommonSettings.from_env("dedup").kafka.commit_interval_ms == 0
+    env.setenv("KAFKA_COMMIT_INTERVAL_MS", "-1")
+    with pytest.raises(ConfigError, match="KAFKA_COMMIT_INTERVAL_MS must be 0 or more, got -1"):
         CommonSettings.from_env("dedup")
 
 

@@ -1,5 +1,6 @@
 """`EventConsumer` runs a consumer group whose offsets are committed only after the handler has
-finished with every record of a batch (at-least-once). Handlers must be idempotent."""
+finished with every record of a batch (at-least-once), at most every commit interval
+(KafkaSettings.commit_interval_ms). Handlers must be idempotent."""
 
 from __future__ import annotations
 
@@ -148,6 +149,8 @@ class EventConsumer:
         await self._consumer.stop()
 
     async def _run(self) -> None:
+        interval_s = self.settings.commit_interval_ms / 1000
+        last_commit = time.monotonic()
         while not self._stopping:
             batch = await self._consumer.getmany(timeout_ms=100, max_records=self._max_batch)
             for tp, records in batch.items():
@@ -161,6 +164,12 @@ class EventConsumer:
                         self._last_by_key[key] = task
                     task.add_done_callback(functools.partial(self._finished, key))
                     queue.append((record.offset, task))
+            # Finished records are committed at most every commit interval (KafkaSettings), not
+            # after every fetch: a commit is a broker request, and a crash redoes the uncommitted
+            # ones (handlers are idempotent). getmany returns within 100 ms, so the interval is kept.
+            if time.monotonic() - last_commit < interval_s:
+                continue
+            last_commit = time.monotonic()
             try:
                 await self._commit_finished()
             except KafkaError as exc:
