@@ -4,7 +4,8 @@ commits, at fixed rates, as each service on a lead's path does.
 Every lead crosses several such hops (intake -> dedup -> scoring -> auction -> delivery, the bids
 back, the ledger reading them all), and bench/sustained.py puts most of the whole's CPU in the
 services' and the broker's handling of those messages rather than in their own logic. This bench
-measures one hop alone, in one run, on one machine, against the embedded broker (tansu):
+measures one hop alone, in one run, on one machine, against the embedded broker (tansu) or, with
+`--broker kafka`, one Apache Kafka broker (both without idempotence, so like for like):
   * leadx: leadx.platform.kafka's EventConsumer (a task per record, same-key order, commits of
     finished records every commit interval, a span) whose handler awaits EventProducer.publish, as
     the services do;
@@ -30,8 +31,8 @@ import argparse
 import asyncio
 import multiprocessing
 import signal
-import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import replace
 from multiprocessing.sharedctypes import Synchronized
@@ -48,9 +49,8 @@ from loadgen import CpuMeter, rate_list, write_results  # noqa: E402
 
 from leadx.contracts import topics  # noqa: E402
 from leadx.contracts.events.v1 import events_pb2 as ev  # noqa: E402
-from leadx.dev.ports import free_port  # noqa: E402
-from leadx.dev.stack import tansu_binary, wait_for_port  # noqa: E402
-from leadx.platform.config import KafkaSettings  # noqa: E402
+from leadx.dev.stack import BROKERS, TANSU_FETCH_MIN_BYTES, LocalStack  # noqa: E402
+from leadx.platform.config import DEFAULT_FETCH_MIN_BYTES, KafkaSettings  # noqa: E402
 from leadx.platform.kafka.admin import ensure_topics  # noqa: E402
 from leadx.platform.kafka.consumer import EventConsumer  # noqa: E402
 from leadx.platform.kafka.envelope import Envelope  # noqa: E402
@@ -62,11 +62,13 @@ IN, OUT = topics.LEAD_SUBMITTED, topics.LEAD_VERIFIED
 GROUP = "bench-hop"
 
 
-def settings(bootstrap: str, partitions: int, mode: str) -> KafkaSettings:
+def settings(bootstrap: str, partitions: int, mode: str,
+             fetch_min_bytes: int = DEFAULT_FETCH_MIN_BYTES) -> KafkaSettings:
     """The services' own defaults (fetch wait 25 ms, no idempotence on tansu); each mode has topics
     and a group of its own (its name as their prefix), so none starts behind another's records."""
     kafka = KafkaSettings(bootstrap_servers=bootstrap, topic_prefix=f"{mode}-", partitions=partitions,
                           replication_factor=1, idempotence=False)
+    kafka = replace(kafka, fetch_min_bytes=fetch_min_bytes)
     # The consumer as it was before its commit interval: a commit after every fetch.
     return replace(kafka, commit_interval_ms=0) if mode == "leadx-commit-each" else kafka
 
@@ -79,20 +81,22 @@ def a_lead(n: int) -> ev.Lead:
 
 # --- the hop, in a process of its own -------------------------------------------------------------
 
-def serve(mode: str, bootstrap: str, partitions: int, rate: float, handled: Synchronized) -> None:
+def serve(mode: str, bootstrap: str, partitions: int, rate: float, handled: Synchronized,
+          fetch_min_bytes: int) -> None:
     """Run one hop until SIGTERM, counting the records it finished in `handled` (shared memory, so
     reading the count costs the hop nothing)."""
     uvloop.install()
-    asyncio.run(_serve(mode, bootstrap, partitions, rate, handled))
+    asyncio.run(_serve(mode, bootstrap, partitions, rate, handled, fetch_min_bytes))
 
 
-async def _serve(mode: str, bootstrap: str, partitions: int, rate: float, handled: Synchronized) -> None:
+async def _serve(mode: str, bootstrap: str, partitions: int, rate: float, handled: Synchronized,
+                 fetch_min_bytes: int) -> None:
     stop = asyncio.Event()
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
     if mode in ("leadx", "leadx-commit-each"):
-        await _leadx_hop(settings(bootstrap, partitions, mode), handled, stop)
+        await _leadx_hop(settings(bootstrap, partitions, mode, fetch_min_bytes), handled, stop)
     elif mode == "raw":
-        await _raw_hop(settings(bootstrap, partitions, mode), handled, stop)
+        await _raw_hop(settings(bootstrap, partitions, mode, fetch_min_bytes), handled, stop)
     else:
         await _wake(rate, handled, stop)
 
@@ -118,7 +122,8 @@ async def _raw_hop(kafka: KafkaSettings, handled: Synchronized, stop: asyncio.Ev
     producer = AIOKafkaProducer(bootstrap_servers=kafka.bootstrap_servers, acks="all", linger_ms=2)
     consumer = AIOKafkaConsumer(topics.name(kafka.topic_prefix, IN), bootstrap_servers=kafka.bootstrap_servers,
                                 group_id=topics.group(kafka.topic_prefix, GROUP), enable_auto_commit=False,
-                                auto_offset_reset="earliest", fetch_max_wait_ms=kafka.fetch_max_wait_ms)
+                                auto_offset_reset="earliest", fetch_max_wait_ms=kafka.fetch_max_wait_ms,
+                                fetch_min_bytes=kafka.fetch_min_bytes)
     out = topics.name(kafka.topic_prefix, OUT)
     await producer.start()
     await consumer.start()
@@ -176,10 +181,11 @@ async def wait_for(handled: Synchronized, target: int, timeout_s: float) -> None
         await asyncio.sleep(0.05)
 
 
-async def measure_mode(mode: str, args, bootstrap: str, broker: psutil.Process) -> dict:
+async def measure_mode(mode: str, args, bootstrap: str, broker: psutil.Process, quiet: bool = False) -> dict:
     spawn = multiprocessing.get_context("spawn")  # a fresh interpreter, like a service
     handled = spawn.Value("q", 0, lock=False)
-    hop = spawn.Process(target=serve, args=(mode, bootstrap, args.partitions, max(args.rates), handled), daemon=True)
+    hop = spawn.Process(target=serve, args=(mode, bootstrap, args.partitions, max(args.rates), handled,
+                                            args.fetch_min_bytes), daemon=True)
     hop.start()
     hop_process = psutil.Process(hop.pid)
     producer = None
@@ -221,6 +227,8 @@ async def measure_mode(mode: str, args, bootstrap: str, broker: psutil.Process) 
                    "feeder_cpu_ms_per_record": round(1000 * used["feeder_cpu_s"] / count, 3),
                    "context_switches_per_record": round(switches / count, 1)}
             rows.append(row)
+            if quiet:
+                continue
             print(f"  {mode:17} {rate:6.0f}/s: hop {row['hop_cpu_ms_per_record']:.3f} ms a record "
                   f"({row['of_it_at_rest_ms']:.3f} at rest), broker {row['broker_cpu_ms_per_record']:.3f} "
                   f"({row['broker_at_rest_ms']:.3f}), feeder {row['feeder_cpu_ms_per_record']:.3f}; "
@@ -245,36 +253,39 @@ async def at_rest(hop: psutil.Process, broker: psutil.Process, seconds: float) -
 
 
 async def run(args) -> dict:
-    port = free_port()
-    url = f"tcp://127.0.0.1:{port}"
-    broker_process = subprocess.Popen(
-        [tansu_binary(), "broker", "--listener-url", url, "--advertised-listener-url", url],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        wait_for_port("127.0.0.1", port, 30)
-        bootstrap = f"127.0.0.1:{port}"
-        for mode in args.modes:
-            if mode != "wake":
-                await ensure_topics(settings(bootstrap, args.partitions, mode), (IN, OUT))
-        broker = psutil.Process(broker_process.pid)
-        results = {}
-        for mode in args.modes:
-            print(f"{mode}:", flush=True)
-            if mode != "wake":
-                results[mode] = await measure_mode(mode, args, bootstrap, broker)
-                continue
-            # A waker wakes at one rate: one process per rate.
-            rows = [await measure_mode(mode, argparse.Namespace(**{**vars(args), "rates": [rate]}), bootstrap, broker)
-                    for rate in args.rates]
-            results[mode] = {"at_rest_cores": rows[0]["at_rest_cores"], "rates": [r["rates"][0] for r in rows]}
-        return results
-    finally:
-        broker_process.terminate()
+    with tempfile.TemporaryDirectory(prefix="leadx-hop-") as run_dir:
+        # The broker only: no service of the stack runs, so no Redis (the URL is never dialled).
+        stack = LocalStack(Path(run_dir), broker=args.broker, redis_url="redis://unused", partitions=args.partitions)
         try:
-            broker_process.wait(30)
-        except subprocess.TimeoutExpired:
-            broker_process.kill()
-            broker_process.wait()
+            await asyncio.to_thread(stack.start_infra)  # it runs an event loop of its own (Kafka's readiness)
+            bootstrap = stack.kafka_bootstrap or ""
+            for mode in args.modes:
+                if mode != "wake":
+                    await ensure_topics(settings(bootstrap, args.partitions, mode), (IN, OUT))
+            [broker_process] = [process.process for process in stack.infra if process.name == "broker"]
+            broker = psutil.Process(broker_process.pid)
+            measured = [mode for mode in args.modes if mode != "wake"]
+            if measured and args.warmup > 0:
+                # A JVM broker compiles its hot paths in its first seconds: whichever mode came first
+                # would pay for it. The first mode at the highest rate first, not kept.
+                print(f"warm-up: {measured[0]} at {max(args.rates):g}/s for {args.warmup:g} s (not kept)", flush=True)
+                await measure_mode(measured[0], argparse.Namespace(
+                    **{**vars(args), "rates": [max(args.rates)], "seconds": args.warmup, "rest_seconds": 0.5}),
+                    bootstrap, broker, quiet=True)
+            results = {}
+            for mode in args.modes:
+                print(f"{mode}:", flush=True)
+                if mode != "wake":
+                    results[mode] = await measure_mode(mode, args, bootstrap, broker)
+                    continue
+                # A waker wakes at one rate: one process per rate.
+                rows = [await measure_mode(mode, argparse.Namespace(**{**vars(args), "rates": [rate]}), bootstrap,
+                                           broker)
+                        for rate in args.rates]
+                results[mode] = {"at_rest_cores": rows[0]["at_rest_cores"], "rates": [r["rates"][0] for r in rows]}
+            return results
+        finally:
+            stack.stop()
 
 
 def main() -> int:
@@ -284,9 +295,18 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=15.0, help="each rate's length (default 15)")
     parser.add_argument("--rest-seconds", type=float, default=5.0, help="the at-rest measure's length")
     parser.add_argument("--partitions", type=int, default=6, help="of each topic (the services' default, 6)")
+    parser.add_argument("--warmup", type=float, default=10.0,
+                        help="seconds of the first mode at the highest rate before measuring, not kept (default 10)")
+    parser.add_argument("--fetch-min-bytes", type=int, default=None,
+                        help="the consumers' KAFKA_FETCH_MIN_BYTES (default: as the local stack runs the"
+                             " services on that broker, 1 on tansu, 65536 on Apache Kafka)")
+    parser.add_argument("--broker", choices=BROKERS, default="tansu",
+                        help="tansu (the embedded broker) or kafka (one Apache Kafka broker from its jars)")
     parser.add_argument("--modes", type=lambda text: [m for m in text.split(",") if m], default=list(MODES),
                         help=f"comma-separated, of {', '.join(MODES)}")
     args = parser.parse_args()
+    if args.fetch_min_bytes is None:
+        args.fetch_min_bytes = TANSU_FETCH_MIN_BYTES if args.broker == "tansu" else DEFAULT_FETCH_MIN_BYTES
     unknown = [mode for mode in args.modes if mode not in MODES]
     if unknown:
         parser.error(f"unknown mode(s) {unknown}; expected {MODES}")

@@ -120,9 +120,16 @@ def replica_names(service: str, count: int) -> list[str]:
     return [service if number == 1 else f"{service}-{number}" for number in range(1, count + 1)]
 
 
+def env_setting(text: str) -> tuple[str, str]:
+    name, equals, value = text.partition("=")
+    if not equals or not name:
+        raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {text!r}")
+    return name, value
+
+
 def start_exchange(run_dir: Path, database: str, broker: str, window_s: float, partitions: int,
                    fetch_max_wait_ms: int | None = None, replicas: dict[str, int] | None = None,
-                   commit_interval_ms: int | None = None) -> Exchange:
+                   commit_interval_ms: int | None = None, env: dict[str, str] | None = None) -> Exchange:
     """The exchange, ready. `replicas`: how many processes of a service (1 unless said), the
     first named as the service, the others `<service>-2`, `<service>-3`..."""
     postgres = LocalPostgres(durable=True) if database == "postgresql" else None
@@ -134,6 +141,7 @@ def start_exchange(run_dir: Path, database: str, broker: str, window_s: float, p
         extra_env["KAFKA_FETCH_MAX_WAIT_MS"] = str(fetch_max_wait_ms)
     if commit_interval_ms is not None:
         extra_env["KAFKA_COMMIT_INTERVAL_MS"] = str(commit_interval_ms)
+    extra_env.update(env or {})
     stack = LocalStack(run_dir, broker=broker, topic_prefix=PREFIX, partitions=partitions,
                        auction_window_s=window_s, database_url=database_url, extra_env=extra_env)
     exchange = Exchange(stack, api_key="", postgres=postgres)
@@ -317,7 +325,7 @@ def run(args, database: str) -> dict:
     run_dir = Path(tempfile.mkdtemp(prefix="leadx-sustained-"))
     print(f"--- {database}, {args.broker}: starting the exchange ...", flush=True)
     exchange = start_exchange(run_dir, database, args.broker, args.window, args.partitions, args.fetch_max_wait_ms,
-                              commit_interval_ms=args.commit_interval_ms)
+                              commit_interval_ms=args.commit_interval_ms, env=dict(args.env))
     phases = []
     try:
         if args.warmup:
@@ -416,6 +424,8 @@ def main() -> int:
                         help="the services' KAFKA_FETCH_MAX_WAIT_MS (default: theirs, 25 ms)")
     parser.add_argument("--commit-interval-ms", type=int, default=None,
                         help="the services' KAFKA_COMMIT_INTERVAL_MS (default: theirs, 500 ms; 0: after every fetch)")
+    parser.add_argument("--env", type=env_setting, action="append", default=[], metavar="NAME=VALUE",
+                        help="a setting for every service (repeatable), e.g. KAFKA_FETCH_MIN_BYTES=1")
     args = parser.parse_args()
     databases = [name.strip() for name in args.databases.split(",") if name.strip()]
     unknown = set(databases) - {"sqlite", "postgresql"}

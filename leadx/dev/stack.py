@@ -35,6 +35,9 @@ BROKERS = ("tansu", "kafka")
 # The services' KAFKA_SESSION_TIMEOUT_MS on tansu, which holds every join of a consumer group for
 # half the session timeout: 2 s for each start and rebalance instead of 5 s at the default 10 s.
 TANSU_SESSION_TIMEOUT_MS = 4000
+# The services' KAFKA_FETCH_MIN_BYTES on tansu: it holds an idle fetch for its whole wait already,
+# and a fetch waiting for bytes costs it more than the services save (bench/README.md).
+TANSU_FETCH_MIN_BYTES = 1
 
 
 # A process this module started: by subprocess, or forked by the tests' warm launcher.
@@ -353,7 +356,8 @@ class LocalStack:
             "KAFKA_PARTITIONS": str(self.partitions),
             "AUCTION_WINDOW_SECONDS": str(self.auction_window_s),
             ALLOW_PRIVATE_VARIABLE: "true",
-            **({"KAFKA_SESSION_TIMEOUT_MS": str(TANSU_SESSION_TIMEOUT_MS)} if self.runs_tansu() else {}),
+            **({"KAFKA_SESSION_TIMEOUT_MS": str(TANSU_SESSION_TIMEOUT_MS),
+                "KAFKA_FETCH_MIN_BYTES": str(TANSU_FETCH_MIN_BYTES)} if self.runs_tansu() else {}),
             "PYTHONUNBUFFERED": "1",
         })
         env.update(self.extra_env)

@@ -4,6 +4,8 @@
   that holds a fetch over several partitions for much of its wait (tansu, the development broker),
   that delays leads, bids and close requests by up to 1.5 s, which would make a 1-second auction
   window meaningless.
+- Fetch minimum: KAFKA_FETCH_MIN_BYTES, as the services' other consumers (Apache Kafka answers a
+  fetch at the first record otherwise, and each lead woke the worker on its own).
 - Lag: `leadx_consumer_lag_records` (leadx.platform.metrics) reads each consumer faust makes.
 - Partition ends: faust's table recovery reads each changelog partition up to the end that
   ListOffsets reports, and our local broker reports it short when the last record batch holds
@@ -25,13 +27,15 @@ from leadx.platform.metrics import CONSUMER_LAG
 
 
 class AdjustedConsumer(aiokafka.AIOKafkaConsumer):
-    """aiokafka's consumer with this process's fetch wait and a partition end read from the records."""
+    """aiokafka's consumer with this process's fetch wait and minimum, and a partition end read from the records."""
 
     kafka: KafkaSettings | None = None  # the brokers and their security, for the end offsets' probe
     fetch_max_wait_ms = 500
+    fetch_min_bytes = 1
 
     def __init__(self, *args, **kwargs) -> None:
         kwargs["fetch_max_wait_ms"] = self.fetch_max_wait_ms
+        kwargs["fetch_min_bytes"] = self.fetch_min_bytes
         super().__init__(*args, **kwargs)
         if kwargs.get("group_id"):  # not the group-less one that reads the changelogs at recovery
             CONSUMER_LAG.watch(self, kwargs["group_id"])
@@ -45,5 +49,6 @@ class AdjustedConsumer(aiokafka.AIOKafkaConsumer):
 def adjust_faust_consumer(kafka: KafkaSettings) -> None:
     AdjustedConsumer.kafka = kafka
     AdjustedConsumer.fetch_max_wait_ms = kafka.fetch_max_wait_ms
+    AdjustedConsumer.fetch_min_bytes = kafka.fetch_min_bytes
     # The driver refers to the class as `aiokafka.AIOKafkaConsumer` through its module object.
     faust_driver.aiokafka.AIOKafkaConsumer = AdjustedConsumer

@@ -35,7 +35,7 @@ from leadx.platform.db.engine import make_engine, session_factory
 from leadx.platform.db.models import Sale
 from services.auction.worker import changelog_topic
 from tests import http_calls as http
-from tests.conftest import TEST_BROKER, TEST_SESSION_TIMEOUT_MS, poll_until
+from tests.conftest import TEST_BROKER, TEST_FETCH_MIN_BYTES, TEST_SESSION_TIMEOUT_MS, poll_until
 from tests.integration.tails import forget_topics, tails_of
 
 # The services' fetch wait in tests (KAFKA_FETCH_MAX_WAIT_MS; 25 ms by default). An idle consumer
@@ -312,8 +312,9 @@ def start_exchange(run_dir: Path, kafka_bootstrap: str, redis_url: str, prefix: 
     if TEST_BROKER == "kafka":  # as production runs it (tansu has no InitProducerId)
         service_env.setdefault("KAFKA_IDEMPOTENCE", "true")
     # An exchange on a broker other than the session's (the fault suite's Apache Kafka cluster, a
-    # container's, a tansu of its own) passes its broker's session_timeout_for.
+    # container's, a tansu of its own) passes its broker's session_timeout_for and fetch_min_bytes_for.
     service_env.setdefault("KAFKA_SESSION_TIMEOUT_MS", str(TEST_SESSION_TIMEOUT_MS))
+    service_env.setdefault("KAFKA_FETCH_MIN_BYTES", str(TEST_FETCH_MIN_BYTES))
     stack = LocalStack(run_dir, kafka_bootstrap=kafka_bootstrap, redis_url=redis_url, topic_prefix=prefix,
                        database_url=database_url, auction_window_s=window_s, extra_env=service_env)
     stack.start_infra()  # only the SQLite path: the broker and Redis are given

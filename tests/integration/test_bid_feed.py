@@ -21,7 +21,7 @@ from leadx.platform.kafka.admin import ensure_topics
 from leadx.auction import rules
 from leadx.auction.state import Auction
 from services.auction.bid_feed import BidFeed
-from tests.conftest import TEST_SESSION_TIMEOUT_MS
+from tests.conftest import TEST_FETCH_MIN_BYTES, TEST_SESSION_TIMEOUT_MS
 
 pytestmark = pytest.mark.integration
 
@@ -102,7 +102,7 @@ def run_feed(kafka: KafkaSettings, group: str, topic: str, table: TopicTable, fl
 def setting(kafka_bootstrap, unique_prefix):
     kafka = KafkaSettings(bootstrap_servers=kafka_bootstrap, topic_prefix=unique_prefix, partitions=PARTITIONS,
                           replication_factor=1, idempotence=False,
-                          session_timeout_ms=TEST_SESSION_TIMEOUT_MS)
+                          session_timeout_ms=TEST_SESSION_TIMEOUT_MS, fetch_min_bytes=TEST_FETCH_MIN_BYTES)
     # The stand-in table's changelog too, with as many partitions as the bids' topic (a broker
     # that creates a topic on first use would give it its default of one).
     asyncio.run(ensure_topics(kafka, (topics.BID_PLACED, topics.BID_PLACED + CHANGELOG_SUFFIX)))

@@ -17,7 +17,7 @@ from leadx.platform.kafka.consumer import EventConsumer, HeldBack
 from leadx.platform.kafka.envelope import Envelope
 from leadx.platform.kafka.producer import EventProducer
 from tests.integration.harness import read_records
-from tests.conftest import TEST_SESSION_TIMEOUT_MS
+from tests.conftest import TEST_FETCH_MIN_BYTES, TEST_SESSION_TIMEOUT_MS
 
 pytestmark = pytest.mark.integration
 
@@ -25,7 +25,7 @@ pytestmark = pytest.mark.integration
 def settings(bootstrap: str, prefix: str) -> KafkaSettings:
     return KafkaSettings(bootstrap_servers=bootstrap, topic_prefix=prefix, partitions=1,
                          replication_factor=1, idempotence=False,
-                         session_timeout_ms=TEST_SESSION_TIMEOUT_MS)
+                         session_timeout_ms=TEST_SESSION_TIMEOUT_MS, fetch_min_bytes=TEST_FETCH_MIN_BYTES)
 
 
 async def producer_on_lead_rejected(bootstrap: str, prefix: str) -> tuple[KafkaSettings, EventProducer]:

@@ -28,7 +28,7 @@ from leadx.platform.kafka.producer import EventProducer
 from leadx.platform.redis.client import connect
 from leadx.scoring.registry import load_prior
 from services.ledger.list_closer import ListCloser
-from tests.conftest import TEST_KEYRING, TEST_SESSION_TIMEOUT_MS
+from tests.conftest import TEST_KEYRING, TEST_FETCH_MIN_BYTES, TEST_SESSION_TIMEOUT_MS
 
 pytestmark = pytest.mark.integration
 SECRET = b"list-closer-test-secret"
@@ -107,7 +107,7 @@ def test_a_due_list_auction_closes_once_and_sells_each_customer_once(sessions, k
     async def scenario():
         kafka = KafkaSettings(bootstrap_servers=kafka_bootstrap, topic_prefix=unique_prefix, partitions=1,
                               replication_factor=1, idempotence=False,
-                              session_timeout_ms=TEST_SESSION_TIMEOUT_MS)
+                              session_timeout_ms=TEST_SESSION_TIMEOUT_MS, fetch_min_bytes=TEST_FETCH_MIN_BYTES)
         await ensure_topics(kafka, (topics.SALE_CLOSED, topics.LIST_AWARDED))
         producer = EventProducer(kafka, "test")
         await producer.start()

@@ -15,7 +15,7 @@ from leadx.dev.ports import private_port
 from leadx.platform import runtime as runtime_module
 from leadx.platform.config import CommonSettings, HmacKeyring, KafkaSettings
 from leadx.platform.runtime import ServiceRuntime, stopped_within
-from tests.conftest import TEST_SESSION_TIMEOUT_MS
+from tests.conftest import TEST_FETCH_MIN_BYTES, TEST_SESSION_TIMEOUT_MS
 
 pytestmark = pytest.mark.integration
 
@@ -30,7 +30,7 @@ def service_runtime(kafka_bootstrap, unique_prefix, monkeypatch):
         service="runtime-test", redis_url="", database_url="", health_port=private_port(), log_level="WARNING",
         kafka=KafkaSettings(bootstrap_servers=kafka_bootstrap, topic_prefix=unique_prefix, partitions=1,
                             replication_factor=1, idempotence=False,
-                            session_timeout_ms=TEST_SESSION_TIMEOUT_MS),
+                            session_timeout_ms=TEST_SESSION_TIMEOUT_MS, fetch_min_bytes=TEST_FETCH_MIN_BYTES),
         hmac_keys=HmacKeyring(keys=(("k0", b"a-test-identity-key-0123"),)))  # a test value, not a secret
     return lambda: ServiceRuntime(settings)
 

@@ -38,6 +38,7 @@ def test_settings_with_defaults(env):
     assert settings.kafka.fetch_max_wait_ms == 25 and settings.hmac_key == b"0123456789abcdef"
     assert settings.kafka.background_fetch_max_wait_ms == 250
     assert settings.kafka.session_timeout_ms == 10_000 and settings.kafka.commit_interval_ms == 500
+    assert settings.kafka.fetch_min_bytes == 65_536
 
 
 def test_the_kafka_session_timeout_is_read_and_too_short_a_one_refused(env):
@@ -53,6 +54,14 @@ def test_the_commit_interval_is_read_and_a_negative_one_refused(env):
     assert CommonSettings.from_env("dedup").kafka.commit_interval_ms == 0
     env.setenv("KAFKA_COMMIT_INTERVAL_MS", "-1")
     with pytest.raises(ConfigError, match="KAFKA_COMMIT_INTERVAL_MS must be 0 or more, got -1"):
+        CommonSettings.from_env("dedup")
+
+
+def test_the_fetch_min_bytes_is_read_and_less_than_one_refused(env):
+    env.setenv("KAFKA_FETCH_MIN_BYTES", "1")
+    assert CommonSettings.from_env("dedup").kafka.fetch_min_bytes == 1
+    env.setenv("KAFKA_FETCH_MIN_BYTES", "0")
+    with pytest.raises(ConfigError, match="KAFKA_FETCH_MIN_BYTES must be at least 1, got 0"):
         CommonSettings.from_env("dedup")
 
 

@@ -173,3 +173,49 @@ def test_every_group_consumer_takes_its_timeouts_from_the_session_timeout(monkey
     app = make_app(SimpleNamespace(common=SimpleNamespace(kafka=kafka), data_dir=str(tmp_path)))  # the auction's
     assert (app.conf.broker_session_timeout, app.conf.broker_heartbeat_interval, app.conf.broker_rebalance_timeout) \
         == (session_ms / 1000, heartbeat_ms / 1000, session_ms / 1000)
+
+
+def test_every_consumer_of_the_flow_waits_for_the_fetch_min_bytes_and_a_probe_does_not(monkeypatch):
+    """Apache Kafka answers a fetch when any record arrives: at the default of 1 byte each record
+    woke each consumer on its own (docs/configuration.md, KAFKA_FETCH_MIN_BYTES)."""
+    import aiokafka
+    import faust.transport.drivers.aiokafka as faust_driver
+
+    from leadx.platform.kafka.offsets import read_to_end
+    from services.auction import faust_consumer
+    from services.auction.bid_feed import BidFeed
+    from services.intake.verdicts import VerdictWaiter
+
+    kafka = KafkaSettings(bootstrap_servers="127.0.0.1:1", topic_prefix="", partitions=1, replication_factor=1,
+                          idempotence=False, fetch_min_bytes=4096)
+    given: list[tuple[str | None, int]] = []
+    make_consumer = clients.consumer
+
+    def recorded(settings, *topic_names, **options):
+        given.append((options.get("group_id"), options.get("fetch_min_bytes", 1)))
+        return make_consumer(settings, *topic_names, **options)
+    monkeypatch.setattr(clients, "consumer", recorded)
+    # adjust_faust_consumer changes the class faust makes for this process: put it back afterwards.
+    monkeypatch.setattr(faust_driver.aiokafka, "AIOKafkaConsumer", aiokafka.AIOKafkaConsumer)
+    for name in ("kafka", "fetch_max_wait_ms", "fetch_min_bytes"):
+        monkeypatch.setattr(faust_consumer.AdjustedConsumer, name, getattr(faust_consumer.AdjustedConsumer, name))
+
+    async def build_and_stop() -> int:
+        async def handler(envelope) -> None:
+            return None
+        await EventConsumer(kafka, "pings", {topics.AUCTION_OPENED: ev.AuctionOpened}, handler).stop()
+        feed = BidFeed(kafka, "leadx-auction-bids", "bid.placed", table=None, batch_max=1, batch_wait_s=0.01,
+                       flush_interval_s=0.1)
+        with pytest.raises(KafkaConnectionError):
+            await feed._started()
+        await feed.consumer.stop()
+        with pytest.raises(KafkaConnectionError):  # nothing listens at 127.0.0.1:1
+            await VerdictWaiter(kafka).start()
+        with pytest.raises(KafkaConnectionError):
+            await read_to_end(kafka, "lead.verified")
+        faust_consumer.adjust_faust_consumer(kafka)
+        worker = faust_driver.aiokafka.AIOKafkaConsumer(bootstrap_servers="127.0.0.1:1", group_id="leadx-auction")
+        return worker._fetch_min_bytes
+    faust_made = asyncio.run(build_and_stop())
+    assert given == [("leadx-pings", 4096), ("leadx-auction-bids", 4096), (None, 4096), (None, 1)]
+    assert faust_made == 4096

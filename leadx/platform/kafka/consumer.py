@@ -120,6 +120,7 @@ class EventConsumer:
             **clients.group_timeouts(settings),
             fetch_max_wait_ms=(settings.background_fetch_max_wait_ms if off_the_sale_path
                                else settings.fetch_max_wait_ms),
+            fetch_min_bytes=settings.fetch_min_bytes,
         )
         CONSUMER_LAG.watch(self._consumer, self.group_id)
         self._task: asyncio.Task | None = None
