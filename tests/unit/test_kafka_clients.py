@@ -173,6 +173,7 @@ def test_every_group_consumer_takes_its_timeouts_from_the_session_timeout(monkey
     app = make_app(SimpleNamespace(common=SimpleNamespace(kafka=kafka), data_dir=str(tmp_path)))  # the auction's
     assert (app.conf.broker_session_timeout, app.conf.broker_heartbeat_interval, app.conf.broker_rebalance_timeout) \
         == (session_ms / 1000, heartbeat_ms / 1000, session_ms / 1000)
+    assert app.conf.producer_linger == 0.002  # as EventProducer's: the worker's records share requests
 
 
 def test_every_consumer_of_the_flow_waits_for_the_fetch_min_bytes_and_a_probe_does_not(monkeypatch):
