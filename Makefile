@@ -151,7 +151,8 @@ bench-ledger: install
 	$(PY) bench/ledger.py
 
 ## One hop of a lead (consume, publish, commit) at fixed rates: leadx's consumer and producer beside
-## bare aiokafka and a bare wake-up, with the broker's CPU and the context switches per record.
+## bare aiokafka and a bare wake-up, with the broker's CPU and the context switches per record, on
+## tansu (bench/hop.py --broker kafka: on Apache Kafka).
 bench-hop: install
 	$(PY) bench/hop.py
 
