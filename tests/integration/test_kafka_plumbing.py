@@ -107,6 +107,39 @@ def test_finished_records_wait_for_the_commit_interval_and_a_stop_commits_them(k
     asyncio.run(scenario())
 
 
+def test_a_revoke_commits_the_finished_records_at_once_whatever_the_interval(kafka_bootstrap, unique_prefix):
+    """Records finished before a rebalance are committed as the partition is revoked, not at the
+    next interval: the partition's next owner starts after them."""
+    async def scenario() -> None:
+        kafka, producer = await producer_on_lead_rejected(kafka_bootstrap, unique_prefix)
+        handled: list[str] = []
+
+        async def handler(envelope: Envelope) -> None:
+            handled.append(envelope.message.lead_id)
+
+        slow = replace(kafka, commit_interval_ms=600_000)
+        first = EventConsumer(slow, "revoke", {topics.LEAD_REJECTED: ev.LeadRejected}, handler)
+        await first.start()
+        for i in range(3):
+            await producer.publish(topics.LEAD_REJECTED, f"L{i}", ev.LeadRejected(lead_id=f"L{i}"))
+        topic = topics.name(unique_prefix, topics.LEAD_REJECTED)
+        while len(handled) < 3:
+            await asyncio.sleep(0.05)
+        assert await committed(kafka_bootstrap, first.group_id, topic) is None  # the interval is far off
+        second = EventConsumer(slow, "revoke", {topics.LEAD_REJECTED: ev.LeadRejected}, handler)
+        await second.start()  # joining rebalances the group: the first member's partition is revoked
+        deadline = asyncio.get_running_loop().time() + 60
+        while await committed(kafka_bootstrap, first.group_id, topic) != 3:
+            assert asyncio.get_running_loop().time() < deadline, "the revoke committed nothing"
+            await asyncio.sleep(0.2)
+        assert sorted(handled) == ["L0", "L1", "L2"]  # and nothing handled twice
+        await second.stop()
+        await first.stop()
+        await producer.stop()
+
+    asyncio.run(scenario())
+
+
 def test_a_failing_handler_is_retried_not_skipped(kafka_bootstrap, unique_prefix):
     async def scenario() -> None:
         kafka, producer = await producer_on_lead_rejected(kafka_bootstrap, unique_prefix)

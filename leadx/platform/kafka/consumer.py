@@ -146,6 +146,10 @@ class EventConsumer:
         self._stopping = True
         if self._task is not None:
             await self._task
+        async with self._commit_lock:
+            # A revoke may have come while the loop was queueing a batch, leaving queues of
+            # partitions gone elsewhere: a commit naming them would be refused whole.
+            self._drop_unassigned()
         await self._drain(set(self._in_flight))
         await self._consumer.stop()
 
@@ -165,9 +169,10 @@ class EventConsumer:
                         self._last_by_key[key] = task
                     task.add_done_callback(functools.partial(self._finished, key))
                     queue.append((record.offset, task))
-            # Finished records are committed at most every commit interval (KafkaSettings), not
+            # Finished records are committed about every commit interval (KafkaSettings), not
             # after every fetch: a commit is a broker request, and a crash redoes the uncommitted
-            # ones (handlers are idempotent). getmany returns within 100 ms, so the interval is kept.
+            # ones (handlers are idempotent). getmany returns within 100 ms, so a round comes soon
+            # after the interval unless the loop waits for a free slot (max_in_flight records in hand).
             if time.monotonic() - last_commit < interval_s:
                 continue
             last_commit = time.monotonic()
@@ -191,9 +196,7 @@ class EventConsumer:
         would be refused."""
         async with self._commit_lock:
             if only is None:
-                assigned = self._consumer.assignment()
-                for tp in [tp for tp in self._in_flight if tp not in assigned]:
-                    del self._in_flight[tp]
+                self._drop_unassigned()
             offsets: dict[TopicPartition, int] = {}
             for tp, queue in self._in_flight.items():
                 if only is not None and tp not in only:
@@ -210,6 +213,11 @@ class EventConsumer:
                 queue = self._in_flight.get(tp, deque())
                 while queue and queue[0][0] < end:
                     queue.popleft()
+
+    def _drop_unassigned(self) -> None:
+        assigned = self._consumer.assignment()
+        for tp in [tp for tp in self._in_flight if tp not in assigned]:
+            del self._in_flight[tp]
 
     async def _drain(self, partitions: set[TopicPartition]) -> None:
         """Wait for the records of these partitions and commit them (before a revoke or stop)."""
