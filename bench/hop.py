@@ -34,7 +34,6 @@ import signal
 import sys
 import tempfile
 import time
-from dataclasses import replace
 from multiprocessing.sharedctypes import Synchronized
 from pathlib import Path
 
@@ -49,8 +48,8 @@ from loadgen import CpuMeter, rate_list, write_results  # noqa: E402
 
 from leadx.contracts import topics  # noqa: E402
 from leadx.contracts.events.v1 import events_pb2 as ev  # noqa: E402
-from leadx.dev.stack import BROKERS, TANSU_FETCH_MIN_BYTES, LocalStack  # noqa: E402
-from leadx.platform.config import DEFAULT_FETCH_MIN_BYTES, KafkaSettings  # noqa: E402
+from leadx.dev.stack import BROKERS, LocalStack, fetch_min_bytes_for  # noqa: E402
+from leadx.platform.config import DEFAULT_COMMIT_INTERVAL_MS, DEFAULT_FETCH_MIN_BYTES, KafkaSettings  # noqa: E402
 from leadx.platform.kafka.admin import ensure_topics  # noqa: E402
 from leadx.platform.kafka.consumer import EventConsumer  # noqa: E402
 from leadx.platform.kafka.envelope import Envelope  # noqa: E402
@@ -66,11 +65,10 @@ def settings(bootstrap: str, partitions: int, mode: str,
              fetch_min_bytes: int = DEFAULT_FETCH_MIN_BYTES) -> KafkaSettings:
     """The services' own defaults (fetch wait 25 ms, no idempotence on tansu); each mode has topics
     and a group of its own (its name as their prefix), so none starts behind another's records."""
-    kafka = KafkaSettings(bootstrap_servers=bootstrap, topic_prefix=f"{mode}-", partitions=partitions,
-                          replication_factor=1, idempotence=False)
-    kafka = replace(kafka, fetch_min_bytes=fetch_min_bytes)
-    # The consumer as it was before its commit interval: a commit after every fetch.
-    return replace(kafka, commit_interval_ms=0) if mode == "leadx-commit-each" else kafka
+    return KafkaSettings(bootstrap_servers=bootstrap, topic_prefix=f"{mode}-", partitions=partitions,
+                         replication_factor=1, idempotence=False, fetch_min_bytes=fetch_min_bytes,
+                         # The consumer as it was before its commit interval: a commit after every fetch.
+                         commit_interval_ms=0 if mode == "leadx-commit-each" else DEFAULT_COMMIT_INTERVAL_MS)
 
 
 def a_lead(n: int) -> ev.Lead:
@@ -254,7 +252,8 @@ async def at_rest(hop: psutil.Process, broker: psutil.Process, seconds: float) -
 
 async def run(args) -> dict:
     with tempfile.TemporaryDirectory(prefix="leadx-hop-") as run_dir:
-        # The broker only: no service of the stack runs, so no Redis (the URL is never dialled).
+        # The broker only (and the stack's SQLite schema, unused): no service of the stack runs, so
+        # no Redis (the URL is never dialled).
         stack = LocalStack(Path(run_dir), broker=args.broker, redis_url="redis://unused", partitions=args.partitions)
         try:
             await asyncio.to_thread(stack.start_infra)  # it runs an event loop of its own (Kafka's readiness)
@@ -306,7 +305,7 @@ def main() -> int:
                         help=f"comma-separated, of {', '.join(MODES)}")
     args = parser.parse_args()
     if args.fetch_min_bytes is None:
-        args.fetch_min_bytes = TANSU_FETCH_MIN_BYTES if args.broker == "tansu" else DEFAULT_FETCH_MIN_BYTES
+        args.fetch_min_bytes = fetch_min_bytes_for(args.broker)
     unknown = [mode for mode in args.modes if mode not in MODES]
     if unknown:
         parser.error(f"unknown mode(s) {unknown}; expected {MODES}")

@@ -19,9 +19,9 @@ from sqlalchemy.exc import OperationalError
 from leadx.dev import warm_start
 from leadx.dev.postgres import LocalPostgres
 from leadx.dev.redis_cluster import LocalRedisCluster
-from leadx.dev.stack import TANSU_FETCH_MIN_BYTES, TANSU_SESSION_TIMEOUT_MS, LocalStack
+from leadx.dev.stack import TANSU_SESSION_TIMEOUT_MS, LocalStack, fetch_min_bytes_for
 from leadx.leads.sealing import PiiKeyring, new_key
-from leadx.platform.config import DEFAULT_FETCH_MIN_BYTES, DEFAULT_SESSION_TIMEOUT_MS
+from leadx.platform.config import DEFAULT_SESSION_TIMEOUT_MS
 from leadx.platform.db.engine import create_schema, make_engine, session_factory
 
 
@@ -121,16 +121,10 @@ def session_timeout_for(broker: str) -> int:
     return TANSU_SESSION_TIMEOUT_MS if broker == "tansu" else DEFAULT_SESSION_TIMEOUT_MS
 
 
-def fetch_min_bytes_for(broker: str) -> int:
-    """The consumers' KAFKA_FETCH_MIN_BYTES in tests on this kind of broker: as the local stack sets
-    it on a tansu it started, the product's default on Apache Kafka."""
-    return TANSU_FETCH_MIN_BYTES if broker == "tansu" else DEFAULT_FETCH_MIN_BYTES
-
-
 # The session's broker's, for the exchanges' services (tests/integration/harness.py) and the
 # consumers tests make themselves. An exchange on a broker of its own passes its own.
 TEST_SESSION_TIMEOUT_MS = session_timeout_for(TEST_BROKER)
-TEST_FETCH_MIN_BYTES = fetch_min_bytes_for(TEST_BROKER)
+TEST_FETCH_MIN_BYTES = fetch_min_bytes_for(TEST_BROKER)  # as the local stack gives a tansu it started
 
 
 @pytest.fixture(scope="session")

@@ -24,6 +24,7 @@ from leadx.accounts.buyer_urls import ALLOW_PRIVATE_VARIABLE, BuyerUrlRules
 from leadx.dev import warm_start
 from leadx.dev.ports import free_port
 from leadx.leads import sealing
+from leadx.platform.config import DEFAULT_FETCH_MIN_BYTES
 
 # The local stack's buyers (the demo's, the tests') are HTTP servers on 127.0.0.1, so its services,
 # and the buyers created beside them, allow http and loopback and private buyer URLs. Production
@@ -38,6 +39,12 @@ TANSU_SESSION_TIMEOUT_MS = 4000
 # The services' KAFKA_FETCH_MIN_BYTES on tansu: it holds an idle fetch for its whole wait already,
 # and a fetch waiting for bytes costs it more than the services save (bench/README.md).
 TANSU_FETCH_MIN_BYTES = 1
+
+
+def fetch_min_bytes_for(broker: str) -> int:
+    """The consumers' KAFKA_FETCH_MIN_BYTES on this kind of broker (BROKERS): 1 on tansu, the
+    product's default on Apache Kafka."""
+    return TANSU_FETCH_MIN_BYTES if broker == "tansu" else DEFAULT_FETCH_MIN_BYTES
 
 
 # A process this module started: by subprocess, or forked by the tests' warm launcher.
@@ -357,7 +364,7 @@ class LocalStack:
             "AUCTION_WINDOW_SECONDS": str(self.auction_window_s),
             ALLOW_PRIVATE_VARIABLE: "true",
             **({"KAFKA_SESSION_TIMEOUT_MS": str(TANSU_SESSION_TIMEOUT_MS),
-                "KAFKA_FETCH_MIN_BYTES": str(TANSU_FETCH_MIN_BYTES)} if self.runs_tansu() else {}),
+                "KAFKA_FETCH_MIN_BYTES": str(fetch_min_bytes_for("tansu"))} if self.runs_tansu() else {}),
             "PYTHONUNBUFFERED": "1",
         })
         env.update(self.extra_env)

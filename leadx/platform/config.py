@@ -168,6 +168,7 @@ class KafkaSecurity:
 MIN_SESSION_TIMEOUT_MS = 3_000
 DEFAULT_SESSION_TIMEOUT_MS = 10_000
 DEFAULT_FETCH_MIN_BYTES = 65_536
+DEFAULT_COMMIT_INTERVAL_MS = 500
 
 
 @dataclass(frozen=True)
@@ -190,12 +191,12 @@ class KafkaSettings:
     # 24 ms (bench/README.md). tansu already holds an idle fetch for its whole wait, and waiting for
     # bytes costs it more CPU than it saves the services: the local stack gives it 1.
     fetch_min_bytes: int = DEFAULT_FETCH_MIN_BYTES
-    # How often a consumer group commits the offsets of finished records, at most. Each commit is a
+    # About how often a consumer group commits the offsets of finished records. Each commit is a
     # request to the broker: committed after every fetch, the services made about one a record they
     # read (some fifteen a sold lead). Work finished but not yet committed is redone after a crash,
     # which every handler allows (they are idempotent); revokes and stops commit at once. 0: after
     # every fetch.
-    commit_interval_ms: int = 500
+    commit_interval_ms: int = DEFAULT_COMMIT_INTERVAL_MS
     security: KafkaSecurity = KafkaSecurity()
     # How long a service at start waits for the topics it created to have a leader on every
     # partition before it gives up (leadx.platform.kafka.admin.ensure_topics).
@@ -226,7 +227,7 @@ class KafkaSettings:
             fetch_max_wait_ms=env_int("KAFKA_FETCH_MAX_WAIT_MS", 25),
             background_fetch_max_wait_ms=env_int("KAFKA_BACKGROUND_FETCH_MAX_WAIT_MS", 250),
             fetch_min_bytes=env_int("KAFKA_FETCH_MIN_BYTES", DEFAULT_FETCH_MIN_BYTES),
-            commit_interval_ms=env_int("KAFKA_COMMIT_INTERVAL_MS", 500),
+            commit_interval_ms=env_int("KAFKA_COMMIT_INTERVAL_MS", DEFAULT_COMMIT_INTERVAL_MS),
             security=KafkaSecurity.from_env(),
             topics_ready_timeout_s=env_float("KAFKA_TOPICS_READY_TIMEOUT_S", 120.0),
             session_timeout_ms=env_int("KAFKA_SESSION_TIMEOUT_MS", DEFAULT_SESSION_TIMEOUT_MS),

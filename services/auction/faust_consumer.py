@@ -37,7 +37,7 @@ class AdjustedConsumer(aiokafka.AIOKafkaConsumer):
         kwargs["fetch_max_wait_ms"] = self.fetch_max_wait_ms
         kwargs["fetch_min_bytes"] = self.fetch_min_bytes
         super().__init__(*args, **kwargs)
-        if kwargs.get("group_id"):  # not the group-less one that reads the changelogs at recovery
+        if kwargs.get("group_id"):  # a group-less one (faust makes those for client-only apps) has no lag
             CONSUMER_LAG.watch(self, kwargs["group_id"])
 
     async def end_offsets(self, partitions):

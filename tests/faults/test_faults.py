@@ -33,7 +33,7 @@ from leadx.dev.postgres import LocalPostgres
 from leadx.dev.stack import LocalStack, ManagedProcess, free_port, redis_binary
 from leadx.leads import status as lead_status
 from leadx.platform.db.models import Lead
-from tests.conftest import poll_until, session_timeout_for
+from tests.conftest import fetch_min_bytes_for, poll_until, session_timeout_for
 from tests.faults.checker import OUTCOMES, Fault, Submission, fault_rows, sold_since, table, violations
 from tests.faults.workload import CLIENT_TIMEOUT_S, Workload, history_of, public_statuses
 from tests.integration.harness import Exchange, start_exchange
@@ -118,7 +118,8 @@ def rig(tmp_path_factory) -> Iterator[Rig]:
                             ["alpha", "beta", "gamma"], SERVICES, window_s=1.0, database_url=database_url,
                             LEDGER_REDRIVE_AFTER_SECONDS="60", KAFKA_IDEMPOTENCE=str(BROKER == "kafka").lower(),
                             KAFKA_REPLICATION_FACTOR=str(KAFKA_NODES),
-                            KAFKA_SESSION_TIMEOUT_MS=str(session_timeout_for(BROKER)))
+                            KAFKA_SESSION_TIMEOUT_MS=str(session_timeout_for(BROKER)),
+                            KAFKA_FETCH_MIN_BYTES=str(fetch_min_bytes_for(BROKER)))
     try:
         yield Rig(market, infra, postgres)
     finally:

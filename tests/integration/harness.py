@@ -44,7 +44,9 @@ from tests.integration.tails import forget_topics, tails_of
 # embedded broker answers a fetch of one partition as soon as a record comes, but holds one over
 # several partitions for much of its wait (six partitions: 230 ms at a 1 s wait, 1.2 s at 3 s), so
 # a longer wait delays the leads' hops; at 250 ms a sale through a 1 s window took 1.14 to 1.44 s,
-# at 100 ms 1.13 to 1.23 s. No test asserts a time.
+# at 100 ms 1.13 to 1.23 s. On Apache Kafka the services wait for 64 KB (KAFKA_FETCH_MIN_BYTES),
+# which the tests' few records never fill, so each hop waits the 100 ms out there too (the Kafka
+# run's windows are 5 s). No test asserts a time.
 TEST_FETCH_WAIT_MS = 100
 # Rounds of leads `Exchange.sell_many` offers before it gives up on the sales still missing (see there).
 SELL_ATTEMPTS = 3

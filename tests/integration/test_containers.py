@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import poll_until, session_timeout_for
+from tests.conftest import fetch_min_bytes_for, poll_until, session_timeout_for
 from tests.integration.harness import start_exchange
 
 pytestmark = pytest.mark.integration
@@ -42,7 +42,8 @@ def test_a_lead_is_sold_through_containerised_infrastructure(containers, tmp_pat
     exchange = start_exchange(tmp_path, bootstrap, redis_url, "tc.", ["alpha"],
                               ["intake", "dedup", "scoring", "auction", "delivery", "ledger"],
                               database_url=database_url, KAFKA_IDEMPOTENCE="true",
-                              KAFKA_SESSION_TIMEOUT_MS=str(session_timeout_for("kafka")))
+                              KAFKA_SESSION_TIMEOUT_MS=str(session_timeout_for("kafka")),
+                              KAFKA_FETCH_MIN_BYTES=str(fetch_min_bytes_for("kafka")))
     try:
         exchange.buyers.buyers["alpha"].bid = 1200
         response = exchange.post(exchange.new_consumer())

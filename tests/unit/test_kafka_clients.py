@@ -210,12 +210,16 @@ def test_every_consumer_of_the_flow_waits_for_the_fetch_min_bytes_and_a_probe_do
         with pytest.raises(KafkaConnectionError):
             await feed._started()
         await feed.consumer.stop()
+        verdicts = VerdictWaiter(kafka)
         with pytest.raises(KafkaConnectionError):  # nothing listens at 127.0.0.1:1
-            await VerdictWaiter(kafka).start()
+            await verdicts.start()
+        assert verdicts._consumer is not None
+        await verdicts._consumer.stop()
         with pytest.raises(KafkaConnectionError):
             await read_to_end(kafka, "lead.verified")
         faust_consumer.adjust_faust_consumer(kafka)
         worker = faust_driver.aiokafka.AIOKafkaConsumer(bootstrap_servers="127.0.0.1:1", group_id="leadx-auction")
+        await worker.stop()
         return worker._fetch_min_bytes
     faust_made = asyncio.run(build_and_stop())
     assert given == [("leadx-pings", 4096), ("leadx-auction-bids", 4096), (None, 4096), (None, 1)]
