@@ -80,24 +80,31 @@ def test_offsets_are_committed_only_past_finished_work(kafka_bootstrap, unique_p
     asyncio.run(scenario())
 
 
+async def three_handled_under_a_far_interval(bootstrap: str, prefix: str, group: str):
+    """A consumer whose commit interval is ten minutes away, once it has handled three records:
+    (its producer, the consumer, the topic's name, the records handled)."""
+    kafka, producer = await producer_on_lead_rejected(bootstrap, prefix)
+    handled: list[str] = []
+
+    async def handler(envelope: Envelope) -> None:
+        handled.append(envelope.message.lead_id)
+
+    slow = replace(kafka, commit_interval_ms=600_000)
+    consumer = EventConsumer(slow, group, {topics.LEAD_REJECTED: ev.LeadRejected}, handler)
+    await consumer.start()
+    for i in range(3):
+        await producer.publish(topics.LEAD_REJECTED, f"L{i}", ev.LeadRejected(lead_id=f"L{i}"))
+    while len(handled) < 3:
+        await asyncio.sleep(0.05)
+    return producer, consumer, topics.name(prefix, topics.LEAD_REJECTED), handled
+
+
 def test_finished_records_wait_for_the_commit_interval_and_a_stop_commits_them(kafka_bootstrap, unique_prefix):
     """A commit is a broker request: finished records are committed once an interval, not after
     every fetch (a crash redoes them; handlers are idempotent). A stop commits them at once."""
     async def scenario() -> None:
-        kafka, producer = await producer_on_lead_rejected(kafka_bootstrap, unique_prefix)
-        handled: list[str] = []
-
-        async def handler(envelope: Envelope) -> None:
-            handled.append(envelope.message.lead_id)
-
-        slow = replace(kafka, commit_interval_ms=600_000)
-        consumer = EventConsumer(slow, "interval", {topics.LEAD_REJECTED: ev.LeadRejected}, handler)
-        await consumer.start()
-        for i in range(3):
-            await producer.publish(topics.LEAD_REJECTED, f"L{i}", ev.LeadRejected(lead_id=f"L{i}"))
-        topic = topics.name(unique_prefix, topics.LEAD_REJECTED)
-        while len(handled) < 3:
-            await asyncio.sleep(0.05)
+        producer, consumer, topic, _ = await three_handled_under_a_far_interval(kafka_bootstrap, unique_prefix,
+                                                                                "interval")
         await asyncio.sleep(1.0)  # some ten fetches: each would have committed without the interval
         assert await committed(kafka_bootstrap, consumer.group_id, topic) is None
         await consumer.stop()
@@ -111,22 +118,10 @@ def test_a_revoke_commits_the_finished_records_at_once_whatever_the_interval(kaf
     """Records finished before a rebalance are committed as the partition is revoked, not at the
     next interval: the partition's next owner starts after them."""
     async def scenario() -> None:
-        kafka, producer = await producer_on_lead_rejected(kafka_bootstrap, unique_prefix)
-        handled: list[str] = []
-
-        async def handler(envelope: Envelope) -> None:
-            handled.append(envelope.message.lead_id)
-
-        slow = replace(kafka, commit_interval_ms=600_000)
-        first = EventConsumer(slow, "revoke", {topics.LEAD_REJECTED: ev.LeadRejected}, handler)
-        await first.start()
-        for i in range(3):
-            await producer.publish(topics.LEAD_REJECTED, f"L{i}", ev.LeadRejected(lead_id=f"L{i}"))
-        topic = topics.name(unique_prefix, topics.LEAD_REJECTED)
-        while len(handled) < 3:
-            await asyncio.sleep(0.05)
+        producer, first, topic, handled = await three_handled_under_a_far_interval(kafka_bootstrap, unique_prefix,
+                                                                                  "revoke")
         assert await committed(kafka_bootstrap, first.group_id, topic) is None  # the interval is far off
-        second = EventConsumer(slow, "revoke", {topics.LEAD_REJECTED: ev.LeadRejected}, handler)
+        second = EventConsumer(first.settings, "revoke", {topics.LEAD_REJECTED: ev.LeadRejected}, first.handler)
         await second.start()  # joining rebalances the group: the first member's partition is revoked
         deadline = asyncio.get_running_loop().time() + 60
         while await committed(kafka_bootstrap, first.group_id, topic) != 3:

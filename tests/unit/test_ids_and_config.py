@@ -41,27 +41,17 @@ def test_settings_with_defaults(env):
     assert settings.kafka.fetch_min_bytes == 65_536
 
 
-def test_the_kafka_session_timeout_is_read_and_too_short_a_one_refused(env):
-    env.setenv("KAFKA_SESSION_TIMEOUT_MS", "4000")
-    assert CommonSettings.from_env("dedup").kafka.session_timeout_ms == 4000
-    env.setenv("KAFKA_SESSION_TIMEOUT_MS", "2999")
-    with pytest.raises(ConfigError, match="KAFKA_SESSION_TIMEOUT_MS must be at least 3000"):
-        CommonSettings.from_env("dedup")
-
-
-def test_the_commit_interval_is_read_and_a_negative_one_refused(env):
-    env.setenv("KAFKA_COMMIT_INTERVAL_MS", "0")
-    assert CommonSettings.from_env("dedup").kafka.commit_interval_ms == 0
-    env.setenv("KAFKA_COMMIT_INTERVAL_MS", "-1")
-    with pytest.raises(ConfigError, match="KAFKA_COMMIT_INTERVAL_MS must be 0 or more, got -1"):
-        CommonSettings.from_env("dedup")
-
-
-def test_the_fetch_min_bytes_is_read_and_less_than_one_refused(env):
-    env.setenv("KAFKA_FETCH_MIN_BYTES", "1")
-    assert CommonSettings.from_env("dedup").kafka.fetch_min_bytes == 1
-    env.setenv("KAFKA_FETCH_MIN_BYTES", "0")
-    with pytest.raises(ConfigError, match="KAFKA_FETCH_MIN_BYTES must be at least 1, got 0"):
+@pytest.mark.parametrize(("variable", "field", "lowest", "refused", "message"), [
+    ("KAFKA_SESSION_TIMEOUT_MS", "session_timeout_ms", 3000, 2999, "must be at least 3000"),
+    ("KAFKA_COMMIT_INTERVAL_MS", "commit_interval_ms", 0, -1, "must be 0 or more, got -1"),
+    ("KAFKA_FETCH_MIN_BYTES", "fetch_min_bytes", 1, 0, "must be at least 1, got 0"),
+])
+def test_a_kafka_tuning_is_read_down_to_its_lowest_and_below_it_refused(env, variable, field, lowest, refused,
+                                                                         message):
+    env.setenv(variable, str(lowest))
+    assert getattr(CommonSettings.from_env("dedup").kafka, field) == lowest
+    env.setenv(variable, str(refused))
+    with pytest.raises(ConfigError, match=f"{variable} {message}"):
         CommonSettings.from_env("dedup")
 
 

@@ -137,12 +137,39 @@ def test_a_consumer_off_the_sale_path_fetches_with_the_background_wait(monkeypat
     assert waits == {"leadx-pings": 25, "leadx-ledger": 250}
 
 
+@pytest.fixture
+def consumers_made(monkeypatch) -> list[dict]:
+    """The options of every consumer made through clients.consumer from here on."""
+    made: list[dict] = []
+    make_consumer = clients.consumer
+
+    def recorded(settings, *topic_names, **options):
+        made.append(options)
+        return make_consumer(settings, *topic_names, **options)
+    monkeypatch.setattr(clients, "consumer", recorded)
+    return made
+
+
+async def make_a_services_consumer_and_the_bid_feeds(kafka: KafkaSettings) -> None:
+    """An EventConsumer (group leadx-pings) and the auction's bid feed (leadx-auction-bids), made
+    and closed (nothing listens at the brokers given: the feed fails to start)."""
+    from services.auction.bid_feed import BidFeed
+
+    async def handler(envelope) -> None:
+        return None
+    await EventConsumer(kafka, "pings", {topics.AUCTION_OPENED: ev.AuctionOpened}, handler).stop()
+    feed = BidFeed(kafka, "leadx-auction-bids", "bid.placed", table=None, batch_max=1, batch_wait_s=0.01,
+                   flush_interval_s=0.1)
+    with pytest.raises(KafkaConnectionError):
+        await feed._started()
+    await feed.consumer.stop()
+
+
 @pytest.mark.parametrize(("session_ms", "heartbeat_ms"), [(10_000, 2_500), (4_000, 1_000), (3_000, 1_000)])
-def test_every_group_consumer_takes_its_timeouts_from_the_session_timeout(monkeypatch, tmp_path, session_ms,
+def test_every_group_consumer_takes_its_timeouts_from_the_session_timeout(consumers_made, tmp_path, session_ms,
                                                                           heartbeat_ms):
     """The services' own consumers, the auction's bid feed and its faust app: a heartbeat every
     quarter of the session, at least a second apart; the same time for a rebalance."""
-    from services.auction.bid_feed import BidFeed
     from services.auction.worker import make_app
 
     # Nothing listens at 127.0.0.1:1: the bid feed's consumer is made, then fails to start at once.
@@ -150,24 +177,8 @@ def test_every_group_consumer_takes_its_timeouts_from_the_session_timeout(monkey
                           idempotence=False, session_timeout_ms=session_ms)
     expected = {"session_timeout_ms": session_ms, "heartbeat_interval_ms": heartbeat_ms,
                 "rebalance_timeout_ms": session_ms}
-    given: dict[str, dict[str, int]] = {}
-    make_consumer = clients.consumer
-
-    def recorded(settings, **options):
-        given[options["group_id"]] = {name: options[name] for name in expected}
-        return make_consumer(settings, **options)
-    monkeypatch.setattr(clients, "consumer", recorded)
-
-    async def build_and_stop() -> None:
-        async def handler(envelope) -> None:
-            return None
-        await EventConsumer(kafka, "pings", {topics.AUCTION_OPENED: ev.AuctionOpened}, handler).stop()
-        feed = BidFeed(kafka, "leadx-auction-bids", "bid.placed", table=None, batch_max=1, batch_wait_s=0.01,
-                       flush_interval_s=0.1)
-        with pytest.raises(KafkaConnectionError):
-            await feed._started()
-        await feed.consumer.stop()
-    asyncio.run(build_and_stop())
+    asyncio.run(make_a_services_consumer_and_the_bid_feeds(kafka))
+    given = {options["group_id"]: {name: options[name] for name in expected} for options in consumers_made}
     assert given == {"leadx-pings": expected, "leadx-auction-bids": expected}
 
     app = make_app(SimpleNamespace(common=SimpleNamespace(kafka=kafka), data_dir=str(tmp_path)))  # the auction's
@@ -176,7 +187,7 @@ def test_every_group_consumer_takes_its_timeouts_from_the_session_timeout(monkey
     assert app.conf.producer_linger == 0.002  # as EventProducer's: the worker's records share requests
 
 
-def test_every_consumer_of_the_flow_waits_for_the_fetch_min_bytes_and_a_probe_does_not(monkeypatch):
+def test_every_consumer_of_the_flow_waits_for_the_fetch_min_bytes_and_a_probe_does_not(monkeypatch, consumers_made):
     """Apache Kafka answers a fetch when any record arrives: at the default of 1 byte each record
     woke each consumer on its own (docs/configuration.md, KAFKA_FETCH_MIN_BYTES)."""
     import aiokafka
@@ -184,32 +195,17 @@ def test_every_consumer_of_the_flow_waits_for_the_fetch_min_bytes_and_a_probe_do
 
     from leadx.platform.kafka.offsets import read_to_end
     from services.auction import faust_consumer
-    from services.auction.bid_feed import BidFeed
     from services.intake.verdicts import VerdictWaiter
 
     kafka = KafkaSettings(bootstrap_servers="127.0.0.1:1", topic_prefix="", partitions=1, replication_factor=1,
                           idempotence=False, fetch_min_bytes=4096)
-    given: list[tuple[str | None, int]] = []
-    make_consumer = clients.consumer
-
-    def recorded(settings, *topic_names, **options):
-        given.append((options.get("group_id"), options.get("fetch_min_bytes", 1)))
-        return make_consumer(settings, *topic_names, **options)
-    monkeypatch.setattr(clients, "consumer", recorded)
     # adjust_faust_consumer changes the class faust makes for this process: put it back afterwards.
     monkeypatch.setattr(faust_driver.aiokafka, "AIOKafkaConsumer", aiokafka.AIOKafkaConsumer)
     for name in ("kafka", "fetch_max_wait_ms", "fetch_min_bytes"):
         monkeypatch.setattr(faust_consumer.AdjustedConsumer, name, getattr(faust_consumer.AdjustedConsumer, name))
 
     async def build_and_stop() -> int:
-        async def handler(envelope) -> None:
-            return None
-        await EventConsumer(kafka, "pings", {topics.AUCTION_OPENED: ev.AuctionOpened}, handler).stop()
-        feed = BidFeed(kafka, "leadx-auction-bids", "bid.placed", table=None, batch_max=1, batch_wait_s=0.01,
-                       flush_interval_s=0.1)
-        with pytest.raises(KafkaConnectionError):
-            await feed._started()
-        await feed.consumer.stop()
+        await make_a_services_consumer_and_the_bid_feeds(kafka)
         verdicts = VerdictWaiter(kafka)
         with pytest.raises(KafkaConnectionError):  # nothing listens at 127.0.0.1:1
             await verdicts.start()
@@ -222,5 +218,6 @@ def test_every_consumer_of_the_flow_waits_for_the_fetch_min_bytes_and_a_probe_do
         await worker.stop()
         return worker._fetch_min_bytes
     faust_made = asyncio.run(build_and_stop())
+    given = [(options.get("group_id"), options.get("fetch_min_bytes", 1)) for options in consumers_made]
     assert given == [("leadx-pings", 4096), ("leadx-auction-bids", 4096), (None, 4096), (None, 1)]
     assert faust_made == 4096
