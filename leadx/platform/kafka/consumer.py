@@ -1,5 +1,5 @@
 """`EventConsumer` runs a consumer group whose offsets are committed only after the handler has
-finished with every record of a batch (at-least-once), at most every commit interval
+finished with every record of a batch (at-least-once), about every commit interval
 (KafkaSettings.commit_interval_ms). Handlers must be idempotent."""
 
 from __future__ import annotations
