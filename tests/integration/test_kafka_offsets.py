@@ -13,7 +13,7 @@ from leadx.contracts import topics
 from leadx.platform.config import KafkaSettings
 from leadx.platform.kafka.admin import ensure_topics
 from leadx.platform.kafka.offsets import end_offsets, read_to_end
-from tests.conftest import TEST_FETCH_MIN_BYTES, TEST_SESSION_TIMEOUT_MS
+from tests.conftest import TEST_SESSION_TIMEOUT_MS
 
 pytestmark = pytest.mark.integration
 
@@ -22,7 +22,7 @@ def test_the_end_is_after_the_last_record_whatever_the_batches(kafka_bootstrap, 
     async def scenario() -> list[tuple[int, int, int]]:
         kafka = KafkaSettings(bootstrap_servers=kafka_bootstrap, topic_prefix=unique_prefix, partitions=2,
                               replication_factor=1, idempotence=False,
-                              session_timeout_ms=TEST_SESSION_TIMEOUT_MS, fetch_min_bytes=TEST_FETCH_MIN_BYTES)
+                              session_timeout_ms=TEST_SESSION_TIMEOUT_MS)
         await ensure_topics(kafka, (topics.BID_PLACED,))
         topic = topics.name(unique_prefix, topics.BID_PLACED)
         first, second = TopicPartition(topic, 0), TopicPartition(topic, 1)
@@ -56,7 +56,7 @@ def test_what_the_broker_reports_is_why_the_check_is_needed(kafka_bootstrap, uni
     async def scenario() -> tuple[int, int]:
         kafka = KafkaSettings(bootstrap_servers=kafka_bootstrap, topic_prefix=unique_prefix, partitions=1,
                               replication_factor=1, idempotence=False,
-                              session_timeout_ms=TEST_SESSION_TIMEOUT_MS, fetch_min_bytes=TEST_FETCH_MIN_BYTES)
+                              session_timeout_ms=TEST_SESSION_TIMEOUT_MS)
         await ensure_topics(kafka, (topics.BID_PLACED,))
         topic = topics.name(unique_prefix, topics.BID_PLACED)
         producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, linger_ms=50)
