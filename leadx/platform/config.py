@@ -169,6 +169,7 @@ MIN_SESSION_TIMEOUT_MS = 3_000
 DEFAULT_SESSION_TIMEOUT_MS = 10_000
 DEFAULT_FETCH_MIN_BYTES = 65_536
 DEFAULT_COMMIT_INTERVAL_MS = 500
+DEFAULT_FETCH_IDLE_WAIT_MS = 500
 
 
 @dataclass(frozen=True)
@@ -191,6 +192,10 @@ class KafkaSettings:
     # 24 ms (bench/README.md). tansu already holds an idle fetch for its whole wait, and waiting for
     # bytes costs it more CPU than it saves the services: the local stack gives it 1.
     fetch_min_bytes: int = DEFAULT_FETCH_MIN_BYTES
+    # After a fetch that brought no records, how long the next may wait for the first byte instead
+    # (leadx.platform.kafka.idle_fetches): idle, the batch's wait had every consumer fetch forty times
+    # a second for nothing. Only with fetch_min_bytes above 1; 0: every fetch waits for the batch.
+    fetch_idle_wait_ms: int = DEFAULT_FETCH_IDLE_WAIT_MS
     # About how often a consumer group commits the offsets of finished records. Each commit is a
     # request to the broker: committed after every fetch, the services made about one a record they
     # read (some fifteen a sold lead). Work finished but not yet committed is redone after a crash,
@@ -213,6 +218,8 @@ class KafkaSettings:
                               f" second needs room), got {self.session_timeout_ms}")
         if self.fetch_min_bytes < 1:
             raise ConfigError(f"KAFKA_FETCH_MIN_BYTES must be at least 1, got {self.fetch_min_bytes}")
+        if self.fetch_idle_wait_ms < 0:
+            raise ConfigError(f"KAFKA_FETCH_IDLE_WAIT_MS must be 0 or more, got {self.fetch_idle_wait_ms}")
         if self.commit_interval_ms < 0:
             raise ConfigError(f"KAFKA_COMMIT_INTERVAL_MS must be 0 or more, got {self.commit_interval_ms}")
 
@@ -227,6 +234,7 @@ class KafkaSettings:
             fetch_max_wait_ms=env_int("KAFKA_FETCH_MAX_WAIT_MS", 25),
             background_fetch_max_wait_ms=env_int("KAFKA_BACKGROUND_FETCH_MAX_WAIT_MS", 250),
             fetch_min_bytes=env_int("KAFKA_FETCH_MIN_BYTES", DEFAULT_FETCH_MIN_BYTES),
+            fetch_idle_wait_ms=env_int("KAFKA_FETCH_IDLE_WAIT_MS", DEFAULT_FETCH_IDLE_WAIT_MS),
             commit_interval_ms=env_int("KAFKA_COMMIT_INTERVAL_MS", DEFAULT_COMMIT_INTERVAL_MS),
             security=KafkaSecurity.from_env(),
             topics_ready_timeout_s=env_float("KAFKA_TOPICS_READY_TIMEOUT_S", 120.0),

@@ -130,8 +130,7 @@ class BidFeed:
         self.consumer = clients.consumer(
             self.kafka, group_id=self.group_id, enable_auto_commit=False,
             # As the faust worker reads its topics: a feed without a commit starts at the beginning.
-            auto_offset_reset="earliest", fetch_max_wait_ms=self.kafka.fetch_max_wait_ms,
-            fetch_min_bytes=self.kafka.fetch_min_bytes,
+            auto_offset_reset="earliest", **clients.flow_fetches(self.kafka),
             **clients.group_timeouts(self.kafka))
         CONSUMER_LAG.watch(self.consumer, self.group_id)
         await self.consumer.start()

@@ -5,7 +5,9 @@
   that delays leads, bids and close requests by up to 1.5 s, which would make a 1-second auction
   window meaningless.
 - Fetch minimum: KAFKA_FETCH_MIN_BYTES, as the services' other consumers (Apache Kafka answers a
-  fetch at the first record otherwise, and each lead woke the worker on its own).
+  fetch at the first record otherwise, and each lead woke the worker on its own), and after an
+  empty fetch the idle wait for the first byte (KAFKA_FETCH_IDLE_WAIT_MS,
+  leadx.platform.kafka.idle_fetches).
 - Lag: `leadx_consumer_lag_records` (leadx.platform.metrics) reads each consumer faust makes.
 - Partition ends: faust's table recovery reads each changelog partition up to the end that
   ListOffsets reports, and our local broker reports it short when the last record batch holds
@@ -18,25 +20,27 @@ The override is narrowed to the consumer class faust instantiates, for this proc
 
 from __future__ import annotations
 
-import aiokafka
 import faust.transport.drivers.aiokafka as faust_driver
 
 from leadx.platform.config import KafkaSettings
+from leadx.platform.kafka.idle_fetches import IdleAwareConsumer
 from leadx.platform.kafka.offsets import end_offsets
 from leadx.platform.metrics import CONSUMER_LAG
 
 
-class AdjustedConsumer(aiokafka.AIOKafkaConsumer):
-    """aiokafka's consumer with this process's fetch wait and minimum, and a partition end read from the records."""
+class AdjustedConsumer(IdleAwareConsumer):
+    """aiokafka's consumer with this process's fetch wait, minimum and idle wait, and a partition
+    end read from the records."""
 
     kafka: KafkaSettings | None = None  # the brokers and their security, for the end offsets' probe
     fetch_max_wait_ms = 500
     fetch_min_bytes = 1
+    idle_fetch_wait_ms = 0
 
     def __init__(self, *args, **kwargs) -> None:
         kwargs["fetch_max_wait_ms"] = self.fetch_max_wait_ms
         kwargs["fetch_min_bytes"] = self.fetch_min_bytes
-        super().__init__(*args, **kwargs)
+        super().__init__(*args, idle_fetch_wait_ms=self.idle_fetch_wait_ms, **kwargs)
         if kwargs.get("group_id"):  # a group-less one (faust makes those for client-only apps) has no lag
             CONSUMER_LAG.watch(self, kwargs["group_id"])
 
@@ -50,5 +54,6 @@ def adjust_faust_consumer(kafka: KafkaSettings) -> None:
     AdjustedConsumer.kafka = kafka
     AdjustedConsumer.fetch_max_wait_ms = kafka.fetch_max_wait_ms
     AdjustedConsumer.fetch_min_bytes = kafka.fetch_min_bytes
+    AdjustedConsumer.idle_fetch_wait_ms = kafka.fetch_idle_wait_ms
     # The driver refers to the class as `aiokafka.AIOKafkaConsumer` through its module object.
     faust_driver.aiokafka.AIOKafkaConsumer = AdjustedConsumer

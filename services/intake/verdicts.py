@@ -42,8 +42,7 @@ class VerdictWaiter:
 
     async def start(self) -> None:
         self._consumer = clients.consumer(self.settings, group_id=None, enable_auto_commit=False,
-                                          fetch_max_wait_ms=self.settings.fetch_max_wait_ms,
-                                          fetch_min_bytes=self.settings.fetch_min_bytes)
+                                          **clients.flow_fetches(self.settings))
         await self._consumer.start()
         partitions = await partitions_of(self._consumer, (self._verified, self._rejected))
         if not partitions:

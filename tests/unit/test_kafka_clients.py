@@ -201,10 +201,10 @@ def test_every_consumer_of_the_flow_waits_for_the_fetch_min_bytes_and_a_probe_do
                           idempotence=False, fetch_min_bytes=4096)
     # adjust_faust_consumer changes the class faust makes for this process: put it back afterwards.
     monkeypatch.setattr(faust_driver.aiokafka, "AIOKafkaConsumer", aiokafka.AIOKafkaConsumer)
-    for name in ("kafka", "fetch_max_wait_ms", "fetch_min_bytes"):
+    for name in ("kafka", "fetch_max_wait_ms", "fetch_min_bytes", "idle_fetch_wait_ms"):
         monkeypatch.setattr(faust_consumer.AdjustedConsumer, name, getattr(faust_consumer.AdjustedConsumer, name))
 
-    async def build_and_stop() -> int:
+    async def build_and_stop() -> tuple[int, int]:
         await make_a_services_consumer_and_the_bid_feeds(kafka)
         verdicts = VerdictWaiter(kafka)
         with pytest.raises(KafkaConnectionError):  # nothing listens at 127.0.0.1:1
@@ -216,8 +216,48 @@ def test_every_consumer_of_the_flow_waits_for_the_fetch_min_bytes_and_a_probe_do
         faust_consumer.adjust_faust_consumer(kafka)
         worker = faust_driver.aiokafka.AIOKafkaConsumer(bootstrap_servers="127.0.0.1:1", group_id="leadx-auction")
         await worker.stop()
-        return worker._fetch_min_bytes
+        return worker._fetch_min_bytes, worker.idle_fetches.idle_wait_ms
     faust_made = asyncio.run(build_and_stop())
-    given = [(options.get("group_id"), options.get("fetch_min_bytes", 1)) for options in consumers_made]
-    assert given == [("leadx-pings", 4096), ("leadx-auction-bids", 4096), (None, 4096), (None, 1)]
-    assert faust_made == 4096
+    given = [(options.get("group_id"), options.get("fetch_min_bytes", 1), options.get("idle_fetch_wait_ms", 0))
+             for options in consumers_made]
+    idle_ms = kafka.fetch_idle_wait_ms
+    assert given == [("leadx-pings", 4096, idle_ms), ("leadx-auction-bids", 4096, idle_ms), (None, 4096, idle_ms),
+                     (None, 1, 0)]
+    assert faust_made == (4096, idle_ms)
+
+
+@pytest.mark.parametrize(("min_bytes", "idle_ms", "waits_when_idle"), [(4096, 500, True), (1, 500, False),
+                                                                        (4096, 0, False)])
+def test_a_consumer_waits_long_when_idle_only_where_its_batch_waits_for_bytes(min_bytes, idle_ms, waits_when_idle):
+    """At 1 byte every fetch already ends at the first record (and tansu, given 1 byte, would hold a
+    long idle wait to its end); 0 turns the idle wait off."""
+    from leadx.platform.kafka.idle_fetches import IdleAwareConsumer
+
+    async def made() -> bool:
+        consumer = clients.consumer("127.0.0.1:1", fetch_min_bytes=min_bytes, idle_fetch_wait_ms=idle_ms)
+        try:
+            return isinstance(consumer, IdleAwareConsumer) and consumer.waits_when_idle
+        finally:
+            await consumer.stop()
+    assert asyncio.run(made()) is waits_when_idle
+
+
+def test_a_fetch_to_a_node_whose_last_fetch_was_empty_waits_for_the_first_byte_up_to_the_idle_wait():
+    from aiokafka.protocol.fetch import FetchRequest
+
+    from leadx.platform.kafka.idle_fetches import IdleFetchWait
+
+    def request() -> FetchRequest:
+        return FetchRequest(25, 65_536, 50_000_000, 0, [("lead.verified", [(0, 7, 1_048_576)])])
+
+    def sent(waits: IdleFetchWait, node_id: int) -> tuple[int, int]:
+        made = request()
+        waits.adjust(node_id, made)
+        return made._max_wait_ms, made._min_bytes
+
+    waits = IdleFetchWait(500)
+    assert sent(waits, 1) == (25, 65_536)  # nothing known yet: a batch
+    waits.note(1, brought_records=False)
+    assert (sent(waits, 1), sent(waits, 2)) == ((500, 1), (25, 65_536))  # per node
+    waits.note(1, brought_records=True)
+    assert sent(waits, 1) == (25, 65_536)

@@ -18,6 +18,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 
 from leadx.platform.config import KafkaSecurity, KafkaSettings
+from leadx.platform.kafka.idle_fetches import IdleAwareConsumer
 
 if TYPE_CHECKING:  # faust is imported by the auction alone
     import faust
@@ -60,8 +61,22 @@ def producer(brokers: Brokers, **options: Any) -> AIOKafkaProducer:
     return AIOKafkaProducer(**connection_options(brokers), **options)
 
 
-def consumer(brokers: Brokers, *topics: str, **options: Any) -> AIOKafkaConsumer:
+def consumer(brokers: Brokers, *topics: str, idle_fetch_wait_ms: int = 0, **options: Any) -> AIOKafkaConsumer:
+    """An aiokafka consumer; with `idle_fetch_wait_ms` and a fetch minimum above 1 byte, one whose
+    fetch after an empty one waits that long for the first byte (leadx.platform.kafka.idle_fetches)."""
+    if idle_fetch_wait_ms > 0 and options.get("fetch_min_bytes", 1) > 1:
+        return IdleAwareConsumer(*topics, idle_fetch_wait_ms=idle_fetch_wait_ms, **connection_options(brokers),
+                                 **options)
     return AIOKafkaConsumer(*topics, **connection_options(brokers), **options)
+
+
+def flow_fetches(kafka: KafkaSettings, *, background: bool = False) -> dict[str, int]:
+    """How a consumer of the flow fetches: waiting for the fetch minimum up to the fetch wait (the
+    background wait for one no seller's answer or sale waits for), and after an empty fetch for the
+    first byte up to the idle wait. One-off reads (to the end of a topic, an offset probe) fetch
+    as aiokafka does by default."""
+    return {"fetch_max_wait_ms": kafka.background_fetch_max_wait_ms if background else kafka.fetch_max_wait_ms,
+            "fetch_min_bytes": kafka.fetch_min_bytes, "idle_fetch_wait_ms": kafka.fetch_idle_wait_ms}
 
 
 def group_timeouts(kafka: KafkaSettings) -> dict[str, int]:

@@ -118,9 +118,7 @@ class EventConsumer:
             # 'earliest' so that a new group never silently skips events already published.
             auto_offset_reset="earliest",
             **clients.group_timeouts(settings),
-            fetch_max_wait_ms=(settings.background_fetch_max_wait_ms if off_the_sale_path
-                               else settings.fetch_max_wait_ms),
-            fetch_min_bytes=settings.fetch_min_bytes,
+            **clients.flow_fetches(settings, background=off_the_sale_path),
         )
         CONSUMER_LAG.watch(self._consumer, self.group_id)
         self._task: asyncio.Task | None = None

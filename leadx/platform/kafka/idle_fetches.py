@@ -1,0 +1,89 @@
+"""Fetches that gather a batch while records flow, and sleep while none do (Apache Kafka).
+
+A fetch asks the broker to hold it until `fetch_min_bytes` have arrived or `fetch_max_wait_ms` has
+passed. While records flow the services want the batch (64 KB or 25 ms): a fetch brings every record
+of its wait at once, where at 1 byte each record woke each consumer on its own (bench/README.md).
+With nothing flowing the same setting has every consumer fetch forty times a second for nothing: the
+exchange at rest on one Kafka broker used about half a core, the broker alone a fifth of one.
+
+So after a fetch that brought no records, the next one waits for the first byte, up to the idle
+wait: the broker answers it as soon as a record arrives (a lead after a quiet spell moves on at
+once, not after the batch wait), and a consumer with nothing to read fetches about twice a second.
+The fetch after one that brought records gathers a batch again. Kept per broker node: a consumer
+fetches from each node that leads some of its partitions, and one node's quiet says nothing of
+another's.
+
+Only where the batch waits for bytes (fetch_min_bytes above 1): at 1 byte every fetch already ends
+at the first record. tansu, which the local stack gives 1 byte, holds a fetch for its whole wait even
+when records arrive, so a long wait there would hold up the first record.
+
+aiokafka has no setting for this: its fetcher builds every request from the consumer's fixed wait
+and minimum. The consumer below changes the wait and minimum of each request its fetcher is about
+to send to a quiet node (`Fetcher._proc_fetch_request` of aiokafka 0.14, pinned in requirements.lock);
+tests/integration/test_kafka_idle_fetches.py reads the requests a real broker receives and fails if
+that stops working.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer
+
+IDLE_MIN_BYTES = 1
+
+
+class IdleFetchWait:
+    """Which nodes' last fetch brought nothing, and the request made for them: the first byte,
+    waited for up to `idle_wait_ms`."""
+
+    def __init__(self, idle_wait_ms: int) -> None:
+        self.idle_wait_ms = idle_wait_ms
+        self.quiet_nodes: set[int] = set()
+
+    def adjust(self, node_id: int, request: Any) -> None:
+        """Make the request about to go to `node_id` an idle one if that node was quiet."""
+        if node_id in self.quiet_nodes:
+            request._max_wait_ms, request._min_bytes = self.idle_wait_ms, IDLE_MIN_BYTES
+
+    def note(self, node_id: int, brought_records: bool) -> None:
+        if brought_records:
+            self.quiet_nodes.discard(node_id)
+        else:
+            self.quiet_nodes.add(node_id)
+
+    def install(self, fetcher: Any) -> None:
+        """Wrap the fetcher's per-request coroutine. It returns whether the response added records
+        (or an error) for the consumer to read: anything else, an empty answer, a failed request,
+        a response dropped after a rebalance, leaves the node quiet."""
+        send = fetcher._proc_fetch_request
+
+        async def proc_fetch_request(assignment, node_id, request):
+            self.adjust(node_id, request)
+            brought = await send(assignment, node_id, request)
+            self.note(node_id, bool(brought))
+            return brought
+        fetcher._proc_fetch_request = proc_fetch_request
+
+
+class IdleAwareConsumer(AIOKafkaConsumer):
+    """aiokafka's consumer whose fetches wait long, for the first byte, after one that brought
+    nothing; as aiokafka's own when the idle wait is 0 or the fetch minimum 1 byte."""
+
+    def __init__(self, *topics: str, idle_fetch_wait_ms: int, **options: Any) -> None:
+        super().__init__(*topics, **options)
+        self.idle_fetches = IdleFetchWait(idle_fetch_wait_ms)
+
+    @property
+    def waits_when_idle(self) -> bool:
+        return self.idle_fetches.idle_wait_ms > 0 and self._fetch_min_bytes > IDLE_MIN_BYTES
+
+    async def start(self) -> None:
+        await super().start()
+        if not self.waits_when_idle:
+            return
+        # The fetcher is made by start(), and sends nothing before the consumer has partitions: the
+        # exchange's consumers subscribe or are assigned after start(), so all their fetches pass
+        # through the wrapper (a consumer given its topics when made may send a first batch fetch
+        # before it).
+        self.idle_fetches.install(self._fetcher)

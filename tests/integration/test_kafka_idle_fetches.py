@@ -1,0 +1,93 @@
+"""On Apache Kafka, a consumer of the flow whose fetch brought nothing waits for the first byte (up to
+the idle wait) instead of the batch, and the broker answers such a fetch when a record arrives; the
+fetch after one that brought records waits for the batch again (leadx.platform.kafka.idle_fetches).
+Read from the requests the consumer's client sends to the broker."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from aiokafka import TopicPartition
+from aiokafka.protocol.fetch import FetchRequest
+
+from leadx.contracts import topics
+from leadx.contracts.events.v1 import events_pb2 as ev
+from leadx.platform.config import KafkaSettings
+from leadx.platform.kafka import clients
+from leadx.platform.kafka.admin import ensure_topics
+from leadx.platform.kafka.idle_fetches import IdleAwareConsumer
+from leadx.platform.kafka.producer import EventProducer
+from tests.conftest import TEST_BROKER
+
+pytestmark = [pytest.mark.integration, pytest.mark.kafka_only]
+
+BATCH_WAIT_MS, BATCH_MIN_BYTES = 25, 65_536
+# Far longer than the test waits for its record: a broker holding the idle fetch to its end would fail it.
+IDLE_WAIT_MS = 20_000
+RECORD_WAIT_S = IDLE_WAIT_MS / 1000 / 2
+BATCH, IDLE = (BATCH_WAIT_MS, BATCH_MIN_BYTES), (IDLE_WAIT_MS, 1)
+
+
+def recorded_fetches(consumer: IdleAwareConsumer) -> list[tuple[int, int]]:
+    """(wait, minimum bytes) of every fetch the consumer's client sends from here on, in order."""
+    sent: list[tuple[int, int]] = []
+    send = consumer._client.send
+
+    async def recording(node_id, request, **options):
+        if isinstance(request, FetchRequest):
+            sent.append((request._max_wait_ms, request._min_bytes))
+        return await send(node_id, request, **options)
+    consumer._client.send = recording
+    return sent
+
+
+async def until(condition, what: str) -> None:
+    for _ in range(400):
+        if condition():
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"never: {what}")
+
+
+def test_an_empty_fetch_is_followed_by_one_for_the_first_byte_which_a_record_ends(kafka_bootstrap, unique_prefix):
+    assert TEST_BROKER == "kafka", "needs Apache Kafka (tansu holds a fetch for its whole wait): make test-kafka"
+
+    async def scenario() -> None:
+        kafka = KafkaSettings(bootstrap_servers=kafka_bootstrap, topic_prefix=unique_prefix, partitions=1,
+                              replication_factor=1, idempotence=False, fetch_max_wait_ms=BATCH_WAIT_MS,
+                              fetch_min_bytes=BATCH_MIN_BYTES, fetch_idle_wait_ms=IDLE_WAIT_MS)
+        await ensure_topics(kafka, (topics.LEAD_REJECTED,))
+        producer = EventProducer(kafka, "test")
+        await producer.start()
+        consumer = clients.consumer(kafka, group_id=None, enable_auto_commit=False, **clients.flow_fetches(kafka))
+        assert isinstance(consumer, IdleAwareConsumer)
+        await consumer.start()
+        sent = recorded_fetches(consumer)
+        partition = TopicPartition(topics.name(unique_prefix, topics.LEAD_REJECTED), 0)
+        consumer.assign([partition])
+        await consumer.seek_to_end(partition)
+        try:
+            # Nothing to read: a batch fetch comes back empty, and the next waits for the first byte.
+            await until(lambda: IDLE in sent, "an idle fetch")
+            assert sent[0] == BATCH and sent[sent.index(IDLE) - 1] == BATCH
+            idle_fetches = len(sent)
+
+            await producer.publish(topics.LEAD_REJECTED, "L1", ev.LeadRejected(lead_id="L1"))
+            record = await asyncio.wait_for(consumer.getone(), RECORD_WAIT_S)  # not held to the idle wait's end
+            assert ev.LeadRejected.FromString(record.value).lead_id == "L1"
+            assert sent[idle_fetches - 1] == IDLE  # the fetch that brought it
+
+            # Having brought a record, the next fetch gathers a batch; when that comes back empty,
+            # the one after waits for the first byte again. (The fetcher sends the next fetch of a
+            # partition once a read finds its last batch used up: a read waits meanwhile.)
+            reading = asyncio.create_task(consumer.getone())
+            await until(lambda: len(sent) >= idle_fetches + 2, "two more fetches")
+            assert sent[idle_fetches:idle_fetches + 2] == [BATCH, IDLE]
+            assert not reading.done()
+            reading.cancel()
+        finally:
+            await consumer.stop()
+            await producer.stop()
+
+    asyncio.run(scenario())
