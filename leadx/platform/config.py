@@ -170,6 +170,8 @@ DEFAULT_SESSION_TIMEOUT_MS = 10_000
 DEFAULT_FETCH_MIN_BYTES = 65_536
 DEFAULT_COMMIT_INTERVAL_MS = 500
 DEFAULT_FETCH_IDLE_WAIT_MS = 500
+# An idle fetch must end well inside aiokafka's request timeout (40 s), or it would time out.
+MAX_FETCH_IDLE_WAIT_MS = 30_000
 
 
 @dataclass(frozen=True)
@@ -218,8 +220,9 @@ class KafkaSettings:
                               f" second needs room), got {self.session_timeout_ms}")
         if self.fetch_min_bytes < 1:
             raise ConfigError(f"KAFKA_FETCH_MIN_BYTES must be at least 1, got {self.fetch_min_bytes}")
-        if self.fetch_idle_wait_ms < 0:
-            raise ConfigError(f"KAFKA_FETCH_IDLE_WAIT_MS must be 0 or more, got {self.fetch_idle_wait_ms}")
+        if not 0 <= self.fetch_idle_wait_ms <= MAX_FETCH_IDLE_WAIT_MS:
+            raise ConfigError(f"KAFKA_FETCH_IDLE_WAIT_MS must be 0 to {MAX_FETCH_IDLE_WAIT_MS}, got"
+                              f" {self.fetch_idle_wait_ms}")
         if self.commit_interval_ms < 0:
             raise ConfigError(f"KAFKA_COMMIT_INTERVAL_MS must be 0 or more, got {self.commit_interval_ms}")
 

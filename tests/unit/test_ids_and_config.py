@@ -45,7 +45,7 @@ def test_settings_with_defaults(env):
     ("KAFKA_SESSION_TIMEOUT_MS", "session_timeout_ms", 3000, 2999, "must be at least 3000"),
     ("KAFKA_COMMIT_INTERVAL_MS", "commit_interval_ms", 0, -1, "must be 0 or more, got -1"),
     ("KAFKA_FETCH_MIN_BYTES", "fetch_min_bytes", 1, 0, "must be at least 1, got 0"),
-    ("KAFKA_FETCH_IDLE_WAIT_MS", "fetch_idle_wait_ms", 0, -1, "must be 0 or more, got -1"),
+    ("KAFKA_FETCH_IDLE_WAIT_MS", "fetch_idle_wait_ms", 0, -1, "must be 0 to 30000, got -1"),
 ])
 def test_a_kafka_tuning_is_read_down_to_its_lowest_and_below_it_refused(env, variable, field, lowest, refused,
                                                                          message):
@@ -53,6 +53,14 @@ def test_a_kafka_tuning_is_read_down_to_its_lowest_and_below_it_refused(env, var
     assert getattr(CommonSettings.from_env("dedup").kafka, field) == lowest
     env.setenv(variable, str(refused))
     with pytest.raises(ConfigError, match=f"{variable} {message}"):
+        CommonSettings.from_env("dedup")
+
+
+def test_an_idle_fetch_wait_past_the_clients_request_timeout_is_refused(env):
+    env.setenv("KAFKA_FETCH_IDLE_WAIT_MS", "30000")
+    assert CommonSettings.from_env("dedup").kafka.fetch_idle_wait_ms == 30_000
+    env.setenv("KAFKA_FETCH_IDLE_WAIT_MS", "30001")
+    with pytest.raises(ConfigError, match="KAFKA_FETCH_IDLE_WAIT_MS must be 0 to 30000, got 30001"):
         CommonSettings.from_env("dedup")
 
 
