@@ -15,7 +15,9 @@
   back without them (their bids, or the auction itself). The consumer's `end_offsets` checks the
   reported end against the records instead.
 
-The override is narrowed to the consumer class faust instantiates, for this process only.
+The override replaces `aiokafka.AIOKafkaConsumer` for this process (faust's driver reaches the
+class through the aiokafka module). The exchange's own consumers, the bid feed's among them, are
+unaffected: leadx.platform.kafka.clients bound aiokafka's class when it was imported, before this runs.
 """
 
 from __future__ import annotations

@@ -34,7 +34,7 @@ async def main(stop: asyncio.Event) -> None:
     runtime.readiness.add("dedup-records", lambda: keeper.complete)
     checker = DuplicateChecker(store, runtime.producer, settings.hmac_keys, PiiKeyring.from_env(), policy, keeper,
                                email_provider_rules=settings.email_provider_rules)
-    runtime.consume("dedup", {topics.LEAD_SUBMITTED: ev.LeadSubmitted}, checker.handle)
+    runtime.consume("dedup", {topics.LEAD_SUBMITTED: ev.LeadSubmitted}, checker.handle, waiting="answer")
 
     async def close_resources() -> None:
         await keeper.stop()

@@ -58,7 +58,7 @@ async def main(stop: asyncio.Event) -> None:
     runtime.consume("delivery-sales", {topics.AUCTION_CLOSED: ev.AuctionClosed}, sales.handle)
     lists = ListPoster(redis, directory, client, namespace, keyring, rules, post_breaker,
                        AttemptLog(statement_engine(engine)))
-    runtime.consume("delivery-lists", {topics.LIST_AWARDED: ev.ListAwarded}, lists.handle, off_the_sale_path=True)
+    runtime.consume("delivery-lists", {topics.LIST_AWARDED: ev.ListAwarded}, lists.handle, waiting="background")
 
     async def close_resources() -> None:
         for refresher in refreshers:

@@ -48,7 +48,7 @@ async def main(stop: asyncio.Event) -> None:
         await writer.apply(envelope)
 
     # Many in flight, so that each flush commits a large batch in one transaction.
-    runtime.consume("ledger", MESSAGE_TYPES, record, max_in_flight=1000, off_the_sale_path=True)
+    runtime.consume("ledger", MESSAGE_TYPES, record, max_in_flight=1000, waiting="background")
 
     server = grpc.aio.server()
     reads = read_session_factory(engine)  # the dashboard only reads

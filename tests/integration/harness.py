@@ -38,15 +38,17 @@ from tests import http_calls as http
 from tests.conftest import TEST_BROKER, TEST_FETCH_MIN_BYTES, TEST_SESSION_TIMEOUT_MS, poll_until
 from tests.integration.tails import forget_topics, tails_of
 
-# The services' fetch wait in tests (KAFKA_FETCH_MAX_WAIT_MS; 25 ms by default). An idle consumer
+# The services' fetch wait in tests (KAFKA_FETCH_MAX_WAIT_MS, which the answer path's follows, and
+# the background consumers'; 25 and 250 ms by default). An idle consumer
 # polls the broker 1000/wait times a second: at 25 ms an idle exchange spends about 0.7 of a core
 # (measured), and the suite runs several at once on two cores; at 100 ms about 0.2 (2026-12-06). The
 # embedded broker answers a fetch of one partition as soon as a record comes, but holds one over
 # several partitions for much of its wait (six partitions: 230 ms at a 1 s wait, 1.2 s at 3 s), so
 # a longer wait delays the leads' hops; at 250 ms a sale through a 1 s window took 1.14 to 1.44 s,
 # at 100 ms 1.13 to 1.23 s. On Apache Kafka the services wait for 64 KB (KAFKA_FETCH_MIN_BYTES),
-# which the tests' few records never fill, so each hop waits the 100 ms out there too (the Kafka
-# run's windows are 5 s). No test asserts a time.
+# which the tests' few records never fill, so a hop waits the 100 ms out there too unless its
+# consumer's last fetch was empty (KAFKA_FETCH_IDLE_WAIT_MS: then it ends at the first record; the
+# Kafka run's windows are 5 s). No test asserts a time.
 TEST_FETCH_WAIT_MS = 100
 # Rounds of leads `Exchange.sell_many` offers before it gives up on the sales still missing (see there).
 SELL_ATTEMPTS = 3

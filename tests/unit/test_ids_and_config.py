@@ -4,6 +4,7 @@ import pytest
 
 from leadx.platform import ids
 from leadx.platform.config import CommonSettings, ConfigError, HmacKeyring, KafkaSettings
+from leadx.platform.kafka import clients
 from leadx.platform.runtime import GC_THRESHOLDS, tune_garbage_collection
 
 
@@ -45,7 +46,8 @@ def test_settings_with_defaults(env):
     ("KAFKA_SESSION_TIMEOUT_MS", "session_timeout_ms", 3000, 2999, "must be at least 3000"),
     ("KAFKA_COMMIT_INTERVAL_MS", "commit_interval_ms", 0, -1, "must be 0 or more, got -1"),
     ("KAFKA_FETCH_MIN_BYTES", "fetch_min_bytes", 1, 0, "must be at least 1, got 0"),
-    ("KAFKA_FETCH_IDLE_WAIT_MS", "fetch_idle_wait_ms", 0, -1, "must be 0 to 30000, got -1"),
+    ("KAFKA_FETCH_IDLE_WAIT_MS", "fetch_idle_wait_ms", 0, -1, "must be 0 to 5000, got -1"),
+    ("KAFKA_ANSWER_FETCH_MAX_WAIT_MS", "answer_fetch_max_wait_ms", 1, 0, "must be at least 1, got 0"),
 ])
 def test_a_kafka_tuning_is_read_down_to_its_lowest_and_below_it_refused(env, variable, field, lowest, refused,
                                                                          message):
@@ -56,11 +58,18 @@ def test_a_kafka_tuning_is_read_down_to_its_lowest_and_below_it_refused(env, var
         CommonSettings.from_env("dedup")
 
 
-def test_an_idle_fetch_wait_past_the_clients_request_timeout_is_refused(env):
-    env.setenv("KAFKA_FETCH_IDLE_WAIT_MS", "30000")
-    assert CommonSettings.from_env("dedup").kafka.fetch_idle_wait_ms == 30_000
-    env.setenv("KAFKA_FETCH_IDLE_WAIT_MS", "30001")
-    with pytest.raises(ConfigError, match="KAFKA_FETCH_IDLE_WAIT_MS must be 0 to 30000, got 30001"):
+def test_the_answer_path_waits_as_the_sale_s_path_unless_told(env):
+    env.setenv("KAFKA_FETCH_MAX_WAIT_MS", "40")
+    assert clients.flow_fetches(CommonSettings.from_env("dedup").kafka, "answer")["fetch_max_wait_ms"] == 40
+    env.setenv("KAFKA_ANSWER_FETCH_MAX_WAIT_MS", "10")
+    assert clients.flow_fetches(CommonSettings.from_env("dedup").kafka, "answer")["fetch_max_wait_ms"] == 10
+
+
+def test_an_idle_fetch_wait_longer_than_a_seek_should_wait_is_refused(env):
+    env.setenv("KAFKA_FETCH_IDLE_WAIT_MS", "5000")
+    assert CommonSettings.from_env("dedup").kafka.fetch_idle_wait_ms == 5_000
+    env.setenv("KAFKA_FETCH_IDLE_WAIT_MS", "5001")
+    with pytest.raises(ConfigError, match="KAFKA_FETCH_IDLE_WAIT_MS must be 0 to 5000, got 5001"):
         CommonSettings.from_env("dedup")
 
 

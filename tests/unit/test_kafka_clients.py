@@ -114,7 +114,7 @@ def test_the_faust_app_connects_as_the_aiokafka_clients_do(security):
     assert given == clients.security_options(security)
 
 
-def test_a_consumer_off_the_sale_path_fetches_with_the_background_wait(monkeypatch):
+def test_a_consumer_fetches_with_the_wait_of_what_waits_on_it(monkeypatch):
     waits: dict[str, int] = {}
     make_consumer = clients.consumer
 
@@ -125,16 +125,18 @@ def test_a_consumer_off_the_sale_path_fetches_with_the_background_wait(monkeypat
 
     async def build_and_stop() -> None:
         kafka = KafkaSettings(bootstrap_servers="b1:9093", topic_prefix="", partitions=1, replication_factor=1,
-                              idempotence=False, fetch_max_wait_ms=25, background_fetch_max_wait_ms=250)
+                              idempotence=False, fetch_max_wait_ms=25, background_fetch_max_wait_ms=250,
+                              answer_fetch_max_wait_ms=10)
 
         async def handler(envelope) -> None:
             return None
-        for consumer in (EventConsumer(kafka, "pings", {topics.AUCTION_OPENED: ev.AuctionOpened}, handler),
-                         EventConsumer(kafka, "ledger", {topics.AUCTION_OPENED: ev.AuctionOpened}, handler,
-                                       off_the_sale_path=True)):
+        paths: list[tuple[str, clients.Waiting]] = [("pings", "sale"), ("ledger", "background"), ("dedup", "answer")]
+        for group, waiting in paths:
+            consumer = EventConsumer(kafka, group, {topics.AUCTION_OPENED: ev.AuctionOpened}, handler,
+                                     waiting=waiting)
             await consumer.stop()  # never started: nothing to finish, its client closed
     asyncio.run(build_and_stop())
-    assert waits == {"leadx-pings": 25, "leadx-ledger": 250}
+    assert waits == {"leadx-pings": 25, "leadx-ledger": 250, "leadx-dedup": 10}
 
 
 @pytest.fixture
@@ -198,7 +200,7 @@ def test_every_consumer_of_the_flow_waits_for_the_fetch_min_bytes_and_a_probe_do
     from services.intake.verdicts import VerdictWaiter
 
     kafka = KafkaSettings(bootstrap_servers="127.0.0.1:1", topic_prefix="", partitions=1, replication_factor=1,
-                          idempotence=False, fetch_min_bytes=4096)
+                          idempotence=False, fetch_min_bytes=4096, answer_fetch_max_wait_ms=10)
     # adjust_faust_consumer changes the class faust makes for this process: put it back afterwards.
     monkeypatch.setattr(faust_driver.aiokafka, "AIOKafkaConsumer", aiokafka.AIOKafkaConsumer)
     for name in ("kafka", "fetch_max_wait_ms", "fetch_min_bytes", "idle_fetch_wait_ms"):
@@ -218,11 +220,12 @@ def test_every_consumer_of_the_flow_waits_for_the_fetch_min_bytes_and_a_probe_do
         await worker.stop()
         return worker._fetch_min_bytes, worker.idle_fetches.idle_wait_ms
     faust_made = asyncio.run(build_and_stop())
-    given = [(options.get("group_id"), options.get("fetch_min_bytes", 1), options.get("idle_fetch_wait_ms", 0))
-             for options in consumers_made]
-    idle_ms = kafka.fetch_idle_wait_ms
-    assert given == [("leadx-pings", 4096, idle_ms), ("leadx-auction-bids", 4096, idle_ms), (None, 4096, idle_ms),
-                     (None, 1, 0)]
+    given = [(options.get("group_id"), options.get("fetch_min_bytes", 1), options.get("idle_fetch_wait_ms", 0),
+              options.get("fetch_max_wait_ms")) for options in consumers_made]
+    idle_ms, sale_ms = kafka.fetch_idle_wait_ms, kafka.fetch_max_wait_ms
+    assert given == [("leadx-pings", 4096, idle_ms, sale_ms), ("leadx-auction-bids", 4096, idle_ms, sale_ms),
+                     (None, 4096, idle_ms, 10),  # the intake's verdicts: a seller's answer waits on them
+                     (None, 1, 0, 10)]  # read_to_end: a one-off read
     assert faust_made == (4096, idle_ms)
 
 
@@ -240,6 +243,16 @@ def test_a_consumer_waits_long_when_idle_only_where_its_batch_waits_for_bytes(mi
         finally:
             await consumer.stop()
     assert asyncio.run(made()) is waits_when_idle
+
+
+def test_an_idle_fetch_never_waits_less_than_the_consumer_s_batch_wait():
+    """Else an idle consumer (the ledger's, at 250 ms) would fetch more often than a busy one."""
+    async def idle_wait_of(batch_wait_ms: int) -> int:
+        consumer = clients.consumer("127.0.0.1:1", fetch_min_bytes=4096, fetch_max_wait_ms=batch_wait_ms,
+                                    idle_fetch_wait_ms=100)
+        await consumer.stop()
+        return consumer.idle_fetches.idle_wait_ms
+    assert (asyncio.run(idle_wait_of(25)), asyncio.run(idle_wait_of(250))) == (100, 250)
 
 
 def test_a_fetch_to_a_node_whose_last_fetch_was_empty_waits_for_the_first_byte_up_to_the_idle_wait():
@@ -261,3 +274,43 @@ def test_a_fetch_to_a_node_whose_last_fetch_was_empty_waits_for_the_first_byte_u
     assert (sent(waits, 1), sent(waits, 2)) == ((500, 1), (25, 65_536))  # per node
     waits.note(1, brought_records=True)
     assert sent(waits, 1) == (25, 65_536)
+
+
+def test_the_fetcher_s_requests_pass_through_the_idle_wait_and_one_leaving_a_partition_out_gathers_a_batch():
+    """What the wrapper relies on in aiokafka (its fetcher's per-request coroutine, by name and
+    arguments; tests/integration/test_kafka_idle_fetches.py shows it on a real broker), and the
+    rule that a fetch leaving out some of the node's partitions, whose records wait to be read or
+    which were held back, does not hold the node for the idle wait."""
+    import inspect
+    from types import SimpleNamespace
+
+    from aiokafka import TopicPartition
+    from aiokafka.consumer.fetcher import Fetcher
+    from aiokafka.protocol.fetch import FetchRequest
+
+    from leadx.platform.kafka.idle_fetches import IdleFetchWait
+
+    assert list(inspect.signature(Fetcher._proc_fetch_request).parameters) == ["self", "assignment", "node_id",
+                                                                                "request"]
+    a0, a1, b0 = TopicPartition("a", 0), TopicPartition("a", 1), TopicPartition("b", 0)
+    leaders = {a0: 1, a1: 1, b0: 2}
+    answers = iter([False, False, True])  # whether each response brought records
+    sent: list[tuple[int, int, int]] = []
+
+    async def proc_fetch_request(assignment, node_id, request):
+        sent.append((node_id, request._max_wait_ms, request._min_bytes))
+        return next(answers)
+    fetcher = SimpleNamespace(_proc_fetch_request=proc_fetch_request,
+                              _client=SimpleNamespace(cluster=SimpleNamespace(leader_for_partition=leaders.get)))
+    IdleFetchWait(500).install(fetcher)
+
+    def request(*tps: TopicPartition) -> FetchRequest:
+        return FetchRequest(25, 65_536, 50_000_000, 0, [(tp.topic, [(tp.partition, 0, 1_048_576)]) for tp in tps])
+
+    async def fetches() -> list[bool]:
+        assignment = SimpleNamespace(tps={a0, a1, b0})
+        return [await fetcher._proc_fetch_request(assignment, 1, request(a0, a1)),  # empty: node 1 quiet
+                await fetcher._proc_fetch_request(assignment, 1, request(a0)),  # a1 left out: a batch, empty
+                await fetcher._proc_fetch_request(assignment, 1, request(a0, a1))]  # every partition: idle
+    assert asyncio.run(fetches()) == [False, False, True]
+    assert sent == [(1, 25, 65_536), (1, 25, 65_536), (1, 500, 1)]

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import functools
 import ssl
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
@@ -70,13 +70,20 @@ def consumer(brokers: Brokers, *topics: str, idle_fetch_wait_ms: int = 0, **opti
     return AIOKafkaConsumer(*topics, **connection_options(brokers), **options)
 
 
-def flow_fetches(kafka: KafkaSettings, *, background: bool = False) -> dict[str, int]:
-    """How a consumer of the flow fetches: waiting for the fetch minimum up to the fetch wait (the
-    background wait for one no seller's answer or sale waits for), and after an empty fetch for the
-    first byte up to the idle wait. One-off reads (to the end of a topic, an offset probe) fetch
-    as aiokafka does by default."""
-    return {"fetch_max_wait_ms": kafka.background_fetch_max_wait_ms if background else kafka.fetch_max_wait_ms,
-            "fetch_min_bytes": kafka.fetch_min_bytes, "idle_fetch_wait_ms": kafka.fetch_idle_wait_ms}
+# What waits on a consumer's records, which sets how long its fetches wait: a seller's HTTP answer
+# (KAFKA_ANSWER_FETCH_MAX_WAIT_MS), a sale (KAFKA_FETCH_MAX_WAIT_MS), or nobody
+# (KAFKA_BACKGROUND_FETCH_MAX_WAIT_MS: the ledger, list awards).
+Waiting = Literal["answer", "sale", "background"]
+
+
+def flow_fetches(kafka: KafkaSettings, waiting: Waiting = "sale") -> dict[str, int]:
+    """How a consumer of the flow fetches: waiting for the fetch minimum up to the wait of what
+    waits on it, and after an empty fetch for the first byte up to the idle wait. One-off reads
+    (to the end of a topic, an offset probe) fetch as aiokafka does by default."""
+    waits = {"answer": kafka.answer_fetch_max_wait_ms or kafka.fetch_max_wait_ms, "sale": kafka.fetch_max_wait_ms,
+             "background": kafka.background_fetch_max_wait_ms}
+    return {"fetch_max_wait_ms": waits[waiting], "fetch_min_bytes": kafka.fetch_min_bytes,
+            "idle_fetch_wait_ms": kafka.fetch_idle_wait_ms}
 
 
 def group_timeouts(kafka: KafkaSettings) -> dict[str, int]:

@@ -89,11 +89,12 @@ class EventConsumer:
         dead_letters: EventProducer | None = None,
         max_attempts: int = DEFAULT_MAX_ATTEMPTS,
         max_in_flight: int = 256,
-        off_the_sale_path: bool = False,
+        waiting: clients.Waiting = "sale",
     ) -> None:
-        """`off_the_sale_path`: no seller's answer or sale waits for this consumer (the ledger's
-        records, list awards), so it fetches with the longer background wait and costs the broker
-        fewer idle fetches (KafkaSettings.background_fetch_max_wait_ms)."""
+        """`waiting`: what waits on this consumer's records, which sets how long its fetches wait
+        (leadx.platform.kafka.clients.flow_fetches): "answer" for a seller's (a shorter wait on the
+        two hops of every answer), "sale" for a sale's, "background" for nobody's (the ledger's
+        records, list awards: a longer wait, fewer idle fetches for the broker)."""
         self.settings = settings
         self.handler = handler
         self.dead_letters = dead_letters
@@ -118,7 +119,7 @@ class EventConsumer:
             # 'earliest' so that a new group never silently skips events already published.
             auto_offset_reset="earliest",
             **clients.group_timeouts(settings),
-            **clients.flow_fetches(settings, background=off_the_sale_path),
+            **clients.flow_fetches(settings, waiting),
         )
         CONSUMER_LAG.watch(self._consumer, self.group_id)
         self._task: asyncio.Task | None = None

@@ -4,7 +4,7 @@ A fetch asks the broker to hold it until `fetch_min_bytes` have arrived or `fetc
 passed. While records flow the services want the batch (64 KB or 25 ms): a fetch brings every record
 of its wait at once, where at 1 byte each record woke each consumer on its own (bench/README.md).
 With nothing flowing the same setting has every consumer fetch forty times a second for nothing: the
-exchange at rest on one Kafka broker used about half a core, the broker alone a fifth of one.
+exchange at rest on one Kafka broker used about half a core, the broker alone a quarter of one.
 
 So after a fetch that brought no records, the next one waits for the first byte, up to the idle
 wait: the broker answers it as soon as a record arrives (a lead after a quiet spell moves on at
@@ -12,6 +12,13 @@ once, not after the batch wait), and a consumer with nothing to read fetches abo
 The fetch after one that brought records gathers a batch again. Kept per broker node: a consumer
 fetches from each node that leads some of its partitions, and one node's quiet says nothing of
 another's.
+
+A fetch in flight holds back the next fetch to its node (aiokafka sends one at a time per node, and
+the broker answers a connection's requests in order): a partition seeked, resumed, or newly given
+waits for it. So a fetch that leaves out some of the node's partitions (records of theirs still
+unread: faust holding a partition back, a consumer at its in-flight limit) gathers a batch instead,
+and the idle wait is kept short (at most 5 s; 500 ms by default): that is the longest a seek or
+rebalance can now wait for a quiet node's fetch to end, against the batch wait before.
 
 Only where the batch waits for bytes (fetch_min_bytes above 1): at 1 byte every fetch already ends
 at the first record. tansu, which the local stack gives 1 byte, holds a fetch for its whole wait even
@@ -26,9 +33,10 @@ that stops working.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaConsumer, TopicPartition
 
 IDLE_MIN_BYTES = 1
 
@@ -41,9 +49,10 @@ class IdleFetchWait:
         self.idle_wait_ms = idle_wait_ms
         self.quiet_nodes: set[int] = set()
 
-    def adjust(self, node_id: int, request: Any) -> None:
-        """Make the request about to go to `node_id` an idle one if that node was quiet."""
-        if node_id in self.quiet_nodes:
+    def adjust(self, node_id: int, request: Any, whole_node: bool = True) -> None:
+        """Make the request about to go to `node_id` an idle one if that node was quiet and the
+        request asks for all of the node's partitions (`whole_node`)."""
+        if node_id in self.quiet_nodes and whole_node:
             request._max_wait_ms, request._min_bytes = self.idle_wait_ms, IDLE_MIN_BYTES
 
     def note(self, node_id: int, brought_records: bool) -> None:
@@ -57,13 +66,20 @@ class IdleFetchWait:
         (or an error) for the consumer to read: anything else, an empty answer, a failed request,
         a response dropped after a rebalance, leaves the node quiet."""
         send = fetcher._proc_fetch_request
+        cluster = fetcher._client.cluster
 
         async def proc_fetch_request(assignment, node_id, request):
-            self.adjust(node_id, request)
+            self.adjust(node_id, request, asks_for_every_partition(cluster, assignment.tps, node_id, request))
             brought = await send(assignment, node_id, request)
             self.note(node_id, bool(brought))
             return brought
         fetcher._proc_fetch_request = proc_fetch_request
+
+
+def asks_for_every_partition(cluster: Any, assigned: Iterable[TopicPartition], node_id: int, request: Any) -> bool:
+    """Whether the fetch asks for every assigned partition that `node_id` leads."""
+    asked = {(topic, partition) for topic, partitions in request.topics for partition, *_ in partitions}
+    return all((tp.topic, tp.partition) in asked for tp in assigned if cluster.leader_for_partition(tp) == node_id)
 
 
 class IdleAwareConsumer(AIOKafkaConsumer):
@@ -72,7 +88,8 @@ class IdleAwareConsumer(AIOKafkaConsumer):
 
     def __init__(self, *topics: str, idle_fetch_wait_ms: int, **options: Any) -> None:
         super().__init__(*topics, **options)
-        self.idle_fetches = IdleFetchWait(idle_fetch_wait_ms)
+        # Never shorter than its batch wait: an idle consumer would fetch more often than a busy one.
+        self.idle_fetches = IdleFetchWait(max(idle_fetch_wait_ms, self._fetch_max_wait_ms) if idle_fetch_wait_ms else 0)
 
     @property
     def waits_when_idle(self) -> bool:
