@@ -52,8 +52,8 @@ test-browser: install
 ## The integration suite's core again, on one Apache Kafka broker with idempotent producers (the
 ## rest runs on tansu): the pipeline, crash recovery, the dedup races, the 120 s window, the
 ## auction's table recovery with two workers, and the bid feed's hand-overs; then the tests that
-## need Apache Kafka itself (marked kafka_only): TLS and SCRAM, `leadx run --broker kafka`. Two
-## runs, not one: each kafka_only module starts a Kafka of its own, and beside the core's
+## need Apache Kafka itself (marked kafka_only): TLS and SCRAM, `leadx run --broker kafka`, idle fetches. Two
+## runs, not one: most kafka_only modules start a Kafka of their own, and beside the core's
 ## head-started scenarios they would load the machine while those scenarios' auctions run. On Kafka
 ## the scenarios run one after another, in the order of these files (selected by a mark over
 ## tests/integration instead, they ran in file-name order, the 120 s window last, and the core took

@@ -5,6 +5,7 @@ of a part: a machine without PostgreSQL fails the PostgreSQL tests with the reas
 
 from __future__ import annotations
 
+import asyncio
 import os
 import sys
 import time
@@ -64,6 +65,19 @@ def poll_until(condition: Callable[[], object], timeout_s: float = 30, interval_
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout_s}s waiting for {message}")
         time.sleep(interval_s)
+
+
+async def poll_until_async(condition: Callable[[], object], timeout_s: float = 20, interval_s: float = 0.02,
+                           message: str = "condition") -> object:
+    """`poll_until` inside an event loop: the loop runs on while it waits."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout_s}s waiting for {message}")
+        await asyncio.sleep(interval_s)
 
 
 # `make test` runs two pytest-xdist workers. Each runs whole groups: one per test module, except

@@ -39,7 +39,7 @@ from tests.conftest import TEST_BROKER, TEST_FETCH_MIN_BYTES, TEST_SESSION_TIMEO
 from tests.integration.tails import forget_topics, tails_of
 
 # The services' fetch wait in tests (KAFKA_FETCH_MAX_WAIT_MS, which the answer path's follows, and
-# the background consumers'; 25 and 250 ms by default). An idle consumer
+# the background consumers'; 25 and 250 ms by default). An idle consumer on tansu
 # polls the broker 1000/wait times a second: at 25 ms an idle exchange spends about 0.7 of a core
 # (measured), and the suite runs several at once on two cores; at 100 ms about 0.2 (2026-12-06). The
 # embedded broker answers a fetch of one partition as soon as a record comes, but holds one over

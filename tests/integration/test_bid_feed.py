@@ -21,7 +21,7 @@ from leadx.platform.kafka.admin import ensure_topics
 from leadx.auction import rules
 from leadx.auction.state import Auction
 from services.auction.bid_feed import BidFeed
-from tests.conftest import TEST_FETCH_MIN_BYTES, TEST_SESSION_TIMEOUT_MS
+from tests.conftest import TEST_FETCH_MIN_BYTES, TEST_SESSION_TIMEOUT_MS, poll_until_async
 
 pytestmark = pytest.mark.integration
 
@@ -59,13 +59,6 @@ async def place(producer: AIOKafkaProducer, topic: str, *bids: tuple[int, str, s
                            placed_at_ms=int(time.time() * 1000), source="bid_api")
         sent.append(await producer.send(topic, bid.SerializeToString(), key=auction_id.encode(), partition=partition))
     await asyncio.gather(*sent)
-
-
-async def eventually(condition, timeout_s: float = 20) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        await asyncio.sleep(0.02)
 
 
 async def committed(bootstrap: str, group: str, topic: str) -> dict[int, int | None]:
@@ -124,7 +117,7 @@ def test_bids_count_at_once_and_are_committed_only_behind_one_write_per_auction(
                     (1, "b", "stranger", 9000))  # not offered: refused, and still committed past
 
         # The store has every bid at once (the close reads it there) ...
-        await eventually(lambda: table.data["a"].bids == {"b1": 1600, "b2": 1700}
+        await poll_until_async(lambda: table.data["a"].bids == {"b1": 1600, "b2": 1700}
                          and table.data["b"].bids == {"b2": 1200})
         # ... and then each auction is written once, and only then are the offsets committed.
         await until_committed(kafka.bootstrap_servers, group, topic, {0: 3, 1: 2})
@@ -150,7 +143,7 @@ def test_bids_read_but_not_flushed_are_read_again_by_the_next_owner(setting):
         reading = asyncio.create_task(feed.run())
         await feed.assign([0, 1])
         await place(producer, topic, (0, "a", "b1", 1500))
-        await eventually(lambda: first.data["a"].bids == {"b1": 1500})
+        await poll_until_async(lambda: first.data["a"].bids == {"b1": 1500})
         # The partitions are taken away (a rebalance, or the worker dies): nothing more is written.
         await feed.release()
         await place(producer, topic, (0, "a", "b2", 1800))
@@ -166,8 +159,8 @@ def test_bids_read_but_not_flushed_are_read_again_by_the_next_owner(setting):
         feed = run_feed(kafka, group, topic, second, flush_s=0.05)
         reading = asyncio.create_task(feed.run())
         await feed.assign([0, 1])
-        await eventually(lambda: second.data["a"].bids == {"b1": 1500, "b2": 1800})
-        await eventually(lambda: second.records == [(0, "a")])
+        await poll_until_async(lambda: second.data["a"].bids == {"b1": 1500, "b2": 1800})
+        await poll_until_async(lambda: second.records == [(0, "a")])
         await until_committed(kafka.bootstrap_servers, group, topic, {0: 2, 1: None})
         reading.cancel()
         await feed.stop()
@@ -198,7 +191,7 @@ def test_closes_wait_until_the_feed_has_read_the_backlog_it_was_assigned(setting
         await asyncio.sleep(0.3)
         assert feed.holds_closes() and table.data["a"].bids == {}
         reading = asyncio.create_task(feed.run())
-        await eventually(lambda: not feed.holds_closes())
+        await poll_until_async(lambda: not feed.holds_closes())
         assert table.data["a"].bids == {"b1": 1500, "b2": 1700}  # read before closes may run
         # Bids after the assignment are the steady state: they hold nothing.
         await place(producer, topic, (0, "a", "b1", 1900))
@@ -222,14 +215,14 @@ def test_a_bid_read_across_a_quick_reassignment_is_still_applied(setting):
         reading = asyncio.create_task(feed.run())
         await feed.assign([0, 1])
         await place(producer, topic, (0, "a", "b1", 1500))
-        await eventually(lambda: table.data["a"].bids == {"b1": 1500})
+        await poll_until_async(lambda: table.data["a"].bids == {"b1": 1500})
         await until_committed(kafka.bootstrap_servers, group, topic, {0: 1, 1: None})
         await asyncio.sleep(0.1)  # flushed and caught up: the feed now waits in an idle read
         # A rebalance that hands the worker its partitions back, quicker than that read's wait.
         await feed.release()
         await feed.assign([0, 1])
         await place(producer, topic, (0, "a", "b2", 1800))
-        await eventually(lambda: table.data["a"].bids == {"b1": 1500, "b2": 1800}, timeout_s=10)
+        await poll_until_async(lambda: table.data["a"].bids == {"b1": 1500, "b2": 1800}, timeout_s=10)
         await until_committed(kafka.bootstrap_servers, group, topic, {0: 2, 1: None})
         reading.cancel()
         await feed.stop()

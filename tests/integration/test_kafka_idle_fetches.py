@@ -6,9 +6,11 @@ Read from the requests the consumer's client sends to the broker."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 import pytest
 from aiokafka import TopicPartition
+from aiokafka.errors import ConsumerStoppedError
 from aiokafka.protocol.fetch import FetchRequest
 
 from leadx.contracts import topics
@@ -16,9 +18,9 @@ from leadx.contracts.events.v1 import events_pb2 as ev
 from leadx.platform.config import KafkaSettings
 from leadx.platform.kafka import clients
 from leadx.platform.kafka.admin import ensure_topics
-from leadx.platform.kafka.idle_fetches import IdleAwareConsumer
+from leadx.platform.kafka.idle_fetches import IDLE_MIN_BYTES, IdleAwareConsumer
 from leadx.platform.kafka.producer import EventProducer
-from tests.conftest import TEST_BROKER
+from tests.conftest import TEST_BROKER, poll_until_async
 
 pytestmark = [pytest.mark.integration, pytest.mark.kafka_only]
 
@@ -26,7 +28,7 @@ BATCH_WAIT_MS, BATCH_MIN_BYTES = 25, 65_536
 # Twice what the test waits for its record: a broker holding the idle fetch to its end would fail it.
 IDLE_WAIT_MS = 5_000
 RECORD_WAIT_S = IDLE_WAIT_MS / 1000 / 2
-BATCH, IDLE = (BATCH_WAIT_MS, BATCH_MIN_BYTES), (IDLE_WAIT_MS, 1)
+BATCH, IDLE = (BATCH_WAIT_MS, BATCH_MIN_BYTES), (IDLE_WAIT_MS, IDLE_MIN_BYTES)
 
 
 def recorded_fetches(consumer: IdleAwareConsumer) -> list[tuple[int, int]]:
@@ -40,14 +42,6 @@ def recorded_fetches(consumer: IdleAwareConsumer) -> list[tuple[int, int]]:
         return await send(node_id, request, **options)
     consumer._client.send = recording
     return sent
-
-
-async def until(condition, what: str) -> None:
-    for _ in range(400):
-        if condition():
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"never: {what}")
 
 
 def test_an_empty_fetch_is_followed_by_one_for_the_first_byte_which_a_record_ends(kafka_bootstrap, unique_prefix):
@@ -67,26 +61,30 @@ def test_an_empty_fetch_is_followed_by_one_for_the_first_byte_which_a_record_end
         partition = TopicPartition(topics.name(unique_prefix, topics.LEAD_REJECTED), 0)
         consumer.assign([partition])
         await consumer.seek_to_end(partition)
+        reading: asyncio.Task | None = None
         try:
             # Nothing to read: a batch fetch comes back empty, and the next waits for the first byte.
-            await until(lambda: IDLE in sent, "an idle fetch")
+            await poll_until_async(lambda: IDLE in sent, message="an idle fetch")
             assert sent[0] == BATCH and sent[sent.index(IDLE) - 1] == BATCH
-            idle_fetches = len(sent)
+            fetches_before_record = len(sent)
 
             await producer.publish(topics.LEAD_REJECTED, "L1", ev.LeadRejected(lead_id="L1"))
             record = await asyncio.wait_for(consumer.getone(), RECORD_WAIT_S)  # not held to the idle wait's end
             assert ev.LeadRejected.FromString(record.value).lead_id == "L1"
-            assert len(sent) == idle_fetches and sent[-1] == IDLE  # the idle fetch brought it, no other
+            assert len(sent) == fetches_before_record and sent[-1] == IDLE  # the idle fetch brought it, no other
 
             # Having brought a record, the next fetch gathers a batch; when that comes back empty,
             # the one after waits for the first byte again. (The fetcher sends the next fetch of a
             # partition once a read finds its last batch used up: a read waits meanwhile.)
             reading = asyncio.create_task(consumer.getone())
-            await until(lambda: len(sent) >= idle_fetches + 2, "two more fetches")
-            assert sent[idle_fetches:idle_fetches + 2] == [BATCH, IDLE]
+            await poll_until_async(lambda: len(sent) >= fetches_before_record + 2, message="two more fetches")
+            assert sent[fetches_before_record:fetches_before_record + 2] == [BATCH, IDLE]
             assert not reading.done()
-            reading.cancel()
         finally:
+            if reading is not None:
+                reading.cancel()
+                with contextlib.suppress(asyncio.CancelledError, ConsumerStoppedError):
+                    await reading
             await consumer.stop()
             await producer.stop()
 

@@ -20,7 +20,7 @@ from leadx.platform.redis.client import connect
 from services.delivery import metrics
 from services.delivery.attempts import AttemptLog
 from services.delivery.sale import Progress, SaleCompletion
-from tests.conftest import TEST_KEYRING
+from tests.conftest import TEST_KEYRING, poll_until_async
 from tests.unit.test_delivery_progress import NoFees, Published
 
 NOW_MS = 1_800_000_000_000
@@ -134,11 +134,3 @@ def test_a_held_award_gives_up_when_the_service_stops(redis_url):
             await redis.aclose()
 
     asyncio.run(scenario())
-
-
-async def poll_until_async(condition, attempts: int = 200) -> None:
-    for _ in range(attempts):
-        if condition():
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError("condition never held")

@@ -5,18 +5,23 @@ from __future__ import annotations
 
 import ast
 import asyncio
+import inspect
 import ssl
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.consumer.fetcher import Fetcher
 from aiokafka.errors import KafkaConnectionError
+from aiokafka.protocol.fetch import FetchRequest, FetchRequest_v4, FetchRequest_v11
 
 from leadx.contracts import topics
 from leadx.contracts.events.v1 import events_pb2 as ev
 from leadx.platform.config import KafkaSecurity, KafkaSettings
 from leadx.platform.kafka import clients
 from leadx.platform.kafka.consumer import EventConsumer
+from leadx.platform.kafka.idle_fetches import IdleAwareConsumer, IdleFetchWait
 from tests.certificates import TestCA
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -114,15 +119,7 @@ def test_the_faust_app_connects_as_the_aiokafka_clients_do(security):
     assert given == clients.security_options(security)
 
 
-def test_a_consumer_fetches_with_the_wait_of_what_waits_on_it(monkeypatch):
-    waits: dict[str, int] = {}
-    make_consumer = clients.consumer
-
-    def recorded(settings, **options):
-        waits[options["group_id"]] = options["fetch_max_wait_ms"]
-        return make_consumer(settings, **options)
-    monkeypatch.setattr(clients, "consumer", recorded)
-
+def test_a_consumer_fetches_with_the_wait_of_what_waits_on_it(consumers_made):
     async def build_and_stop() -> None:
         kafka = KafkaSettings(bootstrap_servers="b1:9093", topic_prefix="", partitions=1, replication_factor=1,
                               idempotence=False, fetch_max_wait_ms=25, background_fetch_max_wait_ms=250,
@@ -136,7 +133,8 @@ def test_a_consumer_fetches_with_the_wait_of_what_waits_on_it(monkeypatch):
                                      waiting=waiting)
             await consumer.stop()  # never started: nothing to finish, its client closed
     asyncio.run(build_and_stop())
-    assert waits == {"leadx-pings": 25, "leadx-ledger": 250, "leadx-dedup": 10}
+    assert {options["group_id"]: options["fetch_max_wait_ms"] for options in consumers_made} == {
+        "leadx-pings": 25, "leadx-ledger": 250, "leadx-dedup": 10}
 
 
 @pytest.fixture
@@ -229,71 +227,77 @@ def test_every_consumer_of_the_flow_waits_for_the_fetch_min_bytes_and_a_probe_do
     assert faust_made == (4096, idle_ms)
 
 
+async def made_and_stopped(**options) -> AIOKafkaConsumer:
+    """A consumer made through clients.consumer (nothing listens at 127.0.0.1:1) and closed."""
+    consumer = clients.consumer("127.0.0.1:1", **options)
+    await consumer.stop()
+    return consumer
+
+
 @pytest.mark.parametrize(("min_bytes", "idle_ms", "waits_when_idle"), [(4096, 500, True), (1, 500, False),
                                                                         (4096, 0, False)])
 def test_a_consumer_waits_long_when_idle_only_where_its_batch_waits_for_bytes(min_bytes, idle_ms, waits_when_idle):
     """At 1 byte every fetch already ends at the first record (and tansu, given 1 byte, would hold a
     long idle wait to its end); 0 turns the idle wait off."""
-    from leadx.platform.kafka.idle_fetches import IdleAwareConsumer
+    consumer = asyncio.run(made_and_stopped(fetch_min_bytes=min_bytes, idle_fetch_wait_ms=idle_ms))
+    assert (isinstance(consumer, IdleAwareConsumer) and consumer.waits_when_idle) is waits_when_idle
 
-    async def made() -> bool:
-        consumer = clients.consumer("127.0.0.1:1", fetch_min_bytes=min_bytes, idle_fetch_wait_ms=idle_ms)
-        try:
-            return isinstance(consumer, IdleAwareConsumer) and consumer.waits_when_idle
-        finally:
-            await consumer.stop()
-    assert asyncio.run(made()) is waits_when_idle
+
+def test_the_auction_s_faust_consumer_on_tansu_s_one_byte_installs_no_idle_wait():
+    """faust makes its consumer from the class itself (services/auction/faust_consumer.py), not
+    through clients.consumer: the class must tell a 1-byte minimum apart on its own."""
+    async def made(min_bytes: int) -> bool:
+        consumer = IdleAwareConsumer(bootstrap_servers="127.0.0.1:1", fetch_min_bytes=min_bytes,
+                                     idle_fetch_wait_ms=500)
+        await consumer.stop()
+        return consumer.waits_when_idle
+    assert (asyncio.run(made(1)), asyncio.run(made(4096))) == (False, True)
 
 
 def test_an_idle_fetch_never_waits_less_than_the_consumer_s_batch_wait():
     """Else an idle consumer (the ledger's, at 250 ms) would fetch more often than a busy one."""
-    async def idle_wait_of(batch_wait_ms: int) -> int:
-        consumer = clients.consumer("127.0.0.1:1", fetch_min_bytes=4096, fetch_max_wait_ms=batch_wait_ms,
-                                    idle_fetch_wait_ms=100)
-        await consumer.stop()
+    def idle_wait_of(batch_wait_ms: int) -> int:
+        consumer = asyncio.run(made_and_stopped(fetch_min_bytes=4096, fetch_max_wait_ms=batch_wait_ms,
+                                                idle_fetch_wait_ms=100))
+        assert isinstance(consumer, IdleAwareConsumer)
         return consumer.idle_fetches.idle_wait_ms
-    assert (asyncio.run(idle_wait_of(25)), asyncio.run(idle_wait_of(250))) == (100, 250)
+    assert (idle_wait_of(25), idle_wait_of(250)) == (100, 250)
+
+
+A0, A1, B0 = TopicPartition("a", 0), TopicPartition("a", 1), TopicPartition("b", 0)
+
+
+def fetch_request(*partitions: TopicPartition) -> FetchRequest:
+    """A batch fetch (25 ms, 64 KB) of these partitions from offset 0, as aiokafka's fetcher makes one."""
+    return FetchRequest(25, 65_536, 50_000_000, 0, [(tp.topic, [(tp.partition, 0, 1_048_576)]) for tp in partitions])
 
 
 def test_a_fetch_to_a_node_whose_last_fetch_was_empty_waits_for_the_first_byte_up_to_the_idle_wait():
-    from aiokafka.protocol.fetch import FetchRequest
-
-    from leadx.platform.kafka.idle_fetches import IdleFetchWait
-
-    def request() -> FetchRequest:
-        return FetchRequest(25, 65_536, 50_000_000, 0, [("lead.verified", [(0, 7, 1_048_576)])])
-
-    def sent(waits: IdleFetchWait, node_id: int) -> tuple[int, int]:
-        made = request()
-        waits.adjust(node_id, made)
-        return made._max_wait_ms, made._min_bytes
+    def sent(waits: IdleFetchWait, node_id: int) -> list[tuple[int, int]]:
+        """The wait and minimum of the request as each protocol version sends it (v4, and v11 as
+        Apache Kafka 3 and 4 take it)."""
+        request = fetch_request(A0)
+        waits.adjust(node_id, request, whole_node=True)
+        return [(built.max_wait_time, built.min_bytes) for built in (request.build(FetchRequest_v4),
+                                                                     request.build(FetchRequest_v11))]
 
     waits = IdleFetchWait(500)
-    assert sent(waits, 1) == (25, 65_536)  # nothing known yet: a batch
+    assert sent(waits, 1) == [(25, 65_536)] * 2  # nothing known yet: a batch
     waits.note(1, brought_records=False)
-    assert (sent(waits, 1), sent(waits, 2)) == ((500, 1), (25, 65_536))  # per node
+    assert (sent(waits, 1), sent(waits, 2)) == ([(500, 1)] * 2, [(25, 65_536)] * 2)  # per node
     waits.note(1, brought_records=True)
-    assert sent(waits, 1) == (25, 65_536)
+    assert sent(waits, 1) == [(25, 65_536)] * 2
 
 
 def test_the_fetcher_s_requests_pass_through_the_idle_wait_and_one_leaving_a_partition_out_gathers_a_batch():
     """What the wrapper relies on in aiokafka (its fetcher's per-request coroutine, by name and
     arguments; tests/integration/test_kafka_idle_fetches.py shows it on a real broker), and the
     rule that a fetch leaving out some of the node's partitions, whose records wait to be read or
-    which were held back, does not hold the node for the idle wait."""
-    import inspect
-    from types import SimpleNamespace
-
-    from aiokafka import TopicPartition
-    from aiokafka.consumer.fetcher import Fetcher
-    from aiokafka.protocol.fetch import FetchRequest
-
-    from leadx.platform.kafka.idle_fetches import IdleFetchWait
-
+    which were held back, does not hold the node for the idle wait. A partition without a leader
+    is in no node's fetch."""
     assert list(inspect.signature(Fetcher._proc_fetch_request).parameters) == ["self", "assignment", "node_id",
                                                                                 "request"]
-    a0, a1, b0 = TopicPartition("a", 0), TopicPartition("a", 1), TopicPartition("b", 0)
-    leaders = {a0: 1, a1: 1, b0: 2}
+    leaders = {A0: 1, A1: 1, B0: 2, TopicPartition("c", 0): None}
     answers = iter([False, False, True])  # whether each response brought records
     sent: list[tuple[int, int, int]] = []
 
@@ -304,13 +308,10 @@ def test_the_fetcher_s_requests_pass_through_the_idle_wait_and_one_leaving_a_par
                               _client=SimpleNamespace(cluster=SimpleNamespace(leader_for_partition=leaders.get)))
     IdleFetchWait(500).install(fetcher)
 
-    def request(*tps: TopicPartition) -> FetchRequest:
-        return FetchRequest(25, 65_536, 50_000_000, 0, [(tp.topic, [(tp.partition, 0, 1_048_576)]) for tp in tps])
-
     async def fetches() -> list[bool]:
-        assignment = SimpleNamespace(tps={a0, a1, b0})
-        return [await fetcher._proc_fetch_request(assignment, 1, request(a0, a1)),  # empty: node 1 quiet
-                await fetcher._proc_fetch_request(assignment, 1, request(a0)),  # a1 left out: a batch, empty
-                await fetcher._proc_fetch_request(assignment, 1, request(a0, a1))]  # every partition: idle
+        assignment = SimpleNamespace(tps=set(leaders))
+        return [await fetcher._proc_fetch_request(assignment, 1, fetch_request(A0, A1)),  # empty: node 1 quiet
+                await fetcher._proc_fetch_request(assignment, 1, fetch_request(A0)),  # A1 left out: a batch
+                await fetcher._proc_fetch_request(assignment, 1, fetch_request(A0, A1))]  # all of node 1's: idle
     assert asyncio.run(fetches()) == [False, False, True]
     assert sent == [(1, 25, 65_536), (1, 25, 65_536), (1, 500, 1)]

@@ -18,7 +18,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 
 from leadx.platform.config import KafkaSecurity, KafkaSettings
-from leadx.platform.kafka.idle_fetches import IdleAwareConsumer
+from leadx.platform.kafka.idle_fetches import IDLE_MIN_BYTES, IdleAwareConsumer
 
 if TYPE_CHECKING:  # faust is imported by the auction alone
     import faust
@@ -64,7 +64,7 @@ def producer(brokers: Brokers, **options: Any) -> AIOKafkaProducer:
 def consumer(brokers: Brokers, *topics: str, idle_fetch_wait_ms: int = 0, **options: Any) -> AIOKafkaConsumer:
     """An aiokafka consumer; with `idle_fetch_wait_ms` and a fetch minimum above 1 byte, one whose
     fetch after an empty one waits that long for the first byte (leadx.platform.kafka.idle_fetches)."""
-    if idle_fetch_wait_ms > 0 and options.get("fetch_min_bytes", 1) > 1:
+    if idle_fetch_wait_ms > 0 and options.get("fetch_min_bytes", IDLE_MIN_BYTES) > IDLE_MIN_BYTES:
         return IdleAwareConsumer(*topics, idle_fetch_wait_ms=idle_fetch_wait_ms, **connection_options(brokers),
                                  **options)
     return AIOKafkaConsumer(*topics, **connection_options(brokers), **options)
@@ -79,9 +79,9 @@ Waiting = Literal["answer", "sale", "background"]
 def flow_fetches(kafka: KafkaSettings, waiting: Waiting = "sale") -> dict[str, int]:
     """How a consumer of the flow fetches: waiting for the fetch minimum up to the wait of what
     waits on it, and after an empty fetch for the first byte up to the idle wait. One-off reads
-    (to the end of a topic, an offset probe) fetch as aiokafka does by default."""
-    waits = {"answer": kafka.answer_fetch_max_wait_ms or kafka.fetch_max_wait_ms, "sale": kafka.fetch_max_wait_ms,
-             "background": kafka.background_fetch_max_wait_ms}
+    (to the end of a topic, an offset probe) keep aiokafka's fetch minimum of 1 byte."""
+    answer = kafka.fetch_max_wait_ms if kafka.answer_fetch_max_wait_ms is None else kafka.answer_fetch_max_wait_ms
+    waits = {"answer": answer, "sale": kafka.fetch_max_wait_ms, "background": kafka.background_fetch_max_wait_ms}
     return {"fetch_max_wait_ms": waits[waiting], "fetch_min_bytes": kafka.fetch_min_bytes,
             "idle_fetch_wait_ms": kafka.fetch_idle_wait_ms}
 

@@ -92,9 +92,9 @@ class EventConsumer:
         waiting: clients.Waiting = "sale",
     ) -> None:
         """`waiting`: what waits on this consumer's records, which sets how long its fetches wait
-        (leadx.platform.kafka.clients.flow_fetches): "answer" for a seller's (a shorter wait on the
-        two hops of every answer), "sale" for a sale's, "background" for nobody's (the ledger's
-        records, list awards: a longer wait, fewer idle fetches for the broker)."""
+        (leadx.platform.kafka.clients.flow_fetches): "answer" for a seller's (the two hops of every
+        answer: KAFKA_ANSWER_FETCH_MAX_WAIT_MS when set), "sale" for a sale's, "background" for
+        nobody's (the ledger's records, list awards: a longer wait, fewer idle fetches)."""
         self.settings = settings
         self.handler = handler
         self.dead_letters = dead_letters

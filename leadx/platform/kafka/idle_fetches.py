@@ -13,12 +13,13 @@ The fetch after one that brought records gathers a batch again. Kept per broker 
 fetches from each node that leads some of its partitions, and one node's quiet says nothing of
 another's.
 
-A fetch in flight holds back the next fetch to its node (aiokafka sends one at a time per node, and
-the broker answers a connection's requests in order): a partition seeked, resumed, or newly given
-waits for it. So a fetch that leaves out some of the node's partitions (records of theirs still
-unread: faust holding a partition back, a consumer at its in-flight limit) gathers a batch instead,
-and the idle wait is kept short (at most 5 s; 500 ms by default): that is the longest a seek or
-rebalance can now wait for a quiet node's fetch to end, against the batch wait before.
+A fetch in flight holds back what the consumer next asks of its node (aiokafka sends a node no other
+fetch or offset reset meanwhile, and the broker answers a connection's requests in order): a
+partition seeked, reset, resumed or newly given, or an offset lookup, waits for it to end. So a
+fetch that leaves out some of the node's partitions (records of theirs still unread: faust holding
+a partition back, a consumer at its in-flight limit) gathers a batch instead, and the idle wait is
+kept short (at most 5 s; 500 ms by default): that is the longest a seek or rebalance can now wait
+for a quiet node's fetch to end, against the batch wait before.
 
 Only where the batch waits for bytes (fetch_min_bytes above 1): at 1 byte every fetch already ends
 at the first record. tansu, which the local stack gives 1 byte, holds a fetch for its whole wait even
@@ -26,19 +27,22 @@ when records arrive, so a long wait there would hold up the first record.
 
 aiokafka has no setting for this: its fetcher builds every request from the consumer's fixed wait
 and minimum. The consumer below changes the wait and minimum of each request its fetcher is about
-to send to a quiet node (`Fetcher._proc_fetch_request` of aiokafka 0.14, pinned in requirements.lock);
-tests/integration/test_kafka_idle_fetches.py reads the requests a real broker receives and fails if
-that stops working.
+to send to a quiet node (`Fetcher._proc_fetch_request` of aiokafka 0.14, pinned in requirements.lock).
+tests/integration/test_kafka_idle_fetches.py records the fetches a consumer sends a real broker and
+that a record ends an idle one at once; tests/unit/test_kafka_clients.py checks the method's name and
+arguments and that a request's wait and minimum reach what it sends.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 IDLE_MIN_BYTES = 1
+log = logging.getLogger(__name__)
 
 
 class IdleFetchWait:
@@ -49,7 +53,7 @@ class IdleFetchWait:
         self.idle_wait_ms = idle_wait_ms
         self.quiet_nodes: set[int] = set()
 
-    def adjust(self, node_id: int, request: Any, whole_node: bool = True) -> None:
+    def adjust(self, node_id: int, request: Any, *, whole_node: bool) -> None:
         """Make the request about to go to `node_id` an idle one if that node was quiet and the
         request asks for all of the node's partitions (`whole_node`)."""
         if node_id in self.quiet_nodes and whole_node:
@@ -64,12 +68,17 @@ class IdleFetchWait:
     def install(self, fetcher: Any) -> None:
         """Wrap the fetcher's per-request coroutine. It returns whether the response added records
         (or an error) for the consumer to read: anything else, an empty answer, a failed request,
-        a response dropped after a rebalance, leaves the node quiet."""
+        a response dropped after a rebalance, marks the node quiet."""
         send = fetcher._proc_fetch_request
         cluster = fetcher._client.cluster
 
         async def proc_fetch_request(assignment, node_id, request):
-            self.adjust(node_id, request, asks_for_every_partition(cluster, assignment.tps, node_id, request))
+            try:
+                if node_id in self.quiet_nodes:
+                    self.adjust(node_id, request,
+                                whole_node=asks_for_every_partition(cluster, assignment.tps, node_id, request))
+            except Exception:  # noqa: BLE001 - an error here would end the fetcher's loop: batch as usual
+                log.exception("idle fetch wait not applied; the fetch gathers a batch")
             brought = await send(assignment, node_id, request)
             self.note(node_id, bool(brought))
             return brought
@@ -77,7 +86,10 @@ class IdleFetchWait:
 
 
 def asks_for_every_partition(cluster: Any, assigned: Iterable[TopicPartition], node_id: int, request: Any) -> bool:
-    """Whether the fetch asks for every assigned partition that `node_id` leads."""
+    """Whether the fetch asks for every assigned partition that `node_id` leads. aiokafka fetches
+    from the leader unless a consumer names its rack (KIP-392), which the exchange's do not. A
+    partition without a leader is in no node's fetch; once it has one, its first fetch may wait for
+    that node's idle fetch, as a newly given partition does."""
     asked = {(topic, partition) for topic, partitions in request.topics for partition, *_ in partitions}
     return all((tp.topic, tp.partition) in asked for tp in assigned if cluster.leader_for_partition(tp) == node_id)
 
