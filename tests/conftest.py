@@ -54,30 +54,36 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 LEADX_RUN = ["nice", "-n", "10", sys.executable, "-m", "leadx.cli.main", "run"]
 
 
+class Deadline:
+    """`timeout_s` from now; `check()` raises once it has passed, naming what was waited for."""
+
+    def __init__(self, timeout_s: float, message: str) -> None:
+        self.timeout_s, self.message = timeout_s, message
+        self.at = time.monotonic() + timeout_s
+
+    def check(self) -> None:
+        if time.monotonic() > self.at:
+            raise AssertionError(f"timed out after {self.timeout_s}s waiting for {self.message}")
+
+
 def poll_until(condition: Callable[[], object], timeout_s: float = 30, interval_s: float = 0.05,
                message: str = "condition") -> object:
     """Wait for `condition()` to return something truthy (instead of sleeping a guessed time)."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout_s}s waiting for {message}")
+    deadline = Deadline(timeout_s, message)
+    while not (value := condition()):
+        deadline.check()
         time.sleep(interval_s)
+    return value
 
 
 async def poll_until_async(condition: Callable[[], object], timeout_s: float = 20, interval_s: float = 0.02,
                            message: str = "condition") -> object:
     """`poll_until` inside an event loop: the loop runs on while it waits."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout_s}s waiting for {message}")
+    deadline = Deadline(timeout_s, message)
+    while not (value := condition()):
+        deadline.check()
         await asyncio.sleep(interval_s)
+    return value
 
 
 # `make test` runs two pytest-xdist workers. Each runs whole groups: one per test module, except
