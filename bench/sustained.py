@@ -135,8 +135,7 @@ def env_setting(text: str) -> tuple[str, str]:
 
 
 def start_exchange(run_dir: Path, database: str, broker: str, window_s: float, partitions: int,
-                   fetch_max_wait_ms: int | None = None, replicas: dict[str, int] | None = None,
-                   env: dict[str, str] | None = None) -> Exchange:
+                   replicas: dict[str, int] | None = None, env: dict[str, str] | None = None) -> Exchange:
     """The exchange, ready. `replicas`: how many processes of a service (1 unless said), the
     first named as the service, the others `<service>-2`, `<service>-3`..."""
     postgres = LocalPostgres(durable=True) if database == "postgresql" else None
@@ -144,8 +143,6 @@ def start_exchange(run_dir: Path, database: str, broker: str, window_s: float, p
     extra_env = {"INTAKE_RATE_LIMIT_PER_SECOND": "0"}
     if broker == "kafka":
         extra_env["KAFKA_IDEMPOTENCE"] = "true"  # as production runs it (tansu has no InitProducerId)
-    if fetch_max_wait_ms is not None:
-        extra_env["KAFKA_FETCH_MAX_WAIT_MS"] = str(fetch_max_wait_ms)
     extra_env.update(env or {})
     stack = LocalStack(run_dir, broker=broker, topic_prefix=PREFIX, partitions=partitions,
                        auction_window_s=window_s, database_url=database_url, extra_env=extra_env)
@@ -331,8 +328,7 @@ def run(args, database: str) -> dict:
     rng = random.Random(args.seed)
     run_dir = Path(tempfile.mkdtemp(prefix="leadx-sustained-"))
     print(f"--- {database}, {args.broker}: starting the exchange ...", flush=True)
-    exchange = start_exchange(run_dir, database, args.broker, args.window, args.partitions, args.fetch_max_wait_ms,
-                              env=dict(args.env))
+    exchange = start_exchange(run_dir, database, args.broker, args.window, args.partitions, env=dict(args.env))
     commit_interval_s = int(dict(args.env).get("KAFKA_COMMIT_INTERVAL_MS", DEFAULT_COMMIT_INTERVAL_MS)) / 1000
     phases = []
     try:
@@ -428,11 +424,9 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--no-stages", dest="stages", action="store_false",
                         help="skip the stage benches' short runs after the whole (bench/stages.py)")
-    parser.add_argument("--fetch-max-wait-ms", type=int, default=None,
-                        help="the services' KAFKA_FETCH_MAX_WAIT_MS (default: theirs, 25 ms)")
     parser.add_argument("--env", type=env_setting, action="append", default=[], metavar="NAME=VALUE",
-                        help="a setting for every service (repeatable), e.g. KAFKA_FETCH_MIN_BYTES=1 or"
-                             " KAFKA_COMMIT_INTERVAL_MS=0")
+                        help="a setting for every service (repeatable), e.g. KAFKA_FETCH_MAX_WAIT_MS=500,"
+                             " KAFKA_FETCH_MIN_BYTES=1 or KAFKA_COMMIT_INTERVAL_MS=0")
     args = parser.parse_args()
     databases = [name.strip() for name in args.databases.split(",") if name.strip()]
     unknown = set(databases) - {"sqlite", "postgresql"}

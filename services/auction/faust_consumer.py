@@ -25,37 +25,34 @@ from __future__ import annotations
 import faust.transport.drivers.aiokafka as faust_driver
 
 from leadx.platform.config import KafkaSettings
+from leadx.platform.kafka import clients
 from leadx.platform.kafka.idle_fetches import IdleAwareConsumer
 from leadx.platform.kafka.offsets import end_offsets
 from leadx.platform.metrics import CONSUMER_LAG
 
 
 class AdjustedConsumer(IdleAwareConsumer):
-    """aiokafka's consumer with this process's fetch wait, minimum and idle wait, and a partition
-    end read from the records."""
+    """aiokafka's consumer fetching as the services' other consumers of the flow do
+    (clients.flow_fetches), with a partition end read from the records."""
 
-    kafka: KafkaSettings | None = None  # the brokers and their security, for the end offsets' probe
-    fetch_max_wait_ms = 500
-    fetch_min_bytes = 1
-    idle_fetch_wait_ms = 0
+    kafka: KafkaSettings | None = None  # this process's brokers (adjust_faust_consumer)
 
     def __init__(self, *args, **kwargs) -> None:
-        kwargs["fetch_max_wait_ms"] = self.fetch_max_wait_ms
-        kwargs["fetch_min_bytes"] = self.fetch_min_bytes
-        super().__init__(*args, idle_fetch_wait_ms=self.idle_fetch_wait_ms, **kwargs)
+        super().__init__(*args, **{**kwargs, **clients.flow_fetches(self._settings())})
         if kwargs.get("group_id"):  # a group-less one (faust makes those for client-only apps) has no lag
             CONSUMER_LAG.watch(self, kwargs["group_id"])
 
-    async def end_offsets(self, partitions):
-        if self.kafka is None:
+    @classmethod
+    def _settings(cls) -> KafkaSettings:
+        if cls.kafka is None:
             raise RuntimeError("adjust_faust_consumer() must give the brokers before faust makes a consumer")
-        return await end_offsets(self.kafka, partitions)
+        return cls.kafka
+
+    async def end_offsets(self, partitions):
+        return await end_offsets(self._settings(), partitions)
 
 
 def adjust_faust_consumer(kafka: KafkaSettings) -> None:
     AdjustedConsumer.kafka = kafka
-    AdjustedConsumer.fetch_max_wait_ms = kafka.fetch_max_wait_ms
-    AdjustedConsumer.fetch_min_bytes = kafka.fetch_min_bytes
-    AdjustedConsumer.idle_fetch_wait_ms = kafka.fetch_idle_wait_ms
     # The driver refers to the class as `aiokafka.AIOKafkaConsumer` through its module object.
     faust_driver.aiokafka.AIOKafkaConsumer = AdjustedConsumer

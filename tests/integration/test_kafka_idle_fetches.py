@@ -55,7 +55,7 @@ def test_an_empty_fetch_is_followed_by_one_for_the_first_byte_which_a_record_end
         producer = EventProducer(kafka, "test")
         await producer.start()
         consumer = clients.consumer(kafka, group_id=None, enable_auto_commit=False, **clients.flow_fetches(kafka))
-        assert isinstance(consumer, IdleAwareConsumer)
+        assert isinstance(consumer, IdleAwareConsumer) and consumer.waits_when_idle
         await consumer.start()
         sent = recorded_fetches(consumer)
         partition = TopicPartition(topics.name(unique_prefix, topics.LEAD_REJECTED), 0)

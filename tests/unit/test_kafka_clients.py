@@ -27,7 +27,8 @@ from tests.certificates import TestCA
 ROOT = Path(__file__).resolve().parents[2]
 HELPER = Path("leadx/platform/kafka/clients.py")
 # aiokafka's clients and faust's app: made with a bootstrap address and, unless told, plaintext.
-CLIENT_CLASSES = {"AIOKafkaProducer", "AIOKafkaConsumer", "AIOKafkaAdminClient", "AIOKafkaClient", "App"}
+CLIENT_CLASSES = {"AIOKafkaProducer", "AIOKafkaConsumer", "IdleAwareConsumer", "AIOKafkaAdminClient", "AIOKafkaClient",
+                  "App"}
 
 
 def direct_constructions(source: str, filename: str) -> list[str]:
@@ -201,10 +202,9 @@ def test_every_consumer_of_the_flow_waits_for_the_fetch_min_bytes_and_a_probe_do
                           idempotence=False, fetch_min_bytes=4096, answer_fetch_max_wait_ms=10)
     # adjust_faust_consumer changes the class faust makes for this process: put it back afterwards.
     monkeypatch.setattr(faust_driver.aiokafka, "AIOKafkaConsumer", aiokafka.AIOKafkaConsumer)
-    for name in ("kafka", "fetch_max_wait_ms", "fetch_min_bytes", "idle_fetch_wait_ms"):
-        monkeypatch.setattr(faust_consumer.AdjustedConsumer, name, getattr(faust_consumer.AdjustedConsumer, name))
+    monkeypatch.setattr(faust_consumer.AdjustedConsumer, "kafka", faust_consumer.AdjustedConsumer.kafka)
 
-    async def build_and_stop() -> tuple[int, int]:
+    async def build_and_stop() -> tuple[int, int, int]:
         await make_a_services_consumer_and_the_bid_feeds(kafka)
         verdicts = VerdictWaiter(kafka)
         with pytest.raises(KafkaConnectionError):  # nothing listens at 127.0.0.1:1
@@ -216,7 +216,7 @@ def test_every_consumer_of_the_flow_waits_for_the_fetch_min_bytes_and_a_probe_do
         faust_consumer.adjust_faust_consumer(kafka)
         worker = faust_driver.aiokafka.AIOKafkaConsumer(bootstrap_servers="127.0.0.1:1", group_id="leadx-auction")
         await worker.stop()
-        return worker._fetch_min_bytes, worker.idle_fetches.idle_wait_ms
+        return worker._fetch_min_bytes, worker._fetch_max_wait_ms, worker.idle_fetches.idle_wait_ms
     faust_made = asyncio.run(build_and_stop())
     given = [(options.get("group_id"), options.get("fetch_min_bytes", 1), options.get("idle_fetch_wait_ms", 0),
               options.get("fetch_max_wait_ms")) for options in consumers_made]
@@ -224,7 +224,7 @@ def test_every_consumer_of_the_flow_waits_for_the_fetch_min_bytes_and_a_probe_do
     assert given == [("leadx-pings", 4096, idle_ms, sale_ms), ("leadx-auction-bids", 4096, idle_ms, sale_ms),
                      (None, 4096, idle_ms, 10),  # the intake's verdicts: a seller's answer waits on them
                      (None, 1, 0, 10)]  # read_to_end: a one-off read
-    assert faust_made == (4096, idle_ms)
+    assert faust_made == (4096, sale_ms, idle_ms)  # as the other consumers of the flow
 
 
 async def made_and_stopped(**options) -> AIOKafkaConsumer:
@@ -240,15 +240,19 @@ def test_a_consumer_waits_long_when_idle_only_where_its_batch_waits_for_bytes(mi
     """At 1 byte every fetch already ends at the first record (and tansu, given 1 byte, would hold a
     long idle wait to its end); 0 turns the idle wait off."""
     consumer = asyncio.run(made_and_stopped(fetch_min_bytes=min_bytes, idle_fetch_wait_ms=idle_ms))
-    assert (isinstance(consumer, IdleAwareConsumer) and consumer.waits_when_idle) is waits_when_idle
+    assert isinstance(consumer, IdleAwareConsumer) and consumer.waits_when_idle is waits_when_idle
 
 
-def test_the_auction_s_faust_consumer_on_tansu_s_one_byte_installs_no_idle_wait():
+def test_the_auction_s_faust_consumer_on_tansu_s_one_byte_installs_no_idle_wait(monkeypatch):
     """faust makes its consumer from the class itself (services/auction/faust_consumer.py), not
     through clients.consumer: the class must tell a 1-byte minimum apart on its own."""
+    from services.auction.faust_consumer import AdjustedConsumer
+
     async def made(min_bytes: int) -> bool:
-        consumer = IdleAwareConsumer(bootstrap_servers="127.0.0.1:1", fetch_min_bytes=min_bytes,
-                                     idle_fetch_wait_ms=500)
+        monkeypatch.setattr(AdjustedConsumer, "kafka", KafkaSettings(
+            bootstrap_servers="127.0.0.1:1", topic_prefix="", partitions=1, replication_factor=1,
+            idempotence=False, fetch_min_bytes=min_bytes))
+        consumer = AdjustedConsumer(bootstrap_servers="127.0.0.1:1")  # its fetches from the settings alone
         await consumer.stop()
         return consumer.waits_when_idle
     assert (asyncio.run(made(1)), asyncio.run(made(4096))) == (False, True)
@@ -277,7 +281,7 @@ def test_a_fetch_to_a_node_whose_last_fetch_was_empty_waits_for_the_first_byte_u
         """The wait and minimum of the request as each protocol version sends it (v4, and v11 as
         Apache Kafka 3 and 4 take it)."""
         request = fetch_request(A0)
-        waits.adjust(node_id, request, whole_node=True)
+        waits.adjust(node_id, request, lambda: True)
         return [(built.max_wait_time, built.min_bytes) for built in (request.build(FetchRequest_v4),
                                                                      request.build(FetchRequest_v11))]
 

@@ -18,7 +18,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 
 from leadx.platform.config import KafkaSecurity, KafkaSettings
-from leadx.platform.kafka.idle_fetches import IDLE_MIN_BYTES, IdleAwareConsumer
+from leadx.platform.kafka.idle_fetches import IdleAwareConsumer
 
 if TYPE_CHECKING:  # faust is imported by the auction alone
     import faust
@@ -62,12 +62,10 @@ def producer(brokers: Brokers, **options: Any) -> AIOKafkaProducer:
 
 
 def consumer(brokers: Brokers, *topics: str, idle_fetch_wait_ms: int = 0, **options: Any) -> AIOKafkaConsumer:
-    """An aiokafka consumer; with `idle_fetch_wait_ms` and a fetch minimum above 1 byte, one whose
-    fetch after an empty one waits that long for the first byte (leadx.platform.kafka.idle_fetches)."""
-    if idle_fetch_wait_ms > 0 and options.get("fetch_min_bytes", IDLE_MIN_BYTES) > IDLE_MIN_BYTES:
-        return IdleAwareConsumer(*topics, idle_fetch_wait_ms=idle_fetch_wait_ms, **connection_options(brokers),
-                                 **options)
-    return AIOKafkaConsumer(*topics, **connection_options(brokers), **options)
+    """An aiokafka consumer; with `idle_fetch_wait_ms` and a fetch minimum above 1 byte, its fetch
+    after an empty one waits that long for the first byte (leadx.platform.kafka.idle_fetches)."""
+    return IdleAwareConsumer(*topics, idle_fetch_wait_ms=idle_fetch_wait_ms, **connection_options(brokers),
+                             **options)
 
 
 # What waits on a consumer's records, which sets how long its fetches wait: a seller's HTTP answer

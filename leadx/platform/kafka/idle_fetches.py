@@ -36,7 +36,7 @@ arguments and that a request's wait and minimum reach what it sends.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -53,10 +53,10 @@ class IdleFetchWait:
         self.idle_wait_ms = idle_wait_ms
         self.quiet_nodes: set[int] = set()
 
-    def adjust(self, node_id: int, request: Any, *, whole_node: bool) -> None:
+    def adjust(self, node_id: int, request: Any, whole_node: Callable[[], bool]) -> None:
         """Make the request about to go to `node_id` an idle one if that node was quiet and the
-        request asks for all of the node's partitions (`whole_node`)."""
-        if node_id in self.quiet_nodes and whole_node:
+        request asks for all of the node's partitions (`whole_node()`, asked only of a quiet node)."""
+        if node_id in self.quiet_nodes and whole_node():
             request._max_wait_ms, request._min_bytes = self.idle_wait_ms, IDLE_MIN_BYTES
 
     def note(self, node_id: int, brought_records: bool) -> None:
@@ -74,9 +74,8 @@ class IdleFetchWait:
 
         async def proc_fetch_request(assignment, node_id, request):
             try:
-                if node_id in self.quiet_nodes:
-                    self.adjust(node_id, request,
-                                whole_node=asks_for_every_partition(cluster, assignment.tps, node_id, request))
+                self.adjust(node_id, request,
+                            lambda: asks_for_every_partition(cluster, assignment.tps, node_id, request))
             except Exception:  # noqa: BLE001 - an error here would end the fetcher's loop: batch as usual
                 log.exception("idle fetch wait not applied; the fetch gathers a batch")
             brought = await send(assignment, node_id, request)
