@@ -14,7 +14,10 @@ of the oracle's (>= 0.95) and calibration error (ECE <= 0.02). In one run, on on
      registry is configured) on batches of 1, 10, 100 and 500 leads: leads/s, CPU per lead (every
      thread) and per-batch latency p50/p99, with the OpenMP pool at its default and at one thread,
      beside the cost of only building the same leads' feature rows (consumer_row + timing_row), so
-     the model's own share shows; and each model's time per call.
+     the model's own share shows, and beside the same calls with the spline bases made by
+     scikit-learn's SplineTransformer.transform (the baseline of leadx.scoring.splines); the same
+     two as the service calls it (without the direct-response model); and each model's time per
+     call.
   3. the real service end to end: the embedded broker (tansu), one scoring worker process
      (`python -m services.scoring.main`, LOG_LEVEL=WARNING, the prior), --leads LeadVerified
      events published as fast as possible (pipelined) to lead.verified; from the Kafka record
@@ -80,7 +83,7 @@ from leadx.dev.stack import LocalStack, tansu_binary
 from leadx.platform.config import KafkaSettings
 from leadx.platform.kafka.admin import ensure_topics
 from leadx.platform.kafka.offsets import read_to_end
-from leadx.scoring.absent_imports import refuse_absent
+from leadx.scoring import propensity, timing
 from leadx.scoring.features import consumer_row, timing_row, zone_of
 from leadx.scoring.models import ModelBundle, Score, train
 from leadx.scoring.registry import load_prior
@@ -214,15 +217,17 @@ def timed_batches(call: Callable, fields: list[dict], created: list[int], size: 
 
 
 @contextlib.contextmanager
-def searching_for_absent_modules() -> Iterator[None]:
-    """The baseline of leadx.scoring.absent_imports: scikit-learn's `import pandas` at every
-    transform searches sys.path again, as it did before the refuser."""
-    refuser = refuse_absent()
-    sys.meta_path.remove(refuser)
+def sklearns_own_transform() -> Iterator[None]:
+    """The baseline of leadx.scoring.splines: the models' spline bases made by the fitted
+    SplineTransformers' own `transform`, as before."""
+    def own(fitted, x):
+        return fitted.transform(x)
+    saved = propensity.spline_basis, timing.spline_basis
+    propensity.spline_basis = timing.spline_basis = own
     try:
         yield
     finally:
-        sys.meta_path.insert(0, refuser)
+        propensity.spline_basis, timing.spline_basis = saved
 
 
 def in_process(bundle: ModelBundle, held_out: list[SimulatedLead], args) -> dict:
@@ -234,6 +239,10 @@ def in_process(bundle: ModelBundle, held_out: list[SimulatedLead], args) -> dict
     bundle.score(fields[:10], created[:10], created[:10])  # loads the ZIP time zones once
     gc.collect()
     gc.freeze()  # as the services do (leadx.platform.runtime.tune_garbage_collection)
+
+    def live(batch: list[dict], made: list[int], scored: list[int]) -> list[Score]:
+        return bundle.score(batch, made, scored, direct=False)
+
     out = {"model_version": bundle.version, "fields": "dicts of strings, as decoded from lead.verified"}
     for size in BATCH_SIZES:
         leads = min(args.in_process_leads, size * args.in_process_calls)
@@ -241,10 +250,15 @@ def in_process(bundle: ModelBundle, held_out: list[SimulatedLead], args) -> dict
         with threadpool_limits(limits=1, user_api="openmp"):  # as OMP_NUM_THREADS=1
             one_thread = timed_batches(bundle.score, fields, created, size, leads)
         rows = timed_batches(feature_rows, fields, created, size, leads)
-        with searching_for_absent_modules():
-            searching = timed_batches(bundle.score, fields, created, size, leads)
+        with sklearns_own_transform():
+            own_transform = timed_batches(bundle.score, fields, created, size, leads)
+        # As the service calls it: a live lead is called, not mailed (no direct-response model).
+        served = timed_batches(live, fields, created, size, leads)
+        with sklearns_own_transform():
+            served_own_transform = timed_batches(live, fields, created, size, leads)
         out[str(size)] = {"score": model, "score_openmp_one_thread": one_thread, "feature_rows_only": rows,
-                          "score_searching_for_pandas": searching,
+                          "score_sklearn_transform": own_transform, "score_as_served": served,
+                          "score_as_served_sklearn_transform": served_own_transform,
                           "model_share_of_score_time": round(1 - rows["us_per_lead"] / model["us_per_lead"], 3)}
     out["components_ms_per_call"] = components(bundle, held_out)
     gc.unfreeze()
@@ -748,10 +762,12 @@ def report(results: dict) -> None:
                   f"(one OpenMP thread: {one['leads_per_s']:,}/s, {one['cpu_us_per_lead']} us); batch p50 "
                   f"{latency['p50']} ms p99 {latency['p99']} ms; feature rows alone {rows['leads_per_s']:,}/s; "
                   f"model share {row['model_share_of_score_time']:.0%}")
-            searching = row["score_searching_for_pandas"]
-            print(f"             searching sys.path for pandas at each transform (as before the refuser): "
-                  f"{searching['leads_per_s']:>7,} leads/s, {searching['cpu_us_per_lead']} us CPU a lead, batch p50 "
-                  f"{searching['batch_latency_ms']['p50']} ms")
+            for key, label in (("score_sklearn_transform", "splines by SplineTransformer.transform (as before)"),
+                               ("score_as_served", "as the service calls it (no direct-response model)"),
+                               ("score_as_served_sklearn_transform", "as served, splines by SplineTransformer")):
+                part = row[key]
+                print(f"             {label}: {part['leads_per_s']:>7,} leads/s, {part['cpu_us_per_lead']} us CPU "
+                      f"a lead, batch p50 {part['batch_latency_ms']['p50']} ms")
     if "in_process" in results:
         print("  ms per call by model: " + "; ".join(
             f"batch {size}: " + ", ".join(f"{name} {ms}" for name, ms in row.items())
