@@ -36,6 +36,15 @@ After the whole, in the same run (unless --no-stages), each stage alone in a sho
 bench (bench/stages.py), as leads per second, and the whole's ratio to the slowest of them: its
 sustainable rate, and the most it sold per second at any rate.
 
+A change against its baseline, in the same bench run: `--compare NAME=VALUE` (a service setting,
+or `broker:NAME=VALUE` for Apache Kafka's server.properties; repeatable, one variant with all of
+them) runs the exchange with and without it, `--repeats` times each, alternating A B B A ... so a
+drift of the machine weighs on both; `--repeats` alone repeats the baseline. With more than one
+run the figures are also given per rate as medians with their lowest and highest
+(bench/comparison.py), and each of the variant's as a change from the baseline's, judged only when
+the two ranges are apart: one run of the whole moves by up to a fifth from the next identical one
+on this machine.
+
 Figures are printed and written to bench/results/sustained.json.
 """
 
@@ -58,6 +67,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from comparison import BASELINE, VARIANT, changes, run_order, summarize
 from loadgen import open_loop, percentile, rate_list, write_results
 from stages import run_stages, slowest
 
@@ -134,10 +144,32 @@ def env_setting(text: str) -> tuple[str, str]:
     return name, value
 
 
+BROKER_SETTING = "broker:"  # a --compare setting of the broker's server.properties, not of the services
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What one run sets: the services' environment and Apache Kafka's server.properties."""
+
+    env: dict[str, str] = field(default_factory=dict)
+    broker: dict[str, str] = field(default_factory=dict)
+
+    def with_changes(self, changes: list[tuple[str, str]]) -> Settings:
+        env, broker = dict(self.env), dict(self.broker)
+        for name, value in changes:
+            if name.startswith(BROKER_SETTING):
+                broker[name.removeprefix(BROKER_SETTING)] = value
+            else:
+                env[name] = value
+        return Settings(env, broker)
+
+
 def start_exchange(run_dir: Path, database: str, broker: str, window_s: float, partitions: int,
-                   replicas: dict[str, int] | None = None, env: dict[str, str] | None = None) -> Exchange:
+                   replicas: dict[str, int] | None = None, env: dict[str, str] | None = None,
+                   broker_properties: dict[str, str] | None = None) -> Exchange:
     """The exchange, ready. `replicas`: how many processes of a service (1 unless said), the
-    first named as the service, the others `<service>-2`, `<service>-3`..."""
+    first named as the service, the others `<service>-2`, `<service>-3`...; `broker_properties`:
+    Apache Kafka's server.properties over the local stack's."""
     postgres = LocalPostgres(durable=True) if database == "postgresql" else None
     database_url = postgres.start() if postgres is not None else None
     extra_env = {"INTAKE_RATE_LIMIT_PER_SECOND": "0"}
@@ -145,7 +177,8 @@ def start_exchange(run_dir: Path, database: str, broker: str, window_s: float, p
         extra_env["KAFKA_IDEMPOTENCE"] = "true"  # as production runs it (tansu has no InitProducerId)
     extra_env.update(env or {})
     stack = LocalStack(run_dir, broker=broker, topic_prefix=PREFIX, partitions=partitions,
-                       auction_window_s=window_s, database_url=database_url, extra_env=extra_env)
+                       auction_window_s=window_s, database_url=database_url, extra_env=extra_env,
+                       kafka_properties=dict(broker_properties or {}))
     exchange = Exchange(stack, api_key="", postgres=postgres)
     try:
         stack.start_infra()
@@ -324,12 +357,14 @@ async def phase(exchange: Exchange, rng: random.Random, rate: float, seconds: fl
     }
 
 
-def run(args, database: str) -> dict:
+def run(args, database: str, settings: Settings, label: str = BASELINE, repeat: int = 0) -> dict:
     rng = random.Random(args.seed)
     run_dir = Path(tempfile.mkdtemp(prefix="leadx-sustained-"))
-    print(f"--- {database}, {args.broker}: starting the exchange ...", flush=True)
-    exchange = start_exchange(run_dir, database, args.broker, args.window, args.partitions, env=dict(args.env))
-    commit_interval_s = int(dict(args.env).get("KAFKA_COMMIT_INTERVAL_MS", DEFAULT_COMMIT_INTERVAL_MS)) / 1000
+    named = f" ({label}, run {repeat + 1} of {args.repeats})" if args.repeats > 1 or args.compare else ""
+    print(f"--- {database}, {args.broker}{named}: starting the exchange ...", flush=True)
+    exchange = start_exchange(run_dir, database, args.broker, args.window, args.partitions, env=settings.env,
+                              broker_properties=settings.broker)
+    commit_interval_s = int(settings.env.get("KAFKA_COMMIT_INTERVAL_MS", DEFAULT_COMMIT_INTERVAL_MS)) / 1000
     phases = []
     try:
         if args.warmup:
@@ -348,7 +383,8 @@ def run(args, database: str) -> dict:
     finally:
         exchange.stop()
     sustainable = [p["offered_per_s"] for p in phases if p["sustainable"]]
-    return {"database": database, "broker": args.broker, "idle_cores": idle, "phases": phases,
+    return {"database": database, "broker": args.broker, "label": label, "repeat": repeat,
+            "env": settings.env, "broker_properties": settings.broker, "idle_cores": idle, "phases": phases,
             "sustainable_leads_per_s": max(sustainable) if sustainable else 0}
 
 
@@ -386,9 +422,10 @@ def against_the_stages(result: dict, stages: dict[str, dict]) -> dict:
             "best_sold_per_s": best_sold, "best_sold_over_slowest": round(best_sold / rate, 3)}
 
 
-def report(runs: list[dict]) -> None:
+def report(runs: list[dict], labelled: bool = False) -> None:
     for result in runs:
-        print(f"\n=== {result['database']} on {result['broker']}:"
+        named = f" ({result['label']}, run {result['repeat'] + 1})" if labelled else ""
+        print(f"\n=== {result['database']} on {result['broker']}{named}:"
               f" sustainable up to {result['sustainable_leads_per_s']:g} leads/s offered")
         print(f"{'offered/s':>9} {'sold/s':>7} {'answer p50/p99 ms':>18} {'sale-window p50/p99 ms':>23}"
               f" {'lag mid->end':>13} {'CPU ms/sold':>11}  sustainable")
@@ -410,6 +447,26 @@ def report(runs: list[dict]) -> None:
                   + " ".join(f"{p['cpu_ms_per_sold_lead'][name]!s:>11}" for p in result["phases"]))
 
 
+def report_repeats(summary: dict, found: dict, variant: list[tuple[str, str]]) -> None:
+    """Each figure's median over the runs (lowest-highest), the variant's against the baseline's."""
+    if variant:
+        print("\n=== the variant, " + " ".join(f"{name}={value}" for name, value in variant)
+              + ", against the baseline (medians of the runs, lowest-highest; 'clear' when the ranges are apart):")
+    for database, labels in summary.items():
+        for label, rates in labels.items():
+            for rate, figures in rates.items():
+                cpu, sold = figures["cpu_ms_per_sold_lead_total"], figures["sold_per_s"]
+                sale = figures["sale_minus_window_p99_ms"]
+                print(f"{database} {label:>8} {rate:>5}/s: CPU {cpu['median']} ms a sold lead"
+                      f" ({cpu['min']}-{cpu['max']}), sold {sold['median']}/s ({sold['min']}-{sold['max']}),"
+                      f" sale p99 - window {sale['median']} ms ({sale['min']}-{sale['max']});"
+                      f" sustainable in {figures['sustainable_runs']} of {cpu['runs']}")
+        for rate, row in found.get(database, {}).items():
+            print(f"{database} variant against baseline at {rate}/s: " + "; ".join(
+                f"{name} {change['change_percent']:+}% ({change['verdict']})"
+                for name, change in row.items() if change["change_percent"] is not None))
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rates", type=rate_list, default=[100.0, 200.0, 400.0, 600.0, 800.0],
@@ -427,24 +484,49 @@ def main() -> int:
     parser.add_argument("--env", type=env_setting, action="append", default=[], metavar="NAME=VALUE",
                         help="a setting for every service (repeatable), e.g. KAFKA_FETCH_MAX_WAIT_MS=500,"
                              " KAFKA_FETCH_MIN_BYTES=1 or KAFKA_COMMIT_INTERVAL_MS=0")
+    parser.add_argument("--broker-property", type=env_setting, action="append", default=[], metavar="NAME=VALUE",
+                        help="Apache Kafka's server.properties (repeatable), e.g. num.io.threads=2")
+    parser.add_argument("--compare", type=env_setting, action="append", default=[], metavar="NAME=VALUE",
+                        help="run a variant beside the baseline, with this service setting (or broker:NAME=VALUE,"
+                             " a server.property) over --env and --broker-property (repeatable: one variant"
+                             " with all of them); the runs alternate, baseline first (see --repeats)")
+    parser.add_argument("--repeats", type=int, default=1,
+                        help="runs of each (the baseline, and the variant when comparing), alternating A B B A ...;"
+                             " the figures are then given as medians with their range (default 1)")
     args = parser.parse_args()
+    if args.repeats < 1:
+        parser.error("--repeats: at least 1")
+    setting_broker = args.broker_property or any(name.startswith(BROKER_SETTING) for name, _ in args.compare)
+    if setting_broker and args.broker != "kafka":
+        parser.error("broker properties are Apache Kafka's: add --broker kafka")
     databases = [name.strip() for name in args.databases.split(",") if name.strip()]
     unknown = set(databases) - {"sqlite", "postgresql"}
     if unknown:
         parser.error(f"unknown databases: {', '.join(sorted(unknown))}")
-    runs = [run(args, database) for database in databases]
+    baseline = Settings(dict(args.env), dict(args.broker_property))
+    settings = {BASELINE: baseline, VARIANT: baseline.with_changes(args.compare)}
+    order = run_order(args.repeats, comparing=bool(args.compare))
+    runs = [run(args, database, settings[label], label, repeat) for database in databases for label, repeat in order]
     stages = run_stages(databases) if args.stages else {}
     for result in runs:
         if any("leads_per_s" in stage for stage in stages.values()):
             result["against_the_stages"] = against_the_stages(result, stages)
-    report(runs)
+    repeated = len(order) > 1
+    report(runs, labelled=repeated)
+    summary = summarize(runs) if repeated else {}
+    found = changes(summary)
+    if repeated:
+        report_repeats(summary, found, args.compare)
     for name, stage in stages.items():
         if "error" in stage:
             print(f"stage alone: {name:>9} FAILED: {stage['error'][0]}")
             continue
         rates = ", ".join(f"{rate:g} on {database}" for database, rate in stage["leads_per_s"].items())
         print(f"stage alone: {name:>9} {rates} ({stage['unit']}; {stage['seconds']:g} s run)")
-    write_results({"runs": runs, "stages_alone": stages}, args, RESULTS, ROOT)
+    results: dict = {"runs": runs, "stages_alone": stages}
+    if repeated:
+        results |= {"summary": summary, "variant": dict(args.compare), "variant_against_baseline": found}
+    write_results(results, args, RESULTS, ROOT)
     # A lead with two outcomes is wrong at any rate; one without, only "not yet" past the sustainable rate.
     sound = all(not p["with_two_outcomes"] for r in runs for p in r["phases"])
     return 0 if sound and not any("error" in stage for stage in stages.values()) else 1

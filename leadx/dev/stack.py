@@ -217,6 +217,8 @@ class LocalStack:
     # Apache Kafka only: how many brokers to start as one cluster (3: replication factor 3 and
     # min.insync.replicas 2, as production runs; the processes are broker-1, broker-2...).
     kafka_nodes: int = 1
+    # Apache Kafka only: server.properties of every broker, over the stack's own (_broker_properties).
+    kafka_properties: dict[str, str] = field(default_factory=dict)
     redis_url: str | None = None  # None: start a private Redis
     database_url: str | None = None  # None: a SQLite file in run_dir
     topic_prefix: str = ""
@@ -280,19 +282,21 @@ class LocalStack:
 
         folder = self.run_dir / "kafka"
         shutil.rmtree(folder, ignore_errors=True)
-        # A broker killed and started again registers anew once the controller has given up its old
-        # session: a shorter session than the default 9 s brings it back sooner.
-        # The consumer groups' offsets topic is made by the first group that asks for its coordinator;
-        # a few partitions rather than 50 make that quick on a small machine.
-        broker = KafkaBroker([Listener("CLIENT")], workdir=folder,
-                             properties={"broker.session.timeout.ms": "4000", "broker.heartbeat.interval.ms": "1000",
-                                         "offsets.topic.num.partitions": str(self.partitions)})
+        broker = KafkaBroker([Listener("CLIENT")], workdir=folder, properties=self._broker_properties())
         argv = broker.prepare()
         # A JVM's start on a busy machine takes seconds; a controlled shutdown takes a few too.
         self._start_infra("broker", broker.ports["CLIENT"], argv, started_text=STARTED, start_timeout_s=120,
                           stop_timeout_s=30)
         self.kafka_bootstrap = broker.bootstrap()
         _coordinator_ready(self.kafka_bootstrap, timeout_s=60)
+
+    def _broker_properties(self) -> dict[str, str]:
+        # A broker killed and started again registers anew once the controller has given up its old
+        # session: a shorter session than the default 9 s brings it back sooner.
+        # The consumer groups' offsets topic is made by the first group that asks for its coordinator;
+        # a few partitions rather than 50 make that quick on a small machine.
+        return {"broker.session.timeout.ms": "4000", "broker.heartbeat.interval.ms": "1000",
+                "offsets.topic.num.partitions": str(self.partitions), **self.kafka_properties}
 
     def _start_kafka_cluster(self) -> None:
         """`kafka_nodes` Apache Kafka brokers as one cluster (leadx.dev.kafka_broker.cluster), each
@@ -302,10 +306,7 @@ class LocalStack:
 
         folder = self.run_dir / "kafka"
         shutil.rmtree(folder, ignore_errors=True)
-        brokers = cluster(self.kafka_nodes, folder,
-                          properties={"broker.session.timeout.ms": "4000", "broker.heartbeat.interval.ms": "1000",
-                                      "offsets.topic.num.partitions": str(self.partitions)},
-                          heap_mb=384)
+        brokers = cluster(self.kafka_nodes, folder, properties=self._broker_properties(), heap_mb=384)
         processes = [ManagedProcess(f"broker-{broker.member.node_id}", broker.prepare(), dict(os.environ),
                                     self.run_dir / "logs" / f"broker-{broker.member.node_id}.log",
                                     port=broker.ports["CLIENT"], started_text=STARTED, start_timeout_s=120,

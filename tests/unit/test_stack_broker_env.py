@@ -35,3 +35,12 @@ def test_a_setting_given_to_the_stack_wins_over_the_brokers(tmp_path):
     stack = stack_with(tmp_path, "tansu", started_here=True)
     stack.extra_env["KAFKA_FETCH_MIN_BYTES"] = "65536"
     assert stack.base_env()["KAFKA_FETCH_MIN_BYTES"] == "65536"
+
+
+def test_broker_properties_given_to_the_stack_win_over_its_own(tmp_path):
+    stack = LocalStack(tmp_path, broker="kafka", partitions=4, kafka_properties={"num.io.threads": "2",
+                                                                                 "broker.session.timeout.ms": "6000"})
+    properties = stack._broker_properties()
+    assert properties["num.io.threads"] == "2" and properties["broker.session.timeout.ms"] == "6000"
+    assert properties["offsets.topic.num.partitions"] == "4" and properties["broker.heartbeat.interval.ms"] == "1000"
+    assert "num.io.threads" not in LocalStack(tmp_path, broker="kafka")._broker_properties()

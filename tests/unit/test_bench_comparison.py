@@ -1,0 +1,79 @@
+"""bench/comparison.py: the order of repeated runs and how a change is judged against its
+baseline (bench/sustained.py --repeats, --compare)."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+_SPEC = importlib.util.spec_from_file_location(
+    "bench_comparison", Path(__file__).resolve().parents[2] / "bench" / "comparison.py")
+assert _SPEC is not None and _SPEC.loader is not None
+comparison = importlib.util.module_from_spec(_SPEC)
+_SPEC.loader.exec_module(comparison)
+
+
+def _phase(rate: float, cpu: float, sold: float, sustainable: bool = True, **cpu_by_process: float) -> dict:
+    return {"offered_per_s": rate, "cpu_ms_per_sold_lead_total": cpu, "sold_per_s": sold,
+            "answer_p50_ms": 10.0, "answer_p99_ms": 40.0, "sale_minus_window_p50_ms": 100.0,
+            "sale_minus_window_p99_ms": 300.0, "sustainable": sustainable,
+            "cpu_ms_per_sold_lead": cpu_by_process or {"delivery": cpu / 4}}
+
+
+def _run(label: str, *phases: dict, database: str = "postgresql") -> dict:
+    return {"database": database, "label": label, "phases": list(phases)}
+
+
+def test_runs_alternate_so_a_drifting_machine_weighs_on_both_sides():
+    assert comparison.run_order(3, comparing=True) == [
+        ("baseline", 0), ("variant", 0), ("variant", 1), ("baseline", 1), ("baseline", 2), ("variant", 2)]
+    assert comparison.run_order(2, comparing=False) == [("baseline", 0), ("baseline", 1)]
+    with pytest.raises(ValueError):
+        comparison.run_order(0, comparing=True)
+
+
+def test_each_figure_is_the_median_of_its_runs_with_their_range():
+    runs = [_run("baseline", _phase(50, 30.0, 49.9), _phase(80, 24.0, 79.8, sustainable=False)),
+            _run("baseline", _phase(50, 34.0, 50.0), _phase(80, 26.0, 79.9)),
+            _run("baseline", _phase(50, 31.0, 49.8))]  # this run stopped after 50/s
+    summary = comparison.summarize(runs)["postgresql"]["baseline"]
+    assert summary["50"]["cpu_ms_per_sold_lead_total"] == {"median": 31.0, "min": 30.0, "max": 34.0, "runs": 3}
+    assert summary["80"]["cpu_ms_per_sold_lead_total"] == {"median": 25.0, "min": 24.0, "max": 26.0, "runs": 2}
+    assert summary["80"]["sustainable_runs"] == 1 and summary["50"]["sustainable_runs"] == 3
+    assert summary["50"]["cpu_ms_per_sold_lead"]["delivery"]["median"] == 7.75
+
+
+def test_a_change_is_clear_only_when_the_ranges_are_apart():
+    runs = [_run("baseline", _phase(50, 30.0, 50.0), _phase(80, 24.0, 80.0)),
+            _run("baseline", _phase(50, 32.0, 50.0), _phase(80, 26.0, 80.0)),
+            _run("variant", _phase(50, 27.0, 50.0), _phase(80, 23.0, 80.0)),
+            _run("variant", _phase(50, 28.0, 50.0), _phase(80, 25.0, 80.0))]
+    found = comparison.changes(comparison.summarize(runs))["postgresql"]
+    assert found["50"]["cpu_ms_per_sold_lead_total"] == {
+        "change_percent": -11.3, "clear": True, "verdict": "better"}
+    assert found["80"]["cpu_ms_per_sold_lead_total"]["clear"] is False  # 23-25 overlaps 24-26
+    assert found["80"]["cpu_ms_per_sold_lead_total"]["verdict"] == "within the runs' spread"
+    assert found["50"]["sold_per_s"] == {"change_percent": 0.0, "clear": False,
+                                         "verdict": "within the runs' spread"}
+
+
+def test_more_sold_is_better_and_more_cpu_is_worse():
+    runs = [_run("baseline", _phase(100, 20.0, 60.0)), _run("baseline", _phase(100, 21.0, 62.0)),
+            _run("variant", _phase(100, 22.0, 90.0)), _run("variant", _phase(100, 23.0, 88.0))]
+    found = comparison.changes(comparison.summarize(runs))["postgresql"]["100"]
+    assert found["sold_per_s"]["verdict"] == "better"
+    assert found["cpu_ms_per_sold_lead_total"]["verdict"] == "worse"
+
+
+def test_one_run_a_side_is_not_judged():
+    runs = [_run("baseline", _phase(100, 20.0, 60.0)), _run("variant", _phase(100, 30.0, 90.0))]
+    found = comparison.changes(comparison.summarize(runs))["postgresql"]["100"]
+    assert found["cpu_ms_per_sold_lead_total"] == {
+        "change_percent": 50.0, "clear": False, "verdict": "not judged: one run a side"}
+
+
+def test_without_a_variant_nothing_is_compared():
+    runs = [_run("baseline", _phase(50, 30.0, 50.0)), _run("baseline", _phase(50, 31.0, 50.0))]
+    assert comparison.changes(comparison.summarize(runs)) == {}
