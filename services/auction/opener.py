@@ -27,6 +27,7 @@ from leadx.platform.logs import log_event
 from leadx.platform.telemetry import current_trace_parent
 from services.auction import metrics
 from services.auction.closing import AuctionCloser
+from services.auction.opener_batches import take_batches
 from services.auction.deadlines import CLOSE, DeadlineIndex
 from services.auction.streams import by_auction, consumer_span, now_ms, publish
 from services.auction.table import AuctionTable
@@ -50,7 +51,7 @@ class AuctionOpener:
         auction.opened; one lead at a time, the worker idled through those round trips while leads
         queued (bench/auction.py: for seconds at 200 leads/s). So leads are taken in batches and
         opened side by side."""
-        async for events in cast(faust.Stream, stream).take_events(self.batch_max, within=self.batch_wait_s):
+        async for events in take_batches(cast(faust.Stream, stream), self.batch_max, self.batch_wait_s):
             await by_auction(events, self.open)
 
     async def open(self, event: faust.EventT) -> None:
