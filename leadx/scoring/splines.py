@@ -1,17 +1,17 @@
 """A fitted SplineTransformer's basis, evaluated without scikit-learn's per-call machinery.
 
-`SplineTransformer.transform` costs about half a millisecond a call however few rows it has (the
-scoring service calls it three times a batch of two or three leads): it validates its input and
-the estimator, runs a missing-value mask per feature, and evaluates every feature's spline and
-its derivative at both ends of the knots again at each call. Here the ends are evaluated once, and
-a call is one scipy `BSpline` evaluation per feature. The result is the transformer's, bit for bit
-(tests/unit/test_scoring_splines.py): the same spline evaluations and the same arithmetic for the
-linear continuation beyond the knots and for the periodic wrap.
+`SplineTransformer.transform` costs about two thirds of a millisecond a call however few rows it
+has (the scoring service calls it three times a batch of two or three leads): it validates its
+input and the estimator, runs a missing-value mask per feature, and evaluates every feature's
+spline and its derivative at both ends of the knots again at each call. Here the ends are
+evaluated once, and a call is one scipy `BSpline` evaluation per feature. The result is the
+transformer's, bit for bit (tests/unit/test_scoring_splines.py): the same spline evaluations and
+the same arithmetic for the linear continuation beyond the knots and for the periodic wrap.
 
-Only the dense configurations the served models use are taken over (`linear` extrapolation of
-degree 2 or more and `periodic`, the bias kept, dense output); any other is left to the
-transformer's own `transform`. The models keep the fitted transformers themselves, so bundles saved before this
-load and score as they did.
+Only the configurations the served models use are taken over (`linear` extrapolation of degree 2
+or more and `periodic`, the bias kept, dense C-ordered output, missing values refused), on float64
+input of at least one row; anything else is left to the transformer's own `transform`. The models
+keep the fitted transformers themselves, so bundles saved before this load and score as they did.
 """
 
 from __future__ import annotations
@@ -39,17 +39,20 @@ class _Ends:
 
 
 class SplineBasis:
-    """`transform` of one fitted SplineTransformer."""
+    """`transform` of one fitted SplineTransformer, for the configurations taken over (`own`). It
+    keeps the transformer's splines, not the transformer: kept beside it in a weak mapping, it
+    must not keep it alive."""
 
     def __init__(self, fitted: SplineTransformer) -> None:
-        self.fitted = fitted
+        self.fitted_splines = fitted.bsplines_  # the fit this was made from: a refit makes a new list
         self.splines: list[BSpline] = list(fitted.bsplines_)
         self.degree: int = fitted.degree
         self.width: int = self.splines[0].c.shape[1]  # basis functions per feature
         # Linear below degree 2 is left too: there scikit-learn raises its local degree inside the
         # feature loop, so the features after the first are bounded by other knots.
         self.own = (fitted.extrapolation in _TAKEN_OVER and fitted.include_bias and not fitted.sparse_output
-                    and fitted.handle_missing == "error" and (fitted.extrapolation == "periodic" or self.degree > 1))
+                    and fitted.handle_missing == "error" and fitted.order == "C"
+                    and (fitted.extrapolation == "periodic" or self.degree > 1))
         linear = self.own and fitted.extrapolation == "linear"
         self.ends = [self._ends(spline) for spline in self.splines] if linear else []
 
@@ -57,11 +60,14 @@ class SplineBasis:
         low, high = spline.t[self.degree], spline.t[-self.degree - 1]
         return _Ends(low, high, spline(low), spline(high), spline(low, nu=1), spline(high, nu=1))
 
+    def takes(self, x: np.ndarray) -> bool:
+        """Whether this input is one it gives the transformer's answer to: float64 rows (scikit-
+        learn keeps a float32 input's type) and at least one (it refuses none)."""
+        return self.own and x.dtype == np.float64 and x.ndim == 2 and x.shape[0] > 0
+
     def transform(self, x: np.ndarray) -> np.ndarray:
-        if not self.own:
-            return self.fitted.transform(x)
-        x = np.asarray(x, dtype=float)
-        if x.ndim != 2 or x.shape[1] != len(self.splines):
+        """The basis of rows `takes` accepts."""
+        if x.shape[1] != len(self.splines):
             raise ValueError(f"expected rows of {len(self.splines)} features, got an array of shape {x.shape}")
         if not np.isfinite(x).all():
             raise ValueError("the input contains NaN or infinity")
@@ -103,9 +109,11 @@ _BASES: weakref.WeakKeyDictionary[SplineTransformer, SplineBasis] = weakref.Weak
 
 
 def spline_basis(fitted: SplineTransformer, x: np.ndarray) -> np.ndarray:
-    """What `fitted.transform(x)` gives. The ends are evaluated at the transformer's first call and
-    kept beside it (not in it, so nothing new is pickled with a model)."""
+    """What `fitted.transform(x)` gives. The ends are evaluated at the transformer's first call (and
+    again after a refit) and kept beside it, not in it: nothing new is pickled with a model, and a
+    transformer no longer used is freed with its basis."""
     basis = _BASES.get(fitted)
-    if basis is None:
+    if basis is None or basis.fitted_splines is not fitted.bsplines_:
         basis = _BASES[fitted] = SplineBasis(fitted)
-    return basis.transform(x)
+    x = np.asarray(x)
+    return basis.transform(x) if basis.takes(x) else fitted.transform(x)

@@ -3,7 +3,9 @@ its cost a call (bench/scoring.py measures the cost)."""
 
 from __future__ import annotations
 
+import gc
 import pickle
+import weakref
 
 import numpy as np
 import pytest
@@ -17,7 +19,7 @@ RNG = np.random.default_rng(7)
 
 
 def _rows(n: int, features: int, spread: float) -> np.ndarray:
-    """Rows inside the fitted range and beyond it on both sides, with the knots' own values too."""
+    """Rows inside the fitted range and, with a wide enough spread, beyond it on both sides."""
     return RNG.normal(0.5, spread, (n, features))
 
 
@@ -62,12 +64,47 @@ def test_the_served_models_transformers_give_the_same_basis() -> None:
 def test_other_configurations_are_left_to_the_transformer(settings: dict) -> None:
     fitted = SplineTransformer(**{"n_knots": 4, "degree": 3, **settings}).fit(RNG.random((50, 2)))
     rows = _rows(20, 2, 0.8)
-    basis = SplineBasis(fitted)
-    assert not basis.own
-    got, expected = basis.transform(rows), fitted.transform(rows)
+    assert not SplineBasis(fitted).own
+    got, expected = spline_basis(fitted, rows), fitted.transform(rows)
     if settings.get("sparse_output"):
         got, expected = got.toarray(), expected.toarray()
     assert np.array_equal(got, expected)
+
+
+@pytest.mark.parametrize("rows", [RNG.random((4, 2)).astype(np.float32), np.empty((0, 2)),
+                                  np.asfortranarray(RNG.random((4, 2)))], ids=["float32", "no rows", "F order"])
+def test_inputs_it_does_not_take_are_the_transformers(rows: np.ndarray) -> None:
+    fitted = SplineTransformer(n_knots=4, degree=3, extrapolation="linear").fit(RNG.random((50, 2)))
+    if len(rows) == 0:  # scikit-learn refuses an empty input, and so does this
+        with pytest.raises(ValueError):
+            spline_basis(fitted, rows)
+        return
+    got, expected = spline_basis(fitted, rows), fitted.transform(rows)
+    assert got.dtype == expected.dtype and np.array_equal(got, expected)
+
+
+def test_an_output_in_f_order_is_left_to_the_transformer() -> None:
+    fitted = SplineTransformer(n_knots=4, degree=3, order="F").fit(RNG.random((50, 2)))
+    rows = RNG.random((4, 2))
+    got = spline_basis(fitted, rows)
+    assert not SplineBasis(fitted).own and got.flags.f_contiguous and np.array_equal(got, fitted.transform(rows))
+
+
+def test_a_refit_transformer_is_evaluated_on_its_new_knots() -> None:
+    fitted = SplineTransformer(n_knots=4, degree=3, extrapolation="linear").fit(RNG.random((50, 2)))
+    rows = _rows(10, 2, 0.8)
+    spline_basis(fitted, rows)
+    fitted.fit(RNG.random((50, 2)) * 3)
+    assert np.array_equal(spline_basis(fitted, rows), fitted.transform(rows))
+
+
+def test_a_transformer_no_longer_used_is_freed_with_its_basis() -> None:
+    fitted = SplineTransformer(n_knots=4, degree=3, extrapolation="linear").fit(RNG.random((50, 2)))
+    spline_basis(fitted, RNG.random((3, 2)))
+    gone = weakref.ref(fitted)
+    del fitted
+    gc.collect()
+    assert gone() is None
 
 
 def test_bad_input_is_refused_as_the_transformer_refuses_it() -> None:
