@@ -154,9 +154,9 @@ class Settings:
     env: dict[str, str] = field(default_factory=dict)
     broker: dict[str, str] = field(default_factory=dict)
 
-    def with_changes(self, changes: list[tuple[str, str]]) -> Settings:
+    def with_changes(self, settings: list[tuple[str, str]]) -> Settings:
         env, broker = dict(self.env), dict(self.broker)
-        for name, value in changes:
+        for name, value in settings:
             if name.startswith(BROKER_SETTING):
                 broker[name.removeprefix(BROKER_SETTING)] = value
             else:
@@ -455,12 +455,17 @@ def report_repeats(summary: dict, found: dict, variant: list[tuple[str, str]]) -
     for database, labels in summary.items():
         for label, rates in labels.items():
             for rate, figures in rates.items():
+                if rate == "at rest":
+                    print(f"{database} {label:>8} at rest, cores: " + ", ".join(
+                        f"{name} {cores['median']} ({cores['min']}-{cores['max']})" for name, cores in figures.items()))
+                    continue
                 cpu, sold = figures["cpu_ms_per_sold_lead_total"], figures["sold_per_s"]
                 sale = figures["sale_minus_window_p99_ms"]
                 print(f"{database} {label:>8} {rate:>5}/s: CPU {cpu['median']} ms a sold lead"
                       f" ({cpu['min']}-{cpu['max']}), sold {sold['median']}/s ({sold['min']}-{sold['max']}),"
                       f" sale p99 - window {sale['median']} ms ({sale['min']}-{sale['max']});"
-                      f" sustainable in {figures['sustainable_runs']} of {cpu['runs']}")
+                      f" reached in {figures['reached_in']} of {figures['runs_made']} runs,"
+                      f" sustainable in {figures['sustainable_runs']}")
         for rate, row in found.get(database, {}).items():
             print(f"{database} variant against baseline at {rate}/s: " + "; ".join(
                 f"{name} {change['change_percent']:+}% ({change['verdict']})"

@@ -22,8 +22,9 @@ def _phase(rate: float, cpu: float, sold: float, sustainable: bool = True, **cpu
             "cpu_ms_per_sold_lead": cpu_by_process or {"delivery": cpu / 4}}
 
 
-def _run(label: str, *phases: dict, database: str = "postgresql") -> dict:
-    return {"database": database, "label": label, "phases": list(phases)}
+def _run(label: str, *phases: dict, database: str = "postgresql", auction_at_rest: float = 0.04) -> dict:
+    return {"database": database, "label": label, "phases": list(phases),
+            "idle_cores": {"auction": auction_at_rest, "broker": 0.1}}
 
 
 def test_runs_alternate_so_a_drifting_machine_weighs_on_both_sides():
@@ -42,7 +43,33 @@ def test_each_figure_is_the_median_of_its_runs_with_their_range():
     assert summary["50"]["cpu_ms_per_sold_lead_total"] == {"median": 31.0, "min": 30.0, "max": 34.0, "runs": 3}
     assert summary["80"]["cpu_ms_per_sold_lead_total"] == {"median": 25.0, "min": 24.0, "max": 26.0, "runs": 2}
     assert summary["80"]["sustainable_runs"] == 1 and summary["50"]["sustainable_runs"] == 3
+    assert (summary["80"]["reached_in"], summary["80"]["runs_made"]) == (2, 3)
     assert summary["50"]["cpu_ms_per_sold_lead"]["delivery"]["median"] == 7.75
+
+
+def test_the_cores_at_rest_are_summarized_per_label():
+    runs = [_run("baseline", _phase(50, 30.0, 50.0), auction_at_rest=0.09),
+            _run("baseline", _phase(50, 31.0, 50.0), auction_at_rest=0.08),
+            _run("variant", _phase(50, 30.0, 50.0), auction_at_rest=0.04)]
+    summary = comparison.summarize(runs)["postgresql"]
+    assert summary["baseline"]["at rest"]["auction"] == {"median": 0.085, "min": 0.08, "max": 0.09, "runs": 2}
+    assert summary["variant"]["at rest"]["broker"]["median"] == 0.1
+    assert "at rest" not in comparison.changes({"postgresql": summary})["postgresql"]
+
+
+def test_a_phase_without_a_figure_is_left_out_not_fatal():
+    # A phase that sold nothing has no CPU per sold lead and no sale latency (None in its JSON).
+    empty = {**_phase(80, 0.0, 0.0, sustainable=False), "cpu_ms_per_sold_lead_total": None,
+             "sale_minus_window_p99_ms": None, "cpu_ms_per_sold_lead": {"delivery": None}}
+    runs = [_run("baseline", _phase(80, 24.0, 80.0)), _run("baseline", empty),
+            _run("variant", empty), _run("variant", {**empty})]
+    summary = comparison.summarize(runs)["postgresql"]
+    assert summary["baseline"]["80"]["cpu_ms_per_sold_lead_total"] == {
+        "median": 24.0, "min": 24.0, "max": 24.0, "runs": 1}
+    assert summary["variant"]["80"]["cpu_ms_per_sold_lead"]["delivery"]["median"] is None
+    found = comparison.changes({"postgresql": summary})["postgresql"]["80"]
+    assert found["cpu_ms_per_sold_lead_total"]["verdict"] == "not judged: no figure a side"
+    assert found["sold_per_s"]["verdict"] == "within the runs' spread"  # 0 and 80 against 0 and 0: overlapping
 
 
 def test_a_change_is_clear_only_when_the_ranges_are_apart():
@@ -71,7 +98,7 @@ def test_one_run_a_side_is_not_judged():
     runs = [_run("baseline", _phase(100, 20.0, 60.0)), _run("variant", _phase(100, 30.0, 90.0))]
     found = comparison.changes(comparison.summarize(runs))["postgresql"]["100"]
     assert found["cpu_ms_per_sold_lead_total"] == {
-        "change_percent": 50.0, "clear": False, "verdict": "not judged: one run a side"}
+        "change_percent": 50.0, "clear": False, "verdict": "not judged: one run on a side"}
 
 
 def test_without_a_variant_nothing_is_compared():
