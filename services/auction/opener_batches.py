@@ -10,10 +10,21 @@ buffer's first event with no timeout, then up to the batch wait for more (or unt
 gathered): a batch is handed over at most the batch wait after its first lead, as before, and the
 worker sleeps while none come.
 
-Otherwise it is faust-streaming 0.15's `take_events`, whose internals it uses (the stream's
-processors, its passive drainer, its acks): while the batch is handled no event is added, and the
-batch's events are acknowledged once it is, so the worker's offsets never pass a lead not yet
-opened. tests/unit/test_auction_opener_batches.py pins the faust internals it relies on.
+Otherwise it follows faust-streaming 0.15's `take_events`, whose internals it uses (the stream's
+processors, its passive drainer, its acks): while a batch is handled no event is added, and the
+batch's events are acknowledged when the opener asks for the next batch, i.e. once all of it is
+opened. Two differences, both so that no lead is acknowledged unopened:
+
+- a batch whose handling failed is not acknowledged. faust's `take_events` acknowledges it all the
+  same when the abandoned generator is closed (after the opener raised, faust restarting its
+  agent), so a lead that failed to open was lost; here it stays unacknowledged, faust commits no
+  offset past it, and the partition's next owner (after a restart or a rebalance) reads it again;
+- at the stream's stop, events gathered but not yet handed over are left unacknowledged (read
+  again by the next owner), and the generator is not registered for faust to close at its stop,
+  which would acknowledge a batch still being opened.
+
+tests/unit/test_auction_opener_batches.py drives it on a stand-in stream and pins the faust
+internals it relies on.
 """
 
 from __future__ import annotations
@@ -30,7 +41,8 @@ from mode.utils.locks import Event
 
 async def take_batches(stream: faust.Stream, max_: int, within_s: float) -> AsyncIterator[list[faust.EventT]]:
     """The stream's events in batches of at most `max_`, each handed over at most `within_s` after
-    its first event came; acknowledged once the consumer of the batch asks for the next."""
+    its first event was added; acknowledged once the consumer of the batch asks for the next, never
+    if it gave the batch up (an exception)."""
     events: list[faust.EventT] = []
     arrived, full, consumed = Event(), Event(), Event()  # mode's asyncio.Event, which its waits take
     consuming: asyncio.Future | None = None  # set while a batch is handled: no event is added meanwhile
@@ -67,13 +79,19 @@ async def take_batches(stream: faust.Stream, max_: int, within_s: float) -> Asyn
         while not stream.should_stop:
             if await stream.wait_for_stopped(arrived):  # no timeout: asleep until a lead comes
                 break
+            # (Its answer does not tell a timeout from the stop: mode calls both "stopped".)
             await stream.wait_for_stopped(full, timeout=within_s)
+            if stream.should_stop:
+                break  # what was gathered stays unacknowledged, for the next owner
             consuming = asyncio.get_running_loop().create_future()
+            handled = False
             try:
                 yield list(events)
+                handled = True  # the opener asked for the next batch: this one is opened
             finally:
-                for event in events:
-                    await stream.ack(event)
+                if handled:
+                    for event in events:
+                        await stream.ack(event)
                 events.clear()
                 arrived.clear()
                 full.clear()
