@@ -102,6 +102,16 @@ async def _settle() -> None:
         await asyncio.sleep(0)
 
 
+async def _first_event_in(max_: int, within_s: float):
+    """A stand-in stream, its batches, the first batch asked for, and one event added to it."""
+    stream = StandInStream()
+    batches_ = batches.take_batches(stream, max_, within_s)
+    taking = asyncio.ensure_future(batches_.__anext__())
+    await _settle()
+    await stream.add("a")
+    return stream, batches_, taking
+
+
 @in_a_loop
 async def test_an_idle_stream_is_waited_on_once_with_no_timer():
     stream = StandInStream()
@@ -116,11 +126,7 @@ async def test_an_idle_stream_is_waited_on_once_with_no_timer():
 
 @in_a_loop
 async def test_a_batch_gathers_for_the_wait_after_its_first_event_and_is_acked_once_handled():
-    stream = StandInStream()
-    batches_ = batches.take_batches(stream, 10, 0.02)
-    taking = asyncio.ensure_future(batches_.__anext__())
-    await _settle()
-    await stream.add("a")
+    stream, batches_, taking = await _first_event_in(10, 0.02)
     await _settle()
     await stream.add("b")  # within the wait: the same batch
     assert await taking == ["a", "b"]
@@ -138,11 +144,7 @@ async def test_a_batch_gathers_for_the_wait_after_its_first_event_and_is_acked_o
 
 @in_a_loop
 async def test_a_full_batch_is_handed_over_at_once_and_no_more_than_max_are_taken():
-    stream = StandInStream()
-    batches_ = batches.take_batches(stream, 2, 60.0)
-    taking = asyncio.ensure_future(batches_.__anext__())
-    await _settle()
-    await stream.add("a")
+    stream, batches_, taking = await _first_event_in(2, 60.0)
     second = asyncio.ensure_future(stream.add("b"))  # fills the batch: waits until it is handled
     await _settle()
     assert await asyncio.wait_for(taking, 1) == ["a", "b"]  # not the 60 s wait
