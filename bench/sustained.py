@@ -357,10 +357,11 @@ async def phase(exchange: Exchange, rng: random.Random, rate: float, seconds: fl
     }
 
 
-def run(args, database: str, settings: Settings, label: str = BASELINE, repeat: int = 0) -> dict:
+def run(args, database: str, settings: Settings, label: str = BASELINE, repeat: int = 0,
+        labelled: bool = False) -> dict:
     rng = random.Random(args.seed)
     run_dir = Path(tempfile.mkdtemp(prefix="leadx-sustained-"))
-    named = f" ({label}, run {repeat + 1} of {args.repeats})" if args.repeats > 1 or args.compare else ""
+    named = f" ({label}, run {repeat + 1} of {args.repeats})" if labelled else ""
     print(f"--- {database}, {args.broker}{named}: starting the exchange ...", flush=True)
     exchange = start_exchange(run_dir, database, args.broker, args.window, args.partitions, env=settings.env,
                               broker_properties=settings.broker)
@@ -451,7 +452,8 @@ def report_repeats(summary: dict, found: dict, variant: list[tuple[str, str]]) -
     """Each figure's median over the runs (lowest-highest), the variant's against the baseline's."""
     if variant:
         print("\n=== the variant, " + " ".join(f"{name}={value}" for name, value in variant)
-              + ", against the baseline (medians of the runs, lowest-highest; 'clear' when the ranges are apart):")
+              + ", against the baseline (medians of the runs, lowest-highest; better or worse only where the"
+              " ranges are apart):")
     for database, labels in summary.items():
         for label, rates in labels.items():
             for rate, figures in rates.items():
@@ -468,8 +470,8 @@ def report_repeats(summary: dict, found: dict, variant: list[tuple[str, str]]) -
                       f" sustainable in {figures['sustainable_runs']}")
         for rate, row in found.get(database, {}).items():
             print(f"{database} variant against baseline at {rate}/s: " + "; ".join(
-                f"{name} {change['change_percent']:+}% ({change['verdict']})"
-                for name, change in row.items() if change["change_percent"] is not None))
+                f"{name} {'n/a' if change['change_percent'] is None else format(change['change_percent'], '+')}%"
+                f" ({change['verdict']})" for name, change in row.items()))
 
 
 def main() -> int:
@@ -511,15 +513,16 @@ def main() -> int:
     baseline = Settings(dict(args.env), dict(args.broker_property))
     settings = {BASELINE: baseline, VARIANT: baseline.with_changes(args.compare)}
     order = run_order(args.repeats, comparing=bool(args.compare))
-    runs = [run(args, database, settings[label], label, repeat) for database in databases for label, repeat in order]
+    repeated = len(order) > 1
+    runs = [run(args, database, settings[label], label, repeat, labelled=repeated)
+            for database in databases for label, repeat in order]
     stages = run_stages(databases) if args.stages else {}
     for result in runs:
         if any("leads_per_s" in stage for stage in stages.values()):
             result["against_the_stages"] = against_the_stages(result, stages)
-    repeated = len(order) > 1
     report(runs, labelled=repeated)
     summary = summarize(runs) if repeated else {}
-    found = changes(summary)
+    found = changes(summary) if repeated else {}
     if repeated:
         report_repeats(summary, found, args.compare)
     for name, stage in stages.items():

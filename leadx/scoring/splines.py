@@ -87,11 +87,11 @@ class SplineBasis:
         inside = (ends.low <= x) & (x <= ends.high)
         columns[inside] = spline(x[inside])
         below, above = x < ends.low, x > ends.high
-        for j in range(self.degree):
-            if below.any():
+        if below.any():
+            for j in range(self.degree):
                 columns[below, j] = ends.value_low[j] + (x[below] - ends.low) * ends.slope_low[j]
-            if above.any():
-                k = self.width - 1 - j
+        if above.any():
+            for k in range(self.width - self.degree, self.width):
                 columns[above, k] = ends.value_high[k] + (x[above] - ends.high) * ends.slope_high[k]
 
     @staticmethod
