@@ -5,21 +5,26 @@ fall behind on PostgreSQL. This measures its recorder alone, in process, with no
 events a sold lead sends the ledger (lead.submitted with its PII sealed, lead.verified,
 lead.scored, auction.opened to three buyers, auction.closed with three ranked bids, sale.closed
 with the sale booked), for --leads leads, on SQLite and on PostgreSQL flushing each commit
-(durable, as in production). Two ways, in the same run and on the same database:
+(durable, as in production). Ways, in the same run and on the same database:
   - batched: Recorder.apply_many on --batches events at a time, as the ledger's BatchWriter hands
     them over (the events of consecutive leads, in the order they are published): 300 as under
     load, 6 (one sold lead's events) as on a quiet exchange;
+  - on PostgreSQL, each batch size also with the batch's insert-only rows written as the ledger
+    wrote them before COPY (2026-12-07: one INSERT's executemany, a statement a row): --rounds runs
+    of each, the two in turn (A B, B A, ...) so that a drift of the machine weighs on both, and
+    COPY's CPU a lead over INSERT's (`copy_against_insert`);
   - baseline: Recorder.apply, one transaction per event (what the ledger did before batching, and
     what it still does when a batch fails), on --baseline-leads leads.
 Per way: events and sold leads recorded per second, and CPU per sold lead of this process (the
-recorder) and of PostgreSQL (every backend). Correctness, checked after each way: every lead sold
-once, each sale booked with its balanced entries. Figures are printed and written to
-bench/results/ledger.json.
+recorder) and of PostgreSQL (every backend), over all its rounds and per round. Correctness, checked
+after each run: every lead sold once, each sale booked with its balanced entries. Figures are
+printed and written to bench/results/ledger.json.
 """
 
 from __future__ import annotations
 
 import argparse
+import string
 import sys
 import tempfile
 import time
@@ -27,7 +32,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import psutil
-from sqlalchemy import func, select
+from sqlalchemy import Table, func, insert, select
+from sqlalchemy.orm import Session
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -41,6 +47,7 @@ from leadx.leads.sealing import PiiKeyring, new_key
 from leadx.platform.db.engine import create_schema, make_engine, session_factory
 from leadx.platform.db.models import Lead, LedgerEntry, Sale
 from leadx.platform.kafka.envelope import Envelope
+from services.ledger import recorder as recorder_module
 from services.ledger.recorder import Recorder
 
 BUYERS = ("b_bench_1", "b_bench_2", "b_bench_3")
@@ -106,22 +113,77 @@ def check(sessions, run: str, leads: int) -> None:
         raise RuntimeError(f"{run}: {sold} leads sold and {sales} sales of {leads}; entries sum to {entries}")
 
 
+def rows_by_insert(session: Session, table: Table, rows) -> None:
+    """The ledger's insert-only rows as it wrote them before COPY (2026-12-07): each table's rows
+    one INSERT's executemany, which psycopg sends a row at a time (the baseline of --rounds)."""
+    session.execute(insert(table), list(rows))
+
+
+# How a batch's insert-only rows are written: as the ledger does (COPY on PostgreSQL), and as it did.
+INSERT_WAY = ", each row an INSERT"
+ROW_WRITERS = {"": recorder_module.insert_rows, INSERT_WAY: rows_by_insert}
+RUN_MARKS = string.digits + string.ascii_uppercase  # a lead id is 10 characters: R, a mark and 8 digits
+
+
+def run_with_writer(writer, recorder: Recorder, events: list[Envelope], batch: int,
+                    sql: list[psutil.Process]) -> dict:
+    recorder_module.insert_rows = writer
+    try:
+        return run_way(recorder, events, batch, sql)
+    finally:
+        recorder_module.insert_rows = ROW_WRITERS[""]
+
+
+def combined(runs: list[dict]) -> dict:
+    """A way's rounds as one figure: its events over their time, CPU a lead over every round's
+    leads (each round's own beside it)."""
+    events, seconds = sum(r["events"] for r in runs), sum(r["seconds"] for r in runs)
+    leads = events / 6
+    out = {"events": events, "seconds": round(seconds, 2), "events_per_s": round(events / seconds),
+           "sold_leads_per_s": round(leads / seconds)}
+    for key in ("recorder_cpu_ms_per_lead", "sql_cpu_ms_per_lead"):
+        per_round = [r[key] for r in runs]
+        out[key] = None if None in per_round else round(sum(v * r["events"] / 6 for v, r in zip(
+            per_round, runs, strict=True)) / leads, 2)
+        if len(runs) > 1 and out[key] is not None:
+            out[f"{key}_by_round"] = per_round
+    return out
+
+
 def bench_database(name: str, url: str, args, sql: Callable[[], list[psutil.Process]]) -> dict:
     engine = make_engine(url)
     create_schema(engine)
     sessions = session_factory(engine)
     recorder = Recorder(sessions, KEYRING)
     run_way(recorder, [e for n in range(200) for e in sold_lead_events(n, "WU")], 300, [])  # warm up
-    out = {}
-    ways = [(f"batches of {batch}", args.leads, batch) for batch in args.batches]
-    for way, leads, batch in [*ways, ("one event per transaction", args.baseline_leads, 1)]:
-        run = f"R{len(out)}"  # a lead id is 10 characters: R0 and 8 digits
+    runs: dict[str, list[dict]] = {}
+
+    def record(way: str, leads: int, batch: int, writer) -> None:
+        run = f"R{RUN_MARKS[sum(len(r) for r in runs.values())]}"
         events = [e for n in range(leads) for e in sold_lead_events(n, run)]
-        out[way] = run_way(recorder, events, batch, sql())
+        runs.setdefault(way, []).append(run_with_writer(writer, recorder, events, batch, sql()))
         check(sessions, run, leads)
-        print(f"{name:<10} {way:<26} {out[way]}")
+
+    # Each batch size with the rows written both ways, in turn A B, then B A, ... so that a drift
+    # of the machine weighs on both (one run moves by a fifth from the next on this machine).
+    # On SQLite both ways are one executemany: only PostgreSQL's are compared.
+    writers = list(ROW_WRITERS.items()) if engine.dialect.name == "postgresql" else list(ROW_WRITERS.items())[:1]
+    for batch in args.batches:
+        for round_ in range(args.rounds):
+            for suffix, writer in writers if round_ % 2 == 0 else reversed(writers):
+                record(f"batches of {batch}{suffix}", args.leads, batch, writer)
+    record("one event per transaction", args.baseline_leads, 1, ROW_WRITERS[""])
+    out = {way: combined(way_runs) for way, way_runs in runs.items()}
+    for way, figures in out.items():
+        print(f"{name:<10} {way:<40} {figures}")
     baseline = out["one event per transaction"]["events_per_s"]
-    out["over_baseline"] = {way: round(out[way]["events_per_s"] / baseline, 1) for way, _, _ in ways}
+    out["over_baseline"] = {way: round(figures["events_per_s"] / baseline, 1)
+                            for way, figures in out.items() if way.startswith("batches")}
+    if len(writers) > 1:  # the change's own figure: COPY's CPU a lead over INSERT's, per batch size
+        out["copy_against_insert"] = {f"batches of {batch}": {
+            key: round(out[f"batches of {batch}"][key] / out[f"batches of {batch}{INSERT_WAY}"][key], 2)
+            for key in ("recorder_cpu_ms_per_lead", "sql_cpu_ms_per_lead") if out[f"batches of {batch}"][key]}
+            for batch in args.batches}
     engine.dispose()
     return out
 
@@ -132,6 +194,8 @@ def main() -> None:
     parser.add_argument("--baseline-leads", type=int, default=500, help="sold leads recorded one event at a time")
     parser.add_argument("--batches", type=lambda text: [int(n) for n in text.split(",")], default=[300, 6],
                         help="events per transaction when batched: 300, as under load; 6, one sold lead's")
+    parser.add_argument("--rounds", type=int, default=2,
+                        help="runs of each batched way, the rows by COPY and by INSERT in turn (A B, B A, ...)")
     args = parser.parse_args()
     results: dict = {}
     with tempfile.TemporaryDirectory() as scratch:

@@ -62,7 +62,8 @@ STAGES = [
           lambda f, _: f["hold_open"]["open_per_s"], "auctions opened /s, the service"),
     Stage("delivery", ["delivery.py", "--posts", "2000", "--auctions", "60"], "delivery.json",
           _delivery, f"leads pinged to {PINGS_PER_LEAD} and posted /s (posts /s / {PINGS_PER_LEAD + 1})"),
-    Stage("ledger", ["ledger.py", "--leads", "1500", "--baseline-leads", "60", "--batches", "300"], "ledger.json",
+    Stage("ledger", ["ledger.py", "--leads", "1500", "--baseline-leads", "60", "--batches", "300",
+                     "--rounds", "1"], "ledger.json",
           lambda f, database: f[database]["batches of 300"]["sold_leads_per_s"], "sold leads recorded /s"),
 ]
 

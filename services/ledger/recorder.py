@@ -13,7 +13,6 @@ from collections.abc import Callable
 from functools import partial
 
 from google.protobuf.message import Message
-from sqlalchemy import insert
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -23,6 +22,7 @@ from leadx.leads import status as lead_status
 from leadx.leads.sealing import PiiKeyring
 from leadx.leads.verticals import zip_counties
 from leadx.ledger import billing
+from leadx.platform.db.bulk_insert import insert_rows
 from leadx.platform.db.models import (
     AccountBalance,
     Auction,
@@ -153,14 +153,14 @@ def _insert_later(session: Session, model, **row) -> None:
 
 
 def _write_rows(session: Session) -> None:
-    """Insert the transaction's insert-only rows (_insert_later), one statement per table. They go
-    before the ORM's own rows, which are flushed later (a statement on a Table, not a mapped class,
-    does not autoflush): no table references another, and every batch writes its tables in the
-    same order, so two ledger replicas briefly holding one partition still meet their rows in one
-    order. As ORM objects they cost the unit of work's bookkeeping each, about as much CPU as the
-    rest of the ledger's work for them."""
+    """Insert the transaction's insert-only rows (_insert_later), one statement per table (COPY on
+    PostgreSQL, leadx.platform.db.bulk_insert). They go before the ORM's own rows, which are flushed
+    by the next statement (_write_counters) or the commit: no table references another, and every
+    batch writes its tables in the same order, so two ledger replicas briefly holding one partition
+    still meet their rows in one order. As ORM objects they cost the unit of work's bookkeeping
+    each, about as much CPU as the rest of the ledger's work for them."""
     for table, rows in session.info.pop(_ROWS, {}).items():
-        session.execute(insert(table), rows)
+        insert_rows(session, table, rows)
 
 
 def _write_counters(session: Session) -> None:
