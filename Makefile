@@ -10,7 +10,7 @@ STAMP  := $(VENV)/.installed
 # 0.3 s of every service's start.
 unexport PYTHONDONTWRITEBYTECODE
 
-.PHONY: install runtime-lock run test test-browser test-kafka faults unit integration kafka-jars proto proto-check lint typecheck k8s-check bench bench-intake bench-dedup bench-dedup-cluster bench-delivery bench-dashboard bench-portal bench-auction bench-scoring bench-ledger bench-hop bench-kafka bench-sustained bench-scaleout screenshots prior-model clean
+.PHONY: install runtime-lock run test test-browser test-kafka faults unit integration kafka-jars proto proto-check lint typecheck k8s-check bench bench-intake bench-dedup bench-dedup-cluster bench-delivery bench-attempts bench-dashboard bench-portal bench-auction bench-scoring bench-ledger bench-hop bench-kafka bench-sustained bench-scaleout screenshots prior-model clean
 
 install: $(STAMP)
 
@@ -112,6 +112,7 @@ bench: install
 	$(PY) bench/intake.py
 	$(PY) bench/dedup.py
 	$(PY) bench/delivery.py
+	$(PY) bench/attempts.py
 	$(PY) bench/dashboard.py
 	$(PY) bench/portal.py
 	$(PY) bench/auction.py
@@ -130,6 +131,11 @@ bench-dedup-cluster: install
 
 bench-delivery: install
 	$(PY) bench/delivery.py
+
+## Delivery's dispute record, a sold lead's three statements on PostgreSQL: on the event loop's own
+## connections beside the engine on a thread.
+bench-attempts: install
+	$(PY) bench/attempts.py
 
 bench-dashboard: install
 	$(PY) bench/dashboard.py

@@ -15,6 +15,7 @@ from leadx.auction.selection.market import BuyerAccount
 from leadx.contracts.events.v1 import events_pb2 as ev
 from leadx.delivery.post_adaptation import PreparedPost
 from leadx.delivery.progress import PostRecord
+from leadx.platform.db.async_postgres import AsyncPostgres, ConnectionLost, PgStatement
 from leadx.platform.db.models import PostAttempt
 from services.delivery.buyer_http import PostResult, post_outcome
 
@@ -36,6 +37,11 @@ _INSERT = (insert(POST_ATTEMPTS)
                    .scalar_subquery())
            .returning(_COLUMNS.id))
 _UPDATE = update(POST_ATTEMPTS).where(_COLUMNS.id == bindparam("row_id"))  # SET: the columns given
+# The same, compiled once for the event loop's PostgreSQL connections (AttemptLog on PostgreSQL).
+_PG_POSTS_OF = PgStatement.of(_POSTS_OF)
+_PG_INSERT = PgStatement.of(_INSERT, ["auction_id", "lead_id", "buyer_id", "sent_at_ms", "content_type", "request_body",
+                                      "connects", "status", "response_body", "latency_ms", "outcome", "detail"])
+_PG_UPDATE = PgStatement.of(_UPDATE, ["connects", "status", "latency_ms", "response_body", "outcome", "detail"])
 log = logging.getLogger(__name__)
 
 
@@ -68,13 +74,24 @@ class AttemptLog:
     buyer receives with the same Idempotency-Key, is the next attempt.
 
     Each of its reads and writes is one statement, complete in itself, so the service gives it
-    a statement engine (leadx.platform.db.engine.statement_engine): on PostgreSQL each is then one
-    round trip, not three (BEGIN, the statement, COMMIT or ROLLBACK), three times a sold lead. They
-    run on a Connection, not a Session: a Session's machinery cost as much CPU as the statement.
-    A transactional engine works too; its writes are committed."""
+    a statement engine (leadx.platform.db.engine.statement_engine): each is then one round trip, not
+    three (BEGIN, the statement, COMMIT or ROLLBACK), three times a sold lead. On PostgreSQL they run
+    on the event loop's own connections (leadx.platform.db.async_postgres, to the engine's database):
+    through the engine on a thread, the thread's handoff and SQLAlchemy's work cost three times the
+    CPU of the statements (bench/attempts.py). Elsewhere (SQLite) they run on a Connection of the
+    engine, on a thread, not through a Session, whose machinery cost as much CPU as the statement.
+    A transactional engine works too; its writes are committed. `close` closes the connections."""
 
-    def __init__(self, engine: Engine | None) -> None:
+    def __init__(self, engine: Engine | None, *, on_the_loop: bool = True) -> None:
+        """`on_the_loop=False`: on PostgreSQL too, the engine on a thread (as before 2026-12-07: the
+        baseline of bench/attempts.py)."""
         self.engine = engine  # None: not recorded (unit tests of the sale logic)
+        on_postgres = engine is not None and engine.dialect.name == "postgresql"
+        self._postgres = AsyncPostgres(engine.url) if engine is not None and on_postgres and on_the_loop else None
+
+    async def close(self) -> None:
+        if self._postgres is not None:
+            await self._postgres.close()
 
     async def begin(self, closed: ev.AuctionClosed, buyer: BuyerAccount, prepared: PreparedPost) -> int | None:
         """The attempt's row id. Raises when SQL cannot take it: the POST is not sent unrecorded,
@@ -85,7 +102,12 @@ class AttemptLog:
                "sent_at_ms": int(time.time() * 1000), "content_type": prepared.content_type,
                "request_body": prepared.body.decode("utf-8", "replace"), "connects": 0, "status": None,
                "response_body": "", "latency_ms": 0, "outcome": SENDING, "detail": "sent; no answer recorded yet"}
-        return await asyncio.to_thread(self._insert, row)
+        values = {**row, "of_auction": row["auction_id"], "of_buyer": row["buyer_id"]}
+        if self._postgres is not None:
+            inserted = await self._postgres.fetch_one(_PG_INSERT, values)
+            assert inserted is not None, "an INSERT ... RETURNING answers its row"
+            return int(inserted[0])
+        return await asyncio.to_thread(self._insert, values)
 
     async def finish(self, row_id: int | None, result: PostResult) -> None:
         """Never raises: a failure here must not fail the sale, whose retry would post again."""
@@ -96,14 +118,14 @@ class AttemptLog:
                 "outcome": outcome_of(result), "detail": result.detail}
         try:
             try:
-                await asyncio.to_thread(self._update, row_id, done)
-            except DBAPIError as error:
-                if not error.connection_invalidated:
+                await self._update(row_id, done)
+            except (DBAPIError, ConnectionLost) as error:
+                if isinstance(error, DBAPIError) and not error.connection_invalidated:
                     raise
                 # The server closed the connection (PostgreSQL restarted while the buyer answered; a
                 # connection used a moment ago is not pinged first): the pool is renewed by now, and
                 # an update by id can be made again.
-                await asyncio.to_thread(self._update, row_id, done)
+                await self._update(row_id, done)
         except Exception:  # noqa: BLE001 - logged; the sale goes on, the row stays `sending`
             log.exception("post attempt's answer not recorded", extra={"fields": {
                 "attempt_id": row_id, "outcome": done["outcome"]}})
@@ -113,7 +135,16 @@ class AttemptLog:
         from when Redis lost it (leadx.delivery.progress.DeliveryProgress.from_posts)."""
         if self.engine is None:
             return []
+        if self._postgres is not None:
+            rows = await self._postgres.fetch_all(_PG_POSTS_OF, {"auction_id": auction_id})
+            return [PostRecord(*row) for row in rows]
         return await asyncio.to_thread(self._posts_of, auction_id)
+
+    async def _update(self, row_id: int, done: dict) -> None:
+        if self._postgres is not None:
+            await self._postgres.execute(_PG_UPDATE, {**done, "row_id": row_id})
+        else:
+            await asyncio.to_thread(self._update_on_a_thread, row_id, done)
 
     def _connection(self) -> Connection:
         assert self.engine is not None  # the public methods return early when attempts are not recorded
@@ -123,14 +154,13 @@ class AttemptLog:
         with self._connection() as connection:
             return [PostRecord(*row) for row in connection.execute(_POSTS_OF, {"auction_id": auction_id})]
 
-    def _insert(self, row: dict) -> int:
+    def _insert(self, values: dict) -> int:
         with self._connection() as connection:
-            row_id = connection.execute(
-                _INSERT, {**row, "of_auction": row["auction_id"], "of_buyer": row["buyer_id"]}).scalar_one()
+            row_id = connection.execute(_INSERT, values).scalar_one()
             connection.commit()
             return row_id
 
-    def _update(self, row_id: int, done: dict) -> None:
+    def _update_on_a_thread(self, row_id: int, done: dict) -> None:
         with self._connection() as connection:
             connection.execute(_UPDATE, {**done, "row_id": row_id})
             connection.commit()

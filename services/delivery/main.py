@@ -51,19 +51,19 @@ async def main(stop: asyncio.Event) -> None:
     ping_breaker = BREAKERS.watch(CircuitBreaker(settings.breaker_failures, settings.breaker_cooldown_s), "ping")
     post_breaker = BREAKERS.watch(CircuitBreaker(settings.breaker_failures, settings.breaker_cooldown_s), "post")
     pings = PingFanout(runtime.producer, redis, directory, client, namespace, rules, ping_breaker, post_breaker)
+    attempts = AttemptLog(statement_engine(engine))  # the dispute record, of sales and of list awards
     sales = SaleCompletion(runtime.producer, redis, store, DedupPolicy.from_env(), directory, client,
-                           fees, namespace, keyring, rules, post_breaker,
-                           AttemptLog(statement_engine(engine)), stopping=stop)
+                           fees, namespace, keyring, rules, post_breaker, attempts, stopping=stop)
     runtime.consume("delivery-pings", {topics.AUCTION_OPENED: ev.AuctionOpened}, pings.handle)
     runtime.consume("delivery-sales", {topics.AUCTION_CLOSED: ev.AuctionClosed}, sales.handle)
-    lists = ListPoster(redis, directory, client, namespace, keyring, rules, post_breaker,
-                       AttemptLog(statement_engine(engine)))
+    lists = ListPoster(redis, directory, client, namespace, keyring, rules, post_breaker, attempts)
     runtime.consume("delivery-lists", {topics.LIST_AWARDED: ev.ListAwarded}, lists.handle, waiting="background")
 
     async def close_resources() -> None:
         for refresher in refreshers:
             refresher.cancel()
         await client.close()
+        await attempts.close()
         await redis.aclose()
         engine.dispose()
 

@@ -16,6 +16,7 @@ from leadx.auction.selection.market import BuyerAccount
 from leadx.contracts.events.v1 import events_pb2 as ev
 from leadx.delivery.post_adaptation import PreparedPost
 from leadx.platform.db import engine as engines
+from leadx.platform.db.async_postgres import PgStatement
 from leadx.platform.db.models import PostAttempt
 from services.delivery.attempts import AttemptLog
 from services.delivery.buyer_http import PostResult
@@ -123,21 +124,21 @@ def test_one_closed_a_moment_after_its_use_fails_and_the_whole_pool_is_renewed(e
 
 @pytest.mark.parametrize("database_url", ["postgres"], indirect=True)  # a schema of its own
 def test_a_post_s_answer_is_recorded_though_the_server_closed_the_connection_during_the_post(
-        database_url, monkeypatch, terminate):
+        database_url, terminate):
     """The dispute record's row written before a POST is completed with the buyer's answer even when
-    PostgreSQL restarted while the buyer answered: the update, which would meet the closed
-    connection, is made again on a new one."""
-    monkeypatch.setattr(engines, "PING_AFTER_IDLE_S", NEVER_S)
+    PostgreSQL restarted while the buyer answered: the update, which meets the closed connection
+    (used a moment ago, so not pinged), is made again on a new one. On PostgreSQL the record is
+    written on the event loop's own connections (leadx.platform.db.async_postgres)."""
     engine = engines.make_engine(database_url)
     engines.create_schema(engine)
-    engine.pool.dispose()  # one connection from here on: the row's, then the answer's
     log = AttemptLog(engines.statement_engine(engine))
+    assert log._postgres is not None
     updates: list[int] = []
     update = log._update
 
-    def counted(row_id: int, done: dict) -> None:
+    async def counted(row_id: int, done: dict) -> None:
         updates.append(row_id)
-        update(row_id, done)
+        await update(row_id, done)
 
     log._update = counted  # type: ignore[method-assign]
     closed = ev.AuctionClosed(auction_id="RESTART001", lead=ev.Lead(lead_id="RESTART001"))
@@ -145,8 +146,12 @@ def test_a_post_s_answer_is_recorded_though_the_server_closed_the_connection_dur
     async def post_across_a_restart() -> None:
         row = await log.begin(closed, BuyerAccount("b_1", "Acme", "http://ping", "http://post"),
                               PreparedPost("application/json", b"{}", None))
-        terminate(backend(engine))  # the connection the row was written on
+        assert log._postgres is not None
+        backend_pid = await log._postgres.fetch_one(PgStatement("select pg_backend_pid()"), {})
+        assert backend_pid is not None
+        terminate(backend_pid[0])  # the one connection the row was written on, idle a moment
         await log.finish(row, PostResult(True, "accepted", 5, status=200, response=b'{"accepted": true}'))
+        await log.close()
 
     try:
         asyncio.run(post_across_a_restart())

@@ -1,0 +1,121 @@
+"""Benchmark of delivery's dispute record (`make bench-attempts`): its three statements a sold lead.
+
+Delivery writes every POST to SQL before it goes out and completes the row with the answer
+(services/delivery/attempts.py), and reads an auction's earlier posts when it takes the auction up:
+for a sold lead a read, an insert and an update, each its own transaction. On a local PostgreSQL
+flushing each commit (durable, as in production), on uvloop as the services run, --leads sold leads'
+three statements one lead after another, two ways in the same run:
+  - on the loop: the event loop's own psycopg connections (leadx.platform.db.async_postgres), as
+    delivery writes the record on PostgreSQL since 2026-12-07;
+  - on a thread (the baseline): the statement engine's Connection through asyncio.to_thread, as it
+    did before and still does on SQLite.
+--rounds runs of each, in turn A B, B A, ... so that a drift of the machine weighs on both. Per way:
+this process's CPU and PostgreSQL's (every backend) a sold lead, over all its rounds and per round,
+and the wall time a lead. Each run's rows are checked: every lead's post completed `accepted`.
+Figures are printed and written to bench/results/attempts.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+import uvloop
+from sqlalchemy import func, select
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from loadgen import write_results
+from sustained import CpuTree
+
+from leadx.auction.selection.market import BuyerAccount
+from leadx.contracts.events.v1 import events_pb2 as ev
+from leadx.delivery.post_adaptation import PreparedPost
+from leadx.dev.postgres import LocalPostgres
+from leadx.platform.db.engine import create_schema, make_engine, statement_engine
+from leadx.platform.db.models import PostAttempt
+from services.delivery.attempts import AttemptLog
+from services.delivery.buyer_http import PostResult
+
+BUYER = BuyerAccount("b_bench_1", "Bench buyer", "http://127.0.0.1:9/ping", "http://127.0.0.1:9/post")
+# A lead as a buyer's rules adapt it: some thirty fields of JSON.
+BODY = (b'{"first_name": "Pat", "last_name": "Doe", "email": "pat@example.com", "zip": "10001", '
+        b'"state": "NY", "home_phone": "2125550100", "price": "14.00"' + b', "x": "yyyyyyyy"' * 24 + b"}")
+ANSWER = PostResult(True, "accepted", 4, status=200, response=b'{"accepted": true, "confirmation": "C-1"}')
+WAYS = {"on the loop": True, "on a thread (baseline)": False}
+
+
+async def sold_leads(log: AttemptLog, run: str, leads: int) -> None:
+    for number in range(leads):
+        auction_id = f"{run}{number:08d}"
+        closed = ev.AuctionClosed(auction_id=auction_id, lead=ev.Lead(lead_id=auction_id))
+        await log.posts_of(auction_id)  # taking the auction up: nothing posted yet
+        row = await log.begin(closed, BUYER, PreparedPost("application/json", BODY, None))
+        await log.finish(row, ANSWER)
+    await log.close()
+
+
+def run_way(engine, on_the_loop: bool, run: str, leads: int, postgres: LocalPostgres) -> dict:
+    # PostgreSQL's with every backend, those opened and closed during the run too.
+    cpu = CpuTree({"delivery": (os.getpid(), False), "postgresql": (postgres.processes()[0], True)})
+    log = AttemptLog(statement_engine(engine), on_the_loop=on_the_loop)
+    started = time.perf_counter()
+    uvloop.run(sold_leads(log, run, leads))
+    seconds = time.perf_counter() - started
+    used = cpu.stop()
+    ours_cpu, sql_cpu = used["delivery"], used["postgresql"]
+    with engine.connect() as connection:
+        accepted = connection.execute(select(func.count()).select_from(PostAttempt).where(
+            PostAttempt.auction_id.like(f"{run}%"), PostAttempt.outcome == "accepted")).scalar_one()
+    if accepted != leads:
+        raise RuntimeError(f"{run}: {accepted} posts recorded accepted of {leads}")
+    return {"leads": leads, "seconds": round(seconds, 2), "delivery_cpu_ms_per_lead": round(1000 * ours_cpu / leads, 3),
+            "postgresql_cpu_ms_per_lead": round(1000 * sql_cpu / leads, 3),
+            "wall_ms_per_lead": round(1000 * seconds / leads, 3)}
+
+
+def combined(runs: list[dict]) -> dict:
+    leads, seconds = sum(r["leads"] for r in runs), sum(r["seconds"] for r in runs)
+    out: dict = {"leads": leads, "seconds": round(seconds, 2)}
+    for key in ("delivery_cpu_ms_per_lead", "postgresql_cpu_ms_per_lead", "wall_ms_per_lead"):
+        out[key] = round(sum(r[key] * r["leads"] for r in runs) / leads, 3)
+        out[f"{key}_by_round"] = [r[key] for r in runs]
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--leads", type=int, default=3_000, help="sold leads a way and round")
+    parser.add_argument("--rounds", type=int, default=3, help="runs of each way, in turn A B, B A, ...")
+    args = parser.parse_args()
+    postgres = LocalPostgres(durable=True)
+    postgres.start()
+    engine = make_engine(postgres.url)
+    runs: dict[str, list[dict]] = {}
+    try:
+        create_schema(engine)
+        run_way(engine, True, "WU", 300, postgres)  # warm up: connections, prepared statements
+        for round_ in range(args.rounds):
+            ways = list(WAYS.items())
+            for way, on_the_loop in ways if round_ % 2 == 0 else reversed(ways):
+                run = f"{chr(ord('A') + round_)}{int(on_the_loop)}"  # a lead id is 10 characters
+                runs.setdefault(way, []).append(run_way(engine, on_the_loop, run, args.leads, postgres))
+                print(f"round {round_ + 1}, {way}: {runs[way][-1]}", flush=True)
+    finally:
+        engine.dispose()
+        postgres.stop()
+    results: dict = {way: combined(way_runs) for way, way_runs in runs.items()}
+    loop, thread = results["on the loop"], results["on a thread (baseline)"]
+    results["loop_against_thread"] = {key: round(loop[key] / thread[key], 2) for key in (
+        "delivery_cpu_ms_per_lead", "postgresql_cpu_ms_per_lead", "wall_ms_per_lead")}
+    for way, figures in results.items():
+        print(f"{way:<24} {figures}")
+    write_results(results, args, ROOT / "bench" / "results" / "attempts.json", ROOT)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,150 @@
+"""PostgreSQL statements run from the event loop, on a few psycopg async connections: no thread, no
+SQLAlchemy at run time.
+
+Delivery writes its dispute record in three statements a sold lead (services/delivery/attempts.py),
+each its own transaction. Through SQLAlchemy on a thread (asyncio.to_thread) a sold lead's three
+cost about 1.4 ms of delivery's CPU: some 0.2 ms a statement the thread's handoff, as much again
+SQLAlchemy's own work. Here they cost about 0.45 ms (bench/attempts.py). The statements are still
+written with SQLAlchemy, and compiled once for PostgreSQL (`PgStatement`).
+
+What the engine's pool does (leadx.platform.db.engine), this one does too:
+  - each statement is its own transaction (autocommit, as statement_engine): one round trip;
+  - a connection that sat idle PING_AFTER_IDLE_S or more is pinged as it is taken, and one the
+    server closed is replaced before a statement is sent on it;
+  - a statement that meets a closed connection (the server restarted since its last use) raises
+    `ConnectionLost`, and every idle connection is closed with it: they were opened before too;
+  - last in, first out: under a light load the same few connections serve, and stay fresh;
+  - each statement's time goes to `leadx_sql_query_duration_seconds`;
+  - errors name no parameters (psycopg's never do).
+A connection belongs to the event loop it was opened on: when the pool is used from another one (a
+test's next asyncio.run), the connections of the old are closed and new ones opened.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import psycopg
+from sqlalchemy import URL
+from sqlalchemy.dialects.postgresql.psycopg import PGDialect_psycopg
+from sqlalchemy.sql import ClauseElement
+
+from leadx.platform.db.engine import PING_AFTER_IDLE_S, POOL_SIZE
+from leadx.platform.metrics import SQL_QUERY_SECONDS, sql_operation
+
+_DIALECT = PGDialect_psycopg()
+
+
+class ConnectionLost(Exception):
+    """The statement met a connection the server had closed (a restart, a proxy's idle timeout).
+    Whether it took effect is unknown for a write; the pool has been renewed, so it may be sent again
+    where that is safe."""
+
+
+@dataclass(frozen=True)
+class PgStatement:
+    """A SQLAlchemy statement compiled once for psycopg: its text, and the values of the literals
+    SQLAlchemy made parameters of (`count(*) + 1`'s 1). `column_keys`: the columns an INSERT or
+    UPDATE is given at run time."""
+
+    text: str
+    literals: Mapping[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, statement: ClauseElement, column_keys: list[str] | None = None) -> PgStatement:
+        compiled = statement.compile(dialect=_DIALECT, column_keys=column_keys)
+        given = set(column_keys or ())
+        literals = {name: value for name, value in compiled.params.items() if name not in given and value is not None}
+        return cls(compiled.string, literals)
+
+    def parameters(self, values: Mapping[str, Any]) -> dict[str, Any]:
+        return {**self.literals, **values}
+
+
+class AsyncPostgres:
+    def __init__(self, url: str | URL, size: int = POOL_SIZE + 5, ping_after_idle_s: float = PING_AFTER_IDLE_S) -> None:
+        """`url`: an SQLAlchemy URL of PostgreSQL (postgresql+psycopg://... as the engine has it)."""
+        self.conninfo = _conninfo(url)
+        self.size, self.ping_after_idle_s = size, ping_after_idle_s
+        self._idle: list[tuple[psycopg.AsyncConnection, float]] = []  # the most recently returned last
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._slots: asyncio.Semaphore | None = None
+
+    async def fetch_one(self, statement: PgStatement, values: Mapping[str, Any]) -> tuple | None:
+        return await self._run(statement, values, "one")
+
+    async def fetch_all(self, statement: PgStatement, values: Mapping[str, Any]) -> list[tuple]:
+        return await self._run(statement, values, "all")
+
+    async def execute(self, statement: PgStatement, values: Mapping[str, Any]) -> None:
+        await self._run(statement, values, "none")
+
+    async def close(self) -> None:
+        idle, self._idle = self._idle, []
+        for connection, _ in idle:
+            await connection.close()
+
+    async def _run(self, statement: PgStatement, values: Mapping[str, Any], fetch: str) -> Any:
+        slots = self._on_this_loop()
+        async with slots:
+            connection = await self._take()
+            started = time.perf_counter()
+            try:
+                cursor = await connection.execute(statement.text, statement.parameters(values))
+                rows = await (cursor.fetchone() if fetch == "one" else cursor.fetchall()) if fetch != "none" else None
+            except psycopg.Error as error:
+                if connection.broken or connection.closed:
+                    await self._renew()
+                    raise ConnectionLost(f"the connection to PostgreSQL was closed: {error}") from error
+                self._give_back(connection)
+                raise
+            except BaseException:  # cancelled mid-statement: its answer may still be on the way
+                await connection.close()
+                raise
+            SQL_QUERY_SECONDS.labels(sql_operation(statement.text)).observe(time.perf_counter() - started)
+            self._give_back(connection)
+            return rows
+
+    def _on_this_loop(self) -> asyncio.Semaphore:
+        loop = asyncio.get_running_loop()
+        if loop is not self._loop or self._slots is None:
+            for connection, _ in self._idle:  # opened on a loop that is gone: closed without it
+                connection.pgconn.finish()
+            self._idle, self._loop, self._slots = [], loop, asyncio.Semaphore(self.size)
+        return self._slots
+
+    async def _take(self) -> psycopg.AsyncConnection:
+        while self._idle:
+            connection, since = self._idle.pop()
+            if time.monotonic() - since < self.ping_after_idle_s:
+                return connection
+            try:
+                await connection.execute("SELECT 1")
+                return connection
+            except psycopg.Error:
+                # Closed while idle: so were the others (a restart); new ones are opened.
+                await connection.close()
+                await self._renew()
+        return await psycopg.AsyncConnection.connect(self.conninfo, autocommit=True)
+
+    def _give_back(self, connection: psycopg.AsyncConnection) -> None:
+        self._idle.append((connection, time.monotonic()))
+
+    async def _renew(self) -> None:
+        idle, self._idle = self._idle, []
+        for connection, _ in idle:
+            await connection.close()
+
+
+def _conninfo(url: str | URL) -> str:
+    """libpq's URI for an SQLAlchemy URL: the driver dropped from the scheme, the password kept."""
+    if isinstance(url, URL):
+        url = url.render_as_string(hide_password=False)
+    scheme, _, rest = url.partition("://")
+    if not scheme.startswith(("postgresql", "postgres")):
+        raise ValueError(f"not a PostgreSQL URL: {scheme}://...")
+    return f"postgresql://{rest}"
