@@ -10,9 +10,10 @@ from collections.abc import Iterator
 import pytest
 from sqlalchemy import func, select, text
 
+from leadx.platform.db import async_postgres
 from leadx.platform.db import engine as engines
-from leadx.platform.db.async_postgres import AsyncPostgres, ConnectionLost, PgStatement, _conninfo
-from leadx.platform.db.models import ProcessedEvent
+from leadx.platform.db.async_postgres import AsyncPostgres, ConnectionLost, PgStatement, _connect_args
+from leadx.platform.db.models import AuctionBid, ProcessedEvent
 
 PID = PgStatement("select pg_backend_pid()")
 NEVER_S = 3600.0  # an idle time no test reaches: its connections are never pinged
@@ -167,7 +168,51 @@ def test_it_serves_a_second_event_loop_with_connections_of_its_own(url):
     assert first != second
 
 
-def test_only_a_postgresql_url_is_taken(url):
+def test_it_connects_with_the_engines_reading_of_the_url(url):
     with pytest.raises(ValueError, match="not a PostgreSQL URL"):
         AsyncPostgres("sqlite:///leadx.db")
-    assert _conninfo("postgresql+psycopg://u:secret@h:5/db?sslmode=require") == "postgresql://u:secret@h:5/db?sslmode=require"
+    args = _connect_args("postgresql://u:p%40ss@h:5/db?options=-c%20statement_timeout%3D5000&sslmode=require")
+    assert args == {"conninfo": "", "host": "h", "port": 5, "dbname": "db", "user": "u", "password": "p@ss",
+                    "options": "-c statement_timeout=5000", "sslmode": "require"}
+
+
+def test_a_statement_with_a_default_computed_at_each_execution_is_refused(url):
+    with pytest.raises(ValueError, match="Python-side column defaults"):
+        PgStatement.of(AuctionBid.__table__.insert(), ["auction_id", "rank", "buyer_id", "bid_cents", "amount_cents",
+                                                       "weight"])  # profile_id's default "" left to SQLAlchemy
+
+
+def test_at_most_the_kept_connections_stay_idle_and_a_statement_waits_for_one_only_so_long(url, monkeypatch):
+    monkeypatch.setattr(async_postgres, "POOL_TIMEOUT_S", 0.2)
+
+    async def run() -> int:
+        postgres = AsyncPostgres(url, size=3, kept_idle=1)
+        try:
+            sleep = PgStatement("select pg_backend_pid() from pg_sleep(0.1)")
+            await asyncio.gather(*(postgres.fetch_one(sleep, {}) for _ in range(3)))
+            kept = len(postgres._idle)
+            long_sleep = PgStatement("select pg_sleep(1)")
+            busy = [asyncio.create_task(postgres.execute(long_sleep, {})) for _ in range(3)]
+            await asyncio.sleep(0.05)
+            with pytest.raises(TimeoutError):
+                await pid_of(postgres)  # all three connections busy for longer than the wait
+            await asyncio.gather(*busy)
+            return kept
+        finally:
+            await postgres.close()
+
+    assert asyncio.run(run()) == 1
+
+
+def test_once_closed_it_closes_the_connections_given_back_and_takes_no_more_statements(url):
+    async def run() -> None:
+        postgres = AsyncPostgres(url)
+        running = asyncio.create_task(postgres.fetch_one(PgStatement("select pg_backend_pid() from pg_sleep(0.2)"), {}))
+        await asyncio.sleep(0.05)
+        await postgres.close()
+        assert (await running) is not None  # the statement under way finishes
+        assert postgres._idle == []  # and its connection is closed, not kept
+        with pytest.raises(RuntimeError, match="closed"):
+            await pid_of(postgres)
+
+    asyncio.run(run())

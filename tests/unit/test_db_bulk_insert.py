@@ -11,9 +11,11 @@ from sqlalchemy import event as sql_event
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from leadx.platform.db.bulk_insert import insert_rows
+from leadx.platform.db import engine as engines
 from leadx.platform.db.engine import create_schema, make_engine, session_factory
 from leadx.platform.db.models import AuctionBid, Lead, LedgerEntry, ProcessedEvent
 
+NEVER_S = 3600.0  # an idle time no test reaches: its connections are never pinged
 EXTRA = MetaData()
 # Columns the models do not have: a JSON value (which psycopg binds with a cast of its own) and a
 # default that is a function (which COPY cannot compute): such tables are written by the INSERT.
@@ -36,6 +38,10 @@ def statements(sessions):
     sql_event.listen(engine, "before_cursor_execute", note)
     yield sent
     sql_event.remove(engine, "before_cursor_execute", note)
+
+
+def backend(connection) -> int:
+    return connection.execute(text("select pg_backend_pid()")).scalar_one()
 
 
 def is_postgres(sessions) -> bool:
@@ -81,6 +87,20 @@ def test_a_default_that_is_a_function_is_left_to_the_insert(sessions, statements
     assert "INSERT INTO BULK_STAMPED" in statements
 
 
+def test_values_copy_would_read_otherwise_than_the_insert_casts_them_go_by_the_insert(sessions, statements):
+    """COPY reads a value's text in its column's type where the INSERT casts it: a float for an
+    integer column (100.0), a bool for an integer one (True, "t" in text) go by the INSERT."""
+    bid = {"auction_id": "A1", "rank": 1, "buyer_id": "b_1", "bid_cents": 100, "amount_cents": 100, "weight": 1}
+    with sessions.begin() as session:
+        insert_rows(session, AuctionBid.__table__, [bid, {**bid, "auction_id": "A2", "bid_cents": 100.0}])
+        insert_rows(session, AuctionBid.__table__, [{**bid, "auction_id": "A3", "rank": True}])
+    with sessions() as session:
+        assert session.execute(select(AuctionBid.auction_id, AuctionBid.rank, AuctionBid.bid_cents, AuctionBid.weight)
+                               .order_by(AuctionBid.auction_id)).all() == [
+            ("A1", 1, 100, 1.0), ("A2", 1, 100, 1.0), ("A3", 1, 100, 1.0)]
+    assert statements.count("INSERT INTO AUCTION_BIDS") == 2  # both by the INSERT, on either database
+
+
 def test_the_rows_belong_to_the_sessions_transaction_and_leave_its_pending_objects_alone(sessions):
     marks = [{"event_id": f"e{n}", "consumer": "ledger", "processed_at_ms": n} for n in range(4)]
     with sessions() as session, session.begin():
@@ -119,10 +139,11 @@ def test_no_rows_send_nothing(sessions, statements):
 
 
 @pytest.mark.postgres
-def test_a_server_gone_invalidates_the_connection_as_a_failed_statement_would(postgres_url, tmp_path):
+def test_a_server_gone_renews_the_pool_as_a_failed_statement_would(postgres_url, monkeypatch):
     """PostgreSQL restarted or the connection was cut: the error says so (connection_invalidated),
-    as SQLAlchemy's own for a statement does, so a caller that retries on it (delivery's attempts)
-    and the pool (renewed) treat a failed COPY alike."""
+    as SQLAlchemy's own for a statement does, and the whole pool is renewed, not only the
+    connection the COPY met (the others were opened before the restart too)."""
+    monkeypatch.setattr(engines, "PING_AFTER_IDLE_S", NEVER_S)  # renewed by the failure, not by a ping
     schema = f"t_{uuid.uuid4().hex[:10]}"
     admin = make_engine(postgres_url)
     with admin.begin() as connection:
@@ -133,6 +154,8 @@ def test_a_server_gone_invalidates_the_connection_as_a_failed_statement_would(po
     try:
         create_schema(engine)
         sessions = session_factory(engine)
+        with engine.connect() as one, engine.connect() as other:  # two in the pool
+            before = {backend(one), backend(other)}
         with pytest.raises(DBAPIError) as failed, sessions.begin() as session:
             pid = session.execute(text("select pg_backend_pid()")).scalar_one()
             with admin.connect() as other:
@@ -140,6 +163,8 @@ def test_a_server_gone_invalidates_the_connection_as_a_failed_statement_would(po
                 other.commit()
             insert_rows(session, ProcessedEvent.__table__, [mark])
         assert failed.value.connection_invalidated
+        with engine.connect() as one, engine.connect() as other:
+            assert not {backend(one), backend(other)} & before
         with sessions.begin() as session:  # the pool gives a working connection again
             insert_rows(session, ProcessedEvent.__table__, [mark])
         with sessions() as session:

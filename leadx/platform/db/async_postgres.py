@@ -3,21 +3,25 @@ SQLAlchemy at run time.
 
 Delivery writes its dispute record in three statements a sold lead (services/delivery/attempts.py),
 each its own transaction. Through SQLAlchemy on a thread (asyncio.to_thread) a sold lead's three
-cost about 1.4 ms of delivery's CPU: some 0.2 ms a statement the thread's handoff, as much again
-SQLAlchemy's own work. Here they cost about 0.45 ms (bench/attempts.py). The statements are still
-written with SQLAlchemy, and compiled once for PostgreSQL (`PgStatement`).
+cost 1.38 ms of delivery's CPU, most of it the thread's handoff (about 0.2 ms a statement) and
+SQLAlchemy's own work; here 0.56 ms (bench/attempts.py). The statements are still written with
+SQLAlchemy, and compiled once for PostgreSQL (`PgStatement`).
 
 What the engine's pool does (leadx.platform.db.engine), this one does too:
   - each statement is its own transaction (autocommit, as statement_engine): one round trip;
+  - it connects with the engine's arguments (the dialect's own reading of the URL);
   - a connection that sat idle PING_AFTER_IDLE_S or more is pinged as it is taken, and one the
     server closed is replaced before a statement is sent on it;
   - a statement that meets a closed connection (the server restarted since its last use) raises
     `ConnectionLost`, and every idle connection is closed with it: they were opened before too;
-  - last in, first out: under a light load the same few connections serve, and stay fresh;
+  - last in, first out: under a light load the same few connections serve, and stay fresh; at
+    most POOL_SIZE stay open idle, and at most `size` are open at once; a statement waits up to
+    POOL_TIMEOUT_S for one (TimeoutError), as the engine's pool_timeout;
   - each statement's time goes to `leadx_sql_query_duration_seconds`;
   - errors name no parameters (psycopg's never do).
-A connection belongs to the event loop it was opened on: when the pool is used from another one (a
-test's next asyncio.run), the connections of the old are closed and new ones opened.
+A statement cancelled midway (or its connection's ping) closes its connection: its answer may still
+come. A connection belongs to the event loop it was opened on: when the pool is used from another
+one (a test's next asyncio.run), the connections of the old are closed and new ones opened.
 """
 
 from __future__ import annotations
@@ -26,17 +30,19 @@ import asyncio
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import psycopg
-from sqlalchemy import URL
+from sqlalchemy import URL, make_url
 from sqlalchemy.dialects.postgresql.psycopg import PGDialect_psycopg
 from sqlalchemy.sql import ClauseElement
+from sqlalchemy.sql.compiler import SQLCompiler
 
-from leadx.platform.db.engine import PING_AFTER_IDLE_S, POOL_SIZE
+from leadx.platform.db.engine import PING_AFTER_IDLE_S, POOL_SIZE, normalise_url
 from leadx.platform.metrics import SQL_QUERY_SECONDS, sql_operation
 
 _DIALECT = PGDialect_psycopg()
+POOL_TIMEOUT_S = 30.0  # SQLAlchemy's pool_timeout: how long a statement waits for a connection
 
 
 class ConnectionLost(Exception):
@@ -56,9 +62,13 @@ class PgStatement:
 
     @classmethod
     def of(cls, statement: ClauseElement, column_keys: list[str] | None = None) -> PgStatement:
-        compiled = statement.compile(dialect=_DIALECT, column_keys=column_keys)
+        compiled = cast(SQLCompiler, statement.compile(dialect=_DIALECT, column_keys=column_keys))
+        if getattr(compiled, "insert_prefetch", None) or getattr(compiled, "update_prefetch", None):
+            # A column default SQLAlchemy computes in Python at each execution: not done here.
+            raise ValueError("a statement with Python-side column defaults cannot be compiled once; give its columns")
         given = set(column_keys or ())
-        literals = {name: value for name, value in compiled.params.items() if name not in given and value is not None}
+        literals = {name: value for name, value in compiled.params.items()
+                    if name not in given and not compiled.binds[name].required}
         return cls(compiled.string, literals)
 
     def parameters(self, values: Mapping[str, Any]) -> dict[str, Any]:
@@ -66,13 +76,15 @@ class PgStatement:
 
 
 class AsyncPostgres:
-    def __init__(self, url: str | URL, size: int = POOL_SIZE + 5, ping_after_idle_s: float = PING_AFTER_IDLE_S) -> None:
+    def __init__(self, url: str | URL, size: int = POOL_SIZE + 5, ping_after_idle_s: float = PING_AFTER_IDLE_S,
+                 kept_idle: int = POOL_SIZE) -> None:
         """`url`: an SQLAlchemy URL of PostgreSQL (postgresql+psycopg://... as the engine has it)."""
-        self.conninfo = _conninfo(url)
-        self.size, self.ping_after_idle_s = size, ping_after_idle_s
+        self.connect_args = _connect_args(url)
+        self.size, self.ping_after_idle_s, self.kept_idle = size, ping_after_idle_s, kept_idle
         self._idle: list[tuple[psycopg.AsyncConnection, float]] = []  # the most recently returned last
         self._loop: asyncio.AbstractEventLoop | None = None
         self._slots: asyncio.Semaphore | None = None
+        self._closed = False
 
     async def fetch_one(self, statement: PgStatement, values: Mapping[str, Any]) -> tuple | None:
         return await self._run(statement, values, "one")
@@ -84,30 +96,36 @@ class AsyncPostgres:
         await self._run(statement, values, "none")
 
     async def close(self) -> None:
-        idle, self._idle = self._idle, []
-        for connection, _ in idle:
-            await connection.close()
+        """Close the idle connections, and each one in use as it is given back; no statement after."""
+        self._closed = True
+        await self._renew()
 
     async def _run(self, statement: PgStatement, values: Mapping[str, Any], fetch: str) -> Any:
+        if self._closed:
+            raise RuntimeError("the PostgreSQL connections are closed")
         slots = self._on_this_loop()
-        async with slots:
+        async with asyncio.timeout(POOL_TIMEOUT_S):
+            await slots.acquire()
+        try:
             connection = await self._take()
             started = time.perf_counter()
             try:
                 cursor = await connection.execute(statement.text, statement.parameters(values))
                 rows = await (cursor.fetchone() if fetch == "one" else cursor.fetchall()) if fetch != "none" else None
             except psycopg.Error as error:
-                if connection.broken or connection.closed:
+                if connection.closed:
                     await self._renew()
                     raise ConnectionLost(f"the connection to PostgreSQL was closed: {error}") from error
-                self._give_back(connection)
+                await self._give_back(connection)
                 raise
             except BaseException:  # cancelled mid-statement: its answer may still be on the way
                 await connection.close()
                 raise
             SQL_QUERY_SECONDS.labels(sql_operation(statement.text)).observe(time.perf_counter() - started)
-            self._give_back(connection)
+            await self._give_back(connection)
             return rows
+        finally:
+            slots.release()
 
     def _on_this_loop(self) -> asyncio.Semaphore:
         loop = asyncio.get_running_loop()
@@ -129,10 +147,16 @@ class AsyncPostgres:
                 # Closed while idle: so were the others (a restart); new ones are opened.
                 await connection.close()
                 await self._renew()
-        return await psycopg.AsyncConnection.connect(self.conninfo, autocommit=True)
+            except BaseException:
+                await connection.close()
+                raise
+        return await psycopg.AsyncConnection.connect(autocommit=True, **self.connect_args)
 
-    def _give_back(self, connection: psycopg.AsyncConnection) -> None:
-        self._idle.append((connection, time.monotonic()))
+    async def _give_back(self, connection: psycopg.AsyncConnection) -> None:
+        if self._closed or len(self._idle) >= self.kept_idle:
+            await connection.close()
+        else:
+            self._idle.append((connection, time.monotonic()))
 
     async def _renew(self) -> None:
         idle, self._idle = self._idle, []
@@ -140,11 +164,11 @@ class AsyncPostgres:
             await connection.close()
 
 
-def _conninfo(url: str | URL) -> str:
-    """libpq's URI for an SQLAlchemy URL: the driver dropped from the scheme, the password kept."""
-    if isinstance(url, URL):
-        url = url.render_as_string(hide_password=False)
-    scheme, _, rest = url.partition("://")
-    if not scheme.startswith(("postgresql", "postgres")):
-        raise ValueError(f"not a PostgreSQL URL: {scheme}://...")
-    return f"postgresql://{rest}"
+def _connect_args(url: str | URL) -> dict[str, Any]:
+    """psycopg's connection arguments for an SQLAlchemy URL of PostgreSQL, as the engine's dialect
+    reads it (host, port, database, user, password and the URL's query: sslmode, options...)."""
+    parsed = make_url(normalise_url(url) if isinstance(url, str) else url)
+    if parsed.get_backend_name() != "postgresql":
+        raise ValueError(f"not a PostgreSQL URL: {parsed.drivername}://...")
+    cargs, cparams = _DIALECT.create_connect_args(parsed)
+    return {"conninfo": cargs[0] if cargs else "", **cparams}

@@ -3,22 +3,26 @@
 The ledger writes some sixteen rows a sold lead that are only ever inserted (the events it marks
 processed, the buyers offered the lead, the auction's ranked bids, the buyers posted it, the
 ledger's entries). Through an INSERT's executemany psycopg sends each row as a statement of its own
-(a Bind and an Execute in a pipeline, which PostgreSQL runs one by one): about 20 µs of the
-ledger's CPU a row, a third of what its batches cost (bench/ledger.py). COPY sends the rows as one
-stream that PostgreSQL loads in one statement.
+(a Bind and an Execute in a pipeline, which PostgreSQL runs one by one): about 10 µs of the
+ledger's CPU a row, a sixth of what its batches of 300 events cost (bench/ledger.py). COPY sends
+the rows as one stream that PostgreSQL loads in one statement.
 
 What is kept from an INSERT through SQLAlchemy:
   - the transaction: the COPY runs on the session's own connection, so it commits or rolls back
     with the rest of the batch;
-  - Python-side scalar defaults of columns a row leaves out (a column default of the model), and
-    each column type's bind processing; a column the rows leave out without a Python-side default
-    gets its server default (an id from its sequence), as the INSERT leaving it out does;
-  - values: only columns of text, number and boolean types go by COPY, whose text form psycopg
-    writes as the INSERT would bind them; a table with another (JSON, a type of its own) is
-    written by the INSERT, as is one whose Python-side default is not a plain value (a function);
+  - Python-side scalar defaults of columns a row leaves out (a column default of the model); a
+    column the rows leave out without a Python-side default gets its server default (an id from
+    its sequence), as the INSERT leaving it out does;
+  - the values: COPY reads each as text in its column's type, where the INSERT casts it, so only
+    values of exactly their column's Python type go by COPY (str for a text column, int for an
+    integer one, int or float for a float one, bool for a boolean one, or None); rows with any
+    other (a float for an integer column, a JSON value, an Enum), or a table whose Python-side
+    default is a function, are written by the INSERT;
   - errors: a failed COPY raises SQLAlchemy's own exception for it (IntegrityError for a key
-    already there, with `connection_invalidated` set and the connection invalidated when the server
-    went away), so callers catch what they caught before;
+    already there), through the connection's own handling, so a server gone away invalidates the
+    whole pool as a failed statement does, and callers catch what they caught before. Unlike the
+    INSERT's, a COPY's error names the line and value PostgreSQL stopped at: rows with consumers'
+    data are not for this function;
   - the statement's time in `leadx_sql_query_duration_seconds` (operation "other").
 """
 
@@ -29,8 +33,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from psycopg import sql
-from sqlalchemy import Boolean, Connection, Float, Integer, String, Table, insert
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy import Boolean, Connection, Enum, Float, Integer, String, Table, insert
 from sqlalchemy.orm import Session
 
 from leadx.platform.metrics import SQL_QUERY_SECONDS, sql_operation
@@ -46,7 +49,7 @@ def insert_rows(session: Session, table: Table, rows: Sequence[Mapping[str, Any]
         raise ValueError(f"rows for {table.name} name different columns: each must name {names}")
     connection = session.connection()
     filled = _with_defaults(table, names)
-    if connection.dialect.name != "postgresql" or filled is None or not _copyable(table, [*names, *filled]):
+    if connection.dialect.name != "postgresql" or filled is None or not _copyable(table, names, filled, rows):
         with session.no_autoflush:  # as the COPY: the ORM's pending objects are not written first
             session.execute(insert(table), list(rows))
         return
@@ -66,22 +69,40 @@ def _with_defaults(table: Table, names: list[str]) -> dict[str, Any] | None:
     return filled
 
 
-# Types whose values psycopg writes into COPY's text as PostgreSQL reads them for the column (Enum
-# is a String: its bind processing gives the text).
-_COPYABLE_TYPES = (String, Integer, Float, Boolean)
+def _python_types(column_type: Any) -> tuple[type, ...] | None:
+    """The Python types whose text form PostgreSQL reads for this column as the INSERT would bind
+    them; None for a type that goes by the INSERT only."""
+    if isinstance(column_type, Enum):
+        return None
+    if isinstance(column_type, Boolean):
+        return (bool,)
+    if isinstance(column_type, Integer):
+        return (int,)
+    if isinstance(column_type, Float):
+        return (int, float)
+    if isinstance(column_type, String):
+        return (str,)
+    return None
 
 
-def _copyable(table: Table, names: list[str]) -> bool:
-    return all(isinstance(table.columns[name].type, _COPYABLE_TYPES) for name in names)
+def _copyable(table: Table, names: list[str], filled: dict[str, Any], rows: Sequence[Mapping[str, Any]]) -> bool:
+    kinds: dict[str, tuple[type, ...]] = {}
+    for name in [*names, *filled]:
+        column_kinds = _python_types(table.columns[name].type)
+        if column_kinds is None:
+            return False
+        kinds[name] = column_kinds
+    # `type(...) in`, not isinstance: a bool is an int, and True would be read as "t".
+    given = all(value is None or type(value) in kinds[name] for row in rows for name, value in row.items())
+    return given and all(value is None or type(value) in kinds[name] for name, value in filled.items())
 
 
 def _copy(connection: Connection, table: Table, names: list[str], filled: dict[str, Any],
           rows: Sequence[Mapping[str, Any]]) -> None:
-    columns = [table.columns[name] for name in names] + [table.columns[name] for name in filled]
-    processors = [column.type.bind_processor(connection.dialect) for column in columns]
+    columns = [*names, *filled]
     statement = sql.SQL("COPY {} ({}) FROM STDIN").format(
         sql.Identifier(*([table.schema] if table.schema else []), table.name),
-        sql.SQL(", ").join(sql.Identifier(column.name) for column in columns))
+        sql.SQL(", ").join(sql.Identifier(table.columns[name].name) for name in columns))
     extra = list(filled.values())
     raw = connection.connection.driver_connection
     assert raw is not None, "a connection in a transaction has its driver's connection"
@@ -89,14 +110,9 @@ def _copy(connection: Connection, table: Table, names: list[str], filled: dict[s
     try:
         with raw.cursor() as cursor, cursor.copy(statement) as copy:
             for row in rows:
-                values = [row[name] for name in names] + extra
-                copy.write_row([value if process is None or value is None else process(value)
-                                for value, process in zip(values, processors, strict=True)])
+                copy.write_row([*(row[name] for name in names), *extra])
     except connection.dialect.loaded_dbapi.Error as error:
-        text = statement.as_string(raw)
-        disconnected = connection.dialect.is_disconnect(error, raw, None)
-        if disconnected:
-            connection.invalidate(error)
-        raise DBAPIError.instance(text, None, error, connection.dialect.loaded_dbapi.Error,
-                                  connection_invalidated=disconnected) from error
+        # As a failed statement: wrapped in SQLAlchemy's exception, the pool renewed if the server
+        # went away (raises).
+        connection._handle_dbapi_exception(error, statement.as_string(raw), None, None, None)
     SQL_QUERY_SECONDS.labels(sql_operation("COPY")).observe(time.perf_counter() - started)
