@@ -78,7 +78,7 @@ class AttemptLog:
     three (BEGIN, the statement, COMMIT or ROLLBACK), three times a sold lead. On PostgreSQL they run
     on the event loop's own connections (leadx.platform.db.async_postgres, to the engine's database):
     through the engine on a thread, the thread's handoff and SQLAlchemy's work made a sold lead's
-    three cost 1.38 ms of delivery's CPU, on these 0.56 ms (bench/attempts.py). Elsewhere (SQLite)
+    three cost 1.15 ms of delivery's CPU, on these 0.51 ms (bench/attempts.py). Elsewhere (SQLite)
     they run on a Connection of the engine, on a thread, not through a Session, whose machinery cost
     as much CPU as the statement. A transactional engine works too; its writes are committed.
     `close` closes the connections."""
@@ -88,7 +88,8 @@ class AttemptLog:
         baseline of bench/attempts.py)."""
         self.engine = engine  # None: not recorded (unit tests of the sale logic)
         on_postgres = engine is not None and engine.dialect.name == "postgresql"
-        self._postgres = AsyncPostgres(engine.url) if engine is not None and on_postgres and on_the_loop else None
+        self._postgres = AsyncPostgres(engine.url) if engine is not None and on_postgres and on_the_loop \
+            else None
 
     async def close(self) -> None:
         if self._postgres is not None:

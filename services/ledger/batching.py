@@ -6,8 +6,8 @@ that commits it, so the consumer still commits offsets only after the event is i
 
 A transaction has a fixed cost, some fifteen statements through the ORM whatever its size (one
 query per table, services/ledger/batch_rows.py), then little per event: on PostgreSQL bench/ledger.py
-records a sold lead for about 3 ms of CPU in batches of 300 and 18 ms when its six events are a
-transaction of their own (SQLite: 2.2 and 11.7 ms). So the writer lingers 100 ms for a batch to
+records a sold lead for about 0.7 ms of CPU in batches of 300 and 7 ms when its six events are a
+transaction of their own (SQLite: 0.55 and 5.3 ms; 2026-12-07). So the writer lingers 100 ms for a batch to
 gather: on a quiet exchange (25 leads/s, 150 events/s) that makes batches of about fifteen events
 rather than three. The ledger is not on a sale's path (delivery publishes sale.closed), so a lead's
 record is later in SQL by the linger plus the flush, and by a linger more for each event that waits

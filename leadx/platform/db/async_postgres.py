@@ -3,8 +3,8 @@ SQLAlchemy at run time.
 
 Delivery writes its dispute record in three statements a sold lead (services/delivery/attempts.py),
 each its own transaction. Through SQLAlchemy on a thread (asyncio.to_thread) a sold lead's three
-cost 1.38 ms of delivery's CPU, most of it the thread's handoff (about 0.2 ms a statement) and
-SQLAlchemy's own work; here 0.56 ms (bench/attempts.py). The statements are still written with
+cost 1.15 ms of delivery's CPU, most of it the thread's handoff (about 0.2 ms a statement) and
+SQLAlchemy's own work; here 0.51 ms (bench/attempts.py, 2026-12-07). The statements are still written with
 SQLAlchemy, and compiled once for PostgreSQL (`PgStatement`).
 
 What the engine's pool does (leadx.platform.db.engine), this one does too:

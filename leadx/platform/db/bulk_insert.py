@@ -3,8 +3,8 @@
 The ledger writes some sixteen rows a sold lead that are only ever inserted (the events it marks
 processed, the buyers offered the lead, the auction's ranked bids, the buyers posted it, the
 ledger's entries). Through an INSERT's executemany psycopg sends each row as a statement of its own
-(a Bind and an Execute in a pipeline, which PostgreSQL runs one by one): about 10 µs of the
-ledger's CPU a row, a sixth of what its batches of 300 events cost (bench/ledger.py). COPY sends
+(a Bind and an Execute in a pipeline, which PostgreSQL runs one by one): about 14 µs of the
+ledger's CPU a row, a quarter of what its batches of 300 events cost (bench/ledger.py). COPY sends
 the rows as one stream that PostgreSQL loads in one statement.
 
 What is kept from an INSERT through SQLAlchemy:
