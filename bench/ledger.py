@@ -197,6 +197,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2,
                         help="runs of each batched way, the rows by COPY and by INSERT in turn (A B, B A, ...)")
     args = parser.parse_args()
+    if len(args.batches) * args.rounds * len(ROW_WRITERS) + 1 > len(RUN_MARKS):
+        parser.error(f"at most {len(RUN_MARKS)} runs a database: fewer --rounds or --batches")
     results: dict = {}
     with tempfile.TemporaryDirectory() as scratch:
         results["sqlite"] = bench_database("SQLite", f"sqlite:///{scratch}/ledger.db", args, list)
