@@ -123,16 +123,20 @@ def test_one_closed_a_moment_after_its_use_fails_and_the_whole_pool_is_renewed(e
 
 
 @pytest.mark.parametrize("database_url", ["postgres"], indirect=True)  # a schema of its own
+@pytest.mark.parametrize("on_the_loop", [True, False], ids=["the loop's connections", "the engine on a thread"])
 def test_a_post_s_answer_is_recorded_though_the_server_closed_the_connection_during_the_post(
-        database_url, terminate):
+        database_url, monkeypatch, terminate, on_the_loop):
     """The dispute record's row written before a POST is completed with the buyer's answer even when
     PostgreSQL restarted while the buyer answered: the update, which meets the closed connection
     (used a moment ago, so not pinged), is made again on a new one. On PostgreSQL the record is
-    written on the event loop's own connections (leadx.platform.db.async_postgres)."""
+    written on the event loop's own connections (leadx.platform.db.async_postgres); the engine on a
+    thread, as SQLite has it, does the same."""
+    monkeypatch.setattr(engines, "PING_AFTER_IDLE_S", NEVER_S)
     engine = engines.make_engine(database_url)
     engines.create_schema(engine)
-    log = AttemptLog(engines.statement_engine(engine))
-    assert log._postgres is not None
+    engine.pool.dispose()  # one connection from here on: the row's, then the answer's
+    log = AttemptLog(engines.statement_engine(engine), on_the_loop=on_the_loop)
+    assert (log._postgres is not None) == on_the_loop
     updates: list[int] = []
     update = log._update
 
@@ -146,10 +150,12 @@ def test_a_post_s_answer_is_recorded_though_the_server_closed_the_connection_dur
     async def post_across_a_restart() -> None:
         row = await log.begin(closed, BuyerAccount("b_1", "Acme", "http://ping", "http://post"),
                               PreparedPost("application/json", b"{}", None))
-        assert log._postgres is not None
-        backend_pid = await log._postgres.fetch_one(PgStatement("select pg_backend_pid()"), {})
-        assert backend_pid is not None
-        terminate(backend_pid[0])  # the one connection the row was written on, idle a moment
+        if log._postgres is not None:
+            pid = await log._postgres.fetch_one(PgStatement("select pg_backend_pid()"), {})
+            assert pid is not None
+            terminate(pid[0])  # the one connection the row was written on, idle a moment
+        else:
+            terminate(backend(engine))
         await log.finish(row, PostResult(True, "accepted", 5, status=200, response=b'{"accepted": true}'))
         await log.close()
 
