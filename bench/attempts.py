@@ -29,6 +29,7 @@ from sqlalchemy import func, select
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from comparison import BASELINE, VARIANT, pooled, run_order
 from loadgen import write_results
 from sustained import CpuTree
 
@@ -46,7 +47,9 @@ BUYER = BuyerAccount("b_bench_1", "Bench buyer", "http://127.0.0.1:9/ping", "htt
 BODY = (b'{"first_name": "Pat", "last_name": "Doe", "email": "pat@example.com", "zip": "10001", '
         b'"state": "NY", "home_phone": "2125550100", "price": "14.00"' + b', "x": "yyyyyyyy"' * 24 + b"}")
 ANSWER = PostResult(True, "accepted", 4, status=200, response=b'{"accepted": true, "confirmation": "C-1"}')
-WAYS = {"on the loop": True, "on a thread (baseline)": False}
+# The code as it was (the comparison's baseline) and as it is.
+WAYS = {BASELINE: ("on a thread (baseline)", False), VARIANT: ("on the loop", True)}
+FIGURES = ("delivery_cpu_ms_per_lead", "postgresql_cpu_ms_per_lead", "wall_ms_per_lead")
 
 
 async def sold_leads(log: AttemptLog, run: str, leads: int) -> None:
@@ -79,12 +82,8 @@ def run_way(engine, on_the_loop: bool, run: str, leads: int, postgres: LocalPost
 
 
 def combined(runs: list[dict]) -> dict:
-    leads, seconds = sum(r["leads"] for r in runs), sum(r["seconds"] for r in runs)
-    out: dict = {"leads": leads, "seconds": round(seconds, 2)}
-    for key in ("delivery_cpu_ms_per_lead", "postgresql_cpu_ms_per_lead", "wall_ms_per_lead"):
-        out[key] = round(sum(r[key] * r["leads"] for r in runs) / leads, 3)
-        out[f"{key}_by_round"] = [r[key] for r in runs]
-    return out
+    return {"leads": sum(r["leads"] for r in runs), "seconds": round(sum(r["seconds"] for r in runs), 2),
+            **pooled(runs, FIGURES, weight="leads", digits=3)}
 
 
 def main() -> None:
@@ -99,19 +98,17 @@ def main() -> None:
     try:
         create_schema(engine)
         run_way(engine, True, "WU", 300, postgres)  # warm up: connections, prepared statements
-        for round_ in range(args.rounds):
-            ways = list(WAYS.items())
-            for way, on_the_loop in ways if round_ % 2 == 0 else reversed(ways):
-                run = f"{chr(ord('A') + round_)}{int(on_the_loop)}"  # a lead id is 10 characters
-                runs.setdefault(way, []).append(run_way(engine, on_the_loop, run, args.leads, postgres))
-                print(f"round {round_ + 1}, {way}: {runs[way][-1]}", flush=True)
+        for label, round_ in run_order(args.rounds, comparing=True):
+            way, on_the_loop = WAYS[label]
+            run = f"{chr(ord('A') + round_)}{int(on_the_loop)}"  # a lead id is 10 characters
+            runs.setdefault(way, []).append(run_way(engine, on_the_loop, run, args.leads, postgres))
+            print(f"round {round_ + 1}, {way}: {runs[way][-1]}", flush=True)
     finally:
         engine.dispose()
         postgres.stop()
     results: dict = {way: combined(way_runs) for way, way_runs in runs.items()}
     loop, thread = results["on the loop"], results["on a thread (baseline)"]
-    results["loop_against_thread"] = {key: round(loop[key] / thread[key], 2) for key in (
-        "delivery_cpu_ms_per_lead", "postgresql_cpu_ms_per_lead", "wall_ms_per_lead")}
+    results["loop_against_thread"] = {key: round(loop[key] / thread[key], 2) for key in FIGURES}
     for way, figures in results.items():
         print(f"{way:<24} {figures}")
     write_results(results, args, ROOT / "bench" / "results" / "attempts.json", ROOT)

@@ -49,6 +49,23 @@ def spread(values: Sequence[float | None], digits: int = 2) -> dict:
             "max": round(max(found), digits), "runs": len(found)}
 
 
+def pooled(runs: Sequence[dict], figures: Iterable[str], weight: str, digits: int = 2) -> dict:
+    """Runs of one way as one figure each (bench/ledger.py, bench/attempts.py): the runs' mean,
+    each weighted by its `weight` (the leads it had), with each run's own beside it as
+    `<figure>_by_round`; None where a run has none (no SQL server measured)."""
+    out: dict = {}
+    total = sum(run[weight] for run in runs)
+    for figure in figures:
+        values = [run[figure] for run in runs]
+        if None in values:
+            out[figure] = None
+            continue
+        out[figure] = round(sum(value * run[weight] for value, run in zip(values, runs, strict=True)) / total, digits)
+        if len(runs) > 1:
+            out[f"{figure}_by_round"] = values
+    return out
+
+
 def summarize(runs: Iterable[dict]) -> dict:
     """Per database, label and offered rate: each figure's spread over the runs, the CPU per sold
     lead of each process too, in how many runs the rate was sustainable, and how many runs reached

@@ -38,6 +38,7 @@ from sqlalchemy.orm import Session
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from comparison import BASELINE, VARIANT, pooled, run_order
 from loadgen import write_results
 
 from leadx.contracts import topics
@@ -138,16 +139,9 @@ def combined(runs: list[dict]) -> dict:
     """A way's rounds as one figure: its events over their time, CPU a lead over every round's
     leads (each round's own beside it)."""
     events, seconds = sum(r["events"] for r in runs), sum(r["seconds"] for r in runs)
-    leads = events / 6
-    out = {"events": events, "seconds": round(seconds, 2), "events_per_s": round(events / seconds),
-           "sold_leads_per_s": round(leads / seconds)}
-    for key in ("recorder_cpu_ms_per_lead", "sql_cpu_ms_per_lead"):
-        per_round = [r[key] for r in runs]
-        out[key] = None if None in per_round else round(sum(v * r["events"] / 6 for v, r in zip(
-            per_round, runs, strict=True)) / leads, 2)
-        if len(runs) > 1 and out[key] is not None:
-            out[f"{key}_by_round"] = per_round
-    return out
+    return {"events": events, "seconds": round(seconds, 2), "events_per_s": round(events / seconds),
+            "sold_leads_per_s": round(events / 6 / seconds),
+            **pooled(runs, ("recorder_cpu_ms_per_lead", "sql_cpu_ms_per_lead"), weight="events")}
 
 
 def bench_database(name: str, url: str, args, sql: Callable[[], list[psutil.Process]]) -> dict:
@@ -167,11 +161,12 @@ def bench_database(name: str, url: str, args, sql: Callable[[], list[psutil.Proc
     # Each batch size with the rows written both ways, in turn A B, then B A, ... so that a drift
     # of the machine weighs on both (one run moves by a fifth from the next on this machine).
     # On SQLite both ways are one executemany: only PostgreSQL's are compared.
-    writers = list(ROW_WRITERS.items()) if engine.dialect.name == "postgresql" else list(ROW_WRITERS.items())[:1]
+    comparing = engine.dialect.name == "postgresql"
+    # The ledger's rows as they were (the comparison's baseline) and as they are; alone, as they are.
+    ways = {BASELINE: INSERT_WAY, VARIANT: ""} if comparing else {BASELINE: ""}
     for batch in args.batches:
-        for round_ in range(args.rounds):
-            for suffix, writer in writers if round_ % 2 == 0 else reversed(writers):
-                record(f"batches of {batch}{suffix}", args.leads, batch, writer)
+        for label, _ in run_order(args.rounds, comparing):
+            record(f"batches of {batch}{ways[label]}", args.leads, batch, ROW_WRITERS[ways[label]])
     record("one event per transaction", args.baseline_leads, 1, ROW_WRITERS[""])
     out = {way: combined(way_runs) for way, way_runs in runs.items()}
     for way, figures in out.items():
@@ -179,7 +174,7 @@ def bench_database(name: str, url: str, args, sql: Callable[[], list[psutil.Proc
     baseline = out["one event per transaction"]["events_per_s"]
     out["over_baseline"] = {way: round(figures["events_per_s"] / baseline, 1)
                             for way, figures in out.items() if way.startswith("batches")}
-    if len(writers) > 1:  # the change's own figure: COPY's CPU a lead over INSERT's, per batch size
+    if comparing:  # the change's own figure: COPY's CPU a lead over INSERT's, per batch size
         out["copy_against_insert"] = {f"batches of {batch}": {
             key: round(out[f"batches of {batch}"][key] / out[f"batches of {batch}{INSERT_WAY}"][key], 2)
             for key in ("recorder_cpu_ms_per_lead", "sql_cpu_ms_per_lead") if out[f"batches of {batch}"][key]}

@@ -104,3 +104,10 @@ def test_one_run_a_side_is_not_judged():
 def test_without_a_variant_nothing_is_compared():
     runs = [_run("baseline", _phase(50, 30.0, 50.0)), _run("baseline", _phase(50, 31.0, 50.0))]
     assert comparison.changes(comparison.summarize(runs)) == {}
+
+
+def test_a_ways_runs_are_pooled_by_their_weight_with_each_runs_own_beside():
+    runs = [{"leads": 100, "cpu": 1.0, "sql": None}, {"leads": 300, "cpu": 2.0, "sql": 0.5}]
+    assert comparison.pooled(runs, ("cpu", "sql"), weight="leads") == {
+        "cpu": 1.75, "cpu_by_round": [1.0, 2.0], "sql": None}  # a run without the figure: none pooled
+    assert comparison.pooled(runs[1:], ("cpu",), weight="leads") == {"cpu": 2.0}  # one run: nothing beside
