@@ -258,3 +258,24 @@ def sessions(database_url: str):
     create_schema(engine)
     yield session_factory(engine)
     engine.dispose()
+
+
+def backend_pid(connection) -> int:
+    """The PostgreSQL server process serving this connection (a SQLAlchemy Connection or Session)."""
+    return connection.execute(text("select pg_backend_pid()")).scalar_one()
+
+
+@pytest.fixture
+def terminate(postgres_url) -> Iterator[Callable[[int], None]]:
+    """Closes a PostgreSQL connection from the server's side, as a restart does; the fixture's own
+    connection is made before the test begins."""
+    admin = make_engine(postgres_url)
+    with admin.connect() as connection:
+        connection.execute(text("select 1"))
+
+    def close(pid: int) -> None:
+        with admin.connect() as connection:
+            assert connection.execute(text("select pg_terminate_backend(:pid)"), {"pid": pid}).scalar_one()
+
+    yield close
+    admin.dispose()

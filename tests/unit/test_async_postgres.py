@@ -8,7 +8,7 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select
 
 from leadx.platform.db import async_postgres
 from leadx.platform.db import engine as engines
@@ -26,19 +26,6 @@ def url(database_url) -> Iterator[str]:
     engines.create_schema(engine)
     engine.dispose()
     yield database_url
-
-
-@pytest.fixture
-def admin(postgres_url) -> Iterator:
-    engine = engines.make_engine(postgres_url)
-    yield engine
-    engine.dispose()
-
-
-def terminate(admin, pid: int) -> None:
-    """Close a connection from the server's side, as a restart does."""
-    with admin.connect() as connection:
-        assert connection.execute(text("select pg_terminate_backend(:pid)"), {"pid": pid}).scalar_one()
 
 
 async def pid_of(postgres: AsyncPostgres) -> int:
@@ -91,12 +78,12 @@ def test_the_connection_used_last_serves_next_and_no_more_than_the_size_are_open
     assert len(side_by_side) == 2
 
 
-def test_an_idle_connection_the_server_closed_is_replaced_before_a_statement_is_sent(url, admin):
+def test_an_idle_connection_the_server_closed_is_replaced_before_a_statement_is_sent(url, terminate):
     async def run() -> tuple[int, int]:
         postgres = AsyncPostgres(url, ping_after_idle_s=0.05)
         try:
             first = await pid_of(postgres)
-            terminate(admin, first)
+            terminate(first)
             await asyncio.sleep(0.1)  # idle long enough to be pinged as it is taken
             return first, await pid_of(postgres)  # no error: the ping found it closed
         finally:
@@ -106,7 +93,7 @@ def test_an_idle_connection_the_server_closed_is_replaced_before_a_statement_is_
     assert first != then
 
 
-def test_one_closed_a_moment_after_its_use_fails_once_and_the_pool_is_renewed(url, admin):
+def test_one_closed_a_moment_after_its_use_fails_once_and_the_pool_is_renewed(url, terminate):
     """Used a moment ago, it is not pinged: the statement meets the closed connection and raises
     ConnectionLost, and the idle connections opened before it are closed with it."""
     async def run() -> tuple[set[int], int, bool]:
@@ -116,7 +103,7 @@ def test_one_closed_a_moment_after_its_use_fails_once_and_the_pool_is_renewed(ur
             before = {row[0] for row in await asyncio.gather(*(postgres.fetch_one(sleep, {}) for _ in range(3)))
                       if row is not None}
             for pid in before:
-                terminate(admin, pid)
+                terminate(pid)
             with pytest.raises(ConnectionLost):
                 await pid_of(postgres)
             after = await pid_of(postgres)
@@ -143,7 +130,7 @@ def test_an_error_of_the_statement_leaves_the_connection_in_use(url):
     assert first == then
 
 
-def test_a_statement_cancelled_midway_closes_its_connection(url, admin):
+def test_a_statement_cancelled_midway_closes_its_connection(url, terminate):
     """Its answer may still come: the connection is not given to the next statement."""
     async def run() -> tuple[int, int]:
         postgres = AsyncPostgres(url)

@@ -3,10 +3,9 @@ executemany on SQLite, either way what an INSERT of the same rows would have wri
 
 from __future__ import annotations
 
-import uuid
 
 import pytest
-from sqlalchemy import JSON, BigInteger, Column, Integer, MetaData, String, Table, select, text
+from sqlalchemy import JSON, BigInteger, Column, Integer, MetaData, String, Table, select
 from sqlalchemy import event as sql_event
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
@@ -14,6 +13,7 @@ from leadx.platform.db.bulk_insert import insert_rows
 from leadx.platform.db import engine as engines
 from leadx.platform.db.engine import create_schema, make_engine, session_factory
 from leadx.platform.db.models import AuctionBid, Lead, LedgerEntry, ProcessedEvent
+from tests.conftest import backend_pid
 
 NEVER_S = 3600.0  # an idle time no test reaches: its connections are never pinged
 EXTRA = MetaData()
@@ -38,10 +38,6 @@ def statements(sessions):
     sql_event.listen(engine, "before_cursor_execute", note)
     yield sent
     sql_event.remove(engine, "before_cursor_execute", note)
-
-
-def backend(connection) -> int:
-    return connection.execute(text("select pg_backend_pid()")).scalar_one()
 
 
 def is_postgres(sessions) -> bool:
@@ -138,39 +134,28 @@ def test_no_rows_send_nothing(sessions, statements):
     assert not [s for s in statements if s.startswith(("INSERT", "COPY"))]
 
 
-@pytest.mark.postgres
-def test_a_server_gone_renews_the_pool_as_a_failed_statement_would(postgres_url, monkeypatch):
+@pytest.mark.parametrize("database_url", ["postgres"], indirect=True)  # a schema of its own
+def test_a_server_gone_renews_the_pool_as_a_failed_statement_would(database_url, monkeypatch, terminate):
     """PostgreSQL restarted or the connection was cut: the error says so (connection_invalidated),
     as SQLAlchemy's own for a statement does, and the whole pool is renewed, not only the
     connection the COPY met (the others were opened before the restart too)."""
     monkeypatch.setattr(engines, "PING_AFTER_IDLE_S", NEVER_S)  # renewed by the failure, not by a ping
-    schema = f"t_{uuid.uuid4().hex[:10]}"
-    admin = make_engine(postgres_url)
-    with admin.begin() as connection:
-        connection.execute(text(f"create schema {schema}"))
-    separator = "&" if "?" in postgres_url else "?"
-    engine = make_engine(f"{postgres_url}{separator}options=-csearch_path%3D{schema}")
+    engine = make_engine(database_url)
     mark = {"event_id": "e1", "consumer": "c", "processed_at_ms": 1}
     try:
         create_schema(engine)
         sessions = session_factory(engine)
         with engine.connect() as one, engine.connect() as other:  # two in the pool
-            before = {backend(one), backend(other)}
+            before = {backend_pid(one), backend_pid(other)}
         with pytest.raises(DBAPIError) as failed, sessions.begin() as session:
-            pid = session.execute(text("select pg_backend_pid()")).scalar_one()
-            with admin.connect() as other:
-                other.execute(text("select pg_terminate_backend(:pid)"), {"pid": pid})
-                other.commit()
+            terminate(backend_pid(session))
             insert_rows(session, ProcessedEvent.__table__, [mark])
         assert failed.value.connection_invalidated
         with engine.connect() as one, engine.connect() as other:
-            assert not {backend(one), backend(other)} & before
+            assert not {backend_pid(one), backend_pid(other)} & before
         with sessions.begin() as session:  # the pool gives a working connection again
             insert_rows(session, ProcessedEvent.__table__, [mark])
         with sessions() as session:
             assert session.scalars(select(ProcessedEvent.event_id)).all() == ["e1"]
     finally:
         engine.dispose()
-        with admin.begin() as connection:
-            connection.execute(text(f"drop schema {schema} cascade"))
-        admin.dispose()

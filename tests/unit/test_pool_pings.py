@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable, Iterator
 
 import pytest
-from sqlalchemy import Engine, select, text
+from sqlalchemy import Engine, select
 from sqlalchemy.exc import DBAPIError
 
 from leadx.auction.selection.market import BuyerAccount
@@ -20,6 +20,7 @@ from leadx.platform.db.async_postgres import PgStatement
 from leadx.platform.db.models import PostAttempt
 from services.delivery.attempts import AttemptLog
 from services.delivery.buyer_http import PostResult
+from tests.conftest import backend_pid
 
 NEVER_S = 3600.0  # an idle time no test reaches: its connections are never pinged
 
@@ -41,29 +42,9 @@ def engine_pinging_after(postgres_url, monkeypatch) -> Iterator[Callable[[float]
         engine.dispose()
 
 
-@pytest.fixture
-def terminate(postgres_url) -> Iterator[Callable[[int], None]]:
-    """Closes a connection from the server's side, as a restart does; connected before the test begins."""
-    admin = engines.make_engine(postgres_url)
-    with admin.connect() as connection:
-        connection.execute(text("select 1"))
-
-    def close(pid: int) -> None:
-        with admin.connect() as connection:
-            assert connection.execute(text("select pg_terminate_backend(:pid)"), {"pid": pid}).scalar_one()
-
-    yield close
-    admin.dispose()
-
-
-def pid_of(connection) -> int:
-    """The server process serving this connection."""
-    return connection.execute(text("select pg_backend_pid()")).scalar_one()
-
-
 def backend(engine) -> int:
     with engine.connect() as connection:
-        return pid_of(connection)
+        return backend_pid(connection)
 
 
 def counting_pings(engine, monkeypatch) -> list[int]:
@@ -111,14 +92,14 @@ def test_one_closed_a_moment_after_its_use_fails_and_the_whole_pool_is_renewed(e
     and the failure renews every connection the pool holds, so the next statement goes through."""
     engine = engine_pinging_after(NEVER_S)
     with engine.connect() as one, engine.connect() as other:  # two connections in the pool
-        pids = {pid_of(one), pid_of(other)}
+        pids = {backend_pid(one), backend_pid(other)}
     for pid in pids:
         terminate(pid)
     with pytest.raises(DBAPIError) as failed:
         backend(engine)
     assert failed.value.connection_invalidated
     with engine.connect() as one, engine.connect() as other:  # both of the pool's connections are new
-        renewed = {pid_of(one), pid_of(other)}
+        renewed = {backend_pid(one), backend_pid(other)}
     assert len(renewed) == 2 and not renewed & pids
 
 
