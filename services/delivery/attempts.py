@@ -88,8 +88,7 @@ class AttemptLog:
         baseline of bench/attempts.py)."""
         self.engine = engine  # None: not recorded (unit tests of the sale logic)
         on_postgres = engine is not None and engine.dialect.name == "postgresql"
-        self._postgres = AsyncPostgres(engine.url) if engine is not None and on_postgres and on_the_loop \
-            else None
+        self._postgres = AsyncPostgres(engine.url) if on_postgres and on_the_loop and engine is not None else None
 
     async def close(self) -> None:
         if self._postgres is not None:

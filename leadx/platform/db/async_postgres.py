@@ -30,6 +30,7 @@ import asyncio
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, cast
 
 import psycopg
@@ -73,6 +74,11 @@ class PgStatement:
 
     def parameters(self, values: Mapping[str, Any]) -> dict[str, Any]:
         return {**self.literals, **values}
+
+    @cached_property
+    def operation(self) -> str:
+        """Its label in leadx_sql_query_duration_seconds, read from its text once."""
+        return sql_operation(self.text)
 
 
 class AsyncPostgres:
@@ -121,7 +127,7 @@ class AsyncPostgres:
             except BaseException:  # cancelled mid-statement: its answer may still be on the way
                 await connection.close()
                 raise
-            SQL_QUERY_SECONDS.labels(sql_operation(statement.text)).observe(time.perf_counter() - started)
+            SQL_QUERY_SECONDS.labels(statement.operation).observe(time.perf_counter() - started)
             await self._give_back(connection)
             return rows
         finally:
