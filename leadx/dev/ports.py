@@ -19,10 +19,17 @@ def port_taken(port: int) -> bool:
 
 
 def free_port() -> int:
-    """A port nothing listens on now (the kernel's choice; another process may take it before use)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    """A port nothing listens on now, for a process about to be started on it: below the kernel's
+    ephemeral range (private_port) while that has ports left, else the kernel's choice. One the
+    kernel chose is in the range it gives outgoing connections their ports from, so in the seconds
+    before the process binds it a client's connection could take it (a service then failed to start
+    with "address already in use" in a bench whose delivery was opening PostgreSQL connections)."""
+    try:
+        return private_port()
+    except RuntimeError:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            return sock.getsockname()[1]
 
 
 
