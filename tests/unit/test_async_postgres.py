@@ -169,26 +169,32 @@ def test_a_statement_with_a_default_computed_at_each_execution_is_refused(url):
                                                        "weight"])  # profile_id's default "" left to SQLAlchemy
 
 
-def test_at_most_the_kept_connections_stay_idle_and_a_statement_waits_for_one_only_so_long(url, monkeypatch):
+def test_its_connections_stay_open_between_bursts_and_a_statement_waits_for_one_only_so_long(url, monkeypatch):
+    """A burst opens no connection beyond the size, and closes none after it: a connection is a
+    PostgreSQL backend, dearer than the wait for one of the open ones."""
     monkeypatch.setattr(async_postgres, "POOL_TIMEOUT_S", 0.2)
 
-    async def run() -> int:
-        postgres = AsyncPostgres(url, size=3, kept_idle=1)
+    async def run() -> tuple[set[int], set[int], set[int]]:
+        postgres = AsyncPostgres(url, size=3)
         try:
             sleep = PgStatement("select pg_backend_pid() from pg_sleep(0.1)")
-            await asyncio.gather(*(postgres.fetch_one(sleep, {}) for _ in range(3)))
-            kept = len(postgres._idle)
+            first = {row[0] for row in await asyncio.gather(*(postgres.fetch_one(sleep, {}) for _ in range(6)))
+                     if row is not None}
+            second = {row[0] for row in await asyncio.gather(*(postgres.fetch_one(sleep, {}) for _ in range(3)))
+                      if row is not None}
             long_sleep = PgStatement("select pg_sleep(1)")
             busy = [asyncio.create_task(postgres.execute(long_sleep, {})) for _ in range(3)]
             await asyncio.sleep(0.05)
             with pytest.raises(TimeoutError):
                 await pid_of(postgres)  # all three connections busy for longer than the wait
             await asyncio.gather(*busy)
-            return kept
+            return first, second, {connection.info.backend_pid for connection, _ in postgres._idle}
         finally:
             await postgres.close()
 
-    assert asyncio.run(run()) == 1
+    first, second, idle = asyncio.run(run())
+    assert len(first) == 3  # six statements at once, on three connections
+    assert second == first == idle  # the same three, kept open between the bursts
 
 
 def test_once_closed_it_closes_the_connections_given_back_and_takes_no_more_statements(url):
