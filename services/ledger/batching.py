@@ -7,12 +7,14 @@ that commits it, so the consumer still commits offsets only after the event is i
 A transaction has a fixed cost, some fifteen statements through the ORM whatever its size (one
 query per table, services/ledger/batch_rows.py), then little per event: on PostgreSQL bench/ledger.py
 records a sold lead for about 0.7 ms of CPU in batches of 300 and 7 ms when its six events are a
-transaction of their own (SQLite: 0.55 and 5.3 ms; 2026-12-07). So the writer lingers 100 ms for a batch to
-gather: on a quiet exchange (25 leads/s, 150 events/s) that makes batches of about fifteen events
-rather than three. The ledger is not on a sale's path (delivery publishes sale.closed), so a lead's
-record is later in SQL by the linger plus the flush, and by a linger more for each event that waits
-behind another of the same key on the same topic (the consumer applies those in order: the sales of
-a lead sold to several buyers).
+transaction of their own (SQLite: 0.55 and 5.3 ms; 2026-12-07). So the writer lingers for a batch to
+gather, 300 ms unless LEDGER_LINGER_MS says otherwise: in the whole at 100 leads/s that makes
+batches of 170 to 200 events rather than 95 at 100 ms, and saved 0.6 ms of the ledger's CPU and
+0.5 of PostgreSQL's a sold lead (bench/README.md, 2026-12-07); `leadx_ledger_batch_events` shows
+the sizes. A batch holds at most `max_batch` events. The ledger is not on a sale's path (delivery
+publishes sale.closed), so a lead's record is later in SQL by the linger plus the flush, and by a
+linger more for each event that waits behind another of the same key on the same topic (the
+consumer applies those in order: the sales of a lead sold to several buyers).
 """
 
 from __future__ import annotations
@@ -20,14 +22,25 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from leadx.platform.config import ConfigError, env_int
 from leadx.platform.kafka.envelope import Envelope
+from services.ledger import metrics
 from services.ledger.recorder import Recorder
 
 log = logging.getLogger(__name__)
+DEFAULT_LINGER_MS = 300
+
+
+def linger_s_from_env() -> float:
+    """LEDGER_LINGER_MS, in seconds."""
+    linger_ms = env_int("LEDGER_LINGER_MS", DEFAULT_LINGER_MS)
+    if linger_ms < 0:
+        raise ConfigError(f"LEDGER_LINGER_MS must be at least 0, got {linger_ms}")
+    return linger_ms / 1000
 
 
 class BatchWriter:
-    def __init__(self, recorder: Recorder, max_batch: int = 500, linger_s: float = 0.1) -> None:
+    def __init__(self, recorder: Recorder, max_batch: int = 500, linger_s: float = DEFAULT_LINGER_MS / 1000) -> None:
         self.recorder = recorder
         self.max_batch = max_batch
         self.linger_s = linger_s
@@ -71,5 +84,6 @@ class BatchWriter:
                 except Exception as exc:
                     future.set_exception(exc)
             return
+        metrics.BATCH_EVENTS.observe(len(batch))
         for (_, future), result in zip(batch, results, strict=True):
             future.set_result(result)

@@ -21,7 +21,7 @@ from leadx.platform.kafka.envelope import Envelope
 from leadx.platform.redis.client import connect as connect_redis
 from leadx.platform.runtime import ServiceRuntime, run
 from services.ledger import list_closer, redrive
-from services.ledger.batching import BatchWriter
+from services.ledger.batching import BatchWriter, linger_s_from_env
 from services.ledger.dashboard import DashboardService
 from services.ledger.dashboard_auth import DashboardAuth
 from services.ledger.list_closer import ListCloser
@@ -41,7 +41,7 @@ async def main(stop: asyncio.Event) -> None:
     await asyncio.to_thread(zip_counties)  # built now (~0.5 s), not while recording the first sale
     sessions = session_factory(engine)
     keyring = PiiKeyring.from_env()  # opens leads for the lead store, seals those it publishes again
-    writer = BatchWriter(Recorder(sessions, keyring))
+    writer = BatchWriter(Recorder(sessions, keyring), linger_s=linger_s_from_env())
     writer.start()
 
     async def record(envelope: Envelope) -> None:

@@ -17,6 +17,10 @@ SALE_PRICE = Histogram("leadx_sale_price_dollars", "The price of each sale recor
 SELLER_FEES = Counter("leadx_seller_fees_dollars", "The exchange's fee on the sales recorded.")
 UNSOLD = Counter("leadx_unsold_leads", "Leads recorded as not sold (no bid, or every buyer declined).")
 RETURNS = Counter("leadx_returns", "Returns recorded.")
+# A transaction's cost is mostly fixed (services/ledger/batching.py): its size says what a recorded
+# event costs, and whether LEDGER_LINGER_MS gathers enough.
+BATCH_EVENTS = Histogram("leadx_ledger_batch_events", "Events the ledger recorded in one SQL transaction.",
+                         buckets=(1, 2, 5, 10, 20, 50, 100, 200, 300, 500, 1000))
 
 
 def count_recorded(recorded: Iterable[Envelope]) -> None:
