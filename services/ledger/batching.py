@@ -9,7 +9,7 @@ query per table, services/ledger/batch_rows.py), then little per event: on Postg
 records a sold lead for about 0.7 ms of CPU in batches of 300 and 7 ms when its six events are a
 transaction of their own (SQLite: 0.55 and 5.3 ms; 2026-12-07). So the writer lingers for a batch to
 gather, 300 ms unless LEDGER_LINGER_MS says otherwise: in the whole at 100 leads/s that makes
-batches of 170 to 200 events rather than 95 at 100 ms, and saved 0.6 ms of the ledger's CPU and
+batches of 169 to 195 events rather than 95 at 100 ms, and saved 0.6 ms of the ledger's CPU and
 0.5 of PostgreSQL's a sold lead (bench/README.md, 2026-12-07); `leadx_ledger_batch_events` shows
 the sizes. A batch holds at most `max_batch` events. The ledger is not on a sale's path (delivery
 publishes sale.closed), so a lead's record is later in SQL by the linger plus the flush, and by a
