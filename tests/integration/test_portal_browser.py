@@ -393,10 +393,15 @@ def test_a_buyer_changes_a_profiles_price_and_hours_and_its_next_matching_lead_i
             break
     assert sold is not None, "the changed profile never bid"
     market.recorded_sales([sold])
+
+    def ranked_bids() -> list | None:
+        # From auction.closed, which the ledger may record in a batch after the sale's.
+        with market.sql() as session:
+            return session.execute(select(AuctionBid.bid_cents, AuctionBid.profile_id).join(
+                Auction, Auction.id == AuctionBid.auction_id).where(Auction.lead_id == sold,
+                                                                    AuctionBid.buyer_id == buyer.id)).all() or None
+    bids = poll_until(ranked_bids, message="the auction's bids in the ledger")
     with market.sql() as session:
-        bids = session.execute(select(AuctionBid.bid_cents, AuctionBid.profile_id).join(
-            Auction, Auction.id == AuctionBid.auction_id).where(Auction.lead_id == sold,
-                                                                AuctionBid.buyer_id == buyer.id)).all()
         old_bids = session.scalar(select(func.count()).select_from(AuctionBid).where(
             AuctionBid.buyer_id == buyer.id, AuctionBid.bid_cents == 1500))
     assert [tuple(bid) for bid in bids] == [(3125, profile_id)] and old_bids == 0

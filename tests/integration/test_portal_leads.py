@@ -31,8 +31,12 @@ def other(portal: str):
 
 
 def consumer_email(market: Exchange, lead_id: str) -> str:
-    with market.sql() as session:
-        return str(session.get(Lead, lead_id).fields["email"])
+    """The lead's email as the ledger stored it, once it has (its batches may lag the sale)."""
+    def stored() -> str | None:
+        with market.sql() as session:
+            lead = session.get(Lead, lead_id)
+            return str(lead.fields["email"]) if lead is not None and lead.fields else None
+    return str(poll_until(stored, message="the lead's fields in the ledger"))
 
 
 def returns_of(market: Exchange, lead_id: str) -> list[LeadReturn]:
