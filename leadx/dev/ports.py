@@ -18,36 +18,52 @@ def port_taken(port: int) -> bool:
     return False
 
 
+# Below the kernel's ephemeral range (from which it gives ports to binds to port 0 and to outgoing
+# connections), two bands: [10000, 20000) for private_port, [20000, the range's start) for
+# free_port. A port is picked at random in its band and checked free.
+PRIVATE_LOW, FREE_LOW = 10_000, 20_000
+
+# Ports handed out in this process, listening or not.
+_ports_given: set[int] = set()
+
+
 def free_port() -> int:
     """A port nothing listens on now, for a process about to be started on it: below the kernel's
-    ephemeral range (private_port) while that has ports left, else the kernel's choice. One the
-    kernel chose is in the range it gives outgoing connections their ports from, so in the seconds
-    before the process binds it a client's connection could take it (a service then failed to start
-    with "address already in use" in a bench whose delivery was opening PostgreSQL connections)."""
+    ephemeral range while that has room, else the kernel's choice. One the kernel chose is in the
+    range it gives outgoing connections their ports from, so in the seconds before the process
+    binds it a client's connection could take it (a service then failed to start with "address
+    already in use" in a bench whose delivery was opening PostgreSQL connections). Another process
+    of ours may still pick the same port before it is bound (each remembers only its own), as with
+    the kernel's choice; the ports of private_port are never picked here."""
     try:
-        return private_port()
+        return _pick(FREE_LOW, _ephemeral_low())
     except RuntimeError:
         with socket.socket() as sock:
             sock.bind(("127.0.0.1", 0))
             return sock.getsockname()[1]
 
 
-
-# Ports handed out in this process, listening or not (private_port).
-_ports_given: set[int] = set()
-
-
 def private_port() -> int:
-    """A free port below the kernel's ephemeral range, never handed out twice in this process. A
-    process that is killed and started again on its own port (a test's service, a Redis Cluster
-    node) keeps it meanwhile: no bind to port 0 and no outgoing connection is ever given one, and
-    under pytest-xdist each worker picks from a slice of its own."""
+    """A free port of a band of its own below the kernel's ephemeral range, never handed out twice
+    in this process. A process that is killed and started again on its own port (a test's service,
+    a Redis Cluster node) keeps it meanwhile: no bind to port 0, no outgoing connection and no
+    free_port of another process is ever given one, and under pytest-xdist each worker picks from
+    a slice of its own."""
+    return _pick(*_worker_share(PRIVATE_LOW, min(FREE_LOW, _ephemeral_low())))
+
+
+def _ephemeral_low() -> int:
     try:
         with open("/proc/sys/net/ipv4/ip_local_port_range") as ports:
-            ephemeral_low = int(ports.read().split()[0])
+            return int(ports.read().split()[0])
     except OSError:  # not Linux: the range starts at 32768 or above everywhere else too
-        ephemeral_low = 32768
-    low, high = _worker_share(10_000, ephemeral_low)
+        return 32768
+
+
+def _pick(low: int, high: int) -> int:
+    """A free port of [low, high) not given before in this process."""
+    if high <= low:
+        raise RuntimeError(f"no ports in [{low}, {high}) below the ephemeral range")
     start = random.randrange(low, high)
     for offset in range(high - low):
         port = low + (start - low + offset) % (high - low)
@@ -55,7 +71,7 @@ def private_port() -> int:
             continue
         _ports_given.add(port)
         return port
-    raise RuntimeError("no free port below the ephemeral range")
+    raise RuntimeError(f"no free port in [{low}, {high}) below the ephemeral range")
 
 
 def _worker_share(low: int, high: int) -> tuple[int, int]:

@@ -261,11 +261,12 @@ PORT_VARIABLES = ("HEALTH_PORT", "INTAKE_PORT", "GRPC_PORT")
 
 
 def listen_outside_the_ephemeral_range(process: ManagedProcess) -> None:
-    """Move the ports a service listens on below the kernel's ephemeral range. Tests kill services
-    and start them again on the same ports while other exchanges start beside them; a port picked
-    by binding port 0 (free_port) is free again while its service is down, and another exchange's
-    service took one that way in that time. Below the range no bind to port 0 and no outgoing
-    connection is ever given it."""
+    """Move the ports a service listens on to private_port's band. Tests kill services and start
+    them again on the same ports while other exchanges start beside them; a port is free again
+    while its service is down, and another exchange's service took one in that time when ports
+    were picked by binding port 0. free_port now picks below the kernel's ephemeral range too, but
+    another process (a worker's `leadx run`, a bench) may pick the same one; private_port's band is
+    a worker's own, and free_port never picks from it."""
     for variable in PORT_VARIABLES:
         if variable in process.env:
             old, new = process.env[variable], str(private_port())
