@@ -35,13 +35,14 @@ async def main(stop: asyncio.Event) -> None:
     settings = CommonSettings.from_env("ledger")
     grpc_settings = GrpcServerSettings.from_env()
     key_ttl_s = cache_ttl_from_env()
+    linger_s = linger_s_from_env()  # read with the other settings: a bad one stops the ledger at once
     runtime = ServiceRuntime(settings)
     engine = make_engine(settings.database_url)
     await asyncio.to_thread(exit_unless_current, engine, "ledger")
     await asyncio.to_thread(zip_counties)  # built now (~0.5 s), not while recording the first sale
     sessions = session_factory(engine)
     keyring = PiiKeyring.from_env()  # opens leads for the lead store, seals those it publishes again
-    writer = BatchWriter(Recorder(sessions, keyring), linger_s=linger_s_from_env())
+    writer = BatchWriter(Recorder(sessions, keyring), linger_s=linger_s)
     writer.start()
 
     async def record(envelope: Envelope) -> None:
