@@ -113,7 +113,10 @@ class AsyncPostgres:
         if self._closed:
             raise RuntimeError("the PostgreSQL connections are closed")
         slots = self._on_this_loop()
-        async with asyncio.timeout(POOL_TIMEOUT_S):
+        if slots.locked():  # every connection busy: wait for one, so long
+            async with asyncio.timeout(POOL_TIMEOUT_S):
+                await slots.acquire()
+        else:  # the usual case, without a timer made and cancelled for each statement
             await slots.acquire()
         try:
             connection = await self._take()
