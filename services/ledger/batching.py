@@ -81,6 +81,7 @@ class BatchWriter:
             for envelope, future in batch:
                 try:
                     future.set_result(await asyncio.to_thread(self.recorder.apply, envelope))
+                    metrics.BATCH_EVENTS.observe(1)
                 except Exception as exc:
                     future.set_exception(exc)
             return

@@ -10,6 +10,7 @@ from prometheus_client import REGISTRY
 from sqlalchemy import func, select
 
 from leadx.platform.db.models import Lead
+from leadx.platform.kafka.envelope import Envelope
 from leadx.platform.config import ConfigError
 from services.ledger.batching import BatchWriter, linger_s_from_env
 from services.ledger.recorder import Recorder
@@ -57,6 +58,28 @@ def test_a_batch_holds_at_most_max_batch_events(sessions):
 
     assert asyncio.run(run()) == [True] * 5
     assert batch_figures() == (transactions + 2, recorded + 5)  # three, then two
+
+
+def test_a_failed_batch_is_recorded_one_event_a_transaction_and_only_the_bad_event_fails(sessions):
+    events = life_cycle("LEADB00004")[:2]
+    bad = Envelope(topic="no.such.topic", key="LEADB00004", event_id="bad-1", message=events[0].message,
+                   partition=0, offset=0)
+    transactions, recorded = batch_figures()
+
+    async def run() -> list[object]:
+        writer = BatchWriter(Recorder(sessions, TEST_KEYRING), linger_s=0.05)
+        writer.start()
+        try:
+            return list(await asyncio.gather(*(writer.apply(envelope) for envelope in [events[0], bad, events[1]]),
+                                             return_exceptions=True))
+        finally:
+            await writer.stop()
+
+    first, failed, second = asyncio.run(run())
+    assert (first, second) == (True, True) and isinstance(failed, AttributeError)  # its message read as no topic has it
+    assert batch_figures() == (transactions + 2, recorded + 2)  # the two that committed, one each
+    with sessions() as session:
+        assert session.get(Lead, "LEADB00004") is not None
 
 
 def test_the_linger_is_read_from_the_environment_and_a_negative_one_refused(monkeypatch):
