@@ -170,6 +170,8 @@ DEFAULT_SESSION_TIMEOUT_MS = 10_000
 DEFAULT_FETCH_MIN_BYTES = 65_536
 DEFAULT_COMMIT_INTERVAL_MS = 500
 DEFAULT_FETCH_IDLE_WAIT_MS = 500
+DEFAULT_PRODUCER_LINGER_MS = 2
+MAX_PRODUCER_LINGER_MS = 1_000
 # An idle fetch in flight holds back a seek or a new assignment's first fetch to its node until it
 # ends (leadx.platform.kafka.idle_fetches), so it is kept short.
 MAX_FETCH_IDLE_WAIT_MS = 5_000
@@ -209,6 +211,10 @@ class KafkaSettings:
     # which every handler allows (they are idempotent); revokes and stops commit at once. 0: after
     # every fetch.
     commit_interval_ms: int = DEFAULT_COMMIT_INTERVAL_MS
+    # How long a producer holds a record for others to share its request (aiokafka's and faust's
+    # linger). A request costs the broker and the producer about the same whatever it carries, so a
+    # longer linger buys CPU with latency: each hop of a lead waits up to it (bench/README.md).
+    producer_linger_ms: int = DEFAULT_PRODUCER_LINGER_MS
     security: KafkaSecurity = KafkaSecurity()
     # How long a service at start waits for the topics it created to have a leader on every
     # partition before it gives up (leadx.platform.kafka.admin.ensure_topics).
@@ -232,6 +238,9 @@ class KafkaSettings:
                               f" {self.fetch_idle_wait_ms}")
         if self.commit_interval_ms < 0:
             raise ConfigError(f"KAFKA_COMMIT_INTERVAL_MS must be 0 or more, got {self.commit_interval_ms}")
+        if not 0 <= self.producer_linger_ms <= MAX_PRODUCER_LINGER_MS:
+            raise ConfigError(f"KAFKA_PRODUCER_LINGER_MS must be 0 to {MAX_PRODUCER_LINGER_MS}, got"
+                              f" {self.producer_linger_ms}")
 
     @classmethod
     def from_env(cls) -> KafkaSettings:
@@ -248,6 +257,7 @@ class KafkaSettings:
             fetch_min_bytes=env_int("KAFKA_FETCH_MIN_BYTES", DEFAULT_FETCH_MIN_BYTES),
             fetch_idle_wait_ms=env_int("KAFKA_FETCH_IDLE_WAIT_MS", DEFAULT_FETCH_IDLE_WAIT_MS),
             commit_interval_ms=env_int("KAFKA_COMMIT_INTERVAL_MS", DEFAULT_COMMIT_INTERVAL_MS),
+            producer_linger_ms=env_int("KAFKA_PRODUCER_LINGER_MS", DEFAULT_PRODUCER_LINGER_MS),
             security=KafkaSecurity.from_env(),
             topics_ready_timeout_s=env_float("KAFKA_TOPICS_READY_TIMEOUT_S", 120.0),
             session_timeout_ms=env_int("KAFKA_SESSION_TIMEOUT_MS", DEFAULT_SESSION_TIMEOUT_MS),

@@ -34,7 +34,7 @@ class EventProducer:
             client_id=self.client_id,
             acks="all",
             enable_idempotence=self.settings.idempotence,
-            linger_ms=2,
+            linger_ms=self.settings.producer_linger_ms,
         )
         await self._producer.start()
         self.started = True
