@@ -215,6 +215,9 @@ class KafkaSettings:
     # linger). A request costs the broker and the producer about the same whatever it carries, so a
     # longer linger buys CPU with latency: each hop of a lead waits up to it (bench/README.md).
     producer_linger_ms: int = DEFAULT_PRODUCER_LINGER_MS
+    # The same for the two producers a seller's answer waits on (the intake's lead.submitted, dedup's
+    # verdicts): they write one record a lead each, so a linger there saves little and the seller waits it.
+    answer_producer_linger_ms: int = DEFAULT_PRODUCER_LINGER_MS
     security: KafkaSecurity = KafkaSecurity()
     # How long a service at start waits for the topics it created to have a leader on every
     # partition before it gives up (leadx.platform.kafka.admin.ensure_topics).
@@ -238,9 +241,10 @@ class KafkaSettings:
                               f" {self.fetch_idle_wait_ms}")
         if self.commit_interval_ms < 0:
             raise ConfigError(f"KAFKA_COMMIT_INTERVAL_MS must be 0 or more, got {self.commit_interval_ms}")
-        if not 0 <= self.producer_linger_ms <= MAX_PRODUCER_LINGER_MS:
-            raise ConfigError(f"KAFKA_PRODUCER_LINGER_MS must be 0 to {MAX_PRODUCER_LINGER_MS}, got"
-                              f" {self.producer_linger_ms}")
+        for variable, linger_ms in (("KAFKA_PRODUCER_LINGER_MS", self.producer_linger_ms),
+                                    ("KAFKA_ANSWER_PRODUCER_LINGER_MS", self.answer_producer_linger_ms)):
+            if not 0 <= linger_ms <= MAX_PRODUCER_LINGER_MS:
+                raise ConfigError(f"{variable} must be 0 to {MAX_PRODUCER_LINGER_MS}, got {linger_ms}")
 
     @classmethod
     def from_env(cls) -> KafkaSettings:
@@ -258,6 +262,7 @@ class KafkaSettings:
             fetch_idle_wait_ms=env_int("KAFKA_FETCH_IDLE_WAIT_MS", DEFAULT_FETCH_IDLE_WAIT_MS),
             commit_interval_ms=env_int("KAFKA_COMMIT_INTERVAL_MS", DEFAULT_COMMIT_INTERVAL_MS),
             producer_linger_ms=env_int("KAFKA_PRODUCER_LINGER_MS", DEFAULT_PRODUCER_LINGER_MS),
+            answer_producer_linger_ms=env_int("KAFKA_ANSWER_PRODUCER_LINGER_MS", DEFAULT_PRODUCER_LINGER_MS),
             security=KafkaSecurity.from_env(),
             topics_ready_timeout_s=env_float("KAFKA_TOPICS_READY_TIMEOUT_S", 120.0),
             session_timeout_ms=env_int("KAFKA_SESSION_TIMEOUT_MS", DEFAULT_SESSION_TIMEOUT_MS),

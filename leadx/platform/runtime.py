@@ -21,6 +21,7 @@ from google.protobuf.message import Message
 
 from leadx.platform.config import CommonSettings, env_int
 from leadx.platform.health import HealthServer, Readiness
+from leadx.platform.kafka import clients
 from leadx.platform.kafka.admin import ensure_topics
 from leadx.platform.kafka.consumer import DEFAULT_MAX_ATTEMPTS, EventConsumer, Handler
 from leadx.platform.kafka.producer import EventProducer
@@ -97,11 +98,13 @@ async def _finish(tasks: list[asyncio.Task]) -> None:
 
 
 class ServiceRuntime:
-    def __init__(self, settings: CommonSettings) -> None:
+    def __init__(self, settings: CommonSettings, producer_waiting: clients.Waiting = "sale") -> None:
+        """`producer_waiting`: what waits on the records the service writes (its producer's linger)."""
         setup_logging(settings.service, settings.log_level)
         setup_tracing(settings.service)
         self.settings = settings
-        self.producer = EventProducer(settings.kafka, client_id=f"leadx-{settings.service}")
+        self.producer = EventProducer(settings.kafka, client_id=f"leadx-{settings.service}",
+                                      waiting=producer_waiting)
         self.readiness = Readiness()
         self.readiness.add("producer", lambda: self.producer.started)
         self.consumers: list[EventConsumer] = []

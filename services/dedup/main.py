@@ -21,7 +21,7 @@ from services.dedup.state_keeper import StateKeeper
 async def main(stop: asyncio.Event) -> None:
     # SQL: the record the dedup state is rebuilt from when Redis loses it.
     settings = CommonSettings.from_env("dedup")
-    runtime = ServiceRuntime(settings)
+    runtime = ServiceRuntime(settings, producer_waiting="answer")  # a seller's answer waits on its verdicts
     redis = connect_redis(settings.redis)
     engine = make_engine(settings.database_url)
     await asyncio.to_thread(exit_unless_current, engine, "dedup")

@@ -44,7 +44,9 @@ log = logging.getLogger(__name__)
 def create_app(settings: IntakeSettings):
     common = settings.common
     readiness = Readiness()
-    producer = EventProducer(common.kafka, client_id="leadx-intake")
+    # A seller's answer waits on lead.submitted (its verdict follows); returns and ratings share the
+    # producer and its short linger, being few.
+    producer = EventProducer(common.kafka, client_id="leadx-intake", waiting="answer")
     publisher = BoundedPublisher(producer, settings.publish_timeout_s, settings.max_in_flight)
     verdicts = VerdictWaiter(common.kafka)
     redis = connect_redis(common.redis)

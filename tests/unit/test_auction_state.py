@@ -116,3 +116,15 @@ def test_the_changelog_topic_made_before_faust_starts_is_the_one_faust_uses(tmp_
     app = make_app(SimpleNamespace(common=SimpleNamespace(kafka=kafka), data_dir=str(tmp_path)))
     assert auctions_table(app, 3).changelog_topic.get_topic_name() == changelog_topic(kafka) == \
         "p.leadx-auction-auctions-changelog"
+
+
+def test_the_worker_s_producer_lingers_as_the_services_producers_do(tmp_path):
+    from types import SimpleNamespace
+
+    from leadx.platform.config import KafkaSettings
+    from services.auction.worker import make_app
+
+    kafka = KafkaSettings(bootstrap_servers="127.0.0.1:1", topic_prefix="p.", partitions=3, replication_factor=1,
+                          idempotence=False, producer_linger_ms=10)
+    app = make_app(SimpleNamespace(common=SimpleNamespace(kafka=kafka), data_dir=str(tmp_path)))
+    assert app.conf.producer_linger == 0.01

@@ -40,6 +40,7 @@ def test_settings_with_defaults(env):
     assert settings.kafka.background_fetch_max_wait_ms == 250
     assert settings.kafka.session_timeout_ms == 10_000 and settings.kafka.commit_interval_ms == 500
     assert settings.kafka.fetch_min_bytes == 65_536
+    assert settings.kafka.producer_linger_ms == 2
 
 
 @pytest.mark.parametrize(("variable", "field", "lowest", "refused", "message"), [
@@ -48,6 +49,8 @@ def test_settings_with_defaults(env):
     ("KAFKA_FETCH_MIN_BYTES", "fetch_min_bytes", 1, 0, "must be at least 1, got 0"),
     ("KAFKA_FETCH_IDLE_WAIT_MS", "fetch_idle_wait_ms", 0, -1, "must be 0 to 5000, got -1"),
     ("KAFKA_ANSWER_FETCH_MAX_WAIT_MS", "answer_fetch_max_wait_ms", 1, 0, "must be at least 1, got 0"),
+    ("KAFKA_PRODUCER_LINGER_MS", "producer_linger_ms", 0, -1, "must be 0 to 1000, got -1"),
+    ("KAFKA_ANSWER_PRODUCER_LINGER_MS", "answer_producer_linger_ms", 0, -1, "must be 0 to 1000, got -1"),
 ])
 def test_a_kafka_tuning_is_read_down_to_its_lowest_and_below_it_refused(env, variable, field, lowest, refused,
                                                                          message):
@@ -71,6 +74,23 @@ def test_an_idle_fetch_wait_longer_than_a_seek_should_wait_is_refused(env):
     env.setenv("KAFKA_FETCH_IDLE_WAIT_MS", "5001")
     with pytest.raises(ConfigError, match="KAFKA_FETCH_IDLE_WAIT_MS must be 0 to 5000, got 5001"):
         CommonSettings.from_env("dedup")
+
+
+def test_a_producer_linger_past_a_second_is_refused(env):
+    env.setenv("KAFKA_PRODUCER_LINGER_MS", "1000")
+    assert CommonSettings.from_env("dedup").kafka.producer_linger_ms == 1_000
+    env.setenv("KAFKA_PRODUCER_LINGER_MS", "1001")
+    with pytest.raises(ConfigError, match="KAFKA_PRODUCER_LINGER_MS must be 0 to 1000, got 1001"):
+        CommonSettings.from_env("dedup")
+
+
+def test_the_producers_a_seller_s_answer_waits_on_linger_as_told_for_them(env):
+    env.setenv("KAFKA_PRODUCER_LINGER_MS", "10")
+    kafka = CommonSettings.from_env("dedup").kafka
+    assert clients.producer_linger_ms(kafka, "sale") == clients.producer_linger_ms(kafka, "background") == 10
+    assert clients.producer_linger_ms(kafka, "answer") == 2  # its own default, not the sale's
+    env.setenv("KAFKA_ANSWER_PRODUCER_LINGER_MS", "0")
+    assert clients.producer_linger_ms(CommonSettings.from_env("dedup").kafka, "answer") == 0
 
 
 def test_missing_required_settings_fail_fast_with_their_name(env):

@@ -84,6 +84,12 @@ def flow_fetches(kafka: KafkaSettings, waiting: Waiting = "sale") -> dict[str, i
             "idle_fetch_wait_ms": kafka.fetch_idle_wait_ms}
 
 
+def producer_linger_ms(kafka: KafkaSettings, waiting: Waiting = "sale") -> int:
+    """How long a producer of the flow holds a record for others to share its request: shorter
+    where a seller's answer waits on it (KAFKA_ANSWER_PRODUCER_LINGER_MS)."""
+    return kafka.answer_producer_linger_ms if waiting == "answer" else kafka.producer_linger_ms
+
+
 def group_timeouts(kafka: KafkaSettings) -> dict[str, int]:
     """aiokafka's group timeouts from the session timeout (KAFKA_SESSION_TIMEOUT_MS): a heartbeat
     every quarter of it, at least once a second, and the same time for a rebalance."""

@@ -21,9 +21,12 @@ from leadx.platform.telemetry import child_span, inject_headers
 
 
 class EventProducer:
-    def __init__(self, settings: KafkaSettings, client_id: str) -> None:
+    def __init__(self, settings: KafkaSettings, client_id: str, waiting: clients.Waiting = "sale") -> None:
+        """`waiting`: what waits on the records it writes, which sets its linger
+        (leadx.platform.kafka.clients.producer_linger_ms)."""
         self.settings = settings
         self.client_id = client_id
+        self.linger_ms = clients.producer_linger_ms(settings, waiting)
         self._producer: AIOKafkaProducer | None = None
         self.started = False
 
@@ -34,7 +37,7 @@ class EventProducer:
             client_id=self.client_id,
             acks="all",
             enable_idempotence=self.settings.idempotence,
-            linger_ms=self.settings.producer_linger_ms,
+            linger_ms=self.linger_ms,
         )
         await self._producer.start()
         self.started = True
