@@ -182,3 +182,17 @@ def test_services_tune_the_garbage_collector_for_a_long_life():
     finally:
         gc.unfreeze()
         gc.set_threshold(*before)
+
+
+def test_a_service_s_producer_lingers_as_what_waits_on_its_records(env, monkeypatch):
+    from leadx.platform import runtime as runtime_module
+    from leadx.platform.runtime import ServiceRuntime
+
+    # The process-wide logging and tracing set-up is left out: this process is the test worker's.
+    monkeypatch.setattr(runtime_module, "setup_logging", lambda *_: None)
+    monkeypatch.setattr(runtime_module, "setup_tracing", lambda *_: None)
+    env.setenv("KAFKA_PRODUCER_LINGER_MS", "10")
+    env.setenv("KAFKA_ANSWER_PRODUCER_LINGER_MS", "1")
+    settings = CommonSettings.from_env("dedup")
+    assert ServiceRuntime(settings).producer.linger_ms == 10
+    assert ServiceRuntime(settings, producer_waiting="answer").producer.linger_ms == 1
