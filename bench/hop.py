@@ -117,7 +117,9 @@ async def _leadx_hop(kafka: KafkaSettings, handled: Synchronized, stop: asyncio.
 
 
 async def _raw_hop(kafka: KafkaSettings, handled: Synchronized, stop: asyncio.Event) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=kafka.bootstrap_servers, acks="all", linger_ms=2)
+    # The linger leadx's hop has (KAFKA_PRODUCER_LINGER_MS), so the two differ only in the framework.
+    producer = AIOKafkaProducer(bootstrap_servers=kafka.bootstrap_servers, acks="all",
+                                linger_ms=kafka.producer_linger_ms)
     consumer = AIOKafkaConsumer(topics.name(kafka.topic_prefix, IN), bootstrap_servers=kafka.bootstrap_servers,
                                 group_id=topics.group(kafka.topic_prefix, GROUP), enable_auto_commit=False,
                                 auto_offset_reset="earliest", fetch_max_wait_ms=kafka.fetch_max_wait_ms,

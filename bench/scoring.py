@@ -321,7 +321,7 @@ def verified_events(rng: random.Random, held_out: list[SimulatedLead], count: in
 
 
 def producer(bootstrap: str) -> AIOKafkaProducer:
-    # As the other benches' raw produce: acks=all, a 2 ms linger (the services' own) so sends batch.
+    # As the other benches' raw produce: acks=all, a 2 ms linger (the services' default) so sends batch.
     return AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=2)
 
 

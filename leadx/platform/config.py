@@ -213,10 +213,12 @@ class KafkaSettings:
     commit_interval_ms: int = DEFAULT_COMMIT_INTERVAL_MS
     # How long a producer holds a record for others to share its request (aiokafka's and faust's
     # linger). A request costs the broker and the producer about the same whatever it carries, so a
-    # longer linger buys CPU with latency: each hop of a lead waits up to it (bench/README.md).
+    # longer linger may buy CPU with latency: each hop of a lead waits up to it. At 10 ms it saved
+    # nothing measurable at 100 and 150 leads/s (bench/README.md), hence 2.
     producer_linger_ms: int = DEFAULT_PRODUCER_LINGER_MS
-    # The same for the two producers a seller's answer waits on (the intake's lead.submitted, dedup's
-    # verdicts): they write one record a lead each, so a linger there saves little and the seller waits it.
+    # The same for the producers someone's HTTP answer waits on (the intake's lead.submitted, dedup's
+    # verdicts, the portal's returns): about one record a lead each, so a linger there saves little
+    # and the caller waits it.
     answer_producer_linger_ms: int = DEFAULT_PRODUCER_LINGER_MS
     security: KafkaSecurity = KafkaSecurity()
     # How long a service at start waits for the topics it created to have a leader on every

@@ -74,7 +74,8 @@ def create_app(settings: PortalSettings):
     readiness.add("sql", lambda: dependencies.sql)
     readiness.add("redis", lambda: dependencies.redis)
     readiness.add("dashboard", lambda: dependencies.dashboard)
-    producer = EventProducer(settings.kafka, client_id="leadx-portal")
+    # A buyer's return made here waits on its publish before the page answers: the short linger.
+    producer = EventProducer(settings.kafka, client_id="leadx-portal", waiting="answer")
     readiness.add("producer", lambda: producer.started)
     health = HealthServer(readiness, settings.health_port)
     deps = PortalDeps(

@@ -40,7 +40,7 @@ def test_settings_with_defaults(env):
     assert settings.kafka.background_fetch_max_wait_ms == 250
     assert settings.kafka.session_timeout_ms == 10_000 and settings.kafka.commit_interval_ms == 500
     assert settings.kafka.fetch_min_bytes == 65_536
-    assert settings.kafka.producer_linger_ms == 2
+    assert settings.kafka.producer_linger_ms == settings.kafka.answer_producer_linger_ms == 2
 
 
 @pytest.mark.parametrize(("variable", "field", "lowest", "refused", "message"), [
@@ -76,11 +76,13 @@ def test_an_idle_fetch_wait_longer_than_a_seek_should_wait_is_refused(env):
         CommonSettings.from_env("dedup")
 
 
-def test_a_producer_linger_past_a_second_is_refused(env):
-    env.setenv("KAFKA_PRODUCER_LINGER_MS", "1000")
-    assert CommonSettings.from_env("dedup").kafka.producer_linger_ms == 1_000
-    env.setenv("KAFKA_PRODUCER_LINGER_MS", "1001")
-    with pytest.raises(ConfigError, match="KAFKA_PRODUCER_LINGER_MS must be 0 to 1000, got 1001"):
+@pytest.mark.parametrize(("variable", "field"), [("KAFKA_PRODUCER_LINGER_MS", "producer_linger_ms"),
+                                               ("KAFKA_ANSWER_PRODUCER_LINGER_MS", "answer_producer_linger_ms")])
+def test_a_producer_linger_past_a_second_is_refused(env, variable, field):
+    env.setenv(variable, "1000")
+    assert getattr(CommonSettings.from_env("dedup").kafka, field) == 1_000
+    env.setenv(variable, "1001")
+    with pytest.raises(ConfigError, match=f"{variable} must be 0 to 1000, got 1001"):
         CommonSettings.from_env("dedup")
 
 

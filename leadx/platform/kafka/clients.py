@@ -85,8 +85,8 @@ def flow_fetches(kafka: KafkaSettings, waiting: Waiting = "sale") -> dict[str, i
 
 
 def producer_linger_ms(kafka: KafkaSettings, waiting: Waiting = "sale") -> int:
-    """How long a producer of the flow holds a record for others to share its request: shorter
-    where a seller's answer waits on it (KAFKA_ANSWER_PRODUCER_LINGER_MS)."""
+    """How long a producer of the flow holds a record for others to share its request: its own
+    setting where someone's HTTP answer waits on it (KAFKA_ANSWER_PRODUCER_LINGER_MS)."""
     return kafka.answer_producer_linger_ms if waiting == "answer" else kafka.producer_linger_ms
 
 
