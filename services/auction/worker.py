@@ -54,7 +54,7 @@ def make_app(settings: AuctionSettings) -> faust.App:
         # As the services' EventProducer (KAFKA_PRODUCER_LINGER_MS, 2 ms): faust's default of 0 sent
         # most of the worker's records (auction.opened, auction.closed, the table's changelog) a
         # request each.
-        producer_linger=kafka.producer_linger_ms / 1000,
+        producer_linger=clients.producer_linger_ms(kafka) / 1000,
         broker_commit_interval=0.5,
         # A killed worker's partitions move within the session timeout (KAFKA_SESSION_TIMEOUT_MS).
         **clients.faust_group_timeouts(kafka),
