@@ -2,12 +2,10 @@
 accepted or rejected). Posts are adapted to each buyer's format by its POST rules, when it has a
 section (docs/post-rules.md); pings are JSON.
 
-Calls go only where the buyer URL rules allow (leadx.accounts.buyer_urls), judged at every call on
-the addresses aiohttp is about to connect to; redirects are not followed (a buyer's server could
+Calls go only where the buyer URL rules allow (leadx.accounts.buyer_urls), judged on every
+address a new connection is about to be made to; redirects are not followed (a buyer's server could
 send the lead on to an internal address), and a reply is read no further than `reply_max_bytes`.
-
-aiohttp rather than httpx: measured here, httpx's async pool topped out near 260 requests/s at
-32 concurrent connections, and delivery makes several requests per lead.
+The calls go out on services.delivery.http_client (which says why it is our own).
 """
 
 from __future__ import annotations
@@ -16,15 +14,13 @@ import asyncio
 import json
 import logging
 import socket
+import ssl
 import time
 from dataclasses import dataclass
 
-import aiohttp
-from aiohttp.abc import AbstractResolver, ResolveResult
-from aiohttp.resolver import DefaultResolver
 from yarl import URL
 
-from leadx.accounts.buyer_urls import BuyerUrlRules
+from leadx.accounts.buyer_urls import BuyerUrlRules, looks_like_address
 from leadx.auction.selection.market import BuyerAccount
 from leadx.contracts.events.v1 import events_pb2 as ev
 from leadx.delivery.buyer_auth import auth_headers
@@ -33,6 +29,7 @@ from leadx.delivery.post_adaptation.replies import read_reply
 from leadx.delivery.post_adaptation.syntax import Auth, BuyerRules
 from services.delivery import metrics
 from services.delivery.breaker import not_the_buyers_fault
+from services.delivery.http_client import Answer, CallError, ConnectionLost, ConnectionPool, NotConnected
 
 NO_AUTH = Auth()
 DEFAULT_REPLY_MAX_BYTES = 64 * 1024
@@ -63,62 +60,36 @@ class PingResult:
     held_against_buyer: bool = True
 
 
-@dataclass(frozen=True)
-class Answer:
-    """A buyer's HTTP answer as delivery keeps it."""
-
-    status: int
-    body: bytes  # at most the reply limit
-    cut: bool  # the reply went on past the limit; the rest was not read
-    location: str  # where a redirect pointed
-
-    @property
-    def redirected(self) -> bool:
-        return 300 <= self.status < 400
-
-    def redirect_detail(self) -> str:
-        target = f" to {self.location[:MAX_LOCATION_CHARS]}" if self.location else ""
-        return f"HTTP {self.status}: a redirect{target}, not followed"
-
-
-async def read_answer(response: aiohttp.ClientResponse, limit: int) -> Answer:
-    """The status and at most `limit` bytes of the reply, reading one more to know whether it went
-    on: a buyer cannot make a worker hold more. A reply left unread closes its connection."""
-    body = bytearray()
-    while len(body) <= limit:
-        chunk = await response.content.read(limit + 1 - len(body))
-        if not chunk:
-            break
-        body += chunk
-    return Answer(response.status, bytes(body[:limit]), len(body) > limit,
-                  response.headers.get(aiohttp.hdrs.LOCATION, ""))
+def redirect_detail(answer: Answer) -> str:
+    target = f" to {answer.location[:MAX_LOCATION_CHARS]}" if answer.location else ""
+    return f"HTTP {answer.status}: a redirect{target}, not followed"
 
 
 class AddressRefused(OSError):
-    """The buyer's host resolved to an address buyer calls may not reach: nothing was sent.
-    An OSError, so that aiohttp reports it as the connection failure it is."""
+    """The buyer's host resolved to an address buyer calls may not reach: nothing was sent."""
 
 
-class CheckedResolver(AbstractResolver):
+class CheckedResolver:
     """The system resolver, with every address it gives checked against the buyer URL rules before
-    aiohttp connects to any: a name that passed when its URL was set may resolve elsewhere by the
-    time of a call (DNS rebinding). A name with any refused address is not called at all."""
+    any is connected to: a name that passed when its URL was set may resolve elsewhere by the time
+    of a call (DNS rebinding). A name with any refused address is not called at all."""
 
     def __init__(self, rules: BuyerUrlRules) -> None:
         self.rules = rules
-        self._resolver = DefaultResolver()
 
-    async def resolve(self, host: str, port: int = 0,
-                      family: socket.AddressFamily = socket.AF_INET) -> list[ResolveResult]:
-        resolved = await self._resolver.resolve(host, port, family)
-        for result in resolved:
-            refusal = self.rules.address_refusal(result["host"], host)
-            if refusal is not None:
-                raise AddressRefused(self.rules.explain(refusal))
-        return resolved
-
-    async def close(self) -> None:
-        await self._resolver.close()
+    async def resolve(self, host: str, port: int) -> list[str]:
+        """The addresses to connect to, in the resolver's order; a host written as an address is
+        itself (BuyerClient._target has judged it). Raises NotConnected for a refused address
+        (AddressRefused, not retryable), OSError when the name does not resolve."""
+        if looks_like_address(host):
+            return [host]
+        infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        addresses = list(dict.fromkeys(str(info[4][0]) for info in infos))
+        for address in addresses:
+            refusal = self.rules.address_refusal(address, host)
+            if refusal is not None:  # no retry resolves the rules away
+                raise NotConnected(AddressRefused(self.rules.explain(refusal)), retryable=False)
+        return addresses
 
 
 def ping_body(opened: ev.AuctionOpened, extra_fields: tuple[str, ...] = ()) -> dict:
@@ -172,86 +143,53 @@ CONNECT_RETRY_DELAYS_S = (0.2, 0.5)  # retries of a post whose connection was ne
 KEEPALIVE_S = 4.0
 
 
-class _Reuse:
-    """Whether a call went out on a pooled connection (aiohttp's trace of the connection)."""
-
-    def __init__(self) -> None:
-        self.reused = False
-
-
-async def _on_reuse(_session, context, _params) -> None:
-    if isinstance(context.trace_request_ctx, _Reuse):
-        context.trace_request_ctx.reused = True
-
-
-def _reuse_trace() -> aiohttp.TraceConfig:
-    trace = aiohttp.TraceConfig()
-    trace.on_connection_reuseconn.append(_on_reuse)
-    return trace
-
-
-def _stale(error: BaseException, reuse: _Reuse) -> bool:
-    """A call that failed on a pooled connection the buyer's server had closed: dropped or reset
+def _stale(error: CallError) -> bool:
+    """A call that failed on a pooled connection the buyer's server had closing: dropped or reset
     before any answer. The server was closing the idle connection, so its application never had
     the request; a call is sent again once, on a new connection (as HTTP clients do; a post carries
     its Idempotency-Key, docs/post-rules.md). A timeout, or a failure on a new connection, is not."""
-    connection_lost = isinstance(error, (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError))
-    return reuse.reused and connection_lost and not isinstance(error, aiohttp.ClientConnectorError)
+    return isinstance(error, ConnectionLost) and error.reused and error.answered_nothing
 
 
 class BuyerClient:
     def __init__(self, max_concurrent: int, ping_timeout_s: float, post_timeout_s: float,
-                 urls: BuyerUrlRules | None = None, reply_max_bytes: int = DEFAULT_REPLY_MAX_BYTES) -> None:
-        """`urls`: where calls may go (by default as BUYER_URLS_ALLOW_PRIVATE says)."""
+                 urls: BuyerUrlRules | None = None, reply_max_bytes: int = DEFAULT_REPLY_MAX_BYTES,
+                 tls: ssl.SSLContext | None = None) -> None:
+        """`urls`: where calls may go (by default as BUYER_URLS_ALLOW_PRIVATE says); `tls`: the
+        certificates trusted (by default the system's)."""
         self.max_concurrent = max_concurrent
         self.ping_timeout_s = ping_timeout_s
         self.post_timeout_s = post_timeout_s
         self.urls = urls if urls is not None else BuyerUrlRules.from_env()
         self.reply_max_bytes = reply_max_bytes
-        self._http: aiohttp.ClientSession | None = None
-        self._fresh: aiohttp.ClientSession | None = None  # a new connection per call: the resend of a stale one
-        self._resolver: CheckedResolver | None = None
+        self._tls = tls
+        self._pool: ConnectionPool | None = None
 
     async def start(self) -> None:
-        self._resolver = CheckedResolver(self.urls)
-        self._http = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=self.max_concurrent, resolver=self._resolver,
-                                           keepalive_timeout=KEEPALIVE_S),
-            trace_configs=[_reuse_trace()])
-        self._fresh = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=self.max_concurrent, resolver=self._resolver, force_close=True))
+        self._pool = ConnectionPool(self.max_concurrent, KEEPALIVE_S, CheckedResolver(self.urls).resolve, self._tls)
 
     async def close(self) -> None:
-        for session in (self._http, self._fresh):
-            if session is not None:
-                await session.close()
-        if self._resolver is not None:  # a resolver handed to the connector is not closed with it
-            await self._resolver.close()
+        if self._pool is not None:
+            await self._pool.close()
 
     async def _call(self, target: URL, body: bytes, headers: dict[str, str], timeout_s: float) -> tuple[Answer, int]:
         """POST `body` and read the answer, within `timeout_s` in all: the answer and the
         connections it took (2 when a stale pooled connection was dropped, see _stale)."""
-        assert self._http is not None and self._fresh is not None, "buyer calls are made only after start()"
-        started, reuse = time.monotonic(), _Reuse()
+        assert self._pool is not None, "buyer calls are made only after start()"
+        started = time.monotonic()
         try:
-            return await self._send(self._http, target, body, headers, timeout_s, reuse), 1
-        except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError) as error:
-            if not _stale(error, reuse):
+            return await self._pool.post(target, body, headers, timeout_s, self.reply_max_bytes), 1
+        except ConnectionLost as error:
+            if not _stale(error):
                 raise
         left_s = timeout_s - (time.monotonic() - started)
         if left_s <= 0:
             raise TimeoutError  # the time given was spent on the stale connection
-        return await self._send(self._fresh, target, body, headers, left_s, None), 2
-
-    async def _send(self, session: aiohttp.ClientSession, target: URL, body: bytes, headers: dict[str, str],
-                    timeout_s: float, reuse: _Reuse | None) -> Answer:
-        async with session.post(target, data=body, headers=headers, allow_redirects=False, trace_request_ctx=reuse,
-                                timeout=aiohttp.ClientTimeout(total=timeout_s)) as response:
-            return await read_answer(response, self.reply_max_bytes)
+        return await self._pool.post(target, body, headers, left_s, self.reply_max_bytes, new_connection=True), 2
 
     def _target(self, url: str) -> tuple[URL | None, str]:
-        """The URL to call, or None and why it may not be called. aiohttp connects to a host
-        written as an address without resolving it, so such a host is judged here; a name is
+        """The URL to call, or None and why it may not be called. A host written as an address is
+        connected to without resolving it, so such a host is judged here; a name is
         judged by CheckedResolver on the addresses it resolves to. The URL object judged is the
         one called, so both read the same host."""
         try:
@@ -276,16 +214,16 @@ class BuyerClient:
         given_s = min(timeout_s, limit)
         try:
             answer, _ = await self._call(target, body, headers, given_s)
-        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:  # noqa: UP041 (aiohttp raises both)
-            if isinstance(exc, aiohttp.ClientConnectorError) and isinstance(exc.os_error, AddressRefused):
-                return _ping_failed(buyer, f"not reached: {exc.os_error}", None)
+        except (CallError, TimeoutError) as exc:
+            if isinstance(exc, NotConnected) and not exc.retryable:
+                return _ping_failed(buyer, f"not reached: {exc}", None)
             waited_s = time.monotonic() - started
             excuse = not_the_buyers_fault(given_s, min((opened.closes_at_ms - opened.opened_at_ms) / 1000, limit),
-                                          waited_s) if isinstance(exc, asyncio.TimeoutError) else None  # noqa: UP041
+                                          waited_s) if isinstance(exc, TimeoutError) else None
             if excuse is not None:
                 return _ping_failed(buyer, f"no answer ({excuse}; not held against the buyer)", waited_s,
                                     held_against_buyer=False)
-            return _ping_failed(buyer, f"no answer: {type(exc).__name__}", waited_s)
+            return _ping_failed(buyer, f"no answer: {failure_name(exc)}", waited_s)
         result = ping_result(answer, self.reply_max_bytes)
         if answer.redirected or answer.cut:
             log.info("ping reply redirected or cut", extra={"fields": {"buyer_id": buyer.id, "detail": result.detail}})
@@ -318,16 +256,16 @@ class BuyerClient:
             try:
                 answer, connections = await self._call(target, prepared.body, headers, limit)
                 break
-            except aiohttp.ClientConnectorError as exc:  # refused, unresolvable: nothing was sent
-                if isinstance(exc.os_error, AddressRefused):  # no retry resolves the rules away
-                    return PostResult(False, f"not reached: {exc.os_error}", _ms_since(started), failed=True,
+            except NotConnected as exc:  # refused, unresolvable: nothing was sent
+                if not exc.retryable:  # no retry resolves the rules away
+                    return PostResult(False, f"not reached: {exc}", _ms_since(started), failed=True,
                                       connects=attempt - 1, reached=False)
                 if delay is None:
-                    return PostResult(False, f"not reached: {type(exc).__name__}", _ms_since(started),
+                    return PostResult(False, f"not reached: {failure_name(exc)}", _ms_since(started),
                                       failed=True, connects=attempt, reached=False)
                 await asyncio.sleep(delay)
-            except (aiohttp.ClientError, asyncio.TimeoutError) as exc:  # noqa: UP041
-                return PostResult(False, f"no answer (may have reached the buyer): {type(exc).__name__}",
+            except (CallError, TimeoutError) as exc:
+                return PostResult(False, f"no answer (may have reached the buyer): {failure_name(exc)}",
                                   _ms_since(started), failed=True, connects=attempt)
         accepted, detail = post_verdict(answer, prepared)
         if answer.cut:
@@ -340,7 +278,7 @@ def post_verdict(answer: Answer, prepared: PreparedPost) -> tuple[bool, str]:
     """Whether the buyer took the lead, and its words. A redirect is a refusal: the lead is not
     sent on, wherever the buyer points."""
     if answer.redirected:
-        return False, answer.redirect_detail()
+        return False, redirect_detail(answer)
     if prepared.reply is None:
         return parse_post_reply(answer.status, answer.body)
     reply = read_reply(prepared.reply, answer.status, answer.body)
@@ -351,7 +289,7 @@ def post_verdict(answer: Answer, prepared: PreparedPost) -> tuple[bool, str]:
 
 def ping_result(answer: Answer, reply_max_bytes: int) -> PingResult:
     if answer.redirected:
-        result = PingResult(None, True, answer.redirect_detail())
+        result = PingResult(None, True, redirect_detail(answer))
     else:
         bid = parse_bid(answer.status, answer.body)
         detail = f"bid {bid}" if bid is not None else "no bid" if answer.status == 200 else f"HTTP {answer.status}"
@@ -386,6 +324,12 @@ def post_outcome(result: PostResult) -> str:
     if result.status >= 500:
         return "error"
     return "rejected"
+
+
+def failure_name(error: BaseException) -> str:
+    """A failed call's cause as the detail names it: the system's error for a connection never made
+    (ConnectionRefusedError, gaierror, SSLCertVerificationError), else the failure's kind."""
+    return type(error.cause if isinstance(error, NotConnected) else error).__name__
 
 
 def _ms_since(started: float) -> int:
