@@ -8,7 +8,8 @@ In one run, on one machine:
   * pings fanned out per second to 100 local buyers of which 10% are slow (they answer after 1 s):
     16 auctions at once, each pinging all 100 concurrently as PingFanout does, through one client
     of 200 connections; with the fast buyers' ping latency (slow ones must not hold them up);
-  * beside a bare httpx POST rate, and a bare aiohttp one, to the same local server, 64 at a time.
+  * beside a bare httpx POST rate, and a bare aiohttp one, to the same local server, 64 at a time;
+  * with each phase's client CPU per call (this process's CPU time over the calls made).
 The buyers are a separate process (aiohttp), so the client's figures are the client's. Figures are
 printed and written to bench/results/delivery.json.
 """
@@ -110,17 +111,22 @@ def adaptation_cost(sample: list[ev.Lead]) -> dict:
     return out
 
 
-async def bounded(items, concurrency: int, one) -> float:
-    """Run `one(item)` for every item, `concurrency` at a time; the elapsed seconds."""
+async def bounded(items, concurrency: int, one) -> tuple[float, float]:
+    """Run `one(item)` for every item, `concurrency` at a time; the elapsed seconds and this
+    process's CPU seconds (the client's: the buyers are another process)."""
     slots = asyncio.Semaphore(concurrency)
 
     async def run(item):
         async with slots:
             await one(item)
 
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     await asyncio.gather(*(run(item) for item in items))
-    return time.perf_counter() - started
+    return time.perf_counter() - started, time.process_time() - cpu
+
+
+def per_call_us(cpu_s: float, calls: int) -> float:
+    return round(cpu_s / calls * 1e6, 1)
 
 
 async def adapted_posts(port: int, sample: list[ev.Lead], concurrency: int) -> dict:
@@ -137,10 +143,11 @@ async def adapted_posts(port: int, sample: list[ev.Lead], concurrency: int) -> d
         accepted += result.accepted
 
     try:
-        elapsed = await bounded(sample, concurrency, one)
+        elapsed, cpu_s = await bounded(sample, concurrency, one)
     finally:
         await client.close()
-    return {"posts": len(sample), "accepted": accepted, "posts_per_s": round(len(sample) / elapsed)}
+    return {"posts": len(sample), "accepted": accepted, "posts_per_s": round(len(sample) / elapsed),
+            "client_cpu_us_per_post": per_call_us(cpu_s, len(sample))}
 
 
 async def ping_fanout(port: int, auctions: int, in_flight: int) -> dict:
@@ -167,12 +174,13 @@ async def ping_fanout(port: int, auctions: int, in_flight: int) -> dict:
         bids += sum(r.bid_cents is not None for r in results)
 
     try:
-        elapsed = await bounded(range(auctions), in_flight, auction)
+        elapsed, cpu_s = await bounded(range(auctions), in_flight, auction)
     finally:
         await client.close()
     fast_latencies.sort()
     return {"auctions": auctions, "auctions_in_flight": in_flight, "pings": auctions * BUYERS, "bids": bids,
             "pings_per_s": round(auctions * BUYERS / elapsed),
+            "client_cpu_us_per_ping": per_call_us(cpu_s, auctions * BUYERS),
             "fast_buyer_ping_p50_ms": round(fast_latencies[len(fast_latencies) // 2] * 1000, 1),
             "fast_buyer_ping_p99_ms": round(fast_latencies[int(len(fast_latencies) * 0.99)] * 1000, 1)}
 
@@ -185,15 +193,17 @@ async def bare_rates(port: int, requests: int, concurrency: int) -> dict:
     url = f"http://127.0.0.1:{port}/post"
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     async with httpx.AsyncClient(limits=limits) as client:
-        httpx_s = await bounded(range(requests), concurrency,
+        httpx_s, httpx_cpu_s = await bounded(range(requests), concurrency,
                                 lambda _: client.post(url, content=body, headers={"Content-Type": "application/json"}))
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=concurrency)) as session:
         async def one(_):
             async with session.post(url, data=body, headers={"Content-Type": "application/json"}) as response:
                 await response.read()
 
-        aiohttp_s = await bounded(range(requests), concurrency, one)
-    return {"httpx_posts_per_s": round(requests / httpx_s), "aiohttp_posts_per_s": round(requests / aiohttp_s)}
+        aiohttp_s, aiohttp_cpu_s = await bounded(range(requests), concurrency, one)
+    return {"httpx_posts_per_s": round(requests / httpx_s), "aiohttp_posts_per_s": round(requests / aiohttp_s),
+            "httpx_cpu_us_per_post": per_call_us(httpx_cpu_s, requests),
+            "aiohttp_cpu_us_per_post": per_call_us(aiohttp_cpu_s, requests)}
 
 
 def main() -> None:
@@ -230,10 +240,12 @@ def main() -> None:
     print(f"adapted posts/s, one worker: {posts:,} vs bare httpx {base['httpx_posts_per_s']:,} "
           f"({posts / base['httpx_posts_per_s']:.2f}) and bare aiohttp {base['aiohttp_posts_per_s']:,} "
           f"({posts / base['aiohttp_posts_per_s']:.2f})")
+    print(f"client CPU per post: {results['adapted_posts']['client_cpu_us_per_post']} µs (adaptation included) "
+          f"vs bare httpx {base['httpx_cpu_us_per_post']} and bare aiohttp {base['aiohttp_cpu_us_per_post']} µs")
     fan = results["ping_fanout"]
     print(f"pings fanned out: {fan['pings_per_s']:,}/s to {BUYERS} buyers, 10% answering after {SLOW_S:.0f} s, "
           f"{fan['auctions_in_flight']} auctions at once; fast buyers' pings p50 {fan['fast_buyer_ping_p50_ms']} ms, "
-          f"p99 {fan['fast_buyer_ping_p99_ms']} ms")
+          f"p99 {fan['fast_buyer_ping_p99_ms']} ms; client CPU {fan['client_cpu_us_per_ping']} µs a ping")
     write_results(results, args, RESULTS, ROOT)
 
 

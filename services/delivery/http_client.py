@@ -137,6 +137,10 @@ class _Connection(asyncio.Protocol):
 
     # httptools' callbacks
 
+    def on_message_begin(self) -> None:
+        if self._answer is None or self._answer.done():  # an answer nobody asked for, after the one read
+            self.close()
+
     def on_header(self, name: bytes, value: bytes) -> None:
         self._head_bytes += len(name) + len(value) + 4
         name = name.lower()
@@ -206,10 +210,14 @@ def _request(url: URL, body: bytes, headers: dict[str, str]) -> bytes:
     lines = [f"POST {url.raw_path_qs} HTTP/1.1", f"Host: {host}", f"Content-Length: {len(body)}",
              f"User-Agent: {USER_AGENT}", "Accept: */*"]
     for name, value in headers.items():
-        if any(c in name or c in value for c in "\r\n\0") or ":" in name:
+        if not name or any(c in name or c in value for c in "\r\n\0") or ":" in name:
             raise NotConnected(ValueError(f"the header {name!r} cannot be written"), retryable=False)
         lines.append(f"{name}: {value}")
-    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
+    try:
+        return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
+    except UnicodeEncodeError as error:  # HTTP/1.1 heads are Latin-1
+        raise NotConnected(ValueError(f"a header cannot be written in Latin-1 ({error.reason})"),
+                           retryable=False) from error
 
 
 class ConnectionPool:

@@ -188,6 +188,17 @@ def test_what_is_not_an_http_answer_is_a_bad_answer(answer, message):
     assert isinstance(got, BadAnswer) and message in str(got)
 
 
+def test_an_answer_nobody_asked_for_closes_the_connection_it_came_on():
+    twice = OK + OK  # two answers to one request: the connection cannot be trusted with another call
+
+    async def scenario():
+        async with ScriptedServer(lambda n: twice) as server:
+            return await post(server, calls=2), server
+
+    answers, server = asyncio.run(scenario())
+    assert answers == [Answer(200, b'{"accepted": true}', False, "")] * 2 and server.connections == 2
+
+
 def test_a_connection_dropped_within_the_answer_is_lost_not_answered():
     partial = reply(b'{"acc', b"Content-Length: 18")
 
@@ -199,20 +210,23 @@ def test_a_connection_dropped_within_the_answer_is_lost_not_answered():
     assert isinstance(got, ConnectionLost) and not got.answered_nothing and not got.reused
 
 
-def test_a_header_with_a_line_break_is_not_sent():
+@pytest.mark.parametrize("header", [{"X-Sig": "a\r\nX-Injected: 1"}, {"X-Sig\n": "a"}, {"X:Sig": "a"},
+                                    {"X-Sig": "caf\u00e9 \u2713"}],
+                         ids=["CRLF", "LF in a name", "colon", "not Latin-1"])
+def test_a_header_that_cannot_be_written_is_not_sent(header):
     async def scenario():
         async with ScriptedServer(lambda n: OK) as server:
             connections = pool()
             try:
                 with pytest.raises(NotConnected) as refused:
-                    await connections.post(URL(f"http://127.0.0.1:{server.port}/"), b"{}",
-                                           {"X-Sig": "a\r\nX-Injected: 1"}, 2.0, 1000)
+                    await connections.post(URL(f"http://127.0.0.1:{server.port}/"), b"{}", header, 2.0, 1000)
             finally:
                 await connections.close()
             return refused.value, server
 
     refused, server = asyncio.run(scenario())
     assert not refused.retryable and "cannot be written" in str(refused) and server.requests == []
+    assert server.connections == 0
 
 
 def test_the_whole_call_ends_at_its_timeout_waiting_for_a_connection_included():
