@@ -167,7 +167,9 @@ class _Connection(asyncio.Protocol):
         if self._answer is None or self._answer.done():
             return
         if self._status < 200:  # an interim answer (103 Early Hints): the real one follows
+            received = self._received  # the buyer has answered something: a loss now is no stale connection
             self._start_answer()
+            self._received = received
             return
         self._keep_alive = self._parser.should_keep_alive()  # read here: the parser forgets it after
         self._answer.set_result(self._finished(cut=False))

@@ -210,6 +210,28 @@ def test_a_connection_dropped_within_the_answer_is_lost_not_answered():
     assert isinstance(got, ConnectionLost) and not got.answered_nothing and not got.reused
 
 
+def test_a_connection_dropped_after_an_interim_answer_on_a_pooled_connection_is_not_sent_again():
+    """A buyer that answered 103 and then dropped the call has its request: no second copy."""
+    interim = reply(b"", b"Link: </x>", status=b"103 Early Hints")
+
+    async def scenario():
+        answers = {0: OK, 1: interim}
+        async with ScriptedServer(lambda n: answers[n], close_after=lambda n: n == 1) as server:
+            connections = pool()
+            url = URL(f"http://127.0.0.1:{server.port}/post")
+            try:
+                first = await connections.post(url, b"{}", {}, 2.0, 1000)
+                with pytest.raises(ConnectionLost) as lost:
+                    await connections.post(url, b"{}", {}, 2.0, 1000)  # on the first's pooled connection
+            finally:
+                await connections.close()
+            return first, lost.value, server
+
+    first, lost, server = asyncio.run(scenario())
+    assert first.status == 200 and server.connections == 1 and len(server.requests) == 2
+    assert lost.reused and not lost.answered_nothing
+
+
 @pytest.mark.parametrize("header", [{"X-Sig": "a\r\nX-Injected: 1"}, {"X-Sig\n": "a"}, {"X:Sig": "a"},
                                     {"X-Sig": "caf\u00e9 \u2713"}],
                          ids=["CRLF", "LF in a name", "colon", "not Latin-1"])
