@@ -9,6 +9,8 @@ In one run, on one machine:
     16 auctions at once, each pinging all 100 concurrently as PingFanout does, through one client
     of 200 connections; with the fast buyers' ping latency (slow ones must not hold them up);
   * beside a bare httpx POST rate, and a bare aiohttp one, to the same local server, 64 at a time;
+  * pings at the pace of the whole (bench/sustained.py): 100 auctions a second, three fast buyers
+    each, where a call shares few loop wake-ups with others;
   * with each phase's client CPU per call (this process's CPU time over the calls made).
 The buyers are a separate process (aiohttp), so the client's figures are the client's. Figures are
 printed and written to bench/results/delivery.json.
@@ -185,6 +187,37 @@ async def ping_fanout(port: int, auctions: int, in_flight: int) -> dict:
             "fast_buyer_ping_p99_ms": round(fast_latencies[int(len(fast_latencies) * 0.99)] * 1000, 1)}
 
 
+async def paced_pings(port: int, auctions_per_s: int, seconds: float, buyers: int = 3) -> dict:
+    """The load delivery meets in the whole (bench/sustained.py): auctions opened at a steady rate,
+    each pinging a few fast buyers at once, so a call shares few loop wake-ups with others. The
+    client's CPU a ping at that pace is what the whole pays."""
+    client = BuyerClient(200, 5.0, 5.0, LOCAL_BUYER_URLS)
+    await client.start()
+    accounts = [BuyerAccount(f"b{n}", f"buyer {n}", f"http://127.0.0.1:{port}/ping/{n}", "")
+                for n in range(1, buyers + 1)]  # never a slow one (every tenth from 0)
+    total = int(auctions_per_s * seconds)
+    loop, tasks = asyncio.get_running_loop(), []
+
+    async def auction(n: int) -> None:
+        opened = ev.AuctionOpened(auction_id=f"P{n:09d}", lead_id=f"P{n:09d}",
+                                  ping=ev.PingSubset(vertical="auto_loan", zip="10001", state="NY"))
+        await asyncio.gather(*(client.ping(buyer, opened, 5.0) for buyer in accounts))
+
+    try:
+        for n in range(20):  # connections opened and warm before the measure
+            await auction(n)
+        started, cpu = loop.time(), time.process_time()
+        for n in range(total):
+            await asyncio.sleep(max(0.0, started + n / auctions_per_s - loop.time()))
+            tasks.append(asyncio.create_task(auction(n)))
+        await asyncio.gather(*tasks)
+        cpu_s = time.process_time() - cpu
+    finally:
+        await client.close()
+    return {"auctions_per_s": auctions_per_s, "buyers_an_auction": buyers, "pings": total * buyers,
+            "client_cpu_us_per_ping": per_call_us(cpu_s, total * buyers)}
+
+
 async def bare_rates(port: int, requests: int, concurrency: int) -> dict:
     import aiohttp
     import httpx
@@ -212,6 +245,9 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--auctions", type=int, default=200, help="auctions, each pinging all 100 buyers")
     parser.add_argument("--auctions-in-flight", type=int, default=16)
+    parser.add_argument("--paced-auctions-per-s", type=int, default=100,
+                        help="auctions a second in the paced phase, each pinging three fast buyers")
+    parser.add_argument("--paced-seconds", type=float, default=10.0)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--serve", type=int, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -232,6 +268,8 @@ def main() -> None:
         print(json.dumps(results["adapted_posts"]), flush=True)
         results["ping_fanout"] = uvloop.run(ping_fanout(port, args.auctions, args.auctions_in_flight))
         print(json.dumps(results["ping_fanout"]), flush=True)
+        results["paced_pings"] = uvloop.run(paced_pings(port, args.paced_auctions_per_s, args.paced_seconds))
+        print(json.dumps(results["paced_pings"]), flush=True)
     finally:
         server.terminate()
         server.wait(10)
@@ -246,6 +284,9 @@ def main() -> None:
     print(f"pings fanned out: {fan['pings_per_s']:,}/s to {BUYERS} buyers, 10% answering after {SLOW_S:.0f} s, "
           f"{fan['auctions_in_flight']} auctions at once; fast buyers' pings p50 {fan['fast_buyer_ping_p50_ms']} ms, "
           f"p99 {fan['fast_buyer_ping_p99_ms']} ms; client CPU {fan['client_cpu_us_per_ping']} µs a ping")
+    paced = results["paced_pings"]
+    print(f"paced pings: {paced['auctions_per_s']} auctions/s, {paced['buyers_an_auction']} buyers each: "
+          f"client CPU {paced['client_cpu_us_per_ping']} µs a ping")
     write_results(results, args, RESULTS, ROOT)
 
 

@@ -144,7 +144,7 @@ KEEPALIVE_S = 4.0
 
 
 def _stale(error: CallError) -> bool:
-    """A call that failed on a pooled connection the buyer's server had closing: dropped or reset
+    """A call that failed on a pooled connection the buyer's server was closing: dropped or reset
     before any answer. The server was closing the idle connection, so its application never had
     the request; a call is sent again once, on a new connection (as HTTP clients do; a post carries
     its Idempotency-Key, docs/post-rules.md). A timeout, or a failure on a new connection, is not."""
