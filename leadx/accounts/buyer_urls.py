@@ -119,9 +119,9 @@ def parse_address(text: str) -> IPAddress | None:
 
 def looks_like_address(host: str) -> bool:
     """Whether an HTTP client takes this host for an address rather than a name to resolve
-    (aiohttp's test, and delivery's CheckedResolver's: digits and dots, or a colon). Such a host
-    never reaches a resolver, so it is judged as written; one that does not parse as an address is
-    refused."""
+    (delivery's CheckedResolver's test, which is aiohttp's: digits and dots, or a colon). Such a
+    host never reaches a resolver, so it is judged as written; one that does not parse as an address
+    is refused."""
     return ":" in host or host.replace(".", "").isdigit()
 
 

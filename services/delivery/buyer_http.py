@@ -13,14 +13,13 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import socket
 import ssl
 import time
 from dataclasses import dataclass
 
 from yarl import URL
 
-from leadx.accounts.buyer_urls import BuyerUrlRules, looks_like_address
+from leadx.accounts.buyer_urls import BuyerUrlRules, looks_like_address, resolve_host
 from leadx.auction.selection.market import BuyerAccount
 from leadx.contracts.events.v1 import events_pb2 as ev
 from leadx.delivery.buyer_auth import auth_headers
@@ -83,8 +82,8 @@ class CheckedResolver:
         (AddressRefused, not retryable), OSError when the name does not resolve."""
         if looks_like_address(host):
             return [host]
-        infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
-        addresses = list(dict.fromkeys(str(info[4][0]) for info in infos))
+        # The resolver that judges a URL when it is set, off the loop (getaddrinfo blocks).
+        addresses = list(dict.fromkeys(await asyncio.to_thread(resolve_host, host, port)))
         for address in addresses:
             refusal = self.rules.address_refusal(address, host)
             if refusal is not None:  # no retry resolves the rules away

@@ -229,8 +229,7 @@ class ConnectionPool:
         self.keepalive_s = keepalive_s
         self._resolve = resolve
         self._tls = tls
-        self._limit = limit
-        self._slots: asyncio.Semaphore | None = None  # made on the loop that calls
+        self._slots = asyncio.Semaphore(limit)  # bound to a loop only when first waited on
         self._idle: dict[tuple[str, str, int], list[_Connection]] = {}
         self._open: set[_Connection] = set()
         self._swept = time.monotonic()
@@ -243,8 +242,6 @@ class ConnectionPool:
             raise NotConnected(ValueError(f"{url.scheme or 'no'} scheme: only http and https are called"),
                                retryable=False)
         request = _request(url, body, headers)
-        if self._slots is None:
-            self._slots = asyncio.Semaphore(self._limit)
         async with asyncio.timeout(timeout_s), self._slots:
             connection = None if new_connection else self._pooled((url.scheme, url.raw_host or "", url.port or 0))
             if connection is None:
@@ -261,7 +258,7 @@ class ConnectionPool:
         idle, now = self._idle.get(key), time.monotonic()
         while idle:
             connection = idle.pop()  # the most recently used: the least likely to be closing
-            if not connection.closed and now - connection.idle_since < self.keepalive_s:
+            if self._usable(connection, now):
                 connection.reused = True
                 return connection
             self._discard(connection)
@@ -304,7 +301,7 @@ class ConnectionPool:
         """Close connections idle past the keep-alive, for buyers not called since."""
         self._swept = now
         for key, idle in list(self._idle.items()):
-            kept = [c for c in idle if not c.closed and now - c.idle_since < self.keepalive_s]
+            kept = [c for c in idle if self._usable(c, now)]
             for connection in idle:
                 if connection not in kept:
                     self._discard(connection)
@@ -312,6 +309,10 @@ class ConnectionPool:
                 self._idle[key] = kept
             else:
                 del self._idle[key]
+
+    def _usable(self, connection: _Connection, now: float) -> bool:
+        """Open, and idle less than the keep-alive."""
+        return not connection.closed and now - connection.idle_since < self.keepalive_s
 
     def _discard(self, connection: _Connection) -> None:
         connection.close()
