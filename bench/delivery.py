@@ -196,16 +196,19 @@ async def paced_pings(port: int, auctions_per_s: int, seconds: float, buyers: in
     accounts = [BuyerAccount(f"b{n}", f"buyer {n}", f"http://127.0.0.1:{port}/ping/{n}", "")
                 for n in range(1, buyers + 1)]  # never a slow one (every tenth from 0)
     total = int(auctions_per_s * seconds)
-    loop, tasks = asyncio.get_running_loop(), []
+    loop, tasks, bids = asyncio.get_running_loop(), [], 0
 
     async def auction(n: int) -> None:
+        nonlocal bids
         opened = ev.AuctionOpened(auction_id=f"P{n:09d}", lead_id=f"P{n:09d}",
                                   ping=ev.PingSubset(vertical="auto_loan", zip="10001", state="NY"))
-        await asyncio.gather(*(client.ping(buyer, opened, 5.0) for buyer in accounts))
+        results = await asyncio.gather(*(client.ping(buyer, opened, 5.0) for buyer in accounts))
+        bids += sum(r.bid_cents is not None for r in results)
 
     try:
         for n in range(20):  # connections opened and warm before the measure
             await auction(n)
+        bids = 0
         started, cpu = loop.time(), time.process_time()
         for n in range(total):
             await asyncio.sleep(max(0.0, started + n / auctions_per_s - loop.time()))
@@ -215,6 +218,7 @@ async def paced_pings(port: int, auctions_per_s: int, seconds: float, buyers: in
     finally:
         await client.close()
     return {"auctions_per_s": auctions_per_s, "buyers_an_auction": buyers, "pings": total * buyers,
+            "bids": bids,  # every ping answered with a bid, or the CPU a ping is not a ping's
             "client_cpu_us_per_ping": per_call_us(cpu_s, total * buyers)}
 
 
@@ -226,8 +230,9 @@ async def bare_rates(port: int, requests: int, concurrency: int) -> dict:
     url = f"http://127.0.0.1:{port}/post"
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     async with httpx.AsyncClient(limits=limits) as client:
-        httpx_s, httpx_cpu_s = await bounded(range(requests), concurrency,
-                                lambda _: client.post(url, content=body, headers={"Content-Type": "application/json"}))
+        httpx_s, httpx_cpu_s = await bounded(
+            range(requests), concurrency,
+            lambda _: client.post(url, content=body, headers={"Content-Type": "application/json"}))
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=concurrency)) as session:
         async def one(_):
             async with session.post(url, data=body, headers={"Content-Type": "application/json"}) as response:
@@ -286,7 +291,8 @@ def main() -> None:
           f"p99 {fan['fast_buyer_ping_p99_ms']} ms; client CPU {fan['client_cpu_us_per_ping']} µs a ping")
     paced = results["paced_pings"]
     print(f"paced pings: {paced['auctions_per_s']} auctions/s, {paced['buyers_an_auction']} buyers each: "
-          f"client CPU {paced['client_cpu_us_per_ping']} µs a ping")
+          f"client CPU {paced['client_cpu_us_per_ping']} µs a ping "
+          f"({paced['bids']:,} bids of {paced['pings']:,} pings)")
     write_results(results, args, RESULTS, ROOT)
 
 
