@@ -4,10 +4,10 @@ One transaction per event made the ledger the busiest process on the machine (ab
 at 100 leads/s on SQLite). Handlers now hand their event to this writer and wait for the flush
 that commits it, so the consumer still commits offsets only after the event is in SQL.
 
-A transaction has a fixed cost, some fifteen statements through the ORM whatever its size (one
-query per table, services/ledger/batch_rows.py), then little per event: on PostgreSQL bench/ledger.py
-records a sold lead for about 0.7 ms of CPU in batches of 300 and 7 ms when its six events are a
-transaction of their own (SQLite: 0.55 and 5.3 ms; 2026-12-07). So the writer lingers for a batch to
+A transaction has a fixed cost, some fifteen statements whatever its size (one query per table,
+services/ledger/batch_rows.py), then little per event: on PostgreSQL bench/ledger.py records a sold
+lead for about 0.5 ms of CPU in batches of 180 events and 1.5 ms in batches of 30 (SQLite: 0.35 and
+1.0 ms; 2026-12-07). So the writer lingers for a batch to
 gather, 300 ms unless LEDGER_LINGER_MS says otherwise: in the whole at 100 leads/s that makes
 batches of 169 to 195 events rather than 95 at 100 ms, and saved 0.6 ms of the ledger's CPU and
 0.5 of PostgreSQL's a sold lead (bench/README.md, 2026-12-07); `leadx_ledger_batch_events` shows

@@ -42,6 +42,7 @@ from leadx.platform.db.models import (
 from leadx.platform.kafka.envelope import Envelope
 from leadx.platform.utc_days import period_start, utc_day
 from services.ledger import batch_rows, metrics
+from services.ledger.batch_rows import Row
 
 CONSUMER = "ledger"
 _COUNTERS = "leadx.counters"  # session.info key of the counter additions awaiting _write_counters
@@ -83,6 +84,7 @@ class Recorder:
                               processed_at_ms=now)
                 self._apply[envelope.topic](session, envelope.message)
             _write_rows(session)
+            batch_rows.write(session)
             _write_counters(session)
             batch_rows.forget(session)
         # Counted once committed: a batch that failed is applied again, and counted then.
@@ -90,24 +92,24 @@ class Recorder:
         return applied
 
 
-def _lead(session: Session, lead_id: str) -> Lead:
+def _lead(session: Session, lead_id: str) -> Row:
     lead = batch_rows.get(session, Lead, lead_id, lock=True)
     if lead is None:
         now = _now_ms()
-        lead = Lead(id=lead_id, seller_id="", vertical="", status=None, status_rank=0, submitted_at_ms=now,
-                    updated_at_ms=now, min_price_cents=0, direct_buyer_id="", seller_reference="", redrives=0)
-        batch_rows.created(session, Lead, lead_id, lead)
+        lead = batch_rows.create(session, Lead, lead_id, id=lead_id, seller_id="", vertical="", status=None,
+                                 status_rank=0, submitted_at_ms=now, updated_at_ms=now, min_price_cents=0,
+                                 direct_buyer_id="", seller_reference="", redrives=0)
     return lead
 
 
-def _advance(lead: Lead, status: str) -> None:
+def _advance(lead: Row, status: str) -> None:
     if lead_status.advances(lead.status, status):
         lead.status = status
         lead.status_rank = lead_status.RANK[status]
         lead.updated_at_ms = _now_ms()
 
 
-def _fill(lead: Lead, source: ev.Lead, fields_of: FieldsOf) -> None:
+def _fill(lead: Row, source: ev.Lead, fields_of: FieldsOf) -> None:
     """Store the submitted lead whole (its sealed fields opened): lead_message() must be able to rebuild it."""
     lead.seller_id = source.seller_id
     lead.vertical = source.vertical
@@ -154,11 +156,11 @@ def _insert_later(session: Session, model, **row) -> None:
 
 def _write_rows(session: Session) -> None:
     """Insert the transaction's insert-only rows (_insert_later), one statement per table (COPY on
-    PostgreSQL, leadx.platform.db.bulk_insert). They go before the ORM's own rows, which are flushed
-    by the next statement (_write_counters) or the commit: no table references another, and every
-    batch writes its tables in the same order, so two ledger replicas briefly holding one partition
-    still meet their rows in one order. As ORM objects they cost the unit of work's bookkeeping
-    each, about as much CPU as the rest of the ledger's work for them."""
+    PostgreSQL, leadx.platform.db.bulk_insert). They go before the rows the batch reads and changes
+    (batch_rows.write): no table references another, and every batch writes its tables in the same
+    order, so two ledger replicas briefly holding one partition still meet their rows in one order.
+    As ORM objects they cost the unit of work's bookkeeping each, about as much CPU as the rest of
+    the ledger's work for them."""
     for table, rows in session.info.pop(_ROWS, {}).items():
         insert_rows(session, table, rows)
 
@@ -199,9 +201,9 @@ def _book(session: Session, kind: str, lead_id: str, buyer_id: str, seller_id: s
         return
     make_entries = billing.sale_entries if kind == billing.SALE else billing.return_entries
     entries = make_entries(buyer_id, seller_id, price_cents, fee_cents)
-    batch_rows.created(session, LedgerTransaction, transaction_id, LedgerTransaction(
-        id=transaction_id, kind=kind, lead_id=lead_id, buyer_id=buyer_id, seller_id=seller_id,
-        amount_cents=price_cents, fee_cents=fee_cents, at_ms=at_ms))
+    batch_rows.create(session, LedgerTransaction, transaction_id, id=transaction_id, kind=kind, lead_id=lead_id,
+                      buyer_id=buyer_id, seller_id=seller_id, amount_cents=price_cents, fee_cents=fee_cents,
+                      at_ms=at_ms)
     for entry in entries:
         _insert_later(session, LedgerEntry, transaction_id=transaction_id, account=entry.account,
                       amount_cents=entry.amount_cents, at_ms=at_ms)
@@ -236,13 +238,13 @@ def _scored(session: Session, message: ev.LeadScored, fields_of: FieldsOf) -> No
     _advance(lead, lead_status.SCORED)
 
 
-def _auction(session: Session, auction_id: str, lead_id: str, closes_at_ms: int) -> Auction:
+def _auction(session: Session, auction_id: str, lead_id: str, closes_at_ms: int) -> Row:
     """The auction's row, made by whichever of its opening and its close the ledger reads first
     (they are two topics: either may come first)."""
     auction = batch_rows.get(session, Auction, auction_id)
     if auction is None:
-        auction = Auction(id=auction_id, lead_id=lead_id, offered_buyers=0, opened_at_ms=0, closes_at_ms=closes_at_ms)
-        batch_rows.created(session, Auction, auction_id, auction)
+        auction = batch_rows.create(session, Auction, auction_id, id=auction_id, lead_id=lead_id, offered_buyers=0,
+                                    opened_at_ms=0, closes_at_ms=closes_at_ms)
     return auction
 
 
@@ -280,13 +282,12 @@ def _sale_closed(session: Session, message: ev.SaleClosed) -> None:
             county, submitted_at_ms = _county(known), known.submitted_at_ms
         else:  # sale.closed came first: no ZIP yet, and the lead's time as the sale carries it
             county, submitted_at_ms = "", message.submitted_at_ms
-        batch_rows.created(session, Sale, (message.lead_id, message.buyer_id), Sale(
-            lead_id=message.lead_id, auction_id=message.auction_id, sold=sold,
-            buyer_id=message.buyer_id, seller_id=message.seller_id,
+        batch_rows.create(
+            session, Sale, (message.lead_id, message.buyer_id), lead_id=message.lead_id,
+            auction_id=message.auction_id, sold=sold, buyer_id=message.buyer_id, seller_id=message.seller_id,
             price_cents=message.price_cents, seller_fee_cents=message.seller_fee_cents,
             vertical=message.vertical, state=message.state, county=county, attempts=message.attempts,
-            closed_at_ms=message.closed_at_ms, returned=False, submitted_at_ms=submitted_at_ms,
-        ))
+            closed_at_ms=message.closed_at_ms, returned=False, submitted_at_ms=submitted_at_ms)
         for buyer_id in message.posted_buyer_ids:
             _insert_later(session, BuyerPosting, lead_id=message.lead_id, buyer_id=buyer_id,
                           posted_at_ms=message.closed_at_ms)
@@ -307,17 +308,16 @@ def _sale_closed(session: Session, message: ev.SaleClosed) -> None:
     _advance(lead, lead_status.SOLD if sold else lead_status.UNSOLD)
 
 
-def _fill_from_prospect(session: Session, lead: Lead) -> None:
+def _fill_from_prospect(session: Session, lead: Row) -> None:
     """A customer of an imported list sold in a list auction was never a lead here: its record is
     the prospect's, so that its buyer can read what it bought like any lead (GET /v1/leads/{id})."""
-    with session.no_autoflush:  # the new lead row has no status yet: it gets one just after
-        prospect = session.get(Prospect, lead.id)
+    prospect = session.get(Prospect, lead.id)
     if prospect is not None:
         lead.fields, lead.vertical, lead.state = dict(prospect.fields or {}), prospect.vertical, prospect.state
         lead.probability, lead.cluster = prospect.probability, prospect.cluster
 
 
-def _county(lead: Lead) -> str:
+def _county(lead: Row) -> str:
     """The county of the lead's ZIP."""
     return zip_counties().get(str((lead.fields or {}).get("zip", "")), "")
 

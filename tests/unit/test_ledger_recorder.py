@@ -402,3 +402,33 @@ def test_a_lead_whose_every_event_comes_in_one_batch_is_recorded_as_one_by_one(s
         balances = dict(session.execute(select(AccountBalance.account, AccountBalance.balance_cents)).all())
         assert set(balances.values()) == {0}  # sold, then returned: every account back where it was
         assert session.scalar(select(func.count()).select_from(LedgerTransaction)) == 2
+
+
+def test_a_row_set_to_the_value_it_had_is_not_written_again(sessions):
+    """The batch's rows note the columns a handler changed: an event that sets its lead's columns to
+    the values they have (the sale published again under another id sets the seller it has) sends
+    no UPDATE, as the ORM sent none."""
+    recorder = Recorder(sessions, TEST_KEYRING)
+    events = life_cycle()
+    recorder.apply_many(events)
+    late = envelope(topics.SALE_CLOSED, events[-1].message, "late-sale")
+    sent = statements_of(sessions, lambda: recorder.apply_many([late]))
+    assert "UPDATE LEADS SET" not in sent and sent["INSERT INTO PROCESSED_EVENTS"] <= 1
+    with sessions() as session:
+        assert session.get(Lead, LEAD.lead_id).status == "sold"
+
+
+def test_a_lead_made_before_its_fields_came_has_none_in_sql(sessions):
+    """A lead row made by its sale (read before its submission) leaves its fields out, so they are
+    SQL NULL, which the dedup rebuild and the re-drive sweep select on (`fields IS NOT NULL`); its
+    submission then fills them."""
+    recorder = Recorder(sessions, TEST_KEYRING)
+    events = life_cycle()
+    recorder.apply(events[-1])
+    with sessions() as session:
+        assert session.scalars(select(Lead.id).where(Lead.fields.is_(None))).all() == [LEAD.lead_id]
+        assert session.get(Lead, LEAD.lead_id).state == ""  # its column default, as the ORM gave it
+    recorder.apply_many(events[:-1])
+    with sessions() as session:
+        assert session.scalars(select(Lead.id).where(Lead.fields.is_not(None))).all() == [LEAD.lead_id]
+        assert session.get(Lead, LEAD.lead_id).status == "sold"
