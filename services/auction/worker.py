@@ -59,6 +59,8 @@ def make_app(settings: AuctionSettings) -> faust.App:
         # A killed worker's partitions move within the session timeout (KAFKA_SESSION_TIMEOUT_MS).
         **clients.faust_group_timeouts(kafka),
         web_enabled=False,
+        # Its clients' id in the brokers' request logs and quotas (faust's default names its version).
+        broker_client_id=topics.group(kafka.topic_prefix, "auction"),
     )
 
 

@@ -42,6 +42,7 @@ class VerdictWaiter:
 
     async def start(self) -> None:
         self._consumer = clients.consumer(self.settings, group_id=None, enable_auto_commit=False,
+                                          client_id=topics.group(self.settings.topic_prefix, "intake-verdicts"),
                                           **clients.flow_fetches(self.settings, "answer"))
         await self._consumer.start()
         partitions = await partitions_of(self._consumer, (self._verified, self._rejected))

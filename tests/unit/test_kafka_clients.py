@@ -188,6 +188,31 @@ def test_every_group_consumer_takes_its_timeouts_from_the_session_timeout(consum
     assert app.conf.producer_linger == 0.002  # as EventProducer's: the worker's records share requests
 
 
+def test_every_client_of_the_flow_names_itself_after_its_group(consumers_made, tmp_path):
+    """A broker's request log and its quotas know a client by its id: each consumer group's is its
+    group's name, the intake's verdict reader's its own, the auction's faust clients' the auction's
+    (aiokafka's and faust's defaults name only their version, the same for every service)."""
+    from services.auction.worker import make_app
+    from services.intake.verdicts import VerdictWaiter
+
+    kafka = KafkaSettings(bootstrap_servers="127.0.0.1:1", topic_prefix="t.", partitions=1, replication_factor=1,
+                          idempotence=False)
+
+    async def make_them() -> None:
+        await make_a_services_consumer_and_the_bid_feeds(kafka)
+        verdicts = VerdictWaiter(kafka)
+        with pytest.raises(KafkaConnectionError):  # nothing listens: made, then fails to start
+            await verdicts.start()
+        assert verdicts._consumer is not None
+        await verdicts._consumer.stop()
+    asyncio.run(make_them())
+    assert [options["client_id"] for options in consumers_made] == [
+        "t.leadx-pings", "leadx-auction-bids", "t.leadx-intake-verdicts"]  # the feed's group as the helper names it
+    assert [options.get("group_id") for options in consumers_made] == ["t.leadx-pings", "leadx-auction-bids", None]
+    app = make_app(SimpleNamespace(common=SimpleNamespace(kafka=kafka), data_dir=str(tmp_path)))
+    assert app.conf.broker_client_id == "t.leadx-auction"
+
+
 def test_every_consumer_of_the_flow_waits_for_the_fetch_min_bytes_and_a_probe_does_not(monkeypatch, consumers_made):
     """Apache Kafka answers a fetch when any record arrives: at the default of 1 byte each record
     woke each consumer on its own (docs/configuration.md, KAFKA_FETCH_MIN_BYTES)."""
