@@ -157,10 +157,9 @@ def create(session: Session, model: Any, key: Any, **values: Any) -> Row:
 
 
 def write(session: Session) -> None:
-    """Insert the batch's new rows, table by table in the order the batch first made one (each
-    table's rows that set the same columns in one statement), then update the changed columns of
-    the rows it read (each table's rows that changed the same columns in one executemany, in
-    primary key order)."""
+    """Insert the batch's new rows (a table's rows that set the same columns in one statement, in
+    the order the batch first made one of them), then update the changed columns of the rows it
+    read (a table's rows that changed the same columns in one executemany, in primary key order)."""
     new: dict[tuple[Table, frozenset[str]], list[dict[str, Any]]] = {}
     for row in session.info.pop(_NEW, []):
         values = row.values()

@@ -159,8 +159,8 @@ def _write_rows(session: Session) -> None:
     PostgreSQL, leadx.platform.db.bulk_insert). They go before the rows the batch reads and changes
     (batch_rows.write): no table references another, and every batch writes its tables in the same
     order, so two ledger replicas briefly holding one partition still meet their rows in one order.
-    As ORM objects they cost the unit of work's bookkeeping each, about as much CPU as the rest of
-    the ledger's work for them."""
+    As ORM objects they would cost the unit of work's bookkeeping each, about as much CPU as the
+    rest of the ledger's work for them."""
     for table, rows in session.info.pop(_ROWS, {}).items():
         insert_rows(session, table, rows)
 
