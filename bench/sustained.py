@@ -45,6 +45,12 @@ run the figures are also given per rate as medians with their lowest and highest
 the two ranges are apart: one run of the whole moves by up to a fifth from the next identical one
 on this machine.
 
+A change of the code against an earlier revision, in the same bench run: `--baseline-code REVISION`
+runs the baseline's services from a git worktree of that revision (bench/checkouts.py: the same
+interpreter and libraries, in that checkout's directory) and the variant's from this checkout,
+alternating as above; the bench itself, the buyers and the load generator are this checkout's. The
+database is brought to each side's own schema; the two revisions must use the same libraries.
+
 Figures are printed and written to bench/results/sustained.json.
 """
 
@@ -52,6 +58,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import random
 import subprocess
@@ -67,6 +74,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+import checkouts
 from comparison import BASELINE, VARIANT, changes, run_order, summarize
 from loadgen import open_loop, percentile, rate_list, write_results
 from stages import run_stages, slowest
@@ -149,12 +157,15 @@ BROKER_SETTING = "broker:"  # a --compare setting of the broker's server.propert
 
 @dataclass(frozen=True)
 class Settings:
-    """What one run sets: the services' environment and Apache Kafka's server.properties."""
+    """What one run sets: the services' environment, Apache Kafka's server.properties, and the
+    checkout whose services run (None: this one)."""
 
     env: dict[str, str] = field(default_factory=dict)
     broker: dict[str, str] = field(default_factory=dict)
+    code_dir: Path | None = None
 
     def with_changes(self, settings: list[tuple[str, str]]) -> Settings:
+        """These settings changed, on this checkout's code."""
         env, broker = dict(self.env), dict(self.broker)
         for name, value in settings:
             if name.startswith(BROKER_SETTING):
@@ -166,10 +177,11 @@ class Settings:
 
 def start_exchange(run_dir: Path, database: str, broker: str, window_s: float, partitions: int,
                    replicas: dict[str, int] | None = None, env: dict[str, str] | None = None,
-                   broker_properties: dict[str, str] | None = None) -> Exchange:
+                   broker_properties: dict[str, str] | None = None, code_dir: Path | None = None) -> Exchange:
     """The exchange, ready. `replicas`: how many processes of a service (1 unless said), the
     first named as the service, the others `<service>-2`, `<service>-3`...; `broker_properties`:
-    Apache Kafka's server.properties over the local stack's."""
+    Apache Kafka's server.properties over the local stack's; `code_dir`: the checkout whose
+    services run (bench/checkouts.py; None: this one)."""
     postgres = LocalPostgres(durable=True) if database == "postgresql" else None
     database_url = postgres.start() if postgres is not None else None
     extra_env = {"INTAKE_RATE_LIMIT_PER_SECOND": "0"}
@@ -178,7 +190,7 @@ def start_exchange(run_dir: Path, database: str, broker: str, window_s: float, p
     extra_env.update(env or {})
     stack = LocalStack(run_dir, broker=broker, topic_prefix=PREFIX, partitions=partitions,
                        auction_window_s=window_s, database_url=database_url, extra_env=extra_env,
-                       kafka_properties=dict(broker_properties or {}))
+                       kafka_properties=dict(broker_properties or {}), code_dir=code_dir)
     exchange = Exchange(stack, api_key="", postgres=postgres)
     try:
         stack.start_infra()
@@ -364,7 +376,7 @@ def run(args, database: str, settings: Settings, label: str = BASELINE, repeat: 
     named = f" ({label}, run {repeat + 1} of {args.repeats})" if labelled else ""
     print(f"--- {database}, {args.broker}{named}: starting the exchange ...", flush=True)
     exchange = start_exchange(run_dir, database, args.broker, args.window, args.partitions, env=settings.env,
-                              broker_properties=settings.broker)
+                              broker_properties=settings.broker, code_dir=settings.code_dir)
     commit_interval_s = int(settings.env.get("KAFKA_COMMIT_INTERVAL_MS", DEFAULT_COMMIT_INTERVAL_MS)) / 1000
     phases = []
     try:
@@ -448,12 +460,15 @@ def report(runs: list[dict], labelled: bool = False) -> None:
                   + " ".join(f"{p['cpu_ms_per_sold_lead'][name]!s:>11}" for p in result["phases"]))
 
 
-def report_repeats(summary: dict, found: dict, variant: list[tuple[str, str]]) -> None:
+def report_repeats(summary: dict, found: dict, variant: list[tuple[str, str]],
+                   baseline_code: dict | None = None) -> None:
     """Each figure's median over the runs (lowest-highest), the variant's against the baseline's."""
-    if variant:
-        print("\n=== the variant, " + " ".join(f"{name}={value}" for name, value in variant)
-              + ", against the baseline (medians of the runs, lowest-highest; better or worse only where the"
-              " ranges are apart):")
+    if variant or baseline_code:
+        what = " ".join(f"{name}={value}" for name, value in variant)
+        if baseline_code:
+            what = f"this checkout's code{', ' + what if what else ''} (the baseline: {baseline_code['revision']}'s)"
+        print(f"\n=== the variant, {what}, against the baseline (medians of the runs, lowest-highest; better"
+              " or worse only where the ranges are apart):")
     for database, labels in summary.items():
         for label, rates in labels.items():
             for rate, figures in rates.items():
@@ -497,6 +512,10 @@ def main() -> int:
                         help="run a variant beside the baseline, with this service setting (or broker:NAME=VALUE,"
                              " a server.property) over --env and --broker-property (repeatable: one variant"
                              " with all of them); the runs alternate, baseline first (see --repeats)")
+    parser.add_argument("--baseline-code", metavar="REVISION",
+                        help="the baseline runs the services of this git revision (a worktree of it,"
+                             " bench/checkouts.py), the variant this checkout's, over the same settings"
+                             " (and --compare's, if given); the runs alternate as with --compare")
     parser.add_argument("--repeats", type=int, default=1,
                         help="runs of each (the baseline, and the variant when comparing), alternating A B B A ...;"
                              " the figures are then given as medians with their range (default 1)")
@@ -510,12 +529,24 @@ def main() -> int:
     unknown = set(databases) - {"sqlite", "postgresql"}
     if unknown:
         parser.error(f"unknown databases: {', '.join(sorted(unknown))}")
-    baseline = Settings(dict(args.env), dict(args.broker_property))
-    settings = {BASELINE: baseline, VARIANT: baseline.with_changes(args.compare)}
-    order = run_order(args.repeats, comparing=bool(args.compare))
+    if args.baseline_code is not None:
+        try:
+            checkouts.commit_of(args.baseline_code)
+        except ValueError as error:
+            parser.error(f"--baseline-code: {error}")
+    comparing = bool(args.compare) or args.baseline_code is not None
+    order = run_order(args.repeats, comparing=comparing)
     repeated = len(order) > 1
-    runs = [run(args, database, settings[label], label, repeat, labelled=repeated)
-            for database in databases for label, repeat in order]
+    with contextlib.ExitStack() as stack:
+        baseline_code, code_dir = None, None
+        if args.baseline_code is not None:
+            code_dir, commit = stack.enter_context(checkouts.checkout(args.baseline_code))
+            baseline_code = {"revision": args.baseline_code, "commit": commit}
+            print(f"baseline: the services of {args.baseline_code} ({commit[:12]}), checked out in {code_dir}")
+        baseline = Settings(dict(args.env), dict(args.broker_property), code_dir)
+        settings = {BASELINE: baseline, VARIANT: baseline.with_changes(args.compare)}
+        runs = [run(args, database, settings[label], label, repeat, labelled=repeated)
+                for database in databases for label, repeat in order]
     stages = run_stages(databases) if args.stages else {}
     for result in runs:
         if any("leads_per_s" in stage for stage in stages.values()):
@@ -524,7 +555,7 @@ def main() -> int:
     summary = summarize(runs) if repeated else {}
     found = changes(summary) if repeated else {}
     if repeated:
-        report_repeats(summary, found, args.compare)
+        report_repeats(summary, found, args.compare, baseline_code)
     for name, stage in stages.items():
         if "error" in stage:
             print(f"stage alone: {name:>9} FAILED: {stage['error'][0]}")
@@ -534,6 +565,8 @@ def main() -> int:
     results: dict = {"runs": runs, "stages_alone": stages}
     if repeated:
         results |= {"summary": summary, "variant": dict(args.compare), "variant_against_baseline": found}
+    if baseline_code is not None:
+        results |= {"baseline_code": baseline_code, "variant_code": checkouts.this_checkout()}
     write_results(results, args, RESULTS, ROOT)
     # A lead with two outcomes is wrong at any rate; one without, only "not yet" past the sustainable rate.
     sound = all(not p["with_two_outcomes"] for r in runs for p in r["phases"])

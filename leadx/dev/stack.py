@@ -158,6 +158,7 @@ class ManagedProcess:
     start_timeout_s: float = 20
     stop_timeout_s: float = 15  # after SIGTERM, before SIGKILL
     log_offset: int = 0  # where its log stood when it was last started
+    cwd: Path | None = None  # its working directory (None: this process's), where `python -m` finds its code
 
     def start(self) -> None:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -165,9 +166,9 @@ class ManagedProcess:
             self.log_offset = log.tell()
             # In tests, a fork of the warm launcher (leadx/dev/warm_start.py) where it is the same start.
             warm = warm_start.launcher()
-            forked = warm.start(self.args, self.env, self.log_path) if warm is not None else None
+            forked = warm.start(self.args, self.env, self.log_path, self.cwd) if warm is not None else None
             self.process = forked or subprocess.Popen(self.args, env=self.env, stdout=log, stderr=subprocess.STDOUT,
-                                                      start_new_session=True)
+                                                      start_new_session=True, cwd=self.cwd)
 
     def _running(self) -> Child | None:
         """The process while it runs, else None."""
@@ -233,6 +234,10 @@ class LocalStack:
     pii_keys: str = field(default_factory=lambda: sealing.new_key("local"))  # LEADX_PII_KEYS
     portal_port: int | None = None  # the portal's port; None: a free port
     portal_secret: str = field(default_factory=lambda: secrets.token_urlsafe(32))  # PORTAL_SESSION_SECRET
+    # The checkout whose services run, and whose schema the database is brought to (None: this one):
+    # `python -m services.<name>.main` in that directory imports its leadx and services first. The
+    # benches compare two revisions of the code this way (bench/sustained.py --baseline-code).
+    code_dir: Path | None = None
 
     def __post_init__(self) -> None:
         if self.broker not in BROKERS:
@@ -265,6 +270,10 @@ class LocalStack:
         """Bring the database to this code's schema revision, once, before any service starts: the
         services only check the revision (leadx.platform.db.schema), as they do in a deployment
         where `leadx db upgrade` runs first."""
+        if self.code_dir is not None:  # that code's schema, by that code's `leadx db upgrade`
+            subprocess.run([sys.executable, "-m", "leadx.cli.main", "db", "upgrade"], cwd=self.code_dir, check=True,
+                           env={**os.environ, "DATABASE_URL": self.database_url or ""}, stdout=subprocess.DEVNULL)
+            return
         from leadx.platform.db.engine import make_engine
         from leadx.platform.db.schema import upgrade
 
@@ -405,7 +414,7 @@ class LocalStack:
             env.setdefault("LEADX_HEALTH_URLS", ",".join(filter(None, [
                 self.health_urls(without=name), f"{name}=http://127.0.0.1:{env['HEALTH_PORT']}"])))
         process = ManagedProcess(name, [sys.executable, "-m", f"services.{service}.main"], env,
-                                 self.run_dir / "logs" / f"{name}.log", ready_url)
+                                 self.run_dir / "logs" / f"{name}.log", ready_url, cwd=self.code_dir)
         self.services[name] = process
         return process
 

@@ -242,10 +242,13 @@ class _Launcher:
             self._process.wait(10)
             self._process = None
 
-    def start(self, args: list[str], env: dict[str, str], log_path: Path) -> ForkedProcess | None:
+    def start(self, args: list[str], env: dict[str, str], log_path: Path,
+              cwd: Path | None = None) -> ForkedProcess | None:
         """The service `args` would start with `env`, forked; None when a fork would not be the
-        interpreter those would start (another command, or other startup variables)."""
-        if len(args) != 3 or args[:2] != [sys.executable, "-m"]:
+        interpreter those would start (another command, or other startup variables), or when it is
+        to start in a directory of its own (`cwd`: another checkout's code, which a fork of this
+        launcher, whose leadx package is this checkout's, would not import)."""
+        if len(args) != 3 or args[:2] != [sys.executable, "-m"] or cwd is not None:
             return None
         request = {"module": args[2], "env": env, "cwd": os.getcwd(), "log": str(log_path.resolve())}
         with self._lock:
