@@ -47,6 +47,16 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     warm_start.disable()
 
 
+@pytest.fixture
+def warm():
+    """The session's warm launcher (pytest_configure enables it), or one for this test when it is off."""
+    enabled_here = warm_start.launcher() is None
+    warm_start.enable()
+    yield warm_start.launcher()
+    if enabled_here:
+        warm_start.disable()
+
+
 # `leadx run` as the tests start it: at a lower CPU priority. Its start is a burst of ten cold
 # processes (a broker, Redis and seven services importing their libraries), and beside it the shared
 # exchange's 1-second auctions on the other worker once went without an answer from any of their

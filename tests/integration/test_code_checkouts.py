@@ -46,16 +46,6 @@ def test_a_checkout_is_the_revision_s_tree_and_is_gone_afterwards(checkouts):
         checkouts.commit_of("no-such-revision")
 
 
-@pytest.fixture
-def warm():
-    """The session's launcher (tests/conftest.py enables it), or one for this test when it is off."""
-    enabled_here = warm_start.launcher() is None
-    warm_start.enable()
-    yield warm_start.launcher()
-    if enabled_here:
-        warm_start.disable()
-
-
 def test_a_service_started_in_a_checkout_imports_that_checkout_s_code(checkouts, tmp_path, warm):
     assert warm is not None
     with checkouts.checkout("HEAD") as (directory, _):

@@ -32,16 +32,6 @@ def facts_of(process: ManagedProcess) -> dict:
     return json.loads(str(line))
 
 
-@pytest.fixture
-def warm():
-    """The session's launcher (tests/conftest.py enables it), or one for this test when it is off."""
-    enabled_here = warm_start.launcher() is None
-    warm_start.enable()
-    yield warm_start.launcher()
-    if enabled_here:
-        warm_start.disable()
-
-
 def test_a_forked_service_finds_its_process_as_a_fresh_interpreter_would(warm, tmp_path, monkeypatch):
     monkeypatch.setenv("PROBE_UNSET", "the test process's, not the service's")
     forked = probe(tmp_path, "forked", PROBE_THEN="wait", PROBE_ON_TERM="exit")
