@@ -49,7 +49,8 @@ A change of the code against an earlier revision, in the same bench run: `--base
 runs the baseline's services from a git worktree of that revision (bench/checkouts.py: the same
 interpreter and libraries, in that checkout's directory) and the variant's from this checkout,
 alternating as above; the bench itself, the buyers and the load generator are this checkout's. The
-database is brought to each side's own schema; the two revisions must use the same libraries.
+database is brought to each side's own schema (the bench writes its seller and buyers with this
+checkout's code, so their tables must not differ); the two revisions must use the same libraries.
 
 Figures are printed and written to bench/results/sustained.json.
 """
