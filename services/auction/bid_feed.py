@@ -128,7 +128,7 @@ class BidFeed:
         if self.consumer is not None:
             return self.consumer
         self.consumer = clients.consumer(
-            self.kafka, group_id=self.group_id, client_id=self.group_id, enable_auto_commit=False,
+            self.kafka, group_id=self.group_id, enable_auto_commit=False,
             # As the faust worker reads its topics: a feed without a commit starts at the beginning.
             auto_offset_reset="earliest", **clients.flow_fetches(self.kafka),
             **clients.group_timeouts(self.kafka))

@@ -188,7 +188,7 @@ def test_every_group_consumer_takes_its_timeouts_from_the_session_timeout(consum
     assert app.conf.producer_linger == 0.002  # as EventProducer's: the worker's records share requests
 
 
-def test_every_client_of_the_flow_names_itself_after_its_group(consumers_made, tmp_path):
+def test_every_client_of_the_flow_names_itself_after_its_group(monkeypatch, tmp_path):
     """A broker's request log and its quotas know a client by its id: each consumer group's is its
     group's name, the intake's verdict reader's its own, the auction's faust clients' the auction's
     (aiokafka's and faust's defaults name only their version, the same for every service)."""
@@ -197,6 +197,13 @@ def test_every_client_of_the_flow_names_itself_after_its_group(consumers_made, t
 
     kafka = KafkaSettings(bootstrap_servers="127.0.0.1:1", topic_prefix="t.", partitions=1, replication_factor=1,
                           idempotence=False)
+    made: list[AIOKafkaConsumer] = []
+    make_consumer = clients.consumer
+
+    def recorded(settings, *topic_names, **options):
+        made.append(make_consumer(settings, *topic_names, **options))
+        return made[-1]
+    monkeypatch.setattr(clients, "consumer", recorded)
 
     async def make_them() -> None:
         await make_a_services_consumer_and_the_bid_feeds(kafka)
@@ -205,10 +212,16 @@ def test_every_client_of_the_flow_names_itself_after_its_group(consumers_made, t
             await verdicts.start()
         assert verdicts._consumer is not None
         await verdicts._consumer.stop()
+        # A one-off reader without a group keeps aiokafka's own id; one given an id keeps it.
+        probe, named = make_consumer(kafka, group_id=None), make_consumer(kafka, group_id="g", client_id="mine")
+        assert probe._client._client_id.startswith("aiokafka-") and named._client._client_id == "mine"
+        await probe.stop()
+        await named.stop()
     asyncio.run(make_them())
-    assert [options["client_id"] for options in consumers_made] == [
+    assert [consumer._client._client_id for consumer in made] == [
         "t.leadx-pings", "leadx-auction-bids", "t.leadx-intake-verdicts"]  # the feed's group as the helper names it
-    assert [options.get("group_id") for options in consumers_made] == ["t.leadx-pings", "leadx-auction-bids", None]
+    assert [consumer._group_id for consumer in made] == ["t.leadx-pings", "leadx-auction-bids", None]
+
     app = make_app(SimpleNamespace(common=SimpleNamespace(kafka=kafka), data_dir=str(tmp_path)))
     assert app.conf.broker_client_id == "t.leadx-auction"
 

@@ -63,7 +63,11 @@ def producer(brokers: Brokers, **options: Any) -> AIOKafkaProducer:
 
 def consumer(brokers: Brokers, *topics: str, idle_fetch_wait_ms: int = 0, **options: Any) -> AIOKafkaConsumer:
     """An aiokafka consumer; with `idle_fetch_wait_ms` and a fetch minimum above 1 byte, its fetch
-    after an empty one waits that long for the first byte (leadx.platform.kafka.idle_fetches)."""
+    after an empty one waits that long for the first byte (leadx.platform.kafka.idle_fetches). A
+    group's consumer is named (`client_id`) after its group unless told: a broker's request log and
+    its quotas know a client by that name, which aiokafka's default gives every client alike."""
+    if options.get("group_id") and "client_id" not in options:
+        options["client_id"] = options["group_id"]
     return IdleAwareConsumer(*topics, idle_fetch_wait_ms=idle_fetch_wait_ms, **connection_options(brokers),
                              **options)
 

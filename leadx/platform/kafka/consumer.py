@@ -115,7 +115,6 @@ class EventConsumer:
         self._consumer = clients.consumer(
             settings,
             group_id=self.group_id,
-            client_id=self.group_id,  # the broker's request log and quotas tell the groups apart
             enable_auto_commit=False,
             # 'earliest' so that a new group never silently skips events already published.
             auto_offset_reset="earliest",
