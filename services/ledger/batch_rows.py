@@ -99,7 +99,6 @@ def load(session: Session, envelopes: list[Envelope]) -> None:
             kind = billing.RETURN if topic == topics.LEAD_RETURNED else billing.SALE
             transactions.add(billing.transaction_id(kind, lead_id, message.buyer_id))
     rows = session.info.setdefault(_ROWS, {})
-    session.info.setdefault(_NEW, [])
     if leads:
         table = _table(Lead)
         found = _rows(session, table, select(table).where(table.c.id.in_(sorted(leads)))

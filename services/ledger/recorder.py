@@ -2,7 +2,7 @@
 
 A batch of events is applied in one transaction, each event's id recorded in processed_events in
 it, so a redelivered event changes nothing (services/ledger/batching.py gathers the batches,
-services/ledger/batch_rows.py reads the rows they touch). Statuses only move forward (see
+services/ledger/batch_rows.py reads and writes the rows they touch). Statuses only move forward (see
 leadx.leads.status), so events of one lead arriving out of order still leave the right final status.
 """
 

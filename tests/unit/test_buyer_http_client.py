@@ -233,8 +233,8 @@ def test_a_connection_dropped_after_an_interim_answer_on_a_pooled_connection_is_
 
 
 @pytest.mark.parametrize("header", [{"X-Sig": "a\r\nX-Injected: 1"}, {"X-Sig\n": "a"}, {"X:Sig": "a"},
-                                    {"X-Sig": "caf\u00e9 \u2713"}],
-                         ids=["CRLF", "LF in a name", "colon", "not Latin-1"])
+                                    {"X-Sig": "caf\u00e9 \u2713"}, {"": "a"}],
+                         ids=["CRLF", "LF in a name", "colon", "not Latin-1", "no name"])
 def test_a_header_that_cannot_be_written_is_not_sent(header):
     async def scenario():
         async with ScriptedServer(lambda n: OK) as server:
