@@ -52,6 +52,13 @@ alternating as above; the bench itself, the buyers and the load generator are th
 database is brought to each side's own schema (the bench writes its seller and buyers with this
 checkout's code, so their tables must not differ); the two revisions must use the same libraries.
 
+With `--count-requests` (Apache Kafka only) the broker logs every request it completes, and each
+phase counts those of its span (the same as its CPU's: the phase and its drain) by kind and client
+id (leadx.dev.broker_requests): requests a sold lead, the broker's mean handling time, the
+partitions with records a fetch brought and the partition batches a produce carried. The logging
+costs the broker CPU, so such a run's CPU figures are marked (`broker_request_log`) and are not
+compared with others'.
+
 Figures are printed and written to bench/results/sustained.json.
 """
 
@@ -83,6 +90,7 @@ from stages import run_stages, slowest
 from leadx.accounts import accounts, partnerships
 from leadx.contracts import topics
 from leadx.contracts.events.v1 import events_pb2 as ev
+from leadx.dev.broker_requests import RequestLog
 from leadx.dev.demo.consumers import make_consumer
 from leadx.dev.postgres import LocalPostgres
 from leadx.dev.stack import LOCAL_BUYER_URLS, LocalStack, free_port, wait_for_port
@@ -119,6 +127,7 @@ class Exchange:
     api_key: str
     buyers: dict[str, subprocess.Popen] = field(default_factory=dict)
     postgres: LocalPostgres | None = None
+    requests: RequestLog | None = None  # the broker's request log (--count-requests)
 
     def processes(self) -> dict[str, tuple[int, bool]]:
         """name -> (pid, with its descendants) of every process that works for the exchange."""
@@ -178,11 +187,13 @@ class Settings:
 
 def start_exchange(run_dir: Path, database: str, broker: str, window_s: float, partitions: int,
                    replicas: dict[str, int] | None = None, env: dict[str, str] | None = None,
-                   broker_properties: dict[str, str] | None = None, code_dir: Path | None = None) -> Exchange:
+                   broker_properties: dict[str, str] | None = None, code_dir: Path | None = None,
+                   request_log: bool = False) -> Exchange:
     """The exchange, ready. `replicas`: how many processes of a service (1 unless said), the
     first named as the service, the others `<service>-2`, `<service>-3`...; `broker_properties`:
     Apache Kafka's server.properties over the local stack's; `code_dir`: the checkout whose
-    services run (bench/checkouts.py; None: this one)."""
+    services run (bench/checkouts.py; None: this one); `request_log`: Apache Kafka logs every
+    request, for the phases to count (leadx.dev.broker_requests)."""
     postgres = LocalPostgres(durable=True) if database == "postgresql" else None
     database_url = postgres.start() if postgres is not None else None
     extra_env = {"INTAKE_RATE_LIMIT_PER_SECOND": "0"}
@@ -191,8 +202,10 @@ def start_exchange(run_dir: Path, database: str, broker: str, window_s: float, p
     extra_env.update(env or {})
     stack = LocalStack(run_dir, broker=broker, topic_prefix=PREFIX, partitions=partitions,
                        auction_window_s=window_s, database_url=database_url, extra_env=extra_env,
-                       kafka_properties=dict(broker_properties or {}), code_dir=code_dir)
-    exchange = Exchange(stack, api_key="", postgres=postgres)
+                       kafka_properties=dict(broker_properties or {}), code_dir=code_dir,
+                       kafka_request_log=request_log)
+    exchange = Exchange(stack, api_key="", postgres=postgres,
+                        requests=RequestLog(run_dir / "logs" / "broker.log") if request_log else None)
     try:
         stack.start_infra()
         ports = {}
@@ -310,6 +323,8 @@ async def phase(exchange: Exchange, rng: random.Random, rate: float, seconds: fl
     bodies = [make_consumer(rng) | {"min_price": MIN_PRICE_CENTS} for _ in range(int(rate * seconds))]
     starts = await topic_ends(bootstrap, topics.name(PREFIX, topics.SALE_CLOSED))
     cpu = CpuTree(exchange.processes())
+    if exchange.requests is not None:
+        exchange.requests.mark()
     began_ms = time.time() * 1000
 
     async def lag_at_middle() -> list[GroupLag]:
@@ -327,6 +342,9 @@ async def phase(exchange: Exchange, rng: random.Random, rate: float, seconds: fl
     behind_after = await caught_up(bootstrap, max(0.0, drain_until - time.monotonic()))
     drained_s = time.time() - ended_ms / 1000
     used = cpu.stop()
+    # Over the same span as the CPU: the phase and its drain, all the requests its leads caused.
+    requests = exchange.requests.read() if exchange.requests is not None else None
+    measured_s = time.time() - began_ms / 1000
 
     statuses: dict[str, int] = {}
     for answer in answers:
@@ -367,7 +385,7 @@ async def phase(exchange: Exchange, rng: random.Random, rate: float, seconds: fl
         "sustainable": lag_flat and within and not missing and statuses.keys() <= {"200", "202"}
                        and sold_share >= MIN_SOLD_SHARE,
         "began_ms": began_ms,
-    }
+    } | ({"broker_requests": requests.summary(measured_s, len(sold), PREFIX)} if requests is not None else {})
 
 
 def run(args, database: str, settings: Settings, label: str = BASELINE, repeat: int = 0,
@@ -377,28 +395,40 @@ def run(args, database: str, settings: Settings, label: str = BASELINE, repeat: 
     named = f" ({label}, run {repeat + 1} of {args.repeats})" if labelled else ""
     print(f"--- {database}, {args.broker}{named}: starting the exchange ...", flush=True)
     exchange = start_exchange(run_dir, database, args.broker, args.window, args.partitions, env=settings.env,
-                              broker_properties=settings.broker, code_dir=settings.code_dir)
+                              broker_properties=settings.broker, code_dir=settings.code_dir,
+                              request_log=args.count_requests)
     commit_interval_s = int(settings.env.get("KAFKA_COMMIT_INTERVAL_MS", DEFAULT_COMMIT_INTERVAL_MS)) / 1000
     phases = []
+    requests_at_rest: dict = {}
     try:
         if args.warmup:
             print(f"warm-up: {args.warmup:g} s at 50 leads/s (not measured) ...", flush=True)
             asyncio.run(phase(exchange, rng, 50, args.warmup, args.window, commit_interval_s))
         asyncio.run(caught_up(exchange.stack.kafka_bootstrap or "", 300))
+        if exchange.requests is not None:
+            exchange.requests.mark()
         idle = at_rest(exchange, REST_S)
         print("at rest, cores: " + ", ".join(f"{name} {cores}" for name, cores in idle.items()), flush=True)
+        if exchange.requests is not None:
+            requests_at_rest = exchange.requests.read().summary(REST_S, 0, PREFIX)
+            print_requests(requests_at_rest)
         for rate in args.rates:
             print(f"{rate:g} leads/s for {args.seconds:g} s ...", flush=True)
             result = asyncio.run(phase(exchange, rng, rate, args.seconds, args.window, commit_interval_s))
             phases.append(result)
             print_phase(result)
+            if "broker_requests" in result:
+                print_requests(result["broker_requests"])
             if result["without_outcome"]:
                 break  # still behind after the drain: a higher rate would measure only the backlog
     finally:
         exchange.stop()
     sustainable = [p["offered_per_s"] for p in phases if p["sustainable"]]
-    return {"database": database, "broker": args.broker, "label": label, "repeat": repeat,
+    at_rest_requests = {"requests_at_rest": requests_at_rest} if exchange.requests is not None else {}
+    return at_rest_requests | {"database": database, "broker": args.broker, "label": label, "repeat": repeat,
             "env": settings.env, "broker_properties": settings.broker, "idle_cores": idle, "phases": phases,
+            # With it the broker logs every request, which costs it CPU: its figures are not comparable.
+            "broker_request_log": args.count_requests,
             "sustainable_leads_per_s": max(sustainable) if sustainable else 0}
 
 
@@ -419,6 +449,26 @@ def print_phase(p: dict) -> None:
           f" {p['without_outcome']} without an outcome, {p['with_two_outcomes']} with two;"
           f" CPU {p['cpu_ms_per_sold_lead_total']} ms per sold lead;"
           f" {'sustainable' if p['sustainable'] else 'NOT sustainable'}", flush=True)
+
+
+def print_requests(counted: dict) -> None:
+    """The broker's requests of a phase (or at rest) by kind and client (--count-requests)."""
+    leads = counted["a_sold_lead"] is not None
+    by_api = ", ".join(f"{api} {figure}" for api, figure
+                       in counted["a_sold_lead_by_api" if leads else "per_s_by_api"].items())
+    print(f"  broker requests: {counted['per_s']}/s over {counted['seconds']} s"
+          + (f", {counted['a_sold_lead']} a sold lead ({by_api})" if leads else f" ({by_api} a second)"))
+    for row in counted["by_api_and_client"]:
+        carried = ""
+        if "partitions_with_records_a_fetch" in row:
+            carried = (f"; {row['partitions_with_records_a_fetch']} partitions with records a fetch,"
+                       f" {round(100 * row['empty_share'])}% empty")
+        elif "partition_batches_by_topic" in row:
+            carried = "; partition batches: " + ", ".join(
+                f"{topic} {batches}" for topic, batches in row["partition_batches_by_topic"].items())
+        per_lead = f"{row['a_sold_lead']!s:>6} a sold lead " if leads else ""
+        print(f"    {per_lead}{row['per_s']:>7}/s  {row['api']:<16} {row['client_id']:<28}"
+              f" handled in {row['local_ms_mean']} ms{carried}")
 
 
 def behind(p: dict, top: int = 3) -> str:
@@ -517,6 +567,10 @@ def main() -> int:
                         help="the baseline runs the services of this git revision (a worktree of it,"
                              " bench/checkouts.py), the variant this checkout's, over the same settings"
                              " (and --compare's, if given); the runs alternate as with --compare")
+    parser.add_argument("--count-requests", action="store_true",
+                        help="Apache Kafka logs every request it completes, and each phase counts them by kind and"
+                             " client (leadx.dev.broker_requests); the logging costs the broker CPU, so the CPU"
+                             " figures of such a run are not comparable with others'")
     parser.add_argument("--repeats", type=int, default=1,
                         help="runs of each (the baseline, and the variant when comparing), alternating A B B A ...;"
                              " the figures are then given as medians with their range (default 1)")
@@ -526,6 +580,8 @@ def main() -> int:
     setting_broker = args.broker_property or any(name.startswith(BROKER_SETTING) for name, _ in args.compare)
     if setting_broker and args.broker != "kafka":
         parser.error("broker properties are Apache Kafka's: add --broker kafka")
+    if args.count_requests and args.broker != "kafka":
+        parser.error("--count-requests reads Apache Kafka's request log: add --broker kafka")
     databases = [name.strip() for name in args.databases.split(",") if name.strip()]
     unknown = set(databases) - {"sqlite", "postgresql"}
     if unknown:

@@ -51,6 +51,7 @@ PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
 SCRAM_MECHANISMS = ("SCRAM-SHA-256", "SCRAM-SHA-512")
 OWN_LISTENERS = ("CONTROLLER", "INTERNAL")
 STARTED = "Kafka Server started"  # what the broker logs once it serves every listener
+REQUEST_LOGGER = "kafka.request.logger"  # at DEBUG, a line for every request completed
 # What a SCRAM user's name and password may hold here: they are written into a command line of
 # Kafka's storage tool, whose own syntax uses `=`, `,`, `[` and `]`.
 SCRAM_TEXT = re.compile(r"[A-Za-z0-9._@-]+")
@@ -199,7 +200,11 @@ class KafkaBroker:
     def __init__(self, listeners: Sequence[Listener] = (Listener("CLIENT"),), *, tls: BrokerTls | None = None,
                  scram_users: Mapping[str, str] | None = None,
                  sasl_mechanisms: Sequence[str] = SCRAM_MECHANISMS, properties: Mapping[str, str] | None = None,
-                 workdir: Path | None = None, heap_mb: int = 512, member: ClusterMember | None = None) -> None:
+                 workdir: Path | None = None, heap_mb: int = 512, member: ClusterMember | None = None,
+                 request_log: bool = False) -> None:
+        """`request_log`: every request the broker completes written to its output, one JSON line each
+        (Kafka's request logger at DEBUG: its API, client id, sizes and times; leadx.dev.broker_requests
+        reads them). It costs the broker CPU a request, so a bench that measures CPU runs without it."""
         if not listeners:
             raise ValueError("a broker needs at least one listener for clients")
         if len({listener.name for listener in listeners}) != len(listeners):
@@ -221,6 +226,7 @@ class KafkaBroker:
         self.sasl_mechanisms = tuple(sasl_mechanisms)
         self.properties = dict(properties or {})
         self.heap_mb = heap_mb
+        self.request_log = request_log
         self.member = member or ClusterMember.alone()
         self._own_workdir = workdir is None
         self.workdir = workdir or Path(tempfile.mkdtemp(prefix="leadx-kafka-"))
@@ -366,6 +372,7 @@ class KafkaBroker:
                 # Warnings, and the line that says the broker serves.
                 "-Dorg.slf4j.simpleLogger.defaultLogLevel=warn",
                 "-Dorg.slf4j.simpleLogger.log.kafka.server.KafkaRaftServer=info",
+                *([f"-Dorg.slf4j.simpleLogger.log.{REQUEST_LOGGER}=debug"] if self.request_log else []),
                 "-Dorg.slf4j.simpleLogger.showDateTime=true"]
 
     def _format(self, config: Path) -> None:
@@ -393,14 +400,14 @@ class KafkaBroker:
 
 
 def cluster(size: int, folder: Path, properties: Mapping[str, str] | None = None,
-            heap_mb: int = 512) -> list[KafkaBroker]:
+            heap_mb: int = 512, request_log: bool = False) -> list[KafkaBroker]:
     """`size` plaintext brokers that form one cluster, each in `folder/<node id>` with a CLIENT
     listener. Start them all before waiting for any: a broker serves only once a majority of the
     quorum is up."""
     quorum = {node_id: free_port() for node_id in range(1, size + 1)}
     cluster_id = new_cluster_id()
     return [KafkaBroker([Listener("CLIENT")], properties=properties, workdir=folder / str(node_id), heap_mb=heap_mb,
-                        member=ClusterMember(node_id, size, cluster_id, quorum))
+                        member=ClusterMember(node_id, size, cluster_id, quorum), request_log=request_log)
             for node_id in quorum]
 
 

@@ -220,6 +220,9 @@ class LocalStack:
     kafka_nodes: int = 1
     # Apache Kafka only: server.properties of every broker, over the stack's own (_broker_properties).
     kafka_properties: dict[str, str] = field(default_factory=dict)
+    # Apache Kafka only: every broker logs each request it completes (KafkaBroker's request_log),
+    # in logs/broker.log, which leadx.dev.broker_requests counts by client.
+    kafka_request_log: bool = False
     redis_url: str | None = None  # None: start a private Redis
     database_url: str | None = None  # None: a SQLite file in run_dir
     topic_prefix: str = ""
@@ -244,6 +247,9 @@ class LocalStack:
             raise ValueError(f"broker {self.broker!r}: one of {', '.join(BROKERS)}")
         if self.kafka_nodes < 1 or (self.kafka_nodes > 1 and self.broker != "kafka"):
             raise ValueError("kafka_nodes: 1, or more with broker='kafka'")
+        if self.kafka_request_log and (self.broker != "kafka" or self.kafka_bootstrap is not None):
+            raise ValueError("kafka_request_log: the stack's own Apache Kafka only"
+                             " (broker='kafka', no kafka_bootstrap)")
 
     def start_infra(self) -> None:
         self.run_dir.mkdir(parents=True, exist_ok=True)
@@ -291,7 +297,8 @@ class LocalStack:
 
         folder = self.run_dir / "kafka"
         shutil.rmtree(folder, ignore_errors=True)
-        broker = KafkaBroker([Listener("CLIENT")], workdir=folder, properties=self._broker_properties())
+        broker = KafkaBroker([Listener("CLIENT")], workdir=folder, properties=self._broker_properties(),
+                             request_log=self.kafka_request_log)
         argv = broker.prepare()
         # A JVM's start on a busy machine takes seconds; a controlled shutdown takes a few too.
         self._start_infra("broker", broker.ports["CLIENT"], argv, started_text=STARTED, start_timeout_s=120,
@@ -315,7 +322,8 @@ class LocalStack:
 
         folder = self.run_dir / "kafka"
         shutil.rmtree(folder, ignore_errors=True)
-        brokers = cluster(self.kafka_nodes, folder, properties=self._broker_properties(), heap_mb=384)
+        brokers = cluster(self.kafka_nodes, folder, properties=self._broker_properties(), heap_mb=384,
+                          request_log=self.kafka_request_log)
         processes = [ManagedProcess(f"broker-{broker.member.node_id}", broker.prepare(), dict(os.environ),
                                     self.run_dir / "logs" / f"broker-{broker.member.node_id}.log",
                                     port=broker.ports["CLIENT"], started_text=STARTED, start_timeout_s=120,
