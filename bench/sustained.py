@@ -424,12 +424,14 @@ def run(args, database: str, settings: Settings, label: str = BASELINE, repeat: 
     finally:
         exchange.stop()
     sustainable = [p["offered_per_s"] for p in phases if p["sustainable"]]
-    at_rest_requests = {"requests_at_rest": requests_at_rest} if exchange.requests is not None else {}
-    return at_rest_requests | {"database": database, "broker": args.broker, "label": label, "repeat": repeat,
-            "env": settings.env, "broker_properties": settings.broker, "idle_cores": idle, "phases": phases,
-            # With it the broker logs every request, which costs it CPU: its figures are not comparable.
-            "broker_request_log": args.count_requests,
-            "sustainable_leads_per_s": max(sustainable) if sustainable else 0}
+    result = {"database": database, "broker": args.broker, "label": label, "repeat": repeat,
+              "env": settings.env, "broker_properties": settings.broker, "idle_cores": idle, "phases": phases,
+              # With it the broker logs every request, which costs it CPU: its figures are not comparable.
+              "broker_request_log": args.count_requests,
+              "sustainable_leads_per_s": max(sustainable) if sustainable else 0}
+    if exchange.requests is not None:
+        result["requests_at_rest"] = requests_at_rest
+    return result
 
 
 def at_rest(exchange: Exchange, seconds: float) -> dict[str, float]:

@@ -38,31 +38,32 @@ class Requests:
 @dataclass
 class RequestCounts:
     by_kind: dict[tuple[str, str], Requests] = field(default_factory=dict)  # (api, client id) ->
-    unreadable: int = 0  # request lines whose JSON could not be read (a line cut by the mark)
+    unreadable: int = 0  # request lines whose JSON could not be read, or lacked a request's header
 
     @property
     def total(self) -> int:
         return sum(requests.count for requests in self.by_kind.values())
 
     def add(self, entry: dict) -> None:
+        """Count one request line's document; raises (and counts nothing) if it is not one."""
         header = entry["requestHeader"]
         key = (header["requestApiKeyName"], header.get("clientId") or "")
+        local_ms = float(entry.get("localTimeMs") or 0.0)
+        with_records = sum(1 for topic in (entry.get("response") or {}).get("responses") or ()
+                           for partition in topic.get("partitions") or ()
+                           if (partition.get("recordsSizeInBytes") or 0) > 0) if key[0] == "FETCH" else 0
+        batches = [(topic.get("name") or "", len(topic.get("partitionData") or ()))
+                   for topic in (entry.get("request") or {}).get("topicData") or ()] if key[0] == "PRODUCE" else []
         requests = self.by_kind.get(key)
         if requests is None:
             requests = self.by_kind[key] = Requests(*key)
         requests.count += 1
-        requests.local_ms += float(entry.get("localTimeMs") or 0.0)
+        requests.local_ms += local_ms
         if key[0] == "FETCH":
-            with_records = sum(1 for topic in (entry.get("response") or {}).get("responses") or ()
-                               for partition in topic.get("partitions") or ()
-                               if (partition.get("recordsSizeInBytes") or 0) > 0)
             requests.partitions_with_records += with_records
             requests.empty += with_records == 0
-        elif key[0] == "PRODUCE":
-            for topic in (entry.get("request") or {}).get("topicData") or ():
-                name = topic.get("name") or ""
-                requests.batches_by_topic[name] = (requests.batches_by_topic.get(name, 0)
-                                                   + len(topic.get("partitionData") or ()))
+        for name, partitions in batches:
+            requests.batches_by_topic[name] = requests.batches_by_topic.get(name, 0) + partitions
 
     def summary(self, seconds: float, sold_leads: int, topic_prefix: str = "") -> dict:
         """The counts as figures: in all and per kind and client, requests a second and a sold lead

@@ -12,13 +12,14 @@ import pytest
 
 from leadx.contracts import topics
 from leadx.contracts.events.v1 import events_pb2 as ev
-from leadx.dev.broker_requests import RequestLog
+from leadx.dev.broker_requests import RequestCounts, RequestLog, count
 from leadx.dev.kafka_broker import KafkaBroker, Listener, fetch
 from leadx.platform.config import KafkaSettings
 from leadx.platform.kafka.admin import ensure_topics
 from leadx.platform.kafka.consumer import EventConsumer
 from leadx.platform.kafka.envelope import Envelope
 from leadx.platform.kafka.producer import EventProducer
+from tests.conftest import poll_until, poll_until_async
 
 pytestmark = [pytest.mark.integration, pytest.mark.kafka_only]
 
@@ -49,6 +50,10 @@ def test_each_request_is_counted_for_the_client_that_sent_it_from_the_mark_on(br
             await earlier.publish(topics.LEAD_REJECTED, "L-before", ev.LeadRejected(lead_id="L-before"))
         finally:
             await earlier.stop()
+        # The broker logs a request once it has answered it, so a line can follow its answer: the
+        # mark goes after the earlier producer's last request is in the log.
+        await poll_until_async(lambda: ("PRODUCE", "before-the-mark") in count(
+            broker.log_path.read_text(errors="replace").splitlines()).by_kind, message="the earlier produce logged")
         log.mark()
         producer = EventProducer(kafka, "counted-producer")
         await producer.start()
@@ -70,8 +75,16 @@ def test_each_request_is_counted_for_the_client_that_sent_it_from_the_mark_on(br
             await producer.stop()
 
     asyncio.run(scenario())
-    counts = log.read()
     group_client = topics.group(PREFIX, "counted")  # a group's consumer is named after its group
+
+    def logged_so_far() -> RequestCounts | None:
+        """The counts once the scenario's last requests (the produces, the commit at the stop) are logged."""
+        counts = log.read()
+        produced = counts.by_kind.get(("PRODUCE", "counted-producer"))
+        committed = ("OFFSET_COMMIT", group_client) in counts.by_kind
+        return counts if produced is not None and produced.count >= LEADS and committed else None
+    counts = poll_until(logged_so_far, timeout_s=WAIT_S, message="the scenario's requests logged")
+    assert isinstance(counts, RequestCounts)
 
     produces = counts.by_kind[("PRODUCE", "counted-producer")]
     assert produces.count == LEADS and produces.batches_by_topic == {topic: LEADS}

@@ -66,8 +66,11 @@ def test_requests_are_counted_by_kind_and_client_with_what_they_carried():
 
 def test_a_request_line_that_cannot_be_read_is_counted_as_such_not_as_a_request():
     cut = produce("leadx-intake", {"bench.lead.submitted": 1})[:-20]
-    counts = count([cut, "x Completed request:{\"requestHeader\": {}}", produce("leadx-intake", {"t": 1})])
-    assert counts.total == 1 and counts.unreadable == 2
+    odd_fetch = line("FETCH", "leadx-dedup", response={"responses": ["not a topic"]})
+    counts = count([cut, "x Completed request:{\"requestHeader\": {}}", odd_fetch,
+                    produce("leadx-intake", {"t": 1})])
+    assert counts.total == 1 and counts.unreadable == 3
+    assert list(counts.by_kind) == [("PRODUCE", "leadx-intake")]  # nothing of the odd fetch was counted
 
 
 def test_the_log_is_read_from_its_mark_to_its_last_whole_line(tmp_path: Path):
