@@ -220,8 +220,9 @@ class LocalStack:
     kafka_nodes: int = 1
     # Apache Kafka only: server.properties of every broker, over the stack's own (_broker_properties).
     kafka_properties: dict[str, str] = field(default_factory=dict)
-    # Apache Kafka only: every broker logs each request it completes (KafkaBroker's request_log),
-    # in logs/broker.log, which leadx.dev.broker_requests counts by client.
+    # Apache Kafka only: every broker logs each request it completes (KafkaBroker's request_log), in
+    # its log (logs/broker.log; logs/broker-<node>.log in a cluster), which leadx.dev.broker_requests
+    # counts by client.
     kafka_request_log: bool = False
     redis_url: str | None = None  # None: start a private Redis
     database_url: str | None = None  # None: a SQLite file in run_dir
