@@ -17,6 +17,7 @@ BASELINE, VARIANT = "baseline", "variant"
 # The phase figures compared, and whether less is better.
 FIGURES = {
     "cpu_ms_per_sold_lead_total": True,
+    "wakes_per_sold_lead_total": True,
     "sold_per_s": False,
     "answer_p50_ms": True,
     "answer_p99_ms": True,
@@ -87,7 +88,7 @@ def summarize(runs: Iterable[dict]) -> dict:
         out.setdefault(database, {}).setdefault(label, {})["at rest"] = {
             name: spread([cores.get(name) for cores in idle], digits=3) for name in names}
     for (database, label, rate), found in sorted(phases.items()):
-        figures = {name: spread([p[name] for p in found]) for name in FIGURES}
+        figures = {name: spread([p.get(name) for p in found]) for name in FIGURES}  # None: a run without it
         names = dict.fromkeys(name for p in found for name in p["cpu_ms_per_sold_lead"])
         processes = {name: spread([p["cpu_ms_per_sold_lead"].get(name) for p in found]) for name in names}
         out[database][label][f"{rate:g}"] = {

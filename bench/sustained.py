@@ -19,7 +19,10 @@ exchange cannot slow the offer) for --seconds:
     topic at the end;
   * CPU per sold lead of every process (each service, broker, Redis, PostgreSQL with its backends,
     each buyer, the load generator), from the phase's start until its last lead's outcome: all the
-    work its leads caused.
+    work its leads caused;
+  * threads woken (voluntary context switches, every thread of every process above) per sold lead
+    over the same span, and preempted: a wake costs a process CPU whatever it then does
+    (bench/wakes.py).
 It is **sustainable** when the lag did not grow from the middle to the end by more than half a
 second of offered leads, 20 records, or what the groups' commit interval lets committed offsets
 trail their work by (the rate x 14 records read a lead x the interval), whichever is most, the
@@ -86,6 +89,7 @@ import checkouts
 from comparison import BASELINE, VARIANT, changes, run_order, summarize
 from loadgen import open_loop, percentile, rate_list, write_results
 from stages import run_stages, slowest
+from wakes import SwitchTree
 
 from leadx.accounts import accounts, partnerships
 from leadx.contracts import topics
@@ -322,7 +326,7 @@ async def phase(exchange: Exchange, rng: random.Random, rate: float, seconds: fl
     url = f"http://127.0.0.1:{stack.port_of('intake', 'INTAKE_PORT')}/v1/post"
     bodies = [make_consumer(rng) | {"min_price": MIN_PRICE_CENTS} for _ in range(int(rate * seconds))]
     starts = await topic_ends(bootstrap, topics.name(PREFIX, topics.SALE_CLOSED))
-    cpu = CpuTree(exchange.processes())
+    cpu, switches = CpuTree(exchange.processes()), SwitchTree(exchange.processes())
     if exchange.requests is not None:
         exchange.requests.mark()
     began_ms = time.time() * 1000
@@ -341,7 +345,7 @@ async def phase(exchange: Exchange, rng: random.Random, rate: float, seconds: fl
     outcomes = await read_outcomes(bootstrap, starts, set(due), timeout_s=drain_until - time.monotonic())
     behind_after = await caught_up(bootstrap, max(0.0, drain_until - time.monotonic()))
     drained_s = time.time() - ended_ms / 1000
-    used = cpu.stop()
+    used, switched = cpu.stop(), switches.stop()
     # Over the same span as the CPU: the phase and its drain, all the requests its leads caused.
     requests = exchange.requests.read() if exchange.requests is not None else None
     measured_s = time.time() - began_ms / 1000
@@ -381,6 +385,12 @@ async def phase(exchange: Exchange, rng: random.Random, rate: float, seconds: fl
         "cpu_ms_per_sold_lead": {name: round(seconds_used * 1000 / len(sold), 3) if sold else None
                                  for name, seconds_used in used.items()},
         "cpu_ms_per_sold_lead_total": round(sum(used.values()) * 1000 / len(sold), 2) if sold else None,
+        # Over the same span as the CPU: threads woken, and preempted, a sold lead.
+        "wakes_per_sold_lead": {name: round(counts[0] / len(sold), 2) if sold else None
+                                for name, counts in switched.items()},
+        "preemptions_per_sold_lead": {name: round(counts[1] / len(sold), 2) if sold else None
+                                      for name, counts in switched.items()},
+        "wakes_per_sold_lead_total": round(sum(c[0] for c in switched.values()) / len(sold), 1) if sold else None,
         "lag_flat": lag_flat, "latency_within_window_plus_500ms": within,
         "sustainable": lag_flat and within and not missing and statuses.keys() <= {"200", "202"}
                        and sold_share >= MIN_SOLD_SHARE,
@@ -407,8 +417,10 @@ def run(args, database: str, settings: Settings, label: str = BASELINE, repeat: 
         asyncio.run(caught_up(exchange.stack.kafka_bootstrap or "", 300))
         if exchange.requests is not None:
             exchange.requests.mark()
-        idle = at_rest(exchange, REST_S)
+        idle, idle_wakes = at_rest(exchange, REST_S)
         print("at rest, cores: " + ", ".join(f"{name} {cores}" for name, cores in idle.items()), flush=True)
+        print("at rest, wakes a second: " + ", ".join(f"{name} {wakes:g}" for name, wakes in idle_wakes.items()),
+              flush=True)
         if exchange.requests is not None:
             requests_at_rest = exchange.requests.read().summary(REST_S, 0, PREFIX)
             print_requests(requests_at_rest)
@@ -425,7 +437,8 @@ def run(args, database: str, settings: Settings, label: str = BASELINE, repeat: 
         exchange.stop()
     sustainable = [p["offered_per_s"] for p in phases if p["sustainable"]]
     result = {"database": database, "broker": args.broker, "label": label, "repeat": repeat,
-              "env": settings.env, "broker_properties": settings.broker, "idle_cores": idle, "phases": phases,
+              "env": settings.env, "broker_properties": settings.broker, "idle_cores": idle,
+              "idle_wakes_per_s": idle_wakes, "phases": phases,
               # With it the broker logs every request, which costs it CPU: its figures are not comparable.
               "broker_request_log": args.count_requests,
               "sustainable_leads_per_s": max(sustainable) if sustainable else 0}
@@ -434,11 +447,13 @@ def run(args, database: str, settings: Settings, label: str = BASELINE, repeat: 
     return result
 
 
-def at_rest(exchange: Exchange, seconds: float) -> dict[str, float]:
-    """Each process's cores used while no lead is offered: its polling and timers."""
-    cpu = CpuTree(exchange.processes())
+def at_rest(exchange: Exchange, seconds: float) -> tuple[dict[str, float], dict[str, float]]:
+    """Each process's cores used, and threads woken a second, while no lead is offered: its polling
+    and timers."""
+    cpu, switches = CpuTree(exchange.processes()), SwitchTree(exchange.processes())
     time.sleep(seconds)
-    return {name: round(used / seconds, 3) for name, used in cpu.stop().items()}
+    return ({name: round(used / seconds, 3) for name, used in cpu.stop().items()},
+            {name: round(counts[0] / seconds, 1) for name, counts in switches.stop().items()})
 
 
 def print_phase(p: dict) -> None:
@@ -449,7 +464,7 @@ def print_phase(p: dict) -> None:
           f" most behind at the end: {behind(p)}; drained in {p['seconds_to_drain']} s"
           f" ({p['lag_after_drain']} behind then);"
           f" {p['without_outcome']} without an outcome, {p['with_two_outcomes']} with two;"
-          f" CPU {p['cpu_ms_per_sold_lead_total']} ms per sold lead;"
+          f" CPU {p['cpu_ms_per_sold_lead_total']} ms and {p['wakes_per_sold_lead_total']} thread wakes per sold lead;"
           f" {'sustainable' if p['sustainable'] else 'NOT sustainable'}", flush=True)
 
 
@@ -511,6 +526,12 @@ def report(runs: list[dict], labelled: bool = False) -> None:
         for name in names:
             print(f"{name:>18} {result['idle_cores'].get(name, 0):>8} "
                   + " ".join(f"{p['cpu_ms_per_sold_lead'][name]!s:>11}" for p in result["phases"]))
+        print("Threads woken (and preempted) a sold lead, by process (and wakes a second at rest):")
+        print(f"{'process':>18} {'at rest':>8} " + " ".join(f"{p['offered_per_s']:>13g}/s" for p in result["phases"]))
+        for name in names:
+            print(f"{name:>18} {result['idle_wakes_per_s'].get(name, 0):>8g} "
+                  + " ".join(f"{p['wakes_per_sold_lead'][name]!s:>7} ({p['preemptions_per_sold_lead'][name]!s:>5})"
+                             for p in result["phases"]))
 
 
 def report_repeats(summary: dict, found: dict, variant: list[tuple[str, str]],
