@@ -89,3 +89,70 @@ def test_an_empty_fetch_is_followed_by_one_for_the_first_byte_which_a_record_end
             await producer.stop()
 
     asyncio.run(scenario())
+
+
+class NotReadingEveryPartition(IdleAwareConsumer):
+    """The rule the auction's faust consumer keeps (services.auction.faust_consumer.AdjustedConsumer):
+    quiet after three empty fetches in a row, and a partition left out of three fetches in a row is
+    one it does not read."""
+
+    quiet_after = 3
+    left_out_after = 3
+
+
+@pytest.mark.parametrize("consumer_class, waits_idly", [(NotReadingEveryPartition, True), (IdleAwareConsumer, False)])
+def test_a_partition_whose_records_stay_unread_stops_holding_the_fetches_to_a_batch(kafka_bootstrap, unique_prefix,
+                                                                                     consumer_class, waits_idly):
+    """As faust's table changelog once recovered: a partition whose fetched records the consumer never
+    reads is left out of every fetch. With the rule above the consumer fetches idly all the same (and
+    the first byte of the partition it reads ends such a fetch at once); with the services' own rule
+    every fetch stays a batch."""
+    assert TEST_BROKER == "kafka", "needs Apache Kafka (tansu holds a fetch for its whole wait): make test-kafka"
+
+    async def scenario() -> None:
+        kafka = KafkaSettings(bootstrap_servers=kafka_bootstrap, topic_prefix=unique_prefix, partitions=2,
+                              replication_factor=1, idempotence=False, fetch_max_wait_ms=BATCH_WAIT_MS,
+                              fetch_min_bytes=BATCH_MIN_BYTES, fetch_idle_wait_ms=IDLE_WAIT_MS)
+        await ensure_topics(kafka, (topics.LEAD_REJECTED,))
+        name = topics.name(unique_prefix, topics.LEAD_REJECTED)
+        read, unread = TopicPartition(name, 0), TopicPartition(name, 1)
+        producer = EventProducer(kafka, "test")
+        await producer.start()
+        consumer = consumer_class(bootstrap_servers=kafka_bootstrap, group_id=None, enable_auto_commit=False,
+                                  fetch_max_wait_ms=BATCH_WAIT_MS, fetch_min_bytes=BATCH_MIN_BYTES,
+                                  idle_fetch_wait_ms=IDLE_WAIT_MS)
+        await consumer.start()
+        sent = recorded_fetches(consumer)
+        try:
+            # A record on the partition never read: fetched once, then kept unread in the buffer.
+            await producer._producer.send_and_wait(name, b"kept unread", key=b"K", partition=unread.partition)
+            consumer.assign([read, unread])
+            await consumer.seek_to_beginning(read, unread)
+            reading = asyncio.create_task(consumer.getmany(read, timeout_ms=int(RECORD_WAIT_S * 1000)))
+            # An idle fetch waits up to 5 s: no fetch follows it until a record comes.
+            await poll_until_async(lambda: IDLE in sent or len(sent) >= 8, message="an idle fetch or eight batches")
+            assert sent[0] == BATCH
+            assert (IDLE in sent) is waits_idly
+            if not waits_idly:
+                assert set(sent) == {BATCH}
+                reading.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await reading
+                return
+            # The first fetch brought the unread record; the next three left its partition out and came
+            # back empty; the fifth waits for the first byte.
+            assert sent.index(IDLE) == 4
+            fetches_before_record = len(sent)
+            await producer._producer.send_and_wait(name, ev.LeadRejected(lead_id="L1").SerializeToString(),
+                                                   key=b"L1", partition=read.partition)
+            batch = await asyncio.wait_for(reading, RECORD_WAIT_S)  # the idle fetch ended at the first byte
+            assert [ev.LeadRejected.FromString(r.value).lead_id for r in batch.get(read, [])] == ["L1"]
+            # The fetch in flight when the record came was the idle one; the one after it, if sent
+            # yet, gathers a batch again.
+            assert sent[fetches_before_record - 1] == IDLE
+            assert set(sent[fetches_before_record:]) <= {BATCH}
+        finally:
+            await consumer.stop()
+            await producer.stop()
+
+    asyncio.run(scenario())

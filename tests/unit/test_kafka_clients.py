@@ -357,3 +357,67 @@ def test_the_fetcher_s_requests_pass_through_the_idle_wait_and_one_leaving_a_par
                 await fetcher._proc_fetch_request(assignment, 1, fetch_request(A0, A1))]  # all of node 1's: idle
     assert asyncio.run(fetches()) == [False, False, True]
     assert sent == [(1, 25, 65_536), (1, 25, 65_536), (1, 500, 1)]
+
+
+def test_a_node_can_be_quiet_only_after_several_empty_fetches_in_a_row():
+    """faust's worker (quiet_after=3): one empty fetch between leads under load keeps the batch."""
+    waits = IdleFetchWait(500, quiet_after=3)
+
+    def wait_sent() -> int:
+        request = fetch_request(A0)
+        waits.adjust(1, request, lambda: True)
+        return request._max_wait_ms
+
+    seen = []
+    for brought in (False, False, True, False, False, False):
+        seen.append(wait_sent())
+        waits.note(1, brought_records=brought)
+    seen.append(wait_sent())
+    assert seen == [25, 25, 25, 25, 25, 25, 500]  # quiet only once three empty fetches follow each other
+    assert waits.quiet_nodes == {1}
+
+
+def test_a_partition_left_out_of_several_fetches_in_a_row_is_taken_for_one_not_read():
+    """faust's table changelog once recovered: aiokafka leaves it out of every fetch. With
+    left_out_after=3 a fetch without it may wait for the first byte once it has been left out of three
+    fetches in a row; asked for again, it counts again. Partitions no longer assigned are forgotten.
+    The services' own consumers (left_out_after None) never assume it."""
+    leaders = {A0: 1, A1: 1, B0: 2}
+    sent: list[int] = []
+
+    async def proc_fetch_request(assignment, node_id, request):
+        sent.append(request._max_wait_ms)
+        return False  # every fetch empty: node 1 is quiet from the first
+
+    def fetcher() -> SimpleNamespace:
+        return SimpleNamespace(_proc_fetch_request=proc_fetch_request,
+                               _client=SimpleNamespace(cluster=SimpleNamespace(leader_for_partition=leaders.get)))
+
+    async def fetches(made: SimpleNamespace, requests: list[FetchRequest], assigned=None) -> None:
+        assignment = SimpleNamespace(tps=set(assigned or leaders))
+        for request in requests:
+            await made._proc_fetch_request(assignment, 1, request)
+
+    faust_like, services_like = fetcher(), fetcher()
+    waits = IdleFetchWait(500, left_out_after=3)
+    waits.install(faust_like)
+    IdleFetchWait(500).install(services_like)
+    asyncio.run(fetches(faust_like, [fetch_request(A0, A1)] + [fetch_request(A0)] * 4 + [fetch_request(A0, A1),
+                                                                                       fetch_request(A0)]))
+    # the first: nothing known; then A1 left out of 1, 2, 3 fetches: batches until it was left out of
+    # three; asked for again, idle (the node's whole); left out once more: a batch again.
+    assert sent == [25, 25, 25, 25, 500, 500, 25]
+    assert waits.not_read(("a", 1)) is False
+    sent.clear()
+    asyncio.run(fetches(services_like, [fetch_request(A0, A1)] + [fetch_request(A0)] * 4))
+    assert sent == [25] * 5  # the services' rule: a fetch leaving a partition out is a batch, always
+    asyncio.run(fetches(faust_like, [fetch_request(A0)] * 3, assigned={A0, B0}))
+    # A1, no longer assigned, is forgotten; B0 is counted by its own node's fetches only (none here).
+    assert set(waits._left_out) == {("a", 0)}
+
+
+def test_the_auction_s_faust_consumer_is_quiet_after_three_empty_fetches_and_skips_what_it_does_not_read():
+    from services.auction.faust_consumer import AdjustedConsumer
+
+    assert (IdleAwareConsumer.quiet_after, IdleAwareConsumer.left_out_after) == (1, None)
+    assert (AdjustedConsumer.quiet_after, AdjustedConsumer.left_out_after) == (3, 3)
