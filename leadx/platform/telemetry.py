@@ -168,7 +168,11 @@ def context_of(trace_parent: str) -> context.Context | None:
 
 def links_to(headers_of_each: Iterable[Iterable[tuple[str, bytes]]]) -> list[trace.Link]:
     """Links to the traces of a batch's messages, for the one span that processes the batch (a
-    span has one parent, and each message of the batch comes from a trace of its own)."""
+    span has one parent, and each message of the batch comes from a trace of its own). None when
+    spans are not recorded: nobody would read them, and reading every message's headers for them
+    cost the auction's bid feed about 3% of its CPU."""
+    if not _recording:
+        return []
     links = []
     for headers in headers_of_each:
         span_context = trace.get_current_span(extract_context(headers)).get_span_context()

@@ -23,7 +23,7 @@ from leadx.auction.state import Auction
 from leadx.contracts.events.v1 import events_pb2 as ev
 from leadx.platform.ids import derived_event_id
 from leadx.platform.logs import log_event
-from leadx.platform.telemetry import context_of, tracer
+from leadx.platform.telemetry import child_span, context_of
 from services.auction import metrics
 from services.auction.bid_feed import BidFeed
 from services.auction.deadlines import CLOSE, PURGE, DeadlineIndex
@@ -161,8 +161,7 @@ class DeadlineKeeper:
             self.deadlines.push(auction.closes_at_ms, auction_id, CLOSE)
             return
         try:
-            with tracer().start_as_current_span("auction close", context=context_of(auction.trace),
-                                                kind=trace.SpanKind.INTERNAL):
+            with child_span("auction close", trace.SpanKind.INTERNAL, context_of(auction.trace)):
                 await self.closer.close(auction_id)
         except Exception:  # noqa: BLE001 - one failed close must not stop the closing of the others
             log.exception("closing auction %s failed; retried in a second", auction_id)

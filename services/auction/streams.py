@@ -15,7 +15,7 @@ from google.protobuf.message import Message
 from opentelemetry import trace
 
 from leadx.platform.kafka.envelope import HEADER_EVENT_ID, HEADER_EVENT_TYPE
-from leadx.platform.telemetry import extract_context, inject_headers, tracer
+from leadx.platform.telemetry import child_span, extract_context, inject_headers
 
 
 def now_ms() -> int:
@@ -29,14 +29,15 @@ def _headers(raw: Mapping[str, bytes] | Iterable[tuple[str, bytes]] | None) -> l
 
 
 def consumer_span(event: faust.EventT, name: str) -> AbstractContextManager:
-    """A span for handling this event, a child of the trace its headers carry."""
-    parent = extract_context(_headers(event.headers))
-    return tracer().start_as_current_span(name, context=parent, kind=trace.SpanKind.CONSUMER)
+    """A span for handling this event, a child of the trace its headers carry; when spans are not
+    recorded, that trace's context made current instead (leadx.platform.telemetry.child_span, as the
+    other services' consumers do: a span nobody records cost ~15 µs, a few a lead here)."""
+    return child_span(name, trace.SpanKind.CONSUMER, extract_context(_headers(event.headers)))
 
 
 async def publish(target: faust.TopicT, key: str, message: Message, event_id: str) -> None:
     """Publish an event and wait for the broker's acknowledgement."""
-    with tracer().start_as_current_span(f"{target.get_topic_name()} publish", kind=trace.SpanKind.PRODUCER):
+    with child_span(f"{target.get_topic_name()} publish", trace.SpanKind.PRODUCER):
         headers = [(HEADER_EVENT_ID, event_id.encode()),
                    (HEADER_EVENT_TYPE, message.DESCRIPTOR.full_name.encode()), *inject_headers()]
         # force=True sends now instead of at the next offset commit; awaiting the returned

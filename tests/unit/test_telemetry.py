@@ -20,7 +20,7 @@ import json
 from opentelemetry import trace
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from leadx.platform.telemetry import child_span, extract_context, inject_headers, setup_tracing, tracer
+from leadx.platform.telemetry import child_span, extract_context, inject_headers, links_to, setup_tracing, tracer
 exporter = InMemorySpanExporter()
 setup_tracing("probe", SimpleSpanProcessor(exporter) if {with_processor} else None)
 with tracer().start_as_current_span("outer") as outer:
@@ -42,6 +42,7 @@ print(json.dumps({{
     "child_headers_trace": child_headers["traceparent"].decode().split("-")[1]
                            == format(outer.get_span_context().trace_id, "032x"),
     "orphan_starts_a_trace": orphan_valid,
+    "links_to_a_batch_of_two": len(links_to([headers, child_headers.items()])),
 }}))
 """
 
@@ -59,11 +60,14 @@ CONTINUED = {"same_trace": True, "valid": True, "child_same_trace": True, "child
 
 def test_without_an_exporter_spans_are_not_recorded_but_carry_the_trace_across_kafka_headers():
     # A child step makes no span of its own: it runs in its parent's context, whose trace id it passes on.
-    assert probe(False) == {**CONTINUED, "recording": False, "exported": 0, "child_span_id": "parent's"}
+    # Nor are a batch's links read from its messages' headers: nobody would read them.
+    assert probe(False) == {**CONTINUED, "recording": False, "exported": 0, "child_span_id": "parent's",
+                            "links_to_a_batch_of_two": 0}
 
 
 def test_with_a_span_processor_every_span_is_recorded_and_exported():
-    assert probe(True) == {**CONTINUED, "recording": True, "exported": 4, "child_span_id": "own"}
+    assert probe(True) == {**CONTINUED, "recording": True, "exported": 4, "child_span_id": "own",
+                           "links_to_a_batch_of_two": 2}
 
 
 def test_an_explicit_sampler_setting_is_obeyed():
