@@ -44,14 +44,20 @@ def recorded_fetches(consumer: IdleAwareConsumer) -> list[tuple[int, int]]:
     return sent
 
 
+async def rejected_topic(bootstrap: str, prefix: str, partitions: int) -> KafkaSettings:
+    """The flow's fetch settings, with `lead.rejected` made with `partitions` partitions."""
+    kafka = KafkaSettings(bootstrap_servers=bootstrap, topic_prefix=prefix, partitions=partitions,
+                          replication_factor=1, idempotence=False, fetch_max_wait_ms=BATCH_WAIT_MS,
+                          fetch_min_bytes=BATCH_MIN_BYTES, fetch_idle_wait_ms=IDLE_WAIT_MS)
+    await ensure_topics(kafka, (topics.LEAD_REJECTED,))
+    return kafka
+
+
 def test_an_empty_fetch_is_followed_by_one_for_the_first_byte_which_a_record_ends(kafka_bootstrap, unique_prefix):
     assert TEST_BROKER == "kafka", "needs Apache Kafka (tansu holds a fetch for its whole wait): make test-kafka"
 
     async def scenario() -> None:
-        kafka = KafkaSettings(bootstrap_servers=kafka_bootstrap, topic_prefix=unique_prefix, partitions=1,
-                              replication_factor=1, idempotence=False, fetch_max_wait_ms=BATCH_WAIT_MS,
-                              fetch_min_bytes=BATCH_MIN_BYTES, fetch_idle_wait_ms=IDLE_WAIT_MS)
-        await ensure_topics(kafka, (topics.LEAD_REJECTED,))
+        kafka = await rejected_topic(kafka_bootstrap, unique_prefix, partitions=1)
         producer = EventProducer(kafka, "test")
         await producer.start()
         consumer = clients.consumer(kafka, group_id=None, enable_auto_commit=False, **clients.flow_fetches(kafka))
@@ -110,10 +116,7 @@ def test_a_partition_whose_records_stay_unread_stops_holding_the_fetches_to_a_ba
     assert TEST_BROKER == "kafka", "needs Apache Kafka (tansu holds a fetch for its whole wait): make test-kafka"
 
     async def scenario() -> None:
-        kafka = KafkaSettings(bootstrap_servers=kafka_bootstrap, topic_prefix=unique_prefix, partitions=2,
-                              replication_factor=1, idempotence=False, fetch_max_wait_ms=BATCH_WAIT_MS,
-                              fetch_min_bytes=BATCH_MIN_BYTES, fetch_idle_wait_ms=IDLE_WAIT_MS)
-        await ensure_topics(kafka, (topics.LEAD_REJECTED,))
+        kafka = await rejected_topic(kafka_bootstrap, unique_prefix, partitions=2)
         name = topics.name(unique_prefix, topics.LEAD_REJECTED)
         read, unread = TopicPartition(name, 0), TopicPartition(name, 1)
         producer = EventProducer(kafka, "test")
