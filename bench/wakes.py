@@ -1,9 +1,10 @@
 """Threads woken, counted per process: where a lead's CPU goes at the rates one machine reaches.
 
 On this machine a wake costs a process about 0.05 to 0.2 ms of CPU whatever it then does
-(bench/README.md, `bench/hop.py`: a process woken by a timer and doing nothing else), so at 100
-leads a second a lead's cost follows how many times it wakes the exchange's threads more than
-what they do once awake.
+(bench/README.md, `bench/hop.py`: a process woken by a timer and doing nothing else), so where a
+process sleeps between a lead's records its cost a lead follows how often the lead wakes it. Where
+it hardly sleeps (delivery and the auction at the machine's limit) its cost is its own work, and
+its preemptions say the cores were full.
 """
 
 from __future__ import annotations
