@@ -31,7 +31,7 @@ sys.path.insert(0, str(ROOT))
 
 from comparison import BASELINE, VARIANT, pooled, run_order
 from loadgen import write_results
-from sustained import CpuTree
+from meters import CpuTree
 
 from leadx.auction.selection.market import BuyerAccount
 from leadx.contracts.events.v1 import events_pb2 as ev

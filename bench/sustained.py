@@ -22,7 +22,7 @@ exchange cannot slow the offer) for --seconds:
     work its leads caused;
   * threads woken (voluntary context switches, every thread of every process above) per sold lead
     over the same span, and preempted: a wake costs a process CPU whatever it then does
-    (bench/wakes.py).
+    (bench/meters.py).
 It is **sustainable** when the lag did not grow from the middle to the end by more than half a
 second of offered leads, 20 records, or what the groups' commit interval lets committed offsets
 trail their work by (the rate x 14 records read a lead x the interval), whichever is most, the
@@ -79,7 +79,6 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import psutil
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -89,7 +88,7 @@ import checkouts
 from comparison import BASELINE, VARIANT, changes, run_order, summarize
 from loadgen import open_loop, percentile, rate_list, write_results
 from stages import run_stages, slowest
-from wakes import SwitchTree
+from meters import CpuTree, SwitchTree
 
 from leadx.accounts import accounts, partnerships
 from leadx.contracts import topics
@@ -240,36 +239,6 @@ def start_exchange(run_dir: Path, database: str, broker: str, window_s: float, p
 
 
 # ---------------------------------------------------------------- measuring
-
-class CpuTree:
-    """CPU seconds (user and system, every thread) each process used from here to `stop`; with its
-    descendants where asked, live or exited (an exited child counts through the parent that reaped it)."""
-
-    def __init__(self, processes: dict[str, tuple[int, bool]]) -> None:
-        self.roots = {name: (psutil.Process(pid), children) for name, (pid, children) in processes.items()}
-        self.started = {name: self._used(process, children) for name, (process, children) in self.roots.items()}
-
-    @staticmethod
-    def _used(process: psutil.Process, children: bool) -> float:
-        try:
-            times = process.cpu_times()
-            used = times.user + times.system
-            if children:
-                used += times.children_user + times.children_system
-                for child in process.children(recursive=True):
-                    try:
-                        child_times = child.cpu_times()
-                        used += child_times.user + child_times.system
-                    except psutil.NoSuchProcess:
-                        pass
-            return used
-        except psutil.NoSuchProcess:
-            return 0.0
-
-    def stop(self) -> dict[str, float]:
-        return {name: max(0.0, self._used(process, children) - self.started[name])
-                for name, (process, children) in self.roots.items()}
-
 
 async def topic_ends(bootstrap: str, topic: str) -> dict[TopicPartition, int]:
     probe = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)

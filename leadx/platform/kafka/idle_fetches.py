@@ -67,10 +67,6 @@ class IdleFetchWait:
         self._empty_in_a_row: dict[int, int] = {}  # per node
         self._left_out: dict[tuple[str, int], int] = {}  # per partition: fetches in a row to its node without it
 
-    @property
-    def quiet_nodes(self) -> set[int]:
-        return {node for node, empty in self._empty_in_a_row.items() if empty >= self.quiet_after}
-
     def adjust(self, node_id: int, request: Any, whole_node: Callable[[], bool]) -> None:
         """Make the request about to go to `node_id` an idle one if that node was quiet and the
         request asks for all of the node's partitions (`whole_node()`, asked only of a quiet node)."""

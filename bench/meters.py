@@ -1,10 +1,12 @@
-"""Threads woken, counted per process: where a lead's CPU goes at the rates one machine reaches.
+"""What each process of a bench's exchange used between two moments: its CPU (`CpuTree`) and its
+threads' context switches (`SwitchTree`), each with its descendants where asked (PostgreSQL's backends).
 
-On this machine a wake costs a process about 0.05 to 0.2 ms of CPU whatever it then does
+A voluntary switch is a thread that blocked (on a socket, a timer, a lock) and is woken again. On
+this machine a wake costs a process about 0.05 to 0.2 ms of CPU whatever it then does
 (bench/README.md, `bench/hop.py`: a process woken by a timer and doing nothing else), so where a
 process sleeps between a lead's records its cost a lead follows how often the lead wakes it. Where
 it hardly sleeps (delivery and the auction at the machine's limit) its cost is its own work, and
-its preemptions say the cores were full.
+its preemptions (involuntary switches) say the cores were full.
 """
 
 from __future__ import annotations
@@ -15,7 +17,49 @@ from pathlib import Path
 import psutil
 
 
-class SwitchTree:
+class _ProcessTrees:
+    """Named processes, `(pid, with_descendants)` each, measured from here to `stop`."""
+
+    def __init__(self, processes: dict[str, tuple[int, bool]]) -> None:
+        self.roots = {name: (psutil.Process(pid), children) for name, (pid, children) in processes.items()}
+
+    @staticmethod
+    def _members(process: psutil.Process, children: bool) -> list[psutil.Process]:
+        """The process and, where asked, its live descendants."""
+        members = [process]
+        if children:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                members += process.children(recursive=True)
+        return members
+
+
+class CpuTree(_ProcessTrees):
+    """CPU seconds (user and system, every thread) each process used from here to `stop`; with its
+    descendants where asked, live or exited (an exited child counts through the parent that reaped it)."""
+
+    def __init__(self, processes: dict[str, tuple[int, bool]]) -> None:
+        super().__init__(processes)
+        self.started = {name: self._used(process, children) for name, (process, children) in self.roots.items()}
+
+    @classmethod
+    def _used(cls, process: psutil.Process, children: bool) -> float:
+        try:
+            times = process.cpu_times()
+        except psutil.NoSuchProcess:
+            return 0.0
+        used = times.user + times.system + (times.children_user + times.children_system if children else 0.0)
+        for child in cls._members(process, children)[1:]:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                child_times = child.cpu_times()
+                used += child_times.user + child_times.system
+        return used
+
+    def stop(self) -> dict[str, float]:
+        return {name: max(0.0, self._used(process, children) - self.started[name])
+                for name, (process, children) in self.roots.items()}
+
+
+class SwitchTree(_ProcessTrees):
     """Context switches each process's threads made from here to `stop` (with its descendants'
     where asked), voluntary and not. A voluntary one is a thread that blocked (on a socket, a timer,
     a lock) and is woken again: the wakes a sold lead. An involuntary one is a thread preempted: the
@@ -25,18 +69,14 @@ class SwitchTree:
     and go (PostgreSQL's backends) is counted short by its ended ones' share."""
 
     def __init__(self, processes: dict[str, tuple[int, bool]]) -> None:
-        self.roots = {name: (psutil.Process(pid), children) for name, (pid, children) in processes.items()}
+        super().__init__(processes)
         self.started = {name: self._threads(process, children) for name, (process, children) in self.roots.items()}
 
-    @staticmethod
-    def _threads(process: psutil.Process, children: bool) -> dict[int, tuple[int, int]]:
-        pids = [process.pid]
-        if children:
-            with contextlib.suppress(psutil.NoSuchProcess):
-                pids += [child.pid for child in process.children(recursive=True)]
+    @classmethod
+    def _threads(cls, process: psutil.Process, children: bool) -> dict[int, tuple[int, int]]:
         counts: dict[int, tuple[int, int]] = {}
-        for pid in pids:
-            counts.update(thread_switches(pid))
+        for member in cls._members(process, children):
+            counts.update(thread_switches(member.pid))
         return counts
 
     def stop(self) -> dict[str, tuple[int, int]]:

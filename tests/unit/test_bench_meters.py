@@ -1,4 +1,4 @@
-"""bench/wakes.py: the threads woken, per process, that bench/sustained.py reports a sold lead."""
+"""bench/meters.py: the threads woken, per process, that bench/sustained.py reports a sold lead."""
 
 from __future__ import annotations
 
@@ -9,10 +9,10 @@ import time
 from pathlib import Path
 
 _SPEC = importlib.util.spec_from_file_location(
-    "bench_wakes", Path(__file__).resolve().parents[2] / "bench" / "wakes.py")
+    "bench_meters", Path(__file__).resolve().parents[2] / "bench" / "meters.py")
 assert _SPEC is not None and _SPEC.loader is not None
-wakes = importlib.util.module_from_spec(_SPEC)
-_SPEC.loader.exec_module(wakes)
+meters = importlib.util.module_from_spec(_SPEC)
+_SPEC.loader.exec_module(meters)
 
 # On its first line a thread sleeps 200 times (each a block, so a voluntary switch and a wake),
 # then waits, alive, until the second line.
@@ -38,7 +38,7 @@ def _line(process: subprocess.Popen) -> None:
 
 def _counted(process: subprocess.Popen, roots: dict) -> dict:
     time.sleep(0.5)  # the interpreter started and waits for its first line
-    tree = wakes.SwitchTree(roots)
+    tree = meters.SwitchTree(roots)
     _line(process)
     time.sleep(1.5)  # the 200 sleeps are over; the thread is alive
     try:
@@ -70,10 +70,24 @@ def test_thread_switches_reads_each_live_thread_of_a_process() -> None:
         time.sleep(0.5)
         _line(process)
         time.sleep(1.0)
-        counts = wakes.thread_switches(process.pid)
+        counts = meters.thread_switches(process.pid)
         assert len(counts) == 2  # the main thread and the sleeper
         assert max(voluntary for voluntary, _ in counts.values()) >= 200
     finally:
         _line(process)
         process.wait(10)
-    assert wakes.thread_switches(process.pid) == {}  # gone: nothing to read
+    assert meters.thread_switches(process.pid) == {}  # gone: nothing to read
+
+
+def test_cpu_counts_a_busy_descendant_only_where_asked() -> None:
+    # A shell whose child spins for half a second of CPU.
+    spin = "import time\nend = time.process_time() + 0.5\nwhile time.process_time() < end: pass"
+    parent = subprocess.Popen(["sh", "-c", '"$0" -c "$1"; sleep 2', sys.executable, spin])
+    try:
+        tree = meters.CpuTree({"with": (parent.pid, True), "without": (parent.pid, False)})
+        time.sleep(1.5)  # the child has spun and exited, reaped by the shell
+        used = tree.stop()
+        assert used["with"] >= 0.3
+        assert used["without"] < 0.1
+    finally:
+        parent.wait(10)
