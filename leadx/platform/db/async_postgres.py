@@ -32,10 +32,10 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 import psycopg
 from sqlalchemy import URL, make_url
@@ -47,6 +47,7 @@ from leadx.platform.db.engine import PING_AFTER_IDLE_S, POOL_SIZE, normalise_url
 from leadx.platform.metrics import SQL_QUERY_SECONDS, sql_operation
 
 _DIALECT = PGDialect_psycopg()
+T = TypeVar("T")
 POOL_TIMEOUT_S = 30.0  # SQLAlchemy's pool_timeout: how long a statement waits for a connection
 
 
@@ -96,20 +97,56 @@ class AsyncPostgres:
         self._closed = False
 
     async def fetch_one(self, statement: PgStatement, values: Mapping[str, Any]) -> tuple | None:
-        return await self._run(statement, values, "one")
+        return await self.run(statement, values, "one")
 
     async def fetch_all(self, statement: PgStatement, values: Mapping[str, Any]) -> list[tuple]:
-        return await self._run(statement, values, "all")
+        return await self.run(statement, values, "all")
 
     async def execute(self, statement: PgStatement, values: Mapping[str, Any]) -> None:
-        await self._run(statement, values, "none")
+        await self.run(statement, values, "none")
 
     async def close(self) -> None:
         """Close the idle connections, and each one in use as it is given back; no statement after."""
         self._closed = True
         await self._renew()
 
-    async def _run(self, statement: PgStatement, values: Mapping[str, Any], fetch: str) -> Any:
+    async def run(self, statement: PgStatement, values: Mapping[str, Any], fetch: str) -> Any:
+        """One statement, its own transaction: its rows ("one", "all"), or None ("none")."""
+        async def one(connection: psycopg.AsyncConnection) -> Any:
+            started = time.perf_counter()
+            cursor = await connection.execute(statement.text, statement.parameters(values))
+            rows = await _fetched(cursor, fetch)
+            SQL_QUERY_SECONDS.labels(statement.operation).observe(time.perf_counter() - started)
+            return rows
+
+        return await self._on_a_connection(one)
+
+    async def run_together(self, calls: Sequence[tuple[PgStatement, Mapping[str, Any], str]]) -> list[Any]:
+        """Several statements in one transaction and one round trip (psycopg's pipeline mode): each
+        call's rows ("one", "all" or "none" for `fetch`), in order. All or none take effect: the
+        first error rolls every one back and is raised. Each statement's time in
+        leadx_sql_query_duration_seconds is the whole round trip's, which it waited.
+
+        No BEGIN and COMMIT: on a connection in autocommit, the statements up to the pipeline's
+        one Sync are one implicit transaction (PostgreSQL's extended query protocol). An explicit
+        transaction cost psycopg about 200 µs of CPU more a batch, more than three statements
+        alone save by sharing their round trip."""
+        async def together(connection: psycopg.AsyncConnection) -> list[Any]:
+            started = time.perf_counter()
+            async with connection.pipeline():
+                cursors = [await connection.execute(statement.text, statement.parameters(values))
+                           for statement, values, _ in calls]
+            results = [await _fetched(cursor, fetch) for cursor, (_, _, fetch) in zip(cursors, calls, strict=True)]
+            elapsed = time.perf_counter() - started
+            for statement, _, _ in calls:
+                SQL_QUERY_SECONDS.labels(statement.operation).observe(elapsed)
+            return results
+
+        return await self._on_a_connection(together)
+
+    async def _on_a_connection(self, work: Callable[[psycopg.AsyncConnection], Awaitable[T]]) -> T:
+        """`work` on a connection of the pool: an error of its statements leaves the connection in
+        the pool; one the server closed renews the pool and raises ConnectionLost."""
         if self._closed:
             raise RuntimeError("the PostgreSQL connections are closed")
         slots = self._on_this_loop()
@@ -120,10 +157,8 @@ class AsyncPostgres:
             await slots.acquire()
         try:
             connection = await self._take()
-            started = time.perf_counter()
             try:
-                cursor = await connection.execute(statement.text, statement.parameters(values))
-                rows = await (cursor.fetchone() if fetch == "one" else cursor.fetchall()) if fetch != "none" else None
+                done = await work(connection)
             except psycopg.Error as error:
                 if connection.closed:
                     await self._renew()
@@ -133,9 +168,8 @@ class AsyncPostgres:
             except BaseException:  # cancelled mid-statement: its answer may still be on the way
                 await connection.close()
                 raise
-            SQL_QUERY_SECONDS.labels(statement.operation).observe(time.perf_counter() - started)
             await self._give_back(connection)
-            return rows
+            return done
         finally:
             slots.release()
 
@@ -174,6 +208,12 @@ class AsyncPostgres:
         idle, self._idle = self._idle, []
         for connection, _ in idle:
             await connection.close()
+
+
+async def _fetched(cursor: psycopg.AsyncCursor, fetch: str) -> Any:
+    if fetch == "one":
+        return await cursor.fetchone()
+    return await cursor.fetchall() if fetch == "all" else None
 
 
 def _connect_args(url: str | URL) -> dict[str, Any]:
