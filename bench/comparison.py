@@ -17,6 +17,7 @@ BASELINE, VARIANT = "baseline", "variant"
 # The phase figures compared, and whether less is better.
 FIGURES = {
     "cpu_ms_per_sold_lead_total": True,
+    "cpu_ms_per_sold_lead_exchange": True,
     "wakes_per_sold_lead_total": True,
     "sold_per_s": False,
     "answer_p50_ms": True,

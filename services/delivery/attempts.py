@@ -79,21 +79,27 @@ class AttemptLog:
     three (BEGIN, the statement, COMMIT or ROLLBACK), three times a sold lead. On PostgreSQL they run
     on the event loop's own connections (leadx.platform.db.async_postgres, to the engine's database):
     through the engine on a thread, the thread's handoff and SQLAlchemy's work made a sold lead's
-    three cost 1.15 ms of delivery's CPU, on these 0.51 ms (bench/attempts.py). Elsewhere (SQLite)
+    three cost 1.15 ms of delivery's CPU, on these 0.51 ms (bench/attempts.py). There, those made
+    while one is in flight (the auctions of one fetch are handled side by side) go together, in one
+    round trip and one transaction (leadx.platform.db.gathered_statements); a statement whose batch
+    fails is made again alone, so each still takes effect or fails on its own. Elsewhere (SQLite)
     they run on a Connection of the engine, on a thread, not through a Session, whose machinery cost
     as much CPU as the statement. A transactional engine works too; its writes are committed.
     `close` closes the connections."""
 
-    def __init__(self, engine: Engine | None, *, on_the_loop: bool = True) -> None:
-        """`on_the_loop=False`: on PostgreSQL too, the engine on a thread (as before 2026-12-07: the
-        baseline of bench/attempts.py)."""
+    def __init__(self, engine: Engine | None, *, on_the_loop: bool = True, gathered: bool = True) -> None:
+        """`on_the_loop=False`: on PostgreSQL too, the engine on a thread (as before 2026-12-07);
+        `gathered=False`: on the loop, each statement sent alone (as before 2026-12-08). Both for
+        bench/attempts.py's baselines."""
         self.engine = engine  # None: not recorded (unit tests of the sale logic)
         on_postgres = engine is not None and engine.dialect.name == "postgresql"
-        # The statements of the auctions in hand at once gathered into one transaction and round
-        # trip (leadx.platform.db.gathered_statements): most of PostgreSQL's CPU a sold lead was
-        # these statements' round trips and commits, one each.
-        self._postgres = (GatheredStatements(AsyncPostgres(engine.url))
-                          if on_postgres and on_the_loop and engine is not None else None)
+        self._postgres: GatheredStatements | AsyncPostgres | None = None
+        if on_postgres and on_the_loop and engine is not None:
+            # The statements of the auctions in hand at once share a round trip and a commit: most
+            # of PostgreSQL's CPU a sold lead was these statements', one round trip and commit each.
+            self._postgres = AsyncPostgres(engine.url)
+            if gathered:
+                self._postgres = GatheredStatements(self._postgres)
 
     async def close(self) -> None:
         if self._postgres is not None:
