@@ -8,11 +8,13 @@ leadx.leads.status), so events of one lead arriving out of order still leave the
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable
 from functools import partial
 
 from google.protobuf.message import Message
+from sqlalchemy import Insert, Table
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -169,21 +171,32 @@ def _write_counters(session: Session) -> None:
     """Upsert every counter row the transaction added to, once each and in one fixed order: ledger
     replicas then take the row locks of shared rows (platform:fees, a busy market day) in the same
     order and cannot deadlock, and a batch of a thousand sales writes each balance once. The rows
-    of one table go in one statement (its VALUES in that order)."""
-    upsert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    of one table go in one executemany of one statement, in that order."""
+    dialect = session.get_bind().dialect.name
     pending = session.info.pop(_COUNTERS, {})
     by_table: dict[str, list] = {}
     for key in sorted(pending):  # key[0] is the table's name
         by_table.setdefault(key[0], []).append(pending[key])
+    connection = session.connection()
     for counters in by_table.values():
         # Every row of a table has the same key and counter columns (each table is counted by one
         # _add_to call), so the first row's names the statement's.
         model, key_columns, counter_columns, _ = counters[0]
-        statement = upsert(model).values([{**keys, **amounts, **also_on_insert}
-                                          for _, keys, amounts, also_on_insert in counters])
-        # The row's counters plus what this transaction adds: the values it would have been inserted with.
-        added = {column: getattr(model, column) + getattr(statement.excluded, column) for column in counter_columns}
-        session.execute(statement.on_conflict_do_update(index_elements=list(key_columns), set_=added))
+        statement = _counter_upsert(dialect, model.__table__, tuple(key_columns), tuple(counter_columns))
+        connection.execute(statement, [{**keys, **amounts, **inserted} for _, keys, amounts, inserted in counters])
+
+
+@functools.cache
+def _counter_upsert(dialect: str, table: Table, key_columns: tuple[str, ...],
+                    counter_columns: tuple[str, ...]) -> Insert:
+    """A counter row inserted, or its counters added to: one statement per table and dialect, the
+    rows' values bound at execution (an executemany). Made with the rows as its VALUES, the statement
+    was compiled by SQLAlchemy, and prepared by PostgreSQL, afresh for nearly every batch (two
+    batches seldom have as many rows of a table)."""
+    statement = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
+    # The row's counters plus what this transaction adds: the values it would have been inserted with.
+    added = {column: table.c[column] + statement.excluded[column] for column in counter_columns}
+    return statement.on_conflict_do_update(index_elements=list(key_columns), set_=added)
 
 
 def _count_duplicates(session: Session, buyer_ids, at_ms: int) -> None:
