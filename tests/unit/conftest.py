@@ -1,4 +1,5 @@
 import shutil
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -7,6 +8,7 @@ import pytest
 from leadx.dedup.store import DedupStore
 from leadx.dev.tools import check_k8s
 from leadx.platform.config import RedisSettings
+from leadx.platform.db import engine as engines
 from leadx.platform.redis.client import connect
 
 # Settings the unit tests read from the environment: cleared, so the machine's own never leak in.
@@ -18,6 +20,15 @@ _SETTINGS = ("KAFKA_BOOTSTRAP_SERVERS", "REDIS_URL", "DATABASE_URL", "LEADX_HMAC
              "KAFKA_ANSWER_PRODUCER_LINGER_MS",
              "AUCTION_OPEN_BATCH", "AUCTION_BID_BATCH",
              "AUCTION_CLOSE_BATCH", "AUCTION_BATCH_WAIT_MS", "AUCTION_BID_FLUSH_MS", "API_KEY_CACHE_SECONDS")
+
+
+@pytest.fixture
+def url_with_tables(database_url) -> Iterator[str]:
+    """`database_url` (a schema of its own), its tables made."""
+    engine = engines.make_engine(database_url)
+    engines.create_schema(engine)
+    engine.dispose()
+    yield database_url
 
 
 @pytest.fixture

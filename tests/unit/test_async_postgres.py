@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterator
 
 import pytest
 from sqlalchemy import func, select
@@ -20,12 +19,8 @@ NEVER_S = 3600.0  # an idle time no test reaches: its connections are never ping
 
 
 @pytest.fixture
-def url(database_url) -> Iterator[str]:
-    """A schema of its own, its tables made."""
-    engine = engines.make_engine(database_url)
-    engines.create_schema(engine)
-    engine.dispose()
-    yield database_url
+def url(url_with_tables) -> str:
+    return url_with_tables
 
 
 async def pid_of(postgres: AsyncPostgres) -> int:

@@ -5,7 +5,6 @@ cancellation."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 
 import psycopg
 import pytest
@@ -27,11 +26,8 @@ pytestmark = [pytest.mark.postgres, pytest.mark.parametrize("database_url", ["po
 
 
 @pytest.fixture
-def url(database_url) -> Iterator[str]:
-    engine = engines.make_engine(database_url)
-    engines.create_schema(engine)
-    engine.dispose()
-    yield database_url
+def url(url_with_tables) -> str:
+    return url_with_tables
 
 
 def event_ids(url: str) -> set[str]:
