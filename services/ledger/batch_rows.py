@@ -30,7 +30,7 @@ from collections.abc import Iterable
 from typing import Any, cast
 
 from google.protobuf.message import Message
-from sqlalchemy import Table, any_, bindparam, select, update
+from sqlalchemy import String, Table, any_, bindparam, select, update
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
@@ -121,12 +121,14 @@ def _load_by_id(rows: dict, session: Session, model: Any, ids: set[str]) -> None
         rows.update(((model, row_id), found.get(row_id)) for row_id in ids)
 
 
-def one_of(session: Session, column: Any, values: list) -> Any:
-    """`column` is one of `values`. On PostgreSQL `= ANY(array)`: one statement text whatever the
-    count, so SQLAlchemy expands nothing and PostgreSQL plans it once for the connection, where an
-    IN of so many values was a new statement for nearly every batch. Elsewhere (SQLite) an IN."""
+def one_of(session: Session, column: Any, values: list[str]) -> Any:
+    """Text `column` is one of `values`. On PostgreSQL `= ANY(array)`: one statement text whatever
+    the count, so SQLAlchemy expands nothing and PostgreSQL plans it once for the connection, where
+    an IN of so many values was a new statement for nearly every batch. The array is of unbounded
+    text, so a value longer than the column matches nothing, as in an IN, rather than failing the
+    cast. Elsewhere (SQLite) an IN."""
     if session.get_bind().dialect.name == "postgresql":
-        return column == any_(bindparam("values", values, type_=ARRAY(column.type)))
+        return column == any_(bindparam("values", values, type_=ARRAY(String())))
     return column.in_(values)
 
 

@@ -8,10 +8,9 @@ leadx.leads.status), so events of one lead arriving out of order still leave the
 
 from __future__ import annotations
 
-import functools
 import time
 from collections.abc import Callable
-from functools import partial
+from functools import cache, partial
 
 from google.protobuf.message import Message
 from sqlalchemy import Insert, Table
@@ -186,13 +185,13 @@ def _write_counters(session: Session) -> None:
         connection.execute(statement, [{**keys, **amounts, **inserted} for _, keys, amounts, inserted in counters])
 
 
-@functools.cache
+@cache
 def _counter_upsert(dialect: str, table: Table, key_columns: tuple[str, ...],
                     counter_columns: tuple[str, ...]) -> Insert:
     """A counter row inserted, or its counters added to: one statement per table and dialect, the
-    rows' values bound at execution (an executemany). Made with the rows as its VALUES, the statement
-    was compiled by SQLAlchemy, and prepared by PostgreSQL, afresh for nearly every batch (two
-    batches seldom have as many rows of a table)."""
+    rows' values bound at execution (an executemany). Made with the rows as its VALUES, it was
+    compiled by SQLAlchemy for each count of rows it had not cached (0.4 ms for one row, 2.4 for
+    twenty), and each count was a statement PostgreSQL had not prepared."""
     statement = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
     # The row's counters plus what this transaction adds: the values it would have been inserted with.
     added = {column: table.c[column] + statement.excluded[column] for column in counter_columns}

@@ -8,7 +8,9 @@ SQLAlchemy's own work; here 0.51 ms (bench/attempts.py, 2026-12-07). The stateme
 SQLAlchemy, and compiled once for PostgreSQL (`PgStatement`).
 
 What the engine's pool does (leadx.platform.db.engine), this one does too:
-  - each statement is its own transaction (autocommit, as statement_engine): one round trip;
+  - each statement is its own transaction (autocommit, as statement_engine): one round trip
+    (`run_together` sends several in one round trip and one transaction: delivery's, gathered
+    by leadx.platform.db.gathered_statements);
   - it connects with the engine's arguments (the dialect's own reading of the URL);
   - a connection that sat idle PING_AFTER_IDLE_S or more is pinged as it is taken, and one the
     server closed is replaced before a statement is sent on it;
@@ -129,8 +131,8 @@ class AsyncPostgres:
 
         No BEGIN and COMMIT: on a connection in autocommit, the statements up to the pipeline's
         one Sync are one implicit transaction (PostgreSQL's extended query protocol). An explicit
-        transaction cost psycopg about 200 µs of CPU more a batch, more than three statements
-        alone save by sharing their round trip."""
+        transaction cost psycopg 200 to 300 µs of CPU more a batch, more than three statements
+        save by sharing their round trip."""
         async def together(connection: psycopg.AsyncConnection) -> list[Any]:
             started = time.perf_counter()
             async with connection.pipeline():

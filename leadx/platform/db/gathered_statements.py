@@ -3,15 +3,15 @@ transaction and one round trip for all of them (AsyncPostgres.run_together).
 
 Delivery writes its dispute record in three statements a sold lead (services/delivery/attempts.py),
 each its own transaction, from as many tasks as it has auctions in hand. In a whole exchange at
-120 to 150 leads a second, delivery's backends used three quarters of PostgreSQL's CPU, about 1.3
+120 to 150 leads a second, delivery's backends used three quarters of PostgreSQL's CPU, 1.3 to 1.8
 ms a sold lead, for three statements that cost it 0.38 ms made one after another alone
 (bench/README.md, "delivery's statements gathered"): each one a round trip that wakes a backend,
 and a commit. Gathered, the statements of the auctions one fetch brings share both.
 
-How they gather: a statement made while no batch is in flight goes at the next turn of the event
-loop, with every other made in the same turn; those made while a batch is in flight wait for it
-and go together after it (at most `max_batch` at a time). So a statement waits at most one round
-trip longer than it would alone, and a lone statement goes alone, as before.
+How they gather: a statement made while none is in flight goes at once, alone, in its caller's
+task, as it went before; those made while one is in flight (alone or a batch) wait for it and go
+together after it (at most `max_batch` at a time). So a statement waits at most one round trip
+longer than it would alone, and no task is made for a statement nobody made beside.
 
 A batch is all or nothing in SQL; a caller's statement is not. When a batch fails, its statements
 are made again one by one, each its own transaction as if it had been made alone, so one
@@ -43,7 +43,7 @@ class GatheredStatements:
     def __init__(self, postgres: AsyncPostgres, max_batch: int = MAX_BATCH) -> None:
         self.postgres, self.max_batch = postgres, max_batch
         self._waiting: list[_Call] = []
-        # A batch is being gathered or is in flight; when it is done, what waits goes next.
+        # A statement or a batch is in flight; when it is done, what waits goes next.
         self._busy = False
         self._sender: asyncio.Task | None = None  # sends what waited for a batch in flight
         self._loop: asyncio.AbstractEventLoop | None = None
